@@ -1,0 +1,210 @@
+/**
+ * The one Kysely `Database` type for the read model. Nullable columns are `T | null`;
+ * columns with a database default are `Generated<T>`. Pass the `Selectable`/`Insertable`
+ * aliases below around, not the table interfaces.
+ */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** timestamptz: read as Date, written as Date or ISO string. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** jsonb: written as a JSON string or value, read as parsed JSON. */
+type Json<T> = ColumnType<T, T | string, T | string>;
+
+export interface ShippingAddress {
+  name: string;
+  line1: string;
+  line2?: string | null;
+  city: string;
+  state?: string | null;
+  postcode: string;
+  country: string;
+  phone?: string | null;
+}
+
+export interface OrdersTable {
+  id: string;
+  number: string;
+  customer_id: string | null;
+  email: string;
+  postcode: string | null;
+  status: Generated<string>;
+  failure_code: string | null;
+  failure_message: string | null;
+  currency: string;
+  /** Minor units (cents). */
+  total_amount: number;
+  courier: string;
+  shipping_address: Json<ShippingAddress>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface OrderItemsTable {
+  order_id: string;
+  line_no: number;
+  sku: string;
+  name: string;
+  quantity: number;
+  /** Minor units (cents). */
+  unit_amount: number;
+  shipment_id: string | null;
+}
+
+export interface InventoryItemsTable {
+  sku: string;
+  name: string;
+  location: Generated<string>;
+  on_hand: number;
+  reserved: Generated<number>;
+  low_stock_threshold: Generated<number>;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface InventoryReservationsTable {
+  order_id: string;
+  sku: string;
+  quantity: number;
+  status: Generated<'RESERVED' | 'RELEASED' | 'CONSUMED' | 'RESTOCKED'>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface PaymentsTable {
+  id: string;
+  order_id: string;
+  idempotency_key: string;
+  provider: string;
+  provider_ref: string | null;
+  status: string;
+  currency: string;
+  amount_authorised: number;
+  amount_captured: Generated<number>;
+  amount_refunded: Generated<number>;
+  decline_code: string | null;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface ShipmentsTable {
+  id: string;
+  order_id: string | null;
+  courier: string;
+  tracking_number: string;
+  status: Generated<string>;
+  sub_status: string | null;
+  eta: Timestamp | null;
+  last_event_at: Timestamp | null;
+  last_synced_at: Timestamp | null;
+  next_poll_at: Timestamp | null;
+  sync_error: string | null;
+  sync_failing_since: Timestamp | null;
+  consecutive_failures: Generated<number>;
+  version: Generated<number>;
+  destination_city: string | null;
+  destination_country: string | null;
+  raw_latest: Json<unknown> | null;
+  picked_up_at: Timestamp | null;
+  delivered_at: Timestamp | null;
+  archived_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface TrackingEventsTable {
+  id: Generated<number>;
+  shipment_id: string;
+  /** Deterministic from courier, code, time and location: the same scan twice is one row. */
+  event_key: string;
+  status: string;
+  sub_status: string | null;
+  raw_code: string | null;
+  raw_text: string | null;
+  occurred_at: Timestamp;
+  occurred_at_raw: string | null;
+  location_city: string | null;
+  location_state: string | null;
+  location_country: string | null;
+  source: 'poll' | 'push' | 'manual';
+  recorded_at: GeneratedTimestamp;
+}
+
+export interface CourierApiUsageTable {
+  courier: string;
+  /** UTC day, 'YYYY-MM-DD'. */
+  day: string;
+  calls: Generated<number>;
+  failures: Generated<number>;
+}
+
+export interface CourierWebhookEventsTable {
+  courier: string;
+  event_id: string;
+  tracking_number: string | null;
+  received_at: GeneratedTimestamp;
+}
+
+export interface NotificationsTable {
+  id: Generated<number>;
+  dedupe_key: string;
+  order_id: string | null;
+  kind: string;
+  channel: string;
+  recipient: string;
+  payload: Json<Record<string, unknown>>;
+  status: Generated<'PENDING' | 'SENT' | 'FAILED'>;
+  attempts: Generated<number>;
+  last_error: string | null;
+  created_at: GeneratedTimestamp;
+  sent_at: Timestamp | null;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  actor: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  reason: string | null;
+  details: Json<Record<string, unknown>>;
+  created_at: GeneratedTimestamp;
+}
+
+export interface ApiIdempotencyKeysTable {
+  scope: string;
+  key: string;
+  request_hash: string;
+  state: 'IN_PROGRESS' | 'DONE';
+  response_status: number | null;
+  response_body: Json<unknown> | null;
+  created_at: GeneratedTimestamp;
+}
+
+export interface Database {
+  orders: OrdersTable;
+  order_items: OrderItemsTable;
+  inventory_items: InventoryItemsTable;
+  inventory_reservations: InventoryReservationsTable;
+  payments: PaymentsTable;
+  shipments: ShipmentsTable;
+  tracking_events: TrackingEventsTable;
+  courier_api_usage: CourierApiUsageTable;
+  courier_webhook_events: CourierWebhookEventsTable;
+  notifications: NotificationsTable;
+  audit_log: AuditLogTable;
+  api_idempotency_keys: ApiIdempotencyKeysTable;
+}
+
+export type Order = Selectable<OrdersTable>;
+export type NewOrder = Insertable<OrdersTable>;
+export type OrderItem = Selectable<OrderItemsTable>;
+export type NewOrderItem = Insertable<OrderItemsTable>;
+export type InventoryItem = Selectable<InventoryItemsTable>;
+export type Payment = Selectable<PaymentsTable>;
+export type Shipment = Selectable<ShipmentsTable>;
+export type NewShipment = Insertable<ShipmentsTable>;
+export type ShipmentUpdate = Updateable<ShipmentsTable>;
+export type TrackingEvent = Selectable<TrackingEventsTable>;
+export type NewTrackingEvent = Insertable<TrackingEventsTable>;
+export type Notification = Selectable<NotificationsTable>;
+export type AuditEntry = Selectable<AuditLogTable>;

@@ -1,0 +1,10 @@
+/**
+ * Every migration, by its frozen name. Listed statically (not read from the folder) so the
+ * same set runs under tsx, ts-jest/swc and the compiled dist/ build.
+ */
+import type { Migration } from 'kysely';
+import * as initialReadModel from './2026-11-23T09-00-00_initial_read_model';
+
+export const migrations: Record<string, Migration> = {
+  '2026-11-23T09-00-00_initial_read_model': initialReadModel,
+};

@@ -1,0 +1,278 @@
+/**
+ * The only module that reads `process.env`. Everything else receives a {@link Config}.
+ *
+ * Every variable has a default that runs the dev stack on one machine; `.env.example`
+ * lists them all. A bad value never surfaces later as a stack trace: {@link loadConfig}
+ * collects every problem and throws one {@link ConfigError} that names each variable.
+ */
+import os from 'node:os';
+import path from 'node:path';
+
+/** Shipment statuses that have a poll interval (terminal statuses stop polling). */
+export const POLLED_STATUSES = [
+  'PENDING',
+  'INFO_RECEIVED',
+  'IN_TRANSIT',
+  'OUT_FOR_DELIVERY',
+  'AVAILABLE_FOR_PICKUP',
+  'ATTEMPT_FAIL',
+  'EXCEPTION',
+] as const;
+export type PolledStatus = (typeof POLLED_STATUSES)[number];
+
+export interface Config {
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  readonly api: { readonly host: string; readonly port: number };
+  readonly database: {
+    /** Connection string; when DATABASE_URL is unset this points at the embedded server. */
+    readonly url: string;
+    /** True when DATABASE_URL is unset: the dev stack runs an embedded Postgres. */
+    readonly embedded: boolean;
+    readonly embeddedPort: number;
+    readonly poolMax: number;
+  };
+  readonly temporal: {
+    readonly address: string;
+    /** True when TEMPORAL_ADDRESS is set: use that server, start none. */
+    readonly external: boolean;
+    readonly namespace: string;
+    readonly tls: boolean;
+    readonly tlsCertPath: string | null;
+    readonly tlsKeyPath: string | null;
+    readonly apiKey: string | null;
+    readonly uiPort: number;
+    readonly cliPath: string | null;
+    readonly taskQueue: string;
+    readonly courierTaskQueue: string;
+  };
+  readonly courier: {
+    readonly simulatorPort: number;
+    readonly simulatorUrl: string;
+    /** Calls per courier per UTC day; the shipment workflows wait for the next day beyond it. */
+    readonly dailyBudget: number;
+    /** Courier activities running at once on one worker. */
+    readonly concurrency: number;
+    /** Courier activities started per second, across the courier task queue. */
+    readonly callsPerSecond: number;
+  };
+  readonly polling: {
+    /** Milliseconds to wait before the next poll, per current status. */
+    readonly intervalMs: Readonly<Record<PolledStatus, number>>;
+    /** Upper bound of the exponential backoff while the courier is unreachable (ms). */
+    readonly backoffCapMs: number;
+    /** No new scan for this long → EXPIRED (ms). */
+    readonly expireAfterNoScanMs: number;
+    /** Tracking stops after this age whatever the status (ms). */
+    readonly maxAgeMs: number;
+  };
+  readonly paths: {
+    /** Dev-stack state: Postgres data, Temporal SQLite file. */
+    readonly dataDir: string;
+    /** Cache outside the repo for the Temporal CLI build. */
+    readonly cacheDir: string;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** Parses `500ms`, `90s`, `30m`, `6h`, `7d` (or a bare number of milliseconds). */
+export function parseDuration(text: string): number | null {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!match) return null;
+  const value = Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']!;
+  return Number.isFinite(value) && value > 0 ? Math.round(value) : null;
+}
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  has(name: string): boolean {
+    return this.raw(name) !== undefined;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  optional(name: string): string | null {
+    return this.raw(name) ?? null;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const text = this.raw(name);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!/^-?\d+$/.test(text) || value < min || value > max) {
+      this.problems.push(`${name} must be a whole number from ${min} to ${max} (got "${text}")`);
+      return fallback;
+    }
+    return value;
+  }
+
+  port(name: string, fallback: number): number {
+    return this.int(name, fallback, 1, 65_535);
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const text = this.raw(name)?.toLowerCase();
+    if (text === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+    if (['0', 'false', 'no', 'off'].includes(text)) return false;
+    this.problems.push(`${name} must be true or false (got "${text}")`);
+    return fallback;
+  }
+
+  duration(name: string, fallback: string): number {
+    const text = this.raw(name) ?? fallback;
+    const value = parseDuration(text);
+    if (value === null) {
+      this.problems.push(`${name} must be a duration such as 500ms, 90s, 30m, 6h or 7d (got "${text}")`);
+      return parseDuration(fallback)!;
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const text = this.raw(name);
+    if (text === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(text)) {
+      this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${text}")`);
+      return fallback;
+    }
+    return text as T;
+  }
+
+  url(name: string, fallback: string, protocols: string[]): string {
+    const text = this.raw(name) ?? fallback;
+    try {
+      const parsed = new URL(text);
+      if (!protocols.includes(parsed.protocol)) {
+        this.problems.push(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+      }
+    } catch {
+      this.problems.push(`${name} must be a URL (got "${redactUrl(text)}")`);
+    }
+    return text;
+  }
+}
+
+/** Hides the password of a connection string so it can be logged. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export const EMBEDDED_PG = { user: 'waybill', password: 'waybill', database: 'waybill' } as const;
+
+/** Reads, validates and freezes the configuration. Throws {@link ConfigError} naming every bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const r = new Reader(env);
+
+  const dataDir = path.resolve(r.string('WAYBILL_DATA_DIR', '.data'));
+  const xdgCache = r.optional('XDG_CACHE_HOME') ?? path.join(os.homedir(), '.cache');
+  const cacheDir = path.resolve(r.string('WAYBILL_CACHE_DIR', path.join(xdgCache, 'waybill')));
+
+  const embeddedPort = r.port('WAYBILL_PG_PORT', 54329);
+  const embeddedUrl = `postgres://${EMBEDDED_PG.user}:${EMBEDDED_PG.password}@127.0.0.1:${embeddedPort}/${EMBEDDED_PG.database}`;
+  const databaseUrl = r.has('DATABASE_URL')
+    ? r.url('DATABASE_URL', embeddedUrl, ['postgres:', 'postgresql:'])
+    : embeddedUrl;
+
+  const temporalTls = r.bool('TEMPORAL_TLS', false);
+  const apiKey = r.optional('TEMPORAL_API_KEY');
+  const certPath = r.optional('TEMPORAL_TLS_CERT_PATH');
+  const keyPath = r.optional('TEMPORAL_TLS_KEY_PATH');
+  if ((certPath === null) !== (keyPath === null)) {
+    r.problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
+  }
+
+  const simulatorPort = r.port('COURIER_SIMULATOR_PORT', 4010);
+
+  const intervalMs: Record<PolledStatus, number> = {
+    PENDING: r.duration('WAYBILL_POLL_PENDING', '6h'),
+    INFO_RECEIVED: r.duration('WAYBILL_POLL_INFO_RECEIVED', '6h'),
+    IN_TRANSIT: r.duration('WAYBILL_POLL_IN_TRANSIT', '2h'),
+    OUT_FOR_DELIVERY: r.duration('WAYBILL_POLL_OUT_FOR_DELIVERY', '30m'),
+    AVAILABLE_FOR_PICKUP: r.duration('WAYBILL_POLL_AVAILABLE_FOR_PICKUP', '6h'),
+    ATTEMPT_FAIL: r.duration('WAYBILL_POLL_ATTEMPT_FAIL', '1h'),
+    EXCEPTION: r.duration('WAYBILL_POLL_EXCEPTION', '1h'),
+  };
+
+  const config: Config = {
+    logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
+    api: {
+      host: r.string('WAYBILL_HOST', '127.0.0.1'),
+      port: r.port('WAYBILL_PORT', 3000),
+    },
+    database: {
+      url: databaseUrl,
+      embedded: !r.has('DATABASE_URL'),
+      embeddedPort,
+      poolMax: r.int('WAYBILL_DB_POOL_MAX', 10, 1, 500),
+    },
+    temporal: {
+      address: r.string('TEMPORAL_ADDRESS', 'localhost:7233'),
+      external: r.has('TEMPORAL_ADDRESS'),
+      namespace: r.string('TEMPORAL_NAMESPACE', 'default'),
+      tls: temporalTls || apiKey !== null || certPath !== null,
+      tlsCertPath: certPath,
+      tlsKeyPath: keyPath,
+      apiKey,
+      uiPort: r.port('TEMPORAL_UI_PORT', 8233),
+      cliPath: r.optional('TEMPORAL_CLI_PATH'),
+      taskQueue: r.string('WAYBILL_TASK_QUEUE', 'waybill'),
+      courierTaskQueue: r.string('WAYBILL_COURIER_TASK_QUEUE', 'waybill-courier'),
+    },
+    courier: {
+      simulatorPort,
+      simulatorUrl: r.url('COURIER_SIMULATOR_URL', `http://127.0.0.1:${simulatorPort}`, ['http:', 'https:']),
+      dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),
+      concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
+      callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
+    },
+    polling: {
+      intervalMs,
+      backoffCapMs: r.duration('WAYBILL_POLL_BACKOFF_CAP', '6h'),
+      expireAfterNoScanMs: r.duration('WAYBILL_EXPIRE_AFTER_NO_SCAN', '7d'),
+      maxAgeMs: r.duration('WAYBILL_TRACKING_MAX_AGE', '60d'),
+    },
+    paths: { dataDir, cacheDir },
+  };
+
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return deepFreeze(config);
+}

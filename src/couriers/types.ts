@@ -1,0 +1,102 @@
+/**
+ * The courier contract: every courier adapter maps its wire format onto these types.
+ * Adapters are plain objects created by a factory that takes their settings and `fetch`.
+ */
+import type { EventSource, ShipmentStatus } from '../domain/status';
+
+export const CourierCode = {
+  EASYPARCEL: 'easyparcel',
+  BLUEDART: 'bluedart',
+  SIMULATOR: 'simulator',
+} as const;
+export type CourierCode = (typeof CourierCode)[keyof typeof CourierCode];
+export const COURIER_CODES = Object.values(CourierCode) as CourierCode[];
+
+export interface EventLocation {
+  city: string | null;
+  state: string | null;
+  country: string | null;
+}
+
+/** One normalised scan. `key` is deterministic from courier, raw code, time and location. */
+export interface NormalisedEvent {
+  key: string;
+  status: ShipmentStatus;
+  subStatus: string | null;
+  rawCode: string | null;
+  rawText: string | null;
+  /** ISO 8601 in UTC. */
+  occurredAt: string;
+  /** The courier's own timestamp text, as sent. */
+  occurredAtRaw: string | null;
+  location: EventLocation;
+  source: EventSource;
+}
+
+/** What one tracking number looks like at the courier right now. */
+export type TrackResult =
+  | {
+      kind: 'found';
+      trackingNumber: string;
+      status: ShipmentStatus;
+      subStatus: string | null;
+      /** ISO 8601 UTC, when the courier gives one. */
+      eta: string | null;
+      /** Oldest first. */
+      events: NormalisedEvent[];
+      /** The courier's payload for this number with personal data removed (kept for support). */
+      raw: unknown;
+    }
+  | { kind: 'not_found'; trackingNumber: string };
+
+export interface BookingRequest {
+  /** Our shipment id: couriers that accept a reference get it, making a retried booking idempotent. */
+  reference: string;
+  sender: { name: string; city: string; postcode: string; country: string };
+  recipient: {
+    name: string;
+    line1: string;
+    city: string;
+    state: string | null;
+    postcode: string;
+    country: string;
+    phone: string | null;
+  };
+  parcel: { weightGrams: number; description: string };
+}
+
+export interface Booking {
+  trackingNumber: string;
+  /** The courier's own booking id when different from the tracking number. */
+  courierRef: string | null;
+}
+
+export interface CourierAdapter {
+  readonly code: CourierCode;
+  /** Largest batch `track` accepts in one call. */
+  readonly maxBatch: number;
+  /** One courier call for up to `maxBatch` numbers; one result per number, same order. */
+  track(trackingNumbers: string[]): Promise<TrackResult[]>;
+  book(request: BookingRequest): Promise<Booking>;
+  /** Cancels a booking; cancelling one already cancelled succeeds. */
+  cancel(trackingNumber: string): Promise<void>;
+}
+
+/**
+ * A courier answer we cannot use (outage page, malformed body, 5xx, 429). Retryable:
+ * the activity's retry policy and then the workflow's backoff deal with it.
+ */
+export class CourierUnavailableError extends Error {
+  override name = 'CourierUnavailableError';
+  constructor(
+    message: string,
+    readonly details: { status?: number; retryAfterMs?: number; bodySnippet?: string } = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The courier refused the request for good (bad credentials, invalid booking). Not retryable. */
+export class CourierRejectedError extends Error {
+  override name = 'CourierRejectedError';
+}

@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import pg from 'pg';
+import { createDb, type Database } from '../../db/client';
+
+function adminUrl(database: string): string {
+  const url = new URL(process.env.WAYBILL_TEST_PG_URL!);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export interface TestDatabase {
+  url: string;
+  db: Kysely<Database>;
+  /** Closes the pool and drops the database. */
+  drop(): Promise<void>;
+}
+
+/** A new database cloned from the migrated template: every test file starts from a clean read model. */
+export async function freshDatabase(): Promise<TestDatabase> {
+  const name = `waybill_t_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl('postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name} template ${process.env.WAYBILL_TEST_TEMPLATE_DB}`);
+  } finally {
+    await admin.end();
+  }
+  const url = adminUrl(name);
+  const db = createDb({ url, poolMax: 5 });
+  return {
+    url,
+    db,
+    async drop() {
+      await db.destroy();
+      const client = new pg.Client({ connectionString: adminUrl('postgres') });
+      await client.connect();
+      try {
+        await client.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** An empty database with no migrations applied (for migration tests). */
+export async function emptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `waybill_e_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl('postgres') });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  return {
+    url: adminUrl(name),
+    async drop() {
+      const client = new pg.Client({ connectionString: adminUrl('postgres') });
+      await client.connect();
+      await client.query(`drop database if exists ${name} with (force)`);
+      await client.end();
+    },
+  };
+}
