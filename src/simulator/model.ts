@@ -57,3 +57,22 @@ export interface RenderedResponse {
   contentType: string;
   body: string;
 }
+
+/** A booking as the simulator records it (any format books through the same backend). */
+export interface SimBookingRequest {
+  /** Idempotency: the same reference returns the same tracking number. */
+  reference: string;
+  recipient: SimRecipient;
+  weightGrams: number;
+}
+
+/**
+ * What the simulator core offers the wire-format routes. The core owns the clock,
+ * scenarios, faults and call counting; the format routes only translate.
+ */
+export interface SimBackend {
+  /** Current view of each number at the simulator's (scaled) now; unknown numbers are not found. */
+  track(format: SimFormat, trackingNumbers: string[]): SimTrackingItem[];
+  book(format: SimFormat, request: SimBookingRequest): { trackingNumber: string };
+  cancel(format: SimFormat, trackingNumber: string): 'cancelled' | 'already_picked_up' | 'not_found';
+}
