@@ -3,7 +3,7 @@
  * database when it is running). Exits non-zero and names the failed migration.
  */
 import { loadConfig, redactUrl } from '../src/config';
-import { runMain } from '../src/main-helpers';
+import { assertDatabaseReachable, runMain } from '../src/main-helpers';
 import { createDb } from './client';
 import { migrateToLatest } from './migrator';
 
@@ -11,6 +11,7 @@ runMain(async () => {
   const config = loadConfig();
   const db = createDb({ url: config.database.url, poolMax: 1 });
   try {
+    await assertDatabaseReachable(db, config.database.url);
     const applied = await migrateToLatest(db);
     console.log(
       applied.length === 0

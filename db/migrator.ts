@@ -5,7 +5,7 @@ export class MigrationError extends Error {
   override name = 'MigrationError';
   constructor(
     readonly migration: string | null,
-    readonly cause: unknown,
+    override readonly cause: unknown,
   ) {
     super(
       migration

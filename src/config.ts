@@ -54,6 +54,10 @@ export interface Config {
     readonly concurrency: number;
     /** Courier activities started per second, across the courier task queue. */
     readonly callsPerSecond: number;
+    /** One courier HTTP call gives up after this long (ms). */
+    readonly timeoutMs: number;
+    readonly easyParcel: { readonly baseUrl: string; readonly clientId: string; readonly clientSecret: string };
+    readonly blueDart: { readonly baseUrl: string; readonly loginId: string; readonly licenceKey: string };
   };
   readonly polling: {
     /** Milliseconds to wait before the next poll, per current status. */
@@ -221,6 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const simulatorPort = r.port('COURIER_SIMULATOR_PORT', 4010);
+  const simulatorUrl = r.url('COURIER_SIMULATOR_URL', `http://127.0.0.1:${simulatorPort}`, ['http:', 'https:']);
 
   const intervalMs: Record<PolledStatus, number> = {
     PENDING: r.duration('WAYBILL_POLL_PENDING', '6h'),
@@ -259,10 +264,22 @@ export function loadConfig(env: Env = process.env): Config {
     },
     courier: {
       simulatorPort,
-      simulatorUrl: r.url('COURIER_SIMULATOR_URL', `http://127.0.0.1:${simulatorPort}`, ['http:', 'https:']),
+      simulatorUrl,
       dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),
       concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
       callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
+      timeoutMs: r.duration('WAYBILL_COURIER_TIMEOUT', '10s'),
+      // By default every courier is the simulator speaking that courier's wire format.
+      easyParcel: {
+        baseUrl: r.url('EASYPARCEL_BASE_URL', `${simulatorUrl}/easyparcel`, ['http:', 'https:']),
+        clientId: r.string('EASYPARCEL_CLIENT_ID', 'waybill-dev'),
+        clientSecret: r.string('EASYPARCEL_CLIENT_SECRET', 'waybill-dev-secret'),
+      },
+      blueDart: {
+        baseUrl: r.url('BLUEDART_BASE_URL', `${simulatorUrl}/bluedart`, ['http:', 'https:']),
+        loginId: r.string('BLUEDART_LOGIN_ID', 'waybill-dev'),
+        licenceKey: r.string('BLUEDART_LICENCE_KEY', 'waybill-dev-licence'),
+      },
     },
     polling: {
       intervalMs,

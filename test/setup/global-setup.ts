@@ -7,7 +7,6 @@
  * What tests need is passed on through environment variables (Jest workers inherit them).
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createDb } from '../../db/client';
@@ -16,20 +15,9 @@ import { loadConfig } from '../../src/config';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../src/dev/embedded-postgres';
 import { resolveTemporalCli } from '../../src/dev/temporal-cli';
 import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporal-server';
+import { freePort } from '../support/ports';
 
 export const TEMPLATE_DB = 'waybill_template';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface TestServers {
   postgres: RunningPostgres;

@@ -1,0 +1,88 @@
+/**
+ * The Fastify application: TypeBox schemas on every route (they validate requests, shape
+ * responses and produce the OpenAPI document), one error shape, request ids everywhere.
+ */
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { TemporalClient } from '../temporal';
+import { ApiError, ErrorBody, errorBody } from './errors';
+import { healthRoutes } from './routes/health';
+
+export interface ApiDeps {
+  config: Config;
+  db: Kysely<Database>;
+  temporal: TemporalClient;
+  log: Logger;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const BODY_LIMIT_BYTES = 64 * 1024;
+
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    // A caller's x-request-id is kept when it is sane, so one id follows a request across systems.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.addSchema(ErrorBody);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Waybill API',
+        version: '0.1.0',
+        description: 'Orders, shipment tracking and admin actions for a shop. Errors share one shape: `{ error: { code, message } }`.',
+      },
+      tags: [{ name: 'operations', description: 'Health, metrics and this document' }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
+    if (err instanceof ApiError) {
+      return reply.code(err.statusCode).send(errorBody(err.code, err.message));
+    }
+    if (err.validation) {
+      const where = err.validationContext ?? 'request';
+      return reply.code(400).send(errorBody('VALIDATION_FAILED', `${where}: ${err.message.replace(/^\w+\/?/, '').trim() || err.message}`));
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send(errorBody(err.code ?? 'BAD_REQUEST', err.message));
+    }
+    request.log.error({ err }, 'request failed');
+    return reply.code(status >= 500 ? status : 500).send(errorBody('INTERNAL', 'Internal error; the request id identifies it in the logs'));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  await app.register(healthRoutes, { deps });
+
+  app.get(
+    '/openapi.json',
+    { schema: { hide: true } },
+    async () => app.swagger(),
+  );
+
+  return app;
+}

@@ -1,0 +1,60 @@
+/**
+ * Connection settings shared by the API's client and the worker's native connection, so
+ * the same code runs against the dev server, a self-hosted cluster or Temporal Cloud.
+ */
+import fs from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import type { Config } from './config';
+import { StartupError } from './main-helpers';
+
+export interface TemporalConnectionOptions {
+  address: string;
+  tls?: boolean | { clientCertPair: { crt: Buffer; key: Buffer } };
+  apiKey?: string;
+}
+
+export function temporalConnectionOptions(config: Config['temporal']): TemporalConnectionOptions {
+  const options: TemporalConnectionOptions = { address: config.address };
+  if (config.tlsCertPath && config.tlsKeyPath) {
+    try {
+      options.tls = {
+        clientCertPair: { crt: fs.readFileSync(config.tlsCertPath), key: fs.readFileSync(config.tlsKeyPath) },
+      };
+    } catch (err) {
+      throw new StartupError(`cannot read the Temporal TLS client certificate: ${(err as Error).message}`);
+    }
+  } else if (config.tls) {
+    options.tls = true;
+  }
+  if (config.apiKey) options.apiKey = config.apiKey;
+  return options;
+}
+
+export interface TemporalClient {
+  connection: Connection;
+  client: Client;
+}
+
+/**
+ * A lazy client: the API starts (and serves reads from Postgres) even while Temporal is
+ * down; calls that need Temporal fail fast and the API answers 503 for them.
+ */
+export function createTemporalClient(config: Config['temporal']): TemporalClient {
+  const connection = Connection.lazy({ ...temporalConnectionOptions(config), connectTimeout: '3s' });
+  const client = new Client({ connection, namespace: config.namespace });
+  return { connection, client };
+}
+
+const SERVING = 1;
+
+/** True when the frontend answers its gRPC health check within `timeoutMs`. */
+export async function temporalIsServing(connection: Connection, timeoutMs = 2_000): Promise<boolean> {
+  try {
+    const response = await connection.withDeadline(Date.now() + timeoutMs, () =>
+      connection.healthService.check({ service: 'temporal.api.workflowservice.v1.WorkflowService' }),
+    );
+    return response.status === SERVING;
+  } catch {
+    return false;
+  }
+}
