@@ -46,6 +46,7 @@ export interface Config {
     readonly courierTaskQueue: string;
   };
   readonly courier: {
+    readonly simulatorHost: string;
     readonly simulatorPort: number;
     readonly simulatorUrl: string;
     /** Calls per courier per UTC day; the shipment workflows wait for the next day beyond it. */
@@ -263,6 +264,7 @@ export function loadConfig(env: Env = process.env): Config {
       courierTaskQueue: r.string('WAYBILL_COURIER_TASK_QUEUE', 'waybill-courier'),
     },
     courier: {
+      simulatorHost: r.string('COURIER_SIMULATOR_HOST', '127.0.0.1'),
       simulatorPort,
       simulatorUrl,
       dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),

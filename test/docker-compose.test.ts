@@ -1,0 +1,90 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Ajv2020 from 'ajv/dist/2020';
+import { parse } from 'yaml';
+
+const ROOT = path.join(__dirname, '..');
+
+interface Service {
+  image?: string;
+  build?: string;
+  command?: string[] | string;
+  environment?: Record<string, string | number>;
+  depends_on?: Record<string, { condition: string }> | string[];
+}
+
+describe('docker-compose.yml', () => {
+  const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, Service>;
+  };
+  const configSource = fs.readFileSync(path.join(ROOT, 'src/config.ts'), 'utf8');
+
+  it('runs the API, the worker, migrations and the simulator as separate services from built entry points', () => {
+    const entries = Object.fromEntries(
+      ['api', 'worker', 'migrate', 'simulator'].map((name) => [name, compose.services[name]?.command]),
+    );
+    expect(entries).toEqual({
+      api: ['node', 'dist/src/api/main.js'],
+      worker: ['node', 'dist/src/worker.js'],
+      migrate: ['node', 'dist/db/migrate.js'],
+      simulator: ['node', 'dist/src/simulator/main.js'],
+    });
+    for (const file of ['src/api/main.ts', 'src/worker.ts', 'db/migrate.ts', 'src/simulator/main.ts']) {
+      expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
+    }
+  });
+
+  it('configures Waybill only through variables src/config.ts reads', () => {
+    const waybill = ['api', 'worker', 'migrate', 'simulator'];
+    const names = new Set(waybill.flatMap((name) => Object.keys(compose.services[name]?.environment ?? {})));
+    const unknown = [...names].filter((name) => !configSource.includes(`'${name}'`));
+    expect(names.size).toBeGreaterThan(5);
+    expect(unknown).toEqual([]);
+  });
+
+  it('creates every search attribute the workflows use', () => {
+    const command = String(compose.services['temporal-search-attributes']?.command);
+    const keys = fs.readFileSync(path.join(ROOT, 'src/workflows/search-attributes.ts'), 'utf8');
+    const names = [...keys.matchAll(/defineSearchAttributeKey\('(\w+)'/g)].map((m) => m[1]!);
+    expect(names.length).toBeGreaterThanOrEqual(4);
+    for (const name of names) expect(command).toContain(name);
+  });
+
+  it('starts Waybill only after Postgres is healthy and migrations have run', () => {
+    expect(compose.services.migrate?.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    expect(compose.services.api?.depends_on).toMatchObject({ migrate: { condition: 'service_completed_successfully' } });
+    expect(compose.services.worker?.depends_on).toMatchObject({
+      migrate: { condition: 'service_completed_successfully' },
+      'temporal-search-attributes': { condition: 'service_completed_successfully' },
+    });
+  });
+});
+
+/**
+ * The file against the Compose Specification's own JSON schema, taken from the
+ * compose-spec/compose-go Go module (Go is already required to build the Temporal CLI).
+ */
+describe('docker-compose.yml against the Compose Specification schema', () => {
+  const COMPOSE_GO = 'github.com/compose-spec/compose-go/v2@v2.16.2';
+
+  it('is valid', () => {
+    const go = ['go', '/usr/local/go/bin/go'].find((candidate) => {
+      try {
+        execFileSync(candidate, ['version'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    expect(go).toBeDefined();
+    const info = JSON.parse(execFileSync(go!, ['mod', 'download', '-json', COMPOSE_GO], { encoding: 'utf8', cwd: os.tmpdir() })) as { Dir: string };
+    const schema = JSON.parse(fs.readFileSync(path.join(info.Dir, 'schema/compose-spec.json'), 'utf8'));
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const validate = ajv.compile(schema);
+    const document = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true });
+    validate(document);
+    expect(validate.errors ?? []).toEqual([]);
+  });
+});
