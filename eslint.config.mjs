@@ -11,14 +11,20 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
-      'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'Use an as-const object and a derived union type.' }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'TSEnumDeclaration', message: 'Use an as-const object and a derived union type.' },
+      ],
     },
   },
   {
     files: ['src/**/*.ts'],
     ignores: ['src/config.ts'],
     rules: {
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through src/config.ts.' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'Read configuration through src/config.ts.' },
+      ],
     },
   },
   {
@@ -28,9 +34,27 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'path', 'crypto', 'http', 'https', 'os', 'child_process'], message: 'Workflow code is deterministic: no Node built-ins.' },
-            { group: ['pino', 'pg', 'kysely', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'], message: 'Workflow code may only import @temporalio/workflow and pure code.', allowTypeImports: true },
-            { group: ['../config', '../activities', '../activities/*', '../api/*', '../couriers/*'], message: 'Workflow code may only import activity types and pure code.', allowTypeImports: true },
+            {
+              group: ['node:*', 'fs', 'path', 'crypto', 'http', 'https', 'os', 'child_process'],
+              message: 'Workflow code is deterministic: no Node built-ins.',
+            },
+            {
+              group: [
+                'pino',
+                'pg',
+                'kysely',
+                '@temporalio/client',
+                '@temporalio/worker',
+                '@temporalio/activity',
+              ],
+              message: 'Workflow code may only import @temporalio/workflow and pure code.',
+              allowTypeImports: true,
+            },
+            {
+              group: ['../config', '../activities', '../activities/*', '../api/*', '../couriers/*'],
+              message: 'Workflow code may only import activity types and pure code.',
+              allowTypeImports: true,
+            },
           ],
         },
       ],
@@ -38,6 +62,8 @@ export default tseslint.config(
   },
   {
     files: ['**/*.mjs', '**/*.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', module: 'writable', require: 'readonly' },
+    },
   },
 );

@@ -10,7 +10,9 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   // TypeBox 1.x, content-disposition 3 and cookie 2 (under Fastify's plugins) ship ES modules only;
   // Jest on Node 20 cannot require() them, so swc compiles them to CommonJS like our sources.
-  transform: { '^.+\\.(ts|mjs|js)$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] },
+  transform: {
+    '^.+\\.(ts|mjs|js)$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
   transformIgnorePatterns: ['/node_modules/(?!(typebox|content-disposition|cookie)/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   globalSetup: '<rootDir>/test/setup/global-setup.ts',

@@ -41,6 +41,8 @@ export interface Config {
     readonly tlsKeyPath: string | null;
     readonly apiKey: string | null;
     readonly uiPort: number;
+    /** gRPC port of the dev server `npm start` runs when TEMPORAL_ADDRESS is unset. */
+    readonly devPort: number;
     readonly cliPath: string | null;
     readonly taskQueue: string;
     readonly courierTaskQueue: string;
@@ -57,7 +59,11 @@ export interface Config {
     readonly callsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */
     readonly timeoutMs: number;
-    readonly easyParcel: { readonly baseUrl: string; readonly clientId: string; readonly clientSecret: string };
+    readonly easyParcel: {
+      readonly baseUrl: string;
+      readonly clientId: string;
+      readonly clientSecret: string;
+    };
     readonly blueDart: { readonly baseUrl: string; readonly loginId: string; readonly licenceKey: string };
   };
   readonly polling: {
@@ -218,6 +224,7 @@ export function loadConfig(env: Env = process.env): Config {
     : embeddedUrl;
 
   const temporalTls = r.bool('TEMPORAL_TLS', false);
+  const temporalDevPort = r.port('TEMPORAL_DEV_PORT', 7233);
   const apiKey = r.optional('TEMPORAL_API_KEY');
   const certPath = r.optional('TEMPORAL_TLS_CERT_PATH');
   const keyPath = r.optional('TEMPORAL_TLS_KEY_PATH');
@@ -226,7 +233,10 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const simulatorPort = r.port('COURIER_SIMULATOR_PORT', 4010);
-  const simulatorUrl = r.url('COURIER_SIMULATOR_URL', `http://127.0.0.1:${simulatorPort}`, ['http:', 'https:']);
+  const simulatorUrl = r.url('COURIER_SIMULATOR_URL', `http://127.0.0.1:${simulatorPort}`, [
+    'http:',
+    'https:',
+  ]);
 
   const intervalMs: Record<PolledStatus, number> = {
     PENDING: r.duration('WAYBILL_POLL_PENDING', '6h'),
@@ -251,7 +261,7 @@ export function loadConfig(env: Env = process.env): Config {
       poolMax: r.int('WAYBILL_DB_POOL_MAX', 10, 1, 500),
     },
     temporal: {
-      address: r.string('TEMPORAL_ADDRESS', 'localhost:7233'),
+      address: r.string('TEMPORAL_ADDRESS', `localhost:${temporalDevPort}`),
       external: r.has('TEMPORAL_ADDRESS'),
       namespace: r.string('TEMPORAL_NAMESPACE', 'default'),
       tls: temporalTls || apiKey !== null || certPath !== null,
@@ -259,6 +269,7 @@ export function loadConfig(env: Env = process.env): Config {
       tlsKeyPath: keyPath,
       apiKey,
       uiPort: r.port('TEMPORAL_UI_PORT', 8233),
+      devPort: temporalDevPort,
       cliPath: r.optional('TEMPORAL_CLI_PATH'),
       taskQueue: r.string('WAYBILL_TASK_QUEUE', 'waybill'),
       courierTaskQueue: r.string('WAYBILL_COURIER_TASK_QUEUE', 'waybill-courier'),

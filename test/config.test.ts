@@ -20,7 +20,12 @@ describe('configuration', () => {
   it('names every bad variable in one error', () => {
     let error: unknown;
     try {
-      loadConfig({ WAYBILL_PORT: 'abc', WAYBILL_POLL_IN_TRANSIT: 'soon', DATABASE_URL: 'mysql://x/y', TEMPORAL_TLS: 'maybe' });
+      loadConfig({
+        WAYBILL_PORT: 'abc',
+        WAYBILL_POLL_IN_TRANSIT: 'soon',
+        DATABASE_URL: 'mysql://x/y',
+        TEMPORAL_TLS: 'maybe',
+      });
     } catch (err) {
       error = err;
     }
@@ -34,7 +39,10 @@ describe('configuration', () => {
   });
 
   it('treats a set DATABASE_URL or TEMPORAL_ADDRESS as "use that, start nothing"', () => {
-    const config = loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/w', TEMPORAL_ADDRESS: 'temporal:7233' });
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://u:p@db:5432/w',
+      TEMPORAL_ADDRESS: 'temporal:7233',
+    });
     expect(config.database.embedded).toBe(false);
     expect(config.database.url).toBe('postgres://u:p@db:5432/w');
     expect(config.temporal.external).toBe(true);

@@ -54,7 +54,9 @@ describe('docker-compose.yml', () => {
 
   it('starts Waybill only after Postgres is healthy and migrations have run', () => {
     expect(compose.services.migrate?.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
-    expect(compose.services.api?.depends_on).toMatchObject({ migrate: { condition: 'service_completed_successfully' } });
+    expect(compose.services.api?.depends_on).toMatchObject({
+      migrate: { condition: 'service_completed_successfully' },
+    });
     expect(compose.services.worker?.depends_on).toMatchObject({
       migrate: { condition: 'service_completed_successfully' },
       'temporal-search-attributes': { condition: 'service_completed_successfully' },
@@ -79,7 +81,9 @@ describe('docker-compose.yml against the Compose Specification schema', () => {
       }
     });
     expect(go).toBeDefined();
-    const info = JSON.parse(execFileSync(go!, ['mod', 'download', '-json', COMPOSE_GO], { encoding: 'utf8', cwd: os.tmpdir() })) as { Dir: string };
+    const info = JSON.parse(
+      execFileSync(go!, ['mod', 'download', '-json', COMPOSE_GO], { encoding: 'utf8', cwd: os.tmpdir() }),
+    ) as { Dir: string };
     const schema = JSON.parse(fs.readFileSync(path.join(info.Dir, 'schema/compose-spec.json'), 'utf8'));
     const ajv = new Ajv2020({ strict: false, allErrors: true });
     const validate = ajv.compile(schema);

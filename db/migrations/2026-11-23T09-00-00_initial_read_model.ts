@@ -18,7 +18,16 @@ const SHIPMENT_STATUSES = [
   'CANCELLED',
   'EXPIRED',
 ];
-const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'SHIPPED', 'PARTIALLY_SHIPPED', 'DELIVERED', 'CANCELLED', 'FAILED', 'RETURNED'];
+const ORDER_STATUSES = [
+  'PENDING',
+  'CONFIRMED',
+  'SHIPPED',
+  'PARTIALLY_SHIPPED',
+  'DELIVERED',
+  'CANCELLED',
+  'FAILED',
+  'RETURNED',
+];
 const PAYMENT_STATUSES = ['AUTHORISED', 'DECLINED', 'CAPTURED', 'VOIDED', 'REFUNDED', 'PARTIALLY_REFUNDED'];
 
 const inList = (values: string[]) => sql.raw(values.map((v) => `'${v}'`).join(', '));
@@ -32,7 +41,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('customer_id', 'text')
     .addColumn('email', 'text', (c) => c.notNull())
     .addColumn('postcode', 'text')
-    .addColumn('status', 'text', (c) => c.notNull().defaultTo('PENDING').check(sql`status in (${inList(ORDER_STATUSES)})`))
+    .addColumn('status', 'text', (c) =>
+      c
+        .notNull()
+        .defaultTo('PENDING')
+        .check(sql`status in (${inList(ORDER_STATUSES)})`),
+    )
     .addColumn('failure_code', 'text')
     .addColumn('failure_message', 'text')
     .addColumn('currency', 'text', (c) => c.notNull())
@@ -42,7 +56,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
-  await db.schema.createIndex('orders_customer_idx').on('orders').columns(['customer_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('orders_customer_idx')
+    .on('orders')
+    .columns(['customer_id', 'created_at'])
+    .execute();
 
   await db.schema
     .createTable('inventory_items')
@@ -50,7 +68,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('location', 'text', (c) => c.notNull().defaultTo('main'))
     .addColumn('on_hand', 'integer', (c) => c.notNull().check(sql`on_hand >= 0`))
-    .addColumn('reserved', 'integer', (c) => c.notNull().defaultTo(0).check(sql`reserved >= 0`))
+    .addColumn('reserved', 'integer', (c) =>
+      c
+        .notNull()
+        .defaultTo(0)
+        .check(sql`reserved >= 0`),
+    )
     .addColumn('low_stock_threshold', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addCheckConstraint('inventory_reserved_le_on_hand', sql`reserved <= on_hand`)
@@ -74,7 +97,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('sku', 'text', (c) => c.notNull().references('inventory_items.sku'))
     .addColumn('quantity', 'integer', (c) => c.notNull().check(sql`quantity > 0`))
     .addColumn('status', 'text', (c) =>
-      c.notNull().defaultTo('RESERVED').check(sql`status in ('RESERVED', 'RELEASED', 'CONSUMED', 'RESTOCKED')`),
+      c
+        .notNull()
+        .defaultTo('RESERVED')
+        .check(sql`status in ('RESERVED', 'RELEASED', 'CONSUMED', 'RESTOCKED')`),
     )
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
@@ -105,7 +131,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('order_id', 'text', (c) => c.references('orders.id').onDelete('cascade'))
     .addColumn('courier', 'text', (c) => c.notNull())
     .addColumn('tracking_number', 'text', (c) => c.notNull())
-    .addColumn('status', 'text', (c) => c.notNull().defaultTo('PENDING').check(sql`status in (${inList(SHIPMENT_STATUSES)})`))
+    .addColumn('status', 'text', (c) =>
+      c
+        .notNull()
+        .defaultTo('PENDING')
+        .check(sql`status in (${inList(SHIPMENT_STATUSES)})`),
+    )
     .addColumn('sub_status', 'text')
     .addColumn('eta', 'timestamptz')
     .addColumn('last_event_at', 'timestamptz')
@@ -126,8 +157,16 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addUniqueConstraint('shipments_courier_tracking_uq', ['courier', 'tracking_number'])
     .execute();
   await db.schema.createIndex('shipments_order_idx').on('shipments').column('order_id').execute();
-  await db.schema.createIndex('shipments_status_idx').on('shipments').columns(['status', 'last_synced_at']).execute();
-  await db.schema.createIndex('shipments_tracking_number_idx').on('shipments').column('tracking_number').execute();
+  await db.schema
+    .createIndex('shipments_status_idx')
+    .on('shipments')
+    .columns(['status', 'last_synced_at'])
+    .execute();
+  await db.schema
+    .createIndex('shipments_tracking_number_idx')
+    .on('shipments')
+    .column('tracking_number')
+    .execute();
 
   await db.schema
     .createTable('tracking_events')
@@ -180,7 +219,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('channel', 'text', (c) => c.notNull())
     .addColumn('recipient', 'text', (c) => c.notNull())
     .addColumn('payload', 'jsonb', (c) => c.notNull())
-    .addColumn('status', 'text', (c) => c.notNull().defaultTo('PENDING').check(sql`status in ('PENDING', 'SENT', 'FAILED')`))
+    .addColumn('status', 'text', (c) =>
+      c
+        .notNull()
+        .defaultTo('PENDING')
+        .check(sql`status in ('PENDING', 'SENT', 'FAILED')`),
+    )
     .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('last_error', 'text')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
@@ -198,7 +242,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('details', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
-  await db.schema.createIndex('audit_log_subject_idx').on('audit_log').columns(['subject_type', 'subject_id']).execute();
+  await db.schema
+    .createIndex('audit_log_subject_idx')
+    .on('audit_log')
+    .columns(['subject_type', 'subject_id'])
+    .execute();
 
   await db.schema
     .createTable('api_idempotency_keys')

@@ -49,7 +49,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       info: {
         title: 'Waybill API',
         version: '0.1.0',
-        description: 'Orders, shipment tracking and admin actions for a shop. Errors share one shape: `{ error: { code, message } }`.',
+        description:
+          'Orders, shipment tracking and admin actions for a shop. Errors share one shape: `{ error: { code, message } }`.',
       },
       tags: [{ name: 'operations', description: 'Health, metrics and this document' }],
     },
@@ -62,14 +63,23 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     }
     if (err.validation) {
       const where = err.validationContext ?? 'request';
-      return reply.code(400).send(errorBody('VALIDATION_FAILED', `${where}: ${err.message.replace(/^\w+\/?/, '').trim() || err.message}`));
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            'VALIDATION_FAILED',
+            `${where}: ${err.message.replace(/^\w+\/?/, '').trim() || err.message}`,
+          ),
+        );
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       return reply.code(status).send(errorBody(err.code ?? 'BAD_REQUEST', err.message));
     }
     request.log.error({ err }, 'request failed');
-    return reply.code(status >= 500 ? status : 500).send(errorBody('INTERNAL', 'Internal error; the request id identifies it in the logs'));
+    return reply
+      .code(status >= 500 ? status : 500)
+      .send(errorBody('INTERNAL', 'Internal error; the request id identifies it in the logs'));
   });
 
   app.setNotFoundHandler((request, reply) =>
@@ -78,11 +88,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { deps });
 
-  app.get(
-    '/openapi.json',
-    { schema: { hide: true } },
-    async () => app.swagger(),
-  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   return app;
 }

@@ -4,7 +4,9 @@ import { Type, type Static } from 'typebox';
 export const ErrorBody = Type.Object(
   {
     error: Type.Object({
-      code: Type.String({ description: 'Machine-readable, e.g. VALIDATION_FAILED, NOT_FOUND, TEMPORAL_UNAVAILABLE' }),
+      code: Type.String({
+        description: 'Machine-readable, e.g. VALIDATION_FAILED, NOT_FOUND, TEMPORAL_UNAVAILABLE',
+      }),
       message: Type.String({ description: 'What went wrong and, for 4xx, what to fix' }),
     }),
   },

@@ -17,7 +17,11 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export async function startApi(opts: { config: Config; db: Kysely<Database>; log: Logger }): Promise<RunningApi> {
+export async function startApi(opts: {
+  config: Config;
+  db: Kysely<Database>;
+  log: Logger;
+}): Promise<RunningApi> {
   const temporal = createTemporalClient(opts.config.temporal);
   const app = await buildApi({ config: opts.config, db: opts.db, temporal, log: opts.log });
   try {
@@ -33,7 +37,10 @@ export async function startApi(opts: { config: Config; db: Kysely<Database>; log
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.config.api.port;
-  const host = opts.config.api.host === '0.0.0.0' || opts.config.api.host === '127.0.0.1' ? 'localhost' : opts.config.api.host;
+  const host =
+    opts.config.api.host === '0.0.0.0' || opts.config.api.host === '127.0.0.1'
+      ? 'localhost'
+      : opts.config.api.host;
   return {
     app,
     url: `http://${host}:${port}`,
@@ -48,7 +55,11 @@ if (require.main === module) {
   runMain(async () => {
     const config = loadConfig();
     const log = createLogger(config).child({ component: 'api' });
-    const db = createDb({ url: config.database.url, poolMax: config.database.poolMax, onError: (err) => log.warn({ err }, 'idle Postgres client failed') });
+    const db = createDb({
+      url: config.database.url,
+      poolMax: config.database.poolMax,
+      onError: (err) => log.warn({ err }, 'idle Postgres client failed'),
+    });
     await assertDatabaseReachable(db, config.database.url);
     const api = await startApi({ config, db, log });
     log.info({ url: api.url }, 'API listening');

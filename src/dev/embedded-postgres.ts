@@ -121,7 +121,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
  */
 export function takeOverShutdownSignals(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const exitHook = require('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
+  const exitHook = require('async-exit-hook') as {
+    unhookEvent(event: string): void;
+    hookedEvents(): string[];
+  };
   for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) {
     if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
   }

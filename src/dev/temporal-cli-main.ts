@@ -13,6 +13,9 @@ runMain(async () => {
     cacheDir: config.paths.cacheDir,
     log: (line) => process.stderr.write(`${line}\n`),
   });
-  const where = cli.executable.type === 'existing-path' ? cli.executable.path : `SDK download into ${cli.executable.downloadDir}`;
+  const where =
+    cli.executable.type === 'existing-path'
+      ? cli.executable.path
+      : `SDK download into ${cli.executable.downloadDir}`;
   process.stdout.write(`Temporal CLI (${cli.source}): ${where}\n`);
 });

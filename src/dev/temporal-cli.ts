@@ -29,8 +29,7 @@ const execFileAsync = promisify(execFile);
 export type TemporalCliSource = 'TEMPORAL_CLI_PATH' | 'PATH' | 'cache' | 'go install' | 'sdk download';
 
 export type ServerExecutable =
-  | { type: 'existing-path'; path: string }
-  | { type: 'cached-download'; downloadDir: string };
+  { type: 'existing-path'; path: string } | { type: 'cached-download'; downloadDir: string };
 
 export interface ResolvedTemporalCli {
   source: TemporalCliSource;
@@ -122,7 +121,14 @@ async function goInstall(go: string, target: string, log: (m: string) => void): 
       // GOBIN goes through the shell so the child keeps the rest of this process's environment.
       const child = spawn(
         'sh',
-        ['-c', 'GOBIN="$1" exec "$2" install -v "$3"', 'sh', scratch, go, `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
+        [
+          '-c',
+          'GOBIN="$1" exec "$2" install -v "$3"',
+          'sh',
+          scratch,
+          go,
+          `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`,
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       const onData = (chunk: Buffer) => {
@@ -135,7 +141,12 @@ async function goInstall(go: string, target: string, log: (m: string) => void): 
       child.on('error', reject);
       child.on('close', (code) => {
         if (code === 0) resolve();
-        else reject(new TemporalCliError(`go install exited with code ${code}: ${lastOutput.trim().split('\n').slice(-5).join(' | ')}`));
+        else
+          reject(
+            new TemporalCliError(
+              `go install exited with code ${code}: ${lastOutput.trim().split('\n').slice(-5).join(' | ')}`,
+            ),
+          );
       });
     });
     await fs.rename(path.join(scratch, 'temporal'), target);
@@ -150,7 +161,9 @@ async function goInstall(go: string, target: string, log: (m: string) => void): 
 export async function resolveTemporalCli(opts: ResolveOptions): Promise<ResolvedTemporalCli> {
   if (opts.cliPath !== null) {
     if (!(await isExecutable(opts.cliPath))) {
-      throw new TemporalCliError(`TEMPORAL_CLI_PATH points at ${opts.cliPath}, which is not an executable file`);
+      throw new TemporalCliError(
+        `TEMPORAL_CLI_PATH points at ${opts.cliPath}, which is not an executable file`,
+      );
     }
     return { source: 'TEMPORAL_CLI_PATH', executable: { type: 'existing-path', path: opts.cliPath } };
   }
@@ -159,7 +172,8 @@ export async function resolveTemporalCli(opts: ResolveOptions): Promise<Resolved
   if (fromPath) return { source: 'PATH', executable: { type: 'existing-path', path: fromPath } };
 
   const cached = cachedCliPath(opts.cacheDir);
-  if (await isExecutable(cached)) return { source: 'cache', executable: { type: 'existing-path', path: cached } };
+  if (await isExecutable(cached))
+    return { source: 'cache', executable: { type: 'existing-path', path: cached } };
 
   const go = await findGo();
   if (go && goVersionAtLeast(go.version)) {
@@ -167,10 +181,14 @@ export async function resolveTemporalCli(opts: ResolveOptions): Promise<Resolved
       await goInstall(go.go, cached, opts.log);
       return { source: 'go install', executable: { type: 'existing-path', path: cached } };
     } catch (err) {
-      opts.log(`go install of the Temporal CLI failed (${(err as Error).message}); trying the SDK's download`);
+      opts.log(
+        `go install of the Temporal CLI failed (${(err as Error).message}); trying the SDK's download`,
+      );
     }
   } else if (go) {
-    opts.log(`found ${go.version} at ${go.go}, but building the Temporal CLI needs Go >= ${MIN_GO.join('.')}`);
+    opts.log(
+      `found ${go.version} at ${go.go}, but building the Temporal CLI needs Go >= ${MIN_GO.join('.')}`,
+    );
   } else {
     opts.log('no Temporal CLI on PATH or in the cache and no Go to build it; trying the SDK download');
   }

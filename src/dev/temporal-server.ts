@@ -17,6 +17,8 @@ export interface DevServerOptions {
   dbFilename?: string;
   /** `--dynamic-config-value KEY=JSON` pairs, e.g. to make continue-as-new testable. */
   dynamicConfig?: Record<string, unknown>;
+  /** The server's own log level (its lines go to stdout). Default 'error'. */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'never';
 }
 
 export interface RunningDevServer {
@@ -40,7 +42,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
       ...(opts.dbFilename !== undefined ? { dbFilename: opts.dbFilename } : {}),
       searchAttributes: [...SEARCH_ATTRIBUTES],
       extraArgs,
-      log: { format: 'json', level: 'error' },
+      log: { format: 'json', level: opts.logLevel ?? 'error' },
     },
   });
   return { address: env.address, env, stop: () => env.teardown() };

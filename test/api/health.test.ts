@@ -62,7 +62,10 @@ describe('health endpoints', () => {
   });
 
   it('ready answers 503 naming Temporal when it cannot be reached', async () => {
-    const config = testConfig({ DATABASE_URL: postgres.url, TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` });
+    const config = testConfig({
+      DATABASE_URL: postgres.url,
+      TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
+    });
     const deadTemporal = createTemporalClient(config.temporal);
     const other = await buildApi({ config, db, temporal: deadTemporal, log: testLog });
     try {
@@ -76,9 +79,17 @@ describe('health endpoints', () => {
   });
 
   it('echoes a sane x-request-id and makes one up otherwise', async () => {
-    const given = await app.inject({ method: 'GET', url: '/health/live', headers: { 'x-request-id': 'abc-123' } });
+    const given = await app.inject({
+      method: 'GET',
+      url: '/health/live',
+      headers: { 'x-request-id': 'abc-123' },
+    });
     expect(given.headers['x-request-id']).toBe('abc-123');
-    const made = await app.inject({ method: 'GET', url: '/health/live', headers: { 'x-request-id': 'bad id\u0000' } });
+    const made = await app.inject({
+      method: 'GET',
+      url: '/health/live',
+      headers: { 'x-request-id': 'bad id\u0000' },
+    });
     expect(made.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 

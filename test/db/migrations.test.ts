@@ -16,7 +16,9 @@ describe('migrations on a real Postgres', () => {
     try {
       expect(await migrateToLatest(db)).toEqual(Object.keys(migrations));
       const tables = await sql<{ table_name: string }>`
-        select table_name from information_schema.tables where table_schema = 'public' order by table_name`.execute(db);
+        select table_name from information_schema.tables where table_schema = 'public' order by table_name`.execute(
+        db,
+      );
       expect(tables.rows.map((r) => r.table_name)).toEqual(
         expect.arrayContaining([
           'orders',
@@ -43,7 +45,10 @@ describe('migrations on a real Postgres', () => {
     const db = createDb({ url: empty.url, poolMax: 1 });
     try {
       await migrateToLatest(db);
-      await db.insertInto('shipments').values({ id: 's1', courier: 'simulator', tracking_number: 'SIM1' }).execute();
+      await db
+        .insertInto('shipments')
+        .values({ id: 's1', courier: 'simulator', tracking_number: 'SIM1' })
+        .execute();
       const event = {
         shipment_id: 's1',
         event_key: 'k1',
@@ -59,9 +64,14 @@ describe('migrations on a real Postgres', () => {
         source: 'poll' as const,
       };
       await db.insertInto('tracking_events').values(event).execute();
-      await expect(db.insertInto('tracking_events').values(event).execute()).rejects.toThrow(/tracking_events_shipment_key_uq/);
+      await expect(db.insertInto('tracking_events').values(event).execute()).rejects.toThrow(
+        /tracking_events_shipment_key_uq/,
+      );
       await expect(
-        db.insertInto('tracking_events').values({ ...event, event_key: 'k2', status: 'TELEPORTED' }).execute(),
+        db
+          .insertInto('tracking_events')
+          .values({ ...event, event_key: 'k2', status: 'TELEPORTED' })
+          .execute(),
       ).rejects.toThrow(/check constraint/);
     } finally {
       await db.destroy();
@@ -78,7 +88,9 @@ describe('migrations on a real Postgres', () => {
       const error = await migrateToLatest(db).catch((err: unknown) => err);
       expect(error).toBeInstanceOf(MigrationError);
       expect((error as MigrationError).migration).toBe('2026-11-23T09-00-00_initial_read_model');
-      expect((error as Error).message).toMatch(/migration 2026-11-23T09-00-00_initial_read_model failed: .*shipments/);
+      expect((error as Error).message).toMatch(
+        /migration 2026-11-23T09-00-00_initial_read_model failed: .*shipments/,
+      );
     } finally {
       await db.destroy();
       await empty.drop();
@@ -91,10 +103,16 @@ describe('migrations on a real Postgres', () => {
     await sql`create table shipments (id text)`.execute(db);
     await db.destroy();
     try {
-      const run = spawnSync(TSX, ['db/migrate.ts'], { cwd: ROOT, env: { ...process.env, DATABASE_URL: empty.url }, encoding: 'utf8' });
+      const run = spawnSync(TSX, ['db/migrate.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: empty.url },
+        encoding: 'utf8',
+      });
       expect(run.status).toBe(1);
       expect(run.stderr.trim().split('\n')).toEqual([
-        expect.stringMatching(/^waybill: migration 2026-11-23T09-00-00_initial_read_model failed: relation "shipments" already exists$/),
+        expect.stringMatching(
+          /^waybill: migration 2026-11-23T09-00-00_initial_read_model failed: relation "shipments" already exists$/,
+        ),
       ]);
     } finally {
       await empty.drop();
@@ -110,7 +128,9 @@ describe('migrations on a real Postgres', () => {
     expect(run.status).toBe(1);
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^waybill: cannot reach Postgres at postgres:\/\/u:\*\*\*@127\.0\.0\.1:9\/nowhere: ECONNREFUSED/);
+    expect(lines[0]).toMatch(
+      /^waybill: cannot reach Postgres at postgres:\/\/u:\*\*\*@127\.0\.0\.1:9\/nowhere: ECONNREFUSED/,
+    );
     expect(run.stderr).not.toContain('secret');
   });
 });

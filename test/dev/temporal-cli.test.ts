@@ -2,7 +2,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cachedCliPath, goVersionAtLeast, resolveTemporalCli, TemporalCliError } from '../../src/dev/temporal-cli';
+import {
+  cachedCliPath,
+  goVersionAtLeast,
+  resolveTemporalCli,
+  TemporalCliError,
+} from '../../src/dev/temporal-cli';
 
 async function fakeExecutable(file: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
@@ -46,7 +51,8 @@ describe('Temporal CLI resolution', () => {
     const cli = await resolveTemporalCli({ cliPath: null, cacheDir: dir, log });
     // A machine with `temporal` on PATH prefers it; otherwise the cache answers.
     expect(cli.source).toBe(temporalOnPath() ? 'PATH' : 'cache');
-    if (cli.source === 'cache') expect(cli.executable).toEqual({ type: 'existing-path', path: cachedCliPath(dir) });
+    if (cli.source === 'cache')
+      expect(cli.executable).toEqual({ type: 'existing-path', path: cachedCliPath(dir) });
   });
 
   it('builds only with a Go new enough for the pinned CLI', () => {

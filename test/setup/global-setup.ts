@@ -9,6 +9,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { createDb } from '../../db/client';
 import { migrateToLatest } from '../../db/migrator';
 import { loadConfig } from '../../src/config';
@@ -65,6 +66,22 @@ export default async function globalSetup(): Promise<void> {
       },
     });
   }
+
+  // Bundle the workflow code once for every test worker (bundling takes seconds).
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../src/workflows'),
+    logger: {
+      trace() {},
+      debug() {},
+      info() {},
+      warn() {},
+      error: (m: string) => process.stderr.write(`${m}\n`),
+      log() {},
+    },
+  });
+  const bundlePath = path.join(tmpDir, 'workflow-bundle.js');
+  await fs.writeFile(bundlePath, code);
+  process.env.WAYBILL_TEST_WORKFLOW_BUNDLE = bundlePath;
 
   process.env.WAYBILL_TEST_PG_URL = postgres.url;
   process.env.WAYBILL_TEST_PG_PORT = String(pgPort);

@@ -6,6 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import type * as EmbeddedModuleNs from '../../src/dev/embedded-postgres';
+
+type EmbeddedModule = typeof EmbeddedModuleNs;
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -56,9 +59,18 @@ export async function startChildPostgres(dir: string, port: number): Promise<Chi
 
 if (require.main === module) {
   void (async () => {
-    const { startEmbeddedPostgres, takeOverShutdownSignals } = await import('../../src/dev/embedded-postgres');
+    // Loaded here, not at the top: Jest workers import this file and cannot load embedded-postgres.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startEmbeddedPostgres, takeOverShutdownSignals } =
+      require('../../src/dev/embedded-postgres') as EmbeddedModule;
     const [dir, port] = process.argv.slice(2);
-    const pg = await startEmbeddedPostgres({ dir: dir!, port: Number(port), user: 'waybill', password: 'waybill', database: 'waybill' });
+    const pg = await startEmbeddedPostgres({
+      dir: dir!,
+      port: Number(port),
+      user: 'waybill',
+      password: 'waybill',
+      database: 'waybill',
+    });
     takeOverShutdownSignals();
     process.stdout.write(`READY ${pg.url}\n`);
     process.on('SIGTERM', () => void pg.stop().then(() => process.exit(0)));

@@ -1,5 +1,11 @@
 import type { PollPolicy } from '../../src/workflows/contract';
-import { backoffDelayMs, budgetDay, expiryReason, nextBudgetWindowMs, pollDelayMs } from '../../src/workflows/policy';
+import {
+  backoffDelayMs,
+  budgetDay,
+  expiryReason,
+  nextBudgetWindowMs,
+  pollDelayMs,
+} from '../../src/workflows/policy';
 
 const HOUR = 3_600_000;
 const policy: PollPolicy = {
@@ -49,9 +55,15 @@ describe('poll policy', () => {
 
   it('expires a parcel with no scan for the limit, and any parcel past the max age', () => {
     const start = Date.parse('2026-11-01T00:00:00Z');
-    expect(expiryReason(start + 6 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: start }, policy)).toBeNull();
-    expect(expiryReason(start + 7 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: start }, policy)).toBe('NO_SCAN');
+    expect(
+      expiryReason(start + 6 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: start }, policy),
+    ).toBeNull();
+    expect(expiryReason(start + 7 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: start }, policy)).toBe(
+      'NO_SCAN',
+    );
     const recentScan = start + 59 * 24 * HOUR;
-    expect(expiryReason(start + 60 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: recentScan }, policy)).toBe('MAX_AGE');
+    expect(
+      expiryReason(start + 60 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: recentScan }, policy),
+    ).toBe('MAX_AGE');
   });
 });

@@ -1,0 +1,263 @@
+/**
+ * Shipment activities: the courier poll (on the courier task queue, budget-checked) and
+ * the read-model writes. Every one is safe to run twice: events are keyed and inserted
+ * with ON CONFLICT, snapshots are plain overwrites of what the workflow decided.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import {
+  CourierRejectedError,
+  CourierUnavailableError,
+  type CourierAdapter,
+  type CourierCode,
+  type NormalisedEvent,
+} from '../couriers/types';
+import type { ShipmentStatus } from '../domain/status';
+import type { Logger } from '../logger';
+import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
+
+/** Statuses that mean the courier has the parcel (the saga's "picked up" moment). */
+const PICKED_UP: ReadonlySet<string> = new Set([
+  'IN_TRANSIT',
+  'OUT_FOR_DELIVERY',
+  'AVAILABLE_FOR_PICKUP',
+  'ATTEMPT_FAIL',
+  'DELIVERED',
+  'RETURNING',
+  'RETURNED',
+]);
+
+export interface ShipmentActivityDeps {
+  db: Kysely<Database>;
+  couriers: Partial<Record<CourierCode, CourierAdapter>>;
+  /** Courier calls allowed per courier per UTC day. */
+  dailyBudget: number;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface PollInput {
+  shipmentId: string;
+  courier: CourierCode;
+  trackingNumber: string;
+}
+
+export type PollOutcome =
+  | {
+      kind: 'found';
+      status: ShipmentStatus;
+      subStatus: string | null;
+      eta: string | null;
+      events: NormalisedEvent[];
+      raw: unknown;
+    }
+  | { kind: 'not_found' };
+
+export interface RecordTrackingInput {
+  shipmentId: string;
+  events: NormalisedEvent[];
+  status: ShipmentStatus;
+  subStatus: string | null;
+  eta: string | null;
+  raw: unknown;
+  /** ISO time of the courier answer these come from; null for pushed or manual changes. */
+  syncedAt: string | null;
+  nextPollAt: string | null;
+}
+
+export interface RecordSyncProblemInput {
+  shipmentId: string;
+  error: string;
+  failingSince: string | null;
+  consecutiveFailures: number;
+  nextPollAt: string;
+}
+
+/**
+ * Takes one call from today's budget, atomically: the conditional upsert only counts a
+ * call while the counter is below the budget, so concurrent workers never exceed it.
+ */
+export async function takeCourierCall(
+  db: Kysely<Database>,
+  courier: string,
+  day: string,
+  budget: number,
+): Promise<boolean> {
+  const row = await db
+    .insertInto('courier_api_usage')
+    .values({ courier, day, calls: 1 })
+    .onConflict((oc) =>
+      oc
+        .columns(['courier', 'day'])
+        .doUpdateSet({ calls: sql`courier_api_usage.calls + 1` })
+        .where('courier_api_usage.calls', '<', budget),
+    )
+    .returning('calls')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+export function createShipmentActivities(deps: ShipmentActivityDeps) {
+  const { db, log } = deps;
+  const now = deps.now ?? Date.now;
+
+  async function countFailure(courier: string, day: string): Promise<void> {
+    await db
+      .updateTable('courier_api_usage')
+      .set({ failures: sql`failures + 1` })
+      .where('courier', '=', courier)
+      .where('day', '=', day)
+      .execute();
+  }
+
+  return {
+    /** One courier call for one tracking number. Throws BudgetExhausted (non-retryable) past the daily budget. */
+    async pollCourier(input: PollInput): Promise<PollOutcome> {
+      const adapter = deps.couriers[input.courier];
+      if (!adapter) {
+        throw ApplicationFailure.create({
+          type: 'CourierRejectedError',
+          message: `no adapter configured for courier "${input.courier}"`,
+          nonRetryable: true,
+        });
+      }
+      const nowMs = now();
+      const day = budgetDay(nowMs);
+      if (!(await takeCourierCall(db, input.courier, day, deps.dailyBudget))) {
+        throw ApplicationFailure.create({
+          type: 'BudgetExhausted',
+          message: `daily budget of ${deps.dailyBudget} ${input.courier} calls used up for ${day}`,
+          details: [{ nextWindowAt: new Date(nextBudgetWindowMs(nowMs)).toISOString() }],
+          nonRetryable: true,
+        });
+      }
+      try {
+        const [result] = await adapter.track([input.trackingNumber]);
+        if (!result || result.kind === 'not_found') return { kind: 'not_found' };
+        return {
+          kind: 'found',
+          status: result.status,
+          subStatus: result.subStatus,
+          eta: result.eta,
+          events: result.events,
+          raw: result.raw,
+        };
+      } catch (err) {
+        await countFailure(input.courier, day);
+        const attempt = Context.current().info.attempt;
+        if (err instanceof CourierRejectedError) {
+          throw ApplicationFailure.create({
+            type: 'CourierRejectedError',
+            message: err.message,
+            nonRetryable: true,
+          });
+        }
+        if (err instanceof CourierUnavailableError) {
+          log.warn(
+            { courier: input.courier, trackingNumber: input.trackingNumber, attempt, ...err.details },
+            'courier unavailable',
+          );
+          throw ApplicationFailure.create({
+            type: 'CourierUnavailableError',
+            message: err.message,
+            ...(err.details.retryAfterMs ? { nextRetryDelay: err.details.retryAfterMs } : {}),
+          });
+        }
+        throw err;
+      }
+    },
+
+    /** Writes new events (deduped by key) and the snapshot the workflow decided. */
+    async recordTracking(input: RecordTrackingInput): Promise<{ inserted: number }> {
+      return db.transaction().execute(async (trx) => {
+        let inserted = 0;
+        if (input.events.length > 0) {
+          const rows = await trx
+            .insertInto('tracking_events')
+            .values(
+              input.events.map((e) => ({
+                shipment_id: input.shipmentId,
+                event_key: e.key,
+                status: e.status,
+                sub_status: e.subStatus,
+                raw_code: e.rawCode,
+                raw_text: e.rawText,
+                occurred_at: e.occurredAt,
+                occurred_at_raw: e.occurredAtRaw,
+                location_city: e.location.city,
+                location_state: e.location.state,
+                location_country: e.location.country,
+                source: e.source,
+              })),
+            )
+            .onConflict((oc) => oc.columns(['shipment_id', 'event_key']).doNothing())
+            .returning('id')
+            .execute();
+          inserted = rows.length;
+        }
+        const lastEvent = await trx
+          .selectFrom('tracking_events')
+          .select((eb) => eb.fn.max('occurred_at').as('at'))
+          .where('shipment_id', '=', input.shipmentId)
+          .executeTakeFirst();
+        const updated = await trx
+          .updateTable('shipments')
+          .set(() => ({
+            status: input.status,
+            sub_status: input.subStatus,
+            eta: input.eta,
+            last_event_at: lastEvent?.at ?? null,
+            next_poll_at: input.nextPollAt,
+            ...(input.syncedAt
+              ? {
+                  last_synced_at: input.syncedAt,
+                  sync_error: null,
+                  sync_failing_since: null,
+                  consecutive_failures: 0,
+                }
+              : {}),
+            ...(input.raw !== null && input.raw !== undefined
+              ? { raw_latest: JSON.stringify(input.raw) }
+              : {}),
+            ...(input.status === 'DELIVERED'
+              ? { delivered_at: sql<Date>`coalesce(delivered_at, now())` }
+              : {}),
+            ...(PICKED_UP.has(input.status)
+              ? { picked_up_at: sql<Date>`coalesce(picked_up_at, now())` }
+              : {}),
+            // A retried write of the same state is not a new version.
+            version: sql<number>`version + case when ${inserted} > 0 or status is distinct from ${input.status} or sub_status is distinct from ${input.subStatus} then 1 else 0 end`,
+            updated_at: sql<Date>`now()`,
+          }))
+          .where('id', '=', input.shipmentId)
+          .executeTakeFirst();
+        if (updated.numUpdatedRows === 0n) {
+          throw ApplicationFailure.create({
+            type: 'ShipmentNotFound',
+            message: `shipment ${input.shipmentId} is not in the read model`,
+            nonRetryable: true,
+          });
+        }
+        return { inserted };
+      });
+    },
+
+    /** Marks the read model stale: the API shows cached data with this error. */
+    async recordSyncProblem(input: RecordSyncProblemInput): Promise<void> {
+      await db
+        .updateTable('shipments')
+        .set({
+          sync_error: input.error,
+          sync_failing_since: input.failingSince,
+          consecutive_failures: input.consecutiveFailures,
+          next_poll_at: input.nextPollAt,
+          updated_at: sql<Date>`now()`,
+        })
+        .where('id', '=', input.shipmentId)
+        .execute();
+    },
+  };
+}
+
+export type ShipmentActivities = ReturnType<typeof createShipmentActivities>;

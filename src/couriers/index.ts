@@ -1,0 +1,16 @@
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { createBlueDartAdapter } from './bluedart';
+import { createEasyParcelAdapter } from './easyparcel';
+import { createSimulatorAdapter } from './simulator';
+import { CourierCode, type CourierAdapter } from './types';
+
+/** Every configured courier adapter, by code. */
+export function createCouriers(config: Config['courier'], log: Logger): Record<CourierCode, CourierAdapter> {
+  const timeoutMs = config.timeoutMs;
+  return {
+    [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: config.simulatorUrl, timeoutMs, log }),
+    [CourierCode.EASYPARCEL]: createEasyParcelAdapter({ ...config.easyParcel, timeoutMs, log }),
+    [CourierCode.BLUEDART]: createBlueDartAdapter({ ...config.blueDart, timeoutMs, log }),
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * The worker process: workflows and read-model activities on the main task queue, courier
+ * calls on their own task queue whose worker caps concurrency and calls per second.
+ * `node dist/src/worker.js` runs it alone (production); the dev stack runs it in-process.
+ */
+import {
+  NativeConnection,
+  Runtime,
+  Worker,
+  type Logger as TemporalLogger,
+  type LogLevel,
+  type LogMetadata,
+} from '@temporalio/worker';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/database';
+import { createDb } from '../db/client';
+import { createActivities, type Activities } from './activities';
+import { loadConfig, type Config } from './config';
+import { createCouriers } from './couriers';
+import { createLogger, type Logger } from './logger';
+import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
+import { temporalConnectionOptions } from './temporal';
+
+/** Routes the Temporal runtime's own logs (core, worker internals) into pino. Call before any connection. */
+export function installTemporalRuntime(log: Logger): void {
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
+  const logger: TemporalLogger = {
+    log: (level: LogLevel, message: string, meta?: LogMetadata) => log[levels[level]](meta ?? {}, message),
+    trace: (message, meta) => log.trace(meta ?? {}, message),
+    debug: (message, meta) => log.debug(meta ?? {}, message),
+    info: (message, meta) => log.info(meta ?? {}, message),
+    warn: (message, meta) => log.warn(meta ?? {}, message),
+    error: (message, meta) => log.error(meta ?? {}, message),
+  };
+  Runtime.install({ logger });
+}
+
+const COURIER_ACTIVITIES = ['pollCourier'] as const satisfies readonly (keyof Activities)[];
+
+export interface WorkerDeps {
+  config: Config;
+  connection: NativeConnection;
+  activities: Activities;
+  /** A prebuilt workflow bundle (tests bundle once); otherwise bundled from source at start. */
+  workflowBundle?: { codePath: string };
+  /** Task queue names override (tests give each file its own). */
+  taskQueue?: string;
+  courierTaskQueue?: string;
+}
+
+export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
+  const { config, connection, activities } = deps;
+  const courierActivities = Object.fromEntries(COURIER_ACTIVITIES.map((name) => [name, activities[name]]));
+  const otherActivities = Object.fromEntries(
+    Object.entries(activities).filter(([name]) => !(COURIER_ACTIVITIES as readonly string[]).includes(name)),
+  );
+  const main = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: deps.taskQueue ?? config.temporal.taskQueue,
+    ...(deps.workflowBundle
+      ? { workflowBundle: deps.workflowBundle }
+      : { workflowsPath: require.resolve('./workflows') }),
+    activities: otherActivities,
+  });
+  const courier = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: deps.courierTaskQueue ?? config.temporal.courierTaskQueue,
+    activities: courierActivities,
+    // The courier budget is daily; these caps protect the courier (and us) from bursts.
+    maxConcurrentActivityTaskExecutions: config.courier.concurrency,
+    maxTaskQueueActivitiesPerSecond: config.courier.callsPerSecond,
+  });
+  return [main, courier];
+}
+
+export async function connectWorker(config: Config): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  } catch (err) {
+    throw new StartupError(`cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
+  }
+}
+
+export interface RunningWorker {
+  /** Resolves when every worker has stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Creates and runs the workers; shutdown() drains in-flight tasks, then closes the connection. */
+export async function startWorker(opts: {
+  config: Config;
+  db: Kysely<Database>;
+  log: Logger;
+  connection?: NativeConnection;
+}): Promise<RunningWorker> {
+  const connection = opts.connection ?? (await connectWorker(opts.config));
+  const activities = createActivities({
+    db: opts.db,
+    couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' })),
+    dailyBudget: opts.config.courier.dailyBudget,
+    log: opts.log.child({ component: 'activities' }),
+  });
+  const workers = await createWorkers({ config: opts.config, connection, activities });
+  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  return {
+    done,
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+      if (!opts.connection) await connection.close();
+    },
+  };
+}
+
+if (require.main === module) {
+  runMain(async () => {
+    const config = loadConfig();
+    const log = createLogger(config).child({ component: 'worker' });
+    installTemporalRuntime(log.child({ component: 'temporal' }));
+    const db = createDb({
+      url: config.database.url,
+      poolMax: config.database.poolMax,
+      onError: (err) => log.warn({ err }, 'idle Postgres client failed'),
+    });
+    await assertDatabaseReachable(db, config.database.url);
+    const worker = await startWorker({ config, db, log });
+    log.info({ taskQueues: [config.temporal.taskQueue, config.temporal.courierTaskQueue] }, 'worker running');
+    const stop = () => void worker.shutdown();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    await worker.done;
+    await db.destroy();
+    log.info('worker stopped');
+  });
+}

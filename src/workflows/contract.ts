@@ -1,0 +1,124 @@
+/**
+ * The contract between the API, the worker and the workflows: workflow ids, inputs,
+ * signals, updates and queries. One definition, imported on both sides. Pure code only.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CourierCode, NormalisedEvent } from '../couriers/types';
+import type { ShipmentStatus } from '../domain/status';
+
+export const shipmentWorkflowId = (shipmentId: string): string => `shipment-${shipmentId}`;
+export const orderWorkflowId = (orderId: string): string => `order-${orderId}`;
+
+/** Statuses that have a poll interval; terminal ones stop the loop. */
+export type PolledStatus =
+  | 'PENDING'
+  | 'INFO_RECEIVED'
+  | 'IN_TRANSIT'
+  | 'OUT_FOR_DELIVERY'
+  | 'AVAILABLE_FOR_PICKUP'
+  | 'ATTEMPT_FAIL'
+  | 'EXCEPTION'
+  | 'RETURNING';
+
+/**
+ * How a shipment workflow spends courier calls. Carried in the input (not read from
+ * config inside the workflow) so tests can shrink every delay to milliseconds.
+ * All durations are milliseconds.
+ */
+export interface PollPolicy {
+  intervalMs: Record<PolledStatus, number>;
+  /** First backoff after the poll activity gave up; doubles per failed cycle up to the cap. */
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  /** No new scan for this long → EXPIRED. */
+  expireAfterNoScanMs: number;
+  /** Tracking stops after this age whatever the status. */
+  maxAgeMs: number;
+  /** Consecutive "not found" answers before the shipment becomes EXCEPTION / NOT_FOUND_AT_COURIER. */
+  notFoundLimit: number;
+  /** Activity attempts per poll before the workflow backs off itself. */
+  pollAttempts: number;
+  /** First activity retry interval (doubles per attempt). */
+  pollRetryInitialMs: number;
+  /** Continue-as-new after this many poll cycles even if the server has not suggested it. */
+  maxCyclesPerRun: number;
+}
+
+/** State carried across continue-as-new; the first run starts from {@link initialShipmentState}. */
+export interface ShipmentState {
+  status: ShipmentStatus;
+  subStatus: string | null;
+  eta: string | null;
+  /** Epoch ms when tracking began (first run). */
+  startedAtMs: number;
+  /** Epoch ms of the newest scan's time, or of the start while there is none. */
+  lastScanAtMs: number;
+  lastSyncedAt: string | null;
+  /** Poll cycles done in all runs. */
+  polls: number;
+  /** Poll cycles in a row whose activity gave up (courier down); drives the backoff. */
+  consecutiveFailures: number;
+  failingSince: string | null;
+  notFoundCount: number;
+  /** Event keys are not kept here (unbounded); the read model dedupes. Count is informative. */
+  eventsRecorded: number;
+  /** Milestones already reported to the parent order workflow. */
+  reported: ShipmentStatus[];
+}
+
+export interface ShipmentWorkflowInput {
+  shipmentId: string;
+  orderId: string | null;
+  courier: CourierCode;
+  trackingNumber: string;
+  /** Task queue of the courier activities (their own worker caps concurrency and rate). */
+  courierTaskQueue: string;
+  policy: PollPolicy;
+  /** Present after continue-as-new. */
+  state?: ShipmentState;
+  /** Epoch ms of the poll scheduled before continue-as-new; the new run keeps that schedule. */
+  nextPollAtMs?: number | null;
+}
+
+/** What the API and the order workflow see of a shipment. */
+export interface ShipmentSnapshot {
+  shipmentId: string;
+  courier: CourierCode;
+  trackingNumber: string;
+  status: ShipmentStatus;
+  subStatus: string | null;
+  eta: string | null;
+  lastSyncedAt: string | null;
+  nextPollAt: string | null;
+  syncError: string | null;
+  polls: number;
+  finished: boolean;
+}
+
+export interface RefreshRequest {
+  /** Who asked (admin id, 'customer', 'api'); recorded in the history for ops. */
+  requestedBy: string;
+}
+
+export interface CancelShipmentRequest {
+  reason: string;
+}
+
+/** Wakes the workflow for an immediate poll (budget permitting). */
+export const refreshSignal = defineSignal<[RefreshRequest]>('refresh');
+/** Events pushed by the courier (webhook): recorded without a courier call. */
+export const courierEventsSignal = defineSignal<[{ events: NormalisedEvent[] }]>('courierEvents');
+/** Stops tracking: the shipment ends CANCELLED. */
+export const cancelShipmentSignal = defineSignal<[CancelShipmentRequest]>('cancel');
+/** Polls now and returns the fresh snapshot; rejected on a finished shipment. */
+export const refreshNowUpdate = defineUpdate<ShipmentSnapshot, [RefreshRequest]>('refreshNow');
+export const shipmentStateQuery = defineQuery<ShipmentSnapshot>('state');
+
+/** Sent by a shipment workflow to its parent order at DELIVERED / RETURNED / EXCEPTION / EXPIRED / CANCELLED. */
+export interface ShipmentMilestone {
+  shipmentId: string;
+  status: ShipmentStatus;
+  subStatus: string | null;
+  at: string;
+}
+export const shipmentMilestoneSignal = defineSignal<[ShipmentMilestone]>('shipmentMilestone');

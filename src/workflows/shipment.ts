@@ -1,0 +1,335 @@
+/**
+ * Shipment workflow (`shipment-<shipmentId>`): one per parcel, alive until the parcel is
+ * delivered, returned, cancelled or expired. Loop: poll the courier → record events and
+ * the snapshot → sleep for the status's interval, woken early by a refresh, pushed courier
+ * events or a cancel. Courier outages back off exponentially; an exhausted daily budget
+ * waits for the next window. Deterministic code only.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ShipmentActivities } from '../activities/shipments';
+import type { NormalisedEvent } from '../couriers/types';
+import { canTransition, isTerminal, ShipmentStatus } from '../domain/status';
+import {
+  cancelShipmentSignal,
+  courierEventsSignal,
+  refreshNowUpdate,
+  refreshSignal,
+  shipmentMilestoneSignal,
+  shipmentStateQuery,
+  type CancelShipmentRequest,
+  type RefreshRequest,
+  type ShipmentSnapshot,
+  type ShipmentState,
+  type ShipmentWorkflowInput,
+} from './contract';
+import { backoffDelayMs, expiryReason, nextBudgetWindowMs, pollDelayMs } from './policy';
+import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
+
+/** Error types the poll activity raises that retrying cannot fix. */
+export const BUDGET_EXHAUSTED = 'BudgetExhausted';
+export const COURIER_REJECTED = 'CourierRejectedError';
+
+const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
+  ShipmentStatus.DELIVERED,
+  ShipmentStatus.RETURNED,
+  ShipmentStatus.EXCEPTION,
+  ShipmentStatus.EXPIRED,
+  ShipmentStatus.CANCELLED,
+]);
+
+export function initialShipmentState(nowMs: number): ShipmentState {
+  return {
+    status: ShipmentStatus.PENDING,
+    subStatus: null,
+    eta: null,
+    startedAtMs: nowMs,
+    lastScanAtMs: nowMs,
+    lastSyncedAt: null,
+    polls: 0,
+    consecutiveFailures: 0,
+    failingSince: null,
+    notFoundCount: 0,
+    eventsRecorded: 0,
+    reported: [],
+  };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function newestEvent(events: NormalisedEvent[]): NormalisedEvent | null {
+  let newest: NormalisedEvent | null = null;
+  for (const event of events) if (!newest || event.occurredAt > newest.occurredAt) newest = event;
+  return newest;
+}
+
+function failureMessage(err: unknown): { type: string | null; message: string } {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return { type: cause.type ?? null, message: cause.message };
+  return { type: null, message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
+  const { policy } = input;
+  const courier = proxyActivities<ShipmentActivities>({
+    taskQueue: input.courierTaskQueue,
+    startToCloseTimeout: '60s',
+    retry: {
+      initialInterval: policy.pollRetryInitialMs,
+      backoffCoefficient: 2,
+      maximumAttempts: policy.pollAttempts,
+      nonRetryableErrorTypes: [BUDGET_EXHAUSTED, COURIER_REJECTED],
+    },
+  });
+  // Read-model writes retry until Postgres answers: losing one would leave the API stale.
+  const readModel = proxyActivities<ShipmentActivities>({
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+  });
+
+  const state: ShipmentState = input.state ?? initialShipmentState(Date.now());
+  let nextPollAtMs: number | null = input.nextPollAtMs ?? null;
+  let syncError: string | null = null;
+  let refreshWanted = false;
+  let polling = false;
+  /** Completed poll cycles in this run; refreshNow waits for the next one to finish. */
+  let cycles = 0;
+  const pushed: NormalisedEvent[][] = [];
+  let cancelRequest: CancelShipmentRequest | null = null;
+  const finished = () => isTerminal(state.status);
+
+  const snapshot = (): ShipmentSnapshot => ({
+    shipmentId: input.shipmentId,
+    courier: input.courier,
+    trackingNumber: input.trackingNumber,
+    status: state.status,
+    subStatus: state.subStatus,
+    eta: state.eta,
+    lastSyncedAt: state.lastSyncedAt,
+    nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
+    syncError,
+    polls: state.polls,
+    finished: finished(),
+  });
+
+  setHandler(shipmentStateQuery, snapshot);
+  setHandler(refreshSignal, ({ requestedBy }) => {
+    log.info('refresh requested', { requestedBy });
+    refreshWanted = true;
+  });
+  setHandler(courierEventsSignal, ({ events }) => {
+    if (events.length > 0) pushed.push(events);
+  });
+  setHandler(cancelShipmentSignal, (request) => {
+    cancelRequest ??= request;
+  });
+  setHandler(
+    refreshNowUpdate,
+    async ({ requestedBy }) => {
+      log.info('refresh-now requested', { requestedBy });
+      // A poll already in flight started before this request: wait for the one after it.
+      const target = cycles + (polling ? 2 : 1);
+      refreshWanted = true;
+      await condition(() => cycles >= target || finished());
+      return snapshot();
+    },
+    {
+      validator: (_request: RefreshRequest) => {
+        if (finished()) throw new Error(`tracking has finished: the shipment is ${state.status}`);
+      },
+    },
+  );
+
+  upsertSearchAttributes([
+    { key: ShipmentStatusKey, value: state.status },
+    { key: CourierKey, value: input.courier },
+    { key: TrackingNumberKey, value: input.trackingNumber },
+    ...(input.orderId ? [{ key: OrderIdKey, value: input.orderId }] : []),
+  ]);
+
+  async function reportMilestone(): Promise<void> {
+    const parent = workflowInfo().parent;
+    if (!MILESTONES.has(state.status) || state.reported.includes(state.status)) return;
+    state.reported.push(state.status);
+    if (!parent) return;
+    try {
+      await getExternalWorkflowHandle(parent.workflowId).signal(shipmentMilestoneSignal, {
+        shipmentId: input.shipmentId,
+        status: state.status,
+        subStatus: state.subStatus,
+        at: iso(Date.now()),
+      });
+    } catch (err) {
+      // The order may have finished already (e.g. cancelled); the read model holds the truth.
+      log.warn('could not tell the order workflow', { error: failureMessage(err).message });
+    }
+  }
+
+  /** Moves the snapshot to `status` if the taxonomy allows it; returns whether it changed. */
+  function moveTo(status: ShipmentStatus, subStatus: string | null): boolean {
+    if (!canTransition(state.status, status)) return false;
+    const changed = status !== state.status || subStatus !== state.subStatus;
+    if (status !== state.status) {
+      log.info('status changed', { from: state.status, to: status, subStatus });
+      upsertSearchAttributes([{ key: ShipmentStatusKey, value: status }]);
+    }
+    state.status = status;
+    state.subStatus = subStatus;
+    return changed;
+  }
+
+  function scheduleAfterSuccess(): void {
+    const delay = pollDelayMs(state.status, policy);
+    nextPollAtMs = delay === null ? null : Date.now() + delay;
+  }
+
+  async function record(events: NormalisedEvent[], extra: { raw?: unknown; synced: boolean }): Promise<void> {
+    if (extra.synced) state.lastSyncedAt = iso(Date.now());
+    const { inserted } = await readModel.recordTracking({
+      shipmentId: input.shipmentId,
+      events,
+      status: state.status,
+      subStatus: state.subStatus,
+      eta: state.eta,
+      raw: extra.raw ?? null,
+      syncedAt: extra.synced ? state.lastSyncedAt : null,
+      nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
+    });
+    state.eventsRecorded += inserted;
+    await reportMilestone();
+  }
+
+  function applyEvents(
+    events: NormalisedEvent[],
+    reported: { status: ShipmentStatus; subStatus: string | null },
+  ): void {
+    const newest = newestEvent(events);
+    if (newest) state.lastScanAtMs = Math.max(state.lastScanAtMs, Date.parse(newest.occurredAt));
+    moveTo(reported.status, reported.subStatus);
+  }
+
+  async function pollCycle(): Promise<void> {
+    polling = true;
+    try {
+      const outcome = await courier.pollCourier({
+        shipmentId: input.shipmentId,
+        courier: input.courier,
+        trackingNumber: input.trackingNumber,
+      });
+      state.consecutiveFailures = 0;
+      state.failingSince = null;
+      syncError = null;
+      if (outcome.kind === 'not_found') {
+        state.notFoundCount += 1;
+        if (state.notFoundCount >= policy.notFoundLimit) {
+          moveTo(ShipmentStatus.EXCEPTION, 'NOT_FOUND_AT_COURIER');
+          syncError = `the courier does not know ${input.trackingNumber} (${state.notFoundCount} answers)`;
+        }
+        scheduleAfterSuccess();
+        await record([], { synced: true });
+        return;
+      }
+      state.notFoundCount = 0;
+      state.eta = outcome.eta;
+      applyEvents(outcome.events, outcome);
+      scheduleAfterSuccess();
+      await record(outcome.events, { raw: outcome.raw, synced: true });
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      const { type, message } = failureMessage(err);
+      const now = Date.now();
+      if (type === BUDGET_EXHAUSTED) {
+        nextPollAtMs = nextBudgetWindowMs(now);
+        syncError = `daily ${input.courier} budget used up; next poll when it reopens at ${iso(nextPollAtMs)}`;
+      } else {
+        state.consecutiveFailures += 1;
+        state.failingSince ??= iso(now);
+        nextPollAtMs = now + backoffDelayMs(state.consecutiveFailures, policy);
+        syncError = `courier unavailable since ${state.failingSince}: ${message}`;
+      }
+      log.warn('poll failed', {
+        type,
+        message,
+        failures: state.consecutiveFailures,
+        nextPollAt: iso(nextPollAtMs),
+      });
+      await readModel.recordSyncProblem({
+        shipmentId: input.shipmentId,
+        error: syncError,
+        failingSince: state.failingSince,
+        consecutiveFailures: state.consecutiveFailures,
+        nextPollAt: iso(nextPollAtMs),
+      });
+    } finally {
+      polling = false;
+      cycles += 1;
+      state.polls += 1;
+    }
+  }
+
+  async function finishAs(status: ShipmentStatus, subStatus: string): Promise<void> {
+    moveTo(status, subStatus);
+    nextPollAtMs = null;
+    await record([], { synced: false });
+  }
+
+  let pollNow = nextPollAtMs === null;
+  let cyclesThisRun = 0;
+  while (!finished()) {
+    if (cancelRequest !== null) {
+      log.info('tracking cancelled', { reason: (cancelRequest as CancelShipmentRequest).reason });
+      await finishAs(ShipmentStatus.CANCELLED, 'CANCELLED_BY_SHOP');
+      break;
+    }
+    while (pushed.length > 0) {
+      const events = pushed.shift()!;
+      const newest = newestEvent(events)!;
+      applyEvents(events, newest);
+      if (!finished()) scheduleAfterSuccess();
+      await record(events, { synced: false });
+    }
+    if (finished()) break;
+    if (pollNow) {
+      await pollCycle();
+      cyclesThisRun += 1;
+      if (finished()) break;
+    }
+    const expired = expiryReason(Date.now(), state, policy);
+    if (expired) {
+      await finishAs(ShipmentStatus.EXPIRED, expired);
+      break;
+    }
+    if (workflowInfo().continueAsNewSuggested || cyclesThisRun >= policy.maxCyclesPerRun) {
+      await condition(allHandlersFinished);
+      return await continueAsNew<typeof shipmentWorkflow>({ ...input, state, nextPollAtMs });
+    }
+    nextPollAtMs ??= Date.now() + (pollDelayMs(state.status, policy) ?? 0);
+    // Never sleep past the expiry deadline: an unscanned parcel must expire on time.
+    const expiryAt = Math.min(
+      state.lastScanAtMs + policy.expireAfterNoScanMs,
+      state.startedAtMs + policy.maxAgeMs,
+    );
+    const wakeAt = Math.min(nextPollAtMs, expiryAt);
+    const woken = await condition(
+      () => refreshWanted || pushed.length > 0 || cancelRequest !== null,
+      Math.max(1, wakeAt - Date.now()),
+    );
+    pollNow = refreshWanted || (!woken && Date.now() >= nextPollAtMs);
+    if (pollNow) nextPollAtMs = null;
+    refreshWanted = false;
+  }
+
+  await condition(allHandlersFinished);
+  return snapshot();
+}

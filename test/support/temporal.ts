@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import { createActivities, type Activities } from '../../src/activities';
+import type { CourierAdapter, CourierCode } from '../../src/couriers/types';
+import { createWorkers } from '../../src/worker';
+import type { PollPolicy } from '../../src/workflows/contract';
+import { testConfig, testLog } from './env';
+
+/** A worker pair (main + courier queue) on the test server with queues of this file's own. */
+export interface TestWorker {
+  client: Client;
+  activities: Activities;
+  taskQueue: string;
+  courierTaskQueue: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestWorker(opts: {
+  db: Kysely<Database>;
+  couriers: Partial<Record<CourierCode, CourierAdapter>>;
+  dailyBudget?: number;
+}): Promise<TestWorker> {
+  const suffix = randomBytes(4).toString('hex');
+  const taskQueue = `test-${suffix}`;
+  const courierTaskQueue = `test-courier-${suffix}`;
+  const config = testConfig({ WAYBILL_COURIER_CONCURRENCY: '5', WAYBILL_COURIER_CALLS_PER_SECOND: '100' });
+  const address = process.env.WAYBILL_TEST_TEMPORAL_ADDRESS!;
+  const nativeConnection = await NativeConnection.connect({ address });
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const activities = createActivities({
+    db: opts.db,
+    couriers: opts.couriers,
+    dailyBudget: opts.dailyBudget ?? 1000,
+    log: testLog,
+  });
+  const bundle = process.env.WAYBILL_TEST_WORKFLOW_BUNDLE;
+  const workers: Worker[] = await createWorkers({
+    config,
+    connection: nativeConnection,
+    activities,
+    taskQueue,
+    courierTaskQueue,
+    ...(bundle ? { workflowBundle: { codePath: bundle } } : {}),
+  });
+  const running = Promise.all(workers.map((w) => w.run()));
+  return {
+    client,
+    activities,
+    taskQueue,
+    courierTaskQueue,
+    async stop() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
+
+/** A poll policy shrunk to milliseconds so lifecycles run in seconds. */
+export function fastPolicy(overrides: Partial<PollPolicy> = {}): PollPolicy {
+  return {
+    intervalMs: {
+      PENDING: 300,
+      INFO_RECEIVED: 300,
+      IN_TRANSIT: 300,
+      OUT_FOR_DELIVERY: 150,
+      AVAILABLE_FOR_PICKUP: 300,
+      ATTEMPT_FAIL: 200,
+      EXCEPTION: 200,
+      RETURNING: 300,
+    },
+    backoffBaseMs: 200,
+    backoffCapMs: 1_000,
+    expireAfterNoScanMs: 3_600_000,
+    maxAgeMs: 86_400_000,
+    notFoundLimit: 3,
+    pollAttempts: 2,
+    pollRetryInitialMs: 100,
+    maxCyclesPerRun: 1_000,
+    ...overrides,
+  };
+}
+
+export const uniqueId = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;

@@ -1,0 +1,403 @@
+/**
+ * The shipment workflow end to end: real Temporal dev server, real worker and activities,
+ * real Postgres read model, and the courier simulator over HTTP (native format) playing
+ * the parcel's lifecycle at a high time scale.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { sql } from 'kysely';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import type { ScenarioName } from '../../src/simulator/scenarios';
+import {
+  cancelShipmentSignal,
+  courierEventsSignal,
+  refreshNowUpdate,
+  refreshSignal,
+  shipmentStateQuery,
+  shipmentWorkflowId,
+  type PollPolicy,
+  type ShipmentSnapshot,
+} from '../../src/workflows/contract';
+import { budgetDay } from '../../src/workflows/policy';
+import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
+import type { shipmentWorkflow } from '../../src/workflows/shipment';
+import { freshDatabase, type TestDatabase } from '../support/db';
+import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+
+/** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
+const TIME_SCALE = 50_000;
+
+jest.setTimeout(90_000);
+
+describe('shipment workflow', () => {
+  let database: TestDatabase;
+  let simulator: RunningSimulator;
+  let worker: TestWorker;
+  const started: WorkflowHandle[] = [];
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    simulator = await startSimulator({ port: 0, timeScale: TIME_SCALE });
+    worker = await startTestWorker({
+      db: database.db,
+      couriers: {
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 2_000 }),
+      },
+    });
+  });
+
+  afterEach(async () => {
+    simulator.backend.faults.clear();
+    // Leave no poller running into the next test's call counts.
+    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await simulator?.stop();
+    await database?.drop();
+  });
+
+  async function track(scenario: ScenarioName | null, policy: PollPolicy, trackingNumber?: string) {
+    const shipmentId = uniqueId('shp');
+    const number =
+      trackingNumber ??
+      simulator.backend.register({ scenario: scenario ?? undefined, format: 'native' }).trackingNumber;
+    await database.db
+      .insertInto('shipments')
+      .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: number })
+      .execute();
+    const handle = await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
+      workflowId: shipmentWorkflowId(shipmentId),
+      taskQueue: worker.taskQueue,
+      args: [
+        {
+          shipmentId,
+          orderId: null,
+          courier: CourierCode.SIMULATOR,
+          trackingNumber: number,
+          courierTaskQueue: worker.courierTaskQueue,
+          policy,
+        },
+      ],
+    });
+    started.push(handle);
+    return { shipmentId, trackingNumber: number, handle };
+  }
+
+  const nativeTrackCalls = () => simulator.backend.stats.snapshot().formats.native.byKind.track;
+  const shipmentRow = (id: string) =>
+    database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const eventsOf = (id: string) =>
+    database.db
+      .selectFrom('tracking_events')
+      .selectAll()
+      .where('shipment_id', '=', id)
+      .orderBy('occurred_at')
+      .execute();
+
+  async function eventually<T>(
+    read: () => Promise<T>,
+    accept: (value: T) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last = await read();
+    while (!accept(last)) {
+      if (Date.now() > deadline)
+        throw new Error(`condition not reached; last value: ${JSON.stringify(last)}`);
+      await new Promise((r) => setTimeout(r, 100));
+      last = await read();
+    }
+    return last;
+  }
+
+  it('follows a parcel from information received to delivered, one courier call per poll', async () => {
+    const callsBefore = nativeTrackCalls();
+    const { shipmentId, handle } = await track('delivered', fastPolicy());
+    const result: ShipmentSnapshot = await handle.result();
+
+    expect(result.status).toBe('DELIVERED');
+    expect(result.finished).toBe(true);
+    const row = await shipmentRow(shipmentId);
+    expect(row).toMatchObject({ status: 'DELIVERED', sync_error: null, next_poll_at: null });
+    expect(row.delivered_at).toBeInstanceOf(Date);
+    expect(row.picked_up_at).toBeInstanceOf(Date);
+
+    const events = await eventsOf(shipmentId);
+    const statuses = events.map((e) => e.status);
+    expect(statuses[0]).toBe('INFO_RECEIVED');
+    expect(statuses).toEqual(expect.arrayContaining(['IN_TRANSIT', 'OUT_FOR_DELIVERY']));
+    expect(statuses[statuses.length - 1]).toBe('DELIVERED');
+    expect(new Set(events.map((e) => e.event_key)).size).toBe(events.length);
+    expect(events.every((e) => e.source === 'poll')).toBe(true);
+
+    // Every poll cycle made exactly one courier call, and the workflow stopped polling once delivered.
+    expect(nativeTrackCalls() - callsBefore).toBe(result.polls);
+    const callsAtEnd = nativeTrackCalls();
+    await new Promise((r) => setTimeout(r, 800));
+    expect(nativeTrackCalls()).toBe(callsAtEnd);
+  });
+
+  it('keeps its search attributes current, so ops can list parcels by status', async () => {
+    const { handle, trackingNumber } = await track('delivered', fastPolicy());
+    await handle.result();
+    const attributes = (await handle.describe()).typedSearchAttributes;
+    expect(attributes.get(ShipmentStatusKey)).toBe('DELIVERED');
+    expect(attributes.get(CourierKey)).toBe('simulator');
+    expect(attributes.get(TrackingNumberKey)).toBe(trackingNumber);
+    // What `temporal workflow list --query 'ShipmentStatus="DELIVERED"'` runs (visibility is eventually consistent).
+    const found = await eventually(
+      async () => {
+        const ids: string[] = [];
+        for await (const wf of worker.client.workflow.list({
+          query: `ShipmentStatus="DELIVERED" AND TrackingNumber="${trackingNumber}"`,
+        })) {
+          ids.push(wf.workflowId);
+        }
+        return ids;
+      },
+      (ids) => ids.length === 1,
+    );
+    expect(found).toEqual([handle.workflowId]);
+  });
+
+  it('records events the courier pushes without calling the courier', async () => {
+    const slow = fastPolicy({
+      intervalMs: {
+        ...fastPolicy().intervalMs,
+        INFO_RECEIVED: 600_000,
+        PENDING: 600_000,
+        OUT_FOR_DELIVERY: 600_000,
+      },
+    });
+    const { shipmentId, handle } = await track('never_picked_up', slow);
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.status === 'INFO_RECEIVED',
+    );
+    const calls = nativeTrackCalls();
+    const pushedAt = new Date().toISOString();
+    await handle.signal(courierEventsSignal, {
+      events: [
+        {
+          key: `push-${shipmentId}`,
+          status: 'OUT_FOR_DELIVERY',
+          subStatus: null,
+          rawCode: 'OUT_FOR_DELIVERY',
+          rawText: 'With courier for delivery',
+          occurredAt: pushedAt,
+          occurredAtRaw: pushedAt,
+          location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
+          source: 'push',
+        },
+      ],
+    });
+    const row = await eventually(
+      () => shipmentRow(shipmentId),
+      (r) => r.status === 'OUT_FOR_DELIVERY',
+    );
+    expect(row.last_event_at!.toISOString()).toBe(pushedAt);
+    const pushed = (await eventsOf(shipmentId)).filter((e) => e.source === 'push');
+    expect(pushed).toHaveLength(1);
+    expect(nativeTrackCalls()).toBe(calls);
+  });
+
+  it('polls on the status interval: a parcel nobody picks up is asked about rarely', async () => {
+    const slow = fastPolicy({
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 60_000, PENDING: 60_000 },
+    });
+    const callsBefore = nativeTrackCalls();
+    const { shipmentId, handle } = await track('never_picked_up', slow);
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.status === 'INFO_RECEIVED',
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(nativeTrackCalls() - callsBefore).toBe(1);
+    const state = await handle.query(shipmentStateQuery);
+    expect(state.status).toBe('INFO_RECEIVED');
+    expect(Date.parse(state.nextPollAt!) - Date.now()).toBeGreaterThan(50_000);
+  });
+
+  it('polls at once on a refresh signal, and refreshNow answers the fresh snapshot', async () => {
+    const slow = fastPolicy({
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
+    });
+    const { shipmentId, handle } = await track('never_picked_up', slow);
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.last_synced_at !== null,
+    );
+    const firstSync = (await shipmentRow(shipmentId)).last_synced_at!;
+    const calls = nativeTrackCalls();
+
+    await handle.signal(refreshSignal, { requestedBy: 'test' });
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.last_synced_at!.getTime() > firstSync.getTime(),
+    );
+    expect(nativeTrackCalls()).toBe(calls + 1);
+
+    const before = await handle.query(shipmentStateQuery);
+    const fresh = await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] });
+    expect(fresh.polls).toBe(before.polls + 1);
+    expect(Date.parse(fresh.lastSyncedAt!)).toBeGreaterThan(Date.parse(before.lastSyncedAt!));
+    expect(nativeTrackCalls()).toBe(calls + 2);
+  });
+
+  it('refuses refreshNow on a finished shipment', async () => {
+    const { handle } = await track('never_picked_up', fastPolicy());
+    await handle.signal(cancelShipmentSignal, { reason: 'order cancelled' });
+    const result = await handle.result();
+    expect(result.status).toBe('CANCELLED');
+    // The workflow has completed: the server refuses the update.
+    await expect(
+      handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] }),
+    ).rejects.toThrow();
+  });
+
+  it('rides out a courier outage: backs off, marks the read model stale, recovers', async () => {
+    const { shipmentId } = await track(
+      'never_picked_up',
+      fastPolicy({ backoffBaseMs: 300, backoffCapMs: 600 }),
+    );
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.last_synced_at !== null,
+    );
+    // Temporal spaces activity retries at least a second apart: two failed cycles take ~3 s.
+    simulator.backend.faults.set({ kind: 'outage', durationMs: 8_000, format: 'native' });
+
+    const stale = await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.consecutive_failures >= 2,
+    );
+    expect(stale.sync_error).toMatch(/^courier unavailable since \d{4}-\d\d-\d\dT/);
+    expect(stale.sync_failing_since).toBeInstanceOf(Date);
+    expect(stale.status).toBe('INFO_RECEIVED');
+
+    const recovered = await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.sync_error === null && row.last_synced_at!.getTime() > stale.sync_failing_since!.getTime(),
+      15_000,
+    );
+    expect(recovered.consecutive_failures).toBe(0);
+    expect(recovered.sync_failing_since).toBeNull();
+  });
+
+  it('waits for the next budget window instead of failing, never exceeding the budget', async () => {
+    const day = budgetDay(Date.now());
+    // Two calls left today for this courier.
+    await database.db
+      .insertInto('courier_api_usage')
+      .values({ courier: CourierCode.SIMULATOR, day, calls: 998 })
+      .onConflict((oc) => oc.columns(['courier', 'day']).doUpdateSet({ calls: 998 }))
+      .execute();
+    try {
+      const callsBefore = nativeTrackCalls();
+      const { shipmentId, handle } = await track('delivered', fastPolicy());
+      const row = await eventually(
+        () => shipmentRow(shipmentId),
+        (r) => (r.sync_error ?? '').includes('budget'),
+      );
+      expect(row.sync_error).toMatch(
+        /daily simulator budget used up; next poll when it reopens at \d{4}-\d\d-\d\dT00:00:00.000Z/,
+      );
+      const desc = await handle.describe();
+      expect(desc.status.name).toBe('RUNNING');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(nativeTrackCalls() - callsBefore).toBe(2);
+      const usage = await database.db
+        .selectFrom('courier_api_usage')
+        .select('calls')
+        .where('courier', '=', CourierCode.SIMULATOR)
+        .where('day', '=', day)
+        .executeTakeFirstOrThrow();
+      expect(usage.calls).toBe(1000);
+    } finally {
+      await database.db.deleteFrom('courier_api_usage').execute();
+    }
+  });
+
+  it('expires a parcel with no scans after the limit', async () => {
+    const { shipmentId, handle } = await track('lost', fastPolicy({ expireAfterNoScanMs: 1_500 }));
+    const result = await handle.result();
+    expect(result).toMatchObject({ status: 'EXPIRED', subStatus: 'NO_SCAN', finished: true });
+    expect(await shipmentRow(shipmentId)).toMatchObject({
+      status: 'EXPIRED',
+      sub_status: 'NO_SCAN',
+      next_poll_at: null,
+    });
+  });
+
+  it('turns a number the courier never knew into an exception after the not-found limit', async () => {
+    const { shipmentId, handle } = await track(null, fastPolicy({ notFoundLimit: 2 }), `NOPE-${Date.now()}`);
+    const row = await eventually(
+      () => shipmentRow(shipmentId),
+      (r) => r.status === 'EXCEPTION',
+    );
+    expect(row.sub_status).toBe('NOT_FOUND_AT_COURIER');
+    expect((await handle.query(shipmentStateQuery)).status).toBe('EXCEPTION');
+  });
+
+  it('continues as new when the server suggests it, keeping its state', async () => {
+    // The test server suggests continue-as-new at 60 history events (global setup).
+    const { handle } = await track(
+      'never_picked_up',
+      fastPolicy({ intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 50, PENDING: 50 } }),
+    );
+    const firstRunId = (await handle.describe()).runId;
+    await eventually(
+      () => handle.describe(),
+      (d) => d.runId !== firstRunId,
+      30_000,
+    );
+    const state = await handle.query(shipmentStateQuery);
+    expect(state.status).toBe('INFO_RECEIVED');
+    // Polls from every run are counted: more than a single short run makes.
+    expect(state.polls).toBeGreaterThan(3);
+    await handle.signal(cancelShipmentSignal, { reason: 'done' });
+    expect((await handle.result()).polls).toBeGreaterThanOrEqual(state.polls);
+  });
+
+  it('records the same courier answer twice without duplicating events', async () => {
+    const shipmentId = uniqueId('shp');
+    await database.db
+      .insertInto('shipments')
+      .values({ id: shipmentId, courier: 'simulator', tracking_number: 'SIM-DUP' })
+      .execute();
+    const event = {
+      key: 'evt-1',
+      status: 'IN_TRANSIT' as const,
+      subStatus: 'PICKED_UP',
+      rawCode: 'PICKED_UP',
+      rawText: 'Picked up',
+      occurredAt: '2026-11-20T10:00:00.000Z',
+      occurredAtRaw: null,
+      location: { city: 'Shah Alam', state: 'Selangor', country: 'MY' },
+      source: 'poll' as const,
+    };
+    const input = {
+      shipmentId,
+      events: [event],
+      status: 'IN_TRANSIT' as const,
+      subStatus: 'PICKED_UP',
+      eta: null,
+      raw: null,
+      syncedAt: '2026-11-20T10:05:00.000Z',
+      nextPollAt: '2026-11-20T12:05:00.000Z',
+    };
+    expect(await worker.activities.recordTracking(input)).toEqual({ inserted: 1 });
+    const afterFirst = await shipmentRow(shipmentId);
+    expect(await worker.activities.recordTracking(input)).toEqual({ inserted: 0 });
+    const afterSecond = await shipmentRow(shipmentId);
+    const count = await sql<{
+      n: number;
+    }>`select count(*)::int as n from tracking_events where shipment_id = ${shipmentId}`.execute(database.db);
+    expect(count.rows[0]!.n).toBe(1);
+    expect(afterSecond.version).toBe(afterFirst.version);
+    expect(afterSecond.status).toBe('IN_TRANSIT');
+  });
+});
