@@ -49,6 +49,8 @@ export interface Config {
   };
   readonly courier: {
     readonly simulatorHost: string;
+    /** Courier time per real time in the simulator (1 = real time; 1440 = a courier day per minute). */
+    readonly simulatorTimeScale: number;
     readonly simulatorPort: number;
     readonly simulatorUrl: string;
     /** Calls per courier per UTC day; the shipment workflows wait for the next day beyond it. */
@@ -276,6 +278,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     courier: {
       simulatorHost: r.string('COURIER_SIMULATOR_HOST', '127.0.0.1'),
+      simulatorTimeScale: r.int('COURIER_SIMULATOR_TIME_SCALE', 1, 1, 10_000_000),
       simulatorPort,
       simulatorUrl,
       dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),

@@ -36,6 +36,8 @@ export async function assertDatabaseReachable(db: Kysely<any>, url: string): Pro
     await sql`select 1`.execute(db);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new StartupError(`cannot reach Postgres at ${redactUrl(url)}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' ').trim());
+    throw new StartupError(
+      `cannot reach Postgres at ${redactUrl(url)}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' ').trim(),
+    );
   }
 }

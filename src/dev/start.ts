@@ -86,11 +86,21 @@ async function startStack(config: Config, log: Logger, stoppers: Stopper[]): Pro
   const applied = await migrateToLatest(db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
-  const simulator = await startSimulator({
-    host: '127.0.0.1',
-    port: config.courier.simulatorPort,
-    log: log.child({ component: 'simulator' }),
-  });
+  let simulator: Awaited<ReturnType<typeof startSimulator>>;
+  try {
+    simulator = await startSimulator({
+      host: config.courier.simulatorHost,
+      port: config.courier.simulatorPort,
+      timeScale: config.courier.simulatorTimeScale,
+      log: log.child({ component: 'simulator' }),
+      easyParcel: { ...config.courier.easyParcel, tokenTtlSeconds: 3600 },
+      blueDart: { loginId: config.courier.blueDart.loginId, licenceKey: config.courier.blueDart.licenceKey },
+    });
+  } catch (err) {
+    throw new StartupError(
+      `the courier simulator could not listen on port ${config.courier.simulatorPort} (set COURIER_SIMULATOR_PORT): ${(err as Error).message}`,
+    );
+  }
   stoppers.push({ name: 'courier simulator', stop: () => simulator.stop() });
 
   const worker = await startWorker({ config, db, log: log.child({ component: 'worker' }) });

@@ -41,7 +41,8 @@ export function isShipmentStatus(value: unknown): value is ShipmentStatus {
  */
 export function canTransition(from: ShipmentStatus, to: ShipmentStatus): boolean {
   if (from === to) return true;
-  if (from === ShipmentStatus.DELIVERED) return to === ShipmentStatus.RETURNING || to === ShipmentStatus.RETURNED;
+  if (from === ShipmentStatus.DELIVERED)
+    return to === ShipmentStatus.RETURNING || to === ShipmentStatus.RETURNED;
   if (from === ShipmentStatus.RETURNED || from === ShipmentStatus.CANCELLED) return false;
   return true;
 }

@@ -50,7 +50,8 @@ export interface SimShipmentView {
   returnScans: SimScan[];
 }
 
-export type SimTrackingItem = { found: true; view: SimShipmentView } | { found: false; trackingNumber: string };
+export type SimTrackingItem =
+  { found: true; view: SimShipmentView } | { found: false; trackingNumber: string };
 
 export interface RenderedResponse {
   status: number;

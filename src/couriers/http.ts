@@ -1,0 +1,149 @@
+/**
+ * The HTTP edge shared by the courier adapters: one call with a time limit, the body read
+ * as text, and the courier's failures turned into the two errors the workflows understand
+ * ({@link CourierUnavailableError}: retry later; {@link CourierRejectedError}: give up).
+ */
+import { CourierRejectedError, CourierUnavailableError, type CourierCode } from './types';
+
+/** The part of a logger the adapters use (pino's `Logger` fits). */
+export interface CourierLog {
+  warn(obj: object, msg: string): void;
+}
+
+/** Longest body excerpt kept in error details and logs, in characters. */
+export const SNIPPET_MAX_CHARS = 500;
+
+/** Default time limit of one courier call, request and body together (ms). */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** What an adapter needs to call its courier. */
+export interface HttpContext {
+  courier: CourierCode;
+  /** The courier's name in messages ("EasyParcel"). */
+  label: string;
+  fetch: typeof fetch;
+  timeoutMs: number;
+  log: CourierLog | undefined;
+  /** Wall clock (ms since the epoch), for Retry-After dates. */
+  now: () => number;
+  /** Removes personal data from a body before it is logged or kept in an error. */
+  redact?: (body: string) => string;
+}
+
+/** A courier's answer, whatever its status, with the body read in full. */
+export interface HttpAnswer {
+  status: number;
+  headers: Headers;
+  /** Lower-case media type without parameters ('' when absent). */
+  contentType: string;
+  text: string;
+  /** The request path (no query string: Blue Dart puts its licence key there), for messages. */
+  path: string;
+}
+
+/** `text` cut to at most `max` characters, an ellipsis marking the cut. */
+export function truncate(text: string, max = SNIPPET_MAX_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+}
+
+/** A body excerpt safe to log: personal data redacted, whitespace runs collapsed, at most 500 characters. */
+export function bodySnippet(ctx: Pick<HttpContext, 'redact'>, text: string): string {
+  const redacted = ctx.redact ? ctx.redact(text) : text;
+  return truncate(redacted.replace(/\s+/g, ' ').trim());
+}
+
+/**
+ * Retry-After as milliseconds to wait: either delay-seconds (`120`) or an HTTP date.
+ * Undefined when absent or unreadable; never negative.
+ */
+export function parseRetryAfter(header: string | null, nowMs: number): number | undefined {
+  if (header === null) return undefined;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** Logs and returns a retryable error. */
+export function unavailable(
+  ctx: HttpContext,
+  message: string,
+  details: { status?: number; retryAfterMs?: number; bodySnippet?: string } = {},
+): CourierUnavailableError {
+  ctx.log?.warn({ courier: ctx.courier, ...details }, message);
+  return new CourierUnavailableError(message, details);
+}
+
+/** Logs and returns a final refusal. */
+export function rejected(
+  ctx: HttpContext,
+  message: string,
+  details: { status?: number; bodySnippet?: string } = {},
+): CourierRejectedError {
+  ctx.log?.warn({ courier: ctx.courier, ...details }, message);
+  return new CourierRejectedError(message);
+}
+
+/**
+ * One HTTP call with a time limit covering the body too. A network error or the time limit
+ * is a {@link CourierUnavailableError}; every HTTP status is returned for the caller to judge.
+ */
+export async function courierRequest(ctx: HttpContext, url: string, init: RequestInit): Promise<HttpAnswer> {
+  const path = new URL(url).pathname;
+  const method = init.method ?? 'GET';
+  let response: Response;
+  let text: string;
+  try {
+    response = await ctx.fetch(url, { ...init, signal: AbortSignal.timeout(ctx.timeoutMs) });
+    text = await response.text();
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+      throw unavailable(ctx, `${ctx.label} did not answer ${method} ${path} within ${ctx.timeoutMs} ms`);
+    }
+    const reason = e.cause?.code ?? e.cause?.message ?? e.message;
+    throw unavailable(ctx, `${ctx.label} unreachable for ${method} ${path}: ${reason}`);
+  }
+  const contentType = (response.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  return { status: response.status, headers: response.headers, contentType, text, path };
+}
+
+/**
+ * The error for an answer the caller cannot use because of its status: 429 and 5xx are
+ * retryable (429 with its Retry-After), any other status a refusal. `what` names the call.
+ */
+export function statusError(ctx: HttpContext, answer: HttpAnswer, what: string, refusal?: string): Error {
+  const details = { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) };
+  if (answer.status === 429) {
+    const retryAfterMs = parseRetryAfter(answer.headers.get('retry-after'), ctx.now());
+    return unavailable(ctx, `${ctx.label} rate-limited ${what} (429)`, {
+      ...details,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
+  }
+  if (answer.status >= 500 || answer.status < 200) {
+    return unavailable(ctx, `${ctx.label} answered ${answer.status} to ${what}`, details);
+  }
+  return rejected(
+    ctx,
+    `${ctx.label} refused ${what} (${answer.status})${refusal ? `: ${refusal}` : ''}`,
+    details,
+  );
+}
+
+/** The body parsed as JSON, or undefined when it is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A parsed JSON object, its fields still unchecked. */
+export type JsonObject = Record<string, unknown>;
+
+/** A JSON object (not an array, not null). */
+export function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

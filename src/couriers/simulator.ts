@@ -1,0 +1,275 @@
+/**
+ * The adapter for the courier simulator's native JSON format (`<baseUrl>/native`, see
+ * src/simulator/README.md). The format already speaks the status taxonomy, so this adapter
+ * checks every answer's shape and converts it; anything it cannot use (network error,
+ * timeout, 5xx, 429, an HTML page, a malformed body) is a retryable
+ * {@link CourierUnavailableError}, and a 4xx refusal a {@link CourierRejectedError}.
+ */
+import { isShipmentStatus, EventSource, type ShipmentStatus } from '../domain/status';
+import { eventKey } from './event-key';
+import {
+  CourierCode,
+  CourierRejectedError,
+  CourierUnavailableError,
+  type Booking,
+  type BookingRequest,
+  type CourierAdapter,
+  type EventLocation,
+  type NormalisedEvent,
+  type TrackResult,
+} from './types';
+
+export interface SimulatorAdapterOptions {
+  /** The simulator's root URL; the adapter appends `/native`. */
+  baseUrl: string;
+  fetch?: typeof fetch;
+  /** One HTTP call gives up after this long (ms). Default 10 s. */
+  timeoutMs?: number;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+const MAX_BATCH = 100;
+const SNIPPET_CHARS = 200;
+
+/** The first characters of a body, on one line, for error details and logs. */
+function snippet(body: string): string {
+  const flat = body.replace(/\s+/g, ' ').trim();
+  return flat.length > SNIPPET_CHARS ? `${flat.slice(0, SNIPPET_CHARS)}…` : flat;
+}
+
+/** Retry-After is either delay-seconds or an HTTP date; null when absent or unreadable. */
+function retryAfterMs(header: string | null, now: number): number | null {
+  if (header === null) return null;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function nullableString(value: unknown): value is string | null {
+  return value === null || typeof value === 'string';
+}
+
+/** A shape problem in an answer: the caller turns it into CourierUnavailableError. */
+class ShapeError extends Error {}
+
+function isoTime(value: unknown, what: string): { iso: string; raw: string } {
+  if (typeof value !== 'string') throw new ShapeError(`${what} is not a string`);
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new ShapeError(`${what} is not a date: ${value}`);
+  return { iso: new Date(ms).toISOString(), raw: value };
+}
+
+function statusOf(value: unknown, what: string): ShipmentStatus {
+  if (!isShipmentStatus(value)) throw new ShapeError(`${what} is not a known status: ${String(value)}`);
+  return value;
+}
+
+function toEvent(value: unknown, what: string): NormalisedEvent {
+  if (!isObject(value)) throw new ShapeError(`${what} is not an object`);
+  const { code, subStatus, description, location } = value;
+  if (
+    typeof code !== 'string' ||
+    !nullableString(subStatus) ||
+    typeof description !== 'string' ||
+    !isObject(location)
+  ) {
+    throw new ShapeError(`${what} lacks code, subStatus, description or location`);
+  }
+  const { city, state, country } = location;
+  if (!nullableString(city) || !nullableString(state) || !nullableString(country)) {
+    throw new ShapeError(`${what}.location has a non-string field`);
+  }
+  const where: EventLocation = { city, state, country };
+  const time = isoTime(value.occurredAt, `${what}.occurredAt`);
+  return {
+    key: eventKey(CourierCode.SIMULATOR, code, time.iso, where),
+    status: statusOf(value.status, `${what}.status`),
+    subStatus,
+    rawCode: code,
+    rawText: description,
+    occurredAt: time.iso,
+    occurredAtRaw: time.raw,
+    location: where,
+    source: EventSource.POLL,
+  };
+}
+
+function toTrackResult(value: unknown, asked: string, index: number): TrackResult {
+  const what = `results[${index}]`;
+  if (!isObject(value)) throw new ShapeError(`${what} is not an object`);
+  if (value.trackingNumber !== asked) {
+    throw new ShapeError(`${what} answers ${String(value.trackingNumber)}, asked ${asked}`);
+  }
+  if (value.found === false) return { kind: 'not_found', trackingNumber: asked };
+  if (value.found !== true) throw new ShapeError(`${what}.found is not a boolean`);
+  if (!Array.isArray(value.events)) throw new ShapeError(`${what}.events is not an array`);
+  if (!nullableString(value.subStatus) || !nullableString(value.eta ?? null)) {
+    throw new ShapeError(`${what}.subStatus or eta is not a string or null`);
+  }
+  const events = value.events
+    .map((event, i) => toEvent(event, `${what}.events[${i}]`))
+    // Oldest first whatever order the answer used; equal times keep the answer's order.
+    .map((event, i) => ({ event, i }))
+    .sort((a, b) => a.event.occurredAt.localeCompare(b.event.occurredAt) || a.i - b.i)
+    .map(({ event }) => event);
+  const eta = typeof value.eta === 'string' ? isoTime(value.eta, `${what}.eta`).iso : null;
+  return {
+    kind: 'found',
+    trackingNumber: asked,
+    status: statusOf(value.status, `${what}.status`),
+    subStatus: value.subStatus,
+    eta,
+    events,
+    // The native answer holds no personal data (no recipient), so it is kept whole.
+    raw: value,
+  };
+}
+
+export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAdapter {
+  const root = `${opts.baseUrl.replace(/\/+$/, '')}/native`;
+  const doFetch = opts.fetch ?? fetch;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+
+  /** One call: the parsed JSON body of a 2xx answer, or the error the caller should throw. */
+  async function call(
+    method: 'POST',
+    path: string,
+    body: unknown,
+  ): Promise<{ status: number; json: unknown }> {
+    const url = `${root}${path}`;
+    let response: Response;
+    let text: string;
+    try {
+      response = await doFetch(url, {
+        method,
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await response.text();
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
+      throw new CourierUnavailableError(
+        timedOut
+          ? `simulator did not answer ${path} within ${timeoutMs} ms`
+          : `simulator unreachable at ${url}: ${e.cause?.code ?? e.message}`,
+      );
+    }
+
+    const details = { status: response.status, bodySnippet: snippet(text) };
+    if (response.status === 429) {
+      const wait = retryAfterMs(response.headers.get('retry-after'), Date.now());
+      throw new CourierUnavailableError(`simulator rate-limited ${path} (429)`, {
+        ...details,
+        ...(wait !== null ? { retryAfterMs: wait } : {}),
+      });
+    }
+    if (response.status >= 500) {
+      throw new CourierUnavailableError(`simulator answered ${response.status} to ${path}`, details);
+    }
+    const contentType = response.headers.get('content-type') ?? '';
+    if (contentType.includes('html') || /^\s*</.test(text)) {
+      throw new CourierUnavailableError(
+        `simulator answered an HTML page to ${path} (${response.status})`,
+        details,
+      );
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      opts.log?.warn(
+        { path, status: response.status, body: details.bodySnippet },
+        'simulator answered malformed JSON',
+      );
+      throw new CourierUnavailableError(
+        `simulator answered malformed JSON to ${path} (${response.status})`,
+        details,
+      );
+    }
+    if (response.status >= 400) {
+      const error = isObject(json) && isObject(json.error) ? json.error : null;
+      const message = typeof error?.message === 'string' ? error.message : details.bodySnippet;
+      const code = typeof error?.code === 'string' ? error.code : String(response.status);
+      throw new CourierRejectedError(`simulator refused ${path} (${response.status} ${code}): ${message}`);
+    }
+    if (response.status < 200 || response.status >= 300) {
+      throw new CourierUnavailableError(
+        `simulator answered unexpected ${response.status} to ${path}`,
+        details,
+      );
+    }
+    return { status: response.status, json };
+  }
+
+  /** Runs `parse` on a 2xx body; a shape it does not expect means a broken answer, retryable. */
+  function parsed<T>(path: string, json: unknown, parse: (json: unknown) => T): T {
+    try {
+      return parse(json);
+    } catch (err) {
+      if (!(err instanceof ShapeError)) throw err;
+      const body = snippet(JSON.stringify(json) ?? '');
+      opts.log?.warn({ path, problem: err.message, body }, 'simulator answer has an unexpected shape');
+      throw new CourierUnavailableError(
+        `simulator answer to ${path} has an unexpected shape: ${err.message}`,
+        {
+          status: 200,
+          bodySnippet: body,
+        },
+      );
+    }
+  }
+
+  return {
+    code: CourierCode.SIMULATOR,
+    maxBatch: MAX_BATCH,
+
+    async track(trackingNumbers: string[]): Promise<TrackResult[]> {
+      if (trackingNumbers.length === 0) return [];
+      if (trackingNumbers.length > MAX_BATCH) {
+        throw new CourierRejectedError(
+          `the simulator tracks at most ${MAX_BATCH} numbers per call (got ${trackingNumbers.length})`,
+        );
+      }
+      const { json } = await call('POST', '/track', { trackingNumbers });
+      return parsed('/track', json, (body) => {
+        if (!isObject(body) || !Array.isArray(body.results)) throw new ShapeError('no results array');
+        if (body.results.length !== trackingNumbers.length) {
+          throw new ShapeError(`${body.results.length} results for ${trackingNumbers.length} numbers`);
+        }
+        return body.results.map((result, i) => toTrackResult(result, trackingNumbers[i]!, i));
+      });
+    },
+
+    async book(request: BookingRequest): Promise<Booking> {
+      const { json } = await call('POST', '/shipments', {
+        reference: request.reference,
+        recipient: request.recipient,
+        weightGrams: request.parcel.weightGrams,
+        description: request.parcel.description,
+      });
+      return parsed('/shipments', json, (body) => {
+        if (!isObject(body) || typeof body.trackingNumber !== 'string' || body.trackingNumber === '') {
+          throw new ShapeError('no trackingNumber');
+        }
+        return { trackingNumber: body.trackingNumber, courierRef: null };
+      });
+    },
+
+    async cancel(trackingNumber: string): Promise<void> {
+      const path = `/shipments/${encodeURIComponent(trackingNumber)}/cancel`;
+      const { json } = await call('POST', path, {});
+      parsed(path, json, (body) => {
+        if (!isObject(body) || body.status !== 'CANCELLED') throw new ShapeError('status is not CANCELLED');
+      });
+    },
+  };
+}

@@ -1,0 +1,366 @@
+/**
+ * The simulator speaking EasyParcel (JSON, OAuth client credentials; wire format in
+ * src/couriers/README.md). The quirks are rendered on purpose, so the real adapter meets
+ * them in every end-to-end run: the two date formats alternate, `status_log` comes in a
+ * shuffled (but repeatable) order, out-for-delivery, failed attempts and returns exist only
+ * in the text, unknown numbers are `not_found` items inside a 200, and tokens expire.
+ *
+ * Mount it inside a plugin with a prefix, e.g.
+ * `app.register(async (scope) => registerEasyParcelRoutes(scope, backend, opts), { prefix: '/easyparcel' })`
+ * or `app.register(easyParcelPlugin, { prefix: '/easyparcel', backend, ...opts })`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { EasyParcelCode } from '../../couriers/easyparcel';
+import { formatIsoSeconds, formatSqlLocal, MYT_OFFSET_MINUTES } from '../../couriers/time';
+import { ShipmentStatus } from '../../domain/status';
+import type {
+  RenderedResponse,
+  SimBackend,
+  SimRecipient,
+  SimScan,
+  SimShipmentView,
+  SimTrackingItem,
+} from '../model';
+
+export interface EasyParcelRouteOptions {
+  clientId: string;
+  clientSecret: string;
+  /** Lifetime of an issued access token, in seconds of `now()`. */
+  tokenTtlSeconds: number;
+  /** Real clock (ms since the epoch): token expiry, and the moment tracking answers describe. */
+  now: () => number;
+}
+
+/** Most AWB numbers one tracking call accepts (more: 422). */
+export const EASYPARCEL_SIM_MAX_BATCH = 100;
+
+const S = ShipmentStatus;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The code EasyParcel would give each taxonomy status (sub-status refinements below). */
+const CODE_BY_STATUS: Readonly<Record<ShipmentStatus, number>> = {
+  [S.PENDING]: EasyParcelCode.SCHEDULED,
+  [S.INFO_RECEIVED]: EasyParcelCode.TO_BE_COLLECTED,
+  [S.IN_TRANSIT]: EasyParcelCode.IN_TRANSIT,
+  // EasyParcel has no code for these: code 4 or 8, and the text says what happened.
+  [S.OUT_FOR_DELIVERY]: EasyParcelCode.IN_TRANSIT,
+  [S.ATTEMPT_FAIL]: EasyParcelCode.ON_HOLD,
+  [S.RETURNING]: EasyParcelCode.IN_TRANSIT,
+  // Nor for "held for collection" or a damaged parcel: both are "on hold" at EasyParcel.
+  [S.AVAILABLE_FOR_PICKUP]: EasyParcelCode.ON_HOLD,
+  [S.EXCEPTION]: EasyParcelCode.ON_HOLD,
+  [S.DELIVERED]: EasyParcelCode.DELIVERED,
+  [S.RETURNED]: EasyParcelCode.RETURNED,
+  [S.CANCELLED]: EasyParcelCode.CANCELLED,
+  [S.EXPIRED]: EasyParcelCode.ON_HOLD,
+};
+
+/** Statuses of no physical scan (paperwork): EasyParcel sends `location: null` for them. */
+const NO_PLACE: ReadonlySet<ShipmentStatus> = new Set([S.PENDING, S.INFO_RECEIVED, S.CANCELLED]);
+
+/** The EasyParcel code of one scan. */
+export function easyParcelCodeFor(scan: Pick<SimScan, 'status' | 'subStatus'>): number {
+  if (scan.status === S.IN_TRANSIT && scan.subStatus === 'PICKED_UP') return EasyParcelCode.COLLECTED;
+  return CODE_BY_STATUS[scan.status];
+}
+
+/**
+ * The scan's text as EasyParcel writes it: the scan's own words, with the phrase that
+ * carries the status added when the words lack it (EasyParcel has no code for these).
+ */
+function wireText(scan: SimScan, leg: 'parcel' | 'return'): string {
+  let text = scan.text;
+  if (scan.status === S.OUT_FOR_DELIVERY && !/out for delivery|with courier for delivery/i.test(text)) {
+    text = `Out for delivery: ${text}`;
+  }
+  if (scan.status === S.ATTEMPT_FAIL && !/attempt|not available/i.test(text))
+    text = `Delivery attempt failed: ${text}`;
+  if ((leg === 'return' || scan.status === S.RETURNING) && !/return/i.test(text))
+    text = `Return to shipper: ${text}`;
+  return text;
+}
+
+interface WireEntry {
+  at: Date;
+  code: number;
+  text: string;
+  location: string | null;
+}
+
+function location(scan: SimScan): string | null {
+  if (NO_PLACE.has(scan.status)) return null;
+  return scan.location.state ? `${scan.location.city}, ${scan.location.state}` : scan.location.city;
+}
+
+/**
+ * The entries of one parcel, oldest first. EasyParcel keeps one AWB for the whole journey,
+ * so the return leg's movements join the parcel's log as code 4/8 with "return" in the
+ * text. The leg's opening and its delivery are left out: the parcel's own RETURNING and
+ * RETURNED scans already say those (unless the parcel has no RETURNED scan yet).
+ */
+function entriesOf(view: SimShipmentView, now: number): WireEntry[] {
+  const hasReturned = view.scans.some((scan) => scan.status === S.RETURNED);
+  const entries: WireEntry[] = view.scans.map((scan) => ({
+    at: scan.at,
+    code: easyParcelCodeFor(scan),
+    text: wireText(scan, 'parcel'),
+    location: location(scan),
+  }));
+  for (const scan of view.returnScans) {
+    if (scan.status === S.INFO_RECEIVED) continue;
+    if (scan.status === S.DELIVERED || scan.status === S.RETURNED) {
+      if (hasReturned) continue;
+      entries.push({
+        at: scan.at,
+        code: EasyParcelCode.RETURNED,
+        text: 'Returned to shipper',
+        location: location(scan),
+      });
+      continue;
+    }
+    const code = scan.status === S.RETURNING ? EasyParcelCode.IN_TRANSIT : easyParcelCodeFor(scan);
+    entries.push({
+      at: scan.at,
+      // A return leg's pickup is still the parcel moving (4), never a fresh "collected" (3).
+      code: code === EasyParcelCode.COLLECTED ? EasyParcelCode.IN_TRANSIT : code,
+      text: wireText(scan, 'return'),
+      location: location(scan),
+    });
+  }
+  // A courier never shows a scan from the future.
+  return entries.filter((entry) => entry.at.getTime() <= now).sort((a, b) => a.at.getTime() - b.at.getTime());
+}
+
+/** Alternates the two date formats EasyParcel mixes: ISO UTC, then Malaysia local time. */
+function wireDate(at: Date, index: number): string {
+  return index % 2 === 0 ? formatIsoSeconds(at) : formatSqlLocal(at, MYT_OFFSET_MINUTES);
+}
+
+/**
+ * `items` in a repeatable order that is not oldest first: sorted by a hash of the AWB and
+ * each entry, and, should that happen to come out in time order, the first two swapped.
+ */
+function shuffled<T>(items: T[], awb: string, describe: (item: T, index: number) => string): T[] {
+  const keyed = items.map((item, index) => ({
+    item,
+    index,
+    hash: createHash('sha256')
+      .update(`${awb}|${describe(item, index)}`)
+      .digest('hex'),
+  }));
+  keyed.sort((a, b) => a.hash.localeCompare(b.hash));
+  if (keyed.length > 1 && keyed.every((entry, i) => entry.index === i))
+    [keyed[0], keyed[1]] = [keyed[1]!, keyed[0]!];
+  return keyed.map((entry) => entry.item);
+}
+
+type EasyParcelItem =
+  | {
+      status: 'success';
+      awb_number: string;
+      latest_shipment_status_code: number;
+      latest_tracking_status: string;
+      latest_event_date: string | null;
+      status_log: {
+        event_date: string;
+        shipment_status_code: number;
+        tracking_status: string;
+        location: string | null;
+      }[];
+    }
+  | { status: 'not_found'; awb_number: string };
+
+function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
+  if (!item.found) return { status: 'not_found', awb_number: item.trackingNumber };
+  const { view } = item;
+  const log = entriesOf(view, now).map((entry, index) => ({
+    event_date: wireDate(entry.at, index),
+    shipment_status_code: entry.code,
+    tracking_status: entry.text,
+    location: entry.location,
+  }));
+  const latest = log[log.length - 1];
+  return {
+    status: 'success',
+    awb_number: view.trackingNumber,
+    // Before any scan, EasyParcel is still arranging the pickup.
+    latest_shipment_status_code: latest?.shipment_status_code ?? EasyParcelCode.SCHEDULED,
+    latest_tracking_status: latest?.tracking_status ?? 'Schedule in arrangement',
+    latest_event_date: latest?.event_date ?? null,
+    status_log: shuffled(
+      log,
+      view.trackingNumber,
+      (entry) => `${entry.event_date}|${entry.shipment_status_code}|${entry.tracking_status}`,
+    ),
+  };
+}
+
+/** The answer to `POST /shipment/tracking_status`: one result per item, in the order given. */
+export function renderEasyParcelTracking(items: SimTrackingItem[], now: number): RenderedResponse {
+  const body = {
+    status_code: 200,
+    message: 'success',
+    data: { results: items.map((item) => renderItem(item, now)) },
+  };
+  return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(body) };
+}
+
+/** EasyParcel's error shape: `{"status_code":401,"message":"Unauthenticated"}`. */
+export function renderEasyParcelError(status: number, message: string): RenderedResponse {
+  return { status, contentType: JSON_TYPE, body: JSON.stringify({ status_code: status, message }) };
+}
+
+function send(reply: FastifyReply, rendered: RenderedResponse): FastifyReply {
+  return reply.code(rendered.status).type(rendered.contentType).send(rendered.body);
+}
+
+type Body = Record<string, unknown>;
+
+function isBody(value: unknown): value is Body {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function text(value: unknown, max = 200): value is string {
+  return typeof value === 'string' && value.trim() !== '' && value.length <= max;
+}
+
+function optionalText(value: unknown): value is string | null | undefined {
+  return value === undefined || value === null || (typeof value === 'string' && value.length <= 200);
+}
+
+/** The recipient of a create call, or the reason it is unusable. */
+function recipientOf(value: unknown): SimRecipient | string {
+  if (!isBody(value)) return 'recipient is required';
+  for (const field of ['name', 'line1', 'city', 'postcode', 'country'] as const) {
+    if (!text(value[field])) return `recipient.${field} is required`;
+  }
+  if (!optionalText(value.state) || !optionalText(value.phone))
+    return 'recipient.state and recipient.phone must be text';
+  return {
+    name: value.name as string,
+    line1: value.line1 as string,
+    city: value.city as string,
+    state: (value.state as string | null | undefined) ?? null,
+    postcode: value.postcode as string,
+    country: value.country as string,
+    phone: (value.phone as string | null | undefined) ?? null,
+  };
+}
+
+/**
+ * Registers the EasyParcel routes on `app` (relative paths: mount under a prefix).
+ * Each registration keeps its own tokens.
+ */
+export function registerEasyParcelRoutes(
+  app: FastifyInstance,
+  backend: SimBackend,
+  opts: EasyParcelRouteOptions,
+): void {
+  /** Issued token → expiry (ms of `now()`). */
+  const tokens = new Map<string, number>();
+
+  function authenticated(request: FastifyRequest): boolean {
+    const match = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '');
+    const expiresAt = match ? tokens.get(match[1]!) : undefined;
+    return expiresAt !== undefined && opts.now() < expiresAt;
+  }
+
+  const unauthenticated = renderEasyParcelError(401, 'Unauthenticated');
+
+  app.post('/oauth/token', async (request, reply) => {
+    const body = request.body;
+    if (!isBody(body) || body.grant_type !== 'client_credentials') {
+      return send(reply, renderEasyParcelError(400, 'grant_type must be client_credentials'));
+    }
+    if (body.client_id !== opts.clientId || body.client_secret !== opts.clientSecret) {
+      return send(reply, renderEasyParcelError(401, 'Invalid client credentials'));
+    }
+    const now = opts.now();
+    for (const [token, expiresAt] of tokens) if (expiresAt <= now) tokens.delete(token);
+    const token = randomBytes(24).toString('base64url');
+    tokens.set(token, now + opts.tokenTtlSeconds * 1000);
+    return send(reply, {
+      status: 200,
+      contentType: JSON_TYPE,
+      body: JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: opts.tokenTtlSeconds }),
+    });
+  });
+
+  app.post('/shipment/tracking_status', async (request, reply) => {
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const numbers = isBody(request.body) ? request.body.awb_numbers : undefined;
+    if (
+      !Array.isArray(numbers) ||
+      numbers.length < 1 ||
+      numbers.length > EASYPARCEL_SIM_MAX_BATCH ||
+      !numbers.every((n) => text(n, 64))
+    ) {
+      return send(
+        reply,
+        renderEasyParcelError(422, `awb_numbers must list 1 to ${EASYPARCEL_SIM_MAX_BATCH} AWB numbers`),
+      );
+    }
+    return send(
+      reply,
+      renderEasyParcelTracking(backend.track('easyparcel', numbers as string[]), opts.now()),
+    );
+  });
+
+  app.post('/shipment/create', async (request, reply) => {
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const body = isBody(request.body) ? request.body : {};
+    const recipient = recipientOf(body.recipient);
+    const weight = isBody(body.parcel) ? body.parcel.weight_grams : undefined;
+    if (!text(body.reference, 128)) return send(reply, renderEasyParcelError(422, 'reference is required'));
+    if (typeof recipient === 'string') return send(reply, renderEasyParcelError(422, recipient));
+    if (!(typeof weight === 'number' && Number.isInteger(weight) && weight > 0 && weight <= 1_000_000)) {
+      return send(
+        reply,
+        renderEasyParcelError(422, 'parcel.weight_grams must be a whole number of grams above 0'),
+      );
+    }
+    const { trackingNumber } = backend.book('easyparcel', {
+      reference: body.reference,
+      recipient,
+      weightGrams: weight,
+    });
+    const data = { awb_number: trackingNumber, order_number: `EI-${trackingNumber.replace(/\D/g, '')}` };
+    return send(reply, {
+      status: 200,
+      contentType: JSON_TYPE,
+      body: JSON.stringify({ status_code: 200, message: 'success', data }),
+    });
+  });
+
+  app.post('/shipment/cancel', async (request, reply) => {
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const awb = isBody(request.body) ? request.body.awb_number : undefined;
+    if (!text(awb, 64)) return send(reply, renderEasyParcelError(422, 'awb_number is required'));
+    const outcome = backend.cancel('easyparcel', awb);
+    if (outcome === 'not_found') return send(reply, renderEasyParcelError(404, `AWB ${awb} not found`));
+    if (outcome === 'already_picked_up') {
+      return send(
+        reply,
+        renderEasyParcelError(409, `AWB ${awb} has already been collected and cannot be cancelled`),
+      );
+    }
+    return send(reply, {
+      status: 200,
+      contentType: JSON_TYPE,
+      body: JSON.stringify({
+        status_code: 200,
+        message: 'success',
+        data: { awb_number: awb, cancelled: true },
+      }),
+    });
+  });
+}
+
+/** The same routes as a Fastify plugin: `app.register(easyParcelPlugin, { prefix, backend, ...opts })`. */
+export const easyParcelPlugin: FastifyPluginAsync<EasyParcelRouteOptions & { backend: SimBackend }> = async (
+  app,
+  opts,
+) => {
+  registerEasyParcelRoutes(app, opts.backend, opts);
+};
