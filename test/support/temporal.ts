@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createActivities, type Activities } from '../../src/activities';
@@ -18,11 +18,22 @@ export interface TestWorker {
   stop(): Promise<void>;
 }
 
+let runtimeInstalled = false;
+
+/** Workflow and worker logs at WARN and above only (set WAYBILL_TEST_LOG_LEVEL=info for more). */
+function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.WAYBILL_TEST_LOG_LEVEL ?? 'warn').toUpperCase() as 'WARN';
+  Runtime.install({ logger: new DefaultLogger(level) });
+}
+
 export async function startTestWorker(opts: {
   db: Kysely<Database>;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
   dailyBudget?: number;
 }): Promise<TestWorker> {
+  installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
   const taskQueue = `test-${suffix}`;
   const courierTaskQueue = `test-courier-${suffix}`;
