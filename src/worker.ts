@@ -22,7 +22,7 @@ import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { temporalConnectionOptions } from './temporal';
 
 /** Routes the Temporal runtime's own logs (core, worker internals) into pino. Call before any connection. */
-export function installTemporalRuntime(log: Logger): void {
+export function installTemporalRuntime(log: Logger, opts: { ownSignals?: boolean } = {}): void {
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
     TRACE: 'trace',
     DEBUG: 'debug',
@@ -38,7 +38,9 @@ export function installTemporalRuntime(log: Logger): void {
     warn: (message, meta) => log.warn(meta ?? {}, message),
     error: (message, meta) => log.error(meta ?? {}, message),
   };
-  Runtime.install({ logger });
+  // With ownSignals the caller stops the workers itself, in its own order (the dev stack
+  // closes the API first); otherwise the runtime shuts workers down on SIGINT/SIGTERM.
+  Runtime.install({ logger, ...(opts.ownSignals ? { shutdownSignals: [] } : {}) });
 }
 
 const COURIER_ACTIVITIES = ['pollCourier'] as const satisfies readonly (keyof Activities)[];
@@ -110,13 +112,26 @@ export async function startWorker(opts: {
     log: opts.log.child({ component: 'activities' }),
   });
   const workers = await createWorkers({ config: opts.config, connection, activities });
-  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  const stopWorkers = () => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  // If one worker fails, stop the other too, so `done` settles and the caller can react.
+  const runs = workers.map((w) =>
+    w.run().catch((err: unknown) => {
+      stopWorkers();
+      throw err;
+    }),
+  );
+  const done = Promise.all(runs).then(() => undefined);
   return {
     done,
     async shutdown() {
-      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await done;
-      if (!opts.connection) await connection.close();
+      stopWorkers();
+      try {
+        await done;
+      } finally {
+        if (!opts.connection) await connection.close();
+      }
     },
   };
 }

@@ -63,6 +63,8 @@ export interface RecordTrackingInput {
   raw: unknown;
   /** ISO time of the courier answer these come from; null for pushed or manual changes. */
   syncedAt: string | null;
+  /** With `syncedAt`: the courier answered, but with a problem to show (e.g. number unknown). */
+  syncError?: string | null;
   nextPollAt: string | null;
 }
 
@@ -212,7 +214,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             ...(input.syncedAt
               ? {
                   last_synced_at: input.syncedAt,
-                  sync_error: null,
+                  sync_error: input.syncError ?? null,
                   sync_failing_since: null,
                   consecutive_failures: 0,
                 }

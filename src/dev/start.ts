@@ -20,7 +20,12 @@ import { startTemporalDevServer } from './temporal-server';
 
 type Stopper = { name: string; stop: () => Promise<void> };
 
-async function startStack(config: Config, log: Logger, stoppers: Stopper[]): Promise<string[]> {
+async function startStack(
+  config: Config,
+  log: Logger,
+  stoppers: Stopper[],
+  onWorkerFailure: (err: unknown) => void,
+): Promise<string[]> {
   const t0 = Date.now();
   await fs.mkdir(config.paths.dataDir, { recursive: true });
   const lines: string[] = [];
@@ -104,7 +109,8 @@ async function startStack(config: Config, log: Logger, stoppers: Stopper[]): Pro
   stoppers.push({ name: 'courier simulator', stop: () => simulator.stop() });
 
   const worker = await startWorker({ config, db, log: log.child({ component: 'worker' }) });
-  stoppers.push({ name: 'worker', stop: () => worker.shutdown() });
+  stoppers.push({ name: 'worker', stop: () => worker.shutdown().catch(() => undefined) });
+  worker.done.catch((err: unknown) => onWorkerFailure(err));
 
   const api = await startApi({ config, db, log: log.child({ component: 'api' }) });
   stoppers.push({ name: 'API', stop: () => api.close() });
@@ -136,13 +142,13 @@ runMain(async () => {
   // The SDK's info lines (bundler output, worker state changes) drown the stack's own.
   const temporalLog = log.child({ component: 'temporal' });
   if (config.logLevel === 'info') temporalLog.level = 'warn';
-  installTemporalRuntime(temporalLog);
+  installTemporalRuntime(temporalLog, { ownSignals: true });
   takeOverShutdownSignals();
 
   const stoppers: Stopper[] = [];
   let stopping: Promise<void> | null = null;
   let firstSignalAt = 0;
-  const shutdown = (signal: string) => {
+  const shutdown = (signal: string, exitCode = 0) => {
     if (stopping) {
       // A terminal's Ctrl-C reaches this process twice: directly, and relayed by npm/tsx.
       // Only a second press, a moment later, means "force".
@@ -154,14 +160,17 @@ runMain(async () => {
     log.info(`${signal}: stopping (Ctrl-C again to force)`);
     stopping = stopAll(stoppers, log).then(() => {
       log.info('stopped');
-      process.exit(0);
+      process.exit(exitCode);
     });
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
   try {
-    const banner = await startStack(config, log, stoppers);
+    const banner = await startStack(config, log, stoppers, (err) => {
+      log.error({ err }, 'the worker failed; stopping everything');
+      shutdown('worker failure', 1);
+    });
     process.stdout.write(`\n${banner.join('\n')}\n\n`);
   } catch (err) {
     await stopAll(stoppers, log);

@@ -78,6 +78,8 @@ export interface ShipmentWorkflowInput {
   state?: ShipmentState;
   /** Epoch ms of the poll scheduled before continue-as-new; the new run keeps that schedule. */
   nextPollAtMs?: number | null;
+  /** The courier problem shown before continue-as-new, until the next poll clears it. */
+  syncError?: string | null;
 }
 
 /** What the API and the order workflow see of a shipment. */

@@ -18,7 +18,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ShipmentActivities } from '../activities/shipments';
+import type { PollOutcome, ShipmentActivities } from '../activities/shipments';
 import type { NormalisedEvent } from '../couriers/types';
 import { canTransition, isTerminal, ShipmentStatus } from '../domain/status';
 import {
@@ -74,10 +74,12 @@ function newestEvent(events: NormalisedEvent[]): NormalisedEvent | null {
   return newest;
 }
 
-function failureMessage(err: unknown): { type: string | null; message: string } {
+function failureMessage(err: unknown): { type: string | null; message: string; details: unknown[] } {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return { type: cause.type ?? null, message: cause.message };
-  return { type: null, message: cause instanceof Error ? cause.message : String(cause) };
+  if (cause instanceof ApplicationFailure) {
+    return { type: cause.type ?? null, message: cause.message, details: cause.details ?? [] };
+  }
+  return { type: null, message: cause instanceof Error ? cause.message : String(cause), details: [] };
 }
 
 export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
@@ -100,7 +102,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
 
   const state: ShipmentState = input.state ?? initialShipmentState(Date.now());
   let nextPollAtMs: number | null = input.nextPollAtMs ?? null;
-  let syncError: string | null = null;
+  let syncError: string | null = input.syncError ?? null;
   let refreshWanted = false;
   let polling = false;
   /** Completed poll cycles in this run; refreshNow waits for the next one to finish. */
@@ -204,6 +206,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       eta: state.eta,
       raw: extra.raw ?? null,
       syncedAt: extra.synced ? state.lastSyncedAt : null,
+      syncError,
       nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
     });
     state.eventsRecorded += inserted;
@@ -219,14 +222,25 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     moveTo(reported.status, reported.subStatus);
   }
 
+  /** One courier call; failures become the read model's sync problem, never the workflow's. */
   async function pollCycle(): Promise<void> {
     polling = true;
+    let outcome: PollOutcome;
     try {
-      const outcome = await courier.pollCourier({
+      outcome = await courier.pollCourier({
         shipmentId: input.shipmentId,
         courier: input.courier,
         trackingNumber: input.trackingNumber,
       });
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      await recordPollFailure(err);
+      return;
+    } finally {
+      polling = false;
+      state.polls += 1;
+    }
+    try {
       state.consecutiveFailures = 0;
       state.failingSince = null;
       syncError = null;
@@ -237,6 +251,8 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
           syncError = `the courier does not know ${input.trackingNumber} (${state.notFoundCount} answers)`;
         }
         scheduleAfterSuccess();
+        // A number the courier keeps denying is asked about rarely until it expires.
+        if (syncError !== null) nextPollAtMs = Date.now() + policy.backoffCapMs;
         await record([], { synced: true });
         return;
       }
@@ -245,13 +261,23 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       applyEvents(outcome.events, outcome);
       scheduleAfterSuccess();
       await record(outcome.events, { raw: outcome.raw, synced: true });
-    } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
-      const { type, message } = failureMessage(err);
+    } finally {
+      cycles += 1;
+    }
+  }
+
+  async function recordPollFailure(err: ActivityFailure): Promise<void> {
+    try {
+      const { type, message, details } = failureMessage(err);
       const now = Date.now();
       if (type === BUDGET_EXHAUSTED) {
-        nextPollAtMs = nextBudgetWindowMs(now);
-        syncError = `daily ${input.courier} budget used up; next poll when it reopens at ${iso(nextPollAtMs)}`;
+        // The activity's clock decided the day is used up; wait for the window it names (never
+        // less than a minute, in case this clock is ahead) plus a spread so that every blocked
+        // shipment does not call at midnight at once.
+        const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
+        const windowAt = Number.isFinite(named) ? named : nextBudgetWindowMs(now);
+        nextPollAtMs = Math.max(windowAt, now + 60_000) + Math.floor(Math.random() * 15 * 60_000);
+        syncError = `daily ${input.courier} budget used up; next poll when it reopens at ${iso(windowAt)}`;
       } else {
         state.consecutiveFailures += 1;
         state.failingSince ??= iso(now);
@@ -272,9 +298,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
         nextPollAt: iso(nextPollAtMs),
       });
     } finally {
-      polling = false;
       cycles += 1;
-      state.polls += 1;
     }
   }
 
@@ -295,7 +319,9 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     while (pushed.length > 0) {
       const events = pushed.shift()!;
       const newest = newestEvent(events)!;
-      applyEvents(events, newest);
+      // A late webhook (older than the newest scan we know) adds history but no new status.
+      if (Date.parse(newest.occurredAt) >= state.lastScanAtMs) applyEvents(events, newest);
+      else state.lastScanAtMs = Math.max(state.lastScanAtMs, Date.parse(newest.occurredAt));
       if (!finished()) scheduleAfterSuccess();
       await record(events, { synced: false });
     }
@@ -310,9 +336,15 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       await finishAs(ShipmentStatus.EXPIRED, expired);
       break;
     }
-    if (workflowInfo().continueAsNewSuggested || cyclesThisRun >= policy.maxCyclesPerRun) {
+    const nothingPending = !refreshWanted && pushed.length === 0 && cancelRequest === null;
+    if (
+      nothingPending &&
+      (workflowInfo().continueAsNewSuggested || cyclesThisRun >= policy.maxCyclesPerRun)
+    ) {
+      // A refreshNow waiting for the next poll keeps refreshWanted set, so it is never
+      // stranded here: the loop polls first and continues as new on a later pass.
       await condition(allHandlersFinished);
-      return await continueAsNew<typeof shipmentWorkflow>({ ...input, state, nextPollAtMs });
+      return await continueAsNew<typeof shipmentWorkflow>({ ...input, state, nextPollAtMs, syncError });
     }
     nextPollAtMs ??= Date.now() + (pollDelayMs(state.status, policy) ?? 0);
     // Never sleep past the expiry deadline: an unscanned parcel must expire on time.
@@ -325,7 +357,9 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       () => refreshWanted || pushed.length > 0 || cancelRequest !== null,
       Math.max(1, wakeAt - Date.now()),
     );
-    pollNow = refreshWanted || (!woken && Date.now() >= nextPollAtMs);
+    // Woken by the timer (poll due, or the expiry deadline): ask the courier once more, so a
+    // scan since the last poll can still save a parcel from expiring.
+    pollNow = refreshWanted || !woken;
     if (pollNow) nextPollAtMs = null;
     refreshWanted = false;
   }

@@ -339,6 +339,7 @@ describe('shipment workflow', () => {
       (r) => r.status === 'EXCEPTION',
     );
     expect(row.sub_status).toBe('NOT_FOUND_AT_COURIER');
+    expect(row.sync_error).toMatch(/^the courier does not know NOPE-\d+ \(2 answers\)$/);
     expect((await handle.query(shipmentStateQuery)).status).toBe('EXCEPTION');
   });
 
@@ -360,6 +361,96 @@ describe('shipment workflow', () => {
     expect(state.polls).toBeGreaterThan(3);
     await handle.signal(cancelShipmentSignal, { reason: 'done' });
     expect((await handle.result()).polls).toBeGreaterThanOrEqual(state.polls);
+  });
+
+  it('answers a refreshNow that arrives mid-poll even when continue-as-new is due right after', async () => {
+    // Every cycle makes continue-as-new due; a slow courier keeps a poll in flight.
+    const policy = fastPolicy({
+      maxCyclesPerRun: 1,
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000 },
+    });
+    const { handle } = await track('never_picked_up', policy);
+    const firstRun = (await handle.describe()).runId;
+    await eventually(
+      () => handle.describe(),
+      (d) => d.runId !== firstRun,
+    );
+    simulator.backend.faults.set({ kind: 'latency', ms: 800, format: 'native' });
+    await handle.signal(refreshSignal, { requestedBy: 'test' });
+    await new Promise((r) => setTimeout(r, 300)); // that poll is now in flight
+    const before = await handle.query(shipmentStateQuery);
+    const fresh = await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] });
+    expect(fresh.polls).toBeGreaterThanOrEqual(before.polls + 1);
+    expect(fresh.finished).toBe(false);
+  });
+
+  it('keeps events pushed during a poll when continue-as-new follows it', async () => {
+    const policy = fastPolicy({
+      maxCyclesPerRun: 1,
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000 },
+    });
+    const { shipmentId, handle } = await track('never_picked_up', policy);
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.status === 'INFO_RECEIVED',
+    );
+    simulator.backend.faults.set({ kind: 'latency', ms: 800, format: 'native' });
+    await handle.signal(refreshSignal, { requestedBy: 'test' });
+    await new Promise((r) => setTimeout(r, 300));
+    const at = new Date().toISOString();
+    await handle.signal(courierEventsSignal, {
+      events: [
+        {
+          key: `push-can-${shipmentId}`,
+          status: 'IN_TRANSIT',
+          subStatus: 'PICKED_UP',
+          rawCode: 'PICKED_UP',
+          rawText: 'Picked up',
+          occurredAt: at,
+          occurredAtRaw: at,
+          location: { city: 'Shah Alam', state: 'Selangor', country: 'MY' },
+          source: 'push',
+        },
+      ],
+    });
+    const row = await eventually(
+      () => shipmentRow(shipmentId),
+      (r) => r.status === 'IN_TRANSIT',
+    );
+    expect(row.picked_up_at).toBeInstanceOf(Date);
+    expect((await eventsOf(shipmentId)).some((e) => e.event_key === `push-can-${shipmentId}`)).toBe(true);
+  });
+
+  it('adds a late pushed event to the history without moving the status back', async () => {
+    const { shipmentId, handle } = await track(
+      'delivered',
+      fastPolicy({ intervalMs: { ...fastPolicy().intervalMs, IN_TRANSIT: 600_000 } }),
+    );
+    const row = await eventually(
+      () => shipmentRow(shipmentId),
+      (r) => r.status === 'IN_TRANSIT',
+    );
+    const old = new Date(row.last_event_at!.getTime() - 3_600_000).toISOString();
+    await handle.signal(courierEventsSignal, {
+      events: [
+        {
+          key: `late-${shipmentId}`,
+          status: 'INFO_RECEIVED',
+          subStatus: null,
+          rawCode: 'INFO',
+          rawText: 'Shipment information received',
+          occurredAt: old,
+          occurredAtRaw: old,
+          location: { city: null, state: null, country: null },
+          source: 'push',
+        },
+      ],
+    });
+    await eventually(eventsOf.bind(null, shipmentId), (events) =>
+      events.some((e) => e.event_key === `late-${shipmentId}`),
+    );
+    expect((await shipmentRow(shipmentId)).status).toBe('IN_TRANSIT');
+    expect((await handle.query(shipmentStateQuery)).status).toBe('IN_TRANSIT');
   });
 
   it('records the same courier answer twice without duplicating events', async () => {
