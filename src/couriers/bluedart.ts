@@ -99,6 +99,28 @@ const BY_SCAN_CODE: Readonly<Record<string, Mapped>> = {
   [C.CANCELLED]: { status: S.CANCELLED, subStatus: null },
 };
 
+/**
+ * How far along its life each status puts a parcel, for scans in the same minute (Blue Dart
+ * times have no seconds). The taxonomy's order, with two adjustments: out for delivery, a
+ * failed attempt, held for collection and an exception form one stage (a parcel goes back
+ * and forth between them, so the courier's order decides), and that stage comes before
+ * delivered (a delivered parcel only moves on into a return).
+ */
+const STAGE: Readonly<Record<ShipmentStatus, number>> = {
+  [S.PENDING]: 0,
+  [S.INFO_RECEIVED]: 1,
+  [S.IN_TRANSIT]: 2,
+  [S.OUT_FOR_DELIVERY]: 3,
+  [S.AVAILABLE_FOR_PICKUP]: 3,
+  [S.ATTEMPT_FAIL]: 3,
+  [S.EXCEPTION]: 3,
+  [S.DELIVERED]: 4,
+  [S.RETURNING]: 5,
+  [S.RETURNED]: 6,
+  [S.CANCELLED]: 7,
+  [S.EXPIRED]: 7,
+};
+
 /** For a scan code we do not know, and for a shipment without scans: the status letters. */
 const BY_STATUS_TYPE: Readonly<Record<string, Mapped>> = {
   [BlueDartStatusType.PICKED_UP]: { status: S.IN_TRANSIT, subStatus: null },
@@ -283,7 +305,9 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     }
 
     // Scans come newest first; `order` restores oldest first for scans in the same minute,
-    // and puts the return leg after the outbound scans.
+    // and puts the return leg after the outbound scans. Within one minute a later stage never
+    // comes first: at high simulator time scales the original's "returned to shipper" scan
+    // shares a minute with the return leg's last scans, and must not precede them.
     const collected: { event: NormalisedEvent; order: number }[] = [];
     const add = (source: JsonObject, label: string, leg: 'outbound' | 'return') => {
       const scans = scansOf(source);
@@ -300,7 +324,12 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
 
     const seen = new Set<string>();
     const events = collected
-      .sort((a, b) => a.event.occurredAt.localeCompare(b.event.occurredAt) || a.order - b.order)
+      .sort(
+        (a, b) =>
+          a.event.occurredAt.localeCompare(b.event.occurredAt) ||
+          STAGE[a.event.status] - STAGE[b.event.status] ||
+          a.order - b.order,
+      )
       .map(({ event }) => event)
       // The same scan listed twice would be one row anyway (same key); keep the list honest.
       .filter((event) => {
@@ -309,6 +338,7 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
         return true;
       });
 
+    // The snapshot is the last event in this order (Blue Dart's own status only without scans).
     const newest = events[events.length - 1];
     const statusType = textOf(shipment, 'StatusType');
     const snapshot: Mapped = newest

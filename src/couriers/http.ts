@@ -28,6 +28,8 @@ export interface HttpContext {
   now: () => number;
   /** Removes personal data from a body before it is logged or kept in an error. */
   redact?: (body: string) => string;
+  /** Longest body excerpt in error details and logs, in characters. Default {@link SNIPPET_MAX_CHARS}. */
+  snippetMaxChars?: number;
 }
 
 /** A courier's answer, whatever its status, with the body read in full. */
@@ -46,10 +48,13 @@ export function truncate(text: string, max = SNIPPET_MAX_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
 }
 
-/** A body excerpt safe to log: personal data redacted, whitespace runs collapsed, at most 500 characters. */
-export function bodySnippet(ctx: Pick<HttpContext, 'redact'>, text: string): string {
+/**
+ * A body excerpt safe to log: personal data redacted, whitespace runs collapsed, at most
+ * `ctx.snippetMaxChars` (default 500) characters.
+ */
+export function bodySnippet(ctx: Pick<HttpContext, 'redact' | 'snippetMaxChars'>, text: string): string {
   const redacted = ctx.redact ? ctx.redact(text) : text;
-  return truncate(redacted.replace(/\s+/g, ' ').trim());
+  return truncate(redacted.replace(/\s+/g, ' ').trim(), ctx.snippetMaxChars);
 }
 
 /**

@@ -8,9 +8,20 @@
 import { isShipmentStatus, EventSource, type ShipmentStatus } from '../domain/status';
 import { eventKey } from './event-key';
 import {
+  bodySnippet,
+  courierRequest,
+  DEFAULT_TIMEOUT_MS,
+  isObject,
+  parseJson,
+  rejected,
+  statusError,
+  unavailable,
+  type CourierLog,
+  type HttpContext,
+} from './http';
+import {
   CourierCode,
   CourierRejectedError,
-  CourierUnavailableError,
   type Booking,
   type BookingRequest,
   type CourierAdapter,
@@ -25,32 +36,12 @@ export interface SimulatorAdapterOptions {
   fetch?: typeof fetch;
   /** One HTTP call gives up after this long (ms). Default 10 s. */
   timeoutMs?: number;
-  log?: { warn(obj: object, msg: string): void };
+  log?: CourierLog;
 }
 
 const MAX_BATCH = 100;
-const SNIPPET_CHARS = 200;
-
-/** The first characters of a body, on one line, for error details and logs. */
-function snippet(body: string): string {
-  const flat = body.replace(/\s+/g, ' ').trim();
-  return flat.length > SNIPPET_CHARS ? `${flat.slice(0, SNIPPET_CHARS)}…` : flat;
-}
-
-/** Retry-After is either delay-seconds or an HTTP date; null when absent or unreadable. */
-function retryAfterMs(header: string | null, now: number): number | null {
-  if (header === null) return null;
-  const text = header.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+/** Body excerpts in error details and logs: up to 200 characters, then an ellipsis. */
+const SNIPPET_MAX_CHARS = 201;
 
 function nullableString(value: unknown): value is string | null {
   return value === null || typeof value === 'string';
@@ -134,80 +125,44 @@ function toTrackResult(value: unknown, asked: string, index: number): TrackResul
 
 export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAdapter {
   const root = `${opts.baseUrl.replace(/\/+$/, '')}/native`;
-  const doFetch = opts.fetch ?? fetch;
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const ctx: HttpContext = {
+    courier: CourierCode.SIMULATOR,
+    label: 'simulator',
+    fetch: opts.fetch ?? fetch,
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    log: opts.log,
+    now: Date.now,
+    snippetMaxChars: SNIPPET_MAX_CHARS,
+  };
 
-  /** One call: the parsed JSON body of a 2xx answer, or the error the caller should throw. */
-  async function call(
-    method: 'POST',
-    path: string,
-    body: unknown,
-  ): Promise<{ status: number; json: unknown }> {
-    const url = `${root}${path}`;
-    let response: Response;
-    let text: string;
-    try {
-      response = await doFetch(url, {
-        method,
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      text = await response.text();
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
-      throw new CourierUnavailableError(
-        timedOut
-          ? `simulator did not answer ${path} within ${timeoutMs} ms`
-          : `simulator unreachable at ${url}: ${e.cause?.code ?? e.message}`,
-      );
-    }
+  /** One POST: the parsed JSON body of a 2xx answer; anything else is the error to throw. */
+  async function call(path: string, body: unknown): Promise<unknown> {
+    const answer = await courierRequest(ctx, `${root}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (answer.status === 429 || answer.status >= 500) throw statusError(ctx, answer, path);
 
-    const details = { status: response.status, bodySnippet: snippet(text) };
-    if (response.status === 429) {
-      const wait = retryAfterMs(response.headers.get('retry-after'), Date.now());
-      throw new CourierUnavailableError(`simulator rate-limited ${path} (429)`, {
-        ...details,
-        ...(wait !== null ? { retryAfterMs: wait } : {}),
-      });
+    const details = { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) };
+    // An outage page: labelled HTML (the header as sent) or anything that starts like markup.
+    if ((answer.headers.get('content-type') ?? '').includes('html') || /^\s*</.test(answer.text)) {
+      throw unavailable(ctx, `simulator answered an HTML page to ${path} (${answer.status})`, details);
     }
-    if (response.status >= 500) {
-      throw new CourierUnavailableError(`simulator answered ${response.status} to ${path}`, details);
+    const json = parseJson(answer.text);
+    if (json === undefined) {
+      throw unavailable(ctx, `simulator answered malformed JSON to ${path} (${answer.status})`, details);
     }
-    const contentType = response.headers.get('content-type') ?? '';
-    if (contentType.includes('html') || /^\s*</.test(text)) {
-      throw new CourierUnavailableError(
-        `simulator answered an HTML page to ${path} (${response.status})`,
-        details,
-      );
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      opts.log?.warn(
-        { path, status: response.status, body: details.bodySnippet },
-        'simulator answered malformed JSON',
-      );
-      throw new CourierUnavailableError(
-        `simulator answered malformed JSON to ${path} (${response.status})`,
-        details,
-      );
-    }
-    if (response.status >= 400) {
+    if (answer.status >= 400) {
       const error = isObject(json) && isObject(json.error) ? json.error : null;
       const message = typeof error?.message === 'string' ? error.message : details.bodySnippet;
-      const code = typeof error?.code === 'string' ? error.code : String(response.status);
-      throw new CourierRejectedError(`simulator refused ${path} (${response.status} ${code}): ${message}`);
+      const code = typeof error?.code === 'string' ? error.code : String(answer.status);
+      throw rejected(ctx, `simulator refused ${path} (${answer.status} ${code}): ${message}`, details);
     }
-    if (response.status < 200 || response.status >= 300) {
-      throw new CourierUnavailableError(
-        `simulator answered unexpected ${response.status} to ${path}`,
-        details,
-      );
+    if (answer.status < 200 || answer.status >= 300) {
+      throw unavailable(ctx, `simulator answered unexpected ${answer.status} to ${path}`, details);
     }
-    return { status: response.status, json };
+    return json;
   }
 
   /** Runs `parse` on a 2xx body; a shape it does not expect means a broken answer, retryable. */
@@ -216,15 +171,11 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
       return parse(json);
     } catch (err) {
       if (!(err instanceof ShapeError)) throw err;
-      const body = snippet(JSON.stringify(json) ?? '');
-      opts.log?.warn({ path, problem: err.message, body }, 'simulator answer has an unexpected shape');
-      throw new CourierUnavailableError(
-        `simulator answer to ${path} has an unexpected shape: ${err.message}`,
-        {
-          status: 200,
-          bodySnippet: body,
-        },
-      );
+      // Only 2xx bodies get here; the excerpt is of the parsed body, re-serialised.
+      throw unavailable(ctx, `simulator answer to ${path} has an unexpected shape: ${err.message}`, {
+        status: 200,
+        bodySnippet: bodySnippet(ctx, JSON.stringify(json) ?? ''),
+      });
     }
   }
 
@@ -239,7 +190,7 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
           `the simulator tracks at most ${MAX_BATCH} numbers per call (got ${trackingNumbers.length})`,
         );
       }
-      const { json } = await call('POST', '/track', { trackingNumbers });
+      const json = await call('/track', { trackingNumbers });
       return parsed('/track', json, (body) => {
         if (!isObject(body) || !Array.isArray(body.results)) throw new ShapeError('no results array');
         if (body.results.length !== trackingNumbers.length) {
@@ -250,7 +201,7 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
     },
 
     async book(request: BookingRequest): Promise<Booking> {
-      const { json } = await call('POST', '/shipments', {
+      const json = await call('/shipments', {
         reference: request.reference,
         recipient: request.recipient,
         weightGrams: request.parcel.weightGrams,
@@ -266,7 +217,7 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
 
     async cancel(trackingNumber: string): Promise<void> {
       const path = `/shipments/${encodeURIComponent(trackingNumber)}/cancel`;
-      const { json } = await call('POST', path, {});
+      const json = await call(path, {});
       parsed(path, json, (body) => {
         if (!isObject(body) || body.status !== 'CANCELLED') throw new ShapeError('status is not CANCELLED');
       });

@@ -182,6 +182,52 @@ describe('Blue Dart returns to origin', () => {
     expect(result!.events.map((e) => e.status).slice(-3)).toEqual(['RETURNING', 'RETURNING', 'RETURNING']);
   });
 
+  it('keeps a sensible order when scans share a minute: courier order, return leg after, stages never backwards', async () => {
+    // A high simulator time scale: the whole return to origin within four minutes.
+    const { adapter } = setup(xml('return-same-minute.xml'));
+    const [result] = (await adapter.track(['BD2000000002'])) as Found[];
+
+    expect(result!.events.map((e) => [e.occurredAt, e.rawCode, e.status])).toEqual([
+      ['2025-06-12T04:30:00.000Z', '001', 'INFO_RECEIVED'],
+      ['2025-06-12T04:30:00.000Z', '015', 'IN_TRANSIT'],
+      ['2025-06-12T04:30:00.000Z', '002', 'IN_TRANSIT'],
+      ['2025-06-12T04:31:00.000Z', '003', 'IN_TRANSIT'],
+      ['2025-06-12T04:31:00.000Z', '004', 'OUT_FOR_DELIVERY'],
+      ['2025-06-12T04:31:00.000Z', '005', 'ATTEMPT_FAIL'],
+      // The original's return scan, then the return leg's, in the same minute.
+      ['2025-06-12T04:32:00.000Z', '074', 'RETURNING'],
+      ['2025-06-12T04:32:00.000Z', '001', 'RETURNING'],
+      ['2025-06-12T04:32:00.000Z', '002', 'RETURNING'],
+      // The original's "returned to shipper" shares its minute with the leg's last scans:
+      // it comes after every RETURNING of that minute, not before.
+      ['2025-06-12T04:33:00.000Z', '003', 'RETURNING'],
+      ['2025-06-12T04:33:00.000Z', '004', 'RETURNING'],
+      ['2025-06-12T04:33:00.000Z', '188', 'RETURNED'],
+      ['2025-06-12T04:33:00.000Z', '000', 'RETURNED'],
+    ]);
+    expect(result!.status).toBe('RETURNED');
+    expect(result!.subStatus).toBeNull();
+  });
+
+  it('reports the status of the last event in that order as the snapshot', async () => {
+    // The original says "returned to shipper" in the same minute as the leg's last scan,
+    // before the leg shows its delivered scan.
+    const body = fixture('bluedart', 'return-same-minute.xml').replace(
+      /<ScanDetail>\s*<Scan>SHIPMENT DELIVERED<\/Scan>[\s\S]*?<\/ScanDetail>/,
+      '',
+    );
+    const { adapter } = setup({ body, contentType: 'text/xml' });
+    const [result] = (await adapter.track(['BD2000000002'])) as Found[];
+
+    expect(result!.events.map((e) => [e.rawCode, e.status]).slice(-3)).toEqual([
+      ['003', 'RETURNING'],
+      ['004', 'RETURNING'],
+      ['188', 'RETURNED'],
+    ]);
+    expect(result!.status).toBe(result!.events[result!.events.length - 1]!.status);
+    expect(result!.status).toBe('RETURNED');
+  });
+
   it("keeps the return leg in raw, without anybody's personal data", async () => {
     const { adapter } = setup(xml('return-to-origin.xml'));
     const [result] = (await adapter.track(['BD2000000001'])) as Found[];
