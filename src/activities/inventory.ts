@@ -1,0 +1,153 @@
+/**
+ * Stock activities for the order saga: reserve (step 1) and its compensation (release),
+ * consume at shipment, restock a returned parcel, and the ops low-stock notification.
+ * All safe to run twice: reservation rows are keyed by order + sku and move through their
+ * statuses with guards; notifications are keyed by sku and UTC day.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import {
+  consumeStock,
+  lowStockSkus,
+  releaseStock,
+  ReservationSettledError,
+  reserveStock,
+  restockReturned,
+  type LowStock,
+  type ReserveStockInput,
+  type Shortage,
+  type StockChange,
+} from '../inventory/queries';
+import type { Logger } from '../logger';
+
+export interface InventoryActivityDeps {
+  db: Kysely<Database>;
+  log: Logger;
+  /** Clock for the notification day (ms since epoch); tests move it. */
+  now?: () => number;
+}
+
+/** Failure types the order workflow matches on. */
+export const InventoryFailure = {
+  /** Details: `[Shortage[]]`. */
+  OUT_OF_STOCK: 'OutOfStock',
+  /** The order's stock was already released or consumed; it is not reserved again. */
+  RESERVATION_SETTLED: 'ReservationSettled',
+  /** A line with a quantity that is not a positive integer. */
+  INVALID_STOCK_REQUEST: 'InvalidStockRequest',
+} as const;
+export type InventoryFailure = (typeof InventoryFailure)[keyof typeof InventoryFailure];
+
+export interface NotifyLowStockResult {
+  /** Skus a notification row was created for now (not already notified today). */
+  notified: string[];
+}
+
+/** `low-stock:<sku>:<YYYY-MM-DD UTC>`: one ops notification per sku per day. */
+export function lowStockDedupeKey(sku: string, nowMs: number): string {
+  return `low-stock:${sku}:${new Date(nowMs).toISOString().slice(0, 10)}`;
+}
+
+function describeShortages(shortages: Shortage[]): string {
+  return shortages.map((s) => `${s.sku} (requested ${s.requested}, available ${s.available})`).join(', ');
+}
+
+export function createInventoryActivities(deps: InventoryActivityDeps) {
+  const { db, log } = deps;
+  const now = deps.now ?? Date.now;
+
+  return {
+    /**
+     * Reserves every line of the order, all or nothing. Throws a non-retryable `OutOfStock`
+     * failure naming the short skus (details: `[Shortage[]]`); nothing stays reserved then.
+     */
+    async reserveStock(input: ReserveStockInput): Promise<void> {
+      let result;
+      try {
+        result = await reserveStock(db, input);
+      } catch (err) {
+        if (err instanceof ReservationSettledError) {
+          throw ApplicationFailure.create({
+            type: InventoryFailure.RESERVATION_SETTLED,
+            message: err.message,
+            nonRetryable: true,
+          });
+        }
+        if (err instanceof RangeError) {
+          throw ApplicationFailure.create({
+            type: InventoryFailure.INVALID_STOCK_REQUEST,
+            message: err.message,
+            nonRetryable: true,
+          });
+        }
+        throw err;
+      }
+      if (!result.ok) {
+        log.info({ orderId: input.orderId, shortages: result.shortages }, 'out of stock');
+        throw ApplicationFailure.create({
+          type: InventoryFailure.OUT_OF_STOCK,
+          message: `out of stock: ${describeShortages(result.shortages)}`,
+          details: [result.shortages],
+          nonRetryable: true,
+        });
+      }
+      log.info({ orderId: input.orderId }, 'stock reserved');
+    },
+
+    /** Compensation of reserveStock: gives held stock back. A no-op when nothing is held. */
+    async releaseStock(input: { orderId: string }): Promise<StockChange> {
+      const result = await releaseStock(db, input);
+      if (result.changed.length > 0) log.info({ orderId: input.orderId, ...result }, 'stock released');
+      return result;
+    },
+
+    /** At shipment: the held units leave the warehouse (`skus` = this parcel's, or all). */
+    async consumeStock(input: { orderId: string; skus?: string[] }): Promise<StockChange> {
+      const result = await consumeStock(db, input);
+      if (result.changed.length > 0) log.info({ orderId: input.orderId, ...result }, 'stock consumed');
+      return result;
+    },
+
+    /** A returned parcel's units go back on the shelf. */
+    async restockReturned(input: { orderId: string; skus: string[] }): Promise<StockChange> {
+      const result = await restockReturned(db, input);
+      if (result.changed.length > 0) log.info({ orderId: input.orderId, ...result }, 'stock restocked');
+      return result;
+    },
+
+    /**
+     * One ops notification for each of these skus whose available stock is below its
+     * threshold, at most one per sku per UTC day (a retry or a later order the same day
+     * adds nothing). The delivery activity sends the rows.
+     */
+    async notifyLowStock(input: { skus: string[] }): Promise<NotifyLowStockResult> {
+      const low: LowStock[] = await lowStockSkus(db, input.skus);
+      if (low.length === 0) return { notified: [] };
+      const nowMs = now();
+      const rows = await db
+        .insertInto('notifications')
+        .values(
+          low.map((item) => ({
+            dedupe_key: lowStockDedupeKey(item.sku, nowMs),
+            order_id: null,
+            kind: 'LOW_STOCK',
+            channel: 'ops',
+            recipient: 'ops',
+            payload: JSON.stringify({ sku: item.sku, available: item.available, threshold: item.threshold }),
+          })),
+        )
+        .onConflict((oc) => oc.column('dedupe_key').doNothing())
+        .returning('dedupe_key')
+        .execute();
+      const created = new Set(rows.map((r) => r.dedupe_key));
+      const notified = low
+        .filter((item) => created.has(lowStockDedupeKey(item.sku, nowMs)))
+        .map((i) => i.sku);
+      if (notified.length > 0) log.info({ skus: notified }, 'low stock notification queued');
+      return { notified };
+    },
+  };
+}
+
+export type InventoryActivities = ReturnType<typeof createInventoryActivities>;

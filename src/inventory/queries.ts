@@ -1,0 +1,397 @@
+/**
+ * Stock queries for the order saga: reserve (step 1), release (its compensation), consume
+ * (at shipment), restock (a returned parcel), low-stock detection and the reconciliation
+ * check. Plain functions on `db` or a caller's transaction; each write is atomic on its own
+ * (its own transaction, or a savepoint inside the caller's).
+ *
+ * Invariants kept here and checked by {@link stockReconciliation}:
+ * - `inventory_items.reserved` = the sum of RESERVED reservation quantities for that sku;
+ * - `0 <= reserved <= on_hand` (also enforced by check constraints).
+ *
+ * Lock order, in every writer: inventory rows first, in sku order, then the order's
+ * reservation rows. Two transactions therefore never wait on each other in a cycle.
+ */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../../db/database';
+
+/** The lifecycle of one order's hold on one sku. */
+export const ReservationStatus = {
+  RESERVED: 'RESERVED',
+  RELEASED: 'RELEASED',
+  CONSUMED: 'CONSUMED',
+  RESTOCKED: 'RESTOCKED',
+} as const;
+export type ReservationStatus = (typeof ReservationStatus)[keyof typeof ReservationStatus];
+
+/** Order statuses after which an order must hold no RESERVED stock. */
+const FINISHED_ORDER_STATUSES = ['DELIVERED', 'CANCELLED', 'FAILED', 'RETURNED'] as const;
+
+export interface StockLine {
+  sku: string;
+  /** Units, a positive integer. */
+  quantity: number;
+}
+
+export interface ReserveStockInput {
+  orderId: string;
+  lines: StockLine[];
+}
+
+export interface Shortage {
+  sku: string;
+  requested: number;
+  /** `on_hand - reserved` when the reservation was tried; 0 for an unknown sku. */
+  available: number;
+}
+
+export type ReserveStockResult = { ok: true } | { ok: false; shortages: Shortage[] };
+
+/** What a release, consume or restock changed: one entry per sku whose reservation moved. */
+export interface StockChange {
+  changed: StockLine[];
+}
+
+export interface LowStock {
+  sku: string;
+  /** `on_hand - reserved`. */
+  available: number;
+  threshold: number;
+}
+
+export interface StockDiscrepancy {
+  sku: string;
+  onHand: number;
+  reserved: number;
+  /** Sum of RESERVED reservation quantities for the sku. */
+  reservedByReservations: number;
+  /** Part of the above held by orders that are already DELIVERED, CANCELLED, FAILED or RETURNED. */
+  heldByFinishedOrders: number;
+  problems: string[];
+}
+
+/**
+ * The order's reservation was already released, consumed or restocked: reserving it again
+ * would hold stock that no step of the saga will ever give back.
+ */
+export class ReservationSettledError extends Error {
+  override readonly name = 'ReservationSettledError';
+  constructor(
+    readonly orderId: string,
+    readonly statuses: string[],
+  ) {
+    super(
+      `stock for order ${orderId} was already settled (${statuses.join(', ')}); it is not reserved again`,
+    );
+  }
+}
+
+/** Thrown inside the reserve transaction to roll it back; never leaves this module. */
+class ShortageRollback extends Error {
+  constructor(readonly shortages: Shortage[]) {
+    super('shortage');
+  }
+}
+
+/** Same-sku lines merged, sorted by sku (the lock order). */
+export function mergeLines(lines: StockLine[]): StockLine[] {
+  const bySku = new Map<string, number>();
+  for (const line of lines) {
+    if (!Number.isInteger(line.quantity) || line.quantity <= 0) {
+      throw new RangeError(`quantity for sku ${line.sku} must be a positive integer, got ${line.quantity}`);
+    }
+    bySku.set(line.sku, (bySku.get(line.sku) ?? 0) + line.quantity);
+  }
+  return [...bySku.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([sku, quantity]) => ({ sku, quantity }));
+}
+
+function sortedUnique(skus: Iterable<string>): string[] {
+  return [...new Set(skus)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Runs `fn` in a transaction of its own, or, when `db` already is the caller's transaction,
+ * inside a savepoint of it: either way a throw undoes exactly what `fn` did.
+ */
+async function atomically<T>(
+  db: Kysely<Database>,
+  fn: (trx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
+  if (!db.isTransaction) return db.transaction().execute(fn);
+  const trx = db as Transaction<Database>;
+  await sql`savepoint waybill_stock`.execute(trx);
+  try {
+    const result = await fn(trx);
+    await sql`release savepoint waybill_stock`.execute(trx);
+    return result;
+  } catch (err) {
+    await sql`rollback to savepoint waybill_stock`.execute(trx);
+    throw err;
+  }
+}
+
+/** Locks the inventory rows of these skus in sku order; returns the ones that exist. */
+async function lockItems(trx: Transaction<Database>, skus: string[]) {
+  if (skus.length === 0) return new Map<string, { onHand: number; reserved: number }>();
+  const rows = await trx
+    .selectFrom('inventory_items')
+    .select(['sku', 'on_hand', 'reserved'])
+    .where('sku', 'in', skus)
+    .orderBy('sku')
+    .forUpdate()
+    .execute();
+  return new Map(rows.map((r) => [r.sku, { onHand: r.on_hand, reserved: r.reserved }]));
+}
+
+/**
+ * Reserves every line of an order, all or nothing. Each sku is taken with a conditional
+ * update (`on_hand - reserved >= quantity`), and one RESERVED row per order + sku records
+ * the hold; a sku this order already holds is not reserved again, so a retried activity
+ * is a no-op. Any shortage (or unknown sku) rolls the whole reservation back.
+ *
+ * @throws ReservationSettledError when the order's stock was already released or consumed.
+ * @throws RangeError for a quantity that is not a positive integer.
+ */
+export async function reserveStock(
+  db: Kysely<Database>,
+  input: ReserveStockInput,
+): Promise<ReserveStockResult> {
+  const lines = mergeLines(input.lines);
+  if (lines.length === 0) return { ok: true };
+
+  try {
+    await atomically(db, async (trx) => {
+      const items = await lockItems(
+        trx,
+        lines.map((l) => l.sku),
+      );
+
+      const settled = await trx
+        .selectFrom('inventory_reservations')
+        .select('status')
+        .distinct()
+        .where('order_id', '=', input.orderId)
+        .where('status', '!=', ReservationStatus.RESERVED)
+        .execute();
+      if (settled.length > 0) {
+        throw new ReservationSettledError(
+          input.orderId,
+          settled.map((r) => r.status),
+        );
+      }
+
+      const shortages: Shortage[] = lines
+        .filter((l) => !items.has(l.sku))
+        .map((l) => ({ sku: l.sku, requested: l.quantity, available: 0 }));
+      const known = lines.filter((l) => items.has(l.sku));
+      if (known.length === 0) throw new ShortageRollback(shortages);
+
+      // The primary key (order_id, sku) makes this the idempotency gate: only rows inserted
+      // now take stock; a sku this order already holds comes back from neither branch.
+      const fresh = await trx
+        .insertInto('inventory_reservations')
+        .values(known.map((l) => ({ order_id: input.orderId, sku: l.sku, quantity: l.quantity })))
+        .onConflict((oc) => oc.columns(['order_id', 'sku']).doNothing())
+        .returning('sku')
+        .execute();
+      const freshSkus = new Set(fresh.map((r) => r.sku));
+
+      for (const line of known) {
+        if (!freshSkus.has(line.sku)) continue;
+        const taken = await trx
+          .updateTable('inventory_items')
+          .set({ reserved: sql<number>`reserved + ${line.quantity}`, updated_at: sql<Date>`now()` })
+          .where('sku', '=', line.sku)
+          .where(sql<boolean>`on_hand - reserved >= ${line.quantity}`)
+          .returning('sku')
+          .executeTakeFirst();
+        if (!taken) {
+          const item = items.get(line.sku)!;
+          shortages.push({ sku: line.sku, requested: line.quantity, available: item.onHand - item.reserved });
+        }
+      }
+
+      if (shortages.length > 0) {
+        throw new ShortageRollback(shortages.sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)));
+      }
+    });
+  } catch (err) {
+    if (err instanceof ShortageRollback) return { ok: false, shortages: err.shortages };
+    throw err;
+  }
+  return { ok: true };
+}
+
+/**
+ * Moves the order's reservations from one status to the next (optionally only these skus)
+ * and applies the stock change per moved unit. The status guard makes a second call a no-op.
+ */
+async function moveReservations(
+  db: Kysely<Database>,
+  opts: {
+    orderId: string;
+    skus: string[] | undefined;
+    from: ReservationStatus;
+    to: ReservationStatus;
+    reservedDelta: -1 | 0;
+    onHandDelta: -1 | 0 | 1;
+  },
+): Promise<StockChange> {
+  if (opts.skus !== undefined && opts.skus.length === 0) return { changed: [] };
+  return atomically(db, async (trx) => {
+    // Read without locks to learn which inventory rows to lock first (the global lock order).
+    let candidates = trx
+      .selectFrom('inventory_reservations')
+      .select('sku')
+      .where('order_id', '=', opts.orderId)
+      .where('status', '=', opts.from);
+    if (opts.skus) candidates = candidates.where('sku', 'in', opts.skus);
+    const skus = sortedUnique((await candidates.execute()).map((r) => r.sku));
+    if (skus.length === 0) return { changed: [] };
+    await lockItems(trx, skus);
+
+    const moved = await trx
+      .updateTable('inventory_reservations')
+      .set({ status: opts.to, updated_at: sql<Date>`now()` })
+      .where('order_id', '=', opts.orderId)
+      .where('status', '=', opts.from)
+      .where('sku', 'in', skus)
+      .returning(['sku', 'quantity'])
+      .execute();
+    const changed = moved
+      .map((r) => ({ sku: r.sku, quantity: r.quantity }))
+      .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
+
+    for (const line of changed) {
+      await trx
+        .updateTable('inventory_items')
+        .set({
+          reserved: sql<number>`reserved + ${opts.reservedDelta * line.quantity}`,
+          on_hand: sql<number>`on_hand + ${opts.onHandDelta * line.quantity}`,
+          updated_at: sql<Date>`now()`,
+        })
+        .where('sku', '=', line.sku)
+        .execute();
+    }
+    return { changed };
+  });
+}
+
+/**
+ * Gives the order's held stock back (the compensation of {@link reserveStock}): RESERVED →
+ * RELEASED, `reserved` goes down. A second call, or an order with no reservation, changes nothing.
+ */
+export function releaseStock(db: Kysely<Database>, input: { orderId: string }): Promise<StockChange> {
+  return moveReservations(db, {
+    orderId: input.orderId,
+    skus: undefined,
+    from: ReservationStatus.RESERVED,
+    to: ReservationStatus.RELEASED,
+    reservedDelta: -1,
+    onHandDelta: 0,
+  });
+}
+
+/**
+ * The goods left the warehouse (at shipment): RESERVED → CONSUMED, both `reserved` and
+ * `on_hand` go down. Only `skus` when given (one parcel of several), else every held sku.
+ * Idempotent.
+ */
+export function consumeStock(
+  db: Kysely<Database>,
+  input: { orderId: string; skus?: string[] },
+): Promise<StockChange> {
+  return moveReservations(db, {
+    orderId: input.orderId,
+    skus: input.skus,
+    from: ReservationStatus.RESERVED,
+    to: ReservationStatus.CONSUMED,
+    reservedDelta: -1,
+    onHandDelta: -1,
+  });
+}
+
+/** A returned parcel's goods are back on the shelf: CONSUMED → RESTOCKED, `on_hand` goes up. Idempotent. */
+export function restockReturned(
+  db: Kysely<Database>,
+  input: { orderId: string; skus: string[] },
+): Promise<StockChange> {
+  return moveReservations(db, {
+    orderId: input.orderId,
+    skus: input.skus,
+    from: ReservationStatus.CONSUMED,
+    to: ReservationStatus.RESTOCKED,
+    reservedDelta: 0,
+    onHandDelta: 1,
+  });
+}
+
+/** Which of these skus have less available stock (`on_hand - reserved`) than their threshold, by sku. */
+export async function lowStockSkus(db: Kysely<Database>, skus: string[]): Promise<LowStock[]> {
+  const unique = sortedUnique(skus);
+  if (unique.length === 0) return [];
+  const rows = await db
+    .selectFrom('inventory_items')
+    .select(['sku', 'low_stock_threshold as threshold'])
+    .select(sql<number>`on_hand - reserved`.as('available'))
+    .where('sku', 'in', unique)
+    .where(sql<boolean>`on_hand - reserved < low_stock_threshold`)
+    .orderBy('sku')
+    .execute();
+  return rows.map((r) => ({ sku: r.sku, available: r.available, threshold: r.threshold }));
+}
+
+/**
+ * The stock consistency check: every sku whose counters do not match the reservations.
+ * Empty means consistent. A sku is listed when `reserved` differs from the sum of its
+ * RESERVED reservations, when a counter is negative or `reserved > on_hand`, or when a
+ * finished order still holds some of it (stock that no saga step will release).
+ */
+export async function stockReconciliation(db: Kysely<Database>): Promise<StockDiscrepancy[]> {
+  const finished = sql.join([...FINISHED_ORDER_STATUSES]);
+  const { rows } = await sql<{
+    sku: string;
+    on_hand: number;
+    reserved: number;
+    held: number;
+    held_by_finished: number;
+  }>`
+    with held as (
+      select r.sku,
+             sum(r.quantity)::int as held,
+             (sum(r.quantity) filter (where o.status in (${finished})))::int as held_by_finished
+        from inventory_reservations r
+        join orders o on o.id = r.order_id
+       where r.status = ${ReservationStatus.RESERVED}
+       group by r.sku
+    )
+    select i.sku, i.on_hand, i.reserved,
+           coalesce(h.held, 0) as held,
+           coalesce(h.held_by_finished, 0) as held_by_finished
+      from inventory_items i
+      left join held h on h.sku = i.sku
+     where i.reserved <> coalesce(h.held, 0)
+        or i.on_hand < 0
+        or i.reserved < 0
+        or i.reserved > i.on_hand
+        or coalesce(h.held_by_finished, 0) > 0
+     order by i.sku`.execute(db);
+
+  return rows.map((r) => {
+    const problems: string[] = [];
+    if (r.reserved !== r.held) problems.push(`reserved ${r.reserved} but reservations hold ${r.held}`);
+    if (r.on_hand < 0) problems.push(`on_hand is negative (${r.on_hand})`);
+    if (r.reserved < 0) problems.push(`reserved is negative (${r.reserved})`);
+    if (r.reserved > r.on_hand) problems.push(`reserved ${r.reserved} exceeds on_hand ${r.on_hand}`);
+    if (r.held_by_finished > 0) problems.push(`${r.held_by_finished} still reserved by finished orders`);
+    return {
+      sku: r.sku,
+      onHand: r.on_hand,
+      reserved: r.reserved,
+      reservedByReservations: r.held,
+      heldByFinishedOrders: r.held_by_finished,
+      problems,
+    };
+  });
+}
