@@ -68,6 +68,14 @@ export interface Config {
     };
     readonly blueDart: { readonly baseUrl: string; readonly loginId: string; readonly licenceKey: string };
   };
+  readonly payments: {
+    /** The payment provider's API; by default the payment simulator `npm start` runs. */
+    readonly baseUrl: string;
+    readonly apiKey: string | null;
+    readonly host: string;
+    readonly simulatorPort: number;
+    readonly timeoutMs: number;
+  };
   readonly polling: {
     /** Milliseconds to wait before the next poll, per current status. */
     readonly intervalMs: Readonly<Record<PolledStatus, number>>;
@@ -240,6 +248,8 @@ export function loadConfig(env: Env = process.env): Config {
     'https:',
   ]);
 
+  const paymentSimulatorPort = r.port('PAYMENT_SIMULATOR_PORT', 4020);
+
   const intervalMs: Record<PolledStatus, number> = {
     PENDING: r.duration('WAYBILL_POLL_PENDING', '6h'),
     INFO_RECEIVED: r.duration('WAYBILL_POLL_INFO_RECEIVED', '6h'),
@@ -296,6 +306,13 @@ export function loadConfig(env: Env = process.env): Config {
         loginId: r.string('BLUEDART_LOGIN_ID', 'waybill-dev'),
         licenceKey: r.string('BLUEDART_LICENCE_KEY', 'waybill-dev-licence'),
       },
+    },
+    payments: {
+      baseUrl: r.url('PAYMENTS_BASE_URL', `http://127.0.0.1:${paymentSimulatorPort}`, ['http:', 'https:']),
+      apiKey: r.optional('PAYMENTS_API_KEY'),
+      host: r.string('PAYMENT_SIMULATOR_HOST', '127.0.0.1'),
+      simulatorPort: paymentSimulatorPort,
+      timeoutMs: r.duration('PAYMENTS_TIMEOUT', '10s'),
     },
     polling: {
       intervalMs,

@@ -17,6 +17,7 @@ import { createDb } from '../db/client';
 import { createActivities, type Activities } from './activities';
 import { loadConfig, type Config } from './config';
 import { createCouriers } from './couriers';
+import { createHttpPaymentProvider } from './payments/http-provider';
 import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { temporalConnectionOptions } from './temporal';
@@ -108,6 +109,15 @@ export async function startWorker(opts: {
   const activities = createActivities({
     db: opts.db,
     couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' })),
+    payments: createHttpPaymentProvider({
+      baseUrl: opts.config.payments.baseUrl,
+      ...(opts.config.payments.apiKey ? { apiKey: opts.config.payments.apiKey } : {}),
+      timeoutMs: opts.config.payments.timeoutMs,
+      log: opts.log.child({ component: 'payments' }),
+    }),
+    paymentProviderName: opts.config.payments.baseUrl.includes(`:${opts.config.payments.simulatorPort}`)
+      ? 'simulator'
+      : 'http',
     dailyBudget: opts.config.courier.dailyBudget,
     log: opts.log.child({ component: 'activities' }),
   });

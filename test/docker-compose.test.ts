@@ -23,21 +23,31 @@ describe('docker-compose.yml', () => {
 
   it('runs the API, the worker, migrations and the simulator as separate services from built entry points', () => {
     const entries = Object.fromEntries(
-      ['api', 'worker', 'migrate', 'simulator'].map((name) => [name, compose.services[name]?.command]),
+      ['api', 'worker', 'migrate', 'simulator', 'payments'].map((name) => [
+        name,
+        compose.services[name]?.command,
+      ]),
     );
     expect(entries).toEqual({
       api: ['node', 'dist/src/api/main.js'],
       worker: ['node', 'dist/src/worker.js'],
       migrate: ['node', 'dist/db/migrate.js'],
       simulator: ['node', 'dist/src/simulator/main.js'],
+      payments: ['node', 'dist/src/payments/main.js'],
     });
-    for (const file of ['src/api/main.ts', 'src/worker.ts', 'db/migrate.ts', 'src/simulator/main.ts']) {
+    for (const file of [
+      'src/api/main.ts',
+      'src/worker.ts',
+      'db/migrate.ts',
+      'src/simulator/main.ts',
+      'src/payments/main.ts',
+    ]) {
       expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
     }
   });
 
   it('configures Waybill only through variables src/config.ts reads', () => {
-    const waybill = ['api', 'worker', 'migrate', 'simulator'];
+    const waybill = ['api', 'worker', 'migrate', 'simulator', 'payments'];
     const names = new Set(waybill.flatMap((name) => Object.keys(compose.services[name]?.environment ?? {})));
     const unknown = [...names].filter((name) => !configSource.includes(`'${name}'`));
     expect(names.size).toBeGreaterThan(5);

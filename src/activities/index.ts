@@ -2,11 +2,18 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
 import type { Logger } from '../logger';
+import type { PaymentProvider } from '../payments/types';
+import { createInventoryActivities } from './inventory';
+import { createOrderActivities } from './orders';
+import { createPaymentActivities } from './payments';
 import { createShipmentActivities } from './shipments';
 
 export interface ActivityDeps {
   db: Kysely<Database>;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
+  payments: PaymentProvider;
+  /** Name recorded on payment rows, e.g. 'simulator'. */
+  paymentProviderName?: string;
   dailyBudget: number;
   log: Logger;
   now?: () => number;
@@ -16,6 +23,9 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createShipmentActivities(deps),
+    ...createInventoryActivities(deps),
+    ...createOrderActivities(deps),
+    ...createPaymentActivities({ ...deps, providerName: deps.paymentProviderName ?? 'http' }),
   };
 }
 

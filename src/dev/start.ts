@@ -12,6 +12,7 @@ import { startApi } from '../api/main';
 import { EMBEDDED_PG, loadConfig, redactUrl, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { assertDatabaseReachable, runMain, StartupError } from '../main-helpers';
+import { startPaymentSimulator } from '../payments/simulator-server';
 import { startSimulator } from '../simulator/server';
 import { installTemporalRuntime, startWorker } from '../worker';
 import { startEmbeddedPostgres, takeOverShutdownSignals } from './embedded-postgres';
@@ -108,6 +109,17 @@ async function startStack(
   }
   stoppers.push({ name: 'courier simulator', stop: () => simulator.stop() });
 
+  const payments = await startPaymentSimulator({
+    host: config.payments.host,
+    port: config.payments.simulatorPort,
+    log: log.child({ component: 'payment-simulator' }),
+  }).catch((err: unknown) => {
+    throw new StartupError(
+      `the payment simulator could not listen on port ${config.payments.simulatorPort} (set PAYMENT_SIMULATOR_PORT): ${(err as Error).message}`,
+    );
+  });
+  stoppers.push({ name: 'payment simulator', stop: () => payments.stop() });
+
   const worker = await startWorker({ config, db, log: log.child({ component: 'worker' }) });
   stoppers.push({ name: 'worker', stop: () => worker.shutdown().catch(() => undefined) });
   worker.done.catch((err: unknown) => onWorkerFailure(err));
@@ -120,6 +132,7 @@ async function startStack(
     `  API        ${api.url}        (docs: ${api.url}/docs)`,
     ...lines,
     `  Courier    simulator on ${simulator.url}`,
+    `  Payments   simulator on ${payments.url}`,
     'Press Ctrl-C to stop everything.',
   ];
 }

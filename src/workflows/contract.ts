@@ -124,3 +124,74 @@ export interface ShipmentMilestone {
   at: string;
 }
 export const shipmentMilestoneSignal = defineSignal<[ShipmentMilestone]>('shipmentMilestone');
+
+// --- Orders ---------------------------------------------------------------------------
+
+export const OrderStatus = {
+  PENDING: 'PENDING',
+  CONFIRMED: 'CONFIRMED',
+  PARTIALLY_SHIPPED: 'PARTIALLY_SHIPPED',
+  SHIPPED: 'SHIPPED',
+  DELIVERED: 'DELIVERED',
+  CANCELLED: 'CANCELLED',
+  FAILED: 'FAILED',
+  RETURNED: 'RETURNED',
+} as const;
+export type OrderStatus = (typeof OrderStatus)[keyof typeof OrderStatus];
+
+/** Why an order failed, machine-readable (the read model's `failure_code`). */
+export const OrderFailure = {
+  OUT_OF_STOCK: 'OUT_OF_STOCK',
+  PAYMENT_DECLINED: 'PAYMENT_DECLINED',
+  PAYMENT_FAILED: 'PAYMENT_FAILED',
+  BOOKING_FAILED: 'BOOKING_FAILED',
+} as const;
+export type OrderFailure = (typeof OrderFailure)[keyof typeof OrderFailure];
+
+export interface OrderLineInput {
+  lineNo: number;
+  sku: string;
+  quantity: number;
+  /** Minor units. */
+  unitAmount: number;
+  /** Where the sku ships from: lines from different places travel as different parcels. */
+  shipFrom: string;
+}
+
+export interface OrderWorkflowInput {
+  orderId: string;
+  orderNumber: string;
+  customerId: string | null;
+  currency: string;
+  /** Minor units: what is authorised and, at the first pickup, captured. */
+  totalAmount: number;
+  courier: CourierCode;
+  lines: OrderLineInput[];
+  /** Card or token from checkout; passed to the payment provider only. */
+  payment: { token: string } | { number: string; expMonth: number; expYear: number; cvc: string };
+  shipmentPolicy: PollPolicy;
+  courierTaskQueue: string;
+}
+
+export interface CancelOrderRequest {
+  /** 'customer:<id>' or 'admin:<id>'. */
+  requestedBy: string;
+  reason: string;
+}
+
+export interface OrderSnapshot {
+  orderId: string;
+  status: OrderStatus;
+  failureCode: string | null;
+  failureMessage: string | null;
+  shipments: { shipmentId: string; trackingNumber: string; status: ShipmentStatus }[];
+  pickedUp: boolean;
+  captured: boolean;
+}
+
+/** Accepted before any parcel is picked up; refused after (the API answers 409 with the reason). */
+export const cancelOrderUpdate = defineUpdate<OrderSnapshot, [CancelOrderRequest]>('cancel');
+export const orderStateQuery = defineQuery<OrderSnapshot>('state');
+
+/** The shipment id of the n-th parcel of an order: deterministic, so a retried booking is the same parcel. */
+export const orderShipmentId = (orderId: string, parcel: number): string => `${orderId}-p${parcel}`;

@@ -1,2 +1,3 @@
 /** Every workflow type the worker registers. */
 export { shipmentWorkflow } from './shipment';
+export { orderWorkflow } from './order';

@@ -42,7 +42,11 @@ export const BUDGET_EXHAUSTED = 'BudgetExhausted';
 export const COURIER_REJECTED = 'CourierRejectedError';
 
 const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
+  // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
+  ShipmentStatus.IN_TRANSIT,
+  ShipmentStatus.OUT_FOR_DELIVERY,
   ShipmentStatus.DELIVERED,
+  ShipmentStatus.RETURNING,
   ShipmentStatus.RETURNED,
   ShipmentStatus.EXCEPTION,
   ShipmentStatus.EXPIRED,

@@ -20,6 +20,7 @@ interface Ports {
   temporal: number;
   ui: number;
   simulator: number;
+  payments: number;
 }
 
 function startStack(
@@ -34,11 +35,13 @@ function startStack(
     TEMPORAL_DEV_PORT: String(ports.temporal),
     TEMPORAL_UI_PORT: String(ports.ui),
     COURIER_SIMULATOR_PORT: String(ports.simulator),
+    PAYMENT_SIMULATOR_PORT: String(ports.payments),
     LOG_LEVEL: 'warn',
   };
   delete env.DATABASE_URL;
   delete env.TEMPORAL_ADDRESS;
   delete env.COURIER_SIMULATOR_URL;
+  delete env.PAYMENTS_BASE_URL;
   const started = Date.now();
   // What `npm start` runs.
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
@@ -96,6 +99,7 @@ describe('npm start', () => {
       temporal: await freePort(),
       ui: await freePort(),
       simulator: await freePort(),
+      payments: await freePort(),
     };
   });
   afterAll(() => fs.rm(dataDir, { recursive: true, force: true }));
@@ -113,6 +117,7 @@ describe('npm start', () => {
     expect(banner).toContain(`(UI: http://localhost:${ports.ui})`);
     expect(banner).toContain(`Postgres   embedded`);
     expect(banner).toContain(`simulator on http://127.0.0.1:${ports.simulator}`);
+    expect(banner).toContain(`Payments   simulator on http://127.0.0.1:${ports.payments}`);
 
     const ready = await fetch(`http://127.0.0.1:${ports.api}/health/ready`);
     expect(ready.status).toBe(200);

@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createActivities, type Activities } from '../../src/activities';
 import type { CourierAdapter, CourierCode } from '../../src/couriers/types';
+import type { PaymentProvider } from '../../src/payments/types';
 import { createWorkers } from '../../src/worker';
 import type { PollPolicy } from '../../src/workflows/contract';
 import { testConfig, testLog } from './env';
@@ -17,6 +18,11 @@ export interface TestWorker {
   courierTaskQueue: string;
   stop(): Promise<void>;
 }
+
+const refuse = async (): Promise<never> => {
+  throw new Error('this test worker has no payment provider');
+};
+const noPayments: PaymentProvider = { authorise: refuse, capture: refuse, void: refuse, refund: refuse };
 
 let runtimeInstalled = false;
 
@@ -31,6 +37,8 @@ function installQuietRuntime(): void {
 export async function startTestWorker(opts: {
   db: Kysely<Database>;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
+  /** Tests that never touch money may leave it out: any payment call then fails loudly. */
+  payments?: PaymentProvider;
   dailyBudget?: number;
 }): Promise<TestWorker> {
   installQuietRuntime();
@@ -45,6 +53,7 @@ export async function startTestWorker(opts: {
   const activities = createActivities({
     db: opts.db,
     couriers: opts.couriers,
+    payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,
     log: testLog,
   });

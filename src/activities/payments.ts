@@ -1,0 +1,146 @@
+/**
+ * Payment activities: each calls the provider with a key derived from the order and the
+ * saga step (never the attempt), then mirrors the provider's answer into `payments`.
+ * Running one twice moves no money twice and writes the same row.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import type { Logger } from '../logger';
+import {
+  paymentIdempotencyKey,
+  PaymentRejectedError,
+  PaymentUnavailableError,
+  type PaymentCard,
+  type PaymentProvider,
+  type PaymentSummary,
+} from '../payments/types';
+
+export interface PaymentActivityDeps {
+  db: Kysely<Database>;
+  payments: PaymentProvider;
+  providerName: string;
+  log: Logger;
+}
+
+export const PaymentFailure = { REJECTED: 'PaymentRejected' } as const;
+
+/** Provider refusals are final; outages retry with the same key. */
+function asFailure(err: unknown): unknown {
+  if (err instanceof PaymentRejectedError) {
+    return ApplicationFailure.create({
+      type: PaymentFailure.REJECTED,
+      message: err.message,
+      details: [{ code: err.code }],
+      nonRetryable: true,
+    });
+  }
+  if (err instanceof PaymentUnavailableError) {
+    return ApplicationFailure.create({ type: 'PaymentUnavailable', message: err.message });
+  }
+  return err;
+}
+
+export function createPaymentActivities(deps: PaymentActivityDeps) {
+  const { db } = deps;
+
+  async function mirror(orderId: string, summary: PaymentSummary): Promise<void> {
+    await db
+      .updateTable('payments')
+      .set({
+        status: summary.status,
+        amount_captured: summary.amountCaptured,
+        amount_refunded: summary.amountRefunded,
+        updated_at: sql<Date>`now()`,
+      })
+      .where('order_id', '=', orderId)
+      .where('provider_ref', '=', summary.providerRef)
+      .execute();
+  }
+
+  return {
+    async authorisePayment(input: {
+      orderId: string;
+      amount: number;
+      currency: string;
+      card: PaymentCard;
+    }): Promise<
+      { authorised: true; providerRef: string } | { authorised: false; declineCode: string; message: string }
+    > {
+      const idempotencyKey = paymentIdempotencyKey(input.orderId, 'authorise');
+      let result;
+      try {
+        result = await deps.payments.authorise({ idempotencyKey, ...input });
+      } catch (err) {
+        throw asFailure(err);
+      }
+      const providerRef = result.status === 'AUTHORISED' ? result.providerRef : null;
+      const declineCode = result.status === 'DECLINED' ? result.declineCode : null;
+      const authorised = providerRef !== null;
+      await db
+        .insertInto('payments')
+        .values({
+          id: idempotencyKey,
+          order_id: input.orderId,
+          idempotency_key: idempotencyKey,
+          provider: deps.providerName,
+          provider_ref: providerRef,
+          status: result.status,
+          currency: input.currency,
+          amount_authorised: authorised ? input.amount : 0,
+          decline_code: declineCode,
+        })
+        .onConflict((oc) => oc.column('idempotency_key').doNothing())
+        .execute();
+      return result.status === 'AUTHORISED'
+        ? { authorised: true, providerRef: result.providerRef }
+        : { authorised: false, declineCode: result.declineCode, message: result.message };
+    },
+
+    async capturePayment(input: { orderId: string; providerRef: string; amount: number }): Promise<void> {
+      try {
+        const summary = await deps.payments.capture({
+          idempotencyKey: paymentIdempotencyKey(input.orderId, 'capture'),
+          providerRef: input.providerRef,
+          amount: input.amount,
+        });
+        await mirror(input.orderId, summary);
+      } catch (err) {
+        throw asFailure(err);
+      }
+    },
+
+    async voidPayment(input: { orderId: string; providerRef: string }): Promise<void> {
+      try {
+        const summary = await deps.payments.void({
+          idempotencyKey: paymentIdempotencyKey(input.orderId, 'void'),
+          providerRef: input.providerRef,
+        });
+        await mirror(input.orderId, summary);
+      } catch (err) {
+        throw asFailure(err);
+      }
+    },
+
+    /** `step` names the refund (e.g. 'refund:cancel', 'refund:<shipmentId>') so each is made once. */
+    async refundPayment(input: {
+      orderId: string;
+      providerRef: string;
+      amount: number;
+      step: string;
+    }): Promise<void> {
+      try {
+        const result = await deps.payments.refund({
+          idempotencyKey: paymentIdempotencyKey(input.orderId, input.step),
+          providerRef: input.providerRef,
+          amount: input.amount,
+        });
+        await mirror(input.orderId, result);
+      } catch (err) {
+        throw asFailure(err);
+      }
+    },
+  };
+}
+
+export type PaymentActivities = ReturnType<typeof createPaymentActivities>;

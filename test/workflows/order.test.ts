@@ -1,0 +1,268 @@
+/**
+ * The order saga end to end: real Temporal dev server, real worker and activities, real
+ * Postgres, the courier simulator (native format) and the payment simulator over HTTP.
+ * Every test checks the read model, the payments and the stock afterwards.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
+import { stockReconciliation } from '../../src/inventory/queries';
+import { insertOrder } from '../../src/orders/queries';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import type { ScenarioName } from '../../src/simulator/scenarios';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import {
+  cancelOrderUpdate,
+  orderShipmentId,
+  orderStateQuery,
+  orderWorkflowId,
+  type OrderSnapshot,
+  type OrderWorkflowInput,
+} from '../../src/workflows/contract';
+import type { orderWorkflow } from '../../src/workflows/order';
+import { freshDatabase, type TestDatabase } from '../support/db';
+import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+
+const TIME_SCALE = 50_000;
+const GOOD_CARD = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
+const DECLINED_CARD = { number: '4000000000000002', expMonth: 12, expYear: 2030, cvc: '123' };
+const ADDRESS = {
+  name: 'Aisyah Rahman',
+  line1: '12 Jalan Bukit',
+  city: 'Shah Alam',
+  state: 'Selangor',
+  postcode: '40000',
+  country: 'MY',
+  phone: '+60123456789',
+};
+
+jest.setTimeout(90_000);
+
+describe('order saga', () => {
+  let database: TestDatabase;
+  let couriers: RunningSimulator;
+  let payments: RunningPaymentSimulator;
+  let worker: TestWorker;
+  const started: WorkflowHandle[] = [];
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    couriers = await startSimulator({ port: 0, timeScale: TIME_SCALE });
+    payments = await startPaymentSimulator({ port: 0 });
+    worker = await startTestWorker({
+      db: database.db,
+      couriers: {
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
+      },
+      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+    });
+  });
+
+  afterEach(async () => {
+    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
+    // Stock must reconcile with active orders after every scenario.
+    expect(await stockReconciliation(database.db)).toEqual([]);
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await couriers?.stop();
+    await payments?.stop();
+    await database?.drop();
+  });
+
+  async function stock(sku: string, onHand: number) {
+    await database.db
+      .insertInto('inventory_items')
+      .values({ sku, name: `Item ${sku}`, on_hand: onHand, low_stock_threshold: 1 })
+      .execute();
+  }
+
+  /** Creates the order row and starts its saga; the parcel plays `scenario` at the courier. */
+  async function placeOrder(opts: {
+    sku: string;
+    quantity: number;
+    card?: typeof GOOD_CARD;
+    scenario?: ScenarioName;
+  }): Promise<{ orderId: string; handle: WorkflowHandle<typeof orderWorkflow>; total: number }> {
+    const orderId = uniqueId('ord');
+    const total = await insertOrder(database.db, {
+      id: orderId,
+      number: `WB-${orderId.slice(-8)}`,
+      customerId: 'cus_1',
+      email: 'aisyah@example.com',
+      currency: 'MYR',
+      courier: CourierCode.SIMULATOR,
+      shippingAddress: ADDRESS,
+      lines: [{ lineNo: 1, sku: opts.sku, name: 'Kettle', quantity: opts.quantity, unitAmount: 4_990 }],
+    });
+    // The courier books by reference: pre-book our parcel with the lifecycle this test wants.
+    couriers.backend.bookParcel(
+      'native',
+      { reference: orderShipmentId(orderId, 1), recipient: { ...ADDRESS }, weightGrams: 500 },
+      opts.scenario ?? 'delivered',
+    );
+    const input: OrderWorkflowInput = {
+      orderId,
+      orderNumber: `WB-${orderId.slice(-8)}`,
+      customerId: 'cus_1',
+      currency: 'MYR',
+      totalAmount: total,
+      courier: CourierCode.SIMULATOR,
+      lines: [{ lineNo: 1, sku: opts.sku, quantity: opts.quantity, unitAmount: 4_990, shipFrom: 'main' }],
+      payment: opts.card ?? GOOD_CARD,
+      shipmentPolicy: fastPolicy(),
+      courierTaskQueue: worker.courierTaskQueue,
+    };
+    const handle = await worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
+      workflowId: orderWorkflowId(orderId),
+      taskQueue: worker.taskQueue,
+      args: [input],
+    });
+    started.push(handle);
+    return { orderId, handle, total };
+  }
+
+  const orderRow = (id: string) =>
+    database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const paymentRows = (orderId: string) =>
+    database.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).execute();
+  const item = (sku: string) =>
+    database.db.selectFrom('inventory_items').selectAll().where('sku', '=', sku).executeTakeFirstOrThrow();
+  const shipments = (orderId: string) =>
+    database.db.selectFrom('shipments').selectAll().where('order_id', '=', orderId).execute();
+  const notifications = async (orderId: string) =>
+    (
+      await database.db
+        .selectFrom('notifications')
+        .select('kind')
+        .where('order_id', '=', orderId)
+        .orderBy('id')
+        .execute()
+    ).map((n) => n.kind);
+
+  async function eventually<T>(
+    read: () => Promise<T>,
+    accept: (value: T) => boolean,
+    timeoutMs = 30_000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last = await read();
+    while (!accept(last)) {
+      if (Date.now() > deadline)
+        throw new Error(`condition not reached; last value: ${JSON.stringify(last)}`);
+      await new Promise((r) => setTimeout(r, 100));
+      last = await read();
+    }
+    return last;
+  }
+
+  it('delivers an order, capturing the payment exactly once and consuming the stock', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 10);
+    const { orderId, handle, total } = await placeOrder({ sku, quantity: 2 });
+    const result: OrderSnapshot = await handle.result();
+
+    expect(result.status).toBe('DELIVERED');
+    expect(await orderRow(orderId)).toMatchObject({ status: 'DELIVERED', failure_code: null });
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({
+      status: 'CAPTURED',
+      amount_authorised: total,
+      amount_captured: total,
+      amount_refunded: 0,
+    });
+    expect(payments.state.payment(payment!.provider_ref!)).toMatchObject({ amountCaptured: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 8, reserved: 0 });
+    const [shipment] = await shipments(orderId);
+    expect(shipment).toMatchObject({ id: orderShipmentId(orderId, 1), status: 'DELIVERED' });
+    expect(await notifications(orderId)).toEqual(['confirmed', 'shipped', 'delivered']);
+  });
+
+  it('fails a declined payment: stock released, nothing booked, FAILED with the reason', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 10);
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1, card: DECLINED_CARD });
+    const result = await handle.result();
+
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'PAYMENT_DECLINED' });
+    expect(await orderRow(orderId)).toMatchObject({ status: 'FAILED', failure_code: 'PAYMENT_DECLINED' });
+    expect((await orderRow(orderId)).failure_message).toMatch(/declined/);
+    expect(await item(sku)).toMatchObject({ on_hand: 10, reserved: 0 });
+    expect(await shipments(orderId)).toEqual([]);
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['DECLINED']);
+    expect(await notifications(orderId)).toEqual(['failed']);
+  });
+
+  it('fails an order for stock it cannot have, reserving nothing and charging nothing', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 1);
+    const { orderId, handle } = await placeOrder({ sku, quantity: 3 });
+    expect(await handle.result()).toMatchObject({ status: 'FAILED', failureCode: 'OUT_OF_STOCK' });
+    expect(await item(sku)).toMatchObject({ on_hand: 1, reserved: 0 });
+    expect(await paymentRows(orderId)).toEqual([]);
+  });
+
+  it('cancels before pickup: booking cancelled, authorisation voided, stock released', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    await eventually(
+      () => orderRow(orderId),
+      (o) => o.status === 'CONFIRMED',
+    );
+
+    // Two cancels at once (a double click): both are answered, the compensation runs once.
+    const [result, again] = await Promise.all([
+      handle.executeUpdate(cancelOrderUpdate, {
+        args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+      }),
+      handle.executeUpdate(cancelOrderUpdate, {
+        args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+      }),
+    ]);
+    expect(result.status).toBe('CANCELLED');
+    expect(again.status).toBe('CANCELLED');
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect((await shipments(orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await notifications(orderId)).toEqual(['confirmed', 'cancelled']);
+    expect(payments.state.payment((await paymentRows(orderId))[0]!.provider_ref!)).toMatchObject({
+      amountCaptured: 0,
+    });
+  });
+
+  it('refuses a cancel after pickup and changes nothing', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    await eventually(
+      () => orderRow(orderId),
+      (o) => o.status === 'CONFIRMED',
+    );
+    // Play the pickup now: restart the parcel's lifecycle as a normal delivery, a day in.
+    const [shipment] = await shipments(orderId);
+    couriers.backend.register({
+      trackingNumber: shipment!.tracking_number,
+      scenario: 'delivered',
+      format: 'native',
+      ageMs: 10 * 3_600_000,
+    });
+    await eventually(
+      () => handle.query(orderStateQuery),
+      (s) => s.captured && s.status !== 'CONFIRMED',
+    );
+
+    const refusal = await handle
+      .executeUpdate(cancelOrderUpdate, { args: [{ requestedBy: 'customer:cus_1', reason: 'too late' }] })
+      .catch((err: Error & { cause?: Error }) => err);
+    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    const state = await handle.query(orderStateQuery);
+    expect(['SHIPPED', 'DELIVERED']).toContain(state.status);
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total, amount_refunded: 0 });
+    await handle.result();
+  });
+});
