@@ -60,6 +60,8 @@ describe('order saga', () => {
   });
 
   afterEach(async () => {
+    couriers.backend.faults.clear();
+    payments.state.faults.clear();
     for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
     // Stock must reconcile with active orders after every scenario.
     expect(await stockReconciliation(database.db)).toEqual([]);
@@ -232,6 +234,60 @@ describe('order saga', () => {
     expect(payments.state.payment((await paymentRows(orderId))[0]!.provider_ref!)).toMatchObject({
       amountCaptured: 0,
     });
+  });
+
+  it('fails an order whose booking fails for good: authorisation voided, stock released', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    // The courier answers 500 to every call until the booking's attempts run out (~15 s).
+    couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1 });
+    const result = await handle.result();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
+    expect((await orderRow(orderId)).failure_message).toMatch(/^the courier booking failed: /);
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect(await shipments(orderId)).toEqual([]);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
+  it('ends consistent when a compensation fails twice before it succeeds', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const { orderId, handle } = await placeOrder({ sku, quantity: 2, scenario: 'never_picked_up' });
+    await eventually(
+      () => orderRow(orderId),
+      (o) => o.status === 'CONFIRMED',
+    );
+    payments.state.faults.set({ kind: 'error', calls: 2, operation: 'void' });
+    const result = await handle.executeUpdate(cancelOrderUpdate, {
+      args: [{ requestedBy: 'admin:ops', reason: 'fraud check' }],
+    });
+    expect(result.status).toBe('CANCELLED');
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'VOIDED', amount_captured: 0 });
+    expect(payments.state.payment(payment!.provider_ref!)).toMatchObject({ voided: true, amountCaptured: 0 });
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    // The two failed attempts are in the history, not swallowed.
+    const history = await handle.fetchHistory();
+    const voidFailures = (history.events ?? []).filter(
+      (e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 0) >= 3,
+    );
+    expect(voidFailures.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('restocks and refunds a parcel that comes back to the shipper', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const { orderId, handle, total } = await placeOrder({ sku, quantity: 2, scenario: 'return_to_origin' });
+    const result = await handle.result();
+    expect(result.status).toBe('RETURNED');
+    expect(await orderRow(orderId)).toMatchObject({ status: 'RETURNED' });
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ amount_captured: total, amount_refunded: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await notifications(orderId)).toEqual(
+      expect.arrayContaining(['confirmed', 'shipped', `returned:${orderShipmentId(orderId, 1)}`]),
+    );
   });
 
   it('refuses a cancel after pickup and changes nothing', async () => {
