@@ -167,6 +167,8 @@ export interface AuditLogTable {
   subject_id: string;
   reason: string | null;
   details: Json<Record<string, unknown>>;
+  /** Set by activities: the same action recorded twice is one row. */
+  dedupe_key: string | null;
   created_at: GeneratedTimestamp;
 }
 

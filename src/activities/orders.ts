@@ -173,6 +173,31 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         .execute();
     },
 
+    /** Who did what to which order, when and why (admin and customer actions). Once per key. */
+    async recordAudit(input: {
+      key: string;
+      actor: string;
+      action: string;
+      subjectType: string;
+      subjectId: string;
+      reason: string | null;
+      details?: Record<string, unknown>;
+    }): Promise<void> {
+      await db
+        .insertInto('audit_log')
+        .values({
+          actor: input.actor,
+          action: input.action,
+          subject_type: input.subjectType,
+          subject_id: input.subjectId,
+          reason: input.reason,
+          details: JSON.stringify(input.details ?? {}),
+          dedupe_key: input.key,
+        })
+        .onConflict((oc) => oc.column('dedupe_key').doNothing())
+        .execute();
+    },
+
     /** One notification per order and milestone (dedupe key), delivered by the log transport. */
     async notifyCustomer(input: {
       orderId: string;

@@ -310,6 +310,14 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
             .signal(cancelShipmentSignal, { reason: cancelRequest!.reason })
             .catch(() => undefined); // not started yet or already finished: nothing to stop
         }
+        await mustHappen.recordAudit({
+          key: `cancel:${input.orderId}`,
+          actor: cancelRequest!.requestedBy,
+          action: 'order.cancel',
+          subjectType: 'order',
+          subjectId: input.orderId,
+          reason: cancelRequest!.reason,
+        });
         await compensate();
         await setStatus(OrderStatus.CANCELLED, {
           code: 'CANCELLED',

@@ -267,6 +267,21 @@ describe('order saga', () => {
     expect(payment).toMatchObject({ status: 'VOIDED', amount_captured: 0 });
     expect(payments.state.payment(payment!.provider_ref!)).toMatchObject({ voided: true, amountCaptured: 0 });
     expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    // Who cancelled, when and why.
+    const audit = await database.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('subject_id', '=', orderId)
+      .execute();
+    expect(audit).toEqual([
+      expect.objectContaining({
+        actor: 'admin:ops',
+        action: 'order.cancel',
+        reason: 'fraud check',
+        subject_type: 'order',
+      }),
+    ]);
+    expect(audit[0]!.created_at).toBeInstanceOf(Date);
     // The two failed attempts are in the history, not swallowed.
     const history = await handle.fetchHistory();
     const voidFailures = (history.events ?? []).filter(

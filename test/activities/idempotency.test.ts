@@ -1,0 +1,145 @@
+/**
+ * Activities are at-least-once: a worker that dies after the side effect but before
+ * reporting makes Temporal run the activity again. Each saga activity run twice here
+ * (the same input, as a retry sends) must leave exactly what one run leaves.
+ */
+import { sql } from 'kysely';
+import { createActivities, type Activities } from '../../src/activities';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
+import { insertOrder } from '../../src/orders/queries';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { orderShipmentId } from '../../src/workflows/contract';
+import { freshDatabase, type TestDatabase } from '../support/db';
+import { testLog } from '../support/env';
+import { uniqueId } from '../support/temporal';
+
+describe('saga activities run twice', () => {
+  let database: TestDatabase;
+  let couriers: RunningSimulator;
+  let payments: RunningPaymentSimulator;
+  let activities: Activities;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    couriers = await startSimulator({ port: 0 });
+    payments = await startPaymentSimulator({ port: 0 });
+    activities = createActivities({
+      db: database.db,
+      couriers: { [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url }) },
+      payments: createHttpPaymentProvider({ baseUrl: payments.url }),
+      dailyBudget: 1000,
+      log: testLog,
+    });
+  });
+
+  afterAll(async () => {
+    await couriers?.stop();
+    await payments?.stop();
+    await database?.drop();
+  });
+
+  async function order(sku: string) {
+    const orderId = uniqueId('ord');
+    await database.db
+      .insertInto('inventory_items')
+      .values({ sku, name: sku, on_hand: 10 })
+      .onConflict((oc) => oc.column('sku').doNothing())
+      .execute();
+    const total = await insertOrder(database.db, {
+      id: orderId,
+      number: `WB-${orderId.slice(-8)}`,
+      customerId: 'cus_1',
+      email: 'a@example.com',
+      currency: 'MYR',
+      courier: CourierCode.SIMULATOR,
+      shippingAddress: { name: 'A', line1: '1 Jalan', city: 'Shah Alam', postcode: '40000', country: 'MY' },
+      lines: [{ lineNo: 1, sku, name: sku, quantity: 2, unitAmount: 1_000 }],
+    });
+    return { orderId, total };
+  }
+
+  const count = async (table: string, orderId: string) =>
+    (
+      await sql<{
+        n: number;
+      }>`select count(*)::int as n from ${sql.table(table)} where order_id = ${orderId}`.execute(database.db)
+    ).rows[0]!.n;
+
+  it('authorise and capture twice: one authorisation, one capture, one payment row', async () => {
+    const { orderId, total } = await order('SKU-PAY');
+    const card = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
+    const first = await activities.authorisePayment({ orderId, amount: total, currency: 'MYR', card });
+    const second = await activities.authorisePayment({ orderId, amount: total, currency: 'MYR', card });
+    expect(second).toEqual(first);
+    if (!first.authorised) throw new Error('expected an authorisation');
+    await activities.capturePayment({ orderId, providerRef: first.providerRef, amount: total });
+    await activities.capturePayment({ orderId, providerRef: first.providerRef, amount: total });
+    expect(payments.state.paymentsOf(orderId)).toHaveLength(1);
+    expect(payments.state.payment(first.providerRef)).toMatchObject({ amountCaptured: total });
+    expect(await count('payments', orderId)).toBe(1);
+    const [row] = await database.db
+      .selectFrom('payments')
+      .selectAll()
+      .where('order_id', '=', orderId)
+      .execute();
+    expect(row).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+  });
+
+  it('reserve twice: the stock is reserved once', async () => {
+    const { orderId } = await order('SKU-RES');
+    const before = await database.db
+      .selectFrom('inventory_items')
+      .select('reserved')
+      .where('sku', '=', 'SKU-RES')
+      .executeTakeFirstOrThrow();
+    await activities.reserveStock({ orderId, lines: [{ sku: 'SKU-RES', quantity: 2 }] });
+    await activities.reserveStock({ orderId, lines: [{ sku: 'SKU-RES', quantity: 2 }] });
+    const after = await database.db
+      .selectFrom('inventory_items')
+      .select('reserved')
+      .where('sku', '=', 'SKU-RES')
+      .executeTakeFirstOrThrow();
+    expect(after.reserved - before.reserved).toBe(2);
+  });
+
+  it('book twice: the same parcel and tracking number, one shipment row', async () => {
+    const { orderId } = await order('SKU-BOOK');
+    const input = {
+      orderId,
+      shipmentId: orderShipmentId(orderId, 1),
+      courier: CourierCode.SIMULATOR,
+      lineNos: [1],
+    };
+    const first = await activities.bookShipment(input);
+    const second = await activities.bookShipment(input);
+    expect(second.trackingNumber).toBe(first.trackingNumber);
+    expect(await count('shipments', orderId)).toBe(1);
+  });
+
+  it('notify and audit twice: one notification, one audit entry', async () => {
+    const { orderId } = await order('SKU-NOTE');
+    await activities.notifyCustomer({ orderId, milestone: 'confirmed' });
+    await activities.notifyCustomer({ orderId, milestone: 'confirmed' });
+    expect(await count('notifications', orderId)).toBe(1);
+    const audit = {
+      key: `cancel:${orderId}`,
+      actor: 'admin:ops',
+      action: 'order.cancel',
+      subjectType: 'order',
+      subjectId: orderId,
+      reason: 'fraud',
+    };
+    await activities.recordAudit(audit);
+    await activities.recordAudit(audit);
+    const rows = await database.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('subject_id', '=', orderId)
+      .execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ actor: 'admin:ops', action: 'order.cancel', reason: 'fraud' });
+  });
+});
