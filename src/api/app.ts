@@ -14,6 +14,7 @@ import type { Logger } from '../logger';
 import type { TemporalClient } from '../temporal';
 import { ApiError, ErrorBody, errorBody } from './errors';
 import { healthRoutes } from './routes/health';
+import { trackingRoutes } from './routes/tracking';
 
 export interface ApiDeps {
   config: Config;
@@ -52,7 +53,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         description:
           'Orders, shipment tracking and admin actions for a shop. Errors share one shape: `{ error: { code, message } }`.',
       },
-      tags: [{ name: 'operations', description: 'Health, metrics and this document' }],
+      tags: [
+        { name: 'operations', description: 'Health, metrics and this document' },
+        { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
+      ],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -87,6 +91,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   );
 
   await app.register(healthRoutes, { deps });
+  await app.register(trackingRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -1,0 +1,184 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../../src/api/app';
+import { freshnessOf } from '../../src/api/freshness';
+import { createTemporalClient, type TemporalClient } from '../../src/temporal';
+import { freshDatabase, type TestDatabase } from '../support/db';
+import { testConfig, testLog } from '../support/env';
+
+describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
+  let database: TestDatabase;
+  let app: FastifyInstance;
+  let temporal: TemporalClient;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    const config = testConfig({ DATABASE_URL: database.url });
+    temporal = createTemporalClient(config.temporal);
+    app = await buildApi({ config, db: database.db, temporal, log: testLog });
+    await database.db
+      .insertInto('orders')
+      .values({
+        id: 'ord_guest',
+        number: 'WB-1',
+        customer_id: 'cus_1',
+        email: 'asha@example.com',
+        postcode: '110001',
+        currency: 'INR',
+        total_amount: 1000,
+        courier: 'bluedart',
+        failure_code: null,
+        failure_message: null,
+        shipping_address: JSON.stringify({
+          name: 'Asha Rao',
+          line1: '12 MG Road',
+          city: 'Delhi',
+          postcode: '110001',
+          country: 'IN',
+          phone: '9800000000',
+        }),
+      })
+      .execute();
+    await database.db
+      .insertInto('shipments')
+      .values({
+        id: 'shp_guest',
+        order_id: 'ord_guest',
+        courier: 'bluedart',
+        tracking_number: 'BD12345678',
+        status: 'OUT_FOR_DELIVERY',
+        last_synced_at: new Date(),
+        raw_latest: JSON.stringify({ Consignee: 'Asha Rao', ConsigneeMobile: '9800000000' }),
+      })
+      .execute();
+    const event = (key: string, status: string, at: string, text: string) => ({
+      shipment_id: 'shp_guest',
+      event_key: key,
+      status,
+      sub_status: null,
+      raw_code: '004',
+      // Courier free text can name people: it must never reach a guest.
+      raw_text: text,
+      occurred_at: at,
+      occurred_at_raw: null,
+      location_city: 'Delhi',
+      location_state: 'DL',
+      location_country: 'IN',
+      source: 'poll' as const,
+    });
+    await database.db
+      .insertInto('tracking_events')
+      .values([
+        event('e1', 'IN_TRANSIT', '2026-11-20T10:00:00Z', 'Picked up from Ravi Kumar, 4 Park Street'),
+        event(
+          'e2',
+          'OUT_FOR_DELIVERY',
+          '2026-11-21T08:00:00Z',
+          'Out for delivery to Asha Rao, 12 MG Road, 9800000000',
+        ),
+      ])
+      .execute();
+  });
+
+  afterAll(async () => {
+    await app.close();
+    await temporal.connection.close();
+    await database.drop();
+  });
+
+  it('shows status, events and city-level places, newest first', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/tracking/BD12345678' });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({
+      trackingNumber: 'BD12345678',
+      courier: 'bluedart',
+      status: 'OUT_FOR_DELIVERY',
+      description: 'Out for delivery',
+      freshness: 'fresh',
+      dataSource: { isLive: false, isCached: true, unavailable: false },
+    });
+    expect(body.events).toEqual([
+      {
+        status: 'OUT_FOR_DELIVERY',
+        description: 'Out for delivery',
+        occurredAt: '2026-11-21T08:00:00.000Z',
+        city: 'Delhi',
+        country: 'IN',
+      },
+      {
+        status: 'IN_TRANSIT',
+        description: 'On its way',
+        occurredAt: '2026-11-20T10:00:00.000Z',
+        city: 'Delhi',
+        country: 'IN',
+      },
+    ]);
+  });
+
+  it('contains no names, phone numbers, street addresses or order contents', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/tracking/BD12345678' });
+    for (const secret of [
+      'Asha',
+      'Rao',
+      'Ravi',
+      '9800000000',
+      'MG Road',
+      'Park Street',
+      'asha@example.com',
+      '110001',
+      'ord_guest',
+      'WB-1',
+    ]) {
+      expect(res.body).not.toContain(secret);
+    }
+  });
+
+  it('answers 404 in the one error shape for a number it does not know', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/tracking/NOPE0000' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({
+      error: { code: 'NOT_FOUND', message: 'no shipment with tracking number NOPE0000' },
+    });
+  });
+
+  it.each([
+    ['too short', 'AB1'],
+    ['SQL-looking', "x'%20OR%201=1--"],
+    ['too long', 'A'.repeat(41)],
+  ])('answers 400 naming the parameter for a malformed number (%s)', async (_case, value) => {
+    const res = await app.inject({ method: 'GET', url: `/v1/tracking/${value}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('VALIDATION_FAILED');
+    expect(res.json().error.message).toMatch(/trackingNumber/);
+  });
+});
+
+describe('freshness', () => {
+  const now = Date.parse('2026-11-23T12:00:00Z');
+  const hour = 3_600_000;
+  it('is fresh within the status interval, stale after it, expired after four', () => {
+    const at = (msAgo: number) => new Date(now - msAgo);
+    expect(
+      freshnessOf({ status: 'IN_TRANSIT', lastSyncedAt: at(hour), intervalMs: 2 * hour, nowMs: now }),
+    ).toBe('fresh');
+    expect(
+      freshnessOf({ status: 'IN_TRANSIT', lastSyncedAt: at(3 * hour), intervalMs: 2 * hour, nowMs: now }),
+    ).toBe('stale');
+    expect(
+      freshnessOf({ status: 'IN_TRANSIT', lastSyncedAt: at(9 * hour), intervalMs: 2 * hour, nowMs: now }),
+    ).toBe('expired');
+  });
+  it('treats a finished shipment as fresh and a never-synced one as stale', () => {
+    expect(
+      freshnessOf({
+        status: 'DELIVERED',
+        lastSyncedAt: new Date(now - 30 * 24 * hour),
+        intervalMs: null,
+        nowMs: now,
+      }),
+    ).toBe('fresh');
+    expect(freshnessOf({ status: 'PENDING', lastSyncedAt: null, intervalMs: 6 * hour, nowMs: now })).toBe(
+      'stale',
+    );
+  });
+});
