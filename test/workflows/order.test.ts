@@ -22,6 +22,7 @@ import {
 } from '../../src/workflows/contract';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { recordHistory } from '../support/histories';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
 
 const TIME_SCALE = 50_000;
@@ -165,6 +166,7 @@ describe('order saga', () => {
     await stock(sku, 10);
     const { orderId, handle, total } = await placeOrder({ sku, quantity: 2 });
     const result: OrderSnapshot = await handle.result();
+    await recordHistory('order-delivered', handle);
 
     expect(result.status).toBe('DELIVERED');
     expect(await orderRow(orderId)).toMatchObject({ status: 'DELIVERED', failure_code: null });
@@ -226,6 +228,8 @@ describe('order saga', () => {
     ]);
     expect(result.status).toBe('CANCELLED');
     expect(again.status).toBe('CANCELLED');
+    await handle.result();
+    await recordHistory('order-cancelled', handle);
     expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
     expect((await shipments(orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
@@ -243,6 +247,7 @@ describe('order saga', () => {
     couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
     const { orderId, handle } = await placeOrder({ sku, quantity: 1 });
     const result = await handle.result();
+    await recordHistory('order-booking-failed', handle);
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
     expect((await orderRow(orderId)).failure_message).toMatch(/^the courier booking failed: /);
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);

@@ -23,6 +23,7 @@ import { budgetDay } from '../../src/workflows/policy';
 import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { recordHistory } from '../support/histories';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
 
 /** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
@@ -117,6 +118,7 @@ describe('shipment workflow', () => {
     const callsBefore = nativeTrackCalls();
     const { shipmentId, handle } = await track('delivered', fastPolicy());
     const result: ShipmentSnapshot = await handle.result();
+    await recordHistory('shipment-delivered', handle);
 
     expect(result.status).toBe('DELIVERED');
     expect(result.finished).toBe(true);
@@ -259,7 +261,7 @@ describe('shipment workflow', () => {
   });
 
   it('rides out a courier outage: backs off, marks the read model stale, recovers', async () => {
-    const { shipmentId } = await track(
+    const { shipmentId, handle } = await track(
       'never_picked_up',
       fastPolicy({ backoffBaseMs: 300, backoffCapMs: 600 }),
     );
@@ -284,6 +286,11 @@ describe('shipment workflow', () => {
       15_000,
     );
     expect(recovered.consecutive_failures).toBe(0);
+    if (process.env.WAYBILL_RECORD_HISTORIES === '1') {
+      await handle.signal(cancelShipmentSignal, { reason: 'recorded' });
+      await handle.result();
+      await recordHistory('shipment-outage-recovered', handle);
+    }
     expect(recovered.sync_failing_since).toBeNull();
   });
 
@@ -361,6 +368,7 @@ describe('shipment workflow', () => {
     expect(state.polls).toBeGreaterThan(3);
     await handle.signal(cancelShipmentSignal, { reason: 'done' });
     expect((await handle.result()).polls).toBeGreaterThanOrEqual(state.polls);
+    await recordHistory('shipment-after-continue-as-new', handle);
   });
 
   it('answers a refreshNow that arrives mid-poll even when continue-as-new is due right after', async () => {
