@@ -145,6 +145,8 @@ export const OrderFailure = {
   PAYMENT_DECLINED: 'PAYMENT_DECLINED',
   PAYMENT_FAILED: 'PAYMENT_FAILED',
   BOOKING_FAILED: 'BOOKING_FAILED',
+  /** Every parcel ended without arriving (expired / lost, or cancelled by the courier). */
+  SHIPMENT_LOST: 'SHIPMENT_LOST',
 } as const;
 export type OrderFailure = (typeof OrderFailure)[keyof typeof OrderFailure];
 

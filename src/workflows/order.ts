@@ -68,6 +68,9 @@ interface Parcel {
   trackingNumber: string | null;
   status: ShipmentStatus;
   returnSettled: boolean;
+  /** Its stock moved from reserved to shipped (at its pickup). */
+  consumed: boolean;
+  bookingCancelled: boolean;
 }
 
 function failureType(err: unknown): string | null {
@@ -90,6 +93,8 @@ function groupParcels(orderId: string, lines: OrderLineInput[]): Parcel[] {
     trackingNumber: null,
     status: ShipmentStatus.PENDING,
     returnSettled: false,
+    consumed: false,
+    bookingCancelled: false,
   }));
 }
 
@@ -120,6 +125,8 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   let cancelRequest: CancelOrderRequest | null = null;
   /** Set once the saga has written its last row (status, compensations, notification). */
   let closed = false;
+  /** Why an accepted cancel could not be carried out after all (the courier already had a parcel). */
+  let cancelRefusal: string | null = null;
   const compensations: { name: string; run: () => Promise<unknown> }[] = [];
   const pickedUp = () => parcels.some((p) => PICKED_UP.has(p.status));
   const finished = () =>
@@ -163,14 +170,22 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     cancelOrderUpdate,
     async (request) => {
       cancelRequest ??= request;
-      await condition(() => closed);
+      await condition(() => closed || cancelRefusal !== null);
+      if (!closed && cancelRefusal !== null) {
+        throw ApplicationFailure.create({
+          type: 'ALREADY_PICKED_UP',
+          message: cancelRefusal,
+          nonRetryable: true,
+        });
+      }
       return snapshot();
     },
     {
       validator: (request: CancelOrderRequest) => {
         if (!request.reason?.trim()) throw new Error('a cancel needs a reason');
         if (status === OrderStatus.CANCELLED) return; // cancelling twice is harmless
-        if (finished()) throw new Error(`the order is already ${status} and cannot be cancelled`);
+        if (finished() || failing)
+          throw new Error(`the order is already ${failing ? 'FAILED' : status} and cannot be cancelled`);
         if (pickedUp())
           throw new Error('ALREADY_PICKED_UP: a parcel of this order has been picked up by the courier');
       },
@@ -193,6 +208,111 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   }
 
   const cancelled = () => cancelRequest !== null;
+
+  async function refundParcel(parcel: Parcel): Promise<void> {
+    if (providerRef === null || !captured) return;
+    await mustHappen.refundPayment({
+      orderId: input.orderId,
+      providerRef,
+      amount: parcel.lines.reduce((sum, l) => sum + l.quantity * l.unitAmount, 0),
+      step: `refund:${parcel.shipmentId}`,
+    });
+  }
+
+  /**
+   * Carries out an accepted cancel. The courier may already hold a parcel our milestones
+   * have not reported yet: bookings are cancelled first, and if the courier refuses one the
+   * cancel is refused (the update fails with ALREADY_PICKED_UP) and the order goes on.
+   * Returns whether the order ended CANCELLED.
+   */
+  async function cancelBeforePickup(): Promise<boolean> {
+    const request = cancelRequest!;
+    if (!pickedUp()) {
+      for (const parcel of parcels.filter((p) => p.trackingNumber !== null && !p.bookingCancelled)) {
+        try {
+          await mustHappen.cancelBooking({
+            shipmentId: parcel.shipmentId,
+            courier: input.courier,
+            trackingNumber: parcel.trackingNumber!,
+          });
+          parcel.bookingCancelled = true;
+        } catch (err) {
+          if (failureType(err) !== 'AlreadyPickedUp') throw err;
+          // The courier has it: the pickup milestone will follow from the parcel's workflow.
+          parcel.status = ShipmentStatus.IN_TRANSIT;
+          break;
+        }
+      }
+    }
+    if (pickedUp()) {
+      cancelRefusal = 'ALREADY_PICKED_UP: a parcel of this order has been picked up by the courier';
+      log.info('cancel refused after the fact', { requestedBy: request.requestedBy });
+      // Parcels whose booking was cancelled meanwhile stop tracking and are settled at the end.
+      for (const parcel of parcels.filter((p) => p.bookingCancelled))
+        await stopTracking(parcel, request.reason);
+      cancelRequest = null;
+      return false;
+    }
+    await mustHappen.recordAudit({
+      key: `cancel:${input.orderId}`,
+      actor: request.requestedBy,
+      action: 'order.cancel',
+      subjectType: 'order',
+      subjectId: input.orderId,
+      reason: request.reason,
+    });
+    for (const parcel of parcels.filter((p) => p.trackingNumber !== null))
+      await stopTracking(parcel, request.reason);
+    await compensate();
+    await setStatus(OrderStatus.CANCELLED, {
+      code: 'CANCELLED',
+      message: `cancelled by ${request.requestedBy}: ${request.reason}`,
+    });
+    await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'cancelled' });
+    return true;
+  }
+
+  async function stopTracking(parcel: Parcel, reason: string): Promise<void> {
+    await getExternalWorkflowHandle(shipmentWorkflowId(parcel.shipmentId))
+      .signal(cancelShipmentSignal, { reason })
+      .catch(() => undefined); // not started yet or already finished: nothing to stop
+  }
+
+  /**
+   * Every parcel is terminal. Delivered ones are done; returned ones were settled; the rest
+   * (lost: EXPIRED, or CANCELLED) are refunded line by line. Nothing delivered and nothing
+   * returned: the order failed, and whatever is still held is given back (void or refund,
+   * release the stock).
+   */
+  async function finishWhenAllTerminal(): Promise<void> {
+    const delivered = parcels.filter((p) => p.status === ShipmentStatus.DELIVERED);
+    const returned = parcels.filter((p) => p.status === ShipmentStatus.RETURNED);
+    const lost = parcels.filter(
+      (p) => p.status !== ShipmentStatus.DELIVERED && p.status !== ShipmentStatus.RETURNED,
+    );
+    if (delivered.length === 0 && returned.length === 0) {
+      // compensate() refunds in full when captured, so no per-parcel refund here.
+      await compensate();
+      await setStatus(OrderStatus.FAILED, {
+        code: OrderFailure.SHIPMENT_LOST,
+        message: `no parcel arrived: ${lost.map((p) => `${p.shipmentId} ${p.status}`).join(', ')}`,
+      });
+      await mustHappen.notifyCustomer({
+        orderId: input.orderId,
+        milestone: 'failed',
+        details: { reason: OrderFailure.SHIPMENT_LOST },
+      });
+      return;
+    }
+    for (const parcel of lost) await refundParcel(parcel);
+    // Reservations of parcels that never left are released; consumed stock stays consumed.
+    await mustHappen.releaseStock({ orderId: input.orderId });
+    await setStatus(delivered.length > 0 ? OrderStatus.DELIVERED : OrderStatus.RETURNED);
+    if (delivered.length > 0)
+      await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'delivered' });
+  }
+  /** True while a failed order compensates: a cancel then is refused, not answered with FAILED. */
+  let failing = false;
 
   try {
     // 1. Stock
@@ -300,57 +420,38 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       await condition(
         () =>
           cancelled() ||
-          (pickedUp() && !captured) ||
+          parcels.some((p) => PICKED_UP.has(p.status) && !p.consumed) ||
           parcels.every((p) => isTerminal(p.status)) ||
           parcels.some((p) => p.status === ShipmentStatus.RETURNED && !p.returnSettled),
       );
-      if (cancelled() && !pickedUp()) {
-        for (const parcel of parcels.filter((p) => p.trackingNumber !== null)) {
-          await getExternalWorkflowHandle(shipmentWorkflowId(parcel.shipmentId))
-            .signal(cancelShipmentSignal, { reason: cancelRequest!.reason })
-            .catch(() => undefined); // not started yet or already finished: nothing to stop
-        }
-        await mustHappen.recordAudit({
-          key: `cancel:${input.orderId}`,
-          actor: cancelRequest!.requestedBy,
-          action: 'order.cancel',
-          subjectType: 'order',
-          subjectId: input.orderId,
-          reason: cancelRequest!.reason,
-        });
-        await compensate();
-        await setStatus(OrderStatus.CANCELLED, {
-          code: 'CANCELLED',
-          message: `cancelled by ${cancelRequest!.requestedBy}: ${cancelRequest!.reason}`,
-        });
-        await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'cancelled' });
-        break;
+      if (cancelled()) {
+        if (await cancelBeforePickup()) break;
+        continue;
       }
-      if (pickedUp() && !captured && providerRef !== null) {
-        await mustHappen.capturePayment({ orderId: input.orderId, providerRef, amount: input.totalAmount });
-        captured = true;
-        for (const parcel of parcels.filter((p) => PICKED_UP.has(p.status))) {
-          await mustHappen.consumeStock({ orderId: input.orderId, skus: parcel.lines.map((l) => l.sku) });
+      const newlyPickedUp = parcels.filter((p) => PICKED_UP.has(p.status) && !p.consumed);
+      if (newlyPickedUp.length > 0) {
+        if (!captured && providerRef !== null) {
+          await mustHappen.capturePayment({ orderId: input.orderId, providerRef, amount: input.totalAmount });
+          captured = true;
         }
-        await setStatus(
-          parcels.every((p) => PICKED_UP.has(p.status)) ? OrderStatus.SHIPPED : OrderStatus.PARTIALLY_SHIPPED,
-        );
-        await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'shipped' });
+        for (const parcel of newlyPickedUp) {
+          await mustHappen.consumeStock({ orderId: input.orderId, skus: parcel.lines.map((l) => l.sku) });
+          parcel.consumed = true;
+        }
+        const next = parcels.every((p) => p.consumed) ? OrderStatus.SHIPPED : OrderStatus.PARTIALLY_SHIPPED;
+        if (next !== (status as OrderStatus)) {
+          await setStatus(next);
+          await mustHappen.notifyCustomer({
+            orderId: input.orderId,
+            milestone: next === OrderStatus.SHIPPED ? 'shipped' : 'partially-shipped',
+          });
+        }
         continue;
       }
       for (const parcel of parcels.filter((p) => p.status === ShipmentStatus.RETURNED && !p.returnSettled)) {
         // The return leg of the saga: restock this parcel's lines and refund their amount.
-        const skus = parcel.lines.map((l) => l.sku);
-        await mustHappen.consumeStock({ orderId: input.orderId, skus });
-        await mustHappen.restockReturned({ orderId: input.orderId, skus });
-        if (providerRef !== null && captured) {
-          await mustHappen.refundPayment({
-            orderId: input.orderId,
-            providerRef,
-            amount: parcel.lines.reduce((sum, l) => sum + l.quantity * l.unitAmount, 0),
-            step: `refund:${parcel.shipmentId}`,
-          });
-        }
+        await mustHappen.restockReturned({ orderId: input.orderId, skus: parcel.lines.map((l) => l.sku) });
+        await refundParcel(parcel);
         parcel.returnSettled = true;
         await mustHappen.notifyCustomer({
           orderId: input.orderId,
@@ -358,17 +459,13 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
         });
       }
       if (parcels.every((p) => isTerminal(p.status))) {
-        const allReturned = parcels.every((p) => p.status === ShipmentStatus.RETURNED);
-        const delivered = parcels.some((p) => p.status === ShipmentStatus.DELIVERED);
-        await setStatus(
-          allReturned ? OrderStatus.RETURNED : delivered ? OrderStatus.DELIVERED : OrderStatus.FAILED,
-        );
-        if (delivered) await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'delivered' });
+        await finishWhenAllTerminal();
         break;
       }
     }
   } catch (err) {
     if (!(err instanceof OrderFailed)) throw err;
+    failing = true;
     log.warn('order failed; compensating', { code: err.code, message: err.message });
     await compensate();
     await setStatus(OrderStatus.FAILED, { code: err.code, message: err.message });

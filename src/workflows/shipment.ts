@@ -45,6 +45,8 @@ const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
   // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
   ShipmentStatus.IN_TRANSIT,
   ShipmentStatus.OUT_FOR_DELIVERY,
+  ShipmentStatus.AVAILABLE_FOR_PICKUP,
+  ShipmentStatus.ATTEMPT_FAIL,
   ShipmentStatus.DELIVERED,
   ShipmentStatus.RETURNING,
   ShipmentStatus.RETURNED,

@@ -14,6 +14,8 @@ import type { ScenarioName } from '../../src/simulator/scenarios';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import {
   cancelOrderUpdate,
+  refreshSignal,
+  shipmentWorkflowId,
   orderShipmentId,
   orderStateQuery,
   orderWorkflowId,
@@ -88,6 +90,7 @@ describe('order saga', () => {
     quantity: number;
     card?: typeof GOOD_CARD;
     scenario?: ScenarioName;
+    policy?: ReturnType<typeof fastPolicy>;
   }): Promise<{ orderId: string; handle: WorkflowHandle<typeof orderWorkflow>; total: number }> {
     const orderId = uniqueId('ord');
     const total = await insertOrder(database.db, {
@@ -115,7 +118,7 @@ describe('order saga', () => {
       courier: CourierCode.SIMULATOR,
       lines: [{ lineNo: 1, sku: opts.sku, quantity: opts.quantity, unitAmount: 4_990, shipFrom: 'main' }],
       payment: opts.card ?? GOOD_CARD,
-      shipmentPolicy: fastPolicy(),
+      shipmentPolicy: opts.policy ?? fastPolicy(),
       courierTaskQueue: worker.courierTaskQueue,
     };
     const handle = await worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
@@ -308,6 +311,69 @@ describe('order saga', () => {
     expect(await notifications(orderId)).toEqual(
       expect.arrayContaining(['confirmed', 'shipped', `returned:${orderShipmentId(orderId, 1)}`]),
     );
+  });
+
+  it('refuses an accepted cancel when the courier already has the parcel, and goes on to deliver', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    // Slow polls before pickup: the order does not know yet that the courier has the parcel.
+    const slow = fastPolicy({
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
+    });
+    const { orderId, handle, total } = await placeOrder({
+      sku,
+      quantity: 1,
+      scenario: 'never_picked_up',
+      policy: slow,
+    });
+    await eventually(
+      () => orderRow(orderId),
+      (o) => o.status === 'CONFIRMED',
+    );
+    const [shipment] = await eventually(
+      () => shipments(orderId),
+      (rows) => rows[0]?.status === 'INFO_RECEIVED',
+    );
+    couriers.backend.register({
+      trackingNumber: shipment!.tracking_number,
+      scenario: 'delivered',
+      format: 'native',
+      ageMs: 10 * 3_600_000,
+    });
+
+    const refusal = await handle
+      .executeUpdate(cancelOrderUpdate, {
+        args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+      })
+      .catch((err: Error & { cause?: Error }) => err);
+    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
+
+    // The parcel's next poll reports the pickup; the order captures and delivers as usual.
+    await worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment!.id))
+      .signal(refreshSignal, { requestedBy: 'test' });
+    const result = await handle.result();
+    expect(result.status).toBe('DELIVERED');
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+
+  it('fails an order whose only parcel is lost before pickup, giving everything back', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const { orderId, handle } = await placeOrder({
+      sku,
+      quantity: 2,
+      scenario: 'lost',
+      policy: fastPolicy({ expireAfterNoScanMs: 1_500 }),
+    });
+    const result = await handle.result();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await notifications(orderId)).toEqual(['confirmed', 'failed']);
   });
 
   it('refuses a cancel after pickup and changes nothing', async () => {
