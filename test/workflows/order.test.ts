@@ -24,6 +24,7 @@ import {
 } from '../../src/workflows/contract';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
 
@@ -147,22 +148,6 @@ describe('order saga', () => {
         .orderBy('id')
         .execute()
     ).map((n) => n.kind);
-
-  async function eventually<T>(
-    read: () => Promise<T>,
-    accept: (value: T) => boolean,
-    timeoutMs = 30_000,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last = await read();
-    while (!accept(last)) {
-      if (Date.now() > deadline)
-        throw new Error(`condition not reached; last value: ${JSON.stringify(last)}`);
-      await new Promise((r) => setTimeout(r, 100));
-      last = await read();
-    }
-    return last;
-  }
 
   it('delivers an order, capturing the payment exactly once and consuming the stock', async () => {
     const sku = uniqueId('KETTLE');

@@ -23,6 +23,7 @@ import { budgetDay } from '../../src/workflows/policy';
 import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
 
@@ -97,22 +98,6 @@ describe('shipment workflow', () => {
       .where('shipment_id', '=', id)
       .orderBy('occurred_at')
       .execute();
-
-  async function eventually<T>(
-    read: () => Promise<T>,
-    accept: (value: T) => boolean,
-    timeoutMs = 20_000,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last = await read();
-    while (!accept(last)) {
-      if (Date.now() > deadline)
-        throw new Error(`condition not reached; last value: ${JSON.stringify(last)}`);
-      await new Promise((r) => setTimeout(r, 100));
-      last = await read();
-    }
-    return last;
-  }
 
   it('follows a parcel from information received to delivered, one courier call per poll', async () => {
     const callsBefore = nativeTrackCalls();
