@@ -92,6 +92,8 @@ describe('order saga', () => {
     card?: typeof GOOD_CARD;
     scenario?: ScenarioName;
     policy?: ReturnType<typeof fastPolicy>;
+    /** A second line shipped from another place: a second parcel with its own lifecycle. */
+    second?: { sku: string; quantity: number; scenario: ScenarioName };
   }): Promise<{ orderId: string; handle: WorkflowHandle<typeof orderWorkflow>; total: number }> {
     const orderId = uniqueId('ord');
     const total = await insertOrder(database.db, {
@@ -102,7 +104,20 @@ describe('order saga', () => {
       currency: 'MYR',
       courier: CourierCode.SIMULATOR,
       shippingAddress: ADDRESS,
-      lines: [{ lineNo: 1, sku: opts.sku, name: 'Kettle', quantity: opts.quantity, unitAmount: 4_990 }],
+      lines: [
+        { lineNo: 1, sku: opts.sku, name: 'Kettle', quantity: opts.quantity, unitAmount: 4_990 },
+        ...(opts.second
+          ? [
+              {
+                lineNo: 2,
+                sku: opts.second.sku,
+                name: 'Mug',
+                quantity: opts.second.quantity,
+                unitAmount: 1_500,
+              },
+            ]
+          : []),
+      ],
     });
     // The courier books by reference: pre-book our parcel with the lifecycle this test wants.
     couriers.backend.bookParcel(
@@ -110,6 +125,13 @@ describe('order saga', () => {
       { reference: orderShipmentId(orderId, 1), recipient: { ...ADDRESS }, weightGrams: 500 },
       opts.scenario ?? 'delivered',
     );
+    if (opts.second) {
+      couriers.backend.bookParcel(
+        'native',
+        { reference: orderShipmentId(orderId, 2), recipient: { ...ADDRESS }, weightGrams: 500 },
+        opts.second.scenario,
+      );
+    }
     const input: OrderWorkflowInput = {
       orderId,
       orderNumber: `WB-${orderId.slice(-8)}`,
@@ -117,7 +139,20 @@ describe('order saga', () => {
       currency: 'MYR',
       totalAmount: total,
       courier: CourierCode.SIMULATOR,
-      lines: [{ lineNo: 1, sku: opts.sku, quantity: opts.quantity, unitAmount: 4_990, shipFrom: 'main' }],
+      lines: [
+        { lineNo: 1, sku: opts.sku, quantity: opts.quantity, unitAmount: 4_990, shipFrom: 'main' },
+        ...(opts.second
+          ? [
+              {
+                lineNo: 2,
+                sku: opts.second.sku,
+                quantity: opts.second.quantity,
+                unitAmount: 1_500,
+                shipFrom: 'north',
+              },
+            ]
+          : []),
+      ],
       payment: opts.card ?? GOOD_CARD,
       shipmentPolicy: opts.policy ?? fastPolicy(),
       courierTaskQueue: worker.courierTaskQueue,
@@ -359,6 +394,30 @@ describe('order saga', () => {
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
     expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
     expect(await notifications(orderId)).toEqual(['confirmed', 'failed']);
+  });
+
+  it('ships two places as two parcels; one returns: restocked and refunded, the order stays DELIVERED', async () => {
+    const kettle = uniqueId('KETTLE');
+    const mug = uniqueId('MUG');
+    await stock(kettle, 5);
+    await stock(mug, 5);
+    const { orderId, handle, total } = await placeOrder({
+      sku: kettle,
+      quantity: 1,
+      scenario: 'delivered',
+      second: { sku: mug, quantity: 2, scenario: 'return_to_origin' },
+    });
+    const result = await handle.result();
+    expect(result.status).toBe('DELIVERED');
+    expect(result.shipments.map((s) => s.status).sort()).toEqual(['DELIVERED', 'RETURNED']);
+    const rows = await shipments(orderId);
+    expect(rows).toHaveLength(2);
+    expect(new Set(rows.map((r) => r.tracking_number)).size).toBe(2);
+    const [payment] = await paymentRows(orderId);
+    // Captured once for the whole order; the returned parcel's lines (2 x 15.00) refunded.
+    expect(payment).toMatchObject({ amount_captured: total, amount_refunded: 3_000 });
+    expect(await item(kettle)).toMatchObject({ on_hand: 4, reserved: 0 });
+    expect(await item(mug)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 
   it('refuses a cancel after pickup and changes nothing', async () => {
