@@ -76,6 +76,11 @@ export interface Config {
     readonly simulatorPort: number;
     readonly timeoutMs: number;
   };
+  readonly notifications: {
+    /** POST customer notifications here, signed with the secret; unset: the log transport. */
+    readonly webhookUrl: string | null;
+    readonly webhookSecret: string | null;
+  };
   readonly polling: {
     /** Milliseconds to wait before the next poll, per current status. */
     readonly intervalMs: Readonly<Record<PolledStatus, number>>;
@@ -249,6 +254,15 @@ export function loadConfig(env: Env = process.env): Config {
   ]);
 
   const paymentSimulatorPort = r.port('PAYMENT_SIMULATOR_PORT', 4020);
+  const webhookUrl = r.has('WAYBILL_NOTIFY_WEBHOOK_URL')
+    ? r.url('WAYBILL_NOTIFY_WEBHOOK_URL', 'http://localhost', ['http:', 'https:'])
+    : null;
+  const webhookSecret = r.optional('WAYBILL_NOTIFY_WEBHOOK_SECRET');
+  if (webhookUrl !== null && (webhookSecret === null || webhookSecret.length < 16)) {
+    r.problems.push(
+      'WAYBILL_NOTIFY_WEBHOOK_SECRET must be set (16+ characters) when WAYBILL_NOTIFY_WEBHOOK_URL is',
+    );
+  }
 
   const intervalMs: Record<PolledStatus, number> = {
     PENDING: r.duration('WAYBILL_POLL_PENDING', '6h'),
@@ -314,6 +328,7 @@ export function loadConfig(env: Env = process.env): Config {
       simulatorPort: paymentSimulatorPort,
       timeoutMs: r.duration('PAYMENTS_TIMEOUT', '10s'),
     },
+    notifications: { webhookUrl, webhookSecret },
     polling: {
       intervalMs,
       backoffCapMs: r.duration('WAYBILL_POLL_BACKOFF_CAP', '6h'),

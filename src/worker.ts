@@ -17,6 +17,7 @@ import { createDb } from '../db/client';
 import { createActivities, type Activities } from './activities';
 import { loadConfig, type Config } from './config';
 import { createCouriers } from './couriers';
+import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
 import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
@@ -119,6 +120,14 @@ export async function startWorker(opts: {
       ? 'simulator'
       : 'http',
     dailyBudget: opts.config.courier.dailyBudget,
+    ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
+      ? {
+          notifications: createWebhookTransport({
+            url: opts.config.notifications.webhookUrl,
+            secret: opts.config.notifications.webhookSecret,
+          }),
+        }
+      : {}),
     log: opts.log.child({ component: 'activities' }),
   });
   const workers = await createWorkers({ config: opts.config, connection, activities });

@@ -49,6 +49,12 @@ describe('configuration', () => {
     expect(config.temporal.address).toBe('temporal:7233');
   });
 
+  it('refuses a notification webhook without a signing secret', () => {
+    expect(() => loadConfig({ WAYBILL_NOTIFY_WEBHOOK_URL: 'https://shop.example/hook' })).toThrow(
+      /WAYBILL_NOTIFY_WEBHOOK_SECRET must be set \(16\+ characters\) when WAYBILL_NOTIFY_WEBHOOK_URL is/,
+    );
+  });
+
   it('turns TLS on when an API key is given (Temporal Cloud)', () => {
     expect(loadConfig({ TEMPORAL_API_KEY: 'k' }).temporal.tls).toBe(true);
   });

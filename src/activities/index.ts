@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
 import type { Logger } from '../logger';
+import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';
@@ -16,6 +17,7 @@ export interface ActivityDeps {
   paymentProviderName?: string;
   dailyBudget: number;
   log: Logger;
+  notifications?: NotificationTransport;
   now?: () => number;
 }
 

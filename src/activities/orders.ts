@@ -14,17 +14,21 @@ import {
   type CourierCode,
 } from '../couriers/types';
 import type { Logger } from '../logger';
+import { createLogTransport, type NotificationTransport } from '../notifications/transport';
 
 export interface OrderActivityDeps {
   db: Kysely<Database>;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
   log: Logger;
+  /** How customer notifications leave; the log transport when omitted. */
+  notifications?: NotificationTransport;
 }
 
 export const BookingFailure = { REJECTED: 'BookingRejected', ALREADY_PICKED_UP: 'AlreadyPickedUp' } as const;
 
 export function createOrderActivities(deps: OrderActivityDeps) {
   const { db, log } = deps;
+  const transport = deps.notifications ?? createLogTransport(log);
 
   function adapterFor(courier: CourierCode): CourierAdapter {
     const adapter = deps.couriers[courier];
@@ -198,7 +202,11 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         .execute();
     },
 
-    /** One notification per order and milestone (dedupe key), delivered by the log transport. */
+    /**
+     * One notification per order and milestone (dedupe key), then its delivery. A retry finds
+     * the row and delivers only if it is not SENT yet; a failed delivery is recorded on the
+     * row (attempts, last error) and retried by Temporal.
+     */
     async notifyCustomer(input: {
       orderId: string;
       milestone: string;
@@ -209,31 +217,49 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         .select(['email', 'number'])
         .where('id', '=', input.orderId)
         .executeTakeFirstOrThrow();
-      const inserted = await db
+      const dedupeKey = `order:${input.orderId}:${input.milestone}`;
+      const payload = { orderNumber: order.number, milestone: input.milestone, ...input.details };
+      await db
         .insertInto('notifications')
         .values({
-          dedupe_key: `order:${input.orderId}:${input.milestone}`,
+          dedupe_key: dedupeKey,
           order_id: input.orderId,
           kind: input.milestone,
-          channel: 'log',
+          channel: transport.channel,
           recipient: order.email,
-          payload: JSON.stringify({
-            orderNumber: order.number,
-            milestone: input.milestone,
-            ...input.details,
-          }),
-          status: 'SENT',
-          attempts: 1,
-          sent_at: new Date(),
+          payload: JSON.stringify(payload),
+          status: 'PENDING',
+          attempts: 0,
+          sent_at: null,
         })
         .onConflict((oc) => oc.column('dedupe_key').doNothing())
-        .returning('id')
-        .executeTakeFirst();
-      if (inserted)
-        log.info(
-          { orderId: input.orderId, milestone: input.milestone, to: order.email },
-          'customer notified',
-        );
+        .execute();
+      const row = await db
+        .selectFrom('notifications')
+        .select(['status', 'payload', 'recipient'])
+        .where('dedupe_key', '=', dedupeKey)
+        .executeTakeFirstOrThrow();
+      if (row.status === 'SENT') return;
+      try {
+        await transport.send({
+          eventId: dedupeKey,
+          kind: input.milestone,
+          recipient: row.recipient,
+          payload: row.payload,
+        });
+      } catch (err) {
+        await db
+          .updateTable('notifications')
+          .set({ attempts: sql<number>`attempts + 1`, last_error: (err as Error).message })
+          .where('dedupe_key', '=', dedupeKey)
+          .execute();
+        throw err;
+      }
+      await db
+        .updateTable('notifications')
+        .set({ status: 'SENT', attempts: sql<number>`attempts + 1`, last_error: null, sent_at: new Date() })
+        .where('dedupe_key', '=', dedupeKey)
+        .execute();
     },
   };
 }

@@ -1,0 +1,69 @@
+/**
+ * How a customer notification leaves Waybill: the log transport (a structured log line,
+ * the default), or an outbound webhook to the shop's own system, signed with HMAC-SHA256
+ * so the receiver can trust it. The receiver dedupes by `x-waybill-event-id` (the
+ * notification's dedupe key): a retried delivery carries the same id.
+ */
+import { createHmac } from 'node:crypto';
+import type { Logger } from '../logger';
+
+export interface NotificationMessage {
+  eventId: string;
+  kind: string;
+  recipient: string;
+  payload: Record<string, unknown>;
+}
+
+export interface NotificationTransport {
+  readonly channel: 'log' | 'webhook';
+  send(message: NotificationMessage): Promise<void>;
+}
+
+/** `sha256=<hex>` over `<timestamp>.<raw body>`: what a receiver recomputes with the shared secret. */
+export function signWebhook(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+export function createLogTransport(log: Logger): NotificationTransport {
+  return {
+    channel: 'log',
+    async send(message) {
+      log.info({ notification: message }, `notify ${message.recipient}: ${message.kind}`);
+    },
+  };
+}
+
+export function createWebhookTransport(opts: {
+  url: string;
+  secret: string;
+  timeoutMs?: number;
+  now?: () => number;
+}): NotificationTransport {
+  const now = opts.now ?? Date.now;
+  return {
+    channel: 'webhook',
+    async send(message) {
+      const body = JSON.stringify(message);
+      const timestamp = String(Math.floor(now() / 1000));
+      let response: Response;
+      try {
+        response = await fetch(opts.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'x-waybill-event-id': message.eventId,
+            'x-waybill-timestamp': timestamp,
+            'x-waybill-signature': signWebhook(opts.secret, timestamp, body),
+          },
+          body,
+          signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+        });
+      } catch (err) {
+        throw new Error(`notification webhook unreachable: ${(err as Error).message}`);
+      }
+      if (!response.ok) {
+        throw new Error(`notification webhook answered ${response.status}`);
+      }
+    },
+  };
+}
