@@ -17,6 +17,7 @@ import {
   type PaymentSummary,
   type RefundResult,
 } from './types';
+import { bodySnippet, isObject, parseJson } from '../couriers/http';
 
 /** The part of a logger the adapter uses (pino's `Logger` fits). Card data is never logged. */
 export interface PaymentLog {
@@ -40,24 +41,8 @@ export interface HttpPaymentProviderOptions {
   log?: PaymentLog;
 }
 
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function snippet(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length <= SNIPPET_MAX_CHARS ? flat : `${flat.slice(0, SNIPPET_MAX_CHARS - 1)}…`;
-}
+/** Log excerpts of provider answers: whitespace collapsed, at most SNIPPET_MAX_CHARS. */
+const snippet = (text: string): string => bodySnippet({ snippetMaxChars: SNIPPET_MAX_CHARS }, text);
 
 function isAmount(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0;
