@@ -58,6 +58,9 @@ export interface InventoryItemsTable {
   on_hand: number;
   reserved: Generated<number>;
   low_stock_threshold: Generated<number>;
+  /** Price per unit in minor units; the API prices orders from it. */
+  unit_amount: Generated<number>;
+  currency: Generated<string>;
   updated_at: GeneratedTimestamp;
 }
 
@@ -179,6 +182,10 @@ export interface ApiIdempotencyKeysTable {
   state: 'IN_PROGRESS' | 'DONE';
   response_status: number | null;
   response_body: Json<unknown> | null;
+  /** What the request created (the order id), known before the response is. */
+  resource_id: string | null;
+  /** While IN_PROGRESS: the request holding the key; after this a retry may take over. */
+  locked_until: Timestamp | null;
   created_at: GeneratedTimestamp;
 }
 

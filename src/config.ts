@@ -5,6 +5,7 @@
  * lists them all. A bad value never surfaces later as a stack trace: {@link loadConfig}
  * collects every problem and throws one {@link ConfigError} that names each variable.
  */
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -22,7 +23,30 @@ export type PolledStatus = (typeof POLLED_STATUSES)[number];
 
 export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
-  readonly api: { readonly host: string; readonly port: number };
+  readonly api: {
+    readonly host: string;
+    readonly port: number;
+    /** HS256 secret that signs customer and admin bearer tokens (`sub`, optional `role: 'admin'`). */
+    readonly jwtSecret: string;
+    /** True while {@link jwtSecret} is the published development default. */
+    readonly jwtSecretIsDefault: boolean;
+    /** SHA-256 (hex) of each admin API key accepted in `x-api-key`; the keys themselves are never stored. */
+    readonly adminApiKeyHashes: readonly string[];
+    readonly adminApiKeyIsDefault: boolean;
+    /** Requests per minute per client IP, all routes. */
+    readonly rateLimitPerMinute: number;
+    /** Guest lookups (order number + email/postcode) per minute per IP: wrong proofs are guesses. */
+    readonly guestRateLimitPerMinute: number;
+    /** How long `?refresh=true` waits for the shipment workflow's fresh poll before answering from cache (ms). */
+    readonly refreshDeadlineMs: number;
+    /** Interval between SSE heartbeats and between read-model checks of a stream (ms). */
+    readonly streamHeartbeatMs: number;
+    readonly streamPollMs: number;
+    /** HMAC-SHA256 secret per courier for `POST /v1/webhooks/couriers/:courier`; a courier without one is refused. */
+    readonly courierWebhookSecrets: Readonly<Record<string, string>>;
+    /** A webhook whose signed timestamp is older (or further ahead) than this is refused (ms). */
+    readonly webhookMaxAgeMs: number;
+  };
   readonly database: {
     /** Connection string; when DATABASE_URL is unset this points at the embedded server. */
     readonly url: string;
@@ -222,6 +246,18 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * Development defaults, published in the README so the dev stack works out of the box.
+ * The API logs a warning at start while either is in use.
+ */
+export const DEV_JWT_SECRET = 'waybill-dev-jwt-secret-not-for-production';
+export const DEV_ADMIN_API_KEY = 'waybill-dev-admin-key';
+export const DEV_SIMULATOR_WEBHOOK_SECRET = 'waybill-dev-simulator-webhook-secret';
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
 export const EMBEDDED_PG = { user: 'waybill', password: 'waybill', database: 'waybill' } as const;
 
 /** Reads, validates and freezes the configuration. Throws {@link ConfigError} naming every bad variable. */
@@ -264,6 +300,33 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
+  const jwtSecret = r.string('WAYBILL_JWT_SECRET', DEV_JWT_SECRET);
+  if (jwtSecret.length < 32) r.problems.push('WAYBILL_JWT_SECRET must be at least 32 characters');
+  const adminKeyHashes = r
+    .string('WAYBILL_ADMIN_API_KEY_SHA256', sha256Hex(DEV_ADMIN_API_KEY))
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '');
+  if (adminKeyHashes.some((h) => !/^[0-9a-f]{64}$/.test(h))) {
+    r.problems.push(
+      'WAYBILL_ADMIN_API_KEY_SHA256 must be comma-separated SHA-256 hex digests (64 hex characters each)',
+    );
+  }
+  const webhookSecrets: Record<string, string> = {};
+  for (const [courier, variable, secret] of [
+    ['easyparcel', 'COURIER_WEBHOOK_SECRET_EASYPARCEL', r.optional('COURIER_WEBHOOK_SECRET_EASYPARCEL')],
+    ['bluedart', 'COURIER_WEBHOOK_SECRET_BLUEDART', r.optional('COURIER_WEBHOOK_SECRET_BLUEDART')],
+    [
+      'simulator',
+      'COURIER_WEBHOOK_SECRET_SIMULATOR',
+      r.string('COURIER_WEBHOOK_SECRET_SIMULATOR', DEV_SIMULATOR_WEBHOOK_SECRET),
+    ],
+  ] as const) {
+    if (secret === null) continue;
+    if (secret.length < 16) r.problems.push(`${variable} must be at least 16 characters`);
+    webhookSecrets[courier] = secret;
+  }
+
   const intervalMs: Record<PolledStatus, number> = {
     PENDING: r.duration('WAYBILL_POLL_PENDING', '6h'),
     INFO_RECEIVED: r.duration('WAYBILL_POLL_INFO_RECEIVED', '6h'),
@@ -279,6 +342,17 @@ export function loadConfig(env: Env = process.env): Config {
     api: {
       host: r.string('WAYBILL_HOST', '127.0.0.1'),
       port: r.port('WAYBILL_PORT', 3000),
+      jwtSecret,
+      jwtSecretIsDefault: jwtSecret === DEV_JWT_SECRET,
+      adminApiKeyHashes: adminKeyHashes,
+      adminApiKeyIsDefault: adminKeyHashes.includes(sha256Hex(DEV_ADMIN_API_KEY)),
+      rateLimitPerMinute: r.int('WAYBILL_RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
+      guestRateLimitPerMinute: r.int('WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE', 10, 1, 100_000),
+      refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
+      streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
+      streamPollMs: r.duration('WAYBILL_STREAM_POLL', '1s'),
+      courierWebhookSecrets: webhookSecrets,
+      webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
     },
     database: {
       url: databaseUrl,

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
+import rateLimit from '@fastify/rate-limit';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
@@ -11,8 +12,19 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { pollPolicyFromConfig } from '../poll-policy';
+import type { PollPolicy } from '../workflows/contract';
 import type { TemporalClient } from '../temporal';
-import { ApiError, ErrorBody, errorBody } from './errors';
+import { authPlugin } from './auth';
+import {
+  ApiError,
+  databaseUnavailable,
+  ErrorBody,
+  errorBody,
+  isDatabaseUnavailable,
+  isTemporalUnavailable,
+  temporalUnavailable,
+} from './errors';
 import { healthRoutes } from './routes/health';
 import { trackingRoutes } from './routes/tracking';
 
@@ -21,12 +33,23 @@ export interface ApiDeps {
   db: Kysely<Database>;
   temporal: TemporalClient;
   log: Logger;
+  /**
+   * The poll policy shipment workflows run with: orders start their parcels on it and
+   * freshness is judged against it. Defaults to the configured one (tests shrink it).
+   */
+  shipmentPolicy: PollPolicy;
 }
+
+export type ApiOptions = Omit<ApiDeps, 'shipmentPolicy'> & { shipmentPolicy?: PollPolicy };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BODY_LIMIT_BYTES = 64 * 1024;
 
-export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const deps: ApiDeps = {
+    ...options,
+    shipmentPolicy: options.shipmentPolicy ?? pollPolicyFromConfig(options.config),
+  };
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -60,6 +83,19 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(rateLimit, {
+    max: deps.config.api.rateLimitPerMinute,
+    timeWindow: 60_000,
+    // Health checks come from the orchestrator, often many per second: never limit them.
+    allowList: (request) => request.url.startsWith('/health/'),
+    errorResponseBuilder: (_request, context) =>
+      new ApiError(
+        context.statusCode,
+        'RATE_LIMITED',
+        `too many requests: at most ${context.max} per ${context.after}; retry after that`,
+      ),
+  });
+  await app.register(authPlugin, { config: deps.config });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
     if (err instanceof ApiError) {
@@ -79,6 +115,19 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       return reply.code(status).send(errorBody(err.code ?? 'BAD_REQUEST', err.message));
+    }
+    // A dependency that is down is the caller's to retry, not a bug: 503 with a clear code.
+    const unavailable = isDatabaseUnavailable(err)
+      ? databaseUnavailable()
+      : isTemporalUnavailable(err)
+        ? temporalUnavailable()
+        : null;
+    if (unavailable) {
+      request.log.warn({ err }, unavailable.message);
+      return reply
+        .code(unavailable.statusCode)
+        .header('retry-after', '5')
+        .send(errorBody(unavailable.code, unavailable.message));
     }
     request.log.error({ err }, 'request failed');
     return reply

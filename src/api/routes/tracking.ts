@@ -1,42 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { SHIPMENT_STATUSES, type ShipmentStatus } from '../../domain/status';
-import { pollPolicyFromConfig } from '../../poll-policy';
-import { pollDelayMs } from '../../workflows/policy';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
-import { freshnessOf, STATUS_TEXT } from '../freshness';
+import { SHIPMENT_VIEW_COLUMNS, ShipmentTrackingView, trackingViews } from '../tracking-view';
 
-const Status = Type.Union(SHIPMENT_STATUSES.map((s) => Type.Literal(s)));
-const NullableString = Type.Union([Type.String(), Type.Null()]);
-
-/** The guest view: city-level places, our own status texts, nothing about people or contents. */
-const GuestTracking = Type.Object(
-  {
-    trackingNumber: Type.String(),
-    courier: Type.String(),
-    status: Status,
-    description: Type.String(),
-    eta: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    lastUpdatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    freshness: Type.Union([Type.Literal('fresh'), Type.Literal('stale'), Type.Literal('expired')]),
-    dataSource: Type.Object({
-      isLive: Type.Boolean(),
-      isCached: Type.Boolean(),
-      unavailable: Type.Boolean(),
-    }),
-    events: Type.Array(
-      Type.Object({
-        status: Status,
-        description: Type.String(),
-        occurredAt: Type.String({ format: 'date-time' }),
-        city: NullableString,
-        country: NullableString,
-      }),
-    ),
-  },
-  { $id: 'GuestTracking', additionalProperties: false },
-);
+/**
+ * The guest view: city-level places, our own status texts, nothing about people or
+ * contents, and no shipment id (it would name the order).
+ */
+const GuestTracking = Type.Omit(ShipmentTrackingView, ['shipmentId'], {
+  $id: 'GuestTracking',
+  additionalProperties: false,
+});
 
 const TrackingNumberParams = Type.Object({
   trackingNumber: Type.String({
@@ -46,8 +21,6 @@ const TrackingNumberParams = Type.Object({
 });
 
 export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
-  // The same intervals the shipment workflows poll on: freshness is judged against them.
-  const policy = pollPolicyFromConfig(deps.config);
   app.get(
     '/v1/tracking/:trackingNumber',
     {
@@ -57,11 +30,12 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
         params: TrackingNumberParams,
         response: { 200: GuestTracking, 400: { $ref: 'Error#' }, 404: { $ref: 'Error#' } },
       },
+      config: { rateLimit: { max: deps.config.api.guestRateLimitPerMinute * 6, timeWindow: 60_000 } },
     },
     async (request) => {
       const shipment = await deps.db
         .selectFrom('shipments')
-        .select(['id', 'courier', 'tracking_number', 'status', 'eta', 'last_synced_at', 'sync_error'])
+        .select(SHIPMENT_VIEW_COLUMNS)
         .where('tracking_number', '=', request.params.trackingNumber)
         .where('archived_at', 'is', null)
         .orderBy('created_at', 'desc')
@@ -73,37 +47,9 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
           `no shipment with tracking number ${request.params.trackingNumber}`,
         );
       }
-      const events = await deps.db
-        .selectFrom('tracking_events')
-        .select(['status', 'occurred_at', 'location_city', 'location_country'])
-        .where('shipment_id', '=', shipment.id)
-        .orderBy('occurred_at', 'desc')
-        .limit(100)
-        .execute();
-      const status = shipment.status as ShipmentStatus;
-      const intervalMs = pollDelayMs(status, policy);
-      return {
-        trackingNumber: shipment.tracking_number,
-        courier: shipment.courier,
-        status,
-        description: STATUS_TEXT[status],
-        eta: shipment.eta?.toISOString() ?? null,
-        lastUpdatedAt: shipment.last_synced_at?.toISOString() ?? null,
-        freshness: freshnessOf({
-          status,
-          lastSyncedAt: shipment.last_synced_at,
-          intervalMs,
-          nowMs: Date.now(),
-        }),
-        dataSource: { isLive: false, isCached: true, unavailable: shipment.sync_error !== null },
-        events: events.map((e) => ({
-          status: e.status as ShipmentStatus,
-          description: STATUS_TEXT[e.status as ShipmentStatus],
-          occurredAt: e.occurred_at.toISOString(),
-          city: e.location_city,
-          country: e.location_country,
-        })),
-      };
+      const [view] = await trackingViews(deps.db, [shipment], deps.shipmentPolicy);
+      const { shipmentId: _omitted, ...guest } = view!;
+      return guest;
     },
   );
 };

@@ -1,0 +1,127 @@
+/**
+ * How the API shows a shipment's tracking, from the read model only: our own status texts
+ * (never the courier's free text, which can name people), city-level places, and how
+ * current the data is. Shared by the guest route, the order routes and the SSE stream.
+ */
+import type { Kysely } from 'kysely';
+import { Type, type Static } from 'typebox';
+import type { Database, Shipment } from '../../db/database';
+import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
+import type { PollPolicy } from '../workflows/contract';
+import { pollDelayMs } from '../workflows/policy';
+import { freshnessOf, STATUS_TEXT } from './freshness';
+
+export const StatusSchema = Type.Unsafe<ShipmentStatus>({
+  type: 'string',
+  enum: [...SHIPMENT_STATUSES],
+  description: 'Normalised shipment status',
+});
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const NullableDate = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+export const TrackingEventView = Type.Object(
+  {
+    status: StatusSchema,
+    description: Type.String(),
+    occurredAt: Type.String({ format: 'date-time' }),
+    city: NullableString,
+    country: NullableString,
+  },
+  { additionalProperties: false },
+);
+
+export const DataSource = Type.Object(
+  {
+    isLive: Type.Boolean({ description: 'Fetched from the courier during this request' }),
+    isCached: Type.Boolean({ description: 'Served from the last stored sync' }),
+    unavailable: Type.Boolean({ description: 'The courier could not be reached at the last attempt' }),
+  },
+  { additionalProperties: false },
+);
+
+export const ShipmentTrackingView = Type.Object(
+  {
+    shipmentId: Type.String(),
+    trackingNumber: Type.String(),
+    courier: Type.String(),
+    status: StatusSchema,
+    description: Type.String(),
+    eta: NullableDate,
+    lastUpdatedAt: NullableDate,
+    freshness: Type.Union([Type.Literal('fresh'), Type.Literal('stale'), Type.Literal('expired')]),
+    dataSource: DataSource,
+    events: Type.Array(TrackingEventView),
+  },
+  { additionalProperties: false },
+);
+export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
+
+/** Newest first, capped: a parcel with more scans than this shows its latest ones. */
+export const MAX_EVENTS = 100;
+
+type ShipmentRow = Pick<Shipment, (typeof SHIPMENT_VIEW_COLUMNS)[number]>;
+
+export const SHIPMENT_VIEW_COLUMNS = [
+  'id',
+  'courier',
+  'tracking_number',
+  'status',
+  'eta',
+  'last_synced_at',
+  'sync_error',
+] as const;
+
+/** Builds the views of these shipments (one query for all their events). */
+export async function trackingViews(
+  db: Kysely<Database>,
+  shipments: ShipmentRow[],
+  policy: PollPolicy,
+  live: ReadonlySet<string> = new Set(),
+): Promise<ShipmentTrackingView[]> {
+  if (shipments.length === 0) return [];
+  const events = await db
+    .selectFrom('tracking_events')
+    .select(['shipment_id', 'status', 'occurred_at', 'location_city', 'location_country'])
+    .where(
+      'shipment_id',
+      'in',
+      shipments.map((s) => s.id),
+    )
+    .orderBy('occurred_at', 'desc')
+    .orderBy('id', 'desc')
+    .execute();
+  const nowMs = Date.now();
+  return shipments.map((shipment) => {
+    const status = shipment.status as ShipmentStatus;
+    return {
+      shipmentId: shipment.id,
+      trackingNumber: shipment.tracking_number,
+      courier: shipment.courier,
+      status,
+      description: STATUS_TEXT[status],
+      eta: shipment.eta?.toISOString() ?? null,
+      lastUpdatedAt: shipment.last_synced_at?.toISOString() ?? null,
+      freshness: freshnessOf({
+        status,
+        lastSyncedAt: shipment.last_synced_at,
+        intervalMs: pollDelayMs(status, policy),
+        nowMs,
+      }),
+      dataSource: {
+        isLive: live.has(shipment.id),
+        isCached: !live.has(shipment.id),
+        unavailable: shipment.sync_error !== null,
+      },
+      events: events
+        .filter((e) => e.shipment_id === shipment.id)
+        .slice(0, MAX_EVENTS)
+        .map((e) => ({
+          status: e.status as ShipmentStatus,
+          description: STATUS_TEXT[e.status as ShipmentStatus],
+          occurredAt: e.occurred_at.toISOString(),
+          city: e.location_city,
+          country: e.location_country,
+        })),
+    };
+  });
+}

@@ -1,0 +1,57 @@
+/**
+ * The API under test: the real Fastify app on a fresh database and the test Temporal
+ * server, called through `app.inject`. Credentials are minted the way a shop's login would.
+ */
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../../src/api/app';
+import { signToken } from '../../src/api/tokens';
+import { DEV_ADMIN_API_KEY, type Config } from '../../src/config';
+import { createTemporalClient, type TemporalClient } from '../../src/temporal';
+import type { PollPolicy } from '../../src/workflows/contract';
+import type { TestDatabase } from './db';
+import { testConfig, testLog } from './env';
+
+export interface TestApi {
+  app: FastifyInstance;
+  config: Config;
+  temporal: TemporalClient;
+  /** `authorization` header of a customer (their `sub`). */
+  customer(customerId: string): { authorization: string };
+  /** `authorization` header of an admin with a JWT. */
+  admin(adminId?: string): { authorization: string };
+  /** `x-api-key` header with the development admin key. */
+  adminKey(): { 'x-api-key': string };
+  close(): Promise<void>;
+}
+
+export async function startTestApi(opts: {
+  database: TestDatabase;
+  env?: Record<string, string>;
+  shipmentPolicy?: PollPolicy;
+}): Promise<TestApi> {
+  const config = testConfig({ DATABASE_URL: opts.database.url, ...opts.env });
+  const temporal = createTemporalClient(config.temporal);
+  const app = await buildApi({
+    config,
+    db: opts.database.db,
+    temporal,
+    log: testLog,
+    ...(opts.shipmentPolicy ? { shipmentPolicy: opts.shipmentPolicy } : {}),
+  });
+  await app.ready();
+  const bearer = (claims: { sub: string; role?: 'admin' }) => ({
+    authorization: `Bearer ${signToken(config.api.jwtSecret, claims)}`,
+  });
+  return {
+    app,
+    config,
+    temporal,
+    customer: (customerId) => bearer({ sub: customerId }),
+    admin: (adminId = 'alice') => bearer({ sub: adminId, role: 'admin' }),
+    adminKey: () => ({ 'x-api-key': DEV_ADMIN_API_KEY }),
+    async close() {
+      await app.close();
+      await temporal.connection.close();
+    },
+  };
+}
