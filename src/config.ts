@@ -44,6 +44,8 @@ export interface Config {
     readonly streamPollMs: number;
     /** HMAC-SHA256 secret per courier for `POST /v1/webhooks/couriers/:courier`; a courier without one is refused. */
     readonly courierWebhookSecrets: Readonly<Record<string, string>>;
+    /** The courier new orders ship with unless the request names one. */
+    readonly defaultCourier: 'easyparcel' | 'bluedart' | 'simulator';
     /** A webhook whose signed timestamp is older (or further ahead) than this is refused (ms). */
     readonly webhookMaxAgeMs: number;
   };
@@ -352,6 +354,11 @@ export function loadConfig(env: Env = process.env): Config {
       streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
       streamPollMs: r.duration('WAYBILL_STREAM_POLL', '1s'),
       courierWebhookSecrets: webhookSecrets,
+      defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', [
+        'easyparcel',
+        'bluedart',
+        'simulator',
+      ] as const),
       webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
     },
     database: {

@@ -3,7 +3,7 @@
  * the same code runs against the dev server, a self-hosted cluster or Temporal Cloud.
  */
 import fs from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import type { Config } from './config';
 import { StartupError } from './main-helpers';
 
@@ -40,7 +40,15 @@ export interface TemporalClient {
  * down; calls that need Temporal fail fast and the API answers 503 for them.
  */
 export function createTemporalClient(config: Config['temporal']): TemporalClient {
-  const connection = Connection.lazy({ ...temporalConnectionOptions(config), connectTimeout: '3s' });
+  const connection = Connection.lazy({
+    ...temporalConnectionOptions(config),
+    connectTimeout: '3s',
+    // Someone is waiting on the other end of an API call: a few quick retries, not the
+    // SDK's default ten over ~20 s, then the API answers 503 and the caller retries.
+    interceptors: [
+      makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 3, maxIntervalMs: () => 500 })),
+    ],
+  });
   const client = new Client({ connection, namespace: config.namespace });
   return { connection, client };
 }

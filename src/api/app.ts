@@ -26,6 +26,7 @@ import {
   temporalUnavailable,
 } from './errors';
 import { healthRoutes } from './routes/health';
+import { orderRoutes } from './routes/orders';
 import { trackingRoutes } from './routes/tracking';
 
 export interface ApiDeps {
@@ -78,6 +79,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       },
       tags: [
         { name: 'operations', description: 'Health, metrics and this document' },
+        { name: 'orders', description: 'Customers’ orders: create, read, cancel' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
       ],
     },
@@ -141,6 +143,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { deps });
   await app.register(trackingRoutes, { deps });
+  await app.register(orderRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

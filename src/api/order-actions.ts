@@ -134,15 +134,22 @@ export async function refreshShipments(
   if (open.length === 0) return { live, message: null };
   let temporalDown = false;
   let courierFailed = false;
+  let notTracking = false;
   const attempts = open.map(async (shipment) => {
     try {
-      await deps.temporal.client.workflow
+      const snapshot = await deps.temporal.client.workflow
         .getHandle(shipmentWorkflowId(shipment.id))
         .executeUpdate(refreshNowUpdate, { args: [{ requestedBy }] });
-      live.add(shipment.id);
+      // The workflow answers even when its poll failed; the snapshot says whether it did.
+      if (snapshot.syncError === null) live.add(shipment.id);
+      else courierFailed = true;
     } catch (err) {
       if (isTemporalUnavailable(err)) temporalDown = true;
-      else courierFailed = true;
+      else if (err instanceof WorkflowNotFoundError) notTracking = true;
+      else {
+        courierFailed = true;
+        deps.log.warn({ err, shipmentId: shipment.id }, 'refreshNow failed');
+      }
     }
   });
   const finished = await within(
@@ -153,10 +160,12 @@ export async function refreshShipments(
   if (live.size === open.length) return { live: new Set(live), message: null };
   const reason = temporalDown
     ? 'the workflow service is unreachable'
-    : !finished
-      ? `the courier did not answer within ${Math.round(deadlineMs / 1000)} s`
-      : courierFailed
-        ? 'the courier could not be asked right now'
-        : 'the courier did not answer';
+    : notTracking
+      ? 'tracking has not started yet'
+      : !finished
+        ? `the courier did not answer within ${Math.round(deadlineMs / 1000)} s`
+        : courierFailed
+          ? 'the courier could not be asked right now'
+          : 'the courier did not answer';
   return { live: new Set(live), message: `Showing the last stored tracking: ${reason}.` };
 }

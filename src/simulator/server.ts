@@ -267,7 +267,12 @@ export class SimulatorCore implements SimBackend {
 
   // --- Beyond the wire formats --------------------------------------------------------------
 
-  /** Books (or finds the earlier booking of) `request.reference`; `scenario` applies to a new booking only. */
+  /**
+   * Books (or finds the earlier booking of) `request.reference`; `scenario` applies to a new
+   * booking only. Without one, a recipient name ending in `[scenario:<name>]` picks it (the
+   * simulator's "test card": the demo and API tests steer parcels through the shop's own
+   * order form), else the tracking number's hash does.
+   */
   bookParcel(
     format: SimFormat,
     request: SimBookingRequest,
@@ -280,7 +285,7 @@ export class SimulatorCore implements SimBackend {
     this.add({
       trackingNumber,
       format,
-      scenario: scenario ?? scenarioFor(trackingNumber),
+      scenario: scenario ?? scenarioHint(request.recipient.name) ?? scenarioFor(trackingNumber),
       reference: request.reference,
       recipient: request.recipient,
       weightGrams: request.weightGrams,
@@ -889,4 +894,10 @@ export async function startSimulator(opts: SimulatorOptions): Promise<RunningSim
       return stopping;
     },
   };
+}
+
+/** The scenario named in a recipient name like `Ana Lim [scenario:return_to_origin]`, if any. */
+export function scenarioHint(name: string | null | undefined): ScenarioName | undefined {
+  const match = /\[scenario:([a-z_]+)\]\s*$/.exec(name ?? '');
+  return match && isScenarioName(match[1]) ? match[1] : undefined;
 }

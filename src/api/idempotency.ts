@@ -1,0 +1,132 @@
+/**
+ * `Idempotency-Key` for creating requests, kept in `api_idempotency_keys`:
+ * - same key + same body → the first response, replayed;
+ * - same key + another body → 422;
+ * - same key while the first request is still running → 409;
+ * - a request that died half-way (its lock expired) or hit an outage (lock released) is
+ *   taken over by its retry, which reuses the resource id the first attempt reserved, so
+ *   a retry never creates a second order.
+ */
+import { createHash } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import { ApiError } from './errors';
+
+/** How long a request holds its key before a retry may take it over (ms). */
+const LOCK_MS = 30_000;
+
+export type KeyClaim =
+  { kind: 'owner'; resourceId: string } | { kind: 'replay'; status: number; body: unknown };
+
+/** A stable hash of a JSON body: key order does not matter. */
+export function requestHash(body: unknown): string {
+  const canonical = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(canonical)
+      : value && typeof value === 'object'
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+          )
+        : value;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(body)))
+    .digest('hex');
+}
+
+/**
+ * Claims the key for this request. Returns the resource id to create (fresh, or the one a
+ * dead attempt reserved), or the stored response to replay; throws 409/422 otherwise.
+ */
+export async function claimKey(
+  db: Kysely<Database>,
+  opts: { scope: string; key: string; hash: string; newResourceId: string },
+): Promise<KeyClaim> {
+  return db.transaction().execute(async (trx) => {
+    const inserted = await trx
+      .insertInto('api_idempotency_keys')
+      .values({
+        scope: opts.scope,
+        key: opts.key,
+        request_hash: opts.hash,
+        state: 'IN_PROGRESS',
+        response_status: null,
+        response_body: null,
+        resource_id: opts.newResourceId,
+        locked_until: sql<Date>`now() + ${`${LOCK_MS} milliseconds`}::interval`,
+      })
+      .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
+      .returning('resource_id')
+      .executeTakeFirst();
+    if (inserted) return { kind: 'owner', resourceId: opts.newResourceId };
+
+    const existing = await trx
+      .selectFrom('api_idempotency_keys')
+      .select([
+        'request_hash',
+        'state',
+        'response_status',
+        'response_body',
+        'resource_id',
+        sql<boolean>`coalesce(locked_until > now(), false)`.as('locked'),
+      ])
+      .where('scope', '=', opts.scope)
+      .where('key', '=', opts.key)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    if (existing.request_hash !== opts.hash) {
+      throw new ApiError(
+        422,
+        'IDEMPOTENCY_KEY_REUSED',
+        'this Idempotency-Key was used with a different request body; use a new key for a new request',
+      );
+    }
+    if (existing.state === 'DONE') {
+      return { kind: 'replay', status: existing.response_status!, body: existing.response_body };
+    }
+    if (existing.locked) {
+      throw new ApiError(
+        409,
+        'IDEMPOTENCY_KEY_IN_USE',
+        'a request with this Idempotency-Key is still being processed; retry in a few seconds',
+      );
+    }
+    await trx
+      .updateTable('api_idempotency_keys')
+      .set({ locked_until: sql<Date>`now() + ${`${LOCK_MS} milliseconds`}::interval` })
+      .where('scope', '=', opts.scope)
+      .where('key', '=', opts.key)
+      .execute();
+    return { kind: 'owner', resourceId: existing.resource_id ?? opts.newResourceId };
+  });
+}
+
+/** Stores the final response: later requests with this key replay it. */
+export async function completeKey(
+  db: Kysely<Database>,
+  opts: { scope: string; key: string; status: number; body: unknown },
+): Promise<void> {
+  await db
+    .updateTable('api_idempotency_keys')
+    .set({
+      state: 'DONE',
+      response_status: opts.status,
+      response_body: JSON.stringify(opts.body),
+      locked_until: null,
+    })
+    .where('scope', '=', opts.scope)
+    .where('key', '=', opts.key)
+    .execute();
+}
+
+/** Lets the next retry take over at once (the request failed on an outage, not on its input). */
+export async function releaseKey(db: Kysely<Database>, opts: { scope: string; key: string }): Promise<void> {
+  await db
+    .updateTable('api_idempotency_keys')
+    .set({ locked_until: null })
+    .where('scope', '=', opts.scope)
+    .where('key', '=', opts.key)
+    .where('state', '=', 'IN_PROGRESS')
+    .execute();
+}

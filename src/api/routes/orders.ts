@@ -1,0 +1,590 @@
+/**
+ * Customers' order routes: create (with Idempotency-Key), read, tracking (with an optional
+ * live refresh through the shipment workflows), cancel; and the guest lookup by order
+ * number + email or postcode. Reads come from Postgres only; writes go through Temporal.
+ */
+import { randomBytes } from 'node:crypto';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { sql } from 'kysely';
+import { Type, type Static } from 'typebox';
+import type { Order } from '../../../db/database';
+import { COURIER_CODES, type CourierCode } from '../../couriers/types';
+import { insertOrder } from '../../orders/queries';
+import { OrderStatus, orderWorkflowId, type OrderWorkflowInput } from '../../workflows/contract';
+import type { orderWorkflow } from '../../workflows/order';
+import { CustomerIdKey, OrderIdKey, OrderStatusKey } from '../../workflows/search-attributes';
+import type { ApiDeps } from '../app';
+import { actorOf, requireSignedIn, type Principal } from '../auth';
+import { ApiError } from '../errors';
+import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
+import { cancelOrder, orderVisibleTo, refreshShipments } from '../order-actions';
+import { SHIPMENT_VIEW_COLUMNS, ShipmentTrackingView, StatusSchema, trackingViews } from '../tracking-view';
+
+const ORDER_STATUSES = Object.values(OrderStatus);
+const OrderStatusSchema = Type.Unsafe<OrderStatus>({ type: 'string', enum: ORDER_STATUSES });
+const DateTime = Type.String({ format: 'date-time' });
+const NullableDateTime = Type.Union([DateTime, Type.Null()]);
+const Money = Type.Integer({ minimum: 0, description: 'Minor units (cents)' });
+
+const OrderIdParams = Type.Object({
+  orderId: Type.String({
+    pattern: '^[A-Za-z0-9_-]{1,64}$',
+    description: 'The order id returned at creation',
+  }),
+});
+
+const Address = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    line1: Type.String({ minLength: 1, maxLength: 200 }),
+    line2: Type.Optional(Type.String({ maxLength: 200 })),
+    city: Type.String({ minLength: 1, maxLength: 100 }),
+    state: Type.Optional(Type.String({ maxLength: 100 })),
+    postcode: Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$' }),
+    country: Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2, e.g. MY' }),
+    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9 ()-]{5,20}$' })),
+  },
+  { additionalProperties: false },
+);
+
+const CreateOrderBody = Type.Object(
+  {
+    email: Type.String({ format: 'email', maxLength: 254 }),
+    shippingAddress: Address,
+    lines: Type.Array(
+      Type.Object(
+        {
+          sku: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+          quantity: Type.Integer({ minimum: 1, maximum: 1000 }),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 50 },
+    ),
+    courier: Type.Optional(Type.Unsafe<CourierCode>({ type: 'string', enum: COURIER_CODES })),
+    payment: Type.Object(
+      {
+        token: Type.String({
+          pattern: '^[A-Za-z0-9_]{3,128}$',
+          description:
+            "A payment token from the shop's checkout (e.g. tok_visa with the simulator). Card numbers are never accepted here.",
+        }),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false, $id: 'CreateOrder' },
+);
+type CreateOrderBody = Static<typeof CreateOrderBody>;
+
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.String({
+    pattern: '^[A-Za-z0-9_-]{8,128}$',
+    description: 'A unique key per order attempt (e.g. a UUID); retries reuse it',
+  }),
+});
+
+const OrderCreated = Type.Object(
+  {
+    orderId: Type.String(),
+    orderNumber: Type.String(),
+    status: OrderStatusSchema,
+    links: Type.Object({ self: Type.String(), tracking: Type.String() }),
+  },
+  { additionalProperties: false, $id: 'OrderCreated' },
+);
+
+const OrderView = Type.Object(
+  {
+    orderId: Type.String(),
+    orderNumber: Type.String(),
+    status: OrderStatusSchema,
+    failure: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+    email: Type.String(),
+    currency: Type.String(),
+    totalAmount: Money,
+    courier: Type.String(),
+    shippingAddress: Address,
+    createdAt: DateTime,
+    updatedAt: DateTime,
+    lines: Type.Array(
+      Type.Object({
+        lineNo: Type.Integer(),
+        sku: Type.String(),
+        name: Type.String(),
+        quantity: Type.Integer(),
+        unitAmount: Money,
+        shipmentId: Type.Union([Type.String(), Type.Null()]),
+      }),
+    ),
+    shipments: Type.Array(
+      Type.Object({
+        shipmentId: Type.String(),
+        courier: Type.String(),
+        trackingNumber: Type.String(),
+        status: StatusSchema,
+        eta: NullableDateTime,
+        lastUpdatedAt: NullableDateTime,
+      }),
+    ),
+    payment: Type.Union([
+      Type.Object({
+        status: Type.String(),
+        amountAuthorised: Money,
+        amountCaptured: Money,
+        amountRefunded: Money,
+      }),
+      Type.Null(),
+    ]),
+  },
+  { additionalProperties: false, $id: 'Order' },
+);
+
+const OrderTracking = Type.Object(
+  {
+    orderId: Type.String(),
+    orderNumber: Type.String(),
+    status: OrderStatusSchema,
+    shipments: Type.Array(ShipmentTrackingView),
+    message: Type.Union([Type.String(), Type.Null()], {
+      description: 'Why the data is not live when a refresh was asked for',
+    }),
+  },
+  { additionalProperties: false, $id: 'OrderTracking' },
+);
+
+const GuestOrderTracking = Type.Object(
+  {
+    orderNumber: Type.String(),
+    status: OrderStatusSchema,
+    shipments: Type.Array(Type.Omit(ShipmentTrackingView, ['shipmentId'])),
+  },
+  { additionalProperties: false, $id: 'GuestOrderTracking' },
+);
+
+const GuestLookupBody = Type.Object(
+  {
+    orderNumber: Type.String({ pattern: '^[A-Za-z0-9-]{3,32}$' }),
+    email: Type.Optional(Type.String({ maxLength: 254, minLength: 3 })),
+    postcode: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$' })),
+  },
+  { additionalProperties: false },
+);
+
+const CancelBody = Type.Object(
+  { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) },
+  { additionalProperties: false },
+);
+
+const CancelResult = Type.Object(
+  {
+    orderId: Type.String(),
+    status: Type.Union([Type.Literal('CANCELLED'), Type.Literal('CANCELLING')]),
+    message: Type.String(),
+  },
+  { additionalProperties: false, $id: 'CancelResult' },
+);
+
+const err = { $ref: 'Error#' } as const;
+
+/** 96 random bits: order ids cannot be guessed or enumerated. */
+const newOrderId = () => `ord_${randomBytes(12).toString('hex')}`;
+
+function idempotencyScope(principal: Principal): string {
+  switch (principal.kind) {
+    case 'customer':
+      return `orders:customer:${principal.customerId}`;
+    case 'admin':
+      return `orders:admin:${principal.adminId}`;
+    default:
+      return 'orders:guest';
+  }
+}
+
+const normaliseEmail = (email: string) => email.trim().toLowerCase();
+const normalisePostcode = (postcode: string) => postcode.replace(/[\s-]/g, '').toUpperCase();
+
+export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+  const { db, config } = deps;
+
+  async function orderView(order: Order): Promise<Static<typeof OrderView>> {
+    const [lines, shipments, payment] = await Promise.all([
+      db.selectFrom('order_items').selectAll().where('order_id', '=', order.id).orderBy('line_no').execute(),
+      db
+        .selectFrom('shipments')
+        .select(['id', 'courier', 'tracking_number', 'status', 'eta', 'last_synced_at'])
+        .where('order_id', '=', order.id)
+        .orderBy('id')
+        .execute(),
+      db
+        .selectFrom('payments')
+        .select(['status', 'amount_authorised', 'amount_captured', 'amount_refunded'])
+        .where('order_id', '=', order.id)
+        .orderBy('created_at', 'desc')
+        .executeTakeFirst(),
+    ]);
+    const address = order.shipping_address;
+    return {
+      orderId: order.id,
+      orderNumber: order.number,
+      status: order.status as OrderStatus,
+      failure:
+        order.failure_code !== null
+          ? { code: order.failure_code, message: order.failure_message ?? order.failure_code }
+          : null,
+      email: order.email,
+      currency: order.currency,
+      totalAmount: order.total_amount,
+      courier: order.courier,
+      shippingAddress: {
+        name: address.name,
+        line1: address.line1,
+        ...(address.line2 ? { line2: address.line2 } : {}),
+        city: address.city,
+        ...(address.state ? { state: address.state } : {}),
+        postcode: address.postcode,
+        country: address.country,
+        ...(address.phone ? { phone: address.phone } : {}),
+      },
+      createdAt: order.created_at.toISOString(),
+      updatedAt: order.updated_at.toISOString(),
+      lines: lines.map((l) => ({
+        lineNo: l.line_no,
+        sku: l.sku,
+        name: l.name,
+        quantity: l.quantity,
+        unitAmount: l.unit_amount,
+        shipmentId: l.shipment_id,
+      })),
+      shipments: shipments.map((s) => ({
+        shipmentId: s.id,
+        courier: s.courier,
+        trackingNumber: s.tracking_number,
+        status: s.status as Static<typeof StatusSchema>,
+        eta: s.eta?.toISOString() ?? null,
+        lastUpdatedAt: s.last_synced_at?.toISOString() ?? null,
+      })),
+      payment: payment
+        ? {
+            status: payment.status,
+            amountAuthorised: payment.amount_authorised,
+            amountCaptured: payment.amount_captured,
+            amountRefunded: payment.amount_refunded,
+          }
+        : null,
+    };
+  }
+
+  async function shipmentsOf(orderId: string) {
+    return db
+      .selectFrom('shipments')
+      .select(SHIPMENT_VIEW_COLUMNS)
+      .where('order_id', '=', orderId)
+      .orderBy('id')
+      .execute();
+  }
+
+  /** Prices the lines from the catalogue and starts the saga; throws 422 for what cannot be ordered. */
+  async function createOrder(
+    orderId: string,
+    body: CreateOrderBody,
+    principal: Principal,
+  ): Promise<Static<typeof OrderCreated>> {
+    const skus = body.lines.map((l) => l.sku);
+    const items = await db
+      .selectFrom('inventory_items')
+      .select(['sku', 'name', 'location', 'unit_amount', 'currency'])
+      .where('sku', 'in', skus)
+      .execute();
+    const bySku = new Map(items.map((i) => [i.sku, i]));
+    const unknown = skus.filter((sku) => !bySku.has(sku));
+    if (unknown.length > 0) {
+      throw new ApiError(422, 'UNKNOWN_SKU', `these skus are not in the catalogue: ${unknown.join(', ')}`);
+    }
+    const currencies = [...new Set(items.map((i) => i.currency))];
+    if (currencies.length > 1) {
+      throw new ApiError(
+        422,
+        'MIXED_CURRENCIES',
+        `the lines are priced in different currencies (${currencies.join(', ')}); order them separately`,
+      );
+    }
+    const courier = body.courier ?? config.api.defaultCourier;
+    const customerId = principal.kind === 'customer' ? principal.customerId : null;
+
+    // A retry that takes over a dead attempt finds the order row already there: reuse its number.
+    const existing = await db
+      .selectFrom('orders')
+      .select('number')
+      .where('id', '=', orderId)
+      .executeTakeFirst();
+    const orderNumber =
+      existing?.number ??
+      `WB-${(await sql<{ n: string }>`select nextval('order_number_seq') as n`.execute(db)).rows[0]!.n}`;
+    const lines = body.lines.map((l, i) => {
+      const item = bySku.get(l.sku)!;
+      return {
+        lineNo: i + 1,
+        sku: l.sku,
+        name: item.name,
+        quantity: l.quantity,
+        unitAmount: item.unit_amount,
+        shipFrom: item.location,
+      };
+    });
+    const total = await insertOrder(db, {
+      id: orderId,
+      number: orderNumber,
+      customerId,
+      email: normaliseEmail(body.email),
+      currency: currencies[0]!,
+      courier,
+      shippingAddress: {
+        ...body.shippingAddress,
+        line2: body.shippingAddress.line2 ?? null,
+        state: body.shippingAddress.state ?? null,
+        phone: body.shippingAddress.phone ?? null,
+      },
+      lines,
+    });
+    const input: OrderWorkflowInput = {
+      orderId,
+      orderNumber,
+      customerId,
+      currency: currencies[0]!,
+      totalAmount: total,
+      courier,
+      lines: lines.map(({ name: _name, ...line }) => line),
+      payment: { token: body.payment.token },
+      shipmentPolicy: deps.shipmentPolicy,
+      courierTaskQueue: config.temporal.courierTaskQueue,
+    };
+    try {
+      await deps.temporal.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
+        workflowId: orderWorkflowId(orderId),
+        taskQueue: config.temporal.taskQueue,
+        args: [input],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: OrderIdKey, value: orderId },
+          { key: OrderStatusKey, value: OrderStatus.PENDING },
+          ...(customerId ? [{ key: CustomerIdKey, value: customerId }] : []),
+        ],
+      });
+    } catch (e) {
+      // An earlier attempt with this key started it: the saga is running, which is the goal.
+      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+    }
+    return {
+      orderId,
+      orderNumber,
+      status: OrderStatus.PENDING,
+      links: { self: `/v1/orders/${orderId}`, tracking: `/v1/orders/${orderId}/tracking` },
+    };
+  }
+
+  app.post(
+    '/v1/orders',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Create an order (starts its saga); requires Idempotency-Key',
+        description:
+          'Prices the lines from the catalogue and starts the order workflow. The same key with the same body answers the first response again; with another body 422; while the first request is still running 409. Signed-in customers own the order; guests track it with its number and email.',
+        headers: IdempotencyHeaders,
+        body: CreateOrderBody,
+        response: { 202: OrderCreated, 400: err, 401: err, 409: err, 422: err, 429: err, 503: err },
+      },
+    },
+    async (request, reply) => {
+      const seen = new Set<string>();
+      for (const line of request.body.lines) {
+        if (seen.has(line.sku)) {
+          throw new ApiError(
+            400,
+            'DUPLICATE_SKU',
+            `sku ${line.sku} appears on two lines; use one line with the total quantity`,
+          );
+        }
+        seen.add(line.sku);
+      }
+      const scope = idempotencyScope(request.principal);
+      const key = request.headers['idempotency-key'];
+      const claim = await claimKey(db, {
+        scope,
+        key,
+        hash: requestHash(request.body),
+        newResourceId: newOrderId(),
+      });
+      if (claim.kind === 'replay') {
+        return reply
+          .code(claim.status as 202 | 422)
+          .header('idempotent-replayed', 'true')
+          .send(claim.body as never);
+      }
+      try {
+        const created = await createOrder(claim.resourceId, request.body, request.principal);
+        await completeKey(db, { scope, key, status: 202, body: created });
+        return reply.code(202).header('location', created.links.self).send(created);
+      } catch (e) {
+        if (e instanceof ApiError && e.statusCode === 422) {
+          // A rejection of the input is the answer to this body: replay it too.
+          await completeKey(db, {
+            scope,
+            key,
+            status: 422,
+            body: { error: { code: e.code, message: e.message } },
+          });
+        } else {
+          await releaseKey(db, { scope, key }).catch(() => undefined);
+        }
+        throw e;
+      }
+    },
+  );
+
+  app.get(
+    '/v1/orders/:orderId',
+    {
+      preHandler: requireSignedIn,
+      schema: {
+        tags: ['orders'],
+        summary: 'An order with its lines, shipments and payment (its customer or an admin)',
+        params: OrderIdParams,
+        response: { 200: OrderView, 400: err, 401: err, 404: err, 503: err },
+      },
+    },
+    async (request) => orderView(await orderVisibleTo(deps, request.principal, request.params.orderId)),
+  );
+
+  app.get(
+    '/v1/orders/:orderId/tracking',
+    {
+      preHandler: requireSignedIn,
+      schema: {
+        tags: ['orders', 'tracking'],
+        summary: 'Tracking of every shipment of an order, with freshness; ?refresh=true asks for a live poll',
+        description:
+          'Served from the read model. With refresh=true each unfinished shipment workflow is asked to poll its courier now, within a deadline; if the courier or Temporal cannot answer in time the stored data is returned with a message. The API never calls a courier itself.',
+        params: OrderIdParams,
+        querystring: Type.Object(
+          { refresh: Type.Optional(Type.Boolean({ default: false })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: OrderTracking, 400: err, 401: err, 404: err, 503: err },
+      },
+    },
+    async (request) => {
+      const order = await orderVisibleTo(deps, request.principal, request.params.orderId);
+      let shipments = await shipmentsOf(order.id);
+      let live = new Set<string>();
+      let message: string | null = null;
+      if (request.query.refresh) {
+        const refreshed = await refreshShipments(
+          deps,
+          shipments,
+          actorOf(request.principal),
+          config.api.refreshDeadlineMs,
+        );
+        live = refreshed.live;
+        message = refreshed.message;
+        shipments = await shipmentsOf(order.id);
+      }
+      return {
+        orderId: order.id,
+        orderNumber: order.number,
+        status: order.status as OrderStatus,
+        shipments: await trackingViews(db, shipments, deps.shipmentPolicy, live),
+        message,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/orders/:orderId/cancel',
+    {
+      // The body is optional: a bare POST cancels with a default reason.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+      preHandler: requireSignedIn,
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel an order before any parcel is picked up (its customer)',
+        description:
+          'Runs the saga’s compensations (bookings cancelled, payment voided, stock released). 200 once CANCELLED, 202 while compensations are still running, 409 once a parcel has been picked up or the order has finished.',
+        params: OrderIdParams,
+        body: CancelBody,
+        response: { 200: CancelResult, 202: CancelResult, 400: err, 401: err, 404: err, 409: err, 503: err },
+      },
+    },
+    async (request, reply) => {
+      const order = await orderVisibleTo(deps, request.principal, request.params.orderId);
+      if (request.principal.kind !== 'customer') {
+        throw new ApiError(
+          403,
+          'FORBIDDEN',
+          'admins cancel with POST /v1/admin/orders/:orderId/cancel and a reason',
+        );
+      }
+      const outcome = await cancelOrder(deps, {
+        order,
+        requestedBy: actorOf(request.principal),
+        reason: request.body.reason?.trim() || 'cancelled by the customer',
+      });
+      return reply.code(outcome === 'cancelled' ? 200 : 202).send({
+        orderId: order.id,
+        status: outcome === 'cancelled' ? 'CANCELLED' : 'CANCELLING',
+        message:
+          outcome === 'cancelled'
+            ? 'The order is cancelled; any payment hold is released.'
+            : 'The cancel is accepted; the booking, payment and stock are being released.',
+      });
+    },
+  );
+
+  app.post(
+    '/v1/tracking/lookup',
+    {
+      schema: {
+        tags: ['tracking'],
+        summary: 'Guest tracking of an order by its number and the email or postcode on it',
+        description:
+          'For shoppers without an account. A wrong number/email pair answers 404 like an unknown number, and the route is rate limited hard per IP.',
+        body: GuestLookupBody,
+        response: { 200: GuestOrderTracking, 400: err, 404: err, 429: err },
+      },
+      config: { rateLimit: { max: config.api.guestRateLimitPerMinute, timeWindow: 60_000 } },
+    },
+    async (request) => {
+      const { orderNumber, email, postcode } = request.body;
+      if ((email === undefined) === (postcode === undefined)) {
+        throw new ApiError(
+          400,
+          'PROOF_REQUIRED',
+          'send the order number with either its email or its postcode',
+        );
+      }
+      const order = await db
+        .selectFrom('orders')
+        .select(['id', 'number', 'status', 'email', 'postcode'])
+        .where('number', '=', orderNumber.toUpperCase())
+        .executeTakeFirst();
+      const proven =
+        order !== undefined &&
+        (email !== undefined
+          ? normaliseEmail(order.email) === normaliseEmail(email)
+          : order.postcode !== null && normalisePostcode(order.postcode) === normalisePostcode(postcode!));
+      if (!order || !proven) {
+        throw new ApiError(404, 'NOT_FOUND', 'no order matches this number and email or postcode');
+      }
+      const views = await trackingViews(db, await shipmentsOf(order.id), deps.shipmentPolicy);
+      return {
+        orderNumber: order.number,
+        status: order.status as OrderStatus,
+        shipments: views.map(({ shipmentId: _omitted, ...view }) => view),
+      };
+    },
+  );
+};

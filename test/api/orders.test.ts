@@ -1,0 +1,484 @@
+/**
+ * The customer order routes end to end: the real API (inject), the real Temporal dev
+ * server and worker, Postgres, and both simulators over HTTP. Parcels are steered with the
+ * courier simulator's name rule (`[scenario:...]` at the end of the recipient name).
+ */
+import { randomUUID } from 'node:crypto';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
+import { stockReconciliation } from '../../src/inventory/queries';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { requestHash } from '../../src/api/idempotency';
+import { signToken } from '../../src/api/tokens';
+import { orderWorkflowId } from '../../src/workflows/contract';
+import { startTestApi, type TestApi } from '../support/api';
+import { freshDatabase, type TestDatabase } from '../support/db';
+import { eventually } from '../support/eventually';
+import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+
+jest.setTimeout(90_000);
+
+const ADDRESS = {
+  name: 'Aisyah Rahman',
+  line1: '12 Jalan Bukit',
+  city: 'Shah Alam',
+  state: 'Selangor',
+  postcode: '40000',
+  country: 'MY',
+  phone: '+60123456789',
+};
+
+describe('order routes', () => {
+  let database: TestDatabase;
+  let couriers: RunningSimulator;
+  let payments: RunningPaymentSimulator;
+  let worker: TestWorker;
+  let api: TestApi;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    couriers = await startSimulator({ port: 0, timeScale: 50_000 });
+    payments = await startPaymentSimulator({ port: 0 });
+    worker = await startTestWorker({
+      db: database.db,
+      couriers: {
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
+      },
+      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+    });
+    api = await startTestApi({
+      database,
+      env: {
+        WAYBILL_TASK_QUEUE: worker.taskQueue,
+        WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue,
+        WAYBILL_REFRESH_DEADLINE: '1500ms',
+      },
+      shipmentPolicy: fastPolicy(),
+    });
+  });
+
+  afterEach(async () => {
+    couriers.backend.faults.clear();
+    expect(await stockReconciliation(database.db)).toEqual([]);
+  });
+
+  afterAll(async () => {
+    // Stop what is still running (parcels that never get picked up) before the worker goes.
+    const open = await database.db.selectFrom('orders').select('id').execute();
+    for (const { id } of open) {
+      await worker.client.workflow
+        .getHandle(orderWorkflowId(id))
+        .terminate('test over')
+        .catch(() => undefined);
+    }
+    await api?.close();
+    await worker?.stop();
+    await couriers?.stop();
+    await payments?.stop();
+    await database?.drop();
+  });
+
+  async function stock(opts: { price?: number; location?: string; onHand?: number; currency?: string } = {}) {
+    const sku = uniqueId('SKU');
+    await database.db
+      .insertInto('inventory_items')
+      .values({
+        sku,
+        name: `Kettle ${sku}`,
+        on_hand: opts.onHand ?? 10,
+        unit_amount: opts.price ?? 4_990,
+        location: opts.location ?? 'main',
+        currency: opts.currency ?? 'MYR',
+      })
+      .execute();
+    return sku;
+  }
+
+  function orderBody(sku: string, scenario = 'delivered', quantity = 2) {
+    return {
+      email: 'Aisyah@Example.com',
+      shippingAddress: { ...ADDRESS, name: `${ADDRESS.name} [scenario:${scenario}]` },
+      lines: [{ sku, quantity }],
+      payment: { token: 'tok_visa' },
+    };
+  }
+
+  function post(body: unknown, headers: Record<string, string>, target: TestApi = api) {
+    return target.app.inject({ method: 'POST', url: '/v1/orders', payload: body as object, headers });
+  }
+
+  const orderRow = (id: string) =>
+    database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
+  const countOrders = async () =>
+    Number(
+      (
+        await database.db
+          .selectFrom('orders')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  async function placeOrder(customerId: string, scenario: string) {
+    const sku = await stock();
+    const res = await post(orderBody(sku, scenario, 1), {
+      ...api.customer(customerId),
+      'idempotency-key': randomUUID(),
+    });
+    expect(res.statusCode).toBe(202);
+    return { orderId: res.json().orderId as string, orderNumber: res.json().orderNumber as string, sku };
+  }
+
+  const waitForStatus = (orderId: string, accept: (status: string) => boolean) =>
+    eventually(async () => (await orderRow(orderId))?.status ?? 'none', accept, 60_000);
+
+  /** The parcel's workflow has polled the courier at least once. */
+  const trackingStarted = (orderId: string) =>
+    eventually(
+      () =>
+        database.db
+          .selectFrom('shipments')
+          .select('last_synced_at')
+          .where('order_id', '=', orderId)
+          .execute(),
+      (rows) => rows.length === 1 && rows[0]!.last_synced_at !== null,
+    );
+
+  it('creates an order priced from the catalogue and its saga runs to DELIVERED, payment captured once', async () => {
+    const sku = await stock({ price: 4_990 });
+    const res = await post(orderBody(sku), {
+      ...api.customer('cus_create'),
+      'idempotency-key': randomUUID(),
+    });
+
+    expect(res.statusCode).toBe(202);
+    const created = res.json();
+    expect(created).toMatchObject({ status: 'PENDING', orderNumber: expect.stringMatching(/^WB-\d+$/) });
+    expect(created.orderId).toMatch(/^ord_[0-9a-f]{24}$/);
+    expect(res.headers.location).toBe(`/v1/orders/${created.orderId}`);
+    expect(await orderRow(created.orderId)).toMatchObject({
+      customer_id: 'cus_create',
+      email: 'aisyah@example.com',
+      total_amount: 9_980,
+      currency: 'MYR',
+      courier: 'simulator',
+    });
+
+    await waitForStatus(created.orderId, (s) => s === 'DELIVERED');
+    const order = await api.app.inject({
+      url: `/v1/orders/${created.orderId}`,
+      headers: api.customer('cus_create'),
+    });
+    expect(order.statusCode).toBe(200);
+    expect(order.json()).toMatchObject({
+      status: 'DELIVERED',
+      totalAmount: 9_980,
+      lines: [{ sku, quantity: 2, unitAmount: 4_990 }],
+      payment: { status: 'CAPTURED', amountCaptured: 9_980, amountRefunded: 0 },
+      shipments: [{ status: 'DELIVERED', courier: 'simulator' }],
+    });
+    const tracking = await api.app.inject({
+      url: `/v1/orders/${created.orderId}/tracking`,
+      headers: api.customer('cus_create'),
+    });
+    expect(tracking.statusCode).toBe(200);
+    const [shipment] = tracking.json().shipments;
+    expect(shipment).toMatchObject({ status: 'DELIVERED', freshness: 'fresh' });
+    expect(shipment.events.map((e: { status: string }) => e.status)).toContain('IN_TRANSIT');
+  });
+
+  describe('Idempotency-Key', () => {
+    it('answers the first response again for the same key and body, creating one order', async () => {
+      const sku = await stock();
+      const headers = { ...api.customer('cus_idem'), 'idempotency-key': randomUUID() };
+      const first = await post(orderBody(sku, 'never_picked_up'), headers);
+      const before = await countOrders();
+      const again = await post(orderBody(sku, 'never_picked_up'), headers);
+
+      expect(first.statusCode).toBe(202);
+      expect(again.statusCode).toBe(202);
+      expect(again.json()).toEqual(first.json());
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(await countOrders()).toBe(before);
+    });
+
+    it('refuses the same key with another body (422) and a key still in use (409)', async () => {
+      const sku = await stock();
+      const key = randomUUID();
+      const headers = { ...api.customer('cus_idem2'), 'idempotency-key': key };
+      expect((await post(orderBody(sku, 'never_picked_up', 1), headers)).statusCode).toBe(202);
+
+      const changed = await post(orderBody(sku, 'never_picked_up', 3), headers);
+      expect(changed.statusCode).toBe(422);
+      expect(changed.json().error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+
+      // Another request holds this key right now (its lock has not expired).
+      const busyKey = randomUUID();
+      const body = orderBody(sku, 'never_picked_up', 1);
+      await database.db
+        .insertInto('api_idempotency_keys')
+        .values({
+          scope: 'orders:customer:cus_idem2',
+          key: busyKey,
+          request_hash: requestHash(body),
+          state: 'IN_PROGRESS',
+          response_status: null,
+          response_body: null,
+          resource_id: 'ord_held',
+          locked_until: new Date(Date.now() + 60_000),
+        })
+        .execute();
+      const busy = await post(body, { ...api.customer('cus_idem2'), 'idempotency-key': busyKey });
+      expect(busy.statusCode).toBe(409);
+      expect(busy.json().error.code).toBe('IDEMPOTENCY_KEY_IN_USE');
+      expect(await orderRow('ord_held')).toBeUndefined();
+    });
+
+    it('keys belong to their caller: the same key from another customer is a new order', async () => {
+      const sku = await stock();
+      const key = randomUUID();
+      const a = await post(orderBody(sku, 'never_picked_up', 1), {
+        ...api.customer('cus_a'),
+        'idempotency-key': key,
+      });
+      const b = await post(orderBody(sku, 'never_picked_up', 1), {
+        ...api.customer('cus_b'),
+        'idempotency-key': key,
+      });
+      expect(a.statusCode).toBe(202);
+      expect(b.statusCode).toBe(202);
+      expect(b.json().orderId).not.toBe(a.json().orderId);
+    });
+
+    it('a retry after Temporal was down takes over the same order instead of creating a second', async () => {
+      const down = await startTestApi({ database, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+      try {
+        const sku = await stock();
+        const headers = { ...api.customer('cus_retry'), 'idempotency-key': randomUUID() };
+        const failed = await post(orderBody(sku, 'never_picked_up', 1), headers, down);
+        expect(failed.statusCode).toBe(503);
+        expect(failed.json().error.code).toBe('TEMPORAL_UNAVAILABLE');
+        const reserved = await database.db
+          .selectFrom('orders')
+          .select('id')
+          .where('customer_id', '=', 'cus_retry')
+          .execute();
+        expect(reserved).toHaveLength(1);
+
+        const retried = await post(orderBody(sku, 'never_picked_up', 1), headers);
+        expect(retried.statusCode).toBe(202);
+        expect(retried.json().orderId).toBe(reserved[0]!.id);
+        expect(
+          await database.db
+            .selectFrom('orders')
+            .select('id')
+            .where('customer_id', '=', 'cus_retry')
+            .execute(),
+        ).toHaveLength(1);
+        await waitForStatus(retried.json().orderId, (s) => s === 'CONFIRMED');
+      } finally {
+        await down.close();
+      }
+    });
+
+    it('requires the header', async () => {
+      const sku = await stock();
+      const res = await post(orderBody(sku), api.customer('cus_nokey'));
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toMatch(/idempotency-key/);
+    });
+  });
+
+  it('refuses skus that are not in the catalogue (422, naming them) and writes no order', async () => {
+    const before = await countOrders();
+    const headers = { ...api.customer('cus_sku'), 'idempotency-key': randomUUID() };
+    const body = orderBody('NO-SUCH-SKU');
+    const res = await post(body, headers);
+    expect(res.statusCode).toBe(422);
+    expect(res.json().error).toEqual({
+      code: 'UNKNOWN_SKU',
+      message: expect.stringContaining('NO-SUCH-SKU'),
+    });
+    expect((await post(body, headers)).statusCode).toBe(422);
+    expect(await countOrders()).toBe(before);
+  });
+
+  it('a guest can order and then track it with the order number and email or postcode', async () => {
+    const sku = await stock();
+    const res = await post(orderBody(sku, 'never_picked_up', 1), { 'idempotency-key': randomUUID() });
+    expect(res.statusCode).toBe(202);
+    const { orderId, orderNumber } = res.json();
+    expect((await orderRow(orderId))!.customer_id).toBeNull();
+    await waitForStatus(orderId, (s) => s === 'CONFIRMED');
+
+    const lookup = (proof: object) =>
+      api.app.inject({ method: 'POST', url: '/v1/tracking/lookup', payload: { orderNumber, ...proof } });
+    const byEmail = await lookup({ email: ' AISYAH@example.com' });
+    expect(byEmail.statusCode).toBe(200);
+    expect(byEmail.json()).toMatchObject({
+      orderNumber,
+      status: 'CONFIRMED',
+      shipments: [{ courier: 'simulator' }],
+    });
+    const text = byEmail.body;
+    for (const personal of ['Aisyah', 'Jalan', '60123456789', orderId, sku])
+      expect(text).not.toContain(personal);
+    expect((await lookup({ postcode: '40000' })).statusCode).toBe(200);
+
+    const wrong = await lookup({ email: 'someone@example.com' });
+    expect(wrong.statusCode).toBe(404);
+    expect((await lookup({})).statusCode).toBe(400);
+    // A guest with the order id still cannot read the order itself.
+    expect((await api.app.inject({ url: `/v1/orders/${orderId}` })).statusCode).toBe(401);
+  });
+
+  it('wrong guest proofs are rate limited hard per IP', async () => {
+    const strict = await startTestApi({ database, env: { WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '3' } });
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await strict.app.inject({
+          method: 'POST',
+          url: '/v1/tracking/lookup',
+          payload: { orderNumber: 'WB-100001', email: `guess${i}@example.com` },
+        });
+        codes.push(res.statusCode);
+      }
+      expect(codes).toEqual([404, 404, 404, 429, 429]);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('an order is visible to its customer and admins only; others get 404, no credential 401', async () => {
+    const { orderId } = await placeOrder('cus_owner', 'never_picked_up');
+    const get = (headers: Record<string, string>) =>
+      api.app.inject({ url: `/v1/orders/${orderId}`, headers });
+    const expired = signToken(api.config.api.jwtSecret, { sub: 'cus_owner' }, -60_000);
+    const forged = signToken('another-secret-that-is-long-enough-1234', { sub: 'cus_owner' });
+
+    expect((await get(api.customer('cus_owner'))).statusCode).toBe(200);
+    expect((await get(api.customer('cus_other'))).statusCode).toBe(404);
+    expect((await get(api.admin())).statusCode).toBe(200);
+    expect((await get(api.adminKey())).statusCode).toBe(200);
+    expect((await get({})).statusCode).toBe(401);
+    expect((await get({ authorization: `Bearer ${expired}` })).json().error).toMatchObject({
+      code: 'INVALID_TOKEN',
+      message: expect.stringContaining('expired'),
+    });
+    expect((await get({ authorization: `Bearer ${forged}` })).statusCode).toBe(401);
+    expect((await get({ 'x-api-key': 'not-the-key' })).statusCode).toBe(401);
+    // Unknown ids answer exactly like someone else's.
+    const unknown = await api.app.inject({
+      url: '/v1/orders/ord_000000000000000000000000',
+      headers: api.customer('cus_other'),
+    });
+    const other = await get(api.customer('cus_other'));
+    expect(unknown.json().error.code).toBe(other.json().error.code);
+    for (const path of ['tracking', 'cancel']) {
+      const res = await api.app.inject({
+        method: path === 'cancel' ? 'POST' : 'GET',
+        url: `/v1/orders/${orderId}/${path}`,
+        headers: api.customer('cus_other'),
+      });
+      expect(res.statusCode).toBe(404);
+    }
+  });
+
+  it('?refresh=true polls live when the courier answers and falls back to the cache with a message when it is down', async () => {
+    const { orderId } = await placeOrder('cus_refresh', 'never_picked_up');
+    await trackingStarted(orderId);
+    const read = () =>
+      api.app.inject({
+        url: `/v1/orders/${orderId}/tracking?refresh=true`,
+        headers: api.customer('cus_refresh'),
+      });
+
+    const live = await read();
+    expect(live.statusCode).toBe(200);
+    expect(live.json().message).toBeNull();
+    expect(live.json().shipments[0].dataSource).toEqual({
+      isLive: true,
+      isCached: false,
+      unavailable: false,
+    });
+
+    couriers.backend.faults.set({ kind: 'outage', durationMs: 20_000, format: 'native' });
+    const started = Date.now();
+    const cached = await read();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(cached.statusCode).toBe(200);
+    expect(cached.json().message).toMatch(/^Showing the last stored tracking/);
+    expect(cached.json().shipments[0].dataSource).toMatchObject({ isLive: false, isCached: true });
+  });
+
+  it('the customer cancels before pickup: CANCELLED, payment voided, stock released; again is harmless', async () => {
+    const { orderId, sku } = await placeOrder('cus_cancel', 'never_picked_up');
+    await waitForStatus(orderId, (s) => s === 'CONFIRMED');
+    const cancel = () =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${orderId}/cancel`,
+        payload: { reason: 'changed my mind' },
+        headers: api.customer('cus_cancel'),
+      });
+
+    const res = await cancel();
+    expect([200, 202]).toContain(res.statusCode);
+    await waitForStatus(orderId, (s) => s === 'CANCELLED');
+    const payment = await database.db
+      .selectFrom('payments')
+      .select('status')
+      .where('order_id', '=', orderId)
+      .executeTakeFirstOrThrow();
+    expect(payment.status).toBe('VOIDED');
+    const item = await database.db
+      .selectFrom('inventory_items')
+      .select('reserved')
+      .where('sku', '=', sku)
+      .executeTakeFirstOrThrow();
+    expect(item.reserved).toBe(0);
+
+    const again = await cancel();
+    expect(again.statusCode).toBe(200);
+    expect(again.json().status).toBe('CANCELLED');
+  });
+
+  it('a cancel after pickup is refused with 409 and changes nothing', async () => {
+    const { orderId } = await placeOrder('cus_late', 'delivered');
+    await waitForStatus(orderId, (s) => ['SHIPPED', 'DELIVERED'].includes(s));
+    const res = await api.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${orderId}/cancel`,
+      headers: api.customer('cus_late'),
+    });
+    expect(res.statusCode).toBe(409);
+    expect(['ALREADY_PICKED_UP', 'ORDER_FINISHED']).toContain(res.json().error.code);
+    const after = await waitForStatus(orderId, (s) => s === 'DELIVERED');
+    expect(after).toBe('DELIVERED');
+  });
+
+  it('while Temporal is down reads still answer and writes answer 503 TEMPORAL_UNAVAILABLE', async () => {
+    const { orderId } = await placeOrder('cus_down', 'never_picked_up');
+    await trackingStarted(orderId);
+    const down = await startTestApi({ database, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+    try {
+      const headers = down.customer('cus_down');
+      expect((await down.app.inject({ url: `/v1/orders/${orderId}`, headers })).statusCode).toBe(200);
+      expect((await down.app.inject({ url: `/v1/orders/${orderId}/tracking`, headers })).statusCode).toBe(
+        200,
+      );
+      const refresh = await down.app.inject({ url: `/v1/orders/${orderId}/tracking?refresh=true`, headers });
+      expect(refresh.statusCode).toBe(200);
+      expect(refresh.json().message).toMatch(/unreachable|did not answer/);
+      const cancel = await down.app.inject({ method: 'POST', url: `/v1/orders/${orderId}/cancel`, headers });
+      expect(cancel.statusCode).toBe(503);
+      expect(cancel.json().error.code).toBe('TEMPORAL_UNAVAILABLE');
+      expect(cancel.headers['retry-after']).toBe('5');
+    } finally {
+      await down.close();
+    }
+  });
+});
