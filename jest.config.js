@@ -8,12 +8,15 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  // TypeBox 1.x, content-disposition 3 and cookie 2 (under Fastify's plugins) ship ES modules only;
+  // TypeBox 1.x, content-disposition 3, cookie 2 (under Fastify's plugins) and the OpenAPI validator
+  // ship ES modules only;
   // Jest on Node 20 cannot require() them, so swc compiles them to CommonJS like our sources.
   transform: {
     '^.+\\.(ts|mjs|js)$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
   },
-  transformIgnorePatterns: ['/node_modules/(?!(typebox|content-disposition|cookie)/)'],
+  transformIgnorePatterns: [
+    '/node_modules/(?!(typebox|content-disposition|cookie|@seriousme/openapi-schema-validator)/)',
+  ],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   globalSetup: '<rootDir>/test/setup/global-setup.ts',
   globalTeardown: '<rootDir>/test/setup/global-teardown.ts',

@@ -44,7 +44,49 @@ export interface ApiDeps {
 export type ApiOptions = Omit<ApiDeps, 'shipmentPolicy'> & { shipmentPolicy?: PollPolicy };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every documented route as "METHOD /path/{param}": the contract test and the fuzzer read it. */
+    waybillRoutes: string[];
+  }
+}
+
+/** Fastify's own request errors, renamed into our codes (the FST_ names mean nothing to callers). */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'EMPTY_BODY',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+  FST_ERR_BAD_URL: 'BAD_URL',
+};
 const BODY_LIMIT_BYTES = 64 * 1024;
+
+/** One sentence naming the field and what is wrong with it, e.g. `body.lines[0].quantity must be >= 1`. */
+function validationMessage(
+  context: string | undefined,
+  issue:
+    | { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> }
+    | undefined,
+): string {
+  const where = [
+    context ?? 'request',
+    ...(issue?.instancePath ?? '')
+      .split('/')
+      .filter(Boolean)
+      .map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part}`)),
+  ]
+    .join('')
+    .replace(/\.\[/g, '[');
+  if (issue?.keyword === 'additionalProperties') {
+    return `${where} has an unknown field "${String(issue.params?.additionalProperty)}"`;
+  }
+  if (issue?.keyword === 'required') {
+    return `${where} is missing "${String(issue.params?.missingProperty)}"`;
+  }
+  return `${where} ${issue?.message ?? 'is not valid'}`;
+}
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const deps: ApiDeps = {
@@ -67,6 +109,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.addSchema(ErrorBody);
+
+  const routes: string[] = [];
+  app.decorate('waybillRoutes', routes);
+  app.addHook('onRoute', (route) => {
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD') continue;
+      routes.push(`${method} ${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+    }
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -104,19 +156,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return reply.code(err.statusCode).send(errorBody(err.code, err.message));
     }
     if (err.validation) {
-      const where = err.validationContext ?? 'request';
       return reply
         .code(400)
-        .send(
-          errorBody(
-            'VALIDATION_FAILED',
-            `${where}: ${err.message.replace(/^\w+\/?/, '').trim() || err.message}`,
-          ),
-        );
+        .send(errorBody('VALIDATION_FAILED', validationMessage(err.validationContext, err.validation[0])));
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      return reply.code(status).send(errorBody(err.code ?? 'BAD_REQUEST', err.message));
+      const code =
+        (err.code && FASTIFY_CODES[err.code]) ?? (err.code?.startsWith('FST_') ? 'BAD_REQUEST' : err.code);
+      return reply.code(status).send(errorBody(code ?? 'BAD_REQUEST', err.message));
     }
     // A dependency that is down is the caller's to retry, not a bug: 503 with a clear code.
     const unavailable = isDatabaseUnavailable(err)

@@ -1,0 +1,332 @@
+/**
+ * The HTTP contract: the OpenAPI document is a valid OpenAPI 3.1 document and lists exactly
+ * the routes the server answers; and a table of bad inputs, each answered with the 4xx that
+ * names the problem (never a 5xx), in the one error shape.
+ */
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { randomUUID } from 'node:crypto';
+import type { InjectOptions } from 'fastify';
+import { startTestApi, type TestApi } from '../support/api';
+import { freshDatabase, type TestDatabase } from '../support/db';
+
+describe('HTTP contract', () => {
+  let database: TestDatabase;
+  let api: TestApi;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    api = await startTestApi({ database });
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    await database?.drop();
+  });
+
+  it('serves a valid OpenAPI 3.1 document listing every route with its responses', async () => {
+    const res = await api.app.inject({ url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    const validator = new Validator();
+    const result = await validator.validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+
+    const documented = new Set<string>();
+    for (const [path, operations] of Object.entries(doc.paths as Record<string, object>)) {
+      for (const method of Object.keys(operations)) documented.add(`${method.toUpperCase()} ${path}`);
+    }
+    const served = new Set(api.app.waybillRoutes);
+    expect([...documented].sort()).toEqual([...served].sort());
+    // Every documented operation declares its error responses in the one shape.
+    for (const [path, operations] of Object.entries(
+      doc.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>,
+    )) {
+      for (const [method, op] of Object.entries(operations)) {
+        const codes = Object.keys(op.responses);
+        expect({ route: `${method} ${path}`, has2xx: codes.some((c) => c.startsWith('2')) }).toEqual({
+          route: `${method} ${path}`,
+          has2xx: true,
+        });
+      }
+    }
+  });
+
+  const customer = () => api.customer('cus_bad');
+  const key = () => ({ 'idempotency-key': randomUUID() });
+  const goodOrder = {
+    email: 'a@example.com',
+    shippingAddress: { name: 'A', line1: 'B', city: 'C', postcode: '40000', country: 'MY' },
+    lines: [{ sku: 'SKU-1', quantity: 1 }],
+    payment: { token: 'tok_visa' },
+  };
+  const huge = 'x'.repeat(70 * 1024);
+
+  const cases: [string, () => InjectOptions, number, string | RegExp][] = [
+    ['unknown route', () => ({ url: '/v1/nope' }), 404, 'NOT_FOUND'],
+    [
+      'order id with SQL in it',
+      () => ({ url: "/v1/orders/1'%20or%20'1'='1", headers: customer() }),
+      400,
+      /orderId/,
+    ],
+    [
+      'order id too long',
+      () => ({ url: `/v1/orders/${'a'.repeat(65)}`, headers: customer() }),
+      400,
+      /orderId/,
+    ],
+    [
+      'tracking number with a slash-like payload',
+      () => ({ url: '/v1/tracking/..%2F..%2Fetc' }),
+      400,
+      /trackingNumber/,
+    ],
+    ['tracking number too short', () => ({ url: '/v1/tracking/AB' }), 400, /trackingNumber/],
+    [
+      'refresh that is not a boolean',
+      () => ({ url: '/v1/orders/ord_x/tracking?refresh=maybe', headers: customer() }),
+      400,
+      /refresh/,
+    ],
+    [
+      'unknown query parameter',
+      () => ({ url: '/v1/orders/ord_x/tracking?drop=table', headers: customer() }),
+      400,
+      /drop|additional/i,
+    ],
+    [
+      'malformed bearer header',
+      () => ({ url: '/v1/orders/ord_x', headers: { authorization: 'Bearer not-a-jwt' } }),
+      401,
+      'INVALID_TOKEN',
+    ],
+    [
+      'basic auth instead of bearer',
+      () => ({ url: '/v1/orders/ord_x', headers: { authorization: 'Basic YTpi' } }),
+      401,
+      'INVALID_TOKEN',
+    ],
+    [
+      'API key and bearer together',
+      () => ({ url: '/v1/orders/ord_x', headers: { ...customer(), 'x-api-key': 'k' } }),
+      400,
+      'AMBIGUOUS_CREDENTIALS',
+    ],
+    [
+      'order without Idempotency-Key',
+      () => ({ method: 'POST', url: '/v1/orders', payload: goodOrder }),
+      400,
+      /idempotency-key/,
+    ],
+    [
+      'Idempotency-Key too short',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: goodOrder,
+        headers: { 'idempotency-key': 'abc' },
+      }),
+      400,
+      /idempotency-key/,
+    ],
+    [
+      'order body that is not JSON',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: '{"email":',
+        headers: { ...key(), 'content-type': 'application/json' },
+      }),
+      400,
+      'INVALID_JSON',
+    ],
+    [
+      'order body as form data',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: 'email=a',
+        headers: { ...key(), 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'order body over 64 KiB',
+      () => ({ method: 'POST', url: '/v1/orders', payload: { ...goodOrder, email: huge }, headers: key() }),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    ],
+    [
+      'order with an unknown field',
+      () => ({ method: 'POST', url: '/v1/orders', payload: { ...goodOrder, price: 0 }, headers: key() }),
+      400,
+      /additional|price/i,
+    ],
+    [
+      'order with no lines',
+      () => ({ method: 'POST', url: '/v1/orders', payload: { ...goodOrder, lines: [] }, headers: key() }),
+      400,
+      /lines/,
+    ],
+    [
+      'order with a negative quantity',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, lines: [{ sku: 'SKU-1', quantity: -1 }] },
+        headers: key(),
+      }),
+      400,
+      /quantity/,
+    ],
+    [
+      'order with a fractional quantity',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, lines: [{ sku: 'SKU-1', quantity: 1.5 }] },
+        headers: key(),
+      }),
+      400,
+      /quantity/,
+    ],
+    [
+      'order with a SQL-looking sku',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, lines: [{ sku: "x'; drop table orders;--", quantity: 1 }] },
+        headers: key(),
+      }),
+      400,
+      /sku/,
+    ],
+    [
+      'order with the same sku twice',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: {
+          ...goodOrder,
+          lines: [
+            { sku: 'SKU-1', quantity: 1 },
+            { sku: 'SKU-1', quantity: 2 },
+          ],
+        },
+        headers: key(),
+      }),
+      400,
+      'DUPLICATE_SKU',
+    ],
+    [
+      'order with a card number instead of a token',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, payment: { number: '4242424242424242' } },
+        headers: key(),
+      }),
+      400,
+      /payment/,
+    ],
+    [
+      'order with a bad email',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, email: 'not-an-email' },
+        headers: key(),
+      }),
+      400,
+      /email/,
+    ],
+    [
+      'order with a three-letter country',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, shippingAddress: { ...goodOrder.shippingAddress, country: 'MYS' } },
+        headers: key(),
+      }),
+      400,
+      /country/,
+    ],
+    [
+      'order with an unknown courier',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, courier: 'pigeon' },
+        headers: key(),
+      }),
+      400,
+      /courier/,
+    ],
+    [
+      'guest lookup without proof',
+      () => ({ method: 'POST', url: '/v1/tracking/lookup', payload: { orderNumber: 'WB-100001' } }),
+      400,
+      'PROOF_REQUIRED',
+    ],
+    [
+      'guest lookup with both proofs',
+      () => ({
+        method: 'POST',
+        url: '/v1/tracking/lookup',
+        payload: { orderNumber: 'WB-100001', email: 'a@b.c', postcode: '40000' },
+      }),
+      400,
+      'PROOF_REQUIRED',
+    ],
+    [
+      'cancel with an unknown field',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders/ord_x/cancel',
+        payload: { reason: 'x', refund: true },
+        headers: customer(),
+      }),
+      400,
+      /additional|refund/i,
+    ],
+    [
+      'cancel with an empty reason',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders/ord_x/cancel',
+        payload: { reason: '' },
+        headers: customer(),
+      }),
+      400,
+      /reason/,
+    ],
+    [
+      'method not allowed on a route',
+      () => ({ method: 'DELETE', url: '/v1/orders/ord_x', headers: customer() }),
+      404,
+      'NOT_FOUND',
+    ],
+  ];
+
+  it.each(cases.map(([name, request, status, expected]) => [name, status, expected, request] as const))(
+    '%s → %i naming the problem',
+    async (_name, status, expected, request) => {
+      const res = await api.app.inject(request());
+      expect(res.statusCode).toBe(status);
+      const body = res.json();
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(Object.keys(body.error).sort()).toEqual(['code', 'message']);
+      if (typeof expected === 'string') expect(body.error.code).toBe(expected);
+      else expect(`${body.error.code} ${body.error.message}`).toMatch(expected);
+    },
+  );
+
+  it('writes nothing for rejected requests', async () => {
+    for (const [, request] of cases) await api.app.inject(request());
+    const orders = await database.db.selectFrom('orders').select('id').execute();
+    const keys = await database.db.selectFrom('api_idempotency_keys').select('key').execute();
+    expect({ orders, keys }).toEqual({ orders: [], keys: [] });
+  });
+});
