@@ -22,6 +22,11 @@ export async function startApi(opts: {
   db: Kysely<Database>;
   log: Logger;
 }): Promise<RunningApi> {
+  if (opts.config.api.jwtSecretIsDefault || opts.config.api.adminApiKeyIsDefault) {
+    opts.log.warn(
+      'the API accepts the published development credentials (WAYBILL_JWT_SECRET / WAYBILL_ADMIN_API_KEY_SHA256 unset): set your own before exposing it',
+    );
+  }
   const temporal = createTemporalClient(opts.config.temporal);
   const app = await buildApi({ config: opts.config, db: opts.db, temporal, log: opts.log });
   try {

@@ -8,8 +8,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createDb } from '../../db/client';
 import { migrateToLatest } from '../../db/migrator';
+import { seedCatalogue } from '../../db/seed';
 import { startApi } from '../api/main';
-import { EMBEDDED_PG, loadConfig, redactUrl, type Config } from '../config';
+import { DEV_ADMIN_API_KEY, EMBEDDED_PG, loadConfig, redactUrl, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { assertDatabaseReachable, runMain, StartupError } from '../main-helpers';
 import { startPaymentSimulator } from '../payments/simulator-server';
@@ -91,6 +92,8 @@ async function startStack(
   await assertDatabaseReachable(db, databaseUrl);
   const applied = await migrateToLatest(db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
+  const seeded = await seedCatalogue(db);
+  if (seeded > 0) log.info({ skus: seeded }, 'demo catalogue added');
 
   let simulator: Awaited<ReturnType<typeof startSimulator>>;
   try {
@@ -133,6 +136,12 @@ async function startStack(
     ...lines,
     `  Courier    simulator on ${simulator.url}`,
     `  Payments   simulator on ${payments.url}`,
+    ...(config.api.adminApiKeyIsDefault
+      ? [`  Admin      header x-api-key: ${DEV_ADMIN_API_KEY}  (development key)`]
+      : []),
+    ...(config.api.jwtSecretIsDefault
+      ? ['  Customer   token: npm run token -- customer cus_demo  (development secret)']
+      : []),
     'Press Ctrl-C to stop everything.',
   ];
 }
