@@ -89,6 +89,17 @@ export interface PaymentsTable {
   updated_at: GeneratedTimestamp;
 }
 
+/** How many events `shipments.recent_events` keeps (what a tracking read shows). */
+export const RECENT_EVENTS_LIMIT = 100;
+
+/** One entry of `shipments.recent_events`; `occurredAt` is Postgres JSON text (e.g. `…+00:00`). */
+export interface RecentEvent {
+  status: string;
+  occurredAt: string;
+  city: string | null;
+  country: string | null;
+}
+
 export interface ShipmentsTable {
   id: string;
   order_id: string | null;
@@ -107,6 +118,8 @@ export interface ShipmentsTable {
   destination_city: string | null;
   destination_country: string | null;
   raw_latest: Json<unknown> | null;
+  /** Newest first, at most 100, city level: what tracking reads show (kept by the record activity). */
+  recent_events: ColumnType<RecentEvent[], string | undefined, string>;
   picked_up_at: Timestamp | null;
   delivered_at: Timestamp | null;
   archived_at: Timestamp | null;

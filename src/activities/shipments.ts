@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
-import type { Database } from '../../db/database';
+import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
 import {
   CourierRejectedError,
   CourierUnavailableError,
@@ -170,7 +170,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       }
     },
 
-    /** Writes new events (deduped by key) and the snapshot the workflow decided. */
+    /** Writes new events (deduped by key), the snapshot the workflow decided and the newest-events copy. */
     async recordTracking(input: RecordTrackingInput): Promise<{ inserted: number }> {
       return db.transaction().execute(async (trx) => {
         let inserted = 0;
@@ -210,6 +210,17 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             sub_status: input.subStatus,
             eta: input.eta,
             last_event_at: lastEvent?.at ?? null,
+            // The read routes' copy of the newest events: one row answers a tracking read.
+            ...(inserted > 0
+              ? {
+                  recent_events: sql<string>`coalesce((
+                    select jsonb_agg(jsonb_build_object('status', e.status, 'occurredAt', e.occurred_at,
+                                                        'city', e.location_city, 'country', e.location_country)
+                                     order by e.occurred_at desc, e.id desc)
+                    from (select * from tracking_events t where t.shipment_id = ${input.shipmentId}
+                          order by t.occurred_at desc, t.id desc limit ${RECENT_EVENTS_LIMIT}) e), '[]'::jsonb)`,
+                }
+              : {}),
             next_poll_at: input.nextPollAt,
             ...(input.syncedAt
               ? {

@@ -5,7 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
-import type { Database, Shipment } from '../../db/database';
+import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { PollPolicy } from '../workflows/contract';
 import { pollDelayMs } from '../workflows/policy';
@@ -57,9 +57,7 @@ export const ShipmentTrackingView = Type.Object(
 export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
 
 /** Newest first, capped: a parcel with more scans than this shows its latest ones. */
-export const MAX_EVENTS = 100;
-
-type ShipmentRow = Pick<Shipment, (typeof SHIPMENT_VIEW_COLUMNS)[number]>;
+export const MAX_EVENTS = RECENT_EVENTS_LIMIT;
 
 export const SHIPMENT_VIEW_COLUMNS = [
   'id',
@@ -71,27 +69,25 @@ export const SHIPMENT_VIEW_COLUMNS = [
   'sync_error',
 ] as const;
 
-/** Builds the views of these shipments (one query for all their events). */
-export async function trackingViews(
-  db: Kysely<Database>,
-  shipments: ShipmentRow[],
+/**
+ * Shipments with their newest events (`recent_events`, kept on the row by the record
+ * activity): a tracking read is one index lookup of one row. Narrow it with `.where(...)`
+ * and order it as the route needs.
+ */
+export function selectShipmentViews(db: Kysely<Database>) {
+  return db.selectFrom('shipments').select([...SHIPMENT_VIEW_COLUMNS, 'recent_events as events']);
+}
+
+type ShipmentViewRow = Awaited<ReturnType<ReturnType<typeof selectShipmentViews>['execute']>>[number];
+
+/** Builds the views from rows of {@link selectShipmentViews}. */
+export function toTrackingViews(
+  rows: ShipmentViewRow[],
   policy: PollPolicy,
   live: ReadonlySet<string> = new Set(),
-): Promise<ShipmentTrackingView[]> {
-  if (shipments.length === 0) return [];
-  const events = await db
-    .selectFrom('tracking_events')
-    .select(['shipment_id', 'status', 'occurred_at', 'location_city', 'location_country'])
-    .where(
-      'shipment_id',
-      'in',
-      shipments.map((s) => s.id),
-    )
-    .orderBy('occurred_at', 'desc')
-    .orderBy('id', 'desc')
-    .execute();
+): ShipmentTrackingView[] {
   const nowMs = Date.now();
-  return shipments.map((shipment) => {
+  return rows.map((shipment) => {
     const status = shipment.status as ShipmentStatus;
     return {
       shipmentId: shipment.id,
@@ -112,16 +108,34 @@ export async function trackingViews(
         isCached: !live.has(shipment.id),
         unavailable: shipment.sync_error !== null,
       },
-      events: events
-        .filter((e) => e.shipment_id === shipment.id)
-        .slice(0, MAX_EVENTS)
-        .map((e) => ({
-          status: e.status as ShipmentStatus,
-          description: STATUS_TEXT[e.status as ShipmentStatus],
-          occurredAt: e.occurred_at.toISOString(),
-          city: e.location_city,
-          country: e.location_country,
-        })),
+      // JSON carries timestamps as text ("…+00:00"): normalise to ISO 8601 in UTC.
+      events: shipment.events.slice(0, MAX_EVENTS).map((e) => ({
+        status: e.status as ShipmentStatus,
+        description: STATUS_TEXT[e.status as ShipmentStatus],
+        occurredAt: new Date(e.occurredAt).toISOString(),
+        city: e.city,
+        country: e.country,
+      })),
     };
   });
+}
+
+/** The views of these shipments (re-read with their events, in the given order). */
+export async function trackingViews(
+  db: Kysely<Database>,
+  shipments: { id: string }[],
+  policy: PollPolicy,
+  live: ReadonlySet<string> = new Set(),
+): Promise<ShipmentTrackingView[]> {
+  if (shipments.length === 0) return [];
+  const rows = await selectShipmentViews(db)
+    .where(
+      'id',
+      'in',
+      shipments.map((s) => s.id),
+    )
+    .execute();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const ordered = shipments.map((s) => byId.get(s.id)).filter((r): r is ShipmentViewRow => r !== undefined);
+  return toTrackingViews(ordered, policy, live);
 }

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import { createShipmentActivities } from '../../src/activities/shipments';
 import { buildApi } from '../../src/api/app';
+import type { ShipmentStatus } from '../../src/domain/status';
 import { freshnessOf } from '../../src/api/freshness';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import { freshDatabase, type TestDatabase } from '../support/db';
@@ -50,33 +52,42 @@ describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
         raw_latest: JSON.stringify({ Consignee: 'Asha Rao', ConsigneeMobile: '9800000000' }),
       })
       .execute();
-    const event = (key: string, status: string, at: string, text: string) => ({
-      shipment_id: 'shp_guest',
-      event_key: key,
+    // Events arrive the way the shipment workflow writes them: through the record activity.
+    const event = (key: string, status: ShipmentStatus, at: string, text: string) => ({
+      key,
       status,
-      sub_status: null,
-      raw_code: '004',
+      subStatus: null,
+      rawCode: '004',
       // Courier free text can name people: it must never reach a guest.
-      raw_text: text,
-      occurred_at: at,
-      occurred_at_raw: null,
-      location_city: 'Delhi',
-      location_state: 'DL',
-      location_country: 'IN',
+      rawText: text,
+      occurredAt: at,
+      occurredAtRaw: null,
+      location: { city: 'Delhi', state: 'DL', country: 'IN' },
       source: 'poll' as const,
     });
-    await database.db
-      .insertInto('tracking_events')
-      .values([
-        event('e1', 'IN_TRANSIT', '2026-11-20T10:00:00Z', 'Picked up from Ravi Kumar, 4 Park Street'),
+    await createShipmentActivities({
+      db: database.db,
+      couriers: {},
+      dailyBudget: 10,
+      log: testLog,
+    }).recordTracking({
+      shipmentId: 'shp_guest',
+      events: [
+        event('e1', 'IN_TRANSIT', '2026-11-20T10:00:00.000Z', 'Picked up from Ravi Kumar, 4 Park Street'),
         event(
           'e2',
           'OUT_FOR_DELIVERY',
-          '2026-11-21T08:00:00Z',
+          '2026-11-21T08:00:00.000Z',
           'Out for delivery to Asha Rao, 12 MG Road, 9800000000',
         ),
-      ])
-      .execute();
+      ],
+      status: 'OUT_FOR_DELIVERY',
+      subStatus: null,
+      eta: null,
+      raw: { Consignee: 'Asha Rao', ConsigneeMobile: '9800000000' },
+      syncedAt: new Date().toISOString(),
+      nextPollAt: null,
+    });
   });
 
   afterAll(async () => {

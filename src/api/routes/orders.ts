@@ -19,7 +19,7 @@ import { actorOf, requireSignedIn, type Principal } from '../auth';
 import { ApiError } from '../errors';
 import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
 import { cancelOrder, orderVisibleTo, refreshShipments } from '../order-actions';
-import { SHIPMENT_VIEW_COLUMNS, ShipmentTrackingView, StatusSchema, trackingViews } from '../tracking-view';
+import { selectShipmentViews, ShipmentTrackingView, StatusSchema, toTrackingViews } from '../tracking-view';
 
 const ORDER_STATUSES = Object.values(OrderStatus);
 const OrderStatusSchema = Type.Unsafe<OrderStatus>({ type: 'string', enum: ORDER_STATUSES });
@@ -277,12 +277,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   }
 
   async function shipmentsOf(orderId: string) {
-    return db
-      .selectFrom('shipments')
-      .select(SHIPMENT_VIEW_COLUMNS)
-      .where('order_id', '=', orderId)
-      .orderBy('id')
-      .execute();
+    return selectShipmentViews(db).where('order_id', '=', orderId).orderBy('id').execute();
   }
 
   /** Prices the lines from the catalogue and starts the saga; throws 422 for what cannot be ordered. */
@@ -495,7 +490,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         orderId: order.id,
         orderNumber: order.number,
         status: order.status as OrderStatus,
-        shipments: await trackingViews(db, shipments, deps.shipmentPolicy, live),
+        shipments: toTrackingViews(shipments, deps.shipmentPolicy, live),
         message,
       };
     },
@@ -579,7 +574,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       if (!order || !proven) {
         throw new ApiError(404, 'NOT_FOUND', 'no order matches this number and email or postcode');
       }
-      const views = await trackingViews(db, await shipmentsOf(order.id), deps.shipmentPolicy);
+      const views = toTrackingViews(await shipmentsOf(order.id), deps.shipmentPolicy);
       return {
         orderNumber: order.number,
         status: order.status as OrderStatus,

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
-import { SHIPMENT_VIEW_COLUMNS, ShipmentTrackingView, trackingViews } from '../tracking-view';
+import { selectShipmentViews, ShipmentTrackingView, toTrackingViews } from '../tracking-view';
 
 /**
  * The guest view: city-level places, our own status texts, nothing about people or
@@ -33,9 +33,7 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
       config: { rateLimit: { max: deps.config.api.guestRateLimitPerMinute * 6, timeWindow: 60_000 } },
     },
     async (request) => {
-      const shipment = await deps.db
-        .selectFrom('shipments')
-        .select(SHIPMENT_VIEW_COLUMNS)
+      const shipment = await selectShipmentViews(deps.db)
         .where('tracking_number', '=', request.params.trackingNumber)
         .where('archived_at', 'is', null)
         .orderBy('created_at', 'desc')
@@ -47,7 +45,7 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
           `no shipment with tracking number ${request.params.trackingNumber}`,
         );
       }
-      const [view] = await trackingViews(deps.db, [shipment], deps.shipmentPolicy);
+      const [view] = toTrackingViews([shipment], deps.shipmentPolicy);
       const { shipmentId: _omitted, ...guest } = view!;
       return guest;
     },
