@@ -5,6 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import rateLimit from '@fastify/rate-limit';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
@@ -101,8 +103,21 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // URLs and headers carry text, so their values are coerced ("true" → true, "5" → 5);
+  // JSON bodies carry types and are taken as sent: ["a"] is not a reason, "12" not a quantity.
+  const coercing = new Ajv({
+    strict: false,
+    removeAdditional: false,
+    useDefaults: true,
+    coerceTypes: 'array',
+  });
+  const exact = new Ajv({ strict: false, removeAdditional: false, useDefaults: true, coerceTypes: false });
+  for (const ajv of [coercing, exact]) addFormats(ajv);
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? exact : coercing).compile(schema),
+  );
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -113,7 +128,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const routes: string[] = [];
   app.decorate('waybillRoutes', routes);
   app.addHook('onRoute', (route) => {
-    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
+    const schema = route.schema as { hide?: boolean; response?: Record<string, unknown> } | undefined;
+    if (schema?.hide) return;
+    // Any route can meet these, whatever it does: wrong credentials, ambiguous credentials,
+    // the rate limit, a dependency down. Declared once here so the document tells the truth.
+    if (schema?.response) {
+      const withBody = route.schema?.body !== undefined;
+      for (const status of ['400', '401', '429', '503', ...(withBody ? ['413', '415'] : [])]) {
+        if (!(status in schema.response) && !(Number(status) in schema.response)) {
+          schema.response[status] = { $ref: 'Error#' };
+        }
+      }
+    }
     for (const method of [route.method].flat()) {
       if (method === 'HEAD') continue;
       routes.push(`${method} ${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);

@@ -292,6 +292,28 @@ describe('HTTP contract', () => {
       /additional|refund/i,
     ],
     [
+      'cancel with a list as its reason (bodies are not coerced)',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders/ord_x/cancel',
+        payload: { reason: ['a'] },
+        headers: customer(),
+      }),
+      400,
+      /reason/,
+    ],
+    [
+      'order with a quantity sent as text (bodies are not coerced)',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { ...goodOrder, lines: [{ sku: 'SKU-1', quantity: '2' }] },
+        headers: key(),
+      }),
+      400,
+      /quantity/,
+    ],
+    [
       'cancel with an empty reason',
       () => ({
         method: 'POST',
