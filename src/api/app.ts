@@ -25,6 +25,7 @@ import {
   isTemporalUnavailable,
   temporalUnavailable,
 } from './errors';
+import { adminRoutes } from './routes/admin';
 import { healthRoutes } from './routes/health';
 import { trackingRoutes } from './routes/tracking';
 
@@ -79,6 +80,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       tags: [
         { name: 'operations', description: 'Health, metrics and this document' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
+        { name: 'admin', description: 'Admin actions through the workflows, the exceptions queue, stats' },
       ],
     },
   });
@@ -141,6 +143,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { deps });
   await app.register(trackingRoutes, { deps });
+  await app.register(adminRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
