@@ -27,6 +27,7 @@ import {
   isTemporalUnavailable,
   temporalUnavailable,
 } from './errors';
+import { adminRoutes } from './routes/admin';
 import { healthRoutes } from './routes/health';
 import { orderRoutes } from './routes/orders';
 import { trackingRoutes } from './routes/tracking';
@@ -83,6 +84,9 @@ function validationMessage(
     .replace(/\.\[/g, '[');
   if (issue?.keyword === 'additionalProperties') {
     return `${where} has an unknown field "${String(issue.params?.additionalProperty)}"`;
+  }
+  if (issue?.keyword === 'enum' && Array.isArray(issue.params?.allowedValues)) {
+    return `${where} must be one of ${issue.params.allowedValues.join(', ')}`;
   }
   if (issue?.keyword === 'required') {
     return `${where} is missing "${String(issue.params?.missingProperty)}"`;
@@ -159,6 +163,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         { name: 'operations', description: 'Health, metrics and this document' },
         { name: 'orders', description: 'Customers’ orders: create, read, cancel' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
+        { name: 'admin', description: 'Admin actions through the workflows, the exceptions queue, stats' },
       ],
     },
   });
@@ -218,6 +223,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes, { deps });
   await app.register(trackingRoutes, { deps });
   await app.register(orderRoutes, { deps });
+  await app.register(adminRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

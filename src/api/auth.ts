@@ -95,7 +95,7 @@ export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { 
   });
 });
 
-/** preHandler: admins only. A signed-in customer gets 403; nobody signed in gets 401. */
+/** Route onRequest hook (credentials before validation): admins only. A signed-in customer gets 403; nobody signed in gets 401. */
 export async function requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   if (request.principal.kind === 'admin') return;
   if (request.principal.kind === 'customer') {
@@ -105,7 +105,7 @@ export async function requireAdmin(request: FastifyRequest, reply: FastifyReply)
   throw unauthorized('AUTH_REQUIRED', 'send an admin bearer token or an x-api-key');
 }
 
-/** preHandler: a customer or an admin (admins can read any order, e.g. for support). */
+/** Route onRequest hook: a customer or an admin (admins can read any order, e.g. for support). */
 export async function requireSignedIn(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   if (request.principal.kind !== 'guest') return;
   void reply.header('www-authenticate', 'Bearer');

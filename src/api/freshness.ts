@@ -7,7 +7,7 @@ import { isTerminal, type ShipmentStatus } from '../domain/status';
 export type Freshness = 'fresh' | 'stale' | 'expired';
 
 /** A sync counts as fresh up to this share past its interval (polls are not on the second). */
-const GRACE = 1.25;
+export const FRESH_GRACE = 1.25;
 /** Beyond this many intervals without a sync, the cached data is no longer worth trusting. */
 const EXPIRED_AFTER_INTERVALS = 4;
 
@@ -21,7 +21,7 @@ export function freshnessOf(opts: {
   if (isTerminal(opts.status) && opts.lastSyncedAt !== null) return 'fresh';
   if (opts.lastSyncedAt === null || opts.intervalMs === null) return 'stale';
   const age = opts.nowMs - opts.lastSyncedAt.getTime();
-  if (age <= opts.intervalMs * GRACE) return 'fresh';
+  if (age <= opts.intervalMs * FRESH_GRACE) return 'fresh';
   if (age <= opts.intervalMs * EXPIRED_AFTER_INTERVALS) return 'stale';
   return 'expired';
 }

@@ -314,6 +314,12 @@ describe('HTTP contract', () => {
       /quantity/,
     ],
     [
+      'an admin route without credentials and with a bad body (credentials are checked first)',
+      () => ({ method: 'POST', url: '/v1/admin/orders/ord_x/cancel', payload: { nonsense: 1 } }),
+      401,
+      'AUTH_REQUIRED',
+    ],
+    [
       'cancel with an empty reason',
       () => ({
         method: 'POST',

@@ -442,7 +442,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.get(
     '/v1/orders/:orderId',
     {
-      preHandler: requireSignedIn,
+      onRequest: requireSignedIn,
       schema: {
         tags: ['orders'],
         summary: 'An order with its lines, shipments and payment (its customer or an admin)',
@@ -456,7 +456,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.get(
     '/v1/orders/:orderId/tracking',
     {
-      preHandler: requireSignedIn,
+      onRequest: requireSignedIn,
       schema: {
         tags: ['orders', 'tracking'],
         summary: 'Tracking of every shipment of an order, with freshness; ?refresh=true asks for a live poll',
@@ -503,7 +503,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       preValidation: async (request) => {
         request.body ??= {};
       },
-      preHandler: requireSignedIn,
+      onRequest: requireSignedIn,
       schema: {
         tags: ['orders'],
         summary: 'Cancel an order before any parcel is picked up (its customer)',
@@ -511,7 +511,16 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
           'Runs the saga’s compensations (bookings cancelled, payment voided, stock released). 200 once CANCELLED, 202 while compensations are still running, 409 once a parcel has been picked up or the order has finished.',
         params: OrderIdParams,
         body: CancelBody,
-        response: { 200: CancelResult, 202: CancelResult, 400: err, 401: err, 404: err, 409: err, 503: err },
+        response: {
+          200: CancelResult,
+          202: CancelResult,
+          400: err,
+          401: err,
+          403: err,
+          404: err,
+          409: err,
+          503: err,
+        },
       },
     },
     async (request, reply) => {
