@@ -27,6 +27,7 @@ import {
 } from './errors';
 import { healthRoutes } from './routes/health';
 import { trackingRoutes } from './routes/tracking';
+import { webhookRoutes } from './routes/webhooks';
 
 export interface ApiDeps {
   config: Config;
@@ -79,6 +80,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       tags: [
         { name: 'operations', description: 'Health, metrics and this document' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
+        { name: 'webhooks', description: 'Pushes from couriers, signed with HMAC-SHA256' },
       ],
     },
   });
@@ -141,6 +143,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { deps });
   await app.register(trackingRoutes, { deps });
+  await app.register(webhookRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
