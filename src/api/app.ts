@@ -25,6 +25,7 @@ import {
   isTemporalUnavailable,
   temporalUnavailable,
 } from './errors';
+import { metricsPlugin } from './metrics';
 import { healthRoutes } from './routes/health';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
@@ -88,8 +89,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(rateLimit, {
     max: deps.config.api.rateLimitPerMinute,
     timeWindow: 60_000,
-    // Health checks come from the orchestrator, often many per second: never limit them.
-    allowList: (request) => request.url.startsWith('/health/'),
+    // Health checks and scrapes come from the orchestrator, often many per second: never limit them.
+    allowList: (request) => request.url.startsWith('/health/') || request.url.split('?')[0] === '/metrics',
     errorResponseBuilder: (_request, context) =>
       new ApiError(
         context.statusCode,
@@ -98,6 +99,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ),
   });
   await app.register(authPlugin, { config: deps.config });
+  await app.register(metricsPlugin, { deps });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
     if (err instanceof ApiError) {

@@ -7,7 +7,7 @@ import { isTerminal, type ShipmentStatus } from '../domain/status';
 export type Freshness = 'fresh' | 'stale' | 'expired';
 
 /** A sync counts as fresh up to this share past its interval (polls are not on the second). */
-const GRACE = 1.25;
+export const GRACE = 1.25;
 /** Beyond this many intervals without a sync, the cached data is no longer worth trusting. */
 const EXPIRED_AFTER_INTERVALS = 4;
 
