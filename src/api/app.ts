@@ -27,6 +27,7 @@ import {
 } from './errors';
 import { metricsPlugin } from './metrics';
 import { healthRoutes } from './routes/health';
+import { streamRoutes } from './routes/stream';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -80,6 +81,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       },
       tags: [
         { name: 'operations', description: 'Health, metrics and this document' },
+        { name: 'orders', description: 'Customers’ orders' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
         { name: 'webhooks', description: 'Pushes from couriers, signed with HMAC-SHA256' },
       ],
@@ -146,6 +148,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes, { deps });
   await app.register(trackingRoutes, { deps });
   await app.register(webhookRoutes, { deps });
+  await app.register(streamRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
