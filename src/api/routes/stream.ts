@@ -161,12 +161,19 @@ class TrackingStream {
   start(): void {
     const { streamHeartbeatMs, streamPollMs } = this.deps.config.api;
     this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), streamHeartbeatMs);
+    let failing = false;
     const tick = async () => {
       try {
         await this.check();
+        if (failing) this.log.info({ orderId: this.orderId }, 'tracking stream reads the read model again');
+        failing = false;
       } catch (err) {
-        // Postgres away for a moment: keep the connection (heartbeats go on) and look again.
-        this.log.warn({ err, orderId: this.orderId }, 'tracking stream could not read the read model');
+        // Postgres away for a moment: keep the connection (heartbeats go on) and look again;
+        // said once per outage, not once per poll.
+        if (!failing) {
+          this.log.warn({ err, orderId: this.orderId }, 'tracking stream could not read the read model');
+        }
+        failing = true;
       }
       if (!this.closed) this.pollTimer = setTimeout(() => void tick(), streamPollMs);
     };
