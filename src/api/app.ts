@@ -27,10 +27,13 @@ import {
   isTemporalUnavailable,
   temporalUnavailable,
 } from './errors';
+import { metricsPlugin } from './metrics';
 import { adminRoutes } from './routes/admin';
 import { healthRoutes } from './routes/health';
 import { orderRoutes } from './routes/orders';
+import { streamRoutes } from './routes/stream';
 import { trackingRoutes } from './routes/tracking';
+import { webhookRoutes } from './routes/webhooks';
 
 export interface ApiDeps {
   config: Config;
@@ -164,6 +167,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         { name: 'orders', description: 'Customers’ orders: create, read, cancel' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
         { name: 'admin', description: 'Admin actions through the workflows, the exceptions queue, stats' },
+        { name: 'webhooks', description: 'Pushes from couriers, signed with HMAC-SHA256' },
       ],
     },
   });
@@ -171,8 +175,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(rateLimit, {
     max: deps.config.api.rateLimitPerMinute,
     timeWindow: 60_000,
-    // Health checks come from the orchestrator, often many per second: never limit them.
-    allowList: (request) => request.url.startsWith('/health/'),
+    // Health checks and scrapes come from the orchestrator, often many per second: never limit them.
+    allowList: (request) => request.url.startsWith('/health/') || request.url.split('?')[0] === '/metrics',
     errorResponseBuilder: (_request, context) =>
       new ApiError(
         context.statusCode,
@@ -181,6 +185,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ),
   });
   await app.register(authPlugin, { config: deps.config });
+  await app.register(metricsPlugin, { deps });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
     if (err instanceof ApiError) {
@@ -224,6 +229,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(trackingRoutes, { deps });
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
+  await app.register(webhookRoutes, { deps });
+  await app.register(streamRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -179,6 +179,12 @@ export function parseBlueDartEta(date: string): Date | null {
   return day ? localToUtc({ ...day, hour: 23, minute: 59, second: 59 }, IST_OFFSET_MINUTES) : null;
 }
 
+/** A scan's `<ScannedLocation>` (a city name, in India); null or blank: nothing known. */
+export function blueDartLocation(text: string | null): EventLocation {
+  const city = text?.trim() ?? '';
+  return city === '' ? { city: null, state: null, country: null } : { city, state: null, country: 'IN' };
+}
+
 /** Elements naming the consignee or whoever signed: personal data, never stored. */
 const PERSONAL_FIELD = /^(consignee|receivedby|receiver)/i;
 
@@ -257,9 +263,7 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     if (code === null) throw new ShapeError(`${what} has no ScanCode`);
     const at = date !== null && time !== null ? parseBlueDartDateTime(date, time) : null;
     if (at === null) throw new ShapeError(`${what} has no readable ScanDate/ScanTime: ${date} ${time}`);
-    const city = textOf(scan, 'ScannedLocation');
-    const location: EventLocation =
-      city === null ? { city: null, state: null, country: null } : { city, state: null, country: 'IN' };
+    const location = blueDartLocation(textOf(scan, 'ScannedLocation'));
     const mapped = mapBlueDartScan(code, text, leg) ?? unmapped(code, textOf(scan, 'ScanType'), what);
     const occurredAt = at.toISOString();
     return {

@@ -19,9 +19,13 @@ export interface NotificationTransport {
   send(message: NotificationMessage): Promise<void>;
 }
 
-/** `sha256=<hex>` over `<timestamp>.<raw body>`: what a receiver recomputes with the shared secret. */
-export function signWebhook(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+/**
+ * `sha256=<hex>` over `<timestamp>.<raw body>`: what a receiver recomputes with the shared
+ * secret. The same recipe signs our outbound webhooks and verifies couriers' pushes; a
+ * received body is passed as the bytes that arrived (a string is signed as its UTF-8).
+ */
+export function signWebhook(secret: string, timestamp: string, body: string | Uint8Array): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex')}`;
 }
 
 export function createLogTransport(log: Logger): NotificationTransport {

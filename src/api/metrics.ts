@@ -1,0 +1,236 @@
+/**
+ * Prometheus metrics at `GET /metrics`: requests by method, route template and status;
+ * the process's own metrics; and business gauges read from the read model when scraped
+ * (cached briefly, so several scrapers or a fast scrape interval cost one set of queries).
+ *
+ * Each app has its own registry (never prom-client's global one): tests build several
+ * apps in one process, and a metric registered twice in one registry is an error.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { sql } from 'kysely';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Type } from 'typebox';
+import { COURIER_CODES } from '../couriers/types';
+import { SHIPMENT_STATUSES, TERMINAL_STATUSES } from '../domain/status';
+import { budgetDay, pollDelayMs } from '../workflows/policy';
+import type { ApiDeps } from './app';
+import { FRESH_GRACE } from './freshness';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This app's Prometheus registry: plugins add their own metrics to it. */
+    metrics: Registry;
+  }
+}
+
+/** How long one reading of the read model serves scrapes (ms). */
+export const BUSINESS_METRICS_CACHE_MS = 5_000;
+
+/** Requests that matched no route share one label value, so junk URLs cannot add series. */
+const UNMATCHED_ROUTE = 'unmatched';
+
+const TERMINAL = [...TERMINAL_STATUSES];
+
+interface BusinessReading {
+  byStatus: Map<string, number>;
+  stale: number;
+  syncFailing: number;
+  usage: Map<string, { calls: number; failures: number }>;
+}
+
+async function readBusiness(deps: ApiDeps): Promise<BusinessReading> {
+  const { db } = deps;
+  // Stale as customers see it (src/api/freshness.ts): not synced within FRESH_GRACE × the poll
+  // interval of its status. A shipment never synced counts from its creation.
+  const intervalMs = sql.join(
+    SHIPMENT_STATUSES.filter((s) => !TERMINAL_STATUSES.has(s)).map(
+      (s) =>
+        sql`when ${s} then ${Math.round((pollDelayMs(s, deps.shipmentPolicy) ?? 0) * FRESH_GRACE)}::bigint`,
+    ),
+    sql` `,
+  );
+  const open = db
+    .selectFrom('shipments')
+    .where('archived_at', 'is', null)
+    .where('status', 'not in', TERMINAL);
+  const [byStatus, stale, syncFailing, usage] = await Promise.all([
+    db
+      .selectFrom('shipments')
+      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('archived_at', 'is', null)
+      .groupBy('status')
+      .execute(),
+    open
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where(
+        sql<boolean>`coalesce(last_synced_at, created_at) < now() - (case status ${intervalMs} else 0 end) * interval '1 millisecond'`,
+      )
+      .executeTakeFirstOrThrow(),
+    open
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('sync_error', 'is not', null)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('courier_api_usage')
+      .select(['courier', 'calls', 'failures'])
+      .where('day', '=', budgetDay(Date.now()))
+      .execute(),
+  ]);
+  return {
+    byStatus: new Map(byStatus.map((r) => [r.status, Number(r.n)])),
+    stale: Number(stale.n),
+    syncFailing: Number(syncFailing.n),
+    usage: new Map(usage.map((r) => [r.courier, { calls: r.calls, failures: r.failures }])),
+  };
+}
+
+/** The gauges computed from the read model, all from one cached reading. */
+function registerBusinessGauges(app: FastifyInstance, registry: Registry, deps: ApiDeps): void {
+  let cached: { at: number; reading: Promise<BusinessReading | null> } | null = null;
+  // One reading per cache period whatever the number of gauges; a failed reading is not
+  // cached, and answers "no data" (and waybill_read_model_up 0) instead of failing the scrape.
+  const reading = (): Promise<BusinessReading | null> => {
+    if (cached === null || Date.now() - cached.at > BUSINESS_METRICS_CACHE_MS) {
+      const at = Date.now();
+      const promise = readBusiness(deps).catch((err: unknown) => {
+        app.log.warn({ err }, 'metrics: could not read the read model');
+        if (cached?.at === at) cached = null;
+        return null;
+      });
+      cached = { at, reading: promise };
+    }
+    return cached.reading;
+  };
+  const registers = [registry];
+
+  new Gauge({
+    name: 'waybill_read_model_up',
+    help: '1 when the business gauges below could be read from Postgres at this scrape, else 0',
+    registers,
+    async collect() {
+      this.set((await reading()) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'waybill_shipments',
+    help: 'Shipments in the read model by status (archived ones excluded)',
+    labelNames: ['status'],
+    registers,
+    async collect() {
+      const r = await reading();
+      this.reset();
+      if (!r) return;
+      for (const status of SHIPMENT_STATUSES) this.set({ status }, r.byStatus.get(status) ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'waybill_shipments_stale',
+    help: 'Unfinished shipments not synced within 1.25x the poll interval of their status (what customers see as stale or expired)',
+    registers,
+    async collect() {
+      const r = await reading();
+      this.reset();
+      if (r) this.set(r.stale);
+    },
+  });
+  new Gauge({
+    name: 'waybill_shipments_sync_failing',
+    help: 'Unfinished shipments whose last courier sync failed (courier down, budget used up, number unknown)',
+    registers,
+    async collect() {
+      const r = await reading();
+      this.reset();
+      if (r) this.set(r.syncFailing);
+    },
+  });
+  const couriers = (r: BusinessReading) => new Set([...COURIER_CODES, ...r.usage.keys()]);
+  new Gauge({
+    name: 'waybill_courier_calls_today',
+    help: 'Courier API calls made today (UTC day) per courier; compare with waybill_courier_daily_budget',
+    labelNames: ['courier'],
+    registers,
+    async collect() {
+      const r = await reading();
+      this.reset();
+      if (!r) return;
+      for (const courier of couriers(r)) this.set({ courier }, r.usage.get(courier)?.calls ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'waybill_courier_call_failures_today',
+    help: 'Courier API calls that failed today (UTC day) per courier',
+    labelNames: ['courier'],
+    registers,
+    async collect() {
+      const r = await reading();
+      this.reset();
+      if (!r) return;
+      for (const courier of couriers(r)) this.set({ courier }, r.usage.get(courier)?.failures ?? 0);
+    },
+  });
+  const budget = new Gauge({
+    name: 'waybill_courier_daily_budget',
+    help: 'Courier API calls allowed per courier per UTC day (WAYBILL_COURIER_DAILY_BUDGET)',
+    labelNames: ['courier'],
+    registers,
+  });
+  for (const courier of COURIER_CODES) budget.set({ courier }, deps.config.courier.dailyBudget);
+}
+
+/**
+ * Registers the metrics hook on every route (this plugin is not encapsulated), the
+ * gauges, and `GET /metrics`. Register it before the routes.
+ */
+export const metricsPlugin = fp<{ deps: ApiDeps }>(async (app, { deps }) => {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const labelNames = ['method', 'route', 'status_code'] as const;
+  const requests = new Counter({
+    name: 'waybill_http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status code',
+    labelNames,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'waybill_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by method, route template and status code (event streams excluded)',
+    labelNames,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = {
+      method: request.method,
+      // The template (/v1/tracking/:trackingNumber), never the URL: one series per route.
+      route: request.routeOptions.url ?? UNMATCHED_ROUTE,
+      status_code: String(reply.statusCode),
+    };
+    requests.inc(labels);
+    // An event stream lasts as long as the client stays: not a latency.
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('text/event-stream')) return;
+    duration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  registerBusinessGauges(app, registry, deps);
+  app.decorate('metrics', registry);
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics (text exposition format)',
+        response: {
+          200: {
+            description: 'Prometheus text format 0.0.4',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
+        },
+      },
+    },
+    async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+  );
+});

@@ -1,0 +1,131 @@
+/**
+ * The push format read with each courier's own rules: a scan pushed as the courier's
+ * tracking API writes it gives the same event (key, status, time) as the adapter's poll
+ * of that scan, so the read model keeps one row whichever arrives first.
+ */
+import { createBlueDartAdapter } from '../../src/couriers/bluedart';
+import { createEasyParcelAdapter } from '../../src/couriers/easyparcel';
+import { InvalidPushError, normalisePush, type PushedScan } from '../../src/couriers/push';
+import type { NormalisedEvent, TrackResult } from '../../src/couriers/types';
+import { captureLog, fakeCourier, fixture } from './fake-courier';
+
+type Found = Extract<TrackResult, { kind: 'found' }>;
+
+const comparable = (events: NormalisedEvent[]) =>
+  events.map((e) => ({
+    key: e.key,
+    status: e.status,
+    subStatus: e.subStatus,
+    rawCode: e.rawCode,
+    occurredAt: e.occurredAt,
+    location: e.location,
+  }));
+
+async function polledEasyParcel(): Promise<Found> {
+  const fake = fakeCourier((request) =>
+    request.url.pathname.endsWith('/oauth/token')
+      ? { body: JSON.stringify({ access_token: 't', expires_in: 3600 }) }
+      : { body: fixture('easyparcel', 'tracking-mixed.json') },
+  );
+  const adapter = createEasyParcelAdapter({
+    baseUrl: 'https://ep.example/api',
+    clientId: 'c',
+    clientSecret: 's',
+    fetch: fake.fetch,
+  });
+  const [result] = await adapter.track(['EP1000000001']);
+  return result as Found;
+}
+
+async function polledBlueDart(): Promise<Found> {
+  const fake = fakeCourier(() => ({ body: fixture('bluedart', 'delivered.xml'), contentType: 'text/xml' }));
+  const adapter = createBlueDartAdapter({
+    baseUrl: 'https://bd.example/bd',
+    loginId: 'l',
+    licenceKey: 'k',
+    fetch: fake.fetch,
+  });
+  const [result] = await adapter.track(['BD1000000001']);
+  return result as Found;
+}
+
+describe('pushed scans', () => {
+  it('EasyParcel: the status log pushed as sent (codes, mixed date formats, "City, State") equals the poll', async () => {
+    const polled = await polledEasyParcel();
+    const log = JSON.parse(fixture('easyparcel', 'tracking-mixed.json')).data.results[0].status_log as {
+      event_date: string;
+      shipment_status_code: number;
+      tracking_status: string;
+      location: string | null;
+    }[];
+    const pushed = normalisePush(
+      'easyparcel',
+      log.map((entry) => ({
+        code: String(entry.shipment_status_code),
+        text: entry.tracking_status,
+        occurredAt: entry.event_date,
+        location: entry.location,
+      })),
+    );
+    expect(comparable(pushed)).toEqual(comparable(polled.events));
+    expect(pushed.every((e) => e.source === 'push')).toBe(true);
+    // Statuses that exist only in EasyParcel's text are read the same way.
+    expect(pushed.map((e) => e.status)).toEqual(expect.arrayContaining(['OUT_FOR_DELIVERY', 'ATTEMPT_FAIL']));
+  });
+
+  it('Blue Dart: scans pushed with their ScanCode, India-time date and scanned city equal the poll', async () => {
+    const polled = await polledBlueDart();
+    const pushed = normalisePush(
+      'bluedart',
+      polled.events.map((e) => ({
+        code: e.rawCode!,
+        text: e.rawText,
+        occurredAt: e.occurredAtRaw!,
+        location: e.location.city,
+      })),
+    );
+    expect(polled.events.length).toBeGreaterThan(2);
+    expect(comparable(pushed)).toEqual(comparable(polled.events));
+  });
+
+  it('reads an ISO time with any zone as the same instant (and so the same key)', () => {
+    const scan = (occurredAt: string): PushedScan => ({ code: '004', occurredAt, location: 'NEW DELHI' });
+    const [ist] = normalisePush('bluedart', [scan('07-Jun-2025 09:10')]);
+    const [utc] = normalisePush('bluedart', [scan('2025-06-07T03:40:00Z')]);
+    const [offset] = normalisePush('bluedart', [scan('2025-06-07T09:10:00+05:30')]);
+    expect(utc!.key).toBe(ist!.key);
+    expect(offset!.key).toBe(ist!.key);
+    expect(ist!.occurredAt).toBe('2025-06-07T03:40:00.000Z');
+  });
+
+  it('orders scans oldest first and keeps one of a scan sent twice', () => {
+    const events = normalisePush('simulator', [
+      { code: 'OUT_FOR_DELIVERY', occurredAt: '2026-01-02T10:00:00Z' },
+      { code: 'IN_TRANSIT.PICKED_UP', occurredAt: '2026-01-01T10:00:00Z' },
+      { code: 'OUT_FOR_DELIVERY', occurredAt: '2026-01-02T10:00:00Z' },
+    ]);
+    expect(events.map((e) => [e.status, e.subStatus])).toEqual([
+      ['IN_TRANSIT', 'PICKED_UP'],
+      ['OUT_FOR_DELIVERY', null],
+    ]);
+  });
+
+  it('flags a well-formed code the courier mapping does not know as an exception, as a poll would', () => {
+    const { log, warnings } = captureLog();
+    const [event] = normalisePush('bluedart', [{ code: '555', occurredAt: '2025-06-07T03:40:00Z' }], log);
+    expect(event).toMatchObject({ status: 'EXCEPTION', subStatus: 'UNMAPPED_CODE', rawCode: '555' });
+    expect(warnings).toHaveLength(1);
+  });
+
+  it.each([
+    ['easyparcel', { code: 'delivered', occurredAt: '2025-03-06T01:10:00Z' }, /events\[0\]\.code/],
+    ['easyparcel', { code: '5', occurredAt: '06/03/2025 09:10' }, /events\[0\]\.occurredAt/],
+    ['bluedart', { code: '4', occurredAt: '2025-06-07T03:40:00Z' }, /3-digit/],
+    ['simulator', { code: 'DELIVERED', occurredAt: '2026-01-01 10:00:00' }, /ISO 8601 with a zone/],
+    ['simulator', { code: 'TELEPORTED', occurredAt: '2026-01-01T10:00:00Z' }, /known status/],
+  ] as const)('refuses a %s scan its format does not allow: %j', (courier, scan, message) => {
+    const run = () => normalisePush(courier, [scan]);
+    expect(run).toThrow(InvalidPushError);
+    expect(run).toThrow(message);
+  });
+});
