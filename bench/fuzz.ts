@@ -7,7 +7,7 @@
  *
  *   npm run fuzz -- [requests=10000] [--url http://127.0.0.1:3000 --database-url postgres://…]
  *
- * Without --url it starts its own stack (`src/dev/start.ts`, data under .data/fuzz, its
+ * Without --url it starts its own fresh stack (`src/dev/start.ts`, data under .data/fuzz, its
  * own ports, rate limits lifted) and stops it at the end. Checks, each PASS/FAIL:
  * - no response is 5xx;
  * - every JSON response matches the schema its route declares for that status;
@@ -345,10 +345,15 @@ function build(op: Operation, facts: Facts, jwtSecret: string, mutate: boolean):
     const options: (() => string | null)[] = [];
     for (const p of op.parameters) {
       // Headers travel as bytes: fetch refuses characters above U+00FF, so those stay out.
+      // In a URL or a header every value travels as text: 42 arrives as "42", which a string
+      // parameter rightly accepts. Only values that stay invalid as text count as mutations.
+      const asText = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
       const bad = invalidValues(p.schema).filter(
         (v) =>
-          (p.in !== 'path' || typeof v === 'string') &&
-          (p.in !== 'header' || !/[^\u0000-\u00ff]/.test(JSON.stringify(v))),
+          (typeOf(p.schema) !== 'string' || typeof v === 'string') &&
+          (typeOf(p.schema) !== 'integer' || typeof v !== 'string') &&
+          (p.in !== 'path' || asText(v) !== '') &&
+          (p.in !== 'header' || !/[^\u0000-\u00ff]/.test(asText(v))),
       );
       if (bad.length > 0) {
         options.push(() => {
@@ -447,6 +452,8 @@ const FUZZ_ENV = {
 };
 
 async function startStack(): Promise<{ child: ChildProcess; stop: () => Promise<void> }> {
+  // A fresh stack each run: earlier runs' workflows would keep writing rows meanwhile.
+  fs.rmSync(FUZZ_ENV.WAYBILL_DATA_DIR, { recursive: true, force: true });
   fs.mkdirSync(FUZZ_ENV.WAYBILL_DATA_DIR, { recursive: true });
   const logFile = fs.openSync(path.join(FUZZ_ENV.WAYBILL_DATA_DIR, 'stack.log'), 'w');
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
@@ -652,10 +659,10 @@ async function main(): Promise<void> {
     // sagas write rows of their own for a while: start once the counts hold still.
     const mutatedCount = Math.floor(total / 2);
     let before = await rowCounts(db);
-    for (let i = 0; i < 30; i++) {
+    for (let stable = 0, i = 0; stable < 3 && i < 60; i++) {
       await new Promise((r) => setTimeout(r, 2_000));
       const now = await rowCounts(db);
-      if (JSON.stringify(now) === JSON.stringify(before)) break;
+      stable = JSON.stringify(now) === JSON.stringify(before) ? stable + 1 : 0;
       before = now;
     }
     await runBatch(

@@ -131,7 +131,12 @@ async function atomically<T>(
   }
 }
 
-/** Locks the inventory rows of these skus in sku order; returns the ones that exist. */
+/**
+ * Locks the inventory rows of these skus in sku order; returns the ones that exist.
+ * FOR NO KEY UPDATE (what an UPDATE takes), not FOR UPDATE: it must not conflict with the
+ * KEY SHARE locks that order lines take through their foreign key on the sku, or an order
+ * written while its skus are being reserved deadlocks (found by the API fuzzer).
+ */
 async function lockItems(trx: Transaction<Database>, skus: string[]) {
   if (skus.length === 0) return new Map<string, { onHand: number; reserved: number }>();
   const rows = await trx
@@ -139,7 +144,7 @@ async function lockItems(trx: Transaction<Database>, skus: string[]) {
     .select(['sku', 'on_hand', 'reserved'])
     .where('sku', 'in', skus)
     .orderBy('sku')
-    .forUpdate()
+    .forNoKeyUpdate()
     .execute();
   return new Map(rows.map((r) => [r.sku, { onHand: r.on_hand, reserved: r.reserved }]));
 }

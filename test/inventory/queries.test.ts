@@ -291,6 +291,55 @@ describe('stock reservation', () => {
       expect(await stockOf(db, a)).toEqual({ onHand: 100, reserved: 10 });
       expect(await stockOf(db, b)).toEqual({ onHand: 100, reserved: 20 });
     });
+    it('does not wait for an order being written that names the same skus (no deadlock with order lines)', async () => {
+      // An order's lines reference inventory_items (a foreign key: KEY SHARE locks on the
+      // skus). A reservation must not conflict with those locks, or an order written with
+      // its lines in another order than the reservation's sku order deadlocks against it.
+      const [a, b] = [await newItem(db, { onHand: 10 }), await newItem(db, { onHand: 10 })].sort();
+      const writing = await newOrder(db);
+      const reserving = await newOrder(db);
+      const writer = connection();
+      let reserved: unknown = 'still waiting';
+      await writer.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('order_items')
+          .values({
+            order_id: writing,
+            line_no: 1,
+            sku: b!,
+            name: 'B',
+            quantity: 1,
+            unit_amount: 100,
+            shipment_id: null,
+          })
+          .execute();
+        // The writer still holds its lock on b: the reservation of a and b must go through now.
+        reserved = await Promise.race([
+          reserveStock(connection(), {
+            orderId: reserving,
+            lines: [
+              { sku: a!, quantity: 1 },
+              { sku: b!, quantity: 1 },
+            ],
+          }),
+          new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
+        ]);
+        await trx
+          .insertInto('order_items')
+          .values({
+            order_id: writing,
+            line_no: 2,
+            sku: a!,
+            name: 'A',
+            quantity: 1,
+            unit_amount: 100,
+            shipment_id: null,
+          })
+          .execute();
+      });
+      expect(reserved).toEqual({ ok: true });
+      await releaseStock(db, { orderId: reserving });
+    });
   });
 
   describe('releasing', () => {

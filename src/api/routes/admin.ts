@@ -136,41 +136,46 @@ const CancelResult = Type.Object(
   { additionalProperties: false },
 );
 
-const ListQuery = Type.Object({
-  status: Type.Optional(
-    Type.Array(StatusSchema, {
-      minItems: 1,
-      maxItems: 12,
-      description: 'One or several statuses (repeat the parameter: ?status=EXCEPTION&status=ATTEMPT_FAIL)',
-    }),
-  ),
-  courier: Type.Optional(Courier),
-  stale: Type.Optional(
-    Type.Boolean({
-      description: 'true: stale or expired data (judged against the poll intervals); false: fresh',
-    }),
-  ),
-  exception: Type.Optional(
-    Type.Boolean({ description: 'true: status EXCEPTION or a sync error; false: neither' }),
-  ),
-  noScanForDays: Type.Optional(
-    Type.Integer({
-      minimum: 1,
-      maximum: 3650,
-      description: 'No scan (or, with none yet, no creation) for at least this many days',
-    }),
-  ),
-  orderId: Type.Optional(Id('Order id')),
-  limit: Type.Integer({
-    minimum: 1,
-    maximum: PAGE_SIZE_MAX,
-    default: PAGE_SIZE_DEFAULT,
-    description: `Page size (1 to ${PAGE_SIZE_MAX})`,
-  }),
-  cursor: Type.Optional(
-    Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous page' }),
-  ),
-});
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(
+      Type.Array(StatusSchema, {
+        minItems: 1,
+        maxItems: 12,
+        description: 'One or several statuses (repeat the parameter: ?status=EXCEPTION&status=ATTEMPT_FAIL)',
+      }),
+    ),
+    courier: Type.Optional(Courier),
+    stale: Type.Optional(
+      Type.Boolean({
+        description: 'true: stale or expired data (judged against the poll intervals); false: fresh',
+      }),
+    ),
+    exception: Type.Optional(
+      Type.Boolean({ description: 'true: status EXCEPTION or a sync error; false: neither' }),
+    ),
+    noScanForDays: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 3650,
+        description: 'No scan (or, with none yet, no creation) for at least this many days',
+      }),
+    ),
+    orderId: Type.Optional(Id('Order id')),
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: PAGE_SIZE_MAX,
+        default: PAGE_SIZE_DEFAULT,
+        description: `Page size (1 to ${PAGE_SIZE_MAX})`,
+      }),
+    ),
+    cursor: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous page' }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 const QueueItem = Type.Object(
   {
@@ -502,7 +507,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         filter,
         policy: deps.shipmentPolicy,
         now: new Date(),
-        limit: q.limit,
+        limit: q.limit ?? PAGE_SIZE_DEFAULT,
         after,
       });
       return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
