@@ -13,7 +13,7 @@ import {
   type CourierCode,
   type NormalisedEvent,
 } from '../couriers/types';
-import type { ShipmentStatus } from '../domain/status';
+import { isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
 
@@ -228,6 +228,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             ...(PICKED_UP.has(input.status)
               ? { picked_up_at: sql<Date>`coalesce(picked_up_at, now())` }
               : {}),
+            // Housekeeping ages (archive, scrub) count from here; a delivered parcel that
+            // starts a return is unfinished again.
+            finished_at: isTerminal(input.status) ? sql<Date>`coalesce(finished_at, now())` : null,
             // A retried write of the same state is not a new version.
             version: sql<number>`version + case when ${inserted} > 0 or status is distinct from ${input.status} or sub_status is distinct from ${input.subStatus} then 1 else 0 end`,
             updated_at: sql<Date>`now()`,
