@@ -23,8 +23,24 @@ import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { temporalConnectionOptions } from './temporal';
 
-/** Routes the Temporal runtime's own logs (core, worker internals) into pino. Call before any connection. */
-export function installTemporalRuntime(log: Logger, opts: { ownSignals?: boolean } = {}): void {
+/** Where the worker's Prometheus endpoint answers; null when WAYBILL_WORKER_METRICS_PORT is 0. */
+export function workerMetricsUrl(config: Config): string | null {
+  const { metricsHost, metricsPort } = config.worker;
+  if (metricsPort === null) return null;
+  const host = metricsHost === '0.0.0.0' || metricsHost === '::' ? 'localhost' : metricsHost;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${metricsPort}/metrics`;
+}
+
+/**
+ * Installs the process's one Temporal runtime: its logs (core, worker internals, workflow and
+ * activity loggers) go into pino, and its metrics — Temporal's own and Waybill's, recorded
+ * through the SDK's metric meter (src/metrics.ts) — are served for Prometheus on
+ * WAYBILL_WORKER_METRICS_HOST:PORT. Call before any connection or worker is created.
+ */
+export function installTemporalRuntime(
+  log: Logger,
+  opts: { ownSignals?: boolean; metrics?: Config['worker'] } = {},
+): void {
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
     TRACE: 'trace',
     DEBUG: 'debug',
@@ -42,7 +58,24 @@ export function installTemporalRuntime(log: Logger, opts: { ownSignals?: boolean
   };
   // With ownSignals the caller stops the workers itself, in its own order (the dev stack
   // closes the API first); otherwise the runtime shuts workers down on SIGINT/SIGTERM.
-  Runtime.install({ logger, ...(opts.ownSignals ? { shutdownSignals: [] } : {}) });
+  const host = opts.metrics?.metricsHost ?? '';
+  const metrics = opts.metrics?.metricsPort
+    ? {
+        prometheus: { bindAddress: `${host.includes(':') ? `[${host}]` : host}:${opts.metrics.metricsPort}` },
+      }
+    : undefined;
+  try {
+    Runtime.install({
+      logger,
+      ...(metrics ? { telemetryOptions: { metrics } } : {}),
+      ...(opts.ownSignals ? { shutdownSignals: [] } : {}),
+    });
+  } catch (err) {
+    if (!metrics) throw err;
+    throw new StartupError(
+      `the worker metrics endpoint cannot listen on ${metrics.prometheus.bindAddress} (set WAYBILL_WORKER_METRICS_PORT, 0 turns it off): ${(err as Error).message}`,
+    );
+  }
 }
 
 const COURIER_ACTIVITIES = ['pollCourier'] as const satisfies readonly (keyof Activities)[];
@@ -159,7 +192,7 @@ if (require.main === module) {
   runMain(async () => {
     const config = loadConfig();
     const log = createLogger(config).child({ component: 'worker' });
-    installTemporalRuntime(log.child({ component: 'temporal' }));
+    installTemporalRuntime(log.child({ component: 'temporal' }), { metrics: config.worker });
     const db = createDb({
       url: config.database.url,
       poolMax: config.database.poolMax,
@@ -167,7 +200,13 @@ if (require.main === module) {
     });
     await assertDatabaseReachable(db, config.database.url);
     const worker = await startWorker({ config, db, log });
-    log.info({ taskQueues: [config.temporal.taskQueue, config.temporal.courierTaskQueue] }, 'worker running');
+    log.info(
+      {
+        taskQueues: [config.temporal.taskQueue, config.temporal.courierTaskQueue],
+        metrics: workerMetricsUrl(config),
+      },
+      'worker running',
+    );
     const stop = () => void worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

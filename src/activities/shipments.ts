@@ -3,7 +3,8 @@
  * the read-model writes. Every one is safe to run twice: events are keyed and inserted
  * with ON CONFLICT, snapshots are plain overwrites of what the workflow decided.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, asyncLocalStorage, Context } from '@temporalio/activity';
+import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
@@ -15,6 +16,7 @@ import {
 } from '../couriers/types';
 import { isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
+import { count, Metrics, observe } from '../metrics';
 import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
 
 /** Statuses that mean the courier has the parcel (the saga's "picked up" moment). */
@@ -76,6 +78,11 @@ export interface RecordSyncProblemInput {
   nextPollAt: string;
 }
 
+/** The running activity's metric meter; a no-op when called outside an activity (tests). */
+export function activityMeter(): MetricMeter {
+  return asyncLocalStorage.getStore()?.metricMeter ?? noopMetricMeter;
+}
+
 /**
  * Takes one call from today's budget, atomically: the conditional upsert only counts a
  * call while the counter is below the budget, so concurrent workers never exceed it.
@@ -126,7 +133,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       }
       const nowMs = now();
       const day = budgetDay(nowMs);
+      const meter = activityMeter();
       if (!(await takeCourierCall(db, input.courier, day, deps.dailyBudget))) {
+        count(meter, Metrics.courierBudgetRefusals, { courier: input.courier });
         throw ApplicationFailure.create({
           type: 'BudgetExhausted',
           message: `daily budget of ${deps.dailyBudget} ${input.courier} calls used up for ${day}`,
@@ -134,8 +143,14 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           nonRetryable: true,
         });
       }
+      const startedAt = Date.now();
+      const called = (outcome: string) => {
+        count(meter, Metrics.courierCalls, { courier: input.courier, outcome });
+        observe(meter, Metrics.courierCallDuration, Date.now() - startedAt, { courier: input.courier });
+      };
       try {
         const [result] = await adapter.track([input.trackingNumber]);
+        called(!result || result.kind === 'not_found' ? 'not_found' : 'found');
         if (!result || result.kind === 'not_found') return { kind: 'not_found' };
         return {
           kind: 'found',
@@ -146,6 +161,13 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           raw: result.raw,
         };
       } catch (err) {
+        called(
+          err instanceof CourierRejectedError
+            ? 'rejected'
+            : err instanceof CourierUnavailableError
+              ? 'unavailable'
+              : 'error',
+        );
         await countFailure(input.courier, day);
         const attempt = Context.current().info.attempt;
         if (err instanceof CourierRejectedError) {
@@ -172,7 +194,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
 
     /** Writes new events (deduped by key) and the snapshot the workflow decided. */
     async recordTracking(input: RecordTrackingInput): Promise<{ inserted: number }> {
-      return db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         let inserted = 0;
         if (input.events.length > 0) {
           const rows = await trx
@@ -246,6 +268,8 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         }
         return { inserted };
       });
+      if (result.inserted > 0) count(activityMeter(), Metrics.trackingEventsRecorded, {}, result.inserted);
+      return result;
     },
 
     /** Marks the read model stale: the API shows cached data with this error. */
