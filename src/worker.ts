@@ -3,6 +3,7 @@
  * calls on their own task queue whose worker caps concurrency and calls per second.
  * `node dist/src/worker.js` runs it alone (production); the dev stack runs it in-process.
  */
+import { Client, Connection } from '@temporalio/client';
 import {
   NativeConnection,
   Runtime,
@@ -21,6 +22,7 @@ import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
 import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
+import { ensureSchedules, type EnsuredSchedule } from './schedules';
 import { temporalConnectionOptions } from './temporal';
 
 /** Where the worker's Prometheus endpoint answers; null when WAYBILL_WORKER_METRICS_PORT is 0. */
@@ -61,7 +63,9 @@ export function installTemporalRuntime(
   const host = opts.metrics?.metricsHost ?? '';
   const metrics = opts.metrics?.metricsPort
     ? {
-        prometheus: { bindAddress: `${host.includes(':') ? `[${host}]` : host}:${opts.metrics.metricsPort}` },
+        prometheus: {
+          bindAddress: `${host.includes(':') ? `[${host}]` : host}:${opts.metrics.metricsPort}`,
+        },
       }
     : undefined;
   try {
@@ -129,10 +133,39 @@ export async function connectWorker(config: Config): Promise<NativeConnection> {
 export interface RunningWorker {
   /** Resolves when every worker has stopped. */
   done: Promise<void>;
+  /** What the start did to the schedules (created, updated, unchanged). */
+  schedules: EnsuredSchedule[];
   shutdown(): Promise<void>;
 }
 
-/** Creates and runs the workers; shutdown() drains in-flight tasks, then closes the connection. */
+/** Creates or updates the schedules through a short-lived client connection. */
+async function ensureSchedulesAtStart(config: Config, log: Logger): Promise<EnsuredSchedule[]> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({
+      ...temporalConnectionOptions(config.temporal),
+      connectTimeout: '10s',
+    });
+  } catch (err) {
+    throw new StartupError(`cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
+  }
+  try {
+    return await ensureSchedules(
+      new Client({ connection, namespace: config.temporal.namespace }),
+      config,
+      log,
+    );
+  } catch (err) {
+    throw new StartupError(`could not create or update the schedules: ${(err as Error).message}`);
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * Creates and runs the workers, after making sure the schedules exist and match the
+ * configuration; shutdown() drains in-flight tasks, then closes the connection.
+ */
 export async function startWorker(opts: {
   config: Config;
   db: Kysely<Database>;
@@ -163,7 +196,19 @@ export async function startWorker(opts: {
       : {}),
     log: opts.log.child({ component: 'activities' }),
   });
-  const workers = await createWorkers({ config: opts.config, connection, activities });
+  let schedules: EnsuredSchedule[];
+  let workers: Worker[];
+  try {
+    schedules = await ensureSchedulesAtStart(opts.config, opts.log);
+    workers = await createWorkers({
+      config: opts.config,
+      connection,
+      activities,
+    });
+  } catch (err) {
+    if (!opts.connection) await connection.close();
+    throw err;
+  }
   const stopWorkers = () => {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };
@@ -177,6 +222,7 @@ export async function startWorker(opts: {
   const done = Promise.all(runs).then(() => undefined);
   return {
     done,
+    schedules,
     async shutdown() {
       stopWorkers();
       try {
@@ -192,7 +238,9 @@ if (require.main === module) {
   runMain(async () => {
     const config = loadConfig();
     const log = createLogger(config).child({ component: 'worker' });
-    installTemporalRuntime(log.child({ component: 'temporal' }), { metrics: config.worker });
+    installTemporalRuntime(log.child({ component: 'temporal' }), {
+      metrics: config.worker,
+    });
     const db = createDb({
       url: config.database.url,
       poolMax: config.database.poolMax,
@@ -204,6 +252,7 @@ if (require.main === module) {
       {
         taskQueues: [config.temporal.taskQueue, config.temporal.courierTaskQueue],
         metrics: workerMetricsUrl(config),
+        schedules: worker.schedules.map((s) => `${s.scheduleId} (${s.outcome})`),
       },
       'worker running',
     );

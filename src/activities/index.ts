@@ -4,9 +4,11 @@ import type { CourierAdapter, CourierCode } from '../couriers/types';
 import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
+import { createHousekeepingActivities } from './housekeeping';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';
 import { createPaymentActivities } from './payments';
+import { createReportActivities } from './reports';
 import { createShipmentActivities } from './shipments';
 
 export interface ActivityDeps {
@@ -28,6 +30,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createInventoryActivities(deps),
     ...createOrderActivities(deps),
     ...createPaymentActivities({ ...deps, providerName: deps.paymentProviderName ?? 'http' }),
+    ...createReportActivities(deps),
+    ...createHousekeepingActivities(deps),
   };
 }
 

@@ -125,6 +125,7 @@ async function startStack(
   worker.done.catch((err: unknown) => onWorkerFailure(err));
   const metricsUrl = workerMetricsUrl(config);
   lines.push(`  Worker     metrics on ${metricsUrl ?? 'none (WAYBILL_WORKER_METRICS_PORT=0)'}`);
+  lines.push(`  Schedules  ${worker.schedules.map((s) => s.scheduleId).join(', ')}`);
 
   const api = await startApi({ config, db, log: log.child({ component: 'api' }) });
   stoppers.push({ name: 'API', stop: () => api.close() });
