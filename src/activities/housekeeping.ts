@@ -16,7 +16,7 @@ import { TERMINAL_STATUSES } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
 import { shipmentWorkflowId } from '../workflows/contract';
-import { activityMeter } from './shipments';
+import { activityMeter } from './meter';
 
 export interface HousekeepingActivityDeps {
   db: Kysely<Database>;

@@ -3,8 +3,7 @@
  * the read-model writes. Every one is safe to run twice: events are keyed and inserted
  * with ON CONFLICT, snapshots are plain overwrites of what the workflow decided.
  */
-import { ApplicationFailure, asyncLocalStorage, Context } from '@temporalio/activity';
-import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
@@ -17,6 +16,7 @@ import {
 import { isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
+import { activityMeter } from './meter';
 import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
 
 /** Statuses that mean the courier has the parcel (the saga's "picked up" moment). */
@@ -76,11 +76,6 @@ export interface RecordSyncProblemInput {
   failingSince: string | null;
   consecutiveFailures: number;
   nextPollAt: string;
-}
-
-/** The running activity's metric meter; a no-op when called outside an activity (tests). */
-export function activityMeter(): MetricMeter {
-  return asyncLocalStorage.getStore()?.metricMeter ?? noopMetricMeter;
 }
 
 /**
