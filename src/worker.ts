@@ -138,33 +138,21 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-/** Creates or updates the schedules through a short-lived client connection. */
-async function ensureSchedulesAtStart(config: Config, log: Logger): Promise<EnsuredSchedule[]> {
-  let connection: Connection;
+/**
+ * A client connection besides the workers' native one: for the schedules, and for activities
+ * that ask Temporal about workflows (housekeeping checks whether a shipment is still tracked).
+ */
+async function connectClient(config: Config): Promise<Connection> {
   try {
-    connection = await Connection.connect({
-      ...temporalConnectionOptions(config.temporal),
-      connectTimeout: '10s',
-    });
+    return await Connection.connect({ ...temporalConnectionOptions(config.temporal), connectTimeout: '10s' });
   } catch (err) {
     throw new StartupError(`cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
-  }
-  try {
-    return await ensureSchedules(
-      new Client({ connection, namespace: config.temporal.namespace }),
-      config,
-      log,
-    );
-  } catch (err) {
-    throw new StartupError(`could not create or update the schedules: ${(err as Error).message}`);
-  } finally {
-    await connection.close();
   }
 }
 
 /**
  * Creates and runs the workers, after making sure the schedules exist and match the
- * configuration; shutdown() drains in-flight tasks, then closes the connection.
+ * configuration; shutdown() drains in-flight tasks, then closes the connections.
  */
 export async function startWorker(opts: {
   config: Config;
@@ -173,40 +161,51 @@ export async function startWorker(opts: {
   connection?: NativeConnection;
 }): Promise<RunningWorker> {
   const connection = opts.connection ?? (await connectWorker(opts.config));
-  const activities = createActivities({
-    db: opts.db,
-    couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' })),
-    payments: createHttpPaymentProvider({
-      baseUrl: opts.config.payments.baseUrl,
-      ...(opts.config.payments.apiKey ? { apiKey: opts.config.payments.apiKey } : {}),
-      timeoutMs: opts.config.payments.timeoutMs,
-      log: opts.log.child({ component: 'payments' }),
-    }),
-    paymentProviderName: opts.config.payments.baseUrl.includes(`:${opts.config.payments.simulatorPort}`)
-      ? 'simulator'
-      : 'http',
-    dailyBudget: opts.config.courier.dailyBudget,
-    ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
-      ? {
-          notifications: createWebhookTransport({
-            url: opts.config.notifications.webhookUrl,
-            secret: opts.config.notifications.webhookSecret,
-          }),
-        }
-      : {}),
-    log: opts.log.child({ component: 'activities' }),
-  });
+  let clientConnection: Connection | null = null;
+  let closing: Promise<void> | null = null;
+  const closeConnections = () =>
+    (closing ??= (async () => {
+      await clientConnection?.close();
+      if (!opts.connection) await connection.close();
+    })());
+
   let schedules: EnsuredSchedule[];
   let workers: Worker[];
   try {
-    schedules = await ensureSchedulesAtStart(opts.config, opts.log);
-    workers = await createWorkers({
-      config: opts.config,
-      connection,
-      activities,
+    clientConnection = await connectClient(opts.config);
+    const temporal = new Client({ connection: clientConnection, namespace: opts.config.temporal.namespace });
+    const activities = createActivities({
+      db: opts.db,
+      temporal,
+      couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' })),
+      payments: createHttpPaymentProvider({
+        baseUrl: opts.config.payments.baseUrl,
+        ...(opts.config.payments.apiKey ? { apiKey: opts.config.payments.apiKey } : {}),
+        timeoutMs: opts.config.payments.timeoutMs,
+        log: opts.log.child({ component: 'payments' }),
+      }),
+      paymentProviderName: opts.config.payments.baseUrl.includes(`:${opts.config.payments.simulatorPort}`)
+        ? 'simulator'
+        : 'http',
+      dailyBudget: opts.config.courier.dailyBudget,
+      ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
+        ? {
+            notifications: createWebhookTransport({
+              url: opts.config.notifications.webhookUrl,
+              secret: opts.config.notifications.webhookSecret,
+            }),
+          }
+        : {}),
+      log: opts.log.child({ component: 'activities' }),
     });
+    try {
+      schedules = await ensureSchedules(temporal, opts.config, opts.log);
+    } catch (err) {
+      throw new StartupError(`could not create or update the schedules: ${(err as Error).message}`);
+    }
+    workers = await createWorkers({ config: opts.config, connection, activities });
   } catch (err) {
-    if (!opts.connection) await connection.close();
+    await closeConnections();
     throw err;
   }
   const stopWorkers = () => {
@@ -219,17 +218,16 @@ export async function startWorker(opts: {
       throw err;
     }),
   );
-  const done = Promise.all(runs).then(() => undefined);
+  // However the workers stop, the connections close after them (so the process can exit).
+  const done = Promise.all(runs)
+    .then(() => undefined)
+    .finally(closeConnections);
   return {
     done,
     schedules,
     async shutdown() {
       stopWorkers();
-      try {
-        await done;
-      } finally {
-        if (!opts.connection) await connection.close();
-      }
+      await done;
     },
   };
 }

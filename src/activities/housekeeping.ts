@@ -7,8 +7,8 @@
  * - scrub personal data from the raw courier payloads of shipments finished long ago.
  * Each is idempotent: rows it has handled no longer match its query.
  */
-import { Context } from '@temporalio/activity';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { redactPersonalText, scrubPersonalData } from '../domain/personal-data';
@@ -20,6 +20,8 @@ import { activityMeter } from './meter';
 
 export interface HousekeepingActivityDeps {
   db: Kysely<Database>;
+  /** To ask whether a shipment's workflow is still running (a plain client, not the worker's). */
+  temporal?: Client;
   log: Logger;
 }
 
@@ -58,9 +60,9 @@ const lastScan = sql<Date>`coalesce(last_event_at, created_at)`;
 /** Describes run at once against Temporal while checking a batch. */
 const DESCRIBE_CONCURRENCY = 8;
 
-async function workflowRunning(workflowId: string): Promise<boolean> {
+async function workflowRunning(temporal: Client, workflowId: string): Promise<boolean> {
   try {
-    const description = await Context.current().client.workflow.getHandle(workflowId).describe();
+    const description = await temporal.workflow.getHandle(workflowId).describe();
     return description.status.name === 'RUNNING';
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return false;
@@ -84,10 +86,20 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
       if (input.afterId !== null) query = query.where('id', '>', input.afterId);
       const candidates = (await query.execute()).map((r) => r.id);
 
+      const temporal = deps.temporal;
+      if (!temporal && candidates.length > 0) {
+        throw ApplicationFailure.create({
+          type: 'NotConfigured',
+          message: 'housekeeping needs a Temporal client to tell untracked shipments from tracked ones',
+          nonRetryable: true,
+        });
+      }
       const untracked: string[] = [];
       for (let i = 0; i < candidates.length; i += DESCRIBE_CONCURRENCY) {
         const slice = candidates.slice(i, i + DESCRIBE_CONCURRENCY);
-        const running = await Promise.all(slice.map((id) => workflowRunning(shipmentWorkflowId(id))));
+        const running = await Promise.all(
+          slice.map((id) => workflowRunning(temporal!, shipmentWorkflowId(id))),
+        );
         slice.forEach((id, j) => {
           if (!running[j]) untracked.push(id);
         });

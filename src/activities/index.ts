@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
@@ -13,6 +14,8 @@ import { createShipmentActivities } from './shipments';
 
 export interface ActivityDeps {
   db: Kysely<Database>;
+  /** Housekeeping asks Temporal whether a shipment's workflow still runs; the worker always passes one. */
+  temporal?: Client;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
   payments: PaymentProvider;
   /** Name recorded on payment rows, e.g. 'simulator'. */
