@@ -123,6 +123,10 @@ export interface ShipmentsTable {
   picked_up_at: Timestamp | null;
   delivered_at: Timestamp | null;
   archived_at: Timestamp | null;
+  /** When the shipment reached a terminal status; archive and scrub ages count from here. */
+  finished_at: Timestamp | null;
+  /** When housekeeping removed personal data from its raw courier payloads. */
+  pii_scrubbed_at: Timestamp | null;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }
@@ -202,6 +206,36 @@ export interface ApiIdempotencyKeysTable {
   created_at: GeneratedTimestamp;
 }
 
+/** One courier's figures in a daily report. */
+export interface DailyCourierFigures {
+  courier: string;
+  deliveries: number;
+  exceptions: number;
+  expired: number;
+  /** Median of delivered_at − (picked_up_at, else created_at), whole seconds; null without deliveries. */
+  medianDeliverySeconds: number | null;
+  calls: number;
+  failures: number;
+  budget: number;
+}
+
+export interface DailyReportsTable {
+  /** UTC day, 'YYYY-MM-DD'. One row per day: a rerun overwrites it. */
+  day: string;
+  deliveries: number;
+  /** Shipments with an EXCEPTION scan that day. */
+  exceptions: number;
+  /** Shipments that ended EXPIRED that day. */
+  expired: number;
+  median_delivery_seconds: number | null;
+  courier_calls: number;
+  courier_failures: number;
+  /** Calls allowed per courier that day (WAYBILL_COURIER_DAILY_BUDGET when the report ran). */
+  courier_budget: number;
+  by_courier: Json<DailyCourierFigures[]>;
+  generated_at: GeneratedTimestamp;
+}
+
 export interface Database {
   orders: OrdersTable;
   order_items: OrderItemsTable;
@@ -215,6 +249,7 @@ export interface Database {
   notifications: NotificationsTable;
   audit_log: AuditLogTable;
   api_idempotency_keys: ApiIdempotencyKeysTable;
+  daily_reports: DailyReportsTable;
 }
 
 export type Order = Selectable<OrdersTable>;
@@ -230,3 +265,5 @@ export type TrackingEvent = Selectable<TrackingEventsTable>;
 export type NewTrackingEvent = Insertable<TrackingEventsTable>;
 export type Notification = Selectable<NotificationsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
+export type DailyReport = Selectable<DailyReportsTable>;
+export type NewDailyReport = Insertable<DailyReportsTable>;

@@ -117,6 +117,28 @@ export interface Config {
     /** Tracking stops after this age whatever the status (ms). */
     readonly maxAgeMs: number;
   };
+  readonly worker: {
+    /** Where the worker serves Prometheus metrics (`/metrics`): Temporal's and Waybill's own. */
+    readonly metricsHost: string;
+    /** Null when WAYBILL_WORKER_METRICS_PORT is 0: no metrics endpoint. */
+    readonly metricsPort: number | null;
+  };
+  readonly schedules: {
+    /** The daily report runs this long after UTC midnight (ms), for the UTC day before. */
+    readonly dailyReportOffsetMs: number;
+    /** Housekeeping runs this often (ms). */
+    readonly housekeepingEveryMs: number;
+  };
+  readonly housekeeping: {
+    /** Finished shipments are archived (`archived_at`) this long after they finished (ms). */
+    readonly archiveAfterMs: number;
+    /** Personal data is scrubbed from stored raw courier payloads this long after a shipment finished (ms). */
+    readonly scrubPersonalDataAfterMs: number;
+    /** Rows one housekeeping activity handles at once. */
+    readonly batchSize: number;
+    /** Batches per step per housekeeping run: the bound on one run's work. */
+    readonly maxBatches: number;
+  };
   readonly paths: {
     /** Dev-stack state: Postgres data, Temporal SQLite file. */
     readonly dataDir: string;
@@ -260,6 +282,12 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** Parses a UTC time of day `HH:MM` into milliseconds after midnight. */
+export function parseTimeOfDay(text: string): number | null {
+  const match = /^\s*([01]?\d|2[0-3]):([0-5]\d)\s*$/.exec(text);
+  return match ? (Number(match[1]) * 60 + Number(match[2])) * 60_000 : null;
+}
+
 export const EMBEDDED_PG = { user: 'waybill', password: 'waybill', database: 'waybill' } as const;
 
 /** Reads, validates and freezes the configuration. Throws {@link ConfigError} naming every bad variable. */
@@ -339,6 +367,13 @@ export function loadConfig(env: Env = process.env): Config {
     EXCEPTION: r.duration('WAYBILL_POLL_EXCEPTION', '1h'),
   };
 
+  const dailyReportAt = r.string('WAYBILL_DAILY_REPORT_AT', '00:15');
+  const dailyReportOffsetMs = parseTimeOfDay(dailyReportAt);
+  if (dailyReportOffsetMs === null) {
+    r.problems.push(`WAYBILL_DAILY_REPORT_AT must be a UTC time of day HH:MM (got "${dailyReportAt}")`);
+  }
+  const metricsPort = r.int('WAYBILL_WORKER_METRICS_PORT', 9464, 0, 65_535);
+
   const config: Config = {
     logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
     api: {
@@ -415,6 +450,20 @@ export function loadConfig(env: Env = process.env): Config {
       backoffCapMs: r.duration('WAYBILL_POLL_BACKOFF_CAP', '6h'),
       expireAfterNoScanMs: r.duration('WAYBILL_EXPIRE_AFTER_NO_SCAN', '7d'),
       maxAgeMs: r.duration('WAYBILL_TRACKING_MAX_AGE', '60d'),
+    },
+    worker: {
+      metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),
+      metricsPort: metricsPort === 0 ? null : metricsPort,
+    },
+    schedules: {
+      dailyReportOffsetMs: dailyReportOffsetMs ?? 15 * 60_000,
+      housekeepingEveryMs: r.duration('WAYBILL_HOUSEKEEPING_EVERY', '1h'),
+    },
+    housekeeping: {
+      archiveAfterMs: r.duration('WAYBILL_ARCHIVE_AFTER', '90d'),
+      scrubPersonalDataAfterMs: r.duration('WAYBILL_SCRUB_PII_AFTER', '30d'),
+      batchSize: r.int('WAYBILL_HOUSEKEEPING_BATCH', 200, 1, 10_000),
+      maxBatches: r.int('WAYBILL_HOUSEKEEPING_MAX_BATCHES', 10, 1, 1_000),
     },
     paths: { dataDir, cacheDir },
   };

@@ -3,6 +3,7 @@
  * calls on their own task queue whose worker caps concurrency and calls per second.
  * `node dist/src/worker.js` runs it alone (production); the dev stack runs it in-process.
  */
+import { Client, Connection } from '@temporalio/client';
 import {
   NativeConnection,
   Runtime,
@@ -21,10 +22,27 @@ import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
 import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
+import { ensureSchedules, type EnsuredSchedule } from './schedules';
 import { temporalConnectionOptions } from './temporal';
 
-/** Routes the Temporal runtime's own logs (core, worker internals) into pino. Call before any connection. */
-export function installTemporalRuntime(log: Logger, opts: { ownSignals?: boolean } = {}): void {
+/** Where the worker's Prometheus endpoint answers; null when WAYBILL_WORKER_METRICS_PORT is 0. */
+export function workerMetricsUrl(config: Config): string | null {
+  const { metricsHost, metricsPort } = config.worker;
+  if (metricsPort === null) return null;
+  const host = metricsHost === '0.0.0.0' || metricsHost === '::' ? 'localhost' : metricsHost;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${metricsPort}/metrics`;
+}
+
+/**
+ * Installs the process's one Temporal runtime: its logs (core, worker internals, workflow and
+ * activity loggers) go into pino, and its metrics — Temporal's own and Waybill's, recorded
+ * through the SDK's metric meter (src/metrics.ts) — are served for Prometheus on
+ * WAYBILL_WORKER_METRICS_HOST:PORT. Call before any connection or worker is created.
+ */
+export function installTemporalRuntime(
+  log: Logger,
+  opts: { ownSignals?: boolean; metrics?: Config['worker'] } = {},
+): void {
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
     TRACE: 'trace',
     DEBUG: 'debug',
@@ -42,7 +60,26 @@ export function installTemporalRuntime(log: Logger, opts: { ownSignals?: boolean
   };
   // With ownSignals the caller stops the workers itself, in its own order (the dev stack
   // closes the API first); otherwise the runtime shuts workers down on SIGINT/SIGTERM.
-  Runtime.install({ logger, ...(opts.ownSignals ? { shutdownSignals: [] } : {}) });
+  const host = opts.metrics?.metricsHost ?? '';
+  const metrics = opts.metrics?.metricsPort
+    ? {
+        prometheus: {
+          bindAddress: `${host.includes(':') ? `[${host}]` : host}:${opts.metrics.metricsPort}`,
+        },
+      }
+    : undefined;
+  try {
+    Runtime.install({
+      logger,
+      ...(metrics ? { telemetryOptions: { metrics } } : {}),
+      ...(opts.ownSignals ? { shutdownSignals: [] } : {}),
+    });
+  } catch (err) {
+    if (!metrics) throw err;
+    throw new StartupError(
+      `the worker metrics endpoint cannot listen on ${metrics.prometheus.bindAddress} (set WAYBILL_WORKER_METRICS_PORT, 0 turns it off): ${(err as Error).message}`,
+    );
+  }
 }
 
 const COURIER_ACTIVITIES = ['pollCourier'] as const satisfies readonly (keyof Activities)[];
@@ -96,10 +133,27 @@ export async function connectWorker(config: Config): Promise<NativeConnection> {
 export interface RunningWorker {
   /** Resolves when every worker has stopped. */
   done: Promise<void>;
+  /** What the start did to the schedules (created, updated, unchanged). */
+  schedules: EnsuredSchedule[];
   shutdown(): Promise<void>;
 }
 
-/** Creates and runs the workers; shutdown() drains in-flight tasks, then closes the connection. */
+/**
+ * A client connection besides the workers' native one: for the schedules, and for activities
+ * that ask Temporal about workflows (housekeeping checks whether a shipment is still tracked).
+ */
+async function connectClient(config: Config): Promise<Connection> {
+  try {
+    return await Connection.connect({ ...temporalConnectionOptions(config.temporal), connectTimeout: '10s' });
+  } catch (err) {
+    throw new StartupError(`cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Creates and runs the workers, after making sure the schedules exist and match the
+ * configuration; shutdown() drains in-flight tasks, then closes the connections.
+ */
 export async function startWorker(opts: {
   config: Config;
   db: Kysely<Database>;
@@ -107,30 +161,53 @@ export async function startWorker(opts: {
   connection?: NativeConnection;
 }): Promise<RunningWorker> {
   const connection = opts.connection ?? (await connectWorker(opts.config));
-  const activities = createActivities({
-    db: opts.db,
-    couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' })),
-    payments: createHttpPaymentProvider({
-      baseUrl: opts.config.payments.baseUrl,
-      ...(opts.config.payments.apiKey ? { apiKey: opts.config.payments.apiKey } : {}),
-      timeoutMs: opts.config.payments.timeoutMs,
-      log: opts.log.child({ component: 'payments' }),
-    }),
-    paymentProviderName: opts.config.payments.baseUrl.includes(`:${opts.config.payments.simulatorPort}`)
-      ? 'simulator'
-      : 'http',
-    dailyBudget: opts.config.courier.dailyBudget,
-    ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
-      ? {
-          notifications: createWebhookTransport({
-            url: opts.config.notifications.webhookUrl,
-            secret: opts.config.notifications.webhookSecret,
-          }),
-        }
-      : {}),
-    log: opts.log.child({ component: 'activities' }),
-  });
-  const workers = await createWorkers({ config: opts.config, connection, activities });
+  let clientConnection: Connection | null = null;
+  let closing: Promise<void> | null = null;
+  const closeConnections = () =>
+    (closing ??= (async () => {
+      await clientConnection?.close();
+      if (!opts.connection) await connection.close();
+    })());
+
+  let schedules: EnsuredSchedule[];
+  let workers: Worker[];
+  try {
+    clientConnection = await connectClient(opts.config);
+    const temporal = new Client({ connection: clientConnection, namespace: opts.config.temporal.namespace });
+    const activities = createActivities({
+      db: opts.db,
+      temporal,
+      couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' })),
+      payments: createHttpPaymentProvider({
+        baseUrl: opts.config.payments.baseUrl,
+        ...(opts.config.payments.apiKey ? { apiKey: opts.config.payments.apiKey } : {}),
+        timeoutMs: opts.config.payments.timeoutMs,
+        log: opts.log.child({ component: 'payments' }),
+      }),
+      paymentProviderName: opts.config.payments.baseUrl.includes(`:${opts.config.payments.simulatorPort}`)
+        ? 'simulator'
+        : 'http',
+      dailyBudget: opts.config.courier.dailyBudget,
+      ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
+        ? {
+            notifications: createWebhookTransport({
+              url: opts.config.notifications.webhookUrl,
+              secret: opts.config.notifications.webhookSecret,
+            }),
+          }
+        : {}),
+      log: opts.log.child({ component: 'activities' }),
+    });
+    try {
+      schedules = await ensureSchedules(temporal, opts.config, opts.log);
+    } catch (err) {
+      throw new StartupError(`could not create or update the schedules: ${(err as Error).message}`);
+    }
+    workers = await createWorkers({ config: opts.config, connection, activities });
+  } catch (err) {
+    await closeConnections();
+    throw err;
+  }
   const stopWorkers = () => {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };
@@ -141,16 +218,16 @@ export async function startWorker(opts: {
       throw err;
     }),
   );
-  const done = Promise.all(runs).then(() => undefined);
+  // However the workers stop, the connections close after them (so the process can exit).
+  const done = Promise.all(runs)
+    .then(() => undefined)
+    .finally(closeConnections);
   return {
     done,
+    schedules,
     async shutdown() {
       stopWorkers();
-      try {
-        await done;
-      } finally {
-        if (!opts.connection) await connection.close();
-      }
+      await done;
     },
   };
 }
@@ -159,7 +236,9 @@ if (require.main === module) {
   runMain(async () => {
     const config = loadConfig();
     const log = createLogger(config).child({ component: 'worker' });
-    installTemporalRuntime(log.child({ component: 'temporal' }));
+    installTemporalRuntime(log.child({ component: 'temporal' }), {
+      metrics: config.worker,
+    });
     const db = createDb({
       url: config.database.url,
       poolMax: config.database.poolMax,
@@ -167,7 +246,14 @@ if (require.main === module) {
     });
     await assertDatabaseReachable(db, config.database.url);
     const worker = await startWorker({ config, db, log });
-    log.info({ taskQueues: [config.temporal.taskQueue, config.temporal.courierTaskQueue] }, 'worker running');
+    log.info(
+      {
+        taskQueues: [config.temporal.taskQueue, config.temporal.courierTaskQueue],
+        metrics: workerMetricsUrl(config),
+        schedules: worker.schedules.map((s) => `${s.scheduleId} (${s.outcome})`),
+      },
+      'worker running',
+    );
     const stop = () => void worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

@@ -59,6 +59,39 @@ describe('configuration', () => {
     expect(loadConfig({ TEMPORAL_API_KEY: 'k' }).temporal.tls).toBe(true);
   });
 
+  it('has defaults for the schedules, housekeeping and worker metrics, and reads them', () => {
+    const defaults = loadConfig({});
+    expect(defaults.worker).toEqual({ metricsHost: '127.0.0.1', metricsPort: 9464 });
+    expect(defaults.schedules).toEqual({ dailyReportOffsetMs: 15 * 60_000, housekeepingEveryMs: 3_600_000 });
+    expect(defaults.housekeeping).toEqual({
+      archiveAfterMs: 90 * 86_400_000,
+      scrubPersonalDataAfterMs: 30 * 86_400_000,
+      batchSize: 200,
+      maxBatches: 10,
+    });
+    const set = loadConfig({
+      WAYBILL_WORKER_METRICS_PORT: '0',
+      WAYBILL_DAILY_REPORT_AT: '23:45',
+      WAYBILL_HOUSEKEEPING_EVERY: '15m',
+      WAYBILL_SCRUB_PII_AFTER: '14d',
+    });
+    expect(set.worker.metricsPort).toBeNull();
+    expect(set.schedules).toEqual({
+      dailyReportOffsetMs: (23 * 60 + 45) * 60_000,
+      housekeepingEveryMs: 900_000,
+    });
+    expect(set.housekeeping.scrubPersonalDataAfterMs).toBe(14 * 86_400_000);
+  });
+
+  it('names a daily report time that is not HH:MM', () => {
+    expect(() => loadConfig({ WAYBILL_DAILY_REPORT_AT: '24:00' })).toThrow(
+      'WAYBILL_DAILY_REPORT_AT must be a UTC time of day HH:MM (got "24:00")',
+    );
+    expect(() => loadConfig({ WAYBILL_WORKER_METRICS_PORT: '70000' })).toThrow(
+      /WAYBILL_WORKER_METRICS_PORT must be a whole number from 0 to 65535/,
+    );
+  });
+
   it('parses durations with units', () => {
     expect(parseDuration('500ms')).toBe(500);
     expect(parseDuration('90s')).toBe(90_000);

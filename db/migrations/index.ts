@@ -6,11 +6,13 @@ import type { Migration } from 'kysely';
 import * as initialReadModel from './2026-11-23T09-00-00_initial_read_model';
 import * as auditLogDedupeKey from './2026-11-23T11-00-00_audit_log_dedupe_key';
 import * as apiOrders from './2026-11-23T13-00-00_api_orders';
+import * as opsReports from './2026-11-23T14-00-00_ops_reports';
 import * as shipmentRecentEvents from './2026-11-23T15-00-00_shipment_recent_events';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-23T09-00-00_initial_read_model': initialReadModel,
   '2026-11-23T11-00-00_audit_log_dedupe_key': auditLogDedupeKey,
   '2026-11-23T13-00-00_api_orders': apiOrders,
+  '2026-11-23T14-00-00_ops_reports': opsReports,
   '2026-11-23T15-00-00_shipment_recent_events': shipmentRecentEvents,
 };

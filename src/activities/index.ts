@@ -1,16 +1,21 @@
+import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
 import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
+import { createHousekeepingActivities } from './housekeeping';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';
 import { createPaymentActivities } from './payments';
+import { createReportActivities } from './reports';
 import { createShipmentActivities } from './shipments';
 
 export interface ActivityDeps {
   db: Kysely<Database>;
+  /** Housekeeping asks Temporal whether a shipment's workflow still runs; the worker always passes one. */
+  temporal?: Client;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
   payments: PaymentProvider;
   /** Name recorded on payment rows, e.g. 'simulator'. */
@@ -28,6 +33,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createInventoryActivities(deps),
     ...createOrderActivities(deps),
     ...createPaymentActivities({ ...deps, providerName: deps.paymentProviderName ?? 'http' }),
+    ...createReportActivities(deps),
+    ...createHousekeepingActivities(deps),
   };
 }
 

@@ -13,8 +13,10 @@ import {
   type CourierCode,
   type NormalisedEvent,
 } from '../couriers/types';
-import type { ShipmentStatus } from '../domain/status';
+import { isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
+import { count, Metrics, observe } from '../metrics';
+import { activityMeter } from './meter';
 import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
 
 /** Statuses that mean the courier has the parcel (the saga's "picked up" moment). */
@@ -126,7 +128,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       }
       const nowMs = now();
       const day = budgetDay(nowMs);
+      const meter = activityMeter();
       if (!(await takeCourierCall(db, input.courier, day, deps.dailyBudget))) {
+        count(meter, Metrics.courierBudgetRefusals, { courier: input.courier });
         throw ApplicationFailure.create({
           type: 'BudgetExhausted',
           message: `daily budget of ${deps.dailyBudget} ${input.courier} calls used up for ${day}`,
@@ -134,8 +138,14 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           nonRetryable: true,
         });
       }
+      const startedAt = Date.now();
+      const called = (outcome: string) => {
+        count(meter, Metrics.courierCalls, { courier: input.courier, outcome });
+        observe(meter, Metrics.courierCallDuration, Date.now() - startedAt, { courier: input.courier });
+      };
       try {
         const [result] = await adapter.track([input.trackingNumber]);
+        called(!result || result.kind === 'not_found' ? 'not_found' : 'found');
         if (!result || result.kind === 'not_found') return { kind: 'not_found' };
         return {
           kind: 'found',
@@ -146,6 +156,13 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           raw: result.raw,
         };
       } catch (err) {
+        called(
+          err instanceof CourierRejectedError
+            ? 'rejected'
+            : err instanceof CourierUnavailableError
+              ? 'unavailable'
+              : 'error',
+        );
         await countFailure(input.courier, day);
         const attempt = Context.current().info.attempt;
         if (err instanceof CourierRejectedError) {
@@ -172,7 +189,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
 
     /** Writes new events (deduped by key), the snapshot the workflow decided and the newest-events copy. */
     async recordTracking(input: RecordTrackingInput): Promise<{ inserted: number }> {
-      return db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         let inserted = 0;
         if (input.events.length > 0) {
           const rows = await trx
@@ -239,6 +256,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             ...(PICKED_UP.has(input.status)
               ? { picked_up_at: sql<Date>`coalesce(picked_up_at, now())` }
               : {}),
+            // Housekeeping ages (archive, scrub) count from here; a delivered parcel that
+            // starts a return is unfinished again.
+            finished_at: isTerminal(input.status) ? sql<Date>`coalesce(finished_at, now())` : null,
             // A retried write of the same state is not a new version.
             version: sql<number>`version + case when ${inserted} > 0 or status is distinct from ${input.status} or sub_status is distinct from ${input.subStatus} then 1 else 0 end`,
             updated_at: sql<Date>`now()`,
@@ -254,6 +274,8 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         }
         return { inserted };
       });
+      if (result.inserted > 0) count(activityMeter(), Metrics.trackingEventsRecorded, {}, result.inserted);
+      return result;
     },
 
     /** Marks the read model stale: the API shows cached data with this error. */

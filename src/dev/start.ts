@@ -15,7 +15,7 @@ import { createLogger, type Logger } from '../logger';
 import { assertDatabaseReachable, runMain, StartupError } from '../main-helpers';
 import { startPaymentSimulator } from '../payments/simulator-server';
 import { startSimulator } from '../simulator/server';
-import { installTemporalRuntime, startWorker } from '../worker';
+import { installTemporalRuntime, startWorker, workerMetricsUrl } from '../worker';
 import { startEmbeddedPostgres, takeOverShutdownSignals } from './embedded-postgres';
 import { resolveTemporalCli } from './temporal-cli';
 import { startTemporalDevServer } from './temporal-server';
@@ -126,6 +126,9 @@ async function startStack(
   const worker = await startWorker({ config, db, log: log.child({ component: 'worker' }) });
   stoppers.push({ name: 'worker', stop: () => worker.shutdown().catch(() => undefined) });
   worker.done.catch((err: unknown) => onWorkerFailure(err));
+  const metricsUrl = workerMetricsUrl(config);
+  lines.push(`  Worker     metrics on ${metricsUrl ?? 'none (WAYBILL_WORKER_METRICS_PORT=0)'}`);
+  lines.push(`  Schedules  ${worker.schedules.map((s) => s.scheduleId).join(', ')}`);
 
   const api = await startApi({ config, db, log: log.child({ component: 'api' }) });
   stoppers.push({ name: 'API', stop: () => api.close() });
@@ -164,7 +167,7 @@ runMain(async () => {
   // The SDK's info lines (bundler output, worker state changes) drown the stack's own.
   const temporalLog = log.child({ component: 'temporal' });
   if (config.logLevel === 'info') temporalLog.level = 'warn';
-  installTemporalRuntime(temporalLog, { ownSignals: true });
+  installTemporalRuntime(temporalLog, { ownSignals: true, metrics: config.worker });
   takeOverShutdownSignals();
 
   const stoppers: Stopper[] = [];

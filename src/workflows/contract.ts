@@ -197,3 +197,37 @@ export const orderStateQuery = defineQuery<OrderSnapshot>('state');
 
 /** The shipment id of the n-th parcel of an order: deterministic, so a retried booking is the same parcel. */
 export const orderShipmentId = (orderId: string, parcel: number): string => `${orderId}-p${parcel}`;
+
+// --- Operations (Temporal Schedules) ---------------------------------------------------
+
+/** Schedule ids: what ops look for in the UI (Schedules) and with `temporal schedule …`. */
+export const DAILY_REPORT_SCHEDULE_ID = 'waybill-daily-report';
+export const HOUSEKEEPING_SCHEDULE_ID = 'waybill-housekeeping';
+
+export interface DailyReportInput {
+  /** UTC day 'YYYY-MM-DD'. Default: the UTC day before the run's scheduled time. */
+  day?: string;
+}
+
+/** Limits are carried in the input (set from config by the schedule), so tests can shrink them. */
+export interface HousekeepingInput {
+  /** Unfinished shipments with no scan for this long and no running workflow → EXPIRED (ms). */
+  expireAfterNoScanMs: number;
+  /** Finished shipments are archived after this long (ms). */
+  archiveAfterMs: number;
+  /** Personal data is scrubbed from raw courier payloads this long after a shipment finished (ms). */
+  scrubPersonalDataAfterMs: number;
+  batchSize: number;
+  /** Batches per step in one run: the bound on a run's work; the next run carries on. */
+  maxBatches: number;
+}
+
+export interface HousekeepingResult {
+  expired: number;
+  /** Stale shipments left alone because their workflow is running (it expires them itself). */
+  skippedRunning: number;
+  archived: number;
+  scrubbed: number;
+  /** False when a step stopped at maxBatches with more to do. */
+  caughtUp: boolean;
+}

@@ -1,3 +1,5 @@
 /** Every workflow type the worker registers. */
 export { shipmentWorkflow } from './shipment';
 export { orderWorkflow } from './order';
+export { dailyReportWorkflow } from './reports';
+export { housekeepingWorkflow } from './housekeeping';

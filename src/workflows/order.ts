@@ -14,7 +14,9 @@ import {
   condition,
   getExternalWorkflowHandle,
   log,
+  metricMeter,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -23,6 +25,7 @@ import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
 import { isTerminal, ShipmentStatus } from '../domain/status';
+import { count, Metrics } from '../metrics';
 import {
   cancelOrderUpdate,
   cancelShipmentSignal,
@@ -39,6 +42,7 @@ import {
 } from './contract';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from './search-attributes';
 import { shipmentWorkflow } from './shipment';
+import { courierName, money, shipmentStaticSummary } from './summaries';
 
 type Activities = OrderActivities & PaymentActivities & InventoryActivities;
 
@@ -127,7 +131,12 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   let closed = false;
   /** Why an accepted cancel could not be carried out after all (the courier already had a parcel). */
   let cancelRefusal: string | null = null;
-  const compensations: { name: string; run: () => Promise<unknown> }[] = [];
+  /** `kind` labels the compensations metric (the name carries ids). */
+  const compensations: {
+    name: string;
+    kind: 'release_stock' | 'void_or_refund_payment' | 'cancel_booking';
+    run: () => Promise<unknown>;
+  }[] = [];
   const pickedUp = () => parcels.some((p) => PICKED_UP.has(p.status));
   const finished = () =>
     status === OrderStatus.CANCELLED ||
@@ -149,22 +158,39 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
 
   /** The read model first, then the workflow's own view: a query never runs ahead of Postgres. */
   async function setStatus(next: OrderStatus, failure?: { code: string; message: string }): Promise<void> {
-    await mustHappen.setOrderStatus({
-      orderId: input.orderId,
-      status: next,
-      failureCode: failure?.code ?? null,
-      failureMessage: failure?.message ?? null,
-    });
+    await mustHappen.setOrderStatus.executeWithOptions({ summary: `order → ${next}` }, [
+      {
+        orderId: input.orderId,
+        status: next,
+        failureCode: failure?.code ?? null,
+        failureMessage: failure?.message ?? null,
+      },
+    ]);
     status = next;
     failureCode = failure?.code ?? null;
     failureMessage = failure?.message ?? null;
     upsertSearchAttributes([{ key: OrderStatusKey, value: next }]);
+    if (finished()) count(metricMeter, Metrics.ordersFinished, { status: next });
+    showDetails();
+  }
+
+  /** What the UI shows as the order's current details: `SHIPPED · p1 IN_TRANSIT, p2 DELIVERED · captured`. */
+  function showDetails(): void {
+    const parts: string[] = [status];
+    if (failureMessage !== null) parts.push(failureMessage);
+    const booked = parcels.filter((p) => p.trackingNumber !== null);
+    if (booked.length > 0)
+      parts.push(booked.map((p) => `${p.shipmentId.slice(input.orderId.length + 1)} ${p.status}`).join(', '));
+    if (captured) parts.push(`${money(input.totalAmount, input.currency)} captured`);
+    else if (providerRef !== null) parts.push(`${money(input.totalAmount, input.currency)} authorised`);
+    setCurrentDetails(`Order ${input.orderNumber} · ${parts.join(' · ')}`);
   }
 
   setHandler(orderStateQuery, snapshot);
   setHandler(shipmentMilestoneSignal, (milestone) => {
     const parcel = parcels.find((p) => p.shipmentId === milestone.shipmentId);
     if (parcel) parcel.status = milestone.status;
+    showDetails();
   });
   setHandler(
     cancelOrderUpdate,
@@ -198,11 +224,13 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     ...(input.customerId ? [{ key: CustomerIdKey, value: input.customerId }] : []),
   ]);
 
-  async function compensate(): Promise<void> {
+  /** `reason` labels the metric: why the saga unwinds. */
+  async function compensate(reason: 'failed' | 'cancelled' | 'lost'): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
       for (const step of compensations.splice(0).reverse()) {
         log.info('compensating', { step: step.name });
         await step.run();
+        count(metricMeter, Metrics.compensations, { step: step.kind, reason });
       }
     });
   }
@@ -211,12 +239,11 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
 
   async function refundParcel(parcel: Parcel): Promise<void> {
     if (providerRef === null || !captured) return;
-    await mustHappen.refundPayment({
-      orderId: input.orderId,
-      providerRef,
-      amount: parcel.lines.reduce((sum, l) => sum + l.quantity * l.unitAmount, 0),
-      step: `refund:${parcel.shipmentId}`,
-    });
+    const amount = parcel.lines.reduce((sum, l) => sum + l.quantity * l.unitAmount, 0);
+    await mustHappen.refundPayment.executeWithOptions(
+      { summary: `refund ${money(amount, input.currency)} for parcel ${parcel.shipmentId}` },
+      [{ orderId: input.orderId, providerRef, amount, step: `refund:${parcel.shipmentId}` }],
+    );
   }
 
   /**
@@ -230,11 +257,16 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     if (!pickedUp()) {
       for (const parcel of parcels.filter((p) => p.trackingNumber !== null && !p.bookingCancelled)) {
         try {
-          await mustHappen.cancelBooking({
-            shipmentId: parcel.shipmentId,
-            courier: input.courier,
-            trackingNumber: parcel.trackingNumber!,
-          });
+          await mustHappen.cancelBooking.executeWithOptions(
+            { summary: `cancel booking ${courierName(input.courier)} ${parcel.trackingNumber}` },
+            [
+              {
+                shipmentId: parcel.shipmentId,
+                courier: input.courier,
+                trackingNumber: parcel.trackingNumber!,
+              },
+            ],
+          );
           parcel.bookingCancelled = true;
         } catch (err) {
           if (failureType(err) !== 'AlreadyPickedUp') throw err;
@@ -253,22 +285,27 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       cancelRequest = null;
       return false;
     }
-    await mustHappen.recordAudit({
-      key: `cancel:${input.orderId}`,
-      actor: request.requestedBy,
-      action: 'order.cancel',
-      subjectType: 'order',
-      subjectId: input.orderId,
-      reason: request.reason,
-    });
+    await mustHappen.recordAudit.executeWithOptions(
+      { summary: `audit: cancelled by ${request.requestedBy}` },
+      [
+        {
+          key: `cancel:${input.orderId}`,
+          actor: request.requestedBy,
+          action: 'order.cancel',
+          subjectType: 'order',
+          subjectId: input.orderId,
+          reason: request.reason,
+        },
+      ],
+    );
     for (const parcel of parcels.filter((p) => p.trackingNumber !== null))
       await stopTracking(parcel, request.reason);
-    await compensate();
+    await compensate('cancelled');
     await setStatus(OrderStatus.CANCELLED, {
       code: 'CANCELLED',
       message: `cancelled by ${request.requestedBy}: ${request.reason}`,
     });
-    await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'cancelled' });
+    await notify('cancelled');
     return true;
   }
 
@@ -292,53 +329,66 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     );
     if (delivered.length === 0 && returned.length === 0) {
       // compensate() refunds in full when captured, so no per-parcel refund here.
-      await compensate();
+      await compensate('lost');
       await setStatus(OrderStatus.FAILED, {
         code: OrderFailure.SHIPMENT_LOST,
         message: `no parcel arrived: ${lost.map((p) => `${p.shipmentId} ${p.status}`).join(', ')}`,
       });
-      await mustHappen.notifyCustomer({
-        orderId: input.orderId,
-        milestone: 'failed',
-        details: { reason: OrderFailure.SHIPMENT_LOST },
-      });
+      await notify('failed', { reason: OrderFailure.SHIPMENT_LOST });
       return;
     }
     for (const parcel of lost) await refundParcel(parcel);
     // Reservations of parcels that never left are released; consumed stock stays consumed.
-    await mustHappen.releaseStock({ orderId: input.orderId });
+    await mustHappen.releaseStock.executeWithOptions(
+      { summary: 'release the stock of parcels that never left' },
+      [{ orderId: input.orderId }],
+    );
     await setStatus(delivered.length > 0 ? OrderStatus.DELIVERED : OrderStatus.RETURNED);
-    if (delivered.length > 0)
-      await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'delivered' });
+    if (delivered.length > 0) await notify('delivered');
   }
   /** True while a failed order compensates: a cancel then is refused, not answered with FAILED. */
   let failing = false;
 
+  async function notify(milestone: string, details?: Record<string, unknown>): Promise<void> {
+    await mustHappen.notifyCustomer.executeWithOptions({ summary: `notify the customer: ${milestone}` }, [
+      { orderId: input.orderId, milestone, ...(details ? { details } : {}) },
+    ]);
+  }
+
   try {
     // 1. Stock
     try {
-      await steps.reserveStock({
-        orderId: input.orderId,
-        lines: input.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })),
-      });
+      await steps.reserveStock.executeWithOptions(
+        { summary: `reserve stock: ${input.lines.map((l) => `${l.quantity}× ${l.sku}`).join(', ')}` },
+        [{ orderId: input.orderId, lines: input.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })) }],
+      );
     } catch (err) {
       if (failureType(err) === 'OutOfStock') throw new OrderFailed(OrderFailure.OUT_OF_STOCK, message(err));
       throw err;
     }
     compensations.push({
       name: 'release stock',
-      run: () => mustHappen.releaseStock({ orderId: input.orderId }),
+      kind: 'release_stock',
+      run: () =>
+        mustHappen.releaseStock.executeWithOptions({ summary: 'compensate: release the reserved stock' }, [
+          { orderId: input.orderId },
+        ]),
     });
     if (!cancelled()) {
       // 2. Payment
       let auth;
       try {
-        auth = await steps.authorisePayment({
-          orderId: input.orderId,
-          amount: input.totalAmount,
-          currency: input.currency,
-          card: input.payment,
-        });
+        auth = await steps.authorisePayment.executeWithOptions(
+          { summary: `authorise ${money(input.totalAmount, input.currency)}` },
+          [
+            {
+              orderId: input.orderId,
+              amount: input.totalAmount,
+              currency: input.currency,
+              card: input.payment,
+            },
+          ],
+        );
       } catch (err) {
         throw new OrderFailed(
           OrderFailure.PAYMENT_FAILED,
@@ -353,29 +403,41 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       }
       providerRef = auth.providerRef;
       const ref = auth.providerRef;
+      const total = money(input.totalAmount, input.currency);
       compensations.push({
         name: 'void or refund payment',
+        kind: 'void_or_refund_payment',
         run: () =>
           captured
-            ? mustHappen.refundPayment({
-                orderId: input.orderId,
-                providerRef: ref,
-                amount: input.totalAmount,
-                step: 'refund:cancel',
-              })
-            : mustHappen.voidPayment({ orderId: input.orderId, providerRef: ref }),
+            ? mustHappen.refundPayment.executeWithOptions({ summary: `compensate: refund ${total}` }, [
+                {
+                  orderId: input.orderId,
+                  providerRef: ref,
+                  amount: input.totalAmount,
+                  step: 'refund:cancel',
+                },
+              ])
+            : mustHappen.voidPayment.executeWithOptions(
+                { summary: `compensate: void the ${total} authorisation` },
+                [{ orderId: input.orderId, providerRef: ref }],
+              ),
       });
     }
     // 3. Bookings
     for (const parcel of parcels) {
       if (cancelled()) break;
       try {
-        const { trackingNumber } = await steps.bookShipment({
-          orderId: input.orderId,
-          shipmentId: parcel.shipmentId,
-          courier: input.courier,
-          lineNos: parcel.lines.map((l) => l.lineNo),
-        });
+        const { trackingNumber } = await steps.bookShipment.executeWithOptions(
+          { summary: `book parcel ${parcel.shipmentId} with ${courierName(input.courier)}` },
+          [
+            {
+              orderId: input.orderId,
+              shipmentId: parcel.shipmentId,
+              courier: input.courier,
+              lineNos: parcel.lines.map((l) => l.lineNo),
+            },
+          ],
+        );
         parcel.trackingNumber = trackingNumber;
       } catch (err) {
         throw new OrderFailed(OrderFailure.BOOKING_FAILED, `the courier booking failed: ${message(err)}`);
@@ -383,22 +445,29 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       const tracking = parcel.trackingNumber;
       compensations.push({
         name: `cancel booking ${parcel.shipmentId}`,
+        kind: 'cancel_booking',
         run: () =>
-          mustHappen.cancelBooking({
-            shipmentId: parcel.shipmentId,
-            courier: input.courier,
-            trackingNumber: tracking,
-          }),
+          mustHappen.cancelBooking.executeWithOptions(
+            { summary: `compensate: cancel booking ${courierName(input.courier)} ${tracking}` },
+            [{ shipmentId: parcel.shipmentId, courier: input.courier, trackingNumber: tracking }],
+          ),
       });
     }
 
     if (!cancelled()) {
       await setStatus(OrderStatus.CONFIRMED);
-      await mustHappen.notifyCustomer({ orderId: input.orderId, milestone: 'confirmed' });
+      await notify('confirmed');
       // 4. Track every parcel in its own workflow.
-      for (const parcel of parcels) {
+      for (const [i, parcel] of parcels.entries()) {
         await startChild(shipmentWorkflow, {
           workflowId: shipmentWorkflowId(parcel.shipmentId),
+          staticSummary: shipmentStaticSummary({
+            parcel: i + 1,
+            parcels: parcels.length,
+            orderNumber: input.orderNumber,
+            courier: input.courier,
+            trackingNumber: parcel.trackingNumber!,
+          }),
           args: [
             {
               shipmentId: parcel.shipmentId,
@@ -412,7 +481,9 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
         });
       }
       // Low stock is worth telling ops once the stock is really spoken for.
-      await mustHappen.notifyLowStock({ skus: input.lines.map((l) => l.sku) });
+      await mustHappen.notifyLowStock.executeWithOptions({ summary: 'tell ops about low stock, if any' }, [
+        { skus: input.lines.map((l) => l.sku) },
+      ]);
     }
 
     // 5. Follow the parcels.
@@ -431,32 +502,35 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       const newlyPickedUp = parcels.filter((p) => PICKED_UP.has(p.status) && !p.consumed);
       if (newlyPickedUp.length > 0) {
         if (!captured && providerRef !== null) {
-          await mustHappen.capturePayment({ orderId: input.orderId, providerRef, amount: input.totalAmount });
+          await mustHappen.capturePayment.executeWithOptions(
+            { summary: `capture ${money(input.totalAmount, input.currency)} at the first pickup` },
+            [{ orderId: input.orderId, providerRef, amount: input.totalAmount }],
+          );
           captured = true;
         }
         for (const parcel of newlyPickedUp) {
-          await mustHappen.consumeStock({ orderId: input.orderId, skus: parcel.lines.map((l) => l.sku) });
+          await mustHappen.consumeStock.executeWithOptions(
+            { summary: `stock of parcel ${parcel.shipmentId} has left` },
+            [{ orderId: input.orderId, skus: parcel.lines.map((l) => l.sku) }],
+          );
           parcel.consumed = true;
         }
         const next = parcels.every((p) => p.consumed) ? OrderStatus.SHIPPED : OrderStatus.PARTIALLY_SHIPPED;
         if (next !== (status as OrderStatus)) {
           await setStatus(next);
-          await mustHappen.notifyCustomer({
-            orderId: input.orderId,
-            milestone: next === OrderStatus.SHIPPED ? 'shipped' : 'partially-shipped',
-          });
+          await notify(next === OrderStatus.SHIPPED ? 'shipped' : 'partially-shipped');
         }
         continue;
       }
       for (const parcel of parcels.filter((p) => p.status === ShipmentStatus.RETURNED && !p.returnSettled)) {
         // The return leg of the saga: restock this parcel's lines and refund their amount.
-        await mustHappen.restockReturned({ orderId: input.orderId, skus: parcel.lines.map((l) => l.sku) });
+        await mustHappen.restockReturned.executeWithOptions(
+          { summary: `restock returned parcel ${parcel.shipmentId}` },
+          [{ orderId: input.orderId, skus: parcel.lines.map((l) => l.sku) }],
+        );
         await refundParcel(parcel);
         parcel.returnSettled = true;
-        await mustHappen.notifyCustomer({
-          orderId: input.orderId,
-          milestone: `returned:${parcel.shipmentId}`,
-        });
+        await notify(`returned:${parcel.shipmentId}`);
       }
       if (parcels.every((p) => isTerminal(p.status))) {
         await finishWhenAllTerminal();
@@ -467,13 +541,9 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     if (!(err instanceof OrderFailed)) throw err;
     failing = true;
     log.warn('order failed; compensating', { code: err.code, message: err.message });
-    await compensate();
+    await compensate('failed');
     await setStatus(OrderStatus.FAILED, { code: err.code, message: err.message });
-    await mustHappen.notifyCustomer({
-      orderId: input.orderId,
-      milestone: 'failed',
-      details: { reason: err.code },
-    });
+    await notify('failed', { reason: err.code });
   }
 
   closed = true;

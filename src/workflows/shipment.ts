@@ -13,7 +13,9 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  metricMeter,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -21,6 +23,7 @@ import {
 import type { PollOutcome, ShipmentActivities } from '../activities/shipments';
 import type { NormalisedEvent } from '../couriers/types';
 import { canTransition, isTerminal, ShipmentStatus } from '../domain/status';
+import { count, Metrics } from '../metrics';
 import {
   cancelShipmentSignal,
   courierEventsSignal,
@@ -36,6 +39,7 @@ import {
 } from './contract';
 import { backoffDelayMs, expiryReason, nextBudgetWindowMs, pollDelayMs } from './policy';
 import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
+import { courierName, duration, utcTime } from './summaries';
 
 /** Error types the poll activity raises that retrying cannot fix. */
 export const BUDGET_EXHAUSTED = 'BudgetExhausted';
@@ -115,7 +119,25 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   let cycles = 0;
   const pushed: NormalisedEvent[][] = [];
   let cancelRequest: CancelShipmentRequest | null = null;
+  /** The last status change in this run, for the current details ops read in the UI. */
+  let lastChange: { from: ShipmentStatus; to: ShipmentStatus } | null = null;
   const finished = () => isTerminal(state.status);
+  const parcel = `${courierName(input.courier)} ${input.trackingNumber}`;
+  const countPoll = (result: 'ok' | 'not_found' | 'failed' | 'budget_exhausted') =>
+    count(metricMeter, Metrics.shipmentPolls, { courier: input.courier, result });
+
+  /** What the UI shows as this shipment's current details: `IN_TRANSIT → OUT_FOR_DELIVERY · next poll in 30 min (…)`. */
+  function showDetails(doing?: string): void {
+    const now = Date.now();
+    const parts = [lastChange ? `${lastChange.from} → ${lastChange.to}` : state.status];
+    if (doing) parts.push(doing);
+    else if (finished()) parts.push('tracking finished');
+    else if (nextPollAtMs !== null)
+      parts.push(`next poll in ${duration(nextPollAtMs - now)} (${utcTime(nextPollAtMs)})`);
+    if (syncError !== null) parts.push(syncError);
+    parts.push(`${state.polls} poll${state.polls === 1 ? '' : 's'}`);
+    setCurrentDetails(`${parcel} · ${parts.join(' · ')}`);
+  }
 
   const snapshot = (): ShipmentSnapshot => ({
     shipmentId: input.shipmentId,
@@ -191,6 +213,8 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     if (status !== state.status) {
       log.info('status changed', { from: state.status, to: status, subStatus });
       upsertSearchAttributes([{ key: ShipmentStatusKey, value: status }]);
+      count(metricMeter, Metrics.shipmentStatusChanges, { courier: input.courier, status });
+      lastChange = { from: state.status, to: status };
     }
     state.status = status;
     state.subStatus = subStatus;
@@ -204,17 +228,23 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
 
   async function record(events: NormalisedEvent[], extra: { raw?: unknown; synced: boolean }): Promise<void> {
     if (extra.synced) state.lastSyncedAt = iso(Date.now());
-    const { inserted } = await readModel.recordTracking({
-      shipmentId: input.shipmentId,
-      events,
-      status: state.status,
-      subStatus: state.subStatus,
-      eta: state.eta,
-      raw: extra.raw ?? null,
-      syncedAt: extra.synced ? state.lastSyncedAt : null,
-      syncError,
-      nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
-    });
+    const scans = events.length > 0 ? `, ${events.length} scan${events.length === 1 ? '' : 's'}` : '';
+    const { inserted } = await readModel.recordTracking.executeWithOptions(
+      { summary: `record ${state.status}${scans}` },
+      [
+        {
+          shipmentId: input.shipmentId,
+          events,
+          status: state.status,
+          subStatus: state.subStatus,
+          eta: state.eta,
+          raw: extra.raw ?? null,
+          syncedAt: extra.synced ? state.lastSyncedAt : null,
+          syncError,
+          nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
+        },
+      ],
+    );
     state.eventsRecorded += inserted;
     await reportMilestone();
   }
@@ -231,13 +261,12 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   /** One courier call; failures become the read model's sync problem, never the workflow's. */
   async function pollCycle(): Promise<void> {
     polling = true;
+    showDetails(`polling ${courierName(input.courier)}`);
     let outcome: PollOutcome;
     try {
-      outcome = await courier.pollCourier({
-        shipmentId: input.shipmentId,
-        courier: input.courier,
-        trackingNumber: input.trackingNumber,
-      });
+      outcome = await courier.pollCourier.executeWithOptions({ summary: `poll ${parcel}` }, [
+        { shipmentId: input.shipmentId, courier: input.courier, trackingNumber: input.trackingNumber },
+      ]);
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       await recordPollFailure(err);
@@ -246,6 +275,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       polling = false;
       state.polls += 1;
     }
+    countPoll(outcome.kind === 'not_found' ? 'not_found' : 'ok');
     try {
       state.consecutiveFailures = 0;
       state.failingSince = null;
@@ -275,6 +305,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   async function recordPollFailure(err: ActivityFailure): Promise<void> {
     try {
       const { type, message, details } = failureMessage(err);
+      countPoll(type === BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
       const now = Date.now();
       if (type === BUDGET_EXHAUSTED) {
         // The activity's clock decided the day is used up; wait for the window it names (never
@@ -296,13 +327,20 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
         failures: state.consecutiveFailures,
         nextPollAt: iso(nextPollAtMs),
       });
-      await readModel.recordSyncProblem({
-        shipmentId: input.shipmentId,
-        error: syncError,
-        failingSince: state.failingSince,
-        consecutiveFailures: state.consecutiveFailures,
-        nextPollAt: iso(nextPollAtMs),
-      });
+      await readModel.recordSyncProblem.executeWithOptions(
+        {
+          summary: `record ${type === BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(nextPollAtMs)}`,
+        },
+        [
+          {
+            shipmentId: input.shipmentId,
+            error: syncError,
+            failingSince: state.failingSince,
+            consecutiveFailures: state.consecutiveFailures,
+            nextPollAt: iso(nextPollAtMs),
+          },
+        ],
+      );
     } finally {
       cycles += 1;
     }
@@ -359,9 +397,17 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       state.startedAtMs + policy.maxAgeMs,
     );
     const wakeAt = Math.min(nextPollAtMs, expiryAt);
+    const waitMs = Math.max(1, wakeAt - Date.now());
+    showDetails();
     const woken = await condition(
       () => refreshWanted || pushed.length > 0 || cancelRequest !== null,
-      Math.max(1, wakeAt - Date.now()),
+      waitMs,
+      {
+        summary:
+          wakeAt === nextPollAtMs
+            ? `${state.status}: next poll in ${duration(waitMs)}`
+            : `${state.status}: expires in ${duration(waitMs)} unless a scan arrives`,
+      },
     );
     // Woken by the timer (poll due, or the expiry deadline): ask the courier once more, so a
     // scan since the last poll can still save a parcel from expiring.
@@ -370,6 +416,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     refreshWanted = false;
   }
 
+  showDetails();
   await condition(allHandlersFinished);
   return snapshot();
 }

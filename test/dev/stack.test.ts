@@ -8,7 +8,9 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
+import { eventually } from '../support/eventually';
 import { freePort } from '../support/ports';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -21,6 +23,7 @@ interface Ports {
   ui: number;
   simulator: number;
   payments: number;
+  metrics: number;
 }
 
 function startStack(
@@ -36,6 +39,7 @@ function startStack(
     TEMPORAL_UI_PORT: String(ports.ui),
     COURIER_SIMULATOR_PORT: String(ports.simulator),
     PAYMENT_SIMULATOR_PORT: String(ports.payments),
+    WAYBILL_WORKER_METRICS_PORT: String(ports.metrics),
     LOG_LEVEL: 'warn',
   };
   delete env.DATABASE_URL;
@@ -100,6 +104,7 @@ describe('npm start', () => {
       ui: await freePort(),
       simulator: await freePort(),
       payments: await freePort(),
+      metrics: await freePort(),
     };
   });
   afterAll(() => fs.rm(dataDir, { recursive: true, force: true }));
@@ -118,11 +123,38 @@ describe('npm start', () => {
     expect(banner).toContain(`Postgres   embedded`);
     expect(banner).toContain(`simulator on http://127.0.0.1:${ports.simulator}`);
     expect(banner).toContain(`Payments   simulator on http://127.0.0.1:${ports.payments}`);
+    expect(banner).toContain(`Worker     metrics on http://127.0.0.1:${ports.metrics}/metrics`);
+    expect(banner).toContain('Schedules  waybill-daily-report, waybill-housekeeping');
 
     const ready = await fetch(`http://127.0.0.1:${ports.api}/health/ready`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', temporal: 'ok' } });
     expect((await fetch(`http://127.0.0.1:${ports.ui}/`)).status).toBe(200);
+
+    // The schedules exist; a housekeeping run shows up in the worker's metrics next to
+    // Temporal's own.
+    const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
+    try {
+      const temporal = new Client({ connection });
+      const housekeeping = temporal.schedule.getHandle('waybill-housekeeping');
+      expect((await housekeeping.describe()).action.workflowType).toBe('housekeepingWorkflow');
+      expect((await temporal.schedule.getHandle('waybill-daily-report').describe()).state.paused).toBe(false);
+      await housekeeping.trigger();
+      const metrics = await eventually(
+        async () => (await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)).text(),
+        (text) => /^temporal_workflow_completed\{.*workflow_type="housekeepingWorkflow"/m.test(text),
+      );
+      expect(metrics).toMatch(/^temporal_worker_task_slots_available\{/m);
+      for (const action of ['expired', 'archived', 'scrubbed'])
+        expect(metrics).toMatch(
+          new RegExp(`^waybill_housekeeping_shipments\\{action="${action}".*\\} 0$`, 'm'),
+        );
+    } catch (err) {
+      await stop(first.child);
+      throw err;
+    } finally {
+      await connection.close();
+    }
 
     // Something to find after the restart.
     const client = new pg.Client({
@@ -154,6 +186,32 @@ describe('npm start', () => {
       expect(await stop(second.child)).toBe(0);
     }
     expect(processesUsing(dataDir)).toEqual([]);
+  });
+
+  it('stops with one line when the worker metrics port is taken', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    let stderr = '';
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, WAYBILL_WORKER_METRICS_PORT: String(port), WAYBILL_DATA_DIR: dataDir },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      stderr = (err as { stderr: string }).stderr;
+    } finally {
+      taken.close();
+    }
+    expect(stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^waybill: the worker metrics endpoint cannot listen on 127\\.0\\.0\\.1:${port} \\(set WAYBILL_WORKER_METRICS_PORT, 0 turns it off\\): .*in use`,
+        ),
+      ),
+    ]);
   });
 
   it('stops with one line naming a bad variable', () => {

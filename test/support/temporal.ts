@@ -52,6 +52,7 @@ export async function startTestWorker(opts: {
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const activities = createActivities({
     db: opts.db,
+    temporal: client,
     couriers: opts.couriers,
     payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,

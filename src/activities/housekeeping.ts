@@ -1,0 +1,235 @@
+/**
+ * Housekeeping on the read model, one bounded batch per call (the housekeeping workflow
+ * decides how many batches a run takes):
+ * - expire shipments nobody tracks any more: not finished, no scan for the expiry limit,
+ *   and no running shipment workflow (a running one expires itself; it is left alone);
+ * - archive shipments finished long ago (`archived_at`);
+ * - scrub personal data from the raw courier payloads of shipments finished long ago.
+ * Each is idempotent: rows it has handled no longer match its query.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import { redactPersonalText, scrubPersonalData } from '../domain/personal-data';
+import { TERMINAL_STATUSES } from '../domain/status';
+import type { Logger } from '../logger';
+import { count, Metrics } from '../metrics';
+import { shipmentWorkflowId } from '../workflows/contract';
+import { activityMeter } from './meter';
+
+export interface HousekeepingActivityDeps {
+  db: Kysely<Database>;
+  /** To ask whether a shipment's workflow is still running (a plain client, not the worker's). */
+  temporal?: Client;
+  log: Logger;
+}
+
+export interface ExpireBatchInput {
+  /** No scan (last_event_at, else created_at) for this long → EXPIRED (ms). */
+  expireAfterNoScanMs: number;
+  batchSize: number;
+  /** Shipment ids are visited in order; the next batch starts after this one. */
+  afterId: string | null;
+}
+
+export interface ExpireBatchResult {
+  expired: number;
+  /** Stale rows whose shipment workflow is still running: it will expire them itself. */
+  skippedRunning: number;
+  /** Where the next batch starts; null when this batch was the last. */
+  nextAfterId: string | null;
+}
+
+export interface AgeBatchInput {
+  /** Shipments finished longer ago than this (ms). */
+  olderThanMs: number;
+  batchSize: number;
+}
+
+export interface AgeBatchResult {
+  changed: number;
+  /** Whether a full batch was handled (there may be more). */
+  more: boolean;
+}
+
+const TERMINAL = [...TERMINAL_STATUSES];
+const ago = (ms: number) => sql<Date>`now() - ${ms} * interval '1 millisecond'`;
+const lastScan = sql<Date>`coalesce(last_event_at, created_at)`;
+
+/** Describes run at once against Temporal while checking a batch. */
+const DESCRIBE_CONCURRENCY = 8;
+
+async function workflowRunning(temporal: Client, workflowId: string): Promise<boolean> {
+  try {
+    const description = await temporal.workflow.getHandle(workflowId).describe();
+    return description.status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
+  const { db, log } = deps;
+
+  return {
+    /** One batch of unscanned, untracked shipments → EXPIRED (sub-status NO_SCAN), audited. */
+    async expireUnscannedShipments(input: ExpireBatchInput): Promise<ExpireBatchResult> {
+      let query = db
+        .selectFrom('shipments')
+        .select('id')
+        .where('status', 'not in', TERMINAL)
+        .where(lastScan, '<', ago(input.expireAfterNoScanMs))
+        .orderBy('id')
+        .limit(input.batchSize);
+      if (input.afterId !== null) query = query.where('id', '>', input.afterId);
+      const candidates = (await query.execute()).map((r) => r.id);
+
+      const temporal = deps.temporal;
+      if (!temporal && candidates.length > 0) {
+        throw ApplicationFailure.create({
+          type: 'NotConfigured',
+          message: 'housekeeping needs a Temporal client to tell untracked shipments from tracked ones',
+          nonRetryable: true,
+        });
+      }
+      const untracked: string[] = [];
+      for (let i = 0; i < candidates.length; i += DESCRIBE_CONCURRENCY) {
+        const slice = candidates.slice(i, i + DESCRIBE_CONCURRENCY);
+        const running = await Promise.all(
+          slice.map((id) => workflowRunning(temporal!, shipmentWorkflowId(id))),
+        );
+        slice.forEach((id, j) => {
+          if (!running[j]) untracked.push(id);
+        });
+      }
+
+      let expired: string[] = [];
+      if (untracked.length > 0) {
+        expired = await db.transaction().execute(async (trx) => {
+          // Conditions again: a scan or a finish may have landed since the select.
+          const rows = await trx
+            .updateTable('shipments')
+            .set({
+              status: 'EXPIRED',
+              sub_status: 'NO_SCAN',
+              next_poll_at: null,
+              finished_at: sql<Date>`now()`,
+              version: sql<number>`version + 1`,
+              updated_at: sql<Date>`now()`,
+            })
+            .where('id', 'in', untracked)
+            .where('status', 'not in', TERMINAL)
+            .where(lastScan, '<', ago(input.expireAfterNoScanMs))
+            .returning(['id', 'status'])
+            .execute();
+          if (rows.length > 0) {
+            await trx
+              .insertInto('audit_log')
+              .values(
+                rows.map((row) => ({
+                  actor: 'system:housekeeping',
+                  action: 'shipment.expire',
+                  subject_type: 'shipment',
+                  subject_id: row.id,
+                  reason: 'no scan within the expiry limit and no shipment workflow tracking it',
+                  details: JSON.stringify({ expireAfterNoScanMs: input.expireAfterNoScanMs }),
+                  dedupe_key: `housekeeping:expire:${row.id}`,
+                })),
+              )
+              .onConflict((oc) => oc.column('dedupe_key').doNothing())
+              .execute();
+          }
+          return rows.map((r) => r.id);
+        });
+      }
+
+      const skippedRunning = candidates.length - untracked.length;
+      const meter = activityMeter();
+      count(meter, Metrics.housekeepingShipments, { action: 'expired' }, expired.length);
+      count(meter, Metrics.housekeepingShipments, { action: 'expiry_skipped_running' }, skippedRunning);
+      if (expired.length > 0)
+        log.info({ shipments: expired }, `housekeeping expired ${expired.length} shipments`);
+      return {
+        expired: expired.length,
+        skippedRunning,
+        nextAfterId: candidates.length === input.batchSize ? candidates[candidates.length - 1]! : null,
+      };
+    },
+
+    /** One batch of shipments finished longer ago than the limit → archived. */
+    async archiveFinishedShipments(input: AgeBatchInput): Promise<AgeBatchResult> {
+      const rows = await db
+        .updateTable('shipments')
+        .set({ archived_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('shipments')
+            .select('id')
+            .where('archived_at', 'is', null)
+            .where('status', 'in', TERMINAL)
+            .where('finished_at', '<', ago(input.olderThanMs))
+            .orderBy('finished_at')
+            .limit(input.batchSize)
+            .forUpdate()
+            .skipLocked(),
+        )
+        .returning('id')
+        .execute();
+      count(activityMeter(), Metrics.housekeepingShipments, { action: 'archived' }, rows.length);
+      if (rows.length > 0) log.info(`housekeeping archived ${rows.length} shipments`);
+      return { changed: rows.length, more: rows.length === input.batchSize };
+    },
+
+    /**
+     * One batch of shipments finished longer ago than the limit: personal data scrubbed from
+     * `raw_latest` and from their events' `raw_text`, then marked `pii_scrubbed_at`.
+     */
+    async scrubFinishedShipments(input: AgeBatchInput): Promise<AgeBatchResult> {
+      const scrubbed = await db.transaction().execute(async (trx) => {
+        const shipments = await trx
+          .selectFrom('shipments')
+          .select(['id', 'raw_latest'])
+          .where('pii_scrubbed_at', 'is', null)
+          .where('status', 'in', TERMINAL)
+          .where('finished_at', '<', ago(input.olderThanMs))
+          .orderBy('finished_at')
+          .limit(input.batchSize)
+          .forUpdate()
+          .skipLocked()
+          .execute();
+        if (shipments.length === 0) return 0;
+        const ids = shipments.map((s) => s.id);
+
+        const events = await trx
+          .selectFrom('tracking_events')
+          .select(['id', 'raw_text'])
+          .where('shipment_id', 'in', ids)
+          .where('raw_text', 'is not', null)
+          .execute();
+        const changedEvents = events
+          .map((e) => ({ id: e.id, text: redactPersonalText(e.raw_text!) }))
+          .filter((e, i) => e.text !== events[i]!.raw_text);
+        if (changedEvents.length > 0) {
+          await sql`update tracking_events as t set raw_text = v.raw_text
+            from unnest(${changedEvents.map((e) => e.id)}::bigint[], ${changedEvents.map((e) => e.text)}::text[]) as v(id, raw_text)
+            where t.id = v.id`.execute(trx);
+        }
+
+        const payloads = shipments.map((s) =>
+          s.raw_latest === null ? null : JSON.stringify(scrubPersonalData(s.raw_latest)),
+        );
+        await sql`update shipments as s set raw_latest = v.raw_latest, pii_scrubbed_at = now()
+          from unnest(${ids}::text[], ${payloads}::jsonb[]) as v(id, raw_latest)
+          where s.id = v.id`.execute(trx);
+        return shipments.length;
+      });
+      count(activityMeter(), Metrics.housekeepingShipments, { action: 'scrubbed' }, scrubbed);
+      if (scrubbed > 0) log.info(`housekeeping scrubbed personal data from ${scrubbed} shipments`);
+      return { changed: scrubbed, more: scrubbed === input.batchSize };
+    },
+  };
+}
+
+export type HousekeepingActivities = ReturnType<typeof createHousekeepingActivities>;

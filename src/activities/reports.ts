@@ -1,0 +1,155 @@
+/**
+ * The daily report: one UTC day's deliveries, exceptions, expiries, median time to deliver
+ * and courier calls against the budget, per courier and in total. Computed from the read
+ * model, upserted into `daily_reports` (a rerun for the same day overwrites its one row)
+ * and logged.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { DailyCourierFigures, Database } from '../../db/database';
+import type { Logger } from '../logger';
+
+export interface ReportActivityDeps {
+  db: Kysely<Database>;
+  /** Calls per courier per UTC day (the budget the report compares against). */
+  dailyBudget: number;
+  log: Logger;
+}
+
+export interface DailyReportFigures {
+  /** UTC day, 'YYYY-MM-DD'. */
+  day: string;
+  deliveries: number;
+  exceptions: number;
+  expired: number;
+  medianDeliverySeconds: number | null;
+  courierCalls: number;
+  courierFailures: number;
+  courierBudget: number;
+  byCourier: DailyCourierFigures[];
+}
+
+const DAY_MS = 86_400_000;
+
+/** Seconds from pickup (or creation, when the pickup was never seen) to delivery. */
+const deliverySeconds = sql<number>`extract(epoch from delivered_at - coalesce(picked_up_at, created_at))::float8`;
+const median = sql<number | null>`percentile_cont(0.5) within group (order by ${deliverySeconds})`;
+
+const whole = (value: number | null | undefined): number | null =>
+  value === null || value === undefined ? null : Math.round(value);
+
+export async function computeDailyReport(
+  db: Kysely<Database>,
+  day: string,
+  dailyBudget: number,
+): Promise<DailyReportFigures> {
+  const from = new Date(`${day}T00:00:00.000Z`);
+  const to = new Date(from.getTime() + DAY_MS);
+
+  const deliveries = await db
+    .selectFrom('shipments')
+    .select((eb) => ['courier', eb.fn.countAll<number>().as('count'), median.as('median')])
+    .where('delivered_at', '>=', from)
+    .where('delivered_at', '<', to)
+    .groupBy('courier')
+    .execute();
+  const overall = await db
+    .selectFrom('shipments')
+    .select(median.as('median'))
+    .where('delivered_at', '>=', from)
+    .where('delivered_at', '<', to)
+    .executeTakeFirst();
+  // A shipment with several exception scans that day is one exception.
+  const exceptions = await db
+    .selectFrom('tracking_events as e')
+    .innerJoin('shipments as s', 's.id', 'e.shipment_id')
+    .select((eb) => ['s.courier', eb.fn.count<number>('e.shipment_id').distinct().as('count')])
+    .where('e.status', '=', 'EXCEPTION')
+    .where('e.occurred_at', '>=', from)
+    .where('e.occurred_at', '<', to)
+    .groupBy('s.courier')
+    .execute();
+  const expired = await db
+    .selectFrom('shipments')
+    .select((eb) => ['courier', eb.fn.countAll<number>().as('count')])
+    .where('status', '=', 'EXPIRED')
+    .where('finished_at', '>=', from)
+    .where('finished_at', '<', to)
+    .groupBy('courier')
+    .execute();
+  const usage = await db
+    .selectFrom('courier_api_usage')
+    .select(['courier', 'calls', 'failures'])
+    .where('day', '=', day)
+    .execute();
+
+  const couriers = [
+    ...new Set([...deliveries, ...exceptions, ...expired, ...usage].map((row) => row.courier)),
+  ].sort();
+  const byCourier: DailyCourierFigures[] = couriers.map((courier) => {
+    const delivered = deliveries.find((r) => r.courier === courier);
+    const used = usage.find((r) => r.courier === courier);
+    return {
+      courier,
+      deliveries: Number(delivered?.count ?? 0),
+      exceptions: Number(exceptions.find((r) => r.courier === courier)?.count ?? 0),
+      expired: Number(expired.find((r) => r.courier === courier)?.count ?? 0),
+      medianDeliverySeconds: whole(delivered?.median),
+      calls: used?.calls ?? 0,
+      failures: used?.failures ?? 0,
+      budget: dailyBudget,
+    };
+  });
+  const total = (pick: (c: DailyCourierFigures) => number) => byCourier.reduce((sum, c) => sum + pick(c), 0);
+  return {
+    day,
+    deliveries: total((c) => c.deliveries),
+    exceptions: total((c) => c.exceptions),
+    expired: total((c) => c.expired),
+    medianDeliverySeconds: whole(overall?.median),
+    courierCalls: total((c) => c.calls),
+    courierFailures: total((c) => c.failures),
+    courierBudget: dailyBudget,
+    byCourier,
+  };
+}
+
+export function createReportActivities(deps: ReportActivityDeps) {
+  const { db, log } = deps;
+  return {
+    /** Computes the day's figures, stores them (one row per day, overwritten by a rerun) and logs them. */
+    async buildDailyReport(input: { day: string }): Promise<DailyReportFigures> {
+      const report = await computeDailyReport(db, input.day, deps.dailyBudget);
+      const row = {
+        deliveries: report.deliveries,
+        exceptions: report.exceptions,
+        expired: report.expired,
+        median_delivery_seconds: report.medianDeliverySeconds,
+        courier_calls: report.courierCalls,
+        courier_failures: report.courierFailures,
+        courier_budget: report.courierBudget,
+        by_courier: JSON.stringify(report.byCourier),
+      };
+      await db
+        .insertInto('daily_reports')
+        .values({ day: report.day, ...row })
+        .onConflict((oc) => oc.column('day').doUpdateSet({ ...row, generated_at: sql<Date>`now()` }))
+        .execute();
+      log.info(
+        {
+          report: {
+            ...report,
+            // One line per courier reads better in a log than nested objects.
+            byCourier: report.byCourier.map(
+              (c) =>
+                `${c.courier}: ${c.deliveries} delivered (median ${c.medianDeliverySeconds ?? '–'} s), ${c.exceptions} exceptions, ${c.expired} expired, ${c.calls}/${c.budget} calls (${c.failures} failed)`,
+            ),
+          },
+        },
+        `daily report ${report.day}: ${report.deliveries} delivered, ${report.exceptions} exceptions, ${report.courierCalls} courier calls`,
+      );
+      return report;
+    },
+  };
+}
+
+export type ReportActivities = ReturnType<typeof createReportActivities>;

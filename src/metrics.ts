@@ -1,0 +1,74 @@
+/**
+ * Waybill's own metrics. They go through the Temporal SDK's metric meter (activity context
+ * or workflow), so the worker's one Prometheus endpoint serves them next to Temporal's own
+ * `temporal_*` metrics, with the SDK's labels (namespace, task_queue, activity_type or
+ * workflow_type) added. Pure code: workflows import it too. The README lists what each means.
+ */
+import type { MetricMeter, MetricTags } from '@temporalio/common';
+
+interface MetricDefinition {
+  readonly name: string;
+  readonly unit: string;
+  readonly description: string;
+}
+
+export const Metrics = {
+  courierCalls: {
+    name: 'waybill_courier_calls',
+    unit: '',
+    description:
+      'Calls to a courier API, by courier and outcome (found, not_found, unavailable, rejected, error)',
+  },
+  courierCallDuration: {
+    name: 'waybill_courier_call_duration',
+    unit: 'ms',
+    description: 'Time one courier API call took, by courier',
+  },
+  courierBudgetRefusals: {
+    name: 'waybill_courier_budget_refusals',
+    unit: '',
+    description: "Polls not sent because the courier's daily call budget was used up, by courier",
+  },
+  trackingEventsRecorded: {
+    name: 'waybill_tracking_events_recorded',
+    unit: '',
+    description: 'New tracking events written to the read model (duplicates not counted)',
+  },
+  shipmentPolls: {
+    name: 'waybill_shipment_polls',
+    unit: '',
+    description:
+      'Poll cycles of shipment workflows, by courier and result (ok, not_found, failed, budget_exhausted)',
+  },
+  shipmentStatusChanges: {
+    name: 'waybill_shipment_status_changes',
+    unit: '',
+    description: 'Shipments moving to a status, by courier and status',
+  },
+  compensations: {
+    name: 'waybill_compensations',
+    unit: '',
+    description: 'Saga compensations run, by step and by why the saga unwound (failed, cancelled, lost)',
+  },
+  ordersFinished: {
+    name: 'waybill_orders_finished',
+    unit: '',
+    description: 'Orders reaching a final status, by status',
+  },
+  housekeepingShipments: {
+    name: 'waybill_housekeeping_shipments',
+    unit: '',
+    description:
+      'Shipments housekeeping changed, by action (expired, archived, scrubbed) or left alone (expiry_skipped_running)',
+  },
+} as const satisfies Record<string, MetricDefinition>;
+
+/** Adds `value` (default 1) to a counter. */
+export function count(meter: MetricMeter, metric: MetricDefinition, tags: MetricTags, value = 1): void {
+  meter.createCounter(metric.name, metric.unit, metric.description).add(value, tags);
+}
+
+/** Records one value on a histogram (whole units). */
+export function observe(meter: MetricMeter, metric: MetricDefinition, value: number, tags: MetricTags): void {
+  meter.createHistogram(metric.name, 'int', metric.unit, metric.description).record(Math.round(value), tags);
+}

@@ -1,0 +1,120 @@
+/**
+ * Housekeeping (`waybill-housekeeping` schedule): expire unscanned shipments nobody tracks
+ * any more, archive finished ones, scrub personal data from old raw courier payloads. Each
+ * step works in bounded batches (at most `maxBatches` per run; the next run carries on).
+ * A step that fails does not stop the others; the run then fails naming it, so the UI
+ * shows it. Deterministic code only.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+} from '@temporalio/workflow';
+import type { HousekeepingActivities } from '../activities/housekeeping';
+import type { HousekeepingInput, HousekeepingResult } from './contract';
+
+const activities = proxyActivities<HousekeepingActivities>({
+  startToCloseTimeout: '5m',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
+});
+
+function reason(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+export async function housekeepingWorkflow(input: HousekeepingInput): Promise<HousekeepingResult> {
+  const result: HousekeepingResult = {
+    expired: 0,
+    skippedRunning: 0,
+    archived: 0,
+    scrubbed: 0,
+    caughtUp: true,
+  };
+  const failed: string[] = [];
+  const progress = (step: string) =>
+    setCurrentDetails(
+      `${step} · expired ${result.expired} (left ${result.skippedRunning} to their running workflows), ` +
+        `archived ${result.archived}, scrubbed ${result.scrubbed}`,
+    );
+
+  async function step(name: string, run: () => Promise<void>): Promise<void> {
+    progress(name);
+    try {
+      await run();
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      log.error(`housekeeping: ${name} failed`, { error: reason(err) });
+      failed.push(`${name}: ${reason(err)}`);
+    }
+  }
+
+  await step('expiring unscanned shipments', async () => {
+    let afterId: string | null = null;
+    for (let batch = 1; batch <= input.maxBatches; batch++) {
+      const r = await activities.expireUnscannedShipments.executeWithOptions(
+        { summary: `expire shipments with no scan for ${hours(input.expireAfterNoScanMs)}, batch ${batch}` },
+        [{ expireAfterNoScanMs: input.expireAfterNoScanMs, batchSize: input.batchSize, afterId }],
+      );
+      result.expired += r.expired;
+      result.skippedRunning += r.skippedRunning;
+      afterId = r.nextAfterId;
+      if (afterId === null) return;
+    }
+    result.caughtUp = false;
+  });
+
+  await step('archiving finished shipments', async () => {
+    for (let batch = 1; batch <= input.maxBatches; batch++) {
+      const r = await activities.archiveFinishedShipments.executeWithOptions(
+        { summary: `archive shipments finished over ${days(input.archiveAfterMs)} ago, batch ${batch}` },
+        [{ olderThanMs: input.archiveAfterMs, batchSize: input.batchSize }],
+      );
+      result.archived += r.changed;
+      if (!r.more) return;
+    }
+    result.caughtUp = false;
+  });
+
+  await step('scrubbing personal data', async () => {
+    for (let batch = 1; batch <= input.maxBatches; batch++) {
+      const r = await activities.scrubFinishedShipments.executeWithOptions(
+        {
+          summary: `scrub personal data of shipments finished over ${days(input.scrubPersonalDataAfterMs)} ago, batch ${batch}`,
+        },
+        [{ olderThanMs: input.scrubPersonalDataAfterMs, batchSize: input.batchSize }],
+      );
+      result.scrubbed += r.changed;
+      if (!r.more) return;
+    }
+    result.caughtUp = false;
+  });
+
+  progress(
+    failed.length > 0
+      ? 'finished with failures'
+      : result.caughtUp
+        ? 'done'
+        : 'done for this run; more next run',
+  );
+  if (failed.length > 0) {
+    throw ApplicationFailure.create({
+      type: 'HousekeepingIncomplete',
+      message: `housekeeping steps failed: ${failed.join('; ')}`,
+      details: [result],
+      nonRetryable: true,
+    });
+  }
+  return result;
+}
+
+function hours(ms: number): string {
+  return ms % 86_400_000 === 0 ? days(ms) : `${Math.round(ms / 3_600_000)} h`;
+}
+
+function days(ms: number): string {
+  const d = ms / 86_400_000;
+  return Number.isInteger(d) ? `${d} d` : `${Math.round(ms / 3_600_000)} h`;
+}

@@ -1,0 +1,587 @@
+/**
+ * Temporal Schedules on the real dev server, with a real worker and Postgres: created once
+ * and kept in step with the configuration, and what each does when triggered, checked in
+ * the read model — the rows it must change, and the rows it must leave alone.
+ */
+import { randomBytes } from 'node:crypto';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type WorkflowHandle } from '@temporalio/client';
+import type { NewShipment } from '../db/database';
+import type { DailyReportFigures } from '../src/activities/reports';
+import { REMOVED } from '../src/domain/personal-data';
+import { DAILY_REPORT_SCHEDULE_ID, ensureSchedules, HOUSEKEEPING_SCHEDULE_ID } from '../src/schedules';
+import {
+  shipmentWorkflowId,
+  type HousekeepingInput,
+  type HousekeepingResult,
+} from '../src/workflows/contract';
+import { freshDatabase, type TestDatabase } from './support/db';
+import { testConfig } from './support/env';
+import { eventually } from './support/eventually';
+import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './support/temporal';
+
+jest.setTimeout(90_000);
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const BUDGET = 1200;
+
+describe('schedules', () => {
+  let database: TestDatabase;
+  let worker: TestWorker;
+  const parked: WorkflowHandle[] = [];
+
+  const config = () => testConfig({ WAYBILL_TASK_QUEUE: worker.taskQueue });
+  const ids = [DAILY_REPORT_SCHEDULE_ID, HOUSEKEEPING_SCHEDULE_ID];
+
+  async function deleteSchedules(): Promise<void> {
+    for (const id of ids) {
+      await worker.client.schedule
+        .getHandle(id)
+        .delete()
+        .catch((err: unknown) => {
+          if (!(err instanceof ScheduleNotFoundError)) throw err;
+        });
+    }
+  }
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    worker = await startTestWorker({ db: database.db, couriers: {}, dailyBudget: BUDGET });
+    await deleteSchedules();
+  });
+
+  afterAll(async () => {
+    for (const handle of parked) await handle.terminate('test over').catch(() => undefined);
+    if (worker) await deleteSchedules();
+    await worker?.stop();
+    await database?.drop();
+  });
+
+  /** Triggers a schedule now and returns the workflow it started. */
+  async function trigger(scheduleId: string): Promise<WorkflowHandle> {
+    const handle = worker.client.schedule.getHandle(scheduleId);
+    // Runs started in the same second share a workflow id; run ids tell them apart.
+    const runOf = (a: { action: { workflow: { firstExecutionRunId: string } } }) =>
+      a.action.workflow.firstExecutionRunId;
+    const before = new Set((await handle.describe()).info.recentActions.map(runOf));
+    await handle.trigger();
+    const described = await eventually(
+      () => handle.describe(),
+      (d) => d.info.recentActions.some((a) => !before.has(runOf(a))),
+    );
+    const started = described.info.recentActions.find((a) => !before.has(runOf(a)))!;
+    return worker.client.workflow.getHandle(started.action.workflow.workflowId, runOf(started));
+  }
+
+  describe('ensureSchedules', () => {
+    it('creates the daily report and housekeeping schedules, and a second start changes nothing', async () => {
+      // Two workers starting at the same moment.
+      const [first, second] = await Promise.all([
+        ensureSchedules(worker.client, config()),
+        ensureSchedules(worker.client, config()),
+      ]);
+      for (const id of ids) {
+        const outcomes = [...first, ...second].filter((r) => r.scheduleId === id).map((r) => r.outcome);
+        expect([id, outcomes.sort()]).toEqual([id, ['created', 'unchanged']]);
+      }
+
+      const again = await ensureSchedules(worker.client, config());
+      expect(again.map((r) => [r.scheduleId, r.outcome])).toEqual([
+        [DAILY_REPORT_SCHEDULE_ID, 'unchanged'],
+        [HOUSEKEEPING_SCHEDULE_ID, 'unchanged'],
+      ]);
+
+      const listed: string[] = [];
+      for await (const schedule of worker.client.schedule.list()) listed.push(schedule.scheduleId);
+      expect(listed.filter((id) => ids.includes(id)).sort()).toEqual([...ids].sort());
+
+      const report = await worker.client.schedule.getHandle(DAILY_REPORT_SCHEDULE_ID).describe();
+      expect(report.spec.intervals).toEqual([{ every: DAY, offset: 15 * 60_000 }]);
+      expect(report.action).toMatchObject({
+        workflowType: 'dailyReportWorkflow',
+        taskQueue: worker.taskQueue,
+        args: [{}],
+      });
+      expect(report.action.staticSummary).toMatch(/Daily report/);
+      expect(report.policies.overlap).toBe('SKIP');
+      expect(report.state.paused).toBe(false);
+      expect(report.state.note).toMatch(/deliveries, exceptions/);
+      expect(report.memo?.description).toMatch(/deliveries, exceptions/);
+      // The next run is at 00:15 UTC.
+      expect(report.info.nextActionTimes[0]!.toISOString()).toMatch(/T00:15:00\.000Z$/);
+
+      const housekeeping = await worker.client.schedule.getHandle(HOUSEKEEPING_SCHEDULE_ID).describe();
+      expect(housekeeping.spec.intervals).toEqual([{ every: HOUR, offset: 0 }]);
+      expect(housekeeping.action).toMatchObject({
+        workflowType: 'housekeepingWorkflow',
+        taskQueue: worker.taskQueue,
+        args: [
+          {
+            expireAfterNoScanMs: 7 * DAY,
+            archiveAfterMs: 90 * DAY,
+            scrubPersonalDataAfterMs: 30 * DAY,
+            batchSize: 200,
+            maxBatches: 10,
+          },
+        ],
+      });
+      expect(housekeeping.policies.overlap).toBe('SKIP');
+      expect(housekeeping.memo?.description).toMatch(/Expires unfinished shipments/);
+    });
+
+    it('updates a schedule whose configuration changed, and leaves a paused one paused with its note', async () => {
+      await ensureSchedules(worker.client, config());
+      const handle = worker.client.schedule.getHandle(HOUSEKEEPING_SCHEDULE_ID);
+      await handle.pause('paused by ops: database migration tonight');
+      try {
+        const changed = testConfig({
+          WAYBILL_TASK_QUEUE: worker.taskQueue,
+          WAYBILL_HOUSEKEEPING_EVERY: '30m',
+          WAYBILL_ARCHIVE_AFTER: '60d',
+        });
+        const results = await ensureSchedules(worker.client, changed);
+        expect(results).toEqual([
+          { scheduleId: DAILY_REPORT_SCHEDULE_ID, outcome: 'unchanged', changed: [] },
+          { scheduleId: HOUSEKEEPING_SCHEDULE_ID, outcome: 'updated', changed: ['spec', 'input'] },
+        ]);
+        const described = await handle.describe();
+        expect(described.spec.intervals).toEqual([{ every: 30 * 60_000, offset: 0 }]);
+        expect(described.action.args).toEqual([expect.objectContaining({ archiveAfterMs: 60 * DAY })]);
+        expect(described.state.paused).toBe(true);
+        expect(described.state.note).toBe('paused by ops: database migration tonight');
+
+        // Back to the configuration the other tests use; still paused.
+        expect((await ensureSchedules(worker.client, config()))[1]!.outcome).toBe('updated');
+        expect((await handle.describe()).state.paused).toBe(true);
+      } finally {
+        await handle.unpause();
+      }
+    });
+  });
+
+  describe('the daily report', () => {
+    const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    let yesterday: string;
+    let twoDaysAgo: string;
+
+    async function shipment(values: Partial<NewShipment> & { courier: string }): Promise<string> {
+      const id = uniqueId('shp');
+      await database.db
+        .insertInto('shipments')
+        .values({ id, tracking_number: `T${randomBytes(5).toString('hex')}`, ...values })
+        .execute();
+      return id;
+    }
+
+    async function exceptionScan(shipmentId: string, at: Date): Promise<void> {
+      await database.db
+        .insertInto('tracking_events')
+        .values({
+          shipment_id: shipmentId,
+          event_key: randomBytes(6).toString('hex'),
+          status: 'EXCEPTION',
+          occurred_at: at,
+          source: 'poll',
+        })
+        .execute();
+    }
+
+    beforeAll(async () => {
+      // Seeded rows are placed in "yesterday"; make sure the run sees the same day.
+      const sinceMidnight = Date.now() % DAY;
+      if (sinceMidnight > DAY - 60_000) await new Promise((r) => setTimeout(r, DAY - sinceMidnight + 1_000));
+      const midnight = Date.now() - (Date.now() % DAY);
+      yesterday = dayOf(midnight - DAY);
+      twoDaysAgo = dayOf(midnight - 2 * DAY);
+      const y = (hours: number) => new Date(midnight - DAY + hours * HOUR);
+
+      // Delivered yesterday: easyparcel took 2 days, 3 days (pickup never seen: from creation)
+      // and 1 hour; bluedart 5 hours.
+      await shipment({
+        courier: 'easyparcel',
+        status: 'DELIVERED',
+        picked_up_at: new Date(y(10).getTime() - 2 * DAY),
+        delivered_at: y(10),
+      });
+      await shipment({
+        courier: 'easyparcel',
+        status: 'DELIVERED',
+        created_at: new Date(y(12).getTime() - 3 * DAY),
+        delivered_at: y(12),
+      });
+      await shipment({
+        courier: 'easyparcel',
+        status: 'DELIVERED',
+        picked_up_at: y(13),
+        delivered_at: y(14),
+      });
+      await shipment({ courier: 'bluedart', status: 'DELIVERED', picked_up_at: y(1), delivered_at: y(6) });
+      // Delivered today and two days ago: other days.
+      await shipment({
+        courier: 'easyparcel',
+        status: 'DELIVERED',
+        picked_up_at: new Date(midnight - HOUR),
+        delivered_at: new Date(midnight + 60_000),
+      });
+      await shipment({
+        courier: 'bluedart',
+        status: 'DELIVERED',
+        picked_up_at: y(-30),
+        delivered_at: y(-20),
+      });
+
+      // Exceptions yesterday: two scans of one easyparcel parcel count once; one bluedart.
+      const ep = await shipment({ courier: 'easyparcel', status: 'EXCEPTION' });
+      await exceptionScan(ep, y(8));
+      await exceptionScan(ep, y(9));
+      await exceptionScan(await shipment({ courier: 'bluedart', status: 'EXCEPTION' }), y(23.5));
+      // …and one two days ago.
+      await exceptionScan(await shipment({ courier: 'easyparcel', status: 'IN_TRANSIT' }), y(-3));
+
+      // Expired yesterday.
+      await shipment({ courier: 'bluedart', status: 'EXPIRED', finished_at: y(4) });
+
+      await database.db
+        .insertInto('courier_api_usage')
+        .values([
+          { courier: 'easyparcel', day: yesterday, calls: 412, failures: 3 },
+          { courier: 'bluedart', day: yesterday, calls: 1200, failures: 0 },
+          { courier: 'easyparcel', day: dayOf(midnight), calls: 50, failures: 0 },
+        ])
+        .execute();
+    });
+
+    it('reports the day before when the schedule triggers: one row, the same after a second run', async () => {
+      await ensureSchedules(worker.client, config());
+      const run = await trigger(DAILY_REPORT_SCHEDULE_ID);
+      const result: DailyReportFigures = await run.result();
+      expect(result.day).toBe(yesterday);
+
+      const rows = await database.db
+        .selectFrom('daily_reports')
+        .selectAll()
+        .where('day', '=', yesterday)
+        .execute();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({
+        day: yesterday,
+        deliveries: 4,
+        exceptions: 2,
+        expired: 1,
+        // Median of 1 h, 5 h, 2 d, 3 d: halfway between 5 h and 2 d.
+        median_delivery_seconds: (5 * 3600 + 2 * 86_400) / 2,
+        courier_calls: 1612,
+        courier_failures: 3,
+        courier_budget: BUDGET,
+      });
+      expect(rows[0]!.by_courier).toEqual([
+        {
+          courier: 'bluedart',
+          deliveries: 1,
+          exceptions: 1,
+          expired: 1,
+          medianDeliverySeconds: 5 * 3600,
+          calls: 1200,
+          failures: 0,
+          budget: BUDGET,
+        },
+        {
+          courier: 'easyparcel',
+          deliveries: 3,
+          exceptions: 1,
+          expired: 0,
+          medianDeliverySeconds: 2 * 86_400,
+          calls: 412,
+          failures: 3,
+          budget: BUDGET,
+        },
+      ]);
+
+      const rerun = await trigger(DAILY_REPORT_SCHEDULE_ID);
+      expect(await rerun.result()).toEqual(result);
+      const after = await database.db
+        .selectFrom('daily_reports')
+        .selectAll()
+        .where('day', '=', yesterday)
+        .execute();
+      expect(after).toHaveLength(1);
+      expect(after[0]!.generated_at.getTime()).toBeGreaterThan(rows[0]!.generated_at.getTime());
+    });
+
+    it('reports the day before its scheduled time when backfilled for a missed day', async () => {
+      await ensureSchedules(worker.client, config());
+      const handle = worker.client.schedule.getHandle(DAILY_REPORT_SCHEDULE_ID);
+      const before = new Set(
+        (await handle.describe()).info.recentActions.map((a) => a.scheduledAt.getTime()),
+      );
+      // The 00:15 run of yesterday, as if the server had been down then.
+      const scheduledAt = Date.parse(`${yesterday}T00:15:00.000Z`);
+      await handle.backfill({
+        start: new Date(scheduledAt - 60_000),
+        end: new Date(scheduledAt + 60_000),
+        overlap: ScheduleOverlapPolicy.ALLOW_ALL,
+      });
+      const described = await eventually(
+        () => handle.describe(),
+        (d) =>
+          d.info.recentActions.some(
+            (a) => a.scheduledAt.getTime() === scheduledAt && !before.has(scheduledAt),
+          ),
+      );
+      const action = described.info.recentActions.find((a) => a.scheduledAt.getTime() === scheduledAt)!;
+      const result: DailyReportFigures = await worker.client.workflow
+        .getHandle(action.action.workflow.workflowId, action.action.workflow.firstExecutionRunId)
+        .result();
+      expect(result).toMatchObject({ day: twoDaysAgo, deliveries: 1, exceptions: 1 });
+    });
+
+    it('reports the day it is given, and refuses a day that is not one', async () => {
+      const result: DailyReportFigures = await worker.client.workflow.execute('dailyReportWorkflow', {
+        workflowId: uniqueId('report'),
+        taskQueue: worker.taskQueue,
+        args: [{ day: twoDaysAgo }],
+      });
+      expect(result).toMatchObject({
+        day: twoDaysAgo,
+        deliveries: 1,
+        exceptions: 1,
+        expired: 0,
+        courierCalls: 0,
+      });
+      const row = await database.db
+        .selectFrom('daily_reports')
+        .selectAll()
+        .where('day', '=', twoDaysAgo)
+        .executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ deliveries: 1, exceptions: 1, median_delivery_seconds: 10 * 3600 });
+
+      await expect(
+        worker.client.workflow.execute('dailyReportWorkflow', {
+          workflowId: uniqueId('report'),
+          taskQueue: worker.taskQueue,
+          args: [{ day: '2026-02-30' }],
+        }),
+      ).rejects.toMatchObject({ cause: { type: 'InvalidInput' } });
+    });
+  });
+
+  describe('housekeeping', () => {
+    const rowOf = (id: string) =>
+      database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const ago = (ms: number) => new Date(Date.now() - ms);
+
+    async function shipment(values: Partial<NewShipment>): Promise<string> {
+      const id = uniqueId('hk');
+      await database.db
+        .insertInto('shipments')
+        .values({
+          id,
+          courier: 'easyparcel',
+          tracking_number: `H${randomBytes(5).toString('hex')}`,
+          ...values,
+        })
+        .execute();
+      return id;
+    }
+
+    /** A shipment workflow that exists but that no worker runs (its queue has no poller). */
+    async function parkedWorkflow(shipmentId: string): Promise<WorkflowHandle> {
+      const handle = await worker.client.workflow.start('shipmentWorkflow', {
+        workflowId: shipmentWorkflowId(shipmentId),
+        taskQueue: `nobody-polls-${randomBytes(4).toString('hex')}`,
+        args: [
+          {
+            shipmentId,
+            orderId: null,
+            courier: 'easyparcel',
+            trackingNumber: 'X',
+            courierTaskQueue: 'nobody',
+            policy: fastPolicy(),
+          },
+        ],
+      });
+      parked.push(handle);
+      return handle;
+    }
+
+    const personalPayload = {
+      awb_number: 'EP1000000001',
+      receiver: { name: 'Asha Rao', phone: '9800000000' },
+      latest_tracking_status: 'Delivered to Asha Rao (self)',
+    };
+
+    it('expires untracked unscanned shipments, archives and scrubs old finished ones, and touches nothing else', async () => {
+      const s = {
+        staleUntracked: await shipment({
+          status: 'IN_TRANSIT',
+          last_event_at: ago(8 * DAY),
+          created_at: ago(10 * DAY),
+        }),
+        neverScanned: await shipment({ status: 'PENDING', created_at: ago(8 * DAY) }),
+        staleWorkflowEnded: await shipment({ status: 'OUT_FOR_DELIVERY', last_event_at: ago(9 * DAY) }),
+        staleWorkflowRunning: await shipment({ status: 'IN_TRANSIT', last_event_at: ago(8 * DAY) }),
+        recentScan: await shipment({
+          status: 'IN_TRANSIT',
+          last_event_at: ago(DAY),
+          created_at: ago(100 * DAY),
+        }),
+        recentlyCreated: await shipment({ status: 'PENDING', created_at: ago(DAY) }),
+        finishedLongAgo: await shipment({
+          status: 'DELIVERED',
+          last_event_at: ago(100 * DAY),
+          delivered_at: ago(100 * DAY),
+          finished_at: ago(100 * DAY),
+          raw_latest: JSON.stringify(personalPayload),
+        }),
+        finished40Days: await shipment({
+          status: 'RETURNED',
+          last_event_at: ago(40 * DAY),
+          finished_at: ago(40 * DAY),
+          raw_latest: JSON.stringify(personalPayload),
+        }),
+        finishedRecently: await shipment({
+          status: 'DELIVERED',
+          last_event_at: ago(20 * DAY),
+          finished_at: ago(20 * DAY),
+          raw_latest: JSON.stringify(personalPayload),
+        }),
+      };
+      await parkedWorkflow(s.staleWorkflowRunning);
+      await (await parkedWorkflow(s.staleWorkflowEnded)).terminate('crashed long ago');
+      for (const id of [s.finishedLongAgo, s.finishedRecently]) {
+        await database.db
+          .insertInto('tracking_events')
+          .values([
+            {
+              shipment_id: id,
+              event_key: `${id}-1`,
+              status: 'IN_TRANSIT',
+              raw_text: 'Departed sorting facility',
+              occurred_at: ago(101 * DAY),
+              source: 'poll',
+            },
+            {
+              shipment_id: id,
+              event_key: `${id}-2`,
+              status: 'DELIVERED',
+              raw_text: 'Received by: ASHA RAO, 9800000000',
+              occurred_at: ago(100 * DAY),
+              source: 'poll',
+            },
+          ])
+          .execute();
+      }
+      const untouched = [s.staleWorkflowRunning, s.recentScan, s.recentlyCreated, s.finishedRecently];
+      const before = await database.db
+        .selectFrom('shipments')
+        .selectAll()
+        .where('id', 'in', untouched)
+        .orderBy('id')
+        .execute();
+
+      await ensureSchedules(worker.client, config());
+      const run = await trigger(HOUSEKEEPING_SCHEDULE_ID);
+      const result: HousekeepingResult = await run.result();
+      expect(result).toEqual({ expired: 3, skippedRunning: 1, archived: 1, scrubbed: 2, caughtUp: true });
+
+      for (const id of [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded]) {
+        const row = await rowOf(id);
+        expect([id, row.status, row.sub_status, row.next_poll_at]).toEqual([id, 'EXPIRED', 'NO_SCAN', null]);
+        expect(row.finished_at).toBeInstanceOf(Date);
+      }
+      const audit = await database.db
+        .selectFrom('audit_log')
+        .select(['subject_id', 'actor', 'action'])
+        .where('action', '=', 'shipment.expire')
+        .orderBy('subject_id')
+        .execute();
+      expect(audit).toEqual(
+        [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded].sort().map((id) => ({
+          subject_id: id,
+          actor: 'system:housekeeping',
+          action: 'shipment.expire',
+        })),
+      );
+
+      const longAgo = await rowOf(s.finishedLongAgo);
+      expect(longAgo.archived_at).toBeInstanceOf(Date);
+      expect(longAgo.pii_scrubbed_at).toBeInstanceOf(Date);
+      expect(longAgo.raw_latest).toEqual({
+        awb_number: 'EP1000000001',
+        latest_tracking_status: `Delivered to ${REMOVED} (self)`,
+      });
+      const texts = await database.db
+        .selectFrom('tracking_events')
+        .select(['shipment_id', 'raw_text'])
+        .where('shipment_id', 'in', [s.finishedLongAgo, s.finishedRecently])
+        .orderBy('shipment_id')
+        .orderBy('event_key')
+        .execute();
+      expect(texts.filter((t) => t.shipment_id === s.finishedLongAgo).map((t) => t.raw_text)).toEqual([
+        'Departed sorting facility',
+        `Received by: ${REMOVED}, ${REMOVED}`,
+      ]);
+      // Finished 20 days ago: inside the 30-day window, raw texts kept.
+      expect(texts.filter((t) => t.shipment_id === s.finishedRecently).map((t) => t.raw_text)).toEqual([
+        'Departed sorting facility',
+        'Received by: ASHA RAO, 9800000000',
+      ]);
+
+      const forty = await rowOf(s.finished40Days);
+      expect(forty.archived_at).toBeNull();
+      expect(forty.pii_scrubbed_at).toBeInstanceOf(Date);
+      expect(forty.raw_latest).toEqual({
+        awb_number: 'EP1000000001',
+        latest_tracking_status: `Delivered to ${REMOVED} (self)`,
+      });
+
+      const after = await database.db
+        .selectFrom('shipments')
+        .selectAll()
+        .where('id', 'in', untouched)
+        .orderBy('id')
+        .execute();
+      expect(after).toEqual(before);
+
+      // A second run finds nothing left to do.
+      const again: HousekeepingResult = await (await trigger(HOUSEKEEPING_SCHEDULE_ID)).result();
+      expect(again).toEqual({ expired: 0, skippedRunning: 1, archived: 0, scrubbed: 0, caughtUp: true });
+      expect((await rowOf(s.staleWorkflowRunning)).status).toBe('IN_TRANSIT');
+    });
+
+    it('does a bounded amount of work per run and carries on in the next', async () => {
+      const old = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          shipment({
+            status: 'CANCELLED',
+            finished_at: ago(200 * DAY),
+            raw_latest: JSON.stringify(personalPayload),
+          }),
+        ),
+      );
+      const input: HousekeepingInput = {
+        expireAfterNoScanMs: 7 * DAY,
+        archiveAfterMs: 90 * DAY,
+        scrubPersonalDataAfterMs: 30 * DAY,
+        batchSize: 2,
+        maxBatches: 1,
+      };
+      const run = (): Promise<HousekeepingResult> =>
+        worker.client.workflow.execute('housekeepingWorkflow', {
+          workflowId: uniqueId('housekeeping'),
+          taskQueue: worker.taskQueue,
+          args: [input],
+        });
+      const archived = async () =>
+        (
+          await database.db.selectFrom('shipments').select('archived_at').where('id', 'in', old).execute()
+        ).filter((r) => r.archived_at !== null).length;
+
+      expect(await run()).toMatchObject({ archived: 2, scrubbed: 2, caughtUp: false });
+      expect(await archived()).toBe(2);
+      expect(await run()).toMatchObject({ archived: 2, scrubbed: 2, caughtUp: false });
+      expect(await run()).toMatchObject({ archived: 1, scrubbed: 1, caughtUp: true });
+      expect(await archived()).toBe(5);
+    });
+  });
+});
