@@ -97,6 +97,55 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
         : { authorised: false, declineCode: result.declineCode, message: result.message };
     },
 
+    /**
+     * Compensation for an authorise whose outcome is unknown (every attempt timed out or
+     * failed, but the provider may have acted before the answer was lost). Asks again with
+     * the same idempotency key — the provider answers with what it did the first time, or
+     * does it now — and voids any authorisation, so no hold stays on the shopper's card.
+     * A request the provider refuses means nothing was authorised.
+     */
+    async voidUnknownAuthorisation(input: {
+      orderId: string;
+      amount: number;
+      currency: string;
+      card: PaymentCard;
+    }): Promise<{ voided: boolean }> {
+      const idempotencyKey = paymentIdempotencyKey(input.orderId, 'authorise');
+      let result;
+      try {
+        result = await deps.payments.authorise({ idempotencyKey, ...input });
+      } catch (err) {
+        if (err instanceof PaymentRejectedError) return { voided: false };
+        throw asFailure(err);
+      }
+      if (result.status !== 'AUTHORISED') return { voided: false };
+      await db
+        .insertInto('payments')
+        .values({
+          id: idempotencyKey,
+          order_id: input.orderId,
+          idempotency_key: idempotencyKey,
+          provider: deps.providerName,
+          provider_ref: result.providerRef,
+          status: result.status,
+          currency: input.currency,
+          amount_authorised: input.amount,
+          decline_code: null,
+        })
+        .onConflict((oc) => oc.column('idempotency_key').doNothing())
+        .execute();
+      try {
+        const summary = await deps.payments.void({
+          idempotencyKey: paymentIdempotencyKey(input.orderId, 'void'),
+          providerRef: result.providerRef,
+        });
+        await mirror(input.orderId, summary);
+      } catch (err) {
+        throw asFailure(err);
+      }
+      return { voided: true };
+    },
+
     async capturePayment(input: { orderId: string; providerRef: string; amount: number }): Promise<void> {
       try {
         const summary = await deps.payments.capture({

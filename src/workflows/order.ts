@@ -15,6 +15,7 @@ import {
   getExternalWorkflowHandle,
   log,
   metricMeter,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -390,6 +391,26 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
           ],
         );
       } catch (err) {
+        // Every attempt failed, but the provider may have authorised before an answer was
+        // lost: ask it again under the same key and void whatever it holds.
+        if (patched('void-unknown-authorisation')) {
+          compensations.push({
+            name: 'void an authorisation the provider may hold',
+            kind: 'void_or_refund_payment',
+            run: () =>
+              mustHappen.voidUnknownAuthorisation.executeWithOptions(
+                { summary: 'compensate: void any authorisation made before the answer was lost' },
+                [
+                  {
+                    orderId: input.orderId,
+                    amount: input.totalAmount,
+                    currency: input.currency,
+                    card: input.payment,
+                  },
+                ],
+              ),
+          });
+        }
         throw new OrderFailed(
           OrderFailure.PAYMENT_FAILED,
           `payment could not be authorised: ${message(err)}`,

@@ -222,6 +222,24 @@ describe('order saga', () => {
     expect(await notifications(orderId)).toEqual(['failed']);
   });
 
+  it('voids an authorisation whose answer was lost: every authorise timed out, yet nothing stays held on the card', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 10);
+    // The provider authorises, but holds each answer back past our 2 s client timeout.
+    payments.state.faults.set({ kind: 'timeout', ms: 2_500, calls: 5, operation: 'authorise' });
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1 });
+    const result = await handle.result();
+    await recordHistory('order-payment-outcome-lost', handle);
+
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'PAYMENT_FAILED' });
+    const atProvider = payments.state.paymentsOf(orderId);
+    expect(atProvider.length).toBeGreaterThan(0);
+    expect(atProvider.map((p) => p.status)).toEqual(atProvider.map(() => 'VOIDED'));
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 10, reserved: 0 });
+    expect(await shipments(orderId)).toEqual([]);
+  });
+
   it('fails an order for stock it cannot have, reserving nothing and charging nothing', async () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 1);
