@@ -461,6 +461,38 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
         );
         parcel.trackingNumber = trackingNumber;
       } catch (err) {
+        // Unless the courier refused it, the booking may exist with its answer lost: book
+        // again under the same reference (the courier answers with that booking, or makes
+        // one) and cancel it, so no courier comes for a parcel of a failed order.
+        if (failureType(err) !== 'BookingRejected' && patched('cancel-unknown-booking')) {
+          const booking = {
+            orderId: input.orderId,
+            shipmentId: parcel.shipmentId,
+            courier: input.courier,
+            lineNos: parcel.lines.map((l) => l.lineNo),
+          };
+          compensations.push({
+            name: `cancel a booking ${parcel.shipmentId} the courier may hold`,
+            kind: 'cancel_booking',
+            run: async () => {
+              const summary = `compensate: cancel any booking of ${parcel.shipmentId} made before the answer was lost`;
+              let found: { trackingNumber: string };
+              try {
+                found = await mustHappen.bookShipment.executeWithOptions({ summary }, [booking]);
+              } catch (bookErr) {
+                if (failureType(bookErr) === 'BookingRejected') return; // the courier holds nothing
+                throw bookErr;
+              }
+              await mustHappen.cancelBooking.executeWithOptions({ summary }, [
+                {
+                  shipmentId: parcel.shipmentId,
+                  courier: input.courier,
+                  trackingNumber: found.trackingNumber,
+                },
+              ]);
+            },
+          });
+        }
         throw new OrderFailed(OrderFailure.BOOKING_FAILED, `the courier booking failed: ${message(err)}`);
       }
       const tracking = parcel.trackingNumber;

@@ -240,6 +240,32 @@ describe('order saga', () => {
     expect(await shipments(orderId)).toEqual([]);
   });
 
+  it('cancels a booking whose answer was lost: every booking attempt timed out, yet the courier holds nothing', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 10);
+    // The courier books, but every answer arrives after our 2 s client timeout.
+    couriers.backend.faults.set({ kind: 'latency', ms: 2_500, format: 'native' });
+    const bookCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.book;
+    const before = bookCalls();
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    // After the saga's five attempts the courier answers in time again.
+    await eventually(
+      async () => bookCalls() - before,
+      (n) => n >= 5,
+      60_000,
+    );
+    couriers.backend.faults.clear();
+    const result = await handle.result();
+    await recordHistory('order-booking-outcome-lost', handle);
+
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
+    const [shipment] = await shipments(orderId);
+    expect(shipment).toMatchObject({ status: 'CANCELLED', sub_status: 'BOOKING_CANCELLED' });
+    expect(couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 10, reserved: 0 });
+  });
+
   it('fails an order for stock it cannot have, reserving nothing and charging nothing', async () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 1);
