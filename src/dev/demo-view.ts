@@ -183,7 +183,7 @@ export function resultLine(
       ? ''
       : `  ${paint(TINT[verdict], details.problems.join('; '), color)}${
           verdict === 'known-bug'
-            ? paint('yellow', ` [known bug: ${details.knownBugs.join('; ')}]`, color)
+            ? paint('yellow', ` [known bug ${details.knownBugs.join(', ')}]`, color)
             : ''
         }`;
   return `  ${mark} ${pad(row.orderNumber ?? `#${row.n}`, COLUMNS.order)}${pad(row.kind, COLUMNS.kind)}${pad(status, 28)}${parcels}${tail}`;

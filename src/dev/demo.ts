@@ -39,6 +39,7 @@ import {
   type StackSettings,
   verdictOf,
   type DemoKindSpec,
+  type KnownBug,
 } from './demo-plan';
 import { apiAnswers, resetDataDir, startDemoStack, type DemoStack } from './demo-stack';
 import {
@@ -218,6 +219,12 @@ const PICKED_UP = new Set([
   'RETURNING',
   'RETURNED',
 ]);
+
+const COURIER_NAMES: Record<string, string> = {
+  easyparcel: 'EasyParcel',
+  bluedart: 'Blue Dart',
+  simulator: 'the simulator courier',
+};
 
 /** The simulator's wire format for a courier code (the outage is set per format). */
 const SIM_FORMAT: Record<string, string> = {
@@ -563,7 +570,7 @@ class Outage {
   }
 
   describe(elapsed: (ms: number) => string): string | null {
-    const name = this.courier === 'easyparcel' ? 'EasyParcel' : this.courier;
+    const name = COURIER_NAMES[this.courier ?? ''] ?? this.courier;
     switch (this.state) {
       case 'waiting':
         return `${name} outage: at pickup`;
@@ -693,7 +700,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   let exceptionPending: Promise<void> | null = null;
   const cancels = new Set<Promise<void>>();
   const deadline = placedAt + ctx.timeoutMs;
-  const title = `Waybill demo · ${plan.length} orders · courier time ×${timeScale} · stack log ${ctx.stack ? path.relative(process.cwd(), ctx.stack.logFile) : 'not ours (--attach)'}`;
+  const title = `Waybill demo · ${plan.length} orders · courier time ×${timeScale} · Ctrl-C stops · stack log ${ctx.stack ? path.relative(process.cwd(), ctx.stack.logFile) : 'not ours (--attach)'}`;
   let lastSummary = 0;
   let timedOut = false;
 
@@ -846,7 +853,7 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   outcome.tracked.forEach((t, i) => {
     const knownBugs = t.entry.spec.knownBugs
       .filter((bug) => (t.problems ?? []).some((p) => bug.explains(p)))
-      .map((bug) => bug.title);
+      .map((bug) => bug.id);
     screen.line(
       resultLine(
         { ...rowOf(t), verdict: verdicts[i]! },
@@ -862,6 +869,28 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   const passed = verdicts.filter((v) => v === 'pass').length;
   const known = verdicts.filter((v) => v === 'known-bug').length;
   const failed = verdicts.filter((v) => v === 'fail').length;
+  const hit = new Map<KnownBug, number>();
+  outcome.tracked.forEach((t, i) => {
+    if (verdicts[i] !== 'known-bug') return;
+    for (const bug of t.entry.spec.knownBugs) {
+      if ((t.problems ?? []).some((p) => bug.explains(p))) hit.set(bug, (hit.get(bug) ?? 0) + 1);
+    }
+  });
+  if (hit.size > 0) {
+    screen.line();
+    screen.line(
+      paint(
+        'yellow',
+        `Known bugs of the product${strict ? ' (--strict: they fail the run)' : ' (reported; not counted against the run, --strict counts them)'}:`,
+        color,
+      ),
+    );
+    for (const [bug, orders] of hit) {
+      screen.line(
+        paint('yellow', `  ${bug.id} (${orders} order${orders > 1 ? 's' : ''}): ${bug.title}`, color),
+      );
+    }
+  }
   const fixed = [
     ...new Set(
       outcome.tracked.filter((t, i) => verdicts[i] === 'pass').flatMap((t) => t.entry.spec.knownBugs),
@@ -883,9 +912,11 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   if (outcome.outage) {
     const o = outcome.outage;
     outageOk = o.problems.length === 0;
+    const name = COURIER_NAMES[o.courier] ?? o.courier;
+    screen.line();
     const text = outageOk
-      ? `${o.courier} was down for ${humanDuration(DEMO_OUTAGE_MS)}: it refused ${o.refusedCalls} calls, ${o.shownDown} of the ${o.parcels} parcels showed "courier unavailable" in their tracking, and every one recovered (results above)`
-      : `${o.courier} outage: ${o.problems.join('; ')}`;
+      ? `${name} was down for ${humanDuration(DEMO_OUTAGE_MS)}: it refused ${o.refusedCalls} calls, ${o.shownDown} of the ${o.parcels} parcels showed "courier unavailable" in their tracking, and every one recovered (results above)`
+      : `${name} outage: ${o.problems.join('; ')}`;
     screen.line(`  ${outageOk ? paint('green', '✓', color) : paint('red', '✗', color)} ${text}`);
   }
 

@@ -2,6 +2,9 @@
  * `npm run demo`'s pieces without a stack: the plan, the settings check, the expectation
  * check and what it prints. The demo end to end takes minutes; it is run by hand (README).
  */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { DEMO_CATALOGUE } from '../../db/seed';
 import { loadConfig } from '../../src/config';
 import {
@@ -36,6 +39,7 @@ import {
   visibilityChecks,
   type OrderRow,
 } from '../../src/dev/demo-view';
+import { DEMO_MARKER, resetDataDir } from '../../src/dev/demo-stack';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
 import { scenarioHint } from '../../src/simulator/server';
 
@@ -411,5 +415,28 @@ describe('what the demo prints', () => {
     expect(orderIdOfWorkflow('order-ord_ab12')).toBe('ord_ab12');
     expect(orderIdOfWorkflow('shipment-ord_ab12-p2')).toBe('ord_ab12');
     expect(orderIdOfWorkflow('something-else')).toBeNull();
+  });
+});
+
+describe("the demo's data folder", () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'waybill-demo-'));
+  });
+  afterEach(() => fs.rm(root, { recursive: true, force: true }));
+
+  it("is made, marked as the demo's, and emptied at the start of the next run", async () => {
+    const dir = path.join(root, 'demo');
+    await resetDataDir(dir);
+    expect(await fs.readdir(dir)).toEqual([DEMO_MARKER]);
+    await fs.writeFile(path.join(dir, 'stack.log'), 'last run');
+    await resetDataDir(dir);
+    expect(await fs.readdir(dir)).toEqual([DEMO_MARKER]);
+  });
+
+  it('is never emptied when the demo did not make it', async () => {
+    await fs.writeFile(path.join(root, 'precious.txt'), 'keep me');
+    await expect(resetDataDir(root)).rejects.toThrow(/exists and was not made by the demo/);
+    expect(await fs.readdir(root)).toEqual(['precious.txt']);
   });
 });
