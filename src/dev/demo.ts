@@ -44,6 +44,7 @@ import {
 import { apiAnswers, resetDataDir, startDemoStack, type DemoStack } from './demo-stack';
 import {
   changeLine,
+  clock,
   cliListCommand,
   exceptionCheck,
   orderIdOfWorkflow,
@@ -131,7 +132,8 @@ class ApiClient {
         if (limit > 0) this.rateLimitPerMinute = limit;
         const text = await res.text();
         const body = (text ? JSON.parse(text) : null) as T & { error?: { code?: string } };
-        // Rate limited, or the same key still in flight: wait and ask again (same key, same order).
+        // Rate limited, or Postgres/Temporal briefly unavailable: ask again (a POST with the same
+        // idempotency key, so never a second order).
         if ((res.status === 429 || res.status === 503) && attempt < 5) {
           await sleep(Number(res.headers.get('retry-after') ?? 2) * 1000);
           continue;
@@ -444,6 +446,8 @@ async function checkIfSettled(ctx: RunContext, t: Tracked): Promise<boolean> {
     t.parcelsFinalSince = Date.now();
   }
   if (!finalStatus) return false;
+  // A cancel answered 202 may arrive after the order is CANCELLED: its answer is part of the check.
+  if (t.cancelSent && t.cancel === null) return false;
   t.finalSince ??= Date.now();
   if (!isSettled(t) && Date.now() - t.finalSince < PARCELS_GRACE_MS) return false;
   const tracking = await ctx.api.request<TrackingRead>('GET', `/v1/orders/${t.orderId}/tracking`);
@@ -577,7 +581,7 @@ class Outage {
       case 'active':
         return `${name} DOWN, ${Math.ceil((this.until - Date.now()) / 1000)} s left`;
       case 'over':
-        return `${name} outage over (${elapsed(this.startedAt)})`;
+        return `${name} was down ${elapsed(this.startedAt)}`;
       default:
         return null;
     }
@@ -642,11 +646,12 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   const { screen, plan } = ctx;
   const tracked = plan.map(newTracked);
   const sinceIso = new Date(Date.now() - 1_000).toISOString();
-  const elapsed = (at: number) => `at ${Math.round((at - ctx.t0) / 1000)} s`;
 
   // The first order doubles as the probe: its workflow input holds the stack's poll policy.
   const timeScale = await simulatorTimeScale(ctx.config);
   const placedAt = Date.now();
+  // Times in the live view count from the first order, like the elapsed time in the summary.
+  const elapsed = (at: number) => `${clock(at - placedAt)}–${clock(at - placedAt + DEMO_OUTAGE_MS)}`;
   await placeOrder(ctx, tracked[0]!);
   if (tracked[0]!.orderId === null)
     throw new StartupError(`the first order could not be placed: ${tracked[0]!.createError}`);
@@ -669,7 +674,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
         ...assessment.problems.map((p) => `  - ${p}`),
         'Stop that stack and run `npm run demo` (it starts its own with the demo settings), or',
         'start one with `npm run demo -- --keep` and attach to that one.',
-        `(Its probe order ${tracked[0]!.orderNumber} was cancelled.)`,
+        `(The order it placed to read them, ${tracked[0]!.orderNumber}, ${tracked[0]!.entry.spec.expect.payment === 'DECLINED' ? 'was declined and holds nothing' : 'has been cancelled'}.)`,
       ].join('\n'),
     );
   }
