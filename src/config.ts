@@ -290,6 +290,22 @@ export function parseTimeOfDay(text: string): number | null {
 
 export const EMBEDDED_PG = { user: 'waybill', password: 'waybill', database: 'waybill' } as const;
 
+/**
+ * A copy of this process's environment with some variables replaced and others removed:
+ * for starting a child process that reads its own configuration (`npm run demo` starts the
+ * dev stack this way). Kept here so this stays the only module that reads `process.env`.
+ */
+export function environmentWith(
+  set: Readonly<Record<string, string>>,
+  unset: readonly string[] = [],
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !unset.includes(name)) env[name] = value;
+  }
+  return { ...env, ...set };
+}
+
 /** Reads, validates and freezes the configuration. Throws {@link ConfigError} naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
