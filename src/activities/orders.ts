@@ -173,7 +173,8 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           updated_at: sql<Date>`now()`,
         })
         .where('id', '=', input.shipmentId)
-        .where('status', 'not in', ['DELIVERED', 'RETURNED'])
+        // A parcel that ended otherwise (delivered, returned, expired) keeps its own ending.
+        .where('status', 'not in', ['DELIVERED', 'RETURNED', 'EXPIRED'])
         .execute();
     },
 

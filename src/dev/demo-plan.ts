@@ -85,32 +85,14 @@ export interface KnownBug {
   explains(problem: string): boolean;
 }
 
-/** Bugs found by running the demo, reported to the saga's owners; see the README's demo section. */
-export const KNOWN_BUGS = {
-  /**
-   * Every parcel of the order was picked up and then expired (EXCEPTION, then no scan):
-   * finishing as SHIPMENT_LOST runs the saga's compensations, whose "cancel booking" the
-   * courier refuses (already picked up, non-retryable), so the order workflow fails: the
-   * order stays SHIPPED with the payment captured and never refunded.
-   */
-  LOST_AFTER_PICKUP: {
-    id: 'lost-after-pickup',
-    title:
-      'order workflow fails while compensating a parcel lost after pickup (the courier refuses "cancel booking")',
-    explains: (problem: string) =>
-      /^the order workflow FAILED: .*(already picked up|ALREADY_PICKED_UP)/i.test(problem),
-  },
-  /**
-   * The shipment workflow ends EXPIRED (so does its ShipmentStatus search attribute), then the
-   * saga's "cancel booking" compensation overwrites the read model's status with CANCELLED.
-   */
-  EXPIRED_SHOWN_CANCELLED: {
-    id: 'expired-shown-cancelled',
-    title:
-      "the read model shows an expired parcel as CANCELLED (the saga's booking cancel overwrites EXPIRED; Temporal says EXPIRED)",
-    explains: (problem: string) => problem === 'parcels CANCELLED, expected EXPIRED',
-  },
-} as const satisfies Record<string, KnownBug>;
+/**
+ * Bugs of the product the demo runs into today, by id. Empty: the three the demo found
+ * (a parcel lost after pickup failed its order's workflow; a pickup hidden by a later
+ * EXCEPTION in the same poll; an expired parcel shown as CANCELLED) are fixed and every
+ * order must now end as expected. Add an entry only with a filed issue, and remove it
+ * with the fix.
+ */
+export const KNOWN_BUGS: Record<string, KnownBug> = {};
 
 const S = ShipmentStatus;
 const OK_CARD = ['tok_visa'];
@@ -258,7 +240,6 @@ export const DEMO_KIND_SPECS: Readonly<Record<DemoKind, DemoKindSpec>> = {
     parcelScenario: 'exception',
     lines: [MUGS],
     count: 3,
-    knownBugs: [KNOWN_BUGS.LOST_AFTER_PICKUP],
     expect: {
       orderStatus: OrderStatus.FAILED,
       failureCode: 'SHIPMENT_LOST',
@@ -287,7 +268,6 @@ export const DEMO_KIND_SPECS: Readonly<Record<DemoKind, DemoKindSpec>> = {
     parcelScenario: 'never_picked_up',
     lines: [MUGS],
     count: 2,
-    knownBugs: [KNOWN_BUGS.EXPIRED_SHOWN_CANCELLED],
     expect: {
       orderStatus: OrderStatus.FAILED,
       failureCode: 'SHIPMENT_LOST',
@@ -301,7 +281,6 @@ export const DEMO_KIND_SPECS: Readonly<Record<DemoKind, DemoKindSpec>> = {
     parcelScenario: 'lost',
     lines: [KETTLE],
     count: 2,
-    knownBugs: [KNOWN_BUGS.EXPIRED_SHOWN_CANCELLED],
     expect: {
       orderStatus: OrderStatus.FAILED,
       failureCode: 'SHIPMENT_LOST',

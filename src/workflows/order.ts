@@ -75,6 +75,8 @@ interface Parcel {
   returnSettled: boolean;
   /** Its stock moved from reserved to shipped (at its pickup). */
   consumed: boolean;
+  /** The courier has had it at some point (a later EXCEPTION or EXPIRED does not undo that). */
+  pickedUp: boolean;
   bookingCancelled: boolean;
 }
 
@@ -99,6 +101,7 @@ function groupParcels(orderId: string, lines: OrderLineInput[]): Parcel[] {
     status: ShipmentStatus.PENDING,
     returnSettled: false,
     consumed: false,
+    pickedUp: false,
     bookingCancelled: false,
   }));
 }
@@ -138,7 +141,11 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     kind: 'release_stock' | 'void_or_refund_payment' | 'cancel_booking';
     run: () => Promise<unknown>;
   }[] = [];
-  const pickedUp = () => parcels.some((p) => PICKED_UP.has(p.status));
+  // Runs started after this patch remember a pickup even when a later milestone (EXCEPTION,
+  // EXPIRED) replaces the parcel's status; older runs keep judging by the status alone.
+  const stickyPickup = patched('sticky-pickup');
+  const isPickedUp = (p: Parcel) => PICKED_UP.has(p.status) || (stickyPickup && p.pickedUp);
+  const pickedUp = () => parcels.some(isPickedUp);
   const finished = () =>
     status === OrderStatus.CANCELLED ||
     status === OrderStatus.FAILED ||
@@ -190,7 +197,10 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   setHandler(orderStateQuery, snapshot);
   setHandler(shipmentMilestoneSignal, (milestone) => {
     const parcel = parcels.find((p) => p.shipmentId === milestone.shipmentId);
-    if (parcel) parcel.status = milestone.status;
+    if (parcel) {
+      parcel.status = milestone.status;
+      if (PICKED_UP.has(milestone.status)) parcel.pickedUp = true;
+    }
     showDetails();
   });
   setHandler(
@@ -483,13 +493,21 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
                 if (failureType(bookErr) === 'BookingRejected') return; // the courier holds nothing
                 throw bookErr;
               }
-              await mustHappen.cancelBooking.executeWithOptions({ summary }, [
-                {
+              try {
+                await mustHappen.cancelBooking.executeWithOptions({ summary }, [
+                  {
+                    shipmentId: parcel.shipmentId,
+                    courier: input.courier,
+                    trackingNumber: found.trackingNumber,
+                  },
+                ]);
+              } catch (cancelErr) {
+                if (failureType(cancelErr) !== 'AlreadyPickedUp') throw cancelErr;
+                // Collected before anyone knew it was booked: nothing to cancel; ops see this line.
+                log.warn('the courier collected a parcel of a failed order', {
                   shipmentId: parcel.shipmentId,
-                  courier: input.courier,
-                  trackingNumber: found.trackingNumber,
-                },
-              ]);
+                });
+              }
             },
           });
         }
@@ -499,11 +517,24 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       compensations.push({
         name: `cancel booking ${parcel.shipmentId}`,
         kind: 'cancel_booking',
-        run: () =>
-          mustHappen.cancelBooking.executeWithOptions(
-            { summary: `compensate: cancel booking ${courierName(input.courier)} ${tracking}` },
-            [{ shipmentId: parcel.shipmentId, courier: input.courier, trackingNumber: tracking }],
-          ),
+        run: async () => {
+          try {
+            await mustHappen.cancelBooking.executeWithOptions(
+              { summary: `compensate: cancel booking ${courierName(input.courier)} ${tracking}` },
+              [{ shipmentId: parcel.shipmentId, courier: input.courier, trackingNumber: tracking }],
+            );
+          } catch (err) {
+            // A parcel the courier picked up (and then lost) has no booking left to cancel:
+            // the other compensations (refund, stock) must still run.
+            if (failureType(err) === 'AlreadyPickedUp' && patched('compensation-skips-picked-up-parcels')) {
+              log.info('nothing to cancel: the courier picked the parcel up', {
+                shipmentId: parcel.shipmentId,
+              });
+              return;
+            }
+            throw err;
+          }
+        },
       });
     }
 
@@ -544,7 +575,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       await condition(
         () =>
           cancelled() ||
-          parcels.some((p) => PICKED_UP.has(p.status) && !p.consumed) ||
+          parcels.some((p) => isPickedUp(p) && !p.consumed) ||
           parcels.every((p) => isTerminal(p.status)) ||
           parcels.some((p) => p.status === ShipmentStatus.RETURNED && !p.returnSettled),
       );
@@ -552,7 +583,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
         if (await cancelBeforePickup()) break;
         continue;
       }
-      const newlyPickedUp = parcels.filter((p) => PICKED_UP.has(p.status) && !p.consumed);
+      const newlyPickedUp = parcels.filter((p) => isPickedUp(p) && !p.consumed);
       if (newlyPickedUp.length > 0) {
         if (!captured && providerRef !== null) {
           await mustHappen.capturePayment.executeWithOptions(

@@ -14,6 +14,7 @@ import {
   getExternalWorkflowHandle,
   log,
   metricMeter,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -44,6 +45,17 @@ import { courierName, duration, utcTime } from './summaries';
 /** Error types the poll activity raises that retrying cannot fix. */
 export const BUDGET_EXHAUSTED = 'BudgetExhausted';
 export const COURIER_REJECTED = 'CourierRejectedError';
+
+/** Statuses that mean the courier has the parcel. */
+const PICKED_UP_STATUSES: ReadonlySet<ShipmentStatus> = new Set([
+  ShipmentStatus.IN_TRANSIT,
+  ShipmentStatus.OUT_FOR_DELIVERY,
+  ShipmentStatus.AVAILABLE_FOR_PICKUP,
+  ShipmentStatus.ATTEMPT_FAIL,
+  ShipmentStatus.DELIVERED,
+  ShipmentStatus.RETURNING,
+  ShipmentStatus.RETURNED,
+]);
 
 const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
   // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
@@ -188,22 +200,37 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     ...(input.orderId ? [{ key: OrderIdKey, value: input.orderId }] : []),
   ]);
 
-  async function reportMilestone(): Promise<void> {
+  async function tellOrder(status: ShipmentStatus, subStatus: string | null): Promise<void> {
     const parent = workflowInfo().parent;
-    if (!MILESTONES.has(state.status) || state.reported.includes(state.status)) return;
-    state.reported.push(state.status);
     if (!parent) return;
     try {
       await getExternalWorkflowHandle(parent.workflowId).signal(shipmentMilestoneSignal, {
         shipmentId: input.shipmentId,
-        status: state.status,
-        subStatus: state.subStatus,
+        status,
+        subStatus,
         at: iso(Date.now()),
       });
     } catch (err) {
       // The order may have finished already (e.g. cancelled); the read model holds the truth.
       log.warn('could not tell the order workflow', { error: failureMessage(err).message });
     }
+  }
+
+  async function reportMilestone(events: NormalisedEvent[] = []): Promise<void> {
+    // One poll can carry the pickup and a later problem (IN_TRANSIT then EXCEPTION): the
+    // order must still hear of the pickup (it captures the payment and stops cancels then).
+    if (
+      !PICKED_UP_STATUSES.has(state.status) &&
+      !state.reported.some((s) => PICKED_UP_STATUSES.has(s)) &&
+      events.some((e) => PICKED_UP_STATUSES.has(e.status)) &&
+      patched('report-pickup-from-scans')
+    ) {
+      state.reported.push(ShipmentStatus.IN_TRANSIT);
+      await tellOrder(ShipmentStatus.IN_TRANSIT, null);
+    }
+    if (!MILESTONES.has(state.status) || state.reported.includes(state.status)) return;
+    state.reported.push(state.status);
+    await tellOrder(state.status, state.subStatus);
   }
 
   /** Moves the snapshot to `status` if the taxonomy allows it; returns whether it changed. */
@@ -246,7 +273,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       ],
     );
     state.eventsRecorded += inserted;
-    await reportMilestone();
+    await reportMilestone(events);
   }
 
   function applyEvents(
