@@ -11,6 +11,7 @@ import {
   paymentIdempotencyKey,
   PaymentRejectedError,
   PaymentUnavailableError,
+  type AuthoriseResult,
   type PaymentCard,
   type PaymentProvider,
   type PaymentSummary,
@@ -58,6 +59,30 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
       .execute();
   }
 
+  /** The authorise's outcome as the read model's payment row (once per idempotency key). */
+  async function recordAuthorise(
+    idempotencyKey: string,
+    input: { orderId: string; amount: number; currency: string },
+    result: AuthoriseResult,
+  ): Promise<void> {
+    const authorised = result.status === 'AUTHORISED';
+    await db
+      .insertInto('payments')
+      .values({
+        id: idempotencyKey,
+        order_id: input.orderId,
+        idempotency_key: idempotencyKey,
+        provider: deps.providerName,
+        provider_ref: authorised ? result.providerRef : null,
+        status: result.status,
+        currency: input.currency,
+        amount_authorised: authorised ? input.amount : 0,
+        decline_code: result.status === 'DECLINED' ? result.declineCode : null,
+      })
+      .onConflict((oc) => oc.column('idempotency_key').doNothing())
+      .execute();
+  }
+
   return {
     async authorisePayment(input: {
       orderId: string;
@@ -74,24 +99,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
       } catch (err) {
         throw asFailure(err);
       }
-      const providerRef = result.status === 'AUTHORISED' ? result.providerRef : null;
-      const declineCode = result.status === 'DECLINED' ? result.declineCode : null;
-      const authorised = providerRef !== null;
-      await db
-        .insertInto('payments')
-        .values({
-          id: idempotencyKey,
-          order_id: input.orderId,
-          idempotency_key: idempotencyKey,
-          provider: deps.providerName,
-          provider_ref: providerRef,
-          status: result.status,
-          currency: input.currency,
-          amount_authorised: authorised ? input.amount : 0,
-          decline_code: declineCode,
-        })
-        .onConflict((oc) => oc.column('idempotency_key').doNothing())
-        .execute();
+      await recordAuthorise(idempotencyKey, input, result);
       return result.status === 'AUTHORISED'
         ? { authorised: true, providerRef: result.providerRef }
         : { authorised: false, declineCode: result.declineCode, message: result.message };
@@ -119,21 +127,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
         throw asFailure(err);
       }
       if (result.status !== 'AUTHORISED') return { voided: false };
-      await db
-        .insertInto('payments')
-        .values({
-          id: idempotencyKey,
-          order_id: input.orderId,
-          idempotency_key: idempotencyKey,
-          provider: deps.providerName,
-          provider_ref: result.providerRef,
-          status: result.status,
-          currency: input.currency,
-          amount_authorised: input.amount,
-          decline_code: null,
-        })
-        .onConflict((oc) => oc.column('idempotency_key').doNothing())
-        .execute();
+      await recordAuthorise(idempotencyKey, input, result);
       try {
         const summary = await deps.payments.void({
           idempotencyKey: paymentIdempotencyKey(input.orderId, 'void'),
