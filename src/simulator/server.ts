@@ -344,6 +344,11 @@ export class SimulatorCore implements SimBackend {
     return this.parcels.size;
   }
 
+  /** Every parcel the simulator knows, booked or registered (fault suites audit the bookings). */
+  list(): ParcelInfo[] {
+    return [...this.parcels.values()].map((parcel) => this.info(parcel));
+  }
+
   /** Clears counters and faults; with `parcels`, forgets every parcel and booking too. */
   reset(opts: { parcels?: boolean } = {}): void {
     this.stats.reset();

@@ -1,0 +1,313 @@
+/**
+ * The stack as separate parts the benchmarks and fault suites can measure and break one at
+ * a time: a Temporal dev server (SQLite file kept across restarts), an embedded Postgres,
+ * the courier and payment simulators and the API in this process, and the worker as a
+ * child process (`node --import tsx src/worker.ts`, as `npm run start:worker` runs the
+ * built one) that can be killed with SIGKILL and started again, and whose RSS is its own.
+ *
+ * Everything listens on free loopback ports and keeps its data under `.data/bench/<name>`,
+ * emptied at every start, so a run never touches the dev stack's data or a user's services.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import readline from 'node:readline';
+import { sql, type Kysely } from 'kysely';
+import { createDb } from '../../db/client';
+import type { Database } from '../../db/database';
+import { migrateToLatest } from '../../db/migrator';
+import { seedCatalogue } from '../../db/seed';
+import { startApi, type RunningApi } from '../../src/api/main';
+import { environmentWith, loadConfig, type Config } from '../../src/config';
+import {
+  startEmbeddedPostgres,
+  takeOverShutdownSignals,
+  type RunningPostgres,
+} from '../../src/dev/embedded-postgres';
+import { resolveTemporalCli } from '../../src/dev/temporal-cli';
+import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporal-server';
+import { createLogger } from '../../src/logger';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { createTemporalClient, type TemporalClient } from '../../src/temporal';
+import { freePort } from '../../test/support/ports';
+
+/** Variables a bench stack never inherits: it must not reach the user's own services. */
+const NEVER_INHERITED = [
+  'DATABASE_URL',
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS',
+  'TEMPORAL_TLS_CERT_PATH',
+  'TEMPORAL_TLS_KEY_PATH',
+  'COURIER_SIMULATOR_URL',
+  'EASYPARCEL_BASE_URL',
+  'BLUEDART_BASE_URL',
+  'PAYMENTS_BASE_URL',
+  'PAYMENTS_API_KEY',
+  'WAYBILL_NOTIFY_WEBHOOK_URL',
+  'WAYBILL_NOTIFY_WEBHOOK_SECRET',
+];
+
+export interface StackOptions {
+  /** Data folder `.data/bench/<name>`. */
+  name: string;
+  /** Settings for the worker and the API (poll intervals, budgets, rate limits…). */
+  env?: Record<string, string>;
+  /** Courier simulator clock speed (simulated ms per real ms). */
+  timeScale?: number;
+  /** Stock every catalogue sku starts with. */
+  stock?: number;
+  /** Progress lines. */
+  say?: (line: string) => void;
+}
+
+export interface WorkerProcess {
+  /** Null while no worker runs. */
+  pid(): number | null;
+  /** Starts one and waits for its "worker running" line. */
+  start(): Promise<void>;
+  /** SIGKILL: no drain, no goodbye. Waits for the process to be gone. */
+  kill9(): Promise<void>;
+  /** SIGTERM and wait (graceful drain). */
+  stop(): Promise<void>;
+  /** Resident set size of the worker process in bytes (0 when none runs). */
+  rssBytes(): number;
+  /** How many worker processes this stack has started. */
+  starts(): number;
+}
+
+export interface Restartable {
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export interface ProcessStack {
+  dataDir: string;
+  config: Config;
+  /** The environment the worker runs with. */
+  env: Record<string, string>;
+  apiUrl: string;
+  db: Kysely<Database>;
+  temporal: TemporalClient;
+  courier: RunningSimulator;
+  payments: RunningPaymentSimulator;
+  worker: WorkerProcess;
+  postgres: Restartable;
+  temporalServer: Restartable;
+  stop(): Promise<void>;
+}
+
+function workerProcess(
+  root: string,
+  env: Record<string, string>,
+  logFile: string,
+  say: (l: string) => void,
+): WorkerProcess {
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  let starts = 0;
+
+  const waitGone = async (ms: number) =>
+    Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  return {
+    pid: () => child?.pid ?? null,
+    starts: () => starts,
+    async start() {
+      if (child) throw new Error('a worker is already running');
+      const out = fs.createWriteStream(logFile, { flags: 'a' });
+      const proc = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+        cwd: root,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child = proc;
+      starts += 1;
+      exited = new Promise((resolve) =>
+        proc.once('exit', () => {
+          if (child === proc) child = null;
+          resolve();
+        }),
+      );
+      proc.stderr!.pipe(out, { end: false });
+      const t0 = Date.now();
+      await new Promise<void>((resolve, reject) => {
+        const lines = readline.createInterface({ input: proc.stdout! });
+        let ready = false;
+        lines.on('line', (line) => {
+          out.write(`${line}\n`);
+          if (!ready && line.includes('"worker running"')) {
+            ready = true;
+            resolve();
+          }
+        });
+        proc.once('exit', (code, signal) => {
+          if (!ready)
+            reject(new Error(`the worker exited (${code ?? signal}) before it ran; see ${logFile}`));
+        });
+      });
+      say(`worker ${proc.pid} running (${((Date.now() - t0) / 1000).toFixed(1)} s to start)`);
+    },
+    async kill9() {
+      if (!child) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (!child) return;
+      child.kill('SIGTERM');
+      if (!(await waitGone(60_000))) {
+        child?.kill('SIGKILL');
+        await exited;
+      }
+    },
+    rssBytes() {
+      const pid = child?.pid;
+      if (pid === undefined) return 0;
+      try {
+        const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+        const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
+        return kb ? Number(kb) * 1024 : 0;
+      } catch {
+        return 0;
+      }
+    },
+  };
+}
+
+/** Starts every part, migrated and seeded, with the worker running. */
+export async function startProcessStack(opts: StackOptions): Promise<ProcessStack> {
+  const say = opts.say ?? (() => undefined);
+  const root = path.resolve(__dirname, '..', '..');
+  const dataDir = path.join(root, '.data', 'bench', opts.name);
+  await fsp.rm(dataDir, { recursive: true, force: true });
+  await fsp.mkdir(dataDir, { recursive: true });
+  takeOverShutdownSignals();
+
+  const [temporalPort, pgPort, courierPort, paymentsPort, apiPort, metricsPort] = await Promise.all(
+    Array.from({ length: 6 }, () => freePort()),
+  );
+  const stoppers: (() => Promise<unknown>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    stoppers.length = 0;
+  };
+
+  try {
+    const baseConfig = loadConfig(environmentWith({ WAYBILL_DATA_DIR: dataDir }, NEVER_INHERITED));
+    const cli = await resolveTemporalCli({
+      cliPath: baseConfig.temporal.cliPath,
+      cacheDir: baseConfig.paths.cacheDir,
+      log: say,
+    });
+    const dbFilename = path.join(dataDir, 'temporal.sqlite');
+    let server: RunningDevServer | null = null;
+    const temporalServer: Restartable = {
+      async start() {
+        server = await startTemporalDevServer({
+          executable: cli.executable,
+          namespace: baseConfig.temporal.namespace,
+          port: temporalPort!,
+          dbFilename,
+          logLevel: 'never',
+        });
+      },
+      async stop() {
+        await server?.stop();
+        server = null;
+      },
+    };
+    await temporalServer.start();
+    stoppers.push(() => temporalServer.stop());
+    say(`Temporal dev server on 127.0.0.1:${temporalPort} (SQLite ${path.relative(root, dbFilename)})`);
+
+    const pg: RunningPostgres = await startEmbeddedPostgres({
+      dir: path.join(dataDir, 'pg'),
+      port: pgPort!,
+      user: 'waybill',
+      password: 'waybill',
+      database: 'waybill',
+      log: () => undefined,
+    });
+    let pgRunning = true;
+    const postgres: Restartable = {
+      async stop() {
+        await pg.stop();
+        pgRunning = false;
+      },
+      async start() {
+        await pg.start();
+        pgRunning = true;
+      },
+    };
+    stoppers.push(() => (pgRunning ? pg.stop() : Promise.resolve()));
+    say(`Postgres on 127.0.0.1:${pgPort}`);
+
+    const courier = await startSimulator({ port: courierPort!, timeScale: opts.timeScale ?? 1 });
+    stoppers.push(() => courier.stop());
+    const payments = await startPaymentSimulator({ port: paymentsPort! });
+    stoppers.push(() => payments.stop());
+
+    const env = environmentWith(
+      {
+        WAYBILL_DATA_DIR: dataDir,
+        LOG_LEVEL: 'info',
+        DATABASE_URL: pg.url,
+        TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+        COURIER_SIMULATOR_URL: courier.url,
+        COURIER_SIMULATOR_PORT: String(courierPort),
+        PAYMENTS_BASE_URL: payments.url,
+        PAYMENT_SIMULATOR_PORT: String(paymentsPort),
+        WAYBILL_PORT: String(apiPort),
+        WAYBILL_WORKER_METRICS_PORT: String(metricsPort),
+        WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
+        WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '1000000',
+        WAYBILL_COURIER_DAILY_BUDGET: '100000000',
+        ...opts.env,
+      },
+      NEVER_INHERITED,
+    );
+    const config = loadConfig(env);
+
+    const db = createDb({ url: pg.url, poolMax: 10, onError: () => undefined });
+    stoppers.push(() => db.destroy());
+    await migrateToLatest(db);
+    await seedCatalogue(db);
+    await sql`update inventory_items set on_hand = ${opts.stock ?? 1_000_000}`.execute(db);
+
+    const temporal = createTemporalClient(config.temporal);
+    stoppers.push(() => temporal.connection.close());
+
+    const worker = workerProcess(root, env, path.join(dataDir, 'worker.log'), say);
+    stoppers.push(() => worker.stop());
+    await worker.start();
+
+    const apiLog = createLogger({ logLevel: 'warn' });
+    const apiDb = createDb({ url: pg.url, poolMax: 10, onError: () => undefined });
+    stoppers.push(() => apiDb.destroy());
+    const api: RunningApi = await startApi({ config, db: apiDb, log: apiLog });
+    stoppers.push(() => api.close());
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    say(`API on ${apiUrl}`);
+
+    return {
+      dataDir,
+      config,
+      env,
+      apiUrl,
+      db,
+      temporal,
+      courier,
+      payments,
+      worker,
+      postgres,
+      temporalServer,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
