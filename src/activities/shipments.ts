@@ -13,22 +13,11 @@ import {
   type CourierCode,
   type NormalisedEvent,
 } from '../couriers/types';
-import { isTerminal, type ShipmentStatus } from '../domain/status';
+import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
 import { activityMeter } from './meter';
 import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
-
-/** Statuses that mean the courier has the parcel (the saga's "picked up" moment). */
-const PICKED_UP: ReadonlySet<string> = new Set([
-  'IN_TRANSIT',
-  'OUT_FOR_DELIVERY',
-  'AVAILABLE_FOR_PICKUP',
-  'ATTEMPT_FAIL',
-  'DELIVERED',
-  'RETURNING',
-  'RETURNED',
-]);
 
 export interface ShipmentActivityDeps {
   db: Kysely<Database>;
@@ -253,7 +242,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             ...(input.status === 'DELIVERED'
               ? { delivered_at: sql<Date>`coalesce(delivered_at, now())` }
               : {}),
-            ...(PICKED_UP.has(input.status)
+            ...(isPickedUpStatus(input.status)
               ? { picked_up_at: sql<Date>`coalesce(picked_up_at, now())` }
               : {}),
             // Housekeeping ages (archive, scrub) count from here; a delivered parcel that

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { signToken } from '../api/tokens';
 import { environmentWith, loadConfig, type Config } from '../config';
-import { isTerminal, type ShipmentStatus } from '../domain/status';
+import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
 import { runMain, StartupError } from '../main-helpers';
 import { createTemporalClient, type TemporalClient } from '../temporal';
 import { orderWorkflowId, type OrderWorkflowInput } from '../workflows/contract';
@@ -211,16 +211,6 @@ function rowOf(t: Tracked): OrderRow {
     verdict: t.problems === null ? null : verdictOf(t.entry.spec, t.problems),
   };
 }
-
-const PICKED_UP = new Set([
-  'IN_TRANSIT',
-  'OUT_FOR_DELIVERY',
-  'AVAILABLE_FOR_PICKUP',
-  'ATTEMPT_FAIL',
-  'DELIVERED',
-  'RETURNING',
-  'RETURNED',
-]);
 
 const COURIER_NAMES: Record<string, string> = {
   easyparcel: 'EasyParcel',
@@ -525,7 +515,7 @@ class Outage {
     const pickedUp = riders.filter(
       (t) =>
         t.parcels.length > 0 &&
-        t.parcels.every((p) => PICKED_UP.has(p.status) && !isTerminal(p.status as ShipmentStatus)),
+        t.parcels.every((p) => isPickedUpStatus(p.status) && !isTerminal(p.status as ShipmentStatus)),
     );
     if (pickedUp.length === 0) return;
     this.firstPickupAt ??= Date.now();

@@ -27,6 +27,24 @@ export const TERMINAL_STATUSES: ReadonlySet<ShipmentStatus> = new Set([
   ShipmentStatus.EXPIRED,
 ]);
 
+/**
+ * Statuses that mean the courier has had the parcel: the saga's pickup moment (capture,
+ * stock shipped, no more cancels). A later EXCEPTION or EXPIRED does not undo a pickup.
+ */
+export const PICKED_UP_STATUSES: ReadonlySet<ShipmentStatus> = new Set([
+  ShipmentStatus.IN_TRANSIT,
+  ShipmentStatus.OUT_FOR_DELIVERY,
+  ShipmentStatus.AVAILABLE_FOR_PICKUP,
+  ShipmentStatus.ATTEMPT_FAIL,
+  ShipmentStatus.DELIVERED,
+  ShipmentStatus.RETURNING,
+  ShipmentStatus.RETURNED,
+]);
+
+export function isPickedUpStatus(status: string): boolean {
+  return (PICKED_UP_STATUSES as ReadonlySet<string>).has(status);
+}
+
 export function isTerminal(status: ShipmentStatus): boolean {
   return TERMINAL_STATUSES.has(status);
 }

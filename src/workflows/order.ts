@@ -25,7 +25,7 @@ import {
 import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
-import { isTerminal, ShipmentStatus } from '../domain/status';
+import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { count, Metrics } from '../metrics';
 import {
   cancelOrderUpdate,
@@ -56,16 +56,6 @@ class OrderFailed extends Error {
     super(message);
   }
 }
-
-const PICKED_UP: ReadonlySet<ShipmentStatus> = new Set([
-  ShipmentStatus.IN_TRANSIT,
-  ShipmentStatus.OUT_FOR_DELIVERY,
-  ShipmentStatus.AVAILABLE_FOR_PICKUP,
-  ShipmentStatus.ATTEMPT_FAIL,
-  ShipmentStatus.DELIVERED,
-  ShipmentStatus.RETURNING,
-  ShipmentStatus.RETURNED,
-]);
 
 interface Parcel {
   shipmentId: string;
@@ -144,7 +134,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   // Runs started after this patch remember a pickup even when a later milestone (EXCEPTION,
   // EXPIRED) replaces the parcel's status; older runs keep judging by the status alone.
   const stickyPickup = patched('sticky-pickup');
-  const isPickedUp = (p: Parcel) => PICKED_UP.has(p.status) || (stickyPickup && p.pickedUp);
+  const isPickedUp = (p: Parcel) => PICKED_UP_STATUSES.has(p.status) || (stickyPickup && p.pickedUp);
   const pickedUp = () => parcels.some(isPickedUp);
   const finished = () =>
     status === OrderStatus.CANCELLED ||
@@ -199,7 +189,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     const parcel = parcels.find((p) => p.shipmentId === milestone.shipmentId);
     if (parcel) {
       parcel.status = milestone.status;
-      if (PICKED_UP.has(milestone.status)) parcel.pickedUp = true;
+      if (PICKED_UP_STATUSES.has(milestone.status)) parcel.pickedUp = true;
     }
     showDetails();
   });

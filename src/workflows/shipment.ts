@@ -23,7 +23,7 @@ import {
 } from '@temporalio/workflow';
 import type { PollOutcome, ShipmentActivities } from '../activities/shipments';
 import type { NormalisedEvent } from '../couriers/types';
-import { canTransition, isTerminal, ShipmentStatus } from '../domain/status';
+import { canTransition, isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { count, Metrics } from '../metrics';
 import {
   cancelShipmentSignal,
@@ -45,17 +45,6 @@ import { courierName, duration, utcTime } from './summaries';
 /** Error types the poll activity raises that retrying cannot fix. */
 export const BUDGET_EXHAUSTED = 'BudgetExhausted';
 export const COURIER_REJECTED = 'CourierRejectedError';
-
-/** Statuses that mean the courier has the parcel. */
-const PICKED_UP_STATUSES: ReadonlySet<ShipmentStatus> = new Set([
-  ShipmentStatus.IN_TRANSIT,
-  ShipmentStatus.OUT_FOR_DELIVERY,
-  ShipmentStatus.AVAILABLE_FOR_PICKUP,
-  ShipmentStatus.ATTEMPT_FAIL,
-  ShipmentStatus.DELIVERED,
-  ShipmentStatus.RETURNING,
-  ShipmentStatus.RETURNED,
-]);
 
 const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
   // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
