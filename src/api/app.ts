@@ -189,6 +189,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
     if (err instanceof ApiError) {
+      if (err.statusCode === 503) reply.header('retry-after', '5');
       return reply.code(err.statusCode).send(errorBody(err.code, err.message));
     }
     if (err.validation) {

@@ -3,7 +3,12 @@
  * order, cancelling through the order workflow's `cancel` update, and asking shipment
  * workflows for a fresh poll with a deadline.
  */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  WorkflowUpdateStage,
+} from '@temporalio/client';
 import type { Order } from '../../db/database';
 import { isTerminal, type ShipmentStatus } from '../domain/status';
 import {
@@ -58,13 +63,19 @@ export type CancelOutcome =
   /** The cancel was accepted; compensations are still running (the status will follow). */
   | 'cancelling';
 
+/** How long a cancel waits for the order workflow to take it before answering 503. */
+export const CANCEL_ACCEPT_WITHIN_MS = 5_000;
+
+/** One cancel per order: every request joins the same update (Temporal dedupes by id). */
+export const CANCEL_UPDATE_ID = 'cancel';
+
 /**
  * Cancels through the order workflow's `cancel` update. Refusals become 409s with the
  * workflow's reason; cancelling a cancelled order again is harmless.
  */
 export async function cancelOrder(
   deps: ApiDeps,
-  opts: { order: Order; requestedBy: string; reason: string; waitMs?: number },
+  opts: { order: Order; requestedBy: string; reason: string; waitMs?: number; acceptWithinMs?: number },
 ): Promise<CancelOutcome> {
   const { order } = opts;
   if (order.status === 'CANCELLED') return 'cancelled';
@@ -72,11 +83,29 @@ export async function cancelOrder(
     throw new ApiError(409, 'ORDER_FINISHED', `the order is already ${order.status} and cannot be cancelled`);
   }
   const handle = deps.temporal.client.workflow.getHandle(orderWorkflowId(order.id));
+  const acceptWithinMs = opts.acceptWithinMs ?? CANCEL_ACCEPT_WITHIN_MS;
   try {
-    const update = await handle.startUpdate(cancelOrderUpdate, {
-      args: [{ requestedBy: opts.requestedBy, reason: opts.reason }],
-      waitForStage: WorkflowUpdateStage.ACCEPTED,
-    });
+    // A workflow takes an update only while a worker runs it. Without a deadline a cancel
+    // sent while the worker restarts would hang; with one the caller gets a 503 to retry,
+    // and the fixed update id makes that retry join the cancel the workflow may yet take.
+    const update = await deps.temporal.connection
+      .withDeadline(Date.now() + acceptWithinMs, () =>
+        handle.startUpdate(cancelOrderUpdate, {
+          updateId: CANCEL_UPDATE_ID,
+          args: [{ requestedBy: opts.requestedBy, reason: opts.reason }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        }),
+      )
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+          throw new ApiError(
+            503,
+            'ORDER_NOT_RESPONDING',
+            `the order's workflow did not take the cancel within ${acceptWithinMs / 1000} s (its worker may be restarting); retry shortly: a retry joins this cancel rather than starting another`,
+          );
+        }
+        throw err;
+      });
     return await within(
       update.result().then(() => 'cancelled' as const),
       opts.waitMs ?? 10_000,

@@ -460,6 +460,66 @@ describe('order routes', () => {
     expect(after).toBe('DELIVERED');
   });
 
+  it('a cancel while the order’s worker is down answers 503 within seconds; the retry joins the same cancel', async () => {
+    // Its own worker and API, so stopping the worker leaves the other tests alone.
+    const deps = {
+      db: database.db,
+      couriers: {
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
+      },
+      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+    };
+    let own: TestWorker | null = await startTestWorker(deps);
+    const queues = { taskQueue: own.taskQueue, courierTaskQueue: own.courierTaskQueue };
+    const ownApi = await startTestApi({
+      database,
+      env: { WAYBILL_TASK_QUEUE: queues.taskQueue, WAYBILL_COURIER_TASK_QUEUE: queues.courierTaskQueue },
+      shipmentPolicy: fastPolicy(),
+    });
+    try {
+      const sku = await stock();
+      const created = await post(
+        orderBody(sku, 'never_picked_up', 1),
+        {
+          ...ownApi.customer('cus_restart'),
+          'idempotency-key': randomUUID(),
+        },
+        ownApi,
+      );
+      expect(created.statusCode).toBe(202);
+      const orderId = created.json().orderId as string;
+      await waitForStatus(orderId, (s) => s === 'CONFIRMED');
+      await own.stop();
+      own = null;
+
+      const cancel = () =>
+        ownApi.app.inject({
+          method: 'POST',
+          url: `/v1/orders/${orderId}/cancel`,
+          payload: { reason: 'changed my mind' },
+          headers: ownApi.customer('cus_restart'),
+        });
+      const t0 = Date.now();
+      const refused = await cancel();
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(refused.statusCode).toBe(503);
+      expect(refused.json().error.code).toBe('ORDER_NOT_RESPONDING');
+      expect(refused.headers['retry-after']).toBe('5');
+
+      own = await startTestWorker({ ...deps, taskQueues: queues });
+      const retried = await cancel();
+      expect([200, 202]).toContain(retried.statusCode);
+      await waitForStatus(orderId, (s) => s === 'CANCELLED');
+      // The workflow took one cancel, not one per request.
+      const history = await own.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
+      const accepted = history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+      expect(accepted).toHaveLength(1);
+    } finally {
+      await ownApi.close();
+      await own?.stop();
+    }
+  });
+
   it('while Temporal is down reads still answer and writes answer 503 TEMPORAL_UNAVAILABLE', async () => {
     const { orderId } = await placeOrder('cus_down', 'never_picked_up');
     await trackingStarted(orderId);

@@ -40,11 +40,13 @@ export async function startTestWorker(opts: {
   /** Tests that never touch money may leave it out: any payment call then fails loudly. */
   payments?: PaymentProvider;
   dailyBudget?: number;
+  /** Serve another worker's queues (a test that stops a worker and starts it again). */
+  taskQueues?: { taskQueue: string; courierTaskQueue: string };
 }): Promise<TestWorker> {
   installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
-  const taskQueue = `test-${suffix}`;
-  const courierTaskQueue = `test-courier-${suffix}`;
+  const taskQueue = opts.taskQueues?.taskQueue ?? `test-${suffix}`;
+  const courierTaskQueue = opts.taskQueues?.courierTaskQueue ?? `test-courier-${suffix}`;
   const config = testConfig({ WAYBILL_COURIER_CONCURRENCY: '5', WAYBILL_COURIER_CALLS_PER_SECOND: '100' });
   const address = process.env.WAYBILL_TEST_TEMPORAL_ADDRESS!;
   const nativeConnection = await NativeConnection.connect({ address });
