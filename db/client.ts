@@ -37,8 +37,11 @@ export function createPool(opts: DbOptions): pg.Pool {
     idleTimeoutMillis: 30_000,
     types: typeParsers,
   });
-  // An idle client losing its connection (Postgres restarted) must not crash the process.
+  // A client losing its connection (Postgres restarted) must not crash the process: idle
+  // clients report through the pool; a checked-out client between two queries (inside a
+  // transaction, say) reports on itself, and an 'error' nobody listens to kills Node.
   pool.on('error', (err) => opts.onError?.(err));
+  pool.on('connect', (client) => client.on('error', (err) => opts.onError?.(err)));
   return pool;
 }
 
