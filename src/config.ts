@@ -48,6 +48,8 @@ export interface Config {
     readonly defaultCourier: 'easyparcel' | 'bluedart' | 'simulator';
     /** A webhook whose signed timestamp is older (or further ahead) than this is refused (ms). */
     readonly webhookMaxAgeMs: number;
+    /** How long a new order's courier booking keeps retrying through a courier outage before the order fails (ms). */
+    readonly bookingRetryWindowMs: number;
   };
   readonly database: {
     /** Connection string; when DATABASE_URL is unset this points at the embedded server. */
@@ -411,6 +413,7 @@ export function loadConfig(env: Env = process.env): Config {
         'simulator',
       ] as const),
       webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
+      bookingRetryWindowMs: r.duration('WAYBILL_BOOKING_RETRY_WINDOW', '30m'),
     },
     database: {
       url: databaseUrl,

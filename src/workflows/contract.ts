@@ -173,7 +173,14 @@ export interface OrderWorkflowInput {
   payment: { token: string } | { number: string; expMonth: number; expYear: number; cvc: string };
   shipmentPolicy: PollPolicy;
   courierTaskQueue: string;
+  /**
+   * How long booking retries ride out a courier outage before the order fails (ms). Absent
+   * in orders started before it existed: {@link DEFAULT_BOOKING_RETRY_WINDOW_MS}.
+   */
+  bookingRetryWindowMs?: number;
 }
+
+export const DEFAULT_BOOKING_RETRY_WINDOW_MS = 30 * 60_000;
 
 export interface CancelOrderRequest {
   /** 'customer:<id>' or 'admin:<id>'. */

@@ -30,6 +30,7 @@ import { count, Metrics } from '../metrics';
 import {
   cancelOrderUpdate,
   cancelShipmentSignal,
+  DEFAULT_BOOKING_RETRY_WINDOW_MS,
   OrderFailure,
   orderShipmentId,
   orderStateQuery,
@@ -68,6 +69,8 @@ interface Parcel {
   /** The courier has had it at some point (a later EXCEPTION or EXPIRED does not undo that). */
   pickedUp: boolean;
   bookingCancelled: boolean;
+  /** Its shipment workflow has been started. */
+  tracked: boolean;
 }
 
 function failureType(err: unknown): string | null {
@@ -93,6 +96,7 @@ function groupParcels(orderId: string, lines: OrderLineInput[]): Parcel[] {
     consumed: false,
     pickedUp: false,
     bookingCancelled: false,
+    tracked: false,
   }));
 }
 
@@ -106,6 +110,18 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       maximumInterval: '30s',
       maximumAttempts: 5,
       nonRetryableErrorTypes: ['OutOfStock', 'PaymentRejected', 'BookingRejected'],
+    },
+  });
+  // Booking rides out a courier outage for a while (a 2-minute outage used to fail every
+  // order booked during it after ~15 s of attempts), then the saga compensates.
+  const patientBooking = proxyActivities<Activities>({
+    startToCloseTimeout: '60s',
+    scheduleToCloseTimeout: input.bookingRetryWindowMs ?? DEFAULT_BOOKING_RETRY_WINDOW_MS,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '1m',
+      nonRetryableErrorTypes: ['BookingRejected'],
     },
   });
   // Compensations and money movements after the point of no return: retried until they succeed.
@@ -347,6 +363,132 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     await setStatus(delivered.length > 0 ? OrderStatus.DELIVERED : OrderStatus.RETURNED);
     if (delivered.length > 0) await notify('delivered');
   }
+  /** Books one parcel and registers the compensation that cancels its booking. */
+  async function bookParcel(parcel: Parcel): Promise<void> {
+    try {
+      const book = patched('booking-rides-out-outages') ? patientBooking : steps;
+      const { trackingNumber } = await book.bookShipment.executeWithOptions(
+        { summary: `book parcel ${parcel.shipmentId} with ${courierName(input.courier)}` },
+        [
+          {
+            orderId: input.orderId,
+            shipmentId: parcel.shipmentId,
+            courier: input.courier,
+            lineNos: parcel.lines.map((l) => l.lineNo),
+          },
+        ],
+      );
+      parcel.trackingNumber = trackingNumber;
+    } catch (err) {
+      // Unless the courier refused it, the booking may exist with its answer lost: book
+      // again under the same reference (the courier answers with that booking, or makes
+      // one) and cancel it, so no courier comes for a parcel of a failed order.
+      if (failureType(err) !== 'BookingRejected' && patched('cancel-unknown-booking')) {
+        const booking = {
+          orderId: input.orderId,
+          shipmentId: parcel.shipmentId,
+          courier: input.courier,
+          lineNos: parcel.lines.map((l) => l.lineNo),
+        };
+        compensations.push({
+          name: `cancel a booking ${parcel.shipmentId} the courier may hold`,
+          kind: 'cancel_booking',
+          run: async () => {
+            const summary = `compensate: cancel any booking of ${parcel.shipmentId} made before the answer was lost`;
+            let found: { trackingNumber: string };
+            try {
+              found = await mustHappen.bookShipment.executeWithOptions({ summary }, [booking]);
+            } catch (bookErr) {
+              if (failureType(bookErr) === 'BookingRejected') return; // the courier holds nothing
+              throw bookErr;
+            }
+            try {
+              await mustHappen.cancelBooking.executeWithOptions({ summary }, [
+                {
+                  shipmentId: parcel.shipmentId,
+                  courier: input.courier,
+                  trackingNumber: found.trackingNumber,
+                },
+              ]);
+            } catch (cancelErr) {
+              if (failureType(cancelErr) !== 'AlreadyPickedUp') throw cancelErr;
+              // Collected before anyone knew it was booked: nothing to cancel; ops see this line.
+              log.warn('the courier collected a parcel of a failed order', {
+                shipmentId: parcel.shipmentId,
+              });
+            }
+          },
+        });
+      }
+      throw new OrderFailed(OrderFailure.BOOKING_FAILED, `the courier booking failed: ${message(err)}`);
+    }
+    const tracking = parcel.trackingNumber;
+    compensations.push({
+      name: `cancel booking ${parcel.shipmentId}`,
+      kind: 'cancel_booking',
+      run: async () => {
+        try {
+          await mustHappen.cancelBooking.executeWithOptions(
+            { summary: `compensate: cancel booking ${courierName(input.courier)} ${tracking}` },
+            [{ shipmentId: parcel.shipmentId, courier: input.courier, trackingNumber: tracking }],
+          );
+        } catch (err) {
+          // A parcel the courier picked up (and then lost) has no booking left to cancel:
+          // the other compensations (refund, stock) must still run.
+          if (failureType(err) === 'AlreadyPickedUp' && patched('compensation-skips-picked-up-parcels')) {
+            log.info('nothing to cancel: the courier picked the parcel up', {
+              shipmentId: parcel.shipmentId,
+            });
+            return;
+          }
+          throw err;
+        }
+      },
+    });
+  }
+
+  /** Starts the parcel's own shipment workflow, which polls its courier and reports milestones. */
+  async function startTracking(parcel: Parcel): Promise<void> {
+    await startChild(shipmentWorkflow, {
+      workflowId: shipmentWorkflowId(parcel.shipmentId),
+      staticSummary: shipmentStaticSummary({
+        parcel: parcels.indexOf(parcel) + 1,
+        parcels: parcels.length,
+        orderNumber: input.orderNumber,
+        courier: input.courier,
+        trackingNumber: parcel.trackingNumber!,
+      }),
+      args: [
+        {
+          shipmentId: parcel.shipmentId,
+          orderId: input.orderId,
+          courier: input.courier,
+          trackingNumber: parcel.trackingNumber!,
+          courierTaskQueue: input.courierTaskQueue,
+          policy: input.shipmentPolicy,
+        },
+      ],
+    });
+    parcel.tracked = true;
+  }
+
+  /**
+   * A cancel accepted before tracking started (while a booking was under way) and then
+   * refused (the courier already had a parcel) skipped the rest of the forward path: book
+   * what is still unbooked and start tracking, or the order would wait forever for
+   * milestones no workflow sends. Parcels whose booking the cancel did cancel are finished.
+   */
+  async function resumeAfterRefusedCancel(): Promise<void> {
+    for (const parcel of parcels) {
+      if (parcel.trackingNumber === null && !parcel.bookingCancelled) await bookParcel(parcel);
+    }
+    for (const parcel of parcels) {
+      if (parcel.tracked) continue;
+      if (parcel.bookingCancelled) parcel.status = ShipmentStatus.CANCELLED;
+      else await startTracking(parcel);
+    }
+  }
+
   /** True while a failed order compensates: a cancel then is refused, not answered with FAILED. */
   let failing = false;
 
@@ -447,113 +589,14 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
     // 3. Bookings
     for (const parcel of parcels) {
       if (cancelled()) break;
-      try {
-        const { trackingNumber } = await steps.bookShipment.executeWithOptions(
-          { summary: `book parcel ${parcel.shipmentId} with ${courierName(input.courier)}` },
-          [
-            {
-              orderId: input.orderId,
-              shipmentId: parcel.shipmentId,
-              courier: input.courier,
-              lineNos: parcel.lines.map((l) => l.lineNo),
-            },
-          ],
-        );
-        parcel.trackingNumber = trackingNumber;
-      } catch (err) {
-        // Unless the courier refused it, the booking may exist with its answer lost: book
-        // again under the same reference (the courier answers with that booking, or makes
-        // one) and cancel it, so no courier comes for a parcel of a failed order.
-        if (failureType(err) !== 'BookingRejected' && patched('cancel-unknown-booking')) {
-          const booking = {
-            orderId: input.orderId,
-            shipmentId: parcel.shipmentId,
-            courier: input.courier,
-            lineNos: parcel.lines.map((l) => l.lineNo),
-          };
-          compensations.push({
-            name: `cancel a booking ${parcel.shipmentId} the courier may hold`,
-            kind: 'cancel_booking',
-            run: async () => {
-              const summary = `compensate: cancel any booking of ${parcel.shipmentId} made before the answer was lost`;
-              let found: { trackingNumber: string };
-              try {
-                found = await mustHappen.bookShipment.executeWithOptions({ summary }, [booking]);
-              } catch (bookErr) {
-                if (failureType(bookErr) === 'BookingRejected') return; // the courier holds nothing
-                throw bookErr;
-              }
-              try {
-                await mustHappen.cancelBooking.executeWithOptions({ summary }, [
-                  {
-                    shipmentId: parcel.shipmentId,
-                    courier: input.courier,
-                    trackingNumber: found.trackingNumber,
-                  },
-                ]);
-              } catch (cancelErr) {
-                if (failureType(cancelErr) !== 'AlreadyPickedUp') throw cancelErr;
-                // Collected before anyone knew it was booked: nothing to cancel; ops see this line.
-                log.warn('the courier collected a parcel of a failed order', {
-                  shipmentId: parcel.shipmentId,
-                });
-              }
-            },
-          });
-        }
-        throw new OrderFailed(OrderFailure.BOOKING_FAILED, `the courier booking failed: ${message(err)}`);
-      }
-      const tracking = parcel.trackingNumber;
-      compensations.push({
-        name: `cancel booking ${parcel.shipmentId}`,
-        kind: 'cancel_booking',
-        run: async () => {
-          try {
-            await mustHappen.cancelBooking.executeWithOptions(
-              { summary: `compensate: cancel booking ${courierName(input.courier)} ${tracking}` },
-              [{ shipmentId: parcel.shipmentId, courier: input.courier, trackingNumber: tracking }],
-            );
-          } catch (err) {
-            // A parcel the courier picked up (and then lost) has no booking left to cancel:
-            // the other compensations (refund, stock) must still run.
-            if (failureType(err) === 'AlreadyPickedUp' && patched('compensation-skips-picked-up-parcels')) {
-              log.info('nothing to cancel: the courier picked the parcel up', {
-                shipmentId: parcel.shipmentId,
-              });
-              return;
-            }
-            throw err;
-          }
-        },
-      });
+      await bookParcel(parcel);
     }
 
     if (!cancelled()) {
       await setStatus(OrderStatus.CONFIRMED);
       await notify('confirmed');
       // 4. Track every parcel in its own workflow.
-      for (const [i, parcel] of parcels.entries()) {
-        await startChild(shipmentWorkflow, {
-          workflowId: shipmentWorkflowId(parcel.shipmentId),
-          staticSummary: shipmentStaticSummary({
-            parcel: i + 1,
-            parcels: parcels.length,
-            orderNumber: input.orderNumber,
-            courier: input.courier,
-            trackingNumber: parcel.trackingNumber!,
-          }),
-          args: [
-            {
-              shipmentId: parcel.shipmentId,
-              orderId: input.orderId,
-              courier: input.courier,
-              trackingNumber: parcel.trackingNumber!,
-              courierTaskQueue: input.courierTaskQueue,
-              policy: input.shipmentPolicy,
-            },
-          ],
-        });
-      }
+      for (const parcel of parcels) await startTracking(parcel);
       // Low stock is worth telling ops once the stock is really spoken for.
       await mustHappen.notifyLowStock.executeWithOptions({ summary: 'tell ops about low stock, if any' }, [
         { skus: input.lines.map((l) => l.sku) },
@@ -571,6 +614,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
       );
       if (cancelled()) {
         if (await cancelBeforePickup()) break;
+        if (patched('resume-after-refused-cancel')) await resumeAfterRefusedCancel();
         continue;
       }
       const newlyPickedUp = parcels.filter((p) => isPickedUp(p) && !p.consumed);

@@ -3,7 +3,7 @@
  * Postgres, the courier simulator (native format) and the payment simulator over HTTP.
  * Every test checks the read model, the payments and the stock afterwards.
  */
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { stockReconciliation } from '../../src/inventory/queries';
@@ -92,6 +92,7 @@ describe('order saga', () => {
     card?: typeof GOOD_CARD;
     scenario?: ScenarioName;
     policy?: ReturnType<typeof fastPolicy>;
+    bookingRetryWindowMs?: number;
     /** A second line shipped from another place: a second parcel with its own lifecycle. */
     second?: { sku: string; quantity: number; scenario: ScenarioName };
   }): Promise<{ orderId: string; handle: WorkflowHandle<typeof orderWorkflow>; total: number }> {
@@ -155,6 +156,8 @@ describe('order saga', () => {
       ],
       payment: opts.card ?? GOOD_CARD,
       shipmentPolicy: opts.policy ?? fastPolicy(),
+      // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
+      bookingRetryWindowMs: opts.bookingRetryWindowMs ?? 30_000,
       courierTaskQueue: worker.courierTaskQueue,
     };
     const handle = await worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
@@ -307,6 +310,31 @@ describe('order saga', () => {
     });
   });
 
+  it('rides out a courier outage during booking instead of failing the order', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    // 20 s of 500s: longer than the five attempts (~15 s) that used to fail the order.
+    couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    const bookCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.book;
+    const before = bookCalls();
+    const { orderId, handle, total } = await placeOrder({
+      sku,
+      quantity: 1,
+      scenario: 'delivered',
+      bookingRetryWindowMs: 60_000,
+    });
+    await new Promise((r) => setTimeout(r, 20_000));
+    expect(bookCalls() - before).toBeGreaterThanOrEqual(5);
+    expect((await orderRow(orderId)).status).toBe('PENDING');
+    couriers.backend.faults.clear();
+
+    const result = await handle.result();
+    expect(result.status).toBe('DELIVERED');
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+
   it('fails an order whose booking fails for good: authorisation voided, stock released, any booking cancelled', async () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 5);
@@ -433,6 +461,45 @@ describe('order saga', () => {
       .signal(refreshSignal, { requestedBy: 'test' });
     const result = await handle.result();
     expect(result.status).toBe('DELIVERED');
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+
+  it('goes on to track and deliver when a cancel accepted during booking is refused because the courier already has the parcel', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    // Every courier call takes 1.2 s (within our 2 s timeout): the cancel lands mid-booking.
+    couriers.backend.faults.set({ kind: 'latency', ms: 1_200, format: 'native' });
+    const bookCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.book;
+    const before = bookCalls();
+    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    await eventually(
+      async () => bookCalls(),
+      (n) => n > before,
+    );
+    const cancel = await handle.startUpdate(cancelOrderUpdate, {
+      args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+    // Meanwhile the courier collects the parcel, so cancelling the booking is refused.
+    const parcel = couriers.backend.list().find((p) => p.reference === orderShipmentId(orderId, 1))!;
+    couriers.backend.register({
+      trackingNumber: parcel.trackingNumber,
+      scenario: 'delivered',
+      format: 'native',
+      ageMs: 10 * 3_600_000,
+    });
+    const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
+    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    couriers.backend.faults.clear();
+
+    // Tracking starts after all: the parcel's workflow reports the pickup and the delivery.
+    const result = await handle.result();
+    await recordHistory('order-cancel-refused-during-booking', handle);
+    expect(result.status).toBe('DELIVERED');
+    const [shipment] = await shipments(orderId);
+    expect(shipment).toMatchObject({ status: 'DELIVERED' });
     const [payment] = await paymentRows(orderId);
     expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
     expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });

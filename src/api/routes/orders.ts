@@ -354,6 +354,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       payment: { token: body.payment.token },
       shipmentPolicy: deps.shipmentPolicy,
       courierTaskQueue: config.temporal.courierTaskQueue,
+      bookingRetryWindowMs: config.api.bookingRetryWindowMs,
     };
     try {
       await deps.temporal.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
