@@ -463,26 +463,31 @@ runMain(async () => {
     `Fault suites: ${args.suites.join(', ')} — ${args.orders} orders each at ${args.rate}/s, courier clock ×${DEMO_TIME_SCALE}\n`,
   );
   const results: SuiteResult[] = [];
-  for (const suite of args.suites) results.push(await runSuite(suite, args));
-
-  process.stdout.write('\n');
-  for (const r of results) {
-    process.stdout.write(
-      `${r.suite}: ${r.accepted}/${r.orders} orders (${r.outcomes}); settled ${r.settleSeconds.toFixed(0)} s after the last create; ${r.wallSeconds.toFixed(0)} s in all\n`,
-    );
-    for (const line of r.faults) process.stdout.write(`    ${line}\n`);
-    for (const c of r.checks) process.stdout.write(`  ${c.pass ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}\n`);
-  }
-  const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass).map((c) => `${r.suite}: ${c.name}`));
   const out = path.resolve(__dirname, 'results', 'faults.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(
-    out,
-    `${JSON.stringify({ at: new Date().toISOString(), args, seconds: (Date.now() - t0) / 1000, results }, null, 2)}\n`,
-  );
+  const save = () =>
+    fs.writeFileSync(
+      out,
+      `${JSON.stringify({ at: new Date().toISOString(), args, seconds: (Date.now() - t0) / 1000, results }, null, 2)}\n`,
+    );
+  for (const suite of args.suites) {
+    const r = await runSuite(suite, args);
+    results.push(r);
+    save();
+    report(r);
+  }
+  const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass).map((c) => `${r.suite}: ${c.name}`));
   process.stdout.write(
     `\n${failed.length === 0 ? 'All checks passed' : `${failed.length} checks FAILED`} (${((Date.now() - t0) / 60_000).toFixed(1)} min); wrote ${path.relative(process.cwd(), out)}\n`,
   );
   // Pools and gRPC channels of the stopped stacks may linger; the run is over.
   process.exit(failed.length > 0 ? 1 : 0);
 });
+
+function report(r: SuiteResult): void {
+  process.stdout.write(
+    `\n${r.suite}: ${r.accepted}/${r.orders} orders (${r.outcomes}); settled ${r.settleSeconds.toFixed(0)} s after the last create; ${r.wallSeconds.toFixed(0)} s in all\n`,
+  );
+  for (const line of r.faults) process.stdout.write(`    ${line}\n`);
+  for (const c of r.checks) process.stdout.write(`  ${c.pass ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}\n`);
+}
