@@ -288,7 +288,13 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
         } catch (err) {
           if (failureType(err) !== 'AlreadyPickedUp') throw err;
           // The courier has it: the pickup milestone will follow from the parcel's workflow.
-          parcel.status = ShipmentStatus.IN_TRANSIT;
+          // A milestone that arrived while the cancel was retrying (even DELIVERED, from a
+          // workflow that has finished) is newer than this, and is kept.
+          const reported = isPickedUp(parcel) || isTerminal(parcel.status);
+          if (!reported || !patched('refused-cancel-keeps-reported-status')) {
+            parcel.status = ShipmentStatus.IN_TRANSIT;
+          }
+          parcel.pickedUp = true;
           break;
         }
       }

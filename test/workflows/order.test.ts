@@ -14,6 +14,7 @@ import type { ScenarioName } from '../../src/simulator/scenarios';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import {
   cancelOrderUpdate,
+  courierEventsSignal,
   refreshSignal,
   shipmentWorkflowId,
   orderShipmentId,
@@ -500,6 +501,66 @@ describe('order saga', () => {
     expect(result.status).toBe('DELIVERED');
     const [shipment] = await shipments(orderId);
     expect(shipment).toMatchObject({ status: 'DELIVERED' });
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+
+  it('delivers when the parcel is reported delivered while a cancel is still retrying at the courier', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    const [shipment] = await eventually(
+      () => shipments(orderId),
+      (rows) => rows[0]?.status === 'INFO_RECEIVED',
+    );
+    // The courier fails every call: the cancel's booking cancellation keeps retrying.
+    couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    const cancelCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.cancel;
+    const before = cancelCalls();
+    const cancel = await handle.startUpdate(cancelOrderUpdate, {
+      args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+    await eventually(
+      async () => cancelCalls() - before,
+      (n) => n >= 1,
+    );
+    // Meanwhile the courier pushes the delivery: the parcel's workflow records it, tells the
+    // order and finishes. Then the courier answers again, refusing the cancel.
+    const deliveredAt = new Date().toISOString();
+    await worker.client.workflow.getHandle(shipmentWorkflowId(shipment!.id)).signal(courierEventsSignal, {
+      events: [
+        {
+          key: `push-${shipment!.id}`,
+          status: 'DELIVERED',
+          subStatus: null,
+          rawCode: 'DELIVERED',
+          rawText: 'Delivered',
+          occurredAt: deliveredAt,
+          occurredAtRaw: deliveredAt,
+          location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
+          source: 'push',
+        },
+      ],
+    });
+    await eventually(
+      () => shipments(orderId),
+      (rows) => rows[0]?.status === 'DELIVERED',
+    );
+    couriers.backend.register({
+      trackingNumber: shipment!.tracking_number,
+      scenario: 'delivered',
+      format: 'native',
+      ageMs: 10 * 3_600_000,
+    });
+    couriers.backend.faults.clear();
+
+    const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
+    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    const result = await handle.result();
+    await recordHistory('order-delivered-while-cancel-retried', handle);
+    expect(result.status).toBe('DELIVERED');
     const [payment] = await paymentRows(orderId);
     expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
     expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
