@@ -284,7 +284,8 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
     stoppers.push(() => worker.stop());
     await worker.start();
 
-    const apiLog = createLogger({ logLevel: 'warn' });
+    // Errors only: during an outage every refused request would log a warning with its stack.
+    const apiLog = createLogger({ logLevel: 'error' });
     const apiDb = createDb({ url: pg.url, poolMax: 10, onError: () => undefined });
     stoppers.push(() => apiDb.destroy());
     const api: RunningApi = await startApi({ config, db: apiDb, log: apiLog });
