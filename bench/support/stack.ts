@@ -32,6 +32,7 @@ import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/p
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import { freePort } from '../../test/support/ports';
+import { findPid, sampleProcess } from './measure';
 
 /** Variables a bench stack never inherits: it must not reach the user's own services. */
 const NEVER_INHERITED = [
@@ -61,6 +62,11 @@ export interface StackOptions {
   stock?: number;
   /** Progress lines. */
   say?: (line: string) => void;
+  /**
+   * Ctrl-C (SIGINT) stops every part started so far, then exits with 130: for a script that
+   * runs one stack at a time (bench/faults.ts, running several, keeps its own handler).
+   */
+  stopOnInterrupt?: boolean;
 }
 
 export interface WorkerProcess {
@@ -96,6 +102,8 @@ export interface ProcessStack {
   worker: WorkerProcess;
   postgres: Restartable;
   temporalServer: Restartable;
+  /** The dev server's process (the SDK starts it, so it is found by its port); null while it is down. */
+  temporalServerPid(): number | null;
   stop(): Promise<void>;
 }
 
@@ -165,14 +173,7 @@ function workerProcess(
     },
     rssBytes() {
       const pid = child?.pid;
-      if (pid === undefined) return 0;
-      try {
-        const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-        const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
-        return kb ? Number(kb) * 1024 : 0;
-      } catch {
-        return 0;
-      }
+      return pid === undefined ? 0 : (sampleProcess(pid)?.rssBytes ?? 0);
     },
   };
 }
@@ -191,9 +192,15 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
   );
   const stoppers: (() => Promise<unknown>)[] = [];
   const stopAll = async () => {
+    process.off('SIGINT', interrupted);
     for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
     stoppers.length = 0;
   };
+  function interrupted(): void {
+    process.stdout.write('\nInterrupted: stopping the stack\n');
+    void stopAll().finally(() => process.exit(130));
+  }
+  if (opts.stopOnInterrupt) process.once('SIGINT', interrupted);
 
   try {
     const baseConfig = loadConfig(environmentWith({ WAYBILL_DATA_DIR: dataDir }, NEVER_INHERITED));
@@ -262,9 +269,9 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
         PAYMENT_SIMULATOR_PORT: String(paymentsPort),
         WAYBILL_PORT: String(apiPort),
         WAYBILL_WORKER_METRICS_PORT: String(metricsPort),
-        WAYBILL_RATE_LIMIT_PER_MINUTE: '100000',
-        WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000',
-        WAYBILL_COURIER_DAILY_BUDGET: '100000000',
+        WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
+        WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000', // the most src/config.ts accepts
+        WAYBILL_COURIER_DAILY_BUDGET: '10000000', // the most src/config.ts accepts
         ...opts.env,
       },
       NEVER_INHERITED,
@@ -305,6 +312,10 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       worker,
       postgres,
       temporalServer,
+      temporalServerPid: () =>
+        findPid(
+          (argv) => argv.includes('start-dev') && argv[argv.indexOf('--port') + 1] === String(temporalPort),
+        ),
       stop: stopAll,
     };
   } catch (err) {

@@ -1,0 +1,450 @@
+/**
+ * Scale: open shipment workflows held by one worker and the Temporal dev server, ramped to N
+ * (issue 8: "ramp to ≥ 10,000: worker RSS, poll lateness p50/p99, server health").
+ *
+ *   npm run bench:scale -- [workflows=10000] [minutes=10] [interval=20m]
+ *
+ * A fresh stack (bench/support/stack.ts; data in .data/bench/scale); plateaus at 10, 25, 50
+ * and 100 % of N, each held `minutes`. Each parcel is registered in the courier simulator
+ * (real-time clock) as a `delivered` parcel 7 courier hours old: IN_TRANSIT, next scan at
+ * 14 h, so every poll is the same cycle (timer → courier call → read-model write → timer).
+ * Its shipments row is inserted as bookShipment does and `shipmentWorkflow` started on the
+ * main task queue with the orders' poll policy (pollPolicyFromConfig), as the order
+ * workflow's startChild does, but with no parent order (in the product the order workflow is
+ * open too, idle) and the first poll at an evenly spread moment of the first interval (the
+ * input's `nextPollAtMs`, which continue-as-new uses), as for parcels booked over time rather
+ * than a whole ramp polling at once. Every status polls every `interval` (10,000 parcels at
+ * 20 min make 8.3 polls/s, 6× the default 2 h IN_TRANSIT interval); the courier queue's caps
+ * are lifted to 20 at once and 1,000/s (the defaults, 3 and 5/s, cap a fleet at 5 polls/s).
+ *
+ * Poll lateness, from the read model each poll cycle writes in one transaction:
+ * `last_synced_at` (workflow time when the courier's answer reached the workflow) and
+ * `next_poll_at` (that + the interval: the next poll's schedule; for the first poll the
+ * `nextPollAtMs` given). The bench reads both for every shipment every min(interval/6, 10 s);
+ * when `last_synced_at` moves, lateness = new last_synced_at − the schedule seen before. That
+ * covers every poll with no workflow change and errs late: it includes the timer, the workflow
+ * task that schedules the call, the courier queue wait, the call, and the workflow task that
+ * takes the answer. Beside it: mean schedule-to-start of workflow tasks and courier calls (the
+ * worker's Temporal metrics), and overdue shipments (a poll due over a minute ago, no answer).
+ *
+ * Server health: every 5 s a GetSystemInfo round trip and a visibility count of running
+ * shipment workflows, timed; the dev server's and worker's RSS and CPU from /proc. Prints two
+ * tables and PASS/MISS lines, writes bench/results/scale.json. Exit 0 also on MISS (the
+ * figures are the result), 1 on an error, 130 after Ctrl-C.
+ */
+import { sql } from 'kysely';
+import { parseDuration } from '../src/config';
+import { runMain } from '../src/main-helpers';
+import { pollPolicyFromConfig } from '../src/poll-policy';
+import { shipmentWorkflowId } from '../src/workflows/contract';
+import type { shipmentWorkflow } from '../src/workflows/shipment';
+import {
+  checkLine,
+  cpuCores,
+  fmt,
+  machine,
+  mib,
+  sampleMachine,
+  sampleProcess,
+  scrapeMetrics,
+  sleep,
+  spread,
+  table,
+  temporalWindow,
+  writeResult,
+  type ProcSample,
+  type Spread,
+  type TemporalWindow,
+} from './support/measure';
+import { startProcessStack, type ProcessStack } from './support/stack';
+
+const GOAL_WORKFLOWS = 10_000;
+const PLATEAUS = [0.1, 0.25, 0.5, 1];
+const SAMPLE_EVERY_MS = 5_000;
+const PROBE_TIMEOUT_MS = 5_000;
+const OVERDUE_AFTER_MS = 60_000;
+const STARTS_IN_FLIGHT = 20;
+const PARCEL_AGE_MS = 7 * 3_600_000;
+const COURIER_CAPS = { WAYBILL_COURIER_CONCURRENCY: '20', WAYBILL_COURIER_CALLS_PER_SECOND: '1000' };
+
+const shipmentId = (i: number) => `shp_scale_${i}`;
+const trackingNumber = (i: number) => `SIM7${String(i).padStart(9, '0')}`;
+/** Where in the first interval parcel i polls first: an even spread (golden-ratio sequence). */
+const firstPollShare = (i: number) => (i * 0.6180339887498949) % 1;
+
+interface Args {
+  workflows: number;
+  holdMs: number;
+  intervalMs: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const workflows = Number(argv[0] ?? GOAL_WORKFLOWS);
+  const holdMs = Number(argv[1] ?? 10) * 60_000;
+  const intervalMs = parseDuration(argv[2] ?? '20m');
+  if (!Number.isInteger(workflows) || workflows < 10)
+    throw new Error('workflows must be a whole number ≥ 10');
+  if (!(holdMs >= 60_000)) throw new Error('minutes (each plateau) must be ≥ 1');
+  if (intervalMs === null || intervalMs < 10_000)
+    throw new Error('interval must be a duration ≥ 10s, e.g. 20m');
+  return { workflows, holdMs, intervalMs };
+}
+
+/** Every poll the read model shows, with how late it was; and each shipment's next schedule. */
+class PollLog {
+  readonly polls: { at: number; latenessMs: number }[] = [];
+  private seen = new Map<string, { synced: number | null; due: number | null }>();
+
+  /** A shipment about to start whose first poll is due at `due` (epoch ms). */
+  expect(id: string, due: number): void {
+    this.seen.set(id, { synced: null, due });
+  }
+
+  async scan(stack: ProcessStack): Promise<void> {
+    const { rows } = await sql<{ id: string; synced: number | null; due: number | null }>`
+      select id, (extract(epoch from last_synced_at) * 1000)::float8 as synced,
+             (extract(epoch from next_poll_at) * 1000)::float8 as due
+      from shipments where id like 'shp_scale_%'`.execute(stack.db);
+    for (const row of rows) {
+      const before = this.seen.get(row.id);
+      if (row.synced === null || row.synced === before?.synced) continue;
+      if (before?.due != null) this.polls.push({ at: row.synced, latenessMs: row.synced - before.due });
+      this.seen.set(row.id, { synced: row.synced, due: row.due });
+    }
+  }
+
+  /** Shipments whose scheduled poll is more than {@link OVERDUE_AFTER_MS} past at `now` with no answer. */
+  overdue(now: number): number {
+    let n = 0;
+    for (const { due } of this.seen.values()) if (due !== null && due < now - OVERDUE_AFTER_MS) n++;
+    return n;
+  }
+}
+
+interface Sample {
+  at: number;
+  worker: ProcSample | null;
+  server: ProcSample | null;
+  /** The whole machine (CPU of every process, this run's and anyone else's). */
+  machine: ProcSample;
+  systemInfoMs: number | null;
+  countMs: number | null;
+  running: number | null;
+}
+
+async function sample(stack: ProcessStack, serverPid: number | null): Promise<Sample> {
+  const { connection, client } = stack.temporal;
+  const timed = async <T>(call: () => Promise<T>): Promise<{ ms: number; value: T } | null> => {
+    const t0 = performance.now();
+    try {
+      const value = await connection.withDeadline(Date.now() + PROBE_TIMEOUT_MS, call);
+      return { ms: performance.now() - t0, value };
+    } catch {
+      return null;
+    }
+  };
+  const info = await timed(() => connection.workflowService.getSystemInfo({}));
+  const count = await timed(() =>
+    client.workflow.count('WorkflowType = "shipmentWorkflow" AND ExecutionStatus = "Running"'),
+  );
+  const workerPid = stack.worker.pid();
+  return {
+    at: Date.now(),
+    worker: workerPid === null ? null : sampleProcess(workerPid),
+    server: serverPid === null ? null : sampleProcess(serverPid),
+    machine: sampleMachine(),
+    systemInfoMs: info?.ms ?? null,
+    countMs: count?.ms ?? null,
+    running: count?.value.count ?? null,
+  };
+}
+
+/** Inserts the shipment rows, registers the parcels and starts workflows [from, to); returns starts/s. */
+async function ramp(
+  stack: ProcessStack,
+  log: PollLog,
+  args: Args,
+  from: number,
+  to: number,
+): Promise<number> {
+  await sql`
+    insert into shipments (id, courier, tracking_number, destination_city, destination_country)
+    select 'shp_scale_' || i, 'simulator', 'SIM7' || lpad(i::text, 9, '0'), 'Shah Alam', 'MY'
+    from generate_series(${from}::int, ${to - 1}::int) as i`.execute(stack.db);
+  for (let i = from; i < to; i++) {
+    stack.courier.backend.register({
+      trackingNumber: trackingNumber(i),
+      scenario: 'delivered',
+      ageMs: PARCEL_AGE_MS,
+    });
+  }
+  const policy = pollPolicyFromConfig(stack.config);
+  const t0 = Date.now();
+  let next = from;
+  const starter = async () => {
+    while (next < to) {
+      const i = next++;
+      const nextPollAtMs = Date.now() + Math.round(firstPollShare(i) * args.intervalMs);
+      log.expect(shipmentId(i), nextPollAtMs);
+      await stack.temporal.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
+        workflowId: shipmentWorkflowId(shipmentId(i)),
+        taskQueue: stack.config.temporal.taskQueue,
+        args: [
+          {
+            shipmentId: shipmentId(i),
+            orderId: null,
+            courier: 'simulator',
+            trackingNumber: trackingNumber(i),
+            courierTaskQueue: stack.config.temporal.courierTaskQueue,
+            policy,
+            nextPollAtMs,
+          },
+        ],
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: STARTS_IN_FLIGHT }, starter));
+  return (to - from) / ((Date.now() - t0) / 1000);
+}
+
+interface Plateau {
+  workflows: number;
+  startsPerSecond: number;
+  holdSeconds: number;
+  expectedPollsPerSecond: number;
+  pollsPerSecond: number;
+  courierCallsPerSecond: number;
+  latenessMs: Spread;
+  /** The hold's second half only: the start burst of the ramp has had time to drain. */
+  latenessLateHalfMs: Spread;
+  /** p50 / p99 per minute of the hold, to see a ramp's transient. */
+  latenessByMinute: { minute: number; n: number; p50: number; p99: number }[];
+  overdue: number;
+  worker: { rssMiBEnd: number; rssMiBMax: number; cpuCores: number } | null;
+  server: { rssMiBEnd: number; rssMiBMax: number; cpuCores: number } | null;
+  machine: { rssMiBEnd: number; rssMiBMax: number; cpuCores: number } | null;
+  systemInfoMs: Spread;
+  countMs: Spread;
+  probeFailures: number;
+  running: number | null;
+  temporal: TemporalWindow;
+}
+
+/** RSS at the end and at most, CPU over the window; null without two samples. */
+function processFigures(seen: (ProcSample | null)[]): Plateau['worker'] {
+  const s = seen.filter((p): p is ProcSample => p !== null);
+  if (s.length < 2) return null;
+  return {
+    rssMiBEnd: mib(s[s.length - 1]!.rssBytes),
+    rssMiBMax: mib(Math.max(...s.map((p) => p.rssBytes))),
+    cpuCores: cpuCores(s[0]!, s[s.length - 1]!),
+  };
+}
+
+function report(args: Args, plateaus: Plateau[]): string[] {
+  return [
+    `poll lateness (ms) in each hold: every ${args.intervalMs / 60_000} min, hold ${args.holdMs / 60_000} min`,
+    ...table(plateaus, [
+      ['workflows', (p) => p.workflows.toLocaleString()],
+      ['starts/s', (p) => fmt(p.startsPerSecond)],
+      ['expected/s', (p) => fmt(p.expectedPollsPerSecond, 1)],
+      ['polls/s', (p) => fmt(p.pollsPerSecond, 1)],
+      ['late p50', (p) => fmt(p.latenessMs.p50)],
+      ['p99', (p) => fmt(p.latenessMs.p99)],
+      ['max', (p) => fmt(p.latenessMs.max)],
+      ['2nd half p50', (p) => fmt(p.latenessLateHalfMs.p50)],
+      ['p99', (p) => fmt(p.latenessLateHalfMs.p99)],
+      ['overdue', (p) => String(p.overdue)],
+      ['WFT wait', (p) => fmt(p.temporal.workflowTaskWaitMs)],
+      ['call wait', (p) => fmt(p.temporal.courierCallWaitMs)],
+      ['WFT done', (p) => fmt(p.temporal.completeWorkflowTaskMs)],
+    ]),
+    '(starts/s: during the ramp to the plateau; 2nd half: the second half of the hold, after the',
+    ' ramp and its start burst; overdue: at the end of the hold; WFT wait, call wait: mean',
+    ' schedule-to-start of workflow tasks / courier calls; WFT done: mean time the server took to',
+    ' accept a finished workflow task; all ms)',
+    '',
+    'worker and dev server in each hold (RSS MiB at the end; CPU in cores, box: the whole',
+    ' machine; sysinfo, count: latency of the health probes, ms; cached, evicted: sticky cache)',
+    ...table(plateaus, [
+      ['workflows', (p) => p.workflows.toLocaleString()],
+      ['worker RSS', (p) => fmt(p.worker?.rssMiBEnd ?? NaN)],
+      ['CPU', (p) => fmt(p.worker?.cpuCores ?? NaN, 2)],
+      ['server RSS', (p) => fmt(p.server?.rssMiBEnd ?? NaN)],
+      ['CPU', (p) => fmt(p.server?.cpuCores ?? NaN, 2)],
+      ['box CPU', (p) => fmt(p.machine?.cpuCores ?? NaN, 2)],
+      ['sysinfo p99', (p) => fmt(p.systemInfoMs.p99, 1)],
+      ['count p50/p99', (p) => `${fmt(p.countMs.p50)}/${fmt(p.countMs.p99)}`],
+      ['running', (p) => (p.running === null ? '–' : p.running.toLocaleString())],
+      ['cached', (p) => fmt(p.temporal.stickyCacheSize)],
+      ['evicted', (p) => fmt(p.temporal.stickyCacheEvictions)],
+    ]),
+  ];
+}
+
+runMain(async () => {
+  const args = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  const say = (line: string) =>
+    process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${line}\n`);
+  const targets = [...new Set(PLATEAUS.map((share) => Math.round(share * args.workflows)))];
+  const interval = `${args.intervalMs / 1000}s`;
+  say(
+    `scale: plateaus ${targets.map((t) => t.toLocaleString()).join(', ')}; polls every ${interval}; hold ${args.holdMs / 60_000} min each`,
+  );
+  const stack = await startProcessStack({
+    name: 'scale',
+    stopOnInterrupt: true,
+    timeScale: 1,
+    env: {
+      WAYBILL_POLL_PENDING: interval,
+      WAYBILL_POLL_INFO_RECEIVED: interval,
+      WAYBILL_POLL_IN_TRANSIT: interval,
+      ...COURIER_CAPS,
+    },
+    say,
+  });
+  const serverPid = stack.temporalServerPid();
+  const metricsUrl = `http://127.0.0.1:${stack.config.worker.metricsPort}/metrics`;
+  const log = new PollLog();
+  const samples: Sample[] = [];
+  let running = true;
+  let loopError: unknown = null;
+  const loops = [
+    async () => {
+      await log.scan(stack);
+      await sleep(Math.min(10_000, args.intervalMs / 6));
+    },
+    async () => {
+      samples.push(await sample(stack, serverPid));
+      await sleep(SAMPLE_EVERY_MS);
+    },
+  ].map(async (step) => {
+    while (running) {
+      await step().catch((err: unknown) => {
+        loopError ??= err;
+        return sleep(1_000);
+      });
+    }
+  });
+  try {
+    const idle = await sample(stack, serverPid);
+    say(
+      `idle: worker RSS ${fmt(mib(idle.worker?.rssBytes ?? NaN))} MiB, dev server ${serverPid === null ? 'pid not found' : `RSS ${fmt(mib(idle.server?.rssBytes ?? NaN))} MiB`}`,
+    );
+    const plateaus: Plateau[] = [];
+    let open = 0;
+    for (const target of targets) {
+      const startsPerSecond = await ramp(stack, log, args, open, target);
+      say(
+        `ramp ${open.toLocaleString()} → ${target.toLocaleString()}: ${fmt(startsPerSecond)} starts/s; holding`,
+      );
+      open = target;
+      const before = await scrapeMetrics(metricsUrl);
+      const callsBefore = stack.courier.backend.stats.snapshot().formats.native.byKind.track;
+      const from = Date.now();
+      await sleep(args.holdMs);
+      await log.scan(stack);
+      const to = Date.now();
+      if (loopError) throw loopError;
+      const calls = stack.courier.backend.stats.snapshot().formats.native.byKind.track - callsBefore;
+      const inHold = samples.filter((s) => s.at >= from && s.at <= to);
+      const polls = log.polls.filter((p) => p.at >= from && p.at <= to);
+      const numbers = (pick: (s: Sample) => number | null) =>
+        inHold.map(pick).filter((v): v is number => v !== null);
+      const p: Plateau = {
+        workflows: target,
+        startsPerSecond,
+        holdSeconds: (to - from) / 1000,
+        expectedPollsPerSecond: target / (args.intervalMs / 1000),
+        pollsPerSecond: polls.length / ((to - from) / 1000),
+        courierCallsPerSecond: calls / ((to - from) / 1000),
+        latenessMs: spread(polls.map((poll) => poll.latenessMs)),
+        latenessLateHalfMs: spread(
+          polls.filter((poll) => poll.at >= (from + to) / 2).map((poll) => poll.latenessMs),
+        ),
+        latenessByMinute: Array.from({ length: Math.ceil((to - from) / 60_000) }, (_, minute) => {
+          const inMinute = polls.filter((poll) => Math.floor((poll.at - from) / 60_000) === minute);
+          const { n, p50, p99 } = spread(inMinute.map((poll) => poll.latenessMs));
+          return { minute, n, p50, p99 };
+        }),
+        overdue: log.overdue(to),
+        worker: processFigures(inHold.map((s) => s.worker)),
+        server: processFigures(inHold.map((s) => s.server)),
+        machine: processFigures(inHold.map((s) => s.machine)),
+        systemInfoMs: spread(numbers((s) => s.systemInfoMs)),
+        countMs: spread(numbers((s) => s.countMs)),
+        probeFailures: inHold.filter((s) => s.systemInfoMs === null || s.countMs === null).length,
+        running: inHold[inHold.length - 1]?.running ?? null,
+        temporal: temporalWindow(before, await scrapeMetrics(metricsUrl)),
+      };
+      plateaus.push(p);
+      say(
+        `${target.toLocaleString()}: ${fmt(p.pollsPerSecond, 1)} polls/s (expected ${fmt(p.expectedPollsPerSecond, 1)}), lateness p50 ${fmt(p.latenessMs.p50)} ms p99 ${fmt(p.latenessMs.p99)} ms, ${p.overdue} overdue, worker RSS ${fmt(p.worker?.rssMiBEnd ?? NaN)} MiB`,
+      );
+    }
+    running = false;
+    await Promise.all(loops);
+    const ended = await stack.temporal.client.workflow.count(
+      'WorkflowType = "shipmentWorkflow" AND ExecutionStatus != "Running" AND ExecutionStatus != "ContinuedAsNew"',
+    );
+    const { n: syncErrors } = await stack.db
+      .selectFrom('shipments')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('sync_error', 'is not', null)
+      .executeTakeFirstOrThrow();
+
+    const last = plateaus[plateaus.length - 1]!;
+    const checks = [
+      {
+        name: `open shipment workflows held, none overdue (goal ≥ ${GOAL_WORKFLOWS.toLocaleString()})`,
+        pass: last.workflows >= GOAL_WORKFLOWS && last.running === last.workflows && last.overdue === 0,
+        detail: `${(last.running ?? 0).toLocaleString()} running, ${last.overdue} overdue`,
+      },
+      {
+        name: 'polls kept pace with the schedule at every plateau (≥ 95 % of expected polls/s)',
+        pass: plateaus.every((p) => p.pollsPerSecond >= 0.95 * p.expectedPollsPerSecond),
+        detail: plateaus
+          .map((p) => `${fmt(p.pollsPerSecond, 1)}/${fmt(p.expectedPollsPerSecond, 1)}`)
+          .join(', '),
+      },
+      {
+        name: `the server answered every health probe within ${PROBE_TIMEOUT_MS / 1000} s`,
+        pass: plateaus.every((p) => p.probeFailures === 0),
+        detail: `${plateaus.reduce((n, p) => n + p.probeFailures, 0)} failed`,
+      },
+      {
+        name: 'no shipment workflow ended, no courier sync error',
+        pass: ended.count === 0 && Number(syncErrors) === 0,
+        detail: `${ended.count} ended, ${syncErrors} sync errors`,
+      },
+    ];
+    process.stdout.write(
+      [
+        '',
+        `${machine().cores} cores (${machine().cpu}), ${machine().memGiB} GiB`,
+        ...report(args, plateaus),
+        '',
+        ...checks.map(checkLine),
+        '',
+      ].join('\n'),
+    );
+    const out = writeResult('scale', {
+      machine: machine(),
+      args: { ...args, ...COURIER_CAPS, parcels: 'delivered scenario, 7 courier hours old (IN_TRANSIT)' },
+      idle: {
+        workerRssMiB: mib(idle.worker?.rssBytes ?? NaN),
+        serverRssMiB: mib(idle.server?.rssBytes ?? NaN),
+      },
+      plateaus,
+      checks,
+      seconds: (Date.now() - t0) / 1000,
+    });
+    say(`wrote ${out}; stopping the stack`);
+  } finally {
+    running = false;
+    await stack.stop();
+  }
+  // gRPC channels and pools of the stopped stack may linger; the run is over.
+  process.exit(0);
+});

@@ -1,0 +1,206 @@
+/**
+ * Measuring tools the scale and saga benchmarks share: percentiles, a process's memory and
+ * CPU time from /proc, a Prometheus text scrape, open-loop pacing and the results file.
+ * Linux only (/proc), like the stack in ./stack.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Check } from './consistency';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Nearest-rank percentile (p in 0–100); NaN for no values, so an empty set never reads as 0 ms. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export interface Spread {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export function spread(values: readonly number[]): Spread {
+  return {
+    n: values.length,
+    p50: percentile(values, 50),
+    p99: percentile(values, 99),
+    max: values.length ? Math.max(...values) : NaN,
+  };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times (100 on every Linux we run on; asked anyway). */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export interface ProcSample {
+  /** Epoch ms the sample was taken. */
+  at: number;
+  rssBytes: number;
+  /** User + system CPU the process has used since it started (seconds). */
+  cpuSeconds: number;
+}
+
+/** Null when the process is gone. */
+export function sampleProcess(pid: number): ProcSample | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at ")"; utime and stime are the 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const kb = Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? 0);
+    return { at: Date.now(), rssBytes: kb * 1024, cpuSeconds: ticks / CLOCK_TICKS };
+  } catch {
+    return null;
+  }
+}
+
+/** The whole machine as one process: CPU time busy on all cores, memory in use (total − available). */
+export function sampleMachine(): ProcSample {
+  // First line of /proc/stat: user nice system idle iowait irq softirq steal …, in clock ticks.
+  const ticks = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const busy = ticks[0]! + ticks[1]! + ticks[2]! + ticks[5]! + ticks[6]! + ticks[7]!;
+  const meminfo = fs.readFileSync('/proc/meminfo', 'utf8');
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(meminfo)?.[1] ?? 0);
+  return {
+    at: Date.now(),
+    rssBytes: (kb('MemTotal') - kb('MemAvailable')) * 1024,
+    cpuSeconds: busy / CLOCK_TICKS,
+  };
+}
+
+/** CPU used between two samples as a share of one core (1.0 = one core busy all the time). */
+export function cpuCores(from: ProcSample, to: ProcSample): number {
+  return (to.cpuSeconds - from.cpuSeconds) / ((to.at - from.at) / 1000);
+}
+
+/** The first process whose argument list satisfies `match` (e.g. the dev server on a given port). */
+export function findPid(match: (argv: string[]) => boolean): number | null {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (match(argv)) return Number(entry);
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return null;
+}
+
+/**
+ * A Prometheus text scrape as `name{labels}` → value (comment lines dropped). Sum series
+ * with {@link metricSum}.
+ */
+export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+  const series = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const cut = line.lastIndexOf(' ');
+    series.set(line.slice(0, cut), Number(line.slice(cut + 1)));
+  }
+  return series;
+}
+
+/**
+ * What the worker's Temporal metrics say about a window, from scrapes at its start and end:
+ * mean schedule-to-start waits (ms) of workflow tasks and of activities per task queue, the
+ * server's mean answer to a completed task, workflow tasks run, and the sticky cache (workflows kept in memory between tasks; an evicted one is
+ * replayed from its history at its next task).
+ */
+export function temporalWindow(before: Map<string, number>, after: Map<string, number>) {
+  const delta = (name: string, ...labels: string[]) =>
+    metricSum(after, name, ...labels) - metricSum(before, name, ...labels);
+  const mean = (name: string, label: string) => delta(`${name}_sum`, label) / delta(`${name}_count`, label);
+  return {
+    workflowTaskWaitMs: mean('temporal_workflow_task_schedule_to_start_latency', 'task_queue="waybill"'),
+    activityWaitMs: mean('temporal_activity_schedule_to_start_latency', 'task_queue="waybill"'),
+    courierCallWaitMs: mean('temporal_activity_schedule_to_start_latency', 'task_queue="waybill-courier"'),
+    /** How long the server took to take a finished workflow task / activity (the worker's RPC). */
+    completeWorkflowTaskMs: mean('temporal_request_latency', 'operation="RespondWorkflowTaskCompleted"'),
+    completeActivityMs: mean('temporal_request_latency', 'operation="RespondActivityTaskCompleted"'),
+    workflowTasks: delta('temporal_workflow_task_execution_latency_count'),
+    stickyCacheSize: metricSum(after, 'temporal_sticky_cache_size'),
+    stickyCacheMisses: delta('temporal_sticky_cache_miss'),
+    stickyCacheEvictions: delta('temporal_sticky_cache_total_forced_eviction'),
+  };
+}
+export type TemporalWindow = ReturnType<typeof temporalWindow>;
+
+/** Sum of every series of `name` whose labels contain each of `labels` (e.g. `task_queue="waybill"`). */
+export function metricSum(scrape: Map<string, number>, name: string, ...labels: string[]): number {
+  let sum = 0;
+  for (const [key, value] of scrape) {
+    const brace = key.indexOf('{');
+    const base = brace === -1 ? key : key.slice(0, brace);
+    if (base === name && labels.every((l) => key.includes(l))) sum += value;
+  }
+  return sum;
+}
+
+/**
+ * Calls `fire(n)` at `rate` per second for `seconds`, on a fixed schedule (open loop): a slow
+ * answer never delays the next call, so a backlog shows up as latency instead of hiding.
+ * Resolves when the last call has been fired (not answered).
+ */
+export async function openLoop(rate: number, seconds: number, fire: (n: number) => void): Promise<void> {
+  const total = Math.round(rate * seconds);
+  const t0 = performance.now();
+  for (let n = 0; n < total; n++) {
+    const due = t0 + (n * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    fire(n);
+  }
+}
+
+/** The machine the figures were measured on. */
+export function machine(): { cores: number; cpu: string; memGiB: number } {
+  const cpus = os.cpus();
+  return { cores: cpus.length, cpu: cpus[0]?.model ?? '?', memGiB: Math.round(os.totalmem() / 2 ** 30) };
+}
+
+/** A check as the benchmarks print it: PASS or MISS (a benchmark reports; it does not fail). */
+export const checkLine = (c: Check) => `${c.pass ? 'PASS' : 'MISS'}  ${c.name}: ${c.detail}`;
+
+/** Writes bench/results/<name>.json; returns its path relative to the working directory. */
+export function writeResult(name: string, data: unknown): string {
+  const out = path.resolve(__dirname, '..', 'results', `${name}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(
+    out,
+    `${JSON.stringify({ at: new Date().toISOString(), ...(data as object) }, null, 2)}\n`,
+  );
+  return path.relative(process.cwd(), out);
+}
+
+export const mib = (bytes: number) => bytes / 2 ** 20;
+
+/** A figure for a table: fixed digits, or – when there is none (NaN: nothing was measured). */
+export const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
+
+/** Right-aligned text table, one column per [heading, cell of a row]; each as wide as its widest cell. */
+export function table<T>(rows: readonly T[], columns: [string, (row: T) => string][]): string[] {
+  const cells = [columns.map(([heading]) => heading), ...rows.map((r) => columns.map(([, cell]) => cell(r)))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((line) => line[i]!.length)));
+  return cells.map((line) => line.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+}
