@@ -168,9 +168,20 @@ export async function consistencyChecks(input: ConsistencyInput): Promise<Check[
     .where((eb) =>
       eb.or([
         eb('r.status', '=', 'RESERVED'),
+        // Shipped stock of a failed order stays shipped only when the courier had the parcel
+        // (lost in transit: the goods left); otherwise it must be back on the shelf.
         eb.and([
           eb('o.status', 'in', [OrderStatus.CANCELLED, OrderStatus.FAILED]),
           eb('r.status', '=', 'CONSUMED'),
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('shipments as s')
+                .select('s.id')
+                .whereRef('s.order_id', '=', 'o.id')
+                .where('s.picked_up_at', 'is not', null),
+            ),
+          ),
         ]),
       ]),
     )
