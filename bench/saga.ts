@@ -36,7 +36,6 @@ import { signToken } from '../src/api/tokens';
 import { runMain } from '../src/main-helpers';
 import {
   checkLine,
-  cpuCores,
   fmt,
   machine,
   openLoop,
@@ -48,6 +47,7 @@ import {
   spread,
   table,
   temporalWindow,
+  usage,
   writeResult,
   type ProcSample,
   type Spread,
@@ -159,11 +159,11 @@ interface Step {
   drainSeconds: number | null;
   keptUp: boolean;
   why: string[];
-  usage: Usage;
+  usage: StepUsage;
 }
 
 /** Where the step's CPU went (cores, averaged from its first order until its last booking). */
-interface Usage {
+interface StepUsage {
   workerCores: number;
   serverCores: number;
   /** This process: the shop, the API and both simulators. */
@@ -192,8 +192,8 @@ async function snapshot(run: Run) {
   };
 }
 
-function usage(a: Awaited<ReturnType<typeof snapshot>>, b: typeof a): Usage {
-  const cores = (x: ProcSample | null, y: ProcSample | null) => (x && y ? cpuCores(x, y) : NaN);
+function stepUsage(a: Awaited<ReturnType<typeof snapshot>>, b: typeof a): StepUsage {
+  const cores = (x: ProcSample | null, y: ProcSample | null) => usage([x, y])?.cpuCores ?? NaN;
   return {
     workerCores: cores(a.worker, b.worker),
     serverCores: cores(a.server, b.server),
@@ -267,7 +267,7 @@ async function runStep(run: Run, rate: number, seconds: number): Promise<Step> {
     drainSeconds,
     keptUp: why.length === 0,
     why,
-    usage: usage(start, await snapshot(run)),
+    usage: stepUsage(start, await snapshot(run)),
   };
 }
 

@@ -6,31 +6,29 @@
  *
  * A fresh stack (bench/support/stack.ts; data in .data/bench/scale); plateaus at 10, 25, 50
  * and 100 % of N, each held `minutes`. Each parcel is registered in the courier simulator
- * (real-time clock) as a `delivered` parcel 7 courier hours old: IN_TRANSIT, next scan at
- * 14 h, so every poll is the same cycle (timer → courier call → read-model write → timer).
- * Its shipments row is inserted as bookShipment does and `shipmentWorkflow` started on the
- * main task queue with the orders' poll policy (pollPolicyFromConfig), as the order
- * workflow's startChild does, but with no parent order (in the product the order workflow is
- * open too, idle) and the first poll at an evenly spread moment of the first interval (the
- * input's `nextPollAtMs`, which continue-as-new uses), as for parcels booked over time rather
- * than a whole ramp polling at once. Every status polls every `interval` (10,000 parcels at
- * 20 min make 8.3 polls/s, 6× the default 2 h IN_TRANSIT interval); the courier queue's caps
- * are lifted to 20 at once and 1,000/s (the defaults, 3 and 5/s, cap a fleet at 5 polls/s).
+ * (real-time clock) as a `delivered` parcel 7 courier hours old: IN_TRANSIT until 14 h, so
+ * every poll is the same cycle (timer → courier call → read-model write → timer). Its
+ * shipments row is inserted as bookShipment does; `shipmentWorkflow` is started on the main
+ * task queue with the orders' poll policy, as the order workflow's startChild does, but with no
+ * parent order (in the product it is open too, idle) and its first poll at an evenly spread
+ * moment of the first interval (the input's `nextPollAtMs`, which continue-as-new uses), as
+ * for parcels booked over time. Every status polls every `interval` (10,000 parcels at 20 min:
+ * 8.3 polls/s, 6× the default 2 h IN_TRANSIT interval); the courier queue's caps are lifted to
+ * 20 at once, 1,000/s (the defaults, 3 and 5/s, cap a whole fleet at 5 polls/s).
  *
  * Poll lateness, from the read model each poll cycle writes in one transaction:
  * `last_synced_at` (workflow time when the courier's answer reached the workflow) and
- * `next_poll_at` (that + the interval: the next poll's schedule; for the first poll the
- * `nextPollAtMs` given). The bench reads both for every shipment every min(interval/6, 10 s);
- * when `last_synced_at` moves, lateness = new last_synced_at − the schedule seen before. That
- * covers every poll with no workflow change and errs late: it includes the timer, the workflow
- * task that schedules the call, the courier queue wait, the call, and the workflow task that
- * takes the answer. Beside it: mean schedule-to-start of workflow tasks and courier calls (the
- * worker's Temporal metrics), and overdue shipments (a poll due over a minute ago, no answer).
+ * `next_poll_at` (that + the interval: the next poll's schedule; for the first poll, the
+ * `nextPollAtMs` given). Both are read for every shipment every min(interval/6, 10 s); when
+ * `last_synced_at` moves, lateness = it − the schedule seen before. Every poll of every
+ * workflow, no workflow change, and it errs late: timer, workflow task, courier queue wait,
+ * call and the workflow task taking the answer are all in it. Beside it: the worker's Temporal
+ * metrics (mean schedule-to-start waits) and overdue shipments (due > 1 min ago, no answer).
+ * Server health: every 5 s a GetSystemInfo and a visibility count of running shipment
+ * workflows, timed; the dev server's and the worker's RSS and CPU from /proc.
  *
- * Server health: every 5 s a GetSystemInfo round trip and a visibility count of running
- * shipment workflows, timed; the dev server's and worker's RSS and CPU from /proc. Prints two
- * tables and PASS/MISS lines, writes bench/results/scale.json. Exit 0 also on MISS (the
- * figures are the result), 1 on an error, 130 after Ctrl-C.
+ * Prints two tables and PASS/MISS lines, writes bench/results/scale.json. Exit 0 also on a
+ * MISS (the figures are the result), 1 on an error, 130 after Ctrl-C.
  */
 import { sql } from 'kysely';
 import { parseDuration } from '../src/config';
@@ -40,7 +38,6 @@ import { shipmentWorkflowId } from '../src/workflows/contract';
 import type { shipmentWorkflow } from '../src/workflows/shipment';
 import {
   checkLine,
-  cpuCores,
   fmt,
   machine,
   mib,
@@ -51,10 +48,12 @@ import {
   spread,
   table,
   temporalWindow,
+  usage,
   writeResult,
   type ProcSample,
   type Spread,
   type TemporalWindow,
+  type Usage,
 } from './support/measure';
 import { startProcessStack, type ProcessStack } from './support/stack';
 
@@ -159,14 +158,14 @@ async function sample(stack: ProcessStack, serverPid: number | null): Promise<Sa
   };
 }
 
-/** Inserts the shipment rows, registers the parcels and starts workflows [from, to); returns starts/s. */
+/** Inserts the shipment rows, registers the parcels and starts workflows [from, to), 20 at a time. */
 async function ramp(
   stack: ProcessStack,
   log: PollLog,
   args: Args,
   from: number,
   to: number,
-): Promise<number> {
+): Promise<{ startsPerSecond: number; startMs: Spread }> {
   await sql`
     insert into shipments (id, courier, tracking_number, destination_city, destination_country)
     select 'shp_scale_' || i, 'simulator', 'SIM7' || lpad(i::text, 9, '0'), 'Shah Alam', 'MY'
@@ -180,12 +179,14 @@ async function ramp(
   }
   const policy = pollPolicyFromConfig(stack.config);
   const t0 = Date.now();
+  const startMs: number[] = [];
   let next = from;
   const starter = async () => {
     while (next < to) {
       const i = next++;
       const nextPollAtMs = Date.now() + Math.round(firstPollShare(i) * args.intervalMs);
       log.expect(shipmentId(i), nextPollAtMs);
+      const started = performance.now();
       await stack.temporal.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
         workflowId: shipmentWorkflowId(shipmentId(i)),
         taskQueue: stack.config.temporal.taskQueue,
@@ -201,15 +202,18 @@ async function ramp(
           },
         ],
       });
+      startMs.push(performance.now() - started);
     }
   };
   await Promise.all(Array.from({ length: STARTS_IN_FLIGHT }, starter));
-  return (to - from) / ((Date.now() - t0) / 1000);
+  return { startsPerSecond: (to - from) / ((Date.now() - t0) / 1000), startMs: spread(startMs) };
 }
 
 interface Plateau {
   workflows: number;
   startsPerSecond: number;
+  /** How long the server took to start one workflow during the ramp. */
+  startMs: Spread;
   holdSeconds: number;
   expectedPollsPerSecond: number;
   pollsPerSecond: number;
@@ -217,28 +221,16 @@ interface Plateau {
   latenessMs: Spread;
   /** The hold's second half only: the start burst of the ramp has had time to drain. */
   latenessLateHalfMs: Spread;
-  /** p50 / p99 per minute of the hold, to see a ramp's transient. */
-  latenessByMinute: { minute: number; n: number; p50: number; p99: number }[];
   overdue: number;
-  worker: { rssMiBEnd: number; rssMiBMax: number; cpuCores: number } | null;
-  server: { rssMiBEnd: number; rssMiBMax: number; cpuCores: number } | null;
-  machine: { rssMiBEnd: number; rssMiBMax: number; cpuCores: number } | null;
+  worker: Usage | null;
+  server: Usage | null;
+  /** The whole machine: CPU of every process (anyone's), memory in use. */
+  machine: Usage | null;
   systemInfoMs: Spread;
   countMs: Spread;
   probeFailures: number;
   running: number | null;
   temporal: TemporalWindow;
-}
-
-/** RSS at the end and at most, CPU over the window; null without two samples. */
-function processFigures(seen: (ProcSample | null)[]): Plateau['worker'] {
-  const s = seen.filter((p): p is ProcSample => p !== null);
-  if (s.length < 2) return null;
-  return {
-    rssMiBEnd: mib(s[s.length - 1]!.rssBytes),
-    rssMiBMax: mib(Math.max(...s.map((p) => p.rssBytes))),
-    cpuCores: cpuCores(s[0]!, s[s.length - 1]!),
-  };
 }
 
 function report(args: Args, plateaus: Plateau[]): string[] {
@@ -335,9 +327,9 @@ runMain(async () => {
     const plateaus: Plateau[] = [];
     let open = 0;
     for (const target of targets) {
-      const startsPerSecond = await ramp(stack, log, args, open, target);
+      const { startsPerSecond, startMs } = await ramp(stack, log, args, open, target);
       say(
-        `ramp ${open.toLocaleString()} → ${target.toLocaleString()}: ${fmt(startsPerSecond)} starts/s; holding`,
+        `ramp ${open.toLocaleString()} → ${target.toLocaleString()}: ${fmt(startsPerSecond)} starts/s (p50 ${fmt(startMs.p50)} ms, p99 ${fmt(startMs.p99)} ms each); holding`,
       );
       open = target;
       const before = await scrapeMetrics(metricsUrl);
@@ -355,6 +347,7 @@ runMain(async () => {
       const p: Plateau = {
         workflows: target,
         startsPerSecond,
+        startMs,
         holdSeconds: (to - from) / 1000,
         expectedPollsPerSecond: target / (args.intervalMs / 1000),
         pollsPerSecond: polls.length / ((to - from) / 1000),
@@ -363,15 +356,10 @@ runMain(async () => {
         latenessLateHalfMs: spread(
           polls.filter((poll) => poll.at >= (from + to) / 2).map((poll) => poll.latenessMs),
         ),
-        latenessByMinute: Array.from({ length: Math.ceil((to - from) / 60_000) }, (_, minute) => {
-          const inMinute = polls.filter((poll) => Math.floor((poll.at - from) / 60_000) === minute);
-          const { n, p50, p99 } = spread(inMinute.map((poll) => poll.latenessMs));
-          return { minute, n, p50, p99 };
-        }),
         overdue: log.overdue(to),
-        worker: processFigures(inHold.map((s) => s.worker)),
-        server: processFigures(inHold.map((s) => s.server)),
-        machine: processFigures(inHold.map((s) => s.machine)),
+        worker: usage(inHold.map((s) => s.worker)),
+        server: usage(inHold.map((s) => s.server)),
+        machine: usage(inHold.map((s) => s.machine)),
         systemInfoMs: spread(numbers((s) => s.systemInfoMs)),
         countMs: spread(numbers((s) => s.countMs)),
         probeFailures: inHold.filter((s) => s.systemInfoMs === null || s.countMs === null).length,

@@ -11,6 +11,8 @@ import type { Check } from './consistency';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+export const mib = (bytes: number) => bytes / 2 ** 20;
+
 /** Nearest-rank percentile (p in 0–100); NaN for no values, so an empty set never reads as 0 ms. */
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -89,6 +91,24 @@ export function sampleMachine(): ProcSample {
 /** CPU used between two samples as a share of one core (1.0 = one core busy all the time). */
 export function cpuCores(from: ProcSample, to: ProcSample): number {
   return (to.cpuSeconds - from.cpuSeconds) / ((to.at - from.at) / 1000);
+}
+
+export interface Usage {
+  rssMiBEnd: number;
+  rssMiBMax: number;
+  /** CPU from the first sample to the last, in cores. */
+  cpuCores: number;
+}
+
+/** A process's memory and CPU over a window of samples (missing ones skipped); null without two. */
+export function usage(samples: readonly (ProcSample | null)[]): Usage | null {
+  const s = samples.filter((p): p is ProcSample => p !== null);
+  if (s.length < 2) return null;
+  return {
+    rssMiBEnd: mib(s[s.length - 1]!.rssBytes),
+    rssMiBMax: mib(Math.max(...s.map((p) => p.rssBytes))),
+    cpuCores: cpuCores(s[0]!, s[s.length - 1]!),
+  };
 }
 
 /** The first process whose argument list satisfies `match` (e.g. the dev server on a given port). */
@@ -192,8 +212,6 @@ export function writeResult(name: string, data: unknown): string {
   );
   return path.relative(process.cwd(), out);
 }
-
-export const mib = (bytes: number) => bytes / 2 ** 20;
 
 /** A figure for a table: fixed digits, or – when there is none (NaN: nothing was measured). */
 export const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
