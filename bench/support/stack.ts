@@ -20,6 +20,7 @@ import { migrateToLatest } from '../../db/migrator';
 import { seedCatalogue } from '../../db/seed';
 import { startApi, type RunningApi } from '../../src/api/main';
 import { environmentWith, loadConfig, type Config } from '../../src/config';
+import { DEMO_STACK_UNSET } from '../../src/dev/demo-plan';
 import {
   startEmbeddedPostgres,
   takeOverShutdownSignals,
@@ -34,22 +35,8 @@ import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import { freePort } from '../../test/support/ports';
 import { findPid, sampleProcess } from './measure';
 
-/** Variables a bench stack never inherits: it must not reach the user's own services. */
-const NEVER_INHERITED = [
-  'DATABASE_URL',
-  'TEMPORAL_ADDRESS',
-  'TEMPORAL_API_KEY',
-  'TEMPORAL_TLS',
-  'TEMPORAL_TLS_CERT_PATH',
-  'TEMPORAL_TLS_KEY_PATH',
-  'COURIER_SIMULATOR_URL',
-  'EASYPARCEL_BASE_URL',
-  'BLUEDART_BASE_URL',
-  'PAYMENTS_BASE_URL',
-  'PAYMENTS_API_KEY',
-  'WAYBILL_NOTIFY_WEBHOOK_URL',
-  'WAYBILL_NOTIFY_WEBHOOK_SECRET',
-];
+/** Variables a bench stack never inherits (the demo's list): it must not reach the user's own services. */
+const NEVER_INHERITED = DEMO_STACK_UNSET;
 
 export interface StackOptions {
   /** Data folder `.data/bench/<name>`. */
