@@ -87,6 +87,21 @@ describe('order saga', () => {
   }
 
   /** Creates the order row and starts its saga; the parcel plays `scenario` at the courier. */
+  /** The courier collects the parcel: it plays `delivered` from 10 courier hours in (picked up). */
+  function collectAtCourier(trackingNumber: string): void {
+    couriers.backend.register({
+      trackingNumber,
+      scenario: 'delivered',
+      format: 'native',
+      ageMs: 10 * 3_600_000,
+    });
+  }
+
+  /** A cancel update the workflow refused because the courier already has a parcel. */
+  function expectPickedUpRefusal(refusal: unknown): void {
+    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+  }
+
   async function placeOrder(opts: {
     sku: string;
     quantity: number;
@@ -441,19 +456,14 @@ describe('order saga', () => {
       () => shipments(orderId),
       (rows) => rows[0]?.status === 'INFO_RECEIVED',
     );
-    couriers.backend.register({
-      trackingNumber: shipment!.tracking_number,
-      scenario: 'delivered',
-      format: 'native',
-      ageMs: 10 * 3_600_000,
-    });
+    collectAtCourier(shipment!.tracking_number);
 
     const refusal = await handle
       .executeUpdate(cancelOrderUpdate, {
         args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
       })
       .catch((err: Error & { cause?: Error }) => err);
-    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    expectPickedUpRefusal(refusal);
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
 
     // The parcel's next poll reports the pickup; the order captures and delivers as usual.
@@ -485,14 +495,9 @@ describe('order saga', () => {
     });
     // Meanwhile the courier collects the parcel, so cancelling the booking is refused.
     const parcel = couriers.backend.list().find((p) => p.reference === orderShipmentId(orderId, 1))!;
-    couriers.backend.register({
-      trackingNumber: parcel.trackingNumber,
-      scenario: 'delivered',
-      format: 'native',
-      ageMs: 10 * 3_600_000,
-    });
+    collectAtCourier(parcel.trackingNumber);
     const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
-    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    expectPickedUpRefusal(refusal);
     couriers.backend.faults.clear();
 
     // Tracking starts after all: the parcel's workflow reports the pickup and the delivery.
@@ -548,16 +553,11 @@ describe('order saga', () => {
       () => shipments(orderId),
       (rows) => rows[0]?.status === 'DELIVERED',
     );
-    couriers.backend.register({
-      trackingNumber: shipment!.tracking_number,
-      scenario: 'delivered',
-      format: 'native',
-      ageMs: 10 * 3_600_000,
-    });
+    collectAtCourier(shipment!.tracking_number);
     couriers.backend.faults.clear();
 
     const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
-    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    expectPickedUpRefusal(refusal);
     const result = await handle.result();
     await recordHistory('order-delivered-while-cancel-retried', handle);
     expect(result.status).toBe('DELIVERED');
@@ -640,12 +640,7 @@ describe('order saga', () => {
     );
     // Play the pickup now: restart the parcel's lifecycle as a normal delivery, a day in.
     const [shipment] = await shipments(orderId);
-    couriers.backend.register({
-      trackingNumber: shipment!.tracking_number,
-      scenario: 'delivered',
-      format: 'native',
-      ageMs: 10 * 3_600_000,
-    });
+    collectAtCourier(shipment!.tracking_number);
     await eventually(
       () => handle.query(orderStateQuery),
       (s) => s.captured && s.status !== 'CONFIRMED',
@@ -654,7 +649,7 @@ describe('order saga', () => {
     const refusal = await handle
       .executeUpdate(cancelOrderUpdate, { args: [{ requestedBy: 'customer:cus_1', reason: 'too late' }] })
       .catch((err: Error & { cause?: Error }) => err);
-    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+    expectPickedUpRefusal(refusal);
     const state = await handle.query(orderStateQuery);
     expect(['SHIPPED', 'DELIVERED']).toContain(state.status);
     const [payment] = await paymentRows(orderId);
