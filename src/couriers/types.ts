@@ -96,7 +96,29 @@ export class CourierUnavailableError extends Error {
   }
 }
 
-/** The courier refused the request for good (bad credentials, invalid booking). Not retryable. */
+/**
+ * Why a courier refused a booking or a cancel, read from its answer (never guessed from a
+ * bare 4xx). The saga acts on each differently: only COLLECTED can lead to a capture.
+ */
+export const CourierRefusal = {
+  /** The courier says, explicitly, that it has the parcel (collected / in transit). Cancel only. */
+  COLLECTED: 'collected',
+  /** The courier does not know the booking or tracking number (404 or its equivalent). */
+  UNKNOWN_BOOKING: 'unknown_booking',
+  /** Our credentials were refused (401/403): an incident to retry and alert on, not a parcel's fate. */
+  CREDENTIALS: 'credentials',
+  /** The request itself was refused for good (400/422: invalid booking or number, or anything else). */
+  INVALID: 'invalid',
+} as const;
+export type CourierRefusal = (typeof CourierRefusal)[keyof typeof CourierRefusal];
+
+/** The courier refused the request; `reason` says how (see {@link CourierRefusal}). Not retried as is. */
 export class CourierRejectedError extends Error {
   override name = 'CourierRejectedError';
+  constructor(
+    message: string,
+    readonly reason: CourierRefusal = CourierRefusal.INVALID,
+  ) {
+    super(message);
+  }
 }

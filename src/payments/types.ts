@@ -41,6 +41,8 @@ export const PaymentRejection = {
   AMOUNT_TOO_LARGE: 'amount_too_large',
   /** Capture or void of a payment already captured (refund it instead). */
   ALREADY_CAPTURED: 'payment_already_captured',
+  /** Capture of an authorisation the card issuer no longer holds (it lapsed before capture). */
+  AUTHORISATION_EXPIRED: 'authorization_expired',
   /** Capture of a voided authorisation. */
   VOIDED: 'payment_voided',
   /** Refund of a payment with nothing captured. */
