@@ -236,8 +236,22 @@ export interface DailyReportsTable {
   generated_at: GeneratedTimestamp;
 }
 
+/** A step of an order's saga parked for an admin (see the order_attention migration). */
+export interface OrderAttentionTable {
+  order_id: string;
+  item_id: string;
+  step: string;
+  reason: string;
+  status: Generated<'OPEN' | 'RETRIED' | 'RESOLVED'>;
+  opened_at: GeneratedTimestamp;
+  closed_at: Date | null;
+  closed_by: string | null;
+  resolution: string | null;
+}
+
 export interface Database {
   orders: OrdersTable;
+  order_attention: OrderAttentionTable;
   order_items: OrderItemsTable;
   inventory_items: InventoryItemsTable;
   inventory_reservations: InventoryReservationsTable;
@@ -255,6 +269,7 @@ export interface Database {
 export type Order = Selectable<OrdersTable>;
 export type NewOrder = Insertable<OrdersTable>;
 export type OrderItem = Selectable<OrderItemsTable>;
+export type OrderAttention = Selectable<OrderAttentionTable>;
 export type NewOrderItem = Insertable<OrderItemsTable>;
 export type InventoryItem = Selectable<InventoryItemsTable>;
 export type Payment = Selectable<PaymentsTable>;

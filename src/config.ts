@@ -50,6 +50,8 @@ export interface Config {
     readonly webhookMaxAgeMs: number;
     /** How long a new order's courier booking keeps retrying through a courier outage before the order fails (ms). */
     readonly bookingRetryWindowMs: number;
+    /** Capture, void, refund and booking cancels retry through outages this long before the order is parked (NEEDS_ATTENTION). */
+    readonly settleRetryWindowMs: number;
   };
   readonly database: {
     /** Connection string; when DATABASE_URL is unset this points at the embedded server. */
@@ -414,6 +416,7 @@ export function loadConfig(env: Env = process.env): Config {
       ] as const),
       webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
       bookingRetryWindowMs: r.duration('WAYBILL_BOOKING_RETRY_WINDOW', '30m'),
+      settleRetryWindowMs: r.duration('WAYBILL_SETTLE_RETRY_WINDOW', '1h'),
     },
     database: {
       url: databaseUrl,

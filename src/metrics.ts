@@ -50,6 +50,12 @@ export const Metrics = {
     unit: '',
     description: 'Saga compensations run, by step and by why the saga unwound (failed, cancelled, lost)',
   },
+  ordersNeedingAttention: {
+    name: 'waybill_orders_needing_attention',
+    unit: '',
+    description:
+      'Saga steps parked for an admin (refused for good by the provider or courier, or out of retries), by step',
+  },
   ordersFinished: {
     name: 'waybill_orders_finished',
     unit: '',

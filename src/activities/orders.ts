@@ -4,17 +4,24 @@
  * is our shipment id (the courier answers the same number for the same reference), rows
  * are keyed by natural ids, notifications by a dedupe key.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
+  CourierRefusal,
   CourierRejectedError,
   CourierUnavailableError,
   type CourierAdapter,
   type CourierCode,
 } from '../couriers/types';
+import { CancelOutcome, SagaFailure } from '../domain/failures';
+import { PICKED_UP_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
-import { createLogTransport, type NotificationTransport } from '../notifications/transport';
+import {
+  createLogTransport,
+  NotificationRejectedError,
+  type NotificationTransport,
+} from '../notifications/transport';
 
 export interface OrderActivityDeps {
   db: Kysely<Database>;
@@ -24,7 +31,35 @@ export interface OrderActivityDeps {
   notifications?: NotificationTransport;
 }
 
-export const BookingFailure = { REJECTED: 'BookingRejected', ALREADY_PICKED_UP: 'AlreadyPickedUp' } as const;
+/**
+ * A courier error as the failure the saga matches: credentials refused is retried (an
+ * incident, not a parcel's fate), an outage retried with the courier's Retry-After, any other
+ * refusal final with `refusedType`.
+ */
+function courierFailure(err: unknown, refusedType: SagaFailure): unknown {
+  if (err instanceof CourierRejectedError) {
+    if (err.reason === CourierRefusal.CREDENTIALS) {
+      return ApplicationFailure.create({
+        type: SagaFailure.COURIER_CREDENTIALS_REFUSED,
+        message: err.message,
+      });
+    }
+    return ApplicationFailure.create({
+      type: refusedType,
+      message: err.message,
+      details: [{ reason: err.reason }],
+      nonRetryable: true,
+    });
+  }
+  if (err instanceof CourierUnavailableError) {
+    return ApplicationFailure.create({
+      type: SagaFailure.COURIER_UNAVAILABLE,
+      message: err.message,
+      ...(err.details.retryAfterMs ? { nextRetryDelay: err.details.retryAfterMs } : {}),
+    });
+  }
+  return err;
+}
 
 export function createOrderActivities(deps: OrderActivityDeps) {
   const { db, log } = deps;
@@ -34,7 +69,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
     const adapter = deps.couriers[courier];
     if (!adapter) {
       throw ApplicationFailure.create({
-        type: BookingFailure.REJECTED,
+        type: SagaFailure.BOOKING_REJECTED,
         message: `no adapter configured for courier "${courier}"`,
         nonRetryable: true,
       });
@@ -80,6 +115,8 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         .where('line_no', 'in', input.lineNos)
         .execute();
       const address = order.shipping_address;
+      // A cancel of the order reaches a booking retrying through an outage at its next heartbeat.
+      Context.current().heartbeat();
       let booking;
       try {
         booking = await adapterFor(input.courier).book({
@@ -103,17 +140,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           },
         });
       } catch (err) {
-        if (err instanceof CourierRejectedError) {
-          throw ApplicationFailure.create({
-            type: BookingFailure.REJECTED,
-            message: err.message,
-            nonRetryable: true,
-          });
-        }
-        if (err instanceof CourierUnavailableError) {
-          throw ApplicationFailure.create({ type: 'CourierUnavailableError', message: err.message });
-        }
-        throw err;
+        throw courierFailure(err, SagaFailure.BOOKING_REJECTED);
       }
       await db.transaction().execute(async (trx) => {
         await trx
@@ -142,33 +169,40 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       return { trackingNumber: booking.trackingNumber };
     },
 
-    /** Compensation of bookShipment: cancels at the courier (twice is harmless) and on the read model. */
+    /**
+     * Compensation of bookShipment: cancels at the courier and on the read model; twice is
+     * harmless. The courier's answer is classified, never guessed:
+     * - cancelled, or the courier does not know the booking (nothing is live there): the
+     *   shipment row is CANCELLED;
+     * - "already collected" is believed only when a tracking poll shows the parcel picked up
+     *   (otherwise retried as COLLECTED_UNCONFIRMED): the saga then must not cancel the order;
+     * - credentials refused and outages are retried; any other refusal is final (CANCEL_REFUSED).
+     */
     async cancelBooking(input: {
       shipmentId: string;
       courier: CourierCode;
       trackingNumber: string;
-    }): Promise<void> {
+    }): Promise<{ outcome: CancelOutcome }> {
+      const adapter = adapterFor(input.courier);
+      let outcome: CancelOutcome = CancelOutcome.CANCELLED;
       try {
-        await adapterFor(input.courier).cancel(input.trackingNumber);
+        await adapter.cancel(input.trackingNumber);
       } catch (err) {
-        if (err instanceof CourierRejectedError) {
-          // The parcel left already: nothing to cancel at the courier; the saga decides what next.
-          throw ApplicationFailure.create({
-            type: BookingFailure.ALREADY_PICKED_UP,
-            message: err.message,
-            nonRetryable: true,
-          });
+        if (err instanceof CourierRejectedError && err.reason === CourierRefusal.UNKNOWN_BOOKING) {
+          outcome = CancelOutcome.UNKNOWN_BOOKING;
+        } else if (err instanceof CourierRejectedError && err.reason === CourierRefusal.COLLECTED) {
+          await confirmCollected(adapter, input.trackingNumber, err.message);
+          log.info({ shipmentId: input.shipmentId }, 'cancel refused: the courier has collected the parcel');
+          return { outcome: CancelOutcome.COLLECTED };
+        } else {
+          throw courierFailure(err, SagaFailure.CANCEL_REFUSED);
         }
-        if (err instanceof CourierUnavailableError) {
-          throw ApplicationFailure.create({ type: 'CourierUnavailableError', message: err.message });
-        }
-        throw err;
       }
       await db
         .updateTable('shipments')
         .set({
           status: 'CANCELLED',
-          sub_status: 'BOOKING_CANCELLED',
+          sub_status: outcome === CancelOutcome.CANCELLED ? 'BOOKING_CANCELLED' : 'UNKNOWN_AT_COURIER',
           next_poll_at: null,
           updated_at: sql<Date>`now()`,
         })
@@ -176,6 +210,13 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         // A parcel that ended otherwise (delivered, returned, expired) keeps its own ending.
         .where('status', 'not in', ['DELIVERED', 'RETURNED', 'EXPIRED'])
         .execute();
+      if (outcome === CancelOutcome.UNKNOWN_BOOKING) {
+        log.warn(
+          { shipmentId: input.shipmentId, trackingNumber: input.trackingNumber },
+          'the courier does not know this booking: nothing to cancel there',
+        );
+      }
+      return { outcome };
     },
 
     /** Who did what to which order, when and why (admin and customer actions). Once per key. */
@@ -240,7 +281,8 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         .select(['status', 'payload', 'recipient'])
         .where('dedupe_key', '=', dedupeKey)
         .executeTakeFirstOrThrow();
-      if (row.status === 'SENT') return;
+      // Sent, or refused for good by the shop's endpoint: either way there is nothing to resend.
+      if (row.status !== 'PENDING') return;
       try {
         await transport.send({
           eventId: dedupeKey,
@@ -249,11 +291,23 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           payload: row.payload,
         });
       } catch (err) {
+        const rejected = err instanceof NotificationRejectedError;
         await db
           .updateTable('notifications')
-          .set({ attempts: sql<number>`attempts + 1`, last_error: (err as Error).message })
+          .set({
+            attempts: sql<number>`attempts + 1`,
+            last_error: (err as Error).message,
+            ...(rejected ? { status: 'FAILED' } : {}),
+          })
           .where('dedupe_key', '=', dedupeKey)
           .execute();
+        if (rejected) {
+          throw ApplicationFailure.create({
+            type: SagaFailure.NOTIFICATION_REJECTED,
+            message: (err as Error).message,
+            nonRetryable: true,
+          });
+        }
         throw err;
       }
       await db
@@ -262,7 +316,132 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         .where('dedupe_key', '=', dedupeKey)
         .execute();
     },
+
+    /** The saga gave up on a notification after its retries: the row says so for admins. */
+    async recordNotificationFailed(input: {
+      orderId: string;
+      milestone: string;
+      error: string;
+    }): Promise<void> {
+      await db
+        .updateTable('notifications')
+        .set({ status: 'FAILED', last_error: input.error })
+        .where('dedupe_key', '=', `order:${input.orderId}:${input.milestone}`)
+        .where('status', '=', 'PENDING')
+        .execute();
+      log.warn(
+        { orderId: input.orderId, milestone: input.milestone, error: input.error },
+        'notification given up',
+      );
+    },
+
+    /**
+     * Parks a saga step for an admin: one row per order and item (a second raise of an open
+     * item keeps the first, a raise after it was closed opens it again), plus an audit entry.
+     */
+    async raiseAttention(input: {
+      orderId: string;
+      itemId: string;
+      step: string;
+      reason: string;
+      /** Makes the audit entry once per raise, whatever the retries. */
+      raiseKey: string;
+    }): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('order_attention')
+          .values({ order_id: input.orderId, item_id: input.itemId, step: input.step, reason: input.reason })
+          .onConflict((oc) =>
+            oc.columns(['order_id', 'item_id']).doUpdateSet({
+              status: 'OPEN',
+              reason: input.reason,
+              opened_at: sql<Date>`case when order_attention.status = 'OPEN' then order_attention.opened_at else now() end`,
+              closed_at: null,
+              closed_by: null,
+              resolution: null,
+            }),
+          )
+          .execute();
+        await trx
+          .insertInto('audit_log')
+          .values({
+            actor: 'system:order-saga',
+            action: 'order.needs_attention',
+            subject_type: 'order',
+            subject_id: input.orderId,
+            reason: input.reason,
+            details: JSON.stringify({ itemId: input.itemId, step: input.step }),
+            dedupe_key: `attention-raised:${input.orderId}:${input.raiseKey}`,
+          })
+          .onConflict((oc) => oc.column('dedupe_key').doNothing())
+          .execute();
+      });
+      log.error(input, 'order needs attention');
+    },
+
+    /** Closes a parked step: retried successfully, or resolved by an admin with a reason (audited). */
+    async closeAttention(input: {
+      orderId: string;
+      itemId: string;
+      outcome: 'RETRIED' | 'RESOLVED';
+      by: string;
+      resolution: string;
+      /** Makes the audit entry once per action, whatever the retries. */
+      actionKey: string;
+    }): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('order_attention')
+          .set({
+            status: input.outcome,
+            closed_at: sql<Date>`now()`,
+            closed_by: input.by,
+            resolution: input.resolution,
+          })
+          .where('order_id', '=', input.orderId)
+          .where('item_id', '=', input.itemId)
+          .where('status', '=', 'OPEN')
+          .execute();
+        await trx
+          .insertInto('audit_log')
+          .values({
+            actor: input.by,
+            action: input.outcome === 'RETRIED' ? 'order.attention_retried' : 'order.attention_resolved',
+            subject_type: 'order',
+            subject_id: input.orderId,
+            reason: input.resolution,
+            details: JSON.stringify({ itemId: input.itemId }),
+            dedupe_key: `attention:${input.orderId}:${input.actionKey}`,
+          })
+          .onConflict((oc) => oc.column('dedupe_key').doNothing())
+          .execute();
+      });
+    },
   };
+}
+
+/**
+ * A courier's "collected" answer is believed only when its own tracking agrees: a scripted or
+ * mistaken 409 must never lead to a capture. Disagreement is retried (the scan may lag).
+ */
+async function confirmCollected(
+  adapter: CourierAdapter,
+  trackingNumber: string,
+  claim: string,
+): Promise<void> {
+  let status: ShipmentStatus | null = null;
+  try {
+    const [result] = await adapter.track([trackingNumber]);
+    status = result?.kind === 'found' ? result.status : null;
+  } catch (err) {
+    throw courierFailure(err, SagaFailure.COLLECTED_UNCONFIRMED);
+  }
+  if (status === null || !PICKED_UP_STATUSES.has(status)) {
+    throw ApplicationFailure.create({
+      type: SagaFailure.COLLECTED_UNCONFIRMED,
+      message: `${claim}; but its tracking shows ${status ?? 'no such parcel'}, not a pickup`,
+    });
+  }
 }
 
 export type OrderActivities = ReturnType<typeof createOrderActivities>;

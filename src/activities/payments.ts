@@ -6,6 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
+import { SagaFailure } from '../domain/failures';
 import type { Logger } from '../logger';
 import {
   paymentIdempotencyKey,
@@ -24,20 +25,18 @@ export interface PaymentActivityDeps {
   log: Logger;
 }
 
-export const PaymentFailure = { REJECTED: 'PaymentRejected' } as const;
-
 /** Provider refusals are final; outages retry with the same key. */
 function asFailure(err: unknown): unknown {
   if (err instanceof PaymentRejectedError) {
     return ApplicationFailure.create({
-      type: PaymentFailure.REJECTED,
+      type: SagaFailure.PAYMENT_REJECTED,
       message: err.message,
       details: [{ code: err.code }],
       nonRetryable: true,
     });
   }
   if (err instanceof PaymentUnavailableError) {
-    return ApplicationFailure.create({ type: 'PaymentUnavailable', message: err.message });
+    return ApplicationFailure.create({ type: SagaFailure.PAYMENT_UNAVAILABLE, message: err.message });
   }
   return err;
 }

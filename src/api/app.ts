@@ -29,6 +29,7 @@ import {
 } from './errors';
 import { metricsPlugin } from './metrics';
 import { adminRoutes } from './routes/admin';
+import { attentionRoutes } from './routes/attention';
 import { healthRoutes } from './routes/health';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
@@ -230,6 +231,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(trackingRoutes, { deps });
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
+  await app.register(attentionRoutes, { deps });
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
 

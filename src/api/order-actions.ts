@@ -14,6 +14,7 @@ import { isTerminal, type ShipmentStatus } from '../domain/status';
 import {
   cancelOrderUpdate,
   orderWorkflowId,
+  OrderStatus,
   refreshNowUpdate,
   shipmentWorkflowId,
 } from '../workflows/contract';
@@ -107,7 +108,18 @@ export async function cancelOrder(
         throw err;
       });
     return await within(
-      update.result().then(() => 'cancelled' as const),
+      update.result().then((order) => {
+        if (order.status === OrderStatus.CANCELLED) return 'cancelled' as const;
+        if (order.status === OrderStatus.FAILED) {
+          throw new ApiError(
+            409,
+            'ORDER_FINISHED',
+            'the order failed before the cancel could be carried out; everything it held has been given back',
+          );
+        }
+        // NEEDS_ATTENTION: cancelled, but a compensation waits for an admin.
+        return 'cancelling' as const;
+      }),
       opts.waitMs ?? 10_000,
       'cancelling' as const,
     );

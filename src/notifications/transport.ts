@@ -19,6 +19,11 @@ export interface NotificationTransport {
   send(message: NotificationMessage): Promise<void>;
 }
 
+/** The endpoint refused the message for good (a 4xx other than 408 / 429): not retried. */
+export class NotificationRejectedError extends Error {
+  override name = 'NotificationRejectedError';
+}
+
 /**
  * `sha256=<hex>` over `<timestamp>.<raw body>`: what a receiver recomputes with the shared
  * secret. The same recipe signs our outbound webhooks and verifies couriers' pushes; a
@@ -66,7 +71,12 @@ export function createWebhookTransport(opts: {
         throw new Error(`notification webhook unreachable: ${(err as Error).message}`);
       }
       if (!response.ok) {
-        throw new Error(`notification webhook answered ${response.status}`);
+        const message = `notification webhook answered ${response.status}`;
+        // A 4xx says the shop's endpoint will not take this message as sent: resending the
+        // same bytes cannot help. 408 and 429 are "later", like a 5xx.
+        const final =
+          response.status >= 400 && response.status < 500 && ![408, 429].includes(response.status);
+        throw final ? new NotificationRejectedError(message) : new Error(message);
       }
     },
   };

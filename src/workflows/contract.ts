@@ -136,12 +136,20 @@ export const OrderStatus = {
   CANCELLED: 'CANCELLED',
   FAILED: 'FAILED',
   RETURNED: 'RETURNED',
+  /**
+   * Parked for an admin: a step the payment provider or the courier refused for good (or
+   * that outlasted its retry window). Every other step has still run; the order leaves this
+   * status when each parked step is retried successfully or resolved with a reason.
+   */
+  NEEDS_ATTENTION: 'NEEDS_ATTENTION',
 } as const;
 export type OrderStatus = (typeof OrderStatus)[keyof typeof OrderStatus];
 
 /** Why an order failed, machine-readable (the read model's `failure_code`). */
 export const OrderFailure = {
   OUT_OF_STOCK: 'OUT_OF_STOCK',
+  /** Stock could not be reserved for another reason (an invalid line); nothing was held. */
+  STOCK_FAILED: 'STOCK_FAILED',
   PAYMENT_DECLINED: 'PAYMENT_DECLINED',
   PAYMENT_FAILED: 'PAYMENT_FAILED',
   BOOKING_FAILED: 'BOOKING_FAILED',
@@ -178,7 +186,15 @@ export interface OrderWorkflowInput {
    * in orders started before it existed: {@link DEFAULT_BOOKING_RETRY_WINDOW_MS}.
    */
   bookingRetryWindowMs?: number;
+  /**
+   * How long a money movement or compensation at the provider or the courier (capture, void,
+   * refund, cancel a booking) is retried through outages before the order is parked as
+   * NEEDS_ATTENTION (ms). Absent: {@link DEFAULT_SETTLE_RETRY_WINDOW_MS}.
+   */
+  settleRetryWindowMs?: number;
 }
+
+export const DEFAULT_SETTLE_RETRY_WINDOW_MS = 60 * 60_000;
 
 export const DEFAULT_BOOKING_RETRY_WINDOW_MS = 30 * 60_000;
 
@@ -186,6 +202,26 @@ export interface CancelOrderRequest {
   /** 'customer:<id>' or 'admin:<id>'. */
   requestedBy: string;
   reason: string;
+}
+
+/** The kinds of saga step that can be parked for an admin. */
+export const AttentionStep = {
+  CAPTURE: 'capture',
+  VOID_OR_REFUND: 'void_or_refund',
+  REFUND_PARCEL: 'refund_parcel',
+  CANCEL_BOOKING: 'cancel_booking',
+  /** A parcel of a cancelled or failed order the courier collected anyway: recall it. */
+  RECALL_PARCEL: 'recall_parcel',
+} as const;
+export type AttentionStep = (typeof AttentionStep)[keyof typeof AttentionStep];
+
+/** One parked step: what it was, why it stopped, since when (ISO). */
+export interface AttentionItem {
+  /** Unique within the order, stable across retries: `capture`, `cancel_booking:<shipmentId>`. */
+  id: string;
+  step: AttentionStep;
+  reason: string;
+  since: string;
 }
 
 export interface OrderSnapshot {
@@ -196,7 +232,32 @@ export interface OrderSnapshot {
   shipments: { shipmentId: string; trackingNumber: string; status: ShipmentStatus }[];
   pickedUp: boolean;
   captured: boolean;
+  /** Steps parked for an admin; the order is NEEDS_ATTENTION while this is not empty. */
+  attention: AttentionItem[];
 }
+
+export interface ResolveAttentionRequest {
+  itemId: string;
+  /** `retry`: run the step again now. `resolve`: an admin settled it outside Waybill (say how). */
+  action: 'retry' | 'resolve';
+  reason: string;
+  /** 'admin:<id>'. */
+  requestedBy: string;
+}
+
+/** The outcome of one admin action on a parked step. */
+export interface ResolveAttentionResult {
+  itemId: string;
+  /** `retried`: the step ran and succeeded. `still_failing`: it ran and failed again (see reason). */
+  outcome: 'retried' | 'resolved' | 'still_failing';
+  reason: string | null;
+  order: OrderSnapshot;
+}
+
+/** Retries or resolves one parked step; refused for an unknown or closed item or an empty reason. */
+export const resolveAttentionUpdate = defineUpdate<ResolveAttentionResult, [ResolveAttentionRequest]>(
+  'resolveAttention',
+);
 
 /** Accepted before any parcel is picked up; refused after (the API answers 409 with the reason). */
 export const cancelOrderUpdate = defineUpdate<OrderSnapshot, [CancelOrderRequest]>('cancel');

@@ -3,6 +3,7 @@
  * reporting makes Temporal run the activity again. Each saga activity run twice here
  * (the same input, as a retry sends) must leave exactly what one run leaves.
  */
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { sql } from 'kysely';
 import { createActivities, type Activities } from '../../src/activities';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
@@ -113,8 +114,15 @@ describe('saga activities run twice', () => {
       courier: CourierCode.SIMULATOR,
       lineNos: [1],
     };
-    const first = await activities.bookShipment(input);
-    const second = await activities.bookShipment(input);
+    // Booking heartbeats (a cancel of the order pre-empts it): it runs in an activity context.
+    const book = () =>
+      new MockActivityEnvironment().run<
+        [],
+        { trackingNumber: string },
+        () => Promise<{ trackingNumber: string }>
+      >(() => activities.bookShipment(input));
+    const first = await book();
+    const second = await book();
     expect(second.trackingNumber).toBe(first.trackingNumber);
     expect(await count('shipments', orderId)).toBe(1);
   });
@@ -141,5 +149,48 @@ describe('saga activities run twice', () => {
       .execute();
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ actor: 'admin:ops', action: 'order.cancel', reason: 'fraud' });
+  });
+
+  it('raise and close attention twice: one row, one audit entry per raise and per close', async () => {
+    const { orderId } = await order('SKU-ATTN');
+    const raise = {
+      orderId,
+      itemId: 'capture',
+      step: 'capture',
+      reason: 'authorization_expired',
+      raiseKey: 'capture:17',
+    };
+    await activities.raiseAttention(raise);
+    await activities.raiseAttention(raise);
+    const close = {
+      orderId,
+      itemId: 'capture',
+      outcome: 'RESOLVED' as const,
+      by: 'admin:ops',
+      resolution: 'charged by phone',
+      actionKey: 'capture:23',
+    };
+    await activities.closeAttention(close);
+    await activities.closeAttention(close);
+    const rows = await database.db
+      .selectFrom('order_attention')
+      .selectAll()
+      .where('order_id', '=', orderId)
+      .execute();
+    expect(rows).toEqual([
+      expect.objectContaining({
+        item_id: 'capture',
+        status: 'RESOLVED',
+        closed_by: 'admin:ops',
+        resolution: 'charged by phone',
+      }),
+    ]);
+    const audit = await database.db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('subject_id', '=', orderId)
+      .orderBy('id')
+      .execute();
+    expect(audit.map((a) => a.action)).toEqual(['order.needs_attention', 'order.attention_resolved']);
   });
 });

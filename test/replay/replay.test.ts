@@ -30,7 +30,7 @@ describe('replaying recorded histories', () => {
       expect.arrayContaining([
         'order-delivered.json',
         'order-cancelled.json',
-        'order-booking-failed.json',
+        'order-booking-failed-courier-500.json',
         'shipment-delivered.json',
         'shipment-outage-recovered.json',
         'shipment-after-continue-as-new.json',

@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createActivities, type Activities } from '../../src/activities';
 import type { CourierAdapter, CourierCode } from '../../src/couriers/types';
+import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PaymentProvider } from '../../src/payments/types';
 import { createWorkers } from '../../src/worker';
 import type { PollPolicy } from '../../src/workflows/contract';
@@ -42,6 +43,8 @@ export async function startTestWorker(opts: {
   dailyBudget?: number;
   /** Serve another worker's queues (a test that stops a worker and starts it again). */
   taskQueues?: { taskQueue: string; courierTaskQueue: string };
+  /** How customer notifications leave (the log transport when omitted). */
+  notifications?: NotificationTransport;
 }): Promise<TestWorker> {
   installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
@@ -59,6 +62,7 @@ export async function startTestWorker(opts: {
     payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,
     log: testLog,
+    ...(opts.notifications ? { notifications: opts.notifications } : {}),
   });
   const bundle = process.env.WAYBILL_TEST_WORKFLOW_BUNDLE;
   const workers: Worker[] = await createWorkers({

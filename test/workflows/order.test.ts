@@ -3,205 +3,27 @@
  * Postgres, the courier simulator (native format) and the payment simulator over HTTP.
  * Every test checks the read model, the payments and the stock afterwards.
  */
-import { WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
-import { CourierCode } from '../../src/couriers/types';
-import { stockReconciliation } from '../../src/inventory/queries';
-import { insertOrder } from '../../src/orders/queries';
-import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import type { ScenarioName } from '../../src/simulator/scenarios';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import {
   cancelOrderUpdate,
   courierEventsSignal,
-  refreshSignal,
-  shipmentWorkflowId,
   orderShipmentId,
   orderStateQuery,
-  orderWorkflowId,
+  refreshSignal,
+  shipmentWorkflowId,
   type OrderSnapshot,
-  type OrderWorkflowInput,
 } from '../../src/workflows/contract';
-import type { orderWorkflow } from '../../src/workflows/order';
-import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
-
-const TIME_SCALE = 50_000;
-const GOOD_CARD = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
-const DECLINED_CARD = { number: '4000000000000002', expMonth: 12, expYear: 2030, cvc: '123' };
-const ADDRESS = {
-  name: 'Aisyah Rahman',
-  line1: '12 Jalan Bukit',
-  city: 'Shah Alam',
-  state: 'Selangor',
-  postcode: '40000',
-  country: 'MY',
-  phone: '+60123456789',
-};
+import { DECLINED_CARD, expectPickedUpRefusal, useSagaStack } from '../support/saga';
+import { fastPolicy, uniqueId } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
 describe('order saga', () => {
-  let database: TestDatabase;
-  let couriers: RunningSimulator;
-  let payments: RunningPaymentSimulator;
-  let worker: TestWorker;
-  const started: WorkflowHandle[] = [];
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    couriers = await startSimulator({ port: 0, timeScale: TIME_SCALE });
-    payments = await startPaymentSimulator({ port: 0 });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
-      },
-      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
-    });
-  });
-
-  afterEach(async () => {
-    couriers.backend.faults.clear();
-    payments.state.faults.clear();
-    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
-    // Stock must reconcile with active orders after every scenario.
-    expect(await stockReconciliation(database.db)).toEqual([]);
-  });
-
-  afterAll(async () => {
-    await worker?.stop();
-    await couriers?.stop();
-    await payments?.stop();
-    await database?.drop();
-  });
-
-  async function stock(sku: string, onHand: number) {
-    await database.db
-      .insertInto('inventory_items')
-      .values({ sku, name: `Item ${sku}`, on_hand: onHand, low_stock_threshold: 1 })
-      .execute();
-  }
-
-  /** Creates the order row and starts its saga; the parcel plays `scenario` at the courier. */
-  /** The courier collects the parcel: it plays `delivered` from 10 courier hours in (picked up). */
-  function collectAtCourier(trackingNumber: string): void {
-    couriers.backend.register({
-      trackingNumber,
-      scenario: 'delivered',
-      format: 'native',
-      ageMs: 10 * 3_600_000,
-    });
-  }
-
-  /** A cancel update the workflow refused because the courier already has a parcel. */
-  function expectPickedUpRefusal(refusal: unknown): void {
-    expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
-  }
-
-  async function placeOrder(opts: {
-    sku: string;
-    quantity: number;
-    card?: typeof GOOD_CARD;
-    scenario?: ScenarioName;
-    policy?: ReturnType<typeof fastPolicy>;
-    bookingRetryWindowMs?: number;
-    /** A second line shipped from another place: a second parcel with its own lifecycle. */
-    second?: { sku: string; quantity: number; scenario: ScenarioName };
-  }): Promise<{ orderId: string; handle: WorkflowHandle<typeof orderWorkflow>; total: number }> {
-    const orderId = uniqueId('ord');
-    const total = await insertOrder(database.db, {
-      id: orderId,
-      number: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      email: 'aisyah@example.com',
-      currency: 'MYR',
-      courier: CourierCode.SIMULATOR,
-      shippingAddress: ADDRESS,
-      lines: [
-        { lineNo: 1, sku: opts.sku, name: 'Kettle', quantity: opts.quantity, unitAmount: 4_990 },
-        ...(opts.second
-          ? [
-              {
-                lineNo: 2,
-                sku: opts.second.sku,
-                name: 'Mug',
-                quantity: opts.second.quantity,
-                unitAmount: 1_500,
-              },
-            ]
-          : []),
-      ],
-    });
-    // The courier books by reference: pre-book our parcel with the lifecycle this test wants.
-    couriers.backend.bookParcel(
-      'native',
-      { reference: orderShipmentId(orderId, 1), recipient: { ...ADDRESS }, weightGrams: 500 },
-      opts.scenario ?? 'delivered',
-    );
-    if (opts.second) {
-      couriers.backend.bookParcel(
-        'native',
-        { reference: orderShipmentId(orderId, 2), recipient: { ...ADDRESS }, weightGrams: 500 },
-        opts.second.scenario,
-      );
-    }
-    const input: OrderWorkflowInput = {
-      orderId,
-      orderNumber: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      currency: 'MYR',
-      totalAmount: total,
-      courier: CourierCode.SIMULATOR,
-      lines: [
-        { lineNo: 1, sku: opts.sku, quantity: opts.quantity, unitAmount: 4_990, shipFrom: 'main' },
-        ...(opts.second
-          ? [
-              {
-                lineNo: 2,
-                sku: opts.second.sku,
-                quantity: opts.second.quantity,
-                unitAmount: 1_500,
-                shipFrom: 'north',
-              },
-            ]
-          : []),
-      ],
-      payment: opts.card ?? GOOD_CARD,
-      shipmentPolicy: opts.policy ?? fastPolicy(),
-      // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
-      bookingRetryWindowMs: opts.bookingRetryWindowMs ?? 30_000,
-      courierTaskQueue: worker.courierTaskQueue,
-    };
-    const handle = await worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
-      workflowId: orderWorkflowId(orderId),
-      taskQueue: worker.taskQueue,
-      args: [input],
-    });
-    started.push(handle);
-    return { orderId, handle, total };
-  }
-
-  const orderRow = (id: string) =>
-    database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-  const paymentRows = (orderId: string) =>
-    database.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).execute();
-  const item = (sku: string) =>
-    database.db.selectFrom('inventory_items').selectAll().where('sku', '=', sku).executeTakeFirstOrThrow();
-  const shipments = (orderId: string) =>
-    database.db.selectFrom('shipments').selectAll().where('order_id', '=', orderId).execute();
-  const notifications = async (orderId: string) =>
-    (
-      await database.db
-        .selectFrom('notifications')
-        .select('kind')
-        .where('order_id', '=', orderId)
-        .orderBy('id')
-        .execute()
-    ).map((n) => n.kind);
+  const stack = useSagaStack();
+  const { stock, placeOrder, collectAtCourier, orderRow, paymentRows, item, shipments, notifications } =
+    stack;
 
   it('delivers an order, capturing the payment exactly once and consuming the stock', async () => {
     const sku = uniqueId('KETTLE');
@@ -219,7 +41,7 @@ describe('order saga', () => {
       amount_captured: total,
       amount_refunded: 0,
     });
-    expect(payments.state.payment(payment!.provider_ref!)).toMatchObject({ amountCaptured: total });
+    expect(stack.payments.state.payment(payment!.provider_ref!)).toMatchObject({ amountCaptured: total });
     expect(await item(sku)).toMatchObject({ on_hand: 8, reserved: 0 });
     const [shipment] = await shipments(orderId);
     expect(shipment).toMatchObject({ id: orderShipmentId(orderId, 1), status: 'DELIVERED' });
@@ -245,13 +67,13 @@ describe('order saga', () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 10);
     // The provider authorises, but holds each answer back past our 2 s client timeout.
-    payments.state.faults.set({ kind: 'timeout', ms: 2_500, calls: 5, operation: 'authorise' });
+    stack.payments.state.faults.set({ kind: 'timeout', ms: 2_500, calls: 5, operation: 'authorise' });
     const { orderId, handle } = await placeOrder({ sku, quantity: 1 });
     const result = await handle.result();
     await recordHistory('order-payment-outcome-lost', handle);
 
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'PAYMENT_FAILED' });
-    const atProvider = payments.state.paymentsOf(orderId);
+    const atProvider = stack.payments.state.paymentsOf(orderId);
     expect(atProvider.length).toBeGreaterThan(0);
     expect(atProvider.map((p) => p.status)).toEqual(atProvider.map(() => 'VOIDED'));
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
@@ -263,8 +85,8 @@ describe('order saga', () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 10);
     // The courier books, but every answer arrives after our 2 s client timeout.
-    couriers.backend.faults.set({ kind: 'latency', ms: 2_500, format: 'native' });
-    const bookCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.book;
+    stack.couriers.backend.faults.set({ kind: 'latency', ms: 2_500, format: 'native' });
+    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
     const before = bookCalls();
     const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
     // After the saga's five attempts the courier answers in time again.
@@ -273,14 +95,14 @@ describe('order saga', () => {
       (n) => n >= 5,
       60_000,
     );
-    couriers.backend.faults.clear();
+    stack.couriers.backend.faults.clear();
     const result = await handle.result();
     await recordHistory('order-booking-outcome-lost', handle);
 
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
     const [shipment] = await shipments(orderId);
     expect(shipment).toMatchObject({ status: 'CANCELLED', sub_status: 'BOOKING_CANCELLED' });
-    expect(couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
     expect(await item(sku)).toMatchObject({ on_hand: 10, reserved: 0 });
   });
@@ -321,7 +143,7 @@ describe('order saga', () => {
     expect((await shipments(orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
     expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
     expect(await notifications(orderId)).toEqual(['confirmed', 'cancelled']);
-    expect(payments.state.payment((await paymentRows(orderId))[0]!.provider_ref!)).toMatchObject({
+    expect(stack.payments.state.payment((await paymentRows(orderId))[0]!.provider_ref!)).toMatchObject({
       amountCaptured: 0,
     });
   });
@@ -330,8 +152,8 @@ describe('order saga', () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 5);
     // 20 s of 500s: longer than the five attempts (~15 s) that used to fail the order.
-    couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
-    const bookCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.book;
+    stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
     const before = bookCalls();
     const { orderId, handle, total } = await placeOrder({
       sku,
@@ -342,7 +164,7 @@ describe('order saga', () => {
     await new Promise((r) => setTimeout(r, 20_000));
     expect(bookCalls() - before).toBeGreaterThanOrEqual(5);
     expect((await orderRow(orderId)).status).toBe('PENDING');
-    couriers.backend.faults.clear();
+    stack.couriers.backend.faults.clear();
 
     const result = await handle.result();
     expect(result.status).toBe('DELIVERED');
@@ -355,8 +177,8 @@ describe('order saga', () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 5);
     // The courier answers 500 to every call until the booking's five attempts have run out.
-    couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
-    const bookCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.book;
+    stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
     const before = bookCalls();
     const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
     // A 500 does not say whether the booking was made (this courier did hold one: the test
@@ -366,17 +188,15 @@ describe('order saga', () => {
       (n) => n >= 5,
       60_000,
     );
-    couriers.backend.faults.clear();
+    stack.couriers.backend.faults.clear();
     const result = await handle.result();
-    // The pre-patch history (order-booking-failed.json) stays as the replay suite's proof
-    // that the patched compensation leaves older runs deterministic.
     await recordHistory('order-booking-failed-courier-500', handle);
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
     expect((await orderRow(orderId)).failure_message).toMatch(/^the courier booking failed: /);
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
     const [shipment] = await shipments(orderId);
     expect(shipment).toMatchObject({ status: 'CANCELLED', sub_status: 'BOOKING_CANCELLED' });
-    expect(couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
     expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 
@@ -388,17 +208,20 @@ describe('order saga', () => {
       () => orderRow(orderId),
       (o) => o.status === 'CONFIRMED',
     );
-    payments.state.faults.set({ kind: 'error', calls: 2, operation: 'void' });
+    stack.payments.state.faults.set({ kind: 'error', calls: 2, operation: 'void' });
     const result = await handle.executeUpdate(cancelOrderUpdate, {
       args: [{ requestedBy: 'admin:ops', reason: 'fraud check' }],
     });
     expect(result.status).toBe('CANCELLED');
     const [payment] = await paymentRows(orderId);
     expect(payment).toMatchObject({ status: 'VOIDED', amount_captured: 0 });
-    expect(payments.state.payment(payment!.provider_ref!)).toMatchObject({ voided: true, amountCaptured: 0 });
+    expect(stack.payments.state.payment(payment!.provider_ref!)).toMatchObject({
+      voided: true,
+      amountCaptured: 0,
+    });
     expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
     // Who cancelled, when and why.
-    const audit = await database.db
+    const audit = await stack.database.db
       .selectFrom('audit_log')
       .selectAll()
       .where('subject_id', '=', orderId)
@@ -467,7 +290,7 @@ describe('order saga', () => {
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
 
     // The parcel's next poll reports the pickup; the order captures and delivers as usual.
-    await worker.client.workflow
+    await stack.worker.client.workflow
       .getHandle(shipmentWorkflowId(shipment!.id))
       .signal(refreshSignal, { requestedBy: 'test' });
     const result = await handle.result();
@@ -481,8 +304,8 @@ describe('order saga', () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 5);
     // Every courier call takes 1.2 s (within our 2 s timeout): the cancel lands mid-booking.
-    couriers.backend.faults.set({ kind: 'latency', ms: 1_200, format: 'native' });
-    const bookCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.book;
+    stack.couriers.backend.faults.set({ kind: 'latency', ms: 1_200, format: 'native' });
+    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
     const before = bookCalls();
     const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
     await eventually(
@@ -494,11 +317,11 @@ describe('order saga', () => {
       waitForStage: WorkflowUpdateStage.ACCEPTED,
     });
     // Meanwhile the courier collects the parcel, so cancelling the booking is refused.
-    const parcel = couriers.backend.list().find((p) => p.reference === orderShipmentId(orderId, 1))!;
+    const parcel = stack.couriers.backend.list().find((p) => p.reference === orderShipmentId(orderId, 1))!;
     collectAtCourier(parcel.trackingNumber);
     const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
     expectPickedUpRefusal(refusal);
-    couriers.backend.faults.clear();
+    stack.couriers.backend.faults.clear();
 
     // Tracking starts after all: the parcel's workflow reports the pickup and the delivery.
     const result = await handle.result();
@@ -520,8 +343,8 @@ describe('order saga', () => {
       (rows) => rows[0]?.status === 'INFO_RECEIVED',
     );
     // The courier fails every call: the cancel's booking cancellation keeps retrying.
-    couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
-    const cancelCalls = () => couriers.backend.stats.snapshot().formats.native.byKind.cancel;
+    stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    const cancelCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.cancel;
     const before = cancelCalls();
     const cancel = await handle.startUpdate(cancelOrderUpdate, {
       args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
@@ -534,27 +357,29 @@ describe('order saga', () => {
     // Meanwhile the courier pushes the delivery: the parcel's workflow records it, tells the
     // order and finishes. Then the courier answers again, refusing the cancel.
     const deliveredAt = new Date().toISOString();
-    await worker.client.workflow.getHandle(shipmentWorkflowId(shipment!.id)).signal(courierEventsSignal, {
-      events: [
-        {
-          key: `push-${shipment!.id}`,
-          status: 'DELIVERED',
-          subStatus: null,
-          rawCode: 'DELIVERED',
-          rawText: 'Delivered',
-          occurredAt: deliveredAt,
-          occurredAtRaw: deliveredAt,
-          location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
-          source: 'push',
-        },
-      ],
-    });
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment!.id))
+      .signal(courierEventsSignal, {
+        events: [
+          {
+            key: `push-${shipment!.id}`,
+            status: 'DELIVERED',
+            subStatus: null,
+            rawCode: 'DELIVERED',
+            rawText: 'Delivered',
+            occurredAt: deliveredAt,
+            occurredAtRaw: deliveredAt,
+            location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
+            source: 'push',
+          },
+        ],
+      });
     await eventually(
       () => shipments(orderId),
       (rows) => rows[0]?.status === 'DELIVERED',
     );
     collectAtCourier(shipment!.tracking_number);
-    couriers.backend.faults.clear();
+    stack.couriers.backend.faults.clear();
 
     const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
     expectPickedUpRefusal(refusal);

@@ -22,6 +22,7 @@ import type { ApiDeps } from '../app';
 import { actorOf, requireAdmin } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
 import { cancelOrder, orderVisibleTo } from '../order-actions';
+import { AUTH_ERRORS, errors, Id, OrderParams, ReasonBody, trimmedReason } from '../schemas/admin';
 import { StatusSchema } from '../tracking-view';
 
 /** Most shipments one bulk refresh signals (by ids, or matched by a filter). */
@@ -33,40 +34,11 @@ const PAGE_SIZE_MAX = 200;
 /** Failures listed one by one in a bulk answer (the counts are always complete). */
 const FAILURES_LISTED = 50;
 
-const Id = (what: string) =>
-  Type.String({
-    pattern: '^[A-Za-z0-9_.:-]{1,128}$',
-    description: `${what} (letters, digits, '_', '.', ':', '-'; at most 128 characters)`,
-  });
 const ShipmentParams = Type.Object({ shipmentId: Id('Shipment id') });
-const OrderParams = Type.Object({ orderId: Id('Order id') });
 const Courier = Type.String({ pattern: '^[a-z0-9_-]{1,40}$', description: 'Courier code, e.g. easyparcel' });
 const NullableString = Type.Union([Type.String(), Type.Null()]);
 const NullableDate = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 const Freshness = Type.Union([Type.Literal('fresh'), Type.Literal('stale'), Type.Literal('expired')]);
-
-const Reason = Type.String({
-  minLength: 3,
-  maxLength: 500,
-  description: 'Why (3 to 500 characters, not counting spaces around it); recorded in the audit log',
-});
-const ReasonBody = Type.Object({ reason: Reason }, { additionalProperties: false });
-
-const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((code) => [code, { $ref: 'Error#' }])) as Record<number, { $ref: string }>;
-const AUTH_ERRORS = [401, 403] as const;
-
-function trimmedReason(reason: string): string {
-  const trimmed = reason.trim();
-  if (trimmed.length < 3) {
-    throw new ApiError(
-      400,
-      'VALIDATION_FAILED',
-      'body: reason must have at least 3 characters besides leading and trailing spaces',
-    );
-  }
-  return trimmed;
-}
 
 const RefreshAccepted = Type.Object(
   {

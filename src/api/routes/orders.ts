@@ -355,6 +355,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       shipmentPolicy: deps.shipmentPolicy,
       courierTaskQueue: config.temporal.courierTaskQueue,
       bookingRetryWindowMs: config.api.bookingRetryWindowMs,
+      settleRetryWindowMs: config.api.settleRetryWindowMs,
     };
     try {
       await deps.temporal.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {

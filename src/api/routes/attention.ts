@@ -1,0 +1,184 @@
+/**
+ * Orders parked for an admin (`NEEDS_ATTENTION`): a capture, void, refund or booking
+ * cancellation that the payment provider or the courier refused for good, or that outlasted
+ * its retry window. The list reads Postgres; an action goes through the order workflow's
+ * `resolveAttention` update, which retries the step or closes it with the admin's reason
+ * (audited either way).
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Type } from 'typebox';
+import { AttentionStep, orderWorkflowId, resolveAttentionUpdate } from '../../workflows/contract';
+import type { ApiDeps } from '../app';
+import { actorOf, requireAdmin } from '../auth';
+import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
+import { AUTH_ERRORS, errors, Id, Reason, trimmedReason } from '../schemas/admin';
+
+const PAGE_SIZE_DEFAULT = 50;
+const PAGE_SIZE_MAX = 200;
+/** How long an admin action may take (a retry runs the step once, at the provider or courier). */
+const ACTION_DEADLINE_MS = 30_000;
+
+const ItemStatus = Type.Union([Type.Literal('OPEN'), Type.Literal('RETRIED'), Type.Literal('RESOLVED')]);
+const Step = Type.Unsafe<AttentionStep>({ type: 'string', enum: Object.values(AttentionStep) });
+
+const AttentionRow = Type.Object(
+  {
+    orderId: Type.String(),
+    orderNumber: Type.String(),
+    orderStatus: Type.String({ description: 'The order as the read model shows it now' }),
+    itemId: Type.String({ description: 'Pass it to the action route' }),
+    step: Step,
+    reason: Type.String({ description: 'Why the step stopped: the provider or courier answer' }),
+    status: ItemStatus,
+    openedAt: Type.String({ format: 'date-time' }),
+    closedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    closedBy: Type.Union([Type.String(), Type.Null()]),
+    resolution: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(ItemStatus),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
+  },
+  { additionalProperties: false },
+);
+
+const ActionParams = Type.Object({ orderId: Id('Order id'), itemId: Id('Attention item id') });
+const ActionBody = Type.Object(
+  {
+    action: Type.Union([Type.Literal('retry'), Type.Literal('resolve')], {
+      description:
+        'retry: run the step again now. resolve: it was settled outside Waybill (say how in the reason); the step is closed without running',
+    }),
+    reason: Reason,
+  },
+  { additionalProperties: false },
+);
+const ActionResult = Type.Object(
+  {
+    orderId: Type.String(),
+    itemId: Type.String(),
+    outcome: Type.Union([Type.Literal('retried'), Type.Literal('resolved'), Type.Literal('still_failing')]),
+    reason: Type.Union([Type.String(), Type.Null()], { description: 'Why a retried step still fails' }),
+    orderStatus: Type.String(),
+    openItems: Type.Array(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+  app.get(
+    '/v1/admin/attention',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        tags: ['admin'],
+        summary: 'Orders parked for an admin (NEEDS_ATTENTION): the steps and why they stopped',
+        description:
+          'Open items by default, oldest first. `status` RETRIED or RESOLVED lists the closed ones.',
+        querystring: ListQuery,
+        response: {
+          200: Type.Object({ items: Type.Array(AttentionRow) }, { additionalProperties: false }),
+          ...errors(400, ...AUTH_ERRORS, 503),
+        },
+      },
+    },
+    async (request) => {
+      const rows = await deps.db
+        .selectFrom('order_attention as a')
+        .innerJoin('orders as o', 'o.id', 'a.order_id')
+        .select([
+          'a.order_id',
+          'o.number',
+          'o.status as order_status',
+          'a.item_id',
+          'a.step',
+          'a.reason',
+          'a.status',
+          'a.opened_at',
+          'a.closed_at',
+          'a.closed_by',
+          'a.resolution',
+        ])
+        .where('a.status', '=', request.query.status ?? 'OPEN')
+        .orderBy('a.opened_at')
+        .orderBy('a.order_id')
+        .orderBy('a.item_id')
+        .limit(request.query.limit ?? PAGE_SIZE_DEFAULT)
+        .offset(request.query.offset ?? 0)
+        .execute();
+      return {
+        items: rows.map((r) => ({
+          orderId: r.order_id,
+          orderNumber: r.number,
+          orderStatus: r.order_status,
+          itemId: r.item_id,
+          step: r.step as AttentionStep,
+          reason: r.reason,
+          status: r.status,
+          openedAt: r.opened_at.toISOString(),
+          closedAt: r.closed_at?.toISOString() ?? null,
+          closedBy: r.closed_by,
+          resolution: r.resolution,
+        })),
+      };
+    },
+  );
+
+  app.post(
+    '/v1/admin/orders/:orderId/attention/:itemId',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        tags: ['admin'],
+        summary: 'Retry a parked step, or resolve it with a reason (audited)',
+        description:
+          "Runs the order workflow's `resolveAttention` update. 200 with `retried` (the step ran and succeeded), `resolved`, or `still_failing` (it ran and failed again; `reason` says why, the item stays open). 409 when the item is not open on this order.",
+        params: ActionParams,
+        body: ActionBody,
+        response: { 200: ActionResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 503) },
+      },
+    },
+    async (request) => {
+      const { orderId, itemId } = request.params;
+      const reason = trimmedReason(request.body.reason);
+      const order = await deps.db
+        .selectFrom('orders')
+        .select('id')
+        .where('id', '=', orderId)
+        .executeTakeFirst();
+      if (!order) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
+      const handle = deps.temporal.client.workflow.getHandle(orderWorkflowId(orderId));
+      try {
+        const result = await deps.temporal.connection.withDeadline(Date.now() + ACTION_DEADLINE_MS, () =>
+          handle.executeUpdate(resolveAttentionUpdate, {
+            args: [{ itemId, action: request.body.action, reason, requestedBy: actorOf(request.principal) }],
+          }),
+        );
+        return {
+          orderId,
+          itemId,
+          outcome: result.outcome,
+          reason: result.reason,
+          orderStatus: result.order.status,
+          openItems: result.order.attention.map((a) => a.id),
+        };
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) {
+          const cause = err.cause as Error | undefined;
+          throw new ApiError(409, 'NOT_OPEN', cause?.message ?? err.message);
+        }
+        if (err instanceof WorkflowNotFoundError) {
+          throw new ApiError(409, 'NOT_OPEN', `order ${orderId} has finished: nothing of it is parked`);
+        }
+        if (isTemporalUnavailable(err)) throw temporalUnavailable();
+        throw err;
+      }
+    },
+  );
+};

@@ -1,0 +1,236 @@
+/**
+ * The stack a saga test runs on, set up once per test file: a fresh database, the courier
+ * simulator (native format) and the payment simulator over HTTP, and a real worker on the
+ * shared Temporal dev server. `useSagaStack()` registers the Jest hooks itself; after each
+ * test the workflows it started are terminated and the stock must reconcile.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
+import { stockReconciliation } from '../../src/inventory/queries';
+import type { NotificationTransport } from '../../src/notifications/transport';
+import { insertOrder } from '../../src/orders/queries';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import type { ScenarioName } from '../../src/simulator/scenarios';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import {
+  orderShipmentId,
+  orderWorkflowId,
+  type OrderWorkflowInput,
+  type PollPolicy,
+} from '../../src/workflows/contract';
+import type { orderWorkflow } from '../../src/workflows/order';
+import { freshDatabase, type TestDatabase } from './db';
+import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './temporal';
+
+const TIME_SCALE = 50_000;
+export const GOOD_CARD = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
+export const DECLINED_CARD = { number: '4000000000000002', expMonth: 12, expYear: 2030, cvc: '123' };
+export const ADDRESS = {
+  name: 'Aisyah Rahman',
+  line1: '12 Jalan Bukit',
+  city: 'Shah Alam',
+  state: 'Selangor',
+  postcode: '40000',
+  country: 'MY',
+  phone: '+60123456789',
+};
+
+export interface PlaceOrderOptions {
+  sku: string;
+  quantity: number;
+  card?: typeof GOOD_CARD;
+  scenario?: ScenarioName;
+  policy?: PollPolicy;
+  bookingRetryWindowMs?: number;
+  settleRetryWindowMs?: number;
+  /** A second line shipped from another place: a second parcel with its own lifecycle. */
+  second?: { sku: string; quantity: number; scenario: ScenarioName };
+}
+
+export interface PlacedOrder {
+  orderId: string;
+  handle: WorkflowHandle<typeof orderWorkflow>;
+  total: number;
+}
+
+export interface SagaStack {
+  readonly database: TestDatabase;
+  readonly couriers: RunningSimulator;
+  readonly payments: RunningPaymentSimulator;
+  readonly worker: TestWorker;
+  /** Puts `onHand` units of a new sku in stock. */
+  stock(sku: string, onHand: number): Promise<void>;
+  /** Creates the order row and starts its saga; each parcel plays its scenario at the courier. */
+  placeOrder(opts: PlaceOrderOptions): Promise<PlacedOrder>;
+  /** The courier collects the parcel: it plays `delivered` from 10 courier hours in (picked up). */
+  collectAtCourier(trackingNumber: string): void;
+  orderRow(id: string): ReturnType<typeof orderRowOf>;
+  paymentRows(orderId: string): ReturnType<typeof paymentRowsOf>;
+  item(sku: string): ReturnType<typeof itemOf>;
+  shipments(orderId: string): ReturnType<typeof shipmentsOf>;
+  /** The notification kinds of an order, oldest first. */
+  notifications(orderId: string): Promise<string[]>;
+}
+
+const orderRowOf = (t: TestDatabase, id: string) =>
+  t.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const paymentRowsOf = (t: TestDatabase, orderId: string) =>
+  t.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).execute();
+const itemOf = (t: TestDatabase, sku: string) =>
+  t.db.selectFrom('inventory_items').selectAll().where('sku', '=', sku).executeTakeFirstOrThrow();
+const shipmentsOf = (t: TestDatabase, orderId: string) =>
+  t.db.selectFrom('shipments').selectAll().where('order_id', '=', orderId).orderBy('id').execute();
+
+/** A cancel update the workflow refused because the courier already has a parcel. */
+export function expectPickedUpRefusal(refusal: unknown): void {
+  expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
+}
+
+export function useSagaStack(opts: { notifications?: () => NotificationTransport } = {}): SagaStack {
+  let database: TestDatabase;
+  let couriers: RunningSimulator;
+  let payments: RunningPaymentSimulator;
+  let worker: TestWorker;
+  const started: WorkflowHandle[] = [];
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    couriers = await startSimulator({ port: 0, timeScale: TIME_SCALE });
+    payments = await startPaymentSimulator({ port: 0 });
+    worker = await startTestWorker({
+      db: database.db,
+      couriers: {
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
+      },
+      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+      ...(opts.notifications ? { notifications: opts.notifications() } : {}),
+    });
+  });
+
+  afterEach(async () => {
+    couriers.backend.faults.clear();
+    payments.state.faults.clear();
+    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
+    // Stock must reconcile with active orders after every scenario.
+    expect(await stockReconciliation(database.db)).toEqual([]);
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await couriers?.stop();
+    await payments?.stop();
+    await database?.drop();
+  });
+
+  async function placeOrder(opts: PlaceOrderOptions): Promise<PlacedOrder> {
+    const orderId = uniqueId('ord');
+    const lines = [
+      {
+        lineNo: 1,
+        sku: opts.sku,
+        name: 'Kettle',
+        quantity: opts.quantity,
+        unitAmount: 4_990,
+        shipFrom: 'main',
+      },
+      ...(opts.second
+        ? [
+            {
+              lineNo: 2,
+              sku: opts.second.sku,
+              name: 'Mug',
+              quantity: opts.second.quantity,
+              unitAmount: 1_500,
+              shipFrom: 'north',
+            },
+          ]
+        : []),
+    ];
+    const total = await insertOrder(database.db, {
+      id: orderId,
+      number: `WB-${orderId.slice(-8)}`,
+      customerId: 'cus_1',
+      email: 'aisyah@example.com',
+      currency: 'MYR',
+      courier: CourierCode.SIMULATOR,
+      shippingAddress: ADDRESS,
+      lines: lines.map(({ shipFrom: _place, ...line }) => line),
+    });
+    // The courier books by reference: pre-book each parcel with the lifecycle this test wants.
+    const scenarios = [opts.scenario ?? 'delivered', ...(opts.second ? [opts.second.scenario] : [])];
+    scenarios.forEach((scenario, i) =>
+      couriers.backend.bookParcel(
+        'native',
+        { reference: orderShipmentId(orderId, i + 1), recipient: { ...ADDRESS }, weightGrams: 500 },
+        scenario,
+      ),
+    );
+    const input: OrderWorkflowInput = {
+      orderId,
+      orderNumber: `WB-${orderId.slice(-8)}`,
+      customerId: 'cus_1',
+      currency: 'MYR',
+      totalAmount: total,
+      courier: CourierCode.SIMULATOR,
+      lines: lines.map(({ name: _name, ...line }) => line),
+      payment: opts.card ?? GOOD_CARD,
+      shipmentPolicy: opts.policy ?? fastPolicy(),
+      // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
+      bookingRetryWindowMs: opts.bookingRetryWindowMs ?? 30_000,
+      settleRetryWindowMs: opts.settleRetryWindowMs ?? 60_000,
+      courierTaskQueue: worker.courierTaskQueue,
+    };
+    const handle = await worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
+      workflowId: orderWorkflowId(orderId),
+      taskQueue: worker.taskQueue,
+      args: [input],
+    });
+    started.push(handle);
+    return { orderId, handle, total };
+  }
+
+  return {
+    get database() {
+      return database;
+    },
+    get couriers() {
+      return couriers;
+    },
+    get payments() {
+      return payments;
+    },
+    get worker() {
+      return worker;
+    },
+    async stock(sku, onHand) {
+      await database.db
+        .insertInto('inventory_items')
+        .values({ sku, name: `Item ${sku}`, on_hand: onHand, low_stock_threshold: 1 })
+        .execute();
+    },
+    placeOrder,
+    collectAtCourier(trackingNumber) {
+      couriers.backend.register({
+        trackingNumber,
+        scenario: 'delivered',
+        format: 'native',
+        ageMs: 10 * 3_600_000,
+      });
+    },
+    orderRow: (id) => orderRowOf(database, id),
+    paymentRows: (orderId) => paymentRowsOf(database, orderId),
+    item: (sku) => itemOf(database, sku),
+    shipments: (orderId) => shipmentsOf(database, orderId),
+    async notifications(orderId) {
+      const rows = await database.db
+        .selectFrom('notifications')
+        .select('kind')
+        .where('order_id', '=', orderId)
+        .orderBy('id')
+        .execute();
+      return rows.map((n) => n.kind);
+    },
+  };
+}
