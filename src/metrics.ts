@@ -50,6 +50,12 @@ export const Metrics = {
     unit: '',
     description: 'Saga compensations run, by step and by why the saga unwound (failed, cancelled, lost)',
   },
+  courierCredentialsRefused: {
+    name: 'waybill_courier_credentials_refused',
+    unit: '',
+    description:
+      'Booking and cancel calls a courier refused because of our credentials (401/403), by courier and operation: an incident',
+  },
   ordersNeedingAttention: {
     name: 'waybill_orders_needing_attention',
     unit: '',

@@ -17,11 +17,13 @@ import {
 import { CancelOutcome, SagaFailure } from '../domain/failures';
 import { PICKED_UP_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
+import { count, Metrics } from '../metrics';
 import {
   createLogTransport,
   NotificationRejectedError,
   type NotificationTransport,
 } from '../notifications/transport';
+import { activityMeter } from './meter';
 
 export interface OrderActivityDeps {
   db: Kysely<Database>;
@@ -39,6 +41,7 @@ export interface OrderActivityDeps {
 function courierFailure(err: unknown, refusedType: SagaFailure): unknown {
   if (err instanceof CourierRejectedError) {
     if (err.reason === CourierRefusal.CREDENTIALS) {
+      // Logged and counted by the caller (it knows the courier and the parcel).
       return ApplicationFailure.create({
         type: SagaFailure.COURIER_CREDENTIALS_REFUSED,
         message: err.message,
@@ -75,6 +78,29 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       });
     }
     return adapter;
+  }
+
+  /**
+   * Credentials refused is an incident, not a parcel's fate: an error log, the metric, and the
+   * shipment row's sync error (the exceptions queue shows it) until a call goes through.
+   */
+  async function credentialsIncident(
+    err: unknown,
+    courier: CourierCode,
+    operation: 'book' | 'cancel',
+    shipmentId: string,
+  ): Promise<void> {
+    if (!(err instanceof CourierRejectedError) || err.reason !== CourierRefusal.CREDENTIALS) return;
+    log.error({ courier, operation, shipmentId, err: err.message }, 'courier refused our credentials');
+    count(activityMeter(), Metrics.courierCredentialsRefused, { courier, operation });
+    await db
+      .updateTable('shipments')
+      .set({
+        sync_error: `${operation}: ${err.message}`,
+        sync_failing_since: sql<Date>`coalesce(sync_failing_since, now())`,
+      })
+      .where('id', '=', shipmentId)
+      .execute();
   }
 
   return {
@@ -140,6 +166,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           },
         });
       } catch (err) {
+        await credentialsIncident(err, input.courier, 'book', input.shipmentId);
         throw courierFailure(err, SagaFailure.BOOKING_REJECTED);
       }
       await db.transaction().execute(async (trx) => {
@@ -195,6 +222,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           log.info({ shipmentId: input.shipmentId }, 'cancel refused: the courier has collected the parcel');
           return { outcome: CancelOutcome.COLLECTED };
         } else {
+          await credentialsIncident(err, input.courier, 'cancel', input.shipmentId);
           throw courierFailure(err, SagaFailure.CANCEL_REFUSED);
         }
       }
