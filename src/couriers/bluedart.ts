@@ -9,6 +9,7 @@ import { EventSource, ShipmentStatus } from '../domain/status';
 import { eventKey } from './event-key';
 import {
   bodySnippet,
+  cancelRefusal,
   courierRequest,
   DEFAULT_TIMEOUT_MS,
   isObject,
@@ -24,6 +25,7 @@ import {
 import { IST_OFFSET_MINUTES, localToUtc, parseClock, parseDayMonthYear } from './time';
 import {
   CourierCode,
+  CourierRefusal,
   type Booking,
   type BookingRequest,
   type CourierAdapter,
@@ -404,17 +406,33 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     }
   }
 
-  /** The JSON body of a 2xx booking answer; anything else is the error to throw. */
+  /**
+   * The JSON body of a 2xx booking or cancel answer; anything else is the error to throw.
+   * `cancelling` names the waybill of a cancel: only a cancel's refusal can say the parcel
+   * is already picked up.
+   */
   function jsonBody(
     answer: HttpAnswer,
     what: string,
     refusals: Partial<Record<number, string>> = {},
+    cancelling?: string,
   ): JsonObject {
     if (answer.status === 429 || answer.status >= 500) throw statusError(ctx, answer, what);
     if (isHtml(answer))
       throw broken(answer, `Blue Dart answered ${what} with an HTML page (${answer.status})`);
-    if (answer.status < 200 || answer.status >= 300)
-      throw statusError(ctx, answer, what, refusals[answer.status]);
+    if (answer.status < 200 || answer.status >= 300) {
+      const refusal = parseJson(answer.text);
+      const message = isObject(refusal) && typeof refusal.Message === 'string' ? refusal.Message : undefined;
+      if (cancelling === undefined) {
+        throw statusError(ctx, answer, what, [refusals[answer.status], message].filter(Boolean).join(': '));
+      }
+      const reason = cancelRefusal(answer.status, message);
+      const known =
+        reason === CourierRefusal.COLLECTED
+          ? `${cancelling} is already picked up and can no longer be cancelled`
+          : refusals[answer.status];
+      throw statusError(ctx, answer, what, [known, message].filter(Boolean).join(': '), reason);
+    }
     const body = parseJson(answer.text);
     if (!isObject(body))
       throw broken(answer, `Blue Dart answered ${what} with a body that is not a JSON object`);
@@ -492,13 +510,25 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
       return { trackingNumber: body.AWBNo, courierRef: null };
     },
 
+    /**
+     * A refusal is a 4xx `{"Status":"Rejected"|"Invalid","Message":"…"}` (README). Only a
+     * Message that says picked up / collected / in transit is COLLECTED (409 "AWB … is
+     * already picked up" is the usual one); 404 or "Invalid Waybill No." (Blue Dart's own
+     * words for an unknown number, as in its tracking answers) an unknown booking. Blue
+     * Dart's API gateway words its cancel refusals the same way, as prose: its
+     * `CancelWaybillResult` carries `IsError` and a `Status[].StatusInformation` text (seen in
+     * public integrations of /in/transportation/waybill/v1/CancelWaybill), never a code that
+     * means "picked up"; a 200 in that shape is not "Cancelled", so it stays retryable here.
+     */
     async cancel(trackingNumber: string): Promise<void> {
       const what = `the cancellation of ${trackingNumber}`;
       const answer = await jsonCall('/waybill/cancel', { AWBNo: trackingNumber });
-      const body = jsonBody(answer, what, {
-        404: `Blue Dart does not know ${trackingNumber}`,
-        409: `${trackingNumber} is already picked up and can no longer be cancelled`,
-      });
+      const body = jsonBody(
+        answer,
+        what,
+        { 404: `Blue Dart does not know ${trackingNumber}` },
+        trackingNumber,
+      );
       // A second cancel answers "Cancelled" again, so a retried cancel is harmless.
       if (body.Status !== 'Cancelled')
         throw broken(answer, `Blue Dart answered ${what} with status ${String(body.Status)}`);

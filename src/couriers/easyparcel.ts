@@ -11,6 +11,8 @@ import {
   bodySnippet,
   isObject,
   parseJson,
+  cancelRefusal,
+  refusalOfStatus,
   rejected,
   statusError,
   unavailable,
@@ -22,6 +24,7 @@ import {
 import { MYT_OFFSET_MINUTES, parseIsoInstant, parseSqlLocal } from './time';
 import {
   CourierCode,
+  CourierRefusal,
   type Booking,
   type BookingRequest,
   type CourierAdapter,
@@ -197,11 +200,13 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
       }),
     });
     if (answer.status < 200 || answer.status >= 300) {
+      // Any refusal of the token request (401 bad client, 400 bad grant) is about our credentials.
       throw statusError(
         ctx,
         answer,
         'the token request',
         'check EASYPARCEL_CLIENT_ID and EASYPARCEL_CLIENT_SECRET',
+        CourierRefusal.CREDENTIALS,
       );
     }
     const body = parseJson(answer.text);
@@ -249,27 +254,38 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
       if (answer.status !== 401) return answer;
       if (cached?.token === token) cached = null;
       if (attempt >= 2) {
-        throw rejected(ctx, `EasyParcel refused a fresh access token for ${path} (401)`, {
-          status: 401,
-          bodySnippet: bodySnippet(ctx, answer.text),
-        });
+        throw rejected(
+          ctx,
+          `EasyParcel refused a fresh access token for ${path} (401)`,
+          { status: 401, bodySnippet: bodySnippet(ctx, answer.text) },
+          CourierRefusal.CREDENTIALS,
+        );
       }
     }
   }
 
   // ---- Answers ---------------------------------------------------------------------------
 
-  /** The JSON body of a 2xx answer; anything else is the error to throw. */
+  /**
+   * The JSON body of a 2xx answer; anything else is the error to throw. `cancelling` names
+   * the AWB of a cancel: only a cancel's refusal can say the parcel is already collected.
+   */
   function jsonBody(
     answer: HttpAnswer,
     what: string,
     refusals: Partial<Record<number, string>> = {},
+    cancelling?: string,
   ): JsonObject {
     if (answer.status < 200 || answer.status >= 300) {
       const body = parseJson(answer.text);
       const message = isObject(body) && typeof body.message === 'string' ? body.message : undefined;
-      const known = refusals[answer.status];
-      throw statusError(ctx, answer, what, [known, message].filter(Boolean).join(': ') || undefined);
+      const reason =
+        cancelling === undefined ? refusalOfStatus(answer.status) : cancelRefusal(answer.status, message);
+      const known =
+        reason === CourierRefusal.COLLECTED
+          ? `${cancelling} is already picked up and can no longer be cancelled`
+          : refusals[answer.status];
+      throw statusError(ctx, answer, what, [known, message].filter(Boolean).join(': ') || undefined, reason);
     }
     const body = parseJson(answer.text);
     if (!isObject(body)) {
@@ -436,13 +452,49 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
       });
     },
 
+    /**
+     * Refusals come in two shapes. The README's: a 4xx `{"status_code","message"}` (409 with
+     * "has already been collected" once the courier has the parcel). EasyParcel's published
+     * Open API (github.com/easyparcel/OpenAPI, includes/2026-03/_cancelshipment.md): HTTP 200
+     * with one result per shipment, a refused one `{"status":"error","message":"…"}`, e.g.
+     * "Shipment Not Found", "Shipment Already Cancelled, Cannot Cancel Again" or "The shipment
+     * cancellation period is over (7 days from collection date: …)". Either way only a
+     * message that says collected / picked up / in transit is COLLECTED (the last example is
+     * not: it names a date, not a pickup); "already cancelled" is the success we wanted.
+     */
     async cancel(trackingNumber: string): Promise<void> {
+      const what = `the cancellation of ${trackingNumber}`;
       const answer = await authorised('/shipment/cancel', { awb_number: trackingNumber });
-      // EasyParcel answers 200 to a second cancel too, so a retried cancel is harmless.
-      jsonBody(answer, `the cancellation of ${trackingNumber}`, {
-        404: `EasyParcel does not know ${trackingNumber}`,
-        409: `${trackingNumber} is already picked up and can no longer be cancelled`,
-      });
+      const body = jsonBody(
+        answer,
+        what,
+        { 404: `EasyParcel does not know ${trackingNumber}` },
+        trackingNumber,
+      );
+      const results = Array.isArray(body.data) ? body.data.filter(isObject) : [];
+      const ours = results.filter(
+        (item) =>
+          results.length === 1 ||
+          item.awb_number === trackingNumber ||
+          item.shipment_number === trackingNumber,
+      );
+      if (results.length > 0 && ours.length === 0) {
+        throw unavailable(ctx, `EasyParcel answered ${what} without a result for ${trackingNumber}`, {
+          status: answer.status,
+          bodySnippet: bodySnippet(ctx, answer.text),
+        });
+      }
+      const refusal = ours.find((item) => item.status === 'error');
+      if (!refusal) return;
+      const message = typeof refusal.message === 'string' ? refusal.message : '';
+      // A second cancel is harmless: "already cancelled" means the booking is gone, as asked.
+      if (/already cancell?ed/i.test(message)) return;
+      throw rejected(
+        ctx,
+        `EasyParcel refused ${what}: ${message || 'no reason given'}`,
+        { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) },
+        cancelRefusal(answer.status, message),
+      );
     },
   };
 }

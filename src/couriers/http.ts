@@ -3,7 +3,7 @@
  * as text, and the courier's failures turned into the two errors the workflows understand
  * ({@link CourierUnavailableError}: retry later; {@link CourierRejectedError}: give up).
  */
-import { CourierRejectedError, CourierUnavailableError, type CourierCode } from './types';
+import { CourierRefusal, CourierRejectedError, CourierUnavailableError, type CourierCode } from './types';
 
 /** The part of a logger the adapters use (pino's `Logger` fits). */
 export interface CourierLog {
@@ -79,14 +79,63 @@ export function unavailable(
   return new CourierUnavailableError(message, details);
 }
 
-/** Logs and returns a final refusal. */
+/** Logs and returns a final refusal, classified by `reason` (default: invalid). */
 export function rejected(
   ctx: HttpContext,
   message: string,
   details: { status?: number; bodySnippet?: string } = {},
+  reason: CourierRefusal = CourierRefusal.INVALID,
 ): CourierRejectedError {
-  ctx.log?.warn({ courier: ctx.courier, ...details }, message);
-  return new CourierRejectedError(message);
+  ctx.log?.warn({ courier: ctx.courier, reason, ...details }, message);
+  return new CourierRejectedError(message, reason);
+}
+
+/**
+ * What a refusal's status alone says: 401/403 our credentials, 404 an unknown booking or
+ * number, any other status an invalid request. Never "collected": only the courier's own
+ * words say that ({@link saysCollected}).
+ */
+export function refusalOfStatus(status: number): CourierRefusal {
+  if (status === 401 || status === 403) return CourierRefusal.CREDENTIALS;
+  if (status === 404) return CourierRefusal.UNKNOWN_BOOKING;
+  return CourierRefusal.INVALID;
+}
+
+// "Already collected", "has been picked up", "is in transit": the courier says it has the
+// parcel. Phrases that only mention a pickup to come ("to be collected", "not yet picked
+// up", "awaiting pickup", "collection date") are not that.
+const COLLECTED_TEXT = /\b(collected|picked[\s-]?up|in[\s-]transit)\b/i;
+const NOT_COLLECTED_TEXT =
+  /\b(not|never|yet to be|to be|awaiting|pending|before|until)\s+(yet\s+)?(been\s+)?(collected|picked|in[\s-]transit)\b/i;
+
+/**
+ * Whether a courier's refusal text says, in so many words, that the parcel is already with
+ * the courier (collected, picked up, in transit). The one refusal that may lead the saga to
+ * capture the payment, so anything less explicit is not it.
+ */
+export function saysCollected(text: string | null | undefined): boolean {
+  return text != null && COLLECTED_TEXT.test(text) && !NOT_COLLECTED_TEXT.test(text);
+}
+
+/**
+ * Why a courier refused a cancel, from its status and its own words: 401/403 credentials,
+ * 404 or "not found" / "invalid waybill" an unknown booking, a text that says the parcel is
+ * collected / picked up / in transit COLLECTED (whatever the 4xx: 409 is usual), else invalid.
+ */
+export function cancelRefusal(status: number, text: string | null | undefined): CourierRefusal {
+  const byStatus = refusalOfStatus(status);
+  if (byStatus !== CourierRefusal.INVALID) return byStatus;
+  if (saysUnknownBooking(text)) return CourierRefusal.UNKNOWN_BOOKING;
+  if (saysCollected(text)) return CourierRefusal.COLLECTED;
+  return CourierRefusal.INVALID;
+}
+
+/** Whether a courier's refusal text says it does not know the booking or number. */
+export function saysUnknownBooking(text: string | null | undefined): boolean {
+  return (
+    text != null &&
+    /\b(not found|no such|does not exist|unknown (awb|waybill|shipment)|invalid (awb|waybill))\b/i.test(text)
+  );
 }
 
 /**
@@ -115,9 +164,16 @@ export async function courierRequest(ctx: HttpContext, url: string, init: Reques
 
 /**
  * The error for an answer the caller cannot use because of its status: 429 and 5xx are
- * retryable (429 with its Retry-After), any other status a refusal. `what` names the call.
+ * retryable (429 with its Retry-After), any other status a refusal, classified by `reason`
+ * (default: {@link refusalOfStatus}). `what` names the call, `refusal` says why in words.
  */
-export function statusError(ctx: HttpContext, answer: HttpAnswer, what: string, refusal?: string): Error {
+export function statusError(
+  ctx: HttpContext,
+  answer: HttpAnswer,
+  what: string,
+  refusal?: string,
+  reason: CourierRefusal = refusalOfStatus(answer.status),
+): Error {
   const details = { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) };
   if (answer.status === 429) {
     const retryAfterMs = parseRetryAfter(answer.headers.get('retry-after'), ctx.now());
@@ -133,6 +189,7 @@ export function statusError(ctx: HttpContext, answer: HttpAnswer, what: string, 
     ctx,
     `${ctx.label} refused ${what} (${answer.status})${refusal ? `: ${refusal}` : ''}`,
     details,
+    reason,
   );
 }
 

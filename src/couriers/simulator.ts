@@ -13,6 +13,7 @@ import {
   DEFAULT_TIMEOUT_MS,
   isObject,
   parseJson,
+  refusalOfStatus,
   rejected,
   statusError,
   unavailable,
@@ -21,6 +22,7 @@ import {
 } from './http';
 import {
   CourierCode,
+  CourierRefusal,
   CourierRejectedError,
   type Booking,
   type BookingRequest,
@@ -123,6 +125,17 @@ function toTrackResult(value: unknown, asked: string, index: number): TrackResul
   };
 }
 
+/** The native error code that says, explicitly, the courier has the parcel (cancel refused). */
+export const ALREADY_PICKED_UP = 'ALREADY_PICKED_UP';
+
+function nativeRefusal(status: number, code: string, operation: 'track' | 'book' | 'cancel'): CourierRefusal {
+  const byStatus = refusalOfStatus(status);
+  if (byStatus !== CourierRefusal.INVALID) return byStatus;
+  if (code === 'NOT_FOUND') return CourierRefusal.UNKNOWN_BOOKING;
+  if (operation === 'cancel' && code === ALREADY_PICKED_UP) return CourierRefusal.COLLECTED;
+  return CourierRefusal.INVALID;
+}
+
 export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAdapter {
   const root = `${opts.baseUrl.replace(/\/+$/, '')}/native`;
   const ctx: HttpContext = {
@@ -135,8 +148,13 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
     snippetMaxChars: SNIPPET_MAX_CHARS,
   };
 
-  /** One POST: the parsed JSON body of a 2xx answer; anything else is the error to throw. */
-  async function call(path: string, body: unknown): Promise<unknown> {
+  /**
+   * One POST: the parsed JSON body of a 2xx answer; anything else is the error to throw. A
+   * refusal's reason comes from its status and the native error code: 401/403 credentials,
+   * 404 or `NOT_FOUND` an unknown booking, and, for a cancel only, `ALREADY_PICKED_UP` (the
+   * simulator's explicit "the courier has the parcel") collected; anything else invalid.
+   */
+  async function call(path: string, body: unknown, operation: 'track' | 'book' | 'cancel'): Promise<unknown> {
     const answer = await courierRequest(ctx, `${root}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
@@ -157,7 +175,12 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
       const error = isObject(json) && isObject(json.error) ? json.error : null;
       const message = typeof error?.message === 'string' ? error.message : details.bodySnippet;
       const code = typeof error?.code === 'string' ? error.code : String(answer.status);
-      throw rejected(ctx, `simulator refused ${path} (${answer.status} ${code}): ${message}`, details);
+      throw rejected(
+        ctx,
+        `simulator refused ${path} (${answer.status} ${code}): ${message}`,
+        details,
+        nativeRefusal(answer.status, code, operation),
+      );
     }
     if (answer.status < 200 || answer.status >= 300) {
       throw unavailable(ctx, `simulator answered unexpected ${answer.status} to ${path}`, details);
@@ -190,7 +213,7 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
           `the simulator tracks at most ${MAX_BATCH} numbers per call (got ${trackingNumbers.length})`,
         );
       }
-      const json = await call('/track', { trackingNumbers });
+      const json = await call('/track', { trackingNumbers }, 'track');
       return parsed('/track', json, (body) => {
         if (!isObject(body) || !Array.isArray(body.results)) throw new ShapeError('no results array');
         if (body.results.length !== trackingNumbers.length) {
@@ -201,12 +224,16 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
     },
 
     async book(request: BookingRequest): Promise<Booking> {
-      const json = await call('/shipments', {
-        reference: request.reference,
-        recipient: request.recipient,
-        weightGrams: request.parcel.weightGrams,
-        description: request.parcel.description,
-      });
+      const json = await call(
+        '/shipments',
+        {
+          reference: request.reference,
+          recipient: request.recipient,
+          weightGrams: request.parcel.weightGrams,
+          description: request.parcel.description,
+        },
+        'book',
+      );
       return parsed('/shipments', json, (body) => {
         if (!isObject(body) || typeof body.trackingNumber !== 'string' || body.trackingNumber === '') {
           throw new ShapeError('no trackingNumber');
@@ -217,7 +244,7 @@ export function createSimulatorAdapter(opts: SimulatorAdapterOptions): CourierAd
 
     async cancel(trackingNumber: string): Promise<void> {
       const path = `/shipments/${encodeURIComponent(trackingNumber)}/cancel`;
-      const json = await call(path, {});
+      const json = await call(path, {}, 'cancel');
       parsed(path, json, (body) => {
         if (!isObject(body) || body.status !== 'CANCELLED') throw new ShapeError('status is not CANCELLED');
       });

@@ -17,6 +17,7 @@ import {
   fakeCourier,
   fixture,
   hangingFetch,
+  refusal,
   refusedFetch,
   type Answer,
 } from './fake-courier';
@@ -340,16 +341,28 @@ describe('Blue Dart failures', () => {
     }
   });
 
-  it('rejects for good when the licence key is refused, without repeating the key', async () => {
-    const { adapter } = setup({
-      status: 401,
-      body: '<ShipmentData><Error>Invalid login id or licence key</Error></ShipmentData>',
+  it('rejects with a credentials refusal when the licence key is refused, without repeating the key', async () => {
+    for (const status of [401, 403]) {
+      const { adapter } = setup({
+        status,
+        body: '<ShipmentData><Error>Invalid login id or licence key</Error></ShipmentData>',
+        contentType: 'text/xml',
+      });
+      const err = await refusal(adapter.track(['BD1000000001']));
+
+      expect(err.reason).toBe('credentials');
+      expect(err.message).not.toContain('lic-0123456789');
+    }
+  });
+
+  it('rejects a tracking call answered 400 as invalid and 404 as unknown', async () => {
+    const answer = (status: number): Answer => ({
+      status,
+      body: '<ShipmentData><Error>Refused</Error></ShipmentData>',
       contentType: 'text/xml',
     });
-    const err = await failure(adapter.track(['BD1000000001']));
-
-    expect(err).toBeInstanceOf(CourierRejectedError);
-    expect(err.message).not.toContain('lic-0123456789');
+    expect((await refusal(setup(answer(400)).adapter.track(['BD1']))).reason).toBe('invalid');
+    expect((await refusal(setup(answer(404)).adapter.track(['BD1']))).reason).toBe('unknown_booking');
   });
 
   it('refuses a batch above 25 numbers without calling Blue Dart', async () => {
@@ -402,7 +415,24 @@ describe('Blue Dart booking and cancelling', () => {
 
   it('rejects a booking Blue Dart does not call valid', async () => {
     const { adapter } = setup({ body: '{"Status":"Invalid","Message":"Pincode not serviceable"}' });
-    await expect(adapter.book(booking)).rejects.toBeInstanceOf(CourierRejectedError);
+    expect((await refusal(adapter.book(booking))).reason).toBe('invalid');
+  });
+
+  it('classifies a refused booking by its status, never as collected', async () => {
+    const answer = (status: number, message: string): Answer => ({
+      status,
+      body: JSON.stringify({ Status: 'Invalid', Message: message }),
+    });
+    const reasons = [];
+    for (const [status, message] of [
+      [422, 'consignee.pincode is required'],
+      [401, 'Invalid login id or licence key'],
+      [403, 'Licence key is not authorised for this service'],
+      [409, 'AWB BD3000000001 is already picked up'],
+    ] as const) {
+      reasons.push((await refusal(setup(answer(status, message)).adapter.book(booking))).reason);
+    }
+    expect(reasons).toEqual(['invalid', 'credentials', 'credentials', 'invalid']);
   });
 
   it('cancels a waybill', async () => {
@@ -413,12 +443,46 @@ describe('Blue Dart booking and cancelling', () => {
     expect(requests[0]!.body).toEqual({ AWBNo: 'BD3000000001' });
   });
 
-  it('refuses to cancel a parcel already picked up, saying so', async () => {
+  it('refuses to cancel a parcel already picked up, saying so: the collected refusal', async () => {
     const { adapter } = setup({ status: 409, body: fixture('bluedart', 'cancel-picked-up.json') });
-    const err = await failure(adapter.cancel('BD3000000001'));
+    const err = await refusal(adapter.cancel('BD3000000001'));
 
-    expect(err).toBeInstanceOf(CourierRejectedError);
+    expect(err.reason).toBe('collected');
     expect(err.message).toMatch(/already picked up/);
+  });
+
+  it.each([
+    [
+      'a 409 that does not say picked up',
+      'invalid',
+      409,
+      '{"Status":"Rejected","Message":"Cancellation window closed"}',
+    ],
+    ['a 404', 'unknown_booking', 404, fixture('bluedart', 'cancel-not-found.json')],
+    [
+      '"Invalid Waybill No." with 400',
+      'unknown_booking',
+      400,
+      fixture('bluedart', 'cancel-invalid-waybill.json'),
+    ],
+    ['a 422', 'invalid', 422, '{"Status":"Invalid","Message":"AWBNo is required"}'],
+    ['a 401', 'credentials', 401, '{"Status":"Invalid","Message":"Invalid login id or licence key"}'],
+    ['a 403', 'credentials', 403, '{"Status":"Invalid","Message":"Licence key is not authorised"}'],
+  ])('reads %s on a cancel as %s', async (_label, reason, status, body) => {
+    const { adapter } = setup({ status, body });
+    expect((await refusal(adapter.cancel('BD3000000001'))).reason).toBe(reason);
+  });
+
+  it('keeps 429, 5xx and an outage page on a cancel retryable', async () => {
+    for (const answer of [
+      { status: 429, body: 'Too Many Requests', contentType: 'text/plain' },
+      { status: 502, body: 'Bad Gateway', contentType: 'text/plain' },
+      { status: 200, body: fixture('bluedart', 'outage.html'), contentType: 'text/html' },
+    ]) {
+      await expect(setup(answer).adapter.cancel('BD3000000001')).rejects.toBeInstanceOf(
+        CourierUnavailableError,
+      );
+    }
   });
 
   it('treats an outage page on booking as a retryable outage', async () => {

@@ -22,6 +22,7 @@ import {
   fakeCourier,
   fixture,
   hangingFetch,
+  refusal,
   refusedFetch,
   type Answer,
   type RecordedRequest,
@@ -314,18 +315,18 @@ describe('EasyParcel access tokens', () => {
     ]);
   });
 
-  it('gives up with a rejection when a fresh token is refused too', async () => {
+  it('gives up with a credentials refusal when a fresh token is refused too', async () => {
     const { adapter, tokenCalls } = setup(() => ({
       status: 401,
       body: fixture('easyparcel', 'unauthenticated.json'),
     }));
-    const err = await failure(adapter.track(['EP1000000001']));
+    const err = await refusal(adapter.track(['EP1000000001']));
 
-    expect(err).toBeInstanceOf(CourierRejectedError);
+    expect(err.reason).toBe('credentials');
     expect(tokenCalls()).toBe(2);
   });
 
-  it('rejects for good when the client credentials are refused', async () => {
+  it('rejects with a credentials refusal when the client credentials are refused', async () => {
     const fake = fakeCourier(() => ({
       status: 401,
       body: '{"status_code":401,"message":"Invalid client credentials"}',
@@ -336,9 +337,9 @@ describe('EasyParcel access tokens', () => {
       clientSecret: 'top-secret-value',
       fetch: fake.fetch,
     });
-    const err = await failure(adapter.track(['EP1000000001']));
+    const err = await refusal(adapter.track(['EP1000000001']));
 
-    expect(err).toBeInstanceOf(CourierRejectedError);
+    expect(err.reason).toBe('credentials');
     expect(err.message).toMatch(/EASYPARCEL_CLIENT_ID/);
     expect(err.message).not.toContain('top-secret-value');
     expect(fake.requests).toHaveLength(1);
@@ -440,13 +441,16 @@ describe('EasyParcel failures', () => {
     expect(err.message).toMatch(/ECONNREFUSED/);
   });
 
-  it('rejects for good on a 4xx such as 400 or 403', async () => {
-    for (const status of [400, 403]) {
-      const { adapter } = setup(() => ({ status, body: `{"status_code":${status},"message":"Forbidden"}` }));
-      const err = await failure(adapter.track(['EP1000000001']));
-      expect(err).toBeInstanceOf(CourierRejectedError);
-      expect(err.message).toContain(String(status));
-    }
+  it.each([
+    [400, 'invalid'],
+    [403, 'credentials'],
+    [404, 'unknown_booking'],
+    [422, 'invalid'],
+  ])('rejects a tracking call answered %i for good, as %s', async (status, reason) => {
+    const { adapter } = setup(() => ({ status, body: `{"status_code":${status},"message":"Refused"}` }));
+    const err = await refusal(adapter.track(['EP1000000001']));
+    expect(err.reason).toBe(reason);
+    expect(err.message).toContain(String(status));
   });
 });
 
@@ -483,9 +487,9 @@ describe('EasyParcel booking and cancelling', () => {
 
   it("rejects an invalid booking with EasyParcel's reason", async () => {
     const { adapter } = setup(() => ({ status: 422, body: fixture('easyparcel', 'create-invalid.json') }));
-    const err = await failure(adapter.book(booking));
+    const err = await refusal(adapter.book(booking));
 
-    expect(err).toBeInstanceOf(CourierRejectedError);
+    expect(err.reason).toBe('invalid');
     expect(err.message).toMatch(/not a Malaysian postcode/);
   });
 
@@ -500,12 +504,112 @@ describe('EasyParcel booking and cancelling', () => {
     ]);
   });
 
-  it('refuses to cancel a parcel already collected, saying so', async () => {
+  it('refuses to cancel a parcel already collected, saying so: the collected refusal', async () => {
     const { adapter } = setup(() => ({ status: 409, body: fixture('easyparcel', 'cancel-collected.json') }));
-    const err = await failure(adapter.cancel('EP2000000001'));
+    const err = await refusal(adapter.cancel('EP2000000001'));
 
-    expect(err).toBeInstanceOf(CourierRejectedError);
+    expect(err.reason).toBe('collected');
     expect(err.message).toMatch(/already picked up/);
+  });
+
+  it('never reads a booking refusal as collected, whatever it says', async () => {
+    const { adapter } = setup(() => ({ status: 409, body: fixture('easyparcel', 'cancel-collected.json') }));
+    const err = await refusal(adapter.book(booking));
+
+    expect(err.reason).toBe('invalid');
+  });
+});
+
+describe('EasyParcel cancel refusals', () => {
+  const cancelAnswered = async (answer: Answer) => {
+    const { adapter } = setup(() => answer);
+    return refusal(adapter.cancel('EP2000000001'));
+  };
+
+  it('a 409 that does not say the parcel was collected is an invalid request, not a pickup', async () => {
+    const err = await cancelAnswered({
+      status: 409,
+      body: '{"status_code":409,"message":"Shipment is locked for manifesting"}',
+    });
+    expect(err.reason).toBe('invalid');
+    expect(err.message).not.toMatch(/picked up/);
+  });
+
+  it('a 409 that says the parcel is not collected yet is not a pickup either', async () => {
+    const err = await cancelAnswered({
+      status: 409,
+      body: '{"status_code":409,"message":"Parcel not yet collected, cancellation pending review"}',
+    });
+    expect(err.reason).toBe('invalid');
+  });
+
+  it('a 404 is an unknown booking', async () => {
+    const err = await cancelAnswered({ status: 404, body: fixture('easyparcel', 'cancel-not-found.json') });
+    expect(err.reason).toBe('unknown_booking');
+    expect(err.message).toMatch(/does not know EP2000000001/);
+  });
+
+  it('a 422 is an invalid request', async () => {
+    const err = await cancelAnswered({
+      status: 422,
+      body: '{"status_code":422,"message":"awb_number is required"}',
+    });
+    expect(err.reason).toBe('invalid');
+  });
+
+  it('a 403 is a credentials refusal, without a token retry', async () => {
+    const { adapter, tokenCalls } = setup(() => ({
+      status: 403,
+      body: '{"status_code":403,"message":"This action is unauthorized."}',
+    }));
+    const err = await refusal(adapter.cancel('EP2000000001'));
+    expect(err.reason).toBe('credentials');
+    expect(tokenCalls()).toBe(1);
+  });
+
+  it('a 401 for the fresh token too is a credentials refusal', async () => {
+    const err = await cancelAnswered({ status: 401, body: fixture('easyparcel', 'unauthenticated.json') });
+    expect(err.reason).toBe('credentials');
+  });
+
+  it('429, 5xx and an HTML page stay retryable', async () => {
+    for (const answer of [
+      { status: 429, body: fixture('easyparcel', 'rate-limited.json') },
+      { status: 503, body: '{"status_code":503,"message":"Service Unavailable"}' },
+      { status: 200, body: fixture('bluedart', 'outage.html'), contentType: 'text/html' },
+    ]) {
+      const { adapter } = setup(() => answer);
+      await expect(adapter.cancel('EP2000000001')).rejects.toBeInstanceOf(CourierUnavailableError);
+    }
+  });
+
+  describe("in the Open API's per-shipment shape (HTTP 200, one result per shipment)", () => {
+    // EasyParcel's published cancel answer (github.com/easyparcel/OpenAPI, 2026-03): the first
+    // four messages are its examples; the fifth is how a refusal naming the pickup reads.
+    const results = () => ({ body: fixture('easyparcel', 'cancel-results.json') });
+
+    it('a success result is a cancel, and "already cancelled" is the cancel we wanted', async () => {
+      const { adapter } = setup(results);
+      await adapter.cancel('EP2000000001');
+      await adapter.cancel('EP2000000002');
+    });
+
+    it('an error result is a refusal read from its message, never a success', async () => {
+      const { adapter } = setup(results);
+      const reasons = [];
+      for (const awb of ['EP2000000003', 'EP2000000004', 'EP2000000005']) {
+        const err = await refusal(adapter.cancel(awb));
+        expect(err.message).toContain(`the cancellation of ${awb}`);
+        reasons.push(err.reason);
+      }
+      // "7 days from collection date" names a date, not a pickup: invalid, not collected.
+      expect(reasons).toEqual(['invalid', 'unknown_booking', 'collected']);
+    });
+
+    it('an answer without a result for the number is retryable, not a success', async () => {
+      const { adapter } = setup(results);
+      await expect(adapter.cancel('EP2000000009')).rejects.toBeInstanceOf(CourierUnavailableError);
+    });
   });
 });
 

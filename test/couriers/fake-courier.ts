@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { CourierRejectedError } from '../../src/couriers/types';
 
 export interface RecordedRequest {
   method: string;
@@ -92,4 +93,11 @@ export async function failure(promise: Promise<unknown>): Promise<Error> {
     return err as Error;
   }
   throw new Error('expected the call to fail, but it succeeded');
+}
+
+/** The CourierRejectedError a promise rejects with (fails the test on anything else). */
+export async function refusal(promise: Promise<unknown>): Promise<CourierRejectedError> {
+  const err = await failure(promise);
+  expect(err).toBeInstanceOf(CourierRejectedError);
+  return err as CourierRejectedError;
 }
