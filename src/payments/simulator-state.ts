@@ -5,7 +5,7 @@
  * server (simulator-server.ts) wraps it; tests may also steer it directly.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { callShare, hash32, seededRandom, touches, type CallShare } from '../simulator/faults';
+import { callShare, hash32, removeRules, seededRandom, touches, type CallShare } from '../simulator/faults';
 import {
   PAYMENT_OPERATIONS,
   PaymentRejection,
@@ -256,14 +256,7 @@ export class PaymentFaults {
 
   /** Removes rules: all, one kind, one scope, or one kind in one scope. Returns how many. */
   clear(filter: { kind?: PaymentFaultKind; operation?: PaymentOperation } = {}): number {
-    let removed = 0;
-    for (const [key, { rule }] of this.rules) {
-      if (filter.kind && rule.kind !== filter.kind) continue;
-      if (filter.operation && rule.operation !== filter.operation) continue;
-      this.rules.delete(key);
-      removed++;
-    }
-    return removed;
+    return removeRules(this.rules, filter);
   }
 
   list(): PaymentFaultRule[] {

@@ -11,7 +11,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { callShare, hash32, seededRandom, touches, type CallShare } from './faults';
+import { callShare, hash32, removeRules, seededRandom, touches, type CallShare } from './faults';
 import { SIM_FORMATS, type SimFormat } from './model';
 import { Nullable, SimErrorBody, simError } from './native';
 
@@ -125,14 +125,7 @@ export class ScriptedAnswers {
 
   /** Removes rules: all, or one operation's, or one format's. Returns how many. */
   clear(filter: { operation?: AnswerOperation; format?: SimFormat } = {}): number {
-    let removed = 0;
-    for (const [key, { rule }] of this.rules) {
-      if (filter.operation && rule.operation !== filter.operation) continue;
-      if (filter.format && rule.format !== filter.format) continue;
-      this.rules.delete(key);
-      removed++;
-    }
-    return removed;
+    return removeRules(this.rules, filter);
   }
 
   /**

@@ -134,6 +134,26 @@ export function touches(share: CallShare, random: () => number): boolean {
   return random() < (share.rate ?? 0);
 }
 
+/**
+ * Removes the rules whose fields equal every field `filter` sets (an empty filter: all of
+ * them) and says how many went. Shared by every rule store of the simulators.
+ */
+export function removeRules(
+  rules: Map<string, { rule: object }>,
+  filter: Readonly<Record<string, string | undefined>>,
+): number {
+  let removed = 0;
+  for (const [key, { rule }] of rules) {
+    const fields = rule as Record<string, unknown>;
+    if (Object.entries(filter).some(([field, value]) => value !== undefined && fields[field] !== value)) {
+      continue;
+    }
+    rules.delete(key);
+    removed++;
+  }
+  return removed;
+}
+
 interface StoredRule {
   key: string;
   rule: FaultRule;
@@ -195,14 +215,7 @@ export class Faults {
 
   /** Removes rules: all of them, one kind, one scope (`format`), or one kind in one scope. */
   clear(filter: { kind?: FaultKind; format?: SimFormat } = {}): number {
-    let removed = 0;
-    for (const [key, { rule }] of this.rules) {
-      if (filter.kind && rule.kind !== filter.kind) continue;
-      if (filter.format && rule.format !== filter.format) continue;
-      this.rules.delete(key);
-      removed++;
-    }
-    return removed;
+    return removeRules(this.rules, filter);
   }
 
   list(): FaultRule[] {

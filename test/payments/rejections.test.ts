@@ -6,13 +6,8 @@
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { TEST_CARDS } from '../../src/payments/simulator-state';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import {
-  PaymentRejectedError,
-  PaymentRejection,
-  PaymentStatus,
-  type PaymentProvider,
-} from '../../src/payments/types';
-import { call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';
+import { PaymentRejectedError, PaymentRejection, type PaymentProvider } from '../../src/payments/types';
+import { authoriseOrder, call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';
 
 const DAY = 24 * 3_600_000;
 let realNow = Date.parse('2025-09-01T02:00:00.000Z');
@@ -30,17 +25,7 @@ beforeEach(async () => {
   await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: null });
 });
 
-async function authorised(order: ReturnType<typeof newOrder>, amount = 2599): Promise<string> {
-  const result = await provider.authorise({
-    idempotencyKey: order.key('authorise'),
-    orderId: order.orderId,
-    amount,
-    currency: 'MYR',
-    card: card(TEST_CARDS.SUCCEEDS),
-  });
-  if (result.status !== PaymentStatus.AUTHORISED) throw new Error(`not authorised: ${result.message}`);
-  return result.providerRef;
-}
+const authorised = (order: ReturnType<typeof newOrder>) => authoriseOrder(provider, order);
 
 async function rejection(promise: Promise<unknown>): Promise<PaymentRejectedError> {
   const err = await promise.then(
