@@ -20,10 +20,13 @@ import type { Logger } from '../logger';
 import { OUTAGE_PAGE } from '../simulator/faults';
 import {
   PAYMENT_FAULT_KINDS,
+  PAYMENT_REJECTIONS,
   PaymentSimulatorState,
+  refusal,
   simError,
   type PaymentFaultInput,
   type PaymentFaultRule,
+  type PaymentSimulatorSettings,
   type SimAnswer,
 } from './simulator-state';
 import { PAYMENT_OPERATIONS, PAYMENT_STATUSES, PaymentRejection, type PaymentOperation } from './types';
@@ -53,6 +56,7 @@ const PaymentView = Type.Object({
   amountCaptured: Type.Integer(),
   amountRefunded: Type.Integer(),
   voided: Type.Boolean(),
+  expired: Type.Boolean(),
   createdAt: Type.String(),
   refunds: Type.Array(RefundView),
 });
@@ -121,12 +125,30 @@ const FaultBody = Type.Union([
     },
     { additionalProperties: false },
   ),
+  Type.Object(
+    {
+      kind: Type.Literal('reject'),
+      ...OperationScope,
+      code: Type.Enum([...PAYMENT_REJECTIONS]),
+      rate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+      calls: Type.Optional(Type.Integer({ minimum: 1 })),
+    },
+    { additionalProperties: false },
+  ),
 ]);
+
+const SettingsView = Type.Object({ authorisationTtlMs: Nullable(Type.Integer()) });
+
+const SettingsBody = Type.Object(
+  { authorisationTtlMs: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))) },
+  { additionalProperties: false },
+);
 
 /** Every rule in one flat shape (outage times as ISO strings). */
 const FaultRuleView = Type.Object({
   kind: Type.String(),
   operation: Nullable(OperationSchema),
+  code: Type.Optional(Type.String()),
   ms: Type.Optional(Type.Number()),
   rate: Type.Optional(Nullable(Type.Number())),
   remainingCalls: Type.Optional(Nullable(Type.Number())),
@@ -158,6 +180,7 @@ const StatsView = Type.Object({
       captured: Type.Integer(),
       refunded: Type.Integer(),
       voided: Type.Boolean(),
+      expired: Type.Boolean(),
     }),
   ),
 });
@@ -184,6 +207,10 @@ const OPERATION_OF_ROUTE: Readonly<Record<string, PaymentOperation>> = {
 function operationOf(request: FastifyRequest): PaymentOperation | null {
   if (request.method !== 'POST') return null;
   return OPERATION_OF_ROUTE[request.routeOptions.url ?? ''] ?? null;
+}
+
+function send(reply: FastifyReply, answer: SimAnswer): FastifyReply {
+  return reply.code(answer.status).send(answer.body);
 }
 
 /** Timeout faults sleep on real timers; stopping the server wakes every sleeper at once. */
@@ -219,6 +246,11 @@ export interface PaymentSimulatorOptions {
   apiKey?: string;
   /** Seed of the fault PRNGs (error rates). Default 1. */
   seed?: number;
+  /**
+   * How long an uncaptured authorisation holds (real ms); after it a capture is refused
+   * `authorization_expired`. Default null: for ever. `PUT /control/settings` changes it.
+   */
+  authorisationTtlMs?: number | null;
 }
 
 export interface RunningPaymentSimulator {
@@ -265,10 +297,18 @@ export async function buildPaymentSimulatorApp(
       return reply.code(500).send(simError('api_error', 'internal_error', 'simulated provider error'));
     }
     if (opts.apiKey !== undefined && request.headers.authorization !== `Bearer ${opts.apiKey}`) {
-      return reply
-        .code(401)
-        .send(simError('authentication_error', PaymentRejection.UNAUTHORISED, 'Invalid API key provided'));
+      return send(reply, refusal(PaymentRejection.UNAUTHORISED, 'Invalid API key provided'));
     }
+  });
+
+  // A reject fault answers once the call got past the edge (faults, API key, validation) and
+  // before the operation runs: nothing moves, and nothing is stored under the key.
+  app.addHook('preHandler', async (request, reply) => {
+    const operation = operationOf(request);
+    const code = operation ? state.faults.rejection(operation) : null;
+    if (!operation || code === null) return;
+    state.countFault('reject');
+    return send(reply, refusal(code, `the provider refused this ${operation} (${code}, injected)`));
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
@@ -331,7 +371,7 @@ export async function buildPaymentSimulatorApp(
   function answer(reply: FastifyReply, result: SimAnswer & { replayed: boolean }): FastifyReply {
     // Stripe marks an answer given again from the idempotency store.
     if (result.replayed) void reply.header('idempotent-replayed', 'true');
-    return reply.code(result.status).send(result.body);
+    return send(reply, result);
   }
 
   // --- The provider's API -------------------------------------------------------------------
@@ -461,6 +501,14 @@ export async function buildPaymentSimulatorApp(
 
       control.get('/stats', { schema: { response: { 200: StatsView } } }, async () => state.stats());
 
+      control.get('/settings', { schema: { response: { 200: SettingsView } } }, async () => state.settings());
+
+      control.put(
+        '/settings',
+        { schema: { body: SettingsBody, response: { 200: SettingsView } } },
+        async (request) => state.configure(request.body as Partial<PaymentSimulatorSettings>),
+      );
+
       control.get(
         '/payments',
         {
@@ -513,7 +561,11 @@ export async function buildPaymentSimulatorApp(
 /** Starts the simulated provider on `host:port` (port 0 picks a free one). */
 export async function startPaymentSimulator(opts: PaymentSimulatorOptions): Promise<RunningPaymentSimulator> {
   const host = opts.host ?? '127.0.0.1';
-  const state = new PaymentSimulatorState({ now: opts.now ?? Date.now, seed: opts.seed ?? 1 });
+  const state = new PaymentSimulatorState({
+    now: opts.now ?? Date.now,
+    seed: opts.seed ?? 1,
+    authorisationTtlMs: opts.authorisationTtlMs ?? null,
+  });
   const { app, wakeSleepers } = await buildPaymentSimulatorApp(state, opts);
   await app.listen({ host, port: opts.port });
   const address = app.server.address();

@@ -5,7 +5,7 @@
  * server (simulator-server.ts) wraps it; tests may also steer it directly.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { seededRandom } from '../simulator/faults';
+import { callShare, hash32, removeRules, seededRandom, touches, type CallShare } from '../simulator/faults';
 import {
   PAYMENT_OPERATIONS,
   PaymentRejection,
@@ -40,12 +40,15 @@ export interface SimRefundView {
 export interface SimPaymentView {
   id: string;
   orderId: string;
+  /** VOIDED once voided, or once an uncaptured authorisation expired (the hold is released). */
   status: PaymentStatus;
   currency: string;
   amountAuthorised: number;
   amountCaptured: number;
   amountRefunded: number;
   voided: boolean;
+  /** The authorisation lapsed before any capture (see `authorisationTtlMs`). */
+  expired: boolean;
   createdAt: string;
   refunds: SimRefundView[];
 }
@@ -65,6 +68,27 @@ export interface AuthoriseBody {
 
 export function simError(type: string, code: string, message: string, declineCode?: string): SimErrorBody {
   return { error: { type, code, message, ...(declineCode !== undefined ? { declineCode } : {}) } };
+}
+
+/** The HTTP status and error type the provider answers each refusal with (Stripe's habits). */
+const REFUSALS: Readonly<Record<PaymentRejection, { status: number; type: string }>> = {
+  [PaymentRejection.IDEMPOTENCY_KEY_REUSED]: { status: 422, type: 'idempotency_error' },
+  [PaymentRejection.AMOUNT_TOO_LARGE]: { status: 400, type: 'invalid_request_error' },
+  [PaymentRejection.ALREADY_CAPTURED]: { status: 400, type: 'invalid_request_error' },
+  [PaymentRejection.AUTHORISATION_EXPIRED]: { status: 400, type: 'invalid_request_error' },
+  [PaymentRejection.VOIDED]: { status: 400, type: 'invalid_request_error' },
+  [PaymentRejection.NOT_CAPTURED]: { status: 400, type: 'invalid_request_error' },
+  [PaymentRejection.NOT_FOUND]: { status: 404, type: 'invalid_request_error' },
+  [PaymentRejection.INVALID_REQUEST]: { status: 400, type: 'invalid_request_error' },
+  [PaymentRejection.UNAUTHORISED]: { status: 401, type: 'authentication_error' },
+};
+
+export const PAYMENT_REJECTIONS = Object.values(PaymentRejection) as PaymentRejection[];
+
+/** The provider's refusal with `code`, in its normal error shape and with its HTTP status. */
+export function refusal(code: PaymentRejection, message: string): SimAnswer {
+  const { status, type } = REFUSALS[code];
+  return { status, body: simError(type, code, message) };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -125,7 +149,12 @@ export function passesLuhn(number: string): boolean {
 // ---------------------------------------------------------------------------------------
 // Faults
 
-export const PaymentFaultKind = { TIMEOUT: 'timeout', ERROR: 'error', OUTAGE: 'outage' } as const;
+export const PaymentFaultKind = {
+  TIMEOUT: 'timeout',
+  ERROR: 'error',
+  OUTAGE: 'outage',
+  REJECT: 'reject',
+} as const;
 export type PaymentFaultKind = (typeof PaymentFaultKind)[keyof typeof PaymentFaultKind];
 export const PAYMENT_FAULT_KINDS = Object.values(PaymentFaultKind) as PaymentFaultKind[];
 
@@ -138,13 +167,20 @@ export type PaymentFaultInput = { operation?: PaymentOperation | null } &
     | { kind: 'error'; rate?: number; calls?: number }
     /** HTTP 503 with an HTML page, for `durationMs` of real time starting `startsInMs` from now. */
     | { kind: 'outage'; durationMs: number; startsInMs?: number }
+    /**
+     * The refusal `code` (its usual status and error shape) before the operation runs, so
+     * nothing moves and nothing is stored under the key: a share of calls, the next `calls`,
+     * or with neither every call until the rule is removed.
+     */
+    | { kind: 'reject'; code: PaymentRejection; rate?: number; calls?: number }
   );
 
 /** A rule as stored and listed. Times are real-clock ms since the epoch. */
 export type PaymentFaultRule = { operation: PaymentOperation | null } & (
   | { kind: 'timeout'; ms: number; remainingCalls: number }
-  | { kind: 'error'; rate: number | null; remainingCalls: number | null }
+  | ({ kind: 'error' } & CallShare)
   | { kind: 'outage'; from: number; until: number }
+  | ({ kind: 'reject'; code: PaymentRejection } & CallShare)
 );
 
 export interface PaymentFaultDecision {
@@ -158,16 +194,6 @@ interface StoredRule {
   key: string;
   rule: PaymentFaultRule;
   random: () => number;
-}
-
-/** FNV-1a, to give every rule its own PRNG seed. */
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }
 
 function wholeAbove0(value: number, name: string): void {
@@ -198,16 +224,21 @@ export class PaymentFaults {
         rule = { kind: 'timeout', operation, ms: input.ms, remainingCalls: calls };
         break;
       }
-      case 'error': {
-        const rate = input.rate ?? null;
-        const calls = input.calls ?? null;
-        if ((rate === null) === (calls === null))
-          throw new RangeError('error needs exactly one of rate or calls');
-        if (rate !== null && !(rate >= 0 && rate <= 1)) throw new RangeError('rate must be from 0 to 1');
-        if (calls !== null) wholeAbove0(calls, 'calls');
-        rule = { kind: 'error', operation, rate, remainingCalls: calls };
+      case 'error':
+        rule = { kind: 'error', operation, ...callShare(input, 'error') };
         break;
-      }
+      case 'reject':
+        if (!PAYMENT_REJECTIONS.includes(input.code)) {
+          throw new RangeError(`code must be one of ${PAYMENT_REJECTIONS.join(', ')}`);
+        }
+        // Neither rate nor calls: every call until the rule is removed (as scripted courier answers).
+        rule = {
+          kind: 'reject',
+          operation,
+          code: input.code,
+          ...callShare(input, 'reject', { rate: 1, remainingCalls: null }),
+        };
+        break;
       case 'outage': {
         const startsInMs = input.startsInMs ?? 0;
         if (!(input.durationMs > 0) || !(startsInMs >= 0)) {
@@ -225,14 +256,7 @@ export class PaymentFaults {
 
   /** Removes rules: all, one kind, one scope, or one kind in one scope. Returns how many. */
   clear(filter: { kind?: PaymentFaultKind; operation?: PaymentOperation } = {}): number {
-    let removed = 0;
-    for (const [key, { rule }] of this.rules) {
-      if (filter.kind && rule.kind !== filter.kind) continue;
-      if (filter.operation && rule.operation !== filter.operation) continue;
-      this.rules.delete(key);
-      removed++;
-    }
-    return removed;
+    return removeRules(this.rules, filter);
   }
 
   list(): PaymentFaultRule[] {
@@ -257,15 +281,24 @@ export class PaymentFaults {
     }
 
     const error = this.ruleFor('error', operation);
-    if (error) {
-      if (error.rule.remainingCalls !== null) {
-        decision.failure = 'error';
-        if (--error.rule.remainingCalls <= 0) this.rules.delete(error.key);
-      } else if (error.random() < (error.rule.rate ?? 0)) {
-        decision.failure = 'error';
-      }
-    }
+    if (error && this.touches(error)) decision.failure = 'error';
     return decision;
+  }
+
+  /**
+   * The refusal to answer one call of `operation` with instead of running it, or null.
+   * Asked once the call got past the provider's edge (faults, API key, validation).
+   */
+  rejection(operation: PaymentOperation): PaymentRejection | null {
+    const reject = this.ruleFor('reject', operation);
+    return reject && this.touches(reject) ? reject.rule.code : null;
+  }
+
+  /** Whether a rate-or-calls rule touches this call; a used-up "next N calls" rule goes. */
+  private touches(stored: StoredRule & { rule: CallShare }): boolean {
+    const touched = touches(stored.rule, stored.random);
+    if (stored.rule.remainingCalls === 0) this.rules.delete(stored.key);
+    return touched;
   }
 
   private ruleFor<K extends PaymentFaultKind>(
@@ -304,7 +337,15 @@ export interface PaymentSimStats {
   /** Every payment the provider holds (not reset with the counters), by reference. */
   payments: Record<
     string,
-    { orderId: string; authorised: number; captured: number; refunded: number; voided: boolean }
+    {
+      orderId: string;
+      authorised: number;
+      captured: number;
+      refunded: number;
+      voided: boolean;
+      /** The authorisation lapsed uncaptured: its hold is released like a void's. */
+      expired: boolean;
+    }
   >;
 }
 
@@ -319,6 +360,8 @@ interface SimPayment {
   amountCaptured: number;
   captured: boolean;
   voided: boolean;
+  /** Set once the simulator saw the authorisation lapse: a fact from then on, whatever the TTL. */
+  expired: boolean;
   createdAt: number;
   refunds: { id: string; amount: number; createdAt: number }[];
 }
@@ -346,18 +389,30 @@ function refundedOf(payment: SimPayment): number {
   return payment.refunds.reduce((sum, refund) => sum + refund.amount, 0);
 }
 
-function statusOf(payment: SimPayment): PaymentStatus {
-  if (payment.voided) return PaymentStatus.VOIDED;
+function statusOf(payment: SimPayment, expired: boolean): PaymentStatus {
+  if (payment.voided || expired) return PaymentStatus.VOIDED;
   if (!payment.captured) return PaymentStatus.AUTHORISED;
   const refunded = refundedOf(payment);
   if (refunded === 0) return PaymentStatus.CAPTURED;
   return refunded >= payment.amountCaptured ? PaymentStatus.REFUNDED : PaymentStatus.PARTIALLY_REFUNDED;
 }
 
-const invalid = (code: string, message: string): SimAnswer => ({
-  status: 400,
-  body: simError('invalid_request_error', code, message),
-});
+/** Simulator settings the control API can change at run time. */
+export interface PaymentSimulatorSettings {
+  /**
+   * How long an uncaptured authorisation holds, in real ms from its creation; null: for ever.
+   * After it a capture is refused `authorization_expired` and the hold counts as released (a
+   * void still answers 200). Applies to existing authorisations too, so a test can let one
+   * lapse by lowering it. Stripe's card authorisations mostly hold 7 days.
+   */
+  authorisationTtlMs: number | null;
+}
+
+function assertTtl(ms: number | null): void {
+  if (ms !== null && !(Number.isInteger(ms) && ms > 0)) {
+    throw new RangeError('authorisationTtlMs must be a whole number of ms above 0, or null');
+  }
+}
 
 export class PaymentSimulatorState {
   readonly faults: PaymentFaults;
@@ -365,6 +420,7 @@ export class PaymentSimulatorState {
   /** Idempotency-Key → the first answer given under it. Keys never expire here. */
   private answers = new Map<string, StoredAnswer>();
   private since = 0;
+  private ttlMs: number | null;
   private counters = {
     calls: zeroPerOperation(),
     applied: zeroPerOperation(),
@@ -374,9 +430,26 @@ export class PaymentSimulatorState {
     byStatus: {} as Record<string, number>,
   };
 
-  constructor(private readonly opts: { now: () => number; seed: number }) {
+  constructor(
+    private readonly opts: { now: () => number; seed: number; authorisationTtlMs?: number | null },
+  ) {
+    assertTtl(opts.authorisationTtlMs ?? null);
+    this.ttlMs = opts.authorisationTtlMs ?? null;
     this.faults = new PaymentFaults(opts.seed, opts.now);
     this.resetCounters();
+  }
+
+  settings(): PaymentSimulatorSettings {
+    return { authorisationTtlMs: this.ttlMs };
+  }
+
+  /** Changes settings given; throws RangeError on a bad value. */
+  configure(settings: Partial<PaymentSimulatorSettings>): PaymentSimulatorSettings {
+    if (settings.authorisationTtlMs !== undefined) {
+      assertTtl(settings.authorisationTtlMs);
+      this.ttlMs = settings.authorisationTtlMs;
+    }
+    return this.settings();
   }
 
   /** Real clock, ms since the epoch. */
@@ -405,9 +478,7 @@ export class PaymentSimulatorState {
     if (stored) {
       if (stored.fingerprint !== fingerprint) {
         return {
-          status: 422,
-          body: simError(
-            'idempotency_error',
+          ...refusal(
             PaymentRejection.IDEMPOTENCY_KEY_REUSED,
             `Idempotency-Key "${key}" was already used for a ${stored.operation} with different parameters`,
           ),
@@ -428,7 +499,7 @@ export class PaymentSimulatorState {
     let number: string;
     if ('token' in body.card) {
       const tokenCard = TEST_TOKENS[body.card.token];
-      if (!tokenCard) return invalid(PaymentRejection.INVALID_REQUEST, `No such token: '${body.card.token}'`);
+      if (!tokenCard) return refusal(PaymentRejection.INVALID_REQUEST, `No such token: '${body.card.token}'`);
       number = tokenCard;
     } else {
       number = body.card.number;
@@ -466,6 +537,7 @@ export class PaymentSimulatorState {
       amountCaptured: 0,
       captured: false,
       voided: false,
+      expired: false,
       createdAt: this.now(),
       refunds: [],
     };
@@ -474,21 +546,30 @@ export class PaymentSimulatorState {
     return { status: 201, body: this.view(payment) };
   }
 
-  /** One capture per payment, of at most the amount authorised; the rest is released. */
+  /**
+   * One capture per payment, of at most the amount authorised; the rest is released. An
+   * authorisation that lapsed (`authorisationTtlMs`) cannot be captured any more.
+   */
   capture(ref: string, amount: number): SimAnswer {
     const payment = this.payments.get(ref);
     if (!payment) return this.notFound(ref);
     if (payment.voided) {
-      return invalid(PaymentRejection.VOIDED, `payment ${ref} was voided and cannot be captured`);
+      return refusal(PaymentRejection.VOIDED, `payment ${ref} was voided and cannot be captured`);
     }
     if (payment.captured) {
-      return invalid(
+      return refusal(
         PaymentRejection.ALREADY_CAPTURED,
         `payment ${ref} was already captured (${payment.amountCaptured}); a payment is captured once`,
       );
     }
+    if (this.expired(payment)) {
+      return refusal(
+        PaymentRejection.AUTHORISATION_EXPIRED,
+        `the authorisation of ${ref} expired ${this.ttlMs} ms after it was made and can no longer be captured`,
+      );
+    }
     if (amount > payment.amountAuthorised) {
-      return invalid(
+      return refusal(
         PaymentRejection.AMOUNT_TOO_LARGE,
         `capture of ${amount} exceeds the ${payment.amountAuthorised} authorised on ${ref}`,
       );
@@ -499,17 +580,22 @@ export class PaymentSimulatorState {
     return { status: 200, body: this.view(payment) };
   }
 
-  /** Releases an uncaptured authorisation; voiding a voided payment changes nothing and succeeds. */
+  /**
+   * Releases an uncaptured authorisation; voiding a voided payment changes nothing and
+   * succeeds, and so does voiding a lapsed one (its hold is already released, as Stripe
+   * cancels an expired authorisation and a cancel of it is no error to the caller).
+   */
   void(ref: string): SimAnswer {
     const payment = this.payments.get(ref);
     if (!payment) return this.notFound(ref);
     if (payment.captured) {
-      return invalid(
+      return refusal(
         PaymentRejection.ALREADY_CAPTURED,
         `payment ${ref} was captured and cannot be voided; refund it instead`,
       );
     }
-    if (!payment.voided) {
+    // A lapsed authorisation has nothing left to release: the void is a no-op that succeeds.
+    if (!payment.voided && !this.expired(payment)) {
       payment.voided = true;
       this.counters.applied.void++;
     }
@@ -521,11 +607,11 @@ export class PaymentSimulatorState {
     const payment = this.payments.get(ref);
     if (!payment) return this.notFound(ref);
     if (!payment.captured) {
-      return invalid(PaymentRejection.NOT_CAPTURED, `payment ${ref} has nothing captured to refund`);
+      return refusal(PaymentRejection.NOT_CAPTURED, `payment ${ref} has nothing captured to refund`);
     }
     const refunded = refundedOf(payment);
     if (refunded + amount > payment.amountCaptured) {
-      return invalid(
+      return refusal(
         PaymentRejection.AMOUNT_TOO_LARGE,
         `refund of ${amount} exceeds what is left to refund on ${ref}: ${payment.amountCaptured - refunded} ` +
           `(captured ${payment.amountCaptured}, refunded ${refunded})`,
@@ -566,6 +652,7 @@ export class PaymentSimulatorState {
         captured: payment.amountCaptured,
         refunded: refundedOf(payment),
         voided: payment.voided,
+        expired: this.expired(payment),
       };
     }
     return {
@@ -627,22 +714,38 @@ export class PaymentSimulatorState {
   }
 
   private notFound(ref: string): SimAnswer {
-    return {
-      status: 404,
-      body: simError('invalid_request_error', PaymentRejection.NOT_FOUND, `No such payment: '${ref}'`),
-    };
+    return refusal(PaymentRejection.NOT_FOUND, `No such payment: '${ref}'`);
+  }
+
+  /**
+   * Whether the authorisation lapsed: uncaptured and unvoided when the TTL ran out. Seen
+   * once, it stays lapsed (a TTL raised later does not bring the hold back).
+   */
+  private expired(payment: SimPayment): boolean {
+    if (
+      !payment.expired &&
+      !payment.captured &&
+      !payment.voided &&
+      this.ttlMs !== null &&
+      this.now() >= payment.createdAt + this.ttlMs
+    ) {
+      payment.expired = true;
+    }
+    return payment.expired;
   }
 
   private view(payment: SimPayment): SimPaymentView {
+    const expired = this.expired(payment);
     return {
       id: payment.id,
       orderId: payment.orderId,
-      status: statusOf(payment),
+      status: statusOf(payment, expired),
       currency: payment.currency,
       amountAuthorised: payment.amountAuthorised,
       amountCaptured: payment.amountCaptured,
       amountRefunded: refundedOf(payment),
       voided: payment.voided,
+      expired,
       createdAt: new Date(payment.createdAt).toISOString(),
       refunds: payment.refunds.map((refund) => ({
         ...refund,

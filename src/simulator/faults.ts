@@ -81,13 +81,77 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** FNV-1a, to derive one rule's seed from the server's seed and the rule's identity. */
-function hash32(text: string): number {
+export function hash32(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/**
+ * Which calls a rule touches: the next `remainingCalls` calls, or a `rate` share of calls
+ * (drawn from the rule's seeded PRNG). Shared by the courier faults, the courier simulator's
+ * scripted answers and the payment simulator's faults.
+ */
+export interface CallShare {
+  rate: number | null;
+  remainingCalls: number | null;
+}
+
+/**
+ * The share a caller asked for with `rate` or `calls`. Both at once is refused; neither is
+ * `whenNeither`, or refused when that is null. Throws RangeError naming `what`.
+ */
+export function callShare(
+  input: { rate?: number | null; calls?: number | null },
+  what: string,
+  whenNeither: CallShare | null = null,
+): CallShare {
+  const rate = input.rate ?? null;
+  const calls = input.calls ?? null;
+  if (rate !== null && calls !== null) throw new RangeError(`${what} takes rate or calls, not both`);
+  if (rate === null && calls === null) {
+    if (whenNeither) return { ...whenNeither };
+    throw new RangeError(`${what} needs exactly one of rate or calls`);
+  }
+  if (rate !== null) assertRate(rate);
+  if (calls !== null && !(Number.isInteger(calls) && calls > 0))
+    throw new RangeError('calls must be a whole number above 0');
+  return { rate, remainingCalls: calls };
+}
+
+/**
+ * Whether a rule touches this call. A "next N calls" rule always does and counts down
+ * (the caller drops it when `remainingCalls` reaches 0); a rate rule draws from `random`.
+ */
+export function touches(share: CallShare, random: () => number): boolean {
+  if (share.remainingCalls !== null) {
+    share.remainingCalls--;
+    return true;
+  }
+  return random() < (share.rate ?? 0);
+}
+
+/**
+ * Removes the rules whose fields equal every field `filter` sets (an empty filter: all of
+ * them) and says how many went. Shared by every rule store of the simulators.
+ */
+export function removeRules(
+  rules: Map<string, { rule: object }>,
+  filter: Readonly<Record<string, string | undefined>>,
+): number {
+  let removed = 0;
+  for (const [key, { rule }] of rules) {
+    const fields = rule as Record<string, unknown>;
+    if (Object.entries(filter).some(([field, value]) => value !== undefined && fields[field] !== value)) {
+      continue;
+    }
+    rules.delete(key);
+    removed++;
+  }
+  return removed;
 }
 
 interface StoredRule {
@@ -123,18 +187,12 @@ export class Faults {
         rule = { kind: 'error', format, rate: input.rate };
         break;
       case 'rate_limit': {
-        const calls = input.calls ?? null;
-        const rate = input.rate ?? null;
-        if ((calls === null) === (rate === null))
-          throw new RangeError('rate_limit needs exactly one of rate or calls');
-        if (rate !== null) assertRate(rate);
-        if (calls !== null && !(Number.isInteger(calls) && calls > 0))
-          throw new RangeError('calls must be a whole number above 0');
+        const { rate, remainingCalls } = callShare(input, 'rate_limit');
         const retryAfterSeconds = input.retryAfterSeconds ?? 30;
         if (!(Number.isInteger(retryAfterSeconds) && retryAfterSeconds >= 0)) {
           throw new RangeError('retryAfterSeconds must be a whole number, 0 or more');
         }
-        rule = { kind: 'rate_limit', format, rate, remainingCalls: calls, retryAfterSeconds };
+        rule = { kind: 'rate_limit', format, rate, remainingCalls, retryAfterSeconds };
         break;
       }
       case 'outage': {
@@ -157,14 +215,7 @@ export class Faults {
 
   /** Removes rules: all of them, one kind, one scope (`format`), or one kind in one scope. */
   clear(filter: { kind?: FaultKind; format?: SimFormat } = {}): number {
-    let removed = 0;
-    for (const [key, { rule }] of this.rules) {
-      if (filter.kind && rule.kind !== filter.kind) continue;
-      if (filter.format && rule.format !== filter.format) continue;
-      this.rules.delete(key);
-      removed++;
-    }
-    return removed;
+    return removeRules(this.rules, filter);
   }
 
   list(): FaultRule[] {
@@ -203,14 +254,8 @@ export class Faults {
 
     const limit = this.ruleFor('rate_limit', format);
     if (limit) {
-      let limited: boolean;
-      if (limit.rule.remainingCalls !== null) {
-        limit.rule.remainingCalls--;
-        limited = true;
-        if (limit.rule.remainingCalls <= 0) this.rules.delete(limit.key);
-      } else {
-        limited = limit.random() < (limit.rule.rate ?? 0);
-      }
+      const limited = touches(limit.rule, limit.random);
+      if (limit.rule.remainingCalls === 0) this.rules.delete(limit.key);
       if (limited) {
         decision.answer = {
           fault: 'rate_limit',

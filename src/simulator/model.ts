@@ -7,6 +7,7 @@ import type { ShipmentStatus } from '../domain/status';
 
 /** Wire formats the simulator speaks. `native` is the simulator's own JSON format. */
 export type SimFormat = 'native' | 'easyparcel' | 'bluedart';
+export const SIM_FORMATS: readonly SimFormat[] = ['native', 'easyparcel', 'bluedart'];
 
 export interface SimLocation {
   city: string;
@@ -76,4 +77,14 @@ export interface SimBackend {
   track(format: SimFormat, trackingNumbers: string[]): SimTrackingItem[];
   book(format: SimFormat, request: SimBookingRequest): { trackingNumber: string };
   cancel(format: SimFormat, trackingNumber: string): 'cancelled' | 'already_picked_up' | 'not_found';
+  /**
+   * The HTTP status a book or cancel call must answer instead of running, in the format's
+   * own refusal shape (a scripted answer: answers.ts), or null to run it. A backend without
+   * scripted answers may leave it out.
+   */
+  scriptedAnswer?(
+    format: SimFormat,
+    operation: 'book' | 'cancel',
+    subject: { trackingNumber?: string; reference?: string },
+  ): number | null;
 }

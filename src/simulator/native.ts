@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TSchema } from 'typebox';
+import { ALREADY_PICKED_UP } from '../couriers/simulator';
 import type { SimScan, SimShipmentView, SimTrackingItem } from './model';
 import { SCENARIO_NAMES } from './scenarios';
 import type { SimulatorCore } from './server';
@@ -93,6 +94,37 @@ const Booked = Type.Object({
   created: Type.Boolean(),
 });
 
+/**
+ * The native refusal of a book or cancel with `status`, about `subject` (the number being
+ * cancelled, or the booking's reference): the real path's 404 and 409, and every scripted
+ * answer. A cancel's 409 is the explicit ALREADY_PICKED_UP; a booking's 409 only a conflict.
+ */
+export function nativeRefusal(operation: 'book' | 'cancel', status: number, subject: string): SimErrorBody {
+  switch (status) {
+    case 400:
+      return simError('INVALID_REQUEST', `the simulator refused this ${operation} of ${subject} as invalid`);
+    case 401:
+      return simError('UNAUTHORIZED', 'missing or invalid credentials');
+    case 403:
+      return simError('FORBIDDEN', `these credentials may not ${operation} shipments`);
+    case 404:
+      return simError(
+        'NOT_FOUND',
+        operation === 'cancel' ? `no shipment ${subject}` : `no such service for ${subject}`,
+      );
+    case 409:
+      return operation === 'cancel'
+        ? simError(ALREADY_PICKED_UP, `${subject} is already picked up; it can no longer be cancelled`)
+        : simError('CONFLICT', `reference ${subject} conflicts with an existing booking`);
+    case 503:
+      return simError('UNAVAILABLE', 'service temporarily unavailable');
+    default:
+      return status >= 500
+        ? simError('INTERNAL', 'simulator error')
+        : simError('REFUSED', `the simulator refused this ${operation} of ${subject}`);
+  }
+}
+
 function nativeEvent(scan: SimScan): NativeEvent {
   return {
     code: scan.subStatus ? `${scan.status}.${scan.subStatus}` : scan.status,
@@ -131,9 +163,16 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<{ core: SimulatorCore }> = 
 
   app.post(
     '/shipments',
-    { schema: { body: BookBody, response: { 200: Booked, 201: Booked } } },
+    {
+      schema: {
+        body: BookBody,
+        response: { 200: Booked, 201: Booked, '4xx': SimErrorBody, '5xx': SimErrorBody },
+      },
+    },
     async (request, reply) => {
       const { reference, recipient, weightGrams, scenario } = request.body;
+      const scripted = core.scriptedAnswer('native', 'book', { reference });
+      if (scripted !== null) return reply.code(scripted).send(nativeRefusal('book', scripted, reference));
       const booked = core.bookParcel(
         'native',
         {
@@ -154,26 +193,20 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<{ core: SimulatorCore }> = 
         params: Type.Object({ trackingNumber: Type.String({ minLength: 1, maxLength: 64 }) }),
         response: {
           200: Type.Object({ trackingNumber: Type.String(), status: Type.Literal('CANCELLED') }),
-          404: SimErrorBody,
-          409: SimErrorBody,
+          '4xx': SimErrorBody,
+          '5xx': SimErrorBody,
         },
       },
     },
     async (request, reply) => {
       const { trackingNumber } = request.params;
+      const scripted = core.scriptedAnswer('native', 'cancel', { trackingNumber });
+      if (scripted !== null)
+        return reply.code(scripted).send(nativeRefusal('cancel', scripted, trackingNumber));
       const outcome = core.cancel('native', trackingNumber);
-      if (outcome === 'not_found') {
-        return reply.code(404).send(simError('NOT_FOUND', `no shipment ${trackingNumber}`));
-      }
+      if (outcome === 'not_found') return reply.code(404).send(nativeRefusal('cancel', 404, trackingNumber));
       if (outcome === 'already_picked_up') {
-        return reply
-          .code(409)
-          .send(
-            simError(
-              'ALREADY_PICKED_UP',
-              `${trackingNumber} is already picked up; it can no longer be cancelled`,
-            ),
-          );
+        return reply.code(409).send(nativeRefusal('cancel', 409, trackingNumber));
       }
       return { trackingNumber, status: 'CANCELLED' as const };
     },

@@ -16,18 +16,20 @@ import Fastify, {
 import { Type, type Static } from 'typebox';
 import { ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
+import { answerRoutes, ScriptedAnswers, type AnswerOperation } from './answers';
 import { SimClock } from './clock';
 import { FAULT_KINDS, Faults, spoilBody, type FaultInput, type FaultKind, type FaultRule } from './faults';
 import { registerBlueDartRoutes, type BlueDartRouteOptions } from './formats/bluedart';
 import { registerEasyParcelRoutes } from './formats/easyparcel';
-import type {
-  SimBackend,
-  SimBookingRequest,
-  SimFormat,
-  SimRecipient,
-  SimScan,
-  SimShipmentView,
-  SimTrackingItem,
+import {
+  SIM_FORMATS,
+  type SimBackend,
+  type SimBookingRequest,
+  type SimFormat,
+  type SimRecipient,
+  type SimScan,
+  type SimShipmentView,
+  type SimTrackingItem,
 } from './model';
 import { nativeRoutes, Nullable, ScenarioSchema, SimErrorBody, simError } from './native';
 import {
@@ -42,7 +44,7 @@ import {
   type ScenarioName,
 } from './scenarios';
 
-export const SIM_FORMATS: readonly SimFormat[] = ['native', 'easyparcel', 'bluedart'];
+export { SIM_FORMATS };
 
 /** Tracking numbers the simulator issues (and adopts on first sight): prefix + 4 to 20 digits. */
 export const NUMBER_PREFIX: Readonly<Record<SimFormat, string>> = {
@@ -90,6 +92,8 @@ export interface FormatStats {
   byStatus: Record<string, number>;
   /** Calls a fault touched (latency counts too: the call was slowed, then answered). */
   faults: Record<FaultKind, number>;
+  /** Book and cancel calls answered by a scripted answer instead of running. */
+  scripted: Record<AnswerOperation, number>;
   /** Tracking numbers asked about in track calls (one call may ask about 100). */
   numbersTracked: number;
 }
@@ -107,6 +111,7 @@ function emptyFormatStats(): FormatStats {
     byKind: Object.fromEntries(CALL_KINDS.map((kind) => [kind, 0])) as Record<CallKind, number>,
     byStatus: {},
     faults: Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>,
+    scripted: { book: 0, cancel: 0 },
     numbersTracked: 0,
   };
 }
@@ -135,6 +140,10 @@ export class CallStats {
 
   fault(format: SimFormat, kind: FaultKind): void {
     this.formats[format].faults[kind]++;
+  }
+
+  scripted(format: SimFormat, operation: AnswerOperation): void {
+    this.formats[format].scripted[operation]++;
   }
 
   status(format: SimFormat, status: number): void {
@@ -229,6 +238,7 @@ const NO_ETA: ReadonlySet<ShipmentStatus> = new Set([
 export class SimulatorCore implements SimBackend {
   readonly clock: SimClock;
   readonly faults: Faults;
+  readonly answers: ScriptedAnswers;
   readonly stats: CallStats;
   private parcels = new Map<string, Parcel>();
   /** `${format}|${reference}` → tracking number: booking is idempotent per reference. */
@@ -238,6 +248,7 @@ export class SimulatorCore implements SimBackend {
   constructor(opts: { now: () => number; timeScale: number; seed: number }) {
     this.clock = new SimClock(opts.now, opts.timeScale);
     this.faults = new Faults(opts.seed, opts.now);
+    this.answers = new ScriptedAnswers(opts.seed);
     this.stats = new CallStats(opts.now);
   }
 
@@ -263,6 +274,20 @@ export class SimulatorCore implements SimBackend {
     if (scans.some((scan) => scan.status !== ShipmentStatus.INFO_RECEIVED)) return 'already_picked_up';
     parcel.cancelledAtCourier = this.clock.courierNow();
     return 'cancelled';
+  }
+
+  /** A cancel is matched by its number and by the reference the parcel was booked with. */
+  scriptedAnswer(
+    format: SimFormat,
+    operation: AnswerOperation,
+    subject: { trackingNumber?: string; reference?: string },
+  ): number | null {
+    const trackingNumber = subject.trackingNumber ?? null;
+    const reference =
+      subject.reference ?? (trackingNumber ? this.parcels.get(trackingNumber)?.reference : null) ?? null;
+    const status = this.answers.decide({ format, operation, trackingNumber, reference });
+    if (status !== null) this.stats.scripted(format, operation);
+    return status;
   }
 
   // --- Beyond the wire formats --------------------------------------------------------------
@@ -349,10 +374,11 @@ export class SimulatorCore implements SimBackend {
     return [...this.parcels.values()].map((parcel) => this.info(parcel));
   }
 
-  /** Clears counters and faults; with `parcels`, forgets every parcel and booking too. */
+  /** Clears counters, faults and scripted answers; with `parcels`, forgets every parcel and booking too. */
   reset(opts: { parcels?: boolean } = {}): void {
     this.stats.reset();
     this.faults.clear();
+    this.answers.clear();
     if (opts.parcels) {
       this.parcels.clear();
       this.references.clear();
@@ -574,6 +600,7 @@ const FormatStatsSchema = Type.Object({
   byKind: Type.Record(Type.String(), Type.Number()),
   byStatus: Type.Record(Type.String(), Type.Number()),
   faults: Type.Record(Type.String(), Type.Number()),
+  scripted: Type.Object({ book: Type.Number(), cancel: Type.Number() }),
   numbersTracked: Type.Number(),
 });
 const StatsSchema = Type.Object({
@@ -706,6 +733,8 @@ const controlRoutes: FastifyPluginAsyncTypebox<{ core: SimulatorCore }> = async 
     },
     async (request) => ({ removed: core.faults.clear(request.query) }),
   );
+
+  await app.register(answerRoutes, { answers: core.answers });
 
   app.get('/stats', { schema: { response: { 200: StatsSchema } } }, async () => core.stats.snapshot());
 

@@ -8,13 +8,12 @@ import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/p
 import {
   PaymentRejectedError,
   PaymentRejection,
-  PaymentStatus,
   PaymentUnavailableError,
   type AuthoriseResult,
   type PaymentProvider,
 } from '../../src/payments/types';
 import { freePort } from '../support/ports';
-import { call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';
+import { authoriseOrder, call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';
 
 const MINUTE = 60_000;
 let realNow = Date.parse('2025-05-05T02:00:00.000Z');
@@ -33,17 +32,8 @@ beforeEach(async () => {
 });
 
 /** Authorises 25.99 MYR on the success card and returns the reference. */
-async function authorised(order: ReturnType<typeof newOrder>, amount = 2599): Promise<string> {
-  const result = await provider.authorise({
-    idempotencyKey: order.key('authorise'),
-    orderId: order.orderId,
-    amount,
-    currency: 'MYR',
-    card: card(TEST_CARDS.SUCCEEDS),
-  });
-  if (result.status !== PaymentStatus.AUTHORISED) throw new Error(`not authorised: ${result.message}`);
-  return result.providerRef;
-}
+const authorised = (order: ReturnType<typeof newOrder>, amount?: number) =>
+  authoriseOrder(provider, order, amount);
 
 describe('authorising with the test cards', () => {
   it('the success card is authorised for the full amount and the provider holds one payment', async () => {

@@ -171,6 +171,7 @@ describe('the control API', () => {
       captured: 0,
       refunded: 0,
       voided: false,
+      expired: false,
     });
   });
 

@@ -1,7 +1,12 @@
 /** Helpers shared by the payment tests: test cards, order ids and the simulator's control API. */
-import type { PaymentSimStats, SimPaymentView } from '../../src/payments/simulator-state';
+import { TEST_CARDS, type PaymentSimStats, type SimPaymentView } from '../../src/payments/simulator-state';
 import type { RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import { paymentIdempotencyKey, type PaymentCard } from '../../src/payments/types';
+import {
+  paymentIdempotencyKey,
+  PaymentStatus,
+  type PaymentCard,
+  type PaymentProvider,
+} from '../../src/payments/types';
 
 /** A card that has not expired at the tests' clock (2025). */
 export function card(number: string): PaymentCard {
@@ -63,4 +68,21 @@ export async function payment(sim: RunningPaymentSimulator, ref: string): Promis
 export async function setFault(sim: RunningPaymentSimulator, rule: object): Promise<void> {
   const answer = await call(sim, 'POST', '/control/faults', rule);
   if (answer.status !== 200) throw new Error(`fault refused: ${JSON.stringify(answer.body)}`);
+}
+
+/** Authorises `amount` (default 25.99 MYR) of `order` on the success card; the payment's reference. */
+export async function authoriseOrder(
+  provider: PaymentProvider,
+  order: ReturnType<typeof newOrder>,
+  amount = 2599,
+): Promise<string> {
+  const result = await provider.authorise({
+    idempotencyKey: order.key('authorise'),
+    orderId: order.orderId,
+    amount,
+    currency: 'MYR',
+    card: card(TEST_CARDS.SUCCEEDS),
+  });
+  if (result.status !== PaymentStatus.AUTHORISED) throw new Error(`not authorised: ${result.message}`);
+  return result.providerRef;
 }

@@ -157,6 +157,7 @@ describe('the simulator adapter', () => {
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CourierRejectedError);
+    expect((err as CourierRejectedError).reason).toBe('invalid');
     expect((err as Error).message).toMatch(/400 VALIDATION_FAILED/);
     expect((err as Error).message).toMatch(/reference/);
   });

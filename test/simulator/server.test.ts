@@ -190,7 +190,7 @@ describe('cancelling', () => {
     expect(result.eta).toBeNull();
   });
 
-  it('a cancel after pickup is refused with 409 and changes nothing', async () => {
+  it('a cancel after pickup is refused with 409, read as collected, and changes nothing', async () => {
     const { trackingNumber } = await adapter.book(booking('shp_cancel_late'));
     await call('POST', '/control/parcels', { trackingNumber, scenario: 'delivered' });
     advanceCourier(8 * HOUR);
@@ -198,17 +198,21 @@ describe('cancelling', () => {
 
     const answer = await call('POST', `/native/shipments/${trackingNumber}/cancel`);
     expect(answer).toMatchObject({ status: 409, body: { error: { code: 'ALREADY_PICKED_UP' } } });
-    await expect(adapter.cancel(trackingNumber)).rejects.toThrow(CourierRejectedError);
+    await expect(adapter.cancel(trackingNumber)).rejects.toMatchObject({
+      name: 'CourierRejectedError',
+      reason: 'collected',
+    });
 
     const [after] = await adapter.track([trackingNumber]);
     expect(after).toEqual(before);
     expect(after).toMatchObject({ status: 'IN_TRANSIT' });
   });
 
-  it('cancelling a number the simulator does not know answers 404', async () => {
+  it('cancelling a number the simulator does not know answers 404, an unknown booking', async () => {
     const answer = await call('POST', '/native/shipments/NOPE-2/cancel');
     expect(answer).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
     await expect(adapter.cancel('NOPE-2')).rejects.toThrow(/NOT_FOUND/);
+    await expect(adapter.cancel('NOPE-2')).rejects.toMatchObject({ reason: 'unknown_booking' });
   });
 });
 

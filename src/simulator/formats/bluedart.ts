@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { BlueDartScanCode, BlueDartStatusType } from '../../couriers/bluedart';
 import { IST_OFFSET_MINUTES, MONTH_ABBREVIATIONS, MONTH_NAMES, pad, utcToLocal } from '../../couriers/time';
 import { ShipmentStatus } from '../../domain/status';
+import { OUTAGE_PAGE } from '../faults';
 import type {
   RenderedResponse,
   SimBackend,
@@ -220,6 +221,32 @@ function json(status: number, body: object): RenderedResponse {
   return { status, contentType: JSON_TYPE, body: JSON.stringify(body) };
 }
 
+/**
+ * Blue Dart's refusal of a generate or cancel with `status`, about `subject` (the waybill
+ * being cancelled, or the booking's reference): the real path's 404 and 409, and every
+ * scripted answer. A cancel's 409 says, in Blue Dart's words, that the AWB is already picked
+ * up; a generate's 409 only that the reference conflicts. A 5xx is an HTML outage page, as
+ * Blue Dart's front end sends it.
+ */
+export function renderBlueDartRefusal(
+  operation: 'book' | 'cancel',
+  status: number,
+  subject: string,
+): RenderedResponse {
+  if (status >= 500) return { status, contentType: 'text/html; charset=utf-8', body: OUTAGE_PAGE };
+  const cancel = operation === 'cancel';
+  const refusals: Readonly<Record<number, { Status: string; Message: string }>> = {
+    400: { Status: 'Invalid', Message: 'Invalid request' },
+    401: { Status: 'Invalid', Message: 'Invalid login id or licence key' },
+    403: { Status: 'Invalid', Message: 'Licence key is not authorised for this service' },
+    404: { Status: 'Invalid', Message: cancel ? `AWB ${subject} not found` : 'Service not found' },
+    409: cancel
+      ? { Status: 'Rejected', Message: `AWB ${subject} is already picked up` }
+      : { Status: 'Rejected', Message: `Reference ${subject} conflicts with an existing waybill` },
+  };
+  return json(status, refusals[status] ?? { Status: 'Rejected', Message: 'Request refused' });
+}
+
 function send(reply: FastifyReply, rendered: RenderedResponse): FastifyReply {
   return reply.code(rendered.status).type(rendered.contentType).send(rendered.body);
 }
@@ -302,8 +329,7 @@ export function registerBlueDartRoutes(
   });
 
   app.post('/waybill/generate', async (request, reply) => {
-    if (!licensed(request))
-      return send(reply, json(401, { Status: 'Invalid', Message: 'Invalid login id or licence key' }));
+    if (!licensed(request)) return send(reply, renderBlueDartRefusal('book', 401, ''));
     const body = isBody(request.body) ? request.body : {};
     const recipient = consigneeOf(body.consignee);
     const weight = body.weight_grams;
@@ -317,6 +343,8 @@ export function registerBlueDartRoutes(
         json(422, { Status: 'Invalid', Message: 'weight_grams must be a whole number of grams above 0' }),
       );
     }
+    const scripted = backend.scriptedAnswer?.('bluedart', 'book', { reference: body.reference }) ?? null;
+    if (scripted !== null) return send(reply, renderBlueDartRefusal('book', scripted, body.reference));
     const { trackingNumber } = backend.book('bluedart', {
       reference: body.reference,
       recipient,
@@ -326,16 +354,14 @@ export function registerBlueDartRoutes(
   });
 
   app.post('/waybill/cancel', async (request, reply) => {
-    if (!licensed(request))
-      return send(reply, json(401, { Status: 'Invalid', Message: 'Invalid login id or licence key' }));
+    if (!licensed(request)) return send(reply, renderBlueDartRefusal('cancel', 401, ''));
     const awb = isBody(request.body) ? request.body.AWBNo : undefined;
     if (!text(awb, 64)) return send(reply, json(422, { Status: 'Invalid', Message: 'AWBNo is required' }));
+    const scripted = backend.scriptedAnswer?.('bluedart', 'cancel', { trackingNumber: awb }) ?? null;
+    if (scripted !== null) return send(reply, renderBlueDartRefusal('cancel', scripted, awb));
     const outcome = backend.cancel('bluedart', awb);
-    if (outcome === 'not_found')
-      return send(reply, json(404, { Status: 'Invalid', Message: `AWB ${awb} not found` }));
-    if (outcome === 'already_picked_up') {
-      return send(reply, json(409, { Status: 'Rejected', Message: `AWB ${awb} is already picked up` }));
-    }
+    if (outcome === 'not_found') return send(reply, renderBlueDartRefusal('cancel', 404, awb));
+    if (outcome === 'already_picked_up') return send(reply, renderBlueDartRefusal('cancel', 409, awb));
     return send(reply, json(200, { AWBNo: awb, Status: 'Cancelled' }));
   });
 }

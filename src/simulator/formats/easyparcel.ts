@@ -211,6 +211,34 @@ export function renderEasyParcelError(status: number, message: string): Rendered
   return { status, contentType: JSON_TYPE, body: JSON.stringify({ status_code: status, message }) };
 }
 
+/**
+ * EasyParcel's refusal of a create or cancel with `status`, about `subject` (the AWB being
+ * cancelled, or the booking's reference): the real path's 404 and 409, and every scripted
+ * answer. A cancel's 409 says, in EasyParcel's words, that the AWB has been collected; a
+ * create's 409 only that the reference conflicts.
+ */
+export function renderEasyParcelRefusal(
+  operation: 'book' | 'cancel',
+  status: number,
+  subject: string,
+): RenderedResponse {
+  const cancel = operation === 'cancel';
+  const messages: Readonly<Record<number, string>> = {
+    400: 'The given data was invalid.',
+    401: 'Unauthenticated',
+    403: 'This action is unauthorized.',
+    404: cancel ? `AWB ${subject} not found` : 'Not Found',
+    409: cancel
+      ? `AWB ${subject} has already been collected and cannot be cancelled`
+      : `Reference ${subject} conflicts with an existing shipment`,
+    503: 'Service Unavailable',
+  };
+  return renderEasyParcelError(
+    status,
+    messages[status] ?? (status >= 500 ? 'Server Error' : 'Request refused'),
+  );
+}
+
 function send(reply: FastifyReply, rendered: RenderedResponse): FastifyReply {
   return reply.code(rendered.status).type(rendered.contentType).send(rendered.body);
 }
@@ -320,6 +348,8 @@ export function registerEasyParcelRoutes(
         renderEasyParcelError(422, 'parcel.weight_grams must be a whole number of grams above 0'),
       );
     }
+    const scripted = backend.scriptedAnswer?.('easyparcel', 'book', { reference: body.reference }) ?? null;
+    if (scripted !== null) return send(reply, renderEasyParcelRefusal('book', scripted, body.reference));
     const { trackingNumber } = backend.book('easyparcel', {
       reference: body.reference,
       recipient,
@@ -337,14 +367,11 @@ export function registerEasyParcelRoutes(
     if (!authenticated(request)) return send(reply, unauthenticated);
     const awb = isBody(request.body) ? request.body.awb_number : undefined;
     if (!text(awb, 64)) return send(reply, renderEasyParcelError(422, 'awb_number is required'));
+    const scripted = backend.scriptedAnswer?.('easyparcel', 'cancel', { trackingNumber: awb }) ?? null;
+    if (scripted !== null) return send(reply, renderEasyParcelRefusal('cancel', scripted, awb));
     const outcome = backend.cancel('easyparcel', awb);
-    if (outcome === 'not_found') return send(reply, renderEasyParcelError(404, `AWB ${awb} not found`));
-    if (outcome === 'already_picked_up') {
-      return send(
-        reply,
-        renderEasyParcelError(409, `AWB ${awb} has already been collected and cannot be cancelled`),
-      );
-    }
+    if (outcome === 'not_found') return send(reply, renderEasyParcelRefusal('cancel', 404, awb));
+    if (outcome === 'already_picked_up') return send(reply, renderEasyParcelRefusal('cancel', 409, awb));
     return send(reply, {
       status: 200,
       contentType: JSON_TYPE,

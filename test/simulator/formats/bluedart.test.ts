@@ -336,6 +336,7 @@ describe('Blue Dart round trip: simulator renders, adapter parses', () => {
       });
       await adapter.cancel('BD8');
       await expect(adapter.cancel('BD9')).rejects.toBeInstanceOf(CourierRejectedError);
+      await expect(adapter.cancel('BD9')).rejects.toMatchObject({ reason: 'collected' });
     });
   });
 

@@ -493,6 +493,7 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
       expect(booking.courierRef).toMatch(/^EI-\d+$/);
       expect(backend.bookings[0]!.request.recipient.city).toBe('Petaling Jaya');
       await expect(adapter.cancel('EP9')).rejects.toBeInstanceOf(CourierRejectedError);
+      await expect(adapter.cancel('EP9')).rejects.toMatchObject({ reason: 'collected' });
     } finally {
       await server.app.close();
     }
