@@ -5,7 +5,8 @@
  * lists them all. A bad value never surfaces later as a stack trace: {@link loadConfig}
  * collects every problem and throws one {@link ConfigError} that names each variable.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type JsonWebKey } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -21,16 +22,58 @@ export const POLLED_STATUSES = [
 ] as const;
 export type PolledStatus = (typeof POLLED_STATUSES)[number];
 
+/**
+ * Where the process runs (`WAYBILL_ENV`). `development` (the default) accepts the published
+ * development credentials so `npm start` works out of the box; `production` refuses them and
+ * has no default for any credential. Behaviour never branches on `NODE_ENV`.
+ */
+export const WAYBILL_ENVS = ['development', 'production'] as const;
+export type WaybillEnv = (typeof WAYBILL_ENVS)[number];
+
+/** JWS algorithms a staff key may use, chosen by its key type (never by the token's header). */
+export type StaffKeyAlgorithm = 'ES256' | 'RS256' | 'EdDSA';
+
+/** A key of the staff identity provider: public (verifies, in the API) or private (signs, `npm run token`). */
+export interface StaffKey {
+  /** The JWK `kid`; a staff token names its key in its header. */
+  readonly kid: string;
+  readonly alg: StaffKeyAlgorithm;
+  /** SPKI (public) or PKCS#8 (private) PEM. */
+  readonly pem: string;
+}
+
 export interface Config {
+  readonly env: WaybillEnv;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   readonly api: {
     readonly host: string;
     readonly port: number;
-    /** HS256 secret that signs customer and admin bearer tokens (`sub`, optional `role: 'admin'`). */
+    /**
+     * HS256 secret of customer bearer tokens (the shop's login signs them). Empty in
+     * production when WAYBILL_JWT_SECRET is unset: no customer token verifies, and
+     * {@link apiCredentialProblems} keeps the API from starting.
+     */
     readonly jwtSecret: string;
     /** True while {@link jwtSecret} is the published development default. */
     readonly jwtSecretIsDefault: boolean;
-    /** SHA-256 (hex) of each admin API key accepted in `x-api-key`; the keys themselves are never stored. */
+    /** `iss` every customer token must carry. */
+    readonly jwtIssuer: string;
+    /** `aud` every bearer token (customer and staff) must carry. */
+    readonly jwtAudience: string;
+    /** A customer token older than this (from its `iat`) is refused whatever its `exp` (ms). */
+    readonly jwtMaxAgeMs: number;
+    /**
+     * Public keys that verify staff tokens (admin, ops, support), from WAYBILL_STAFF_JWKS.
+     * Staff tokens are signed by the staff identity provider's private key, which the API
+     * never holds: nothing that can mint customer tokens can mint staff ones. Empty: staff
+     * tokens are refused (API keys only).
+     */
+    readonly staffJwtKeys: readonly StaffKey[];
+    readonly staffJwtKeysAreDefault: boolean;
+    /** `iss` of staff tokens; it must differ from {@link jwtIssuer}. */
+    readonly staffJwtIssuer: string;
+    readonly staffJwtMaxAgeMs: number;
+    /** SHA-256 (hex) of each admin API key accepted in `x-api-key`; the keys themselves are never stored. Empty: API keys are refused. */
     readonly adminApiKeyHashes: readonly string[];
     readonly adminApiKeyIsDefault: boolean;
     /** Requests per minute per client IP, all routes. */
@@ -142,6 +185,11 @@ export interface Config {
     readonly batchSize: number;
     /** Batches per step per housekeeping run: the bound on one run's work. */
     readonly maxBatches: number;
+  };
+  /** Only `npm run token` reads this: the private key that signs staff tokens in development and tests. */
+  readonly tokens: {
+    /** From WAYBILL_STAFF_JWT_SIGNING_KEY; in development the published development key; in production unset → null. */
+    readonly staffSigningKey: StaffKey | null;
   };
   readonly paths: {
     /** Dev-stack state: Postgres data, Temporal SQLite file. */
@@ -276,11 +324,108 @@ function deepFreeze<T>(value: T): T {
 
 /**
  * Development defaults, published in the README so the dev stack works out of the box.
- * The API logs a warning at start while either is in use.
+ * The API logs a warning at start while any is in use; with WAYBILL_ENV=production every
+ * one of them is refused, whether it is a default or set explicitly.
  */
 export const DEV_JWT_SECRET = 'waybill-dev-jwt-secret-not-for-production';
 export const DEV_ADMIN_API_KEY = 'waybill-dev-admin-key';
 export const DEV_SIMULATOR_WEBHOOK_SECRET = 'waybill-dev-simulator-webhook-secret';
+/** The published development staff key pair (EC P-256, ES256): `npm run token` signs with it. */
+export const DEV_STAFF_JWK = {
+  kty: 'EC',
+  crv: 'P-256',
+  kid: 'waybill-dev-staff',
+  x: 'DEb9WFYUyka5cIAXaBLcHdEreW1am09wXYWxADZG1f4',
+  y: 'S_mUQ0BlvgEFqmzpdfRJBZSsOVXUGVLc_GNS3fUP7Uw',
+  d: 's6OcH-Y9rYiNTY49bl0bVV3fq8DDLOL1NMt-RmeADd8',
+} as const;
+export const DEFAULT_JWT_ISSUER = 'waybill-dev-shop';
+export const DEFAULT_STAFF_JWT_ISSUER = 'waybill-dev-staff';
+export const DEFAULT_JWT_AUDIENCE = 'waybill-api';
+
+/** The algorithm a JWK's key type signs with; null for key types staff tokens do not use. */
+function algorithmOf(jwk: JsonWebKey): StaffKeyAlgorithm | null {
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
+  if (jwk.kty === 'RSA') return 'RS256';
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA';
+  return null;
+}
+
+/** The text of a JSON value given inline (starting with `{`) or as a path to a file holding it. */
+function jsonValue(name: string, text: string, problems: string[]): unknown {
+  let source = text;
+  if (!text.startsWith('{')) {
+    try {
+      source = fs.readFileSync(text, 'utf8');
+    } catch (err) {
+      problems.push(
+        `${name} must be inline JSON or a readable file (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}: ${text})`,
+      );
+      return null;
+    }
+  }
+  try {
+    return JSON.parse(source);
+  } catch {
+    problems.push(`${name} is not valid JSON`);
+    return null;
+  }
+}
+
+/** One JWK as a {@link StaffKey}; names what is wrong with it otherwise. */
+function staffKey(
+  name: string,
+  jwk: unknown,
+  kind: 'public' | 'private',
+  problems: string[],
+): StaffKey | null {
+  const key = (jwk ?? {}) as JsonWebKey & { kid?: unknown; alg?: unknown };
+  const alg = typeof jwk === 'object' ? algorithmOf(key) : null;
+  if (alg === null) {
+    problems.push(`${name}: each key must be an EC P-256, RSA or Ed25519 JWK`);
+    return null;
+  }
+  if (typeof key.kid !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(key.kid)) {
+    problems.push(`${name}: each key needs a "kid" (letters, digits, . _ : -)`);
+    return null;
+  }
+  if (key.alg !== undefined && key.alg !== alg) {
+    problems.push(`${name}: key "${key.kid}" says alg ${String(key.alg)} but its key type signs ${alg}`);
+    return null;
+  }
+  if (kind === 'public' && key.d !== undefined) {
+    problems.push(`${name}: key "${key.kid}" is a private key; give the API public keys only (drop "d")`);
+    return null;
+  }
+  try {
+    const pem =
+      kind === 'public'
+        ? createPublicKey({ key, format: 'jwk' }).export({ type: 'spki', format: 'pem' })
+        : createPrivateKey({ key, format: 'jwk' }).export({ type: 'pkcs8', format: 'pem' });
+    return { kid: key.kid, alg, pem: String(pem) };
+  } catch {
+    problems.push(`${name}: key "${key.kid}" is not a valid ${kind} ${alg} key`);
+    return null;
+  }
+}
+
+/** A JWKS document (`{"keys":[…]}`) of public staff keys. */
+function staffJwks(name: string, text: string, problems: string[]): StaffKey[] {
+  const doc = jsonValue(name, text, problems) as { keys?: unknown } | null;
+  if (doc === null) return [];
+  if (!Array.isArray(doc.keys) || doc.keys.length === 0) {
+    problems.push(`${name} must be a JWKS document: {"keys":[…]} with at least one key`);
+    return [];
+  }
+  const keys = doc.keys.map((jwk) => staffKey(name, jwk, 'public', problems)).filter((k) => k !== null);
+  const kids = keys.map((k) => k.kid);
+  if (new Set(kids).size !== kids.length) problems.push(`${name}: every key needs its own kid`);
+  return keys;
+}
+
+const DEV_STAFF_PUBLIC_JWKS = JSON.stringify({
+  keys: [{ ...DEV_STAFF_JWK, d: undefined }],
+});
 
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
@@ -350,10 +495,62 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
-  const jwtSecret = r.string('WAYBILL_JWT_SECRET', DEV_JWT_SECRET);
-  if (jwtSecret.length < 32) r.problems.push('WAYBILL_JWT_SECRET must be at least 32 characters');
+  // WAYBILL_ENV decides; NODE_ENV never does. An image built with NODE_ENV=production and
+  // no WAYBILL_ENV is a deployment that forgot to say: refuse rather than guess development.
+  const waybillEnv = r.oneOf('WAYBILL_ENV', 'development', WAYBILL_ENVS);
+  if (!r.has('WAYBILL_ENV') && env.NODE_ENV?.trim() === 'production') {
+    r.problems.push(
+      'WAYBILL_ENV must be set when NODE_ENV=production: production (refuses development credentials) or development',
+    );
+  }
+  const production = waybillEnv === 'production';
+  /** A published development value set explicitly in production: named, so the process stops. */
+  const published = (name: string, what: string) =>
+    r.problems.push(`${name} is the published development ${what}: set your own (WAYBILL_ENV=production)`);
+
+  // In production no credential has a default: unset means that way in is off (empty).
+  const jwtSecret = r.string('WAYBILL_JWT_SECRET', production ? '' : DEV_JWT_SECRET);
+  if (jwtSecret !== '' && jwtSecret.length < 32)
+    r.problems.push('WAYBILL_JWT_SECRET must be at least 32 characters');
+  if (production && jwtSecret === DEV_JWT_SECRET) published('WAYBILL_JWT_SECRET', 'JWT secret');
+  const jwtIssuer = r.string('WAYBILL_JWT_ISSUER', DEFAULT_JWT_ISSUER);
+  const staffJwtIssuer = r.string('WAYBILL_STAFF_JWT_ISSUER', DEFAULT_STAFF_JWT_ISSUER);
+  if (jwtIssuer === staffJwtIssuer) {
+    r.problems.push(
+      'WAYBILL_STAFF_JWT_ISSUER must differ from WAYBILL_JWT_ISSUER (staff and customer tokens are told apart by issuer)',
+    );
+  }
+
+  const devStaffPublic = staffJwks('DEV_STAFF_JWK', DEV_STAFF_PUBLIC_JWKS, [])[0]!;
+  const staffJwksText = r.optional('WAYBILL_STAFF_JWKS');
+  const staffJwtKeys =
+    staffJwksText !== null
+      ? staffJwks('WAYBILL_STAFF_JWKS', staffJwksText, r.problems)
+      : production
+        ? []
+        : [devStaffPublic];
+  const staffJwtKeysAreDefault = staffJwtKeys.some((k) => k.pem === devStaffPublic.pem);
+  if (production && staffJwtKeysAreDefault) published('WAYBILL_STAFF_JWKS', 'staff key');
+  const signingKeyText = r.optional('WAYBILL_STAFF_JWT_SIGNING_KEY');
+  const staffSigningKey =
+    signingKeyText !== null
+      ? staffKey(
+          'WAYBILL_STAFF_JWT_SIGNING_KEY',
+          jsonValue('WAYBILL_STAFF_JWT_SIGNING_KEY', signingKeyText, r.problems),
+          'private',
+          r.problems,
+        )
+      : production
+        ? null
+        : staffKey('DEV_STAFF_JWK', DEV_STAFF_JWK, 'private', []);
+  const publicPemOf = (key: StaffKey) =>
+    String(createPublicKey(key.pem).export({ type: 'spki', format: 'pem' }));
+  if (production && staffSigningKey !== null && publicPemOf(staffSigningKey) === devStaffPublic.pem) {
+    published('WAYBILL_STAFF_JWT_SIGNING_KEY', 'staff key');
+  }
+
   const adminKeyHashes = r
-    .string('WAYBILL_ADMIN_API_KEY_SHA256', sha256Hex(DEV_ADMIN_API_KEY))
+    .string('WAYBILL_ADMIN_API_KEY_SHA256', production ? '' : sha256Hex(DEV_ADMIN_API_KEY))
     .split(',')
     .map((h) => h.trim().toLowerCase())
     .filter((h) => h !== '');
@@ -362,6 +559,8 @@ export function loadConfig(env: Env = process.env): Config {
       'WAYBILL_ADMIN_API_KEY_SHA256 must be comma-separated SHA-256 hex digests (64 hex characters each)',
     );
   }
+  const adminApiKeyIsDefault = adminKeyHashes.includes(sha256Hex(DEV_ADMIN_API_KEY));
+  if (production && adminApiKeyIsDefault) published('WAYBILL_ADMIN_API_KEY_SHA256', 'admin key');
   const webhookSecrets: Record<string, string> = {};
   for (const [courier, variable, secret] of [
     ['easyparcel', 'COURIER_WEBHOOK_SECRET_EASYPARCEL', r.optional('COURIER_WEBHOOK_SECRET_EASYPARCEL')],
@@ -369,11 +568,14 @@ export function loadConfig(env: Env = process.env): Config {
     [
       'simulator',
       'COURIER_WEBHOOK_SECRET_SIMULATOR',
-      r.string('COURIER_WEBHOOK_SECRET_SIMULATOR', DEV_SIMULATOR_WEBHOOK_SECRET),
+      production
+        ? r.optional('COURIER_WEBHOOK_SECRET_SIMULATOR')
+        : r.string('COURIER_WEBHOOK_SECRET_SIMULATOR', DEV_SIMULATOR_WEBHOOK_SECRET),
     ],
   ] as const) {
     if (secret === null) continue;
     if (secret.length < 16) r.problems.push(`${variable} must be at least 16 characters`);
+    if (production && secret === DEV_SIMULATOR_WEBHOOK_SECRET) published(variable, 'webhook secret');
     webhookSecrets[courier] = secret;
   }
 
@@ -395,14 +597,22 @@ export function loadConfig(env: Env = process.env): Config {
   const metricsPort = r.int('WAYBILL_WORKER_METRICS_PORT', 9464, 0, 65_535);
 
   const config: Config = {
+    env: waybillEnv,
     logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
     api: {
       host: r.string('WAYBILL_HOST', '127.0.0.1'),
       port: r.port('WAYBILL_PORT', 3000),
       jwtSecret,
       jwtSecretIsDefault: jwtSecret === DEV_JWT_SECRET,
+      jwtIssuer,
+      jwtAudience: r.string('WAYBILL_JWT_AUDIENCE', DEFAULT_JWT_AUDIENCE),
+      jwtMaxAgeMs: r.duration('WAYBILL_JWT_MAX_AGE', '24h'),
+      staffJwtKeys,
+      staffJwtKeysAreDefault,
+      staffJwtIssuer,
+      staffJwtMaxAgeMs: r.duration('WAYBILL_STAFF_JWT_MAX_AGE', '12h'),
       adminApiKeyHashes: adminKeyHashes,
-      adminApiKeyIsDefault: adminKeyHashes.includes(sha256Hex(DEV_ADMIN_API_KEY)),
+      adminApiKeyIsDefault,
       rateLimitPerMinute: r.int('WAYBILL_RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
       guestRateLimitPerMinute: r.int('WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE', 10, 1, 100_000),
       refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
@@ -487,9 +697,40 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: r.int('WAYBILL_HOUSEKEEPING_BATCH', 200, 1, 10_000),
       maxBatches: r.int('WAYBILL_HOUSEKEEPING_MAX_BATCHES', 10, 1, 1_000),
     },
+    tokens: { staffSigningKey },
     paths: { dataDir, cacheDir },
   };
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return deepFreeze(config);
+}
+
+/**
+ * What keeps the API from starting (production only: development always has its published
+ * defaults). Other processes do not hold API credentials, so they are not asked for them.
+ */
+export function apiCredentialProblems(config: Config): string[] {
+  if (config.env !== 'production') return [];
+  const problems: string[] = [];
+  if (config.api.jwtSecret === '') {
+    problems.push('WAYBILL_JWT_SECRET must be set (32+ characters) when WAYBILL_ENV=production');
+  }
+  if (config.api.staffJwtKeys.length === 0 && config.api.adminApiKeyHashes.length === 0) {
+    problems.push(
+      'WAYBILL_STAFF_JWKS or WAYBILL_ADMIN_API_KEY_SHA256 must be set when WAYBILL_ENV=production: with neither, no staff member can sign in',
+    );
+  }
+  return problems;
+}
+
+/** The published development credentials this configuration accepts (for the start-up warning). */
+export function developmentCredentialsInUse(config: Config): string[] {
+  return [
+    ...(config.api.jwtSecretIsDefault ? ['WAYBILL_JWT_SECRET'] : []),
+    ...(config.api.staffJwtKeysAreDefault ? ['WAYBILL_STAFF_JWKS'] : []),
+    ...(config.api.adminApiKeyIsDefault ? ['WAYBILL_ADMIN_API_KEY_SHA256'] : []),
+    ...(config.api.courierWebhookSecrets.simulator === DEV_SIMULATOR_WEBHOOK_SECRET
+      ? ['COURIER_WEBHOOK_SECRET_SIMULATOR']
+      : []),
+  ];
 }

@@ -1,21 +1,27 @@
 /**
  * Who is calling. Every request gets a {@link Principal} from its credentials:
- * - `Authorization: Bearer <JWT>` (HS256, config secret): `sub` is the customer id, or the
- *   admin's id when the token carries `role: "admin"`;
+ * - `Authorization: Bearer <JWT>` whose `iss` is the staff issuer: a staff member, verified
+ *   with the staff public key its `kid` names, with a `role` (admin, ops, support);
+ * - any other bearer token: a customer, verified with the customers' HS256 secret;
  * - `x-api-key: <key>`: an admin whose key's SHA-256 is in config;
  * - nothing: a guest.
- * Credentials that are present but wrong answer 401 on every route (never silently a
- * guest). Routes then say what they need with {@link requireAdmin} / {@link requireSignedIn}.
+ * Every token needs `sub`, `iat`, `exp`, the configured issuer and audience, and is refused
+ * once older than its maximum age whatever its `exp` (src/api/tokens.ts says how they are made).
+ * Credentials that are present but wrong answer 401 on every route (never silently a guest).
+ * Routes then say what they need with {@link requireStaff} / {@link requireSignedIn}.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import jwt from '@fastify/jwt';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createDecoder, createVerifier } from 'fast-jwt';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config';
+import { can, isStaffRole, Permission, rolesWith, type StaffRole } from './access';
 import { ApiError } from './errors';
 
 export type Principal =
-  { kind: 'customer'; customerId: string } | { kind: 'admin'; adminId: string } | { kind: 'guest' };
+  | { kind: 'customer'; customerId: string }
+  | { kind: 'staff'; staffId: string; role: StaffRole }
+  | { kind: 'guest' };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,11 +32,8 @@ declare module 'fastify' {
 /** Subjects are ids, not free text: they end up in audit rows and search attributes. */
 const SUBJECT = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
-/** What a token carries. `exp` is checked when present; tokens without one do not expire. */
-export interface TokenClaims {
-  sub: string;
-  role?: 'admin';
-}
+/** How far apart our clock and the token issuer's may be (ms): `exp`, `nbf`, a future `iat`. */
+export const TOKEN_CLOCK_SKEW_MS = 30_000;
 
 function unauthorized(code: string, message: string): ApiError {
   return new ApiError(401, code, message);
@@ -42,16 +45,129 @@ function adminFromKey(key: string, hashes: readonly Buffer[]): Principal {
   let match: Buffer | null = null;
   for (const hash of hashes) if (timingSafeEqual(digest, hash)) match = hash;
   if (!match) throw unauthorized('INVALID_API_KEY', 'the x-api-key header does not hold a valid admin key');
-  return { kind: 'admin', adminId: `key:${match.toString('hex').slice(0, 12)}` };
+  return { kind: 'staff', staffId: `key:${match.toString('hex').slice(0, 12)}`, role: 'admin' };
+}
+
+const hours = (ms: number) => `${Math.round((ms / 3_600_000) * 10) / 10} h`;
+
+/** Verifies a token and names what is wrong with it (the message tells the caller what to fix). */
+function verified(
+  verify: (token: string) => unknown,
+  token: string,
+  payload: Record<string, unknown>,
+  maxAgeMs: number,
+): Record<string, unknown> {
+  let claims: Record<string, unknown>;
+  try {
+    claims = verify(token) as Record<string, unknown>;
+  } catch (err) {
+    const { code, message } = err as { code?: string; message?: string };
+    if (code === 'FAST_JWT_MISSING_REQUIRED_CLAIM') {
+      const claim = /The (\w+) claim is required/.exec(message ?? '')?.[1] ?? 'a claim';
+      throw unauthorized(
+        'INVALID_TOKEN',
+        `the bearer token has no "${claim}" claim; tokens need sub, iat and exp`,
+      );
+    }
+    if (code === 'FAST_JWT_EXPIRED') {
+      const expired =
+        typeof payload.exp === 'number' && payload.exp * 1000 + TOKEN_CLOCK_SKEW_MS < Date.now();
+      throw unauthorized(
+        'INVALID_TOKEN',
+        expired
+          ? 'the bearer token has expired'
+          : `the bearer token was issued more than ${hours(maxAgeMs)} ago (its iat); sign in again`,
+      );
+    }
+    if (code === 'FAST_JWT_INVALID_CLAIM_VALUE') {
+      throw unauthorized('INVALID_TOKEN', 'the bearer token was issued by or for someone else (iss / aud)');
+    }
+    if (code === 'FAST_JWT_INACTIVE')
+      throw unauthorized('INVALID_TOKEN', 'the bearer token is not valid yet (nbf)');
+    throw unauthorized('INVALID_TOKEN', 'the bearer token is not valid');
+  }
+  // The maximum age counts from iat: a token "issued" in the future would outlive it.
+  if (typeof claims.iat !== 'number' || claims.iat * 1000 > Date.now() + TOKEN_CLOCK_SKEW_MS) {
+    throw unauthorized(
+      'INVALID_TOKEN',
+      'the bearer token was issued in the future (iat); check the issuer’s clock',
+    );
+  }
+  if (typeof claims.sub !== 'string' || !SUBJECT.test(claims.sub)) {
+    throw unauthorized('INVALID_TOKEN', 'the bearer token has no usable subject (sub)');
+  }
+  return claims;
 }
 
 export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { config }) => {
-  await app.register(jwt, {
-    secret: config.api.jwtSecret,
-    sign: { algorithm: 'HS256' },
-    verify: { algorithms: ['HS256'] },
-  });
-  const keyHashes = config.api.adminApiKeyHashes.map((h) => Buffer.from(h, 'hex'));
+  const { api } = config;
+  const common = { clockTolerance: TOKEN_CLOCK_SKEW_MS, allowedAud: api.jwtAudience, cache: false };
+  const customerVerifier =
+    api.jwtSecret === ''
+      ? null
+      : createVerifier({
+          ...common,
+          key: api.jwtSecret,
+          algorithms: ['HS256'],
+          allowedIss: api.jwtIssuer,
+          requiredClaims: ['sub', 'iat', 'exp'],
+          maxAge: api.jwtMaxAgeMs,
+        });
+  const staffVerifiers = new Map(
+    api.staffJwtKeys.map((key) => [
+      key.kid,
+      createVerifier({
+        ...common,
+        key: key.pem,
+        algorithms: [key.alg],
+        allowedIss: api.staffJwtIssuer,
+        requiredClaims: ['sub', 'iat', 'exp', 'role'],
+        maxAge: api.staffJwtMaxAgeMs,
+      }),
+    ]),
+  );
+  const decode = createDecoder({ complete: true });
+  const keyHashes = api.adminApiKeyHashes.map((h) => Buffer.from(h, 'hex'));
+
+  function fromToken(token: string): Principal {
+    let header: Record<string, unknown>;
+    let payload: Record<string, unknown>;
+    try {
+      ({ header, payload } = decode(token) as {
+        header: Record<string, unknown>;
+        payload: Record<string, unknown>;
+      });
+    } catch {
+      throw unauthorized('INVALID_TOKEN', 'the bearer token is not valid');
+    }
+    // The issuer only picks the key; the signature and every claim are checked by that key's verifier.
+    if (payload.iss === api.staffJwtIssuer) {
+      const verify = typeof header.kid === 'string' ? staffVerifiers.get(header.kid) : undefined;
+      if (!verify) {
+        throw unauthorized(
+          'INVALID_TOKEN',
+          'the staff token is signed with a key this API does not know (kid)',
+        );
+      }
+      const claims = verified(verify, token, payload, api.staffJwtMaxAgeMs);
+      if (!isStaffRole(claims.role)) {
+        throw unauthorized('INVALID_TOKEN', 'the staff token’s role must be admin, ops or support');
+      }
+      return { kind: 'staff', staffId: claims.sub as string, role: claims.role };
+    }
+    if (!customerVerifier) {
+      throw unauthorized('INVALID_TOKEN', 'customer tokens are not accepted: WAYBILL_JWT_SECRET is not set');
+    }
+    const claims = verified(customerVerifier, token, payload, api.jwtMaxAgeMs);
+    // A role in a customer token is an attempt to use the customers' key for staff rights.
+    if (claims.role !== undefined) {
+      throw unauthorized(
+        'INVALID_TOKEN',
+        'a customer token carries no role; staff tokens come from the staff issuer',
+      );
+    }
+    return { kind: 'customer', customerId: claims.sub as string };
+  }
 
   app.decorateRequest('principal', null as never);
   app.addHook('onRequest', async (request) => {
@@ -75,48 +191,76 @@ export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { 
     if (!match) {
       throw unauthorized('INVALID_TOKEN', 'the Authorization header must be "Bearer <JWT>"');
     }
-    let claims: Partial<TokenClaims> & Record<string, unknown>;
-    try {
-      claims = app.jwt.verify(match[1]!);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      throw unauthorized(
-        'INVALID_TOKEN',
-        code === 'FAST_JWT_EXPIRED' ? 'the bearer token has expired' : 'the bearer token is not valid',
-      );
-    }
-    if (typeof claims.sub !== 'string' || !SUBJECT.test(claims.sub)) {
-      throw unauthorized('INVALID_TOKEN', 'the bearer token has no usable subject (sub)');
-    }
-    request.principal =
-      claims.role === 'admin'
-        ? { kind: 'admin', adminId: claims.sub }
-        : { kind: 'customer', customerId: claims.sub };
+    request.principal = fromToken(match[1]!);
   });
 });
 
-/** Route onRequest hook (credentials before validation): admins only. A signed-in customer gets 403; nobody signed in gets 401. */
-export async function requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (request.principal.kind === 'admin') return;
-  if (request.principal.kind === 'customer') {
-    throw new ApiError(403, 'FORBIDDEN', 'this route is for admins');
+/** Who a route lets in; the OpenAPI document's security requirements are derived from it. */
+export type Access =
+  /** Staff holding the permission. */
+  | { kind: 'staff'; permission: Permission }
+  /** A customer (routes then show only their own data), or staff holding the permission. */
+  | { kind: 'signed-in'; permission: Permission };
+
+const guards = new WeakMap<object, Access>();
+
+function guard(access: Access): onRequestHookHandler {
+  const hook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const { principal } = request;
+    if (principal.kind === 'guest') {
+      void reply.header('www-authenticate', 'Bearer');
+      throw unauthorized(
+        'AUTH_REQUIRED',
+        access.kind === 'staff'
+          ? 'send a staff bearer token or an x-api-key'
+          : 'send a bearer token (Authorization: Bearer <JWT>)',
+      );
+    }
+    if (principal.kind === 'customer') {
+      if (access.kind === 'signed-in') return;
+      throw new ApiError(403, 'FORBIDDEN', 'this route is for staff');
+    }
+    if (!can(principal.role, access.permission)) {
+      throw new ApiError(
+        403,
+        'FORBIDDEN',
+        `role ${principal.role} lacks ${access.permission}; it takes ${rolesWith(access.permission).join(' or ')}`,
+      );
+    }
+  };
+  guards.set(hook, access);
+  return hook;
+}
+
+const staffGuards = new Map<Permission, onRequestHookHandler>();
+
+/** Route onRequest hook (credentials before validation): staff holding `permission`. */
+export function requireStaff(permission: Permission): onRequestHookHandler {
+  let hook = staffGuards.get(permission);
+  if (!hook) {
+    hook = guard({ kind: 'staff', permission });
+    staffGuards.set(permission, hook);
   }
-  void reply.header('www-authenticate', 'Bearer');
-  throw unauthorized('AUTH_REQUIRED', 'send an admin bearer token or an x-api-key');
+  return hook;
 }
 
-/** Route onRequest hook: a customer or an admin (admins can read any order, e.g. for support). */
-export async function requireSignedIn(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (request.principal.kind !== 'guest') return;
-  void reply.header('www-authenticate', 'Bearer');
-  throw unauthorized('AUTH_REQUIRED', 'send a bearer token (Authorization: Bearer <JWT>)');
+/** Route onRequest hook: a customer (their own orders) or staff who may read any order. */
+export const requireSignedIn = guard({ kind: 'signed-in', permission: Permission.READ_ORDERS });
+
+/** The access rule of a route's onRequest hooks; null for routes open to anyone (or signed otherwise, e.g. webhooks). */
+export function accessOf(onRequest: unknown): Access | null {
+  for (const hook of [onRequest].flat()) {
+    const access = typeof hook === 'function' ? guards.get(hook) : undefined;
+    if (access) return access;
+  }
+  return null;
 }
 
-/** The audit-log name of whoever is calling. */
+/** The audit-log name of whoever is calling, e.g. `admin:alice`, `support:sam`, `customer:cus_1`. */
 export function actorOf(principal: Principal): string {
   switch (principal.kind) {
-    case 'admin':
-      return `admin:${principal.adminId}`;
+    case 'staff':
+      return `${principal.role}:${principal.staffId}`;
     case 'customer':
       return `customer:${principal.customerId}`;
     default:

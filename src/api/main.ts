@@ -5,7 +5,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { createDb } from '../../db/client';
 import type { Database } from '../../db/database';
-import { loadConfig, type Config } from '../config';
+import {
+  apiCredentialProblems,
+  ConfigError,
+  developmentCredentialsInUse,
+  loadConfig,
+  type Config,
+} from '../config';
 import { createLogger, type Logger } from '../logger';
 import { assertDatabaseReachable, runMain, StartupError } from '../main-helpers';
 import { createTemporalClient } from '../temporal';
@@ -22,9 +28,12 @@ export async function startApi(opts: {
   db: Kysely<Database>;
   log: Logger;
 }): Promise<RunningApi> {
-  if (opts.config.api.jwtSecretIsDefault || opts.config.api.adminApiKeyIsDefault) {
+  const missing = apiCredentialProblems(opts.config);
+  if (missing.length > 0) throw new ConfigError(missing);
+  const published = developmentCredentialsInUse(opts.config);
+  if (published.length > 0) {
     opts.log.warn(
-      'the API accepts the published development credentials (WAYBILL_JWT_SECRET / WAYBILL_ADMIN_API_KEY_SHA256 unset): set your own before exposing it',
+      `the API accepts the published development credentials of ${published.join(', ')}: set your own and WAYBILL_ENV=production before exposing it`,
     );
   }
   const temporal = createTemporalClient(opts.config.temporal);

@@ -18,6 +18,7 @@ import {
   refreshNowUpdate,
   shipmentWorkflowId,
 } from '../workflows/contract';
+import { can, Permission } from './access';
 import type { ApiDeps } from './app';
 import type { Principal } from './auth';
 import { ApiError, isTemporalUnavailable } from './errors';
@@ -32,13 +33,13 @@ export const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set([
 const notFound = (orderId: string) => new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
 
 /**
- * The order if this caller may see it: its customer, or any admin. Anyone else gets the
- * same 404 as for an id that does not exist, so ids cannot be probed.
+ * The order if this caller may see it: its customer, or staff who may read any order. Anyone
+ * else gets the same 404 as for an id that does not exist, so ids cannot be probed.
  */
 export async function orderVisibleTo(deps: ApiDeps, principal: Principal, orderId: string): Promise<Order> {
   const order = await deps.db.selectFrom('orders').selectAll().where('id', '=', orderId).executeTakeFirst();
   if (!order) throw notFound(orderId);
-  if (principal.kind === 'admin') return order;
+  if (principal.kind === 'staff' && can(principal.role, Permission.READ_ORDERS)) return order;
   if (principal.kind === 'customer' && order.customer_id === principal.customerId) return order;
   throw notFound(orderId);
 }

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { signToken } from '../api/tokens';
+import { customerToken } from '../api/tokens';
 import { environmentWith, loadConfig, type Config } from '../config';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
 import { runMain, StartupError } from '../main-helpers';
@@ -1089,10 +1089,7 @@ runMain(async () => {
     temporal = createTemporalClient(config.temporal);
     const runId = randomBytes(4).toString('hex');
     const customerId = `cus_demo_${runId}`;
-    const api = new ApiClient(
-      apiUrlOf(config),
-      signToken(config.api.jwtSecret, { sub: customerId }, 3 * 3_600_000),
-    );
+    const api = new ApiClient(apiUrlOf(config), customerToken(config, customerId, 3 * 3_600_000));
     const ctx: RunContext = {
       strict: args.strict,
       config,

@@ -142,6 +142,9 @@ async function startStack(
     ...(config.api.adminApiKeyIsDefault
       ? [`  Admin      header x-api-key: ${DEV_ADMIN_API_KEY}  (development key)`]
       : []),
+    ...(config.api.staffJwtKeysAreDefault
+      ? ['  Staff      token: npm run token -- <admin|ops|support> alice  (development key)']
+      : []),
     ...(config.api.jwtSecretIsDefault
       ? ['  Customer   token: npm run token -- customer cus_demo  (development secret)']
       : []),

@@ -4,7 +4,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../src/api/app';
-import { signToken } from '../../src/api/tokens';
+import type { StaffRole } from '../../src/api/access';
+import { customerToken, staffToken } from '../../src/api/tokens';
 import { DEV_ADMIN_API_KEY, type Config } from '../../src/config';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import type { PollPolicy } from '../../src/workflows/contract';
@@ -17,8 +18,10 @@ export interface TestApi {
   temporal: TemporalClient;
   /** `authorization` header of a customer (their `sub`). */
   customer(customerId: string): { authorization: string };
-  /** `authorization` header of an admin with a JWT. */
+  /** `authorization` header of an admin with a staff JWT. */
   admin(adminId?: string): { authorization: string };
+  /** `authorization` header of a staff member with this role. */
+  staff(role: StaffRole, staffId?: string): { authorization: string };
   /** `x-api-key` header with the development admin key. */
   adminKey(): { 'x-api-key': string };
   close(): Promise<void>;
@@ -39,15 +42,14 @@ export async function startTestApi(opts: {
     ...(opts.shipmentPolicy ? { shipmentPolicy: opts.shipmentPolicy } : {}),
   });
   await app.ready();
-  const bearer = (claims: { sub: string; role?: 'admin' }) => ({
-    authorization: `Bearer ${signToken(config.api.jwtSecret, claims)}`,
-  });
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   return {
     app,
     config,
     temporal,
-    customer: (customerId) => bearer({ sub: customerId }),
-    admin: (adminId = 'alice') => bearer({ sub: adminId, role: 'admin' }),
+    customer: (customerId) => bearer(customerToken(config, customerId)),
+    admin: (adminId = 'alice') => bearer(staffToken(config, adminId, 'admin')),
+    staff: (role, staffId = `${role}-1`) => bearer(staffToken(config, staffId, role)),
     adminKey: () => ({ 'x-api-key': DEV_ADMIN_API_KEY }),
     async close() {
       await app.close();

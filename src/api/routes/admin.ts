@@ -19,7 +19,8 @@ import {
   type ShipmentFilter,
 } from '../admin-queries';
 import type { ApiDeps } from '../app';
-import { actorOf, requireAdmin } from '../auth';
+import { Permission } from '../access';
+import { actorOf, requireStaff } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
 import { cancelOrder, orderVisibleTo } from '../order-actions';
 import { AUTH_ERRORS, errors, Id, OrderParams, ReasonBody, trimmedReason } from '../schemas/admin';
@@ -284,7 +285,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.post(
     '/v1/admin/shipments/:shipmentId/refresh',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.REFRESH_SHIPMENT),
       schema: {
         tags: ['admin'],
         summary: 'Ask one shipment workflow to poll its courier now',
@@ -319,7 +320,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.post(
     '/v1/admin/shipments/refresh',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.REFRESH_SHIPMENTS_BULK),
       schema: {
         tags: ['admin'],
         summary: 'Ask many shipment workflows to poll now: by ids, or by a filter',
@@ -423,7 +424,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.post(
     '/v1/admin/orders/:orderId/cancel',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.CANCEL_ORDERS),
       schema: {
         tags: ['admin'],
         summary: 'Cancel an order before pickup (with a reason, audited)',
@@ -447,7 +448,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.get(
     '/v1/admin/shipments',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.READ_SHIPMENTS),
       schema: {
         tags: ['admin'],
         summary: 'The exceptions queue: shipments by status, courier, staleness, problems',
@@ -489,7 +490,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.get(
     '/v1/admin/stats',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.READ_STATS),
       schema: {
         tags: ['admin'],
         summary: 'Shipments by status, courier calls today vs budget, poll failures, oldest stale shipment',
@@ -507,7 +508,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.post(
     '/v1/admin/shipments/:shipmentId/mark-delivered',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.MARK_DELIVERED),
       schema: {
         tags: ['admin'],
         summary: 'Record a delivery the courier did not report (with a reason, audited)',

@@ -10,7 +10,8 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import { Type } from 'typebox';
 import { AttentionStep, orderWorkflowId, resolveAttentionUpdate } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
-import { actorOf, requireAdmin } from '../auth';
+import { Permission } from '../access';
+import { actorOf, requireStaff } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
 import { AUTH_ERRORS, errors, Id, Reason, trimmedReason } from '../schemas/admin';
 
@@ -75,7 +76,7 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
   app.get(
     '/v1/admin/attention',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.READ_ATTENTION),
       schema: {
         tags: ['admin'],
         summary: 'Orders parked for an admin (NEEDS_ATTENTION): the steps and why they stopped',
@@ -133,7 +134,7 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
   app.post(
     '/v1/admin/orders/:orderId/attention/:itemId',
     {
-      onRequest: requireAdmin,
+      onRequest: requireStaff(Permission.RESOLVE_ATTENTION),
       schema: {
         tags: ['admin'],
         summary: 'Retry a parked step, or resolve it with a reason (audited)',

@@ -195,8 +195,8 @@ function idempotencyScope(principal: Principal): string {
   switch (principal.kind) {
     case 'customer':
       return `orders:customer:${principal.customerId}`;
-    case 'admin':
-      return `orders:admin:${principal.adminId}`;
+    case 'staff':
+      return `orders:${principal.role}:${principal.staffId}`;
     default:
       return 'orders:guest';
   }

@@ -1,0 +1,65 @@
+/**
+ * What each staff role may do: the least-privilege matrix every staff route is guarded by
+ * (src/api/auth.ts turns a permission into a route hook) and docs/api.md documents.
+ *
+ * - support answers customers: reads any order and its tracking, reads the shipments
+ *   queue, asks one shipment for a fresh poll;
+ * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
+ *   delivered, the NEEDS_ATTENTION queue, and bulk refreshes (up to 500 courier calls);
+ * - admin: everything, including the stats (courier API spend against the budget).
+ */
+
+export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
+export type StaffRole = (typeof StaffRole)[keyof typeof StaffRole];
+export const STAFF_ROLES: readonly StaffRole[] = Object.values(StaffRole);
+
+export const Permission = {
+  /** Any order, its tracking and its live stream. */
+  READ_ORDERS: 'orders:read',
+  /** The shipments queue (exceptions, stale, by courier). */
+  READ_SHIPMENTS: 'shipments:read',
+  /** One shipment's workflow asked to poll now. */
+  REFRESH_SHIPMENT: 'shipments:refresh',
+  /** Many shipments at once: up to 500 courier calls from the daily budget. */
+  REFRESH_SHIPMENTS_BULK: 'shipments:refresh-bulk',
+  CANCEL_ORDERS: 'orders:cancel',
+  MARK_DELIVERED: 'shipments:mark-delivered',
+  READ_ATTENTION: 'attention:read',
+  RESOLVE_ATTENTION: 'attention:resolve',
+  /** Shipments by status and courier API calls against the budget. */
+  READ_STATS: 'stats:read',
+} as const;
+export type Permission = (typeof Permission)[keyof typeof Permission];
+
+const SUPPORT: readonly Permission[] = [
+  Permission.READ_ORDERS,
+  Permission.READ_SHIPMENTS,
+  Permission.REFRESH_SHIPMENT,
+];
+const OPS: readonly Permission[] = [
+  ...SUPPORT,
+  Permission.REFRESH_SHIPMENTS_BULK,
+  Permission.CANCEL_ORDERS,
+  Permission.MARK_DELIVERED,
+  Permission.READ_ATTENTION,
+  Permission.RESOLVE_ATTENTION,
+];
+
+export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {
+  [StaffRole.SUPPORT]: new Set(SUPPORT),
+  [StaffRole.OPS]: new Set(OPS),
+  [StaffRole.ADMIN]: new Set(Object.values(Permission)),
+};
+
+export function isStaffRole(value: unknown): value is StaffRole {
+  return (STAFF_ROLES as readonly unknown[]).includes(value);
+}
+
+export function can(role: StaffRole, permission: Permission): boolean {
+  return ROLE_PERMISSIONS[role].has(permission);
+}
+
+/** The roles holding a permission, least privileged first: for 403 messages and the docs. */
+export function rolesWith(permission: Permission): StaffRole[] {
+  return [StaffRole.SUPPORT, StaffRole.OPS, StaffRole.ADMIN].filter((role) => can(role, permission));
+}

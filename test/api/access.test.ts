@@ -1,0 +1,203 @@
+/**
+ * The access matrix: every route the API serves, called by every kind of caller, against
+ * the least-privilege table in docs/api.md. "in" means the route's own logic answered (any
+ * status but 401/403); a guest left out gets 401 AUTH_REQUIRED, anyone else left out 403
+ * FORBIDDEN. A route added without a row here fails the test.
+ */
+import { randomUUID } from 'node:crypto';
+import type { InjectOptions } from 'fastify';
+import { insertOrder } from '../../src/orders/queries';
+import { startTestApi, type TestApi } from '../support/api';
+import { freshDatabase, type TestDatabase } from '../support/db';
+
+const CALLERS = ['guest', 'customer', 'support', 'ops', 'admin', 'admin key'] as const;
+type Caller = (typeof CALLERS)[number];
+type Outcome = 'in' | '401' | '403';
+
+const ORDER = 'ord_access_1';
+const NO_ORDER = 'ord_none';
+const NO_SHIPMENT = 'shp_none';
+const REASON = { reason: 'checking the access matrix' };
+
+const anyone = CALLERS;
+const signedIn: readonly Caller[] = ['customer', 'support', 'ops', 'admin', 'admin key'];
+const support: readonly Caller[] = ['support', 'ops', 'admin', 'admin key'];
+const ops: readonly Caller[] = ['ops', 'admin', 'admin key'];
+const admin: readonly Caller[] = ['admin', 'admin key'];
+
+/** Route (as the OpenAPI document names it) → the request sent, and who gets in. */
+const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller[] }> = {
+  'GET /health/live': { request: () => ({ url: '/health/live' }), in: anyone },
+  'GET /health/ready': { request: () => ({ url: '/health/ready' }), in: anyone },
+  'GET /metrics': { request: () => ({ url: '/metrics' }), in: anyone },
+  'GET /v1/tracking/{trackingNumber}': { request: () => ({ url: '/v1/tracking/SIM-NONE-1' }), in: anyone },
+  'POST /v1/tracking/lookup': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/tracking/lookup',
+      payload: { orderNumber: 'WB-0', email: 'a@example.com' },
+    }),
+    in: anyone,
+  },
+  'POST /v1/orders': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: { 'idempotency-key': randomUUID() },
+      payload: {
+        email: 'a@example.com',
+        shippingAddress: { name: 'A', line1: 'B', city: 'C', postcode: '40000', country: 'MY' },
+        lines: [{ sku: 'NO-SUCH-SKU', quantity: 1 }],
+        payment: { token: 'tok_visa' },
+      },
+    }),
+    in: anyone,
+  },
+  'GET /v1/orders/{orderId}': { request: () => ({ url: `/v1/orders/${ORDER}` }), in: signedIn },
+  'GET /v1/orders/{orderId}/tracking': {
+    request: () => ({ url: `/v1/orders/${ORDER}/tracking` }),
+    in: signedIn,
+  },
+  'GET /v1/orders/{orderId}/tracking/stream': {
+    request: () => ({ url: `/v1/orders/${NO_ORDER}/tracking/stream` }),
+    in: signedIn,
+  },
+  'POST /v1/orders/{orderId}/cancel': {
+    request: () => ({ method: 'POST', url: `/v1/orders/${ORDER}/cancel`, payload: {} }),
+    in: ['customer'],
+  },
+  'GET /v1/admin/shipments': { request: () => ({ url: '/v1/admin/shipments' }), in: support },
+  'POST /v1/admin/shipments/{shipmentId}/refresh': {
+    request: () => ({ method: 'POST', url: `/v1/admin/shipments/${NO_SHIPMENT}/refresh` }),
+    in: support,
+  },
+  'POST /v1/admin/shipments/refresh': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/shipments/refresh',
+      payload: { shipmentIds: [NO_SHIPMENT] },
+    }),
+    in: ops,
+  },
+  'POST /v1/admin/orders/{orderId}/cancel': {
+    request: () => ({ method: 'POST', url: `/v1/admin/orders/${ORDER}/cancel`, payload: REASON }),
+    in: ops,
+  },
+  'POST /v1/admin/shipments/{shipmentId}/mark-delivered': {
+    request: () => ({
+      method: 'POST',
+      url: `/v1/admin/shipments/${NO_SHIPMENT}/mark-delivered`,
+      payload: REASON,
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/attention': { request: () => ({ url: '/v1/admin/attention' }), in: ops },
+  'POST /v1/admin/orders/{orderId}/attention/{itemId}': {
+    request: () => ({
+      method: 'POST',
+      url: `/v1/admin/orders/${NO_ORDER}/attention/item_1`,
+      payload: { action: 'resolve', ...REASON },
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+};
+
+/** Signed by the courier's webhook secret, not by anyone's credentials: every caller is refused unsigned. */
+const COURIER_SIGNED = 'POST /v1/webhooks/couriers/{courier}';
+
+describe('access matrix', () => {
+  let database: TestDatabase;
+  let api: TestApi;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    api = await startTestApi({ database });
+    // A finished order of the customer: reads answer 200 and cancels answer without Temporal.
+    await database.db
+      .insertInto('inventory_items')
+      .values({ sku: 'SKU-1', name: 'Thing', on_hand: 5 })
+      .execute();
+    await insertOrder(database.db, {
+      id: ORDER,
+      number: 'WB-ACCESS-1',
+      customerId: 'cus_1',
+      email: 'a@example.com',
+      currency: 'MYR',
+      courier: 'simulator',
+      shippingAddress: {
+        name: 'A',
+        line1: 'B',
+        line2: null,
+        city: 'C',
+        state: null,
+        postcode: '40000',
+        country: 'MY',
+        phone: null,
+      },
+      lines: [{ lineNo: 1, sku: 'SKU-1', name: 'Thing', quantity: 1, unitAmount: 100 }],
+    });
+    await database.db.updateTable('orders').set({ status: 'CANCELLED' }).where('id', '=', ORDER).execute();
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    await database?.drop();
+  });
+
+  const credentials = (caller: Caller): Record<string, string> => {
+    switch (caller) {
+      case 'guest':
+        return {};
+      case 'customer':
+        return api.customer('cus_1');
+      case 'admin key':
+        return api.adminKey();
+      default:
+        return api.staff(caller, `${caller}-1`);
+    }
+  };
+
+  it('lets each caller into exactly the routes of its role, on every route', async () => {
+    expect(Object.keys(MATRIX).concat(COURIER_SIGNED).sort()).toEqual([...api.app.waybillRoutes].sort());
+
+    const expected: Record<string, Record<Caller, Outcome | string>> = {};
+    const observed: Record<string, Record<Caller, Outcome | string>> = {};
+    for (const [route, row] of Object.entries(MATRIX)) {
+      expected[route] = {} as Record<Caller, Outcome>;
+      observed[route] = {} as Record<Caller, Outcome | string>;
+      for (const caller of CALLERS) {
+        expected[route][caller] = row.in.includes(caller) ? 'in' : caller === 'guest' ? '401' : '403';
+        const request = row.request();
+        const res = await api.app.inject({
+          ...request,
+          headers: { ...request.headers, ...credentials(caller) },
+        });
+        const code = res.statusCode === 401 || res.statusCode === 403 ? res.json().error.code : null;
+        observed[route][caller] =
+          res.statusCode === 401 && code === 'AUTH_REQUIRED'
+            ? '401'
+            : res.statusCode === 403 && code === 'FORBIDDEN'
+              ? '403'
+              : res.statusCode === 401 || res.statusCode === 403 || res.statusCode >= 500
+                ? `${res.statusCode} ${res.body.slice(0, 120)}`
+                : 'in';
+      }
+    }
+    expect(observed).toEqual(expected);
+
+    for (const caller of CALLERS) {
+      const res = await api.app.inject({
+        method: 'POST',
+        url: '/v1/webhooks/couriers/simulator',
+        headers: credentials(caller),
+        payload: { eventId: 'e1', trackingNumber: 'SIM-NONE-1', events: [] },
+      });
+      expect({ caller, status: res.statusCode, code: res.json().error.code }).toEqual({
+        caller,
+        status: 401,
+        code: 'SIGNATURE_REQUIRED',
+      });
+    }
+  });
+});
