@@ -706,11 +706,12 @@ export function loadConfig(env: Env = process.env): Config {
 }
 
 /**
- * What keeps the API from starting (production only: development always has its published
- * defaults). Other processes do not hold API credentials, so they are not asked for them.
+ * Throws a {@link ConfigError} naming each credential the API lacks (production only:
+ * development always has its published defaults). Other processes do not hold API
+ * credentials, so they are not asked for them.
  */
-export function apiCredentialProblems(config: Config): string[] {
-  if (config.env !== 'production') return [];
+export function assertApiCredentials(config: Config): void {
+  if (config.env !== 'production') return;
   const problems: string[] = [];
   if (config.api.jwtSecret === '') {
     problems.push('WAYBILL_JWT_SECRET must be set (32+ characters) when WAYBILL_ENV=production');
@@ -720,7 +721,7 @@ export function apiCredentialProblems(config: Config): string[] {
       'WAYBILL_STAFF_JWKS or WAYBILL_ADMIN_API_KEY_SHA256 must be set when WAYBILL_ENV=production: with neither, no staff member can sign in',
     );
   }
-  return problems;
+  if (problems.length > 0) throw new ConfigError(problems);
 }
 
 /** The published development credentials this configuration accepts (for the start-up warning). */

@@ -1,4 +1,37 @@
-import { ConfigError, loadConfig, parseDuration } from '../src/config';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import {
+  assertApiCredentials,
+  ConfigError,
+  DEV_ADMIN_API_KEY,
+  DEV_JWT_SECRET,
+  DEV_SIMULATOR_WEBHOOK_SECRET,
+  DEV_STAFF_JWK,
+  loadConfig,
+  parseDuration,
+  sha256Hex,
+} from '../src/config';
+
+/** Every published development credential, set explicitly. */
+const PUBLISHED = {
+  WAYBILL_JWT_SECRET: DEV_JWT_SECRET,
+  WAYBILL_STAFF_JWKS: JSON.stringify({ keys: [{ ...DEV_STAFF_JWK, d: undefined, kid: 'renamed' }] }),
+  WAYBILL_STAFF_JWT_SIGNING_KEY: JSON.stringify({ ...DEV_STAFF_JWK, kid: 'renamed' }),
+  WAYBILL_ADMIN_API_KEY_SHA256: `${'a'.repeat(64)},${sha256Hex(DEV_ADMIN_API_KEY)}`,
+  COURIER_WEBHOOK_SECRET_SIMULATOR: DEV_SIMULATOR_WEBHOOK_SECRET,
+  COURIER_WEBHOOK_SECRET_EASYPARCEL: DEV_SIMULATOR_WEBHOOK_SECRET,
+};
+
+const problemsOf = (fn: () => unknown): string[] => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+};
 
 describe('configuration', () => {
   it('runs on defaults with no environment at all', () => {
@@ -101,5 +134,89 @@ describe('configuration', () => {
     expect(parseDuration('0s')).toBeNull();
     expect(parseDuration('-1h')).toBeNull();
     expect(parseDuration('fast')).toBeNull();
+  });
+
+  describe('outside development (WAYBILL_ENV=production)', () => {
+    it('refuses every published development credential, naming each', () => {
+      const problems = problemsOf(() => loadConfig({ WAYBILL_ENV: 'production', ...PUBLISHED }));
+      expect(problems).toEqual([
+        'WAYBILL_JWT_SECRET is the published development JWT secret: set your own (WAYBILL_ENV=production)',
+        'WAYBILL_STAFF_JWKS is the published development staff key: set your own (WAYBILL_ENV=production)',
+        'WAYBILL_STAFF_JWT_SIGNING_KEY is the published development staff key: set your own (WAYBILL_ENV=production)',
+        'WAYBILL_ADMIN_API_KEY_SHA256 is the published development admin key: set your own (WAYBILL_ENV=production)',
+        'COURIER_WEBHOOK_SECRET_EASYPARCEL is the published development webhook secret: set your own (WAYBILL_ENV=production)',
+        'COURIER_WEBHOOK_SECRET_SIMULATOR is the published development webhook secret: set your own (WAYBILL_ENV=production)',
+      ]);
+      // The same values are fine for development.
+      expect(loadConfig({ ...PUBLISHED }).env).toBe('development');
+    });
+
+    it('gives no credential a default: the API needs its own, other processes need none', () => {
+      const config = loadConfig({ WAYBILL_ENV: 'production' });
+      expect(config.api).toMatchObject({
+        jwtSecret: '',
+        staffJwtKeys: [],
+        adminApiKeyHashes: [],
+        courierWebhookSecrets: {},
+      });
+      expect(config.tokens.staffSigningKey).toBeNull();
+      expect(problemsOf(() => assertApiCredentials(config))).toEqual([
+        'WAYBILL_JWT_SECRET must be set (32+ characters) when WAYBILL_ENV=production',
+        'WAYBILL_STAFF_JWKS or WAYBILL_ADMIN_API_KEY_SHA256 must be set when WAYBILL_ENV=production: with neither, no staff member can sign in',
+      ]);
+      const own = loadConfig({
+        WAYBILL_ENV: 'production',
+        WAYBILL_JWT_SECRET: 'x'.repeat(40),
+        WAYBILL_ADMIN_API_KEY_SHA256: sha256Hex('an-admin-key-of-our-own'),
+      });
+      expect(problemsOf(() => assertApiCredentials(own))).toEqual([]);
+    });
+
+    it('does not guess from NODE_ENV: NODE_ENV=production without WAYBILL_ENV is refused', () => {
+      expect(problemsOf(() => loadConfig({ NODE_ENV: 'production' }))).toEqual([
+        'WAYBILL_ENV must be set when NODE_ENV=production: production (refuses development credentials) or development',
+      ]);
+      expect(loadConfig({ NODE_ENV: 'production', WAYBILL_ENV: 'development' }).env).toBe('development');
+      expect(problemsOf(() => loadConfig({ WAYBILL_ENV: 'staging' }))).toEqual([
+        'WAYBILL_ENV must be one of development, production (got "staging")',
+      ]);
+    });
+
+    it('stops the API process at start with one line naming each published credential', async () => {
+      const run = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/api/main.ts'], {
+        cwd: path.join(__dirname, '..'),
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, WAYBILL_ENV: 'production', ...PUBLISHED },
+      });
+      const failure = (await run.then(
+        () => null,
+        (err: unknown) => err,
+      )) as { code: number; stdout: string; stderr: string } | null;
+      expect(failure).toMatchObject({ code: 1, stdout: '' });
+      const lines = failure!.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      for (const name of Object.keys(PUBLISHED)) expect(lines[0]).toContain(`${name} is the published`);
+      expect(lines[0]).toMatch(/^waybill: Invalid configuration: /);
+    });
+  });
+
+  it('reads staff keys as a JWKS document and names what is wrong with one', () => {
+    expect(
+      problemsOf(() =>
+        loadConfig({ WAYBILL_STAFF_JWKS: JSON.stringify({ keys: [{ ...DEV_STAFF_JWK, kid: 'private' }] }) }),
+      ),
+    ).toEqual([
+      'WAYBILL_STAFF_JWKS: key "private" is a private key; give the API public keys only (drop "d")',
+    ]);
+    expect(problemsOf(() => loadConfig({ WAYBILL_STAFF_JWKS: '/no/such/jwks.json' }))).toEqual([
+      'WAYBILL_STAFF_JWKS must be inline JSON or a readable file (ENOENT: /no/such/jwks.json)',
+    ]);
+    expect(problemsOf(() => loadConfig({ WAYBILL_STAFF_JWKS: '{"keys":[]}' }))).toEqual([
+      'WAYBILL_STAFF_JWKS must be a JWKS document: {"keys":[…]} with at least one key',
+    ]);
+    expect(
+      problemsOf(() => loadConfig({ WAYBILL_JWT_ISSUER: 'same', WAYBILL_STAFF_JWT_ISSUER: 'same' })),
+    ).toEqual([
+      'WAYBILL_STAFF_JWT_ISSUER must differ from WAYBILL_JWT_ISSUER (staff and customer tokens are told apart by issuer)',
+    ]);
   });
 });

@@ -54,6 +54,38 @@ describe('docker-compose.yml', () => {
     expect(unknown).toEqual([]);
   });
 
+  it('runs every Waybill service with WAYBILL_ENV=production and requires the API credentials', () => {
+    const waybill = ['api', 'worker', 'migrate', 'simulator', 'payments'];
+    expect(waybill.map((name) => compose.services[name]?.environment?.WAYBILL_ENV)).toEqual(
+      waybill.map(() => 'production'),
+    );
+    const api = compose.services.api?.environment ?? {};
+    // `${VAR:?message}`: compose stops before starting anything when one is missing.
+    for (const name of [
+      'WAYBILL_JWT_SECRET',
+      'WAYBILL_JWT_ISSUER',
+      'WAYBILL_STAFF_JWKS',
+      'WAYBILL_STAFF_JWT_ISSUER',
+    ]) {
+      expect({ name, value: String(api[name]) }).toEqual({
+        name,
+        value: expect.stringMatching(new RegExp(`^\\$\\{${name}:\\?.+\\}$`)),
+      });
+    }
+    // No literal credential anywhere: every secret comes from the environment.
+    for (const service of waybill) {
+      for (const [name, value] of Object.entries(compose.services[service]?.environment ?? {})) {
+        if (/SECRET|JWKS|KEY_SHA256|SIGNING_KEY/.test(name)) {
+          expect({ service, name, value: String(value) }).toEqual({
+            service,
+            name,
+            value: expect.stringMatching(/^\$\{/),
+          });
+        }
+      }
+    }
+  });
+
   it('creates every search attribute the workflows use', () => {
     const command = String(compose.services['temporal-search-attributes']?.command);
     const keys = fs.readFileSync(path.join(ROOT, 'src/workflows/search-attributes.ts'), 'utf8');

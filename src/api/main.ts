@@ -5,13 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { createDb } from '../../db/client';
 import type { Database } from '../../db/database';
-import {
-  apiCredentialProblems,
-  ConfigError,
-  developmentCredentialsInUse,
-  loadConfig,
-  type Config,
-} from '../config';
+import { assertApiCredentials, developmentCredentialsInUse, loadConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { assertDatabaseReachable, runMain, StartupError } from '../main-helpers';
 import { createTemporalClient } from '../temporal';
@@ -28,8 +22,7 @@ export async function startApi(opts: {
   db: Kysely<Database>;
   log: Logger;
 }): Promise<RunningApi> {
-  const missing = apiCredentialProblems(opts.config);
-  if (missing.length > 0) throw new ConfigError(missing);
+  assertApiCredentials(opts.config);
   const published = developmentCredentialsInUse(opts.config);
   if (published.length > 0) {
     opts.log.warn(
@@ -68,6 +61,8 @@ export async function startApi(opts: {
 if (require.main === module) {
   runMain(async () => {
     const config = loadConfig();
+    // Before anything is opened: a misconfigured API stops with one line, not a DB timeout.
+    assertApiCredentials(config);
     const log = createLogger(config).child({ component: 'api' });
     const db = createDb({
       url: config.database.url,
