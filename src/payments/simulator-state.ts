@@ -5,6 +5,7 @@
  * server (simulator-server.ts) wraps it; tests may also steer it directly.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { passesLuhn } from '../domain/card-data';
 import { callShare, hash32, removeRules, seededRandom, touches, type CallShare } from '../simulator/faults';
 import {
   PAYMENT_OPERATIONS,
@@ -130,21 +131,6 @@ export const TEST_TOKENS: Readonly<Record<string, string>> = {
   tok_chargeDeclinedInsufficientFunds: TEST_CARDS.INSUFFICIENT_FUNDS,
   tok_chargeDeclinedProcessingError: TEST_CARDS.PROCESSING_ERROR,
 };
-
-/** The Luhn check digit rule every real card number satisfies. */
-export function passesLuhn(number: string): boolean {
-  if (!/^\d+$/.test(number)) return false;
-  let sum = 0;
-  for (let i = 0; i < number.length; i++) {
-    let digit = Number(number[number.length - 1 - i]);
-    if (i % 2 === 1) {
-      digit *= 2;
-      if (digit > 9) digit -= 9;
-    }
-    sum += digit;
-  }
-  return sum % 10 === 0;
-}
 
 // ---------------------------------------------------------------------------------------
 // Faults

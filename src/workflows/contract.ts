@@ -177,8 +177,11 @@ export interface OrderWorkflowInput {
   totalAmount: number;
   courier: CourierCode;
   lines: OrderLineInput[];
-  /** Card or token from checkout; passed to the payment provider only. */
-  payment: { token: string } | { number: string; expMonth: number; expYear: number; cvc: string };
+  /**
+   * The payment provider's token from checkout; passed to the provider only. Never card
+   * details: this input is stored in Temporal history (the API refuses card numbers).
+   */
+  payment: { token: string };
   shipmentPolicy: PollPolicy;
   courierTaskQueue: string;
   /**

@@ -492,7 +492,7 @@ describe('admin routes on a seeded read model', () => {
 describe('admin actions on running workflows', () => {
   /** Courier ms per real ms: a 3-day lifecycle plays in about 5 s. */
   const TIME_SCALE = 50_000;
-  const CARD = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
+  const PAYMENT = { token: 'tok_visa' };
   const ADDRESS = {
     name: 'Aisyah Rahman',
     line1: '12 Jalan Bukit',
@@ -636,7 +636,7 @@ describe('admin actions on running workflows', () => {
       totalAmount: total,
       courier: CourierCode.SIMULATOR,
       lines: [{ lineNo: 1, sku, quantity: 1, unitAmount: 4_990, shipFrom: 'main' }],
-      payment: CARD,
+      payment: PAYMENT,
       shipmentPolicy: policy,
       courierTaskQueue: worker.courierTaskQueue,
     };

@@ -4,6 +4,7 @@
  * courier simulator's name rule (`[scenario:...]` at the end of the recipient name).
  */
 import { randomUUID } from 'node:crypto';
+import pino from 'pino';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { stockReconciliation } from '../../src/inventory/queries';
@@ -540,5 +541,90 @@ describe('order routes', () => {
     } finally {
       await down.close();
     }
+  });
+
+  describe('card data', () => {
+    const CARD_NUMBERS = [
+      '4242424242424242',
+      '4242 4242 4242 4242',
+      '4242-4242-4242-4242',
+      '4222222222222', // 13 digits
+      '6759 6498 2643 8453 3', // 17
+      '6011-0009-9013-9424-009', // 19
+    ];
+
+    it('refuses a card number as payment.token (400 naming the field) and never logs, stores or echoes it', async () => {
+      const lines: string[] = [];
+      const log = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
+      const listening = await startTestApi({
+        database,
+        log,
+        env: { WAYBILL_TASK_QUEUE: worker.taskQueue, WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue },
+      });
+      const before = await countOrders();
+      try {
+        const sku = await stock();
+        for (const number of CARD_NUMBERS) {
+          for (const headers of [{}, api.customer('cus_card')]) {
+            const res = await post(
+              { ...orderBody(sku), payment: { token: number } },
+              { ...headers, 'idempotency-key': randomUUID() },
+              listening,
+            );
+            expect({ number, status: res.statusCode, error: res.json().error }).toEqual({
+              number,
+              status: 400,
+              error: {
+                code: 'CARD_DATA_REFUSED',
+                message: expect.stringMatching(/^body\.payment\.token is a card number/),
+              },
+            });
+            const digits = number.replace(/\D/g, '');
+            expect(res.body.replace(/\D/g, '')).not.toContain(digits);
+          }
+        }
+        const keys = await database.db.selectFrom('api_idempotency_keys').selectAll().execute();
+        expect(await countOrders()).toBe(before);
+        expect(JSON.stringify(keys)).not.toMatch(/4242424242|422222222|675964982|601100099/);
+        expect(lines.length).toBeGreaterThan(0);
+        const logged = lines.join('').replace(/\D/g, '');
+        for (const number of CARD_NUMBERS) expect(logged).not.toContain(number.replace(/\D/g, ''));
+      } finally {
+        await listening.close();
+      }
+    });
+
+    it('takes a digits-only token that is not a card number (fails Luhn) like any token', async () => {
+      const res = await post(
+        { ...orderBody('NO-SUCH-SKU'), payment: { token: '4242424242424241' } },
+        { 'idempotency-key': randomUUID() },
+      );
+      expect(res.json().error.code).toBe('UNKNOWN_SKU');
+    });
+
+    it('shows the customer a code and our own message when the provider declines; staff also see its text', async () => {
+      const sku = await stock();
+      const res = await post(
+        { ...orderBody(sku), payment: { token: 'tok_chargeDeclined' } },
+        { ...api.customer('cus_declined'), 'idempotency-key': randomUUID() },
+      );
+      const { orderId } = res.json();
+      await waitForStatus(orderId, (s) => s === 'FAILED');
+      const stored = (await orderRow(orderId))!.failure_message!;
+      expect(stored).toMatch(/declined/i);
+
+      const asCustomer = await api.app.inject({
+        url: `/v1/orders/${orderId}`,
+        headers: api.customer('cus_declined'),
+      });
+      expect(asCustomer.json().failure).toEqual({
+        code: 'PAYMENT_DECLINED',
+        message:
+          'The payment was declined, so the order was not placed. Nothing was charged; try another payment method.',
+      });
+      expect(asCustomer.body).not.toContain(stored);
+      const asSupport = await api.app.inject({ url: `/v1/orders/${orderId}`, headers: api.staff('support') });
+      expect(asSupport.json().failure).toMatchObject({ code: 'PAYMENT_DECLINED', detail: stored });
+    });
   });
 });

@@ -7,6 +7,7 @@ import { buildApi } from '../../src/api/app';
 import type { StaffRole } from '../../src/api/access';
 import { customerToken, staffToken } from '../../src/api/tokens';
 import { DEV_ADMIN_API_KEY, type Config } from '../../src/config';
+import type { Logger } from '../../src/logger';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import type { PollPolicy } from '../../src/workflows/contract';
 import type { TestDatabase } from './db';
@@ -31,6 +32,8 @@ export async function startTestApi(opts: {
   database: TestDatabase;
   env?: Record<string, string>;
   shipmentPolicy?: PollPolicy;
+  /** Where the API logs (default: the quiet test logger). */
+  log?: Logger;
 }): Promise<TestApi> {
   const config = testConfig({ DATABASE_URL: opts.database.url, ...opts.env });
   const temporal = createTemporalClient(config.temporal);
@@ -38,7 +41,7 @@ export async function startTestApi(opts: {
     config,
     db: opts.database.db,
     temporal,
-    log: testLog,
+    log: opts.log ?? testLog,
     ...(opts.shipmentPolicy ? { shipmentPolicy: opts.shipmentPolicy } : {}),
   });
   await app.ready();

@@ -25,8 +25,9 @@ import { freshDatabase, type TestDatabase } from './db';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './temporal';
 
 const TIME_SCALE = 50_000;
-export const GOOD_CARD = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
-export const DECLINED_CARD = { number: '4000000000000002', expMonth: 12, expYear: 2030, cvc: '123' };
+/** The payment simulator's test tokens (src/payments/simulator-state.ts TEST_TOKENS): never card numbers. */
+export const GOOD_PAYMENT = { token: 'tok_visa' };
+export const DECLINED_PAYMENT = { token: 'tok_chargeDeclined' };
 export const ADDRESS = {
   name: 'Aisyah Rahman',
   line1: '12 Jalan Bukit',
@@ -40,7 +41,7 @@ export const ADDRESS = {
 export interface PlaceOrderOptions {
   sku: string;
   quantity: number;
-  card?: typeof GOOD_CARD;
+  payment?: OrderWorkflowInput['payment'];
   scenario?: ScenarioName;
   policy?: PollPolicy;
   bookingRetryWindowMs?: number;
@@ -175,7 +176,7 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
       totalAmount: total,
       courier: CourierCode.SIMULATOR,
       lines: lines.map(({ name: _name, ...line }) => line),
-      payment: opts.card ?? GOOD_CARD,
+      payment: opts.payment ?? GOOD_PAYMENT,
       shipmentPolicy: opts.policy ?? fastPolicy(),
       // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
       bookingRetryWindowMs: opts.bookingRetryWindowMs ?? 30_000,

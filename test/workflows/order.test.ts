@@ -15,7 +15,7 @@ import {
 } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { DECLINED_CARD, expectPickedUpRefusal, useSagaStack } from '../support/saga';
+import { DECLINED_PAYMENT, expectPickedUpRefusal, useSagaStack } from '../support/saga';
 import { fastPolicy, uniqueId } from '../support/temporal';
 
 jest.setTimeout(90_000);
@@ -51,7 +51,7 @@ describe('order saga', () => {
   it('fails a declined payment: stock released, nothing booked, FAILED with the reason', async () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 10);
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, card: DECLINED_CARD });
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1, payment: DECLINED_PAYMENT });
     const result = await handle.result();
 
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'PAYMENT_DECLINED' });

@@ -126,7 +126,7 @@ describe('workflow histories read as a story', () => {
       totalAmount: total,
       courier: CourierCode.SIMULATOR,
       lines: [{ lineNo: 1, sku, quantity: 2, unitAmount: 4_990, shipFrom: 'main' }],
-      payment: { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' },
+      payment: { token: 'tok_visa' },
       shipmentPolicy: fastPolicy(),
       courierTaskQueue: worker.courierTaskQueue,
     };

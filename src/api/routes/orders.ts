@@ -10,6 +10,7 @@ import { sql } from 'kysely';
 import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
 import { COURIER_CODES, type CourierCode } from '../../couriers/types';
+import { looksLikeCardNumber } from '../../domain/card-data';
 import { insertOrder } from '../../orders/queries';
 import { OrderStatus, orderWorkflowId, type OrderWorkflowInput } from '../../workflows/contract';
 import type { orderWorkflow } from '../../workflows/order';
@@ -19,6 +20,7 @@ import { actorOf, requireSignedIn, type Principal } from '../auth';
 import { ApiError } from '../errors';
 import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
 import { cancelOrder, orderVisibleTo, refreshShipments } from '../order-actions';
+import { failureView } from '../order-failures';
 import { selectShipmentViews, ShipmentTrackingView, StatusSchema, toTrackingViews } from '../tracking-view';
 
 const ORDER_STATUSES = Object.values(OrderStatus);
@@ -68,7 +70,7 @@ const CreateOrderBody = Type.Object(
         token: Type.String({
           pattern: '^[A-Za-z0-9_]{3,128}$',
           description:
-            "A payment token from the shop's checkout (e.g. tok_visa with the simulator). Card numbers are never accepted here.",
+            "A payment token from the shop's checkout (e.g. tok_visa with the simulator). A card number (13–19 digits passing Luhn, spaces or dashes allowed) is refused with 400 CARD_DATA_REFUSED.",
         }),
       },
       { additionalProperties: false },
@@ -100,7 +102,19 @@ const OrderView = Type.Object(
     orderId: Type.String(),
     orderNumber: Type.String(),
     status: OrderStatusSchema,
-    failure: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+    failure: Type.Union([
+      Type.Object(
+        {
+          code: Type.String({ description: 'e.g. PAYMENT_DECLINED, OUT_OF_STOCK, NEEDS_ATTENTION' }),
+          message: Type.String({ description: 'Our own sentence for the customer' }),
+          detail: Type.Optional(
+            Type.String({ description: "The payment provider's or courier's own text; staff only" }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ]),
     email: Type.String(),
     currency: Type.String(),
     totalAmount: Money,
@@ -208,7 +222,7 @@ const normalisePostcode = (postcode: string) => postcode.replace(/[\s-]/g, '').t
 export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { db, config } = deps;
 
-  async function orderView(order: Order): Promise<Static<typeof OrderView>> {
+  async function orderView(order: Order, principal: Principal): Promise<Static<typeof OrderView>> {
     const [lines, shipments, payment] = await Promise.all([
       db.selectFrom('order_items').selectAll().where('order_id', '=', order.id).orderBy('line_no').execute(),
       db
@@ -229,10 +243,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       orderId: order.id,
       orderNumber: order.number,
       status: order.status as OrderStatus,
-      failure:
-        order.failure_code !== null
-          ? { code: order.failure_code, message: order.failure_message ?? order.failure_code }
-          : null,
+      failure: failureView(order.failure_code, order.failure_message, principal.kind === 'staff'),
       email: order.email,
       currency: order.currency,
       totalAmount: order.total_amount,
@@ -384,6 +395,17 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   app.post(
     '/v1/orders',
     {
+      // Before validation, so before anything stores, logs or echoes the body.
+      preValidation: async (request) => {
+        const token = (request.body as { payment?: { token?: unknown } } | null)?.payment?.token;
+        if (typeof token === 'string' && looksLikeCardNumber(token)) {
+          throw new ApiError(
+            400,
+            'CARD_DATA_REFUSED',
+            "body.payment.token is a card number: send the payment provider's token from checkout (e.g. tok_…), never card details",
+          );
+        }
+      },
       schema: {
         tags: ['orders'],
         summary: 'Create an order (starts its saga); requires Idempotency-Key',
@@ -452,7 +474,8 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         response: { 200: OrderView, 400: err, 401: err, 404: err, 503: err },
       },
     },
-    async (request) => orderView(await orderVisibleTo(deps, request.principal, request.params.orderId)),
+    async (request) =>
+      orderView(await orderVisibleTo(deps, request.principal, request.params.orderId), request.principal),
   );
 
   app.get(
