@@ -9,7 +9,12 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { Config } from '../config';
@@ -20,9 +25,12 @@ import type { TemporalClient } from '../temporal';
 import { authPlugin } from './auth';
 import {
   ApiError,
+  clientErrorResponse,
   databaseUnavailable,
   ErrorBody,
   errorBody,
+  MAX_PARAM_LENGTH,
+  routerError,
   isDatabaseUnavailable,
   isTemporalUnavailable,
   temporalUnavailable,
@@ -106,6 +114,20 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Router and HTTP-parser errors never reach the error handler: they answer in our shape here.
+    frameworkErrors: (err, request, reply) => {
+      const answer = routerError(err);
+      void (reply as FastifyReply)
+        .code(answer.statusCode)
+        .header('x-request-id', request.id)
+        .send(errorBody(answer.code, answer.message));
+    },
+    clientErrorHandler: (err, socket) => {
+      const response = clientErrorResponse(err as NodeJS.ErrnoException);
+      if (response !== null && socket.writable) socket.write(response);
+      socket.destroy(err);
+    },
     // A caller's x-request-id is kept when it is sane, so one id follows a request across systems.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -142,7 +164,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // the rate limit, a dependency down. Declared once here so the document tells the truth.
     if (schema?.response) {
       const withBody = route.schema?.body !== undefined;
-      for (const status of ['400', '401', '429', '503', ...(withBody ? ['413', '415'] : [])]) {
+      const withParams = route.url.includes(':');
+      for (const status of [
+        '400',
+        '401',
+        '429',
+        '503',
+        ...(withBody ? ['413', '415'] : []),
+        ...(withParams ? ['414'] : []),
+      ]) {
         if (!(status in schema.response) && !(Number(status) in schema.response)) {
           schema.response[status] = { $ref: 'Error#' };
         }

@@ -30,6 +30,56 @@ export function errorBody(code: string, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
+/** Longest path parameter the router matches (characters); ids and tracking numbers are far shorter. */
+export const MAX_PARAM_LENGTH = 100;
+
+/**
+ * Errors of the router itself (before any route, hook or error handler runs), in our shape:
+ * a URL whose percent-encoding does not decode, a path parameter over {@link MAX_PARAM_LENGTH}.
+ */
+export function routerError(err: { code?: string }): ApiError {
+  switch (err.code) {
+    case 'FST_ERR_BAD_URL':
+      return new ApiError(
+        400,
+        'BAD_URL',
+        'the URL path is not valid: a percent-encoded part does not decode',
+      );
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ApiError(
+        414,
+        'URI_TOO_LONG',
+        `a path parameter is longer than ${MAX_PARAM_LENGTH} characters; no id in this API is that long`,
+      );
+    default:
+      return new ApiError(500, 'INTERNAL', 'Internal error; the request id identifies it in the logs');
+  }
+}
+
+/**
+ * The raw HTTP answer to a request Node's parser refused (it never became a request: no
+ * route, no hooks), in our shape. Null when there is no one to answer (connection reset).
+ */
+export function clientErrorResponse(err: { code?: string }): string | null {
+  if (err.code === 'ECONNRESET') return null;
+  const [status, reason, error] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? ([
+          408,
+          'Request Timeout',
+          errorBody('REQUEST_TIMEOUT', 'the request took too long to arrive'),
+        ] as const)
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? ([
+            431,
+            'Request Header Fields Too Large',
+            errorBody('HEADERS_TOO_LARGE', 'the request headers (or the URL) are too large'),
+          ] as const)
+        : ([400, 'Bad Request', errorBody('BAD_REQUEST', 'the request is not valid HTTP/1.1')] as const);
+  const body = JSON.stringify(error);
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
 const GRPC_UNAVAILABLE = 14;
 const GRPC_DEADLINE_EXCEEDED = 4;
 

@@ -5,6 +5,7 @@
  */
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { randomUUID } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import type { InjectOptions } from 'fastify';
 import { startTestApi, type TestApi } from '../support/api';
 import { freshDatabase, type TestDatabase } from '../support/db';
@@ -331,6 +332,52 @@ describe('HTTP contract', () => {
       /reason/,
     ],
     [
+      'a path parameter longer than the router takes (router error)',
+      () => ({ url: `/v1/orders/${'a'.repeat(101)}`, headers: customer() }),
+      414,
+      'URI_TOO_LONG',
+    ],
+    [
+      'a very long tracking number (router error, no credentials needed)',
+      () => ({ url: `/v1/tracking/${'A'.repeat(5000)}` }),
+      414,
+      'URI_TOO_LONG',
+    ],
+    [
+      'a path parameter whose percent-encoding does not decode (router error)',
+      () => ({ url: '/v1/tracking/%E0%A4%A' }),
+      400,
+      'BAD_URL',
+    ],
+    [
+      'a webhook courier name with odd bytes',
+      () => ({ method: 'POST', url: '/v1/webhooks/couriers/%00%FF', payload: {} }),
+      400,
+      /BAD_URL|courier/,
+    ],
+    [
+      'an empty JSON body',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: '',
+        headers: { ...key(), 'content-type': 'application/json' },
+      }),
+      400,
+      'EMPTY_BODY',
+    ],
+    [
+      'a JSON body with a __proto__ key',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: '{"__proto__":{"admin":true}}',
+        headers: { ...key(), 'content-type': 'application/json' },
+      }),
+      400,
+      /proto|INVALID_JSON|BAD_REQUEST/i,
+    ],
+    [
       'method not allowed on a route',
       () => ({ method: 'DELETE', url: '/v1/orders/ord_x', headers: customer() }),
       404,
@@ -350,6 +397,49 @@ describe('HTTP contract', () => {
       else expect(`${body.error.code} ${body.error.message}`).toMatch(expected);
     },
   );
+
+  describe('requests the HTTP parser refuses (before any route or hook)', () => {
+    /** Sends raw bytes to the listening API and reads the answer until it closes the connection. */
+    async function raw(bytes: string): Promise<{ status: number; body: unknown }> {
+      const address = api.app.server.address() as AddressInfo;
+      const text = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(address.port, '127.0.0.1', () => socket.write(bytes));
+        let received = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (received += chunk));
+        socket.on('close', () => resolve(received));
+        socket.on('error', (err) => (received ? resolve(received) : reject(err)));
+      });
+      const [head, body] = text.split('\r\n\r\n');
+      return {
+        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head ?? '')?.[1]),
+        body: JSON.parse(body ?? 'null'),
+      };
+    }
+
+    beforeAll(async () => {
+      await api.app.listen({ host: '127.0.0.1', port: 0 });
+    });
+
+    it.each([
+      [
+        'a malformed header line',
+        400,
+        'BAD_REQUEST',
+        'GET /health/live HTTP/1.1\r\nHost: x\r\nnot a header\r\n\r\n',
+      ],
+      [
+        'headers over the size limit',
+        431,
+        'HEADERS_TOO_LARGE',
+        `GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      ],
+      ['a request line that is not HTTP', 400, 'BAD_REQUEST', 'HELLO\r\n\r\n'],
+    ] as const)('%s → %i in the one error shape', async (_name, status, code, bytes) => {
+      const answer = await raw(bytes);
+      expect(answer).toEqual({ status, body: { error: { code, message: expect.any(String) } } });
+    });
+  });
 
   it('writes nothing for rejected requests', async () => {
     for (const [, request] of cases) await api.app.inject(request());
