@@ -7,6 +7,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type JsonWebKey } from 'node:crypto';
 import fs from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -91,6 +92,16 @@ export interface Config {
     readonly defaultCourier: 'easyparcel' | 'bluedart' | 'simulator';
     /** A webhook whose signed timestamp is older (or further ahead) than this is refused (ms). */
     readonly webhookMaxAgeMs: number;
+    /** A pushed scan timed further ahead of our clock than this is refused (ms): it would stop no-scan expiry. */
+    readonly pushMaxClockSkewMs: number;
+    /**
+     * Which proxies' X-Forwarded-For to believe for the client address (rate limits, logs):
+     * false (none: the socket address), a hop count, or proxy addresses / CIDR ranges.
+     */
+    readonly trustProxy: boolean | number | readonly string[];
+    /** The API's Prometheus endpoint listens here, apart from the public port; null when WAYBILL_METRICS_PORT is 0. */
+    readonly metricsHost: string;
+    readonly metricsPort: number | null;
     /** How long a new order's courier booking keeps retrying through a courier outage before the order fails (ms). */
     readonly bookingRetryWindowMs: number;
     /** Capture, void, refund and booking cancels retry through outages this long before the order is parked (NEEDS_ATTENTION). */
@@ -431,6 +442,31 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/**
+ * WAYBILL_TRUST_PROXY: `false`, `true` (every hop: only when nothing but the proxy can reach
+ * the API), a hop count, or comma-separated proxy addresses / CIDR ranges.
+ */
+function trustProxy(text: string, problems: string[]): boolean | number | string[] {
+  const value = text.trim().toLowerCase();
+  if (value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d{1,2}$/.test(value)) return Number(value);
+  const entries = value.split(',').map((e) => e.trim());
+  const valid = (entry: string) => {
+    const [address, bits, ...rest] = entry.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || rest.length > 0) return false;
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+  };
+  if (entries.some((entry) => !valid(entry))) {
+    problems.push(
+      `WAYBILL_TRUST_PROXY must be false, true, a hop count or comma-separated proxy addresses / CIDR ranges (got "${text}")`,
+    );
+    return false;
+  }
+  return entries;
+}
+
 /** Parses a UTC time of day `HH:MM` into milliseconds after midnight. */
 export function parseTimeOfDay(text: string): number | null {
   const match = /^\s*([01]?\d|2[0-3]):([0-5]\d)\s*$/.exec(text);
@@ -595,13 +631,17 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(`WAYBILL_DAILY_REPORT_AT must be a UTC time of day HH:MM (got "${dailyReportAt}")`);
   }
   const metricsPort = r.int('WAYBILL_WORKER_METRICS_PORT', 9464, 0, 65_535);
+  const apiPort = r.port('WAYBILL_PORT', 3000);
+  // Next to the API's own port by default, so stacks side by side (tests, benchmarks) never share one.
+  const apiMetricsPort = r.int('WAYBILL_METRICS_PORT', Math.min(apiPort + 1, 65_535), 0, 65_535);
+  if (apiMetricsPort === apiPort) r.problems.push('WAYBILL_METRICS_PORT must differ from WAYBILL_PORT');
 
   const config: Config = {
     env: waybillEnv,
     logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
     api: {
       host: r.string('WAYBILL_HOST', '127.0.0.1'),
-      port: r.port('WAYBILL_PORT', 3000),
+      port: apiPort,
       jwtSecret,
       jwtSecretIsDefault: jwtSecret === DEV_JWT_SECRET,
       jwtIssuer,
@@ -625,6 +665,10 @@ export function loadConfig(env: Env = process.env): Config {
         'simulator',
       ] as const),
       webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
+      pushMaxClockSkewMs: r.duration('WAYBILL_PUSH_MAX_CLOCK_SKEW', '5m'),
+      trustProxy: trustProxy(r.string('WAYBILL_TRUST_PROXY', 'false'), r.problems),
+      metricsHost: r.string('WAYBILL_METRICS_HOST', '127.0.0.1'),
+      metricsPort: apiMetricsPort === 0 ? null : apiMetricsPort,
       bookingRetryWindowMs: r.duration('WAYBILL_BOOKING_RETRY_WINDOW', '30m'),
       settleRetryWindowMs: r.duration('WAYBILL_SETTLE_RETRY_WINDOW', '1h'),
     },

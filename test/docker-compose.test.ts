@@ -13,6 +13,8 @@ interface Service {
   command?: string[] | string;
   environment?: Record<string, string | number>;
   depends_on?: Record<string, { condition: string }> | string[];
+  ports?: string[];
+  expose?: string[];
 }
 
 describe('docker-compose.yml', () => {
@@ -84,6 +86,13 @@ describe('docker-compose.yml', () => {
         }
       }
     }
+  });
+
+  it('publishes only the API port; the API metrics listener stays inside the compose network', () => {
+    const api = compose.services.api!;
+    expect(api.environment?.WAYBILL_METRICS_PORT).toBe(9465);
+    expect(api.ports).toEqual(['3000:3000']);
+    expect(api.expose).toEqual(['9465']);
   });
 
   it('creates every search attribute the workflows use', () => {

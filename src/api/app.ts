@@ -106,6 +106,14 @@ function validationMessage(
   return `${where} ${issue?.message ?? 'is not valid'}`;
 }
 
+/** WAYBILL_TRUST_PROXY as Fastify takes it (a hop count: the nearest `hops` addresses are proxies). */
+function trustProxyOption(
+  trust: Config['api']['trustProxy'],
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return typeof trust === 'boolean' ? trust : [...trust];
+}
+
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const deps: ApiDeps = {
     ...options,
@@ -115,6 +123,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Behind a load balancer the socket address is the balancer's: rate limits and logs would
+    // put every customer in one bucket. Only the configured proxies' X-Forwarded-For is believed.
+    trustProxy: trustProxyOption(deps.config.api.trustProxy),
     // Router and HTTP-parser errors never reach the error handler: they answer in our shape here.
     frameworkErrors: (err, request, reply) => {
       const answer = routerError(err);
@@ -206,8 +217,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(rateLimit, {
     max: deps.config.api.rateLimitPerMinute,
     timeWindow: 60_000,
-    // Health checks and scrapes come from the orchestrator, often many per second: never limit them.
-    allowList: (request) => request.url.startsWith('/health/') || request.url.split('?')[0] === '/metrics',
+    // Health checks come from the orchestrator, often many per second: never limit them.
+    allowList: (request) => request.url.startsWith('/health/'),
     errorResponseBuilder: (_request, context) =>
       new ApiError(
         context.statusCode,

@@ -14,7 +14,32 @@ import { buildApi } from './app';
 export interface RunningApi {
   app: FastifyInstance;
   url: string;
+  /** Where Prometheus scrapes the API (its own listener), or null when WAYBILL_METRICS_PORT is 0. */
+  metricsUrl: string | null;
   close(): Promise<void>;
+}
+
+/** Listens and names the variable to change when the address cannot be had. */
+async function listenOn(
+  app: FastifyInstance,
+  what: string,
+  host: string,
+  port: number,
+  variable: string,
+): Promise<string> {
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new StartupError(
+      e.code === 'EADDRINUSE'
+        ? `port ${port} is in use (set ${variable} to another port)`
+        : `${what} could not listen on ${host}:${port}: ${e.message}`,
+    );
+  }
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  return `http://${host === '0.0.0.0' || host === '127.0.0.1' ? 'localhost' : host}:${bound}`;
 }
 
 export async function startApi(opts: {
@@ -31,26 +56,23 @@ export async function startApi(opts: {
   }
   const temporal = createTemporalClient(opts.config.temporal);
   const app = await buildApi({ config: opts.config, db: opts.db, temporal, log: opts.log });
+  const { api } = opts.config;
+  let url: string;
+  let metricsUrl: string | null = null;
   try {
-    await app.listen({ host: opts.config.api.host, port: opts.config.api.port });
+    url = await listenOn(app, 'the API', api.host, api.port, 'WAYBILL_PORT');
+    if (api.metricsPort !== null) {
+      metricsUrl = `${await listenOn(app.metricsServer, 'the API metrics endpoint', api.metricsHost, api.metricsPort, 'WAYBILL_METRICS_PORT')}/metrics`;
+    }
   } catch (err) {
+    await app.close().catch(() => undefined);
     await temporal.connection.close().catch(() => undefined);
-    const e = err as NodeJS.ErrnoException;
-    throw new StartupError(
-      e.code === 'EADDRINUSE'
-        ? `port ${opts.config.api.port} is in use (set WAYBILL_PORT to another port)`
-        : `the API could not listen on ${opts.config.api.host}:${opts.config.api.port}: ${e.message}`,
-    );
+    throw err;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.config.api.port;
-  const host =
-    opts.config.api.host === '0.0.0.0' || opts.config.api.host === '127.0.0.1'
-      ? 'localhost'
-      : opts.config.api.host;
   return {
     app,
-    url: `http://${host}:${port}`,
+    url,
+    metricsUrl,
     async close() {
       await app.close();
       await temporal.connection.close();

@@ -1,26 +1,31 @@
 /**
- * Prometheus metrics at `GET /metrics`: requests by method, route template and status;
- * the process's own metrics; and business gauges read from the read model when scraped
- * (cached briefly, so several scrapers or a fast scrape interval cost one set of queries).
+ * Prometheus metrics at `GET /metrics` on a listener of its own (WAYBILL_METRICS_HOST /
+ * WAYBILL_METRICS_PORT), never on the public port: requests by method, route template and
+ * status; the process's own metrics; and business gauges read from the read model when
+ * scraped (cached briefly, so several scrapers or a fast scrape interval cost one set of
+ * queries). They say how many shipments are failing and what the courier budget is: not
+ * for the internet, and a scraper needs no credential on a network only it reaches.
  *
  * Each app has its own registry (never prom-client's global one): tests build several
  * apps in one process, and a metric registered twice in one registry is an error.
  */
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { sql } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { Type } from 'typebox';
 import { COURIER_CODES } from '../couriers/types';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES } from '../domain/status';
 import { budgetDay, pollDelayMs } from '../workflows/policy';
 import type { ApiDeps } from './app';
+import { errorBody } from './errors';
 import { FRESH_GRACE } from './freshness';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** This app's Prometheus registry: plugins add their own metrics to it. */
     metrics: Registry;
+    /** The app behind the metrics listener (`GET /metrics` only); the API's close closes it. */
+    metricsServer: FastifyInstance;
   }
 }
 
@@ -179,8 +184,8 @@ function registerBusinessGauges(app: FastifyInstance, registry: Registry, deps: 
 }
 
 /**
- * Registers the metrics hook on every route (this plugin is not encapsulated), the
- * gauges, and `GET /metrics`. Register it before the routes.
+ * Registers the metrics hook on every route (this plugin is not encapsulated), the gauges,
+ * and the metrics listener's app with `GET /metrics`. Register it before the routes.
  */
 export const metricsPlugin = fp<{ deps: ApiDeps }>(async (app, { deps }) => {
   const registry = new Registry();
@@ -217,20 +222,15 @@ export const metricsPlugin = fp<{ deps: ApiDeps }>(async (app, { deps }) => {
   registerBusinessGauges(app, registry, deps);
   app.decorate('metrics', registry);
 
-  app.get(
-    '/metrics',
-    {
-      schema: {
-        tags: ['operations'],
-        summary: 'Prometheus metrics (text exposition format)',
-        response: {
-          200: {
-            description: 'Prometheus text format 0.0.4',
-            content: { 'text/plain': { schema: Type.String() } },
-          },
-        },
-      },
-    },
-    async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+  // A separate app, so the public port never serves it and its scrapes stay out of the
+  // request metrics, rate limits and OpenAPI document.
+  const server = Fastify({ loggerInstance: app.log, disableRequestLogging: true });
+  server.get('/metrics', async (_request, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
   );
+  server.setNotFoundHandler((_request, reply) =>
+    reply.code(404).send(errorBody('NOT_FOUND', 'this listener serves GET /metrics only')),
+  );
+  app.decorate('metricsServer', server);
+  app.addHook('onClose', async () => server.close());
 });

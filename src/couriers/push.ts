@@ -185,14 +185,21 @@ const READERS: Readonly<Record<CourierCode, Reader>> = {
   [CourierCode.SIMULATOR]: readSimulator,
 };
 
+/** How far ahead of our clock a pushed scan may be timed by default (ms): couriers' clocks drift a little. */
+export const PUSH_MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
 /**
  * The pushed scans as tracking events (source `push`), oldest first, one per event key.
- * Throws {@link InvalidPushError} naming the first scan the courier's format does not allow.
+ * Throws {@link InvalidPushError} naming the first scan the courier's format does not allow,
+ * or timed more than `clock.maxSkewMs` ahead of `clock.nowMs`: the shipment workflow takes
+ * the newest scan's time as the last scan, so one in the future would hold off no-scan
+ * expiry for as long as it is ahead.
  */
 export function normalisePush(
   courier: CourierCode,
   scans: readonly PushedScan[],
   log?: CourierLog,
+  clock: { nowMs: number; maxSkewMs: number } = { nowMs: Date.now(), maxSkewMs: PUSH_MAX_CLOCK_SKEW_MS },
 ): NormalisedEvent[] {
   const read = READERS[courier];
   const seen = new Set<string>();
@@ -200,6 +207,12 @@ export function normalisePush(
     scans
       .map((scan, i): NormalisedEvent => {
         const r = read(scan, `events[${i}]`, log);
+        const aheadMs = r.at.getTime() - clock.nowMs;
+        if (aheadMs > clock.maxSkewMs) {
+          throw new InvalidPushError(
+            `events[${i}].occurredAt is ${Math.round(aheadMs / 1000)} s ahead of our clock; at most ${Math.round(clock.maxSkewMs / 1000)} s is allowed: check the time zone and the sender's clock`,
+          );
+        }
         const occurredAt = r.at.toISOString();
         return {
           key: eventKey(courier, r.rawCode, occurredAt, r.location),

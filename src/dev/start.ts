@@ -136,6 +136,7 @@ async function startStack(
   return [
     `Waybill is up (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
     `  API        ${api.url}        (docs: ${api.url}/docs)`,
+    `  API        metrics on ${api.metricsUrl ?? 'none (WAYBILL_METRICS_PORT=0)'}`,
     ...lines,
     `  Courier    simulator on ${simulator.url}`,
     `  Payments   simulator on ${payments.url}`,

@@ -29,7 +29,6 @@ const admin: readonly Caller[] = ['admin', 'admin key'];
 const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller[] }> = {
   'GET /health/live': { request: () => ({ url: '/health/live' }), in: anyone },
   'GET /health/ready': { request: () => ({ url: '/health/ready' }), in: anyone },
-  'GET /metrics': { request: () => ({ url: '/metrics' }), in: anyone },
   'GET /v1/tracking/{trackingNumber}': { request: () => ({ url: '/v1/tracking/SIM-NONE-1' }), in: anyone },
   'POST /v1/tracking/lookup': {
     request: () => ({

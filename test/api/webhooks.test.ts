@@ -234,6 +234,32 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
     expect(await signalsTo(handle)).toBe(1);
   });
 
+  it('refuses a signed scan timed beyond the clock-skew allowance, which would hold off no-scan expiry; a little ahead is fine', async () => {
+    const { shipmentId, trackingNumber, handle } = await trackedParcel();
+    const before = await shipmentRow(shipmentId);
+    const push = outForDelivery(trackingNumber);
+    push.events[0]!.occurredAt = new Date(Date.now() + 2 * 86_400_000).toISOString();
+    const body = JSON.stringify(push);
+    const res = await post(body, signed(body));
+    expect({ status: res.statusCode, error: res.json().error }).toEqual({
+      status: 400,
+      error: {
+        code: 'INVALID_PUSH',
+        message: expect.stringMatching(
+          /^events\[0\]\.occurredAt is 17280\d s ahead of our clock; at most 300 s/,
+        ),
+      },
+    });
+    expect(await dedupeRows(push.eventId)).toEqual([]);
+    expect(await signalsTo(handle)).toBe(0);
+    expect((await shipmentRow(shipmentId)).last_event_at).toEqual(before.last_event_at);
+
+    const slightlyAhead = outForDelivery(trackingNumber);
+    slightlyAhead.events[0]!.occurredAt = new Date(Date.now() + 60_000).toISOString();
+    const ok = JSON.stringify(slightlyAhead);
+    expect((await post(ok, signed(ok))).json().result).toBe('accepted');
+  });
+
   describe('refuses what is not signed by the courier, and writes nothing', () => {
     const staleSeconds = () => Math.floor(Date.now() / 1000) - 5 * 60 - 60;
     const futureSeconds = () => Math.floor(Date.now() / 1000) + 5 * 60 + 60;

@@ -128,4 +128,22 @@ describe('pushed scans', () => {
     expect(run).toThrow(InvalidPushError);
     expect(run).toThrow(message);
   });
+
+  it('refuses a scan timed further ahead of the clock than the allowance, in any courier format', () => {
+    const now = Date.parse('2025-06-07T10:00:00Z');
+    const clock = { nowMs: now, maxSkewMs: 5 * 60_000 };
+    const at = (iso: string): PushedScan => ({ code: 'IN_TRANSIT', occurredAt: iso });
+    expect(normalisePush('simulator', [at('2025-06-07T10:04:59Z')], undefined, clock)).toHaveLength(1);
+    expect(() =>
+      normalisePush('simulator', [at('2025-06-07T09:00:00Z'), at('2025-06-08T10:00:00Z')], undefined, clock),
+    ).toThrow(
+      new InvalidPushError(
+        "events[1].occurredAt is 86400 s ahead of our clock; at most 300 s is allowed: check the time zone and the sender's clock",
+      ),
+    );
+    // India time written without a zone: 16:00 IST is 10:30 UTC, half an hour ahead.
+    expect(() =>
+      normalisePush('bluedart', [{ code: '002', occurredAt: '07-Jun-2025 16:00' }], undefined, clock),
+    ).toThrow(/1800 s ahead/);
+  });
 });

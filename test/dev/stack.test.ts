@@ -24,6 +24,7 @@ interface Ports {
   simulator: number;
   payments: number;
   metrics: number;
+  apiMetrics: number;
 }
 
 function startStack(
@@ -40,6 +41,7 @@ function startStack(
     COURIER_SIMULATOR_PORT: String(ports.simulator),
     PAYMENT_SIMULATOR_PORT: String(ports.payments),
     WAYBILL_WORKER_METRICS_PORT: String(ports.metrics),
+    WAYBILL_METRICS_PORT: String(ports.apiMetrics),
     LOG_LEVEL: 'warn',
   };
   delete env.DATABASE_URL;
@@ -105,6 +107,7 @@ describe('npm start', () => {
       simulator: await freePort(),
       payments: await freePort(),
       metrics: await freePort(),
+      apiMetrics: await freePort(),
     };
   });
   afterAll(() => fs.rm(dataDir, { recursive: true, force: true }));
@@ -130,6 +133,12 @@ describe('npm start', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', temporal: 'ok' } });
     expect((await fetch(`http://127.0.0.1:${ports.ui}/`)).status).toBe(200);
+    // The API's metrics are on their own listener, not on the public port.
+    expect(banner).toContain(`API        metrics on http://localhost:${ports.apiMetrics}/metrics`);
+    expect((await fetch(`http://127.0.0.1:${ports.api}/metrics`)).status).toBe(404);
+    const apiMetrics = await fetch(`http://127.0.0.1:${ports.apiMetrics}/metrics`);
+    expect(apiMetrics.status).toBe(200);
+    expect(await apiMetrics.text()).toMatch(/^waybill_http_requests_total\{.*route="\/health\/ready"/m);
 
     // The schedules exist; a housekeeping run shows up in the worker's metrics next to
     // Temporal's own.

@@ -175,7 +175,10 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
       const { eventId, trackingNumber } = request.body;
       let events: NormalisedEvent[];
       try {
-        events = normalisePush(courier, request.body.events, request.log);
+        events = normalisePush(courier, request.body.events, request.log, {
+          nowMs: Date.now(),
+          maxSkewMs: deps.config.api.pushMaxClockSkewMs,
+        });
       } catch (err) {
         if (err instanceof InvalidPushError) throw new ApiError(400, 'INVALID_PUSH', err.message);
         throw err;

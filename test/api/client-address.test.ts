@@ -1,0 +1,68 @@
+/**
+ * Whose address a request comes from (rate limits, logs): the socket's, unless
+ * WAYBILL_TRUST_PROXY names the proxy in front of the API; then the client's from
+ * X-Forwarded-For, so customers behind one load balancer do not share one bucket.
+ */
+import { ConfigError, loadConfig } from '../../src/config';
+import { startTestApi, type TestApi } from '../support/api';
+import { freshDatabase, type TestDatabase } from '../support/db';
+
+describe('client address behind a proxy', () => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+  });
+
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  /** Statuses of three requests from one client, then one from another, all through the same proxy (127.0.0.1). */
+  async function twoClients(api: TestApi): Promise<number[]> {
+    const from = async (client: string) =>
+      (
+        await api.app.inject({
+          url: '/openapi.json',
+          remoteAddress: '127.0.0.1',
+          headers: { 'x-forwarded-for': client },
+        })
+      ).statusCode;
+    return [
+      await from('203.0.113.7'),
+      await from('203.0.113.7'),
+      await from('203.0.113.7'),
+      await from('198.51.100.9'),
+    ];
+  }
+
+  it.each([
+    ['untrusted (default): everyone behind the proxy shares its bucket', {}, [200, 200, 429, 429]],
+    [
+      'trusted by address: each client has its own bucket',
+      { WAYBILL_TRUST_PROXY: '127.0.0.1' },
+      [200, 200, 429, 200],
+    ],
+    ['trusted by CIDR range', { WAYBILL_TRUST_PROXY: '10.0.0.0/8,127.0.0.0/8' }, [200, 200, 429, 200]],
+    ['trusted by hop count', { WAYBILL_TRUST_PROXY: '1' }, [200, 200, 429, 200]],
+    [
+      'a proxy other than the one in front: not believed',
+      { WAYBILL_TRUST_PROXY: '10.1.2.3' },
+      [200, 200, 429, 429],
+    ],
+  ])('%s', async (_name, env: Record<string, string>, expected) => {
+    const api = await startTestApi({ database, env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '2', ...env } });
+    try {
+      expect(await twoClients(api)).toEqual(expected);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('names a WAYBILL_TRUST_PROXY it cannot read', () => {
+    expect(() => loadConfig({ WAYBILL_TRUST_PROXY: 'the load balancer' })).toThrow(ConfigError);
+    expect(() => loadConfig({ WAYBILL_TRUST_PROXY: '10.0.0.0/40' })).toThrow(
+      /WAYBILL_TRUST_PROXY must be false, true, a hop count or comma-separated proxy addresses/,
+    );
+  });
+});
