@@ -193,7 +193,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
 
   const streamUrl = (orderId: string) => `${base}/v1/orders/${orderId}/tracking/stream`;
   const openStreams = async () => {
-    const text = (await api.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const text = (await api.app.metricsServer.inject({ method: 'GET', url: '/metrics' })).body;
     return Number(/^waybill_sse_streams_open (\d+)$/m.exec(text)![1]);
   };
 
