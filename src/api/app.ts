@@ -36,6 +36,7 @@ import {
   temporalUnavailable,
 } from './errors';
 import { metricsPlugin } from './metrics';
+import { describeOperation, SECURITY_SCHEMES } from './operations';
 import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
 import { healthRoutes } from './routes/health';
@@ -191,7 +192,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
     for (const method of [route.method].flat()) {
       if (method === 'HEAD') continue;
-      routes.push(`${method} ${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+      const operation = `${method} ${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
+      routes.push(operation);
+      describeOperation(
+        operation,
+        (route.schema ??= {}) as Parameters<typeof describeOperation>[1],
+        route.onRequest,
+      );
     }
   });
 
@@ -204,8 +211,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         description:
           'Orders, shipment tracking and admin actions for a shop. Errors share one shape: `{ error: { code, message } }`.',
       },
+      components: { securitySchemes: SECURITY_SCHEMES },
       tags: [
-        { name: 'operations', description: 'Health, metrics and this document' },
+        { name: 'operations', description: 'Health and this document' },
         { name: 'orders', description: 'Customers’ orders: create, read, cancel' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
         { name: 'admin', description: 'Admin actions through the workflows, the exceptions queue, stats' },

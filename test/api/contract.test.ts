@@ -53,6 +53,57 @@ describe('HTTP contract', () => {
     }
   });
 
+  it('names every operation and says on every one who may call it, with schemes the document defines', async () => {
+    const doc = (await api.app.inject({ url: '/openapi.json' })).json();
+    const schemes = Object.keys(doc.components.securitySchemes).sort();
+    expect(schemes).toEqual(['adminApiKey', 'courierSignature', 'customerBearer', 'staffBearer']);
+    const operations = Object.entries(
+      doc.paths as Record<
+        string,
+        Record<string, { operationId?: string; security?: Record<string, string[]>[] }>
+      >,
+    ).flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({ route: `${method.toUpperCase()} ${path}`, op })),
+    );
+    const ids = operations.map(({ op }) => op.operationId);
+    expect(ids.filter((id) => typeof id !== 'string' || !/^[a-z][A-Za-z]+$/.test(id))).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
+
+    // Who may call what, as the document says it: [] = anonymous allowed.
+    const who = Object.fromEntries(
+      operations.map(({ route, op }) => [
+        route,
+        (op.security ?? []).map((requirement) => Object.keys(requirement).join('+') || 'anyone').join(' | '),
+      ]),
+    );
+    const staff = 'staffBearer | adminApiKey';
+    expect(who).toEqual({
+      'GET /health/live': 'anyone',
+      'GET /health/ready': 'anyone',
+      'GET /v1/tracking/{trackingNumber}': 'anyone',
+      'POST /v1/tracking/lookup': 'anyone',
+      'POST /v1/orders': `anyone | customerBearer | ${staff}`,
+      'GET /v1/orders/{orderId}': `customerBearer | ${staff}`,
+      'GET /v1/orders/{orderId}/tracking': `customerBearer | ${staff}`,
+      'GET /v1/orders/{orderId}/tracking/stream': `customerBearer | ${staff}`,
+      'POST /v1/orders/{orderId}/cancel': `customerBearer | ${staff}`,
+      'GET /v1/admin/shipments': staff,
+      'GET /v1/admin/stats': staff,
+      'POST /v1/admin/shipments/{shipmentId}/refresh': staff,
+      'POST /v1/admin/shipments/refresh': staff,
+      'POST /v1/admin/shipments/{shipmentId}/mark-delivered': staff,
+      'POST /v1/admin/orders/{orderId}/cancel': staff,
+      'GET /v1/admin/attention': staff,
+      'POST /v1/admin/orders/{orderId}/attention/{itemId}': staff,
+      'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
+    });
+    // Staff operations say which roles, and document the 403 the others get.
+    const stats = doc.paths['/v1/admin/stats'].get;
+    expect(stats.description).toContain('Staff with `stats:read`: admin');
+    expect(Object.keys(stats.responses)).toContain('403');
+    expect(doc.paths['/v1/admin/orders/{orderId}/cancel'].post.description).toContain('ops, admin');
+  });
+
   const customer = () => api.customer('cus_bad');
   const key = () => ({ 'idempotency-key': randomUUID() });
   const goodOrder = {

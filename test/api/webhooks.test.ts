@@ -420,8 +420,15 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
     const doc = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     const op = doc.paths['/v1/webhooks/couriers/{courier}'].post;
     expect(op.parameters.map((p: { name: string }) => p.name)).toEqual(
-      expect.arrayContaining(['courier', 'x-waybill-timestamp', 'x-waybill-signature']),
+      expect.arrayContaining(['courier', 'x-waybill-timestamp']),
     );
+    // The signature header is the operation's security scheme.
+    expect(op.security).toEqual([{ courierSignature: [] }]);
+    expect(doc.components.securitySchemes.courierSignature).toMatchObject({
+      type: 'apiKey',
+      in: 'header',
+      name: 'x-waybill-signature',
+    });
     expect(op.requestBody.content['application/json'].schema).toBeDefined();
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '401', '404', '503']));
   });

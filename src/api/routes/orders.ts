@@ -411,6 +411,8 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         summary: 'Create an order (starts its saga); requires Idempotency-Key',
         description:
           'Prices the lines from the catalogue and starts the order workflow. The same key with the same body answers the first response again; with another body 422; while the first request is still running 409. Signed-in customers own the order; guests track it with its number and email.',
+        // Anyone: guests, or a signed-in customer who then owns the order (staff too).
+        security: [{}, { customerBearer: [] }, { staffBearer: [] }, { adminApiKey: [] }],
         headers: IdempotencyHeaders,
         body: CreateOrderBody,
         response: { 202: OrderCreated, 400: err, 401: err, 409: err, 422: err, 429: err, 503: err },

@@ -153,6 +153,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
           'API shows them, so a pushed scan and a later poll of it are one tracking event.',
           'Every 2xx is final (do not retry); 503 means "retry later": the push was not taken.',
         ].join(' '),
+        // Signed with the courier's webhook secret; bearer tokens and API keys play no part.
+        security: [{ courierSignature: [] }],
         params: CourierParams,
         headers: SignatureHeaders,
         body: CourierPush,
