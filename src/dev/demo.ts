@@ -89,7 +89,7 @@ interface OrderRead {
   status: string;
   failure: { code: string; message: string } | null;
   totalAmount: number;
-  shipments: { shipmentId: string; status: string }[];
+  shipments: { shipmentId: string; trackingNumber: string; status: string }[];
   payment: { status: string; amountCaptured: number; amountRefunded: number } | null;
 }
 /** What the demo reads of `GET /v1/orders/:orderId/tracking`. */
@@ -158,7 +158,7 @@ interface Tracked {
   status: string | null;
   failureCode: string | null;
   totalAmount: number;
-  parcels: { id: string; status: string }[];
+  parcels: { id: string; trackingNumber: string; status: string }[];
   payment: ObservedOrder['payment'];
   cancel: ObservedOrder['cancel'];
   cancelSent: boolean;
@@ -375,7 +375,11 @@ async function refreshOrder(ctx: RunContext, t: Tracked, outageMatters: boolean)
     return false;
   }
   const o = answer.body;
-  const parcels = o.shipments.map((s) => ({ id: s.shipmentId, status: s.status }));
+  const parcels = o.shipments.map((s) => ({
+    id: s.shipmentId,
+    trackingNumber: s.trackingNumber,
+    status: s.status,
+  }));
   const changed =
     o.status !== t.status || parcels.map((p) => p.status).join() !== t.parcels.map((p) => p.status).join();
   t.status = o.status;
@@ -460,6 +464,17 @@ async function checkIfSettled(ctx: RunContext, t: Tracked): Promise<boolean> {
   return true;
 }
 
+/** The courier loses this order's bookings (the kind says so): the simulator forgets them, so the cancel meets a real 404. */
+async function loseBookings(ctx: RunContext, t: Tracked): Promise<void> {
+  if (!t.entry.spec.courierForgetsBooking) return;
+  for (const parcel of t.parcels) {
+    const url = `${ctx.config.courier.simulatorUrl}/control/parcels/${encodeURIComponent(parcel.trackingNumber)}`;
+    const res = await fetch(url, { method: 'DELETE' });
+    if (!res.ok)
+      throw new Error(`the courier simulator did not forget ${parcel.trackingNumber}: ${res.status}`);
+  }
+}
+
 /** Sends the order's cancel once its moment has come (booked, or picked up). */
 function maybeCancel(ctx: RunContext, t: Tracked, pending: Set<Promise<void>>): void {
   const when = t.entry.spec.cancelWhen;
@@ -471,10 +486,12 @@ function maybeCancel(ctx: RunContext, t: Tracked, pending: Set<Promise<void>>): 
   if (!due) return;
   t.cancelSent = true;
   t.note = 'cancel sent…';
-  const sent = ctx.api
-    .request('POST', `/v1/orders/${t.orderId}/cancel`, {
-      body: { reason: 'demo: the shopper changed their mind' },
-    })
+  const sent = loseBookings(ctx, t)
+    .then(() =>
+      ctx.api.request('POST', `/v1/orders/${t.orderId}/cancel`, {
+        body: { reason: 'demo: the shopper changed their mind' },
+      }),
+    )
     .then((answer) => {
       t.cancel = { httpStatus: answer.status, code: answer.code };
       t.note = `cancel → ${answer.status}${answer.code ? ` ${answer.code}` : ''}`;

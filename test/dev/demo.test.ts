@@ -75,9 +75,9 @@ function asExpected(kind: DemoKind): ObservedOrder {
 }
 
 describe('the demo plan', () => {
-  it('places 37 orders of every kind, declined payments first so the probe order holds nothing', () => {
+  it('places 39 orders of every kind, declined payments first so the probe order holds nothing', () => {
     const plan = buildPlan();
-    expect(plan).toHaveLength(37);
+    expect(plan).toHaveLength(39);
     expect(new Set(plan.map((e) => e.spec.kind))).toEqual(new Set(DEMO_KINDS));
     expect(plan[0]!.spec.kind).toBe('payment_declined');
     expect(plan.map((e) => e.n)).toEqual(plan.map((_, i) => i + 1));
@@ -379,9 +379,9 @@ describe('what the demo prints', () => {
       'ShipmentStatus="RETURNED" AND StartTime >= "2026-11-23T12:00:00.000Z"',
       'Courier="easyparcel" AND StartTime >= "2026-11-23T12:00:00.000Z"',
     ]);
-    expect(total('orders of this run')).toBe(37);
+    expect(total('orders of this run')).toBe(39);
     expect(total('failed orders')).toBe(9);
-    expect(total('cancelled orders')).toBe(3);
+    expect(total('cancelled orders')).toBe(5);
     expect(total('parcels that expired')).toBe(7);
     expect(total('EasyParcel parcels (the outage)')).toBe(4);
     expect(exceptionCheck(specs, '2026-11-23T12:00:00.000Z')?.query).toBe(
