@@ -39,6 +39,13 @@ export interface Config {
     readonly guestRateLimitPerMinute: number;
     /** How long `?refresh=true` waits for the shipment workflow's fresh poll before answering from cache (ms). */
     readonly refreshDeadlineMs: number;
+    /**
+     * Live refreshes per customer per {@link refreshQuotaWindowMs}: each parcel the API asks
+     * its workflow to poll counts one (parcels inside the cooldown never reach the workflow
+     * and count nothing). Kept in Postgres, so it holds across API processes. Admins have none.
+     */
+    readonly refreshQuota: number;
+    readonly refreshQuotaWindowMs: number;
     /** Interval between SSE heartbeats and between read-model checks of a stream (ms). */
     readonly streamHeartbeatMs: number;
     readonly streamPollMs: number;
@@ -118,6 +125,8 @@ export interface Config {
     readonly expireAfterNoScanMs: number;
     /** Tracking stops after this age whatever the status (ms). */
     readonly maxAgeMs: number;
+    /** A refresh polls a parcel's courier at most once per this long, whoever asks (ms). */
+    readonly refreshCooldownMs: number;
   };
   readonly worker: {
     /** Where the worker serves Prometheus metrics (`/metrics`): Temporal's and Waybill's own. */
@@ -404,6 +413,8 @@ export function loadConfig(env: Env = process.env): Config {
       rateLimitPerMinute: r.int('WAYBILL_RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
       guestRateLimitPerMinute: r.int('WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE', 10, 1, 100_000),
       refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
+      refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
+      refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
       streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
       streamPollMs: r.duration('WAYBILL_STREAM_POLL', '1s'),
       courierWebhookSecrets: webhookSecrets,
@@ -469,6 +480,7 @@ export function loadConfig(env: Env = process.env): Config {
       backoffCapMs: r.duration('WAYBILL_POLL_BACKOFF_CAP', '6h'),
       expireAfterNoScanMs: r.duration('WAYBILL_EXPIRE_AFTER_NO_SCAN', '7d'),
       maxAgeMs: r.duration('WAYBILL_TRACKING_MAX_AGE', '60d'),
+      refreshCooldownMs: r.duration('WAYBILL_REFRESH_COOLDOWN', '5m'),
     },
     worker: {
       metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),

@@ -109,6 +109,14 @@ describe('order routes', () => {
     return target.app.inject({ method: 'POST', url: '/v1/orders', payload: body as object, headers });
   }
 
+  const reservedOf = async (sku: string) =>
+    (
+      await database.db
+        .selectFrom('inventory_items')
+        .select('reserved')
+        .where('sku', '=', sku)
+        .executeTakeFirstOrThrow()
+    ).reserved;
   const orderRow = (id: string) =>
     database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
   const countOrders = async () =>
@@ -403,6 +411,8 @@ describe('order routes', () => {
       isLive: true,
       isCached: false,
       unavailable: false,
+      refresh: 'live',
+      nextLiveRefreshAt: null,
     });
 
     couriers.backend.faults.set({ kind: 'outage', durationMs: 20_000, format: 'native' });
@@ -411,7 +421,11 @@ describe('order routes', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(cached.statusCode).toBe(200);
     expect(cached.json().message).toMatch(/^Showing the last stored tracking/);
-    expect(cached.json().shipments[0].dataSource).toMatchObject({ isLive: false, isCached: true });
+    expect(cached.json().shipments[0].dataSource).toMatchObject({
+      isLive: false,
+      isCached: true,
+      refresh: 'courier_unavailable',
+    });
   });
 
   it('the customer cancels before pickup: CANCELLED, payment voided, stock released; again is harmless', async () => {
@@ -434,12 +448,7 @@ describe('order routes', () => {
       .where('order_id', '=', orderId)
       .executeTakeFirstOrThrow();
     expect(payment.status).toBe('VOIDED');
-    const item = await database.db
-      .selectFrom('inventory_items')
-      .select('reserved')
-      .where('sku', '=', sku)
-      .executeTakeFirstOrThrow();
-    expect(item.reserved).toBe(0);
+    expect(await reservedOf(sku)).toBe(0);
 
     const again = await cancel();
     expect(again.statusCode).toBe(200);
@@ -523,7 +532,11 @@ describe('order routes', () => {
   it('while Temporal is down reads still answer and writes answer 503 TEMPORAL_UNAVAILABLE', async () => {
     const { orderId } = await placeOrder('cus_down', 'never_picked_up');
     await trackingStarted(orderId);
-    const down = await startTestApi({ database, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+    const down = await startTestApi({
+      database,
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      shipmentPolicy: fastPolicy(),
+    });
     try {
       const headers = down.customer('cus_down');
       expect((await down.app.inject({ url: `/v1/orders/${orderId}`, headers })).statusCode).toBe(200);

@@ -19,7 +19,14 @@ import { actorOf, requireSignedIn, type Principal } from '../auth';
 import { ApiError } from '../errors';
 import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
 import { cancelOrder, orderVisibleTo, refreshShipments } from '../order-actions';
-import { selectShipmentViews, ShipmentTrackingView, StatusSchema, toTrackingViews } from '../tracking-view';
+import {
+  RefreshOutcome,
+  selectShipmentViews,
+  ShipmentTrackingView,
+  StatusSchema,
+  toTrackingViews,
+  type ShipmentRefresh,
+} from '../tracking-view';
 
 const ORDER_STATUSES = Object.values(OrderStatus);
 const OrderStatusSchema = Type.Unsafe<OrderStatus>({ type: 'string', enum: ORDER_STATUSES });
@@ -187,6 +194,16 @@ const CancelResult = Type.Object(
 );
 
 const err = { $ref: 'Error#' } as const;
+
+/** Refresh outcomes that come from a shipment workflow's answer (the row may have changed). */
+const ASKED_WORKFLOW: ReadonlySet<RefreshOutcome> = new Set([
+  RefreshOutcome.LIVE,
+  RefreshOutcome.COOLDOWN,
+  RefreshOutcome.COURIER_UNAVAILABLE,
+  RefreshOutcome.BUDGET_EXHAUSTED,
+  RefreshOutcome.TIMEOUT,
+  RefreshOutcome.FINISHED,
+]);
 
 /** 96 random bits: order ids cannot be guessed or enumerated. */
 const newOrderId = () => `ord_${randomBytes(12).toString('hex')}`;
@@ -462,7 +479,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags: ['orders', 'tracking'],
         summary: 'Tracking of every shipment of an order, with freshness; ?refresh=true asks for a live poll',
         description:
-          'Served from the read model. With refresh=true each unfinished shipment workflow is asked to poll its courier now, within a deadline; if the courier or Temporal cannot answer in time the stored data is returned with a message. The API never calls a courier itself.',
+          "Served from the read model. With refresh=true each unfinished shipment is polled live, within a deadline, unless its courier was asked less than the refresh cooldown ago (any caller's refresh or a scheduled poll) or the customer's live-refresh quota for the window is used up. Each shipment's dataSource says whether it is live (`refresh`: live) or why not (cooldown, quota, courier_unavailable, …) and when a live refresh can next reach the courier (`nextLiveRefreshAt`); `message` says it in words. The API never calls a courier itself.",
         params: OrderIdParams,
         querystring: Type.Object(
           { refresh: Type.Optional(Type.Boolean({ default: false })) },
@@ -474,24 +491,32 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     async (request) => {
       const order = await orderVisibleTo(deps, request.principal, request.params.orderId);
       let shipments = await shipmentsOf(order.id);
-      let live = new Set<string>();
+      let refreshes = new Map<string, ShipmentRefresh>();
       let message: string | null = null;
       if (request.query.refresh) {
+        const { principal } = request;
         const refreshed = await refreshShipments(
           deps,
           shipments,
-          actorOf(request.principal),
+          {
+            requestedBy: actorOf(principal),
+            // Admins have no quota; they are few, and still held to the cooldown.
+            quotaSubject: principal.kind === 'customer' ? `customer:${principal.customerId}` : null,
+          },
           config.api.refreshDeadlineMs,
         );
-        live = refreshed.live;
+        refreshes = refreshed.refreshes;
         message = refreshed.message;
-        shipments = await shipmentsOf(order.id);
+        // Re-read only when a workflow was asked: it answers after its read-model write.
+        if ([...refreshes.values()].some((r) => ASKED_WORKFLOW.has(r.outcome))) {
+          shipments = await shipmentsOf(order.id);
+        }
       }
       return {
         orderId: order.id,
         orderNumber: order.number,
         status: order.status as OrderStatus,
-        shipments: toTrackingViews(shipments, deps.shipmentPolicy, live),
+        shipments: toTrackingViews(shipments, deps.shipmentPolicy, refreshes),
         message,
       };
     },
