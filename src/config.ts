@@ -149,6 +149,11 @@ export interface Config {
     readonly batchSize: number;
     /** Batches per step per housekeeping run: the bound on one run's work. */
     readonly maxBatches: number;
+    /**
+     * A PENDING order this old whose order workflow never started (the start failed and the
+     * client did not retry) is closed as FAILED / NOT_STARTED (ms).
+     */
+    readonly orderStartGraceMs: number;
   };
   readonly paths: {
     /** Dev-stack state: Postgres data, Temporal SQLite file. */
@@ -400,6 +405,12 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(`WAYBILL_DAILY_REPORT_AT must be a UTC time of day HH:MM (got "${dailyReportAt}")`);
   }
   const metricsPort = r.int('WAYBILL_WORKER_METRICS_PORT', 9464, 0, 65_535);
+  const orderStartGraceMs = r.duration('WAYBILL_ORDER_START_GRACE', '15m');
+  if (orderStartGraceMs < 60_000) {
+    // The create request holds its order's key for 30 s: a shorter grace could close an
+    // order whose start is still under way.
+    r.problems.push(`WAYBILL_ORDER_START_GRACE must be at least 1m (got "${orderStartGraceMs}ms")`);
+  }
 
   const config: Config = {
     logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
@@ -495,6 +506,7 @@ export function loadConfig(env: Env = process.env): Config {
       scrubPersonalDataAfterMs: r.duration('WAYBILL_SCRUB_PII_AFTER', '30d'),
       batchSize: r.int('WAYBILL_HOUSEKEEPING_BATCH', 200, 1, 10_000),
       maxBatches: r.int('WAYBILL_HOUSEKEEPING_MAX_BATCHES', 10, 1, 1_000),
+      orderStartGraceMs,
     },
     paths: { dataDir, cacheDir },
   };

@@ -194,6 +194,8 @@ export const OrderFailure = {
   BOOKING_FAILED: 'BOOKING_FAILED',
   /** Every parcel ended without arriving (expired / lost, or cancelled by the courier). */
   SHIPMENT_LOST: 'SHIPMENT_LOST',
+  /** The order workflow never started (Temporal unreachable at creation, no retry); closed by housekeeping. */
+  NOT_STARTED: 'NOT_STARTED',
 } as const;
 export type OrderFailure = (typeof OrderFailure)[keyof typeof OrderFailure];
 
@@ -274,6 +276,8 @@ export interface HousekeepingInput {
   batchSize: number;
   /** Batches per step in one run: the bound on a run's work; the next run carries on. */
   maxBatches: number;
+  /** PENDING orders older than this with no order workflow → FAILED / NOT_STARTED (ms). */
+  orderStartGraceMs: number;
 }
 
 export interface HousekeepingResult {
@@ -282,6 +286,8 @@ export interface HousekeepingResult {
   skippedRunning: number;
   archived: number;
   scrubbed: number;
+  /** PENDING orders whose workflow never started, closed as FAILED / NOT_STARTED. */
+  ordersNotStarted: number;
   /** False when a step stopped at maxBatches with more to do. */
   caughtUp: boolean;
 }

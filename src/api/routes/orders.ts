@@ -11,7 +11,12 @@ import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
 import { COURIER_CODES, type CourierCode } from '../../couriers/types';
 import { insertOrder } from '../../orders/queries';
-import { OrderStatus, orderWorkflowId, type OrderWorkflowInput } from '../../workflows/contract';
+import {
+  OrderFailure,
+  OrderStatus,
+  orderWorkflowId,
+  type OrderWorkflowInput,
+} from '../../workflows/contract';
 import type { orderWorkflow } from '../../workflows/order';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from '../../workflows/search-attributes';
 import type { ApiDeps } from '../app';
@@ -328,9 +333,18 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     // A retry that takes over a dead attempt finds the order row already there: reuse its number.
     const existing = await db
       .selectFrom('orders')
-      .select('number')
+      .select(['number', 'failure_code'])
       .where('id', '=', orderId)
       .executeTakeFirst();
+    if (existing?.failure_code === OrderFailure.NOT_STARTED) {
+      // Housekeeping closed it: its start failed long ago and nobody retried until now.
+      // Starting it this late would surprise the shopper; a new order is a new key.
+      throw new ApiError(
+        409,
+        'ORDER_NOT_STARTED',
+        `order ${existing.number} (${orderId}) could not be started when it was placed (the workflow service was unreachable) and has since been closed as FAILED; nothing was reserved or charged. Place the order again with a new Idempotency-Key.`,
+      );
+    }
     const orderNumber =
       existing?.number ??
       `WB-${(await sql<{ n: string }>`select nextval('order_number_seq') as n`.execute(db)).rows[0]!.n}`;
@@ -404,7 +418,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags: ['orders'],
         summary: 'Create an order (starts its saga); requires Idempotency-Key',
         description:
-          'Prices the lines from the catalogue and starts the order workflow. The same key with the same body answers the first response again; with another body 422; while the first request is still running 409. Signed-in customers own the order; guests track it with its number and email.',
+          'Prices the lines from the catalogue and starts the order workflow. The same key with the same body answers the first response again; with another body 422; while the first request is still running 409. A request that failed with 503 (Temporal unreachable) is safe to retry with the same key; once the order has waited WAYBILL_ORDER_START_GRACE without a successful retry it is closed as FAILED / NOT_STARTED and a retry answers 409 ORDER_NOT_STARTED (use a new key). Signed-in customers own the order; guests track it with its number and email.',
         headers: IdempotencyHeaders,
         body: CreateOrderBody,
         response: { 202: OrderCreated, 400: err, 401: err, 409: err, 422: err, 429: err, 503: err },
@@ -432,7 +446,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       });
       if (claim.kind === 'replay') {
         return reply
-          .code(claim.status as 202 | 422)
+          .code(claim.status as 202 | 409 | 422)
           .header('idempotent-replayed', 'true')
           .send(claim.body as never);
       }
@@ -441,12 +455,12 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         await completeKey(db, { scope, key, status: 202, body: created });
         return reply.code(202).header('location', created.links.self).send(created);
       } catch (e) {
-        if (e instanceof ApiError && e.statusCode === 422) {
-          // A rejection of the input is the answer to this body: replay it too.
+        if (e instanceof ApiError && (e.statusCode === 422 || e.code === 'ORDER_NOT_STARTED')) {
+          // A rejection of the input, or an order closed for good, is the answer to this key: replay it too.
           await completeKey(db, {
             scope,
             key,
-            status: 422,
+            status: e.statusCode,
             body: { error: { code: e.code, message: e.message } },
           });
         } else {
