@@ -4,7 +4,7 @@
  * API, `/control/stats`) say how many courier calls were made. Parcels are tracked by
  * their shipment workflows directly (no saga): what is measured is the refresh path.
  */
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import type { SimStats } from '../../src/simulator/server';
@@ -115,6 +115,20 @@ describe('live refresh cost', () => {
     return { orderId, shipmentId, handle };
   }
 
+  /** refreshNow updates the workflow took, over every run (it may have continued as new). */
+  async function updatesAccepted(first: WorkflowHandleWithFirstExecutionRunId): Promise<number> {
+    let accepted = 0;
+    let runId: string | undefined = first.firstExecutionRunId;
+    while (runId) {
+      const history = await worker.client.workflow.getHandle(first.workflowId, runId).fetchHistory();
+      accepted += history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
+      runId =
+        history.events!.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ??
+        undefined;
+    }
+    return accepted;
+  }
+
   const refresh = (orderId: string, headers: Record<string, string>, target: TestApi = api) =>
     target.app.inject({ url: `/v1/orders/${orderId}/tracking?refresh=true`, headers });
 
@@ -131,10 +145,7 @@ describe('live refresh cost', () => {
     });
     const elapsedMs = Date.now() - t0;
     const courierCalls = (await courierTrackCalls()) - before;
-    const history = await handle.fetchHistory();
-    const reachedWorkflow = history.events!.filter(
-      (e) => e.workflowExecutionUpdateAcceptedEventAttributes,
-    ).length;
+    const reachedWorkflow = await updatesAccepted(handle);
     if (process.env.WAYBILL_PRINT_FIGURES === '1') {
       process.stderr.write(
         `[figures] 1000 refreshes in ${elapsedMs} ms: ${courierCalls} courier calls, ${reachedWorkflow} reached the workflow, outcomes ${JSON.stringify(tally(answers))}\n`,
