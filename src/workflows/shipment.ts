@@ -2,8 +2,10 @@
  * Shipment workflow (`shipment-<shipmentId>`): one per parcel, alive until the parcel is
  * delivered, returned, cancelled or expired. Loop: poll the courier → record events and
  * the snapshot → sleep for the status's interval, woken early by a refresh, pushed courier
- * events or a cancel. Courier outages back off exponentially; an exhausted daily budget
- * waits for the next window. Deterministic code only.
+ * events or a cancel. A refresh polls at most once per refresh cooldown, whoever asks: it
+ * owns the last poll time. Courier outages back off exponentially; an exhausted daily
+ * budget waits for the next window; neither counts towards the no-scan expiry.
+ * Deterministic code only.
  */
 import {
   ActivityFailure,
