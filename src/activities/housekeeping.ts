@@ -219,13 +219,15 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
       if (input.afterId !== null) query = query.where('id', '>', input.afterId);
       const candidates = (await query.execute()).map((r) => r.id);
 
-      if (candidates.length === 0) return { expired: 0, skippedRunning: 0, nextAfterId: null };
-      const temporal = needsTemporal(deps.temporal, 'tell untracked shipments from tracked ones');
+      const temporal =
+        candidates.length === 0
+          ? null
+          : needsTemporal(deps.temporal, 'tell untracked shipments from tracked ones');
       const untracked: string[] = [];
       for (let i = 0; i < candidates.length; i += DESCRIBE_CONCURRENCY) {
         const slice = candidates.slice(i, i + DESCRIBE_CONCURRENCY);
         const running = await Promise.all(
-          slice.map((id) => workflowRunning(temporal, shipmentWorkflowId(id))),
+          slice.map((id) => workflowRunning(temporal!, shipmentWorkflowId(id))),
         );
         slice.forEach((id, j) => {
           if (!running[j]) untracked.push(id);
@@ -273,7 +275,7 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
           const ofOrders = rows.filter((r): r is { id: string; order_id: string } => r.order_id !== null);
           for (let i = 0; i < ofOrders.length; i += DESCRIBE_CONCURRENCY) {
             await Promise.all(
-              ofOrders.slice(i, i + DESCRIBE_CONCURRENCY).map((row) => tellOrderExpired(temporal, row, log)),
+              ofOrders.slice(i, i + DESCRIBE_CONCURRENCY).map((row) => tellOrderExpired(temporal!, row, log)),
             );
           }
           return rows.map((r) => r.id);
@@ -309,13 +311,13 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
         .limit(input.batchSize);
       if (input.afterId !== null) query = query.where('id', '>', input.afterId);
       const candidates = (await query.execute()).map((r) => r.id);
-      if (candidates.length === 0) return { failed: 0, skipped: 0, nextAfterId: null };
-      const temporal = needsTemporal(deps.temporal, 'tell orders that never started from running ones');
-
       const failed: string[] = [];
-      // One at a time: each holds its order's rows while Temporal is asked (a few per run).
-      for (const orderId of candidates) {
-        if (await failIfNeverStarted(temporal, orderId, input.olderThanMs)) failed.push(orderId);
+      if (candidates.length > 0) {
+        const temporal = needsTemporal(deps.temporal, 'tell orders that never started from running ones');
+        // One at a time: each holds its order's rows while Temporal is asked (a few per run).
+        for (const orderId of candidates) {
+          if (await failIfNeverStarted(temporal, orderId, input.olderThanMs)) failed.push(orderId);
+        }
       }
       const skipped = candidates.length - failed.length;
       const meter = activityMeter();

@@ -245,6 +245,13 @@ describe('live refresh cost', () => {
     expect(res.statusCode).toBe(202);
     const cooldownUntil = Date.parse(res.json().cooldownUntil);
     expect(cooldownUntil).toBeGreaterThan(Date.now());
+    const bulk = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/shipments/refresh',
+      payload: { shipmentIds: [shipmentId] },
+      headers: api.admin('alice'),
+    });
+    expect(bulk.json()).toMatchObject({ signalled: 1, inCooldown: 1 });
     await new Promise((r) => setTimeout(r, 500));
     expect(await courierTrackCalls()).toBe(before);
     // Not lost either: the workflow polls once the cooldown is over.
