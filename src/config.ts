@@ -39,6 +39,13 @@ export interface Config {
     readonly guestRateLimitPerMinute: number;
     /** How long `?refresh=true` waits for the shipment workflow's fresh poll before answering from cache (ms). */
     readonly refreshDeadlineMs: number;
+    /**
+     * Live refreshes per customer per {@link refreshQuotaWindowMs}: each parcel the API asks
+     * its workflow to poll counts one (parcels inside the cooldown never reach the workflow
+     * and count nothing). Kept in Postgres, so it holds across API processes. Admins have none.
+     */
+    readonly refreshQuota: number;
+    readonly refreshQuotaWindowMs: number;
     /** Interval between SSE heartbeats and between read-model checks of a stream (ms). */
     readonly streamHeartbeatMs: number;
     readonly streamPollMs: number;
@@ -120,6 +127,8 @@ export interface Config {
     readonly expireAfterNoScanMs: number;
     /** Tracking stops after this age whatever the status (ms). */
     readonly maxAgeMs: number;
+    /** A refresh polls a parcel's courier at most once per this long, whoever asks (ms). */
+    readonly refreshCooldownMs: number;
   };
   readonly worker: {
     /** Where the worker serves Prometheus metrics (`/metrics`): Temporal's and Waybill's own. */
@@ -142,6 +151,11 @@ export interface Config {
     readonly batchSize: number;
     /** Batches per step per housekeeping run: the bound on one run's work. */
     readonly maxBatches: number;
+    /**
+     * A PENDING order this old whose order workflow never started (the start failed and the
+     * client did not retry) is closed as FAILED / NOT_STARTED (ms).
+     */
+    readonly orderStartGraceMs: number;
   };
   readonly paths: {
     /** Dev-stack state: Postgres data, Temporal SQLite file. */
@@ -393,6 +407,12 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(`WAYBILL_DAILY_REPORT_AT must be a UTC time of day HH:MM (got "${dailyReportAt}")`);
   }
   const metricsPort = r.int('WAYBILL_WORKER_METRICS_PORT', 9464, 0, 65_535);
+  const orderStartGraceMs = r.duration('WAYBILL_ORDER_START_GRACE', '15m');
+  if (orderStartGraceMs < 60_000) {
+    // The create request holds its order's key for 30 s: a shorter grace could close an
+    // order whose start is still under way.
+    r.problems.push(`WAYBILL_ORDER_START_GRACE must be at least 1m (got "${orderStartGraceMs}ms")`);
+  }
 
   const config: Config = {
     logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
@@ -406,6 +426,8 @@ export function loadConfig(env: Env = process.env): Config {
       rateLimitPerMinute: r.int('WAYBILL_RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
       guestRateLimitPerMinute: r.int('WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE', 10, 1, 100_000),
       refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
+      refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
+      refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
       streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
       streamPollMs: r.duration('WAYBILL_STREAM_POLL', '1s'),
       courierWebhookSecrets: webhookSecrets,
@@ -472,6 +494,7 @@ export function loadConfig(env: Env = process.env): Config {
       backoffCapMs: r.duration('WAYBILL_POLL_BACKOFF_CAP', '6h'),
       expireAfterNoScanMs: r.duration('WAYBILL_EXPIRE_AFTER_NO_SCAN', '7d'),
       maxAgeMs: r.duration('WAYBILL_TRACKING_MAX_AGE', '60d'),
+      refreshCooldownMs: r.duration('WAYBILL_REFRESH_COOLDOWN', '5m'),
     },
     worker: {
       metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),
@@ -486,6 +509,7 @@ export function loadConfig(env: Env = process.env): Config {
       scrubPersonalDataAfterMs: r.duration('WAYBILL_SCRUB_PII_AFTER', '30d'),
       batchSize: r.int('WAYBILL_HOUSEKEEPING_BATCH', 200, 1, 10_000),
       maxBatches: r.int('WAYBILL_HOUSEKEEPING_MAX_BATCHES', 10, 1, 1_000),
+      orderStartGraceMs,
     },
     paths: { dataDir, cacheDir },
   };

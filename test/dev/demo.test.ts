@@ -163,11 +163,21 @@ describe('whether a stack can run the plan', () => {
       { timeoutMs: TEN_MINUTES, outageMs: DEMO_OUTAGE_MS },
     );
     expect(problems).toEqual([
-      expect.stringMatching(/^WAYBILL_EXPIRE_AFTER_NO_SCAN is 40 s, but courier_outage parcels can go 1 min/),
+      expect.stringMatching(/^WAYBILL_EXPIRE_AFTER_NO_SCAN is 40 s, but courier_outage parcels can go 40 s/),
       expect.stringMatching(
         /^WAYBILL_EXPIRE_AFTER_NO_SCAN is 40 s, but return_to_origin parcels can go 54 s/,
       ),
     ]);
+  });
+
+  it('does not count the courier outage towards a parcel going without a scan (the expiry stands still meanwhile)', () => {
+    const policy = { ...demoPolicy(), expireAfterNoScanMs: 45_000 };
+    const { problems } = assessPlan(
+      buildPlan({ kinds: ['courier_outage'] }),
+      { timeScale: DEMO_TIME_SCALE, policy },
+      { timeoutMs: TEN_MINUTES, outageMs: DEMO_OUTAGE_MS },
+    );
+    expect(problems).toEqual([]);
   });
 
   it("reads the scenarios' timelines: the longest quiet stretch and whether a parcel ends by itself", () => {
