@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { createDb } from '../../db/client';
 import { signToken } from '../api/tokens';
 import { environmentWith, loadConfig, type Config } from '../config';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
@@ -42,6 +43,7 @@ import {
   type KnownBug,
 } from './demo-plan';
 import { apiAnswers, resetDataDir, startDemoStack, type DemoStack } from './demo-stack';
+import { checkLedger, LEDGER_RULE_TEXT, type LedgerResult } from './ledger';
 import {
   changeLine,
   clock,
@@ -853,6 +855,26 @@ function temporalCli(config: Config): string {
   return fs.existsSync(cached) ? cached : 'temporal';
 }
 
+/**
+ * The money ledger over the demo's orders (src/dev/ledger.ts), read from the stack's
+ * Postgres and its simulators' control APIs; the reason instead when it cannot be read.
+ */
+async function moneyLedger(config: Config, orderIds: string[]): Promise<LedgerResult | string> {
+  const db = createDb({ url: config.database.url, poolMax: 2, onError: () => undefined });
+  try {
+    return await checkLedger({
+      db,
+      payments: { url: config.payments.baseUrl },
+      courier: { url: config.courier.simulatorUrl },
+      orderIds,
+    });
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await db.destroy();
+  }
+}
+
 async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   const { screen, config, strict } = ctx;
   const color = screen.color;
@@ -932,6 +954,28 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
     screen.line(`  ${outageOk ? paint('green', '✓', color) : paint('red', '✗', color)} ${text}`);
   }
 
+  const ledger = await moneyLedger(
+    config,
+    outcome.tracked.flatMap((t) => (t.orderId ? [t.orderId] : [])),
+  );
+  const ledgerOk = typeof ledger === 'string' || ledger.ok;
+  if (typeof ledger === 'string') {
+    screen.line(`  ${paint('yellow', '–', color)} Money ledger not checked: ${ledger}`);
+  } else if (ledger.ok) {
+    screen.line(
+      `  ${paint('green', '✓', color)} Money ledger: ${ledger.orders} settled orders, ${Object.values(LEDGER_RULE_TEXT).join('; ')}`,
+    );
+  } else {
+    screen.line(
+      `  ${paint('red', '✗', color)} Money ledger: ${ledger.violations.length} violations in ${ledger.orders} settled orders`,
+    );
+    for (const v of ledger.violations.slice(0, 10)) {
+      screen.line(
+        paint('red', `      ${v.orderId ? numbers([v.orderId]) : 'stock'} [${v.rule}] ${v.detail}`, color),
+      );
+    }
+  }
+
   const cli = temporalCli(config);
   const address = config.temporal.external
     ? config.temporal.address
@@ -991,7 +1035,8 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   }
 
   const queriesFine = strict ? queriesFailed + queriesKnown === 0 : queriesFailed === 0;
-  const allOk = failed === 0 && (!strict || known === 0) && queriesFine && outageOk && !outcome.timedOut;
+  const allOk =
+    failed === 0 && (!strict || known === 0) && queriesFine && outageOk && ledgerOk && !outcome.timedOut;
   screen.line();
   const verdict = allOk ? paint('green', 'PASSED', color) : paint('red', 'FAILED', color);
   const knownText =
@@ -1001,6 +1046,7 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   screen.line(
     `${paint('bold', `Demo ${verdict}`, color)}: ${passed}/${outcome.tracked.length} orders as expected${knownText}${failed > 0 ? `, ${failed} NOT as expected` : ''}; ` +
       `Temporal queries ${queriesOk} ✓${queriesKnown ? ` ${queriesKnown} ⚠` : ''}${queriesFailed ? ` ${queriesFailed} ✗` : ''}; ` +
+      `money ledger ${typeof ledger === 'string' ? '–' : ledger.ok ? '✓' : `${ledger.violations.length} ✗`}; ` +
       `settled in ${humanDuration(outcome.settledMs)}${outcome.timedOut ? ` (timed out after ${humanDuration(ctx.timeoutMs)})` : ''}, ${humanDuration(Date.now() - ctx.t0)} in all.`,
   );
   return allOk;
