@@ -2,11 +2,13 @@
  * The stack a saga test runs on, set up once per test file: a fresh database, the courier
  * simulator (native format) and the payment simulator over HTTP, and a real worker on the
  * shared Temporal dev server. `useSagaStack()` registers the Jest hooks itself; after each
- * test the workflows it started are terminated and the stock must reconcile.
+ * test the workflows it started are terminated, the stock must reconcile and the money
+ * ledger of the orders it placed must hold (src/dev/ledger.ts).
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
+import { checkLedger } from '../../src/dev/ledger';
 import { stockReconciliation } from '../../src/inventory/queries';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import { insertOrder } from '../../src/orders/queries';
@@ -94,6 +96,8 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
   let payments: RunningPaymentSimulator;
   let worker: TestWorker;
   const started: WorkflowHandle[] = [];
+  /** Orders placed by the running test: the ledger is checked over them when it ends. */
+  const placed: string[] = [];
 
   beforeAll(async () => {
     database = await freshDatabase();
@@ -111,10 +115,19 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
 
   afterEach(async () => {
     couriers.backend.faults.clear();
+    couriers.backend.answers.clear();
     payments.state.faults.clear();
     for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
-    // Stock must reconcile with active orders after every scenario.
+    // Stock must reconcile with active orders after every scenario, and the money with what
+    // was delivered: every saga test ends by checking the ledger of the orders it placed.
     expect(await stockReconciliation(database.db)).toEqual([]);
+    const ledger = await checkLedger({
+      db: database.db,
+      payments,
+      courier: couriers,
+      orderIds: placed.splice(0),
+    });
+    expect(ledger.violations).toEqual([]);
   });
 
   afterAll(async () => {
@@ -188,6 +201,7 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
       args: [input],
     });
     started.push(handle);
+    placed.push(orderId);
     return { orderId, handle, total };
   }
 
