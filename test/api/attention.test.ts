@@ -82,6 +82,8 @@ describe('admin attention routes', () => {
     expect(unknown.json().error).toMatchObject({ code: 'NOT_OPEN' });
     expect(unknown.json().error.message).toContain(itemId);
 
+    // The admin cancels the booking by phone (here: at the simulator), then says so.
+    expect(stack.couriers.backend.cancel('native', shipment!.tracking_number)).toBe('cancelled');
     const resolved = await action({ action: 'resolve', reason: 'cancelled by phone with the courier' });
     expect(resolved.statusCode).toBe(200);
     expect(resolved.json()).toMatchObject({ outcome: 'resolved', orderStatus: 'CANCELLED', openItems: [] });

@@ -49,6 +49,12 @@ export interface PlaceOrderOptions {
   settleRetryWindowMs?: number;
   /** A second line shipped from another place: a second parcel with its own lifecycle. */
   second?: { sku: string; quantity: number; scenario: ScenarioName };
+  /**
+   * Pre-book each parcel at the courier with its scenario (default true). An order that never
+   * books (declined, out of stock, booking refused) must not: the pre-booking would be a
+   * booking the ledger finds live with no order behind it.
+   */
+  prebook?: boolean;
 }
 
 export interface PlacedOrder {
@@ -173,13 +179,14 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
     });
     // The courier books by reference: pre-book each parcel with the lifecycle this test wants.
     const scenarios = [opts.scenario ?? 'delivered', ...(opts.second ? [opts.second.scenario] : [])];
-    scenarios.forEach((scenario, i) =>
-      couriers.backend.bookParcel(
-        'native',
-        { reference: orderShipmentId(orderId, i + 1), recipient: { ...ADDRESS }, weightGrams: 500 },
-        scenario,
-      ),
-    );
+    if (opts.prebook !== false)
+      scenarios.forEach((scenario, i) =>
+        couriers.backend.bookParcel(
+          'native',
+          { reference: orderShipmentId(orderId, i + 1), recipient: { ...ADDRESS }, weightGrams: 500 },
+          scenario,
+        ),
+      );
     const input: OrderWorkflowInput = {
       orderId,
       orderNumber: `WB-${orderId.slice(-8)}`,

@@ -172,6 +172,8 @@ describe('order saga: courier and provider answers', () => {
     const itemId = parked.attention[0]!.id;
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
 
+    // The admin cancels the booking by phone (here: at the simulator), then says so.
+    expect(stack.couriers.backend.cancel('native', shipment.tracking_number)).toBe('cancelled');
     const resolved = await resolve(handle, itemId, 'resolve', 'cancelled by phone with the courier');
     expect(resolved).toMatchObject({
       outcome: 'resolved',
@@ -226,7 +228,7 @@ describe('order saga: courier and provider answers', () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 5);
     stack.couriers.backend.answers.set({ operation: 'book', status: 400, format: 'native' });
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1 });
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1, prebook: false });
     const result = await handle.result();
     stack.couriers.backend.answers.clear();
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
