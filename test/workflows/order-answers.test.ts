@@ -6,6 +6,7 @@
  * resolves it. Real Temporal, Postgres, the courier simulator and the payment simulator.
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { PaymentRejection } from '../../src/payments/types';
 import {
   cancelOrderUpdate,
@@ -292,6 +293,25 @@ describe('order saga: courier and provider answers', () => {
     await handle.result();
     expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+  });
+
+  it('a void answered "already captured" (captured outside Waybill) becomes a full refund', async () => {
+    const { orderId, handle, total } = await confirmedOrder();
+    // Someone captured the payment in the provider's dashboard before the shopper cancelled.
+    const [row] = await paymentRows(orderId);
+    const provider = createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 });
+    await provider.capture({
+      idempotencyKey: `dashboard-${orderId}`,
+      providerRef: row!.provider_ref!,
+      amount: total,
+    });
+
+    const result = await cancel(handle);
+    expect(result).toMatchObject({ status: 'CANCELLED', attention: [] });
+    expect(stack.payments.state.payment(row!.provider_ref!)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: total,
+    });
   });
 
   it('a refund larger than the capture is refused: parked, the rest settles, and a retry refunds in full', async () => {
