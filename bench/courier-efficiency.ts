@@ -89,7 +89,7 @@ function run(scenario: ScenarioName, phase: number, nextDelay: NextDelay, policy
     status = seen.status;
     if (seen.lastScanAt !== null) lastScanAt = seen.lastScanAt;
     if (isTerminal(status)) break;
-    if (expiryReason(t, { startedAtMs: 0, lastScanAtMs: lastScanAt }, policy)) break;
+    if (expiryReason(t, { startedAtMs: 0, quietSinceMs: lastScanAt, unansweredSinceMs: null }, policy)) break;
     t += nextDelay(status);
   }
   const lags = changes(scenario, phase)

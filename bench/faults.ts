@@ -23,15 +23,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { signToken } from '../src/api/tokens';
 import { DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../src/dev/demo-plan';
+import { SETTLED_STATUSES } from '../src/dev/ledger';
 import { runMain } from '../src/main-helpers';
-import { consistencyChecks, SETTLED, summarise, type Check } from './support/consistency';
-import { startProcessStack, type ProcessStack } from './support/stack';
+import { orderWorkflowId } from '../src/workflows/contract';
+import { consistencyChecks, summarise, type Check } from './support/consistency';
+import { startProcessStack, waitForTemporal, type ProcessStack } from './support/stack';
 
 const SUITES = ['worker-kill', 'courier-outage', 'postgres-restart', 'temporal-restart'] as const;
 type Suite = (typeof SUITES)[number];
 
 const STOCK = 1_000_000;
 const SETTLE_DEADLINE_MS = 8 * 60_000;
+/** How long the harness's own Temporal client may take to reach the server after its restart. */
+const TEMPORAL_BACK_MS = 120_000;
 
 interface Args {
   suites: Suite[];
@@ -127,7 +131,15 @@ interface Shop {
   readerDone?: Promise<void>;
 }
 
-async function runShop(stack: ProcessStack, args: Args, stopReading: { done: boolean }): Promise<Shop> {
+/** How the suite steers its shop from outside. */
+interface ShopControl {
+  /** The reader stops polling. */
+  stopReading: boolean;
+  /** The stack will not come back: stop placing orders and retrying. */
+  giveUp: boolean;
+}
+
+async function runShop(stack: ProcessStack, args: Args, control: ShopControl): Promise<Shop> {
   const runId = randomBytes(4).toString('hex');
   const token = signToken(stack.config.api.jwtSecret, { sub: `cus_faults_${runId}` }, 6 * 3_600_000);
   const shop: Shop = {
@@ -141,7 +153,7 @@ async function runShop(stack: ProcessStack, args: Args, stopReading: { done: boo
 
   const reader = (async () => {
     let i = 0;
-    while (!stopReading.done) {
+    while (!control.stopReading) {
       if (shop.accepted.length > 0) {
         const id = shop.accepted[i++ % shop.accepted.length]!;
         const route = i % 2 === 0 ? `/v1/orders/${id}` : `/v1/orders/${id}/tracking`;
@@ -167,8 +179,10 @@ async function runShop(stack: ProcessStack, args: Args, stopReading: { done: boo
       courier: 'simulator',
       payment: { token: mix.token },
     };
-    // A shop retries a create that met an outage, with the same key, for up to 5 minutes.
+    // A shop retries a create that met an outage, with the same key, for up to 5 minutes
+    // (less when the suite gives up on the stack).
     const until = Date.now() + 5 * 60_000;
+    const retrying = () => Date.now() < until && !control.giveUp;
     for (;;) {
       const answer = await call(stack, shop.writes, 'POST', '/v1/orders', { token, body, key });
       if (answer.status === 202) {
@@ -185,7 +199,7 @@ async function runShop(stack: ProcessStack, args: Args, stopReading: { done: boo
             });
             if (c.status === 202 || c.status === 200) shop.cancels.accepted++;
             else if (c.status === 409) shop.cancels.refused++;
-            else if (c.status >= 500 && Date.now() < until) {
+            else if (c.status >= 500 && retrying()) {
               await sleep(2_000);
               continue;
             }
@@ -194,7 +208,7 @@ async function runShop(stack: ProcessStack, args: Args, stopReading: { done: boo
         }
         return;
       }
-      if ((answer.status >= 500 || answer.status === 0 || answer.status === 409) && Date.now() < until) {
+      if ((answer.status >= 500 || answer.status === 0 || answer.status === 409) && retrying()) {
         shop.createRetries++;
         await sleep(2_000);
         continue;
@@ -207,7 +221,7 @@ async function runShop(stack: ProcessStack, args: Args, stopReading: { done: boo
   };
 
   const placing: Promise<void>[] = [];
-  for (let n = 0; n < args.orders; n++) {
+  for (let n = 0; n < args.orders && !control.giveUp; n++) {
     placing.push(place(n));
     await sleep(1_000 / args.rate);
   }
@@ -224,13 +238,14 @@ interface FaultLog {
   down: { from: number; until: number }[];
 }
 
+/** Breaks the suite's part of the stack and brings it back; `log` keeps what happened, also when it throws. */
 async function injectFaults(
   suite: Suite,
   stack: ProcessStack,
   t0: number,
   say: (l: string) => void,
-): Promise<FaultLog> {
-  const log: FaultLog = { lines: [], down: [] };
+  log: FaultLog,
+): Promise<void> {
   const note = (line: string) => {
     log.lines.push(`${elapsed(t0)}  ${line}`);
     say(line);
@@ -285,10 +300,19 @@ async function injectFaults(
       note(
         `Temporal dev server started again on the same SQLite file (down ${((Date.now() - from) / 1000).toFixed(1)} s)`,
       );
+      // The harness's own client (the checks use it) may still be backing off from the outage.
+      const back = Date.now();
+      if (!(await waitForTemporal(stack.temporal.connection, TEMPORAL_BACK_MS))) {
+        throw new Error(
+          `the harness's Temporal client did not reach the restarted server within ${TEMPORAL_BACK_MS / 1000} s`,
+        );
+      }
+      note(
+        `the harness's Temporal client reached it again after ${((Date.now() - back) / 1000).toFixed(1)} s`,
+      );
       break;
     }
   }
-  return log;
 }
 
 // --- One suite ------------------------------------------------------------------------------
@@ -319,94 +343,179 @@ process.once('SIGINT', () => {
 async function runSuite(suite: Suite, args: Args): Promise<SuiteResult> {
   const t0 = Date.now();
   const say = (line: string) => process.stdout.write(`  [${suite} ${elapsed(t0)}] ${line}\n`);
-  say('starting a fresh stack');
-  const stack = await startProcessStack({
-    name: `faults-${suite}`,
-    timeScale: DEMO_TIME_SCALE,
-    stock: STOCK,
-    env: { ...DEMO_STACK_ENV, LOG_LEVEL: 'info' },
-    say,
-  });
-  current = stack;
+  const result: SuiteResult = {
+    suite,
+    orders: args.orders,
+    accepted: 0,
+    outcomes: '',
+    createRetries: 0,
+    cancels: { asked: 0, accepted: 0, refused: 0 },
+    faults: [],
+    settleSeconds: 0,
+    wallSeconds: 0,
+    writes: {},
+    reads: {},
+    workerStarts: 0,
+    checks: [],
+  };
+  // What the suite was doing, for the verdict when it cannot go on.
+  let stage = 'starting the stack';
+  let stack: ProcessStack | null = null;
   try {
-    const started = Date.now();
-    const stopReading = { done: false };
-    say(`placing ${args.orders} orders at ${args.rate}/s`);
-    const [shop, faults] = await Promise.all([
-      runShop(stack, args, stopReading),
-      injectFaults(suite, stack, started, say),
-    ]);
-    say(`${shop.accepted.length} orders accepted; waiting for every one to settle`);
-
-    const settleFrom = Date.now();
-    let lastReport = 0;
-    for (;;) {
-      const rows = await stack.db
-        .selectFrom('orders')
-        .select(['status'])
-        .where('id', 'in', shop.accepted)
-        .execute()
-        .catch(() => []);
-      const open = shop.accepted.length - rows.filter((r) => SETTLED.has(r.status)).length;
-      if (open === 0) break;
-      if (Date.now() - settleFrom > SETTLE_DEADLINE_MS) {
-        say(`${open} orders still open after ${SETTLE_DEADLINE_MS / 60_000} min; checking as they are`);
-        break;
-      }
-      if (Date.now() - lastReport > 15_000) {
-        lastReport = Date.now();
-        say(`${open} open: ${summarise(rows.map((r) => r.status))}`);
-      }
-      await sleep(2_000);
-    }
-    const settleSeconds = (Date.now() - settleFrom) / 1000;
-    stopReading.done = true;
-    await shop.readerDone;
-
-    const checks = await consistencyChecks({
-      db: stack.db,
-      temporal: stack.temporal,
-      payments: stack.payments,
-      courier: stack.courier,
-      orderIds: shop.accepted,
-      initialStock: STOCK,
+    say('starting a fresh stack');
+    stack = await startProcessStack({
+      name: `faults-${suite}`,
+      timeScale: DEMO_TIME_SCALE,
+      stock: STOCK,
+      env: { ...DEMO_STACK_ENV, LOG_LEVEL: 'info' },
+      say,
     });
-    checks.unshift({
-      name: 'every order the shop placed was accepted',
-      pass: shop.refusedForGood.length === 0 && shop.accepted.length === args.orders,
-      detail:
-        shop.refusedForGood.length === 0
-          ? `${shop.accepted.length}/${args.orders} (${shop.createRetries} retries of a 5xx/409 with the same key)`
-          : shop.refusedForGood.slice(0, 3).join('; '),
-    });
-    checks.push(readCheck(suite, shop.reads, faults));
-    checks.push(writeCheck(shop.writes));
-
-    const outcomes = await stack.db
-      .selectFrom('orders')
-      .select('status')
-      .where('id', 'in', shop.accepted.length ? shop.accepted : ['none'])
-      .execute();
-    return {
-      suite,
-      orders: args.orders,
-      accepted: shop.accepted.length,
-      outcomes: summarise(outcomes.map((o) => o.status)),
-      createRetries: shop.createRetries,
-      cancels: shop.cancels,
-      faults: faults.lines,
-      settleSeconds,
-      wallSeconds: (Date.now() - t0) / 1000,
-      writes: Object.fromEntries(shop.writes.byStatus),
-      reads: Object.fromEntries(shop.reads.byStatus),
-      workerStarts: stack.worker.starts(),
-      checks,
-    };
+    current = stack;
+    await runOrdersAndCheck(suite, args, stack, result, say, (s) => (stage = s));
+  } catch (err) {
+    const reason = `${stage}: ${err instanceof Error ? err.message : String(err)}`;
+    say(`cannot go on (${reason})`);
+    result.checks.unshift({ name: 'the suite ran to its checks', pass: false, detail: reason });
   } finally {
-    say('stopping the stack');
-    await stack.stop();
-    current = null;
+    if (stack) {
+      result.workerStarts = stack.worker.starts();
+      say('stopping the stack');
+      await stack.stop().catch((err: unknown) => say(`the stack did not stop cleanly: ${String(err)}`));
+      current = null;
+    }
+    result.wallSeconds = (Date.now() - t0) / 1000;
   }
+  return result;
+}
+
+/** Places the orders while the fault runs, waits for them to settle and checks; fills `result` as it goes. */
+async function runOrdersAndCheck(
+  suite: Suite,
+  args: Args,
+  stack: ProcessStack,
+  result: SuiteResult,
+  say: (line: string) => void,
+  setStage: (stage: string) => void,
+): Promise<void> {
+  setStage('placing orders and injecting the fault');
+  const started = Date.now();
+  const control: ShopControl = { stopReading: false, giveUp: false };
+  const faults: FaultLog = { lines: [], down: [] };
+  say(`placing ${args.orders} orders at ${args.rate}/s`);
+  const [placed, injected] = await Promise.allSettled([
+    runShop(stack, args, control),
+    // A stack that does not come back from its fault: the shop stops retrying against it.
+    injectFaults(suite, stack, started, say, faults).catch((err: unknown) => {
+      control.giveUp = true;
+      throw err;
+    }),
+  ]);
+  result.faults = faults.lines;
+  const shopDone = async (shop: Shop) => {
+    control.stopReading = true;
+    await shop.readerDone;
+    result.accepted = shop.accepted.length;
+    result.createRetries = shop.createRetries;
+    result.cancels = shop.cancels;
+    result.writes = Object.fromEntries(shop.writes.byStatus);
+    result.reads = Object.fromEntries(shop.reads.byStatus);
+  };
+  if (injected.status === 'rejected') {
+    if (placed.status === 'fulfilled') await shopDone(placed.value);
+    setStage(`the ${suite} fault`);
+    throw injected.reason;
+  }
+  if (placed.status === 'rejected') throw placed.reason;
+  const shop = placed.value;
+  say(`${shop.accepted.length} orders accepted; waiting for every one to settle`);
+
+  setStage('waiting for the orders to settle');
+  const settleFrom = Date.now();
+  await settle(stack, shop.accepted, say);
+  result.settleSeconds = (Date.now() - settleFrom) / 1000;
+  await shopDone(shop);
+
+  setStage('running the checks');
+  const checks = await consistencyChecks({
+    db: stack.db,
+    temporal: stack.temporal,
+    payments: stack.payments,
+    courier: stack.courier,
+    orderIds: shop.accepted,
+    initialStock: STOCK,
+  });
+  checks.unshift({
+    name: 'every order the shop placed was accepted',
+    pass: shop.refusedForGood.length === 0 && shop.accepted.length === args.orders,
+    detail:
+      shop.refusedForGood.length === 0
+        ? `${shop.accepted.length}/${args.orders} (${shop.createRetries} retries of a 5xx/409 with the same key)`
+        : shop.refusedForGood.slice(0, 3).join('; '),
+  });
+  checks.push(readCheck(suite, shop.reads, faults));
+  checks.push(writeCheck(shop.writes));
+  result.checks = checks;
+
+  const outcomes = await stack.db
+    .selectFrom('orders')
+    .select('status')
+    .where('id', 'in', shop.accepted.length ? shop.accepted : ['none'])
+    .execute();
+  result.outcomes = summarise(outcomes.map((o) => o.status));
+}
+
+/**
+ * Waits until every order is settled on the read model, for at most SETTLE_DEADLINE_MS, or
+ * until the open ones have no running workflow left (they will never settle: the checks say so).
+ */
+async function settle(stack: ProcessStack, orderIds: string[], say: (line: string) => void): Promise<void> {
+  const from = Date.now();
+  let lastReport = 0;
+  for (;;) {
+    const rows = orderIds.length
+      ? await stack.db
+          .selectFrom('orders')
+          .select(['id', 'status'])
+          .where('id', 'in', orderIds)
+          .execute()
+          .catch(() => [])
+      : [];
+    const open = rows.filter((r) => !SETTLED_STATUSES.has(r.status));
+    if (rows.length === orderIds.length && open.length === 0) return;
+    if (Date.now() - from > SETTLE_DEADLINE_MS) {
+      say(`${open.length} orders still open after ${SETTLE_DEADLINE_MS / 60_000} min; checking as they are`);
+      return;
+    }
+    if (Date.now() - lastReport > 15_000) {
+      lastReport = Date.now();
+      say(`${open.length} open: ${summarise(rows.map((r) => r.status))}`);
+      if (
+        open.length > 0 &&
+        (await runningWorkflows(
+          stack,
+          open.map((r) => r.id),
+        )) === 0
+      ) {
+        say(`the workflows of the ${open.length} open orders have all ended: they will not settle; checking`);
+        return;
+      }
+    }
+    await sleep(2_000);
+  }
+}
+
+/** How many of these orders' workflows are running, or could not be asked about. */
+async function runningWorkflows(stack: ProcessStack, orderIds: string[]): Promise<number> {
+  let running = 0;
+  for (const id of orderIds) {
+    const status = await stack.temporal.client.workflow
+      .getHandle(orderWorkflowId(id))
+      .describe()
+      .then((d) => d.status.name)
+      .catch(() => null);
+    if (status === null || status === 'RUNNING') running++;
+  }
+  return running;
 }
 
 /** Reads answer from Postgres only: never 5xx, except 503 + Retry-After while Postgres is down. */
@@ -477,16 +586,23 @@ runMain(async () => {
     report(r);
   }
   const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass).map((c) => `${r.suite}: ${c.name}`));
+  const verdicts = results.map((r) => {
+    const bad = r.checks.filter((c) => !c.pass).length;
+    return `${r.suite} ${bad === 0 ? 'PASS' : `FAIL (${bad} of ${r.checks.length} checks)`}`;
+  });
   process.stdout.write(
-    `\n${failed.length === 0 ? 'All checks passed' : `${failed.length} checks FAILED`} (${((Date.now() - t0) / 60_000).toFixed(1)} min); wrote ${path.relative(process.cwd(), out)}\n`,
+    `\n${verdicts.join(', ')}\n${failed.length === 0 ? 'All checks passed' : `${failed.length} checks FAILED`} (${((Date.now() - t0) / 60_000).toFixed(1)} min); wrote ${path.relative(process.cwd(), out)}\n`,
   );
   // Pools and gRPC channels of the stopped stacks may linger; the run is over.
   process.exit(failed.length > 0 ? 1 : 0);
 });
 
 function report(r: SuiteResult): void {
+  const how = r.outcomes
+    ? `(${r.outcomes}); settled ${r.settleSeconds.toFixed(0)} s after the last create`
+    : 'accepted; the suite stopped before its checks';
   process.stdout.write(
-    `\n${r.suite}: ${r.accepted}/${r.orders} orders (${r.outcomes}); settled ${r.settleSeconds.toFixed(0)} s after the last create; ${r.wallSeconds.toFixed(0)} s in all\n`,
+    `\n${r.suite}: ${r.accepted}/${r.orders} orders ${how}; ${r.wallSeconds.toFixed(0)} s in all\n`,
   );
   for (const line of r.faults) process.stdout.write(`    ${line}\n`);
   for (const c of r.checks) process.stdout.write(`  ${c.pass ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}\n`);

@@ -249,6 +249,15 @@ export interface OrderAttentionTable {
   resolution: string | null;
 }
 
+export interface RefreshQuotaTable {
+  /** `customer:<id>`. */
+  subject: string;
+  /** The current window began here; the first refresh after it ends starts a new one. */
+  window_started_at: GeneratedTimestamp;
+  /** Live refreshes taken in the current window. */
+  used: number;
+}
+
 export interface Database {
   orders: OrdersTable;
   order_attention: OrderAttentionTable;
@@ -264,6 +273,7 @@ export interface Database {
   audit_log: AuditLogTable;
   api_idempotency_keys: ApiIdempotencyKeysTable;
   daily_reports: DailyReportsTable;
+  refresh_quota: RefreshQuotaTable;
 }
 
 export type Order = Selectable<OrdersTable>;

@@ -83,6 +83,13 @@ export interface Config {
     readonly guestRateLimitPerMinute: number;
     /** How long `?refresh=true` waits for the shipment workflow's fresh poll before answering from cache (ms). */
     readonly refreshDeadlineMs: number;
+    /**
+     * Live refreshes per customer per {@link refreshQuotaWindowMs}: each parcel the API asks
+     * its workflow to poll counts one (parcels inside the cooldown never reach the workflow
+     * and count nothing). Kept in Postgres, so it holds across API processes. Admins have none.
+     */
+    readonly refreshQuota: number;
+    readonly refreshQuotaWindowMs: number;
     /** Interval between SSE heartbeats and between read-model checks of a stream (ms). */
     readonly streamHeartbeatMs: number;
     readonly streamPollMs: number;
@@ -174,6 +181,8 @@ export interface Config {
     readonly expireAfterNoScanMs: number;
     /** Tracking stops after this age whatever the status (ms). */
     readonly maxAgeMs: number;
+    /** A refresh polls a parcel's courier at most once per this long, whoever asks (ms). */
+    readonly refreshCooldownMs: number;
   };
   readonly worker: {
     /** Where the worker serves Prometheus metrics (`/metrics`): Temporal's and Waybill's own. */
@@ -196,6 +205,11 @@ export interface Config {
     readonly batchSize: number;
     /** Batches per step per housekeeping run: the bound on one run's work. */
     readonly maxBatches: number;
+    /**
+     * A PENDING order this old whose order workflow never started (the start failed and the
+     * client did not retry) is closed as FAILED / NOT_STARTED (ms).
+     */
+    readonly orderStartGraceMs: number;
   };
   /** Only `npm run token` reads this: the private key that signs staff tokens in development and tests. */
   readonly tokens: {
@@ -635,6 +649,12 @@ export function loadConfig(env: Env = process.env): Config {
   // Next to the API's own port by default, so stacks side by side (tests, benchmarks) never share one.
   const apiMetricsPort = r.int('WAYBILL_METRICS_PORT', Math.min(apiPort + 1, 65_535), 0, 65_535);
   if (apiMetricsPort === apiPort) r.problems.push('WAYBILL_METRICS_PORT must differ from WAYBILL_PORT');
+  const orderStartGraceMs = r.duration('WAYBILL_ORDER_START_GRACE', '15m');
+  if (orderStartGraceMs < 60_000) {
+    // The create request holds its order's key for 30 s: a shorter grace could close an
+    // order whose start is still under way.
+    r.problems.push(`WAYBILL_ORDER_START_GRACE must be at least 1m (got "${orderStartGraceMs}ms")`);
+  }
 
   const config: Config = {
     env: waybillEnv,
@@ -656,6 +676,8 @@ export function loadConfig(env: Env = process.env): Config {
       rateLimitPerMinute: r.int('WAYBILL_RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
       guestRateLimitPerMinute: r.int('WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE', 10, 1, 100_000),
       refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
+      refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
+      refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
       streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
       streamPollMs: r.duration('WAYBILL_STREAM_POLL', '1s'),
       courierWebhookSecrets: webhookSecrets,
@@ -726,6 +748,7 @@ export function loadConfig(env: Env = process.env): Config {
       backoffCapMs: r.duration('WAYBILL_POLL_BACKOFF_CAP', '6h'),
       expireAfterNoScanMs: r.duration('WAYBILL_EXPIRE_AFTER_NO_SCAN', '7d'),
       maxAgeMs: r.duration('WAYBILL_TRACKING_MAX_AGE', '60d'),
+      refreshCooldownMs: r.duration('WAYBILL_REFRESH_COOLDOWN', '5m'),
     },
     worker: {
       metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),
@@ -740,6 +763,7 @@ export function loadConfig(env: Env = process.env): Config {
       scrubPersonalDataAfterMs: r.duration('WAYBILL_SCRUB_PII_AFTER', '30d'),
       batchSize: r.int('WAYBILL_HOUSEKEEPING_BATCH', 200, 1, 10_000),
       maxBatches: r.int('WAYBILL_HOUSEKEEPING_MAX_BATCHES', 10, 1, 1_000),
+      orderStartGraceMs,
     },
     tokens: { staffSigningKey },
     paths: { dataDir, cacheDir },

@@ -73,6 +73,12 @@ export const Metrics = {
     description:
       'Shipments housekeeping changed, by action (expired, archived, scrubbed) or left alone (expiry_skipped_running)',
   },
+  housekeepingOrders: {
+    name: 'waybill_housekeeping_orders',
+    unit: '',
+    description:
+      'PENDING orders past the start grace that housekeeping closed as FAILED / NOT_STARTED (failed_not_started) or left alone (skipped: a workflow exists, a request holds its key, or stock or money was touched)',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 /** Adds `value` (default 1) to a counter. */

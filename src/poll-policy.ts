@@ -24,5 +24,6 @@ export function pollPolicyFromConfig(config: Config): PollPolicy {
     pollAttempts: 4,
     pollRetryInitialMs: 2_000,
     maxCyclesPerRun: 500,
+    refreshCooldownMs: config.polling.refreshCooldownMs,
   };
 }

@@ -50,13 +50,15 @@ export function scheduleDefinitions(config: Config): ScheduleDefinition[] {
     scrubPersonalDataAfterMs: config.housekeeping.scrubPersonalDataAfterMs,
     batchSize: config.housekeeping.batchSize,
     maxBatches: config.housekeeping.maxBatches,
+    orderStartGraceMs: config.housekeeping.orderStartGraceMs,
   };
   const report: DailyReportInput = {};
   const dailyReportNote =
     `Every day at ${at} UTC: the day before's deliveries, exceptions, expiries, median time to deliver ` +
     'per courier and courier calls vs budget, stored in daily_reports and logged.';
   const housekeepingNote =
-    'Expires unfinished shipments with no scan and no running workflow, archives finished shipments, ' +
+    'Expires unfinished shipments with no scan and no running workflow (telling their orders), ' +
+    'closes orders whose workflow never started, archives finished shipments, ' +
     'scrubs personal data from old raw courier payloads. Bounded batches; the next run carries on.';
   return [
     {
@@ -87,7 +89,8 @@ export function scheduleDefinitions(config: Config): ScheduleDefinition[] {
         workflowId: HOUSEKEEPING_SCHEDULE_ID,
         taskQueue: config.temporal.taskQueue,
         args: [housekeeping],
-        staticSummary: 'Housekeeping: expire unscanned, archive finished, scrub personal data',
+        staticSummary:
+          'Housekeeping: expire unscanned, close orders that never started, archive finished, scrub personal data',
         workflowExecutionTimeout: '1h',
       },
       policies: {

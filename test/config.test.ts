@@ -101,6 +101,7 @@ describe('configuration', () => {
       scrubPersonalDataAfterMs: 30 * 86_400_000,
       batchSize: 200,
       maxBatches: 10,
+      orderStartGraceMs: 15 * 60_000,
     });
     const set = loadConfig({
       WAYBILL_WORKER_METRICS_PORT: '0',
@@ -114,6 +115,29 @@ describe('configuration', () => {
       housekeepingEveryMs: 900_000,
     });
     expect(set.housekeeping.scrubPersonalDataAfterMs).toBe(14 * 86_400_000);
+  });
+
+  it('has defaults for the refresh cooldown and quota, reads them, and refuses a start grace under a minute', () => {
+    const defaults = loadConfig({});
+    expect(defaults.polling.refreshCooldownMs).toBe(5 * 60_000);
+    expect(defaults.api.refreshQuota).toBe(20);
+    expect(defaults.api.refreshQuotaWindowMs).toBe(3_600_000);
+    const set = loadConfig({
+      WAYBILL_REFRESH_COOLDOWN: '2m',
+      WAYBILL_REFRESH_QUOTA: '5',
+      WAYBILL_REFRESH_QUOTA_WINDOW: '1d',
+      WAYBILL_ORDER_START_GRACE: '1h',
+    });
+    expect([set.polling.refreshCooldownMs, set.api.refreshQuota, set.api.refreshQuotaWindowMs]).toEqual([
+      120_000, 5, 86_400_000,
+    ]);
+    expect(set.housekeeping.orderStartGraceMs).toBe(3_600_000);
+    expect(() => loadConfig({ WAYBILL_ORDER_START_GRACE: '30s' })).toThrow(
+      'WAYBILL_ORDER_START_GRACE must be at least 1m (got "30000ms")',
+    );
+    expect(() => loadConfig({ WAYBILL_REFRESH_QUOTA: '0' })).toThrow(
+      'WAYBILL_REFRESH_QUOTA must be a whole number from 1 to 1000000 (got "0")',
+    );
   });
 
   it('names a daily report time that is not HH:MM', () => {

@@ -9,12 +9,15 @@ import type { NewShipment } from '../db/database';
 import type { DailyReportFigures } from '../src/activities/reports';
 import { REMOVED } from '../src/domain/personal-data';
 import { DAILY_REPORT_SCHEDULE_ID, ensureSchedules, HOUSEKEEPING_SCHEDULE_ID } from '../src/schedules';
+import { defaultPayloadConverter } from '@temporalio/common';
 import {
+  orderWorkflowId,
   shipmentWorkflowId,
   type HousekeepingInput,
   type HousekeepingResult,
+  type ShipmentMilestone,
 } from '../src/workflows/contract';
-import { freshDatabase, type TestDatabase } from './support/db';
+import { freshDatabase, insertOrderRow, type TestDatabase } from './support/db';
 import { testConfig } from './support/env';
 import { eventually } from './support/eventually';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './support/temporal';
@@ -482,7 +485,14 @@ describe('schedules', () => {
       await ensureSchedules(worker.client, config());
       const run = await trigger(HOUSEKEEPING_SCHEDULE_ID);
       const result: HousekeepingResult = await run.result();
-      expect(result).toEqual({ expired: 3, skippedRunning: 1, archived: 1, scrubbed: 2, caughtUp: true });
+      expect(result).toEqual({
+        expired: 3,
+        skippedRunning: 1,
+        archived: 1,
+        scrubbed: 2,
+        ordersNotStarted: 0,
+        caughtUp: true,
+      });
 
       for (const id of [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded]) {
         const row = await rowOf(id);
@@ -545,8 +555,150 @@ describe('schedules', () => {
 
       // A second run finds nothing left to do.
       const again: HousekeepingResult = await (await trigger(HOUSEKEEPING_SCHEDULE_ID)).result();
-      expect(again).toEqual({ expired: 0, skippedRunning: 1, archived: 0, scrubbed: 0, caughtUp: true });
+      expect(again).toEqual({
+        expired: 0,
+        skippedRunning: 1,
+        archived: 0,
+        scrubbed: 0,
+        ordersNotStarted: 0,
+        caughtUp: true,
+      });
       expect((await rowOf(s.staleWorkflowRunning)).status).toBe('IN_TRANSIT');
+    });
+
+    const MINUTE = 60_000;
+    const housekeepingInput: HousekeepingInput = {
+      expireAfterNoScanMs: 7 * DAY,
+      archiveAfterMs: 90 * DAY,
+      scrubPersonalDataAfterMs: 30 * DAY,
+      batchSize: 50,
+      maxBatches: 5,
+      orderStartGraceMs: 15 * MINUTE,
+    };
+    const housekeep = (): Promise<HousekeepingResult> =>
+      worker.client.workflow.execute('housekeepingWorkflow', {
+        workflowId: uniqueId('housekeeping'),
+        taskQueue: worker.taskQueue,
+        args: [housekeepingInput],
+      });
+
+    const order = (values: { createdAt?: Date } = {}) =>
+      insertOrderRow(database.db, { customerId: 'cus_hk', ...values });
+
+    /** An order workflow that exists but that no worker runs: what is sent to it stays in its history. */
+    async function parkedOrder(orderId: string): Promise<WorkflowHandle> {
+      const handle = await worker.client.workflow.start('orderWorkflow', {
+        workflowId: orderWorkflowId(orderId),
+        taskQueue: `nobody-polls-${randomBytes(4).toString('hex')}`,
+        args: [{ orderId }],
+      });
+      parked.push(handle);
+      return handle;
+    }
+
+    async function milestonesOf(handle: WorkflowHandle): Promise<ShipmentMilestone[]> {
+      const history = await handle.fetchHistory();
+      return history
+        .events!.map((e) => e.workflowExecutionSignaledEventAttributes)
+        .filter((a) => a?.signalName === 'shipmentMilestone')
+        .map((a) => defaultPayloadConverter.fromPayload<ShipmentMilestone>(a!.input!.payloads![0]!));
+    }
+
+    it('tells the order of a shipment it expires, and expires one whose order has finished all the same', async () => {
+      const orderId = await order();
+      const orderHandle = await parkedOrder(orderId);
+      const finishedOrderId = await order();
+      const tracked = await shipment({
+        order_id: orderId,
+        status: 'IN_TRANSIT',
+        last_event_at: ago(8 * DAY),
+      });
+      const orphaned = await shipment({
+        order_id: finishedOrderId,
+        status: 'IN_TRANSIT',
+        last_event_at: ago(8 * DAY),
+      });
+
+      const result = await housekeep();
+      expect(result.expired).toBeGreaterThanOrEqual(2);
+      for (const id of [tracked, orphaned]) expect((await rowOf(id)).status).toBe('EXPIRED');
+      const milestones = await milestonesOf(orderHandle);
+      expect(milestones).toEqual([
+        { shipmentId: tracked, status: 'EXPIRED', subStatus: 'NO_SCAN', at: expect.any(String) },
+      ]);
+    });
+
+    it('closes PENDING orders whose workflow never started as FAILED / NOT_STARTED, and leaves every other alone', async () => {
+      const keyFor = async (orderId: string, lockedFor: number | null) =>
+        database.db
+          .insertInto('api_idempotency_keys')
+          .values({
+            scope: 'orders:customer:cus_hk',
+            key: uniqueId('key'),
+            request_hash: 'h',
+            state: 'IN_PROGRESS',
+            response_status: null,
+            response_body: null,
+            resource_id: orderId,
+            locked_until: lockedFor === null ? null : new Date(Date.now() + lockedFor),
+          })
+          .execute();
+      const old = ago(20 * MINUTE);
+      const o = {
+        neverStarted: await order({ createdAt: old }),
+        recent: await order({ createdAt: ago(5 * MINUTE) }),
+        requestInFlight: await order({ createdAt: old }),
+        workflowRunning: await order({ createdAt: old }),
+        workflowEnded: await order({ createdAt: old }),
+        paymentHeld: await order({ createdAt: old }),
+      };
+      await keyFor(o.neverStarted, null);
+      await keyFor(o.requestInFlight, 30_000);
+      await parkedOrder(o.workflowRunning);
+      await (await parkedOrder(o.workflowEnded)).terminate('ended without a word to the read model');
+      await database.db
+        .insertInto('payments')
+        .values({
+          id: uniqueId('pay'),
+          order_id: o.paymentHeld,
+          idempotency_key: uniqueId('idem'),
+          provider: 'simulator',
+          provider_ref: 'ch_1',
+          status: 'AUTHORISED',
+          currency: 'MYR',
+          amount_authorised: 4_990,
+          decline_code: null,
+        })
+        .execute();
+
+      const result = await housekeep();
+      expect(result.ordersNotStarted).toBe(1);
+      const rows = await database.db
+        .selectFrom('orders')
+        .select(['id', 'status', 'failure_code', 'failure_message'])
+        .where('id', 'in', Object.values(o))
+        .execute();
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      expect(byId.get(o.neverStarted)).toMatchObject({ status: 'FAILED', failure_code: 'NOT_STARTED' });
+      expect(byId.get(o.neverStarted)!.failure_message).toMatch(/nothing was reserved or charged/);
+      for (const id of [o.recent, o.requestInFlight, o.workflowRunning, o.workflowEnded, o.paymentHeld]) {
+        expect([id, byId.get(id)!.status]).toEqual([id, 'PENDING']);
+      }
+      const audit = await database.db
+        .selectFrom('audit_log')
+        .select(['subject_id', 'actor', 'action'])
+        .where('action', '=', 'order.fail_not_started')
+        .execute();
+      expect(audit).toEqual([
+        { subject_id: o.neverStarted, actor: 'system:housekeeping', action: 'order.fail_not_started' },
+      ]);
+      // Closing it started nothing.
+      await expect(
+        worker.client.workflow.getHandle(orderWorkflowId(o.neverStarted)).describe(),
+      ).rejects.toThrow(/not found/i);
+      expect((await housekeep()).ordersNotStarted).toBe(0);
+      // Out of the next test's way (its runs count whether housekeeping caught up).
+      await database.db.deleteFrom('orders').where('id', 'in', Object.values(o)).execute();
     });
 
     it('does a bounded amount of work per run and carries on in the next', async () => {
@@ -559,13 +711,7 @@ describe('schedules', () => {
           }),
         ),
       );
-      const input: HousekeepingInput = {
-        expireAfterNoScanMs: 7 * DAY,
-        archiveAfterMs: 90 * DAY,
-        scrubPersonalDataAfterMs: 30 * DAY,
-        batchSize: 2,
-        maxBatches: 1,
-      };
+      const input: HousekeepingInput = { ...housekeepingInput, batchSize: 2, maxBatches: 1 };
       const run = (): Promise<HousekeepingResult> =>
         worker.client.workflow.execute('housekeepingWorkflow', {
           workflowId: uniqueId('housekeeping'),

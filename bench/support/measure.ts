@@ -111,20 +111,6 @@ export function usage(samples: readonly (ProcSample | null)[]): Usage | null {
   };
 }
 
-/** The first process whose argument list satisfies `match` (e.g. the dev server on a given port). */
-export function findPid(match: (argv: string[]) => boolean): number | null {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (match(argv)) return Number(entry);
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return null;
-}
-
 /**
  * A Prometheus text scrape as `name{labels}` → value (comment lines dropped). Sum series
  * with {@link metricSum}.

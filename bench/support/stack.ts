@@ -1,6 +1,7 @@
 /**
  * The stack as separate parts the benchmarks and fault suites can measure and break one at
- * a time: a Temporal dev server (SQLite file kept across restarts), an embedded Postgres,
+ * a time: a Temporal dev server (the CLI's `server start-dev` as a child process of its own,
+ * SQLite file kept across restarts), an embedded Postgres,
  * the courier and payment simulators and the API in this process, and the worker as a
  * child process (`node --import tsx src/worker.ts`, as `npm run start:worker` runs the
  * built one) that can be killed with SIGKILL and started again, and whose RSS is its own.
@@ -13,6 +14,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
+import { Connection } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { sql, type Kysely } from 'kysely';
 import { createDb } from '../../db/client';
 import type { Database } from '../../db/database';
@@ -27,13 +30,14 @@ import {
   type RunningPostgres,
 } from '../../src/dev/embedded-postgres';
 import { resolveTemporalCli } from '../../src/dev/temporal-cli';
-import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporal-server';
 import { createLogger } from '../../src/logger';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
-import { createTemporalClient, type TemporalClient } from '../../src/temporal';
+import { StartupError } from '../../src/main-helpers';
+import { createTemporalClient, temporalIsServing, type TemporalClient } from '../../src/temporal';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { freePort } from '../../test/support/ports';
-import { findPid, sampleProcess } from './measure';
+import { sampleProcess } from './measure';
 
 /** Variables a bench stack never inherits (the demo's list): it must not reach the user's own services. */
 const NEVER_INHERITED = DEMO_STACK_UNSET;
@@ -89,7 +93,7 @@ export interface ProcessStack {
   worker: WorkerProcess;
   postgres: Restartable;
   temporalServer: Restartable;
-  /** The dev server's process (the SDK starts it, so it is found by its port); null while it is down. */
+  /** The dev server's process; null while it is down. */
   temporalServerPid(): number | null;
   stop(): Promise<void>;
 }
@@ -165,6 +169,101 @@ function workerProcess(
   };
 }
 
+/** How long a dev server may take to answer after it is started (a restart on a busy machine recovers its SQLite file first). */
+const TEMPORAL_START_DEADLINE_MS = 120_000;
+
+/**
+ * Polls Temporal's health check every half second until it answers SERVING; false when
+ * `timeoutMs` passes first.
+ */
+export async function waitForTemporal(connection: Connection, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await temporalIsServing(connection, Math.min(2_000, Math.max(1, deadline - Date.now())))) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
+ * The Temporal dev server as a child process of this one, so that a restart waits on a
+ * deadline of its own: the SDK's `createLocal` gives its client 10 s to connect and, when
+ * that passes (a restart under load), throws and leaves the server it started running.
+ */
+function devServerProcess(opts: {
+  executable: string;
+  port: number;
+  namespace: string;
+  dbFilename: string;
+  logFile: string;
+}): Restartable & { pid(): number | null } {
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const address = `127.0.0.1:${opts.port}`;
+  const args = [
+    ...['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--headless'],
+    ...['--namespace', opts.namespace, '--db-filename', opts.dbFilename],
+    ...['--log-format', 'json', '--log-level', 'warn'],
+    ...SEARCH_ATTRIBUTES.flatMap((key) => [
+      '--search-attribute',
+      `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`,
+    ]),
+  ];
+
+  const stop = async () => {
+    const proc = child;
+    if (!proc) return;
+    proc.kill('SIGTERM');
+    const gone = await Promise.race([
+      exited.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 20_000)),
+    ]);
+    if (!gone) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  };
+
+  return {
+    pid: () => child?.pid ?? null,
+    stop,
+    async start() {
+      if (child) throw new Error('the Temporal dev server is already running');
+      const out = fs.openSync(opts.logFile, 'a');
+      const proc = spawn(opts.executable, args, { stdio: ['ignore', out, out] });
+      fs.closeSync(out);
+      child = proc;
+      let exitCode: number | string | null = null;
+      exited = new Promise((resolve) =>
+        proc.once('exit', (code, signal) => {
+          exitCode = code ?? signal;
+          if (child === proc) child = null;
+          resolve();
+        }),
+      );
+      // A probe of its own: channels to this address from before a restart may still be backing off.
+      const probe = Connection.lazy({ address, channelArgs: { 'grpc.use_local_subchannel_pool': 1 } });
+      try {
+        const deadline = Date.now() + TEMPORAL_START_DEADLINE_MS;
+        while (child === proc && Date.now() < deadline) {
+          if (await waitForTemporal(probe, Math.min(2_000, deadline - Date.now()))) return;
+        }
+      } finally {
+        await probe.close().catch(() => undefined);
+      }
+      if (child !== proc) {
+        throw new StartupError(
+          `the Temporal dev server exited (${exitCode}) before it served; see ${opts.logFile}`,
+        );
+      }
+      await stop();
+      throw new StartupError(
+        `the Temporal dev server did not answer on ${address} within ${TEMPORAL_START_DEADLINE_MS / 1000} s of starting; see ${opts.logFile}`,
+      );
+    },
+  };
+}
+
 /** Starts every part, migrated and seeded, with the worker running. */
 export async function startProcessStack(opts: StackOptions): Promise<ProcessStack> {
   const say = opts.say ?? (() => undefined);
@@ -196,23 +295,19 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       cacheDir: baseConfig.paths.cacheDir,
       log: say,
     });
+    if (cli.executable.type !== 'existing-path') {
+      throw new StartupError(
+        'a bench stack runs the Temporal CLI binary itself: build it with `npm run temporal:cli` or set TEMPORAL_CLI_PATH',
+      );
+    }
     const dbFilename = path.join(dataDir, 'temporal.sqlite');
-    let server: RunningDevServer | null = null;
-    const temporalServer: Restartable = {
-      async start() {
-        server = await startTemporalDevServer({
-          executable: cli.executable,
-          namespace: baseConfig.temporal.namespace,
-          port: temporalPort!,
-          dbFilename,
-          logLevel: 'never',
-        });
-      },
-      async stop() {
-        await server?.stop();
-        server = null;
-      },
-    };
+    const temporalServer = devServerProcess({
+      executable: cli.executable.path,
+      port: temporalPort!,
+      namespace: baseConfig.temporal.namespace,
+      dbFilename,
+      logFile: path.join(dataDir, 'temporal.log'),
+    });
     await temporalServer.start();
     stoppers.push(() => temporalServer.stop());
     say(`Temporal dev server on 127.0.0.1:${temporalPort} (SQLite ${path.relative(root, dbFilename)})`);
@@ -299,10 +394,7 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       worker,
       postgres,
       temporalServer,
-      temporalServerPid: () =>
-        findPid(
-          (argv) => argv.includes('start-dev') && argv[argv.indexOf('--port') + 1] === String(temporalPort),
-        ),
+      temporalServerPid: () => temporalServer.pid(),
       stop: stopAll,
     };
   } catch (err) {

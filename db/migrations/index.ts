@@ -9,6 +9,8 @@ import * as apiOrders from './2026-11-23T13-00-00_api_orders';
 import * as opsReports from './2026-11-23T14-00-00_ops_reports';
 import * as shipmentRecentEvents from './2026-11-23T15-00-00_shipment_recent_events';
 import * as orderAttention from './2026-12-04T10-00-00_order_attention';
+import * as refreshQuota from './2026-12-04T11-00-00_refresh_quota';
+import * as pendingOrdersIndex from './2026-12-04T11-10-00_pending_orders_index';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-23T09-00-00_initial_read_model': initialReadModel,
@@ -17,4 +19,6 @@ export const migrations: Record<string, Migration> = {
   '2026-11-23T14-00-00_ops_reports': opsReports,
   '2026-11-23T15-00-00_shipment_recent_events': shipmentRecentEvents,
   '2026-12-04T10-00-00_order_attention': orderAttention,
+  '2026-12-04T11-00-00_refresh_quota': refreshQuota,
+  '2026-12-04T11-10-00_pending_orders_index': pendingOrdersIndex,
 };

@@ -2,7 +2,10 @@
  * Housekeeping on the read model, one bounded batch per call (the housekeeping workflow
  * decides how many batches a run takes):
  * - expire shipments nobody tracks any more: not finished, no scan for the expiry limit,
- *   and no running shipment workflow (a running one expires itself; it is left alone);
+ *   and no running shipment workflow (a running one expires itself; it is left alone); the
+ *   order they belong to is told, as their workflow would have told it;
+ * - close orders whose workflow never started (the API wrote the row, then could not start
+ *   the saga, and the client never retried) as FAILED / NOT_STARTED;
  * - archive shipments finished long ago (`archived_at`);
  * - scrub personal data from the raw courier payloads of shipments finished long ago.
  * Each is idempotent: rows it has handled no longer match its query.
@@ -15,7 +18,12 @@ import { redactPersonalText, scrubPersonalData } from '../domain/personal-data';
 import { TERMINAL_STATUSES } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
-import { shipmentWorkflowId } from '../workflows/contract';
+import {
+  OrderFailure,
+  orderWorkflowId,
+  shipmentMilestoneSignal,
+  shipmentWorkflowId,
+} from '../workflows/contract';
 import { activityMeter } from './meter';
 
 export interface HousekeepingActivityDeps {
@@ -41,6 +49,22 @@ export interface ExpireBatchResult {
   nextAfterId: string | null;
 }
 
+export interface UnstartedOrdersInput {
+  /** PENDING orders created longer ago than this (ms). */
+  olderThanMs: number;
+  batchSize: number;
+  /** Order ids are visited in order; the next batch starts after this one. */
+  afterId: string | null;
+}
+
+export interface UnstartedOrdersResult {
+  /** Closed as FAILED / NOT_STARTED. */
+  failed: number;
+  /** Left alone: their workflow exists, a request holds their key, or stock or money was touched. */
+  skipped: number;
+  nextAfterId: string | null;
+}
+
 export interface AgeBatchInput {
   /** Shipments finished longer ago than this (ms). */
   olderThanMs: number;
@@ -60,18 +84,127 @@ const lastScan = sql<Date>`coalesce(last_event_at, created_at)`;
 /** Describes run at once against Temporal while checking a batch. */
 const DESCRIBE_CONCURRENCY = 8;
 
-async function workflowRunning(temporal: Client, workflowId: string): Promise<boolean> {
+/** The workflow's status name (RUNNING, COMPLETED, TERMINATED, …), or null when there is none. */
+async function workflowStatus(temporal: Client, workflowId: string): Promise<string | null> {
   try {
-    const description = await temporal.workflow.getHandle(workflowId).describe();
-    return description.status.name === 'RUNNING';
+    return (await temporal.workflow.getHandle(workflowId).describe()).status.name;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
+    if (err instanceof WorkflowNotFoundError) return null;
     throw err;
+  }
+}
+
+const workflowRunning = async (temporal: Client, workflowId: string) =>
+  (await workflowStatus(temporal, workflowId)) === 'RUNNING';
+
+function needsTemporal(temporal: Client | undefined, what: string): Client {
+  if (temporal) return temporal;
+  throw ApplicationFailure.create({
+    type: 'NotConfigured',
+    message: `housekeeping needs a Temporal client to ${what}`,
+    nonRetryable: true,
+  });
+}
+
+/** What the order of a shipment housekeeping expired learns: what its workflow would have sent. */
+async function tellOrderExpired(
+  temporal: Client,
+  shipment: { id: string; order_id: string },
+  log: Logger,
+): Promise<void> {
+  try {
+    await temporal.workflow.getHandle(orderWorkflowId(shipment.order_id)).signal(shipmentMilestoneSignal, {
+      shipmentId: shipment.id,
+      status: 'EXPIRED',
+      subStatus: 'NO_SCAN',
+      at: new Date().toISOString(),
+    });
+  } catch (err) {
+    // The order has finished (or never ran): nothing waits for this parcel any more.
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    log.info(
+      { shipmentId: shipment.id, orderId: shipment.order_id },
+      'expired shipment: its order has finished',
+    );
   }
 }
 
 export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
   const { db, log } = deps;
+
+  /**
+   * Closes one order if its workflow never started. The order row and its idempotency key
+   * are locked first: a client retry of the create waits on the key (and then finds the
+   * order closed), and one already holding the key (starting the workflow right now) makes
+   * this leave the order alone. Only then is Temporal asked, so no start slips in between.
+   */
+  async function failIfNeverStarted(
+    temporal: Client,
+    orderId: string,
+    olderThanMs: number,
+  ): Promise<boolean> {
+    return db.transaction().execute(async (trx) => {
+      const order = await trx
+        .selectFrom('orders')
+        .select(['id', 'created_at'])
+        .where('id', '=', orderId)
+        .where('status', '=', 'PENDING')
+        .where('created_at', '<', ago(olderThanMs))
+        .forUpdate()
+        .skipLocked()
+        .executeTakeFirst();
+      if (!order) return false;
+      const keys = await trx
+        .selectFrom('api_idempotency_keys')
+        .select(sql<boolean>`coalesce(locked_until > now(), false)`.as('locked'))
+        .where('resource_id', '=', orderId)
+        .forUpdate()
+        .execute();
+      if (keys.some((k) => k.locked)) return false;
+      const touched = await trx
+        .selectFrom('inventory_reservations')
+        .select('order_id')
+        .where('order_id', '=', orderId)
+        .union(trx.selectFrom('payments').select('order_id').where('order_id', '=', orderId))
+        .executeTakeFirst();
+      if (touched) {
+        log.error(
+          { orderId },
+          'a PENDING order with no workflow holds stock or a payment: left for a person',
+        );
+        return false;
+      }
+      // Any run at all (running or closed) means the saga started: not ours to close.
+      if ((await workflowStatus(temporal, orderWorkflowId(orderId))) !== null) return false;
+
+      await trx
+        .updateTable('orders')
+        .set({
+          status: 'FAILED',
+          failure_code: OrderFailure.NOT_STARTED,
+          failure_message:
+            'The order could not be started (the workflow service was unreachable when it was placed) and was closed; nothing was reserved or charged. Place it again.',
+          updated_at: sql<Date>`now()`,
+        })
+        .where('id', '=', orderId)
+        .execute();
+      await trx
+        .insertInto('audit_log')
+        .values({
+          actor: 'system:housekeeping',
+          action: 'order.fail_not_started',
+          subject_type: 'order',
+          subject_id: orderId,
+          reason:
+            'PENDING past the start grace with no order workflow: its start failed and was never retried',
+          details: JSON.stringify({ createdAt: order.created_at.toISOString(), graceMs: olderThanMs }),
+          dedupe_key: `housekeeping:order-not-started:${orderId}`,
+        })
+        .onConflict((oc) => oc.column('dedupe_key').doNothing())
+        .execute();
+      return true;
+    });
+  }
 
   return {
     /** One batch of unscanned, untracked shipments → EXPIRED (sub-status NO_SCAN), audited. */
@@ -86,14 +219,10 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
       if (input.afterId !== null) query = query.where('id', '>', input.afterId);
       const candidates = (await query.execute()).map((r) => r.id);
 
-      const temporal = deps.temporal;
-      if (!temporal && candidates.length > 0) {
-        throw ApplicationFailure.create({
-          type: 'NotConfigured',
-          message: 'housekeeping needs a Temporal client to tell untracked shipments from tracked ones',
-          nonRetryable: true,
-        });
-      }
+      const temporal =
+        candidates.length === 0
+          ? null
+          : needsTemporal(deps.temporal, 'tell untracked shipments from tracked ones');
       const untracked: string[] = [];
       for (let i = 0; i < candidates.length; i += DESCRIBE_CONCURRENCY) {
         const slice = candidates.slice(i, i + DESCRIBE_CONCURRENCY);
@@ -122,7 +251,7 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
             .where('id', 'in', untracked)
             .where('status', 'not in', TERMINAL)
             .where(lastScan, '<', ago(input.expireAfterNoScanMs))
-            .returning(['id', 'status'])
+            .returning(['id', 'order_id'])
             .execute();
           if (rows.length > 0) {
             await trx
@@ -141,6 +270,14 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
               .onConflict((oc) => oc.column('dedupe_key').doNothing())
               .execute();
           }
+          // Before the commit: if telling an order fails, the expiry rolls back and the retry
+          // does both again (a second EXPIRED milestone is harmless to the order).
+          const ofOrders = rows.filter((r): r is { id: string; order_id: string } => r.order_id !== null);
+          for (let i = 0; i < ofOrders.length; i += DESCRIBE_CONCURRENCY) {
+            await Promise.all(
+              ofOrders.slice(i, i + DESCRIBE_CONCURRENCY).map((row) => tellOrderExpired(temporal!, row, log)),
+            );
+          }
           return rows.map((r) => r.id);
         });
       }
@@ -154,6 +291,47 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
       return {
         expired: expired.length,
         skippedRunning,
+        nextAfterId: candidates.length === input.batchSize ? candidates[candidates.length - 1]! : null,
+      };
+    },
+
+    /**
+     * One batch of PENDING orders older than the grace whose order workflow never started →
+     * FAILED / NOT_STARTED, audited. Nothing else to undo: stock is reserved and payment
+     * authorised only by the order workflow's own activities, so an order it never ran for
+     * holds neither (checked again here: one that does is left alone and logged).
+     */
+    async failUnstartedOrders(input: UnstartedOrdersInput): Promise<UnstartedOrdersResult> {
+      let query = db
+        .selectFrom('orders')
+        .select('id')
+        .where('status', '=', 'PENDING')
+        .where('created_at', '<', ago(input.olderThanMs))
+        .orderBy('id')
+        .limit(input.batchSize);
+      if (input.afterId !== null) query = query.where('id', '>', input.afterId);
+      const candidates = (await query.execute()).map((r) => r.id);
+      const failed: string[] = [];
+      if (candidates.length > 0) {
+        const temporal = needsTemporal(deps.temporal, 'tell orders that never started from running ones');
+        // One at a time: each holds its order's rows while Temporal is asked (a few per run).
+        for (const orderId of candidates) {
+          if (await failIfNeverStarted(temporal, orderId, input.olderThanMs)) failed.push(orderId);
+        }
+      }
+      const skipped = candidates.length - failed.length;
+      const meter = activityMeter();
+      count(meter, Metrics.housekeepingOrders, { action: 'failed_not_started' }, failed.length);
+      count(meter, Metrics.housekeepingOrders, { action: 'skipped' }, skipped);
+      if (failed.length > 0) {
+        log.warn(
+          { orders: failed },
+          `housekeeping closed ${failed.length} orders whose workflow never started`,
+        );
+      }
+      return {
+        failed: failed.length,
+        skipped,
         nextAfterId: candidates.length === input.batchSize ? candidates[candidates.length - 1]! : null,
       };
     },

@@ -1,7 +1,7 @@
 /**
  * Order lookups and actions shared by the customer and admin routes: who may see an
  * order, cancelling through the order workflow's `cancel` update, and asking shipment
- * workflows for a fresh poll with a deadline.
+ * workflows for a fresh poll with a deadline, within the refresh cooldown and quota.
  */
 import {
   WorkflowNotFoundError,
@@ -17,11 +17,14 @@ import {
   OrderStatus,
   refreshNowUpdate,
   shipmentWorkflowId,
+  type RefreshSource,
 } from '../workflows/contract';
 import { can, Permission } from './access';
 import type { ApiDeps } from './app';
 import type { Principal } from './auth';
 import { ApiError, isTemporalUnavailable } from './errors';
+import { takeRefreshQuota } from './refresh-quota';
+import { RefreshOutcome, type ShipmentRefresh } from './tracking-view';
 
 export const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set([
   'DELIVERED',
@@ -154,60 +157,131 @@ function refusal(err: WorkflowUpdateFailedError): ApiError {
 }
 
 export interface RefreshResult {
-  /** Shipments whose workflow polled the courier within the deadline. */
-  live: Set<string>;
-  /** Why the others are served from cache (courier slow or down, Temporal unreachable). */
+  /** What became of each shipment's refresh, by shipment id. */
+  refreshes: Map<string, ShipmentRefresh>;
+  /** Why some shipments are served from the read model, for people; null when all are live or final. */
   message: string | null;
 }
 
+/** Who asks: customers spend their live-refresh quota, admins have none (they still get the cooldown). */
+export type Refresher = { requestedBy: string; quotaSubject: string | null };
+
+const minutes = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
+const clock = (at: Date) => `${at.toISOString().slice(11, 19)} UTC`;
+
 /**
- * Asks each unfinished shipment's workflow to poll now (`refreshNow` update) and waits up
- * to `deadlineMs` for all of them together. The API never calls a courier itself; a poll
- * that misses the deadline still lands in the read model for the next read.
+ * Live refresh with a cost model. Per shipment, in order:
+ * - finished → final data, nothing to ask;
+ * - synced less than the refresh cooldown ago (`last_synced_at`) → answered from the read
+ *   model, without reaching Temporal: this is most requests;
+ * - the customer's quota → one unit per remaining shipment, or all answered from the read model;
+ * - the shipment workflow's `refreshNow` update, which owns the last poll time: it polls (or
+ *   joins the poll in flight) and answers once the read model holds the result, or answers
+ *   from its snapshot within the cooldown. All together within `deadlineMs`.
+ * The API never calls a courier itself; a poll that misses the deadline still lands in the
+ * read model for the next read.
  */
 export async function refreshShipments(
   deps: ApiDeps,
-  shipments: { id: string; status: string }[],
-  requestedBy: string,
+  shipments: { id: string; status: string; last_synced_at: Date | null }[],
+  who: Refresher,
   deadlineMs: number,
 ): Promise<RefreshResult> {
-  const live = new Set<string>();
-  const open = shipments.filter((s) => !isTerminal(s.status as ShipmentStatus));
-  if (open.length === 0) return { live, message: null };
-  let temporalDown = false;
-  let courierFailed = false;
-  let notTracking = false;
-  const attempts = open.map(async (shipment) => {
+  const refreshes = new Map<string, ShipmentRefresh>();
+  const set = (id: string, outcome: RefreshOutcome, nextLiveRefreshAt: Date | null = null) =>
+    refreshes.set(id, { outcome, nextLiveRefreshAt });
+  const cooldownMs = deps.shipmentPolicy.refreshCooldownMs;
+  const now = Date.now();
+
+  const ask: string[] = [];
+  for (const shipment of shipments) {
+    const syncedAt = shipment.last_synced_at?.getTime() ?? null;
+    if (isTerminal(shipment.status as ShipmentStatus)) set(shipment.id, RefreshOutcome.FINISHED);
+    else if (syncedAt !== null && now - syncedAt < cooldownMs) {
+      set(shipment.id, RefreshOutcome.COOLDOWN, new Date(syncedAt + cooldownMs));
+    } else ask.push(shipment.id);
+  }
+
+  let quotaResetsAt: Date | null = null;
+  if (ask.length > 0 && who.quotaSubject !== null) {
+    const quota = await takeRefreshQuota(deps.db, {
+      subject: who.quotaSubject,
+      units: ask.length,
+      quota: deps.config.api.refreshQuota,
+      windowMs: deps.config.api.refreshQuotaWindowMs,
+    });
+    if (!quota.granted) {
+      quotaResetsAt = quota.resetsAt;
+      for (const id of ask.splice(0)) set(id, RefreshOutcome.QUOTA, quota.resetsAt);
+    }
+  }
+
+  const attempts = ask.map(async (id) => {
     try {
-      const snapshot = await deps.temporal.client.workflow
-        .getHandle(shipmentWorkflowId(shipment.id))
-        .executeUpdate(refreshNowUpdate, { args: [{ requestedBy }] });
-      // The workflow answers even when its poll failed; the snapshot says whether it did.
-      if (snapshot.syncError === null) live.add(shipment.id);
-      else courierFailed = true;
+      const result = await deps.temporal.client.workflow
+        .getHandle(shipmentWorkflowId(id))
+        .executeUpdate(refreshNowUpdate, { args: [{ requestedBy: who.requestedBy }] });
+      const next = result.nextLiveRefreshAt === null ? null : new Date(result.nextLiveRefreshAt);
+      set(id, WORKFLOW_ANSWERS[result.source], next !== null && next.getTime() > Date.now() ? next : null);
     } catch (err) {
-      if (isTemporalUnavailable(err)) temporalDown = true;
-      else if (err instanceof WorkflowNotFoundError) notTracking = true;
+      if (isTemporalUnavailable(err)) set(id, RefreshOutcome.TEMPORAL_UNAVAILABLE);
+      else if (err instanceof WorkflowNotFoundError) set(id, RefreshOutcome.NOT_TRACKING);
+      // The validator refuses a finished shipment (it finished after our read).
+      else if (err instanceof WorkflowUpdateFailedError) set(id, RefreshOutcome.FINISHED);
       else {
-        courierFailed = true;
-        deps.log.warn({ err, shipmentId: shipment.id }, 'refreshNow failed');
+        deps.log.warn({ err, shipmentId: id }, 'refreshNow failed');
+        set(id, RefreshOutcome.COURIER_UNAVAILABLE);
       }
     }
   });
-  const finished = await within(
+  await within(
     Promise.all(attempts).then(() => true),
     deadlineMs,
     false,
   );
-  if (live.size === open.length) return { live: new Set(live), message: null };
-  const reason = temporalDown
-    ? 'the workflow service is unreachable'
-    : notTracking
-      ? 'tracking has not started yet'
-      : !finished
-        ? `the courier did not answer within ${Math.round(deadlineMs / 1000)} s`
-        : courierFailed
-          ? 'the courier could not be asked right now'
-          : 'the courier did not answer';
-  return { live: new Set(live), message: `Showing the last stored tracking: ${reason}.` };
+  // Those still out when the deadline passed: their poll lands in the read model later.
+  for (const id of ask) if (!refreshes.has(id)) set(id, RefreshOutcome.TIMEOUT);
+
+  const result = new Map(refreshes);
+  return {
+    refreshes: result,
+    message: refreshMessage(result, { cooldownMs, deadlineMs, quotaResetsAt, deps }),
+  };
+}
+
+/** How the workflow's answer shows in the API. */
+const WORKFLOW_ANSWERS: Record<RefreshSource, RefreshOutcome> = {
+  live: RefreshOutcome.LIVE,
+  cooldown: RefreshOutcome.COOLDOWN,
+  courier_unavailable: RefreshOutcome.COURIER_UNAVAILABLE,
+  budget_exhausted: RefreshOutcome.BUDGET_EXHAUSTED,
+  finished: RefreshOutcome.FINISHED,
+};
+
+function refreshMessage(
+  refreshes: ReadonlyMap<string, ShipmentRefresh>,
+  opts: { cooldownMs: number; deadlineMs: number; quotaResetsAt: Date | null; deps: ApiDeps },
+): string | null {
+  const outcomes = new Set([...refreshes.values()].map((r) => r.outcome));
+  outcomes.delete(RefreshOutcome.LIVE);
+  outcomes.delete(RefreshOutcome.FINISHED);
+  if (outcomes.size === 0) return null;
+  const cooldownEnds = [...refreshes.values()]
+    .filter((r) => r.outcome === RefreshOutcome.COOLDOWN && r.nextLiveRefreshAt !== null)
+    .map((r) => r.nextLiveRefreshAt!.getTime());
+  const { api } = opts.deps.config;
+  const reasons: Record<Exclude<RefreshOutcome, 'live' | 'finished'>, () => string> = {
+    cooldown: () =>
+      `the courier was asked less than ${minutes(opts.cooldownMs)} ago` +
+      (cooldownEnds.length > 0 ? ` (live again from ${clock(new Date(Math.max(...cooldownEnds)))})` : ''),
+    quota: () =>
+      `your live refreshes (${api.refreshQuota} per ${minutes(api.refreshQuotaWindowMs)}) are used up until ${clock(opts.quotaResetsAt!)}`,
+    temporal_unavailable: () => 'the workflow service is unreachable',
+    not_tracking: () => 'tracking has not started yet',
+    timeout: () => `the courier did not answer within ${Math.round(opts.deadlineMs / 1000)} s`,
+    budget_exhausted: () => "today's courier budget is used up",
+    courier_unavailable: () => 'the courier could not be asked right now',
+  };
+  const why = [...outcomes].map((o) => reasons[o as keyof typeof reasons]());
+  return `Showing the last stored tracking: ${why.join('; ')}.`;
 }

@@ -30,11 +30,51 @@ export const TrackingEventView = Type.Object(
   { additionalProperties: false },
 );
 
+/** What became of a live refresh (`?refresh=true`) of one shipment. */
+export const RefreshOutcome = {
+  /** The courier answered during this request; the data shown is that answer. */
+  LIVE: 'live',
+  /** The courier was asked less than the refresh cooldown ago: that answer is shown. */
+  COOLDOWN: 'cooldown',
+  /** The customer's live-refresh quota for the window is used up. */
+  QUOTA: 'quota',
+  /** The courier could not be asked (down, refusing, retries exhausted). */
+  COURIER_UNAVAILABLE: 'courier_unavailable',
+  /** Today's courier call budget is used up. */
+  BUDGET_EXHAUSTED: 'budget_exhausted',
+  /** The poll did not finish within the request's deadline (it still lands in the read model). */
+  TIMEOUT: 'timeout',
+  /** Temporal could not be reached. */
+  TEMPORAL_UNAVAILABLE: 'temporal_unavailable',
+  /** No tracking workflow runs for it (yet). */
+  NOT_TRACKING: 'not_tracking',
+  /** Tracking has finished: the data is final. */
+  FINISHED: 'finished',
+} as const;
+export type RefreshOutcome = (typeof RefreshOutcome)[keyof typeof RefreshOutcome];
+
+export interface ShipmentRefresh {
+  outcome: RefreshOutcome;
+  /** When a live refresh of this shipment can next reach the courier; null: now, or never (finished). */
+  nextLiveRefreshAt: Date | null;
+}
+
 export const DataSource = Type.Object(
   {
     isLive: Type.Boolean({ description: 'Fetched from the courier during this request' }),
     isCached: Type.Boolean({ description: 'Served from the last stored sync' }),
     unavailable: Type.Boolean({ description: 'The courier could not be reached at the last attempt' }),
+    refresh: Type.Union(
+      [Type.Unsafe<RefreshOutcome>({ type: 'string', enum: Object.values(RefreshOutcome) }), Type.Null()],
+      {
+        description:
+          'With ?refresh=true: live, or why not (cooldown: the courier was asked moments ago; quota: your live refreshes for the window are used up; courier_unavailable; budget_exhausted; timeout; temporal_unavailable; not_tracking; finished). Null when no refresh was asked.',
+      },
+    ),
+    nextLiveRefreshAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description:
+        'With ?refresh=true: when a live refresh can next reach the courier for this shipment (end of the cooldown or of the quota window); null when it can now, or never',
+    }),
   },
   { additionalProperties: false },
 );
@@ -80,15 +120,17 @@ export function selectShipmentViews(db: Kysely<Database>) {
 
 type ShipmentViewRow = Awaited<ReturnType<ReturnType<typeof selectShipmentViews>['execute']>>[number];
 
-/** Builds the views from rows of {@link selectShipmentViews}. */
+/** Builds the views from rows of {@link selectShipmentViews}; `refreshes` by shipment id when one was asked. */
 export function toTrackingViews(
   rows: ShipmentViewRow[],
   policy: PollPolicy,
-  live: ReadonlySet<string> = new Set(),
+  refreshes: ReadonlyMap<string, ShipmentRefresh> = new Map(),
 ): ShipmentTrackingView[] {
   const nowMs = Date.now();
   return rows.map((shipment) => {
     const status = shipment.status as ShipmentStatus;
+    const refresh = refreshes.get(shipment.id) ?? null;
+    const live = refresh?.outcome === RefreshOutcome.LIVE;
     return {
       shipmentId: shipment.id,
       trackingNumber: shipment.tracking_number,
@@ -104,9 +146,11 @@ export function toTrackingViews(
         nowMs,
       }),
       dataSource: {
-        isLive: live.has(shipment.id),
-        isCached: !live.has(shipment.id),
+        isLive: live,
+        isCached: !live,
         unavailable: shipment.sync_error !== null,
+        refresh: refresh?.outcome ?? null,
+        nextLiveRefreshAt: refresh?.nextLiveRefreshAt?.toISOString() ?? null,
       },
       // JSON carries timestamps as text ("…+00:00"): normalise to ISO 8601 in UTC.
       events: shipment.events.slice(0, MAX_EVENTS).map((e) => ({
@@ -125,7 +169,6 @@ export async function trackingViews(
   db: Kysely<Database>,
   shipments: { id: string }[],
   policy: PollPolicy,
-  live: ReadonlySet<string> = new Set(),
 ): Promise<ShipmentTrackingView[]> {
   if (shipments.length === 0) return [];
   const rows = await selectShipmentViews(db)
@@ -137,5 +180,5 @@ export async function trackingViews(
     .execute();
   const byId = new Map(rows.map((r) => [r.id, r]));
   const ordered = shipments.map((s) => byId.get(s.id)).filter((r): r is ShipmentViewRow => r !== undefined);
-  return toTrackingViews(ordered, policy, live);
+  return toTrackingViews(ordered, policy);
 }

@@ -21,6 +21,7 @@ export const DemoKind = {
   RETURN_TO_ORIGIN: 'return_to_origin',
   EXCEPTION: 'exception',
   CANCELLED: 'cancelled_before_pickup',
+  CANCEL_UNKNOWN_BOOKING: 'cancel_unknown_booking',
   NEVER_PICKED_UP: 'never_picked_up',
   LOST: 'lost',
 } as const;
@@ -65,6 +66,8 @@ export interface DemoKindSpec {
   cancelWhen: 'booked' | 'picked_up' | null;
   /** Its parcels are in flight when the demo takes their courier down. */
   outage: boolean;
+  /** Just before the cancel the courier loses the order's bookings (the simulator forgets them): it answers the cancel 404. */
+  courierForgetsBooking: boolean;
   /** How many the full plan has. */
   count: number;
   expect: Expectation;
@@ -104,9 +107,21 @@ function spec(
   kind: DemoKind,
   s: Omit<
     DemoKindSpec,
-    'kind' | 'courier' | 'paymentTokens' | 'cancelWhen' | 'outage' | 'expect' | 'knownBugs'
+    | 'kind'
+    | 'courier'
+    | 'paymentTokens'
+    | 'cancelWhen'
+    | 'outage'
+    | 'courierForgetsBooking'
+    | 'expect'
+    | 'knownBugs'
   > &
-    Partial<Pick<DemoKindSpec, 'courier' | 'paymentTokens' | 'cancelWhen' | 'outage' | 'knownBugs'>> & {
+    Partial<
+      Pick<
+        DemoKindSpec,
+        'courier' | 'paymentTokens' | 'cancelWhen' | 'outage' | 'courierForgetsBooking' | 'knownBugs'
+      >
+    > & {
       expect: Omit<Expectation, 'cancel'> & Partial<Expectation>;
     },
 ): DemoKindSpec {
@@ -116,6 +131,7 @@ function spec(
     paymentTokens: OK_CARD,
     cancelWhen: null,
     outage: false,
+    courierForgetsBooking: false,
     knownBugs: [],
     ...s,
     expect: { cancel: null, ...s.expect },
@@ -263,6 +279,23 @@ export const DEMO_KIND_SPECS: Readonly<Record<DemoKind, DemoKindSpec>> = {
       cancel: 'accepted',
     },
   }),
+  cancel_unknown_booking: spec(DemoKind.CANCEL_UNKNOWN_BOOKING, {
+    description:
+      'the shopper cancels; the courier has lost the booking and answers the cancel 404: CANCELLED, nothing captured',
+    parcelScenario: 'never_picked_up',
+    lines: [TEA],
+    cancelWhen: 'booked',
+    courierForgetsBooking: true,
+    count: 2,
+    expect: {
+      orderStatus: OrderStatus.CANCELLED,
+      failureCode: 'CANCELLED',
+      parcels: [S.CANCELLED],
+      scans: [],
+      payment: 'VOIDED',
+      cancel: 'accepted',
+    },
+  }),
   never_picked_up: spec(DemoKind.NEVER_PICKED_UP, {
     description: 'manifested but never collected: the parcel EXPIRES, the order FAILS, the payment is voided',
     parcelScenario: 'never_picked_up',
@@ -351,7 +384,7 @@ export function parseKinds(text: string): DemoKind[] {
 
 /**
  * The orders to place, grouped by kind in {@link DEMO_KINDS} order. Without `orders`: each
- * kind's own count (37 for every kind). With `orders`: that many, dealt one per kind in turn.
+ * kind's own count (39 for every kind). With `orders`: that many, dealt one per kind in turn.
  */
 export function buildPlan(opts: { kinds?: readonly DemoKind[]; orders?: number } = {}): PlanEntry[] {
   const kinds = DEMO_KINDS.filter((kind) => (opts.kinds ?? DEMO_KINDS).includes(kind));
@@ -566,12 +599,11 @@ export function assessPlan(
       );
     }
     if (spec.expect.payment === 'DECLINED' || spec.cancelWhen === 'booked') continue;
-    const quiet =
-      longestQuietStretch(spec.parcelScenario) / timeScale +
-      (spec.outage ? opts.outageMs + failedCycleMs(policy) : 10_000);
+    // A courier outage does not count: the no-scan expiry stands still while polls fail.
+    const quiet = longestQuietStretch(spec.parcelScenario) / timeScale + 10_000;
     if (quiet >= policy.expireAfterNoScanMs) {
       problems.push(
-        `WAYBILL_EXPIRE_AFTER_NO_SCAN is ${humanDuration(policy.expireAfterNoScanMs)}, but ${spec.kind} parcels can go ${humanDuration(quiet)} without a new scan${spec.outage ? ' (the courier outage included)' : ''} at courier time scale ${timeScale}: they would expire on their way`,
+        `WAYBILL_EXPIRE_AFTER_NO_SCAN is ${humanDuration(policy.expireAfterNoScanMs)}, but ${spec.kind} parcels can go ${humanDuration(quiet)} without a new scan at courier time scale ${timeScale}: they would expire on their way`,
       );
     }
   }
@@ -729,7 +761,7 @@ export const DEMO_USAGE = `usage: npm run demo -- [--attach] [--keep] [--scenari
                     to touch a running stack
   --keep            leave the stack the demo started running (prints how to stop it)
   --scenarios a,b   only these kinds of order (default: all of them)
-  --orders N        place N orders, dealt over the chosen kinds in turn (default: 37, each
+  --orders N        place N orders, dealt over the chosen kinds in turn (default: 39, each
                     kind its own count)
   --timeout T       fail when the orders have not all settled T after the first one was placed
                     (default 10m; the stack's start-up does not count)

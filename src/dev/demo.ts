@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { createDb } from '../../db/client';
 import { customerToken } from '../api/tokens';
 import { environmentWith, loadConfig, type Config } from '../config';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
@@ -42,6 +43,7 @@ import {
   type KnownBug,
 } from './demo-plan';
 import { apiAnswers, resetDataDir, startDemoStack, type DemoStack } from './demo-stack';
+import { checkLedger, LEDGER_RULE_TEXT, type LedgerResult } from './ledger';
 import {
   changeLine,
   clock,
@@ -89,7 +91,7 @@ interface OrderRead {
   status: string;
   failure: { code: string; message: string } | null;
   totalAmount: number;
-  shipments: { shipmentId: string; status: string }[];
+  shipments: { shipmentId: string; trackingNumber: string; status: string }[];
   payment: { status: string; amountCaptured: number; amountRefunded: number } | null;
 }
 /** What the demo reads of `GET /v1/orders/:orderId/tracking`. */
@@ -158,7 +160,7 @@ interface Tracked {
   status: string | null;
   failureCode: string | null;
   totalAmount: number;
-  parcels: { id: string; status: string }[];
+  parcels: { id: string; trackingNumber: string; status: string }[];
   payment: ObservedOrder['payment'];
   cancel: ObservedOrder['cancel'];
   cancelSent: boolean;
@@ -375,7 +377,11 @@ async function refreshOrder(ctx: RunContext, t: Tracked, outageMatters: boolean)
     return false;
   }
   const o = answer.body;
-  const parcels = o.shipments.map((s) => ({ id: s.shipmentId, status: s.status }));
+  const parcels = o.shipments.map((s) => ({
+    id: s.shipmentId,
+    trackingNumber: s.trackingNumber,
+    status: s.status,
+  }));
   const changed =
     o.status !== t.status || parcels.map((p) => p.status).join() !== t.parcels.map((p) => p.status).join();
   t.status = o.status;
@@ -460,6 +466,17 @@ async function checkIfSettled(ctx: RunContext, t: Tracked): Promise<boolean> {
   return true;
 }
 
+/** The courier loses this order's bookings (the kind says so): the simulator forgets them, so the cancel meets a real 404. */
+async function loseBookings(ctx: RunContext, t: Tracked): Promise<void> {
+  if (!t.entry.spec.courierForgetsBooking) return;
+  for (const parcel of t.parcels) {
+    const url = `${ctx.config.courier.simulatorUrl}/control/parcels/${encodeURIComponent(parcel.trackingNumber)}`;
+    const res = await fetch(url, { method: 'DELETE' });
+    if (!res.ok)
+      throw new Error(`the courier simulator did not forget ${parcel.trackingNumber}: ${res.status}`);
+  }
+}
+
 /** Sends the order's cancel once its moment has come (booked, or picked up). */
 function maybeCancel(ctx: RunContext, t: Tracked, pending: Set<Promise<void>>): void {
   const when = t.entry.spec.cancelWhen;
@@ -471,10 +488,12 @@ function maybeCancel(ctx: RunContext, t: Tracked, pending: Set<Promise<void>>): 
   if (!due) return;
   t.cancelSent = true;
   t.note = 'cancel sent…';
-  const sent = ctx.api
-    .request('POST', `/v1/orders/${t.orderId}/cancel`, {
-      body: { reason: 'demo: the shopper changed their mind' },
-    })
+  const sent = loseBookings(ctx, t)
+    .then(() =>
+      ctx.api.request('POST', `/v1/orders/${t.orderId}/cancel`, {
+        body: { reason: 'demo: the shopper changed their mind' },
+      }),
+    )
     .then((answer) => {
       t.cancel = { httpStatus: answer.status, code: answer.code };
       t.note = `cancel → ${answer.status}${answer.code ? ` ${answer.code}` : ''}`;
@@ -836,6 +855,26 @@ function temporalCli(config: Config): string {
   return fs.existsSync(cached) ? cached : 'temporal';
 }
 
+/**
+ * The money ledger over the demo's orders (src/dev/ledger.ts), read from the stack's
+ * Postgres and its simulators' control APIs; the reason instead when it cannot be read.
+ */
+async function moneyLedger(config: Config, orderIds: string[]): Promise<LedgerResult | string> {
+  const db = createDb({ url: config.database.url, poolMax: 2, onError: () => undefined });
+  try {
+    return await checkLedger({
+      db,
+      payments: { url: config.payments.baseUrl },
+      courier: { url: config.courier.simulatorUrl },
+      orderIds,
+    });
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await db.destroy();
+  }
+}
+
 async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   const { screen, config, strict } = ctx;
   const color = screen.color;
@@ -915,6 +954,28 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
     screen.line(`  ${outageOk ? paint('green', '✓', color) : paint('red', '✗', color)} ${text}`);
   }
 
+  const ledger = await moneyLedger(
+    config,
+    outcome.tracked.flatMap((t) => (t.orderId ? [t.orderId] : [])),
+  );
+  const ledgerOk = typeof ledger === 'string' || ledger.ok;
+  if (typeof ledger === 'string') {
+    screen.line(`  ${paint('yellow', '–', color)} Money ledger not checked: ${ledger}`);
+  } else if (ledger.ok) {
+    screen.line(
+      `  ${paint('green', '✓', color)} Money ledger: ${ledger.orders} settled orders, ${Object.values(LEDGER_RULE_TEXT).join('; ')}`,
+    );
+  } else {
+    screen.line(
+      `  ${paint('red', '✗', color)} Money ledger: ${ledger.violations.length} violations in ${ledger.orders} settled orders`,
+    );
+    for (const v of ledger.violations.slice(0, 10)) {
+      screen.line(
+        paint('red', `      ${v.orderId ? numbers([v.orderId]) : 'stock'} [${v.rule}] ${v.detail}`, color),
+      );
+    }
+  }
+
   const cli = temporalCli(config);
   const address = config.temporal.external
     ? config.temporal.address
@@ -974,7 +1035,8 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   }
 
   const queriesFine = strict ? queriesFailed + queriesKnown === 0 : queriesFailed === 0;
-  const allOk = failed === 0 && (!strict || known === 0) && queriesFine && outageOk && !outcome.timedOut;
+  const allOk =
+    failed === 0 && (!strict || known === 0) && queriesFine && outageOk && ledgerOk && !outcome.timedOut;
   screen.line();
   const verdict = allOk ? paint('green', 'PASSED', color) : paint('red', 'FAILED', color);
   const knownText =
@@ -984,6 +1046,7 @@ async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
   screen.line(
     `${paint('bold', `Demo ${verdict}`, color)}: ${passed}/${outcome.tracked.length} orders as expected${knownText}${failed > 0 ? `, ${failed} NOT as expected` : ''}; ` +
       `Temporal queries ${queriesOk} ✓${queriesKnown ? ` ${queriesKnown} ⚠` : ''}${queriesFailed ? ` ${queriesFailed} ✗` : ''}; ` +
+      `money ledger ${typeof ledger === 'string' ? '–' : ledger.ok ? '✓' : `${ledger.violations.length} ✗`}; ` +
       `settled in ${humanDuration(outcome.settledMs)}${outcome.timedOut ? ` (timed out after ${humanDuration(ctx.timeoutMs)})` : ''}, ${humanDuration(Date.now() - ctx.t0)} in all.`,
   );
   return allOk;

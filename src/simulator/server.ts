@@ -243,6 +243,8 @@ export class SimulatorCore implements SimBackend {
   private parcels = new Map<string, Parcel>();
   /** `${format}|${reference}` → tracking number: booking is idempotent per reference. */
   private references = new Map<string, string>();
+  /** Numbers the courier lost ({@link forget}): never adopted again on sight. */
+  private lost = new Set<string>();
   private issued = 0;
 
   constructor(opts: { now: () => number; timeScale: number; seed: number }) {
@@ -342,6 +344,7 @@ export class SimulatorCore implements SimBackend {
         : this.clock.courierAt(input.startedAt?.getTime() ?? this.clock.now());
 
     const previous = this.parcels.get(trackingNumber);
+    this.lost.delete(trackingNumber); // registered again: known from now on
     const reference = input.reference ?? previous?.reference ?? null;
     if (previous?.reference && previous.reference !== reference) {
       this.references.delete(`${previous.format}|${previous.reference}`);
@@ -369,6 +372,19 @@ export class SimulatorCore implements SimBackend {
     return this.parcels.size;
   }
 
+  /**
+   * The courier loses a booking: the number and its reference are forgotten, so its calls
+   * answer as for any unknown number (a cancel: 404 in each format). Returns whether it was known.
+   */
+  forget(trackingNumber: string): boolean {
+    const parcel = this.parcels.get(trackingNumber);
+    if (!parcel) return false;
+    this.parcels.delete(trackingNumber);
+    this.lost.add(trackingNumber);
+    if (parcel.reference) this.references.delete(`${parcel.format}|${parcel.reference}`);
+    return true;
+  }
+
   /** Every parcel the simulator knows, booked or registered (fault suites audit the bookings). */
   list(): ParcelInfo[] {
     return [...this.parcels.values()].map((parcel) => this.info(parcel));
@@ -382,6 +398,7 @@ export class SimulatorCore implements SimBackend {
     if (opts.parcels) {
       this.parcels.clear();
       this.references.clear();
+      this.lost.clear();
       this.issued = 0;
     }
   }
@@ -395,7 +412,7 @@ export class SimulatorCore implements SimBackend {
   private lookup(format: SimFormat, trackingNumber: string): Parcel | null {
     const parcel = this.parcels.get(trackingNumber);
     if (parcel) return parcel.format === format ? parcel : null;
-    if (!NUMBER_PATTERN[format].test(trackingNumber)) return null;
+    if (!NUMBER_PATTERN[format].test(trackingNumber) || this.lost.has(trackingNumber)) return null;
     return this.add({
       trackingNumber,
       format,
@@ -677,6 +694,22 @@ const controlRoutes: FastifyPluginAsyncTypebox<{ core: SimulatorCore }> = async 
           returnScans: view.returnScans.map(isoScan),
         },
       };
+    },
+  );
+
+  app.delete(
+    '/parcels/:trackingNumber',
+    {
+      schema: {
+        params: Type.Object({ trackingNumber: Type.String() }),
+        response: { 200: Type.Object({ forgotten: Type.Literal(true) }), 404: SimErrorBody },
+      },
+    },
+    async (request, reply) => {
+      if (!core.forget(request.params.trackingNumber)) {
+        return reply.code(404).send(simError('NOT_FOUND', `no parcel ${request.params.trackingNumber}`));
+      }
+      return { forgotten: true as const };
     },
   );
 

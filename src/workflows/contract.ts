@@ -30,7 +30,10 @@ export interface PollPolicy {
   /** First backoff after the poll activity gave up; doubles per failed cycle up to the cap. */
   backoffBaseMs: number;
   backoffCapMs: number;
-  /** No new scan for this long → EXPIRED. */
+  /**
+   * No new scan for this long → EXPIRED. Only time the courier answered counts: while its
+   * polls fail (unreachable, retries exhausted, daily budget used up) the clock stands still.
+   */
   expireAfterNoScanMs: number;
   /** Tracking stops after this age whatever the status. */
   maxAgeMs: number;
@@ -42,6 +45,12 @@ export interface PollPolicy {
   pollRetryInitialMs: number;
   /** Continue-as-new after this many poll cycles even if the server has not suggested it. */
   maxCyclesPerRun: number;
+  /**
+   * A refresh (customer `refreshNow`, admin `refresh` signal) polls the courier only when the
+   * last poll ended at least this long ago; sooner, it is answered from the current snapshot
+   * (refreshNow) or the poll is moved to the end of the cooldown (refresh signal). 0: no cooldown.
+   */
+  refreshCooldownMs: number;
 }
 
 /** State carried across continue-as-new; the first run starts from {@link initialShipmentState}. */
@@ -53,6 +62,15 @@ export interface ShipmentState {
   startedAtMs: number;
   /** Epoch ms of the newest scan's time, or of the start while there is none. */
   lastScanAtMs: number;
+  /**
+   * Epoch ms the no-scan expiry counts from: the newest scan (or the start), moved later by
+   * every stretch in which the courier could not be asked, so only answered silence counts.
+   */
+  quietSinceMs: number;
+  /** Epoch ms of the first poll cycle in a row the courier did not answer; null while it answers. */
+  unansweredSinceMs: number | null;
+  /** Epoch ms the last poll cycle ended (answered or not): the refresh cooldown counts from it. */
+  lastPolledAtMs: number | null;
   lastSyncedAt: string | null;
   /** Poll cycles done in all runs. */
   polls: number;
@@ -91,6 +109,8 @@ export interface ShipmentSnapshot {
   subStatus: string | null;
   eta: string | null;
   lastSyncedAt: string | null;
+  /** When the last poll cycle ended, answered or not. */
+  lastPolledAt: string | null;
   nextPollAt: string | null;
   syncError: string | null;
   polls: number;
@@ -106,14 +126,41 @@ export interface CancelShipmentRequest {
   reason: string;
 }
 
-/** Wakes the workflow for an immediate poll (budget permitting). */
+/** How a `refreshNow` was answered. */
+export const RefreshSource = {
+  /** The courier answered a poll that ended after the request arrived; the read model holds it. */
+  LIVE: 'live',
+  /** The last poll ended less than the cooldown ago: answered from the current snapshot, no courier call. */
+  COOLDOWN: 'cooldown',
+  /** The poll failed (courier unreachable or refusing, retries exhausted). */
+  COURIER_UNAVAILABLE: 'courier_unavailable',
+  /** Today's courier budget is used up: no call was made. */
+  BUDGET_EXHAUSTED: 'budget_exhausted',
+  /** Tracking finished (delivered, returned, cancelled, expired) before a poll answered. */
+  FINISHED: 'finished',
+} as const;
+export type RefreshSource = (typeof RefreshSource)[keyof typeof RefreshSource];
+
+/** The answer to `refreshNow`, given only once the read model holds what the snapshot says. */
+export interface RefreshNowResult {
+  snapshot: ShipmentSnapshot;
+  source: RefreshSource;
+  /** When a refresh can next poll the courier (the end of the cooldown); null once finished. */
+  nextLiveRefreshAt: string | null;
+}
+
+/** Wakes the workflow for a poll: at once, or when the refresh cooldown ends (budget permitting). */
 export const refreshSignal = defineSignal<[RefreshRequest]>('refresh');
 /** Events pushed by the courier (webhook): recorded without a courier call. */
 export const courierEventsSignal = defineSignal<[{ events: NormalisedEvent[] }]>('courierEvents');
 /** Stops tracking: the shipment ends CANCELLED. */
 export const cancelShipmentSignal = defineSignal<[CancelShipmentRequest]>('cancel');
-/** Polls now and returns the fresh snapshot; rejected on a finished shipment. */
-export const refreshNowUpdate = defineUpdate<ShipmentSnapshot, [RefreshRequest]>('refreshNow');
+/**
+ * Polls now (or joins the poll in flight) and answers once the read model holds the result;
+ * within the refresh cooldown it answers the current snapshot without a courier call.
+ * Rejected on a finished shipment.
+ */
+export const refreshNowUpdate = defineUpdate<RefreshNowResult, [RefreshRequest]>('refreshNow');
 export const shipmentStateQuery = defineQuery<ShipmentSnapshot>('state');
 
 /** Sent by a shipment workflow to its parent order at DELIVERED / RETURNED / EXCEPTION / EXPIRED / CANCELLED. */
@@ -155,6 +202,8 @@ export const OrderFailure = {
   BOOKING_FAILED: 'BOOKING_FAILED',
   /** Every parcel ended without arriving (expired / lost, or cancelled by the courier). */
   SHIPMENT_LOST: 'SHIPMENT_LOST',
+  /** The order workflow never started (Temporal unreachable at creation, no retry); closed by housekeeping. */
+  NOT_STARTED: 'NOT_STARTED',
 } as const;
 export type OrderFailure = (typeof OrderFailure)[keyof typeof OrderFailure];
 
@@ -291,6 +340,8 @@ export interface HousekeepingInput {
   batchSize: number;
   /** Batches per step in one run: the bound on a run's work; the next run carries on. */
   maxBatches: number;
+  /** PENDING orders older than this with no order workflow → FAILED / NOT_STARTED (ms). */
+  orderStartGraceMs: number;
 }
 
 export interface HousekeepingResult {
@@ -299,6 +350,8 @@ export interface HousekeepingResult {
   skippedRunning: number;
   archived: number;
   scrubbed: number;
+  /** PENDING orders whose workflow never started, closed as FAILED / NOT_STARTED. */
+  ordersNotStarted: number;
   /** False when a step stopped at maxBatches with more to do. */
   caughtUp: boolean;
 }

@@ -1,6 +1,7 @@
 /**
  * Housekeeping (`waybill-housekeeping` schedule): expire unscanned shipments nobody tracks
- * any more, archive finished ones, scrub personal data from old raw courier payloads. Each
+ * any more (telling their orders), close orders whose workflow never started, archive
+ * finished shipments, scrub personal data from old raw courier payloads. Each
  * step works in bounded batches (at most `maxBatches` per run; the next run carries on).
  * A step that fails does not stop the others; the run then fails naming it, so the UI
  * shows it. Deterministic code only.
@@ -31,12 +32,14 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     skippedRunning: 0,
     archived: 0,
     scrubbed: 0,
+    ordersNotStarted: 0,
     caughtUp: true,
   };
   const failed: string[] = [];
   const progress = (step: string) =>
     setCurrentDetails(
       `${step} · expired ${result.expired} (left ${result.skippedRunning} to their running workflows), ` +
+        `closed ${result.ordersNotStarted} orders that never started, ` +
         `archived ${result.archived}, scrubbed ${result.scrubbed}`,
     );
 
@@ -60,6 +63,22 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
       );
       result.expired += r.expired;
       result.skippedRunning += r.skippedRunning;
+      afterId = r.nextAfterId;
+      if (afterId === null) return;
+    }
+    result.caughtUp = false;
+  });
+
+  await step('closing orders that never started', async () => {
+    let afterId: string | null = null;
+    for (let batch = 1; batch <= input.maxBatches; batch++) {
+      const r = await activities.failUnstartedOrders.executeWithOptions(
+        {
+          summary: `close PENDING orders older than ${minutes(input.orderStartGraceMs)} with no workflow, batch ${batch}`,
+        },
+        [{ olderThanMs: input.orderStartGraceMs, batchSize: input.batchSize, afterId }],
+      );
+      result.ordersNotStarted += r.failed;
       afterId = r.nextAfterId;
       if (afterId === null) return;
     }
@@ -108,6 +127,10 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     });
   }
   return result;
+}
+
+function minutes(ms: number): string {
+  return ms % 3_600_000 === 0 ? hours(ms) : `${Math.round(ms / 60_000)} min`;
 }
 
 function hours(ms: number): string {

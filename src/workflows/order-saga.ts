@@ -5,10 +5,12 @@
  * provider or the courier never abort the saga: a step refused for good, or out of its retry
  * window, is parked for an admin (NEEDS_ATTENTION) and the remaining steps still run.
  * Deterministic code only.
+ *
+ * Longer than most files (~650 lines) on purpose: one class holds the saga's state and every
+ * step reads and writes it; the parts with state of their own live beside it (the money in
+ * ./order-payment.ts, parked steps in ./order-attention.ts, notifications, parcels, policies).
  */
 import {
-  ActivityCancellationType,
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -16,43 +18,35 @@ import {
   log,
   metricMeter,
   ParentClosePolicy,
-  proxyActivities,
   setCurrentDetails,
   startChild,
   upsertSearchAttributes,
-  workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { InventoryActivities } from '../activities/inventory';
-import type { OrderActivities } from '../activities/orders';
-import type { PaymentActivities } from '../activities/payments';
 import { CancelOutcome, SagaFailure } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { count, Metrics } from '../metrics';
-import { PaymentRejection } from '../payments/types';
 import {
   AttentionStep,
   cancelShipmentSignal,
-  DEFAULT_BOOKING_RETRY_WINDOW_MS,
-  DEFAULT_SETTLE_RETRY_WINDOW_MS,
   OrderFailure,
-  orderShipmentId,
   OrderStatus,
   shipmentWorkflowId,
-  type AttentionItem,
   type CancelOrderRequest,
-  type OrderLineInput,
   type OrderSnapshot,
   type OrderWorkflowInput,
   type ResolveAttentionRequest,
   type ResolveAttentionResult,
   type ShipmentMilestone,
 } from './contract';
+import { activityOptions, failureType, message, type SagaActivities } from './order-activities';
+import { AttentionDesk } from './order-attention';
+import { NotificationQueue } from './order-notifications';
+import { groupParcels, lineValue, type Parcel } from './order-parcels';
+import { OrderPayment } from './order-payment';
 import { OrderStatusKey } from './search-attributes';
 import { shipmentWorkflow } from './shipment';
 import { courierName, money, shipmentStaticSummary } from './summaries';
-
-type Activities = OrderActivities & PaymentActivities & InventoryActivities;
 
 /** A forward step failed for good: the saga compensates and the order ends FAILED. */
 export class OrderFailed extends Error {
@@ -67,24 +61,6 @@ export class OrderFailed extends Error {
 /** A cancel was accepted: the forward path stops where it is and the workflow carries it out. */
 export class CancelRequested extends Error {}
 
-export interface Parcel {
-  shipmentId: string;
-  lines: OrderLineInput[];
-  trackingNumber: string | null;
-  status: ShipmentStatus;
-  /** The courier has had it at some point (a later EXCEPTION or EXPIRED does not undo that). */
-  pickedUp: boolean;
-  /** Its stock moved from reserved to shipped (at its pickup). */
-  consumed: boolean;
-  returnSettled: boolean;
-  /** Its booking is gone at the courier (cancelled, or unknown there). */
-  bookingCancelled: boolean;
-  /** Its shipment workflow has been started. */
-  tracked: boolean;
-  /** Why tracking ended without the courier's final word (the child failed or was terminated). */
-  trackingEnded: string | null;
-}
-
 /** One undo in the saga's stack. `kind` labels the compensations metric. */
 interface Compensation {
   id: string;
@@ -93,35 +69,6 @@ interface Compensation {
   run: () => Promise<void>;
 }
 
-interface Parked {
-  item: AttentionItem;
-  run: () => Promise<void>;
-  /** An admin's retry is running. */
-  busy: boolean;
-}
-
-export function failureType(err: unknown): string | null {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure ? (cause.type ?? null) : null;
-}
-
-/** The payment provider's refusal code (PaymentRejection) of a PaymentRejected failure. */
-function rejectionCode(err: unknown): string | null {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (!(cause instanceof ApplicationFailure) || cause.type !== SagaFailure.PAYMENT_REJECTED) return null;
-  const detail = cause.details?.[0] as { code?: unknown } | undefined;
-  return typeof detail?.code === 'string' ? detail.code : null;
-}
-
-export function message(err: unknown): string {
-  let cause: unknown = err;
-  // An activity out of its retry window fails with a timeout whose cause is the last attempt's error.
-  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
-  return cause instanceof Error ? cause.message : String(cause);
-}
-
-const lineValue = (lines: OrderLineInput[]) => lines.reduce((sum, l) => sum + l.quantity * l.unitAmount, 0);
-
 export class OrderSaga {
   readonly parcels: Parcel[];
   /** Where the order is, whatever is parked. */
@@ -129,11 +76,6 @@ export class OrderSaga {
   failureCode: string | null = null;
   failureMessage: string | null = null;
   stockReserved = false;
-  paymentSettled = false;
-  providerRef: string | null = null;
-  captured = false;
-  /** Minor units refunded so far. */
-  refunded = 0;
   tracking = false;
   cancelRequest: CancelOrderRequest | null = null;
   /** Why an accepted cancel could not be carried out after all (the courier already had a parcel). */
@@ -144,37 +86,27 @@ export class OrderSaga {
   ended = false;
   /** The order is failing or cancelling: no new cancel is taken. */
   ending = false;
-  readonly parked: Parked[] = [];
+  readonly attention: AttentionDesk;
+  readonly payment: OrderPayment;
   private readonly compensations: Compensation[] = [];
   private readonly children = new Map<string, ChildWorkflowHandle<typeof shipmentWorkflow>>();
-  /** Notifications go out one after another in the background: they never hold up money or stock. */
-  private notifications: Promise<void> = Promise.resolve();
+  private readonly notifications: NotificationQueue;
   /** Status writes are serialised; each writes what is true when it runs. */
   private statusWrites: Promise<void> = Promise.resolve();
-  private readonly act: ReturnType<typeof activityOptions>;
+  private readonly act: SagaActivities;
 
   constructor(readonly input: OrderWorkflowInput) {
     this.act = activityOptions(input);
-    const byPlace = new Map<string, OrderLineInput[]>();
-    for (const line of input.lines) byPlace.set(line.shipFrom, [...(byPlace.get(line.shipFrom) ?? []), line]);
-    this.parcels = [...byPlace.values()].map((lines, i) => ({
-      shipmentId: orderShipmentId(input.orderId, i + 1),
-      lines,
-      trackingNumber: null,
-      status: ShipmentStatus.PENDING,
-      pickedUp: false,
-      consumed: false,
-      returnSettled: false,
-      bookingCancelled: false,
-      tracked: false,
-      trackingEnded: null,
-    }));
+    this.payment = new OrderPayment(input, this.act);
+    this.notifications = new NotificationQueue(input.orderId, this.act);
+    this.attention = new AttentionDesk(input.orderId, this.act, () => this.publish());
+    this.parcels = groupParcels(input.orderId, input.lines);
   }
 
   // --- What the order looks like ---------------------------------------------------------
 
   get status(): OrderStatus {
-    return this.parked.length > 0 ? OrderStatus.NEEDS_ATTENTION : this.progress;
+    return this.attention.empty ? this.progress : OrderStatus.NEEDS_ATTENTION;
   }
 
   pickedUp(): boolean {
@@ -201,8 +133,8 @@ export class OrderSaga {
         .filter((p) => p.trackingNumber !== null)
         .map((p) => ({ shipmentId: p.shipmentId, trackingNumber: p.trackingNumber!, status: p.status })),
       pickedUp: this.pickedUp(),
-      captured: this.captured,
-      attention: this.parked.map((p) => ({ ...p.item })),
+      captured: this.payment.captured,
+      attention: this.attention.items,
     };
   }
 
@@ -219,7 +151,7 @@ export class OrderSaga {
   publish(): Promise<void> {
     const write = async () => {
       const status = this.status;
-      const attention = this.parked.map((p) => `${p.item.id}: ${p.item.reason}`).join('; ');
+      const attention = this.attention.items.map((a) => `${a.id}: ${a.reason}`).join('; ');
       await this.act.always.setOrderStatus.executeWithOptions({ summary: `order → ${status}` }, [
         {
           orderId: this.input.orderId,
@@ -240,13 +172,13 @@ export class OrderSaga {
   showDetails(): void {
     const { input } = this;
     const parts: string[] = [this.status];
-    if (this.parked.length > 0) parts.push(`parked: ${this.parked.map((p) => p.item.id).join(', ')}`);
+    if (!this.attention.empty) parts.push(`parked: ${this.attention.items.map((a) => a.id).join(', ')}`);
     else if (this.failureMessage !== null) parts.push(this.failureMessage);
     const booked = this.parcels.filter((p) => p.trackingNumber !== null);
     if (booked.length > 0)
       parts.push(booked.map((p) => `${p.shipmentId.slice(input.orderId.length + 1)} ${p.status}`).join(', '));
-    if (this.captured) parts.push(`${money(input.totalAmount, input.currency)} captured`);
-    else if (this.providerRef !== null) parts.push(`${money(input.totalAmount, input.currency)} authorised`);
+    const held = this.payment.describe();
+    if (held !== null) parts.push(held);
     setCurrentDetails(`Order ${input.orderNumber} · ${parts.join(' · ')}`);
   }
 
@@ -288,50 +220,27 @@ export class OrderSaga {
   }
 
   async authorisePayment(): Promise<void> {
-    if (this.paymentSettled) return;
+    if (this.payment.answered) return;
     this.throwIfCancelled();
-    const { input } = this;
-    const total = money(input.totalAmount, input.currency);
-    const request = {
-      orderId: input.orderId,
-      amount: input.totalAmount,
-      currency: input.currency,
-      card: input.payment,
-    };
     let auth;
     try {
-      auth = await this.act.forward.authorisePayment.executeWithOptions({ summary: `authorise ${total}` }, [
-        request,
-      ]);
+      auth = await this.payment.authorise();
     } catch (err) {
-      // Every attempt failed, but the provider may have authorised before an answer was lost:
-      // ask it again under the same key and void whatever it holds.
+      // Every attempt failed, but the provider may have authorised before an answer was lost.
       this.compensations.push({
         id: AttentionStep.VOID_OR_REFUND,
         step: AttentionStep.VOID_OR_REFUND,
         kind: 'void_or_refund_payment',
-        run: async () => {
-          await this.act.settle.voidUnknownAuthorisation.executeWithOptions(
-            { summary: 'compensate: void any authorisation made before the answer was lost' },
-            [request],
-          );
-        },
+        run: () => this.payment.voidUnknown(),
       });
       throw new OrderFailed(OrderFailure.PAYMENT_FAILED, `payment could not be authorised: ${message(err)}`);
     }
-    this.paymentSettled = true;
-    if (!auth.authorised) {
-      throw new OrderFailed(
-        OrderFailure.PAYMENT_DECLINED,
-        `payment declined (${auth.declineCode}): ${auth.message}`,
-      );
-    }
-    this.providerRef = auth.providerRef;
+    if (!auth.authorised) throw new OrderFailed(OrderFailure.PAYMENT_DECLINED, auth.reason);
     this.compensations.push({
       id: AttentionStep.VOID_OR_REFUND,
       step: AttentionStep.VOID_OR_REFUND,
       kind: 'void_or_refund_payment',
-      run: () => this.giveMoneyBack(),
+      run: () => this.payment.giveBack(),
     });
     this.showDetails();
   }
@@ -525,12 +434,8 @@ export class OrderSaga {
   private async onPickup(parcels: Parcel[]): Promise<void> {
     const { input } = this;
     for (const p of parcels) p.pickedUp = true;
-    if (
-      !this.captured &&
-      this.providerRef !== null &&
-      !this.parked.some((p) => p.item.id === AttentionStep.CAPTURE)
-    ) {
-      await this.runOrPark(AttentionStep.CAPTURE, AttentionStep.CAPTURE, () => this.capture());
+    if (this.payment.capturable && !this.attention.has(AttentionStep.CAPTURE)) {
+      await this.attention.runOrPark(AttentionStep.CAPTURE, AttentionStep.CAPTURE, () => this.capture());
     }
     for (const parcel of parcels) {
       await this.act.always.consumeStock.executeWithOptions(
@@ -547,17 +452,7 @@ export class OrderSaga {
   }
 
   private async capture(): Promise<void> {
-    const { input } = this;
-    try {
-      await this.act.settle.capturePayment.executeWithOptions(
-        { summary: `capture ${money(input.totalAmount, input.currency)} at the first pickup` },
-        [{ orderId: input.orderId, providerRef: this.providerRef!, amount: input.totalAmount }],
-      );
-    } catch (err) {
-      // Captured before, under another key: the provider's books say the money is ours.
-      if (rejectionCode(err) !== PaymentRejection.ALREADY_CAPTURED) throw err;
-    }
-    this.captured = true;
+    await this.payment.capture();
     this.showDetails();
   }
 
@@ -591,7 +486,7 @@ export class OrderSaga {
     this.ending = true;
     for (const parcel of lost) {
       if (!parcel.pickedUp && !parcel.bookingCancelled && parcel.trackingNumber !== null) {
-        await this.runOrPark(
+        await this.attention.runOrPark(
           `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
           AttentionStep.CANCEL_BOOKING,
           () => this.cancelBookingForGood(parcel),
@@ -659,7 +554,7 @@ export class OrderSaga {
     );
     for (const parcel of this.parcels) await this.stopTracking(parcel, request.reason);
     for (const { parcel, err } of notCancelled) {
-      await this.park(
+      await this.attention.park(
         `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
         AttentionStep.CANCEL_BOOKING,
         err,
@@ -691,11 +586,11 @@ export class OrderSaga {
   private async compensate(reason: 'failed' | 'cancelled' | 'lost'): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
       for (const step of this.compensations.splice(0).reverse()) {
-        if (this.parked.some((p) => p.item.id === step.id)) continue; // parked already, with its own retry
+        if (this.attention.has(step.id)) continue; // parked already, with its own retry
         log.info('compensating', { step: step.id });
         if (step.step === null)
           await step.run(); // our own database: retried until it works
-        else if (!(await this.runOrPark(step.id, step.step, step.run))) continue;
+        else if (!(await this.attention.runOrPark(step.id, step.step, step.run))) continue;
         count(metricMeter, Metrics.compensations, { step: step.kind, reason });
       }
     });
@@ -734,44 +629,15 @@ export class OrderSaga {
     }
   }
 
-  /**
-   * Whatever the shopper's card holds goes back: the authorisation voided, or the capture
-   * refunded. The provider's answer decides when our view was behind (a void of a captured
-   * payment becomes a refund; a lapsed or voided authorisation holds nothing).
-   */
-  private async giveMoneyBack(): Promise<void> {
-    const { input } = this;
-    const total = money(input.totalAmount, input.currency);
-    if (!this.captured) {
-      try {
-        await this.act.settle.voidPayment.executeWithOptions(
-          { summary: `compensate: void the ${total} authorisation` },
-          [{ orderId: input.orderId, providerRef: this.providerRef! }],
-        );
-        return;
-      } catch (err) {
-        const code = rejectionCode(err);
-        if (code === PaymentRejection.VOIDED || code === PaymentRejection.AUTHORISATION_EXPIRED) return;
-        if (code !== PaymentRejection.ALREADY_CAPTURED) throw err;
-        this.captured = true;
-      }
-    }
-    await this.refund(
-      input.totalAmount - this.refunded,
-      'refund:cancel',
-      `compensate: refund what is left of ${total}`,
-    );
-  }
-
   /** Refunds the lines of a parcel that did not arrive or came back (nothing when nothing was captured). */
   private async refundParcel(parcel: Parcel): Promise<void> {
-    if (!this.captured || this.providerRef === null) return;
+    if (!this.payment.captured) return;
     const amount = lineValue(parcel.lines);
-    await this.runOrPark(
+    await this.attention.runOrPark(
       `${AttentionStep.REFUND_PARCEL}:${parcel.shipmentId}`,
       AttentionStep.REFUND_PARCEL,
       () =>
-        this.refund(
+        this.payment.refund(
           amount,
           `refund:${parcel.shipmentId}`,
           `refund ${money(amount, this.input.currency)} for parcel ${parcel.shipmentId}`,
@@ -779,209 +645,24 @@ export class OrderSaga {
     );
   }
 
-  private async refund(amount: number, step: string, summary: string): Promise<void> {
-    if (amount <= 0) return;
-    await this.act.settle.refundPayment.executeWithOptions({ summary }, [
-      { orderId: this.input.orderId, providerRef: this.providerRef!, amount, step },
-    ]);
-    this.refunded += amount;
-  }
-
   private async releaseStock(summary: string): Promise<void> {
     await this.act.always.releaseStock.executeWithOptions({ summary }, [{ orderId: this.input.orderId }]);
   }
 
-  // --- Parked steps -------------------------------------------------------------------------
-
-  /** Runs a step at the provider or the courier; refused for good or out of retries, it is parked. */
-  private async runOrPark(id: string, step: AttentionStep, run: () => Promise<void>): Promise<boolean> {
-    try {
-      await run();
-      return true;
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      await this.park(id, step, err, run);
-      return false;
-    }
-  }
-
-  private async park(id: string, step: AttentionStep, err: unknown, run: () => Promise<void>): Promise<void> {
-    const reason = message(err);
-    const existing = this.parked.find((p) => p.item.id === id);
-    if (existing) existing.item.reason = reason;
-    else this.parked.push({ item: { id, step, reason, since: new Date().toISOString() }, run, busy: false });
-    log.error('order needs attention', { itemId: id, reason });
-    count(metricMeter, Metrics.ordersNeedingAttention, { step });
-    await this.act.always.raiseAttention.executeWithOptions({ summary: `needs attention: ${id}` }, [
-      {
-        orderId: this.input.orderId,
-        itemId: id,
-        step,
-        reason,
-        raiseKey: `${id}:${workflowInfo().historyLength}`,
-      },
-    ]);
-    await this.publish();
-  }
-
-  validateResolve(request: ResolveAttentionRequest): void {
-    if (!request.reason?.trim()) throw new Error('a reason is required');
-    const parked = this.parked.find((p) => p.item.id === request.itemId);
-    if (!parked) {
-      const open = this.parked.map((p) => p.item.id).join(', ') || 'none';
-      throw new Error(`no open attention item "${request.itemId}" on this order (open: ${open})`);
-    }
-    if (parked.busy) throw new Error(`attention item "${request.itemId}" is being retried already`);
-  }
-
-  /** An admin retries a parked step or resolves it with a reason; audited either way. */
+  /** An admin retries a parked step or resolves it with a reason (the `resolveAttention` update). */
   async resolve(request: ResolveAttentionRequest): Promise<ResolveAttentionResult> {
-    const parked = this.parked.find((p) => p.item.id === request.itemId)!;
-    const close = async (outcome: 'RETRIED' | 'RESOLVED') => {
-      this.parked.splice(this.parked.indexOf(parked), 1);
-      await this.act.always.closeAttention.executeWithOptions(
-        { summary: `attention ${outcome.toLowerCase()}: ${parked.item.id}` },
-        [
-          {
-            orderId: this.input.orderId,
-            itemId: parked.item.id,
-            outcome,
-            by: request.requestedBy,
-            resolution: request.reason,
-            actionKey: `${parked.item.id}:${workflowInfo().historyLength}`,
-          },
-        ],
-      );
-      await this.publish();
-    };
-    if (request.action === 'resolve') {
-      await close('RESOLVED');
-      return { itemId: request.itemId, outcome: 'resolved', reason: null, order: this.snapshot() };
-    }
-    parked.busy = true;
-    try {
-      await parked.run();
-    } catch (err) {
-      parked.busy = false;
-      if (isCancellation(err)) throw err;
-      parked.item.reason = message(err);
-      await this.act.always.raiseAttention.executeWithOptions(
-        { summary: `still needs attention: ${parked.item.id}` },
-        [
-          {
-            orderId: this.input.orderId,
-            itemId: parked.item.id,
-            step: parked.item.step,
-            reason: parked.item.reason,
-            raiseKey: `${parked.item.id}:${workflowInfo().historyLength}`,
-          },
-        ],
-      );
-      return {
-        itemId: request.itemId,
-        outcome: 'still_failing',
-        reason: parked.item.reason,
-        order: this.snapshot(),
-      };
-    }
-    await close('RETRIED');
-    return { itemId: request.itemId, outcome: 'retried', reason: null, order: this.snapshot() };
+    return { ...(await this.attention.resolve(request)), order: this.snapshot() };
   }
 
   /** Waits until nothing is parked and every notification has gone out (or been given up). */
   async settle(): Promise<void> {
-    await condition(() => this.parked.length === 0);
-    await this.notifications;
+    await this.attention.clear();
+    await this.notifications.drained();
     await this.statusWrites;
   }
 
-  // --- Notifications ------------------------------------------------------------------------
-
-  /** Queues a customer notification: bounded retries, a 4xx final, never in the way of the saga. */
-  notify(milestone: string, details?: Record<string, unknown>): void {
-    const { input } = this;
-    const send = async () => {
-      try {
-        await this.act.notify.notifyCustomer.executeWithOptions(
-          { summary: `notify the customer: ${milestone}` },
-          [{ orderId: input.orderId, milestone, ...(details ? { details } : {}) }],
-        );
-      } catch (err) {
-        await this.act.always.recordNotificationFailed.executeWithOptions(
-          { summary: `notification given up: ${milestone}` },
-          [{ orderId: input.orderId, milestone, error: message(err) }],
-        );
-      }
-    };
-    this.notifications = this.notifications.then(send);
+  /** Queues a customer notification (never in the way of the saga). */
+  private notify(milestone: string, details?: Record<string, unknown>): void {
+    this.notifications.send(milestone, details);
   }
-}
-
-/**
- * The saga's retry policies:
- * - `always`: our own database (status, stock, audit); retried until it works.
- * - `stock`: reserving stock; out of stock is final.
- * - `forward`: authorising; a few attempts, then the saga compensates.
- * - `booking`: rides out a courier outage for a while, then the saga compensates; a cancel of
- *   the order pre-empts it (heartbeat; the workflow waits for the attempt in flight to end).
- * - `settle`: money and bookings at the provider or the courier after the order is under way
- *   (capture, void, refund, cancel a booking): retried through outages within a window, then
- *   parked; a refusal for good is parked at once.
- * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.
- */
-function activityOptions(input: OrderWorkflowInput) {
-  const backoff = { initialInterval: '1s', backoffCoefficient: 2 } as const;
-  return {
-    always: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
-      retry: { ...backoff, maximumInterval: '2m' },
-    }),
-    stock: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
-      retry: {
-        ...backoff,
-        maximumInterval: '1m',
-        nonRetryableErrorTypes: ['OutOfStock', 'InvalidStockRequest'],
-      },
-    }),
-    forward: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
-      retry: {
-        ...backoff,
-        maximumInterval: '30s',
-        maximumAttempts: 5,
-        nonRetryableErrorTypes: [SagaFailure.PAYMENT_REJECTED],
-      },
-    }),
-    booking: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
-      heartbeatTimeout: '30s',
-      scheduleToCloseTimeout: input.bookingRetryWindowMs ?? DEFAULT_BOOKING_RETRY_WINDOW_MS,
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { ...backoff, maximumInterval: '1m', nonRetryableErrorTypes: [SagaFailure.BOOKING_REJECTED] },
-    }),
-    settle: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
-      scheduleToCloseTimeout: input.settleRetryWindowMs ?? DEFAULT_SETTLE_RETRY_WINDOW_MS,
-      retry: {
-        ...backoff,
-        maximumInterval: '2m',
-        nonRetryableErrorTypes: [
-          SagaFailure.PAYMENT_REJECTED,
-          SagaFailure.CANCEL_REFUSED,
-          SagaFailure.BOOKING_REJECTED,
-        ],
-      },
-    }),
-    notify: proxyActivities<Activities>({
-      startToCloseTimeout: '30s',
-      retry: {
-        initialInterval: '2s',
-        backoffCoefficient: 2,
-        maximumInterval: '1m',
-        maximumAttempts: 6,
-        nonRetryableErrorTypes: [SagaFailure.NOTIFICATION_REJECTED],
-      },
-    }),
-  };
 }

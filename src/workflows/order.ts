@@ -102,6 +102,6 @@ function listen(saga: OrderSaga): void {
     },
   );
   setHandler(resolveAttentionUpdate, (request) => saga.resolve(request), {
-    validator: (request) => saga.validateResolve(request),
+    validator: (request) => saga.attention.validate(request),
   });
 }

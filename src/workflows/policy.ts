@@ -31,13 +31,51 @@ export function budgetDay(nowMs: number): string {
 
 export type ExpiryReason = 'NO_SCAN' | 'MAX_AGE';
 
+/** What the expiry rules read of a shipment's state. */
+export interface ExpiryClock {
+  startedAtMs: number;
+  /** Answered silence counts from here (see `ShipmentState.quietSinceMs`). */
+  quietSinceMs: number;
+  /** Non-null while the courier is not answering: the no-scan clock stands still. */
+  unansweredSinceMs: number | null;
+}
+
+/**
+ * When the no-scan expiry falls due; null while the courier is not answering (a courier
+ * outage or an exhausted budget says nothing about the parcel, so that time does not count).
+ */
+export function noScanDeadlineMs(clock: ExpiryClock, policy: PollPolicy): number | null {
+  return clock.unansweredSinceMs === null ? clock.quietSinceMs + policy.expireAfterNoScanMs : null;
+}
+
 /** Whether tracking should end as EXPIRED now. */
-export function expiryReason(
-  nowMs: number,
-  state: { startedAtMs: number; lastScanAtMs: number },
-  policy: PollPolicy,
-): ExpiryReason | null {
-  if (nowMs - state.startedAtMs >= policy.maxAgeMs) return 'MAX_AGE';
-  if (nowMs - state.lastScanAtMs >= policy.expireAfterNoScanMs) return 'NO_SCAN';
+export function expiryReason(nowMs: number, clock: ExpiryClock, policy: PollPolicy): ExpiryReason | null {
+  if (nowMs - clock.startedAtMs >= policy.maxAgeMs) return 'MAX_AGE';
+  const deadline = noScanDeadlineMs(clock, policy);
+  if (deadline !== null && nowMs >= deadline) return 'NO_SCAN';
   return null;
+}
+
+/**
+ * The no-scan clock after the courier answered at `nowMs`: a stretch without answers
+ * (from `unansweredSinceMs`) is added to the quiet start, so it is not counted as silence.
+ */
+export function afterAnswer(
+  clock: ExpiryClock,
+  nowMs: number,
+): Pick<ExpiryClock, 'quietSinceMs' | 'unansweredSinceMs'> {
+  if (clock.unansweredSinceMs === null) return { quietSinceMs: clock.quietSinceMs, unansweredSinceMs: null };
+  const unanswered = Math.max(0, nowMs - clock.unansweredSinceMs);
+  return { quietSinceMs: Math.min(nowMs, clock.quietSinceMs + unanswered), unansweredSinceMs: null };
+}
+
+/** When a refresh may next poll the courier; null when it may now (or there is no cooldown). */
+export function refreshAvailableAtMs(
+  lastPolledAtMs: number | null,
+  nowMs: number,
+  policy: PollPolicy,
+): number | null {
+  if (lastPolledAtMs === null || policy.refreshCooldownMs <= 0) return null;
+  const at = lastPolledAtMs + policy.refreshCooldownMs;
+  return at > nowMs ? at : null;
 }

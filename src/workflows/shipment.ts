@@ -2,8 +2,10 @@
  * Shipment workflow (`shipment-<shipmentId>`): one per parcel, alive until the parcel is
  * delivered, returned, cancelled or expired. Loop: poll the courier → record events and
  * the snapshot → sleep for the status's interval, woken early by a refresh, pushed courier
- * events or a cancel. Courier outages back off exponentially; an exhausted daily budget
- * waits for the next window. Deterministic code only.
+ * events or a cancel. A refresh polls at most once per refresh cooldown, whoever asks: it
+ * owns the last poll time. Courier outages back off exponentially; an exhausted daily
+ * budget waits for the next window; neither counts towards the no-scan expiry.
+ * Deterministic code only.
  */
 import {
   ActivityFailure,
@@ -14,7 +16,6 @@ import {
   getExternalWorkflowHandle,
   log,
   metricMeter,
-  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -30,15 +31,25 @@ import {
   courierEventsSignal,
   refreshNowUpdate,
   refreshSignal,
+  RefreshSource,
   shipmentMilestoneSignal,
   shipmentStateQuery,
   type CancelShipmentRequest,
+  type RefreshNowResult,
   type RefreshRequest,
   type ShipmentSnapshot,
   type ShipmentState,
   type ShipmentWorkflowInput,
 } from './contract';
-import { backoffDelayMs, expiryReason, nextBudgetWindowMs, pollDelayMs } from './policy';
+import {
+  afterAnswer,
+  backoffDelayMs,
+  expiryReason,
+  nextBudgetWindowMs,
+  noScanDeadlineMs,
+  pollDelayMs,
+  refreshAvailableAtMs,
+} from './policy';
 import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
 import { courierName, duration, utcTime } from './summaries';
 
@@ -67,6 +78,9 @@ export function initialShipmentState(nowMs: number): ShipmentState {
     eta: null,
     startedAtMs: nowMs,
     lastScanAtMs: nowMs,
+    quietSinceMs: nowMs,
+    unansweredSinceMs: null,
+    lastPolledAtMs: null,
     lastSyncedAt: null,
     polls: 0,
     consecutiveFailures: 0,
@@ -115,9 +129,17 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   let nextPollAtMs: number | null = input.nextPollAtMs ?? null;
   let syncError: string | null = input.syncError ?? null;
   let refreshWanted = false;
-  let polling = false;
-  /** Completed poll cycles in this run; refreshNow waits for the next one to finish. */
+  /** A refresh signal within the cooldown moved the next poll earlier: the wait starts again. */
+  let rescheduled = false;
+  /** True while a courier call is out: its answer comes after any request made meanwhile. */
+  let calling = false;
+  /** Poll cycles started in this run, and those whose result is written to the read model. */
+  let started = 0;
   let cycles = 0;
+  /** How the last completed poll cycle went: what refreshNow answers after waiting for it. */
+  let lastCycle: RefreshSource = RefreshSource.LIVE;
+  /** Read-model writes in flight: refreshNow never answers ahead of Postgres. */
+  let writing = 0;
   const pushed: NormalisedEvent[][] = [];
   let cancelRequest: CancelShipmentRequest | null = null;
   /** The last status change in this run, for the current details ops read in the UI. */
@@ -148,16 +170,38 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     subStatus: state.subStatus,
     eta: state.eta,
     lastSyncedAt: state.lastSyncedAt,
+    lastPolledAt: state.lastPolledAtMs === null ? null : iso(state.lastPolledAtMs),
     nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
     syncError,
     polls: state.polls,
     finished: finished(),
   });
 
+  /** When a refresh may next poll the courier; null when it may now. */
+  const cooldownEndsAtMs = () => refreshAvailableAtMs(state.lastPolledAtMs, Date.now(), policy);
+
+  const refreshAnswer = (source: RefreshSource): RefreshNowResult => {
+    const next = finished() ? null : (cooldownEndsAtMs() ?? Date.now());
+    return { snapshot: snapshot(), source, nextLiveRefreshAt: next === null ? null : iso(next) };
+  };
+
   setHandler(shipmentStateQuery, snapshot);
   setHandler(refreshSignal, ({ requestedBy }) => {
-    log.info('refresh requested', { requestedBy });
-    refreshWanted = true;
+    // The courier call out now answers it; its result is in the read model moments later.
+    if (calling) return;
+    const cooldownEnds = cooldownEndsAtMs();
+    if (cooldownEnds === null) {
+      log.info('refresh requested', { requestedBy });
+      refreshWanted = true;
+    } else if (nextPollAtMs === null || cooldownEnds < nextPollAtMs) {
+      // Within the cooldown the poll moves to its end instead: the courier is asked once.
+      log.info('refresh requested within the cooldown: poll moved to its end', {
+        requestedBy,
+        pollAt: iso(cooldownEnds),
+      });
+      nextPollAtMs = cooldownEnds;
+      rescheduled = true;
+    }
   });
   setHandler(courierEventsSignal, ({ events }) => {
     if (events.length > 0) pushed.push(events);
@@ -168,12 +212,21 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   setHandler(
     refreshNowUpdate,
     async ({ requestedBy }) => {
-      log.info('refresh-now requested', { requestedBy });
-      // A poll already in flight started before this request: wait for the one after it.
-      const target = cycles + (polling ? 2 : 1);
-      refreshWanted = true;
-      await condition(() => cycles >= target || finished());
-      return snapshot();
+      // The courier call out now answers this request too: its answer comes after the request.
+      let target = started;
+      if (!calling) {
+        if (cooldownEndsAtMs() !== null) {
+          // The last answer is in hand: serve it once the read model holds it too.
+          await condition(() => cycles >= started && writing === 0);
+          return refreshAnswer(RefreshSource.COOLDOWN);
+        }
+        log.info('refresh-now requested', { requestedBy });
+        refreshWanted = true;
+        target = started + 1;
+      }
+      // Only once the read model holds the result: the API answers from Postgres right after.
+      await condition(() => (cycles >= target || finished()) && writing === 0);
+      return refreshAnswer(cycles >= target ? lastCycle : RefreshSource.FINISHED);
     },
     {
       validator: (_request: RefreshRequest) => {
@@ -211,8 +264,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     if (
       !PICKED_UP_STATUSES.has(state.status) &&
       !state.reported.some((s) => PICKED_UP_STATUSES.has(s)) &&
-      events.some((e) => PICKED_UP_STATUSES.has(e.status)) &&
-      patched('report-pickup-from-scans')
+      events.some((e) => PICKED_UP_STATUSES.has(e.status))
     ) {
       state.reported.push(ShipmentStatus.IN_TRANSIT);
       await tellOrder(ShipmentStatus.IN_TRANSIT, null);
@@ -245,23 +297,28 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   async function record(events: NormalisedEvent[], extra: { raw?: unknown; synced: boolean }): Promise<void> {
     if (extra.synced) state.lastSyncedAt = iso(Date.now());
     const scans = events.length > 0 ? `, ${events.length} scan${events.length === 1 ? '' : 's'}` : '';
-    const { inserted } = await readModel.recordTracking.executeWithOptions(
-      { summary: `record ${state.status}${scans}` },
-      [
-        {
-          shipmentId: input.shipmentId,
-          events,
-          status: state.status,
-          subStatus: state.subStatus,
-          eta: state.eta,
-          raw: extra.raw ?? null,
-          syncedAt: extra.synced ? state.lastSyncedAt : null,
-          syncError,
-          nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
-        },
-      ],
-    );
-    state.eventsRecorded += inserted;
+    writing += 1;
+    try {
+      const { inserted } = await readModel.recordTracking.executeWithOptions(
+        { summary: `record ${state.status}${scans}` },
+        [
+          {
+            shipmentId: input.shipmentId,
+            events,
+            status: state.status,
+            subStatus: state.subStatus,
+            eta: state.eta,
+            raw: extra.raw ?? null,
+            syncedAt: extra.synced ? state.lastSyncedAt : null,
+            syncError,
+            nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
+          },
+        ],
+      );
+      state.eventsRecorded += inserted;
+    } finally {
+      writing -= 1;
+    }
     await reportMilestone(events);
   }
 
@@ -270,29 +327,46 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     reported: { status: ShipmentStatus; subStatus: string | null },
   ): void {
     const newest = newestEvent(events);
-    if (newest) state.lastScanAtMs = Math.max(state.lastScanAtMs, Date.parse(newest.occurredAt));
+    if (newest) noteScan(Date.parse(newest.occurredAt));
     moveTo(reported.status, reported.subStatus);
+  }
+
+  /** A scan restarts the no-scan clock (never moving it back). */
+  function noteScan(atMs: number): void {
+    state.lastScanAtMs = Math.max(state.lastScanAtMs, atMs);
+    state.quietSinceMs = Math.max(state.quietSinceMs, state.lastScanAtMs);
   }
 
   /** One courier call; failures become the read model's sync problem, never the workflow's. */
   async function pollCycle(): Promise<void> {
-    polling = true;
+    started += 1;
+    calling = true;
+    const startedAtMs = Date.now();
     showDetails(`polling ${courierName(input.courier)}`);
-    let outcome: PollOutcome;
     try {
-      outcome = await courier.pollCourier.executeWithOptions({ summary: `poll ${parcel}` }, [
-        { shipmentId: input.shipmentId, courier: input.courier, trackingNumber: input.trackingNumber },
-      ]);
-    } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
-      await recordPollFailure(err);
-      return;
-    } finally {
-      polling = false;
+      let outcome: PollOutcome;
+      try {
+        outcome = await courier.pollCourier.executeWithOptions({ summary: `poll ${parcel}` }, [
+          { shipmentId: input.shipmentId, courier: input.courier, trackingNumber: input.trackingNumber },
+        ]);
+      } catch (err) {
+        calling = false;
+        if (!(err instanceof ActivityFailure)) throw err;
+        state.polls += 1;
+        state.lastPolledAtMs = Date.now();
+        // Until the courier answers again, the no-scan expiry clock stands still (from the
+        // first attempt of this cycle: its retries were time without answers too).
+        state.unansweredSinceMs ??= startedAtMs;
+        await recordPollFailure(err);
+        return;
+      }
+      calling = false;
       state.polls += 1;
-    }
-    countPoll(outcome.kind === 'not_found' ? 'not_found' : 'ok');
-    try {
+      state.lastPolledAtMs = Date.now();
+      countPoll(outcome.kind === 'not_found' ? 'not_found' : 'ok');
+      lastCycle = RefreshSource.LIVE;
+      // The courier answered: a stretch without answers is not silence about the parcel.
+      Object.assign(state, afterAnswer(state, state.lastPolledAtMs));
       state.consecutiveFailures = 0;
       state.failingSince = null;
       syncError = null;
@@ -314,35 +388,39 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       scheduleAfterSuccess();
       await record(outcome.events, { raw: outcome.raw, synced: true });
     } finally {
+      calling = false;
       cycles += 1;
     }
   }
 
   async function recordPollFailure(err: ActivityFailure): Promise<void> {
+    const { type, message, details } = failureMessage(err);
+    countPoll(type === BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
+    lastCycle =
+      type === BUDGET_EXHAUSTED ? RefreshSource.BUDGET_EXHAUSTED : RefreshSource.COURIER_UNAVAILABLE;
+    const now = Date.now();
+    if (type === BUDGET_EXHAUSTED) {
+      // The activity's clock decided the day is used up; wait for the window it names (never
+      // less than a minute, in case this clock is ahead) plus a spread so that every blocked
+      // shipment does not call at midnight at once.
+      const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
+      const windowAt = Number.isFinite(named) ? named : nextBudgetWindowMs(now);
+      nextPollAtMs = Math.max(windowAt, now + 60_000) + Math.floor(Math.random() * 15 * 60_000);
+      syncError = `daily ${input.courier} budget used up; next poll when it reopens at ${iso(windowAt)}`;
+    } else {
+      state.consecutiveFailures += 1;
+      state.failingSince ??= iso(now);
+      nextPollAtMs = now + backoffDelayMs(state.consecutiveFailures, policy);
+      syncError = `courier unavailable since ${state.failingSince}: ${message}`;
+    }
+    log.warn('poll failed', {
+      type,
+      message,
+      failures: state.consecutiveFailures,
+      nextPollAt: iso(nextPollAtMs),
+    });
+    writing += 1;
     try {
-      const { type, message, details } = failureMessage(err);
-      countPoll(type === BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
-      const now = Date.now();
-      if (type === BUDGET_EXHAUSTED) {
-        // The activity's clock decided the day is used up; wait for the window it names (never
-        // less than a minute, in case this clock is ahead) plus a spread so that every blocked
-        // shipment does not call at midnight at once.
-        const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
-        const windowAt = Number.isFinite(named) ? named : nextBudgetWindowMs(now);
-        nextPollAtMs = Math.max(windowAt, now + 60_000) + Math.floor(Math.random() * 15 * 60_000);
-        syncError = `daily ${input.courier} budget used up; next poll when it reopens at ${iso(windowAt)}`;
-      } else {
-        state.consecutiveFailures += 1;
-        state.failingSince ??= iso(now);
-        nextPollAtMs = now + backoffDelayMs(state.consecutiveFailures, policy);
-        syncError = `courier unavailable since ${state.failingSince}: ${message}`;
-      }
-      log.warn('poll failed', {
-        type,
-        message,
-        failures: state.consecutiveFailures,
-        nextPollAt: iso(nextPollAtMs),
-      });
       await readModel.recordSyncProblem.executeWithOptions(
         {
           summary: `record ${type === BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(nextPollAtMs)}`,
@@ -358,7 +436,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
         ],
       );
     } finally {
-      cycles += 1;
+      writing -= 1;
     }
   }
 
@@ -409,14 +487,14 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     nextPollAtMs ??= Date.now() + (pollDelayMs(state.status, policy) ?? 0);
     // Never sleep past the expiry deadline: an unscanned parcel must expire on time.
     const expiryAt = Math.min(
-      state.lastScanAtMs + policy.expireAfterNoScanMs,
+      noScanDeadlineMs(state, policy) ?? Infinity,
       state.startedAtMs + policy.maxAgeMs,
     );
     const wakeAt = Math.min(nextPollAtMs, expiryAt);
     const waitMs = Math.max(1, wakeAt - Date.now());
     showDetails();
     const woken = await condition(
-      () => refreshWanted || pushed.length > 0 || cancelRequest !== null,
+      () => refreshWanted || rescheduled || pushed.length > 0 || cancelRequest !== null,
       waitMs,
       {
         summary:
@@ -430,6 +508,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     pollNow = refreshWanted || !woken;
     if (pollNow) nextPollAtMs = null;
     refreshWanted = false;
+    rescheduled = false;
   }
 
   showDetails();

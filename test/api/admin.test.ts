@@ -22,11 +22,17 @@ import {
 } from '../../src/workflows/contract';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { budgetDay } from '../../src/workflows/policy';
-import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { startTestApi, type TestApi } from '../support/api';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import {
+  fastPolicy,
+  startShipmentWorkflow,
+  startTestWorker,
+  stillPolicy,
+  uniqueId,
+  type TestWorker,
+} from '../support/temporal';
 
 jest.setTimeout(120_000);
 
@@ -525,7 +531,8 @@ describe('admin actions on running workflows', () => {
       },
       payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
     });
-    api = await startTestApi({ database, env: QUIET });
+    // The policy the parcels here run with (no refresh cooldown), so the API judges them alike.
+    api = await startTestApi({ database, env: QUIET, shipmentPolicy: SLOW });
   });
 
   afterEach(async () => {
@@ -569,20 +576,7 @@ describe('admin actions on running workflows', () => {
       .insertInto('shipments')
       .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: trackingNumber })
       .execute();
-    const handle = await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
-      workflowId: shipmentWorkflowId(shipmentId),
-      taskQueue: worker.taskQueue,
-      args: [
-        {
-          shipmentId,
-          orderId: null,
-          courier: CourierCode.SIMULATOR,
-          trackingNumber,
-          courierTaskQueue: worker.courierTaskQueue,
-          policy,
-        },
-      ],
-    });
+    const handle = await startShipmentWorkflow(worker, { shipmentId, trackingNumber, policy });
     started.push(handle);
     return { shipmentId, handle };
   }
@@ -704,6 +698,7 @@ describe('admin actions on running workflows', () => {
         workflowId: shipmentWorkflowId(shipmentId),
         signalled: true,
         requestedBy: 'admin:alice',
+        cooldownUntil: null,
       });
       // Without the signal the next poll is ten minutes away.
       const row = await eventually(
@@ -759,6 +754,7 @@ describe('admin actions on running workflows', () => {
       expect(res.json()).toEqual({
         matched: 3,
         signalled: 2,
+        inCooldown: 0,
         skipped: 1,
         failed: 0,
         notFound: ['shp_unknown'],
@@ -797,6 +793,7 @@ describe('admin actions on running workflows', () => {
       expect(res.json()).toEqual({
         matched: 3,
         signalled: 2,
+        inCooldown: 0,
         skipped: 0,
         failed: 1,
         notFound: [],
@@ -910,12 +907,7 @@ describe('admin actions on running workflows', () => {
     it('refuses with 409 ALREADY_PICKED_UP once the courier has the parcel, and changes nothing', async () => {
       // Nothing polls on its own: the pickup is seen by the refresh below, and the parcel then
       // stays IN_TRANSIT for the rest of the test.
-      const still = fastPolicy({
-        intervalMs: Object.fromEntries(
-          Object.keys(fastPolicy().intervalMs).map((status) => [status, 600_000]),
-        ) as PollPolicy['intervalMs'],
-      });
-      const { orderId, shipmentId, total } = await placeOrder('never_picked_up', still);
+      const { orderId, shipmentId, total } = await placeOrder('never_picked_up', stillPolicy());
       // The courier picks the parcel up: its lifecycle restarts as a normal delivery, just after pickup.
       const { tracking_number } = await shipmentRow(shipmentId);
       couriers.backend.register({

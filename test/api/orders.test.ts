@@ -110,6 +110,14 @@ describe('order routes', () => {
     return target.app.inject({ method: 'POST', url: '/v1/orders', payload: body as object, headers });
   }
 
+  const reservedOf = async (sku: string) =>
+    (
+      await database.db
+        .selectFrom('inventory_items')
+        .select('reserved')
+        .where('sku', '=', sku)
+        .executeTakeFirstOrThrow()
+    ).reserved;
   const orderRow = (id: string) =>
     database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
   const countOrders = async () =>
@@ -404,6 +412,8 @@ describe('order routes', () => {
       isLive: true,
       isCached: false,
       unavailable: false,
+      refresh: 'live',
+      nextLiveRefreshAt: null,
     });
 
     couriers.backend.faults.set({ kind: 'outage', durationMs: 20_000, format: 'native' });
@@ -412,7 +422,11 @@ describe('order routes', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(cached.statusCode).toBe(200);
     expect(cached.json().message).toMatch(/^Showing the last stored tracking/);
-    expect(cached.json().shipments[0].dataSource).toMatchObject({ isLive: false, isCached: true });
+    expect(cached.json().shipments[0].dataSource).toMatchObject({
+      isLive: false,
+      isCached: true,
+      refresh: 'courier_unavailable',
+    });
   });
 
   it('the customer cancels before pickup: CANCELLED, payment voided, stock released; again is harmless', async () => {
@@ -435,12 +449,7 @@ describe('order routes', () => {
       .where('order_id', '=', orderId)
       .executeTakeFirstOrThrow();
     expect(payment.status).toBe('VOIDED');
-    const item = await database.db
-      .selectFrom('inventory_items')
-      .select('reserved')
-      .where('sku', '=', sku)
-      .executeTakeFirstOrThrow();
-    expect(item.reserved).toBe(0);
+    expect(await reservedOf(sku)).toBe(0);
 
     const again = await cancel();
     expect(again.statusCode).toBe(200);
@@ -521,10 +530,82 @@ describe('order routes', () => {
     }
   });
 
+  it('an order whose start failed and was never retried is closed by housekeeping; a late retry with its key is told so and starts nothing', async () => {
+    const sku = await stock();
+    const key = randomUUID();
+    const body = orderBody(sku, 'delivered', 1);
+    const down = await startTestApi({ database, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+    try {
+      const refused = await post(body, { ...down.customer('cus_orphan'), 'idempotency-key': key }, down);
+      expect(refused.statusCode).toBe(503);
+    } finally {
+      await down.close();
+    }
+    // The row was written before the start failed; the shopper never came back.
+    const orphan = await database.db
+      .selectFrom('orders')
+      .selectAll()
+      .where('customer_id', '=', 'cus_orphan')
+      .executeTakeFirstOrThrow();
+    expect(orphan.status).toBe('PENDING');
+    await database.db
+      .updateTable('orders')
+      .set({ created_at: new Date(Date.now() - 20 * 60_000) })
+      .where('id', '=', orphan.id)
+      .execute();
+
+    const housekeeping = await worker.client.workflow.execute('housekeepingWorkflow', {
+      workflowId: uniqueId('housekeeping'),
+      taskQueue: worker.taskQueue,
+      args: [
+        {
+          expireAfterNoScanMs: 7 * 86_400_000,
+          archiveAfterMs: 90 * 86_400_000,
+          scrubPersonalDataAfterMs: 30 * 86_400_000,
+          batchSize: 50,
+          maxBatches: 5,
+          orderStartGraceMs: api.config.housekeeping.orderStartGraceMs,
+        },
+      ],
+    });
+    expect(housekeeping).toMatchObject({ ordersNotStarted: 1 });
+    const view = await api.app.inject({
+      url: `/v1/orders/${orphan.id}`,
+      headers: api.customer('cus_orphan'),
+    });
+    expect(view.json()).toMatchObject({
+      status: 'FAILED',
+      failure: { code: 'NOT_STARTED', message: expect.stringMatching(/nothing was reserved or charged/) },
+      payment: null,
+    });
+
+    // The shopper's app retries at last, with the same key: a clear answer, every time.
+    for (const attempt of [1, 2]) {
+      const retry = await post(body, { ...api.customer('cus_orphan'), 'idempotency-key': key });
+      expect([attempt, retry.statusCode, retry.json().error.code]).toEqual([
+        attempt,
+        409,
+        'ORDER_NOT_STARTED',
+      ]);
+      expect(retry.json().error.message).toContain(orphan.id);
+      expect(retry.json().error.message).toMatch(/new Idempotency-Key/);
+      if (attempt === 2) expect(retry.headers['idempotent-replayed']).toBe('true');
+    }
+    await expect(worker.client.workflow.getHandle(orderWorkflowId(orphan.id)).describe()).rejects.toThrow(
+      /not found/i,
+    );
+    expect(await reservedOf(sku)).toBe(0);
+    expect((await orderRow(orphan.id))?.status).toBe('FAILED');
+  });
+
   it('while Temporal is down reads still answer and writes answer 503 TEMPORAL_UNAVAILABLE', async () => {
     const { orderId } = await placeOrder('cus_down', 'never_picked_up');
     await trackingStarted(orderId);
-    const down = await startTestApi({ database, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+    const down = await startTestApi({
+      database,
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      shipmentPolicy: fastPolicy(),
+    });
     try {
       const headers = down.customer('cus_down');
       expect((await down.app.inject({ url: `/v1/orders/${orderId}`, headers })).statusCode).toBe(200);

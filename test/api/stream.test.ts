@@ -10,12 +10,16 @@ import type { KyselyPlugin } from 'kysely';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
-import { shipmentWorkflowId } from '../../src/workflows/contract';
-import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { startTestApi, type TestApi } from '../support/api';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import {
+  fastPolicy,
+  startShipmentWorkflow,
+  startTestWorker,
+  uniqueId,
+  type TestWorker,
+} from '../support/temporal';
 
 /** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
 const TIME_SCALE = 50_000;
@@ -173,19 +177,11 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
   }
 
   async function track(orderId: string, shipmentId: string, trackingNumber: string) {
-    const handle = await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
-      workflowId: shipmentWorkflowId(shipmentId),
-      taskQueue: worker.taskQueue,
-      args: [
-        {
-          shipmentId,
-          orderId,
-          courier: CourierCode.SIMULATOR,
-          trackingNumber,
-          courierTaskQueue: worker.courierTaskQueue,
-          policy: fastPolicy(),
-        },
-      ],
+    const handle = await startShipmentWorkflow(worker, {
+      shipmentId,
+      orderId,
+      trackingNumber,
+      policy: fastPolicy(),
     });
     started.push(handle);
     return handle;

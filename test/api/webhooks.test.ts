@@ -8,13 +8,17 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
-import { shipmentWorkflowId } from '../../src/workflows/contract';
-import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { startTestApi, type TestApi } from '../support/api';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
 import { freePort } from '../support/ports';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import {
+  fastPolicy,
+  startShipmentWorkflow,
+  startTestWorker,
+  uniqueId,
+  type TestWorker,
+} from '../support/temporal';
 
 const SECRET = 'test-simulator-webhook-secret';
 const TIME_SCALE = 50_000;
@@ -87,20 +91,7 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
       .insertInto('shipments')
       .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: trackingNumber })
       .execute();
-    const handle = await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
-      workflowId: shipmentWorkflowId(shipmentId),
-      taskQueue: worker.taskQueue,
-      args: [
-        {
-          shipmentId,
-          orderId: null,
-          courier: CourierCode.SIMULATOR,
-          trackingNumber,
-          courierTaskQueue: worker.courierTaskQueue,
-          policy: slow,
-        },
-      ],
-    });
+    const handle = await startShipmentWorkflow(worker, { shipmentId, trackingNumber, policy: slow });
     started.push(handle);
     await eventually(
       () => shipmentRow(shipmentId),

@@ -75,9 +75,9 @@ function asExpected(kind: DemoKind): ObservedOrder {
 }
 
 describe('the demo plan', () => {
-  it('places 37 orders of every kind, declined payments first so the probe order holds nothing', () => {
+  it('places 39 orders of every kind, declined payments first so the probe order holds nothing', () => {
     const plan = buildPlan();
-    expect(plan).toHaveLength(37);
+    expect(plan).toHaveLength(39);
     expect(new Set(plan.map((e) => e.spec.kind))).toEqual(new Set(DEMO_KINDS));
     expect(plan[0]!.spec.kind).toBe('payment_declined');
     expect(plan.map((e) => e.n)).toEqual(plan.map((_, i) => i + 1));
@@ -163,11 +163,21 @@ describe('whether a stack can run the plan', () => {
       { timeoutMs: TEN_MINUTES, outageMs: DEMO_OUTAGE_MS },
     );
     expect(problems).toEqual([
-      expect.stringMatching(/^WAYBILL_EXPIRE_AFTER_NO_SCAN is 40 s, but courier_outage parcels can go 1 min/),
+      expect.stringMatching(/^WAYBILL_EXPIRE_AFTER_NO_SCAN is 40 s, but courier_outage parcels can go 40 s/),
       expect.stringMatching(
         /^WAYBILL_EXPIRE_AFTER_NO_SCAN is 40 s, but return_to_origin parcels can go 54 s/,
       ),
     ]);
+  });
+
+  it('does not count the courier outage towards a parcel going without a scan (the expiry stands still meanwhile)', () => {
+    const policy = { ...demoPolicy(), expireAfterNoScanMs: 45_000 };
+    const { problems } = assessPlan(
+      buildPlan({ kinds: ['courier_outage'] }),
+      { timeScale: DEMO_TIME_SCALE, policy },
+      { timeoutMs: TEN_MINUTES, outageMs: DEMO_OUTAGE_MS },
+    );
+    expect(problems).toEqual([]);
   });
 
   it("reads the scenarios' timelines: the longest quiet stretch and whether a parcel ends by itself", () => {
@@ -379,9 +389,9 @@ describe('what the demo prints', () => {
       'ShipmentStatus="RETURNED" AND StartTime >= "2026-11-23T12:00:00.000Z"',
       'Courier="easyparcel" AND StartTime >= "2026-11-23T12:00:00.000Z"',
     ]);
-    expect(total('orders of this run')).toBe(37);
+    expect(total('orders of this run')).toBe(39);
     expect(total('failed orders')).toBe(9);
-    expect(total('cancelled orders')).toBe(3);
+    expect(total('cancelled orders')).toBe(5);
     expect(total('parcels that expired')).toBe(7);
     expect(total('EasyParcel parcels (the outage)')).toBe(4);
     expect(exceptionCheck(specs, '2026-11-23T12:00:00.000Z')?.query).toBe(

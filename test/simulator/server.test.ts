@@ -208,6 +208,22 @@ describe('cancelling', () => {
     expect(after).toMatchObject({ status: 'IN_TRANSIT' });
   });
 
+  it('a booking the courier lost (DELETE /control/parcels/:number) answers its cancel 404 until it is booked again', async () => {
+    const { trackingNumber } = await adapter.book(booking('shp_lost_booking'));
+    expect(await call('DELETE', `/control/parcels/${trackingNumber}`)).toMatchObject({
+      status: 200,
+      body: { forgotten: true },
+    });
+    expect(await call('DELETE', `/control/parcels/${trackingNumber}`)).toMatchObject({ status: 404 });
+    await expect(adapter.cancel(trackingNumber)).rejects.toMatchObject({ reason: 'unknown_booking' });
+    const [tracked] = await adapter.track([trackingNumber]);
+    expect(tracked).toMatchObject({ kind: 'not_found' });
+    // Booked again under its reference: a live booking once more, which a cancel cancels.
+    const again = await adapter.book(booking('shp_lost_booking'));
+    await expect(adapter.cancel(again.trackingNumber)).resolves.toBeUndefined();
+    expect(sim.backend.inspect(again.trackingNumber)?.parcel.cancelled).toBe(true);
+  });
+
   it('cancelling a number the simulator does not know answers 404, an unknown booking', async () => {
     const answer = await call('POST', '/native/shipments/NOPE-2/cancel');
     expect(answer).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });

@@ -61,3 +61,38 @@ export async function emptyDatabase(): Promise<{ url: string; drop(): Promise<vo
     },
   };
 }
+
+/**
+ * An order row as the API writes it before starting the saga (PENDING, no lines): for
+ * tests that need an order to exist, not one that runs. Returns its id.
+ */
+export async function insertOrderRow(
+  db: Kysely<Database>,
+  values: { customerId: string; createdAt?: Date },
+): Promise<string> {
+  const id = `ord_${randomBytes(6).toString('hex')}`;
+  await db
+    .insertInto('orders')
+    .values({
+      id,
+      number: `WB-${randomBytes(4).toString('hex')}`,
+      customer_id: values.customerId,
+      email: 'ana@example.com',
+      postcode: '40000',
+      currency: 'MYR',
+      total_amount: 4_990,
+      courier: 'simulator',
+      failure_code: null,
+      failure_message: null,
+      shipping_address: JSON.stringify({
+        name: 'Ana Lim',
+        line1: '1 Jalan Satu',
+        city: 'Shah Alam',
+        postcode: '40000',
+        country: 'MY',
+      }),
+      ...(values.createdAt ? { created_at: values.createdAt } : {}),
+    })
+    .execute();
+  return id;
+}

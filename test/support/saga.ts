@@ -2,11 +2,13 @@
  * The stack a saga test runs on, set up once per test file: a fresh database, the courier
  * simulator (native format) and the payment simulator over HTTP, and a real worker on the
  * shared Temporal dev server. `useSagaStack()` registers the Jest hooks itself; after each
- * test the workflows it started are terminated and the stock must reconcile.
+ * test the workflows it started are terminated, the stock must reconcile and the money
+ * ledger of the orders it placed must hold (src/dev/ledger.ts).
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
+import { checkLedger } from '../../src/dev/ledger';
 import { stockReconciliation } from '../../src/inventory/queries';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import { insertOrder } from '../../src/orders/queries';
@@ -48,6 +50,12 @@ export interface PlaceOrderOptions {
   settleRetryWindowMs?: number;
   /** A second line shipped from another place: a second parcel with its own lifecycle. */
   second?: { sku: string; quantity: number; scenario: ScenarioName };
+  /**
+   * Pre-book each parcel at the courier with its scenario (default true). An order that never
+   * books (declined, out of stock, booking refused) must not: the pre-booking would be a
+   * booking the ledger finds live with no order behind it.
+   */
+  prebook?: boolean;
 }
 
 export interface PlacedOrder {
@@ -95,6 +103,8 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
   let payments: RunningPaymentSimulator;
   let worker: TestWorker;
   const started: WorkflowHandle[] = [];
+  /** Orders placed by the running test: the ledger is checked over them when it ends. */
+  const placed: string[] = [];
 
   beforeAll(async () => {
     database = await freshDatabase();
@@ -112,10 +122,19 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
 
   afterEach(async () => {
     couriers.backend.faults.clear();
+    couriers.backend.answers.clear();
     payments.state.faults.clear();
     for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
-    // Stock must reconcile with active orders after every scenario.
+    // Stock must reconcile with active orders after every scenario, and the money with what
+    // was delivered: every saga test ends by checking the ledger of the orders it placed.
     expect(await stockReconciliation(database.db)).toEqual([]);
+    const ledger = await checkLedger({
+      db: database.db,
+      payments,
+      courier: couriers,
+      orderIds: placed.splice(0),
+    });
+    expect(ledger.violations).toEqual([]);
   });
 
   afterAll(async () => {
@@ -161,13 +180,14 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
     });
     // The courier books by reference: pre-book each parcel with the lifecycle this test wants.
     const scenarios = [opts.scenario ?? 'delivered', ...(opts.second ? [opts.second.scenario] : [])];
-    scenarios.forEach((scenario, i) =>
-      couriers.backend.bookParcel(
-        'native',
-        { reference: orderShipmentId(orderId, i + 1), recipient: { ...ADDRESS }, weightGrams: 500 },
-        scenario,
-      ),
-    );
+    if (opts.prebook !== false)
+      scenarios.forEach((scenario, i) =>
+        couriers.backend.bookParcel(
+          'native',
+          { reference: orderShipmentId(orderId, i + 1), recipient: { ...ADDRESS }, weightGrams: 500 },
+          scenario,
+        ),
+      );
     const input: OrderWorkflowInput = {
       orderId,
       orderNumber: `WB-${orderId.slice(-8)}`,
@@ -189,6 +209,7 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
       args: [input],
     });
     started.push(handle);
+    placed.push(orderId);
     return { orderId, handle, total };
   }
 

@@ -4,11 +4,12 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createActivities, type Activities } from '../../src/activities';
-import type { CourierAdapter, CourierCode } from '../../src/couriers/types';
+import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PaymentProvider } from '../../src/payments/types';
 import { createWorkers } from '../../src/worker';
-import type { PollPolicy } from '../../src/workflows/contract';
+import { shipmentWorkflowId, type PollPolicy } from '../../src/workflows/contract';
+import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { testConfig, testLog } from './env';
 
 /** A worker pair (main + courier queue) on the test server with queues of this file's own. */
@@ -88,6 +89,27 @@ export async function startTestWorker(opts: {
   };
 }
 
+/** Starts tracking a simulator parcel with its own shipment workflow on this worker's queues. */
+export function startShipmentWorkflow(
+  worker: TestWorker,
+  parcel: { shipmentId: string; orderId?: string | null; trackingNumber: string; policy: PollPolicy },
+) {
+  return worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
+    workflowId: shipmentWorkflowId(parcel.shipmentId),
+    taskQueue: worker.taskQueue,
+    args: [
+      {
+        shipmentId: parcel.shipmentId,
+        orderId: parcel.orderId ?? null,
+        courier: CourierCode.SIMULATOR,
+        trackingNumber: parcel.trackingNumber,
+        courierTaskQueue: worker.courierTaskQueue,
+        policy: parcel.policy,
+      },
+    ],
+  });
+}
+
 /** A poll policy shrunk to milliseconds so lifecycles run in seconds. */
 export function fastPolicy(overrides: Partial<PollPolicy> = {}): PollPolicy {
   return {
@@ -109,8 +131,21 @@ export function fastPolicy(overrides: Partial<PollPolicy> = {}): PollPolicy {
     pollAttempts: 2,
     pollRetryInitialMs: 100,
     maxCyclesPerRun: 1_000,
+    // No cooldown unless a test asks for one: most tests refresh back to back on purpose.
+    refreshCooldownMs: 0,
     ...overrides,
   };
+}
+
+/** A poll policy under which nothing polls on its own for ten minutes: every poll in a test was asked for. */
+export function stillPolicy(overrides: Partial<PollPolicy> = {}): PollPolicy {
+  const base = fastPolicy();
+  return fastPolicy({
+    intervalMs: Object.fromEntries(
+      Object.keys(base.intervalMs).map((status) => [status, 600_000]),
+    ) as PollPolicy['intervalMs'],
+    ...overrides,
+  });
 }
 
 export const uniqueId = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;

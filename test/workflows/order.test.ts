@@ -51,7 +51,12 @@ describe('order saga', () => {
   it('fails a declined payment: stock released, nothing booked, FAILED with the reason', async () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 10);
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, payment: DECLINED_PAYMENT });
+    const { orderId, handle } = await placeOrder({
+      sku,
+      quantity: 1,
+      payment: DECLINED_PAYMENT,
+      prebook: false,
+    });
     const result = await handle.result();
 
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'PAYMENT_DECLINED' });
@@ -68,7 +73,7 @@ describe('order saga', () => {
     await stock(sku, 10);
     // The provider authorises, but holds each answer back past our 2 s client timeout.
     stack.payments.state.faults.set({ kind: 'timeout', ms: 2_500, calls: 5, operation: 'authorise' });
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1 });
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1, prebook: false });
     const result = await handle.result();
     await recordHistory('order-payment-outcome-lost', handle);
 
@@ -110,7 +115,7 @@ describe('order saga', () => {
   it('fails an order for stock it cannot have, reserving nothing and charging nothing', async () => {
     const sku = uniqueId('KETTLE');
     await stock(sku, 1);
-    const { orderId, handle } = await placeOrder({ sku, quantity: 3 });
+    const { orderId, handle } = await placeOrder({ sku, quantity: 3, prebook: false });
     expect(await handle.result()).toMatchObject({ status: 'FAILED', failureCode: 'OUT_OF_STOCK' });
     expect(await item(sku)).toMatchObject({ on_hand: 1, reserved: 0 });
     expect(await paymentRows(orderId)).toEqual([]);

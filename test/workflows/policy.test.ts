@@ -1,10 +1,13 @@
 import type { PollPolicy } from '../../src/workflows/contract';
 import {
+  afterAnswer,
   backoffDelayMs,
   budgetDay,
   expiryReason,
   nextBudgetWindowMs,
+  noScanDeadlineMs,
   pollDelayMs,
+  refreshAvailableAtMs,
 } from '../../src/workflows/policy';
 
 const HOUR = 3_600_000;
@@ -27,6 +30,7 @@ const policy: PollPolicy = {
   pollAttempts: 4,
   pollRetryInitialMs: 2_000,
   maxCyclesPerRun: 500,
+  refreshCooldownMs: 5 * 60_000,
 };
 
 describe('poll policy', () => {
@@ -55,15 +59,33 @@ describe('poll policy', () => {
 
   it('expires a parcel with no scan for the limit, and any parcel past the max age', () => {
     const start = Date.parse('2026-11-01T00:00:00Z');
-    expect(
-      expiryReason(start + 6 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: start }, policy),
-    ).toBeNull();
-    expect(expiryReason(start + 7 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: start }, policy)).toBe(
-      'NO_SCAN',
-    );
-    const recentScan = start + 59 * 24 * HOUR;
-    expect(
-      expiryReason(start + 60 * 24 * HOUR, { startedAtMs: start, lastScanAtMs: recentScan }, policy),
-    ).toBe('MAX_AGE');
+    const answered = { startedAtMs: start, quietSinceMs: start, unansweredSinceMs: null };
+    expect(expiryReason(start + 6 * 24 * HOUR, answered, policy)).toBeNull();
+    expect(expiryReason(start + 7 * 24 * HOUR, answered, policy)).toBe('NO_SCAN');
+    const recentScan = { ...answered, quietSinceMs: start + 59 * 24 * HOUR };
+    expect(expiryReason(start + 60 * 24 * HOUR, recentScan, policy)).toBe('MAX_AGE');
+  });
+
+  it('does not count time the courier did not answer towards the no-scan expiry', () => {
+    const start = Date.parse('2026-11-01T00:00:00Z');
+    // Answered for 2 days, then 10 days without an answer (an outage, or the budget used up).
+    const down = { startedAtMs: start, quietSinceMs: start, unansweredSinceMs: start + 2 * 24 * HOUR };
+    expect(expiryReason(start + 12 * 24 * HOUR, down, policy)).toBeNull();
+    expect(noScanDeadlineMs(down, policy)).toBeNull();
+    // It answers again: 2 days of silence so far, 5 more before it expires.
+    const back = { ...down, ...afterAnswer(down, start + 12 * 24 * HOUR) };
+    expect(back).toMatchObject({ quietSinceMs: start + 10 * 24 * HOUR, unansweredSinceMs: null });
+    expect(expiryReason(start + 16 * 24 * HOUR, back, policy)).toBeNull();
+    expect(expiryReason(start + 17 * 24 * HOUR, back, policy)).toBe('NO_SCAN');
+    // Max age counts whatever the courier does.
+    expect(expiryReason(start + 60 * 24 * HOUR, down, policy)).toBe('MAX_AGE');
+  });
+
+  it('lets a refresh poll at most once per cooldown', () => {
+    const polled = Date.parse('2026-11-01T10:00:00Z');
+    expect(refreshAvailableAtMs(null, polled, policy)).toBeNull();
+    expect(refreshAvailableAtMs(polled, polled + 60_000, policy)).toBe(polled + 5 * 60_000);
+    expect(refreshAvailableAtMs(polled, polled + 5 * 60_000, policy)).toBeNull();
+    expect(refreshAvailableAtMs(polled, polled + 1, { ...policy, refreshCooldownMs: 0 })).toBeNull();
   });
 });

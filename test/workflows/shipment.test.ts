@@ -15,17 +15,23 @@ import {
   refreshNowUpdate,
   refreshSignal,
   shipmentStateQuery,
-  shipmentWorkflowId,
   type PollPolicy,
+  type RefreshNowResult,
   type ShipmentSnapshot,
 } from '../../src/workflows/contract';
 import { budgetDay } from '../../src/workflows/policy';
 import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
-import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import {
+  fastPolicy,
+  startShipmentWorkflow,
+  startTestWorker,
+  stillPolicy,
+  uniqueId,
+  type TestWorker,
+} from '../support/temporal';
 
 /** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
 const TIME_SCALE = 50_000;
@@ -70,20 +76,7 @@ describe('shipment workflow', () => {
       .insertInto('shipments')
       .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: number })
       .execute();
-    const handle = await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
-      workflowId: shipmentWorkflowId(shipmentId),
-      taskQueue: worker.taskQueue,
-      args: [
-        {
-          shipmentId,
-          orderId: null,
-          courier: CourierCode.SIMULATOR,
-          trackingNumber: number,
-          courierTaskQueue: worker.courierTaskQueue,
-          policy,
-        },
-      ],
-    });
+    const handle = await startShipmentWorkflow(worker, { shipmentId, trackingNumber: number, policy });
     started.push(handle);
     return { shipmentId, trackingNumber: number, handle };
   }
@@ -229,9 +222,84 @@ describe('shipment workflow', () => {
 
     const before = await handle.query(shipmentStateQuery);
     const fresh = await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] });
-    expect(fresh.polls).toBe(before.polls + 1);
-    expect(Date.parse(fresh.lastSyncedAt!)).toBeGreaterThan(Date.parse(before.lastSyncedAt!));
+    expect(fresh.source).toBe('live');
+    expect(fresh.snapshot.polls).toBe(before.polls + 1);
+    expect(Date.parse(fresh.snapshot.lastSyncedAt!)).toBeGreaterThan(Date.parse(before.lastSyncedAt!));
     expect(nativeTrackCalls()).toBe(calls + 2);
+  });
+
+  it('polls for a refresh at most once per cooldown, whoever asks', async () => {
+    const policy = fastPolicy({
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
+      refreshCooldownMs: 1_500,
+    });
+    const { shipmentId, handle } = await track('never_picked_up', policy);
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.last_synced_at !== null,
+    );
+    const calls = nativeTrackCalls();
+
+    // Just polled: answered from the snapshot, no courier call.
+    const early = await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'customer:a' }] });
+    expect(early.source).toBe('cooldown');
+    expect(Date.parse(early.nextLiveRefreshAt!)).toBe(Date.parse(early.snapshot.lastPolledAt!) + 1_500);
+    expect(nativeTrackCalls()).toBe(calls);
+
+    // An admin's refresh signal within the cooldown is not lost: it polls once when it ends.
+    await handle.signal(refreshSignal, { requestedBy: 'admin:alice' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(nativeTrackCalls()).toBe(calls);
+    await eventually(
+      async () => nativeTrackCalls(),
+      (n) => n === calls + 1,
+      5_000,
+    );
+    const deferred = await handle.query(shipmentStateQuery);
+    expect(Date.parse(deferred.lastPolledAt!)).toBeGreaterThanOrEqual(Date.parse(early.nextLiveRefreshAt!));
+
+    // After the cooldown a refresh polls live, and the next one right after does not.
+    await new Promise((r) => setTimeout(r, 1_600));
+    const live = await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'customer:b' }] });
+    expect(live.source).toBe('live');
+    expect(nativeTrackCalls()).toBe(calls + 2);
+    const again = await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'customer:c' }] });
+    expect(again.source).toBe('cooldown');
+    expect(nativeTrackCalls()).toBe(calls + 2);
+  });
+
+  it('answers refreshNow only once the read model holds what the poll found', async () => {
+    const { shipmentId, trackingNumber, handle } = await track('never_picked_up', stillPolicy());
+    await eventually(
+      () => shipmentRow(shipmentId),
+      (row) => row.status === 'INFO_RECEIVED',
+    );
+    // The courier has delivered it since; the next poll finds out, and tracking ends there.
+    simulator.backend.register({ trackingNumber, scenario: 'delivered', ageMs: 4 * 86_400_000 });
+    const calls = nativeTrackCalls();
+
+    let answered = false;
+    let refresh: Promise<RefreshNowResult> | null = null;
+    await database.db.transaction().execute(async (trx) => {
+      // Holds the shipment row: the poll's read-model write waits for this transaction.
+      await trx.selectFrom('shipments').select('id').where('id', '=', shipmentId).forUpdate().execute();
+      refresh = handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] });
+      refresh.then(
+        () => (answered = true),
+        () => (answered = true),
+      );
+      await eventually(
+        async () => nativeTrackCalls(),
+        (n) => n > calls,
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(answered).toBe(false);
+    });
+    const result: RefreshNowResult = await refresh!;
+    expect(result.source).toBe('live');
+    expect(result.snapshot.status).toBe('DELIVERED');
+    // What the API reads right after the answer is what the answer says.
+    expect((await shipmentRow(shipmentId)).status).toBe('DELIVERED');
   });
 
   it('refuses refreshNow on a finished shipment', async () => {
@@ -324,6 +392,47 @@ describe('shipment workflow', () => {
     });
   });
 
+  it('does not count a courier outage towards the no-scan expiry: the parcel expires on answered silence after it', async () => {
+    const policy = fastPolicy({ expireAfterNoScanMs: 3_000, backoffBaseMs: 300, backoffCapMs: 600 });
+    // The courier answers for a second, then is down for 7 s: over twice the expiry limit.
+    simulator.backend.faults.set({ kind: 'outage', startsInMs: 1_000, durationMs: 7_000, format: 'native' });
+    const outageEnds = Date.now() + 8_000;
+    const { shipmentId, handle } = await track('lost', policy);
+
+    await new Promise((r) => setTimeout(r, outageEnds - 800 - Date.now()));
+    const during = await shipmentRow(shipmentId);
+    expect(during.status).toBe('PENDING');
+    expect(during.sync_error).toMatch(/^courier unavailable since/);
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+
+    const result = await handle.result();
+    const expiredAt = Date.now();
+    expect(result).toMatchObject({ status: 'EXPIRED', subStatus: 'NO_SCAN', syncError: null });
+    // About a second of answered silence before the outage, the rest after it.
+    expect(expiredAt).toBeGreaterThanOrEqual(outageEnds + 1_000);
+  });
+
+  it('does not count time waiting for the courier budget towards the no-scan expiry', async () => {
+    const day = budgetDay(Date.now());
+    await database.db
+      .insertInto('courier_api_usage')
+      .values({ courier: CourierCode.SIMULATOR, day, calls: 1000 })
+      .onConflict((oc) => oc.columns(['courier', 'day']).doUpdateSet({ calls: 1000 }))
+      .execute();
+    try {
+      const { shipmentId, handle } = await track('lost', fastPolicy({ expireAfterNoScanMs: 1_000 }));
+      await eventually(
+        () => shipmentRow(shipmentId),
+        (r) => (r.sync_error ?? '').includes('budget'),
+      );
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect((await shipmentRow(shipmentId)).status).toBe('PENDING');
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+    } finally {
+      await database.db.deleteFrom('courier_api_usage').execute();
+    }
+  });
+
   it('turns a number the courier never knew into an exception after the not-found limit', async () => {
     const { shipmentId, handle } = await track(null, fastPolicy({ notFoundLimit: 2 }), `NOPE-${Date.now()}`);
     const row = await eventually(
@@ -373,8 +482,8 @@ describe('shipment workflow', () => {
     await new Promise((r) => setTimeout(r, 300)); // that poll is now in flight
     const before = await handle.query(shipmentStateQuery);
     const fresh = await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] });
-    expect(fresh.polls).toBeGreaterThanOrEqual(before.polls + 1);
-    expect(fresh.finished).toBe(false);
+    expect(fresh.snapshot.polls).toBeGreaterThanOrEqual(before.polls + 1);
+    expect(fresh.snapshot.finished).toBe(false);
   });
 
   it('keeps events pushed during a poll when continue-as-new follows it', async () => {

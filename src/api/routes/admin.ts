@@ -47,8 +47,12 @@ const RefreshAccepted = Type.Object(
     workflowId: Type.String(),
     signalled: Type.Literal(true),
     requestedBy: Type.String(),
+    cooldownUntil: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description:
+        'The courier answered less than the refresh cooldown ago: the workflow polls when the cooldown ends instead of at once. Null: it polls at once',
+    }),
   },
-  { additionalProperties: false, description: 'The shipment workflow was asked to poll its courier now' },
+  { additionalProperties: false, description: 'The shipment workflow was asked to poll its courier' },
 );
 
 const BulkRefreshBody = Type.Object(
@@ -85,7 +89,11 @@ const BulkRefreshResult = Type.Object(
     matched: Type.Integer({
       description: 'Shipments found for the ids, or matching the filter (up to the cap)',
     }),
-    signalled: Type.Integer({ description: 'Shipment workflows asked to poll now' }),
+    signalled: Type.Integer({ description: 'Shipment workflows asked to poll' }),
+    inCooldown: Type.Integer({
+      description:
+        'Of those signalled, shipments whose courier answered less than the refresh cooldown ago: they poll when it ends, not at once',
+    }),
     skipped: Type.Integer({ description: 'Finished shipments (delivered, returned, cancelled, expired)' }),
     failed: Type.Integer({ description: 'Shipments whose workflow could not be signalled' }),
     notFound: Type.Array(Type.String(), { description: 'Requested ids with no shipment' }),
@@ -272,9 +280,16 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   const shipmentRow = (id: string) =>
     deps.db
       .selectFrom('shipments')
-      .select(['id', 'order_id', 'status', 'last_event_at'])
+      .select(['id', 'order_id', 'status', 'last_event_at', 'last_synced_at'])
       .where('id', '=', id)
       .executeTakeFirst();
+
+  /** When the refresh cooldown since this sync ends; null when it is over. */
+  const cooldownEnd = (syncedAt: Date | null): Date | null => {
+    if (syncedAt === null) return null;
+    const end = syncedAt.getTime() + deps.shipmentPolicy.refreshCooldownMs;
+    return end > Date.now() ? new Date(end) : null;
+  };
 
   async function openShipment(id: string) {
     const shipment = await shipmentRow(id);
@@ -288,9 +303,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       onRequest: requireStaff(Permission.REFRESH_SHIPMENT),
       schema: {
         tags: ['admin'],
-        summary: 'Ask one shipment workflow to poll its courier now',
+        summary: 'Ask one shipment workflow to poll its courier now (or when the refresh cooldown ends)',
         description:
-          'Signals the workflow (`refresh`); the poll lands in the read model moments later, within the courier budget. 409 once the shipment is finished.',
+          'Signals the workflow (`refresh`); the poll lands in the read model moments later, within the courier budget. Admins have no refresh quota but are held to the refresh cooldown like everyone: within it the workflow polls when it ends (`cooldownUntil`). 409 once the shipment is finished.',
         params: ShipmentParams,
         response: { 202: RefreshAccepted, ...errors(400, ...AUTH_ERRORS, 404, 409, 503) },
       },
@@ -313,7 +328,13 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         if (err instanceof WorkflowNotFoundError) throw notRunning(shipmentId);
         throw err;
       }
-      return reply.code(202).send({ shipmentId, workflowId, signalled: true as const, requestedBy });
+      return reply.code(202).send({
+        shipmentId,
+        workflowId,
+        signalled: true as const,
+        requestedBy,
+        cooldownUntil: cooldownEnd(shipment.last_synced_at)?.toISOString() ?? null,
+      });
     },
   );
 
@@ -324,7 +345,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       schema: {
         tags: ['admin'],
         summary: 'Ask many shipment workflows to poll now: by ids, or by a filter',
-        description: `Send \`shipmentIds\` (at most ${BULK_REFRESH_CAP}) or \`filter\` (matches shipments still being tracked, stalest first, at most ${BULK_REFRESH_CAP}: \`capped\` says when more matched). Finished shipments are skipped. 503 when Temporal cannot be reached at all.`,
+        description: `Send \`shipmentIds\` (at most ${BULK_REFRESH_CAP}) or \`filter\` (matches shipments still being tracked, stalest first, at most ${BULK_REFRESH_CAP}: \`capped\` says when more matched). Finished shipments are skipped. No quota for admins, but the refresh cooldown holds: shipments inside it poll when it ends (\`inCooldown\`). 503 when Temporal cannot be reached at all.`,
         body: BulkRefreshBody,
         response: { 202: BulkRefreshResult, ...errors(400, ...AUTH_ERRORS, 503) },
       },
@@ -408,9 +429,20 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       for (const shipmentId of targets.filter((id) => !tried.has(id))) {
         failures.push({ shipmentId, reason: 'not tried: the workflow service became unreachable' });
       }
+      const failed = new Set(failures.map((f) => f.shipmentId));
+      const signalledIds = targets.filter((id) => tried.has(id) && !failed.has(id));
+      const synced =
+        signalledIds.length === 0
+          ? []
+          : await deps.db
+              .selectFrom('shipments')
+              .select('last_synced_at')
+              .where('id', 'in', signalledIds)
+              .execute();
       return reply.code(202).send({
         matched,
         signalled,
+        inCooldown: synced.filter((r) => cooldownEnd(r.last_synced_at) !== null).length,
         skipped,
         failed: targets.length - signalled,
         notFound,

@@ -12,7 +12,12 @@ import type { Order } from '../../../db/database';
 import { COURIER_CODES, type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
 import { insertOrder } from '../../orders/queries';
-import { OrderStatus, orderWorkflowId, type OrderWorkflowInput } from '../../workflows/contract';
+import {
+  OrderFailure,
+  OrderStatus,
+  orderWorkflowId,
+  type OrderWorkflowInput,
+} from '../../workflows/contract';
 import type { orderWorkflow } from '../../workflows/order';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from '../../workflows/search-attributes';
 import type { ApiDeps } from '../app';
@@ -21,7 +26,14 @@ import { ApiError } from '../errors';
 import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
 import { cancelOrder, orderVisibleTo, refreshShipments } from '../order-actions';
 import { failureView } from '../order-failures';
-import { selectShipmentViews, ShipmentTrackingView, StatusSchema, toTrackingViews } from '../tracking-view';
+import {
+  RefreshOutcome,
+  selectShipmentViews,
+  ShipmentTrackingView,
+  StatusSchema,
+  toTrackingViews,
+  type ShipmentRefresh,
+} from '../tracking-view';
 
 const ORDER_STATUSES = Object.values(OrderStatus);
 const OrderStatusSchema = Type.Unsafe<OrderStatus>({ type: 'string', enum: ORDER_STATUSES });
@@ -202,6 +214,16 @@ const CancelResult = Type.Object(
 
 const err = { $ref: 'Error#' } as const;
 
+/** Refresh outcomes that come from a shipment workflow's answer (the row may have changed). */
+const ASKED_WORKFLOW: ReadonlySet<RefreshOutcome> = new Set([
+  RefreshOutcome.LIVE,
+  RefreshOutcome.COOLDOWN,
+  RefreshOutcome.COURIER_UNAVAILABLE,
+  RefreshOutcome.BUDGET_EXHAUSTED,
+  RefreshOutcome.TIMEOUT,
+  RefreshOutcome.FINISHED,
+]);
+
 /** 96 random bits: order ids cannot be guessed or enumerated. */
 const newOrderId = () => `ord_${randomBytes(12).toString('hex')}`;
 
@@ -322,9 +344,18 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     // A retry that takes over a dead attempt finds the order row already there: reuse its number.
     const existing = await db
       .selectFrom('orders')
-      .select('number')
+      .select(['number', 'failure_code'])
       .where('id', '=', orderId)
       .executeTakeFirst();
+    if (existing?.failure_code === OrderFailure.NOT_STARTED) {
+      // Housekeeping closed it: its start failed long ago and nobody retried until now.
+      // Starting it this late would surprise the shopper; a new order is a new key.
+      throw new ApiError(
+        409,
+        'ORDER_NOT_STARTED',
+        `order ${existing.number} (${orderId}) could not be started when it was placed (the workflow service was unreachable) and has since been closed as FAILED; nothing was reserved or charged. Place the order again with a new Idempotency-Key.`,
+      );
+    }
     const orderNumber =
       existing?.number ??
       `WB-${(await sql<{ n: string }>`select nextval('order_number_seq') as n`.execute(db)).rows[0]!.n}`;
@@ -410,7 +441,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags: ['orders'],
         summary: 'Create an order (starts its saga); requires Idempotency-Key',
         description:
-          'Prices the lines from the catalogue and starts the order workflow. The same key with the same body answers the first response again; with another body 422; while the first request is still running 409. Signed-in customers own the order; guests track it with its number and email.',
+          'Prices the lines from the catalogue and starts the order workflow. The same key with the same body answers the first response again; with another body 422; while the first request is still running 409. A request that failed with 503 (Temporal unreachable) is safe to retry with the same key; once the order has waited WAYBILL_ORDER_START_GRACE without a successful retry it is closed as FAILED / NOT_STARTED and a retry answers 409 ORDER_NOT_STARTED (use a new key). Signed-in customers own the order; guests track it with its number and email.',
         // Anyone: guests, or a signed-in customer who then owns the order (staff too).
         security: [{}, { customerBearer: [] }, { staffBearer: [] }, { adminApiKey: [] }],
         headers: IdempotencyHeaders,
@@ -440,7 +471,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       });
       if (claim.kind === 'replay') {
         return reply
-          .code(claim.status as 202 | 422)
+          .code(claim.status as 202 | 409 | 422)
           .header('idempotent-replayed', 'true')
           .send(claim.body as never);
       }
@@ -449,12 +480,12 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         await completeKey(db, { scope, key, status: 202, body: created });
         return reply.code(202).header('location', created.links.self).send(created);
       } catch (e) {
-        if (e instanceof ApiError && e.statusCode === 422) {
-          // A rejection of the input is the answer to this body: replay it too.
+        if (e instanceof ApiError && (e.statusCode === 422 || e.code === 'ORDER_NOT_STARTED')) {
+          // A rejection of the input, or an order closed for good, is the answer to this key: replay it too.
           await completeKey(db, {
             scope,
             key,
-            status: 422,
+            status: e.statusCode,
             body: { error: { code: e.code, message: e.message } },
           });
         } else {
@@ -488,7 +519,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags: ['orders', 'tracking'],
         summary: 'Tracking of every shipment of an order, with freshness; ?refresh=true asks for a live poll',
         description:
-          'Served from the read model. With refresh=true each unfinished shipment workflow is asked to poll its courier now, within a deadline; if the courier or Temporal cannot answer in time the stored data is returned with a message. The API never calls a courier itself.',
+          "Served from the read model. With refresh=true each unfinished shipment is polled live, within a deadline, unless its courier was asked less than the refresh cooldown ago (any caller's refresh or a scheduled poll) or the customer's live-refresh quota for the window is used up. Each shipment's dataSource says whether it is live (`refresh`: live) or why not (cooldown, quota, courier_unavailable, …) and when a live refresh can next reach the courier (`nextLiveRefreshAt`); `message` says it in words. The API never calls a courier itself.",
         params: OrderIdParams,
         querystring: Type.Object(
           { refresh: Type.Optional(Type.Boolean({ default: false })) },
@@ -500,24 +531,32 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     async (request) => {
       const order = await orderVisibleTo(deps, request.principal, request.params.orderId);
       let shipments = await shipmentsOf(order.id);
-      let live = new Set<string>();
+      let refreshes = new Map<string, ShipmentRefresh>();
       let message: string | null = null;
       if (request.query.refresh) {
+        const { principal } = request;
         const refreshed = await refreshShipments(
           deps,
           shipments,
-          actorOf(request.principal),
+          {
+            requestedBy: actorOf(principal),
+            // Admins have no quota; they are few, and still held to the cooldown.
+            quotaSubject: principal.kind === 'customer' ? `customer:${principal.customerId}` : null,
+          },
           config.api.refreshDeadlineMs,
         );
-        live = refreshed.live;
+        refreshes = refreshed.refreshes;
         message = refreshed.message;
-        shipments = await shipmentsOf(order.id);
+        // Re-read only when a workflow was asked: it answers after its read-model write.
+        if ([...refreshes.values()].some((r) => ASKED_WORKFLOW.has(r.outcome))) {
+          shipments = await shipmentsOf(order.id);
+        }
       }
       return {
         orderId: order.id,
         orderNumber: order.number,
         status: order.status as OrderStatus,
-        shipments: toTrackingViews(shipments, deps.shipmentPolicy, live),
+        shipments: toTrackingViews(shipments, deps.shipmentPolicy, refreshes),
         message,
       };
     },

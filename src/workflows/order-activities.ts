@@ -1,0 +1,114 @@
+/**
+ * The order saga's activities, with the retry policy each kind of step needs, and how the
+ * saga reads an activity's failure. Deterministic code only.
+ */
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  proxyActivities,
+} from '@temporalio/workflow';
+import type { InventoryActivities } from '../activities/inventory';
+import type { OrderActivities } from '../activities/orders';
+import type { PaymentActivities } from '../activities/payments';
+import { SagaFailure } from '../domain/failures';
+import {
+  DEFAULT_BOOKING_RETRY_WINDOW_MS,
+  DEFAULT_SETTLE_RETRY_WINDOW_MS,
+  type OrderWorkflowInput,
+} from './contract';
+
+type Activities = OrderActivities & PaymentActivities & InventoryActivities;
+
+/** The failure type an activity ended with (an ApplicationFailure's `type`), if any. */
+export function failureType(err: unknown): string | null {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? null) : null;
+}
+
+/** The payment provider's refusal code (PaymentRejection) of a PaymentRejected failure. */
+export function rejectionCode(err: unknown): string | null {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== SagaFailure.PAYMENT_REJECTED) return null;
+  const detail = cause.details?.[0] as { code?: unknown } | undefined;
+  return typeof detail?.code === 'string' ? detail.code : null;
+}
+
+/** The message that says why: the last attempt's own error, under any timeout around it. */
+export function message(err: unknown): string {
+  let cause: unknown = err;
+  // An activity out of its retry window fails with a timeout whose cause is the last attempt's error.
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/**
+ * The saga's retry policies:
+ * - `always`: our own database (status, stock, audit); retried until it works.
+ * - `stock`: reserving stock; out of stock is final.
+ * - `forward`: authorising; a few attempts, then the saga compensates.
+ * - `booking`: rides out a courier outage for a while, then the saga compensates; a cancel of
+ *   the order pre-empts it (heartbeat; the workflow waits for the attempt in flight to end).
+ * - `settle`: money and bookings at the provider or the courier after the order is under way
+ *   (capture, void, refund, cancel a booking): retried through outages within a window, then
+ *   parked; a refusal for good is parked at once.
+ * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.
+ */
+export function activityOptions(input: OrderWorkflowInput) {
+  const backoff = { initialInterval: '1s', backoffCoefficient: 2 } as const;
+  return {
+    always: proxyActivities<Activities>({
+      startToCloseTimeout: '60s',
+      retry: { ...backoff, maximumInterval: '2m' },
+    }),
+    stock: proxyActivities<Activities>({
+      startToCloseTimeout: '60s',
+      retry: {
+        ...backoff,
+        maximumInterval: '1m',
+        nonRetryableErrorTypes: ['OutOfStock', 'InvalidStockRequest'],
+      },
+    }),
+    forward: proxyActivities<Activities>({
+      startToCloseTimeout: '60s',
+      retry: {
+        ...backoff,
+        maximumInterval: '30s',
+        maximumAttempts: 5,
+        nonRetryableErrorTypes: [SagaFailure.PAYMENT_REJECTED],
+      },
+    }),
+    booking: proxyActivities<Activities>({
+      startToCloseTimeout: '60s',
+      heartbeatTimeout: '30s',
+      scheduleToCloseTimeout: input.bookingRetryWindowMs ?? DEFAULT_BOOKING_RETRY_WINDOW_MS,
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { ...backoff, maximumInterval: '1m', nonRetryableErrorTypes: [SagaFailure.BOOKING_REJECTED] },
+    }),
+    settle: proxyActivities<Activities>({
+      startToCloseTimeout: '60s',
+      scheduleToCloseTimeout: input.settleRetryWindowMs ?? DEFAULT_SETTLE_RETRY_WINDOW_MS,
+      retry: {
+        ...backoff,
+        maximumInterval: '2m',
+        nonRetryableErrorTypes: [
+          SagaFailure.PAYMENT_REJECTED,
+          SagaFailure.CANCEL_REFUSED,
+          SagaFailure.BOOKING_REJECTED,
+        ],
+      },
+    }),
+    notify: proxyActivities<Activities>({
+      startToCloseTimeout: '30s',
+      retry: {
+        initialInterval: '2s',
+        backoffCoefficient: 2,
+        maximumInterval: '1m',
+        maximumAttempts: 6,
+        nonRetryableErrorTypes: [SagaFailure.NOTIFICATION_REJECTED],
+      },
+    }),
+  };
+}
+
+export type SagaActivities = ReturnType<typeof activityOptions>;

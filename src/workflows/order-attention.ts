@@ -1,0 +1,141 @@
+/**
+ * Steps of the order saga parked for an admin. A money movement or compensation at the
+ * provider or the courier that is refused for good (or outlasts its retry window) is parked
+ * here instead of aborting the saga: a row in the read model, an audit entry, a metric and an
+ * error log; the order shows NEEDS_ATTENTION until an admin retries or resolves each item.
+ * Deterministic code only.
+ */
+import { condition, isCancellation, log, metricMeter, workflowInfo } from '@temporalio/workflow';
+import { count, Metrics } from '../metrics';
+import type {
+  AttentionItem,
+  AttentionStep,
+  ResolveAttentionRequest,
+  ResolveAttentionResult,
+} from './contract';
+import { message, type SagaActivities } from './order-activities';
+
+interface Parked {
+  item: AttentionItem;
+  run: () => Promise<void>;
+  /** An admin's retry is running. */
+  busy: boolean;
+}
+
+export class AttentionDesk {
+  private readonly parked: Parked[] = [];
+
+  constructor(
+    private readonly orderId: string,
+    private readonly act: SagaActivities,
+    /** Writes the order's status after the parked set changed. */
+    private readonly changed: () => Promise<void>,
+  ) {}
+
+  get items(): AttentionItem[] {
+    return this.parked.map((p) => ({ ...p.item }));
+  }
+
+  get empty(): boolean {
+    return this.parked.length === 0;
+  }
+
+  has(id: string): boolean {
+    return this.parked.some((p) => p.item.id === id);
+  }
+
+  /** Runs a step at the provider or the courier; refused for good or out of retries, it is parked. */
+  async runOrPark(id: string, step: AttentionStep, run: () => Promise<void>): Promise<boolean> {
+    try {
+      await run();
+      return true;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      await this.park(id, step, err, run);
+      return false;
+    }
+  }
+
+  async park(id: string, step: AttentionStep, err: unknown, run: () => Promise<void>): Promise<void> {
+    const reason = message(err);
+    const existing = this.parked.find((p) => p.item.id === id);
+    if (existing) existing.item.reason = reason;
+    else this.parked.push({ item: { id, step, reason, since: new Date().toISOString() }, run, busy: false });
+    log.error('order needs attention', { itemId: id, reason });
+    count(metricMeter, Metrics.ordersNeedingAttention, { step });
+    await this.raise({ id, step, reason }, `needs attention: ${id}`);
+    await this.changed();
+  }
+
+  /** The update's validator: an open item, not being retried, and a reason. */
+  validate(request: ResolveAttentionRequest): void {
+    if (!request.reason?.trim()) throw new Error('a reason is required');
+    const parked = this.parked.find((p) => p.item.id === request.itemId);
+    if (!parked) {
+      const open = this.parked.map((p) => p.item.id).join(', ') || 'none';
+      throw new Error(`no open attention item "${request.itemId}" on this order (open: ${open})`);
+    }
+    if (parked.busy) throw new Error(`attention item "${request.itemId}" is being retried already`);
+  }
+
+  /** An admin retries a parked step or resolves it with a reason; audited either way. */
+  async resolve(request: ResolveAttentionRequest): Promise<Omit<ResolveAttentionResult, 'order'>> {
+    const parked = this.parked.find((p) => p.item.id === request.itemId)!;
+    const { itemId } = request;
+    if (request.action === 'resolve') {
+      await this.close(parked, 'RESOLVED', request);
+      return { itemId, outcome: 'resolved', reason: null };
+    }
+    parked.busy = true;
+    try {
+      await parked.run();
+    } catch (err) {
+      parked.busy = false;
+      if (isCancellation(err)) throw err;
+      parked.item.reason = message(err);
+      await this.raise(parked.item, `still needs attention: ${itemId}`);
+      return { itemId, outcome: 'still_failing', reason: parked.item.reason };
+    }
+    await this.close(parked, 'RETRIED', request);
+    return { itemId, outcome: 'retried', reason: null };
+  }
+
+  /** Resolves once nothing is parked. */
+  async clear(): Promise<void> {
+    await condition(() => this.parked.length === 0);
+  }
+
+  private async raise(item: Pick<AttentionItem, 'id' | 'step' | 'reason'>, summary: string): Promise<void> {
+    await this.act.always.raiseAttention.executeWithOptions({ summary }, [
+      {
+        orderId: this.orderId,
+        itemId: item.id,
+        step: item.step,
+        reason: item.reason,
+        raiseKey: `${item.id}:${workflowInfo().historyLength}`,
+      },
+    ]);
+  }
+
+  private async close(
+    parked: Parked,
+    outcome: 'RETRIED' | 'RESOLVED',
+    request: ResolveAttentionRequest,
+  ): Promise<void> {
+    this.parked.splice(this.parked.indexOf(parked), 1);
+    await this.act.always.closeAttention.executeWithOptions(
+      { summary: `attention ${outcome.toLowerCase()}: ${parked.item.id}` },
+      [
+        {
+          orderId: this.orderId,
+          itemId: parked.item.id,
+          outcome,
+          by: request.requestedBy,
+          resolution: request.reason,
+          actionKey: `${parked.item.id}:${workflowInfo().historyLength}`,
+        },
+      ],
+    );
+    await this.changed();
+  }
+}

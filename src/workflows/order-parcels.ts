@@ -1,0 +1,46 @@
+/**
+ * An order's parcels as the saga sees them: one per place its lines ship from, and what
+ * happened to each so far. Deterministic code only.
+ */
+import { ShipmentStatus } from '../domain/status';
+import { orderShipmentId, type OrderLineInput } from './contract';
+
+export interface Parcel {
+  shipmentId: string;
+  lines: OrderLineInput[];
+  trackingNumber: string | null;
+  status: ShipmentStatus;
+  /** The courier has had it at some point (a later EXCEPTION or EXPIRED does not undo that). */
+  pickedUp: boolean;
+  /** Its stock moved from reserved to shipped (at its pickup). */
+  consumed: boolean;
+  returnSettled: boolean;
+  /** Its booking is gone at the courier (cancelled, or unknown there). */
+  bookingCancelled: boolean;
+  /** Its shipment workflow has been started. */
+  tracked: boolean;
+  /** Why tracking ended without the courier's final word (the child failed or was terminated). */
+  trackingEnded: string | null;
+}
+
+/** One parcel per ship-from place, in first-seen order (deterministic). */
+export function groupParcels(orderId: string, lines: OrderLineInput[]): Parcel[] {
+  const byPlace = new Map<string, OrderLineInput[]>();
+  for (const line of lines) byPlace.set(line.shipFrom, [...(byPlace.get(line.shipFrom) ?? []), line]);
+  return [...byPlace.values()].map((group, i) => ({
+    shipmentId: orderShipmentId(orderId, i + 1),
+    lines: group,
+    trackingNumber: null,
+    status: ShipmentStatus.PENDING,
+    pickedUp: false,
+    consumed: false,
+    returnSettled: false,
+    bookingCancelled: false,
+    tracked: false,
+    trackingEnded: null,
+  }));
+}
+
+/** Minor units: what these lines cost. */
+export const lineValue = (lines: OrderLineInput[]) =>
+  lines.reduce((sum, l) => sum + l.quantity * l.unitAmount, 0);

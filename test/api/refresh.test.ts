@@ -1,0 +1,261 @@
+/**
+ * The cost of `?refresh=true`: the real API (inject), the real Temporal dev server and
+ * worker, Postgres, and the courier simulator over HTTP, whose own counters (its control
+ * API, `/control/stats`) say how many courier calls were made. Parcels are tracked by
+ * their shipment workflows directly (no saga): what is measured is the refresh path.
+ */
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
+import type { SimStats } from '../../src/simulator/server';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import type { PollPolicy } from '../../src/workflows/contract';
+import { startTestApi, type TestApi } from '../support/api';
+import { freshDatabase, insertOrderRow, type TestDatabase } from '../support/db';
+import { eventually } from '../support/eventually';
+import { startShipmentWorkflow, startTestWorker, stillPolicy, type TestWorker } from '../support/temporal';
+
+jest.setTimeout(120_000);
+
+const COOLDOWN_MS = 3_000;
+
+/** Nothing polls on its own during a test: every courier call comes from a refresh. */
+const POLICY: PollPolicy = stillPolicy({ refreshCooldownMs: COOLDOWN_MS });
+
+/** Runs `count` calls of `work`, `concurrency` at a time. */
+async function hammer<T>(count: number, concurrency: number, work: () => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  let started = 0;
+  const lane = async () => {
+    while (started < count) {
+      started += 1;
+      results.push(await work());
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return results;
+}
+
+const tally = (values: string[]) =>
+  values.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {});
+
+describe('live refresh cost', () => {
+  let database: TestDatabase;
+  let simulator: RunningSimulator;
+  let worker: TestWorker;
+  let api: TestApi;
+  /** The same API with a quota of two live refreshes per customer per hour. */
+  let tight: TestApi;
+  const started: WorkflowHandle[] = [];
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    simulator = await startSimulator({ port: 0, timeScale: 50_000 });
+    worker = await startTestWorker({
+      db: database.db,
+      couriers: {
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 2_000 }),
+      },
+    });
+    const env = {
+      WAYBILL_TASK_QUEUE: worker.taskQueue,
+      WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue,
+      // Neither the per-IP rate limit nor the quota is what protects the courier here.
+      WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
+      WAYBILL_REFRESH_QUOTA: '1000000',
+    };
+    api = await startTestApi({ database, env, shipmentPolicy: POLICY });
+    tight = await startTestApi({
+      database,
+      env: { ...env, WAYBILL_REFRESH_QUOTA: '2' },
+      shipmentPolicy: POLICY,
+    });
+  });
+
+  afterAll(async () => {
+    for (const handle of started) await handle.terminate('test over').catch(() => undefined);
+    await api?.close();
+    await tight?.close();
+    await worker?.stop();
+    await simulator?.stop();
+    await database?.drop();
+  });
+
+  /** Courier track calls so far, as the simulator counted them. */
+  async function courierTrackCalls(): Promise<number> {
+    const stats = (await (await fetch(`${simulator.url}/control/stats`)).json()) as SimStats;
+    return stats.formats.native.byKind.track;
+  }
+
+  /** An order of `customerId` with one parcel its shipment workflow tracks, synced once. */
+  async function trackedOrder(customerId: string) {
+    const orderId = await insertOrderRow(database.db, { customerId });
+    const shipmentId = `${orderId}-p1`;
+    const { trackingNumber } = simulator.backend.register({ scenario: 'never_picked_up', format: 'native' });
+    await database.db
+      .insertInto('shipments')
+      .values({ id: shipmentId, order_id: orderId, courier: 'simulator', tracking_number: trackingNumber })
+      .execute();
+    const handle = await startShipmentWorkflow(worker, {
+      shipmentId,
+      orderId,
+      trackingNumber,
+      policy: POLICY,
+    });
+    started.push(handle);
+    await eventually(
+      () =>
+        database.db
+          .selectFrom('shipments')
+          .select('last_synced_at')
+          .where('id', '=', shipmentId)
+          .executeTakeFirstOrThrow(),
+      (row) => row.last_synced_at !== null,
+    );
+    return { orderId, shipmentId, handle };
+  }
+
+  /** refreshNow updates the workflow took, over every run (it may have continued as new). */
+  async function updatesAccepted(first: WorkflowHandleWithFirstExecutionRunId): Promise<number> {
+    let accepted = 0;
+    let runId: string | undefined = first.firstExecutionRunId;
+    while (runId) {
+      const history = await worker.client.workflow.getHandle(first.workflowId, runId).fetchHistory();
+      accepted += history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
+      runId =
+        history.events!.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ??
+        undefined;
+    }
+    return accepted;
+  }
+
+  const refresh = (orderId: string, headers: Record<string, string>, target: TestApi = api) =>
+    target.app.inject({ url: `/v1/orders/${orderId}/tracking?refresh=true`, headers });
+
+  it('1,000 refresh reads of one order by one customer cost at most a handful of courier calls', async () => {
+    const { orderId, handle } = await trackedOrder('cus_hammer');
+    // Let the cooldown of the first poll pass: the first refresh is then due a live poll.
+    await new Promise((r) => setTimeout(r, COOLDOWN_MS));
+    const before = await courierTrackCalls();
+    const t0 = Date.now();
+    const answers = await hammer(1_000, 10, async () => {
+      const res = await refresh(orderId, api.customer('cus_hammer'));
+      expect(res.statusCode).toBe(200);
+      return res.json().shipments[0].dataSource.refresh as string;
+    });
+    const elapsedMs = Date.now() - t0;
+    const courierCalls = (await courierTrackCalls()) - before;
+    const reachedWorkflow = await updatesAccepted(handle);
+    if (process.env.WAYBILL_PRINT_FIGURES === '1') {
+      process.stderr.write(
+        `[figures] 1000 refreshes in ${elapsedMs} ms: ${courierCalls} courier calls, ${reachedWorkflow} reached the workflow, outcomes ${JSON.stringify(tally(answers))}\n`,
+      );
+    }
+
+    // At most one live poll per cooldown whatever the traffic: here one, or two if the burst
+    // outlasted a cooldown; never the thousand it cost before the cooldown existed.
+    expect(courierCalls).toBeGreaterThanOrEqual(1);
+    expect(courierCalls).toBeLessThanOrEqual(1 + Math.ceil(elapsedMs / COOLDOWN_MS));
+    expect(courierCalls).toBeLessThanOrEqual(5);
+    const outcomes = tally(answers);
+    expect(outcomes.live).toBeGreaterThanOrEqual(1);
+    expect((outcomes.live ?? 0) + (outcomes.cooldown ?? 0)).toBe(1_000);
+    // Almost every request was answered by the API from the read model, never reaching Temporal.
+    expect(reachedWorkflow).toBeLessThanOrEqual(50);
+  });
+
+  it('says a refresh inside the cooldown is not live, why, and from when it can be', async () => {
+    const { orderId } = await trackedOrder('cus_cool');
+    const res = await refresh(orderId, api.customer('cus_cool'));
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    const [shipment] = body.shipments;
+    expect(shipment.dataSource).toMatchObject({ isLive: false, isCached: true, refresh: 'cooldown' });
+    const next = Date.parse(shipment.dataSource.nextLiveRefreshAt);
+    expect(next).toBe(Date.parse(shipment.lastUpdatedAt) + COOLDOWN_MS);
+    expect(body.message).toMatch(
+      /^Showing the last stored tracking: the courier was asked less than 3 s ago/,
+    );
+
+    // A plain read asks for nothing and says so.
+    const plain = await api.app.inject({
+      url: `/v1/orders/${orderId}/tracking`,
+      headers: api.customer('cus_cool'),
+    });
+    expect(plain.json().shipments[0].dataSource).toEqual({
+      isLive: false,
+      isCached: true,
+      unavailable: false,
+      refresh: null,
+      nextLiveRefreshAt: null,
+    });
+    expect(plain.json().message).toBeNull();
+  });
+
+  it('holds a customer to their live-refresh quota; other customers and admins are not held to it', async () => {
+    const orders = [
+      await trackedOrder('cus_quota'),
+      await trackedOrder('cus_quota'),
+      await trackedOrder('cus_quota'),
+    ];
+    const other = await trackedOrder('cus_other');
+    await new Promise((r) => setTimeout(r, COOLDOWN_MS));
+    const before = await courierTrackCalls();
+
+    for (const { orderId } of orders.slice(0, 2)) {
+      const res = await refresh(orderId, tight.customer('cus_quota'), tight);
+      expect(res.json().shipments[0].dataSource.refresh).toBe('live');
+    }
+    const refused = await refresh(orders[2]!.orderId, tight.customer('cus_quota'), tight);
+    expect(refused.statusCode).toBe(200);
+    const dataSource = refused.json().shipments[0].dataSource;
+    expect(dataSource).toMatchObject({ isLive: false, refresh: 'quota' });
+    // The window is an hour by default: the quota comes back within it.
+    const resetsIn = Date.parse(dataSource.nextLiveRefreshAt) - Date.now();
+    expect(resetsIn).toBeGreaterThan(50 * 60_000);
+    expect(resetsIn).toBeLessThanOrEqual(60 * 60_000);
+    expect(refused.json().message).toMatch(
+      /your live refreshes \(2 per 60 min\) are used up until \d\d:\d\d:\d\d UTC/,
+    );
+    expect((await courierTrackCalls()) - before).toBe(2);
+
+    // Another customer has a quota of their own; an admin has none (the cooldown still holds).
+    expect(
+      (await refresh(other.orderId, tight.customer('cus_other'), tight)).json().shipments[0].dataSource
+        .refresh,
+    ).toBe('live');
+    expect(
+      (await refresh(orders[2]!.orderId, tight.admin(), tight)).json().shipments[0].dataSource.refresh,
+    ).toBe('live');
+    expect(
+      (await refresh(orders[2]!.orderId, tight.admin(), tight)).json().shipments[0].dataSource.refresh,
+    ).toBe('cooldown');
+    expect((await courierTrackCalls()) - before).toBe(4);
+  });
+
+  it('holds the admin refresh route to the cooldown: the poll waits for its end instead of happening at once', async () => {
+    const { shipmentId } = await trackedOrder('cus_admin');
+    const before = await courierTrackCalls();
+    const requestedAt = Date.now();
+    const res = await api.app.inject({
+      method: 'POST',
+      url: `/v1/admin/shipments/${shipmentId}/refresh`,
+      headers: api.admin('alice'),
+    });
+    expect(res.statusCode).toBe(202);
+    const cooldownUntil = Date.parse(res.json().cooldownUntil);
+    expect(cooldownUntil).toBeGreaterThan(Date.now());
+    const bulk = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/shipments/refresh',
+      payload: { shipmentIds: [shipmentId] },
+      headers: api.admin('alice'),
+    });
+    expect(bulk.json()).toMatchObject({ signalled: 1, inCooldown: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await courierTrackCalls()).toBe(before);
+    // Not lost either: the workflow polls once the cooldown is over.
+    await eventually(courierTrackCalls, (n) => n === before + 1, COOLDOWN_MS + 5_000);
+    expect(Date.now() - requestedAt).toBeGreaterThanOrEqual(COOLDOWN_MS / 2);
+  });
+});

@@ -1,0 +1,350 @@
+/**
+ * Every answer a courier or the card provider gives ends in a correct, audited order: the
+ * courier's cancel answered 404 / 401 / 400 / an unconfirmed "collected", a booking refused,
+ * and the provider refusing a capture, a void or a refund. A step refused for good is parked
+ * (NEEDS_ATTENTION) while the rest of the compensation still runs, and an admin retries or
+ * resolves it. Real Temporal, Postgres, the courier simulator and the payment simulator.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import { PaymentRejection } from '../../src/payments/types';
+import {
+  cancelOrderUpdate,
+  orderShipmentId,
+  orderStateQuery,
+  resolveAttentionUpdate,
+  type OrderSnapshot,
+} from '../../src/workflows/contract';
+import type { orderWorkflow } from '../../src/workflows/order';
+import { eventually } from '../support/eventually';
+import { recordHistory } from '../support/histories';
+import { expectPickedUpRefusal, useSagaStack } from '../support/saga';
+import { fastPolicy, uniqueId } from '../support/temporal';
+
+jest.setTimeout(90_000);
+
+/** Refusals that are not final are retried this long (ms) before the step is parked. */
+const SHORT_WINDOW = 4_000;
+
+describe('order saga: courier and provider answers', () => {
+  const stack = useSagaStack();
+  const { stock, placeOrder, orderRow, paymentRows, item, shipments } = stack;
+
+  /** An order whose parcel is booked and tracked, never collected. */
+  async function confirmedOrder(opts: { settleRetryWindowMs?: number } = {}) {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const placed = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up', ...opts });
+    const [shipment] = await eventually(
+      () => shipments(placed.orderId),
+      (rows) => rows[0]?.status === 'INFO_RECEIVED',
+    );
+    return { ...placed, sku, shipment: shipment! };
+  }
+
+  const cancel = (handle: WorkflowHandle<typeof orderWorkflow>) =>
+    handle.executeUpdate(cancelOrderUpdate, {
+      args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+    });
+
+  const waitForAttention = (handle: WorkflowHandle<typeof orderWorkflow>) =>
+    eventually(
+      () => handle.query(orderStateQuery),
+      (s: OrderSnapshot) => s.attention.length > 0,
+      30_000,
+    );
+
+  const resolve = (
+    handle: WorkflowHandle<typeof orderWorkflow>,
+    itemId: string,
+    action: 'retry' | 'resolve',
+    reason: string,
+  ) =>
+    handle.executeUpdate(resolveAttentionUpdate, {
+      args: [{ itemId, action, reason, requestedBy: 'admin:ops' }],
+    });
+
+  const auditActions = async (orderId: string) =>
+    (
+      await stack.database.db
+        .selectFrom('audit_log')
+        .select('action')
+        .where('subject_id', '=', orderId)
+        .orderBy('id')
+        .execute()
+    ).map((a) => a.action);
+
+  it('a cancel the courier answers 404 (it does not know the booking) ends CANCELLED with nothing captured', async () => {
+    const { orderId, handle, sku, shipment } = await confirmedOrder();
+    // The courier has lost the booking: it answers the cancel 404, as for any number it does not know.
+    expect(stack.couriers.backend.forget(shipment.tracking_number)).toBe(true);
+
+    const result = await cancel(handle);
+    expect(result.status).toBe('CANCELLED');
+    expect(result.captured).toBe(false);
+    await handle.result();
+    await recordHistory('order-cancel-unknown-booking', handle);
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect((await paymentRows(orderId)).map((p) => [p.status, p.amount_captured])).toEqual([['VOIDED', 0]]);
+    expect((await shipments(orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
+  it('a cancel the courier answers 401 (our credentials) is retried, never taken for a pickup, and ends CANCELLED', async () => {
+    const { orderId, handle, shipment } = await confirmedOrder();
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status: 401,
+      trackingNumber: shipment.tracking_number,
+      calls: 2,
+    });
+
+    const result = await cancel(handle);
+    expect(result).toMatchObject({ status: 'CANCELLED', captured: false, pickedUp: false });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
+    expect(stack.couriers.backend.stats.snapshot().formats.native.scripted.cancel).toBeGreaterThanOrEqual(2);
+  });
+
+  it('credentials refused for longer than the retry window: the cancel is parked, the void and the stock still run; an admin retry finishes it', async () => {
+    const { orderId, handle, sku, shipment } = await confirmedOrder({ settleRetryWindowMs: SHORT_WINDOW });
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status: 401,
+      trackingNumber: shipment.tracking_number,
+    });
+
+    const parked = await cancel(handle);
+    expect(parked.status).toBe('NEEDS_ATTENTION');
+    const itemId = `cancel_booking:${orderShipmentId(orderId, 1)}`;
+    expect(parked.attention).toEqual([expect.objectContaining({ id: itemId, step: 'cancel_booking' })]);
+    expect(parked.attention[0]!.reason).toMatch(/401/);
+    // The other compensations ran: nothing held on the card, the stock back on the shelf.
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await orderRow(orderId)).toMatchObject({
+      status: 'NEEDS_ATTENTION',
+      failure_code: 'NEEDS_ATTENTION',
+    });
+    const rows = await stack.database.db
+      .selectFrom('order_attention')
+      .selectAll()
+      .where('order_id', '=', orderId)
+      .execute();
+    expect(rows).toEqual([expect.objectContaining({ item_id: itemId, status: 'OPEN' })]);
+
+    // Still refused: the retry says so and the item stays open.
+    expect(await resolve(handle, itemId, 'retry', 'tried again')).toMatchObject({ outcome: 'still_failing' });
+    // The courier's credentials are renewed: the retry cancels the booking and the order settles.
+    stack.couriers.backend.answers.clear();
+    expect(await resolve(handle, itemId, 'retry', 'credentials renewed')).toMatchObject({
+      outcome: 'retried',
+      order: expect.objectContaining({ status: 'CANCELLED', attention: [] }),
+    });
+    await handle.result();
+    await recordHistory('order-cancel-parked-then-retried', handle);
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
+    const [closed] = await stack.database.db
+      .selectFrom('order_attention')
+      .selectAll()
+      .where('order_id', '=', orderId)
+      .execute();
+    expect(closed).toMatchObject({
+      status: 'RETRIED',
+      closed_by: 'admin:ops',
+      resolution: 'credentials renewed',
+    });
+    expect(await auditActions(orderId)).toEqual(
+      expect.arrayContaining(['order.cancel', 'order.needs_attention', 'order.attention_retried']),
+    );
+  });
+
+  it('a cancel the courier refuses for good (400) is parked at once; an admin resolves it with a reason', async () => {
+    const { orderId, handle, shipment } = await confirmedOrder();
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status: 400,
+      trackingNumber: shipment.tracking_number,
+    });
+
+    const parked = await cancel(handle);
+    expect(parked.status).toBe('NEEDS_ATTENTION');
+    const itemId = parked.attention[0]!.id;
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+
+    // The admin cancels the booking by phone (here: at the simulator), then says so.
+    expect(stack.couriers.backend.cancel('native', shipment.tracking_number)).toBe('cancelled');
+    const resolved = await resolve(handle, itemId, 'resolve', 'cancelled by phone with the courier');
+    expect(resolved).toMatchObject({
+      outcome: 'resolved',
+      order: expect.objectContaining({ status: 'CANCELLED' }),
+    });
+    await handle.result();
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect(await auditActions(orderId)).toEqual(
+      expect.arrayContaining(['order.cancel', 'order.needs_attention', 'order.attention_resolved']),
+    );
+  });
+
+  it('a "collected" the courier claims but its tracking does not show is not believed: nothing is captured', async () => {
+    const { orderId, handle, sku, shipment } = await confirmedOrder({ settleRetryWindowMs: SHORT_WINDOW });
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status: 409,
+      trackingNumber: shipment.tracking_number,
+    });
+
+    const parked = await cancel(handle);
+    expect(parked).toMatchObject({ status: 'NEEDS_ATTENTION', captured: false, pickedUp: false });
+    expect(parked.attention[0]!.reason).toMatch(/not a pickup/);
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'VOIDED', amount_captured: 0 });
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
+  it('the courier really has the parcel (409, and tracking agrees): the cancel is refused and the order goes on', async () => {
+    const slow = fastPolicy({
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
+    });
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    const { orderId, handle } = await placeOrder({
+      sku,
+      quantity: 1,
+      scenario: 'never_picked_up',
+      policy: slow,
+    });
+    const [shipment] = await eventually(
+      () => shipments(orderId),
+      (rows) => rows[0]?.status === 'INFO_RECEIVED',
+    );
+    stack.collectAtCourier(shipment!.tracking_number);
+    const refusal = await cancel(handle).catch((err: Error) => err);
+    expectPickedUpRefusal(refusal);
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
+  });
+
+  it('a booking the courier refuses (400) fails the order with nothing held anywhere', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    stack.couriers.backend.answers.set({ operation: 'book', status: 400, format: 'native' });
+    const { orderId, handle } = await placeOrder({ sku, quantity: 1, prebook: false });
+    const result = await handle.result();
+    stack.couriers.backend.answers.clear();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect(await shipments(orderId)).toEqual([]);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
+  it('a capture the provider refuses at pickup (authorisation expired) is parked while the parcel is delivered; a retry captures once', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'capture',
+      code: PaymentRejection.AUTHORISATION_EXPIRED,
+    });
+    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'delivered' });
+    const parked = await waitForAttention(handle);
+    expect(parked.attention).toEqual([expect.objectContaining({ id: 'capture', step: 'capture' })]);
+    expect(parked.attention[0]!.reason).toMatch(/authorization_expired|expired/);
+    // The parcel goes on to its delivery meanwhile; the order waits for the admin.
+    await eventually(
+      () => shipments(orderId),
+      (rows) => rows[0]?.status === 'DELIVERED',
+    );
+    expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_ATTENTION' });
+    expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'AUTHORISED', amount_captured: 0 });
+
+    stack.payments.state.faults.clear();
+    expect(await resolve(handle, 'capture', 'retry', 'authorisation renewed by the shopper')).toMatchObject({
+      outcome: 'retried',
+    });
+    const result = await handle.result();
+    await recordHistory('order-capture-parked-then-retried', handle);
+    expect(result).toMatchObject({ status: 'DELIVERED', captured: true, attention: [] });
+    expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+
+  it('a void the provider refuses for good is parked while the stock is still released; an admin retry voids it', async () => {
+    const { orderId, handle, sku } = await confirmedOrder();
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'void',
+      code: PaymentRejection.UNAUTHORISED,
+    });
+
+    const parked = await cancel(handle);
+    expect(parked.status).toBe('NEEDS_ATTENTION');
+    expect(parked.attention).toEqual([
+      expect.objectContaining({ id: 'void_or_refund', step: 'void_or_refund' }),
+    ]);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect((await shipments(orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
+
+    stack.payments.state.faults.clear();
+    expect(await resolve(handle, 'void_or_refund', 'retry', 'API key rotated')).toMatchObject({
+      outcome: 'retried',
+    });
+    await handle.result();
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+  });
+
+  it('a void answered "already captured" (captured outside Waybill) becomes a full refund', async () => {
+    const { orderId, handle, total } = await confirmedOrder();
+    // Someone captured the payment in the provider's dashboard before the shopper cancelled.
+    const [row] = await paymentRows(orderId);
+    const provider = createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 });
+    await provider.capture({
+      idempotencyKey: `dashboard-${orderId}`,
+      providerRef: row!.provider_ref!,
+      amount: total,
+    });
+
+    const result = await cancel(handle);
+    expect(result).toMatchObject({ status: 'CANCELLED', attention: [] });
+    expect(stack.payments.state.payment(row!.provider_ref!)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: total,
+    });
+  });
+
+  it('a refund larger than the capture is refused: parked, the rest settles, and a retry refunds in full', async () => {
+    const sku = uniqueId('KETTLE');
+    await stock(sku, 5);
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'refund',
+      code: PaymentRejection.AMOUNT_TOO_LARGE,
+    });
+    // Picked up, then lost (no scan again): the order fails and refunds in full.
+    const { orderId, handle, total } = await placeOrder({
+      sku,
+      quantity: 1,
+      scenario: 'exception',
+      policy: fastPolicy({ expireAfterNoScanMs: 1_500 }),
+    });
+    const parked = await waitForAttention(handle);
+    expect(parked.attention).toEqual([expect.objectContaining({ id: 'void_or_refund' })]);
+    await eventually(
+      () => orderRow(orderId),
+      (o) => o.status === 'NEEDS_ATTENTION',
+    );
+    expect((await paymentRows(orderId))[0]).toMatchObject({ amount_captured: total, amount_refunded: 0 });
+
+    stack.payments.state.faults.clear();
+    expect(await resolve(handle, 'void_or_refund', 'retry', 'provider limit raised')).toMatchObject({
+      outcome: 'retried',
+    });
+    const result = await handle.result();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST' });
+    expect((await paymentRows(orderId))[0]).toMatchObject({ amount_captured: total, amount_refunded: total });
+    // Lost after pickup: its stock stays shipped.
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+});
