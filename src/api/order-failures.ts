@@ -5,7 +5,8 @@
  */
 import { OrderFailure, OrderStatus } from '../workflows/contract';
 
-const CUSTOMER_MESSAGES: Readonly<Record<string, string>> = {
+/** Every failure code has one: a new code without a sentence fails the typecheck. */
+const CUSTOMER_MESSAGES: Readonly<Record<OrderFailure | typeof OrderStatus.NEEDS_ATTENTION, string>> = {
   [OrderFailure.OUT_OF_STOCK]:
     'Some items are out of stock, so the order was not placed. Nothing was charged.',
   [OrderFailure.STOCK_FAILED]:
@@ -17,6 +18,8 @@ const CUSTOMER_MESSAGES: Readonly<Record<string, string>> = {
   [OrderFailure.BOOKING_FAILED]:
     'No courier could take the parcels, so the order was cancelled and the payment hold released.',
   [OrderFailure.SHIPMENT_LOST]: 'The parcels did not reach you. Our team will contact you about a refund.',
+  [OrderFailure.NOT_STARTED]:
+    'The order could not be started when it was placed and has been closed; nothing was reserved or charged. Please place it again.',
   [OrderStatus.NEEDS_ATTENTION]:
     'Our team is finishing something on this order by hand; nothing is needed from you.',
 };
@@ -36,7 +39,10 @@ export function failureView(
   forStaff: boolean,
 ): FailureView | null {
   if (code === null) return null;
-  const view: FailureView = { code, message: CUSTOMER_MESSAGES[code] ?? FALLBACK };
+  const view: FailureView = {
+    code,
+    message: (CUSTOMER_MESSAGES as Readonly<Record<string, string>>)[code] ?? FALLBACK,
+  };
   if (forStaff && storedMessage !== null) view.detail = storedMessage;
   return view;
 }
