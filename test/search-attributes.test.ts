@@ -3,19 +3,23 @@
  * started with none of Waybill's search attributes (one namespace per case). The worker adds
  * them at start and changes nothing on the next; an attribute of another type, or a worker
  * without operator rights (self-hosted or Temporal Cloud), stops it at start with one line
- * that names the attributes and the command that fixes them.
+ * that names the attributes and the command that fixes them; meanwhile the API answers 503
+ * TEMPORAL_NOT_READY, never 500.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { resolveTemporalCli } from '../src/dev/temporal-cli';
 import { startTemporalDevServer, type RunningDevServer } from '../src/dev/temporal-server';
 import { StartupError } from '../src/main-helpers';
 import { ensureSearchAttributes } from '../src/search-attributes';
+import { orderWorkflowId } from '../src/workflows/contract';
 import { SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
-import { freshDatabase } from './support/db';
+import { startTestApi, type TestApi } from './support/api';
+import { freshDatabase, type TestDatabase } from './support/db';
 import { testConfig, testLog } from './support/env';
 import { startGrpcProxy, type RunningGrpcProxy } from './support/grpc-proxy';
 
@@ -173,5 +177,88 @@ describe('search attributes on a Temporal server set up by nobody', () => {
       await worker.close();
     }
     expect(await custom('waybill.a1b2c')).toEqual({ OrderId: KEYWORD });
+  });
+
+  describe('the API before the worker has set the namespace up', () => {
+    let database: TestDatabase;
+
+    beforeAll(async () => {
+      database = await freshDatabase();
+      await database.db
+        .insertInto('inventory_items')
+        .values({
+          sku: 'KETTLE-1L',
+          name: 'Kettle',
+          on_hand: 10,
+          unit_amount: 4_990,
+          location: 'main',
+          currency: 'MYR',
+        })
+        .execute();
+    });
+
+    afterAll(async () => {
+      await database?.drop();
+    });
+
+    const order = {
+      email: 'aisyah@example.com',
+      shippingAddress: {
+        name: 'Aisyah Rahman',
+        line1: '12 Jalan Bukit',
+        city: 'Shah Alam',
+        postcode: '40000',
+        country: 'MY',
+      },
+      lines: [{ sku: 'KETTLE-1L', quantity: 1 }],
+      payment: { token: 'tok_visa' },
+    };
+    const apiOn = (namespace: string) =>
+      startTestApi({ database, env: { TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: namespace } });
+    const placeOrder = (api: TestApi, headers: Record<string, string>) =>
+      api.app.inject({ method: 'POST', url: '/v1/orders', payload: order, headers });
+
+    it('POST /v1/orders answers 503 TEMPORAL_NOT_READY naming the missing attribute; the same request passes once the worker has added them', async () => {
+      const api = await apiOn('api');
+      try {
+        const headers = { ...api.customer('cus_sa'), 'idempotency-key': randomUUID() };
+        const refused = await placeOrder(api, headers);
+        expect(refused.statusCode).toBe(503);
+        expect(refused.headers['retry-after']).toBe('5');
+        expect(refused.json().error).toEqual({
+          code: 'TEMPORAL_NOT_READY',
+          message: expect.stringMatching(
+            /^the Temporal namespace api has no search attribute (OrderId|OrderStatus|CustomerId) yet; the Waybill worker registers its search attributes when it starts \(where it may not, its start-up line says what to run\): start it, then retry$/,
+          ),
+        });
+
+        await ensureSearchAttributes(connection, { address: server.address, namespace: 'api' }, testLog);
+        const retried = await placeOrder(api, headers);
+        expect(retried.statusCode).toBe(202);
+        await api.temporal.client.workflow
+          .getHandle(orderWorkflowId(retried.json().orderId))
+          .terminate('test over')
+          .catch(() => undefined);
+      } finally {
+        await api.close();
+      }
+    });
+
+    it('POST /v1/orders answers 503 TEMPORAL_NOT_READY when an attribute has another type', async () => {
+      await add('api-wrongtype', { ...EXPECTED, OrderStatus: INT });
+      const api = await apiOn('api-wrongtype');
+      try {
+        const headers = { ...api.customer('cus_sa'), 'idempotency-key': randomUUID() };
+        const refused = await placeOrder(api, headers);
+        expect(refused.statusCode).toBe(503);
+        expect(refused.json().error).toEqual({
+          code: 'TEMPORAL_NOT_READY',
+          message:
+            'the search attribute OrderStatus in the Temporal namespace api-wrongtype has another type than Waybill needs; the Waybill worker names it and the fix when it starts: fix it, then retry',
+        });
+      } finally {
+        await api.close();
+      }
+    });
   });
 });
