@@ -23,6 +23,7 @@ import { createHttpPaymentProvider } from './payments/http-provider';
 import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { ensureSchedules, type EnsuredSchedule } from './schedules';
+import { ensureSearchAttributes, type EnsuredSearchAttribute } from './search-attributes';
 import { temporalConnectionOptions } from './temporal';
 
 /** Where the worker's Prometheus endpoint answers; null when WAYBILL_WORKER_METRICS_PORT is 0. */
@@ -135,6 +136,8 @@ export interface RunningWorker {
   done: Promise<void>;
   /** What the start did to the schedules (created, updated, unchanged). */
   schedules: EnsuredSchedule[];
+  /** What the start did to the custom search attributes (created, unchanged). */
+  searchAttributes: EnsuredSearchAttribute[];
   shutdown(): Promise<void>;
 }
 
@@ -151,8 +154,9 @@ async function connectClient(config: Config): Promise<Connection> {
 }
 
 /**
- * Creates and runs the workers, after making sure the schedules exist and match the
- * configuration; shutdown() drains in-flight tasks, then closes the connections.
+ * Creates and runs the workers, after making sure the custom search attributes exist (or
+ * stopping with what to run where they cannot be added from here) and the schedules exist and
+ * match the configuration; shutdown() drains in-flight tasks, then closes the connections.
  */
 export async function startWorker(opts: {
   config: Config;
@@ -170,9 +174,19 @@ export async function startWorker(opts: {
     })());
 
   let schedules: EnsuredSchedule[];
+  let searchAttributes: EnsuredSearchAttribute[];
   let workers: Worker[];
   try {
     clientConnection = await connectClient(opts.config);
+    // Before anything starts a workflow: an order or shipment started without them fails.
+    try {
+      searchAttributes = await ensureSearchAttributes(clientConnection, opts.config.temporal, opts.log);
+    } catch (err) {
+      if (err instanceof StartupError) throw err;
+      throw new StartupError(
+        `could not check the search attributes of the Temporal namespace ${opts.config.temporal.namespace}: ${(err as Error).message}`,
+      );
+    }
     const temporal = new Client({ connection: clientConnection, namespace: opts.config.temporal.namespace });
     const activities = createActivities({
       db: opts.db,
@@ -225,6 +239,7 @@ export async function startWorker(opts: {
   return {
     done,
     schedules,
+    searchAttributes,
     async shutdown() {
       stopWorkers();
       await done;
@@ -251,6 +266,7 @@ if (require.main === module) {
         taskQueues: [config.temporal.taskQueue, config.temporal.courierTaskQueue],
         metrics: workerMetricsUrl(config),
         schedules: worker.schedules.map((s) => `${s.scheduleId} (${s.outcome})`),
+        searchAttributes: worker.searchAttributes.map((a) => `${a.name} (${a.outcome})`),
       },
       'worker running',
     );

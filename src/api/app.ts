@@ -33,6 +33,8 @@ import {
   routerError,
   isDatabaseUnavailable,
   isTemporalUnavailable,
+  searchAttributeProblem,
+  temporalNotReady,
   temporalUnavailable,
 } from './errors';
 import { metricsPlugin } from './metrics';
@@ -253,12 +255,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         (err.code && FASTIFY_CODES[err.code]) ?? (err.code?.startsWith('FST_') ? 'BAD_REQUEST' : err.code);
       return reply.code(status).send(errorBody(code ?? 'BAD_REQUEST', err.message));
     }
-    // A dependency that is down is the caller's to retry, not a bug: 503 with a clear code.
+    // A dependency that is down, or a Temporal namespace the worker has not set up yet (its
+    // search attributes), is the caller's to retry, not a bug: 503 with a clear code.
+    const searchAttribute = searchAttributeProblem(err);
     const unavailable = isDatabaseUnavailable(err)
       ? databaseUnavailable()
       : isTemporalUnavailable(err)
         ? temporalUnavailable()
-        : null;
+        : searchAttribute
+          ? temporalNotReady(searchAttribute, deps.config.temporal.namespace)
+          : null;
     if (unavailable) {
       request.log.warn({ err }, unavailable.message);
       return reply

@@ -82,6 +82,7 @@ export function clientErrorResponse(err: { code?: string }): string | null {
 
 const GRPC_UNAVAILABLE = 14;
 const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_INVALID_ARGUMENT = 3;
 
 /** Walks an error's cause chain (bounded). */
 function* causes(err: unknown): Generator<unknown> {
@@ -102,6 +103,34 @@ export function isTemporalUnavailable(err: unknown): boolean {
     if (e instanceof Error && /(^|\W)(14 UNAVAILABLE|4 DEADLINE_EXCEEDED)\b/.test(e.message)) return true;
   }
   return false;
+}
+
+/**
+ * What Temporal answers a start whose search attribute the namespace lacks: SQL visibility
+ * (Postgres, MySQL, SQLite) names the namespace's mapping, Elasticsearch says "not defined";
+ * an attribute of another type refuses the value.
+ */
+const SEARCH_ATTRIBUTE_REFUSALS: { pattern: RegExp; problem: SearchAttributeProblem['problem'] }[] = [
+  { pattern: /no mapping defined for search attribute (\w+)/, problem: 'missing' },
+  { pattern: /search attribute (\w+) is not defined/, problem: 'missing' },
+  { pattern: /invalid value for search attribute (\w+) of type (\w+)/, problem: 'wrong type' },
+];
+
+export interface SearchAttributeProblem {
+  attribute: string;
+  problem: 'missing' | 'wrong type';
+}
+
+/** Which search attribute Temporal refused a workflow start for, if that is why it failed. */
+export function searchAttributeProblem(err: unknown): SearchAttributeProblem | null {
+  for (const e of causes(err)) {
+    if ((e as { code?: unknown }).code !== GRPC_INVALID_ARGUMENT || !(e instanceof Error)) continue;
+    for (const { pattern, problem } of SEARCH_ATTRIBUTE_REFUSALS) {
+      const match = pattern.exec(e.message);
+      if (match) return { attribute: match[1]!, problem };
+    }
+  }
+  return null;
 }
 
 /** Postgres error classes that mean "the database is not there", not "the query is wrong". */
@@ -130,6 +159,19 @@ export const temporalUnavailable = (): ApiError =>
     503,
     'TEMPORAL_UNAVAILABLE',
     'the workflow service is unreachable right now; reads still work, retry this in a moment',
+  );
+
+/** The namespace is not set up for Waybill yet: the worker adds the search attributes at its start. */
+export const temporalNotReady = (
+  { attribute, problem }: SearchAttributeProblem,
+  namespace: string,
+): ApiError =>
+  new ApiError(
+    503,
+    'TEMPORAL_NOT_READY',
+    problem === 'missing'
+      ? `the Temporal namespace ${namespace} has no search attribute ${attribute} yet; the Waybill worker registers its search attributes when it starts (where it may not, its start-up line says what to run): start it, then retry`
+      : `the search attribute ${attribute} in the Temporal namespace ${namespace} has another type than Waybill needs; the Waybill worker names it and the fix when it starts: fix it, then retry`,
   );
 
 export const databaseUnavailable = (): ApiError =>

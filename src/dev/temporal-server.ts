@@ -19,6 +19,13 @@ export interface DevServerOptions {
   dynamicConfig?: Record<string, unknown>;
   /** The server's own log level (its lines go to stdout). Default 'error'. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'never';
+  /**
+   * Register Waybill's search attributes at server start (default true); false gives a
+   * server as a new user's would be, for the worker to register them itself.
+   */
+  searchAttributes?: boolean;
+  /** Further namespaces to create besides `namespace`. */
+  extraNamespaces?: string[];
 }
 
 export interface RunningDevServer {
@@ -28,10 +35,13 @@ export interface RunningDevServer {
 }
 
 export async function startTemporalDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
-  const extraArgs = Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => [
-    '--dynamic-config-value',
-    `${key}=${JSON.stringify(value)}`,
-  ]);
+  const extraArgs = [
+    ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => [
+      '--dynamic-config-value',
+      `${key}=${JSON.stringify(value)}`,
+    ]),
+    ...(opts.extraNamespaces ?? []).flatMap((namespace) => ['--namespace', namespace]),
+  ];
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: opts.executable,
@@ -40,7 +50,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
       ...(opts.port !== undefined ? { port: opts.port } : {}),
       ...(opts.uiPort !== undefined ? { ui: true, uiPort: opts.uiPort } : { ui: false }),
       ...(opts.dbFilename !== undefined ? { dbFilename: opts.dbFilename } : {}),
-      searchAttributes: [...SEARCH_ATTRIBUTES],
+      searchAttributes: opts.searchAttributes === false ? [] : [...SEARCH_ATTRIBUTES],
       extraArgs,
       log: { format: 'json', level: opts.logLevel ?? 'error' },
     },

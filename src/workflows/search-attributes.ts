@@ -1,7 +1,10 @@
 /**
  * Custom search attributes: what ops filter workflows by in the Temporal UI and CLI
- * (`temporal workflow list --query 'ShipmentStatus="EXCEPTION"'`). Registered by the dev
- * stack, the test setup and docker-compose; kept current by the workflows.
+ * (`temporal workflow list --query 'ShipmentStatus="EXCEPTION"'`). The one definition of
+ * their names and types: the worker adds them to any Temporal at start
+ * (src/search-attributes.ts), the dev and test servers register them when they start,
+ * docker-compose runs the worker's command for them (test/docker-compose.test.ts checks it).
+ * Kept current by the workflows.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 

@@ -422,11 +422,10 @@ describe('order routes', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(cached.statusCode).toBe(200);
     expect(cached.json().message).toMatch(/^Showing the last stored tracking/);
-    expect(cached.json().shipments[0].dataSource).toMatchObject({
-      isLive: false,
-      isCached: true,
-      refresh: 'courier_unavailable',
-    });
+    expect(cached.json().shipments[0].dataSource).toMatchObject({ isLive: false, isCached: true });
+    // Which one depends on the machine's speed: the poll's retries gave up within the 1.5 s
+    // deadline (courier_unavailable), or the deadline came first (timeout). Never live.
+    expect(['courier_unavailable', 'timeout']).toContain(cached.json().shipments[0].dataSource.refresh);
   });
 
   it('the customer cancels before pickup: CANCELLED, payment voided, stock released; again is harmless', async () => {
