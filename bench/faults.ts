@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { signToken } from '../src/api/tokens';
+import { customerToken } from '../src/api/tokens';
 import { DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../src/dev/demo-plan';
 import { SETTLED_STATUSES } from '../src/dev/ledger';
 import { runMain } from '../src/main-helpers';
@@ -141,7 +141,7 @@ interface ShopControl {
 
 async function runShop(stack: ProcessStack, args: Args, control: ShopControl): Promise<Shop> {
   const runId = randomBytes(4).toString('hex');
-  const token = signToken(stack.config.api.jwtSecret, { sub: `cus_faults_${runId}` }, 6 * 3_600_000);
+  const token = customerToken(stack.config, `cus_faults_${runId}`, 6 * 3_600_000);
   const shop: Shop = {
     accepted: [],
     refusedForGood: [],

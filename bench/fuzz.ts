@@ -24,8 +24,8 @@ import addFormats from 'ajv-formats';
 import { sql, type Kysely } from 'kysely';
 import { createDb } from '../db/client';
 import type { Database } from '../db/database';
-import { signToken } from '../src/api/tokens';
-import { DEV_ADMIN_API_KEY, loadConfig } from '../src/config';
+import { customerToken, staffToken } from '../src/api/tokens';
+import { DEV_ADMIN_API_KEY, loadConfig, type Config } from '../src/config';
 
 // --- A small random source (seeded: a failing run can be repeated) ---------------------
 
@@ -311,25 +311,25 @@ interface FuzzRequest {
   body: string | undefined;
 }
 
-function credentials(jwtSecret: string): Record<string, string> {
+function credentials(config: Config): Record<string, string> {
   switch (int(0, 4)) {
     case 0:
       return {};
     case 1:
-      return { authorization: `Bearer ${signToken(jwtSecret, { sub: 'cus_fuzz' })}` };
+      return { authorization: `Bearer ${customerToken(config, 'cus_fuzz')}` };
     case 2:
-      return { authorization: `Bearer ${signToken(jwtSecret, { sub: 'fuzz-admin', role: 'admin' })}` };
+      return { authorization: `Bearer ${staffToken(config, 'fuzz-admin', 'admin')}` };
     case 3:
       return { 'x-api-key': DEV_ADMIN_API_KEY };
     default:
-      return { authorization: `Bearer ${signToken(jwtSecret, { sub: `cus_${int(1, 99)}` })}` };
+      return { authorization: `Bearer ${customerToken(config, `cus_${int(1, 99)}`)}` };
   }
 }
 
-function build(op: Operation, facts: Facts, jwtSecret: string, mutate: boolean): FuzzRequest {
+function build(op: Operation, facts: Facts, config: Config, mutate: boolean): FuzzRequest {
   const params: Record<string, unknown> = {};
   const query: Record<string, unknown> = {};
-  const headers: Record<string, string> = { ...credentials(jwtSecret) };
+  const headers: Record<string, string> = { ...credentials(config) };
   for (const p of op.parameters) {
     if (!p.required && !chance(0.5)) continue;
     const value = valid(p.schema, p.name, facts);
@@ -596,10 +596,10 @@ async function main(): Promise<void> {
     const orderOp = ops.find((o) => o.method === 'POST' && o.path === '/v1/orders');
     if (orderOp && facts.skus.length > 0) {
       for (let i = 0; i < 5; i++) {
-        const req = build(orderOp, facts, config.api.jwtSecret, false);
+        const req = build(orderOp, facts, config, false);
         req.headers = {
           ...req.headers,
-          authorization: `Bearer ${signToken(config.api.jwtSecret, { sub: 'cus_fuzz' })}`,
+          authorization: `Bearer ${customerToken(config, 'cus_fuzz')}`,
         };
         delete req.headers['x-api-key'];
         await send(base, req);
@@ -667,7 +667,7 @@ async function main(): Promise<void> {
     }
     await runBatch(
       base,
-      Array.from({ length: mutatedCount }, () => build(pick(ops), facts, config.api.jwtSecret, true)),
+      Array.from({ length: mutatedCount }, () => build(pick(ops), facts, config, true)),
       16,
       check,
     );
@@ -680,9 +680,7 @@ async function main(): Promise<void> {
     // Phase 2: valid requests.
     await runBatch(
       base,
-      Array.from({ length: total - mutatedCount }, () =>
-        build(pick(ops), facts, config.api.jwtSecret, false),
-      ),
+      Array.from({ length: total - mutatedCount }, () => build(pick(ops), facts, config, false)),
       16,
       check,
     );

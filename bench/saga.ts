@@ -32,7 +32,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { signToken } from '../src/api/tokens';
+import { customerToken } from '../src/api/tokens';
 import { runMain } from '../src/main-helpers';
 import {
   checkLine,
@@ -324,7 +324,7 @@ runMain(async () => {
   });
   try {
     const runId = randomBytes(4).toString('hex');
-    const token = signToken(stack.config.api.jwtSecret, { sub: `cus_saga_${runId}` }, 6 * 3_600_000);
+    const token = customerToken(stack.config, `cus_saga_${runId}`, 6 * 3_600_000);
     const run: Run = { stack, token, runId, serverPid: stack.temporalServerPid(), say };
     const steps: Step[] = [];
     for (const rate of args.rates) {
