@@ -24,17 +24,18 @@
  * Prints the figures and writes bench/results/faults.json; exits 1 when a check fails.
  *
  * courier-answers (issue 13): for a window while the orders go in (until 10 s after the shop's
- * last cancel, at least 30 s), the courier simulator's scripted answers (`/control/answers`, over HTTP, driven by
- * bench/support/courier-answers.ts) answer a share of bookings 400/401/500/503 and of cancels
- * 400/401/409/500/503, the status drawn anew every few seconds; then they are cleared. A
- * booking refused for good fails its order; a cancel refused for good is parked
- * (NEEDS_ATTENTION); the rest is retried. After the window the suite plays the admin: it
- * retries every open item of `GET /v1/admin/attention` until none is open, and checks that
- * each closed that way. Three orders in ten are cancelled once the API shows them booked, so
- * that their cancel reaches the courier (a cancel that overtakes the booking never does), and
- * their parcels play `never_picked_up`: "the courier answers normally again" then means their
- * cancel goes through. A parcel the courier collected while its cancel was refused would need
- * recalling (`recall_parcel`), which a retry cannot do.
+ * last cancel, at least 30 s), the courier simulator's scripted answers (`/control/answers`,
+ * over HTTP, driven by bench/support/courier-answers.ts) answer a share of bookings
+ * 400/401/500/503 and of cancels 400/401/409/500/503, the status drawn anew every few seconds;
+ * then they are cleared. A booking refused for good fails its order; a cancel refused for good
+ * is parked (NEEDS_ATTENTION); the rest is retried. After the window the suite plays the
+ * admin: it retries every open item of `GET /v1/admin/attention` until none is open, and
+ * checks that each closed that way. Three orders in ten are cancelled once the API shows them
+ * booked, so that their cancel meets a live booking at the courier (on a loaded machine a
+ * cancel sent a few seconds after the create mostly overtakes the booking), and their parcels
+ * play `never_picked_up`: "the courier answers normally again" then means their cancel goes
+ * through. A parcel the courier collected while its cancel was refused
+ * would need recalling (`recall_parcel`), which a retry cannot do.
  * A cancel is never scripted 404: a scripted answer changes nothing at the courier, so the
  * saga would (rightly) take "unknown booking" as nothing live while the simulator still holds
  * the booking, and the ledger's live-booking rule would flag the courier's own contradiction,
