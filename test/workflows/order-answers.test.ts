@@ -172,6 +172,9 @@ describe('order saga: courier and provider answers', () => {
     const itemId = parked.attention[0]!.id;
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
 
+    // What the admin says happened outside Waybill: the booking cancelled by phone.
+    stack.couriers.backend.answers.clear();
+    expect(stack.couriers.backend.cancel('native', shipment.tracking_number)).toBe('cancelled');
     const resolved = await resolve(handle, itemId, 'resolve', 'cancelled by phone with the courier');
     expect(resolved).toMatchObject({
       outcome: 'resolved',
@@ -227,6 +230,11 @@ describe('order saga: courier and provider answers', () => {
     await stock(sku, 5);
     stack.couriers.backend.answers.set({ operation: 'book', status: 400, format: 'native' });
     const { orderId, handle } = await placeOrder({ sku, quantity: 1 });
+    // placeOrder books the parcel at the courier to pick its lifecycle; a refused booking makes none.
+    const prebooked = stack.couriers.backend
+      .list()
+      .filter((p) => p.reference === orderShipmentId(orderId, 1));
+    for (const p of prebooked) stack.couriers.backend.forget(p.trackingNumber);
     const result = await handle.result();
     stack.couriers.backend.answers.clear();
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
