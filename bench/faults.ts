@@ -28,19 +28,19 @@
  * over HTTP, driven by bench/support/courier-answers.ts) answer a share of bookings
  * 400/401/500/503 and of cancels 400/401/409/500/503, the status drawn anew every few seconds;
  * then they are cleared. A booking refused for good fails its order; a cancel refused for good
- * is parked (NEEDS_ATTENTION); the rest is retried. After the window the suite plays the
- * admin: it retries every open item of `GET /v1/admin/attention` until none is open, and
- * checks that each closed that way. Three orders in ten are cancelled once the API shows them
- * booked, so that their cancel meets a live booking at the courier (on a loaded machine a
- * cancel sent a few seconds after the create mostly overtakes the booking), and their parcels
- * play `never_picked_up`: "the courier answers normally again" then means their cancel goes
- * through. A parcel the courier collected while its cancel was refused
- * would need recalling (`recall_parcel`), which a retry cannot do.
- * A cancel is never scripted 404: a scripted answer changes nothing at the courier, so the
- * saga would (rightly) take "unknown booking" as nothing live while the simulator still holds
- * the booking, and the ledger's live-booking rule would flag the courier's own contradiction,
- * not ours. The 404 comes for real instead: one cancelled order in three loses its booking
- * just before its cancel (`DELETE /control/parcels/:number`, the courier forgets it), so the
+ * is parked (NEEDS_ATTENTION); the rest is retried. After the window the suite plays the admin:
+ * it retries every open item of `GET /v1/admin/attention` until none is open, and checks that
+ * each closed that way, and that no finished parcel keeps a courier incident. Three orders in
+ * ten are cancelled once the API shows them booked, so that their cancel meets a live booking
+ * at the courier (on a loaded machine a cancel sent a few seconds after the create mostly
+ * overtakes the booking), and their parcels play `never_picked_up`: "the courier answers
+ * normally again" then means their cancel goes through. A parcel the courier collected while
+ * its cancel was refused would need recalling (`recall_parcel`), which a retry cannot do.
+ * A cancel is never scripted 404: a scripted answer changes nothing at the courier, so the saga
+ * would (rightly) take "unknown booking" as nothing live while the simulator still holds the
+ * booking, and the ledger's live-booking rule would flag the courier's own contradiction, not
+ * ours. The 404 comes for real instead: one cancelled order in three loses its booking just
+ * before its cancel (`DELETE /control/parcels/:number`, the courier forgets it), so the
  * courier's answer and its books agree, as the ledger needs.
  */
 import { randomBytes } from 'node:crypto';
@@ -54,6 +54,7 @@ import { orderWorkflowId } from '../src/workflows/contract';
 import { consistencyChecks, summarise, type Check } from './support/consistency';
 import {
   attentionCheck,
+  incidentCheck,
   playAdmin,
   scriptCourierAnswers,
   type AdminTally,
@@ -658,6 +659,7 @@ async function runOrdersAndCheck(
   } else if (adminTally) {
     checks.push(attentionCheck(adminTally));
   }
+  if (suite === 'courier-answers') checks.push(await incidentCheck(stack.db, shop.accepted));
   result.checks = checks;
 
   const outcomes = await stack.db

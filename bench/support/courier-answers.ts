@@ -15,6 +15,8 @@
  * counters at every rotation attributes them to the status that was in force (a call that
  * lands in the few milliseconds between the read and the new rule counts for the next one).
  */
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
 import { seededRandom } from '../../src/simulator/faults';
 import type { Check } from './consistency';
 
@@ -283,5 +285,34 @@ export function attentionCheck(tally: AdminTally): Check {
         ? 'nothing was parked'
         : `${parked} parked on ${tally.parkedOrders} orders (${bySteps}), all retried (admin retries: ${tries})`
       : `${tally.open.length} still open of ${parked} (${bySteps}; admin retries: ${tries || 'none'}): ${tally.open.slice(0, 3).join('; ')}`,
+  };
+}
+
+/**
+ * A refusal the courier got over (credentials refused, then the call went through) leaves no
+ * incident behind: no delivered, returned or cancelled parcel of these orders still carries a
+ * sync error, which tracking reads as "unavailable" and the admin queue lists as an exception.
+ * (EXPIRED parcels may keep theirs: it says why they expired. No poll fails in this suite.)
+ */
+export async function incidentCheck(db: Kysely<Database>, orderIds: string[]): Promise<Check> {
+  const rows = orderIds.length
+    ? await db
+        .selectFrom('shipments')
+        .select(['id', 'status', 'sync_error'])
+        .where('order_id', 'in', orderIds)
+        .where('status', 'in', ['DELIVERED', 'RETURNED', 'CANCELLED'])
+        .execute()
+    : [];
+  const stale = rows.filter((r) => r.sync_error !== null);
+  return {
+    name: 'no finished parcel still shows a courier incident (sync error)',
+    pass: stale.length === 0,
+    detail:
+      stale.length === 0
+        ? `${rows.length} delivered, returned or cancelled parcels`
+        : `${stale.length} of ${rows.length}: ${stale
+            .slice(0, 3)
+            .map((r) => `${r.id} ${r.status} "${r.sync_error!.slice(0, 90)}"`)
+            .join('; ')}`,
   };
 }
