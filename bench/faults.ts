@@ -9,27 +9,66 @@
  *   courier-outage    every courier format answers 503 for 2 minutes (simulator control API)
  *   postgres-restart  Postgres stopped for 15 s, then started on the same data
  *   temporal-restart  the Temporal dev server stopped for 15 s, then started on the same SQLite file
+ *   courier-answers   the courier answers books and cancels with random 4xx/5xx while the orders
+ *                     are placed (scripted answers), then normally; an admin retries what was parked
  *
  * The shop's side behaves like a real one: it retries a 503 on create with the same
- * Idempotency-Key, cancels one order in ten a few seconds after placing it, and a reader
- * polls the customers' read routes throughout. Checks (PASS/FAIL each): every order settles
- * (read model and Temporal); no tracking event twice; one live booking per order; at most one
- * capture per order; no half-compensation; stock reconciles; reads never answered 5xx (in the
- * Postgres suite: only 503 with Retry-After, and only while Postgres was down).
+ * Idempotency-Key, cancels one order in ten a few seconds after placing it (courier-answers:
+ * three in ten, once booked), and a reader polls the customers' read routes throughout. Checks
+ * (PASS/FAIL each, bench/support/consistency.ts): every order settles (read model and
+ * Temporal); every parcel of a settled order final; no tracking event twice; the money
+ * ledger's rules (src/dev/ledger.ts: captured − refunded = value delivered and kept, one
+ * capture, the read model agrees with the provider, no authorisation held, no live booking,
+ * stock reconciles); reads never answered 5xx (in the Postgres suite: only 503 with
+ * Retry-After, and only while Postgres was down); writes 503 + Retry-After at worst.
  * Prints the figures and writes bench/results/faults.json; exits 1 when a check fails.
+ *
+ * courier-answers (issue 13): for a window while the orders go in (until 10 s after the shop's
+ * last cancel, at least 30 s), the courier simulator's scripted answers (`/control/answers`,
+ * over HTTP, driven by bench/support/courier-answers.ts) answer a share of bookings
+ * 400/401/500/503 and of cancels 400/401/409/500/503, the status drawn anew every few seconds;
+ * then they are cleared. A booking refused for good fails its order; a cancel refused for good
+ * is parked (NEEDS_ATTENTION); the rest is retried. After the window the suite plays the admin:
+ * it retries every open item of `GET /v1/admin/attention` until none is open, and checks that
+ * each closed that way, and that no finished parcel keeps a courier incident. Three orders in
+ * ten are cancelled once the API shows them booked, so that their cancel meets a live booking
+ * at the courier (on a loaded machine a cancel sent a few seconds after the create mostly
+ * overtakes the booking), and their parcels play `never_picked_up`: "the courier answers
+ * normally again" then means their cancel goes through. A parcel the courier collected while
+ * its cancel was refused would need recalling (`recall_parcel`), which a retry cannot do.
+ * A cancel is never scripted 404: a scripted answer changes nothing at the courier, so the saga
+ * would (rightly) take "unknown booking" as nothing live while the simulator still holds the
+ * booking, and the ledger's live-booking rule would flag the courier's own contradiction, not
+ * ours. The 404 comes for real instead: one cancelled order in three loses its booking just
+ * before its cancel (`DELETE /control/parcels/:number`, the courier forgets it), so the
+ * courier's answer and its books agree, as the ledger needs.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { customerToken } from '../src/api/tokens';
+import { customerToken, staffToken } from '../src/api/tokens';
 import { DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../src/dev/demo-plan';
 import { SETTLED_STATUSES } from '../src/dev/ledger';
 import { runMain } from '../src/main-helpers';
 import { orderWorkflowId } from '../src/workflows/contract';
 import { consistencyChecks, summarise, type Check } from './support/consistency';
+import {
+  attentionCheck,
+  incidentCheck,
+  playAdmin,
+  scriptCourierAnswers,
+  type AdminTally,
+  type ScriptedTally,
+} from './support/courier-answers';
 import { startProcessStack, waitForTemporal, type ProcessStack } from './support/stack';
 
-const SUITES = ['worker-kill', 'courier-outage', 'postgres-restart', 'temporal-restart'] as const;
+const SUITES = [
+  'worker-kill',
+  'courier-outage',
+  'postgres-restart',
+  'temporal-restart',
+  'courier-answers',
+] as const;
 type Suite = (typeof SUITES)[number];
 
 const STOCK = 1_000_000;
@@ -64,19 +103,58 @@ const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(0).padStar
 
 // --- The shop ------------------------------------------------------------------------------
 
-/** What kind of order the shop places; the courier simulator's "test card" picks the lifecycle. */
-const MIX = [
-  { kind: 'delivered', scenario: 'delivered', token: 'tok_visa', cancel: false },
-  { kind: 'delivered', scenario: 'delivered', token: 'tok_visa', cancel: false },
-  { kind: 'delivered', scenario: 'delivered', token: 'tok_visa', cancel: false },
-  { kind: 'delivered', scenario: 'delivered', token: 'tok_visa', cancel: false },
-  { kind: 'retry-delivered', scenario: 'failed_attempt_then_delivered', token: 'tok_visa', cancel: false },
-  { kind: 'retry-delivered', scenario: 'failed_attempt_then_delivered', token: 'tok_visa', cancel: false },
-  { kind: 'returned', scenario: 'return_to_origin', token: 'tok_visa', cancel: false },
-  { kind: 'declined', scenario: 'delivered', token: 'tok_chargeDeclined', cancel: false },
-  { kind: 'cancelled', scenario: 'delivered', token: 'tok_visa', cancel: true },
-  { kind: 'delivered', scenario: 'delivered', token: 'tok_visa', cancel: false },
-] as const;
+/**
+ * What kind of order the shop places; the courier simulator's "test card" picks the lifecycle.
+ * `cancel`: the shop cancels it a few seconds after placing it (`soon`), or once the API shows
+ * it booked (`once-booked`: the cancel then reaches the courier); `loseBooking`: just before
+ * that cancel, the courier loses the order's booking (its cancel then answers a real 404).
+ */
+interface MixEntry {
+  kind: string;
+  scenario: string;
+  token: string;
+  cancel: 'never' | 'soon' | 'once-booked';
+  loseBooking: boolean;
+}
+const orderKind = (kind: string, scenario: string, token = 'tok_visa'): MixEntry => ({
+  kind,
+  scenario,
+  token,
+  cancel: 'never',
+  loseBooking: false,
+});
+
+/** One in ten cancelled, some seconds after placing: a race with the parcel's pickup (6 courier hours). */
+const MIX: readonly MixEntry[] = [
+  orderKind('delivered', 'delivered'),
+  orderKind('delivered', 'delivered'),
+  orderKind('delivered', 'delivered'),
+  orderKind('delivered', 'delivered'),
+  orderKind('retry-delivered', 'failed_attempt_then_delivered'),
+  orderKind('retry-delivered', 'failed_attempt_then_delivered'),
+  orderKind('returned', 'return_to_origin'),
+  orderKind('declined', 'delivered', 'tok_chargeDeclined'),
+  { ...orderKind('cancelled', 'delivered'), cancel: 'soon' },
+  orderKind('delivered', 'delivered'),
+];
+
+/**
+ * courier-answers: three in ten cancelled once booked (so that each cancel reaches the courier
+ * to be refused), their parcels never collected (a cancel the courier refused must still be
+ * possible when the admin retries it), one of the three losing its booking first.
+ */
+const ANSWERS_MIX: readonly MixEntry[] = [
+  orderKind('delivered', 'delivered'),
+  orderKind('delivered', 'delivered'),
+  { ...orderKind('cancelled', 'never_picked_up'), cancel: 'once-booked' },
+  orderKind('retry-delivered', 'failed_attempt_then_delivered'),
+  orderKind('returned', 'return_to_origin'),
+  { ...orderKind('cancelled-lost-booking', 'never_picked_up'), cancel: 'once-booked', loseBooking: true },
+  orderKind('delivered', 'delivered'),
+  orderKind('declined', 'delivered', 'tok_chargeDeclined'),
+  { ...orderKind('cancelled', 'never_picked_up'), cancel: 'once-booked' },
+  orderKind('delivered', 'delivered'),
+];
 
 interface HttpTally {
   byStatus: Map<number, number>;
@@ -122,9 +200,17 @@ async function call(
 
 interface Shop {
   accepted: string[];
+  /** The kind (MixEntry.kind) of each accepted order. */
+  kindOf: Map<string, string>;
   refusedForGood: string[];
   createRetries: number;
   cancels: { asked: number; accepted: number; refused: number };
+  /**
+   * Orders cancelled once booked: how many were booked (and so cancelled at the courier), how
+   * many bookings the courier lost just before their cancel, and how many orders had no
+   * booking by then (refused, or not booked within 2 min; cancelled anyway).
+   */
+  onceBooked: { booked: number; lost: number; notBooked: number };
   writes: HttpTally;
   reads: HttpTally;
   /** The reader loop; settles once told to stop. */
@@ -137,16 +223,25 @@ interface ShopControl {
   stopReading: boolean;
   /** The stack will not come back: stop placing orders and retrying. */
   giveUp: boolean;
+  /** Called once every order has been placed and every cancel asked once (or the shop stopped early). */
+  allAsked: () => void;
 }
 
-async function runShop(stack: ProcessStack, args: Args, control: ShopControl): Promise<Shop> {
+async function runShop(
+  stack: ProcessStack,
+  args: Args,
+  mix: readonly MixEntry[],
+  control: ShopControl,
+): Promise<Shop> {
   const runId = randomBytes(4).toString('hex');
   const token = customerToken(stack.config, `cus_faults_${runId}`, 6 * 3_600_000);
   const shop: Shop = {
     accepted: [],
+    kindOf: new Map(),
     refusedForGood: [],
     createRetries: 0,
     cancels: { asked: 0, accepted: 0, refused: 0 },
+    onceBooked: { booked: 0, lost: 0, notBooked: 0 },
     writes: tally(),
     reads: tally(),
   };
@@ -163,13 +258,28 @@ async function runShop(stack: ProcessStack, args: Args, control: ShopControl): P
     }
   })();
 
+  // Orders not yet placed, or placed with their cancel not asked yet.
+  let toAsk = args.orders;
   const place = async (n: number) => {
-    const mix = MIX[n % MIX.length]!;
+    let asked = false;
+    const askedNow = () => {
+      if (asked) return;
+      asked = true;
+      if (--toAsk === 0) control.allAsked();
+    };
+    try {
+      await placeOne(n, askedNow);
+    } finally {
+      askedNow();
+    }
+  };
+  const placeOne = async (n: number, askedNow: () => void) => {
+    const entry = mix[n % mix.length]!;
     const key = `faults-${runId}-${n}`;
     const body = {
       email: `fault${n}@example.com`,
       shippingAddress: {
-        name: `Fault Shopper ${n} [scenario:${mix.scenario}]`,
+        name: `Fault Shopper ${n} [scenario:${entry.scenario}]`,
         line1: `${n} Jalan Ampang`,
         city: 'Kuala Lumpur',
         postcode: '50450',
@@ -177,7 +287,7 @@ async function runShop(stack: ProcessStack, args: Args, control: ShopControl): P
       },
       lines: [{ sku: n % 2 === 0 ? 'KETTLE-1L' : 'MUG-SET-4', quantity: 1 }],
       courier: 'simulator',
-      payment: { token: mix.token },
+      payment: { token: entry.token },
     };
     // A shop retries a create that met an outage, with the same key, for up to 5 minutes
     // (less when the suite gives up on the stack).
@@ -188,9 +298,12 @@ async function runShop(stack: ProcessStack, args: Args, control: ShopControl): P
       if (answer.status === 202) {
         const orderId = String(answer.body?.orderId);
         shop.accepted.push(orderId);
-        if (mix.cancel) {
-          await sleep(1_000 + (n % 5) * 1_000);
+        shop.kindOf.set(orderId, entry.kind);
+        if (entry.cancel !== 'never') {
+          if (entry.cancel === 'soon') await sleep(1_000 + (n % 5) * 1_000);
+          else await untilBooked(stack, shop, token, orderId, entry.loseBooking);
           shop.cancels.asked++;
+          askedNow();
           for (;;) {
             const c = await call(stack, shop.writes, 'POST', `/v1/orders/${orderId}/cancel`, {
               token,
@@ -226,8 +339,44 @@ async function runShop(stack: ProcessStack, args: Args, control: ShopControl): P
     await sleep(1_000 / args.rate);
   }
   await Promise.all(placing);
+  control.allAsked();
   shop.readerDone = reader;
   return shop;
+}
+
+/**
+ * Waits (up to 2 min) until the API shows the order booked (CONFIRMED, with its parcels), as a
+ * shopper who cancels after the confirmation; with `lose`, the courier then loses those
+ * bookings (the simulator forgets them). An order that is not booked by then (its booking
+ * retrying through scripted answers) or never will be (refused) is counted and left alone.
+ */
+async function untilBooked(
+  stack: ProcessStack,
+  shop: Shop,
+  token: string,
+  orderId: string,
+  lose: boolean,
+): Promise<void> {
+  const until = Date.now() + 120_000;
+  while (Date.now() < until) {
+    const { status, body } = await call(stack, shop.reads, 'GET', `/v1/orders/${orderId}`, { token });
+    const shipments = (body?.shipments ?? []) as { trackingNumber: string }[];
+    if (status === 200 && body?.status === 'CONFIRMED' && shipments.length > 0) {
+      shop.onceBooked.booked++;
+      if (!lose) return;
+      for (const s of shipments) {
+        const url = `${stack.courier.url}/control/parcels/${encodeURIComponent(s.trackingNumber)}`;
+        const res = await fetch(url, { method: 'DELETE', signal: AbortSignal.timeout(10_000) });
+        if (!res.ok)
+          throw new Error(`the courier simulator did not forget ${s.trackingNumber}: ${res.status}`);
+      }
+      shop.onceBooked.lost += shipments.length;
+      return;
+    }
+    if (status === 200 && body?.status !== 'PENDING' && body?.status !== 'CONFIRMED') break;
+    await sleep(500);
+  }
+  shop.onceBooked.notBooked++;
 }
 
 // --- Faults -------------------------------------------------------------------------------
@@ -236,12 +385,16 @@ interface FaultLog {
   lines: string[];
   /** Windows (epoch ms) when the broken part was down. */
   down: { from: number; until: number }[];
+  /** courier-answers: the calls the courier answered with a scripted status. */
+  scripted?: ScriptedTally;
 }
 
 /** Breaks the suite's part of the stack and brings it back; `log` keeps what happened, also when it throws. */
 async function injectFaults(
   suite: Suite,
   stack: ProcessStack,
+  /** Resolves once the shop has placed every order and asked every cancel once. */
+  shopAsked: Promise<void>,
   t0: number,
   say: (l: string) => void,
   log: FaultLog,
@@ -278,6 +431,17 @@ async function injectFaults(
       await sleep(durationMs);
       log.down.push({ from, until: Date.now() });
       note('courier outage over');
+      break;
+    }
+    case 'courier-answers': {
+      // Open until the shop's last cancel has had 10 s to reach the courier (at least 30 s, at most 10 min).
+      const closes = Promise.all([
+        sleep(30_000),
+        Promise.race([shopAsked.then(() => sleep(10_000)), sleep(10 * 60_000)]),
+      ]).then(() => undefined);
+      const from = Date.now();
+      log.scripted = await scriptCourierAnswers(stack.courier.url, closes, note);
+      log.down.push({ from, until: Date.now() });
       break;
     }
     case 'postgres-restart': {
@@ -322,6 +486,8 @@ interface SuiteResult {
   orders: number;
   accepted: number;
   outcomes: string;
+  /** How each kind of order the shop placed ended. */
+  byKind: Record<string, string>;
   createRetries: number;
   cancels: Shop['cancels'];
   faults: string[];
@@ -331,6 +497,12 @@ interface SuiteResult {
   reads: Record<string, number>;
   workerStarts: number;
   checks: Check[];
+  /** courier-answers: what the courier answered, what the admin found parked and did. */
+  answers?: {
+    scripted: ScriptedTally | null;
+    onceBooked: Shop['onceBooked'];
+    admin: AdminTally | null;
+  };
 }
 
 /** The stack of the suite running now, so Ctrl-C can stop it (and its Postgres) before exiting. */
@@ -348,6 +520,7 @@ async function runSuite(suite: Suite, args: Args): Promise<SuiteResult> {
     orders: args.orders,
     accepted: 0,
     outcomes: '',
+    byKind: {},
     createRetries: 0,
     cancels: { asked: 0, accepted: 0, refused: 0 },
     faults: [],
@@ -399,13 +572,15 @@ async function runOrdersAndCheck(
 ): Promise<void> {
   setStage('placing orders and injecting the fault');
   const started = Date.now();
-  const control: ShopControl = { stopReading: false, giveUp: false };
+  let allAsked!: () => void;
+  const asked = new Promise<void>((resolve) => (allAsked = resolve));
+  const control: ShopControl = { stopReading: false, giveUp: false, allAsked };
   const faults: FaultLog = { lines: [], down: [] };
   say(`placing ${args.orders} orders at ${args.rate}/s`);
   const [placed, injected] = await Promise.allSettled([
-    runShop(stack, args, control),
+    runShop(stack, args, suite === 'courier-answers' ? ANSWERS_MIX : MIX, control),
     // A stack that does not come back from its fault: the shop stops retrying against it.
-    injectFaults(suite, stack, started, say, faults).catch((err: unknown) => {
+    injectFaults(suite, stack, asked, started, say, faults).catch((err: unknown) => {
       control.giveUp = true;
       throw err;
     }),
@@ -431,9 +606,30 @@ async function runOrdersAndCheck(
 
   setStage('waiting for the orders to settle');
   const settleFrom = Date.now();
+  // courier-answers: an admin works the exceptions queue while the orders settle.
+  let settled = false;
+  const admin =
+    suite === 'courier-answers'
+      ? playAdmin({
+          apiUrl: stack.apiUrl,
+          token: staffToken(stack.config, 'adm_faults', 'admin', 6 * 3_600_000),
+          stop: () => settled,
+          deadline: settleFrom + SETTLE_DEADLINE_MS,
+          say,
+        }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+      : null;
   await settle(stack, shop.accepted, say);
+  settled = true;
+  const adminTally = await admin;
   result.settleSeconds = (Date.now() - settleFrom) / 1000;
   await shopDone(shop);
+  if (suite === 'courier-answers') {
+    result.answers = {
+      scripted: faults.scripted ?? null,
+      onceBooked: shop.onceBooked,
+      admin: adminTally instanceof Error ? null : adminTally,
+    };
+  }
 
   setStage('running the checks');
   const checks = await consistencyChecks({
@@ -454,14 +650,32 @@ async function runOrdersAndCheck(
   });
   checks.push(readCheck(suite, shop.reads, faults));
   checks.push(writeCheck(shop.writes));
+  if (adminTally instanceof Error) {
+    checks.push({
+      name: 'every parked step was closed by an admin retry',
+      pass: false,
+      detail: adminTally.message,
+    });
+  } else if (adminTally) {
+    checks.push(attentionCheck(adminTally));
+  }
+  if (suite === 'courier-answers') checks.push(await incidentCheck(stack.db, shop.accepted));
   result.checks = checks;
 
   const outcomes = await stack.db
     .selectFrom('orders')
-    .select('status')
+    .select(['id', 'status', 'failure_code'])
     .where('id', 'in', shop.accepted.length ? shop.accepted : ['none'])
     .execute();
   result.outcomes = summarise(outcomes.map((o) => o.status));
+  // How each kind of order ended, a failure with its code: "cancelled: 11 CANCELLED, 1 FAILED BOOKING_FAILED".
+  const byKind = new Map<string, string[]>();
+  for (const o of outcomes) {
+    const kind = shop.kindOf.get(o.id) ?? '?';
+    const ending = o.status === 'FAILED' ? `FAILED ${o.failure_code}` : o.status;
+    byKind.set(kind, [...(byKind.get(kind) ?? []), ending]);
+  }
+  result.byKind = Object.fromEntries([...byKind].map(([kind, endings]) => [kind, summarise(endings)]));
 }
 
 /**
@@ -605,5 +819,23 @@ function report(r: SuiteResult): void {
     `\n${r.suite}: ${r.accepted}/${r.orders} orders ${how}; ${r.wallSeconds.toFixed(0)} s in all\n`,
   );
   for (const line of r.faults) process.stdout.write(`    ${line}\n`);
+  for (const [kind, endings] of Object.entries(r.byKind)) process.stdout.write(`    ${kind}: ${endings}\n`);
+  if (r.answers) {
+    const { onceBooked, admin } = r.answers;
+    const parked = admin
+      ? Object.entries(admin.parkedByStep)
+          .map(([step, n]) => `${n} ${step}`)
+          .join(', ') || 'none'
+      : 'unknown (the admin failed)';
+    process.stdout.write(
+      `    cancels: ${r.cancels.asked} asked, ${r.cancels.accepted} accepted, ${r.cancels.refused} refused; ` +
+        `${onceBooked.booked} cancelled once booked, ${onceBooked.lost} of them after the courier lost the booking ` +
+        `(${onceBooked.notBooked} cancelled unbooked: refused, or not booked within 2 min)\n` +
+        `    parked for an admin: ${parked}${admin ? ` on ${admin.parkedOrders} orders` : ''}\n`,
+    );
+    for (const [step, reason] of Object.entries(admin?.reasons ?? {})) {
+      process.stdout.write(`      e.g. ${step}: ${reason}\n`);
+    }
+  }
   for (const c of r.checks) process.stdout.write(`  ${c.pass ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}\n`);
 }

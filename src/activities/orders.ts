@@ -232,6 +232,9 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           status: 'CANCELLED',
           sub_status: outcome === CancelOutcome.CANCELLED ? 'BOOKING_CANCELLED' : 'UNKNOWN_AT_COURIER',
           next_poll_at: null,
+          // The courier answered: a credentials incident an earlier attempt recorded is over.
+          sync_error: null,
+          sync_failing_since: null,
           updated_at: sql<Date>`now()`,
         })
         .where('id', '=', input.shipmentId)

@@ -14,12 +14,13 @@ import {
   orderStateQuery,
   resolveAttentionUpdate,
   type OrderSnapshot,
+  type PollPolicy,
 } from '../../src/workflows/contract';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { expectPickedUpRefusal, useSagaStack } from '../support/saga';
-import { fastPolicy, uniqueId } from '../support/temporal';
+import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
@@ -31,7 +32,7 @@ describe('order saga: courier and provider answers', () => {
   const { stock, placeOrder, orderRow, paymentRows, item, shipments } = stack;
 
   /** An order whose parcel is booked and tracked, never collected. */
-  async function confirmedOrder(opts: { settleRetryWindowMs?: number } = {}) {
+  async function confirmedOrder(opts: { settleRetryWindowMs?: number; policy?: PollPolicy } = {}) {
     const sku = uniqueId('KETTLE');
     await stock(sku, 5);
     const placed = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up', ...opts });
@@ -104,6 +105,24 @@ describe('order saga: courier and provider answers', () => {
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
     expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
     expect(stack.couriers.backend.stats.snapshot().formats.native.scripted.cancel).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a cancel that goes through after a 401 closes the credentials incident: the cancelled parcel shows no sync error', async () => {
+    // No tracking poll of its own after the first: only the cancel's own answers touch the row.
+    const { orderId, handle, shipment } = await confirmedOrder({ policy: stillPolicy() });
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status: 401,
+      trackingNumber: shipment.tracking_number,
+      calls: 2,
+    });
+
+    expect(await cancel(handle)).toMatchObject({ status: 'CANCELLED' });
+    await handle.result();
+    // Tracking reads `unavailable` and the admin queue's exceptions come from these two columns.
+    expect(await shipments(orderId)).toEqual([
+      expect.objectContaining({ status: 'CANCELLED', sync_error: null, sync_failing_since: null }),
+    ]);
   });
 
   it('credentials refused for longer than the retry window: the cancel is parked, the void and the stock still run; an admin retry finishes it', async () => {
