@@ -383,6 +383,7 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
       ...snapshot,
       // EasyParcel's tracking answer promises no delivery date.
       eta: null,
+      skippedScans: 0,
       events,
       // A tracking result names no person: it is kept whole.
       raw: item,

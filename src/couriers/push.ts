@@ -7,12 +7,13 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { EventSource, isShipmentStatus, ShipmentStatus } from '../domain/status';
-import { blueDartLocation, mapBlueDartScan, parseBlueDartDateTime } from './bluedart';
+import { blueDartCode, blueDartLocation, mapBlueDartScan, parseBlueDartDateTime } from './bluedart';
 import { mapEasyParcelStatus, parseEasyParcelDate, parseEasyParcelLocation } from './easyparcel';
 import { eventKey } from './event-key';
 import type { CourierLog } from './http';
 import { parseIsoInstant } from './time';
 import { CourierCode, type EventLocation, type NormalisedEvent } from './types';
+import { holdStatusThroughUnknown, isUnknownCode, UNKNOWN_SUB_STATUS } from './unknown-codes';
 
 /** Most scans one push may carry (a courier batching a day's scans splits them). */
 export const PUSH_MAX_EVENTS = 50;
@@ -110,10 +111,13 @@ function locationOf(
   return { city: location.city ?? null, state: location.state ?? null, country: location.country ?? null };
 }
 
-/** A code the courier's mapping does not know: kept, flagged, never guessed (as when polled). */
+/**
+ * A code the courier's table does not have: kept as UNKNOWN with its raw code, holding the
+ * status of the pushed scan before it (as when polled; see {@link normalisePush}).
+ */
 function unmapped(courier: CourierCode, code: string, what: string, log: CourierLog | undefined) {
-  log?.warn({ courier, code, where: what }, 'a courier pushed an unknown status code');
-  return { status: ShipmentStatus.EXCEPTION, subStatus: 'UNMAPPED_CODE' };
+  log?.warn({ courier, code, where: what }, 'a courier pushed a status code outside its table');
+  return { status: ShipmentStatus.PENDING, subStatus: UNKNOWN_SUB_STATUS };
 }
 
 const readEasyParcel: Reader = (scan, what, log) => {
@@ -145,18 +149,24 @@ function blueDartTime(text: string): Date | null {
   return match ? parseBlueDartDateTime(match[1]!, match[2]!) : null;
 }
 
+/** A Blue Dart scan code with its family, as the tracking answer gives them: `T-013`, `S-002`. */
+const BLUEDART_CODE = /^([ST])-(\d{3})$/;
+
 const readBlueDart: Reader = (scan, what, log) => {
-  const code = scan.code.trim();
-  if (!/^\d{3}$/.test(code)) {
-    throw new InvalidPushError(`${what}.code must be a 3-digit Blue Dart ScanCode such as 004`);
+  const match = BLUEDART_CODE.exec(scan.code.trim());
+  if (!match) {
+    throw new InvalidPushError(
+      `${what}.code must be a Blue Dart ScanGroupType and 3-digit ScanCode such as T-013 or S-002`,
+    );
   }
+  const code = blueDartCode(match[1]!, match[2]!);
   const at = blueDartTime(scan.occurredAt);
   if (at === null) {
     throw new InvalidPushError(
       `${what}.occurredAt must be ISO 8601 with a zone or DD-Mon-YYYY HH:mm (India time)`,
     );
   }
-  const mapped = mapBlueDartScan(code, scan.text ?? null) ?? unmapped(CourierCode.BLUEDART, code, what, log);
+  const mapped = mapBlueDartScan(code) ?? unmapped(CourierCode.BLUEDART, code, what, log);
   return { ...mapped, rawCode: code, at, location: locationOf(scan.location, blueDartLocation) };
 };
 
@@ -187,6 +197,9 @@ const READERS: Readonly<Record<CourierCode, Reader>> = {
 
 /**
  * The pushed scans as tracking events (source `push`), oldest first, one per event key.
+ * A scan with a code outside the courier's table holds the status of the pushed scan before
+ * it; one with no known scan before it in the push is left out (logged): the push does not
+ * say where the parcel is, and the next poll, which sees the whole history, records it.
  * Throws {@link InvalidPushError} naming the first scan the courier's format does not allow.
  */
 export function normalisePush(
@@ -196,26 +209,35 @@ export function normalisePush(
 ): NormalisedEvent[] {
   const read = READERS[courier];
   const seen = new Set<string>();
+  const ordered = scans
+    .map((scan, i): NormalisedEvent => {
+      const r = read(scan, `events[${i}]`, log);
+      const occurredAt = r.at.toISOString();
+      return {
+        key: eventKey(courier, r.rawCode, occurredAt, r.location),
+        status: r.status,
+        subStatus: r.subStatus,
+        rawCode: r.rawCode,
+        rawText: scan.text ?? null,
+        occurredAt,
+        occurredAtRaw: scan.occurredAt,
+        location: r.location,
+        source: EventSource.PUSH,
+      };
+    })
+    .map((event, i) => ({ event, i }))
+    .sort((a, b) => a.event.occurredAt.localeCompare(b.event.occurredAt) || a.i - b.i)
+    .map(({ event }) => event);
+  const firstKnown = ordered.findIndex((event) => !isUnknownCode(event));
+  const unplaced = firstKnown === -1 ? ordered.length : firstKnown;
+  if (unplaced > 0) {
+    log?.warn(
+      { courier, codes: ordered.slice(0, unplaced).map((e) => e.rawCode) },
+      'pushed scans with codes outside the table and no known scan before them: left for the next poll',
+    );
+  }
   return (
-    scans
-      .map((scan, i): NormalisedEvent => {
-        const r = read(scan, `events[${i}]`, log);
-        const occurredAt = r.at.toISOString();
-        return {
-          key: eventKey(courier, r.rawCode, occurredAt, r.location),
-          status: r.status,
-          subStatus: r.subStatus,
-          rawCode: r.rawCode,
-          rawText: scan.text ?? null,
-          occurredAt,
-          occurredAtRaw: scan.occurredAt,
-          location: r.location,
-          source: EventSource.PUSH,
-        };
-      })
-      .map((event, i) => ({ event, i }))
-      .sort((a, b) => a.event.occurredAt.localeCompare(b.event.occurredAt) || a.i - b.i)
-      .map(({ event }) => event)
+    holdStatusThroughUnknown(ordered.slice(unplaced))
       // The same scan twice in one push is one event (the read model would keep one row anyway).
       .filter((event) => {
         if (seen.has(event.key)) return false;
