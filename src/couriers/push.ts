@@ -25,7 +25,7 @@ const PushedLocation = Type.Union(
     Type.String({
       maxLength: 200,
       description:
-        "The courier's own location text, read as its tracking API's: EasyParcel `City, State` (Malaysia), Blue Dart the scanned city (India)",
+        "The courier's own location text, read as its tracking API's: EasyParcel `Place, State, MY` (read from the right), Blue Dart the scanned location (India)",
     }),
     Type.Object(
       {
@@ -46,7 +46,7 @@ export const PushedScan = Type.Object(
       minLength: 1,
       maxLength: 64,
       description:
-        "The courier's status code as its tracking API writes it: EasyParcel `shipment_status_code` (e.g. `4`), Blue Dart `ScanCode` (e.g. `004`), simulator `STATUS` or `STATUS.SUB_STATUS`",
+        "The courier's status code as its tracking API writes it: EasyParcel `shipment_status_code` of its 0-11 table, as its webhooks send it (e.g. `4`), Blue Dart `ScanGroupType`-`ScanCode` (e.g. `T-013`, `S-002`), simulator `STATUS` or `STATUS.SUB_STATUS`",
     }),
     text: Type.Optional(
       Nullable(
@@ -61,7 +61,7 @@ export const PushedScan = Type.Object(
       minLength: 1,
       maxLength: 64,
       description:
-        "When the scan happened: ISO 8601 with a zone, or the courier's own local format (EasyParcel `YYYY-MM-DD HH:mm:ss` Malaysia time, Blue Dart `07-Jun-2025 13:05` India time)",
+        'When the scan happened: ISO 8601 with a zone, or the courier\'s own local format (EasyParcel `YYYY-MM-DD HH:mm:ss`: UTC for its own "Schedule In Arrangement", Malaysia time for the couriers\' scans; Blue Dart `07-Jun-2025 13:05` India time)',
     }),
     location: Type.Optional(PushedLocation),
   },
@@ -125,10 +125,10 @@ const readEasyParcel: Reader = (scan, what, log) => {
     throw new InvalidPushError(`${what}.code must be an EasyParcel shipment_status_code such as 4`);
   }
   const code = Number(scan.code.trim());
-  const at = parseEasyParcelDate(scan.occurredAt);
+  const at = parseEasyParcelDate(scan.occurredAt, scan.text ?? null);
   if (at === null) {
     throw new InvalidPushError(
-      `${what}.occurredAt must be ISO 8601 with a zone or YYYY-MM-DD HH:mm:ss (Malaysia time)`,
+      `${what}.occurredAt must be ISO 8601 with a zone or YYYY-MM-DD HH:mm:ss (Malaysia time, UTC for EasyParcel's own events)`,
     );
   }
   const mapped =

@@ -29,8 +29,10 @@ async function polledEasyParcel(): Promise<Found> {
   );
   const adapter = createEasyParcelAdapter({
     baseUrl: 'https://ep.example/api',
+    apiVersion: '2026-06',
     clientId: 'c',
     clientSecret: 's',
+    refreshToken: 'r',
     fetch: fake.fetch,
   });
   const [result] = await adapter.track(['EP1000000001']);
@@ -50,7 +52,7 @@ async function polledBlueDart(): Promise<Found> {
 }
 
 describe('pushed scans', () => {
-  it('EasyParcel: the status log pushed as sent (codes, mixed date formats, "City, State") equals the poll', async () => {
+  it('EasyParcel: the status log pushed as sent (codes, UTC and Malaysia-time dates, "Place, State, MY") equals the poll', async () => {
     const polled = await polledEasyParcel();
     const log = JSON.parse(fixture('easyparcel', 'tracking-mixed.json')).data.results[0].status_log as {
       event_date: string;

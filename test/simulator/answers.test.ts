@@ -37,9 +37,9 @@ beforeAll(async () => {
   adapters = {
     native: createSimulatorAdapter({ baseUrl: sim.url, timeoutMs: 5_000 }),
     easyparcel: createEasyParcelAdapter({
+      ...DEFAULT_EASYPARCEL,
       baseUrl: `${sim.url}/easyparcel`,
-      clientId: DEFAULT_EASYPARCEL.clientId,
-      clientSecret: DEFAULT_EASYPARCEL.clientSecret,
+      apiVersion: '2026-06',
       now: () => realNow,
       timeoutMs: 5_000,
     }),
@@ -203,16 +203,22 @@ describe('scripted cancels, as each adapter reads them', () => {
         body: JSON.stringify(body),
       });
     const token = (await (
-      await post('/easyparcel/oauth/token', {
-        grant_type: 'client_credentials',
-        client_id: DEFAULT_EASYPARCEL.clientId,
-        client_secret: DEFAULT_EASYPARCEL.clientSecret,
+      await fetch(`${sim.url}/easyparcel/oauth/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${DEFAULT_EASYPARCEL.clientId}:${DEFAULT_EASYPARCEL.clientSecret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: DEFAULT_EASYPARCEL.refreshToken,
+        }),
       })
     ).json()) as { access_token: string };
 
     const native = await post('/native/shipments/SIM6700000001/cancel', {});
     const easyParcel = await post(
-      '/easyparcel/shipment/cancel',
+      '/easyparcel/open_api/2026-06/shipment/cancel',
       { awb_number: 'EP6700000001' },
       { authorization: `Bearer ${token.access_token}` },
     );
