@@ -302,7 +302,9 @@ const xml = new XMLParser({
 });
 
 /** Blue Dart's words for a waybill it shows nothing about: "Incorrect Waybill number or No Information". */
-const NO_INFORMATION = /incorrect waybill|no information|invalid waybill|not found/i;
+const NO_INFORMATION = /incorrect waybill|no information/i;
+/** The same, or any "not found", as the whole answer's root `<Error>` (never a scan's words there). */
+const NOTHING_SHOWN = /incorrect waybill|no information|invalid waybill|not found/i;
 /** A tracking call refused for its login or licence key ("License Mismatch"). */
 const LICENCE_REFUSED = /licen[cs]e|login/i;
 /** A return leg's `RefNo`: the code that cut it, then the original waybill (`074 - 59638108526`). */
@@ -518,7 +520,7 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     if (shipments.length === 0 && error !== null) {
       // A root <Error>: Blue Dart's answer when it shows none of the numbers (unknown, not yet
       // scanned or cancelled: it says the same for all three), or a refusal of the call.
-      if (NO_INFORMATION.test(error)) {
+      if (NOTHING_SHOWN.test(error)) {
         return trackingNumbers.map((awb) => ({ kind: 'not_found', trackingNumber: awb }));
       }
       if (LICENCE_REFUSED.test(error)) {

@@ -171,6 +171,18 @@ describe('Blue Dart tracking', () => {
     ]);
   });
 
+  it('reads only Blue Dart\'s own "no information" words in a Status as not found, not a scan\'s words', async () => {
+    const { result } = await trackOne(
+      edited('delivered.xml', (t) =>
+        t.replace(
+          '<Status>SHIPMENT DELIVERED</Status>',
+          '<Status>SHIPMENT NOT FOUND AT HUB; TRACE INITIATED</Status>',
+        ),
+      ),
+    );
+    expect(result.status).toBe('DELIVERED');
+  });
+
   it('answers not found, with a warning, for a number missing from the answer', async () => {
     const { adapter, warnings } = setup(xml('delivered.xml'));
     const results = await adapter.track(['BD1000000001', 'BD7777777777']);
