@@ -10,6 +10,11 @@ import fs from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  EASYPARCEL_API_VERSIONS,
+  EASYPARCEL_DEFAULT_API_VERSION,
+  easyParcelCodeTable,
+} from './couriers/easyparcel-versions';
 
 /** Shipment statuses that have a poll interval (terminal statuses stop polling). */
 export const POLLED_STATUSES = [
@@ -153,9 +158,18 @@ export interface Config {
     /** One courier HTTP call gives up after this long (ms). */
     readonly timeoutMs: number;
     readonly easyParcel: {
+      /** EasyParcel's root: `/oauth/token` and `/open_api/<apiVersion>/…` under it. */
       readonly baseUrl: string;
+      /** The Open API version spoken (src/couriers/easyparcel-versions.ts). */
+      readonly apiVersion: string;
+      /** The status code table (`0-11` or `1-11`); null: the only one the version's docs showed. */
+      readonly statusCodes: string | null;
       readonly clientId: string;
       readonly clientSecret: string;
+      /** From the one-time OAuth authorisation of the app on the EasyParcel account. */
+      readonly refreshToken: string;
+      /** Most AWB numbers per tracking call. */
+      readonly maxBatch: number;
     };
     readonly blueDart: { readonly baseUrl: string; readonly loginId: string; readonly licenceKey: string };
   };
@@ -629,6 +643,22 @@ export function loadConfig(env: Env = process.env): Config {
     webhookSecrets[courier] = secret;
   }
 
+  // By default every courier is the simulator speaking that courier's wire format.
+  const easyParcel: Config['courier']['easyParcel'] = {
+    baseUrl: r.url('EASYPARCEL_BASE_URL', `${simulatorUrl}/easyparcel`, ['http:', 'https:']),
+    apiVersion: r.oneOf('EASYPARCEL_API_VERSION', EASYPARCEL_DEFAULT_API_VERSION, EASYPARCEL_API_VERSIONS),
+    statusCodes: r.optional('EASYPARCEL_STATUS_CODES'),
+    clientId: r.string('EASYPARCEL_CLIENT_ID', 'waybill-dev'),
+    clientSecret: r.string('EASYPARCEL_CLIENT_SECRET', 'waybill-dev-secret'),
+    refreshToken: r.string('EASYPARCEL_REFRESH_TOKEN', 'waybill-dev-refresh-token'),
+    maxBatch: r.int('EASYPARCEL_TRACKING_BATCH', 50, 1, 100),
+  };
+  try {
+    easyParcelCodeTable(easyParcel.apiVersion, easyParcel.statusCodes);
+  } catch (err) {
+    r.problems.push(`EASYPARCEL_STATUS_CODES: ${(err as Error).message}`);
+  }
+
   const intervalMs: Record<PolledStatus, number> = {
     PENDING: r.duration('WAYBILL_POLL_PENDING', '6h'),
     INFO_RECEIVED: r.duration('WAYBILL_POLL_INFO_RECEIVED', '6h'),
@@ -723,12 +753,7 @@ export function loadConfig(env: Env = process.env): Config {
       concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
       callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
       timeoutMs: r.duration('WAYBILL_COURIER_TIMEOUT', '10s'),
-      // By default every courier is the simulator speaking that courier's wire format.
-      easyParcel: {
-        baseUrl: r.url('EASYPARCEL_BASE_URL', `${simulatorUrl}/easyparcel`, ['http:', 'https:']),
-        clientId: r.string('EASYPARCEL_CLIENT_ID', 'waybill-dev'),
-        clientSecret: r.string('EASYPARCEL_CLIENT_SECRET', 'waybill-dev-secret'),
-      },
+      easyParcel,
       blueDart: {
         baseUrl: r.url('BLUEDART_BASE_URL', `${simulatorUrl}/bluedart`, ['http:', 'https:']),
         loginId: r.string('BLUEDART_LOGIN_ID', 'waybill-dev'),

@@ -24,6 +24,12 @@ export const Metrics = {
     unit: 'ms',
     description: 'Time one courier API call took, by courier',
   },
+  courierUnknownScans: {
+    name: 'waybill_courier_unknown_scans',
+    unit: '',
+    description:
+      "Scans in courier tracking answers that the courier's published format does not cover, by courier and kind: unknown_code (kept with sub-status UNKNOWN and its raw code) or unreadable (skipped). Counted per answer: a scan still in the history counts again at the next poll",
+  },
   courierBudgetRefusals: {
     name: 'waybill_courier_budget_refusals',
     unit: '',

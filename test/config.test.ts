@@ -140,6 +140,40 @@ describe('configuration', () => {
     );
   });
 
+  it('speaks EasyParcel 2026-06 with its 0-11 code table and 50-number batches by default, and reads the settings', () => {
+    expect(loadConfig({}).courier.easyParcel).toMatchObject({
+      apiVersion: '2026-06',
+      statusCodes: null,
+      refreshToken: 'waybill-dev-refresh-token',
+      maxBatch: 50,
+    });
+    const set = loadConfig({
+      EASYPARCEL_API_VERSION: '2026-03',
+      EASYPARCEL_STATUS_CODES: '1-11',
+      EASYPARCEL_REFRESH_TOKEN: 'rt',
+      EASYPARCEL_TRACKING_BATCH: '100',
+    });
+    expect(set.courier.easyParcel).toMatchObject({
+      apiVersion: '2026-03',
+      statusCodes: '1-11',
+      refreshToken: 'rt',
+      maxBatch: 100,
+    });
+  });
+
+  it("refuses to guess EasyParcel's code table, and an unknown version or batch size", () => {
+    expect(() => loadConfig({ EASYPARCEL_API_VERSION: '2026-03' })).toThrow(
+      /EASYPARCEL_STATUS_CODES: EasyParcel's 2026-03 docs published two status code tables/,
+    );
+    expect(() => loadConfig({ EASYPARCEL_STATUS_CODES: '1-11' })).toThrow(/publish only the 0-11/);
+    expect(() => loadConfig({ EASYPARCEL_API_VERSION: '2024-01' })).toThrow(
+      /EASYPARCEL_API_VERSION must be one of/,
+    );
+    expect(() => loadConfig({ EASYPARCEL_TRACKING_BATCH: '101' })).toThrow(
+      /EASYPARCEL_TRACKING_BATCH must be a whole number from 1 to 100/,
+    );
+  });
+
   it('names a daily report time that is not HH:MM', () => {
     expect(() => loadConfig({ WAYBILL_DAILY_REPORT_AT: '24:00' })).toThrow(
       'WAYBILL_DAILY_REPORT_AT must be a UTC time of day HH:MM (got "24:00")',

@@ -13,6 +13,7 @@ import {
   type CourierCode,
   type NormalisedEvent,
 } from '../couriers/types';
+import { isUnknownCode } from '../couriers/unknown-codes';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
@@ -136,6 +137,14 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         const [result] = await adapter.track([input.trackingNumber]);
         called(!result || result.kind === 'not_found' ? 'not_found' : 'found');
         if (!result || result.kind === 'not_found') return { kind: 'not_found' };
+        // Scans outside the courier's published format: kept as UNKNOWN, or skipped unreadable.
+        const outside = {
+          unknown_code: result.events.filter(isUnknownCode).length,
+          unreadable: result.skippedScans,
+        };
+        for (const [kind, scans] of Object.entries(outside)) {
+          if (scans > 0) count(meter, Metrics.courierUnknownScans, { courier: input.courier, kind }, scans);
+        }
         return {
           kind: 'found',
           status: result.status,

@@ -1,8 +1,10 @@
 /**
  * The Blue Dart adapter (XML tracking, JSON booking; wire format in README.md next to this
- * file). Blue Dart writes Indian wall-clock times without a zone, answers an unknown
- * waybill with an empty `<Shipment>`, an outage with an HTML page, and a return to origin
- * with a second `<Shipment>` (the return leg) that this adapter folds into the original.
+ * file). Blue Dart writes Indian wall-clock times without a zone, scan codes in two families
+ * (`ScanGroupType` S and T), a waybill it shows nothing about as a root `<Error>` or a
+ * `<Shipment>` with `StatusType` NF, an outage as an HTML page, and a return to origin as a
+ * second `<Shipment>` (the return leg, `RefNo="074 - <original>"`) that this adapter folds
+ * into the original.
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { EventSource, ShipmentStatus } from '../domain/status';
@@ -33,6 +35,7 @@ import {
   type NormalisedEvent,
   type TrackResult,
 } from './types';
+import { orderWithUnknown, UNKNOWN_SUB_STATUS } from './unknown-codes';
 
 /** Settings of {@link createBlueDartAdapter} (src/config.ts supplies them). */
 export interface BlueDartAdapterOptions {
@@ -51,30 +54,56 @@ export interface BlueDartAdapterOptions {
 /** Most waybills one tracking call carries. */
 export const BLUEDART_MAX_BATCH = 25;
 
-/** Blue Dart's per-scan codes (`<ScanCode>`), shared with the simulator's renderer. */
-export const BlueDartScanCode = {
-  DELIVERED: '000',
-  MANIFESTED: '001',
-  IN_TRANSIT: '002',
-  ARRIVED_AT_HUB: '003',
-  OUT_FOR_DELIVERY: '004',
-  UNDELIVERED: '005',
-  HELD_FOR_COLLECTION: '006',
-  EXCEPTION: '007',
-  PICKED_UP: '015',
-  RETURN_INITIATED: '074',
-  CANCELLED: '099',
-  RETURNED_TO_SHIPPER: '188',
+/**
+ * Blue Dart's scan families (`<ScanGroupType>`): S, movement scans (the parcel scanned in,
+ * out, on to the network), and T, status scans (delivered, undelivered and why, returned).
+ * The same three digits mean different things in each: S-002 is "out for delivery", T-002
+ * "out of delivery area". A code is therefore always read with its family: `S-002`.
+ */
+export const BlueDartScanGroup = { MOVEMENT: 'S', STATUS: 'T' } as const;
+export type BlueDartScanGroup = (typeof BlueDartScanGroup)[keyof typeof BlueDartScanGroup];
+
+/** A scan's code as this adapter keeps it (`rawCode`): family and code, `T-013`. */
+export function blueDartCode(group: string, code: string): string {
+  return `${group}-${code}`;
+}
+
+/** Codes the simulator's renderer writes, by what they mean (the whole table is below). */
+export const BlueDartCode = {
+  /** S-001 "SHIPMENT ARRIVED" (inscan at a service centre). */
+  ARRIVED: 'S-001',
+  /** S-002 "SHIPMENT OUT FOR DELIVERY" (outscan to the delivery run). */
+  OUT_FOR_DELIVERY: 'S-002',
+  /** S-003 "SHIPMENT FURTHER CONNECTED" (outscanned to the network). */
+  FURTHER_CONNECTED: 'S-003',
+  /** S-015 "PICK UP SCAN ON FIELD": the courier has the parcel. */
+  PICKED_UP: 'S-015',
+  /** S-020 "SHIPMENT ARRIVED AT HUB". */
+  ARRIVED_AT_HUB: 'S-020',
+  /** T-000 "SHIPMENT DELIVERED" (on a return leg: delivered back to the shipper). */
+  DELIVERED: 'T-000',
+  /** T-013 "CONSIGNEE NOT AVAILABLE;CANT DELIVER". */
+  CONSIGNEE_NOT_AVAILABLE: 'T-013',
+  /** T-074 "RETURNED TO ORIGIN AT SHIPPER'S REQUEST": a return leg is cut (`RefNo="074 - <original>"`). */
+  RETURN_TO_ORIGIN: 'T-074',
+  /** T-130 "SHPT/PACKAGE RECD.IN DAMAGED CONDITION". */
+  DAMAGED: 'T-130',
+  /** T-188 "DELIVERED BACK TO SHIPPER". */
+  DELIVERED_BACK_TO_SHIPPER: 'T-188',
+  /** T-208 "SHIPMENT KEPT IN PARCEL SHOP FOR COLLECT". */
+  PARCEL_SHOP: 'T-208',
 } as const;
-export type BlueDartScanCode = (typeof BlueDartScanCode)[keyof typeof BlueDartScanCode];
 
 /** Blue Dart's status letters (`<StatusType>`, and `<ScanType>` per scan). */
 export const BlueDartStatusType = {
-  PICKED_UP: 'PU',
+  /** The pickup stage: "Online shipment booked" and "pickup registered" carry it too, so never a pickup by itself. */
+  PICKUP: 'PU',
   UNDELIVERED: 'UD',
   DELIVERED: 'DL',
   RETURNED: 'RT',
   CANCELLED: 'CN',
+  /** Not found: "Incorrect Waybill number or No Information". */
+  NOT_FOUND: 'NF',
 } as const;
 export type BlueDartStatusType = (typeof BlueDartStatusType)[keyof typeof BlueDartStatusType];
 
@@ -84,22 +113,98 @@ interface Mapped {
 }
 
 const S = ShipmentStatus;
-const C = BlueDartScanCode;
+const m = (status: ShipmentStatus, subStatus: string | null = null): Mapped => ({ status, subStatus });
 
-const BY_SCAN_CODE: Readonly<Record<string, Mapped>> = {
-  [C.MANIFESTED]: { status: S.INFO_RECEIVED, subStatus: null },
-  [C.PICKED_UP]: { status: S.IN_TRANSIT, subStatus: 'PICKED_UP' },
-  [C.IN_TRANSIT]: { status: S.IN_TRANSIT, subStatus: null },
-  [C.ARRIVED_AT_HUB]: { status: S.IN_TRANSIT, subStatus: null },
-  [C.OUT_FOR_DELIVERY]: { status: S.OUT_FOR_DELIVERY, subStatus: null },
-  [C.UNDELIVERED]: { status: S.ATTEMPT_FAIL, subStatus: 'RECIPIENT_ABSENT' },
-  [C.HELD_FOR_COLLECTION]: { status: S.AVAILABLE_FOR_PICKUP, subStatus: null },
-  [C.EXCEPTION]: { status: S.EXCEPTION, subStatus: null },
-  [C.DELIVERED]: { status: S.DELIVERED, subStatus: null },
-  [C.RETURN_INITIATED]: { status: S.RETURNING, subStatus: 'RETURN_TO_ORIGIN' },
-  [C.RETURNED_TO_SHIPPER]: { status: S.RETURNED, subStatus: null },
-  [C.CANCELLED]: { status: S.CANCELLED, subStatus: null },
+/**
+ * Blue Dart's code table, by family and code. Blue Dart publishes no table of its own; this one
+ * is read from public integrations of its tracking API (a status map keyed by ScanGroupType
+ * then ScanCode, with Blue Dart's words for each) and from captured answers; the words are in
+ * the comments. Every S code is a physical scan of the parcel, so the courier has it. Codes
+ * not listed are UNKNOWN, never guessed.
+ */
+const BY_CODE: Readonly<Record<string, Mapped>> = {
+  // S: movement scans.
+  'S-001': m(S.IN_TRANSIT), // SHIPMENT INSCAN ("SHIPMENT ARRIVED")
+  'S-002': m(S.OUT_FOR_DELIVERY), // SHIPMENT OUTSCAN ("SHIPMENT OUT FOR DELIVERY")
+  'S-003': m(S.IN_TRANSIT, 'DEPARTED_FACILITY'), // OUTSCANNED TO NETWORK ("SHIPMENT FURTHER CONNECTED")
+  'S-004': m(S.IN_TRANSIT), // PLASTIC BAG INSCAN
+  'S-005': m(S.IN_TRANSIT), // POD SLIP INSCAN
+  'S-006': m(S.IN_TRANSIT), // UNDELIVERED INSCAN
+  'S-007': m(S.IN_TRANSIT), // CANVAS BAG CONSOLIDATED SCAN ("SHIPMENT ARRIVED")
+  'S-008': m(S.IN_TRANSIT), // OVERAGE DELETED
+  'S-009': m(S.IN_TRANSIT), // SHIPMENT-AUTOSCAN ("SHIPMENT ARRIVED")
+  'S-010': m(S.IN_TRANSIT), // SHIPMENT SHORTAGE
+  'S-011': m(S.IN_TRANSIT), // TRANSIT CONNECTION SCAN
+  'S-012': m(S.IN_TRANSIT), // PLASTIC BAG - AUTO TALLY
+  'S-013': m(S.IN_TRANSIT), // SHIPMENT CONNECTED THRU SCL APPLICATION
+  'S-014': m(S.IN_TRANSIT), // PAPER WORK INSCAN
+  'S-015': m(S.IN_TRANSIT, 'PICKED_UP'), // PICK UP SCAN ON FIELD
+  'S-020': m(S.IN_TRANSIT, 'ARRIVED_AT_HUB'), // DIRECT CANVAS BAG SCANNED ("SHIPMENT ARRIVED AT HUB")
+  'S-021': m(S.IN_TRANSIT), // MIXED CANVAS BAG SCANNED
+  'S-022': m(S.IN_TRANSIT), // CANVAS BAG IN SCAN AT DESTINATION LOC
+  'S-023': m(S.IN_TRANSIT), // CLUBBED CANVAS BAG SCAN
+  'S-024': m(S.IN_TRANSIT), // UNDELIVERED SHIPMENT HELD AT LOCATION
+  'S-025': m(S.IN_TRANSIT), // SHIPMENT SCAN TALLIED
+  'S-026': m(S.IN_TRANSIT), // TRANSIT SCAN
+  'S-027': m(S.IN_TRANSIT), // LOAD/VEHICLE ARRIVED AT DELIVERY LOC
+  // T: status scans.
+  'T-000': m(S.DELIVERED), // SHIPMENT DELIVERED
+  'T-001': m(S.IN_TRANSIT, 'RESCHEDULED_BY_RECIPIENT'), // CUSTOMER ASKED FUTURE DELIVERY
+  'T-002': m(S.EXCEPTION, 'OUT_OF_DELIVERY_AREA'), // OUT OF DELIVERY AREA
+  'T-003': m(S.ATTEMPT_FAIL, 'PREMISES_CLOSED'), // RESIDENCE/OFFICE CLOSED;CANT DELIVER
+  // A holiday is no delivery attempt: the parcel waits for the next working day.
+  'T-005': m(S.IN_TRANSIT, 'HOLIDAY'), // HOLIDAY:DELIVERY ON NEXT WORKING DAY
+  'T-008': m(S.ATTEMPT_FAIL, 'ADDRESS_PROBLEM'), // ADDRESS UNLOCATABLE; CANNOT DELIVER
+  'T-009': m(S.ATTEMPT_FAIL, 'ADDRESS_PROBLEM'), // ADDRESS INCOMPLETE, CANNOT DELIVER
+  'T-010': m(S.ATTEMPT_FAIL, 'ADDRESS_PROBLEM'), // ADDRESS INCORRECT; CANNOT DELIVER
+  'T-011': m(S.ATTEMPT_FAIL, 'REFUSED'), // CONSIGNEE REFUSED TO ACCEPT
+  'T-012': m(S.ATTEMPT_FAIL, 'ADDRESS_PROBLEM'), // NO SUCH CO./CNEE AT GIVEN ADDRESS
+  'T-013': m(S.ATTEMPT_FAIL, 'RECIPIENT_ABSENT'), // CONSIGNEE NOT AVAILABLE;CANT DELIVER
+  'T-014': m(S.ATTEMPT_FAIL, 'ADDRESS_PROBLEM'), // CNEE SHIFTED FROM THE GIVEN ADDRESS
+  'T-016': m(S.RETURNING, 'RETURN_TO_ORIGIN'), // RTO FROM ORIGIN S.C. ON SAME AWB
+  'T-019': m(S.ATTEMPT_FAIL, 'RECIPIENT_ABSENT'), // CONSIGNEE NOT YET CHECKED IN
+  'T-020': m(S.ATTEMPT_FAIL, 'RECIPIENT_ABSENT'), // CONSIGNEE OUT OF STATION
+  'T-021': m(S.EXCEPTION, 'LOST'), // LOST SHIPMENT
+  'T-025': m(S.EXCEPTION, 'DESTROYED'), // SHIPMENT DESTROYED/ABANDONED
+  'T-029': m(S.IN_TRANSIT, 'DELAYED'), // DELIVERY SCHEDULED FOR NEXT WORKING DAY
+  'T-036': m(S.IN_TRANSIT, 'DELAYED'), // LATE ARRIVAL/SCHED. FOR NEXT WORKING DAY
+  'T-062': m(S.ATTEMPT_FAIL, 'CHARGES_PENDING'), // "NECESSARY CHARGES PENDING FROM CONSIGNEE"
+  'T-065': m(S.IN_TRANSIT), // IN TRANSIT
+  'T-069': m(S.ATTEMPT_FAIL, 'PREMISES_CLOSED'), // CNEE OFFICE CLOSED;UNABLE TO DELIVER
+  'T-074': m(S.RETURNING, 'RETURN_TO_ORIGIN'), // RETURNED TO ORIGIN AT SHIPPER'S REQUEST
+  'T-083': m(S.IN_TRANSIT, 'DELAYED'), // SHIPMENT HELD IN NETWORK
+  'T-087': m(S.IN_TRANSIT), // SHPT PROCESSED AT LOCATION
+  'T-092': m(S.OUT_FOR_DELIVERY), // SHIPMENT OUT FOR DELIVERY
+  'T-098': m(S.CANCELLED, 'PICKUP_CANCELLED'), // TCL PICKUP CANCELLED
+  'T-104': m(S.RETURNING, 'RETURN_TO_ORIGIN'), // RETURN TO SHIPPER
+  'T-118': m(S.RETURNED), // DELIVERED BACK TO SHIPPER
+  'T-123': m(S.RETURNING, 'RETURN_TO_ORIGIN'), // RTO FROM HUB ON FRESH AWB
+  'T-129': m(S.EXCEPTION, 'DAMAGED'), // DAMAGED SHIPMENT, CASE CLOSED
+  'T-130': m(S.EXCEPTION, 'DAMAGED'), // SHPT/PACKAGE RECD.IN DAMAGED CONDITION
+  'T-135': m(S.EXCEPTION, 'CONFISCATED'), // SHPT.CONFISCATED,CASE CLOSED
+  'T-137': m(S.ATTEMPT_FAIL, 'AREA_NOT_ACCESSIBLE'), // DELIVERY AREA NOT ACCESSIBLE
+  'T-139': m(S.ATTEMPT_FAIL, 'ADDRESS_PROBLEM'), // NEED DEPT NAME/EXTN.NO:UNABLE TO DELIVER
+  'T-175': m(S.ATTEMPT_FAIL, 'RECIPIENT_ABSENT'), // CONSIGNEE NOT AVAILABLE; CANT DELIVER
+  'T-188': m(S.RETURNED), // DELIVERED BACK TO SHIPPER
+  'T-201': m(S.ATTEMPT_FAIL, 'REFUSED'), // E-TAIL; REFUSED TO ACCEPT SHIPMENT
+  'T-203': m(S.ATTEMPT_FAIL, 'REFUSED'), // E-TAIL; REFUSED-OPEN DELIVERY REQUEST
+  'T-204': m(S.ATTEMPT_FAIL, 'REFUSED'), // E-TAIL; REFUSED-WRONG PROD DESP/NOT ORDERED
+  'T-206': m(S.AVAILABLE_FOR_PICKUP, 'PARCEL_LOCKER'), // SHIPMENT KEPT IN PARCEL LOCKER
+  'T-208': m(S.AVAILABLE_FOR_PICKUP, 'PARCEL_SHOP'), // SHIPMENT KEPT IN PARCEL SHOP FOR COLLECT
+  'T-217': m(S.ATTEMPT_FAIL, 'ADDRESS_PROBLEM'), // CONSIGNEE HAS GIVEN BDE HAL ADDRESS
+  'T-221': m(S.IN_TRANSIT), // SHPT RCD IN TRANSIT LOC; BEING CONNECTED
+  'T-222': m(S.IN_TRANSIT, 'ARRIVED_AT_HUB'), // SHPT RCVD AT DESTN LOC FOR DLVRY ATTEMPT
 };
+
+/** Codes that cut a return leg: its `RefNo` reads `<code> - <original waybill>`. */
+const RETURN_LEG_CODES: ReadonlySet<string> = new Set(
+  Object.entries(BY_CODE)
+    .filter(([code, meaning]) => code.startsWith('T-') && meaning.status === S.RETURNING)
+    .map(([code]) => code.slice(2)),
+);
+
+/** On a return leg, these mean the parcel is back with the shipper. */
+const BACK_WITH_SHIPPER: ReadonlySet<string> = new Set(['T-000', 'T-118', 'T-188']);
 
 /**
  * How far along its life each status puts a parcel, for scans in the same minute (Blue Dart
@@ -123,42 +228,28 @@ const STAGE: Readonly<Record<ShipmentStatus, number>> = {
   [S.EXPIRED]: 7,
 };
 
-/** For a scan code we do not know, and for a shipment without scans: the status letters. */
+/**
+ * For a shipment without one readable scan: its status letters, read cautiously. Only a scan
+ * can be a pickup, so PU ("Online shipment booked", "pickup registered") and UD stay PENDING.
+ */
 const BY_STATUS_TYPE: Readonly<Record<string, Mapped>> = {
-  [BlueDartStatusType.PICKED_UP]: { status: S.IN_TRANSIT, subStatus: null },
-  [BlueDartStatusType.UNDELIVERED]: { status: S.IN_TRANSIT, subStatus: null },
-  [BlueDartStatusType.DELIVERED]: { status: S.DELIVERED, subStatus: null },
-  [BlueDartStatusType.RETURNED]: { status: S.RETURNING, subStatus: 'RETURN_TO_ORIGIN' },
-  [BlueDartStatusType.CANCELLED]: { status: S.CANCELLED, subStatus: null },
+  [BlueDartStatusType.DELIVERED]: m(S.DELIVERED),
+  [BlueDartStatusType.RETURNED]: m(S.RETURNING, 'RETURN_TO_ORIGIN'),
+  [BlueDartStatusType.CANCELLED]: m(S.CANCELLED),
 };
 
-/** Code 007 covers several troubles; its text tells which. */
-function exceptionDetail(text: string | null): string | null {
-  const t = text ?? '';
-  if (/damage/i.test(t)) return 'DAMAGED';
-  if (/\blost\b|missing/i.test(t)) return 'LOST';
-  if (/address/i.test(t)) return 'ADDRESS_PROBLEM';
-  return null;
-}
-
 /**
- * A scan in taxonomy terms, by its 3-digit code (README table). On a return leg every scan
- * means the parcel is on its way back (RETURNING) until its delivered scan, which means it
- * is back with the shipper (RETURNED). Null for a code the README does not list.
+ * A scan in taxonomy terms, by its family and code (`T-013`, see {@link blueDartCode}). On a
+ * return leg every known scan means the parcel is on its way back (RETURNING) until its
+ * delivered scan, which means it is back with the shipper (RETURNED). Null for a code the
+ * table does not have: the caller keeps it as UNKNOWN.
  */
-export function mapBlueDartScan(
-  code: string,
-  text: string | null,
-  leg: 'outbound' | 'return' = 'outbound',
-): Mapped | null {
-  if (leg === 'return') {
-    if (code === C.DELIVERED || code === C.RETURNED_TO_SHIPPER)
-      return { status: S.RETURNED, subStatus: null };
-    return { status: S.RETURNING, subStatus: 'RETURN_TO_ORIGIN' };
-  }
-  const mapped = BY_SCAN_CODE[code];
+export function mapBlueDartScan(code: string, leg: 'outbound' | 'return' = 'outbound'): Mapped | null {
+  const mapped = BY_CODE[code];
   if (!mapped) return null;
-  return code === C.EXCEPTION ? { ...mapped, subStatus: exceptionDetail(text) } : mapped;
+  if (leg === 'return')
+    return BACK_WITH_SHIPPER.has(code) ? m(S.RETURNED) : m(S.RETURNING, 'RETURN_TO_ORIGIN');
+  return mapped;
 }
 
 /**
@@ -187,8 +278,8 @@ export function blueDartLocation(text: string | null): EventLocation {
   return city === '' ? { city: null, state: null, country: null } : { city, state: null, country: 'IN' };
 }
 
-/** Elements naming the consignee or whoever signed: personal data, never stored. */
-const PERSONAL_FIELD = /^(consignee|receivedby|receiver)/i;
+/** Elements naming the consignee (ToAttention repeats the name) or whoever signed: personal data, never stored. */
+const PERSONAL_FIELD = /^(consignee|receivedby|receiver|toattention)/i;
 
 /** `shipment` without its personal fields (a shallow copy; nested scans hold none). */
 export function scrubShipment(shipment: JsonObject): JsonObject {
@@ -197,7 +288,7 @@ export function scrubShipment(shipment: JsonObject): JsonObject {
 
 /** The same, for raw XML text about to be logged (a cut-off body may still name people). */
 function redactXml(text: string): string {
-  return text.replace(/<((?:Consignee|ReceivedBy|Receiver)\w*)>[^<]*/gi, '<$1>[removed]');
+  return text.replace(/<((?:Consignee|ReceivedBy|Receiver|ToAttention)\w*)>[^<]*/gi, '<$1>[removed]');
 }
 
 const xml = new XMLParser({
@@ -210,8 +301,14 @@ const xml = new XMLParser({
   isArray: (name) => name === 'Shipment' || name === 'ScanDetail',
 });
 
-/** A shape problem in an answer; the adapter turns it into a retryable CourierUnavailableError. */
-class ShapeError extends Error {}
+/** Blue Dart's words for a waybill it shows nothing about: "Incorrect Waybill number or No Information". */
+const NO_INFORMATION = /incorrect waybill|no information/i;
+/** The same, or any "not found", as the whole answer's root `<Error>` (never a scan's words there). */
+const NOTHING_SHOWN = /incorrect waybill|no information|invalid waybill|not found/i;
+/** A tracking call refused for its login or licence key ("License Mismatch"). */
+const LICENCE_REFUSED = /licen[cs]e|login/i;
+/** A return leg's `RefNo`: the code that cut it, then the original waybill (`074 - 59638108526`). */
+const RETURN_REF = /^\s*(\d{3})\s*-\s*(\S+)\s*$/;
 
 /** The text of a child element ('' and absent both read as null). */
 function textOf(node: JsonObject, name: string): string | null {
@@ -257,21 +354,39 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     return unavailable(ctx, message, { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) });
   }
 
-  function toEvent(scan: JsonObject, what: string, leg: 'outbound' | 'return'): NormalisedEvent {
-    const code = textOf(scan, 'ScanCode');
+  /** A scan as an event; null (with the reason logged) when it cannot be read. */
+  function toEvent(scan: JsonObject, what: string, leg: 'outbound' | 'return'): NormalisedEvent | null {
+    const digits = textOf(scan, 'ScanCode');
+    const group = textOf(scan, 'ScanGroupType');
     const text = textOf(scan, 'Scan');
     const date = textOf(scan, 'ScanDate');
     const time = textOf(scan, 'ScanTime');
-    if (code === null) throw new ShapeError(`${what} has no ScanCode`);
     const at = date !== null && time !== null ? parseBlueDartDateTime(date, time) : null;
-    if (at === null) throw new ShapeError(`${what} has no readable ScanDate/ScanTime: ${date} ${time}`);
+    if (digits === null || at === null) {
+      log?.warn(
+        { courier: CourierCode.BLUEDART, where: what, scan: text, code: digits, date, time },
+        digits === null
+          ? 'Blue Dart sent a scan without ScanCode: skipped'
+          : 'Blue Dart sent a scan with an unreadable time: skipped',
+      );
+      return null;
+    }
+    // Without its family the code is ambiguous (S-002 is not T-002): kept bare, as unknown.
+    const code = group === null ? digits : blueDartCode(group, digits);
     const location = blueDartLocation(textOf(scan, 'ScannedLocation'));
-    const mapped = mapBlueDartScan(code, text, leg) ?? unmapped(code, textOf(scan, 'ScanType'), what);
+    const mapped = mapBlueDartScan(code, leg);
+    if (!mapped) {
+      log?.warn(
+        { courier: CourierCode.BLUEDART, code, type: textOf(scan, 'ScanType'), where: what },
+        'Blue Dart sent a scan code outside its table: kept as UNKNOWN',
+      );
+    }
     const occurredAt = at.toISOString();
     return {
       key: eventKey(CourierCode.BLUEDART, code, occurredAt, location),
-      status: mapped.status,
-      subStatus: mapped.subStatus,
+      // An unknown code holds the status the scans before it gave (set once they are ordered).
+      status: mapped?.status ?? S.PENDING,
+      subStatus: mapped ? mapped.subStatus : UNKNOWN_SUB_STATUS,
       rawCode: code,
       rawText: text,
       occurredAt,
@@ -281,17 +396,14 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     };
   }
 
-  /** A code not in the README: read its status letters, and say so in the log. */
-  function unmapped(code: string, type: string | null, what: string): Mapped {
-    log?.warn(
-      { courier: CourierCode.BLUEDART, code, type, where: what },
-      'Blue Dart sent an unknown scan code',
-    );
+  /** Whether a shipment says Blue Dart does not know the waybill (or no longer shows it). */
+  function notFound(shipment: JsonObject): boolean {
+    const status = textOf(shipment, 'Status');
     return (
-      (type !== null ? BY_STATUS_TYPE[type] : undefined) ?? {
-        status: S.EXCEPTION,
-        subStatus: 'UNMAPPED_CODE',
-      }
+      status === null ||
+      textOf(shipment, 'StatusType') === BlueDartStatusType.NOT_FOUND ||
+      textOf(shipment, 'Error') !== null ||
+      NO_INFORMATION.test(status)
     );
   }
 
@@ -305,37 +417,40 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
       );
       return { kind: 'not_found', trackingNumber: awb };
     }
-    // An unknown waybill: a <Shipment> without <Status> (sometimes with an <Error>).
-    if (textOf(shipment, 'Status') === null || textOf(shipment, 'Error') !== null) {
-      return { kind: 'not_found', trackingNumber: awb };
-    }
+    // Blue Dart's tracking shows neither an unknown nor a cancelled waybill: the two read alike.
+    if (notFound(shipment)) return { kind: 'not_found', trackingNumber: awb };
 
-    // Scans come newest first; `order` restores oldest first for scans in the same minute,
-    // and puts the return leg after the outbound scans. Within one minute a later stage never
-    // comes first: at high simulator time scales the original's "returned to shipper" scan
-    // shares a minute with the return leg's last scans, and must not precede them.
+    // `order` puts scans of one minute in the courier's own order, whichever way round it
+    // lists them, and the return leg after the outbound scans. Within one minute a later
+    // stage never comes first: the original's "returned" scan can share a minute with the
+    // return leg's scans, and must not precede them.
     const collected: { event: NormalisedEvent; order: number }[] = [];
+    let skippedScans = 0;
     const add = (source: JsonObject, label: string, leg: 'outbound' | 'return') => {
       const scans = scansOf(source);
+      const read = scans
+        .map((scan, i) => toEvent(scan, `${label}.Scans[${i}]`, leg))
+        .filter((event): event is NormalisedEvent => event !== null);
+      skippedScans += scans.length - read.length;
+      // Newest first is Blue Dart's usual order, but some answers list scans oldest first.
+      const oldestFirst = read.length > 1 && read[0]!.occurredAt < read[read.length - 1]!.occurredAt;
       const start = collected.length;
-      scans.forEach((scan, i) => {
-        collected.push({
-          event: toEvent(scan, `${label}.Scans[${i}]`, leg),
-          order: start + scans.length - 1 - i,
-        });
+      read.forEach((event, i) => {
+        collected.push({ event, order: start + (oldestFirst ? i : read.length - 1 - i) });
       });
     };
     add(shipment, awb, 'outbound');
     for (const leg of legs) add(leg, `${awb}/return ${String(leg['@WaybillNo'])}`, 'return');
 
     const seen = new Set<string>();
-    const events = collected
-      .sort(
-        (a, b) =>
-          a.event.occurredAt.localeCompare(b.event.occurredAt) ||
-          STAGE[a.event.status] - STAGE[b.event.status] ||
-          a.order - b.order,
-      )
+    const events = orderWithUnknown(
+      collected,
+      (item) => item.event,
+      (a, b) =>
+        a.event.occurredAt.localeCompare(b.event.occurredAt) ||
+        STAGE[a.event.status] - STAGE[b.event.status] ||
+        a.order - b.order,
+    )
       .map(({ event }) => event)
       // The same scan listed twice would be one row anyway (same key); keep the list honest.
       .filter((event) => {
@@ -349,10 +464,7 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     const statusType = textOf(shipment, 'StatusType');
     const snapshot: Mapped = newest
       ? { status: newest.status, subStatus: newest.subStatus }
-      : ((statusType !== null ? BY_STATUS_TYPE[statusType] : undefined) ?? {
-          status: S.PENDING,
-          subStatus: null,
-        });
+      : ((statusType !== null ? BY_STATUS_TYPE[statusType] : undefined) ?? m(S.PENDING));
 
     const etaText = textOf(shipment, 'ExpectedDeliveryDate');
     const eta = etaText === null ? null : parseBlueDartEta(etaText);
@@ -371,8 +483,29 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
       ...snapshot,
       eta: eta?.toISOString() ?? null,
       events,
+      skippedScans,
       raw,
     };
+  }
+
+  /**
+   * The return legs of `awb` in the answer: shipments whose `RefNo` reads `074 - <awb>` (a
+   * return-to-origin code, then the original waybill), or the one the original names in
+   * `<NewWaybillNo>` when the original itself says it is returning (`StatusType` RT). A new
+   * waybill for a redirect (to another address) is no return leg.
+   */
+  function returnLegs(awb: string, original: JsonObject | undefined, shipments: JsonObject[]): JsonObject[] {
+    const renumbered =
+      original && textOf(original, 'StatusType') === BlueDartStatusType.RETURNED
+        ? textOf(original, 'NewWaybillNo')
+        : null;
+    return shipments.filter((s) => {
+      const waybill = s['@WaybillNo'];
+      if (waybill === awb) return false;
+      const ref = typeof s['@RefNo'] === 'string' ? RETURN_REF.exec(s['@RefNo']) : null;
+      if (ref && RETURN_LEG_CODES.has(ref[1]!) && ref[2]!.trim() === awb) return true;
+      return renumbered !== null && waybill === renumbered;
+    });
   }
 
   function parseTracking(answer: HttpAnswer, trackingNumbers: string[]): TrackResult[] {
@@ -383,9 +516,23 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
     const root = isObject(document) ? document.ShipmentData : undefined;
     if (root === undefined) throw broken(answer, 'Blue Dart answered tracking without <ShipmentData>');
     const shipments = isObject(root) && Array.isArray(root.Shipment) ? root.Shipment.filter(isObject) : [];
-    if (shipments.length === 0 && isObject(root) && textOf(root, 'Error') !== null) {
-      // The whole call failed (e.g. "service unavailable"): worth another try, not a verdict.
-      throw broken(answer, `Blue Dart answered tracking with an error: ${textOf(root, 'Error')}`);
+    const error = isObject(root) ? textOf(root, 'Error') : null;
+    if (shipments.length === 0 && error !== null) {
+      // A root <Error>: Blue Dart's answer when it shows none of the numbers (unknown, not yet
+      // scanned or cancelled: it says the same for all three), or a refusal of the call.
+      if (NOTHING_SHOWN.test(error)) {
+        return trackingNumbers.map((awb) => ({ kind: 'not_found', trackingNumber: awb }));
+      }
+      if (LICENCE_REFUSED.test(error)) {
+        throw rejected(
+          ctx,
+          `Blue Dart refused the tracking call: ${error} (check BLUEDART_LOGIN_ID and BLUEDART_LICENCE_KEY)`,
+          { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) },
+          CourierRefusal.CREDENTIALS,
+        );
+      }
+      // Anything else (e.g. "service unavailable"): worth another try, not a verdict.
+      throw broken(answer, `Blue Dart answered tracking with an error: ${error}`);
     }
 
     const byWaybill = new Map<string, JsonObject>();
@@ -393,17 +540,10 @@ export function createBlueDartAdapter(opts: BlueDartAdapterOptions): CourierAdap
       const waybill = shipment['@WaybillNo'];
       if (typeof waybill === 'string' && !byWaybill.has(waybill)) byWaybill.set(waybill, shipment);
     }
-    try {
-      return trackingNumbers.map((awb) => {
-        // Return legs point at the original waybill through RefNo.
-        const legs = shipments.filter((s) => s['@RefNo'] === awb && s['@WaybillNo'] !== awb);
-        return toResult(awb, byWaybill.get(awb), legs);
-      });
-    } catch (err) {
-      if (err instanceof ShapeError)
-        throw broken(answer, `Blue Dart's tracking answer has an unexpected shape: ${err.message}`);
-      throw err;
-    }
+    return trackingNumbers.map((awb) => {
+      const shipment = byWaybill.get(awb);
+      return toResult(awb, shipment, returnLegs(awb, shipment, shipments));
+    });
   }
 
   /**

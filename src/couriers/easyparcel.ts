@@ -1,10 +1,15 @@
 /**
- * The EasyParcel adapter (JSON over HTTPS, OAuth client-credentials; wire format in
- * README.md next to this file). EasyParcel's answers need care: dates come in two formats,
- * status logs in no order, and some statuses exist only in the free text.
+ * The EasyParcel adapter (EasyParcel Open API, JSON; wire format in README.md next to this
+ * file). It speaks one API version, named in its settings, and reads status codes with that
+ * version's table (two were published; see easyparcel-versions.ts). Access tokens come from
+ * EasyParcel's OAuth token endpoint with the refresh token an operator obtained once through
+ * the authorisation-code flow. EasyParcel's answers need care: EasyParcel's own events are
+ * stamped in UTC and the couriers' scans in Malaysia time, in two date formats, status logs
+ * come in no order, and some statuses exist only in the free text.
  */
 import { EventSource, ShipmentStatus } from '../domain/status';
 import { eventKey } from './event-key';
+import { easyParcelCodeTable, EasyParcelCodeTable } from './easyparcel-versions';
 import {
   courierRequest,
   DEFAULT_TIMEOUT_MS,
@@ -32,13 +37,26 @@ import {
   type NormalisedEvent,
   type TrackResult,
 } from './types';
+import { orderWithUnknown, UNKNOWN_SUB_STATUS } from './unknown-codes';
 
 /** Settings of {@link createEasyParcelAdapter} (src/config.ts supplies them). */
 export interface EasyParcelAdapterOptions {
-  /** API root; the README's paths are appended to it. */
+  /**
+   * EasyParcel's root (`https://api.easyparcel.com`): the token endpoint is `/oauth/token`
+   * under it, the API `/open_api/<apiVersion>/…`.
+   */
   baseUrl: string;
+  /** The Open API version spoken, e.g. `2026-06` (see easyparcel-versions.ts). */
+  apiVersion: string;
+  /** The status code table, `0-11` or `1-11`; required for versions whose docs showed both. */
+  statusCodes?: string | null;
+  /** The app's client id and secret (EasyParcel's Developer Hub), sent as HTTP Basic to the token endpoint. */
   clientId: string;
   clientSecret: string;
+  /** The refresh token from the one-time authorisation of the app on the EasyParcel account. */
+  refreshToken: string;
+  /** Most AWB numbers per tracking call. Default 50 (EasyParcel's CLI sends 50; its docs allow 100). */
+  maxBatch?: number;
   fetch?: typeof fetch;
   /** Time limit of one HTTP call (ms). Default 10 s. */
   timeoutMs?: number;
@@ -47,10 +65,12 @@ export interface EasyParcelAdapterOptions {
   log?: CourierLog;
 }
 
-/** Most AWB numbers one tracking call accepts; EasyParcel answers 422 above it. */
+/** Default most AWB numbers per tracking call: what EasyParcel's own CLI sends. */
+export const EASYPARCEL_DEFAULT_BATCH = 50;
+/** The most EasyParcel's docs allow per tracking call. */
 export const EASYPARCEL_MAX_BATCH = 100;
 
-/** EasyParcel's shipment status codes (`shipment_status_code`). */
+/** EasyParcel's shipment status codes (`shipment_status_code`), in the current (0-11) table. */
 export const EasyParcelCode = {
   CANCELLED: 0,
   TO_BE_COLLECTED: 2,
@@ -70,81 +90,125 @@ interface Mapped {
 }
 
 const S = ShipmentStatus;
+const m = (status: ShipmentStatus, subStatus: string | null = null): Mapped => ({ status, subStatus });
 
-/** What each code means when its text says nothing more specific. */
-const BY_CODE: Readonly<Record<number, Mapped>> = {
-  [EasyParcelCode.CANCELLED]: { status: S.CANCELLED, subStatus: null },
-  // Booked; the courier has the details and will come for the parcel.
-  [EasyParcelCode.TO_BE_COLLECTED]: { status: S.INFO_RECEIVED, subStatus: 'TO_BE_COLLECTED' },
-  [EasyParcelCode.COLLECTED]: { status: S.IN_TRANSIT, subStatus: 'PICKED_UP' },
-  [EasyParcelCode.IN_TRANSIT]: { status: S.IN_TRANSIT, subStatus: null },
-  [EasyParcelCode.DELIVERED]: { status: S.DELIVERED, subStatus: null },
-  [EasyParcelCode.RETURNED]: { status: S.RETURNED, subStatus: null },
-  // EasyParcel is still arranging the pickup with the courier: nothing has happened yet.
-  [EasyParcelCode.SCHEDULED]: { status: S.PENDING, subStatus: 'SCHEDULED' },
-  [EasyParcelCode.ON_HOLD]: { status: S.EXCEPTION, subStatus: 'ON_HOLD' },
-  // The shipper handed the parcel in at a drop-off point: the courier has it, like "collected".
-  [EasyParcelCode.DROP_OFF]: { status: S.IN_TRANSIT, subStatus: 'DROP_OFF' },
+/** What each code of a table means when its text says nothing more specific. */
+const BY_CODE: Readonly<Record<EasyParcelCodeTable, Readonly<Record<number, Mapped>>>> = {
+  [EasyParcelCodeTable.CURRENT]: {
+    [EasyParcelCode.CANCELLED]: m(S.CANCELLED),
+    // Booked; the courier has the details and will come for the parcel.
+    [EasyParcelCode.TO_BE_COLLECTED]: m(S.INFO_RECEIVED, 'TO_BE_COLLECTED'),
+    [EasyParcelCode.COLLECTED]: m(S.IN_TRANSIT, 'PICKED_UP'),
+    [EasyParcelCode.IN_TRANSIT]: m(S.IN_TRANSIT),
+    [EasyParcelCode.DELIVERED]: m(S.DELIVERED),
+    [EasyParcelCode.RETURNED]: m(S.RETURNED),
+    // "Schedule In Arrangement", "Shipment information sent to City-Link", "Data Submitted -
+    // Awaiting Parcel Handover": the courier has the shipment's data, not the parcel.
+    [EasyParcelCode.SCHEDULED]: m(S.INFO_RECEIVED, 'SCHEDULED'),
+    [EasyParcelCode.ON_HOLD]: m(S.EXCEPTION, 'ON_HOLD'),
+    // The shipper handed the parcel in at a drop-off point: the courier has it, like "collected".
+    [EasyParcelCode.DROP_OFF]: m(S.IN_TRANSIT, 'DROP_OFF'),
+  },
+  [EasyParcelCodeTable.OLDER]: {
+    1: m(S.PENDING, 'ORDER_CREATED'),
+    2: m(S.PENDING, 'PAYMENT_CONFIRMED'),
+    3: m(S.INFO_RECEIVED, 'TO_BE_COLLECTED'),
+    4: m(S.IN_TRANSIT, 'PICKED_UP'),
+    5: m(S.IN_TRANSIT),
+    6: m(S.IN_TRANSIT, 'ARRIVED_AT_HUB'),
+    7: m(S.INFO_RECEIVED, 'SCHEDULED'),
+    8: m(S.OUT_FOR_DELIVERY),
+    9: m(S.DELIVERED),
+    10: m(S.ATTEMPT_FAIL),
+    // "Return to Sender": on its way back; only "returned" (restock, refund) would be final.
+    11: m(S.RETURNING, 'RETURN_TO_SENDER'),
+  },
 };
 
-// Statuses EasyParcel only tells in its free text (`tracking_status`), on codes 4 and 8.
+// Statuses the current table only tells in its free text (`tracking_status`), on codes 4 and 8.
 const RETURN_TEXT = /\breturn/i;
 const OUT_FOR_DELIVERY_TEXT = /out for delivery|with courier for delivery/i;
 const FAILED_ATTEMPT_TEXT =
   /attempt|not available|unavailable|absent|unsuccessful|unable to deliver|undeliver/i;
 const RECIPIENT_ABSENT_TEXT = /not available|unavailable|absent|not at home|nobody|no one/i;
+/** A cancelled shipment: code 8 with the text "Cancelled" (EasyParcel's tracking sample). */
+const CANCELLED_TEXT = /^\s*(shipment\s+)?cancell?ed\b/i;
 
 /**
- * A code and its text in taxonomy terms. The code wins, except where EasyParcel has no code
- * of its own: a return in progress (4 or 8 with "return" in the text), out for delivery
- * (4 with "Out for delivery"), a failed attempt (8 with "attempt failed", "not available").
- * Null for a code not in the README.
+ * A code and its text in taxonomy terms, in `table` (default the current 0-11 one). The code
+ * wins, except where the current table has no code of its own: a cancellation (8 with
+ * "Cancelled"), a return in progress (4 or 8 with "return" in the text), out for delivery (4
+ * with "Out for delivery"), a failed attempt (8 with "attempt failed", "not available"). Null
+ * for a code the table does not have.
  */
-export function mapEasyParcelStatus(code: number, text: string | null): Mapped | null {
+export function mapEasyParcelStatus(
+  code: number,
+  text: string | null,
+  table: EasyParcelCodeTable = EasyParcelCodeTable.CURRENT,
+): Mapped | null {
+  const mapped = BY_CODE[table][code];
+  if (!mapped || table !== EasyParcelCodeTable.CURRENT) return mapped ?? null;
   const t = text ?? '';
+  if (code === EasyParcelCode.ON_HOLD && CANCELLED_TEXT.test(t)) return m(S.CANCELLED);
   if ((code === EasyParcelCode.IN_TRANSIT || code === EasyParcelCode.ON_HOLD) && RETURN_TEXT.test(t)) {
-    return { status: S.RETURNING, subStatus: null };
+    return m(S.RETURNING);
   }
-  if (code === EasyParcelCode.IN_TRANSIT && OUT_FOR_DELIVERY_TEXT.test(t)) {
-    return { status: S.OUT_FOR_DELIVERY, subStatus: null };
-  }
+  if (code === EasyParcelCode.IN_TRANSIT && OUT_FOR_DELIVERY_TEXT.test(t)) return m(S.OUT_FOR_DELIVERY);
   if (code === EasyParcelCode.ON_HOLD && FAILED_ATTEMPT_TEXT.test(t)) {
-    return { status: S.ATTEMPT_FAIL, subStatus: RECIPIENT_ABSENT_TEXT.test(t) ? 'RECIPIENT_ABSENT' : null };
+    return m(S.ATTEMPT_FAIL, RECIPIENT_ABSENT_TEXT.test(t) ? 'RECIPIENT_ABSENT' : null);
   }
-  return BY_CODE[code] ?? null;
+  return mapped;
 }
 
 /**
- * An EasyParcel date: ISO 8601 with its zone, or `YYYY-MM-DD HH:mm:ss` in Malaysia time
- * (UTC+8, no zone in the payload). Null when it is neither.
+ * EasyParcel's own events, as opposed to the couriers' scans it relays. Its docs say dates are
+ * UTC, and its own "Schedule In Arrangement" is (the same instant as the courier's "Data
+ * Submitted" eight hours later on the clock, in its tracking samples); the couriers' scans in
+ * the same log are Malaysia time.
  */
-export function parseEasyParcelDate(text: string): Date | null {
-  return parseIsoInstant(text) ?? parseSqlLocal(text, MYT_OFFSET_MINUTES);
+const OWN_EVENT_TEXT = /^\s*schedule in arrangement\s*$/i;
+
+/**
+ * An EasyParcel date: ISO 8601 with its zone, or `YYYY-MM-DD HH:mm:ss` without one, which is
+ * UTC for EasyParcel's own events (`trackingStatus` "Schedule In Arrangement") and Malaysia
+ * time (UTC+8) for the couriers' scans. Null when it is neither.
+ */
+export function parseEasyParcelDate(text: string, trackingStatus: string | null = null): Date | null {
+  const offset = trackingStatus !== null && OWN_EVENT_TEXT.test(trackingStatus) ? 0 : MYT_OFFSET_MINUTES;
+  return parseIsoInstant(text) ?? parseSqlLocal(text, offset);
 }
 
-/** "Shah Alam, Selangor" → city and state, in Malaysia; null → nothing known. */
+/**
+ * A location as EasyParcel writes it, read from the right: `"Kuala Lumpur Hub, Kuala Lumpur, MY"`
+ * is the place, then the state, then the country code (empty parts, as in
+ * `"BAYAN BARU, PENANG,, PIN, MY"`, are dropped; the place keeps whatever is left). Without a
+ * country code the country is unknown, not Malaysia; null or blank: nothing known.
+ */
 export function parseEasyParcelLocation(text: string | null): EventLocation {
-  if (text === null || text.trim() === '') return { city: null, state: null, country: null };
-  const comma = text.indexOf(',');
-  const city = (comma === -1 ? text : text.slice(0, comma)).trim();
-  const state = comma === -1 ? '' : text.slice(comma + 1).trim();
-  return { city: city || null, state: state || null, country: 'MY' };
+  const parts = (text ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+  const country = parts.length > 1 && /^[A-Za-z]{2}$/.test(parts.at(-1)!) ? parts.pop()!.toUpperCase() : null;
+  const state = parts.length > 1 ? parts.pop()! : null;
+  const city = parts.length > 0 ? parts.join(', ') : null;
+  return { city, state, country };
 }
 
 /** A shape problem in an answer; the adapter turns it into a retryable CourierUnavailableError. */
 class ShapeError extends Error {}
 
-/** A status code as a number: EasyParcel sends numbers, sometimes numeric strings. */
-function codeOf(value: unknown, what: string): number {
+/** A status code as a number: EasyParcel sends numbers, sometimes numeric strings; null otherwise. */
+function codeOf(value: unknown): number | null {
   if (typeof value === 'number' && Number.isInteger(value)) return value;
   if (typeof value === 'string' && /^\d+$/.test(value.trim())) return Number(value.trim());
-  throw new ShapeError(`${what} is not a status code: ${JSON.stringify(value)}`);
+  return null;
 }
 
-function optionalText(value: unknown, what: string): string | null {
+/** Text or null; undefined when the value is neither. */
+function textOrNull(value: unknown): string | null | undefined {
   if (value === null || value === undefined) return null;
-  if (typeof value !== 'string') throw new ShapeError(`${what} is not text`);
-  return value;
+  return typeof value === 'string' ? value : undefined;
 }
 
 // Same-second events (status_log has no order of its own) are ordered by how far along the
@@ -165,13 +229,20 @@ const PROGRESS: readonly ShipmentStatus[] = [
 ];
 
 /**
- * The EasyParcel adapter: tracks up to 100 AWBs per call, books and cancels. It keeps one
- * access token, refreshed a little before expiry and once more on a 401. Failures: a network
- * error, timeout, 429, 5xx or unreadable answer is a retryable CourierUnavailableError; any
- * other refusal (bad credentials, invalid booking, cancel after pickup) a CourierRejectedError.
+ * The EasyParcel adapter: tracks up to `maxBatch` AWBs per call, books and cancels. It keeps
+ * one access token, refreshed a little before expiry and once more on a 401. Failures: a
+ * network error, timeout, 429, 5xx or unreadable answer is a retryable CourierUnavailableError;
+ * any other refusal (a refused refresh token, invalid booking, cancel after pickup) a
+ * CourierRejectedError. Throws at once for an API version or code table it cannot read.
  */
 export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): CourierAdapter {
-  const base = opts.baseUrl.replace(/\/+$/, '');
+  const root = opts.baseUrl.replace(/\/+$/, '');
+  const api = `${root}/open_api/${opts.apiVersion}`;
+  const table = easyParcelCodeTable(opts.apiVersion, opts.statusCodes ?? null);
+  const maxBatch = opts.maxBatch ?? EASYPARCEL_DEFAULT_BATCH;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > EASYPARCEL_MAX_BATCH) {
+    throw new RangeError(`EasyParcel tracks 1 to ${EASYPARCEL_MAX_BATCH} numbers per call (got ${maxBatch})`);
+  }
   const now = opts.now ?? Date.now;
   const log = opts.log;
   const ctx: HttpContext = {
@@ -186,36 +257,50 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
   // ---- Access tokens ---------------------------------------------------------------------
 
   let cached: { token: string; refreshAt: number } | null = null;
+  /** The refresh token in use: EasyParcel may hand a new one back with each access token. */
+  let refreshToken = opts.refreshToken;
   /** One token request at a time: concurrent calls wait for the same answer. */
   let fetching: Promise<string> | null = null;
 
+  /**
+   * A new access token from the refresh token (OAuth `refresh_token` grant, client id and
+   * secret as HTTP Basic, form-encoded, as EasyParcel's own CLI sends it).
+   */
   async function requestToken(): Promise<string> {
-    const answer = await courierRequest(ctx, `${base}/oauth/token`, {
+    const basic = Buffer.from(`${opts.clientId}:${opts.clientSecret}`).toString('base64');
+    const answer = await courierRequest(ctx, `${root}/oauth/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({
-        grant_type: 'client_credentials',
-        client_id: opts.clientId,
-        client_secret: opts.clientSecret,
-      }),
+      headers: {
+        authorization: `Basic ${basic}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
     });
+    if (answer.status === 429 || answer.status >= 500) throw statusError(ctx, answer, 'the token request');
     if (answer.status < 200 || answer.status >= 300) {
-      // Any refusal of the token request (401 bad client, 400 bad grant) is about our credentials.
+      // A refused refresh (400 invalid grant, 401 bad client) is about our credentials: the app
+      // must be authorised again on the EasyParcel account.
       throw statusError(
         ctx,
         answer,
         'the token request',
-        'check EASYPARCEL_CLIENT_ID and EASYPARCEL_CLIENT_SECRET',
+        'check EASYPARCEL_CLIENT_ID and EASYPARCEL_CLIENT_SECRET, or authorise the app again and set EASYPARCEL_REFRESH_TOKEN',
         CourierRefusal.CREDENTIALS,
       );
     }
-    const body = parseJson(answer.text);
+    const parsed = parseJson(answer.text);
+    // EasyParcel's CLI notes that some answers wrap the payload in `data`.
+    const body = isObject(parsed) && isObject(parsed.data) ? parsed.data : parsed;
     const token = isObject(body) ? body.access_token : undefined;
     if (typeof token !== 'string' || token === '') {
       throw unavailable(ctx, 'EasyParcel token answer has no access_token', {
         status: answer.status,
         bodySnippet: bodySnippet(ctx, answer.text),
       });
+    }
+    if (isObject(body) && typeof body.refresh_token === 'string' && body.refresh_token !== '') {
+      refreshToken = body.refresh_token;
     }
     const expiresIn = isObject(body) ? Number(body.expires_in) : NaN;
     // expires_in is in seconds; without a usable one, assume a short life rather than a long one.
@@ -236,13 +321,14 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
   }
 
   /**
-   * A bearer call. A 401 means the token died early (revoked, server restarted): fetch a new
-   * one and try once more. A second 401 with a fresh token is a real refusal.
+   * A bearer call to `/open_api/<version><path>`. A 401 means the token died early (revoked,
+   * server restarted): fetch a new one and try once more. A second 401 with a fresh token is
+   * a real refusal.
    */
   async function authorised(path: string, payload: unknown): Promise<HttpAnswer> {
     for (let attempt = 1; ; attempt++) {
       const token = await accessToken();
-      const answer = await courierRequest(ctx, `${base}${path}`, {
+      const answer = await courierRequest(ctx, `${api}${path}`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${token}`,
@@ -310,16 +396,27 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
     }
   }
 
-  function toEvent(entry: unknown, what: string): NormalisedEvent {
-    if (!isObject(entry)) throw new ShapeError(`${what} is not an object`);
-    const code = codeOf(entry.shipment_status_code, `${what}.shipment_status_code`);
-    const text = optionalText(entry.tracking_status, `${what}.tracking_status`);
-    const dateText = optionalText(entry.event_date, `${what}.event_date`);
-    const date = dateText === null ? null : parseEasyParcelDate(dateText);
-    if (dateText === null || date === null)
-      throw new ShapeError(`${what}.event_date is not a date: ${dateText}`);
-    const location = parseEasyParcelLocation(optionalText(entry.location, `${what}.location`));
-    const mapped = mapEasyParcelStatus(code, text) ?? unmapped(code, what);
+  /** A status log entry as an event; null (with the reason logged) when it cannot be read. */
+  function toEvent(entry: unknown, what: string): NormalisedEvent | null {
+    const skip = (reason: string): null => {
+      log?.warn(
+        { courier: CourierCode.EASYPARCEL, where: what, entry },
+        `EasyParcel sent ${reason}: skipped`,
+      );
+      return null;
+    };
+    if (!isObject(entry)) return skip('a status log entry that is not an object');
+    const code = codeOf(entry.shipment_status_code);
+    const text = textOrNull(entry.tracking_status);
+    const dateText = textOrNull(entry.event_date);
+    const locationText = textOrNull(entry.location);
+    if (code === null) return skip('a status log entry without a status code');
+    if (text === undefined || locationText === undefined)
+      return skip('a status log entry with unreadable text');
+    const date = dateText ? parseEasyParcelDate(dateText, text) : null;
+    if (dateText === undefined || date === null) return skip('a status log entry with an unreadable date');
+    const location = parseEasyParcelLocation(locationText);
+    const mapped = mapEasyParcelStatus(code, text, table) ?? unmapped(code, what);
     const occurredAt = date.toISOString();
     const rawCode = String(code);
     return {
@@ -335,13 +432,16 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
     };
   }
 
-  /** A code the README does not list: flagged for a person to look at, never guessed. */
+  /**
+   * A code the version's table does not have: UNKNOWN, never guessed. The status is a
+   * placeholder until the events are ordered: it then holds the status of the event before it.
+   */
   function unmapped(code: number, what: string): Mapped {
     log?.warn(
-      { courier: CourierCode.EASYPARCEL, code, where: what },
-      'EasyParcel sent an unknown status code',
+      { courier: CourierCode.EASYPARCEL, code, table, where: what },
+      'EasyParcel sent a status code outside its table: kept as UNKNOWN',
     );
-    return { status: S.EXCEPTION, subStatus: 'UNMAPPED_CODE' };
+    return m(S.PENDING, UNKNOWN_SUB_STATUS);
   }
 
   function toResult(item: JsonObject, awb: string): TrackResult {
@@ -350,15 +450,18 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
     const statusLog = item.status_log ?? [];
     if (!Array.isArray(statusLog)) throw new ShapeError(`${awb}.status_log is not a list`);
 
-    const seen = new Set<string>();
-    const events = statusLog
+    const read = statusLog
       .map((entry, i) => toEvent(entry, `${awb}.status_log[${i}]`))
-      .sort(
-        (a, b) =>
-          a.occurredAt.localeCompare(b.occurredAt) ||
-          PROGRESS.indexOf(a.status) - PROGRESS.indexOf(b.status) ||
-          a.key.localeCompare(b.key),
-      )
+      .filter((event): event is NormalisedEvent => event !== null);
+    const seen = new Set<string>();
+    const events = orderWithUnknown(
+      read,
+      (event) => event,
+      (a, b) =>
+        a.occurredAt.localeCompare(b.occurredAt) ||
+        PROGRESS.indexOf(a.status) - PROGRESS.indexOf(b.status) ||
+        a.key.localeCompare(b.key),
+    )
       // The same scan listed twice would be one row anyway (same key); keep the list honest.
       .filter((event) => {
         if (seen.has(event.key)) return false;
@@ -368,14 +471,16 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
 
     let snapshot: Mapped;
     const newest = events[events.length - 1];
+    const latestCode = codeOf(item.latest_shipment_status_code);
     if (newest) {
       snapshot = { status: newest.status, subStatus: newest.subStatus };
-    } else if (item.latest_shipment_status_code !== undefined && item.latest_shipment_status_code !== null) {
-      const code = codeOf(item.latest_shipment_status_code, `${awb}.latest_shipment_status_code`);
-      const text = optionalText(item.latest_tracking_status, `${awb}.latest_tracking_status`);
-      snapshot = mapEasyParcelStatus(code, text) ?? unmapped(code, `${awb}.latest_shipment_status_code`);
+    } else if (latestCode !== null) {
+      const text = textOrNull(item.latest_tracking_status) ?? null;
+      snapshot =
+        mapEasyParcelStatus(latestCode, text, table) ??
+        unmapped(latestCode, `${awb}.latest_shipment_status_code`);
     } else {
-      snapshot = { status: S.PENDING, subStatus: null };
+      snapshot = m(S.PENDING);
     }
     return {
       kind: 'found',
@@ -384,6 +489,7 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
       // EasyParcel's tracking answer promises no delivery date.
       eta: null,
       events,
+      skippedScans: statusLog.length - read.length,
       // A tracking result names no person: it is kept whole.
       raw: item,
     };
@@ -391,13 +497,13 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
 
   return {
     code: CourierCode.EASYPARCEL,
-    maxBatch: EASYPARCEL_MAX_BATCH,
+    maxBatch,
 
     async track(trackingNumbers: string[]): Promise<TrackResult[]> {
       if (trackingNumbers.length === 0) return [];
-      if (trackingNumbers.length > EASYPARCEL_MAX_BATCH) {
+      if (trackingNumbers.length > maxBatch) {
         throw new Error(
-          `EasyParcel tracks at most ${EASYPARCEL_MAX_BATCH} numbers per call (got ${trackingNumbers.length}); split the batch`,
+          `EasyParcel tracks at most ${maxBatch} numbers per call here (got ${trackingNumbers.length}); split the batch`,
         );
       }
       const what = 'the tracking request';
@@ -419,7 +525,7 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
         trackingNumbers.map((awb) => {
           const item = byNumber.get(awb);
           if (item) return toResult(item, awb);
-          // The README promises one result per number; a missing one reads as "not known
+          // The docs promise one result per number; a missing one reads as "not known
           // (yet)": the workflow only gives up after several such answers in a row.
           log?.warn(
             { courier: CourierCode.EASYPARCEL, trackingNumber: awb },

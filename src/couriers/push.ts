@@ -7,12 +7,13 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { EventSource, isShipmentStatus, ShipmentStatus } from '../domain/status';
-import { blueDartLocation, mapBlueDartScan, parseBlueDartDateTime } from './bluedart';
+import { blueDartCode, blueDartLocation, mapBlueDartScan, parseBlueDartDateTime } from './bluedart';
 import { mapEasyParcelStatus, parseEasyParcelDate, parseEasyParcelLocation } from './easyparcel';
 import { eventKey } from './event-key';
 import type { CourierLog } from './http';
 import { parseIsoInstant } from './time';
 import { CourierCode, type EventLocation, type NormalisedEvent } from './types';
+import { holdStatusThroughUnknown, isUnknownCode, UNKNOWN_SUB_STATUS } from './unknown-codes';
 
 /** Most scans one push may carry (a courier batching a day's scans splits them). */
 export const PUSH_MAX_EVENTS = 50;
@@ -24,7 +25,7 @@ const PushedLocation = Type.Union(
     Type.String({
       maxLength: 200,
       description:
-        "The courier's own location text, read as its tracking API's: EasyParcel `City, State` (Malaysia), Blue Dart the scanned city (India)",
+        "The courier's own location text, read as its tracking API's: EasyParcel `Place, State, MY` (read from the right), Blue Dart the scanned location (India)",
     }),
     Type.Object(
       {
@@ -45,7 +46,7 @@ export const PushedScan = Type.Object(
       minLength: 1,
       maxLength: 64,
       description:
-        "The courier's status code as its tracking API writes it: EasyParcel `shipment_status_code` (e.g. `4`), Blue Dart `ScanCode` (e.g. `004`), simulator `STATUS` or `STATUS.SUB_STATUS`",
+        "The courier's status code as its tracking API writes it: EasyParcel `shipment_status_code` of its 0-11 table, as its webhooks send it (e.g. `4`), Blue Dart `ScanGroupType`-`ScanCode` (e.g. `T-013`, `S-002`), simulator `STATUS` or `STATUS.SUB_STATUS`",
     }),
     text: Type.Optional(
       Nullable(
@@ -60,7 +61,7 @@ export const PushedScan = Type.Object(
       minLength: 1,
       maxLength: 64,
       description:
-        "When the scan happened: ISO 8601 with a zone, or the courier's own local format (EasyParcel `YYYY-MM-DD HH:mm:ss` Malaysia time, Blue Dart `07-Jun-2025 13:05` India time)",
+        'When the scan happened: ISO 8601 with a zone, or the courier\'s own local format (EasyParcel `YYYY-MM-DD HH:mm:ss`: UTC for its own "Schedule In Arrangement", Malaysia time for the couriers\' scans; Blue Dart `07-Jun-2025 13:05` India time)',
     }),
     location: Type.Optional(PushedLocation),
   },
@@ -110,10 +111,13 @@ function locationOf(
   return { city: location.city ?? null, state: location.state ?? null, country: location.country ?? null };
 }
 
-/** A code the courier's mapping does not know: kept, flagged, never guessed (as when polled). */
+/**
+ * A code the courier's table does not have: kept as UNKNOWN with its raw code, holding the
+ * status of the pushed scan before it (as when polled; see {@link normalisePush}).
+ */
 function unmapped(courier: CourierCode, code: string, what: string, log: CourierLog | undefined) {
-  log?.warn({ courier, code, where: what }, 'a courier pushed an unknown status code');
-  return { status: ShipmentStatus.EXCEPTION, subStatus: 'UNMAPPED_CODE' };
+  log?.warn({ courier, code, where: what }, 'a courier pushed a status code outside its table');
+  return { status: ShipmentStatus.PENDING, subStatus: UNKNOWN_SUB_STATUS };
 }
 
 const readEasyParcel: Reader = (scan, what, log) => {
@@ -121,10 +125,10 @@ const readEasyParcel: Reader = (scan, what, log) => {
     throw new InvalidPushError(`${what}.code must be an EasyParcel shipment_status_code such as 4`);
   }
   const code = Number(scan.code.trim());
-  const at = parseEasyParcelDate(scan.occurredAt);
+  const at = parseEasyParcelDate(scan.occurredAt, scan.text ?? null);
   if (at === null) {
     throw new InvalidPushError(
-      `${what}.occurredAt must be ISO 8601 with a zone or YYYY-MM-DD HH:mm:ss (Malaysia time)`,
+      `${what}.occurredAt must be ISO 8601 with a zone or YYYY-MM-DD HH:mm:ss (Malaysia time, UTC for EasyParcel's own events)`,
     );
   }
   const mapped =
@@ -145,18 +149,24 @@ function blueDartTime(text: string): Date | null {
   return match ? parseBlueDartDateTime(match[1]!, match[2]!) : null;
 }
 
+/** A Blue Dart scan code with its family, as the tracking answer gives them: `T-013`, `S-002`. */
+const BLUEDART_CODE = /^([ST])-(\d{3})$/;
+
 const readBlueDart: Reader = (scan, what, log) => {
-  const code = scan.code.trim();
-  if (!/^\d{3}$/.test(code)) {
-    throw new InvalidPushError(`${what}.code must be a 3-digit Blue Dart ScanCode such as 004`);
+  const match = BLUEDART_CODE.exec(scan.code.trim());
+  if (!match) {
+    throw new InvalidPushError(
+      `${what}.code must be a Blue Dart ScanGroupType and 3-digit ScanCode such as T-013 or S-002`,
+    );
   }
+  const code = blueDartCode(match[1]!, match[2]!);
   const at = blueDartTime(scan.occurredAt);
   if (at === null) {
     throw new InvalidPushError(
       `${what}.occurredAt must be ISO 8601 with a zone or DD-Mon-YYYY HH:mm (India time)`,
     );
   }
-  const mapped = mapBlueDartScan(code, scan.text ?? null) ?? unmapped(CourierCode.BLUEDART, code, what, log);
+  const mapped = mapBlueDartScan(code) ?? unmapped(CourierCode.BLUEDART, code, what, log);
   return { ...mapped, rawCode: code, at, location: locationOf(scan.location, blueDartLocation) };
 };
 
@@ -190,6 +200,9 @@ export const PUSH_MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
  * The pushed scans as tracking events (source `push`), oldest first, one per event key.
+ * A scan with a code outside the courier's table holds the status of the pushed scan before
+ * it; one with no known scan before it in the push is left out (logged): the push does not
+ * say where the parcel is, and the next poll, which sees the whole history, records it.
  * Throws {@link InvalidPushError} naming the first scan the courier's format does not allow,
  * or timed more than `clock.maxSkewMs` ahead of `clock.nowMs`: the shipment workflow takes
  * the newest scan's time as the last scan, so one in the future would hold off no-scan
@@ -203,32 +216,41 @@ export function normalisePush(
 ): NormalisedEvent[] {
   const read = READERS[courier];
   const seen = new Set<string>();
+  const ordered = scans
+    .map((scan, i): NormalisedEvent => {
+      const r = read(scan, `events[${i}]`, log);
+      const aheadMs = r.at.getTime() - clock.nowMs;
+      if (aheadMs > clock.maxSkewMs) {
+        throw new InvalidPushError(
+          `events[${i}].occurredAt is ${Math.round(aheadMs / 1000)} s ahead of our clock; at most ${Math.round(clock.maxSkewMs / 1000)} s is allowed: check the time zone and the sender's clock`,
+        );
+      }
+      const occurredAt = r.at.toISOString();
+      return {
+        key: eventKey(courier, r.rawCode, occurredAt, r.location),
+        status: r.status,
+        subStatus: r.subStatus,
+        rawCode: r.rawCode,
+        rawText: scan.text ?? null,
+        occurredAt,
+        occurredAtRaw: scan.occurredAt,
+        location: r.location,
+        source: EventSource.PUSH,
+      };
+    })
+    .map((event, i) => ({ event, i }))
+    .sort((a, b) => a.event.occurredAt.localeCompare(b.event.occurredAt) || a.i - b.i)
+    .map(({ event }) => event);
+  const firstKnown = ordered.findIndex((event) => !isUnknownCode(event));
+  const unplaced = firstKnown === -1 ? ordered.length : firstKnown;
+  if (unplaced > 0) {
+    log?.warn(
+      { courier, codes: ordered.slice(0, unplaced).map((e) => e.rawCode) },
+      'pushed scans with codes outside the table and no known scan before them: left for the next poll',
+    );
+  }
   return (
-    scans
-      .map((scan, i): NormalisedEvent => {
-        const r = read(scan, `events[${i}]`, log);
-        const aheadMs = r.at.getTime() - clock.nowMs;
-        if (aheadMs > clock.maxSkewMs) {
-          throw new InvalidPushError(
-            `events[${i}].occurredAt is ${Math.round(aheadMs / 1000)} s ahead of our clock; at most ${Math.round(clock.maxSkewMs / 1000)} s is allowed: check the time zone and the sender's clock`,
-          );
-        }
-        const occurredAt = r.at.toISOString();
-        return {
-          key: eventKey(courier, r.rawCode, occurredAt, r.location),
-          status: r.status,
-          subStatus: r.subStatus,
-          rawCode: r.rawCode,
-          rawText: scan.text ?? null,
-          occurredAt,
-          occurredAtRaw: scan.occurredAt,
-          location: r.location,
-          source: EventSource.PUSH,
-        };
-      })
-      .map((event, i) => ({ event, i }))
-      .sort((a, b) => a.event.occurredAt.localeCompare(b.event.occurredAt) || a.i - b.i)
-      .map(({ event }) => event)
+    holdStatusThroughUnknown(ordered.slice(unplaced))
       // The same scan twice in one push is one event (the read model would keep one row anyway).
       .filter((event) => {
         if (seen.has(event.key)) return false;

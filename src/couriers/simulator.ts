@@ -120,6 +120,8 @@ function toTrackResult(value: unknown, asked: string, index: number): TrackResul
     subStatus: value.subStatus,
     eta,
     events,
+    // The native format is the simulator's own: a scan it cannot read fails the answer.
+    skippedScans: 0,
     // The native answer holds no personal data (no recipient), so it is kept whole.
     raw: value,
   };

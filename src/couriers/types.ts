@@ -44,6 +44,11 @@ export type TrackResult =
       eta: string | null;
       /** Oldest first. */
       events: NormalisedEvent[];
+      /**
+       * Scans left out because they could not be read (no code, no readable time): the rest
+       * of the answer stands, and the poll counts these in `waybill_courier_unknown_scans`.
+       */
+      skippedScans: number;
       /** The courier's payload for this number with personal data removed (kept for support). */
       raw: unknown;
     }

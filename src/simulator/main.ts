@@ -37,6 +37,7 @@ if (require.main === module) {
         easyParcel: {
           clientId: config.courier.easyParcel.clientId,
           clientSecret: config.courier.easyParcel.clientSecret,
+          refreshToken: config.courier.easyParcel.refreshToken,
           tokenTtlSeconds: 3600,
         },
         blueDart: {

@@ -819,6 +819,8 @@ export function formatOfRequest(url: string): SimFormat | null {
 export interface EasyParcelCredentials {
   clientId: string;
   clientSecret: string;
+  /** The refresh token the token endpoint accepts. */
+  refreshToken: string;
   /** Lifetime of an issued access token, in real seconds. */
   tokenTtlSeconds: number;
 }
@@ -827,6 +829,7 @@ export interface EasyParcelCredentials {
 export const DEFAULT_EASYPARCEL: EasyParcelCredentials = {
   clientId: 'waybill-dev',
   clientSecret: 'waybill-dev-secret',
+  refreshToken: 'waybill-dev-refresh-token',
   tokenTtlSeconds: 3600,
 };
 

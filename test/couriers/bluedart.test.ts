@@ -1,7 +1,12 @@
 /**
- * The Blue Dart adapter against scripted Blue Dart answers (fixtures in the real shapes,
- * quirks included): IST times, unknown waybills, outage pages, returns to origin and the
- * consignee's personal data.
+ * The Blue Dart adapter against scripted Blue Dart answers. The fixtures follow the shape of
+ * Blue Dart's tracking answers as captured in public integrations of its RoutingServlet
+ * (`custawbquery`, XML, `verno=1.3&scan=1`): element names and order, `ScanGroupType` S/T
+ * families, scans newest first (oldest first in some answers), Indian wall-clock times,
+ * `ToAttention` repeating the consignee, a return leg with `RefNo="074 - <original>"` and the
+ * original's `<NewWaybillNo>`, `StatusType` NF and the root `<Error>Incorrect waybill number or
+ * No information</Error>` for a waybill it shows nothing about. Each test names its fixture;
+ * test/fixtures/couriers/README.md says where each shape comes from.
  */
 import { createBlueDartAdapter, mapBlueDartScan } from '../../src/couriers/bluedart';
 import { eventKey } from '../../src/couriers/event-key';
@@ -11,6 +16,7 @@ import {
   type BookingRequest,
   type TrackResult,
 } from '../../src/couriers/types';
+import { isPickedUpStatus } from '../../src/domain/status';
 import {
   captureLog,
   failure,
@@ -42,6 +48,19 @@ function setup(answer: Answer | (() => Answer)) {
 }
 
 const xml = (name: string): Answer => ({ body: fixture('bluedart', name), contentType: 'text/xml' });
+const edited = (name: string, edit: (text: string) => string): Answer => ({
+  body: edit(fixture('bluedart', name)),
+  contentType: 'text/xml',
+});
+
+async function trackOne(answer: Answer, awb = 'BD1000000001') {
+  const { adapter, warnings } = setup(answer);
+  const [result] = await adapter.track([awb]);
+  expect(result!.kind).toBe('found');
+  return { result: result as Found, warnings };
+}
+
+const rows = (result: Found) => result.events.map((e) => [e.occurredAt, e.rawCode, e.status, e.subStatus]);
 
 describe('Blue Dart tracking', () => {
   it('is the bluedart courier with batches of 25', () => {
@@ -71,63 +90,78 @@ describe('Blue Dart tracking', () => {
     });
   });
 
-  it('turns newest-first scans in Indian time into oldest-first events in UTC', async () => {
-    const { adapter } = setup(xml('delivered.xml'));
-    const [result] = (await adapter.track(['BD1000000001'])) as Found[];
+  it('reads each scan code with its family, newest-first scans in Indian time becoming oldest-first events in UTC', async () => {
+    // delivered.xml: a captured answer's shape, both families, a failed attempt and a holiday.
+    const { result } = await trackOne(xml('delivered.xml'));
 
     expect(
-      result!.events.map((e) => [e.occurredAt, e.occurredAtRaw, e.rawCode, e.status, e.subStatus]),
+      result.events.map((e) => [e.occurredAt, e.occurredAtRaw, e.rawCode, e.status, e.subStatus]),
     ).toEqual([
-      ['2025-06-05T06:15:00.000Z', '05-Jun-2025 11:45', '001', 'INFO_RECEIVED', null],
-      ['2025-06-05T12:30:00.000Z', '05-Jun-2025 18:00', '015', 'IN_TRANSIT', 'PICKED_UP'],
-      ['2025-06-05T17:10:00.000Z', '05-Jun-2025 22:40', '002', 'IN_TRANSIT', null],
+      ['2025-06-05T06:15:00.000Z', '05-Jun-2025 11:45', 'S-015', 'IN_TRANSIT', 'PICKED_UP'],
+      ['2025-06-05T10:02:00.000Z', '05-Jun-2025 15:32', 'S-001', 'IN_TRANSIT', null],
+      ['2025-06-05T17:10:00.000Z', '05-Jun-2025 22:40', 'S-003', 'IN_TRANSIT', 'DEPARTED_FACILITY'],
       // 02:15 IST on the 6th is still the 5th in UTC.
-      ['2025-06-05T20:45:00.000Z', '06-Jun-2025 02:15', '003', 'IN_TRANSIT', null],
-      ['2025-06-06T03:30:00.000Z', '06-Jun-2025 09:00', '004', 'OUT_FOR_DELIVERY', null],
-      ['2025-06-06T08:50:00.000Z', '06-Jun-2025 14:20', '005', 'ATTEMPT_FAIL', 'RECIPIENT_ABSENT'],
-      ['2025-06-07T03:40:00.000Z', '07-Jun-2025 09:10', '004', 'OUT_FOR_DELIVERY', null],
-      ['2025-06-07T07:35:00.000Z', '07-Jun-2025 13:05', '000', 'DELIVERED', null],
+      ['2025-06-05T20:45:00.000Z', '06-Jun-2025 02:15', 'S-020', 'IN_TRANSIT', 'ARRIVED_AT_HUB'],
+      ['2025-06-06T02:10:00.000Z', '06-Jun-2025 07:40', 'S-009', 'IN_TRANSIT', null],
+      // S-002 is "out for delivery" (T-002 would be "out of delivery area").
+      ['2025-06-06T03:30:00.000Z', '06-Jun-2025 09:00', 'S-002', 'OUT_FOR_DELIVERY', null],
+      // A real failed-attempt code, and a holiday that is no attempt at all.
+      ['2025-06-06T08:50:00.000Z', '06-Jun-2025 14:20', 'T-139', 'ATTEMPT_FAIL', 'ADDRESS_PROBLEM'],
+      ['2025-06-07T03:00:00.000Z', '07-Jun-2025 08:30', 'T-005', 'IN_TRANSIT', 'HOLIDAY'],
+      ['2025-06-08T03:40:00.000Z', '08-Jun-2025 09:10', 'S-002', 'OUT_FOR_DELIVERY', null],
+      ['2025-06-08T07:35:00.000Z', '08-Jun-2025 13:05', 'T-000', 'DELIVERED', null],
     ]);
-    expect(result!.status).toBe('DELIVERED');
+    expect(result.status).toBe('DELIVERED');
+    expect(result.skippedScans).toBe(0);
   });
 
-  it('places events at the scanned city in India and keys every event', async () => {
-    const { adapter } = setup(xml('delivered.xml'));
-    const [result] = (await adapter.track(['BD1000000001'])) as Found[];
+  it('reads scans listed oldest first in the courier order too, also within one minute', async () => {
+    // oldest-first.xml: the same parcel, scans oldest first; "arrived" and "further connected" share 22:40.
+    const { result } = await trackOne(xml('oldest-first.xml'));
 
-    expect(result!.events[3]!.location).toEqual({ city: 'GURUGRAM', state: null, country: 'IN' });
-    expect(result!.events[3]!.rawText).toBe('SHIPMENT ARRIVED AT HUB');
-    for (const event of result!.events) {
+    expect(result.events.slice(0, 3).map((e) => [e.occurredAt, e.rawCode])).toEqual([
+      ['2025-06-05T06:15:00.000Z', 'S-015'],
+      ['2025-06-05T17:10:00.000Z', 'S-001'],
+      ['2025-06-05T17:10:00.000Z', 'S-003'],
+    ]);
+    expect(result.events.at(-1)!.rawCode).toBe('T-000');
+    expect(result.status).toBe('DELIVERED');
+  });
+
+  it('places events at the scanned location in India and keys every event with its family', async () => {
+    const { result } = await trackOne(xml('delivered.xml'));
+
+    expect(result.events[3]!.location).toEqual({ city: 'GURUGRAM HUB', state: null, country: 'IN' });
+    expect(result.events[3]!.rawText).toBe('SHIPMENT ARRIVED AT HUB');
+    for (const event of result.events) {
       expect(event.source).toBe('poll');
       expect(event.key).toBe(eventKey('bluedart', event.rawCode, event.occurredAt, event.location));
     }
-    expect(new Set(result!.events.map((e) => e.key)).size).toBe(8);
+    expect(new Set(result.events.map((e) => e.key)).size).toBe(10);
   });
 
   it('reads the expected delivery date as the end of that day in India', async () => {
-    const { adapter } = setup(xml('delivered.xml'));
-    const [result] = (await adapter.track(['BD1000000001'])) as Found[];
-
-    expect(result!.eta).toBe('2025-06-08T18:29:59.000Z');
+    const { result } = await trackOne(xml('delivered.xml'));
+    expect(result.eta).toBe('2025-06-08T18:29:59.000Z');
   });
 
-  it("removes the consignee's name, address, pincode and phone from the stored raw payload", async () => {
-    const { adapter } = setup(xml('delivered.xml'));
-    const [result] = (await adapter.track(['BD1000000001'])) as Found[];
-    const raw = JSON.stringify(result!.raw);
+  it("removes the consignee's name (also in ToAttention), address, pincode and phone from the stored raw payload", async () => {
+    const { result } = await trackOne(xml('delivered.xml'));
+    const raw = JSON.stringify(result.raw);
 
     for (const personal of ['Asha Rao', '12 MG Road', 'Rajiv Chowk', '110001', '9800000000', 'ASHA']) {
       expect(raw).not.toContain(personal);
     }
-    expect(result!.raw).toMatchObject({
+    expect(result.raw).toMatchObject({
       '@WaybillNo': 'BD1000000001',
       Status: 'SHIPMENT DELIVERED',
-      Service: 'Apex & Priority',
+      Service: 'Dart Apex - Door To Door',
     });
   });
 
-  it('answers not found for a Shipment without Status or with an Error, in the order asked', async () => {
-    const { adapter } = setup(xml('delivered.xml'));
+  it('answers not found for StatusType NF and for a Shipment without Status, in the order asked', async () => {
+    // batch-not-found.xml: Blue Dart's per-waybill "Incorrect Waybill number or No Information".
+    const { adapter } = setup(xml('batch-not-found.xml'));
     const results = await adapter.track(['BD1000000003', 'BD1000000001', 'BD1000000002']);
 
     expect(results.map((r) => [r.trackingNumber, r.kind])).toEqual([
@@ -135,6 +169,18 @@ describe('Blue Dart tracking', () => {
       ['BD1000000001', 'found'],
       ['BD1000000002', 'not_found'],
     ]);
+  });
+
+  it('reads only Blue Dart\'s own "no information" words in a Status as not found, not a scan\'s words', async () => {
+    const { result } = await trackOne(
+      edited('delivered.xml', (t) =>
+        t.replace(
+          '<Status>SHIPMENT DELIVERED</Status>',
+          '<Status>SHIPMENT NOT FOUND AT HUB; TRACE INITIATED</Status>',
+        ),
+      ),
+    );
+    expect(result.status).toBe('DELIVERED');
   });
 
   it('answers not found, with a warning, for a number missing from the answer', async () => {
@@ -145,108 +191,229 @@ describe('Blue Dart tracking', () => {
     expect(results[1]).toEqual({ kind: 'not_found', trackingNumber: 'BD7777777777' });
     expect(warnings.map((w) => w.msg)).toContain('Blue Dart left a waybill out of its answer');
   });
+
+  it('reads a root <Error> saying "no information" as not found for every number, never an outage', async () => {
+    // no-information.xml: Blue Dart's whole answer for an unknown, unscanned or cancelled waybill.
+    const { adapter } = setup(xml('no-information.xml'));
+    const results = await adapter.track(['BD1000000001', 'BD9999999999']);
+
+    expect(results).toEqual([
+      { kind: 'not_found', trackingNumber: 'BD1000000001' },
+      { kind: 'not_found', trackingNumber: 'BD9999999999' },
+    ]);
+  });
+
+  it('reads a root <Error> about the licence as a credentials refusal', async () => {
+    // license-mismatch.xml: "License Mismatch", Blue Dart's refusal of the call's login or key.
+    const { adapter } = setup(xml('license-mismatch.xml'));
+    const err = await refusal(adapter.track(['BD1000000001']));
+
+    expect(err.reason).toBe('credentials');
+    expect(err.message).not.toContain('lic-0123456789');
+  });
+});
+
+describe('Blue Dart codes outside the table', () => {
+  it('keeps "Online shipment booked" (an unknown code with ScanType PU) as UNKNOWN: no pickup', async () => {
+    // online-booked.xml: booked, the booking scan's code is not in the table.
+    const { result, warnings } = await trackOne(xml('online-booked.xml'), 'BD1000000004');
+
+    expect(rows(result)).toEqual([['2025-06-05T04:32:00.000Z', 'S-030', 'PENDING', 'UNKNOWN']]);
+    expect(result).toMatchObject({ status: 'PENDING', subStatus: 'UNKNOWN' });
+    expect(isPickedUpStatus(result.status)).toBe(false);
+    expect(result.events.some((e) => isPickedUpStatus(e.status))).toBe(false);
+    expect(warnings.map((w) => w.msg)).toContain(
+      'Blue Dart sent a scan code outside its table: kept as UNKNOWN',
+    );
+  });
+
+  it('gives an unknown code the status the parcel already had, with the raw code, never a guess', async () => {
+    const { result } = await trackOne(
+      edited('delivered.xml', (t) => t.replace('<ScanCode>139</ScanCode>', '<ScanCode>999</ScanCode>')),
+    );
+
+    expect(result.events[6]).toMatchObject({
+      rawCode: 'T-999',
+      status: 'OUT_FOR_DELIVERY',
+      subStatus: 'UNKNOWN',
+    });
+    expect(result.status).toBe('DELIVERED');
+  });
+
+  it('reports UNKNOWN as the snapshot when the newest scan is unknown', async () => {
+    const { result } = await trackOne(
+      edited('delivered.xml', (t) => t.replace('<ScanCode>000</ScanCode>', '<ScanCode>321</ScanCode>')),
+    );
+
+    expect(result).toMatchObject({ status: 'OUT_FOR_DELIVERY', subStatus: 'UNKNOWN' });
+    expect(result.events.at(-1)).toMatchObject({ rawCode: 'T-321', status: 'OUT_FOR_DELIVERY' });
+  });
+
+  it('keeps a code without its ScanGroupType as UNKNOWN: the three digits alone are ambiguous', async () => {
+    const { result } = await trackOne(
+      edited('delivered.xml', (t) =>
+        t.replace(
+          '<ScanCode>002</ScanCode>\n        <ScanType>UD</ScanType>\n        <ScanGroupType>S</ScanGroupType>',
+          '<ScanCode>002</ScanCode>\n        <ScanType>UD</ScanType>',
+        ),
+      ),
+    );
+
+    expect(result.events[8]).toMatchObject({ rawCode: '002', status: 'IN_TRANSIT', subStatus: 'UNKNOWN' });
+  });
+});
+
+describe('Blue Dart scans that cannot be read', () => {
+  it('skips a scan without ScanCode and counts it; the rest of the answer stands', async () => {
+    // older-capture.xml: an older captured answer, one scan without ScanCode or ScanGroupType.
+    const { adapter, warnings } = setup(xml('older-capture.xml'));
+    const [result, other] = (await adapter.track(['BD1000000001', 'BD1000000002'])) as [Found, TrackResult];
+
+    expect(result.skippedScans).toBe(1);
+    expect(result.events.map((e) => e.rawCode)).not.toContain('T-005');
+    expect(result.events).toHaveLength(9);
+    expect(result.status).toBe('DELIVERED');
+    expect(other.kind).toBe('not_found');
+    expect(warnings.map((w) => w.msg)).toContain('Blue Dart sent a scan without ScanCode: skipped');
+  });
+
+  it('skips a scan with an unreadable date and counts it, logged', async () => {
+    const { result, warnings } = await trackOne(
+      edited('delivered.xml', (t) =>
+        t.replace('<ScanDate>06-Jun-2025</ScanDate>', '<ScanDate>06/06/2025</ScanDate>'),
+      ),
+    );
+
+    expect(result.skippedScans).toBe(1);
+    expect(result.events).toHaveLength(9);
+    expect(warnings.map((w) => w.msg)).toContain('Blue Dart sent a scan with an unreadable time: skipped');
+  });
+
+  it('falls back on the status letters, cautiously, when no scan can be read', async () => {
+    const { result } = await trackOne(
+      edited('online-booked.xml', (t) => t.replace(/<ScanCode>030<\/ScanCode>/, '')),
+      'BD1000000004',
+    );
+
+    expect(result).toMatchObject({ events: [], skippedScans: 1, status: 'PENDING', subStatus: null });
+  });
 });
 
 describe('Blue Dart returns to origin', () => {
-  it('folds the return leg into the original: returning, then returned when the leg is delivered', async () => {
+  const outbound = [
+    ['2025-06-05T04:30:00.000Z', 'S-030', 'PENDING', 'UNKNOWN'],
+    ['2025-06-05T11:30:00.000Z', 'S-015', 'IN_TRANSIT', 'PICKED_UP'],
+    ['2025-06-05T17:30:00.000Z', 'S-003', 'IN_TRANSIT', 'DEPARTED_FACILITY'],
+    ['2025-06-06T22:30:00.000Z', 'S-020', 'IN_TRANSIT', 'ARRIVED_AT_HUB'],
+    ['2025-06-07T04:00:00.000Z', 'S-002', 'OUT_FOR_DELIVERY', null],
+    ['2025-06-07T09:30:00.000Z', 'T-013', 'ATTEMPT_FAIL', 'RECIPIENT_ABSENT'],
+    ['2025-06-08T05:14:00.000Z', 'S-024', 'IN_TRANSIT', null],
+    ['2025-06-08T12:15:00.000Z', 'T-074', 'RETURNING', 'RETURN_TO_ORIGIN'],
+  ];
+
+  it('links the return leg by RefNo "074 - <original>": returning, then returned when the leg is delivered', async () => {
+    // return-to-origin.xml: the captured shape of a return to origin (original + return leg).
     const { adapter } = setup(xml('return-to-origin.xml'));
     const results = await adapter.track(['BD2000000001']);
 
     expect(results).toHaveLength(1);
     const result = results[0] as Found;
     expect(result.trackingNumber).toBe('BD2000000001');
-    expect(result.events.map((e) => [e.occurredAt, e.rawCode, e.status])).toEqual([
-      ['2025-06-05T04:30:00.000Z', '001', 'INFO_RECEIVED'],
-      ['2025-06-05T11:30:00.000Z', '015', 'IN_TRANSIT'],
-      ['2025-06-05T17:30:00.000Z', '002', 'IN_TRANSIT'],
-      ['2025-06-06T22:30:00.000Z', '003', 'IN_TRANSIT'],
-      ['2025-06-07T04:00:00.000Z', '004', 'OUT_FOR_DELIVERY'],
-      ['2025-06-07T09:30:00.000Z', '005', 'ATTEMPT_FAIL'],
-      ['2025-06-08T12:30:00.000Z', '074', 'RETURNING'],
-      // The return leg's own scans: the parcel is on its way back…
-      ['2025-06-08T12:35:00.000Z', '001', 'RETURNING'],
-      ['2025-06-08T20:30:00.000Z', '002', 'RETURNING'],
-      ['2025-06-10T00:30:00.000Z', '003', 'RETURNING'],
-      ['2025-06-10T03:30:00.000Z', '004', 'RETURNING'],
+    expect(rows(result)).toEqual([
+      ...outbound,
+      // The return leg's first scan shares the minute of the original's T-074 and comes after it…
+      ['2025-06-08T12:15:00.000Z', 'S-001', 'RETURNING', 'RETURN_TO_ORIGIN'],
+      ['2025-06-08T20:30:00.000Z', 'S-003', 'RETURNING', 'RETURN_TO_ORIGIN'],
+      ['2025-06-09T17:40:00.000Z', 'S-020', 'RETURNING', 'RETURN_TO_ORIGIN'],
+      ['2025-06-10T00:30:00.000Z', 'S-007', 'RETURNING', 'RETURN_TO_ORIGIN'],
+      ['2025-06-10T03:30:00.000Z', 'S-002', 'RETURNING', 'RETURN_TO_ORIGIN'],
       // …until the leg is delivered: back with the shipper.
-      ['2025-06-10T08:30:00.000Z', '000', 'RETURNED'],
+      ['2025-06-10T08:30:00.000Z', 'T-000', 'RETURNED', null],
     ]);
     expect(result.status).toBe('RETURNED');
   });
 
-  it('stays returning while the return leg travels', async () => {
-    const { adapter } = setup(xml('return-in-progress.xml'));
-    const [result] = (await adapter.track(['BD2000000001'])) as Found[];
+  it.each([
+    ['RefNo alone', (t: string) => t.replace(/<NewWaybillNo>[^<]*<\/NewWaybillNo>/, '')],
+    ['NewWaybillNo alone', (t: string) => t.replace('RefNo="074 - BD2000000001"', 'RefNo="RTO-REF-1"')],
+  ])('links the leg by %s too', async (_label, edit) => {
+    const { result } = await trackOne(edited('return-to-origin.xml', edit), 'BD2000000001');
+    expect(result.status).toBe('RETURNED');
+    expect(result.events).toHaveLength(14);
+  });
 
-    expect(result!.status).toBe('RETURNING');
-    expect(result!.subStatus).toBe('RETURN_TO_ORIGIN');
-    expect(result!.events.map((e) => e.status).slice(-3)).toEqual(['RETURNING', 'RETURNING', 'RETURNING']);
+  it('links no leg when neither says so: the parcel stays returning', async () => {
+    const { result } = await trackOne(
+      edited('return-to-origin.xml', (t) =>
+        t
+          .replace(/<NewWaybillNo>[^<]*<\/NewWaybillNo>/, '')
+          .replace('RefNo="074 - BD2000000001"', 'RefNo="RTO-REF-1"'),
+      ),
+      'BD2000000001',
+    );
+    expect(result.status).toBe('RETURNING');
+    expect(rows(result)).toEqual(outbound);
+  });
+
+  it('never takes a redirect on a fresh waybill for a return', async () => {
+    // redirected.xml: T-027 "SHIPMENT REDIRECTED ON FRESH AWB", the new waybill's RefNo "027 - <original>".
+    const { result } = await trackOne(xml('redirected.xml'), 'BD2000000003');
+
+    expect(result.events.map((e) => e.rawCode)).toEqual(['S-015', 'T-027']);
+    expect(result).toMatchObject({ status: 'IN_TRANSIT', subStatus: 'UNKNOWN' });
+  });
+
+  it('stays returning while the return leg travels', async () => {
+    const { result } = await trackOne(xml('return-in-progress.xml'), 'BD2000000001');
+
+    expect(result.status).toBe('RETURNING');
+    expect(result.subStatus).toBe('RETURN_TO_ORIGIN');
+    expect(result.events.map((e) => e.status).slice(-3)).toEqual(['RETURNING', 'RETURNING', 'RETURNING']);
   });
 
   it('keeps a sensible order when scans share a minute: courier order, return leg after, stages never backwards', async () => {
-    // A high simulator time scale: the whole return to origin within four minutes.
-    const { adapter } = setup(xml('return-same-minute.xml'));
-    const [result] = (await adapter.track(['BD2000000002'])) as Found[];
+    // return-same-minute.xml: a whole return to origin within four minutes (a high simulator time scale).
+    const { result } = await trackOne(xml('return-same-minute.xml'), 'BD2000000002');
 
-    expect(result!.events.map((e) => [e.occurredAt, e.rawCode, e.status])).toEqual([
-      ['2025-06-12T04:30:00.000Z', '001', 'INFO_RECEIVED'],
-      ['2025-06-12T04:30:00.000Z', '015', 'IN_TRANSIT'],
-      ['2025-06-12T04:30:00.000Z', '002', 'IN_TRANSIT'],
-      ['2025-06-12T04:31:00.000Z', '003', 'IN_TRANSIT'],
-      ['2025-06-12T04:31:00.000Z', '004', 'OUT_FOR_DELIVERY'],
-      ['2025-06-12T04:31:00.000Z', '005', 'ATTEMPT_FAIL'],
+    expect(result.events.map((e) => [e.occurredAt, e.rawCode, e.status])).toEqual([
+      ['2025-06-12T04:30:00.000Z', 'S-015', 'IN_TRANSIT'],
+      ['2025-06-12T04:30:00.000Z', 'S-003', 'IN_TRANSIT'],
+      ['2025-06-12T04:31:00.000Z', 'S-020', 'IN_TRANSIT'],
+      ['2025-06-12T04:31:00.000Z', 'S-002', 'OUT_FOR_DELIVERY'],
+      ['2025-06-12T04:31:00.000Z', 'T-013', 'ATTEMPT_FAIL'],
       // The original's return scan, then the return leg's, in the same minute.
-      ['2025-06-12T04:32:00.000Z', '074', 'RETURNING'],
-      ['2025-06-12T04:32:00.000Z', '001', 'RETURNING'],
-      ['2025-06-12T04:32:00.000Z', '002', 'RETURNING'],
-      // The original's "returned to shipper" shares its minute with the leg's last scans:
+      ['2025-06-12T04:32:00.000Z', 'T-074', 'RETURNING'],
+      ['2025-06-12T04:32:00.000Z', 'S-001', 'RETURNING'],
+      ['2025-06-12T04:32:00.000Z', 'S-003', 'RETURNING'],
+      // The original's "delivered back to shipper" shares its minute with the leg's last scans:
       // it comes after every RETURNING of that minute, not before.
-      ['2025-06-12T04:33:00.000Z', '003', 'RETURNING'],
-      ['2025-06-12T04:33:00.000Z', '004', 'RETURNING'],
-      ['2025-06-12T04:33:00.000Z', '188', 'RETURNED'],
-      ['2025-06-12T04:33:00.000Z', '000', 'RETURNED'],
+      ['2025-06-12T04:33:00.000Z', 'S-020', 'RETURNING'],
+      ['2025-06-12T04:33:00.000Z', 'S-002', 'RETURNING'],
+      ['2025-06-12T04:33:00.000Z', 'T-188', 'RETURNED'],
+      ['2025-06-12T04:33:00.000Z', 'T-000', 'RETURNED'],
     ]);
-    expect(result!.status).toBe('RETURNED');
-    expect(result!.subStatus).toBeNull();
-  });
-
-  it('reports the status of the last event in that order as the snapshot', async () => {
-    // The original says "returned to shipper" in the same minute as the leg's last scan,
-    // before the leg shows its delivered scan.
-    const body = fixture('bluedart', 'return-same-minute.xml').replace(
-      /<ScanDetail>\s*<Scan>SHIPMENT DELIVERED<\/Scan>[\s\S]*?<\/ScanDetail>/,
-      '',
-    );
-    const { adapter } = setup({ body, contentType: 'text/xml' });
-    const [result] = (await adapter.track(['BD2000000002'])) as Found[];
-
-    expect(result!.events.map((e) => [e.rawCode, e.status]).slice(-3)).toEqual([
-      ['003', 'RETURNING'],
-      ['004', 'RETURNING'],
-      ['188', 'RETURNED'],
-    ]);
-    expect(result!.status).toBe(result!.events[result!.events.length - 1]!.status);
-    expect(result!.status).toBe('RETURNED');
+    expect(result.status).toBe('RETURNED');
+    expect(result.subStatus).toBeNull();
   });
 
   it("keeps the return leg in raw, without anybody's personal data", async () => {
-    const { adapter } = setup(xml('return-to-origin.xml'));
-    const [result] = (await adapter.track(['BD2000000001'])) as Found[];
-    const raw = JSON.stringify(result!.raw);
+    const { result } = await trackOne(xml('return-to-origin.xml'), 'BD2000000001');
+    const raw = JSON.stringify(result.raw);
 
     for (const personal of [
       'Priya Nair',
       'Anna Salai',
       '600002',
       '9811111111',
-      'Kala Crafts',
+      'Returns Desk',
       'Andheri',
       '9822222222',
     ]) {
       expect(raw).not.toContain(personal);
     }
-    expect(result!.raw).toMatchObject({
-      ReturnLegs: [{ '@WaybillNo': 'BD2000000001R', '@RefNo': 'BD2000000001' }],
+    expect(result.raw).toMatchObject({
+      NewWaybillNo: 'BD2000000009',
+      ReturnLegs: [{ '@WaybillNo': 'BD2000000009', '@RefNo': '074 - BD2000000001' }],
     });
   });
 });
@@ -301,21 +468,12 @@ describe('Blue Dart failures', () => {
     });
   });
 
-  it('treats a call-wide Error as a retryable outage', async () => {
+  it('treats any other call-wide Error as a retryable outage', async () => {
     const { err } = await retryable({
       body: '<ShipmentData><Error>Service unavailable</Error></ShipmentData>',
       contentType: 'text/xml',
     });
     expect(err.message).toMatch(/Service unavailable/);
-  });
-
-  it('treats a scan with an unreadable date as a retryable outage, never a silent "no change"', async () => {
-    const body = fixture('bluedart', 'delivered.xml').replace(
-      '<ScanDate>06-Jun-2025</ScanDate>',
-      '<ScanDate>06/06/2025</ScanDate>',
-    );
-    const { err } = await retryable({ body, contentType: 'text/xml' });
-    expect(err.message).toMatch(/ScanDate/);
   });
 
   it('reads Retry-After seconds from a 429', async () => {
@@ -493,37 +651,38 @@ describe('Blue Dart booking and cancelling', () => {
 
 describe('Blue Dart scan codes', () => {
   it.each([
-    ['001', 'INFO_RECEIVED', null],
-    ['015', 'IN_TRANSIT', 'PICKED_UP'],
-    ['002', 'IN_TRANSIT', null],
-    ['003', 'IN_TRANSIT', null],
-    ['004', 'OUT_FOR_DELIVERY', null],
-    ['005', 'ATTEMPT_FAIL', 'RECIPIENT_ABSENT'],
-    ['006', 'AVAILABLE_FOR_PICKUP', null],
-    ['007', 'EXCEPTION', null],
-    ['000', 'DELIVERED', null],
-    ['074', 'RETURNING', 'RETURN_TO_ORIGIN'],
-    ['188', 'RETURNED', null],
-    ['099', 'CANCELLED', null],
-  ])('maps scan code %s to %s / %s', (code, status, subStatus) => {
-    expect(mapBlueDartScan(code, 'ANY TEXT')).toEqual({ status, subStatus });
+    ['S-001', 'IN_TRANSIT', null],
+    ['S-002', 'OUT_FOR_DELIVERY', null],
+    ['S-007', 'IN_TRANSIT', null],
+    ['S-015', 'IN_TRANSIT', 'PICKED_UP'],
+    ['T-000', 'DELIVERED', null],
+    ['T-002', 'EXCEPTION', 'OUT_OF_DELIVERY_AREA'],
+    ['T-005', 'IN_TRANSIT', 'HOLIDAY'],
+    ['T-011', 'ATTEMPT_FAIL', 'REFUSED'],
+    ['T-013', 'ATTEMPT_FAIL', 'RECIPIENT_ABSENT'],
+    ['T-139', 'ATTEMPT_FAIL', 'ADDRESS_PROBLEM'],
+    ['T-074', 'RETURNING', 'RETURN_TO_ORIGIN'],
+    ['T-188', 'RETURNED', null],
+    ['T-098', 'CANCELLED', 'PICKUP_CANCELLED'],
+    ['T-130', 'EXCEPTION', 'DAMAGED'],
+    ['T-208', 'AVAILABLE_FOR_PICKUP', 'PARCEL_SHOP'],
+  ])('maps %s to %s / %s', (code, status, subStatus) => {
+    expect(mapBlueDartScan(code)).toEqual({ status, subStatus });
   });
 
-  it('tells damaged from lost from an address problem on code 007', () => {
-    expect(mapBlueDartScan('007', 'SHIPMENT DAMAGED IN TRANSIT')?.subStatus).toBe('DAMAGED');
-    expect(mapBlueDartScan('007', 'SHIPMENT LOST')?.subStatus).toBe('LOST');
-    expect(mapBlueDartScan('007', 'INCOMPLETE ADDRESS')?.subStatus).toBe('ADDRESS_PROBLEM');
+  it('knows no code without its family, and no code outside the table', () => {
+    expect(mapBlueDartScan('002')).toBeNull();
+    expect(mapBlueDartScan('S-030')).toBeNull();
+    expect(mapBlueDartScan('T-999')).toBeNull();
   });
 
-  it('reads an unknown code by its scan type, and says so', async () => {
-    const body = fixture('bluedart', 'delivered.xml').replace(
-      '<ScanCode>002</ScanCode>',
-      '<ScanCode>321</ScanCode>',
-    );
-    const { adapter, warnings } = setup({ body, contentType: 'text/xml' });
-    const [result] = (await adapter.track(['BD1000000001'])) as Found[];
-
-    expect(result!.events[2]).toMatchObject({ rawCode: '321', status: 'IN_TRANSIT' });
-    expect(warnings.map((w) => w.msg)).toContain('Blue Dart sent an unknown scan code');
+  it('reads every known scan of a return leg as returning, its delivery as returned', () => {
+    expect(mapBlueDartScan('S-002', 'return')).toEqual({
+      status: 'RETURNING',
+      subStatus: 'RETURN_TO_ORIGIN',
+    });
+    expect(mapBlueDartScan('T-000', 'return')).toEqual({ status: 'RETURNED', subStatus: null });
+    expect(mapBlueDartScan('T-188', 'return')).toEqual({ status: 'RETURNED', subStatus: null });
+    expect(mapBlueDartScan('S-030', 'return')).toBeNull();
   });
 });

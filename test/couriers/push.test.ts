@@ -29,8 +29,10 @@ async function polledEasyParcel(): Promise<Found> {
   );
   const adapter = createEasyParcelAdapter({
     baseUrl: 'https://ep.example/api',
+    apiVersion: '2026-06',
     clientId: 'c',
     clientSecret: 's',
+    refreshToken: 'r',
     fetch: fake.fetch,
   });
   const [result] = await adapter.track(['EP1000000001']);
@@ -50,7 +52,7 @@ async function polledBlueDart(): Promise<Found> {
 }
 
 describe('pushed scans', () => {
-  it('EasyParcel: the status log pushed as sent (codes, mixed date formats, "City, State") equals the poll', async () => {
+  it('EasyParcel: the status log pushed as sent (codes, UTC and Malaysia-time dates, "Place, State, MY") equals the poll', async () => {
     const polled = await polledEasyParcel();
     const log = JSON.parse(fixture('easyparcel', 'tracking-mixed.json')).data.results[0].status_log as {
       event_date: string;
@@ -73,7 +75,7 @@ describe('pushed scans', () => {
     expect(pushed.map((e) => e.status)).toEqual(expect.arrayContaining(['OUT_FOR_DELIVERY', 'ATTEMPT_FAIL']));
   });
 
-  it('Blue Dart: scans pushed with their ScanCode, India-time date and scanned city equal the poll', async () => {
+  it('Blue Dart: scans pushed with their family and ScanCode (T-013), India-time date and scanned city equal the poll', async () => {
     const polled = await polledBlueDart();
     const pushed = normalisePush(
       'bluedart',
@@ -89,7 +91,7 @@ describe('pushed scans', () => {
   });
 
   it('reads an ISO time with any zone as the same instant (and so the same key)', () => {
-    const scan = (occurredAt: string): PushedScan => ({ code: '004', occurredAt, location: 'NEW DELHI' });
+    const scan = (occurredAt: string): PushedScan => ({ code: 'S-002', occurredAt, location: 'NEW DELHI' });
     const [ist] = normalisePush('bluedart', [scan('07-Jun-2025 09:10')]);
     const [utc] = normalisePush('bluedart', [scan('2025-06-07T03:40:00Z')]);
     const [offset] = normalisePush('bluedart', [scan('2025-06-07T09:10:00+05:30')]);
@@ -110,17 +112,38 @@ describe('pushed scans', () => {
     ]);
   });
 
-  it('flags a well-formed code the courier mapping does not know as an exception, as a poll would', () => {
+  it('keeps a code outside the table as UNKNOWN holding the status of the scan pushed before it, as a poll would', () => {
     const { log, warnings } = captureLog();
-    const [event] = normalisePush('bluedart', [{ code: '555', occurredAt: '2025-06-07T03:40:00Z' }], log);
-    expect(event).toMatchObject({ status: 'EXCEPTION', subStatus: 'UNMAPPED_CODE', rawCode: '555' });
-    expect(warnings).toHaveLength(1);
+    const events = normalisePush(
+      'bluedart',
+      [
+        { code: 'T-555', occurredAt: '2025-06-07T03:40:00Z' },
+        { code: 'S-002', occurredAt: '2025-06-07T03:00:00Z' },
+      ],
+      log,
+    );
+    expect(events.map((e) => [e.rawCode, e.status, e.subStatus])).toEqual([
+      ['S-002', 'OUT_FOR_DELIVERY', null],
+      ['T-555', 'OUT_FOR_DELIVERY', 'UNKNOWN'],
+    ]);
+    expect(warnings.map((w) => w.msg)).toContain('a courier pushed a status code outside its table');
+  });
+
+  it('leaves out an unknown code with no known scan before it in the push: never a guessed status', () => {
+    const { log, warnings } = captureLog();
+    const events = normalisePush('bluedart', [{ code: 'S-030', occurredAt: '2025-06-07T03:40:00Z' }], log);
+
+    expect(events).toEqual([]);
+    expect(warnings.map((w) => w.msg)).toContain(
+      'pushed scans with codes outside the table and no known scan before them: left for the next poll',
+    );
   });
 
   it.each([
     ['easyparcel', { code: 'delivered', occurredAt: '2025-03-06T01:10:00Z' }, /events\[0\]\.code/],
     ['easyparcel', { code: '5', occurredAt: '06/03/2025 09:10' }, /events\[0\]\.occurredAt/],
-    ['bluedart', { code: '4', occurredAt: '2025-06-07T03:40:00Z' }, /3-digit/],
+    ['bluedart', { code: '4', occurredAt: '2025-06-07T03:40:00Z' }, /3-digit ScanCode/],
+    ['bluedart', { code: '004', occurredAt: '2025-06-07T03:40:00Z' }, /ScanGroupType/],
     ['simulator', { code: 'DELIVERED', occurredAt: '2026-01-01 10:00:00' }, /ISO 8601 with a zone/],
     ['simulator', { code: 'TELEPORTED', occurredAt: '2026-01-01T10:00:00Z' }, /known status/],
   ] as const)('refuses a %s scan its format does not allow: %j', (courier, scan, message) => {

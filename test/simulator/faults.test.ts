@@ -179,7 +179,7 @@ describe('outage window', () => {
 
   it('an outage scoped to one format leaves the others and the control API answering', async () => {
     await setFault({ kind: 'outage', durationMs: 600_000, format: 'easyparcel' });
-    const easyParcel = await fetch(`${sim.url}/easyparcel/shipment/tracking_status`, {
+    const easyParcel = await fetch(`${sim.url}/easyparcel/open_api/2026-06/shipment/tracking_status`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ awb_numbers: ['EP1234567'] }),

@@ -265,8 +265,10 @@ describe('call counting and reset', () => {
     await adapter.track(['SIM7070707070', 'SIM7070707071']);
     const { trackingNumber } = await adapter.book(booking('shp_count'));
     await adapter.cancel(trackingNumber);
-    await call('POST', '/easyparcel/oauth/token', { grant_type: 'client_credentials' });
-    await call('POST', '/easyparcel/shipment/tracking_status', { awb_numbers: ['EP1234567'] });
+    await call('POST', '/easyparcel/oauth/token', { grant_type: 'refresh_token' });
+    await call('POST', '/easyparcel/open_api/2026-06/shipment/tracking_status', {
+      awb_numbers: ['EP1234567'],
+    });
     await fetch(
       `${sim.url}/bluedart/servlet/RoutingServlet?handler=tnt&action=custawbquery&numbers=BD1234567`,
     );

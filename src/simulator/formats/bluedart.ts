@@ -1,16 +1,19 @@
 /**
  * The simulator speaking Blue Dart (XML tracking, JSON booking; wire format in
  * src/couriers/README.md). The quirks are rendered on purpose: Indian wall-clock times
- * without a zone in two date styles, scans newest first, the consignee's personal data in
- * every answer (the adapter must strip it), an unknown waybill as a `<Shipment>` without
- * `<Status>`, and a return to origin as a second `<Shipment>` pointing back via `RefNo`.
+ * without a zone in two date styles, scans newest first, codes in two families (S movement,
+ * T status), the booking scan "Online shipment booked" under a code outside the adapter's
+ * table, the consignee's personal data in every answer (the adapter must strip it), a waybill
+ * it shows nothing about (unknown or cancelled) as `StatusType` NF — or, when no number of
+ * the call is known, as a root `<Error>` — and a return to origin as a second `<Shipment>`
+ * whose `RefNo` reads `074 - <original>`, named in the original's `<NewWaybillNo>`.
  *
  * Mount it inside a plugin with a prefix, e.g.
  * `app.register(async (scope) => registerBlueDartRoutes(scope, backend, {}), { prefix: '/bluedart' })`
  * or `app.register(blueDartPlugin, { prefix: '/bluedart', backend })`.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { BlueDartScanCode, BlueDartStatusType } from '../../couriers/bluedart';
+import { BlueDartCode, BlueDartStatusType } from '../../couriers/bluedart';
 import { IST_OFFSET_MINUTES, MONTH_ABBREVIATIONS, MONTH_NAMES, pad, utcToLocal } from '../../couriers/time';
 import { ShipmentStatus } from '../../domain/status';
 import { OUTAGE_PAGE } from '../faults';
@@ -34,50 +37,57 @@ export interface BlueDartRouteOptions {
 export const BLUEDART_SIM_MAX_BATCH = 25;
 
 const S = ShipmentStatus;
-const C = BlueDartScanCode;
+const C = BlueDartCode;
 const T = BlueDartStatusType;
 const XML_TYPE = 'text/xml; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-/** The scan code Blue Dart would give each taxonomy status (sub-status refinements below). */
-const CODE_BY_STATUS: Readonly<Record<ShipmentStatus, string>> = {
-  [S.PENDING]: C.MANIFESTED,
-  [S.INFO_RECEIVED]: C.MANIFESTED,
-  [S.IN_TRANSIT]: C.IN_TRANSIT,
-  [S.OUT_FOR_DELIVERY]: C.OUT_FOR_DELIVERY,
-  [S.ATTEMPT_FAIL]: C.UNDELIVERED,
-  [S.AVAILABLE_FOR_PICKUP]: C.HELD_FOR_COLLECTION,
-  [S.EXCEPTION]: C.EXCEPTION,
-  [S.DELIVERED]: C.DELIVERED,
-  [S.RETURNING]: C.RETURN_INITIATED,
-  [S.RETURNED]: C.RETURNED_TO_SHIPPER,
-  [S.CANCELLED]: C.CANCELLED,
-  [S.EXPIRED]: C.EXCEPTION,
-};
+/**
+ * Blue Dart's booking scan. Its code is not in any public table we have, so the adapter keeps
+ * it as UNKNOWN (never a pickup): the code here is the one a public integration uses for it.
+ */
+export const BLUEDART_BOOKED = { code: 'S-030', text: 'Online shipment booked' } as const;
 
-/** The Blue Dart scan code of one scan. */
-export function blueDartCodeFor(scan: Pick<SimScan, 'status' | 'subStatus'>): string {
-  if (scan.status === S.IN_TRANSIT && scan.subStatus === 'PICKED_UP') return C.PICKED_UP;
-  if (scan.status === S.IN_TRANSIT && scan.subStatus === 'ARRIVED_AT_HUB') return C.ARRIVED_AT_HUB;
-  return CODE_BY_STATUS[scan.status];
+/** A scan as Blue Dart writes it: family-code, status letters and, where Blue Dart has its own, words. */
+interface WireScan {
+  code: string;
+  type: string;
+  text: string | null;
 }
 
-/** The status letters of a scan code; every scan of a return leg is `RT`. */
-function typeFor(code: string, leg: 'parcel' | 'return'): string {
-  if (leg === 'return') return T.RETURNED;
-  switch (code) {
-    case C.PICKED_UP:
-      return T.PICKED_UP;
-    case C.DELIVERED:
-      return T.DELIVERED;
-    case C.RETURN_INITIATED:
-    case C.RETURNED_TO_SHIPPER:
-      return T.RETURNED;
-    case C.CANCELLED:
-      return T.CANCELLED;
-    default:
-      return T.UNDELIVERED;
+/** The code and status letters Blue Dart writes for each status (refined by sub-status below). */
+const SCAN_BY_STATUS: Readonly<Record<ShipmentStatus, Omit<WireScan, 'text'>>> = {
+  [S.PENDING]: { code: BLUEDART_BOOKED.code, type: T.PICKUP },
+  [S.INFO_RECEIVED]: { code: BLUEDART_BOOKED.code, type: T.PICKUP },
+  [S.IN_TRANSIT]: { code: C.FURTHER_CONNECTED, type: T.UNDELIVERED },
+  [S.OUT_FOR_DELIVERY]: { code: C.OUT_FOR_DELIVERY, type: T.UNDELIVERED },
+  [S.ATTEMPT_FAIL]: { code: C.CONSIGNEE_NOT_AVAILABLE, type: T.UNDELIVERED },
+  [S.AVAILABLE_FOR_PICKUP]: { code: C.PARCEL_SHOP, type: T.UNDELIVERED },
+  [S.EXCEPTION]: { code: C.DAMAGED, type: T.UNDELIVERED },
+  [S.EXPIRED]: { code: C.DAMAGED, type: T.UNDELIVERED },
+  [S.DELIVERED]: { code: C.DELIVERED, type: T.DELIVERED },
+  [S.RETURNING]: { code: C.RETURN_TO_ORIGIN, type: T.RETURNED },
+  [S.RETURNED]: { code: C.DELIVERED_BACK_TO_SHIPPER, type: T.RETURNED },
+  // Never rendered: Blue Dart shows a cancelled waybill no more (see renderBlueDartTracking).
+  [S.CANCELLED]: { code: 'T-098', type: T.CANCELLED },
+};
+
+/** The Blue Dart scan of one simulator scan (`leg`: the return leg's own scans). */
+export function blueDartScanFor(
+  scan: Pick<SimScan, 'status' | 'subStatus'>,
+  leg: 'parcel' | 'return' = 'parcel',
+): WireScan {
+  if (scan.status === S.INFO_RECEIVED || scan.status === S.PENDING) {
+    // A return leg opens with its first inscan, as in captured answers.
+    return leg === 'return'
+      ? { code: C.ARRIVED, type: T.UNDELIVERED, text: 'SHIPMENT ARRIVED' }
+      : { ...SCAN_BY_STATUS[scan.status], text: BLUEDART_BOOKED.text };
   }
+  if (scan.status === S.IN_TRANSIT && scan.subStatus === 'PICKED_UP')
+    return { code: C.PICKED_UP, type: T.PICKUP, text: null };
+  if (scan.status === S.IN_TRANSIT && scan.subStatus === 'ARRIVED_AT_HUB')
+    return { code: C.ARRIVED_AT_HUB, type: T.UNDELIVERED, text: null };
+  return { ...SCAN_BY_STATUS[scan.status], text: null };
 }
 
 /** Text safe inside an element or a double-quoted attribute. */
@@ -117,13 +127,14 @@ function city(scan: SimScan): string {
 }
 
 function scanDetail(scan: SimScan, leg: 'parcel' | 'return'): string {
-  const code = blueDartCodeFor(scan);
+  const wire = blueDartScanFor(scan, leg);
+  const [group, code] = wire.code.split('-') as [string, string];
   return (
     '<ScanDetail>' +
-    element('Scan', scan.text.toUpperCase()) +
+    element('Scan', wire.text ?? scan.text.toUpperCase()) +
     element('ScanCode', code) +
-    element('ScanType', typeFor(code, leg)) +
-    element('ScanGroupType', 'T') +
+    element('ScanType', wire.type) +
+    element('ScanGroupType', group) +
     element('ScanDate', scanDate(scan.at)) +
     element('ScanTime', clock(scan.at)) +
     element('ScannedLocation', city(scan)) +
@@ -141,19 +152,25 @@ function consignee(person: Pick<SimRecipient, 'name' | 'line1' | 'city' | 'postc
   );
 }
 
-/** Status block and scans (newest first) of one leg; only `<Status>AWB GENERATED</Status>` before any scan. */
-function statusAndScans(scans: SimScan[], leg: 'parcel' | 'return', eta: Date | null): string {
+/**
+ * Status block and scans (newest first) of one leg; only `<Status>AWB GENERATED</Status>`
+ * before any scan. `extra` goes after the status (the original's `<NewWaybillNo>`).
+ */
+function statusAndScans(scans: SimScan[], leg: 'parcel' | 'return', eta: Date | null, extra = ''): string {
   const latest = scans[scans.length - 1];
-  const status = latest
-    ? element('Status', latest.text.toUpperCase()) +
-      element('StatusType', typeFor(blueDartCodeFor(latest), leg)) +
-      element('StatusDate', longDate(latest.at)) +
-      element('StatusTime', clock(latest.at))
-    : element('Status', 'AWB GENERATED');
+  const wire = latest ? blueDartScanFor(latest, leg) : null;
+  const status =
+    latest && wire
+      ? element('Status', wire.text ?? latest.text.toUpperCase()) +
+        element('StatusType', wire.type) +
+        element('StatusDate', longDate(latest.at)) +
+        element('StatusTime', clock(latest.at))
+      : element('Status', 'AWB GENERATED');
   const newestFirst = [...scans].reverse().map((scan) => scanDetail(scan, leg));
   return (
     status +
     element('ExpectedDeliveryDate', eta ? longDate(eta) : null) +
+    extra +
     `<Scans>${newestFirst.join('')}</Scans>`
   );
 }
@@ -162,18 +179,24 @@ function renderShipment(view: SimShipmentView): string {
   const origin = view.scans[0]?.location.city.toUpperCase() ?? null;
   const destination = view.recipient.city.toUpperCase();
   const reference = view.reference !== null ? ` RefNo="${escapeXml(view.reference)}"` : '';
+  const returnLeg = view.returnTrackingNumber;
+  // With a return leg, the parcel being back with the shipper is the leg's delivered scan:
+  // the original ends with its return-to-origin scan and names the leg's waybill.
+  const scans = returnLeg === null ? view.scans : view.scans.filter((scan) => scan.status !== S.RETURNED);
   let xml =
     `<Shipment WaybillNo="${escapeXml(view.trackingNumber)}"${reference}>` +
     element('Service', 'Domestic Priority') +
     element('Origin', origin) +
     element('Destination', destination) +
     consignee(view.recipient) +
-    statusAndScans(view.scans, 'parcel', view.eta) +
+    statusAndScans(scans, 'parcel', view.eta, element('NewWaybillNo', returnLeg)) +
     '</Shipment>';
-  if (view.returnTrackingNumber !== null) {
-    // The return leg travels back to the shipper: the shipper is its consignee.
+  if (returnLeg !== null) {
+    // The return leg travels back to the shipper: the shipper is its consignee. Its RefNo
+    // names the code that cut it and the original waybill.
+    const ref = `${C.RETURN_TO_ORIGIN.slice(2)} - ${view.trackingNumber}`;
     xml +=
-      `<Shipment WaybillNo="${escapeXml(view.returnTrackingNumber)}" RefNo="${escapeXml(view.trackingNumber)}">` +
+      `<Shipment WaybillNo="${escapeXml(returnLeg)}" RefNo="${escapeXml(ref)}">` +
       element('Service', 'Domestic Priority') +
       element('Origin', destination) +
       element('Destination', origin) +
@@ -190,16 +213,32 @@ function renderShipment(view: SimShipmentView): string {
   return xml;
 }
 
-/** Blue Dart answers an unknown waybill either with an empty `<Shipment>` or with an `<Error>` in it. */
-function renderUnknown(waybill: string): string {
-  const withError = [...waybill].reduce((sum, ch) => sum + ch.charCodeAt(0), 0) % 2 === 1;
-  return `<Shipment WaybillNo="${escapeXml(waybill)}">${withError ? element('Error', 'Invalid Waybill No.') : ''}</Shipment>`;
+/** Blue Dart's words for a waybill it shows nothing about (unknown, not yet scanned, or cancelled). */
+export const BLUEDART_NO_INFORMATION = 'Incorrect Waybill number or No Information';
+
+/** A waybill Blue Dart shows nothing about, among others it knows. */
+function renderNotFound(waybill: string): string {
+  return (
+    `<Shipment WaybillNo="${escapeXml(waybill)}">` +
+    element('StatusType', T.NOT_FOUND) +
+    element('Status', BLUEDART_NO_INFORMATION) +
+    '</Shipment>'
+  );
 }
 
-/** The answer to a RoutingServlet tracking call: one `<Shipment>` per item (plus return legs), in the order given. */
+/** Whether Blue Dart still shows a parcel: a cancelled waybill drops out of its tracking. */
+function shown(item: SimTrackingItem): item is Extract<SimTrackingItem, { found: true }> {
+  return item.found && !item.view.scans.some((scan) => scan.status === S.CANCELLED);
+}
+
+/**
+ * The answer to a RoutingServlet tracking call: one `<Shipment>` per item (plus return
+ * legs), in the order given; a root `<Error>` when Blue Dart shows none of them.
+ */
 export function renderBlueDartTracking(items: SimTrackingItem[]): RenderedResponse {
+  if (!items.some(shown)) return renderBlueDartError(200, BLUEDART_NO_INFORMATION);
   const shipments = items.map((item) =>
-    item.found ? renderShipment(item.view) : renderUnknown(item.trackingNumber),
+    shown(item) ? renderShipment(item.view) : renderNotFound(item.trackingNumber),
   );
   return {
     status: 200,

@@ -1,9 +1,13 @@
 /**
- * The simulator speaking EasyParcel (JSON, OAuth client credentials; wire format in
+ * The simulator speaking EasyParcel (EasyParcel Open API: JSON under `/open_api/<version>/`,
+ * OAuth tokens from `/oauth/token` with the refresh-token grant; wire format in
  * src/couriers/README.md). The quirks are rendered on purpose, so the real adapter meets
- * them in every end-to-end run: the two date formats alternate, `status_log` comes in a
- * shuffled (but repeatable) order, out-for-delivery, failed attempts and returns exist only
- * in the text, unknown numbers are `not_found` items inside a 200, and tokens expire.
+ * them in every end-to-end run: EasyParcel's own "Schedule In Arrangement" is stamped in UTC
+ * while the couriers' scans are Malaysia time, the two date formats alternate, `status_log`
+ * comes in a shuffled (but repeatable) order, out-for-delivery, failed attempts, returns and
+ * a cancellation exist only in the text, locations read "Place, State, MY", unknown numbers
+ * are `not_found` items inside a 200, and tokens expire. Every version answers with the
+ * current (0-11) code table.
  *
  * Mount it inside a plugin with a prefix, e.g.
  * `app.register(async (scope) => registerEasyParcelRoutes(scope, backend, opts), { prefix: '/easyparcel' })`
@@ -12,6 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { EasyParcelCode } from '../../couriers/easyparcel';
+import { EASYPARCEL_API_VERSIONS } from '../../couriers/easyparcel-versions';
 import { formatIsoSeconds, formatSqlLocal, MYT_OFFSET_MINUTES } from '../../couriers/time';
 import { ShipmentStatus } from '../../domain/status';
 import type {
@@ -24,15 +29,18 @@ import type {
 } from '../model';
 
 export interface EasyParcelRouteOptions {
+  /** The app's credentials, checked as HTTP Basic on the token endpoint. */
   clientId: string;
   clientSecret: string;
+  /** The refresh token of the authorised account (the simulator has no login page to issue one). */
+  refreshToken: string;
   /** Lifetime of an issued access token, in seconds of `now()`. */
   tokenTtlSeconds: number;
   /** Real clock (ms since the epoch): token expiry, and the moment tracking answers describe. */
   now: () => number;
 }
 
-/** Most AWB numbers one tracking call accepts (more: 422). */
+/** Most AWB numbers one tracking call accepts (more: 422), as EasyParcel's docs say. */
 export const EASYPARCEL_SIM_MAX_BATCH = 100;
 
 const S = ShipmentStatus;
@@ -40,8 +48,9 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** The code EasyParcel would give each taxonomy status (sub-status refinements below). */
 const CODE_BY_STATUS: Readonly<Record<ShipmentStatus, number>> = {
+  // EasyParcel's own "Schedule In Arrangement": the courier has the shipment's data.
   [S.PENDING]: EasyParcelCode.SCHEDULED,
-  [S.INFO_RECEIVED]: EasyParcelCode.TO_BE_COLLECTED,
+  [S.INFO_RECEIVED]: EasyParcelCode.SCHEDULED,
   [S.IN_TRANSIT]: EasyParcelCode.IN_TRANSIT,
   // EasyParcel has no code for these: code 4 or 8, and the text says what happened.
   [S.OUT_FOR_DELIVERY]: EasyParcelCode.IN_TRANSIT,
@@ -52,12 +61,15 @@ const CODE_BY_STATUS: Readonly<Record<ShipmentStatus, number>> = {
   [S.EXCEPTION]: EasyParcelCode.ON_HOLD,
   [S.DELIVERED]: EasyParcelCode.DELIVERED,
   [S.RETURNED]: EasyParcelCode.RETURNED,
-  [S.CANCELLED]: EasyParcelCode.CANCELLED,
+  // Its tracking answers a cancelled shipment as code 8 with the text "Cancelled" (code 0 is
+  // what its webhooks send).
+  [S.CANCELLED]: EasyParcelCode.ON_HOLD,
   [S.EXPIRED]: EasyParcelCode.ON_HOLD,
 };
 
-/** Statuses of no physical scan (paperwork): EasyParcel sends `location: null` for them. */
-const NO_PLACE: ReadonlySet<ShipmentStatus> = new Set([S.PENDING, S.INFO_RECEIVED, S.CANCELLED]);
+/** Statuses of no physical scan (EasyParcel's own paperwork): `location: null`, and stamped in UTC. */
+const OWN_EVENT: ReadonlySet<ShipmentStatus> = new Set([S.PENDING, S.INFO_RECEIVED]);
+const OWN_EVENT_TEXT = 'Schedule In Arrangement';
 
 /** The EasyParcel code of one scan. */
 export function easyParcelCodeFor(scan: Pick<SimScan, 'status' | 'subStatus'>): number {
@@ -70,6 +82,8 @@ export function easyParcelCodeFor(scan: Pick<SimScan, 'status' | 'subStatus'>): 
  * carries the status added when the words lack it (EasyParcel has no code for these).
  */
 function wireText(scan: SimScan, leg: 'parcel' | 'return'): string {
+  if (OWN_EVENT.has(scan.status)) return OWN_EVENT_TEXT;
+  if (scan.status === S.CANCELLED) return 'Cancelled';
   let text = scan.text;
   if (scan.status === S.OUT_FOR_DELIVERY && !/out for delivery|with courier for delivery/i.test(text)) {
     text = `Out for delivery: ${text}`;
@@ -86,11 +100,14 @@ interface WireEntry {
   code: number;
   text: string;
   location: string | null;
+  /** EasyParcel's own event (stamped in UTC), not a courier's scan (Malaysia time). */
+  own: boolean;
 }
 
+/** `"Kuala Lumpur Hub, Kuala Lumpur, MY"`: place, state, country code. */
 function location(scan: SimScan): string | null {
-  if (NO_PLACE.has(scan.status)) return null;
-  return scan.location.state ? `${scan.location.city}, ${scan.location.state}` : scan.location.city;
+  if (OWN_EVENT.has(scan.status)) return null;
+  return [scan.location.city, scan.location.state, scan.location.country].filter(Boolean).join(', ');
 }
 
 /**
@@ -106,6 +123,7 @@ function entriesOf(view: SimShipmentView, now: number): WireEntry[] {
     code: easyParcelCodeFor(scan),
     text: wireText(scan, 'parcel'),
     location: location(scan),
+    own: OWN_EVENT.has(scan.status),
   }));
   for (const scan of view.returnScans) {
     if (scan.status === S.INFO_RECEIVED) continue;
@@ -116,6 +134,7 @@ function entriesOf(view: SimShipmentView, now: number): WireEntry[] {
         code: EasyParcelCode.RETURNED,
         text: 'Returned to shipper',
         location: location(scan),
+        own: false,
       });
       continue;
     }
@@ -126,15 +145,20 @@ function entriesOf(view: SimShipmentView, now: number): WireEntry[] {
       code: code === EasyParcelCode.COLLECTED ? EasyParcelCode.IN_TRANSIT : code,
       text: wireText(scan, 'return'),
       location: location(scan),
+      own: false,
     });
   }
   // A courier never shows a scan from the future.
   return entries.filter((entry) => entry.at.getTime() <= now).sort((a, b) => a.at.getTime() - b.at.getTime());
 }
 
-/** Alternates the two date formats EasyParcel mixes: ISO UTC, then Malaysia local time. */
-function wireDate(at: Date, index: number): string {
-  return index % 2 === 0 ? formatIsoSeconds(at) : formatSqlLocal(at, MYT_OFFSET_MINUTES);
+/**
+ * EasyParcel's own events as `YYYY-MM-DD HH:mm:ss` in UTC; the couriers' scans alternate the
+ * two formats EasyParcel mixes: ISO UTC, then Malaysia local time.
+ */
+function wireDate(entry: WireEntry, index: number): string {
+  if (entry.own) return formatSqlLocal(entry.at, 0);
+  return index % 2 === 0 ? formatIsoSeconds(entry.at) : formatSqlLocal(entry.at, MYT_OFFSET_MINUTES);
 }
 
 /**
@@ -159,6 +183,8 @@ type EasyParcelItem =
   | {
       status: 'success';
       awb_number: string;
+      shipment_number: string;
+      order_number: string;
       latest_shipment_status_code: number;
       latest_tracking_status: string;
       latest_event_date: string | null;
@@ -169,13 +195,15 @@ type EasyParcelItem =
         location: string | null;
       }[];
     }
-  | { status: 'not_found'; awb_number: string };
+  | { status: 'not_found'; awb_number: string; message: string };
 
 function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
-  if (!item.found) return { status: 'not_found', awb_number: item.trackingNumber };
+  if (!item.found)
+    return { status: 'not_found', awb_number: item.trackingNumber, message: 'AWB number not found' };
   const { view } = item;
+  const digits = view.trackingNumber.replace(/\D/g, '').slice(-5).padStart(5, '0');
   const log = entriesOf(view, now).map((entry, index) => ({
-    event_date: wireDate(entry.at, index),
+    event_date: wireDate(entry, index),
     shipment_status_code: entry.code,
     tracking_status: entry.text,
     location: entry.location,
@@ -184,9 +212,11 @@ function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
   return {
     status: 'success',
     awb_number: view.trackingNumber,
+    shipment_number: `ES-${digits}`,
+    order_number: `EI-${digits}`,
     // Before any scan, EasyParcel is still arranging the pickup.
     latest_shipment_status_code: latest?.shipment_status_code ?? EasyParcelCode.SCHEDULED,
-    latest_tracking_status: latest?.tracking_status ?? 'Schedule in arrangement',
+    latest_tracking_status: latest?.tracking_status ?? OWN_EVENT_TEXT,
     latest_event_date: latest?.event_date ?? null,
     status_log: shuffled(
       log,
@@ -196,11 +226,16 @@ function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
   };
 }
 
-/** The answer to `POST /shipment/tracking_status`: one result per item, in the order given. */
+/** The answer to `POST /open_api/<version>/shipment/tracking_status`: one result per item, in the order given. */
 export function renderEasyParcelTracking(items: SimTrackingItem[], now: number): RenderedResponse {
+  const found = items.filter((item) => item.found).length;
   const body = {
     status_code: 200,
-    message: 'success',
+    request_id: `${now}.${createHash('sha256')
+      .update(items.map((i) => (i.found ? i.view.trackingNumber : i.trackingNumber)).join(','))
+      .digest('hex')
+      .slice(0, 32)}`,
+    message: `${found} requests success, ${items.length - found} request error.`,
     data: { results: items.map((item) => renderItem(item, now)) },
   };
   return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(body) };
@@ -296,26 +331,65 @@ export function registerEasyParcelRoutes(
 
   const unauthenticated = renderEasyParcelError(401, 'Unauthenticated');
 
+  // EasyParcel's token endpoint takes a form, as EasyParcel's own CLI sends it.
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string' },
+    (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
+  );
+
+  /** Whether the token request names the app as HTTP Basic `client_id:client_secret`. */
+  function clientAuthenticated(request: FastifyRequest): boolean {
+    const match = /^Basic (\S+)$/i.exec(request.headers.authorization ?? '');
+    const pair = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
+    return pair === `${opts.clientId}:${opts.clientSecret}`;
+  }
+
   app.post('/oauth/token', async (request, reply) => {
-    const body = request.body;
-    if (!isBody(body) || body.grant_type !== 'client_credentials') {
-      return send(reply, renderEasyParcelError(400, 'grant_type must be client_credentials'));
+    const body = isBody(request.body) ? request.body : {};
+    if (!clientAuthenticated(request)) return send(reply, renderEasyParcelError(401, 'Invalid client'));
+    // EasyParcel grants tokens through its login page (authorization_code) and refreshes them
+    // (refresh_token); the simulator has no login page, so only a refresh is possible here.
+    if (body.grant_type !== 'refresh_token') {
+      return send(reply, renderEasyParcelError(400, 'unsupported_grant_type: use refresh_token'));
     }
-    if (body.client_id !== opts.clientId || body.client_secret !== opts.clientSecret) {
-      return send(reply, renderEasyParcelError(401, 'Invalid client credentials'));
+    if (body.refresh_token !== opts.refreshToken) {
+      return send(
+        reply,
+        renderEasyParcelError(400, 'invalid_grant: the refresh token is invalid or expired'),
+      );
     }
     const now = opts.now();
     for (const [token, expiresAt] of tokens) if (expiresAt <= now) tokens.delete(token);
     const token = randomBytes(24).toString('base64url');
-    tokens.set(token, now + opts.tokenTtlSeconds * 1000);
+    const expiresAt = now + opts.tokenTtlSeconds * 1000;
+    tokens.set(token, expiresAt);
+    // The answer's fields as EasyParcel documents them; the refresh token is not rotated here.
     return send(reply, {
       status: 200,
       contentType: JSON_TYPE,
-      body: JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: opts.tokenTtlSeconds }),
+      body: JSON.stringify({
+        token_type: 'Bearer',
+        expires_in: opts.tokenTtlSeconds,
+        expires_at: new Date(expiresAt).toISOString(),
+        access_token: token,
+        refresh_token: opts.refreshToken,
+        refresh_token_expires_in: 31_557_600,
+        app: { client_id: opts.clientId, callbackUrls: [], redirectUris: [] },
+      }),
     });
   });
 
-  app.post('/shipment/tracking_status', async (request, reply) => {
+  /** The Open API routes live under `/open_api/<version>/`; a version EasyParcel never had is 404. */
+  const known = new Set(EASYPARCEL_API_VERSIONS);
+  function versioned(request: FastifyRequest): boolean {
+    const params = isBody(request.params) ? request.params : {};
+    return typeof params.version === 'string' && known.has(params.version);
+  }
+  const unknownVersion = renderEasyParcelError(404, 'Not Found');
+
+  app.post('/open_api/:version/shipment/tracking_status', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
     if (!authenticated(request)) return send(reply, unauthenticated);
     const numbers = isBody(request.body) ? request.body.awb_numbers : undefined;
     if (
@@ -335,7 +409,8 @@ export function registerEasyParcelRoutes(
     );
   });
 
-  app.post('/shipment/create', async (request, reply) => {
+  app.post('/open_api/:version/shipment/create', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
     if (!authenticated(request)) return send(reply, unauthenticated);
     const body = isBody(request.body) ? request.body : {};
     const recipient = recipientOf(body.recipient);
@@ -363,7 +438,8 @@ export function registerEasyParcelRoutes(
     });
   });
 
-  app.post('/shipment/cancel', async (request, reply) => {
+  app.post('/open_api/:version/shipment/cancel', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
     if (!authenticated(request)) return send(reply, unauthenticated);
     const awb = isBody(request.body) ? request.body.awb_number : undefined;
     if (!text(awb, 64)) return send(reply, renderEasyParcelError(422, 'awb_number is required'));

@@ -72,7 +72,19 @@ describe('Blue Dart tracking renderer', () => {
     const list = scans(shipment!);
 
     expect(list).toHaveLength(8);
-    expect(list.map((s) => s.ScanCode)).toEqual(['000', '004', '005', '004', '003', '002', '015', '001']);
+    // Each code in its family: S movement scans, T status scans; the booking scan is S-030.
+    expect(list.map((s) => `${String(s.ScanGroupType)}-${String(s.ScanCode)}`)).toEqual([
+      'T-000',
+      'S-002',
+      'T-013',
+      'S-002',
+      'S-020',
+      'S-003',
+      'S-015',
+      'S-030',
+    ]);
+    expect(list.map((s) => s.ScanType)).toEqual(['DL', 'UD', 'UD', 'UD', 'UD', 'UD', 'PU', 'PU']);
+    expect(list.at(-1)!.Scan).toBe('Online shipment booked');
     // 06:05:30 UTC is 11:35 IST; 20:00:30 UTC on the 5th is 01:30 IST on the 6th.
     expect(list.at(-1)).toMatchObject({
       ScanDate: '05-Jun-2025',
@@ -110,16 +122,38 @@ describe('Blue Dart tracking renderer', () => {
     });
   });
 
-  it('answers an unknown waybill with a Shipment that has no Status', () => {
+  it('answers a waybill it shows nothing about with StatusType NF beside the ones it knows', () => {
     const { shipments: list } = shipments([
       { found: false, trackingNumber: 'BD404' },
-      { found: false, trackingNumber: 'BD405' },
+      { found: true, view: delivered },
     ]);
 
-    expect(list.map((s) => s['@WaybillNo'])).toEqual(['BD404', 'BD405']);
-    for (const shipment of list) expect(shipment.Status).toBeUndefined();
-    // One of the two carries an <Error>, the other is empty: both quirks appear.
-    expect(list.filter((s) => s.Error !== undefined)).toHaveLength(1);
+    expect(list.map((s) => s['@WaybillNo'])).toEqual(['BD404', 'BD1000000001']);
+    expect(list[0]).toEqual({
+      '@WaybillNo': 'BD404',
+      StatusType: 'NF',
+      Status: 'Incorrect Waybill number or No Information',
+    });
+  });
+
+  it('answers with a root Error when it shows none of the waybills asked, a cancelled one included', () => {
+    const cancelled = {
+      ...delivered,
+      trackingNumber: 'BD1000000003',
+      scans: [
+        delivered.scans[0]!,
+        { ...delivered.scans[0]!, status: 'CANCELLED' as const, text: 'Shipment cancelled by shipper' },
+      ],
+    };
+    const rendered = renderBlueDartTracking([
+      { found: false, trackingNumber: 'BD404' },
+      { found: true, view: cancelled },
+    ]);
+
+    expect(rendered.status).toBe(200);
+    expect(rendered.body).toContain(
+      '<ShipmentData><Error>Incorrect Waybill number or No Information</Error></ShipmentData>',
+    );
   });
 
   it('adds the return leg as a second Shipment pointing back at the original', () => {
@@ -127,15 +161,24 @@ describe('Blue Dart tracking renderer', () => {
 
     expect(list.map((s) => [s['@WaybillNo'], s['@RefNo']])).toEqual([
       ['BD1000000002', 'shp_2'],
-      ['BD1000000002R', 'BD1000000002'],
+      ['BD1000000002R', '074 - BD1000000002'],
     ]);
+    // The original ends with its return-to-origin scan and names the leg; the leg's delivery
+    // is the parcel back with the shipper.
+    expect(list[0]).toMatchObject({ StatusType: 'RT', NewWaybillNo: 'BD1000000002R' });
     expect(
       scans(list[0]!)
         .map((s) => s.ScanCode)
         .slice(0, 2),
-    ).toEqual(['188', '074']);
-    expect(scans(list[1]!).map((s) => s.ScanCode)).toEqual(['000', '004', '003', '002', '001']);
-    expect(list[1]).toMatchObject({ StatusType: 'RT' });
+    ).toEqual(['074', '013']);
+    expect(scans(list[1]!).map((s) => `${String(s.ScanGroupType)}-${String(s.ScanCode)}`)).toEqual([
+      'T-000',
+      'S-002',
+      'S-020',
+      'S-003',
+      'S-001',
+    ]);
+    expect(list[1]).toMatchObject({ StatusType: 'DL' });
   });
 
   it('says only "AWB GENERATED" before the first scan', () => {
@@ -226,7 +269,7 @@ describe('Blue Dart routes', () => {
     await app.close();
 
     expect(res.statusCode).toBe(200);
-    expect(res.body).toContain('<Shipment WaybillNo="BD404">');
+    expect(res.body).toContain('<Error>Incorrect Waybill number or No Information</Error>');
   });
 
   it('cancels with "Cancelled", answers 409 once picked up and 404 for an unknown AWB', async () => {
@@ -260,7 +303,11 @@ describe('Blue Dart round trip: simulator renders, adapter parses', () => {
       a.track(['BD1000000001']),
     )) as Found[];
 
-    expect(result!.events.map((e) => e.status)).toEqual(delivered.scans.map((s) => s.status));
+    // The booking scan's code is outside the adapter's table: UNKNOWN, and no pickup.
+    expect(result!.events[0]).toMatchObject({ rawCode: 'S-030', status: 'PENDING', subStatus: 'UNKNOWN' });
+    expect(result!.events.slice(1).map((e) => e.status)).toEqual(
+      delivered.scans.slice(1).map((s) => s.status),
+    );
     expect(result!.events.map((e) => e.occurredAt)).toEqual(
       delivered.scans.map((s) => truncatedIso(s.at, 60_000)),
     );
@@ -291,9 +338,10 @@ describe('Blue Dart round trip: simulator renders, adapter parses', () => {
       'RETURNING',
       'RETURNING',
       'RETURNED',
-      'RETURNED',
     ]);
-    expect(results[0]!.events).toHaveLength(returned.scans.length + returned.returnScans.length);
+    // The original's own "returned" is the leg's delivery, linked through RefNo "074 - …".
+    expect(results[0]!.events).toHaveLength(returned.scans.length - 1 + returned.returnScans.length);
+    expect(results[0]!.events.at(-1)).toMatchObject({ rawCode: 'T-000', status: 'RETURNED' });
     expect(results[0]!.status).toBe('RETURNED');
   });
 
@@ -350,12 +398,16 @@ describe('Blue Dart round trip: simulator renders, adapter parses', () => {
     });
     const results = (await withServer(core, (a) => a.track(numbers))) as Found[];
 
-    const expected = numbers.map((n) => core.inspect(n)!.view.scans.at(-1)?.status ?? 'PENDING');
+    // Blue Dart's booking scan is outside the table: a parcel never picked up stays PENDING.
+    const expected = numbers.map((n) => {
+      const status = core.inspect(n)!.view.scans.at(-1)?.status ?? 'PENDING';
+      return status === 'INFO_RECEIVED' ? 'PENDING' : status;
+    });
     expect(results.map((r) => r.status)).toEqual(expected);
     expect(new Set(expected).size).toBeGreaterThanOrEqual(4);
     const views = numbers.map((n) => core.inspect(n)!.view);
     expect(results.map((r) => r.events.length)).toEqual(
-      views.map((v) => v.scans.length + v.returnScans.length),
+      views.map((v) => v.scans.length + v.returnScans.length - (v.returnTrackingNumber ? 1 : 0)),
     );
   });
 });

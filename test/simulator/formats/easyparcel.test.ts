@@ -1,7 +1,9 @@
 /**
- * The simulator's EasyParcel format: the renderer alone (quirks rendered on purpose), the
- * routes (tokens, batches, booking, cancelling), and round trips through the real EasyParcel
- * adapter over HTTP, which prove the simulator and the adapter agree.
+ * The simulator's EasyParcel format: the renderer alone (quirks rendered on purpose, in the
+ * shape of EasyParcel's Open API docs: github.com/easyparcel/OpenAPI), the routes (tokens by
+ * the refresh-token grant, `/open_api/<version>/` paths, batches, booking, cancelling), and
+ * round trips through the real EasyParcel adapter over HTTP, which prove the simulator and
+ * the adapter agree.
  */
 import { createEasyParcelAdapter } from '../../../src/couriers/easyparcel';
 import { CourierRejectedError, type TrackResult } from '../../../src/couriers/types';
@@ -27,6 +29,11 @@ import {
 } from './sim-views';
 
 type Found = Extract<TrackResult, { kind: 'found' }>;
+
+/** The app and account the simulators below accept, and the adapter settings that match. */
+const SIM_ACCOUNT = { clientId: 'c', clientSecret: 's', refreshToken: 'r' };
+const ADAPTER = { ...SIM_ACCOUNT, apiVersion: '2026-06' };
+
 interface WireEntry {
   event_date: string;
   shipment_status_code: number;
@@ -36,6 +43,8 @@ interface WireEntry {
 interface WireItem {
   status: string;
   awb_number: string;
+  shipment_number?: string;
+  message?: string;
   latest_shipment_status_code?: number;
   latest_tracking_status?: string;
   latest_event_date?: string | null;
@@ -59,20 +68,32 @@ function results(items: SimTrackingItem[], now = LATER): WireItem[] {
   expect(rendered.contentType).toMatch(/^application\/json/);
   const body = JSON.parse(rendered.body) as {
     status_code: number;
+    request_id: string;
     message: string;
     data: { results: WireItem[] };
   };
-  expect(body).toMatchObject({ status_code: 200, message: 'success' });
+  const found = items.filter((item) => item.found).length;
+  expect(body).toMatchObject({
+    status_code: 200,
+    message: `${found} requests success, ${items.length - found} request error.`,
+  });
+  expect(body.request_id).toMatch(/^\d+\.\w+$/);
   return body.data.results;
 }
 
-/** EasyParcel dates back to instants, by hand: ISO with Z, or Malaysia time (UTC+8). */
-function instant(eventDate: string): number {
-  return eventDate.endsWith('Z') ? Date.parse(eventDate) : Date.parse(`${eventDate.replace(' ', 'T')}+08:00`);
+/**
+ * EasyParcel dates back to instants, by hand: ISO with Z; without a zone, UTC for EasyParcel's
+ * own "Schedule In Arrangement", Malaysia time (UTC+8) for the couriers' scans.
+ */
+function instant(entry: WireEntry): number {
+  const { event_date: date } = entry;
+  if (date.endsWith('Z')) return Date.parse(date);
+  const zone = entry.tracking_status === 'Schedule In Arrangement' ? 'Z' : '+08:00';
+  return Date.parse(`${date.replace(' ', 'T')}${zone}`);
 }
 
 function chronological(log: WireEntry[]): WireEntry[] {
-  return [...log].sort((a, b) => instant(a.event_date) - instant(b.event_date));
+  return [...log].sort((a, b) => instant(a) - instant(b));
 }
 
 describe('EasyParcel tracking renderer', () => {
@@ -86,20 +107,21 @@ describe('EasyParcel tracking renderer', () => {
       ['EP404', 'not_found'],
       ['EP1000000001', 'success'],
     ]);
-    expect(Object.keys(items[0]!)).toEqual(['status', 'awb_number']);
+    expect(items[0]).toEqual({ status: 'not_found', awb_number: 'EP404', message: 'AWB number not found' });
+    expect(items[1]!.shipment_number).toMatch(/^ES-\d{5}$/);
   });
 
-  it('alternates ISO UTC and Malaysia-time dates, to the second', () => {
+  it("stamps EasyParcel's own event in UTC and alternates ISO UTC and Malaysia-time dates for the couriers' scans, to the second", () => {
     const [item] = results([{ found: true, view: delivered }]);
-    const dates = chronological(item!.status_log!).map((e) => e.event_date);
+    const log = chronological(item!.status_log!);
 
-    expect(dates.slice(0, 4)).toEqual([
-      '2025-03-03T01:05:07Z',
+    expect(log.slice(0, 4).map((e) => e.event_date)).toEqual([
+      '2025-03-03 01:05:07', // "Schedule In Arrangement": UTC, with no zone
       '2025-03-03 15:00:07', // 07:00:07 UTC
       '2025-03-03T15:00:07Z',
       '2025-03-05 05:00:07', // 21:00:07 UTC on the 4th
     ]);
-    expect(dates.map(instant)).toEqual(delivered.scans.map((s) => Date.parse(truncatedIso(s.at, 1000))));
+    expect(log.map(instant)).toEqual(delivered.scans.map((s) => Date.parse(truncatedIso(s.at, 1000))));
   });
 
   it('shuffles the status log the same way every time, never oldest first', () => {
@@ -115,7 +137,7 @@ describe('EasyParcel tracking renderer', () => {
     const [item] = results([{ found: true, view: delivered }]);
 
     expect(chronological(item!.status_log!).map((e) => [e.shipment_status_code, e.tracking_status])).toEqual([
-      [2, 'Shipment information received'],
+      [7, 'Schedule In Arrangement'],
       [3, 'Parcel picked up from shipper'],
       [4, 'Departed sorting facility'],
       [4, 'Arrived at destination hub'],
@@ -147,13 +169,26 @@ describe('EasyParcel tracking renderer', () => {
     ]);
   });
 
-  it('leaves the location null for paperwork and writes "City, State" for physical scans', () => {
+  it('leaves the location null for its own paperwork and writes "Place, State, MY" for physical scans', () => {
     const [item] = results([{ found: true, view: delivered }]);
     const log = chronological(item!.status_log!);
 
     expect(log[0]!.location).toBeNull();
-    expect(log[1]!.location).toBe('Shah Alam, Selangor');
-    expect(log[7]!.location).toBe('Johor Bahru, Johor');
+    expect(log[1]!.location).toBe('Shah Alam, Selangor, MY');
+    expect(log[7]!.location).toBe('Johor Bahru, Johor, MY');
+  });
+
+  it('writes a cancelled shipment as code 8 "Cancelled", as its tracking answers do', () => {
+    const cancelled = {
+      ...delivered,
+      scans: [
+        delivered.scans[0]!,
+        { ...delivered.scans[0]!, status: 'CANCELLED' as const, text: 'Shipment cancelled by shipper' },
+      ],
+    };
+    const [item] = results([{ found: true, view: cancelled }]);
+
+    expect(item).toMatchObject({ latest_shipment_status_code: 8, latest_tracking_status: 'Cancelled' });
   });
 
   it('folds the return leg\'s movements into the same AWB, with "return" in the text', () => {
@@ -175,14 +210,19 @@ describe('EasyParcel tracking renderer', () => {
   it('answers code 7 with no event date before the first scan', () => {
     const [item] = results([{ found: true, view: { ...delivered, scans: [] } }]);
 
-    expect(item).toMatchObject({ latest_shipment_status_code: 7, latest_event_date: null, status_log: [] });
+    expect(item).toMatchObject({
+      latest_shipment_status_code: 7,
+      latest_tracking_status: 'Schedule In Arrangement',
+      latest_event_date: null,
+      status_log: [],
+    });
   });
 
   it('shows no scan later than now', () => {
     const now = START.getTime() + 7 * 3600_000;
     const [item] = results([{ found: true, view: delivered }], now);
 
-    expect(item!.status_log!.map((e) => e.shipment_status_code).sort()).toEqual([2, 3]);
+    expect(item!.status_log!.map((e) => e.shipment_status_code).sort()).toEqual([3, 7]);
   });
 });
 
@@ -191,6 +231,7 @@ describe('EasyParcel routes', () => {
   const opts: EasyParcelRouteOptions = {
     clientId: 'shop',
     clientSecret: 'secret',
+    refreshToken: 'refresh',
     tokenTtlSeconds: 600,
     now: () => now,
   };
@@ -202,34 +243,61 @@ describe('EasyParcel routes', () => {
   });
   afterAll(() => server.app.close());
 
+  /** A call to the Open API, under `/open_api/2026-06/` unless `url` is the token endpoint. */
   const post = (url: string, body: unknown, token?: string) =>
     server.app.inject({
       method: 'POST',
-      url: `/easyparcel${url}`,
+      url: `/easyparcel${url.startsWith('/oauth/') ? '' : '/open_api/2026-06'}${url}`,
       headers: token ? { authorization: `Bearer ${token}` } : {},
       payload: body as object,
     });
 
-  async function token(): Promise<string> {
-    const res = await post('/oauth/token', {
-      grant_type: 'client_credentials',
-      client_id: 'shop',
-      client_secret: 'secret',
+  /** The token endpoint as EasyParcel's CLI calls it: a form, the app as HTTP Basic. */
+  const tokenRequest = (form: Record<string, string>, client = 'shop:secret') =>
+    server.app.inject({
+      method: 'POST',
+      url: '/easyparcel/oauth/token',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(client).toString('base64')}`,
+      },
+      payload: new URLSearchParams(form).toString(),
     });
+
+  async function token(): Promise<string> {
+    const res = await tokenRequest({ grant_type: 'refresh_token', refresh_token: 'refresh' });
     expect(res.statusCode).toBe(200);
-    const body = res.json<{ access_token: string; token_type: string; expires_in: number }>();
-    expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 600 });
+    const body = res.json<{
+      access_token: string;
+      token_type: string;
+      expires_in: number;
+      refresh_token: string;
+    }>();
+    expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 600, refresh_token: 'refresh' });
     return body.access_token;
   }
 
-  it('issues tokens for the right client credentials only', async () => {
+  it('issues tokens for the refresh token of the right app only; no client_credentials grant', async () => {
     expect(await token()).toMatch(/^\S{20,}$/);
-    const wrong = await post('/oauth/token', {
-      grant_type: 'client_credentials',
-      client_id: 'shop',
-      client_secret: 'guess',
+    const wrongClient = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: 'refresh' },
+      'shop:guess',
+    );
+    const wrongRefresh = await tokenRequest({ grant_type: 'refresh_token', refresh_token: 'stale' });
+    const clientCredentials = await tokenRequest({ grant_type: 'client_credentials' });
+    expect([wrongClient.statusCode, wrongRefresh.statusCode, clientCredentials.statusCode]).toEqual([
+      401, 400, 400,
+    ]);
+  });
+
+  it('answers an API version EasyParcel never had with 404', async () => {
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/easyparcel/open_api/2024-01/shipment/tracking_status',
+      headers: { authorization: `Bearer ${await token()}` },
+      payload: { awb_numbers: ['EP1000000001'] },
     });
-    expect(wrong.statusCode).toBe(401);
+    expect(res.statusCode).toBe(404);
   });
 
   it('answers 401 Unauthenticated without a token, with an unknown one, and once it has expired', async () => {
@@ -304,7 +372,11 @@ describe('EasyParcel routes', () => {
     const res = await app.inject({
       method: 'POST',
       url: '/ep/oauth/token',
-      payload: { grant_type: 'client_credentials', client_id: 'shop', client_secret: 'secret' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from('shop:secret').toString('base64')}`,
+      },
+      payload: 'grant_type=refresh_token&refresh_token=refresh',
     });
     await app.close();
 
@@ -331,20 +403,10 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
   ) {
     const backend = stubBackend(views);
     const server = await serve('/easyparcel', (scope) =>
-      registerEasyParcelRoutes(scope, backend, {
-        clientId: 'c',
-        clientSecret: 's',
-        tokenTtlSeconds: 3600,
-        now: simNow,
-      }),
+      registerEasyParcelRoutes(scope, backend, { ...SIM_ACCOUNT, tokenTtlSeconds: 3600, now: simNow }),
     );
     try {
-      const adapter = createEasyParcelAdapter({
-        baseUrl: server.url,
-        clientId: 'c',
-        clientSecret: 's',
-        timeoutMs: 5_000,
-      });
+      const adapter = createEasyParcelAdapter({ ...ADAPTER, baseUrl: server.url, timeoutMs: 5_000 });
       return await adapter.track(numbers);
     } finally {
       await server.app.close();
@@ -405,8 +467,9 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
       statuses.map((status, i) => [status, [results[i]!.status, results[i]!.subStatus]]),
     );
     expect(back).toEqual({
-      PENDING: ['PENDING', 'SCHEDULED'],
-      INFO_RECEIVED: ['INFO_RECEIVED', 'TO_BE_COLLECTED'],
+      // EasyParcel's own "Schedule In Arrangement" (code 7) for both.
+      PENDING: ['INFO_RECEIVED', 'SCHEDULED'],
+      INFO_RECEIVED: ['INFO_RECEIVED', 'SCHEDULED'],
       IN_TRANSIT: ['IN_TRANSIT', null],
       OUT_FOR_DELIVERY: ['OUT_FOR_DELIVERY', null],
       AVAILABLE_FOR_PICKUP: ['EXCEPTION', 'ON_HOLD'],
@@ -424,12 +487,7 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
     let simNow = START.getTime();
     const backend = stubBackend([delivered]);
     const server = await serve('/easyparcel', (scope) =>
-      registerEasyParcelRoutes(scope, backend, {
-        clientId: 'c',
-        clientSecret: 's',
-        tokenTtlSeconds: 60,
-        now: () => simNow,
-      }),
+      registerEasyParcelRoutes(scope, backend, { ...SIM_ACCOUNT, tokenTtlSeconds: 60, now: () => simNow }),
     );
     const paths: string[] = [];
     const counting: typeof fetch = (input, init) => {
@@ -439,9 +497,8 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
     try {
       // The adapter's clock stands still, so only the simulator knows the token expired.
       const adapter = createEasyParcelAdapter({
+        ...ADAPTER,
         baseUrl: server.url,
-        clientId: 'c',
-        clientSecret: 's',
         fetch: counting,
         now: () => START.getTime(),
       });
@@ -452,10 +509,10 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
       expect(result!.kind).toBe('found');
       expect(paths.map((p) => p.replace('/easyparcel', ''))).toEqual([
         '/oauth/token',
-        '/shipment/tracking_status',
-        '/shipment/tracking_status',
+        '/open_api/2026-06/shipment/tracking_status',
+        '/open_api/2026-06/shipment/tracking_status',
         '/oauth/token',
-        '/shipment/tracking_status',
+        '/open_api/2026-06/shipment/tracking_status',
       ]);
     } finally {
       await server.app.close();
@@ -465,15 +522,10 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
   it('books and cancels through the adapter; a collected parcel cannot be cancelled', async () => {
     const backend = stubBackend([], { EP9: 'already_picked_up' });
     const server = await serve('/easyparcel', (scope) =>
-      registerEasyParcelRoutes(scope, backend, {
-        clientId: 'c',
-        clientSecret: 's',
-        tokenTtlSeconds: 3600,
-        now: Date.now,
-      }),
+      registerEasyParcelRoutes(scope, backend, { ...SIM_ACCOUNT, tokenTtlSeconds: 3600, now: Date.now }),
     );
     try {
-      const adapter = createEasyParcelAdapter({ baseUrl: server.url, clientId: 'c', clientSecret: 's' });
+      const adapter = createEasyParcelAdapter({ ...ADAPTER, baseUrl: server.url });
       const booking = await adapter.book({
         reference: 'shp_rt',
         sender: { name: 'Kedai', city: 'Shah Alam', postcode: '40150', country: 'MY' },
@@ -508,18 +560,14 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
       return trackingNumber;
     });
     const server = await serve('/easyparcel', (scope) =>
-      registerEasyParcelRoutes(scope, core, {
-        clientId: 'c',
-        clientSecret: 's',
-        tokenTtlSeconds: 3600,
-        now: () => now,
-      }),
+      registerEasyParcelRoutes(scope, core, { ...SIM_ACCOUNT, tokenTtlSeconds: 3600, now: () => now }),
     );
     try {
-      const adapter = createEasyParcelAdapter({ baseUrl: server.url, clientId: 'c', clientSecret: 's' });
+      const adapter = createEasyParcelAdapter({ ...ADAPTER, baseUrl: server.url });
       const results = (await adapter.track(numbers)) as Found[];
 
-      const expected = numbers.map((n) => core.inspect(n)!.view.scans.at(-1)?.status ?? 'PENDING');
+      // Before any scan EasyParcel already says "Schedule In Arrangement": information received.
+      const expected = numbers.map((n) => core.inspect(n)!.view.scans.at(-1)?.status ?? 'INFO_RECEIVED');
       expect(results.map((r) => r.status)).toEqual(expected);
       expect(new Set(expected).size).toBeGreaterThanOrEqual(4);
     } finally {
