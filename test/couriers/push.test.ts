@@ -166,7 +166,7 @@ describe('pushed scans', () => {
     );
     // India time written without a zone: 16:00 IST is 10:30 UTC, half an hour ahead.
     expect(() =>
-      normalisePush('bluedart', [{ code: '002', occurredAt: '07-Jun-2025 16:00' }], undefined, clock),
+      normalisePush('bluedart', [{ code: 'S-002', occurredAt: '07-Jun-2025 16:00' }], undefined, clock),
     ).toThrow(/1800 s ahead/);
   });
 });
