@@ -2,12 +2,7 @@
  * The order saga's activities, with the retry policy each kind of step needs, and how the
  * saga reads an activity's failure. Deterministic code only.
  */
-import {
-  ActivityCancellationType,
-  ActivityFailure,
-  ApplicationFailure,
-  proxyActivities,
-} from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
@@ -17,20 +12,20 @@ import {
   DEFAULT_SETTLE_RETRY_WINDOW_MS,
   type OrderWorkflowInput,
 } from './contract';
+import { activityFailure } from './failures';
 
 type Activities = OrderActivities & PaymentActivities & InventoryActivities;
 
 /** The failure type an activity ended with (an ApplicationFailure's `type`), if any. */
 export function failureType(err: unknown): string | null {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure ? (cause.type ?? null) : null;
+  return activityFailure(err).type;
 }
 
 /** The payment provider's refusal code (PaymentRejection) of a PaymentRejected failure. */
 export function rejectionCode(err: unknown): string | null {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (!(cause instanceof ApplicationFailure) || cause.type !== SagaFailure.PAYMENT_REJECTED) return null;
-  const detail = cause.details?.[0] as { code?: unknown } | undefined;
+  const { type, details } = activityFailure(err);
+  if (type !== SagaFailure.PAYMENT_REJECTED) return null;
+  const detail = details[0] as { code?: unknown } | undefined;
   return typeof detail?.code === 'string' ? detail.code : null;
 }
 

@@ -9,7 +9,6 @@
  */
 import {
   ActivityFailure,
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -50,6 +49,7 @@ import {
   pollDelayMs,
   refreshAvailableAtMs,
 } from './policy';
+import { activityFailure } from './failures';
 import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
 import { courierName, duration, utcTime } from './summaries';
 
@@ -97,14 +97,6 @@ function newestEvent(events: NormalisedEvent[]): NormalisedEvent | null {
   let newest: NormalisedEvent | null = null;
   for (const event of events) if (!newest || event.occurredAt > newest.occurredAt) newest = event;
   return newest;
-}
-
-function failureMessage(err: unknown): { type: string | null; message: string; details: unknown[] } {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) {
-    return { type: cause.type ?? null, message: cause.message, details: cause.details ?? [] };
-  }
-  return { type: null, message: cause instanceof Error ? cause.message : String(cause), details: [] };
 }
 
 export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
@@ -254,7 +246,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       });
     } catch (err) {
       // The order may have finished already (e.g. cancelled); the read model holds the truth.
-      log.warn('could not tell the order workflow', { error: failureMessage(err).message });
+      log.warn('could not tell the order workflow', { error: activityFailure(err).message });
     }
   }
 
@@ -394,7 +386,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   }
 
   async function recordPollFailure(err: ActivityFailure): Promise<void> {
-    const { type, message, details } = failureMessage(err);
+    const { type, message, details } = activityFailure(err);
     countPoll(type === BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
     lastCycle =
       type === BUDGET_EXHAUSTED ? RefreshSource.BUDGET_EXHAUSTED : RefreshSource.COURIER_UNAVAILABLE;

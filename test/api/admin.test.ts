@@ -22,6 +22,7 @@ import {
 } from '../../src/workflows/contract';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { budgetDay } from '../../src/workflows/policy';
+import { ADDRESS } from '../support/shopper';
 import { startTestApi, type TestApi } from '../support/api';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
@@ -499,15 +500,6 @@ describe('admin actions on running workflows', () => {
   /** Courier ms per real ms: a 3-day lifecycle plays in about 5 s. */
   const TIME_SCALE = 50_000;
   const PAYMENT = { token: 'tok_visa' };
-  const ADDRESS = {
-    name: 'Aisyah Rahman',
-    line1: '12 Jalan Bukit',
-    city: 'Shah Alam',
-    state: 'Selangor',
-    postcode: '40000',
-    country: 'MY',
-    phone: '+60123456789',
-  };
   /** No poll on its own for ten minutes: any poll during a test was asked for. */
   const SLOW = fastPolicy({
     intervalMs: { ...fastPolicy().intervalMs, PENDING: 600_000, INFO_RECEIVED: 600_000 },

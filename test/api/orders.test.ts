@@ -15,21 +15,12 @@ import { requestHash } from '../../src/api/idempotency';
 import { signToken } from '../../src/api/tokens';
 import { orderWorkflowId } from '../../src/workflows/contract';
 import { startTestApi, type TestApi } from '../support/api';
+import { ADDRESS } from '../support/shopper';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
 
 jest.setTimeout(90_000);
-
-const ADDRESS = {
-  name: 'Aisyah Rahman',
-  line1: '12 Jalan Bukit',
-  city: 'Shah Alam',
-  state: 'Selangor',
-  postcode: '40000',
-  country: 'MY',
-  phone: '+60123456789',
-};
 
 describe('order routes', () => {
   let database: TestDatabase;

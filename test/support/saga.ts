@@ -24,21 +24,14 @@ import {
 } from '../../src/workflows/contract';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { freshDatabase, type TestDatabase } from './db';
+import { ADDRESS } from './shopper';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './temporal';
 
 const TIME_SCALE = 50_000;
 /** The payment simulator's test tokens (src/payments/simulator-state.ts TEST_TOKENS): never card numbers. */
 export const GOOD_PAYMENT = { token: 'tok_visa' };
 export const DECLINED_PAYMENT = { token: 'tok_chargeDeclined' };
-export const ADDRESS = {
-  name: 'Aisyah Rahman',
-  line1: '12 Jalan Bukit',
-  city: 'Shah Alam',
-  state: 'Selangor',
-  postcode: '40000',
-  country: 'MY',
-  phone: '+60123456789',
-};
+export { ADDRESS };
 
 export interface PlaceOrderOptions {
   sku: string;

@@ -21,6 +21,7 @@ import {
 import type { orderWorkflow } from '../../src/workflows/order';
 import { duration, money, orderStaticSummary, utcTime } from '../../src/workflows/summaries';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { ADDRESS } from '../support/shopper';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
 
 jest.setTimeout(90_000);
@@ -94,15 +95,7 @@ describe('workflow histories read as a story', () => {
     await database.db.insertInto('inventory_items').values({ sku, name: 'Kettle', on_hand: 5 }).execute();
     const orderId = uniqueId('ord');
     const orderNumber = `WB-${orderId.slice(-8)}`;
-    const address = {
-      name: 'Aisyah Rahman',
-      line1: '12 Jalan Bukit',
-      city: 'Shah Alam',
-      state: 'Selangor',
-      postcode: '40000',
-      country: 'MY',
-      phone: '+60123456789',
-    };
+    const address = ADDRESS;
     const total = await insertOrder(database.db, {
       id: orderId,
       number: orderNumber,
