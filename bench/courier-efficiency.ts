@@ -17,7 +17,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { isTerminal, ShipmentStatus } from '../src/domain/status';
 import { pollPolicyFromConfig } from '../src/poll-policy';
-import { SCENARIOS, scenarioFor, type ScenarioName } from '../src/simulator/scenarios';
+import { SCENARIOS, scenarioFor, type ScenarioName } from '../simulators/courier/scenarios';
 import type { PollPolicy } from '../src/workflows/contract';
 import { expiryReason, pollDelayMs } from '../src/workflows/policy';
 

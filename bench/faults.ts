@@ -17,7 +17,7 @@
  * three in ten, once booked), and a reader polls the customers' read routes throughout. Checks
  * (PASS/FAIL each, bench/support/consistency.ts): every order settles (read model and
  * Temporal); every parcel of a settled order final; no tracking event twice; the money
- * ledger's rules (src/dev/ledger.ts: captured − refunded = value delivered and kept, one
+ * ledger's rules (devstack/ledger.ts: captured − refunded = value delivered and kept, one
  * capture, the read model agrees with the provider, no authorisation held, no live booking,
  * stock reconciles); reads never answered 5xx (in the Postgres suite: only 503 with
  * Retry-After, and only while Postgres was down); writes 503 + Retry-After at worst.
@@ -47,8 +47,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { customerToken, staffToken } from '../src/api/tokens';
-import { DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../src/dev/demo-plan';
-import { SETTLED_STATUSES } from '../src/dev/ledger';
+import { DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../devstack/demo/plan';
+import { SETTLED_STATUSES } from '../devstack/ledger';
 import { runMain } from '../src/main-helpers';
 import { orderWorkflowId } from '../src/workflows/contract';
 import { consistencyChecks, summarise, type Check } from './support/consistency';

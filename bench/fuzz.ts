@@ -7,7 +7,7 @@
  *
  *   npm run fuzz -- [requests=10000] [--url http://127.0.0.1:3000 --database-url postgres://…]
  *
- * Without --url it starts its own fresh stack (`src/dev/start.ts`, data under .data/fuzz, its
+ * Without --url it starts its own fresh stack (`devstack/start.ts`, data under .data/fuzz, its
  * own ports, rate limits lifted) and stops it at the end. Checks, each PASS/FAIL:
  * - no response is 5xx;
  * - every JSON response matches the schema its route declares for that status;
@@ -456,7 +456,7 @@ async function startStack(): Promise<{ child: ChildProcess; stop: () => Promise<
   fs.rmSync(FUZZ_ENV.WAYBILL_DATA_DIR, { recursive: true, force: true });
   fs.mkdirSync(FUZZ_ENV.WAYBILL_DATA_DIR, { recursive: true });
   const logFile = fs.openSync(path.join(FUZZ_ENV.WAYBILL_DATA_DIR, 'stack.log'), 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'devstack/start.ts'], {
     env: { ...process.env, ...FUZZ_ENV, DATABASE_URL: '', TEMPORAL_ADDRESS: '' },
     stdio: ['ignore', 'pipe', logFile],
   });

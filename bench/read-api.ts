@@ -26,7 +26,7 @@ import { createDb } from '../db/client';
 import { migrateToLatest } from '../db/migrator';
 import { buildApi } from '../src/api/app';
 import { loadConfig } from '../src/config';
-import { startEmbeddedPostgres } from '../src/dev/embedded-postgres';
+import { startEmbeddedPostgres } from '../devstack/embedded-postgres';
 import { createTemporalClient } from '../src/temporal';
 
 const GOAL_RATIO = 0.9;

@@ -37,15 +37,15 @@ describe('docker-compose.yml', () => {
       api: ['node', 'dist/src/api/main.js'],
       worker: ['node', 'dist/src/worker.js'],
       migrate: ['node', 'dist/db/migrate.js'],
-      simulator: ['node', 'dist/src/simulator/main.js'],
-      payments: ['node', 'dist/src/payments/main.js'],
+      simulator: ['node', 'dist/simulators/courier/main.js'],
+      payments: ['node', 'dist/simulators/payment/main.js'],
     });
     for (const file of [
       'src/api/main.ts',
       'src/worker.ts',
       'db/migrate.ts',
-      'src/simulator/main.ts',
-      'src/payments/main.ts',
+      'simulators/courier/main.ts',
+      'simulators/payment/main.ts',
     ]) {
       expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
     }

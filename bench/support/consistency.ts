@@ -1,16 +1,16 @@
 /**
  * The consistency checks every fault suite ends with. The money rules (payments, bookings,
- * stock) are the ledger's (src/dev/ledger.ts), one check per rule; the rest are the
+ * stock) are the ledger's (devstack/ledger.ts), one check per rule; the rest are the
  * suites' own: every order settled on the read model and in Temporal, every parcel of a
  * settled order final, no tracking event recorded twice. Each returns PASS/FAIL with the
  * offending ids.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { checkLedger, LEDGER_RULE_TEXT, LEDGER_RULES } from '../../src/dev/ledger';
+import { checkLedger, LEDGER_RULE_TEXT, LEDGER_RULES } from '../../devstack/ledger';
 import { TERMINAL_STATUSES } from '../../src/domain/status';
-import type { RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import type { RunningSimulator } from '../../src/simulator/server';
+import type { RunningPaymentSimulator } from '../../simulators/payment/server';
+import type { RunningSimulator } from '../../simulators/courier/server';
 import type { TemporalClient } from '../../src/temporal';
 import { orderWorkflowId } from '../../src/workflows/contract';
 import { waitForTemporal } from './stack';

@@ -17,7 +17,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { seededRandom } from '../../src/simulator/faults';
+import { seededRandom } from '../../simulators/courier/faults';
 import type { Check } from './consistency';
 
 /** The statuses each operation is answered with, and the share of calls a rule takes on average. */

@@ -23,16 +23,16 @@ import { migrateToLatest } from '../../db/migrator';
 import { seedCatalogue } from '../../db/seed';
 import { startApi, type RunningApi } from '../../src/api/main';
 import { environmentWith, loadConfig, type Config } from '../../src/config';
-import { DEMO_STACK_UNSET } from '../../src/dev/demo-plan';
+import { DEMO_STACK_UNSET } from '../../devstack/demo/plan';
 import {
   startEmbeddedPostgres,
   takeOverShutdownSignals,
   type RunningPostgres,
-} from '../../src/dev/embedded-postgres';
-import { resolveTemporalCli } from '../../src/dev/temporal-cli';
+} from '../../devstack/embedded-postgres';
+import { resolveTemporalCli } from '../../devstack/temporal-cli';
 import { createLogger } from '../../src/logger';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { StartupError } from '../../src/main-helpers';
 import { createTemporalClient, temporalIsServing, type TemporalClient } from '../../src/temporal';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';

@@ -1,6 +1,6 @@
 /**
  * The adapter for the courier simulator's native JSON format (`<baseUrl>/native`, see
- * src/simulator/README.md). The format already speaks the status taxonomy, so this adapter
+ * simulators/courier/README.md). The format already speaks the status taxonomy, so this adapter
  * checks every answer's shape and converts it; anything it cannot use (network error,
  * timeout, 5xx, 429, an HTML page, a malformed body) is a retryable
  * {@link CourierUnavailableError}, and a 4xx refusal a {@link CourierRejectedError}.

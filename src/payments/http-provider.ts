@@ -1,6 +1,6 @@
 /**
  * The {@link PaymentProvider} for a Stripe-like JSON API (the wire format in README.md; the
- * simulator in simulator-server.ts speaks it). Every call is a POST carrying the caller's
+ * simulator in simulators/payment/server.ts speaks it). Every call is a POST carrying the caller's
  * Idempotency-Key. A 402 card error on authorise is a decline (a result); a timeout, a
  * network error, 429, 5xx or an answer of the wrong shape is a retryable
  * {@link PaymentUnavailableError}; any other refusal a {@link PaymentRejectedError}.

@@ -10,9 +10,9 @@ import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { insertOrder } from '../../src/orders/queries';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import type { ScenarioName } from '../../src/simulator/scenarios';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
+import type { ScenarioName } from '../../simulators/courier/scenarios';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import {
   orderShipmentId,
   orderWorkflowId,

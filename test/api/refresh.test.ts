@@ -7,8 +7,8 @@
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import type { SimStats } from '../../src/simulator/server';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import type { SimStats } from '../../simulators/courier/server';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import type { PollPolicy } from '../../src/workflows/contract';
 import { startTestApi, type TestApi } from '../support/api';
 import { freshDatabase, insertOrderRow, type TestDatabase } from '../support/db';

@@ -208,7 +208,7 @@ describe('bearer tokens', () => {
 
   describe('npm run token', () => {
     const run = (...args: string[]) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/dev/token.ts', ...args], {
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'devstack/token.ts', ...args], {
         cwd: ROOT,
         env: { PATH: process.env.PATH, HOME: process.env.HOME },
       });

@@ -3,8 +3,8 @@
  * idempotency keys, money rules, and faults turned into the two errors the saga acts on.
  */
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { TEST_CARDS } from '../../src/payments/simulator-state';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import { TEST_CARDS } from '../../simulators/payment/state';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import {
   PaymentRejectedError,
   PaymentRejection,

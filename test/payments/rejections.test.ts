@@ -4,8 +4,8 @@
  * that lapse before capture (`authorisationTtlMs`).
  */
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { TEST_CARDS } from '../../src/payments/simulator-state';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import { TEST_CARDS } from '../../simulators/payment/state';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import { PaymentRejectedError, PaymentRejection, type PaymentProvider } from '../../src/payments/types';
 import { authoriseOrder, call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';
 

@@ -1,6 +1,6 @@
 /** Helpers shared by the payment tests: test cards, order ids and the simulator's control API. */
-import { TEST_CARDS, type PaymentSimStats, type SimPaymentView } from '../../src/payments/simulator-state';
-import type { RunningPaymentSimulator } from '../../src/payments/simulator-server';
+import { TEST_CARDS, type PaymentSimStats, type SimPaymentView } from '../../simulators/payment/state';
+import type { RunningPaymentSimulator } from '../../simulators/payment/server';
 import {
   paymentIdempotencyKey,
   PaymentStatus,

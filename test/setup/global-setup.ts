@@ -13,9 +13,9 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { createDb } from '../../db/client';
 import { migrateToLatest } from '../../db/migrator';
 import { loadConfig } from '../../src/config';
-import { startEmbeddedPostgres, type RunningPostgres } from '../../src/dev/embedded-postgres';
-import { resolveTemporalCli } from '../../src/dev/temporal-cli';
-import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporal-server';
+import { startEmbeddedPostgres, type RunningPostgres } from '../../devstack/embedded-postgres';
+import { resolveTemporalCli } from '../../devstack/temporal-cli';
+import { startTemporalDevServer, type RunningDevServer } from '../../devstack/temporal-server';
 import { freePort } from '../support/ports';
 
 export const TEMPLATE_DB = 'waybill_template';

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type * as EmbeddedModuleNs from '../../src/dev/embedded-postgres';
+import type * as EmbeddedModuleNs from '../../devstack/embedded-postgres';
 
 type EmbeddedModule = typeof EmbeddedModuleNs;
 
@@ -61,7 +61,7 @@ if (require.main === module) {
   void (async () => {
     // Loaded here, not at the top: Jest workers import this file and cannot load embedded-postgres.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const embedded = require('../../src/dev/embedded-postgres') as EmbeddedModule;
+    const embedded = require('../../devstack/embedded-postgres') as EmbeddedModule;
     const { startEmbeddedPostgres, takeOverShutdownSignals } = embedded;
     const [dir, port] = process.argv.slice(2);
     const pg = await startEmbeddedPostgres({

@@ -3,19 +3,19 @@
  * simulator (native format) and the payment simulator over HTTP, and a real worker on the
  * shared Temporal dev server. `useSagaStack()` registers the Jest hooks itself; after each
  * test the workflows it started are terminated, the stock must reconcile and the money
- * ledger of the orders it placed must hold (src/dev/ledger.ts).
+ * ledger of the orders it placed must hold (devstack/ledger.ts).
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import { checkLedger } from '../../src/dev/ledger';
+import { checkLedger } from '../../devstack/ledger';
 import { stockReconciliation } from '../../src/inventory/queries';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import { insertOrder } from '../../src/orders/queries';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import type { ScenarioName } from '../../src/simulator/scenarios';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
+import type { ScenarioName } from '../../simulators/courier/scenarios';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import {
   orderShipmentId,
   orderWorkflowId,
@@ -28,7 +28,7 @@ import { ADDRESS } from './shopper';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './temporal';
 
 const TIME_SCALE = 50_000;
-/** The payment simulator's test tokens (src/payments/simulator-state.ts TEST_TOKENS): never card numbers. */
+/** The payment simulator's test tokens (simulators/payment/state.ts TEST_TOKENS): never card numbers. */
 export const GOOD_PAYMENT = { token: 'tok_visa' };
 export const DECLINED_PAYMENT = { token: 'tok_chargeDeclined' };
 export { ADDRESS };

@@ -7,8 +7,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { sql } from 'kysely';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
-import type { ScenarioName } from '../../src/simulator/scenarios';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
+import type { ScenarioName } from '../../simulators/courier/scenarios';
 import {
   cancelShipmentSignal,
   courierEventsSignal,

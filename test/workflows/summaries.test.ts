@@ -10,8 +10,8 @@ import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { insertOrder } from '../../src/orders/queries';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../src/payments/simulator-server';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import {
   orderShipmentId,
   orderWorkflowId,

@@ -1,0 +1,59 @@
+/**
+ * Starts a Temporal dev server (the CLI's `server start-dev`) through the SDK's
+ * ephemeral-server support, for the dev stack and the tests alike.
+ */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
+import type { ServerExecutable } from './temporal-cli';
+
+export interface DevServerOptions {
+  executable: ServerExecutable;
+  namespace: string;
+  /** gRPC port; a free one when omitted. */
+  port?: number;
+  /** UI port; no UI when omitted. */
+  uiPort?: number;
+  /** SQLite file that keeps workflows across restarts; in memory when omitted. */
+  dbFilename?: string;
+  /** `--dynamic-config-value KEY=JSON` pairs, e.g. to make continue-as-new testable. */
+  dynamicConfig?: Record<string, unknown>;
+  /** The server's own log level (its lines go to stdout). Default 'error'. */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'never';
+  /**
+   * Register Waybill's search attributes at server start (default true); false gives a
+   * server as a new user's would be, for the worker to register them itself.
+   */
+  searchAttributes?: boolean;
+  /** Further namespaces to create besides `namespace`. */
+  extraNamespaces?: string[];
+}
+
+export interface RunningDevServer {
+  address: string;
+  env: TestWorkflowEnvironment;
+  stop(): Promise<void>;
+}
+
+export async function startTemporalDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
+  const extraArgs = [
+    ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => [
+      '--dynamic-config-value',
+      `${key}=${JSON.stringify(value)}`,
+    ]),
+    ...(opts.extraNamespaces ?? []).flatMap((namespace) => ['--namespace', namespace]),
+  ];
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: opts.executable,
+      namespace: opts.namespace,
+      ip: '127.0.0.1',
+      ...(opts.port !== undefined ? { port: opts.port } : {}),
+      ...(opts.uiPort !== undefined ? { ui: true, uiPort: opts.uiPort } : { ui: false }),
+      ...(opts.dbFilename !== undefined ? { dbFilename: opts.dbFilename } : {}),
+      searchAttributes: opts.searchAttributes === false ? [] : [...SEARCH_ATTRIBUTES],
+      extraArgs,
+      log: { format: 'json', level: opts.logLevel ?? 'error' },
+    },
+  });
+  return { address: env.address, env, stop: () => env.teardown() };
+}

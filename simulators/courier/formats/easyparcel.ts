@@ -1,0 +1,469 @@
+/**
+ * The simulator speaking EasyParcel (EasyParcel Open API: JSON under `/open_api/<version>/`,
+ * OAuth tokens from `/oauth/token` with the refresh-token grant; wire format in
+ * src/couriers/README.md). The quirks are rendered on purpose, so the real adapter meets
+ * them in every end-to-end run: EasyParcel's own "Schedule In Arrangement" is stamped in UTC
+ * while the couriers' scans are Malaysia time, the two date formats alternate, `status_log`
+ * comes in a shuffled (but repeatable) order, out-for-delivery, failed attempts, returns and
+ * a cancellation exist only in the text, locations read "Place, State, MY", unknown numbers
+ * are `not_found` items inside a 200, and tokens expire. Every version answers with the
+ * current (0-11) code table.
+ *
+ * Mount it inside a plugin with a prefix, e.g.
+ * `app.register(async (scope) => registerEasyParcelRoutes(scope, backend, opts), { prefix: '/easyparcel' })`
+ * or `app.register(easyParcelPlugin, { prefix: '/easyparcel', backend, ...opts })`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { EasyParcelCode } from '../../../src/couriers/easyparcel';
+import { EASYPARCEL_API_VERSIONS } from '../../../src/couriers/easyparcel-versions';
+import { formatIsoSeconds, formatSqlLocal, MYT_OFFSET_MINUTES } from '../../../src/couriers/time';
+import { ShipmentStatus } from '../../../src/domain/status';
+import type {
+  RenderedResponse,
+  SimBackend,
+  SimRecipient,
+  SimScan,
+  SimShipmentView,
+  SimTrackingItem,
+} from '../model';
+
+export interface EasyParcelRouteOptions {
+  /** The app's credentials, checked as HTTP Basic on the token endpoint. */
+  clientId: string;
+  clientSecret: string;
+  /** The refresh token of the authorised account (the simulator has no login page to issue one). */
+  refreshToken: string;
+  /** Lifetime of an issued access token, in seconds of `now()`. */
+  tokenTtlSeconds: number;
+  /** Real clock (ms since the epoch): token expiry, and the moment tracking answers describe. */
+  now: () => number;
+}
+
+/** Most AWB numbers one tracking call accepts (more: 422), as EasyParcel's docs say. */
+export const EASYPARCEL_SIM_MAX_BATCH = 100;
+
+const S = ShipmentStatus;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The code EasyParcel would give each taxonomy status (sub-status refinements below). */
+const CODE_BY_STATUS: Readonly<Record<ShipmentStatus, number>> = {
+  // EasyParcel's own "Schedule In Arrangement": the courier has the shipment's data.
+  [S.PENDING]: EasyParcelCode.SCHEDULED,
+  [S.INFO_RECEIVED]: EasyParcelCode.SCHEDULED,
+  [S.IN_TRANSIT]: EasyParcelCode.IN_TRANSIT,
+  // EasyParcel has no code for these: code 4 or 8, and the text says what happened.
+  [S.OUT_FOR_DELIVERY]: EasyParcelCode.IN_TRANSIT,
+  [S.ATTEMPT_FAIL]: EasyParcelCode.ON_HOLD,
+  [S.RETURNING]: EasyParcelCode.IN_TRANSIT,
+  // Nor for "held for collection" or a damaged parcel: both are "on hold" at EasyParcel.
+  [S.AVAILABLE_FOR_PICKUP]: EasyParcelCode.ON_HOLD,
+  [S.EXCEPTION]: EasyParcelCode.ON_HOLD,
+  [S.DELIVERED]: EasyParcelCode.DELIVERED,
+  [S.RETURNED]: EasyParcelCode.RETURNED,
+  // Its tracking answers a cancelled shipment as code 8 with the text "Cancelled" (code 0 is
+  // what its webhooks send).
+  [S.CANCELLED]: EasyParcelCode.ON_HOLD,
+  [S.EXPIRED]: EasyParcelCode.ON_HOLD,
+};
+
+/** Statuses of no physical scan (EasyParcel's own paperwork): `location: null`, and stamped in UTC. */
+const OWN_EVENT: ReadonlySet<ShipmentStatus> = new Set([S.PENDING, S.INFO_RECEIVED]);
+const OWN_EVENT_TEXT = 'Schedule In Arrangement';
+
+/** The EasyParcel code of one scan. */
+export function easyParcelCodeFor(scan: Pick<SimScan, 'status' | 'subStatus'>): number {
+  if (scan.status === S.IN_TRANSIT && scan.subStatus === 'PICKED_UP') return EasyParcelCode.COLLECTED;
+  return CODE_BY_STATUS[scan.status];
+}
+
+/**
+ * The scan's text as EasyParcel writes it: the scan's own words, with the phrase that
+ * carries the status added when the words lack it (EasyParcel has no code for these).
+ */
+function wireText(scan: SimScan, leg: 'parcel' | 'return'): string {
+  if (OWN_EVENT.has(scan.status)) return OWN_EVENT_TEXT;
+  if (scan.status === S.CANCELLED) return 'Cancelled';
+  let text = scan.text;
+  if (scan.status === S.OUT_FOR_DELIVERY && !/out for delivery|with courier for delivery/i.test(text)) {
+    text = `Out for delivery: ${text}`;
+  }
+  if (scan.status === S.ATTEMPT_FAIL && !/attempt|not available/i.test(text))
+    text = `Delivery attempt failed: ${text}`;
+  if ((leg === 'return' || scan.status === S.RETURNING) && !/return/i.test(text))
+    text = `Return to shipper: ${text}`;
+  return text;
+}
+
+interface WireEntry {
+  at: Date;
+  code: number;
+  text: string;
+  location: string | null;
+  /** EasyParcel's own event (stamped in UTC), not a courier's scan (Malaysia time). */
+  own: boolean;
+}
+
+/** `"Kuala Lumpur Hub, Kuala Lumpur, MY"`: place, state, country code. */
+function location(scan: SimScan): string | null {
+  if (OWN_EVENT.has(scan.status)) return null;
+  return [scan.location.city, scan.location.state, scan.location.country].filter(Boolean).join(', ');
+}
+
+/**
+ * The entries of one parcel, oldest first. EasyParcel keeps one AWB for the whole journey,
+ * so the return leg's movements join the parcel's log as code 4/8 with "return" in the
+ * text. The leg's opening and its delivery are left out: the parcel's own RETURNING and
+ * RETURNED scans already say those (unless the parcel has no RETURNED scan yet).
+ */
+function entriesOf(view: SimShipmentView, now: number): WireEntry[] {
+  const hasReturned = view.scans.some((scan) => scan.status === S.RETURNED);
+  const entries: WireEntry[] = view.scans.map((scan) => ({
+    at: scan.at,
+    code: easyParcelCodeFor(scan),
+    text: wireText(scan, 'parcel'),
+    location: location(scan),
+    own: OWN_EVENT.has(scan.status),
+  }));
+  for (const scan of view.returnScans) {
+    if (scan.status === S.INFO_RECEIVED) continue;
+    if (scan.status === S.DELIVERED || scan.status === S.RETURNED) {
+      if (hasReturned) continue;
+      entries.push({
+        at: scan.at,
+        code: EasyParcelCode.RETURNED,
+        text: 'Returned to shipper',
+        location: location(scan),
+        own: false,
+      });
+      continue;
+    }
+    const code = scan.status === S.RETURNING ? EasyParcelCode.IN_TRANSIT : easyParcelCodeFor(scan);
+    entries.push({
+      at: scan.at,
+      // A return leg's pickup is still the parcel moving (4), never a fresh "collected" (3).
+      code: code === EasyParcelCode.COLLECTED ? EasyParcelCode.IN_TRANSIT : code,
+      text: wireText(scan, 'return'),
+      location: location(scan),
+      own: false,
+    });
+  }
+  // A courier never shows a scan from the future.
+  return entries.filter((entry) => entry.at.getTime() <= now).sort((a, b) => a.at.getTime() - b.at.getTime());
+}
+
+/**
+ * EasyParcel's own events as `YYYY-MM-DD HH:mm:ss` in UTC; the couriers' scans alternate the
+ * two formats EasyParcel mixes: ISO UTC, then Malaysia local time.
+ */
+function wireDate(entry: WireEntry, index: number): string {
+  if (entry.own) return formatSqlLocal(entry.at, 0);
+  return index % 2 === 0 ? formatIsoSeconds(entry.at) : formatSqlLocal(entry.at, MYT_OFFSET_MINUTES);
+}
+
+/**
+ * `items` in a repeatable order that is not oldest first: sorted by a hash of the AWB and
+ * each entry, and, should that happen to come out in time order, the first two swapped.
+ */
+function shuffled<T>(items: T[], awb: string, describe: (item: T, index: number) => string): T[] {
+  const keyed = items.map((item, index) => ({
+    item,
+    index,
+    hash: createHash('sha256')
+      .update(`${awb}|${describe(item, index)}`)
+      .digest('hex'),
+  }));
+  keyed.sort((a, b) => a.hash.localeCompare(b.hash));
+  if (keyed.length > 1 && keyed.every((entry, i) => entry.index === i))
+    [keyed[0], keyed[1]] = [keyed[1]!, keyed[0]!];
+  return keyed.map((entry) => entry.item);
+}
+
+type EasyParcelItem =
+  | {
+      status: 'success';
+      awb_number: string;
+      shipment_number: string;
+      order_number: string;
+      latest_shipment_status_code: number;
+      latest_tracking_status: string;
+      latest_event_date: string | null;
+      status_log: {
+        event_date: string;
+        shipment_status_code: number;
+        tracking_status: string;
+        location: string | null;
+      }[];
+    }
+  | { status: 'not_found'; awb_number: string; message: string };
+
+function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
+  if (!item.found)
+    return { status: 'not_found', awb_number: item.trackingNumber, message: 'AWB number not found' };
+  const { view } = item;
+  const digits = view.trackingNumber.replace(/\D/g, '').slice(-5).padStart(5, '0');
+  const log = entriesOf(view, now).map((entry, index) => ({
+    event_date: wireDate(entry, index),
+    shipment_status_code: entry.code,
+    tracking_status: entry.text,
+    location: entry.location,
+  }));
+  const latest = log[log.length - 1];
+  return {
+    status: 'success',
+    awb_number: view.trackingNumber,
+    shipment_number: `ES-${digits}`,
+    order_number: `EI-${digits}`,
+    // Before any scan, EasyParcel is still arranging the pickup.
+    latest_shipment_status_code: latest?.shipment_status_code ?? EasyParcelCode.SCHEDULED,
+    latest_tracking_status: latest?.tracking_status ?? OWN_EVENT_TEXT,
+    latest_event_date: latest?.event_date ?? null,
+    status_log: shuffled(
+      log,
+      view.trackingNumber,
+      (entry) => `${entry.event_date}|${entry.shipment_status_code}|${entry.tracking_status}`,
+    ),
+  };
+}
+
+/** The answer to `POST /open_api/<version>/shipment/tracking_status`: one result per item, in the order given. */
+export function renderEasyParcelTracking(items: SimTrackingItem[], now: number): RenderedResponse {
+  const found = items.filter((item) => item.found).length;
+  const body = {
+    status_code: 200,
+    request_id: `${now}.${createHash('sha256')
+      .update(items.map((i) => (i.found ? i.view.trackingNumber : i.trackingNumber)).join(','))
+      .digest('hex')
+      .slice(0, 32)}`,
+    message: `${found} requests success, ${items.length - found} request error.`,
+    data: { results: items.map((item) => renderItem(item, now)) },
+  };
+  return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(body) };
+}
+
+/** EasyParcel's error shape: `{"status_code":401,"message":"Unauthenticated"}`. */
+export function renderEasyParcelError(status: number, message: string): RenderedResponse {
+  return { status, contentType: JSON_TYPE, body: JSON.stringify({ status_code: status, message }) };
+}
+
+/**
+ * EasyParcel's refusal of a create or cancel with `status`, about `subject` (the AWB being
+ * cancelled, or the booking's reference): the real path's 404 and 409, and every scripted
+ * answer. A cancel's 409 says, in EasyParcel's words, that the AWB has been collected; a
+ * create's 409 only that the reference conflicts.
+ */
+export function renderEasyParcelRefusal(
+  operation: 'book' | 'cancel',
+  status: number,
+  subject: string,
+): RenderedResponse {
+  const cancel = operation === 'cancel';
+  const messages: Readonly<Record<number, string>> = {
+    400: 'The given data was invalid.',
+    401: 'Unauthenticated',
+    403: 'This action is unauthorized.',
+    404: cancel ? `AWB ${subject} not found` : 'Not Found',
+    409: cancel
+      ? `AWB ${subject} has already been collected and cannot be cancelled`
+      : `Reference ${subject} conflicts with an existing shipment`,
+    503: 'Service Unavailable',
+  };
+  return renderEasyParcelError(
+    status,
+    messages[status] ?? (status >= 500 ? 'Server Error' : 'Request refused'),
+  );
+}
+
+function send(reply: FastifyReply, rendered: RenderedResponse): FastifyReply {
+  return reply.code(rendered.status).type(rendered.contentType).send(rendered.body);
+}
+
+type Body = Record<string, unknown>;
+
+function isBody(value: unknown): value is Body {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function text(value: unknown, max = 200): value is string {
+  return typeof value === 'string' && value.trim() !== '' && value.length <= max;
+}
+
+function optionalText(value: unknown): value is string | null | undefined {
+  return value === undefined || value === null || (typeof value === 'string' && value.length <= 200);
+}
+
+/** The recipient of a create call, or the reason it is unusable. */
+function recipientOf(value: unknown): SimRecipient | string {
+  if (!isBody(value)) return 'recipient is required';
+  for (const field of ['name', 'line1', 'city', 'postcode', 'country'] as const) {
+    if (!text(value[field])) return `recipient.${field} is required`;
+  }
+  if (!optionalText(value.state) || !optionalText(value.phone))
+    return 'recipient.state and recipient.phone must be text';
+  return {
+    name: value.name as string,
+    line1: value.line1 as string,
+    city: value.city as string,
+    state: (value.state as string | null | undefined) ?? null,
+    postcode: value.postcode as string,
+    country: value.country as string,
+    phone: (value.phone as string | null | undefined) ?? null,
+  };
+}
+
+/**
+ * Registers the EasyParcel routes on `app` (relative paths: mount under a prefix).
+ * Each registration keeps its own tokens.
+ */
+export function registerEasyParcelRoutes(
+  app: FastifyInstance,
+  backend: SimBackend,
+  opts: EasyParcelRouteOptions,
+): void {
+  /** Issued token → expiry (ms of `now()`). */
+  const tokens = new Map<string, number>();
+
+  function authenticated(request: FastifyRequest): boolean {
+    const match = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '');
+    const expiresAt = match ? tokens.get(match[1]!) : undefined;
+    return expiresAt !== undefined && opts.now() < expiresAt;
+  }
+
+  const unauthenticated = renderEasyParcelError(401, 'Unauthenticated');
+
+  // EasyParcel's token endpoint takes a form, as EasyParcel's own CLI sends it.
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string' },
+    (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
+  );
+
+  /** Whether the token request names the app as HTTP Basic `client_id:client_secret`. */
+  function clientAuthenticated(request: FastifyRequest): boolean {
+    const match = /^Basic (\S+)$/i.exec(request.headers.authorization ?? '');
+    const pair = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
+    return pair === `${opts.clientId}:${opts.clientSecret}`;
+  }
+
+  app.post('/oauth/token', async (request, reply) => {
+    const body = isBody(request.body) ? request.body : {};
+    if (!clientAuthenticated(request)) return send(reply, renderEasyParcelError(401, 'Invalid client'));
+    // EasyParcel grants tokens through its login page (authorization_code) and refreshes them
+    // (refresh_token); the simulator has no login page, so only a refresh is possible here.
+    if (body.grant_type !== 'refresh_token') {
+      return send(reply, renderEasyParcelError(400, 'unsupported_grant_type: use refresh_token'));
+    }
+    if (body.refresh_token !== opts.refreshToken) {
+      return send(
+        reply,
+        renderEasyParcelError(400, 'invalid_grant: the refresh token is invalid or expired'),
+      );
+    }
+    const now = opts.now();
+    for (const [token, expiresAt] of tokens) if (expiresAt <= now) tokens.delete(token);
+    const token = randomBytes(24).toString('base64url');
+    const expiresAt = now + opts.tokenTtlSeconds * 1000;
+    tokens.set(token, expiresAt);
+    // The answer's fields as EasyParcel documents them; the refresh token is not rotated here.
+    return send(reply, {
+      status: 200,
+      contentType: JSON_TYPE,
+      body: JSON.stringify({
+        token_type: 'Bearer',
+        expires_in: opts.tokenTtlSeconds,
+        expires_at: new Date(expiresAt).toISOString(),
+        access_token: token,
+        refresh_token: opts.refreshToken,
+        refresh_token_expires_in: 31_557_600,
+        app: { client_id: opts.clientId, callbackUrls: [], redirectUris: [] },
+      }),
+    });
+  });
+
+  /** The Open API routes live under `/open_api/<version>/`; a version EasyParcel never had is 404. */
+  const known = new Set(EASYPARCEL_API_VERSIONS);
+  function versioned(request: FastifyRequest): boolean {
+    const params = isBody(request.params) ? request.params : {};
+    return typeof params.version === 'string' && known.has(params.version);
+  }
+  const unknownVersion = renderEasyParcelError(404, 'Not Found');
+
+  app.post('/open_api/:version/shipment/tracking_status', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const numbers = isBody(request.body) ? request.body.awb_numbers : undefined;
+    if (
+      !Array.isArray(numbers) ||
+      numbers.length < 1 ||
+      numbers.length > EASYPARCEL_SIM_MAX_BATCH ||
+      !numbers.every((n) => text(n, 64))
+    ) {
+      return send(
+        reply,
+        renderEasyParcelError(422, `awb_numbers must list 1 to ${EASYPARCEL_SIM_MAX_BATCH} AWB numbers`),
+      );
+    }
+    return send(
+      reply,
+      renderEasyParcelTracking(backend.track('easyparcel', numbers as string[]), opts.now()),
+    );
+  });
+
+  app.post('/open_api/:version/shipment/create', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const body = isBody(request.body) ? request.body : {};
+    const recipient = recipientOf(body.recipient);
+    const weight = isBody(body.parcel) ? body.parcel.weight_grams : undefined;
+    if (!text(body.reference, 128)) return send(reply, renderEasyParcelError(422, 'reference is required'));
+    if (typeof recipient === 'string') return send(reply, renderEasyParcelError(422, recipient));
+    if (!(typeof weight === 'number' && Number.isInteger(weight) && weight > 0 && weight <= 1_000_000)) {
+      return send(
+        reply,
+        renderEasyParcelError(422, 'parcel.weight_grams must be a whole number of grams above 0'),
+      );
+    }
+    const scripted = backend.scriptedAnswer?.('easyparcel', 'book', { reference: body.reference }) ?? null;
+    if (scripted !== null) return send(reply, renderEasyParcelRefusal('book', scripted, body.reference));
+    const { trackingNumber } = backend.book('easyparcel', {
+      reference: body.reference,
+      recipient,
+      weightGrams: weight,
+    });
+    const data = { awb_number: trackingNumber, order_number: `EI-${trackingNumber.replace(/\D/g, '')}` };
+    return send(reply, {
+      status: 200,
+      contentType: JSON_TYPE,
+      body: JSON.stringify({ status_code: 200, message: 'success', data }),
+    });
+  });
+
+  app.post('/open_api/:version/shipment/cancel', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const awb = isBody(request.body) ? request.body.awb_number : undefined;
+    if (!text(awb, 64)) return send(reply, renderEasyParcelError(422, 'awb_number is required'));
+    const scripted = backend.scriptedAnswer?.('easyparcel', 'cancel', { trackingNumber: awb }) ?? null;
+    if (scripted !== null) return send(reply, renderEasyParcelRefusal('cancel', scripted, awb));
+    const outcome = backend.cancel('easyparcel', awb);
+    if (outcome === 'not_found') return send(reply, renderEasyParcelRefusal('cancel', 404, awb));
+    if (outcome === 'already_picked_up') return send(reply, renderEasyParcelRefusal('cancel', 409, awb));
+    return send(reply, {
+      status: 200,
+      contentType: JSON_TYPE,
+      body: JSON.stringify({
+        status_code: 200,
+        message: 'success',
+        data: { awb_number: awb, cancelled: true },
+      }),
+    });
+  });
+}
+
+/** The same routes as a Fastify plugin: `app.register(easyParcelPlugin, { prefix, backend, ...opts })`. */
+export const easyParcelPlugin: FastifyPluginAsync<EasyParcelRouteOptions & { backend: SimBackend }> = async (
+  app,
+  opts,
+) => {
+  registerEasyParcelRoutes(app, opts.backend, opts);
+};
