@@ -4,19 +4,11 @@
  * server, with the courier and payment simulators over HTTP.
  */
 import { CourierCode } from '../../src/couriers/types';
-import { insertOrder } from '../../src/orders/queries';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import {
-  orderShipmentId,
-  orderWorkflowId,
-  shipmentWorkflowId,
-  type OrderWorkflowInput,
-  type PollPolicy,
-} from '../../src/workflows/contract';
-import type { orderWorkflow } from '../../src/workflows/order';
-import { ADDRESS } from '../support/shopper';
+import { orderShipmentId, shipmentWorkflowId, type PollPolicy } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { fastPolicy, startShipmentWorkflow, stillPolicy, uniqueId } from '../support/temporal';
+import { startOrder } from '../support/orders';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -27,7 +19,6 @@ const DAY = 24 * HOUR;
 const QUIET = { WAYBILL_RATE_LIMIT_PER_MINUTE: '100000' };
 
 describe('admin actions on running workflows', () => {
-  const PAYMENT = { token: 'tok_visa' };
   /** No poll on its own for ten minutes: any poll during a test was asked for. */
   const SLOW = fastPolicy({
     intervalMs: { ...fastPolicy().intervalMs, PENDING: 600_000, INFO_RECEIVED: 600_000 },
@@ -92,46 +83,12 @@ describe('admin actions on running workflows', () => {
 
   /** An order whose saga runs to CONFIRMED; its one parcel plays `scenario`. */
   async function placeOrder(scenario: ScenarioName, policy: PollPolicy = SLOW) {
-    const orderId = uniqueId('ord');
     const sku = uniqueId('KETTLE');
     await stack.database.db
       .insertInto('inventory_items')
       .values({ sku, name: 'Kettle', on_hand: 5, low_stock_threshold: 1 })
       .execute();
-    const total = await insertOrder(stack.database.db, {
-      id: orderId,
-      number: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      email: 'aisyah@example.com',
-      currency: 'MYR',
-      courier: CourierCode.SIMULATOR,
-      shippingAddress: ADDRESS,
-      lines: [{ lineNo: 1, sku, name: 'Kettle', quantity: 1, unitAmount: 4_990 }],
-    });
-    // The courier books by reference: pre-book our parcel with the lifecycle this test wants.
-    stack.couriers.backend.bookParcel(
-      'native',
-      { reference: orderShipmentId(orderId, 1), recipient: { ...ADDRESS }, weightGrams: 500 },
-      scenario,
-    );
-    const input: OrderWorkflowInput = {
-      orderId,
-      orderNumber: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      currency: 'MYR',
-      totalAmount: total,
-      courier: CourierCode.SIMULATOR,
-      lines: [{ lineNo: 1, sku, quantity: 1, unitAmount: 4_990, shipFrom: 'main' }],
-      payment: PAYMENT,
-      shipmentPolicy: policy,
-      courierTaskQueue: stack.worker.courierTaskQueue,
-    };
-    const handle = await stack.worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
-      workflowId: orderWorkflowId(orderId),
-      taskQueue: stack.worker.taskQueue,
-      args: [input],
-    });
-    stack.started(handle);
+    const { orderId, handle, total } = await startOrder(stack, { sku, quantity: 1, scenario, policy });
     const shipmentId = orderShipmentId(orderId, 1);
     await eventually(
       () => orderRow(orderId),

@@ -5,53 +5,22 @@
  * started are terminated, the stock must reconcile and the money ledger of the orders it
  * placed must hold (devstack/ledger.ts).
  */
-import type { WorkflowHandle } from '@temporalio/client';
-import { CourierCode } from '../../src/couriers/types';
 import { checkLedger } from '../../devstack/ledger';
 import { stockReconciliation } from '../../src/inventory/queries';
 import type { NotificationTransport } from '../../src/notifications/transport';
-import { insertOrder } from '../../src/orders/queries';
-import type { ScenarioName } from '../../simulators/courier/scenarios';
-import {
-  orderShipmentId,
-  orderWorkflowId,
-  type OrderWorkflowInput,
-  type PollPolicy,
-} from '../../src/workflows/contract';
-import type { orderWorkflow } from '../../src/workflows/order';
 import type { TestDatabase } from './db';
 import { ADDRESS } from './shopper';
+import {
+  DECLINED_PAYMENT,
+  GOOD_PAYMENT,
+  startOrder,
+  type PlacedOrder,
+  type PlaceOrderOptions,
+} from './orders';
 import { useStack, type Stack } from './stack';
-import { fastPolicy, uniqueId, type TestWorker } from './temporal';
+import { type TestWorker } from './temporal';
 
-/** The payment simulator's test tokens (simulators/payment/state.ts TEST_TOKENS): never card numbers. */
-export const GOOD_PAYMENT = { token: 'tok_visa' };
-export const DECLINED_PAYMENT = { token: 'tok_chargeDeclined' };
-export { ADDRESS };
-
-export interface PlaceOrderOptions {
-  sku: string;
-  quantity: number;
-  payment?: OrderWorkflowInput['payment'];
-  scenario?: ScenarioName;
-  policy?: PollPolicy;
-  bookingRetryWindowMs?: number;
-  settleRetryWindowMs?: number;
-  /** A second line shipped from another place: a second parcel with its own lifecycle. */
-  second?: { sku: string; quantity: number; scenario: ScenarioName };
-  /**
-   * Pre-book each parcel at the courier with its scenario (default true). An order that never
-   * books (declined, out of stock, booking refused) must not: the pre-booking would be a
-   * booking the ledger finds live with no order behind it.
-   */
-  prebook?: boolean;
-}
-
-export interface PlacedOrder {
-  orderId: string;
-  handle: WorkflowHandle<typeof orderWorkflow>;
-  total: number;
-}
+export { ADDRESS, DECLINED_PAYMENT, GOOD_PAYMENT, type PlacedOrder, type PlaceOrderOptions };
 
 export interface SagaStack {
   readonly database: TestDatabase;
@@ -106,72 +75,14 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
   });
 
   async function placeOrder(opts: PlaceOrderOptions): Promise<PlacedOrder> {
-    const orderId = uniqueId('ord');
-    const lines = [
-      {
-        lineNo: 1,
-        sku: opts.sku,
-        name: 'Kettle',
-        quantity: opts.quantity,
-        unitAmount: 4_990,
-        shipFrom: 'main',
-      },
-      ...(opts.second
-        ? [
-            {
-              lineNo: 2,
-              sku: opts.second.sku,
-              name: 'Mug',
-              quantity: opts.second.quantity,
-              unitAmount: 1_500,
-              shipFrom: 'north',
-            },
-          ]
-        : []),
-    ];
-    const total = await insertOrder(stack.database.db, {
-      id: orderId,
-      number: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      email: 'aisyah@example.com',
-      currency: 'MYR',
-      courier: CourierCode.SIMULATOR,
-      shippingAddress: ADDRESS,
-      lines: lines.map(({ shipFrom: _place, ...line }) => line),
+    // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
+    const order = await startOrder(stack, {
+      bookingRetryWindowMs: 30_000,
+      settleRetryWindowMs: 60_000,
+      ...opts,
     });
-    // The courier books by reference: pre-book each parcel with the lifecycle this test wants.
-    const scenarios = [opts.scenario ?? 'delivered', ...(opts.second ? [opts.second.scenario] : [])];
-    if (opts.prebook !== false)
-      scenarios.forEach((scenario, i) =>
-        stack.couriers.backend.bookParcel(
-          'native',
-          { reference: orderShipmentId(orderId, i + 1), recipient: { ...ADDRESS }, weightGrams: 500 },
-          scenario,
-        ),
-      );
-    const input: OrderWorkflowInput = {
-      orderId,
-      orderNumber: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      currency: 'MYR',
-      totalAmount: total,
-      courier: CourierCode.SIMULATOR,
-      lines: lines.map(({ name: _name, ...line }) => line),
-      payment: opts.payment ?? GOOD_PAYMENT,
-      shipmentPolicy: opts.policy ?? fastPolicy(),
-      // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
-      bookingRetryWindowMs: opts.bookingRetryWindowMs ?? 30_000,
-      settleRetryWindowMs: opts.settleRetryWindowMs ?? 60_000,
-      courierTaskQueue: stack.worker.courierTaskQueue,
-    };
-    const handle = await stack.worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
-      workflowId: orderWorkflowId(orderId),
-      taskQueue: stack.worker.taskQueue,
-      args: [input],
-    });
-    stack.started(handle);
-    placed.push(orderId);
-    return { orderId, handle, total };
+    placed.push(order.orderId);
+    return order;
   }
 
   return {

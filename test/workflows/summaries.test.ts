@@ -6,18 +6,10 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { CourierCode } from '../../src/couriers/types';
-import { insertOrder } from '../../src/orders/queries';
-import {
-  orderShipmentId,
-  orderWorkflowId,
-  shipmentWorkflowId,
-  type OrderWorkflowInput,
-} from '../../src/workflows/contract';
-import type { orderWorkflow } from '../../src/workflows/order';
-import { duration, money, orderStaticSummary, utcTime } from '../../src/workflows/summaries';
-import { ADDRESS } from '../support/shopper';
-import { fastPolicy, uniqueId } from '../support/temporal';
+import { orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
+import { duration, money, utcTime } from '../../src/workflows/summaries';
+import { uniqueId } from '../support/temporal';
+import { startOrder } from '../support/orders';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(90_000);
@@ -69,42 +61,11 @@ describe('workflow histories read as a story', () => {
       .insertInto('inventory_items')
       .values({ sku, name: 'Kettle', on_hand: 5 })
       .execute();
-    const orderId = uniqueId('ord');
-    const orderNumber = `WB-${orderId.slice(-8)}`;
-    const address = ADDRESS;
-    const total = await insertOrder(stack.database.db, {
-      id: orderId,
-      number: orderNumber,
-      customerId: 'cus_1',
-      email: 'aisyah@example.com',
-      currency: 'MYR',
-      courier: CourierCode.SIMULATOR,
-      shippingAddress: address,
-      lines: [{ lineNo: 1, sku, name: 'Kettle', quantity: 2, unitAmount: 4_990 }],
-    });
-    stack.couriers.backend.bookParcel(
-      'native',
-      { reference: orderShipmentId(orderId, 1), recipient: address, weightGrams: 500 },
-      'delivered',
-    );
-    const input: OrderWorkflowInput = {
+    const {
       orderId,
       orderNumber,
-      customerId: 'cus_1',
-      currency: 'MYR',
-      totalAmount: total,
-      courier: CourierCode.SIMULATOR,
-      lines: [{ lineNo: 1, sku, quantity: 2, unitAmount: 4_990, shipFrom: 'main' }],
-      payment: { token: 'tok_visa' },
-      shipmentPolicy: fastPolicy(),
-      courierTaskQueue: stack.worker.courierTaskQueue,
-    };
-    const order = await stack.worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
-      workflowId: orderWorkflowId(orderId),
-      taskQueue: stack.worker.taskQueue,
-      args: [input],
-      staticSummary: orderStaticSummary(input),
-    });
+      handle: order,
+    } = await startOrder(stack, { sku, quantity: 2, scenario: 'delivered', staticSummary: true });
     expect((await order.result()).status).toBe('DELIVERED');
 
     expect(await order.describe().then((d) => d.staticSummary())).toBe(
