@@ -43,7 +43,7 @@ import { customerToken } from '../src/api/tokens';
 import { loadConfig } from '../src/config';
 import { createTemporalClient } from '../src/temporal';
 import type { Check } from './support/consistency';
-import { checkLine, fmt, machine, percentile, writeResult } from './support/measure';
+import { checkLine, fmt, machine, percentile, sampleProcess, writeResult } from './support/measure';
 
 const GOAL_RATIO = 0.9;
 const GOAL_P99_MS = 10;
@@ -265,6 +265,8 @@ async function expectOk(port: number, read: Read): Promise<void> {
 
 interface LoadResult {
   rps: number;
+  /** CPU time the server process used per answered request (µs): what the read costs, whatever the machine's load. */
+  cpuUsPerRequest: number;
   p50: number;
   p90: number;
   p99: number;
@@ -273,12 +275,14 @@ interface LoadResult {
 }
 
 async function load(opts: {
+  pid: number;
   port: number;
   read: Read;
   count: number;
   seconds: number;
   rate?: number;
 }): Promise<LoadResult> {
+  const before = sampleProcess(opts.pid);
   const result = await autocannon({
     url: `http://127.0.0.1:${opts.port}`,
     connections: CONNECTIONS,
@@ -298,8 +302,11 @@ async function load(opts: {
       },
     ],
   });
+  const after = sampleProcess(opts.pid);
+  const cpuSeconds = before && after ? after.cpuSeconds - before.cpuSeconds : NaN;
   return {
     rps: result.requests.average,
+    cpuUsPerRequest: (cpuSeconds * 1e6) / result.requests.total,
     p50: result.latency.p50,
     p90: result.latency.p90,
     p99: result.latency.p99,
@@ -350,9 +357,17 @@ async function main(): Promise<void> {
       throw err;
     });
     const wayReads = reads(databaseUrl);
-    const portOf = (read: Read) => (read === floorRead ? floorServer : waybillServer).port;
+    const serverOf = (read: Read) => (read === floorRead ? floorServer : waybillServer);
+    const portOf = (read: Read) => serverOf(read).port;
     const run = (read: Read, secs: number, rate?: number) =>
-      load({ port: portOf(read), read, count, seconds: secs, ...(rate ? { rate } : {}) });
+      load({
+        pid: serverOf(read).child.pid!,
+        port: portOf(read),
+        read,
+        count,
+        seconds: secs,
+        ...(rate ? { rate } : {}),
+      });
 
     for (const read of [floorRead, ...wayReads]) {
       await expectOk(portOf(read), read);
@@ -369,7 +384,7 @@ async function main(): Promise<void> {
         const [floor, waybill] = floorFirst ? [first, second] : [second, first];
         pairs.get(read.name)!.push({ round, floor, waybill, ratio: waybill.rps / floor.rps });
         process.stdout.write(
-          `round ${round} ${read.name.padEnd(12)} floor ${fmt(floor.rps).padStart(6)} req/s, waybill ${fmt(waybill.rps).padStart(6)} req/s: ${fmt(waybill.rps / floor.rps, 3)}\n`,
+          `round ${round} ${read.name.padEnd(12)} floor ${fmt(floor.rps).padStart(6)} req/s (${fmt(floor.cpuUsPerRequest)} µs CPU each), waybill ${fmt(waybill.rps).padStart(6)} req/s (${fmt(waybill.cpuUsPerRequest)} µs): ${fmt(waybill.rps / floor.rps, 3)}\n`,
         );
       }
     }
@@ -414,31 +429,33 @@ async function main(): Promise<void> {
       [
         '',
         `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}`,
-        row(['read (medians over rounds)', 'floor/s', 'waybill/s', 'ratio', 'range', 'p99', 'p99@80%']),
-        ...summary.map((s) =>
-          row([
+        row([
+          'read (medians over rounds)',
+          'floor/s',
+          'waybill/s',
+          'ratio',
+          'range',
+          'p99',
+          'p99@80%',
+          'floor µs',
+          'waybill µs',
+        ]),
+        ...summary.map((s) => {
+          const floors = s.pairs.map((p) => p.floor);
+          const waybills = s.pairs.map((p) => p.waybill);
+          return row([
             s.label,
-            fmt(
-              median(
-                s.pairs.map((p) => p.floor),
-                'rps',
-              ),
-            ),
-            fmt(
-              median(
-                s.pairs.map((p) => p.waybill),
-                'rps',
-              ),
-            ),
+            fmt(median(floors, 'rps')),
+            fmt(median(waybills, 'rps')),
             fmt(s.ratio.median, 3),
             `${fmt(s.ratio.min, 2)}–${fmt(s.ratio.max, 2)}`,
-            `${median(
-              s.pairs.map((p) => p.waybill),
-              'p99',
-            )} ms`,
+            `${median(waybills, 'p99')} ms`,
             `${s.at80.p99} ms`,
-          ]),
-        ),
+            fmt(median(floors, 'cpuUsPerRequest')),
+            fmt(median(waybills, 'cpuUsPerRequest')),
+          ]);
+        }),
+        '(µs: CPU time of the server process per request)',
         '',
         ...summary.flatMap((s) => s.checks.map(checkLine)),
         `took ${((Date.now() - started) / 1000).toFixed(0)} s`,
