@@ -95,9 +95,14 @@ export interface Config {
      */
     readonly refreshQuota: number;
     readonly refreshQuotaWindowMs: number;
-    /** Interval between SSE heartbeats and between read-model checks of a stream (ms). */
+    /** Interval between SSE heartbeat comments on a tracking stream, so proxies keep it open (ms). */
     readonly streamHeartbeatMs: number;
-    readonly streamPollMs: number;
+    /** Tracking streams one caller (customer or staff member) may hold open at once, per API process. */
+    readonly streamMaxPerCaller: number;
+    /** Tracking streams one API process holds open at once, all callers together. */
+    readonly streamMaxOpen: number;
+    /** A tracking stream is ended after at most this long; the client reconnects with Last-Event-ID (ms). */
+    readonly streamMaxLifetimeMs: number;
     /** HMAC-SHA256 secret per courier for `POST /v1/webhooks/couriers/:courier`; a courier without one is refused. */
     readonly courierWebhookSecrets: Readonly<Record<string, string>>;
     /** The courier new orders ship with unless the request names one. */
@@ -709,7 +714,9 @@ export function loadConfig(env: Env = process.env): Config {
       refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
       refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
       streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
-      streamPollMs: r.duration('WAYBILL_STREAM_POLL', '1s'),
+      streamMaxPerCaller: r.int('WAYBILL_STREAM_MAX_PER_CALLER', 5, 1, 10_000),
+      streamMaxOpen: r.int('WAYBILL_STREAM_MAX_OPEN', 1000, 1, 1_000_000),
+      streamMaxLifetimeMs: r.duration('WAYBILL_STREAM_MAX_LIFETIME', '30m'),
       courierWebhookSecrets: webhookSecrets,
       defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', [
         'easyparcel',
