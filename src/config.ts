@@ -229,6 +229,15 @@ export interface Config {
      * client did not retry) is closed as FAILED / NOT_STARTED (ms).
      */
     readonly orderStartGraceMs: number;
+    /**
+     * Finished `Idempotency-Key` records are deleted this long after the request (ms): a
+     * retry with a pruned key is a new request. Keys of orders still PENDING are kept.
+     */
+    readonly pruneIdempotencyKeysAfterMs: number;
+    /** Courier push dedupe rows (`courier_webhook_events`) are deleted this long after receipt (ms); longer than WAYBILL_WEBHOOK_MAX_AGE. */
+    readonly pruneWebhookEventsAfterMs: number;
+    /** Sent or given-up customer notifications are deleted this long after they were created (ms); pending ones never. */
+    readonly pruneNotificationsAfterMs: number;
   };
   /** Only `npm run token` reads this: the private key that signs staff tokens in development and tests. */
   readonly tokens: {
@@ -691,6 +700,23 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(`WAYBILL_ORDER_START_GRACE must be at least 1m (got "${orderStartGraceMs}ms")`);
   }
 
+  const webhookMaxAgeMs = r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m');
+  const pruneIdempotencyKeysAfterMs = r.duration('WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER', '7d');
+  if (pruneIdempotencyKeysAfterMs < 3_600_000) {
+    // Shoppers' apps retry a create for a while (offline phones); under an hour is no protection.
+    r.problems.push(
+      `WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER must be at least 1h (got "${pruneIdempotencyKeysAfterMs}ms")`,
+    );
+  }
+  const pruneWebhookEventsAfterMs = r.duration('WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER', '30d');
+  if (pruneWebhookEventsAfterMs <= webhookMaxAgeMs) {
+    // A push is deduplicated by its row for as long as its signature is accepted: pruning
+    // sooner would let a captured push be replayed and accepted as new.
+    r.problems.push(
+      `WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER must be longer than WAYBILL_WEBHOOK_MAX_AGE (got "${pruneWebhookEventsAfterMs}ms" and "${webhookMaxAgeMs}ms")`,
+    );
+  }
+
   const config: Config = {
     env: waybillEnv,
     logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
@@ -723,7 +749,7 @@ export function loadConfig(env: Env = process.env): Config {
         'bluedart',
         'simulator',
       ] as const),
-      webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
+      webhookMaxAgeMs,
       pushMaxClockSkewMs: r.duration('WAYBILL_PUSH_MAX_CLOCK_SKEW', '5m'),
       trustProxy: trustProxy(r.string('WAYBILL_TRUST_PROXY', 'false'), r.problems),
       metricsHost: r.string('WAYBILL_METRICS_HOST', '127.0.0.1'),
@@ -796,6 +822,9 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: r.int('WAYBILL_HOUSEKEEPING_BATCH', 200, 1, 10_000),
       maxBatches: r.int('WAYBILL_HOUSEKEEPING_MAX_BATCHES', 10, 1, 1_000),
       orderStartGraceMs,
+      pruneIdempotencyKeysAfterMs,
+      pruneWebhookEventsAfterMs,
+      pruneNotificationsAfterMs: r.duration('WAYBILL_PRUNE_NOTIFICATIONS_AFTER', '90d'),
     },
     tokens: { staffSigningKey },
     paths: { dataDir, cacheDir },

@@ -13,6 +13,7 @@ import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simul
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { requestHash } from '../../src/api/idempotency';
 import { signToken } from '../../src/api/tokens';
+import { housekeepingInput } from '../../src/schedules';
 import { orderWorkflowId } from '../../src/workflows/contract';
 import { startTestApi, type TestApi } from '../support/api';
 import { ADDRESS } from '../support/shopper';
@@ -283,6 +284,46 @@ describe('order routes', () => {
       }
     });
 
+    it('a key housekeeping has pruned is a new request: the same key and body place a second order', async () => {
+      const sku = await stock();
+      const headers = { ...api.customer('cus_pruned'), 'idempotency-key': randomUUID() };
+      const body = orderBody(sku, 'never_picked_up', 1);
+      const first = await post(body, headers);
+      expect(first.statusCode).toBe(202);
+      await waitForStatus(first.json().orderId, (s) => s === 'CONFIRMED');
+      // Within WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER: a replay.
+      const replay = await post(body, headers);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(replay.json().orderId).toBe(first.json().orderId);
+
+      // Past it, housekeeping deletes the record.
+      await database.db
+        .updateTable('api_idempotency_keys')
+        .set({
+          created_at: new Date(Date.now() - api.config.housekeeping.pruneIdempotencyKeysAfterMs - 60_000),
+        })
+        .where('scope', '=', 'orders:customer:cus_pruned')
+        .execute();
+      const housekeeping = await worker.client.workflow.execute('housekeepingWorkflow', {
+        workflowId: uniqueId('housekeeping'),
+        taskQueue: worker.taskQueue,
+        args: [housekeepingInput(api.config)],
+      });
+      expect(housekeeping.prunedIdempotencyKeys).toBeGreaterThanOrEqual(1);
+
+      const late = await post(body, headers);
+      expect(late.statusCode).toBe(202);
+      expect(late.headers['idempotent-replayed']).toBeUndefined();
+      expect(late.json().orderId).not.toBe(first.json().orderId);
+      const orders = await database.db
+        .selectFrom('orders')
+        .select('id')
+        .where('customer_id', '=', 'cus_pruned')
+        .execute();
+      expect(orders).toHaveLength(2);
+      await waitForStatus(late.json().orderId, (s) => s === 'CONFIRMED');
+    });
+
     it('requires the header', async () => {
       const sku = await stock();
       const res = await post(orderBody(sku), api.customer('cus_nokey'));
@@ -547,16 +588,7 @@ describe('order routes', () => {
     const housekeeping = await worker.client.workflow.execute('housekeepingWorkflow', {
       workflowId: uniqueId('housekeeping'),
       taskQueue: worker.taskQueue,
-      args: [
-        {
-          expireAfterNoScanMs: 7 * 86_400_000,
-          archiveAfterMs: 90 * 86_400_000,
-          scrubPersonalDataAfterMs: 30 * 86_400_000,
-          batchSize: 50,
-          maxBatches: 5,
-          orderStartGraceMs: api.config.housekeeping.orderStartGraceMs,
-        },
-      ],
+      args: [housekeepingInput(api.config)],
     });
     expect(housekeeping).toMatchObject({ ordersNotStarted: 1 });
     const view = await api.app.inject({
