@@ -131,6 +131,13 @@ class TrackingStream {
   private orderStatus = '';
   /** The highest tracking-event id sent (the `id` of every event); a resume starts above it. */
   private cursor = 0;
+  /**
+   * Events above this are new for a shipment not seen yet: 0 on a fresh stream (a parcel
+   * that appears later has every event sent), the client's Last-Event-ID on a resume.
+   */
+  private floor = 0;
+  /** Wake-ups before start() are dropped: start() looks at everything after the snapshot anyway. */
+  private started = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private lifetime: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -156,6 +163,7 @@ class TrackingStream {
    */
   resume(lastEventId: number): void {
     this.cursor = lastEventId;
+    this.floor = lastEventId;
     this.write(`retry: ${RECONNECT_HINT_MS}\n\n`);
   }
 
@@ -207,6 +215,7 @@ class TrackingStream {
    */
   start(lifetimeMs: number): void {
     const { streamHeartbeatMs } = this.deps.config.api;
+    this.started = true;
     this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), streamHeartbeatMs);
     this.lifetime = setTimeout(
       () => this.end('stream lifetime reached: reconnect with Last-Event-ID to carry on'),
@@ -217,7 +226,7 @@ class TrackingStream {
 
   /** Something of this order changed (or the listener reconnected): look at the read model. */
   wake(): void {
-    if (this.closed) return;
+    if (this.closed || !this.started) return;
     if (this.checking) {
       this.again = true;
       return;
@@ -273,7 +282,7 @@ class TrackingStream {
             moved.map((r) =>
               eb.and([
                 eb('shipment_id', '=', r.id),
-                eb('id', '>', this.seen.get(r.id)?.lastEventId ?? this.cursor),
+                eb('id', '>', this.seen.get(r.id)?.lastEventId ?? this.floor),
               ]),
             ),
           ),
@@ -307,7 +316,7 @@ class TrackingStream {
       for (const { events: _all, ...view } of views) this.send({ event: 'shipment', data: view });
       for (const r of moved) {
         const sent = events.filter((e) => e.shipment_id === r.id).map((e) => Number(e.id));
-        const before = this.seen.get(r.id)?.lastEventId ?? this.cursor;
+        const before = this.seen.get(r.id)?.lastEventId ?? this.floor;
         this.seen.set(r.id, seenOf(r, Math.max(before, ...sent)));
       }
     }
