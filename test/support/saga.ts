@@ -17,7 +17,7 @@ import {
   type PlacedOrder,
   type PlaceOrderOptions,
 } from './orders';
-import { useStack, type Stack } from './stack';
+import { useStack, type Stack, type StackOptions } from './stack';
 import { type TestWorker } from './temporal';
 
 export { ADDRESS, DECLINED_PAYMENT, GOOD_PAYMENT, type PlacedOrder, type PlaceOrderOptions };
@@ -27,6 +27,8 @@ export interface SagaStack {
   readonly couriers: Stack['couriers'];
   readonly payments: Stack['payments'];
   readonly worker: TestWorker;
+  /** The API on the worker's queues, when the file asked for one. */
+  readonly api: Stack['api'];
   /** Puts `onHand` units of a new sku in stock. */
   stock(sku: string, onHand: number): Promise<void>;
   /** Creates the order row and starts its saga; each parcel plays its scenario at the courier. */
@@ -55,11 +57,14 @@ export function expectPickedUpRefusal(refusal: unknown): void {
   expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
 }
 
-export function useSagaStack(opts: { notifications?: () => NotificationTransport } = {}): SagaStack {
+export function useSagaStack(
+  opts: { notifications?: () => NotificationTransport; api?: StackOptions['api'] } = {},
+): SagaStack {
   /** Orders placed by the running test: the ledger is checked over them when it ends. */
   const placed: string[] = [];
   const stack = useStack({
     worker: opts.notifications ? { notifications: opts.notifications } : {},
+    ...(opts.api ? { api: opts.api } : {}),
     // Stock must reconcile with active orders after every scenario, and the money with what
     // was delivered: every saga test ends by checking the ledger of the orders it placed.
     async afterEachTest() {
@@ -97,6 +102,9 @@ export function useSagaStack(opts: { notifications?: () => NotificationTransport
     },
     get worker() {
       return stack.worker;
+    },
+    get api() {
+      return stack.api;
     },
     async stock(sku, onHand) {
       await stack.database.db
