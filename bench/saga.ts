@@ -108,6 +108,8 @@ interface Placed {
   status: number;
   apiMs: number;
   orderId: string | null;
+  /** The error code and message of an answer other than 202. */
+  error?: string;
 }
 
 async function placeOrder(stack: ProcessStack, token: string, key: string, n: number): Promise<Placed> {
@@ -136,8 +138,17 @@ async function placeOrder(stack: ProcessStack, token: string, key: string, n: nu
       }),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
-    const body = (await res.json().catch(() => null)) as { orderId?: string } | null;
-    return { sentAt, status: res.status, apiMs: performance.now() - t0, orderId: body?.orderId ?? null };
+    const body = (await res.json().catch(() => null)) as {
+      orderId?: string;
+      error?: { code: string; message: string };
+    } | null;
+    return {
+      sentAt,
+      status: res.status,
+      apiMs: performance.now() - t0,
+      orderId: body?.orderId ?? null,
+      ...(body?.error ? { error: `${body.error.code}: ${body.error.message}` } : {}),
+    };
   } catch {
     return { sentAt, status: 0, apiMs: performance.now() - t0, orderId: null };
   }
@@ -202,7 +213,8 @@ async function countOrderTasks(run: Run): Promise<OrderTasks> {
   const perOrderShipments: number[] = [];
   for (let n = 0; n < WARM_UP_ORDERS; n++) {
     const placed = await placeOrder(run.stack, run.token, `saga-${run.runId}-warm-${n}`, n);
-    if (placed.status !== 202 || !placed.orderId) throw new Error(`warm-up order answered ${placed.status}`);
+    if (placed.status !== 202 || !placed.orderId)
+      throw new Error(`warm-up order answered ${placed.status} ${placed.error ?? ''}`);
     const orderId = placed.orderId;
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -300,7 +312,7 @@ async function runStep(run: Run, rate: number, seconds: number): Promise<Step> {
   const start = await snapshot(run);
   const from = Date.now();
   await openLoop(rate, seconds, (n) =>
-    answers.push(placeOrder(stack, run.token, `saga-${run.runId}-${rate}-${n}`, n)),
+    answers.push(placeOrder(stack, run.token, `saga-${run.runId}-${String(rate).replace('.', '_')}-${n}`, n)),
   );
   const to = Date.now();
   const placed = await Promise.all(answers);
@@ -333,7 +345,9 @@ async function runStep(run: Run, rate: number, seconds: number): Promise<Step> {
   for (const p of placed) if (p.status !== 202) refused[p.status] = (refused[p.status] ?? 0) + 1;
 
   const why: string[] = [];
-  if (ids.length < placed.length) why.push(`${placed.length - ids.length} not accepted`);
+  const firstError = placed.find((p) => p.error)?.error;
+  if (ids.length < placed.length)
+    why.push(`${placed.length - ids.length} not accepted${firstError ? ` (${firstError})` : ''}`);
   if (failed > 0) why.push(`${failed} FAILED`);
   if (booked.length < ids.length - failed) why.push(`${ids.length - failed - booked.length} never booked`);
   if (lateHalf < 0.9 * rate) why.push(`booked ${lateHalf.toFixed(1)}/s in the second half`);

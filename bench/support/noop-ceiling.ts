@@ -135,7 +135,7 @@ export async function measureCeiling(opts: {
       });
       levels.push(l);
       opts.say(
-        `ceiling: ${concurrency} in flight → ${l.workflowsPerSecond.toFixed(1)} no-op workflows/s = ${l.workflowTasksPerSecond.toFixed(0)} workflow tasks/s (server ${l.serverCores.toFixed(2)} cores)`,
+        `ceiling: ${concurrency} in flight → ${l.workflowsPerSecond.toFixed(1)} no-op workflows/s = ${l.workflowTasksPerSecond.toFixed(0)} workflow tasks/s (mean ${l.meanWorkflowMs.toFixed(0)} ms each; server ${l.serverCores.toFixed(2)} cores, its worker ${l.workerCores.toFixed(2)})`,
       );
     }
     const best = levels.reduce((a, b) => (b.workflowTasksPerSecond > a.workflowTasksPerSecond ? b : a));
