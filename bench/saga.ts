@@ -11,7 +11,7 @@
  * reported but not counted). Then it measures the ceiling on the same server in the same run
  * (bench/support/noop-ceiling.ts): a no-op workflow with that many workflow tasks (a no-op
  * activity between each), registered only by a worker of the benchmark's own, driven
- * closed-loop at 8, 32 and 96 in flight, the best kept. A rate written `0.8c` is that
+ * closed-loop at 4, 12 and 32 in flight, the best kept. A rate written `0.8c` is that
  * fraction of the ceiling in orders/s (ceiling workflow tasks/s ÷ tasks per order).
  * Goal: orders/s × tasks per order ≥ 0.8 × the ceiling, with create → booked p50 ≤ 300 ms at
  * that rate.
@@ -37,7 +37,8 @@
  * which also runs the API and the simulators).
  *
  * A rate is kept up with when every order is accepted, booked and not failed, bookings in the
- * second half of the step come at ≥ 90 % of the offered rate, and latency does not climb
+ * second half of the step come at ≥ 90 % of the offered rate or no more than the last 2 s of
+ * orders (at least 2) wait for their booking when the step ends, and latency does not climb
  * through the step (p50 of the last quarter of orders ≤ 2 × the first quarter's + 1 s): a
  * growing queue shows as both. Sustained orders/s = the highest rate kept up with. Prints a
  * table and PASS/MISS lines, writes bench/results/saga.json. Exit code 0 also on a MISS (the
@@ -78,8 +79,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const GOAL_SHARE = 0.8;
 /** …with create → booked p50 at most this (ms). */
 const GOAL_P50_MS = 300;
-const CEILING_SECONDS = 15;
-const CEILING_CONCURRENCIES = [8, 32, 96];
+const CEILING_SECONDS = 20;
+const CEILING_CONCURRENCIES = [4, 12, 32];
 const WARM_UP_ORDERS = 3;
 
 /** A rate: orders/s, or (`fraction`) a share of the ceiling in orders/s. */
@@ -350,7 +351,11 @@ async function runStep(run: Run, rate: number, seconds: number): Promise<Step> {
     why.push(`${placed.length - ids.length} not accepted${firstError ? ` (${firstError})` : ''}`);
   if (failed > 0) why.push(`${failed} FAILED`);
   if (booked.length < ids.length - failed) why.push(`${ids.length - failed - booked.length} never booked`);
-  if (lateHalf < 0.9 * rate) why.push(`booked ${lateHalf.toFixed(1)}/s in the second half`);
+  // A few orders of the last seconds may still be on their way; a queue that grew is more.
+  const backlogAtEnd = ids.length - booked.filter((r) => r.bookedAt! <= to).length;
+  const allowedBacklog = Math.max(2, Math.ceil(2 * rate));
+  if (lateHalf < 0.9 * rate && backlogAtEnd > allowedBacklog)
+    why.push(`booked ${lateHalf.toFixed(1)}/s in the second half, ${backlogAtEnd} waiting at the end`);
   if (lastQuarterP50Ms > 2 * firstQuarterP50Ms + 1_000) why.push('latency climbed through the step');
   return {
     rate,
@@ -369,7 +374,7 @@ async function runStep(run: Run, rate: number, seconds: number): Promise<Step> {
     ),
     firstQuarterP50Ms,
     lastQuarterP50Ms,
-    backlogAtEnd: ids.length - booked.filter((r) => r.bookedAt! <= to).length,
+    backlogAtEnd,
     drainSeconds,
     keptUp: why.length === 0,
     why,

@@ -61,7 +61,10 @@ async function startNoopWorker(env: Record<string, string>, say: (l: string) => 
   };
 }
 
-/** Runs `concurrency` no-op workflows back to back for `seconds` (after a short warm-up). */
+/**
+ * Runs `concurrency` no-op workflows back to back; counts those that finish within `seconds`
+ * from the first one to finish (the warm-up: the first round of workflows is in flight).
+ */
 async function level(
   client: Client,
   tasks: number,
@@ -70,24 +73,14 @@ async function level(
   pids: { server: number | null; worker: number | null },
 ): Promise<CeilingLevel> {
   const runId = randomBytes(3).toString('hex');
-  const warmUpMs = 3_000;
-  const t0 = Date.now();
-  const from = t0 + warmUpMs;
-  const to = from + seconds * 1000;
-  const done: { at: number; ms: number }[] = [];
-  let sample: { server: ProcSample | null; worker: ProcSample | null } | null = null;
-  const cores = (pid: number | null, a: ProcSample | null) =>
-    pid === null ? NaN : (usage([a, sampleProcess(pid)])?.cpuCores ?? NaN);
-  const timer = setTimeout(() => {
-    sample = {
-      server: pids.server === null ? null : sampleProcess(pids.server),
-      worker: pids.worker === null ? null : sampleProcess(pids.worker),
-    };
-  }, warmUpMs);
+  const giveUpAt = Date.now() + 120_000;
+  let window: { from: number; to: number; server: ProcSample | null; worker: ProcSample | null } | null =
+    null;
+  const done: number[] = [];
   let n = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (Date.now() < to) {
+      while (window === null ? Date.now() < giveUpAt : Date.now() < window.to) {
         const started = Date.now();
         await client.workflow.execute<typeof noopWorkflow>('noopWorkflow', {
           taskQueue: TASK_QUEUE,
@@ -95,20 +88,28 @@ async function level(
           args: [tasks],
         });
         const at = Date.now();
-        if (at >= from && at <= to) done.push({ at, ms: at - started });
+        if (window === null) {
+          window = {
+            from: at,
+            to: at + seconds * 1000,
+            server: pids.server === null ? null : sampleProcess(pids.server),
+            worker: pids.worker === null ? null : sampleProcess(pids.worker),
+          };
+        } else if (at <= window.to) done.push(at - started);
       }
     }),
   );
-  clearTimeout(timer);
-  const s = sample as { server: ProcSample | null; worker: ProcSample | null } | null;
+  const w = window as { server: ProcSample | null; worker: ProcSample | null } | null;
+  const cores = (pid: number | null, from: ProcSample | null | undefined) =>
+    pid === null || !from ? NaN : (usage([from, sampleProcess(pid)])?.cpuCores ?? NaN);
   const perSecond = done.length / seconds;
   return {
     concurrency,
     workflowsPerSecond: perSecond,
     workflowTasksPerSecond: perSecond * tasks,
-    meanWorkflowMs: done.reduce((sum, d) => sum + d.ms, 0) / Math.max(1, done.length),
-    serverCores: s ? cores(pids.server, s.server) : NaN,
-    workerCores: s ? cores(pids.worker, s.worker) : NaN,
+    meanWorkflowMs: done.reduce((sum, ms) => sum + ms, 0) / Math.max(1, done.length),
+    serverCores: cores(pids.server, w?.server),
+    workerCores: cores(pids.worker, w?.worker),
   };
 }
 
