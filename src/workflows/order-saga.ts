@@ -331,6 +331,7 @@ export class OrderSaga {
   async startTracking(): Promise<void> {
     this.throwIfCancelled();
     if (this.progress === OrderStatus.PENDING) await this.setProgress(OrderStatus.CONFIRMED);
+    const toTrack: Parcel[] = [];
     for (const parcel of this.parcels) {
       if (parcel.tracked) continue;
       if (parcel.bookingCancelled) {
@@ -338,8 +339,10 @@ export class OrderSaga {
         parcel.status = ShipmentStatus.CANCELLED;
         continue;
       }
-      await this.track(parcel);
+      toTrack.push(parcel);
     }
+    // The parcels' workflows are independent: started together, in one workflow task.
+    await Promise.all(toTrack.map((parcel) => this.track(parcel)));
     if (!this.tracking) {
       this.tracking = true;
       this.notify('confirmed');
