@@ -1,7 +1,7 @@
 /**
  * Saga throughput: orders/s sustained and create → booked latency p50/p99 (issue 8).
  *
- *   npm run bench:saga -- [seconds=60] [rates=2,5,10,20]
+ *   npm run bench:saga -- [seconds=60] [rates=2,5,10,20] [--temporal dev|server] [--workers N]
  *
  * A fresh stack (bench/support/stack.ts: worker in its own process, dev server on SQLite,
  * embedded Postgres, the API, courier and payment simulators in this process; data in
@@ -53,7 +53,7 @@ import {
   type Spread,
   type TemporalWindow,
 } from './support/measure';
-import { startProcessStack, type ProcessStack } from './support/stack';
+import { startProcessStack, takeTargetArgs, type ProcessStack } from './support/stack';
 
 const SKUS = ['KETTLE-1L', 'MUG-SET-4', 'TEA-SAMPLER', 'TRIVET-OAK'];
 const DRAIN_DEADLINE_MS = 2 * 60_000;
@@ -310,13 +310,16 @@ function report(steps: Step[]): string[] {
 }
 
 runMain(async () => {
-  const args = parseArgs(process.argv.slice(2));
+  const target = takeTargetArgs(process.argv.slice(2));
+  const args = parseArgs(target.rest);
   const t0 = Date.now();
   const say = (line: string) =>
     process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
   say(`saga: ${args.rates.join(', ')} orders/s, ${args.seconds} s each, until a rate is not kept up with`);
   const stack = await startProcessStack({
     name: 'saga',
+    temporal: target.temporal,
+    workers: target.workers,
     timeScale: 1,
     stock: 1_000_000,
     stopOnInterrupt: true,
@@ -357,7 +360,7 @@ runMain(async () => {
     );
     const out = writeResult('saga', {
       machine: machine(),
-      args,
+      args: { ...args, temporal: target.temporal, workers: target.workers },
       sustainedOrdersPerSecond: sustained,
       steps,
       checks,
