@@ -472,13 +472,18 @@ async function injectFaults(
     }
     case 'temporal-restart': {
       const from = Date.now();
+      const pid = stack.temporalServerPid();
       await stack.temporalServer.stop();
-      note('Temporal dev server stopped');
+      const which =
+        stack.target === 'server'
+          ? { name: 'Temporal server', data: 'its Postgres databases' }
+          : { name: 'Temporal dev server', data: 'the same SQLite file' };
+      note(`${which.name} stopped (pid ${pid})`);
       await sleep(15_000);
       await stack.temporalServer.start();
       log.down.push({ from, until: Date.now() });
       note(
-        `Temporal dev server started again on the same SQLite file (down ${((Date.now() - from) / 1000).toFixed(1)} s)`,
+        `${which.name} started again on ${which.data} as pid ${stack.temporalServerPid()} (down ${((Date.now() - from) / 1000).toFixed(1)} s)`,
       );
       // The harness's own client (the checks use it) may still be backing off from the outage.
       const back = Date.now();
