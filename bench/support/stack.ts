@@ -6,7 +6,7 @@
  * child process (`node --import tsx src/worker.ts`, as `npm run start:worker` runs the
  * built one) that can be killed with SIGKILL and started again, and whose RSS is its own.
  *
- * Everything listens on free loopback ports and keeps its data under `.data/bench/<name>`,
+ * Everything listens on free loopback ports and keeps its data under `.data/bench/<name>…`,
  * emptied at every start, so a run never touches the dev stack's data or a user's services.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -84,7 +84,10 @@ export function takeTargetArgs(argv: readonly string[]): TargetArgs {
 const NEVER_INHERITED = DEMO_STACK_UNSET;
 
 export interface StackOptions {
-  /** Data folder `.data/bench/<name>`. */
+  /**
+   * Data folder `.data/bench/<name>`, `<name>-server` on the real server and `-<N>w` with N
+   * workers: runs on different targets or worker counts can go side by side.
+   */
   name: string;
   /** Settings for the worker and the API (poll intervals, budgets, rate limits…). */
   env?: Record<string, string>;
@@ -311,7 +314,12 @@ async function startServerTarget(
 export async function startProcessStack(opts: StackOptions): Promise<ProcessStack> {
   const say = opts.say ?? (() => undefined);
   const root = path.resolve(__dirname, '..', '..');
-  const dataDir = path.join(root, '.data', 'bench', opts.name);
+  const folder = [
+    opts.name,
+    ...(opts.temporal === 'server' ? ['server'] : []),
+    ...((opts.workers ?? 1) > 1 ? [`${opts.workers}w`] : []),
+  ].join('-');
+  const dataDir = path.join(root, '.data', 'bench', folder);
   await fsp.rm(dataDir, { recursive: true, force: true });
   await fsp.mkdir(dataDir, { recursive: true });
   takeOverShutdownSignals();
