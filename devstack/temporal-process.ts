@@ -56,10 +56,15 @@ export function superviseTemporal(opts: {
     const proc = child;
     if (!proc) return;
     proc.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
     const gone = await Promise.race([
       exited.then(() => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), STOP_DEADLINE_MS)),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), STOP_DEADLINE_MS);
+      }),
     ]);
+    // A pending 20 s timer would keep a test process (Jest) alive after its last test.
+    clearTimeout(timer);
     if (!gone) {
       proc.kill('SIGKILL');
       await exited;
