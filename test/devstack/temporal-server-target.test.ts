@@ -11,13 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
-import { CourierCode } from '../../src/couriers/types';
-import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { ensureSearchAttributes } from '../../src/search-attributes';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { loadConfig } from '../../src/config';
 import {
   resolveTemporalServer,
@@ -26,12 +21,11 @@ import {
   TEMPORAL_SERVER_VERSION,
   type RunningTemporalServer,
 } from '../../devstack/temporal-server-target';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
 import { testLog } from '../support/env';
 import { eventually } from '../support/eventually';
 import { ADDRESS } from '../support/shopper';
-import { fastPolicy, startTestWorker, type TestWorker } from '../support/temporal';
+import { useStack } from '../support/stack';
+import { fastPolicy } from '../support/temporal';
 
 /** A `go install` of the server on a fresh machine takes minutes (about 11 on a busy 2-core one). */
 const BUILD_TIMEOUT_MS = 30 * 60_000;
@@ -44,11 +38,6 @@ describe(`the real Temporal server ${TEMPORAL_SERVER_VERSION} as a target`, () =
   const sharedAddress = process.env.WAYBILL_TEST_TEMPORAL_ADDRESS;
   let dir: string;
   let server: RunningTemporalServer;
-  let database: TestDatabase;
-  let couriers: RunningSimulator;
-  let payments: RunningPaymentSimulator;
-  let worker: TestWorker;
-  let api: TestApi;
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waybill-temporal-server-'));
@@ -63,16 +52,14 @@ describe(`the real Temporal server ${TEMPORAL_SERVER_VERSION} as a target`, () =
       dir,
       namespace,
     });
-    // This file's worker and API talk to the real server, not the shared dev server.
+    // This file's stack (worker and API, started next) talks to the real server, not the shared dev server.
     process.env.WAYBILL_TEST_TEMPORAL_ADDRESS = server.address;
   }, BUILD_TIMEOUT_MS);
 
+  const stack = useStack({ api: { shipmentPolicy: fastPolicy() } });
+
+  // Declared after useStack(): runs once its worker and API have stopped.
   afterAll(async () => {
-    await api?.close();
-    await worker?.stop();
-    await couriers?.stop();
-    await payments?.stop();
-    await database?.drop();
     await server?.stop();
     process.env.WAYBILL_TEST_TEMPORAL_ADDRESS = sharedAddress;
     const admin = new pg.Client({ connectionString: process.env.WAYBILL_TEST_PG_URL });
@@ -126,21 +113,7 @@ describe(`the real Temporal server ${TEMPORAL_SERVER_VERSION} as a target`, () =
   });
 
   it('runs an order placed through the API to DELIVERED, findable by its OrderId attribute', async () => {
-    database = await freshDatabase();
-    couriers = await startSimulator({ port: 0, timeScale: 50_000 });
-    payments = await startPaymentSimulator({ port: 0 });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
-      },
-      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
-    });
-    api = await startTestApi({
-      database,
-      env: { WAYBILL_TASK_QUEUE: worker.taskQueue, WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue },
-      shipmentPolicy: fastPolicy(),
-    });
+    const { api, database, worker } = stack;
     expect(api.config.temporal.address).toBe(server.address);
     const sku = `SKU_${suffix}`;
     await database.db
