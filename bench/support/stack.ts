@@ -1,7 +1,12 @@
 /**
  * The stack as separate parts the benchmarks and fault suites can measure and break one at
- * a time: a Temporal dev server (the CLI's `server start-dev` as a child process of its own,
- * SQLite file kept across restarts), an embedded Postgres,
+ * a time: a Temporal server as a child process of its own, of either target (`--temporal`):
+ * - `dev` (default): the CLI's `server start-dev`, SQLite file kept across restarts;
+ * - `server`: the real Temporal server built from its Go module
+ *   (devstack/temporal-server-target.ts) on an embedded Postgres of its own (not Waybill's: the
+ *   postgres-restart suite stops one without the other), 4 history shards; the worker adds
+ *   the search attributes at its start, as on any Temporal a user points it at;
+ * then an embedded Postgres for Waybill,
  * the courier and payment simulators and the API in this process, and the worker (one or more) as a
  * child process (`node --import tsx src/worker.ts`, as `npm run start:worker` runs the
  * built one) that can be killed with SIGKILL and started again, and whose RSS is its own.
