@@ -27,6 +27,18 @@ import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
 import { cancelOrder, orderVisibleTo, refreshShipments } from '../order-actions';
 import { failureView } from '../order-failures';
 import {
+  CourierCodeText,
+  Currency,
+  DateTime,
+  IdText,
+  Money,
+  NullableDateTime,
+  OrderNumber,
+  OrderStatusName as OrderStatusSchema,
+  Text,
+  TrackingNumber,
+} from '../schemas/common';
+import {
   RefreshOutcome,
   selectShipmentViews,
   ShipmentTrackingView,
@@ -35,15 +47,18 @@ import {
   type ShipmentRefresh,
 } from '../tracking-view';
 
-const ORDER_STATUSES = Object.values(OrderStatus);
-const OrderStatusSchema = Type.Unsafe<OrderStatus>({ type: 'string', enum: ORDER_STATUSES });
-const DateTime = Type.String({ format: 'date-time' });
-const NullableDateTime = Type.Union([DateTime, Type.Null()]);
-const Money = Type.Integer({ minimum: 0, description: 'Minor units (cents)' });
+/** Lines an order may have; it has at most as many parcels (one per ship-from place). */
+const MAX_LINES = 50;
+const MAX_QUANTITY = 1000;
+const OrderId = IdText('The order id, e.g. ord_…');
+const Sku = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', maxLength: 64 });
+/** A path of this API, e.g. /v1/orders/ord_…/tracking. */
+const Link = Type.String({ pattern: '^/v1/[A-Za-z0-9/_-]{1,200}$', maxLength: 204 });
 
 const OrderIdParams = Type.Object({
   orderId: Type.String({
     pattern: '^[A-Za-z0-9_-]{1,64}$',
+    maxLength: 64,
     description: 'The order id returned at creation',
   }),
 });
@@ -55,9 +70,9 @@ const Address = Type.Object(
     line2: Type.Optional(Type.String({ maxLength: 200 })),
     city: Type.String({ minLength: 1, maxLength: 100 }),
     state: Type.Optional(Type.String({ maxLength: 100 })),
-    postcode: Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$' }),
-    country: Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2, e.g. MY' }),
-    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9 ()-]{5,20}$' })),
+    postcode: Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$', maxLength: 12 }),
+    country: Type.String({ pattern: '^[A-Z]{2}$', maxLength: 2, description: 'ISO 3166-1 alpha-2, e.g. MY' }),
+    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9 ()-]{5,20}$', maxLength: 21 })),
   },
   { additionalProperties: false },
 );
@@ -69,18 +84,19 @@ const CreateOrderBody = Type.Object(
     lines: Type.Array(
       Type.Object(
         {
-          sku: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
-          quantity: Type.Integer({ minimum: 1, maximum: 1000 }),
+          sku: Sku,
+          quantity: Type.Integer({ format: 'int32', minimum: 1, maximum: MAX_QUANTITY }),
         },
         { additionalProperties: false },
       ),
-      { minItems: 1, maxItems: 50 },
+      { minItems: 1, maxItems: MAX_LINES },
     ),
     courier: Type.Optional(Type.Unsafe<CourierCode>({ type: 'string', enum: COURIER_CODES })),
     payment: Type.Object(
       {
         token: Type.String({
           pattern: '^[A-Za-z0-9_]{3,128}$',
+          maxLength: 128,
           description:
             "A payment token from the shop's checkout (e.g. tok_visa with the simulator). A card number (13–19 digits passing Luhn, spaces or dashes allowed) is refused with 400 CARD_DATA_REFUSED.",
         }),
@@ -95,68 +111,79 @@ type CreateOrderBody = Static<typeof CreateOrderBody>;
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.String({
     pattern: '^[A-Za-z0-9_-]{8,128}$',
+    maxLength: 128,
     description: 'A unique key per order attempt (e.g. a UUID); retries reuse it',
   }),
 });
 
 const OrderCreated = Type.Object(
   {
-    orderId: Type.String(),
-    orderNumber: Type.String(),
+    orderId: OrderId,
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
-    links: Type.Object({ self: Type.String(), tracking: Type.String() }),
+    links: Type.Object({ self: Link, tracking: Link }),
   },
   { additionalProperties: false, $id: 'OrderCreated' },
 );
 
 const OrderView = Type.Object(
   {
-    orderId: Type.String(),
-    orderNumber: Type.String(),
+    orderId: OrderId,
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
     failure: Type.Union([
       Type.Object(
         {
-          code: Type.String({ description: 'e.g. PAYMENT_DECLINED, OUT_OF_STOCK, NEEDS_ATTENTION' }),
-          message: Type.String({ description: 'Our own sentence for the customer' }),
+          code: Type.String({
+            pattern: '^[A-Z][A-Z0-9_]*$',
+            maxLength: 64,
+            description: 'e.g. PAYMENT_DECLINED, OUT_OF_STOCK, NEEDS_ATTENTION',
+          }),
+          message: Text(1000, { description: 'Our own sentence for the customer' }),
           detail: Type.Optional(
-            Type.String({ description: "The payment provider's or courier's own text; staff only" }),
+            Text(2000, { description: "The payment provider's or courier's own text; staff only" }),
           ),
         },
         { additionalProperties: false },
       ),
       Type.Null(),
     ]),
-    email: Type.String(),
-    currency: Type.String(),
+    email: Type.String({ format: 'email', maxLength: 254 }),
+    currency: Currency,
     totalAmount: Money,
-    courier: Type.String(),
+    courier: CourierCodeText("The courier of the order's first parcel; each shipment names its own"),
     shippingAddress: Address,
     createdAt: DateTime,
     updatedAt: DateTime,
     lines: Type.Array(
       Type.Object({
-        lineNo: Type.Integer(),
-        sku: Type.String(),
-        name: Type.String(),
-        quantity: Type.Integer(),
+        lineNo: Type.Integer({ format: 'int32', minimum: 1, maximum: MAX_LINES }),
+        sku: Sku,
+        name: Text(200),
+        quantity: Type.Integer({ format: 'int32', minimum: 1, maximum: MAX_QUANTITY }),
         unitAmount: Money,
-        shipmentId: Type.Union([Type.String(), Type.Null()]),
+        shipmentId: Type.Union([IdText(), Type.Null()]),
       }),
+      { maxItems: MAX_LINES },
     ),
     shipments: Type.Array(
       Type.Object({
-        shipmentId: Type.String(),
-        courier: Type.String(),
-        trackingNumber: Type.String(),
+        shipmentId: IdText(),
+        courier: CourierCodeText(),
+        trackingNumber: TrackingNumber,
         status: StatusSchema,
         eta: NullableDateTime,
         lastUpdatedAt: NullableDateTime,
       }),
+      { maxItems: MAX_LINES, description: 'One per place the lines ship from' },
     ),
     payment: Type.Union([
       Type.Object({
-        status: Type.String(),
+        status: Type.String({
+          pattern: '^[A-Z_]{1,32}$',
+          maxLength: 32,
+          description: 'e.g. AUTHORISED, CAPTURED',
+        }),
         amountAuthorised: Money,
         amountCaptured: Money,
         amountRefunded: Money,
@@ -169,11 +196,11 @@ const OrderView = Type.Object(
 
 const OrderTracking = Type.Object(
   {
-    orderId: Type.String(),
-    orderNumber: Type.String(),
+    orderId: OrderId,
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
-    shipments: Type.Array(ShipmentTrackingView),
-    message: Type.Union([Type.String(), Type.Null()], {
+    shipments: Type.Array(ShipmentTrackingView, { maxItems: MAX_LINES }),
+    message: Type.Union([Text(1000), Type.Null()], {
       description: 'Why the data is not live when a refresh was asked for',
     }),
   },
@@ -182,18 +209,18 @@ const OrderTracking = Type.Object(
 
 const GuestOrderTracking = Type.Object(
   {
-    orderNumber: Type.String(),
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
-    shipments: Type.Array(Type.Omit(ShipmentTrackingView, ['shipmentId'])),
+    shipments: Type.Array(Type.Omit(ShipmentTrackingView, ['shipmentId']), { maxItems: MAX_LINES }),
   },
   { additionalProperties: false, $id: 'GuestOrderTracking' },
 );
 
 const GuestLookupBody = Type.Object(
   {
-    orderNumber: Type.String({ pattern: '^[A-Za-z0-9-]{3,32}$' }),
-    email: Type.Optional(Type.String({ maxLength: 254, minLength: 3 })),
-    postcode: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$' })),
+    orderNumber: Type.String({ pattern: '^[A-Za-z0-9-]{3,32}$', maxLength: 32 }),
+    email: Type.Optional(Type.String({ format: 'email', maxLength: 254, minLength: 3 })),
+    postcode: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$', maxLength: 12 })),
   },
   { additionalProperties: false },
 );
@@ -205,9 +232,9 @@ const CancelBody = Type.Object(
 
 const CancelResult = Type.Object(
   {
-    orderId: Type.String(),
+    orderId: OrderId,
     status: Type.Union([Type.Literal('CANCELLED'), Type.Literal('CANCELLING')]),
-    message: Type.String(),
+    message: Text(200),
   },
   { additionalProperties: false, $id: 'CancelResult' },
 );

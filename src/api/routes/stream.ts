@@ -29,7 +29,7 @@ import {
 } from '../tracking-view';
 
 const OrderParams = Type.Object({
-  orderId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The order id' }),
+  orderId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', maxLength: 64, description: 'The order id' }),
 });
 
 /** A stream whose client reads slower than this much buffered output is dropped (bytes). */
