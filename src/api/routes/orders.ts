@@ -11,6 +11,7 @@ import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
 import { COURIER_CODES, type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
+import { courierFor, type CourierChoice } from '../../domain/courier-choice';
 import { insertOrder } from '../../orders/queries';
 import {
   OrderFailure,
@@ -91,7 +92,14 @@ const CreateOrderBody = Type.Object(
       ),
       { minItems: 1, maxItems: MAX_LINES },
     ),
-    courier: Type.Optional(Type.Unsafe<CourierCode>({ type: 'string', enum: COURIER_CODES })),
+    courier: Type.Optional(
+      Type.Unsafe<CourierCode>({
+        type: 'string',
+        enum: COURIER_CODES,
+        description:
+          'Development only (WAYBILL_ENV=development: demos and tests): every parcel goes with this courier. Elsewhere refused with 400 COURIER_NOT_CHOOSABLE: the server picks each parcel’s courier from the warehouse it ships from.',
+      }),
+    ),
     payment: Type.Object(
       {
         token: Type.String({
@@ -336,6 +344,22 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     };
   }
 
+  /**
+   * Who carries the order's parcels: the server's courier for each warehouse they ship from
+   * (WAYBILL_COURIER_BY_WAREHOUSE, else WAYBILL_DEFAULT_COURIER). A courier named in the
+   * request wins only in development, where the demo takes one courier down on purpose.
+   */
+  function chooseCouriers(requested: CourierCode | undefined, warehouses: string[]): CourierChoice {
+    if (requested !== undefined) return { courier: requested };
+    const byWarehouse = config.api.courierByWarehouse;
+    return {
+      courier: config.api.defaultCourier,
+      courierByShipFrom: Object.fromEntries(
+        warehouses.filter((w) => Object.hasOwn(byWarehouse, w)).map((w) => [w, byWarehouse[w]!]),
+      ),
+    };
+  }
+
   async function shipmentsOf(orderId: string) {
     return selectShipmentViews(db).where('order_id', '=', orderId).orderBy('id').execute();
   }
@@ -365,7 +389,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         `the lines are priced in different currencies (${currencies.join(', ')}); order them separately`,
       );
     }
-    const courier = body.courier ?? config.api.defaultCourier;
+    const couriers = chooseCouriers(body.courier, [...new Set(items.map((i) => i.location))]);
     const customerId = principal.kind === 'customer' ? principal.customerId : null;
 
     // A retry that takes over a dead attempt finds the order row already there: reuse its number.
@@ -403,7 +427,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       customerId,
       email: normaliseEmail(body.email),
       currency: currencies[0]!,
-      courier,
+      courier: courierFor(couriers, lines[0]!.shipFrom),
       shippingAddress: {
         ...body.shippingAddress,
         line2: body.shippingAddress.line2 ?? null,
@@ -418,7 +442,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       customerId,
       currency: currencies[0]!,
       totalAmount: total,
-      courier,
+      ...couriers,
       lines: lines.map(({ name: _name, ...line }) => line),
       payment: { token: body.payment.token },
       shipmentPolicy: deps.shipmentPolicy,
@@ -477,6 +501,13 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       },
     },
     async (request, reply) => {
+      if (request.body.courier !== undefined && config.env !== 'development') {
+        throw new ApiError(
+          400,
+          'COURIER_NOT_CHOOSABLE',
+          'body.courier is not accepted: the server picks the courier from the warehouse each parcel ships from; leave the field out',
+        );
+      }
       const seen = new Set<string>();
       for (const line of request.body.lines) {
         if (seen.has(line.sku)) {
