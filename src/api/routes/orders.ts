@@ -227,7 +227,7 @@ const GuestOrderTracking = Type.Object(
 const GuestLookupBody = Type.Object(
   {
     orderNumber: Type.String({ pattern: '^[A-Za-z0-9-]{3,32}$', maxLength: 32 }),
-    email: Type.Optional(Type.String({ format: 'email', maxLength: 254, minLength: 3 })),
+    email: Type.Optional(Type.String({ maxLength: 254, minLength: 3 })),
     postcode: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$', maxLength: 12 })),
   },
   { additionalProperties: false },
