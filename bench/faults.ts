@@ -302,7 +302,6 @@ async function runShop(
         country: 'MY',
       },
       lines: [{ sku: n % 2 === 0 ? 'KETTLE-1L' : 'MUG-SET-4', quantity: 1 }],
-      courier: 'simulator',
       payment: { token: entry.token },
     };
     // A shop retries a create that met an outage, with the same key, for up to 5 minutes

@@ -134,7 +134,6 @@ async function placeOrder(stack: ProcessStack, token: string, key: string, n: nu
           country: 'MY',
         },
         lines: [{ sku: SKUS[n % SKUS.length]!, quantity: 1 }],
-        courier: 'simulator',
         payment: { token: 'tok_visa' },
       }),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),

@@ -105,8 +105,13 @@ export interface Config {
     readonly streamMaxLifetimeMs: number;
     /** HMAC-SHA256 secret per courier for `POST /v1/webhooks/couriers/:courier`; a courier without one is refused. */
     readonly courierWebhookSecrets: Readonly<Record<string, string>>;
-    /** The courier new orders ship with unless the request names one. */
-    readonly defaultCourier: 'easyparcel' | 'bluedart' | 'simulator';
+    /** The courier of parcels from a warehouse `courierByWarehouse` does not name. */
+    readonly defaultCourier: OrderCourier;
+    /**
+     * The courier each warehouse's parcels go with (WAYBILL_COURIER_BY_WAREHOUSE): the
+     * server decides, never the customer. Keys are inventory locations (`ship from`).
+     */
+    readonly courierByWarehouse: Readonly<Record<string, OrderCourier>>;
     /** A webhook whose signed timestamp is older (or further ahead) than this is refused (ms). */
     readonly webhookMaxAgeMs: number;
     /** A pushed scan timed further ahead of our clock than this is refused (ms): it would stop no-scan expiry. */
@@ -509,6 +514,34 @@ function trustProxy(text: string, problems: string[]): boolean | number | string
   return entries;
 }
 
+/** The couriers an order's parcels can be booked with. */
+export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator'] as const;
+export type OrderCourier = (typeof ORDER_COURIERS)[number];
+
+/** WAYBILL_COURIER_BY_WAREHOUSE: `warehouse:courier` pairs, comma-separated (empty: none). */
+function courierByWarehouse(text: string, problems: string[]): Record<string, OrderCourier> {
+  const mapping: Record<string, OrderCourier> = Object.create(null);
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const [warehouse, courier, ...rest] = entry.split(':').map((part) => part.trim());
+    const known = (ORDER_COURIERS as readonly string[]).includes(courier ?? '');
+    if (!warehouse || !/^[A-Za-z0-9_.-]{1,64}$/.test(warehouse) || !known || rest.length > 0) {
+      problems.push(
+        `WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among ${ORDER_COURIERS.join(', ')} (got "${entry}")`,
+      );
+      continue;
+    }
+    if (warehouse in mapping) {
+      problems.push(`WAYBILL_COURIER_BY_WAREHOUSE names warehouse "${warehouse}" twice`);
+      continue;
+    }
+    mapping[warehouse] = courier as OrderCourier;
+  }
+  return { ...mapping };
+}
+
 /** Parses a UTC time of day `HH:MM` into milliseconds after midnight. */
 export function parseTimeOfDay(text: string): number | null {
   const match = /^\s*([01]?\d|2[0-3]):([0-5]\d)\s*$/.exec(text);
@@ -744,11 +777,8 @@ export function loadConfig(env: Env = process.env): Config {
       streamMaxOpen: r.int('WAYBILL_STREAM_MAX_OPEN', 1000, 1, 1_000_000),
       streamMaxLifetimeMs: r.duration('WAYBILL_STREAM_MAX_LIFETIME', '30m'),
       courierWebhookSecrets: webhookSecrets,
-      defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', [
-        'easyparcel',
-        'bluedart',
-        'simulator',
-      ] as const),
+      defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', ORDER_COURIERS),
+      courierByWarehouse: courierByWarehouse(r.string('WAYBILL_COURIER_BY_WAREHOUSE', ''), r.problems),
       webhookMaxAgeMs,
       pushMaxClockSkewMs: r.duration('WAYBILL_PUSH_MAX_CLOCK_SKEW', '5m'),
       trustProxy: trustProxy(r.string('WAYBILL_TRUST_PROXY', 'false'), r.problems),

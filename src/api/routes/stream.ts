@@ -36,7 +36,7 @@ import {
 } from '../tracking-view';
 
 const OrderParams = Type.Object({
-  orderId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The order id' }),
+  orderId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', maxLength: 64, description: 'The order id' }),
 });
 
 const StreamHeaders = Type.Object({
