@@ -43,6 +43,7 @@ const StreamHeaders = Type.Object({
   'last-event-id': Type.Optional(
     Type.String({
       pattern: '^[0-9]{1,15}$',
+      maxLength: 15,
       description:
         'The `id` of the last event received: the stream resumes after it (EventSource sends it when it reconnects)',
     }),
