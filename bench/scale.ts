@@ -78,6 +78,8 @@ const SAMPLE_EVERY_MS = 5_000;
 const PROBE_TIMEOUT_MS = 5_000;
 const OVERDUE_AFTER_MS = 60_000;
 const STARTS_IN_FLIGHT = 20;
+/** The worker's heap as docs/production.md#sizing advises (its RSS is mostly outside the heap). */
+const WORKER_HEAP = { NODE_OPTIONS: '--max-old-space-size=512' };
 const COURIER_CAPS = { WAYBILL_COURIER_CONCURRENCY: '20', WAYBILL_COURIER_CALLS_PER_SECOND: '1000' };
 
 /** Where in the first interval parcel i polls first: an even spread (golden-ratio sequence). */
@@ -321,6 +323,7 @@ runMain(async () => {
       WAYBILL_POLL_INFO_RECEIVED: interval,
       WAYBILL_POLL_IN_TRANSIT: interval,
       ...COURIER_CAPS,
+      ...WORKER_HEAP,
     },
     say,
   });
@@ -467,7 +470,7 @@ runMain(async () => {
     );
     const out = writeResult('scale', {
       machine: machine(),
-      args: { ...args, ...COURIER_CAPS, parcels: PARCELS_DESCRIBED },
+      args: { ...args, ...COURIER_CAPS, ...WORKER_HEAP, parcels: PARCELS_DESCRIBED },
       idle: {
         workerRssMiB: mib(idle.worker?.rssBytes ?? NaN),
         serverRssMiB: mib(idle.server?.rssBytes ?? NaN),

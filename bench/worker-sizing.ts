@@ -174,6 +174,8 @@ runMain(async () => {
     const policy = pollPolicyFromConfig(stack.config);
     const fastPolicy: PollPolicy = {
       ...policy,
+      // One run long enough for `long-polls` polls: the replay is measured on a long history.
+      maxCyclesPerRun: 10_000,
       intervalMs: Object.fromEntries(
         Object.keys(policy.intervalMs).map((status) => [status, FAST_INTERVAL_MS]),
       ) as PollPolicy['intervalMs'],

@@ -222,6 +222,11 @@ export interface Config {
     readonly courierTaskPollers: number;
     /** The worker's Postgres pool: one connection per activity slot of both task queues. */
     readonly dbPoolMax: number;
+    /**
+     * A shipment workflow continues as new after this many polls: it bounds the history an
+     * evicted workflow replays (open parcels beyond the cache are replayed at every poll).
+     */
+    readonly shipmentPollsPerRun: number;
   };
   readonly schedules: {
     /** The daily report runs this long after UTC midnight (ms), for the UTC day before. */
@@ -826,9 +831,9 @@ export function loadConfig(env: Env = process.env): Config {
  * slots than cached workflows, is refused here rather than silently clamped by the SDK.
  */
 function readWorkerSizing(r: Reader, courierSlots: number): Config['workerSizing'] {
-  const maxCachedWorkflows = r.int('WAYBILL_WORKER_CACHED_WORKFLOWS', 12_000, 0, 1_000_000);
-  const workflowTaskSlots = r.int('WAYBILL_WORKER_WORKFLOW_SLOTS', 20, 2, 1_000);
-  const workflowTaskPollers = r.int('WAYBILL_WORKER_WORKFLOW_POLLERS', 10, 2, 1_000);
+  const maxCachedWorkflows = r.int('WAYBILL_WORKER_CACHED_WORKFLOWS', 4_000, 0, 1_000_000);
+  const workflowTaskSlots = r.int('WAYBILL_WORKER_WORKFLOW_SLOTS', 40, 2, 1_000);
+  const workflowTaskPollers = r.int('WAYBILL_WORKER_WORKFLOW_POLLERS', 20, 2, 1_000);
   const activityTaskSlots = r.int('WAYBILL_WORKER_ACTIVITY_SLOTS', 20, 1, 1_000);
   const activityTaskPollers = r.int('WAYBILL_WORKER_ACTIVITY_POLLERS', 5, 1, 1_000);
   const courierTaskPollers = r.int('WAYBILL_COURIER_POLLERS', Math.min(5, courierSlots), 1, 1_000);
@@ -858,7 +863,9 @@ function readWorkerSizing(r: Reader, courierSlots: number): Config['workerSizing
       maxCachedWorkflows,
     );
   }
+  const shipmentPollsPerRun = r.int('WAYBILL_SHIPMENT_POLLS_PER_RUN', 10, 1, 10_000);
   return {
+    shipmentPollsPerRun,
     maxCachedWorkflows,
     workflowTaskPollers,
     workflowTaskSlots,

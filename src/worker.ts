@@ -89,7 +89,7 @@ export function installTemporalRuntime(
  * connections and activities, plus each cached workflow. Rounded up from the measurement.
  */
 export const WORKER_BASE_HEAP_MIB = 150;
-export const CACHED_WORKFLOW_HEAP_KIB = 100;
+export const CACHED_WORKFLOW_HEAP_KIB = 32;
 
 /**
  * The heap the configured sticky cache needs, when it exceeds `heapLimitBytes` (V8's
@@ -137,10 +137,14 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
       : { workflowsPath: require.resolve('./workflows') }),
     activities: otherActivities,
     // Sized from config (docs/benchmarks.md#worker-sizing), not the SDK's defaults: those size
-    // the cache from the heap limit and poll with 2 non-sticky pollers of 10.
+    // the cache from the heap limit and poll the non-sticky queue with 2 pollers of 10.
     maxCachedWorkflows: sizing.maxCachedWorkflows,
     maxConcurrentWorkflowTaskExecutions: sizing.workflowTaskSlots,
     workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.workflowTaskPollers },
+    // Half of them on the non-sticky queue (the SDK's default is a fifth): every new workflow's
+    // first task and every evicted workflow's next one arrive there, a booking burst or a
+    // restarted worker at once.
+    nonStickyToStickyPollRatio: 0.5,
     maxConcurrentActivityTaskExecutions: sizing.activityTaskSlots,
     activityTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.activityTaskPollers },
   });
