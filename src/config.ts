@@ -214,6 +214,30 @@ export interface Config {
     /** Null when WAYBILL_WORKER_METRICS_PORT is 0: no metrics endpoint. */
     readonly metricsPort: number | null;
   };
+  /**
+   * How much one worker process takes on at once (docs/benchmarks.md#worker-sizing has the
+   * measurements the defaults come from). The sticky cache must hold every open workflow the
+   * worker serves, and its heap (NODE_OPTIONS=--max-old-space-size) must hold the cache.
+   */
+  readonly workerSizing: {
+    /** Workflows kept in memory between their tasks; one evicted is replayed from its history. */
+    readonly maxCachedWorkflows: number;
+    /** Workflow-task pollers and slots (main task queue). */
+    readonly workflowTaskPollers: number;
+    readonly workflowTaskSlots: number;
+    /** Activity-task pollers and slots (main task queue: read-model writes, saga steps). */
+    readonly activityTaskPollers: number;
+    readonly activityTaskSlots: number;
+    /** Activity-task pollers of the courier task queue (its slots: `courier.concurrency`). */
+    readonly courierTaskPollers: number;
+    /** The worker's Postgres pool: one connection per activity slot of both task queues. */
+    readonly dbPoolMax: number;
+    /**
+     * A shipment workflow continues as new after this many polls: it bounds the history an
+     * evicted workflow replays (open parcels beyond the cache are replayed at every poll).
+     */
+    readonly shipmentPollsPerRun: number;
+  };
   readonly schedules: {
     /** The daily report runs this long after UTC midnight (ms), for the UTC day before. */
     readonly dailyReportOffsetMs: number;
@@ -733,6 +757,7 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(`WAYBILL_ORDER_START_GRACE must be at least 1m (got "${orderStartGraceMs}ms")`);
   }
 
+  const courierConcurrency = r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000);
   const webhookMaxAgeMs = r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m');
   const pruneIdempotencyKeysAfterMs = r.duration('WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER', '7d');
   if (pruneIdempotencyKeysAfterMs < 3_600_000) {
@@ -813,7 +838,7 @@ export function loadConfig(env: Env = process.env): Config {
       simulatorPort,
       simulatorUrl,
       dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),
-      concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
+      concurrency: courierConcurrency,
       callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
       timeoutMs: r.duration('WAYBILL_COURIER_TIMEOUT', '10s'),
       easyParcel,
@@ -842,6 +867,7 @@ export function loadConfig(env: Env = process.env): Config {
       metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),
       metricsPort: metricsPort === 0 ? null : metricsPort,
     },
+    workerSizing: readWorkerSizing(r, courierConcurrency),
     schedules: {
       dailyReportOffsetMs: dailyReportOffsetMs ?? 15 * 60_000,
       housekeepingEveryMs: r.duration('WAYBILL_HOUSEKEEPING_EVERY', '1h'),
@@ -862,6 +888,57 @@ export function loadConfig(env: Env = process.env): Config {
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return deepFreeze(config);
+}
+
+/**
+ * The worker's sizing (its own block: the figures behind each default are in
+ * docs/benchmarks.md#worker-sizing). A poller count above its slots, or more workflow-task
+ * slots than cached workflows, is refused here rather than silently clamped by the SDK.
+ */
+function readWorkerSizing(r: Reader, courierSlots: number): Config['workerSizing'] {
+  const maxCachedWorkflows = r.int('WAYBILL_WORKER_CACHED_WORKFLOWS', 4_000, 0, 1_000_000);
+  const workflowTaskSlots = r.int('WAYBILL_WORKER_WORKFLOW_SLOTS', 40, 2, 1_000);
+  const workflowTaskPollers = r.int('WAYBILL_WORKER_WORKFLOW_POLLERS', 20, 2, 1_000);
+  const activityTaskSlots = r.int('WAYBILL_WORKER_ACTIVITY_SLOTS', 20, 1, 1_000);
+  const activityTaskPollers = r.int('WAYBILL_WORKER_ACTIVITY_POLLERS', 5, 1, 1_000);
+  const courierTaskPollers = r.int('WAYBILL_COURIER_POLLERS', Math.min(5, courierSlots), 1, 1_000);
+  // Each activity holds at most one connection at a time: one per slot, so none waits for one.
+  const dbPoolMax = r.int('WAYBILL_WORKER_DB_POOL_MAX', activityTaskSlots + courierSlots, 1, 2_000);
+  const atMost = (name: string, value: number, limitName: string, limit: number) => {
+    if (value > limit) r.problems.push(`${name} (${value}) must not exceed ${limitName} (${limit})`);
+  };
+  atMost(
+    'WAYBILL_WORKER_WORKFLOW_POLLERS',
+    workflowTaskPollers,
+    'WAYBILL_WORKER_WORKFLOW_SLOTS',
+    workflowTaskSlots,
+  );
+  atMost(
+    'WAYBILL_WORKER_ACTIVITY_POLLERS',
+    activityTaskPollers,
+    'WAYBILL_WORKER_ACTIVITY_SLOTS',
+    activityTaskSlots,
+  );
+  atMost('WAYBILL_COURIER_POLLERS', courierTaskPollers, 'WAYBILL_COURIER_CONCURRENCY', courierSlots);
+  if (maxCachedWorkflows > 0) {
+    atMost(
+      'WAYBILL_WORKER_WORKFLOW_SLOTS',
+      workflowTaskSlots,
+      'WAYBILL_WORKER_CACHED_WORKFLOWS',
+      maxCachedWorkflows,
+    );
+  }
+  const shipmentPollsPerRun = r.int('WAYBILL_SHIPMENT_POLLS_PER_RUN', 10, 1, 10_000);
+  return {
+    shipmentPollsPerRun,
+    maxCachedWorkflows,
+    workflowTaskPollers,
+    workflowTaskSlots,
+    activityTaskPollers,
+    activityTaskSlots,
+    courierTaskPollers,
+    dbPoolMax,
+  };
 }
 
 /**

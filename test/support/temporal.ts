@@ -18,6 +18,8 @@ export interface TestWorker {
   activities: Activities;
   taskQueue: string;
   courierTaskQueue: string;
+  /** The main task queue's worker and the courier task queue's. */
+  workers: Worker[];
   stop(): Promise<void>;
 }
 
@@ -46,12 +48,18 @@ export async function startTestWorker(opts: {
   taskQueues?: { taskQueue: string; courierTaskQueue: string };
   /** How customer notifications leave (the log transport when omitted). */
   notifications?: NotificationTransport;
+  /** Settings on top of the test configuration (e.g. the worker's sizing). */
+  env?: Record<string, string>;
 }): Promise<TestWorker> {
   installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
   const taskQueue = opts.taskQueues?.taskQueue ?? `test-${suffix}`;
   const courierTaskQueue = opts.taskQueues?.courierTaskQueue ?? `test-courier-${suffix}`;
-  const config = testConfig({ WAYBILL_COURIER_CONCURRENCY: '5', WAYBILL_COURIER_CALLS_PER_SECOND: '100' });
+  const config = testConfig({
+    WAYBILL_COURIER_CONCURRENCY: '5',
+    WAYBILL_COURIER_CALLS_PER_SECOND: '100',
+    ...opts.env,
+  });
   const address = process.env.WAYBILL_TEST_TEMPORAL_ADDRESS!;
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
@@ -80,6 +88,7 @@ export async function startTestWorker(opts: {
     activities,
     taskQueue,
     courierTaskQueue,
+    workers,
     async stop() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
