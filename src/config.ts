@@ -151,9 +151,9 @@ export interface Config {
     readonly simulatorUrl: string;
     /** Calls per courier per UTC day; the shipment workflows wait for the next day beyond it. */
     readonly dailyBudget: number;
-    /** Courier activities running at once on one worker. */
+    /** Tracking calls per courier in flight at once on one worker (each carries up to a batch of polls). */
     readonly concurrency: number;
-    /** Courier activities started per second, across the courier task queue. */
+    /** Courier activities started per second across the courier task queue, per parcel a call may carry. */
     readonly callsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */
     readonly timeoutMs: number;
@@ -172,6 +172,9 @@ export interface Config {
       readonly maxBatch: number;
     };
     readonly blueDart: { readonly baseUrl: string; readonly loginId: string; readonly licenceKey: string };
+    // ---- Bulk tracking (issue 16) ----
+    /** A courier's bulk tracking call waits this long for more polls to join (ms); 0: one call per poll. */
+    readonly batchWindowMs: number;
   };
   readonly payments: {
     /** The payment provider's API; by default the payment simulator `npm start` runs. */
@@ -759,6 +762,8 @@ export function loadConfig(env: Env = process.env): Config {
         loginId: r.string('BLUEDART_LOGIN_ID', 'waybill-dev'),
         licenceKey: r.string('BLUEDART_LICENCE_KEY', 'waybill-dev-licence'),
       },
+      // ---- Bulk tracking (issue 16) ----
+      batchWindowMs: r.duration('WAYBILL_COURIER_BATCH_WINDOW', '2s'),
     },
     payments: {
       baseUrl: r.url('PAYMENTS_BASE_URL', `http://127.0.0.1:${paymentSimulatorPort}`, ['http:', 'https:']),
