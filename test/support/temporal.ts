@@ -46,6 +46,8 @@ export async function startTestWorker(opts: {
   taskQueues?: { taskQueue: string; courierTaskQueue: string };
   /** How customer notifications leave (the log transport when omitted). */
   notifications?: NotificationTransport;
+  /** Bulk tracking window of the courier queue's polls (ms); 0 (default): one call per poll. */
+  batchWindowMs?: number;
 }): Promise<TestWorker> {
   installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
@@ -62,6 +64,7 @@ export async function startTestWorker(opts: {
     couriers: opts.couriers,
     payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,
+    ...(opts.batchWindowMs ? { batchWindowMs: opts.batchWindowMs } : {}),
     log: testLog,
     ...(opts.notifications ? { notifications: opts.notifications } : {}),
   });
