@@ -200,6 +200,16 @@ export interface Config {
     readonly maxAgeMs: number;
     /** A refresh polls a parcel's courier at most once per this long, whoever asks (ms). */
     readonly refreshCooldownMs: number;
+    // ---- Bulk tracking (issue 16) ----
+    /** EasyParcel's own polling, bulk calls in mind (src/poll-policy.ts): all in ms. */
+    readonly easyParcel: {
+      /** A moving parcel (pending to out for delivery, failed attempt, returning). */
+      readonly intervalMs: number;
+      /** At a counter, under investigation, or a day without a new scan. */
+      readonly quietIntervalMs: number;
+      /** Scheduled polls fall on multiples of this: polls due together share bulk calls. */
+      readonly slotMs: number;
+    };
   };
   readonly worker: {
     /** Where the worker serves Prometheus metrics (`/metrics`): Temporal's and Waybill's own. */
@@ -779,6 +789,12 @@ export function loadConfig(env: Env = process.env): Config {
       expireAfterNoScanMs: r.duration('WAYBILL_EXPIRE_AFTER_NO_SCAN', '7d'),
       maxAgeMs: r.duration('WAYBILL_TRACKING_MAX_AGE', '60d'),
       refreshCooldownMs: r.duration('WAYBILL_REFRESH_COOLDOWN', '5m'),
+      // ---- Bulk tracking (issue 16) ----
+      easyParcel: {
+        intervalMs: r.duration('EASYPARCEL_POLL_INTERVAL', '30m'),
+        quietIntervalMs: r.duration('EASYPARCEL_POLL_QUIET_INTERVAL', '3h'),
+        slotMs: r.duration('EASYPARCEL_POLL_SLOT', '15m'),
+      },
     },
     worker: {
       metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),

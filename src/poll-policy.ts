@@ -1,29 +1,38 @@
 import type { Config } from './config';
 import type { CourierPollPolicy, PollPolicy } from './workflows/contract';
 
-const MINUTE = 60_000;
-
 /**
- * EasyParcel answers up to 50 parcels per tracking call, so a poll costs a share of a call:
- * every parcel is asked every 30 minutes (a change seen within half an hour), on 15-minute
- * slots that gather the polls of every parcel falling due into the same bulk calls, and one
- * without a new scan for a day (stuck, lost, never collected) every 3 hours.
- * Measured by `npm run bench:courier` (docs/benchmarks.md).
+ * EasyParcel answers up to 50 parcels per tracking call, so a poll costs a share of a call: a
+ * moving parcel is asked every `EASYPARCEL_POLL_INTERVAL` (30 min: a change seen within half an
+ * hour), on `EASYPARCEL_POLL_SLOT` slots (15 min) that gather the polls of every parcel falling
+ * due into the same bulk calls; one held at a counter, under investigation, or without a new
+ * scan for a seventh of the no-scan expiry (a day: stuck, lost, never collected) every
+ * `EASYPARCEL_POLL_QUIET_INTERVAL` (3 h). Measured by `npm run bench:courier`.
+ *
+ * A shrunk general policy (the demo polls every few seconds) shrinks this one with it: no
+ * EasyParcel interval is longer than the general policy's longest, no slot than its shortest.
  */
-export const EASYPARCEL_POLLING: CourierPollPolicy = {
-  slotMs: 15 * MINUTE,
-  intervalMs: {
-    PENDING: 30 * MINUTE,
-    INFO_RECEIVED: 30 * MINUTE,
-    IN_TRANSIT: 30 * MINUTE,
-    OUT_FOR_DELIVERY: 30 * MINUTE,
-    AVAILABLE_FOR_PICKUP: 30 * MINUTE,
-    ATTEMPT_FAIL: 30 * MINUTE,
-    EXCEPTION: 30 * MINUTE,
-    RETURNING: 30 * MINUTE,
-  },
-  quiet: { afterMs: 24 * 60 * MINUTE, intervalMs: 3 * 60 * MINUTE },
-};
+export function easyParcelPolling(config: Config): CourierPollPolicy {
+  const general = Object.values(config.polling.intervalMs);
+  const ep = config.polling.easyParcel;
+  const moving = Math.min(ep.intervalMs, Math.max(...general));
+  const quiet = Math.min(ep.quietIntervalMs, Math.max(...general));
+  return {
+    slotMs: Math.min(ep.slotMs, Math.min(...general)),
+    intervalMs: {
+      PENDING: moving,
+      INFO_RECEIVED: moving,
+      IN_TRANSIT: moving,
+      OUT_FOR_DELIVERY: moving,
+      ATTEMPT_FAIL: moving,
+      RETURNING: moving,
+      // Waiting for the recipient at a counter, or for the courier's investigation: hours.
+      AVAILABLE_FOR_PICKUP: quiet,
+      EXCEPTION: quiet,
+    },
+    quiet: { afterMs: config.polling.expireAfterNoScanMs / 7, intervalMs: quiet },
+  };
+}
 
 /** The shipment workflows' poll policy from configuration (tests build shrunk ones directly). */
 export function pollPolicyFromConfig(config: Config): PollPolicy {
@@ -49,6 +58,6 @@ export function pollPolicyFromConfig(config: Config): PollPolicy {
     pollRetryInitialMs: 2_000,
     maxCyclesPerRun: 500,
     refreshCooldownMs: config.polling.refreshCooldownMs,
-    couriers: { easyparcel: EASYPARCEL_POLLING },
+    couriers: { easyparcel: easyParcelPolling(config) },
   };
 }
