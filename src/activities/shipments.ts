@@ -31,7 +31,7 @@ export interface ShipmentActivityDeps {
   dailyBudget: number;
   /** How long a courier's bulk tracking call waits for more polls to join (ms); 0: a call per poll. */
   batchWindowMs?: number;
-  /** Bulk tracking calls in flight at once per courier in this worker (default 1). */
+  /** Bulk tracking calls in flight at once per courier in this worker (default: no cap). */
   batchConcurrency?: number;
   log: Logger;
   now?: () => number;
@@ -195,7 +195,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
     batcher = createTrackBatcher({
       adapter,
       windowMs: deps.batchWindowMs ?? 0,
-      concurrency: deps.batchConcurrency ?? 1,
+      concurrency: deps.batchConcurrency ?? Number.POSITIVE_INFINITY,
       call: (numbers) => trackCall(courier, adapter, numbers),
     });
     batchers.set(courier, batcher);
