@@ -23,8 +23,13 @@ import { startTestWorker, stillPolicy, uniqueId, type TestWorker } from '../supp
 jest.setTimeout(120_000);
 
 const HOUR = 3_600_000;
-/** Long enough for every workflow started together to join one batch on a loaded machine. */
-const WINDOW_MS = 3_000;
+/**
+ * The batches of these tests go out when full (the adapter's batch is set to the parcels a test
+ * polls together), however long the machine takes to start the workflows; the window is the
+ * backstop that never has to fire.
+ */
+const WINDOW_MS = 60_000;
+const BATCH = 5;
 
 describe('bulk polling', () => {
   let database: TestDatabase;
@@ -47,12 +52,13 @@ describe('bulk polling', () => {
     await database?.drop();
   });
 
-  const easyParcel = (): CourierAdapter =>
+  const easyParcel = (maxBatch = BATCH): CourierAdapter =>
     createEasyParcelAdapter({
       ...DEFAULT_EASYPARCEL,
       baseUrl: `${simulator.url}/easyparcel`,
       apiVersion: '2026-06',
       timeoutMs: 20_000,
+      maxBatch,
     });
   const easyParcelStats = () => simulator.backend.stats.snapshot().formats.easyparcel;
 
@@ -136,8 +142,11 @@ describe('bulk polling', () => {
       expect(after.byKind.track - before.byKind.track).toBe(1);
       expect(after.numbersTracked - before.numbersTracked).toBe(5);
       for (const [i, t] of tracked.entries()) {
-        const shipment = await row(t.shipmentId);
-        expect(shipment.status).toBe(expected[i]);
+        // The read model holds it once the workflow's record step has run.
+        const shipment = await eventually(
+          () => row(t.shipmentId),
+          (r) => r.status === expected[i],
+        );
         // The courier's payload is in Postgres, written by the poll itself, for this parcel only.
         expect(JSON.stringify(shipment.raw_latest)).toContain(t.trackingNumber);
         expect(JSON.stringify(shipment.raw_latest)).not.toContain(numbers[(i + 1) % numbers.length]!);
@@ -145,8 +154,12 @@ describe('bulk polling', () => {
     });
 
     it('keeps the raw courier payload out of the workflow history', async () => {
-      const [t] = await trackAll(worker, [parcel('delivered', 60)]);
-      await afterFirstPoll([t!.handle]);
+      const numbers = [
+        parcel('delivered', 60),
+        ...Array.from({ length: BATCH - 1 }, () => parcel('delivered', 10)),
+      ];
+      const [t, ...others] = await trackAll(worker, numbers);
+      await afterFirstPoll([t!.handle, ...others.map((o) => o.handle)]);
       await eventually(
         () => row(t!.shipmentId),
         (shipment) => shipment.status === 'OUT_FOR_DELIVERY',
@@ -163,23 +176,28 @@ describe('bulk polling', () => {
     });
 
     it('answers every other parcel of a batch when one number is unknown and one is refused', async () => {
-      const good = [parcel('delivered', 10), parcel('delivered', 70)];
+      const good = [parcel('delivered', 10), parcel('delivered', 70), parcel('never_picked_up', 1)];
       const unknown = 'EP-TYPO-42'; // not an EasyParcel number: "not found" in its own result
       const refused = `EP${'9'.repeat(70)}`; // too long: EasyParcel refuses the whole request (422)
       const before = easyParcelStats();
 
       const tracked = await trackAll(worker, [...good, unknown, refused]);
-      const [a, b, c, d] = await afterFirstPoll(tracked.map((t) => t.handle));
+      const [a, b, e, c, d] = await afterFirstPoll(tracked.map((t) => t.handle));
 
       expect(a).toMatchObject({ status: 'IN_TRANSIT', syncError: null });
       expect(b).toMatchObject({ status: 'DELIVERED', finished: true });
+      expect(e).toMatchObject({ status: 'INFO_RECEIVED', syncError: null });
       // The unknown number is "not found" (asked again later), the refused one a sync problem of its own.
       expect(c).toMatchObject({ status: 'PENDING', syncError: null });
       expect(d!.status).toBe('PENDING');
       expect(d!.syncError).toMatch(/refused the tracking request \(422\)/);
-      expect((await row(tracked[3]!.shipmentId)).sync_error).toMatch(/422/);
+      const refusedRow = await eventually(
+        () => row(tracked[4]!.shipmentId),
+        (r) => r.sync_error !== null,
+      );
+      expect(refusedRow.sync_error).toMatch(/422/);
       // The refused bulk call, then one call per number.
-      expect(easyParcelStats().byKind.track - before.byKind.track).toBe(1 + 4);
+      expect(easyParcelStats().byKind.track - before.byKind.track).toBe(1 + 5);
     });
   });
 
@@ -207,7 +225,7 @@ describe('bulk polling', () => {
       // Another courier worker on the same queue picks the polls up after their heartbeat timeout.
       replacement = await startTestWorker({
         db: database.db,
-        couriers: { [CourierCode.EASYPARCEL]: easyParcel() },
+        couriers: { [CourierCode.EASYPARCEL]: easyParcel(numbers.length) },
         batchWindowMs: WINDOW_MS,
         taskQueues: { taskQueue: `${main.taskQueue}-unused`, courierTaskQueue: courierQueue },
       });
@@ -217,15 +235,19 @@ describe('bulk polling', () => {
       // One poll cycle each: the dead worker's attempt was retried, not lost and not counted twice.
       expect(snapshots.map((s) => s.polls)).toEqual([1, 1, 1]);
       for (const t of tracked) {
-        const events = await database.db
-          .selectFrom('tracking_events')
-          .select(['event_key'])
-          .where('shipment_id', '=', t.shipmentId)
-          .execute();
-        expect(events.length).toBeGreaterThan(0);
+        // The poll cycle counts before its record step ends: wait for the read model.
+        const events = await eventually(
+          () =>
+            database.db
+              .selectFrom('tracking_events')
+              .select(['event_key'])
+              .where('shipment_id', '=', t.shipmentId)
+              .execute(),
+          (rows) => rows.length > 0,
+        );
         expect(new Set(events.map((e) => e.event_key)).size).toBe(events.length);
       }
-      // The retried polls met again in one bulk call on the new worker.
+      // The retried polls met again in one bulk call on the new worker (its batch: these three).
       expect(easyParcelStats().byKind.track - before.byKind.track).toBe(2);
     } finally {
       child.process.kill('SIGKILL');
@@ -317,6 +339,7 @@ describe('bulk polling', () => {
           WAYBILL_TEST_DB_URL: database.url,
           WAYBILL_TEST_EASYPARCEL_URL: `${simulator.url}/easyparcel`,
           WAYBILL_TEST_BATCH_WINDOW_MS: String(WINDOW_MS),
+          WAYBILL_TEST_EASYPARCEL_BATCH: '3',
           WAYBILL_TEST_COURIER_TASK_QUEUE: courierTaskQueue,
         },
         stdio: ['ignore', 'pipe', 'inherit'],

@@ -25,6 +25,7 @@ async function main(): Promise<void> {
         baseUrl: env('WAYBILL_TEST_EASYPARCEL_URL'),
         apiVersion: '2026-06',
         timeoutMs: 20_000,
+        maxBatch: Number(env('WAYBILL_TEST_EASYPARCEL_BATCH')),
       }),
     },
     dailyBudget: 1000,
