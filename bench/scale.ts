@@ -2,7 +2,7 @@
  * Scale: open shipment workflows held by one worker and the Temporal dev server, ramped to N
  * (issue 8: "ramp to ≥ 10,000: worker RSS, poll lateness p50/p99, server health").
  *
- *   npm run bench:scale -- [workflows=10000] [minutes=10] [interval=20m]
+ *   npm run bench:scale -- [workflows=10000] [minutes=10] [interval=20m] [--temporal dev|server] [--workers N]
  *
  * A fresh stack (bench/support/stack.ts; data in .data/bench/scale); plateaus at 10, 25, 50
  * and 100 % of N, each held `minutes`. Each parcel is registered in the courier simulator
@@ -55,7 +55,7 @@ import {
   type TemporalWindow,
   type Usage,
 } from './support/measure';
-import { startProcessStack, type ProcessStack } from './support/stack';
+import { startProcessStack, takeTargetArgs, type ProcessStack } from './support/stack';
 
 const GOAL_WORKFLOWS = 10_000;
 const PLATEAUS = [0.1, 0.25, 0.5, 1];
@@ -275,7 +275,8 @@ function report(args: Args, plateaus: Plateau[]): string[] {
 }
 
 runMain(async () => {
-  const args = parseArgs(process.argv.slice(2));
+  const target = takeTargetArgs(process.argv.slice(2));
+  const args = parseArgs(target.rest);
   const t0 = Date.now();
   const say = (line: string) =>
     process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${line}\n`);
@@ -287,6 +288,8 @@ runMain(async () => {
   const stack = await startProcessStack({
     name: 'scale',
     stopOnInterrupt: true,
+    temporal: target.temporal,
+    workers: target.workers,
     timeScale: 1,
     env: {
       WAYBILL_POLL_PENDING: interval,

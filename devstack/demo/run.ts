@@ -6,602 +6,76 @@
  * have ended as, checks the Temporal visibility queries ops would use, and prints where to
  * look. Exit code: 0 all as expected, 1 not, 2 refused to run, 130 interrupted.
  *
- * The plan and the checks are pure (demo-plan.ts), the printing too (demo-view.ts); the
- * child process is demo-stack.ts. See DEMO_USAGE for the flags.
+ * This file is the run itself (its loop and main). The plan and the checks are pure (plan.ts),
+ * the printing too (view.ts); one order's steps and the staged outage are orders.ts, the API
+ * client api-client.ts, the terminal screen.ts, the closing report and money ledger
+ * report.ts; the child process is stack.ts. See DEMO_USAGE for the flags.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import { defaultPayloadConverter } from '@temporalio/common';
-import { createDb } from '../../db/client';
 import { customerToken } from '../../src/api/tokens';
 import { environmentWith, loadConfig, type Config } from '../../src/config';
-import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../../src/domain/status';
 import { runMain, StartupError } from '../../src/main-helpers';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
-import { orderWorkflowId, type OrderWorkflowInput } from '../../src/workflows/contract';
 import {
   assessPlan,
   buildPlan,
-  checkOrder,
   DEMO_OUTAGE_MS,
   DEMO_STACK_ENV,
   DEMO_STACK_UNSET,
   DEMO_USAGE,
   humanDuration,
   compareListing,
-  isSettled,
   outageProblems,
   parseDemoArgs,
   PlanError,
-  SETTLED_ORDER_STATUSES,
-  type ObservedOrder,
-  type PlanEntry,
-  type StackSettings,
-  verdictOf,
   type DemoKindSpec,
-  type KnownBug,
 } from './plan';
 import { apiAnswers, resetDataDir, startDemoStack, type DemoStack } from './stack';
-import { checkLedger, LEDGER_RULE_TEXT, type LedgerResult } from '../ledger';
 import {
   changeLine,
   clock,
-  cliListCommand,
   exceptionCheck,
   orderIdOfWorkflow,
-  paint,
   renderFrame,
-  resultLine,
   summaryLine,
   temporalUiUrl,
   visibilityChecks,
-  type OrderRow,
   type VisibilityCheck,
 } from './view';
-import { cachedCliPath } from '../temporal-cli';
+import { ApiClient } from './api-client';
+import { Screen } from './screen';
+import {
+  type CheckResult,
+  Outage,
+  type OutageResult,
+  type RunContext,
+  type RunOutcome,
+  apiUrlOf,
+  checkIfSettled,
+  maybeCancel,
+  newTracked,
+  placeOrder,
+  policyOf,
+  refreshOrder,
+  rowOf,
+  simulatorTimeScale,
+} from './orders';
+import { report } from './report';
+import { Refusal, sleep } from './settings';
 
 const ROOT = path.resolve(__dirname, '../..');
 /** First start on a machine without the Temporal CLI builds it (minutes): be patient. */
 const STACK_READY_TIMEOUT_MS = 15 * 60_000;
-/** An order in a final status whose parcels are not final yet: how long to wait for them. */
-const PARCELS_GRACE_MS = 30_000;
-/** Every parcel final, the order not: how long before the demo asks Temporal whether its workflow still runs. */
-const STUCK_AFTER_MS = 15_000;
 /** How often the demo reads every open order through the API. */
 const TICK_MS = 2_000;
 const EXIT_REFUSED = 2;
 const EXIT_INTERRUPTED = 130;
 
-/** The demo will not run as asked; the message says why and what to do instead. */
-class Refusal extends Error {
-  override name = 'Refusal';
-}
 class Interrupted extends Error {
   override name = 'Interrupted';
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-// ---------------------------------------------------------------------------------------
-// The API, as a shop's front end calls it
-
-/** What the demo reads of `GET /v1/orders/:orderId`. */
-interface OrderRead {
-  status: string;
-  failure: { code: string; message: string } | null;
-  totalAmount: number;
-  shipments: { shipmentId: string; trackingNumber: string; status: string }[];
-  payment: { status: string; amountCaptured: number; amountRefunded: number } | null;
-}
-/** What the demo reads of `GET /v1/orders/:orderId/tracking`. */
-interface TrackingRead {
-  shipments: { shipmentId: string; dataSource: { unavailable: boolean }; events: { status: string }[] }[];
-}
-interface Answer<T = unknown> {
-  status: number;
-  body: T;
-  code: string | null;
-}
-
-class ApiClient {
-  /** Requests per minute the API allows this client (from its rate-limit headers), once known. */
-  rateLimitPerMinute: number | null = null;
-
-  constructor(
-    readonly baseUrl: string,
-    private readonly token: string,
-  ) {}
-
-  async request<T>(
-    method: 'GET' | 'POST',
-    url: string,
-    opts: { body?: unknown; key?: string } = {},
-  ): Promise<Answer<T>> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const res = await fetch(`${this.baseUrl}${url}`, {
-          method,
-          headers: {
-            authorization: `Bearer ${this.token}`,
-            ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
-            ...(opts.key ? { 'idempotency-key': opts.key } : {}),
-          },
-          ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-          signal: AbortSignal.timeout(15_000),
-        });
-        const limit = Number(res.headers.get('x-ratelimit-limit'));
-        if (limit > 0) this.rateLimitPerMinute = limit;
-        const text = await res.text();
-        const body = (text ? JSON.parse(text) : null) as T & { error?: { code?: string } };
-        // Rate limited, or Postgres/Temporal briefly unavailable: ask again (a POST with the same
-        // idempotency key, so never a second order).
-        if ((res.status === 429 || res.status === 503) && attempt < 5) {
-          await sleep(Number(res.headers.get('retry-after') ?? 2) * 1000);
-          continue;
-        }
-        return { status: res.status, body, code: body?.error?.code ?? null };
-      } catch (err) {
-        if (attempt >= 3) throw err;
-        await sleep(1_000 * attempt);
-      }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// One order through the run
-
-interface Tracked {
-  entry: PlanEntry;
-  orderId: string | null;
-  orderNumber: string | null;
-  createError: string | null;
-  status: string | null;
-  failureCode: string | null;
-  totalAmount: number;
-  parcels: { id: string; trackingNumber: string; status: string }[];
-  payment: ObservedOrder['payment'];
-  cancel: ObservedOrder['cancel'];
-  cancelSent: boolean;
-  courierDownNow: boolean;
-  sawCourierDown: boolean;
-  scans: string[][];
-  changedAt: number | null;
-  note: string | null;
-  /** Since when the order status is final while a parcel is not. */
-  finalSince: number | null;
-  /** Since when every parcel is final while the order is not. */
-  parcelsFinalSince: number | null;
-  /** Set once settled and checked: empty when it matched its expectation. */
-  problems: string[] | null;
-}
-
-function newTracked(entry: PlanEntry): Tracked {
-  return {
-    entry,
-    orderId: null,
-    orderNumber: null,
-    createError: null,
-    status: null,
-    failureCode: null,
-    totalAmount: 0,
-    parcels: [],
-    payment: null,
-    cancel: null,
-    cancelSent: false,
-    courierDownNow: false,
-    sawCourierDown: false,
-    scans: [],
-    changedAt: null,
-    note: null,
-    finalSince: null,
-    parcelsFinalSince: null,
-    problems: null,
-  };
-}
-
-function rowOf(t: Tracked): OrderRow {
-  return {
-    n: t.entry.n,
-    kind: t.entry.spec.kind,
-    orderNumber: t.orderNumber,
-    status: t.createError ? 'NOT PLACED' : t.status,
-    parcels: t.parcels.map((p) => p.status),
-    changedAt: t.changedAt,
-    note: t.createError ?? t.note,
-    verdict: t.problems === null ? null : verdictOf(t.entry.spec, t.problems),
-  };
-}
-
-const COURIER_NAMES: Record<string, string> = {
-  easyparcel: 'EasyParcel',
-  bluedart: 'Blue Dart',
-  simulator: 'the simulator courier',
-};
-
-/** The simulator's wire format for a courier code (the outage is set per format). */
-const SIM_FORMAT: Record<string, string> = {
-  simulator: 'native',
-  easyparcel: 'easyparcel',
-  bluedart: 'bluedart',
-};
-
-// ---------------------------------------------------------------------------------------
-// The terminal
-
-class Screen {
-  readonly tty: boolean;
-  private height = 0;
-
-  constructor(private readonly stream: NodeJS.WriteStream) {
-    this.tty = stream.isTTY === true;
-  }
-
-  get color(): boolean {
-    return this.tty;
-  }
-
-  line(text = ''): void {
-    this.stream.write(`${text}\n`);
-  }
-
-  /** Redraws the live frame in place (terminal only). */
-  draw(lines: string[]): void {
-    if (!this.tty) return;
-    const up = this.height > 0 ? `\x1b[${this.height}F` : '\x1b[?25l';
-    this.stream.write(`${up}${lines.map((l) => `${l}\x1b[K`).join('\n')}\n\x1b[J`);
-    this.height = lines.length;
-  }
-
-  /** Leaves the last frame on screen; what follows prints below it. */
-  release(): void {
-    if (this.tty && this.height > 0) this.stream.write('\x1b[?25h');
-    this.height = 0;
-  }
-
-  get width(): number {
-    return this.stream.columns || 120;
-  }
-
-  get rows(): number {
-    return this.stream.rows || 50;
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// The run
-
-interface RunContext {
-  config: Config;
-  api: ApiClient;
-  temporal: TemporalClient;
-  screen: Screen;
-  plan: PlanEntry[];
-  customerId: string;
-  runId: string;
-  timeoutMs: number;
-  strict: boolean;
-  stack: DemoStack | null;
-  signal: AbortSignal;
-  t0: number;
-}
-
-interface CheckResult {
-  check: VisibilityCheck;
-  /** null: the check could not be taken (reason in `error`). */
-  listed: number | null;
-  expectedTotal: number;
-  /** Order ids whose workflows were listed other than expected, with or without a known bug to explain it. */
-  explained: string[];
-  unexplained: string[];
-  error: string | null;
-}
-
-interface OutageResult {
-  courier: string;
-  refusedCalls: number;
-  parcels: number;
-  shownDown: number;
-  problems: string[];
-}
-
-interface RunOutcome {
-  tracked: Tracked[];
-  checks: CheckResult[];
-  outage: OutageResult | null;
-  timedOut: boolean;
-  settledMs: number;
-}
-
-function apiUrlOf(config: Config): string {
-  const host = config.api.host === '0.0.0.0' || config.api.host === '::' ? '127.0.0.1' : config.api.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${config.api.port}`;
-}
-
-async function simulatorTimeScale(config: Config): Promise<number> {
-  try {
-    const res = await fetch(`${config.courier.simulatorUrl}/control/clock`, {
-      signal: AbortSignal.timeout(3_000),
-    });
-    const body = (await res.json()) as { timeScale?: number };
-    if (!res.ok || typeof body.timeScale !== 'number') throw new Error(`answered ${res.status}`);
-    return body.timeScale;
-  } catch (err) {
-    throw new Refusal(
-      `the courier simulator's control API does not answer at ${config.courier.simulatorUrl}/control/clock (${(err as Error).message}); the demo steers parcels through it`,
-    );
-  }
-}
-
-/** The poll policy the stack gives shipment workflows: read back from an order workflow's input. */
-async function policyOf(temporal: TemporalClient, orderId: string): Promise<StackSettings['policy']> {
-  const history = await temporal.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
-  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  if (!payload) throw new StartupError(`the workflow ${orderWorkflowId(orderId)} has no input to read`);
-  return defaultPayloadConverter.fromPayload<OrderWorkflowInput>(payload).shipmentPolicy;
-}
-
-async function placeOrder(ctx: RunContext, t: Tracked): Promise<void> {
-  const { entry } = t;
-  const answer = await ctx.api.request<{ orderId: string; orderNumber: string; error?: { message: string } }>(
-    'POST',
-    '/v1/orders',
-    {
-      key: `demo-${ctx.runId}-${entry.n}`,
-      body: {
-        email: entry.email,
-        shippingAddress: entry.shippingAddress,
-        lines: entry.spec.lines,
-        courier: entry.spec.courier,
-        payment: { token: entry.paymentToken },
-      },
-    },
-  );
-  if (answer.status !== 202) {
-    t.createError =
-      `POST /v1/orders answered ${answer.status} ${answer.code ?? ''}: ${answer.body?.error?.message ?? ''}`.trim();
-    t.problems = [t.createError];
-    return;
-  }
-  t.orderId = answer.body.orderId;
-  t.orderNumber = answer.body.orderNumber;
-  t.status = 'PENDING';
-  t.changedAt = Date.now();
-}
-
-async function refreshOrder(ctx: RunContext, t: Tracked, outageMatters: boolean): Promise<boolean> {
-  const answer = await ctx.api.request<OrderRead>('GET', `/v1/orders/${t.orderId}`);
-  if (answer.status !== 200) {
-    t.note = `GET /v1/orders answered ${answer.status}`;
-    return false;
-  }
-  const o = answer.body;
-  const parcels = o.shipments.map((s) => ({
-    id: s.shipmentId,
-    trackingNumber: s.trackingNumber,
-    status: s.status,
-  }));
-  const changed =
-    o.status !== t.status || parcels.map((p) => p.status).join() !== t.parcels.map((p) => p.status).join();
-  t.status = o.status;
-  t.failureCode = o.failure?.code ?? null;
-  t.totalAmount = o.totalAmount;
-  t.parcels = parcels;
-  t.payment = o.payment;
-  if (changed) t.changedAt = Date.now();
-
-  if (t.entry.spec.outage && outageMatters) {
-    const tracking = await ctx.api.request<TrackingRead>('GET', `/v1/orders/${t.orderId}/tracking`);
-    if (tracking.status === 200) {
-      const down = tracking.body.shipments.some((s) => s.dataSource.unavailable);
-      if (down && !t.courierDownNow) t.note = 'courier unreachable: tracking shows cached data';
-      if (!down && t.courierDownNow) t.note = 'courier back: tracking live again';
-      t.courierDownNow = down;
-      t.sawCourierDown ||= down;
-    }
-  }
-  return changed;
-}
-
-/** The deepest message of a failure chain (workflow → activity → application failure). */
-function rootMessage(err: unknown): string {
-  let cause = err as { message?: string; cause?: unknown } | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return cause?.message ?? String(err);
-}
-
-/**
- * Every parcel is final but the order is not: a saga that stopped half way would keep the
- * demo waiting until its timeout, so ask Temporal whether the order's workflow still runs.
- * Returns the problem when it does not.
- */
-async function orderWorkflowEnded(ctx: RunContext, t: Tracked): Promise<string | null> {
-  const handle = ctx.temporal.client.workflow.getHandle(orderWorkflowId(t.orderId!));
-  const { status } = await handle.describe();
-  if (status.name === 'RUNNING') return null;
-  const why = await handle.result().then(
-    () => 'completed',
-    (err: unknown) => rootMessage(err),
-  );
-  return `the order workflow ${status.name}: ${why} (the order stays ${t.status})`;
-}
-
-/** Settled orders are checked once, with their full tracking history. */
-async function checkIfSettled(ctx: RunContext, t: Tracked): Promise<boolean> {
-  const finalStatus = t.status !== null && SETTLED_ORDER_STATUSES.has(t.status);
-  const parcelsFinal = t.parcels.length > 0 && t.parcels.every((p) => isTerminal(p.status as ShipmentStatus));
-  t.parcelsFinalSince = parcelsFinal && !finalStatus ? (t.parcelsFinalSince ?? Date.now()) : null;
-  if (t.parcelsFinalSince !== null && Date.now() - t.parcelsFinalSince > STUCK_AFTER_MS) {
-    const ended = await orderWorkflowEnded(ctx, t).catch(() => null);
-    if (ended !== null) {
-      // Everything else that is off follows from this: it is the one problem to report.
-      t.problems = [ended];
-      return true;
-    }
-    t.parcelsFinalSince = Date.now();
-  }
-  if (!finalStatus) return false;
-  // A cancel answered 202 may arrive after the order is CANCELLED: its answer is part of the check.
-  if (t.cancelSent && t.cancel === null) return false;
-  t.finalSince ??= Date.now();
-  if (!isSettled(t) && Date.now() - t.finalSince < PARCELS_GRACE_MS) return false;
-  const tracking = await ctx.api.request<TrackingRead>('GET', `/v1/orders/${t.orderId}/tracking`);
-  const events = new Map(
-    (tracking.status === 200 ? tracking.body.shipments : []).map((s) => [
-      s.shipmentId,
-      s.events.map((e) => e.status),
-    ]),
-  );
-  t.scans = t.parcels.map((p) => events.get(p.id) ?? []);
-  t.problems = checkOrder(t.entry.spec.expect, {
-    createError: t.createError,
-    status: t.status,
-    failureCode: t.failureCode,
-    totalAmount: t.totalAmount,
-    parcels: t.parcels.map((p, i) => ({ status: p.status, scans: t.scans[i] ?? [] })),
-    payment: t.payment,
-    cancel: t.cancel,
-  });
-  return true;
-}
-
-/** The courier loses this order's bookings (the kind says so): the simulator forgets them, so the cancel meets a real 404. */
-async function loseBookings(ctx: RunContext, t: Tracked): Promise<void> {
-  if (!t.entry.spec.courierForgetsBooking) return;
-  for (const parcel of t.parcels) {
-    const url = `${ctx.config.courier.simulatorUrl}/control/parcels/${encodeURIComponent(parcel.trackingNumber)}`;
-    const res = await fetch(url, { method: 'DELETE' });
-    if (!res.ok)
-      throw new Error(`the courier simulator did not forget ${parcel.trackingNumber}: ${res.status}`);
-  }
-}
-
-/** Sends the order's cancel once its moment has come (booked, or picked up). */
-function maybeCancel(ctx: RunContext, t: Tracked, pending: Set<Promise<void>>): void {
-  const when = t.entry.spec.cancelWhen;
-  if (when === null || t.cancelSent || t.orderId === null) return;
-  const due =
-    when === 'booked'
-      ? t.status === 'CONFIRMED' && t.parcels.length > 0
-      : t.status === 'SHIPPED' || t.status === 'PARTIALLY_SHIPPED';
-  if (!due) return;
-  t.cancelSent = true;
-  t.note = 'cancel sent…';
-  const sent = loseBookings(ctx, t)
-    .then(() =>
-      ctx.api.request('POST', `/v1/orders/${t.orderId}/cancel`, {
-        body: { reason: 'demo: the shopper changed their mind' },
-      }),
-    )
-    .then((answer) => {
-      t.cancel = { httpStatus: answer.status, code: answer.code };
-      t.note = `cancel → ${answer.status}${answer.code ? ` ${answer.code}` : ''}`;
-    })
-    .catch((err: Error) => {
-      t.cancel = { httpStatus: 0, code: err.message };
-      t.note = `cancel failed: ${err.message}`;
-    })
-    .finally(() => pending.delete(sent));
-  pending.add(sent);
-}
-
-class Outage {
-  state: 'waiting' | 'active' | 'over' | 'none';
-  private until = 0;
-  private startedAt = 0;
-  private firstPickupAt: number | null = null;
-  /** The simulator's outage counter when this outage began (an attached simulator may have counted others). */
-  refusedBefore = 0;
-  readonly format: string;
-
-  constructor(
-    private readonly ctx: RunContext,
-    readonly courier: string | null,
-  ) {
-    this.state = courier === null ? 'none' : 'waiting';
-    this.format = SIM_FORMAT[courier ?? 'simulator'] ?? 'native';
-  }
-
-  /**
-   * Takes the courier down while its parcels travel: once every one of them is booked and
-   * picked up, or 10 s after the first pickup (a slow machine must not push the outage past
-   * their delivery).
-   */
-  async maybeStart(tracked: Tracked[]): Promise<void> {
-    if (this.state !== 'waiting') return;
-    const riders = tracked.filter((t) => t.entry.spec.outage && t.orderId !== null && t.problems === null);
-    const pickedUp = riders.filter(
-      (t) =>
-        t.parcels.length > 0 &&
-        t.parcels.every((p) => isPickedUpStatus(p.status) && !isTerminal(p.status as ShipmentStatus)),
-    );
-    if (pickedUp.length === 0) return;
-    this.firstPickupAt ??= Date.now();
-    const booked = riders.every((t) => t.parcels.length > 0);
-    if (pickedUp.length < riders.length && !(booked && Date.now() - this.firstPickupAt > 10_000)) return;
-    this.refusedBefore = await this.refusedSoFar();
-    const res = await fetch(`${this.ctx.config.courier.simulatorUrl}/control/faults`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ kind: 'outage', format: this.format, durationMs: DEMO_OUTAGE_MS }),
-      signal: AbortSignal.timeout(3_000),
-    });
-    if (!res.ok)
-      throw new StartupError(`the courier simulator refused the outage: ${res.status} ${await res.text()}`);
-    this.state = 'active';
-    this.startedAt = Date.now();
-    this.until = this.startedAt + DEMO_OUTAGE_MS;
-  }
-
-  tick(): void {
-    if (this.state === 'active' && Date.now() >= this.until) this.state = 'over';
-  }
-
-  /** Active, or over for less than half a minute (parcels notice the courier is back at their next poll). */
-  recent(): boolean {
-    return this.state === 'active' || (this.state === 'over' && Date.now() - this.until < 30_000);
-  }
-
-  /** Outage pages the simulator has answered for this format so far (its counters are per format). */
-  async refusedSoFar(): Promise<number> {
-    const res = await fetch(`${this.ctx.config.courier.simulatorUrl}/control/stats`, {
-      signal: AbortSignal.timeout(3_000),
-    });
-    const stats = (await res.json()) as { formats?: Record<string, { faults?: { outage?: number } }> };
-    return stats.formats?.[this.format]?.faults?.outage ?? 0;
-  }
-
-  /** Removes the rule if it is still on (an interrupted run must not leave the courier down). */
-  async clear(): Promise<void> {
-    if (this.state !== 'active') return;
-    await fetch(`${this.ctx.config.courier.simulatorUrl}/control/faults?kind=outage&format=${this.format}`, {
-      method: 'DELETE',
-      signal: AbortSignal.timeout(3_000),
-    }).catch(() => undefined);
-    this.state = 'over';
-  }
-
-  describe(elapsed: (ms: number) => string): string | null {
-    const name = COURIER_NAMES[this.courier ?? ''] ?? this.courier;
-    switch (this.state) {
-      case 'waiting':
-        return `${name} outage: at pickup`;
-      case 'active':
-        return `${name} DOWN, ${Math.ceil((this.until - Date.now()) / 1000)} s left`;
-      case 'over':
-        return `${name} was down ${elapsed(this.startedAt)}`;
-      default:
-        return null;
-    }
-  }
-}
-
-/**
- * Runs a visibility query and compares what it lists with what the plan says it should,
- * order by order; asks again for a few seconds while they differ (visibility trails the
- * workflows by a moment). Workflows of other runs or other shops are ignored.
- */
 async function runCheck(
   ctx: RunContext,
   check: VisibilityCheck,
@@ -847,209 +321,6 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
     outageResult = { courier: outage.courier, ...seen, problems: outageProblems(seen) };
   }
   return { tracked, checks, outage: outageResult, timedOut, settledMs };
-}
-
-function temporalCli(config: Config): string {
-  if (config.temporal.cliPath) return config.temporal.cliPath;
-  const cached = cachedCliPath(config.paths.cacheDir);
-  return fs.existsSync(cached) ? cached : 'temporal';
-}
-
-/**
- * The money ledger over the demo's orders (devstack/ledger.ts), read from the stack's
- * Postgres and its simulators' control APIs; the reason instead when it cannot be read.
- */
-async function moneyLedger(config: Config, orderIds: string[]): Promise<LedgerResult | string> {
-  const db = createDb({ url: config.database.url, poolMax: 2, onError: () => undefined });
-  try {
-    return await checkLedger({
-      db,
-      payments: { url: config.payments.baseUrl },
-      courier: { url: config.courier.simulatorUrl },
-      orderIds,
-    });
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    await db.destroy();
-  }
-}
-
-async function report(ctx: RunContext, outcome: RunOutcome): Promise<boolean> {
-  const { screen, config, strict } = ctx;
-  const color = screen.color;
-  const numberOf = new Map(outcome.tracked.map((t) => [t.orderId, t.orderNumber ?? `#${t.entry.n}`]));
-  const numbers = (ids: string[]) => ids.map((id) => numberOf.get(id) ?? id).join(', ');
-
-  screen.line();
-  screen.line(paint('bold', 'Results: each order against what it should have ended as', color));
-  const verdicts = outcome.tracked.map((t) => rowOf(t).verdict ?? 'fail');
-  outcome.tracked.forEach((t, i) => {
-    const knownBugs = t.entry.spec.knownBugs
-      .filter((bug) => (t.problems ?? []).some((p) => bug.explains(p)))
-      .map((bug) => bug.id);
-    screen.line(
-      resultLine(
-        { ...rowOf(t), verdict: verdicts[i]! },
-        {
-          failureCode: t.failureCode,
-          problems: t.problems ?? [],
-          knownBugs,
-        },
-        color,
-      ),
-    );
-  });
-  const passed = verdicts.filter((v) => v === 'pass').length;
-  const known = verdicts.filter((v) => v === 'known-bug').length;
-  const failed = verdicts.filter((v) => v === 'fail').length;
-  const hit = new Map<KnownBug, number>();
-  outcome.tracked.forEach((t, i) => {
-    if (verdicts[i] !== 'known-bug') return;
-    for (const bug of t.entry.spec.knownBugs) {
-      if ((t.problems ?? []).some((p) => bug.explains(p))) hit.set(bug, (hit.get(bug) ?? 0) + 1);
-    }
-  });
-  if (hit.size > 0) {
-    screen.line();
-    screen.line(
-      paint(
-        'yellow',
-        `Known bugs of the product${strict ? ' (--strict: they fail the run)' : ' (reported; not counted against the run, --strict counts them)'}:`,
-        color,
-      ),
-    );
-    for (const [bug, orders] of hit) {
-      screen.line(
-        paint('yellow', `  ${bug.id} (${orders} order${orders > 1 ? 's' : ''}): ${bug.title}`, color),
-      );
-    }
-  }
-  const fixed = [
-    ...new Set(
-      outcome.tracked.filter((t, i) => verdicts[i] === 'pass').flatMap((t) => t.entry.spec.knownBugs),
-    ),
-  ];
-  for (const bug of fixed.filter(
-    (b) => !outcome.tracked.some((t, i) => verdicts[i] !== 'pass' && t.entry.spec.knownBugs.includes(b)),
-  )) {
-    screen.line(
-      paint(
-        'yellow',
-        `  Known bug "${bug.id}" did not show up this time: fixed? Then remove it from devstack/demo/plan.ts.`,
-        color,
-      ),
-    );
-  }
-
-  let outageOk = true;
-  if (outcome.outage) {
-    const o = outcome.outage;
-    outageOk = o.problems.length === 0;
-    const name = COURIER_NAMES[o.courier] ?? o.courier;
-    screen.line();
-    const text = outageOk
-      ? `${name} was down for ${humanDuration(DEMO_OUTAGE_MS)}: it refused ${o.refusedCalls} calls, ${o.shownDown} of the ${o.parcels} parcels showed "courier unavailable" in their tracking, and every one recovered (results above)`
-      : `${name} outage: ${o.problems.join('; ')}`;
-    screen.line(`  ${outageOk ? paint('green', '✓', color) : paint('red', '✗', color)} ${text}`);
-  }
-
-  const ledger = await moneyLedger(
-    config,
-    outcome.tracked.flatMap((t) => (t.orderId ? [t.orderId] : [])),
-  );
-  const ledgerOk = typeof ledger === 'string' || ledger.ok;
-  if (typeof ledger === 'string') {
-    screen.line(`  ${paint('yellow', '–', color)} Money ledger not checked: ${ledger}`);
-  } else if (ledger.ok) {
-    screen.line(
-      `  ${paint('green', '✓', color)} Money ledger: ${ledger.orders} settled orders, ${Object.values(LEDGER_RULE_TEXT).join('; ')}`,
-    );
-  } else {
-    screen.line(
-      `  ${paint('red', '✗', color)} Money ledger: ${ledger.violations.length} violations in ${ledger.orders} settled orders`,
-    );
-    for (const v of ledger.violations.slice(0, 10)) {
-      screen.line(
-        paint('red', `      ${v.orderId ? numbers([v.orderId]) : 'stock'} [${v.rule}] ${v.detail}`, color),
-      );
-    }
-  }
-
-  const cli = temporalCli(config);
-  const address = config.temporal.external
-    ? config.temporal.address
-    : config.temporal.devPort !== 7233
-      ? `localhost:${config.temporal.devPort}`
-      : null;
-  const ns = config.temporal.namespace;
-  const ui = config.temporal.uiPort;
-  screen.line();
-  screen.line(
-    paint('bold', `Where to look: the Temporal UI, ${temporalUiUrl({ uiPort: ui, namespace: ns })}`, color),
-  );
-  let queriesOk = 0;
-  let queriesKnown = 0;
-  let queriesFailed = 0;
-  for (const r of outcome.checks) {
-    let mark: string;
-    let text: string;
-    if (r.listed === null) {
-      mark = paint('yellow', '–', color);
-      text = `${r.check.label}: ${r.error}`;
-    } else if (r.unexplained.length > 0) {
-      queriesFailed++;
-      mark = paint('red', '✗', color);
-      text = `${r.check.label}: ${r.listed} listed, ${r.expectedTotal} expected (differs for ${numbers(r.unexplained)})`;
-    } else if (r.explained.length > 0) {
-      queriesKnown++;
-      mark = paint('yellow', '⚠', color);
-      text = `${r.check.label}: ${r.listed} listed, ${r.expectedTotal} expected; the difference is the known-bug orders ${numbers(r.explained)}`;
-    } else {
-      queriesOk++;
-      mark = paint('green', '✓', color);
-      text = `${r.check.label}: ${r.listed}`;
-    }
-    screen.line(`  ${mark} ${text}`);
-    screen.line(`      ${temporalUiUrl({ uiPort: ui, namespace: ns, query: r.check.query })}`);
-    screen.line(`      ${cliListCommand({ cli, address, namespace: ns, query: r.check.query })}`);
-  }
-  const sample =
-    outcome.tracked.find((t) => t.entry.spec.kind === 'return_to_origin' && t.orderId) ??
-    outcome.tracked.find((t) => t.orderId);
-  if (sample?.orderId) {
-    const workflowId = orderWorkflowId(sample.orderId);
-    const runId = await ctx.temporal.client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .then((d) => d.runId)
-      .catch(() => null);
-    screen.line(
-      `  One order's story (${sample.orderNumber}, ${sample.entry.spec.kind}): its saga, step by step, and its parcels' workflows`,
-    );
-    if (runId)
-      screen.line(`      ${temporalUiUrl({ uiPort: ui, namespace: ns, workflow: { workflowId, runId } })}`);
-    screen.line(
-      `      ${cliListCommand({ cli, address, namespace: ns, query: `OrderId="${sample.orderId}"` })}`,
-    );
-  }
-
-  const queriesFine = strict ? queriesFailed + queriesKnown === 0 : queriesFailed === 0;
-  const allOk =
-    failed === 0 && (!strict || known === 0) && queriesFine && outageOk && ledgerOk && !outcome.timedOut;
-  screen.line();
-  const verdict = allOk ? paint('green', 'PASSED', color) : paint('red', 'FAILED', color);
-  const knownText =
-    known > 0
-      ? `, ${known} hit known bugs${strict ? ' (--strict: counted as failures)' : ' (not counted; see ⚠ above)'}`
-      : '';
-  screen.line(
-    `${paint('bold', `Demo ${verdict}`, color)}: ${passed}/${outcome.tracked.length} orders as expected${knownText}${failed > 0 ? `, ${failed} NOT as expected` : ''}; ` +
-      `Temporal queries ${queriesOk} ✓${queriesKnown ? ` ${queriesKnown} ⚠` : ''}${queriesFailed ? ` ${queriesFailed} ✗` : ''}; ` +
-      `money ledger ${typeof ledger === 'string' ? '–' : ledger.ok ? '✓' : `${ledger.violations.length} ✗`}; ` +
-      `settled in ${humanDuration(outcome.settledMs)}${outcome.timedOut ? ` (timed out after ${humanDuration(ctx.timeoutMs)})` : ''}, ${humanDuration(Date.now() - ctx.t0)} in all.`,
-  );
-  return allOk;
 }
 
 runMain(async () => {
