@@ -16,6 +16,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/database';
 import { createDb } from '../db/client';
 import { createActivities, type Activities } from './activities';
+import { createDataConverter } from './codec';
 import { loadConfig, type Config } from './config';
 import { createCouriers } from './couriers';
 import { createWebhookTransport } from './notifications/transport';
@@ -98,6 +99,8 @@ export interface WorkerDeps {
 
 export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const { config, connection, activities } = deps;
+  // Workflows and activities see plain values; Temporal sees sealed payloads (src/codec).
+  const dataConverter = createDataConverter(config.payloads);
   const courierActivities = Object.fromEntries(COURIER_ACTIVITIES.map((name) => [name, activities[name]]));
   const otherActivities = Object.fromEntries(
     Object.entries(activities).filter(([name]) => !(COURIER_ACTIVITIES as readonly string[]).includes(name)),
@@ -105,6 +108,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const main = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
+    dataConverter,
     taskQueue: deps.taskQueue ?? config.temporal.taskQueue,
     ...(deps.workflowBundle
       ? { workflowBundle: deps.workflowBundle }
@@ -114,6 +118,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const courier = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
+    dataConverter,
     taskQueue: deps.courierTaskQueue ?? config.temporal.courierTaskQueue,
     activities: courierActivities,
     // The courier budget is daily; these caps protect the courier (and us) from bursts.
@@ -187,7 +192,11 @@ export async function startWorker(opts: {
         `could not check the search attributes of the Temporal namespace ${opts.config.temporal.namespace}: ${(err as Error).message}`,
       );
     }
-    const temporal = new Client({ connection: clientConnection, namespace: opts.config.temporal.namespace });
+    const temporal = new Client({
+      connection: clientConnection,
+      namespace: opts.config.temporal.namespace,
+      dataConverter: createDataConverter(opts.config.payloads),
+    });
     const activities = createActivities({
       db: opts.db,
       temporal,

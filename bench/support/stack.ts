@@ -366,7 +366,7 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
     await seedCatalogue(db);
     await sql`update inventory_items set on_hand = ${opts.stock ?? 1_000_000}`.execute(db);
 
-    const temporal = createTemporalClient(config.temporal);
+    const temporal = createTemporalClient(config);
     stoppers.push(() => temporal.connection.close());
 
     const worker = workerProcess(root, env, path.join(dataDir, 'worker.log'), say);

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { createDb } from '../../db/client';
 import { customerToken } from '../../src/api/tokens';
+import { createPayloadCodec, decodeHistory } from '../../src/codec';
 import { environmentWith, loadConfig, type Config } from '../../src/config';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../../src/domain/status';
 import { runMain, StartupError } from '../../src/main-helpers';
@@ -335,8 +336,16 @@ async function simulatorTimeScale(config: Config): Promise<number> {
 }
 
 /** The poll policy the stack gives shipment workflows: read back from an order workflow's input. */
-async function policyOf(temporal: TemporalClient, orderId: string): Promise<StackSettings['policy']> {
-  const history = await temporal.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
+async function policyOf(
+  temporal: TemporalClient,
+  config: Config,
+  orderId: string,
+): Promise<StackSettings['policy']> {
+  // The history holds sealed payloads (src/codec): open them as the codec server would.
+  const history = await decodeHistory(
+    await temporal.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory(),
+    createPayloadCodec(config.payloads),
+  );
   const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   if (!payload) throw new StartupError(`the workflow ${orderWorkflowId(orderId)} has no input to read`);
   return defaultPayloadConverter.fromPayload<OrderWorkflowInput>(payload).shipmentPolicy;
@@ -664,7 +673,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   await placeOrder(ctx, tracked[0]!);
   if (tracked[0]!.orderId === null)
     throw new StartupError(`the first order could not be placed: ${tracked[0]!.createError}`);
-  const policy = await policyOf(ctx.temporal, tracked[0]!.orderId);
+  const policy = await policyOf(ctx.temporal, ctx.config, tracked[0]!.orderId);
   const assessment = assessPlan(
     plan,
     { timeScale, policy },
@@ -1149,7 +1158,7 @@ runMain(async () => {
       );
     }
 
-    temporal = createTemporalClient(config.temporal);
+    temporal = createTemporalClient(config);
     const runId = randomBytes(4).toString('hex');
     const customerId = `cus_demo_${runId}`;
     const api = new ApiClient(apiUrlOf(config), customerToken(config, customerId, 3 * 3_600_000));

@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createActivities, type Activities } from '../../src/activities';
+import { createDataConverter } from '../../src/codec';
 import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PaymentProvider } from '../../src/payments/types';
@@ -46,16 +47,27 @@ export async function startTestWorker(opts: {
   taskQueues?: { taskQueue: string; courierTaskQueue: string };
   /** How customer notifications leave (the log transport when omitted). */
   notifications?: NotificationTransport;
+  /** Configuration overrides (e.g. other payload keys, for the rotation test). */
+  env?: Record<string, string>;
 }): Promise<TestWorker> {
   installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
   const taskQueue = opts.taskQueues?.taskQueue ?? `test-${suffix}`;
   const courierTaskQueue = opts.taskQueues?.courierTaskQueue ?? `test-courier-${suffix}`;
-  const config = testConfig({ WAYBILL_COURIER_CONCURRENCY: '5', WAYBILL_COURIER_CALLS_PER_SECOND: '100' });
+  const config = testConfig({
+    WAYBILL_COURIER_CONCURRENCY: '5',
+    WAYBILL_COURIER_CALLS_PER_SECOND: '100',
+    ...opts.env,
+  });
   const address = process.env.WAYBILL_TEST_TEMPORAL_ADDRESS!;
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  // The same payload codec as the worker (createWorkers) and the API: the history holds ciphertext.
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: createDataConverter(config.payloads),
+  });
   const activities = createActivities({
     db: opts.db,
     temporal: client,

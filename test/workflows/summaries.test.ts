@@ -21,6 +21,7 @@ import {
 import type { orderWorkflow } from '../../src/workflows/order';
 import { duration, money, orderStaticSummary, utcTime } from '../../src/workflows/summaries';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { openedHistory } from '../support/histories';
 import { ADDRESS } from '../support/shopper';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
 
@@ -37,7 +38,8 @@ function summary(event: HistoryEvent): string | null {
 async function summaries(
   handle: WorkflowHandle,
 ): Promise<{ activities: string[]; timers: string[]; children: string[] }> {
-  const { events } = await handle.fetchHistory();
+  // Read through the codec, as the UI reads it through the codec server: summaries are sealed too.
+  const { events } = await openedHistory(handle);
   const of = (pick: (e: HistoryEvent) => unknown) =>
     (events ?? []).filter(pick).map((e) => summary(e) ?? '(none)');
   return {
