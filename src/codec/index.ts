@@ -43,6 +43,28 @@ export function createDataConverter(config: Config['payloads']): DataConverter {
   return { payloadCodecs: [createPayloadCodec(config)] };
 }
 
+/** A Payload in protobuf JSON, as the codec server protocol carries it: base64 metadata values and data. */
+export interface JsonPayload {
+  metadata?: Record<string, string>;
+  data?: string;
+}
+
+export function payloadFromJson(payload: JsonPayload): Payload {
+  const metadata: Record<string, Uint8Array> = {};
+  for (const [name, value] of Object.entries(payload.metadata ?? {})) {
+    metadata[name] = new Uint8Array(Buffer.from(value, 'base64'));
+  }
+  return { metadata, data: new Uint8Array(Buffer.from(payload.data ?? '', 'base64')) };
+}
+
+export function payloadToJson(payload: Payload): Required<JsonPayload> {
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(payload.metadata ?? {})) {
+    metadata[name] = Buffer.from(value).toString('base64');
+  }
+  return { metadata, data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64') };
+}
+
 const isPayload = (value: object): value is Payload =>
   'data' in value && 'metadata' in value && (value.data === null || value.data instanceof Uint8Array);
 

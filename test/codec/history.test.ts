@@ -6,11 +6,23 @@
  * And key rotation on a running workflow: a worker holding the new key carries on a history
  * the old key wrote.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { createPayloadCodec, decodeHistory, isSealed, keyIdOf, PayloadKeyError } from '../../src/codec';
+import {
+  createPayloadCodec,
+  decodeHistory,
+  isSealed,
+  keyIdOf,
+  PayloadKeyError,
+  payloadFromJson,
+  payloadToJson,
+  type JsonPayload,
+} from '../../src/codec';
+import { resolveTemporalCli } from '../../devstack/temporal-cli';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
@@ -37,6 +49,8 @@ import {
 } from '../support/temporal';
 
 jest.setTimeout(120_000);
+
+const execFileAsync = promisify(execFile);
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -108,6 +122,44 @@ describe('personal data in Temporal', () => {
   let worker: TestWorker;
   let api: TestApi;
   let raw: Connection;
+  let cliPath: string;
+  let codecEndpoint: string;
+
+  /**
+   * `temporal workflow show` as ops run it (docs/operations.md), through the API's codec server:
+   * the order's input as the CLI prints it, or the CLI's complaint.
+   */
+  async function showWithCodec(workflowId: string, authorization: string): Promise<string> {
+    let stdout: string;
+    try {
+      ({ stdout } = await execFileAsync(cliPath, [
+        'workflow',
+        'show',
+        '--address',
+        process.env.WAYBILL_TEST_TEMPORAL_ADDRESS!,
+        '--workflow-id',
+        workflowId,
+        '--codec-endpoint',
+        codecEndpoint,
+        '--codec-auth',
+        authorization,
+        '--output',
+        'json',
+        // A refused decode makes the CLI retry until its deadline.
+        '--command-timeout',
+        '8s',
+      ]));
+    } catch (err) {
+      return `failed: ${(err as { stderr?: string }).stderr ?? String(err)}`;
+    }
+    const shown = JSON.parse(stdout) as {
+      events: { workflowExecutionStartedEventAttributes?: { input: { payloads: JsonPayload[] } } }[];
+    };
+    const input = payloadFromJson(
+      shown.events[0]!.workflowExecutionStartedEventAttributes!.input.payloads[0]!,
+    );
+    return `${Buffer.from(input.metadata!.encoding!).toString()} ${Buffer.from(input.data!).toString('utf8')}`;
+  }
 
   beforeAll(async () => {
     database = await freshDatabase();
@@ -126,6 +178,14 @@ describe('personal data in Temporal', () => {
       shipmentPolicy: fastPolicy(),
     });
     raw = await Connection.connect({ address: process.env.WAYBILL_TEST_TEMPORAL_ADDRESS! });
+    const cli = await resolveTemporalCli({
+      cliPath: api.config.temporal.cliPath,
+      cacheDir: api.config.paths.cacheDir,
+      log: () => undefined,
+    });
+    if (cli.executable.type !== 'existing-path') throw new Error('this test runs the Temporal CLI itself');
+    cliPath = cli.executable.path;
+    codecEndpoint = `${await api.app.listen({ host: '127.0.0.1', port: 0 })}/codec`;
   });
 
   afterAll(async () => {
@@ -183,9 +243,34 @@ describe('personal data in Temporal', () => {
       new Set([api.config.payloads.activeKeyId]),
     );
 
+    // The codec server opens the stored input for ops, as the UI asks it to, and not for support.
+    expect(stored).not.toContain(orderNumber.toLowerCase());
+    const orderInput = histories[0]!.events!.find((e) => e.workflowExecutionStartedEventAttributes)!
+      .workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+    const asJson = payloadToJson(orderInput);
+    const decodeAs = (headers: Record<string, string>) =>
+      api.app.inject({
+        method: 'POST',
+        url: '/codec/decode',
+        headers: { 'content-type': 'application/json', ...headers },
+        payload: { payloads: [asJson] },
+      });
+    const forOps = await decodeAs(api.staff('ops'));
+    expect(forOps.statusCode).toBe(200);
+    const decodedInput = JSON.parse(Buffer.from(forOps.json().payloads[0].data, 'base64').toString('utf8'));
+    expect(decodedInput).toMatchObject({ orderId, orderNumber, customerId: 'cus_pii' });
+    expect((await decodeAs(api.staff('support'))).statusCode).toBe(403);
+
+    // How ops read it (docs/operations.md): the Temporal CLI with the codec endpoint and a staff token.
+    const shown = (role: 'ops' | 'support') =>
+      showWithCodec(orderWorkflowId(orderId), api.staff(role).authorization);
+    expect(await shown('ops')).toMatch(new RegExp(`^json/plain \\{.*"orderNumber":"${orderNumber}"`));
+    const refused = await shown('support');
+    expect(refused).not.toContain(orderNumber);
+    expect(refused).toMatch(/^failed: /);
+
     // The same histories through the codec hold what the workflows carried: the order number,
     // in the clear nowhere in what Temporal stores, is in the opened input and summaries.
-    expect(stored).not.toContain(orderNumber.toLowerCase());
     const codec = createPayloadCodec(api.config.payloads);
     const opened = await Promise.all(histories.map((h) => decodeHistory(h, codec)));
     expect(opened.map(storedText).join('\n')).toContain(orderNumber.toLowerCase());

@@ -14,8 +14,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Payload } from '@temporalio/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
-import { createPayloadCodec, PayloadKeyError } from '../../codec';
+import { Type } from 'typebox';
+import { createPayloadCodec, PayloadKeyError, payloadFromJson, payloadToJson } from '../../codec';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
 import { ApiError } from '../errors';
@@ -27,26 +27,9 @@ const JsonPayload = Type.Object({
   data: Type.Optional(Base64),
 });
 const JsonPayloads = Type.Object({ payloads: Type.Array(JsonPayload, { maxItems: 10_000 }) });
-type JsonPayload = Static<typeof JsonPayload>;
 
 /** A history's payloads can be large; the API's 64 KiB limit is for shop requests. */
 const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
-
-function fromJson(payload: JsonPayload): Payload {
-  const metadata: Record<string, Uint8Array> = {};
-  for (const [name, value] of Object.entries(payload.metadata ?? {})) {
-    metadata[name] = new Uint8Array(Buffer.from(value, 'base64'));
-  }
-  return { metadata, data: new Uint8Array(Buffer.from(payload.data ?? '', 'base64')) };
-}
-
-function toJson(payload: Payload): JsonPayload {
-  const metadata: Record<string, string> = {};
-  for (const [name, value] of Object.entries(payload.metadata ?? {})) {
-    metadata[name] = Buffer.from(value).toString('base64');
-  }
-  return { metadata, data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64') };
-}
 
 export const codecRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
   const codec = createPayloadCodec(deps.config.payloads);
@@ -108,7 +91,7 @@ export const codecRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         schema: { hide: true, body: JsonPayloads, response: { 200: JsonPayloads } },
       },
       async (request) => {
-        const payloads = request.body.payloads.map(fromJson);
+        const payloads = request.body.payloads.map(payloadFromJson);
         let converted: Payload[];
         try {
           converted = operation === 'decode' ? await codec.decode(payloads) : await codec.encode(payloads);
@@ -120,7 +103,7 @@ export const codecRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         if (operation === 'decode') {
           request.log.info({ actor: actorOf(request.principal), payloads: payloads.length }, 'codec decode');
         }
-        return { payloads: converted.map(toJson) };
+        return { payloads: converted.map(payloadToJson) };
       },
     );
   }
