@@ -3,7 +3,6 @@
  * retry that still fails, a resolve, and the refusals (customer token, unknown item, bad body).
  */
 import { cancelOrderUpdate } from '../../src/workflows/contract';
-import { startTestApi, type TestApi } from '../support/api';
 import { eventually } from '../support/eventually';
 import { useSagaStack } from '../support/saga';
 import { uniqueId } from '../support/temporal';
@@ -11,15 +10,7 @@ import { uniqueId } from '../support/temporal';
 jest.setTimeout(90_000);
 
 describe('admin attention routes', () => {
-  const stack = useSagaStack();
-  let api: TestApi;
-
-  beforeAll(async () => {
-    api = await startTestApi({ database: stack.database, env: { WAYBILL_LOG_LEVEL: 'error' } });
-  });
-  afterAll(async () => {
-    await api?.close();
-  });
+  const stack = useSagaStack({ api: { env: { WAYBILL_LOG_LEVEL: 'error' } } });
 
   it('lists a parked cancel, keeps it open on a failed retry, resolves it with a reason, and refuses what is not open', async () => {
     const sku = uniqueId('KETTLE');
@@ -39,10 +30,16 @@ describe('admin attention routes', () => {
     });
     const itemId = `cancel_booking:${shipment!.id}`;
 
-    const customer = await api.app.inject({ url: '/v1/admin/attention', headers: api.customer('cus_1') });
+    const customer = await stack.api.app.inject({
+      url: '/v1/admin/attention',
+      headers: stack.api.customer('cus_1'),
+    });
     expect(customer.statusCode).toBe(403);
 
-    const list = await api.app.inject({ url: '/v1/admin/attention?limit=200', headers: api.admin() });
+    const list = await stack.api.app.inject({
+      url: '/v1/admin/attention?limit=200',
+      headers: stack.api.admin(),
+    });
     expect(list.statusCode).toBe(200);
     const mine = list.json().items.filter((i: { orderId: string }) => i.orderId === orderId);
     expect(mine).toEqual([
@@ -58,10 +55,10 @@ describe('admin attention routes', () => {
     expect(mine[0].reason).toMatch(/400/);
 
     const action = (body: object, id = itemId) =>
-      api.app.inject({
+      stack.api.app.inject({
         method: 'POST',
         url: `/v1/admin/orders/${orderId}/attention/${encodeURIComponent(id)}`,
-        headers: api.admin('bob'),
+        headers: stack.api.admin('bob'),
         payload: body,
       });
 
@@ -89,9 +86,9 @@ describe('admin attention routes', () => {
     expect(resolved.json()).toMatchObject({ outcome: 'resolved', orderStatus: 'CANCELLED', openItems: [] });
     await handle.result();
 
-    const closed = await api.app.inject({
+    const closed = await stack.api.app.inject({
       url: '/v1/admin/attention?status=RESOLVED&limit=200',
-      headers: api.admin(),
+      headers: stack.api.admin(),
     });
     expect(closed.json().items.filter((i: { orderId: string }) => i.orderId === orderId)).toEqual([
       expect.objectContaining({

@@ -9,72 +9,36 @@ import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { stockReconciliation } from '../../src/inventory/queries';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { requestHash } from '../../src/api/idempotency';
 import { signToken } from '../../src/api/tokens';
 import { orderWorkflowId } from '../../src/workflows/contract';
-import { startTestApi, type TestApi } from '../support/api';
+import { type TestApi } from '../support/api';
 import { ADDRESS } from '../support/shopper';
-import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import { useStack } from '../support/stack';
 
 jest.setTimeout(90_000);
 
 describe('order routes', () => {
-  let database: TestDatabase;
-  let couriers: RunningSimulator;
-  let payments: RunningPaymentSimulator;
-  let worker: TestWorker;
-  let api: TestApi;
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    couriers = await startSimulator({ port: 0, timeScale: 50_000 });
-    payments = await startPaymentSimulator({ port: 0 });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
-      },
-      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
-    });
-    api = await startTestApi({
-      database,
-      env: {
-        WAYBILL_TASK_QUEUE: worker.taskQueue,
-        WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue,
-        WAYBILL_REFRESH_DEADLINE: '1500ms',
-      },
-      shipmentPolicy: fastPolicy(),
-    });
-  });
-
-  afterEach(async () => {
-    couriers.backend.faults.clear();
-    expect(await stockReconciliation(database.db)).toEqual([]);
-  });
-
-  afterAll(async () => {
-    // Stop what is still running (parcels that never get picked up) before the worker goes.
-    const open = await database.db.selectFrom('orders').select('id').execute();
-    for (const { id } of open) {
-      await worker.client.workflow
-        .getHandle(orderWorkflowId(id))
-        .terminate('test over')
-        .catch(() => undefined);
-    }
-    await api?.close();
-    await worker?.stop();
-    await couriers?.stop();
-    await payments?.stop();
-    await database?.drop();
+  const stack = useStack({
+    api: { env: { WAYBILL_REFRESH_DEADLINE: '1500ms' }, shipmentPolicy: fastPolicy() },
+    afterEachTest: async () => {
+      expect(await stockReconciliation(stack.database.db)).toEqual([]);
+    },
+    afterAllTests: async () => {
+      const open = await stack.database.db.selectFrom('orders').select('id').execute();
+      for (const { id } of open)
+        await stack.worker.client.workflow
+          .getHandle(orderWorkflowId(id))
+          .terminate('test over')
+          .catch(() => undefined);
+    },
   });
 
   async function stock(opts: { price?: number; location?: string; onHand?: number; currency?: string } = {}) {
     const sku = uniqueId('SKU');
-    await database.db
+    await stack.database.db
       .insertInto('inventory_items')
       .values({
         sku,
@@ -97,24 +61,24 @@ describe('order routes', () => {
     };
   }
 
-  function post(body: unknown, headers: Record<string, string>, target: TestApi = api) {
+  function post(body: unknown, headers: Record<string, string>, target: TestApi = stack.api) {
     return target.app.inject({ method: 'POST', url: '/v1/orders', payload: body as object, headers });
   }
 
   const reservedOf = async (sku: string) =>
     (
-      await database.db
+      await stack.database.db
         .selectFrom('inventory_items')
         .select('reserved')
         .where('sku', '=', sku)
         .executeTakeFirstOrThrow()
     ).reserved;
   const orderRow = (id: string) =>
-    database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
+    stack.database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
   const countOrders = async () =>
     Number(
       (
-        await database.db
+        await stack.database.db
           .selectFrom('orders')
           .select((eb) => eb.fn.countAll().as('n'))
           .executeTakeFirstOrThrow()
@@ -124,7 +88,7 @@ describe('order routes', () => {
   async function placeOrder(customerId: string, scenario: string) {
     const sku = await stock();
     const res = await post(orderBody(sku, scenario, 1), {
-      ...api.customer(customerId),
+      ...stack.api.customer(customerId),
       'idempotency-key': randomUUID(),
     });
     expect(res.statusCode).toBe(202);
@@ -138,7 +102,7 @@ describe('order routes', () => {
   const trackingStarted = (orderId: string) =>
     eventually(
       () =>
-        database.db
+        stack.database.db
           .selectFrom('shipments')
           .select('last_synced_at')
           .where('order_id', '=', orderId)
@@ -149,7 +113,7 @@ describe('order routes', () => {
   it('creates an order priced from the catalogue and its saga runs to DELIVERED, payment captured once', async () => {
     const sku = await stock({ price: 4_990 });
     const res = await post(orderBody(sku), {
-      ...api.customer('cus_create'),
+      ...stack.api.customer('cus_create'),
       'idempotency-key': randomUUID(),
     });
 
@@ -167,9 +131,9 @@ describe('order routes', () => {
     });
 
     await waitForStatus(created.orderId, (s) => s === 'DELIVERED');
-    const order = await api.app.inject({
+    const order = await stack.api.app.inject({
       url: `/v1/orders/${created.orderId}`,
-      headers: api.customer('cus_create'),
+      headers: stack.api.customer('cus_create'),
     });
     expect(order.statusCode).toBe(200);
     expect(order.json()).toMatchObject({
@@ -179,9 +143,9 @@ describe('order routes', () => {
       payment: { status: 'CAPTURED', amountCaptured: 9_980, amountRefunded: 0 },
       shipments: [{ status: 'DELIVERED', courier: 'simulator' }],
     });
-    const tracking = await api.app.inject({
+    const tracking = await stack.api.app.inject({
       url: `/v1/orders/${created.orderId}/tracking`,
-      headers: api.customer('cus_create'),
+      headers: stack.api.customer('cus_create'),
     });
     expect(tracking.statusCode).toBe(200);
     const [shipment] = tracking.json().shipments;
@@ -192,7 +156,7 @@ describe('order routes', () => {
   describe('Idempotency-Key', () => {
     it('answers the first response again for the same key and body, creating one order', async () => {
       const sku = await stock();
-      const headers = { ...api.customer('cus_idem'), 'idempotency-key': randomUUID() };
+      const headers = { ...stack.api.customer('cus_idem'), 'idempotency-key': randomUUID() };
       const first = await post(orderBody(sku, 'never_picked_up'), headers);
       const before = await countOrders();
       const again = await post(orderBody(sku, 'never_picked_up'), headers);
@@ -207,7 +171,7 @@ describe('order routes', () => {
     it('refuses the same key with another body (422) and a key still in use (409)', async () => {
       const sku = await stock();
       const key = randomUUID();
-      const headers = { ...api.customer('cus_idem2'), 'idempotency-key': key };
+      const headers = { ...stack.api.customer('cus_idem2'), 'idempotency-key': key };
       expect((await post(orderBody(sku, 'never_picked_up', 1), headers)).statusCode).toBe(202);
 
       const changed = await post(orderBody(sku, 'never_picked_up', 3), headers);
@@ -217,7 +181,7 @@ describe('order routes', () => {
       // Another request holds this key right now (its lock has not expired).
       const busyKey = randomUUID();
       const body = orderBody(sku, 'never_picked_up', 1);
-      await database.db
+      await stack.database.db
         .insertInto('api_idempotency_keys')
         .values({
           scope: 'orders:customer:cus_idem2',
@@ -230,7 +194,7 @@ describe('order routes', () => {
           locked_until: new Date(Date.now() + 60_000),
         })
         .execute();
-      const busy = await post(body, { ...api.customer('cus_idem2'), 'idempotency-key': busyKey });
+      const busy = await post(body, { ...stack.api.customer('cus_idem2'), 'idempotency-key': busyKey });
       expect(busy.statusCode).toBe(409);
       expect(busy.json().error.code).toBe('IDEMPOTENCY_KEY_IN_USE');
       expect(await orderRow('ord_held')).toBeUndefined();
@@ -240,11 +204,11 @@ describe('order routes', () => {
       const sku = await stock();
       const key = randomUUID();
       const a = await post(orderBody(sku, 'never_picked_up', 1), {
-        ...api.customer('cus_a'),
+        ...stack.api.customer('cus_a'),
         'idempotency-key': key,
       });
       const b = await post(orderBody(sku, 'never_picked_up', 1), {
-        ...api.customer('cus_b'),
+        ...stack.api.customer('cus_b'),
         'idempotency-key': key,
       });
       expect(a.statusCode).toBe(202);
@@ -253,14 +217,14 @@ describe('order routes', () => {
     });
 
     it('a retry after Temporal was down takes over the same order instead of creating a second', async () => {
-      const down = await startTestApi({ database, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+      const down = await stack.anotherApi({ env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
       try {
         const sku = await stock();
-        const headers = { ...api.customer('cus_retry'), 'idempotency-key': randomUUID() };
+        const headers = { ...stack.api.customer('cus_retry'), 'idempotency-key': randomUUID() };
         const failed = await post(orderBody(sku, 'never_picked_up', 1), headers, down);
         expect(failed.statusCode).toBe(503);
         expect(failed.json().error.code).toBe('TEMPORAL_UNAVAILABLE');
-        const reserved = await database.db
+        const reserved = await stack.database.db
           .selectFrom('orders')
           .select('id')
           .where('customer_id', '=', 'cus_retry')
@@ -271,7 +235,7 @@ describe('order routes', () => {
         expect(retried.statusCode).toBe(202);
         expect(retried.json().orderId).toBe(reserved[0]!.id);
         expect(
-          await database.db
+          await stack.database.db
             .selectFrom('orders')
             .select('id')
             .where('customer_id', '=', 'cus_retry')
@@ -285,7 +249,7 @@ describe('order routes', () => {
 
     it('requires the header', async () => {
       const sku = await stock();
-      const res = await post(orderBody(sku), api.customer('cus_nokey'));
+      const res = await post(orderBody(sku), stack.api.customer('cus_nokey'));
       expect(res.statusCode).toBe(400);
       expect(res.json().error.message).toMatch(/idempotency-key/);
     });
@@ -293,7 +257,7 @@ describe('order routes', () => {
 
   it('refuses skus that are not in the catalogue (422, naming them) and writes no order', async () => {
     const before = await countOrders();
-    const headers = { ...api.customer('cus_sku'), 'idempotency-key': randomUUID() };
+    const headers = { ...stack.api.customer('cus_sku'), 'idempotency-key': randomUUID() };
     const body = orderBody('NO-SUCH-SKU');
     const res = await post(body, headers);
     expect(res.statusCode).toBe(422);
@@ -314,7 +278,11 @@ describe('order routes', () => {
     await waitForStatus(orderId, (s) => s === 'CONFIRMED');
 
     const lookup = (proof: object) =>
-      api.app.inject({ method: 'POST', url: '/v1/tracking/lookup', payload: { orderNumber, ...proof } });
+      stack.api.app.inject({
+        method: 'POST',
+        url: '/v1/tracking/lookup',
+        payload: { orderNumber, ...proof },
+      });
     const byEmail = await lookup({ email: ' AISYAH@example.com' });
     expect(byEmail.statusCode).toBe(200);
     expect(byEmail.json()).toMatchObject({
@@ -331,11 +299,11 @@ describe('order routes', () => {
     expect(wrong.statusCode).toBe(404);
     expect((await lookup({})).statusCode).toBe(400);
     // A guest with the order id still cannot read the order itself.
-    expect((await api.app.inject({ url: `/v1/orders/${orderId}` })).statusCode).toBe(401);
+    expect((await stack.api.app.inject({ url: `/v1/orders/${orderId}` })).statusCode).toBe(401);
   });
 
   it('wrong guest proofs are rate limited hard per IP', async () => {
-    const strict = await startTestApi({ database, env: { WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '3' } });
+    const strict = await stack.anotherApi({ env: { WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '3' } });
     try {
       const codes: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -355,33 +323,33 @@ describe('order routes', () => {
   it('an order is visible to its customer and admins only; others get 404, no credential 401', async () => {
     const { orderId } = await placeOrder('cus_owner', 'never_picked_up');
     const get = (headers: Record<string, string>) =>
-      api.app.inject({ url: `/v1/orders/${orderId}`, headers });
-    const expired = signToken(api.config.api.jwtSecret, { sub: 'cus_owner' }, -60_000);
+      stack.api.app.inject({ url: `/v1/orders/${orderId}`, headers });
+    const expired = signToken(stack.api.config.api.jwtSecret, { sub: 'cus_owner' }, -60_000);
     const forged = signToken('another-secret-that-is-long-enough-1234', { sub: 'cus_owner' });
 
-    expect((await get(api.customer('cus_owner'))).statusCode).toBe(200);
-    expect((await get(api.customer('cus_other'))).statusCode).toBe(404);
-    expect((await get(api.admin())).statusCode).toBe(200);
-    expect((await get(api.adminKey())).statusCode).toBe(200);
+    expect((await get(stack.api.customer('cus_owner'))).statusCode).toBe(200);
+    expect((await get(stack.api.customer('cus_other'))).statusCode).toBe(404);
+    expect((await get(stack.api.admin())).statusCode).toBe(200);
+    expect((await get(stack.api.adminKey())).statusCode).toBe(200);
     expect((await get({})).statusCode).toBe(401);
     expect((await get({ authorization: `Bearer ${expired}` })).json().error).toMatchObject({
       code: 'INVALID_TOKEN',
       message: expect.stringContaining('expired'),
     });
     expect((await get({ authorization: `Bearer ${forged}` })).statusCode).toBe(401);
-    expect((await get({ 'x-api-key': 'not-the-key' })).statusCode).toBe(401);
+    expect((await get({ 'x-stack.api-key': 'not-the-key' })).statusCode).toBe(401);
     // Unknown ids answer exactly like someone else's.
-    const unknown = await api.app.inject({
+    const unknown = await stack.api.app.inject({
       url: '/v1/orders/ord_000000000000000000000000',
-      headers: api.customer('cus_other'),
+      headers: stack.api.customer('cus_other'),
     });
-    const other = await get(api.customer('cus_other'));
+    const other = await get(stack.api.customer('cus_other'));
     expect(unknown.json().error.code).toBe(other.json().error.code);
     for (const path of ['tracking', 'cancel']) {
-      const res = await api.app.inject({
+      const res = await stack.api.app.inject({
         method: path === 'cancel' ? 'POST' : 'GET',
         url: `/v1/orders/${orderId}/${path}`,
-        headers: api.customer('cus_other'),
+        headers: stack.api.customer('cus_other'),
       });
       expect(res.statusCode).toBe(404);
     }
@@ -391,9 +359,9 @@ describe('order routes', () => {
     const { orderId } = await placeOrder('cus_refresh', 'never_picked_up');
     await trackingStarted(orderId);
     const read = () =>
-      api.app.inject({
+      stack.api.app.inject({
         url: `/v1/orders/${orderId}/tracking?refresh=true`,
-        headers: api.customer('cus_refresh'),
+        headers: stack.api.customer('cus_refresh'),
       });
 
     const live = await read();
@@ -407,7 +375,7 @@ describe('order routes', () => {
       nextLiveRefreshAt: null,
     });
 
-    couriers.backend.faults.set({ kind: 'outage', durationMs: 20_000, format: 'native' });
+    stack.couriers.backend.faults.set({ kind: 'outage', durationMs: 20_000, format: 'native' });
     const started = Date.now();
     const cached = await read();
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -423,17 +391,17 @@ describe('order routes', () => {
     const { orderId, sku } = await placeOrder('cus_cancel', 'never_picked_up');
     await waitForStatus(orderId, (s) => s === 'CONFIRMED');
     const cancel = () =>
-      api.app.inject({
+      stack.api.app.inject({
         method: 'POST',
         url: `/v1/orders/${orderId}/cancel`,
         payload: { reason: 'changed my mind' },
-        headers: api.customer('cus_cancel'),
+        headers: stack.api.customer('cus_cancel'),
       });
 
     const res = await cancel();
     expect([200, 202]).toContain(res.statusCode);
     await waitForStatus(orderId, (s) => s === 'CANCELLED');
-    const payment = await database.db
+    const payment = await stack.database.db
       .selectFrom('payments')
       .select('status')
       .where('order_id', '=', orderId)
@@ -449,10 +417,10 @@ describe('order routes', () => {
   it('a cancel after pickup is refused with 409 and changes nothing', async () => {
     const { orderId } = await placeOrder('cus_late', 'delivered');
     await waitForStatus(orderId, (s) => ['SHIPPED', 'DELIVERED'].includes(s));
-    const res = await api.app.inject({
+    const res = await stack.api.app.inject({
       method: 'POST',
       url: `/v1/orders/${orderId}/cancel`,
-      headers: api.customer('cus_late'),
+      headers: stack.api.customer('cus_late'),
     });
     expect(res.statusCode).toBe(409);
     expect(['ALREADY_PICKED_UP', 'ORDER_FINISHED']).toContain(res.json().error.code);
@@ -460,19 +428,18 @@ describe('order routes', () => {
     expect(after).toBe('DELIVERED');
   });
 
-  it('a cancel while the order’s worker is down answers 503 within seconds; the retry joins the same cancel', async () => {
+  it('a cancel while the order’s stack.worker is down answers 503 within seconds; the retry joins the same cancel', async () => {
     // Its own worker and API, so stopping the worker leaves the other tests alone.
     const deps = {
-      db: database.db,
+      db: stack.database.db,
       couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: stack.couriers.url, timeoutMs: 2_000 }),
       },
-      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+      payments: createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 }),
     };
     let own: TestWorker | null = await startTestWorker(deps);
     const queues = { taskQueue: own.taskQueue, courierTaskQueue: own.courierTaskQueue };
-    const ownApi = await startTestApi({
-      database,
+    const ownApi = await stack.anotherApi({
       env: { WAYBILL_TASK_QUEUE: queues.taskQueue, WAYBILL_COURIER_TASK_QUEUE: queues.courierTaskQueue },
       shipmentPolicy: fastPolicy(),
     });
@@ -524,7 +491,7 @@ describe('order routes', () => {
     const sku = await stock();
     const key = randomUUID();
     const body = orderBody(sku, 'delivered', 1);
-    const down = await startTestApi({ database, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+    const down = await stack.anotherApi({ env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
     try {
       const refused = await post(body, { ...down.customer('cus_orphan'), 'idempotency-key': key }, down);
       expect(refused.statusCode).toBe(503);
@@ -532,21 +499,21 @@ describe('order routes', () => {
       await down.close();
     }
     // The row was written before the start failed; the shopper never came back.
-    const orphan = await database.db
+    const orphan = await stack.database.db
       .selectFrom('orders')
       .selectAll()
       .where('customer_id', '=', 'cus_orphan')
       .executeTakeFirstOrThrow();
     expect(orphan.status).toBe('PENDING');
-    await database.db
+    await stack.database.db
       .updateTable('orders')
       .set({ created_at: new Date(Date.now() - 20 * 60_000) })
       .where('id', '=', orphan.id)
       .execute();
 
-    const housekeeping = await worker.client.workflow.execute('housekeepingWorkflow', {
+    const housekeeping = await stack.worker.client.workflow.execute('housekeepingWorkflow', {
       workflowId: uniqueId('housekeeping'),
-      taskQueue: worker.taskQueue,
+      taskQueue: stack.worker.taskQueue,
       args: [
         {
           expireAfterNoScanMs: 7 * 86_400_000,
@@ -554,14 +521,14 @@ describe('order routes', () => {
           scrubPersonalDataAfterMs: 30 * 86_400_000,
           batchSize: 50,
           maxBatches: 5,
-          orderStartGraceMs: api.config.housekeeping.orderStartGraceMs,
+          orderStartGraceMs: stack.api.config.housekeeping.orderStartGraceMs,
         },
       ],
     });
     expect(housekeeping).toMatchObject({ ordersNotStarted: 1 });
-    const view = await api.app.inject({
+    const view = await stack.api.app.inject({
       url: `/v1/orders/${orphan.id}`,
-      headers: api.customer('cus_orphan'),
+      headers: stack.api.customer('cus_orphan'),
     });
     expect(view.json()).toMatchObject({
       status: 'FAILED',
@@ -571,7 +538,7 @@ describe('order routes', () => {
 
     // The shopper's app retries at last, with the same key: a clear answer, every time.
     for (const attempt of [1, 2]) {
-      const retry = await post(body, { ...api.customer('cus_orphan'), 'idempotency-key': key });
+      const retry = await post(body, { ...stack.api.customer('cus_orphan'), 'idempotency-key': key });
       expect([attempt, retry.statusCode, retry.json().error.code]).toEqual([
         attempt,
         409,
@@ -581,9 +548,9 @@ describe('order routes', () => {
       expect(retry.json().error.message).toMatch(/new Idempotency-Key/);
       if (attempt === 2) expect(retry.headers['idempotent-replayed']).toBe('true');
     }
-    await expect(worker.client.workflow.getHandle(orderWorkflowId(orphan.id)).describe()).rejects.toThrow(
-      /not found/i,
-    );
+    await expect(
+      stack.worker.client.workflow.getHandle(orderWorkflowId(orphan.id)).describe(),
+    ).rejects.toThrow(/not found/i);
     expect(await reservedOf(sku)).toBe(0);
     expect((await orderRow(orphan.id))?.status).toBe('FAILED');
   });
@@ -591,8 +558,7 @@ describe('order routes', () => {
   it('while Temporal is down reads still answer and writes answer 503 TEMPORAL_UNAVAILABLE', async () => {
     const { orderId } = await placeOrder('cus_down', 'never_picked_up');
     await trackingStarted(orderId);
-    const down = await startTestApi({
-      database,
+    const down = await stack.anotherApi({
       env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
       shipmentPolicy: fastPolicy(),
     });
@@ -627,16 +593,18 @@ describe('order routes', () => {
     it('refuses a card number as payment.token (400 naming the field) and never logs, stores or echoes it', async () => {
       const lines: string[] = [];
       const log = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
-      const listening = await startTestApi({
-        database,
+      const listening = await stack.anotherApi({
         log,
-        env: { WAYBILL_TASK_QUEUE: worker.taskQueue, WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue },
+        env: {
+          WAYBILL_TASK_QUEUE: stack.worker.taskQueue,
+          WAYBILL_COURIER_TASK_QUEUE: stack.worker.courierTaskQueue,
+        },
       });
       const before = await countOrders();
       try {
         const sku = await stock();
         for (const number of CARD_NUMBERS) {
-          for (const headers of [{}, api.customer('cus_card')]) {
+          for (const headers of [{}, stack.api.customer('cus_card')]) {
             const res = await post(
               { ...orderBody(sku), payment: { token: number } },
               { ...headers, 'idempotency-key': randomUUID() },
@@ -654,7 +622,7 @@ describe('order routes', () => {
             expect(res.body.replace(/\D/g, '')).not.toContain(digits);
           }
         }
-        const keys = await database.db.selectFrom('api_idempotency_keys').selectAll().execute();
+        const keys = await stack.database.db.selectFrom('api_idempotency_keys').selectAll().execute();
         expect(await countOrders()).toBe(before);
         expect(JSON.stringify(keys)).not.toMatch(/4242424242|422222222|675964982|601100099/);
         expect(lines.length).toBeGreaterThan(0);
@@ -677,16 +645,16 @@ describe('order routes', () => {
       const sku = await stock();
       const res = await post(
         { ...orderBody(sku), payment: { token: 'tok_chargeDeclined' } },
-        { ...api.customer('cus_declined'), 'idempotency-key': randomUUID() },
+        { ...stack.api.customer('cus_declined'), 'idempotency-key': randomUUID() },
       );
       const { orderId } = res.json();
       await waitForStatus(orderId, (s) => s === 'FAILED');
       const stored = (await orderRow(orderId))!.failure_message!;
       expect(stored).toMatch(/declined/i);
 
-      const asCustomer = await api.app.inject({
+      const asCustomer = await stack.api.app.inject({
         url: `/v1/orders/${orderId}`,
-        headers: api.customer('cus_declined'),
+        headers: stack.api.customer('cus_declined'),
       });
       expect(asCustomer.json().failure).toEqual({
         code: 'PAYMENT_DECLINED',
@@ -694,7 +662,10 @@ describe('order routes', () => {
           'The payment was declined, so the order was not placed. Nothing was charged; try another payment method.',
       });
       expect(asCustomer.body).not.toContain(stored);
-      const asSupport = await api.app.inject({ url: `/v1/orders/${orderId}`, headers: api.staff('support') });
+      const asSupport = await stack.api.app.inject({
+        url: `/v1/orders/${orderId}`,
+        headers: stack.api.staff('support'),
+      });
       expect(asSupport.json().failure).toMatchObject({ code: 'PAYMENT_DECLINED', detail: stored });
     });
   });

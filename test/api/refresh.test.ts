@@ -4,16 +4,14 @@
  * API, `/control/stats`) say how many courier calls were made. Parcels are tracked by
  * their shipment workflows directly (no saga): what is measured is the refresh path.
  */
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
-import { CourierCode } from '../../src/couriers/types';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { SimStats } from '../../simulators/courier/server';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import type { PollPolicy } from '../../src/workflows/contract';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, insertOrderRow, type TestDatabase } from '../support/db';
+import { type TestApi } from '../support/api';
+import { insertOrderRow } from '../support/db';
 import { eventually } from '../support/eventually';
-import { startShipmentWorkflow, startTestWorker, stillPolicy, type TestWorker } from '../support/temporal';
+import { startShipmentWorkflow, stillPolicy } from '../support/temporal';
+import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
 
@@ -40,72 +38,44 @@ const tally = (values: string[]) =>
   values.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {});
 
 describe('live refresh cost', () => {
-  let database: TestDatabase;
-  let simulator: RunningSimulator;
-  let worker: TestWorker;
-  let api: TestApi;
+  // Neither the per-IP rate limit nor the quota is what protects the courier here.
+  const env = { WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000', WAYBILL_REFRESH_QUOTA: '1000000' };
+  const stack = useStack({ payments: false, api: { env, shipmentPolicy: POLICY } });
   /** The same API with a quota of two live refreshes per customer per hour. */
   let tight: TestApi;
-  const started: WorkflowHandle[] = [];
 
   beforeAll(async () => {
-    database = await freshDatabase();
-    simulator = await startSimulator({ port: 0, timeScale: 50_000 });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 2_000 }),
-      },
-    });
-    const env = {
-      WAYBILL_TASK_QUEUE: worker.taskQueue,
-      WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue,
-      // Neither the per-IP rate limit nor the quota is what protects the courier here.
-      WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
-      WAYBILL_REFRESH_QUOTA: '1000000',
-    };
-    api = await startTestApi({ database, env, shipmentPolicy: POLICY });
-    tight = await startTestApi({
-      database,
-      env: { ...env, WAYBILL_REFRESH_QUOTA: '2' },
-      shipmentPolicy: POLICY,
-    });
-  });
-
-  afterAll(async () => {
-    for (const handle of started) await handle.terminate('test over').catch(() => undefined);
-    await api?.close();
-    await tight?.close();
-    await worker?.stop();
-    await simulator?.stop();
-    await database?.drop();
+    tight = await stack.anotherApi({ env: { ...env, WAYBILL_REFRESH_QUOTA: '2' }, shipmentPolicy: POLICY });
   });
 
   /** Courier track calls so far, as the simulator counted them. */
   async function courierTrackCalls(): Promise<number> {
-    const stats = (await (await fetch(`${simulator.url}/control/stats`)).json()) as SimStats;
+    const stats = (await (await fetch(`${stack.couriers.url}/control/stats`)).json()) as SimStats;
     return stats.formats.native.byKind.track;
   }
 
   /** An order of `customerId` with one parcel its shipment workflow tracks, synced once. */
   async function trackedOrder(customerId: string) {
-    const orderId = await insertOrderRow(database.db, { customerId });
+    const orderId = await insertOrderRow(stack.database.db, { customerId });
     const shipmentId = `${orderId}-p1`;
-    const { trackingNumber } = simulator.backend.register({ scenario: 'never_picked_up', format: 'native' });
-    await database.db
+    const { trackingNumber } = stack.couriers.backend.register({
+      scenario: 'never_picked_up',
+      format: 'native',
+    });
+    await stack.database.db
       .insertInto('shipments')
       .values({ id: shipmentId, order_id: orderId, courier: 'simulator', tracking_number: trackingNumber })
       .execute();
-    const handle = await startShipmentWorkflow(worker, {
+    const handle = await startShipmentWorkflow(stack.worker, {
       shipmentId,
       orderId,
       trackingNumber,
       policy: POLICY,
     });
-    started.push(handle);
+    stack.started(handle);
     await eventually(
       () =>
-        database.db
+        stack.database.db
           .selectFrom('shipments')
           .select('last_synced_at')
           .where('id', '=', shipmentId)
@@ -120,7 +90,7 @@ describe('live refresh cost', () => {
     let accepted = 0;
     let runId: string | undefined = first.firstExecutionRunId;
     while (runId) {
-      const history = await worker.client.workflow.getHandle(first.workflowId, runId).fetchHistory();
+      const history = await stack.worker.client.workflow.getHandle(first.workflowId, runId).fetchHistory();
       accepted += history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
       runId =
         history.events!.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ??
@@ -129,7 +99,7 @@ describe('live refresh cost', () => {
     return accepted;
   }
 
-  const refresh = (orderId: string, headers: Record<string, string>, target: TestApi = api) =>
+  const refresh = (orderId: string, headers: Record<string, string>, target: TestApi = stack.api) =>
     target.app.inject({ url: `/v1/orders/${orderId}/tracking?refresh=true`, headers });
 
   it('1,000 refresh reads of one order by one customer cost at most a handful of courier calls', async () => {
@@ -138,12 +108,14 @@ describe('live refresh cost', () => {
     await new Promise((r) => setTimeout(r, COOLDOWN_MS));
     const before = await courierTrackCalls();
     const t0 = Date.now();
-    const answers = await hammer(1_000, 10, async () => {
-      const res = await refresh(orderId, api.customer('cus_hammer'));
+    const lanes = 10;
+    const answers = await hammer(1_000, lanes, async () => {
+      const res = await refresh(orderId, stack.api.customer('cus_hammer'));
       expect(res.statusCode).toBe(200);
       return res.json().shipments[0].dataSource.refresh as string;
     });
     const elapsedMs = Date.now() - t0;
+    const cooldowns = 1 + Math.ceil(elapsedMs / COOLDOWN_MS);
     const courierCalls = (await courierTrackCalls()) - before;
     const reachedWorkflow = await updatesAccepted(handle);
     if (process.env.WAYBILL_PRINT_FIGURES === '1') {
@@ -152,21 +124,22 @@ describe('live refresh cost', () => {
       );
     }
 
-    // At most one live poll per cooldown whatever the traffic: here one, or two if the burst
-    // outlasted a cooldown; never the thousand it cost before the cooldown existed.
+    // At most one live poll per cooldown whatever the traffic: one, or a few if the burst
+    // outlasted cooldowns (a loaded machine serves the thousand requests slower, so the bound
+    // is the elapsed time's, not a fixed count); never the thousand it cost before the cooldown.
     expect(courierCalls).toBeGreaterThanOrEqual(1);
-    expect(courierCalls).toBeLessThanOrEqual(1 + Math.ceil(elapsedMs / COOLDOWN_MS));
-    expect(courierCalls).toBeLessThanOrEqual(5);
+    expect(courierCalls).toBeLessThanOrEqual(cooldowns);
     const outcomes = tally(answers);
     expect(outcomes.live).toBeGreaterThanOrEqual(1);
     expect((outcomes.live ?? 0) + (outcomes.cooldown ?? 0)).toBe(1_000);
-    // Almost every request was answered by the API from the read model, never reaching Temporal.
-    expect(reachedWorkflow).toBeLessThanOrEqual(50);
+    // Almost every request was answered by the API from the read model, never reaching Temporal:
+    // only the requests in flight when a cooldown ends (one per lane) ask the workflow.
+    expect(reachedWorkflow).toBeLessThanOrEqual(lanes * cooldowns);
   });
 
   it('says a refresh inside the cooldown is not live, why, and from when it can be', async () => {
     const { orderId } = await trackedOrder('cus_cool');
-    const res = await refresh(orderId, api.customer('cus_cool'));
+    const res = await refresh(orderId, stack.api.customer('cus_cool'));
     expect(res.statusCode).toBe(200);
     const body = res.json();
     const [shipment] = body.shipments;
@@ -178,9 +151,9 @@ describe('live refresh cost', () => {
     );
 
     // A plain read asks for nothing and says so.
-    const plain = await api.app.inject({
+    const plain = await stack.api.app.inject({
       url: `/v1/orders/${orderId}/tracking`,
-      headers: api.customer('cus_cool'),
+      headers: stack.api.customer('cus_cool'),
     });
     expect(plain.json().shipments[0].dataSource).toEqual({
       isLive: false,
@@ -237,19 +210,19 @@ describe('live refresh cost', () => {
     const { shipmentId } = await trackedOrder('cus_admin');
     const before = await courierTrackCalls();
     const requestedAt = Date.now();
-    const res = await api.app.inject({
+    const res = await stack.api.app.inject({
       method: 'POST',
       url: `/v1/admin/shipments/${shipmentId}/refresh`,
-      headers: api.admin('alice'),
+      headers: stack.api.admin('alice'),
     });
     expect(res.statusCode).toBe(202);
     const cooldownUntil = Date.parse(res.json().cooldownUntil);
     expect(cooldownUntil).toBeGreaterThan(Date.now());
-    const bulk = await api.app.inject({
+    const bulk = await stack.api.app.inject({
       method: 'POST',
       url: '/v1/admin/shipments/refresh',
       payload: { shipmentIds: [shipmentId] },
-      headers: api.admin('alice'),
+      headers: stack.api.admin('alice'),
     });
     expect(bulk.json()).toMatchObject({ signalled: 1, inCooldown: 1 });
     await new Promise((r) => setTimeout(r, 500));

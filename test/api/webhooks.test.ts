@@ -5,23 +5,13 @@
  */
 import { createHmac } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
 import { freePort } from '../support/ports';
-import {
-  fastPolicy,
-  startShipmentWorkflow,
-  startTestWorker,
-  uniqueId,
-  type TestWorker,
-} from '../support/temporal';
+import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
+import { useStack } from '../support/stack';
 
 const SECRET = 'test-simulator-webhook-secret';
-const TIME_SCALE = 50_000;
 
 jest.setTimeout(90_000);
 
@@ -39,11 +29,7 @@ function signed(body: string, opts: { secret?: string; timestamp?: number } = {}
 }
 
 describe('POST /v1/webhooks/couriers/:courier', () => {
-  let database: TestDatabase;
-  let simulator: RunningSimulator;
-  let worker: TestWorker;
-  let api: TestApi;
-  const started: WorkflowHandle[] = [];
+  const stack = useStack({ payments: false, api: { env: { COURIER_WEBHOOK_SECRET_SIMULATOR: SECRET } } });
 
   // Long intervals: after its first poll the workflow only wakes for what the test sends.
   const slow = fastPolicy({
@@ -56,43 +42,20 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
     },
   });
 
-  beforeAll(async () => {
-    database = await freshDatabase();
-    simulator = await startSimulator({ port: 0, timeScale: TIME_SCALE });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 2_000 }),
-      },
-    });
-    api = await startTestApi({ database, env: { COURIER_WEBHOOK_SECRET_SIMULATOR: SECRET } });
-  });
-
-  afterEach(async () => {
-    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await worker?.stop();
-    await simulator?.stop();
-    await database?.drop();
-  });
-
   /** A parcel the simulator knows (info received, then nothing) and its running workflow, polled once. */
   async function trackedParcel() {
     const shipmentId = uniqueId('shp');
-    const { trackingNumber } = simulator.backend.register({
+    const { trackingNumber } = stack.couriers.backend.register({
       scenario: 'never_picked_up',
       format: 'native',
       ageMs: 60 * 60_000,
     });
-    await database.db
+    await stack.database.db
       .insertInto('shipments')
       .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: trackingNumber })
       .execute();
-    const handle = await startShipmentWorkflow(worker, { shipmentId, trackingNumber, policy: slow });
-    started.push(handle);
+    const handle = await startShipmentWorkflow(stack.worker, { shipmentId, trackingNumber, policy: slow });
+    stack.started(handle);
     await eventually(
       () => shipmentRow(shipmentId),
       (row) => row.status === 'INFO_RECEIVED',
@@ -101,17 +64,21 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
   }
 
   const shipmentRow = (id: string) =>
-    database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    stack.database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const eventsOf = (id: string) =>
-    database.db
+    stack.database.db
       .selectFrom('tracking_events')
       .selectAll()
       .where('shipment_id', '=', id)
       .orderBy('occurred_at')
       .execute();
   const dedupeRows = (eventId: string) =>
-    database.db.selectFrom('courier_webhook_events').selectAll().where('event_id', '=', eventId).execute();
-  const nativeTrackCalls = () => simulator.backend.stats.snapshot().formats.native.byKind.track;
+    stack.database.db
+      .selectFrom('courier_webhook_events')
+      .selectAll()
+      .where('event_id', '=', eventId)
+      .execute();
+  const nativeTrackCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.track;
   /** Pushes the shipment workflow has received, from its history. */
   const signalsTo = async (handle: WorkflowHandle) =>
     ((await handle.fetchHistory()).events ?? []).filter(
@@ -131,7 +98,7 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
     ],
   });
 
-  function post(body: string, headers: Record<string, string>, courier = 'simulator', app = api.app) {
+  function post(body: string, headers: Record<string, string>, courier = 'simulator', app = stack.api.app) {
     return app.inject({ method: 'POST', url: `/v1/webhooks/couriers/${courier}`, payload: body, headers });
   }
 
@@ -168,14 +135,14 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
     expect(nativeTrackCalls()).toBe(calls);
 
     // What a customer sees: the read model, through the API.
-    const view = await api.app.inject({ method: 'GET', url: `/v1/tracking/${trackingNumber}` });
+    const view = await stack.api.app.inject({ method: 'GET', url: `/v1/tracking/${trackingNumber}` });
     expect(view.json()).toMatchObject({ status: 'OUT_FOR_DELIVERY' });
     expect(view.json().events[0]).toMatchObject({ status: 'OUT_FOR_DELIVERY', city: 'Petaling Jaya' });
   });
 
   it('keeps one event when a scan is both polled and pushed (same event key)', async () => {
     const { shipmentId, trackingNumber } = await trackedParcel();
-    const [scan] = simulator.backend.inspect(trackingNumber)!.view.scans;
+    const [scan] = stack.couriers.backend.inspect(trackingNumber)!.view.scans;
     expect(await eventsOf(shipmentId)).toHaveLength(1);
     const before = (await shipmentRow(shipmentId)).updated_at;
 
@@ -364,7 +331,7 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
       const res = await post(body, signed(body));
       expect(res.statusCode).toBe(400);
       expect(res.json().error.code).toBe(code);
-      const rows = await database.db.selectFrom('courier_webhook_events').select('event_id').execute();
+      const rows = await stack.database.db.selectFrom('courier_webhook_events').select('event_id').execute();
       expect(rows.map((r) => r.event_id)).not.toEqual(expect.arrayContaining(['e-1', 'e-2', 'e-3', 'e-4']));
     },
   );
@@ -381,8 +348,7 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
 
   it('answers 503 while Temporal is down and keeps no dedupe row, so the retry goes through later', async () => {
     const { shipmentId, trackingNumber, handle } = await trackedParcel();
-    const down = await startTestApi({
-      database,
+    const down = await stack.anotherApi({
       env: { COURIER_WEBHOOK_SECRET_SIMULATOR: SECRET, TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` },
     });
     const push = outForDelivery(trackingNumber);
@@ -408,7 +374,7 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
   });
 
   it('is in the OpenAPI document with its body and signature headers', async () => {
-    const doc = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const doc = (await stack.api.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     const op = doc.paths['/v1/webhooks/couriers/{courier}'].post;
     expect(op.parameters.map((p: { name: string }) => p.name)).toEqual(
       expect.arrayContaining(['courier', 'x-waybill-timestamp']),

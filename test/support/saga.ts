@@ -1,67 +1,34 @@
 /**
- * The stack a saga test runs on, set up once per test file: a fresh database, the courier
- * simulator (native format) and the payment simulator over HTTP, and a real worker on the
- * shared Temporal dev server. `useSagaStack()` registers the Jest hooks itself; after each
- * test the workflows it started are terminated, the stock must reconcile and the money
- * ledger of the orders it placed must hold (devstack/ledger.ts).
+ * The stack a saga test runs on: the file's stack (test/support/stack.ts: a fresh database,
+ * the courier and payment simulators over HTTP, a real worker on the shared Temporal dev
+ * server) with orders placed straight on the worker. After each test the workflows it
+ * started are terminated, the stock must reconcile and the money ledger of the orders it
+ * placed must hold (devstack/ledger.ts).
  */
-import type { WorkflowHandle } from '@temporalio/client';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
-import { CourierCode } from '../../src/couriers/types';
 import { checkLedger } from '../../devstack/ledger';
 import { stockReconciliation } from '../../src/inventory/queries';
 import type { NotificationTransport } from '../../src/notifications/transport';
-import { insertOrder } from '../../src/orders/queries';
-import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
-import type { ScenarioName } from '../../simulators/courier/scenarios';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
-import {
-  orderShipmentId,
-  orderWorkflowId,
-  type OrderWorkflowInput,
-  type PollPolicy,
-} from '../../src/workflows/contract';
-import type { orderWorkflow } from '../../src/workflows/order';
-import { freshDatabase, type TestDatabase } from './db';
+import type { TestDatabase } from './db';
 import { ADDRESS } from './shopper';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './temporal';
+import {
+  DECLINED_PAYMENT,
+  GOOD_PAYMENT,
+  startOrder,
+  type PlacedOrder,
+  type PlaceOrderOptions,
+} from './orders';
+import { useStack, type Stack, type StackOptions } from './stack';
+import { type TestWorker } from './temporal';
 
-const TIME_SCALE = 50_000;
-/** The payment simulator's test tokens (simulators/payment/state.ts TEST_TOKENS): never card numbers. */
-export const GOOD_PAYMENT = { token: 'tok_visa' };
-export const DECLINED_PAYMENT = { token: 'tok_chargeDeclined' };
-export { ADDRESS };
-
-export interface PlaceOrderOptions {
-  sku: string;
-  quantity: number;
-  payment?: OrderWorkflowInput['payment'];
-  scenario?: ScenarioName;
-  policy?: PollPolicy;
-  bookingRetryWindowMs?: number;
-  settleRetryWindowMs?: number;
-  /** A second line shipped from another place: a second parcel with its own lifecycle. */
-  second?: { sku: string; quantity: number; scenario: ScenarioName };
-  /**
-   * Pre-book each parcel at the courier with its scenario (default true). An order that never
-   * books (declined, out of stock, booking refused) must not: the pre-booking would be a
-   * booking the ledger finds live with no order behind it.
-   */
-  prebook?: boolean;
-}
-
-export interface PlacedOrder {
-  orderId: string;
-  handle: WorkflowHandle<typeof orderWorkflow>;
-  total: number;
-}
+export { ADDRESS, DECLINED_PAYMENT, GOOD_PAYMENT, type PlacedOrder, type PlaceOrderOptions };
 
 export interface SagaStack {
   readonly database: TestDatabase;
-  readonly couriers: RunningSimulator;
-  readonly payments: RunningPaymentSimulator;
+  readonly couriers: Stack['couriers'];
+  readonly payments: Stack['payments'];
   readonly worker: TestWorker;
+  /** The API on the worker's queues, when the file asked for one. */
+  readonly api: Stack['api'];
   /** Puts `onHand` units of a new sku in stock. */
   stock(sku: string, onHand: number): Promise<void>;
   /** Creates the order row and starts its saga; each parcel plays its scenario at the courier. */
@@ -90,156 +57,76 @@ export function expectPickedUpRefusal(refusal: unknown): void {
   expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
 }
 
-export function useSagaStack(opts: { notifications?: () => NotificationTransport } = {}): SagaStack {
-  let database: TestDatabase;
-  let couriers: RunningSimulator;
-  let payments: RunningPaymentSimulator;
-  let worker: TestWorker;
-  const started: WorkflowHandle[] = [];
+export function useSagaStack(
+  opts: { notifications?: () => NotificationTransport; api?: StackOptions['api'] } = {},
+): SagaStack {
   /** Orders placed by the running test: the ledger is checked over them when it ends. */
   const placed: string[] = [];
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    couriers = await startSimulator({ port: 0, timeScale: TIME_SCALE });
-    payments = await startPaymentSimulator({ port: 0 });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
-      },
-      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
-      ...(opts.notifications ? { notifications: opts.notifications() } : {}),
-    });
-  });
-
-  afterEach(async () => {
-    couriers.backend.faults.clear();
-    couriers.backend.answers.clear();
-    payments.state.faults.clear();
-    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
+  const stack = useStack({
+    worker: opts.notifications ? { notifications: opts.notifications } : {},
+    ...(opts.api ? { api: opts.api } : {}),
     // Stock must reconcile with active orders after every scenario, and the money with what
     // was delivered: every saga test ends by checking the ledger of the orders it placed.
-    expect(await stockReconciliation(database.db)).toEqual([]);
-    const ledger = await checkLedger({
-      db: database.db,
-      payments,
-      courier: couriers,
-      orderIds: placed.splice(0),
-    });
-    expect(ledger.violations).toEqual([]);
-  });
-
-  afterAll(async () => {
-    await worker?.stop();
-    await couriers?.stop();
-    await payments?.stop();
-    await database?.drop();
+    async afterEachTest() {
+      expect(await stockReconciliation(stack.database.db)).toEqual([]);
+      const ledger = await checkLedger({
+        db: stack.database.db,
+        payments: stack.payments,
+        courier: stack.couriers,
+        orderIds: placed.splice(0),
+      });
+      expect(ledger.violations).toEqual([]);
+    },
   });
 
   async function placeOrder(opts: PlaceOrderOptions): Promise<PlacedOrder> {
-    const orderId = uniqueId('ord');
-    const lines = [
-      {
-        lineNo: 1,
-        sku: opts.sku,
-        name: 'Kettle',
-        quantity: opts.quantity,
-        unitAmount: 4_990,
-        shipFrom: 'main',
-      },
-      ...(opts.second
-        ? [
-            {
-              lineNo: 2,
-              sku: opts.second.sku,
-              name: 'Mug',
-              quantity: opts.second.quantity,
-              unitAmount: 1_500,
-              shipFrom: 'north',
-            },
-          ]
-        : []),
-    ];
-    const total = await insertOrder(database.db, {
-      id: orderId,
-      number: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      email: 'aisyah@example.com',
-      currency: 'MYR',
-      courier: CourierCode.SIMULATOR,
-      shippingAddress: ADDRESS,
-      lines: lines.map(({ shipFrom: _place, ...line }) => line),
+    // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
+    const order = await startOrder(stack, {
+      bookingRetryWindowMs: 30_000,
+      settleRetryWindowMs: 60_000,
+      ...opts,
     });
-    // The courier books by reference: pre-book each parcel with the lifecycle this test wants.
-    const scenarios = [opts.scenario ?? 'delivered', ...(opts.second ? [opts.second.scenario] : [])];
-    if (opts.prebook !== false)
-      scenarios.forEach((scenario, i) =>
-        couriers.backend.bookParcel(
-          'native',
-          { reference: orderShipmentId(orderId, i + 1), recipient: { ...ADDRESS }, weightGrams: 500 },
-          scenario,
-        ),
-      );
-    const input: OrderWorkflowInput = {
-      orderId,
-      orderNumber: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      currency: 'MYR',
-      totalAmount: total,
-      courier: CourierCode.SIMULATOR,
-      lines: lines.map(({ name: _name, ...line }) => line),
-      payment: opts.payment ?? GOOD_PAYMENT,
-      shipmentPolicy: opts.policy ?? fastPolicy(),
-      // Long enough for the five booking attempts the booking-failure tests count, short enough to fail.
-      bookingRetryWindowMs: opts.bookingRetryWindowMs ?? 30_000,
-      settleRetryWindowMs: opts.settleRetryWindowMs ?? 60_000,
-      courierTaskQueue: worker.courierTaskQueue,
-    };
-    const handle = await worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
-      workflowId: orderWorkflowId(orderId),
-      taskQueue: worker.taskQueue,
-      args: [input],
-    });
-    started.push(handle);
-    placed.push(orderId);
-    return { orderId, handle, total };
+    placed.push(order.orderId);
+    return order;
   }
 
   return {
     get database() {
-      return database;
+      return stack.database;
     },
     get couriers() {
-      return couriers;
+      return stack.couriers;
     },
     get payments() {
-      return payments;
+      return stack.payments;
     },
     get worker() {
-      return worker;
+      return stack.worker;
+    },
+    get api() {
+      return stack.api;
     },
     async stock(sku, onHand) {
-      await database.db
+      await stack.database.db
         .insertInto('inventory_items')
         .values({ sku, name: `Item ${sku}`, on_hand: onHand, low_stock_threshold: 1 })
         .execute();
     },
     placeOrder,
     collectAtCourier(trackingNumber) {
-      couriers.backend.register({
+      stack.couriers.backend.register({
         trackingNumber,
         scenario: 'delivered',
         format: 'native',
         ageMs: 10 * 3_600_000,
       });
     },
-    orderRow: (id) => orderRowOf(database, id),
-    paymentRows: (orderId) => paymentRowsOf(database, orderId),
-    item: (sku) => itemOf(database, sku),
-    shipments: (orderId) => shipmentsOf(database, orderId),
+    orderRow: (id) => orderRowOf(stack.database, id),
+    paymentRows: (orderId) => paymentRowsOf(stack.database, orderId),
+    item: (sku) => itemOf(stack.database, sku),
+    shipments: (orderId) => shipmentsOf(stack.database, orderId),
     async notifications(orderId) {
-      const rows = await database.db
+      const rows = await stack.database.db
         .selectFrom('notifications')
         .select('kind')
         .where('order_id', '=', orderId)

@@ -3,11 +3,8 @@
  * real Postgres read model, and the courier simulator over HTTP (native format) playing
  * the parcel's lifecycle at a high time scale.
  */
-import type { WorkflowHandle } from '@temporalio/client';
 import { sql } from 'kysely';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
 import {
   cancelShipmentSignal,
@@ -21,17 +18,10 @@ import {
 } from '../../src/workflows/contract';
 import { budgetDay } from '../../src/workflows/policy';
 import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
-import { freshDatabase, type TestDatabase } from '../support/db';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import {
-  fastPolicy,
-  startShipmentWorkflow,
-  startTestWorker,
-  stillPolicy,
-  uniqueId,
-  type TestWorker,
-} from '../support/temporal';
+import { fastPolicy, startShipmentWorkflow, stillPolicy, uniqueId } from '../support/temporal';
+import { useStack } from '../support/stack';
 
 /** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
 const TIME_SCALE = 50_000;
@@ -39,53 +29,27 @@ const TIME_SCALE = 50_000;
 jest.setTimeout(90_000);
 
 describe('shipment workflow', () => {
-  let database: TestDatabase;
-  let simulator: RunningSimulator;
-  let worker: TestWorker;
-  const started: WorkflowHandle[] = [];
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    simulator = await startSimulator({ port: 0, timeScale: TIME_SCALE });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 2_000 }),
-      },
-    });
-  });
-
-  afterEach(async () => {
-    simulator.backend.faults.clear();
-    // Leave no poller running into the next test's call counts.
-    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
-  });
-
-  afterAll(async () => {
-    await worker?.stop();
-    await simulator?.stop();
-    await database?.drop();
-  });
+  const stack = useStack({ payments: false, timeScale: TIME_SCALE });
 
   async function track(scenario: ScenarioName | null, policy: PollPolicy, trackingNumber?: string) {
     const shipmentId = uniqueId('shp');
     const number =
       trackingNumber ??
-      simulator.backend.register({ scenario: scenario ?? undefined, format: 'native' }).trackingNumber;
-    await database.db
+      stack.couriers.backend.register({ scenario: scenario ?? undefined, format: 'native' }).trackingNumber;
+    await stack.database.db
       .insertInto('shipments')
       .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: number })
       .execute();
-    const handle = await startShipmentWorkflow(worker, { shipmentId, trackingNumber: number, policy });
-    started.push(handle);
+    const handle = await startShipmentWorkflow(stack.worker, { shipmentId, trackingNumber: number, policy });
+    stack.started(handle);
     return { shipmentId, trackingNumber: number, handle };
   }
 
-  const nativeTrackCalls = () => simulator.backend.stats.snapshot().formats.native.byKind.track;
+  const nativeTrackCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.track;
   const shipmentRow = (id: string) =>
-    database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    stack.database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const eventsOf = (id: string) =>
-    database.db
+    stack.database.db
       .selectFrom('tracking_events')
       .selectAll()
       .where('shipment_id', '=', id)
@@ -131,7 +95,7 @@ describe('shipment workflow', () => {
     const found = await eventually(
       async () => {
         const ids: string[] = [];
-        for await (const wf of worker.client.workflow.list({
+        for await (const wf of stack.worker.client.workflow.list({
           query: `ShipmentStatus="DELIVERED" AND TrackingNumber="${trackingNumber}"`,
         })) {
           ids.push(wf.workflowId);
@@ -275,12 +239,12 @@ describe('shipment workflow', () => {
       (row) => row.status === 'INFO_RECEIVED',
     );
     // The courier has delivered it since; the next poll finds out, and tracking ends there.
-    simulator.backend.register({ trackingNumber, scenario: 'delivered', ageMs: 4 * 86_400_000 });
+    stack.couriers.backend.register({ trackingNumber, scenario: 'delivered', ageMs: 4 * 86_400_000 });
     const calls = nativeTrackCalls();
 
     let answered = false;
     let refresh: Promise<RefreshNowResult> | null = null;
-    await database.db.transaction().execute(async (trx) => {
+    await stack.database.db.transaction().execute(async (trx) => {
       // Holds the shipment row: the poll's read-model write waits for this transaction.
       await trx.selectFrom('shipments').select('id').where('id', '=', shipmentId).forUpdate().execute();
       refresh = handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] });
@@ -323,7 +287,7 @@ describe('shipment workflow', () => {
       (row) => row.last_synced_at !== null,
     );
     // Temporal spaces activity retries at least a second apart: two failed cycles take ~3 s.
-    simulator.backend.faults.set({ kind: 'outage', durationMs: 8_000, format: 'native' });
+    stack.couriers.backend.faults.set({ kind: 'outage', durationMs: 8_000, format: 'native' });
 
     const stale = await eventually(
       () => shipmentRow(shipmentId),
@@ -350,7 +314,7 @@ describe('shipment workflow', () => {
   it('waits for the next budget window instead of failing, never exceeding the budget', async () => {
     const day = budgetDay(Date.now());
     // Two calls left today for this courier.
-    await database.db
+    await stack.database.db
       .insertInto('courier_api_usage')
       .values({ courier: CourierCode.SIMULATOR, day, calls: 998 })
       .onConflict((oc) => oc.columns(['courier', 'day']).doUpdateSet({ calls: 998 }))
@@ -369,7 +333,7 @@ describe('shipment workflow', () => {
       expect(desc.status.name).toBe('RUNNING');
       await new Promise((r) => setTimeout(r, 500));
       expect(nativeTrackCalls() - callsBefore).toBe(2);
-      const usage = await database.db
+      const usage = await stack.database.db
         .selectFrom('courier_api_usage')
         .select('calls')
         .where('courier', '=', CourierCode.SIMULATOR)
@@ -377,7 +341,7 @@ describe('shipment workflow', () => {
         .executeTakeFirstOrThrow();
       expect(usage.calls).toBe(1000);
     } finally {
-      await database.db.deleteFrom('courier_api_usage').execute();
+      await stack.database.db.deleteFrom('courier_api_usage').execute();
     }
   });
 
@@ -395,7 +359,12 @@ describe('shipment workflow', () => {
   it('does not count a courier outage towards the no-scan expiry: the parcel expires on answered silence after it', async () => {
     const policy = fastPolicy({ expireAfterNoScanMs: 3_000, backoffBaseMs: 300, backoffCapMs: 600 });
     // The courier answers for a second, then is down for 7 s: over twice the expiry limit.
-    simulator.backend.faults.set({ kind: 'outage', startsInMs: 1_000, durationMs: 7_000, format: 'native' });
+    stack.couriers.backend.faults.set({
+      kind: 'outage',
+      startsInMs: 1_000,
+      durationMs: 7_000,
+      format: 'native',
+    });
     const outageEnds = Date.now() + 8_000;
     const { shipmentId, handle } = await track('lost', policy);
 
@@ -414,7 +383,7 @@ describe('shipment workflow', () => {
 
   it('does not count time waiting for the courier budget towards the no-scan expiry', async () => {
     const day = budgetDay(Date.now());
-    await database.db
+    await stack.database.db
       .insertInto('courier_api_usage')
       .values({ courier: CourierCode.SIMULATOR, day, calls: 1000 })
       .onConflict((oc) => oc.columns(['courier', 'day']).doUpdateSet({ calls: 1000 }))
@@ -429,7 +398,7 @@ describe('shipment workflow', () => {
       expect((await shipmentRow(shipmentId)).status).toBe('PENDING');
       expect((await handle.describe()).status.name).toBe('RUNNING');
     } finally {
-      await database.db.deleteFrom('courier_api_usage').execute();
+      await stack.database.db.deleteFrom('courier_api_usage').execute();
     }
   });
 
@@ -477,7 +446,7 @@ describe('shipment workflow', () => {
       () => handle.describe(),
       (d) => d.runId !== firstRun,
     );
-    simulator.backend.faults.set({ kind: 'latency', ms: 800, format: 'native' });
+    stack.couriers.backend.faults.set({ kind: 'latency', ms: 800, format: 'native' });
     await handle.signal(refreshSignal, { requestedBy: 'test' });
     await new Promise((r) => setTimeout(r, 300)); // that poll is now in flight
     const before = await handle.query(shipmentStateQuery);
@@ -496,7 +465,7 @@ describe('shipment workflow', () => {
       () => shipmentRow(shipmentId),
       (row) => row.status === 'INFO_RECEIVED',
     );
-    simulator.backend.faults.set({ kind: 'latency', ms: 800, format: 'native' });
+    stack.couriers.backend.faults.set({ kind: 'latency', ms: 800, format: 'native' });
     await handle.signal(refreshSignal, { requestedBy: 'test' });
     await new Promise((r) => setTimeout(r, 300));
     const at = new Date().toISOString();
@@ -557,7 +526,7 @@ describe('shipment workflow', () => {
 
   it('records the same courier answer twice without duplicating events', async () => {
     const shipmentId = uniqueId('shp');
-    await database.db
+    await stack.database.db
       .insertInto('shipments')
       .values({ id: shipmentId, courier: 'simulator', tracking_number: 'SIM-DUP' })
       .execute();
@@ -582,13 +551,15 @@ describe('shipment workflow', () => {
       syncedAt: '2026-11-20T10:05:00.000Z',
       nextPollAt: '2026-11-20T12:05:00.000Z',
     };
-    expect(await worker.activities.recordTracking(input)).toEqual({ inserted: 1 });
+    expect(await stack.worker.activities.recordTracking(input)).toEqual({ inserted: 1 });
     const afterFirst = await shipmentRow(shipmentId);
-    expect(await worker.activities.recordTracking(input)).toEqual({ inserted: 0 });
+    expect(await stack.worker.activities.recordTracking(input)).toEqual({ inserted: 0 });
     const afterSecond = await shipmentRow(shipmentId);
     const count = await sql<{
       n: number;
-    }>`select count(*)::int as n from tracking_events where shipment_id = ${shipmentId}`.execute(database.db);
+    }>`select count(*)::int as n from tracking_events where shipment_id = ${shipmentId}`.execute(
+      stack.database.db,
+    );
     expect(count.rows[0]!.n).toBe(1);
     expect(afterSecond.version).toBe(afterFirst.version);
     expect(afterSecond.status).toBe('IN_TRANSIT');

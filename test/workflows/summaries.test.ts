@@ -6,24 +6,12 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
-import { CourierCode } from '../../src/couriers/types';
-import { insertOrder } from '../../src/orders/queries';
-import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
-import {
-  orderShipmentId,
-  orderWorkflowId,
-  shipmentWorkflowId,
-  type OrderWorkflowInput,
-} from '../../src/workflows/contract';
-import type { orderWorkflow } from '../../src/workflows/order';
-import { duration, money, orderStaticSummary, utcTime } from '../../src/workflows/summaries';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import { orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
+import { duration, money, utcTime } from '../../src/workflows/summaries';
 import { openedHistory } from '../support/histories';
-import { ADDRESS } from '../support/shopper';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import { uniqueId } from '../support/temporal';
+import { startOrder } from '../support/orders';
+import { useStack } from '../support/stack';
 
 jest.setTimeout(90_000);
 
@@ -55,30 +43,7 @@ async function currentDetails(handle: WorkflowHandle): Promise<string> {
 }
 
 describe('workflow histories read as a story', () => {
-  let database: TestDatabase;
-  let couriers: RunningSimulator;
-  let payments: RunningPaymentSimulator;
-  let worker: TestWorker;
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    couriers = await startSimulator({ port: 0, timeScale: 50_000 });
-    payments = await startPaymentSimulator({ port: 0 });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
-      },
-      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
-    });
-  });
-
-  afterAll(async () => {
-    await worker?.stop();
-    await couriers?.stop();
-    await payments?.stop();
-    await database?.drop();
-  });
+  const stack = useStack();
 
   it('formats durations, times and money the way the summaries print them', () => {
     expect([
@@ -94,43 +59,15 @@ describe('workflow histories read as a story', () => {
 
   it('names every step of an order and its parcel, and says where each stands', async () => {
     const sku = uniqueId('KETTLE');
-    await database.db.insertInto('inventory_items').values({ sku, name: 'Kettle', on_hand: 5 }).execute();
-    const orderId = uniqueId('ord');
-    const orderNumber = `WB-${orderId.slice(-8)}`;
-    const address = ADDRESS;
-    const total = await insertOrder(database.db, {
-      id: orderId,
-      number: orderNumber,
-      customerId: 'cus_1',
-      email: 'aisyah@example.com',
-      currency: 'MYR',
-      courier: CourierCode.SIMULATOR,
-      shippingAddress: address,
-      lines: [{ lineNo: 1, sku, name: 'Kettle', quantity: 2, unitAmount: 4_990 }],
-    });
-    couriers.backend.bookParcel(
-      'native',
-      { reference: orderShipmentId(orderId, 1), recipient: address, weightGrams: 500 },
-      'delivered',
-    );
-    const input: OrderWorkflowInput = {
+    await stack.database.db
+      .insertInto('inventory_items')
+      .values({ sku, name: 'Kettle', on_hand: 5 })
+      .execute();
+    const {
       orderId,
       orderNumber,
-      customerId: 'cus_1',
-      currency: 'MYR',
-      totalAmount: total,
-      courier: CourierCode.SIMULATOR,
-      lines: [{ lineNo: 1, sku, quantity: 2, unitAmount: 4_990, shipFrom: 'main' }],
-      payment: { token: 'tok_visa' },
-      shipmentPolicy: fastPolicy(),
-      courierTaskQueue: worker.courierTaskQueue,
-    };
-    const order = await worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
-      workflowId: orderWorkflowId(orderId),
-      taskQueue: worker.taskQueue,
-      args: [input],
-      staticSummary: orderStaticSummary(input),
-    });
+      handle: order,
+    } = await startOrder(stack, { sku, quantity: 2, scenario: 'delivered', staticSummary: true });
     expect((await order.result()).status).toBe('DELIVERED');
 
     expect(await order.describe().then((d) => d.staticSummary())).toBe(
@@ -150,8 +87,8 @@ describe('workflow histories read as a story', () => {
       ]),
     );
     expect(orderStory.activities).not.toContain('(none)');
-    const parcel = worker.client.workflow.getHandle(shipmentWorkflowId(orderShipmentId(orderId, 1)));
-    const row = await database.db
+    const parcel = stack.worker.client.workflow.getHandle(shipmentWorkflowId(orderShipmentId(orderId, 1)));
+    const row = await stack.database.db
       .selectFrom('shipments')
       .select('tracking_number')
       .where('id', '=', orderShipmentId(orderId, 1))
@@ -163,7 +100,7 @@ describe('workflow histories read as a story', () => {
     const childStarted = (await order.fetchHistory()).events!.find(
       (e) => e.childWorkflowExecutionStartedEventAttributes,
     )!.childWorkflowExecutionStartedEventAttributes!.workflowExecution!;
-    const firstRun = worker.client.workflow.getHandle(childStarted.workflowId!, childStarted.runId!);
+    const firstRun = stack.worker.client.workflow.getHandle(childStarted.workflowId!, childStarted.runId!);
     expect(await firstRun.describe().then((d) => d.staticSummary())).toBe(parcelSummary);
     expect(await currentDetails(order)).toBe(
       `Order ${orderNumber} · DELIVERED · p1 DELIVERED · MYR 99.80 captured`,

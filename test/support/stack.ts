@@ -1,0 +1,166 @@
+/**
+ * The stack a test file runs on, in one call: a fresh database cloned from the migrated
+ * template, the courier simulator (and, unless told otherwise, the payment simulator) over
+ * HTTP, a real worker on task queues of the file's own on the shared Temporal dev server,
+ * and, when asked, the real API wired to that worker's queues.
+ *
+ * `useStack()` registers the Jest hooks itself: everything starts once before the file's
+ * tests, after each test the simulators' faults and scripted answers are cleared and the
+ * workflows handed to `stack.started()` are terminated (then the file's own `afterEachTest`
+ * runs, e.g. the money ledger), and everything stops after the last test (once the file's
+ * own `afterAllTests` has run).
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
+import type { Logger } from '../../src/logger';
+import type { NotificationTransport } from '../../src/notifications/transport';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import type { PollPolicy } from '../../src/workflows/contract';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
+import { startTestApi, type TestApi } from './api';
+import { freshDatabase, type TestDatabase } from './db';
+import { startTestWorker, type TestWorker } from './temporal';
+
+/** Courier ms per real ms: a 3-day lifecycle plays in about 5 s. */
+export const STACK_TIME_SCALE = 50_000;
+
+export interface StackOptions {
+  /** Courier ms per real ms of the courier simulator (default STACK_TIME_SCALE). */
+  timeScale?: number;
+  /** Start the payment simulator and give the worker its provider (default true). */
+  payments?: boolean;
+  /** The worker's settings; `false` starts none (read-model tests). */
+  worker?:
+    | false
+    | {
+        dailyBudget?: number;
+        /** How customer notifications leave (the log transport when omitted). */
+        notifications?: () => NotificationTransport;
+      };
+  /** Start the API too, on the worker's task queues. */
+  api?: {
+    env?: Record<string, string>;
+    /** The poll policy the API hands to the shipment workflows it starts and judges freshness by. */
+    shipmentPolicy?: PollPolicy;
+  };
+  /** Runs after each test, once its workflows are terminated (e.g. a ledger check). */
+  afterEachTest?: () => Promise<void>;
+  /** Runs after the file's last test, before anything stops (e.g. terminating what is still open). */
+  afterAllTests?: () => Promise<void>;
+}
+
+export interface AnotherApiOptions {
+  env?: Record<string, string>;
+  shipmentPolicy?: PollPolicy;
+  /** Where this API logs (default: the quiet test logger). */
+  log?: Logger;
+}
+
+export interface Stack {
+  readonly database: TestDatabase;
+  readonly couriers: RunningSimulator;
+  readonly payments: RunningPaymentSimulator;
+  readonly worker: TestWorker;
+  readonly api: TestApi;
+  /** Hands a workflow to the stack: it is terminated when the running test ends. */
+  started<H extends WorkflowHandle>(handle: H): H;
+  /**
+   * Another API on the same database and the worker's queues, with more settings; closed
+   * when the file ends (or earlier by the test).
+   */
+  anotherApi(opts?: AnotherApiOptions): Promise<TestApi>;
+}
+
+export function useStack(opts: StackOptions = {}): Stack {
+  let database: TestDatabase | undefined;
+  let couriers: RunningSimulator | undefined;
+  let payments: RunningPaymentSimulator | undefined;
+  let worker: TestWorker | undefined;
+  let api: TestApi | undefined;
+  const apis: TestApi[] = [];
+  const handles: WorkflowHandle[] = [];
+
+  const queues = (): Record<string, string> =>
+    worker
+      ? { WAYBILL_TASK_QUEUE: worker.taskQueue, WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue }
+      : {};
+  const present = <T>(what: string, value: T | undefined): T => {
+    if (value === undefined)
+      throw new Error(`this test file's stack has no ${what} (see useStack's options)`);
+    return value;
+  };
+
+  async function anotherApi(more: AnotherApiOptions = {}) {
+    const started = await startTestApi({
+      database: present('database', database),
+      env: { ...queues(), ...more.env },
+      ...(more.shipmentPolicy ? { shipmentPolicy: more.shipmentPolicy } : {}),
+      ...(more.log ? { log: more.log } : {}),
+    });
+    apis.push(started);
+    return started;
+  }
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    couriers = await startSimulator({ port: 0, timeScale: opts.timeScale ?? STACK_TIME_SCALE });
+    if (opts.payments !== false) payments = await startPaymentSimulator({ port: 0 });
+    if (opts.worker !== false) {
+      const settings = opts.worker ?? {};
+      worker = await startTestWorker({
+        db: database.db,
+        couriers: {
+          [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
+        },
+        ...(payments
+          ? { payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }) }
+          : {}),
+        ...(settings.dailyBudget !== undefined ? { dailyBudget: settings.dailyBudget } : {}),
+        ...(settings.notifications ? { notifications: settings.notifications() } : {}),
+      });
+    }
+    if (opts.api) api = await anotherApi(opts.api);
+  });
+
+  afterEach(async () => {
+    couriers?.backend.faults.clear();
+    couriers?.backend.answers.clear();
+    payments?.state.faults.clear();
+    for (const handle of handles.splice(0)) await handle.terminate('test over').catch(() => undefined);
+    await opts.afterEachTest?.();
+  });
+
+  afterAll(async () => {
+    await opts.afterAllTests?.();
+    for (const a of apis.splice(0)) await a.close().catch(() => undefined);
+    await worker?.stop();
+    await couriers?.stop();
+    await payments?.stop();
+    await database?.drop();
+  });
+
+  return {
+    get database() {
+      return present('database', database);
+    },
+    get couriers() {
+      return present('courier simulator', couriers);
+    },
+    get payments() {
+      return present('payment simulator', payments);
+    },
+    get worker() {
+      return present('worker', worker);
+    },
+    get api() {
+      return present('API', api);
+    },
+    started(handle) {
+      handles.push(handle);
+      return handle;
+    },
+    anotherApi,
+  };
+}
