@@ -7,8 +7,8 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { EventSource, isShipmentStatus, ShipmentStatus } from '../domain/status';
-import { blueDartCode, blueDartLocation, mapBlueDartScan, parseBlueDartDateTime } from './bluedart';
-import { mapEasyParcelStatus, parseEasyParcelDate, parseEasyParcelLocation } from './easyparcel';
+import { blueDartCode, blueDartLocation, mapBlueDartScan, parseBlueDartDateTime } from './bluedart-codes';
+import { mapEasyParcelStatus, parseEasyParcelDate, parseEasyParcelLocation } from './easyparcel-codes';
 import { eventKey } from './event-key';
 import type { CourierLog } from './http';
 import { parseIsoInstant } from './time';

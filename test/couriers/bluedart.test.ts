@@ -8,7 +8,8 @@
  * No information</Error>` for a waybill it shows nothing about. Each test names its fixture;
  * test/fixtures/couriers/README.md says where each shape comes from.
  */
-import { createBlueDartAdapter, mapBlueDartScan } from '../../src/couriers/bluedart';
+import { createBlueDartAdapter } from '../../src/couriers/bluedart';
+import { mapBlueDartScan } from '../../src/couriers/bluedart-codes';
 import { eventKey } from '../../src/couriers/event-key';
 import {
   CourierRejectedError,

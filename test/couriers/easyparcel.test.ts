@@ -9,13 +9,12 @@
  * table. Each test names its fixture; test/fixtures/couriers/README.md says where each comes from.
  */
 import { gzipSync } from 'node:zlib';
+import { createEasyParcelAdapter, type EasyParcelAdapterOptions } from '../../src/couriers/easyparcel';
 import {
-  createEasyParcelAdapter,
   mapEasyParcelStatus,
   parseEasyParcelDate,
   parseEasyParcelLocation,
-  type EasyParcelAdapterOptions,
-} from '../../src/couriers/easyparcel';
+} from '../../src/couriers/easyparcel-codes';
 import { eventKey } from '../../src/couriers/event-key';
 import {
   CourierRejectedError,

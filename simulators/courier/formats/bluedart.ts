@@ -13,7 +13,7 @@
  * or `app.register(blueDartPlugin, { prefix: '/bluedart', backend })`.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { BlueDartCode, BlueDartStatusType } from '../../../src/couriers/bluedart';
+import { BlueDartCode, BlueDartStatusType } from '../../../src/couriers/bluedart-codes';
 import {
   IST_OFFSET_MINUTES,
   MONTH_ABBREVIATIONS,

@@ -15,7 +15,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { EasyParcelCode } from '../../../src/couriers/easyparcel';
+import { EasyParcelCode } from '../../../src/couriers/easyparcel-codes';
 import { EASYPARCEL_API_VERSIONS } from '../../../src/couriers/easyparcel-versions';
 import { formatIsoSeconds, formatSqlLocal, MYT_OFFSET_MINUTES } from '../../../src/couriers/time';
 import { ShipmentStatus } from '../../../src/domain/status';
