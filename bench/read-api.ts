@@ -1,17 +1,30 @@
 /**
- * Read API throughput and latency: Waybill's guest tracking route
- * (`GET /v1/tracking/:trackingNumber`: shipment by tracking number, its events, freshness,
- * the full schema-checked response) against a floor — a bare Fastify + pg route doing one
- * primary-key lookup on the same database — in the same run, with random ids over
- * N shipments (default 100,000, three events each).
+ * Read API throughput and latency against a floor, side by side in one run. Waybill's three
+ * reads, each with its real hooks (request id, rate limit, credentials, metrics, logging),
+ * its one query and its schema-serialised response:
  *
- *   npm run bench:read-api -- [shipments=100000] [seconds=15]
+ * - customer: `GET /v1/orders/:orderId/tracking` with a customer bearer token;
+ * - guest by number: `GET /v1/tracking/:trackingNumber`;
+ * - guest lookup: `POST /v1/tracking/lookup` with the order number and e-mail;
  *
- * Each server runs alone in its own child process (one core), autocannon in this one.
- * Three runs: the floor flat out, Waybill flat out, then Waybill at 80 % of its own maximum
- * for the p99 goal. Postgres is an embedded server in a temporary folder unless
- * DATABASE_URL is set (then its tables are created in a fresh schema-less database you give).
- * Prints a table and writes bench/results/read-api.json.
+ * against the floor: a bare Fastify + pg route doing one primary-key SELECT on the same
+ * database. Random orders over N (default 100,000, one shipment with three events each).
+ *
+ *   npm run bench:read-api -- [orders=100000] [seconds=8] [rounds=3]
+ *
+ * Both servers run at once, each alone in its own child process; autocannon (10
+ * connections) loads one of them at a time from this process. Each round measures every
+ * read back to back with a floor run of its own (the pair's order alternates by round, so
+ * a neighbour's load on this shared machine falls on both sides alike), and the ratio is
+ * taken within the pair. Then each read runs at 80 % of its median maximum for the p99
+ * goal. Prints PASS/MISS per read against both goals and writes bench/results/read-api.json.
+ *
+ * Customer tokens: 1,000 customers (100 orders each at the default size), one token each,
+ * as a signed-in session reuses its token for every read.
+ *
+ * BENCH_CPU_PROF=<dir> starts the Waybill server with `--cpu-prof` into that folder (the
+ * profile is written when the server stops). Postgres is an embedded server in a temporary
+ * folder unless DATABASE_URL is set (then the bench tables go into that database).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,19 +37,43 @@ import pg from 'pg';
 import pino from 'pino';
 import { createDb } from '../db/client';
 import { migrateToLatest } from '../db/migrator';
-import { buildApi } from '../src/api/app';
-import { loadConfig } from '../src/config';
 import { startEmbeddedPostgres } from '../devstack/embedded-postgres';
+import { buildApi } from '../src/api/app';
+import { customerToken } from '../src/api/tokens';
+import { loadConfig } from '../src/config';
 import { createTemporalClient } from '../src/temporal';
+import type { Check } from './support/consistency';
+import { checkLine, fmt, machine, percentile, sampleProcess, writeResult } from './support/measure';
 
 const GOAL_RATIO = 0.9;
 const GOAL_P99_MS = 10;
-const CONNECTIONS = 32;
+const CONNECTIONS = 10;
+const CUSTOMERS = 1_000;
+/** Distinct client addresses (X-Forwarded-For) the load comes from. */
+const SHOPPERS = 10_000;
+const JWT_SECRET = 'waybill-bench-jwt-secret-0123456789abcdef';
 
 type Role = 'waybill' | 'floor';
 
+const orderId = (i: number) => `ord_bench_${i}`;
+const orderNumber = (i: number) => `BN-${i}`;
+const email = (i: number) => `shopper${i}@example.com`;
 const trackingNumber = (i: number) => `BNCH${String(i).padStart(8, '0')}`;
 const shipmentId = (i: number) => `shp_bench_${i}`;
+
+function waybillConfig(databaseUrl: string) {
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: '127.0.0.1:1', // reads never touch Temporal
+    WAYBILL_JWT_SECRET: JWT_SECRET,
+    // Rate limits on, as in production, per shopper address behind one proxy hop (each
+    // request comes from one of SHOPPERS addresses), and never reached.
+    WAYBILL_TRUST_PROXY: '1',
+    WAYBILL_RATE_LIMIT_PER_MINUTE: '100000',
+    WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000',
+    LOG_LEVEL: 'warn',
+  });
+}
 
 // --- Child: one server ------------------------------------------------------------------
 
@@ -60,13 +97,7 @@ async function serve(role: Role, databaseUrl: string): Promise<void> {
       await pool.end();
     };
   } else {
-    const config = loadConfig({
-      DATABASE_URL: databaseUrl,
-      TEMPORAL_ADDRESS: '127.0.0.1:1', // reads never touch Temporal
-      WAYBILL_RATE_LIMIT_PER_MINUTE: '10000000', // on, as in production, but never reached,
-      WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000', // the tracking route allows 6× this per IP
-      LOG_LEVEL: 'warn',
-    });
+    const config = waybillConfig(databaseUrl);
     const db = createDb({ url: databaseUrl, poolMax: 10 });
     const temporal = createTemporalClient(config);
     const app = await buildApi({ config, db, temporal, log: pino({ level: 'warn' }) });
@@ -94,14 +125,24 @@ async function seed(databaseUrl: string, count: number): Promise<void> {
       .selectFrom('shipments')
       .select((eb) => eb.fn.countAll<string>().as('n'))
       .where('id', 'like', 'shp_bench_%')
+      .where('order_id', 'is not', null)
       .executeTakeFirstOrThrow();
-    if (Number(existing.n) >= count) return;
+    if (Number(existing.n) === count) return;
     await sql`delete from shipments where id like 'shp_bench_%'`.execute(db);
+    await sql`delete from orders where id like 'ord_bench_%'`.execute(db);
     // generate_series keeps seeding to seconds; statuses cycle through the live ones.
     await sql`
-      insert into shipments (id, courier, tracking_number, status, last_synced_at, last_event_at,
-                             destination_city, destination_country, eta)
-      select 'shp_bench_' || i, 'simulator', 'BNCH' || lpad(i::text, 8, '0'),
+      insert into orders (id, number, customer_id, email, postcode, status, currency, total_amount,
+                          courier, shipping_address)
+      select 'ord_bench_' || i, 'BN-' || i, 'cus_bench_' || (i % ${CUSTOMERS}),
+             'shopper' || i || '@example.com', '40150', 'SHIPPED', 'MYR', 4990, 'simulator',
+             jsonb_build_object('name', 'Shopper ' || i, 'line1', i || ' Jalan Bench',
+                                'city', 'Shah Alam', 'postcode', '40150', 'country', 'MY')
+      from generate_series(0, ${count - 1}) as i`.execute(db);
+    await sql`
+      insert into shipments (id, order_id, courier, tracking_number, status, last_synced_at,
+                             last_event_at, destination_city, destination_country, eta)
+      select 'shp_bench_' || i, 'ord_bench_' || i, 'simulator', 'BNCH' || lpad(i::text, 8, '0'),
              (array['INFO_RECEIVED','IN_TRANSIT','OUT_FOR_DELIVERY','DELIVERED'])[1 + i % 4],
              now() - (i % 180) * interval '1 minute', now() - (i % 600) * interval '1 minute',
              'Shah Alam', 'MY', now() + interval '2 days'
@@ -120,8 +161,9 @@ async function seed(databaseUrl: string, count: number): Promise<void> {
                          order by e.occurred_at desc, e.id desc)
         from tracking_events e where e.shipment_id = s.id)
       where s.id like 'shp_bench_%'`.execute(db);
-    await sql`vacuum analyze shipments`.execute(db);
-    await sql`vacuum analyze tracking_events`.execute(db);
+    for (const table of ['orders', 'shipments', 'tracking_events']) {
+      await sql`vacuum analyze ${sql.table(table)}`.execute(db);
+    }
   } finally {
     await db.destroy();
   }
@@ -132,11 +174,20 @@ interface Running {
   port: number;
 }
 
+/** Every server started, so a failed start takes the other one down too. */
+const children: ChildProcess[] = [];
+
 async function startServer(role: Role, databaseUrl: string): Promise<Running> {
+  const profileDir = role === 'waybill' ? process.env.BENCH_CPU_PROF : undefined;
   const child = fork(__filename, ['--serve', role, databaseUrl], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  children.push(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${role} server exited with ${code}`)));
@@ -150,30 +201,88 @@ async function stopServer(server: Running): Promise<void> {
   await exited;
 }
 
+/** One read as autocannon sends it: the request for order `i`. */
+interface Read {
+  name: string;
+  label: string;
+  request: (i: number) => {
+    method: 'GET' | 'POST';
+    path: string;
+    headers?: Record<string, string>;
+    body?: string;
+  };
+}
+
+function reads(databaseUrl: string): Read[] {
+  const config = waybillConfig(databaseUrl);
+  const tokens = Array.from({ length: CUSTOMERS }, (_, c) =>
+    customerToken(config, `cus_bench_${c}`, 24 * 3_600_000),
+  );
+  return [
+    {
+      name: 'customer',
+      label: 'GET /v1/orders/:id/tracking (token)',
+      request: (i) => ({
+        method: 'GET',
+        path: `/v1/orders/${orderId(i)}/tracking`,
+        headers: { authorization: `Bearer ${tokens[i % CUSTOMERS]!}` },
+      }),
+    },
+    {
+      name: 'guestNumber',
+      label: 'GET /v1/tracking/:trackingNumber',
+      request: (i) => ({ method: 'GET', path: `/v1/tracking/${trackingNumber(i)}` }),
+    },
+    {
+      name: 'guestLookup',
+      label: 'POST /v1/tracking/lookup (e-mail)',
+      request: (i) => ({
+        method: 'POST',
+        path: '/v1/tracking/lookup',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ orderNumber: orderNumber(i), email: email(i) }),
+      }),
+    },
+  ];
+}
+
+const floorRead: Read = {
+  name: 'floor',
+  label: 'floor: Fastify + pg, PK SELECT',
+  request: (i) => ({ method: 'GET', path: `/floor/${shipmentId(i)}` }),
+};
+
 /** A benchmark of error responses would measure nothing: check one request first. */
-async function expectOk(port: number, urlPath: string): Promise<void> {
-  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`);
-  if (res.status !== 200) throw new Error(`${urlPath} answered ${res.status}: ${await res.text()}`);
+async function expectOk(port: number, read: Read): Promise<void> {
+  const { method, path: urlPath, headers, body } = read.request(0);
+  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
+    method,
+    ...(headers ? { headers } : {}),
+    ...(body ? { body } : {}),
+  });
+  if (res.status !== 200) throw new Error(`${read.label} answered ${res.status}: ${await res.text()}`);
 }
 
 interface LoadResult {
   rps: number;
+  /** CPU time the server process used per answered request (µs): what the read costs, whatever the machine's load. */
+  cpuUsPerRequest: number;
   p50: number;
   p90: number;
   p99: number;
-  non2xx: number;
-  errors: number;
+  bad: number;
   requests: number;
-  statusCodes: Record<string, number>;
 }
 
 async function load(opts: {
+  pid: number;
   port: number;
-  path: (i: number) => string;
+  read: Read;
   count: number;
   seconds: number;
   rate?: number;
 }): Promise<LoadResult> {
+  const before = sampleProcess(opts.pid);
   const result = await autocannon({
     url: `http://127.0.0.1:${opts.port}`,
     connections: CONNECTIONS,
@@ -181,30 +290,42 @@ async function load(opts: {
     ...(opts.rate ? { overallRate: opts.rate } : {}),
     requests: [
       {
-        setupRequest: (request) => ({
-          ...request,
-          path: opts.path(Math.floor(Math.random() * opts.count)),
-        }),
+        setupRequest: (request) => {
+          const next = opts.read.request(Math.floor(Math.random() * opts.count));
+          const shopper = Math.floor(Math.random() * SHOPPERS);
+          return {
+            ...request,
+            ...next,
+            headers: { ...next.headers, 'x-forwarded-for': `10.1.${shopper >> 8}.${shopper & 255}` },
+          };
+        },
       },
     ],
   });
+  const after = sampleProcess(opts.pid);
+  const cpuSeconds = before && after ? after.cpuSeconds - before.cpuSeconds : NaN;
   return {
     rps: result.requests.average,
+    cpuUsPerRequest: (cpuSeconds * 1e6) / result.requests.total,
     p50: result.latency.p50,
     p90: result.latency.p90,
     p99: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors,
+    bad: result.non2xx + result.errors,
     requests: result.requests.total,
-    statusCodes: Object.fromEntries(
-      Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats.count ?? 0]),
-    ),
   };
+}
+
+interface Pair {
+  round: number;
+  floor: LoadResult;
+  waybill: LoadResult;
+  ratio: number;
 }
 
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 100_000);
-  const seconds = Number(process.argv[3] ?? 15);
+  const seconds = Number(process.argv[3] ?? 8);
+  const rounds = Number(process.argv[4] ?? 3);
   const started = Date.now();
 
   let databaseUrl = process.env.DATABASE_URL;
@@ -225,91 +346,133 @@ async function main(): Promise<void> {
     };
   }
   try {
-    process.stdout.write(`seeding ${count.toLocaleString()} shipments (3 events each)…\n`);
+    process.stdout.write(`seeding ${count.toLocaleString()} orders (one shipment, 3 events each)…\n`);
     await seed(databaseUrl, count);
 
-    const floorServer = await startServer('floor', databaseUrl);
-    await expectOk(floorServer.port, `/floor/${shipmentId(0)}`);
-    await load({ port: floorServer.port, path: (i) => `/floor/${shipmentId(i)}`, count, seconds: 3 }); // warm-up
-    const floor = await load({
-      port: floorServer.port,
-      path: (i) => `/floor/${shipmentId(i)}`,
-      count,
-      seconds,
+    const [floorServer, waybillServer] = await Promise.all([
+      startServer('floor', databaseUrl),
+      startServer('waybill', databaseUrl),
+    ]).catch((err: unknown) => {
+      for (const child of children) child.kill();
+      throw err;
     });
-    await stopServer(floorServer);
+    const wayReads = reads(databaseUrl);
+    const serverOf = (read: Read) => (read === floorRead ? floorServer : waybillServer);
+    const portOf = (read: Read) => serverOf(read).port;
+    const run = (read: Read, secs: number, rate?: number) =>
+      load({
+        pid: serverOf(read).child.pid!,
+        port: portOf(read),
+        read,
+        count,
+        seconds: secs,
+        ...(rate ? { rate } : {}),
+      });
 
-    const waybillServer = await startServer('waybill', databaseUrl);
-    const route = (i: number) => `/v1/tracking/${trackingNumber(i)}`;
-    await expectOk(waybillServer.port, route(0));
-    await load({ port: waybillServer.port, path: route, count, seconds: 3 }); // warm-up
-    const max = await load({ port: waybillServer.port, path: route, count, seconds });
-    const at80 = await load({
-      port: waybillServer.port,
-      path: route,
-      count,
-      seconds,
-      rate: Math.floor(max.rps * 0.8),
-    });
-    await stopServer(waybillServer);
+    for (const read of [floorRead, ...wayReads]) {
+      await expectOk(portOf(read), read);
+      await run(read, 2); // warm-up: JIT, pools, caches
+    }
 
-    const ratio = max.rps / floor.rps;
-    const checks = {
-      throughputRatio: {
-        goal: `>= ${GOAL_RATIO}`,
-        value: Number(ratio.toFixed(3)),
-        pass: ratio >= GOAL_RATIO,
-      },
-      p99At80PercentMs: { goal: `<= ${GOAL_P99_MS}`, value: at80.p99, pass: at80.p99 <= GOAL_P99_MS },
-      no5xxOrErrors: {
-        goal: '0',
-        value: floor.non2xx + max.non2xx + at80.non2xx + floor.errors + max.errors + at80.errors,
-        pass: floor.non2xx + max.non2xx + at80.non2xx + floor.errors + max.errors + at80.errors === 0,
-      },
-    };
-    const row = (name: string, r: LoadResult) =>
-      `${name.padEnd(34)} ${r.rps.toFixed(0).padStart(8)} ${String(r.p50).padStart(6)} ${String(r.p90).padStart(6)} ${String(r.p99).padStart(6)} ${String(r.non2xx + r.errors).padStart(8)}`;
+    const pairs = new Map<string, Pair[]>(wayReads.map((r) => [r.name, []]));
+    for (let round = 1; round <= rounds; round++) {
+      for (const read of wayReads) {
+        // Alternate which side goes first, so drift in the machine's load falls on both.
+        const floorFirst = round % 2 === 1;
+        const first = await run(floorFirst ? floorRead : read, seconds);
+        const second = await run(floorFirst ? read : floorRead, seconds);
+        const [floor, waybill] = floorFirst ? [first, second] : [second, first];
+        pairs.get(read.name)!.push({ round, floor, waybill, ratio: waybill.rps / floor.rps });
+        process.stdout.write(
+          `round ${round} ${read.name.padEnd(12)} floor ${fmt(floor.rps).padStart(6)} req/s (${fmt(floor.cpuUsPerRequest)} µs CPU each), waybill ${fmt(waybill.rps).padStart(6)} req/s (${fmt(waybill.cpuUsPerRequest)} µs): ${fmt(waybill.rps / floor.rps, 3)}\n`,
+        );
+      }
+    }
+
+    const summary = [];
+    for (const read of wayReads) {
+      const runs = pairs.get(read.name)!;
+      const ratios = runs.map((p) => p.ratio);
+      const maxRps = percentile(
+        runs.map((p) => p.waybill.rps),
+        50,
+      );
+      const rate = Math.floor(maxRps * 0.8);
+      const at80 = await run(read, seconds, rate);
+      const floorAt80 = await run(floorRead, seconds, rate);
+      const ratio = { median: percentile(ratios, 50), min: Math.min(...ratios), max: Math.max(...ratios) };
+      const bad = runs.reduce((n, p) => n + p.floor.bad + p.waybill.bad, at80.bad + floorAt80.bad);
+      const checks: Check[] = [
+        {
+          name: `${read.name} throughput vs floor`,
+          pass: ratio.median >= GOAL_RATIO,
+          detail: `median ${fmt(ratio.median, 3)} (${fmt(ratio.min, 3)}–${fmt(ratio.max, 3)} over ${runs.length} rounds; goal >= ${GOAL_RATIO})`,
+        },
+        {
+          name: `${read.name} p99 at 80 %`,
+          pass: at80.p99 <= GOAL_P99_MS,
+          detail: `${at80.p99} ms at ${rate} req/s (floor at that rate ${floorAt80.p99} ms; goal <= ${GOAL_P99_MS} ms)`,
+        },
+        { name: `${read.name} errors`, pass: bad === 0, detail: `${bad} non-2xx or failed (goal 0)` },
+      ];
+      summary.push({ read: read.name, label: read.label, ratio, rate, at80, floorAt80, pairs: runs, checks });
+    }
+    await Promise.all([stopServer(floorServer), stopServer(waybillServer)]);
+
+    const row = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(38) : c.padStart(9))).join(' ');
+    const median = (rs: LoadResult[], key: keyof LoadResult) =>
+      percentile(
+        rs.map((r) => r[key]),
+        50,
+      );
     process.stdout.write(
       [
         '',
-        `read API, ${count.toLocaleString()} shipments, ${CONNECTIONS} connections, ${seconds} s per run, ${os.cpus().length} cores`,
-        `${'run'.padEnd(34)} ${'req/s'.padStart(8)} ${'p50'.padStart(6)} ${'p90'.padStart(6)} ${'p99'.padStart(6)} ${'bad'.padStart(8)}   (ms)`,
-        row('floor: Fastify + pg, PK lookup', floor),
-        row('waybill: GET /v1/tracking/:number', max),
-        row(`waybill at 80 % (${Math.floor(max.rps * 0.8)} req/s)`, at80),
+        `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}`,
+        row([
+          'read (medians over rounds)',
+          'floor/s',
+          'waybill/s',
+          'ratio',
+          'range',
+          'p99',
+          'p99@80%',
+          'floor µs',
+          'waybill µs',
+        ]),
+        ...summary.map((s) => {
+          const floors = s.pairs.map((p) => p.floor);
+          const waybills = s.pairs.map((p) => p.waybill);
+          return row([
+            s.label,
+            fmt(median(floors, 'rps')),
+            fmt(median(waybills, 'rps')),
+            fmt(s.ratio.median, 3),
+            `${fmt(s.ratio.min, 2)}–${fmt(s.ratio.max, 2)}`,
+            `${median(waybills, 'p99')} ms`,
+            `${s.at80.p99} ms`,
+            fmt(median(floors, 'cpuUsPerRequest')),
+            fmt(median(waybills, 'cpuUsPerRequest')),
+          ]);
+        }),
+        '(µs: CPU time of the server process per request)',
         '',
-        ...Object.entries(checks).map(
-          ([name, c]) => `${c.pass ? 'PASS' : 'FAIL'}  ${name}: ${c.value} (goal ${c.goal})`,
-        ),
+        ...summary.flatMap((s) => s.checks.map(checkLine)),
         `took ${((Date.now() - started) / 1000).toFixed(0)} s`,
         '',
       ].join('\n'),
     );
-    const out = path.join(__dirname, 'results', 'read-api.json');
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(
-      out,
-      `${JSON.stringify(
-        {
-          at: new Date().toISOString(),
-          machine: {
-            cores: os.cpus().length,
-            cpu: os.cpus()[0]?.model,
-            memGiB: Math.round(os.totalmem() / 2 ** 30),
-          },
-          shipments: count,
-          connections: CONNECTIONS,
-          seconds,
-          floor,
-          waybill: max,
-          waybillAt80Percent: at80,
-          checks,
-        },
-        null,
-        2,
-      )}\n`,
-    );
-    process.stdout.write(`wrote ${path.relative(process.cwd(), out)}\n`);
+    const out = writeResult('read-api', {
+      machine: machine(),
+      loadAverage: os.loadavg(),
+      orders: count,
+      customers: CUSTOMERS,
+      connections: CONNECTIONS,
+      seconds,
+      rounds,
+      reads: summary,
+    });
+    process.stdout.write(`wrote ${out}\n`);
   } finally {
     await stopPostgres?.();
   }

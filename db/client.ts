@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './database';
+import { withPreparedStatements } from './prepared';
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -46,7 +47,9 @@ export function createPool(opts: DbOptions): pg.Pool {
 }
 
 export function createDb(opts: DbOptions): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: createPool(opts) }) });
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: withPreparedStatements(createPool(opts)) }),
+  });
 }
 
 export type { Database };

@@ -164,8 +164,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     (httpPart === 'body' ? exact : coercing).compile(schema),
   );
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback hooks on the request path: no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
 
   app.addSchema(ErrorBody);

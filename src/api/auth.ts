@@ -12,7 +12,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createDecoder, createVerifier } from 'fast-jwt';
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+  onRequestHookHandler,
+} from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config';
 import { can, isStaffRole, Permission, rolesWith, type StaffRole } from './access';
@@ -35,6 +41,19 @@ const SUBJECT = /^[A-Za-z0-9_.:@-]{1,128}$/;
 /** How far apart our clock and the token issuer's may be (ms): `exp`, `nbf`, a future `iat`. */
 export const TOKEN_CLOCK_SKEW_MS = 30_000;
 
+/**
+ * Verified bearer tokens kept, by their exact text (a session sends one token with every
+ * request). A kept token is trusted only until its `exp` or its maximum age, whichever comes
+ * first, without the clock skew: after that it is verified again, which names what is wrong.
+ */
+export const VERIFIED_TOKENS_KEPT = 10_000;
+
+interface VerifiedToken {
+  principal: Principal;
+  /** Epoch ms up to which the token is certainly still valid. */
+  validUntilMs: number;
+}
+
 function unauthorized(code: string, message: string): ApiError {
   return new ApiError(401, code, message);
 }
@@ -47,6 +66,8 @@ function adminFromKey(key: string, hashes: readonly Buffer[]): Principal {
   if (!match) throw unauthorized('INVALID_API_KEY', 'the x-api-key header does not hold a valid admin key');
   return { kind: 'staff', staffId: `key:${match.toString('hex').slice(0, 12)}`, role: 'admin' };
 }
+
+const GUEST: Principal = Object.freeze({ kind: 'guest' });
 
 const hours = (ms: number) => `${Math.round((ms / 3_600_000) * 10) / 10} h`;
 
@@ -99,6 +120,11 @@ function verified(
   return claims;
 }
 
+/** The end of a verified token's life: its `exp` or `iat` + the maximum age, whichever comes first. */
+function validUntil(claims: Record<string, unknown>, maxAgeMs: number): number {
+  return Math.min((claims.exp as number) * 1000, (claims.iat as number) * 1000 + maxAgeMs);
+}
+
 export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { config }) => {
   const { api } = config;
   const common = { clockTolerance: TOKEN_CLOCK_SKEW_MS, allowedAud: api.jwtAudience, cache: false };
@@ -129,7 +155,7 @@ export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { 
   const decode = createDecoder({ complete: true });
   const keyHashes = api.adminApiKeyHashes.map((h) => Buffer.from(h, 'hex'));
 
-  function fromToken(token: string): Principal {
+  function fromToken(token: string): VerifiedToken {
     let header: Record<string, unknown>;
     let payload: Record<string, unknown>;
     try {
@@ -153,7 +179,10 @@ export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { 
       if (!isStaffRole(claims.role)) {
         throw unauthorized('INVALID_TOKEN', 'the staff token’s role must be admin, ops or support');
       }
-      return { kind: 'staff', staffId: claims.sub as string, role: claims.role };
+      return {
+        principal: { kind: 'staff', staffId: claims.sub as string, role: claims.role },
+        validUntilMs: validUntil(claims, api.staffJwtMaxAgeMs),
+      };
     }
     if (!customerVerifier) {
       throw unauthorized('INVALID_TOKEN', 'customer tokens are not accepted: WAYBILL_JWT_SECRET is not set');
@@ -166,11 +195,25 @@ export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { 
         'a customer token carries no role; staff tokens come from the staff issuer',
       );
     }
-    return { kind: 'customer', customerId: claims.sub as string };
+    return {
+      principal: { kind: 'customer', customerId: claims.sub as string },
+      validUntilMs: validUntil(claims, api.jwtMaxAgeMs),
+    };
   }
 
-  app.decorateRequest('principal', null as never);
-  app.addHook('onRequest', async (request) => {
+  // Insertion order is age: when full, the oldest entry goes.
+  const kept = new Map<string, VerifiedToken>();
+  function principalOf(token: string): Principal {
+    const hit = kept.get(token);
+    if (hit !== undefined && Date.now() < hit.validUntilMs) return hit.principal;
+    const fresh = fromToken(token);
+    if (hit !== undefined) kept.delete(token);
+    else if (kept.size >= VERIFIED_TOKENS_KEPT) kept.delete(kept.keys().next().value!);
+    kept.set(token, fresh);
+    return fresh.principal;
+  }
+
+  function credentials(request: FastifyRequest): Principal {
     const apiKey = request.headers['x-api-key'];
     const authorization = request.headers.authorization;
     if (apiKey !== undefined && authorization !== undefined) {
@@ -180,18 +223,21 @@ export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { 
       if (typeof apiKey !== 'string' || apiKey.length > 256) {
         throw unauthorized('INVALID_API_KEY', 'x-api-key must be one key of at most 256 characters');
       }
-      request.principal = adminFromKey(apiKey, keyHashes);
-      return;
+      return adminFromKey(apiKey, keyHashes);
     }
-    if (authorization === undefined) {
-      request.principal = { kind: 'guest' };
-      return;
-    }
+    if (authorization === undefined) return GUEST;
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization);
     if (!match) {
       throw unauthorized('INVALID_TOKEN', 'the Authorization header must be "Bearer <JWT>"');
     }
-    request.principal = fromToken(match[1]!);
+    return principalOf(match[1]!);
+  }
+
+  app.decorateRequest('principal', null as never);
+  // A callback hook, not an async one: no promise per request (a throw answers with the error).
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.principal = credentials(request);
+    done();
   });
 });
 
@@ -205,7 +251,8 @@ export type Access =
 const guards = new WeakMap<object, Access>();
 
 function guard(access: Access): onRequestHookHandler {
-  const hook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  // A callback hook (no promise per request); a throw answers with the error.
+  const hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     const { principal } = request;
     if (principal.kind === 'guest') {
       void reply.header('www-authenticate', 'Bearer');
@@ -217,16 +264,15 @@ function guard(access: Access): onRequestHookHandler {
       );
     }
     if (principal.kind === 'customer') {
-      if (access.kind === 'signed-in') return;
-      throw new ApiError(403, 'FORBIDDEN', 'this route is for staff');
-    }
-    if (!can(principal.role, access.permission)) {
+      if (access.kind !== 'signed-in') throw new ApiError(403, 'FORBIDDEN', 'this route is for staff');
+    } else if (!can(principal.role, access.permission)) {
       throw new ApiError(
         403,
         'FORBIDDEN',
         `role ${principal.role} lacks ${access.permission}; it takes ${rolesWith(access.permission).join(' or ')}`,
       );
     }
+    done();
   };
   guards.set(hook, access);
   return hook;

@@ -205,7 +205,8 @@ export const metricsPlugin = fp<{ deps: ApiDeps }>(async (app, { deps }) => {
     registers: [registry],
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook: no promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
     const labels = {
       method: request.method,
       // The template (/v1/tracking/:trackingNumber), never the URL: one series per route.
@@ -215,8 +216,10 @@ export const metricsPlugin = fp<{ deps: ApiDeps }>(async (app, { deps }) => {
     requests.inc(labels);
     // An event stream lasts as long as the client stays: not a latency.
     const type = reply.getHeader('content-type');
-    if (typeof type === 'string' && type.startsWith('text/event-stream')) return;
-    duration.observe(labels, reply.elapsedTime / 1000);
+    if (typeof type !== 'string' || !type.startsWith('text/event-stream')) {
+      duration.observe(labels, reply.elapsedTime / 1000);
+    }
+    done();
   });
 
   registerBusinessGauges(app, registry, deps);

@@ -33,18 +33,23 @@ export const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set([
   'RETURNED',
 ]);
 
-const notFound = (orderId: string) => new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
+/** The answer for an order that does not exist or that the caller may not see: the same, so ids cannot be probed. */
+export const orderNotFound = (orderId: string) => new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
+
+/** Whether this caller may see an order of this customer: its customer, or staff who may read any order. */
+export function isVisibleTo(principal: Principal, orderCustomerId: string | null): boolean {
+  if (principal.kind === 'staff') return can(principal.role, Permission.READ_ORDERS);
+  return principal.kind === 'customer' && orderCustomerId === principal.customerId;
+}
 
 /**
- * The order if this caller may see it: its customer, or staff who may read any order. Anyone
- * else gets the same 404 as for an id that does not exist, so ids cannot be probed.
+ * The order if this caller may see it ({@link isVisibleTo}). Anyone else gets the same 404
+ * as for an id that does not exist.
  */
 export async function orderVisibleTo(deps: ApiDeps, principal: Principal, orderId: string): Promise<Order> {
   const order = await deps.db.selectFrom('orders').selectAll().where('id', '=', orderId).executeTakeFirst();
-  if (!order) throw notFound(orderId);
-  if (principal.kind === 'staff' && can(principal.role, Permission.READ_ORDERS)) return order;
-  if (principal.kind === 'customer' && order.customer_id === principal.customerId) return order;
-  throw notFound(orderId);
+  if (!order || !isVisibleTo(principal, order.customer_id)) throw orderNotFound(orderId);
+  return order;
 }
 
 /** Resolves to the value, or to `timedOut` when the deadline passes first (the work goes on). */

@@ -6,18 +6,22 @@
 import type { Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
+import { selectShipmentViews, type ShipmentViewRow } from '../orders/tracking-reads';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { PollPolicy } from '../workflows/contract';
 import { pollDelayMs } from '../workflows/policy';
-import { freshnessOf, STATUS_TEXT } from './freshness';
+import { freshnessOf, STATUS_TEXT, type Freshness } from './freshness';
 
 export const StatusSchema = Type.Unsafe<ShipmentStatus>({
   type: 'string',
   enum: [...SHIPMENT_STATUSES],
   description: 'Normalised shipment status',
 });
-const NullableString = Type.Union([Type.String(), Type.Null()]);
-const NullableDate = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+// Nullable fields as a type list, not anyOf: the response serialiser (fast-json-stringify)
+// writes a type list with one typeof check, but tries each anyOf branch with a validator.
+const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] });
+const NullableDate = (options: { description?: string } = {}) =>
+  Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'date-time', ...options });
 
 export const TrackingEventView = Type.Object(
   {
@@ -64,14 +68,13 @@ export const DataSource = Type.Object(
     isLive: Type.Boolean({ description: 'Fetched from the courier during this request' }),
     isCached: Type.Boolean({ description: 'Served from the last stored sync' }),
     unavailable: Type.Boolean({ description: 'The courier could not be reached at the last attempt' }),
-    refresh: Type.Union(
-      [Type.Unsafe<RefreshOutcome>({ type: 'string', enum: Object.values(RefreshOutcome) }), Type.Null()],
-      {
-        description:
-          'With ?refresh=true: live, or why not (cooldown: the courier was asked moments ago; quota: your live refreshes for the window are used up; courier_unavailable; budget_exhausted; timeout; temporal_unavailable; not_tracking; finished). Null when no refresh was asked.',
-      },
-    ),
-    nextLiveRefreshAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    refresh: Type.Unsafe<RefreshOutcome | null>({
+      type: ['string', 'null'],
+      enum: [...Object.values(RefreshOutcome), null],
+      description:
+        'With ?refresh=true: live, or why not (cooldown: the courier was asked moments ago; quota: your live refreshes for the window are used up; courier_unavailable; budget_exhausted; timeout; temporal_unavailable; not_tracking; finished). Null when no refresh was asked.',
+    }),
+    nextLiveRefreshAt: NullableDate({
       description:
         'With ?refresh=true: when a live refresh can next reach the courier for this shipment (end of the cooldown or of the quota window); null when it can now, or never',
     }),
@@ -86,9 +89,9 @@ export const ShipmentTrackingView = Type.Object(
     courier: Type.String(),
     status: StatusSchema,
     description: Type.String(),
-    eta: NullableDate,
-    lastUpdatedAt: NullableDate,
-    freshness: Type.Union([Type.Literal('fresh'), Type.Literal('stale'), Type.Literal('expired')]),
+    eta: NullableDate(),
+    lastUpdatedAt: NullableDate(),
+    freshness: Type.Unsafe<Freshness>({ type: 'string', enum: ['fresh', 'stale', 'expired'] }),
     dataSource: DataSource,
     events: Type.Array(TrackingEventView),
   },
@@ -99,26 +102,7 @@ export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
 /** Newest first, capped: a parcel with more scans than this shows its latest ones. */
 export const MAX_EVENTS = RECENT_EVENTS_LIMIT;
 
-export const SHIPMENT_VIEW_COLUMNS = [
-  'id',
-  'courier',
-  'tracking_number',
-  'status',
-  'eta',
-  'last_synced_at',
-  'sync_error',
-] as const;
-
-/**
- * Shipments with their newest events (`recent_events`, kept on the row by the record
- * activity): a tracking read is one index lookup of one row. Narrow it with `.where(...)`
- * and order it as the route needs.
- */
-export function selectShipmentViews(db: Kysely<Database>) {
-  return db.selectFrom('shipments').select([...SHIPMENT_VIEW_COLUMNS, 'recent_events as events']);
-}
-
-type ShipmentViewRow = Awaited<ReturnType<ReturnType<typeof selectShipmentViews>['execute']>>[number];
+export { SHIPMENT_VIEW_COLUMNS, selectShipmentViews } from '../orders/tracking-reads';
 
 /** Builds the views from rows of {@link selectShipmentViews}; `refreshes` by shipment id when one was asked. */
 export function toTrackingViews(

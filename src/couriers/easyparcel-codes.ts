@@ -5,7 +5,7 @@
  * (easyparcel.ts) reads the JSON and asks here.
  */
 import { ShipmentStatus } from '../domain/status';
-import type { EasyParcelCodeTable } from './easyparcel-versions';
+import { EasyParcelCodeTable } from './easyparcel-versions';
 import { MYT_OFFSET_MINUTES, parseIsoInstant, parseSqlLocal } from './time';
 import { type EventLocation } from './types';
 

@@ -12,6 +12,7 @@ import type { Order } from '../../../db/database';
 import { COURIER_CODES, type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
 import { insertOrder } from '../../orders/queries';
+import { orderTrackingById, orderTrackingByNumber } from '../../orders/tracking-reads';
 import {
   OrderFailure,
   OrderStatus,
@@ -24,7 +25,7 @@ import type { ApiDeps } from '../app';
 import { actorOf, requireSignedIn, type Principal } from '../auth';
 import { ApiError } from '../errors';
 import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
-import { cancelOrder, orderVisibleTo, refreshShipments } from '../order-actions';
+import { cancelOrder, isVisibleTo, orderNotFound, orderVisibleTo, refreshShipments } from '../order-actions';
 import { failureView } from '../order-failures';
 import {
   RefreshOutcome,
@@ -173,7 +174,8 @@ const OrderTracking = Type.Object(
     orderNumber: Type.String(),
     status: OrderStatusSchema,
     shipments: Type.Array(ShipmentTrackingView),
-    message: Type.Union([Type.String(), Type.Null()], {
+    message: Type.Unsafe<string | null>({
+      type: ['string', 'null'],
       description: 'Why the data is not live when a refresh was asked for',
     }),
   },
@@ -529,8 +531,13 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       },
     },
     async (request) => {
-      const order = await orderVisibleTo(deps, request.principal, request.params.orderId);
-      let shipments = await shipmentsOf(order.id);
+      // One statement: the order (for the access check) with its shipments and their events.
+      const tracking = await orderTrackingById(db, request.params.orderId);
+      if (!tracking || !isVisibleTo(request.principal, tracking.order.customerId)) {
+        throw orderNotFound(request.params.orderId);
+      }
+      const { order } = tracking;
+      let { shipments } = tracking;
       let refreshes = new Map<string, ShipmentRefresh>();
       let message: string | null = null;
       if (request.query.refresh) {
@@ -636,11 +643,9 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
           'send the order number with either its email or its postcode',
         );
       }
-      const order = await db
-        .selectFrom('orders')
-        .select(['id', 'number', 'status', 'email', 'postcode'])
-        .where('number', '=', orderNumber.toUpperCase())
-        .executeTakeFirst();
+      // One statement: the order by its number with its shipments; the proof is checked here.
+      const tracking = await orderTrackingByNumber(db, orderNumber.toUpperCase());
+      const order = tracking?.order;
       const proven =
         order !== undefined &&
         (email !== undefined
@@ -649,7 +654,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       if (!order || !proven) {
         throw new ApiError(404, 'NOT_FOUND', 'no order matches this number and email or postcode');
       }
-      const views = toTrackingViews(await shipmentsOf(order.id), deps.shipmentPolicy);
+      const views = toTrackingViews(tracking!.shipments, deps.shipmentPolicy);
       return {
         orderNumber: order.number,
         status: order.status as OrderStatus,

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
-import { selectShipmentViews, ShipmentTrackingView, toTrackingViews } from '../tracking-view';
+import { shipmentByTrackingNumber } from '../../orders/tracking-reads';
+import { ShipmentTrackingView, toTrackingViews } from '../tracking-view';
 
 /**
  * The guest view: city-level places, our own status texts, nothing about people or
@@ -33,11 +34,7 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
       config: { rateLimit: { max: deps.config.api.guestRateLimitPerMinute * 6, timeWindow: 60_000 } },
     },
     async (request) => {
-      const shipment = await selectShipmentViews(deps.db)
-        .where('tracking_number', '=', request.params.trackingNumber)
-        .where('archived_at', 'is', null)
-        .orderBy('created_at', 'desc')
-        .executeTakeFirst();
+      const shipment = await shipmentByTrackingNumber(deps.db, request.params.trackingNumber);
       if (!shipment) {
         throw new ApiError(
           404,
