@@ -3,7 +3,9 @@
  * every documented route, half valid (with real ids and skus mixed in, so handlers run
  * deep) and half mutated (a required field dropped, an unknown field added, a wrong type,
  * a value outside its pattern, range or length, SQL and markup in strings, broken JSON,
- * a wrong content type, a 70 KiB body).
+ * a wrong content type, a 70 KiB body, odd path parameters: very long, unicode,
+ * percent-encoded slashes and dots, null bytes, broken percent-encoding; and URLs no route
+ * matches).
  *
  *   npm run fuzz -- [requests=10000] [--url http://127.0.0.1:3000 --database-url postgres://…]
  *
@@ -12,6 +14,8 @@
  * - no response is 5xx;
  * - every JSON response matches the schema its route declares for that status;
  * - every mutated request is refused with a 4xx;
+ * - every 4xx and 5xx answers in the one error shape `{ error: { code, message } }`, with
+ *   our codes (never Fastify's FST_ ones), router and framework refusals included;
  * - mutated requests write nothing (row counts of every table before and after they run).
  * Prints figures and writes bench/results/fuzz.json; exits 1 when a check fails.
  */
@@ -309,7 +313,40 @@ interface FuzzRequest {
   url: string;
   headers: Record<string, string>;
   body: string | undefined;
+  /** Sent to a URL no route matches (its operation declares nothing about it). */
+  unrouted: boolean;
 }
+
+/**
+ * Path parameter values that travel as written (already percent-encoded where they are):
+ * what a scanner or a broken client sends, each with its name for the report.
+ */
+const ODD_PATH_VALUES: readonly (() => [string, string])[] = [
+  () => {
+    const n = pick([101, 500, 2_000, 8_000]);
+    return [`${n} characters`, 'A'.repeat(n)];
+  },
+  () => {
+    const n = int(30, 400);
+    return [`${n} encoded multi-byte characters`, encodeURIComponent('é😀'.repeat(n))];
+  },
+  () => ['unicode', encodeURIComponent(pick(['ÉP١٢٣٤', 'ｗａｙｂｉｌｌ', '😀😀😀😀', 'ord_\u202e']))],
+  () => ['percent-encoded slash', pick(['a%2Fb', '..%2F..%2Fadmin', '%2F', 'ord%2f..%2f..'])],
+  () => ['percent-encoded dots', pick(['%2E%2E', '.%2E', '%2e'])],
+  () => ['null byte', pick(['%00', 'EP1000%00', '%00%00%00%00'])],
+  () => ['broken percent-encoding', pick(['%E0%A4%A', '%', '%zz', 'ab%C3'])],
+  () => ['encoded control characters', pick(['%0D%0Ax-injected:1', '%1B%5B31m', '%7F'])],
+];
+
+/** URLs no route matches (or a method no route has): the router answers before any handler. */
+const UNROUTED: readonly (() => [string, string, string])[] = [
+  () => ['GET', `/v1/${encodeURIComponent(pick(['nope', 'ORDERS', 'orders.json']))}`, 'unknown path'],
+  () => ['GET', '/v1/tracking/', 'empty path parameter'],
+  () => ['PATCH', '/v1/orders/ord_x', 'method no route has'],
+  () => ['GET', `/${'x/'.repeat(int(10, 200))}`, 'deep unknown path'],
+  () => ['GET', '//v1//orders', 'doubled slashes'],
+  () => ['DELETE', '/v1/admin/shipments', 'method no route has'],
+];
 
 function credentials(config: Config): Record<string, string> {
   switch (int(0, 4)) {
@@ -340,6 +377,9 @@ function build(op: Operation, facts: Facts, config: Config, mutate: boolean): Fu
   const body: unknown = op.body ? valid(op.body, 'body', facts) : undefined;
   let rawBody: string | undefined;
   let mutated: string | null = null;
+  /** Path parameters put in the URL as written (not encoded again). */
+  const rawParams: Record<string, string> = {};
+  let unrouted: { method: string; url: string } | null = null;
 
   if (mutate) {
     const options: (() => string | null)[] = [];
@@ -378,6 +418,21 @@ function build(op: Operation, facts: Facts, config: Config, mutate: boolean): Fu
         return 'unknown query parameter';
       });
     }
+    for (const p of op.parameters.filter((p) => p.in === 'path')) {
+      // Twice: odd path values are what this fuzzer is most asked about.
+      for (let n = 0; n < 2; n++) {
+        options.push(() => {
+          const [kind, value] = pick(ODD_PATH_VALUES)();
+          rawParams[p.name] = value;
+          return `path ${p.name}: ${kind}`;
+        });
+      }
+    }
+    options.push(() => {
+      const [method, url, kind] = pick(UNROUTED)();
+      unrouted = { method, url };
+      return `no route: ${kind}`;
+    });
     if (op.body) {
       const bodySchema = op.body;
       const fields = Object.entries(bodySchema.properties ?? {});
@@ -420,8 +475,9 @@ function build(op: Operation, facts: Facts, config: Config, mutate: boolean): Fu
     if (options.length > 0) mutated = pick(options)();
   }
 
-  let url = op.path.replace(/\{(\w+)\}/g, (_m, name: string) =>
-    encodeURIComponent(String(params[name] ?? 'x')),
+  let url = op.path.replace(
+    /\{(\w+)\}/g,
+    (_m, name: string) => rawParams[name] ?? encodeURIComponent(String(params[name] ?? 'x')),
   );
   const search = new URLSearchParams(
     Object.entries(query).map(([k, v]): [string, string] => [
@@ -432,7 +488,28 @@ function build(op: Operation, facts: Facts, config: Config, mutate: boolean): Fu
   if (search) url += `?${search}`;
   if (rawBody === undefined && body !== undefined) rawBody = JSON.stringify(body);
   if (rawBody !== undefined) headers['content-type'] ??= 'application/json';
-  return { op, mutated, url, headers, body: rawBody };
+  if (unrouted) {
+    const { method, url: unroutedUrl } = unrouted as { method: string; url: string };
+    return { op: { ...op, method }, mutated, url: unroutedUrl, headers, body: undefined, unrouted: true };
+  }
+  return { op, mutated, url, headers, body: rawBody, unrouted: false };
+}
+
+/** Why an error answer is not in the one error shape, or null when it is. */
+function errorShapeProblem(res: { status: number; json: unknown; text: string }): string | null {
+  if (res.status < 400 || res.status === 599) return null;
+  const body = res.json as { error?: { code?: unknown; message?: unknown } } | undefined;
+  if (body === undefined) return `not JSON: ${res.text.slice(0, 80)}`;
+  const keys = Object.keys(body).join(',');
+  const inner = body.error && typeof body.error === 'object' ? Object.keys(body.error).sort().join(',') : '';
+  if (keys !== 'error' || inner !== 'code,message')
+    return `not { error: { code, message } }: ${res.text.slice(0, 120)}`;
+  if (typeof body.error!.code !== 'string' || typeof body.error!.message !== 'string') {
+    return `code or message not a string: ${res.text.slice(0, 120)}`;
+  }
+  if (body.error!.code.startsWith('FST_')) return `a framework code: ${body.error!.code}`;
+  if (body.error!.message.length === 0) return 'an empty message';
+  return null;
 }
 
 // --- The stack ---------------------------------------------------------------------------
@@ -612,11 +689,27 @@ async function main(): Promise<void> {
     const byStatus: Record<string, number> = {};
     const byRoute: Record<string, number> = {};
     let mutatedAccepted = 0;
+    let badShapes = 0;
+    /** Requests per odd kind (path values, unrouted URLs) and the statuses they got. */
+    const oddKinds: Record<string, Record<string, number>> = {};
     const check = (req: FuzzRequest, res: { status: number; json: unknown; text: string }) => {
       byStatus[res.status] = (byStatus[res.status] ?? 0) + 1;
-      const route = `${req.op.method} ${req.op.path}`;
+      const route = req.unrouted ? 'no route' : `${req.op.method} ${req.op.path}`;
       byRoute[route] = (byRoute[route] ?? 0) + 1;
       const where = `${req.op.method} ${req.url.slice(0, 120)}`;
+      const odd = /^(path \w+|no route): (.*)$/.exec(req.mutated ?? '');
+      if (odd) {
+        const kind = odd[1]!.startsWith('path')
+          ? `path: ${odd[2]!.replace(/^\d+ /, 'N ')}`
+          : `no route: ${odd[2]}`;
+        const statuses = (oddKinds[kind] ??= {});
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      }
+      const shape = errorShapeProblem(res);
+      if (shape) {
+        badShapes++;
+        findings.push({ request: where, mutated: req.mutated, status: res.status, problem: shape });
+      }
       if (res.status >= 500) {
         findings.push({
           request: where,
@@ -635,6 +728,7 @@ async function main(): Promise<void> {
           problem: 'invalid input accepted',
         });
       }
+      if (req.unrouted) return;
       if (!req.op.responses.has(res.status)) {
         findings.push({
           request: where,
@@ -695,6 +789,7 @@ async function main(): Promise<void> {
       no5xx: { value: fives, pass: fives === 0 },
       responsesMatchSchemas: { value: schemaProblems, pass: schemaProblems === 0 },
       mutatedRequestsRefused: { value: mutatedAccepted, pass: mutatedAccepted === 0 },
+      errorsInOneShape: { value: badShapes, pass: badShapes === 0 },
       mutatedRequestsWriteNothing: {
         value: written.length === 0 ? 'no table changed' : written.join(', '),
         pass: written.length === 0,
@@ -706,6 +801,15 @@ async function main(): Promise<void> {
       `statuses: ${Object.entries(byStatus)
         .map(([s, n]) => `${s}×${n}`)
         .join('  ')}`,
+      'odd path parameters and unrouted URLs (statuses):',
+      ...Object.entries(oddKinds)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(
+          ([kind, statuses]) =>
+            `  ${kind}: ${Object.entries(statuses)
+              .map(([st, n]) => `${st}×${n}`)
+              .join('  ')}`,
+        ),
       ...Object.entries(checks).map(([name, c]) => `${c.pass ? 'PASS' : 'FAIL'}  ${name}: ${c.value}`),
       ...findings
         .slice(0, 15)
@@ -717,7 +821,7 @@ async function main(): Promise<void> {
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(
       out,
-      `${JSON.stringify({ at: new Date().toISOString(), seed: firstSeed, total, mutated: mutatedCount, byStatus, byRoute, checks, findings: findings.slice(0, 200) }, null, 2)}\n`,
+      `${JSON.stringify({ at: new Date().toISOString(), seed: firstSeed, total, mutated: mutatedCount, byStatus, byRoute, oddKinds, checks, findings: findings.slice(0, 200) }, null, 2)}\n`,
     );
     process.stdout.write(`wrote ${path.relative(process.cwd(), out)}\n`);
     process.exitCode = Object.values(checks).every((c) => c.pass) ? 0 : 1;

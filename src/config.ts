@@ -95,9 +95,14 @@ export interface Config {
      */
     readonly refreshQuota: number;
     readonly refreshQuotaWindowMs: number;
-    /** Interval between SSE heartbeats and between read-model checks of a stream (ms). */
+    /** Interval between SSE heartbeat comments on a tracking stream, so proxies keep it open (ms). */
     readonly streamHeartbeatMs: number;
-    readonly streamPollMs: number;
+    /** Tracking streams one caller (customer or staff member) may hold open at once, per API process. */
+    readonly streamMaxPerCaller: number;
+    /** Tracking streams one API process holds open at once, all callers together. */
+    readonly streamMaxOpen: number;
+    /** A tracking stream is ended after at most this long; the client reconnects with Last-Event-ID (ms). */
+    readonly streamMaxLifetimeMs: number;
     /** HMAC-SHA256 secret per courier for `POST /v1/webhooks/couriers/:courier`; a courier without one is refused. */
     readonly courierWebhookSecrets: Readonly<Record<string, string>>;
     /** The courier new orders ship with unless the request names one. */
@@ -224,6 +229,15 @@ export interface Config {
      * client did not retry) is closed as FAILED / NOT_STARTED (ms).
      */
     readonly orderStartGraceMs: number;
+    /**
+     * Finished `Idempotency-Key` records are deleted this long after the request (ms): a
+     * retry with a pruned key is a new request. Keys of orders still PENDING are kept.
+     */
+    readonly pruneIdempotencyKeysAfterMs: number;
+    /** Courier push dedupe rows (`courier_webhook_events`) are deleted this long after receipt (ms); longer than WAYBILL_WEBHOOK_MAX_AGE. */
+    readonly pruneWebhookEventsAfterMs: number;
+    /** Sent or given-up customer notifications are deleted this long after they were created (ms); pending ones never. */
+    readonly pruneNotificationsAfterMs: number;
   };
   /**
    * The payload codec (src/codec): every payload Waybill's clients and workers send to Temporal
@@ -773,6 +787,23 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(`WAYBILL_ORDER_START_GRACE must be at least 1m (got "${orderStartGraceMs}ms")`);
   }
 
+  const webhookMaxAgeMs = r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m');
+  const pruneIdempotencyKeysAfterMs = r.duration('WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER', '7d');
+  if (pruneIdempotencyKeysAfterMs < 3_600_000) {
+    // Shoppers' apps retry a create for a while (offline phones); under an hour is no protection.
+    r.problems.push(
+      `WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER must be at least 1h (got "${pruneIdempotencyKeysAfterMs}ms")`,
+    );
+  }
+  const pruneWebhookEventsAfterMs = r.duration('WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER', '30d');
+  if (pruneWebhookEventsAfterMs <= webhookMaxAgeMs) {
+    // A push is deduplicated by its row for as long as its signature is accepted: pruning
+    // sooner would let a captured push be replayed and accepted as new.
+    r.problems.push(
+      `WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER must be longer than WAYBILL_WEBHOOK_MAX_AGE (got "${pruneWebhookEventsAfterMs}ms" and "${webhookMaxAgeMs}ms")`,
+    );
+  }
+
   const config: Config = {
     env: waybillEnv,
     logLevel: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const),
@@ -796,14 +827,16 @@ export function loadConfig(env: Env = process.env): Config {
       refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
       refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
       streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
-      streamPollMs: r.duration('WAYBILL_STREAM_POLL', '1s'),
+      streamMaxPerCaller: r.int('WAYBILL_STREAM_MAX_PER_CALLER', 5, 1, 10_000),
+      streamMaxOpen: r.int('WAYBILL_STREAM_MAX_OPEN', 1000, 1, 1_000_000),
+      streamMaxLifetimeMs: r.duration('WAYBILL_STREAM_MAX_LIFETIME', '30m'),
       courierWebhookSecrets: webhookSecrets,
       defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', [
         'easyparcel',
         'bluedart',
         'simulator',
       ] as const),
-      webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
+      webhookMaxAgeMs,
       pushMaxClockSkewMs: r.duration('WAYBILL_PUSH_MAX_CLOCK_SKEW', '5m'),
       trustProxy: trustProxy(r.string('WAYBILL_TRUST_PROXY', 'false'), r.problems),
       metricsHost: r.string('WAYBILL_METRICS_HOST', '127.0.0.1'),
@@ -876,6 +909,9 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: r.int('WAYBILL_HOUSEKEEPING_BATCH', 200, 1, 10_000),
       maxBatches: r.int('WAYBILL_HOUSEKEEPING_MAX_BATCHES', 10, 1, 1_000),
       orderStartGraceMs,
+      pruneIdempotencyKeysAfterMs,
+      pruneWebhookEventsAfterMs,
+      pruneNotificationsAfterMs: r.duration('WAYBILL_PRUNE_NOTIFICATIONS_AFTER', '90d'),
     },
     payloads: {
       keys,

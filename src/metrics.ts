@@ -85,6 +85,12 @@ export const Metrics = {
     description:
       'PENDING orders past the start grace that housekeeping closed as FAILED / NOT_STARTED (failed_not_started) or left alone (skipped: a workflow exists, a request holds its key, or stock or money was touched)',
   },
+  housekeepingPruned: {
+    name: 'waybill_housekeeping_pruned',
+    unit: '',
+    description:
+      'Rows housekeeping deleted for their age, by kind (idempotencyKeys, webhookEvents, notifications)',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 /** Adds `value` (default 1) to a counter. */

@@ -41,17 +41,26 @@ const DAY_MS = 86_400_000;
 
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 16);
 
-/** Both schedules as the configuration defines them. */
-export function scheduleDefinitions(config: Config): ScheduleDefinition[] {
-  const at = clock(config.schedules.dailyReportOffsetMs);
-  const housekeeping: HousekeepingInput = {
+/** The housekeeping workflow's input as the configuration defines it. */
+export function housekeepingInput(config: Config): HousekeepingInput {
+  return {
     expireAfterNoScanMs: config.polling.expireAfterNoScanMs,
     archiveAfterMs: config.housekeeping.archiveAfterMs,
     scrubPersonalDataAfterMs: config.housekeeping.scrubPersonalDataAfterMs,
     batchSize: config.housekeeping.batchSize,
     maxBatches: config.housekeeping.maxBatches,
     orderStartGraceMs: config.housekeeping.orderStartGraceMs,
+    pruneIdempotencyKeysAfterMs: config.housekeeping.pruneIdempotencyKeysAfterMs,
+    pruneWebhookEventsAfterMs: config.housekeeping.pruneWebhookEventsAfterMs,
+    pruneNotificationsAfterMs: config.housekeeping.pruneNotificationsAfterMs,
   };
+}
+
+/** Both schedules as the configuration defines them. */
+export function scheduleDefinitions(config: Config): ScheduleDefinition[] {
+  const at = clock(config.schedules.dailyReportOffsetMs);
+  const housekeeping = housekeepingInput(config);
+
   const report: DailyReportInput = {};
   const dailyReportNote =
     `Every day at ${at} UTC: the day before's deliveries, exceptions, expiries, median time to deliver ` +
@@ -59,7 +68,8 @@ export function scheduleDefinitions(config: Config): ScheduleDefinition[] {
   const housekeepingNote =
     'Expires unfinished shipments with no scan and no running workflow (telling their orders), ' +
     'closes orders whose workflow never started, archives finished shipments, ' +
-    'scrubs personal data from old raw courier payloads. Bounded batches; the next run carries on.';
+    'scrubs personal data from old raw courier payloads, deletes old idempotency keys, courier push ' +
+    'dedupe rows and sent notifications. Bounded batches; the next run carries on.';
   return [
     {
       scheduleId: DAILY_REPORT_SCHEDULE_ID,
@@ -90,7 +100,7 @@ export function scheduleDefinitions(config: Config): ScheduleDefinition[] {
         taskQueue: config.temporal.taskQueue,
         args: [housekeeping],
         staticSummary:
-          'Housekeeping: expire unscanned, close orders that never started, archive finished, scrub personal data',
+          'Housekeeping: expire unscanned, close orders that never started, archive finished, scrub personal data, prune old rows',
         workflowExecutionTimeout: '1h',
       },
       policies: {

@@ -102,6 +102,9 @@ describe('configuration', () => {
       batchSize: 200,
       maxBatches: 10,
       orderStartGraceMs: 15 * 60_000,
+      pruneIdempotencyKeysAfterMs: 7 * 86_400_000,
+      pruneWebhookEventsAfterMs: 30 * 86_400_000,
+      pruneNotificationsAfterMs: 90 * 86_400_000,
     });
     const set = loadConfig({
       WAYBILL_WORKER_METRICS_PORT: '0',
@@ -115,6 +118,43 @@ describe('configuration', () => {
       housekeepingEveryMs: 900_000,
     });
     expect(set.housekeeping.scrubPersonalDataAfterMs).toBe(14 * 86_400_000);
+  });
+
+  it('reads the pruning ages and refuses ones that would undo what the rows protect', () => {
+    const set = loadConfig({
+      WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER: '2d',
+      WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER: '1d',
+      WAYBILL_PRUNE_NOTIFICATIONS_AFTER: '30d',
+    });
+    expect([
+      set.housekeeping.pruneIdempotencyKeysAfterMs,
+      set.housekeeping.pruneWebhookEventsAfterMs,
+      set.housekeeping.pruneNotificationsAfterMs,
+    ]).toEqual([2 * 86_400_000, 86_400_000, 30 * 86_400_000]);
+    expect(() =>
+      loadConfig({ WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER: '10m', WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER: '5m' }),
+    ).toThrow(
+      /WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER must be at least 1h[\s\S]*WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER must be longer than WAYBILL_WEBHOOK_MAX_AGE/,
+    );
+  });
+
+  it('has defaults for the tracking stream caps and lifetime, and reads them', () => {
+    const defaults = loadConfig({});
+    expect([
+      defaults.api.streamMaxPerCaller,
+      defaults.api.streamMaxOpen,
+      defaults.api.streamMaxLifetimeMs,
+    ]).toEqual([5, 1000, 30 * 60_000]);
+    const set = loadConfig({
+      WAYBILL_STREAM_MAX_PER_CALLER: '2',
+      WAYBILL_STREAM_MAX_OPEN: '50',
+      WAYBILL_STREAM_MAX_LIFETIME: '5m',
+    });
+    expect([set.api.streamMaxPerCaller, set.api.streamMaxOpen, set.api.streamMaxLifetimeMs]).toEqual([
+      2,
+      50,
+      5 * 60_000,
+    ]);
   });
 
   it('has defaults for the refresh cooldown and quota, reads them, and refuses a start grace under a minute', () => {

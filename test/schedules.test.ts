@@ -492,6 +492,9 @@ describe('schedules', () => {
         archived: 1,
         scrubbed: 2,
         ordersNotStarted: 0,
+        prunedIdempotencyKeys: 0,
+        prunedWebhookEvents: 0,
+        prunedNotifications: 0,
         caughtUp: true,
       });
 
@@ -562,6 +565,9 @@ describe('schedules', () => {
         archived: 0,
         scrubbed: 0,
         ordersNotStarted: 0,
+        prunedIdempotencyKeys: 0,
+        prunedWebhookEvents: 0,
+        prunedNotifications: 0,
         caughtUp: true,
       });
       expect((await rowOf(s.staleWorkflowRunning)).status).toBe('IN_TRANSIT');
@@ -575,6 +581,9 @@ describe('schedules', () => {
       batchSize: 50,
       maxBatches: 5,
       orderStartGraceMs: 15 * MINUTE,
+      pruneIdempotencyKeysAfterMs: 7 * DAY,
+      pruneWebhookEventsAfterMs: 30 * DAY,
+      pruneNotificationsAfterMs: 90 * DAY,
     };
     const housekeep = (): Promise<HousekeepingResult> =>
       worker.client.workflow.execute('housekeepingWorkflow', {
@@ -700,6 +709,128 @@ describe('schedules', () => {
       expect((await housekeep()).ordersNotStarted).toBe(0);
       // Out of the next test's way (its runs count whether housekeeping caught up).
       await database.db.deleteFrom('orders').where('id', 'in', Object.values(o)).execute();
+    });
+
+    it('deletes idempotency keys, push dedupe rows and notifications past their ages in bounded batches, and keeps the rest', async () => {
+      const pendingOrder = await order();
+      const failedOrder = await order({ createdAt: ago(8 * DAY) });
+      await database.db
+        .updateTable('orders')
+        .set({ status: 'FAILED' })
+        .where('id', '=', failedOrder)
+        .execute();
+      const key = (
+        name: string,
+        values: { age: number; done: boolean; lockedFor?: number; orderId?: string },
+      ) =>
+        database.db
+          .insertInto('api_idempotency_keys')
+          .values({
+            scope: 'orders:customer:cus_prune',
+            key: name,
+            request_hash: 'h',
+            state: values.done ? 'DONE' : 'IN_PROGRESS',
+            response_status: values.done ? 202 : null,
+            response_body: values.done ? JSON.stringify({ orderId: 'ord_x' }) : null,
+            resource_id: values.orderId ?? null,
+            locked_until: values.lockedFor === undefined ? null : new Date(Date.now() + values.lockedFor),
+            created_at: ago(values.age),
+          })
+          .execute();
+      await key('old-done-1', { age: 8 * DAY, done: true });
+      await key('old-done-2', { age: 9 * DAY, done: true });
+      await key('old-abandoned-order-failed', {
+        age: 8 * DAY,
+        done: false,
+        lockedFor: -DAY,
+        orderId: failedOrder,
+      });
+      await key('young-done', { age: DAY, done: true });
+      // Its order is still PENDING: the key is what lets a retry take that order over.
+      await key('old-abandoned-order-pending', {
+        age: 8 * DAY,
+        done: false,
+        lockedFor: -DAY,
+        orderId: pendingOrder,
+      });
+      await key('old-still-locked', { age: 8 * DAY, done: false, lockedFor: MINUTE });
+
+      const push = (eventId: string, age: number) =>
+        database.db
+          .insertInto('courier_webhook_events')
+          .values({ courier: 'easyparcel', event_id: eventId, tracking_number: 'EP1', received_at: ago(age) })
+          .execute();
+      await push('old-push', 31 * DAY);
+      await push('young-push', DAY);
+
+      const notification = (name: string, status: 'PENDING' | 'SENT' | 'FAILED', age: number) =>
+        database.db
+          .insertInto('notifications')
+          .values({
+            dedupe_key: name,
+            order_id: null,
+            kind: 'DELIVERED',
+            channel: 'log',
+            recipient: 'a@example.com',
+            payload: JSON.stringify({}),
+            status,
+            last_error: null,
+            created_at: ago(age),
+            sent_at: status === 'SENT' ? ago(age) : null,
+          })
+          .execute();
+      await notification('old-sent', 'SENT', 91 * DAY);
+      await notification('old-failed', 'FAILED', 91 * DAY);
+      await notification('old-pending', 'PENDING', 91 * DAY);
+      await notification('young-sent', 'SENT', DAY);
+
+      const run = (input: HousekeepingInput): Promise<HousekeepingResult> =>
+        worker.client.workflow.execute('housekeepingWorkflow', {
+          workflowId: uniqueId('housekeeping'),
+          taskQueue: worker.taskQueue,
+          args: [input],
+        });
+      // Two rows per batch, one batch per step: the first run stops short and says so.
+      const bounded = { ...housekeepingInput, batchSize: 2, maxBatches: 1 };
+      expect(await run(bounded)).toMatchObject({
+        prunedIdempotencyKeys: 2,
+        prunedWebhookEvents: 1,
+        prunedNotifications: 2,
+        caughtUp: false,
+      });
+      expect(await run(bounded)).toMatchObject({
+        prunedIdempotencyKeys: 1,
+        prunedWebhookEvents: 0,
+        prunedNotifications: 0,
+        caughtUp: true,
+      });
+      // Idempotent: nothing left to delete.
+      expect(await run(housekeepingInput)).toMatchObject({
+        prunedIdempotencyKeys: 0,
+        prunedWebhookEvents: 0,
+        prunedNotifications: 0,
+      });
+
+      const keys = await database.db
+        .selectFrom('api_idempotency_keys')
+        .select('key')
+        .where('scope', '=', 'orders:customer:cus_prune')
+        .orderBy('key')
+        .execute();
+      expect(keys.map((k) => k.key)).toEqual([
+        'old-abandoned-order-pending',
+        'old-still-locked',
+        'young-done',
+      ]);
+      const pushes = await database.db.selectFrom('courier_webhook_events').select('event_id').execute();
+      expect(pushes.map((p) => p.event_id)).toEqual(['young-push']);
+      const notifications = await database.db
+        .selectFrom('notifications')
+        .select('dedupe_key')
+        .orderBy('dedupe_key')
+        .execute();
+      expect(notifications.map((n) => n.dedupe_key)).toEqual(['old-pending', 'young-sent']);
+      await database.db.deleteFrom('orders').where('id', 'in', [pendingOrder, failedOrder]).execute();
     });
 
     it('does a bounded amount of work per run and carries on in the next', async () => {

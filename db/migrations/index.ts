@@ -11,6 +11,8 @@ import * as shipmentRecentEvents from './2026-11-23T15-00-00_shipment_recent_eve
 import * as orderAttention from './2026-12-04T10-00-00_order_attention';
 import * as refreshQuota from './2026-12-04T11-00-00_refresh_quota';
 import * as pendingOrdersIndex from './2026-12-04T11-10-00_pending_orders_index';
+import * as trackingChangeNotify from './2026-12-04T17-00-00_tracking_change_notify';
+import * as pruneIndexes from './2026-12-04T17-10-00_prune_indexes';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-23T09-00-00_initial_read_model': initialReadModel,
@@ -21,4 +23,6 @@ export const migrations: Record<string, Migration> = {
   '2026-12-04T10-00-00_order_attention': orderAttention,
   '2026-12-04T11-00-00_refresh_quota': refreshQuota,
   '2026-12-04T11-10-00_pending_orders_index': pendingOrdersIndex,
+  '2026-12-04T17-00-00_tracking_change_notify': trackingChangeNotify,
+  '2026-12-04T17-10-00_prune_indexes': pruneIndexes,
 };

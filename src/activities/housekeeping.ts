@@ -7,7 +7,9 @@
  * - close orders whose workflow never started (the API wrote the row, then could not start
  *   the saga, and the client never retried) as FAILED / NOT_STARTED;
  * - archive shipments finished long ago (`archived_at`);
- * - scrub personal data from the raw courier payloads of shipments finished long ago.
+ * - scrub personal data from the raw courier payloads of shipments finished long ago;
+ * - delete rows kept only for a while: finished Idempotency-Key records, courier push
+ *   dedupe rows, sent or given-up customer notifications.
  * Each is idempotent: rows it has handled no longer match its query.
  */
 import { ApplicationFailure } from '@temporalio/activity';
@@ -75,6 +77,28 @@ export interface AgeBatchResult {
   changed: number;
   /** Whether a full batch was handled (there may be more). */
   more: boolean;
+}
+
+/** What `pruneOldRows` deletes, each after its own age. */
+export const PRUNABLE = {
+  /**
+   * `api_idempotency_keys` rows: finished (DONE), or abandoned (lock expired) with no
+   * PENDING order behind them (housekeeping closes those first; until then a retry takes
+   * the order over). A retry with a pruned key is a new request.
+   */
+  IDEMPOTENCY_KEYS: 'idempotencyKeys',
+  /** `courier_webhook_events`: the dedupe of pushes, kept longer than a signature is accepted. */
+  WEBHOOK_EVENTS: 'webhookEvents',
+  /** `notifications` SENT or FAILED; PENDING ones are still the saga's to send. */
+  NOTIFICATIONS: 'notifications',
+} as const;
+export type Prunable = (typeof PRUNABLE)[keyof typeof PRUNABLE];
+
+export interface PruneBatchInput {
+  kind: Prunable;
+  /** Rows older than this (ms). */
+  olderThanMs: number;
+  batchSize: number;
 }
 
 const TERMINAL = [...TERMINAL_STATUSES];
@@ -407,7 +431,48 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
       if (scrubbed > 0) log.info(`housekeeping scrubbed personal data from ${scrubbed} shipments`);
       return { changed: scrubbed, more: scrubbed === input.batchSize };
     },
+
+    /** One batch of `kind`'s rows older than the limit → deleted (a second run finds them gone). */
+    async pruneOldRows(input: PruneBatchInput): Promise<AgeBatchResult> {
+      const result = await pruneBatch(db, input);
+      const deleted = Number(result.numAffectedRows ?? 0);
+      count(activityMeter(), Metrics.housekeepingPruned, { kind: input.kind }, deleted);
+      if (deleted > 0)
+        log.info({ kind: input.kind, deleted }, `housekeeping pruned ${deleted} ${input.kind}`);
+      return { changed: deleted, more: deleted === input.batchSize };
+    },
   };
+}
+
+/**
+ * One bounded DELETE of `kind`'s old rows: the rows are picked (oldest first, at most
+ * `batchSize`, skipping any a writer holds) and deleted by primary key in one statement.
+ */
+function pruneBatch(db: Kysely<Database>, input: PruneBatchInput) {
+  const cutoff = ago(input.olderThanMs);
+  switch (input.kind) {
+    case PRUNABLE.IDEMPOTENCY_KEYS:
+      return sql`delete from api_idempotency_keys where (scope, key) in (
+          select k.scope, k.key from api_idempotency_keys k
+          where k.created_at < ${cutoff}
+            and (k.state = 'DONE' or (
+              coalesce(k.locked_until < now(), true)
+              and not exists (select 1 from orders o where o.id = k.resource_id and o.status = 'PENDING')))
+          order by k.created_at limit ${input.batchSize}
+          for update of k skip locked)`.execute(db);
+    case PRUNABLE.WEBHOOK_EVENTS:
+      return sql`delete from courier_webhook_events where (courier, event_id) in (
+          select courier, event_id from courier_webhook_events
+          where received_at < ${cutoff}
+          order by received_at limit ${input.batchSize}
+          for update skip locked)`.execute(db);
+    case PRUNABLE.NOTIFICATIONS:
+      return sql`delete from notifications where id in (
+          select id from notifications
+          where status in ('SENT', 'FAILED') and created_at < ${cutoff}
+          order by created_at limit ${input.batchSize}
+          for update skip locked)`.execute(db);
+  }
 }
 
 export type HousekeepingActivities = ReturnType<typeof createHousekeepingActivities>;

@@ -25,6 +25,8 @@ import type { TemporalClient } from '../temporal';
 import { authPlugin } from './auth';
 import {
   ApiError,
+  BODY_LIMIT_BYTES,
+  bodyError,
   clientErrorResponse,
   databaseUnavailable,
   ErrorBody,
@@ -70,17 +72,6 @@ declare module 'fastify' {
     waybillRoutes: string[];
   }
 }
-
-/** Fastify's own request errors, renamed into our codes (the FST_ names mean nothing to callers). */
-const FASTIFY_CODES: Record<string, string> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'EMPTY_BODY',
-  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
-  FST_ERR_BAD_URL: 'BAD_URL',
-};
-const BODY_LIMIT_BYTES = 64 * 1024;
 
 /** One sentence naming the field and what is wrong with it, e.g. `body.lines[0].quantity must be >= 1`. */
 function validationMessage(
@@ -149,6 +140,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Every body this API reads is JSON: text/plain (a parser Fastify adds by default) would
+  // reach a route as a string and fail its schema with a confusing message; 415 says it.
+  app.removeContentTypeParser('text/plain');
 
   // URLs and headers carry text, so their values are coerced ("true" → true, "5" → 5);
   // JSON bodies carry types and are taken as sent: ["a"] is not a reason, "12" not a quantity.
@@ -247,6 +241,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (err.statusCode === 503) reply.header('retry-after', '5');
       return reply.code(err.statusCode).send(errorBody(err.code, err.message));
     }
+    const refusedBody = bodyError(err);
+    if (refusedBody) {
+      return reply.code(refusedBody.statusCode).send(errorBody(refusedBody.code, refusedBody.message));
+    }
     if (err.validation) {
       return reply
         .code(400)
@@ -254,9 +252,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      const code =
-        (err.code && FASTIFY_CODES[err.code]) ?? (err.code?.startsWith('FST_') ? 'BAD_REQUEST' : err.code);
-      return reply.code(status).send(errorBody(code ?? 'BAD_REQUEST', err.message));
+      const code = err.code === undefined || err.code.startsWith('FST_') ? 'BAD_REQUEST' : err.code;
+      return reply.code(status).send(errorBody(code, err.message));
     }
     // A dependency that is down, or a Temporal namespace the worker has not set up yet (its
     // search attributes), is the caller's to retry, not a bug: 503 with a clear code.

@@ -56,6 +56,52 @@ export function routerError(err: { code?: string }): ApiError {
   }
 }
 
+/** The largest request body the API reads (bytes): an order with 100 lines is under 10 KiB. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Fastify's own refusals of a request body (raised before any handler runs), as our codes
+ * and sentences that say what to send instead; Fastify's FST_ names and texts mean nothing
+ * to a caller. Null for any other error.
+ */
+export function bodyError(err: { code?: string; statusCode?: number }): ApiError | null {
+  const status = err.statusCode ?? 400;
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiError(
+        status,
+        'INVALID_JSON',
+        'the body is not valid JSON (keys named __proto__ or constructor.prototype are refused too); send one JSON object',
+      );
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError(
+        status,
+        'EMPTY_BODY',
+        'the body is empty but Content-Type says application/json; send a JSON object, or no Content-Type with no body',
+      );
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError(
+        status,
+        'PAYLOAD_TOO_LARGE',
+        `the body is larger than ${BODY_LIMIT_BYTES / 1024} KiB, the most any route reads`,
+      );
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(
+        status,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'the body must be JSON with Content-Type: application/json',
+      );
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError(
+        status,
+        'INVALID_CONTENT_LENGTH',
+        'the body is not as long as its Content-Length header says; send the header that matches the body, or none',
+      );
+    default:
+      return null;
+  }
+}
+
 /**
  * The raw HTTP answer to a request Node's parser refused (it never became a request: no
  * route, no hooks), in our shape. Null when there is no one to answer (connection reset).

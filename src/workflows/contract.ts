@@ -342,6 +342,10 @@ export interface HousekeepingInput {
   maxBatches: number;
   /** PENDING orders older than this with no order workflow → FAILED / NOT_STARTED (ms). */
   orderStartGraceMs: number;
+  /** Rows deleted after these ages (ms): finished Idempotency-Key records, courier push dedupe rows, sent or given-up notifications. */
+  pruneIdempotencyKeysAfterMs: number;
+  pruneWebhookEventsAfterMs: number;
+  pruneNotificationsAfterMs: number;
 }
 
 export interface HousekeepingResult {
@@ -352,6 +356,10 @@ export interface HousekeepingResult {
   scrubbed: number;
   /** PENDING orders whose workflow never started, closed as FAILED / NOT_STARTED. */
   ordersNotStarted: number;
+  /** Rows deleted for their age, per kind. */
+  prunedIdempotencyKeys: number;
+  prunedWebhookEvents: number;
+  prunedNotifications: number;
   /** False when a step stopped at maxBatches with more to do. */
   caughtUp: boolean;
 }

@@ -1,8 +1,8 @@
 /**
  * Housekeeping (`waybill-housekeeping` schedule): expire unscanned shipments nobody tracks
  * any more (telling their orders), close orders whose workflow never started, archive
- * finished shipments, scrub personal data from old raw courier payloads. Each
- * step works in bounded batches (at most `maxBatches` per run; the next run carries on).
+ * finished shipments, scrub personal data from old raw courier payloads, delete old
+ * idempotency keys, courier push dedupe rows and sent notifications. Each step works in bounded batches (at most `maxBatches` per run; the next run carries on).
  * A step that fails does not stop the others; the run then fails naming it, so the UI
  * shows it. Deterministic code only.
  */
@@ -13,7 +13,7 @@ import {
   proxyActivities,
   setCurrentDetails,
 } from '@temporalio/workflow';
-import type { HousekeepingActivities } from '../activities/housekeeping';
+import type { HousekeepingActivities, Prunable } from '../activities/housekeeping';
 import type { HousekeepingInput, HousekeepingResult } from './contract';
 
 const activities = proxyActivities<HousekeepingActivities>({
@@ -33,6 +33,9 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     archived: 0,
     scrubbed: 0,
     ordersNotStarted: 0,
+    prunedIdempotencyKeys: 0,
+    prunedWebhookEvents: 0,
+    prunedNotifications: 0,
     caughtUp: true,
   };
   const failed: string[] = [];
@@ -40,7 +43,9 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     setCurrentDetails(
       `${step} · expired ${result.expired} (left ${result.skippedRunning} to their running workflows), ` +
         `closed ${result.ordersNotStarted} orders that never started, ` +
-        `archived ${result.archived}, scrubbed ${result.scrubbed}`,
+        `archived ${result.archived}, scrubbed ${result.scrubbed}, ` +
+        `pruned ${result.prunedIdempotencyKeys} idempotency keys, ${result.prunedWebhookEvents} push dedupe rows, ` +
+        `${result.prunedNotifications} notifications`,
     );
 
   async function step(name: string, run: () => Promise<void>): Promise<void> {
@@ -110,6 +115,41 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     }
     result.caughtUp = false;
   });
+
+  // Kinds are written out (not imported): workflow code takes only types from activities.
+  const prunes: { kind: Prunable; what: string; olderThanMs: number; add: (n: number) => void }[] = [
+    {
+      kind: 'idempotencyKeys',
+      what: 'finished idempotency keys',
+      olderThanMs: input.pruneIdempotencyKeysAfterMs,
+      add: (n) => (result.prunedIdempotencyKeys += n),
+    },
+    {
+      kind: 'webhookEvents',
+      what: 'courier push dedupe rows',
+      olderThanMs: input.pruneWebhookEventsAfterMs,
+      add: (n) => (result.prunedWebhookEvents += n),
+    },
+    {
+      kind: 'notifications',
+      what: 'sent notifications',
+      olderThanMs: input.pruneNotificationsAfterMs,
+      add: (n) => (result.prunedNotifications += n),
+    },
+  ];
+  for (const prune of prunes) {
+    await step(`pruning ${prune.what}`, async () => {
+      for (let batch = 1; batch <= input.maxBatches; batch++) {
+        const r = await activities.pruneOldRows.executeWithOptions(
+          { summary: `delete ${prune.what} older than ${days(prune.olderThanMs)}, batch ${batch}` },
+          [{ kind: prune.kind, olderThanMs: prune.olderThanMs, batchSize: input.batchSize }],
+        );
+        prune.add(r.changed);
+        if (!r.more) return;
+      }
+      result.caughtUp = false;
+    });
+  }
 
   progress(
     failed.length > 0

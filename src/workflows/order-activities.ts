@@ -2,7 +2,7 @@
  * The order saga's activities, with the retry policy each kind of step needs, and how the
  * saga reads an activity's failure. Deterministic code only.
  */
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
@@ -41,6 +41,12 @@ export function message(err: unknown): string {
  * The saga's retry policies:
  * - `always`: our own database (status, stock, audit); retried until it works.
  * - `stock`: reserving stock; out of stock is final.
+ * These two are local activities: short writes to our own Postgres, run by the worker that
+ * runs the workflow task, inside that task (no round trip through the server, no workflow
+ * task of their own), recorded as markers and never run again on replay. Each is as safe to
+ * run twice as before (a local activity is retried inside the task, and again if the task
+ * is lost). A local activity holds the task while it runs, so each attempt is cut short at
+ * 10 s (a pool wait is 3 s); retries that back off longer than a minute wait on a timer.
  * - `forward`: authorising; a few attempts, then the saga compensates.
  * - `booking`: rides out a courier outage for a while, then the saga compensates; a cancel of
  *   the order pre-empts it (heartbeat; the workflow waits for the attempt in flight to end).
@@ -49,15 +55,17 @@ export function message(err: unknown): string {
  *   parked; a refusal for good is parked at once.
  * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.
  */
+const LOCAL_ATTEMPT = '10s';
+
 export function activityOptions(input: OrderWorkflowInput) {
   const backoff = { initialInterval: '1s', backoffCoefficient: 2 } as const;
   return {
-    always: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
+    always: proxyLocalActivities<Activities>({
+      startToCloseTimeout: LOCAL_ATTEMPT,
       retry: { ...backoff, maximumInterval: '2m' },
     }),
-    stock: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
+    stock: proxyLocalActivities<Activities>({
+      startToCloseTimeout: LOCAL_ATTEMPT,
       retry: {
         ...backoff,
         maximumInterval: '1m',

@@ -245,16 +245,30 @@ export class OrderSaga {
     this.showDetails();
   }
 
-  /** Books every parcel not booked yet; a cancel pre-empts the booking in flight. */
+  /**
+   * Books every parcel not booked yet, all at once (they are independent); a cancel pre-empts
+   * the bookings in flight. Every booking settles, its undo registered, before the saga goes
+   * on or compensates; one that fails for good stops the others (whose undo then looks for a
+   * booking made before the answer was lost), and the order fails with its reason.
+   */
   async bookParcels(): Promise<void> {
-    for (const parcel of this.parcels) {
-      if (parcel.trackingNumber !== null || parcel.bookingCancelled) continue;
-      this.throwIfCancelled();
-      await this.bookParcel(parcel);
-    }
+    const todo = this.parcels.filter((p) => p.trackingNumber === null && !p.bookingCancelled);
+    if (todo.length === 0) return;
+    this.throwIfCancelled();
+    let failed = false;
+    const results = await Promise.allSettled(
+      todo.map((parcel) =>
+        this.bookParcel(parcel, () => failed).catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      ),
+    );
+    const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (errors.length > 0) throw errors.find((e) => e instanceof OrderFailed) ?? errors[0];
   }
 
-  private async bookParcel(parcel: Parcel): Promise<void> {
+  private async bookParcel(parcel: Parcel, siblingFailed: () => boolean): Promise<void> {
     const { input } = this;
     const booking = {
       orderId: input.orderId,
@@ -263,11 +277,13 @@ export class OrderSaga {
       lineNos: parcel.lines.map((l) => l.lineNo),
     };
     try {
-      const { trackingNumber } = await this.untilCancelled(() =>
-        this.act.booking.bookShipment.executeWithOptions(
-          { summary: `book parcel ${parcel.shipmentId} with ${courierName(input.courier)}` },
-          [booking],
-        ),
+      const { trackingNumber } = await this.untilCancelled(
+        () =>
+          this.act.booking.bookShipment.executeWithOptions(
+            { summary: `book parcel ${parcel.shipmentId} with ${courierName(input.courier)}` },
+            [booking],
+          ),
+        siblingFailed,
       );
       parcel.trackingNumber = trackingNumber;
     } catch (err) {
@@ -310,12 +326,12 @@ export class OrderSaga {
     });
   }
 
-  /** Runs `work` in a scope that an accepted cancel cancels (the activity learns it at its heartbeat). */
-  private async untilCancelled<T>(work: () => Promise<T>): Promise<T> {
+  /** Runs `work` in a scope that an accepted cancel, or `stop()`, cancels (the activity learns it at its heartbeat). */
+  private async untilCancelled<T>(work: () => Promise<T>, stop: () => boolean): Promise<T> {
     const scope = new CancellationScope();
     const watcher = new CancellationScope();
     void watcher
-      .run(() => condition(() => this.cancelRequest !== null))
+      .run(() => condition(() => this.cancelRequest !== null || stop()))
       .then(
         () => scope.cancel(),
         () => undefined,
@@ -331,6 +347,7 @@ export class OrderSaga {
   async startTracking(): Promise<void> {
     this.throwIfCancelled();
     if (this.progress === OrderStatus.PENDING) await this.setProgress(OrderStatus.CONFIRMED);
+    const toTrack: Parcel[] = [];
     for (const parcel of this.parcels) {
       if (parcel.tracked) continue;
       if (parcel.bookingCancelled) {
@@ -338,8 +355,10 @@ export class OrderSaga {
         parcel.status = ShipmentStatus.CANCELLED;
         continue;
       }
-      await this.track(parcel);
+      toTrack.push(parcel);
     }
+    // The parcels' workflows are independent: started together, in one workflow task.
+    await Promise.all(toTrack.map((parcel) => this.track(parcel)));
     if (!this.tracking) {
       this.tracking = true;
       this.notify('confirmed');

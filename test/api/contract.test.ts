@@ -429,6 +429,69 @@ describe('HTTP contract', () => {
       /proto|INVALID_JSON|BAD_REQUEST/i,
     ],
     [
+      'a body shorter than its Content-Length',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: '{}',
+        headers: { ...key(), 'content-type': 'application/json', 'content-length': '10' },
+      }),
+      400,
+      'INVALID_CONTENT_LENGTH',
+    ],
+    [
+      'a body with a Content-Type that does not parse',
+      () => ({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: '{}',
+        headers: { ...key(), 'content-type': ';;;' },
+      }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'a body as text/plain',
+      () => ({
+        method: 'POST',
+        url: '/v1/tracking/lookup',
+        payload: 'WB-100001',
+        headers: { 'content-type': 'text/plain' },
+      }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'a tracking number with a null byte',
+      () => ({ url: '/v1/tracking/EP10%0000001' }),
+      400,
+      'VALIDATION_FAILED',
+    ],
+    [
+      'a tracking number with a percent-encoded slash',
+      () => ({ url: '/v1/tracking/EP10%2F..%2F00001' }),
+      400,
+      'VALIDATION_FAILED',
+    ],
+    [
+      'a tracking number in unicode',
+      () => ({ url: `/v1/tracking/${encodeURIComponent('ÉP١٢٣٤😀')}` }),
+      400,
+      'VALIDATION_FAILED',
+    ],
+    [
+      'an order id of 101 multi-byte characters',
+      () => ({ url: `/v1/orders/${encodeURIComponent('é'.repeat(101))}`, headers: customer() }),
+      414,
+      'URI_TOO_LONG',
+    ],
+    [
+      'a query string that does not decode',
+      () => ({ url: '/v1/admin/shipments?status=%E0%A4%A', headers: api.admin() }),
+      400,
+      'VALIDATION_FAILED',
+    ],
+    [
       'method not allowed on a route',
       () => ({ method: 'DELETE', url: '/v1/orders/ord_x', headers: customer() }),
       404,
@@ -446,6 +509,10 @@ describe('HTTP contract', () => {
       expect(Object.keys(body.error).sort()).toEqual(['code', 'message']);
       if (typeof expected === 'string') expect(body.error.code).toBe(expected);
       else expect(`${body.error.code} ${body.error.message}`).toMatch(expected);
+      // Our words, not the framework's: no FST_ codes, no Fastify sentences.
+      expect(`${body.error.code} ${body.error.message}`).not.toMatch(
+        /FST_|content-type is set to|Request body|Unsupported Media Type/,
+      );
     },
   );
 

@@ -11,6 +11,7 @@ import { stockReconciliation } from '../../src/inventory/queries';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { requestHash } from '../../src/api/idempotency';
 import { signToken } from '../../src/api/tokens';
+import { housekeepingInput } from '../../src/schedules';
 import { orderWorkflowId } from '../../src/workflows/contract';
 import { type TestApi } from '../support/api';
 import { ADDRESS } from '../support/shopper';
@@ -245,6 +246,48 @@ describe('order routes', () => {
       } finally {
         await down.close();
       }
+    });
+
+    it('a key housekeeping has pruned is a new request: the same key and body place a second order', async () => {
+      const sku = await stock();
+      const headers = { ...stack.api.customer('cus_pruned'), 'idempotency-key': randomUUID() };
+      const body = orderBody(sku, 'never_picked_up', 1);
+      const first = await post(body, headers);
+      expect(first.statusCode).toBe(202);
+      await waitForStatus(first.json().orderId, (s) => s === 'CONFIRMED');
+      // Within WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER: a replay.
+      const replay = await post(body, headers);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(replay.json().orderId).toBe(first.json().orderId);
+
+      // Past it, housekeeping deletes the record.
+      await stack.database.db
+        .updateTable('api_idempotency_keys')
+        .set({
+          created_at: new Date(
+            Date.now() - stack.api.config.housekeeping.pruneIdempotencyKeysAfterMs - 60_000,
+          ),
+        })
+        .where('scope', '=', 'orders:customer:cus_pruned')
+        .execute();
+      const housekeeping = await stack.worker.client.workflow.execute('housekeepingWorkflow', {
+        workflowId: uniqueId('housekeeping'),
+        taskQueue: stack.worker.taskQueue,
+        args: [housekeepingInput(stack.api.config)],
+      });
+      expect(housekeeping.prunedIdempotencyKeys).toBeGreaterThanOrEqual(1);
+
+      const late = await post(body, headers);
+      expect(late.statusCode).toBe(202);
+      expect(late.headers['idempotent-replayed']).toBeUndefined();
+      expect(late.json().orderId).not.toBe(first.json().orderId);
+      const orders = await stack.database.db
+        .selectFrom('orders')
+        .select('id')
+        .where('customer_id', '=', 'cus_pruned')
+        .execute();
+      expect(orders).toHaveLength(2);
+      await waitForStatus(late.json().orderId, (s) => s === 'CONFIRMED');
     });
 
     it('requires the header', async () => {
@@ -514,16 +557,7 @@ describe('order routes', () => {
     const housekeeping = await stack.worker.client.workflow.execute('housekeepingWorkflow', {
       workflowId: uniqueId('housekeeping'),
       taskQueue: stack.worker.taskQueue,
-      args: [
-        {
-          expireAfterNoScanMs: 7 * 86_400_000,
-          archiveAfterMs: 90 * 86_400_000,
-          scrubPersonalDataAfterMs: 30 * 86_400_000,
-          batchSize: 50,
-          maxBatches: 5,
-          orderStartGraceMs: stack.api.config.housekeeping.orderStartGraceMs,
-        },
-      ],
+      args: [housekeepingInput(stack.api.config)],
     });
     expect(housekeeping).toMatchObject({ ordersNotStarted: 1 });
     const view = await stack.api.app.inject({

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import type { KyselyPlugin } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
@@ -23,14 +23,14 @@ import {
 
 /** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
 const TIME_SCALE = 50_000;
-const STREAM_ENV = { WAYBILL_STREAM_HEARTBEAT: '200ms', WAYBILL_STREAM_POLL: '100ms' };
+const STREAM_ENV = { WAYBILL_STREAM_HEARTBEAT: '200ms' };
 
 jest.setTimeout(90_000);
 
 interface SseClient {
   status: number;
   contentType: string | undefined;
-  messages: { event: string; data: unknown }[];
+  messages: { event: string; id: string | undefined; data: unknown }[];
   /** Comment lines (heartbeats) received. */
   comments: string[];
   body: string;
@@ -67,13 +67,15 @@ function connect(url: string, headers: Record<string, string> = {}): Promise<Sse
             const block = buffer.slice(0, at);
             buffer = buffer.slice(at + 2);
             let event = 'message';
+            let id: string | undefined;
             const data: string[] = [];
             for (const line of block.split('\n')) {
               if (line.startsWith(':')) client.comments.push(line);
               else if (line.startsWith('event: ')) event = line.slice(7);
+              else if (line.startsWith('id: ')) id = line.slice(4);
               else if (line.startsWith('data: ')) data.push(line.slice(6));
             }
-            if (data.length > 0) client.messages.push({ event, data: JSON.parse(data.join('\n')) });
+            if (data.length > 0) client.messages.push({ event, id, data: JSON.parse(data.join('\n')) });
           }
         });
         res.on('error', () => undefined);
@@ -204,6 +206,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
     );
     expect(client.messages[0]).toEqual({
       event: 'snapshot',
+      id: '0',
       data: {
         orderId,
         orderStatus: 'SHIPPED',
@@ -347,6 +350,282 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
     await other.close();
     await client.ended;
     expect(Date.now() - closing).toBeLessThan(3_000);
+  });
+
+  /** A scan written straight into the read model, the way any writer (an activity, psql) would. */
+  async function writeScan(shipmentId: string, status: string, city: string) {
+    return database.db.transaction().execute(async (trx) => {
+      const { id } = await trx
+        .insertInto('tracking_events')
+        .values({
+          shipment_id: shipmentId,
+          event_key: uniqueId('evt'),
+          status,
+          sub_status: null,
+          raw_code: null,
+          raw_text: null,
+          occurred_at: new Date(),
+          occurred_at_raw: null,
+          location_city: city,
+          location_state: null,
+          location_country: 'MY',
+          source: 'manual',
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await trx
+        .updateTable('shipments')
+        .set((eb) => ({ status, version: eb('version', '+', 1) }))
+        .where('id', '=', shipmentId)
+        .execute();
+      return Number(id);
+    });
+  }
+
+  const trackingCities = (client: SseClient) =>
+    client.messages
+      .filter((m) => m.event === 'tracking')
+      .map((m) => (m.data as { city: string | null }).city);
+
+  it('asks the read model nothing while nothing changes, and delivers a change any writer makes', async () => {
+    const { orderId, shipmentId } = await orderWithParcel('cus_notify', 'never_picked_up');
+    const client = await connect(streamUrl(orderId), api.customer('cus_notify'));
+    try {
+      await eventually(
+        async () => client.comments.length,
+        (n) => n >= 1,
+      );
+      // No polling: an open stream with nothing happening sends heartbeats and no query.
+      const before = queries;
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(queries).toBe(before);
+
+      const eventId = await writeScan(shipmentId, 'IN_TRANSIT', 'Shah Alam');
+      await eventually(
+        async () => client.messages.map((m) => m.event),
+        (events) => events.includes('shipment'),
+        10_000,
+      );
+      const tracking = client.messages.find((m) => m.event === 'tracking')!;
+      expect(tracking).toMatchObject({
+        id: String(eventId),
+        data: { shipmentId, status: 'IN_TRANSIT', city: 'Shah Alam' },
+      });
+      expect(client.messages.find((m) => m.event === 'shipment')!.data).toMatchObject({
+        shipmentId,
+        status: 'IN_TRANSIT',
+      });
+
+      // An order status change alone (no shipment touched) reaches the stream too.
+      await database.db
+        .updateTable('orders')
+        .set({ status: 'DELIVERED' })
+        .where('id', '=', orderId)
+        .execute();
+      await eventually(
+        async () => client.messages.filter((m) => m.event === 'order').map((m) => m.data),
+        (orders) => orders.length === 1,
+        10_000,
+      );
+    } finally {
+      client.close();
+    }
+  });
+
+  it('resumes after Last-Event-ID with exactly the events missed and the current state, not a snapshot', async () => {
+    const { orderId, shipmentId } = await orderWithParcel('cus_resume', 'never_picked_up');
+    await writeScan(shipmentId, 'INFO_RECEIVED', 'Klang');
+    const first = await connect(streamUrl(orderId), api.customer('cus_resume'));
+    await eventually(
+      async () => first.messages.length,
+      (n) => n >= 1,
+    );
+    const seen = first.messages[first.messages.length - 1]!.id!;
+    first.close();
+    await first.closed;
+
+    // Written while the client was away.
+    const missedA = await writeScan(shipmentId, 'IN_TRANSIT', 'Shah Alam');
+    const missedB = await writeScan(shipmentId, 'OUT_FOR_DELIVERY', 'Petaling Jaya');
+
+    const again = await connect(streamUrl(orderId), {
+      ...api.customer('cus_resume'),
+      'last-event-id': seen,
+    });
+    try {
+      expect(again.status).toBe(200);
+      await eventually(
+        async () => again.messages.map((m) => m.event),
+        (events) => events.includes('order'),
+        10_000,
+      );
+      expect(again.messages.map((m) => m.event)).toEqual(['tracking', 'tracking', 'shipment', 'order']);
+      expect(trackingCities(again)).toEqual(['Shah Alam', 'Petaling Jaya']);
+      expect(again.messages.map((m) => m.id)).toEqual([
+        String(missedA),
+        String(missedB),
+        String(missedB),
+        String(missedB),
+      ]);
+      expect(again.messages[2]!.data).toMatchObject({ shipmentId, status: 'OUT_FOR_DELIVERY' });
+      expect(again.messages[3]!.data).toEqual({ orderId, orderStatus: 'SHIPPED' });
+    } finally {
+      again.close();
+    }
+  });
+
+  it('refuses a Last-Event-ID that is not one of its ids, in the one error shape', async () => {
+    const { orderId } = await orderWithParcel('cus_badid', 'never_picked_up');
+    const res = await api.app.inject({
+      url: `/v1/orders/${orderId}/tracking/stream`,
+      headers: { ...api.customer('cus_badid'), 'last-event-id': 'abc' },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({
+      error: { code: 'VALIDATION_FAILED', message: expect.stringMatching(/last-event-id/) },
+    });
+  });
+
+  describe('with caps of 2 streams per caller and 3 in all, and a 1.5 s lifetime', () => {
+    let capped: TestApi;
+    let cappedBase: string;
+
+    beforeAll(async () => {
+      capped = await startTestApi({
+        database,
+        env: {
+          ...STREAM_ENV,
+          WAYBILL_STREAM_MAX_PER_CALLER: '2',
+          WAYBILL_STREAM_MAX_OPEN: '3',
+          WAYBILL_STREAM_MAX_LIFETIME: '1500ms',
+        },
+      });
+      await capped.app.listen({ host: '127.0.0.1', port: 0 });
+      cappedBase = `http://127.0.0.1:${(capped.app.server.address() as { port: number }).port}`;
+    });
+
+    afterAll(async () => {
+      await capped?.close();
+    });
+
+    const url = (orderId: string) => `${cappedBase}/v1/orders/${orderId}/tracking/stream`;
+
+    it('answers streams over the cap 429 TOO_MANY_STREAMS while other routes still answer', async () => {
+      const a = await orderWithParcel('cus_cap_a', 'never_picked_up');
+      const b = await orderWithParcel('cus_cap_b', 'never_picked_up');
+      const c = await orderWithParcel('cus_cap_c', 'never_picked_up');
+      const held: SseClient[] = [];
+      try {
+        for (let i = 0; i < 2; i++) held.push(await connect(url(a.orderId), capped.customer('cus_cap_a')));
+        expect(held.map((h) => h.status)).toEqual([200, 200]);
+
+        const third = await connect(url(a.orderId), capped.customer('cus_cap_a'));
+        await third.ended;
+        expect(third.status).toBe(429);
+        expect(JSON.parse(third.body)).toEqual({
+          error: { code: 'TOO_MANY_STREAMS', message: expect.stringMatching(/2 tracking streams open/) },
+        });
+
+        // Another customer still gets one: the cap is per caller ...
+        held.push(await connect(url(b.orderId), capped.customer('cus_cap_b')));
+        expect(held[2]!.status).toBe(200);
+        // ... and the process's cap holds for everyone.
+        const fourth = await connect(url(c.orderId), capped.customer('cus_cap_c'));
+        await fourth.ended;
+        expect(fourth.status).toBe(429);
+        expect(JSON.parse(fourth.body).error.code).toBe('TOO_MANY_STREAMS');
+
+        // With every stream taken, the rest of the API answers as usual.
+        const read = await fetch(`${cappedBase}/v1/orders/${c.orderId}/tracking`, {
+          headers: capped.customer('cus_cap_c'),
+        });
+        expect(read.status).toBe(200);
+        expect((await fetch(`${cappedBase}/health/ready`)).status).toBe(200);
+      } finally {
+        for (const h of held) h.close();
+      }
+      // A closed stream gives its place back.
+      await eventually(
+        async () => {
+          const again = await connect(url(c.orderId), capped.customer('cus_cap_c'));
+          again.close();
+          return again.status;
+        },
+        (status) => status === 200,
+        5_000,
+      );
+    });
+
+    it('ends a stream at its lifetime without `end`; the reconnect with Last-Event-ID loses nothing', async () => {
+      const { orderId, shipmentId } = await orderWithParcel('cus_lifetime', 'never_picked_up');
+      const first = await connect(url(orderId), capped.customer('cus_lifetime'));
+      await first.ended;
+      expect(first.messages.map((m) => m.event)).toEqual(['snapshot']);
+      expect(first.comments.some((c) => /lifetime/.test(c))).toBe(true);
+      expect(first.body).toMatch(/^retry: \d+$/m);
+
+      const missed = await writeScan(shipmentId, 'IN_TRANSIT', 'Ipoh');
+      const again = await connect(url(orderId), {
+        ...capped.customer('cus_lifetime'),
+        'last-event-id': first.messages[0]!.id!,
+      });
+      await again.ended;
+      expect(again.messages.filter((m) => m.event === 'tracking').map((m) => m.id)).toEqual([String(missed)]);
+      expect(trackingCities(again)).toEqual(['Ipoh']);
+    });
+  });
+
+  it('catches up after its LISTEN connection to Postgres is lost', async () => {
+    const { orderId, shipmentId } = await orderWithParcel('cus_relisten', 'never_picked_up');
+    const client = await connect(streamUrl(orderId), api.customer('cus_relisten'));
+    try {
+      await eventually(
+        async () => client.messages.length,
+        (n) => n >= 1,
+      );
+      const listeners = async () =>
+        (
+          await sql<{ pid: number }>`
+            select pid from pg_stat_activity
+            where application_name = 'waybill-stream-listener' and datname = current_database()`.execute(
+            database.db,
+          )
+        ).rows.map((r) => r.pid);
+      const [first] = await listeners();
+      expect(first).toBeDefined();
+
+      // What a Postgres restart does to the listener, held for 1.5 s: its connection is cut
+      // from the server side, and so is every reconnect meanwhile. The scan is written in the
+      // middle, while nobody listens: the stream can only learn of it by catching up.
+      const cut = async () => {
+        await sql`select pg_terminate_backend(pid) from pg_stat_activity
+          where application_name = 'waybill-stream-listener' and datname = current_database()`.execute(
+          database.db,
+        );
+      };
+      const until = Date.now() + 1_500;
+      let written = false;
+      while (Date.now() < until) {
+        await cut();
+        if (!written && Date.now() > until - 1_000 && (await listeners()).length === 0) {
+          await writeScan(shipmentId, 'IN_TRANSIT', 'Seremban');
+          written = true;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(written).toBe(true);
+
+      await eventually(
+        async () => trackingCities(client),
+        (cities) => cities.includes('Seremban'),
+        15_000,
+      );
+      // Listening again, on one connection, not the one that was cut.
+      const now = await eventually(listeners, (pids) => pids.length === 1, 15_000);
+      expect(now[0]).not.toBe(first);
+    } finally {
+      client.close();
+    }
   });
 
   it('is in the OpenAPI document as an event stream', async () => {

@@ -241,7 +241,12 @@ describe('order saga: courier and provider answers', () => {
     stack.collectAtCourier(shipment!.tracking_number);
     const refusal = await cancel(handle).catch((err: Error) => err);
     expectPickedUpRefusal(refusal);
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
+    // The order goes on from that pickup: the money is captured, never voided or refunded.
+    const [payment] = await eventually(
+      () => paymentRows(orderId),
+      (rows) => rows[0]?.status !== 'AUTHORISED',
+    );
+    expect(payment).toMatchObject({ status: 'CAPTURED', amount_refunded: 0 });
   });
 
   it('a booking the courier refuses (400) fails the order with nothing held anywhere', async () => {
@@ -255,6 +260,30 @@ describe('order saga: courier and provider answers', () => {
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
     expect(await shipments(orderId)).toEqual([]);
     expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
+  it('two parcels booked at once, one refused for good (400): the order fails and the other booking is cancelled, nothing held', async () => {
+    const kettle = uniqueId('KETTLE');
+    const mug = uniqueId('MUG');
+    await stock(kettle, 5);
+    await stock(mug, 5);
+    // Whichever parcel reaches the courier first is refused; the other is booked.
+    stack.couriers.backend.answers.set({ operation: 'book', status: 400, format: 'native', calls: 1 });
+    const { orderId, handle } = await placeOrder({
+      sku: kettle,
+      quantity: 1,
+      second: { sku: mug, quantity: 2, scenario: 'never_picked_up' },
+      prebook: false,
+    });
+    const result = await handle.result();
+    stack.couriers.backend.answers.clear();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    const rows = await shipments(orderId);
+    expect(rows.map((r) => r.status)).toEqual(['CANCELLED']);
+    expect(stack.couriers.backend.inspect(rows[0]!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect(await item(kettle)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await item(mug)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 
   it('a capture the provider refuses at pickup (authorisation expired) is parked while the parcel is delivered; a retry captures once', async () => {

@@ -31,7 +31,12 @@ async function summaries(
   const of = (pick: (e: HistoryEvent) => unknown) =>
     (events ?? []).filter(pick).map((e) => summary(e) ?? '(none)');
   return {
-    activities: of((e) => e.activityTaskScheduledEventAttributes),
+    // Local activities (the saga's own database writes) are recorded as markers.
+    activities: of(
+      (e) =>
+        e.activityTaskScheduledEventAttributes ||
+        e.markerRecordedEventAttributes?.markerName === 'core_local_activity',
+    ),
     timers: of((e) => e.timerStartedEventAttributes),
     children: of((e) => e.startChildWorkflowExecutionInitiatedEventAttributes),
   };
