@@ -2,13 +2,17 @@
  * Fault suites: hundreds of orders through the HTTP API while a part of the stack is broken,
  * then consistency checks over the read model, the payment provider and the courier.
  *
- *   npm run test:faults -- [suite ...] [--orders 150] [--rate 3]
+ *   npm run test:faults -- [suite ...] [--orders 150] [--rate 3] [--temporal dev|server]
+ *
+ * `--temporal server` runs every suite on the real Temporal server on Postgres instead of the
+ * CLI's dev server (bench/support/stack.ts); temporal-restart then restarts that server.
  *
  * Suites (default: all, each on its own fresh stack from bench/support/stack.ts):
  *   worker-kill       SIGKILL the worker 4 times while orders run, restarting it each time
  *   courier-outage    every courier format answers 503 for 2 minutes (simulator control API)
  *   postgres-restart  Postgres stopped for 15 s, then started on the same data
- *   temporal-restart  the Temporal dev server stopped for 15 s, then started on the same SQLite file
+ *   temporal-restart  the Temporal server stopped for 15 s, then started on the same data (the dev
+ *                     server's SQLite file, or the real server's Postgres databases)
  *   courier-answers   the courier answers books and cancels with random 4xx/5xx while the orders
  *                     are placed (scripted answers), then normally; an admin retries what was parked
  *
@@ -60,7 +64,13 @@ import {
   type AdminTally,
   type ScriptedTally,
 } from './support/courier-answers';
-import { startProcessStack, waitForTemporal, type ProcessStack } from './support/stack';
+import {
+  startProcessStack,
+  takeTargetArgs,
+  waitForTemporal,
+  type ProcessStack,
+  type TemporalTarget,
+} from './support/stack';
 
 const SUITES = [
   'worker-kill',
@@ -80,22 +90,28 @@ interface Args {
   suites: Suite[];
   orders: number;
   rate: number;
+  temporal: TemporalTarget;
 }
 
 function parseArgs(argv: string[]): Args {
   const suites: Suite[] = [];
   let orders = 150;
   let rate = 3;
+  const { temporal, rest } = takeTargetArgs(argv);
+  argv = rest;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--orders') orders = Number(argv[++i]);
     else if (a === '--rate') rate = Number(argv[++i]);
     else if ((SUITES as readonly string[]).includes(a)) suites.push(a as Suite);
-    else throw new Error(`unknown argument ${a}; suites: ${SUITES.join(', ')}; flags: --orders N, --rate R`);
+    else
+      throw new Error(
+        `unknown argument ${a}; suites: ${SUITES.join(', ')}; flags: --orders N, --rate R, --temporal dev|server`,
+      );
   }
   if (!Number.isInteger(orders) || orders < 1) throw new Error('--orders must be a whole number ≥ 1');
   if (!(rate > 0)) throw new Error('--rate must be > 0 (orders per second)');
-  return { suites: suites.length ? suites : [...SUITES], orders, rate };
+  return { suites: suites.length ? suites : [...SUITES], orders, rate, temporal };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -286,7 +302,6 @@ async function runShop(
         country: 'MY',
       },
       lines: [{ sku: n % 2 === 0 ? 'KETTLE-1L' : 'MUG-SET-4', quantity: 1 }],
-      courier: 'simulator',
       payment: { token: entry.token },
     };
     // A shop retries a create that met an outage, with the same key, for up to 5 minutes
@@ -456,13 +471,18 @@ async function injectFaults(
     }
     case 'temporal-restart': {
       const from = Date.now();
+      const pid = stack.temporalServerPid();
       await stack.temporalServer.stop();
-      note('Temporal dev server stopped');
+      const which =
+        stack.target === 'server'
+          ? { name: 'Temporal server', data: 'its Postgres databases' }
+          : { name: 'Temporal dev server', data: 'the same SQLite file' };
+      note(`${which.name} stopped (pid ${pid})`);
       await sleep(15_000);
       await stack.temporalServer.start();
       log.down.push({ from, until: Date.now() });
       note(
-        `Temporal dev server started again on the same SQLite file (down ${((Date.now() - from) / 1000).toFixed(1)} s)`,
+        `${which.name} started again on ${which.data} as pid ${stack.temporalServerPid()} (down ${((Date.now() - from) / 1000).toFixed(1)} s)`,
       );
       // The harness's own client (the checks use it) may still be backing off from the outage.
       const back = Date.now();
@@ -541,6 +561,7 @@ async function runSuite(suite: Suite, args: Args): Promise<SuiteResult> {
       timeScale: DEMO_TIME_SCALE,
       stock: STOCK,
       env: { ...DEMO_STACK_ENV, LOG_LEVEL: 'info' },
+      temporal: args.temporal,
       say,
     });
     current = stack;
@@ -783,7 +804,7 @@ runMain(async () => {
   const args = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
   process.stdout.write(
-    `Fault suites: ${args.suites.join(', ')} — ${args.orders} orders each at ${args.rate}/s, courier clock ×${DEMO_TIME_SCALE}\n`,
+    `Fault suites: ${args.suites.join(', ')} — ${args.orders} orders each at ${args.rate}/s, courier clock ×${DEMO_TIME_SCALE}, Temporal ${args.temporal}\n`,
   );
   const results: SuiteResult[] = [];
   const out = path.resolve(__dirname, 'results', 'faults.json');

@@ -3,7 +3,7 @@
  * create → booked latency, and how close the orders come to what the same Temporal server
  * does with workflows that do nothing.
  *
- *   npm run bench:saga -- [seconds=30] [rates=0.4c,0.8c,1c]
+ *   npm run bench:saga -- [seconds=30] [rates=0.4c,0.8c,1c] [--temporal dev|server] [--workers N]
  *
  * First it places three warm-up orders and counts an order's workflow tasks from their real
  * histories (WorkflowTaskCompleted events once the forward path is done: booked, CONFIRMED,
@@ -70,7 +70,7 @@ import {
   type TemporalWindow,
 } from './support/measure';
 import { measureCeiling, type Ceiling } from './support/noop-ceiling';
-import { startProcessStack, type ProcessStack } from './support/stack';
+import { startProcessStack, takeTargetArgs, type ProcessStack } from './support/stack';
 
 const SKUS = ['KETTLE-1L', 'MUG-SET-4', 'TEA-SAMPLER', 'TRIVET-OAK'];
 const DRAIN_DEADLINE_MS = 2 * 60_000;
@@ -134,7 +134,6 @@ async function placeOrder(stack: ProcessStack, token: string, key: string, n: nu
           country: 'MY',
         },
         lines: [{ sku: SKUS[n % SKUS.length]!, quantity: 1 }],
-        courier: 'simulator',
         payment: { token: 'tok_visa' },
       }),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
@@ -439,7 +438,8 @@ function goal(steps: Step[], tasks: number, ceiling: Ceiling) {
 }
 
 runMain(async () => {
-  const args = parseArgs(process.argv.slice(2));
+  const target = takeTargetArgs(process.argv.slice(2));
+  const args = parseArgs(target.rest);
   const t0 = Date.now();
   const say = (line: string) =>
     process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
@@ -447,6 +447,8 @@ runMain(async () => {
   say(`saga: ${rateNames.join(', ')} orders/s, ${args.seconds} s each, until a rate is not kept up with`);
   const stack = await startProcessStack({
     name: 'saga',
+    temporal: target.temporal,
+    workers: target.workers,
     timeScale: 1,
     stock: 1_000_000,
     stopOnInterrupt: true,
@@ -520,7 +522,7 @@ runMain(async () => {
     );
     const out = writeResult('saga', {
       machine: machine(),
-      args,
+      args: { ...args, temporal: target.temporal, workers: target.workers },
       tasksPerOrder: tasks,
       orderTasks,
       ceiling,

@@ -1,19 +1,21 @@
 /**
  * Scale: open shipment workflows held by one worker and the Temporal dev server, ramped to N
- * (issue 8: "ramp to ≥ 10,000: worker RSS, poll lateness p50/p99, server health").
+ * (issue 8: "ramp to ≥ 10,000: worker RSS, poll lateness p50/p99, server health"; issue 15's
+ * goals: ≥ 10,000 open parcels, ≥ 20 polls/s sustained for 10 minutes, lateness p99 ≤ 5 s,
+ * worker RSS ≤ 1.5 GiB, with the worker sized by its defaults, src/config.ts).
  *
- *   npm run bench:scale -- [workflows=10000] [minutes=10] [interval=20m]
+ *   npm run bench:scale -- [workflows=10000] [minutes=10] [interval=8m] [plateaus=10,25,50,100] [--temporal dev|server] [--workers N]
  *
- * A fresh stack (bench/support/stack.ts; data in .data/bench/scale); plateaus at 10, 25, 50
- * and 100 % of N, each held `minutes`. Each parcel is registered in the courier simulator
+ * A fresh stack (bench/support/stack.ts; data in .data/bench/scale); plateaus at `plateaus` %
+ * of N, each held `minutes`. The parcels are bench/support/parcels.ts's: each is registered in the courier simulator
  * (real-time clock) as a `delivered` parcel 7 courier hours old: IN_TRANSIT until 14 h, so
  * every poll is the same cycle (timer → courier call → read-model write → timer). Its
  * shipments row is inserted as bookShipment does; `shipmentWorkflow` is started on the main
  * task queue with the orders' poll policy, as the order workflow's startChild does, but with no
  * parent order (in the product it is open too, idle) and its first poll at an evenly spread
  * moment of the first interval (the input's `nextPollAtMs`, which continue-as-new uses), as
- * for parcels booked over time. Every status polls every `interval` (10,000 parcels at 20 min:
- * 8.3 polls/s, 6× the default 2 h IN_TRANSIT interval); the courier queue's caps are lifted to
+ * for parcels booked over time. Every status polls every `interval` (10,000 parcels at 8 min:
+ * 20.8 polls/s, 15× the default 2 h IN_TRANSIT interval); the courier queue's caps are lifted to
  * 20 at once, 1,000/s (the defaults, 3 and 5/s, cap a whole fleet at 5 polls/s).
  *
  * Poll lateness, from the read model each poll cycle writes in one transaction:
@@ -23,21 +25,22 @@
  * `last_synced_at` moves, lateness = it − the schedule seen before. Every poll of every
  * workflow, no workflow change, and it errs late: timer, workflow task, courier queue wait,
  * call and the workflow task taking the answer are all in it. Beside it: the worker's Temporal
- * metrics (mean schedule-to-start waits) and overdue shipments (due > 1 min ago, no answer).
+ * metrics (mean schedule-to-start waits; a workflow task's run, replays of evicted workflows,
+ * each activity's run: where a late poll's time went) and overdue shipments (due > 1 min ago, no answer).
  * Server health: every 5 s a GetSystemInfo and a visibility count of running shipment
- * workflows, timed; the dev server's and the worker's RSS and CPU from /proc.
+ * workflows, timed; the dev server's and the worker's RSS and CPU from /proc. The worker child
+ * runs with the heap docs/production.md advises (`NODE_OPTIONS`, {@link WORKER_HEAP}).
  *
- * Prints two tables and PASS/MISS lines, writes bench/results/scale.json. Exit 0 also on a
+ * Prints three tables and PASS/MISS lines, writes bench/results/scale.json. Exit 0 also on a
  * MISS (the figures are the result), 1 on an error, 130 after Ctrl-C.
  */
 import { sql } from 'kysely';
 import { parseDuration } from '../src/config';
 import { runMain } from '../src/main-helpers';
 import { pollPolicyFromConfig } from '../src/poll-policy';
-import { shipmentWorkflowId } from '../src/workflows/contract';
-import type { shipmentWorkflow } from '../src/workflows/shipment';
 import {
   checkLine,
+  metricSum,
   fmt,
   machine,
   mib,
@@ -55,19 +58,30 @@ import {
   type TemporalWindow,
   type Usage,
 } from './support/measure';
-import { startProcessStack, type ProcessStack } from './support/stack';
+import {
+  addParcels,
+  eachParallel,
+  PARCELS_DESCRIBED,
+  parcelShipmentId,
+  startParcel,
+} from './support/parcels';
+import { startProcessStack, takeTargetArgs, type ProcessStack } from './support/stack';
 
+/** Issue 15's goals for one worker. */
 const GOAL_WORKFLOWS = 10_000;
-const PLATEAUS = [0.1, 0.25, 0.5, 1];
+const GOAL_POLLS_PER_SECOND = 20;
+const GOAL_HOLD_MS = 10 * 60_000;
+const GOAL_LATENESS_P99_MS = 5_000;
+const GOAL_WORKER_RSS_MIB = 1_536;
+const PLATEAUS = [10, 25, 50, 100];
 const SAMPLE_EVERY_MS = 5_000;
 const PROBE_TIMEOUT_MS = 5_000;
 const OVERDUE_AFTER_MS = 60_000;
 const STARTS_IN_FLIGHT = 20;
-const PARCEL_AGE_MS = 7 * 3_600_000;
+/** The worker's heap as docs/production.md#sizing advises (its RSS is mostly outside the heap). */
+const WORKER_HEAP = { NODE_OPTIONS: '--max-old-space-size=512' };
 const COURIER_CAPS = { WAYBILL_COURIER_CONCURRENCY: '20', WAYBILL_COURIER_CALLS_PER_SECOND: '1000' };
 
-const shipmentId = (i: number) => `shp_scale_${i}`;
-const trackingNumber = (i: number) => `SIM7${String(i).padStart(9, '0')}`;
 /** Where in the first interval parcel i polls first: an even spread (golden-ratio sequence). */
 const firstPollShare = (i: number) => (i * 0.6180339887498949) % 1;
 
@@ -75,18 +89,25 @@ interface Args {
   workflows: number;
   holdMs: number;
   intervalMs: number;
+  /** Plateaus as shares of `workflows` (0–1], ascending. */
+  plateaus: number[];
 }
 
 function parseArgs(argv: string[]): Args {
   const workflows = Number(argv[0] ?? GOAL_WORKFLOWS);
   const holdMs = Number(argv[1] ?? 10) * 60_000;
-  const intervalMs = parseDuration(argv[2] ?? '20m');
+  const intervalMs = parseDuration(argv[2] ?? '8m');
+  const plateaus = (argv[3] ?? PLATEAUS.join(',')).split(',').map((p) => Number(p) / 100);
+  if (plateaus.some((p, i) => !(p > 0 && p <= 1) || (i > 0 && p <= plateaus[i - 1]!)))
+    throw new Error(
+      'plateaus must be ascending percentages of workflows, each in (0, 100], e.g. 10,25,50,100',
+    );
   if (!Number.isInteger(workflows) || workflows < 10)
     throw new Error('workflows must be a whole number ≥ 10');
   if (!(holdMs >= 60_000)) throw new Error('minutes (each plateau) must be ≥ 1');
   if (intervalMs === null || intervalMs < 10_000)
     throw new Error('interval must be a duration ≥ 10s, e.g. 20m');
-  return { workflows, holdMs, intervalMs };
+  return { workflows, holdMs, intervalMs, plateaus };
 }
 
 /** Every poll the read model shows, with how late it was; and each shipment's next schedule. */
@@ -166,46 +187,17 @@ async function ramp(
   from: number,
   to: number,
 ): Promise<{ startsPerSecond: number; startMs: Spread }> {
-  await sql`
-    insert into shipments (id, courier, tracking_number, destination_city, destination_country)
-    select 'shp_scale_' || i, 'simulator', 'SIM7' || lpad(i::text, 9, '0'), 'Shah Alam', 'MY'
-    from generate_series(${from}::int, ${to - 1}::int) as i`.execute(stack.db);
-  for (let i = from; i < to; i++) {
-    stack.courier.backend.register({
-      trackingNumber: trackingNumber(i),
-      scenario: 'delivered',
-      ageMs: PARCEL_AGE_MS,
-    });
-  }
+  await addParcels(stack, from, to);
   const policy = pollPolicyFromConfig(stack.config);
   const t0 = Date.now();
   const startMs: number[] = [];
-  let next = from;
-  const starter = async () => {
-    while (next < to) {
-      const i = next++;
-      const nextPollAtMs = Date.now() + Math.round(firstPollShare(i) * args.intervalMs);
-      log.expect(shipmentId(i), nextPollAtMs);
-      const started = performance.now();
-      await stack.temporal.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
-        workflowId: shipmentWorkflowId(shipmentId(i)),
-        taskQueue: stack.config.temporal.taskQueue,
-        args: [
-          {
-            shipmentId: shipmentId(i),
-            orderId: null,
-            courier: 'simulator',
-            trackingNumber: trackingNumber(i),
-            courierTaskQueue: stack.config.temporal.courierTaskQueue,
-            policy,
-            nextPollAtMs,
-          },
-        ],
-      });
-      startMs.push(performance.now() - started);
-    }
-  };
-  await Promise.all(Array.from({ length: STARTS_IN_FLIGHT }, starter));
+  await eachParallel(from, to, STARTS_IN_FLIGHT, async (i) => {
+    const nextPollAtMs = Date.now() + Math.round(firstPollShare(i) * args.intervalMs);
+    log.expect(parcelShipmentId(i), nextPollAtMs);
+    const started = performance.now();
+    await startParcel(stack, i, policy, nextPollAtMs);
+    startMs.push(performance.now() - started);
+  });
   return { startsPerSecond: (to - from) / ((Date.now() - t0) / 1000), startMs: spread(startMs) };
 }
 
@@ -231,7 +223,31 @@ interface Plateau {
   probeFailures: number;
   running: number | null;
   temporal: TemporalWindow;
+  /** Where a poll's time goes, from the worker's metrics over the hold. */
+  inWorker: WorkerWindow;
 }
+
+/**
+ * The worker's side of a hold (means in ms over the hold): a workflow task's run in the worker
+ * (replays included) and the replays alone (an evicted workflow brought back from its
+ * history), the two activities of a poll cycle from start to end (recordTracking's includes any
+ * wait for a Postgres connection) and the read-model writes' schedule-to-start wait.
+ */
+function workerWindow(before: Map<string, number>, after: Map<string, number>) {
+  const delta = (name: string, ...labels: string[]) =>
+    metricSum(after, name, ...labels) - metricSum(before, name, ...labels);
+  const mean = (name: string, ...labels: string[]) =>
+    delta(`${name}_sum`, ...labels) / delta(`${name}_count`, ...labels);
+  return {
+    workflowTaskRunMs: mean('temporal_workflow_task_execution_latency'),
+    replays: delta('temporal_workflow_task_replay_latency_count'),
+    replayMs: mean('temporal_workflow_task_replay_latency'),
+    pollCourierMs: mean('temporal_activity_execution_latency', 'activity_type="pollCourier"'),
+    recordTrackingMs: mean('temporal_activity_execution_latency', 'activity_type="recordTracking"'),
+    readModelWaitMs: mean('temporal_activity_schedule_to_start_latency', 'task_queue="waybill"'),
+  };
+}
+type WorkerWindow = ReturnType<typeof workerWindow>;
 
 function report(args: Args, plateaus: Plateau[]): string[] {
   return [
@@ -251,16 +267,30 @@ function report(args: Args, plateaus: Plateau[]): string[] {
       ['call wait', (p) => fmt(p.temporal.courierCallWaitMs)],
       ['WFT done', (p) => fmt(p.temporal.completeWorkflowTaskMs)],
     ]),
+    '',
+    'where the time goes in the worker (means, ms; replays: evicted workflows brought back)',
+    ...table(plateaus, [
+      ['workflows', (p) => p.workflows.toLocaleString()],
+      ['WFTs', (p) => fmt(p.temporal.workflowTasks)],
+      ['WFT run', (p) => fmt(p.inWorker.workflowTaskRunMs, 1)],
+      ['misses', (p) => fmt(p.temporal.stickyCacheMisses)],
+      ['replays', (p) => fmt(p.inWorker.replays)],
+      ['replay', (p) => fmt(p.inWorker.replayMs, 1)],
+      ['pollCourier', (p) => fmt(p.inWorker.pollCourierMs, 1)],
+      ['record wait', (p) => fmt(p.inWorker.readModelWaitMs, 1)],
+      ['recordTracking', (p) => fmt(p.inWorker.recordTrackingMs, 1)],
+    ]),
     '(starts/s: during the ramp to the plateau; 2nd half: the second half of the hold, after the',
     ' ramp and its start burst; overdue: at the end of the hold; WFT wait, call wait: mean',
     ' schedule-to-start of workflow tasks / courier calls; WFT done: mean time the server took to',
     ' accept a finished workflow task; all ms)',
     '',
-    'worker and dev server in each hold (RSS MiB at the end; CPU in cores, box: the whole',
+    'worker and dev server in each hold (RSS MiB at the end, and the most seen; CPU in cores, box: the whole',
     ' machine; sysinfo, count: latency of the health probes, ms; cached, evicted: sticky cache)',
     ...table(plateaus, [
       ['workflows', (p) => p.workflows.toLocaleString()],
       ['worker RSS', (p) => fmt(p.worker?.rssMiBEnd ?? NaN)],
+      ['max', (p) => fmt(p.worker?.rssMiBMax ?? NaN)],
       ['CPU', (p) => fmt(p.worker?.cpuCores ?? NaN, 2)],
       ['server RSS', (p) => fmt(p.server?.rssMiBEnd ?? NaN)],
       ['CPU', (p) => fmt(p.server?.cpuCores ?? NaN, 2)],
@@ -275,11 +305,12 @@ function report(args: Args, plateaus: Plateau[]): string[] {
 }
 
 runMain(async () => {
-  const args = parseArgs(process.argv.slice(2));
+  const target = takeTargetArgs(process.argv.slice(2));
+  const args = parseArgs(target.rest);
   const t0 = Date.now();
   const say = (line: string) =>
     process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${line}\n`);
-  const targets = [...new Set(PLATEAUS.map((share) => Math.round(share * args.workflows)))];
+  const targets = [...new Set(args.plateaus.map((share) => Math.round(share * args.workflows)))];
   const interval = `${args.intervalMs / 1000}s`;
   say(
     `scale: plateaus ${targets.map((t) => t.toLocaleString()).join(', ')}; polls every ${interval}; hold ${args.holdMs / 60_000} min each`,
@@ -287,12 +318,15 @@ runMain(async () => {
   const stack = await startProcessStack({
     name: 'scale',
     stopOnInterrupt: true,
+    temporal: target.temporal,
+    workers: target.workers,
     timeScale: 1,
     env: {
       WAYBILL_POLL_PENDING: interval,
       WAYBILL_POLL_INFO_RECEIVED: interval,
       WAYBILL_POLL_IN_TRANSIT: interval,
       ...COURIER_CAPS,
+      ...WORKER_HEAP,
     },
     say,
   });
@@ -342,6 +376,7 @@ runMain(async () => {
       const calls = stack.courier.backend.stats.snapshot().formats.native.byKind.track - callsBefore;
       const inHold = samples.filter((s) => s.at >= from && s.at <= to);
       const polls = log.polls.filter((p) => p.at >= from && p.at <= to);
+      const afterHold = await scrapeMetrics(metricsUrl);
       const numbers = (pick: (s: Sample) => number | null) =>
         inHold.map(pick).filter((v): v is number => v !== null);
       const p: Plateau = {
@@ -364,7 +399,8 @@ runMain(async () => {
         countMs: spread(numbers((s) => s.countMs)),
         probeFailures: inHold.filter((s) => s.systemInfoMs === null || s.countMs === null).length,
         running: inHold[inHold.length - 1]?.running ?? null,
-        temporal: temporalWindow(before, await scrapeMetrics(metricsUrl)),
+        temporal: temporalWindow(before, afterHold),
+        inWorker: workerWindow(before, afterHold),
       };
       plateaus.push(p);
       say(
@@ -397,6 +433,24 @@ runMain(async () => {
           .join(', '),
       },
       {
+        name: `≥ ${GOAL_POLLS_PER_SECOND} polls/s sustained for ${GOAL_HOLD_MS / 60_000} min at ${GOAL_WORKFLOWS.toLocaleString()} parcels`,
+        pass:
+          last.workflows >= GOAL_WORKFLOWS &&
+          last.holdSeconds * 1000 >= GOAL_HOLD_MS &&
+          last.pollsPerSecond >= GOAL_POLLS_PER_SECOND,
+        detail: `${fmt(last.pollsPerSecond, 1)} polls/s over ${fmt(last.holdSeconds / 60, 1)} min at ${last.workflows.toLocaleString()}`,
+      },
+      {
+        name: `poll lateness p99 ≤ ${GOAL_LATENESS_P99_MS / 1000} s at every plateau`,
+        pass: plateaus.every((p) => p.latenessMs.p99 <= GOAL_LATENESS_P99_MS),
+        detail: plateaus.map((p) => `${fmt(p.latenessMs.p99 / 1000, 1)} s`).join(', '),
+      },
+      {
+        name: `worker RSS ≤ ${fmt(GOAL_WORKER_RSS_MIB / 1024, 1)} GiB in every hold`,
+        pass: plateaus.every((p) => (p.worker?.rssMiBMax ?? Infinity) <= GOAL_WORKER_RSS_MIB),
+        detail: `max ${plateaus.map((p) => fmt(p.worker?.rssMiBMax ?? NaN)).join(', ')} MiB`,
+      },
+      {
         name: `the server answered every health probe within ${PROBE_TIMEOUT_MS / 1000} s`,
         pass: plateaus.every((p) => p.probeFailures === 0),
         detail: `${plateaus.reduce((n, p) => n + p.probeFailures, 0)} failed`,
@@ -419,7 +473,7 @@ runMain(async () => {
     );
     const out = writeResult('scale', {
       machine: machine(),
-      args: { ...args, ...COURIER_CAPS, parcels: 'delivered scenario, 7 courier hours old (IN_TRANSIT)' },
+      args: { ...args, ...COURIER_CAPS, ...WORKER_HEAP, parcels: PARCELS_DESCRIBED },
       idle: {
         workerRssMiB: mib(idle.worker?.rssBytes ?? NaN),
         serverRssMiB: mib(idle.server?.rssBytes ?? NaN),

@@ -103,7 +103,9 @@ async function startStack(
 
   const db = createDb({
     url: databaseUrl,
-    poolMax: config.database.poolMax,
+    // The API and the worker share this process's pool: the API's connections plus one per
+    // activity slot of the worker.
+    poolMax: config.database.poolMax + config.workerSizing.dbPoolMax,
     onError: (err) => log.warn({ err }, 'idle Postgres client failed'),
   });
   stoppers.push({ name: 'database pool', stop: () => db.destroy() });

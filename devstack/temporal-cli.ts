@@ -53,7 +53,7 @@ export function cachedCliPath(cacheDir: string): string {
   return path.join(cacheDir, `temporal-${TEMPORAL_CLI_VERSION}`, 'temporal');
 }
 
-async function isExecutable(file: string): Promise<boolean> {
+export async function isExecutable(file: string): Promise<boolean> {
   try {
     const stat = await fs.stat(file);
     if (!stat.isFile()) return false;
@@ -75,7 +75,7 @@ async function onPath(name: string): Promise<string | null> {
   }
 }
 
-async function findGo(): Promise<{ go: string; version: string } | null> {
+export async function findGo(): Promise<{ go: string; version: string } | null> {
   const candidates = [await onPath('go'), ...GO_FALLBACK_PATHS].filter((c): c is string => c !== null);
   for (const go of candidates) {
     if (!(await isExecutable(go))) continue;
@@ -102,15 +102,27 @@ function formatElapsed(ms: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** Builds the CLI with `go install` into a scratch folder, then moves it into the cache atomically. */
-async function goInstall(go: string, target: string, log: (m: string) => void): Promise<void> {
-  const dir = path.dirname(target);
+/** One `go install` of pinned packages whose binaries go into a cache folder. */
+export interface GoBuild {
+  /** What is built, for the progress lines ("the Temporal CLI v1.5.1"). */
+  label: string;
+  /** `module/path@version` arguments to `go install`. */
+  packages: string[];
+  /** Where each binary `go install` writes (by its name, the package's last element) ends up. */
+  outputs: Record<string, string>;
+}
+
+/**
+ * Builds with `go install` into a scratch folder beside the first output, then moves each
+ * binary into place (a rename, so a half-built binary is never found in the cache).
+ */
+export async function goInstall(go: string, build: GoBuild, log: (m: string) => void): Promise<void> {
+  const targets = Object.values(build.outputs);
+  const dir = path.dirname(targets[0]!);
   await fs.mkdir(dir, { recursive: true });
   const scratch = await fs.mkdtemp(path.join(dir, '.build-'));
   const started = Date.now();
-  log(
-    `building the Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (first run only; it takes several minutes)`,
-  );
+  log(`building ${build.label} with go install (first run only; it takes several minutes)`);
   let packages = 0;
   let lastOutput = '';
   const timer = setInterval(() => {
@@ -118,19 +130,10 @@ async function goInstall(go: string, target: string, log: (m: string) => void): 
   }, 15_000);
   try {
     await new Promise<void>((resolve, reject) => {
-      // GOBIN goes through the shell so the child keeps the rest of this process's environment.
-      const child = spawn(
-        'sh',
-        [
-          '-c',
-          'GOBIN="$1" exec "$2" install -v "$3"',
-          'sh',
-          scratch,
-          go,
-          `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`,
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const child = spawn(go, ['install', '-v', ...build.packages], {
+        env: { ...process.env, GOBIN: scratch },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const onData = (chunk: Buffer) => {
         const text = chunk.toString();
         packages += text.split('\n').filter((line) => line.trim() !== '').length;
@@ -149,8 +152,11 @@ async function goInstall(go: string, target: string, log: (m: string) => void): 
           );
       });
     });
-    await fs.rename(path.join(scratch, 'temporal'), target);
-    log(`built the Temporal CLI in ${formatElapsed(Date.now() - started)}: ${target}`);
+    for (const [name, target] of Object.entries(build.outputs)) {
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.rename(path.join(scratch, name), target);
+    }
+    log(`built ${build.label} in ${formatElapsed(Date.now() - started)}: ${targets.join(', ')}`);
   } finally {
     clearInterval(timer);
     await fs.rm(scratch, { recursive: true, force: true });
@@ -178,7 +184,15 @@ export async function resolveTemporalCli(opts: ResolveOptions): Promise<Resolved
   const go = await findGo();
   if (go && goVersionAtLeast(go.version)) {
     try {
-      await goInstall(go.go, cached, opts.log);
+      await goInstall(
+        go.go,
+        {
+          label: `the Temporal CLI ${TEMPORAL_CLI_VERSION}`,
+          packages: [`${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
+          outputs: { temporal: cached },
+        },
+        opts.log,
+      );
       return { source: 'go install', executable: { type: 'existing-path', path: cached } };
     } catch (err) {
       opts.log(

@@ -105,8 +105,13 @@ export interface Config {
     readonly streamMaxLifetimeMs: number;
     /** HMAC-SHA256 secret per courier for `POST /v1/webhooks/couriers/:courier`; a courier without one is refused. */
     readonly courierWebhookSecrets: Readonly<Record<string, string>>;
-    /** The courier new orders ship with unless the request names one. */
-    readonly defaultCourier: 'easyparcel' | 'bluedart' | 'simulator';
+    /** The courier of parcels from a warehouse `courierByWarehouse` does not name. */
+    readonly defaultCourier: OrderCourier;
+    /**
+     * The courier each warehouse's parcels go with (WAYBILL_COURIER_BY_WAREHOUSE): the
+     * server decides, never the customer. Keys are inventory locations (`ship from`).
+     */
+    readonly courierByWarehouse: Readonly<Record<string, OrderCourier>>;
     /** A webhook whose signed timestamp is older (or further ahead) than this is refused (ms). */
     readonly webhookMaxAgeMs: number;
     /** A pushed scan timed further ahead of our clock than this is refused (ms): it would stop no-scan expiry. */
@@ -208,6 +213,30 @@ export interface Config {
     readonly metricsHost: string;
     /** Null when WAYBILL_WORKER_METRICS_PORT is 0: no metrics endpoint. */
     readonly metricsPort: number | null;
+  };
+  /**
+   * How much one worker process takes on at once (docs/benchmarks.md#worker-sizing has the
+   * measurements the defaults come from). The sticky cache must hold every open workflow the
+   * worker serves, and its heap (NODE_OPTIONS=--max-old-space-size) must hold the cache.
+   */
+  readonly workerSizing: {
+    /** Workflows kept in memory between their tasks; one evicted is replayed from its history. */
+    readonly maxCachedWorkflows: number;
+    /** Workflow-task pollers and slots (main task queue). */
+    readonly workflowTaskPollers: number;
+    readonly workflowTaskSlots: number;
+    /** Activity-task pollers and slots (main task queue: read-model writes, saga steps). */
+    readonly activityTaskPollers: number;
+    readonly activityTaskSlots: number;
+    /** Activity-task pollers of the courier task queue (its slots: `courier.concurrency`). */
+    readonly courierTaskPollers: number;
+    /** The worker's Postgres pool: one connection per activity slot of both task queues. */
+    readonly dbPoolMax: number;
+    /**
+     * A shipment workflow continues as new after this many polls: it bounds the history an
+     * evicted workflow replays (open parcels beyond the cache are replayed at every poll).
+     */
+    readonly shipmentPollsPerRun: number;
   };
   readonly schedules: {
     /** The daily report runs this long after UTC midnight (ms), for the UTC day before. */
@@ -573,6 +602,34 @@ function origins(name: string, text: string, problems: string[]): string[] {
   return list;
 }
 
+/** The couriers an order's parcels can be booked with. */
+export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator'] as const;
+export type OrderCourier = (typeof ORDER_COURIERS)[number];
+
+/** WAYBILL_COURIER_BY_WAREHOUSE: `warehouse:courier` pairs, comma-separated (empty: none). */
+function courierByWarehouse(text: string, problems: string[]): Record<string, OrderCourier> {
+  const mapping: Record<string, OrderCourier> = Object.create(null);
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const [warehouse, courier, ...rest] = entry.split(':').map((part) => part.trim());
+    const known = (ORDER_COURIERS as readonly string[]).includes(courier ?? '');
+    if (!warehouse || !/^[A-Za-z0-9_.-]{1,64}$/.test(warehouse) || !known || rest.length > 0) {
+      problems.push(
+        `WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among ${ORDER_COURIERS.join(', ')} (got "${entry}")`,
+      );
+      continue;
+    }
+    if (warehouse in mapping) {
+      problems.push(`WAYBILL_COURIER_BY_WAREHOUSE names warehouse "${warehouse}" twice`);
+      continue;
+    }
+    mapping[warehouse] = courier as OrderCourier;
+  }
+  return { ...mapping };
+}
+
 /** Parses a UTC time of day `HH:MM` into milliseconds after midnight. */
 export function parseTimeOfDay(text: string): number | null {
   const match = /^\s*([01]?\d|2[0-3]):([0-5]\d)\s*$/.exec(text);
@@ -787,6 +844,7 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(`WAYBILL_ORDER_START_GRACE must be at least 1m (got "${orderStartGraceMs}ms")`);
   }
 
+  const courierConcurrency = r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000);
   const webhookMaxAgeMs = r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m');
   const pruneIdempotencyKeysAfterMs = r.duration('WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER', '7d');
   if (pruneIdempotencyKeysAfterMs < 3_600_000) {
@@ -831,11 +889,8 @@ export function loadConfig(env: Env = process.env): Config {
       streamMaxOpen: r.int('WAYBILL_STREAM_MAX_OPEN', 1000, 1, 1_000_000),
       streamMaxLifetimeMs: r.duration('WAYBILL_STREAM_MAX_LIFETIME', '30m'),
       courierWebhookSecrets: webhookSecrets,
-      defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', [
-        'easyparcel',
-        'bluedart',
-        'simulator',
-      ] as const),
+      defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', ORDER_COURIERS),
+      courierByWarehouse: courierByWarehouse(r.string('WAYBILL_COURIER_BY_WAREHOUSE', ''), r.problems),
       webhookMaxAgeMs,
       pushMaxClockSkewMs: r.duration('WAYBILL_PUSH_MAX_CLOCK_SKEW', '5m'),
       trustProxy: trustProxy(r.string('WAYBILL_TRUST_PROXY', 'false'), r.problems),
@@ -870,7 +925,7 @@ export function loadConfig(env: Env = process.env): Config {
       simulatorPort,
       simulatorUrl,
       dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),
-      concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
+      concurrency: courierConcurrency,
       callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
       timeoutMs: r.duration('WAYBILL_COURIER_TIMEOUT', '10s'),
       easyParcel,
@@ -899,6 +954,7 @@ export function loadConfig(env: Env = process.env): Config {
       metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),
       metricsPort: metricsPort === 0 ? null : metricsPort,
     },
+    workerSizing: readWorkerSizing(r, courierConcurrency),
     schedules: {
       dailyReportOffsetMs: dailyReportOffsetMs ?? 15 * 60_000,
       housekeepingEveryMs: r.duration('WAYBILL_HOUSEKEEPING_EVERY', '1h'),
@@ -933,6 +989,57 @@ export function loadConfig(env: Env = process.env): Config {
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return deepFreeze(config);
+}
+
+/**
+ * The worker's sizing (its own block: the figures behind each default are in
+ * docs/benchmarks.md#worker-sizing). A poller count above its slots, or more workflow-task
+ * slots than cached workflows, is refused here rather than silently clamped by the SDK.
+ */
+function readWorkerSizing(r: Reader, courierSlots: number): Config['workerSizing'] {
+  const maxCachedWorkflows = r.int('WAYBILL_WORKER_CACHED_WORKFLOWS', 4_000, 0, 1_000_000);
+  const workflowTaskSlots = r.int('WAYBILL_WORKER_WORKFLOW_SLOTS', 40, 2, 1_000);
+  const workflowTaskPollers = r.int('WAYBILL_WORKER_WORKFLOW_POLLERS', 20, 2, 1_000);
+  const activityTaskSlots = r.int('WAYBILL_WORKER_ACTIVITY_SLOTS', 20, 1, 1_000);
+  const activityTaskPollers = r.int('WAYBILL_WORKER_ACTIVITY_POLLERS', 5, 1, 1_000);
+  const courierTaskPollers = r.int('WAYBILL_COURIER_POLLERS', Math.min(5, courierSlots), 1, 1_000);
+  // Each activity holds at most one connection at a time: one per slot, so none waits for one.
+  const dbPoolMax = r.int('WAYBILL_WORKER_DB_POOL_MAX', activityTaskSlots + courierSlots, 1, 2_000);
+  const atMost = (name: string, value: number, limitName: string, limit: number) => {
+    if (value > limit) r.problems.push(`${name} (${value}) must not exceed ${limitName} (${limit})`);
+  };
+  atMost(
+    'WAYBILL_WORKER_WORKFLOW_POLLERS',
+    workflowTaskPollers,
+    'WAYBILL_WORKER_WORKFLOW_SLOTS',
+    workflowTaskSlots,
+  );
+  atMost(
+    'WAYBILL_WORKER_ACTIVITY_POLLERS',
+    activityTaskPollers,
+    'WAYBILL_WORKER_ACTIVITY_SLOTS',
+    activityTaskSlots,
+  );
+  atMost('WAYBILL_COURIER_POLLERS', courierTaskPollers, 'WAYBILL_COURIER_CONCURRENCY', courierSlots);
+  if (maxCachedWorkflows > 0) {
+    atMost(
+      'WAYBILL_WORKER_WORKFLOW_SLOTS',
+      workflowTaskSlots,
+      'WAYBILL_WORKER_CACHED_WORKFLOWS',
+      maxCachedWorkflows,
+    );
+  }
+  const shipmentPollsPerRun = r.int('WAYBILL_SHIPMENT_POLLS_PER_RUN', 10, 1, 10_000);
+  return {
+    shipmentPollsPerRun,
+    maxCachedWorkflows,
+    workflowTaskPollers,
+    workflowTaskSlots,
+    activityTaskPollers,
+    activityTaskSlots,
+    courierTaskPollers,
+    dbPoolMax,
+  };
 }
 
 /**

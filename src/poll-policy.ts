@@ -23,7 +23,7 @@ export function pollPolicyFromConfig(config: Config): PollPolicy {
     notFoundLimit: 5,
     pollAttempts: 4,
     pollRetryInitialMs: 2_000,
-    maxCyclesPerRun: 500,
+    maxCyclesPerRun: config.workerSizing.shipmentPollsPerRun,
     refreshCooldownMs: config.polling.refreshCooldownMs,
   };
 }

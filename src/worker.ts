@@ -3,6 +3,7 @@
  * calls on their own task queue whose worker caps concurrency and calls per second.
  * `node dist/src/worker.js` runs it alone (production); the dev stack runs it in-process.
  */
+import { getHeapStatistics } from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
 import {
   NativeConnection,
@@ -84,6 +85,30 @@ export function installTemporalRuntime(
   }
 }
 
+/**
+ * Heap a worker needs (bench:sizing's figures, docs/benchmarks.md#worker-sizing): its code,
+ * connections and activities, plus each cached workflow. Rounded up from the measurement.
+ */
+export const WORKER_BASE_HEAP_MIB = 150;
+export const CACHED_WORKFLOW_HEAP_KIB = 32;
+
+/**
+ * The heap the configured sticky cache needs, when it exceeds `heapLimitBytes` (V8's
+ * `heap_size_limit`, set by NODE_OPTIONS=--max-old-space-size); null when it fits. A cache
+ * that outgrows its heap does not fail: the worker collects garbage ever more often and then
+ * dies of "heap out of memory", so this is said at start, once.
+ */
+export function heapShortfall(
+  config: Config,
+  heapLimitBytes: number,
+): { neededMiB: number; limitMiB: number } | null {
+  const neededMiB = Math.ceil(
+    WORKER_BASE_HEAP_MIB + (config.workerSizing.maxCachedWorkflows * CACHED_WORKFLOW_HEAP_KIB) / 1024,
+  );
+  const limitMiB = Math.floor(heapLimitBytes / 2 ** 20);
+  return neededMiB > limitMiB ? { neededMiB, limitMiB } : null;
+}
+
 const COURIER_ACTIVITIES = ['pollCourier'] as const satisfies readonly (keyof Activities)[];
 
 export interface WorkerDeps {
@@ -101,6 +126,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const { config, connection, activities } = deps;
   // Workflows and activities see plain values; Temporal sees sealed payloads (src/codec).
   const dataConverter = createDataConverter(config.payloads);
+  const sizing = config.workerSizing;
   const courierActivities = Object.fromEntries(COURIER_ACTIVITIES.map((name) => [name, activities[name]]));
   const otherActivities = Object.fromEntries(
     Object.entries(activities).filter(([name]) => !(COURIER_ACTIVITIES as readonly string[]).includes(name)),
@@ -114,6 +140,17 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
       ? { workflowBundle: deps.workflowBundle }
       : { workflowsPath: require.resolve('./workflows') }),
     activities: otherActivities,
+    // Sized from config (docs/benchmarks.md#worker-sizing), not the SDK's defaults: those size
+    // the cache from the heap limit and poll the non-sticky queue with 2 pollers of 10.
+    maxCachedWorkflows: sizing.maxCachedWorkflows,
+    maxConcurrentWorkflowTaskExecutions: sizing.workflowTaskSlots,
+    workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.workflowTaskPollers },
+    // Half of them on the non-sticky queue (the SDK's default is a fifth): every new workflow's
+    // first task and every evicted workflow's next one arrive there, a booking burst or a
+    // restarted worker at once.
+    nonStickyToStickyPollRatio: 0.5,
+    maxConcurrentActivityTaskExecutions: sizing.activityTaskSlots,
+    activityTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.activityTaskPollers },
   });
   const courier = await Worker.create({
     connection,
@@ -124,6 +161,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     // The courier budget is daily; these caps protect the courier (and us) from bursts.
     maxConcurrentActivityTaskExecutions: config.courier.concurrency,
     maxTaskQueueActivitiesPerSecond: config.courier.callsPerSecond,
+    activityTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.courierTaskPollers },
   });
   return [main, courier];
 }
@@ -263,9 +301,16 @@ if (require.main === module) {
     installTemporalRuntime(log.child({ component: 'temporal' }), {
       metrics: config.worker,
     });
+    const short = heapShortfall(config, getHeapStatistics().heap_size_limit);
+    if (short) {
+      log.warn(
+        short,
+        `WAYBILL_WORKER_CACHED_WORKFLOWS=${config.workerSizing.maxCachedWorkflows} needs about ${short.neededMiB} MiB of heap and this process has ${short.limitMiB} MiB: start it with NODE_OPTIONS=--max-old-space-size=${short.neededMiB} or cache fewer workflows`,
+      );
+    }
     const db = createDb({
       url: config.database.url,
-      poolMax: config.database.poolMax,
+      poolMax: config.workerSizing.dbPoolMax,
       onError: (err) => log.warn({ err }, 'idle Postgres client failed'),
     });
     await assertDatabaseReachable(db, config.database.url);

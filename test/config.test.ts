@@ -214,6 +214,23 @@ describe('configuration', () => {
     );
   });
 
+  it('reads the courier of each warehouse, and names each malformed or doubled entry', () => {
+    expect(loadConfig({}).api.courierByWarehouse).toEqual({});
+    expect(
+      loadConfig({ WAYBILL_COURIER_BY_WAREHOUSE: ' wh-kl:easyparcel , wh-del:bluedart' }).api
+        .courierByWarehouse,
+    ).toEqual({ 'wh-kl': 'easyparcel', 'wh-del': 'bluedart' });
+    expect(
+      problemsOf(() =>
+        loadConfig({ WAYBILL_COURIER_BY_WAREHOUSE: 'wh-kl:pigeon,wh-del,a:bluedart,a:simulator' }),
+      ),
+    ).toEqual([
+      'WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among easyparcel, bluedart, simulator (got "wh-kl:pigeon")',
+      'WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among easyparcel, bluedart, simulator (got "wh-del")',
+      'WAYBILL_COURIER_BY_WAREHOUSE names warehouse "a" twice',
+    ]);
+  });
+
   it('names a daily report time that is not HH:MM', () => {
     expect(() => loadConfig({ WAYBILL_DAILY_REPORT_AT: '24:00' })).toThrow(
       'WAYBILL_DAILY_REPORT_AT must be a UTC time of day HH:MM (got "24:00")',

@@ -5,6 +5,12 @@ import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { parse } from 'yaml';
+import {
+  TEMPORAL_DATABASES,
+  TEMPORAL_HISTORY_SHARDS,
+  TEMPORAL_SERVER_VERSION,
+  TEMPORAL_SQL_PLUGIN,
+} from '../devstack/temporal-server-target';
 import { searchAttributeCreateCommand } from '../src/search-attributes';
 import { SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
 
@@ -35,7 +41,7 @@ describe('docker-compose.yml', () => {
     );
     expect(entries).toEqual({
       api: ['node', 'dist/src/api/main.js'],
-      worker: ['node', 'dist/src/worker.js'],
+      worker: ['node', '--max-old-space-size=512', 'dist/src/worker.js'],
       migrate: ['node', 'dist/db/migrate.js'],
       simulator: ['node', 'dist/simulators/courier/main.js'],
       payments: ['node', 'dist/simulators/payment/main.js'],
@@ -112,6 +118,26 @@ describe('docker-compose.yml', () => {
         `--name ${key.name} --type ${TypedSearchAttributes.toMetadataType(key.type)}`,
       );
     }
+  });
+
+  it('runs the Temporal server the benchmarks and fault suites run as their server target', () => {
+    const temporal = compose.services.temporal!;
+    const version = TEMPORAL_SERVER_VERSION.replace(/^v/, '');
+    expect({
+      image: temporal.image,
+      adminTools: compose.services['temporal-search-attributes']?.image,
+      plugin: temporal.environment?.DB,
+      shards: temporal.environment?.NUM_HISTORY_SHARDS,
+      persistence: temporal.environment?.DBNAME,
+      visibility: temporal.environment?.VISIBILITY_DBNAME,
+    }).toEqual({
+      image: `temporalio/auto-setup:${version}`,
+      adminTools: `temporalio/admin-tools:${version}`,
+      plugin: TEMPORAL_SQL_PLUGIN,
+      shards: TEMPORAL_HISTORY_SHARDS,
+      persistence: TEMPORAL_DATABASES.persistence,
+      visibility: TEMPORAL_DATABASES.visibility,
+    });
   });
 
   it('starts Waybill only after Postgres is healthy and migrations have run', () => {

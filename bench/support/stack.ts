@@ -1,12 +1,17 @@
 /**
  * The stack as separate parts the benchmarks and fault suites can measure and break one at
- * a time: a Temporal dev server (the CLI's `server start-dev` as a child process of its own,
- * SQLite file kept across restarts), an embedded Postgres,
- * the courier and payment simulators and the API in this process, and the worker as a
+ * a time: a Temporal server as a child process of its own, of either target (`--temporal`):
+ * - `dev` (default): the CLI's `server start-dev`, SQLite file kept across restarts;
+ * - `server`: the real Temporal server built from its Go module
+ *   (devstack/temporal-server-target.ts) on an embedded Postgres of its own (not Waybill's: the
+ *   postgres-restart suite stops one without the other), 4 history shards; the worker adds
+ *   the search attributes at its start, as on any Temporal a user points it at;
+ * then an embedded Postgres for Waybill,
+ * the courier and payment simulators and the API in this process, and the worker (one or more) as a
  * child process (`node --import tsx src/worker.ts`, as `npm run start:worker` runs the
  * built one) that can be killed with SIGKILL and started again, and whose RSS is its own.
  *
- * Everything listens on free loopback ports and keeps its data under `.data/bench/<name>`,
+ * Everything listens on free loopback ports and keeps its data under `.data/bench/<name>…`,
  * emptied at every start, so a run never touches the dev stack's data or a user's services.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,7 +19,6 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
-import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { sql, type Kysely } from 'kysely';
 import { createDb } from '../../db/client';
@@ -30,20 +34,65 @@ import {
   type RunningPostgres,
 } from '../../devstack/embedded-postgres';
 import { resolveTemporalCli } from '../../devstack/temporal-cli';
+import { superviseTemporal, type SupervisedTemporal } from '../../devstack/temporal-process';
+import {
+  resolveTemporalServer,
+  startTemporalServer,
+  temporalPostgresFromUrl,
+  TEMPORAL_HISTORY_SHARDS,
+  TEMPORAL_SERVER_VERSION,
+} from '../../devstack/temporal-server-target';
 import { createLogger } from '../../src/logger';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { StartupError } from '../../src/main-helpers';
-import { createTemporalClient, temporalIsServing, type TemporalClient } from '../../src/temporal';
+import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { freePort } from '../../test/support/ports';
 import { sampleProcess } from './measure';
+
+export { waitForTemporal } from '../../devstack/temporal-process';
+
+/** Which Temporal a stack runs on: the CLI's dev server, or the real server on Postgres. */
+export const TEMPORAL_TARGETS = ['dev', 'server'] as const;
+export type TemporalTarget = (typeof TEMPORAL_TARGETS)[number];
+
+/** The stack's own flags, taken out of a script's arguments: `--temporal dev|server` and `--workers N`. */
+export interface TargetArgs {
+  temporal: TemporalTarget;
+  workers: number;
+  /** The script's other arguments, in order. */
+  rest: string[];
+}
+
+export function takeTargetArgs(argv: readonly string[]): TargetArgs {
+  let temporal: TemporalTarget = 'dev';
+  let workers = 1;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--temporal') {
+      const value = argv[++i];
+      if (!(TEMPORAL_TARGETS as readonly (string | undefined)[]).includes(value))
+        throw new Error(`--temporal takes ${TEMPORAL_TARGETS.join(' or ')}, not ${value ?? 'nothing'}`);
+      temporal = value as TemporalTarget;
+    } else if (a === '--workers') {
+      workers = Number(argv[++i]);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 8)
+        throw new Error('--workers takes a whole number from 1 to 8 (worker processes)');
+    } else rest.push(a);
+  }
+  return { temporal, workers, rest };
+}
 
 /** Variables a bench stack never inherits (the demo's list): it must not reach the user's own services. */
 const NEVER_INHERITED = DEMO_STACK_UNSET;
 
 export interface StackOptions {
-  /** Data folder `.data/bench/<name>`. */
+  /**
+   * Data folder `.data/bench/<name>`, `<name>-server` on the real server and `-<N>w` with N
+   * workers: runs on different targets or worker counts can go side by side.
+   */
   name: string;
   /** Settings for the worker and the API (poll intervals, budgets, rate limits…). */
   env?: Record<string, string>;
@@ -53,6 +102,10 @@ export interface StackOptions {
   stock?: number;
   /** Progress lines. */
   say?: (line: string) => void;
+  /** Which Temporal (default `dev`). */
+  temporal?: TemporalTarget;
+  /** Worker processes (default 1); each has its own metrics port. */
+  workers?: number;
   /**
    * Ctrl-C (SIGINT) stops every part started so far, then exits with 130: for a script that
    * runs one stack at a time (bench/faults.ts, running several, keeps its own handler).
@@ -90,10 +143,15 @@ export interface ProcessStack {
   temporal: TemporalClient;
   courier: RunningSimulator;
   payments: RunningPaymentSimulator;
+  /** The first worker process (the one the suites kill and restart). */
   worker: WorkerProcess;
+  /** Every worker process, the first included. */
+  workers: WorkerProcess[];
+  /** Which Temporal this stack runs on. */
+  target: TemporalTarget;
   postgres: Restartable;
   temporalServer: Restartable;
-  /** The dev server's process; null while it is down. */
+  /** The Temporal server's process; null while it is down. */
   temporalServerPid(): number | null;
   stop(): Promise<void>;
 }
@@ -169,112 +227,111 @@ function workerProcess(
   };
 }
 
-/** How long a dev server may take to answer after it is started (a restart on a busy machine recovers its SQLite file first). */
-const TEMPORAL_START_DEADLINE_MS = 120_000;
-
-/**
- * Polls Temporal's health check every half second until it answers SERVING; false when
- * `timeoutMs` passes first.
- */
-export async function waitForTemporal(connection: Connection, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await temporalIsServing(connection, Math.min(2_000, Math.max(1, deadline - Date.now())))) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-/**
- * The Temporal dev server as a child process of this one, so that a restart waits on a
- * deadline of its own: the SDK's `createLocal` gives its client 10 s to connect and, when
- * that passes (a restart under load), throws and leaves the server it started running.
- */
+/** The CLI's dev server on a SQLite file that survives its restarts. */
 function devServerProcess(opts: {
   executable: string;
   port: number;
   namespace: string;
   dbFilename: string;
   logFile: string;
-}): Restartable & { pid(): number | null } {
-  let child: ChildProcess | null = null;
-  let exited: Promise<void> = Promise.resolve();
-  const address = `127.0.0.1:${opts.port}`;
-  const args = [
-    ...['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--headless'],
-    ...['--namespace', opts.namespace, '--db-filename', opts.dbFilename],
-    ...['--log-format', 'json', '--log-level', 'warn'],
-    ...SEARCH_ATTRIBUTES.flatMap((key) => [
-      '--search-attribute',
-      `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`,
-    ]),
-  ];
+}): SupervisedTemporal {
+  return superviseTemporal({
+    label: 'the Temporal dev server',
+    executable: opts.executable,
+    address: `127.0.0.1:${opts.port}`,
+    logFile: opts.logFile,
+    args: [
+      ...['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--headless'],
+      ...['--namespace', opts.namespace, '--db-filename', opts.dbFilename],
+      ...['--log-format', 'json', '--log-level', 'warn'],
+      ...SEARCH_ATTRIBUTES.flatMap((key) => [
+        '--search-attribute',
+        `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`,
+      ]),
+    ],
+  });
+}
 
-  const stop = async () => {
-    const proc = child;
-    if (!proc) return;
-    proc.kill('SIGTERM');
-    const gone = await Promise.race([
-      exited.then(() => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), 20_000)),
-    ]);
-    if (!gone) {
-      proc.kill('SIGKILL');
-      await exited;
-    }
-  };
+interface TargetStart {
+  dataDir: string;
+  /** The dev server's port (the real server draws its own: its ports must fit a smallint). */
+  port: number;
+  config: Config;
+  say: (line: string) => void;
+  stoppers: (() => Promise<unknown>)[];
+}
 
-  return {
-    pid: () => child?.pid ?? null,
-    stop,
-    async start() {
-      if (child) throw new Error('the Temporal dev server is already running');
-      const out = fs.openSync(opts.logFile, 'a');
-      const proc = spawn(opts.executable, args, { stdio: ['ignore', out, out] });
-      fs.closeSync(out);
-      child = proc;
-      let exitCode: number | string | null = null;
-      exited = new Promise((resolve) =>
-        proc.once('exit', (code, signal) => {
-          exitCode = code ?? signal;
-          if (child === proc) child = null;
-          resolve();
-        }),
-      );
-      // A probe of its own: channels to this address from before a restart may still be backing off.
-      const probe = Connection.lazy({ address, channelArgs: { 'grpc.use_local_subchannel_pool': 1 } });
-      try {
-        const deadline = Date.now() + TEMPORAL_START_DEADLINE_MS;
-        while (child === proc && Date.now() < deadline) {
-          if (await waitForTemporal(probe, Math.min(2_000, deadline - Date.now()))) return;
-        }
-      } finally {
-        await probe.close().catch(() => undefined);
-      }
-      if (child !== proc) {
-        throw new StartupError(
-          `the Temporal dev server exited (${exitCode}) before it served; see ${opts.logFile}`,
-        );
-      }
-      await stop();
-      throw new StartupError(
-        `the Temporal dev server did not answer on ${address} within ${TEMPORAL_START_DEADLINE_MS / 1000} s of starting; see ${opts.logFile}`,
-      );
-    },
-  };
+/** The CLI's dev server on a SQLite file in the data folder. */
+async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal> {
+  const cli = await resolveTemporalCli({
+    cliPath: t.config.temporal.cliPath,
+    cacheDir: t.config.paths.cacheDir,
+    log: t.say,
+  });
+  if (cli.executable.type !== 'existing-path') {
+    throw new StartupError(
+      'a bench stack runs the Temporal CLI binary itself: build it with `npm run temporal:cli` or set TEMPORAL_CLI_PATH',
+    );
+  }
+  const dbFilename = path.join(t.dataDir, 'temporal.sqlite');
+  const server = devServerProcess({
+    executable: cli.executable.path,
+    port: t.port,
+    namespace: t.config.temporal.namespace,
+    dbFilename,
+    logFile: path.join(t.dataDir, 'temporal.log'),
+  });
+  await server.start();
+  t.stoppers.push(() => server.stop());
+  t.say(`Temporal dev server on ${server.address} (SQLite ${path.relative(process.cwd(), dbFilename)})`);
+  return server;
+}
+
+/** The real Temporal server on an embedded Postgres of its own (both stopped with the stack). */
+async function startServerTarget(
+  t: TargetStart,
+): Promise<Restartable & { address: string; pid(): number | null }> {
+  const binaries = await resolveTemporalServer({ cacheDir: t.config.paths.cacheDir, log: t.say });
+  const pg = await startEmbeddedPostgres({
+    dir: path.join(t.dataDir, 'temporal-pg'),
+    port: await freePort(),
+    user: 'temporal',
+    password: 'temporal',
+    database: 'postgres',
+    log: () => undefined,
+  });
+  t.stoppers.push(() => pg.stop());
+  const server = await startTemporalServer({
+    binaries,
+    postgres: temporalPostgresFromUrl(pg.url),
+    dir: path.join(t.dataDir, 'temporal-server'),
+    namespace: t.config.temporal.namespace,
+    log: t.say,
+  });
+  t.stoppers.push(() => server.stop());
+  t.say(
+    `Temporal server ${TEMPORAL_SERVER_VERSION} on ${server.address} (Postgres, ${TEMPORAL_HISTORY_SHARDS} history shards; log ${path.relative(process.cwd(), server.logFile)})`,
+  );
+  return server;
 }
 
 /** Starts every part, migrated and seeded, with the worker running. */
 export async function startProcessStack(opts: StackOptions): Promise<ProcessStack> {
   const say = opts.say ?? (() => undefined);
   const root = path.resolve(__dirname, '..', '..');
-  const dataDir = path.join(root, '.data', 'bench', opts.name);
+  const folder = [
+    opts.name,
+    ...(opts.temporal === 'server' ? ['server'] : []),
+    ...((opts.workers ?? 1) > 1 ? [`${opts.workers}w`] : []),
+  ].join('-');
+  const dataDir = path.join(root, '.data', 'bench', folder);
   await fsp.rm(dataDir, { recursive: true, force: true });
   await fsp.mkdir(dataDir, { recursive: true });
   takeOverShutdownSignals();
 
-  const [temporalPort, pgPort, courierPort, paymentsPort, apiPort, metricsPort] = await Promise.all(
-    Array.from({ length: 6 }, () => freePort()),
+  const workerCount = opts.workers ?? 1;
+  const [temporalPort, pgPort, courierPort, paymentsPort, apiPort, ...metricsPorts] = await Promise.all(
+    Array.from({ length: 5 + workerCount }, () => freePort()),
   );
   const stoppers: (() => Promise<unknown>)[] = [];
   const stopAll = async () => {
@@ -290,27 +347,11 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
 
   try {
     const baseConfig = loadConfig(environmentWith({ WAYBILL_DATA_DIR: dataDir }, NEVER_INHERITED));
-    const cli = await resolveTemporalCli({
-      cliPath: baseConfig.temporal.cliPath,
-      cacheDir: baseConfig.paths.cacheDir,
-      log: say,
-    });
-    if (cli.executable.type !== 'existing-path') {
-      throw new StartupError(
-        'a bench stack runs the Temporal CLI binary itself: build it with `npm run temporal:cli` or set TEMPORAL_CLI_PATH',
-      );
-    }
-    const dbFilename = path.join(dataDir, 'temporal.sqlite');
-    const temporalServer = devServerProcess({
-      executable: cli.executable.path,
-      port: temporalPort!,
-      namespace: baseConfig.temporal.namespace,
-      dbFilename,
-      logFile: path.join(dataDir, 'temporal.log'),
-    });
-    await temporalServer.start();
-    stoppers.push(() => temporalServer.stop());
-    say(`Temporal dev server on 127.0.0.1:${temporalPort} (SQLite ${path.relative(root, dbFilename)})`);
+    const target = opts.temporal ?? 'dev';
+    const temporalServer =
+      target === 'server'
+        ? await startServerTarget({ dataDir, port: temporalPort!, config: baseConfig, say, stoppers })
+        : await startDevTarget({ dataDir, port: temporalPort!, config: baseConfig, say, stoppers });
 
     const pg: RunningPostgres = await startEmbeddedPostgres({
       dir: path.join(dataDir, 'pg'),
@@ -344,13 +385,13 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
         WAYBILL_DATA_DIR: dataDir,
         LOG_LEVEL: 'info',
         DATABASE_URL: pg.url,
-        TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+        TEMPORAL_ADDRESS: temporalServer.address,
         COURIER_SIMULATOR_URL: courier.url,
         COURIER_SIMULATOR_PORT: String(courierPort),
         PAYMENTS_BASE_URL: payments.url,
         PAYMENT_SIMULATOR_PORT: String(paymentsPort),
         WAYBILL_PORT: String(apiPort),
-        WAYBILL_WORKER_METRICS_PORT: String(metricsPort),
+        WAYBILL_WORKER_METRICS_PORT: String(metricsPorts[0]),
         WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
         WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000', // the most src/config.ts accepts
         WAYBILL_COURIER_DAILY_BUDGET: '10000000', // the most src/config.ts accepts
@@ -369,9 +410,20 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
     const temporal = createTemporalClient(config);
     stoppers.push(() => temporal.connection.close());
 
-    const worker = workerProcess(root, env, path.join(dataDir, 'worker.log'), say);
-    stoppers.push(() => worker.stop());
-    await worker.start();
+    // Each worker its own metrics port and log; the first keeps the names a single worker had.
+    const workers = metricsPorts.map((port, i) =>
+      workerProcess(
+        root,
+        i === 0 ? env : { ...env, WAYBILL_WORKER_METRICS_PORT: String(port) },
+        path.join(dataDir, i === 0 ? 'worker.log' : `worker-${i + 1}.log`),
+        say,
+      ),
+    );
+    for (const worker of workers) {
+      stoppers.push(() => worker.stop());
+      await worker.start();
+    }
+    const worker = workers[0]!;
 
     // Errors only: during an outage every refused request would log a warning with its stack.
     const apiLog = createLogger({ logLevel: 'error' });
@@ -392,6 +444,8 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       courier,
       payments,
       worker,
+      workers,
+      target,
       postgres,
       temporalServer,
       temporalServerPid: () => temporalServer.pid(),

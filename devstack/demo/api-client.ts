@@ -51,7 +51,7 @@ export class ApiClient {
           ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
           signal: AbortSignal.timeout(15_000),
         });
-        const limit = Number(res.headers.get('x-ratelimit-limit'));
+        const limit = Number(res.headers.get('ratelimit-limit'));
         if (limit > 0) this.rateLimitPerMinute = limit;
         const text = await res.text();
         const body = (text ? JSON.parse(text) : null) as T & { error?: { code?: string } };

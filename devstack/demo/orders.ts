@@ -190,6 +190,8 @@ export async function placeOrder(ctx: RunContext, t: Tracked): Promise<void> {
         email: entry.email,
         shippingAddress: entry.shippingAddress,
         lines: entry.spec.lines,
+        // Development only: the demo puts the outage orders on the courier it takes down.
+        // Elsewhere the server picks each parcel's courier from its warehouse.
         courier: entry.spec.courier,
         payment: { token: entry.paymentToken },
       },

@@ -40,7 +40,7 @@ import {
   temporalUnavailable,
 } from './errors';
 import { metricsPlugin } from './metrics';
-import { describeOperation, SECURITY_SCHEMES } from './operations';
+import { describeOperation, documentResponseHeaders, SECURITY_SCHEMES } from './operations';
 import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
 import { codecRoutes } from './routes/codec';
@@ -65,6 +65,9 @@ export interface ApiDeps {
 export type ApiOptions = Omit<ApiDeps, 'shipmentPolicy'> & { shipmentPolicy?: PollPolicy };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Health checks come from the orchestrator, often many per second: never rate limited. */
+const isUnlimited = (url: string) => url.startsWith('/health/');
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -176,11 +179,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (schema?.response) {
       const withBody = route.schema?.body !== undefined;
       const withParams = route.url.includes(':');
+      const limited = !isUnlimited(route.url);
       for (const status of [
         '400',
         '401',
-        '429',
+        '500',
         '503',
+        ...(limited ? ['429'] : []),
         ...(withBody ? ['413', '415'] : []),
         ...(withParams ? ['414'] : []),
       ]) {
@@ -188,6 +193,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           schema.response[status] = { $ref: 'Error#' };
         }
       }
+      documentResponseHeaders(schema.response, limited);
     }
     for (const method of [route.method].flat()) {
       if (method === 'HEAD') continue;
@@ -224,8 +230,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(rateLimit, {
     max: deps.config.api.rateLimitPerMinute,
     timeWindow: 60_000,
-    // Health checks come from the orchestrator, often many per second: never limit them.
-    allowList: (request) => request.url.startsWith('/health/'),
+    // RateLimit-Limit / -Remaining / -Reset (the IETF draft's names) on every limited
+    // answer, and Retry-After on a 429: the headers the OpenAPI document declares.
+    enableDraftSpec: true,
+    allowList: (request) => isUnlimited(request.url),
     errorResponseBuilder: (_request, context) =>
       new ApiError(
         context.statusCode,

@@ -5,9 +5,12 @@ export const ErrorBody = Type.Object(
   {
     error: Type.Object({
       code: Type.String({
+        pattern: '^[A-Z][A-Z0-9_]*$',
+        maxLength: 64,
         description: 'Machine-readable, e.g. VALIDATION_FAILED, NOT_FOUND, TEMPORAL_UNAVAILABLE',
       }),
-      message: Type.String({ description: 'What went wrong and, for 4xx, what to fix' }),
+      // Bounded by what a request can carry: a message may quote the request line (16 KiB at most).
+      message: Type.String({ maxLength: 16_384, description: 'What went wrong and, for 4xx, what to fix' }),
     }),
   },
   { $id: 'Error', description: 'Error' },

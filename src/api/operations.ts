@@ -35,14 +35,14 @@ export const SECURITY_SCHEMES = {
     scheme: 'bearer',
     bearerFormat: 'JWT',
     description:
-      "A customer's token from the shop's login: HS256, with sub (the customer id), iat, exp, the configured issuer and audience; no role.",
+      "A customer's token from the shop's login: HS256, with sub (the customer id), iat, exp, the configured issuer and audience; no role. Verified as RFC8725 (JSON Web Token Best Current Practices) asks: the one algorithm pinned (no `none`, no algorithm from the token), exp, iat and sub required, issuer and audience checked, a maximum age since iat.",
   },
   staffBearer: {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
     description:
-      'A staff token from the staff identity provider: ES256/RS256/EdDSA with its kid, sub, role (admin, ops or support), iat, exp, the staff issuer and the audience. What each role may do: docs/api.md#staff-roles.',
+      "A staff token from the staff identity provider: ES256/RS256/EdDSA with its kid, sub, role (admin, ops or support), iat, exp, the staff issuer and the audience. Verified as RFC8725 (JSON Web Token Best Current Practices) asks: the algorithm of the key the kid names (never one the token picks), exp, iat, sub and role required, issuer and audience checked, a maximum age since iat; its own issuer and key, separate from customers'. What each role may do: docs/api.md#staff-roles.",
   },
   adminApiKey: {
     type: 'apiKey',
@@ -61,7 +61,15 @@ export const SECURITY_SCHEMES = {
 
 type Requirement = Partial<Record<keyof typeof SECURITY_SCHEMES, string[]>>;
 
-const STAFF: Requirement[] = [{ staffBearer: [] }, { adminApiKey: [] }];
+/**
+ * A staff credential holding `permission`. OpenAPI lets non-OAuth requirements name the
+ * roles they need; we name the permission (docs/api.md#staff-roles maps it to roles), so
+ * the document says which staff operation needs what, not just "some staff credential".
+ */
+const staff = (permission: string): Requirement[] => [
+  { staffBearer: [permission] },
+  { adminApiKey: [permission] },
+];
 
 interface RouteSchema {
   hide?: boolean;
@@ -90,7 +98,7 @@ export function describeOperation(operation: string, schema: RouteSchema, onRequ
   }
   const roles = rolesWith(access.permission).join(', ');
   if (access.kind === 'staff') {
-    schema.security = STAFF;
+    schema.security = staff(access.permission);
     schema.description = [
       schema.description,
       `Staff with \`${access.permission}\`: ${roles} (an admin API key is admin). Others get 403.`,
@@ -99,12 +107,53 @@ export function describeOperation(operation: string, schema: RouteSchema, onRequ
       .join('\n\n');
     if (schema.response && !('403' in schema.response)) schema.response['403'] = { $ref: 'Error#' };
   } else {
-    schema.security = [{ customerBearer: [] }, ...STAFF];
+    schema.security = [{ customerBearer: [] }, ...staff(access.permission)];
     schema.description = [
       schema.description,
       `The order's customer, or staff with \`${access.permission}\` (${roles}).`,
     ]
       .filter(Boolean)
       .join('\n\n');
+  }
+}
+
+/** Requests per window: the largest limit configurable (WAYBILL_RATE_LIMIT_PER_MINUTE × 5 for pushes). */
+const RequestCount = { type: 'integer', format: 'int32', minimum: 0, maximum: 100_000_000 } as const;
+/** Seconds: every rate-limit window is one minute. */
+const Seconds = { type: 'integer', format: 'int32', minimum: 0, maximum: 60 } as const;
+
+/**
+ * Sent by @fastify/rate-limit (draft-spec names) on every answer of a limited route, once the
+ * request reached routing: a URL the router refuses (414, 400 BAD_URL) is answered without them.
+ */
+const RATE_LIMIT_HEADERS = {
+  'RateLimit-Limit': {
+    ...RequestCount,
+    description: 'Requests allowed per window to this route, per client',
+  },
+  'RateLimit-Remaining': { ...RequestCount, description: 'Requests left in the current window' },
+  'RateLimit-Reset': { ...Seconds, description: 'Seconds until the window resets' },
+} as const;
+
+/**
+ * Declares the response headers a caller can rely on: the rate-limit headers on every answer
+ * of a limited route, Retry-After on 429 (seconds until the window resets) and on an error
+ * 503 (5: a dependency is down, retry shortly).
+ */
+export function documentResponseHeaders(responses: Record<string, unknown>, limited: boolean): void {
+  for (const [status, response] of Object.entries(responses)) {
+    const isError = (response as { $ref?: string }).$ref === 'Error#';
+    const retryAfter =
+      status === '429'
+        ? { ...Seconds, description: 'Seconds until the rate-limit window resets' }
+        : status === '503' && isError
+          ? { type: 'integer', format: 'int32', minimum: 1, maximum: 60, description: 'Seconds; retry then' }
+          : null;
+    const headers = {
+      ...(limited ? RATE_LIMIT_HEADERS : {}),
+      ...(retryAfter ? { 'Retry-After': retryAfter } : {}),
+    };
+    // A copy: response schemas are shared between routes (and with other statuses).
+    if (Object.keys(headers).length > 0) responses[status] = { ...(response as object), headers };
   }
 }

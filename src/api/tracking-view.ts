@@ -11,25 +11,31 @@ import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { PollPolicy } from '../workflows/contract';
 import { pollDelayMs } from '../workflows/policy';
 import { freshnessOf, STATUS_TEXT, type Freshness } from './freshness';
+import {
+  CourierCodeText,
+  DateTime,
+  IdText,
+  NullableDateTime,
+  NullableText,
+  Text,
+  TrackingNumber,
+} from './schemas/common';
 
 export const StatusSchema = Type.Unsafe<ShipmentStatus>({
   type: 'string',
   enum: [...SHIPMENT_STATUSES],
   description: 'Normalised shipment status',
 });
-// Nullable fields as a type list, not anyOf: the response serialiser (fast-json-stringify)
-// writes a type list with one typeof check, but tries each anyOf branch with a validator.
-const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] });
-const NullableDate = (options: { description?: string } = {}) =>
-  Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'date-time', ...options });
 
 export const TrackingEventView = Type.Object(
   {
     status: StatusSchema,
-    description: Type.String(),
-    occurredAt: Type.String({ format: 'date-time' }),
-    city: NullableString,
-    country: NullableString,
+    description: Text(500, { description: 'Our own text for the status, or the courier scan text' }),
+    occurredAt: DateTime,
+    city: NullableText(100),
+    country: Type.Union([Type.String({ pattern: '^[A-Z]{2}$', maxLength: 2 }), Type.Null()], {
+      description: 'ISO 3166-1 alpha-2',
+    }),
   },
   { additionalProperties: false },
 );
@@ -74,7 +80,7 @@ export const DataSource = Type.Object(
       description:
         'With ?refresh=true: live, or why not (cooldown: the courier was asked moments ago; quota: your live refreshes for the window are used up; courier_unavailable; budget_exhausted; timeout; temporal_unavailable; not_tracking; finished). Null when no refresh was asked.',
     }),
-    nextLiveRefreshAt: NullableDate({
+    nextLiveRefreshAt: Type.Union([DateTime, Type.Null()], {
       description:
         'With ?refresh=true: when a live refresh can next reach the courier for this shipment (end of the cooldown or of the quota window); null when it can now, or never',
     }),
@@ -84,16 +90,16 @@ export const DataSource = Type.Object(
 
 export const ShipmentTrackingView = Type.Object(
   {
-    shipmentId: Type.String(),
-    trackingNumber: Type.String(),
-    courier: Type.String(),
+    shipmentId: IdText(),
+    trackingNumber: TrackingNumber,
+    courier: CourierCodeText(),
     status: StatusSchema,
-    description: Type.String(),
-    eta: NullableDate(),
-    lastUpdatedAt: NullableDate(),
+    description: Text(500),
+    eta: NullableDateTime,
+    lastUpdatedAt: NullableDateTime,
     freshness: Type.Unsafe<Freshness>({ type: 'string', enum: ['fresh', 'stale', 'expired'] }),
     dataSource: DataSource,
-    events: Type.Array(TrackingEventView),
+    events: Type.Array(TrackingEventView, { maxItems: RECENT_EVENTS_LIMIT, description: 'Newest first' }),
   },
   { additionalProperties: false },
 );

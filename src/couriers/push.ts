@@ -31,7 +31,9 @@ const PushedLocation = Type.Union(
       {
         city: Nullable(Type.String({ maxLength: 100 })),
         state: Nullable(Type.String({ maxLength: 100 })),
-        country: Nullable(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' })),
+        country: Nullable(
+          Type.String({ pattern: '^[A-Z]{2}$', maxLength: 2, description: 'ISO 3166-1 alpha-2' }),
+        ),
       },
       { additionalProperties: false },
     ),
@@ -73,11 +75,13 @@ export const CourierPush = Type.Object(
   {
     eventId: Type.String({
       pattern: '^[A-Za-z0-9._:-]{1,128}$',
+      maxLength: 128,
       description:
         "The courier's id of this push: a retry of the same push must carry the same id (it is answered `duplicate` and changes nothing)",
     }),
     trackingNumber: Type.String({
       pattern: '^[A-Za-z0-9-]{4,40}$',
+      maxLength: 40,
       description: 'The tracking number the scans belong to',
     }),
     events: Type.Array(PushedScan, { minItems: 1, maxItems: PUSH_MAX_EVENTS }),

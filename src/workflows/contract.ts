@@ -5,6 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CourierCode, NormalisedEvent } from '../couriers/types';
 import type { ShipmentStatus } from '../domain/status';
+import type { CourierChoice } from '../domain/courier-choice';
 
 export const shipmentWorkflowId = (shipmentId: string): string => `shipment-${shipmentId}`;
 export const orderWorkflowId = (orderId: string): string => `order-${orderId}`;
@@ -217,14 +218,15 @@ export interface OrderLineInput {
   shipFrom: string;
 }
 
-export interface OrderWorkflowInput {
+export interface OrderWorkflowInput extends CourierChoice {
   orderId: string;
   orderNumber: string;
   customerId: string | null;
   currency: string;
   /** Minor units: what is authorised and, at the first pickup, captured. */
   totalAmount: number;
-  courier: CourierCode;
+  // courier and courierByShipFrom come from CourierChoice: the server's courier for each
+  // place this order's lines ship from (WAYBILL_COURIER_BY_WAREHOUSE), and the default.
   lines: OrderLineInput[];
   /**
    * The payment provider's token from checkout; passed to the provider only. Never card

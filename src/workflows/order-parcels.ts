@@ -2,11 +2,15 @@
  * An order's parcels as the saga sees them: one per place its lines ship from, and what
  * happened to each so far. Deterministic code only.
  */
+import type { CourierCode } from '../couriers/types';
+import { courierFor, type CourierChoice } from '../domain/courier-choice';
 import { ShipmentStatus } from '../domain/status';
-import { orderShipmentId, type OrderLineInput } from './contract';
+import { orderShipmentId, type OrderLineInput, type OrderWorkflowInput } from './contract';
 
 export interface Parcel {
   shipmentId: string;
+  /** Who carries it: the server's courier for its ship-from place. */
+  courier: CourierCode;
   lines: OrderLineInput[];
   trackingNumber: string | null;
   status: ShipmentStatus;
@@ -23,12 +27,15 @@ export interface Parcel {
   trackingEnded: string | null;
 }
 
-/** One parcel per ship-from place, in first-seen order (deterministic). */
-export function groupParcels(orderId: string, lines: OrderLineInput[]): Parcel[] {
+/** One parcel per ship-from place, in first-seen order (deterministic), with its courier. */
+export function groupParcels(input: Pick<OrderWorkflowInput, 'orderId' | 'lines'> & CourierChoice): Parcel[] {
   const byPlace = new Map<string, OrderLineInput[]>();
-  for (const line of lines) byPlace.set(line.shipFrom, [...(byPlace.get(line.shipFrom) ?? []), line]);
-  return [...byPlace.values()].map((group, i) => ({
-    shipmentId: orderShipmentId(orderId, i + 1),
+  for (const line of input.lines) {
+    byPlace.set(line.shipFrom, [...(byPlace.get(line.shipFrom) ?? []), line]);
+  }
+  return [...byPlace].map(([shipFrom, group], i) => ({
+    shipmentId: orderShipmentId(input.orderId, i + 1),
+    courier: courierFor(input, shipFrom),
     lines: group,
     trackingNumber: null,
     status: ShipmentStatus.PENDING,

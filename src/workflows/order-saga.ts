@@ -100,7 +100,7 @@ export class OrderSaga {
     this.payment = new OrderPayment(input, this.act);
     this.notifications = new NotificationQueue(input.orderId, this.act);
     this.attention = new AttentionDesk(input.orderId, this.act, () => this.publish());
-    this.parcels = groupParcels(input.orderId, input.lines);
+    this.parcels = groupParcels(input);
   }
 
   // --- What the order looks like ---------------------------------------------------------
@@ -273,14 +273,14 @@ export class OrderSaga {
     const booking = {
       orderId: input.orderId,
       shipmentId: parcel.shipmentId,
-      courier: input.courier,
+      courier: parcel.courier,
       lineNos: parcel.lines.map((l) => l.lineNo),
     };
     try {
       const { trackingNumber } = await this.untilCancelled(
         () =>
           this.act.booking.bookShipment.executeWithOptions(
-            { summary: `book parcel ${parcel.shipmentId} with ${courierName(input.courier)}` },
+            { summary: `book parcel ${parcel.shipmentId} with ${courierName(parcel.courier)}` },
             [booking],
           ),
         siblingFailed,
@@ -384,14 +384,14 @@ export class OrderSaga {
         parcel: this.parcels.indexOf(parcel) + 1,
         parcels: this.parcels.length,
         orderNumber: input.orderNumber,
-        courier: input.courier,
+        courier: parcel.courier,
         trackingNumber: parcel.trackingNumber!,
       }),
       args: [
         {
           shipmentId: parcel.shipmentId,
           orderId: input.orderId,
-          courier: input.courier,
+          courier: parcel.courier,
           trackingNumber: parcel.trackingNumber!,
           courierTaskQueue: input.courierTaskQueue,
           policy: input.shipmentPolicy,
@@ -625,10 +625,9 @@ export class OrderSaga {
 
   /** One cancel at the courier, its answer classified; a cancelled or unknown booking is gone. */
   private async cancelBooking(parcel: Parcel): Promise<CancelOutcome> {
-    const { input } = this;
     const { outcome } = await this.act.settle.cancelBooking.executeWithOptions(
-      { summary: `cancel booking ${courierName(input.courier)} ${parcel.trackingNumber}` },
-      [{ shipmentId: parcel.shipmentId, courier: input.courier, trackingNumber: parcel.trackingNumber! }],
+      { summary: `cancel booking ${courierName(parcel.courier)} ${parcel.trackingNumber}` },
+      [{ shipmentId: parcel.shipmentId, courier: parcel.courier, trackingNumber: parcel.trackingNumber! }],
     );
     if (outcome !== CancelOutcome.COLLECTED) {
       parcel.bookingCancelled = true;

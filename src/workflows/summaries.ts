@@ -4,6 +4,7 @@
  * text. Pure code: used by the workflows, and by whoever starts an order workflow.
  */
 import type { OrderWorkflowInput } from './contract';
+import { courierFor } from '../domain/courier-choice';
 
 const COURIER_NAMES: Record<string, string> = {
   easyparcel: 'EasyParcel',
@@ -43,10 +44,14 @@ export function money(amount: number, currency: string): string {
 
 /** Static summary of an order workflow, for whoever starts it: `Order ORD-1001 · 3 items · MYR 120.00 · EasyParcel`. */
 export function orderStaticSummary(
-  input: Pick<OrderWorkflowInput, 'orderNumber' | 'lines' | 'totalAmount' | 'currency' | 'courier'>,
+  input: Pick<
+    OrderWorkflowInput,
+    'orderNumber' | 'lines' | 'totalAmount' | 'currency' | 'courier' | 'courierByShipFrom'
+  >,
 ): string {
   const items = input.lines.reduce((sum, line) => sum + line.quantity, 0);
-  return `Order ${input.orderNumber} · ${items} item${items === 1 ? '' : 's'} · ${money(input.totalAmount, input.currency)} · ${courierName(input.courier)}`;
+  const couriers = [...new Set(input.lines.map((line) => courierFor(input, line.shipFrom)))];
+  return `Order ${input.orderNumber} · ${items} item${items === 1 ? '' : 's'} · ${money(input.totalAmount, input.currency)} · ${couriers.map(courierName).join(' + ')}`;
 }
 
 /** Static summary of a parcel's shipment workflow: `Parcel 1 of 2 of order ORD-1001 · EasyParcel EP123`. */

@@ -19,6 +19,8 @@ export interface TestWorker {
   activities: Activities;
   taskQueue: string;
   courierTaskQueue: string;
+  /** The main task queue's worker and the courier task queue's. */
+  workers: Worker[];
   stop(): Promise<void>;
 }
 
@@ -47,7 +49,7 @@ export async function startTestWorker(opts: {
   taskQueues?: { taskQueue: string; courierTaskQueue: string };
   /** How customer notifications leave (the log transport when omitted). */
   notifications?: NotificationTransport;
-  /** Configuration overrides (e.g. other payload keys, for the rotation test). */
+  /** Settings on top of the test configuration (e.g. the worker's sizing, other payload keys). */
   env?: Record<string, string>;
 }): Promise<TestWorker> {
   installQuietRuntime();
@@ -92,6 +94,7 @@ export async function startTestWorker(opts: {
     activities,
     taskQueue,
     courierTaskQueue,
+    workers,
     async stop() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await running;

@@ -24,6 +24,16 @@ import { actorOf, requireStaff } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
 import { cancelOrder, orderVisibleTo } from '../order-actions';
 import { AUTH_ERRORS, errors, Id, OrderParams, ReasonBody, trimmedReason } from '../schemas/admin';
+import {
+  Count,
+  CourierCodeText,
+  DateTime,
+  IdText,
+  NullableDateTime,
+  NullableText,
+  Text,
+  TrackingNumber,
+} from '../schemas/common';
 import { StatusSchema } from '../tracking-view';
 
 /** Most shipments one bulk refresh signals (by ids, or matched by a filter). */
@@ -36,18 +46,22 @@ const PAGE_SIZE_MAX = 200;
 const FAILURES_LISTED = 50;
 
 const ShipmentParams = Type.Object({ shipmentId: Id('Shipment id') });
-const Courier = Type.String({ pattern: '^[a-z0-9_-]{1,40}$', description: 'Courier code, e.g. easyparcel' });
-const NullableString = Type.Union([Type.String(), Type.Null()]);
-const NullableDate = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const Courier = CourierCodeText();
+/** Shipments, calls and failures counted: far below 2^31 for any one shop. */
+const Tally = (description?: string) => Count(2_147_483_647, description);
 const Freshness = Type.Union([Type.Literal('fresh'), Type.Literal('stale'), Type.Literal('expired')]);
 
 const RefreshAccepted = Type.Object(
   {
-    shipmentId: Type.String(),
-    workflowId: Type.String(),
+    shipmentId: IdText(),
+    workflowId: Type.String({ pattern: '^shipment-[A-Za-z0-9_.:-]{1,128}$', maxLength: 137 }),
     signalled: Type.Literal(true),
-    requestedBy: Type.String(),
-    cooldownUntil: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    requestedBy: Type.String({
+      pattern: '^[a-z]+:[A-Za-z0-9_.:@-]{1,128}$',
+      maxLength: 140,
+      description: 'Who asked, as the audit log names them, e.g. ops:sam',
+    }),
+    cooldownUntil: Type.Union([DateTime, Type.Null()], {
       description:
         'The courier answered less than the refresh cooldown ago: the workflow polls when the cooldown ends instead of at once. Null: it polls at once',
     }),
@@ -86,22 +100,23 @@ const BulkRefreshBody = Type.Object(
 
 const BulkRefreshResult = Type.Object(
   {
-    matched: Type.Integer({
-      description: 'Shipments found for the ids, or matching the filter (up to the cap)',
+    matched: Count(BULK_REFRESH_CAP, 'Shipments found for the ids, or matching the filter (up to the cap)'),
+    signalled: Count(BULK_REFRESH_CAP, 'Shipment workflows asked to poll'),
+    inCooldown: Count(
+      BULK_REFRESH_CAP,
+      'Of those signalled, shipments whose courier answered less than the refresh cooldown ago: they poll when it ends, not at once',
+    ),
+    skipped: Count(BULK_REFRESH_CAP, 'Finished shipments (delivered, returned, cancelled, expired)'),
+    failed: Count(BULK_REFRESH_CAP, 'Shipments whose workflow could not be signalled'),
+    notFound: Type.Array(Id('Shipment id'), {
+      maxItems: BULK_REFRESH_CAP,
+      description: 'Requested ids with no shipment',
     }),
-    signalled: Type.Integer({ description: 'Shipment workflows asked to poll' }),
-    inCooldown: Type.Integer({
-      description:
-        'Of those signalled, shipments whose courier answered less than the refresh cooldown ago: they poll when it ends, not at once',
-    }),
-    skipped: Type.Integer({ description: 'Finished shipments (delivered, returned, cancelled, expired)' }),
-    failed: Type.Integer({ description: 'Shipments whose workflow could not be signalled' }),
-    notFound: Type.Array(Type.String(), { description: 'Requested ids with no shipment' }),
     capped: Type.Boolean({ description: 'The filter matched more than `cap`: the stalest `cap` were taken' }),
-    cap: Type.Integer(),
+    cap: Count(BULK_REFRESH_CAP),
     failures: Type.Array(
-      Type.Object({ shipmentId: Type.String(), reason: Type.String() }, { additionalProperties: false }),
-      { description: `The first ${FAILURES_LISTED} failures` },
+      Type.Object({ shipmentId: IdText(), reason: Text(1000) }, { additionalProperties: false }),
+      { maxItems: FAILURES_LISTED, description: `The first ${FAILURES_LISTED} failures` },
     ),
   },
   { additionalProperties: false },
@@ -109,7 +124,7 @@ const BulkRefreshResult = Type.Object(
 
 const CancelResult = Type.Object(
   {
-    orderId: Type.String(),
+    orderId: IdText(),
     status: Type.Union([Type.Literal('CANCELLED'), Type.Literal('CANCELLING')], {
       description: 'CANCELLED: compensations done; CANCELLING: accepted, compensations still running',
     }),
@@ -137,6 +152,7 @@ const ListQuery = Type.Object(
     ),
     noScanForDays: Type.Optional(
       Type.Integer({
+        format: 'int32',
         minimum: 1,
         maximum: 3650,
         description: 'No scan (or, with none yet, no creation) for at least this many days',
@@ -145,6 +161,7 @@ const ListQuery = Type.Object(
     orderId: Type.Optional(Id('Order id')),
     limit: Type.Optional(
       Type.Integer({
+        format: 'int32',
         minimum: 1,
         maximum: PAGE_SIZE_MAX,
         default: PAGE_SIZE_DEFAULT,
@@ -160,39 +177,42 @@ const ListQuery = Type.Object(
 
 const QueueItem = Type.Object(
   {
-    shipmentId: Type.String(),
-    orderId: NullableString,
-    courier: Type.String(),
-    trackingNumber: Type.String(),
+    shipmentId: IdText(),
+    orderId: Type.Union([IdText(), Type.Null()]),
+    courier: Courier,
+    trackingNumber: TrackingNumber,
     status: StatusSchema,
-    subStatus: NullableString,
+    subStatus: Type.Union([Type.String({ pattern: '^[A-Z0-9_]{1,64}$', maxLength: 64 }), Type.Null()]),
     freshness: Freshness,
-    lastSyncedAt: NullableDate,
-    nextPollAt: NullableDate,
-    lastEventAt: NullableDate,
-    syncError: NullableString,
-    syncFailingSince: NullableDate,
-    consecutiveFailures: Type.Integer(),
-    createdAt: Type.String({ format: 'date-time' }),
+    lastSyncedAt: NullableDateTime,
+    nextPollAt: NullableDateTime,
+    lastEventAt: NullableDateTime,
+    syncError: NullableText(2000),
+    syncFailingSince: NullableDateTime,
+    consecutiveFailures: Tally(),
+    createdAt: DateTime,
   },
   { additionalProperties: false },
 );
 
 const QueuePage = Type.Object(
   {
-    items: Type.Array(QueueItem),
-    nextCursor: Type.Union([Type.String(), Type.Null()], {
-      description: 'Pass as `cursor` for the next page; null on the last page',
-    }),
+    items: Type.Array(QueueItem, { maxItems: PAGE_SIZE_MAX }),
+    nextCursor: Type.Union(
+      [Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$', maxLength: 512 }), Type.Null()],
+      {
+        description: 'Pass as `cursor` for the next page; null on the last page',
+      },
+    ),
   },
   { additionalProperties: false },
 );
 
 const Stats = Type.Object(
   {
-    generatedAt: Type.String({ format: 'date-time' }),
+    generatedAt: DateTime,
     shipmentsByStatus: Type.Object(
-      Object.fromEntries(Object.values(ShipmentStatus).map((s) => [s, Type.Integer()])),
+      Object.fromEntries(Object.values(ShipmentStatus).map((s) => [s, Tally()])),
       {
         additionalProperties: false,
         description: 'Every status, zeros included (archived shipments left out)',
@@ -200,36 +220,41 @@ const Stats = Type.Object(
     ),
     courierCalls: Type.Object(
       {
-        day: Type.String({ description: 'The UTC day the daily budgets count' }),
+        day: Type.String({
+          format: 'date',
+          maxLength: 10,
+          description: 'The UTC day the daily budgets count',
+        }),
         couriers: Type.Array(
           Type.Object(
             {
-              courier: Type.String(),
-              calls: Type.Integer(),
-              failures: Type.Integer(),
-              budget: Type.Integer(),
-              remaining: Type.Integer(),
+              courier: Courier,
+              calls: Tally(),
+              failures: Tally(),
+              budget: Tally(),
+              remaining: Tally(),
             },
             { additionalProperties: false },
           ),
+          { maxItems: 100, description: 'Couriers called today' },
         ),
       },
       { additionalProperties: false },
     ),
     pollFailures: Type.Object(
       {
-        failingNow: Type.Integer({ description: 'Shipments still tracked whose last sync attempt failed' }),
-        failuresToday: Type.Integer({ description: 'Failed courier calls today, all couriers' }),
+        failingNow: Tally('Shipments still tracked whose last sync attempt failed'),
+        failuresToday: Tally('Failed courier calls today, all couriers'),
       },
       { additionalProperties: false },
     ),
     oldestStale: Type.Union([
       Type.Object(
         {
-          shipmentId: Type.String(),
+          shipmentId: IdText(),
           status: StatusSchema,
-          courier: Type.String(),
-          lastSyncedAt: NullableDate,
+          courier: Courier,
+          lastSyncedAt: NullableDateTime,
         },
         { additionalProperties: false },
       ),
@@ -241,12 +266,12 @@ const Stats = Type.Object(
 
 const MarkDeliveredResult = Type.Object(
   {
-    shipmentId: Type.String(),
+    shipmentId: IdText(),
     outcome: Type.Union([Type.Literal('accepted'), Type.Literal('already_delivered')], {
       description:
         'accepted: the shipment workflow records the delivery and tells the order; already_delivered: an earlier request did',
     }),
-    eventKey: Type.String(),
+    eventKey: Type.String({ pattern: '^manual:delivered:[A-Za-z0-9_.:-]{1,128}$', maxLength: 145 }),
   },
   { additionalProperties: false },
 );

@@ -8,12 +8,26 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Type } from 'typebox';
-import { AttentionStep, orderWorkflowId, resolveAttentionUpdate } from '../../workflows/contract';
+import {
+  AttentionStep,
+  orderWorkflowId,
+  resolveAttentionUpdate,
+  type OrderStatus,
+} from '../../workflows/contract';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
 import { AUTH_ERRORS, errors, Id, Reason, trimmedReason } from '../schemas/admin';
+import {
+  DateTime,
+  IdText,
+  NullableDateTime,
+  NullableText,
+  OrderNumber,
+  OrderStatusName,
+  Text,
+} from '../schemas/common';
 
 const PAGE_SIZE_DEFAULT = 50;
 const PAGE_SIZE_MAX = 200;
@@ -25,17 +39,22 @@ const Step = Type.Unsafe<AttentionStep>({ type: 'string', enum: Object.values(At
 
 const AttentionRow = Type.Object(
   {
-    orderId: Type.String(),
-    orderNumber: Type.String(),
-    orderStatus: Type.String({ description: 'The order as the read model shows it now' }),
-    itemId: Type.String({ description: 'Pass it to the action route' }),
+    orderId: IdText(),
+    orderNumber: OrderNumber,
+    orderStatus: Type.Unsafe<OrderStatus>({
+      ...OrderStatusName,
+      description: 'The order as the read model shows it now',
+    }),
+    itemId: IdText('Pass it to the action route'),
     step: Step,
-    reason: Type.String({ description: 'Why the step stopped: the provider or courier answer' }),
+    reason: Text(2000, { description: 'Why the step stopped: the provider or courier answer' }),
     status: ItemStatus,
-    openedAt: Type.String({ format: 'date-time' }),
-    closedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    closedBy: Type.Union([Type.String(), Type.Null()]),
-    resolution: Type.Union([Type.String(), Type.Null()]),
+    openedAt: DateTime,
+    closedAt: NullableDateTime,
+    closedBy: Type.Union([Text(200), Type.Null()], {
+      description: 'Who closed it, as the audit log names them, e.g. ops:sam',
+    }),
+    resolution: NullableText(500),
   },
   { additionalProperties: false },
 );
@@ -43,8 +62,8 @@ const AttentionRow = Type.Object(
 const ListQuery = Type.Object(
   {
     status: Type.Optional(ItemStatus),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
+    limit: Type.Optional(Type.Integer({ format: 'int32', minimum: 1, maximum: PAGE_SIZE_MAX })),
+    offset: Type.Optional(Type.Integer({ format: 'int32', minimum: 0, maximum: 100_000 })),
   },
   { additionalProperties: false },
 );
@@ -62,12 +81,15 @@ const ActionBody = Type.Object(
 );
 const ActionResult = Type.Object(
   {
-    orderId: Type.String(),
-    itemId: Type.String(),
+    orderId: IdText(),
+    itemId: IdText(),
     outcome: Type.Union([Type.Literal('retried'), Type.Literal('resolved'), Type.Literal('still_failing')]),
-    reason: Type.Union([Type.String(), Type.Null()], { description: 'Why a retried step still fails' }),
-    orderStatus: Type.String(),
-    openItems: Type.Array(Type.String()),
+    reason: Type.Union([Text(2000), Type.Null()], { description: 'Why a retried step still fails' }),
+    orderStatus: OrderStatusName,
+    openItems: Type.Array(IdText(), {
+      maxItems: 1000,
+      description: "The order's items still open (a few steps per parcel at most)",
+    }),
   },
   { additionalProperties: false },
 );
@@ -84,7 +106,10 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
           'Open items by default, oldest first. `status` RETRIED or RESOLVED lists the closed ones.',
         querystring: ListQuery,
         response: {
-          200: Type.Object({ items: Type.Array(AttentionRow) }, { additionalProperties: false }),
+          200: Type.Object(
+            { items: Type.Array(AttentionRow, { maxItems: PAGE_SIZE_MAX }) },
+            { additionalProperties: false },
+          ),
           ...errors(400, ...AUTH_ERRORS, 503),
         },
       },
@@ -117,7 +142,7 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
         items: rows.map((r) => ({
           orderId: r.order_id,
           orderNumber: r.number,
-          orderStatus: r.order_status,
+          orderStatus: r.order_status as OrderStatus,
           itemId: r.item_id,
           step: r.step as AttentionStep,
           reason: r.reason,

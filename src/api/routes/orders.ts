@@ -11,6 +11,7 @@ import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
 import { COURIER_CODES, type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
+import { courierFor, type CourierChoice } from '../../domain/courier-choice';
 import { insertOrder } from '../../orders/queries';
 import { orderTrackingById, orderTrackingByNumber } from '../../orders/tracking-reads';
 import {
@@ -28,6 +29,18 @@ import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
 import { cancelOrder, isVisibleTo, orderNotFound, orderVisibleTo, refreshShipments } from '../order-actions';
 import { failureView } from '../order-failures';
 import {
+  CourierCodeText,
+  Currency,
+  DateTime,
+  IdText,
+  Money,
+  NullableDateTime,
+  OrderNumber,
+  OrderStatusName as OrderStatusSchema,
+  Text,
+  TrackingNumber,
+} from '../schemas/common';
+import {
   RefreshOutcome,
   selectShipmentViews,
   ShipmentTrackingView,
@@ -36,15 +49,18 @@ import {
   type ShipmentRefresh,
 } from '../tracking-view';
 
-const ORDER_STATUSES = Object.values(OrderStatus);
-const OrderStatusSchema = Type.Unsafe<OrderStatus>({ type: 'string', enum: ORDER_STATUSES });
-const DateTime = Type.String({ format: 'date-time' });
-const NullableDateTime = Type.Union([DateTime, Type.Null()]);
-const Money = Type.Integer({ minimum: 0, description: 'Minor units (cents)' });
+/** Lines an order may have; it has at most as many parcels (one per ship-from place). */
+const MAX_LINES = 50;
+const MAX_QUANTITY = 1000;
+const OrderId = IdText('The order id, e.g. ord_…');
+const Sku = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', maxLength: 64 });
+/** A path of this API, e.g. /v1/orders/ord_…/tracking. */
+const Link = Type.String({ pattern: '^/v1/[A-Za-z0-9/_-]{1,200}$', maxLength: 204 });
 
 const OrderIdParams = Type.Object({
   orderId: Type.String({
     pattern: '^[A-Za-z0-9_-]{1,64}$',
+    maxLength: 64,
     description: 'The order id returned at creation',
   }),
 });
@@ -56,9 +72,9 @@ const Address = Type.Object(
     line2: Type.Optional(Type.String({ maxLength: 200 })),
     city: Type.String({ minLength: 1, maxLength: 100 }),
     state: Type.Optional(Type.String({ maxLength: 100 })),
-    postcode: Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$' }),
-    country: Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2, e.g. MY' }),
-    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9 ()-]{5,20}$' })),
+    postcode: Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$', maxLength: 12 }),
+    country: Type.String({ pattern: '^[A-Z]{2}$', maxLength: 2, description: 'ISO 3166-1 alpha-2, e.g. MY' }),
+    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9 ()-]{5,20}$', maxLength: 21 })),
   },
   { additionalProperties: false },
 );
@@ -70,18 +86,26 @@ const CreateOrderBody = Type.Object(
     lines: Type.Array(
       Type.Object(
         {
-          sku: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
-          quantity: Type.Integer({ minimum: 1, maximum: 1000 }),
+          sku: Sku,
+          quantity: Type.Integer({ format: 'int32', minimum: 1, maximum: MAX_QUANTITY }),
         },
         { additionalProperties: false },
       ),
-      { minItems: 1, maxItems: 50 },
+      { minItems: 1, maxItems: MAX_LINES },
     ),
-    courier: Type.Optional(Type.Unsafe<CourierCode>({ type: 'string', enum: COURIER_CODES })),
+    courier: Type.Optional(
+      Type.Unsafe<CourierCode>({
+        type: 'string',
+        enum: COURIER_CODES,
+        description:
+          'Development only (WAYBILL_ENV=development: demos and tests): every parcel goes with this courier. Elsewhere refused with 400 COURIER_NOT_CHOOSABLE: the server picks each parcel’s courier from the warehouse it ships from.',
+      }),
+    ),
     payment: Type.Object(
       {
         token: Type.String({
           pattern: '^[A-Za-z0-9_]{3,128}$',
+          maxLength: 128,
           description:
             "A payment token from the shop's checkout (e.g. tok_visa with the simulator). A card number (13–19 digits passing Luhn, spaces or dashes allowed) is refused with 400 CARD_DATA_REFUSED.",
         }),
@@ -96,68 +120,79 @@ type CreateOrderBody = Static<typeof CreateOrderBody>;
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.String({
     pattern: '^[A-Za-z0-9_-]{8,128}$',
+    maxLength: 128,
     description: 'A unique key per order attempt (e.g. a UUID); retries reuse it',
   }),
 });
 
 const OrderCreated = Type.Object(
   {
-    orderId: Type.String(),
-    orderNumber: Type.String(),
+    orderId: OrderId,
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
-    links: Type.Object({ self: Type.String(), tracking: Type.String() }),
+    links: Type.Object({ self: Link, tracking: Link }),
   },
   { additionalProperties: false, $id: 'OrderCreated' },
 );
 
 const OrderView = Type.Object(
   {
-    orderId: Type.String(),
-    orderNumber: Type.String(),
+    orderId: OrderId,
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
     failure: Type.Union([
       Type.Object(
         {
-          code: Type.String({ description: 'e.g. PAYMENT_DECLINED, OUT_OF_STOCK, NEEDS_ATTENTION' }),
-          message: Type.String({ description: 'Our own sentence for the customer' }),
+          code: Type.String({
+            pattern: '^[A-Z][A-Z0-9_]*$',
+            maxLength: 64,
+            description: 'e.g. PAYMENT_DECLINED, OUT_OF_STOCK, NEEDS_ATTENTION',
+          }),
+          message: Text(1000, { description: 'Our own sentence for the customer' }),
           detail: Type.Optional(
-            Type.String({ description: "The payment provider's or courier's own text; staff only" }),
+            Text(2000, { description: "The payment provider's or courier's own text; staff only" }),
           ),
         },
         { additionalProperties: false },
       ),
       Type.Null(),
     ]),
-    email: Type.String(),
-    currency: Type.String(),
+    email: Type.String({ format: 'email', maxLength: 254 }),
+    currency: Currency,
     totalAmount: Money,
-    courier: Type.String(),
+    courier: CourierCodeText("The courier of the order's first parcel; each shipment names its own"),
     shippingAddress: Address,
     createdAt: DateTime,
     updatedAt: DateTime,
     lines: Type.Array(
       Type.Object({
-        lineNo: Type.Integer(),
-        sku: Type.String(),
-        name: Type.String(),
-        quantity: Type.Integer(),
+        lineNo: Type.Integer({ format: 'int32', minimum: 1, maximum: MAX_LINES }),
+        sku: Sku,
+        name: Text(200),
+        quantity: Type.Integer({ format: 'int32', minimum: 1, maximum: MAX_QUANTITY }),
         unitAmount: Money,
-        shipmentId: Type.Union([Type.String(), Type.Null()]),
+        shipmentId: Type.Union([IdText(), Type.Null()]),
       }),
+      { maxItems: MAX_LINES },
     ),
     shipments: Type.Array(
       Type.Object({
-        shipmentId: Type.String(),
-        courier: Type.String(),
-        trackingNumber: Type.String(),
+        shipmentId: IdText(),
+        courier: CourierCodeText(),
+        trackingNumber: TrackingNumber,
         status: StatusSchema,
         eta: NullableDateTime,
         lastUpdatedAt: NullableDateTime,
       }),
+      { maxItems: MAX_LINES, description: 'One per place the lines ship from' },
     ),
     payment: Type.Union([
       Type.Object({
-        status: Type.String(),
+        status: Type.String({
+          pattern: '^[A-Z_]{1,32}$',
+          maxLength: 32,
+          description: 'e.g. AUTHORISED, CAPTURED',
+        }),
         amountAuthorised: Money,
         amountCaptured: Money,
         amountRefunded: Money,
@@ -170,12 +205,13 @@ const OrderView = Type.Object(
 
 const OrderTracking = Type.Object(
   {
-    orderId: Type.String(),
-    orderNumber: Type.String(),
+    orderId: OrderId,
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
-    shipments: Type.Array(ShipmentTrackingView),
+    shipments: Type.Array(ShipmentTrackingView, { maxItems: MAX_LINES }),
     message: Type.Unsafe<string | null>({
       type: ['string', 'null'],
+      maxLength: 1000,
       description: 'Why the data is not live when a refresh was asked for',
     }),
   },
@@ -184,18 +220,18 @@ const OrderTracking = Type.Object(
 
 const GuestOrderTracking = Type.Object(
   {
-    orderNumber: Type.String(),
+    orderNumber: OrderNumber,
     status: OrderStatusSchema,
-    shipments: Type.Array(Type.Omit(ShipmentTrackingView, ['shipmentId'])),
+    shipments: Type.Array(Type.Omit(ShipmentTrackingView, ['shipmentId']), { maxItems: MAX_LINES }),
   },
   { additionalProperties: false, $id: 'GuestOrderTracking' },
 );
 
 const GuestLookupBody = Type.Object(
   {
-    orderNumber: Type.String({ pattern: '^[A-Za-z0-9-]{3,32}$' }),
+    orderNumber: Type.String({ pattern: '^[A-Za-z0-9-]{3,32}$', maxLength: 32 }),
     email: Type.Optional(Type.String({ maxLength: 254, minLength: 3 })),
-    postcode: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$' })),
+    postcode: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9 -]{2,12}$', maxLength: 12 })),
   },
   { additionalProperties: false },
 );
@@ -207,9 +243,9 @@ const CancelBody = Type.Object(
 
 const CancelResult = Type.Object(
   {
-    orderId: Type.String(),
+    orderId: OrderId,
     status: Type.Union([Type.Literal('CANCELLED'), Type.Literal('CANCELLING')]),
-    message: Type.String(),
+    message: Text(200),
   },
   { additionalProperties: false, $id: 'CancelResult' },
 );
@@ -311,6 +347,22 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     };
   }
 
+  /**
+   * Who carries the order's parcels: the server's courier for each warehouse they ship from
+   * (WAYBILL_COURIER_BY_WAREHOUSE, else WAYBILL_DEFAULT_COURIER). A courier named in the
+   * request wins only in development, where the demo takes one courier down on purpose.
+   */
+  function chooseCouriers(requested: CourierCode | undefined, warehouses: string[]): CourierChoice {
+    if (requested !== undefined) return { courier: requested };
+    const byWarehouse = config.api.courierByWarehouse;
+    return {
+      courier: config.api.defaultCourier,
+      courierByShipFrom: Object.fromEntries(
+        warehouses.filter((w) => Object.hasOwn(byWarehouse, w)).map((w) => [w, byWarehouse[w]!]),
+      ),
+    };
+  }
+
   async function shipmentsOf(orderId: string) {
     return selectShipmentViews(db).where('order_id', '=', orderId).orderBy('id').execute();
   }
@@ -340,7 +392,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         `the lines are priced in different currencies (${currencies.join(', ')}); order them separately`,
       );
     }
-    const courier = body.courier ?? config.api.defaultCourier;
+    const couriers = chooseCouriers(body.courier, [...new Set(items.map((i) => i.location))]);
     const customerId = principal.kind === 'customer' ? principal.customerId : null;
 
     // A retry that takes over a dead attempt finds the order row already there: reuse its number.
@@ -378,7 +430,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       customerId,
       email: normaliseEmail(body.email),
       currency: currencies[0]!,
-      courier,
+      courier: courierFor(couriers, lines[0]!.shipFrom),
       shippingAddress: {
         ...body.shippingAddress,
         line2: body.shippingAddress.line2 ?? null,
@@ -393,7 +445,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       customerId,
       currency: currencies[0]!,
       totalAmount: total,
-      courier,
+      ...couriers,
       lines: lines.map(({ name: _name, ...line }) => line),
       payment: { token: body.payment.token },
       shipmentPolicy: deps.shipmentPolicy,
@@ -452,6 +504,13 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       },
     },
     async (request, reply) => {
+      if (request.body.courier !== undefined && config.env !== 'development') {
+        throw new ApiError(
+          400,
+          'COURIER_NOT_CHOOSABLE',
+          'body.courier is not accepted: the server picks the courier from the warehouse each parcel ships from; leave the field out',
+        );
+      }
       const seen = new Set<string>();
       for (const line of request.body.lines) {
         if (seen.has(line.sku)) {

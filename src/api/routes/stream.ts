@@ -36,13 +36,14 @@ import {
 } from '../tracking-view';
 
 const OrderParams = Type.Object({
-  orderId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The order id' }),
+  orderId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', maxLength: 64, description: 'The order id' }),
 });
 
 const StreamHeaders = Type.Object({
   'last-event-id': Type.Optional(
     Type.String({
       pattern: '^[0-9]{1,15}$',
+      maxLength: 15,
       description:
         'The `id` of the last event received: the stream resumes after it (EventSource sends it when it reconnects)',
     }),

@@ -17,6 +17,7 @@ const GuestTracking = Type.Omit(ShipmentTrackingView, ['shipmentId'], {
 const TrackingNumberParams = Type.Object({
   trackingNumber: Type.String({
     pattern: '^[A-Za-z0-9-]{4,40}$',
+    maxLength: 40,
     description: 'The courier tracking number (letters, digits and dashes, 4 to 40 characters)',
   }),
 });

@@ -10,7 +10,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { CourierPush, InvalidPushError, normalisePush } from '../../couriers/push';
+import { CourierPush, InvalidPushError, normalisePush, PUSH_MAX_EVENTS } from '../../couriers/push';
 import { COURIER_CODES, type CourierCode, type NormalisedEvent } from '../../couriers/types';
 import { isTerminal, type ShipmentStatus } from '../../domain/status';
 import { signWebhook } from '../../notifications/transport';
@@ -27,15 +27,20 @@ const SIGNAL_DEADLINE_MS = 5_000;
 const CourierParams = Type.Object({
   courier: Type.String({
     pattern: '^[a-z0-9-]{1,32}$',
+    maxLength: 32,
     description: 'The courier code (easyparcel, bluedart, simulator); it must have a webhook secret',
   }),
 });
 
 const SignatureHeaders = Type.Object({
   [TIMESTAMP_HEADER]: Type.String({
+    pattern: '^[0-9]{1,12}$',
+    maxLength: 12,
     description: 'Unix time in seconds when the push was signed; more than the allowed age away is refused',
   }),
   [SIGNATURE_HEADER]: Type.String({
+    pattern: '^sha256=[0-9a-fA-F]{64}$',
+    maxLength: 71,
     description:
       "`sha256=` + hex HMAC-SHA256, with the courier's secret, over `<timestamp>.<raw body bytes>`",
   }),
@@ -47,9 +52,14 @@ const PushOutcome = Type.Object(
       description:
         '`accepted`: handed to the shipment workflow; `duplicate`: this event id was accepted before, nothing done; `ignored`: nothing to do (unknown tracking number, tracking finished). Do not retry any of them.',
     }),
-    eventId: Type.String(),
-    events: Type.Integer({ description: 'Scans handed to the shipment workflow (0 unless accepted)' }),
-    message: Type.String(),
+    eventId: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$', maxLength: 128 }),
+    events: Type.Integer({
+      format: 'int32',
+      minimum: 0,
+      maximum: PUSH_MAX_EVENTS,
+      description: 'Scans handed to the shipment workflow (0 unless accepted)',
+    }),
+    message: Type.String({ maxLength: 500 }),
   },
   { $id: 'CourierPushOutcome', additionalProperties: false },
 );

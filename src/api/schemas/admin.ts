@@ -8,6 +8,7 @@ import { ApiError } from '../errors';
 export const Id = (what: string) =>
   Type.String({
     pattern: '^[A-Za-z0-9_.:-]{1,128}$',
+    maxLength: 128,
     description: `${what} (letters, digits, '_', '.', ':', '-'; at most 128 characters)`,
   });
 export const OrderParams = Type.Object({ orderId: Id('Order id') });

@@ -1,0 +1,157 @@
+/**
+ * The server chooses each parcel's courier from the warehouse it ships from
+ * (WAYBILL_COURIER_BY_WAREHOUSE, else WAYBILL_DEFAULT_COURIER); a customer cannot. Real
+ * API, worker and Temporal, Postgres, both simulators over HTTP; the simulator speaks the
+ * EasyParcel and Blue Dart formats to those couriers' real adapters.
+ */
+import { randomUUID } from 'node:crypto';
+import { checkLedger } from '../../devstack/ledger';
+import { sha256Hex } from '../../src/config';
+import { createCouriers } from '../../src/couriers';
+import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import { orderWorkflowId } from '../../src/workflows/contract';
+import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
+import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
+import { startTestApi, type TestApi } from '../support/api';
+import { freshDatabase, type TestDatabase } from '../support/db';
+import { testConfig, testLog } from '../support/env';
+import { eventually } from '../support/eventually';
+import { ADDRESS } from '../support/shopper';
+import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+
+jest.setTimeout(120_000);
+
+describe('who chooses the courier', () => {
+  let database: TestDatabase;
+  let couriers: RunningSimulator;
+  let payments: RunningPaymentSimulator;
+  let worker: TestWorker;
+  /** Production settings, as a shop runs it. */
+  let api: TestApi;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    couriers = await startSimulator({ port: 0, timeScale: 50_000 });
+    payments = await startPaymentSimulator({ port: 0 });
+    worker = await startTestWorker({
+      db: database.db,
+      couriers: createCouriers(testConfig({ COURIER_SIMULATOR_URL: couriers.url }).courier, testLog),
+      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+    });
+    api = await startTestApi({
+      database,
+      env: {
+        WAYBILL_ENV: 'production',
+        WAYBILL_JWT_SECRET: 'a-production-secret-of-our-own-0123456789',
+        WAYBILL_ADMIN_API_KEY_SHA256: sha256Hex('an-admin-key-of-our-own'),
+        WAYBILL_TASK_QUEUE: worker.taskQueue,
+        WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue,
+        WAYBILL_COURIER_BY_WAREHOUSE: 'wh-kl:easyparcel, wh-del:bluedart',
+        WAYBILL_DEFAULT_COURIER: 'simulator',
+      },
+      shipmentPolicy: fastPolicy(),
+    });
+  });
+
+  afterAll(async () => {
+    const open = await database.db.selectFrom('orders').select('id').execute();
+    for (const { id } of open) {
+      await worker.client.workflow
+        .getHandle(orderWorkflowId(id))
+        .terminate('test over')
+        .catch(() => undefined);
+    }
+    await api?.close();
+    await worker?.stop();
+    await couriers?.stop();
+    await payments?.stop();
+    await database?.drop();
+  });
+
+  async function stock(location: string): Promise<string> {
+    const sku = uniqueId('SKU');
+    await database.db
+      .insertInto('inventory_items')
+      .values({ sku, name: `Kettle ${sku}`, on_hand: 10, unit_amount: 2_500, location, currency: 'MYR' })
+      .execute();
+    return sku;
+  }
+
+  const order = (skus: string[], extra: Record<string, unknown> = {}) => ({
+    email: 'aisyah@example.com',
+    shippingAddress: { ...ADDRESS, name: `${ADDRESS.name} [scenario:delivered]` },
+    lines: skus.map((sku) => ({ sku, quantity: 1 })),
+    payment: { token: 'tok_visa' },
+    ...extra,
+  });
+
+  it.each([
+    ['a signed-in customer', () => api.customer('cus_chooser')],
+    ['a guest', () => ({})],
+  ])('%s cannot choose the courier: 400 naming body.courier, nothing stored', async (_who, credentials) => {
+    const sku = await stock('wh-kl');
+    for (const courier of ['simulator', 'bluedart']) {
+      const res = await api.app.inject({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: order([sku], { courier }),
+        headers: { ...credentials(), 'idempotency-key': randomUUID() },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toEqual({
+        code: 'COURIER_NOT_CHOOSABLE',
+        message: expect.stringContaining('body.courier'),
+      });
+    }
+    const stored = await database.db.selectFrom('orders').select('id').execute();
+    const keys = await database.db.selectFrom('api_idempotency_keys').select('key').execute();
+    expect({ stored, keys }).toEqual({ stored: [], keys: [] });
+  });
+
+  it("books each parcel with its warehouse's courier, and the saga runs to DELIVERED with the money right", async () => {
+    const [kl, del, main] = [await stock('wh-kl'), await stock('wh-del'), await stock('main')];
+    const res = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      payload: order([del, kl, main]),
+      headers: { ...api.customer('cus_mapped'), 'idempotency-key': randomUUID() },
+    });
+    expect(res.statusCode).toBe(202);
+    const { orderId } = res.json();
+
+    const status = await eventually(
+      async () =>
+        (await database.db.selectFrom('orders').select('status').where('id', '=', orderId).executeTakeFirst())
+          ?.status,
+      (s) => s === 'DELIVERED',
+      90_000,
+    );
+    expect(status).toBe('DELIVERED');
+
+    const parcels = await database.db
+      .selectFrom('shipments as s')
+      .innerJoin('order_items as i', 'i.shipment_id', 's.id')
+      .select(['i.sku', 's.courier', 's.status', 's.tracking_number'])
+      .where('s.order_id', '=', orderId)
+      .orderBy('i.line_no')
+      .execute();
+    expect(parcels).toEqual([
+      { sku: del, courier: 'bluedart', status: 'DELIVERED', tracking_number: expect.any(String) },
+      { sku: kl, courier: 'easyparcel', status: 'DELIVERED', tracking_number: expect.any(String) },
+      { sku: main, courier: 'simulator', status: 'DELIVERED', tracking_number: expect.any(String) },
+    ]);
+    // The order records the courier of its first parcel; each shipment names its own.
+    const view = await api.app.inject({ url: `/v1/orders/${orderId}`, headers: api.customer('cus_mapped') });
+    expect(view.json()).toMatchObject({
+      courier: 'bluedart',
+      shipments: expect.arrayContaining([
+        expect.objectContaining({ courier: 'easyparcel' }),
+        expect.objectContaining({ courier: 'bluedart' }),
+        expect.objectContaining({ courier: 'simulator' }),
+      ]),
+    });
+
+    const ledger = await checkLedger({ db: database.db, payments, courier: couriers, orderIds: [orderId] });
+    expect(ledger.violations).toEqual([]);
+  });
+});
