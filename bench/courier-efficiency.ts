@@ -1,16 +1,20 @@
 /**
- * Courier calls per delivered parcel: Waybill's status-dependent poll policy vs a fixed
- * 15-minute poller, on the same simulated lifecycles (the simulator's scenarios, chosen by
- * the simulator's own hash rule for N tracking numbers).
+ * Courier calls per delivered parcel, and how late a status change is seen: Waybill's
+ * status-dependent poll policy (one call per poll, as for a courier without a bulk API) vs a
+ * fixed 15-minute poller, and EasyParcel's own policy with bulk calls, on the same simulated
+ * lifecycles (the simulator's scenarios, chosen by the simulator's own hash rule).
  *
- * Both pollers run in virtual time over the scenario timelines with the same stopping
- * rules (terminal status, no scan for 7 days, max age 60 days), using the same pure
- * functions the shipment workflow uses (`pollDelayMs`, `expiryReason`). It also reports
- * how late each poller notices a status change (the freshness each one buys).
+ * Every poller runs in virtual time over the scenario timelines with the same stopping rules
+ * (terminal status, no scan for 7 days, max age 60 days), using the pure functions the
+ * shipment workflow uses (`pollDelayMs`, `alignToSlot`, `expiryReason`). For EasyParcel the
+ * parcels are a shop's flow (their starts spread evenly over `days`), every poll lands on
+ * its slot, and the polls of one slot go out as ceil(polls / EASYPARCEL_TRACKING_BATCH) bulk
+ * calls, plus one token request per access-token lifetime (10 h): HTTP requests, as the
+ * budget counts them.
  *
- *   npm run bench:courier -- [parcels=2000]
+ *   npm run bench:courier -- [parcels=2000] [days=10] [batch=EASYPARCEL_TRACKING_BATCH]
  *
- * Prints a table and writes bench/results/courier-efficiency.json.
+ * Prints a table with PASS/MISS against the goals and writes bench/results/courier-efficiency.json.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,23 +23,38 @@ import { isTerminal, ShipmentStatus } from '../src/domain/status';
 import { pollPolicyFromConfig } from '../src/poll-policy';
 import { SCENARIOS, scenarioFor, type ScenarioName } from '../simulators/courier/scenarios';
 import type { PollPolicy } from '../src/workflows/contract';
-import { expiryReason, pollDelayMs } from '../src/workflows/policy';
+import { alignToSlot, expiryReason, pollDelayMs } from '../src/workflows/policy';
+import { CourierCode } from '../src/couriers/types';
 
 const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
 const GOAL_RATIO = 0.15;
+/** Issue 16's goals for EasyParcel with bulk calls. */
+const GOAL_EASYPARCEL_CALLS = 1.0;
+const GOAL_EASYPARCEL_P95_MIN = 30;
+/** EasyParcel's access-token lifetime (`expires_in` 36000 s): one token request each. */
+const TOKEN_LIFETIME_MS = 10 * HOUR;
 
-type NextDelay = (status: ShipmentStatus) => number;
+/** The delay after a poll that saw `status`, `quietForMs` after the newest scan. */
+type NextDelay = (status: ShipmentStatus, quietForMs: number) => number;
 
 /**
  * Scans happen at arbitrary moments relative to polls: every parcel's timeline is shifted
  * by its own phase (0 to 6 h after tracking starts), from a fixed-seed PRNG.
  */
 function phases(count: number): number[] {
-  let state = 0x9e3779b9;
-  return Array.from({ length: count }, () => {
+  const next = random(0x9e3779b9);
+  return Array.from({ length: count }, () => Math.floor(next() * 6 * 60) * MINUTE);
+}
+
+/** A fixed-seed PRNG: numbers in [0, 1). */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
     state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    return Math.floor((state / 2 ** 32) * 6 * 60) * MINUTE;
-  });
+    return state / 2 ** 32;
+  };
 }
 
 /** The parcel's status as a poll at courier time `t` would see it. */
@@ -76,11 +95,23 @@ interface RunResult {
   delivered: boolean;
   /** Courier ms between each status change and the poll that saw it. */
   lags: number[];
+  /** When each poll happened, ms from the parcel's start. */
+  polls: number[];
 }
 
-function run(scenario: ScenarioName, phase: number, nextDelay: NextDelay, policy: PollPolicy): RunResult {
+/**
+ * One parcel's polls from its start; `align` maps a wanted poll time (ms from the start) to
+ * the one the workflow schedules (its courier's slot), identity for unaligned pollers.
+ */
+function run(
+  scenario: ScenarioName,
+  phase: number,
+  nextDelay: NextDelay,
+  policy: PollPolicy,
+  align: (t: number) => number = (t) => t,
+): RunResult {
   const polls: number[] = [];
-  let t = 0;
+  let t = align(0);
   let lastScanAt = 0;
   let status: ShipmentStatus = ShipmentStatus.PENDING;
   for (;;) {
@@ -90,7 +121,7 @@ function run(scenario: ScenarioName, phase: number, nextDelay: NextDelay, policy
     if (seen.lastScanAt !== null) lastScanAt = seen.lastScanAt;
     if (isTerminal(status)) break;
     if (expiryReason(t, { startedAtMs: 0, quietSinceMs: lastScanAt, unansweredSinceMs: null }, policy)) break;
-    t += nextDelay(status);
+    t = align(t + nextDelay(status, t - lastScanAt));
   }
   const lags = changes(scenario, phase)
     .map((change) => {
@@ -98,7 +129,7 @@ function run(scenario: ScenarioName, phase: number, nextDelay: NextDelay, policy
       return seenAt === undefined ? null : seenAt - change.at;
     })
     .filter((lag): lag is number => lag !== null);
-  return { calls: polls.length, delivered: status === ShipmentStatus.DELIVERED, lags };
+  return { calls: polls.length, delivered: status === ShipmentStatus.DELIVERED, lags, polls };
 }
 
 function percentile(values: number[], p: number): number {
@@ -107,59 +138,169 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+interface Row {
+  poller: string;
+  calls: number;
+  polls: number;
+  delivered: number;
+  callsPerDelivered: number;
+  pollsPerDelivered: number;
+  lagMedianMin: number;
+  lagP95Min: number;
+}
+
+function row(poller: string, t: { calls: number; polls: number; delivered: number; lags: number[] }): Row {
+  return {
+    poller,
+    calls: t.calls,
+    polls: t.polls,
+    delivered: t.delivered,
+    callsPerDelivered: t.calls / t.delivered,
+    pollsPerDelivered: t.polls / t.delivered,
+    lagMedianMin: percentile(t.lags, 50) / MINUTE,
+    lagP95Min: percentile(t.lags, 95) / MINUTE,
+  };
+}
+
+/**
+ * EasyParcel's parcels as a shop's flow: parcel i starts at `starts[i]` (epoch-like ms), polls
+ * on its courier's slots, and each slot's polls share bulk calls of `batch` numbers.
+ */
+function easyParcelRun(
+  scenarios: ScenarioName[],
+  phase: number[],
+  starts: number[],
+  policy: PollPolicy,
+  batch: number,
+) {
+  const courier = CourierCode.EASYPARCEL;
+  const bySlot = new Map<number, number>();
+  const totals = { calls: 0, polls: 0, delivered: 0, lags: [] as number[] };
+  let first = Infinity;
+  let last = -Infinity;
+  scenarios.forEach((scenario, i) => {
+    const start = starts[i]!;
+    const result = run(
+      scenario,
+      phase[i]!,
+      (status, quietForMs) => pollDelayMs(status, policy, courier, quietForMs) ?? Infinity,
+      policy,
+      (t) => alignToSlot(start + t, policy, courier) - start,
+    );
+    for (const p of result.polls) {
+      // Unaligned polls meet only within the batch window: 2 s buckets.
+      const at =
+        alignToSlot(start + p, policy, courier) === start + p ? start + p : Math.floor((start + p) / 2000);
+      bySlot.set(at, (bySlot.get(at) ?? 0) + 1);
+      first = Math.min(first, start + p);
+      last = Math.max(last, start + p);
+    }
+    totals.polls += result.polls.length;
+    totals.delivered += result.delivered ? 1 : 0;
+    totals.lags.push(...result.lags);
+  });
+  const trackingCalls = [...bySlot.values()].reduce((sum, n) => sum + Math.ceil(n / batch), 0);
+  const tokenCalls = Math.ceil((last - first) / TOKEN_LIFETIME_MS);
+  totals.calls = trackingCalls + tokenCalls;
+  return { totals, trackingCalls, tokenCalls };
+}
+
 function main(): void {
   const parcels = Number(process.argv[2] ?? 2000);
-  const policy = pollPolicyFromConfig(loadConfig({}));
+  const days = Number(process.argv[3] ?? 10);
+  const config = loadConfig({});
+  const policy = pollPolicyFromConfig(config);
+  const batch = Number(process.argv[4] ?? config.courier.easyParcel.maxBatch);
   const pollers: Record<string, NextDelay> = {
     waybill: (status) => pollDelayMs(status, policy) ?? Infinity,
     'fixed-15min': () => 15 * MINUTE,
   };
 
   const mix: Record<string, number> = {};
-  const totals: Record<string, { calls: number; delivered: number; lags: number[] }> = {};
-  for (const name of Object.keys(pollers)) totals[name] = { calls: 0, delivered: 0, lags: [] };
+  const totals: Record<string, { calls: number; polls: number; delivered: number; lags: number[] }> = {};
+  for (const name of Object.keys(pollers)) totals[name] = { calls: 0, polls: 0, delivered: 0, lags: [] };
   const phase = phases(parcels);
+  const scenarios: ScenarioName[] = [];
   for (let i = 0; i < parcels; i++) {
     const scenario = scenarioFor(`SIM${String(1_000_000 + i)}`);
+    scenarios.push(scenario);
     mix[scenario] = (mix[scenario] ?? 0) + 1;
     for (const [name, nextDelay] of Object.entries(pollers)) {
       const result = run(scenario, phase[i]!, nextDelay, policy);
       totals[name]!.calls += result.calls;
+      totals[name]!.polls += result.calls;
       totals[name]!.delivered += result.delivered ? 1 : 0;
       totals[name]!.lags.push(...result.lags);
     }
   }
+  // A shop's flow: starts at random moments over `days` (slots are epoch-aligned).
+  const epoch = Date.UTC(2026, 10, 2, 0, 0, 0);
+  const startAt = random(0x51ed270b);
+  const starts = scenarios.map(() => epoch + Math.floor(startAt() * days * DAY));
+  const easyParcel = easyParcelRun(scenarios, phase, starts, policy, batch);
 
-  const rows = Object.entries(totals).map(([name, t]) => ({
-    poller: name,
-    calls: t.calls,
-    delivered: t.delivered,
-    callsPerDelivered: t.calls / t.delivered,
-    lagMedianMin: percentile(t.lags, 50) / MINUTE,
-    lagP95Min: percentile(t.lags, 95) / MINUTE,
-  }));
+  const rows = Object.entries(totals).map(([name, t]) => row(name, t));
+  const ep = row('easyparcel', easyParcel.totals);
+  rows.push(ep);
   const waybill = rows.find((r) => r.poller === 'waybill')!;
   const fixed = rows.find((r) => r.poller === 'fixed-15min')!;
   const ratio = waybill.callsPerDelivered / fixed.callsPerDelivered;
+  const epCallsPass = ep.callsPerDelivered <= GOAL_EASYPARCEL_CALLS;
+  const epLagPass = ep.lagP95Min <= GOAL_EASYPARCEL_P95_MIN;
+  const verdict = (pass: boolean) => (pass ? 'PASS' : 'MISS');
 
   console.log(
     `Courier calls per delivered parcel — ${parcels} simulated parcels, scenario mix ${JSON.stringify(mix)}`,
   );
-  console.log('poller        calls     delivered  calls/delivered  notice lag p50 (min)  p95 (min)');
+  console.log(
+    `easyparcel: starts spread over ${days} days, slot ${(policy.couriers?.easyparcel?.slotMs ?? 0) / MINUTE} min, ${batch} numbers per bulk call; ${easyParcel.trackingCalls} tracking + ${easyParcel.tokenCalls} token requests`,
+  );
+  console.log(
+    'poller        HTTP calls  polls     delivered  calls/delivered  polls/delivered  notice lag p50 (min)  p95 (min)',
+  );
   for (const r of rows) {
     console.log(
-      `${r.poller.padEnd(12)}  ${String(r.calls).padStart(8)}  ${String(r.delivered).padStart(9)}  ${r.callsPerDelivered.toFixed(2).padStart(15)}  ${r.lagMedianMin.toFixed(1).padStart(20)}  ${r.lagP95Min.toFixed(1).padStart(9)}`,
+      `${r.poller.padEnd(12)}  ${String(r.calls).padStart(10)}  ${String(r.polls).padStart(8)}  ${String(r.delivered).padStart(9)}  ${r.callsPerDelivered.toFixed(2).padStart(15)}  ${r.pollsPerDelivered.toFixed(2).padStart(15)}  ${r.lagMedianMin.toFixed(1).padStart(20)}  ${r.lagP95Min.toFixed(1).padStart(9)}`,
     );
   }
   console.log(
-    `ratio waybill / fixed-15min: ${ratio.toFixed(3)} (goal <= ${GOAL_RATIO}): ${ratio <= GOAL_RATIO ? 'PASS' : 'MISS'}`,
+    `ratio waybill / fixed-15min: ${ratio.toFixed(3)} (goal <= ${GOAL_RATIO}): ${verdict(ratio <= GOAL_RATIO)}`,
+  );
+  console.log(
+    `easyparcel calls per delivered parcel: ${ep.callsPerDelivered.toFixed(3)} (goal <= ${GOAL_EASYPARCEL_CALLS}): ${verdict(epCallsPass)}`,
+  );
+  console.log(
+    `easyparcel status change seen p95: ${ep.lagP95Min.toFixed(1)} min after the scan (goal <= ${GOAL_EASYPARCEL_P95_MIN}): ${verdict(epLagPass)}`,
   );
 
   const out = path.join(__dirname, 'results', 'courier-efficiency.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(
     out,
-    `${JSON.stringify({ at: new Date().toISOString(), parcels, mix, rows, ratio, goal: GOAL_RATIO, pass: ratio <= GOAL_RATIO }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        parcels,
+        days,
+        mix,
+        rows,
+        ratio,
+        goal: GOAL_RATIO,
+        pass: ratio <= GOAL_RATIO,
+        easyparcel: {
+          batch,
+          slotMs: policy.couriers?.easyparcel?.slotMs ?? 0,
+          trackingCalls: easyParcel.trackingCalls,
+          tokenCalls: easyParcel.tokenCalls,
+          callsPerDelivered: ep.callsPerDelivered,
+          lagP95Min: ep.lagP95Min,
+          goals: { callsPerDelivered: GOAL_EASYPARCEL_CALLS, lagP95Min: GOAL_EASYPARCEL_P95_MIN },
+          pass: { callsPerDelivered: epCallsPass, lagP95Min: epLagPass },
+        },
+      },
+      null,
+      2,
+    )}\n`,
   );
   console.log(`written ${path.relative(process.cwd(), out)}`);
 }

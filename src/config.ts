@@ -161,9 +161,9 @@ export interface Config {
     readonly simulatorUrl: string;
     /** Calls per courier per UTC day; the shipment workflows wait for the next day beyond it. */
     readonly dailyBudget: number;
-    /** Courier activities running at once on one worker. */
+    /** Tracking calls per courier in flight at once on one worker (each carries up to a batch of polls). */
     readonly concurrency: number;
-    /** Courier activities started per second, across the courier task queue. */
+    /** Courier activities started per second across the courier task queue, per parcel a call may carry. */
     readonly callsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */
     readonly timeoutMs: number;
@@ -182,6 +182,9 @@ export interface Config {
       readonly maxBatch: number;
     };
     readonly blueDart: { readonly baseUrl: string; readonly loginId: string; readonly licenceKey: string };
+    // ---- Bulk tracking (issue 16) ----
+    /** A courier's bulk tracking call waits this long for more polls to join (ms); 0: one call per poll. */
+    readonly batchWindowMs: number;
   };
   readonly payments: {
     /** The payment provider's API; by default the payment simulator `npm start` runs. */
@@ -207,6 +210,16 @@ export interface Config {
     readonly maxAgeMs: number;
     /** A refresh polls a parcel's courier at most once per this long, whoever asks (ms). */
     readonly refreshCooldownMs: number;
+    // ---- Bulk tracking (issue 16) ----
+    /** EasyParcel's own polling, bulk calls in mind (src/poll-policy.ts): all in ms. */
+    readonly easyParcel: {
+      /** A moving parcel (pending to out for delivery, failed attempt, returning). */
+      readonly intervalMs: number;
+      /** At a counter, under investigation, or a day without a new scan. */
+      readonly quietIntervalMs: number;
+      /** Scheduled polls fall on multiples of this: polls due together share bulk calls. */
+      readonly slotMs: number;
+    };
   };
   readonly worker: {
     /** Where the worker serves Prometheus metrics (`/metrics`): Temporal's and Waybill's own. */
@@ -934,6 +947,8 @@ export function loadConfig(env: Env = process.env): Config {
         loginId: r.string('BLUEDART_LOGIN_ID', 'waybill-dev'),
         licenceKey: r.string('BLUEDART_LICENCE_KEY', 'waybill-dev-licence'),
       },
+      // ---- Bulk tracking (issue 16) ----
+      batchWindowMs: r.duration('WAYBILL_COURIER_BATCH_WINDOW', '2s'),
     },
     payments: {
       baseUrl: r.url('PAYMENTS_BASE_URL', `http://127.0.0.1:${paymentSimulatorPort}`, ['http:', 'https:']),
@@ -949,6 +964,12 @@ export function loadConfig(env: Env = process.env): Config {
       expireAfterNoScanMs: r.duration('WAYBILL_EXPIRE_AFTER_NO_SCAN', '7d'),
       maxAgeMs: r.duration('WAYBILL_TRACKING_MAX_AGE', '60d'),
       refreshCooldownMs: r.duration('WAYBILL_REFRESH_COOLDOWN', '5m'),
+      // ---- Bulk tracking (issue 16) ----
+      easyParcel: {
+        intervalMs: r.duration('EASYPARCEL_POLL_INTERVAL', '30m'),
+        quietIntervalMs: r.duration('EASYPARCEL_POLL_QUIET_INTERVAL', '3h'),
+        slotMs: r.duration('EASYPARCEL_POLL_SLOT', '15m'),
+      },
     },
     worker: {
       metricsHost: r.string('WAYBILL_WORKER_METRICS_HOST', '127.0.0.1'),

@@ -1,5 +1,38 @@
 import type { Config } from './config';
-import type { PollPolicy } from './workflows/contract';
+import type { CourierPollPolicy, PollPolicy } from './workflows/contract';
+
+/**
+ * EasyParcel answers up to 50 parcels per tracking call, so a poll costs a share of a call: a
+ * moving parcel is asked every `EASYPARCEL_POLL_INTERVAL` (30 min: a change seen within half an
+ * hour), on `EASYPARCEL_POLL_SLOT` slots (15 min) that gather the polls of every parcel falling
+ * due into the same bulk calls; one held at a counter, under investigation, or without a new
+ * scan for a seventh of the no-scan expiry (a day: stuck, lost, never collected) every
+ * `EASYPARCEL_POLL_QUIET_INTERVAL` (3 h). Measured by `npm run bench:courier`.
+ *
+ * A shrunk general policy (the demo polls every few seconds) shrinks this one with it: no
+ * EasyParcel interval is longer than the general policy's longest, no slot than its shortest.
+ */
+export function easyParcelPolling(config: Config): CourierPollPolicy {
+  const general = Object.values(config.polling.intervalMs);
+  const ep = config.polling.easyParcel;
+  const moving = Math.min(ep.intervalMs, Math.max(...general));
+  const quiet = Math.min(ep.quietIntervalMs, Math.max(...general));
+  return {
+    slotMs: Math.min(ep.slotMs, Math.min(...general)),
+    intervalMs: {
+      PENDING: moving,
+      INFO_RECEIVED: moving,
+      IN_TRANSIT: moving,
+      OUT_FOR_DELIVERY: moving,
+      ATTEMPT_FAIL: moving,
+      RETURNING: moving,
+      // Waiting for the recipient at a counter, or for the courier's investigation: hours.
+      AVAILABLE_FOR_PICKUP: quiet,
+      EXCEPTION: quiet,
+    },
+    quiet: { afterMs: config.polling.expireAfterNoScanMs / 7, intervalMs: quiet },
+  };
+}
 
 /** The shipment workflows' poll policy from configuration (tests build shrunk ones directly). */
 export function pollPolicyFromConfig(config: Config): PollPolicy {
@@ -25,5 +58,6 @@ export function pollPolicyFromConfig(config: Config): PollPolicy {
     pollRetryInitialMs: 2_000,
     maxCyclesPerRun: config.workerSizing.shipmentPollsPerRun,
     refreshCooldownMs: config.polling.refreshCooldownMs,
+    couriers: { easyparcel: easyParcelPolling(config) },
   };
 }

@@ -19,7 +19,7 @@ import { createDb } from '../db/client';
 import { createActivities, type Activities } from './activities';
 import { createDataConverter } from './codec';
 import { loadConfig, type Config } from './config';
-import { createCouriers } from './couriers';
+import { createCouriers, LARGEST_TRACKING_BATCH } from './couriers';
 import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
 import { createLogger, type Logger } from './logger';
@@ -158,9 +158,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     dataConverter,
     taskQueue: deps.courierTaskQueue ?? config.temporal.courierTaskQueue,
     activities: courierActivities,
-    // The courier budget is daily; these caps protect the courier (and us) from bursts.
-    maxConcurrentActivityTaskExecutions: config.courier.concurrency,
-    maxTaskQueueActivitiesPerSecond: config.courier.callsPerSecond,
+    // The courier budget is daily; these caps protect the courier (and us) from bursts. A poll
+    // waits in its courier's batch: the batcher keeps `concurrency` calls in flight per courier,
+    // so the worker takes enough polls at once to fill them.
+    maxConcurrentActivityTaskExecutions: config.courier.concurrency * LARGEST_TRACKING_BATCH,
+    maxTaskQueueActivitiesPerSecond: config.courier.callsPerSecond * LARGEST_TRACKING_BATCH,
     activityTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.courierTaskPollers },
   });
   return [main, courier];
@@ -249,6 +251,8 @@ export async function startWorker(opts: {
         ? 'simulator'
         : 'http',
       dailyBudget: opts.config.courier.dailyBudget,
+      batchWindowMs: opts.config.courier.batchWindowMs,
+      batchConcurrency: opts.config.courier.concurrency,
       ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
         ? {
             notifications: createWebhookTransport({

@@ -21,6 +21,9 @@ export interface ActivityDeps {
   /** Name recorded on payment rows, e.g. 'simulator'. */
   paymentProviderName?: string;
   dailyBudget: number;
+  /** Bulk tracking: how long a courier call waits for more polls (ms), and calls in flight per courier. */
+  batchWindowMs?: number;
+  batchConcurrency?: number;
   log: Logger;
   notifications?: NotificationTransport;
   now?: () => number;

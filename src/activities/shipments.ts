@@ -1,5 +1,6 @@
 /**
- * Shipment activities: the courier poll (on the courier task queue, budget-checked) and
+ * Shipment activities: the courier poll (on the courier task queue, batched per courier,
+ * every HTTP request budget-checked) and
  * the read-model writes. Every one is safe to run twice: events are keyed and inserted
  * with ON CONFLICT, snapshots are plain overwrites of what the workflow decided.
  */
@@ -12,7 +13,10 @@ import {
   type CourierAdapter,
   type CourierCode,
   type NormalisedEvent,
+  type TrackResult,
 } from '../couriers/types';
+import { createTrackBatcher, type TrackBatcher } from '../couriers/batcher';
+import { gatedRequests, type RequestGate } from '../couriers/http';
 import { isUnknownCode } from '../couriers/unknown-codes';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
@@ -23,8 +27,12 @@ import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
 export interface ShipmentActivityDeps {
   db: Kysely<Database>;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
-  /** Courier calls allowed per courier per UTC day. */
+  /** Courier HTTP requests allowed per courier per UTC day (token requests included). */
   dailyBudget: number;
+  /** How long a courier's bulk tracking call waits for more polls to join (ms); 0: a call per poll. */
+  batchWindowMs?: number;
+  /** Bulk tracking calls in flight at once per courier in this worker (default: no cap). */
+  batchConcurrency?: number;
   log: Logger;
   now?: () => number;
 }
@@ -42,7 +50,6 @@ export type PollOutcome =
       subStatus: string | null;
       eta: string | null;
       events: NormalisedEvent[];
-      raw: unknown;
     }
   | { kind: 'not_found' };
 
@@ -52,7 +59,6 @@ export interface RecordTrackingInput {
   status: ShipmentStatus;
   subStatus: string | null;
   eta: string | null;
-  raw: unknown;
   /** ISO time of the courier answer these come from; null for pushed or manual changes. */
   syncedAt: string | null;
   /** With `syncedAt`: the courier answered, but with a problem to show (e.g. number unknown). */
@@ -67,6 +73,31 @@ export interface RecordSyncProblemInput {
   consecutiveFailures: number;
   nextPollAt: string;
 }
+
+/** The day's courier budget is used up; `atMs` is when the refused request was asked for. */
+export class BudgetExhaustedError extends Error {
+  override name = 'BudgetExhaustedError';
+  constructor(
+    message: string,
+    readonly atMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Heartbeats while a poll waits for its batch and the courier, so a dead worker's polls are retried soon. */
+async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
+  const context = Context.current();
+  const beat = setInterval(() => context.heartbeat(), HEARTBEAT_EVERY_MS);
+  try {
+    return await work;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/** How often a waiting poll heartbeats (ms); the workflow's heartbeat timeout is a few of these. */
+const HEARTBEAT_EVERY_MS = 2_000;
 
 /**
  * Takes one call from today's budget, atomically: the conditional upsert only counts a
@@ -105,64 +136,94 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       .execute();
   }
 
-  return {
-    /** One courier call for one tracking number. Throws BudgetExhausted (non-retryable) past the daily budget. */
-    async pollCourier(input: PollInput): Promise<PollOutcome> {
-      const adapter = deps.couriers[input.courier];
-      if (!adapter) {
-        throw ApplicationFailure.create({
-          type: 'CourierRejectedError',
-          message: `no adapter configured for courier "${input.courier}"`,
-          nonRetryable: true,
-        });
-      }
-      const nowMs = now();
-      const day = budgetDay(nowMs);
-      const meter = activityMeter();
-      if (!(await takeCourierCall(db, input.courier, day, deps.dailyBudget))) {
-        count(meter, Metrics.courierBudgetRefusals, { courier: input.courier });
-        throw ApplicationFailure.create({
-          type: 'BudgetExhausted',
-          message: `daily budget of ${deps.dailyBudget} ${input.courier} calls used up for ${day}`,
-          details: [{ nextWindowAt: new Date(nextBudgetWindowMs(nowMs)).toISOString() }],
-          nonRetryable: true,
-        });
-      }
-      const startedAt = Date.now();
-      const called = (outcome: string) => {
-        count(meter, Metrics.courierCalls, { courier: input.courier, outcome });
-        observe(meter, Metrics.courierCallDuration, Date.now() - startedAt, { courier: input.courier });
-      };
-      try {
-        const [result] = await adapter.track([input.trackingNumber]);
-        called(!result || result.kind === 'not_found' ? 'not_found' : 'found');
-        if (!result || result.kind === 'not_found') return { kind: 'not_found' };
-        // Scans outside the courier's published format: kept as UNKNOWN, or skipped unreadable.
-        const outside = {
-          unknown_code: result.events.filter(isUnknownCode).length,
-          unreadable: result.skippedScans,
-        };
-        for (const [kind, scans] of Object.entries(outside)) {
-          if (scans > 0) count(meter, Metrics.courierUnknownScans, { courier: input.courier, kind }, scans);
-        }
-        return {
-          kind: 'found',
-          status: result.status,
-          subStatus: result.subStatus,
-          eta: result.eta,
-          events: result.events,
-          raw: result.raw,
-        };
-      } catch (err) {
-        called(
-          err instanceof CourierRejectedError
-            ? 'rejected'
-            : err instanceof CourierUnavailableError
-              ? 'unavailable'
-              : 'error',
+  /**
+   * One courier HTTP request, from the budget: a request is made only when the day's counter
+   * takes it, so the budget is never exceeded, however many workers ask at once.
+   */
+  function budgetGate(courier: CourierCode): RequestGate {
+    return async () => {
+      const atMs = now();
+      const day = budgetDay(atMs);
+      if (!(await takeCourierCall(db, courier, day, deps.dailyBudget))) {
+        throw new BudgetExhaustedError(
+          `daily budget of ${deps.dailyBudget} ${courier} calls used up for ${day}`,
+          atMs,
         );
-        await countFailure(input.courier, day);
-        const attempt = Context.current().info.attempt;
+      }
+    };
+  }
+
+  /** One bulk tracking call through the budget gate, counted in the metrics by outcome. */
+  async function trackCall(courier: CourierCode, adapter: CourierAdapter, numbers: string[]) {
+    const meter = activityMeter();
+    const startedAt = Date.now();
+    const called = (outcome: string) => {
+      count(meter, Metrics.courierCalls, { courier, outcome });
+      observe(meter, Metrics.courierCallDuration, Date.now() - startedAt, { courier });
+    };
+    try {
+      const results = await gatedRequests(budgetGate(courier), () => adapter.track(numbers));
+      called(results.every((r) => r.kind === 'not_found') ? 'not_found' : 'found');
+      return results;
+    } catch (err) {
+      if (err instanceof BudgetExhaustedError) throw err;
+      called(
+        err instanceof CourierRejectedError
+          ? 'rejected'
+          : err instanceof CourierUnavailableError
+            ? 'unavailable'
+            : 'error',
+      );
+      await countFailure(courier, budgetDay(now()));
+      throw err;
+    }
+  }
+
+  const batchers = new Map<CourierCode, TrackBatcher>();
+  /** The worker's one batcher per courier: every poll of that courier in this process joins it. */
+  function batcherFor(courier: CourierCode): TrackBatcher {
+    let batcher = batchers.get(courier);
+    if (batcher) return batcher;
+    const adapter = deps.couriers[courier];
+    if (!adapter) {
+      throw ApplicationFailure.create({
+        type: 'CourierRejectedError',
+        message: `no adapter configured for courier "${courier}"`,
+        nonRetryable: true,
+      });
+    }
+    batcher = createTrackBatcher({
+      adapter,
+      windowMs: deps.batchWindowMs ?? 0,
+      concurrency: deps.batchConcurrency ?? Number.POSITIVE_INFINITY,
+      call: (numbers) => trackCall(courier, adapter, numbers),
+    });
+    batchers.set(courier, batcher);
+    return batcher;
+  }
+
+  return {
+    /**
+     * One parcel's poll, answered from its courier's next bulk call (see `batcherFor`). The
+     * courier's payload for the parcel goes straight to Postgres (`raw_latest`), never into
+     * the workflow's history. Throws BudgetExhausted (non-retryable) past the daily budget.
+     */
+    async pollCourier(input: PollInput): Promise<PollOutcome> {
+      const batcher = batcherFor(input.courier);
+      const meter = activityMeter();
+      let result: TrackResult;
+      try {
+        result = await whileHeartbeating(batcher.track(input.trackingNumber));
+      } catch (err) {
+        if (err instanceof BudgetExhaustedError) {
+          count(meter, Metrics.courierBudgetRefusals, { courier: input.courier });
+          throw ApplicationFailure.create({
+            type: 'BudgetExhausted',
+            message: err.message,
+            details: [{ nextWindowAt: new Date(nextBudgetWindowMs(err.atMs)).toISOString() }],
+            nonRetryable: true,
+          });
+        }
         if (err instanceof CourierRejectedError) {
           throw ApplicationFailure.create({
             type: 'CourierRejectedError',
@@ -172,7 +233,12 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         }
         if (err instanceof CourierUnavailableError) {
           log.warn(
-            { courier: input.courier, trackingNumber: input.trackingNumber, attempt, ...err.details },
+            {
+              courier: input.courier,
+              trackingNumber: input.trackingNumber,
+              attempt: Context.current().info.attempt,
+              ...err.details,
+            },
             'courier unavailable',
           );
           throw ApplicationFailure.create({
@@ -183,6 +249,28 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         }
         throw err;
       }
+      if (result.kind === 'not_found') return { kind: 'not_found' };
+      // Scans outside the courier's published format: kept as UNKNOWN, or skipped unreadable.
+      const outside = {
+        unknown_code: result.events.filter(isUnknownCode).length,
+        unreadable: result.skippedScans,
+      };
+      for (const [kind, scans] of Object.entries(outside)) {
+        if (scans > 0) count(meter, Metrics.courierUnknownScans, { courier: input.courier, kind }, scans);
+      }
+      // Kept for support, in Postgres only: the history carries what the workflow decides on.
+      await db
+        .updateTable('shipments')
+        .set({ raw_latest: JSON.stringify(result.raw) })
+        .where('id', '=', input.shipmentId)
+        .execute();
+      return {
+        kind: 'found',
+        status: result.status,
+        subStatus: result.subStatus,
+        eta: result.eta,
+        events: result.events,
+      };
     },
 
     /** Writes new events (deduped by key), the snapshot the workflow decided and the newest-events copy. */
@@ -244,9 +332,6 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
                   sync_failing_since: null,
                   consecutive_failures: 0,
                 }
-              : {}),
-            ...(input.raw !== null && input.raw !== undefined
-              ? { raw_latest: JSON.stringify(input.raw) }
               : {}),
             ...(input.status === 'DELIVERED'
               ? { delivered_at: sql<Date>`coalesce(delivered_at, now())` }

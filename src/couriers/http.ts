@@ -3,6 +3,7 @@
  * as text, and the courier's failures turned into the two errors the workflows understand
  * ({@link CourierUnavailableError}: retry later; {@link CourierRejectedError}: give up).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { CourierRefusal, CourierRejectedError, CourierUnavailableError, type CourierCode } from './types';
 
 /** The part of a logger the adapters use (pino's `Logger` fits). */
@@ -138,6 +139,19 @@ export function saysUnknownBooking(text: string | null | undefined): boolean {
   );
 }
 
+/** Asked before every HTTP request made inside {@link gatedRequests}; throwing stops the request. */
+export type RequestGate = (path: string) => Promise<void>;
+
+const gates = new AsyncLocalStorage<RequestGate>();
+
+/**
+ * Runs `work` with every courier HTTP request it makes — a token request it starts included —
+ * passing `gate` first: the poll's daily budget counts real requests this way, not attempts.
+ */
+export function gatedRequests<T>(gate: RequestGate, work: () => Promise<T>): Promise<T> {
+  return gates.run(gate, work);
+}
+
 /**
  * One HTTP call with a time limit covering the body too. A network error or the time limit
  * is a {@link CourierUnavailableError}; every HTTP status is returned for the caller to judge.
@@ -145,6 +159,7 @@ export function saysUnknownBooking(text: string | null | undefined): boolean {
 export async function courierRequest(ctx: HttpContext, url: string, init: RequestInit): Promise<HttpAnswer> {
   const path = new URL(url).pathname;
   const method = init.method ?? 'GET';
+  await gates.getStore()?.(path);
   let response: Response;
   let text: string;
   try {

@@ -5,6 +5,9 @@ import { createEasyParcelAdapter } from './easyparcel';
 import { createSimulatorAdapter } from './simulator';
 import { CourierCode, type CourierAdapter } from './types';
 
+/** The most numbers any courier's tracking call takes (EasyParcel's documented 100). */
+export const LARGEST_TRACKING_BATCH = 100;
+
 /** Every configured courier adapter, by code. */
 export function createCouriers(config: Config['courier'], log: Logger): Record<CourierCode, CourierAdapter> {
   const timeoutMs = config.timeoutMs;

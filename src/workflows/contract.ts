@@ -52,6 +52,24 @@ export interface PollPolicy {
    * (refreshNow) or the poll is moved to the end of the cooldown (refresh signal). 0: no cooldown.
    */
   refreshCooldownMs: number;
+  /** Per courier: what differs from the defaults above for that courier's parcels. */
+  couriers?: Partial<Record<CourierCode, CourierPollPolicy>>;
+}
+
+/**
+ * A courier's own polling: its intervals (statuses left out keep the defaults) and the slot its
+ * scheduled polls are aligned to. Aligned polls of many parcels fall due together, so a courier
+ * with a bulk tracking API answers them in one call (see docs/couriers.md).
+ */
+export interface CourierPollPolicy {
+  intervalMs?: Partial<Record<PolledStatus, number>>;
+  /** Scheduled polls fall on multiples of this since the epoch (ms); 0 or absent: not aligned. */
+  slotMs?: number;
+  /**
+   * A parcel without a new scan for `afterMs` is polled at most every `intervalMs`: one stuck,
+   * lost or never collected is asked about rarely, while a moving one keeps its interval.
+   */
+  quiet?: { afterMs: number; intervalMs: number };
 }
 
 /** State carried across continue-as-new; the first run starts from {@link initialShipmentState}. */

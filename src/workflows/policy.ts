@@ -3,14 +3,39 @@
  * backoff grows while the courier is down, when a budget window reopens. Unit-tested alone.
  */
 import { isTerminal, type ShipmentStatus } from '../domain/status';
+import type { CourierCode } from '../couriers/types';
 import type { PollPolicy, PolledStatus } from './contract';
 
 const DAY_MS = 86_400_000;
 
-/** Delay before the next poll for a status; null when tracking stops (terminal status). */
-export function pollDelayMs(status: ShipmentStatus, policy: PollPolicy): number | null {
+/**
+ * Delay before the next poll for a status; null when tracking stops (terminal status). With a
+ * courier, its own intervals apply, and after `quietForMs` without a new scan its quiet rule.
+ */
+export function pollDelayMs(
+  status: ShipmentStatus,
+  policy: PollPolicy,
+  courier?: CourierCode,
+  quietForMs = 0,
+): number | null {
   if (isTerminal(status)) return null;
-  return policy.intervalMs[status as PolledStatus] ?? policy.intervalMs.IN_TRANSIT;
+  const own = courier === undefined ? undefined : policy.couriers?.[courier];
+  const interval =
+    own?.intervalMs?.[status as PolledStatus] ??
+    policy.intervalMs[status as PolledStatus] ??
+    policy.intervalMs.IN_TRANSIT;
+  const quiet = own?.quiet;
+  return quiet && quietForMs >= quiet.afterMs ? Math.max(interval, quiet.intervalMs) : interval;
+}
+
+/**
+ * When a poll wanted at `atMs` is scheduled: the courier's next slot boundary (multiples of its
+ * `slotMs` since the epoch), so that the polls of every parcel of that courier falling due in
+ * one slot reach the worker together and go out as one bulk call. Unaligned without a slot.
+ */
+export function alignToSlot(atMs: number, policy: PollPolicy, courier?: CourierCode): number {
+  const slot = courier === undefined ? 0 : (policy.couriers?.[courier]?.slotMs ?? 0);
+  return slot > 0 ? Math.ceil(atMs / slot) * slot : atMs;
 }
 
 /** Backoff after `failures` consecutive failed poll cycles (1 → base, doubling, capped). */

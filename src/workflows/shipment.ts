@@ -42,6 +42,7 @@ import {
 } from './contract';
 import {
   afterAnswer,
+  alignToSlot,
   backoffDelayMs,
   expiryReason,
   nextBudgetWindowMs,
@@ -104,6 +105,8 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   const courier = proxyActivities<ShipmentActivities>({
     taskQueue: input.courierTaskQueue,
     startToCloseTimeout: '60s',
+    // A poll heartbeats while it waits for its bulk call: a dead worker's polls run again soon.
+    heartbeatTimeout: '10s',
     retry: {
       initialInterval: policy.pollRetryInitialMs,
       backoffCoefficient: 2,
@@ -281,12 +284,16 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     return changed;
   }
 
+  /** The next poll `delay` from now, on the courier's slot (where its bulk calls gather polls). */
+  const pollAt = (delay: number) => alignToSlot(Date.now() + delay, policy, input.courier);
+  const delayNow = () => pollDelayMs(state.status, policy, input.courier, Date.now() - state.lastScanAtMs);
+
   function scheduleAfterSuccess(): void {
-    const delay = pollDelayMs(state.status, policy);
-    nextPollAtMs = delay === null ? null : Date.now() + delay;
+    const delay = delayNow();
+    nextPollAtMs = delay === null ? null : pollAt(delay);
   }
 
-  async function record(events: NormalisedEvent[], extra: { raw?: unknown; synced: boolean }): Promise<void> {
+  async function record(events: NormalisedEvent[], extra: { synced: boolean }): Promise<void> {
     if (extra.synced) state.lastSyncedAt = iso(Date.now());
     const scans = events.length > 0 ? `, ${events.length} scan${events.length === 1 ? '' : 's'}` : '';
     writing += 1;
@@ -300,7 +307,6 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
             status: state.status,
             subStatus: state.subStatus,
             eta: state.eta,
-            raw: extra.raw ?? null,
             syncedAt: extra.synced ? state.lastSyncedAt : null,
             syncError,
             nextPollAt: nextPollAtMs === null || finished() ? null : iso(nextPollAtMs),
@@ -378,7 +384,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       state.eta = outcome.eta;
       applyEvents(outcome.events, outcome);
       scheduleAfterSuccess();
-      await record(outcome.events, { raw: outcome.raw, synced: true });
+      await record(outcome.events, { synced: true });
     } finally {
       calling = false;
       cycles += 1;
@@ -438,6 +444,8 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     await record([], { synced: false });
   }
 
+  // A new parcel's first poll waits for its courier's slot too (nothing is scanned yet anyway).
+  if (input.state === undefined && nextPollAtMs === null && pollAt(0) > Date.now()) nextPollAtMs = pollAt(0);
   let pollNow = nextPollAtMs === null;
   let cyclesThisRun = 0;
   while (!finished()) {
@@ -476,7 +484,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       await condition(allHandlersFinished);
       return await continueAsNew<typeof shipmentWorkflow>({ ...input, state, nextPollAtMs, syncError });
     }
-    nextPollAtMs ??= Date.now() + (pollDelayMs(state.status, policy) ?? 0);
+    nextPollAtMs ??= pollAt(delayNow() ?? 0);
     // Never sleep past the expiry deadline: an unscanned parcel must expire on time.
     const expiryAt = Math.min(
       noScanDeadlineMs(state, policy) ?? Infinity,

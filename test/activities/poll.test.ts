@@ -90,6 +90,24 @@ describe('the poll activity', () => {
     ]);
   });
 
+  it("writes the courier's payload to the read model and returns only what the workflow decides on", async () => {
+    await database.db
+      .insertInto('shipments')
+      .values({ id: 'shp_poll_raw', courier: CourierCode.BLUEDART, tracking_number: 'BD1000000001' })
+      .execute();
+    const { outcome } = await poll(fixture('bluedart', 'delivered.xml'), 'shp_poll_raw');
+
+    expect(outcome).toMatchObject({ kind: 'found', status: 'DELIVERED' });
+    expect(outcome).not.toHaveProperty('raw');
+    const row = await database.db
+      .selectFrom('shipments')
+      .select('raw_latest')
+      .where('id', '=', 'shp_poll_raw')
+      .executeTakeFirstOrThrow();
+    expect(row.raw_latest).not.toBeNull();
+    expect(JSON.stringify(row.raw_latest)).toContain('BD1000000001');
+  });
+
   it('counts nothing for an answer entirely inside the format', async () => {
     // delivered.xml: every scan readable, every code in the table.
     const { added } = await poll(fixture('bluedart', 'delivered.xml'), 'shp_poll_2');

@@ -84,7 +84,6 @@ describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
       status: 'OUT_FOR_DELIVERY',
       subStatus: null,
       eta: null,
-      raw: { Consignee: 'Asha Rao', ConsigneeMobile: '9800000000' },
       syncedAt: new Date().toISOString(),
       nextPollAt: null,
     });

@@ -51,6 +51,8 @@ export async function startTestWorker(opts: {
   notifications?: NotificationTransport;
   /** Settings on top of the test configuration (e.g. the worker's sizing, other payload keys). */
   env?: Record<string, string>;
+  /** Bulk tracking window of the courier queue's polls (ms); 0 (default): one call per poll. */
+  batchWindowMs?: number;
 }): Promise<TestWorker> {
   installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
@@ -76,6 +78,7 @@ export async function startTestWorker(opts: {
     couriers: opts.couriers,
     payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,
+    ...(opts.batchWindowMs ? { batchWindowMs: opts.batchWindowMs } : {}),
     log: testLog,
     ...(opts.notifications ? { notifications: opts.notifications } : {}),
   });

@@ -1,6 +1,7 @@
 import type { PollPolicy } from '../../src/workflows/contract';
 import {
   afterAnswer,
+  alignToSlot,
   backoffDelayMs,
   budgetDay,
   expiryReason,
@@ -34,6 +35,41 @@ const policy: PollPolicy = {
 };
 
 describe('poll policy', () => {
+  describe('per courier', () => {
+    const withEasyParcel: PollPolicy = {
+      ...policy,
+      couriers: {
+        easyparcel: {
+          slotMs: 15 * 60_000,
+          intervalMs: { IN_TRANSIT: HOUR / 2 },
+          quiet: { afterMs: 24 * HOUR, intervalMs: 3 * HOUR },
+        },
+      },
+    };
+
+    it("uses a courier's own interval where it has one, the default elsewhere and for other couriers", () => {
+      expect(pollDelayMs('IN_TRANSIT', withEasyParcel, 'easyparcel')).toBe(HOUR / 2);
+      expect(pollDelayMs('INFO_RECEIVED', withEasyParcel, 'easyparcel')).toBe(6 * HOUR);
+      expect(pollDelayMs('IN_TRANSIT', withEasyParcel, 'bluedart')).toBe(2 * HOUR);
+      expect(pollDelayMs('DELIVERED', withEasyParcel, 'easyparcel')).toBeNull();
+    });
+
+    it('asks rarely about a parcel without a new scan for the quiet time', () => {
+      expect(pollDelayMs('IN_TRANSIT', withEasyParcel, 'easyparcel', 23 * HOUR)).toBe(HOUR / 2);
+      expect(pollDelayMs('IN_TRANSIT', withEasyParcel, 'easyparcel', 24 * HOUR)).toBe(3 * HOUR);
+      // A longer interval than the quiet one stays.
+      expect(pollDelayMs('INFO_RECEIVED', withEasyParcel, 'easyparcel', 48 * HOUR)).toBe(6 * HOUR);
+    });
+
+    it("moves a poll to the courier's next slot boundary, and leaves couriers without a slot alone", () => {
+      const slot = 15 * 60_000;
+      expect(alignToSlot(10 * slot, withEasyParcel, 'easyparcel')).toBe(10 * slot);
+      expect(alignToSlot(10 * slot + 1, withEasyParcel, 'easyparcel')).toBe(11 * slot);
+      expect(alignToSlot(10 * slot + 1, withEasyParcel, 'bluedart')).toBe(10 * slot + 1);
+      expect(alignToSlot(10 * slot + 1, policy)).toBe(10 * slot + 1);
+    });
+  });
+
   it('polls a parcel out for delivery far more often than one just announced', () => {
     expect(pollDelayMs('OUT_FOR_DELIVERY', policy)).toBe(30 * 60_000);
     expect(pollDelayMs('INFO_RECEIVED', policy)).toBe(6 * HOUR);

@@ -1,0 +1,127 @@
+/**
+ * Bulk tracking across shipment workflows, inside one worker process: every poll activity of
+ * a courier joins that courier's open batch; the batch goes out as one `track` call when it
+ * is full (the adapter's `maxBatch`) or its window has passed since the first poll joined,
+ * and each poll gets its own number's result — or the call's error — back. The activities
+ * stay Temporal's: each is its own attempt with its own retry, so a worker that dies
+ * mid-batch loses its activities to their timeouts and Temporal runs them again elsewhere.
+ */
+import { CourierRefusal, CourierRejectedError, type CourierAdapter, type TrackResult } from './types';
+
+export interface TrackBatcherOptions {
+  adapter: CourierAdapter;
+  /** How long a batch stays open for more polls after the first one joined (ms); 0: one poll per call. */
+  windowMs: number;
+  /** Courier calls of this batcher in flight at once; more full batches wait their turn. */
+  concurrency: number;
+  /**
+   * Makes the courier call for a batch: the activity layer wraps `adapter.track` with the
+   * budget gate and its metrics. Defaults to the bare adapter.
+   */
+  call?: (trackingNumbers: string[]) => Promise<TrackResult[]>;
+}
+
+/** One number's part of a call: its result, or its own error after a refused bulk call was split. */
+type Answer = { result: TrackResult } | { error: unknown };
+
+interface Waiter {
+  trackingNumber: string;
+  /** When the poll joined (ms since the epoch): its batch goes out `windowMs` after the oldest. */
+  joinedAt: number;
+  resolve: (result: TrackResult) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface TrackBatcher {
+  /** This number's result from the next bulk call (or that call's error). */
+  track(trackingNumber: string): Promise<TrackResult>;
+  /** Polls waiting for a call (joined, not yet answered). */
+  readonly waiting: number;
+}
+
+export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
+  const { adapter } = opts;
+  const call = opts.call ?? ((numbers: string[]) => adapter.track(numbers));
+  const size = Math.max(1, adapter.maxBatch);
+  /** Polls not yet in a call, oldest first. */
+  const queue: Waiter[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  let inFlight = 0;
+  let answering = 0;
+
+  /** One call for these waiters; a number asked twice (two workflows, one parcel) is asked once. */
+  async function send(batch: Waiter[]): Promise<void> {
+    const numbers = [...new Set(batch.map((w) => w.trackingNumber))];
+    try {
+      const answers = await callOrSplit(numbers);
+      const byNumber = new Map(numbers.map((n, i) => [n, answers[i]!]));
+      for (const w of batch) {
+        const answer = byNumber.get(w.trackingNumber)!;
+        if ('result' in answer) w.resolve(answer.result);
+        else w.reject(answer.error);
+      }
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    }
+  }
+
+  /**
+   * A bulk call the courier refuses as a whole as invalid (one malformed number spoils the
+   * request) is asked again one number at a time, so only the bad number's poll fails.
+   */
+  async function callOrSplit(numbers: string[]): Promise<Answer[]> {
+    try {
+      return (await call(numbers)).map((result) => ({ result }));
+    } catch (err) {
+      if (
+        numbers.length < 2 ||
+        !(err instanceof CourierRejectedError) ||
+        err.reason !== CourierRefusal.INVALID
+      ) {
+        throw err;
+      }
+    }
+    const settled = await Promise.allSettled(numbers.map((n) => call([n])));
+    return settled.map((s) => (s.status === 'fulfilled' ? { result: s.value[0]! } : { error: s.reason }));
+  }
+
+  function pump(): void {
+    while (inFlight < opts.concurrency && queue.length > 0) {
+      const due = queue.length >= size || Date.now() - queue[0]!.joinedAt >= opts.windowMs;
+      if (!due) break;
+      const batch = queue.splice(0, size);
+      inFlight += 1;
+      answering += batch.length;
+      void send(batch).finally(() => {
+        inFlight -= 1;
+        answering -= batch.length;
+        pump();
+      });
+    }
+    arm();
+  }
+
+  function arm(): void {
+    // A due batch waiting for a free call slot is sent when a call ends, not by the timer.
+    if (timer !== null || queue.length === 0 || inFlight >= opts.concurrency) return;
+    const wait = Math.max(0, queue[0]!.joinedAt + opts.windowMs - Date.now());
+    timer = setTimeout(() => {
+      timer = null;
+      pump();
+    }, wait);
+    // A pending batch never keeps a worker process alive on its own.
+    timer.unref();
+  }
+
+  return {
+    track(trackingNumber: string): Promise<TrackResult> {
+      return new Promise<TrackResult>((resolve, reject) => {
+        queue.push({ trackingNumber, joinedAt: Date.now(), resolve, reject });
+        pump();
+      });
+    },
+    get waiting() {
+      return queue.length + answering;
+    },
+  };
+}
