@@ -99,7 +99,7 @@ async function serve(role: Role, databaseUrl: string): Promise<void> {
   } else {
     const config = waybillConfig(databaseUrl);
     const db = createDb({ url: databaseUrl, poolMax: 10 });
-    const temporal = createTemporalClient(config.temporal);
+    const temporal = createTemporalClient(config);
     const app = await buildApi({ config, db, temporal, log: pino({ level: 'warn' }) });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as { port: number }).port;

@@ -19,6 +19,7 @@ import { installTemporalRuntime, startWorker, workerMetricsUrl } from '../src/wo
 import { startEmbeddedPostgres, takeOverShutdownSignals } from './embedded-postgres';
 import { resolveTemporalCli } from './temporal-cli';
 import { startTemporalDevServer } from './temporal-server';
+import { startUiCodecProxy } from './ui-codec-proxy';
 
 type Stopper = { name: string; stop: () => Promise<void> };
 
@@ -31,6 +32,21 @@ async function startStack(
   const t0 = Date.now();
   await fs.mkdir(config.paths.dataDir, { recursive: true });
   const lines: string[] = [];
+
+  // The UI shows histories decoded through the API's codec server. With the published
+  // development staff key a loopback relay signs the UI's calls as ops (devstack/ui-codec-proxy.ts);
+  // with real staff keys the UI reaches the codec server directly and, having no staff
+  // token, shows ciphertext.
+  const apiHost = ['0.0.0.0', '::'].includes(config.api.host) ? '127.0.0.1' : config.api.host;
+  const apiUrl = `http://${apiHost.includes(':') ? `[${apiHost}]` : apiHost}:${config.api.port}`;
+  let uiCodecEndpoint = `${apiUrl}/codec`;
+  let codecLine = `${uiCodecEndpoint}  (staff token required: temporal workflow show --codec-endpoint ${uiCodecEndpoint} --codec-auth "Bearer $(npm run -s token -- ops <you>)")`;
+  if (!config.temporal.external && config.api.staffJwtKeysAreDefault && config.tokens.staffSigningKey) {
+    const proxy = await startUiCodecProxy(config, apiUrl);
+    stoppers.push({ name: 'UI codec relay', stop: () => proxy.stop() });
+    uiCodecEndpoint = proxy.url;
+    codecLine = `the UI decodes histories as ops through ${proxy.url} → ${apiUrl}/codec  (development key)`;
+  }
 
   // Temporal first: the worker and the API both need it.
   let temporalLine: string;
@@ -51,6 +67,7 @@ async function startStack(
         port: config.temporal.devPort,
         uiPort: config.temporal.uiPort,
         dbFilename,
+        uiCodecEndpoint,
         // At 'error' the dev server prints a few harmless "shard status unknown" lines on every
         // start; its real troubles show in the UI and to the worker and API anyway.
         logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? 'warn' : 'never',
@@ -64,6 +81,7 @@ async function startStack(
     temporalLine = `${config.temporal.address}               (UI: http://localhost:${config.temporal.uiPort})`;
   }
   lines.push(`  Temporal   ${temporalLine}`);
+  lines.push(`  Codec      ${codecLine}`);
 
   let databaseUrl = config.database.url;
   if (config.database.embedded) {

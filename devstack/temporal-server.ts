@@ -26,6 +26,8 @@ export interface DevServerOptions {
   searchAttributes?: boolean;
   /** Further namespaces to create besides `namespace`. */
   extraNamespaces?: string[];
+  /** The codec server the UI sends payloads to for display (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
 }
 
 export interface RunningDevServer {
@@ -41,6 +43,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
       `${key}=${JSON.stringify(value)}`,
     ]),
     ...(opts.extraNamespaces ?? []).flatMap((namespace) => ['--namespace', namespace]),
+    ...(opts.uiCodecEndpoint !== undefined ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
   ];
   const env = await TestWorkflowEnvironment.createLocal({
     server: {

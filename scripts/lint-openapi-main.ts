@@ -15,7 +15,7 @@ runMain(async () => {
   const config = loadConfig();
   const log = createLogger(config).child({ component: 'lint-openapi' });
   const db = createDb({ url: config.database.url, poolMax: 1, onError: () => undefined });
-  const temporal = createTemporalClient(config.temporal);
+  const temporal = createTemporalClient(config);
   const app = await buildApi({ config, db, temporal, log });
   try {
     const document = (await app.inject({ url: '/openapi.json' })).json();

@@ -281,6 +281,22 @@ export interface Config {
     /** Sent or given-up customer notifications are deleted this long after they were created (ms); pending ones never. */
     readonly pruneNotificationsAfterMs: number;
   };
+  /**
+   * The payload codec (src/codec): every payload Waybill's clients and workers send to Temporal
+   * is sealed with AES-256-GCM under the active key; every listed key opens.
+   */
+  readonly payloads: {
+    /** Key id → base64 of a 32-byte AES-256 key, from WAYBILL_PAYLOAD_KEYS. Empty in production when unset. */
+    readonly keys: Readonly<Record<string, string>>;
+    /** The key new payloads are sealed with (WAYBILL_PAYLOAD_KEY_ACTIVE). */
+    readonly activeKeyId: string;
+    /** True while the published development key is listed. */
+    readonly keysAreDefault: boolean;
+    /** Browser origins (the Temporal UI's) allowed to call the codec server with credentials. */
+    readonly codecCorsOrigins: readonly string[];
+    /** Codec server requests per minute per client address: the UI sends one per payload group. */
+    readonly codecRateLimitPerMinute: number;
+  };
   /** Only `npm run token` reads this: the private key that signs staff tokens in development and tests. */
   readonly tokens: {
     /** From WAYBILL_STAFF_JWT_SIGNING_KEY; in development the published development key; in production unset → null. */
@@ -434,6 +450,9 @@ export const DEV_STAFF_JWK = {
   y: 'S_mUQ0BlvgEFqmzpdfRJBZSsOVXUGVLc_GNS3fUP7Uw',
   d: 's6OcH-Y9rYiNTY49bl0bVV3fq8DDLOL1NMt-RmeADd8',
 } as const;
+/** The published development payload key (AES-256, base64) and its id: refused in production. */
+export const DEV_PAYLOAD_KEY_ID = 'waybill-dev-1';
+export const DEV_PAYLOAD_KEY = 'Aqwpgfj43NtlhwQphSpVvHWc9Lkay8ydWMOpbQK/tdU=';
 export const DEFAULT_JWT_ISSUER = 'waybill-dev-shop';
 export const DEFAULT_STAFF_JWT_ISSUER = 'waybill-dev-staff';
 export const DEFAULT_JWT_AUDIENCE = 'waybill-api';
@@ -549,6 +568,51 @@ function trustProxy(text: string, problems: string[]): boolean | number | string
     return false;
   }
   return entries;
+}
+
+/** WAYBILL_PAYLOAD_KEYS: `id:base64key,id:base64key`, each key 32 bytes (AES-256). */
+function payloadKeys(text: string, problems: string[]): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const entry of text.split(',').map((e) => e.trim())) {
+    const [id, key, ...rest] = entry.split(':');
+    if (!id || !/^[A-Za-z0-9._-]{1,64}$/.test(id) || key === undefined || rest.length > 0) {
+      problems.push(
+        'WAYBILL_PAYLOAD_KEYS must be comma-separated id:base64key pairs (ids: letters, digits, . _ -)',
+      );
+      return {};
+    }
+    const bytes = Buffer.from(key, 'base64');
+    if (bytes.length !== 32 || bytes.toString('base64') !== key) {
+      problems.push(`WAYBILL_PAYLOAD_KEYS: key "${id}" must be 32 bytes in base64 (openssl rand -base64 32)`);
+      continue;
+    }
+    if (id in keys) problems.push(`WAYBILL_PAYLOAD_KEYS: key id "${id}" is listed twice`);
+    keys[id] = key;
+  }
+  return keys;
+}
+
+/** WAYBILL_CODEC_CORS_ORIGINS: comma-separated origins (`scheme://host[:port]`, no path, no `*`). */
+function origins(name: string, text: string, problems: string[]): string[] {
+  const list = text
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
+  for (const origin of list) {
+    let valid = false;
+    try {
+      const url = new URL(origin);
+      valid = ['http:', 'https:'].includes(url.protocol) && url.origin === origin;
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      problems.push(
+        `${name} must be comma-separated origins such as https://temporal.example.com (got "${origin}")`,
+      );
+    }
+  }
+  return list;
 }
 
 /** The couriers an order's parcels can be booked with. */
@@ -697,6 +761,29 @@ export function loadConfig(env: Env = process.env): Config {
     published('WAYBILL_STAFF_JWT_SIGNING_KEY', 'staff key');
   }
 
+  const payloadKeysText = r.string(
+    'WAYBILL_PAYLOAD_KEYS',
+    production ? '' : `${DEV_PAYLOAD_KEY_ID}:${DEV_PAYLOAD_KEY}`,
+  );
+  const keys = payloadKeysText === '' ? {} : payloadKeys(payloadKeysText, r.problems);
+  const keysAreDefault = Object.values(keys).includes(DEV_PAYLOAD_KEY);
+  if (production && keysAreDefault) published('WAYBILL_PAYLOAD_KEYS', 'payload key');
+  const keyIds = Object.keys(keys);
+  const activeKeyId = r.string('WAYBILL_PAYLOAD_KEY_ACTIVE', keyIds.length === 1 ? keyIds[0]! : '');
+  if (keyIds.length > 1 && !r.has('WAYBILL_PAYLOAD_KEY_ACTIVE')) {
+    r.problems.push(
+      `WAYBILL_PAYLOAD_KEY_ACTIVE must name the key that seals new payloads when WAYBILL_PAYLOAD_KEYS lists several (${keyIds.join(', ')})`,
+    );
+  } else if (keyIds.length > 0 && activeKeyId !== '' && !(activeKeyId in keys)) {
+    r.problems.push(
+      `WAYBILL_PAYLOAD_KEY_ACTIVE "${activeKeyId}" is not a key id of WAYBILL_PAYLOAD_KEYS (${keyIds.join(', ')})`,
+    );
+  }
+  if (keyIds.length === 0 && r.has('WAYBILL_PAYLOAD_KEY_ACTIVE')) {
+    r.problems.push('WAYBILL_PAYLOAD_KEY_ACTIVE is set but WAYBILL_PAYLOAD_KEYS lists no key');
+  }
+  const temporalUiPort = r.port('TEMPORAL_UI_PORT', 8233);
+
   const adminKeyHashes = r
     .string('WAYBILL_ADMIN_API_KEY_SHA256', production ? '' : sha256Hex(DEV_ADMIN_API_KEY))
     .split(',')
@@ -839,7 +926,7 @@ export function loadConfig(env: Env = process.env): Config {
       tlsCertPath: certPath,
       tlsKeyPath: keyPath,
       apiKey,
-      uiPort: r.port('TEMPORAL_UI_PORT', 8233),
+      uiPort: temporalUiPort,
       devPort: temporalDevPort,
       cliPath: r.optional('TEMPORAL_CLI_PATH'),
       taskQueue: r.string('WAYBILL_TASK_QUEUE', 'waybill'),
@@ -902,6 +989,20 @@ export function loadConfig(env: Env = process.env): Config {
       pruneIdempotencyKeysAfterMs,
       pruneWebhookEventsAfterMs,
       pruneNotificationsAfterMs: r.duration('WAYBILL_PRUNE_NOTIFICATIONS_AFTER', '90d'),
+    },
+    payloads: {
+      keys,
+      activeKeyId,
+      keysAreDefault,
+      codecCorsOrigins: origins(
+        'WAYBILL_CODEC_CORS_ORIGINS',
+        r.string(
+          'WAYBILL_CODEC_CORS_ORIGINS',
+          `http://localhost:${temporalUiPort},http://127.0.0.1:${temporalUiPort}`,
+        ),
+        r.problems,
+      ),
+      codecRateLimitPerMinute: r.int('WAYBILL_CODEC_RATE_LIMIT_PER_MINUTE', 6000, 1, 10_000_000),
     },
     tokens: { staffSigningKey },
     paths: { dataDir, cacheDir },
@@ -987,6 +1088,7 @@ export function developmentCredentialsInUse(config: Config): string[] {
     ...(config.api.jwtSecretIsDefault ? ['WAYBILL_JWT_SECRET'] : []),
     ...(config.api.staffJwtKeysAreDefault ? ['WAYBILL_STAFF_JWKS'] : []),
     ...(config.api.adminApiKeyIsDefault ? ['WAYBILL_ADMIN_API_KEY_SHA256'] : []),
+    ...(config.payloads.keysAreDefault ? ['WAYBILL_PAYLOAD_KEYS'] : []),
     ...(config.api.courierWebhookSecrets.simulator === DEV_SIMULATOR_WEBHOOK_SECRET
       ? ['COURIER_WEBHOOK_SECRET_SIMULATOR']
       : []),

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { createDataConverter } from './codec';
 import type { Config } from './config';
 import { StartupError } from './main-helpers';
 
@@ -39,9 +40,9 @@ export interface TemporalClient {
  * A lazy client: the API starts (and serves reads from Postgres) even while Temporal is
  * down; calls that need Temporal fail fast and the API answers 503 for them.
  */
-export function createTemporalClient(config: Config['temporal']): TemporalClient {
+export function createTemporalClient(config: Pick<Config, 'temporal' | 'payloads'>): TemporalClient {
   const connection = Connection.lazy({
-    ...temporalConnectionOptions(config),
+    ...temporalConnectionOptions(config.temporal),
     connectTimeout: '3s',
     // Someone is waiting on the other end of an API call: a few quick retries, not the
     // SDK's default ten over ~20 s, then the API answers 503 and the caller retries.
@@ -49,7 +50,12 @@ export function createTemporalClient(config: Config['temporal']): TemporalClient
       makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 3, maxIntervalMs: () => 500 })),
     ],
   });
-  const client = new Client({ connection, namespace: config.namespace });
+  // Every payload is sealed by the payload codec before it reaches Temporal (src/codec).
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: createDataConverter(config.payloads),
+  });
   return { connection, client };
 }
 

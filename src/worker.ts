@@ -17,6 +17,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/database';
 import { createDb } from '../db/client';
 import { createActivities, type Activities } from './activities';
+import { createDataConverter } from './codec';
 import { loadConfig, type Config } from './config';
 import { createCouriers, LARGEST_TRACKING_BATCH } from './couriers';
 import { createWebhookTransport } from './notifications/transport';
@@ -123,6 +124,8 @@ export interface WorkerDeps {
 
 export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const { config, connection, activities } = deps;
+  // Workflows and activities see plain values; Temporal sees sealed payloads (src/codec).
+  const dataConverter = createDataConverter(config.payloads);
   const sizing = config.workerSizing;
   const courierActivities = Object.fromEntries(COURIER_ACTIVITIES.map((name) => [name, activities[name]]));
   const otherActivities = Object.fromEntries(
@@ -131,6 +134,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const main = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
+    dataConverter,
     taskQueue: deps.taskQueue ?? config.temporal.taskQueue,
     ...(deps.workflowBundle
       ? { workflowBundle: deps.workflowBundle }
@@ -151,6 +155,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const courier = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
+    dataConverter,
     taskQueue: deps.courierTaskQueue ?? config.temporal.courierTaskQueue,
     activities: courierActivities,
     // The courier budget is daily; these caps protect the courier (and us) from bursts. A poll
@@ -227,7 +232,11 @@ export async function startWorker(opts: {
         `could not check the search attributes of the Temporal namespace ${opts.config.temporal.namespace}: ${(err as Error).message}`,
       );
     }
-    const temporal = new Client({ connection: clientConnection, namespace: opts.config.temporal.namespace });
+    const temporal = new Client({
+      connection: clientConnection,
+      namespace: opts.config.temporal.namespace,
+      dataConverter: createDataConverter(opts.config.payloads),
+    });
     const activities = createActivities({
       db: opts.db,
       temporal,

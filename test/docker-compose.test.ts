@@ -83,10 +83,16 @@ describe('docker-compose.yml', () => {
         value: expect.stringMatching(new RegExp(`^\\$\\{${name}:\\?.+\\}$`)),
       });
     }
+    // The payload keys seal every Temporal payload: both processes that talk to Temporal need them.
+    for (const service of ['api', 'worker']) {
+      expect(String(compose.services[service]?.environment?.WAYBILL_PAYLOAD_KEYS)).toMatch(
+        /^\$\{WAYBILL_PAYLOAD_KEYS:\?.+\}$/,
+      );
+    }
     // No literal credential anywhere: every secret comes from the environment.
     for (const service of waybill) {
       for (const [name, value] of Object.entries(compose.services[service]?.environment ?? {})) {
-        if (/SECRET|JWKS|KEY_SHA256|SIGNING_KEY/.test(name)) {
+        if (/SECRET|JWKS|KEY_SHA256|SIGNING_KEY|PAYLOAD_KEYS/.test(name)) {
           expect({ service, name, value: String(value) }).toEqual({
             service,
             name,

@@ -20,6 +20,7 @@ import {
 import { freshDatabase, insertOrderRow, type TestDatabase } from './support/db';
 import { testConfig } from './support/env';
 import { eventually } from './support/eventually';
+import { openedHistory } from './support/histories';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from './support/temporal';
 
 jest.setTimeout(90_000);
@@ -606,7 +607,7 @@ describe('schedules', () => {
     }
 
     async function milestonesOf(handle: WorkflowHandle): Promise<ShipmentMilestone[]> {
-      const history = await handle.fetchHistory();
+      const history = await openedHistory(handle);
       return history
         .events!.map((e) => e.workflowExecutionSignaledEventAttributes)
         .filter((a) => a?.signalName === 'shipmentMilestone')

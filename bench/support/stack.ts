@@ -407,7 +407,7 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
     await seedCatalogue(db);
     await sql`update inventory_items set on_hand = ${opts.stock ?? 1_000_000}`.execute(db);
 
-    const temporal = createTemporalClient(config.temporal);
+    const temporal = createTemporalClient(config);
     stoppers.push(() => temporal.connection.close());
 
     // Each worker its own metrics port and log; the first keeps the names a single worker had.

@@ -4,6 +4,7 @@
  * against what the plan says it should end as; and the courier outage the run stages.
  */
 import { defaultPayloadConverter } from '@temporalio/common';
+import { createPayloadCodec, decodeHistory } from '../../src/codec';
 import { type Config } from '../../src/config';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../../src/domain/status';
 import { StartupError } from '../../src/main-helpers';
@@ -163,8 +164,16 @@ export async function simulatorTimeScale(config: Config): Promise<number> {
 }
 
 /** The poll policy the stack gives shipment workflows: read back from an order workflow's input. */
-export async function policyOf(temporal: TemporalClient, orderId: string): Promise<StackSettings['policy']> {
-  const history = await temporal.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
+export async function policyOf(
+  temporal: TemporalClient,
+  config: Config,
+  orderId: string,
+): Promise<StackSettings['policy']> {
+  // The history holds sealed payloads (src/codec): open them as the codec server would.
+  const history = await decodeHistory(
+    await temporal.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory(),
+    createPayloadCodec(config.payloads),
+  );
   const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   if (!payload) throw new StartupError(`the workflow ${orderWorkflowId(orderId)} has no input to read`);
   return defaultPayloadConverter.fromPayload<OrderWorkflowInput>(payload).shipmentPolicy;

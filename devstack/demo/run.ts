@@ -138,7 +138,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   await placeOrder(ctx, tracked[0]!);
   if (tracked[0]!.orderId === null)
     throw new StartupError(`the first order could not be placed: ${tracked[0]!.createError}`);
-  const policy = await policyOf(ctx.temporal, tracked[0]!.orderId);
+  const policy = await policyOf(ctx.temporal, ctx.config, tracked[0]!.orderId);
   const assessment = assessPlan(
     plan,
     { timeScale, policy },
@@ -420,7 +420,7 @@ runMain(async () => {
       );
     }
 
-    temporal = createTemporalClient(config.temporal);
+    temporal = createTemporalClient(config);
     const runId = randomBytes(4).toString('hex');
     const customerId = `cus_demo_${runId}`;
     const api = new ApiClient(apiUrlOf(config), customerToken(config, customerId, 3 * 3_600_000));

@@ -5,7 +5,8 @@
  * - support answers customers: reads any order and its tracking, reads the shipments
  *   queue, asks one shipment for a fresh poll;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
- *   delivered, the NEEDS_ATTENTION queue, and bulk refreshes (up to 500 courier calls);
+ *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
+ *   reading workflow histories decoded through the codec server;
  * - admin: everything, including the stats (courier API spend against the budget).
  */
 
@@ -28,6 +29,12 @@ export const Permission = {
   RESOLVE_ATTENTION: 'attention:resolve',
   /** Shipments by status and courier API calls against the budget. */
   READ_STATS: 'stats:read',
+  /**
+   * The codec server: open (and seal) Temporal payloads, which carry customers' personal data
+   * (names, addresses, phones in courier answers). Ops read workflow histories; support answers
+   * customers from the API's own views and does not need raw histories.
+   */
+  DECODE_PAYLOADS: 'payloads:decode',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -43,6 +50,7 @@ const OPS: readonly Permission[] = [
   Permission.MARK_DELIVERED,
   Permission.READ_ATTENTION,
   Permission.RESOLVE_ATTENTION,
+  Permission.DECODE_PAYLOADS,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

@@ -43,6 +43,7 @@ import { metricsPlugin } from './metrics';
 import { describeOperation, documentResponseHeaders, SECURITY_SCHEMES } from './operations';
 import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
+import { codecRoutes } from './routes/codec';
 import { healthRoutes } from './routes/health';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
@@ -296,6 +297,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(attentionRoutes, { deps });
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
+  await app.register(codecRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -54,7 +54,7 @@ export async function startApi(opts: {
       `the API accepts the published development credentials of ${published.join(', ')}: set your own and WAYBILL_ENV=production before exposing it`,
     );
   }
-  const temporal = createTemporalClient(opts.config.temporal);
+  const temporal = createTemporalClient(opts.config);
   const app = await buildApi({ config: opts.config, db: opts.db, temporal, log: opts.log });
   const { api } = opts.config;
   let url: string;

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import pino from 'pino';
 import { createOrderActivities } from '../../src/activities/orders';
 import { CourierCode } from '../../src/couriers/types';
 import { createWebhookTransport } from '../../src/notifications/transport';
@@ -134,5 +135,25 @@ describe('customer notifications', () => {
     await activities.notifyCustomer({ orderId, milestone: 'confirmed' });
     expect(received).toHaveLength(0);
     expect(await row(orderId)).toMatchObject({ channel: 'log', status: 'SENT', attempts: 1 });
+  });
+
+  it('the log transport names the notification and a masked address, never the e-mail address', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const activities = createOrderActivities({ db: database.db, couriers: {}, log });
+    const orderId = await order();
+    await activities.notifyCustomer({ orderId, milestone: 'shipped' });
+
+    const logged = lines.join('');
+    expect(logged).not.toContain('shopper@example.com');
+    expect(logged).not.toContain('shopper');
+    const notification = lines
+      .map((line) => JSON.parse(line) as { notification?: Record<string, unknown> })
+      .find((entry) => entry.notification)!.notification;
+    expect(notification).toMatchObject({
+      eventId: `order:${orderId}:shipped`,
+      kind: 'shipped',
+      recipient: 's***@example.com',
+    });
   });
 });

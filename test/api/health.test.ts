@@ -22,7 +22,7 @@ describe('health endpoints', () => {
     postgres = await startChildPostgres(path.join(dir, 'pg'), await freePort());
     const config = testConfig({ DATABASE_URL: postgres.url });
     db = createDb({ url: postgres.url, poolMax: 2, connectTimeoutMs: 1_000 });
-    temporal = createTemporalClient(config.temporal);
+    temporal = createTemporalClient(config);
     app = await buildApi({ config, db, temporal, log: testLog });
   });
 
@@ -66,7 +66,7 @@ describe('health endpoints', () => {
       DATABASE_URL: postgres.url,
       TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
     });
-    const deadTemporal = createTemporalClient(config.temporal);
+    const deadTemporal = createTemporalClient(config);
     const other = await buildApi({ config, db, temporal: deadTemporal, log: testLog });
     try {
       const res = await other.inject({ method: 'GET', url: '/health/ready' });

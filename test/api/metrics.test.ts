@@ -179,7 +179,7 @@ describe('GET /metrics', () => {
   it('still answers with request and process metrics while Postgres is down, saying the read model is not up', async () => {
     const config = testConfig({ DATABASE_URL: `postgres://x:y@127.0.0.1:${await freePort()}/none` });
     const db = createDb({ url: config.database.url, poolMax: 1, connectTimeoutMs: 500 });
-    const temporal = createTemporalClient(config.temporal);
+    const temporal = createTemporalClient(config);
     const app = await buildApi({ config, db, temporal, log: testLog });
     try {
       await app.inject({ method: 'GET', url: '/health/live' });

@@ -23,7 +23,7 @@ describe('Postgres unreachable', () => {
     const config = testConfig({ DATABASE_URL: url });
     const db = createDb({ url, connectTimeoutMs: 1_000 });
     destroy = () => db.destroy();
-    temporal = createTemporalClient(config.temporal);
+    temporal = createTemporalClient(config);
     app = await buildApi({ config, db, temporal, log: testLog });
   });
 

@@ -30,7 +30,7 @@ describe('tracking reads', () => {
   beforeAll(async () => {
     database = await freshDatabase();
     config = testConfig({ DATABASE_URL: database.url });
-    temporal = createTemporalClient(config.temporal);
+    temporal = createTemporalClient(config);
     db = new Kysely<Database>({
       // As createDb builds it (named statements), plus a log of every statement sent.
       dialect: new PostgresDialect({

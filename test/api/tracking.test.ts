@@ -15,7 +15,7 @@ describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
   beforeAll(async () => {
     database = await freshDatabase();
     const config = testConfig({ DATABASE_URL: database.url });
-    temporal = createTemporalClient(config.temporal);
+    temporal = createTemporalClient(config);
     app = await buildApi({ config, db: database.db, temporal, log: testLog });
     await database.db
       .insertInto('orders')

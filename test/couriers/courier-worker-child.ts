@@ -8,7 +8,8 @@ import { createDb } from '../../db/client';
 import { createShipmentActivities } from '../../src/activities/shipments';
 import { createEasyParcelAdapter } from '../../src/couriers/easyparcel';
 import { DEFAULT_EASYPARCEL } from '../../simulators/courier/server';
-import { testLog } from '../support/env';
+import { createDataConverter } from '../../src/codec';
+import { testConfig, testLog } from '../support/env';
 
 async function main(): Promise<void> {
   const env = (name: string) => {
@@ -36,6 +37,8 @@ async function main(): Promise<void> {
   const worker = await Worker.create({
     connection,
     taskQueue: env('WAYBILL_TEST_COURIER_TASK_QUEUE'),
+    // The workflows' payloads are sealed (src/codec): the same converter as every Waybill worker.
+    dataConverter: createDataConverter(testConfig().payloads),
     activities: { pollCourier: activities.pollCourier },
     maxConcurrentActivityTaskExecutions: 100,
   });

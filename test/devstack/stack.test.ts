@@ -9,6 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { createDataConverter, payloadToJson } from '../../src/codec';
+import { loadConfig } from '../../src/config';
 import pg from 'pg';
 import { eventually } from '../support/eventually';
 import { freePort } from '../support/ports';
@@ -93,6 +95,31 @@ function processesUsing(dir: string): string[] {
   return out.split('\n').filter((line) => line.includes(dir) && !line.includes('ps -eo'));
 }
 
+/**
+ * The UI is wired to a codec endpoint (the dev server's settings name it) that opens, for a
+ * page of the UI's origin and without a token of its own, the sealed input of a schedule.
+ */
+async function uiDecodes(ports: Ports, temporal: Client): Promise<void> {
+  const settings = (await (await fetch(`http://127.0.0.1:${ports.ui}/api/v1/settings`)).json()) as {
+    Codec: { Endpoint: string };
+  };
+  expect(settings.Codec.Endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  const { raw } = await temporal.schedule.getHandle('waybill-housekeeping').describe();
+  const sealed = raw.schedule!.action!.startWorkflow!.input!.payloads![0]!;
+  const asJson = payloadToJson(sealed);
+  expect(Buffer.from(sealed.metadata!.encoding!).toString()).toBe('binary/encrypted');
+  const origin = `http://localhost:${ports.ui}`;
+  const res = await fetch(`${settings.Codec.Endpoint}/decode`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-namespace': 'default', origin },
+    body: JSON.stringify({ payloads: [asJson] }),
+  });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('access-control-allow-origin')).toBe(origin);
+  const [opened] = ((await res.json()) as { payloads: { data: string }[] }).payloads;
+  expect(JSON.parse(Buffer.from(opened!.data, 'base64').toString('utf8'))).toHaveProperty('archiveAfterMs');
+}
+
 describe('npm start', () => {
   let dataDir: string;
   let ports: Ports;
@@ -141,10 +168,14 @@ describe('npm start', () => {
     expect(await apiMetrics.text()).toMatch(/^waybill_http_requests_total\{.*route="\/health\/ready"/m);
 
     // The schedules exist; a housekeeping run shows up in the worker's metrics next to
-    // Temporal's own.
+    // Temporal's own. Their input is sealed: a client needs the stack's converter to read it.
     const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
     try {
-      const temporal = new Client({ connection });
+      const temporal = new Client({
+        connection,
+        dataConverter: createDataConverter(loadConfig({}).payloads),
+      });
+      await uiDecodes(ports, temporal);
       const housekeeping = temporal.schedule.getHandle('waybill-housekeeping');
       expect((await housekeeping.describe()).action.workflowType).toBe('housekeepingWorkflow');
       expect((await temporal.schedule.getHandle('waybill-daily-report').describe()).state.paused).toBe(false);

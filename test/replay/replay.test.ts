@@ -8,12 +8,20 @@ import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import { createDataConverter } from '../../src/codec';
 import { HISTORIES_DIR } from '../support/histories';
+import { testConfig } from '../support/env';
 
 const histories = fs
   .readdirSync(HISTORIES_DIR)
   .filter((file) => file.endsWith('.json'))
   .sort();
+
+/**
+ * The workers' own converter: recorded histories are stored decoded (test/support/histories.ts)
+ * and the codec passes unsealed payloads through, so a sealed history would replay too.
+ */
+const dataConverter = createDataConverter(testConfig().payloads);
 
 /** Histories are protobufjs JSON (see test/support/histories.ts); fromObject reads it back. */
 function load(file: string) {
@@ -41,7 +49,7 @@ describe('replaying recorded histories', () => {
   it.each(histories)('replays %s against the current workflow code', async (file) => {
     await expect(
       Worker.runReplayHistory(
-        { workflowBundle: { codePath: process.env.WAYBILL_TEST_WORKFLOW_BUNDLE! } },
+        { workflowBundle: { codePath: process.env.WAYBILL_TEST_WORKFLOW_BUNDLE! }, dataConverter },
         load(file),
       ),
     ).resolves.toBeUndefined();

@@ -36,7 +36,7 @@ export async function startTestApi(opts: {
   log?: Logger;
 }): Promise<TestApi> {
   const config = testConfig({ DATABASE_URL: opts.database.url, ...opts.env });
-  const temporal = createTemporalClient(config.temporal);
+  const temporal = createTemporalClient(config);
   const app = await buildApi({
     config,
     db: opts.database.db,

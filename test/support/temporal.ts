@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createActivities, type Activities } from '../../src/activities';
+import { createDataConverter } from '../../src/codec';
 import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PaymentProvider } from '../../src/payments/types';
@@ -48,7 +49,7 @@ export async function startTestWorker(opts: {
   taskQueues?: { taskQueue: string; courierTaskQueue: string };
   /** How customer notifications leave (the log transport when omitted). */
   notifications?: NotificationTransport;
-  /** Settings on top of the test configuration (e.g. the worker's sizing). */
+  /** Settings on top of the test configuration (e.g. the worker's sizing, other payload keys). */
   env?: Record<string, string>;
   /** Bulk tracking window of the courier queue's polls (ms); 0 (default): one call per poll. */
   batchWindowMs?: number;
@@ -65,7 +66,12 @@ export async function startTestWorker(opts: {
   const address = process.env.WAYBILL_TEST_TEMPORAL_ADDRESS!;
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  // The same payload codec as the worker (createWorkers) and the API: the history holds ciphertext.
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: createDataConverter(config.payloads),
+  });
   const activities = createActivities({
     db: opts.db,
     temporal: client,

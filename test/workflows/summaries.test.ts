@@ -8,6 +8,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
 import { duration, money, utcTime } from '../../src/workflows/summaries';
+import { openedHistory } from '../support/histories';
 import { uniqueId } from '../support/temporal';
 import { startOrder } from '../support/orders';
 import { useStack } from '../support/stack';
@@ -25,7 +26,8 @@ function summary(event: HistoryEvent): string | null {
 async function summaries(
   handle: WorkflowHandle,
 ): Promise<{ activities: string[]; timers: string[]; children: string[] }> {
-  const { events } = await handle.fetchHistory();
+  // Read through the codec, as the UI reads it through the codec server: summaries are sealed too.
+  const { events } = await openedHistory(handle);
   const of = (pick: (e: HistoryEvent) => unknown) =>
     (events ?? []).filter(pick).map((e) => summary(e) ?? '(none)');
   return {
