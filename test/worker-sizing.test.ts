@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from '../src/config';
 import { heapShortfall } from '../src/worker';
 import { freshDatabase, type TestDatabase } from './support/db';
 import { startTestWorker } from './support/temporal';
+import { LARGEST_TRACKING_BATCH } from '../src/couriers';
 
 const problemsOf = (env: Record<string, string>): string[] => {
   try {
@@ -104,7 +105,12 @@ describe('worker sizing', () => {
         expect(main!.tuner.workflowTaskSlotSupplier).toEqual({ type: 'fixed-size', numSlots: 12 });
         expect(main!.tuner.activityTaskSlotSupplier).toEqual({ type: 'fixed-size', numSlots: 7 });
         expect(courier!.activityTaskPollerBehavior).toEqual({ type: 'simple-maximum', maximum: 2 });
-        expect(courier!.tuner.activityTaskSlotSupplier).toEqual({ type: 'fixed-size', numSlots: 4 });
+        // A poll waits in its courier's batch: each of the 4 calls in flight carries up to a
+        // whole batch of polls, so the courier queue takes that many polls at once.
+        expect(courier!.tuner.activityTaskSlotSupplier).toEqual({
+          type: 'fixed-size',
+          numSlots: 4 * LARGEST_TRACKING_BATCH,
+        });
       } finally {
         await worker.stop();
       }

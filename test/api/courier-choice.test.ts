@@ -4,7 +4,7 @@
  * API, worker and Temporal, Postgres, both simulators over HTTP; the simulator speaks the
  * EasyParcel and Blue Dart formats to those couriers' real adapters.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { checkLedger } from '../../devstack/ledger';
 import { sha256Hex } from '../../src/config';
 import { createCouriers } from '../../src/couriers';
@@ -29,6 +29,9 @@ describe('who chooses the courier', () => {
   /** Production settings, as a shop runs it. */
   let api: TestApi;
 
+  /** A payload key of our own (production refuses the development one), held by the API and the worker. */
+  const PAYLOAD_KEYS = `prod-1:${randomBytes(32).toString('base64')}`;
+
   beforeAll(async () => {
     database = await freshDatabase();
     couriers = await startSimulator({ port: 0, timeScale: 50_000 });
@@ -37,6 +40,7 @@ describe('who chooses the courier', () => {
       db: database.db,
       couriers: createCouriers(testConfig({ COURIER_SIMULATOR_URL: couriers.url }).courier, testLog),
       payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+      env: { WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS },
     });
     api = await startTestApi({
       database,
@@ -48,6 +52,7 @@ describe('who chooses the courier', () => {
         WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue,
         WAYBILL_COURIER_BY_WAREHOUSE: 'wh-kl:easyparcel, wh-del:bluedart',
         WAYBILL_DEFAULT_COURIER: 'simulator',
+        WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS,
       },
       shipmentPolicy: fastPolicy(),
     });
