@@ -14,6 +14,7 @@ import {
   type CourierAdapter,
   type CourierCode,
 } from '../couriers/types';
+import { gatedRequests } from '../couriers/http';
 import { CancelOutcome, SagaFailure } from '../domain/failures';
 import { PICKED_UP_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
@@ -23,12 +24,22 @@ import {
   NotificationRejectedError,
   type NotificationTransport,
 } from '../notifications/transport';
+import { nextBudgetWindowMs } from '../workflows/policy';
+import {
+  BUDGET_EXHAUSTED,
+  BudgetExhaustedError,
+  createCourierBudget,
+  type CourierUse,
+} from './courier-budget';
 import { activityMeter } from './meter';
 
 export interface OrderActivityDeps {
   db: Kysely<Database>;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
+  /** Courier HTTP requests allowed per courier per UTC day (./courier-budget.ts: what a booking and a cancel may use). */
+  dailyBudget: number;
   log: Logger;
+  now?: () => number;
   /** How customer notifications leave; the log transport when omitted. */
   notifications?: NotificationTransport;
 }
@@ -67,6 +78,26 @@ function courierFailure(err: unknown, refusedType: SagaFailure): unknown {
 export function createOrderActivities(deps: OrderActivityDeps) {
   const { db, log } = deps;
   const transport = deps.notifications ?? createLogTransport(log);
+  const budget = createCourierBudget(deps);
+
+  /**
+   * Runs a booking's or a cancel's courier requests (token requests included) through the
+   * day's budget. A booking refused by an exhausted budget is retried when the next budget
+   * window opens (within the order's booking window); a release is never refused.
+   */
+  async function withinBudget<T>(courier: CourierCode, use: CourierUse, work: () => Promise<T>): Promise<T> {
+    try {
+      return await gatedRequests(budget.gate(courier, use), work);
+    } catch (err) {
+      if (!(err instanceof BudgetExhaustedError)) throw err;
+      count(activityMeter(), Metrics.courierBudgetRefusals, { courier });
+      throw ApplicationFailure.create({
+        type: BUDGET_EXHAUSTED,
+        message: err.message,
+        nextRetryDelay: Math.max(1_000, nextBudgetWindowMs(err.atMs) - err.atMs),
+      });
+    }
+  }
 
   function adapterFor(courier: CourierCode): CourierAdapter {
     const adapter = deps.couriers[courier];
@@ -128,6 +159,11 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       shipmentId: string;
       courier: CourierCode;
       lineNos: number[];
+      /**
+       * The saga's compensation looking for a booking whose answer was lost, to cancel it: a
+       * release, counted but never refused by the budget (./courier-budget.ts).
+       */
+      release?: boolean;
     }): Promise<{ trackingNumber: string }> {
       const order = await db
         .selectFrom('orders')
@@ -145,26 +181,29 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       Context.current().heartbeat();
       let booking;
       try {
-        booking = await adapterFor(input.courier).book({
-          reference: input.shipmentId,
-          sender: { name: 'Waybill shop', city: 'Shah Alam', postcode: '40000', country: 'MY' },
-          recipient: {
-            name: address.name,
-            line1: address.line1,
-            city: address.city,
-            state: address.state ?? null,
-            postcode: address.postcode,
-            country: address.country,
-            phone: address.phone ?? null,
-          },
-          parcel: {
-            weightGrams: 500 * lines.reduce((n, l) => n + l.quantity, 0),
-            description: lines
-              .map((l) => `${l.quantity} x ${l.name}`)
-              .join(', ')
-              .slice(0, 200),
-          },
-        });
+        const adapter = adapterFor(input.courier);
+        booking = await withinBudget(input.courier, input.release ? 'release' : 'book', () =>
+          adapter.book({
+            reference: input.shipmentId,
+            sender: { name: 'Waybill shop', city: 'Shah Alam', postcode: '40000', country: 'MY' },
+            recipient: {
+              name: address.name,
+              line1: address.line1,
+              city: address.city,
+              state: address.state ?? null,
+              postcode: address.postcode,
+              country: address.country,
+              phone: address.phone ?? null,
+            },
+            parcel: {
+              weightGrams: 500 * lines.reduce((n, l) => n + l.quantity, 0),
+              description: lines
+                .map((l) => `${l.quantity} x ${l.name}`)
+                .join(', ')
+                .slice(0, 200),
+            },
+          }),
+        );
       } catch (err) {
         await credentialsIncident(err, input.courier, 'book', input.shipmentId);
         throw courierFailure(err, SagaFailure.BOOKING_REJECTED);
@@ -213,12 +252,14 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       const adapter = adapterFor(input.courier);
       let outcome: CancelOutcome = CancelOutcome.CANCELLED;
       try {
-        await adapter.cancel(input.trackingNumber);
+        await withinBudget(input.courier, 'release', () => adapter.cancel(input.trackingNumber));
       } catch (err) {
         if (err instanceof CourierRejectedError && err.reason === CourierRefusal.UNKNOWN_BOOKING) {
           outcome = CancelOutcome.UNKNOWN_BOOKING;
         } else if (err instanceof CourierRejectedError && err.reason === CourierRefusal.COLLECTED) {
-          await confirmCollected(adapter, input.trackingNumber, err.message);
+          await withinBudget(input.courier, 'release', () =>
+            confirmCollected(adapter, input.trackingNumber, err.message),
+          );
           log.info({ shipmentId: input.shipmentId }, 'cancel refused: the courier has collected the parcel');
           return { outcome: CancelOutcome.COLLECTED };
         } else {

@@ -298,11 +298,11 @@ export class OrderSaga {
           run: async () => {
             if (parcel.bookingCancelled) return;
             try {
-              const found = await this.act.settle.bookShipment.executeWithOptions(
+              const found = await this.act.release.bookShipment.executeWithOptions(
                 {
                   summary: `compensate: find any booking of ${parcel.shipmentId} made before the answer was lost`,
                 },
-                [booking],
+                [{ ...booking, release: true }],
               );
               parcel.trackingNumber = found.trackingNumber;
             } catch (bookErr) {
@@ -625,7 +625,7 @@ export class OrderSaga {
 
   /** One cancel at the courier, its answer classified; a cancelled or unknown booking is gone. */
   private async cancelBooking(parcel: Parcel): Promise<CancelOutcome> {
-    const { outcome } = await this.act.settle.cancelBooking.executeWithOptions(
+    const { outcome } = await this.act.release.cancelBooking.executeWithOptions(
       { summary: `cancel booking ${courierName(parcel.courier)} ${parcel.trackingNumber}` },
       [{ shipmentId: parcel.shipmentId, courier: parcel.courier, trackingNumber: parcel.trackingNumber! }],
     );

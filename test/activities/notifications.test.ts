@@ -77,6 +77,7 @@ describe('customer notifications', () => {
     const activities = createOrderActivities({
       db: database.db,
       couriers: {},
+      dailyBudget: 1000,
       log: testLog,
       notifications: createWebhookTransport({ url, secret: SECRET }),
     });
@@ -108,6 +109,7 @@ describe('customer notifications', () => {
     const activities = createOrderActivities({
       db: database.db,
       couriers: {},
+      dailyBudget: 1000,
       log: testLog,
       notifications: createWebhookTransport({ url, secret: SECRET }),
     });
@@ -129,7 +131,12 @@ describe('customer notifications', () => {
   });
 
   it('uses the log transport when no webhook is configured', async () => {
-    const activities = createOrderActivities({ db: database.db, couriers: {}, log: testLog });
+    const activities = createOrderActivities({
+      db: database.db,
+      couriers: {},
+      dailyBudget: 1000,
+      log: testLog,
+    });
     const orderId = await order();
     received.length = 0;
     await activities.notifyCustomer({ orderId, milestone: 'confirmed' });
@@ -140,7 +147,7 @@ describe('customer notifications', () => {
   it('the log transport names the notification and a masked address, never the e-mail address', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
-    const activities = createOrderActivities({ db: database.db, couriers: {}, log });
+    const activities = createOrderActivities({ db: database.db, couriers: {}, dailyBudget: 1000, log });
     const orderId = await order();
     await activities.notifyCustomer({ orderId, milestone: 'shipped' });
 
