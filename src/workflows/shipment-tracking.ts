@@ -306,7 +306,7 @@ export class ShipmentTracking {
     this.writing += 1;
     try {
       const { inserted } = await this.readModel.recordTracking.executeWithOptions(
-        { summary: `this.record ${this.state.status}${scans}` },
+        { summary: `record ${this.state.status}${scans}` },
         [
           {
             shipmentId: this.input.shipmentId,
@@ -420,7 +420,7 @@ export class ShipmentTracking {
       this.state.consecutiveFailures += 1;
       this.state.failingSince ??= iso(now);
       this.nextPollAtMs = now + backoffDelayMs(this.state.consecutiveFailures, this.policy);
-      this.syncError = `this.courier unavailable since ${this.state.failingSince}: ${message}`;
+      this.syncError = `courier unavailable since ${this.state.failingSince}: ${message}`;
     }
     log.warn('poll failed', {
       type,
@@ -432,7 +432,7 @@ export class ShipmentTracking {
     try {
       await this.readModel.recordSyncProblem.executeWithOptions(
         {
-          summary: `this.record ${type === BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(this.nextPollAtMs)}`,
+          summary: `record ${type === BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(this.nextPollAtMs)}`,
         },
         [
           {
