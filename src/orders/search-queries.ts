@@ -52,12 +52,16 @@ export interface OrderMatch {
   createdAt: string;
 }
 
-export async function searchOrders(
-  db: Kysely<Database>,
-  opts: { search: OrderSearch; limit: number; after: SearchCursor | null },
-): Promise<{ items: OrderMatch[]; next: SearchCursor | null }> {
+interface SearchOptions {
+  search: OrderSearch;
+  limit: number;
+  after: SearchCursor | null;
+}
+
+/** The page's query, unrun: {@link searchOrders} runs it, the index test reads its plan. */
+export function orderSearchQuery(db: Kysely<Database>, opts: SearchOptions) {
   const { search, limit, after } = opts;
-  const rows = await db
+  return db
     .selectFrom('orders as o')
     .select([
       'o.id',
@@ -107,8 +111,16 @@ export async function searchOrders(
     })
     .orderBy('o.created_at', 'desc')
     .orderBy('o.id', 'desc')
-    .limit(limit + 1)
-    .execute();
+    .limit(limit + 1);
+}
+
+/** One page of matches, newest first; `next` is where the following page starts. */
+export async function searchOrders(
+  db: Kysely<Database>,
+  opts: SearchOptions,
+): Promise<{ items: OrderMatch[]; next: SearchCursor | null }> {
+  const { limit } = opts;
+  const rows = await orderSearchQuery(db, opts).execute();
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {
