@@ -37,6 +37,8 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /** Orders found by number, customer e-mail, tracking number, status and creation time. */
+  SEARCH_ORDERS: 'orders:search',
   /** Stock levels (on hand, reserved, available) and low-stock alerts. */
   READ_STOCK: 'stock:read',
   /** Stock received and adjusted (audited), low-stock alerts acknowledged. */
@@ -50,6 +52,7 @@ const SUPPORT: readonly Permission[] = [
   Permission.READ_ORDERS,
   Permission.READ_SHIPMENTS,
   Permission.REFRESH_SHIPMENT,
+  Permission.SEARCH_ORDERS,
   Permission.READ_STOCK,
 ];
 const OPS: readonly Permission[] = [

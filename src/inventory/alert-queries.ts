@@ -8,9 +8,11 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { LowStock } from './queries';
 
+const KEY_PREFIX = 'low-stock:';
+
 /** `low-stock:<sku>:<YYYY-MM-DD UTC>`: one alert (and one ops notification) per sku per day. */
 export function lowStockDedupeKey(sku: string, nowMs: number): string {
-  return `low-stock:${sku}:${new Date(nowMs).toISOString().slice(0, 10)}`;
+  return `${KEY_PREFIX}${sku}:${new Date(nowMs).toISOString().slice(0, 10)}`;
 }
 
 /** Records an alert for each low sku not yet alerted today; returns the skus alerted now. */
@@ -40,7 +42,8 @@ export const AlertState = { OPEN: 'open', ACKNOWLEDGED: 'acknowledged', ALL: 'al
 export type AlertState = (typeof AlertState)[keyof typeof AlertState];
 
 export interface AlertView {
-  alertId: number;
+  /** `<sku>:<YYYY-MM-DD UTC>`: the sku and the day it was raised (its dedupe key without the prefix). */
+  alertId: string;
   sku: string;
   name: string;
   warehouse: string;
@@ -61,6 +64,7 @@ function alertsQuery(db: Kysely<Database>) {
     .innerJoin('inventory_items as i', 'i.sku', 'a.sku')
     .select([
       'a.id',
+      'a.dedupe_key',
       'a.sku',
       'i.name',
       'i.location',
@@ -78,7 +82,7 @@ type AlertRow = Awaited<ReturnType<ReturnType<typeof alertsQuery>['executeTakeFi
 
 function alertView(r: AlertRow): AlertView {
   return {
-    alertId: r.id,
+    alertId: r.dedupe_key.slice(KEY_PREFIX.length),
     sku: r.sku,
     name: r.name,
     warehouse: r.location,
@@ -112,6 +116,7 @@ export async function alertsPage(
   const page = rows.slice(0, opts.limit);
   return {
     items: page.map(alertView),
+    // The row id (raise order) is the page position; the cursor keeps it opaque.
     nextAfterId: rows.length > opts.limit ? page[page.length - 1]!.id : null,
   };
 }
@@ -122,13 +127,13 @@ export async function alertsPage(
  */
 export async function acknowledgeAlert(
   db: Kysely<Database>,
-  input: { alertId: number; actor: string; note: string | null },
+  input: { alertId: string; actor: string; note: string | null },
 ): Promise<{ alert: AlertView; alreadyAcknowledged: boolean } | null> {
   return db.transaction().execute(async (trx) => {
     const acknowledged = await trx
       .updateTable('stock_alerts')
       .set({ acknowledged_at: sql<Date>`now()`, acknowledged_by: input.actor, note: input.note })
-      .where('id', '=', input.alertId)
+      .where('dedupe_key', '=', `${KEY_PREFIX}${input.alertId}`)
       .where('acknowledged_at', 'is', null)
       .returning(['id', 'sku'])
       .executeTakeFirst();
@@ -139,7 +144,7 @@ export async function acknowledgeAlert(
           actor: input.actor,
           action: 'stock_alert.acknowledge',
           subject_type: 'stock_alert',
-          subject_id: String(input.alertId),
+          subject_id: input.alertId,
           reason: input.note,
           details: JSON.stringify({ sku: acknowledged.sku }),
           dedupe_key: `stock-alert-ack:${input.alertId}`,
@@ -147,7 +152,9 @@ export async function acknowledgeAlert(
         .onConflict((oc) => oc.column('dedupe_key').doNothing())
         .execute();
     }
-    const row = await alertsQuery(trx).where('a.id', '=', input.alertId).executeTakeFirst();
+    const row = await alertsQuery(trx)
+      .where('a.dedupe_key', '=', `${KEY_PREFIX}${input.alertId}`)
+      .executeTakeFirst();
     return row ? { alert: alertView(row), alreadyAcknowledged: !acknowledged } : null;
   });
 }

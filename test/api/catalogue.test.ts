@@ -289,10 +289,16 @@ describe('catalogue and stock through the API', () => {
         /cursor/,
       ],
       [
-        { method: 'POST', url: '/v1/admin/stock/alerts/999999/acknowledge', payload: {} },
+        { method: 'POST', url: '/v1/admin/stock/alerts/NO-SUCH-SKU:2026-01-01/acknowledge', payload: {} },
         404,
         'NOT_FOUND',
-        /999999/,
+        /NO-SUCH-SKU:2026-01-01/,
+      ],
+      [
+        { method: 'POST', url: '/v1/admin/stock/alerts/12/acknowledge', payload: {} },
+        400,
+        'VALIDATION_FAILED',
+        /alertId/,
       ],
     ];
     for (const [request, status, code, message] of cases) {
@@ -359,7 +365,7 @@ describe('catalogue and stock through the API', () => {
     const sku = await newSku({ warehouse, onHand: 10, threshold: 4 });
     const alerts = async (state: string) =>
       (await get(`/v1/admin/stock/alerts?warehouse=${warehouse}&state=${state}`, 'support')).json().items as {
-        alertId: number;
+        alertId: string;
         sku: string;
         available: number;
         threshold: number;
@@ -391,7 +397,7 @@ describe('catalogue and stock through the API', () => {
       .selectFrom('audit_log')
       .select(['actor', 'reason'])
       .where('action', '=', 'stock_alert.acknowledge')
-      .where('subject_id', '=', String(open[0]!.alertId))
+      .where('subject_id', '=', open[0]!.alertId)
       .execute();
     expect(acks).toEqual([{ actor: 'ops:ops-sam', reason: 'reordered 50 from the supplier' }]);
   });

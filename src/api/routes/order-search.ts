@@ -19,7 +19,7 @@ export const orderSearchRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
   app.post(
     '/v1/admin/orders/search',
     {
-      onRequest: requireStaff(Permission.READ_ORDERS),
+      onRequest: requireStaff(Permission.SEARCH_ORDERS),
       schema: {
         tags: ['admin'],
         summary: 'Find orders by number, customer e-mail, tracking number, status and creation time',

@@ -171,7 +171,12 @@ export const AlertQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const AlertId = Type.Integer({ format: 'int64', minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+const AlertId = Type.String({
+  pattern: '^[A-Za-z0-9._-]{1,64}:[0-9]{4}-[0-9]{2}-[0-9]{2}$',
+  maxLength: 75,
+  description:
+    'The sku and the UTC day the alert was raised, e.g. KETTLE-1L:2026-12-04 (one alert per sku per day)',
+});
 
 export const AlertParams = Type.Object({ alertId: AlertId }, { additionalProperties: false });
 
