@@ -189,51 +189,57 @@ export const catalogueRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
     },
   );
 
-  for (const kind of [StockChangeKind.RECEIVE, StockChangeKind.ADJUST]) {
-    const receive = kind === StockChangeKind.RECEIVE;
-    app.post(
-      `/v1/admin/stock/:sku/${kind}`,
-      {
-        onRequest: requireStaff(Permission.WRITE_STOCK),
-        schema: {
-          tags: ['catalogue'],
-          summary: receive
-            ? 'Receive stock: units put on the shelf (with a reason, audited)'
-            : 'Adjust stock up or down: a count, damage, loss (with a reason, audited)',
-          description: `${
-            receive
-              ? '`quantity` units are added on hand.'
-              : '`delta` units are added (or, negative, removed) on hand.'
-          } The audit log records who, why, and on hand / reserved / available before and after. Never below what orders have reserved: 409 \`STOCK_BELOW_RESERVED\` names the sku, on hand, reserved and available. With a \`reference\`, a retry answers \`duplicate\` and changes nothing.`,
-          params: SkuParams,
-          body: receive ? ReceiveBody : AdjustBody,
-          response: {
-            200: StockChangeResult,
-            ...errors(400, ...AUTH_ERRORS, 404, ...(receive ? [] : [409]), 503),
-          },
-        },
-      },
-      async (request) => {
-        const body = request.body as {
-          quantity?: number;
-          delta?: number;
-          reason: string;
-          reference?: string;
-        };
-        const delta = receive ? body.quantity! : body.delta!;
-        const result = await changeStock(db, {
-          sku: request.params.sku,
-          kind,
-          delta,
-          reason: trimmedReason(body.reason),
-          reference: body.reference ?? null,
-          actor: actorOf(request.principal),
-          nowMs: Date.now(),
-        });
-        return changeAnswer(request.params.sku, kind, delta, result);
-      },
-    );
+  const STOCK_CHANGE_RULES =
+    'The audit log records who, why, and on hand / reserved / available before and after. Never below what orders have reserved: 409 `STOCK_BELOW_RESERVED` names the sku, on hand, reserved and available. With a `reference`, a retry answers `duplicate` and changes nothing.';
+
+  async function applyChange(
+    request: { params: { sku: string }; principal: Parameters<typeof actorOf>[0] },
+    change: { kind: StockChangeKind; delta: number; reason: string; reference?: string },
+  ) {
+    const result = await changeStock(db, {
+      sku: request.params.sku,
+      kind: change.kind,
+      delta: change.delta,
+      reason: trimmedReason(change.reason),
+      reference: change.reference ?? null,
+      actor: actorOf(request.principal),
+      nowMs: Date.now(),
+    });
+    return changeAnswer(request.params.sku, change.kind, change.delta, result);
   }
+
+  app.post(
+    '/v1/admin/stock/:sku/receive',
+    {
+      onRequest: requireStaff(Permission.WRITE_STOCK),
+      schema: {
+        tags: ['catalogue'],
+        summary: 'Receive stock: units put on the shelf (with a reason, audited)',
+        description: `\`quantity\` units are added on hand. ${STOCK_CHANGE_RULES}`,
+        params: SkuParams,
+        body: ReceiveBody,
+        response: { 200: StockChangeResult, ...errors(400, ...AUTH_ERRORS, 404, 503) },
+      },
+    },
+    async (request) =>
+      applyChange(request, { kind: StockChangeKind.RECEIVE, delta: request.body.quantity, ...request.body }),
+  );
+
+  app.post(
+    '/v1/admin/stock/:sku/adjust',
+    {
+      onRequest: requireStaff(Permission.WRITE_STOCK),
+      schema: {
+        tags: ['catalogue'],
+        summary: 'Adjust stock up or down: a count, damage, loss (with a reason, audited)',
+        description: `\`delta\` units are added (or, negative, removed) on hand. ${STOCK_CHANGE_RULES}`,
+        params: SkuParams,
+        body: AdjustBody,
+        response: { 200: StockChangeResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 503) },
+      },
+    },
+    async (request) => applyChange(request, { kind: StockChangeKind.ADJUST, ...request.body }),
+  );
 
   app.get(
     '/v1/admin/stock/alerts',
