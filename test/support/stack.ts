@@ -11,6 +11,8 @@
  * own `afterAllTests` has run).
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import type { Logger } from '../../src/logger';
@@ -54,6 +56,8 @@ export interface StackOptions {
 export interface AnotherApiOptions {
   env?: Record<string, string>;
   shipmentPolicy?: PollPolicy;
+  /** The API's handle on the stack's database (default its own), e.g. with a plugin that counts queries. */
+  db?: Kysely<Database>;
   /** Where this API logs (default: the quiet test logger). */
   log?: Logger;
 }
@@ -93,8 +97,9 @@ export function useStack(opts: StackOptions = {}): Stack {
   };
 
   async function anotherApi(more: AnotherApiOptions = {}) {
+    const db = present('database', database);
     const started = await startTestApi({
-      database: present('database', database),
+      database: more.db ? { ...db, db: more.db } : db,
       env: { ...queues(), ...more.env },
       ...(more.shipmentPolicy ? { shipmentPolicy: more.shipmentPolicy } : {}),
       ...(more.log ? { log: more.log } : {}),
