@@ -5,6 +5,7 @@ import type { CourierAdapter, CourierCode } from '../couriers/types';
 import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
+import { createBookingActivities } from './bookings';
 import { createHousekeepingActivities } from './housekeeping';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';
@@ -35,6 +36,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createShipmentActivities(deps),
     ...createInventoryActivities(deps),
     ...createOrderActivities(deps),
+    ...createBookingActivities(deps),
     ...createPaymentActivities({ ...deps, providerName: deps.paymentProviderName ?? 'http' }),
     ...createReportActivities(deps),
     ...createHousekeepingActivities(deps),

@@ -8,6 +8,7 @@ import {
   proxyLocalActivities,
   type ActivityOptions,
 } from '@temporalio/workflow';
+import type { BookingActivities } from '../activities/bookings';
 import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
@@ -19,7 +20,7 @@ import {
 } from './contract';
 import { activityFailure } from './failures';
 
-type Activities = OrderActivities & PaymentActivities & InventoryActivities;
+type Activities = OrderActivities & BookingActivities & PaymentActivities & InventoryActivities;
 
 /** The failure type an activity ended with (an ApplicationFailure's `type`), if any. */
 export function failureType(err: unknown): string | null {
