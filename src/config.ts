@@ -199,6 +199,21 @@ export interface Config {
     readonly webhookUrl: string | null;
     readonly webhookSecret: string | null;
   };
+  // ---- Domain events out (issue 18) ----
+  readonly events: {
+    /** The dispatcher looks for due deliveries this often when idle (ms). */
+    readonly pollIntervalMs: number;
+    /** First retry delay of a failed delivery, doubled per failure, with jitter (ms). */
+    readonly retryBaseMs: number;
+    /** Longest retry delay (ms). */
+    readonly retryMaxMs: number;
+    /** Consecutive failed deliveries after which an endpoint is disabled. */
+    readonly disableAfterFailures: number;
+    /** One delivery request's time limit (ms). */
+    readonly timeoutMs: number;
+    /** Whether endpoints may be plain http:// URLs (default: yes in development, no in production). */
+    readonly allowPlainHttp: boolean;
+  };
   readonly polling: {
     /** Milliseconds to wait before the next poll, per current status. */
     readonly intervalMs: Readonly<Record<PolledStatus, number>>;
@@ -958,6 +973,15 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: r.duration('PAYMENTS_TIMEOUT', '10s'),
     },
     notifications: { webhookUrl, webhookSecret },
+    // ---- Domain events out (issue 18) ----
+    events: {
+      pollIntervalMs: r.duration('WAYBILL_EVENTS_POLL_INTERVAL', '1s'),
+      retryBaseMs: r.duration('WAYBILL_EVENTS_RETRY_BASE', '10s'),
+      retryMaxMs: r.duration('WAYBILL_EVENTS_RETRY_MAX', '1h'),
+      disableAfterFailures: r.int('WAYBILL_EVENTS_DISABLE_AFTER', 20, 1, 10_000),
+      timeoutMs: r.duration('WAYBILL_EVENTS_TIMEOUT', '10s'),
+      allowPlainHttp: r.bool('WAYBILL_EVENTS_ALLOW_HTTP', !production),
+    },
     polling: {
       intervalMs,
       backoffCapMs: r.duration('WAYBILL_POLL_BACKOFF_CAP', '6h'),

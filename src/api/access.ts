@@ -7,7 +7,8 @@
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
  *   reading workflow histories decoded through the codec server;
- * - admin: everything, including the stats (courier API spend against the budget).
+ * - admin: everything, including the stats (courier API spend against the budget) and the
+ *   shop's event endpoints (domain events out).
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -35,6 +36,11 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /**
+   * The shop's event endpoints: register, change, disable / enable, rotate secrets, read
+   * deliveries and attempts, resend. Admin only: an endpoint receives every order's events.
+   */
+  MANAGE_EVENT_ENDPOINTS: 'events:manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 

@@ -47,6 +47,7 @@ import { codecRoutes } from './routes/codec';
 import { healthRoutes } from './routes/health';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
+import { subscriptionRoutes } from './routes/subscriptions';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -298,6 +299,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
+  await app.register(subscriptionRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -27,6 +27,17 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/admin/attention': 'listAttentionItems',
   'POST /v1/admin/orders/{orderId}/attention/{itemId}': 'actOnAttentionItem',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
+  'POST /v1/admin/event-endpoints': 'createEventEndpoint',
+  'GET /v1/admin/event-endpoints': 'listEventEndpoints',
+  'GET /v1/admin/event-endpoints/{endpointId}': 'getEventEndpoint',
+  'PATCH /v1/admin/event-endpoints/{endpointId}': 'updateEventEndpoint',
+  'DELETE /v1/admin/event-endpoints/{endpointId}': 'deleteEventEndpoint',
+  'POST /v1/admin/event-endpoints/{endpointId}/disable': 'disableEventEndpoint',
+  'POST /v1/admin/event-endpoints/{endpointId}/enable': 'enableEventEndpoint',
+  'POST /v1/admin/event-endpoints/{endpointId}/rotate-secret': 'rotateEventEndpointSecret',
+  'GET /v1/admin/event-endpoints/{endpointId}/deliveries': 'listEventDeliveries',
+  'GET /v1/admin/event-endpoints/{endpointId}/attempts': 'listEventDeliveryAttempts',
+  'POST /v1/admin/event-endpoints/{endpointId}/events/{eventId}/resend': 'resendEvent',
 };
 
 export const SECURITY_SCHEMES = {
