@@ -258,6 +258,21 @@ export interface RefreshQuotaTable {
   used: number;
 }
 
+/** A low-stock alert (see the stock_alerts migration): one per sku per UTC day. */
+export interface StockAlertsTable {
+  id: Generated<number>;
+  sku: string;
+  /** `low-stock:<sku>:<YYYY-MM-DD UTC>`. */
+  dedupe_key: string;
+  /** Units available (`on_hand - reserved`) when it was raised. */
+  available: number;
+  threshold: number;
+  raised_at: GeneratedTimestamp;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+  note: string | null;
+}
+
 /** A shop's subscribed webhook endpoint for domain events (docs/events.md). */
 export interface EventEndpointsTable {
   id: string;
@@ -333,6 +348,7 @@ export interface Database {
   api_idempotency_keys: ApiIdempotencyKeysTable;
   daily_reports: DailyReportsTable;
   refresh_quota: RefreshQuotaTable;
+  stock_alerts: StockAlertsTable;
   event_endpoints: EventEndpointsTable;
   event_streams: EventStreamsTable;
   event_outbox: EventOutboxTable;
@@ -346,6 +362,7 @@ export type OrderItem = Selectable<OrderItemsTable>;
 export type OrderAttention = Selectable<OrderAttentionTable>;
 export type NewOrderItem = Insertable<OrderItemsTable>;
 export type InventoryItem = Selectable<InventoryItemsTable>;
+export type StockAlert = Selectable<StockAlertsTable>;
 export type Payment = Selectable<PaymentsTable>;
 export type Shipment = Selectable<ShipmentsTable>;
 export type NewShipment = Insertable<ShipmentsTable>;
