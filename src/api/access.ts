@@ -7,7 +7,8 @@
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
  *   reading workflow histories decoded through the codec server;
- * - admin: everything, including the stats (courier API spend against the budget).
+ * - admin: everything, including the stats (courier API spend against the budget) and
+ *   importing parcels already in flight.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -35,6 +36,8 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /** Import parcels already in flight (up to 10,000 new shipment workflows each) and read imports. */
+  IMPORT_PARCELS: 'parcels:import',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 

@@ -45,6 +45,7 @@ import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
 import { codecRoutes } from './routes/codec';
 import { healthRoutes } from './routes/health';
+import { importRoutes } from './routes/imports';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
 import { trackingRoutes } from './routes/tracking';
@@ -295,6 +296,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
+  await app.register(importRoutes, { deps });
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });

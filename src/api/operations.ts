@@ -26,6 +26,8 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'POST /v1/admin/orders/{orderId}/cancel': 'cancelOrderAsStaff',
   'GET /v1/admin/attention': 'listAttentionItems',
   'POST /v1/admin/orders/{orderId}/attention/{itemId}': 'actOnAttentionItem',
+  'POST /v1/admin/imports': 'importParcels',
+  'GET /v1/admin/imports/{importId}': 'getImport',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
 };
 

@@ -94,7 +94,9 @@ describe('HTTP contract', () => {
       'POST /v1/admin/shipments/{shipmentId}/mark-delivered': staff,
       'POST /v1/admin/orders/{orderId}/cancel': staff,
       'GET /v1/admin/attention': staff,
+      'GET /v1/admin/imports/{importId}': staff,
       'POST /v1/admin/orders/{orderId}/attention/{itemId}': staff,
+      'POST /v1/admin/imports': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
     });
     // Staff operations say which roles, and document the 403 the others get.
