@@ -309,6 +309,65 @@ export interface StockAlertsTable {
   note: string | null;
 }
 
+/** A shop's subscribed webhook endpoint for domain events (docs/events.md). */
+export interface EventEndpointsTable {
+  id: string;
+  url: string;
+  description: string | null;
+  /** The event types it receives (src/domain/events.ts). */
+  event_types: string[];
+  /** HMAC-SHA256 signing secret; shown to the admin once, when created or rotated. */
+  secret: string;
+  status: Generated<'ENABLED' | 'DISABLED'>;
+  disabled_reason: string | null;
+  consecutive_failures: Generated<number>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+/** The last sequence number of an ordering stream (an order, or a parcel without one). */
+export interface EventStreamsTable {
+  stream: string;
+  last_seq: number;
+}
+
+/** One domain event, written in the transaction of the change it reports. */
+export interface EventOutboxTable {
+  id: Generated<number>;
+  event_key: string;
+  type: string;
+  stream: string;
+  seq: number;
+  order_id: string | null;
+  shipment_id: string | null;
+  data: Json<Record<string, unknown>>;
+  occurred_at: GeneratedTimestamp;
+}
+
+/** One event owed to one endpoint: PENDING until the endpoint answered 2xx. */
+export interface EventDeliveriesTable {
+  endpoint_id: string;
+  event_id: number;
+  stream: string;
+  seq: number;
+  status: Generated<'PENDING' | 'DELIVERED'>;
+  attempts: Generated<number>;
+  next_attempt_at: GeneratedTimestamp;
+  last_error: string | null;
+  delivered_at: Timestamp | null;
+}
+
+export interface EventDeliveryAttemptsTable {
+  id: Generated<number>;
+  endpoint_id: string;
+  event_id: number;
+  attempted_at: GeneratedTimestamp;
+  status_code: number | null;
+  ok: boolean;
+  error: string | null;
+  duration_ms: number;
+}
+
 export interface Database {
   orders: OrdersTable;
   order_attention: OrderAttentionTable;
@@ -329,6 +388,11 @@ export interface Database {
   parcel_import_lines: ParcelImportLinesTable;
   import_poll_cursors: ImportPollCursorsTable;
   stock_alerts: StockAlertsTable;
+  event_endpoints: EventEndpointsTable;
+  event_streams: EventStreamsTable;
+  event_outbox: EventOutboxTable;
+  event_deliveries: EventDeliveriesTable;
+  event_delivery_attempts: EventDeliveryAttemptsTable;
 }
 
 export type Order = Selectable<OrdersTable>;
@@ -348,3 +412,5 @@ export type Notification = Selectable<NotificationsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
 export type DailyReport = Selectable<DailyReportsTable>;
 export type NewDailyReport = Insertable<DailyReportsTable>;
+export type EventEndpoint = Selectable<EventEndpointsTable>;
+export type OutboxEvent = Selectable<EventOutboxTable>;

@@ -9,8 +9,8 @@
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
  *   reading workflow histories decoded through the codec server, and runs the catalogue:
  *   skus and prices, stock received and adjusted, low-stock alerts acknowledged;
- * - admin: everything, including the stats (courier API spend against the budget) and
- *   importing parcels already in flight.
+ * - admin: everything, including the stats (courier API spend against the budget), the
+ *   shop's event endpoints (domain events out) and importing parcels already in flight.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -48,6 +48,11 @@ export const Permission = {
   WRITE_STOCK: 'stock:write',
   /** Skus created and changed: name, warehouse, price, low-stock threshold (audited). */
   WRITE_CATALOGUE: 'catalogue:write',
+  /**
+   * The shop's event endpoints: register, change, disable / enable, rotate secrets, read
+   * deliveries and attempts, resend. Admin only: an endpoint receives every order's events.
+   */
+  MANAGE_EVENT_ENDPOINTS: 'events:manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 

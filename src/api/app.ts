@@ -50,6 +50,7 @@ import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
+import { subscriptionRoutes } from './routes/subscriptions';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -308,6 +309,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
+  await app.register(subscriptionRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
