@@ -6,7 +6,7 @@
  *   queue, asks one shipment for a fresh poll;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
- *   reading workflow histories decoded through the codec server;
+ *   reading workflow histories decoded through the codec server, and the CSV exports;
  * - admin: everything, including the stats (courier API spend against the budget).
  */
 
@@ -35,6 +35,12 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /**
+   * The CSV exports (deliveries, exceptions, courier usage, orders with their money): whole
+   * date ranges of customers' names and e-mails at once, so not support's, who answer one
+   * customer at a time.
+   */
+  READ_EXPORTS: 'exports:read',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -51,6 +57,7 @@ const OPS: readonly Permission[] = [
   Permission.READ_ATTENTION,
   Permission.RESOLVE_ATTENTION,
   Permission.DECODE_PAYLOADS,
+  Permission.READ_EXPORTS,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

@@ -44,6 +44,7 @@ import { describeOperation, documentResponseHeaders, SECURITY_SCHEMES } from './
 import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
 import { codecRoutes } from './routes/codec';
+import { exportRoutes } from './routes/exports';
 import { healthRoutes } from './routes/health';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
@@ -298,6 +299,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
+  await app.register(exportRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -27,6 +27,10 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/admin/attention': 'listAttentionItems',
   'POST /v1/admin/orders/{orderId}/attention/{itemId}': 'actOnAttentionItem',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
+  'GET /v1/admin/exports/deliveries': 'exportDeliveries',
+  'GET /v1/admin/exports/exceptions': 'exportExceptions',
+  'GET /v1/admin/exports/courier-usage': 'exportCourierUsage',
+  'GET /v1/admin/exports/orders': 'exportOrders',
 };
 
 export const SECURITY_SCHEMES = {
