@@ -28,6 +28,12 @@ import { CsvBody, EXPORTS, ExportRangeQuery, MAX_EXPORT_DAYS } from '../schemas/
 export const EXPORT_CONNECTIONS = 2;
 /** Postgres `application_name` of the export connections: find them in pg_stat_activity. */
 export const EXPORT_APPLICATION_NAME = 'waybill-export';
+/**
+ * The longest one export may stream (ms). A cursor is one statement until it closes, so
+ * Postgres's statement timeout bounds the whole export: the request path's 15 s would cut
+ * a million-row file off, and no cap at all would let a stalled client hold a connection.
+ */
+export const EXPORT_MAX_MS = 30 * 60_000;
 /** Rows the cursor fetches per round trip. */
 const BATCH_ROWS = 1_000;
 const DAY_MS = 86_400_000;
@@ -68,6 +74,7 @@ export const exportRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async 
   const pool = createPool({
     url: exportDatabaseUrl(deps.config.database.url),
     poolMax: EXPORT_CONNECTIONS,
+    statementTimeoutMs: EXPORT_MAX_MS,
     onError: (err) => deps.log.warn({ err }, 'export connection lost'),
   });
   app.addHook('onClose', async () => {
