@@ -1,14 +1,10 @@
 /**
  * The CSV exports through the real API on a seeded read model (real Postgres): each export's
  * header and rows for a date range, the quoting of commas, quotes and newlines, formulas
- * turned into text, who may export, ranges refused with a 400, and a client that leaves
- * mid-stream giving its database connection back.
+ * turned into text, who may export, and ranges refused with a 400. Streaming (a client that
+ * leaves, exports at the cap) is in exports-stream.test.ts.
  */
-import http from 'node:http';
 import { parse } from 'csv-parse/sync';
-import { sql } from 'kysely';
-import { EXPORT_APPLICATION_NAME, EXPORT_CONNECTIONS } from '../../src/api/routes/exports';
-import { eventually } from '../support/eventually';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -358,70 +354,5 @@ describe('CSV exports', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe(code);
     expect(res.json().error.message).toMatch(message);
-  });
-
-  describe('a client that leaves mid-stream', () => {
-    const ROWS = 50_000;
-    let url: string;
-
-    beforeAll(async () => {
-      await sql`
-        insert into orders (id, number, customer_id, email, postcode, currency, total_amount, courier,
-                            shipping_address, created_at)
-        select 'ord_many_' || i, 'WB-M' || i, 'cus_many', 'many' || i || '@example.com', '40000', 'MYR',
-               100 + i, 'easyparcel',
-               jsonb_build_object('name', 'Shopper ' || i, 'city', 'Shah Alam', 'country', 'MY'),
-               timestamptz '2026-11-01' + i * interval '1 second'
-        from generate_series(1, ${ROWS}) as i`.execute(stack.database.db);
-      await stack.api.app.listen({ host: '127.0.0.1', port: 0 });
-      const { port } = stack.api.app.server.address() as { port: number };
-      url = `http://127.0.0.1:${port}/v1/admin/exports/orders?from=2026-11-01&to=2026-11-01`;
-    });
-
-    /** The export connections' sessions in Postgres, by state. */
-    const exportSessions = async () =>
-      (
-        await sql<{ state: string | null }>`
-          select state from pg_stat_activity
-          where application_name = ${EXPORT_APPLICATION_NAME} and datname = current_database()`.execute(
-          stack.database.db,
-        )
-      ).rows.map((r) => r.state);
-
-    /** Starts an export, waits for its first bytes, checks its cursor is open, then hangs up. */
-    async function startAndAbort(): Promise<void> {
-      await new Promise<void>((resolve, reject) => {
-        const req = http.get(url, { headers: stack.api.admin() }, (res) => {
-          expect(res.statusCode).toBe(200);
-          res.once('data', () => {
-            res.pause();
-            exportSessions()
-              .then((states) => {
-                // The cursor is open mid-stream: the session is busy, not back in the pool.
-                expect(states.some((s) => s !== 'idle')).toBe(true);
-                req.destroy();
-                resolve();
-              })
-              .catch(reject);
-          });
-        });
-        req.on('error', (err) => {
-          if (!req.destroyed) reject(err);
-        });
-      });
-      // Gone: the cursor closed and the connection is idle in the pool again.
-      await eventually(exportSessions, (states) => states.every((s) => s === 'idle'), 20_000);
-    }
-
-    it('closes the cursor and gives the connection back, and later exports still run to the end', async () => {
-      // More aborted exports than there are export connections: a leak would refuse the last ones.
-      for (let i = 0; i < EXPORT_CONNECTIONS + 2; i++) await startAndAbort();
-      const res = await get('/v1/admin/exports/orders?from=2026-11-01&to=2026-11-01');
-      expect(res.statusCode).toBe(200);
-      const rows = rowsOf(res.body);
-      expect(rows).toHaveLength(ROWS + 1);
-      expect(rows[ROWS]!.slice(2, 4)).toEqual([`ord_many_${ROWS}`, `WB-M${ROWS}`]);
-      expect((await exportSessions()).every((s) => s === 'idle')).toBe(true);
-    });
   });
 });
