@@ -6,8 +6,10 @@
  *   queue, asks one shipment for a fresh poll;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
- *   reading workflow histories decoded through the codec server;
- * - admin: everything, including the stats (courier API spend against the budget).
+ *   reading workflow histories decoded through the codec server, the failed-work list, retrying
+ *   a parked step and restarting a parcel's tracking;
+ * - admin: everything, including the stats (courier API spend against the budget) and
+ *   resetting an order workflow.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -27,6 +29,12 @@ export const Permission = {
   MARK_DELIVERED: 'shipments:mark-delivered',
   READ_ATTENTION: 'attention:read',
   RESOLVE_ATTENTION: 'attention:resolve',
+  /** Failed work: workflow runs that stopped, parked orders, parcels whose sync fails. */
+  READ_FAILED_WORK: 'failed-work:read',
+  /** Retry a parked step, restart tracking of a parcel whose workflow died (audited). */
+  RETRY_FAILED_WORK: 'failed-work:retry',
+  /** Reset an order workflow to its last sound point (audited, only when safe). */
+  RESET_WORKFLOWS: 'workflows:reset',
   /** Shipments by status and courier API calls against the budget. */
   READ_STATS: 'stats:read',
   /**
@@ -51,6 +59,8 @@ const OPS: readonly Permission[] = [
   Permission.READ_ATTENTION,
   Permission.RESOLVE_ATTENTION,
   Permission.DECODE_PAYLOADS,
+  Permission.READ_FAILED_WORK,
+  Permission.RETRY_FAILED_WORK,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

@@ -44,6 +44,7 @@ import { describeOperation, documentResponseHeaders, SECURITY_SCHEMES } from './
 import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
 import { codecRoutes } from './routes/codec';
+import { failedWorkRoutes } from './routes/failed-work';
 import { healthRoutes } from './routes/health';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
@@ -295,6 +296,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
+  await app.register(failedWorkRoutes, { deps });
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });

@@ -26,6 +26,10 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'POST /v1/admin/orders/{orderId}/cancel': 'cancelOrderAsStaff',
   'GET /v1/admin/attention': 'listAttentionItems',
   'POST /v1/admin/orders/{orderId}/attention/{itemId}': 'actOnAttentionItem',
+  'GET /v1/admin/failed-work': 'listFailedWork',
+  'POST /v1/admin/failed-work/orders/{orderId}/retry-step': 'retryFailedStep',
+  'POST /v1/admin/failed-work/shipments/{shipmentId}/restart-tracking': 'restartShipmentTracking',
+  'POST /v1/admin/failed-work/orders/{orderId}/reset': 'resetOrderWorkflow',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
 };
 

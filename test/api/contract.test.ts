@@ -95,6 +95,10 @@ describe('HTTP contract', () => {
       'POST /v1/admin/orders/{orderId}/cancel': staff,
       'GET /v1/admin/attention': staff,
       'POST /v1/admin/orders/{orderId}/attention/{itemId}': staff,
+      'GET /v1/admin/failed-work': staff,
+      'POST /v1/admin/failed-work/orders/{orderId}/retry-step': staff,
+      'POST /v1/admin/failed-work/shipments/{shipmentId}/restart-tracking': staff,
+      'POST /v1/admin/failed-work/orders/{orderId}/reset': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
     });
     // Staff operations say which roles, and document the 403 the others get.
