@@ -11,6 +11,9 @@
  * own `afterAllTests` has run).
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import { createCouriers } from '../../src/couriers';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import type { Logger } from '../../src/logger';
@@ -21,6 +24,7 @@ import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simul
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { startTestApi, type TestApi } from './api';
 import { freshDatabase, type TestDatabase } from './db';
+import { testConfig, testLog } from './env';
 import { startTestWorker, type TestWorker } from './temporal';
 
 /** Courier ms per real ms: a 3-day lifecycle plays in about 5 s. */
@@ -38,6 +42,13 @@ export interface StackOptions {
         dailyBudget?: number;
         /** How customer notifications leave (the log transport when omitted). */
         notifications?: () => NotificationTransport;
+        /**
+         * Every courier's real adapter (EasyParcel, Blue Dart, simulator), each speaking its
+         * own wire format to the courier simulator (default: the simulator's adapter only).
+         */
+        everyCourier?: boolean;
+        /** Worker settings on top of the test configuration (e.g. payload keys). */
+        env?: Record<string, string>;
       };
   /** Start the API too, on the worker's task queues. */
   api?: {
@@ -54,6 +65,8 @@ export interface StackOptions {
 export interface AnotherApiOptions {
   env?: Record<string, string>;
   shipmentPolicy?: PollPolicy;
+  /** The API's handle on the stack's database (default its own), e.g. with a plugin that counts queries. */
+  db?: Kysely<Database>;
   /** Where this API logs (default: the quiet test logger). */
   log?: Logger;
 }
@@ -93,8 +106,9 @@ export function useStack(opts: StackOptions = {}): Stack {
   };
 
   async function anotherApi(more: AnotherApiOptions = {}) {
+    const db = present('database', database);
     const started = await startTestApi({
-      database: present('database', database),
+      database: more.db ? { ...db, db: more.db } : db,
       env: { ...queues(), ...more.env },
       ...(more.shipmentPolicy ? { shipmentPolicy: more.shipmentPolicy } : {}),
       ...(more.log ? { log: more.log } : {}),
@@ -111,14 +125,15 @@ export function useStack(opts: StackOptions = {}): Stack {
       const settings = opts.worker ?? {};
       worker = await startTestWorker({
         db: database.db,
-        couriers: {
-          [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
-        },
+        couriers: settings.everyCourier
+          ? createCouriers(testConfig({ COURIER_SIMULATOR_URL: couriers.url }).courier, testLog)
+          : { [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }) },
         ...(payments
           ? { payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }) }
           : {}),
         ...(settings.dailyBudget !== undefined ? { dailyBudget: settings.dailyBudget } : {}),
         ...(settings.notifications ? { notifications: settings.notifications() } : {}),
+        ...(settings.env ? { env: settings.env } : {}),
       });
     }
     if (opts.api) api = await anotherApi(opts.api);
