@@ -12,7 +12,7 @@ import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { useSagaStack } from '../support/saga';
 import { STACK_TIME_SCALE } from '../support/stack';
-import { uniqueId } from '../support/temporal';
+import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
 
 jest.setTimeout(150_000);
 
@@ -191,6 +191,27 @@ describe('failed work', () => {
     expect(running.json().error.message).toMatch(/RUNNING/);
     expect((await post(url, { reason: 'ops may not' })).statusCode).toBe(403);
 
+    // Stopped once the workflow has taken the capture's answer (a completed task after it):
+    // stopped before, the capture would be a money step in flight and the reset refused.
+    await eventually(
+      async () => (await handle.fetchHistory()).events ?? [],
+      (events) => {
+        const capture = events.find(
+          (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'capturePayment',
+        );
+        const done = events.find(
+          (e) =>
+            e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() ===
+            capture?.eventId?.toString(),
+        );
+        return (
+          done !== undefined &&
+          events.some(
+            (e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) > Number(done.eventId),
+          )
+        );
+      },
+    );
     await handle.terminate('worker deployed a bad build; terminated by ops');
     const reset = await post(url, { reason: 'bad build rolled back' }, randomUUID(), admin);
     expect(reset.statusCode).toBe(200);
@@ -234,6 +255,43 @@ describe('failed work', () => {
     expect(refused.json().error.code).toBe('RESET_NOT_SAFE');
     expect(refused.json().error.message).toMatch(/capturePayment/);
     expect((await handle.describe()).status.name).toBe('TERMINATED');
+  });
+
+  it('lists a parcel whose courier sync fails, by courier', async () => {
+    const shipmentId = uniqueId('shp');
+    const { trackingNumber } = stack.couriers.backend.register({ scenario: 'delivered', format: 'native' });
+    await stack.database.db
+      .insertInto('shipments')
+      .values({ id: shipmentId, courier: 'simulator', tracking_number: trackingNumber })
+      .execute();
+    const first = await startShipmentWorkflow(stack.worker, {
+      shipmentId,
+      trackingNumber,
+      policy: fastPolicy(),
+    });
+    const row = () =>
+      stack.database.db
+        .selectFrom('shipments')
+        .selectAll()
+        .where('id', '=', shipmentId)
+        .executeTakeFirstOrThrow();
+    await eventually(row, (r) => r.status === 'IN_TRANSIT');
+    holdCourierTime();
+    stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    await eventually(row, (r) => r.sync_error !== null);
+    const failing = (await list('kind=sync_error&courier=simulator&limit=100')).json();
+    expect(failing.items.filter((i: { shipmentId: string }) => i.shipmentId === shipmentId)).toEqual([
+      expect.objectContaining({ kind: 'sync_error', orderId: null, courier: 'simulator' }),
+    ]);
+    expect((await list('kind=sync_error&courier=easyparcel&limit=100')).json().items).not.toContainEqual(
+      expect.objectContaining({ shipmentId }),
+    );
+
+    // The courier answers again: the same run recovers by itself, the parcel reaches the door.
+    stack.couriers.backend.faults.clear();
+    releaseCourierTime();
+    expect(await first.result()).toMatchObject({ status: 'DELIVERED' });
+    expect(await row()).toMatchObject({ status: 'DELIVERED', sync_error: null });
   });
 
   it('pages visibility with its own cursor and refuses filters that do not apply', async () => {
