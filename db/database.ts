@@ -258,6 +258,80 @@ export interface RefreshQuotaTable {
   used: number;
 }
 
+/** A low-stock alert (see the stock_alerts migration): one per sku per UTC day. */
+export interface StockAlertsTable {
+  id: Generated<number>;
+  sku: string;
+  /** `low-stock:<sku>:<YYYY-MM-DD UTC>`. */
+  dedupe_key: string;
+  /** Units available (`on_hand - reserved`) when it was raised. */
+  available: number;
+  threshold: number;
+  raised_at: GeneratedTimestamp;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+  note: string | null;
+}
+
+/** A shop's subscribed webhook endpoint for domain events (docs/events.md). */
+export interface EventEndpointsTable {
+  id: string;
+  url: string;
+  description: string | null;
+  /** The event types it receives (src/domain/events.ts). */
+  event_types: string[];
+  /** HMAC-SHA256 signing secret; shown to the admin once, when created or rotated. */
+  secret: string;
+  status: Generated<'ENABLED' | 'DISABLED'>;
+  disabled_reason: string | null;
+  consecutive_failures: Generated<number>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+/** The last sequence number of an ordering stream (an order, or a parcel without one). */
+export interface EventStreamsTable {
+  stream: string;
+  last_seq: number;
+}
+
+/** One domain event, written in the transaction of the change it reports. */
+export interface EventOutboxTable {
+  id: Generated<number>;
+  event_key: string;
+  type: string;
+  stream: string;
+  seq: number;
+  order_id: string | null;
+  shipment_id: string | null;
+  data: Json<Record<string, unknown>>;
+  occurred_at: GeneratedTimestamp;
+}
+
+/** One event owed to one endpoint: PENDING until the endpoint answered 2xx. */
+export interface EventDeliveriesTable {
+  endpoint_id: string;
+  event_id: number;
+  stream: string;
+  seq: number;
+  status: Generated<'PENDING' | 'DELIVERED'>;
+  attempts: Generated<number>;
+  next_attempt_at: GeneratedTimestamp;
+  last_error: string | null;
+  delivered_at: Timestamp | null;
+}
+
+export interface EventDeliveryAttemptsTable {
+  id: Generated<number>;
+  endpoint_id: string;
+  event_id: number;
+  attempted_at: GeneratedTimestamp;
+  status_code: number | null;
+  ok: boolean;
+  error: string | null;
+  duration_ms: number;
+}
+
 export interface Database {
   orders: OrdersTable;
   order_attention: OrderAttentionTable;
@@ -274,6 +348,12 @@ export interface Database {
   api_idempotency_keys: ApiIdempotencyKeysTable;
   daily_reports: DailyReportsTable;
   refresh_quota: RefreshQuotaTable;
+  stock_alerts: StockAlertsTable;
+  event_endpoints: EventEndpointsTable;
+  event_streams: EventStreamsTable;
+  event_outbox: EventOutboxTable;
+  event_deliveries: EventDeliveriesTable;
+  event_delivery_attempts: EventDeliveryAttemptsTable;
 }
 
 export type Order = Selectable<OrdersTable>;
@@ -282,6 +362,7 @@ export type OrderItem = Selectable<OrderItemsTable>;
 export type OrderAttention = Selectable<OrderAttentionTable>;
 export type NewOrderItem = Insertable<OrderItemsTable>;
 export type InventoryItem = Selectable<InventoryItemsTable>;
+export type StockAlert = Selectable<StockAlertsTable>;
 export type Payment = Selectable<PaymentsTable>;
 export type Shipment = Selectable<ShipmentsTable>;
 export type NewShipment = Insertable<ShipmentsTable>;
@@ -292,3 +373,5 @@ export type Notification = Selectable<NotificationsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
 export type DailyReport = Selectable<DailyReportsTable>;
 export type NewDailyReport = Insertable<DailyReportsTable>;
+export type EventEndpoint = Selectable<EventEndpointsTable>;
+export type OutboxEvent = Selectable<EventOutboxTable>;

@@ -87,6 +87,14 @@ describe('HTTP contract', () => {
       'POST /v1/admin/failed-work/orders/{orderId}/retry-step': staff,
       'POST /v1/admin/failed-work/shipments/{shipmentId}/restart-tracking': staff,
       'POST /v1/admin/failed-work/orders/{orderId}/reset': staff,
+      'POST /v1/admin/orders/search': staff,
+      'POST /v1/admin/catalogue/skus': staff,
+      'PATCH /v1/admin/catalogue/skus/{sku}': staff,
+      'GET /v1/admin/stock': staff,
+      'POST /v1/admin/stock/{sku}/receive': staff,
+      'POST /v1/admin/stock/{sku}/adjust': staff,
+      'GET /v1/admin/stock/alerts': staff,
+      'POST /v1/admin/stock/alerts/{alertId}/acknowledge': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
     });
     // Staff operations say which roles, and document the 403 the others get.
