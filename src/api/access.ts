@@ -11,7 +11,8 @@
  *   (retrying a parked step, restarting a parcel's tracking), and runs the catalogue: skus and
  *   prices, stock received and adjusted, low-stock alerts acknowledged;
  * - admin: everything, including the stats (courier API spend against the budget), the
- *   shop's event endpoints (domain events out) and resetting an order workflow.
+ *   shop's event endpoints (domain events out), importing parcels already in flight and
+ *   resetting an order workflow.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -45,6 +46,8 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /** Import parcels already in flight (up to 10,000 new shipment workflows each) and read imports. */
+  IMPORT_PARCELS: 'parcels:import',
   /** Orders found by number, customer e-mail, tracking number, status and creation time. */
   SEARCH_ORDERS: 'orders:search',
   /** Stock levels (on hand, reserved, available) and low-stock alerts. */

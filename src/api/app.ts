@@ -47,6 +47,7 @@ import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
 import { failedWorkRoutes } from './routes/failed-work';
 import { healthRoutes } from './routes/health';
+import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
@@ -304,6 +305,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
   await app.register(failedWorkRoutes, { deps });
+  await app.register(importRoutes, { deps });
   await app.register(catalogueRoutes, { deps });
   await app.register(orderSearchRoutes, { deps });
   await app.register(webhookRoutes, { deps });

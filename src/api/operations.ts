@@ -30,6 +30,8 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'POST /v1/admin/failed-work/orders/{orderId}/retry-step': 'retryFailedStep',
   'POST /v1/admin/failed-work/shipments/{shipmentId}/restart-tracking': 'restartShipmentTracking',
   'POST /v1/admin/failed-work/orders/{orderId}/reset': 'resetOrderWorkflow',
+  'POST /v1/admin/imports': 'importParcels',
+  'GET /v1/admin/imports/{importId}': 'getImport',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
   'POST /v1/admin/event-endpoints': 'createEventEndpoint',
   'GET /v1/admin/event-endpoints': 'listEventEndpoints',

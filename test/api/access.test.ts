@@ -129,6 +129,12 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     }),
     in: admin,
   },
+  'POST /v1/admin/imports': {
+    // An empty list: refused with 400 by the route, so nothing is started.
+    request: () => ({ method: 'POST', url: '/v1/admin/imports', payload: { parcels: [] } }),
+    in: admin,
+  },
+  'GET /v1/admin/imports/{importId}': { request: () => ({ url: '/v1/admin/imports/imp_none' }), in: admin },
   'POST /v1/admin/event-endpoints': {
     request: () => ({
       method: 'POST',
