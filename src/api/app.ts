@@ -46,6 +46,7 @@ import { attentionRoutes } from './routes/attention';
 import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
 import { exportRoutes } from './routes/exports';
+import { failedWorkRoutes } from './routes/failed-work';
 import { healthRoutes } from './routes/health';
 import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
@@ -304,6 +305,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
+  await app.register(failedWorkRoutes, { deps });
   await app.register(importRoutes, { deps });
   await app.register(catalogueRoutes, { deps });
   await app.register(orderSearchRoutes, { deps });

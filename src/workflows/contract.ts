@@ -264,11 +264,21 @@ export interface OrderWorkflowInput extends CourierChoice {
    * NEEDS_ATTENTION (ms). Absent: {@link DEFAULT_SETTLE_RETRY_WINDOW_MS}.
    */
   settleRetryWindowMs?: number;
+  /**
+   * How long the saga waits, after a parcel's shipment workflow ended without the courier's
+   * final word (failed, terminated, timed out), for ops to restart its tracking
+   * (`restartTracking`) before it settles the parcel as lost (ms). Absent (orders started
+   * before it existed) or 0: settled at once.
+   */
+  trackingRestartWindowMs?: number;
 }
 
 export const DEFAULT_SETTLE_RETRY_WINDOW_MS = 60 * 60_000;
 
 export const DEFAULT_BOOKING_RETRY_WINDOW_MS = 30 * 60_000;
+
+/** The restart window the API gives new orders: a working day for ops to see and act on it. */
+export const DEFAULT_TRACKING_RESTART_WINDOW_MS = 8 * 60 * 60_000;
 
 export interface CancelOrderRequest {
   /** 'customer:<id>' or 'admin:<id>'. */
@@ -329,6 +339,32 @@ export interface ResolveAttentionResult {
 /** Retries or resolves one parked step; refused for an unknown or closed item or an empty reason. */
 export const resolveAttentionUpdate = defineUpdate<ResolveAttentionResult, [ResolveAttentionRequest]>(
   'resolveAttention',
+);
+
+/** Ops bring a parcel whose shipment workflow died back under tracking, from the read model's state. */
+export interface RestartTrackingRequest {
+  shipmentId: string;
+  /** 'ops:<id>', as the audit log names them. */
+  requestedBy: string;
+  reason: string;
+  /** Where tracking continues from: the parcel as the read model last knew it. */
+  state: ShipmentState;
+}
+
+export interface RestartTrackingResult {
+  shipmentId: string;
+  workflowId: string;
+  /** The new run of the shipment workflow. */
+  runId: string;
+}
+
+/**
+ * Starts the parcel's shipment workflow again (same id, a new run) while the order still waits
+ * for it: accepted only for a parcel whose workflow ended without a final status and that the
+ * order has not settled yet (see `trackingRestartWindowMs`).
+ */
+export const restartTrackingUpdate = defineUpdate<RestartTrackingResult, [RestartTrackingRequest]>(
+  'restartTracking',
 );
 
 /** Accepted before any parcel is picked up; refused after (the API answers 409 with the reason). */

@@ -24,6 +24,7 @@ import {
   orderStateQuery,
   OrderStatus,
   resolveAttentionUpdate,
+  restartTrackingUpdate,
   shipmentMilestoneSignal,
   type CancelOrderRequest,
   type OrderSnapshot,
@@ -68,7 +69,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   return saga.snapshot();
 }
 
-/** Queries, milestones from the shipment workflows, and the two updates: cancel and resolve. */
+/** Queries, milestones from the shipment workflows, and the updates: cancel, resolve, restart tracking. */
 function listen(saga: OrderSaga): void {
   setHandler(orderStateQuery, () => saga.snapshot());
   setHandler(shipmentMilestoneSignal, (milestone) => saga.onMilestone(milestone));
@@ -103,5 +104,8 @@ function listen(saga: OrderSaga): void {
   );
   setHandler(resolveAttentionUpdate, (request) => saga.resolve(request), {
     validator: (request) => saga.attention.validate(request),
+  });
+  setHandler(restartTrackingUpdate, (request) => saga.restartTracking(request), {
+    validator: (request) => saga.validateRestart(request),
   });
 }

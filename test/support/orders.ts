@@ -33,6 +33,8 @@ export interface PlaceOrderOptions {
   policy?: PollPolicy;
   bookingRetryWindowMs?: number;
   settleRetryWindowMs?: number;
+  /** How long the order waits for a dead shipment workflow's tracking to be restarted (default: not at all). */
+  trackingRestartWindowMs?: number;
   /** A second line shipped from another place: a second parcel with its own lifecycle. */
   second?: { sku: string; quantity: number; scenario: ScenarioName };
   /**
@@ -109,6 +111,9 @@ export async function startOrder(stack: Stack, opts: PlaceOrderOptions): Promise
     shipmentPolicy: opts.policy ?? fastPolicy(),
     ...(opts.bookingRetryWindowMs === undefined ? {} : { bookingRetryWindowMs: opts.bookingRetryWindowMs }),
     ...(opts.settleRetryWindowMs === undefined ? {} : { settleRetryWindowMs: opts.settleRetryWindowMs }),
+    ...(opts.trackingRestartWindowMs === undefined
+      ? {}
+      : { trackingRestartWindowMs: opts.trackingRestartWindowMs }),
     courierTaskQueue: stack.worker.courierTaskQueue,
   };
   const handle = await stack.worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {

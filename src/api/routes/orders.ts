@@ -16,6 +16,7 @@ import { courierFor, type CourierChoice } from '../../domain/courier-choice';
 import { insertOrder } from '../../orders/queries';
 import { orderTrackingById, orderTrackingByNumber } from '../../orders/tracking-reads';
 import {
+  DEFAULT_TRACKING_RESTART_WINDOW_MS,
   OrderFailure,
   OrderStatus,
   orderWorkflowId,
@@ -251,6 +252,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       courierTaskQueue: config.temporal.courierTaskQueue,
       bookingRetryWindowMs: config.api.bookingRetryWindowMs,
       settleRetryWindowMs: config.api.settleRetryWindowMs,
+      trackingRestartWindowMs: DEFAULT_TRACKING_RESTART_WINDOW_MS,
     };
     try {
       await deps.temporal.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
