@@ -1,5 +1,5 @@
 import type { Config } from './config';
-import type { CourierPollPolicy, PollPolicy } from './workflows/contract';
+import type { CourierPollPolicy, PollPolicy } from './domain/polling';
 
 /**
  * EasyParcel answers up to 50 parcels per tracking call, so a poll costs a share of a call: a

@@ -22,7 +22,8 @@ import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/sta
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
 import { activityMeter } from './meter';
-import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
+import { budgetDay, nextBudgetWindowMs } from '../domain/polling';
+import { FailureType } from '../domain/failures';
 
 export interface ShipmentActivityDeps {
   db: Kysely<Database>;
@@ -187,7 +188,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
     const adapter = deps.couriers[courier];
     if (!adapter) {
       throw ApplicationFailure.create({
-        type: 'CourierRejectedError',
+        type: FailureType.COURIER_REJECTED,
         message: `no adapter configured for courier "${courier}"`,
         nonRetryable: true,
       });
@@ -218,7 +219,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         if (err instanceof BudgetExhaustedError) {
           count(meter, Metrics.courierBudgetRefusals, { courier: input.courier });
           throw ApplicationFailure.create({
-            type: 'BudgetExhausted',
+            type: FailureType.BUDGET_EXHAUSTED,
             message: err.message,
             details: [{ nextWindowAt: new Date(nextBudgetWindowMs(err.atMs)).toISOString() }],
             nonRetryable: true,
@@ -226,7 +227,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         }
         if (err instanceof CourierRejectedError) {
           throw ApplicationFailure.create({
-            type: 'CourierRejectedError',
+            type: FailureType.COURIER_REJECTED,
             message: err.message,
             nonRetryable: true,
           });
@@ -242,7 +243,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             'courier unavailable',
           );
           throw ApplicationFailure.create({
-            type: 'CourierUnavailableError',
+            type: FailureType.COURIER_UNAVAILABLE,
             message: err.message,
             ...(err.details.retryAfterMs ? { nextRetryDelay: err.details.retryAfterMs } : {}),
           });
@@ -350,7 +351,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           .executeTakeFirst();
         if (updated.numUpdatedRows === 0n) {
           throw ApplicationFailure.create({
-            type: 'ShipmentNotFound',
+            type: FailureType.SHIPMENT_NOT_FOUND,
             message: `shipment ${input.shipmentId} is not in the read model`,
             nonRetryable: true,
           });

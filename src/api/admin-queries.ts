@@ -8,8 +8,8 @@ import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool
 import type { Database } from '../../db/database';
 import { COURIER_CODES } from '../couriers/types';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
-import type { PollPolicy } from '../workflows/contract';
-import { budgetDay, pollDelayMs } from '../workflows/policy';
+import type { PollPolicy } from '../domain/polling';
+import { budgetDay, pollDelayMs } from '../domain/polling';
 import { FRESH_GRACE, freshnessOf, type Freshness } from './freshness';
 
 const TERMINAL = [...TERMINAL_STATUSES];

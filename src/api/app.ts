@@ -20,7 +20,7 @@ import type { Database } from '../../db/database';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { pollPolicyFromConfig } from '../poll-policy';
-import type { PollPolicy } from '../workflows/contract';
+import type { PollPolicy } from '../domain/polling';
 import type { TemporalClient } from '../temporal';
 import { authPlugin } from './auth';
 import {

@@ -15,7 +15,7 @@ import { sql } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { COURIER_CODES } from '../couriers/types';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES } from '../domain/status';
-import { budgetDay, pollDelayMs } from '../workflows/policy';
+import { budgetDay, pollDelayMs } from '../domain/polling';
 import type { ApiDeps } from './app';
 import { errorBody } from './errors';
 import { FRESH_GRACE } from './freshness';

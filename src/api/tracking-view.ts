@@ -8,8 +8,8 @@ import { Type, type Static } from 'typebox';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
 import { selectShipmentViews, type ShipmentViewRow } from '../orders/tracking-reads';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
-import type { PollPolicy } from '../workflows/contract';
-import { pollDelayMs } from '../workflows/policy';
+import type { PollPolicy } from '../domain/polling';
+import { pollDelayMs } from '../domain/polling';
 import { freshnessOf, STATUS_TEXT, type Freshness } from './freshness';
 import {
   CourierCodeText,

@@ -49,14 +49,10 @@ import {
   noScanDeadlineMs,
   pollDelayMs,
   refreshAvailableAtMs,
-} from './policy';
-import { activityFailure } from './failures';
+} from '../domain/polling';
+import { activityFailure, FailureType } from '../domain/failures';
 import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
 import { courierName, duration, utcTime } from './summaries';
-
-/** Error types the poll activity raises that retrying cannot fix. */
-export const BUDGET_EXHAUSTED = 'BudgetExhausted';
-export const COURIER_REJECTED = 'CourierRejectedError';
 
 const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
   // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
@@ -111,7 +107,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       initialInterval: policy.pollRetryInitialMs,
       backoffCoefficient: 2,
       maximumAttempts: policy.pollAttempts,
-      nonRetryableErrorTypes: [BUDGET_EXHAUSTED, COURIER_REJECTED],
+      nonRetryableErrorTypes: [FailureType.BUDGET_EXHAUSTED, FailureType.COURIER_REJECTED],
     },
   });
   // Read-model writes retry until Postgres answers: losing one would leave the API stale.
@@ -393,11 +389,13 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
 
   async function recordPollFailure(err: ActivityFailure): Promise<void> {
     const { type, message, details } = activityFailure(err);
-    countPoll(type === BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
+    countPoll(type === FailureType.BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
     lastCycle =
-      type === BUDGET_EXHAUSTED ? RefreshSource.BUDGET_EXHAUSTED : RefreshSource.COURIER_UNAVAILABLE;
+      type === FailureType.BUDGET_EXHAUSTED
+        ? RefreshSource.BUDGET_EXHAUSTED
+        : RefreshSource.COURIER_UNAVAILABLE;
     const now = Date.now();
-    if (type === BUDGET_EXHAUSTED) {
+    if (type === FailureType.BUDGET_EXHAUSTED) {
       // The activity's clock decided the day is used up; wait for the window it names (never
       // less than a minute, in case this clock is ahead) plus a spread so that every blocked
       // shipment does not call at midnight at once.
@@ -421,7 +419,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     try {
       await readModel.recordSyncProblem.executeWithOptions(
         {
-          summary: `record ${type === BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(nextPollAtMs)}`,
+          summary: `record ${type === FailureType.BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(nextPollAtMs)}`,
         },
         [
           {

@@ -5,7 +5,8 @@
  */
 import { CourierCode } from '../../src/couriers/types';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import { orderShipmentId, shipmentWorkflowId, type PollPolicy } from '../../src/workflows/contract';
+import { orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import { eventually } from '../support/eventually';
 import { fastPolicy, startShipmentWorkflow, stillPolicy, uniqueId } from '../support/temporal';
 import { startOrder } from '../support/orders';

@@ -4,8 +4,8 @@
  */
 import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
-import { type PollPolicy } from '../../src/workflows/contract';
-import { budgetDay } from '../../src/workflows/policy';
+import type { PollPolicy } from '../../src/domain/polling';
+import { budgetDay } from '../../src/domain/polling';
 import { type TestApi } from '../support/api';
 import { fastPolicy } from '../support/temporal';
 import { useStack } from '../support/stack';

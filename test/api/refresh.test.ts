@@ -6,7 +6,7 @@
  */
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { SimStats } from '../../simulators/courier/server';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import { type TestApi } from '../support/api';
 import { insertOrderRow } from '../support/db';
 import { eventually } from '../support/eventually';

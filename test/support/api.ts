@@ -9,7 +9,7 @@ import { customerToken, staffToken } from '../../src/api/tokens';
 import { DEV_ADMIN_API_KEY, type Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { TestDatabase } from './db';
 import { testConfig, testLog } from './env';
 

@@ -16,7 +16,7 @@ import { CourierCode } from '../../src/couriers/types';
 import type { Logger } from '../../src/logger';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { startTestApi, type TestApi } from './api';

@@ -9,7 +9,8 @@ import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PaymentProvider } from '../../src/payments/types';
 import { createWorkers } from '../../src/worker';
-import { shipmentWorkflowId, type PollPolicy } from '../../src/workflows/contract';
+import { shipmentWorkflowId } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { testConfig, testLog } from './env';
 
