@@ -22,6 +22,7 @@ import { loadConfig, type Config } from './config';
 import { createCouriers, LARGEST_TRACKING_BATCH } from './couriers';
 import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
+import { pollPolicyFromConfig } from './poll-policy';
 import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { ensureSchedules, type EnsuredSchedule } from './schedules';
@@ -253,6 +254,7 @@ export async function startWorker(opts: {
       dailyBudget: opts.config.courier.dailyBudget,
       batchWindowMs: opts.config.courier.batchWindowMs,
       batchConcurrency: opts.config.courier.concurrency,
+      pollPolicy: pollPolicyFromConfig(opts.config),
       ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
         ? {
             notifications: createWebhookTransport({

@@ -22,7 +22,7 @@ import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/sta
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
 import { activityMeter } from './meter';
-import { budgetDay, nextBudgetWindowMs } from '../domain/polling';
+import { budgetDay, nextBudgetWindowMs, type PollPolicy } from '../domain/polling';
 import { FailureType } from '../domain/failures';
 
 export interface ShipmentActivityDeps {
@@ -36,6 +36,8 @@ export interface ShipmentActivityDeps {
   batchConcurrency?: number;
   log: Logger;
   now?: () => number;
+  /** This worker's poll policy (from its own config): what its shipment workflows run on. */
+  pollPolicy?: PollPolicy;
 }
 
 export interface PollInput {
@@ -204,6 +206,20 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
   }
 
   return {
+    /**
+     * The poll policy of the worker running the workflow, from its own configuration: a
+     * shipment workflow asks at the start of every run, as a local activity (see
+     * src/workflows/shipment.ts), so `WAYBILL_POLL_*` set on the worker is what applies.
+     */
+    async pollPolicy(): Promise<PollPolicy> {
+      if (deps.pollPolicy) return deps.pollPolicy;
+      throw ApplicationFailure.create({
+        type: FailureType.NOT_CONFIGURED,
+        message: 'this worker was started without a poll policy',
+        nonRetryable: true,
+      });
+    },
+
     /**
      * One parcel's poll, answered from its courier's next bulk call (see `batcherFor`). The
      * courier's payload for the parcel goes straight to Postgres (`raw_latest`), never into

@@ -49,7 +49,12 @@ export interface ShipmentWorkflowInput {
   trackingNumber: string;
   /** Task queue of the courier activities (their own worker caps concurrency and rate). */
   courierTaskQueue: string;
-  policy: PollPolicy;
+  /**
+   * A poll policy pinned by whoever starts the workflow (tests and benchmarks shrink every
+   * delay to milliseconds). Absent in production: each run asks the worker for its own
+   * (`pollPolicy` local activity), so the worker's `WAYBILL_POLL_*` settings apply.
+   */
+  policy?: PollPolicy;
   /** Present after continue-as-new. */
   state?: ShipmentState;
   /** Epoch ms of the poll scheduled before continue-as-new; the new run keeps that schedule. */
@@ -190,7 +195,8 @@ export interface OrderWorkflowInput extends CourierChoice {
    * details: this input is stored in Temporal history (the API refuses card numbers).
    */
   payment: { token: string };
-  shipmentPolicy: PollPolicy;
+  /** Pins the parcels' poll policy (tests); absent, the shipment workflows use the worker's. */
+  shipmentPolicy?: PollPolicy;
   courierTaskQueue: string;
   /**
    * How long booking retries ride out a courier outage before the order fails (ms). Absent

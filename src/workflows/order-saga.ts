@@ -395,7 +395,7 @@ export class OrderSaga {
           courier: parcel.courier,
           trackingNumber: parcel.trackingNumber!,
           courierTaskQueue: input.courierTaskQueue,
-          policy: input.shipmentPolicy,
+          ...(input.shipmentPolicy ? { policy: input.shipmentPolicy } : {}),
         },
       ],
     });

@@ -16,6 +16,7 @@ import {
   log,
   metricMeter,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -96,8 +97,21 @@ function newestEvent(events: NormalisedEvent[]): NormalisedEvent | null {
   return newest;
 }
 
+/**
+ * The worker's poll policy. A local activity, not config read in the workflow (the sandbox
+ * has no environment, and a value read outside history would make replay depend on the
+ * replaying worker's settings): its answer is recorded in history as a marker, so a replay
+ * sees what the run saw, and it runs in the worker executing the workflow, without a trip
+ * through a task queue. Asked at the start of every run, so a worker redeployed with other
+ * `WAYBILL_POLL_*` settings applies them from the next continue-as-new on.
+ */
+const worker = proxyLocalActivities<ShipmentActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', maximumInterval: '10s' },
+});
+
 export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
-  const { policy } = input;
+  const policy = input.policy ?? (await worker.pollPolicy());
   const courier = proxyActivities<ShipmentActivities>({
     taskQueue: input.courierTaskQueue,
     startToCloseTimeout: '60s',

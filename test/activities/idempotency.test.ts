@@ -15,7 +15,7 @@ import { startSimulator, type RunningSimulator } from '../../simulators/courier/
 import { orderShipmentId } from '../../src/workflows/contract';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { testLog } from '../support/env';
-import { uniqueId } from '../support/temporal';
+import { fastPolicy, uniqueId } from '../support/temporal';
 
 describe('saga activities run twice', () => {
   let database: TestDatabase;
@@ -33,6 +33,7 @@ describe('saga activities run twice', () => {
       payments: createHttpPaymentProvider({ baseUrl: payments.url }),
       dailyBudget: 1000,
       log: testLog,
+      pollPolicy: fastPolicy(),
     });
   });
 

@@ -41,6 +41,7 @@ describe('who chooses the courier', () => {
       couriers: createCouriers(testConfig({ COURIER_SIMULATOR_URL: couriers.url }).courier, testLog),
       payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
       env: { WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS },
+      pollPolicy: fastPolicy(),
     });
     api = await startTestApi({
       database,
@@ -54,7 +55,6 @@ describe('who chooses the courier', () => {
         WAYBILL_DEFAULT_COURIER: 'simulator',
         WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS,
       },
-      shipmentPolicy: fastPolicy(),
     });
   });
 

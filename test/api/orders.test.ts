@@ -23,7 +23,8 @@ jest.setTimeout(90_000);
 
 describe('order routes', () => {
   const stack = useStack({
-    api: { env: { WAYBILL_REFRESH_DEADLINE: '1500ms' }, shipmentPolicy: fastPolicy() },
+    worker: { pollPolicy: fastPolicy() },
+    api: { env: { WAYBILL_REFRESH_DEADLINE: '1500ms' } },
     afterEachTest: async () => {
       expect(await stockReconciliation(stack.database.db)).toEqual([]);
     },
@@ -479,12 +480,12 @@ describe('order routes', () => {
         [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: stack.couriers.url, timeoutMs: 2_000 }),
       },
       payments: createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 }),
+      pollPolicy: fastPolicy(),
     };
     let own: TestWorker | null = await startTestWorker(deps);
     const queues = { taskQueue: own.taskQueue, courierTaskQueue: own.courierTaskQueue };
     const ownApi = await stack.anotherApi({
       env: { WAYBILL_TASK_QUEUE: queues.taskQueue, WAYBILL_COURIER_TASK_QUEUE: queues.courierTaskQueue },
-      shipmentPolicy: fastPolicy(),
     });
     try {
       const sku = await stock();
@@ -594,7 +595,6 @@ describe('order routes', () => {
     await trackingStarted(orderId);
     const down = await stack.anotherApi({
       env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
-      shipmentPolicy: fastPolicy(),
     });
     try {
       const headers = down.customer('cus_down');

@@ -40,7 +40,11 @@ const tally = (values: string[]) =>
 describe('live refresh cost', () => {
   // Neither the per-IP rate limit nor the quota is what protects the courier here.
   const env = { WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000', WAYBILL_REFRESH_QUOTA: '1000000' };
-  const stack = useStack({ payments: false, api: { env, shipmentPolicy: POLICY } });
+  const stack = useStack({
+    payments: false,
+    worker: { pollPolicy: POLICY },
+    api: { env, shipmentPolicy: POLICY },
+  });
   /** The same API with a quota of two live refreshes per customer per hour. */
   let tight: TestApi;
 

@@ -38,11 +38,18 @@ export interface StackOptions {
         dailyBudget?: number;
         /** How customer notifications leave (the log transport when omitted). */
         notifications?: () => NotificationTransport;
+        /** The worker's settings on top of the test configuration (its `WAYBILL_POLL_*`, say). */
+        env?: Record<string, string>;
+        /**
+         * The worker's poll policy, what the shipment workflows of orders placed through the
+         * API run on (default: built from the worker's configuration).
+         */
+        pollPolicy?: PollPolicy;
       };
   /** Start the API too, on the worker's task queues. */
   api?: {
     env?: Record<string, string>;
-    /** The poll policy the API hands to the shipment workflows it starts and judges freshness by. */
+    /** The poll policy the API judges freshness by. */
     shipmentPolicy?: PollPolicy;
   };
   /** Runs after each test, once its workflows are terminated (e.g. a ledger check). */
@@ -119,6 +126,8 @@ export function useStack(opts: StackOptions = {}): Stack {
           : {}),
         ...(settings.dailyBudget !== undefined ? { dailyBudget: settings.dailyBudget } : {}),
         ...(settings.notifications ? { notifications: settings.notifications() } : {}),
+        ...(settings.env ? { env: settings.env } : {}),
+        ...(settings.pollPolicy ? { pollPolicy: settings.pollPolicy } : {}),
       });
     }
     if (opts.api) api = await anotherApi(opts.api);

@@ -247,7 +247,6 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       ...couriers,
       lines: lines.map(({ name: _name, ...line }) => line),
       payment: { token: body.payment.token },
-      shipmentPolicy: deps.shipmentPolicy,
       courierTaskQueue: config.temporal.courierTaskQueue,
       bookingRetryWindowMs: config.api.bookingRetryWindowMs,
       settleRetryWindowMs: config.api.settleRetryWindowMs,
