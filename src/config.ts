@@ -95,6 +95,14 @@ export interface Config {
      */
     readonly refreshQuota: number;
     readonly refreshQuotaWindowMs: number;
+    // --- Freshness (src/domain/freshness.ts) ---
+    /**
+     * How the API judges a parcel's data against its workflow's `next_poll_at` (ms): a poll
+     * may run `graceMs` late before the parcel reads stale; data not kept current and older
+     * than `expiredAfterMs` reads expired.
+     */
+    readonly freshness: { readonly graceMs: number; readonly expiredAfterMs: number };
+    // --- end of freshness ---
     /** Interval between SSE heartbeat comments on a tracking stream, so proxies keep it open (ms). */
     readonly streamHeartbeatMs: number;
     /** Tracking streams one caller (customer or staff member) may hold open at once, per API process. */
@@ -897,6 +905,12 @@ export function loadConfig(env: Env = process.env): Config {
       refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
       refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
       refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
+      // --- Freshness ---
+      freshness: {
+        graceMs: r.duration('WAYBILL_FRESHNESS_GRACE', '15m'),
+        expiredAfterMs: r.duration('WAYBILL_FRESHNESS_EXPIRED_AFTER', '1d'),
+      },
+      // --- end of freshness ---
       streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
       streamMaxPerCaller: r.int('WAYBILL_STREAM_MAX_PER_CALLER', 5, 1, 10_000),
       streamMaxOpen: r.int('WAYBILL_STREAM_MAX_OPEN', 1000, 1, 1_000_000),

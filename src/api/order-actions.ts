@@ -196,7 +196,7 @@ export async function refreshShipments(
   const refreshes = new Map<string, ShipmentRefresh>();
   const set = (id: string, outcome: RefreshOutcome, nextLiveRefreshAt: Date | null = null) =>
     refreshes.set(id, { outcome, nextLiveRefreshAt });
-  const cooldownMs = deps.shipmentPolicy.refreshCooldownMs;
+  const cooldownMs = deps.config.polling.refreshCooldownMs;
   const now = Date.now();
 
   const ask: string[] = [];

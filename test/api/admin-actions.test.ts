@@ -26,7 +26,8 @@ describe('admin actions on running workflows', () => {
   });
 
   const stack = useStack({
-    api: { env: QUIET, shipmentPolicy: SLOW },
+    // SLOW's refresh cooldown (none) on the API too: admin refreshes poll at once.
+    api: { env: { ...QUIET, WAYBILL_REFRESH_COOLDOWN: '0s' } },
     // Each test starts from a read model with nothing left open: archived rows are in no admin view.
     afterEachTest: async () => {
       await stack.database.db.updateTable('shipments').set({ archived_at: new Date() }).execute();

@@ -49,8 +49,6 @@ export interface StackOptions {
   /** Start the API too, on the worker's task queues. */
   api?: {
     env?: Record<string, string>;
-    /** The poll policy the API judges freshness by. */
-    shipmentPolicy?: PollPolicy;
   };
   /** Runs after each test, once its workflows are terminated (e.g. a ledger check). */
   afterEachTest?: () => Promise<void>;
@@ -60,7 +58,6 @@ export interface StackOptions {
 
 export interface AnotherApiOptions {
   env?: Record<string, string>;
-  shipmentPolicy?: PollPolicy;
   /** Where this API logs (default: the quiet test logger). */
   log?: Logger;
 }
@@ -103,7 +100,6 @@ export function useStack(opts: StackOptions = {}): Stack {
     const started = await startTestApi({
       database: present('database', database),
       env: { ...queues(), ...more.env },
-      ...(more.shipmentPolicy ? { shipmentPolicy: more.shipmentPolicy } : {}),
       ...(more.log ? { log: more.log } : {}),
     });
     apis.push(started);
