@@ -31,11 +31,15 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/config.ts'],
+    ignores: ['src/config/**'],
     rules: {
       'no-restricted-properties': [
         'error',
-        { object: 'process', property: 'env', message: 'Read configuration through src/config.ts.' },
+        {
+          object: 'process',
+          property: 'env',
+          message: 'Read configuration through src/config (loadConfig).',
+        },
       ],
     },
   },

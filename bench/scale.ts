@@ -2,7 +2,7 @@
  * Scale: open shipment workflows held by one worker and the Temporal dev server, ramped to N
  * (issue 8: "ramp to ≥ 10,000: worker RSS, poll lateness p50/p99, server health"; issue 15's
  * goals: ≥ 10,000 open parcels, ≥ 20 polls/s sustained for 10 minutes, lateness p99 ≤ 5 s,
- * worker RSS ≤ 1.5 GiB, with the worker sized by its defaults, src/config.ts).
+ * worker RSS ≤ 1.5 GiB, with the worker sized by its defaults, src/config).
  *
  *   npm run bench:scale -- [workflows=10000] [minutes=10] [interval=8m] [plateaus=10,25,50,100] [--temporal dev|server] [--workers N]
  *

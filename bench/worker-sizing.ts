@@ -1,7 +1,7 @@
 /**
  * Worker sizing figures (issue 15): what one cached shipment workflow costs in memory, and
  * what an evicted one costs to bring back (a replay of its history). The worker's sizing
- * defaults (src/config.ts, `readWorkerSizing`) and docs/benchmarks.md#worker-sizing come
+ * defaults (src/config/worker-sizing.ts, `readWorkerSizing`) and docs/benchmarks.md#worker-sizing come
  * from these figures.
  *
  *   npm run bench:sizing -- [workflows=2000] [long-polls=12]

@@ -258,6 +258,21 @@ export interface RefreshQuotaTable {
   used: number;
 }
 
+/** A low-stock alert (see the stock_alerts migration): one per sku per UTC day. */
+export interface StockAlertsTable {
+  id: Generated<number>;
+  sku: string;
+  /** `low-stock:<sku>:<YYYY-MM-DD UTC>`. */
+  dedupe_key: string;
+  /** Units available (`on_hand - reserved`) when it was raised. */
+  available: number;
+  threshold: number;
+  raised_at: GeneratedTimestamp;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+  note: string | null;
+}
+
 export interface Database {
   orders: OrdersTable;
   order_attention: OrderAttentionTable;
@@ -274,6 +289,7 @@ export interface Database {
   api_idempotency_keys: ApiIdempotencyKeysTable;
   daily_reports: DailyReportsTable;
   refresh_quota: RefreshQuotaTable;
+  stock_alerts: StockAlertsTable;
 }
 
 export type Order = Selectable<OrdersTable>;
@@ -282,6 +298,7 @@ export type OrderItem = Selectable<OrderItemsTable>;
 export type OrderAttention = Selectable<OrderAttentionTable>;
 export type NewOrderItem = Insertable<OrderItemsTable>;
 export type InventoryItem = Selectable<InventoryItemsTable>;
+export type StockAlert = Selectable<StockAlertsTable>;
 export type Payment = Selectable<PaymentsTable>;
 export type Shipment = Selectable<ShipmentsTable>;
 export type NewShipment = Insertable<ShipmentsTable>;

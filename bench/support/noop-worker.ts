@@ -3,7 +3,7 @@
  * it polls `argv[2]` (a task queue no product workflow uses) for ./noop-workflow.ts and its
  * no-op activity, with the same worker settings as the product's main worker (src/worker.ts:
  * the SDK's defaults), and connects to the Temporal server the environment names
- * (TEMPORAL_ADDRESS, through src/config.ts). Prints `noop worker running` once it polls;
+ * (TEMPORAL_ADDRESS, through src/config). Prints `noop worker running` once it polls;
  * SIGTERM drains and exits.
  */
 import { NativeConnection, Worker } from '@temporalio/worker';

@@ -393,8 +393,8 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
         WAYBILL_PORT: String(apiPort),
         WAYBILL_WORKER_METRICS_PORT: String(metricsPorts[0]),
         WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
-        WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000', // the most src/config.ts accepts
-        WAYBILL_COURIER_DAILY_BUDGET: '10000000', // the most src/config.ts accepts
+        WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000', // the most src/config accepts
+        WAYBILL_COURIER_DAILY_BUDGET: '10000000', // the most src/config accepts
         ...opts.env,
       },
       NEVER_INHERITED,

@@ -459,7 +459,7 @@ export function outageProblems(seen: {
 }
 
 /**
- * What the demo's own stack runs with (environment for src/config.ts). Polls every 3 to 15
+ * What the demo's own stack runs with (environment for src/config). Polls every 3 to 15
  * seconds and an expiry of 2 minutes without a scan: at {@link DEMO_TIME_SCALE} the
  * longest quiet stretch of a parcel that is still moving is 44 s (a return on its way
  * back), under two minutes for one caught in the 60 s outage. The courier budget and the rate caps

@@ -825,7 +825,7 @@ export interface EasyParcelCredentials {
   tokenTtlSeconds: number;
 }
 
-/** Defaults match src/config.ts's defaults, so `npm start` needs no extra settings. */
+/** Defaults match src/config's defaults, so `npm start` needs no extra settings. */
 export const DEFAULT_EASYPARCEL: EasyParcelCredentials = {
   clientId: 'waybill-dev',
   clientSecret: 'waybill-dev-secret',

@@ -2,11 +2,13 @@
  * What each staff role may do: the least-privilege matrix every staff route is guarded by
  * (src/api/auth.ts turns a permission into a route hook) and docs/api.md documents.
  *
- * - support answers customers: reads any order and its tracking, reads the shipments
- *   queue, asks one shipment for a fresh poll;
+ * - support answers customers: reads any order and its tracking (and finds orders by
+ *   number, e-mail, tracking number), reads the shipments queue, asks one shipment for a
+ *   fresh poll, reads stock levels and low-stock alerts;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
- *   reading workflow histories decoded through the codec server;
+ *   reading workflow histories decoded through the codec server, and runs the catalogue:
+ *   skus and prices, stock received and adjusted, low-stock alerts acknowledged;
  * - admin: everything, including the stats (courier API spend against the budget).
  */
 
@@ -35,6 +37,14 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /** Orders found by number, customer e-mail, tracking number, status and creation time. */
+  SEARCH_ORDERS: 'orders:search',
+  /** Stock levels (on hand, reserved, available) and low-stock alerts. */
+  READ_STOCK: 'stock:read',
+  /** Stock received and adjusted (audited), low-stock alerts acknowledged. */
+  WRITE_STOCK: 'stock:write',
+  /** Skus created and changed: name, warehouse, price, low-stock threshold (audited). */
+  WRITE_CATALOGUE: 'catalogue:write',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -42,6 +52,8 @@ const SUPPORT: readonly Permission[] = [
   Permission.READ_ORDERS,
   Permission.READ_SHIPMENTS,
   Permission.REFRESH_SHIPMENT,
+  Permission.SEARCH_ORDERS,
+  Permission.READ_STOCK,
 ];
 const OPS: readonly Permission[] = [
   ...SUPPORT,
@@ -51,6 +63,8 @@ const OPS: readonly Permission[] = [
   Permission.READ_ATTENTION,
   Permission.RESOLVE_ATTENTION,
   Permission.DECODE_PAYLOADS,
+  Permission.WRITE_STOCK,
+  Permission.WRITE_CATALOGUE,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

@@ -27,6 +27,14 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/admin/attention': 'listAttentionItems',
   'POST /v1/admin/orders/{orderId}/attention/{itemId}': 'actOnAttentionItem',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
+  'POST /v1/admin/catalogue/skus': 'createSku',
+  'PATCH /v1/admin/catalogue/skus/{sku}': 'updateSku',
+  'GET /v1/admin/stock': 'listStockLevels',
+  'POST /v1/admin/stock/{sku}/receive': 'receiveStock',
+  'POST /v1/admin/stock/{sku}/adjust': 'adjustStock',
+  'GET /v1/admin/stock/alerts': 'listLowStockAlerts',
+  'POST /v1/admin/stock/alerts/{alertId}/acknowledge': 'acknowledgeLowStockAlert',
+  'POST /v1/admin/orders/search': 'searchOrders',
 };
 
 export const SECURITY_SCHEMES = {

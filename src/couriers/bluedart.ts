@@ -51,7 +51,7 @@ import {
   blueDartLocation,
 } from './bluedart-codes';
 
-/** Settings of {@link createBlueDartAdapter} (src/config.ts supplies them). */
+/** Settings of {@link createBlueDartAdapter} (src/config supplies them). */
 export interface BlueDartAdapterOptions {
   /** API root; the README's paths are appended to it. */
   baseUrl: string;

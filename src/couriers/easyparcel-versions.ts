@@ -1,6 +1,6 @@
 /**
  * Which EasyParcel Open API versions Waybill speaks, and which of EasyParcel's two published
- * status code tables each uses. Pure data: src/config.ts checks the settings against it at
+ * status code tables each uses. Pure data: src/config checks the settings against it at
  * start-up, the adapter reads codes with the table it names.
  *
  * EasyParcel has published two tables for `shipment_status_code` (github.com/easyparcel/OpenAPI,

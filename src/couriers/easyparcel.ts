@@ -47,7 +47,7 @@ import {
   type Mapped,
 } from './easyparcel-codes';
 
-/** Settings of {@link createEasyParcelAdapter} (src/config.ts supplies them). */
+/** Settings of {@link createEasyParcelAdapter} (src/config supplies them). */
 export interface EasyParcelAdapterOptions {
   /**
    * EasyParcel's root (`https://api.easyparcel.com`): the token endpoint is `/oauth/token`

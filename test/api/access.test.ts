@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { insertOrder } from '../../src/orders/queries';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import { ADDRESS } from '../support/shopper';
+import { useStack } from '../support/stack';
 
 const CALLERS = ['guest', 'customer', 'support', 'ops', 'admin', 'admin key'] as const;
 type Caller = (typeof CALLERS)[number];
@@ -100,48 +100,85 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     in: ops,
   },
   'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+  'POST /v1/admin/orders/search': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/orders/search',
+      payload: { orderNumber: 'WB-ACCESS-1' },
+    }),
+    in: support,
+  },
+  'POST /v1/admin/catalogue/skus': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/catalogue/skus',
+      payload: { sku: 'SKU-1', name: 'Thing', warehouse: 'main', unitAmount: 100, currency: 'MYR' },
+    }),
+    in: ops,
+  },
+  'PATCH /v1/admin/catalogue/skus/{sku}': {
+    request: () => ({
+      method: 'PATCH',
+      url: '/v1/admin/catalogue/skus/NO-SUCH-SKU',
+      payload: { unitAmount: 100, ...REASON },
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/stock': { request: () => ({ url: '/v1/admin/stock' }), in: support },
+  'POST /v1/admin/stock/{sku}/receive': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/NO-SUCH-SKU/receive',
+      payload: { quantity: 1, ...REASON },
+    }),
+    in: ops,
+  },
+  'POST /v1/admin/stock/{sku}/adjust': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/NO-SUCH-SKU/adjust',
+      payload: { delta: -1, ...REASON },
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/stock/alerts': { request: () => ({ url: '/v1/admin/stock/alerts' }), in: support },
+  'POST /v1/admin/stock/alerts/{alertId}/acknowledge': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/alerts/NO-SUCH-SKU:2026-01-01/acknowledge',
+      payload: {},
+    }),
+    in: ops,
+  },
 };
 
 /** Signed by the courier's webhook secret, not by anyone's credentials: every caller is refused unsigned. */
 const COURIER_SIGNED = 'POST /v1/webhooks/couriers/{courier}';
 
 describe('access matrix', () => {
-  let database: TestDatabase;
-  let api: TestApi;
+  const stack = useStack({ worker: false, payments: false, api: {} });
 
   beforeAll(async () => {
-    database = await freshDatabase();
-    api = await startTestApi({ database });
     // A finished order of the customer: reads answer 200 and cancels answer without Temporal.
-    await database.db
+    await stack.database.db
       .insertInto('inventory_items')
       .values({ sku: 'SKU-1', name: 'Thing', on_hand: 5 })
       .execute();
-    await insertOrder(database.db, {
+    await insertOrder(stack.database.db, {
       id: ORDER,
       number: 'WB-ACCESS-1',
       customerId: 'cus_1',
       email: 'a@example.com',
       currency: 'MYR',
       courier: 'simulator',
-      shippingAddress: {
-        name: 'A',
-        line1: 'B',
-        line2: null,
-        city: 'C',
-        state: null,
-        postcode: '40000',
-        country: 'MY',
-        phone: null,
-      },
+      shippingAddress: ADDRESS,
       lines: [{ lineNo: 1, sku: 'SKU-1', name: 'Thing', quantity: 1, unitAmount: 100 }],
     });
-    await database.db.updateTable('orders').set({ status: 'CANCELLED' }).where('id', '=', ORDER).execute();
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await database?.drop();
+    await stack.database.db
+      .updateTable('orders')
+      .set({ status: 'CANCELLED' })
+      .where('id', '=', ORDER)
+      .execute();
   });
 
   const credentials = (caller: Caller): Record<string, string> => {
@@ -149,16 +186,18 @@ describe('access matrix', () => {
       case 'guest':
         return {};
       case 'customer':
-        return api.customer('cus_1');
+        return stack.api.customer('cus_1');
       case 'admin key':
-        return api.adminKey();
+        return stack.api.adminKey();
       default:
-        return api.staff(caller, `${caller}-1`);
+        return stack.api.staff(caller, `${caller}-1`);
     }
   };
 
   it('lets each caller into exactly the routes of its role, on every route', async () => {
-    expect(Object.keys(MATRIX).concat(COURIER_SIGNED).sort()).toEqual([...api.app.waybillRoutes].sort());
+    expect(Object.keys(MATRIX).concat(COURIER_SIGNED).sort()).toEqual(
+      [...stack.api.app.waybillRoutes].sort(),
+    );
 
     const expected: Record<string, Record<Caller, Outcome | string>> = {};
     const observed: Record<string, Record<Caller, Outcome | string>> = {};
@@ -168,7 +207,7 @@ describe('access matrix', () => {
       for (const caller of CALLERS) {
         expected[route][caller] = row.in.includes(caller) ? 'in' : caller === 'guest' ? '401' : '403';
         const request = row.request();
-        const res = await api.app.inject({
+        const res = await stack.api.app.inject({
           ...request,
           headers: { ...request.headers, ...credentials(caller) },
         });
@@ -186,7 +225,7 @@ describe('access matrix', () => {
     expect(observed).toEqual(expected);
 
     for (const caller of CALLERS) {
-      const res = await api.app.inject({
+      const res = await stack.api.app.inject({
         method: 'POST',
         url: '/v1/webhooks/couriers/simulator',
         headers: credentials(caller),

@@ -7,25 +7,13 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { randomUUID } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import type { InjectOptions } from 'fastify';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import { useStack } from '../support/stack';
 
 describe('HTTP contract', () => {
-  let database: TestDatabase;
-  let api: TestApi;
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    api = await startTestApi({ database });
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await database?.drop();
-  });
+  const stack = useStack({ worker: false, payments: false, api: {} });
 
   it('serves a valid OpenAPI 3.1 document listing every route with its responses', async () => {
-    const res = await api.app.inject({ url: '/openapi.json' });
+    const res = await stack.api.app.inject({ url: '/openapi.json' });
     expect(res.statusCode).toBe(200);
     const doc = res.json();
     const validator = new Validator();
@@ -37,7 +25,7 @@ describe('HTTP contract', () => {
     for (const [path, operations] of Object.entries(doc.paths as Record<string, object>)) {
       for (const method of Object.keys(operations)) documented.add(`${method.toUpperCase()} ${path}`);
     }
-    const served = new Set(api.app.waybillRoutes);
+    const served = new Set(stack.api.app.waybillRoutes);
     expect([...documented].sort()).toEqual([...served].sort());
     // Every documented operation declares its error responses in the one shape.
     for (const [path, operations] of Object.entries(
@@ -54,7 +42,7 @@ describe('HTTP contract', () => {
   });
 
   it('names every operation and says on every one who may call it, with schemes the document defines', async () => {
-    const doc = (await api.app.inject({ url: '/openapi.json' })).json();
+    const doc = (await stack.api.app.inject({ url: '/openapi.json' })).json();
     const schemes = Object.keys(doc.components.securitySchemes).sort();
     expect(schemes).toEqual(['adminApiKey', 'courierSignature', 'customerBearer', 'staffBearer']);
     const operations = Object.entries(
@@ -95,6 +83,14 @@ describe('HTTP contract', () => {
       'POST /v1/admin/orders/{orderId}/cancel': staff,
       'GET /v1/admin/attention': staff,
       'POST /v1/admin/orders/{orderId}/attention/{itemId}': staff,
+      'POST /v1/admin/orders/search': staff,
+      'POST /v1/admin/catalogue/skus': staff,
+      'PATCH /v1/admin/catalogue/skus/{sku}': staff,
+      'GET /v1/admin/stock': staff,
+      'POST /v1/admin/stock/{sku}/receive': staff,
+      'POST /v1/admin/stock/{sku}/adjust': staff,
+      'GET /v1/admin/stock/alerts': staff,
+      'POST /v1/admin/stock/alerts/{alertId}/acknowledge': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
     });
     // Staff operations say which roles, and document the 403 the others get.
@@ -104,7 +100,7 @@ describe('HTTP contract', () => {
     expect(doc.paths['/v1/admin/orders/{orderId}/cancel'].post.description).toContain('ops, admin');
   });
 
-  const customer = () => api.customer('cus_bad');
+  const customer = () => stack.api.customer('cus_bad');
   const key = () => ({ 'idempotency-key': randomUUID() });
   const goodOrder = {
     email: 'a@example.com',
@@ -487,7 +483,7 @@ describe('HTTP contract', () => {
     ],
     [
       'a query string that does not decode',
-      () => ({ url: '/v1/admin/shipments?status=%E0%A4%A', headers: api.admin() }),
+      () => ({ url: '/v1/admin/shipments?status=%E0%A4%A', headers: stack.api.admin() }),
       400,
       'VALIDATION_FAILED',
     ],
@@ -502,7 +498,7 @@ describe('HTTP contract', () => {
   it.each(cases.map(([name, request, status, expected]) => [name, status, expected, request] as const))(
     '%s → %i naming the problem',
     async (_name, status, expected, request) => {
-      const res = await api.app.inject(request());
+      const res = await stack.api.app.inject(request());
       expect(res.statusCode).toBe(status);
       const body = res.json();
       expect(Object.keys(body)).toEqual(['error']);
@@ -519,7 +515,7 @@ describe('HTTP contract', () => {
   describe('requests the HTTP parser refuses (before any route or hook)', () => {
     /** Sends raw bytes to the listening API and reads the answer until it closes the connection. */
     async function raw(bytes: string): Promise<{ status: number; body: unknown }> {
-      const address = api.app.server.address() as AddressInfo;
+      const address = stack.api.app.server.address() as AddressInfo;
       const text = await new Promise<string>((resolve, reject) => {
         const socket = net.connect(address.port, '127.0.0.1', () => socket.write(bytes));
         let received = '';
@@ -536,7 +532,7 @@ describe('HTTP contract', () => {
     }
 
     beforeAll(async () => {
-      await api.app.listen({ host: '127.0.0.1', port: 0 });
+      await stack.api.app.listen({ host: '127.0.0.1', port: 0 });
     });
 
     it.each([
@@ -560,9 +556,9 @@ describe('HTTP contract', () => {
   });
 
   it('writes nothing for rejected requests', async () => {
-    for (const [, request] of cases) await api.app.inject(request());
-    const orders = await database.db.selectFrom('orders').select('id').execute();
-    const keys = await database.db.selectFrom('api_idempotency_keys').select('key').execute();
+    for (const [, request] of cases) await stack.api.app.inject(request());
+    const orders = await stack.database.db.selectFrom('orders').select('id').execute();
+    const keys = await stack.database.db.selectFrom('api_idempotency_keys').select('key').execute();
     expect({ orders, keys }).toEqual({ orders: [], keys: [] });
   });
 });

@@ -7,75 +7,35 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { checkLedger } from '../../devstack/ledger';
 import { sha256Hex } from '../../src/config';
-import { createCouriers } from '../../src/couriers';
-import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { orderWorkflowId } from '../../src/workflows/contract';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
-import { testConfig, testLog } from '../support/env';
 import { eventually } from '../support/eventually';
 import { ADDRESS } from '../support/shopper';
-import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import { useStack } from '../support/stack';
+import { fastPolicy, uniqueId } from '../support/temporal';
 
 jest.setTimeout(120_000);
 
 describe('who chooses the courier', () => {
-  let database: TestDatabase;
-  let couriers: RunningSimulator;
-  let payments: RunningPaymentSimulator;
-  let worker: TestWorker;
-  /** Production settings, as a shop runs it. */
-  let api: TestApi;
-
   /** A payload key of our own (production refuses the development one), held by the API and the worker. */
   const PAYLOAD_KEYS = `prod-1:${randomBytes(32).toString('base64')}`;
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    couriers = await startSimulator({ port: 0, timeScale: 50_000 });
-    payments = await startPaymentSimulator({ port: 0 });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: createCouriers(testConfig({ COURIER_SIMULATOR_URL: couriers.url }).courier, testLog),
-      payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
-      env: { WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS },
-      pollPolicy: fastPolicy(),
-    });
-    api = await startTestApi({
-      database,
+  const stack = useStack({
+    worker: { everyCourier: true, env: { WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS }, pollPolicy: fastPolicy() },
+    // Production settings, as a shop runs it.
+    api: {
       env: {
         WAYBILL_ENV: 'production',
         WAYBILL_JWT_SECRET: 'a-production-secret-of-our-own-0123456789',
         WAYBILL_ADMIN_API_KEY_SHA256: sha256Hex('an-admin-key-of-our-own'),
-        WAYBILL_TASK_QUEUE: worker.taskQueue,
-        WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue,
         WAYBILL_COURIER_BY_WAREHOUSE: 'wh-kl:easyparcel, wh-del:bluedart',
         WAYBILL_DEFAULT_COURIER: 'simulator',
         WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS,
       },
-    });
-  });
-
-  afterAll(async () => {
-    const open = await database.db.selectFrom('orders').select('id').execute();
-    for (const { id } of open) {
-      await worker.client.workflow
-        .getHandle(orderWorkflowId(id))
-        .terminate('test over')
-        .catch(() => undefined);
-    }
-    await api?.close();
-    await worker?.stop();
-    await couriers?.stop();
-    await payments?.stop();
-    await database?.drop();
+    },
   });
 
   async function stock(location: string): Promise<string> {
     const sku = uniqueId('SKU');
-    await database.db
+    await stack.database.db
       .insertInto('inventory_items')
       .values({ sku, name: `Kettle ${sku}`, on_hand: 10, unit_amount: 2_500, location, currency: 'MYR' })
       .execute();
@@ -91,12 +51,12 @@ describe('who chooses the courier', () => {
   });
 
   it.each([
-    ['a signed-in customer', () => api.customer('cus_chooser')],
+    ['a signed-in customer', () => stack.api.customer('cus_chooser')],
     ['a guest', () => ({})],
   ])('%s cannot choose the courier: 400 naming body.courier, nothing stored', async (_who, credentials) => {
     const sku = await stock('wh-kl');
     for (const courier of ['simulator', 'bluedart']) {
-      const res = await api.app.inject({
+      const res = await stack.api.app.inject({
         method: 'POST',
         url: '/v1/orders',
         payload: order([sku], { courier }),
@@ -108,32 +68,38 @@ describe('who chooses the courier', () => {
         message: expect.stringContaining('body.courier'),
       });
     }
-    const stored = await database.db.selectFrom('orders').select('id').execute();
-    const keys = await database.db.selectFrom('api_idempotency_keys').select('key').execute();
+    const stored = await stack.database.db.selectFrom('orders').select('id').execute();
+    const keys = await stack.database.db.selectFrom('api_idempotency_keys').select('key').execute();
     expect({ stored, keys }).toEqual({ stored: [], keys: [] });
   });
 
   it("books each parcel with its warehouse's courier, and the saga runs to DELIVERED with the money right", async () => {
     const [kl, del, main] = [await stock('wh-kl'), await stock('wh-del'), await stock('main')];
-    const res = await api.app.inject({
+    const res = await stack.api.app.inject({
       method: 'POST',
       url: '/v1/orders',
       payload: order([del, kl, main]),
-      headers: { ...api.customer('cus_mapped'), 'idempotency-key': randomUUID() },
+      headers: { ...stack.api.customer('cus_mapped'), 'idempotency-key': randomUUID() },
     });
     expect(res.statusCode).toBe(202);
     const { orderId } = res.json();
+    stack.started(stack.worker.client.workflow.getHandle(orderWorkflowId(orderId)));
 
     const status = await eventually(
       async () =>
-        (await database.db.selectFrom('orders').select('status').where('id', '=', orderId).executeTakeFirst())
-          ?.status,
+        (
+          await stack.database.db
+            .selectFrom('orders')
+            .select('status')
+            .where('id', '=', orderId)
+            .executeTakeFirst()
+        )?.status,
       (s) => s === 'DELIVERED',
       90_000,
     );
     expect(status).toBe('DELIVERED');
 
-    const parcels = await database.db
+    const parcels = await stack.database.db
       .selectFrom('shipments as s')
       .innerJoin('order_items as i', 'i.shipment_id', 's.id')
       .select(['i.sku', 's.courier', 's.status', 's.tracking_number'])
@@ -146,7 +112,10 @@ describe('who chooses the courier', () => {
       { sku: main, courier: 'simulator', status: 'DELIVERED', tracking_number: expect.any(String) },
     ]);
     // The order records the courier of its first parcel; each shipment names its own.
-    const view = await api.app.inject({ url: `/v1/orders/${orderId}`, headers: api.customer('cus_mapped') });
+    const view = await stack.api.app.inject({
+      url: `/v1/orders/${orderId}`,
+      headers: stack.api.customer('cus_mapped'),
+    });
     expect(view.json()).toMatchObject({
       courier: 'bluedart',
       shipments: expect.arrayContaining([
@@ -156,7 +125,12 @@ describe('who chooses the courier', () => {
       ]),
     });
 
-    const ledger = await checkLedger({ db: database.db, payments, courier: couriers, orderIds: [orderId] });
+    const ledger = await checkLedger({
+      db: stack.database.db,
+      payments: stack.payments,
+      courier: stack.couriers,
+      orderIds: [orderId],
+    });
     expect(ledger.violations).toEqual([]);
   });
 });

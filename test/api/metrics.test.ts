@@ -6,10 +6,9 @@
 import { createDb } from '../../db/client';
 import { buildApi } from '../../src/api/app';
 import { createTemporalClient } from '../../src/temporal';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
 import { testConfig, testLog } from '../support/env';
 import { freePort } from '../support/ports';
+import { useStack } from '../support/stack';
 
 interface Sample {
   name: string;
@@ -46,11 +45,13 @@ const today = new Date().toISOString().slice(0, 10);
 const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 
 describe('GET /metrics', () => {
-  let database: TestDatabase;
-  let api: TestApi;
+  const stack = useStack({
+    worker: false,
+    payments: false,
+    api: { env: { WAYBILL_COURIER_DAILY_BUDGET: '250' } },
+  });
 
   beforeAll(async () => {
-    database = await freshDatabase();
     const shipment = (id: string, status: string, extra: Record<string, unknown> = {}) => ({
       id,
       courier: 'bluedart',
@@ -58,7 +59,7 @@ describe('GET /metrics', () => {
       status,
       ...extra,
     });
-    await database.db
+    await stack.database.db
       .insertInto('shipments')
       .values([
         // Synced just now, next poll in 2 h: fresh.
@@ -79,7 +80,7 @@ describe('GET /metrics', () => {
         shipment('s6', 'IN_TRANSIT', { last_synced_at: hoursAgo(100), archived_at: new Date() }),
       ])
       .execute();
-    await database.db
+    await stack.database.db
       .insertInto('courier_api_usage')
       .values([
         { courier: 'easyparcel', day: today, calls: 42, failures: 3 },
@@ -87,26 +88,20 @@ describe('GET /metrics', () => {
         { courier: 'bluedart', day: today, calls: 7, failures: 0 },
       ])
       .execute();
-    api = await startTestApi({ database, env: { WAYBILL_COURIER_DAILY_BUDGET: '250' } });
   });
 
-  afterAll(async () => {
-    await api?.close();
-    await database?.drop();
-  });
-
-  const scrape = async (app = api.app) => {
+  const scrape = async (app = stack.api.app) => {
     const res = await app.metricsServer.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     return { res, samples: parse(res.body) };
   };
 
   it('counts requests by method, route template and status, never by raw URL', async () => {
-    await api.app.inject({ method: 'GET', url: '/health/live' });
-    await api.app.inject({ method: 'GET', url: '/health/live' });
-    await api.app.inject({ method: 'GET', url: '/v1/tracking/BD00000001' });
-    await api.app.inject({ method: 'GET', url: '/v1/tracking/NOPE0000' });
-    await api.app.inject({ method: 'GET', url: '/no/such/route/12345' });
+    await stack.api.app.inject({ method: 'GET', url: '/health/live' });
+    await stack.api.app.inject({ method: 'GET', url: '/health/live' });
+    await stack.api.app.inject({ method: 'GET', url: '/v1/tracking/BD00000001' });
+    await stack.api.app.inject({ method: 'GET', url: '/v1/tracking/NOPE0000' });
+    await stack.api.app.inject({ method: 'GET', url: '/no/such/route/12345' });
 
     const { res, samples } = await scrape();
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -152,32 +147,24 @@ describe('GET /metrics', () => {
   });
 
   it('is not on the public port, nor in the OpenAPI document; its own listener is never rate limited', async () => {
-    const limited = await startTestApi({ database, env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '2' } });
-    try {
-      const onPublicPort = await limited.app.inject({ method: 'GET', url: '/metrics' });
-      expect({ status: onPublicPort.statusCode, code: onPublicPort.json().error.code }).toEqual({
-        status: 404,
-        code: 'NOT_FOUND',
-      });
-      for (let i = 0; i < 5; i++) await scrape(limited.app);
-      const documents = [];
-      for (let i = 0; i < 3; i++)
-        documents.push(await limited.app.inject({ method: 'GET', url: '/openapi.json' }));
-      expect(documents.map((d) => d.statusCode)).toEqual([200, 200, 429]);
-      expect(documents[0]!.json().paths['/metrics']).toBeUndefined();
-    } finally {
-      await limited.close();
-    }
+    const limited = await stack.anotherApi({ env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '2' } });
+    const onPublicPort = await limited.app.inject({ method: 'GET', url: '/metrics' });
+    expect({ status: onPublicPort.statusCode, code: onPublicPort.json().error.code }).toEqual({
+      status: 404,
+      code: 'NOT_FOUND',
+    });
+    for (let i = 0; i < 5; i++) await scrape(limited.app);
+    const documents = [];
+    for (let i = 0; i < 3; i++)
+      documents.push(await limited.app.inject({ method: 'GET', url: '/openapi.json' }));
+    expect(documents.map((d) => d.statusCode)).toEqual([200, 200, 429]);
+    expect(documents[0]!.json().paths['/metrics']).toBeUndefined();
   });
 
   it('keeps one registry per app: another app in the process counts only its own requests', async () => {
-    const other = await startTestApi({ database });
-    try {
-      const { samples } = await scrape(other.app);
-      expect(value(samples, 'waybill_http_requests_total', { route: '/health/live' })).toBeUndefined();
-    } finally {
-      await other.close();
-    }
+    const other = await stack.anotherApi();
+    const { samples } = await scrape(other.app);
+    expect(value(samples, 'waybill_http_requests_total', { route: '/health/live' })).toBeUndefined();
   });
 
   it('still answers with request and process metrics while Postgres is down, saying the read model is not up', async () => {

@@ -4,25 +4,14 @@
  * reading what a browser's EventSource would.
  */
 import http from 'node:http';
-import type { WorkflowHandle } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { sql, type KyselyPlugin } from 'kysely';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import type { TestApi } from '../support/api';
 import { eventually } from '../support/eventually';
-import {
-  fastPolicy,
-  startShipmentWorkflow,
-  startTestWorker,
-  uniqueId,
-  type TestWorker,
-} from '../support/temporal';
+import { useStack } from '../support/stack';
+import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
 
-/** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
-const TIME_SCALE = 50_000;
 const STREAM_ENV = { WAYBILL_STREAM_HEARTBEAT: '200ms' };
 
 jest.setTimeout(90_000);
@@ -92,13 +81,11 @@ const connections = (app: FastifyInstance) =>
   );
 
 describe('GET /v1/orders/:orderId/tracking/stream', () => {
-  let database: TestDatabase;
-  let simulator: RunningSimulator;
-  let worker: TestWorker;
+  // The courier simulator at STACK_TIME_SCALE: the 3-day "delivered" lifecycle plays in about 5 s.
+  const stack = useStack({ payments: false });
   let api: TestApi;
   let base: string;
   let queries = 0;
-  const started: WorkflowHandle[] = [];
 
   // Counts every statement the API sends, to see a closed stream stop asking.
   const countQueries: KyselyPlugin = {
@@ -110,40 +97,18 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
   };
 
   beforeAll(async () => {
-    database = await freshDatabase();
-    simulator = await startSimulator({ port: 0, timeScale: TIME_SCALE });
-    worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 2_000 }),
-      },
-    });
-    api = await startTestApi({
-      database: { ...database, db: database.db.withPlugin(countQueries) },
-      env: STREAM_ENV,
-    });
+    api = await stack.anotherApi({ env: STREAM_ENV, db: stack.database.db.withPlugin(countQueries) });
     await api.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = api.app.server.address() as { port: number };
     base = `http://127.0.0.1:${port}`;
-  });
-
-  afterEach(async () => {
-    for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await worker?.stop();
-    await simulator?.stop();
-    await database?.drop();
   });
 
   /** An order of `customerId` with one parcel at the simulator (not yet tracked). */
   async function orderWithParcel(customerId: string, scenario: 'delivered' | 'never_picked_up') {
     const orderId = uniqueId('ord');
     const shipmentId = `${orderId}-p1`;
-    const { trackingNumber } = simulator.backend.register({ scenario, format: 'native' });
-    await database.db
+    const { trackingNumber } = stack.couriers.backend.register({ scenario, format: 'native' });
+    await stack.database.db
       .insertInto('orders')
       .values({
         id: orderId,
@@ -166,7 +131,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
         }),
       })
       .execute();
-    await database.db
+    await stack.database.db
       .insertInto('shipments')
       .values({
         id: shipmentId,
@@ -179,13 +144,13 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
   }
 
   async function track(orderId: string, shipmentId: string, trackingNumber: string) {
-    const handle = await startShipmentWorkflow(worker, {
+    const handle = await startShipmentWorkflow(stack.worker, {
       shipmentId,
       orderId,
       trackingNumber,
       policy: fastPolicy(),
     });
-    started.push(handle);
+    stack.started(handle);
     return handle;
   }
 
@@ -222,7 +187,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
     );
     await client.ended;
 
-    const recorded = await database.db
+    const recorded = await stack.database.db
       .selectFrom('tracking_events')
       .select(['status', 'occurred_at'])
       .where('shipment_id', '=', shipmentId)
@@ -272,7 +237,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
 
   it('opens on a finished order with its tracking and ends at once', async () => {
     const { orderId, shipmentId } = await orderWithParcel('cus_done', 'delivered');
-    await database.db
+    await stack.database.db
       .updateTable('shipments')
       .set({ status: 'DELIVERED' })
       .where('id', '=', shipmentId)
@@ -335,7 +300,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
 
   it('ends open streams when the server shuts down, instead of holding the shutdown', async () => {
     const { orderId } = await orderWithParcel('cus_shutdown', 'never_picked_up');
-    const other = await startTestApi({ database, env: STREAM_ENV });
+    const other = await stack.anotherApi({ env: STREAM_ENV });
     await other.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = other.app.server.address() as { port: number };
     const client = await connect(
@@ -354,7 +319,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
 
   /** A scan written straight into the read model, the way any writer (an activity, psql) would. */
   async function writeScan(shipmentId: string, status: string, city: string) {
-    return database.db.transaction().execute(async (trx) => {
+    return stack.database.db.transaction().execute(async (trx) => {
       const { id } = await trx
         .insertInto('tracking_events')
         .values({
@@ -417,7 +382,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
       });
 
       // An order status change alone (no shipment touched) reaches the stream too.
-      await database.db
+      await stack.database.db
         .updateTable('orders')
         .set({ status: 'DELIVERED' })
         .where('id', '=', orderId)
@@ -491,8 +456,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
     let cappedBase: string;
 
     beforeAll(async () => {
-      capped = await startTestApi({
-        database,
+      capped = await stack.anotherApi({
         env: {
           ...STREAM_ENV,
           WAYBILL_STREAM_MAX_PER_CALLER: '2',
@@ -504,8 +468,10 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
       cappedBase = `http://127.0.0.1:${(capped.app.server.address() as { port: number }).port}`;
     });
 
+    // Closed here, not at the end of the file: its LISTEN connection would be a second
+    // listener for the test that cuts the listener's connection.
     afterAll(async () => {
-      await capped?.close();
+      await capped.close();
     });
 
     const url = (orderId: string) => `${cappedBase}/v1/orders/${orderId}/tracking/stream`;
@@ -588,7 +554,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
           await sql<{ pid: number }>`
             select pid from pg_stat_activity
             where application_name = 'waybill-stream-listener' and datname = current_database()`.execute(
-            database.db,
+            stack.database.db,
           )
         ).rows.map((r) => r.pid);
       const [first] = await listeners();
@@ -600,7 +566,7 @@ describe('GET /v1/orders/:orderId/tracking/stream', () => {
       const cut = async () => {
         await sql`select pg_terminate_backend(pid) from pg_stat_activity
           where application_name = 'waybill-stream-listener' and datname = current_database()`.execute(
-          database.db,
+          stack.database.db,
         );
       };
       const until = Date.now() + 1_500;

@@ -17,8 +17,7 @@ import {
   DEV_STAFF_JWK,
   type StaffKey,
 } from '../../src/config';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import { useStack } from '../support/stack';
 
 const ROOT = path.join(__dirname, '../..');
 const HOUR = 3_600_000;
@@ -33,27 +32,16 @@ function newStaffKeyPair(kid: string): { signing: StaffKey; jwks: string } {
 }
 
 describe('bearer tokens', () => {
-  let database: TestDatabase;
-  let api: TestApi;
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-    api = await startTestApi({ database });
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await database?.drop();
-  });
+  const stack = useStack({ worker: false, payments: false, api: {} });
 
   const call = (token: string, url = '/v1/orders/ord_none') =>
-    api.app.inject({ url, headers: { authorization: `Bearer ${token}` } });
+    stack.api.app.inject({ url, headers: { authorization: `Bearer ${token}` } });
   const refusal = async (token: string, url?: string) => {
     const res = await call(token, url);
     return { status: res.statusCode, ...res.json().error };
   };
   const staffOptions = { issuer: DEFAULT_STAFF_JWT_ISSUER, audience: DEFAULT_JWT_AUDIENCE };
-  const devStaffKey = () => api.config.tokens.staffSigningKey!;
+  const devStaffKey = () => stack.api.config.tokens.staffSigningKey!;
 
   describe('customer tokens', () => {
     it('are accepted with sub, iat and exp from the configured issuer for the configured audience', async () => {
@@ -119,7 +107,7 @@ describe('bearer tokens', () => {
       expect(await refusal(token, '/v1/admin/stats')).toMatchObject({ status: 401, code: 'INVALID_TOKEN' });
       // Even with the staff key's kid, signed with the public key as an HMAC secret.
       const confused = signStaffToken(
-        { kid: DEV_STAFF_JWK.kid, alg: 'HS256' as never, pem: api.config.api.staffJwtKeys[0]!.pem },
+        { kid: DEV_STAFF_JWK.kid, alg: 'HS256' as never, pem: stack.api.config.api.staffJwtKeys[0]!.pem },
         { sub: 'mallory', role: 'admin' },
         HOUR,
         staffOptions,
@@ -173,8 +161,7 @@ describe('bearer tokens', () => {
 
   it('follow the configured issuers, audience and staff keys (and then refuse the development ones)', async () => {
     const pair = newStaffKeyPair('shop-staff-2025');
-    const custom = await startTestApi({
-      database,
+    const custom = await stack.anotherApi({
       env: {
         WAYBILL_JWT_SECRET: 'a-shop-secret-of-at-least-32-characters!',
         WAYBILL_JWT_ISSUER: 'https://login.shop.example',
@@ -187,23 +174,19 @@ describe('bearer tokens', () => {
         }),
       },
     });
-    try {
-      const get = (token: string, url: string) =>
-        custom.app.inject({ url, headers: { authorization: `Bearer ${token}` } });
-      const shop = { issuer: 'https://login.shop.example', audience: 'https://api.shop.example' };
-      const staff = { issuer: 'https://staff.shop.example', audience: 'https://api.shop.example' };
-      const secret = 'a-shop-secret-of-at-least-32-characters!';
-      expect(
-        (await get(signToken(secret, { sub: 'cus_1' }, HOUR, shop), '/v1/orders/ord_none')).statusCode,
-      ).toBe(404);
-      expect((await get(signToken(secret, { sub: 'cus_1' }), '/v1/orders/ord_none')).statusCode).toBe(401);
-      const ops = signStaffToken(pair.signing, { sub: 'olga', role: 'ops' }, HOUR, staff);
-      expect((await get(ops, '/v1/admin/attention')).statusCode).toBe(200);
-      const devSigned = signStaffToken(devStaffKey(), { sub: 'olga', role: 'ops' }, HOUR, staff);
-      expect((await get(devSigned, '/v1/admin/attention')).statusCode).toBe(401);
-    } finally {
-      await custom.close();
-    }
+    const get = (token: string, url: string) =>
+      custom.app.inject({ url, headers: { authorization: `Bearer ${token}` } });
+    const shop = { issuer: 'https://login.shop.example', audience: 'https://api.shop.example' };
+    const staff = { issuer: 'https://staff.shop.example', audience: 'https://api.shop.example' };
+    const secret = 'a-shop-secret-of-at-least-32-characters!';
+    expect(
+      (await get(signToken(secret, { sub: 'cus_1' }, HOUR, shop), '/v1/orders/ord_none')).statusCode,
+    ).toBe(404);
+    expect((await get(signToken(secret, { sub: 'cus_1' }), '/v1/orders/ord_none')).statusCode).toBe(401);
+    const ops = signStaffToken(pair.signing, { sub: 'olga', role: 'ops' }, HOUR, staff);
+    expect((await get(ops, '/v1/admin/attention')).statusCode).toBe(200);
+    const devSigned = signStaffToken(devStaffKey(), { sub: 'olga', role: 'ops' }, HOUR, staff);
+    expect((await get(devSigned, '/v1/admin/attention')).statusCode).toBe(401);
   });
 
   describe('npm run token', () => {

@@ -11,6 +11,9 @@
  * own `afterAllTests` has run).
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import { createCouriers } from '../../src/couriers';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import type { Logger } from '../../src/logger';
@@ -21,6 +24,7 @@ import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simul
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { startTestApi, type TestApi } from './api';
 import { freshDatabase, type TestDatabase } from './db';
+import { testConfig, testLog } from './env';
 import { startTestWorker, type TestWorker } from './temporal';
 
 /** Courier ms per real ms: a 3-day lifecycle plays in about 5 s. */
@@ -38,7 +42,12 @@ export interface StackOptions {
         dailyBudget?: number;
         /** How customer notifications leave (the log transport when omitted). */
         notifications?: () => NotificationTransport;
-        /** The worker's settings on top of the test configuration (its `WAYBILL_POLL_*`, say). */
+        /**
+         * Every courier's real adapter (EasyParcel, Blue Dart, simulator), each speaking its
+         * own wire format to the courier simulator (default: the simulator's adapter only).
+         */
+        everyCourier?: boolean;
+        /** Worker settings on top of the test configuration (e.g. payload keys, its `WAYBILL_POLL_*`). */
         env?: Record<string, string>;
         /**
          * The worker's poll policy, what the shipment workflows of orders placed through the
@@ -58,6 +67,8 @@ export interface StackOptions {
 
 export interface AnotherApiOptions {
   env?: Record<string, string>;
+  /** The API's handle on the stack's database (default its own), e.g. with a plugin that counts queries. */
+  db?: Kysely<Database>;
   /** Where this API logs (default: the quiet test logger). */
   log?: Logger;
 }
@@ -97,8 +108,9 @@ export function useStack(opts: StackOptions = {}): Stack {
   };
 
   async function anotherApi(more: AnotherApiOptions = {}) {
+    const db = present('database', database);
     const started = await startTestApi({
-      database: present('database', database),
+      database: more.db ? { ...db, db: more.db } : db,
       env: { ...queues(), ...more.env },
       ...(more.log ? { log: more.log } : {}),
     });
@@ -114,9 +126,9 @@ export function useStack(opts: StackOptions = {}): Stack {
       const settings = opts.worker ?? {};
       worker = await startTestWorker({
         db: database.db,
-        couriers: {
-          [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
-        },
+        couriers: settings.everyCourier
+          ? createCouriers(testConfig({ COURIER_SIMULATOR_URL: couriers.url }).courier, testLog)
+          : { [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }) },
         ...(payments
           ? { payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }) }
           : {}),
