@@ -21,10 +21,13 @@ import { useStack } from '../support/stack';
 
 jest.setTimeout(90_000);
 
+/** fastPolicy's refresh cooldown (none; 1 ms is the least the setting takes), on the API too. */
+const NO_COOLDOWN = { WAYBILL_REFRESH_COOLDOWN: '1ms' };
+
 describe('order routes', () => {
   const stack = useStack({
     worker: { pollPolicy: fastPolicy() },
-    api: { env: { WAYBILL_REFRESH_DEADLINE: '1500ms' } },
+    api: { env: { WAYBILL_REFRESH_DEADLINE: '1500ms', ...NO_COOLDOWN } },
     afterEachTest: async () => {
       expect(await stockReconciliation(stack.database.db)).toEqual([]);
     },
@@ -485,7 +488,11 @@ describe('order routes', () => {
     let own: TestWorker | null = await startTestWorker(deps);
     const queues = { taskQueue: own.taskQueue, courierTaskQueue: own.courierTaskQueue };
     const ownApi = await stack.anotherApi({
-      env: { WAYBILL_TASK_QUEUE: queues.taskQueue, WAYBILL_COURIER_TASK_QUEUE: queues.courierTaskQueue },
+      env: {
+        WAYBILL_TASK_QUEUE: queues.taskQueue,
+        WAYBILL_COURIER_TASK_QUEUE: queues.courierTaskQueue,
+        ...NO_COOLDOWN,
+      },
     });
     try {
       const sku = await stock();
@@ -594,7 +601,7 @@ describe('order routes', () => {
     const { orderId } = await placeOrder('cus_down', 'never_picked_up');
     await trackingStarted(orderId);
     const down = await stack.anotherApi({
-      env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1', ...NO_COOLDOWN },
     });
     try {
       const headers = down.customer('cus_down');
