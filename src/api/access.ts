@@ -9,7 +9,8 @@
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
  *   reading workflow histories decoded through the codec server, and runs the catalogue:
  *   skus and prices, stock received and adjusted, low-stock alerts acknowledged;
- * - admin: everything, including the stats (courier API spend against the budget).
+ * - admin: everything, including the stats (courier API spend against the budget), the
+ *   shop's event endpoints (domain events out) and importing parcels already in flight.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -37,6 +38,8 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /** Import parcels already in flight (up to 10,000 new shipment workflows each) and read imports. */
+  IMPORT_PARCELS: 'parcels:import',
   /** Orders found by number, customer e-mail, tracking number, status and creation time. */
   SEARCH_ORDERS: 'orders:search',
   /** Stock levels (on hand, reserved, available) and low-stock alerts. */
@@ -45,6 +48,11 @@ export const Permission = {
   WRITE_STOCK: 'stock:write',
   /** Skus created and changed: name, warehouse, price, low-stock threshold (audited). */
   WRITE_CATALOGUE: 'catalogue:write',
+  /**
+   * The shop's event endpoints: register, change, disable / enable, rotate secrets, read
+   * deliveries and attempts, resend. Admin only: an endpoint receives every order's events.
+   */
+  MANAGE_EVENT_ENDPOINTS: 'events:manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 

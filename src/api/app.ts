@@ -44,9 +44,11 @@ import { attentionRoutes } from './routes/attention';
 import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
 import { healthRoutes } from './routes/health';
+import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
+import { subscriptionRoutes } from './routes/subscriptions';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -291,11 +293,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
+  await app.register(importRoutes, { deps });
   await app.register(catalogueRoutes, { deps });
   await app.register(orderSearchRoutes, { deps });
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
+  await app.register(subscriptionRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -17,6 +17,7 @@ type Outcome = 'in' | '401' | '403';
 const ORDER = 'ord_access_1';
 const NO_ORDER = 'ord_none';
 const NO_SHIPMENT = 'shp_none';
+const NO_ENDPOINT = 'wep_none';
 const REASON = { reason: 'checking the access matrix' };
 
 const anyone = CALLERS;
@@ -100,6 +101,66 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     in: ops,
   },
   'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+  'POST /v1/admin/imports': {
+    // An empty list: refused with 400 by the route, so nothing is started.
+    request: () => ({ method: 'POST', url: '/v1/admin/imports', payload: { parcels: [] } }),
+    in: admin,
+  },
+  'GET /v1/admin/imports/{importId}': { request: () => ({ url: '/v1/admin/imports/imp_none' }), in: admin },
+  'POST /v1/admin/event-endpoints': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/event-endpoints',
+      payload: { url: 'http://127.0.0.1:9/hooks', eventTypes: ['order.created'] },
+    }),
+    in: admin,
+  },
+  'GET /v1/admin/event-endpoints': { request: () => ({ url: '/v1/admin/event-endpoints' }), in: admin },
+  'GET /v1/admin/event-endpoints/{endpointId}': {
+    request: () => ({ url: `/v1/admin/event-endpoints/${NO_ENDPOINT}` }),
+    in: admin,
+  },
+  'PATCH /v1/admin/event-endpoints/{endpointId}': {
+    request: () => ({
+      method: 'PATCH',
+      url: `/v1/admin/event-endpoints/${NO_ENDPOINT}`,
+      payload: { description: 'checking the access matrix' },
+    }),
+    in: admin,
+  },
+  'DELETE /v1/admin/event-endpoints/{endpointId}': {
+    request: () => ({ method: 'DELETE', url: `/v1/admin/event-endpoints/${NO_ENDPOINT}` }),
+    in: admin,
+  },
+  ...Object.fromEntries(
+    ['disable', 'enable', 'rotate-secret'].map((action) => [
+      `POST /v1/admin/event-endpoints/{endpointId}/${action}`,
+      {
+        request: (): InjectOptions => ({
+          method: 'POST',
+          url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/${action}`,
+          payload: REASON,
+        }),
+        in: admin,
+      },
+    ]),
+  ),
+  'GET /v1/admin/event-endpoints/{endpointId}/deliveries': {
+    request: () => ({ url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/deliveries` }),
+    in: admin,
+  },
+  'GET /v1/admin/event-endpoints/{endpointId}/attempts': {
+    request: () => ({ url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/attempts` }),
+    in: admin,
+  },
+  'POST /v1/admin/event-endpoints/{endpointId}/events/{eventId}/resend': {
+    request: () => ({
+      method: 'POST',
+      url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/events/order:none:PENDING:1/resend`,
+      payload: REASON,
+    }),
+    in: admin,
+  },
   'POST /v1/admin/orders/search': {
     request: () => ({
       method: 'POST',
