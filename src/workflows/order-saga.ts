@@ -24,7 +24,7 @@ import {
   WorkflowIdReusePolicy,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import { CancelOutcome, SagaFailure } from '../domain/failures';
+import { CancelOutcome, FailureType } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { count, Metrics } from '../metrics';
 import {
@@ -218,7 +218,8 @@ export class OrderSaga {
         [{ orderId: input.orderId, lines: input.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })) }],
       );
     } catch (err) {
-      if (failureType(err) === 'OutOfStock') throw new OrderFailed(OrderFailure.OUT_OF_STOCK, message(err));
+      if (failureType(err) === FailureType.OUT_OF_STOCK)
+        throw new OrderFailed(OrderFailure.OUT_OF_STOCK, message(err));
       throw new OrderFailed(OrderFailure.STOCK_FAILED, `stock could not be reserved: ${message(err)}`);
     }
     this.stockReserved = true;
@@ -301,7 +302,7 @@ export class OrderSaga {
       // Unless the courier refused it, the booking may exist with its answer lost: book again
       // under the same reference (the courier answers with that booking, or makes one) and
       // cancel it, so no courier comes for a parcel of a failed or cancelled order.
-      if (failureType(err) !== SagaFailure.BOOKING_REJECTED) {
+      if (failureType(err) !== FailureType.BOOKING_REJECTED) {
         this.compensations.push({
           id: `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
           step: AttentionStep.CANCEL_BOOKING,
@@ -317,7 +318,7 @@ export class OrderSaga {
               );
               parcel.trackingNumber = found.trackingNumber;
             } catch (bookErr) {
-              if (failureType(bookErr) === SagaFailure.BOOKING_REJECTED) return; // the courier holds nothing
+              if (failureType(bookErr) === FailureType.BOOKING_REJECTED) return; // the courier holds nothing
               throw bookErr;
             }
             await this.cancelBookingForGood(parcel);
@@ -407,7 +408,7 @@ export class OrderSaga {
           courier: parcel.courier,
           trackingNumber: parcel.trackingNumber!,
           courierTaskQueue: input.courierTaskQueue,
-          policy: input.shipmentPolicy,
+          ...(input.shipmentPolicy ? { policy: input.shipmentPolicy } : {}),
           ...(resume ? { state: resume } : {}),
         },
       ],

@@ -32,6 +32,7 @@ import {
 } from './contract';
 import { CancelRequested, OrderFailed, OrderSaga } from './order-saga';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from './search-attributes';
+import { FailureType } from '../domain/failures';
 
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSnapshot> {
   const saga = new OrderSaga(input);
@@ -80,7 +81,7 @@ function listen(saga: OrderSaga): void {
       await condition(() => saga.cancelSettled || saga.cancelRefusal !== null || saga.ended);
       if (!saga.cancelSettled && saga.cancelRefusal !== null) {
         throw ApplicationFailure.create({
-          type: 'ALREADY_PICKED_UP',
+          type: FailureType.ALREADY_PICKED_UP,
           message: saga.cancelRefusal,
           nonRetryable: true,
         });

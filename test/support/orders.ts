@@ -9,12 +9,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { CourierCode } from '../../src/couriers/types';
 import { insertOrder } from '../../src/orders/queries';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import {
-  orderShipmentId,
-  orderWorkflowId,
-  type OrderWorkflowInput,
-  type PollPolicy,
-} from '../../src/workflows/contract';
+import { orderShipmentId, orderWorkflowId, type OrderWorkflowInput } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { orderStaticSummary } from '../../src/workflows/summaries';
 import { ADDRESS } from './shopper';

@@ -320,7 +320,6 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
                 courier: row.courier as CourierCode,
                 trackingNumber: row.tracking_number,
                 courierTaskQueue: deps.config.temporal.courierTaskQueue,
-                policy: deps.shipmentPolicy,
                 state,
               },
             ],
