@@ -217,6 +217,24 @@ export interface DailyCourierFigures {
   calls: number;
   failures: number;
   budget: number;
+  /** Parcels delivered that day after their ETA. */
+  late: number;
+}
+
+/** Average seconds a day's delivered parcels spent in one status (from their scans). */
+export interface DailyStatusSeconds {
+  status: string;
+  /** Parcels that had this status at some point. */
+  parcels: number;
+  averageSeconds: number;
+}
+
+/** Parcels with an exception scan that day, by courier and the courier's reason. */
+export interface DailyExceptionReason {
+  courier: string;
+  /** The scan's sub-status, else the courier's raw code, else 'unspecified'. */
+  reason: string;
+  parcels: number;
 }
 
 export interface DailyReportsTable {
@@ -233,6 +251,10 @@ export interface DailyReportsTable {
   /** Calls allowed per courier that day (WAYBILL_COURIER_DAILY_BUDGET when the report ran). */
   courier_budget: number;
   by_courier: Json<DailyCourierFigures[]>;
+  /** Parcels delivered that day after their ETA (those without an ETA are never late). */
+  late_deliveries: Generated<number>;
+  status_seconds: Json<DailyStatusSeconds[]>;
+  exceptions_by_reason: Json<DailyExceptionReason[]>;
   generated_at: GeneratedTimestamp;
 }
 
@@ -256,6 +278,42 @@ export interface RefreshQuotaTable {
   window_started_at: GeneratedTimestamp;
   /** Live refreshes taken in the current window. */
   used: number;
+}
+
+/** A list of parcels in flight an admin sent to be tracked (POST /v1/admin/imports). */
+export interface ParcelImportsTable {
+  id: string;
+  /** RUNNING until every line has a result, then DONE. */
+  status: Generated<string>;
+  total: number;
+  /** 'json' or 'csv'. */
+  source: string;
+  created_by: string;
+  created_at: GeneratedTimestamp;
+  finished_at: Timestamp | null;
+}
+
+/** One line of an import: what was sent, and its result once the import workflow got to it. */
+export interface ParcelImportLinesTable {
+  import_id: string;
+  /** 1-based, in the order sent (CSV: data rows, the header not counted). */
+  line_no: number;
+  courier: string | null;
+  tracking_number: string | null;
+  order_reference: string | null;
+  email: string | null;
+  postcode: string | null;
+  result: 'STARTED' | 'ALREADY_TRACKED' | 'REJECTED' | null;
+  reason: string | null;
+  shipment_id: string | null;
+  first_poll_at: Timestamp | null;
+  processed_at: Timestamp | null;
+}
+
+/** Per courier: the next free first-poll position for imported parcels. */
+export interface ImportPollCursorsTable {
+  courier: string;
+  next_at: Timestamp;
 }
 
 /** A low-stock alert (see the stock_alerts migration): one per sku per UTC day. */
@@ -348,6 +406,9 @@ export interface Database {
   api_idempotency_keys: ApiIdempotencyKeysTable;
   daily_reports: DailyReportsTable;
   refresh_quota: RefreshQuotaTable;
+  parcel_imports: ParcelImportsTable;
+  parcel_import_lines: ParcelImportLinesTable;
+  import_poll_cursors: ImportPollCursorsTable;
   stock_alerts: StockAlertsTable;
   event_endpoints: EventEndpointsTable;
   event_streams: EventStreamsTable;

@@ -17,17 +17,12 @@ import {
   type CourierCode,
 } from '../couriers/types';
 import { gatedRequests } from '../couriers/http';
-import { CancelOutcome, SagaFailure } from '../domain/failures';
+import { CancelOutcome, FailureType } from '../domain/failures';
 import { PICKED_UP_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
-import { nextBudgetWindowMs } from '../workflows/policy';
-import {
-  BUDGET_EXHAUSTED,
-  BudgetExhaustedError,
-  createCourierBudget,
-  type CourierUse,
-} from './courier-budget';
+import { nextBudgetWindowMs } from '../domain/polling';
+import { BudgetExhaustedError, createCourierBudget, type CourierUse } from './courier-budget';
 import { activityMeter } from './meter';
 
 export interface BookingActivityDeps {
@@ -44,12 +39,12 @@ export interface BookingActivityDeps {
  * incident, not a parcel's fate), an outage retried with the courier's Retry-After, any other
  * refusal final with `refusedType`.
  */
-function courierFailure(err: unknown, refusedType: SagaFailure): unknown {
+function courierFailure(err: unknown, refusedType: FailureType): unknown {
   if (err instanceof CourierRejectedError) {
     if (err.reason === CourierRefusal.CREDENTIALS) {
       // Logged and counted by the caller (it knows the courier and the parcel).
       return ApplicationFailure.create({
-        type: SagaFailure.COURIER_CREDENTIALS_REFUSED,
+        type: FailureType.COURIER_CREDENTIALS_REFUSED,
         message: err.message,
       });
     }
@@ -62,7 +57,7 @@ function courierFailure(err: unknown, refusedType: SagaFailure): unknown {
   }
   if (err instanceof CourierUnavailableError) {
     return ApplicationFailure.create({
-      type: SagaFailure.COURIER_UNAVAILABLE,
+      type: FailureType.COURIER_UNAVAILABLE,
       message: err.message,
       ...(err.details.retryAfterMs ? { nextRetryDelay: err.details.retryAfterMs } : {}),
     });
@@ -86,7 +81,7 @@ export function createBookingActivities(deps: BookingActivityDeps) {
       if (!(err instanceof BudgetExhaustedError)) throw err;
       count(activityMeter(), Metrics.courierBudgetRefusals, { courier });
       throw ApplicationFailure.create({
-        type: BUDGET_EXHAUSTED,
+        type: FailureType.BUDGET_EXHAUSTED,
         message: err.message,
         nextRetryDelay: Math.max(1_000, nextBudgetWindowMs(err.atMs) - err.atMs),
       });
@@ -97,7 +92,7 @@ export function createBookingActivities(deps: BookingActivityDeps) {
     const adapter = deps.couriers[courier];
     if (!adapter) {
       throw ApplicationFailure.create({
-        type: SagaFailure.BOOKING_REJECTED,
+        type: FailureType.BOOKING_REJECTED,
         message: `no adapter configured for courier "${courier}"`,
         nonRetryable: true,
       });
@@ -182,7 +177,7 @@ export function createBookingActivities(deps: BookingActivityDeps) {
         );
       } catch (err) {
         await credentialsIncident(err, input.courier, 'book', input.shipmentId);
-        throw courierFailure(err, SagaFailure.BOOKING_REJECTED);
+        throw courierFailure(err, FailureType.BOOKING_REJECTED);
       }
       await db.transaction().execute(async (trx) => {
         await trx
@@ -240,7 +235,7 @@ export function createBookingActivities(deps: BookingActivityDeps) {
           return { outcome: CancelOutcome.COLLECTED };
         } else {
           await credentialsIncident(err, input.courier, 'cancel', input.shipmentId);
-          throw courierFailure(err, SagaFailure.CANCEL_REFUSED);
+          throw courierFailure(err, FailureType.CANCEL_REFUSED);
         }
       }
       await db
@@ -283,11 +278,11 @@ async function confirmCollected(
     const [result] = await adapter.track([trackingNumber]);
     status = result?.kind === 'found' ? result.status : null;
   } catch (err) {
-    throw courierFailure(err, SagaFailure.COLLECTED_UNCONFIRMED);
+    throw courierFailure(err, FailureType.COLLECTED_UNCONFIRMED);
   }
   if (status === null || !PICKED_UP_STATUSES.has(status)) {
     throw ApplicationFailure.create({
-      type: SagaFailure.COLLECTED_UNCONFIRMED,
+      type: FailureType.COLLECTED_UNCONFIRMED,
       message: `${claim}; but its tracking shows ${status ?? 'no such parcel'}, not a pickup`,
     });
   }

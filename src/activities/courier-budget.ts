@@ -16,10 +16,11 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { RequestGate } from '../couriers/http';
-import { budgetDay } from '../workflows/policy';
+import { FailureType } from '../domain/failures';
+import { budgetDay } from '../domain/polling';
 
 /** The failure type of a request the budget refused (polls and bookings). */
-export const BUDGET_EXHAUSTED = 'BudgetExhausted';
+export const BUDGET_EXHAUSTED = FailureType.BUDGET_EXHAUSTED;
 
 /** What a courier request is for, which decides whether an exhausted budget refuses it. */
 export type CourierUse = 'poll' | 'book' | 'release';

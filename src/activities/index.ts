@@ -2,11 +2,13 @@ import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
+import type { PollPolicy } from '../domain/polling';
 import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
 import { createBookingActivities } from './bookings';
 import { createHousekeepingActivities } from './housekeeping';
+import { createImportActivities } from './imports';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';
 import { createPaymentActivities } from './payments';
@@ -26,6 +28,8 @@ export interface ActivityDeps {
   batchWindowMs?: number;
   batchConcurrency?: number;
   log: Logger;
+  /** The shipment workflows' poll policy: this worker's, built from its config (src/poll-policy.ts). */
+  pollPolicy: PollPolicy;
   notifications?: NotificationTransport;
   now?: () => number;
 }
@@ -40,6 +44,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPaymentActivities({ ...deps, providerName: deps.paymentProviderName ?? 'http' }),
     ...createReportActivities(deps),
     ...createHousekeepingActivities(deps),
+    ...createImportActivities(deps),
   };
 }
 

@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { SagaFailure } from '../domain/failures';
+import { FailureType } from '../domain/failures';
 import type { Logger } from '../logger';
 import {
   createLogTransport,
@@ -147,7 +147,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           .execute();
         if (rejected) {
           throw ApplicationFailure.create({
-            type: SagaFailure.NOTIFICATION_REJECTED,
+            type: FailureType.NOTIFICATION_REJECTED,
             message: (err as Error).message,
             nonRetryable: true,
           });

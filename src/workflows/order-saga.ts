@@ -24,6 +24,8 @@ import {
   type OrderWorkflowInput,
   type ResolveAttentionRequest,
   type ResolveAttentionResult,
+  type RestartTrackingRequest,
+  type RestartTrackingResult,
   type ShipmentMilestone,
 } from './contract';
 import { activityOptions, type SagaActivities } from './order-activities';
@@ -36,6 +38,7 @@ import type { shipmentWorkflow } from './shipment';
 import * as ending from './order-ending';
 import { CancelRequested, OrderFailed, type Compensation } from './order-errors';
 import * as steps from './order-steps';
+import * as tracking from './order-tracking';
 
 export { CancelRequested, OrderFailed };
 
@@ -146,7 +149,14 @@ export class OrderSaga {
     else if (this.failureMessage !== null) parts.push(this.failureMessage);
     const booked = this.parcels.filter((p) => p.trackingNumber !== null);
     if (booked.length > 0)
-      parts.push(booked.map((p) => `${p.shipmentId.slice(input.orderId.length + 1)} ${p.status}`).join(', '));
+      parts.push(
+        booked
+          .map(
+            (p) =>
+              `${p.shipmentId.slice(input.orderId.length + 1)} ${p.status}${p.trackingLost ? ' (tracking lost)' : ''}`,
+          )
+          .join(', '),
+      );
     const held = this.payment.describe();
     if (held !== null) parts.push(held);
     setCurrentDetails(`Order ${input.orderNumber} · ${parts.join(' · ')}`);
@@ -190,6 +200,14 @@ export class OrderSaga {
   }
   fail(err: OrderFailed): Promise<void> {
     return ending.fail(this, err);
+  }
+
+  /** The `restartTracking` update (failed work): a parcel whose shipment workflow died, tracked again. */
+  validateRestart(request: RestartTrackingRequest): void {
+    tracking.validateRestart(this, request);
+  }
+  restartTracking(request: RestartTrackingRequest): Promise<RestartTrackingResult> {
+    return tracking.restartTracking(this, request);
   }
 
   /** An admin retries a parked step or resolves it with a reason (the `resolveAttention` update). */

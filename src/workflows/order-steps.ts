@@ -5,24 +5,17 @@
  * simply runs again from the top; each registers its undo on the saga's stack as it
  * succeeds. Deterministic code only.
  */
-import {
-  CancellationScope,
-  condition,
-  isCancellation,
-  log,
-  ParentClosePolicy,
-  startChild,
-} from '@temporalio/workflow';
-import { SagaFailure } from '../domain/failures';
+import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { FailureType } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
-import { AttentionStep, OrderFailure, OrderStatus, shipmentWorkflowId } from './contract';
+import { AttentionStep, OrderFailure, OrderStatus } from './contract';
 import { failureType, message } from './order-activities';
 import type { Parcel } from './order-parcels';
-import { shipmentWorkflow } from './shipment';
-import { courierName, shipmentStaticSummary } from './summaries';
+import { courierName } from './summaries';
 import type { OrderSaga } from './order-saga';
 import { cancelBookingForGood, refundParcel, releaseStock } from './order-ending';
 import { CancelRequested, OrderFailed } from './order-errors';
+import { track } from './order-tracking';
 
 export async function reserveStock(saga: OrderSaga): Promise<void> {
   if (saga.stockReserved) return;
@@ -34,7 +27,8 @@ export async function reserveStock(saga: OrderSaga): Promise<void> {
       [{ orderId: input.orderId, lines: input.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })) }],
     );
   } catch (err) {
-    if (failureType(err) === 'OutOfStock') throw new OrderFailed(OrderFailure.OUT_OF_STOCK, message(err));
+    if (failureType(err) === FailureType.OUT_OF_STOCK)
+      throw new OrderFailed(OrderFailure.OUT_OF_STOCK, message(err));
     throw new OrderFailed(OrderFailure.STOCK_FAILED, `stock could not be reserved: ${message(err)}`);
   }
   saga.stockReserved = true;
@@ -118,7 +112,7 @@ async function bookParcel(saga: OrderSaga, parcel: Parcel, siblingFailed: () => 
     // Unless the courier refused it, the booking may exist with its answer lost: book again
     // under the same reference (the courier answers with that booking, or makes one) and
     // cancel it, so no courier comes for a parcel of a failed or cancelled order.
-    if (failureType(err) !== SagaFailure.BOOKING_REJECTED) {
+    if (failureType(err) !== FailureType.BOOKING_REJECTED) {
       saga.compensations.push({
         id: `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
         step: AttentionStep.CANCEL_BOOKING,
@@ -134,7 +128,7 @@ async function bookParcel(saga: OrderSaga, parcel: Parcel, siblingFailed: () => 
             );
             parcel.trackingNumber = found.trackingNumber;
           } catch (bookErr) {
-            if (failureType(bookErr) === SagaFailure.BOOKING_REJECTED) return; // the courier holds nothing
+            if (failureType(bookErr) === FailureType.BOOKING_REJECTED) return; // the courier holds nothing
             throw bookErr;
           }
           await cancelBookingForGood(saga, parcel);
@@ -195,62 +189,6 @@ export async function startTracking(saga: OrderSaga): Promise<void> {
       { skus: saga.input.lines.map((l) => l.sku) },
     ]);
   }
-}
-
-/**
- * Starts the parcel's shipment workflow and owns it: the order learns how it ended however
- * it ends. ABANDON: a parcel in a van stays tracked whatever happens to its order workflow
- * (the order itself never closes before its parcels are final).
- */
-async function track(saga: OrderSaga, parcel: Parcel): Promise<void> {
-  const { input } = saga;
-  const child = await startChild(shipmentWorkflow, {
-    workflowId: shipmentWorkflowId(parcel.shipmentId),
-    parentClosePolicy: ParentClosePolicy.ABANDON,
-    staticSummary: shipmentStaticSummary({
-      parcel: saga.parcels.indexOf(parcel) + 1,
-      parcels: saga.parcels.length,
-      orderNumber: input.orderNumber,
-      courier: parcel.courier,
-      trackingNumber: parcel.trackingNumber!,
-    }),
-    args: [
-      {
-        shipmentId: parcel.shipmentId,
-        orderId: input.orderId,
-        courier: parcel.courier,
-        trackingNumber: parcel.trackingNumber!,
-        courierTaskQueue: input.courierTaskQueue,
-        policy: input.shipmentPolicy,
-      },
-    ],
-  });
-  parcel.tracked = true;
-  saga.children.set(parcel.shipmentId, child);
-  child.result().then(
-    (final) => parcelEnded(saga, parcel, final.status, null),
-    (err) => parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, message(err)),
-  );
-}
-
-/**
- * A shipment workflow closed. Its final status is the courier's last word; a workflow that
- * failed, timed out or was terminated leaves the parcel's fate unknown, and it is settled
- * like an expired one (booking cancelled unless collected, money back for what did not arrive).
- */
-function parcelEnded(saga: OrderSaga, parcel: Parcel, status: ShipmentStatus, failure: string | null): void {
-  if (!isTerminal(parcel.status)) {
-    parcel.status = isTerminal(status) ? status : ShipmentStatus.EXPIRED;
-    if (PICKED_UP_STATUSES.has(status)) parcel.pickedUp = true;
-  }
-  if (failure !== null) {
-    parcel.trackingEnded = failure;
-    log.warn('a shipment workflow ended without a final status; its parcel is settled as expired', {
-      shipmentId: parcel.shipmentId,
-      failure,
-    });
-  }
-  saga.showDetails();
 }
 
 /** Follows the parcels: capture at the first pickup, settle returns, until every parcel is final. */

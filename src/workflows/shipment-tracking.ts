@@ -46,16 +46,12 @@ import {
   nextBudgetWindowMs,
   pollDelayMs,
   refreshAvailableAtMs,
-} from './policy';
-import { activityFailure } from './failures';
+} from '../domain/polling';
+import { activityFailure, FailureType } from '../domain/failures';
 import { ShipmentStatusKey } from './search-attributes';
 import { courierName, duration, utcTime } from './summaries';
 
-import type { PollPolicy } from './contract';
-
-/** Error types the poll activity raises that retrying cannot fix. */
-export const BUDGET_EXHAUSTED = 'BudgetExhausted';
-export const COURIER_REJECTED = 'CourierRejectedError';
+import type { PollPolicy } from '../domain/polling';
 
 const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
   // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
@@ -122,7 +118,6 @@ export class ShipmentTracking {
   lastChange: { from: ShipmentStatus; to: ShipmentStatus } | null = null;
   finished = () => isTerminal(this.state.status);
   readonly parcel: string;
-  readonly policy: PollPolicy;
   countPoll = (result: 'ok' | 'not_found' | 'failed' | 'budget_exhausted') =>
     count(metricMeter, Metrics.shipmentPolls, { courier: this.input.courier, result });
 
@@ -165,18 +160,21 @@ export class ShipmentTracking {
   private readonly courier: ReturnType<typeof proxyActivities<ShipmentActivities>>;
   private readonly readModel: ReturnType<typeof proxyActivities<ShipmentActivities>>;
 
-  constructor(readonly input: ShipmentWorkflowInput) {
-    this.policy = input.policy;
+  constructor(
+    readonly input: ShipmentWorkflowInput,
+    /** The worker's policy (asked at the run's start), or the one the input pins. */
+    readonly policy: PollPolicy,
+  ) {
     this.courier = proxyActivities<ShipmentActivities>({
       taskQueue: input.courierTaskQueue,
       startToCloseTimeout: '60s',
       // A poll heartbeats while it waits for its bulk call: a dead worker's polls run again soon.
       heartbeatTimeout: '10s',
       retry: {
-        initialInterval: input.policy.pollRetryInitialMs,
+        initialInterval: policy.pollRetryInitialMs,
         backoffCoefficient: 2,
-        maximumAttempts: input.policy.pollAttempts,
-        nonRetryableErrorTypes: [BUDGET_EXHAUSTED, COURIER_REJECTED],
+        maximumAttempts: policy.pollAttempts,
+        nonRetryableErrorTypes: [FailureType.BUDGET_EXHAUSTED, FailureType.COURIER_REJECTED],
       },
     });
     // Read-model writes retry until Postgres answers: losing one would leave the API stale.
@@ -404,11 +402,13 @@ export class ShipmentTracking {
 
   async recordPollFailure(err: ActivityFailure): Promise<void> {
     const { type, message, details } = activityFailure(err);
-    this.countPoll(type === BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
+    this.countPoll(type === FailureType.BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
     this.lastCycle =
-      type === BUDGET_EXHAUSTED ? RefreshSource.BUDGET_EXHAUSTED : RefreshSource.COURIER_UNAVAILABLE;
+      type === FailureType.BUDGET_EXHAUSTED
+        ? RefreshSource.BUDGET_EXHAUSTED
+        : RefreshSource.COURIER_UNAVAILABLE;
     const now = Date.now();
-    if (type === BUDGET_EXHAUSTED) {
+    if (type === FailureType.BUDGET_EXHAUSTED) {
       // The activity's clock decided the day is used up; wait for the window it names (never
       // less than a minute, in case this clock is ahead) plus a spread so that every blocked
       // shipment does not call at midnight at once.
@@ -432,7 +432,7 @@ export class ShipmentTracking {
     try {
       await this.readModel.recordSyncProblem.executeWithOptions(
         {
-          summary: `record ${type === BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(this.nextPollAtMs)}`,
+          summary: `record ${type === FailureType.BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(this.nextPollAtMs)}`,
         },
         [
           {

@@ -12,18 +12,33 @@ import {
   condition,
   continueAsNew,
   log,
+  proxyLocalActivities,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ShipmentActivities } from '../activities/shipments';
+import { expiryReason, noScanDeadlineMs } from '../domain/polling';
 import { ShipmentStatus } from '../domain/status';
 import type { CancelShipmentRequest, ShipmentSnapshot, ShipmentWorkflowInput } from './contract';
-import { expiryReason, noScanDeadlineMs } from './policy';
 import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
 import { newestEvent, ShipmentTracking } from './shipment-tracking';
 import { duration } from './summaries';
 
+/**
+ * The worker's poll policy. A local activity, not config read in the workflow (the sandbox
+ * has no environment, and a value read outside history would make replay depend on the
+ * replaying worker's settings): its answer is recorded in history as a marker, so a replay
+ * sees what the run saw, and it runs in the worker executing the workflow, without a trip
+ * through a task queue. Asked at the start of every run, so a worker redeployed with other
+ * `WAYBILL_POLL_*` settings applies them from the next continue-as-new on.
+ */
+const worker = proxyLocalActivities<ShipmentActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', maximumInterval: '10s' },
+});
+
 export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
-  const tracking = new ShipmentTracking(input);
+  const tracking = new ShipmentTracking(input, input.policy ?? (await worker.pollPolicy()));
   tracking.listen();
   upsertSearchAttributes([
     { key: ShipmentStatusKey, value: tracking.state.status },

@@ -6,11 +6,12 @@
  */
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { SimStats } from '../../simulators/courier/server';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import { type TestApi } from '../support/api';
 import { insertOrderRow } from '../support/db';
 import { eventually } from '../support/eventually';
-import { startShipmentWorkflow, stillPolicy } from '../support/temporal';
+import { stillPolicy } from '../support/temporal';
+import { trackParcel } from '../support/shipments';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -39,13 +40,22 @@ const tally = (values: string[]) =>
 
 describe('live refresh cost', () => {
   // Neither the per-IP rate limit nor the quota is what protects the courier here.
-  const env = { WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000', WAYBILL_REFRESH_QUOTA: '1000000' };
-  const stack = useStack({ payments: false, api: { env, shipmentPolicy: POLICY } });
+  // The API reads the cooldown from its own settings, the workflows from the worker's policy.
+  const env = {
+    WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
+    WAYBILL_REFRESH_QUOTA: '1000000',
+    WAYBILL_REFRESH_COOLDOWN: `${COOLDOWN_MS}ms`,
+  };
+  const stack = useStack({
+    payments: false,
+    worker: { pollPolicy: POLICY },
+    api: { env },
+  });
   /** The same API with a quota of two live refreshes per customer per hour. */
   let tight: TestApi;
 
   beforeAll(async () => {
-    tight = await stack.anotherApi({ env: { ...env, WAYBILL_REFRESH_QUOTA: '2' }, shipmentPolicy: POLICY });
+    tight = await stack.anotherApi({ env: { ...env, WAYBILL_REFRESH_QUOTA: '2' } });
   });
 
   /** Courier track calls so far, as the simulator counted them. */
@@ -57,22 +67,11 @@ describe('live refresh cost', () => {
   /** An order of `customerId` with one parcel its shipment workflow tracks, synced once. */
   async function trackedOrder(customerId: string) {
     const orderId = await insertOrderRow(stack.database.db, { customerId });
-    const shipmentId = `${orderId}-p1`;
-    const { trackingNumber } = stack.couriers.backend.register({
-      scenario: 'never_picked_up',
-      format: 'native',
-    });
-    await stack.database.db
-      .insertInto('shipments')
-      .values({ id: shipmentId, order_id: orderId, courier: 'simulator', tracking_number: trackingNumber })
-      .execute();
-    const handle = await startShipmentWorkflow(stack.worker, {
-      shipmentId,
+    const { shipmentId, handle } = await trackParcel(stack, {
       orderId,
-      trackingNumber,
+      scenario: 'never_picked_up',
       policy: POLICY,
     });
-    stack.started(handle);
     await eventually(
       () =>
         stack.database.db

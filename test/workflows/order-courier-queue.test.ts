@@ -6,7 +6,7 @@
  * it), while a booking is refused and the order fails, giving everything back.
  */
 import { cancelOrderUpdate, orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
-import { budgetDay } from '../../src/workflows/policy';
+import { budgetDay } from '../../src/domain/polling';
 import { eventually } from '../support/eventually';
 import { useSagaStack } from '../support/saga';
 import { stillPolicy, uniqueId } from '../support/temporal';
