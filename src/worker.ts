@@ -20,6 +20,7 @@ import { createActivities, type Activities } from './activities';
 import { createDataConverter } from './codec';
 import { loadConfig, type Config } from './config';
 import { createCouriers, LARGEST_TRACKING_BATCH } from './couriers';
+import { dispatcherSettings, startDispatcher } from './notifications/dispatcher';
 import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
 import { createLogger, type Logger } from './logger';
@@ -283,9 +284,16 @@ export async function startWorker(opts: {
       throw err;
     }),
   );
-  // However the workers stop, the connections close after them (so the process can exit).
+  // Domain events out: one dispatcher per worker process; several share the work (docs/events.md).
+  const dispatcher = startDispatcher({
+    db: opts.db,
+    log: opts.log.child({ component: 'events' }),
+    settings: dispatcherSettings(opts.config),
+  });
+  // However the workers stop, the dispatcher and then the connections stop after them.
   const done = Promise.all(runs)
     .then(() => undefined)
+    .finally(() => dispatcher.stop())
     .finally(closeConnections);
   return {
     done,

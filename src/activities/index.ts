@@ -6,6 +6,7 @@ import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
 import { createHousekeepingActivities } from './housekeeping';
+import { createImportActivities } from './imports';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';
 import { createPaymentActivities } from './payments';
@@ -38,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPaymentActivities({ ...deps, providerName: deps.paymentProviderName ?? 'http' }),
     ...createReportActivities(deps),
     ...createHousekeepingActivities(deps),
+    ...createImportActivities(deps),
   };
 }
 

@@ -1,8 +1,8 @@
 /**
  * Stock activities for the order saga: reserve (step 1) and its compensation (release),
- * consume at shipment, restock a returned parcel, and the ops low-stock notification.
+ * consume at shipment, restock a returned parcel, and the ops low-stock notification and alert.
  * All safe to run twice: reservation rows are keyed by order + sku and move through their
- * statuses with guards; notifications are keyed by sku and UTC day.
+ * statuses with guards; notifications and alerts are keyed by sku and UTC day.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
@@ -19,6 +19,7 @@ import {
   type Shortage,
   type StockChange,
 } from '../inventory/queries';
+import { lowStockDedupeKey, raiseLowStockAlerts } from '../inventory/alert-queries';
 import type { Logger } from '../logger';
 
 export interface InventoryActivityDeps {
@@ -44,10 +45,7 @@ export interface NotifyLowStockResult {
   notified: string[];
 }
 
-/** `low-stock:<sku>:<YYYY-MM-DD UTC>`: one ops notification per sku per day. */
-export function lowStockDedupeKey(sku: string, nowMs: number): string {
-  return `low-stock:${sku}:${new Date(nowMs).toISOString().slice(0, 10)}`;
-}
+export { lowStockDedupeKey };
 
 function describeShortages(shortages: Shortage[]): string {
   return shortages.map((s) => `${s.sku} (requested ${s.requested}, available ${s.available})`).join(', ');
@@ -125,6 +123,8 @@ export function createInventoryActivities(deps: InventoryActivityDeps) {
       const low: LowStock[] = await lowStockSkus(db, input.skus);
       if (low.length === 0) return { notified: [] };
       const nowMs = now();
+      // The alert staff list and acknowledge (GET /v1/admin/stock/alerts), same key as the notification.
+      await raiseLowStockAlerts(db, low, nowMs);
       const rows = await db
         .insertInto('notifications')
         .values(

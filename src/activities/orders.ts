@@ -23,6 +23,7 @@ import {
   NotificationRejectedError,
   type NotificationTransport,
 } from '../notifications/transport';
+import { writeOrderEvent } from '../notifications/outbox';
 import { activityMeter } from './meter';
 
 export interface OrderActivityDeps {
@@ -110,16 +111,34 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       failureCode?: string | null;
       failureMessage?: string | null;
     }): Promise<void> {
-      await db
-        .updateTable('orders')
-        .set({
-          status: input.status,
-          failure_code: input.failureCode ?? null,
-          failure_message: input.failureMessage ?? null,
-          updated_at: sql<Date>`now()`,
-        })
-        .where('id', '=', input.orderId)
-        .execute();
+      await db.transaction().execute(async (trx) => {
+        // Locked, so a racing second run sees this one's status and writes no second event.
+        const before = await trx
+          .selectFrom('orders')
+          .select(['status', 'number'])
+          .where('id', '=', input.orderId)
+          .forUpdate()
+          .executeTakeFirst();
+        await trx
+          .updateTable('orders')
+          .set({
+            status: input.status,
+            failure_code: input.failureCode ?? null,
+            failure_message: input.failureMessage ?? null,
+            updated_at: sql<Date>`now()`,
+          })
+          .where('id', '=', input.orderId)
+          .execute();
+        if (before && before.status !== input.status) {
+          await writeOrderEvent(trx, {
+            orderId: input.orderId,
+            orderNumber: before.number,
+            status: input.status,
+            failureCode: input.failureCode ?? null,
+            failureMessage: input.failureMessage ?? null,
+          });
+        }
+      });
     },
 
     /** Books one parcel and records it as a shipment of the order; returns its tracking number. */

@@ -21,6 +21,7 @@ import { isUnknownCode } from '../couriers/unknown-codes';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
+import { writeShipmentEvent } from '../notifications/outbox';
 import { activityMeter } from './meter';
 import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
 
@@ -301,6 +302,13 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             .execute();
           inserted = rows.length;
         }
+        // Locked: a racing second run of this write sees the new status and writes no second event.
+        const before = await trx
+          .selectFrom('shipments')
+          .select(['status', 'order_id', 'courier', 'tracking_number'])
+          .where('id', '=', input.shipmentId)
+          .forUpdate()
+          .executeTakeFirst();
         const lastEvent = await trx
           .selectFrom('tracking_events')
           .select((eb) => eb.fn.max('occurred_at').as('at'))
@@ -353,6 +361,17 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             type: 'ShipmentNotFound',
             message: `shipment ${input.shipmentId} is not in the read model`,
             nonRetryable: true,
+          });
+        }
+        if (before && before.status !== input.status) {
+          await writeShipmentEvent(trx, {
+            shipmentId: input.shipmentId,
+            orderId: before.order_id,
+            courier: before.courier,
+            trackingNumber: before.tracking_number,
+            status: input.status,
+            subStatus: input.subStatus,
+            eta: input.eta,
           });
         }
         return { inserted };

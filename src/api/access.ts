@@ -2,12 +2,15 @@
  * What each staff role may do: the least-privilege matrix every staff route is guarded by
  * (src/api/auth.ts turns a permission into a route hook) and docs/api.md documents.
  *
- * - support answers customers: reads any order and its tracking, reads the shipments
- *   queue, asks one shipment for a fresh poll;
+ * - support answers customers: reads any order and its tracking (and finds orders by
+ *   number, e-mail, tracking number), reads the shipments queue, asks one shipment for a
+ *   fresh poll, reads stock levels and low-stock alerts;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
- *   reading workflow histories decoded through the codec server;
- * - admin: everything, including the stats (courier API spend against the budget).
+ *   reading workflow histories decoded through the codec server, and runs the catalogue:
+ *   skus and prices, stock received and adjusted, low-stock alerts acknowledged;
+ * - admin: everything, including the stats (courier API spend against the budget), the
+ *   shop's event endpoints (domain events out) and importing parcels already in flight.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -35,6 +38,21 @@ export const Permission = {
    * customers from the API's own views and does not need raw histories.
    */
   DECODE_PAYLOADS: 'payloads:decode',
+  /** Import parcels already in flight (up to 10,000 new shipment workflows each) and read imports. */
+  IMPORT_PARCELS: 'parcels:import',
+  /** Orders found by number, customer e-mail, tracking number, status and creation time. */
+  SEARCH_ORDERS: 'orders:search',
+  /** Stock levels (on hand, reserved, available) and low-stock alerts. */
+  READ_STOCK: 'stock:read',
+  /** Stock received and adjusted (audited), low-stock alerts acknowledged. */
+  WRITE_STOCK: 'stock:write',
+  /** Skus created and changed: name, warehouse, price, low-stock threshold (audited). */
+  WRITE_CATALOGUE: 'catalogue:write',
+  /**
+   * The shop's event endpoints: register, change, disable / enable, rotate secrets, read
+   * deliveries and attempts, resend. Admin only: an endpoint receives every order's events.
+   */
+  MANAGE_EVENT_ENDPOINTS: 'events:manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -42,6 +60,8 @@ const SUPPORT: readonly Permission[] = [
   Permission.READ_ORDERS,
   Permission.READ_SHIPMENTS,
   Permission.REFRESH_SHIPMENT,
+  Permission.SEARCH_ORDERS,
+  Permission.READ_STOCK,
 ];
 const OPS: readonly Permission[] = [
   ...SUPPORT,
@@ -51,6 +71,8 @@ const OPS: readonly Permission[] = [
   Permission.READ_ATTENTION,
   Permission.RESOLVE_ATTENTION,
   Permission.DECODE_PAYLOADS,
+  Permission.WRITE_STOCK,
+  Permission.WRITE_CATALOGUE,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

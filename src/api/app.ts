@@ -43,10 +43,14 @@ import { metricsPlugin } from './metrics';
 import { describeOperation, documentResponseHeaders, SECURITY_SCHEMES } from './operations';
 import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
+import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
 import { healthRoutes } from './routes/health';
+import { importRoutes } from './routes/imports';
+import { orderSearchRoutes } from './routes/order-search';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
+import { subscriptionRoutes } from './routes/subscriptions';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -223,6 +227,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
         { name: 'admin', description: 'Admin actions through the workflows, the exceptions queue, stats' },
         { name: 'webhooks', description: 'Pushes from couriers, signed with HMAC-SHA256' },
+        {
+          name: 'catalogue',
+          description: 'Skus and prices, stock levels, receipts and adjustments, low-stock alerts',
+        },
       ],
     },
   });
@@ -295,9 +303,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
+  await app.register(importRoutes, { deps });
+  await app.register(catalogueRoutes, { deps });
+  await app.register(orderSearchRoutes, { deps });
   await app.register(webhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
+  await app.register(subscriptionRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -56,6 +56,7 @@ export function loadConfig(env: Env = process.env): Config {
     courier,
     payments: readPayments(r),
     notifications: readNotifications(r),
+    events: readEvents(r, waybillEnv === 'production'),
     polling: readPolling(r),
     worker: readWorker(r),
     workerSizing: readWorkerSizing(r, courier.concurrency),
@@ -240,6 +241,18 @@ function readNotifications(r: Reader): Config['notifications'] {
     );
   }
   return { webhookUrl, webhookSecret };
+}
+
+// ---- Domain events out (issue 18) ----
+function readEvents(r: Reader, production: boolean): Config['events'] {
+  return {
+    pollIntervalMs: r.duration('WAYBILL_EVENTS_POLL_INTERVAL', '1s'),
+    retryBaseMs: r.duration('WAYBILL_EVENTS_RETRY_BASE', '10s'),
+    retryMaxMs: r.duration('WAYBILL_EVENTS_RETRY_MAX', '1h'),
+    disableAfterFailures: r.int('WAYBILL_EVENTS_DISABLE_AFTER', 20, 1, 10_000),
+    timeoutMs: r.duration('WAYBILL_EVENTS_TIMEOUT', '10s'),
+    allowPlainHttp: r.bool('WAYBILL_EVENTS_ALLOW_HTTP', !production),
+  };
 }
 
 function readPolling(r: Reader): Config['polling'] {

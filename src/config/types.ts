@@ -187,6 +187,21 @@ export interface Config {
     readonly webhookUrl: string | null;
     readonly webhookSecret: string | null;
   };
+  // ---- Domain events out (issue 18) ----
+  readonly events: {
+    /** The dispatcher looks for due deliveries this often when idle (ms). */
+    readonly pollIntervalMs: number;
+    /** First retry delay of a failed delivery, doubled per failure, with jitter (ms). */
+    readonly retryBaseMs: number;
+    /** Longest retry delay (ms). */
+    readonly retryMaxMs: number;
+    /** Consecutive failed deliveries after which an endpoint is disabled. */
+    readonly disableAfterFailures: number;
+    /** One delivery request's time limit (ms). */
+    readonly timeoutMs: number;
+    /** Whether endpoints may be plain http:// URLs (default: yes in development, no in production). */
+    readonly allowPlainHttp: boolean;
+  };
   readonly polling: {
     /** Milliseconds to wait before the next poll, per current status. */
     readonly intervalMs: Readonly<Record<PolledStatus, number>>;

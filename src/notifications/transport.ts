@@ -68,40 +68,69 @@ export function createLogTransport(log: Logger): NotificationTransport {
   };
 }
 
+/**
+ * POSTs a JSON body signed as docs/security.md describes (`x-waybill-signature` over
+ * `<timestamp>.<body>`, `x-waybill-event-id` for the receiver to dedupe); answers the
+ * receiver's HTTP status. Throws when the receiver cannot be reached in time.
+ */
+export async function postSigned(opts: {
+  url: string;
+  secret: string;
+  eventId: string;
+  body: string;
+  headers?: Record<string, string>;
+  timeoutMs: number;
+  now?: () => number;
+}): Promise<number> {
+  const timestamp = String(Math.floor((opts.now ?? Date.now)() / 1000));
+  try {
+    const response = await fetch(opts.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...opts.headers,
+        'x-waybill-event-id': opts.eventId,
+        'x-waybill-timestamp': timestamp,
+        'x-waybill-signature': signWebhook(opts.secret, timestamp, opts.body),
+      },
+      body: opts.body,
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    });
+    // The answer's body is not read: drop it so the connection goes back to the pool.
+    await response.body?.cancel().catch(() => undefined);
+    return response.status;
+  } catch (err) {
+    throw new Error(`unreachable: ${(err as Error).message}`);
+  }
+}
+
 export function createWebhookTransport(opts: {
   url: string;
   secret: string;
   timeoutMs?: number;
   now?: () => number;
 }): NotificationTransport {
-  const now = opts.now ?? Date.now;
   return {
     channel: 'webhook',
     async send(message) {
-      const body = JSON.stringify(message);
-      const timestamp = String(Math.floor(now() / 1000));
-      let response: Response;
+      let status: number;
       try {
-        response = await fetch(opts.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'x-waybill-event-id': message.eventId,
-            'x-waybill-timestamp': timestamp,
-            'x-waybill-signature': signWebhook(opts.secret, timestamp, body),
-          },
-          body,
-          signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+        status = await postSigned({
+          url: opts.url,
+          secret: opts.secret,
+          eventId: message.eventId,
+          body: JSON.stringify(message),
+          timeoutMs: opts.timeoutMs ?? 10_000,
+          ...(opts.now ? { now: opts.now } : {}),
         });
       } catch (err) {
-        throw new Error(`notification webhook unreachable: ${(err as Error).message}`);
+        throw new Error(`notification webhook ${(err as Error).message}`);
       }
-      if (!response.ok) {
-        const message = `notification webhook answered ${response.status}`;
+      if (status < 200 || status >= 300) {
+        const message = `notification webhook answered ${status}`;
         // A 4xx says the shop's endpoint will not take this message as sent: resending the
         // same bytes cannot help. 408 and 429 are "later", like a 5xx.
-        const final =
-          response.status >= 400 && response.status < 500 && ![408, 429].includes(response.status);
+        const final = status >= 400 && status < 500 && ![408, 429].includes(status);
         throw final ? new NotificationRejectedError(message) : new Error(message);
       }
     },

@@ -4,6 +4,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, ShippingAddress } from '../../db/database';
+import { writeOrderEvent } from '../notifications/outbox';
 
 export interface NewOrderRecord {
   id: string;
@@ -53,6 +54,13 @@ export async function insertOrder(db: Kysely<Database>, order: NewOrderRecord): 
         })),
       )
       .execute();
+    await writeOrderEvent(trx, {
+      orderId: order.id,
+      orderNumber: order.number,
+      status: 'PENDING',
+      failureCode: null,
+      failureMessage: null,
+    });
   });
   return total;
 }

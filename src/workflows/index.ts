@@ -3,3 +3,4 @@ export { shipmentWorkflow } from './shipment';
 export { orderWorkflow } from './order';
 export { dailyReportWorkflow } from './reports';
 export { housekeepingWorkflow } from './housekeeping';
+export { importWorkflow } from './import';

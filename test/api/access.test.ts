@@ -17,6 +17,7 @@ type Outcome = 'in' | '401' | '403';
 const ORDER = 'ord_access_1';
 const NO_ORDER = 'ord_none';
 const NO_SHIPMENT = 'shp_none';
+const NO_ENDPOINT = 'wep_none';
 const REASON = { reason: 'checking the access matrix' };
 
 const anyone = CALLERS;
@@ -100,6 +101,116 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     in: ops,
   },
   'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+  'POST /v1/admin/imports': {
+    // An empty list: refused with 400 by the route, so nothing is started.
+    request: () => ({ method: 'POST', url: '/v1/admin/imports', payload: { parcels: [] } }),
+    in: admin,
+  },
+  'GET /v1/admin/imports/{importId}': { request: () => ({ url: '/v1/admin/imports/imp_none' }), in: admin },
+  'POST /v1/admin/event-endpoints': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/event-endpoints',
+      payload: { url: 'http://127.0.0.1:9/hooks', eventTypes: ['order.created'] },
+    }),
+    in: admin,
+  },
+  'GET /v1/admin/event-endpoints': { request: () => ({ url: '/v1/admin/event-endpoints' }), in: admin },
+  'GET /v1/admin/event-endpoints/{endpointId}': {
+    request: () => ({ url: `/v1/admin/event-endpoints/${NO_ENDPOINT}` }),
+    in: admin,
+  },
+  'PATCH /v1/admin/event-endpoints/{endpointId}': {
+    request: () => ({
+      method: 'PATCH',
+      url: `/v1/admin/event-endpoints/${NO_ENDPOINT}`,
+      payload: { description: 'checking the access matrix' },
+    }),
+    in: admin,
+  },
+  'DELETE /v1/admin/event-endpoints/{endpointId}': {
+    request: () => ({ method: 'DELETE', url: `/v1/admin/event-endpoints/${NO_ENDPOINT}` }),
+    in: admin,
+  },
+  ...Object.fromEntries(
+    ['disable', 'enable', 'rotate-secret'].map((action) => [
+      `POST /v1/admin/event-endpoints/{endpointId}/${action}`,
+      {
+        request: (): InjectOptions => ({
+          method: 'POST',
+          url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/${action}`,
+          payload: REASON,
+        }),
+        in: admin,
+      },
+    ]),
+  ),
+  'GET /v1/admin/event-endpoints/{endpointId}/deliveries': {
+    request: () => ({ url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/deliveries` }),
+    in: admin,
+  },
+  'GET /v1/admin/event-endpoints/{endpointId}/attempts': {
+    request: () => ({ url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/attempts` }),
+    in: admin,
+  },
+  'POST /v1/admin/event-endpoints/{endpointId}/events/{eventId}/resend': {
+    request: () => ({
+      method: 'POST',
+      url: `/v1/admin/event-endpoints/${NO_ENDPOINT}/events/order:none:PENDING:1/resend`,
+      payload: REASON,
+    }),
+    in: admin,
+  },
+  'POST /v1/admin/orders/search': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/orders/search',
+      payload: { orderNumber: 'WB-ACCESS-1' },
+    }),
+    in: support,
+  },
+  'POST /v1/admin/catalogue/skus': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/catalogue/skus',
+      payload: { sku: 'SKU-1', name: 'Thing', warehouse: 'main', unitAmount: 100, currency: 'MYR' },
+    }),
+    in: ops,
+  },
+  'PATCH /v1/admin/catalogue/skus/{sku}': {
+    request: () => ({
+      method: 'PATCH',
+      url: '/v1/admin/catalogue/skus/NO-SUCH-SKU',
+      payload: { unitAmount: 100, ...REASON },
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/stock': { request: () => ({ url: '/v1/admin/stock' }), in: support },
+  'POST /v1/admin/stock/{sku}/receive': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/NO-SUCH-SKU/receive',
+      payload: { quantity: 1, ...REASON },
+    }),
+    in: ops,
+  },
+  'POST /v1/admin/stock/{sku}/adjust': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/NO-SUCH-SKU/adjust',
+      payload: { delta: -1, ...REASON },
+    }),
+    in: ops,
+  },
+  'GET /v1/admin/stock/alerts': { request: () => ({ url: '/v1/admin/stock/alerts' }), in: support },
+  'POST /v1/admin/stock/alerts/{alertId}/acknowledge': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/stock/alerts/NO-SUCH-SKU:2026-01-01/acknowledge',
+      payload: {},
+    }),
+    in: ops,
+  },
 };
 
 /** Signed by the courier's webhook secret, not by anyone's credentials: every caller is refused unsigned. */

@@ -82,7 +82,17 @@ describe('HTTP contract', () => {
       'POST /v1/admin/shipments/{shipmentId}/mark-delivered': staff,
       'POST /v1/admin/orders/{orderId}/cancel': staff,
       'GET /v1/admin/attention': staff,
+      'GET /v1/admin/imports/{importId}': staff,
       'POST /v1/admin/orders/{orderId}/attention/{itemId}': staff,
+      'POST /v1/admin/imports': staff,
+      'POST /v1/admin/orders/search': staff,
+      'POST /v1/admin/catalogue/skus': staff,
+      'PATCH /v1/admin/catalogue/skus/{sku}': staff,
+      'GET /v1/admin/stock': staff,
+      'POST /v1/admin/stock/{sku}/receive': staff,
+      'POST /v1/admin/stock/{sku}/adjust': staff,
+      'GET /v1/admin/stock/alerts': staff,
+      'POST /v1/admin/stock/alerts/{alertId}/acknowledge': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
     });
     // Staff operations say which roles, and document the 403 the others get.

@@ -189,17 +189,41 @@ describe('inventory activities', () => {
         `low-stock:${low}:2026-12-01`,
         `low-stock:${low}:2026-12-02`,
       ]);
+      // The alerts staff list and acknowledge: one per sku per day too, the same keys.
+      const alerts = await db
+        .selectFrom('stock_alerts')
+        .select(['sku', 'dedupe_key', 'available', 'threshold', 'acknowledged_at'])
+        .where('sku', 'in', [low, fine])
+        .orderBy('id')
+        .execute();
+      expect(alerts).toEqual([
+        {
+          sku: low,
+          dedupe_key: `low-stock:${low}:2026-12-01`,
+          available: 3,
+          threshold: 5,
+          acknowledged_at: null,
+        },
+        {
+          sku: low,
+          dedupe_key: `low-stock:${low}:2026-12-02`,
+          available: 3,
+          threshold: 5,
+          acknowledged_at: null,
+        },
+      ]);
 
       await env.run(activities.releaseStock, { orderId });
     });
 
-    it('notifies nothing while every sku is at or above its threshold', async () => {
+    it('notifies nothing and raises no alert while every sku is at or above its threshold', async () => {
       const sku = await newItem(db, { onHand: 10, threshold: 5 });
 
       expect(await env.run(activities.notifyLowStock, { skus: [sku, 'NO-SUCH-SKU'] })).toEqual({
         notified: [],
       });
       expect(await lowStockRows(sku)).toEqual([]);
+      expect(await db.selectFrom('stock_alerts').select('id').where('sku', '=', sku).execute()).toEqual([]);
     });
 
     it('keys the notification by sku and UTC day', () => {

@@ -23,7 +23,7 @@ import { ShipmentTrackingView, StatusSchema } from '../tracking-view';
 const MAX_LINES = 50;
 const MAX_QUANTITY = 1000;
 const OrderId = IdText('The order id, e.g. ord_…');
-const Sku = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', maxLength: 64 });
+export const Sku = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', maxLength: 64 });
 /** A path of this API, e.g. /v1/orders/ord_…/tracking. */
 const Link = Type.String({ pattern: '^/v1/[A-Za-z0-9/_-]{1,200}$', maxLength: 204 });
 

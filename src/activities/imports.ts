@@ -1,0 +1,350 @@
+/**
+ * Import activities: one batch of an import's lines at a time (see src/workflows/import.ts).
+ * A batch validates its lines, records the new parcels as shipments, gives each a first
+ * poll time from its courier's first-poll cursor, writes every line's result (all in one
+ * transaction), then starts the new parcels' shipment workflows. Run twice it changes
+ * nothing: processed lines are skipped, and starting a workflow that exists is a no-op.
+ */
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../../db/database';
+import { isCourierCode, normaliseTrackingNumber, trackingNumberProblem } from '../couriers/numbers';
+import type { CourierAdapter, CourierCode } from '../couriers/types';
+import { ImportLineResult, importCounts, markImportDone, type ImportCounts } from '../imports/queries';
+import type { Logger } from '../logger';
+import { shipmentWorkflowId, type PollPolicy } from '../workflows/contract';
+import { alignToSlot } from '../workflows/policy';
+import type { shipmentWorkflow } from '../workflows/shipment';
+
+export interface ImportActivityDeps {
+  db: Kysely<Database>;
+  temporal?: Client;
+  couriers: Partial<Record<CourierCode, CourierAdapter>>;
+  dailyBudget: number;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface ImportLinesInput {
+  importId: string;
+  fromLine: number;
+  toLine: number;
+  policy: PollPolicy;
+  /** Where shipment workflows run, and their courier activities. */
+  taskQueue: string;
+  courierTaskQueue: string;
+}
+
+/**
+ * The share of a courier's daily call budget imported parcels' first polls may use: the
+ * rest stays for the parcels already tracked. A first poll costs 1/maxBatch of a call.
+ */
+export const IMPORT_BUDGET_SHARE = 0.5;
+const DAY_MS = 86_400_000;
+/** Shipment workflows started at once (the Temporal frontend is shared). */
+const START_CONCURRENCY = 10;
+
+/** An imported parcel's shipment id: its workflow is `shipment-<courier>-<number>`. */
+export const importedShipmentId = (courier: CourierCode, trackingNumber: string): string =>
+  `${courier}-${trackingNumber}`;
+
+const EMAIL =
+  /^[^\s@"<>(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+const POSTCODE = /^[A-Za-z0-9][A-Za-z0-9 -]{1,11}$/;
+
+type LineRow = {
+  line_no: number;
+  courier: string | null;
+  tracking_number: string | null;
+  email: string | null;
+  postcode: string | null;
+};
+type Checked = { problem: string } | { courier: CourierCode; trackingNumber: string };
+
+/** Why a line cannot be tracked, or its courier and normalised number. */
+export function checkImportLine(
+  line: Omit<LineRow, 'line_no'>,
+  configured: (c: CourierCode) => boolean,
+): Checked {
+  if (!line.courier) return { problem: 'missing courier' };
+  if (!line.tracking_number) return { problem: 'missing trackingNumber' };
+  const courier = line.courier.toLowerCase();
+  if (!isCourierCode(courier) || !configured(courier))
+    return { problem: `unknown courier "${line.courier}"` };
+  const trackingNumber = normaliseTrackingNumber(line.tracking_number);
+  const badNumber = trackingNumberProblem(courier, trackingNumber);
+  if (badNumber) return { problem: badNumber };
+  if (line.email !== null && (line.email.length > 254 || !EMAIL.test(line.email))) {
+    return { problem: `email "${line.email}" is not an e-mail address` };
+  }
+  if (line.postcode !== null && !POSTCODE.test(line.postcode)) {
+    return {
+      problem: `postcode "${line.postcode}" is not a postcode (2 to 12 letters, digits, spaces, dashes)`,
+    };
+  }
+  return { courier, trackingNumber };
+}
+
+/**
+ * When imported parcels of a courier are first polled: `spacingMs` apart on average (so their
+ * calls stay within IMPORT_BUDGET_SHARE of the daily budget), gathered into windows that fill
+ * one bulk call (at least the courier's slot, or a minute, or the policy's shortest interval
+ * when tests shrink it), on the courier's slot boundaries.
+ */
+export function firstPollPlan(
+  policy: PollPolicy,
+  courier: CourierCode,
+  dailyBudget: number,
+  maxBatch: number,
+) {
+  const spacingMs = DAY_MS / (IMPORT_BUDGET_SHARE * dailyBudget * Math.max(1, maxBatch));
+  const base = policy.couriers?.[courier]?.slotMs || Math.min(60_000, ...Object.values(policy.intervalMs));
+  const windowMs = Math.max(base, Math.ceil(spacingMs * maxBatch));
+  return {
+    spacingMs,
+    at: (positionMs: number) => alignToSlot(Math.ceil(positionMs / windowMs) * windowMs, policy, courier),
+  };
+}
+
+/** Takes `n` consecutive first-poll positions from the courier's cursor; the first one's time. */
+async function takePositions(
+  trx: Transaction<Database>,
+  courier: string,
+  n: number,
+  spacingMs: number,
+  nowMs: number,
+) {
+  const span = n * spacingMs;
+  const row = await sql<{ next_at: Date }>`
+    insert into import_poll_cursors as c (courier, next_at)
+    values (${courier}, ${new Date(nowMs + span)})
+    on conflict (courier) do update
+      set next_at = greatest(c.next_at, ${new Date(nowMs)}) + ${span} * interval '1 millisecond'
+    returning next_at`.execute(trx);
+  return row.rows[0]!.next_at.getTime() - span;
+}
+
+export function createImportActivities(deps: ImportActivityDeps) {
+  const { db, log } = deps;
+  const now = deps.now ?? Date.now;
+  const configured = (c: CourierCode) => deps.couriers[c] !== undefined;
+
+  /** Decides and records the results of the batch's unprocessed lines (one transaction). */
+  async function decide(input: ImportLinesInput): Promise<void> {
+    await db.transaction().execute(async (trx) => {
+      const lines = await trx
+        .selectFrom('parcel_import_lines')
+        .select(['line_no', 'courier', 'tracking_number', 'email', 'postcode'])
+        .where('import_id', '=', input.importId)
+        .where('line_no', '>=', input.fromLine)
+        .where('line_no', '<=', input.toLine)
+        .where('result', 'is', null)
+        .orderBy('line_no')
+        .forUpdate()
+        .execute();
+      if (lines.length === 0) return;
+      type Decision = {
+        result: ImportLineResult;
+        reason: string | null;
+        shipmentId: string | null;
+        firstPollAt: Date | null;
+      };
+      const decided = new Map<number, Decision>();
+      /** The first line of this batch per parcel (shipment id), and its courier and number. */
+      const first = new Map<string, { line: number; courier: CourierCode; trackingNumber: string }>();
+      const later: { line: number; id: string }[] = [];
+      for (const line of lines) {
+        const checked = checkImportLine(line, configured);
+        if ('problem' in checked) {
+          decided.set(line.line_no, {
+            result: ImportLineResult.REJECTED,
+            reason: checked.problem,
+            shipmentId: null,
+            firstPollAt: null,
+          });
+          continue;
+        }
+        const id = importedShipmentId(checked.courier, checked.trackingNumber);
+        if (first.has(id)) later.push({ line: line.line_no, id });
+        else first.set(id, { line: line.line_no, ...checked });
+      }
+      const candidates = [...first.entries()];
+      const inserted = new Set<string>();
+      if (candidates.length > 0) {
+        const rows = await trx
+          .insertInto('shipments')
+          .values(
+            candidates.map(([id, c]) => ({
+              id,
+              order_id: null,
+              courier: c.courier,
+              tracking_number: c.trackingNumber,
+            })),
+          )
+          .onConflict((oc) => oc.doNothing())
+          .returning('id')
+          .execute();
+        for (const r of rows) inserted.add(r.id);
+      }
+      // Parcels tracked before this batch: by an order, an earlier import, or an earlier line of this one.
+      const known = candidates.filter(([id]) => !inserted.has(id));
+      const existing =
+        known.length === 0
+          ? []
+          : await trx
+              .selectFrom('shipments')
+              .select(['id', 'order_id', 'courier', 'tracking_number'])
+              .where((eb) =>
+                eb.or(
+                  known.map(([, c]) =>
+                    eb.and([eb('courier', '=', c.courier), eb('tracking_number', '=', c.trackingNumber)]),
+                  ),
+                ),
+              )
+              .execute();
+      const earlier =
+        existing.length === 0
+          ? []
+          : await trx
+              .selectFrom('parcel_import_lines')
+              .select(['line_no', 'shipment_id'])
+              .where('import_id', '=', input.importId)
+              .where('result', '=', ImportLineResult.STARTED)
+              .where(
+                'shipment_id',
+                'in',
+                existing.map((e) => e.id),
+              )
+              .execute();
+      for (const [id, c] of known) {
+        const row = existing.find((e) => e.courier === c.courier && e.tracking_number === c.trackingNumber);
+        const line = earlier.find((e) => e.shipment_id === row?.id);
+        const reason = line
+          ? `same parcel as line ${line.line_no} of this import`
+          : row?.order_id
+            ? `tracked already as shipment ${row.id} of order ${row.order_id}`
+            : `tracked already as shipment ${row?.id ?? id}`;
+        decided.set(c.line, {
+          result: ImportLineResult.ALREADY_TRACKED,
+          reason,
+          shipmentId: row?.id ?? id,
+          firstPollAt: null,
+        });
+      }
+      // New parcels: first poll positions per courier, in line order.
+      const nowMs = now();
+      const byCourier = new Map<CourierCode, string[]>();
+      for (const [id, c] of candidates)
+        if (inserted.has(id)) byCourier.set(c.courier, [...(byCourier.get(c.courier) ?? []), id]);
+      for (const [courier, ids] of byCourier) {
+        const plan = firstPollPlan(input.policy, courier, deps.dailyBudget, deps.couriers[courier]!.maxBatch);
+        const start = await takePositions(trx, courier, ids.length, plan.spacingMs, nowMs);
+        ids.forEach((id, i) => {
+          decided.set(first.get(id)!.line, {
+            result: ImportLineResult.STARTED,
+            reason: null,
+            shipmentId: id,
+            firstPollAt: new Date(plan.at(start + i * plan.spacingMs)),
+          });
+        });
+      }
+      for (const { line, id } of later) {
+        const firstLine = first.get(id)!.line;
+        const its = decided.get(firstLine)!;
+        decided.set(line, {
+          result: ImportLineResult.ALREADY_TRACKED,
+          reason:
+            its.result === ImportLineResult.STARTED
+              ? `same parcel as line ${firstLine} of this import`
+              : its.reason,
+          shipmentId: its.shipmentId,
+          firstPollAt: null,
+        });
+      }
+      const values = [...decided].map(
+        ([line, d]) =>
+          sql`(${line}::int, ${d.result}, ${d.reason}, ${d.shipmentId}, ${d.firstPollAt}::timestamptz)`,
+      );
+      await sql`
+        update parcel_import_lines l
+        set result = v.result, reason = v.reason, shipment_id = v.shipment_id,
+            first_poll_at = v.first_poll_at, processed_at = now()
+        from (values ${sql.join(values)}) as v(line_no, result, reason, shipment_id, first_poll_at)
+        where l.import_id = ${input.importId} and l.line_no = v.line_no`.execute(trx);
+      await sql`
+        update shipments s set next_poll_at = l.first_poll_at
+        from parcel_import_lines l
+        where l.import_id = ${input.importId} and l.line_no between ${input.fromLine} and ${input.toLine}
+          and l.result = ${ImportLineResult.STARTED} and s.id = l.shipment_id and s.next_poll_at is null`.execute(
+        trx,
+      );
+    });
+  }
+
+  /** Starts the shipment workflows of the batch's started lines; one that exists (or ran) is left alone. */
+  async function startTracking(input: ImportLinesInput): Promise<number> {
+    const temporal = deps.temporal;
+    if (!temporal) throw new Error('the import activities need a Temporal client (ActivityDeps.temporal)');
+    const parcels = await db
+      .selectFrom('parcel_import_lines as l')
+      .innerJoin('shipments as s', 's.id', 'l.shipment_id')
+      .select(['s.id', 's.courier', 's.tracking_number', 'l.first_poll_at'])
+      .where('l.import_id', '=', input.importId)
+      .where('l.line_no', '>=', input.fromLine)
+      .where('l.line_no', '<=', input.toLine)
+      .where('l.result', '=', ImportLineResult.STARTED)
+      .execute();
+    let started = 0;
+    for (let i = 0; i < parcels.length; i += START_CONCURRENCY) {
+      await Promise.all(
+        parcels.slice(i, i + START_CONCURRENCY).map(async (p) => {
+          try {
+            await temporal.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
+              workflowId: shipmentWorkflowId(p.id),
+              taskQueue: input.taskQueue,
+              // A parcel whose tracking ended (delivered) is not started again by a retry.
+              workflowIdReusePolicy: 'REJECT_DUPLICATE',
+              staticSummary: `Imported parcel ${p.courier} ${p.tracking_number} (import ${input.importId})`,
+              args: [
+                {
+                  shipmentId: p.id,
+                  orderId: null,
+                  courier: p.courier as CourierCode,
+                  trackingNumber: p.tracking_number,
+                  courierTaskQueue: input.courierTaskQueue,
+                  policy: input.policy,
+                  nextPollAtMs: p.first_poll_at?.getTime() ?? null,
+                },
+              ],
+            });
+            started += 1;
+          } catch (err) {
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+          }
+        }),
+      );
+    }
+    return started;
+  }
+
+  return {
+    /** One batch of an import: results decided and recorded, then the new parcels' workflows started. */
+    async importLines(input: ImportLinesInput): Promise<{ workflowsStarted: number }> {
+      await decide(input);
+      const workflowsStarted = await startTracking(input);
+      log.info(
+        { importId: input.importId, from: input.fromLine, to: input.toLine, workflowsStarted },
+        'import batch done',
+      );
+      return { workflowsStarted };
+    },
+
+    /** Marks the import done; its counts by result. */
+    async finishImport(input: { importId: string }): Promise<ImportCounts & { importId: string }> {
+      await markImportDone(db, input.importId);
+      return { importId: input.importId, ...(await importCounts(db, input.importId)) };
+    },
+  };
+}
+
+export type ImportActivities = ReturnType<typeof createImportActivities>;

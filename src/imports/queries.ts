@@ -1,0 +1,121 @@
+/**
+ * SQL of the parcel imports (`parcel_imports`, `parcel_import_lines`): the API stores a list
+ * and reads its progress, the import activities write the lines' results.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+
+export const ImportLineResult = {
+  STARTED: 'STARTED',
+  ALREADY_TRACKED: 'ALREADY_TRACKED',
+  REJECTED: 'REJECTED',
+} as const;
+export type ImportLineResult = (typeof ImportLineResult)[keyof typeof ImportLineResult];
+
+export const ImportStatus = { RUNNING: 'RUNNING', DONE: 'DONE' } as const;
+export type ImportStatus = (typeof ImportStatus)[keyof typeof ImportStatus];
+
+/** One line as sent, fields trimmed; empty ones are null. */
+export interface ImportLineInput {
+  courier: string | null;
+  trackingNumber: string | null;
+  orderReference: string | null;
+  email: string | null;
+  postcode: string | null;
+}
+
+/** Rows per INSERT: well under Postgres's 65,535 parameters at 6 columns. */
+const INSERT_CHUNK = 1_000;
+
+/** Stores an import and its lines (numbered from 1, in the order sent), in one transaction. */
+export async function insertImport(
+  db: Kysely<Database>,
+  input: { id: string; source: 'json' | 'csv'; createdBy: string; lines: ImportLineInput[] },
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('parcel_imports')
+      .values({ id: input.id, total: input.lines.length, source: input.source, created_by: input.createdBy })
+      .execute();
+    for (let start = 0; start < input.lines.length; start += INSERT_CHUNK) {
+      await trx
+        .insertInto('parcel_import_lines')
+        .values(
+          input.lines.slice(start, start + INSERT_CHUNK).map((line, i) => ({
+            import_id: input.id,
+            line_no: start + i + 1,
+            courier: line.courier,
+            tracking_number: line.trackingNumber,
+            order_reference: line.orderReference,
+            email: line.email,
+            postcode: line.postcode,
+          })),
+        )
+        .execute();
+    }
+  });
+}
+
+export async function deleteImport(db: Kysely<Database>, id: string): Promise<void> {
+  await db.deleteFrom('parcel_imports').where('id', '=', id).execute();
+}
+
+export interface ImportCounts {
+  started: number;
+  alreadyTracked: number;
+  rejected: number;
+}
+
+/** Lines by result so far (lines not processed yet are in none). */
+export async function importCounts(db: Kysely<Database>, importId: string): Promise<ImportCounts> {
+  const rows = await db
+    .selectFrom('parcel_import_lines')
+    .select(['result', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('import_id', '=', importId)
+    .where('result', 'is not', null)
+    .groupBy('result')
+    .execute();
+  const of = (result: ImportLineResult) => Number(rows.find((r) => r.result === result)?.n ?? 0);
+  return {
+    started: of(ImportLineResult.STARTED),
+    alreadyTracked: of(ImportLineResult.ALREADY_TRACKED),
+    rejected: of(ImportLineResult.REJECTED),
+  };
+}
+
+export async function findImport(db: Kysely<Database>, importId: string) {
+  return db.selectFrom('parcel_imports').selectAll().where('id', '=', importId).executeTakeFirst();
+}
+
+/** Lines after `afterLine`, in order, optionally of one result only. */
+export async function importLinesPage(
+  db: Kysely<Database>,
+  importId: string,
+  page: { afterLine: number; limit: number; result?: ImportLineResult | null },
+) {
+  let query = db
+    .selectFrom('parcel_import_lines')
+    .select([
+      'line_no',
+      'courier',
+      'tracking_number',
+      'order_reference',
+      'result',
+      'reason',
+      'shipment_id',
+      'first_poll_at',
+    ])
+    .where('import_id', '=', importId)
+    .where('line_no', '>', page.afterLine);
+  if (page.result === null) query = query.where('result', 'is', null);
+  else if (page.result) query = query.where('result', '=', page.result);
+  return query.orderBy('line_no').limit(page.limit).execute();
+}
+
+export async function markImportDone(db: Kysely<Database>, importId: string): Promise<void> {
+  await db
+    .updateTable('parcel_imports')
+    .set({ status: ImportStatus.DONE, finished_at: sql<Date>`coalesce(finished_at, now())` })
+    .where('id', '=', importId)
+    .execute();
+}
