@@ -93,6 +93,17 @@ describe('HTTP contract', () => {
       'POST /v1/admin/stock/{sku}/adjust': staff,
       'GET /v1/admin/stock/alerts': staff,
       'POST /v1/admin/stock/alerts/{alertId}/acknowledge': staff,
+      'POST /v1/admin/event-endpoints': staff,
+      'GET /v1/admin/event-endpoints': staff,
+      'GET /v1/admin/event-endpoints/{endpointId}': staff,
+      'PATCH /v1/admin/event-endpoints/{endpointId}': staff,
+      'DELETE /v1/admin/event-endpoints/{endpointId}': staff,
+      'POST /v1/admin/event-endpoints/{endpointId}/disable': staff,
+      'POST /v1/admin/event-endpoints/{endpointId}/enable': staff,
+      'POST /v1/admin/event-endpoints/{endpointId}/rotate-secret': staff,
+      'GET /v1/admin/event-endpoints/{endpointId}/deliveries': staff,
+      'GET /v1/admin/event-endpoints/{endpointId}/attempts': staff,
+      'POST /v1/admin/event-endpoints/{endpointId}/events/{eventId}/resend': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
     });
     // Staff operations say which roles, and document the 403 the others get.
