@@ -28,7 +28,6 @@ import type { Database } from '../db/database';
 import { customerToken } from '../src/api/tokens';
 import { loadConfig } from '../src/config';
 import { runMain } from '../src/main-helpers';
-import { pollPolicyFromConfig } from '../src/poll-policy';
 import { orderWorkflowId, shipmentWorkflowId } from '../src/workflows/contract';
 import { SCENARIO_NAMES, SCENARIOS, TOTAL_WEIGHT, type ScenarioName } from '../simulators/courier/scenarios';
 import {
@@ -39,7 +38,7 @@ import {
   type Actions,
   type HistoryCounts,
 } from './support/history-actions';
-import { modelParcel } from './support/poll-model';
+import { projection } from './support/poll-model';
 import { fmt, machine, sleep, table, writeResult } from './support/measure';
 import { startProcessStack, takeTargetArgs, type ProcessStack } from './support/stack';
 
@@ -81,49 +80,6 @@ function scenarioMix(n: number): ScenarioName[] {
     for (const name of SCENARIO_NAMES)
       if (counts.get(name)! > out.filter((s) => s === name).length) out.push(name);
   return out;
-}
-
-/** Least squares y = fixed + perPoll × polls over the shipment workflows. */
-function fit(xs: number[], ys: number[]): { fixed: number; perPoll: number } {
-  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-  const mx = mean(xs);
-  const my = mean(ys);
-  const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
-  const perPoll = sxx === 0 ? 0 : xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0) / sxx;
-  return { fixed: my - perPoll * mx, perPoll };
-}
-
-/**
- * Per parcel on an unloaded stack: the measured fixed part and cost per poll of the shipment
- * workflows, the measured order workflows, and the polls and life of the virtual-time model.
- */
-function projection(
-  tracked: HistoryCounts[],
-  orderPerParcel: Record<'events' | 'bytes' | 'actions' | 'workflowTasks', number>,
-  mix: ScenarioName[],
-) {
-  const polls = tracked.map((h) => h.activityTypes.pollCourier ?? 0);
-  const policy = pollPolicyFromConfig(loadConfig({}));
-  const model = mix.map((s) => modelParcel(s, policy));
-  const modelPolls = model.reduce((a, m) => a + m.polls, 0) / model.length;
-  const modelDays = model.reduce((a, m) => a + m.days, 0) / model.length;
-  const figures = {
-    events: tracked.map((h) => h.events),
-    bytes: tracked.map((h) => h.bytes),
-    actions: tracked.map((h) => totalActions(h.actions)),
-    workflowTasks: tracked.map((h) => h.workflowTasks),
-  };
-  const rows = (Object.keys(figures) as (keyof typeof figures)[]).map((what) => {
-    const f = fit(polls, figures[what]);
-    const perParcel = orderPerParcel[what] + f.fixed + f.perPoll * modelPolls;
-    return { what, ...f, perParcel, perParcelDay: perParcel / modelDays };
-  });
-  return {
-    measuredPollsPerParcel: polls.reduce((a, b) => a + b, 0) / polls.length,
-    modelPolls,
-    modelDays,
-    rows,
-  };
 }
 
 interface TableStats {
