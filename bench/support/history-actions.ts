@@ -81,9 +81,9 @@ function countRun(events: Event[], a: Actions, types: Record<string, number>): n
     switch (e.eventType) {
       case E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: {
         const attrs = e.workflowExecutionStartedEventAttributes;
-        if (attrs?.parentWorkflowExecution) break; // counted as the parent's child start
+        // A child's continued run carries its parent too: continue-as-new first.
         if (attrs?.continuedExecutionRunId) a.continueAsNew += 1;
-        else a.workflowStarts += 1;
+        else if (!attrs?.parentWorkflowExecution) a.workflowStarts += 1; // a child: its parent's 2
         break;
       }
       case E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
