@@ -7,8 +7,8 @@
  *   fresh poll, reads stock levels and low-stock alerts;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
- *   reading workflow histories decoded through the codec server, and runs the catalogue:
- *   skus and prices, stock received and adjusted, low-stock alerts acknowledged;
+ *   reading workflow histories decoded through the codec server, the CSV exports, and runs
+ *   the catalogue: skus and prices, stock received and adjusted, low-stock alerts acknowledged;
  * - admin: everything, including the stats (courier API spend against the budget), the
  *   shop's event endpoints (domain events out) and importing parcels already in flight.
  */
@@ -53,6 +53,12 @@ export const Permission = {
    * deliveries and attempts, resend. Admin only: an endpoint receives every order's events.
    */
   MANAGE_EVENT_ENDPOINTS: 'events:manage',
+  /**
+   * The CSV exports (deliveries, exceptions, courier usage, orders with their money): whole
+   * date ranges of customers' names and e-mails at once, so not support's, who answer one
+   * customer at a time.
+   */
+  READ_EXPORTS: 'exports:read',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -73,6 +79,7 @@ const OPS: readonly Permission[] = [
   Permission.DECODE_PAYLOADS,
   Permission.WRITE_STOCK,
   Permission.WRITE_CATALOGUE,
+  Permission.READ_EXPORTS,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

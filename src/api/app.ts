@@ -45,6 +45,7 @@ import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
 import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
+import { exportRoutes } from './routes/exports';
 import { healthRoutes } from './routes/health';
 import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
@@ -310,6 +311,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
   await app.register(subscriptionRoutes, { deps });
+  await app.register(exportRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -48,6 +48,10 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/admin/stock/alerts': 'listLowStockAlerts',
   'POST /v1/admin/stock/alerts/{alertId}/acknowledge': 'acknowledgeLowStockAlert',
   'POST /v1/admin/orders/search': 'searchOrders',
+  'GET /v1/admin/exports/deliveries': 'exportDeliveries',
+  'GET /v1/admin/exports/exceptions': 'exportExceptions',
+  'GET /v1/admin/exports/courier-usage': 'exportCourierUsage',
+  'GET /v1/admin/exports/orders': 'exportOrders',
 };
 
 export const SECURITY_SCHEMES = {

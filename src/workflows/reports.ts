@@ -1,6 +1,7 @@
 /**
- * The daily report (`waybill-daily-report` schedule): one UTC day's deliveries, exceptions,
- * median time to deliver and courier calls against the budget, computed and stored by an
+ * The daily report (`waybill-daily-report` schedule): one UTC day's deliveries (late ones
+ * against their ETA), exceptions (by courier and reason), median time to deliver, average
+ * time in each status and courier calls against the budget, computed and stored by an
  * activity. Deterministic code only.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
@@ -48,7 +49,7 @@ export async function dailyReportWorkflow(input: DailyReportInput = {}): Promise
     [{ day }],
   );
   setCurrentDetails(
-    `${day}: ${report.deliveries} delivered, ${report.exceptions} exceptions, ${report.expired} expired, ` +
+    `${day}: ${report.deliveries} delivered (${report.lateDeliveries} late), ${report.exceptions} exceptions, ${report.expired} expired, ` +
       `${report.courierCalls} courier calls (budget ${report.courierBudget} per courier)`,
   );
   return report;

@@ -10,46 +10,34 @@ import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { insertOrder } from '../../src/orders/queries';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
-import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { orderShipmentId } from '../../src/workflows/contract';
-import { freshDatabase, type TestDatabase } from '../support/db';
 import { testLog } from '../support/env';
+import { useStack } from '../support/stack';
 import { uniqueId } from '../support/temporal';
 
 describe('saga activities run twice', () => {
-  let database: TestDatabase;
-  let couriers: RunningSimulator;
-  let payments: RunningPaymentSimulator;
+  // The activities run here, outside a worker: the stack gives the database and both simulators.
+  const stack = useStack({ worker: false, timeScale: 1 });
   let activities: Activities;
 
-  beforeAll(async () => {
-    database = await freshDatabase();
-    couriers = await startSimulator({ port: 0 });
-    payments = await startPaymentSimulator({ port: 0 });
+  beforeAll(() => {
     activities = createActivities({
-      db: database.db,
-      couriers: { [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url }) },
-      payments: createHttpPaymentProvider({ baseUrl: payments.url }),
+      db: stack.database.db,
+      couriers: { [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: stack.couriers.url }) },
+      payments: createHttpPaymentProvider({ baseUrl: stack.payments.url }),
       dailyBudget: 1000,
       log: testLog,
     });
   });
 
-  afterAll(async () => {
-    await couriers?.stop();
-    await payments?.stop();
-    await database?.drop();
-  });
-
   async function order(sku: string) {
     const orderId = uniqueId('ord');
-    await database.db
+    await stack.database.db
       .insertInto('inventory_items')
       .values({ sku, name: sku, on_hand: 10 })
       .onConflict((oc) => oc.column('sku').doNothing())
       .execute();
-    const total = await insertOrder(database.db, {
+    const total = await insertOrder(stack.database.db, {
       id: orderId,
       number: `WB-${orderId.slice(-8)}`,
       customerId: 'cus_1',
@@ -66,7 +54,9 @@ describe('saga activities run twice', () => {
     (
       await sql<{
         n: number;
-      }>`select count(*)::int as n from ${sql.table(table)} where order_id = ${orderId}`.execute(database.db)
+      }>`select count(*)::int as n from ${sql.table(table)} where order_id = ${orderId}`.execute(
+        stack.database.db,
+      )
     ).rows[0]!.n;
 
   it('authorise and capture twice: one authorisation, one capture, one payment row', async () => {
@@ -78,10 +68,10 @@ describe('saga activities run twice', () => {
     if (!first.authorised) throw new Error('expected an authorisation');
     await activities.capturePayment({ orderId, providerRef: first.providerRef, amount: total });
     await activities.capturePayment({ orderId, providerRef: first.providerRef, amount: total });
-    expect(payments.state.paymentsOf(orderId)).toHaveLength(1);
-    expect(payments.state.payment(first.providerRef)).toMatchObject({ amountCaptured: total });
+    expect(stack.payments.state.paymentsOf(orderId)).toHaveLength(1);
+    expect(stack.payments.state.payment(first.providerRef)).toMatchObject({ amountCaptured: total });
     expect(await count('payments', orderId)).toBe(1);
-    const [row] = await database.db
+    const [row] = await stack.database.db
       .selectFrom('payments')
       .selectAll()
       .where('order_id', '=', orderId)
@@ -91,14 +81,14 @@ describe('saga activities run twice', () => {
 
   it('reserve twice: the stock is reserved once', async () => {
     const { orderId } = await order('SKU-RES');
-    const before = await database.db
+    const before = await stack.database.db
       .selectFrom('inventory_items')
       .select('reserved')
       .where('sku', '=', 'SKU-RES')
       .executeTakeFirstOrThrow();
     await activities.reserveStock({ orderId, lines: [{ sku: 'SKU-RES', quantity: 2 }] });
     await activities.reserveStock({ orderId, lines: [{ sku: 'SKU-RES', quantity: 2 }] });
-    const after = await database.db
+    const after = await stack.database.db
       .selectFrom('inventory_items')
       .select('reserved')
       .where('sku', '=', 'SKU-RES')
@@ -142,7 +132,7 @@ describe('saga activities run twice', () => {
     };
     await activities.recordAudit(audit);
     await activities.recordAudit(audit);
-    const rows = await database.db
+    const rows = await stack.database.db
       .selectFrom('audit_log')
       .selectAll()
       .where('subject_id', '=', orderId)
@@ -172,7 +162,7 @@ describe('saga activities run twice', () => {
     };
     await activities.closeAttention(close);
     await activities.closeAttention(close);
-    const rows = await database.db
+    const rows = await stack.database.db
       .selectFrom('order_attention')
       .selectAll()
       .where('order_id', '=', orderId)
@@ -185,7 +175,7 @@ describe('saga activities run twice', () => {
         resolution: 'charged by phone',
       }),
     ]);
-    const audit = await database.db
+    const audit = await stack.database.db
       .selectFrom('audit_log')
       .select('action')
       .where('subject_id', '=', orderId)

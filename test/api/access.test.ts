@@ -211,6 +211,12 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     }),
     in: ops,
   },
+  ...Object.fromEntries(
+    ['deliveries', 'exceptions', 'courier-usage', 'orders'].map((kind) => [
+      `GET /v1/admin/exports/${kind}`,
+      { request: () => ({ url: `/v1/admin/exports/${kind}?from=2026-11-01&to=2026-11-30` }), in: ops },
+    ]),
+  ),
 };
 
 /** Signed by the courier's webhook secret, not by anyone's credentials: every caller is refused unsigned. */

@@ -3,12 +3,12 @@
  * against real order and shipment workflows on a real worker and the real Temporal dev
  * server, with the courier and payment simulators over HTTP.
  */
-import { CourierCode } from '../../src/couriers/types';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
 import { orderShipmentId, shipmentWorkflowId, type PollPolicy } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
-import { fastPolicy, startShipmentWorkflow, stillPolicy, uniqueId } from '../support/temporal';
+import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
 import { startOrder } from '../support/orders';
+import { shipmentRow as shipmentRowOf, trackParcel } from '../support/shipments';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -33,8 +33,7 @@ describe('admin actions on running workflows', () => {
   });
 
   const nativeTrackCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.track;
-  const shipmentRow = (id: string) =>
-    stack.database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const shipmentRow = (id: string) => shipmentRowOf(stack, id);
   const orderRow = (id: string) =>
     stack.database.db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const auditOf = (subjectId: string) =>
@@ -49,18 +48,11 @@ describe('admin actions on running workflows', () => {
 
   /** A parcel tracked by its own workflow (no order), polled once, then only when asked. */
   async function track(scenario: ScenarioName, policy: PollPolicy = SLOW, ageMs?: number) {
-    const shipmentId = uniqueId('shp');
-    const { trackingNumber } = stack.couriers.backend.register({
+    const { shipmentId, handle } = await trackParcel(stack, {
       scenario,
-      format: 'native',
+      policy,
       ...(ageMs === undefined ? {} : { ageMs }),
     });
-    await stack.database.db
-      .insertInto('shipments')
-      .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: trackingNumber })
-      .execute();
-    const handle = await startShipmentWorkflow(stack.worker, { shipmentId, trackingNumber, policy });
-    stack.started(handle);
     return { shipmentId, handle };
   }
 

@@ -4,19 +4,11 @@
  * X-Forwarded-For, so customers behind one load balancer do not share one bucket.
  */
 import { ConfigError, loadConfig } from '../../src/config';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import type { TestApi } from '../support/api';
+import { useStack } from '../support/stack';
 
 describe('client address behind a proxy', () => {
-  let database: TestDatabase;
-
-  beforeAll(async () => {
-    database = await freshDatabase();
-  });
-
-  afterAll(async () => {
-    await database?.drop();
-  });
+  const stack = useStack({ worker: false, payments: false });
 
   /** Statuses of three requests from one client, then one from another, all through the same proxy (127.0.0.1). */
   async function twoClients(api: TestApi): Promise<number[]> {
@@ -51,12 +43,8 @@ describe('client address behind a proxy', () => {
       [200, 200, 429, 429],
     ],
   ])('%s', async (_name, env: Record<string, string>, expected) => {
-    const api = await startTestApi({ database, env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '2', ...env } });
-    try {
-      expect(await twoClients(api)).toEqual(expected);
-    } finally {
-      await api.close();
-    }
+    const api = await stack.anotherApi({ env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '2', ...env } });
+    expect(await twoClients(api)).toEqual(expected);
   });
 
   it('names a WAYBILL_TRUST_PROXY it cannot read', () => {

@@ -13,10 +13,10 @@ import {
   payloadFromJson,
   payloadToJson,
 } from '../../src/codec';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import type { TestApi } from '../support/api';
 import { testConfig } from '../support/env';
 import { ADDRESS } from '../support/shopper';
+import { useStack } from '../support/stack';
 
 const UI_ORIGIN = 'http://localhost:8233';
 
@@ -27,23 +27,17 @@ const fromJson = payloadFromJson;
 const recipient = { email: 'aisyah@example.com', ...ADDRESS };
 
 describe('the codec server', () => {
-  let database: TestDatabase;
+  const stack = useStack({ worker: false, payments: false, api: {} });
   let api: TestApi;
   /** What a worker with the same configuration writes into a history. */
   let sealed: JsonPayload;
 
   beforeAll(async () => {
-    database = await freshDatabase();
-    api = await startTestApi({ database });
+    api = stack.api;
     const [payload] = await createPayloadCodec(api.config.payloads).encode([
       defaultPayloadConverter.toPayload(recipient),
     ]);
     sealed = toJson(payload!);
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await database?.drop();
   });
 
   const codecCall =
@@ -109,29 +103,23 @@ describe('the codec server', () => {
   it('after rotation still decodes what the old key sealed; a key it does not hold is a clear 400', async () => {
     const b = randomBytes(32).toString('base64');
     const old = api.config.payloads;
-    const rotated = await startTestApi({
-      database,
+    const rotated = await stack.anotherApi({
       env: {
         WAYBILL_PAYLOAD_KEYS: `${old.activeKeyId}:${old.keys[old.activeKeyId]},next:${b}`,
         WAYBILL_PAYLOAD_KEY_ACTIVE: 'next',
       },
     });
-    const onlyNew = await startTestApi({ database, env: { WAYBILL_PAYLOAD_KEYS: `next:${b}` } });
-    try {
-      const res = await decode(rotated.staff(StaffRole.OPS), [sealed], rotated);
-      expect(res.statusCode).toBe(200);
-      expect(defaultPayloadConverter.fromPayload(fromJson(res.json().payloads[0]))).toEqual(recipient);
+    const onlyNew = await stack.anotherApi({ env: { WAYBILL_PAYLOAD_KEYS: `next:${b}` } });
+    const res = await decode(rotated.staff(StaffRole.OPS), [sealed], rotated);
+    expect(res.statusCode).toBe(200);
+    expect(defaultPayloadConverter.fromPayload(fromJson(res.json().payloads[0]))).toEqual(recipient);
 
-      const refused = await decode(onlyNew.staff(StaffRole.OPS), [sealed], onlyNew);
-      expect(refused.statusCode).toBe(400);
-      expect(refused.json().error).toEqual({
-        code: 'PAYLOAD_NOT_DECODABLE',
-        message: `payload sealed with key id "${old.activeKeyId}", which this process does not hold (it holds next): add that key to WAYBILL_PAYLOAD_KEYS`,
-      });
-    } finally {
-      await rotated.close();
-      await onlyNew.close();
-    }
+    const refused = await decode(onlyNew.staff(StaffRole.OPS), [sealed], onlyNew);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error).toEqual({
+      code: 'PAYLOAD_NOT_DECODABLE',
+      message: `payload sealed with key id "${old.activeKeyId}", which this process does not hold (it holds next): add that key to WAYBILL_PAYLOAD_KEYS`,
+    });
   });
 
   it('a payload altered in transit or sealed by another key under the same id is a 400, not garbage', async () => {
@@ -194,22 +182,17 @@ describe('the codec server', () => {
     it('serves the origins WAYBILL_CODEC_CORS_ORIGINS names instead of the default', async () => {
       const config = testConfig({ WAYBILL_CODEC_CORS_ORIGINS: 'https://temporal.example.com' });
       expect(config.payloads.codecCorsOrigins).toEqual(['https://temporal.example.com']);
-      const other = await startTestApi({
-        database,
+      const other = await stack.anotherApi({
         env: { WAYBILL_CODEC_CORS_ORIGINS: 'https://temporal.example.com' },
       });
-      try {
-        const allowed = await decode(
-          { origin: 'https://temporal.example.com', ...other.staff(StaffRole.OPS) },
-          [sealed],
-          other,
-        );
-        expect(allowed.statusCode).toBe(200);
-        const local = await decode({ origin: UI_ORIGIN, ...other.staff(StaffRole.OPS) }, [sealed], other);
-        expect(local.statusCode).toBe(403);
-      } finally {
-        await other.close();
-      }
+      const allowed = await decode(
+        { origin: 'https://temporal.example.com', ...other.staff(StaffRole.OPS) },
+        [sealed],
+        other,
+      );
+      expect(allowed.statusCode).toBe(200);
+      const local = await decode({ origin: UI_ORIGIN, ...other.staff(StaffRole.OPS) }, [sealed], other);
+      expect(local.statusCode).toBe(403);
     });
   });
 });

@@ -5,8 +5,7 @@
  * the API really sends.
  */
 import { countFindings, freeTextFields, lintOpenApi } from '../../scripts/openapi-lint';
-import { startTestApi, type TestApi } from '../support/api';
-import { freshDatabase, type TestDatabase } from '../support/db';
+import { useStack } from '../support/stack';
 
 /** The property or parameter a finding is about, e.g. `…/properties/city/anyOf/0` → city. */
 function fieldOf(where: string, doc: Record<string, unknown>): string {
@@ -27,19 +26,15 @@ function fieldOf(where: string, doc: Record<string, unknown>): string {
 }
 
 describe('the served OpenAPI document under the OWASP ruleset', () => {
-  let database: TestDatabase;
-  let api: TestApi;
+  const stack = useStack({
+    worker: false,
+    payments: false,
+    api: { env: { WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '2' } },
+  });
   let doc: Record<string, unknown>;
 
   beforeAll(async () => {
-    database = await freshDatabase();
-    api = await startTestApi({ database, env: { WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '2' } });
-    doc = (await api.app.inject({ url: '/openapi.json' })).json();
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await database?.drop();
+    doc = (await stack.api.app.inject({ url: '/openapi.json' })).json();
   });
 
   it('has no errors, and warns only about the free-text fields .spectral.yaml justifies', async () => {
@@ -113,7 +108,7 @@ describe('the served OpenAPI document under the OWASP ruleset', () => {
     const declared = (path: string, method: string, status: string) =>
       Object.keys(paths[path]![method]!.responses[status]!.headers ?? {}).sort();
 
-    const notFound = await api.app.inject({ url: '/v1/tracking/NOPE12345' });
+    const notFound = await stack.api.app.inject({ url: '/v1/tracking/NOPE12345' });
     expect(notFound.statusCode).toBe(404);
     expect(declared('/v1/tracking/{trackingNumber}', 'get', '404')).toEqual([
       'RateLimit-Limit',
@@ -129,7 +124,7 @@ describe('the served OpenAPI document under the OWASP ruleset', () => {
 
     // The guest lookup allows 2 a minute here: the third answers 429 with Retry-After.
     const lookup = () =>
-      api.app.inject({
+      stack.api.app.inject({
         method: 'POST',
         url: '/v1/tracking/lookup',
         payload: { orderNumber: 'WB-1', postcode: '40000' },
@@ -151,7 +146,7 @@ describe('the served OpenAPI document under the OWASP ruleset', () => {
     }).toEqual({ limit: '2', remaining: '0', retryAfter: expect.any(Number) });
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
 
-    const health = await api.app.inject({ url: '/health/live' });
+    const health = await stack.api.app.inject({ url: '/health/live' });
     expect(health.headers['ratelimit-limit']).toBeUndefined();
     expect(declared('/health/live', 'get', '200')).toEqual([]);
   });

@@ -6,6 +6,7 @@
 import type { InjectOptions } from 'fastify';
 import { sql } from 'kysely';
 import { orderSearchQuery, type OrderSearch } from '../../src/orders/search-queries';
+import { insertOrderRow } from '../support/db';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -33,30 +34,16 @@ describe('order search for staff', () => {
     id: string,
     fields: { email?: string; status?: string; createdAt: number; tracking?: string[] },
   ) {
-    await db()
-      .insertInto('orders')
-      .values({
+    await insertOrderRow(db(), {
+      customerId: 'cus_1',
+      createdAt: new Date(fields.createdAt),
+      row: {
         id,
         number: `WB-${id.slice(4).toUpperCase()}`,
-        customer_id: 'cus_1',
         email: fields.email ?? `${id}@example.com`,
-        postcode: '40000',
         status: fields.status ?? 'CONFIRMED',
-        currency: 'MYR',
-        total_amount: 4_990,
-        courier: 'simulator',
-        failure_code: null,
-        failure_message: null,
-        shipping_address: JSON.stringify({
-          name: 'Ana Lim',
-          line1: '1 Jalan Satu',
-          city: 'Shah Alam',
-          postcode: '40000',
-          country: 'MY',
-        }),
-        created_at: new Date(fields.createdAt),
-      })
-      .execute();
+      },
+    });
     for (const [i, tracking] of (fields.tracking ?? []).entries()) {
       await db()
         .insertInto('shipments')

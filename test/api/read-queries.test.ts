@@ -5,32 +5,24 @@
  * an order number read an order with two shipments. The answers are checked too, so a
  * read cannot get to one statement by leaving data out.
  */
-import type { FastifyInstance } from 'fastify';
 import { Kysely, PostgresDialect } from 'kysely';
 import { createPool } from '../../db/client';
 import { withPreparedStatements } from '../../db/prepared';
 import type { Database } from '../../db/database';
-import { buildApi } from '../../src/api/app';
-import { customerToken } from '../../src/api/tokens';
-import type { Config } from '../../src/config';
-import { createTemporalClient, type TemporalClient } from '../../src/temporal';
-import { freshDatabase, insertOrderRow, type TestDatabase } from '../support/db';
-import { testConfig, testLog } from '../support/env';
+import type { TestApi } from '../support/api';
+import { insertOrderRow } from '../support/db';
+import { useStack } from '../support/stack';
 
 describe('tracking reads', () => {
-  let database: TestDatabase;
+  const stack = useStack({ worker: false, payments: false });
   let db: Kysely<Database>;
-  let app: FastifyInstance;
-  let temporal: TemporalClient;
-  let config: Config;
+  let api: TestApi;
   const statements: string[] = [];
   let orderId: string;
   let orderNumber: string;
 
   beforeAll(async () => {
-    database = await freshDatabase();
-    config = testConfig({ DATABASE_URL: database.url });
-    temporal = createTemporalClient(config);
+    const database = stack.database;
     db = new Kysely<Database>({
       // As createDb builds it (named statements), plus a log of every statement sent.
       dialect: new PostgresDialect({
@@ -40,7 +32,7 @@ describe('tracking reads', () => {
         if (event.level === 'query') statements.push(event.query.sql);
       },
     });
-    app = await buildApi({ config, db, temporal, log: testLog });
+    api = await stack.anotherApi({ db });
     orderId = await insertOrderRow(database.db, { customerId: 'cus_reads' });
     // Order numbers are upper case, as the API gives them (the lookup upper-cases what it is sent).
     ({ number: orderNumber } = await database.db
@@ -80,10 +72,7 @@ describe('tracking reads', () => {
   });
 
   afterAll(async () => {
-    await app.close();
     await db.destroy();
-    await temporal.connection.close();
-    await database.drop();
   });
 
   beforeEach(() => {
@@ -91,9 +80,9 @@ describe('tracking reads', () => {
   });
 
   it("a customer's tracking of an order with two shipments is one statement", async () => {
-    const res = await app.inject({
+    const res = await api.app.inject({
       url: `/v1/orders/${orderId}/tracking`,
-      headers: { authorization: `Bearer ${customerToken(config, 'cus_reads')}` },
+      headers: api.customer('cus_reads'),
     });
     expect(res.statusCode).toBe(200);
     const body = res.json();
@@ -123,9 +112,9 @@ describe('tracking reads', () => {
   });
 
   it("another customer's read of the order is one statement and the same 404 as no order", async () => {
-    const res = await app.inject({
+    const res = await api.app.inject({
       url: `/v1/orders/${orderId}/tracking`,
-      headers: { authorization: `Bearer ${customerToken(config, 'cus_other')}` },
+      headers: api.customer('cus_other'),
     });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toEqual({ error: { code: 'NOT_FOUND', message: `no order ${orderId}` } });
@@ -133,7 +122,7 @@ describe('tracking reads', () => {
   });
 
   it('a guest read by tracking number is one statement', async () => {
-    const res = await app.inject({ url: '/v1/tracking/SIM-READS-B' });
+    const res = await api.app.inject({ url: '/v1/tracking/SIM-READS-B' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ trackingNumber: 'SIM-READS-B', status: 'INFO_RECEIVED' });
     expect(res.json()).not.toHaveProperty('shipmentId');
@@ -144,7 +133,7 @@ describe('tracking reads', () => {
     ['e-mail', { email: 'ANA@example.com ' }],
     ['postcode', { postcode: '40-000' }],
   ])('a guest lookup by order number and %s is one statement', async (_proof, proof) => {
-    const res = await app.inject({
+    const res = await api.app.inject({
       method: 'POST',
       url: '/v1/tracking/lookup',
       payload: { orderNumber: orderNumber.toLowerCase(), ...proof },
@@ -161,7 +150,7 @@ describe('tracking reads', () => {
   });
 
   it('a guest lookup with the wrong e-mail is one statement and a 404', async () => {
-    const res = await app.inject({
+    const res = await api.app.inject({
       method: 'POST',
       url: '/v1/tracking/lookup',
       payload: { orderNumber, email: 'someone@example.com' },

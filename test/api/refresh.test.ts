@@ -10,7 +10,8 @@ import type { PollPolicy } from '../../src/workflows/contract';
 import { type TestApi } from '../support/api';
 import { insertOrderRow } from '../support/db';
 import { eventually } from '../support/eventually';
-import { startShipmentWorkflow, stillPolicy } from '../support/temporal';
+import { stillPolicy } from '../support/temporal';
+import { trackParcel } from '../support/shipments';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -57,22 +58,11 @@ describe('live refresh cost', () => {
   /** An order of `customerId` with one parcel its shipment workflow tracks, synced once. */
   async function trackedOrder(customerId: string) {
     const orderId = await insertOrderRow(stack.database.db, { customerId });
-    const shipmentId = `${orderId}-p1`;
-    const { trackingNumber } = stack.couriers.backend.register({
-      scenario: 'never_picked_up',
-      format: 'native',
-    });
-    await stack.database.db
-      .insertInto('shipments')
-      .values({ id: shipmentId, order_id: orderId, courier: 'simulator', tracking_number: trackingNumber })
-      .execute();
-    const handle = await startShipmentWorkflow(stack.worker, {
-      shipmentId,
+    const { shipmentId, handle } = await trackParcel(stack, {
       orderId,
-      trackingNumber,
+      scenario: 'never_picked_up',
       policy: POLICY,
     });
-    stack.started(handle);
     await eventually(
       () =>
         stack.database.db

@@ -5,10 +5,10 @@
  */
 import { createHmac } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import { CourierCode } from '../../src/couriers/types';
 import { eventually } from '../support/eventually';
 import { freePort } from '../support/ports';
-import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
+import { fastPolicy, uniqueId } from '../support/temporal';
+import { shipmentRow as shipmentRowOf, trackParcel, trackingEventsOf } from '../support/shipments';
 import { useStack } from '../support/stack';
 
 const SECRET = 'test-simulator-webhook-secret';
@@ -44,34 +44,20 @@ describe('POST /v1/webhooks/couriers/:courier', () => {
 
   /** A parcel the simulator knows (info received, then nothing) and its running workflow, polled once. */
   async function trackedParcel() {
-    const shipmentId = uniqueId('shp');
-    const { trackingNumber } = stack.couriers.backend.register({
+    const tracked = await trackParcel(stack, {
       scenario: 'never_picked_up',
-      format: 'native',
       ageMs: 60 * 60_000,
+      policy: slow,
     });
-    await stack.database.db
-      .insertInto('shipments')
-      .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: trackingNumber })
-      .execute();
-    const handle = await startShipmentWorkflow(stack.worker, { shipmentId, trackingNumber, policy: slow });
-    stack.started(handle);
     await eventually(
-      () => shipmentRow(shipmentId),
+      () => shipmentRow(tracked.shipmentId),
       (row) => row.status === 'INFO_RECEIVED',
     );
-    return { shipmentId, trackingNumber, handle };
+    return tracked;
   }
 
-  const shipmentRow = (id: string) =>
-    stack.database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-  const eventsOf = (id: string) =>
-    stack.database.db
-      .selectFrom('tracking_events')
-      .selectAll()
-      .where('shipment_id', '=', id)
-      .orderBy('occurred_at')
-      .execute();
+  const shipmentRow = (id: string) => shipmentRowOf(stack, id);
+  const eventsOf = (id: string) => trackingEventsOf(stack, id);
   const dedupeRows = (eventId: string) =>
     stack.database.db
       .selectFrom('courier_webhook_events')

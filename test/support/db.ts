@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb, type Database } from '../../db/client';
+import type { NewOrder } from '../../db/database';
 
 function adminUrl(database: string): string {
   const url = new URL(process.env.WAYBILL_TEST_PG_URL!);
@@ -68,13 +69,17 @@ export async function emptyDatabase(): Promise<{ url: string; drop(): Promise<vo
  */
 export async function insertOrderRow(
   db: Kysely<Database>,
-  values: { customerId: string; createdAt?: Date },
+  values: {
+    customerId: string;
+    createdAt?: Date;
+    /** Its own id, number, e-mail or status instead of the defaults (a fresh id and number, PENDING). */
+    row?: Partial<Pick<NewOrder, 'id' | 'number' | 'email' | 'status'>>;
+  },
 ): Promise<string> {
-  const id = `ord_${randomBytes(6).toString('hex')}`;
+  const id = values.row?.id ?? `ord_${randomBytes(6).toString('hex')}`;
   await db
     .insertInto('orders')
     .values({
-      id,
       number: `WB-${randomBytes(4).toString('hex')}`,
       customer_id: values.customerId,
       email: 'ana@example.com',
@@ -92,6 +97,8 @@ export async function insertOrderRow(
         country: 'MY',
       }),
       ...(values.createdAt ? { created_at: values.createdAt } : {}),
+      ...values.row,
+      id,
     })
     .execute();
   return id;

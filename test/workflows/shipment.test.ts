@@ -20,7 +20,8 @@ import { budgetDay } from '../../src/workflows/policy';
 import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { fastPolicy, startShipmentWorkflow, stillPolicy, uniqueId } from '../support/temporal';
+import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
+import { shipmentRow as shipmentRowOf, trackParcel, trackingEventsOf } from '../support/shipments';
 import { useStack } from '../support/stack';
 
 /** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
@@ -31,30 +32,16 @@ jest.setTimeout(90_000);
 describe('shipment workflow', () => {
   const stack = useStack({ payments: false, timeScale: TIME_SCALE });
 
-  async function track(scenario: ScenarioName | null, policy: PollPolicy, trackingNumber?: string) {
-    const shipmentId = uniqueId('shp');
-    const number =
-      trackingNumber ??
-      stack.couriers.backend.register({ scenario: scenario ?? undefined, format: 'native' }).trackingNumber;
-    await stack.database.db
-      .insertInto('shipments')
-      .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: number })
-      .execute();
-    const handle = await startShipmentWorkflow(stack.worker, { shipmentId, trackingNumber: number, policy });
-    stack.started(handle);
-    return { shipmentId, trackingNumber: number, handle };
-  }
+  const track = (scenario: ScenarioName | null, policy: PollPolicy, trackingNumber?: string) =>
+    trackParcel(stack, {
+      policy,
+      ...(scenario === null ? {} : { scenario }),
+      ...(trackingNumber === undefined ? {} : { trackingNumber }),
+    });
 
   const nativeTrackCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.track;
-  const shipmentRow = (id: string) =>
-    stack.database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-  const eventsOf = (id: string) =>
-    stack.database.db
-      .selectFrom('tracking_events')
-      .selectAll()
-      .where('shipment_id', '=', id)
-      .orderBy('occurred_at')
-      .execute();
+  const shipmentRow = (id: string) => shipmentRowOf(stack, id);
+  const eventsOf = (id: string) => trackingEventsOf(stack, id);
 
   it('follows a parcel from information received to delivered, one courier call per poll', async () => {
     const callsBefore = nativeTrackCalls();

@@ -1,0 +1,65 @@
+/**
+ * A parcel tracked by its own shipment workflow on a test stack's worker, as the saga starts
+ * one after booking: the parcel registered at the courier simulator (native format), its
+ * shipments row, and the workflow, handed to the stack, which terminates it when the test
+ * ends. Plus the read-model rows tests look at afterwards.
+ */
+import type { ScenarioName } from '../../simulators/courier/scenarios';
+import { CourierCode } from '../../src/couriers/types';
+import type { PollPolicy } from '../../src/workflows/contract';
+import type { Stack } from './stack';
+import { startShipmentWorkflow, uniqueId } from './temporal';
+
+export interface TrackParcelOptions {
+  policy: PollPolicy;
+  /** The lifecycle the simulator plays (omitted: chosen from the number's hash). */
+  scenario?: ScenarioName;
+  /** The courier-time age the parcel has when tracking starts. */
+  ageMs?: number;
+  /** A number the test registered itself (or never did): nothing is registered. */
+  trackingNumber?: string;
+  /** The order the parcel belongs to: its first parcel (`<orderId>-p1`). */
+  orderId?: string;
+}
+
+export async function trackParcel(stack: Stack, opts: TrackParcelOptions) {
+  const shipmentId = opts.orderId ? `${opts.orderId}-p1` : uniqueId('shp');
+  const trackingNumber =
+    opts.trackingNumber ??
+    stack.couriers.backend.register({
+      format: 'native',
+      ...(opts.scenario === undefined ? {} : { scenario: opts.scenario }),
+      ...(opts.ageMs === undefined ? {} : { ageMs: opts.ageMs }),
+    }).trackingNumber;
+  await stack.database.db
+    .insertInto('shipments')
+    .values({
+      id: shipmentId,
+      order_id: opts.orderId ?? null,
+      courier: CourierCode.SIMULATOR,
+      tracking_number: trackingNumber,
+    })
+    .execute();
+  const handle = stack.started(
+    await startShipmentWorkflow(stack.worker, {
+      shipmentId,
+      orderId: opts.orderId ?? null,
+      trackingNumber,
+      policy: opts.policy,
+    }),
+  );
+  return { shipmentId, trackingNumber, handle };
+}
+
+/** The parcel's shipments row (throws when there is none). */
+export const shipmentRow = (stack: Stack, id: string) =>
+  stack.database.db.selectFrom('shipments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+/** The parcel's tracking events, oldest first. */
+export const trackingEventsOf = (stack: Stack, id: string) =>
+  stack.database.db
+    .selectFrom('tracking_events')
+    .selectAll()
+    .where('shipment_id', '=', id)
+    .orderBy('occurred_at')
+    .execute();
