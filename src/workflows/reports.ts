@@ -8,6 +8,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import { ApplicationFailure, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { DailyReportFigures, ReportActivities } from '../activities/reports';
 import type { DailyReportInput } from './contract';
+import { FailureType } from '../domain/failures';
 
 /** Set by the Temporal server on every workflow a schedule starts (a system attribute). */
 const ScheduledStartTimeKey = defineSearchAttributeKey(
@@ -38,7 +39,7 @@ export async function dailyReportWorkflow(input: DailyReportInput = {}): Promise
   const day = input.day ?? previousUtcDay(scheduledAt?.getTime() ?? workflowInfo().runStartTime.getTime());
   if (!isUtcDay(day)) {
     throw ApplicationFailure.create({
-      type: 'InvalidInput',
+      type: FailureType.INVALID_INPUT,
       message: `day must be a UTC day YYYY-MM-DD (got "${day}")`,
       nonRetryable: true,
     });
