@@ -7,8 +7,8 @@
 import { loadConfig } from '../../src/config';
 import { isTerminal, ShipmentStatus } from '../../src/domain/status';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
-import type { PollPolicy } from '../../src/workflows/contract';
-import { expiryReason, pollDelayMs } from '../../src/workflows/policy';
+import type { PollPolicy } from '../../src/domain/polling';
+import { expiryReason, pollDelayMs } from '../../src/domain/polling';
 import { SCENARIOS, type ScenarioName } from '../../simulators/courier/scenarios';
 import { totalActions, type HistoryCounts } from './history-actions';
 
