@@ -570,6 +570,19 @@ describe('schedules', () => {
           action: 'shipment.expire',
         })),
       );
+      // Each expiry has its domain event, written with it (one per parcel, none for the others).
+      const events = await database.db
+        .selectFrom('event_outbox')
+        .select(['shipment_id', 'type'])
+        .where('shipment_id', 'in', [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded, s.finishedLongAgo])
+        .orderBy('shipment_id')
+        .execute();
+      expect(events).toEqual(
+        [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded].sort().map((id) => ({
+          shipment_id: id,
+          type: 'shipment.exception',
+        })),
+      );
 
       const longAgo = await rowOf(s.finishedLongAgo);
       expect(longAgo.archived_at).toBeInstanceOf(Date);

@@ -18,7 +18,8 @@ import {
 } from '../couriers/types';
 import { gatedRequests } from '../couriers/http';
 import { CancelOutcome, FailureType } from '../domain/failures';
-import { PICKED_UP_STATUSES, type ShipmentStatus } from '../domain/status';
+import { PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
+import { writeShipmentEvent } from '../notifications/outbox';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
 import { nextBudgetWindowMs } from '../domain/polling';
@@ -238,21 +239,42 @@ export function createBookingActivities(deps: BookingActivityDeps) {
           throw courierFailure(err, FailureType.CANCEL_REFUSED);
         }
       }
-      await db
-        .updateTable('shipments')
-        .set({
-          status: 'CANCELLED',
-          sub_status: outcome === CancelOutcome.CANCELLED ? 'BOOKING_CANCELLED' : 'UNKNOWN_AT_COURIER',
-          next_poll_at: null,
-          // The courier answered: a credentials incident an earlier attempt recorded is over.
-          sync_error: null,
-          sync_failing_since: null,
-          updated_at: sql<Date>`now()`,
-        })
-        .where('id', '=', input.shipmentId)
+      const subStatus = outcome === CancelOutcome.CANCELLED ? 'BOOKING_CANCELLED' : 'UNKNOWN_AT_COURIER';
+      await db.transaction().execute(async (trx) => {
+        const before = await trx
+          .selectFrom('shipments')
+          .select(['status', 'order_id', 'courier', 'tracking_number'])
+          .where('id', '=', input.shipmentId)
+          .forUpdate()
+          .executeTakeFirst();
         // A parcel that ended otherwise (delivered, returned, expired) keeps its own ending.
-        .where('status', 'not in', ['DELIVERED', 'RETURNED', 'EXPIRED'])
-        .execute();
+        if (!before || ['DELIVERED', 'RETURNED', 'EXPIRED'].includes(before.status)) return;
+        await trx
+          .updateTable('shipments')
+          .set({
+            status: 'CANCELLED',
+            sub_status: subStatus,
+            next_poll_at: null,
+            // The courier answered: a credentials incident an earlier attempt recorded is over.
+            sync_error: null,
+            sync_failing_since: null,
+            updated_at: sql<Date>`now()`,
+          })
+          .where('id', '=', input.shipmentId)
+          .execute();
+        // The event in the same transaction, once: a retried cancel finds the parcel CANCELLED.
+        if (before.status !== 'CANCELLED') {
+          await writeShipmentEvent(trx, {
+            shipmentId: input.shipmentId,
+            orderId: before.order_id,
+            courier: before.courier,
+            trackingNumber: before.tracking_number ?? input.trackingNumber,
+            status: ShipmentStatus.CANCELLED,
+            subStatus,
+            eta: null,
+          });
+        }
+      });
       if (outcome === CancelOutcome.UNKNOWN_BOOKING) {
         log.warn(
           { shipmentId: input.shipmentId, trackingNumber: input.trackingNumber },

@@ -17,7 +17,8 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { redactPersonalText, scrubPersonalData } from '../domain/personal-data';
-import { TERMINAL_STATUSES } from '../domain/status';
+import { ShipmentStatus, TERMINAL_STATUSES } from '../domain/status';
+import { writeShipmentEvent } from '../notifications/outbox';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
 import {
@@ -276,8 +277,20 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
             .where('id', 'in', untracked)
             .where('status', 'not in', TERMINAL)
             .where(lastScan, '<', ago(input.expireAfterNoScanMs))
-            .returning(['id', 'order_id'])
+            .returning(['id', 'order_id', 'courier', 'tracking_number', 'eta'])
             .execute();
+          // Each parcel's event in the same transaction (the update only matched unfinished ones).
+          for (const row of rows) {
+            await writeShipmentEvent(trx, {
+              shipmentId: row.id,
+              orderId: row.order_id,
+              courier: row.courier,
+              trackingNumber: row.tracking_number,
+              status: ShipmentStatus.EXPIRED,
+              subStatus: 'NO_SCAN',
+              eta: row.eta === null ? null : new Date(row.eta).toISOString(),
+            });
+          }
           if (rows.length > 0) {
             await trx
               .insertInto('audit_log')
@@ -297,7 +310,9 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
           }
           // Before the commit: if telling an order fails, the expiry rolls back and the retry
           // does both again (a second EXPIRED milestone is harmless to the order).
-          const ofOrders = rows.filter((r): r is { id: string; order_id: string } => r.order_id !== null);
+          const ofOrders = rows.flatMap((r) =>
+            r.order_id === null ? [] : [{ id: r.id, order_id: r.order_id }],
+          );
           for (let i = 0; i < ofOrders.length; i += DESCRIBE_CONCURRENCY) {
             await Promise.all(
               ofOrders.slice(i, i + DESCRIBE_CONCURRENCY).map((row) => tellOrderExpired(temporal!, row, log)),

@@ -91,6 +91,15 @@ describe('courier calls of the order saga', () => {
     // Book, cancel and polls: the budget counted every request the courier received.
     expect(await usage()).toBe(calls.calls);
     expect((await shipments(order.orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
+    // The cancelled booking's domain event, once, whichever of the cancel and the shipment
+    // workflow's ending wrote the read model first.
+    const events = await stack.database.db
+      .selectFrom('event_outbox')
+      .select('type')
+      .where('order_id', '=', order.orderId)
+      .where('type', '=', 'shipment.cancelled')
+      .execute();
+    expect(events).toHaveLength(1);
   });
 
   it('cancels an order when the day’s budget is used up, counting the cancel past the budget', async () => {
