@@ -22,8 +22,8 @@ import { loadConfig } from '../src/config';
 import { isTerminal, ShipmentStatus } from '../src/domain/status';
 import { pollPolicyFromConfig } from '../src/poll-policy';
 import { SCENARIOS, scenarioFor, type ScenarioName } from '../simulators/courier/scenarios';
-import type { PollPolicy } from '../src/workflows/contract';
-import { alignToSlot, expiryReason, pollDelayMs } from '../src/workflows/policy';
+import type { PollPolicy } from '../src/domain/polling';
+import { alignToSlot, expiryReason, pollDelayMs } from '../src/domain/polling';
 import { CourierCode } from '../src/couriers/types';
 
 const MINUTE = 60_000;

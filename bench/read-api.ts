@@ -27,7 +27,6 @@
  * folder unless DATABASE_URL is set (then the bench tables go into that database).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
@@ -37,11 +36,11 @@ import pg from 'pg';
 import pino from 'pino';
 import { createDb } from '../db/client';
 import { migrateToLatest } from '../db/migrator';
-import { startEmbeddedPostgres } from '../devstack/embedded-postgres';
 import { buildApi } from '../src/api/app';
 import { customerToken } from '../src/api/tokens';
 import { loadConfig } from '../src/config';
 import { createTemporalClient } from '../src/temporal';
+import { benchDatabase } from './support/database';
 import type { Check } from './support/consistency';
 import { checkLine, fmt, machine, percentile, sampleProcess, writeResult } from './support/measure';
 
@@ -328,23 +327,8 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[4] ?? 3);
   const started = Date.now();
 
-  let databaseUrl = process.env.DATABASE_URL;
-  let stopPostgres: (() => Promise<void>) | null = null;
-  if (!databaseUrl) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'waybill-bench-pg-'));
-    const pgServer = await startEmbeddedPostgres({
-      dir,
-      port: 55000 + Math.floor(Math.random() * 5000),
-      user: 'bench',
-      password: 'bench',
-      database: 'bench',
-    });
-    databaseUrl = pgServer.url;
-    stopPostgres = async () => {
-      await pgServer.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
-    };
-  }
+  const database = await benchDatabase('read-api');
+  const databaseUrl = database.url;
   try {
     process.stdout.write(`seeding ${count.toLocaleString()} orders (one shipment, 3 events each)…\n`);
     await seed(databaseUrl, count);
@@ -474,7 +458,7 @@ async function main(): Promise<void> {
     });
     process.stdout.write(`wrote ${out}\n`);
   } finally {
-    await stopPostgres?.();
+    await database.stop();
   }
 }
 

@@ -32,7 +32,8 @@ import { createDb } from '../db/client';
 import { createLogger } from '../src/logger';
 import { runMain } from '../src/main-helpers';
 import { pollPolicyFromConfig } from '../src/poll-policy';
-import { shipmentWorkflowId, type PollPolicy } from '../src/workflows/contract';
+import { shipmentWorkflowId } from '../src/workflows/contract';
+import type { PollPolicy } from '../src/domain/polling';
 import { installTemporalRuntime, startWorker } from '../src/worker';
 import { fmt, machine, metricSum, mib, scrapeMetrics, sleep, writeResult } from './support/measure';
 import {

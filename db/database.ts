@@ -217,6 +217,24 @@ export interface DailyCourierFigures {
   calls: number;
   failures: number;
   budget: number;
+  /** Parcels delivered that day after their ETA. */
+  late: number;
+}
+
+/** Average seconds a day's delivered parcels spent in one status (from their scans). */
+export interface DailyStatusSeconds {
+  status: string;
+  /** Parcels that had this status at some point. */
+  parcels: number;
+  averageSeconds: number;
+}
+
+/** Parcels with an exception scan that day, by courier and the courier's reason. */
+export interface DailyExceptionReason {
+  courier: string;
+  /** The scan's sub-status, else the courier's raw code, else 'unspecified'. */
+  reason: string;
+  parcels: number;
 }
 
 export interface DailyReportsTable {
@@ -233,6 +251,10 @@ export interface DailyReportsTable {
   /** Calls allowed per courier that day (WAYBILL_COURIER_DAILY_BUDGET when the report ran). */
   courier_budget: number;
   by_courier: Json<DailyCourierFigures[]>;
+  /** Parcels delivered that day after their ETA (those without an ETA are never late). */
+  late_deliveries: Generated<number>;
+  status_seconds: Json<DailyStatusSeconds[]>;
+  exceptions_by_reason: Json<DailyExceptionReason[]>;
   generated_at: GeneratedTimestamp;
 }
 

@@ -1,5 +1,10 @@
+/**
+ * The worker's poll policy from its configuration: the edge where `WAYBILL_POLL_*` and
+ * `EASYPARCEL_POLL_*` become the pure policy of src/domain/polling.ts. Read by the worker
+ * (src/worker.ts), which hands it to its shipment workflows (the `pollPolicy` activity).
+ */
 import type { Config } from './config';
-import type { CourierPollPolicy, PollPolicy } from './workflows/contract';
+import type { CourierPollPolicy, PollPolicy } from './domain/polling';
 
 /**
  * EasyParcel answers up to 50 parcels per tracking call, so a poll costs a share of a call: a
@@ -34,7 +39,7 @@ export function easyParcelPolling(config: Config): CourierPollPolicy {
   };
 }
 
-/** The shipment workflows' poll policy from configuration (tests build shrunk ones directly). */
+/** The worker's poll policy from its configuration (tests build shrunk ones directly). */
 export function pollPolicyFromConfig(config: Config): PollPolicy {
   const i = config.polling.intervalMs;
   return {

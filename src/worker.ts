@@ -23,6 +23,7 @@ import { createCouriers, LARGEST_TRACKING_BATCH } from './couriers';
 import { dispatcherSettings, startDispatcher } from './notifications/dispatcher';
 import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
+import { pollPolicyFromConfig } from './poll-policy';
 import { createLogger, type Logger } from './logger';
 import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { ensureSchedules, type EnsuredSchedule } from './schedules';
@@ -254,6 +255,7 @@ export async function startWorker(opts: {
       dailyBudget: opts.config.courier.dailyBudget,
       batchWindowMs: opts.config.courier.batchWindowMs,
       batchConcurrency: opts.config.courier.concurrency,
+      pollPolicy: pollPolicyFromConfig(opts.config),
       ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
         ? {
             notifications: createWebhookTransport({

@@ -177,18 +177,30 @@ describe('schedules', () => {
       return id;
     }
 
-    async function exceptionScan(shipmentId: string, at: Date): Promise<void> {
+    async function scan(
+      shipmentId: string,
+      status: string,
+      at: Date,
+      said: { sub_status?: string; raw_code?: string } = {},
+    ): Promise<void> {
       await database.db
         .insertInto('tracking_events')
         .values({
           shipment_id: shipmentId,
           event_key: randomBytes(6).toString('hex'),
-          status: 'EXCEPTION',
+          status,
           occurred_at: at,
           source: 'poll',
+          sub_status: said.sub_status ?? null,
+          raw_code: said.raw_code ?? null,
         })
         .execute();
     }
+    const exceptionScan = (
+      shipmentId: string,
+      at: Date,
+      said: { sub_status?: string; raw_code?: string } = {},
+    ) => scan(shipmentId, 'EXCEPTION', at, said);
 
     beforeAll(async () => {
       // Seeded rows are placed in "yesterday"; make sure the run sees the same day.
@@ -199,13 +211,15 @@ describe('schedules', () => {
       twoDaysAgo = dayOf(midnight - 2 * DAY);
       const y = (hours: number) => new Date(midnight - DAY + hours * HOUR);
 
-      // Delivered yesterday: easyparcel took 2 days, 3 days (pickup never seen: from creation)
-      // and 1 hour; bluedart 5 hours.
+      // Delivered yesterday: easyparcel took 2 days (an hour after its ETA), 3 days (pickup
+      // never seen: from creation; no ETA, so never late) and 1 hour (before its ETA);
+      // bluedart 5 hours (an hour late).
       await shipment({
         courier: 'easyparcel',
         status: 'DELIVERED',
         picked_up_at: new Date(y(10).getTime() - 2 * DAY),
         delivered_at: y(10),
+        eta: y(9),
       });
       await shipment({
         courier: 'easyparcel',
@@ -213,20 +227,40 @@ describe('schedules', () => {
         created_at: new Date(y(12).getTime() - 3 * DAY),
         delivered_at: y(12),
       });
-      await shipment({
+      const epQuick = await shipment({
         courier: 'easyparcel',
         status: 'DELIVERED',
         picked_up_at: y(13),
         delivered_at: y(14),
+        eta: y(20),
       });
-      await shipment({ courier: 'bluedart', status: 'DELIVERED', picked_up_at: y(1), delivered_at: y(6) });
-      // Delivered today and two days ago: other days.
-      await shipment({
+      const bd = await shipment({
+        courier: 'bluedart',
+        status: 'DELIVERED',
+        picked_up_at: y(1),
+        delivered_at: y(6),
+        eta: y(5),
+      });
+      // Their scans: bluedart 1 h INFO_RECEIVED, 4 h IN_TRANSIT (two scans), 1 h OUT_FOR_DELIVERY;
+      // easyparcel 30 min IN_TRANSIT, 30 min OUT_FOR_DELIVERY.
+      await scan(bd, 'INFO_RECEIVED', y(0));
+      await scan(bd, 'IN_TRANSIT', y(1));
+      await scan(bd, 'IN_TRANSIT', y(3));
+      await scan(bd, 'OUT_FOR_DELIVERY', y(5));
+      await scan(bd, 'DELIVERED', y(6));
+      await scan(epQuick, 'IN_TRANSIT', y(13));
+      await scan(epQuick, 'OUT_FOR_DELIVERY', y(13.5));
+      await scan(epQuick, 'DELIVERED', y(14));
+      // Delivered today (late, but another day) and two days ago: other days.
+      const today = await shipment({
         courier: 'easyparcel',
         status: 'DELIVERED',
         picked_up_at: new Date(midnight - HOUR),
         delivered_at: new Date(midnight + 60_000),
+        eta: new Date(midnight - 2 * HOUR),
       });
+      await scan(today, 'INFO_RECEIVED', y(20));
+      await scan(today, 'DELIVERED', new Date(midnight + 60_000));
       await shipment({
         courier: 'bluedart',
         status: 'DELIVERED',
@@ -234,11 +268,14 @@ describe('schedules', () => {
         delivered_at: y(-20),
       });
 
-      // Exceptions yesterday: two scans of one easyparcel parcel count once; one bluedart.
+      // Exceptions yesterday: two scans of one easyparcel parcel count once; one bluedart
+      // (a raw code and no sub-status: the code is its reason).
       const ep = await shipment({ courier: 'easyparcel', status: 'EXCEPTION' });
-      await exceptionScan(ep, y(8));
-      await exceptionScan(ep, y(9));
-      await exceptionScan(await shipment({ courier: 'bluedart', status: 'EXCEPTION' }), y(23.5));
+      await exceptionScan(ep, y(8), { sub_status: 'ADDRESS_ISSUE' });
+      await exceptionScan(ep, y(9), { sub_status: 'ADDRESS_ISSUE' });
+      await exceptionScan(await shipment({ courier: 'bluedart', status: 'EXCEPTION' }), y(23.5), {
+        raw_code: 'UD-014',
+      });
       // …and one two days ago.
       await exceptionScan(await shipment({ courier: 'easyparcel', status: 'IN_TRANSIT' }), y(-3));
 
@@ -277,6 +314,21 @@ describe('schedules', () => {
         courier_calls: 1612,
         courier_failures: 3,
         courier_budget: BUDGET,
+        late_deliveries: 2,
+      });
+      expect(rows[0]!.status_seconds).toEqual([
+        { status: 'INFO_RECEIVED', parcels: 1, averageSeconds: 3600 },
+        { status: 'IN_TRANSIT', parcels: 2, averageSeconds: (4 * 3600 + 1800) / 2 },
+        { status: 'OUT_FOR_DELIVERY', parcels: 2, averageSeconds: (3600 + 1800) / 2 },
+      ]);
+      expect(rows[0]!.exceptions_by_reason).toEqual([
+        { courier: 'bluedart', reason: 'UD-014', parcels: 1 },
+        { courier: 'easyparcel', reason: 'ADDRESS_ISSUE', parcels: 1 },
+      ]);
+      expect(result).toMatchObject({
+        lateDeliveries: 2,
+        statusSeconds: rows[0]!.status_seconds,
+        exceptionsByReason: rows[0]!.exceptions_by_reason,
       });
       expect(rows[0]!.by_courier).toEqual([
         {
@@ -288,6 +340,7 @@ describe('schedules', () => {
           calls: 1200,
           failures: 0,
           budget: BUDGET,
+          late: 1,
         },
         {
           courier: 'easyparcel',
@@ -298,6 +351,7 @@ describe('schedules', () => {
           calls: 412,
           failures: 3,
           budget: BUDGET,
+          late: 1,
         },
       ]);
 

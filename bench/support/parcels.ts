@@ -7,7 +7,7 @@
  */
 import { sql } from 'kysely';
 import { shipmentWorkflowId } from '../../src/workflows/contract';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import type { ProcessStack } from './stack';
 

@@ -14,6 +14,7 @@ import * as pendingOrdersIndex from './2026-12-04T11-10-00_pending_orders_index'
 import * as trackingChangeNotify from './2026-12-04T17-00-00_tracking_change_notify';
 import * as pruneIndexes from './2026-12-04T17-10-00_prune_indexes';
 import * as stockAlertsOrderSearch from './2026-12-04T20-20-00_stock_alerts_order_search';
+import * as exportsAndReportFigures from './2026-12-04T20-30-00_exports_and_report_figures';
 import * as domainEvents from './2026-12-04T20-50-00_domain_events';
 import * as parcelImports from './2026-12-04T21-00-00_parcel_imports';
 
@@ -29,6 +30,7 @@ export const migrations: Record<string, Migration> = {
   '2026-12-04T17-00-00_tracking_change_notify': trackingChangeNotify,
   '2026-12-04T17-10-00_prune_indexes': pruneIndexes,
   '2026-12-04T20-20-00_stock_alerts_order_search': stockAlertsOrderSearch,
+  '2026-12-04T20-30-00_exports_and_report_figures': exportsAndReportFigures,
   '2026-12-04T20-50-00_domain_events': domainEvents,
   '2026-12-04T21-00-00_parcel_imports': parcelImports,
 };

@@ -3,13 +3,12 @@
  * reading it back, cancelling it at its moment, telling when it has settled and checking it
  * against what the plan says it should end as; and the courier outage the run stages.
  */
-import { defaultPayloadConverter } from '@temporalio/common';
-import { createPayloadCodec, decodeHistory } from '../../src/codec';
 import { type Config } from '../../src/config';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../../src/domain/status';
+import type { PollPolicy } from '../../src/domain/polling';
 import { StartupError } from '../../src/main-helpers';
 import { type TemporalClient } from '../../src/temporal';
-import { orderWorkflowId, type OrderWorkflowInput } from '../../src/workflows/contract';
+import { orderWorkflowId } from '../../src/workflows/contract';
 import {
   checkOrder,
   DEMO_OUTAGE_MS,
@@ -17,7 +16,6 @@ import {
   SETTLED_ORDER_STATUSES,
   type ObservedOrder,
   type PlanEntry,
-  type StackSettings,
   verdictOf,
 } from './plan';
 import { type DemoStack } from './stack';
@@ -114,6 +112,11 @@ export interface RunContext {
   stack: DemoStack | null;
   signal: AbortSignal;
   t0: number;
+  /**
+   * The poll policy of the stack's worker (it owns it): built from the demo stack's settings,
+   * which an attached stack (one `npm run demo -- --keep` left) was started with too.
+   */
+  policy: PollPolicy;
 }
 
 export interface CheckResult {
@@ -161,22 +164,6 @@ export async function simulatorTimeScale(config: Config): Promise<number> {
       `the courier simulator's control API does not answer at ${config.courier.simulatorUrl}/control/clock (${(err as Error).message}); the demo steers parcels through it`,
     );
   }
-}
-
-/** The poll policy the stack gives shipment workflows: read back from an order workflow's input. */
-export async function policyOf(
-  temporal: TemporalClient,
-  config: Config,
-  orderId: string,
-): Promise<StackSettings['policy']> {
-  // The history holds sealed payloads (src/codec): open them as the codec server would.
-  const history = await decodeHistory(
-    await temporal.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory(),
-    createPayloadCodec(config.payloads),
-  );
-  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  if (!payload) throw new StartupError(`the workflow ${orderWorkflowId(orderId)} has no input to read`);
-  return defaultPayloadConverter.fromPayload<OrderWorkflowInput>(payload).shipmentPolicy;
 }
 
 export async function placeOrder(ctx: RunContext, t: Tracked): Promise<void> {

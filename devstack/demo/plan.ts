@@ -8,7 +8,8 @@ import { parseDuration } from '../../src/config';
 import { CourierCode } from '../../src/couriers/types';
 import { isTerminal, ShipmentStatus } from '../../src/domain/status';
 import { SCENARIOS, type ScenarioName, type ScenarioStep } from '../../simulators/courier/scenarios';
-import { OrderStatus, type PollPolicy } from '../../src/workflows/contract';
+import { OrderStatus } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 
 export const DemoKind = {
   PAYMENT_DECLINED: 'payment_declined',

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { customerToken } from '../../src/api/tokens';
 import { environmentWith, loadConfig, type Config } from '../../src/config';
 import { runMain, StartupError } from '../../src/main-helpers';
+import { pollPolicyFromConfig } from '../../src/poll-policy';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import {
   assessPlan,
@@ -56,7 +57,6 @@ import {
   maybeCancel,
   newTracked,
   placeOrder,
-  policyOf,
   refreshOrder,
   rowOf,
   simulatorTimeScale,
@@ -130,7 +130,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   const tracked = plan.map(newTracked);
   const sinceIso = new Date(Date.now() - 1_000).toISOString();
 
-  // The first order doubles as the probe: its workflow input holds the stack's poll policy.
+  // The first order doubles as the probe of the stack's settings.
   const timeScale = await simulatorTimeScale(ctx.config);
   const placedAt = Date.now();
   // Times in the live view count from the first order, like the elapsed time in the summary.
@@ -138,7 +138,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   await placeOrder(ctx, tracked[0]!);
   if (tracked[0]!.orderId === null)
     throw new StartupError(`the first order could not be placed: ${tracked[0]!.createError}`);
-  const policy = await policyOf(ctx.temporal, ctx.config, tracked[0]!.orderId);
+  const { policy } = ctx;
   const assessment = assessPlan(
     plan,
     { timeScale, policy },
@@ -437,6 +437,7 @@ runMain(async () => {
       stack,
       signal: abort.signal,
       t0,
+      policy: pollPolicyFromConfig(loadConfig(stackEnv)),
     };
     const outcome = await runOrders(ctx);
     exitCode = (await report(ctx, outcome)) ? 0 : 1;

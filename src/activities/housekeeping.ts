@@ -28,6 +28,7 @@ import {
   shipmentWorkflowId,
 } from '../workflows/contract';
 import { activityMeter } from './meter';
+import { FailureType } from '../domain/failures';
 
 export interface HousekeepingActivityDeps {
   db: Kysely<Database>;
@@ -125,7 +126,7 @@ const workflowRunning = async (temporal: Client, workflowId: string) =>
 function needsTemporal(temporal: Client | undefined, what: string): Client {
   if (temporal) return temporal;
   throw ApplicationFailure.create({
-    type: 'NotConfigured',
+    type: FailureType.NOT_CONFIGURED,
     message: `housekeeping needs a Temporal client to ${what}`,
     nonRetryable: true,
   });

@@ -6,14 +6,16 @@
  * nothing: processed lines are skipped, and starting a workflow that exists is a no-op.
  */
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/database';
 import { isCourierCode, normaliseTrackingNumber, trackingNumberProblem } from '../couriers/numbers';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
 import { ImportLineResult, importCounts, markImportDone, type ImportCounts } from '../imports/queries';
 import type { Logger } from '../logger';
-import { shipmentWorkflowId, type PollPolicy } from '../workflows/contract';
-import { alignToSlot } from '../workflows/policy';
+import { FailureType } from '../domain/failures';
+import { alignToSlot, type PollPolicy } from '../domain/polling';
+import { shipmentWorkflowId } from '../workflows/contract';
 import type { shipmentWorkflow } from '../workflows/shipment';
 
 export interface ImportActivityDeps {
@@ -23,13 +25,16 @@ export interface ImportActivityDeps {
   dailyBudget: number;
   log: Logger;
   now?: () => number;
+  /** This worker's poll policy: the imported parcels' shipment workflows run on it. */
+  pollPolicy?: PollPolicy;
 }
 
 export interface ImportLinesInput {
   importId: string;
   fromLine: number;
   toLine: number;
-  policy: PollPolicy;
+  /** Pins the parcels' poll policy (tests); absent, this worker's own. */
+  policy?: PollPolicy;
   /** Where shipment workflows run, and their courier activities. */
   taskQueue: string;
   courierTaskQueue: string;
@@ -125,6 +130,16 @@ async function takePositions(
 }
 
 export function createImportActivities(deps: ImportActivityDeps) {
+  /** The policy first polls are planned by: the pinned one, or the worker's (its shipment workflows ask it too). */
+  const policyOf = (input: ImportLinesInput): PollPolicy => {
+    const policy = input.policy ?? deps.pollPolicy;
+    if (policy) return policy;
+    throw ApplicationFailure.create({
+      type: FailureType.NOT_CONFIGURED,
+      message: 'this worker was started without a poll policy',
+      nonRetryable: true,
+    });
+  };
   const { db, log } = deps;
   const now = deps.now ?? Date.now;
   const configured = (c: CourierCode) => deps.couriers[c] !== undefined;
@@ -237,7 +252,12 @@ export function createImportActivities(deps: ImportActivityDeps) {
       for (const [id, c] of candidates)
         if (inserted.has(id)) byCourier.set(c.courier, [...(byCourier.get(c.courier) ?? []), id]);
       for (const [courier, ids] of byCourier) {
-        const plan = firstPollPlan(input.policy, courier, deps.dailyBudget, deps.couriers[courier]!.maxBatch);
+        const plan = firstPollPlan(
+          policyOf(input),
+          courier,
+          deps.dailyBudget,
+          deps.couriers[courier]!.maxBatch,
+        );
         const start = await takePositions(trx, courier, ids.length, plan.spacingMs, nowMs);
         ids.forEach((id, i) => {
           decided.set(first.get(id)!.line, {
@@ -312,7 +332,7 @@ export function createImportActivities(deps: ImportActivityDeps) {
                   courier: p.courier as CourierCode,
                   trackingNumber: p.tracking_number,
                   courierTaskQueue: input.courierTaskQueue,
-                  policy: input.policy,
+                  ...(input.policy ? { policy: input.policy } : {}),
                   nextPollAtMs: p.first_poll_at?.getTime() ?? null,
                 },
               ],

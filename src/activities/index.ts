@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
+import type { PollPolicy } from '../domain/polling';
 import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
@@ -26,6 +27,8 @@ export interface ActivityDeps {
   batchWindowMs?: number;
   batchConcurrency?: number;
   log: Logger;
+  /** The shipment workflows' poll policy: this worker's, built from its config (src/poll-policy.ts). */
+  pollPolicy: PollPolicy;
   notifications?: NotificationTransport;
   now?: () => number;
 }

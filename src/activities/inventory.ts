@@ -21,6 +21,7 @@ import {
 } from '../inventory/queries';
 import { lowStockDedupeKey, raiseLowStockAlerts } from '../inventory/alert-queries';
 import type { Logger } from '../logger';
+import { FailureType } from '../domain/failures';
 
 export interface InventoryActivityDeps {
   db: Kysely<Database>;
@@ -28,17 +29,6 @@ export interface InventoryActivityDeps {
   /** Clock for the notification day (ms since epoch); tests move it. */
   now?: () => number;
 }
-
-/** Failure types the order workflow matches on. */
-export const InventoryFailure = {
-  /** Details: `[Shortage[]]`. */
-  OUT_OF_STOCK: 'OutOfStock',
-  /** The order's stock was already released or consumed; it is not reserved again. */
-  RESERVATION_SETTLED: 'ReservationSettled',
-  /** A line with a quantity that is not a positive integer. */
-  INVALID_STOCK_REQUEST: 'InvalidStockRequest',
-} as const;
-export type InventoryFailure = (typeof InventoryFailure)[keyof typeof InventoryFailure];
 
 export interface NotifyLowStockResult {
   /** Skus a notification row was created for now (not already notified today). */
@@ -67,14 +57,14 @@ export function createInventoryActivities(deps: InventoryActivityDeps) {
       } catch (err) {
         if (err instanceof ReservationSettledError) {
           throw ApplicationFailure.create({
-            type: InventoryFailure.RESERVATION_SETTLED,
+            type: FailureType.RESERVATION_SETTLED,
             message: err.message,
             nonRetryable: true,
           });
         }
         if (err instanceof RangeError) {
           throw ApplicationFailure.create({
-            type: InventoryFailure.INVALID_STOCK_REQUEST,
+            type: FailureType.INVALID_STOCK_REQUEST,
             message: err.message,
             nonRetryable: true,
           });
@@ -84,7 +74,7 @@ export function createInventoryActivities(deps: InventoryActivityDeps) {
       if (!result.ok) {
         log.info({ orderId: input.orderId, shortages: result.shortages }, 'out of stock');
         throw ApplicationFailure.create({
-          type: InventoryFailure.OUT_OF_STOCK,
+          type: FailureType.OUT_OF_STOCK,
           message: `out of stock: ${describeShortages(result.shortages)}`,
           details: [result.shortages],
           nonRetryable: true,

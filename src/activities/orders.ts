@@ -14,7 +14,7 @@ import {
   type CourierAdapter,
   type CourierCode,
 } from '../couriers/types';
-import { CancelOutcome, SagaFailure } from '../domain/failures';
+import { CancelOutcome, FailureType } from '../domain/failures';
 import { PICKED_UP_STATUSES, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
@@ -39,12 +39,12 @@ export interface OrderActivityDeps {
  * incident, not a parcel's fate), an outage retried with the courier's Retry-After, any other
  * refusal final with `refusedType`.
  */
-function courierFailure(err: unknown, refusedType: SagaFailure): unknown {
+function courierFailure(err: unknown, refusedType: FailureType): unknown {
   if (err instanceof CourierRejectedError) {
     if (err.reason === CourierRefusal.CREDENTIALS) {
       // Logged and counted by the caller (it knows the courier and the parcel).
       return ApplicationFailure.create({
-        type: SagaFailure.COURIER_CREDENTIALS_REFUSED,
+        type: FailureType.COURIER_CREDENTIALS_REFUSED,
         message: err.message,
       });
     }
@@ -57,7 +57,7 @@ function courierFailure(err: unknown, refusedType: SagaFailure): unknown {
   }
   if (err instanceof CourierUnavailableError) {
     return ApplicationFailure.create({
-      type: SagaFailure.COURIER_UNAVAILABLE,
+      type: FailureType.COURIER_UNAVAILABLE,
       message: err.message,
       ...(err.details.retryAfterMs ? { nextRetryDelay: err.details.retryAfterMs } : {}),
     });
@@ -73,7 +73,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
     const adapter = deps.couriers[courier];
     if (!adapter) {
       throw ApplicationFailure.create({
-        type: SagaFailure.BOOKING_REJECTED,
+        type: FailureType.BOOKING_REJECTED,
         message: `no adapter configured for courier "${courier}"`,
         nonRetryable: true,
       });
@@ -186,7 +186,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         });
       } catch (err) {
         await credentialsIncident(err, input.courier, 'book', input.shipmentId);
-        throw courierFailure(err, SagaFailure.BOOKING_REJECTED);
+        throw courierFailure(err, FailureType.BOOKING_REJECTED);
       }
       await db.transaction().execute(async (trx) => {
         await trx
@@ -242,7 +242,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           return { outcome: CancelOutcome.COLLECTED };
         } else {
           await credentialsIncident(err, input.courier, 'cancel', input.shipmentId);
-          throw courierFailure(err, SagaFailure.CANCEL_REFUSED);
+          throw courierFailure(err, FailureType.CANCEL_REFUSED);
         }
       }
       await db
@@ -353,7 +353,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           .execute();
         if (rejected) {
           throw ApplicationFailure.create({
-            type: SagaFailure.NOTIFICATION_REJECTED,
+            type: FailureType.NOTIFICATION_REJECTED,
             message: (err as Error).message,
             nonRetryable: true,
           });
@@ -484,11 +484,11 @@ async function confirmCollected(
     const [result] = await adapter.track([trackingNumber]);
     status = result?.kind === 'found' ? result.status : null;
   } catch (err) {
-    throw courierFailure(err, SagaFailure.COLLECTED_UNCONFIRMED);
+    throw courierFailure(err, FailureType.COLLECTED_UNCONFIRMED);
   }
   if (status === null || !PICKED_UP_STATUSES.has(status)) {
     throw ApplicationFailure.create({
-      type: SagaFailure.COLLECTED_UNCONFIRMED,
+      type: FailureType.COLLECTED_UNCONFIRMED,
       message: `${claim}; but its tracking shows ${status ?? 'no such parcel'}, not a pickup`,
     });
   }

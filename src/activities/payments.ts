@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { SagaFailure } from '../domain/failures';
+import { FailureType } from '../domain/failures';
 import type { Logger } from '../logger';
 import {
   paymentIdempotencyKey,
@@ -29,14 +29,14 @@ export interface PaymentActivityDeps {
 function asFailure(err: unknown): unknown {
   if (err instanceof PaymentRejectedError) {
     return ApplicationFailure.create({
-      type: SagaFailure.PAYMENT_REJECTED,
+      type: FailureType.PAYMENT_REJECTED,
       message: err.message,
       details: [{ code: err.code }],
       nonRetryable: true,
     });
   }
   if (err instanceof PaymentUnavailableError) {
-    return ApplicationFailure.create({ type: SagaFailure.PAYMENT_UNAVAILABLE, message: err.message });
+    return ApplicationFailure.create({ type: FailureType.PAYMENT_UNAVAILABLE, message: err.message });
   }
   return err;
 }

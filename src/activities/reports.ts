@@ -1,11 +1,18 @@
 /**
- * The daily report: one UTC day's deliveries, exceptions, expiries, median time to deliver
- * and courier calls against the budget, per courier and in total. Computed from the read
- * model, upserted into `daily_reports` (a rerun for the same day overwrites its one row)
- * and logged.
+ * The daily report: one UTC day's deliveries (and how many came after their ETA),
+ * exceptions (by courier and reason), expiries, median time to deliver, the average time
+ * the day's deliveries spent in each status, and courier calls against the budget, per
+ * courier and in total. Computed from the read model, upserted into `daily_reports` (a
+ * rerun for the same day overwrites its one row) and logged.
  */
 import { sql, type Kysely } from 'kysely';
-import type { DailyCourierFigures, Database } from '../../db/database';
+import type {
+  DailyCourierFigures,
+  DailyExceptionReason,
+  DailyStatusSeconds,
+  Database,
+} from '../../db/database';
+import { SHIPMENT_STATUSES } from '../domain/status';
 import type { Logger } from '../logger';
 
 export interface ReportActivityDeps {
@@ -22,6 +29,12 @@ export interface DailyReportFigures {
   exceptions: number;
   expired: number;
   medianDeliverySeconds: number | null;
+  /** Delivered after their ETA (parcels without an ETA are never late). */
+  lateDeliveries: number;
+  /** For the day's deliveries: average seconds in each status they passed through, in lifecycle order. */
+  statusSeconds: DailyStatusSeconds[];
+  /** Parcels with an exception scan that day, by courier and reason. */
+  exceptionsByReason: DailyExceptionReason[];
   courierCalls: number;
   courierFailures: number;
   courierBudget: number;
@@ -47,7 +60,12 @@ export async function computeDailyReport(
 
   const deliveries = await db
     .selectFrom('shipments')
-    .select((eb) => ['courier', eb.fn.countAll<number>().as('count'), median.as('median')])
+    .select((eb) => [
+      'courier',
+      eb.fn.countAll<number>().as('count'),
+      median.as('median'),
+      sql<number>`count(*) filter (where delivered_at > eta)`.as('late'),
+    ])
     .where('delivered_at', '>=', from)
     .where('delivered_at', '<', to)
     .groupBy('courier')
@@ -76,6 +94,35 @@ export async function computeDailyReport(
     .where('finished_at', '<', to)
     .groupBy('courier')
     .execute();
+  // Time in a status: from a scan to the parcel's next scan, summed per parcel and status
+  // (repeated scans of one status add up), then averaged over the parcels that had it.
+  const statusTimes = await sql<{ status: string; parcels: number; average: number }>`
+    with scans as (
+      select e.shipment_id, e.status, e.occurred_at,
+             lead(e.occurred_at) over (partition by e.shipment_id order by e.occurred_at, e.id) as next_at
+      from tracking_events e join shipments s on s.id = e.shipment_id
+      where s.delivered_at >= ${from} and s.delivered_at < ${to}
+    ), per_parcel as (
+      select shipment_id, status, sum(extract(epoch from next_at - occurred_at)) as seconds
+      from scans where next_at is not null group by shipment_id, status
+    )
+    select status, count(*) as parcels, avg(seconds)::float8 as average from per_parcel group by status
+  `.execute(db);
+  const reasons = await db
+    .selectFrom('tracking_events as e')
+    .innerJoin('shipments as s', 's.id', 'e.shipment_id')
+    .select((eb) => [
+      's.courier',
+      sql<string>`coalesce(e.sub_status, e.raw_code, 'unspecified')`.as('reason'),
+      eb.fn.count<number>('e.shipment_id').distinct().as('count'),
+    ])
+    .where('e.status', '=', 'EXCEPTION')
+    .where('e.occurred_at', '>=', from)
+    .where('e.occurred_at', '<', to)
+    .groupBy(['s.courier', 'reason'])
+    .orderBy('s.courier')
+    .orderBy('reason')
+    .execute();
   const usage = await db
     .selectFrom('courier_api_usage')
     .select(['courier', 'calls', 'failures'])
@@ -97,8 +144,13 @@ export async function computeDailyReport(
       calls: used?.calls ?? 0,
       failures: used?.failures ?? 0,
       budget: dailyBudget,
+      late: Number(delivered?.late ?? 0),
     };
   });
+  const lifecycle = (status: string) => {
+    const at = (SHIPMENT_STATUSES as readonly string[]).indexOf(status);
+    return at === -1 ? SHIPMENT_STATUSES.length : at;
+  };
   const total = (pick: (c: DailyCourierFigures) => number) => byCourier.reduce((sum, c) => sum + pick(c), 0);
   return {
     day,
@@ -106,6 +158,15 @@ export async function computeDailyReport(
     exceptions: total((c) => c.exceptions),
     expired: total((c) => c.expired),
     medianDeliverySeconds: whole(overall?.median),
+    lateDeliveries: total((c) => c.late),
+    statusSeconds: statusTimes.rows
+      .map((r) => ({ status: r.status, parcels: Number(r.parcels), averageSeconds: whole(r.average) ?? 0 }))
+      .sort((a, b) => lifecycle(a.status) - lifecycle(b.status) || a.status.localeCompare(b.status)),
+    exceptionsByReason: reasons.map((r) => ({
+      courier: r.courier,
+      reason: r.reason,
+      parcels: Number(r.count),
+    })),
     courierCalls: total((c) => c.calls),
     courierFailures: total((c) => c.failures),
     courierBudget: dailyBudget,
@@ -128,6 +189,9 @@ export function createReportActivities(deps: ReportActivityDeps) {
         courier_failures: report.courierFailures,
         courier_budget: report.courierBudget,
         by_courier: JSON.stringify(report.byCourier),
+        late_deliveries: report.lateDeliveries,
+        status_seconds: JSON.stringify(report.statusSeconds),
+        exceptions_by_reason: JSON.stringify(report.exceptionsByReason),
       };
       await db
         .insertInto('daily_reports')
@@ -141,11 +205,11 @@ export function createReportActivities(deps: ReportActivityDeps) {
             // One line per courier reads better in a log than nested objects.
             byCourier: report.byCourier.map(
               (c) =>
-                `${c.courier}: ${c.deliveries} delivered (median ${c.medianDeliverySeconds ?? '–'} s), ${c.exceptions} exceptions, ${c.expired} expired, ${c.calls}/${c.budget} calls (${c.failures} failed)`,
+                `${c.courier}: ${c.deliveries} delivered (${c.late} late, median ${c.medianDeliverySeconds ?? '–'} s), ${c.exceptions} exceptions, ${c.expired} expired, ${c.calls}/${c.budget} calls (${c.failures} failed)`,
             ),
           },
         },
-        `daily report ${report.day}: ${report.deliveries} delivered, ${report.exceptions} exceptions, ${report.courierCalls} courier calls`,
+        `daily report ${report.day}: ${report.deliveries} delivered (${report.lateDeliveries} late), ${report.exceptions} exceptions, ${report.courierCalls} courier calls`,
       );
       return report;
     },

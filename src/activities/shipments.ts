@@ -23,7 +23,8 @@ import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
 import { writeShipmentEvent } from '../notifications/outbox';
 import { activityMeter } from './meter';
-import { budgetDay, nextBudgetWindowMs } from '../workflows/policy';
+import { budgetDay, nextBudgetWindowMs, type PollPolicy } from '../domain/polling';
+import { FailureType } from '../domain/failures';
 
 export interface ShipmentActivityDeps {
   db: Kysely<Database>;
@@ -36,6 +37,8 @@ export interface ShipmentActivityDeps {
   batchConcurrency?: number;
   log: Logger;
   now?: () => number;
+  /** This worker's poll policy (from its own config): what its shipment workflows run on. */
+  pollPolicy?: PollPolicy;
 }
 
 export interface PollInput {
@@ -188,7 +191,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
     const adapter = deps.couriers[courier];
     if (!adapter) {
       throw ApplicationFailure.create({
-        type: 'CourierRejectedError',
+        type: FailureType.COURIER_REJECTED,
         message: `no adapter configured for courier "${courier}"`,
         nonRetryable: true,
       });
@@ -205,6 +208,20 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
 
   return {
     /**
+     * The poll policy of the worker running the workflow, from its own configuration: a
+     * shipment workflow asks at the start of every run, as a local activity (see
+     * src/workflows/shipment.ts), so `WAYBILL_POLL_*` set on the worker is what applies.
+     */
+    async pollPolicy(): Promise<PollPolicy> {
+      if (deps.pollPolicy) return deps.pollPolicy;
+      throw ApplicationFailure.create({
+        type: FailureType.NOT_CONFIGURED,
+        message: 'this worker was started without a poll policy',
+        nonRetryable: true,
+      });
+    },
+
+    /**
      * One parcel's poll, answered from its courier's next bulk call (see `batcherFor`). The
      * courier's payload for the parcel goes straight to Postgres (`raw_latest`), never into
      * the workflow's history. Throws BudgetExhausted (non-retryable) past the daily budget.
@@ -219,7 +236,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         if (err instanceof BudgetExhaustedError) {
           count(meter, Metrics.courierBudgetRefusals, { courier: input.courier });
           throw ApplicationFailure.create({
-            type: 'BudgetExhausted',
+            type: FailureType.BUDGET_EXHAUSTED,
             message: err.message,
             details: [{ nextWindowAt: new Date(nextBudgetWindowMs(err.atMs)).toISOString() }],
             nonRetryable: true,
@@ -227,7 +244,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         }
         if (err instanceof CourierRejectedError) {
           throw ApplicationFailure.create({
-            type: 'CourierRejectedError',
+            type: FailureType.COURIER_REJECTED,
             message: err.message,
             nonRetryable: true,
           });
@@ -243,7 +260,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             'courier unavailable',
           );
           throw ApplicationFailure.create({
-            type: 'CourierUnavailableError',
+            type: FailureType.COURIER_UNAVAILABLE,
             message: err.message,
             ...(err.details.retryAfterMs ? { nextRetryDelay: err.details.retryAfterMs } : {}),
           });
@@ -358,7 +375,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           .executeTakeFirst();
         if (updated.numUpdatedRows === 0n) {
           throw ApplicationFailure.create({
-            type: 'ShipmentNotFound',
+            type: FailureType.SHIPMENT_NOT_FOUND,
             message: `shipment ${input.shipmentId} is not in the read model`,
             nonRetryable: true,
           });

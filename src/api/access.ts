@@ -7,10 +7,12 @@
  *   fresh poll, reads stock levels and low-stock alerts;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
- *   reading workflow histories decoded through the codec server, and runs the catalogue:
- *   skus and prices, stock received and adjusted, low-stock alerts acknowledged;
+ *   reading workflow histories decoded through the codec server, the CSV exports, the failed-work list
+ *   (retrying a parked step, restarting a parcel's tracking), and runs the catalogue: skus and
+ *   prices, stock received and adjusted, low-stock alerts acknowledged;
  * - admin: everything, including the stats (courier API spend against the budget), the
- *   shop's event endpoints (domain events out) and importing parcels already in flight.
+ *   shop's event endpoints (domain events out), importing parcels already in flight and
+ *   resetting an order workflow.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -30,6 +32,12 @@ export const Permission = {
   MARK_DELIVERED: 'shipments:mark-delivered',
   READ_ATTENTION: 'attention:read',
   RESOLVE_ATTENTION: 'attention:resolve',
+  /** Failed work: workflow runs that stopped, parked orders, parcels whose sync fails. */
+  READ_FAILED_WORK: 'failed-work:read',
+  /** Retry a parked step, restart tracking of a parcel whose workflow died (audited). */
+  RETRY_FAILED_WORK: 'failed-work:retry',
+  /** Reset an order workflow to its last sound point (audited, only when safe). */
+  RESET_WORKFLOWS: 'workflows:reset',
   /** Shipments by status and courier API calls against the budget. */
   READ_STATS: 'stats:read',
   /**
@@ -53,6 +61,12 @@ export const Permission = {
    * deliveries and attempts, resend. Admin only: an endpoint receives every order's events.
    */
   MANAGE_EVENT_ENDPOINTS: 'events:manage',
+  /**
+   * The CSV exports (deliveries, exceptions, courier usage, orders with their money): whole
+   * date ranges of customers' names and e-mails at once, so not support's, who answer one
+   * customer at a time.
+   */
+  READ_EXPORTS: 'exports:read',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -71,8 +85,11 @@ const OPS: readonly Permission[] = [
   Permission.READ_ATTENTION,
   Permission.RESOLVE_ATTENTION,
   Permission.DECODE_PAYLOADS,
+  Permission.READ_FAILED_WORK,
+  Permission.RETRY_FAILED_WORK,
   Permission.WRITE_STOCK,
   Permission.WRITE_CATALOGUE,
+  Permission.READ_EXPORTS,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

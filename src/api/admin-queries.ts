@@ -1,16 +1,15 @@
 /**
  * Read-model queries behind the admin routes: the exceptions queue (filters, keyset
  * pages), the shipments a bulk refresh targets, and the stats. Staleness is decided in SQL
- * with the same rule as {@link freshnessOf}, so a filter and the `freshness` shown on each
- * row never disagree.
+ * by the twin of {@link freshnessOf} (src/domain/freshness.ts), so a filter and the
+ * `freshness` shown on each row never disagree.
  */
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import type { Database } from '../../db/database';
 import { COURIER_CODES } from '../couriers/types';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
-import type { PollPolicy } from '../workflows/contract';
-import { budgetDay, pollDelayMs } from '../workflows/policy';
-import { FRESH_GRACE, freshnessOf, type Freshness } from './freshness';
+import { freshnessOf, freshSql, type Freshness, type FreshnessRule } from '../domain/freshness';
+import { budgetDay } from '../domain/polling';
 
 const TERMINAL = [...TERMINAL_STATUSES];
 
@@ -31,26 +30,10 @@ export interface ShipmentFilter {
 
 type ShipmentsEb = ExpressionBuilder<Database, 'shipments'>;
 
-/**
- * Fresh exactly as {@link freshnessOf} says: synced, and either finished or synced within
- * FRESH_GRACE poll intervals of its status (the intervals of `policy`, in ms). Never null.
- */
-function freshSql(policy: PollPolicy, now: Date): Expression<SqlBool> {
-  const whens = SHIPMENT_STATUSES.flatMap((status) => {
-    const ms = pollDelayMs(status, policy);
-    return ms === null ? [] : [sql`when ${status} then ${ms * FRESH_GRACE}::double precision`];
-  });
-  const freshForMs = sql`(case shipments.status ${sql.join(whens, sql` `)} else null end)`;
-  return sql<SqlBool>`coalesce(shipments.last_synced_at is not null and (
-    shipments.status in (${sql.join(TERMINAL)})
-    or shipments.last_synced_at >= ${now.toISOString()}::timestamptz - ${freshForMs} * interval '1 millisecond'
-  ), false)`;
-}
-
 function filterConditions(
   eb: ShipmentsEb,
   filter: ShipmentFilter,
-  policy: PollPolicy,
+  rule: FreshnessRule,
   now: Date,
 ): Expression<SqlBool>[] {
   // Archived rows are history, out of every admin view.
@@ -60,7 +43,7 @@ function filterConditions(
   if (filter.orderId !== undefined) conditions.push(eb('shipments.order_id', '=', filter.orderId));
   if (filter.openOnly) conditions.push(eb('shipments.status', 'not in', TERMINAL));
   if (filter.stale !== undefined) {
-    const fresh = freshSql(policy, now);
+    const fresh = freshSql(rule, now);
     conditions.push(filter.stale ? eb.not(fresh) : fresh);
   }
   if (filter.exception !== undefined) {
@@ -134,9 +117,9 @@ const iso = (d: Date | null) => d?.toISOString() ?? null;
  */
 export async function shipmentQueuePage(
   db: Kysely<Database>,
-  opts: { filter: ShipmentFilter; policy: PollPolicy; now: Date; limit: number; after: QueueCursor | null },
+  opts: { filter: ShipmentFilter; rule: FreshnessRule; now: Date; limit: number; after: QueueCursor | null },
 ): Promise<{ items: QueueItem[]; next: QueueCursor | null }> {
-  const { filter, policy, now, limit, after } = opts;
+  const { filter, rule, now, limit, after } = opts;
   const rows = await db
     .selectFrom('shipments')
     .select([
@@ -158,7 +141,7 @@ export async function shipmentQueuePage(
       ),
     ])
     .where((eb) => {
-      const conditions = filterConditions(eb, filter, policy, now);
+      const conditions = filterConditions(eb, filter, rule, now);
       if (after) {
         conditions.push(
           sql<SqlBool>`(shipments.created_at, shipments.id) > (${after.createdAt}::timestamptz, ${after.id})`,
@@ -182,12 +165,17 @@ export async function shipmentQueuePage(
         trackingNumber: row.tracking_number,
         status,
         subStatus: row.sub_status,
-        freshness: freshnessOf({
-          status,
-          lastSyncedAt: row.last_synced_at,
-          intervalMs: pollDelayMs(status, policy),
-          nowMs: now.getTime(),
-        }),
+        freshness: freshnessOf(
+          {
+            status,
+            lastSyncedAt: row.last_synced_at,
+            nextPollAt: row.next_poll_at,
+            syncFailingSince: row.sync_failing_since,
+            createdAt: row.created_at,
+          },
+          rule,
+          now.getTime(),
+        ),
         lastSyncedAt: iso(row.last_synced_at),
         nextPollAt: iso(row.next_poll_at),
         lastEventAt: iso(row.last_event_at),
@@ -207,12 +195,12 @@ export async function shipmentQueuePage(
  */
 export async function openShipmentsMatching(
   db: Kysely<Database>,
-  opts: { filter: ShipmentFilter; policy: PollPolicy; now: Date; cap: number },
+  opts: { filter: ShipmentFilter; rule: FreshnessRule; now: Date; cap: number },
 ): Promise<{ ids: string[]; capped: boolean }> {
   const rows = await db
     .selectFrom('shipments')
     .select('id')
-    .where((eb) => eb.and(filterConditions(eb, { ...opts.filter, openOnly: true }, opts.policy, opts.now)))
+    .where((eb) => eb.and(filterConditions(eb, { ...opts.filter, openOnly: true }, opts.rule, opts.now)))
     .orderBy(sql`coalesce(shipments.last_synced_at, shipments.created_at)`, 'asc')
     .orderBy('id', 'asc')
     .limit(opts.cap + 1)
@@ -244,9 +232,9 @@ export interface AdminStats {
 /** The figures of `GET /v1/admin/stats`; "today" is the courier budget's UTC day. */
 export async function adminStats(
   db: Kysely<Database>,
-  opts: { policy: PollPolicy; now: Date; dailyBudget: number },
+  opts: { rule: FreshnessRule; now: Date; dailyBudget: number },
 ): Promise<AdminStats> {
-  const { policy, now, dailyBudget } = opts;
+  const { rule, now, dailyBudget } = opts;
   const day = budgetDay(now.getTime());
   const [byStatus, usage, failing, oldestStale] = await Promise.all([
     db
@@ -271,7 +259,7 @@ export async function adminStats(
     db
       .selectFrom('shipments')
       .select(['id', 'status', 'courier', 'last_synced_at'])
-      .where((eb) => eb.and(filterConditions(eb, { stale: true, openOnly: true }, policy, now)))
+      .where((eb) => eb.and(filterConditions(eb, { stale: true, openOnly: true }, rule, now)))
       .orderBy(sql`coalesce(shipments.last_synced_at, shipments.created_at)`, 'asc')
       .orderBy('id', 'asc')
       .limit(1)

@@ -19,8 +19,6 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import { pollPolicyFromConfig } from '../poll-policy';
-import type { PollPolicy } from '../workflows/contract';
 import type { TemporalClient } from '../temporal';
 import { authPlugin } from './auth';
 import {
@@ -45,6 +43,8 @@ import { adminRoutes } from './routes/admin';
 import { attentionRoutes } from './routes/attention';
 import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
+import { exportRoutes } from './routes/exports';
+import { failedWorkRoutes } from './routes/failed-work';
 import { healthRoutes } from './routes/health';
 import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
@@ -59,14 +59,9 @@ export interface ApiDeps {
   db: Kysely<Database>;
   temporal: TemporalClient;
   log: Logger;
-  /**
-   * The poll policy shipment workflows run with: orders start their parcels on it and
-   * freshness is judged against it. Defaults to the configured one (tests shrink it).
-   */
-  shipmentPolicy: PollPolicy;
 }
 
-export type ApiOptions = Omit<ApiDeps, 'shipmentPolicy'> & { shipmentPolicy?: PollPolicy };
+export type ApiOptions = ApiDeps;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -117,10 +112,7 @@ function trustProxyOption(
 }
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
-  const deps: ApiDeps = {
-    ...options,
-    shipmentPolicy: options.shipmentPolicy ?? pollPolicyFromConfig(options.config),
-  };
+  const deps: ApiDeps = { ...options };
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -303,6 +295,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
+  await app.register(failedWorkRoutes, { deps });
   await app.register(importRoutes, { deps });
   await app.register(catalogueRoutes, { deps });
   await app.register(orderSearchRoutes, { deps });
@@ -310,6 +303,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
   await app.register(subscriptionRoutes, { deps });
+  await app.register(exportRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

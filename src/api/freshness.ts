@@ -1,30 +1,8 @@
 /**
- * How current a shipment's cached tracking is, from its last successful sync and the poll
- * interval of its status: what the API tells customers alongside the data.
+ * What the API tells customers about a shipment's status in its own words. How current the
+ * data is (`freshness`) is the rule in src/domain/freshness.ts.
  */
-import { isTerminal, type ShipmentStatus } from '../domain/status';
-
-export type Freshness = 'fresh' | 'stale' | 'expired';
-
-/** A sync counts as fresh up to this share past its interval (polls are not on the second). */
-export const FRESH_GRACE = 1.25;
-/** Beyond this many intervals without a sync, the cached data is no longer worth trusting. */
-const EXPIRED_AFTER_INTERVALS = 4;
-
-export function freshnessOf(opts: {
-  status: ShipmentStatus;
-  lastSyncedAt: Date | null;
-  intervalMs: number | null;
-  nowMs: number;
-}): Freshness {
-  // A finished shipment will not change: its last sync is as fresh as it gets.
-  if (isTerminal(opts.status) && opts.lastSyncedAt !== null) return 'fresh';
-  if (opts.lastSyncedAt === null || opts.intervalMs === null) return 'stale';
-  const age = opts.nowMs - opts.lastSyncedAt.getTime();
-  if (age <= opts.intervalMs * FRESH_GRACE) return 'fresh';
-  if (age <= opts.intervalMs * EXPIRED_AFTER_INTERVALS) return 'stale';
-  return 'expired';
-}
+import type { ShipmentStatus } from '../domain/status';
 
 /** Customer-facing text per status: our words, never the courier's free text (it can name people). */
 export const STATUS_TEXT: Record<ShipmentStatus, string> = {

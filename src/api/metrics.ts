@@ -11,14 +11,13 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { sql } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { COURIER_CODES } from '../couriers/types';
+import { freshSql } from '../domain/freshness';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES } from '../domain/status';
-import { budgetDay, pollDelayMs } from '../workflows/policy';
+import { budgetDay } from '../domain/polling';
 import type { ApiDeps } from './app';
 import { errorBody } from './errors';
-import { FRESH_GRACE } from './freshness';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,15 +45,8 @@ interface BusinessReading {
 
 async function readBusiness(deps: ApiDeps): Promise<BusinessReading> {
   const { db } = deps;
-  // Stale as customers see it (src/api/freshness.ts): not synced within FRESH_GRACE × the poll
-  // interval of its status. A shipment never synced counts from its creation.
-  const intervalMs = sql.join(
-    SHIPMENT_STATUSES.filter((s) => !TERMINAL_STATUSES.has(s)).map(
-      (s) =>
-        sql`when ${s} then ${Math.round((pollDelayMs(s, deps.shipmentPolicy) ?? 0) * FRESH_GRACE)}::bigint`,
-    ),
-    sql` `,
-  );
+  // Stale (or expired) as customers see it: the rule of src/domain/freshness.ts, in SQL.
+  const fresh = freshSql(deps.config.api.freshness, new Date());
   const open = db
     .selectFrom('shipments')
     .where('archived_at', 'is', null)
@@ -68,9 +60,7 @@ async function readBusiness(deps: ApiDeps): Promise<BusinessReading> {
       .execute(),
     open
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where(
-        sql<boolean>`coalesce(last_synced_at, created_at) < now() - (case status ${intervalMs} else 0 end) * interval '1 millisecond'`,
-      )
+      .where((eb) => eb.not(fresh))
       .executeTakeFirstOrThrow(),
     open
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -131,7 +121,7 @@ function registerBusinessGauges(app: FastifyInstance, registry: Registry, deps: 
   });
   new Gauge({
     name: 'waybill_shipments_stale',
-    help: 'Unfinished shipments not synced within 1.25x the poll interval of their status (what customers see as stale or expired)',
+    help: 'Unfinished shipments whose planned poll is late past the freshness grace, or failing (what customers see as stale or expired)',
     registers,
     async collect() {
       const r = await reading();

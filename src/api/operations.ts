@@ -26,6 +26,10 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'POST /v1/admin/orders/{orderId}/cancel': 'cancelOrderAsStaff',
   'GET /v1/admin/attention': 'listAttentionItems',
   'POST /v1/admin/orders/{orderId}/attention/{itemId}': 'actOnAttentionItem',
+  'GET /v1/admin/failed-work': 'listFailedWork',
+  'POST /v1/admin/failed-work/orders/{orderId}/retry-step': 'retryFailedStep',
+  'POST /v1/admin/failed-work/shipments/{shipmentId}/restart-tracking': 'restartShipmentTracking',
+  'POST /v1/admin/failed-work/orders/{orderId}/reset': 'resetOrderWorkflow',
   'POST /v1/admin/imports': 'importParcels',
   'GET /v1/admin/imports/{importId}': 'getImport',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
@@ -48,6 +52,10 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/admin/stock/alerts': 'listLowStockAlerts',
   'POST /v1/admin/stock/alerts/{alertId}/acknowledge': 'acknowledgeLowStockAlert',
   'POST /v1/admin/orders/search': 'searchOrders',
+  'GET /v1/admin/exports/deliveries': 'exportDeliveries',
+  'GET /v1/admin/exports/exceptions': 'exportExceptions',
+  'GET /v1/admin/exports/courier-usage': 'exportCourierUsage',
+  'GET /v1/admin/exports/orders': 'exportOrders',
 };
 
 export const SECURITY_SCHEMES = {

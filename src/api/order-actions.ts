@@ -25,6 +25,7 @@ import type { Principal } from './auth';
 import { ApiError, isTemporalUnavailable } from './errors';
 import { takeRefreshQuota } from './refresh-quota';
 import { RefreshOutcome, type ShipmentRefresh } from './tracking-view';
+import { FailureType } from '../domain/failures';
 
 export const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set([
   'DELIVERED',
@@ -151,7 +152,7 @@ export async function cancelOrder(
 function refusal(err: WorkflowUpdateFailedError): ApiError {
   const cause = err.cause as { type?: string; message?: string } | undefined;
   const message = cause?.message ?? err.message;
-  if (cause?.type === 'ALREADY_PICKED_UP' || message.startsWith('ALREADY_PICKED_UP')) {
+  if (cause?.type === FailureType.ALREADY_PICKED_UP || message.startsWith(FailureType.ALREADY_PICKED_UP)) {
     return new ApiError(
       409,
       'ALREADY_PICKED_UP',
@@ -195,7 +196,7 @@ export async function refreshShipments(
   const refreshes = new Map<string, ShipmentRefresh>();
   const set = (id: string, outcome: RefreshOutcome, nextLiveRefreshAt: Date | null = null) =>
     refreshes.set(id, { outcome, nextLiveRefreshAt });
-  const cooldownMs = deps.shipmentPolicy.refreshCooldownMs;
+  const cooldownMs = deps.config.polling.refreshCooldownMs;
   const now = Date.now();
 
   const ask: string[] = [];

@@ -125,7 +125,7 @@ export class TrackingStream {
 
   /** Reads the current tracking (one consistent snapshot) and queues it as the first event. */
   async open(): Promise<void> {
-    const { db, shipmentPolicy } = this.deps;
+    const { db, config } = this.deps;
     const { rows, maxIds, views, orderStatus } = await db
       .transaction()
       .setIsolationLevel('repeatable read')
@@ -152,7 +152,7 @@ export class TrackingStream {
         return {
           rows,
           maxIds,
-          views: await trackingViews(trx, rows, shipmentPolicy),
+          views: await trackingViews(trx, rows, config.api.freshness),
           orderStatus: order.status,
         };
       });
@@ -216,7 +216,7 @@ export class TrackingStream {
 
   /** One look at the read model: sends what changed since the last look, ends when all is finished. */
   private async check(): Promise<void> {
-    const { db, shipmentPolicy } = this.deps;
+    const { db, config } = this.deps;
     const order = await db
       .selectFrom('orders')
       .select('status')
@@ -249,7 +249,8 @@ export class TrackingStream {
         const before = this.seen.get(r.id);
         return !before || shownChanged(before, seenOf(r, 0));
       });
-      const views = statusChanged.length > 0 ? await trackingViews(db, statusChanged, shipmentPolicy) : [];
+      const views =
+        statusChanged.length > 0 ? await trackingViews(db, statusChanged, config.api.freshness) : [];
       if (this.closed) return;
 
       const byId = new Map(rows.map((r) => [r.id, r]));
@@ -283,7 +284,7 @@ export class TrackingStream {
       this.send({ event: 'order', data: { orderId: this.orderId, orderStatus } });
     }
     if (!order || finished(rows, orderStatus)) {
-      const shipments = await trackingViews(db, rows, shipmentPolicy);
+      const shipments = await trackingViews(db, rows, config.api.freshness);
       if (this.closed) return;
       this.send({ event: 'end', data: { orderId: this.orderId, orderStatus, shipments } });
       this.end();

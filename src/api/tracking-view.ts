@@ -8,9 +8,8 @@ import { Type, type Static } from 'typebox';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
 import { selectShipmentViews, type ShipmentViewRow } from '../orders/tracking-reads';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
-import type { PollPolicy } from '../workflows/contract';
-import { pollDelayMs } from '../workflows/policy';
-import { freshnessOf, STATUS_TEXT, type Freshness } from './freshness';
+import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
+import { STATUS_TEXT } from './freshness';
 import {
   CourierCodeText,
   DateTime,
@@ -113,7 +112,7 @@ export { SHIPMENT_VIEW_COLUMNS, selectShipmentViews } from '../orders/tracking-r
 /** Builds the views from rows of {@link selectShipmentViews}; `refreshes` by shipment id when one was asked. */
 export function toTrackingViews(
   rows: ShipmentViewRow[],
-  policy: PollPolicy,
+  rule: FreshnessRule,
   refreshes: ReadonlyMap<string, ShipmentRefresh> = new Map(),
 ): ShipmentTrackingView[] {
   const nowMs = Date.now();
@@ -129,12 +128,17 @@ export function toTrackingViews(
       description: STATUS_TEXT[status],
       eta: shipment.eta?.toISOString() ?? null,
       lastUpdatedAt: shipment.last_synced_at?.toISOString() ?? null,
-      freshness: freshnessOf({
-        status,
-        lastSyncedAt: shipment.last_synced_at,
-        intervalMs: pollDelayMs(status, policy),
+      freshness: freshnessOf(
+        {
+          status,
+          lastSyncedAt: shipment.last_synced_at,
+          nextPollAt: shipment.next_poll_at,
+          syncFailingSince: shipment.sync_failing_since,
+          createdAt: shipment.created_at,
+        },
+        rule,
         nowMs,
-      }),
+      ),
       dataSource: {
         isLive: live,
         isCached: !live,
@@ -158,7 +162,7 @@ export function toTrackingViews(
 export async function trackingViews(
   db: Kysely<Database>,
   shipments: { id: string }[],
-  policy: PollPolicy,
+  rule: FreshnessRule,
 ): Promise<ShipmentTrackingView[]> {
   if (shipments.length === 0) return [];
   const rows = await selectShipmentViews(db)
@@ -170,5 +174,5 @@ export async function trackingViews(
     .execute();
   const byId = new Map(rows.map((r) => [r.id, r]));
   const ordered = shipments.map((s) => byId.get(s.id)).filter((r): r is ShipmentViewRow => r !== undefined);
-  return toTrackingViews(ordered, policy);
+  return toTrackingViews(ordered, rule);
 }

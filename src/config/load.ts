@@ -118,6 +118,12 @@ function readApi(r: Reader, credentials: Credentials['api']): Config['api'] {
     refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
     refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
     refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
+    // --- Freshness ---
+    freshness: {
+      graceMs: r.duration('WAYBILL_FRESHNESS_GRACE', '15m'),
+      expiredAfterMs: r.duration('WAYBILL_FRESHNESS_EXPIRED_AFTER', '1d'),
+    },
+    // --- end of freshness ---
     streamHeartbeatMs: r.duration('WAYBILL_STREAM_HEARTBEAT', '15s'),
     streamMaxPerCaller: r.int('WAYBILL_STREAM_MAX_PER_CALLER', 5, 1, 10_000),
     streamMaxOpen: r.int('WAYBILL_STREAM_MAX_OPEN', 1000, 1, 1_000_000),

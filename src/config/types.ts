@@ -83,6 +83,14 @@ export interface Config {
      */
     readonly refreshQuota: number;
     readonly refreshQuotaWindowMs: number;
+    // --- Freshness (src/domain/freshness.ts) ---
+    /**
+     * How the API judges a parcel's data against its workflow's `next_poll_at` (ms): a poll
+     * may run `graceMs` late before the parcel reads stale; data not kept current and older
+     * than `expiredAfterMs` reads expired.
+     */
+    readonly freshness: { readonly graceMs: number; readonly expiredAfterMs: number };
+    // --- end of freshness ---
     /** Interval between SSE heartbeat comments on a tracking stream, so proxies keep it open (ms). */
     readonly streamHeartbeatMs: number;
     /** Tracking streams one caller (customer or staff member) may hold open at once, per API process. */

@@ -1,10 +1,14 @@
 /**
- * The failure types the order saga throws from its activities and matches in the workflow:
- * one definition for both sides, so a thrower and a matcher cannot drift apart. Pure code
- * (imported by workflows). Types not listed here are infrastructure errors, left to the
- * retry policies.
+ * Failure types: the names an activity or a workflow gives the ApplicationFailure it throws,
+ * and that workflows (their retry policies' `nonRetryableErrorTypes`), the API and tests
+ * match on. One definition for every thrower and matcher, so the two cannot drift apart.
+ * Pure code (imported by workflows). Types not listed here are infrastructure errors, left
+ * to the retry policies.
  */
-export const SagaFailure = {
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+
+export const FailureType = {
+  // Courier bookings and cancels (the order saga).
   /** The courier refused a booking for good (invalid request, unknown courier). Final. */
   BOOKING_REJECTED: 'BookingRejected',
   /** The courier refused our credentials (401/403): an incident, retried with backoff. */
@@ -18,14 +22,56 @@ export const SagaFailure = {
    * picked up: not believed yet, retried until the two agree.
    */
   COLLECTED_UNCONFIRMED: 'CollectedUnconfirmed',
+  // Tracking polls (the shipment workflow).
+  /** Today's call budget for the courier is used up: retrying before the next window cannot help. */
+  BUDGET_EXHAUSTED: 'BudgetExhausted',
+  /** The courier refused the tracking request for good (4xx other than not-found). */
+  COURIER_REJECTED: 'CourierRejectedError',
+  /** The read model has no row for the shipment a workflow records. Final. */
+  SHIPMENT_NOT_FOUND: 'ShipmentNotFound',
+  // Payments.
   /** The payment provider refused for good; details `[{ code }]` say why (PaymentRejection). Final. */
   PAYMENT_REJECTED: 'PaymentRejected',
   /** The payment provider could not be reached or answered 5xx. Retried. */
   PAYMENT_UNAVAILABLE: 'PaymentUnavailable',
+  // Stock.
+  /** Details: `[Shortage[]]`. Final. */
+  OUT_OF_STOCK: 'OutOfStock',
+  /** The order's stock was already released or consumed; it is not reserved again. */
+  RESERVATION_SETTLED: 'ReservationSettled',
+  /** A line with a quantity that is not a positive integer. Final. */
+  INVALID_STOCK_REQUEST: 'InvalidStockRequest',
+  // Notifications.
   /** The shop's notification endpoint refused the message (4xx). Final: recorded, never retried. */
   NOTIFICATION_REJECTED: 'NotificationRejected',
+  // Order updates.
+  /** A cancel refused because a parcel of the order is picked up (the API answers 409 with this code). */
+  ALREADY_PICKED_UP: 'ALREADY_PICKED_UP',
+  // Scheduled jobs.
+  /** A report workflow started with input it cannot use. Final. */
+  INVALID_INPUT: 'InvalidInput',
+  /** A housekeeping step needs a dependency this worker was not given. Final. */
+  NOT_CONFIGURED: 'NotConfigured',
+  /** A housekeeping run ended with steps that failed. */
+  HOUSEKEEPING_INCOMPLETE: 'HousekeepingIncomplete',
 } as const;
-export type SagaFailure = (typeof SagaFailure)[keyof typeof SagaFailure];
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** How a workflow reads an activity's failure: what the activity threw, from under Temporal's wrapper. */
+export interface FailureInfo {
+  type: string | null;
+  message: string;
+  details: unknown[];
+}
+
+/** The ApplicationFailure an activity threw (its type, message and details) from under ActivityFailure. */
+export function activityFailure(err: unknown): FailureInfo {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) {
+    return { type: cause.type ?? null, message: cause.message, details: cause.details ?? [] };
+  }
+  return { type: null, message: cause instanceof Error ? cause.message : String(cause), details: [] };
+}
 
 /** What the courier did with a cancel, once classified (the cancelBooking activity's answer). */
 export const CancelOutcome = {

@@ -29,6 +29,10 @@ export const SHIPMENT_VIEW_COLUMNS = [
   'eta',
   'last_synced_at',
   'sync_error',
+  // What freshness is judged by (src/domain/freshness.ts).
+  'next_poll_at',
+  'sync_failing_since',
+  'created_at',
 ] as const;
 
 /**
@@ -85,6 +89,9 @@ function selectOrderTracking(db: Kysely<Database>) {
       's.eta',
       's.last_synced_at',
       's.sync_error',
+      's.next_poll_at',
+      's.sync_failing_since',
+      's.created_at',
       's.recent_events as events',
     ])
     .orderBy('s.id');
@@ -120,6 +127,9 @@ function toRecord(rows: OrderTrackingRow[]): OrderTrackingRecord | null {
       eta: r.eta,
       last_synced_at: r.last_synced_at,
       sync_error: r.sync_error,
+      next_poll_at: r.next_poll_at,
+      sync_failing_since: r.sync_failing_since,
+      created_at: r.created_at!,
       events: r.events!,
     });
   }

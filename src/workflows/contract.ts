@@ -6,71 +6,10 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CourierCode, NormalisedEvent } from '../couriers/types';
 import type { ShipmentStatus } from '../domain/status';
 import type { CourierChoice } from '../domain/courier-choice';
+import type { PollPolicy } from '../domain/polling';
 
 export const shipmentWorkflowId = (shipmentId: string): string => `shipment-${shipmentId}`;
 export const orderWorkflowId = (orderId: string): string => `order-${orderId}`;
-
-/** Statuses that have a poll interval; terminal ones stop the loop. */
-export type PolledStatus =
-  | 'PENDING'
-  | 'INFO_RECEIVED'
-  | 'IN_TRANSIT'
-  | 'OUT_FOR_DELIVERY'
-  | 'AVAILABLE_FOR_PICKUP'
-  | 'ATTEMPT_FAIL'
-  | 'EXCEPTION'
-  | 'RETURNING';
-
-/**
- * How a shipment workflow spends courier calls. Carried in the input (not read from
- * config inside the workflow) so tests can shrink every delay to milliseconds.
- * All durations are milliseconds.
- */
-export interface PollPolicy {
-  intervalMs: Record<PolledStatus, number>;
-  /** First backoff after the poll activity gave up; doubles per failed cycle up to the cap. */
-  backoffBaseMs: number;
-  backoffCapMs: number;
-  /**
-   * No new scan for this long → EXPIRED. Only time the courier answered counts: while its
-   * polls fail (unreachable, retries exhausted, daily budget used up) the clock stands still.
-   */
-  expireAfterNoScanMs: number;
-  /** Tracking stops after this age whatever the status. */
-  maxAgeMs: number;
-  /** Consecutive "not found" answers before the shipment becomes EXCEPTION / NOT_FOUND_AT_COURIER. */
-  notFoundLimit: number;
-  /** Activity attempts per poll before the workflow backs off itself. */
-  pollAttempts: number;
-  /** First activity retry interval (doubles per attempt). */
-  pollRetryInitialMs: number;
-  /** Continue-as-new after this many poll cycles even if the server has not suggested it. */
-  maxCyclesPerRun: number;
-  /**
-   * A refresh (customer `refreshNow`, admin `refresh` signal) polls the courier only when the
-   * last poll ended at least this long ago; sooner, it is answered from the current snapshot
-   * (refreshNow) or the poll is moved to the end of the cooldown (refresh signal). 0: no cooldown.
-   */
-  refreshCooldownMs: number;
-  /** Per courier: what differs from the defaults above for that courier's parcels. */
-  couriers?: Partial<Record<CourierCode, CourierPollPolicy>>;
-}
-
-/**
- * A courier's own polling: its intervals (statuses left out keep the defaults) and the slot its
- * scheduled polls are aligned to. Aligned polls of many parcels fall due together, so a courier
- * with a bulk tracking API answers them in one call (see docs/couriers.md).
- */
-export interface CourierPollPolicy {
-  intervalMs?: Partial<Record<PolledStatus, number>>;
-  /** Scheduled polls fall on multiples of this since the epoch (ms); 0 or absent: not aligned. */
-  slotMs?: number;
-  /**
-   * A parcel without a new scan for `afterMs` is polled at most every `intervalMs`: one stuck,
-   * lost or never collected is asked about rarely, while a moving one keeps its interval.
-   */
-  quiet?: { afterMs: number; intervalMs: number };
-}
 
 /** State carried across continue-as-new; the first run starts from {@link initialShipmentState}. */
 export interface ShipmentState {
@@ -110,7 +49,12 @@ export interface ShipmentWorkflowInput {
   trackingNumber: string;
   /** Task queue of the courier activities (their own worker caps concurrency and rate). */
   courierTaskQueue: string;
-  policy: PollPolicy;
+  /**
+   * A poll policy pinned by whoever starts the workflow (tests and benchmarks shrink every
+   * delay to milliseconds). Absent in production: each run asks the worker for its own
+   * (`pollPolicy` local activity), so the worker's `WAYBILL_POLL_*` settings apply.
+   */
+  policy?: PollPolicy;
   /** Present after continue-as-new. */
   state?: ShipmentState;
   /** Epoch ms of the poll scheduled before continue-as-new; the new run keeps that schedule. */
@@ -251,7 +195,8 @@ export interface OrderWorkflowInput extends CourierChoice {
    * details: this input is stored in Temporal history (the API refuses card numbers).
    */
   payment: { token: string };
-  shipmentPolicy: PollPolicy;
+  /** Pins the parcels' poll policy (tests); absent, the shipment workflows use the worker's. */
+  shipmentPolicy?: PollPolicy;
   courierTaskQueue: string;
   /**
    * How long booking retries ride out a courier outage before the order fails (ms). Absent
@@ -264,11 +209,21 @@ export interface OrderWorkflowInput extends CourierChoice {
    * NEEDS_ATTENTION (ms). Absent: {@link DEFAULT_SETTLE_RETRY_WINDOW_MS}.
    */
   settleRetryWindowMs?: number;
+  /**
+   * How long the saga waits, after a parcel's shipment workflow ended without the courier's
+   * final word (failed, terminated, timed out), for ops to restart its tracking
+   * (`restartTracking`) before it settles the parcel as lost (ms). Absent (orders started
+   * before it existed) or 0: settled at once.
+   */
+  trackingRestartWindowMs?: number;
 }
 
 export const DEFAULT_SETTLE_RETRY_WINDOW_MS = 60 * 60_000;
 
 export const DEFAULT_BOOKING_RETRY_WINDOW_MS = 30 * 60_000;
+
+/** The restart window the API gives new orders: a working day for ops to see and act on it. */
+export const DEFAULT_TRACKING_RESTART_WINDOW_MS = 8 * 60 * 60_000;
 
 export interface CancelOrderRequest {
   /** 'customer:<id>' or 'admin:<id>'. */
@@ -329,6 +284,32 @@ export interface ResolveAttentionResult {
 /** Retries or resolves one parked step; refused for an unknown or closed item or an empty reason. */
 export const resolveAttentionUpdate = defineUpdate<ResolveAttentionResult, [ResolveAttentionRequest]>(
   'resolveAttention',
+);
+
+/** Ops bring a parcel whose shipment workflow died back under tracking, from the read model's state. */
+export interface RestartTrackingRequest {
+  shipmentId: string;
+  /** 'ops:<id>', as the audit log names them. */
+  requestedBy: string;
+  reason: string;
+  /** Where tracking continues from: the parcel as the read model last knew it. */
+  state: ShipmentState;
+}
+
+export interface RestartTrackingResult {
+  shipmentId: string;
+  workflowId: string;
+  /** The new run of the shipment workflow. */
+  runId: string;
+}
+
+/**
+ * Starts the parcel's shipment workflow again (same id, a new run) while the order still waits
+ * for it: accepted only for a parcel whose workflow ended without a final status and that the
+ * order has not settled yet (see `trackingRestartWindowMs`).
+ */
+export const restartTrackingUpdate = defineUpdate<RestartTrackingResult, [RestartTrackingRequest]>(
+  'restartTracking',
 );
 
 /** Accepted before any parcel is picked up; refused after (the API answers 409 with the reason). */

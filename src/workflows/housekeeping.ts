@@ -16,6 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { HousekeepingActivities, Prunable } from '../activities/housekeeping';
 import type { HousekeepingInput, HousekeepingResult } from './contract';
+import { FailureType } from '../domain/failures';
 
 const activities = proxyActivities<HousekeepingActivities>({
   startToCloseTimeout: '5m',
@@ -172,7 +173,7 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
   );
   if (failed.length > 0) {
     throw ApplicationFailure.create({
-      type: 'HousekeepingIncomplete',
+      type: FailureType.HOUSEKEEPING_INCOMPLETE,
       message: `housekeeping steps failed: ${failed.join('; ')}`,
       details: [result],
       nonRetryable: true,

@@ -8,7 +8,7 @@
  */
 import { continueAsNew, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { ImportActivities } from '../activities/imports';
-import type { PollPolicy } from './contract';
+import type { PollPolicy } from '../domain/polling';
 
 export const importWorkflowId = (importId: string): string => `import-${importId}`;
 
@@ -21,8 +21,9 @@ export interface ImportWorkflowInput {
   importId: string;
   /** Lines in the import, numbered 1…total. */
   total: number;
-  /** The poll policy and courier queue the imported parcels' shipment workflows run with. */
-  policy: PollPolicy;
+  /** Pins the imported parcels' poll policy (tests); absent, the worker's own applies. */
+  policy?: PollPolicy;
+  /** The courier queue the imported parcels' shipment workflows use. */
   courierTaskQueue: string;
   batchSize?: number;
   /** Present after continue-as-new: the first line not done yet. */
@@ -54,7 +55,7 @@ export async function importWorkflow(input: ImportWorkflowInput): Promise<Import
         importId: input.importId,
         fromLine: next,
         toLine: last,
-        policy: input.policy,
+        ...(input.policy ? { policy: input.policy } : {}),
         taskQueue: workflowInfo().taskQueue,
         courierTaskQueue: input.courierTaskQueue,
       },

@@ -6,13 +6,12 @@ import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from 
 import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
-import { SagaFailure } from '../domain/failures';
+import { activityFailure, FailureType } from '../domain/failures';
 import {
   DEFAULT_BOOKING_RETRY_WINDOW_MS,
   DEFAULT_SETTLE_RETRY_WINDOW_MS,
   type OrderWorkflowInput,
 } from './contract';
-import { activityFailure } from './failures';
 
 type Activities = OrderActivities & PaymentActivities & InventoryActivities;
 
@@ -24,7 +23,7 @@ export function failureType(err: unknown): string | null {
 /** The payment provider's refusal code (PaymentRejection) of a PaymentRejected failure. */
 export function rejectionCode(err: unknown): string | null {
   const { type, details } = activityFailure(err);
-  if (type !== SagaFailure.PAYMENT_REJECTED) return null;
+  if (type !== FailureType.PAYMENT_REJECTED) return null;
   const detail = details[0] as { code?: unknown } | undefined;
   return typeof detail?.code === 'string' ? detail.code : null;
 }
@@ -69,7 +68,7 @@ export function activityOptions(input: OrderWorkflowInput) {
       retry: {
         ...backoff,
         maximumInterval: '1m',
-        nonRetryableErrorTypes: ['OutOfStock', 'InvalidStockRequest'],
+        nonRetryableErrorTypes: [FailureType.OUT_OF_STOCK, FailureType.INVALID_STOCK_REQUEST],
       },
     }),
     forward: proxyActivities<Activities>({
@@ -78,7 +77,7 @@ export function activityOptions(input: OrderWorkflowInput) {
         ...backoff,
         maximumInterval: '30s',
         maximumAttempts: 5,
-        nonRetryableErrorTypes: [SagaFailure.PAYMENT_REJECTED],
+        nonRetryableErrorTypes: [FailureType.PAYMENT_REJECTED],
       },
     }),
     booking: proxyActivities<Activities>({
@@ -86,7 +85,7 @@ export function activityOptions(input: OrderWorkflowInput) {
       heartbeatTimeout: '30s',
       scheduleToCloseTimeout: input.bookingRetryWindowMs ?? DEFAULT_BOOKING_RETRY_WINDOW_MS,
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { ...backoff, maximumInterval: '1m', nonRetryableErrorTypes: [SagaFailure.BOOKING_REJECTED] },
+      retry: { ...backoff, maximumInterval: '1m', nonRetryableErrorTypes: [FailureType.BOOKING_REJECTED] },
     }),
     settle: proxyActivities<Activities>({
       startToCloseTimeout: '60s',
@@ -95,9 +94,9 @@ export function activityOptions(input: OrderWorkflowInput) {
         ...backoff,
         maximumInterval: '2m',
         nonRetryableErrorTypes: [
-          SagaFailure.PAYMENT_REJECTED,
-          SagaFailure.CANCEL_REFUSED,
-          SagaFailure.BOOKING_REJECTED,
+          FailureType.PAYMENT_REJECTED,
+          FailureType.CANCEL_REFUSED,
+          FailureType.BOOKING_REJECTED,
         ],
       },
     }),
@@ -108,7 +107,7 @@ export function activityOptions(input: OrderWorkflowInput) {
         backoffCoefficient: 2,
         maximumInterval: '1m',
         maximumAttempts: 6,
-        nonRetryableErrorTypes: [SagaFailure.NOTIFICATION_REJECTED],
+        nonRetryableErrorTypes: [FailureType.NOTIFICATION_REJECTED],
       },
     }),
   };

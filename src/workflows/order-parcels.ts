@@ -25,6 +25,10 @@ export interface Parcel {
   tracked: boolean;
   /** Why tracking ended without the courier's final word (the child failed or was terminated). */
   trackingEnded: string | null;
+  /** Its shipment workflow ended without a final status and the order waits for a restart (why it ended). */
+  trackingLost: string | null;
+  /** Counts deaths and restarts of its tracking: a stale restart window never settles a restarted parcel. */
+  trackingGeneration: number;
 }
 
 /** One parcel per ship-from place, in first-seen order (deterministic), with its courier. */
@@ -45,6 +49,8 @@ export function groupParcels(input: Pick<OrderWorkflowInput, 'orderId' | 'lines'
     bookingCancelled: false,
     tracked: false,
     trackingEnded: null,
+    trackingLost: null,
+    trackingGeneration: 0,
   }));
 }
 

@@ -21,9 +21,10 @@ import {
   setCurrentDetails,
   startChild,
   upsertSearchAttributes,
+  WorkflowIdReusePolicy,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import { CancelOutcome, SagaFailure } from '../domain/failures';
+import { CancelOutcome, FailureType } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { count, Metrics } from '../metrics';
 import {
@@ -37,7 +38,10 @@ import {
   type OrderWorkflowInput,
   type ResolveAttentionRequest,
   type ResolveAttentionResult,
+  type RestartTrackingRequest,
+  type RestartTrackingResult,
   type ShipmentMilestone,
+  type ShipmentState,
 } from './contract';
 import { activityOptions, failureType, message, type SagaActivities } from './order-activities';
 import { AttentionDesk } from './order-attention';
@@ -176,7 +180,14 @@ export class OrderSaga {
     else if (this.failureMessage !== null) parts.push(this.failureMessage);
     const booked = this.parcels.filter((p) => p.trackingNumber !== null);
     if (booked.length > 0)
-      parts.push(booked.map((p) => `${p.shipmentId.slice(input.orderId.length + 1)} ${p.status}`).join(', '));
+      parts.push(
+        booked
+          .map(
+            (p) =>
+              `${p.shipmentId.slice(input.orderId.length + 1)} ${p.status}${p.trackingLost ? ' (tracking lost)' : ''}`,
+          )
+          .join(', '),
+      );
     const held = this.payment.describe();
     if (held !== null) parts.push(held);
     setCurrentDetails(`Order ${input.orderNumber} · ${parts.join(' · ')}`);
@@ -207,7 +218,8 @@ export class OrderSaga {
         [{ orderId: input.orderId, lines: input.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })) }],
       );
     } catch (err) {
-      if (failureType(err) === 'OutOfStock') throw new OrderFailed(OrderFailure.OUT_OF_STOCK, message(err));
+      if (failureType(err) === FailureType.OUT_OF_STOCK)
+        throw new OrderFailed(OrderFailure.OUT_OF_STOCK, message(err));
       throw new OrderFailed(OrderFailure.STOCK_FAILED, `stock could not be reserved: ${message(err)}`);
     }
     this.stockReserved = true;
@@ -290,7 +302,7 @@ export class OrderSaga {
       // Unless the courier refused it, the booking may exist with its answer lost: book again
       // under the same reference (the courier answers with that booking, or makes one) and
       // cancel it, so no courier comes for a parcel of a failed or cancelled order.
-      if (failureType(err) !== SagaFailure.BOOKING_REJECTED) {
+      if (failureType(err) !== FailureType.BOOKING_REJECTED) {
         this.compensations.push({
           id: `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
           step: AttentionStep.CANCEL_BOOKING,
@@ -306,7 +318,7 @@ export class OrderSaga {
               );
               parcel.trackingNumber = found.trackingNumber;
             } catch (bookErr) {
-              if (failureType(bookErr) === SagaFailure.BOOKING_REJECTED) return; // the courier holds nothing
+              if (failureType(bookErr) === FailureType.BOOKING_REJECTED) return; // the courier holds nothing
               throw bookErr;
             }
             await this.cancelBookingForGood(parcel);
@@ -375,11 +387,13 @@ export class OrderSaga {
    * it ends. ABANDON: a parcel in a van stays tracked whatever happens to its order workflow
    * (the order itself never closes before its parcels are final).
    */
-  private async track(parcel: Parcel): Promise<void> {
+  private async track(parcel: Parcel, resume?: ShipmentState): Promise<string> {
     const { input } = this;
     const child = await startChild(shipmentWorkflow, {
       workflowId: shipmentWorkflowId(parcel.shipmentId),
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      // A restart is a new run of the same id, only after a run that did not complete.
+      ...(resume ? { workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY } : {}),
       staticSummary: shipmentStaticSummary({
         parcel: this.parcels.indexOf(parcel) + 1,
         parcels: this.parcels.length,
@@ -394,7 +408,8 @@ export class OrderSaga {
           courier: parcel.courier,
           trackingNumber: parcel.trackingNumber!,
           courierTaskQueue: input.courierTaskQueue,
-          policy: input.shipmentPolicy,
+          ...(input.shipmentPolicy ? { policy: input.shipmentPolicy } : {}),
+          ...(resume ? { state: resume } : {}),
         },
       ],
     });
@@ -402,8 +417,74 @@ export class OrderSaga {
     this.children.set(parcel.shipmentId, child);
     child.result().then(
       (final) => this.parcelEnded(parcel, final.status, null),
-      (err) => this.parcelEnded(parcel, ShipmentStatus.EXPIRED, message(err)),
+      (err) => this.trackingDied(parcel, message(err)),
     );
+    return child.firstExecutionRunId;
+  }
+
+  /**
+   * A shipment workflow failed, timed out or was terminated. With a restart window the order
+   * waits that long for ops to restart its tracking (`restartTracking`) before it settles the
+   * parcel as lost; without one, or once the order is ending, it settles it at once.
+   */
+  private trackingDied(parcel: Parcel, failure: string): void {
+    const windowMs = this.input.trackingRestartWindowMs ?? 0;
+    if (windowMs <= 0 || this.ending || isTerminal(parcel.status)) {
+      this.parcelEnded(parcel, ShipmentStatus.EXPIRED, failure);
+      return;
+    }
+    parcel.trackingLost = failure;
+    const generation = ++parcel.trackingGeneration;
+    log.warn('a shipment workflow ended without a final status; waiting for its tracking to be restarted', {
+      shipmentId: parcel.shipmentId,
+      failure,
+      windowMs,
+    });
+    this.showDetails();
+    void condition(() => parcel.trackingGeneration !== generation, windowMs, {
+      summary: `tracking of ${parcel.shipmentId} lost: settled as lost unless restarted`,
+    }).then((restarted) => {
+      if (restarted) return;
+      parcel.trackingLost = null;
+      this.parcelEnded(parcel, ShipmentStatus.EXPIRED, failure);
+    });
+  }
+
+  /** The `restartTracking` update's validator: a parcel of this order whose tracking is lost, not yet settled. */
+  validateRestart(request: RestartTrackingRequest): void {
+    if (!request.reason?.trim()) throw new Error('a reason is required');
+    const parcel = this.parcels.find((p) => p.shipmentId === request.shipmentId);
+    if (!parcel) throw new Error(`no parcel ${request.shipmentId} on this order`);
+    if (parcel.trackingLost === null) {
+      throw new Error(
+        isTerminal(parcel.status)
+          ? `parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`
+          : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
+      );
+    }
+    if (this.ending) throw new Error('the order is being settled: its parcels can no longer be restarted');
+  }
+
+  /** Starts the parcel's shipment workflow again, from the read model's state; the order owns the new run. */
+  async restartTracking(request: RestartTrackingRequest): Promise<RestartTrackingResult> {
+    const parcel = this.parcels.find((p) => p.shipmentId === request.shipmentId)!;
+    const lost = parcel.trackingLost!;
+    parcel.trackingLost = null;
+    parcel.trackingGeneration += 1;
+    log.info('tracking restarted', { shipmentId: parcel.shipmentId, requestedBy: request.requestedBy });
+    let runId: string;
+    try {
+      runId = await this.track(parcel, request.state);
+    } catch (err) {
+      this.trackingDied(parcel, lost);
+      throw ApplicationFailure.create({
+        type: 'RESTART_REFUSED',
+        message: `the shipment workflow could not be started again: ${message(err)}`,
+        nonRetryable: true,
+      });
+    }
+    this.showDetails();
+    return { shipmentId: parcel.shipmentId, workflowId: shipmentWorkflowId(parcel.shipmentId), runId };
   }
 
   /**

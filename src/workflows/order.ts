@@ -24,6 +24,7 @@ import {
   orderStateQuery,
   OrderStatus,
   resolveAttentionUpdate,
+  restartTrackingUpdate,
   shipmentMilestoneSignal,
   type CancelOrderRequest,
   type OrderSnapshot,
@@ -31,6 +32,7 @@ import {
 } from './contract';
 import { CancelRequested, OrderFailed, OrderSaga } from './order-saga';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from './search-attributes';
+import { FailureType } from '../domain/failures';
 
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSnapshot> {
   const saga = new OrderSaga(input);
@@ -68,7 +70,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   return saga.snapshot();
 }
 
-/** Queries, milestones from the shipment workflows, and the two updates: cancel and resolve. */
+/** Queries, milestones from the shipment workflows, and the updates: cancel, resolve, restart tracking. */
 function listen(saga: OrderSaga): void {
   setHandler(orderStateQuery, () => saga.snapshot());
   setHandler(shipmentMilestoneSignal, (milestone) => saga.onMilestone(milestone));
@@ -79,7 +81,7 @@ function listen(saga: OrderSaga): void {
       await condition(() => saga.cancelSettled || saga.cancelRefusal !== null || saga.ended);
       if (!saga.cancelSettled && saga.cancelRefusal !== null) {
         throw ApplicationFailure.create({
-          type: 'ALREADY_PICKED_UP',
+          type: FailureType.ALREADY_PICKED_UP,
           message: saga.cancelRefusal,
           nonRetryable: true,
         });
@@ -103,5 +105,8 @@ function listen(saga: OrderSaga): void {
   );
   setHandler(resolveAttentionUpdate, (request) => saga.resolve(request), {
     validator: (request) => saga.attention.validate(request),
+  });
+  setHandler(restartTrackingUpdate, (request) => saga.restartTracking(request), {
+    validator: (request) => saga.validateRestart(request),
   });
 }

@@ -1,12 +1,14 @@
 /**
- * The daily report (`waybill-daily-report` schedule): one UTC day's deliveries, exceptions,
- * median time to deliver and courier calls against the budget, computed and stored by an
+ * The daily report (`waybill-daily-report` schedule): one UTC day's deliveries (late ones
+ * against their ETA), exceptions (by courier and reason), median time to deliver, average
+ * time in each status and courier calls against the budget, computed and stored by an
  * activity. Deterministic code only.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { ApplicationFailure, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { DailyReportFigures, ReportActivities } from '../activities/reports';
 import type { DailyReportInput } from './contract';
+import { FailureType } from '../domain/failures';
 
 /** Set by the Temporal server on every workflow a schedule starts (a system attribute). */
 const ScheduledStartTimeKey = defineSearchAttributeKey(
@@ -37,7 +39,7 @@ export async function dailyReportWorkflow(input: DailyReportInput = {}): Promise
   const day = input.day ?? previousUtcDay(scheduledAt?.getTime() ?? workflowInfo().runStartTime.getTime());
   if (!isUtcDay(day)) {
     throw ApplicationFailure.create({
-      type: 'InvalidInput',
+      type: FailureType.INVALID_INPUT,
       message: `day must be a UTC day YYYY-MM-DD (got "${day}")`,
       nonRetryable: true,
     });
@@ -48,7 +50,7 @@ export async function dailyReportWorkflow(input: DailyReportInput = {}): Promise
     [{ day }],
   );
   setCurrentDetails(
-    `${day}: ${report.deliveries} delivered, ${report.exceptions} exceptions, ${report.expired} expired, ` +
+    `${day}: ${report.deliveries} delivered (${report.lateDeliveries} late), ${report.exceptions} exceptions, ${report.expired} expired, ` +
       `${report.courierCalls} courier calls (budget ${report.courierBudget} per courier)`,
   );
   return report;

@@ -16,6 +16,7 @@ import {
   log,
   metricMeter,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -49,14 +50,10 @@ import {
   noScanDeadlineMs,
   pollDelayMs,
   refreshAvailableAtMs,
-} from './policy';
-import { activityFailure } from './failures';
+} from '../domain/polling';
+import { activityFailure, FailureType } from '../domain/failures';
 import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
 import { courierName, duration, utcTime } from './summaries';
-
-/** Error types the poll activity raises that retrying cannot fix. */
-export const BUDGET_EXHAUSTED = 'BudgetExhausted';
-export const COURIER_REJECTED = 'CourierRejectedError';
 
 const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
   // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
@@ -100,8 +97,21 @@ function newestEvent(events: NormalisedEvent[]): NormalisedEvent | null {
   return newest;
 }
 
+/**
+ * The worker's poll policy. A local activity, not config read in the workflow (the sandbox
+ * has no environment, and a value read outside history would make replay depend on the
+ * replaying worker's settings): its answer is recorded in history as a marker, so a replay
+ * sees what the run saw, and it runs in the worker executing the workflow, without a trip
+ * through a task queue. Asked at the start of every run, so a worker redeployed with other
+ * `WAYBILL_POLL_*` settings applies them from the next continue-as-new on.
+ */
+const worker = proxyLocalActivities<ShipmentActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', maximumInterval: '10s' },
+});
+
 export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
-  const { policy } = input;
+  const policy = input.policy ?? (await worker.pollPolicy());
   const courier = proxyActivities<ShipmentActivities>({
     taskQueue: input.courierTaskQueue,
     startToCloseTimeout: '60s',
@@ -111,7 +121,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       initialInterval: policy.pollRetryInitialMs,
       backoffCoefficient: 2,
       maximumAttempts: policy.pollAttempts,
-      nonRetryableErrorTypes: [BUDGET_EXHAUSTED, COURIER_REJECTED],
+      nonRetryableErrorTypes: [FailureType.BUDGET_EXHAUSTED, FailureType.COURIER_REJECTED],
     },
   });
   // Read-model writes retry until Postgres answers: losing one would leave the API stale.
@@ -393,11 +403,13 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
 
   async function recordPollFailure(err: ActivityFailure): Promise<void> {
     const { type, message, details } = activityFailure(err);
-    countPoll(type === BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
+    countPoll(type === FailureType.BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
     lastCycle =
-      type === BUDGET_EXHAUSTED ? RefreshSource.BUDGET_EXHAUSTED : RefreshSource.COURIER_UNAVAILABLE;
+      type === FailureType.BUDGET_EXHAUSTED
+        ? RefreshSource.BUDGET_EXHAUSTED
+        : RefreshSource.COURIER_UNAVAILABLE;
     const now = Date.now();
-    if (type === BUDGET_EXHAUSTED) {
+    if (type === FailureType.BUDGET_EXHAUSTED) {
       // The activity's clock decided the day is used up; wait for the window it names (never
       // less than a minute, in case this clock is ahead) plus a spread so that every blocked
       // shipment does not call at midnight at once.
@@ -421,7 +433,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     try {
       await readModel.recordSyncProblem.executeWithOptions(
         {
-          summary: `record ${type === BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(nextPollAtMs)}`,
+          summary: `record ${type === FailureType.BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(nextPollAtMs)}`,
         },
         [
           {

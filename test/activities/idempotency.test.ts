@@ -13,7 +13,7 @@ import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { orderShipmentId } from '../../src/workflows/contract';
 import { testLog } from '../support/env';
 import { useStack } from '../support/stack';
-import { uniqueId } from '../support/temporal';
+import { fastPolicy, uniqueId } from '../support/temporal';
 
 describe('saga activities run twice', () => {
   // The activities run here, outside a worker: the stack gives the database and both simulators.
@@ -27,6 +27,7 @@ describe('saga activities run twice', () => {
       payments: createHttpPaymentProvider({ baseUrl: stack.payments.url }),
       dailyBudget: 1000,
       log: testLog,
+      pollPolicy: fastPolicy(),
     });
   });
 

@@ -101,6 +101,34 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     in: ops,
   },
   'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+  'GET /v1/admin/failed-work': { request: () => ({ url: '/v1/admin/failed-work?kind=sync_error' }), in: ops },
+  'POST /v1/admin/failed-work/orders/{orderId}/retry-step': {
+    request: () => ({
+      method: 'POST',
+      url: `/v1/admin/failed-work/orders/${NO_ORDER}/retry-step`,
+      headers: { 'idempotency-key': randomUUID() },
+      payload: { itemId: 'capture', ...REASON },
+    }),
+    in: ops,
+  },
+  'POST /v1/admin/failed-work/shipments/{shipmentId}/restart-tracking': {
+    request: () => ({
+      method: 'POST',
+      url: `/v1/admin/failed-work/shipments/${NO_SHIPMENT}/restart-tracking`,
+      headers: { 'idempotency-key': randomUUID() },
+      payload: REASON,
+    }),
+    in: ops,
+  },
+  'POST /v1/admin/failed-work/orders/{orderId}/reset': {
+    request: () => ({
+      method: 'POST',
+      url: `/v1/admin/failed-work/orders/${NO_ORDER}/reset`,
+      headers: { 'idempotency-key': randomUUID() },
+      payload: REASON,
+    }),
+    in: admin,
+  },
   'POST /v1/admin/imports': {
     // An empty list: refused with 400 by the route, so nothing is started.
     request: () => ({ method: 'POST', url: '/v1/admin/imports', payload: { parcels: [] } }),
@@ -213,6 +241,12 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     }),
     in: ops,
   },
+  ...Object.fromEntries(
+    ['deliveries', 'exceptions', 'courier-usage', 'orders'].map((kind) => [
+      `GET /v1/admin/exports/${kind}`,
+      { request: () => ({ url: `/v1/admin/exports/${kind}?from=2026-11-01&to=2026-11-30` }), in: ops },
+    ]),
+  ),
 };
 
 /** Signed by the courier's webhook secret, not by anyone's credentials: every caller is refused unsigned. */

@@ -4,7 +4,8 @@
  * server, with the courier and payment simulators over HTTP.
  */
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import { orderShipmentId, shipmentWorkflowId, type PollPolicy } from '../../src/workflows/contract';
+import { orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import { eventually } from '../support/eventually';
 import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
 import { startOrder } from '../support/orders';
@@ -25,7 +26,8 @@ describe('admin actions on running workflows', () => {
   });
 
   const stack = useStack({
-    api: { env: QUIET, shipmentPolicy: SLOW },
+    // SLOW's refresh cooldown (none; 1 ms is the least the setting takes) on the API too: admin refreshes poll at once.
+    api: { env: { ...QUIET, WAYBILL_REFRESH_COOLDOWN: '1ms' } },
     // Each test starts from a read model with nothing left open: archived rows are in no admin view.
     afterEachTest: async () => {
       await stack.database.db.updateTable('shipments').set({ archived_at: new Date() }).execute();
@@ -270,6 +272,8 @@ describe('admin actions on running workflows', () => {
             courier: 'bluedart',
             tracking_number: `MANY${i}`,
             status: 'IN_TRANSIT',
+            // Never polled, the first poll due an hour ago at creation: stale.
+            created_at: new Date(Date.now() - 3_600_000),
           })),
         )
         .execute();

@@ -4,10 +4,8 @@
  */
 import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
-import { type PollPolicy } from '../../src/workflows/contract';
-import { budgetDay } from '../../src/workflows/policy';
+import { budgetDay } from '../../src/domain/polling';
 import { type TestApi } from '../support/api';
-import { fastPolicy } from '../support/temporal';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -16,6 +14,7 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const QUIET = { WAYBILL_RATE_LIMIT_PER_MINUTE: '100000' };
+const FRESHNESS = { WAYBILL_FRESHNESS_GRACE: '15m', WAYBILL_FRESHNESS_EXPIRED_AFTER: '4h' };
 
 type Method = 'GET' | 'POST';
 interface RouteCase {
@@ -50,25 +49,12 @@ const ROUTES: RouteCase[] = [
   },
 ];
 
-/** The production poll intervals, so seeded sync times read as fresh / stale / expired. */
-const HOURS_POLICY: PollPolicy = fastPolicy({
-  intervalMs: {
-    PENDING: 6 * HOUR,
-    INFO_RECEIVED: 6 * HOUR,
-    IN_TRANSIT: 2 * HOUR,
-    OUT_FOR_DELIVERY: 30 * MINUTE,
-    AVAILABLE_FOR_PICKUP: 6 * HOUR,
-    ATTEMPT_FAIL: HOUR,
-    EXCEPTION: HOUR,
-    RETURNING: 2 * HOUR,
-  },
-});
-
 describe('admin routes on a seeded read model', () => {
   const stack = useStack({
     payments: false,
     worker: false,
-    api: { env: { ...QUIET, WAYBILL_COURIER_DAILY_BUDGET: '400' }, shipmentPolicy: HOURS_POLICY },
+    // Freshness is judged by each row's next_poll_at; data 4 h old and not kept current is expired.
+    api: { env: { ...QUIET, ...FRESHNESS, WAYBILL_COURIER_DAILY_BUDGET: '400' } },
   });
   const now = Date.now();
   const ago = (ms: number) => new Date(now - ms);
@@ -109,6 +95,8 @@ describe('admin routes on a seeded read model', () => {
       fields: {
         created: Date;
         synced?: Date;
+        /** When its workflow polls next (default: in an hour once synced). */
+        nextPoll?: Date;
         lastEvent?: Date;
         syncError?: string;
         failures?: number;
@@ -122,7 +110,7 @@ describe('admin routes on a seeded read model', () => {
       created_at: fields.created,
       last_synced_at: fields.synced ?? null,
       last_event_at: fields.lastEvent ?? null,
-      next_poll_at: fields.synced ? new Date(now + HOUR) : null,
+      next_poll_at: fields.nextPoll ?? (fields.synced ? new Date(now + HOUR) : null),
       sync_error: fields.syncError ?? null,
       sync_failing_since: fields.failures ? ago(5 * HOUR) : null,
       consecutive_failures: fields.failures ?? 0,
@@ -131,19 +119,20 @@ describe('admin routes on a seeded read model', () => {
     await stack.database.db
       .insertInto('shipments')
       .values([
-        // Fresh: synced 30 min ago on a 2 h interval.
+        // Fresh: synced 30 min ago, next poll in an hour.
         row('shp_01', 'IN_TRANSIT', 'simulator', {
           created: ago(2 * DAY),
           synced: ago(30 * MINUTE),
           lastEvent: ago(HOUR),
         }),
-        // Stale: 3 h on a 2 h interval (past 1.25 intervals, within 4).
+        // Stale: its next poll was due an hour ago (past the grace), data 3 h old (not yet expired).
         row('shp_02', 'IN_TRANSIT', 'easyparcel', {
           created: ago(3 * DAY),
           synced: ago(3 * HOUR),
+          nextPoll: ago(HOUR),
           lastEvent: ago(3 * DAY),
         }),
-        // Expired and failing: 5 h on a 30 min interval, the courier down.
+        // Expired and failing: polls failing for 5 h (the backoff's next try in an hour), data 5 h old.
         row('shp_03', 'OUT_FOR_DELIVERY', 'bluedart', {
           created: ago(4 * DAY + HOUR),
           synced: ago(5 * HOUR),
@@ -151,13 +140,13 @@ describe('admin routes on a seeded read model', () => {
           syncError: 'courier unavailable since yesterday: 503',
           failures: 3,
         }),
-        // An exception with the courier denying the number; no scan ever.
+        // An exception with the courier denying the number; no scan ever; polled on schedule: fresh.
         row('shp_04', 'EXCEPTION', 'easyparcel', {
           created: ago(5 * DAY),
           synced: ago(10 * MINUTE),
           syncError: 'the courier does not know TN-shp_04 (5 answers)',
         }),
-        // Never synced: stale, and the oldest of the open ones.
+        // Never synced, its first poll due 10 days ago: stale, and the oldest of the open ones.
         row('shp_05', 'PENDING', 'simulator', { created: ago(10 * DAY) }),
         // Finished long ago (fresh for good), with a leftover sync error.
         row('shp_06', 'DELIVERED', 'bluedart', {
@@ -184,6 +173,7 @@ describe('admin routes on a seeded read model', () => {
           tracking_number: `TN-${id}`,
           status: i % 2 === 0 ? 'ATTEMPT_FAIL' : 'AVAILABLE_FOR_PICKUP',
           last_synced_at: new Date(now - MINUTE),
+          next_poll_at: new Date(now + HOUR),
           created_at: sql<Date>`now() - interval '1 day'`,
         })),
       )
@@ -402,8 +392,7 @@ describe('admin routes on a seeded read model', () => {
 
     beforeAll(async () => {
       down = await stack.anotherApi({
-        env: { ...QUIET, TEMPORAL_ADDRESS: '127.0.0.1:1' },
-        shipmentPolicy: HOURS_POLICY,
+        env: { ...QUIET, ...FRESHNESS, TEMPORAL_ADDRESS: '127.0.0.1:1' },
       });
       // Sent together: each waits out the client's connection retries before it answers.
       const [refresh, bulk, markDelivered] = await Promise.all([

@@ -84,6 +84,10 @@ describe('HTTP contract', () => {
       'GET /v1/admin/attention': staff,
       'GET /v1/admin/imports/{importId}': staff,
       'POST /v1/admin/orders/{orderId}/attention/{itemId}': staff,
+      'GET /v1/admin/failed-work': staff,
+      'POST /v1/admin/failed-work/orders/{orderId}/retry-step': staff,
+      'POST /v1/admin/failed-work/shipments/{shipmentId}/restart-tracking': staff,
+      'POST /v1/admin/failed-work/orders/{orderId}/reset': staff,
       'POST /v1/admin/imports': staff,
       'POST /v1/admin/orders/search': staff,
       'POST /v1/admin/catalogue/skus': staff,
@@ -104,6 +108,10 @@ describe('HTTP contract', () => {
       'GET /v1/admin/event-endpoints/{endpointId}/deliveries': staff,
       'GET /v1/admin/event-endpoints/{endpointId}/attempts': staff,
       'POST /v1/admin/event-endpoints/{endpointId}/events/{eventId}/resend': staff,
+      'GET /v1/admin/exports/deliveries': staff,
+      'GET /v1/admin/exports/exceptions': staff,
+      'GET /v1/admin/exports/courier-usage': staff,
+      'GET /v1/admin/exports/orders': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
     });
     // Staff operations say which roles, and document the 403 the others get.
@@ -111,6 +119,10 @@ describe('HTTP contract', () => {
     expect(stats.description).toContain('Staff with `stats:read`: admin');
     expect(Object.keys(stats.responses)).toContain('403');
     expect(doc.paths['/v1/admin/orders/{orderId}/cancel'].post.description).toContain('ops, admin');
+    // An export answers CSV, and says which roles may ask for it.
+    const exportOrders = doc.paths['/v1/admin/exports/orders'].get;
+    expect(Object.keys(exportOrders.responses['200'].content)).toEqual(['text/csv']);
+    expect(exportOrders.description).toContain('Staff with `exports:read`: ops, admin');
   });
 
   const customer = () => stack.api.customer('cus_bad');

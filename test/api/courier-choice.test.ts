@@ -19,7 +19,7 @@ describe('who chooses the courier', () => {
   /** A payload key of our own (production refuses the development one), held by the API and the worker. */
   const PAYLOAD_KEYS = `prod-1:${randomBytes(32).toString('base64')}`;
   const stack = useStack({
-    worker: { everyCourier: true, env: { WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS } },
+    worker: { everyCourier: true, env: { WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS }, pollPolicy: fastPolicy() },
     // Production settings, as a shop runs it.
     api: {
       env: {
@@ -30,7 +30,6 @@ describe('who chooses the courier', () => {
         WAYBILL_DEFAULT_COURIER: 'simulator',
         WAYBILL_PAYLOAD_KEYS: PAYLOAD_KEYS,
       },
-      shipmentPolicy: fastPolicy(),
     },
   });
 

@@ -30,9 +30,9 @@ type Progress = {
 
 describe('importing parcels already in flight', () => {
   const stack = useStack({
-    api: { env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '100000' }, shipmentPolicy: fastPolicy() },
+    api: { env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '100000' } },
     // A budget this large spreads first polls only milliseconds apart (tests cannot wait minutes).
-    worker: { dailyBudget: 1_000_000 },
+    worker: { dailyBudget: 1_000_000, pollPolicy: fastPolicy() },
   });
 
   const newNumber = (scenario: 'delivered' | 'never_picked_up' = 'never_picked_up') =>
@@ -181,7 +181,6 @@ describe('importing parcels already in flight', () => {
     // An API whose task queue no worker serves: the import waits, and its batches are run here by hand.
     const idle = await stack.anotherApi({
       env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '100000', WAYBILL_TASK_QUEUE: uniqueId('nobody') },
-      shipmentPolicy: fastPolicy(),
     });
     const numbers = Array.from({ length: 150 }, () => newNumber());
     const res = await idle.app.inject({

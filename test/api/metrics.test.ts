@@ -62,12 +62,16 @@ describe('GET /metrics', () => {
     await stack.database.db
       .insertInto('shipments')
       .values([
-        // Synced just now: fresh.
-        shipment('s1', 'IN_TRANSIT', { last_synced_at: new Date() }),
-        // In transit is polled every 2 h: 3 h without a sync is stale.
-        shipment('s2', 'IN_TRANSIT', { last_synced_at: hoursAgo(3) }),
-        // Never synced, created an hour ago, out for delivery (30 min): stale; and the courier is failing.
-        shipment('s3', 'OUT_FOR_DELIVERY', { created_at: hoursAgo(1), sync_error: 'courier unavailable' }),
+        // Synced just now, next poll in 2 h: fresh.
+        shipment('s1', 'IN_TRANSIT', { last_synced_at: new Date(), next_poll_at: hoursAgo(-2) }),
+        // Its next poll was due an hour ago: stale.
+        shipment('s2', 'IN_TRANSIT', { last_synced_at: hoursAgo(3), next_poll_at: hoursAgo(1) }),
+        // Never synced, created an hour ago (its first poll due then): stale; and the courier is failing.
+        shipment('s3', 'OUT_FOR_DELIVERY', {
+          created_at: hoursAgo(1),
+          sync_error: 'courier unavailable',
+          sync_failing_since: hoursAgo(1),
+        }),
         // Finished shipments are never stale.
         shipment('s4', 'DELIVERED', { last_synced_at: hoursAgo(100) }),
         // Just created, not synced yet: not stale yet.

@@ -21,9 +21,13 @@ import { useStack } from '../support/stack';
 
 jest.setTimeout(90_000);
 
+/** fastPolicy's refresh cooldown (none; 1 ms is the least the setting takes), on the API too. */
+const NO_COOLDOWN = { WAYBILL_REFRESH_COOLDOWN: '1ms' };
+
 describe('order routes', () => {
   const stack = useStack({
-    api: { env: { WAYBILL_REFRESH_DEADLINE: '1500ms' }, shipmentPolicy: fastPolicy() },
+    worker: { pollPolicy: fastPolicy() },
+    api: { env: { WAYBILL_REFRESH_DEADLINE: '1500ms', ...NO_COOLDOWN } },
     afterEachTest: async () => {
       expect(await stockReconciliation(stack.database.db)).toEqual([]);
     },
@@ -479,12 +483,16 @@ describe('order routes', () => {
         [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: stack.couriers.url, timeoutMs: 2_000 }),
       },
       payments: createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 }),
+      pollPolicy: fastPolicy(),
     };
     let own: TestWorker | null = await startTestWorker(deps);
     const queues = { taskQueue: own.taskQueue, courierTaskQueue: own.courierTaskQueue };
     const ownApi = await stack.anotherApi({
-      env: { WAYBILL_TASK_QUEUE: queues.taskQueue, WAYBILL_COURIER_TASK_QUEUE: queues.courierTaskQueue },
-      shipmentPolicy: fastPolicy(),
+      env: {
+        WAYBILL_TASK_QUEUE: queues.taskQueue,
+        WAYBILL_COURIER_TASK_QUEUE: queues.courierTaskQueue,
+        ...NO_COOLDOWN,
+      },
     });
     try {
       const sku = await stock();
@@ -593,8 +601,7 @@ describe('order routes', () => {
     const { orderId } = await placeOrder('cus_down', 'never_picked_up');
     await trackingStarted(orderId);
     const down = await stack.anotherApi({
-      env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
-      shipmentPolicy: fastPolicy(),
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1', ...NO_COOLDOWN },
     });
     try {
       const headers = down.customer('cus_down');

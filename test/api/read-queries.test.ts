@@ -56,6 +56,7 @@ describe('tracking reads', () => {
           tracking_number: 'SIM-READS-A',
           status: 'IN_TRANSIT',
           last_synced_at: new Date(),
+          next_poll_at: new Date(Date.now() + 3_600_000),
           recent_events: events('Shah Alam'),
         },
         {
@@ -65,6 +66,8 @@ describe('tracking reads', () => {
           tracking_number: 'SIM-READS-B',
           status: 'INFO_RECEIVED',
           last_synced_at: null,
+          // Its first poll was due at its creation, an hour ago: stale.
+          created_at: new Date(Date.now() - 3_600_000),
           recent_events: events('Klang'),
         },
       ])

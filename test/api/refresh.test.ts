@@ -6,7 +6,7 @@
  */
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { SimStats } from '../../simulators/courier/server';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import { type TestApi } from '../support/api';
 import { insertOrderRow } from '../support/db';
 import { eventually } from '../support/eventually';
@@ -40,13 +40,22 @@ const tally = (values: string[]) =>
 
 describe('live refresh cost', () => {
   // Neither the per-IP rate limit nor the quota is what protects the courier here.
-  const env = { WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000', WAYBILL_REFRESH_QUOTA: '1000000' };
-  const stack = useStack({ payments: false, api: { env, shipmentPolicy: POLICY } });
+  // The API reads the cooldown from its own settings, the workflows from the worker's policy.
+  const env = {
+    WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
+    WAYBILL_REFRESH_QUOTA: '1000000',
+    WAYBILL_REFRESH_COOLDOWN: `${COOLDOWN_MS}ms`,
+  };
+  const stack = useStack({
+    payments: false,
+    worker: { pollPolicy: POLICY },
+    api: { env },
+  });
   /** The same API with a quota of two live refreshes per customer per hour. */
   let tight: TestApi;
 
   beforeAll(async () => {
-    tight = await stack.anotherApi({ env: { ...env, WAYBILL_REFRESH_QUOTA: '2' }, shipmentPolicy: POLICY });
+    tight = await stack.anotherApi({ env: { ...env, WAYBILL_REFRESH_QUOTA: '2' } });
   });
 
   /** Courier track calls so far, as the simulator counted them. */

@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { createShipmentActivities } from '../../src/activities/shipments';
 import { buildApi } from '../../src/api/app';
 import type { ShipmentStatus } from '../../src/domain/status';
-import { freshnessOf } from '../../src/api/freshness';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { testConfig, testLog } from '../support/env';
@@ -85,7 +84,8 @@ describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
       subStatus: null,
       eta: null,
       syncedAt: new Date().toISOString(),
-      nextPollAt: null,
+      // Out for delivery: polled again in 30 minutes, as the workflow would plan it.
+      nextPollAt: new Date(Date.now() + 30 * 60_000).toISOString(),
     });
   });
 
@@ -160,35 +160,5 @@ describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('VALIDATION_FAILED');
     expect(res.json().error.message).toMatch(/trackingNumber/);
-  });
-});
-
-describe('freshness', () => {
-  const now = Date.parse('2026-11-23T12:00:00Z');
-  const hour = 3_600_000;
-  it('is fresh within the status interval, stale after it, expired after four', () => {
-    const at = (msAgo: number) => new Date(now - msAgo);
-    expect(
-      freshnessOf({ status: 'IN_TRANSIT', lastSyncedAt: at(hour), intervalMs: 2 * hour, nowMs: now }),
-    ).toBe('fresh');
-    expect(
-      freshnessOf({ status: 'IN_TRANSIT', lastSyncedAt: at(3 * hour), intervalMs: 2 * hour, nowMs: now }),
-    ).toBe('stale');
-    expect(
-      freshnessOf({ status: 'IN_TRANSIT', lastSyncedAt: at(9 * hour), intervalMs: 2 * hour, nowMs: now }),
-    ).toBe('expired');
-  });
-  it('treats a finished shipment as fresh and a never-synced one as stale', () => {
-    expect(
-      freshnessOf({
-        status: 'DELIVERED',
-        lastSyncedAt: new Date(now - 30 * 24 * hour),
-        intervalMs: null,
-        nowMs: now,
-      }),
-    ).toBe('fresh');
-    expect(freshnessOf({ status: 'PENDING', lastSyncedAt: null, intervalMs: 6 * hour, nowMs: now })).toBe(
-      'stale',
-    );
   });
 });

@@ -171,11 +171,11 @@ describe('personal data in Temporal', () => {
         [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }),
       },
       payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }),
+      pollPolicy: fastPolicy(),
     });
     api = await startTestApi({
       database,
       env: { WAYBILL_TASK_QUEUE: worker.taskQueue, WAYBILL_COURIER_TASK_QUEUE: worker.courierTaskQueue },
-      shipmentPolicy: fastPolicy(),
     });
     raw = await Connection.connect({ address: process.env.WAYBILL_TEST_TEMPORAL_ADDRESS! });
     const cli = await resolveTemporalCli({

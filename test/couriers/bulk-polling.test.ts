@@ -14,7 +14,7 @@ import { DEFAULT_EASYPARCEL, startSimulator, type RunningSimulator } from '../..
 import type { ScenarioName } from '../../simulators/courier/scenarios';
 import { shipmentStateQuery, shipmentWorkflowId, type ShipmentSnapshot } from '../../src/workflows/contract';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
-import { budgetDay } from '../../src/workflows/policy';
+import { budgetDay } from '../../src/domain/polling';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { testLog } from '../support/env';
 import { eventually } from '../support/eventually';

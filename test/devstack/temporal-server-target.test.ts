@@ -56,7 +56,7 @@ describe(`the real Temporal server ${TEMPORAL_SERVER_VERSION} as a target`, () =
     process.env.WAYBILL_TEST_TEMPORAL_ADDRESS = server.address;
   }, BUILD_TIMEOUT_MS);
 
-  const stack = useStack({ api: { shipmentPolicy: fastPolicy() } });
+  const stack = useStack({ worker: { pollPolicy: fastPolicy() }, api: {} });
 
   // Declared after useStack(): runs once its worker and API have stopped.
   afterAll(async () => {

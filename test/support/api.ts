@@ -9,7 +9,6 @@ import { customerToken, staffToken } from '../../src/api/tokens';
 import { DEV_ADMIN_API_KEY, type Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
-import type { PollPolicy } from '../../src/workflows/contract';
 import type { TestDatabase } from './db';
 import { testConfig, testLog } from './env';
 
@@ -31,7 +30,6 @@ export interface TestApi {
 export async function startTestApi(opts: {
   database: TestDatabase;
   env?: Record<string, string>;
-  shipmentPolicy?: PollPolicy;
   /** Where the API logs (default: the quiet test logger). */
   log?: Logger;
 }): Promise<TestApi> {
@@ -42,7 +40,6 @@ export async function startTestApi(opts: {
     db: opts.database.db,
     temporal,
     log: opts.log ?? testLog,
-    ...(opts.shipmentPolicy ? { shipmentPolicy: opts.shipmentPolicy } : {}),
   });
   await app.ready();
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

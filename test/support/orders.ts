@@ -9,12 +9,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { CourierCode } from '../../src/couriers/types';
 import { insertOrder } from '../../src/orders/queries';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import {
-  orderShipmentId,
-  orderWorkflowId,
-  type OrderWorkflowInput,
-  type PollPolicy,
-} from '../../src/workflows/contract';
+import { orderShipmentId, orderWorkflowId, type OrderWorkflowInput } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { orderStaticSummary } from '../../src/workflows/summaries';
 import { ADDRESS } from './shopper';
@@ -33,6 +29,8 @@ export interface PlaceOrderOptions {
   policy?: PollPolicy;
   bookingRetryWindowMs?: number;
   settleRetryWindowMs?: number;
+  /** How long the order waits for a dead shipment workflow's tracking to be restarted (default: not at all). */
+  trackingRestartWindowMs?: number;
   /** A second line shipped from another place: a second parcel with its own lifecycle. */
   second?: { sku: string; quantity: number; scenario: ScenarioName };
   /**
@@ -109,6 +107,9 @@ export async function startOrder(stack: Stack, opts: PlaceOrderOptions): Promise
     shipmentPolicy: opts.policy ?? fastPolicy(),
     ...(opts.bookingRetryWindowMs === undefined ? {} : { bookingRetryWindowMs: opts.bookingRetryWindowMs }),
     ...(opts.settleRetryWindowMs === undefined ? {} : { settleRetryWindowMs: opts.settleRetryWindowMs }),
+    ...(opts.trackingRestartWindowMs === undefined
+      ? {}
+      : { trackingRestartWindowMs: opts.trackingRestartWindowMs }),
     courierTaskQueue: stack.worker.courierTaskQueue,
   };
   const handle = await stack.worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {

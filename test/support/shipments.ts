@@ -6,7 +6,7 @@
  */
 import type { ScenarioName } from '../../simulators/courier/scenarios';
 import { CourierCode } from '../../src/couriers/types';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { Stack } from './stack';
 import { startShipmentWorkflow, uniqueId } from './temporal';
 

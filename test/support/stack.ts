@@ -19,7 +19,7 @@ import { CourierCode } from '../../src/couriers/types';
 import type { Logger } from '../../src/logger';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { startTestApi, type TestApi } from './api';
@@ -47,14 +47,17 @@ export interface StackOptions {
          * own wire format to the courier simulator (default: the simulator's adapter only).
          */
         everyCourier?: boolean;
-        /** Worker settings on top of the test configuration (e.g. payload keys). */
+        /** Worker settings on top of the test configuration (e.g. payload keys, its `WAYBILL_POLL_*`). */
         env?: Record<string, string>;
+        /**
+         * The worker's poll policy, what the shipment workflows of orders placed through the
+         * API run on (default: built from the worker's configuration).
+         */
+        pollPolicy?: PollPolicy;
       };
   /** Start the API too, on the worker's task queues. */
   api?: {
     env?: Record<string, string>;
-    /** The poll policy the API hands to the shipment workflows it starts and judges freshness by. */
-    shipmentPolicy?: PollPolicy;
   };
   /** Runs after each test, once its workflows are terminated (e.g. a ledger check). */
   afterEachTest?: () => Promise<void>;
@@ -64,7 +67,6 @@ export interface StackOptions {
 
 export interface AnotherApiOptions {
   env?: Record<string, string>;
-  shipmentPolicy?: PollPolicy;
   /** The API's handle on the stack's database (default its own), e.g. with a plugin that counts queries. */
   db?: Kysely<Database>;
   /** Where this API logs (default: the quiet test logger). */
@@ -110,7 +112,6 @@ export function useStack(opts: StackOptions = {}): Stack {
     const started = await startTestApi({
       database: more.db ? { ...db, db: more.db } : db,
       env: { ...queues(), ...more.env },
-      ...(more.shipmentPolicy ? { shipmentPolicy: more.shipmentPolicy } : {}),
       ...(more.log ? { log: more.log } : {}),
     });
     apis.push(started);
@@ -134,6 +135,7 @@ export function useStack(opts: StackOptions = {}): Stack {
         ...(settings.dailyBudget !== undefined ? { dailyBudget: settings.dailyBudget } : {}),
         ...(settings.notifications ? { notifications: settings.notifications() } : {}),
         ...(settings.env ? { env: settings.env } : {}),
+        ...(settings.pollPolicy ? { pollPolicy: settings.pollPolicy } : {}),
       });
     }
     if (opts.api) api = await anotherApi(opts.api);

@@ -9,7 +9,9 @@ import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PaymentProvider } from '../../src/payments/types';
 import { createWorkers } from '../../src/worker';
-import { shipmentWorkflowId, type PollPolicy } from '../../src/workflows/contract';
+import { shipmentWorkflowId } from '../../src/workflows/contract';
+import { pollPolicyFromConfig } from '../../src/poll-policy';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { testConfig, testLog } from './env';
 
@@ -53,6 +55,11 @@ export async function startTestWorker(opts: {
   env?: Record<string, string>;
   /** Bulk tracking window of the courier queue's polls (ms); 0 (default): one call per poll. */
   batchWindowMs?: number;
+  /**
+   * The worker's poll policy, which shipment workflows started without one run on (default:
+   * built from the worker's configuration, `env` included, as the real worker does).
+   */
+  pollPolicy?: PollPolicy;
 }): Promise<TestWorker> {
   installQuietRuntime();
   const suffix = randomBytes(4).toString('hex');
@@ -81,6 +88,7 @@ export async function startTestWorker(opts: {
     ...(opts.batchWindowMs ? { batchWindowMs: opts.batchWindowMs } : {}),
     log: testLog,
     ...(opts.notifications ? { notifications: opts.notifications } : {}),
+    pollPolicy: opts.pollPolicy ?? pollPolicyFromConfig(config),
   });
   const bundle = process.env.WAYBILL_TEST_WORKFLOW_BUNDLE;
   const workers: Worker[] = await createWorkers({

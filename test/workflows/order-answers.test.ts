@@ -14,8 +14,8 @@ import {
   orderStateQuery,
   resolveAttentionUpdate,
   type OrderSnapshot,
-  type PollPolicy,
 } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';

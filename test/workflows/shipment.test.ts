@@ -12,11 +12,11 @@ import {
   refreshNowUpdate,
   refreshSignal,
   shipmentStateQuery,
-  type PollPolicy,
   type RefreshNowResult,
   type ShipmentSnapshot,
 } from '../../src/workflows/contract';
-import { budgetDay } from '../../src/workflows/policy';
+import type { PollPolicy } from '../../src/domain/polling';
+import { budgetDay } from '../../src/domain/polling';
 import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';

@@ -76,7 +76,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   /** When the refresh cooldown since this sync ends; null when it is over. */
   const cooldownEnd = (syncedAt: Date | null): Date | null => {
     if (syncedAt === null) return null;
-    const end = syncedAt.getTime() + deps.shipmentPolicy.refreshCooldownMs;
+    const end = syncedAt.getTime() + deps.config.polling.refreshCooldownMs;
     return end > Date.now() ? new Date(end) : null;
   };
 
@@ -172,7 +172,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         };
         const result = await openShipmentsMatching(deps.db, {
           filter: shipmentFilter,
-          policy: deps.shipmentPolicy,
+          rule: deps.config.api.freshness,
           now,
           cap: BULK_REFRESH_CAP,
         });
@@ -299,7 +299,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       };
       const page = await shipmentQueuePage(deps.db, {
         filter,
-        policy: deps.shipmentPolicy,
+        rule: deps.config.api.freshness,
         now: new Date(),
         limit: q.limit ?? PAGE_SIZE_DEFAULT,
         after,
@@ -320,7 +320,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     },
     async () =>
       adminStats(deps.db, {
-        policy: deps.shipmentPolicy,
+        rule: deps.config.api.freshness,
         now: new Date(),
         dailyBudget: deps.config.courier.dailyBudget,
       }),

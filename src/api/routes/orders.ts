@@ -16,6 +16,7 @@ import { courierFor, type CourierChoice } from '../../domain/courier-choice';
 import { insertOrder } from '../../orders/queries';
 import { orderTrackingById, orderTrackingByNumber } from '../../orders/tracking-reads';
 import {
+  DEFAULT_TRACKING_RESTART_WINDOW_MS,
   OrderFailure,
   OrderStatus,
   orderWorkflowId,
@@ -247,10 +248,10 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       ...couriers,
       lines: lines.map(({ name: _name, ...line }) => line),
       payment: { token: body.payment.token },
-      shipmentPolicy: deps.shipmentPolicy,
       courierTaskQueue: config.temporal.courierTaskQueue,
       bookingRetryWindowMs: config.api.bookingRetryWindowMs,
       settleRetryWindowMs: config.api.settleRetryWindowMs,
+      trackingRestartWindowMs: DEFAULT_TRACKING_RESTART_WINDOW_MS,
     };
     try {
       await deps.temporal.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
@@ -421,7 +422,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         orderId: order.id,
         orderNumber: order.number,
         status: order.status as OrderStatus,
-        shipments: toTrackingViews(shipments, deps.shipmentPolicy, refreshes),
+        shipments: toTrackingViews(shipments, deps.config.api.freshness, refreshes),
         message,
       };
     },
@@ -512,7 +513,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       if (!order || !proven) {
         throw new ApiError(404, 'NOT_FOUND', 'no order matches this number and email or postcode');
       }
-      const views = toTrackingViews(tracking!.shipments, deps.shipmentPolicy);
+      const views = toTrackingViews(tracking!.shipments, deps.config.api.freshness);
       return {
         orderNumber: order.number,
         status: order.status as OrderStatus,

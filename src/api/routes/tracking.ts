@@ -43,7 +43,7 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
           `no shipment with tracking number ${request.params.trackingNumber}`,
         );
       }
-      const [view] = toTrackingViews([shipment], deps.shipmentPolicy);
+      const [view] = toTrackingViews([shipment], deps.config.api.freshness);
       const { shipmentId: _omitted, ...guest } = view!;
       return guest;
     },

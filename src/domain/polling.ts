@@ -1,10 +1,72 @@
 /**
- * Pure timing rules of the shipment workflow: which delay follows which status, how the
- * backoff grows while the courier is down, when a budget window reopens. Unit-tested alone.
+ * Pure timing rules of the shipment workflow: the poll policy's shape, which delay follows
+ * which status, how the backoff grows while the courier is down, when a budget window
+ * reopens, when tracking expires. No I/O and no configuration reading (the worker builds its
+ * policy from its config in src/poll-policy.ts): imported by the workflows, the activities,
+ * the API and the benchmarks alike. Unit-tested alone (test/domain/polling.test.ts).
  */
-import { isTerminal, type ShipmentStatus } from '../domain/status';
 import type { CourierCode } from '../couriers/types';
-import type { PollPolicy, PolledStatus } from './contract';
+import { isTerminal, type ShipmentStatus } from './status';
+
+/** Statuses that have a poll interval; terminal ones stop the loop. */
+export type PolledStatus =
+  | 'PENDING'
+  | 'INFO_RECEIVED'
+  | 'IN_TRANSIT'
+  | 'OUT_FOR_DELIVERY'
+  | 'AVAILABLE_FOR_PICKUP'
+  | 'ATTEMPT_FAIL'
+  | 'EXCEPTION'
+  | 'RETURNING';
+
+/**
+ * How a shipment workflow spends courier calls. All durations are milliseconds.
+ */
+export interface PollPolicy {
+  intervalMs: Record<PolledStatus, number>;
+  /** First backoff after the poll activity gave up; doubles per failed cycle up to the cap. */
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  /**
+   * No new scan for this long → EXPIRED. Only time the courier answered counts: while its
+   * polls fail (unreachable, retries exhausted, daily budget used up) the clock stands still.
+   */
+  expireAfterNoScanMs: number;
+  /** Tracking stops after this age whatever the status. */
+  maxAgeMs: number;
+  /** Consecutive "not found" answers before the shipment becomes EXCEPTION / NOT_FOUND_AT_COURIER. */
+  notFoundLimit: number;
+  /** Activity attempts per poll before the workflow backs off itself. */
+  pollAttempts: number;
+  /** First activity retry interval (doubles per attempt). */
+  pollRetryInitialMs: number;
+  /** Continue-as-new after this many poll cycles even if the server has not suggested it. */
+  maxCyclesPerRun: number;
+  /**
+   * A refresh (customer `refreshNow`, admin `refresh` signal) polls the courier only when the
+   * last poll ended at least this long ago; sooner, it is answered from the current snapshot
+   * (refreshNow) or the poll is moved to the end of the cooldown (refresh signal). 0: no cooldown.
+   */
+  refreshCooldownMs: number;
+  /** Per courier: what differs from the defaults above for that courier's parcels. */
+  couriers?: Partial<Record<CourierCode, CourierPollPolicy>>;
+}
+
+/**
+ * A courier's own polling: its intervals (statuses left out keep the defaults) and the slot its
+ * scheduled polls are aligned to. Aligned polls of many parcels fall due together, so a courier
+ * with a bulk tracking API answers them in one call (see docs/couriers.md).
+ */
+export interface CourierPollPolicy {
+  intervalMs?: Partial<Record<PolledStatus, number>>;
+  /** Scheduled polls fall on multiples of this since the epoch (ms); 0 or absent: not aligned. */
+  slotMs?: number;
+  /**
+   * A parcel without a new scan for `afterMs` is polled at most every `intervalMs`: one stuck,
+   * lost or never collected is asked about rarely, while a moving one keeps its interval.
+   */
+  quiet?: { afterMs: number; intervalMs: number };
+}
 
 const DAY_MS = 86_400_000;
 

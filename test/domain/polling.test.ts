@@ -1,4 +1,4 @@
-import type { PollPolicy } from '../../src/workflows/contract';
+import type { PollPolicy } from '../../src/domain/polling';
 import {
   afterAnswer,
   alignToSlot,
@@ -9,7 +9,7 @@ import {
   noScanDeadlineMs,
   pollDelayMs,
   refreshAvailableAtMs,
-} from '../../src/workflows/policy';
+} from '../../src/domain/polling';
 
 const HOUR = 3_600_000;
 const policy: PollPolicy = {

@@ -1,0 +1,152 @@
+/**
+ * Resetting an order workflow that failed, was terminated or timed out: back to its last
+ * sound point (the last completed workflow task), only when that is safe. Safe means, all of:
+ * 1. its latest run closed as Failed, Terminated or TimedOut (a running or completed order is
+ *    not reset);
+ * 2. it has a completed workflow task to go back to;
+ * 3. no money or booking step is in flight: every authorise, capture, void, refund, booking
+ *    and booking cancel the run scheduled has its outcome in the history at or before that
+ *    point (otherwise the provider or the courier may have acted on a call the workflow never
+ *    saw answered, and the saga's own rules, not a replay, must decide);
+ * 4. every shipment workflow the run started and did not see end is still running, as the
+ *    run it started, and none was started after that point (the reset run reconnects to a
+ *    running child; an end reported to the dead run would never reach it).
+ * See docs/operations.md#failed-work.
+ */
+import { createHash } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { History } from '@temporalio/common/lib/proto-utils';
+import { orderWorkflowId } from '../workflows/contract';
+import type { ApiDeps } from './app';
+import { ApiError } from './errors';
+
+/** Activities that move money at the provider or make or undo a booking at the courier. */
+export const MONEY_STEPS: ReadonlySet<string> = new Set([
+  'authorisePayment',
+  'capturePayment',
+  'voidPayment',
+  'voidUnknownAuthorisation',
+  'refundPayment',
+  'bookShipment',
+  'cancelBooking',
+]);
+
+const RESETTABLE = new Set(['FAILED', 'TERMINATED', 'TIMED_OUT']);
+
+const refuse = (message: string) => new ApiError(409, 'RESET_NOT_SAFE', message);
+
+type Event = NonNullable<History['events']>[number];
+const id = (e: Event) => Number(e.eventId);
+
+export interface ResetPlan {
+  workflowId: string;
+  runId: string;
+  /** The WorkflowTaskCompleted event the new run continues from. */
+  eventId: number;
+}
+
+/** The reset point of the order's latest run, or a 409 naming why a reset is not safe. */
+export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<ResetPlan> {
+  const workflowId = orderWorkflowId(orderId);
+  const handle = deps.temporal.client.workflow.getHandle(workflowId);
+  let description;
+  try {
+    description = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw refuse(`order ${orderId} has no workflow to reset`);
+    throw err;
+  }
+  const status = description.status.name;
+  if (!RESETTABLE.has(status)) {
+    throw refuse(`the order's workflow is ${status}: only a failed, terminated or timed-out run is reset`);
+  }
+  const runId = description.runId;
+  const events =
+    (await deps.temporal.client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
+  const point = [...events].reverse().find((e) => e.workflowTaskCompletedEventAttributes);
+  if (!point) throw refuse('the run never completed a workflow task: there is no sound point to go back to');
+  const eventId = id(point);
+
+  // Money and booking steps: each scheduled one needs its outcome at or before the point.
+  const scheduled = new Map<number, string>();
+  const settledAt = new Map<number, number>();
+  for (const e of events) {
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s && MONEY_STEPS.has(s.activityType?.name ?? '')) scheduled.set(id(e), s.activityType!.name!);
+    const outcome =
+      e.activityTaskCompletedEventAttributes ??
+      e.activityTaskFailedEventAttributes ??
+      e.activityTaskTimedOutEventAttributes ??
+      e.activityTaskCanceledEventAttributes;
+    if (outcome?.scheduledEventId != null) settledAt.set(Number(outcome.scheduledEventId), id(e));
+  }
+  for (const [scheduledId, name] of scheduled) {
+    const at = settledAt.get(scheduledId);
+    if (at === undefined || at > eventId) {
+      throw refuse(
+        `a money or booking step (${name}, event ${scheduledId}) was in flight when the run stopped: the provider or courier may have acted on it; settle it first (the order's attention items, or by hand)`,
+      );
+    }
+  }
+
+  // Shipment children: started before the point, and either seen ending or still running.
+  const open = new Map<number, string>();
+  for (const e of events) {
+    const initiated = e.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (initiated) {
+      if (id(e) > eventId) {
+        throw refuse(`shipment workflow ${initiated.workflowId} was started after the last sound point`);
+      }
+      open.set(id(e), initiated.workflowId ?? '');
+    }
+    const ended =
+      e.startChildWorkflowExecutionFailedEventAttributes ??
+      e.childWorkflowExecutionCompletedEventAttributes ??
+      e.childWorkflowExecutionFailedEventAttributes ??
+      e.childWorkflowExecutionCanceledEventAttributes ??
+      e.childWorkflowExecutionTimedOutEventAttributes ??
+      e.childWorkflowExecutionTerminatedEventAttributes;
+    if (ended?.initiatedEventId != null && id(e) <= eventId) open.delete(Number(ended.initiatedEventId));
+  }
+  const startedRuns = new Map<number, string>();
+  for (const e of events) {
+    const started = e.childWorkflowExecutionStartedEventAttributes;
+    if (started?.initiatedEventId != null) {
+      startedRuns.set(Number(started.initiatedEventId), started.workflowExecution?.runId ?? '');
+    }
+  }
+  for (const [initiatedId, childId] of open) {
+    const child = await deps.temporal.client.workflow
+      .getHandle(childId)
+      .describe()
+      .catch(() => null);
+    if (!child || child.status.name !== 'RUNNING' || child.runId !== startedRuns.get(initiatedId)) {
+      throw refuse(
+        `shipment workflow ${childId} has ended (or was restarted) since the order stopped: the reset run would wait for an end it can no longer hear; restart its tracking or settle the parcel first`,
+      );
+    }
+  }
+  return { workflowId, runId, eventId };
+}
+
+type ResetRequest = Parameters<ApiDeps['temporal']['client']['workflowService']['resetWorkflowExecution']>[0];
+type EventId = NonNullable<ResetRequest['workflowTaskFinishEventId']>;
+
+/** Resets to the plan's point; `requestKey` makes a retried call the same reset at the server. */
+export async function resetOrder(
+  deps: ApiDeps,
+  plan: ResetPlan,
+  opts: { reason: string; requestKey: string },
+): Promise<string> {
+  const requestId = createHash('sha256').update(opts.requestKey).digest('hex').slice(0, 32);
+  const uuid = `${requestId.slice(0, 8)}-${requestId.slice(8, 12)}-${requestId.slice(12, 16)}-${requestId.slice(16, 20)}-${requestId.slice(20)}`;
+  const response = await deps.temporal.client.workflowService.resetWorkflowExecution({
+    namespace: deps.config.temporal.namespace,
+    workflowExecution: { workflowId: plan.workflowId, runId: plan.runId },
+    // protobufjs encodes a JS number into an int64 field; the generated type names only Long.
+    workflowTaskFinishEventId: plan.eventId as unknown as EventId,
+    reason: opts.reason,
+    requestId: uuid,
+  });
+  return response.runId ?? '';
+}

@@ -1,0 +1,345 @@
+/**
+ * Failed work through the HTTP API on the real stack: a killed shipment workflow listed and
+ * brought back under tracking (the parcel then delivered, the order settled by its saga),
+ * a parked step retried, a terminated order reset to its last sound point, the refusals
+ * (a running workflow, a money step in flight, bad filters) and the idempotent repeat.
+ * Every test ends with the money ledger checked (useSagaStack).
+ */
+import { randomUUID } from 'node:crypto';
+import type { InjectOptions } from 'fastify';
+import { cancelOrderUpdate, orderWorkflowId, shipmentWorkflowId } from '../../src/workflows/contract';
+import { eventually } from '../support/eventually';
+import { recordHistory } from '../support/histories';
+import { useSagaStack } from '../support/saga';
+import { STACK_TIME_SCALE } from '../support/stack';
+import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
+
+jest.setTimeout(150_000);
+
+/** Long enough for the test to restart a parcel's tracking before the order writes it off. */
+const RESTART_WINDOW_MS = 120_000;
+
+describe('failed work', () => {
+  const stack = useSagaStack({ api: { env: { WAYBILL_LOG_LEVEL: 'error' } } });
+
+  const ops = () => stack.api.staff('ops', 'sam');
+  const post = (url: string, payload: object, key = randomUUID(), headers = ops()) =>
+    stack.api.app.inject({ method: 'POST', url, payload, headers: { ...headers, 'idempotency-key': key } });
+  const list = (query: string, headers: InjectOptions['headers'] = ops()) =>
+    stack.api.app.inject({ url: `/v1/admin/failed-work?${query}`, headers });
+  const auditRows = (action: string, subjectId: string) =>
+    stack.database.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('action', '=', action)
+      .where('subject_id', '=', subjectId)
+      .execute();
+  /** Courier time stands (nearly) still, so a parcel stays where it is while the test acts. */
+  const holdCourierTime = () => stack.couriers.backend.clock.setTimeScale(1);
+  const releaseCourierTime = () => stack.couriers.backend.clock.setTimeScale(STACK_TIME_SCALE);
+  afterEach(releaseCourierTime);
+
+  async function inTransit(sku: string) {
+    await stack.stock(sku, 5);
+    const order = await stack.placeOrder({
+      sku,
+      quantity: 1,
+      scenario: 'delivered',
+      trackingRestartWindowMs: RESTART_WINDOW_MS,
+    });
+    const [shipment] = await eventually(
+      () => stack.shipments(order.orderId),
+      (rows) => rows[0]?.status === 'IN_TRANSIT',
+    );
+    holdCourierTime();
+    // The order has heard of the pickup and captured: the money is in play.
+    await eventually(
+      () => stack.paymentRows(order.orderId),
+      (rows) => rows[0]?.status === 'CAPTURED',
+    );
+    return { ...order, shipment: shipment! };
+  }
+
+  it('lists a killed shipment workflow and brings its parcel back under tracking; a repeat answers the same and acts once', async () => {
+    const { orderId, handle, total, shipment } = await inTransit(uniqueId('KETTLE'));
+    const workflowId = shipmentWorkflowId(shipment.id);
+    const running = await post(`/v1/admin/failed-work/shipments/${shipment.id}/restart-tracking`, {
+      reason: 'is it stuck?',
+    });
+    expect(running.statusCode).toBe(409);
+    expect(running.json().error.code).toBe('TRACKING_NOT_DEAD');
+
+    const dead = await stack.worker.client.workflow.getHandle(workflowId).describe();
+    await stack.worker.client.workflow.getHandle(workflowId).terminate('stuck worker: killed by ops');
+
+    const listed = await eventually(
+      async () => (await list('kind=shipment_workflow&reason=terminated&courier=simulator&limit=100')).json(),
+      (page: { items: { workflowId: string }[] }) => page.items.some((i) => i.workflowId === workflowId),
+    );
+    expect(listed.items.find((i: { workflowId: string }) => i.workflowId === workflowId)).toMatchObject({
+      kind: 'shipment_workflow',
+      orderId,
+      shipmentId: shipment.id,
+      runId: dead.runId,
+      courier: 'simulator',
+      reason: 'terminated',
+      currentRun: { runId: dead.runId, status: 'Terminated' },
+      actions: ['restart_tracking'],
+    });
+
+    const key = randomUUID();
+    const url = `/v1/admin/failed-work/shipments/${shipment.id}/restart-tracking`;
+    const restarted = await post(url, { reason: 'worker crash left it untracked' }, key);
+    expect(restarted.statusCode).toBe(200);
+    const body = restarted.json();
+    expect(body).toMatchObject({
+      action: 'restart_tracking',
+      subjectId: shipment.id,
+      outcome: 'restarted',
+      workflowId,
+      by: 'ops:sam',
+    });
+    expect(body.runId).not.toBe(dead.runId);
+
+    const again = await post(url, { reason: 'worker crash left it untracked' }, key);
+    expect(again.statusCode).toBe(200);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(body);
+    const reused = await post(url, { reason: 'another reason' }, key);
+    expect(reused.statusCode).toBe(422);
+
+    const current = await stack.worker.client.workflow.getHandle(workflowId).describe();
+    expect(current).toMatchObject({ runId: body.runId, status: { name: 'RUNNING' } });
+    // Refused and acted, each on record once: who, why, what came of it.
+    const audit = await auditRows('failed_work.restart_tracking', shipment.id);
+    expect(audit.map((r) => [r.actor, r.reason, r.details.result])).toEqual([
+      ['ops:sam', 'is it stuck?', 'refused'],
+      ['ops:sam', 'worker crash left it untracked', 'restarted'],
+    ]);
+    expect(audit[1]!.details).toMatchObject({ runId: body.runId, idempotencyKey: key });
+
+    // The courier moves on; the new run follows it to the door and the order settles.
+    releaseCourierTime();
+    const [delivered] = await eventually(
+      () => stack.shipments(orderId),
+      (rows) => rows[0]?.status === 'DELIVERED',
+    );
+    expect(delivered!.sync_error).toBeNull();
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    await recordHistory('order-tracking-restarted', handle);
+    expect(await stack.paymentRows(orderId)).toEqual([
+      expect.objectContaining({ amount_captured: total, amount_refunded: 0 }),
+    ]);
+  });
+
+  it('retries a parked step from the failed-work list, once per Idempotency-Key', async () => {
+    const sku = uniqueId('KETTLE');
+    await stack.stock(sku, 5);
+    const { orderId, handle } = await stack.placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    const [shipment] = await eventually(
+      () => stack.shipments(orderId),
+      (rows) => rows[0]?.status === 'INFO_RECEIVED',
+    );
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status: 400,
+      trackingNumber: shipment!.tracking_number,
+    });
+    await handle.executeUpdate(cancelOrderUpdate, {
+      args: [{ requestedBy: 'admin:alice', reason: 'fraud check' }],
+    });
+    const itemId = `cancel_booking:${shipment!.id}`;
+
+    const page = (await list('kind=needs_attention&reason=400&limit=100')).json();
+    expect(page.items.filter((i: { orderId: string }) => i.orderId === orderId)).toEqual([
+      expect.objectContaining({ kind: 'needs_attention', itemId, actions: ['retry_step'] }),
+    ]);
+
+    const url = `/v1/admin/failed-work/orders/${orderId}/retry-step`;
+    const unknown = await post(url, { itemId: 'capture', reason: 'try it' });
+    expect(unknown.statusCode).toBe(409);
+    expect(unknown.json().error.message).toContain(itemId);
+    expect(await auditRows('failed_work.retry_step', orderId)).toEqual([
+      expect.objectContaining({ details: expect.objectContaining({ result: 'refused', code: 'NOT_OPEN' }) }),
+    ]);
+
+    // The courier takes cancels again: the saga's own step runs once more and succeeds.
+    stack.couriers.backend.answers.clear();
+    const key = randomUUID();
+    const retried = await post(url, { itemId, reason: 'courier fixed its API' }, key);
+    expect(retried.statusCode).toBe(200);
+    expect(retried.json()).toMatchObject({ outcome: 'retried', openItems: [], by: 'ops:sam' });
+    const again = await post(url, { itemId, reason: 'courier fixed its API' }, key);
+    expect(again.json()).toEqual(retried.json());
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
+    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect((await auditRows('failed_work.retry_step', orderId)).map((r) => r.details.result)).toEqual([
+      'refused',
+      'retried',
+    ]);
+  });
+
+  it('resets a terminated order to its last sound point; it then follows its parcel to the end', async () => {
+    const { orderId, handle, total } = await inTransit(uniqueId('KETTLE'));
+    const url = `/v1/admin/failed-work/orders/${orderId}/reset`;
+    const admin = stack.api.admin('alice');
+
+    const running = await post(url, { reason: 'looks stuck' }, randomUUID(), admin);
+    expect(running.statusCode).toBe(409);
+    expect(running.json().error).toMatchObject({ code: 'RESET_NOT_SAFE' });
+    expect(running.json().error.message).toMatch(/RUNNING/);
+    expect((await post(url, { reason: 'ops may not' })).statusCode).toBe(403);
+
+    // Stopped once the workflow has taken the capture's answer (a completed task after it):
+    // stopped before, the capture would be a money step in flight and the reset refused.
+    await eventually(
+      async () => (await handle.fetchHistory()).events ?? [],
+      (events) => {
+        const capture = events.find(
+          (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'capturePayment',
+        );
+        const done = events.find(
+          (e) =>
+            e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() ===
+            capture?.eventId?.toString(),
+        );
+        return (
+          done !== undefined &&
+          events.some(
+            (e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) > Number(done.eventId),
+          )
+        );
+      },
+    );
+    await handle.terminate('worker deployed a bad build; terminated by ops');
+    const reset = await post(url, { reason: 'bad build rolled back' }, randomUUID(), admin);
+    expect(reset.statusCode).toBe(200);
+    expect(reset.json()).toMatchObject({
+      outcome: 'reset',
+      workflowId: orderWorkflowId(orderId),
+      by: 'admin:alice',
+    });
+    expect(reset.json().resetEventId).toBeGreaterThan(3);
+
+    releaseCourierTime();
+    const resetRun = stack.worker.client.workflow.getHandle(orderWorkflowId(orderId), reset.json().runId);
+    expect(await resetRun.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect(await stack.paymentRows(orderId)).toEqual([
+      expect.objectContaining({ amount_captured: total, amount_refunded: 0 }),
+    ]);
+    expect((await auditRows('failed_work.reset', orderId)).map((r) => [r.actor, r.details.result])).toEqual([
+      ['admin:alice', 'refused'],
+      ['admin:alice', 'reset'],
+    ]);
+  });
+
+  it('refuses to reset an order whose capture was in flight when it stopped', async () => {
+    const sku = uniqueId('KETTLE');
+    await stack.stock(sku, 5);
+    stack.payments.state.faults.set({ kind: 'error', rate: 1, operation: 'capture' });
+    const { orderId, handle } = await stack.placeOrder({ sku, quantity: 1, scenario: 'delivered' });
+    await eventually(
+      async () => (await handle.fetchHistory()).events ?? [],
+      (events) =>
+        events.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'capturePayment'),
+    );
+    await handle.terminate('terminated mid-capture');
+    const refused = await post(
+      `/v1/admin/failed-work/orders/${orderId}/reset`,
+      { reason: 'try' },
+      randomUUID(),
+      stack.api.admin(),
+    );
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().error.code).toBe('RESET_NOT_SAFE');
+    expect(refused.json().error.message).toMatch(/capturePayment/);
+    expect((await handle.describe()).status.name).toBe('TERMINATED');
+  });
+
+  it('lists a parcel whose courier sync fails, by courier', async () => {
+    const shipmentId = uniqueId('shp');
+    const { trackingNumber } = stack.couriers.backend.register({ scenario: 'delivered', format: 'native' });
+    await stack.database.db
+      .insertInto('shipments')
+      .values({ id: shipmentId, courier: 'simulator', tracking_number: trackingNumber })
+      .execute();
+    const first = await startShipmentWorkflow(stack.worker, {
+      shipmentId,
+      trackingNumber,
+      policy: fastPolicy(),
+    });
+    const row = () =>
+      stack.database.db
+        .selectFrom('shipments')
+        .selectAll()
+        .where('id', '=', shipmentId)
+        .executeTakeFirstOrThrow();
+    await eventually(row, (r) => r.status === 'IN_TRANSIT');
+    holdCourierTime();
+    stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    await eventually(row, (r) => r.sync_error !== null);
+    const failing = (await list('kind=sync_error&courier=simulator&limit=100')).json();
+    expect(failing.items.filter((i: { shipmentId: string }) => i.shipmentId === shipmentId)).toEqual([
+      expect.objectContaining({ kind: 'sync_error', orderId: null, courier: 'simulator' }),
+    ]);
+    expect((await list('kind=sync_error&courier=easyparcel&limit=100')).json().items).not.toContainEqual(
+      expect.objectContaining({ shipmentId }),
+    );
+
+    // The courier answers again: the same run recovers by itself, the parcel reaches the door.
+    stack.couriers.backend.faults.clear();
+    releaseCourierTime();
+    expect(await first.result()).toMatchObject({ status: 'DELIVERED' });
+    expect(await row()).toMatchObject({ status: 'DELIVERED', sync_error: null });
+  });
+
+  it('pages visibility with its own cursor and refuses filters that do not apply', async () => {
+    const killed: string[] = [];
+    for (const n of [1, 2]) {
+      const sku = uniqueId(`MUG${n}`);
+      await stack.stock(sku, 5);
+      const { orderId, handle } = await stack.placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+      const [shipment] = await eventually(
+        () => stack.shipments(orderId),
+        (rows) => rows[0]?.status === 'INFO_RECEIVED',
+      );
+      const workflowId = shipmentWorkflowId(shipment!.id);
+      await stack.worker.client.workflow.getHandle(workflowId).terminate('killed for the list');
+      await handle.result(); // no restart window: the order settles the parcel as lost
+      killed.push(workflowId);
+    }
+    const seen = await eventually(
+      async () => {
+        const ids: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const res = await list(`kind=shipment_workflow&limit=1${cursor ? `&cursor=${cursor}` : ''}`);
+          expect(res.statusCode).toBe(200);
+          const page = res.json() as { items: { workflowId: string }[]; nextCursor: string | null };
+          expect(page.items.length).toBeLessThanOrEqual(1);
+          ids.push(...page.items.map((i) => i.workflowId));
+          cursor = page.nextCursor;
+        } while (cursor !== null);
+        return ids;
+      },
+      (ids) => killed.every((id) => ids.includes(id)),
+    );
+    expect(new Set(seen).size).toBe(seen.length);
+
+    const first = (await list('kind=shipment_workflow&limit=1')).json();
+    expect(first.nextCursor).not.toBeNull();
+    const wrongKind = await list(`kind=order_workflow&limit=1&cursor=${first.nextCursor}`);
+    expect(wrongKind.statusCode).toBe(400);
+    expect(wrongKind.json().error.code).toBe('INVALID_CURSOR');
+    const courier = await list('kind=needs_attention&courier=simulator');
+    expect(courier.statusCode).toBe(400);
+    expect(courier.json().error).toMatchObject({ code: 'INVALID_FILTER' });
+    expect(courier.json().error.message).toMatch(/courier/);
+    const reason = await list('kind=order_workflow&reason=exploded');
+    expect(reason.statusCode).toBe(400);
+    expect(reason.json().error.message).toMatch(/failed, terminated, timed_out/);
+    expect((await list('kind=everything')).statusCode).toBe(400);
+    expect((await list('kind=sync_error', stack.api.staff('support'))).statusCode).toBe(403);
+  });
+});
