@@ -111,7 +111,15 @@ export function heapShortfall(
   return neededMiB > limitMiB ? { neededMiB, limitMiB } : null;
 }
 
-const COURIER_ACTIVITIES = ['pollCourier'] as const satisfies readonly (keyof Activities)[];
+/**
+ * Every activity that calls a courier runs on the courier task queue, under its caps (calls
+ * per second, concurrency) and the daily budget: polls, bookings and cancels.
+ */
+const COURIER_ACTIVITIES = [
+  'pollCourier',
+  'bookShipment',
+  'cancelBooking',
+] as const satisfies readonly (keyof Activities)[];
 
 export interface WorkerDeps {
   config: Config;

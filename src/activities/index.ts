@@ -6,6 +6,7 @@ import type { PollPolicy } from '../domain/polling';
 import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
+import { createBookingActivities } from './bookings';
 import { createHousekeepingActivities } from './housekeeping';
 import { createImportActivities } from './imports';
 import { createInventoryActivities } from './inventory';
@@ -39,6 +40,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createShipmentActivities(deps),
     ...createInventoryActivities(deps),
     ...createOrderActivities(deps),
+    ...createBookingActivities(deps),
     ...createPaymentActivities({ ...deps, providerName: deps.paymentProviderName ?? 'http' }),
     ...createReportActivities(deps),
     ...createHousekeepingActivities(deps),

@@ -16,15 +16,16 @@ import {
   type TrackResult,
 } from '../couriers/types';
 import { createTrackBatcher, type TrackBatcher } from '../couriers/batcher';
-import { gatedRequests, type RequestGate } from '../couriers/http';
+import { gatedRequests } from '../couriers/http';
 import { isUnknownCode } from '../couriers/unknown-codes';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
 import { writeShipmentEvent } from '../notifications/outbox';
 import { activityMeter } from './meter';
-import { budgetDay, nextBudgetWindowMs, type PollPolicy } from '../domain/polling';
+import { nextBudgetWindowMs, type PollPolicy } from '../domain/polling';
 import { FailureType } from '../domain/failures';
+import { BudgetExhaustedError, createCourierBudget } from './courier-budget';
 
 export interface ShipmentActivityDeps {
   db: Kysely<Database>;
@@ -78,17 +79,6 @@ export interface RecordSyncProblemInput {
   nextPollAt: string;
 }
 
-/** The day's courier budget is used up; `atMs` is when the refused request was asked for. */
-export class BudgetExhaustedError extends Error {
-  override name = 'BudgetExhaustedError';
-  constructor(
-    message: string,
-    readonly atMs: number,
-  ) {
-    super(message);
-  }
-}
-
 /** Heartbeats while a poll waits for its batch and the courier, so a dead worker's polls are retried soon. */
 async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
   const context = Context.current();
@@ -103,59 +93,10 @@ async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
 /** How often a waiting poll heartbeats (ms); the workflow's heartbeat timeout is a few of these. */
 const HEARTBEAT_EVERY_MS = 2_000;
 
-/**
- * Takes one call from today's budget, atomically: the conditional upsert only counts a
- * call while the counter is below the budget, so concurrent workers never exceed it.
- */
-export async function takeCourierCall(
-  db: Kysely<Database>,
-  courier: string,
-  day: string,
-  budget: number,
-): Promise<boolean> {
-  const row = await db
-    .insertInto('courier_api_usage')
-    .values({ courier, day, calls: 1 })
-    .onConflict((oc) =>
-      oc
-        .columns(['courier', 'day'])
-        .doUpdateSet({ calls: sql`courier_api_usage.calls + 1` })
-        .where('courier_api_usage.calls', '<', budget),
-    )
-    .returning('calls')
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
 export function createShipmentActivities(deps: ShipmentActivityDeps) {
   const { db, log } = deps;
-  const now = deps.now ?? Date.now;
 
-  async function countFailure(courier: string, day: string): Promise<void> {
-    await db
-      .updateTable('courier_api_usage')
-      .set({ failures: sql`failures + 1` })
-      .where('courier', '=', courier)
-      .where('day', '=', day)
-      .execute();
-  }
-
-  /**
-   * One courier HTTP request, from the budget: a request is made only when the day's counter
-   * takes it, so the budget is never exceeded, however many workers ask at once.
-   */
-  function budgetGate(courier: CourierCode): RequestGate {
-    return async () => {
-      const atMs = now();
-      const day = budgetDay(atMs);
-      if (!(await takeCourierCall(db, courier, day, deps.dailyBudget))) {
-        throw new BudgetExhaustedError(
-          `daily budget of ${deps.dailyBudget} ${courier} calls used up for ${day}`,
-          atMs,
-        );
-      }
-    };
-  }
+  const budget = createCourierBudget(deps);
 
   /** One bulk tracking call through the budget gate, counted in the metrics by outcome. */
   async function trackCall(courier: CourierCode, adapter: CourierAdapter, numbers: string[]) {
@@ -166,7 +107,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       observe(meter, Metrics.courierCallDuration, Date.now() - startedAt, { courier });
     };
     try {
-      const results = await gatedRequests(budgetGate(courier), () => adapter.track(numbers));
+      const results = await gatedRequests(budget.gate(courier, 'poll'), () => adapter.track(numbers));
       called(results.every((r) => r.kind === 'not_found') ? 'not_found' : 'found');
       return results;
     } catch (err) {
@@ -178,7 +119,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             ? 'unavailable'
             : 'error',
       );
-      await countFailure(courier, budgetDay(now()));
+      await budget.countFailure(courier);
       throw err;
     }
   }

@@ -45,6 +45,8 @@ export const FailureType = {
   /** The shop's notification endpoint refused the message (4xx). Final: recorded, never retried. */
   NOTIFICATION_REJECTED: 'NotificationRejected',
   // Order updates.
+  /** A parcel's shipment workflow could not be started again (restartTracking). Final. */
+  RESTART_REFUSED: 'RESTART_REFUSED',
   /** A cancel refused because a parcel of the order is picked up (the API answers 409 with this code). */
   ALREADY_PICKED_UP: 'ALREADY_PICKED_UP',
   // Scheduled jobs.

@@ -2,7 +2,13 @@
  * The order saga's activities, with the retry policy each kind of step needs, and how the
  * saga reads an activity's failure. Deterministic code only.
  */
-import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { BookingActivities } from '../activities/bookings';
 import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
@@ -13,7 +19,7 @@ import {
   type OrderWorkflowInput,
 } from './contract';
 
-type Activities = OrderActivities & PaymentActivities & InventoryActivities;
+type Activities = OrderActivities & BookingActivities & PaymentActivities & InventoryActivities;
 
 /** The failure type an activity ended with (an ApplicationFailure's `type`), if any. */
 export function failureType(err: unknown): string | null {
@@ -47,17 +53,34 @@ export function message(err: unknown): string {
  * is lost). A local activity holds the task while it runs, so each attempt is cut short at
  * 10 s (a pool wait is 3 s); retries that back off longer than a minute wait on a timer.
  * - `forward`: authorising; a few attempts, then the saga compensates.
- * - `booking`: rides out a courier outage for a while, then the saga compensates; a cancel of
- *   the order pre-empts it (heartbeat; the workflow waits for the attempt in flight to end).
- * - `settle`: money and bookings at the provider or the courier after the order is under way
- *   (capture, void, refund, cancel a booking): retried through outages within a window, then
- *   parked; a refusal for good is parked at once.
+ * - `booking`: rides out a courier outage (or a used-up courier budget) for a while, then the
+ *   saga compensates; a cancel of the order pre-empts it (heartbeat; the workflow waits for the
+ *   attempt in flight to end).
+ * - `settle`: money at the provider after the order is under way (capture, void, refund):
+ *   retried through outages within a window, then parked; a refusal for good is parked at once.
+ * - `release`: the same for bookings at the courier (cancel a booking, find one whose answer
+ *   was lost).
+ * `booking` and `release` run on the courier task queue, under its caps and daily budget
+ * like the polls (src/activities/courier-budget.ts: a release is counted, never refused).
  * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.
  */
 const LOCAL_ATTEMPT = '10s';
 
 export function activityOptions(input: OrderWorkflowInput) {
   const backoff = { initialInterval: '1s', backoffCoefficient: 2 } as const;
+  const settle: ActivityOptions = {
+    startToCloseTimeout: '60s',
+    scheduleToCloseTimeout: input.settleRetryWindowMs ?? DEFAULT_SETTLE_RETRY_WINDOW_MS,
+    retry: {
+      ...backoff,
+      maximumInterval: '2m',
+      nonRetryableErrorTypes: [
+        FailureType.PAYMENT_REJECTED,
+        FailureType.CANCEL_REFUSED,
+        FailureType.BOOKING_REJECTED,
+      ],
+    },
+  };
   return {
     always: proxyLocalActivities<Activities>({
       startToCloseTimeout: LOCAL_ATTEMPT,
@@ -81,24 +104,17 @@ export function activityOptions(input: OrderWorkflowInput) {
       },
     }),
     booking: proxyActivities<Activities>({
+      taskQueue: input.courierTaskQueue,
       startToCloseTimeout: '60s',
       heartbeatTimeout: '30s',
       scheduleToCloseTimeout: input.bookingRetryWindowMs ?? DEFAULT_BOOKING_RETRY_WINDOW_MS,
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { ...backoff, maximumInterval: '1m', nonRetryableErrorTypes: [FailureType.BOOKING_REJECTED] },
     }),
-    settle: proxyActivities<Activities>({
-      startToCloseTimeout: '60s',
-      scheduleToCloseTimeout: input.settleRetryWindowMs ?? DEFAULT_SETTLE_RETRY_WINDOW_MS,
-      retry: {
-        ...backoff,
-        maximumInterval: '2m',
-        nonRetryableErrorTypes: [
-          FailureType.PAYMENT_REJECTED,
-          FailureType.CANCEL_REFUSED,
-          FailureType.BOOKING_REJECTED,
-        ],
-      },
+    settle: proxyActivities<Activities>(settle),
+    release: proxyActivities<Activities>({
+      taskQueue: input.courierTaskQueue,
+      ...settle,
     }),
     notify: proxyActivities<Activities>({
       startToCloseTimeout: '30s',

@@ -1,6 +1,7 @@
 /**
- * Order workflow (`order-<orderId>`): the compensating saga, as its story. The state and the
- * steps live in ./order-saga.ts; each step registers its undo, and each is idempotent, so a
+ * Order workflow (`order-<orderId>`): the compensating saga, as its story. The state lives in
+ * ./order-saga.ts, the forward steps in ./order-steps.ts, cancel and failure (the
+ * compensations) in ./order-ending.ts; each step registers its undo, and each is idempotent, so a
  * cancel the courier turns down (it has a parcel already) resumes the story from the top.
  *
  *   reserve stock → authorise → book each parcel → track each parcel → follow them → finish

@@ -76,7 +76,6 @@ describe('customer notifications', () => {
   it('posts a milestone to the shop webhook once, signed so the receiver can verify it', async () => {
     const activities = createOrderActivities({
       db: database.db,
-      couriers: {},
       log: testLog,
       notifications: createWebhookTransport({ url, secret: SECRET }),
     });
@@ -107,7 +106,6 @@ describe('customer notifications', () => {
   it('records a failed delivery on the row and delivers on the retry', async () => {
     const activities = createOrderActivities({
       db: database.db,
-      couriers: {},
       log: testLog,
       notifications: createWebhookTransport({ url, secret: SECRET }),
     });
@@ -129,7 +127,7 @@ describe('customer notifications', () => {
   });
 
   it('uses the log transport when no webhook is configured', async () => {
-    const activities = createOrderActivities({ db: database.db, couriers: {}, log: testLog });
+    const activities = createOrderActivities({ db: database.db, log: testLog });
     const orderId = await order();
     received.length = 0;
     await activities.notifyCustomer({ orderId, milestone: 'confirmed' });
@@ -140,7 +138,7 @@ describe('customer notifications', () => {
   it('the log transport names the notification and a masked address, never the e-mail address', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
-    const activities = createOrderActivities({ db: database.db, couriers: {}, log });
+    const activities = createOrderActivities({ db: database.db, log });
     const orderId = await order();
     await activities.notifyCustomer({ orderId, milestone: 'shipped' });
 

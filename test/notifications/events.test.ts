@@ -281,7 +281,7 @@ describe('domain events out', () => {
     const stuck = await insertTestOrder();
     answer = (_path, event) => (event.orderId === stuck ? 500 : 204);
     const flowing = await insertTestOrder();
-    const orders = createOrderActivities({ db: saga.database.db, couriers: {}, log: testLog });
+    const orders = createOrderActivities({ db: saga.database.db, log: testLog });
     for (const orderId of [stuck, flowing]) await orders.setOrderStatus({ orderId, status: 'CONFIRMED' });
 
     await eventually(
@@ -310,7 +310,7 @@ describe('domain events out', () => {
 
   it('writes one event for one change however often the activity runs, even at once', async () => {
     const orderId = await insertTestOrder();
-    const orders = createOrderActivities({ db: saga.database.db, couriers: {}, log: testLog });
+    const orders = createOrderActivities({ db: saga.database.db, log: testLog });
     const confirm = { orderId, status: 'CONFIRMED' };
     await Promise.all([orders.setOrderStatus(confirm), orders.setOrderStatus(confirm)]);
     await orders.setOrderStatus(confirm);

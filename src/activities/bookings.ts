@@ -1,0 +1,291 @@
+/**
+ * Courier booking activities, on the courier task queue (src/worker.ts): book one parcel (one
+ * per ship-from place) and record it as a shipment of the order, and cancel a booking. Every
+ * courier request they make passes the courier's daily budget (./courier-budget.ts: a
+ * booking is refused when it is used up, a cancel never). Both are idempotent: the booking
+ * reference is our shipment id (the courier answers the same number for the same reference),
+ * the shipment row is keyed by it, and cancelling twice is harmless.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import {
+  CourierRefusal,
+  CourierRejectedError,
+  CourierUnavailableError,
+  type CourierAdapter,
+  type CourierCode,
+} from '../couriers/types';
+import { gatedRequests } from '../couriers/http';
+import { CancelOutcome, FailureType } from '../domain/failures';
+import { PICKED_UP_STATUSES, type ShipmentStatus } from '../domain/status';
+import type { Logger } from '../logger';
+import { count, Metrics } from '../metrics';
+import { nextBudgetWindowMs } from '../domain/polling';
+import { BudgetExhaustedError, createCourierBudget, type CourierUse } from './courier-budget';
+import { activityMeter } from './meter';
+
+export interface BookingActivityDeps {
+  db: Kysely<Database>;
+  couriers: Partial<Record<CourierCode, CourierAdapter>>;
+  /** Courier HTTP requests allowed per courier per UTC day (./courier-budget.ts: what a booking and a cancel may use). */
+  dailyBudget: number;
+  log: Logger;
+  now?: () => number;
+}
+
+/**
+ * A courier error as the failure the saga matches: credentials refused is retried (an
+ * incident, not a parcel's fate), an outage retried with the courier's Retry-After, any other
+ * refusal final with `refusedType`.
+ */
+function courierFailure(err: unknown, refusedType: FailureType): unknown {
+  if (err instanceof CourierRejectedError) {
+    if (err.reason === CourierRefusal.CREDENTIALS) {
+      // Logged and counted by the caller (it knows the courier and the parcel).
+      return ApplicationFailure.create({
+        type: FailureType.COURIER_CREDENTIALS_REFUSED,
+        message: err.message,
+      });
+    }
+    return ApplicationFailure.create({
+      type: refusedType,
+      message: err.message,
+      details: [{ reason: err.reason }],
+      nonRetryable: true,
+    });
+  }
+  if (err instanceof CourierUnavailableError) {
+    return ApplicationFailure.create({
+      type: FailureType.COURIER_UNAVAILABLE,
+      message: err.message,
+      ...(err.details.retryAfterMs ? { nextRetryDelay: err.details.retryAfterMs } : {}),
+    });
+  }
+  return err;
+}
+
+export function createBookingActivities(deps: BookingActivityDeps) {
+  const { db, log } = deps;
+  const budget = createCourierBudget(deps);
+
+  /**
+   * Runs a booking's or a cancel's courier requests (token requests included) through the
+   * day's budget. A booking refused by an exhausted budget is retried when the next budget
+   * window opens (within the order's booking window); a release is never refused.
+   */
+  async function withinBudget<T>(courier: CourierCode, use: CourierUse, work: () => Promise<T>): Promise<T> {
+    try {
+      return await gatedRequests(budget.gate(courier, use), work);
+    } catch (err) {
+      if (!(err instanceof BudgetExhaustedError)) throw err;
+      count(activityMeter(), Metrics.courierBudgetRefusals, { courier });
+      throw ApplicationFailure.create({
+        type: FailureType.BUDGET_EXHAUSTED,
+        message: err.message,
+        nextRetryDelay: Math.max(1_000, nextBudgetWindowMs(err.atMs) - err.atMs),
+      });
+    }
+  }
+
+  function adapterFor(courier: CourierCode): CourierAdapter {
+    const adapter = deps.couriers[courier];
+    if (!adapter) {
+      throw ApplicationFailure.create({
+        type: FailureType.BOOKING_REJECTED,
+        message: `no adapter configured for courier "${courier}"`,
+        nonRetryable: true,
+      });
+    }
+    return adapter;
+  }
+
+  /**
+   * Credentials refused is an incident, not a parcel's fate: an error log, the metric, and the
+   * shipment row's sync error (the exceptions queue shows it) until a call goes through.
+   */
+  async function credentialsIncident(
+    err: unknown,
+    courier: CourierCode,
+    operation: 'book' | 'cancel',
+    shipmentId: string,
+  ): Promise<void> {
+    if (!(err instanceof CourierRejectedError) || err.reason !== CourierRefusal.CREDENTIALS) return;
+    log.error({ courier, operation, shipmentId, err: err.message }, 'courier refused our credentials');
+    count(activityMeter(), Metrics.courierCredentialsRefused, { courier, operation });
+    await db
+      .updateTable('shipments')
+      .set({
+        sync_error: `${operation}: ${err.message}`,
+        sync_failing_since: sql<Date>`coalesce(sync_failing_since, now())`,
+      })
+      .where('id', '=', shipmentId)
+      .execute();
+  }
+
+  return {
+    /** Books one parcel and records it as a shipment of the order; returns its tracking number. */
+    async bookShipment(input: {
+      orderId: string;
+      shipmentId: string;
+      courier: CourierCode;
+      lineNos: number[];
+      /**
+       * The saga's compensation looking for a booking whose answer was lost, to cancel it: a
+       * release, counted but never refused by the budget (./courier-budget.ts).
+       */
+      release?: boolean;
+    }): Promise<{ trackingNumber: string }> {
+      const order = await db
+        .selectFrom('orders')
+        .selectAll()
+        .where('id', '=', input.orderId)
+        .executeTakeFirstOrThrow();
+      const lines = await db
+        .selectFrom('order_items')
+        .select(['name', 'quantity'])
+        .where('order_id', '=', input.orderId)
+        .where('line_no', 'in', input.lineNos)
+        .execute();
+      const address = order.shipping_address;
+      // A cancel of the order reaches a booking retrying through an outage at its next heartbeat.
+      Context.current().heartbeat();
+      let booking;
+      try {
+        const adapter = adapterFor(input.courier);
+        booking = await withinBudget(input.courier, input.release ? 'release' : 'book', () =>
+          adapter.book({
+            reference: input.shipmentId,
+            sender: { name: 'Waybill shop', city: 'Shah Alam', postcode: '40000', country: 'MY' },
+            recipient: {
+              name: address.name,
+              line1: address.line1,
+              city: address.city,
+              state: address.state ?? null,
+              postcode: address.postcode,
+              country: address.country,
+              phone: address.phone ?? null,
+            },
+            parcel: {
+              weightGrams: 500 * lines.reduce((n, l) => n + l.quantity, 0),
+              description: lines
+                .map((l) => `${l.quantity} x ${l.name}`)
+                .join(', ')
+                .slice(0, 200),
+            },
+          }),
+        );
+      } catch (err) {
+        await credentialsIncident(err, input.courier, 'book', input.shipmentId);
+        throw courierFailure(err, FailureType.BOOKING_REJECTED);
+      }
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('shipments')
+          .values({
+            id: input.shipmentId,
+            order_id: input.orderId,
+            courier: input.courier,
+            tracking_number: booking.trackingNumber,
+            destination_city: address.city,
+            destination_country: address.country,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+        await trx
+          .updateTable('order_items')
+          .set({ shipment_id: input.shipmentId })
+          .where('order_id', '=', input.orderId)
+          .where('line_no', 'in', input.lineNos)
+          .execute();
+      });
+      log.info(
+        { orderId: input.orderId, shipmentId: input.shipmentId, trackingNumber: booking.trackingNumber },
+        'booked',
+      );
+      return { trackingNumber: booking.trackingNumber };
+    },
+
+    /**
+     * Compensation of bookShipment: cancels at the courier and on the read model; twice is
+     * harmless. The courier's answer is classified, never guessed:
+     * - cancelled, or the courier does not know the booking (nothing is live there): the
+     *   shipment row is CANCELLED;
+     * - "already collected" is believed only when a tracking poll shows the parcel picked up
+     *   (otherwise retried as COLLECTED_UNCONFIRMED): the saga then must not cancel the order;
+     * - credentials refused and outages are retried; any other refusal is final (CANCEL_REFUSED).
+     */
+    async cancelBooking(input: {
+      shipmentId: string;
+      courier: CourierCode;
+      trackingNumber: string;
+    }): Promise<{ outcome: CancelOutcome }> {
+      const adapter = adapterFor(input.courier);
+      let outcome: CancelOutcome = CancelOutcome.CANCELLED;
+      try {
+        await withinBudget(input.courier, 'release', () => adapter.cancel(input.trackingNumber));
+      } catch (err) {
+        if (err instanceof CourierRejectedError && err.reason === CourierRefusal.UNKNOWN_BOOKING) {
+          outcome = CancelOutcome.UNKNOWN_BOOKING;
+        } else if (err instanceof CourierRejectedError && err.reason === CourierRefusal.COLLECTED) {
+          await withinBudget(input.courier, 'release', () =>
+            confirmCollected(adapter, input.trackingNumber, err.message),
+          );
+          log.info({ shipmentId: input.shipmentId }, 'cancel refused: the courier has collected the parcel');
+          return { outcome: CancelOutcome.COLLECTED };
+        } else {
+          await credentialsIncident(err, input.courier, 'cancel', input.shipmentId);
+          throw courierFailure(err, FailureType.CANCEL_REFUSED);
+        }
+      }
+      await db
+        .updateTable('shipments')
+        .set({
+          status: 'CANCELLED',
+          sub_status: outcome === CancelOutcome.CANCELLED ? 'BOOKING_CANCELLED' : 'UNKNOWN_AT_COURIER',
+          next_poll_at: null,
+          // The courier answered: a credentials incident an earlier attempt recorded is over.
+          sync_error: null,
+          sync_failing_since: null,
+          updated_at: sql<Date>`now()`,
+        })
+        .where('id', '=', input.shipmentId)
+        // A parcel that ended otherwise (delivered, returned, expired) keeps its own ending.
+        .where('status', 'not in', ['DELIVERED', 'RETURNED', 'EXPIRED'])
+        .execute();
+      if (outcome === CancelOutcome.UNKNOWN_BOOKING) {
+        log.warn(
+          { shipmentId: input.shipmentId, trackingNumber: input.trackingNumber },
+          'the courier does not know this booking: nothing to cancel there',
+        );
+      }
+      return { outcome };
+    },
+  };
+}
+
+/**
+ * A courier's "collected" answer is believed only when its own tracking agrees: a scripted or
+ * mistaken 409 must never lead to a capture. Disagreement is retried (the scan may lag).
+ */
+async function confirmCollected(
+  adapter: CourierAdapter,
+  trackingNumber: string,
+  claim: string,
+): Promise<void> {
+  let status: ShipmentStatus | null = null;
+  try {
+    const [result] = await adapter.track([trackingNumber]);
+    status = result?.kind === 'found' ? result.status : null;
+  } catch (err) {
+    throw courierFailure(err, FailureType.COLLECTED_UNCONFIRMED);
+  }
+  if (status === null || !PICKED_UP_STATUSES.has(status)) {
+    throw ApplicationFailure.create({
+      type: FailureType.COLLECTED_UNCONFIRMED,
+      message: `${claim}; but its tracking shows ${status ?? 'no such parcel'}, not a pickup`,
+    });
+  }
+}
+
+export type BookingActivities = ReturnType<typeof createBookingActivities>;

@@ -1,0 +1,100 @@
+/**
+ * The courier's daily budget, shared by every activity that calls a courier: polls, bookings
+ * and cancels. Every HTTP request (token requests included) takes a unit of
+ * `courier_api_usage` for its courier and UTC day before it is sent, atomically.
+ *
+ * What happens when the day's budget is used up depends on what the request is for:
+ * - `poll` and `book`: refused (the request is not sent). A refused poll waits for the next
+ *   budget window (its workflow sleeps); a refused booking is retried at the next window
+ *   within the order's booking window, and past it the order fails and gives everything back.
+ * - `release` (cancelling a booking, and the compensation's look-up of a booking whose answer
+ *   was lost): never refused, only counted. A cancel gives back a booking the shop would pay
+ *   for and lets the order's money go back, so polls (which can use the whole budget) must
+ *   never starve it: past the budget the counter goes on counting these requests, so the day's
+ *   `calls` can exceed the budget only by releases, and the admin stats show it.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import type { RequestGate } from '../couriers/http';
+import { FailureType } from '../domain/failures';
+import { budgetDay } from '../domain/polling';
+
+/** The failure type of a request the budget refused (polls and bookings). */
+export const BUDGET_EXHAUSTED = FailureType.BUDGET_EXHAUSTED;
+
+/** What a courier request is for, which decides whether an exhausted budget refuses it. */
+export type CourierUse = 'poll' | 'book' | 'release';
+
+/** The day's courier budget is used up; `atMs` is when the refused request was asked for. */
+export class BudgetExhaustedError extends Error {
+  override name = 'BudgetExhaustedError';
+  constructor(
+    message: string,
+    readonly atMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Takes one call from today's budget, atomically: the conditional upsert only counts a call
+ * while the counter is below `limit`, so concurrent workers never exceed it. A null limit
+ * always counts the call (releases).
+ */
+export async function takeCourierCall(
+  db: Kysely<Database>,
+  courier: string,
+  day: string,
+  limit: number | null,
+): Promise<boolean> {
+  const row = await db
+    .insertInto('courier_api_usage')
+    .values({ courier, day, calls: 1 })
+    .onConflict((oc) => {
+      const counted = oc.columns(['courier', 'day']).doUpdateSet({ calls: sql`courier_api_usage.calls + 1` });
+      return limit === null ? counted : counted.where('courier_api_usage.calls', '<', limit);
+    })
+    .returning('calls')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+export interface CourierBudget {
+  /** The gate every request for `use` passes before it is sent (see `gatedRequests`). */
+  gate(courier: string, use: CourierUse): RequestGate;
+  /** Counts a failed call on today's row (shown in the admin stats). */
+  countFailure(courier: string): Promise<void>;
+}
+
+export function createCourierBudget(deps: {
+  db: Kysely<Database>;
+  /** Courier HTTP requests allowed per courier per UTC day for polls and bookings. */
+  dailyBudget: number;
+  now?: () => number;
+}): CourierBudget {
+  const { db, dailyBudget } = deps;
+  const now = deps.now ?? Date.now;
+  return {
+    gate(courier, use) {
+      return async () => {
+        const atMs = now();
+        const day = budgetDay(atMs);
+        const limit = use === 'release' ? null : dailyBudget;
+        if (!(await takeCourierCall(db, courier, day, limit))) {
+          throw new BudgetExhaustedError(
+            `daily budget of ${dailyBudget} ${courier} calls used up for ${day}`,
+            atMs,
+          );
+        }
+      };
+    },
+    async countFailure(courier) {
+      await db
+        .updateTable('courier_api_usage')
+        .set({ failures: sql`failures + 1` })
+        .where('courier', '=', courier)
+        .where('day', '=', budgetDay(now()))
+        .execute();
+    },
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * How the order saga ends when it does not deliver: an accepted cancel carried out (or refused
+ * after the fact because the courier has a parcel), a failure compensated, and the money and
+ * booking moves both use (cancel a booking, refund a parcel, release the stock).
+ * Deterministic code only.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  metricMeter,
+} from '@temporalio/workflow';
+import { CancelOutcome } from '../domain/failures';
+import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
+import { count, Metrics } from '../metrics';
+import { AttentionStep, cancelShipmentSignal, OrderFailure, OrderStatus } from './contract';
+import { lineValue, type Parcel } from './order-parcels';
+import { courierName, money } from './summaries';
+import type { OrderSaga } from './order-saga';
+import type { OrderFailed } from './order-errors';
+
+/**
+ * Carries out an accepted cancel. The courier may already hold a parcel our milestones have
+ * not reported yet, so bookings are cancelled first: if the courier has collected one (its
+ * explicit answer, confirmed by tracking), the cancel is refused (the update fails with
+ * ALREADY_PICKED_UP) and the order goes on. Returns whether the order was cancelled.
+ */
+export async function cancel(saga: OrderSaga): Promise<boolean> {
+  const request = saga.cancelRequest!;
+  const notCancelled: { parcel: Parcel; err: unknown }[] = [];
+  for (const parcel of saga.parcels) {
+    if (saga.pickedUp()) break;
+    if (parcel.trackingNumber === null || parcel.bookingCancelled) continue;
+    try {
+      if ((await cancelBooking(saga, parcel)) === CancelOutcome.COLLECTED) {
+        parcel.pickedUp = true;
+        // A milestone that arrived meanwhile (even DELIVERED) is newer than this and is kept.
+        if (!PICKED_UP_STATUSES.has(parcel.status) && !isTerminal(parcel.status)) {
+          parcel.status = ShipmentStatus.IN_TRANSIT;
+        }
+      }
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      notCancelled.push({ parcel, err });
+    }
+  }
+  if (saga.pickedUp()) {
+    saga.cancelRefusal = 'ALREADY_PICKED_UP: a parcel of this order has been picked up by the courier';
+    log.info('cancel refused after the fact', { requestedBy: request.requestedBy });
+    // Parcels whose booking was cancelled meanwhile stop tracking and are settled at the end.
+    for (const parcel of saga.parcels.filter((p) => p.bookingCancelled)) {
+      if (!isTerminal(parcel.status)) parcel.status = ShipmentStatus.CANCELLED;
+      await stopTracking(saga, parcel, request.reason);
+    }
+    saga.cancelRequest = null;
+    return false;
+  }
+  saga.ending = true;
+  await saga.act.always.recordAudit.executeWithOptions(
+    { summary: `audit: cancelled by ${request.requestedBy}` },
+    [
+      {
+        key: `cancel:${saga.input.orderId}`,
+        actor: request.requestedBy,
+        action: 'order.cancel',
+        subjectType: 'order',
+        subjectId: saga.input.orderId,
+        reason: request.reason,
+      },
+    ],
+  );
+  for (const parcel of saga.parcels) await stopTracking(saga, parcel, request.reason);
+  for (const { parcel, err } of notCancelled) {
+    await saga.attention.park(
+      `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
+      AttentionStep.CANCEL_BOOKING,
+      err,
+      () => cancelBookingForGood(saga, parcel),
+    );
+  }
+  await compensate(saga, 'cancelled');
+  await saga.setProgress(OrderStatus.CANCELLED, {
+    code: 'CANCELLED',
+    message: `cancelled by ${request.requestedBy}: ${request.reason}`,
+  });
+  saga.cancelSettled = true;
+  saga.ended = true;
+  saga.notify('cancelled');
+  return true;
+}
+
+export async function fail(saga: OrderSaga, err: OrderFailed): Promise<void> {
+  saga.ending = true;
+  log.warn('order failed; compensating', { code: err.code, message: err.message });
+  for (const parcel of saga.parcels) if (parcel.tracked) await stopTracking(saga, parcel, err.message);
+  await compensate(saga, err.code === OrderFailure.SHIPMENT_LOST ? 'lost' : 'failed');
+  await saga.setProgress(OrderStatus.FAILED, { code: err.code, message: err.message });
+  saga.ended = true;
+  saga.notify('failed', { reason: err.code });
+}
+
+/** Runs the compensations done so far, in reverse; each runs to its end or is parked. */
+async function compensate(saga: OrderSaga, reason: 'failed' | 'cancelled' | 'lost'): Promise<void> {
+  await CancellationScope.nonCancellable(async () => {
+    for (const step of saga.compensations.splice(0).reverse()) {
+      if (saga.attention.has(step.id)) continue; // parked already, with its own retry
+      log.info('compensating', { step: step.id });
+      if (step.step === null)
+        await step.run(); // our own database: retried until it works
+      else if (!(await saga.attention.runOrPark(step.id, step.step, step.run))) continue;
+      count(metricMeter, Metrics.compensations, { step: step.kind, reason });
+    }
+  });
+}
+
+async function stopTracking(saga: OrderSaga, parcel: Parcel, reason: string): Promise<void> {
+  const child = saga.children.get(parcel.shipmentId);
+  if (!child) return;
+  await child.signal(cancelShipmentSignal, { reason }).catch(() => undefined); // already finished
+}
+
+/** One cancel at the courier, its answer classified; a cancelled or unknown booking is gone. */
+async function cancelBooking(saga: OrderSaga, parcel: Parcel): Promise<CancelOutcome> {
+  const { outcome } = await saga.act.release.cancelBooking.executeWithOptions(
+    { summary: `cancel booking ${courierName(parcel.courier)} ${parcel.trackingNumber}` },
+    [{ shipmentId: parcel.shipmentId, courier: parcel.courier, trackingNumber: parcel.trackingNumber! }],
+  );
+  if (outcome !== CancelOutcome.COLLECTED) {
+    parcel.bookingCancelled = true;
+    if (!isTerminal(parcel.status)) parcel.status = ShipmentStatus.CANCELLED;
+  }
+  return outcome;
+}
+
+/** Cancels a booking that must not stay live; a parcel the courier collected anyway must be recalled. */
+export async function cancelBookingForGood(saga: OrderSaga, parcel: Parcel): Promise<void> {
+  if ((await cancelBooking(saga, parcel)) === CancelOutcome.COLLECTED) {
+    parcel.pickedUp = true;
+    throw ApplicationFailure.create({
+      type: AttentionStep.RECALL_PARCEL,
+      message: `the courier has collected parcel ${parcel.shipmentId} (${parcel.trackingNumber}) of an order that will not be delivered: recall it`,
+    });
+  }
+}
+
+/** Refunds the lines of a parcel that did not arrive or came back (nothing when nothing was captured). */
+export async function refundParcel(saga: OrderSaga, parcel: Parcel): Promise<void> {
+  if (!saga.payment.captured) return;
+  const amount = lineValue(parcel.lines);
+  await saga.attention.runOrPark(
+    `${AttentionStep.REFUND_PARCEL}:${parcel.shipmentId}`,
+    AttentionStep.REFUND_PARCEL,
+    () =>
+      saga.payment.refund(
+        amount,
+        `refund:${parcel.shipmentId}`,
+        `refund ${money(amount, saga.input.currency)} for parcel ${parcel.shipmentId}`,
+      ),
+  );
+}
+
+export async function releaseStock(saga: OrderSaga, summary: string): Promise<void> {
+  await saga.act.always.releaseStock.executeWithOptions({ summary }, [{ orderId: saga.input.orderId }]);
+}

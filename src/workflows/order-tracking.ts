@@ -1,0 +1,157 @@
+/**
+ * The order's parcels under tracking: each parcel's shipment workflow is a child the order
+ * starts and owns, learning how it ended however it ends. A child that fails, times out or
+ * is terminated leaves the parcel's fate unknown: with a restart window the order waits
+ * that long for ops to start its tracking again (the `restartTracking` update, from the
+ * failed-work API) before it settles the parcel as lost. Deterministic code only.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  log,
+  ParentClosePolicy,
+  startChild,
+  WorkflowIdReusePolicy,
+} from '@temporalio/workflow';
+import { FailureType } from '../domain/failures';
+import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
+import {
+  shipmentWorkflowId,
+  type RestartTrackingRequest,
+  type RestartTrackingResult,
+  type ShipmentState,
+} from './contract';
+import { message } from './order-activities';
+import type { Parcel } from './order-parcels';
+import type { OrderSaga } from './order-saga';
+import { shipmentWorkflow } from './shipment';
+import { shipmentStaticSummary } from './summaries';
+
+/**
+ * Starts the parcel's shipment workflow (again, from `resume`, after a run that did not
+ * complete) and owns it. ABANDON: a parcel in a van stays tracked whatever happens to its
+ * order workflow (the order itself never closes before its parcels are final).
+ */
+export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentState): Promise<string> {
+  const { input } = saga;
+  const child = await startChild(shipmentWorkflow, {
+    workflowId: shipmentWorkflowId(parcel.shipmentId),
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    // A restart is a new run of the same id, only after a run that did not complete.
+    ...(resume ? { workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY } : {}),
+    staticSummary: shipmentStaticSummary({
+      parcel: saga.parcels.indexOf(parcel) + 1,
+      parcels: saga.parcels.length,
+      orderNumber: input.orderNumber,
+      courier: parcel.courier,
+      trackingNumber: parcel.trackingNumber!,
+    }),
+    args: [
+      {
+        shipmentId: parcel.shipmentId,
+        orderId: input.orderId,
+        courier: parcel.courier,
+        trackingNumber: parcel.trackingNumber!,
+        courierTaskQueue: input.courierTaskQueue,
+        ...(input.shipmentPolicy ? { policy: input.shipmentPolicy } : {}),
+        ...(resume ? { state: resume } : {}),
+      },
+    ],
+  });
+  parcel.tracked = true;
+  saga.children.set(parcel.shipmentId, child);
+  child.result().then(
+    (final) => parcelEnded(saga, parcel, final.status, null),
+    (err) => trackingDied(saga, parcel, message(err)),
+  );
+  return child.firstExecutionRunId;
+}
+
+/**
+ * A shipment workflow closed. Its final status is the courier's last word; a workflow that
+ * failed, timed out or was terminated (and was not restarted in time) leaves the parcel's fate
+ * unknown, and it is settled like an expired one (booking cancelled unless collected, money
+ * back for what did not arrive).
+ */
+function parcelEnded(saga: OrderSaga, parcel: Parcel, status: ShipmentStatus, failure: string | null): void {
+  if (!isTerminal(parcel.status)) {
+    parcel.status = isTerminal(status) ? status : ShipmentStatus.EXPIRED;
+    if (PICKED_UP_STATUSES.has(status)) parcel.pickedUp = true;
+  }
+  if (failure !== null) {
+    parcel.trackingEnded = failure;
+    log.warn('a shipment workflow ended without a final status; its parcel is settled as expired', {
+      shipmentId: parcel.shipmentId,
+      failure,
+    });
+  }
+  saga.showDetails();
+}
+
+/**
+ * A shipment workflow failed, timed out or was terminated. With a restart window the order
+ * waits that long for ops to restart its tracking (`restartTracking`) before it settles the
+ * parcel as lost; without one, or once the order is ending, it settles it at once.
+ */
+function trackingDied(saga: OrderSaga, parcel: Parcel, failure: string): void {
+  const windowMs = saga.input.trackingRestartWindowMs ?? 0;
+  if (windowMs <= 0 || saga.ending || isTerminal(parcel.status)) {
+    parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, failure);
+    return;
+  }
+  parcel.trackingLost = failure;
+  const generation = ++parcel.trackingGeneration;
+  log.warn('a shipment workflow ended without a final status; waiting for its tracking to be restarted', {
+    shipmentId: parcel.shipmentId,
+    failure,
+    windowMs,
+  });
+  saga.showDetails();
+  void condition(() => parcel.trackingGeneration !== generation, windowMs, {
+    summary: `tracking of ${parcel.shipmentId} lost: settled as lost unless restarted`,
+  }).then((restarted) => {
+    if (restarted) return;
+    parcel.trackingLost = null;
+    parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, failure);
+  });
+}
+
+/** The `restartTracking` update's validator: a parcel of this order whose tracking is lost, not yet settled. */
+export function validateRestart(saga: OrderSaga, request: RestartTrackingRequest): void {
+  if (!request.reason?.trim()) throw new Error('a reason is required');
+  const parcel = saga.parcels.find((p) => p.shipmentId === request.shipmentId);
+  if (!parcel) throw new Error(`no parcel ${request.shipmentId} on this order`);
+  if (parcel.trackingLost === null) {
+    throw new Error(
+      isTerminal(parcel.status)
+        ? `parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`
+        : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
+    );
+  }
+  if (saga.ending) throw new Error('the order is being settled: its parcels can no longer be restarted');
+}
+
+/** Starts the parcel's shipment workflow again, from the read model's state; the order owns the new run. */
+export async function restartTracking(
+  saga: OrderSaga,
+  request: RestartTrackingRequest,
+): Promise<RestartTrackingResult> {
+  const parcel = saga.parcels.find((p) => p.shipmentId === request.shipmentId)!;
+  const lost = parcel.trackingLost!;
+  parcel.trackingLost = null;
+  parcel.trackingGeneration += 1;
+  log.info('tracking restarted', { shipmentId: parcel.shipmentId, requestedBy: request.requestedBy });
+  let runId: string;
+  try {
+    runId = await track(saga, parcel, request.state);
+  } catch (err) {
+    trackingDied(saga, parcel, lost);
+    throw ApplicationFailure.create({
+      type: FailureType.RESTART_REFUSED,
+      message: `the shipment workflow could not be started again: ${message(err)}`,
+      nonRetryable: true,
+    });
+  }
+  saga.showDetails();
+  return { shipmentId: parcel.shipmentId, workflowId: shipmentWorkflowId(parcel.shipmentId), runId };
+}

@@ -1,0 +1,457 @@
+/**
+ * One parcel's tracking, the state and steps of its shipment workflow (./shipment.ts tells the
+ * poll-sleep loop with them): the parcel's snapshot, the handlers ops and the API reach it
+ * with (refresh, refresh-now, pushed events, cancel), one poll cycle and what its answer or
+ * failure does to the snapshot, the read model and the order. Deterministic code only.
+ *
+ * Longer than most files (~450 lines) on purpose: one class holds the parcel's state, and
+ * every handler and step reads and writes it (a refresh-now waits on the poll cycle's counters,
+ * a push on the loop's queue); splitting it would spread that state across modules.
+ */
+import {
+  ActivityFailure,
+  condition,
+  getExternalWorkflowHandle,
+  log,
+  metricMeter,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { PollOutcome, ShipmentActivities } from '../activities/shipments';
+import type { NormalisedEvent } from '../couriers/types';
+import { canTransition, isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
+import { count, Metrics } from '../metrics';
+import {
+  cancelShipmentSignal,
+  courierEventsSignal,
+  refreshNowUpdate,
+  refreshSignal,
+  RefreshSource,
+  shipmentMilestoneSignal,
+  shipmentStateQuery,
+  type CancelShipmentRequest,
+  type RefreshNowResult,
+  type RefreshRequest,
+  type ShipmentSnapshot,
+  type ShipmentState,
+  type ShipmentWorkflowInput,
+} from './contract';
+import {
+  afterAnswer,
+  alignToSlot,
+  backoffDelayMs,
+  nextBudgetWindowMs,
+  pollDelayMs,
+  refreshAvailableAtMs,
+} from '../domain/polling';
+import { activityFailure, FailureType } from '../domain/failures';
+import { ShipmentStatusKey } from './search-attributes';
+import { courierName, duration, utcTime } from './summaries';
+
+import type { PollPolicy } from '../domain/polling';
+
+const MILESTONES: ReadonlySet<ShipmentStatus> = new Set([
+  // IN_TRANSIT is the pickup: the order captures payment and stops accepting cancels.
+  ShipmentStatus.IN_TRANSIT,
+  ShipmentStatus.OUT_FOR_DELIVERY,
+  ShipmentStatus.AVAILABLE_FOR_PICKUP,
+  ShipmentStatus.ATTEMPT_FAIL,
+  ShipmentStatus.DELIVERED,
+  ShipmentStatus.RETURNING,
+  ShipmentStatus.RETURNED,
+  ShipmentStatus.EXCEPTION,
+  ShipmentStatus.EXPIRED,
+  ShipmentStatus.CANCELLED,
+]);
+
+export function initialShipmentState(nowMs: number): ShipmentState {
+  return {
+    status: ShipmentStatus.PENDING,
+    subStatus: null,
+    eta: null,
+    startedAtMs: nowMs,
+    lastScanAtMs: nowMs,
+    quietSinceMs: nowMs,
+    unansweredSinceMs: null,
+    lastPolledAtMs: null,
+    lastSyncedAt: null,
+    polls: 0,
+    consecutiveFailures: 0,
+    failingSince: null,
+    notFoundCount: 0,
+    eventsRecorded: 0,
+    reported: [],
+  };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function newestEvent(events: NormalisedEvent[]): NormalisedEvent | null {
+  let newest: NormalisedEvent | null = null;
+  for (const event of events) if (!newest || event.occurredAt > newest.occurredAt) newest = event;
+  return newest;
+}
+
+/** A parcel being tracked: its state, its handlers and the loop's steps. */
+export class ShipmentTracking {
+  readonly state: ShipmentState;
+  nextPollAtMs: number | null;
+  syncError: string | null;
+  refreshWanted = false;
+  /** A refresh signal within the cooldown moved the next poll earlier: the wait starts again. */
+  rescheduled = false;
+  /** True while a courier call is out: its answer comes after any request made meanwhile. */
+  calling = false;
+  /** Poll cycles started in this run, and those whose result is written to the read model. */
+  started = 0;
+  cycles = 0;
+  /** How the last completed poll cycle went: what refreshNow answers after waiting for it. */
+  lastCycle: RefreshSource = RefreshSource.LIVE;
+  /** Read-model writes in flight: refreshNow never answers ahead of Postgres. */
+  writing = 0;
+  pushed: NormalisedEvent[][] = [];
+  cancelRequest: CancelShipmentRequest | null = null;
+  /** The last status change in this run, for the current details ops read in the UI. */
+  lastChange: { from: ShipmentStatus; to: ShipmentStatus } | null = null;
+  finished = () => isTerminal(this.state.status);
+  readonly parcel: string;
+  countPoll = (result: 'ok' | 'not_found' | 'failed' | 'budget_exhausted') =>
+    count(metricMeter, Metrics.shipmentPolls, { courier: this.input.courier, result });
+
+  /** What the UI shows as this shipment's current details: `IN_TRANSIT → OUT_FOR_DELIVERY · next poll in 30 min (…)`. */
+  showDetails(doing?: string): void {
+    const now = Date.now();
+    const parts = [this.lastChange ? `${this.lastChange.from} → ${this.lastChange.to}` : this.state.status];
+    if (doing) parts.push(doing);
+    else if (this.finished()) parts.push('tracking finished');
+    else if (this.nextPollAtMs !== null)
+      parts.push(`next poll in ${duration(this.nextPollAtMs - now)} (${utcTime(this.nextPollAtMs)})`);
+    if (this.syncError !== null) parts.push(this.syncError);
+    parts.push(`${this.state.polls} poll${this.state.polls === 1 ? '' : 's'}`);
+    setCurrentDetails(`${this.parcel} · ${parts.join(' · ')}`);
+  }
+
+  snapshot = (): ShipmentSnapshot => ({
+    shipmentId: this.input.shipmentId,
+    courier: this.input.courier,
+    trackingNumber: this.input.trackingNumber,
+    status: this.state.status,
+    subStatus: this.state.subStatus,
+    eta: this.state.eta,
+    lastSyncedAt: this.state.lastSyncedAt,
+    lastPolledAt: this.state.lastPolledAtMs === null ? null : iso(this.state.lastPolledAtMs),
+    nextPollAt: this.nextPollAtMs === null || this.finished() ? null : iso(this.nextPollAtMs),
+    syncError: this.syncError,
+    polls: this.state.polls,
+    finished: this.finished(),
+  });
+
+  /** When a refresh may next poll the courier; null when it may now. */
+  cooldownEndsAtMs = () => refreshAvailableAtMs(this.state.lastPolledAtMs, Date.now(), this.policy);
+
+  refreshAnswer = (source: RefreshSource): RefreshNowResult => {
+    const next = this.finished() ? null : (this.cooldownEndsAtMs() ?? Date.now());
+    return { snapshot: this.snapshot(), source, nextLiveRefreshAt: next === null ? null : iso(next) };
+  };
+
+  private readonly courier: ReturnType<typeof proxyActivities<ShipmentActivities>>;
+  private readonly readModel: ReturnType<typeof proxyActivities<ShipmentActivities>>;
+
+  constructor(
+    readonly input: ShipmentWorkflowInput,
+    /** The worker's policy (asked at the run's start), or the one the input pins. */
+    readonly policy: PollPolicy,
+  ) {
+    this.courier = proxyActivities<ShipmentActivities>({
+      taskQueue: input.courierTaskQueue,
+      startToCloseTimeout: '60s',
+      // A poll heartbeats while it waits for its bulk call: a dead worker's polls run again soon.
+      heartbeatTimeout: '10s',
+      retry: {
+        initialInterval: policy.pollRetryInitialMs,
+        backoffCoefficient: 2,
+        maximumAttempts: policy.pollAttempts,
+        nonRetryableErrorTypes: [FailureType.BUDGET_EXHAUSTED, FailureType.COURIER_REJECTED],
+      },
+    });
+    // Read-model writes retry until Postgres answers: losing one would leave the API stale.
+    this.readModel = proxyActivities<ShipmentActivities>({
+      startToCloseTimeout: '30s',
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+    });
+    this.state = input.state ?? initialShipmentState(Date.now());
+    this.nextPollAtMs = input.nextPollAtMs ?? null;
+    this.syncError = input.syncError ?? null;
+    this.parcel = `${courierName(input.courier)} ${input.trackingNumber}`;
+  }
+
+  /** The queries, signals and updates ops and the API send this parcel's workflow. */
+  listen(): void {
+    setHandler(shipmentStateQuery, () => this.snapshot());
+    setHandler(refreshSignal, ({ requestedBy }) => {
+      // The courier call out now answers it; its result is in the read model moments later.
+      if (this.calling) return;
+      const cooldownEnds = this.cooldownEndsAtMs();
+      if (cooldownEnds === null) {
+        log.info('refresh requested', { requestedBy });
+        this.refreshWanted = true;
+      } else if (this.nextPollAtMs === null || cooldownEnds < this.nextPollAtMs) {
+        // Within the cooldown the poll moves to its end instead: the courier is asked once.
+        log.info('refresh requested within the cooldown: poll moved to its end', {
+          requestedBy,
+          pollAt: iso(cooldownEnds),
+        });
+        this.nextPollAtMs = cooldownEnds;
+        this.rescheduled = true;
+      }
+    });
+    setHandler(courierEventsSignal, ({ events }) => {
+      if (events.length > 0) this.pushed.push(events);
+    });
+    setHandler(cancelShipmentSignal, (request) => {
+      this.cancelRequest ??= request;
+    });
+    setHandler(
+      refreshNowUpdate,
+      async ({ requestedBy }) => {
+        // The courier call out now answers this request too: its answer comes after the request.
+        let target = this.started;
+        if (!this.calling) {
+          if (this.cooldownEndsAtMs() !== null) {
+            // The last answer is in hand: serve it once the read model holds it too.
+            await condition(() => this.cycles >= this.started && this.writing === 0);
+            return this.refreshAnswer(RefreshSource.COOLDOWN);
+          }
+          log.info('refresh-now requested', { requestedBy });
+          this.refreshWanted = true;
+          target = this.started + 1;
+        }
+        // Only once the read model holds the result: the API answers from Postgres right after.
+        await condition(() => (this.cycles >= target || this.finished()) && this.writing === 0);
+        return this.refreshAnswer(this.cycles >= target ? this.lastCycle : RefreshSource.FINISHED);
+      },
+      {
+        validator: (_request: RefreshRequest) => {
+          if (this.finished()) throw new Error(`tracking has finished: the shipment is ${this.state.status}`);
+        },
+      },
+    );
+  }
+
+  async tellOrder(status: ShipmentStatus, subStatus: string | null): Promise<void> {
+    const parent = workflowInfo().parent;
+    if (!parent) return;
+    try {
+      await getExternalWorkflowHandle(parent.workflowId).signal(shipmentMilestoneSignal, {
+        shipmentId: this.input.shipmentId,
+        status,
+        subStatus,
+        at: iso(Date.now()),
+      });
+    } catch (err) {
+      // The order may have finished already (e.g. cancelled); the read model holds the truth.
+      log.warn('could not tell the order workflow', { error: activityFailure(err).message });
+    }
+  }
+
+  async reportMilestone(events: NormalisedEvent[] = []): Promise<void> {
+    // One poll can carry the pickup and a later problem (IN_TRANSIT then EXCEPTION): the
+    // order must still hear of the pickup (it captures the payment and stops cancels then).
+    if (
+      !PICKED_UP_STATUSES.has(this.state.status) &&
+      !this.state.reported.some((s) => PICKED_UP_STATUSES.has(s)) &&
+      events.some((e) => PICKED_UP_STATUSES.has(e.status))
+    ) {
+      this.state.reported.push(ShipmentStatus.IN_TRANSIT);
+      await this.tellOrder(ShipmentStatus.IN_TRANSIT, null);
+    }
+    if (!MILESTONES.has(this.state.status) || this.state.reported.includes(this.state.status)) return;
+    this.state.reported.push(this.state.status);
+    await this.tellOrder(this.state.status, this.state.subStatus);
+  }
+
+  /** Moves the snapshot to `status` if the taxonomy allows it; returns whether it changed. */
+  moveTo(status: ShipmentStatus, subStatus: string | null): boolean {
+    if (!canTransition(this.state.status, status)) return false;
+    const changed = status !== this.state.status || subStatus !== this.state.subStatus;
+    if (status !== this.state.status) {
+      log.info('status changed', { from: this.state.status, to: status, subStatus });
+      upsertSearchAttributes([{ key: ShipmentStatusKey, value: status }]);
+      count(metricMeter, Metrics.shipmentStatusChanges, { courier: this.input.courier, status });
+      this.lastChange = { from: this.state.status, to: status };
+    }
+    this.state.status = status;
+    this.state.subStatus = subStatus;
+    return changed;
+  }
+
+  /** The next poll `delay` from now, on the courier's slot (where its bulk calls gather polls). */
+  pollAt = (delay: number) => alignToSlot(Date.now() + delay, this.policy, this.input.courier);
+  delayNow = () =>
+    pollDelayMs(this.state.status, this.policy, this.input.courier, Date.now() - this.state.lastScanAtMs);
+
+  scheduleAfterSuccess(): void {
+    const delay = this.delayNow();
+    this.nextPollAtMs = delay === null ? null : this.pollAt(delay);
+  }
+
+  async record(events: NormalisedEvent[], extra: { synced: boolean }): Promise<void> {
+    if (extra.synced) this.state.lastSyncedAt = iso(Date.now());
+    const scans = events.length > 0 ? `, ${events.length} scan${events.length === 1 ? '' : 's'}` : '';
+    this.writing += 1;
+    try {
+      const { inserted } = await this.readModel.recordTracking.executeWithOptions(
+        { summary: `record ${this.state.status}${scans}` },
+        [
+          {
+            shipmentId: this.input.shipmentId,
+            events,
+            status: this.state.status,
+            subStatus: this.state.subStatus,
+            eta: this.state.eta,
+            syncedAt: extra.synced ? this.state.lastSyncedAt : null,
+            syncError: this.syncError,
+            nextPollAt: this.nextPollAtMs === null || this.finished() ? null : iso(this.nextPollAtMs),
+          },
+        ],
+      );
+      this.state.eventsRecorded += inserted;
+    } finally {
+      this.writing -= 1;
+    }
+    await this.reportMilestone(events);
+  }
+
+  applyEvents(
+    events: NormalisedEvent[],
+    reported: { status: ShipmentStatus; subStatus: string | null },
+  ): void {
+    const newest = newestEvent(events);
+    if (newest) this.noteScan(Date.parse(newest.occurredAt));
+    this.moveTo(reported.status, reported.subStatus);
+  }
+
+  /** A scan restarts the no-scan clock (never moving it back). */
+  noteScan(atMs: number): void {
+    this.state.lastScanAtMs = Math.max(this.state.lastScanAtMs, atMs);
+    this.state.quietSinceMs = Math.max(this.state.quietSinceMs, this.state.lastScanAtMs);
+  }
+
+  /** One courier call; failures become the read model's sync problem, never the workflow's. */
+  async pollCycle(): Promise<void> {
+    this.started += 1;
+    this.calling = true;
+    const startedAtMs = Date.now();
+    this.showDetails(`polling ${courierName(this.input.courier)}`);
+    try {
+      let outcome: PollOutcome;
+      try {
+        outcome = await this.courier.pollCourier.executeWithOptions({ summary: `poll ${this.parcel}` }, [
+          {
+            shipmentId: this.input.shipmentId,
+            courier: this.input.courier,
+            trackingNumber: this.input.trackingNumber,
+          },
+        ]);
+      } catch (err) {
+        this.calling = false;
+        if (!(err instanceof ActivityFailure)) throw err;
+        this.state.polls += 1;
+        this.state.lastPolledAtMs = Date.now();
+        // Until the courier answers again, the no-scan expiry clock stands still (from the
+        // first attempt of this cycle: its retries were time without answers too).
+        this.state.unansweredSinceMs ??= startedAtMs;
+        await this.recordPollFailure(err);
+        return;
+      }
+      this.calling = false;
+      this.state.polls += 1;
+      this.state.lastPolledAtMs = Date.now();
+      this.countPoll(outcome.kind === 'not_found' ? 'not_found' : 'ok');
+      this.lastCycle = RefreshSource.LIVE;
+      // The courier answered: a stretch without answers is not silence about the parcel.
+      Object.assign(this.state, afterAnswer(this.state, this.state.lastPolledAtMs));
+      this.state.consecutiveFailures = 0;
+      this.state.failingSince = null;
+      this.syncError = null;
+      if (outcome.kind === 'not_found') {
+        this.state.notFoundCount += 1;
+        if (this.state.notFoundCount >= this.policy.notFoundLimit) {
+          this.moveTo(ShipmentStatus.EXCEPTION, 'NOT_FOUND_AT_COURIER');
+          this.syncError = `the courier does not know ${this.input.trackingNumber} (${this.state.notFoundCount} answers)`;
+        }
+        this.scheduleAfterSuccess();
+        // A number the courier keeps denying is asked about rarely until it expires.
+        if (this.syncError !== null) this.nextPollAtMs = Date.now() + this.policy.backoffCapMs;
+        await this.record([], { synced: true });
+        return;
+      }
+      this.state.notFoundCount = 0;
+      this.state.eta = outcome.eta;
+      this.applyEvents(outcome.events, outcome);
+      this.scheduleAfterSuccess();
+      await this.record(outcome.events, { synced: true });
+    } finally {
+      this.calling = false;
+      this.cycles += 1;
+    }
+  }
+
+  async recordPollFailure(err: ActivityFailure): Promise<void> {
+    const { type, message, details } = activityFailure(err);
+    this.countPoll(type === FailureType.BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
+    this.lastCycle =
+      type === FailureType.BUDGET_EXHAUSTED
+        ? RefreshSource.BUDGET_EXHAUSTED
+        : RefreshSource.COURIER_UNAVAILABLE;
+    const now = Date.now();
+    if (type === FailureType.BUDGET_EXHAUSTED) {
+      // The activity's clock decided the day is used up; wait for the window it names (never
+      // less than a minute, in case this clock is ahead) plus a spread so that every blocked
+      // shipment does not call at midnight at once.
+      const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
+      const windowAt = Number.isFinite(named) ? named : nextBudgetWindowMs(now);
+      this.nextPollAtMs = Math.max(windowAt, now + 60_000) + Math.floor(Math.random() * 15 * 60_000);
+      this.syncError = `daily ${this.input.courier} budget used up; next poll when it reopens at ${iso(windowAt)}`;
+    } else {
+      this.state.consecutiveFailures += 1;
+      this.state.failingSince ??= iso(now);
+      this.nextPollAtMs = now + backoffDelayMs(this.state.consecutiveFailures, this.policy);
+      this.syncError = `courier unavailable since ${this.state.failingSince}: ${message}`;
+    }
+    log.warn('poll failed', {
+      type,
+      message,
+      failures: this.state.consecutiveFailures,
+      nextPollAt: iso(this.nextPollAtMs),
+    });
+    this.writing += 1;
+    try {
+      await this.readModel.recordSyncProblem.executeWithOptions(
+        {
+          summary: `record ${type === FailureType.BUDGET_EXHAUSTED ? 'budget used up' : 'courier unavailable'}; next poll ${utcTime(this.nextPollAtMs)}`,
+        },
+        [
+          {
+            shipmentId: this.input.shipmentId,
+            error: this.syncError,
+            failingSince: this.state.failingSince,
+            consecutiveFailures: this.state.consecutiveFailures,
+            nextPollAt: iso(this.nextPollAtMs),
+          },
+        ],
+      );
+    } finally {
+      this.writing -= 1;
+    }
+  }
+
+  async finishAs(status: ShipmentStatus, subStatus: string): Promise<void> {
+    this.moveTo(status, subStatus);
+    this.nextPollAtMs = null;
+    await this.record([], { synced: false });
+  }
+}
