@@ -545,6 +545,7 @@ describe('schedules', () => {
         skippedRunning: 1,
         archived: 1,
         scrubbed: 2,
+        scrubbedImportLines: 0,
         ordersNotStarted: 0,
         prunedIdempotencyKeys: 0,
         prunedWebhookEvents: 0,
@@ -631,6 +632,7 @@ describe('schedules', () => {
         skippedRunning: 1,
         archived: 0,
         scrubbed: 0,
+        scrubbedImportLines: 0,
         ordersNotStarted: 0,
         prunedIdempotencyKeys: 0,
         prunedWebhookEvents: 0,
@@ -680,6 +682,70 @@ describe('schedules', () => {
         .filter((a) => a?.signalName === 'shipmentMilestone')
         .map((a) => defaultPayloadConverter.fromPayload<ShipmentMilestone>(a!.input!.payloads![0]!));
     }
+
+    it('removes e-mail, postcode and order reference from lines of parcel imports finished past the retention, keeps newer ones', async () => {
+      async function parcelImport(status: 'DONE' | 'RUNNING', createdAgoMs: number, finishedAgoMs?: number) {
+        const id = uniqueId('imp');
+        await database.db
+          .insertInto('parcel_imports')
+          .values({
+            id,
+            status,
+            total: 2,
+            source: 'json',
+            created_by: 'admin:hk',
+            created_at: ago(createdAgoMs),
+            finished_at: finishedAgoMs === undefined ? null : ago(finishedAgoMs),
+          })
+          .execute();
+        await database.db
+          .insertInto('parcel_import_lines')
+          .values(
+            [1, 2].map((line_no) => ({
+              import_id: id,
+              line_no,
+              courier: 'easyparcel',
+              tracking_number: `EP${line_no}${randomBytes(4).toString('hex')}`,
+              order_reference: `SHOP-${line_no}`,
+              email: `asha${line_no}@example.com`,
+              postcode: '560001',
+              result: status === 'DONE' ? ('STARTED' as const) : null,
+            })),
+          )
+          .execute();
+        return id;
+      }
+      const old = await parcelImport('DONE', 32 * DAY, 31 * DAY);
+      const recent = await parcelImport('DONE', 21 * DAY, 20 * DAY);
+      // Still running (stuck or not): its lines are the workflow's input, left alone.
+      const running = await parcelImport('RUNNING', 40 * DAY);
+      const linesOf = (id: string) =>
+        database.db
+          .selectFrom('parcel_import_lines')
+          .select(['courier', 'result', 'order_reference', 'email', 'postcode'])
+          .where('import_id', '=', id)
+          .orderBy('line_no')
+          .execute();
+      const kept = [1, 2].map((n) => ({
+        order_reference: `SHOP-${n}`,
+        email: `asha${n}@example.com`,
+        postcode: '560001',
+      }));
+
+      expect(await housekeep()).toMatchObject({ scrubbedImportLines: 2 });
+      expect(await linesOf(old)).toEqual(
+        [1, 2].map(() => ({
+          courier: 'easyparcel',
+          result: 'STARTED',
+          order_reference: null,
+          email: null,
+          postcode: null,
+        })),
+      );
+      expect(await linesOf(recent)).toMatchObject(kept);
+      expect(await linesOf(running)).toMatchObject(kept);
+      expect(await housekeep()).toMatchObject({ scrubbedImportLines: 0 });
+    });
 
     it('tells the order of a shipment it expires, and expires one whose order has finished all the same', async () => {
       const orderId = await order();

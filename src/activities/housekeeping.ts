@@ -7,7 +7,8 @@
  * - close orders whose workflow never started (the API wrote the row, then could not start
  *   the saga, and the client never retried) as FAILED / NOT_STARTED;
  * - archive shipments finished long ago (`archived_at`);
- * - scrub personal data from the raw courier payloads of shipments finished long ago;
+ * - scrub personal data from the raw courier payloads of shipments finished long ago, and
+ *   from the lines of parcel imports finished long ago;
  * - delete rows kept only for a while: finished Idempotency-Key records, courier push
  *   dedupe rows, sent or given-up customer notifications.
  * Each is idempotent: rows it has handled no longer match its query.
@@ -445,6 +446,26 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
       });
       count(activityMeter(), Metrics.housekeepingShipments, { action: 'scrubbed' }, scrubbed);
       if (scrubbed > 0) log.info(`housekeeping scrubbed personal data from ${scrubbed} shipments`);
+      return { changed: scrubbed, more: scrubbed === input.batchSize };
+    },
+
+    /**
+     * One batch of lines of parcel imports finished longer ago than the limit: the e-mail,
+     * postcode and order reference they were sent with set to null (the courier, tracking
+     * number and result stay for the admin's record). Lines already scrubbed no longer match.
+     */
+    async scrubFinishedImports(input: AgeBatchInput): Promise<AgeBatchResult> {
+      const result = await sql`update parcel_import_lines as l
+          set email = null, postcode = null, order_reference = null
+          where (l.import_id, l.line_no) in (
+            select pl.import_id, pl.line_no from parcel_import_lines pl
+            join parcel_imports i on i.id = pl.import_id
+            where i.status = 'DONE' and i.finished_at < ${ago(input.olderThanMs)}
+              and (pl.email is not null or pl.postcode is not null or pl.order_reference is not null)
+            order by i.finished_at, pl.import_id, pl.line_no limit ${input.batchSize}
+            for update of pl skip locked)`.execute(db);
+      const scrubbed = Number(result.numAffectedRows ?? 0);
+      if (scrubbed > 0) log.info(`housekeeping scrubbed personal data from ${scrubbed} parcel import lines`);
       return { changed: scrubbed, more: scrubbed === input.batchSize };
     },
 

@@ -130,3 +130,27 @@ export async function releaseKey(db: Kysely<Database>, opts: { scope: string; ke
     .where('state', '=', 'IN_PROGRESS')
     .execute();
 }
+
+/**
+ * Runs `apply` once per key for a change that returns 200 (no resource id to reserve): the
+ * same key and request again answer the stored result (`replayed`), another request 422,
+ * one still running 409 (see claimKey). An error stores nothing and releases the key: a
+ * change that failed applied nothing, so its retry runs again.
+ */
+export async function oncePerKey<T>(
+  db: Kysely<Database>,
+  opts: { scope: string; key: string; request: unknown },
+  apply: () => Promise<T>,
+): Promise<{ replayed: boolean; body: T }> {
+  const { scope, key } = opts;
+  const claim = await claimKey(db, { scope, key, hash: requestHash(opts.request), newResourceId: key });
+  if (claim.kind === 'replay') return { replayed: true, body: claim.body as T };
+  try {
+    const body = await apply();
+    await completeKey(db, { scope, key, status: 200, body });
+    return { replayed: false, body };
+  } catch (e) {
+    await releaseKey(db, { scope, key }).catch(() => undefined);
+    throw e;
+  }
+}

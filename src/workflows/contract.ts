@@ -355,6 +355,8 @@ export interface HousekeepingResult {
   skippedRunning: number;
   archived: number;
   scrubbed: number;
+  /** Lines of old finished parcel imports whose e-mail, postcode and order reference were removed. */
+  scrubbedImportLines: number;
   /** PENDING orders whose workflow never started, closed as FAILED / NOT_STARTED. */
   ordersNotStarted: number;
   /** Rows deleted for their age, per kind. */

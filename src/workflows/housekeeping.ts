@@ -1,7 +1,8 @@
 /**
  * Housekeeping (`waybill-housekeeping` schedule): expire unscanned shipments nobody tracks
  * any more (telling their orders), close orders whose workflow never started, archive
- * finished shipments, scrub personal data from old raw courier payloads, delete old
+ * finished shipments, scrub personal data from old raw courier payloads and old parcel
+ * import lines, delete old
  * idempotency keys, courier push dedupe rows and sent notifications. Each step works in bounded batches (at most `maxBatches` per run; the next run carries on).
  * A step that fails does not stop the others; the run then fails naming it, so the UI
  * shows it. Deterministic code only.
@@ -33,6 +34,7 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     skippedRunning: 0,
     archived: 0,
     scrubbed: 0,
+    scrubbedImportLines: 0,
     ordersNotStarted: 0,
     prunedIdempotencyKeys: 0,
     prunedWebhookEvents: 0,
@@ -44,7 +46,7 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     setCurrentDetails(
       `${step} · expired ${result.expired} (left ${result.skippedRunning} to their running workflows), ` +
         `closed ${result.ordersNotStarted} orders that never started, ` +
-        `archived ${result.archived}, scrubbed ${result.scrubbed}, ` +
+        `archived ${result.archived}, scrubbed ${result.scrubbed} (and ${result.scrubbedImportLines} import lines), ` +
         `pruned ${result.prunedIdempotencyKeys} idempotency keys, ${result.prunedWebhookEvents} push dedupe rows, ` +
         `${result.prunedNotifications} notifications`,
     );
@@ -103,19 +105,29 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     result.caughtUp = false;
   });
 
-  await step('scrubbing personal data', async () => {
-    for (let batch = 1; batch <= input.maxBatches; batch++) {
-      const r = await activities.scrubFinishedShipments.executeWithOptions(
-        {
-          summary: `scrub personal data of shipments finished over ${days(input.scrubPersonalDataAfterMs)} ago, batch ${batch}`,
-        },
-        [{ olderThanMs: input.scrubPersonalDataAfterMs, batchSize: input.batchSize }],
-      );
-      result.scrubbed += r.changed;
-      if (!r.more) return;
-    }
-    result.caughtUp = false;
-  });
+  const scrubs = [
+    { what: 'shipments', run: activities.scrubFinishedShipments, add: (n: number) => (result.scrubbed += n) },
+    {
+      what: 'parcel imports',
+      run: activities.scrubFinishedImports,
+      add: (n: number) => (result.scrubbedImportLines += n),
+    },
+  ];
+  for (const scrub of scrubs) {
+    await step(`scrubbing personal data of ${scrub.what}`, async () => {
+      for (let batch = 1; batch <= input.maxBatches; batch++) {
+        const r = await scrub.run.executeWithOptions(
+          {
+            summary: `scrub personal data of ${scrub.what} finished over ${days(input.scrubPersonalDataAfterMs)} ago, batch ${batch}`,
+          },
+          [{ olderThanMs: input.scrubPersonalDataAfterMs, batchSize: input.batchSize }],
+        );
+        scrub.add(r.changed);
+        if (!r.more) return;
+      }
+      result.caughtUp = false;
+    });
+  }
 
   // Kinds are written out (not imported): workflow code takes only types from activities.
   const prunes: { kind: Prunable; what: string; olderThanMs: number; add: (n: number) => void }[] = [

@@ -218,6 +218,7 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     request: () => ({
       method: 'POST',
       url: '/v1/admin/stock/NO-SUCH-SKU/receive',
+      headers: { 'idempotency-key': randomUUID() },
       payload: { quantity: 1, ...REASON },
     }),
     in: ops,
@@ -226,6 +227,7 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     request: () => ({
       method: 'POST',
       url: '/v1/admin/stock/NO-SUCH-SKU/adjust',
+      headers: { 'idempotency-key': randomUUID() },
       payload: { delta: -1, ...REASON },
     }),
     in: ops,

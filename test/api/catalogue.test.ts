@@ -1,9 +1,10 @@
 /**
  * The catalogue and stock routes on real Postgres through the real API: skus created and
  * changed, stock received and adjusted (audited, never below what orders hold, a reference
- * applied once), stock levels in pages, low-stock alerts listed and acknowledged, and the
+ * applied once, an Idempotency-Key retry answered from the first), stock levels in pages, low-stock alerts listed and acknowledged, and the
  * 4xx answers for what a caller gets wrong.
  */
+import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { reserveStock } from '../../src/inventory/queries';
 import { newOrder, uniqueId } from '../inventory/fixtures';
@@ -17,8 +18,12 @@ describe('catalogue and stock through the API', () => {
   const stack = useStack({ payments: false, worker: false, api: { env: QUIET } });
   const db = () => stack.database.db;
   const as = (role: 'ops' | 'support' | 'admin') => stack.api.staff(role, `${role}-sam`);
+  // A fresh Idempotency-Key per call (stock changes require one) unless the test gives its own.
   const call = (opts: InjectOptions, role: 'ops' | 'support' | 'admin' = 'ops') =>
-    stack.api.app.inject({ ...opts, headers: { ...opts.headers, ...as(role) } });
+    stack.api.app.inject({
+      ...opts,
+      headers: { 'idempotency-key': randomUUID(), ...opts.headers, ...as(role) },
+    });
   const post = (url: string, payload: object, role?: 'ops' | 'support' | 'admin') =>
     call({ method: 'POST', url, payload }, role);
   const get = (url: string, role?: 'ops' | 'support' | 'admin') => call({ method: 'GET', url }, role);
@@ -158,6 +163,55 @@ describe('catalogue and stock through the API', () => {
         },
       },
     ]);
+  });
+
+  it('applies a stock change once per Idempotency-Key: a retry replays the first answer, another body 422, no key 400', async () => {
+    const sku = await newSku();
+    const headers = { 'idempotency-key': randomUUID() };
+    const receive = (quantity: number) =>
+      call({
+        method: 'POST',
+        url: `/v1/admin/stock/${sku}/receive`,
+        headers,
+        payload: { quantity, reason: 'pallet' },
+      });
+    const first = await receive(5);
+    const retry = await receive(5);
+    expect(first.statusCode).toBe(200);
+    expect(retry.statusCode).toBe(200);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json()).toEqual(first.json());
+    expect(first.json()).toMatchObject({ outcome: 'changed', level: { onHand: 5 } });
+    const reused = await receive(6);
+    expect(reused.statusCode).toBe(422);
+    expect(reused.json().error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    const adjustSameKey = await call({
+      method: 'POST',
+      url: `/v1/admin/stock/${sku}/adjust`,
+      headers,
+      payload: { delta: 5, reason: 'pallet' },
+    });
+    expect(adjustSameKey.statusCode).toBe(422);
+    for (const [path, payload] of [
+      ['receive', { quantity: 1, reason: 'pallet' }],
+      ['adjust', { delta: 1, reason: 'count' }],
+    ] as const) {
+      const missing = await stack.api.app.inject({
+        method: 'POST',
+        url: `/v1/admin/stock/${sku}/${path}`,
+        headers: as('ops'),
+        payload,
+      });
+      expect(missing.statusCode).toBe(400);
+      expect(missing.json().error.message).toMatch(/idempotency-key/);
+    }
+    const row = await db()
+      .selectFrom('inventory_items')
+      .select('on_hand')
+      .where('sku', '=', sku)
+      .executeTakeFirstOrThrow();
+    expect(row.on_hand).toBe(5);
+    expect((await auditOf(sku)).filter((e) => e.action.startsWith('stock.'))).toHaveLength(1);
   });
 
   it('never adjusts below what orders have reserved: 409 naming the sku, available and reserved, nothing changed', async () => {

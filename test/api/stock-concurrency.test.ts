@@ -4,6 +4,7 @@
  * the sku's row: no unit is sold twice, available never goes below zero, nothing that fits
  * is refused, and the stock and money ledgers reconcile afterwards (useSagaStack).
  */
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { createDb } from '../../db/client';
 import { cancelOrderUpdate, orderShipmentId } from '../../src/workflows/contract';
@@ -21,7 +22,8 @@ const EACH = 6;
 
 describe('stock adjusted while orders reserve it', () => {
   const stack = useSagaStack({ api: { env: QUIET } });
-  const ops = () => stack.api.staff('ops', 'ops-sam');
+  // A fresh Idempotency-Key with each call: every stock change here is a new one.
+  const ops = () => ({ ...stack.api.staff('ops', 'ops-sam'), 'idempotency-key': randomUUID() });
 
   /** Sessions of this database waiting on a lock. */
   async function lockWaiters(holder: ReturnType<typeof createDb>): Promise<number> {

@@ -7,6 +7,7 @@
  * src/inventory/catalogue-queries.ts and alert-queries.ts.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { acknowledgeAlert, alertsPage } from '../../inventory/alert-queries';
 import {
   changeStock,
@@ -20,6 +21,7 @@ import { Permission } from '../access';
 import type { ApiDeps } from '../app';
 import { actorOf, requireStaff } from '../auth';
 import { ApiError } from '../errors';
+import { oncePerKey } from '../idempotency';
 import { AUTH_ERRORS, errors, trimmedReason } from '../schemas/admin';
 import {
   AcknowledgeBody,
@@ -31,6 +33,7 @@ import {
   CreateSkuBody,
   ReceiveBody,
   SkuParams,
+  StockChangeHeaders,
   StockChangeResult,
   StockLevel,
   StockPage,
@@ -190,22 +193,38 @@ export const catalogueRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
   );
 
   const STOCK_CHANGE_RULES =
-    'The audit log records who, why, and on hand / reserved / available before and after. Never below what orders have reserved: 409 `STOCK_BELOW_RESERVED` names the sku, on hand, reserved and available. With a `reference`, a retry answers `duplicate` and changes nothing.';
+    'The audit log records who, why, and on hand / reserved / available before and after. Never below what orders have reserved: 409 `STOCK_BELOW_RESERVED` names the sku, on hand, reserved and available. Requires `Idempotency-Key`: the same key with the same request answers the first 200 again (`idempotent-replayed: true`) and applies nothing; with another request 422 `IDEMPOTENCY_KEY_REUSED`; while the first still runs 409 `IDEMPOTENCY_KEY_IN_USE`; a refused change keeps nothing, so its retry runs again. With a `reference`, the same delivery note or count sent again under any key answers `duplicate` and changes nothing.';
 
+  /** Applied once per Idempotency-Key (the key's scope is the staff member; the sku is part of the request). */
   async function applyChange(
-    request: { params: { sku: string }; principal: Parameters<typeof actorOf>[0] },
+    request: {
+      params: { sku: string };
+      headers: { 'idempotency-key': string };
+      principal: Parameters<typeof actorOf>[0];
+    },
+    reply: FastifyReply,
     change: { kind: StockChangeKind; delta: number; reason: string; reference?: string },
   ) {
-    const result = await changeStock(db, {
-      sku: request.params.sku,
-      kind: change.kind,
-      delta: change.delta,
-      reason: trimmedReason(change.reason),
-      reference: change.reference ?? null,
-      actor: actorOf(request.principal),
-      nowMs: Date.now(),
-    });
-    return changeAnswer(request.params.sku, change.kind, change.delta, result);
+    const actor = actorOf(request.principal);
+    const { sku } = request.params;
+    const answer = await oncePerKey(
+      db,
+      { scope: `stock:${actor}`, key: request.headers['idempotency-key'], request: { sku, ...change } },
+      async () => {
+        const result = await changeStock(db, {
+          sku,
+          kind: change.kind,
+          delta: change.delta,
+          reason: trimmedReason(change.reason),
+          reference: change.reference ?? null,
+          actor,
+          nowMs: Date.now(),
+        });
+        return changeAnswer(sku, change.kind, change.delta, result);
+      },
+    );
+    if (answer.replayed) void reply.header('idempotent-replayed', 'true');
+    return answer.body;
   }
 
   app.post(
@@ -217,12 +236,17 @@ export const catalogueRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
         summary: 'Receive stock: units put on the shelf (with a reason, audited)',
         description: `\`quantity\` units are added on hand. ${STOCK_CHANGE_RULES}`,
         params: SkuParams,
+        headers: StockChangeHeaders,
         body: ReceiveBody,
-        response: { 200: StockChangeResult, ...errors(400, ...AUTH_ERRORS, 404, 503) },
+        response: { 200: StockChangeResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 422, 503) },
       },
     },
-    async (request) =>
-      applyChange(request, { kind: StockChangeKind.RECEIVE, delta: request.body.quantity, ...request.body }),
+    async (request, reply) =>
+      applyChange(request, reply, {
+        kind: StockChangeKind.RECEIVE,
+        delta: request.body.quantity,
+        ...request.body,
+      }),
   );
 
   app.post(
@@ -234,11 +258,12 @@ export const catalogueRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
         summary: 'Adjust stock up or down: a count, damage, loss (with a reason, audited)',
         description: `\`delta\` units are added (or, negative, removed) on hand. ${STOCK_CHANGE_RULES}`,
         params: SkuParams,
+        headers: StockChangeHeaders,
         body: AdjustBody,
-        response: { 200: StockChangeResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 503) },
+        response: { 200: StockChangeResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 422, 503) },
       },
     },
-    async (request) => applyChange(request, { kind: StockChangeKind.ADJUST, ...request.body }),
+    async (request, reply) => applyChange(request, reply, { kind: StockChangeKind.ADJUST, ...request.body }),
   );
 
   app.get(

@@ -5,7 +5,7 @@
 import { Type } from 'typebox';
 import { Reason } from './admin';
 import { Count, Currency, DateTime, Money, NullableDateTime, NullableText, Text } from './common';
-import { Sku } from './orders';
+import { idempotencyHeaders, Sku } from './orders';
 
 export const STOCK_PAGE_DEFAULT = 50;
 export const STOCK_PAGE_MAX = 200;
@@ -90,6 +90,10 @@ const Reference = Type.String({
   description:
     'Your delivery note or count sheet id: the same reference for the same sku is applied once (a retry answers the first change)',
 });
+
+export const StockChangeHeaders = idempotencyHeaders(
+  'A unique key per stock change (e.g. a UUID); a retry reuses it and gets the first answer back, applied once',
+);
 
 export const ReceiveBody = Type.Object(
   {

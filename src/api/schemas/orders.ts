@@ -87,13 +87,15 @@ export const CreateOrderBody = Type.Object(
 );
 export type CreateOrderBody = Static<typeof CreateOrderBody>;
 
-export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.String({
-    pattern: '^[A-Za-z0-9_-]{8,128}$',
-    maxLength: 128,
-    description: 'A unique key per order attempt (e.g. a UUID); retries reuse it',
-  }),
-});
+/** The `Idempotency-Key` header (required), described for one kind of request. */
+export const idempotencyHeaders = (description: string) =>
+  Type.Object({
+    'idempotency-key': Type.String({ pattern: '^[A-Za-z0-9_-]{8,128}$', maxLength: 128, description }),
+  });
+
+export const IdempotencyHeaders = idempotencyHeaders(
+  'A unique key per order attempt (e.g. a UUID); retries reuse it',
+);
 
 export const OrderCreated = Type.Object(
   {
