@@ -575,7 +575,12 @@ describe('schedules', () => {
       const events = await database.db
         .selectFrom('event_outbox')
         .select(['shipment_id', 'type'])
-        .where('shipment_id', 'in', [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded, s.finishedLongAgo])
+        .where('shipment_id', 'in', [
+          s.staleUntracked,
+          s.neverScanned,
+          s.staleWorkflowEnded,
+          s.finishedLongAgo,
+        ])
         .orderBy('shipment_id')
         .execute();
       expect(events).toEqual(

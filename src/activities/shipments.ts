@@ -263,10 +263,17 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         // Locked: a racing second run of this write sees the new status and writes no second event.
         const before = await trx
           .selectFrom('shipments')
-          .select(['status', 'order_id', 'courier', 'tracking_number'])
+          .select(['status', 'sub_status', 'order_id', 'courier', 'tracking_number'])
           .where('id', '=', input.shipmentId)
           .forUpdate()
           .executeTakeFirst();
+        // A booking the order cancelled stays CANCELLED while the courier's data still shows it
+        // booked (a poll answered before the cancel reached the courier): the parcel never goes
+        // back to INFO_RECEIVED in front of the customer. A scan of a real pickup still shows.
+        const keepCancelled =
+          before?.status === 'CANCELLED' && !isPickedUpStatus(input.status) && !isTerminal(input.status);
+        const status = keepCancelled ? 'CANCELLED' : input.status;
+        const subStatus = keepCancelled ? (before?.sub_status ?? null) : input.subStatus;
         const lastEvent = await trx
           .selectFrom('tracking_events')
           .select((eb) => eb.fn.max('occurred_at').as('at'))
@@ -275,8 +282,8 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         const updated = await trx
           .updateTable('shipments')
           .set(() => ({
-            status: input.status,
-            sub_status: input.subStatus,
+            status,
+            sub_status: subStatus,
             eta: input.eta,
             last_event_at: lastEvent?.at ?? null,
             // The read routes' copy of the newest events: one row answers a tracking read.
@@ -290,7 +297,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
                           order by t.occurred_at desc, t.id desc limit ${RECENT_EVENTS_LIMIT}) e), '[]'::jsonb)`,
                 }
               : {}),
-            next_poll_at: input.nextPollAt,
+            next_poll_at: keepCancelled ? null : input.nextPollAt,
             ...(input.syncedAt
               ? {
                   last_synced_at: input.syncedAt,
@@ -307,9 +314,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
               : {}),
             // Housekeeping ages (archive, scrub) count from here; a delivered parcel that
             // starts a return is unfinished again.
-            finished_at: isTerminal(input.status) ? sql<Date>`coalesce(finished_at, now())` : null,
+            finished_at: isTerminal(status) ? sql<Date>`coalesce(finished_at, now())` : null,
             // A retried write of the same state is not a new version.
-            version: sql<number>`version + case when ${inserted} > 0 or status is distinct from ${input.status} or sub_status is distinct from ${input.subStatus} then 1 else 0 end`,
+            version: sql<number>`version + case when ${inserted} > 0 or status is distinct from ${status} or sub_status is distinct from ${subStatus} then 1 else 0 end`,
             updated_at: sql<Date>`now()`,
           }))
           .where('id', '=', input.shipmentId)
@@ -321,7 +328,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             nonRetryable: true,
           });
         }
-        if (before && before.status !== input.status) {
+        if (before && before.status !== status) {
           await writeShipmentEvent(trx, {
             shipmentId: input.shipmentId,
             orderId: before.order_id,

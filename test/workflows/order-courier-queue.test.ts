@@ -91,8 +91,9 @@ describe('courier calls of the order saga', () => {
     // Book, cancel and polls: the budget counted every request the courier received.
     expect(await usage()).toBe(calls.calls);
     expect((await shipments(order.orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
-    // The cancelled booking's domain event, once, whichever of the cancel and the shipment
-    // workflow's ending wrote the read model first.
+    // The cancelled booking's domain event, once: the shipment workflow's poll answered before
+    // the cancel reached the courier does not take the parcel back to INFO_RECEIVED, and its
+    // ending finds it CANCELLED already.
     const events = await stack.database.db
       .selectFrom('event_outbox')
       .select('type')
