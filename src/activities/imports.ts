@@ -11,7 +11,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/database';
 import { isCourierCode, normaliseTrackingNumber, trackingNumberProblem } from '../couriers/numbers';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
-import { ImportLineResult, importCounts, markImportDone, type ImportCounts } from '../imports/queries';
+import { ImportLineResult, importCounts, markImportDone, type ImportCounts } from '../read-model/imports';
 import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
 import { alignToSlot, type PollPolicy } from '../domain/polling';

@@ -18,8 +18,8 @@ import {
   type ReserveStockInput,
   type Shortage,
   type StockChange,
-} from '../inventory/queries';
-import { lowStockDedupeKey, raiseLowStockAlerts } from '../inventory/alert-queries';
+} from '../read-model/inventory';
+import { lowStockDedupeKey, raiseLowStockAlerts } from '../read-model/stock-alerts';
 import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
 

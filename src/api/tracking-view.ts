@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
-import { selectShipmentViews, type ShipmentViewRow } from '../orders/tracking-reads';
+import { selectShipmentViews, type ShipmentViewRow } from '../read-model/order-tracking';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
 import { STATUS_TEXT } from './freshness';
@@ -107,7 +107,7 @@ export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
 /** Newest first, capped: a parcel with more scans than this shows its latest ones. */
 export const MAX_EVENTS = RECENT_EVENTS_LIMIT;
 
-export { SHIPMENT_VIEW_COLUMNS, selectShipmentViews } from '../orders/tracking-reads';
+export { SHIPMENT_VIEW_COLUMNS, selectShipmentViews } from '../read-model/order-tracking';
 
 /** Builds the views from rows of {@link selectShipmentViews}; `refreshes` by shipment id when one was asked. */
 export function toTrackingViews(

@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { createActivities, type Activities } from '../../src/activities';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import { insertOrder } from '../../src/orders/queries';
+import { insertOrder } from '../../src/read-model/orders';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { orderShipmentId } from '../../src/workflows/contract';
 import { testLog } from '../support/env';

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { createOrderActivities } from '../../src/activities/orders';
 import { CourierCode } from '../../src/couriers/types';
 import { createWebhookTransport } from '../../src/notifications/transport';
-import { insertOrder } from '../../src/orders/queries';
+import { insertOrder } from '../../src/read-model/orders';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { testLog } from '../support/env';
 import { uniqueId } from '../support/temporal';

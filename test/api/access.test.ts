@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
-import { insertOrder } from '../../src/orders/queries';
+import { insertOrder } from '../../src/read-model/orders';
 import { ADDRESS } from '../support/shopper';
 import { useStack } from '../support/stack';
 

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
-import { reserveStock } from '../../src/inventory/queries';
+import { reserveStock } from '../../src/read-model/inventory';
 import { newOrder, uniqueId } from '../inventory/fixtures';
 import { useStack } from '../support/stack';
 

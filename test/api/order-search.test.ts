@@ -5,7 +5,7 @@
  */
 import type { InjectOptions } from 'fastify';
 import { sql } from 'kysely';
-import { orderSearchQuery, type OrderSearch } from '../../src/orders/search-queries';
+import { orderSearchQuery, type OrderSearch } from '../../src/read-model/order-search';
 import { insertOrderRow } from '../support/db';
 import { useStack } from '../support/stack';
 

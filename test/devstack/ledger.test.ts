@@ -6,8 +6,8 @@
 import { sql } from 'kysely';
 import { checkLedger, LedgerRule, type LedgerInput } from '../../devstack/ledger';
 import { ShipmentStatus } from '../../src/domain/status';
-import { consumeStock, releaseStock, reserveStock, restockReturned } from '../../src/inventory/queries';
-import { insertOrder } from '../../src/orders/queries';
+import { consumeStock, releaseStock, reserveStock, restockReturned } from '../../src/read-model/inventory';
+import { insertOrder } from '../../src/read-model/orders';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import { paymentIdempotencyKey, type PaymentProvider, type PaymentSummary } from '../../src/payments/types';

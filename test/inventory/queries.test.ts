@@ -14,7 +14,7 @@ import {
   reserveStock,
   restockReturned,
   stockReconciliation,
-} from '../../src/inventory/queries';
+} from '../../src/read-model/inventory';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { newItem, newOrder, raceBehindLock, reservationsOf, stockOf } from './fixtures';
 

@@ -11,7 +11,7 @@ import { createOrderActivities } from '../../src/activities/orders';
 import { createShipmentActivities } from '../../src/activities/shipments';
 import { CourierCode } from '../../src/couriers/types';
 import { startDispatcher, type Dispatcher } from '../../src/notifications/dispatcher';
-import { insertOrder } from '../../src/orders/queries';
+import { insertOrder } from '../../src/read-model/orders';
 import { startTestApi, type TestApi } from '../support/api';
 import { testLog } from '../support/env';
 import { eventually } from '../support/eventually';

@@ -7,7 +7,7 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { CourierCode } from '../../src/couriers/types';
-import { insertOrder } from '../../src/orders/queries';
+import { insertOrder } from '../../src/read-model/orders';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
 import { orderShipmentId, orderWorkflowId, type OrderWorkflowInput } from '../../src/workflows/contract';
 import type { PollPolicy } from '../../src/domain/polling';

@@ -6,7 +6,7 @@
  * placed must hold (devstack/ledger.ts).
  */
 import { checkLedger } from '../../devstack/ledger';
-import { stockReconciliation } from '../../src/inventory/queries';
+import { stockReconciliation } from '../../src/read-model/inventory';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { TestDatabase } from './db';
 import { ADDRESS } from './shopper';

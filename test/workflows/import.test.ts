@@ -2,7 +2,7 @@
  * The import workflow end to end: real Temporal dev server, real worker and activities, real
  * Postgres, shipment workflows polling the courier simulator over HTTP.
  */
-import { insertImport, type ImportLineInput } from '../../src/imports/queries';
+import { insertImport, type ImportLineInput } from '../../src/read-model/imports';
 import { importWorkflowId, type importWorkflow } from '../../src/workflows/import';
 import { shipmentWorkflowId } from '../../src/workflows/contract';
 import { recordHistory } from '../support/histories';

@@ -4,11 +4,11 @@
  * orders hold, and low-stock alerts listed and acknowledged. Every change is audited (who,
  * why, before and after); stock never goes below what orders have reserved. The SQL, and
  * how a change and the saga's reservations take turns on a sku, are in
- * src/inventory/catalogue-queries.ts and alert-queries.ts.
+ * src/read-model/catalogue.ts and stock-alerts.ts.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { acknowledgeAlert, alertsPage } from '../../inventory/alert-queries';
+import { acknowledgeAlert, alertsPage } from '../../read-model/stock-alerts';
 import {
   changeStock,
   createSku,
@@ -16,7 +16,7 @@ import {
   stockLevelsPage,
   updateSku,
   type StockChangeResult as ChangeOutcome,
-} from '../../inventory/catalogue-queries';
+} from '../../read-model/catalogue';
 import { Permission } from '../access';
 import type { ApiDeps } from '../app';
 import { actorOf, requireStaff } from '../auth';

@@ -15,7 +15,7 @@ import { stringify } from 'csv-stringify';
 import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
 import { createPool } from '../../../db/client';
-import { EXPORT_KINDS, exportQuery, type ExportKind, type ExportRange } from '../../orders/export-queries';
+import { EXPORT_KINDS, exportQuery, type ExportKind, type ExportRange } from '../../read-model/exports';
 import { Permission } from '../access';
 import type { ApiDeps } from '../app';
 import { requireStaff } from '../auth';

@@ -20,7 +20,7 @@ import {
   type ImportLineResult,
   insertImport,
   type ImportLineInput,
-} from '../../imports/queries';
+} from '../../read-model/imports';
 import { importWorkflowId, type importWorkflow } from '../../workflows/import';
 import { Permission } from '../access';
 import type { ApiDeps } from '../app';

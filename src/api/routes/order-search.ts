@@ -1,12 +1,12 @@
 /**
  * Finding an order for staff (support and up): by order number, customer e-mail, tracking
  * number, status and creation date range, newest first, in keyset pages, from the read
- * model only (src/orders/search-queries.ts). The e-mail is sent in the body, never in the
+ * model only (src/read-model/order-search.ts). The e-mail is sent in the body, never in the
  * URL, so it stays out of access logs; answers show what support already sees on the
  * order itself, less its address.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { searchOrders, type OrderSearch } from '../../orders/search-queries';
+import { searchOrders, type OrderSearch } from '../../read-model/order-search';
 import { Permission } from '../access';
 import { decodeCursor, encodeCursor } from '../admin-queries';
 import type { ApiDeps } from '../app';

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
-import { shipmentByTrackingNumber } from '../../orders/tracking-reads';
+import { shipmentByTrackingNumber } from '../../read-model/order-tracking';
 import { ShipmentTrackingView, toTrackingViews } from '../tracking-view';
 
 /**

@@ -3,7 +3,7 @@
  * lists (its rows and columns, for the OpenAPI document and docs/exports.md).
  */
 import { Type } from 'typebox';
-import type { ExportKind } from '../../orders/export-queries';
+import type { ExportKind } from '../../read-model/exports';
 
 /** The longest range one export covers, in days (both ends included): a quarter. */
 export const MAX_EXPORT_DAYS = 92;

@@ -3,7 +3,7 @@
  * threshold), stock received and adjusted with a reason, and stock levels. Every change
  * writes an audit row (who, why, before and after) in the same transaction as the change.
  *
- * Concurrency with the saga ({@link reserveStock} in ./queries): a stock change is one
+ * Concurrency with the saga ({@link reserveStock} in ./inventory): a stock change is one
  * conditional UPDATE of the sku's row (`on_hand + delta >= reserved`), which takes the same
  * row lock a reservation takes (FOR NO KEY UPDATE) and re-checks the condition on the row
  * as it is once that lock is granted. A reservation and a stock change on one sku therefore
@@ -12,7 +12,7 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, InventoryItem } from '../../db/database';
-import { raiseLowStockAlerts } from './alert-queries';
+import { raiseLowStockAlerts } from './stock-alerts';
 
 export interface StockLevel {
   sku: string;
