@@ -7,7 +7,7 @@
  * the shipment row is keyed by it, and cancelling twice is harmless.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
   CourierRefusal,
@@ -20,6 +20,12 @@ import { gatedRequests } from '../couriers/http';
 import { CancelOutcome, FailureType } from '../domain/failures';
 import { PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { writeShipmentEvent } from '../notifications/outbox';
+import {
+  insertBookedShipment,
+  lockShipment,
+  markBookingCancelled,
+  markCredentialsRefused,
+} from '../read-model/shipments';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
 import { nextBudgetWindowMs } from '../domain/polling';
@@ -114,14 +120,7 @@ export function createBookingActivities(deps: BookingActivityDeps) {
     if (!(err instanceof CourierRejectedError) || err.reason !== CourierRefusal.CREDENTIALS) return;
     log.error({ courier, operation, shipmentId, err: err.message }, 'courier refused our credentials');
     count(activityMeter(), Metrics.courierCredentialsRefused, { courier, operation });
-    await db
-      .updateTable('shipments')
-      .set({
-        sync_error: `${operation}: ${err.message}`,
-        sync_failing_since: sql<Date>`coalesce(sync_failing_since, now())`,
-      })
-      .where('id', '=', shipmentId)
-      .execute();
+    await markCredentialsRefused(db, shipmentId, `${operation}: ${err.message}`);
   }
 
   return {
@@ -180,26 +179,16 @@ export function createBookingActivities(deps: BookingActivityDeps) {
         await credentialsIncident(err, input.courier, 'book', input.shipmentId);
         throw courierFailure(err, FailureType.BOOKING_REJECTED);
       }
-      await db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('shipments')
-          .values({
-            id: input.shipmentId,
-            order_id: input.orderId,
-            courier: input.courier,
-            tracking_number: booking.trackingNumber,
-            destination_city: address.city,
-            destination_country: address.country,
-          })
-          .onConflict((oc) => oc.column('id').doNothing())
-          .execute();
-        await trx
-          .updateTable('order_items')
-          .set({ shipment_id: input.shipmentId })
-          .where('order_id', '=', input.orderId)
-          .where('line_no', 'in', input.lineNos)
-          .execute();
-      });
+      await db.transaction().execute((trx) =>
+        insertBookedShipment(trx, {
+          shipmentId: input.shipmentId,
+          orderId: input.orderId,
+          courier: input.courier,
+          trackingNumber: booking.trackingNumber,
+          lineNos: input.lineNos,
+          destination: { city: address.city, country: address.country },
+        }),
+      );
       log.info(
         { orderId: input.orderId, shipmentId: input.shipmentId, trackingNumber: booking.trackingNumber },
         'booked',
@@ -241,27 +230,11 @@ export function createBookingActivities(deps: BookingActivityDeps) {
       }
       const subStatus = outcome === CancelOutcome.CANCELLED ? 'BOOKING_CANCELLED' : 'UNKNOWN_AT_COURIER';
       await db.transaction().execute(async (trx) => {
-        const before = await trx
-          .selectFrom('shipments')
-          .select(['status', 'order_id', 'courier', 'tracking_number'])
-          .where('id', '=', input.shipmentId)
-          .forUpdate()
-          .executeTakeFirst();
+        const before = await lockShipment(trx, input.shipmentId);
         // A parcel that ended otherwise (delivered, returned, expired) keeps its own ending.
         if (!before || ['DELIVERED', 'RETURNED', 'EXPIRED'].includes(before.status)) return;
-        await trx
-          .updateTable('shipments')
-          .set({
-            status: 'CANCELLED',
-            sub_status: subStatus,
-            next_poll_at: null,
-            // The courier answered: a credentials incident an earlier attempt recorded is over.
-            sync_error: null,
-            sync_failing_since: null,
-            updated_at: sql<Date>`now()`,
-          })
-          .where('id', '=', input.shipmentId)
-          .execute();
+        // The courier answered: a credentials incident an earlier attempt recorded is over.
+        await markBookingCancelled(trx, input.shipmentId, subStatus);
         // The event in the same transaction, once: a retried cancel finds the parcel CANCELLED.
         if (before.status !== 'CANCELLED') {
           await writeShipmentEvent(trx, {

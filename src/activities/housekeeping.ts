@@ -18,8 +18,18 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { redactPersonalText, scrubPersonalData } from '../domain/personal-data';
-import { ShipmentStatus, TERMINAL_STATUSES } from '../domain/status';
+import { ShipmentStatus } from '../domain/status';
 import { writeShipmentEvent } from '../notifications/outbox';
+import {
+  archiveFinished,
+  eventRawTexts,
+  expireUnscanned,
+  lockUnscrubbedFinished,
+  markScrubbed,
+  setEventRawTexts,
+  unscannedShipmentIds,
+} from '../read-model/shipments';
+import { ago } from '../read-model/time';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
 import {
@@ -103,10 +113,6 @@ export interface PruneBatchInput {
   olderThanMs: number;
   batchSize: number;
 }
-
-const TERMINAL = [...TERMINAL_STATUSES];
-const ago = (ms: number) => sql<Date>`now() - ${ms} * interval '1 millisecond'`;
-const lastScan = sql<Date>`coalesce(last_event_at, created_at)`;
 
 /** Describes run at once against Temporal while checking a batch. */
 const DESCRIBE_CONCURRENCY = 8;
@@ -236,15 +242,7 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
   return {
     /** One batch of unscanned, untracked shipments → EXPIRED (sub-status NO_SCAN), audited. */
     async expireUnscannedShipments(input: ExpireBatchInput): Promise<ExpireBatchResult> {
-      let query = db
-        .selectFrom('shipments')
-        .select('id')
-        .where('status', 'not in', TERMINAL)
-        .where(lastScan, '<', ago(input.expireAfterNoScanMs))
-        .orderBy('id')
-        .limit(input.batchSize);
-      if (input.afterId !== null) query = query.where('id', '>', input.afterId);
-      const candidates = (await query.execute()).map((r) => r.id);
+      const candidates = await unscannedShipmentIds(db, input);
 
       const temporal =
         candidates.length === 0
@@ -264,22 +262,7 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
       let expired: string[] = [];
       if (untracked.length > 0) {
         expired = await db.transaction().execute(async (trx) => {
-          // Conditions again: a scan or a finish may have landed since the select.
-          const rows = await trx
-            .updateTable('shipments')
-            .set({
-              status: 'EXPIRED',
-              sub_status: 'NO_SCAN',
-              next_poll_at: null,
-              finished_at: sql<Date>`now()`,
-              version: sql<number>`version + 1`,
-              updated_at: sql<Date>`now()`,
-            })
-            .where('id', 'in', untracked)
-            .where('status', 'not in', TERMINAL)
-            .where(lastScan, '<', ago(input.expireAfterNoScanMs))
-            .returning(['id', 'order_id', 'courier', 'tracking_number', 'eta'])
-            .execute();
+          const rows = await expireUnscanned(trx, untracked, input.expireAfterNoScanMs);
           // Each parcel's event in the same transaction (the update only matched unfinished ones).
           for (const row of rows) {
             await writeShipmentEvent(trx, {
@@ -379,26 +362,10 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
 
     /** One batch of shipments finished longer ago than the limit → archived. */
     async archiveFinishedShipments(input: AgeBatchInput): Promise<AgeBatchResult> {
-      const rows = await db
-        .updateTable('shipments')
-        .set({ archived_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
-        .where('id', 'in', (eb) =>
-          eb
-            .selectFrom('shipments')
-            .select('id')
-            .where('archived_at', 'is', null)
-            .where('status', 'in', TERMINAL)
-            .where('finished_at', '<', ago(input.olderThanMs))
-            .orderBy('finished_at')
-            .limit(input.batchSize)
-            .forUpdate()
-            .skipLocked(),
-        )
-        .returning('id')
-        .execute();
-      count(activityMeter(), Metrics.housekeepingShipments, { action: 'archived' }, rows.length);
-      if (rows.length > 0) log.info(`housekeeping archived ${rows.length} shipments`);
-      return { changed: rows.length, more: rows.length === input.batchSize };
+      const archived = await archiveFinished(db, input.olderThanMs, input.batchSize);
+      count(activityMeter(), Metrics.housekeepingShipments, { action: 'archived' }, archived);
+      if (archived > 0) log.info(`housekeeping archived ${archived} shipments`);
+      return { changed: archived, more: archived === input.batchSize };
     },
 
     /**
@@ -407,41 +374,22 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
      */
     async scrubFinishedShipments(input: AgeBatchInput): Promise<AgeBatchResult> {
       const scrubbed = await db.transaction().execute(async (trx) => {
-        const shipments = await trx
-          .selectFrom('shipments')
-          .select(['id', 'raw_latest'])
-          .where('pii_scrubbed_at', 'is', null)
-          .where('status', 'in', TERMINAL)
-          .where('finished_at', '<', ago(input.olderThanMs))
-          .orderBy('finished_at')
-          .limit(input.batchSize)
-          .forUpdate()
-          .skipLocked()
-          .execute();
+        const shipments = await lockUnscrubbedFinished(trx, input.olderThanMs, input.batchSize);
         if (shipments.length === 0) return 0;
         const ids = shipments.map((s) => s.id);
 
-        const events = await trx
-          .selectFrom('tracking_events')
-          .select(['id', 'raw_text'])
-          .where('shipment_id', 'in', ids)
-          .where('raw_text', 'is not', null)
-          .execute();
+        const events = await eventRawTexts(trx, ids);
         const changedEvents = events
           .map((e) => ({ id: e.id, text: redactPersonalText(e.raw_text!) }))
           .filter((e, i) => e.text !== events[i]!.raw_text);
         if (changedEvents.length > 0) {
-          await sql`update tracking_events as t set raw_text = v.raw_text
-            from unnest(${changedEvents.map((e) => e.id)}::bigint[], ${changedEvents.map((e) => e.text)}::text[]) as v(id, raw_text)
-            where t.id = v.id`.execute(trx);
+          await setEventRawTexts(trx, changedEvents);
         }
 
         const payloads = shipments.map((s) =>
           s.raw_latest === null ? null : JSON.stringify(scrubPersonalData(s.raw_latest)),
         );
-        await sql`update shipments as s set raw_latest = v.raw_latest, pii_scrubbed_at = now()
-          from unnest(${ids}::text[], ${payloads}::jsonb[]) as v(id, raw_latest)
-          where s.id = v.id`.execute(trx);
+        await markScrubbed(trx, ids, payloads);
         return shipments.length;
       });
       count(activityMeter(), Metrics.housekeepingShipments, { action: 'scrubbed' }, scrubbed);

@@ -5,8 +5,8 @@
  * with ON CONFLICT, snapshots are plain overwrites of what the workflow decided.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { sql, type Kysely } from 'kysely';
-import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
 import {
   CourierRejectedError,
   CourierUnavailableError,
@@ -22,6 +22,14 @@ import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/sta
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
 import { writeShipmentEvent } from '../notifications/outbox';
+import {
+  insertTrackingEvents,
+  lockShipment,
+  markSyncProblem,
+  saveRawLatest,
+  writeShipmentSnapshot,
+  type SyncProblem,
+} from '../read-model/shipments';
 import { activityMeter } from './meter';
 import { nextBudgetWindowMs, type PollPolicy } from '../domain/polling';
 import { FailureType } from '../domain/failures';
@@ -71,13 +79,7 @@ export interface RecordTrackingInput {
   nextPollAt: string | null;
 }
 
-export interface RecordSyncProblemInput {
-  shipmentId: string;
-  error: string;
-  failingSince: string | null;
-  consecutiveFailures: number;
-  nextPollAt: string;
-}
+export type RecordSyncProblemInput = SyncProblem;
 
 /** Heartbeats while a poll waits for its batch and the courier, so a dead worker's polls are retried soon. */
 async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
@@ -218,11 +220,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         if (scans > 0) count(meter, Metrics.courierUnknownScans, { courier: input.courier, kind }, scans);
       }
       // Kept for support, in Postgres only: the history carries what the workflow decides on.
-      await db
-        .updateTable('shipments')
-        .set({ raw_latest: JSON.stringify(result.raw) })
-        .where('id', '=', input.shipmentId)
-        .execute();
+      await saveRawLatest(db, input.shipmentId, result.raw);
       return {
         kind: 'found',
         status: result.status,
@@ -235,38 +233,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
     /** Writes new events (deduped by key), the snapshot the workflow decided and the newest-events copy. */
     async recordTracking(input: RecordTrackingInput): Promise<{ inserted: number }> {
       const result = await db.transaction().execute(async (trx) => {
-        let inserted = 0;
-        if (input.events.length > 0) {
-          const rows = await trx
-            .insertInto('tracking_events')
-            .values(
-              input.events.map((e) => ({
-                shipment_id: input.shipmentId,
-                event_key: e.key,
-                status: e.status,
-                sub_status: e.subStatus,
-                raw_code: e.rawCode,
-                raw_text: e.rawText,
-                occurred_at: e.occurredAt,
-                occurred_at_raw: e.occurredAtRaw,
-                location_city: e.location.city,
-                location_state: e.location.state,
-                location_country: e.location.country,
-                source: e.source,
-              })),
-            )
-            .onConflict((oc) => oc.columns(['shipment_id', 'event_key']).doNothing())
-            .returning('id')
-            .execute();
-          inserted = rows.length;
-        }
+        const inserted = await insertTrackingEvents(trx, input.shipmentId, input.events);
         // Locked: a racing second run of this write sees the new status and writes no second event.
-        const before = await trx
-          .selectFrom('shipments')
-          .select(['status', 'sub_status', 'order_id', 'courier', 'tracking_number'])
-          .where('id', '=', input.shipmentId)
-          .forUpdate()
-          .executeTakeFirst();
+        const before = await lockShipment(trx, input.shipmentId);
         // A booking the order cancelled stays CANCELLED while the courier's data still shows it
         // booked (a poll answered before the cancel reached the courier): the parcel never goes
         // back to INFO_RECEIVED in front of the customer. A scan of a real pickup still shows.
@@ -274,54 +243,21 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           before?.status === 'CANCELLED' && !isPickedUpStatus(input.status) && !isTerminal(input.status);
         const status = keepCancelled ? 'CANCELLED' : input.status;
         const subStatus = keepCancelled ? (before?.sub_status ?? null) : input.subStatus;
-        const lastEvent = await trx
-          .selectFrom('tracking_events')
-          .select((eb) => eb.fn.max('occurred_at').as('at'))
-          .where('shipment_id', '=', input.shipmentId)
-          .executeTakeFirst();
-        const updated = await trx
-          .updateTable('shipments')
-          .set(() => ({
-            status,
-            sub_status: subStatus,
-            eta: input.eta,
-            last_event_at: lastEvent?.at ?? null,
-            // The read routes' copy of the newest events: one row answers a tracking read.
-            ...(inserted > 0
-              ? {
-                  recent_events: sql<string>`coalesce((
-                    select jsonb_agg(jsonb_build_object('status', e.status, 'occurredAt', e.occurred_at,
-                                                        'city', e.location_city, 'country', e.location_country)
-                                     order by e.occurred_at desc, e.id desc)
-                    from (select * from tracking_events t where t.shipment_id = ${input.shipmentId}
-                          order by t.occurred_at desc, t.id desc limit ${RECENT_EVENTS_LIMIT}) e), '[]'::jsonb)`,
-                }
-              : {}),
-            next_poll_at: keepCancelled ? null : input.nextPollAt,
-            ...(input.syncedAt
-              ? {
-                  last_synced_at: input.syncedAt,
-                  sync_error: input.syncError ?? null,
-                  sync_failing_since: null,
-                  consecutive_failures: 0,
-                }
-              : {}),
-            ...(input.status === 'DELIVERED'
-              ? { delivered_at: sql<Date>`coalesce(delivered_at, now())` }
-              : {}),
-            ...(isPickedUpStatus(input.status)
-              ? { picked_up_at: sql<Date>`coalesce(picked_up_at, now())` }
-              : {}),
-            // Housekeeping ages (archive, scrub) count from here; a delivered parcel that
-            // starts a return is unfinished again.
-            finished_at: isTerminal(status) ? sql<Date>`coalesce(finished_at, now())` : null,
-            // A retried write of the same state is not a new version.
-            version: sql<number>`version + case when ${inserted} > 0 or status is distinct from ${status} or sub_status is distinct from ${subStatus} then 1 else 0 end`,
-            updated_at: sql<Date>`now()`,
-          }))
-          .where('id', '=', input.shipmentId)
-          .executeTakeFirst();
-        if (updated.numUpdatedRows === 0n) {
+        const found = await writeShipmentSnapshot(trx, {
+          shipmentId: input.shipmentId,
+          status,
+          subStatus,
+          eta: input.eta,
+          nextPollAt: keepCancelled ? null : input.nextPollAt,
+          syncedAt: input.syncedAt,
+          syncError: input.syncError ?? null,
+          eventsAdded: inserted,
+          delivered: input.status === 'DELIVERED',
+          pickedUp: isPickedUpStatus(input.status),
+          // A delivered parcel that starts a return is unfinished again.
+          finished: isTerminal(status),
+        });
+        if (!found) {
           throw ApplicationFailure.create({
             type: FailureType.SHIPMENT_NOT_FOUND,
             message: `shipment ${input.shipmentId} is not in the read model`,
@@ -347,17 +283,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
 
     /** Marks the read model stale: the API shows cached data with this error. */
     async recordSyncProblem(input: RecordSyncProblemInput): Promise<void> {
-      await db
-        .updateTable('shipments')
-        .set({
-          sync_error: input.error,
-          sync_failing_since: input.failingSince,
-          consecutive_failures: input.consecutiveFailures,
-          next_poll_at: input.nextPollAt,
-          updated_at: sql<Date>`now()`,
-        })
-        .where('id', '=', input.shipmentId)
-        .execute();
+      await markSyncProblem(db, input);
     },
   };
 }
