@@ -17,6 +17,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
+import { writeAudit } from '../read-model/audit';
 import { redactPersonalText, scrubPersonalData } from '../domain/personal-data';
 import { ShipmentStatus } from '../domain/status';
 import { writeShipmentEvent } from '../notifications/outbox';
@@ -221,20 +222,18 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
         })
         .where('id', '=', orderId)
         .execute();
-      await trx
-        .insertInto('audit_log')
-        .values({
+      await writeAudit(trx, [
+        {
           actor: 'system:housekeeping',
           action: 'order.fail_not_started',
-          subject_type: 'order',
-          subject_id: orderId,
+          subjectType: 'order',
+          subjectId: orderId,
           reason:
             'PENDING past the start grace with no order workflow: its start failed and was never retried',
-          details: JSON.stringify({ createdAt: order.created_at.toISOString(), graceMs: olderThanMs }),
-          dedupe_key: `housekeeping:order-not-started:${orderId}`,
-        })
-        .onConflict((oc) => oc.column('dedupe_key').doNothing())
-        .execute();
+          details: { createdAt: order.created_at.toISOString(), graceMs: olderThanMs },
+          dedupeKey: `housekeeping:order-not-started:${orderId}`,
+        },
+      ]);
       return true;
     });
   }
@@ -275,23 +274,18 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
               eta: row.eta === null ? null : new Date(row.eta).toISOString(),
             });
           }
-          if (rows.length > 0) {
-            await trx
-              .insertInto('audit_log')
-              .values(
-                rows.map((row) => ({
-                  actor: 'system:housekeeping',
-                  action: 'shipment.expire',
-                  subject_type: 'shipment',
-                  subject_id: row.id,
-                  reason: 'no scan within the expiry limit and no shipment workflow tracking it',
-                  details: JSON.stringify({ expireAfterNoScanMs: input.expireAfterNoScanMs }),
-                  dedupe_key: `housekeeping:expire:${row.id}`,
-                })),
-              )
-              .onConflict((oc) => oc.column('dedupe_key').doNothing())
-              .execute();
-          }
+          await writeAudit(
+            trx,
+            rows.map((row) => ({
+              actor: 'system:housekeeping',
+              action: 'shipment.expire',
+              subjectType: 'shipment',
+              subjectId: row.id,
+              reason: 'no scan within the expiry limit and no shipment workflow tracking it',
+              details: { expireAfterNoScanMs: input.expireAfterNoScanMs },
+              dedupeKey: `housekeeping:expire:${row.id}`,
+            })),
+          );
           // Before the commit: if telling an order fails, the expiry rolls back and the retry
           // does both again (a second EXPIRED milestone is harmless to the order).
           const ofOrders = rows.flatMap((r) =>

@@ -6,6 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
+import { writeAudit, type AuditEntry } from '../read-model/audit';
 import { FailureType } from '../domain/failures';
 import type { Logger } from '../logger';
 import {
@@ -64,28 +65,18 @@ export function createOrderActivities(deps: OrderActivityDeps) {
     },
 
     /** Who did what to which order, when and why (admin and customer actions). Once per key. */
-    async recordAudit(input: {
-      key: string;
-      actor: string;
-      action: string;
-      subjectType: string;
-      subjectId: string;
-      reason: string | null;
-      details?: Record<string, unknown>;
-    }): Promise<void> {
-      await db
-        .insertInto('audit_log')
-        .values({
+    async recordAudit(input: Omit<AuditEntry, 'dedupeKey'> & { key: string }): Promise<void> {
+      await writeAudit(db, [
+        {
           actor: input.actor,
           action: input.action,
-          subject_type: input.subjectType,
-          subject_id: input.subjectId,
+          subjectType: input.subjectType,
+          subjectId: input.subjectId,
           reason: input.reason,
-          details: JSON.stringify(input.details ?? {}),
-          dedupe_key: input.key,
-        })
-        .onConflict((oc) => oc.column('dedupe_key').doNothing())
-        .execute();
+          details: input.details,
+          dedupeKey: input.key,
+        },
+      ]);
     },
 
     /**
@@ -206,19 +197,17 @@ export function createOrderActivities(deps: OrderActivityDeps) {
             }),
           )
           .execute();
-        await trx
-          .insertInto('audit_log')
-          .values({
+        await writeAudit(trx, [
+          {
             actor: 'system:order-saga',
             action: 'order.needs_attention',
-            subject_type: 'order',
-            subject_id: input.orderId,
+            subjectType: 'order',
+            subjectId: input.orderId,
             reason: input.reason,
-            details: JSON.stringify({ itemId: input.itemId, step: input.step }),
-            dedupe_key: `attention-raised:${input.orderId}:${input.raiseKey}`,
-          })
-          .onConflict((oc) => oc.column('dedupe_key').doNothing())
-          .execute();
+            details: { itemId: input.itemId, step: input.step },
+            dedupeKey: `attention-raised:${input.orderId}:${input.raiseKey}`,
+          },
+        ]);
       });
       log.error(input, 'order needs attention');
     },
@@ -246,19 +235,17 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           .where('item_id', '=', input.itemId)
           .where('status', '=', 'OPEN')
           .execute();
-        await trx
-          .insertInto('audit_log')
-          .values({
+        await writeAudit(trx, [
+          {
             actor: input.by,
             action: input.outcome === 'RETRIED' ? 'order.attention_retried' : 'order.attention_resolved',
-            subject_type: 'order',
-            subject_id: input.orderId,
+            subjectType: 'order',
+            subjectId: input.orderId,
             reason: input.resolution,
-            details: JSON.stringify({ itemId: input.itemId }),
-            dedupe_key: `attention:${input.orderId}:${input.actionKey}`,
-          })
-          .onConflict((oc) => oc.column('dedupe_key').doNothing())
-          .execute();
+            details: { itemId: input.itemId },
+            dedupeKey: `attention:${input.orderId}:${input.actionKey}`,
+          },
+        ]);
       });
     },
   };

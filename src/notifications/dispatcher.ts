@@ -15,6 +15,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
+import { writeAudit } from '../read-model/audit';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { postSigned } from './transport';
@@ -170,18 +171,17 @@ async function record(
       .set({ status: 'DISABLED', disabled_reason: reason, updated_at: sql<Date>`now()` })
       .where('id', '=', row.endpoint_id)
       .execute();
-    await trx
-      .insertInto('audit_log')
-      .values({
+    await writeAudit(trx, [
+      {
         actor: 'system:event-dispatcher',
         action: 'event_endpoint.auto_disable',
-        subject_type: 'event_endpoint',
-        subject_id: row.endpoint_id,
+        subjectType: 'event_endpoint',
+        subjectId: row.endpoint_id,
         reason,
-        details: JSON.stringify({ failures: endpoint.consecutive_failures }),
-        dedupe_key: null,
-      })
-      .execute();
+        details: { failures: endpoint.consecutive_failures },
+        dedupeKey: null,
+      },
+    ]);
     log.warn(
       { endpointId: row.endpoint_id, failures: endpoint.consecutive_failures },
       'event endpoint disabled',

@@ -6,6 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database, EventEndpoint } from '../../db/database';
+import { writeAudit } from '../read-model/audit';
 
 /** `whsec_` and 32 random bytes, base64url: what the receiver keys its HMAC with. */
 export function newEndpointSecret(): string {
@@ -24,18 +25,17 @@ async function audit(
   endpointId: string,
   details: Record<string, unknown> = {},
 ): Promise<void> {
-  await trx
-    .insertInto('audit_log')
-    .values({
+  await writeAudit(trx, [
+    {
       actor: change.actor,
       action,
-      subject_type: 'event_endpoint',
-      subject_id: endpointId,
+      subjectType: 'event_endpoint',
+      subjectId: endpointId,
       reason: change.reason,
-      details: JSON.stringify(details),
-      dedupe_key: null,
-    })
-    .execute();
+      details,
+      dedupeKey: null,
+    },
+  ]);
 }
 
 export async function createEndpoint(

@@ -20,6 +20,7 @@ import {
 } from '../../workflows/contract';
 import type { shipmentWorkflow } from '../../workflows/shipment';
 import type { CourierCode } from '../../couriers/types';
+import { writeAudit } from '../../read-model/audit';
 import { Permission } from '../access';
 import type { ApiDeps } from '../app';
 import { actorOf, requireStaff } from '../auth';
@@ -87,19 +88,17 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
         .send(claim.body as never);
     }
     const audit = (result: Record<string, unknown>) =>
-      db
-        .insertInto('audit_log')
-        .values({
+      writeAudit(db, [
+        {
           actor: by,
           action: `failed_work.${what.action}`,
-          subject_type: what.subjectType,
-          subject_id: what.subjectId,
+          subjectType: what.subjectType,
+          subjectId: what.subjectId,
           reason: what.reason,
-          details: JSON.stringify({ idempotencyKey: key, ...result }),
-          dedupe_key: `failed_work:${digest(`${scope}:${key}`)}`,
-        })
-        .onConflict((oc) => oc.column('dedupe_key').doNothing())
-        .execute();
+          details: { idempotencyKey: key, ...result },
+          dedupeKey: `failed_work:${digest(`${scope}:${key}`)}`,
+        },
+      ]);
     try {
       const outcome = await act(digest(`${scope}:${key}`));
       const body: ActionResult = {
