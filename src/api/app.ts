@@ -48,6 +48,7 @@ import { failedWorkRoutes } from './routes/failed-work';
 import { healthRoutes } from './routes/health';
 import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
+import { orderCreateRoutes } from './routes/order-create';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
 import { subscriptionRoutes } from './routes/subscriptions';
@@ -292,6 +293,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { deps });
   await app.register(trackingRoutes, { deps });
+  await app.register(orderCreateRoutes, { deps });
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
   await app.register(attentionRoutes, { deps });
