@@ -40,6 +40,7 @@ import {
 import { metricsPlugin } from './metrics';
 import { describeOperation, documentResponseHeaders, SECURITY_SCHEMES } from './operations';
 import { adminRoutes } from './routes/admin';
+import { adminQueueRoutes } from './routes/admin-queue';
 import { attentionRoutes } from './routes/attention';
 import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
@@ -296,6 +297,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(orderCreateRoutes, { deps });
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
+  await app.register(adminQueueRoutes, { deps });
   await app.register(attentionRoutes, { deps });
   await app.register(failedWorkRoutes, { deps });
   await app.register(importRoutes, { deps });
