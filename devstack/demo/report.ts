@@ -7,7 +7,7 @@ import { DEMO_OUTAGE_MS, humanDuration, type KnownBug } from './plan';
 import { checkLedger, LEDGER_RULE_TEXT, type LedgerResult } from '../ledger';
 import { cliListCommand, paint, resultLine, temporalUiUrl } from './view';
 import { cachedCliPath } from '../temporal-cli';
-import { COURIER_NAMES, type RunContext, type RunOutcome, rowOf } from './orders';
+import { apiUrlOf, COURIER_NAMES, type RunContext, type RunOutcome, rowOf } from './orders';
 
 function temporalCli(config: Config): string {
   if (config.temporal.cliPath) return config.temporal.cliPath;
@@ -194,6 +194,20 @@ export async function report(ctx: RunContext, outcome: RunOutcome): Promise<bool
     );
   }
 
+  // Where ops go next, through the API (staff token or the admin key; docs/operations.md, docs/exports.md).
+  const api = apiUrlOf(ctx.config);
+  const day = new Date().toISOString().slice(0, 10);
+  screen.line(paint('bold', 'Failed work and exports (staff: ops or admin):', color));
+  screen.line(
+    `  Failed or stuck workflows, orders needing attention, parcels with sync errors, each retried from there:`,
+  );
+  screen.line(
+    `      ${api}/v1/admin/failed-work?kind=order_workflow   (also shipment_workflow, needs_attention, sync_error)`,
+  );
+  screen.line(
+    `  CSV exports for a date range (deliveries, exceptions, courier-usage, orders with their money):`,
+  );
+  screen.line(`      ${api}/v1/admin/exports/deliveries?from=${day}&to=${day}`);
   const queriesFine = strict ? queriesFailed + queriesKnown === 0 : queriesFailed === 0;
   const allOk =
     failed === 0 && (!strict || known === 0) && queriesFine && outageOk && ledgerOk && !outcome.timedOut;
