@@ -40,6 +40,7 @@ import {
 import { metricsPlugin } from './metrics';
 import { describeOperation, documentResponseHeaders, SECURITY_SCHEMES } from './operations';
 import { adminRoutes } from './routes/admin';
+import { adminQueueRoutes } from './routes/admin-queue';
 import { attentionRoutes } from './routes/attention';
 import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
@@ -48,6 +49,7 @@ import { failedWorkRoutes } from './routes/failed-work';
 import { healthRoutes } from './routes/health';
 import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
+import { orderCreateRoutes } from './routes/order-create';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
 import { subscriptionRoutes } from './routes/subscriptions';
@@ -292,8 +294,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { deps });
   await app.register(trackingRoutes, { deps });
+  await app.register(orderCreateRoutes, { deps });
   await app.register(orderRoutes, { deps });
   await app.register(adminRoutes, { deps });
+  await app.register(adminQueueRoutes, { deps });
   await app.register(attentionRoutes, { deps });
   await app.register(failedWorkRoutes, { deps });
   await app.register(importRoutes, { deps });

@@ -1,23 +1,15 @@
 /**
- * Admin routes (`/v1/admin/...`): steer shipment and order workflows (refresh, cancel,
- * manual delivery) and work the exceptions queue. Actions go through the workflows as
- * signals and updates, never around them; lists and stats read Postgres only, so they keep
- * answering while Temporal is down. Their request and answer schemas are
- * src/api/schemas/admin-routes.ts.
+ * Admin actions (`/v1/admin/...`): steer shipment and order workflows (refresh, cancel,
+ * manual delivery). Actions go through the workflows as signals and updates, never around
+ * them. The exceptions queue and the stats (Postgres only) are src/api/routes/admin-queue.ts.
+ * Their request and answer schemas are src/api/schemas/admin-routes.ts.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { NormalisedEvent } from '../../couriers/types';
 import { isTerminal, ShipmentStatus } from '../../domain/status';
 import { courierEventsSignal, refreshSignal, shipmentWorkflowId } from '../../workflows/contract';
-import {
-  adminStats,
-  decodeCursor,
-  encodeCursor,
-  openShipmentsMatching,
-  shipmentQueuePage,
-  type ShipmentFilter,
-} from '../admin-queries';
+import { openShipmentsMatching, type ShipmentFilter } from '../admin-queries';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
@@ -27,16 +19,12 @@ import { AUTH_ERRORS, errors, OrderParams, ReasonBody, trimmedReason } from '../
 import {
   BULK_REFRESH_CAP,
   BULK_REFRESH_CONCURRENCY,
-  PAGE_SIZE_DEFAULT,
   FAILURES_LISTED,
   ShipmentParams,
   RefreshAccepted,
   BulkRefreshBody,
   BulkRefreshResult,
   CancelResult,
-  ListQuery,
-  QueuePage,
-  Stats,
   MarkDeliveredResult,
 } from '../schemas/admin-routes';
 
@@ -264,66 +252,6 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         ? reply.code(200).send({ orderId: order.id, status: 'CANCELLED' as const })
         : reply.code(202).send({ orderId: order.id, status: 'CANCELLING' as const });
     },
-  );
-
-  app.get(
-    '/v1/admin/shipments',
-    {
-      onRequest: requireStaff(Permission.READ_SHIPMENTS),
-      schema: {
-        tags: ['admin'],
-        summary: 'The exceptions queue: shipments by status, courier, staleness, problems',
-        description:
-          'Oldest shipment first; filters combine with AND. Staleness uses the same rule as the tracking views (last sync vs the poll interval of the status). Archived shipments are left out.',
-        querystring: ListQuery,
-        response: { 200: QueuePage, ...errors(400, ...AUTH_ERRORS, 503) },
-      },
-    },
-    async (request) => {
-      const q = request.query;
-      const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
-      if (q.cursor !== undefined && after === null) {
-        throw new ApiError(
-          400,
-          'INVALID_CURSOR',
-          'querystring: cursor is not one this API handed out; pass nextCursor from the previous page',
-        );
-      }
-      const filter: ShipmentFilter = {
-        ...(q.status ? { status: q.status } : {}),
-        ...(q.courier !== undefined ? { courier: q.courier } : {}),
-        ...(q.stale !== undefined ? { stale: q.stale } : {}),
-        ...(q.exception !== undefined ? { exception: q.exception } : {}),
-        ...(q.noScanForDays !== undefined ? { noScanForDays: q.noScanForDays } : {}),
-        ...(q.orderId !== undefined ? { orderId: q.orderId } : {}),
-      };
-      const page = await shipmentQueuePage(deps.db, {
-        filter,
-        rule: deps.config.api.freshness,
-        now: new Date(),
-        limit: q.limit ?? PAGE_SIZE_DEFAULT,
-        after,
-      });
-      return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
-    },
-  );
-
-  app.get(
-    '/v1/admin/stats',
-    {
-      onRequest: requireStaff(Permission.READ_STATS),
-      schema: {
-        tags: ['admin'],
-        summary: 'Shipments by status, courier calls today vs budget, poll failures, oldest stale shipment',
-        response: { 200: Stats, ...errors(...AUTH_ERRORS, 503) },
-      },
-    },
-    async () =>
-      adminStats(deps.db, {
-        rule: deps.config.api.freshness,
-        now: new Date(),
-        dailyBudget: deps.config.courier.dailyBudget,
-      }),
   );
 
   app.post(

@@ -1,8 +1,8 @@
 /**
- * The HTTP contract of the admin routes in src/api/routes/admin.ts (refresh, cancel, the
- * exceptions queue, stats, manual delivery): their limits, requests and answers, as TypeBox
- * schemas that are also the handlers' types and the OpenAPI document's. Schemas the admin
- * route files share are in ./admin.ts.
+ * The HTTP contract of the admin routes in src/api/routes/admin.ts (refresh, cancel, manual
+ * delivery) and admin-queue.ts (the exceptions queue, stats): their limits, requests and
+ * answers, as TypeBox schemas that are also the handlers' types and the OpenAPI document's.
+ * Schemas the admin route files share are in ./admin.ts.
  */
 import { Type } from 'typebox';
 import { ShipmentStatus } from '../../domain/status';

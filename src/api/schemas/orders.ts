@@ -1,7 +1,7 @@
 /**
- * The HTTP contract of the customers' order routes (src/api/routes/orders.ts): what a request
- * may carry and what each answer holds, as TypeBox schemas that are also the handlers' types
- * and the OpenAPI document's.
+ * The HTTP contract of the customers' order routes (src/api/routes/orders.ts and
+ * order-create.ts): what a request may carry and what each answer holds, as TypeBox schemas
+ * that are also the handlers' types and the OpenAPI document's.
  */
 import { Type, type Static } from 'typebox';
 import { COURIER_CODES, type CourierCode } from '../../couriers/types';
