@@ -13,11 +13,12 @@
  *   never starve it: past the budget the counter goes on counting these requests, so the day's
  *   `calls` can exceed the budget only by releases, and the admin stats show it.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { RequestGate } from '../couriers/http';
 import { FailureType } from '../domain/failures';
 import { budgetDay } from '../domain/polling';
+import { countCourierFailure, takeCourierCall } from '../read-model/courier-usage';
 
 /** The failure type of a request the budget refused (polls and bookings). */
 export const BUDGET_EXHAUSTED = FailureType.BUDGET_EXHAUSTED;
@@ -34,29 +35,6 @@ export class BudgetExhaustedError extends Error {
   ) {
     super(message);
   }
-}
-
-/**
- * Takes one call from today's budget, atomically: the conditional upsert only counts a call
- * while the counter is below `limit`, so concurrent workers never exceed it. A null limit
- * always counts the call (releases).
- */
-export async function takeCourierCall(
-  db: Kysely<Database>,
-  courier: string,
-  day: string,
-  limit: number | null,
-): Promise<boolean> {
-  const row = await db
-    .insertInto('courier_api_usage')
-    .values({ courier, day, calls: 1 })
-    .onConflict((oc) => {
-      const counted = oc.columns(['courier', 'day']).doUpdateSet({ calls: sql`courier_api_usage.calls + 1` });
-      return limit === null ? counted : counted.where('courier_api_usage.calls', '<', limit);
-    })
-    .returning('calls')
-    .executeTakeFirst();
-  return row !== undefined;
 }
 
 export interface CourierBudget {
@@ -89,12 +67,7 @@ export function createCourierBudget(deps: {
       };
     },
     async countFailure(courier) {
-      await db
-        .updateTable('courier_api_usage')
-        .set({ failures: sql`failures + 1` })
-        .where('courier', '=', courier)
-        .where('day', '=', budgetDay(now()))
-        .execute();
+      await countCourierFailure(db, courier, budgetDay(now()));
     },
   };
 }

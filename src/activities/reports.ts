@@ -12,6 +12,7 @@ import type {
   DailyStatusSeconds,
   Database,
 } from '../../db/database';
+import { courierUsageOn } from '../read-model/courier-usage';
 import { SHIPMENT_STATUSES } from '../domain/status';
 import type { Logger } from '../logger';
 
@@ -123,11 +124,7 @@ export async function computeDailyReport(
     .orderBy('s.courier')
     .orderBy('reason')
     .execute();
-  const usage = await db
-    .selectFrom('courier_api_usage')
-    .select(['courier', 'calls', 'failures'])
-    .where('day', '=', day)
-    .execute();
+  const usage = await courierUsageOn(db, day);
 
   const couriers = [
     ...new Set([...deliveries, ...exceptions, ...expired, ...usage].map((row) => row.courier)),

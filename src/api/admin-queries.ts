@@ -10,6 +10,7 @@ import { COURIER_CODES } from '../couriers/types';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
 import { freshnessOf, freshSql, type Freshness, type FreshnessRule } from '../domain/freshness';
 import { budgetDay } from '../domain/polling';
+import { courierUsageOn } from '../read-model/courier-usage';
 
 const TERMINAL = [...TERMINAL_STATUSES];
 
@@ -243,11 +244,7 @@ export async function adminStats(
       .where('archived_at', 'is', null)
       .groupBy('status')
       .execute(),
-    db
-      .selectFrom('courier_api_usage')
-      .select(['courier', 'calls', 'failures'])
-      .where('day', '=', day)
-      .execute(),
+    courierUsageOn(db, day),
     db
       .selectFrom('shipments')
       .select((eb) => eb.fn.countAll<number>().as('count'))

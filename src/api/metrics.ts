@@ -16,6 +16,7 @@ import { COURIER_CODES } from '../couriers/types';
 import { freshSql } from '../domain/freshness';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES } from '../domain/status';
 import { budgetDay } from '../domain/polling';
+import { courierUsageOn } from '../read-model/courier-usage';
 import type { ApiDeps } from './app';
 import { errorBody } from './errors';
 
@@ -66,11 +67,7 @@ async function readBusiness(deps: ApiDeps): Promise<BusinessReading> {
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('sync_error', 'is not', null)
       .executeTakeFirstOrThrow(),
-    db
-      .selectFrom('courier_api_usage')
-      .select(['courier', 'calls', 'failures'])
-      .where('day', '=', budgetDay(Date.now()))
-      .execute(),
+    courierUsageOn(db, budgetDay(Date.now())),
   ]);
   return {
     byStatus: new Map(byStatus.map((r) => [r.status, Number(r.n)])),
