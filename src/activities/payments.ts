@@ -4,7 +4,7 @@
  * Running one twice moves no money twice and writes the same row.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { FailureType } from '../domain/failures';
 import type { Logger } from '../logger';
@@ -15,8 +15,8 @@ import {
   type AuthoriseResult,
   type PaymentCard,
   type PaymentProvider,
-  type PaymentSummary,
 } from '../payments/types';
+import { insertPayment, mirrorPayment } from '../read-model/payments';
 
 export interface PaymentActivityDeps {
   db: Kysely<Database>;
@@ -44,20 +44,6 @@ function asFailure(err: unknown): unknown {
 export function createPaymentActivities(deps: PaymentActivityDeps) {
   const { db } = deps;
 
-  async function mirror(orderId: string, summary: PaymentSummary): Promise<void> {
-    await db
-      .updateTable('payments')
-      .set({
-        status: summary.status,
-        amount_captured: summary.amountCaptured,
-        amount_refunded: summary.amountRefunded,
-        updated_at: sql<Date>`now()`,
-      })
-      .where('order_id', '=', orderId)
-      .where('provider_ref', '=', summary.providerRef)
-      .execute();
-  }
-
   /** The authorise's outcome as the read model's payment row (once per idempotency key). */
   async function recordAuthorise(
     idempotencyKey: string,
@@ -65,21 +51,17 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
     result: AuthoriseResult,
   ): Promise<void> {
     const authorised = result.status === 'AUTHORISED';
-    await db
-      .insertInto('payments')
-      .values({
-        id: idempotencyKey,
-        order_id: input.orderId,
-        idempotency_key: idempotencyKey,
-        provider: deps.providerName,
-        provider_ref: authorised ? result.providerRef : null,
-        status: result.status,
-        currency: input.currency,
-        amount_authorised: authorised ? input.amount : 0,
-        decline_code: result.status === 'DECLINED' ? result.declineCode : null,
-      })
-      .onConflict((oc) => oc.column('idempotency_key').doNothing())
-      .execute();
+    await insertPayment(db, {
+      id: idempotencyKey,
+      order_id: input.orderId,
+      idempotency_key: idempotencyKey,
+      provider: deps.providerName,
+      provider_ref: authorised ? result.providerRef : null,
+      status: result.status,
+      currency: input.currency,
+      amount_authorised: authorised ? input.amount : 0,
+      decline_code: result.status === 'DECLINED' ? result.declineCode : null,
+    });
   }
 
   return {
@@ -132,7 +114,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
           idempotencyKey: paymentIdempotencyKey(input.orderId, 'void'),
           providerRef: result.providerRef,
         });
-        await mirror(input.orderId, summary);
+        await mirrorPayment(db, input.orderId, summary);
       } catch (err) {
         throw asFailure(err);
       }
@@ -146,7 +128,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
           providerRef: input.providerRef,
           amount: input.amount,
         });
-        await mirror(input.orderId, summary);
+        await mirrorPayment(db, input.orderId, summary);
       } catch (err) {
         throw asFailure(err);
       }
@@ -158,7 +140,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
           idempotencyKey: paymentIdempotencyKey(input.orderId, 'void'),
           providerRef: input.providerRef,
         });
-        await mirror(input.orderId, summary);
+        await mirrorPayment(db, input.orderId, summary);
       } catch (err) {
         throw asFailure(err);
       }
@@ -177,7 +159,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
           providerRef: input.providerRef,
           amount: input.amount,
         });
-        await mirror(input.orderId, result);
+        await mirrorPayment(db, input.orderId, result);
       } catch (err) {
         throw asFailure(err);
       }
