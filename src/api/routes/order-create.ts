@@ -11,7 +11,7 @@ import type { Static } from 'typebox';
 import { type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
 import { courierFor, type CourierChoice } from '../../domain/courier-choice';
-import { insertOrder } from '../../orders/queries';
+import { insertOrder } from '../../read-model/orders';
 import {
   DEFAULT_TRACKING_RESTART_WINDOW_MS,
   OrderFailure,

@@ -7,7 +7,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
-import { orderTrackingById, orderTrackingByNumber } from '../../orders/tracking-reads';
+import { orderTrackingById, orderTrackingByNumber } from '../../read-model/order-tracking';
 import type { OrderStatus } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
 import { actorOf, requireSignedIn, type Principal } from '../auth';
