@@ -2,10 +2,7 @@
  * The admin routes for orders parked as NEEDS_ATTENTION, over the real stack: the list, a
  * retry that still fails, a resolve, and the refusals (customer token, unknown item, bad body).
  */
-import { cancelOrderUpdate } from '../../src/workflows/contract';
-import { eventually } from '../support/eventually';
 import { useSagaStack } from '../support/saga';
-import { uniqueId } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
@@ -13,22 +10,7 @@ describe('admin attention routes', () => {
   const stack = useSagaStack({ api: { env: { WAYBILL_LOG_LEVEL: 'error' } } });
 
   it('lists a parked cancel, keeps it open on a failed retry, resolves it with a reason, and refuses what is not open', async () => {
-    const sku = uniqueId('KETTLE');
-    await stack.stock(sku, 5);
-    const { orderId, handle } = await stack.placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    const [shipment] = await eventually(
-      () => stack.shipments(orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
-    );
-    stack.couriers.backend.answers.set({
-      operation: 'cancel',
-      status: 400,
-      trackingNumber: shipment!.tracking_number,
-    });
-    await handle.executeUpdate(cancelOrderUpdate, {
-      args: [{ requestedBy: 'admin:alice', reason: 'fraud check' }],
-    });
-    const itemId = `cancel_booking:${shipment!.id}`;
+    const { orderId, handle, shipment, itemId } = await stack.parkedCancel();
 
     const customer = await stack.api.app.inject({
       url: '/v1/admin/attention',
@@ -80,7 +62,7 @@ describe('admin attention routes', () => {
     expect(unknown.json().error.message).toContain(itemId);
 
     // The admin cancels the booking by phone (here: at the simulator), then says so.
-    expect(stack.couriers.backend.cancel('native', shipment!.tracking_number)).toBe('cancelled');
+    expect(stack.couriers.backend.cancel('native', shipment.tracking_number)).toBe('cancelled');
     const resolved = await action({ action: 'resolve', reason: 'cancelled by phone with the courier' });
     expect(resolved.statusCode).toBe(200);
     expect(resolved.json()).toMatchObject({ outcome: 'resolved', orderStatus: 'CANCELLED', openItems: [] });

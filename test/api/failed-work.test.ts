@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
-import { cancelOrderUpdate, orderWorkflowId, shipmentWorkflowId } from '../../src/workflows/contract';
+import { orderWorkflowId, shipmentWorkflowId } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { useSagaStack } from '../support/saga';
@@ -133,22 +133,7 @@ describe('failed work', () => {
   });
 
   it('retries a parked step from the failed-work list, once per Idempotency-Key', async () => {
-    const sku = uniqueId('KETTLE');
-    await stack.stock(sku, 5);
-    const { orderId, handle } = await stack.placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    const [shipment] = await eventually(
-      () => stack.shipments(orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
-    );
-    stack.couriers.backend.answers.set({
-      operation: 'cancel',
-      status: 400,
-      trackingNumber: shipment!.tracking_number,
-    });
-    await handle.executeUpdate(cancelOrderUpdate, {
-      args: [{ requestedBy: 'admin:alice', reason: 'fraud check' }],
-    });
-    const itemId = `cancel_booking:${shipment!.id}`;
+    const { orderId, handle, shipment, itemId } = await stack.parkedCancel();
 
     const page = (await list('kind=needs_attention&reason=400&limit=100')).json();
     expect(page.items.filter((i: { orderId: string }) => i.orderId === orderId)).toEqual([
@@ -173,7 +158,7 @@ describe('failed work', () => {
     expect(again.json()).toEqual(retried.json());
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
-    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
     expect((await auditRows('failed_work.retry_step', orderId)).map((r) => r.details.result)).toEqual([
       'refused',
       'retried',

@@ -6,6 +6,8 @@
  * placed must hold (devstack/ledger.ts).
  */
 import { checkLedger } from '../../devstack/ledger';
+import { cancelOrderUpdate } from '../../src/workflows/contract';
+import { eventually } from './eventually';
 import { stockReconciliation } from '../../src/read-model/inventory';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { TestDatabase } from './db';
@@ -18,7 +20,7 @@ import {
   type PlaceOrderOptions,
 } from './orders';
 import { useStack, type Stack, type StackOptions } from './stack';
-import { type TestWorker } from './temporal';
+import { type TestWorker, uniqueId } from './temporal';
 
 export { ADDRESS, DECLINED_PAYMENT, GOOD_PAYMENT, type PlacedOrder, type PlaceOrderOptions };
 
@@ -41,6 +43,13 @@ export interface SagaStack {
   shipments(orderId: string): ReturnType<typeof shipmentsOf>;
   /** The notification kinds of an order, oldest first. */
   notifications(orderId: string): Promise<string[]>;
+  /**
+   * An order whose cancel is parked for an admin: booked, then cancelled while the courier
+   * answers its cancel 400. Answers the order, its parcel and the parked item's id.
+   */
+  parkedCancel(): Promise<
+    PlacedOrder & { shipment: Awaited<ReturnType<typeof shipmentsOf>>[number]; itemId: string }
+  >;
 }
 
 const orderRowOf = (t: TestDatabase, id: string) =>
@@ -90,7 +99,26 @@ export function useSagaStack(
     return order;
   }
 
-  return {
+  async function parkedCancel() {
+    const sku = uniqueId('KETTLE');
+    await sagaStack.stock(sku, 5);
+    const order = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    const [shipment] = await eventually(
+      () => shipmentsOf(stack.database, order.orderId),
+      (rows) => rows[0]?.status === 'INFO_RECEIVED',
+    );
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status: 400,
+      trackingNumber: shipment!.tracking_number,
+    });
+    await order.handle.executeUpdate(cancelOrderUpdate, {
+      args: [{ requestedBy: 'admin:alice', reason: 'fraud check' }],
+    });
+    return { ...order, shipment: shipment!, itemId: `cancel_booking:${shipment!.id}` };
+  }
+
+  const sagaStack: SagaStack = {
     get database() {
       return stack.database;
     },
@@ -134,5 +162,7 @@ export function useSagaStack(
         .execute();
       return rows.map((n) => n.kind);
     },
+    parkedCancel,
   };
+  return sagaStack;
 }
