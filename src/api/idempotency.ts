@@ -132,25 +132,40 @@ export async function releaseKey(db: Kysely<Database>, opts: { scope: string; ke
 }
 
 /**
- * Runs `apply` once per key for a change that returns 200 (no resource id to reserve): the
- * same key and request again answer the stored result (`replayed`), another request 422,
- * one still running 409 (see claimKey). An error stores nothing and releases the key: a
- * change that failed applied nothing, so its retry runs again.
+ * Runs `apply` once per key for a change that answers 200: the same key and request again
+ * answer the stored result (`replayed`, with its status), another request 422, one still
+ * running 409 (see claimKey). An error releases the key (a change that failed applied
+ * nothing, so its retry runs again) unless `settles` turns it into this key's answer (a
+ * refusal a repeat should get again): then that answer is stored and the error rethrown.
  */
 export async function oncePerKey<T>(
   db: Kysely<Database>,
-  opts: { scope: string; key: string; request: unknown },
+  opts: {
+    scope: string;
+    key: string;
+    request: unknown;
+    /** The resource the key stands for, when there is one (default: the key). */
+    resourceId?: string;
+    settles?: (err: unknown) => Promise<{ status: number; body: unknown } | null>;
+  },
   apply: () => Promise<T>,
-): Promise<{ replayed: boolean; body: T }> {
+): Promise<{ replayed: false; status: 200; body: T } | { replayed: true; status: number; body: T }> {
   const { scope, key } = opts;
-  const claim = await claimKey(db, { scope, key, hash: requestHash(opts.request), newResourceId: key });
-  if (claim.kind === 'replay') return { replayed: true, body: claim.body as T };
+  const claim = await claimKey(db, {
+    scope,
+    key,
+    hash: requestHash(opts.request),
+    newResourceId: opts.resourceId ?? key,
+  });
+  if (claim.kind === 'replay') return { replayed: true, status: claim.status, body: claim.body as T };
   try {
     const body = await apply();
     await completeKey(db, { scope, key, status: 200, body });
-    return { replayed: false, body };
+    return { replayed: false, status: 200, body };
   } catch (e) {
-    await releaseKey(db, { scope, key }).catch(() => undefined);
+    const answer = opts.settles ? await opts.settles(e) : null;
+    if (answer) await completeKey(db, { scope, key, ...answer });
+    else await releaseKey(db, { scope, key }).catch(() => undefined);
     throw e;
   }
 }

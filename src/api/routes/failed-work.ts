@@ -26,7 +26,7 @@ import type { ApiDeps } from '../app';
 import { actorOf, requireStaff } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
 import { failedWorkPage, shipmentStateFrom } from '../failed-work';
-import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
+import { oncePerKey } from '../idempotency';
 import { planOrderReset, resetOrder } from '../order-reset';
 import { AUTH_ERRORS, errors, trimmedReason } from '../schemas/admin';
 import {
@@ -75,18 +75,6 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
     const by = actorOf(request.principal);
     const scope = `failed-work:${what.action}:${by}`;
     const key = request.headers['idempotency-key'];
-    const claim = await claimKey(db, {
-      scope,
-      key,
-      hash: requestHash({ subject: what.subjectId, body: request.body }),
-      newResourceId: what.subjectId,
-    });
-    if (claim.kind === 'replay') {
-      return reply
-        .code(claim.status)
-        .header('idempotent-replayed', 'true')
-        .send(claim.body as never);
-    }
     const audit = (result: Record<string, unknown>) =>
       writeAudit(db, [
         {
@@ -99,33 +87,39 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           dedupeKey: `failed_work:${digest(`${scope}:${key}`)}`,
         },
       ]);
-    try {
-      const outcome = await act(digest(`${scope}:${key}`));
-      const body: ActionResult = {
-        action: what.action,
-        subjectId: what.subjectId,
-        by,
-        at: new Date().toISOString(),
-        ...outcome,
-      };
-      await audit({ result: outcome.outcome, ...outcome });
-      await completeKey(db, { scope, key, status: 200, body });
-      return reply.code(200).send(body);
-    } catch (err) {
-      const refused = err instanceof ApiError && (err.statusCode === 404 || err.statusCode === 409);
-      if (!refused) {
-        await releaseKey(db, { scope, key }).catch(() => undefined);
-        if (isTemporalUnavailable(err)) throw temporalUnavailable();
-        throw err;
-      }
-      // A refusal is this key's answer too: a repeat gets it again, and it is on record.
+    // A refusal is this key's answer too: a repeat gets it again, and it is on record.
+    const settles = async (err: unknown) => {
+      if (!(err instanceof ApiError) || (err.statusCode !== 404 && err.statusCode !== 409)) return null;
       if (err.statusCode === 409) await audit({ result: 'refused', code: err.code, message: err.message });
-      await completeKey(db, {
-        scope,
-        key,
-        status: err.statusCode,
-        body: { error: { code: err.code, message: err.message } },
-      });
+      return { status: err.statusCode, body: { error: { code: err.code, message: err.message } } };
+    };
+    try {
+      const answer = await oncePerKey(
+        db,
+        {
+          scope,
+          key,
+          request: { subject: what.subjectId, body: request.body },
+          resourceId: what.subjectId,
+          settles,
+        },
+        async (): Promise<ActionResult> => {
+          const outcome = await act(digest(`${scope}:${key}`));
+          const body: ActionResult = {
+            action: what.action,
+            subjectId: what.subjectId,
+            by,
+            at: new Date().toISOString(),
+            ...outcome,
+          };
+          await audit({ result: outcome.outcome, ...outcome });
+          return body;
+        },
+      );
+      if (answer.replayed) void reply.header('idempotent-replayed', 'true');
+      return reply.code(answer.status).send(answer.body as never);
+    } catch (err) {
+      if (isTemporalUnavailable(err)) throw temporalUnavailable();
       throw err;
     }
   }
