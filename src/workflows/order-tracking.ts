@@ -116,20 +116,18 @@ function trackingDied(saga: OrderSaga, parcel: Parcel, failure: string): void {
   });
 }
 
-/** The `restartTracking` update's validator: a parcel of this order whose tracking is lost, not yet settled. */
+/** The `restartTracking` update's validator: a parcel of this order, not settled, the order not ending. */
 export function validateRestart(saga: OrderSaga, request: RestartTrackingRequest): void {
   if (!request.reason?.trim()) throw new Error('a reason is required');
   const parcel = saga.parcels.find((p) => p.shipmentId === request.shipmentId);
   if (!parcel) throw new Error(`no parcel ${request.shipmentId} on this order`);
-  if (parcel.trackingLost === null) {
-    throw new Error(
-      isTerminal(parcel.status)
-        ? `parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`
-        : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
-    );
-  }
+  if (parcel.trackingLost === null && isTerminal(parcel.status))
+    throw new Error(`parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`);
   if (saga.ending) throw new Error('the order is being settled: its parcels can no longer be restarted');
 }
+
+/** How long a restart waits for the order to learn that the parcel's workflow closed. */
+const CHILD_END_NOTICE = '10s';
 
 /** Starts the parcel's shipment workflow again, from the read model's state; the order owns the new run. */
 export async function restartTracking(
@@ -137,7 +135,20 @@ export async function restartTracking(
   request: RestartTrackingRequest,
 ): Promise<RestartTrackingResult> {
   const parcel = saga.parcels.find((p) => p.shipmentId === request.shipmentId)!;
-  const lost = parcel.trackingLost!;
+  // The API asks only after it saw the run closed, but the order learns of a child's end in a
+  // workflow task of its own, which may come after this update: it waits for it a moment.
+  const noticed = () => parcel.trackingLost !== null || isTerminal(parcel.status);
+  if (!noticed()) await condition(noticed, CHILD_END_NOTICE);
+  if (parcel.trackingLost === null) {
+    throw ApplicationFailure.create({
+      type: FailureType.RESTART_REFUSED,
+      message: isTerminal(parcel.status)
+        ? `parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`
+        : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
+      nonRetryable: true,
+    });
+  }
+  const lost = parcel.trackingLost;
   parcel.trackingLost = null;
   parcel.trackingGeneration += 1;
   log.info('tracking restarted', { shipmentId: parcel.shipmentId, requestedBy: request.requestedBy });
