@@ -12,7 +12,7 @@
  */
 import { EventSource, ShipmentStatus } from '../domain/status';
 import { eventKey } from './event-key';
-import { easyParcelSession } from './easyparcel-auth';
+import { easyParcelSession, type TokenStore } from './easyparcel-auth';
 import { easyParcelCodeTable } from './easyparcel-versions';
 import {
   DEFAULT_TIMEOUT_MS,
@@ -63,6 +63,8 @@ export interface EasyParcelAdapterOptions {
   clientSecret: string;
   /** The refresh token from the one-time authorisation of the app on the EasyParcel account. */
   refreshToken: string;
+  /** Where the rotating token pair is shared between workers (default: this process only). */
+  tokens?: TokenStore;
   /** Most AWB numbers per tracking call. Default 50 (EasyParcel's CLI sends 50; its docs allow 100). */
   maxBatch?: number;
   fetch?: typeof fetch;
@@ -128,6 +130,7 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
     clientSecret: opts.clientSecret,
     refreshToken: opts.refreshToken,
     now,
+    ...(opts.tokens ? { tokens: opts.tokens } : {}),
   });
 
   // ---- Answers ---------------------------------------------------------------------------

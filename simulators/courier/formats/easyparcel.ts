@@ -38,6 +38,12 @@ export interface EasyParcelRouteOptions {
   tokenTtlSeconds: number;
   /** Real clock (ms since the epoch): token expiry, and the moment tracking answers describe. */
   now: () => number;
+  /**
+   * Rotate refresh tokens as EasyParcel does: each refresh answers a new one and spends the one
+   * used (a second use is `invalid_grant`). Off by default: a process that keeps the configured
+   * token in memory only can then refresh more than once.
+   */
+  rotateRefreshTokens?: boolean;
 }
 
 /** Most AWB numbers one tracking call accepts (more: 422), as EasyParcel's docs say. */
@@ -322,6 +328,8 @@ export function registerEasyParcelRoutes(
 ): void {
   /** Issued token → expiry (ms of `now()`). */
   const tokens = new Map<string, number>();
+  /** The refresh token a refresh must bring (rotated when `rotateRefreshTokens`). */
+  let liveRefreshToken = opts.refreshToken;
 
   function authenticated(request: FastifyRequest): boolean {
     const match = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '');
@@ -353,7 +361,7 @@ export function registerEasyParcelRoutes(
     if (body.grant_type !== 'refresh_token') {
       return send(reply, renderEasyParcelError(400, 'unsupported_grant_type: use refresh_token'));
     }
-    if (body.refresh_token !== opts.refreshToken) {
+    if (body.refresh_token !== liveRefreshToken) {
       return send(
         reply,
         renderEasyParcelError(400, 'invalid_grant: the refresh token is invalid or expired'),
@@ -364,7 +372,8 @@ export function registerEasyParcelRoutes(
     const token = randomBytes(24).toString('base64url');
     const expiresAt = now + opts.tokenTtlSeconds * 1000;
     tokens.set(token, expiresAt);
-    // The answer's fields as EasyParcel documents them; the refresh token is not rotated here.
+    if (opts.rotateRefreshTokens) liveRefreshToken = randomBytes(24).toString('base64url');
+    // The answer's fields as EasyParcel documents them.
     return send(reply, {
       status: 200,
       contentType: JSON_TYPE,
@@ -373,7 +382,7 @@ export function registerEasyParcelRoutes(
         expires_in: opts.tokenTtlSeconds,
         expires_at: new Date(expiresAt).toISOString(),
         access_token: token,
-        refresh_token: opts.refreshToken,
+        refresh_token: liveRefreshToken,
         refresh_token_expires_in: 31_557_600,
         app: { client_id: opts.clientId, callbackUrls: [], redirectUris: [] },
       }),
