@@ -41,7 +41,7 @@ import {
 } from '../../devstack/demo/view';
 import { DEMO_MARKER, resetDataDir } from '../../devstack/demo/stack';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
-import { scenarioHint } from '../../simulators/courier/server';
+import { scenarioHint } from '../../simulators/courier/core';
 
 const HOUR = 3_600_000;
 const demoPolicy = () => pollPolicyFromConfig(loadConfig({ ...DEMO_STACK_ENV }));
