@@ -4,7 +4,8 @@
  * through the simulators) that balance, and each rule's violation caught.
  */
 import { sql } from 'kysely';
-import { checkLedger, LedgerRule, type LedgerInput } from '../../devstack/ledger';
+import { checkLedger, type LedgerInput } from '../../devstack/ledger';
+import { LedgerRule } from '../../devstack/ledger-rules';
 import { ShipmentStatus } from '../../src/domain/status';
 import { consumeStock, releaseStock, reserveStock, restockReturned } from '../../src/read-model/inventory';
 import { insertOrder } from '../../src/read-model/orders';
