@@ -6,12 +6,17 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { sql } from 'kysely';
 import { writeAudit } from '../read-model/audit';
 import { ShipmentStatus } from '../domain/status';
 import { writeShipmentEvent } from '../notifications/outbox';
 import { expireUnscanned, unscannedShipmentIds } from '../read-model/shipments';
-import { ago } from '../read-model/time';
+import {
+  closeOrderFailed,
+  lockOrderKeysHeld,
+  lockPendingOrder,
+  orderTouchedStockOrMoney,
+  pendingOrderIdsOlderThan,
+} from '../read-model/unstarted-orders';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
 import {
@@ -118,30 +123,10 @@ export function createExpiryActivities(deps: HousekeepingActivityDeps) {
     olderThanMs: number,
   ): Promise<boolean> {
     return db.transaction().execute(async (trx) => {
-      const order = await trx
-        .selectFrom('orders')
-        .select(['id', 'created_at'])
-        .where('id', '=', orderId)
-        .where('status', '=', 'PENDING')
-        .where('created_at', '<', ago(olderThanMs))
-        .forUpdate()
-        .skipLocked()
-        .executeTakeFirst();
+      const order = await lockPendingOrder(trx, orderId, olderThanMs);
       if (!order) return false;
-      const keys = await trx
-        .selectFrom('api_idempotency_keys')
-        .select(sql<boolean>`coalesce(locked_until > now(), false)`.as('locked'))
-        .where('resource_id', '=', orderId)
-        .forUpdate()
-        .execute();
-      if (keys.some((k) => k.locked)) return false;
-      const touched = await trx
-        .selectFrom('inventory_reservations')
-        .select('order_id')
-        .where('order_id', '=', orderId)
-        .union(trx.selectFrom('payments').select('order_id').where('order_id', '=', orderId))
-        .executeTakeFirst();
-      if (touched) {
+      if (await lockOrderKeysHeld(trx, orderId)) return false;
+      if (await orderTouchedStockOrMoney(trx, orderId)) {
         log.error(
           { orderId },
           'a PENDING order with no workflow holds stock or a payment: left for a person',
@@ -151,17 +136,12 @@ export function createExpiryActivities(deps: HousekeepingActivityDeps) {
       // Any run at all (running or closed) means the saga started: not ours to close.
       if ((await workflowStatus(temporal, orderWorkflowId(orderId))) !== null) return false;
 
-      await trx
-        .updateTable('orders')
-        .set({
-          status: 'FAILED',
-          failure_code: OrderFailure.NOT_STARTED,
-          failure_message:
-            'The order could not be started (the workflow service was unreachable when it was placed) and was closed; nothing was reserved or charged. Place it again.',
-          updated_at: sql<Date>`now()`,
-        })
-        .where('id', '=', orderId)
-        .execute();
+      await closeOrderFailed(
+        trx,
+        orderId,
+        OrderFailure.NOT_STARTED,
+        'The order could not be started (the workflow service was unreachable when it was placed) and was closed; nothing was reserved or charged. Place it again.',
+      );
       await writeAudit(trx, [
         {
           actor: 'system:housekeeping',
@@ -260,15 +240,7 @@ export function createExpiryActivities(deps: HousekeepingActivityDeps) {
      * holds neither (checked again here: one that does is left alone and logged).
      */
     async failUnstartedOrders(input: UnstartedOrdersInput): Promise<UnstartedOrdersResult> {
-      let query = db
-        .selectFrom('orders')
-        .select('id')
-        .where('status', '=', 'PENDING')
-        .where('created_at', '<', ago(input.olderThanMs))
-        .orderBy('id')
-        .limit(input.batchSize);
-      if (input.afterId !== null) query = query.where('id', '>', input.afterId);
-      const candidates = (await query.execute()).map((r) => r.id);
+      const candidates = await pendingOrderIdsOlderThan(db, input);
       const failed: string[] = [];
       if (candidates.length > 0) {
         const temporal = needsTemporal(deps.temporal, 'tell orders that never started from running ones');

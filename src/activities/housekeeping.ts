@@ -14,7 +14,7 @@
  * Each is idempotent: rows it has handled no longer match its query.
  */
 import type { Client } from '@temporalio/client';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { redactPersonalText, scrubPersonalData } from '../domain/personal-data';
 import {
@@ -24,7 +24,13 @@ import {
   markScrubbed,
   setEventRawTexts,
 } from '../read-model/shipments';
-import { ago } from '../read-model/time';
+import { scrubFinishedImportLines } from '../read-model/imports';
+import {
+  pruneIdempotencyKeys,
+  pruneNotifications,
+  pruneWebhookEvents,
+  type PruneInput,
+} from '../read-model/retention';
 import type { Logger } from '../logger';
 import { count, Metrics } from '../metrics';
 import { activityMeter } from './meter';
@@ -120,24 +126,14 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
      * number and result stay for the admin's record). Lines already scrubbed no longer match.
      */
     async scrubFinishedImports(input: AgeBatchInput): Promise<AgeBatchResult> {
-      const result = await sql`update parcel_import_lines as l
-          set email = null, postcode = null, order_reference = null
-          where (l.import_id, l.line_no) in (
-            select pl.import_id, pl.line_no from parcel_import_lines pl
-            join parcel_imports i on i.id = pl.import_id
-            where i.status = 'DONE' and i.finished_at < ${ago(input.olderThanMs)}
-              and (pl.email is not null or pl.postcode is not null or pl.order_reference is not null)
-            order by i.finished_at, pl.import_id, pl.line_no limit ${input.batchSize}
-            for update of pl skip locked)`.execute(db);
-      const scrubbed = Number(result.numAffectedRows ?? 0);
+      const scrubbed = await scrubFinishedImportLines(db, input.olderThanMs, input.batchSize);
       if (scrubbed > 0) log.info(`housekeeping scrubbed personal data from ${scrubbed} parcel import lines`);
       return { changed: scrubbed, more: scrubbed === input.batchSize };
     },
 
     /** One batch of `kind`'s rows older than the limit → deleted (a second run finds them gone). */
     async pruneOldRows(input: PruneBatchInput): Promise<AgeBatchResult> {
-      const result = await pruneBatch(db, input);
-      const deleted = Number(result.numAffectedRows ?? 0);
+      const deleted = await PRUNE[input.kind](db, input);
       count(activityMeter(), Metrics.housekeepingPruned, { kind: input.kind }, deleted);
       if (deleted > 0)
         log.info({ kind: input.kind, deleted }, `housekeeping pruned ${deleted} ${input.kind}`);
@@ -146,35 +142,11 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
   };
 }
 
-/**
- * One bounded DELETE of `kind`'s old rows: the rows are picked (oldest first, at most
- * `batchSize`, skipping any a writer holds) and deleted by primary key in one statement.
- */
-function pruneBatch(db: Kysely<Database>, input: PruneBatchInput) {
-  const cutoff = ago(input.olderThanMs);
-  switch (input.kind) {
-    case PRUNABLE.IDEMPOTENCY_KEYS:
-      return sql`delete from api_idempotency_keys where (scope, key) in (
-          select k.scope, k.key from api_idempotency_keys k
-          where k.created_at < ${cutoff}
-            and (k.state = 'DONE' or (
-              coalesce(k.locked_until < now(), true)
-              and not exists (select 1 from orders o where o.id = k.resource_id and o.status = 'PENDING')))
-          order by k.created_at limit ${input.batchSize}
-          for update of k skip locked)`.execute(db);
-    case PRUNABLE.WEBHOOK_EVENTS:
-      return sql`delete from courier_webhook_events where (courier, event_id) in (
-          select courier, event_id from courier_webhook_events
-          where received_at < ${cutoff}
-          order by received_at limit ${input.batchSize}
-          for update skip locked)`.execute(db);
-    case PRUNABLE.NOTIFICATIONS:
-      return sql`delete from notifications where id in (
-          select id from notifications
-          where status in ('SENT', 'FAILED') and created_at < ${cutoff}
-          order by created_at limit ${input.batchSize}
-          for update skip locked)`.execute(db);
-  }
-}
+/** Each kind's bounded DELETE (src/read-model/retention.ts). */
+const PRUNE: Record<Prunable, (db: Kysely<Database>, input: PruneInput) => Promise<number>> = {
+  [PRUNABLE.IDEMPOTENCY_KEYS]: pruneIdempotencyKeys,
+  [PRUNABLE.WEBHOOK_EVENTS]: pruneWebhookEvents,
+  [PRUNABLE.NOTIFICATIONS]: pruneNotifications,
+};
 
 export type HousekeepingActivities = ReturnType<typeof createHousekeepingActivities>;
