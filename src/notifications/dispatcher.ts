@@ -13,9 +13,19 @@
  *   retried after an exponential backoff with full jitter; after the configured run of
  *   consecutive failures the endpoint is disabled (audited) until an admin enables it.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit } from '../read-model/audit';
+import {
+  claimDueDeliveries,
+  countEndpointFailure,
+  disableEndpoint,
+  insertAttempt,
+  markDelivered,
+  resetEndpointFailures,
+  scheduleRetry,
+  type ClaimedDelivery,
+} from '../read-model/events';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { postSigned } from './transport';
@@ -48,21 +58,6 @@ export interface Dispatcher {
   stop(): Promise<void>;
 }
 
-interface Claimed {
-  endpoint_id: string;
-  event_id: number;
-  attempts: number;
-  url: string;
-  secret: string;
-  event_key: string;
-  type: string;
-  order_id: string | null;
-  shipment_id: string | null;
-  seq: number;
-  data: Record<string, unknown>;
-  occurred_at: Date;
-}
-
 /** Full jitter: a random wait up to the capped exponential (AWS's "exponential backoff and jitter"). */
 export function retryDelayMs(
   attempts: number,
@@ -74,7 +69,10 @@ export function retryDelayMs(
 
 /** What a receiver gets: the event's key (also in `x-waybill-event-id`) is stable across retries and resends. */
 export function eventBody(
-  row: Pick<Claimed, 'event_key' | 'type' | 'order_id' | 'shipment_id' | 'seq' | 'data' | 'occurred_at'>,
+  row: Pick<
+    ClaimedDelivery,
+    'event_key' | 'type' | 'order_id' | 'shipment_id' | 'seq' | 'data' | 'occurred_at'
+  >,
 ): string {
   return JSON.stringify({
     id: row.event_key,
@@ -87,90 +85,34 @@ export function eventBody(
   });
 }
 
-async function claim(db: Kysely<Database>, settings: DispatcherSettings): Promise<Claimed[]> {
-  // The lease: long enough for the request to end, so no other process sends it meanwhile.
-  const leaseMs = settings.timeoutMs + 5_000;
-  const rows = await sql<Claimed>`
-    with due as (
-      select d.endpoint_id, d.event_id
-      from event_deliveries d
-      join event_endpoints e on e.id = d.endpoint_id and e.status = 'ENABLED'
-      where d.status = 'PENDING' and d.next_attempt_at <= now()
-        and not exists (
-          select 1 from event_deliveries earlier
-          where earlier.endpoint_id = d.endpoint_id and earlier.stream = d.stream
-            and earlier.status = 'PENDING' and earlier.seq < d.seq)
-      order by d.next_attempt_at, d.event_id
-      limit ${settings.batchSize}
-      for update of d skip locked)
-    update event_deliveries d
-    set next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
-    from due, event_endpoints e, event_outbox o
-    where d.endpoint_id = due.endpoint_id and d.event_id = due.event_id
-      and e.id = d.endpoint_id and o.id = d.event_id
-    returning d.endpoint_id, d.event_id, d.attempts, e.url, e.secret, o.event_key, o.type,
-              o.order_id, o.shipment_id, o.seq, o.data, o.occurred_at`.execute(db);
-  return rows.rows;
-}
-
 async function record(
   db: Kysely<Database>,
   log: Logger,
   settings: DispatcherSettings,
-  row: Claimed,
+  row: ClaimedDelivery,
   outcome: { statusCode: number | null; error: string | null; durationMs: number },
 ): Promise<void> {
   const ok = outcome.error === null;
   await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('event_delivery_attempts')
-      .values({
-        endpoint_id: row.endpoint_id,
-        event_id: row.event_id,
-        status_code: outcome.statusCode,
-        ok,
-        error: outcome.error,
-        duration_ms: outcome.durationMs,
-      })
-      .execute();
+    await insertAttempt(trx, row, { ...outcome, ok });
     const attempts = row.attempts + 1;
-    await trx
-      .updateTable('event_deliveries')
-      .set(
-        ok
-          ? { status: 'DELIVERED', attempts, last_error: null, delivered_at: sql<Date>`now()` }
-          : {
-              attempts,
-              last_error: outcome.error,
-              next_attempt_at: new Date(Date.now() + retryDelayMs(attempts, settings)),
-            },
-      )
-      .where('endpoint_id', '=', row.endpoint_id)
-      .where('event_id', '=', row.event_id)
-      .execute();
     if (ok) {
-      await trx
-        .updateTable('event_endpoints')
-        .set({ consecutive_failures: 0 })
-        .where('id', '=', row.endpoint_id)
-        .where('consecutive_failures', '>', 0)
-        .execute();
+      await markDelivered(trx, row, attempts);
+      await resetEndpointFailures(trx, row.endpoint_id);
       return;
     }
-    const endpoint = await trx
-      .updateTable('event_endpoints')
-      .set({ consecutive_failures: sql<number>`consecutive_failures + 1` })
-      .where('id', '=', row.endpoint_id)
-      .returning(['consecutive_failures', 'status'])
-      .executeTakeFirst();
+    await scheduleRetry(
+      trx,
+      row,
+      attempts,
+      outcome.error!,
+      new Date(Date.now() + retryDelayMs(attempts, settings)),
+    );
+    const endpoint = await countEndpointFailure(trx, row.endpoint_id);
     if (endpoint?.status !== 'ENABLED' || endpoint.consecutive_failures < settings.disableAfterFailures)
       return;
     const reason = `${endpoint.consecutive_failures} deliveries failed in a row; last: ${outcome.error}`;
-    await trx
-      .updateTable('event_endpoints')
-      .set({ status: 'DISABLED', disabled_reason: reason, updated_at: sql<Date>`now()` })
-      .where('id', '=', row.endpoint_id)
-      .execute();
+    await disableEndpoint(trx, row.endpoint_id, reason);
     await writeAudit(trx, [
       {
         actor: 'system:event-dispatcher',
@@ -193,7 +135,7 @@ async function deliver(
   db: Kysely<Database>,
   log: Logger,
   settings: DispatcherSettings,
-  row: Claimed,
+  row: ClaimedDelivery,
 ): Promise<void> {
   const started = Date.now();
   let statusCode: number | null = null;
@@ -224,7 +166,8 @@ export function startDispatcher(deps: {
   let wake: (() => void) | null = null;
 
   async function runOnce(): Promise<number> {
-    const rows = await claim(db, settings);
+    // The lease: long enough for the request to end, so no other process sends it meanwhile.
+    const rows = await claimDueDeliveries(db, settings.batchSize, settings.timeoutMs + 5_000);
     await Promise.all(rows.map((row) => deliver(db, log, settings, row)));
     return rows.length;
   }

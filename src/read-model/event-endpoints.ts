@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database, EventEndpoint } from '../../db/database';
-import { writeAudit } from '../read-model/audit';
+import { writeAudit } from './audit';
 
 /** `whsec_` and 32 random bytes, base64url: what the receiver keys its HMAC with. */
 export function newEndpointSecret(): string {
