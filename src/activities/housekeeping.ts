@@ -10,7 +10,8 @@
  * - scrub personal data from the raw courier payloads of shipments finished long ago, and
  *   from the lines of parcel imports finished long ago;
  * - delete rows kept only for a while: finished Idempotency-Key records, courier push
- *   dedupe rows, sent or given-up customer notifications.
+ *   dedupe rows, sent or given-up customer notifications, domain events no enabled endpoint
+ *   waits for (with their deliveries and attempts).
  * Each is idempotent: rows it has handled no longer match its query.
  */
 import type { Client } from '@temporalio/client';
@@ -24,6 +25,7 @@ import {
   markScrubbed,
   setEventRawTexts,
 } from '../read-model/shipments';
+import { pruneEvents } from '../read-model/events';
 import { scrubFinishedImportLines } from '../read-model/imports';
 import {
   pruneIdempotencyKeys,
@@ -67,6 +69,11 @@ export const PRUNABLE = {
   WEBHOOK_EVENTS: 'webhookEvents',
   /** `notifications` SENT or FAILED; PENDING ones are still the saga's to send. */
   NOTIFICATIONS: 'notifications',
+  /**
+   * `event_outbox` rows (their deliveries and attempts by cascade) no enabled endpoint still
+   * waits for: delivered everywhere, or pending only at a disabled endpoint (abandoned).
+   */
+  EVENTS: 'events',
 } as const;
 export type Prunable = (typeof PRUNABLE)[keyof typeof PRUNABLE];
 
@@ -147,6 +154,7 @@ const PRUNE: Record<Prunable, (db: Kysely<Database>, input: PruneInput) => Promi
   [PRUNABLE.IDEMPOTENCY_KEYS]: pruneIdempotencyKeys,
   [PRUNABLE.WEBHOOK_EVENTS]: pruneWebhookEvents,
   [PRUNABLE.NOTIFICATIONS]: pruneNotifications,
+  [PRUNABLE.EVENTS]: pruneEvents,
 };
 
 export type HousekeepingActivities = ReturnType<typeof createHousekeepingActivities>;

@@ -226,6 +226,8 @@ export async function resendEvent(
       .selectFrom('event_outbox')
       .select(['id', 'stream', 'seq', 'type'])
       .where('event_key', '=', eventKey)
+      // Held against housekeeping's prune (which skips locked events) until the delivery is in.
+      .forKeyShare()
       .executeTakeFirst();
     if (!event) return false;
     await trx

@@ -1,5 +1,5 @@
 /**
- * SQL of the domain events (`event_streams`, `event_outbox`, `event_deliveries`,
+ * SQL of the domain events (`event_streams`, `event_key_entries`, `event_outbox`, `event_deliveries`,
  * `event_delivery_attempts`, and `event_endpoints` as the dispatcher sees them): the outbox
  * write (src/notifications/outbox.ts decides which change gets which event), the
  * dispatcher's claim and what it records of an attempt (src/notifications/dispatcher.ts
@@ -8,6 +8,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { EventType } from '../domain/events';
+import { ago } from './time';
 
 export interface NewEvent {
   type: EventType;
@@ -30,17 +31,17 @@ export async function insertEvent(trx: Kysely<Database>, event: NewEvent): Promi
     .returning('last_seq')
     .executeTakeFirstOrThrow();
   // Counted under the stream's lock: two writers of one order never count the same number.
-  const prefix = `${event.keyPrefix}:`;
-  const { n } = await trx
-    .selectFrom('event_outbox')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where(event.orderId !== null ? 'order_id' : 'shipment_id', '=', event.orderId ?? event.shipmentId)
-    .where(sql<boolean>`starts_with(event_key, ${prefix})`)
-    .executeTakeFirstOrThrow();
+  // The count lives apart from the outbox, which housekeeping prunes (pruneEvents).
+  const entered = await trx
+    .selectFrom('event_key_entries')
+    .select('entries')
+    .where('key_prefix', '=', event.keyPrefix)
+    .executeTakeFirst();
+  const entries = (entered?.entries ?? 0) + 1;
   const inserted = await trx
     .insertInto('event_outbox')
     .values({
-      event_key: `${prefix}${Number(n) + 1}`,
+      event_key: `${event.keyPrefix}:${entries}`,
       type: event.type,
       stream,
       seq,
@@ -52,6 +53,11 @@ export async function insertEvent(trx: Kysely<Database>, event: NewEvent): Promi
     .returning('id')
     .executeTakeFirst();
   if (!inserted) return null;
+  await trx
+    .insertInto('event_key_entries')
+    .values({ key_prefix: event.keyPrefix, entries })
+    .onConflict((oc) => oc.column('key_prefix').doUpdateSet({ entries }))
+    .execute();
   // Disabled endpoints too: their backlog goes out, in order, once an admin enables them again.
   await sql`
     insert into event_deliveries (endpoint_id, event_id, stream, seq)
@@ -189,4 +195,44 @@ export async function disableEndpoint(
     .set({ status: 'DISABLED', disabled_reason: reason, updated_at: sql<Date>`now()` })
     .where('id', '=', endpointId)
     .execute();
+}
+
+/**
+ * Housekeeping: one bounded batch of events older than `olderThanMs` that no enabled
+ * endpoint still waits for (every delivery DELIVERED, or left PENDING only at a disabled
+ * endpoint: abandoned), deleted with their deliveries and attempts (cascade). Oldest first,
+ * skipping any a writer holds (a resend locks its event). Answers how many events went.
+ */
+export async function pruneEvents(
+  db: Kysely<Database>,
+  input: { olderThanMs: number; batchSize: number },
+): Promise<number> {
+  const result = await sql`delete from event_outbox where id in (
+      select o.id from event_outbox o
+      where o.occurred_at < ${ago(input.olderThanMs)}
+        and not exists (
+          select 1 from event_deliveries d
+          join event_endpoints e on e.id = d.endpoint_id and e.status = 'ENABLED'
+          where d.event_id = o.id and d.status = 'PENDING')
+      order by o.occurred_at, o.id limit ${input.batchSize}
+      for update of o skip locked)`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/** What the dispatcher's gauges show: the backlog at enabled endpoints and the disabled endpoints. */
+export async function deliveryBacklog(
+  db: Kysely<Database>,
+): Promise<{ pending: number; oldestPendingAgeMs: number; disabledEndpoints: number }> {
+  const { rows } = await sql<{ pending: number; oldest_ms: number | null; disabled: number }>`
+    select
+      (select count(*)::int from event_deliveries d
+         join event_endpoints e on e.id = d.endpoint_id and e.status = 'ENABLED'
+         where d.status = 'PENDING') as pending,
+      (select extract(epoch from now() - min(o.occurred_at)) * 1000 from event_deliveries d
+         join event_endpoints e on e.id = d.endpoint_id and e.status = 'ENABLED'
+         join event_outbox o on o.id = d.event_id
+         where d.status = 'PENDING')::float8 as oldest_ms,
+      (select count(*)::int from event_endpoints where status = 'DISABLED') as disabled`.execute(db);
+  const row = rows[0]!;
+  return { pending: row.pending, oldestPendingAgeMs: row.oldest_ms ?? 0, disabledEndpoints: row.disabled };
 }
