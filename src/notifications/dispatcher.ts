@@ -11,13 +11,19 @@
  *   and leases them (moves `next_attempt_at` past the request timeout) before sending.
  * - Signed as every outbound webhook (transport.ts); any answer but 2xx is a failure,
  *   retried after an exponential backoff with full jitter; after the configured run of
- *   consecutive failures the endpoint is disabled (audited) until an admin enables it.
+ *   consecutive failures the endpoint is disabled (audited) until an admin enables it. A
+ *   410 Gone disables it at once; other 4xx are retried like any failure (docs/events.md
+ *   says why).
+ * - Metrics (src/metrics.ts, on the worker's Prometheus endpoint): attempts by outcome,
+ *   delivery latency, and gauges of the backlog at enabled endpoints and disabled endpoints.
  */
+import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit } from '../read-model/audit';
 import {
   claimDueDeliveries,
+  deliveryBacklog,
   countEndpointFailure,
   disableEndpoint,
   insertAttempt,
@@ -28,6 +34,7 @@ import {
 } from '../read-model/events';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { count, gauge, Metrics, observe } from '../metrics';
 import { postSigned } from './transport';
 
 export interface DispatcherSettings {
@@ -51,9 +58,17 @@ export function dispatcherSettings(config: Config): DispatcherSettings {
   return { pollIntervalMs, retryBaseMs, retryMaxMs, disableAfterFailures, timeoutMs, batchSize: 16 };
 }
 
+/** How often the loop reads the backlog into its gauges (ms): one small query, not one per round. */
+export const GAUGES_EVERY_MS = 15_000;
+
+/** What came of one attempt: delivered, failed (retried later), or the endpoint disabled by it. */
+export type DeliveryOutcome = 'delivered' | 'failed' | 'disabled';
+
 export interface Dispatcher {
   /** Sends what is due now, once; answers how many deliveries it attempted. For tests and the loop. */
   runOnce(): Promise<number>;
+  /** Reads the backlog into the gauges now (the loop does it at most every GAUGES_EVERY_MS). */
+  refreshGauges(): Promise<void>;
   /** Stops the loop after the round in flight. */
   stop(): Promise<void>;
 }
@@ -91,15 +106,15 @@ async function record(
   settings: DispatcherSettings,
   row: ClaimedDelivery,
   outcome: { statusCode: number | null; error: string | null; durationMs: number },
-): Promise<void> {
+): Promise<DeliveryOutcome> {
   const ok = outcome.error === null;
-  await db.transaction().execute(async (trx) => {
+  return db.transaction().execute(async (trx): Promise<DeliveryOutcome> => {
     await insertAttempt(trx, row, { ...outcome, ok });
     const attempts = row.attempts + 1;
     if (ok) {
       await markDelivered(trx, row, attempts);
       await resetEndpointFailures(trx, row.endpoint_id);
-      return;
+      return 'delivered';
     }
     await scheduleRetry(
       trx,
@@ -109,9 +124,13 @@ async function record(
       new Date(Date.now() + retryDelayMs(attempts, settings)),
     );
     const endpoint = await countEndpointFailure(trx, row.endpoint_id);
-    if (endpoint?.status !== 'ENABLED' || endpoint.consecutive_failures < settings.disableAfterFailures)
-      return;
-    const reason = `${endpoint.consecutive_failures} deliveries failed in a row; last: ${outcome.error}`;
+    if (endpoint?.status !== 'ENABLED') return 'failed';
+    // 410 Gone: the receiver says the endpoint is gone for good; retrying it is pointless.
+    const gone = outcome.statusCode === 410;
+    if (!gone && endpoint.consecutive_failures < settings.disableAfterFailures) return 'failed';
+    const reason = gone
+      ? `the endpoint answered 410 Gone`
+      : `${endpoint.consecutive_failures} deliveries failed in a row; last: ${outcome.error}`;
     await disableEndpoint(trx, row.endpoint_id, reason);
     await writeAudit(trx, [
       {
@@ -120,7 +139,7 @@ async function record(
         subjectType: 'event_endpoint',
         subjectId: row.endpoint_id,
         reason,
-        details: { failures: endpoint.consecutive_failures },
+        details: { failures: endpoint.consecutive_failures, statusCode: outcome.statusCode },
         dedupeKey: null,
       },
     ]);
@@ -128,12 +147,14 @@ async function record(
       { endpointId: row.endpoint_id, failures: endpoint.consecutive_failures },
       'event endpoint disabled',
     );
+    return 'disabled';
   });
 }
 
 async function deliver(
   db: Kysely<Database>,
   log: Logger,
+  meter: MetricMeter,
   settings: DispatcherSettings,
   row: ClaimedDelivery,
 ): Promise<void> {
@@ -153,22 +174,43 @@ async function deliver(
   } catch (err) {
     error = (err as Error).message.slice(0, 500);
   }
-  await record(db, log, settings, row, { statusCode, error, durationMs: Date.now() - started });
+  const outcome = await record(db, log, settings, row, {
+    statusCode,
+    error,
+    durationMs: Date.now() - started,
+  });
+  count(meter, Metrics.eventDeliveries, { outcome });
+  if (outcome === 'delivered') {
+    observe(meter, Metrics.eventDeliveryLatency, Date.now() - row.occurred_at.getTime(), {});
+  }
 }
 
 export function startDispatcher(deps: {
   db: Kysely<Database>;
   log: Logger;
   settings: DispatcherSettings;
+  /** Where its metrics go: the worker passes its Temporal runtime's meter (served with the others). */
+  meter?: MetricMeter;
 }): Dispatcher {
   const { db, log, settings } = deps;
+  const meter = deps.meter ?? noopMetricMeter;
   let running = true;
   let wake: (() => void) | null = null;
+  let gaugesAt = 0;
+
+  async function refreshGauges(): Promise<void> {
+    gaugesAt = Date.now();
+    const backlog = await deliveryBacklog(db);
+    gauge(meter, Metrics.eventsPending, backlog.pending);
+    gauge(meter, Metrics.eventsOldestPendingAge, backlog.oldestPendingAgeMs / 1000);
+    gauge(meter, Metrics.eventEndpointsDisabled, backlog.disabledEndpoints);
+  }
 
   async function runOnce(): Promise<number> {
     // The lease: long enough for the request to end, so no other process sends it meanwhile.
     const rows = await claimDueDeliveries(db, settings.batchSize, settings.timeoutMs + 5_000);
-    await Promise.all(rows.map((row) => deliver(db, log, settings, row)));
+    await Promise.all(rows.map((row) => deliver(db, log, meter, settings, row)));
+    if (Date.now() - gaugesAt >= GAUGES_EVERY_MS) await refreshGauges();
     return rows.length;
   }
 
@@ -195,6 +237,7 @@ export function startDispatcher(deps: {
 
   return {
     runOnce,
+    refreshGauges,
     async stop() {
       running = false;
       wake?.();
