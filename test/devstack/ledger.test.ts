@@ -16,19 +16,12 @@ import type { ScenarioName } from '../../simulators/courier/scenarios';
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { orderShipmentId, OrderStatus } from '../../src/workflows/contract';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { ADDRESS } from '../support/shopper';
 import { uniqueId } from '../support/temporal';
 
 const PRICE = 4_990;
 const STOCK = 10;
-const RECIPIENT = {
-  name: 'Aisyah Rahman',
-  line1: '12 Jalan Bukit',
-  city: 'Shah Alam',
-  state: 'Selangor',
-  postcode: '40000',
-  country: 'MY',
-  phone: null,
-};
+const RECIPIENT = { ...ADDRESS, phone: null };
 const DAY = 24 * 3_600_000;
 
 describe('the money ledger', () => {
