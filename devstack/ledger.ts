@@ -10,7 +10,8 @@
  * - `read-model-payments`: the read model's `payments` rows agree with the provider's books;
  * - `authorisation-held`: no payment of the order is still AUTHORISED at the provider;
  * - `live-booking`: no booking of the order at the courier is live (booked, not cancelled,
- *   not collected), and none it collected is unknown to the read model;
+ *   not collected), and none it collected is unknown to the read model; the shop's own fleet's
+ *   bookings (Postgres) always, a cancelled one also off every run;
  * - `stock`: nothing reserved; consumed only for skus in collected parcels, restocked only
  *   for returned ones, released for the rest; and per sku of these orders (every sku when
  *   no orders are named), `reserved` matches the open reservations of all orders and, when
@@ -20,6 +21,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database';
 import { isPickedUpStatus, ShipmentStatus } from '../src/domain/status';
+import { fleetBookings } from '../src/read-model/fleet';
 import { stockReconciliation } from '../src/read-model/inventory';
 import type { RunningPaymentSimulator } from '../simulators/payment/server';
 import type { SimPaymentView } from '../simulators/payment/state';
@@ -73,7 +75,7 @@ export interface LedgerInput {
   db: Kysely<Database>;
   /** Omitted: the read model's `payments` rows stand in for the provider's books. */
   payments?: PaymentBooks;
-  /** Omitted: the `live-booking` rule is not checked. */
+  /** Omitted: the `live-booking` rule checks only the shop's own fleet (its bookings are in Postgres). */
   courier?: CourierBooks;
   /** The orders to check; omitted: every order on the read model. */
   orderIds?: readonly string[];
@@ -267,7 +269,18 @@ async function readFacts(
   const shipmentById = new Map(shipments.map((s) => [s.id, s]));
   const settledSet = new Set(settled);
   const provider = input.payments ? await providerPayments(input.payments, settledSet) : null;
-  const bookings = input.courier ? await courierBookings(input.courier, shipments, settledSet) : null;
+  const atCourier = input.courier ? await courierBookings(input.courier, shipments, settledSet) : null;
+  // The shop's own fleet keeps its bookings in Postgres: always checked.
+  const fleet = (await fleetBookings(db, shipments.map((s) => s.id))).map(
+    (p): Booking => ({
+      trackingNumber: p.tracking_number,
+      reference: p.shipment_id,
+      // Cancelled, and off every run: no driver will come for it.
+      cancelled: p.status === ShipmentStatus.CANCELLED && p.run_id === null,
+      collected: p.status !== ShipmentStatus.INFO_RECEIVED && p.status !== ShipmentStatus.CANCELLED,
+    }),
+  );
+  const bookings = atCourier || fleet.length > 0 ? [...(atCourier ?? []), ...fleet] : null;
   return {
     statusOf,
     linesOf: groupBy(lines, (l) => l.order_id),

@@ -9,10 +9,11 @@
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
  *   reading workflow histories decoded through the codec server, the CSV exports, the failed-work list
  *   (retrying a parked step, restarting a parcel's tracking), and runs the catalogue: skus and
- *   prices, stock received and adjusted, low-stock alerts acknowledged;
+ *   prices, stock received and adjusted, low-stock alerts acknowledged; and dispatches the
+ *   shop's own fleet (vehicles, drivers, runs, parcels put on runs);
  * - admin: everything, including the stats (courier API spend against the budget), the
- *   shop's event endpoints (domain events out), importing parcels already in flight and
- *   resetting an order workflow.
+ *   shop's event endpoints (domain events out), importing parcels already in flight,
+ *   resetting an order workflow and issuing or revoking drivers' tokens.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -67,6 +68,13 @@ export const Permission = {
    * customer at a time.
    */
   READ_EXPORTS: 'exports:read',
+  /**
+   * The shop's own fleet (docs/fleet.md): vehicles, drivers, runs, the dispatch queue, putting
+   * parcels on runs and closing runs.
+   */
+  MANAGE_FLEET: 'fleet:manage',
+  /** Issue and revoke drivers' tokens (the driver API's credential). Admin only. */
+  MANAGE_DRIVER_TOKENS: 'fleet:driver-tokens',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -90,6 +98,7 @@ const OPS: readonly Permission[] = [
   Permission.WRITE_STOCK,
   Permission.WRITE_CATALOGUE,
   Permission.READ_EXPORTS,
+  Permission.MANAGE_FLEET,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

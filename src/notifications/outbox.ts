@@ -27,14 +27,7 @@ interface NewEvent {
 /** Writes one event and its deliveries in `trx`; answers its id, or null when its key was taken. */
 async function writeEvent(trx: Kysely<Database>, event: NewEvent): Promise<number | null> {
   const stream = event.orderId ?? `shipment:${event.shipmentId}`;
-  const { last_seq: seq } = await trx
-    .insertInto('event_streams')
-    .values({ stream, last_seq: 1 })
-    .onConflict((oc) =>
-      oc.column('stream').doUpdateSet({ last_seq: sql<number>`event_streams.last_seq + 1` }),
-    )
-    .returning('last_seq')
-    .executeTakeFirstOrThrow();
+  const seq = await nextSeq(trx, stream);
   // Counted under the stream's lock: two writers of one order never count the same number.
   const prefix = `${event.keyPrefix}:`;
   const { n } = await trx
@@ -43,10 +36,31 @@ async function writeEvent(trx: Kysely<Database>, event: NewEvent): Promise<numbe
     .where(event.orderId !== null ? 'order_id' : 'shipment_id', '=', event.orderId ?? event.shipmentId)
     .where(sql<boolean>`starts_with(event_key, ${prefix})`)
     .executeTakeFirstOrThrow();
+  return insertEvent(trx, { ...event, key: `${prefix}${Number(n) + 1}`, stream, seq });
+}
+
+/** The next sequence number of `stream`, its row locked until the transaction ends. */
+async function nextSeq(trx: Kysely<Database>, stream: string): Promise<number> {
+  const { last_seq: seq } = await trx
+    .insertInto('event_streams')
+    .values({ stream, last_seq: 1 })
+    .onConflict((oc) =>
+      oc.column('stream').doUpdateSet({ last_seq: sql<number>`event_streams.last_seq + 1` }),
+    )
+    .returning('last_seq')
+    .executeTakeFirstOrThrow();
+  return seq;
+}
+
+async function insertEvent(
+  trx: Kysely<Database>,
+  event: Omit<NewEvent, 'keyPrefix'> & { key: string; stream: string; seq: number },
+): Promise<number | null> {
+  const { stream, seq } = event;
   const inserted = await trx
     .insertInto('event_outbox')
     .values({
-      event_key: `${prefix}${Number(n) + 1}`,
+      event_key: event.key,
       type: event.type,
       stream,
       seq,
@@ -65,6 +79,18 @@ async function writeEvent(trx: Kysely<Database>, event: NewEvent): Promise<numbe
     trx,
   );
   return inserted.id;
+}
+
+/**
+ * An event of neither an order nor a parcel (a fleet run's alarm), on its own stream, with
+ * the key the caller makes unique per occurrence; null when that key was written before.
+ */
+export async function writeStreamEvent(
+  trx: Kysely<Database>,
+  event: { type: EventType; stream: string; key: string; data: Record<string, unknown> },
+): Promise<number | null> {
+  const seq = await nextSeq(trx, event.stream);
+  return insertEvent(trx, { ...event, orderId: null, shipmentId: null, seq });
 }
 
 /** The event of an order entering `status` (none for a status without one). */
