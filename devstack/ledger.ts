@@ -271,15 +271,18 @@ async function readFacts(
   const provider = input.payments ? await providerPayments(input.payments, settledSet) : null;
   const atCourier = input.courier ? await courierBookings(input.courier, shipments, settledSet) : null;
   // The shop's own fleet keeps its bookings in Postgres: always checked.
-  const fleet = (await fleetBookings(db, shipments.map((s) => s.id))).map(
-    (p): Booking => ({
-      trackingNumber: p.tracking_number,
-      reference: p.shipment_id,
-      // Cancelled, and off every run: no driver will come for it.
-      cancelled: p.status === ShipmentStatus.CANCELLED && p.run_id === null,
-      collected: p.status !== ShipmentStatus.INFO_RECEIVED && p.status !== ShipmentStatus.CANCELLED,
-    }),
-  );
+  const fleet = (
+    await fleetBookings(
+      db,
+      shipments.map((s) => s.id),
+    )
+  ).map((p): Booking => ({
+    trackingNumber: p.tracking_number,
+    reference: p.shipment_id,
+    // Cancelled, and off every run: no driver will come for it.
+    cancelled: p.status === ShipmentStatus.CANCELLED && p.run_id === null,
+    collected: p.status !== ShipmentStatus.INFO_RECEIVED && p.status !== ShipmentStatus.CANCELLED,
+  }));
   const bookings = atCourier || fleet.length > 0 ? [...(atCourier ?? []), ...fleet] : null;
   return {
     statusOf,

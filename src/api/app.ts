@@ -47,6 +47,7 @@ import { codecRoutes } from './routes/codec';
 import { exportRoutes } from './routes/exports';
 import { failedWorkRoutes } from './routes/failed-work';
 import { fleetRoutes } from './routes/fleet';
+import { FLEET_SCHEMAS } from './schemas/fleet';
 import { fleetDriverRoutes } from './routes/fleet-driver';
 import { healthRoutes } from './routes/health';
 import { importRoutes } from './routes/imports';
@@ -168,6 +169,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.addSchema(ErrorBody);
+  for (const schema of FLEET_SCHEMAS) app.addSchema(schema);
 
   const routes: string[] = [];
   app.decorate('waybillRoutes', routes);

@@ -33,7 +33,7 @@ export interface StaffKey {
 }
 
 /** The couriers an order's parcels can be booked with. */
-export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator'] as const;
+export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator', 'fleet'] as const;
 export type OrderCourier = (typeof ORDER_COURIERS)[number];
 
 export interface Config {

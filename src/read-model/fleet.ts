@@ -225,6 +225,9 @@ export function dispatchQueue(db: Kysely<Database>, limit: number) {
     .execute();
 }
 
+const lockRun = (trx: Kysely<Database>, runId: string) =>
+  trx.selectFrom('fleet_runs').select('status').where('id', '=', runId).forUpdate().executeTakeFirst();
+
 export const AssignResult = {
   ASSIGNED: 'assigned',
   ALREADY_ON_RUN: 'already_on_run',
@@ -244,12 +247,7 @@ export async function assignToRun(
   trackingNumbers: readonly string[],
 ): Promise<Map<string, AssignResult> | null> {
   return db.transaction().execute(async (trx) => {
-    const run = await trx
-      .selectFrom('fleet_runs')
-      .select('status')
-      .where('id', '=', runId)
-      .forUpdate()
-      .executeTakeFirst();
+    const run = await lockRun(trx, runId);
     if (run?.status !== RunStatus.OPEN) return null;
     const parcels = await trx
       .selectFrom('fleet_parcels')
@@ -292,12 +290,7 @@ export async function closeRun(
   runId: string,
 ): Promise<'closed' | 'not_found' | 'already_closed' | { inHand: string[] }> {
   return db.transaction().execute(async (trx) => {
-    const run = await trx
-      .selectFrom('fleet_runs')
-      .select('status')
-      .where('id', '=', runId)
-      .forUpdate()
-      .executeTakeFirst();
+    const run = await lockRun(trx, runId);
     if (!run) return 'not_found';
     if (run.status !== RunStatus.OPEN) return 'already_closed';
     const inHand = await trx

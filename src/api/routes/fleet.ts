@@ -14,6 +14,8 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import {
   assignToRun,
   closeRun,
@@ -39,10 +41,8 @@ import { AUTH_ERRORS, errors } from '../schemas/admin';
 import {
   AssignBody,
   AssignOutcome,
-  Driver,
   DriverList,
   DriverParams,
-  FleetParcel,
   IssuedToken,
   NewDriver,
   NewRun,
@@ -50,12 +50,10 @@ import {
   Queue,
   QueueQuery,
   RevokedToken,
-  Run,
   RunDetail,
   RunList,
   RunParams,
   RunsQuery,
-  Vehicle,
   VehicleList,
 } from '../schemas/fleet';
 import { hashDriverToken } from './fleet-driver';
@@ -72,13 +70,28 @@ const vehicleView = (v: { id: string; registration: string; label: string | null
 
 export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { db } = deps;
-  app.addSchema(Vehicle);
-  app.addSchema(Driver);
-  app.addSchema(Run);
-  app.addSchema(FleetParcel);
   const manage = requireStaff(Permission.MANAGE_FLEET);
   const tokens = requireStaff(Permission.MANAGE_DRIVER_TOKENS);
   const tags = ['fleet'];
+  /** Who did what to which fleet record (the audit log). */
+  const audit = (
+    request: FastifyRequest,
+    action: string,
+    subjectType: 'fleet_driver' | 'fleet_run',
+    subjectId: string,
+    extra: { details?: Record<string, unknown>; dedupeKey?: string } = {},
+  ) =>
+    writeAudit(db, [
+      {
+        actor: actorOf(request.principal),
+        action,
+        subjectType,
+        subjectId,
+        reason: null,
+        dedupeKey: extra.dedupeKey ?? null,
+        ...(extra.details ? { details: extra.details } : {}),
+      },
+    ]);
 
   // --- Vehicles and drivers --------------------------------------------------------------
 
@@ -89,7 +102,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags,
         summary: 'Add a vehicle to the fleet',
         body: NewVehicle,
-        response: { 201: Vehicle, ...errors(...AUTH_ERRORS, 409) },
+        response: { 201: Type.Ref('FleetVehicle'), ...errors(...AUTH_ERRORS, 409) },
       },
       onRequest: manage,
     },
@@ -137,7 +150,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags,
         summary: 'Add a driver (then an admin issues their token)',
         body: NewDriver,
-        response: { 201: Driver, ...errors(...AUTH_ERRORS) },
+        response: { 201: Type.Ref('FleetDriver'), ...errors(...AUTH_ERRORS) },
       },
       onRequest: manage,
     },
@@ -177,16 +190,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       const { driverId } = request.params;
       const token = `wbd_${randomBytes(32).toString('base64url')}`;
       if (!(await setDriverToken(db, driverId, hashDriverToken(token)))) throw notFound(`driver ${driverId}`);
-      await writeAudit(db, [
-        {
-          actor: actorOf(request.principal),
-          action: 'fleet.driver_token_issued',
-          subjectType: 'fleet_driver',
-          subjectId: driverId,
-          reason: null,
-          dedupeKey: null,
-        },
-      ]);
+      await audit(request, 'fleet.driver_token_issued', 'fleet_driver', driverId);
       return reply.code(201).send({ driverId, token, issuedAt: new Date().toISOString() });
     },
   );
@@ -205,16 +209,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     async (request) => {
       const { driverId } = request.params;
       if (!(await setDriverToken(db, driverId, null))) throw notFound(`driver ${driverId}`);
-      await writeAudit(db, [
-        {
-          actor: actorOf(request.principal),
-          action: 'fleet.driver_token_revoked',
-          subjectType: 'fleet_driver',
-          subjectId: driverId,
-          reason: null,
-          dedupeKey: null,
-        },
-      ]);
+      await audit(request, 'fleet.driver_token_revoked', 'fleet_driver', driverId);
       return { driverId, revoked: true as const };
     },
   );
@@ -228,7 +223,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags,
         summary: "Open a run: a driver's day with a vehicle; its silent-run watch starts now",
         body: NewRun,
-        response: { 201: Run, ...errors(...AUTH_ERRORS, 404, 409) },
+        response: { 201: Type.Ref('FleetRun'), ...errors(...AUTH_ERRORS, 404, 409) },
       },
       onRequest: manage,
     },
@@ -326,17 +321,9 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         if (!(await findRun(db, runId))) throw notFound(`run ${runId}`);
         throw new ApiError(409, 'RUN_CLOSED', `run ${runId} is closed: open a new run`);
       }
-      await writeAudit(db, [
-        {
-          actor: actorOf(request.principal),
-          action: 'fleet.parcels_assigned',
-          subjectType: 'fleet_run',
-          subjectId: runId,
-          reason: null,
-          details: Object.fromEntries(results),
-          dedupeKey: null,
-        },
-      ]);
+      await audit(request, 'fleet.parcels_assigned', 'fleet_run', runId, {
+        details: Object.fromEntries(results),
+      });
       return {
         runId,
         results: [...results].map(([trackingNumber, result]) => ({ trackingNumber, result })),
@@ -351,7 +338,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         tags,
         summary: 'Close a run: parcels never picked up go back to the queue; its watch ends',
         params: RunParams,
-        response: { 200: Run, ...errors(...AUTH_ERRORS, 404, 409) },
+        response: { 200: Type.Ref('FleetRun'), ...errors(...AUTH_ERRORS, 404, 409) },
       },
       onRequest: manage,
     },
@@ -367,16 +354,9 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         );
       }
       if (closed === 'closed') {
-        await writeAudit(db, [
-          {
-            actor: actorOf(request.principal),
-            action: 'fleet.run_closed',
-            subjectType: 'fleet_run',
-            subjectId: runId,
-            reason: null,
-            dedupeKey: `fleet.run_closed:${runId}`,
-          },
-        ]);
+        await audit(request, 'fleet.run_closed', 'fleet_run', runId, {
+          dedupeKey: `fleet.run_closed:${runId}`,
+        });
       }
       // Closing twice is harmless, and so is a watch that has already ended.
       await deps.temporal.client.workflow

@@ -265,3 +265,6 @@ export const DriverReportOutcome = Obj({
   trackingNumber: FleetNumber,
   status: StatusName,
 });
+
+/** The shared fleet schemas the routes refer to by `$ref`: added to the app once (src/api/app.ts). */
+export const FLEET_SCHEMAS = [Vehicle, Driver, Run, FleetParcel];
