@@ -12,6 +12,7 @@ import { checkLedger } from '../../devstack/ledger';
 import { stockReconciliation } from '../../src/read-model/inventory';
 import { orderWorkflowId, shipmentStateQuery, shipmentWorkflowId } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
+import { recordHistory } from '../support/histories';
 import { ADDRESS } from '../support/shopper';
 import { useStack } from '../support/stack';
 import { uniqueId } from '../support/temporal';
@@ -227,6 +228,9 @@ describe('own fleet', () => {
     // The day is over: the run closes (nothing left in the van).
     const closed = await post(`/v1/admin/fleet/runs/${runId}/close`, {});
     expect(closed.json()).toMatchObject({ status: 'CLOSED', parcels: 1, inHand: 0 });
+    const shipmentHandle = stack.worker.client.workflow.getHandle(shipmentWorkflowId(order.shipmentId));
+    expect((await shipmentHandle.result()).status).toBe('DELIVERED');
+    await recordHistory('shipment-fleet-delivered', shipmentHandle);
   });
 
   it('a cancel before the driver picks up: CANCELLED, nothing captured, the parcel off the run', async () => {
@@ -464,5 +468,10 @@ describe('own fleet', () => {
     await orderStatus(order.orderId, (s) => s === 'DELIVERED');
     await new Promise((resolve) => setTimeout(resolve, 2 * SILENT_AFTER_MS));
     expect(await run()).toMatchObject({ silentSince: null, silentAlarms: 2, inHand: 0 });
+    // Closed, the watch ends, having raised two alarms.
+    expect((await post(`/v1/admin/fleet/runs/${runId}/close`, {})).json().status).toBe('CLOSED');
+    const watch = stack.worker.client.workflow.getHandle(`fleet-run-${runId}`);
+    expect(await watch.result()).toEqual({ alarms: 2 });
+    await recordHistory('fleet-run-silent-twice', watch);
   });
 });
