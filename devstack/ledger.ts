@@ -24,7 +24,7 @@ import { isPickedUpStatus, ShipmentStatus } from '../src/domain/status';
 import { fleetBookings } from '../src/read-model/fleet';
 import { stockReconciliation } from '../src/read-model/inventory';
 import type { RunningPaymentSimulator } from '../simulators/payment/server';
-import type { SimPaymentView } from '../simulators/payment/state';
+import type { SimPaymentView } from '../simulators/payment/wire';
 import { PaymentStatus } from '../src/payments/types';
 import type { RunningSimulator } from '../simulators/courier/server';
 import { OrderStatus } from '../src/workflows/contract';
