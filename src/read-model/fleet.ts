@@ -4,6 +4,10 @@
  * drivers' reports, and the silent-run alarm's one transaction. Callers: the fleet routes, the
  * driver API, the fleet courier adapter (booking and cancel are rows here), the fleet activity
  * and the money ledger.
+ *
+ * Longer than most files (~570 lines) on purpose: every statement of the fleet's tables is
+ * here, one place to read them (the read model keeps its SQL by table group), and the
+ * fleet's tables are one group.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';

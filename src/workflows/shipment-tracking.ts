@@ -4,7 +4,7 @@
  * with (refresh, refresh-now, pushed events, cancel), one poll cycle and what its answer or
  * failure does to the snapshot, the read model and the order. Deterministic code only.
  *
- * Longer than most files (~450 lines) on purpose: one class holds the parcel's state, and
+ * Longer than most files (~470 lines) on purpose: one class holds the parcel's state, and
  * every handler and step reads and writes it (a refresh-now waits on the poll cycle's counters,
  * a push on the loop's queue); splitting it would spread that state across modules.
  */
