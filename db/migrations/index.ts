@@ -18,6 +18,7 @@ import * as exportsAndReportFigures from './2026-12-04T20-30-00_exports_and_repo
 import * as domainEvents from './2026-12-04T20-50-00_domain_events';
 import * as parcelImports from './2026-12-04T21-00-00_parcel_imports';
 import * as fleet from './2026-12-05T01-00-00_fleet';
+import * as eventPruning from './2026-12-05T02-00-00_event_pruning';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-23T09-00-00_initial_read_model': initialReadModel,
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-04T20-50-00_domain_events': domainEvents,
   '2026-12-04T21-00-00_parcel_imports': parcelImports,
   '2026-12-05T01-00-00_fleet': fleet,
+  '2026-12-05T02-00-00_event_pruning': eventPruning,
 };

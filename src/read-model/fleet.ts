@@ -559,7 +559,7 @@ export async function checkSilentRun(
     await writeStreamEvent(trx, {
       type: EventType.FLEET_RUN_SILENT,
       stream: `fleet_run:${runId}`,
-      key: `fleet_run:${runId}:silent:${alarms}`,
+      keyPrefix: `fleet_run:${runId}:silent`,
       data,
     });
     return { state: 'silent', raised: true, alarms };
