@@ -3,6 +3,7 @@
  * reservations of the orders checked, the payment provider's books and the courier's bookings.
  */
 import { isPickedUpStatus, ShipmentStatus } from '../src/domain/status';
+import { fleetBookings } from '../src/read-model/fleet';
 import type { SimPaymentView } from '../simulators/payment/wire';
 import type { CourierBooks, LedgerInput, PaymentBooks } from './ledger';
 
@@ -173,7 +174,21 @@ export async function readFacts(
   const shipmentById = new Map(shipments.map((s) => [s.id, s]));
   const settledSet = new Set(settled);
   const provider = input.payments ? await providerPayments(input.payments, settledSet) : null;
-  const bookings = input.courier ? await courierBookings(input.courier, shipments, settledSet) : null;
+  const atCourier = input.courier ? await courierBookings(input.courier, shipments, settledSet) : null;
+  // The shop's own fleet keeps its bookings in Postgres: always checked.
+  const fleet = (
+    await fleetBookings(
+      db,
+      shipments.map((s) => s.id),
+    )
+  ).map((p): Booking => ({
+    trackingNumber: p.tracking_number,
+    reference: p.shipment_id,
+    // Cancelled, and off every run: no driver will come for it.
+    cancelled: p.status === ShipmentStatus.CANCELLED && p.run_id === null,
+    collected: p.status !== ShipmentStatus.INFO_RECEIVED && p.status !== ShipmentStatus.CANCELLED,
+  }));
+  const bookings = atCourier || fleet.length > 0 ? [...(atCourier ?? []), ...fleet] : null;
   return {
     statusOf,
     linesOf: groupBy(lines, (l) => l.order_id),

@@ -10,7 +10,8 @@
  * - `read-model-payments`: the read model's `payments` rows agree with the provider's books;
  * - `authorisation-held`: no payment of the order is still AUTHORISED at the provider;
  * - `live-booking`: no booking of the order at the courier is live (booked, not cancelled,
- *   not collected), and none it collected is unknown to the read model;
+ *   not collected), and none it collected is unknown to the read model; the shop's own fleet's
+ *   bookings (Postgres) always, a cancelled one also off every run;
  * - `stock`: nothing reserved; consumed only for skus in collected parcels, restocked only
  *   for returned ones, released for the rest; and per sku of these orders (every sku when
  *   no orders are named), `reserved` matches the open reservations of all orders and, when
@@ -55,7 +56,7 @@ export interface LedgerInput {
   db: Kysely<Database>;
   /** Omitted: the read model's `payments` rows stand in for the provider's books. */
   payments?: PaymentBooks;
-  /** Omitted: the `live-booking` rule is not checked. */
+  /** Omitted: the `live-booking` rule checks only the shop's own fleet (its bookings are in Postgres). */
   courier?: CourierBooks;
   /** The orders to check; omitted: every order on the read model. */
   orderIds?: readonly string[];

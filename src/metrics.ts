@@ -56,6 +56,12 @@ export const Metrics = {
     unit: '',
     description: 'Saga compensations run, by step and by why the saga unwound (failed, cancelled, lost)',
   },
+  fleetSilentRuns: {
+    name: 'waybill_fleet_silent_runs',
+    unit: '',
+    description:
+      "The shop's own fleet: runs that went silent (no driver report for WAYBILL_FLEET_SILENT_RUN_AFTER with parcels still to deliver), once per silence",
+  },
   courierCredentialsRefused: {
     name: 'waybill_courier_credentials_refused',
     unit: '',

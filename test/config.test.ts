@@ -228,8 +228,8 @@ describe('configuration', () => {
         loadConfig({ WAYBILL_COURIER_BY_WAREHOUSE: 'wh-kl:pigeon,wh-del,a:bluedart,a:simulator' }),
       ),
     ).toEqual([
-      'WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among easyparcel, bluedart, simulator (got "wh-kl:pigeon")',
-      'WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among easyparcel, bluedart, simulator (got "wh-del")',
+      'WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among easyparcel, bluedart, simulator, fleet (got "wh-kl:pigeon")',
+      'WAYBILL_COURIER_BY_WAREHOUSE must be comma-separated warehouse:courier pairs with a courier among easyparcel, bluedart, simulator, fleet (got "wh-del")',
       'WAYBILL_COURIER_BY_WAREHOUSE names warehouse "a" twice',
     ]);
   });

@@ -22,6 +22,8 @@ export const DemoKind = {
   CANCEL_UNKNOWN_BOOKING: 'cancel_unknown_booking',
   NEVER_PICKED_UP: 'never_picked_up',
   LOST: 'lost',
+  FLEET_DELIVERED: 'fleet_delivered',
+  FLEET_CANCELLED: 'fleet_cancelled_before_pickup',
 } as const;
 export type DemoKind = (typeof DemoKind)[keyof typeof DemoKind];
 export const DEMO_KINDS = Object.values(DemoKind) as DemoKind[];
@@ -318,6 +320,40 @@ export const DEMO_KIND_SPECS: Readonly<Record<DemoKind, DemoKindSpec>> = {
       parcels: [S.EXPIRED],
       scans: [],
       payment: 'VOIDED',
+    },
+  }),
+  // The shop's own fleet (docs/fleet.md): the demo is the dispatcher and the driver (fleet.ts).
+  fleet_delivered: spec(DemoKind.FLEET_DELIVERED, {
+    description:
+      "the shop's own driver: put on the demo's run, picked up (captured), a failed attempt, delivered with a proof",
+    // No courier plays it: the demo's driver reports it (a nominal scenario for the plan's timing).
+    parcelScenario: 'delivered',
+    courier: CourierCode.FLEET,
+    lines: [KETTLE],
+    count: 2,
+    expect: {
+      orderStatus: OrderStatus.DELIVERED,
+      failureCode: null,
+      parcels: [S.DELIVERED],
+      scans: [S.IN_TRANSIT, S.ATTEMPT_FAIL, S.DELIVERED],
+      payment: 'CAPTURED',
+    },
+  }),
+  fleet_cancelled_before_pickup: spec(DemoKind.FLEET_CANCELLED, {
+    description:
+      "the shop's own fleet: cancelled before the driver picks it up; off the run, payment voided, stock released",
+    parcelScenario: 'never_picked_up',
+    courier: CourierCode.FLEET,
+    lines: [MUGS],
+    cancelWhen: 'booked',
+    count: 1,
+    expect: {
+      orderStatus: OrderStatus.CANCELLED,
+      failureCode: 'CANCELLED',
+      parcels: [S.CANCELLED],
+      scans: [],
+      payment: 'VOIDED',
+      cancel: 'accepted',
     },
   }),
 };

@@ -54,6 +54,7 @@ import {
   simulatorTimeScale,
 } from './orders';
 import { report } from './report';
+import { DemoFleet } from './fleet';
 
 const ROOT = path.resolve(__dirname, '../..');
 /** First start on a machine without the Temporal CLI builds it (minutes): be patient. */
@@ -178,6 +179,8 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   let exceptionResult: CheckResult | null = null;
   let exceptionPending: Promise<void> | null = null;
   const cancels = new Set<Promise<void>>();
+  const fleet = DemoFleet.wanted(tracked) ? new DemoFleet(ctx) : null;
+  await fleet?.prepare();
   const deadline = placedAt + ctx.timeoutMs;
   const title = `Waybill demo · ${plan.length} orders · courier time ×${timeScale} · Ctrl-C stops · stack log ${ctx.stack ? path.relative(process.cwd(), ctx.stack.logFile) : 'not ours (--attach)'}`;
   let lastSummary = 0;
@@ -230,6 +233,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
         }
       });
       await outage.maybeStart(tracked);
+      await fleet?.tick(open);
       if (exception && exceptionPending === null) {
         const damaged = tracked.filter((t) => t.entry.spec.kind === 'exception' && t.orderId !== null);
         if (
@@ -255,6 +259,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
     }
   } finally {
     await outage.clear();
+    await fleet?.close();
     render();
     screen.release();
   }

@@ -11,9 +11,11 @@
  *   stats (courier API spend against the budget: ops spend it with bulk refreshes and can
  *   export the same figures as courier usage, so the two agree), the failed-work list
  *   (retrying a parked step, restarting a parcel's tracking), and runs the catalogue: skus and
- *   prices, stock received and adjusted, low-stock alerts acknowledged;
- * - admin: everything, including the shop's event endpoints (domain events out), importing parcels already in flight and
- *   resetting an order workflow.
+ *   prices, stock received and adjusted, low-stock alerts acknowledged; and dispatches the
+ *   shop's own fleet (vehicles, drivers, runs, parcels put on runs);
+ * - admin: everything, including the shop's event endpoints (domain events out), importing
+ *   parcels already in flight, resetting an order workflow and issuing or revoking drivers'
+ *   tokens.
  */
 
 export const StaffRole = { ADMIN: 'admin', OPS: 'ops', SUPPORT: 'support' } as const;
@@ -71,6 +73,13 @@ export const Permission = {
    * customer at a time.
    */
   READ_EXPORTS: 'exports:read',
+  /**
+   * The shop's own fleet (docs/fleet.md): vehicles, drivers, runs, the dispatch queue, putting
+   * parcels on runs and closing runs.
+   */
+  MANAGE_FLEET: 'fleet:manage',
+  /** Issue and revoke drivers' tokens (the driver API's credential). Admin only. */
+  MANAGE_DRIVER_TOKENS: 'fleet:driver-tokens',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -94,6 +103,7 @@ const OPS: readonly Permission[] = [
   Permission.WRITE_STOCK,
   Permission.WRITE_CATALOGUE,
   Permission.READ_EXPORTS,
+  Permission.MANAGE_FLEET,
   Permission.READ_STATS,
 ];
 

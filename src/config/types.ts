@@ -33,7 +33,7 @@ export interface StaffKey {
 }
 
 /** The couriers an order's parcels can be booked with. */
-export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator'] as const;
+export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator', 'fleet'] as const;
 export type OrderCourier = (typeof ORDER_COURIERS)[number];
 
 export interface Config {
@@ -112,6 +112,11 @@ export interface Config {
     readonly webhookMaxAgeMs: number;
     /** A pushed scan timed further ahead of our clock than this is refused (ms): it would stop no-scan expiry. */
     readonly pushMaxClockSkewMs: number;
+    /**
+     * An open fleet run with parcels still in the van and no driver report for this long
+     * raises the silent-run alarm (ms; docs/fleet.md).
+     */
+    readonly fleetSilentRunAfterMs: number;
     /**
      * Which proxies' X-Forwarded-For to believe for the client address (rate limits, logs):
      * false (none: the socket address), a hop count, or proxy addresses / CIDR ranges.

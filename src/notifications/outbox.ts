@@ -13,7 +13,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { orderEventType, shipmentEventType } from '../domain/events';
+import { orderEventType, shipmentEventType, type EventType } from '../domain/events';
 import type { ShipmentStatus } from '../domain/status';
 import { insertEvent } from '../read-model/events';
 
@@ -72,4 +72,15 @@ export async function writeShipmentEvent(
       eta: change.eta,
     },
   });
+}
+
+/**
+ * An event of neither an order nor a parcel (a fleet run's alarm) on a stream of its own:
+ * keyed like the others, `<keyPrefix>:<n>` for its n-th occurrence.
+ */
+export async function writeStreamEvent(
+  trx: Kysely<Database>,
+  event: { type: EventType; stream: string; keyPrefix: string; data: Record<string, unknown> },
+): Promise<number | null> {
+  return insertEvent(trx, { ...event, orderId: null, shipmentId: null });
 }

@@ -17,11 +17,13 @@ export interface NewEvent {
   orderId: string | null;
   shipmentId: string | null;
   data: Record<string, unknown>;
+  /** The stream it is ordered in; default its order's, or its parcel's when it has none. */
+  stream?: string;
 }
 
 /** Writes one event and its deliveries in `trx`; answers its id, or null when its key was taken. */
 export async function insertEvent(trx: Kysely<Database>, event: NewEvent): Promise<number | null> {
-  const stream = event.orderId ?? `shipment:${event.shipmentId}`;
+  const stream = event.stream ?? event.orderId ?? `shipment:${event.shipmentId}`;
   const { last_seq: seq } = await trx
     .insertInto('event_streams')
     .values({ stream, last_seq: 1 })
