@@ -530,6 +530,26 @@ describe('schedules', () => {
           ])
           .execute();
       }
+      // Both finished parcels went by the shop's own fleet: the driver's address card is personal data too.
+      const recipient = {
+        name: 'Asha Rao',
+        line1: '12 Jalan Ampang',
+        city: 'Kuala Lumpur',
+        postcode: '50450',
+        phone: '+60123456789',
+      };
+      await database.db
+        .insertInto('fleet_parcels')
+        .values(
+          [s.finishedLongAgo, s.finishedRecently].map((id) => ({
+            shipment_id: id,
+            tracking_number: `FL${id}`,
+            status: 'DELIVERED',
+            recipient: JSON.stringify(recipient),
+            description: 'one parcel',
+          })),
+        )
+        .execute();
       const untouched = [s.staleWorkflowRunning, s.recentScan, s.recentlyCreated, s.finishedRecently];
       const before = await database.db
         .selectFrom('shipments')
@@ -615,6 +635,21 @@ describe('schedules', () => {
         'Departed sorting facility',
         'Received by: ASHA RAO, 9800000000',
       ]);
+
+      const cards = await database.db
+        .selectFrom('fleet_parcels')
+        .select(['shipment_id', 'recipient'])
+        .where('shipment_id', 'in', [s.finishedLongAgo, s.finishedRecently])
+        .execute();
+      const cardOf = (id: string) => cards.find((c) => c.shipment_id === id)!.recipient;
+      expect(cardOf(s.finishedLongAgo)).toEqual({
+        name: REMOVED,
+        line1: REMOVED,
+        city: 'Kuala Lumpur',
+        postcode: REMOVED,
+        phone: null,
+      });
+      expect(cardOf(s.finishedRecently)).toEqual(recipient);
 
       const forty = await rowOf(s.finished40Days);
       expect(forty.archived_at).toBeNull();

@@ -23,6 +23,7 @@ import {
   eventRawTexts,
   lockUnscrubbedFinished,
   markScrubbed,
+  scrubFleetRecipients,
   setEventRawTexts,
 } from '../read-model/shipments';
 import { pruneEvents } from '../read-model/events';
@@ -100,7 +101,8 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
 
     /**
      * One batch of shipments finished longer ago than the limit: personal data scrubbed from
-     * `raw_latest` and from their events' `raw_text`, then marked `pii_scrubbed_at`.
+     * `raw_latest`, from their events' `raw_text` and from an own-fleet booking's recipient,
+     * then marked `pii_scrubbed_at`.
      */
     async scrubFinishedShipments(input: AgeBatchInput): Promise<AgeBatchResult> {
       const scrubbed = await db.transaction().execute(async (trx) => {
@@ -120,6 +122,7 @@ export function createHousekeepingActivities(deps: HousekeepingActivityDeps) {
           s.raw_latest === null ? null : JSON.stringify(scrubPersonalData(s.raw_latest)),
         );
         await markScrubbed(trx, ids, payloads);
+        await scrubFleetRecipients(trx, ids);
         return shipments.length;
       });
       count(activityMeter(), Metrics.housekeepingShipments, { action: 'scrubbed' }, scrubbed);
