@@ -364,6 +364,12 @@ export interface EventStreamsTable {
   last_seq: number;
 }
 
+/** How many times a subject entered a status (`<subject>:<status>`): the count in its events' keys. */
+export interface EventKeyEntriesTable {
+  key_prefix: string;
+  entries: number;
+}
+
 /** One domain event, written in the transaction of the change it reports. */
 export interface EventOutboxTable {
   id: Generated<number>;
@@ -401,6 +407,70 @@ export interface EventDeliveryAttemptsTable {
   duration_ms: number;
 }
 
+export interface FleetVehiclesTable {
+  id: string;
+  registration: string;
+  label: string | null;
+  created_at: GeneratedTimestamp;
+}
+
+export interface FleetDriversTable {
+  id: string;
+  name: string;
+  phone: string | null;
+  /** SHA-256 of the driver's live token; null when none is live (never issued, or revoked). */
+  token_hash: Buffer | null;
+  token_issued_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+}
+
+export interface FleetRunsTable {
+  id: string;
+  driver_id: string;
+  vehicle_id: string;
+  /** YYYY-MM-DD. */
+  run_date: ColumnType<string, string, string>;
+  /** OPEN or CLOSED. */
+  status: Generated<string>;
+  created_by: string;
+  created_at: GeneratedTimestamp;
+  closed_at: Timestamp | null;
+  last_report_at: Timestamp | null;
+  silent_since: Timestamp | null;
+  silent_alarms: Generated<number>;
+}
+
+export interface FleetParcelsTable {
+  shipment_id: string;
+  tracking_number: string;
+  /** Null: in the dispatch queue. */
+  run_id: string | null;
+  /** A ShipmentStatus: INFO_RECEIVED until the driver picks it up. */
+  status: Generated<string>;
+  recipient: Json<{ name: string; line1: string; city: string; postcode: string; phone: string | null }>;
+  description: string;
+  proof_ref: string | null;
+  last_reason: string | null;
+  booked_at: GeneratedTimestamp;
+  assigned_at: Timestamp | null;
+  picked_up_at: Timestamp | null;
+  cancelled_at: Timestamp | null;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface FleetReportsTable {
+  driver_id: string;
+  report_id: string;
+  run_id: string;
+  shipment_id: string;
+  kind: string;
+  occurred_at: Timestamp;
+  proof_ref: string | null;
+  reason: string | null;
+  note: string | null;
+  received_at: GeneratedTimestamp;
+}
+
 export interface Database {
   orders: OrdersTable;
   order_attention: OrderAttentionTable;
@@ -424,9 +494,15 @@ export interface Database {
   stock_alerts: StockAlertsTable;
   event_endpoints: EventEndpointsTable;
   event_streams: EventStreamsTable;
+  event_key_entries: EventKeyEntriesTable;
   event_outbox: EventOutboxTable;
   event_deliveries: EventDeliveriesTable;
   event_delivery_attempts: EventDeliveryAttemptsTable;
+  fleet_vehicles: FleetVehiclesTable;
+  fleet_drivers: FleetDriversTable;
+  fleet_runs: FleetRunsTable;
+  fleet_parcels: FleetParcelsTable;
+  fleet_reports: FleetReportsTable;
 }
 
 export type Order = Selectable<OrdersTable>;

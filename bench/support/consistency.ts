@@ -7,7 +7,8 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { checkLedger, LEDGER_RULE_TEXT, LEDGER_RULES } from '../../devstack/ledger';
+import { checkLedger } from '../../devstack/ledger';
+import { LEDGER_RULE_TEXT, LEDGER_RULES } from '../../devstack/ledger-rules';
 import { TERMINAL_STATUSES } from '../../src/domain/status';
 import type { RunningPaymentSimulator } from '../../simulators/payment/server';
 import type { RunningSimulator } from '../../simulators/courier/server';

@@ -6,8 +6,9 @@
  * have ended as, checks the Temporal visibility queries ops would use, and prints where to
  * look. Exit code: 0 all as expected, 1 not, 2 refused to run, 130 interrupted.
  *
- * This file is the run itself (its loop and main). The plan and the checks are pure (plan.ts),
- * the printing too (view.ts); one order's steps and the staged outage are orders.ts, the API
+ * This file is the run itself (its loop and main). The kinds of order are data (kinds.ts), the
+ * plan, the checks and the flags pure code (plan.ts, checks.ts, args.ts), the printing too
+ * (view.ts); the stack's settings are in settings.ts; one order's steps and the staged outage are orders.ts, the API
  * client api-client.ts, the terminal screen.ts, the closing report and money ledger
  * report.ts; the child process is stack.ts. See DEMO_USAGE for the flags.
  */
@@ -18,20 +19,11 @@ import { environmentWith, loadConfig, type Config } from '../../src/config';
 import { runMain, StartupError } from '../../src/main-helpers';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
-import {
-  assessPlan,
-  buildPlan,
-  DEMO_OUTAGE_MS,
-  DEMO_STACK_ENV,
-  DEMO_STACK_UNSET,
-  DEMO_USAGE,
-  humanDuration,
-  compareListing,
-  outageProblems,
-  parseDemoArgs,
-  PlanError,
-  type DemoKindSpec,
-} from './plan';
+import { assessPlan, buildPlan, humanDuration, PlanError } from './plan';
+import { DEMO_OUTAGE_MS, DEMO_STACK_ENV, DEMO_STACK_UNSET, Refusal, sleep } from './settings';
+import { DEMO_USAGE, parseDemoArgs } from './args';
+import { compareListing, outageProblems } from './checks';
+import type { DemoKindSpec } from './kinds';
 import { apiAnswers, resetDataDir, startDemoStack, type DemoStack } from './stack';
 import {
   changeLine,
@@ -62,7 +54,7 @@ import {
   simulatorTimeScale,
 } from './orders';
 import { report } from './report';
-import { Refusal, sleep } from './settings';
+import { DemoFleet } from './fleet';
 
 const ROOT = path.resolve(__dirname, '../..');
 /** First start on a machine without the Temporal CLI builds it (minutes): be patient. */
@@ -187,6 +179,8 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
   let exceptionResult: CheckResult | null = null;
   let exceptionPending: Promise<void> | null = null;
   const cancels = new Set<Promise<void>>();
+  const fleet = DemoFleet.wanted(tracked) ? new DemoFleet(ctx) : null;
+  await fleet?.prepare();
   const deadline = placedAt + ctx.timeoutMs;
   const title = `Waybill demo · ${plan.length} orders · courier time ×${timeScale} · Ctrl-C stops · stack log ${ctx.stack ? path.relative(process.cwd(), ctx.stack.logFile) : 'not ours (--attach)'}`;
   let lastSummary = 0;
@@ -239,6 +233,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
         }
       });
       await outage.maybeStart(tracked);
+      await fleet?.tick(open);
       if (exception && exceptionPending === null) {
         const damaged = tracked.filter((t) => t.entry.spec.kind === 'exception' && t.orderId !== null);
         if (
@@ -264,6 +259,7 @@ async function runOrders(ctx: RunContext): Promise<RunOutcome> {
     }
   } finally {
     await outage.clear();
+    await fleet?.close();
     render();
     screen.release();
   }

@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/database';
 import { isCourierCode, normaliseTrackingNumber, trackingNumberProblem } from '../couriers/numbers';
-import type { CourierAdapter, CourierCode } from '../couriers/types';
+import { CourierCode, type CourierAdapter } from '../couriers/types';
 import { ImportLineResult, importCounts, markImportDone, type ImportCounts } from '../read-model/imports';
 import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
@@ -76,6 +76,11 @@ export function checkImportLine(
   const courier = line.courier.toLowerCase();
   if (!isCourierCode(courier) || !configured(courier))
     return { problem: `unknown courier "${line.courier}"` };
+  // Nothing polls the shop's own fleet: only its drivers report, on parcels dispatch gave them.
+  if (courier === CourierCode.FLEET)
+    return {
+      problem: 'courier "fleet" is the shop\'s own fleet: its parcels are booked by orders, not imported',
+    };
   const trackingNumber = normaliseTrackingNumber(line.tracking_number);
   const badNumber = trackingNumberProblem(courier, trackingNumber);
   if (badNumber) return { problem: badNumber };

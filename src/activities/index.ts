@@ -1,12 +1,14 @@
 import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
+import { createFleetAdapter } from '../couriers/fleet';
 import type { CourierAdapter, CourierCode } from '../couriers/types';
 import type { PollPolicy } from '../domain/polling';
 import type { Logger } from '../logger';
 import type { NotificationTransport } from '../notifications/transport';
 import type { PaymentProvider } from '../payments/types';
 import { createBookingActivities } from './bookings';
+import { createFleetActivities } from './fleet';
 import { createHousekeepingActivities } from './housekeeping';
 import { createImportActivities } from './imports';
 import { createInventoryActivities } from './inventory';
@@ -35,7 +37,9 @@ export interface ActivityDeps {
 }
 
 /** Every activity, wired with its dependencies. `src/worker.ts` registers them. */
-export function createActivities(deps: ActivityDeps) {
+export function createActivities(given: ActivityDeps) {
+  // The shop's own fleet is a courier on the read model: every worker has it.
+  const deps = { ...given, couriers: { fleet: createFleetAdapter(given.db), ...given.couriers } };
   return {
     ...createShipmentActivities(deps),
     ...createInventoryActivities(deps),
@@ -45,6 +49,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReportActivities(deps),
     ...createHousekeepingActivities(deps),
     ...createImportActivities(deps),
+    ...createFleetActivities(deps),
   };
 }
 

@@ -46,6 +46,9 @@ import { catalogueRoutes } from './routes/catalogue';
 import { codecRoutes } from './routes/codec';
 import { exportRoutes } from './routes/exports';
 import { failedWorkRoutes } from './routes/failed-work';
+import { fleetRoutes } from './routes/fleet';
+import { FLEET_SCHEMAS } from './schemas/fleet';
+import { fleetDriverRoutes } from './routes/fleet-driver';
 import { healthRoutes } from './routes/health';
 import { importRoutes } from './routes/imports';
 import { orderSearchRoutes } from './routes/order-search';
@@ -166,6 +169,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.addSchema(ErrorBody);
+  for (const schema of FLEET_SCHEMAS) app.addSchema(schema);
 
   const routes: string[] = [];
   app.decorate('waybillRoutes', routes);
@@ -221,6 +225,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
         { name: 'admin', description: 'Admin actions through the workflows, the exceptions queue, stats' },
         { name: 'webhooks', description: 'Pushes from couriers, signed with HMAC-SHA256' },
+        {
+          name: 'fleet',
+          description: "The shop's own fleet: vehicles, drivers, runs, dispatch, and the driver API",
+        },
         {
           name: 'catalogue',
           description: 'Skus and prices, stock levels, receipts and adjustments, low-stock alerts',
@@ -308,6 +316,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(codecRoutes, { deps });
   await app.register(subscriptionRoutes, { deps });
   await app.register(exportRoutes, { deps });
+  await app.register(fleetRoutes, { deps });
+  await app.register(fleetDriverRoutes, { deps });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -56,6 +56,20 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/admin/exports/exceptions': 'exportExceptions',
   'GET /v1/admin/exports/courier-usage': 'exportCourierUsage',
   'GET /v1/admin/exports/orders': 'exportOrders',
+  'POST /v1/admin/fleet/vehicles': 'createFleetVehicle',
+  'GET /v1/admin/fleet/vehicles': 'listFleetVehicles',
+  'POST /v1/admin/fleet/drivers': 'createFleetDriver',
+  'GET /v1/admin/fleet/drivers': 'listFleetDrivers',
+  'POST /v1/admin/fleet/drivers/{driverId}/token': 'issueDriverToken',
+  'DELETE /v1/admin/fleet/drivers/{driverId}/token': 'revokeDriverToken',
+  'POST /v1/admin/fleet/runs': 'openFleetRun',
+  'GET /v1/admin/fleet/runs': 'listFleetRuns',
+  'GET /v1/admin/fleet/runs/{runId}': 'getFleetRun',
+  'POST /v1/admin/fleet/runs/{runId}/parcels': 'assignParcelsToRun',
+  'POST /v1/admin/fleet/runs/{runId}/close': 'closeFleetRun',
+  'GET /v1/admin/fleet/queue': 'listDispatchQueue',
+  'GET /v1/driver/run': 'getDriverRun',
+  'POST /v1/driver/reports': 'reportParcel',
 };
 
 export const SECURITY_SCHEMES = {
@@ -85,6 +99,13 @@ export const SECURITY_SCHEMES = {
     name: 'x-waybill-signature',
     description:
       "`sha256=` + hex HMAC-SHA256 with the courier's webhook secret over `<x-waybill-timestamp>.<raw body>`; the timestamp header is required too.",
+  },
+  driverToken: {
+    type: 'apiKey',
+    in: 'header',
+    name: 'x-driver-token',
+    description:
+      "A driver of the shop's own fleet: the driver's token (`wbd_…`), issued by an admin (`POST /v1/admin/fleet/drivers/{driverId}/token`), stored hashed, revocable at once.",
   },
 } as const;
 

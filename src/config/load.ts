@@ -134,6 +134,7 @@ function readApi(r: Reader, credentials: Credentials['api']): Config['api'] {
     courierByWarehouse: courierByWarehouse(r.string('WAYBILL_COURIER_BY_WAREHOUSE', ''), r.problems),
     webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
     pushMaxClockSkewMs: r.duration('WAYBILL_PUSH_MAX_CLOCK_SKEW', '5m'),
+    fleetSilentRunAfterMs: r.duration('WAYBILL_FLEET_SILENT_RUN_AFTER', '1h'),
     trustProxy: trustProxy(r.string('WAYBILL_TRUST_PROXY', 'false'), r.problems),
     metricsHost: r.string('WAYBILL_METRICS_HOST', '127.0.0.1'),
     metricsPort: apiMetricsPort === 0 ? null : apiMetricsPort,
@@ -352,6 +353,7 @@ function readHousekeeping(r: Reader, webhookMaxAgeMs: number): Config['housekeep
     pruneIdempotencyKeysAfterMs,
     pruneWebhookEventsAfterMs,
     pruneNotificationsAfterMs: r.duration('WAYBILL_PRUNE_NOTIFICATIONS_AFTER', '90d'),
+    pruneEventsAfterMs: r.duration('WAYBILL_PRUNE_EVENTS_AFTER', '30d'),
   };
 }
 

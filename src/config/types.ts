@@ -33,7 +33,7 @@ export interface StaffKey {
 }
 
 /** The couriers an order's parcels can be booked with. */
-export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator'] as const;
+export const ORDER_COURIERS = ['easyparcel', 'bluedart', 'simulator', 'fleet'] as const;
 export type OrderCourier = (typeof ORDER_COURIERS)[number];
 
 export interface Config {
@@ -112,6 +112,11 @@ export interface Config {
     readonly webhookMaxAgeMs: number;
     /** A pushed scan timed further ahead of our clock than this is refused (ms): it would stop no-scan expiry. */
     readonly pushMaxClockSkewMs: number;
+    /**
+     * An open fleet run with parcels still in the van and no driver report for this long
+     * raises the silent-run alarm (ms; docs/fleet.md).
+     */
+    readonly fleetSilentRunAfterMs: number;
     /**
      * Which proxies' X-Forwarded-For to believe for the client address (rate limits, logs):
      * false (none: the socket address), a hop count, or proxy addresses / CIDR ranges.
@@ -293,6 +298,12 @@ export interface Config {
     readonly pruneWebhookEventsAfterMs: number;
     /** Sent or given-up customer notifications are deleted this long after they were created (ms); pending ones never. */
     readonly pruneNotificationsAfterMs: number;
+    /**
+     * Domain events no enabled endpoint waits for (delivered everywhere, or pending only at a
+     * disabled endpoint) are deleted with their deliveries and attempts this long after they
+     * occurred (ms); an event still pending at an enabled endpoint never.
+     */
+    readonly pruneEventsAfterMs: number;
   };
   /**
    * The payload codec (src/codec): every payload Waybill's clients and workers send to Temporal

@@ -10,15 +10,16 @@ import { CourierCode, type CourierAdapter } from './types';
 export const LARGEST_TRACKING_BATCH = 100;
 
 /**
- * Every configured courier adapter, by code. `tokens.easyParcel` shares EasyParcel's rotating
- * token pair between workers (the worker passes the Postgres store); without it the pair lives
- * in this process only.
+ * Every configured courier adapter reached over HTTP, by code. The shop's own fleet is no
+ * HTTP courier: its adapter works on the read model and the activities add it (./fleet.ts).
+ * `tokens.easyParcel` shares EasyParcel's rotating token pair between workers (the worker
+ * passes the Postgres store); without it the pair lives in this process only.
  */
 export function createCouriers(
   config: Config['courier'],
   log: Logger,
   tokens: { easyParcel?: TokenStore } = {},
-): Record<CourierCode, CourierAdapter> {
+): Record<Exclude<CourierCode, 'fleet'>, CourierAdapter> {
   const timeoutMs = config.timeoutMs;
   return {
     [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: config.simulatorUrl, timeoutMs, log }),

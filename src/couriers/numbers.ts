@@ -16,6 +16,8 @@ const NUMBER_FORMATS: Readonly<Record<CourierCode, { pattern: RegExp; descriptio
     description: '11 digits, or BD and 4 to 20 digits',
   },
   [CourierCode.SIMULATOR]: { pattern: /^SIM\d{4,20}$/, description: 'SIM and 4 to 20 digits' },
+  // Numbers Waybill gives the shop's own fleet parcels when it books them (./fleet.ts).
+  [CourierCode.FLEET]: { pattern: /^FL\d{12}$/, description: 'FL and 12 digits' },
 };
 
 export function isCourierCode(value: string): value is CourierCode {

@@ -193,10 +193,16 @@ const readSimulator: Reader = (scan, what) => {
   };
 };
 
+/** The shop's own drivers report through the driver API (docs/fleet.md), never by webhook. */
+const readFleet: Reader = () => {
+  throw new InvalidPushError('fleet parcels are reported by their drivers through POST /v1/driver/reports');
+};
+
 const READERS: Readonly<Record<CourierCode, Reader>> = {
   [CourierCode.EASYPARCEL]: readEasyParcel,
   [CourierCode.BLUEDART]: readBlueDart,
   [CourierCode.SIMULATOR]: readSimulator,
+  [CourierCode.FLEET]: readFleet,
 };
 
 /** How far ahead of our clock a pushed scan may be timed by default (ms): couriers' clocks drift a little. */

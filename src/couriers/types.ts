@@ -8,6 +8,8 @@ export const CourierCode = {
   EASYPARCEL: 'easyparcel',
   BLUEDART: 'bluedart',
   SIMULATOR: 'simulator',
+  /** The shop's own vans and drivers (docs/fleet.md): booked into a dispatch queue, never polled. */
+  FLEET: 'fleet',
 } as const;
 export type CourierCode = (typeof CourierCode)[keyof typeof CourierCode];
 export const COURIER_CODES = Object.values(CourierCode) as CourierCode[];

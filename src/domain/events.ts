@@ -44,6 +44,11 @@ export const EventType = {
    * exception (EXCEPTION), or no scan for too long (EXPIRED); `status` says which.
    */
   SHIPMENT_EXCEPTION: 'shipment.exception',
+  /**
+   * One of the shop's own fleet runs has gone silent: no driver report for the configured time
+   * while parcels are still to be delivered (docs/fleet.md). Once per silence.
+   */
+  FLEET_RUN_SILENT: 'fleet.run_silent',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 export const EVENT_TYPES = Object.values(EventType) as EventType[];

@@ -87,6 +87,18 @@ export interface CourierNight {
 const DAY_MS = 86_400_000;
 
 /**
+ * Couriers whose parcels are never polled: every change reaches the shipment workflow as a
+ * pushed event (the shop's own fleet: its drivers report through the driver API). Their
+ * workflow waits for events, a cancel or its expiry deadline, and a refresh answers with the
+ * snapshot it holds, which is as fresh as the last report.
+ */
+const UNPOLLED_COURIERS: ReadonlySet<string> = new Set<CourierCode>(['fleet']);
+
+export function isPolledCourier(courier: CourierCode): boolean {
+  return !UNPOLLED_COURIERS.has(courier);
+}
+
+/**
  * Delay before the next poll for a status; null when tracking stops (terminal status). With a
  * courier, its own intervals apply, and after `quietForMs` without a new scan its quiet rule.
  */

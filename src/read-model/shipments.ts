@@ -7,6 +7,7 @@
 import { sql, type Kysely } from 'kysely';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
 import type { CourierCode } from '../couriers/types';
+import { REMOVED } from '../domain/personal-data';
 import { TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
 import { ago } from './time';
 
@@ -295,4 +296,17 @@ export async function markScrubbed(
   await sql`update shipments as s set raw_latest = v.raw_latest, pii_scrubbed_at = now()
     from unnest(${ids}::text[], ${rawLatest}::jsonb[]) as v(id, raw_latest)
     where s.id = v.id`.execute(trx);
+}
+
+/**
+ * The recipient of these shipments' own-fleet bookings (the address and phone the driver
+ * needed) reduced to the city; a no-op for shipments of other couriers or already scrubbed.
+ */
+export async function scrubFleetRecipients(trx: Kysely<Database>, shipmentIds: string[]): Promise<void> {
+  await sql`update fleet_parcels set recipient = jsonb_build_object(
+      'name', ${REMOVED}::text, 'line1', ${REMOVED}::text, 'city', recipient->'city',
+      'postcode', ${REMOVED}::text, 'phone', null)
+    where shipment_id = any(${shipmentIds}::text[]) and recipient->>'name' is distinct from ${REMOVED}`.execute(
+    trx,
+  );
 }

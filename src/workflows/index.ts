@@ -4,3 +4,4 @@ export { orderWorkflow } from './order';
 export { dailyReportWorkflow } from './reports';
 export { housekeepingWorkflow } from './housekeeping';
 export { importWorkflow } from './import';
+export { fleetRunWorkflow } from './fleet-run';

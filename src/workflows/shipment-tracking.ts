@@ -4,7 +4,7 @@
  * with (refresh, refresh-now, pushed events, cancel), one poll cycle and what its answer or
  * failure does to the snapshot, the read model and the order. Deterministic code only.
  *
- * Longer than most files (~450 lines) on purpose: one class holds the parcel's state, and
+ * Longer than most files (~470 lines) on purpose: one class holds the parcel's state, and
  * every handler and step reads and writes it (a refresh-now waits on the poll cycle's counters,
  * a push on the loop's queue); splitting it would spread that state across modules.
  */
@@ -43,6 +43,7 @@ import {
   afterAnswer,
   alignToSlot,
   backoffDelayMs,
+  isPolledCourier,
   nextBudgetWindowMs,
   pollDelayMs,
   refreshAvailableAtMs,
@@ -129,6 +130,7 @@ export class ShipmentTracking {
     else if (this.finished()) parts.push('tracking finished');
     else if (this.nextPollAtMs !== null)
       parts.push(`next poll in ${duration(this.nextPollAtMs - now)} (${utcTime(this.nextPollAtMs)})`);
+    else if (!isPolledCourier(this.input.courier)) parts.push("waiting for the driver's reports");
     if (this.syncError !== null) parts.push(this.syncError);
     parts.push(`${this.state.polls} poll${this.state.polls === 1 ? '' : 's'}`);
     setCurrentDetails(`${this.parcel} · ${parts.join(' · ')}`);
@@ -193,7 +195,8 @@ export class ShipmentTracking {
     setHandler(shipmentStateQuery, () => this.snapshot());
     setHandler(refreshSignal, ({ requestedBy }) => {
       // The courier call out now answers it; its result is in the read model moments later.
-      if (this.calling) return;
+      // A courier that is never polled has nothing to ask: its reports arrive as they happen.
+      if (this.calling || !isPolledCourier(this.input.courier)) return;
       const cooldownEnds = this.cooldownEndsAtMs();
       if (cooldownEnds === null) {
         log.info('refresh requested', { requestedBy });
@@ -217,6 +220,12 @@ export class ShipmentTracking {
     setHandler(
       refreshNowUpdate,
       async ({ requestedBy }) => {
+        // Never polled (the shop's own fleet): every report reached this snapshot as it was
+        // made, so it is as live as an answer gets; once the read model holds it too.
+        if (!isPolledCourier(this.input.courier)) {
+          await condition(() => this.writing === 0);
+          return this.refreshAnswer(RefreshSource.LIVE);
+        }
         // The courier call out now answers this request too: its answer comes after the request.
         let target = this.started;
         if (!this.calling) {

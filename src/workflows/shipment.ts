@@ -17,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ShipmentActivities } from '../activities/shipments';
-import { expiryReason, noScanDeadlineMs } from '../domain/polling';
+import { expiryReason, isPolledCourier, noScanDeadlineMs } from '../domain/polling';
 import { ShipmentStatus } from '../domain/status';
 import type { CancelShipmentRequest, ShipmentSnapshot, ShipmentWorkflowInput } from './contract';
 import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
@@ -47,10 +47,18 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     ...(input.orderId ? [{ key: OrderIdKey, value: input.orderId }] : []),
   ]);
 
+  // A courier that is never polled (the shop's own fleet) is only ever heard from: pushed
+  // events, a cancel, or the expiry deadline wake this loop.
+  const polled = isPolledCourier(input.courier);
   // A new parcel's first poll waits for its courier's slot too (nothing is scanned yet anyway).
-  if (input.state === undefined && tracking.nextPollAtMs === null && tracking.pollAt(0) > Date.now())
+  if (
+    polled &&
+    input.state === undefined &&
+    tracking.nextPollAtMs === null &&
+    tracking.pollAt(0) > Date.now()
+  )
     tracking.nextPollAtMs = tracking.pollAt(0);
-  let pollNow = tracking.nextPollAtMs === null;
+  let pollNow = polled && tracking.nextPollAtMs === null;
   let cyclesThisRun = 0;
   while (!tracking.finished()) {
     if (tracking.cancelRequest !== null) {
@@ -64,7 +72,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       // A late webhook (older than the newest scan we know) adds history but no new status.
       if (Date.parse(newest.occurredAt) >= tracking.state.lastScanAtMs) tracking.applyEvents(events, newest);
       else tracking.state.lastScanAtMs = Math.max(tracking.state.lastScanAtMs, Date.parse(newest.occurredAt));
-      if (!tracking.finished()) tracking.scheduleAfterSuccess();
+      if (!tracking.finished() && polled) tracking.scheduleAfterSuccess();
       await tracking.record(events, { synced: false });
     }
     if (tracking.finished()) break;
@@ -94,13 +102,13 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
         syncError: tracking.syncError,
       });
     }
-    tracking.nextPollAtMs ??= tracking.pollAt(tracking.delayNow() ?? 0);
+    if (polled) tracking.nextPollAtMs ??= tracking.pollAt(tracking.delayNow() ?? 0);
     // Never sleep past the expiry deadline: an unscanned parcel must expire on time.
     const expiryAt = Math.min(
       noScanDeadlineMs(tracking.state, tracking.policy) ?? Infinity,
       tracking.state.startedAtMs + tracking.policy.maxAgeMs,
     );
-    const wakeAt = Math.min(tracking.nextPollAtMs, expiryAt);
+    const wakeAt = Math.min(tracking.nextPollAtMs ?? Infinity, expiryAt);
     const waitMs = Math.max(1, wakeAt - Date.now());
     tracking.showDetails();
     const woken = await condition(
@@ -111,15 +119,16 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
         tracking.cancelRequest !== null,
       waitMs,
       {
-        summary:
-          wakeAt === tracking.nextPollAtMs
+        summary: !polled
+          ? `${tracking.state.status}: waiting for the driver's report (expires in ${duration(waitMs)} without one)`
+          : wakeAt === tracking.nextPollAtMs
             ? `${tracking.state.status}: next poll in ${duration(waitMs)}`
             : `${tracking.state.status}: expires in ${duration(waitMs)} unless a scan arrives`,
       },
     );
     // Woken by the timer (poll due, or the expiry deadline): ask the courier once more, so a
     // scan since the last poll can still save a parcel from expiring.
-    pollNow = tracking.refreshWanted || !woken;
+    pollNow = polled && (tracking.refreshWanted || !woken);
     if (pollNow) tracking.nextPollAtMs = null;
     tracking.refreshWanted = false;
     tracking.rescheduled = false;

@@ -100,7 +100,7 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     }),
     in: ops,
   },
-  'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+  'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: ops },
   'GET /v1/admin/failed-work': { request: () => ({ url: '/v1/admin/failed-work?kind=sync_error' }), in: ops },
   'POST /v1/admin/failed-work/orders/{orderId}/retry-step': {
     request: () => ({
@@ -247,6 +247,55 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
       { request: () => ({ url: `/v1/admin/exports/${kind}?from=2026-11-01&to=2026-11-30` }), in: ops },
     ]),
   ),
+  // The own fleet: ops dispatch, only an admin issues and revokes drivers' tokens. Bodies
+  // that are refused (400) or ids that do not exist (404): nothing is created.
+  'POST /v1/admin/fleet/vehicles': {
+    request: () => ({ method: 'POST', url: '/v1/admin/fleet/vehicles', payload: {} }),
+    in: ops,
+  },
+  'GET /v1/admin/fleet/vehicles': { request: () => ({ url: '/v1/admin/fleet/vehicles' }), in: ops },
+  'POST /v1/admin/fleet/drivers': {
+    request: () => ({ method: 'POST', url: '/v1/admin/fleet/drivers', payload: {} }),
+    in: ops,
+  },
+  'GET /v1/admin/fleet/drivers': { request: () => ({ url: '/v1/admin/fleet/drivers' }), in: ops },
+  'POST /v1/admin/fleet/drivers/{driverId}/token': {
+    request: () => ({ method: 'POST', url: '/v1/admin/fleet/drivers/drv_none/token' }),
+    in: admin,
+  },
+  'DELETE /v1/admin/fleet/drivers/{driverId}/token': {
+    request: () => ({ method: 'DELETE', url: '/v1/admin/fleet/drivers/drv_none/token' }),
+    in: admin,
+  },
+  'POST /v1/admin/fleet/runs': {
+    request: () => ({ method: 'POST', url: '/v1/admin/fleet/runs', payload: {} }),
+    in: ops,
+  },
+  'GET /v1/admin/fleet/runs': { request: () => ({ url: '/v1/admin/fleet/runs' }), in: ops },
+  'GET /v1/admin/fleet/runs/{runId}': { request: () => ({ url: '/v1/admin/fleet/runs/run_none' }), in: ops },
+  'POST /v1/admin/fleet/runs/{runId}/parcels': {
+    request: () => ({
+      method: 'POST',
+      url: '/v1/admin/fleet/runs/run_none/parcels',
+      payload: { trackingNumbers: [] },
+    }),
+    in: ops,
+  },
+  'POST /v1/admin/fleet/runs/{runId}/close': {
+    request: () => ({ method: 'POST', url: '/v1/admin/fleet/runs/run_none/close' }),
+    in: ops,
+  },
+  'GET /v1/admin/fleet/queue': { request: () => ({ url: '/v1/admin/fleet/queue' }), in: ops },
+};
+
+/** The driver API takes a driver's own token: every other caller is refused without one. */
+const DRIVER_ROUTES: Record<string, InjectOptions> = {
+  'GET /v1/driver/run': { url: '/v1/driver/run' },
+  'POST /v1/driver/reports': {
+    method: 'POST',
+    url: '/v1/driver/reports',
+    payload: { reportId: 'r1', trackingNumber: 'FL000000000001', kind: 'PICKED_UP' },
+  },
 };
 
 /** Signed by the courier's webhook secret, not by anyone's credentials: every caller is refused unsigned. */
@@ -292,7 +341,7 @@ describe('access matrix', () => {
   };
 
   it('lets each caller into exactly the routes of its role, on every route', async () => {
-    expect(Object.keys(MATRIX).concat(COURIER_SIGNED).sort()).toEqual(
+    expect(Object.keys(MATRIX).concat(COURIER_SIGNED, Object.keys(DRIVER_ROUTES)).sort()).toEqual(
       [...stack.api.app.waybillRoutes].sort(),
     );
 
@@ -333,6 +382,15 @@ describe('access matrix', () => {
         status: 401,
         code: 'SIGNATURE_REQUIRED',
       });
+      for (const [route, request] of Object.entries(DRIVER_ROUTES)) {
+        const res = await stack.api.app.inject({ ...request, headers: credentials(caller) });
+        expect({ route, caller, status: res.statusCode, code: res.json().error.code }).toEqual({
+          route,
+          caller,
+          status: 401,
+          code: 'DRIVER_TOKEN_REQUIRED',
+        });
+      }
     }
   });
 });

@@ -44,7 +44,13 @@ describe('HTTP contract', () => {
   it('names every operation and says on every one who may call it, with schemes the document defines', async () => {
     const doc = (await stack.api.app.inject({ url: '/openapi.json' })).json();
     const schemes = Object.keys(doc.components.securitySchemes).sort();
-    expect(schemes).toEqual(['adminApiKey', 'courierSignature', 'customerBearer', 'staffBearer']);
+    expect(schemes).toEqual([
+      'adminApiKey',
+      'courierSignature',
+      'customerBearer',
+      'driverToken',
+      'staffBearer',
+    ]);
     const operations = Object.entries(
       doc.paths as Record<
         string,
@@ -113,10 +119,32 @@ describe('HTTP contract', () => {
       'GET /v1/admin/exports/courier-usage': staff,
       'GET /v1/admin/exports/orders': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
+      'POST /v1/admin/fleet/vehicles': staff,
+      'GET /v1/admin/fleet/vehicles': staff,
+      'POST /v1/admin/fleet/drivers': staff,
+      'GET /v1/admin/fleet/drivers': staff,
+      'POST /v1/admin/fleet/drivers/{driverId}/token': staff,
+      'DELETE /v1/admin/fleet/drivers/{driverId}/token': staff,
+      'POST /v1/admin/fleet/runs': staff,
+      'GET /v1/admin/fleet/runs': staff,
+      'GET /v1/admin/fleet/runs/{runId}': staff,
+      'POST /v1/admin/fleet/runs/{runId}/parcels': staff,
+      'POST /v1/admin/fleet/runs/{runId}/close': staff,
+      'GET /v1/admin/fleet/queue': staff,
+      // The driver API takes the driver's own token, never a staff or customer credential.
+      'GET /v1/driver/run': 'driverToken',
+      'POST /v1/driver/reports': 'driverToken',
     });
+    // Only an admin issues or revokes a driver's token; ops dispatch.
+    expect(doc.paths['/v1/admin/fleet/drivers/{driverId}/token'].post.description).toContain(
+      'Staff with `fleet:driver-tokens`: admin',
+    );
+    expect(doc.paths['/v1/admin/fleet/runs'].post.description).toContain(
+      'Staff with `fleet:manage`: ops, admin',
+    );
     // Staff operations say which roles, and document the 403 the others get.
     const stats = doc.paths['/v1/admin/stats'].get;
-    expect(stats.description).toContain('Staff with `stats:read`: admin');
+    expect(stats.description).toContain('Staff with `stats:read`: ops, admin');
     expect(Object.keys(stats.responses)).toContain('403');
     expect(doc.paths['/v1/admin/orders/{orderId}/cancel'].post.description).toContain('ops, admin');
     // An export answers CSV, and says which roles may ask for it.
@@ -517,6 +545,55 @@ describe('HTTP contract', () => {
       () => ({ method: 'DELETE', url: '/v1/orders/ord_x', headers: customer() }),
       404,
       'NOT_FOUND',
+    ],
+    [
+      'driver report without a driver token',
+      () => ({
+        method: 'POST',
+        url: '/v1/driver/reports',
+        payload: { reportId: 'r1', trackingNumber: 'FL000000000001', kind: 'PICKED_UP' },
+      }),
+      401,
+      'DRIVER_TOKEN_REQUIRED',
+    ],
+    [
+      'driver token that is not one',
+      () => ({ url: '/v1/driver/run', headers: { 'x-driver-token': "x' or 1=1" } }),
+      401,
+      'INVALID_DRIVER_TOKEN',
+    ],
+    [
+      'fleet parcel number in the wrong shape',
+      () => ({
+        method: 'POST',
+        url: '/v1/admin/fleet/runs/run_x/parcels',
+        payload: { trackingNumbers: ['SIM123'] },
+        headers: stack.api.admin(),
+      }),
+      400,
+      /trackingNumbers/,
+    ],
+    [
+      'fleet run for a driver that does not exist',
+      () => ({
+        method: 'POST',
+        url: '/v1/admin/fleet/runs',
+        payload: { driverId: 'drv_none', vehicleId: 'veh_none' },
+        headers: stack.api.admin(),
+      }),
+      404,
+      'NOT_FOUND',
+    ],
+    [
+      'vehicle registration in lower case',
+      () => ({
+        method: 'POST',
+        url: '/v1/admin/fleet/vehicles',
+        payload: { registration: 'wxy 1' },
+        headers: stack.api.admin(),
+      }),
+      400,
+      /registration/,
     ],
   ];
 

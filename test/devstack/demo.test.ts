@@ -10,24 +10,21 @@ import { loadConfig } from '../../src/config';
 import {
   assessPlan,
   buildPlan,
-  checkOrder,
-  compareListing,
-  DEMO_KIND_SPECS,
-  DEMO_KINDS,
-  DEMO_OUTAGE_MS,
-  DEMO_STACK_ENV,
-  DEMO_TIME_SCALE,
-  type DemoKind,
   endsByItself,
-  KNOWN_BUGS,
   longestQuietStretch,
-  outageProblems,
-  parseDemoArgs,
   parseKinds,
   PlanError,
+} from '../../devstack/demo/plan';
+import {
+  checkOrder,
+  compareListing,
+  outageProblems,
   verdictOf,
   type ObservedOrder,
-} from '../../devstack/demo/plan';
+} from '../../devstack/demo/checks';
+import { DEMO_KIND_SPECS, DEMO_KINDS, type DemoKind, KNOWN_BUGS } from '../../devstack/demo/kinds';
+import { DEMO_OUTAGE_MS, DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../../devstack/demo/settings';
+import { parseDemoArgs } from '../../devstack/demo/args';
 import {
   changeLine,
   cliListCommand,
@@ -41,7 +38,7 @@ import {
 } from '../../devstack/demo/view';
 import { DEMO_MARKER, resetDataDir } from '../../devstack/demo/stack';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
-import { scenarioHint } from '../../simulators/courier/server';
+import { scenarioHint } from '../../simulators/courier/core';
 
 const HOUR = 3_600_000;
 const demoPolicy = () => pollPolicyFromConfig(loadConfig({ ...DEMO_STACK_ENV }));
@@ -77,7 +74,7 @@ function asExpected(kind: DemoKind): ObservedOrder {
 describe('the demo plan', () => {
   it('places 39 orders of every kind, declined payments first so the probe order holds nothing', () => {
     const plan = buildPlan();
-    expect(plan).toHaveLength(39);
+    expect(plan).toHaveLength(42);
     expect(new Set(plan.map((e) => e.spec.kind))).toEqual(new Set(DEMO_KINDS));
     expect(plan[0]!.spec.kind).toBe('payment_declined');
     expect(plan.map((e) => e.n)).toEqual(plan.map((_, i) => i + 1));
@@ -116,9 +113,11 @@ describe('the demo plan', () => {
     expect(DEMO_KIND_SPECS.two_warehouses.expect.parcels).toHaveLength(2);
   });
 
-  it('takes the outage courier down only for orders shipped with it, and every other order with the simulator', () => {
+  it("takes the outage courier down only for orders shipped with it, the fleet kinds with the shop's own fleet, every other order with the simulator", () => {
     for (const spec of Object.values(DEMO_KIND_SPECS)) {
-      expect(spec.courier).toBe(spec.outage ? 'easyparcel' : 'simulator');
+      expect(spec.courier).toBe(
+        spec.outage ? 'easyparcel' : spec.kind.startsWith('fleet_') ? 'fleet' : 'simulator',
+      );
     }
   });
 
@@ -389,9 +388,9 @@ describe('what the demo prints', () => {
       'ShipmentStatus="RETURNED" AND StartTime >= "2026-11-23T12:00:00.000Z"',
       'Courier="easyparcel" AND StartTime >= "2026-11-23T12:00:00.000Z"',
     ]);
-    expect(total('orders of this run')).toBe(39);
+    expect(total('orders of this run')).toBe(42);
     expect(total('failed orders')).toBe(9);
-    expect(total('cancelled orders')).toBe(5);
+    expect(total('cancelled orders')).toBe(6);
     expect(total('parcels that expired')).toBe(7);
     expect(total('EasyParcel parcels (the outage)')).toBe(4);
     expect(exceptionCheck(specs, '2026-11-23T12:00:00.000Z')?.query).toBe(

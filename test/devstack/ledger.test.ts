@@ -4,7 +4,8 @@
  * through the simulators) that balance, and each rule's violation caught.
  */
 import { sql } from 'kysely';
-import { checkLedger, LedgerRule, type LedgerInput } from '../../devstack/ledger';
+import { checkLedger, type LedgerInput } from '../../devstack/ledger';
+import { LedgerRule } from '../../devstack/ledger-rules';
 import { ShipmentStatus } from '../../src/domain/status';
 import { consumeStock, releaseStock, reserveStock, restockReturned } from '../../src/read-model/inventory';
 import { insertOrder } from '../../src/read-model/orders';
@@ -15,19 +16,12 @@ import type { ScenarioName } from '../../simulators/courier/scenarios';
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { orderShipmentId, OrderStatus } from '../../src/workflows/contract';
 import { freshDatabase, type TestDatabase } from '../support/db';
+import { ADDRESS } from '../support/shopper';
 import { uniqueId } from '../support/temporal';
 
 const PRICE = 4_990;
 const STOCK = 10;
-const RECIPIENT = {
-  name: 'Aisyah Rahman',
-  line1: '12 Jalan Bukit',
-  city: 'Shah Alam',
-  state: 'Selangor',
-  postcode: '40000',
-  country: 'MY',
-  phone: null,
-};
+const RECIPIENT = { ...ADDRESS, phone: null };
 const DAY = 24 * 3_600_000;
 
 describe('the money ledger', () => {

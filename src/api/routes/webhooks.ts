@@ -14,15 +14,12 @@ import { CourierPush, InvalidPushError, normalisePush, PUSH_MAX_EVENTS } from '.
 import { COURIER_CODES, type CourierCode, type NormalisedEvent } from '../../couriers/types';
 import { isTerminal, type ShipmentStatus } from '../../domain/status';
 import { signWebhook } from '../../notifications/transport';
-import { courierEventsSignal, shipmentWorkflowId } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
+import { signalShipmentEvents } from '../shipment-signal';
 
 export const TIMESTAMP_HEADER = 'x-waybill-timestamp';
 export const SIGNATURE_HEADER = 'x-waybill-signature';
-
-/** How long the signal may take before the courier is told to retry (ms). */
-const SIGNAL_DEADLINE_MS = 5_000;
 
 const CourierParams = Type.Object({
   courier: Type.String({
@@ -142,13 +139,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
     }
   }
 
-  async function signalShipment(shipmentId: string, events: NormalisedEvent[]): Promise<void> {
-    const handle = deps.temporal.client.workflow.getHandle(shipmentWorkflowId(shipmentId));
-    await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () =>
-      handle.signal(courierEventsSignal, { events }),
-    );
-  }
-
   app.post(
     '/v1/webhooks/couriers/:courier',
     {
@@ -230,7 +220,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
         };
       }
       try {
-        await signalShipment(shipment.id, events);
+        await signalShipmentEvents(deps, shipment.id, events);
       } catch (err) {
         await deps.db
           .deleteFrom('courier_webhook_events')

@@ -10,7 +10,9 @@ import {
   type CourierAdapter,
   type TrackResult,
 } from '../../../src/couriers/types';
-import { startSimulator, type RunningSimulator, type SimStats } from '../../../simulators/courier/server';
+import type { RunningSimulator } from '../../../simulators/courier/server';
+import { useCourierSimulator } from '../../support/simulator';
+import type { SimStats } from '../../../simulators/courier/stats';
 
 const SCALE = 1440;
 const HOUR = 3_600_000;
@@ -19,11 +21,7 @@ let realNow = Date.parse('2025-07-07T03:00:00.000Z');
 let sim: RunningSimulator;
 let adapter: CourierAdapter;
 
-beforeAll(async () => {
-  sim = await startSimulator({ port: 0, timeScale: SCALE, now: () => realNow });
-  adapter = createSimulatorAdapter({ baseUrl: sim.url, timeoutMs: 5_000 });
-});
-afterAll(() => sim.stop());
+useCourierSimulator({ now: () => realNow, timeScale: SCALE }, (running) => ({ sim, adapter } = running));
 
 async function control(path: string, body?: unknown, method = 'POST'): Promise<unknown> {
   const res = await fetch(`${sim.url}/control${path}`, {

@@ -2,7 +2,6 @@
  * Every scenario played end to end over HTTP: a real simulator on a random port, a real
  * adapter, and an injected clock moved forward instead of sleeping.
  */
-import { createSimulatorAdapter } from '../../../src/couriers/simulator';
 import type { CourierAdapter, TrackResult } from '../../../src/couriers/types';
 import {
   SCENARIO_NAMES,
@@ -12,6 +11,7 @@ import {
   type ScenarioName,
 } from '../../../simulators/courier/scenarios';
 import { startSimulator, type RunningSimulator } from '../../../simulators/courier/server';
+import { useCourierSimulator } from '../../support/simulator';
 
 const SCALE = 1440; // one courier day per real minute
 const HOUR = 3_600_000;
@@ -26,11 +26,7 @@ function advanceCourier(ms: number): void {
 let sim: RunningSimulator;
 let adapter: CourierAdapter;
 
-beforeAll(async () => {
-  sim = await startSimulator({ port: 0, timeScale: SCALE, now: () => realNow });
-  adapter = createSimulatorAdapter({ baseUrl: sim.url, timeoutMs: 5_000 });
-});
-afterAll(() => sim.stop());
+useCourierSimulator({ now: () => realNow, timeScale: SCALE }, (running) => ({ sim, adapter } = running));
 
 async function register(scenario: ScenarioName): Promise<string> {
   const res = await fetch(`${sim.url}/control/parcels`, {

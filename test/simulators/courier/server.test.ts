@@ -2,9 +2,10 @@
  * The simulator's native routes and control API over HTTP: which numbers it knows,
  * booking, cancelling, the clock, call counting and reset.
  */
-import { createSimulatorAdapter } from '../../../src/couriers/simulator';
 import { CourierRejectedError, type BookingRequest, type CourierAdapter } from '../../../src/couriers/types';
-import { startSimulator, type RunningSimulator, type SimStats } from '../../../simulators/courier/server';
+import type { RunningSimulator } from '../../../simulators/courier/server';
+import { useCourierSimulator } from '../../support/simulator';
+import type { SimStats } from '../../../simulators/courier/stats';
 
 const SCALE = 1440;
 const HOUR = 3_600_000;
@@ -17,11 +18,7 @@ function advanceCourier(ms: number): void {
 let sim: RunningSimulator;
 let adapter: CourierAdapter;
 
-beforeAll(async () => {
-  sim = await startSimulator({ port: 0, timeScale: SCALE, now: () => realNow });
-  adapter = createSimulatorAdapter({ baseUrl: sim.url, timeoutMs: 5_000 });
-});
-afterAll(() => sim.stop());
+useCourierSimulator({ now: () => realNow, timeScale: SCALE }, (running) => ({ sim, adapter } = running));
 
 interface Answer {
   status: number;
