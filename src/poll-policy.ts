@@ -13,7 +13,9 @@ import type { CourierPollPolicy, PollPolicy } from './domain/polling';
  * hour), on `EASYPARCEL_POLL_SLOT` slots (15 min) that gather the polls of every parcel falling
  * due into the same bulk calls; one held at a counter, under investigation, or without a new
  * scan for a seventh of the no-scan expiry (a day: stuck, lost, never collected) every
- * `EASYPARCEL_POLL_QUIET_INTERVAL` (3 h). Measured by `npm run bench:courier`.
+ * `EASYPARCEL_POLL_QUIET_INTERVAL` (3 h). A parcel EasyParcel pushed about within
+ * `EASYPARCEL_PUSH_QUIET_AFTER` (1 day) is polled every `EASYPARCEL_PUSH_FALLBACK_INTERVAL`
+ * (6 h) only, to catch a lost push. Measured by `npm run bench:courier`.
  *
  * A shrunk general policy (the demo polls every few seconds) shrinks this one with it: no
  * EasyParcel interval is longer than the general policy's longest, no slot than its shortest.
@@ -40,6 +42,11 @@ export function easyParcelPolling(config: Config): CourierPollPolicy {
       EXCEPTION: quiet,
     },
     quiet: { afterMs: config.polling.expireAfterNoScanMs / 7, intervalMs: quiet },
+    // EasyParcel pushes each scan (docs/couriers.md#easyparcel-webhooks): polling only catches lost ones.
+    push: {
+      fallbackIntervalMs: Math.max(moving, Math.min(ep.push.fallbackIntervalMs, Math.max(...general))),
+      quietAfterMs: ep.push.quietAfterMs,
+    },
   };
 }
 

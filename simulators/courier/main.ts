@@ -2,7 +2,10 @@
  * The courier simulator on its own: `tsx simulators/courier/main.ts` in development,
  * `node dist/simulators/courier/main.js` in the container. Listens on COURIER_SIMULATOR_HOST /
  * COURIER_SIMULATOR_PORT; takes `--time-scale <n>` (default COURIER_SIMULATOR_TIME_SCALE, 1: real time) and
- * `--seed <n>` on the command line. Stops on SIGINT / SIGTERM.
+ * `--seed <n>` on the command line. With COURIER_SIMULATOR_EASYPARCEL_PUSH_URL set (Waybill's
+ * `/v1/webhooks/easyparcel/native?token=…`), it also pushes EasyParcel's own webhooks there,
+ * losing the share COURIER_SIMULATOR_EASYPARCEL_PUSH_LOSS (0 to 1, default 0) of them.
+ * Stops on SIGINT / SIGTERM.
  */
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
@@ -54,6 +57,14 @@ if (require.main === module) {
       );
     }
     log.info({ url: simulator.url, timeScale }, `courier simulator listening on ${simulator.url}`);
+    const pushUrl = process.env.COURIER_SIMULATOR_EASYPARCEL_PUSH_URL;
+    if (pushUrl) {
+      const lossRate = Number(process.env.COURIER_SIMULATOR_EASYPARCEL_PUSH_LOSS ?? 0);
+      if (!(lossRate >= 0 && lossRate <= 1))
+        throw new StartupError('COURIER_SIMULATOR_EASYPARCEL_PUSH_LOSS must be a number from 0 to 1');
+      simulator.startEasyParcelPush({ url: pushUrl, lossRate });
+      log.info({ lossRate }, 'pushing EasyParcel webhooks (topic Tracking Status Update)');
+    }
     const stop = () => {
       log.info('courier simulator stopping');
       void simulator.stop();

@@ -17,7 +17,8 @@ import { controlRoutes } from './control';
 import { SimRequestError, SimulatorCore } from './core';
 import { spoilBody } from './faults';
 import { registerBlueDartRoutes, type BlueDartRouteOptions } from './formats/bluedart';
-import { registerEasyParcelRoutes } from './formats/easyparcel';
+import { registerEasyParcelRoutes, shipmentNumberOf } from './formats/easyparcel';
+import { EasyParcelPusher, type EasyParcelPushOptions } from './formats/easyparcel-push';
 import type { SimFormat } from './model';
 import { nativeRoutes, simError } from './native';
 import { callKind } from './stats';
@@ -91,6 +92,8 @@ export interface RunningSimulator {
   port: number;
   stop(): Promise<void>;
   backend: SimulatorCore;
+  /** Starts pushing EasyParcel's own webhooks (formats/easyparcel-push.ts); stopped by `stop`. */
+  startEasyParcelPush(opts: EasyParcelPushOptions): EasyParcelPusher;
 }
 
 /** Builds the simulator's Fastify app around a core (not listening). */
@@ -188,13 +191,21 @@ export async function startSimulator(opts: SimulatorOptions): Promise<RunningSim
   const urlHost =
     host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
   let stopping: Promise<void> | null = null;
+  let pusher: EasyParcelPusher | null = null;
   return {
     url: `http://${urlHost}:${port}`,
     port,
     backend: core,
+    startEasyParcelPush(pushOpts) {
+      if (pusher) throw new Error('the simulator pushes EasyParcel webhooks already');
+      pusher = new EasyParcelPusher(core, pushOpts, shipmentNumberOf);
+      pusher.start();
+      return pusher;
+    },
     stop() {
       stopping ??= (async () => {
         wakeSleepers();
+        await pusher?.stop();
         await app.close();
       })();
       return stopping;

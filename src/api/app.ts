@@ -58,6 +58,8 @@ import { streamRoutes } from './routes/stream';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
+import { easyParcelWebhookRoutes } from './routes/easyparcel-webhook';
+import { PushOutcomeSchema } from './push-delivery';
 
 export interface ApiDeps {
   config: Config;
@@ -170,6 +172,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.addSchema(ErrorBody);
   for (const schema of FLEET_SCHEMAS) app.addSchema(schema);
+  app.addSchema(PushOutcomeSchema);
 
   const routes: string[] = [];
   app.decorate('waybillRoutes', routes);
@@ -312,6 +315,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(catalogueRoutes, { deps });
   await app.register(orderSearchRoutes, { deps });
   await app.register(webhookRoutes, { deps });
+  await app.register(easyParcelWebhookRoutes, { deps });
   await app.register(streamRoutes, { deps });
   await app.register(codecRoutes, { deps });
   await app.register(subscriptionRoutes, { deps });

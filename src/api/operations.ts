@@ -33,6 +33,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'POST /v1/admin/imports': 'importParcels',
   'GET /v1/admin/imports/{importId}': 'getImport',
   'POST /v1/webhooks/couriers/{courier}': 'receiveCourierPush',
+  'POST /v1/webhooks/easyparcel/native': 'receiveEasyParcelWebhook',
   'POST /v1/admin/event-endpoints': 'createEventEndpoint',
   'GET /v1/admin/event-endpoints': 'listEventEndpoints',
   'GET /v1/admin/event-endpoints/{endpointId}': 'getEventEndpoint',
@@ -99,6 +100,13 @@ export const SECURITY_SCHEMES = {
     name: 'x-waybill-signature',
     description:
       "`sha256=` + hex HMAC-SHA256 with the courier's webhook secret over `<x-waybill-timestamp>.<raw body>`; the timestamp header is required too.",
+  },
+  easyParcelWebhookToken: {
+    type: 'apiKey',
+    in: 'query',
+    name: 'token',
+    description:
+      "EasyParcel's webhooks carry no signature: the URL given to EasyParcel holds the secret `EASYPARCEL_WEBHOOK_TOKEN` (32+ characters). A missing or wrong token answers 404.",
   },
   driverToken: {
     type: 'apiKey',

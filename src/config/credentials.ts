@@ -157,6 +157,7 @@ export interface Credentials {
     | 'adminApiKeyHashes'
     | 'adminApiKeyIsDefault'
     | 'courierWebhookSecrets'
+    | 'easyParcelWebhookToken'
   >;
   readonly payloads: Pick<Config['payloads'], 'keys' | 'activeKeyId' | 'keysAreDefault'>;
   readonly tokens: Config['tokens'];
@@ -184,6 +185,7 @@ export function readCredentials(r: Reader, production: boolean): Credentials {
       adminApiKeyHashes,
       adminApiKeyIsDefault,
       courierWebhookSecrets: readCourierWebhookSecrets(r, production),
+      easyParcelWebhookToken: readEasyParcelWebhookToken(r),
     },
     payloads,
     tokens: { staffSigningKey },
@@ -301,6 +303,24 @@ function readCourierWebhookSecrets(r: Reader, production: boolean): Record<strin
     webhookSecrets[courier] = secret;
   }
   return webhookSecrets;
+}
+
+/** Shortest EasyParcel webhook token: it is the only credential of that route (~190 bits as base64url). */
+export const EASYPARCEL_WEBHOOK_TOKEN_MIN_LENGTH = 32;
+
+/**
+ * EasyParcel's webhooks carry no signature, so the secret is the URL's last segment; off
+ * (null) unless set, in every environment. A short one is refused: it could be guessed.
+ */
+function readEasyParcelWebhookToken(r: Reader): string | null {
+  const token = r.optional('EASYPARCEL_WEBHOOK_TOKEN');
+  if (token === null) return null;
+  if (token.length < EASYPARCEL_WEBHOOK_TOKEN_MIN_LENGTH || !/^[A-Za-z0-9_-]+$/.test(token)) {
+    r.problems.push(
+      `EASYPARCEL_WEBHOOK_TOKEN must be at least ${EASYPARCEL_WEBHOOK_TOKEN_MIN_LENGTH} characters of A-Z a-z 0-9 _ - (e.g. \`openssl rand -base64 32 | tr '+/' '-_' | tr -d =\`)`,
+    );
+  }
+  return token;
 }
 
 /**

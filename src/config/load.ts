@@ -130,6 +130,7 @@ function readApi(r: Reader, credentials: Credentials['api']): Config['api'] {
     streamMaxOpen: r.int('WAYBILL_STREAM_MAX_OPEN', 1000, 1, 1_000_000),
     streamMaxLifetimeMs: r.duration('WAYBILL_STREAM_MAX_LIFETIME', '30m'),
     courierWebhookSecrets: credentials.courierWebhookSecrets,
+    easyParcelWebhookToken: credentials.easyParcelWebhookToken,
     defaultCourier: r.oneOf('WAYBILL_DEFAULT_COURIER', 'simulator', ORDER_COURIERS),
     courierByWarehouse: courierByWarehouse(r.string('WAYBILL_COURIER_BY_WAREHOUSE', ''), r.problems),
     webhookMaxAgeMs: r.duration('WAYBILL_WEBHOOK_MAX_AGE', '5m'),
@@ -285,6 +286,10 @@ function readPolling(r: Reader): Config['polling'] {
       quietIntervalMs: r.duration('EASYPARCEL_POLL_QUIET_INTERVAL', '3h'),
       slotMs: r.duration('EASYPARCEL_POLL_SLOT', '15m'),
       night: readNight(r, 'EASYPARCEL_POLL_NIGHT', '22:00-07:00'),
+      push: {
+        fallbackIntervalMs: r.duration('EASYPARCEL_PUSH_FALLBACK_INTERVAL', '6h'),
+        quietAfterMs: r.duration('EASYPARCEL_PUSH_QUIET_AFTER', '1d'),
+      },
     },
   };
 }

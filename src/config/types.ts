@@ -101,6 +101,11 @@ export interface Config {
     readonly streamMaxLifetimeMs: number;
     /** HMAC-SHA256 secret per courier for `POST /v1/webhooks/couriers/:courier`; a courier without one is refused. */
     readonly courierWebhookSecrets: Readonly<Record<string, string>>;
+    /**
+     * The secret in EasyParcel's webhook URL (`POST /v1/webhooks/easyparcel/native/:token`):
+     * EasyParcel signs nothing, so the URL is the credential. Null: that route answers 404.
+     */
+    readonly easyParcelWebhookToken: string | null;
     /** The courier of parcels from a warehouse `courierByWarehouse` does not name. */
     readonly defaultCourier: OrderCourier;
     /**
@@ -237,6 +242,8 @@ export interface Config {
       readonly slotMs: number;
       /** No poll waiting for a door scan in this Malaysia-time window (minutes after midnight); null: off. */
       readonly night: { readonly fromMinute: number; readonly toMinute: number } | null;
+      /** A parcel EasyParcel pushed about within `quietAfterMs` is polled at most every `fallbackIntervalMs`. */
+      readonly push: { readonly fallbackIntervalMs: number; readonly quietAfterMs: number };
     };
   };
   readonly worker: {

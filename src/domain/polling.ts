@@ -74,6 +74,12 @@ export interface CourierPollPolicy {
    * at any hour) and is polled round the clock. See docs/couriers.md#when-couriers-scan.
    */
   night?: CourierNight;
+  /**
+   * The courier pushes its scans (EasyParcel's webhooks): a parcel it pushed about less than
+   * `quietAfterMs` ago is polled at most every `fallbackIntervalMs`, only to catch a lost push;
+   * once its pushes have been quiet that long, its normal intervals apply again.
+   */
+  push?: { fallbackIntervalMs: number; quietAfterMs: number };
 }
 
 /** A nightly window in the courier's local time: minutes after local midnight, `from` > `to` wraps. */
@@ -100,13 +106,15 @@ export function isPolledCourier(courier: CourierCode): boolean {
 
 /**
  * Delay before the next poll for a status; null when tracking stops (terminal status). With a
- * courier, its own intervals apply, and after `quietForMs` without a new scan its quiet rule.
+ * courier, its own intervals apply, after `quietForMs` without a new scan its quiet rule, and
+ * `sincePushMs` after the courier last pushed about the parcel (null: never) its push rule.
  */
 export function pollDelayMs(
   status: ShipmentStatus,
   policy: PollPolicy,
   courier?: CourierCode,
   quietForMs = 0,
+  sincePushMs: number | null = null,
 ): number | null {
   if (isTerminal(status)) return null;
   const own = courier === undefined ? undefined : policy.couriers?.[courier];
@@ -115,7 +123,13 @@ export function pollDelayMs(
     policy.intervalMs[status as PolledStatus] ??
     policy.intervalMs.IN_TRANSIT;
   const quiet = own?.quiet;
-  return quiet && quietForMs >= quiet.afterMs ? Math.max(interval, quiet.intervalMs) : interval;
+  const polled = quiet && quietForMs >= quiet.afterMs ? Math.max(interval, quiet.intervalMs) : interval;
+  return pushedRecently(own, sincePushMs) ? Math.max(polled, own!.push!.fallbackIntervalMs) : polled;
+}
+
+/** Whether the courier's pushes about a parcel still stand in for polling (see `CourierPollPolicy.push`). */
+export function pushedRecently(own: CourierPollPolicy | undefined, sincePushMs: number | null): boolean {
+  return own?.push !== undefined && sincePushMs !== null && sincePushMs < own.push.quietAfterMs;
 }
 
 /**

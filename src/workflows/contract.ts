@@ -29,6 +29,11 @@ export interface ShipmentState {
   unansweredSinceMs: number | null;
   /** Epoch ms the last poll cycle ended (answered or not): the refresh cooldown counts from it. */
   lastPolledAtMs: number | null;
+  /**
+   * Epoch ms the courier last pushed scans about this parcel (its webhook); null or absent:
+   * never. Its poll policy may poll rarely while pushes keep coming (`CourierPollPolicy.push`).
+   */
+  lastPushAtMs?: number | null;
   lastSyncedAt: string | null;
   /** Poll cycles done in all runs. */
   polls: number;

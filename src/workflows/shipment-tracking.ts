@@ -78,6 +78,7 @@ export function initialShipmentState(nowMs: number): ShipmentState {
     quietSinceMs: nowMs,
     unansweredSinceMs: null,
     lastPolledAtMs: null,
+    lastPushAtMs: null,
     lastSyncedAt: null,
     polls: 0,
     consecutiveFailures: 0,
@@ -300,8 +301,17 @@ export class ShipmentTracking {
   /** The next poll `delay` from now, on the courier's slot (where its bulk calls gather polls). */
   pollAt = (delay: number) =>
     alignToSlot(Date.now() + delay, this.policy, this.input.courier, this.state.status);
-  delayNow = () =>
-    pollDelayMs(this.state.status, this.policy, this.input.courier, Date.now() - this.state.lastScanAtMs);
+  delayNow = () => {
+    const now = Date.now();
+    const lastPush = this.state.lastPushAtMs ?? null;
+    return pollDelayMs(
+      this.state.status,
+      this.policy,
+      this.input.courier,
+      now - this.state.lastScanAtMs,
+      lastPush === null ? null : now - lastPush,
+    );
+  };
 
   scheduleAfterSuccess(): void {
     const delay = this.delayNow();

@@ -69,6 +69,8 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     while (tracking.pushed.length > 0) {
       const events = tracking.pushed.shift()!;
       const newest = newestEvent(events)!;
+      // The courier is pushing about this parcel: its policy may poll it rarely for a while.
+      tracking.state.lastPushAtMs = Date.now();
       // A late webhook (older than the newest scan we know) adds history but no new status.
       if (Date.parse(newest.occurredAt) >= tracking.state.lastScanAtMs) tracking.applyEvents(events, newest);
       else tracking.state.lastScanAtMs = Math.max(tracking.state.lastScanAtMs, Date.parse(newest.occurredAt));

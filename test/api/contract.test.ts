@@ -49,6 +49,7 @@ describe('HTTP contract', () => {
       'courierSignature',
       'customerBearer',
       'driverToken',
+      'easyParcelWebhookToken',
       'staffBearer',
     ]);
     const operations = Object.entries(
@@ -119,6 +120,8 @@ describe('HTTP contract', () => {
       'GET /v1/admin/exports/courier-usage': staff,
       'GET /v1/admin/exports/orders': staff,
       'POST /v1/webhooks/couriers/{courier}': 'courierSignature',
+      // EasyParcel signs nothing: the secret is in the URL it is given (404 without it).
+      'POST /v1/webhooks/easyparcel/native': 'easyParcelWebhookToken',
       'POST /v1/admin/fleet/vehicles': staff,
       'GET /v1/admin/fleet/vehicles': staff,
       'POST /v1/admin/fleet/drivers': staff,

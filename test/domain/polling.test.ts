@@ -62,6 +62,41 @@ describe('poll policy', () => {
       expect(pollDelayMs('INFO_RECEIVED', withEasyParcel, 'easyparcel', 48 * HOUR)).toBe(6 * HOUR);
     });
 
+    describe('a courier that pushes', () => {
+      const pushing: PollPolicy = {
+        ...withEasyParcel,
+        couriers: {
+          easyparcel: {
+            ...withEasyParcel.couriers!.easyparcel,
+            push: { fallbackIntervalMs: 6 * HOUR, quietAfterMs: 24 * HOUR },
+          },
+        },
+      };
+
+      it('polls a parcel pushed about recently only at the fallback interval, to catch a lost push', () => {
+        expect(pollDelayMs('IN_TRANSIT', pushing, 'easyparcel', 0, 0)).toBe(6 * HOUR);
+        expect(pollDelayMs('OUT_FOR_DELIVERY', pushing, 'easyparcel', HOUR, 23 * HOUR)).toBe(6 * HOUR);
+        // Never one poll less often than without pushes (a longer interval stays).
+        const longer = { ...pushing.couriers!.easyparcel!, intervalMs: { IN_TRANSIT: 8 * HOUR } };
+        expect(
+          pollDelayMs('IN_TRANSIT', { ...pushing, couriers: { easyparcel: longer } }, 'easyparcel', 0, 0),
+        ).toBe(8 * HOUR);
+      });
+
+      it('returns to normal polling once pushes have been quiet for quietAfter, and without any push', () => {
+        expect(pollDelayMs('IN_TRANSIT', pushing, 'easyparcel', HOUR, 24 * HOUR)).toBe(HOUR / 2);
+        expect(pollDelayMs('IN_TRANSIT', pushing, 'easyparcel', HOUR, null)).toBe(HOUR / 2);
+        // Quiet parcels keep the quiet rule after the pushes stop.
+        expect(pollDelayMs('IN_TRANSIT', pushing, 'easyparcel', 30 * HOUR, 30 * HOUR)).toBe(3 * HOUR);
+      });
+
+      it('applies to its own parcels only, and never polls a finished parcel', () => {
+        expect(pollDelayMs('IN_TRANSIT', pushing, 'bluedart', 0, 0)).toBe(2 * HOUR);
+        expect(pollDelayMs('IN_TRANSIT', withEasyParcel, 'easyparcel', 0, 0)).toBe(HOUR / 2);
+        expect(pollDelayMs('DELIVERED', pushing, 'easyparcel', 0, 0)).toBeNull();
+      });
+    });
+
     it("moves a poll to the courier's next slot boundary, and leaves couriers without a slot alone", () => {
       const slot = 15 * 60_000;
       expect(alignToSlot(10 * slot, withEasyParcel, 'easyparcel')).toBe(10 * slot);

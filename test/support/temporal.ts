@@ -118,7 +118,13 @@ export async function startTestWorker(opts: {
 /** Starts tracking a simulator parcel with its own shipment workflow on this worker's queues. */
 export function startShipmentWorkflow(
   worker: TestWorker,
-  parcel: { shipmentId: string; orderId?: string | null; trackingNumber: string; policy: PollPolicy },
+  parcel: {
+    shipmentId: string;
+    orderId?: string | null;
+    trackingNumber: string;
+    policy: PollPolicy;
+    courier?: CourierCode;
+  },
 ) {
   return worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
     workflowId: shipmentWorkflowId(parcel.shipmentId),
@@ -127,7 +133,7 @@ export function startShipmentWorkflow(
       {
         shipmentId: parcel.shipmentId,
         orderId: parcel.orderId ?? null,
-        courier: CourierCode.SIMULATOR,
+        courier: parcel.courier ?? CourierCode.SIMULATOR,
         trackingNumber: parcel.trackingNumber,
         courierTaskQueue: worker.courierTaskQueue,
         policy: parcel.policy,

@@ -185,6 +185,13 @@ function shuffled<T>(items: T[], awb: string, describe: (item: T, index: number)
   return keyed.map((entry) => entry.item);
 }
 
+export interface EasyParcelLogEntry {
+  event_date: string;
+  shipment_status_code: number;
+  tracking_status: string;
+  location: string | null;
+}
+
 type EasyParcelItem =
   | {
       status: 'success';
@@ -194,12 +201,7 @@ type EasyParcelItem =
       latest_shipment_status_code: number;
       latest_tracking_status: string;
       latest_event_date: string | null;
-      status_log: {
-        event_date: string;
-        shipment_status_code: number;
-        tracking_status: string;
-        location: string | null;
-      }[];
+      status_log: EasyParcelLogEntry[];
     }
   | { status: 'not_found'; awb_number: string; message: string };
 
@@ -208,17 +210,22 @@ export function shipmentNumberOf(awb: string): string {
   return `ES-${awb.replace(/\D/g, '')}`;
 }
 
-function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
-  if (!item.found)
-    return { status: 'not_found', awb_number: item.trackingNumber, message: 'AWB number not found' };
-  const { view } = item;
-  const digits = view.trackingNumber.replace(/\D/g, '').slice(-5).padStart(5, '0');
-  const log = entriesOf(view, now).map((entry, index) => ({
+/** A parcel's status log as EasyParcel shows it at `now`, oldest first (tracking answers and webhooks). */
+export function easyParcelStatusLog(view: SimShipmentView, now: number): EasyParcelLogEntry[] {
+  return entriesOf(view, now).map((entry, index) => ({
     event_date: wireDate(entry, index),
     shipment_status_code: entry.code,
     tracking_status: entry.text,
     location: entry.location,
   }));
+}
+
+function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
+  if (!item.found)
+    return { status: 'not_found', awb_number: item.trackingNumber, message: 'AWB number not found' };
+  const { view } = item;
+  const digits = view.trackingNumber.replace(/\D/g, '').slice(-5).padStart(5, '0');
+  const log = easyParcelStatusLog(view, now);
   const latest = log[log.length - 1];
   return {
     status: 'success',

@@ -7,16 +7,14 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { CourierPush, InvalidPushError, normalisePush, PUSH_MAX_EVENTS } from '../../couriers/push';
+import { CourierPush, InvalidPushError, normalisePush } from '../../couriers/push';
 import { COURIER_CODES, type CourierCode, type NormalisedEvent } from '../../couriers/types';
-import { isTerminal, type ShipmentStatus } from '../../domain/status';
 import { signWebhook } from '../../notifications/transport';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
-import { signalShipmentEvents } from '../shipment-signal';
+import { deliverPush } from '../push-delivery';
 
 export const TIMESTAMP_HEADER = 'x-waybill-timestamp';
 export const SIGNATURE_HEADER = 'x-waybill-signature';
@@ -42,24 +40,6 @@ const SignatureHeaders = Type.Object({
       "`sha256=` + hex HMAC-SHA256, with the courier's secret, over `<timestamp>.<raw body bytes>`",
   }),
 });
-
-const PushOutcome = Type.Object(
-  {
-    result: Type.Union([Type.Literal('accepted'), Type.Literal('duplicate'), Type.Literal('ignored')], {
-      description:
-        '`accepted`: handed to the shipment workflow; `duplicate`: this event id was accepted before, nothing done; `ignored`: nothing to do (unknown tracking number, tracking finished). Do not retry any of them.',
-    }),
-    eventId: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$', maxLength: 128 }),
-    events: Type.Integer({
-      format: 'int32',
-      minimum: 0,
-      maximum: PUSH_MAX_EVENTS,
-      description: 'Scans handed to the shipment workflow (0 unless accepted)',
-    }),
-    message: Type.String({ maxLength: 500 }),
-  },
-  { $id: 'CourierPushOutcome', additionalProperties: false },
-);
 
 const unauthorized = (code: string, message: string) => new ApiError(401, code, message);
 
@@ -159,7 +139,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
         headers: SignatureHeaders,
         body: CourierPush,
         response: {
-          200: PushOutcome,
+          200: { $ref: 'CourierPushOutcome#' },
           400: { $ref: 'Error#' },
           401: { $ref: 'Error#' },
           404: { $ref: 'Error#' },
@@ -185,70 +165,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
         if (err instanceof InvalidPushError) throw new ApiError(400, 'INVALID_PUSH', err.message);
         throw err;
       }
-      const ignored = (message: string) => ({ result: 'ignored' as const, eventId, events: 0, message });
-
-      const shipment = await deps.db
-        .selectFrom('shipments')
-        .select(['id', 'status'])
-        .where('courier', '=', courier)
-        .where('tracking_number', '=', trackingNumber)
-        .executeTakeFirst();
-      // A number we do not track (another shop's parcel, or booked outside Waybill): a courier
-      // that got a 4xx would retry it for days, so it is answered as done and logged.
-      if (!shipment) {
-        request.log.info({ courier, eventId, trackingNumber }, 'courier push for an unknown tracking number');
-        return ignored(`no shipment with ${courier} tracking number ${trackingNumber}`);
-      }
-      if (isTerminal(shipment.status as ShipmentStatus)) {
-        return ignored(`tracking of ${trackingNumber} has finished: the shipment is ${shipment.status}`);
-      }
-
-      // The dedupe row is taken before the signal and given back if the signal fails, so a
-      // push is either handed over exactly once or refused with 503 for the courier to retry.
-      const claimed = await deps.db
-        .insertInto('courier_webhook_events')
-        .values({ courier, event_id: eventId, tracking_number: trackingNumber })
-        .onConflict((oc) => oc.columns(['courier', 'event_id']).doNothing())
-        .returning('event_id')
-        .executeTakeFirst();
-      if (!claimed) {
-        return {
-          result: 'duplicate' as const,
-          eventId,
-          events: 0,
-          message: `event ${eventId} was received before; nothing done`,
-        };
-      }
-      try {
-        await signalShipmentEvents(deps, shipment.id, events);
-      } catch (err) {
-        await deps.db
-          .deleteFrom('courier_webhook_events')
-          .where('courier', '=', courier)
-          .where('event_id', '=', eventId)
-          .execute()
-          .catch((releaseErr: unknown) =>
-            request.log.error(
-              { err: releaseErr, courier, eventId },
-              'could not release the dedupe row of a push that was not delivered: its retry will be answered duplicate',
-            ),
-          );
-        // The workflow ended between our read and the signal (delivered, cancelled, expired).
-        if (err instanceof WorkflowNotFoundError) {
-          return ignored(`tracking of ${trackingNumber} has finished`);
-        }
-        throw err;
-      }
-      request.log.info(
-        { courier, eventId, trackingNumber, shipmentId: shipment.id, events: events.length },
-        'courier push handed to the shipment workflow',
-      );
-      return {
-        result: 'accepted' as const,
-        eventId,
-        events: events.length,
-        message: `${events.length} scan${events.length === 1 ? '' : 's'} handed to the tracking of ${trackingNumber}`,
-      };
+      return deliverPush(deps, request.log, { courier, eventId, trackingNumber, events });
     },
   );
 };
