@@ -44,8 +44,15 @@ const GOAL_EASYPARCEL_P95_MIN = 30;
 /** EasyParcel's access-token lifetime (`expires_in` 36000 s): one token request each. */
 const TOKEN_LIFETIME_MS = 10 * HOUR;
 
-/** The delay after a poll that saw `status`, `quietForMs` after the newest scan. */
-type NextDelay = (status: ShipmentStatus, quietForMs: number) => number;
+/**
+ * The delay after a poll (or push) that saw `status`, `quietForMs` after the newest scan and
+ * `sincePushMs` after the courier's last push about the parcel (null: none yet).
+ */
+type NextDelay = (status: ShipmentStatus, quietForMs: number, sincePushMs: number | null) => number;
+
+/** Share of EasyParcel's pushes lost for good in the push variant, and how late the rest arrive. */
+const PUSH_LOSS = 0.05;
+const PUSH_LATENCY_MS = 5 * MINUTE;
 
 /**
  * Scans happen at arbitrary moments relative to polls: every parcel's timeline is shifted
@@ -105,7 +112,7 @@ function changes(timeline: Timeline): { at: number; status: ShipmentStatus }[] {
 interface RunResult {
   calls: number;
   delivered: boolean;
-  /** Courier ms between each status change and the poll that saw it. */
+  /** Courier ms between each status change and the poll (or push) that saw it. */
   lags: number[];
   /** When each poll happened, ms from the parcel's start. */
   polls: number[];
@@ -114,29 +121,42 @@ interface RunResult {
 /**
  * One parcel's polls from its start; `align` maps a wanted poll time (ms from the start) to
  * the one the workflow schedules (its courier's slot), identity for unaligned pollers.
+ * `pushes` (ms from the start, ascending) are the courier's webhooks that arrive: each shows
+ * the parcel's whole log, costs no call, and reschedules the next poll as the workflow does.
  */
 function run(
   timeline: Timeline,
   nextDelay: NextDelay,
   policy: PollPolicy,
-  align: (t: number, status: ShipmentStatus) => number = (t) => t,
+  align: (t: number, status: ShipmentStatus, sincePushMs: number | null) => number = (t) => t,
+  pushes: readonly number[] = [],
 ): RunResult {
   const polls: number[] = [];
+  const observed: number[] = [];
   let status: ShipmentStatus = ShipmentStatus.PENDING;
-  let t = align(0, status);
+  let t = align(0, status, pushes.length > 0 ? 0 : null);
   let lastScanAt = 0;
+  // Subscribed to the webhooks: tracking starts as if pushed (the policy's `push.fromStart`).
+  let lastPushAt: number | null = pushes.length > 0 ? 0 : null;
+  let nextPush = 0;
   for (;;) {
-    polls.push(t);
-    const seen = statusAt(timeline, t);
+    const pushed = nextPush < pushes.length && pushes[nextPush]! <= t;
+    const now = pushed ? pushes[nextPush++]! : t;
+    if (pushed) lastPushAt = now;
+    else polls.push(now);
+    observed.push(now);
+    const seen = statusAt(timeline, now);
     status = seen.status;
     if (seen.lastScanAt !== null) lastScanAt = seen.lastScanAt;
     if (isTerminal(status)) break;
-    if (expiryReason(t, { startedAtMs: 0, quietSinceMs: lastScanAt, unansweredSinceMs: null }, policy)) break;
-    t = align(t + nextDelay(status, t - lastScanAt), status);
+    if (expiryReason(now, { startedAtMs: 0, quietSinceMs: lastScanAt, unansweredSinceMs: null }, policy))
+      break;
+    const sincePush = lastPushAt === null ? null : now - lastPushAt;
+    t = align(now + nextDelay(status, now - lastScanAt, sincePush), status, sincePush);
   }
   const lags = changes(timeline)
     .map((change) => {
-      const seenAt = polls.find((p) => p >= change.at);
+      const seenAt = observed.find((p) => p >= change.at);
       return seenAt === undefined ? null : seenAt - change.at;
     })
     .filter((lag): lag is number => lag !== null);
@@ -178,7 +198,13 @@ function row(poller: string, t: { calls: number; polls: number; delivered: numbe
  * are `timelines[i]`, it polls on its courier's slots (and not in the courier's night, when the
  * policy has one), and each slot's polls share bulk calls of `batch` numbers.
  */
-function easyParcelRun(timelines: Timeline[], starts: number[], policy: PollPolicy, batch: number) {
+function easyParcelRun(
+  timelines: Timeline[],
+  starts: number[],
+  policy: PollPolicy,
+  batch: number,
+  pushesOf: (timeline: Timeline) => number[] = () => [],
+) {
   const courier = CourierCode.EASYPARCEL;
   const bySlot = new Map<number, number>();
   const totals = { calls: 0, polls: 0, delivered: 0, lags: [] as number[] };
@@ -188,9 +214,11 @@ function easyParcelRun(timelines: Timeline[], starts: number[], policy: PollPoli
     const start = starts[i]!;
     const result = run(
       timeline,
-      (status, quietForMs) => pollDelayMs(status, policy, courier, quietForMs) ?? Infinity,
+      (status, quietForMs, sincePushMs) =>
+        pollDelayMs(status, policy, courier, quietForMs, sincePushMs) ?? Infinity,
       policy,
-      (t, status) => alignToSlot(start + t, policy, courier, status) - start,
+      (t, status, sincePushMs) => alignToSlot(start + t, policy, courier, status, sincePushMs) - start,
+      pushesOf(timeline),
     );
     // Every poll lands on a slot boundary, so a slot's polls are one batch.
     for (const p of result.polls) {
@@ -224,7 +252,14 @@ function night(n: CourierNight | undefined): string {
 function main(): void {
   const parcels = Number(process.argv[2] ?? 2000);
   const days = Number(process.argv[3] ?? 10);
-  const config = loadConfig({});
+  // The policy as shipped; only the push fallback's two settings may be tried from the environment.
+  const config = loadConfig(
+    Object.fromEntries(
+      ['EASYPARCEL_PUSH_FALLBACK_INTERVAL', 'EASYPARCEL_PUSH_QUIET_AFTER', 'EASYPARCEL_PUSH_SLOT'].flatMap(
+        (name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]]),
+      ),
+    ),
+  );
   const policy = pollPolicyFromConfig(config);
   const batch = Number(process.argv[4] ?? config.courier.easyParcel.maxBatch);
   const pollers: Record<string, NextDelay> = {
@@ -263,9 +298,18 @@ function main(): void {
   const ep0 = policy.couriers?.easyparcel;
   const noNight: PollPolicy = { ...policy, couriers: { easyparcel: { ...ep0, night: undefined } } };
   const easyParcel = easyParcelRun(workingHours, starts, policy, batch);
+  // EasyParcel's webhooks: one push per log entry, PUSH_LATENCY_MS after the scan, PUSH_LOSS of them lost for good.
+  const lose = random(0x7f4a7c15);
+  const pushesOf = (timeline: Timeline) =>
+    timeline
+      .map((step) => step.after + PUSH_LATENCY_MS)
+      .filter(() => lose() >= PUSH_LOSS)
+      .sort((a, b) => a - b);
+  const pushed = easyParcelRun(workingHours, starts, policy, batch, pushesOf);
   const variants = {
     'ep-no-night': easyParcelRun(workingHours, starts, noNight, batch),
     'ep-24h-scans': easyParcelRun(roundTheClock, starts, policy, batch),
+    'ep-push': pushed,
   };
 
   const rows = Object.entries(totals).map(([name, t]) => row(name, t));
@@ -278,6 +322,9 @@ function main(): void {
   const ratio = waybill.callsPerDelivered / fixed.callsPerDelivered;
   const epCallsPass = ep.callsPerDelivered <= GOAL_EASYPARCEL_CALLS;
   const epLagPass = ep.lagP95Min <= GOAL_EASYPARCEL_P95_MIN;
+  const epPush = variantRows.find((r) => r.poller === 'ep-push')!;
+  const epPushCallsPass = epPush.callsPerDelivered <= GOAL_EASYPARCEL_CALLS;
+  const epPushLagPass = epPush.lagP95Min <= GOAL_EASYPARCEL_P95_MIN;
   const verdict = (pass: boolean) => (pass ? 'PASS' : 'MISS');
 
   console.log(
@@ -287,7 +334,7 @@ function main(): void {
     `easyparcel: starts spread over ${days} days, slot ${(ep0?.slotMs ?? 0) / MINUTE} min, night ${night(ep0?.night)} Malaysia time, ${batch} numbers per bulk call; ${easyParcel.trackingCalls} tracking + ${easyParcel.tokenCalls} token requests; ${easyParcel.fill.meanNumbersPerCall.toFixed(1)} numbers per call on average, ${(100 * easyParcel.fill.fullCallsShare).toFixed(0)} % of calls full`,
   );
   console.log(
-    'rows: easyparcel = its policy, door scans in working hours (simulators/courier/scan-hours.ts); ep-no-night = the same scans, polled at night too; ep-24h-scans = its policy if door scans happened round the clock',
+    `rows: easyparcel = its policy, door scans in working hours (simulators/courier/scan-hours.ts); ep-no-night = the same scans, polled at night too; ep-24h-scans = its policy if door scans happened round the clock; ep-push = its policy with EasyParcel's webhooks (one per log entry, ${PUSH_LATENCY_MS / MINUTE} min after the scan, ${PUSH_LOSS * 100} % lost), polling as the fallback`,
   );
   console.log(
     'poller        HTTP calls  polls     delivered  calls/delivered  polls/delivered  notice lag p50 (min)  p95 (min)',
@@ -305,6 +352,9 @@ function main(): void {
   );
   console.log(
     `easyparcel status change seen p95: ${ep.lagP95Min.toFixed(1)} min after the scan (goal <= ${GOAL_EASYPARCEL_P95_MIN}): ${verdict(epLagPass)}`,
+  );
+  console.log(
+    `easyparcel with pushes (${pushed.trackingCalls} tracking + ${pushed.tokenCalls} token requests): ${epPush.callsPerDelivered.toFixed(3)} calls per delivered parcel (goal <= ${GOAL_EASYPARCEL_CALLS}): ${verdict(epPushCallsPass)}; change seen p95 ${epPush.lagP95Min.toFixed(1)} min (goal <= ${GOAL_EASYPARCEL_P95_MIN}): ${verdict(epPushLagPass)}`,
   );
 
   const out = path.join(__dirname, 'results', 'courier-efficiency.json');
@@ -334,6 +384,14 @@ function main(): void {
           lagP95Min: ep.lagP95Min,
           goals: { callsPerDelivered: GOAL_EASYPARCEL_CALLS, lagP95Min: GOAL_EASYPARCEL_P95_MIN },
           pass: { callsPerDelivered: epCallsPass, lagP95Min: epLagPass },
+          push: {
+            loss: PUSH_LOSS,
+            latencyMs: PUSH_LATENCY_MS,
+            push: policy.couriers?.easyparcel?.push ?? null,
+            callsPerDelivered: epPush.callsPerDelivered,
+            lagP95Min: epPush.lagP95Min,
+            pass: { callsPerDelivered: epPushCallsPass, lagP95Min: epPushLagPass },
+          },
         },
       },
       null,

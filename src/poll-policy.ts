@@ -44,8 +44,14 @@ export function easyParcelPolling(config: Config): CourierPollPolicy {
     quiet: { afterMs: config.polling.expireAfterNoScanMs / 7, intervalMs: quiet },
     // EasyParcel pushes each scan (docs/couriers.md#easyparcel-webhooks): polling only catches lost ones.
     push: {
-      fallbackIntervalMs: Math.max(moving, Math.min(ep.push.fallbackIntervalMs, Math.max(...general))),
+      // Longer than any general interval on purpose; a shrunk policy shrinks it to its longest.
+      fallbackIntervalMs: shrunk
+        ? Math.max(moving, Math.min(ep.push.fallbackIntervalMs, Math.max(...general)))
+        : ep.push.fallbackIntervalMs,
       quietAfterMs: ep.push.quietAfterMs,
+      // Subscribed to EasyParcel's webhooks (the URL's token is set): a new parcel waits for them too.
+      fromStart: config.api.easyParcelWebhookToken !== null,
+      slotMs: shrunk ? Math.min(ep.push.slotMs, Math.min(...general)) : ep.push.slotMs,
     },
   };
 }

@@ -227,7 +227,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         { name: 'orders', description: 'Customers’ orders: create, read, cancel' },
         { name: 'tracking', description: 'Shipment tracking, read from the read model only' },
         { name: 'admin', description: 'Admin actions through the workflows, the exceptions queue, stats' },
-        { name: 'webhooks', description: 'Pushes from couriers, signed with HMAC-SHA256' },
+        {
+          name: 'webhooks',
+          description:
+            "Pushes from couriers: signed with HMAC-SHA256, or EasyParcel's own with the URL's secret",
+        },
         {
           name: 'fleet',
           description: "The shop's own fleet: vehicles, drivers, runs, dispatch, and the driver API",

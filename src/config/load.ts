@@ -289,6 +289,7 @@ function readPolling(r: Reader): Config['polling'] {
       push: {
         fallbackIntervalMs: r.duration('EASYPARCEL_PUSH_FALLBACK_INTERVAL', '6h'),
         quietAfterMs: r.duration('EASYPARCEL_PUSH_QUIET_AFTER', '1d'),
+        slotMs: r.duration('EASYPARCEL_PUSH_SLOT', '3h'),
       },
     },
   };

@@ -243,7 +243,12 @@ export interface Config {
       /** No poll waiting for a door scan in this Malaysia-time window (minutes after midnight); null: off. */
       readonly night: { readonly fromMinute: number; readonly toMinute: number } | null;
       /** A parcel EasyParcel pushed about within `quietAfterMs` is polled at most every `fallbackIntervalMs`. */
-      readonly push: { readonly fallbackIntervalMs: number; readonly quietAfterMs: number };
+      readonly push: {
+        readonly fallbackIntervalMs: number;
+        readonly quietAfterMs: number;
+        /** Those polls fall on multiples of this, so they still fill bulk calls. */
+        readonly slotMs: number;
+      };
     };
   };
   readonly worker: {

@@ -77,9 +77,11 @@ export interface CourierPollPolicy {
   /**
    * The courier pushes its scans (EasyParcel's webhooks): a parcel it pushed about less than
    * `quietAfterMs` ago is polled at most every `fallbackIntervalMs`, only to catch a lost push;
-   * once its pushes have been quiet that long, its normal intervals apply again.
+   * once its pushes have been quiet that long, its normal intervals apply again. Those polls
+   * fall on multiples of `slotMs` (coarser than the courier's own slot, when given), so the
+   * few that are left still fill bulk calls.
    */
-  push?: { fallbackIntervalMs: number; quietAfterMs: number };
+  push?: { fallbackIntervalMs: number; quietAfterMs: number; slotMs?: number; fromStart?: boolean };
 }
 
 /** A nightly window in the courier's local time: minutes after local midnight, `from` > `to` wraps. */
@@ -127,6 +129,22 @@ export function pollDelayMs(
   return pushedRecently(own, sincePushMs) ? Math.max(polled, own!.push!.fallbackIntervalMs) : polled;
 }
 
+/**
+ * Ms since the courier last pushed about a parcel at `nowMs`; null when it never has. With
+ * `push.fromStart` (Waybill is subscribed to the courier's webhooks), the start of tracking
+ * counts as a push: a new parcel waits for its first push, polled as a pushed one is.
+ */
+export function sincePushMs(
+  lastPushAtMs: number | null,
+  startedAtMs: number,
+  nowMs: number,
+  policy: PollPolicy,
+  courier: CourierCode,
+): number | null {
+  const from = lastPushAtMs ?? (policy.couriers?.[courier]?.push?.fromStart ? startedAtMs : null);
+  return from === null ? null : nowMs - from;
+}
+
 /** Whether the courier's pushes about a parcel still stand in for polling (see `CourierPollPolicy.push`). */
 export function pushedRecently(own: CourierPollPolicy | undefined, sincePushMs: number | null): boolean {
   return own?.push !== undefined && sincePushMs !== null && sincePushMs < own.push.quietAfterMs;
@@ -135,16 +153,18 @@ export function pushedRecently(own: CourierPollPolicy | undefined, sincePushMs: 
 /**
  * When a poll wanted at `atMs` is scheduled: the courier's next slot boundary (multiples of its
  * `slotMs` since the epoch), so that the polls of every parcel of that courier falling due in
- * one slot reach the worker together and go out as one bulk call. Unaligned without a slot.
+ * one slot reach the worker together and go out as one bulk call (a parcel the courier pushed
+ * about recently: its push rule's slot). Unaligned without a slot.
  */
 export function alignToSlot(
   atMs: number,
   policy: PollPolicy,
   courier?: CourierCode,
   status?: ShipmentStatus,
+  sincePushMs: number | null = null,
 ): number {
   const own = courier === undefined ? undefined : policy.couriers?.[courier];
-  const slot = own?.slotMs ?? 0;
+  const slot = (pushedRecently(own, sincePushMs) ? own?.push?.slotMs : undefined) ?? own?.slotMs ?? 0;
   const aligned = slot > 0 ? Math.ceil(atMs / slot) * slot : atMs;
   if (!own?.night || status === undefined || status === 'PENDING') return aligned;
   const morning = nightEndMs(aligned, own.night);

@@ -46,6 +46,7 @@ import {
   isPolledCourier,
   nextBudgetWindowMs,
   pollDelayMs,
+  sincePushMs,
   refreshAvailableAtMs,
 } from '../domain/polling';
 import { activityFailure, FailureType } from '../domain/failures';
@@ -300,18 +301,24 @@ export class ShipmentTracking {
 
   /** The next poll `delay` from now, on the courier's slot (where its bulk calls gather polls). */
   pollAt = (delay: number) =>
-    alignToSlot(Date.now() + delay, this.policy, this.input.courier, this.state.status);
-  delayNow = () => {
-    const now = Date.now();
-    const lastPush = this.state.lastPushAtMs ?? null;
-    return pollDelayMs(
+    alignToSlot(Date.now() + delay, this.policy, this.input.courier, this.state.status, this.pushAgeMs());
+  /** Ms since the courier last pushed about this parcel; null: never. */
+  pushAgeMs = () =>
+    sincePushMs(
+      this.state.lastPushAtMs ?? null,
+      this.state.startedAtMs,
+      Date.now(),
+      this.policy,
+      this.input.courier,
+    );
+  delayNow = () =>
+    pollDelayMs(
       this.state.status,
       this.policy,
       this.input.courier,
-      now - this.state.lastScanAtMs,
-      lastPush === null ? null : now - lastPush,
+      Date.now() - this.state.lastScanAtMs,
+      this.pushAgeMs(),
     );
-  };
 
   scheduleAfterSuccess(): void {
     const delay = this.delayNow();

@@ -10,6 +10,7 @@ import {
   noScanDeadlineMs,
   pollDelayMs,
   refreshAvailableAtMs,
+  sincePushMs,
 } from '../../src/domain/polling';
 
 const HOUR = 3_600_000;
@@ -88,6 +89,29 @@ describe('poll policy', () => {
         expect(pollDelayMs('IN_TRANSIT', pushing, 'easyparcel', HOUR, null)).toBe(HOUR / 2);
         // Quiet parcels keep the quiet rule after the pushes stop.
         expect(pollDelayMs('IN_TRANSIT', pushing, 'easyparcel', 30 * HOUR, 30 * HOUR)).toBe(3 * HOUR);
+      });
+
+      it('puts those polls on the push slot, and counts the start as a push when subscribed from the start', () => {
+        const coarse: PollPolicy = {
+          ...pushing,
+          couriers: {
+            easyparcel: {
+              ...pushing.couriers!.easyparcel!,
+              push: {
+                fallbackIntervalMs: 6 * HOUR,
+                quietAfterMs: 24 * HOUR,
+                slotMs: 3 * HOUR,
+                fromStart: true,
+              },
+            },
+          },
+        };
+        expect(alignToSlot(HOUR, coarse, 'easyparcel', 'IN_TRANSIT', 0)).toBe(3 * HOUR);
+        expect(alignToSlot(HOUR + 1, coarse, 'easyparcel', 'IN_TRANSIT', null)).toBe(HOUR + 15 * 60_000);
+        expect(sincePushMs(null, 1_000, 5_000, coarse, 'easyparcel')).toBe(4_000);
+        expect(sincePushMs(3_000, 1_000, 5_000, coarse, 'easyparcel')).toBe(2_000);
+        expect(sincePushMs(null, 1_000, 5_000, pushing, 'easyparcel')).toBeNull();
+        expect(sincePushMs(null, 1_000, 5_000, coarse, 'bluedart')).toBeNull();
       });
 
       it('applies to its own parcels only, and never polls a finished parcel', () => {
