@@ -111,6 +111,22 @@ export function expectPickedUpRefusal(refusal: unknown): void {
   expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
 }
 
+/**
+ * The end of every saga test: the stock reconciles with the active orders, and the money
+ * ledger of `orderIds` holds (stock back, no capture without pickup, refund paid, no live
+ * booking left behind: devstack/ledger.ts).
+ */
+export async function expectBooksBalance(stack: Stack, orderIds: string[]): Promise<void> {
+  expect(await stockReconciliation(stack.database.db)).toEqual([]);
+  const ledger = await checkLedger({
+    db: stack.database.db,
+    payments: stack.payments,
+    courier: stack.couriers,
+    orderIds,
+  });
+  expect(ledger.violations).toEqual([]);
+}
+
 export function useSagaStack(
   opts: {
     notifications?: () => NotificationTransport;
@@ -126,16 +142,7 @@ export function useSagaStack(
     ...(opts.api ? { api: opts.api } : {}),
     // Stock must reconcile with active orders after every scenario, and the money with what
     // was delivered: every saga test ends by checking the ledger of the orders it placed.
-    async afterEachTest() {
-      expect(await stockReconciliation(stack.database.db)).toEqual([]);
-      const ledger = await checkLedger({
-        db: stack.database.db,
-        payments: stack.payments,
-        courier: stack.couriers,
-        orderIds: placed.splice(0),
-      });
-      expect(ledger.violations).toEqual([]);
-    },
+    afterEachTest: () => expectBooksBalance(stack, placed.splice(0)),
   });
 
   async function placeOrder(opts: PlaceOrderOptions): Promise<PlacedOrder> {
