@@ -15,6 +15,7 @@ import {
 } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
+import { pushedEvent } from '../support/shipments';
 import { DECLINED_PAYMENT, SHOPPER_CANCEL, expectPickedUpRefusal, useSagaStack } from '../support/saga';
 import { fastPolicy } from '../support/temporal';
 
@@ -294,19 +295,7 @@ describe('order saga', () => {
     await stack.worker.client.workflow
       .getHandle(shipmentWorkflowId(shipment.id))
       .signal(courierEventsSignal, {
-        events: [
-          {
-            key: `push-${shipment.id}`,
-            status: 'DELIVERED',
-            subStatus: null,
-            rawCode: 'DELIVERED',
-            rawText: 'Delivered',
-            occurredAt: deliveredAt,
-            occurredAtRaw: deliveredAt,
-            location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
-            source: 'push',
-          },
-        ],
+        events: [pushedEvent(`push-${shipment.id}`, 'DELIVERED', deliveredAt, { rawText: 'Delivered' })],
       });
     await parcelAt(orderId, 'DELIVERED');
     collectAtCourier(shipment.tracking_number);

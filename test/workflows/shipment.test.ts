@@ -21,7 +21,12 @@ import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/work
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
-import { shipmentRow as shipmentRowOf, trackParcel, trackingEventsOf } from '../support/shipments';
+import {
+  pushedEvent,
+  shipmentRow as shipmentRowOf,
+  trackParcel,
+  trackingEventsOf,
+} from '../support/shipments';
 import { useStack } from '../support/stack';
 
 /** Courier ms per real ms: the 3-day "delivered" lifecycle plays in about 5 s. */
@@ -112,17 +117,9 @@ describe('shipment workflow', () => {
     const pushedAt = new Date().toISOString();
     await handle.signal(courierEventsSignal, {
       events: [
-        {
-          key: `push-${shipmentId}`,
-          status: 'OUT_FOR_DELIVERY',
-          subStatus: null,
-          rawCode: 'OUT_FOR_DELIVERY',
+        pushedEvent(`push-${shipmentId}`, 'OUT_FOR_DELIVERY', pushedAt, {
           rawText: 'With courier for delivery',
-          occurredAt: pushedAt,
-          occurredAtRaw: pushedAt,
-          location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
-          source: 'push',
-        },
+        }),
       ],
     });
     const row = await eventually(
@@ -458,17 +455,12 @@ describe('shipment workflow', () => {
     const at = new Date().toISOString();
     await handle.signal(courierEventsSignal, {
       events: [
-        {
-          key: `push-can-${shipmentId}`,
-          status: 'IN_TRANSIT',
+        pushedEvent(`push-can-${shipmentId}`, 'IN_TRANSIT', at, {
           subStatus: 'PICKED_UP',
           rawCode: 'PICKED_UP',
           rawText: 'Picked up',
-          occurredAt: at,
-          occurredAtRaw: at,
           location: { city: 'Shah Alam', state: 'Selangor', country: 'MY' },
-          source: 'push',
-        },
+        }),
       ],
     });
     const row = await eventually(
@@ -491,17 +483,11 @@ describe('shipment workflow', () => {
     const old = new Date(row.last_event_at!.getTime() - 3_600_000).toISOString();
     await handle.signal(courierEventsSignal, {
       events: [
-        {
-          key: `late-${shipmentId}`,
-          status: 'INFO_RECEIVED',
-          subStatus: null,
+        pushedEvent(`late-${shipmentId}`, 'INFO_RECEIVED', old, {
           rawCode: 'INFO',
           rawText: 'Shipment information received',
-          occurredAt: old,
-          occurredAtRaw: old,
           location: { city: null, state: null, country: null },
-          source: 'push',
-        },
+        }),
       ],
     });
     await eventually(eventsOf.bind(null, shipmentId), (events) =>
