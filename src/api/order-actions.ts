@@ -23,7 +23,7 @@ import { can, Permission } from './access';
 import type { ApiDeps } from './app';
 import type { Principal } from './auth';
 import { ApiError, isTemporalUnavailable } from './errors';
-import { takeRefreshQuota } from './refresh-quota';
+import { takeRefreshQuota } from '../read-model/refresh-quota';
 import { RefreshOutcome, type ShipmentRefresh } from './tracking-view';
 import { FailureType } from '../domain/failures';
 

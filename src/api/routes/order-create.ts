@@ -24,7 +24,8 @@ import { CustomerIdKey, OrderIdKey, OrderStatusKey } from '../../workflows/searc
 import type { ApiDeps } from '../app';
 import type { Principal } from '../auth';
 import { ApiError } from '../errors';
-import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
+import { completeKey, releaseKey } from '../../read-model/idempotency-keys';
+import { claimKey, requestHash } from '../idempotency';
 import { CreateOrderBody, IdempotencyHeaders, OrderCreated } from '../schemas/orders';
 
 const err = { $ref: 'Error#' } as const;
