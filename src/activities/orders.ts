@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit, type AuditEntry } from '../read-model/audit';
+import { lockOrderStatus, orderRecipient, updateOrderStatus } from '../read-model/orders';
 import { FailureType } from '../domain/failures';
 import type { Logger } from '../logger';
 import {
@@ -36,22 +37,13 @@ export function createOrderActivities(deps: OrderActivityDeps) {
     }): Promise<void> {
       await db.transaction().execute(async (trx) => {
         // Locked, so a racing second run sees this one's status and writes no second event.
-        const before = await trx
-          .selectFrom('orders')
-          .select(['status', 'number'])
-          .where('id', '=', input.orderId)
-          .forUpdate()
-          .executeTakeFirst();
-        await trx
-          .updateTable('orders')
-          .set({
-            status: input.status,
-            failure_code: input.failureCode ?? null,
-            failure_message: input.failureMessage ?? null,
-            updated_at: sql<Date>`now()`,
-          })
-          .where('id', '=', input.orderId)
-          .execute();
+        const before = await lockOrderStatus(trx, input.orderId);
+        await updateOrderStatus(trx, {
+          orderId: input.orderId,
+          status: input.status,
+          failureCode: input.failureCode ?? null,
+          failureMessage: input.failureMessage ?? null,
+        });
         if (before && before.status !== input.status) {
           await writeOrderEvent(trx, {
             orderId: input.orderId,
@@ -89,11 +81,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       milestone: string;
       details?: Record<string, unknown>;
     }): Promise<void> {
-      const order = await db
-        .selectFrom('orders')
-        .select(['email', 'number'])
-        .where('id', '=', input.orderId)
-        .executeTakeFirstOrThrow();
+      const order = await orderRecipient(db, input.orderId);
       const dedupeKey = `order:${input.orderId}:${input.milestone}`;
       const payload = { orderNumber: order.number, milestone: input.milestone, ...input.details };
       await db

@@ -7,6 +7,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
+import { findOrderStatus, getOrderStatus } from '../read-model/orders';
 import type { Static } from 'typebox';
 import type { Database } from '../../db/database';
 import { isTerminal, type ShipmentStatus } from '../domain/status';
@@ -144,16 +145,12 @@ export class TrackingStream {
                 )
                 .groupBy('shipment_id')
                 .execute();
-        const order = await trx
-          .selectFrom('orders')
-          .select('status')
-          .where('id', '=', this.orderId)
-          .executeTakeFirstOrThrow();
+        const orderStatus = await getOrderStatus(trx, this.orderId);
         return {
           rows,
           maxIds,
           views: await trackingViews(trx, rows, config.api.freshness),
-          orderStatus: order.status,
+          orderStatus,
         };
       });
     const maxId = new Map(maxIds.map((m) => [m.shipment_id, Number(m.max ?? 0)]));
@@ -217,11 +214,7 @@ export class TrackingStream {
   /** One look at the read model: sends what changed since the last look, ends when all is finished. */
   private async check(): Promise<void> {
     const { db, config } = this.deps;
-    const order = await db
-      .selectFrom('orders')
-      .select('status')
-      .where('id', '=', this.orderId)
-      .executeTakeFirst();
+    const order = await findOrderStatus(db, this.orderId);
     const rows = await shipmentsOf(db, this.orderId);
     if (this.closed) return;
 
@@ -278,12 +271,12 @@ export class TrackingStream {
       }
     }
 
-    const orderStatus = order?.status ?? this.orderStatus;
+    const orderStatus = order ?? this.orderStatus;
     if (orderStatus !== this.orderStatus) {
       this.orderStatus = orderStatus;
       this.send({ event: 'order', data: { orderId: this.orderId, orderStatus } });
     }
-    if (!order || finished(rows, orderStatus)) {
+    if (order === undefined || finished(rows, orderStatus)) {
       const shipments = await trackingViews(db, rows, config.api.freshness);
       if (this.closed) return;
       this.send({ event: 'end', data: { orderId: this.orderId, orderStatus, shipments } });

@@ -14,6 +14,7 @@ import {
   resolveAttentionUpdate,
   type OrderStatus,
 } from '../../workflows/contract';
+import { orderExists } from '../../read-model/orders';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
@@ -173,12 +174,7 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
     async (request) => {
       const { orderId, itemId } = request.params;
       const reason = trimmedReason(request.body.reason);
-      const order = await deps.db
-        .selectFrom('orders')
-        .select('id')
-        .where('id', '=', orderId)
-        .executeTakeFirst();
-      if (!order) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
+      if (!(await orderExists(deps.db, orderId))) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
       const handle = deps.temporal.client.workflow.getHandle(orderWorkflowId(orderId));
       try {
         const result = await deps.temporal.connection.withDeadline(Date.now() + ACTION_DEADLINE_MS, () =>

@@ -21,6 +21,7 @@ import {
 import type { shipmentWorkflow } from '../../workflows/shipment';
 import type { CourierCode } from '../../couriers/types';
 import { writeAudit } from '../../read-model/audit';
+import { orderExists } from '../../read-model/orders';
 import { Permission } from '../access';
 import type { ApiDeps } from '../app';
 import { actorOf, requireStaff } from '../auth';
@@ -124,9 +125,8 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
     }
   }
 
-  const orderExists = async (orderId: string) => {
-    const order = await db.selectFrom('orders').select('id').where('id', '=', orderId).executeTakeFirst();
-    if (!order) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
+  const requireOrder = async (orderId: string) => {
+    if (!(await orderExists(db, orderId))) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
   };
 
   /** An action on an order: {@link once}, for an order that exists. */
@@ -143,7 +143,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
     const { orderId } = request.params;
     const reason = trimmedReason(request.body.reason);
     return once(request, reply, { action, subjectType: 'order', subjectId: orderId, reason }, async (key) => {
-      await orderExists(orderId);
+      await requireOrder(orderId);
       return act(orderId, reason, key);
     });
   };

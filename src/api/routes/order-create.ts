@@ -6,12 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { sql } from 'kysely';
 import type { Static } from 'typebox';
 import { type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
 import { courierFor, type CourierChoice } from '../../domain/courier-choice';
-import { insertOrder } from '../../read-model/orders';
+import { findOrderNumber, insertOrder, nextOrderNumber } from '../../read-model/orders';
 import {
   DEFAULT_TRACKING_RESTART_WINDOW_MS,
   OrderFailure,
@@ -95,11 +94,7 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
     const customerId = principal.kind === 'customer' ? principal.customerId : null;
 
     // A retry that takes over a dead attempt finds the order row already there: reuse its number.
-    const existing = await db
-      .selectFrom('orders')
-      .select(['number', 'failure_code'])
-      .where('id', '=', orderId)
-      .executeTakeFirst();
+    const existing = await findOrderNumber(db, orderId);
     if (existing?.failure_code === OrderFailure.NOT_STARTED) {
       // Housekeeping closed it: its start failed long ago and nobody retried until now.
       // Starting it this late would surprise the shopper; a new order is a new key.
@@ -109,9 +104,7 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
         `order ${existing.number} (${orderId}) could not be started when it was placed (the workflow service was unreachable) and has since been closed as FAILED; nothing was reserved or charged. Place the order again with a new Idempotency-Key.`,
       );
     }
-    const orderNumber =
-      existing?.number ??
-      `WB-${(await sql<{ n: string }>`select nextval('order_number_seq') as n`.execute(db)).rows[0]!.n}`;
+    const orderNumber = existing?.number ?? (await nextOrderNumber(db));
     const lines = body.lines.map((l, i) => {
       const item = bySku.get(l.sku)!;
       return {

@@ -8,6 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
 import { orderTrackingById, orderTrackingByNumber } from '../../read-model/order-tracking';
+import { orderLines } from '../../read-model/orders';
 import type { OrderStatus } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
 import { actorOf, requireSignedIn, type Principal } from '../auth';
@@ -51,7 +52,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
 
   async function orderView(order: Order, principal: Principal): Promise<Static<typeof OrderView>> {
     const [lines, shipments, payment] = await Promise.all([
-      db.selectFrom('order_items').selectAll().where('order_id', '=', order.id).orderBy('line_no').execute(),
+      orderLines(db, order.id),
       db
         .selectFrom('shipments')
         .select(['id', 'courier', 'tracking_number', 'status', 'eta', 'last_synced_at'])
