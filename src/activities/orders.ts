@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit, type AuditEntry } from '../read-model/audit';
+import { closeAttention, openAttention } from '../read-model/order-attention';
 import { lockOrderStatus, orderRecipient, updateOrderStatus } from '../read-model/orders';
 import { FailureType } from '../domain/failures';
 import type { Logger } from '../logger';
@@ -171,20 +172,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       raiseKey: string;
     }): Promise<void> {
       await db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('order_attention')
-          .values({ order_id: input.orderId, item_id: input.itemId, step: input.step, reason: input.reason })
-          .onConflict((oc) =>
-            oc.columns(['order_id', 'item_id']).doUpdateSet({
-              status: 'OPEN',
-              reason: input.reason,
-              opened_at: sql<Date>`case when order_attention.status = 'OPEN' then order_attention.opened_at else now() end`,
-              closed_at: null,
-              closed_by: null,
-              resolution: null,
-            }),
-          )
-          .execute();
+        await openAttention(trx, input);
         await writeAudit(trx, [
           {
             actor: 'system:order-saga',
@@ -211,18 +199,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       actionKey: string;
     }): Promise<void> {
       await db.transaction().execute(async (trx) => {
-        await trx
-          .updateTable('order_attention')
-          .set({
-            status: input.outcome,
-            closed_at: sql<Date>`now()`,
-            closed_by: input.by,
-            resolution: input.resolution,
-          })
-          .where('order_id', '=', input.orderId)
-          .where('item_id', '=', input.itemId)
-          .where('status', '=', 'OPEN')
-          .execute();
+        await closeAttention(trx, input);
         await writeAudit(trx, [
           {
             actor: input.by,
