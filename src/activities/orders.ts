@@ -4,9 +4,10 @@
  * ids, notifications and audit entries by a dedupe key. Courier bookings are in ./bookings.ts.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit, type AuditEntry } from '../read-model/audit';
+import { noticeAttemptFailed, noticeGivenUp, noticeSent, storeNotice } from '../read-model/customer-notices';
 import { closeAttention, openAttention } from '../read-model/order-attention';
 import { lockOrderStatus, orderRecipient, updateOrderStatus } from '../read-model/orders';
 import { FailureType } from '../domain/failures';
@@ -85,26 +86,14 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       const order = await orderRecipient(db, input.orderId);
       const dedupeKey = `order:${input.orderId}:${input.milestone}`;
       const payload = { orderNumber: order.number, milestone: input.milestone, ...input.details };
-      await db
-        .insertInto('notifications')
-        .values({
-          dedupe_key: dedupeKey,
-          order_id: input.orderId,
-          kind: input.milestone,
-          channel: transport.channel,
-          recipient: order.email,
-          payload: JSON.stringify(payload),
-          status: 'PENDING',
-          attempts: 0,
-          sent_at: null,
-        })
-        .onConflict((oc) => oc.column('dedupe_key').doNothing())
-        .execute();
-      const row = await db
-        .selectFrom('notifications')
-        .select(['status', 'payload', 'recipient'])
-        .where('dedupe_key', '=', dedupeKey)
-        .executeTakeFirstOrThrow();
+      const row = await storeNotice(db, {
+        dedupeKey,
+        orderId: input.orderId,
+        kind: input.milestone,
+        channel: transport.channel,
+        recipient: order.email,
+        payload,
+      });
       // Sent, or refused for good by the shop's endpoint: either way there is nothing to resend.
       if (row.status !== 'PENDING') return;
       try {
@@ -116,15 +105,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         });
       } catch (err) {
         const rejected = err instanceof NotificationRejectedError;
-        await db
-          .updateTable('notifications')
-          .set({
-            attempts: sql<number>`attempts + 1`,
-            last_error: (err as Error).message,
-            ...(rejected ? { status: 'FAILED' } : {}),
-          })
-          .where('dedupe_key', '=', dedupeKey)
-          .execute();
+        await noticeAttemptFailed(db, dedupeKey, (err as Error).message, rejected);
         if (rejected) {
           throw ApplicationFailure.create({
             type: FailureType.NOTIFICATION_REJECTED,
@@ -134,11 +115,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         }
         throw err;
       }
-      await db
-        .updateTable('notifications')
-        .set({ status: 'SENT', attempts: sql<number>`attempts + 1`, last_error: null, sent_at: new Date() })
-        .where('dedupe_key', '=', dedupeKey)
-        .execute();
+      await noticeSent(db, dedupeKey);
     },
 
     /** The saga gave up on a notification after its retries: the row says so for admins. */
@@ -147,12 +124,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       milestone: string;
       error: string;
     }): Promise<void> {
-      await db
-        .updateTable('notifications')
-        .set({ status: 'FAILED', last_error: input.error })
-        .where('dedupe_key', '=', `order:${input.orderId}:${input.milestone}`)
-        .where('status', '=', 'PENDING')
-        .execute();
+      await noticeGivenUp(db, `order:${input.orderId}:${input.milestone}`, input.error);
       log.warn(
         { orderId: input.orderId, milestone: input.milestone, error: input.error },
         'notification given up',
