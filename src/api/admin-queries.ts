@@ -8,7 +8,8 @@ import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool
 import type { Database } from '../../db/database';
 import { COURIER_CODES } from '../couriers/types';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
-import { freshnessOf, freshSql, type Freshness, type FreshnessRule } from '../domain/freshness';
+import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
+import { freshSql } from '../read-model/freshness';
 import { budgetDay } from '../domain/polling';
 import { courierUsageOn } from '../read-model/courier-usage';
 

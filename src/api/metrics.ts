@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { COURIER_CODES } from '../couriers/types';
-import { freshSql } from '../domain/freshness';
+import { freshSql } from '../read-model/freshness';
 import { SHIPMENT_STATUSES, TERMINAL_STATUSES } from '../domain/status';
 import { budgetDay } from '../domain/polling';
 import { courierUsageOn } from '../read-model/courier-usage';
