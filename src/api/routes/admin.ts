@@ -9,7 +9,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { NormalisedEvent } from '../../couriers/types';
 import { isTerminal, ShipmentStatus } from '../../domain/status';
 import { courierEventsSignal, refreshSignal, shipmentWorkflowId } from '../../workflows/contract';
-import { openShipmentsMatching, type ShipmentFilter } from '../admin-queries';
+import { openShipmentsMatching, type ShipmentFilter } from '../../read-model/admin-queries';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
