@@ -6,12 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
-import { sql, type Kysely, type SqlBool } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database, Shipment } from '../../db/database';
-import { TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
+import type { ShipmentStatus } from '../domain/status';
 import type { ShipmentState } from '../workflows/contract';
 import { openAttentionKeyset } from '../read-model/order-attention';
-import { containing, microsKey } from '../read-model/time';
+import { syncErrorKeyset } from '../read-model/shipment-lookups';
 import type { ApiDeps } from './app';
 import { ApiError } from './errors';
 import { FailedWorkKind, WorkflowEnd, type FailedWorkQuery } from './schemas/failed-work';
@@ -194,34 +194,13 @@ async function syncErrorPage(
   cutoff: Date | null,
 ): Promise<FailedWorkPage> {
   const after = keysetAfter(query, 2);
-  const rows = await db
-    .selectFrom('shipments as s')
-    .select([
-      's.id',
-      's.order_id',
-      's.courier',
-      's.sync_error',
-      's.sync_failing_since',
-      's.updated_at',
-      microsKey('s.created_at').as('key'),
-    ])
-    .where('s.sync_error', 'is not', null)
-    .where('s.archived_at', 'is', null)
-    .where('s.status', 'not in', [...TERMINAL_STATUSES])
-    .$if(query.courier !== undefined, (q) => q.where('s.courier', '=', query.courier!))
-    .$if(cutoff !== null, (q) =>
-      q.where(
-        sql<SqlBool>`coalesce(s.sync_failing_since, s.updated_at) <= ${cutoff!.toISOString()}::timestamptz`,
-      ),
-    )
-    .$if(query.reason !== undefined, (q) => q.where('s.sync_error', 'ilike', containing(query.reason!)))
-    .$if(after !== null, (q) =>
-      q.where(sql<SqlBool>`(s.created_at, s.id) > (${after![0]}::timestamptz, ${after![1]})`),
-    )
-    .orderBy('s.created_at')
-    .orderBy('s.id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await syncErrorKeyset(db, {
+    courier: query.courier,
+    failingBy: cutoff,
+    errorContains: query.reason,
+    after,
+    limit: limit + 1,
+  });
   return keysetPage(
     query,
     rows,

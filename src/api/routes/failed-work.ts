@@ -22,6 +22,7 @@ import type { shipmentWorkflow } from '../../workflows/shipment';
 import type { CourierCode } from '../../couriers/types';
 import { writeAudit } from '../../read-model/audit';
 import { orderExists } from '../../read-model/orders';
+import { findShipment } from '../../read-model/shipment-lookups';
 import { Permission } from '../access';
 import type { ApiDeps } from '../app';
 import { actorOf, requireStaff } from '../auth';
@@ -241,11 +242,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
         reason,
       };
       return once(request, reply, what, async (key) => {
-        const row = await db
-          .selectFrom('shipments')
-          .selectAll()
-          .where('id', '=', shipmentId)
-          .executeTakeFirst();
+        const row = await findShipment(db, shipmentId);
         if (!row) throw new ApiError(404, 'NOT_FOUND', `no shipment ${shipmentId}`);
         if (isTerminal(row.status as ShipmentStatus)) {
           throw new ApiError(

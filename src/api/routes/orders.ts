@@ -7,21 +7,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
-import { orderTrackingById, orderTrackingByNumber } from '../../read-model/order-tracking';
+import {
+  orderTrackingById,
+  orderTrackingByNumber,
+  shipmentViewsOfOrder,
+} from '../../read-model/order-tracking';
 import { orderLines } from '../../read-model/orders';
+import { orderParcels } from '../../read-model/shipment-lookups';
 import type { OrderStatus } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
 import { actorOf, requireSignedIn, type Principal } from '../auth';
 import { ApiError } from '../errors';
 import { cancelOrder, isVisibleTo, orderNotFound, orderVisibleTo, refreshShipments } from '../order-actions';
 import { failureView } from '../order-failures';
-import {
-  RefreshOutcome,
-  selectShipmentViews,
-  type StatusSchema,
-  toTrackingViews,
-  type ShipmentRefresh,
-} from '../tracking-view';
+import { RefreshOutcome, type StatusSchema, toTrackingViews, type ShipmentRefresh } from '../tracking-view';
 import {
   OrderIdParams,
   OrderView,
@@ -53,12 +52,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   async function orderView(order: Order, principal: Principal): Promise<Static<typeof OrderView>> {
     const [lines, shipments, payment] = await Promise.all([
       orderLines(db, order.id),
-      db
-        .selectFrom('shipments')
-        .select(['id', 'courier', 'tracking_number', 'status', 'eta', 'last_synced_at'])
-        .where('order_id', '=', order.id)
-        .orderBy('id')
-        .execute(),
+      orderParcels(db, order.id),
       db
         .selectFrom('payments')
         .select(['status', 'amount_authorised', 'amount_captured', 'amount_refunded'])
@@ -113,10 +107,6 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
           }
         : null,
     };
-  }
-
-  async function shipmentsOf(orderId: string) {
-    return selectShipmentViews(db).where('order_id', '=', orderId).orderBy('id').execute();
   }
 
   app.get(
@@ -177,7 +167,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         message = refreshed.message;
         // Re-read only when a workflow was asked: it answers after its read-model write.
         if ([...refreshes.values()].some((r) => ASKED_WORKFLOW.has(r.outcome))) {
-          shipments = await shipmentsOf(order.id);
+          shipments = await shipmentViewsOfOrder(db, order.id);
         }
       }
       return {

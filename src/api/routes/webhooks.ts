@@ -15,6 +15,7 @@ import { COURIER_CODES, type CourierCode, type NormalisedEvent } from '../../cou
 import { isTerminal, type ShipmentStatus } from '../../domain/status';
 import { signWebhook } from '../../notifications/transport';
 import { courierEventsSignal, shipmentWorkflowId } from '../../workflows/contract';
+import { shipmentByCourierNumber } from '../../read-model/shipment-lookups';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
 
@@ -197,12 +198,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
       }
       const ignored = (message: string) => ({ result: 'ignored' as const, eventId, events: 0, message });
 
-      const shipment = await deps.db
-        .selectFrom('shipments')
-        .select(['id', 'status'])
-        .where('courier', '=', courier)
-        .where('tracking_number', '=', trackingNumber)
-        .executeTakeFirst();
+      const shipment = await shipmentByCourierNumber(deps.db, courier, trackingNumber);
       // A number we do not track (another shop's parcel, or booked outside Waybill): a courier
       // that got a 4xx would retry it for days, so it is answered as done and logged.
       if (!shipment) {
