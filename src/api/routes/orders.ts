@@ -13,6 +13,7 @@ import {
   shipmentViewsOfOrder,
 } from '../../read-model/order-tracking';
 import { orderLines } from '../../read-model/orders';
+import { latestPaymentOf } from '../../read-model/payments';
 import { orderParcels } from '../../read-model/shipment-lookups';
 import type { OrderStatus } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
@@ -53,12 +54,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     const [lines, shipments, payment] = await Promise.all([
       orderLines(db, order.id),
       orderParcels(db, order.id),
-      db
-        .selectFrom('payments')
-        .select(['status', 'amount_authorised', 'amount_captured', 'amount_refunded'])
-        .where('order_id', '=', order.id)
-        .orderBy('created_at', 'desc')
-        .executeTakeFirst(),
+      latestPaymentOf(db, order.id),
     ]);
     const address = order.shipping_address;
     return {
