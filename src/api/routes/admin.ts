@@ -10,6 +10,7 @@ import type { NormalisedEvent } from '../../couriers/types';
 import { isTerminal, ShipmentStatus } from '../../domain/status';
 import { courierEventsSignal, refreshSignal, shipmentWorkflowId } from '../../workflows/contract';
 import { openShipmentsMatching, type ShipmentFilter } from '../../read-model/admin-queries';
+import { writeAudit } from '../../read-model/audit';
 import {
   hasTrackingEvent,
   lastSyncTimes,
@@ -266,23 +267,17 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       const shipment = await openShipment(shipmentId);
       const eventKey = manualDeliveryKey(shipmentId);
       const audit = () =>
-        deps.db
-          .insertInto('audit_log')
-          .values({
+        writeAudit(deps.db, [
+          {
             actor: actorOf(request.principal),
             action: 'shipment.mark_delivered',
-            subject_type: 'shipment',
-            subject_id: shipmentId,
+            subjectType: 'shipment',
+            subjectId: shipmentId,
             reason,
-            details: JSON.stringify({
-              eventKey,
-              orderId: shipment.order_id,
-              previousStatus: shipment.status,
-            }),
-            dedupe_key: markDeliveredAuditKey(shipmentId),
-          })
-          .onConflict((oc) => oc.column('dedupe_key').doNothing())
-          .execute();
+            details: { eventKey, orderId: shipment.order_id, previousStatus: shipment.status },
+            dedupeKey: markDeliveredAuditKey(shipmentId),
+          },
+        ]);
 
       if (isTerminal(shipment.status as ShipmentStatus)) {
         const manual = await hasTrackingEvent(deps.db, shipmentId, eventKey);
