@@ -7,7 +7,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit, type AuditEntry } from '../read-model/audit';
-import { noticeAttemptFailed, noticeGivenUp, noticeSent, storeNotice } from '../read-model/customer-notices';
+import { noticeAttemptFailed, noticeGivenUp, noticeSent, storeNotice } from '../read-model/notices';
 import { closeAttention, openAttention } from '../read-model/order-attention';
 import { lockOrderStatus, orderRecipient, updateOrderStatus } from '../read-model/orders';
 import { FailureType } from '../domain/failures';

@@ -1,8 +1,9 @@
 /**
- * Customer notifications (`notifications`): one row per order and milestone (its dedupe key),
- * with its delivery's status, attempts and last error. The order activities decide when to
- * send and what a failure means (src/activities/orders.ts); the event outbox and its
- * deliveries to the shop's endpoints are src/notifications.
+ * Notices to customers and ops (`notifications`): one row per dedupe key (an order and
+ * milestone, a low-stock sku and day), with its delivery's status, attempts and last error.
+ * The order and stock activities decide when to send and what a failure means
+ * (src/activities/orders.ts, inventory.ts); the event outbox and its deliveries to the shop's
+ * endpoints are src/notifications.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
@@ -76,4 +77,27 @@ export async function noticeGivenUp(db: Kysely<Database>, dedupeKey: string, err
     .where('dedupe_key', '=', dedupeKey)
     .where('status', '=', 'PENDING')
     .execute();
+}
+
+/** Writes these ops notices PENDING, once per dedupe key; the keys written now (not before). */
+export async function storeOpsNotices(
+  db: Kysely<Database>,
+  notices: { dedupeKey: string; kind: string; payload: Record<string, unknown> }[],
+): Promise<Set<string>> {
+  const rows = await db
+    .insertInto('notifications')
+    .values(
+      notices.map((n) => ({
+        dedupe_key: n.dedupeKey,
+        order_id: null,
+        kind: n.kind,
+        channel: 'ops',
+        recipient: 'ops',
+        payload: JSON.stringify(n.payload),
+      })),
+    )
+    .onConflict((oc) => oc.column('dedupe_key').doNothing())
+    .returning('dedupe_key')
+    .execute();
+  return new Set(rows.map((r) => r.dedupe_key));
 }
