@@ -20,7 +20,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database';
 import { isPickedUpStatus, ShipmentStatus } from '../src/domain/status';
-import { stockReconciliation } from '../src/read-model/inventory';
+import { stockReconciliation } from '../src/read-model/stock-checks';
 import type { RunningPaymentSimulator } from '../simulators/payment/server';
 import type { SimPaymentView } from '../simulators/payment/state';
 import { PaymentStatus } from '../src/payments/types';

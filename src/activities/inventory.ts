@@ -9,16 +9,15 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
   consumeStock,
-  lowStockSkus,
   releaseStock,
   ReservationSettledError,
   reserveStock,
   restockReturned,
-  type LowStock,
   type ReserveStockInput,
   type Shortage,
   type StockChange,
 } from '../read-model/inventory';
+import { lowStockSkus, type LowStock } from '../read-model/stock-checks';
 import { lowStockDedupeKey, raiseLowStockAlerts } from '../read-model/stock-alerts';
 import { storeOpsNotices } from '../read-model/notices';
 import type { Logger } from '../logger';
