@@ -23,6 +23,7 @@ import { CustomerIdKey, OrderIdKey, OrderStatusKey } from '../../workflows/searc
 import type { ApiDeps } from '../app';
 import type { Principal } from '../auth';
 import { ApiError } from '../errors';
+import { orderableItems } from '../../read-model/catalogue';
 import { completeKey, releaseKey } from '../../read-model/idempotency-keys';
 import { claimKey, requestHash } from '../idempotency';
 import { CreateOrderBody, IdempotencyHeaders, OrderCreated } from '../schemas/orders';
@@ -72,11 +73,7 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
     principal: Principal,
   ): Promise<Static<typeof OrderCreated>> {
     const skus = body.lines.map((l) => l.sku);
-    const items = await db
-      .selectFrom('inventory_items')
-      .select(['sku', 'name', 'location', 'unit_amount', 'currency'])
-      .where('sku', 'in', skus)
-      .execute();
+    const items = await orderableItems(db, skus);
     const bySku = new Map(items.map((i) => [i.sku, i]));
     const unknown = skus.filter((sku) => !bySku.has(sku));
     if (unknown.length > 0) {
