@@ -6,11 +6,13 @@
  * from /proc every 50 ms) against its RSS before the export, with PASS/MISS against the
  * goal that memory stays flat (peak growth under 100 MiB), and writes bench/results/export.json.
  *
- *   npm run bench:export -- [orders=1000000] [heapMiB]
+ *   npm run bench:export -- [orders=1000000] [heapMiB=256]
  *
- * `heapMiB` caps the API process's V8 old space (--max-old-space-size): with the default
- * cap V8 lets garbage pile up before it collects, so RSS grows with the bytes that passed
- * through; under a small cap an export that held its rows would run out of memory instead.
+ * `heapMiB` caps the API process's V8 old space (--max-old-space-size); the default is the
+ * cap `npm run start:api`, compose and the image run the API with, `0` leaves V8's own
+ * (a quarter of the machine's memory), under which V8 lets garbage pile up before it
+ * collects, so RSS grows with the bytes that passed through. Under a small cap an export
+ * that held its rows would run out of memory instead.
  *
  * Postgres is an embedded server in a temporary folder unless DATABASE_URL is set (then the
  * bench rows go into that database). Temporal is not needed: exports read Postgres only.
@@ -27,6 +29,8 @@ import { createTemporalClient } from '../src/temporal';
 import { benchDatabase } from './support/database';
 import { checkLine, fmt, machine, mib, sampleProcess, sleep, writeResult } from './support/measure';
 
+/** The API's old-space cap in production (package.json start:api, Dockerfile, compose). */
+const API_HEAP_MIB = 256;
 /** Flat memory: the API's RSS may grow by less than this while it streams the whole export. */
 const GOAL_GROWTH_MIB = 100;
 const DAY = '2026-11-01';
@@ -135,7 +139,7 @@ async function streamExport(port: number): Promise<Streamed> {
 
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 1_000_000);
-  const heapMiB = process.argv[3] ? Number(process.argv[3]) : null;
+  const heapMiB = process.argv[3] === undefined ? API_HEAP_MIB : Number(process.argv[3]) || null;
   const started = Date.now();
   const database = await benchDatabase('export');
   const databaseUrl = database.url;

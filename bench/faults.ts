@@ -51,7 +51,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { customerToken, staffToken } from '../src/api/tokens';
-import { DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../devstack/demo/plan';
+import { DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../devstack/demo/settings';
 import { SETTLED_STATUSES } from '../devstack/ledger';
 import { runMain } from '../src/main-helpers';
 import { orderWorkflowId } from '../src/workflows/contract';

@@ -353,6 +353,12 @@ export interface EventStreamsTable {
   last_seq: number;
 }
 
+/** How many times a subject entered a status (`<subject>:<status>`): the count in its events' keys. */
+export interface EventKeyEntriesTable {
+  key_prefix: string;
+  entries: number;
+}
+
 /** One domain event, written in the transaction of the change it reports. */
 export interface EventOutboxTable {
   id: Generated<number>;
@@ -412,6 +418,7 @@ export interface Database {
   stock_alerts: StockAlertsTable;
   event_endpoints: EventEndpointsTable;
   event_streams: EventStreamsTable;
+  event_key_entries: EventKeyEntriesTable;
   event_outbox: EventOutboxTable;
   event_deliveries: EventDeliveriesTable;
   event_delivery_attempts: EventDeliveryAttemptsTable;

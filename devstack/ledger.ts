@@ -22,7 +22,7 @@ import type { Database } from '../db/database';
 import { isPickedUpStatus, ShipmentStatus } from '../src/domain/status';
 import { stockReconciliation } from '../src/read-model/stock-checks';
 import type { RunningPaymentSimulator } from '../simulators/payment/server';
-import type { SimPaymentView } from '../simulators/payment/state';
+import type { SimPaymentView } from '../simulators/payment/wire';
 import { PaymentStatus } from '../src/payments/types';
 import type { RunningSimulator } from '../simulators/courier/server';
 import { OrderStatus } from '../src/workflows/contract';

@@ -89,13 +89,49 @@ export const Metrics = {
     name: 'waybill_housekeeping_pruned',
     unit: '',
     description:
-      'Rows housekeeping deleted for their age, by kind (idempotencyKeys, webhookEvents, notifications)',
+      'Rows housekeeping deleted for their age, by kind (idempotencyKeys, webhookEvents, notifications, events)',
+  },
+  eventDeliveries: {
+    name: 'waybill_event_deliveries',
+    unit: '',
+    description:
+      'Domain event delivery attempts, by outcome: delivered, failed (retried later), disabled (the attempt disabled its endpoint: 410 Gone, or the last of its run of failures)',
+  },
+  eventDeliveryLatency: {
+    name: 'waybill_event_delivery_latency',
+    unit: 'ms',
+    description: 'From a domain event occurring to its delivery at an endpoint (retries included)',
+  },
+  eventsPending: {
+    name: 'waybill_events_pending',
+    unit: '',
+    description: 'Deliveries of domain events still pending at enabled endpoints',
+  },
+  eventsOldestPendingAge: {
+    name: 'waybill_events_oldest_pending_age',
+    unit: 's',
+    description: 'Age of the oldest domain event still pending at an enabled endpoint (0 when none)',
+  },
+  eventEndpointsDisabled: {
+    name: 'waybill_event_endpoints_disabled',
+    unit: '',
+    description: 'Event endpoints disabled (by an admin, or automatically after failures or a 410 Gone)',
   },
 } as const satisfies Record<string, MetricDefinition>;
 
 /** Adds `value` (default 1) to a counter. */
 export function count(meter: MetricMeter, metric: MetricDefinition, tags: MetricTags, value = 1): void {
   meter.createCounter(metric.name, metric.unit, metric.description).add(value, tags);
+}
+
+/** Sets a gauge (whole units). */
+export function gauge(
+  meter: MetricMeter,
+  metric: MetricDefinition,
+  value: number,
+  tags: MetricTags = {},
+): void {
+  meter.createGauge(metric.name, 'int', metric.unit, metric.description).set(Math.round(value), tags);
 }
 
 /** Records one value on a histogram (whole units). */

@@ -53,6 +53,7 @@ export function housekeepingInput(config: Config): HousekeepingInput {
     pruneIdempotencyKeysAfterMs: config.housekeeping.pruneIdempotencyKeysAfterMs,
     pruneWebhookEventsAfterMs: config.housekeeping.pruneWebhookEventsAfterMs,
     pruneNotificationsAfterMs: config.housekeeping.pruneNotificationsAfterMs,
+    pruneEventsAfterMs: config.housekeeping.pruneEventsAfterMs,
   };
 }
 

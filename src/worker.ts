@@ -299,6 +299,8 @@ export async function startWorker(opts: {
     db: opts.db,
     log: opts.log.child({ component: 'events' }),
     settings: dispatcherSettings(opts.config),
+    // The runtime's meter: the dispatcher's metrics are served with the worker's others.
+    meter: Runtime.instance().metricMeter,
   });
   // However the workers stop, the dispatcher and then the connections stop after them.
   const done = Promise.all(runs)

@@ -105,6 +105,7 @@ describe('configuration', () => {
       pruneIdempotencyKeysAfterMs: 7 * 86_400_000,
       pruneWebhookEventsAfterMs: 30 * 86_400_000,
       pruneNotificationsAfterMs: 90 * 86_400_000,
+      pruneEventsAfterMs: 30 * 86_400_000,
     });
     const set = loadConfig({
       WAYBILL_WORKER_METRICS_PORT: '0',
@@ -125,12 +126,14 @@ describe('configuration', () => {
       WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER: '2d',
       WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER: '1d',
       WAYBILL_PRUNE_NOTIFICATIONS_AFTER: '30d',
+      WAYBILL_PRUNE_EVENTS_AFTER: '7d',
     });
     expect([
       set.housekeeping.pruneIdempotencyKeysAfterMs,
       set.housekeeping.pruneWebhookEventsAfterMs,
       set.housekeeping.pruneNotificationsAfterMs,
-    ]).toEqual([2 * 86_400_000, 86_400_000, 30 * 86_400_000]);
+      set.housekeeping.pruneEventsAfterMs,
+    ]).toEqual([2 * 86_400_000, 86_400_000, 30 * 86_400_000, 7 * 86_400_000]);
     expect(() =>
       loadConfig({ WAYBILL_PRUNE_IDEMPOTENCY_KEYS_AFTER: '10m', WAYBILL_PRUNE_WEBHOOK_EVENTS_AFTER: '5m' }),
     ).toThrow(

@@ -44,7 +44,7 @@ describe('docker-compose.yml', () => {
       ]),
     );
     expect(entries).toEqual({
-      api: ['node', 'dist/src/api/main.js'],
+      api: ['node', '--max-old-space-size=256', 'dist/src/api/main.js'],
       worker: ['node', '--max-old-space-size=512', 'dist/src/worker.js'],
       migrate: ['node', 'dist/db/migrate.js'],
       simulator: ['node', 'dist/simulators/courier/main.js'],
@@ -59,6 +59,17 @@ describe('docker-compose.yml', () => {
     ]) {
       expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
     }
+  });
+
+  it('caps the API heap the same way in compose, the image and npm run start:api (flat-memory exports)', () => {
+    const api = ['node', '--max-old-space-size=256', 'dist/src/api/main.js'];
+    expect(compose.services.api?.command).toEqual(api);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['start:api']).toBe(api.join(' '));
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain(`CMD ${JSON.stringify(api).replace(/,/g, ', ')}`);
   });
 
   it('configures Waybill only through variables src/config reads', () => {

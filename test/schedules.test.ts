@@ -17,6 +17,7 @@ import {
   type HousekeepingResult,
   type ShipmentMilestone,
 } from '../src/workflows/contract';
+import { writeOrderEvent } from '../src/notifications/outbox';
 import { freshDatabase, insertOrderRow, type TestDatabase } from './support/db';
 import { testConfig } from './support/env';
 import { eventually } from './support/eventually';
@@ -550,6 +551,7 @@ describe('schedules', () => {
         prunedIdempotencyKeys: 0,
         prunedWebhookEvents: 0,
         prunedNotifications: 0,
+        prunedEvents: 0,
         caughtUp: true,
       });
 
@@ -642,6 +644,7 @@ describe('schedules', () => {
         prunedIdempotencyKeys: 0,
         prunedWebhookEvents: 0,
         prunedNotifications: 0,
+        prunedEvents: 0,
         caughtUp: true,
       });
       expect((await rowOf(s.staleWorkflowRunning)).status).toBe('IN_TRANSIT');
@@ -658,13 +661,15 @@ describe('schedules', () => {
       pruneIdempotencyKeysAfterMs: 7 * DAY,
       pruneWebhookEventsAfterMs: 30 * DAY,
       pruneNotificationsAfterMs: 90 * DAY,
+      pruneEventsAfterMs: 30 * DAY,
     };
-    const housekeep = (): Promise<HousekeepingResult> =>
+    const run = (input: HousekeepingInput): Promise<HousekeepingResult> =>
       worker.client.workflow.execute('housekeepingWorkflow', {
         workflowId: uniqueId('housekeeping'),
         taskQueue: worker.taskQueue,
-        args: [housekeepingInput],
+        args: [input],
       });
+    const housekeep = () => run(housekeepingInput);
 
     const order = (values: { createdAt?: Date } = {}) =>
       insertOrderRow(database.db, { customerId: 'cus_hk', ...values });
@@ -922,12 +927,6 @@ describe('schedules', () => {
       await notification('old-pending', 'PENDING', 91 * DAY);
       await notification('young-sent', 'SENT', DAY);
 
-      const run = (input: HousekeepingInput): Promise<HousekeepingResult> =>
-        worker.client.workflow.execute('housekeepingWorkflow', {
-          workflowId: uniqueId('housekeeping'),
-          taskQueue: worker.taskQueue,
-          args: [input],
-        });
       // Two rows per batch, one batch per step: the first run stops short and says so.
       const bounded = { ...housekeepingInput, batchSize: 2, maxBatches: 1 };
       expect(await run(bounded)).toMatchObject({
@@ -940,6 +939,7 @@ describe('schedules', () => {
         prunedIdempotencyKeys: 1,
         prunedWebhookEvents: 0,
         prunedNotifications: 0,
+        prunedEvents: 0,
         caughtUp: true,
       });
       // Idempotent: nothing left to delete.
@@ -969,6 +969,126 @@ describe('schedules', () => {
         .execute();
       expect(notifications.map((n) => n.dedupe_key)).toEqual(['old-pending', 'young-sent']);
       await database.db.deleteFrom('orders').where('id', 'in', [pendingOrder, failedOrder]).execute();
+    });
+
+    it('deletes domain events no enabled endpoint waits for after their age, with deliveries and attempts, in bounded batches', async () => {
+      const endpoint = (id: string, status: 'ENABLED' | 'DISABLED') =>
+        database.db
+          .insertInto('event_endpoints')
+          .values({
+            id,
+            url: 'http://127.0.0.1:1/hook',
+            description: null,
+            // Nobody subscribes to order.cancelled: those events have no deliveries at all.
+            event_types: ['order.created', 'order.confirmed', 'order.shipped', 'order.delivered'],
+            secret: 'whsec_test',
+            status,
+            disabled_reason: status === 'DISABLED' ? 'test' : null,
+          })
+          .execute();
+      const enabled = uniqueId('wep_on');
+      const disabled = uniqueId('wep_off');
+      await endpoint(enabled, 'ENABLED');
+      await endpoint(disabled, 'DISABLED');
+      const [a, b, c] = [await order(), await order(), await order()];
+      const event = async (orderId: string, status: string, age: number, deliveredTo: string[]) => {
+        const id = await database.db.transaction().execute((trx) =>
+          writeOrderEvent(trx, {
+            orderId,
+            orderNumber: orderId,
+            status,
+            failureCode: null,
+            failureMessage: null,
+          }),
+        );
+        await database.db
+          .updateTable('event_outbox')
+          .set({ occurred_at: ago(age) })
+          .where('id', '=', id!)
+          .execute();
+        for (const endpointId of deliveredTo) {
+          await database.db
+            .updateTable('event_deliveries')
+            .set({ status: 'DELIVERED', delivered_at: ago(age) })
+            .where('event_id', '=', id!)
+            .where('endpoint_id', '=', endpointId)
+            .execute();
+          await database.db
+            .insertInto('event_delivery_attempts')
+            .values({
+              endpoint_id: endpointId,
+              event_id: id!,
+              status_code: 200,
+              ok: true,
+              error: null,
+              duration_ms: 5,
+            })
+            .execute();
+        }
+        return id!;
+      };
+      // Delivered at the enabled endpoint, still pending at the disabled one: abandoned.
+      const abandoned = await event(a, 'PENDING', 31 * DAY, [enabled]);
+      // Still pending at the enabled endpoint: kept however old.
+      const pending = await event(a, 'CONFIRMED', 31 * DAY, []);
+      const delivered = await event(b, 'SHIPPED', 31 * DAY, [enabled, disabled]);
+      const recent = await event(b, 'DELIVERED', DAY, [enabled, disabled]);
+      const unsubscribed = await event(c, 'CANCELLED', 31 * DAY, []);
+
+      const bounded = { ...housekeepingInput, batchSize: 2, maxBatches: 1 };
+      expect(await run(bounded)).toMatchObject({ prunedEvents: 2, caughtUp: false });
+      expect(await run(bounded)).toMatchObject({ prunedEvents: 1, caughtUp: true });
+      expect(await run(housekeepingInput)).toMatchObject({ prunedEvents: 0 });
+
+      const ids = [abandoned, pending, delivered, recent, unsubscribed];
+      const left = await database.db
+        .selectFrom('event_outbox')
+        .select('id')
+        .where('id', 'in', ids)
+        .orderBy('id')
+        .execute();
+      expect(left.map((r) => r.id)).toEqual([pending, recent]);
+      const deliveries = await database.db
+        .selectFrom('event_deliveries')
+        .select(['event_id', 'endpoint_id', 'status'])
+        .where('event_id', 'in', ids)
+        .orderBy('event_id')
+        .orderBy('endpoint_id')
+        .execute();
+      expect(deliveries).toEqual(
+        [
+          { event_id: pending, endpoint_id: disabled, status: 'PENDING' },
+          { event_id: pending, endpoint_id: enabled, status: 'PENDING' },
+          { event_id: recent, endpoint_id: disabled, status: 'DELIVERED' },
+          { event_id: recent, endpoint_id: enabled, status: 'DELIVERED' },
+        ].sort((x, y) => x.event_id - y.event_id || x.endpoint_id.localeCompare(y.endpoint_id)),
+      );
+      const attempts = await database.db
+        .selectFrom('event_delivery_attempts')
+        .select('event_id')
+        .where('event_id', 'in', ids)
+        .execute();
+      expect(attempts.map((r) => r.event_id).sort()).toEqual([recent, recent]);
+
+      // The order entering CANCELLED again gets the next key, not the pruned event's.
+      const again = await database.db.transaction().execute((trx) =>
+        writeOrderEvent(trx, {
+          orderId: c,
+          orderNumber: c,
+          status: 'CANCELLED',
+          failureCode: null,
+          failureMessage: null,
+        }),
+      );
+      const key = await database.db
+        .selectFrom('event_outbox')
+        .select('event_key')
+        .where('id', '=', again!)
+        .executeTakeFirstOrThrow();
+      expect(key.event_key).toBe(`order:${c}:CANCELLED:2`);
+      await database.db.deleteFrom('event_endpoints').where('id', 'in', [enabled, disabled]).execute();
+      await database.db.deleteFrom('event_outbox').where('order_id', 'in', [a, b, c]).execute();
+      await database.db.deleteFrom('orders').where('id', 'in', [a, b, c]).execute();
     });
 
     it('does a bounded amount of work per run and carries on in the next', async () => {

@@ -27,7 +27,7 @@ import { migrateToLatest } from '../../db/migrator';
 import { seedCatalogue } from '../../db/seed';
 import { startApi, type RunningApi } from '../../src/api/main';
 import { environmentWith, loadConfig, type Config } from '../../src/config';
-import { DEMO_STACK_UNSET } from '../../devstack/demo/plan';
+import { DEMO_STACK_UNSET } from '../../devstack/demo/settings';
 import {
   startEmbeddedPostgres,
   takeOverShutdownSignals,

@@ -17,6 +17,7 @@ import * as stockAlertsOrderSearch from './2026-12-04T20-20-00_stock_alerts_orde
 import * as exportsAndReportFigures from './2026-12-04T20-30-00_exports_and_report_figures';
 import * as domainEvents from './2026-12-04T20-50-00_domain_events';
 import * as parcelImports from './2026-12-04T21-00-00_parcel_imports';
+import * as eventPruning from './2026-12-05T02-00-00_event_pruning';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-23T09-00-00_initial_read_model': initialReadModel,
@@ -33,4 +34,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-04T20-30-00_exports_and_report_figures': exportsAndReportFigures,
   '2026-12-04T20-50-00_domain_events': domainEvents,
   '2026-12-04T21-00-00_parcel_imports': parcelImports,
+  '2026-12-05T02-00-00_event_pruning': eventPruning,
 };

@@ -9,18 +9,11 @@ import type { PollPolicy } from '../../src/domain/polling';
 import { StartupError } from '../../src/main-helpers';
 import { type TemporalClient } from '../../src/temporal';
 import { orderWorkflowId } from '../../src/workflows/contract';
-import {
-  checkOrder,
-  DEMO_OUTAGE_MS,
-  isSettled,
-  SETTLED_ORDER_STATUSES,
-  type ObservedOrder,
-  type PlanEntry,
-  verdictOf,
-} from './plan';
+import { checkOrder, isSettled, SETTLED_ORDER_STATUSES, type ObservedOrder, verdictOf } from './checks';
+import type { PlanEntry } from './plan';
 import { type DemoStack } from './stack';
 import { type OrderRow, type VisibilityCheck } from './view';
-import { PARCELS_GRACE_MS, Refusal, STUCK_AFTER_MS } from './settings';
+import { DEMO_OUTAGE_MS, PARCELS_GRACE_MS, Refusal, STUCK_AFTER_MS } from './settings';
 import { type ApiClient, type OrderRead, type TrackingRead } from './api-client';
 import { type Screen } from './screen';
 

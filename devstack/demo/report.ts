@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import { createDb } from '../../db/client';
 import { type Config } from '../../src/config';
 import { orderWorkflowId } from '../../src/workflows/contract';
-import { DEMO_OUTAGE_MS, humanDuration, type KnownBug } from './plan';
+import { DEMO_OUTAGE_MS } from './settings';
+import { humanDuration } from './plan';
+import type { KnownBug } from './kinds';
 import { checkLedger, LEDGER_RULE_TEXT, type LedgerResult } from '../ledger';
 import { cliListCommand, paint, resultLine, temporalUiUrl } from './view';
 import { cachedCliPath } from '../temporal-cli';
@@ -96,7 +98,7 @@ export async function report(ctx: RunContext, outcome: RunOutcome): Promise<bool
     screen.line(
       paint(
         'yellow',
-        `  Known bug "${bug.id}" did not show up this time: fixed? Then remove it from devstack/demo/plan.ts.`,
+        `  Known bug "${bug.id}" did not show up this time: fixed? Then remove it from devstack/demo/kinds.ts.`,
         color,
       ),
     );

@@ -6,8 +6,9 @@
  * have ended as, checks the Temporal visibility queries ops would use, and prints where to
  * look. Exit code: 0 all as expected, 1 not, 2 refused to run, 130 interrupted.
  *
- * This file is the run itself (its loop and main). The plan and the checks are pure (plan.ts),
- * the printing too (view.ts); one order's steps and the staged outage are orders.ts, the API
+ * This file is the run itself (its loop and main). The kinds of order are data (kinds.ts), the
+ * plan, the checks and the flags pure code (plan.ts, checks.ts, args.ts), the printing too
+ * (view.ts); the stack's settings are in settings.ts; one order's steps and the staged outage are orders.ts, the API
  * client api-client.ts, the terminal screen.ts, the closing report and money ledger
  * report.ts; the child process is stack.ts. See DEMO_USAGE for the flags.
  */
@@ -18,20 +19,11 @@ import { environmentWith, loadConfig, type Config } from '../../src/config';
 import { runMain, StartupError } from '../../src/main-helpers';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
 import { createTemporalClient, type TemporalClient } from '../../src/temporal';
-import {
-  assessPlan,
-  buildPlan,
-  DEMO_OUTAGE_MS,
-  DEMO_STACK_ENV,
-  DEMO_STACK_UNSET,
-  DEMO_USAGE,
-  humanDuration,
-  compareListing,
-  outageProblems,
-  parseDemoArgs,
-  PlanError,
-  type DemoKindSpec,
-} from './plan';
+import { assessPlan, buildPlan, humanDuration, PlanError } from './plan';
+import { DEMO_OUTAGE_MS, DEMO_STACK_ENV, DEMO_STACK_UNSET, Refusal, sleep } from './settings';
+import { DEMO_USAGE, parseDemoArgs } from './args';
+import { compareListing, outageProblems } from './checks';
+import type { DemoKindSpec } from './kinds';
 import { apiAnswers, resetDataDir, startDemoStack, type DemoStack } from './stack';
 import {
   changeLine,
@@ -62,7 +54,6 @@ import {
   simulatorTimeScale,
 } from './orders';
 import { report } from './report';
-import { Refusal, sleep } from './settings';
 
 const ROOT = path.resolve(__dirname, '../..');
 /** First start on a machine without the Temporal CLI builds it (minutes): be patient. */

@@ -3,7 +3,8 @@
  * the one-line summary, the plain lines it prints instead when stdout is not a terminal,
  * the results, and where to look in the Temporal UI and CLI. Pure functions of the rows.
  */
-import type { DemoKind, DemoKindSpec, Verdict } from './plan';
+import type { DemoKind, DemoKindSpec } from './kinds';
+import type { Verdict } from './checks';
 
 /** One order as the table shows it. */
 export interface OrderRow {

@@ -8,7 +8,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { ALREADY_PICKED_UP } from '../../src/couriers/simulator';
 import type { SimScan, SimShipmentView, SimTrackingItem } from './model';
 import { SCENARIO_NAMES } from './scenarios';
-import type { SimulatorCore } from './server';
+import type { SimulatorCore } from './core';
 
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 

@@ -7,11 +7,12 @@
  *   fresh poll, reads stock levels and low-stock alerts;
  * - ops works the exceptions: support's rights plus cancelling orders, marking parcels
  *   delivered, the NEEDS_ATTENTION queue, bulk refreshes (up to 500 courier calls), and
- *   reading workflow histories decoded through the codec server, the CSV exports, the failed-work list
+ *   reading workflow histories decoded through the codec server, the CSV exports, the
+ *   stats (courier API spend against the budget: ops spend it with bulk refreshes and can
+ *   export the same figures as courier usage, so the two agree), the failed-work list
  *   (retrying a parked step, restarting a parcel's tracking), and runs the catalogue: skus and
  *   prices, stock received and adjusted, low-stock alerts acknowledged;
- * - admin: everything, including the stats (courier API spend against the budget), the
- *   shop's event endpoints (domain events out), importing parcels already in flight and
+ * - admin: everything, including the shop's event endpoints (domain events out), importing parcels already in flight and
  *   resetting an order workflow.
  */
 
@@ -38,7 +39,10 @@ export const Permission = {
   RETRY_FAILED_WORK: 'failed-work:retry',
   /** Reset an order workflow to its last sound point (audited, only when safe). */
   RESET_WORKFLOWS: 'workflows:reset',
-  /** Shipments by status and courier API calls against the budget. */
+  /**
+   * Shipments by status and courier API calls against the budget: counts, no personal data,
+   * the same figures as the courier-usage export. Ops and admin.
+   */
   READ_STATS: 'stats:read',
   /**
    * The codec server: open (and seal) Temporal payloads, which carry customers' personal data
@@ -90,6 +94,7 @@ const OPS: readonly Permission[] = [
   Permission.WRITE_STOCK,
   Permission.WRITE_CATALOGUE,
   Permission.READ_EXPORTS,
+  Permission.READ_STATS,
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<StaffRole, ReadonlySet<Permission>>> = {

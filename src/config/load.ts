@@ -337,6 +337,7 @@ function readHousekeeping(r: Reader, webhookMaxAgeMs: number): Config['housekeep
     pruneIdempotencyKeysAfterMs,
     pruneWebhookEventsAfterMs,
     pruneNotificationsAfterMs: r.duration('WAYBILL_PRUNE_NOTIFICATIONS_AFTER', '90d'),
+    pruneEventsAfterMs: r.duration('WAYBILL_PRUNE_EVENTS_AFTER', '30d'),
   };
 }
 

@@ -291,6 +291,12 @@ export interface Config {
     readonly pruneWebhookEventsAfterMs: number;
     /** Sent or given-up customer notifications are deleted this long after they were created (ms); pending ones never. */
     readonly pruneNotificationsAfterMs: number;
+    /**
+     * Domain events no enabled endpoint waits for (delivered everywhere, or pending only at a
+     * disabled endpoint) are deleted with their deliveries and attempts this long after they
+     * occurred (ms); an event still pending at an enabled endpoint never.
+     */
+    readonly pruneEventsAfterMs: number;
   };
   /**
    * The payload codec (src/codec): every payload Waybill's clients and workers send to Temporal

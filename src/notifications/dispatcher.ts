@@ -11,13 +11,30 @@
  *   and leases them (moves `next_attempt_at` past the request timeout) before sending.
  * - Signed as every outbound webhook (transport.ts); any answer but 2xx is a failure,
  *   retried after an exponential backoff with full jitter; after the configured run of
- *   consecutive failures the endpoint is disabled (audited) until an admin enables it.
+ *   consecutive failures the endpoint is disabled (audited) until an admin enables it. A
+ *   410 Gone disables it at once; other 4xx are retried like any failure (docs/events.md
+ *   says why).
+ * - Metrics (src/metrics.ts, on the worker's Prometheus endpoint): attempts by outcome,
+ *   delivery latency, and gauges of the backlog at enabled endpoints and disabled endpoints.
  */
-import { sql, type Kysely } from 'kysely';
+import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit } from '../read-model/audit';
+import {
+  claimDueDeliveries,
+  deliveryBacklog,
+  countEndpointFailure,
+  disableEndpoint,
+  insertAttempt,
+  markDelivered,
+  resetEndpointFailures,
+  scheduleRetry,
+  type ClaimedDelivery,
+} from '../read-model/events';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { count, gauge, Metrics, observe } from '../metrics';
 import { postSigned } from './transport';
 
 export interface DispatcherSettings {
@@ -41,26 +58,19 @@ export function dispatcherSettings(config: Config): DispatcherSettings {
   return { pollIntervalMs, retryBaseMs, retryMaxMs, disableAfterFailures, timeoutMs, batchSize: 16 };
 }
 
+/** How often the loop reads the backlog into its gauges (ms): one small query, not one per round. */
+export const GAUGES_EVERY_MS = 15_000;
+
+/** What came of one attempt: delivered, failed (retried later), or the endpoint disabled by it. */
+export type DeliveryOutcome = 'delivered' | 'failed' | 'disabled';
+
 export interface Dispatcher {
   /** Sends what is due now, once; answers how many deliveries it attempted. For tests and the loop. */
   runOnce(): Promise<number>;
+  /** Reads the backlog into the gauges now (the loop does it at most every GAUGES_EVERY_MS). */
+  refreshGauges(): Promise<void>;
   /** Stops the loop after the round in flight. */
   stop(): Promise<void>;
-}
-
-interface Claimed {
-  endpoint_id: string;
-  event_id: number;
-  attempts: number;
-  url: string;
-  secret: string;
-  event_key: string;
-  type: string;
-  order_id: string | null;
-  shipment_id: string | null;
-  seq: number;
-  data: Record<string, unknown>;
-  occurred_at: Date;
 }
 
 /** Full jitter: a random wait up to the capped exponential (AWS's "exponential backoff and jitter"). */
@@ -74,7 +84,10 @@ export function retryDelayMs(
 
 /** What a receiver gets: the event's key (also in `x-waybill-event-id`) is stable across retries and resends. */
 export function eventBody(
-  row: Pick<Claimed, 'event_key' | 'type' | 'order_id' | 'shipment_id' | 'seq' | 'data' | 'occurred_at'>,
+  row: Pick<
+    ClaimedDelivery,
+    'event_key' | 'type' | 'order_id' | 'shipment_id' | 'seq' | 'data' | 'occurred_at'
+  >,
 ): string {
   return JSON.stringify({
     id: row.event_key,
@@ -87,90 +100,38 @@ export function eventBody(
   });
 }
 
-async function claim(db: Kysely<Database>, settings: DispatcherSettings): Promise<Claimed[]> {
-  // The lease: long enough for the request to end, so no other process sends it meanwhile.
-  const leaseMs = settings.timeoutMs + 5_000;
-  const rows = await sql<Claimed>`
-    with due as (
-      select d.endpoint_id, d.event_id
-      from event_deliveries d
-      join event_endpoints e on e.id = d.endpoint_id and e.status = 'ENABLED'
-      where d.status = 'PENDING' and d.next_attempt_at <= now()
-        and not exists (
-          select 1 from event_deliveries earlier
-          where earlier.endpoint_id = d.endpoint_id and earlier.stream = d.stream
-            and earlier.status = 'PENDING' and earlier.seq < d.seq)
-      order by d.next_attempt_at, d.event_id
-      limit ${settings.batchSize}
-      for update of d skip locked)
-    update event_deliveries d
-    set next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
-    from due, event_endpoints e, event_outbox o
-    where d.endpoint_id = due.endpoint_id and d.event_id = due.event_id
-      and e.id = d.endpoint_id and o.id = d.event_id
-    returning d.endpoint_id, d.event_id, d.attempts, e.url, e.secret, o.event_key, o.type,
-              o.order_id, o.shipment_id, o.seq, o.data, o.occurred_at`.execute(db);
-  return rows.rows;
-}
-
 async function record(
   db: Kysely<Database>,
   log: Logger,
   settings: DispatcherSettings,
-  row: Claimed,
+  row: ClaimedDelivery,
   outcome: { statusCode: number | null; error: string | null; durationMs: number },
-): Promise<void> {
+): Promise<DeliveryOutcome> {
   const ok = outcome.error === null;
-  await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('event_delivery_attempts')
-      .values({
-        endpoint_id: row.endpoint_id,
-        event_id: row.event_id,
-        status_code: outcome.statusCode,
-        ok,
-        error: outcome.error,
-        duration_ms: outcome.durationMs,
-      })
-      .execute();
+  return db.transaction().execute(async (trx): Promise<DeliveryOutcome> => {
+    await insertAttempt(trx, row, { ...outcome, ok });
     const attempts = row.attempts + 1;
-    await trx
-      .updateTable('event_deliveries')
-      .set(
-        ok
-          ? { status: 'DELIVERED', attempts, last_error: null, delivered_at: sql<Date>`now()` }
-          : {
-              attempts,
-              last_error: outcome.error,
-              next_attempt_at: new Date(Date.now() + retryDelayMs(attempts, settings)),
-            },
-      )
-      .where('endpoint_id', '=', row.endpoint_id)
-      .where('event_id', '=', row.event_id)
-      .execute();
     if (ok) {
-      await trx
-        .updateTable('event_endpoints')
-        .set({ consecutive_failures: 0 })
-        .where('id', '=', row.endpoint_id)
-        .where('consecutive_failures', '>', 0)
-        .execute();
-      return;
+      await markDelivered(trx, row, attempts);
+      await resetEndpointFailures(trx, row.endpoint_id);
+      return 'delivered';
     }
-    const endpoint = await trx
-      .updateTable('event_endpoints')
-      .set({ consecutive_failures: sql<number>`consecutive_failures + 1` })
-      .where('id', '=', row.endpoint_id)
-      .returning(['consecutive_failures', 'status'])
-      .executeTakeFirst();
-    if (endpoint?.status !== 'ENABLED' || endpoint.consecutive_failures < settings.disableAfterFailures)
-      return;
-    const reason = `${endpoint.consecutive_failures} deliveries failed in a row; last: ${outcome.error}`;
-    await trx
-      .updateTable('event_endpoints')
-      .set({ status: 'DISABLED', disabled_reason: reason, updated_at: sql<Date>`now()` })
-      .where('id', '=', row.endpoint_id)
-      .execute();
+    await scheduleRetry(
+      trx,
+      row,
+      attempts,
+      outcome.error!,
+      new Date(Date.now() + retryDelayMs(attempts, settings)),
+    );
+    const endpoint = await countEndpointFailure(trx, row.endpoint_id);
+    if (endpoint?.status !== 'ENABLED') return 'failed';
+    // 410 Gone: the receiver says the endpoint is gone for good; retrying it is pointless.
+    const gone = outcome.statusCode === 410;
+    if (!gone && endpoint.consecutive_failures < settings.disableAfterFailures) return 'failed';
+    const reason = gone
+      ? `the endpoint answered 410 Gone`
+      : `${endpoint.consecutive_failures} deliveries failed in a row; last: ${outcome.error}`;
+    await disableEndpoint(trx, row.endpoint_id, reason);
     await writeAudit(trx, [
       {
         actor: 'system:event-dispatcher',
@@ -178,7 +139,7 @@ async function record(
         subjectType: 'event_endpoint',
         subjectId: row.endpoint_id,
         reason,
-        details: { failures: endpoint.consecutive_failures },
+        details: { failures: endpoint.consecutive_failures, statusCode: outcome.statusCode },
         dedupeKey: null,
       },
     ]);
@@ -186,14 +147,16 @@ async function record(
       { endpointId: row.endpoint_id, failures: endpoint.consecutive_failures },
       'event endpoint disabled',
     );
+    return 'disabled';
   });
 }
 
 async function deliver(
   db: Kysely<Database>,
   log: Logger,
+  meter: MetricMeter,
   settings: DispatcherSettings,
-  row: Claimed,
+  row: ClaimedDelivery,
 ): Promise<void> {
   const started = Date.now();
   let statusCode: number | null = null;
@@ -211,21 +174,43 @@ async function deliver(
   } catch (err) {
     error = (err as Error).message.slice(0, 500);
   }
-  await record(db, log, settings, row, { statusCode, error, durationMs: Date.now() - started });
+  const outcome = await record(db, log, settings, row, {
+    statusCode,
+    error,
+    durationMs: Date.now() - started,
+  });
+  count(meter, Metrics.eventDeliveries, { outcome });
+  if (outcome === 'delivered') {
+    observe(meter, Metrics.eventDeliveryLatency, Date.now() - row.occurred_at.getTime(), {});
+  }
 }
 
 export function startDispatcher(deps: {
   db: Kysely<Database>;
   log: Logger;
   settings: DispatcherSettings;
+  /** Where its metrics go: the worker passes its Temporal runtime's meter (served with the others). */
+  meter?: MetricMeter;
 }): Dispatcher {
   const { db, log, settings } = deps;
+  const meter = deps.meter ?? noopMetricMeter;
   let running = true;
   let wake: (() => void) | null = null;
+  let gaugesAt = 0;
+
+  async function refreshGauges(): Promise<void> {
+    gaugesAt = Date.now();
+    const backlog = await deliveryBacklog(db);
+    gauge(meter, Metrics.eventsPending, backlog.pending);
+    gauge(meter, Metrics.eventsOldestPendingAge, backlog.oldestPendingAgeMs / 1000);
+    gauge(meter, Metrics.eventEndpointsDisabled, backlog.disabledEndpoints);
+  }
 
   async function runOnce(): Promise<number> {
-    const rows = await claim(db, settings);
-    await Promise.all(rows.map((row) => deliver(db, log, settings, row)));
+    // The lease: long enough for the request to end, so no other process sends it meanwhile.
+    const rows = await claimDueDeliveries(db, settings.batchSize, settings.timeoutMs + 5_000);
+    await Promise.all(rows.map((row) => deliver(db, log, meter, settings, row)));
+    if (Date.now() - gaugesAt >= GAUGES_EVERY_MS) await refreshGauges();
     return rows.length;
   }
 
@@ -252,6 +237,7 @@ export function startDispatcher(deps: {
 
   return {
     runOnce,
+    refreshGauges,
     async stop() {
       running = false;
       wake?.();

@@ -8,64 +8,14 @@
  *
  * The event gets the next sequence number of its stream (its order, or its parcel when it
  * has none) under a row lock, so the events of one order commit in sequence order, and one
- * delivery row per endpoint subscribed to its type; the dispatcher (dispatcher.ts) sends them.
+ * delivery row per endpoint subscribed to its type (the SQL: src/read-model/events.ts); the
+ * dispatcher (dispatcher.ts) sends them.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { orderEventType, shipmentEventType, type EventType } from '../domain/events';
+import { orderEventType, shipmentEventType } from '../domain/events';
 import type { ShipmentStatus } from '../domain/status';
-
-interface NewEvent {
-  type: EventType;
-  /** `<subject>:<status>`: the change's key is this plus the subject's count of entries into it. */
-  keyPrefix: string;
-  orderId: string | null;
-  shipmentId: string | null;
-  data: Record<string, unknown>;
-}
-
-/** Writes one event and its deliveries in `trx`; answers its id, or null when its key was taken. */
-async function writeEvent(trx: Kysely<Database>, event: NewEvent): Promise<number | null> {
-  const stream = event.orderId ?? `shipment:${event.shipmentId}`;
-  const { last_seq: seq } = await trx
-    .insertInto('event_streams')
-    .values({ stream, last_seq: 1 })
-    .onConflict((oc) =>
-      oc.column('stream').doUpdateSet({ last_seq: sql<number>`event_streams.last_seq + 1` }),
-    )
-    .returning('last_seq')
-    .executeTakeFirstOrThrow();
-  // Counted under the stream's lock: two writers of one order never count the same number.
-  const prefix = `${event.keyPrefix}:`;
-  const { n } = await trx
-    .selectFrom('event_outbox')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where(event.orderId !== null ? 'order_id' : 'shipment_id', '=', event.orderId ?? event.shipmentId)
-    .where(sql<boolean>`starts_with(event_key, ${prefix})`)
-    .executeTakeFirstOrThrow();
-  const inserted = await trx
-    .insertInto('event_outbox')
-    .values({
-      event_key: `${prefix}${Number(n) + 1}`,
-      type: event.type,
-      stream,
-      seq,
-      order_id: event.orderId,
-      shipment_id: event.shipmentId,
-      data: JSON.stringify(event.data),
-    })
-    .onConflict((oc) => oc.column('event_key').doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  if (!inserted) return null;
-  // Disabled endpoints too: their backlog goes out, in order, once an admin enables them again.
-  await sql`
-    insert into event_deliveries (endpoint_id, event_id, stream, seq)
-    select id, ${inserted.id}, ${stream}, ${seq} from event_endpoints where ${event.type} = any(event_types)`.execute(
-    trx,
-  );
-  return inserted.id;
-}
+import { insertEvent } from '../read-model/events';
 
 /** The event of an order entering `status` (none for a status without one). */
 export async function writeOrderEvent(
@@ -80,7 +30,7 @@ export async function writeOrderEvent(
 ): Promise<number | null> {
   const type = orderEventType(change.status);
   if (type === null) return null;
-  return writeEvent(trx, {
+  return insertEvent(trx, {
     type,
     keyPrefix: `order:${change.orderId}:${change.status}`,
     orderId: change.orderId,
@@ -109,7 +59,7 @@ export async function writeShipmentEvent(
 ): Promise<number | null> {
   const type = shipmentEventType(change.status);
   if (type === null) return null;
-  return writeEvent(trx, {
+  return insertEvent(trx, {
     type,
     keyPrefix: `shipment:${change.shipmentId}:${change.status}`,
     orderId: change.orderId,

@@ -4,6 +4,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
+import { ago } from './time';
 
 export const ImportLineResult = {
   STARTED: 'STARTED',
@@ -118,4 +119,25 @@ export async function markImportDone(db: Kysely<Database>, importId: string): Pr
     .set({ status: ImportStatus.DONE, finished_at: sql<Date>`coalesce(finished_at, now())` })
     .where('id', '=', importId)
     .execute();
+}
+
+/**
+ * Housekeeping's scrub: one batch of lines of imports finished longer ago than `olderThanMs`
+ * get their e-mail, postcode and order reference set to null; answers how many.
+ */
+export async function scrubFinishedImportLines(
+  db: Kysely<Database>,
+  olderThanMs: number,
+  batchSize: number,
+): Promise<number> {
+  const result = await sql`update parcel_import_lines as l
+      set email = null, postcode = null, order_reference = null
+      where (l.import_id, l.line_no) in (
+        select pl.import_id, pl.line_no from parcel_import_lines pl
+        join parcel_imports i on i.id = pl.import_id
+        where i.status = 'DONE' and i.finished_at < ${ago(olderThanMs)}
+          and (pl.email is not null or pl.postcode is not null or pl.order_reference is not null)
+        order by i.finished_at, pl.import_id, pl.line_no limit ${batchSize}
+        for update of pl skip locked)`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
 }

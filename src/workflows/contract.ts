@@ -347,6 +347,8 @@ export interface HousekeepingInput {
   pruneIdempotencyKeysAfterMs: number;
   pruneWebhookEventsAfterMs: number;
   pruneNotificationsAfterMs: number;
+  /** Domain events no enabled endpoint waits for, with their deliveries and attempts (ms). */
+  pruneEventsAfterMs: number;
 }
 
 export interface HousekeepingResult {
@@ -363,6 +365,8 @@ export interface HousekeepingResult {
   prunedIdempotencyKeys: number;
   prunedWebhookEvents: number;
   prunedNotifications: number;
+  /** Domain events (with their deliveries and attempts). */
+  prunedEvents: number;
   /** False when a step stopped at maxBatches with more to do. */
   caughtUp: boolean;
 }

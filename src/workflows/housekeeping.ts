@@ -3,7 +3,8 @@
  * any more (telling their orders), close orders whose workflow never started, archive
  * finished shipments, scrub personal data from old raw courier payloads and old parcel
  * import lines, delete old
- * idempotency keys, courier push dedupe rows and sent notifications. Each step works in bounded batches (at most `maxBatches` per run; the next run carries on).
+ * idempotency keys, courier push dedupe rows, sent notifications and domain events no enabled
+ * endpoint waits for. Each step works in bounded batches (at most `maxBatches` per run; the next run carries on).
  * A step that fails does not stop the others; the run then fails naming it, so the UI
  * shows it. Deterministic code only.
  */
@@ -39,6 +40,7 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     prunedIdempotencyKeys: 0,
     prunedWebhookEvents: 0,
     prunedNotifications: 0,
+    prunedEvents: 0,
     caughtUp: true,
   };
   const failed: string[] = [];
@@ -48,7 +50,7 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
         `closed ${result.ordersNotStarted} orders that never started, ` +
         `archived ${result.archived}, scrubbed ${result.scrubbed} (and ${result.scrubbedImportLines} import lines), ` +
         `pruned ${result.prunedIdempotencyKeys} idempotency keys, ${result.prunedWebhookEvents} push dedupe rows, ` +
-        `${result.prunedNotifications} notifications`,
+        `${result.prunedNotifications} notifications, ${result.prunedEvents} domain events`,
     );
 
   async function step(name: string, run: () => Promise<void>): Promise<void> {
@@ -148,6 +150,12 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
       what: 'sent notifications',
       olderThanMs: input.pruneNotificationsAfterMs,
       add: (n) => (result.prunedNotifications += n),
+    },
+    {
+      kind: 'events',
+      what: 'delivered or abandoned domain events',
+      olderThanMs: input.pruneEventsAfterMs,
+      add: (n) => (result.prunedEvents += n),
     },
   ];
   for (const prune of prunes) {

@@ -100,7 +100,7 @@ const MATRIX: Record<string, { request: () => InjectOptions; in: readonly Caller
     }),
     in: ops,
   },
-  'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: admin },
+  'GET /v1/admin/stats': { request: () => ({ url: '/v1/admin/stats' }), in: ops },
   'GET /v1/admin/failed-work': { request: () => ({ url: '/v1/admin/failed-work?kind=sync_error' }), in: ops },
   'POST /v1/admin/failed-work/orders/{orderId}/retry-step': {
     request: () => ({

@@ -116,7 +116,7 @@ describe('HTTP contract', () => {
     });
     // Staff operations say which roles, and document the 403 the others get.
     const stats = doc.paths['/v1/admin/stats'].get;
-    expect(stats.description).toContain('Staff with `stats:read`: admin');
+    expect(stats.description).toContain('Staff with `stats:read`: ops, admin');
     expect(Object.keys(stats.responses)).toContain('403');
     expect(doc.paths['/v1/admin/orders/{orderId}/cancel'].post.description).toContain('ops, admin');
     // An export answers CSV, and says which roles may ask for it.

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { orderWorkflowId, shipmentWorkflowId } from '../../src/workflows/contract';
+import { importWorkflowId } from '../../src/workflows/import';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { useSagaStack } from '../support/saga';
@@ -20,7 +21,11 @@ jest.setTimeout(150_000);
 const RESTART_WINDOW_MS = 120_000;
 
 describe('failed work', () => {
-  const stack = useSagaStack({ api: { env: { WAYBILL_LOG_LEVEL: 'error' } } });
+  const stack = useSagaStack({
+    api: { env: { WAYBILL_LOG_LEVEL: 'error' } },
+    // Imported parcels run on the worker's policy; a large budget spreads their first polls only ms apart.
+    worker: { pollPolicy: fastPolicy(), dailyBudget: 1_000_000 },
+  });
 
   const ops = () => stack.api.staff('ops', 'sam');
   const post = (url: string, payload: object, key = randomUUID(), headers = ops()) =>
@@ -130,6 +135,62 @@ describe('failed work', () => {
     expect(await stack.paymentRows(orderId)).toEqual([
       expect.objectContaining({ amount_captured: total, amount_refunded: 0 }),
     ]);
+  });
+
+  it('restarts the tracking of an imported parcel (no order) and it is followed to delivery', async () => {
+    const trackingNumber = stack.couriers.backend.register({
+      scenario: 'delivered',
+      format: 'native',
+    }).trackingNumber;
+    const imported = await stack.api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/imports',
+      headers: stack.api.admin(),
+      payload: { parcels: [{ courier: 'simulator', trackingNumber }] },
+    });
+    expect(imported.statusCode).toBe(202);
+    const { importId } = imported.json<{ importId: string }>();
+    stack.started(stack.worker.client.workflow.getHandle(importWorkflowId(importId)));
+    const shipmentId = `simulator-${trackingNumber}`;
+    const workflowId = shipmentWorkflowId(shipmentId);
+    stack.started(stack.worker.client.workflow.getHandle(workflowId));
+    const shipmentRow = () =>
+      stack.database.db.selectFrom('shipments').selectAll().where('id', '=', shipmentId).executeTakeFirst();
+    await eventually(shipmentRow, (row) => row?.status === 'IN_TRANSIT');
+    holdCourierTime();
+
+    const dead = await stack.worker.client.workflow.getHandle(workflowId).describe();
+    await stack.worker.client.workflow.getHandle(workflowId).terminate('stuck worker: killed by ops');
+    const listed = await eventually(
+      async () => (await list('kind=shipment_workflow&reason=terminated&limit=100')).json(),
+      (page: { items: { workflowId: string }[] }) => page.items.some((i) => i.workflowId === workflowId),
+    );
+    expect(listed.items.find((i: { workflowId: string }) => i.workflowId === workflowId)).toMatchObject({
+      kind: 'shipment_workflow',
+      orderId: null,
+      shipmentId,
+      runId: dead.runId,
+      reason: 'terminated',
+      actions: ['restart_tracking'],
+    });
+
+    const restarted = await post(`/v1/admin/failed-work/shipments/${shipmentId}/restart-tracking`, {
+      reason: 'imported parcel lost its tracking',
+    });
+    expect(restarted.statusCode).toBe(200);
+    expect(restarted.json()).toMatchObject({ outcome: 'restarted', workflowId, by: 'ops:sam' });
+    expect(restarted.json().runId).not.toBe(dead.runId);
+
+    releaseCourierTime();
+    const delivered = await eventually(shipmentRow, (row) => row?.status === 'DELIVERED');
+    expect(delivered!.order_id).toBeNull();
+    expect(delivered!.sync_error).toBeNull();
+    // The run that was restarted is the one that finished the parcel's journey.
+    const after = await eventually(
+      () => stack.worker.client.workflow.getHandle(workflowId).describe(),
+      (d) => d.status.name !== 'RUNNING',
+    );
+    expect(after).toMatchObject({ runId: restarted.json().runId, status: { name: 'COMPLETED' } });
   });
 
   it('retries a parked step from the failed-work list, once per Idempotency-Key', async () => {
@@ -301,14 +362,18 @@ describe('failed work', () => {
         do {
           const res = await list(`kind=shipment_workflow&limit=1${cursor ? `&cursor=${cursor}` : ''}`);
           expect(res.statusCode).toBe(200);
-          const page = res.json() as { items: { workflowId: string }[]; nextCursor: string | null };
+          const page = res.json() as {
+            items: { workflowId: string; runId: string }[];
+            nextCursor: string | null;
+          };
           expect(page.items.length).toBeLessThanOrEqual(1);
-          ids.push(...page.items.map((i) => i.workflowId));
+          // One item per run: a workflow restarted and stopped again (an earlier test's) has two.
+          ids.push(...page.items.map((i) => `${i.workflowId}/${i.runId}`));
           cursor = page.nextCursor;
         } while (cursor !== null);
         return ids;
       },
-      (ids) => killed.every((id) => ids.includes(id)),
+      (ids) => killed.every((id) => ids.some((run) => run.startsWith(`${id}/`))),
     );
     expect(new Set(seen).size).toBe(seen.length);
 

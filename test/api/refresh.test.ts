@@ -5,7 +5,7 @@
  * their shipment workflows directly (no saga): what is measured is the refresh path.
  */
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import type { SimStats } from '../../simulators/courier/server';
+import type { SimStats } from '../../simulators/courier/stats';
 import type { PollPolicy } from '../../src/domain/polling';
 import { type TestApi } from '../support/api';
 import { insertOrderRow } from '../support/db';

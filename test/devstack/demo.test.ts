@@ -10,24 +10,21 @@ import { loadConfig } from '../../src/config';
 import {
   assessPlan,
   buildPlan,
-  checkOrder,
-  compareListing,
-  DEMO_KIND_SPECS,
-  DEMO_KINDS,
-  DEMO_OUTAGE_MS,
-  DEMO_STACK_ENV,
-  DEMO_TIME_SCALE,
-  type DemoKind,
   endsByItself,
-  KNOWN_BUGS,
   longestQuietStretch,
-  outageProblems,
-  parseDemoArgs,
   parseKinds,
   PlanError,
+} from '../../devstack/demo/plan';
+import {
+  checkOrder,
+  compareListing,
+  outageProblems,
   verdictOf,
   type ObservedOrder,
-} from '../../devstack/demo/plan';
+} from '../../devstack/demo/checks';
+import { DEMO_KIND_SPECS, DEMO_KINDS, type DemoKind, KNOWN_BUGS } from '../../devstack/demo/kinds';
+import { DEMO_OUTAGE_MS, DEMO_STACK_ENV, DEMO_TIME_SCALE } from '../../devstack/demo/settings';
+import { parseDemoArgs } from '../../devstack/demo/args';
 import {
   changeLine,
   cliListCommand,
@@ -41,7 +38,7 @@ import {
 } from '../../devstack/demo/view';
 import { DEMO_MARKER, resetDataDir } from '../../devstack/demo/stack';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
-import { scenarioHint } from '../../simulators/courier/server';
+import { scenarioHint } from '../../simulators/courier/core';
 
 const HOUR = 3_600_000;
 const demoPolicy = () => pollPolicyFromConfig(loadConfig({ ...DEMO_STACK_ENV }));

@@ -11,10 +11,12 @@ import { createOrderActivities } from '../../src/activities/orders';
 import { createShipmentActivities } from '../../src/activities/shipments';
 import { CourierCode } from '../../src/couriers/types';
 import { startDispatcher, type Dispatcher } from '../../src/notifications/dispatcher';
+import { writeOrderEvent } from '../../src/notifications/outbox';
 import { insertOrder } from '../../src/read-model/orders';
 import { startTestApi, type TestApi } from '../support/api';
 import { testLog } from '../support/env';
 import { eventually } from '../support/eventually';
+import { recordingMeter } from '../support/meter';
 import { useSagaStack } from '../support/saga';
 import { ADDRESS } from '../support/shopper';
 import { uniqueId } from '../support/temporal';
@@ -29,6 +31,14 @@ interface Received {
 
 const DISABLE_AFTER = 3;
 const REASON = { reason: 'checking domain events' };
+const SETTINGS = {
+  pollIntervalMs: 50,
+  retryBaseMs: 100,
+  retryMaxMs: 400,
+  disableAfterFailures: DISABLE_AFTER,
+  timeoutMs: 2_000,
+  batchSize: 16,
+};
 
 describe('domain events out', () => {
   const saga = useSagaStack({ api: {} });
@@ -56,18 +66,7 @@ describe('domain events out', () => {
 
   beforeEach(() => {
     answer = () => 204;
-    dispatcher = startDispatcher({
-      db: saga.database.db,
-      log: testLog,
-      settings: {
-        pollIntervalMs: 50,
-        retryBaseMs: 100,
-        retryMaxMs: 400,
-        disableAfterFailures: DISABLE_AFTER,
-        timeoutMs: 2_000,
-        batchSize: 16,
-      },
-    });
+    dispatcher = startDispatcher({ db: saga.database.db, log: testLog, settings: SETTINGS });
   });
 
   afterEach(async () => {
@@ -274,6 +273,66 @@ describe('domain events out', () => {
     );
     expect(delivered('/flaky', orderId).map((r) => r.event.id)).toEqual(ids);
     expect(deliveries.items.at(-1)!.attempts).toBe(DISABLE_AFTER + 1);
+  });
+
+  it('counts attempts by outcome, times deliveries, disables at once on 410 Gone, and gauges the backlog', async () => {
+    await dispatcher.stop();
+    const meter = recordingMeter();
+    dispatcher = startDispatcher({ db: saga.database.db, log: testLog, settings: SETTINGS, meter });
+    answer = (path) => (path === '/gone' ? 410 : path === '/down' ? 500 : 204);
+    const ok = await createEndpoint('/ok', ['order.confirmed']);
+    const gone = await createEndpoint('/gone', ['order.confirmed']);
+    const down = await createEndpoint('/down', ['order.confirmed']);
+    const orderId = uniqueId('ord_metrics');
+    await saga.database.db.transaction().execute((trx) =>
+      writeOrderEvent(trx, {
+        orderId,
+        orderNumber: orderId,
+        status: 'CONFIRMED',
+        failureCode: null,
+        failureMessage: null,
+      }),
+    );
+    const outcomes = () =>
+      ['delivered', 'failed', 'disabled'].map((outcome) =>
+        meter.value('waybill_event_deliveries', { outcome }),
+      );
+    // /down fails DISABLE_AFTER times in a row: failed, failed, then the attempt that disables it.
+    await eventually(
+      async () => outcomes(),
+      ([, failed, disabled]) => failed === DISABLE_AFTER - 1 && disabled === 2,
+    );
+    expect(outcomes()).toEqual([1, DISABLE_AFTER - 1, 2]);
+    const endpoint = async (id: string) =>
+      (await saga.api.app.inject({ url: `/v1/admin/event-endpoints/${id}`, headers: admin() })).json();
+    // 410 Gone disabled its endpoint by its first attempt, not after a run of failures.
+    expect(await endpoint(gone.endpoint.id)).toMatchObject({
+      status: 'DISABLED',
+      consecutiveFailures: 1,
+      disabledReason: 'the endpoint answered 410 Gone',
+    });
+    expect((await endpoint(ok.endpoint.id)).status).toBe('ENABLED');
+    const latency = meter.observations('waybill_event_delivery_latency');
+    expect(latency).toHaveLength(1);
+    expect(latency[0]).toBeGreaterThanOrEqual(0);
+
+    // A pending delivery at an enabled endpoint shows in the backlog gauges; disabled ones do not.
+    await saga.api.app.inject({
+      method: 'POST',
+      url: `/v1/admin/event-endpoints/${down.endpoint.id}/enable`,
+      headers: admin(),
+      payload: REASON,
+    });
+    answer = () => 500;
+    await saga.database.db
+      .updateTable('event_outbox')
+      .set({ occurred_at: new Date(Date.now() - 90_000) })
+      .where('order_id', '=', orderId)
+      .execute();
+    await dispatcher.refreshGauges();
+    expect(meter.value('waybill_events_pending')).toBe(1);
+    expect(meter.value('waybill_events_oldest_pending_age')).toBeGreaterThanOrEqual(90);
+    expect(meter.value('waybill_event_endpoints_disabled')).toBe(1);
   });
 
   it("holds back a failing order's later events at that endpoint, not other orders'", async () => {

@@ -3,7 +3,7 @@
  * idempotency keys, money rules, and faults turned into the two errors the saga acts on.
  */
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { TEST_CARDS } from '../../simulators/payment/state';
+import { TEST_CARDS } from '../../simulators/payment/cards';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import {
   PaymentRejectedError,

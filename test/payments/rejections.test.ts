@@ -4,7 +4,7 @@
  * that lapse before capture (`authorisationTtlMs`).
  */
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
-import { TEST_CARDS } from '../../simulators/payment/state';
+import { TEST_CARDS } from '../../simulators/payment/cards';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import { PaymentRejectedError, PaymentRejection, type PaymentProvider } from '../../src/payments/types';
 import { authoriseOrder, call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';

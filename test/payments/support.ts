@@ -1,5 +1,6 @@
 /** Helpers shared by the payment tests: test cards, order ids and the simulator's control API. */
-import { TEST_CARDS, type PaymentSimStats, type SimPaymentView } from '../../simulators/payment/state';
+import { TEST_CARDS } from '../../simulators/payment/cards';
+import type { PaymentSimStats, SimPaymentView } from '../../simulators/payment/wire';
 import type { RunningPaymentSimulator } from '../../simulators/payment/server';
 import {
   paymentIdempotencyKey,

@@ -10,6 +10,7 @@ import { cancelOrderUpdate } from '../../src/workflows/contract';
 import { eventually } from './eventually';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
 import type { NotificationTransport } from '../../src/notifications/transport';
+import type { PollPolicy } from '../../src/domain/polling';
 import type { TestDatabase } from './db';
 import { ADDRESS } from './shopper';
 import {
@@ -31,6 +32,8 @@ export interface SagaStack {
   readonly worker: TestWorker;
   /** The API on the worker's queues, when the file asked for one. */
   readonly api: Stack['api'];
+  /** Hands a workflow to the stack: terminated after the test if still open. */
+  started: Stack['started'];
   /** Puts `onHand` units of a new sku in stock. */
   stock(sku: string, onHand: number): Promise<void>;
   /** Creates the order row and starts its saga; each parcel plays its scenario at the courier. */
@@ -67,12 +70,17 @@ export function expectPickedUpRefusal(refusal: unknown): void {
 }
 
 export function useSagaStack(
-  opts: { notifications?: () => NotificationTransport; api?: StackOptions['api'] } = {},
+  opts: {
+    notifications?: () => NotificationTransport;
+    api?: StackOptions['api'];
+    /** The worker's poll policy and daily budget (what parcels without an order, e.g. imported, run on). */
+    worker?: { pollPolicy?: PollPolicy; dailyBudget?: number };
+  } = {},
 ): SagaStack {
   /** Orders placed by the running test: the ledger is checked over them when it ends. */
   const placed: string[] = [];
   const stack = useStack({
-    worker: opts.notifications ? { notifications: opts.notifications } : {},
+    worker: { ...opts.worker, ...(opts.notifications ? { notifications: opts.notifications } : {}) },
     ...(opts.api ? { api: opts.api } : {}),
     // Stock must reconcile with active orders after every scenario, and the money with what
     // was delivered: every saga test ends by checking the ledger of the orders it placed.
@@ -134,6 +142,7 @@ export function useSagaStack(
     get api() {
       return stack.api;
     },
+    started: (handle) => stack.started(handle),
     async stock(sku, onHand) {
       await stack.database.db
         .insertInto('inventory_items')

@@ -16,7 +16,7 @@ import {
   listDeliveries,
   listEndpoints,
   resendEvent,
-} from '../../notifications/endpoints';
+} from '../../read-model/event-endpoints';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';

@@ -10,7 +10,8 @@ import {
   type CourierAdapter,
   type TrackResult,
 } from '../../../src/couriers/types';
-import { startSimulator, type RunningSimulator, type SimStats } from '../../../simulators/courier/server';
+import { startSimulator, type RunningSimulator } from '../../../simulators/courier/server';
+import type { SimStats } from '../../../simulators/courier/stats';
 
 const SCALE = 1440;
 const HOUR = 3_600_000;

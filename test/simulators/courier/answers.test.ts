@@ -17,8 +17,8 @@ import {
   DEFAULT_EASYPARCEL,
   startSimulator,
   type RunningSimulator,
-  type SimStats,
 } from '../../../simulators/courier/server';
+import type { SimStats } from '../../../simulators/courier/stats';
 
 const SCALE = 1440;
 const HOUR = 3_600_000;

@@ -5,7 +5,8 @@
 import { gunzipSync } from 'node:zlib';
 import { createSimulatorAdapter } from '../../../src/couriers/simulator';
 import { CourierUnavailableError, type CourierAdapter } from '../../../src/couriers/types';
-import { startSimulator, type RunningSimulator, type SimStats } from '../../../simulators/courier/server';
+import { startSimulator, type RunningSimulator } from '../../../simulators/courier/server';
+import type { SimStats } from '../../../simulators/courier/stats';
 
 let realNow = Date.parse('2025-06-01T00:00:00.000Z');
 let sim: RunningSimulator;

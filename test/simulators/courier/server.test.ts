@@ -4,7 +4,8 @@
  */
 import { createSimulatorAdapter } from '../../../src/couriers/simulator';
 import { CourierRejectedError, type BookingRequest, type CourierAdapter } from '../../../src/couriers/types';
-import { startSimulator, type RunningSimulator, type SimStats } from '../../../simulators/courier/server';
+import { startSimulator, type RunningSimulator } from '../../../simulators/courier/server';
+import type { SimStats } from '../../../simulators/courier/stats';
 
 const SCALE = 1440;
 const HOUR = 3_600_000;

@@ -3,7 +3,8 @@
  * (headers, status codes, bodies) and the control API the saga tests and the demo use.
  */
 import { createHttpPaymentProvider } from '../../../src/payments/http-provider';
-import { TEST_CARDS, type SimPaymentView } from '../../../simulators/payment/state';
+import { TEST_CARDS } from '../../../simulators/payment/cards';
+import type { SimPaymentView } from '../../../simulators/payment/wire';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../../simulators/payment/server';
 import { PaymentRejectedError } from '../../../src/payments/types';
 import { call, card, newOrder, payment, paymentsOf, stats } from '../../payments/support';

@@ -14,7 +14,7 @@ import {
 } from '../../../../simulators/courier/formats/bluedart';
 import type { SimTrackingItem } from '../../../../simulators/courier/model';
 import { SCENARIO_NAMES } from '../../../../simulators/courier/scenarios';
-import { SimulatorCore } from '../../../../simulators/courier/server';
+import { SimulatorCore } from '../../../../simulators/courier/core';
 import {
   FAILED_ATTEMPT_THEN_DELIVERED,
   RETURN_TO_ORIGIN,

@@ -17,7 +17,7 @@ import {
 } from '../../../../simulators/courier/formats/easyparcel';
 import type { SimScan, SimTrackingItem } from '../../../../simulators/courier/model';
 import { SCENARIO_NAMES } from '../../../../simulators/courier/scenarios';
-import { SimulatorCore } from '../../../../simulators/courier/server';
+import { SimulatorCore } from '../../../../simulators/courier/core';
 import {
   FAILED_ATTEMPT_THEN_DELIVERED,
   PLACES,

@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database, EventEndpoint } from '../../db/database';
-import { writeAudit } from '../read-model/audit';
+import { writeAudit } from './audit';
 
 /** `whsec_` and 32 random bytes, base64url: what the receiver keys its HMAC with. */
 export function newEndpointSecret(): string {
@@ -226,6 +226,8 @@ export async function resendEvent(
       .selectFrom('event_outbox')
       .select(['id', 'stream', 'seq', 'type'])
       .where('event_key', '=', eventKey)
+      // Held against housekeeping's prune (which skips locked events) until the delivery is in.
+      .forKeyShare()
       .executeTakeFirst();
     if (!event) return false;
     await trx
