@@ -6,6 +6,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { COURIER_CODES } from '../couriers/types';
+import { isPolledCourier } from '../domain/polling';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
 import { budgetDay } from '../domain/polling';
@@ -157,8 +158,11 @@ export async function adminStats(
   for (const row of byStatus) {
     if (row.status in shipmentsByStatus) shipmentsByStatus[row.status as ShipmentStatus] = Number(row.count);
   }
-  // Every courier we know appears (zero calls included), plus any other the usage table names.
-  const couriers = [...new Set([...COURIER_CODES, ...usage.map((u) => u.courier)])].sort();
+  // Every courier we call appears (zero calls included), plus any other the usage table names;
+  // the shop's own fleet is never called and has no budget.
+  const couriers = [
+    ...new Set([...COURIER_CODES.filter(isPolledCourier), ...usage.map((u) => u.courier)]),
+  ].sort();
   return {
     generatedAt: now.toISOString(),
     shipmentsByStatus,
