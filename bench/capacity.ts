@@ -58,6 +58,8 @@ function scaledPolicyEnv(scale: number): Record<string, string> {
     EASYPARCEL_POLL_INTERVAL: d(p.easyParcel.intervalMs),
     EASYPARCEL_POLL_QUIET_INTERVAL: d(p.easyParcel.quietIntervalMs),
     EASYPARCEL_POLL_SLOT: d(p.easyParcel.slotMs),
+    // A compressed clock has no nights: the simulator's scans keep their round-the-clock timelines.
+    EASYPARCEL_POLL_NIGHT: 'off',
     // The batch window is real time in production: scaled too, or one 2 s window would gather
     // 1.6 simulated hours of polls. Calls per parcel at scale: docs/capacity.md.
     WAYBILL_COURIER_BATCH_WINDOW: d(loadConfig({}).courier.batchWindowMs),

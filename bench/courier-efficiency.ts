@@ -7,10 +7,12 @@
  * Every poller runs in virtual time over the scenario timelines with the same stopping rules
  * (terminal status, no scan for 7 days, max age 60 days), using the pure functions the
  * shipment workflow uses (`pollDelayMs`, `alignToSlot`, `expiryReason`). For EasyParcel the
- * parcels are a shop's flow (their starts spread evenly over `days`), every poll lands on
- * its slot, and the polls of one slot go out as ceil(polls / EASYPARCEL_TRACKING_BATCH) bulk
- * calls, plus one token request per access-token lifetime (10 h): HTTP requests, as the
- * budget counts them.
+ * parcels are a shop's flow (their starts spread evenly over `days`), their door scans in
+ * working hours (simulators/courier/scan-hours.ts), every poll lands on its slot and none
+ * waiting for a door scan in the courier's night, and the polls of one slot go out as
+ * ceil(polls / EASYPARCEL_TRACKING_BATCH) bulk calls, plus one token request per access-token
+ * lifetime (10 h): HTTP requests, as the budget counts them. Variants: the same scans polled
+ * at night too, and the policy if door scans happened round the clock.
  *
  *   npm run bench:courier -- [parcels=2000] [days=10] [batch=EASYPARCEL_TRACKING_BATCH]
  *
@@ -21,8 +23,14 @@ import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { isTerminal, ShipmentStatus } from '../src/domain/status';
 import { pollPolicyFromConfig } from '../src/poll-policy';
-import { SCENARIOS, scenarioFor, type ScenarioName } from '../simulators/courier/scenarios';
-import type { PollPolicy } from '../src/domain/polling';
+import {
+  SCENARIOS,
+  scenarioFor,
+  type ScenarioName,
+  type ScenarioStep,
+} from '../simulators/courier/scenarios';
+import type { CourierNight, PollPolicy } from '../src/domain/polling';
+import { inWorkingHours, MALAYSIA_WORKING_HOURS } from '../simulators/courier/scan-hours';
 import { alignToSlot, expiryReason, pollDelayMs } from '../src/domain/polling';
 import { CourierCode } from '../src/couriers/types';
 
@@ -57,17 +65,21 @@ function random(seed: number): () => number {
   };
 }
 
+/** A parcel's scans: its scenario's steps, offsets from the parcel's start. */
+type Timeline = readonly ScenarioStep[];
+
+/** A scenario's timeline shifted by the parcel's phase. */
+function shifted(scenario: ScenarioName, phase: number): Timeline {
+  return SCENARIOS[scenario].steps.map((step) => ({ ...step, after: step.after + phase }));
+}
+
 /** The parcel's status as a poll at courier time `t` would see it. */
-function statusAt(
-  scenario: ScenarioName,
-  t: number,
-  phase = 0,
-): { status: ShipmentStatus; lastScanAt: number | null } {
+function statusAt(timeline: Timeline, t: number): { status: ShipmentStatus; lastScanAt: number | null } {
   let status: ShipmentStatus = ShipmentStatus.PENDING;
   let lastScanAt: number | null = null;
-  for (const step of SCENARIOS[scenario].steps) {
-    if (step.after + phase > t) break;
-    lastScanAt = step.after + phase;
+  for (const step of timeline) {
+    if (step.after > t) break;
+    lastScanAt = step.after;
     if (step.leg === 'return') {
       // The return leg delivered means the parcel is back with the shipper.
       if (step.status === ShipmentStatus.DELIVERED) status = ShipmentStatus.RETURNED;
@@ -79,12 +91,12 @@ function statusAt(
 }
 
 /** Status changes of the main lifecycle: (time, status) pairs a tracker should notice. */
-function changes(scenario: ScenarioName, phase: number): { at: number; status: ShipmentStatus }[] {
+function changes(timeline: Timeline): { at: number; status: ShipmentStatus }[] {
   const out: { at: number; status: ShipmentStatus }[] = [];
   let previous: ShipmentStatus = ShipmentStatus.PENDING;
-  for (const step of SCENARIOS[scenario].steps) {
-    const { status } = statusAt(scenario, step.after + phase, phase);
-    if (status !== previous) out.push({ at: step.after + phase, status });
+  for (const step of timeline) {
+    const { status } = statusAt(timeline, step.after);
+    if (status !== previous) out.push({ at: step.after, status });
     previous = status;
   }
   return out;
@@ -104,26 +116,25 @@ interface RunResult {
  * the one the workflow schedules (its courier's slot), identity for unaligned pollers.
  */
 function run(
-  scenario: ScenarioName,
-  phase: number,
+  timeline: Timeline,
   nextDelay: NextDelay,
   policy: PollPolicy,
-  align: (t: number) => number = (t) => t,
+  align: (t: number, status: ShipmentStatus) => number = (t) => t,
 ): RunResult {
   const polls: number[] = [];
-  let t = align(0);
-  let lastScanAt = 0;
   let status: ShipmentStatus = ShipmentStatus.PENDING;
+  let t = align(0, status);
+  let lastScanAt = 0;
   for (;;) {
     polls.push(t);
-    const seen = statusAt(scenario, t, phase);
+    const seen = statusAt(timeline, t);
     status = seen.status;
     if (seen.lastScanAt !== null) lastScanAt = seen.lastScanAt;
     if (isTerminal(status)) break;
     if (expiryReason(t, { startedAtMs: 0, quietSinceMs: lastScanAt, unansweredSinceMs: null }, policy)) break;
-    t = align(t + nextDelay(status, t - lastScanAt));
+    t = align(t + nextDelay(status, t - lastScanAt), status);
   }
-  const lags = changes(scenario, phase)
+  const lags = changes(timeline)
     .map((change) => {
       const seenAt = polls.find((p) => p >= change.at);
       return seenAt === undefined ? null : seenAt - change.at;
@@ -163,35 +174,27 @@ function row(poller: string, t: { calls: number; polls: number; delivered: numbe
 }
 
 /**
- * EasyParcel's parcels as a shop's flow: parcel i starts at `starts[i]` (epoch-like ms), polls
- * on its courier's slots, and each slot's polls share bulk calls of `batch` numbers.
+ * EasyParcel's parcels as a shop's flow: parcel i starts at `starts[i]` (epoch ms), its scans
+ * are `timelines[i]`, it polls on its courier's slots (and not in the courier's night, when the
+ * policy has one), and each slot's polls share bulk calls of `batch` numbers.
  */
-function easyParcelRun(
-  scenarios: ScenarioName[],
-  phase: number[],
-  starts: number[],
-  policy: PollPolicy,
-  batch: number,
-) {
+function easyParcelRun(timelines: Timeline[], starts: number[], policy: PollPolicy, batch: number) {
   const courier = CourierCode.EASYPARCEL;
   const bySlot = new Map<number, number>();
   const totals = { calls: 0, polls: 0, delivered: 0, lags: [] as number[] };
   let first = Infinity;
   let last = -Infinity;
-  scenarios.forEach((scenario, i) => {
+  timelines.forEach((timeline, i) => {
     const start = starts[i]!;
     const result = run(
-      scenario,
-      phase[i]!,
+      timeline,
       (status, quietForMs) => pollDelayMs(status, policy, courier, quietForMs) ?? Infinity,
       policy,
-      (t) => alignToSlot(start + t, policy, courier) - start,
+      (t, status) => alignToSlot(start + t, policy, courier, status) - start,
     );
+    // Every poll lands on a slot boundary, so a slot's polls are one batch.
     for (const p of result.polls) {
-      // Unaligned polls meet only within the batch window: 2 s buckets.
-      const at =
-        alignToSlot(start + p, policy, courier) === start + p ? start + p : Math.floor((start + p) / 2000);
-      bySlot.set(at, (bySlot.get(at) ?? 0) + 1);
+      bySlot.set(start + p, (bySlot.get(start + p) ?? 0) + 1);
       first = Math.min(first, start + p);
       last = Math.max(last, start + p);
     }
@@ -199,10 +202,23 @@ function easyParcelRun(
     totals.delivered += result.delivered ? 1 : 0;
     totals.lags.push(...result.lags);
   });
-  const trackingCalls = [...bySlot.values()].reduce((sum, n) => sum + Math.ceil(n / batch), 0);
+  const sizes = [...bySlot.values()].flatMap((n) =>
+    Array.from({ length: Math.ceil(n / batch) }, (_, k) => Math.min(batch, n - k * batch)),
+  );
+  const trackingCalls = sizes.length;
   const tokenCalls = Math.ceil((last - first) / TOKEN_LIFETIME_MS);
   totals.calls = trackingCalls + tokenCalls;
-  return { totals, trackingCalls, tokenCalls };
+  const fill = {
+    meanNumbersPerCall: totals.polls / trackingCalls,
+    fullCallsShare: sizes.filter((n) => n === batch).length / trackingCalls,
+  };
+  return { totals, trackingCalls, tokenCalls, fill };
+}
+
+function night(n: CourierNight | undefined): string {
+  const hhmm = (m: number) =>
+    `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+  return n ? `${hhmm(n.fromMinute)}-${hhmm(n.toMinute)}` : 'off';
 }
 
 function main(): void {
@@ -226,7 +242,7 @@ function main(): void {
     scenarios.push(scenario);
     mix[scenario] = (mix[scenario] ?? 0) + 1;
     for (const [name, nextDelay] of Object.entries(pollers)) {
-      const result = run(scenario, phase[i]!, nextDelay, policy);
+      const result = run(shifted(scenario, phase[i]!), nextDelay, policy);
       totals[name]!.calls += result.calls;
       totals[name]!.polls += result.calls;
       totals[name]!.delivered += result.delivered ? 1 : 0;
@@ -237,11 +253,26 @@ function main(): void {
   const epoch = Date.UTC(2026, 10, 2, 0, 0, 0);
   const startAt = random(0x51ed270b);
   const starts = scenarios.map(() => epoch + Math.floor(startAt() * days * DAY));
-  const easyParcel = easyParcelRun(scenarios, phase, starts, policy, batch);
+  // Two scan models: door scans in working hours (scan-hours.ts: what couriers do), and the
+  // plain timelines round the clock (what the night rule would miss if they scanned at night).
+  const spread = random(0x2545f491);
+  const roundTheClock = scenarios.map((scenario, i) => shifted(scenario, phase[i]!));
+  const workingHours = roundTheClock.map((timeline, i) =>
+    inWorkingHours(timeline, starts[i]!, MALAYSIA_WORKING_HOURS, spread),
+  );
+  const ep0 = policy.couriers?.easyparcel;
+  const noNight: PollPolicy = { ...policy, couriers: { easyparcel: { ...ep0, night: undefined } } };
+  const easyParcel = easyParcelRun(workingHours, starts, policy, batch);
+  const variants = {
+    'ep-no-night': easyParcelRun(workingHours, starts, noNight, batch),
+    'ep-24h-scans': easyParcelRun(roundTheClock, starts, policy, batch),
+  };
 
   const rows = Object.entries(totals).map(([name, t]) => row(name, t));
   const ep = row('easyparcel', easyParcel.totals);
   rows.push(ep);
+  const variantRows = Object.entries(variants).map(([name, v]) => row(name, v.totals));
+  rows.push(...variantRows);
   const waybill = rows.find((r) => r.poller === 'waybill')!;
   const fixed = rows.find((r) => r.poller === 'fixed-15min')!;
   const ratio = waybill.callsPerDelivered / fixed.callsPerDelivered;
@@ -253,7 +284,10 @@ function main(): void {
     `Courier calls per delivered parcel — ${parcels} simulated parcels, scenario mix ${JSON.stringify(mix)}`,
   );
   console.log(
-    `easyparcel: starts spread over ${days} days, slot ${(policy.couriers?.easyparcel?.slotMs ?? 0) / MINUTE} min, ${batch} numbers per bulk call; ${easyParcel.trackingCalls} tracking + ${easyParcel.tokenCalls} token requests`,
+    `easyparcel: starts spread over ${days} days, slot ${(ep0?.slotMs ?? 0) / MINUTE} min, night ${night(ep0?.night)} Malaysia time, ${batch} numbers per bulk call; ${easyParcel.trackingCalls} tracking + ${easyParcel.tokenCalls} token requests; ${easyParcel.fill.meanNumbersPerCall.toFixed(1)} numbers per call on average, ${(100 * easyParcel.fill.fullCallsShare).toFixed(0)} % of calls full`,
+  );
+  console.log(
+    'rows: easyparcel = its policy, door scans in working hours (simulators/courier/scan-hours.ts); ep-no-night = the same scans, polled at night too; ep-24h-scans = its policy if door scans happened round the clock',
   );
   console.log(
     'poller        HTTP calls  polls     delivered  calls/delivered  polls/delivered  notice lag p50 (min)  p95 (min)',
@@ -289,6 +323,10 @@ function main(): void {
         pass: ratio <= GOAL_RATIO,
         easyparcel: {
           batch,
+          night: ep0?.night ?? null,
+          scanModel: MALAYSIA_WORKING_HOURS,
+          fill: easyParcel.fill,
+          variants: variantRows,
           slotMs: policy.couriers?.easyparcel?.slotMs ?? 0,
           trackingCalls: easyParcel.trackingCalls,
           tokenCalls: easyParcel.tokenCalls,

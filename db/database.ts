@@ -157,6 +157,17 @@ export interface CourierApiUsageTable {
   failures: Generated<number>;
 }
 
+/** A courier account's OAuth token pair, shared by every worker (src/read-model/courier-tokens.ts). */
+export interface CourierTokensTable {
+  courier: string;
+  /** The refresh token the operator configured: a new one (re-authorised) replaces the stored pair. */
+  configured_refresh_token: string;
+  refresh_token: string;
+  access_token: string | null;
+  refresh_at: Date | null;
+  updated_at: Generated<Date>;
+}
+
 export interface CourierWebhookEventsTable {
   courier: string;
   event_id: string;
@@ -470,6 +481,7 @@ export interface Database {
   shipments: ShipmentsTable;
   tracking_events: TrackingEventsTable;
   courier_api_usage: CourierApiUsageTable;
+  courier_tokens: CourierTokensTable;
   courier_webhook_events: CourierWebhookEventsTable;
   notifications: NotificationsTable;
   audit_log: AuditLogTable;

@@ -4,6 +4,7 @@
  * (src/worker.ts), which hands it to its shipment workflows (the `pollPolicy` activity).
  */
 import type { Config } from './config';
+import { MYT_OFFSET_MINUTES } from './couriers/time';
 import type { CourierPollPolicy, PollPolicy } from './domain/polling';
 
 /**
@@ -22,7 +23,10 @@ export function easyParcelPolling(config: Config): CourierPollPolicy {
   const ep = config.polling.easyParcel;
   const moving = Math.min(ep.intervalMs, Math.max(...general));
   const quiet = Math.min(ep.quietIntervalMs, Math.max(...general));
+  // A shrunk policy (the demo, the tests) runs on a compressed clock: a night means nothing there.
+  const shrunk = moving < ep.intervalMs || quiet < ep.quietIntervalMs;
   return {
+    ...(ep.night && !shrunk ? { night: { ...ep.night, utcOffsetMinutes: MYT_OFFSET_MINUTES } } : {}),
     slotMs: Math.min(ep.slotMs, Math.min(...general)),
     intervalMs: {
       PENDING: moving,

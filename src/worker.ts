@@ -3,6 +3,7 @@
  * calls on their own task queue whose worker caps concurrency and calls per second.
  * `node dist/src/worker.js` runs it alone (production); the dev stack runs it in-process.
  */
+import { postgresTokenStore } from './read-model/courier-tokens';
 import { getHeapStatistics } from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
 import {
@@ -250,7 +251,10 @@ export async function startWorker(opts: {
     const activities = createActivities({
       db: opts.db,
       temporal,
-      couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' })),
+      couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' }), {
+        // EasyParcel's refresh tokens rotate: every worker shares one pair, refreshed under a row lock.
+        easyParcel: postgresTokenStore(opts.db, 'easyparcel', opts.config.courier.easyParcel.refreshToken),
+      }),
       payments: createHttpPaymentProvider({
         baseUrl: opts.config.payments.baseUrl,
         ...(opts.config.payments.apiKey ? { apiKey: opts.config.payments.apiKey } : {}),

@@ -19,6 +19,8 @@ import * as domainEvents from './2026-12-04T20-50-00_domain_events';
 import * as parcelImports from './2026-12-04T21-00-00_parcel_imports';
 import * as fleet from './2026-12-05T01-00-00_fleet';
 import * as eventPruning from './2026-12-05T02-00-00_event_pruning';
+import * as courierTokens from './2026-12-05T03-10-00_courier_tokens';
+import * as trackingEventsOneRowPerScan from './2026-12-05T03-00-00_tracking_events_one_row_per_scan';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-23T09-00-00_initial_read_model': initialReadModel,
@@ -37,4 +39,6 @@ export const migrations: Record<string, Migration> = {
   '2026-12-04T21-00-00_parcel_imports': parcelImports,
   '2026-12-05T01-00-00_fleet': fleet,
   '2026-12-05T02-00-00_event_pruning': eventPruning,
+  '2026-12-05T03-00-00_tracking_events_one_row_per_scan': trackingEventsOneRowPerScan,
+  '2026-12-05T03-10-00_courier_tokens': courierTokens,
 };

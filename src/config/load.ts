@@ -16,6 +16,7 @@ import {
   type Env,
   origins,
   parseTimeOfDay,
+  parseNightWindow,
   Reader,
   trustProxy,
 } from './parse';
@@ -283,8 +284,22 @@ function readPolling(r: Reader): Config['polling'] {
       intervalMs: r.duration('EASYPARCEL_POLL_INTERVAL', '30m'),
       quietIntervalMs: r.duration('EASYPARCEL_POLL_QUIET_INTERVAL', '3h'),
       slotMs: r.duration('EASYPARCEL_POLL_SLOT', '15m'),
+      night: readNight(r, 'EASYPARCEL_POLL_NIGHT', '22:00-07:00'),
     },
   };
+}
+
+/** A courier's night in its local time (`HH:MM-HH:MM`, or `off`). */
+function readNight(
+  r: Reader,
+  name: string,
+  fallback: string,
+): { fromMinute: number; toMinute: number } | null {
+  const text = r.string(name, fallback);
+  const night = parseNightWindow(text);
+  if (night !== undefined) return night;
+  r.problems.push(`${name} must be a local time window HH:MM-HH:MM or off (got "${text}")`);
+  return parseNightWindow(fallback) ?? null;
 }
 
 function readWorker(r: Reader): Config['worker'] {

@@ -128,6 +128,17 @@ export function parseTimeOfDay(text: string): number | null {
 }
 
 /**
+ * A nightly window `HH:MM-HH:MM` in minutes after local midnight (the end may be the next
+ * morning), or `off`: null. Undefined when the text is neither.
+ */
+export function parseNightWindow(text: string): { fromMinute: number; toMinute: number } | null | undefined {
+  if (text.trim().toLowerCase() === 'off') return null;
+  const [from, to, ...rest] = text.split('-').map(parseTimeOfDay);
+  if (from == null || to == null || rest.length > 0 || from === to) return undefined;
+  return { fromMinute: from / 60_000, toMinute: to / 60_000 };
+}
+
+/**
  * WAYBILL_TRUST_PROXY: `false`, `true` (every hop: only when nothing but the proxy can reach
  * the API), a hop count, or comma-separated proxy addresses / CIDR ranges.
  */

@@ -235,6 +235,8 @@ export interface Config {
       readonly quietIntervalMs: number;
       /** Scheduled polls fall on multiples of this: polls due together share bulk calls. */
       readonly slotMs: number;
+      /** No poll waiting for a door scan in this Malaysia-time window (minutes after midnight); null: off. */
+      readonly night: { readonly fromMinute: number; readonly toMinute: number } | null;
     };
   };
   readonly worker: {

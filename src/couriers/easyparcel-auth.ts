@@ -3,6 +3,11 @@
  * come from EasyParcel's OAuth token endpoint with the refresh token an operator obtained
  * once through the authorisation-code flow; one token is kept, refreshed a little before
  * expiry and once more on a 401.
+ *
+ * EasyParcel rotates refresh tokens: each refresh answers a new one, and the one used is spent.
+ * Several workers each keeping their own in memory would spend each other's, so the pair lives
+ * in a {@link TokenStore} they share (Postgres: src/read-model/courier-tokens.ts), and a refresh
+ * runs under the store's lock: one worker refreshes, the others take the token it stored.
  */
 import {
   bodySnippet,
@@ -17,6 +22,40 @@ import {
 } from './http';
 import { CourierRefusal } from './types';
 
+/** An access token and the refresh token that comes with it; times in ms since the epoch. */
+export interface TokenPair {
+  accessToken: string | null;
+  /** When the access token should be refreshed (a little before it expires). */
+  refreshAt: number | null;
+  refreshToken: string;
+}
+
+/** Where the token pair is kept, shared by every adapter that speaks for the same account. */
+export interface TokenStore {
+  /** The pair stored now; null before the first refresh. */
+  current(): Promise<TokenPair | null>;
+  /**
+   * Runs `refresh` on the stored pair (the configured refresh token before any) while holding
+   * the store's lock, stores what it returns and gives it back. Another worker's `refreshing`
+   * waits for the lock and then sees the new pair.
+   */
+  refreshing(refresh: (stored: TokenPair) => Promise<TokenPair>): Promise<TokenPair>;
+}
+
+/** A store in this process only (one worker, or tests): the configured refresh token to start. */
+export function memoryTokenStore(refreshToken: string): TokenStore {
+  let pair: TokenPair = { accessToken: null, refreshAt: null, refreshToken };
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    current: async () => pair,
+    refreshing(refresh) {
+      const run = queue.then(async () => (pair = await refresh(pair)));
+      queue = run.catch(() => undefined);
+      return run;
+    },
+  };
+}
+
 /** What {@link easyParcelSession} needs: the adapter's HTTP context, its URLs and its app's credentials. */
 export interface EasyParcelSessionOptions {
   ctx: HttpContext;
@@ -28,6 +67,8 @@ export interface EasyParcelSessionOptions {
   clientSecret: string;
   refreshToken: string;
   now: () => number;
+  /** Where the token pair is shared; default: this process only. */
+  tokens?: TokenStore;
 }
 
 /** The adapter's session: `authorised(path, payload)` makes a bearer call to the API. */
@@ -36,17 +77,26 @@ export function easyParcelSession(opts: EasyParcelSessionOptions): {
 } {
   const { ctx, root, api, now } = opts;
 
+  const store = opts.tokens ?? memoryTokenStore(opts.refreshToken);
+  /** The access token this process last used, and when to stop using it. */
   let cached: { token: string; refreshAt: number } | null = null;
-  /** The refresh token in use: EasyParcel may hand a new one back with each access token. */
-  let refreshToken = opts.refreshToken;
-  /** One token request at a time: concurrent calls wait for the same answer. */
+  /** A token EasyParcel refused (401): never taken from the store again. */
+  let refused: string | null = null;
+  /** One token request at a time in this process: concurrent calls wait for the same answer. */
   let fetching: Promise<string> | null = null;
+
+  const usable = (pair: TokenPair | null): pair is TokenPair & { accessToken: string; refreshAt: number } =>
+    pair !== null &&
+    pair.accessToken !== null &&
+    pair.accessToken !== refused &&
+    pair.refreshAt !== null &&
+    now() < pair.refreshAt;
 
   /**
    * A new access token from the refresh token (OAuth `refresh_token` grant, client id and
    * secret as HTTP Basic, form-encoded, as EasyParcel's own CLI sends it).
    */
-  async function requestToken(): Promise<string> {
+  async function requestToken(refreshToken: string): Promise<TokenPair> {
     const basic = Buffer.from(`${opts.clientId}:${opts.clientSecret}`).toString('base64');
     const answer = await courierRequest(ctx, `${root}/oauth/token`, {
       method: 'POST',
@@ -79,22 +129,36 @@ export function easyParcelSession(opts: EasyParcelSessionOptions): {
         bodySnippet: bodySnippet(ctx, answer.text),
       });
     }
-    if (isObject(body) && typeof body.refresh_token === 'string' && body.refresh_token !== '') {
-      refreshToken = body.refresh_token;
-    }
+    const next =
+      isObject(body) && typeof body.refresh_token === 'string' && body.refresh_token !== ''
+        ? body.refresh_token
+        : refreshToken;
     const expiresIn = isObject(body) ? Number(body.expires_in) : NaN;
     // expires_in is in seconds; without a usable one, assume a short life rather than a long one.
     const lifetimeMs = Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     // Refresh shortly before expiry (a minute, or a tenth of a short lifetime), so a call
     // never leaves with a token that dies in flight.
     const marginMs = Math.min(60_000, lifetimeMs / 10);
-    cached = { token, refreshAt: now() + lifetimeMs - marginMs };
-    return token;
+    return { accessToken: token, refreshAt: now() + lifetimeMs - marginMs, refreshToken: next };
+  }
+
+  /** A token from the store if another worker stored a usable one, else a refresh under its lock. */
+  async function sharedToken(): Promise<string> {
+    let pair = await store.current();
+    if (!usable(pair)) {
+      // Under the lock, look again: the worker that held it may just have refreshed.
+      pair = await store.refreshing(async (stored) =>
+        usable(stored) ? stored : requestToken(stored.refreshToken),
+      );
+    }
+    if (!usable(pair)) throw unavailable(ctx, 'EasyParcel gave an access token that is already due');
+    cached = { token: pair.accessToken, refreshAt: pair.refreshAt };
+    return pair.accessToken;
   }
 
   async function accessToken(): Promise<string> {
     if (cached && now() < cached.refreshAt) return cached.token;
-    fetching ??= requestToken().finally(() => {
+    fetching ??= sharedToken().finally(() => {
       fetching = null;
     });
     return fetching;
@@ -118,6 +182,7 @@ export function easyParcelSession(opts: EasyParcelSessionOptions): {
         body: JSON.stringify(payload),
       });
       if (answer.status !== 401) return answer;
+      refused = token;
       if (cached?.token === token) cached = null;
       if (attempt >= 2) {
         throw rejected(

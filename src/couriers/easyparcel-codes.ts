@@ -156,3 +156,16 @@ const PROGRESS: readonly ShipmentStatus[] = [
 export function compareProgress(a: ShipmentStatus, b: ShipmentStatus): number {
   return PROGRESS.indexOf(a) - PROGRESS.indexOf(b);
 }
+
+/** A status code as a number: EasyParcel sends numbers, sometimes numeric strings; null otherwise. */
+export function codeOf(value: unknown): number | null {
+  if (typeof value === 'number' && Number.isInteger(value)) return value;
+  if (typeof value === 'string' && /^\d+$/.test(value.trim())) return Number(value.trim());
+  return null;
+}
+
+/** Text or null; undefined when the value is neither. */
+export function textOrNull(value: unknown): string | null | undefined {
+  if (value === null || value === undefined) return null;
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,18 +1,21 @@
 /**
- * The EasyParcel adapter (EasyParcel Open API, JSON; wire format in README.md next to this
- * file). It speaks one API version, named in its settings, and reads status codes with that
- * version's table (two were published; see easyparcel-versions.ts). Access tokens come from
- * EasyParcel's OAuth token endpoint with the refresh token an operator obtained once through
- * the authorisation-code flow. EasyParcel's answers need care: EasyParcel's own events are
- * stamped in UTC and the couriers' scans in Malaysia time, in two date formats, status logs
- * come in no order, and some statuses exist only in the free text.
- *
- * What the codes, texts, dates and places mean is easyparcel-codes.ts; its access tokens are
- * easyparcel-auth.ts; this file is the adapter: tracking, booking and cancelling over HTTP.
+ * The EasyParcel adapter (Open API, JSON; wire format in README.md next to this file): one API
+ * version and its code table (easyparcel-versions.ts); codes, texts, dates and places in
+ * easyparcel-codes.ts; tokens in easyparcel-auth.ts; booking and cancel bodies in
+ * easyparcel-orders.ts. This file is tracking, booking and cancelling over HTTP.
  */
 import { EventSource, ShipmentStatus } from '../domain/status';
 import { eventKey } from './event-key';
-import { easyParcelSession } from './easyparcel-auth';
+import { easyParcelSession, type TokenStore } from './easyparcel-auth';
+import {
+  cancelBody,
+  cancelResult,
+  shipmentNumberIn,
+  DEFAULT_SHIPPING,
+  submitOrderBody,
+  submitResult,
+  type EasyParcelShipping,
+} from './easyparcel-orders';
 import { easyParcelCodeTable } from './easyparcel-versions';
 import {
   DEFAULT_TIMEOUT_MS,
@@ -40,10 +43,12 @@ import {
 } from './types';
 import { orderWithUnknown, UNKNOWN_SUB_STATUS } from './unknown-codes';
 import {
+  codeOf,
   compareProgress,
   mapEasyParcelStatus,
   parseEasyParcelDate,
   parseEasyParcelLocation,
+  textOrNull,
   type Mapped,
 } from './easyparcel-codes';
 
@@ -63,6 +68,10 @@ export interface EasyParcelAdapterOptions {
   clientSecret: string;
   /** The refresh token from the one-time authorisation of the app on the EasyParcel account. */
   refreshToken: string;
+  /** Where the rotating token pair is shared between workers (default: this process only). */
+  tokens?: TokenStore;
+  /** The service booked and the shop's sender details (EasyParcel requires them). */
+  shipping?: EasyParcelShipping;
   /** Most AWB numbers per tracking call. Default 50 (EasyParcel's CLI sends 50; its docs allow 100). */
   maxBatch?: number;
   fetch?: typeof fetch;
@@ -81,19 +90,6 @@ export const EASYPARCEL_MAX_BATCH = 100;
 /** A shape problem in an answer; the adapter turns it into a retryable CourierUnavailableError. */
 class ShapeError extends Error {}
 
-/** A status code as a number: EasyParcel sends numbers, sometimes numeric strings; null otherwise. */
-function codeOf(value: unknown): number | null {
-  if (typeof value === 'number' && Number.isInteger(value)) return value;
-  if (typeof value === 'string' && /^\d+$/.test(value.trim())) return Number(value.trim());
-  return null;
-}
-
-/** Text or null; undefined when the value is neither. */
-function textOrNull(value: unknown): string | null | undefined {
-  if (value === null || value === undefined) return null;
-  return typeof value === 'string' ? value : undefined;
-}
-
 /**
  * The EasyParcel adapter: tracks up to `maxBatch` AWBs per call, books and cancels. It keeps
  * one access token, refreshed a little before expiry and once more on a 401. Failures: a
@@ -111,6 +107,7 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
   }
   const now = opts.now ?? Date.now;
   const log = opts.log;
+  const shipping = opts.shipping ?? DEFAULT_SHIPPING;
   const ctx: HttpContext = {
     courier: CourierCode.EASYPARCEL,
     label: 'EasyParcel',
@@ -128,6 +125,7 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
     clientSecret: opts.clientSecret,
     refreshToken: opts.refreshToken,
     now,
+    ...(opts.tokens ? { tokens: opts.tokens } : {}),
   });
 
   // ---- Answers ---------------------------------------------------------------------------
@@ -316,71 +314,87 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
       );
     },
 
+    /**
+     * `shipment/submit_orders` with one shipment. EasyParcel answers 200 whatever happened; a
+     * shipment result `error` is a refusal with its `errors`. A booking without an AWB yet
+     * (some couriers assign it later) is retried as unavailable: see src/couriers/README.md.
+     */
     async book(request: BookingRequest): Promise<Booking> {
       const what = `the booking of ${request.reference}`;
-      const answer = await authorised('/shipment/create', {
-        reference: request.reference,
-        sender: request.sender,
-        recipient: request.recipient,
-        parcel: { weight_grams: request.parcel.weightGrams, description: request.parcel.description },
-      });
-      const body = jsonBody(answer, what, { 422: 'the booking is invalid' });
-      return shaped(answer, what, () => {
-        const data = body.data;
-        if (!isObject(data) || typeof data.awb_number !== 'string' || data.awb_number === '') {
-          throw new ShapeError('no data.awb_number');
-        }
-        return {
-          trackingNumber: data.awb_number,
-          courierRef:
-            typeof data.order_number === 'string' && data.order_number !== '' ? data.order_number : null,
-        };
-      });
+      const today = new Date(now() + 8 * 3_600_000).toISOString().slice(0, 10);
+      const answer = await authorised('/shipment/submit_orders', submitOrderBody(request, shipping, today));
+      const result = submitResult(jsonBody(answer, what, { 422: 'the booking is invalid' }));
+      const details = { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) };
+      if (result.kind === 'refused') {
+        throw rejected(
+          ctx,
+          `EasyParcel refused ${what}: ${result.reasons.join('; ') || 'no reason given'}`,
+          details,
+        );
+      }
+      if (result.kind === 'unreadable') {
+        throw unavailable(
+          ctx,
+          `EasyParcel's answer to ${what} has an unexpected shape: ${result.why}`,
+          details,
+        );
+      }
+      if (result.awbNumber === null) {
+        throw unavailable(
+          ctx,
+          `EasyParcel booked ${what} as ${result.shipmentNumber} but gave no AWB yet`,
+          details,
+        );
+      }
+      return { trackingNumber: result.awbNumber, courierRef: result.shipmentNumber };
     },
 
     /**
-     * Refusals come in two shapes. The README's: a 4xx `{"status_code","message"}` (409 with
-     * "has already been collected" once the courier has the parcel). EasyParcel's published
-     * Open API (github.com/easyparcel/OpenAPI, includes/2026-03/_cancelshipment.md): HTTP 200
-     * with one result per shipment, a refused one `{"status":"error","message":"…"}`, e.g.
-     * "Shipment Not Found", "Shipment Already Cancelled, Cannot Cancel Again" or "The shipment
-     * cancellation period is over (7 days from collection date: …)". Either way only a
-     * message that says collected / picked up / in transit is COLLECTED (the last example is
-     * not: it names a date, not a pickup); "already cancelled" is the success we wanted.
+     * EasyParcel cancels by shipment number, so the AWB's is asked first (its tracking answer
+     * has it: one more request, counted). An `error` result of the cancel is classified (see
+     * easyparcel-orders.ts): not found, collected, or invalid; "Already Cancelled" is success.
      */
     async cancel(trackingNumber: string): Promise<void> {
       const what = `the cancellation of ${trackingNumber}`;
-      const answer = await authorised('/shipment/cancel', { awb_number: trackingNumber });
+      const refuse = (message: string, reason: CourierRefusal, answer: HttpAnswer) =>
+        rejected(
+          ctx,
+          `EasyParcel refused ${what}: ${message}`,
+          { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) },
+          reason,
+        );
+      const lookup = await authorised('/shipment/tracking_status', { awb_numbers: [trackingNumber] });
+      const looked = jsonBody(lookup, `the look-up of ${trackingNumber} before its cancellation`);
+      const shipmentNumber = shipmentNumberIn(looked, trackingNumber);
+      if (shipmentNumber === 'not_found') {
+        throw refuse(`EasyParcel does not know ${trackingNumber}`, CourierRefusal.UNKNOWN_BOOKING, lookup);
+      }
+      if (shipmentNumber === null) {
+        throw unavailable(ctx, `EasyParcel's tracking answer gave no shipment number for ${trackingNumber}`, {
+          status: lookup.status,
+          bodySnippet: bodySnippet(ctx, lookup.text),
+        });
+      }
+      const answer = await authorised('/shipment/cancel', cancelBody(shipmentNumber));
       const body = jsonBody(
         answer,
         what,
         { 404: `EasyParcel does not know ${trackingNumber}` },
         trackingNumber,
       );
-      const results = Array.isArray(body.data) ? body.data.filter(isObject) : [];
-      const ours = results.filter(
-        (item) =>
-          results.length === 1 ||
-          item.awb_number === trackingNumber ||
-          item.shipment_number === trackingNumber,
-      );
-      if (results.length > 0 && ours.length === 0) {
-        throw unavailable(ctx, `EasyParcel answered ${what} without a result for ${trackingNumber}`, {
+      const result = cancelResult(body, shipmentNumber);
+      if (result === null) {
+        throw unavailable(ctx, `EasyParcel answered ${what} without a result for ${shipmentNumber}`, {
           status: answer.status,
           bodySnippet: bodySnippet(ctx, answer.text),
         });
       }
-      const refusal = ours.find((item) => item.status === 'error');
-      if (!refusal) return;
-      const message = typeof refusal.message === 'string' ? refusal.message : '';
-      // A second cancel is harmless: "already cancelled" means the booking is gone, as asked.
-      if (/already cancell?ed/i.test(message)) return;
-      throw rejected(
-        ctx,
-        `EasyParcel refused ${what}: ${message || 'no reason given'}`,
-        { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) },
-        cancelRefusal(answer.status, message),
-      );
+      if (result.refusal === null) return;
+      const { message } = result.refusal;
+      const reason = /not found/i.test(message)
+        ? CourierRefusal.UNKNOWN_BOOKING
+        : cancelRefusal(answer.status, message);
+      throw refuse(message || 'no reason given', reason, answer);
     },
   };
 }

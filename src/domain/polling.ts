@@ -66,6 +66,22 @@ export interface CourierPollPolicy {
    * lost or never collected is asked about rarely, while a moving one keeps its interval.
    */
   quiet?: { afterMs: number; intervalMs: number };
+  /**
+   * The courier's night, in its local time: a scheduled poll of a parcel waiting for a door
+   * scan (every status but PENDING: pickups, deliveries, attempts and counter scans are made by
+   * people in working hours) that would fall inside it moves to its end, where the polls of
+   * every parcel meet. PENDING waits for the courier's own system (EasyParcel records a booking
+   * at any hour) and is polled round the clock. See docs/couriers.md#when-couriers-scan.
+   */
+  night?: CourierNight;
+}
+
+/** A nightly window in the courier's local time: minutes after local midnight, `from` > `to` wraps. */
+export interface CourierNight {
+  fromMinute: number;
+  toMinute: number;
+  /** The courier's local time minus UTC (Malaysia: +480). */
+  utcOffsetMinutes: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -107,9 +123,37 @@ export function pollDelayMs(
  * `slotMs` since the epoch), so that the polls of every parcel of that courier falling due in
  * one slot reach the worker together and go out as one bulk call. Unaligned without a slot.
  */
-export function alignToSlot(atMs: number, policy: PollPolicy, courier?: CourierCode): number {
-  const slot = courier === undefined ? 0 : (policy.couriers?.[courier]?.slotMs ?? 0);
-  return slot > 0 ? Math.ceil(atMs / slot) * slot : atMs;
+export function alignToSlot(
+  atMs: number,
+  policy: PollPolicy,
+  courier?: CourierCode,
+  status?: ShipmentStatus,
+): number {
+  const own = courier === undefined ? undefined : policy.couriers?.[courier];
+  const slot = own?.slotMs ?? 0;
+  const aligned = slot > 0 ? Math.ceil(atMs / slot) * slot : atMs;
+  if (!own?.night || status === undefined || status === 'PENDING') return aligned;
+  const morning = nightEndMs(aligned, own.night);
+  return morning === null ? aligned : slot > 0 ? Math.ceil(morning / slot) * slot : morning;
+}
+
+const MINUTE_MS = 60_000;
+
+/**
+ * The end of the courier's night when `atMs` falls strictly inside it (after its start,
+ * before its end); null in the day. A poll at the night's first minute still happens.
+ */
+export function nightEndMs(atMs: number, night: CourierNight): number | null {
+  const localMs = atMs + night.utcOffsetMinutes * MINUTE_MS;
+  const dayStart = Math.floor(localMs / DAY_MS) * DAY_MS;
+  const minute = (localMs - dayStart) / MINUTE_MS;
+  const wraps = night.fromMinute > night.toMinute;
+  const inside = wraps
+    ? minute > night.fromMinute || minute < night.toMinute
+    : minute > night.fromMinute && minute < night.toMinute;
+  if (!inside) return null;
+  const endDay = wraps && minute > night.fromMinute ? dayStart + DAY_MS : dayStart;
+  return endDay + night.toMinute * MINUTE_MS - night.utcOffsetMinutes * MINUTE_MS;
 }
 
 /** Backoff after `failures` consecutive failed poll cycles (1 → base, doubling, capped). */

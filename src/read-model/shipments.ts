@@ -6,7 +6,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
-import type { CourierCode, NormalisedEvent } from '../couriers/types';
+import type { CourierCode } from '../couriers/types';
 import { REMOVED } from '../domain/personal-data';
 import { TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
 import { ago } from './time';
@@ -18,37 +18,6 @@ export async function saveRawLatest(db: Kysely<Database>, shipmentId: string, ra
     .set({ raw_latest: JSON.stringify(raw) })
     .where('id', '=', shipmentId)
     .execute();
-}
-
-/** Inserts the events not recorded yet (deduped by key); how many were new. */
-export async function insertTrackingEvents(
-  trx: Kysely<Database>,
-  shipmentId: string,
-  events: NormalisedEvent[],
-): Promise<number> {
-  if (events.length === 0) return 0;
-  const rows = await trx
-    .insertInto('tracking_events')
-    .values(
-      events.map((e) => ({
-        shipment_id: shipmentId,
-        event_key: e.key,
-        status: e.status,
-        sub_status: e.subStatus,
-        raw_code: e.rawCode,
-        raw_text: e.rawText,
-        occurred_at: e.occurredAt,
-        occurred_at_raw: e.occurredAtRaw,
-        location_city: e.location.city,
-        location_state: e.location.state,
-        location_country: e.location.country,
-        source: e.source,
-      })),
-    )
-    .onConflict((oc) => oc.columns(['shipment_id', 'event_key']).doNothing())
-    .returning('id')
-    .execute();
-  return rows.length;
 }
 
 /** The shipment's status and identity, its row locked until the transaction ends. */

@@ -298,7 +298,8 @@ export class ShipmentTracking {
   }
 
   /** The next poll `delay` from now, on the courier's slot (where its bulk calls gather polls). */
-  pollAt = (delay: number) => alignToSlot(Date.now() + delay, this.policy, this.input.courier);
+  pollAt = (delay: number) =>
+    alignToSlot(Date.now() + delay, this.policy, this.input.courier, this.state.status);
   delayNow = () =>
     pollDelayMs(this.state.status, this.policy, this.input.courier, Date.now() - this.state.lastScanAtMs);
 

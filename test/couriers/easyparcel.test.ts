@@ -692,42 +692,92 @@ describe('EasyParcel booking and cancelling', () => {
     parcel: { weightGrams: 700, description: 'Batik scarf' },
   };
 
-  it('books with our reference and returns the AWB and the order number', async () => {
-    const { adapter, requests } = setup(() => ({ body: fixture('easyparcel', 'create.json') }));
+  it('books through submit_orders, in the documented shape, and returns the AWB and the shipment number', async () => {
+    const { adapter, requests } = setup(() => ({ body: fixture('easyparcel', 'submit-orders.json') }));
     const result = await adapter.book(booking);
 
-    expect(result).toEqual({ trackingNumber: 'EP2000000001', courierRef: 'EI-20250305-0001' });
-    const create = requests.find((r) => r.url.pathname === `${API}/shipment/create`)!;
-    expect(create.headers.get('authorization')).toBe('Bearer tok-1');
-    expect(create.body).toEqual({
-      reference: 'shp_123',
-      sender: booking.sender,
-      recipient: booking.recipient,
-      parcel: { weight_grams: 700, description: 'Batik scarf' },
+    expect(result).toEqual({ trackingNumber: '7028021894371796', courierRef: 'ES-2602-VC4KV' });
+    const submit = requests.find((r) => r.url.pathname === `${API}/shipment/submit_orders`)!;
+    expect(submit.headers.get('authorization')).toBe('Bearer tok-1');
+    expect(submit.body).toEqual({
+      shipment: [
+        expect.objectContaining({
+          reference: 'shp_123',
+          service_id: expect.any(String),
+          collection_date: '2025-03-06', // today in Malaysia
+          weight: 0.7,
+          item: [
+            expect.objectContaining({
+              content: 'Batik scarf',
+              weight: 0.7,
+              currency_code: 'MYR',
+              quantity: 1,
+            }),
+          ],
+          sender: expect.objectContaining({
+            name: 'Kedai Batik',
+            city: 'Shah Alam',
+            postcode: '40150',
+            country_code: 'MY',
+          }),
+          receiver: {
+            name: 'Tan Wei Ming',
+            phone_number_country_code: 'MY',
+            phone_number: '123456789',
+            address_1: '12 Jalan Ampang',
+            postcode: '50450',
+            city: 'Kuala Lumpur',
+            country_code: 'MY',
+          },
+          feature: expect.any(Object),
+        }),
+      ],
     });
   });
 
-  it("rejects an invalid booking with EasyParcel's reason", async () => {
-    const { adapter } = setup(() => ({ status: 422, body: fixture('easyparcel', 'create-invalid.json') }));
+  it('rejects a booking EasyParcel answers with an error result, with its errors (HTTP 200 all the same)', async () => {
+    const { adapter } = setup(() => ({ body: fixture('easyparcel', 'submit-orders-invalid.json') }));
     const err = await refusal(adapter.book(booking));
 
     expect(err.reason).toBe('invalid');
-    expect(err.message).toMatch(/not a Malaysian postcode/);
+    expect(err.message).toMatch(/receiver postcode field is required/);
   });
 
-  it('cancels, and a second cancel succeeds too', async () => {
-    const { adapter, requests } = setup(() => ({ body: fixture('easyparcel', 'cancel.json') }));
+  it('takes a booking without an AWB yet (the courier assigns it later) for unavailable, never for booked', async () => {
+    const { adapter } = setup(() => ({ body: fixture('easyparcel', 'submit-orders-no-awb.json') }));
+    const err = await adapter.book(booking).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CourierUnavailableError);
+    expect((err as Error).message).toMatch(/ES-2602-4VW9E but gave no AWB yet/);
+  });
+
+  it('cancels by the shipment number its tracking answer gives, and a second cancel succeeds too', async () => {
+    const { adapter, requests } = setup(withLookup({ body: fixture('easyparcel', 'cancel.json') }));
     await adapter.cancel('EP2000000001');
     await adapter.cancel('EP2000000001');
 
-    expect(requests.filter((r) => r.url.pathname === `${API}/shipment/cancel`).map((r) => r.body)).toEqual([
-      { awb_number: 'EP2000000001' },
-      { awb_number: 'EP2000000001' },
+    const paths = requests.filter((r) => !isTokenCall(r)).map((r) => r.url.pathname.replace(API, ''));
+    expect(paths).toEqual([
+      '/shipment/tracking_status',
+      '/shipment/cancel',
+      '/shipment/tracking_status',
+      '/shipment/cancel',
     ]);
+    expect(requests.filter((r) => r.url.pathname === `${API}/shipment/cancel`)[0]!.body).toEqual({
+      cancel_list: [{ shipment_number: 'ES-2602-00001', remark: expect.any(String) }],
+    });
+  });
+
+  it('an AWB EasyParcel does not know is an unknown booking, found before any cancel is sent', async () => {
+    const { adapter, requests } = setup(answer('tracking-documented.json'));
+    const err = await refusal(adapter.cancel('1234567890'));
+    expect(err.reason).toBe('unknown_booking');
+    expect(requests.some((r) => r.url.pathname.endsWith('/shipment/cancel'))).toBe(false);
   });
 
   it('refuses to cancel a parcel already collected, saying so: the collected refusal', async () => {
-    const { adapter } = setup(() => ({ status: 409, body: fixture('easyparcel', 'cancel-collected.json') }));
+    const { adapter } = setup(
+      withLookup({ status: 409, body: fixture('easyparcel', 'cancel-collected.json') }),
+    );
     const err = await refusal(adapter.cancel('EP2000000001'));
 
     expect(err.reason).toBe('collected');
@@ -742,9 +792,24 @@ describe('EasyParcel booking and cancelling', () => {
   });
 });
 
+/** A cancel's look-up answered (shipment number `ES-2602-<last five digits>`), its other calls `then`. */
+function withLookup(then: Answer) {
+  return (request: RecordedRequest): Answer => {
+    if (!request.url.pathname.endsWith('/shipment/tracking_status')) return then;
+    const [awb] = (request.body as { awb_numbers: string[] }).awb_numbers;
+    const item = {
+      status: 'success',
+      awb_number: awb,
+      shipment_number: `ES-2602-${awb!.slice(-5)}`,
+      status_log: [],
+    };
+    return { body: JSON.stringify({ status_code: 200, data: { results: [item] } }) };
+  };
+}
+
 describe('EasyParcel cancel refusals', () => {
   const cancelAnswered = async (answer: Answer) => {
-    const { adapter } = setup(() => answer);
+    const { adapter } = setup(withLookup(answer));
     return refusal(adapter.cancel('EP2000000001'));
   };
 
@@ -780,10 +845,9 @@ describe('EasyParcel cancel refusals', () => {
   });
 
   it('a 403 is a credentials refusal, without a token retry', async () => {
-    const { adapter, tokenCalls } = setup(() => ({
-      status: 403,
-      body: '{"status_code":403,"message":"This action is unauthorized."}',
-    }));
+    const { adapter, tokenCalls } = setup(
+      withLookup({ status: 403, body: '{"status_code":403,"message":"This action is unauthorized."}' }),
+    );
     const err = await refusal(adapter.cancel('EP2000000001'));
     expect(err.reason).toBe('credentials');
     expect(tokenCalls()).toBe(1);
@@ -800,7 +864,7 @@ describe('EasyParcel cancel refusals', () => {
       { status: 503, body: '{"status_code":503,"message":"Service Unavailable"}' },
       { status: 200, body: fixture('bluedart', 'outage.html'), contentType: 'text/html' },
     ]) {
-      const { adapter } = setup(() => answer);
+      const { adapter } = setup(withLookup(answer));
       await expect(adapter.cancel('EP2000000001')).rejects.toBeInstanceOf(CourierUnavailableError);
     }
   });
@@ -808,7 +872,7 @@ describe('EasyParcel cancel refusals', () => {
   describe("in the Open API's per-shipment shape (HTTP 200, one result per shipment)", () => {
     // EasyParcel's published cancel answer (github.com/easyparcel/OpenAPI, 2026-03): the first
     // four messages are its examples; the fifth is how a refusal naming the pickup reads.
-    const results = () => ({ body: fixture('easyparcel', 'cancel-results.json') });
+    const results = withLookup({ body: fixture('easyparcel', 'cancel-results.json') });
 
     it('a success result is a cancel, and "already cancelled" is the cancel we wanted', async () => {
       const { adapter } = setup(results);

@@ -2,20 +2,14 @@
  * The stock_alerts migration on a real Postgres: low-stock notifications raised before it
  * become alerts staff can list (once each, for skus still in the catalogue), and it rolls back.
  */
-import { createDb } from '../../db/client';
-import { createMigrator } from '../../db/migrator';
-import { emptyDatabase } from '../support/db';
+import { withDatabaseAt } from '../support/db';
 
 const MIGRATION = '2026-12-04T20-20-00_stock_alerts_order_search';
 const BEFORE = '2026-12-04T17-10-00_prune_indexes';
 
 describe('the stock_alerts migration', () => {
   it('copies earlier LOW_STOCK notifications into alerts, and its down migration removes the table', async () => {
-    const empty = await emptyDatabase();
-    const db = createDb({ url: empty.url, poolMax: 1 });
-    const migrator = createMigrator(db);
-    try {
-      expect((await migrator.migrateTo(BEFORE)).error).toBeUndefined();
+    await withDatabaseAt(BEFORE, async (db, migrator) => {
       await db
         .insertInto('inventory_items')
         .values({ sku: 'KETTLE-1L', name: 'Kettle', on_hand: 3 })
@@ -70,9 +64,6 @@ describe('the stock_alerts migration', () => {
 
       expect((await migrator.migrateTo(BEFORE)).error).toBeUndefined();
       await expect(db.selectFrom('stock_alerts').select('id').execute()).rejects.toThrow(/does not exist/);
-    } finally {
-      await db.destroy();
-      await empty.drop();
-    }
+    });
   });
 });

@@ -5,6 +5,7 @@ import {
   backoffDelayMs,
   budgetDay,
   expiryReason,
+  nightEndMs,
   nextBudgetWindowMs,
   noScanDeadlineMs,
   pollDelayMs,
@@ -67,6 +68,49 @@ describe('poll policy', () => {
       expect(alignToSlot(10 * slot + 1, withEasyParcel, 'easyparcel')).toBe(11 * slot);
       expect(alignToSlot(10 * slot + 1, withEasyParcel, 'bluedart')).toBe(10 * slot + 1);
       expect(alignToSlot(10 * slot + 1, policy)).toBe(10 * slot + 1);
+    });
+
+    it("moves a poll waiting for a door scan out of the courier's night, to its end; PENDING is polled at night", () => {
+      const night = { fromMinute: 22 * 60, toMinute: 7 * 60, utcOffsetMinutes: 480 };
+      const withNight: PollPolicy = {
+        ...withEasyParcel,
+        couriers: { easyparcel: { ...withEasyParcel.couriers!.easyparcel, night } },
+      };
+      // Malaysia time is UTC+8: 22:00 MYT on 2 Dec is 14:00 UTC, 07:00 MYT on 3 Dec is 23:00 UTC.
+      const utc = (text: string) => Date.parse(text);
+      const morning = utc('2026-12-02T23:00:00Z');
+      expect(alignToSlot(utc('2026-12-02T14:00:00Z'), withNight, 'easyparcel', 'IN_TRANSIT')).toBe(
+        utc('2026-12-02T14:00:00Z'),
+      );
+      expect(alignToSlot(utc('2026-12-02T14:00:01Z'), withNight, 'easyparcel', 'IN_TRANSIT')).toBe(morning);
+      // Past local midnight (16:30 UTC is 00:30 MYT), and just before the end.
+      expect(alignToSlot(utc('2026-12-02T16:30:00Z'), withNight, 'easyparcel', 'OUT_FOR_DELIVERY')).toBe(
+        morning,
+      );
+      expect(alignToSlot(utc('2026-12-02T22:59:00Z'), withNight, 'easyparcel', 'INFO_RECEIVED')).toBe(
+        morning,
+      );
+      // In the day the slot rule alone applies: 07:01 MYT goes to 07:15.
+      expect(alignToSlot(utc('2026-12-02T23:01:00Z'), withNight, 'easyparcel', 'IN_TRANSIT')).toBe(
+        utc('2026-12-02T23:15:00Z'),
+      );
+      // PENDING waits for the courier's system, which books at any hour; no status given: no night.
+      expect(alignToSlot(utc('2026-12-02T16:30:00Z'), withNight, 'easyparcel', 'PENDING')).toBe(
+        utc('2026-12-02T16:30:00Z'),
+      );
+      expect(alignToSlot(utc('2026-12-02T16:30:00Z'), withNight, 'easyparcel')).toBe(
+        utc('2026-12-02T16:30:00Z'),
+      );
+      expect(alignToSlot(utc('2026-12-02T16:30:00Z'), withNight, 'bluedart', 'IN_TRANSIT')).toBe(
+        utc('2026-12-02T16:30:00Z'),
+      );
+    });
+
+    it('reads a night that does not wrap past midnight too', () => {
+      const night = { fromMinute: 60, toMinute: 5 * 60, utcOffsetMinutes: 0 };
+      expect(nightEndMs(Date.parse('2026-12-02T03:00:00Z'), night)).toBe(Date.parse('2026-12-02T05:00:00Z'));
+      expect(nightEndMs(Date.parse('2026-12-02T06:00:00Z'), night)).toBeNull();
+      expect(nightEndMs(Date.parse('2026-12-02T00:30:00Z'), night)).toBeNull();
     });
   });
 

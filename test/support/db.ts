@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { createDb, type Database } from '../../db/client';
+import { createMigrator } from '../../db/migrator';
 import type { NewOrder } from '../../db/database';
 
 function adminUrl(database: string): string {
@@ -102,4 +103,25 @@ export async function insertOrderRow(
     })
     .execute();
   return id;
+}
+
+/**
+ * Runs `test` on a new database migrated up to `migration` (for migration tests): its client
+ * and migrator, closed and dropped afterwards.
+ */
+export async function withDatabaseAt(
+  migration: string,
+  test: (db: Kysely<Database>, migrator: ReturnType<typeof createMigrator>) => Promise<void>,
+): Promise<void> {
+  const empty = await emptyDatabase();
+  const db = createDb({ url: empty.url, poolMax: 1 });
+  const migrator = createMigrator(db);
+  try {
+    const { error } = await migrator.migrateTo(migration);
+    if (error) throw error;
+    await test(db, migrator);
+  } finally {
+    await db.destroy();
+    await empty.drop();
+  }
 }

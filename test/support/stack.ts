@@ -26,6 +26,15 @@ import { startTestApi, type TestApi } from './api';
 import { freshDatabase, type TestDatabase } from './db';
 import { testConfig, testLog } from './env';
 import { startTestWorker, type TestWorker } from './temporal';
+import { postgresTokenStore } from '../../src/read-model/courier-tokens';
+
+/** Every courier's adapter against the test simulator, EasyParcel's tokens shared in Postgres as the worker does. */
+function everyCourier(db: Kysely<Database>, simulatorUrl: string) {
+  const config = testConfig({ COURIER_SIMULATOR_URL: simulatorUrl }).courier;
+  return createCouriers(config, testLog, {
+    easyParcel: postgresTokenStore(db, 'easyparcel', config.easyParcel.refreshToken),
+  });
+}
 
 /** Courier ms per real ms: a 3-day lifecycle plays in about 5 s. */
 export const STACK_TIME_SCALE = 50_000;
@@ -127,7 +136,7 @@ export function useStack(opts: StackOptions = {}): Stack {
       worker = await startTestWorker({
         db: database.db,
         couriers: settings.everyCourier
-          ? createCouriers(testConfig({ COURIER_SIMULATOR_URL: couriers.url }).courier, testLog)
+          ? everyCourier(database.db, couriers.url)
           : { [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: couriers.url, timeoutMs: 2_000 }) },
         ...(payments
           ? { payments: createHttpPaymentProvider({ baseUrl: payments.url, timeoutMs: 2_000 }) }

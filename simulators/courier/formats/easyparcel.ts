@@ -22,7 +22,7 @@ import { ShipmentStatus } from '../../../src/domain/status';
 import type {
   RenderedResponse,
   SimBackend,
-  SimRecipient,
+  SimBookingRequest,
   SimScan,
   SimShipmentView,
   SimTrackingItem,
@@ -38,6 +38,12 @@ export interface EasyParcelRouteOptions {
   tokenTtlSeconds: number;
   /** Real clock (ms since the epoch): token expiry, and the moment tracking answers describe. */
   now: () => number;
+  /**
+   * Rotate refresh tokens as EasyParcel does: each refresh answers a new one and spends the one
+   * used (a second use is `invalid_grant`). Off by default: a process that keeps the configured
+   * token in memory only can then refresh more than once.
+   */
+  rotateRefreshTokens?: boolean;
 }
 
 /** Most AWB numbers one tracking call accepts (more: 422), as EasyParcel's docs say. */
@@ -197,6 +203,11 @@ type EasyParcelItem =
     }
   | { status: 'not_found'; awb_number: string; message: string };
 
+/** The simulator's shipment number of an AWB (EasyParcel cancels by it): `ES-` and the AWB's digits. */
+export function shipmentNumberOf(awb: string): string {
+  return `ES-${awb.replace(/\D/g, '')}`;
+}
+
 function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
   if (!item.found)
     return { status: 'not_found', awb_number: item.trackingNumber, message: 'AWB number not found' };
@@ -212,7 +223,7 @@ function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
   return {
     status: 'success',
     awb_number: view.trackingNumber,
-    shipment_number: `ES-${digits}`,
+    shipment_number: shipmentNumberOf(view.trackingNumber),
     order_number: `EI-${digits}`,
     // Before any scan, EasyParcel is still arranging the pickup.
     latest_shipment_status_code: latest?.shipment_status_code ?? EasyParcelCode.SCHEDULED,
@@ -288,29 +299,6 @@ function text(value: unknown, max = 200): value is string {
   return typeof value === 'string' && value.trim() !== '' && value.length <= max;
 }
 
-function optionalText(value: unknown): value is string | null | undefined {
-  return value === undefined || value === null || (typeof value === 'string' && value.length <= 200);
-}
-
-/** The recipient of a create call, or the reason it is unusable. */
-function recipientOf(value: unknown): SimRecipient | string {
-  if (!isBody(value)) return 'recipient is required';
-  for (const field of ['name', 'line1', 'city', 'postcode', 'country'] as const) {
-    if (!text(value[field])) return `recipient.${field} is required`;
-  }
-  if (!optionalText(value.state) || !optionalText(value.phone))
-    return 'recipient.state and recipient.phone must be text';
-  return {
-    name: value.name as string,
-    line1: value.line1 as string,
-    city: value.city as string,
-    state: (value.state as string | null | undefined) ?? null,
-    postcode: value.postcode as string,
-    country: value.country as string,
-    phone: (value.phone as string | null | undefined) ?? null,
-  };
-}
-
 /**
  * Registers the EasyParcel routes on `app` (relative paths: mount under a prefix).
  * Each registration keeps its own tokens.
@@ -322,6 +310,8 @@ export function registerEasyParcelRoutes(
 ): void {
   /** Issued token → expiry (ms of `now()`). */
   const tokens = new Map<string, number>();
+  /** The refresh token a refresh must bring (rotated when `rotateRefreshTokens`). */
+  let liveRefreshToken = opts.refreshToken;
 
   function authenticated(request: FastifyRequest): boolean {
     const match = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '');
@@ -353,7 +343,7 @@ export function registerEasyParcelRoutes(
     if (body.grant_type !== 'refresh_token') {
       return send(reply, renderEasyParcelError(400, 'unsupported_grant_type: use refresh_token'));
     }
-    if (body.refresh_token !== opts.refreshToken) {
+    if (body.refresh_token !== liveRefreshToken) {
       return send(
         reply,
         renderEasyParcelError(400, 'invalid_grant: the refresh token is invalid or expired'),
@@ -364,7 +354,8 @@ export function registerEasyParcelRoutes(
     const token = randomBytes(24).toString('base64url');
     const expiresAt = now + opts.tokenTtlSeconds * 1000;
     tokens.set(token, expiresAt);
-    // The answer's fields as EasyParcel documents them; the refresh token is not rotated here.
+    if (opts.rotateRefreshTokens) liveRefreshToken = randomBytes(24).toString('base64url');
+    // The answer's fields as EasyParcel documents them.
     return send(reply, {
       status: 200,
       contentType: JSON_TYPE,
@@ -373,7 +364,7 @@ export function registerEasyParcelRoutes(
         expires_in: opts.tokenTtlSeconds,
         expires_at: new Date(expiresAt).toISOString(),
         access_token: token,
-        refresh_token: opts.refreshToken,
+        refresh_token: liveRefreshToken,
         refresh_token_expires_in: 31_557_600,
         app: { client_id: opts.clientId, callbackUrls: [], redirectUris: [] },
       }),
@@ -388,6 +379,8 @@ export function registerEasyParcelRoutes(
   }
   const unknownVersion = renderEasyParcelError(404, 'Not Found');
 
+  /** Shipment numbers handed out (booking, tracking) → AWB: EasyParcel cancels by shipment number. */
+  const awbOf = new Map<string, string>();
   app.post('/open_api/:version/shipment/tracking_status', async (request, reply) => {
     if (!versioned(request)) return send(reply, unknownVersion);
     if (!authenticated(request)) return send(reply, unauthenticated);
@@ -403,61 +396,132 @@ export function registerEasyParcelRoutes(
         renderEasyParcelError(422, `awb_numbers must list 1 to ${EASYPARCEL_SIM_MAX_BATCH} AWB numbers`),
       );
     }
+    const items = backend.track('easyparcel', numbers as string[]);
+    for (const item of items) {
+      if (item.found) awbOf.set(shipmentNumberOf(item.view.trackingNumber), item.view.trackingNumber);
+    }
+    return send(reply, renderEasyParcelTracking(items, opts.now()));
+  });
+
+  const json = (body: unknown): RenderedResponse => ({
+    status: 200,
+    contentType: JSON_TYPE,
+    body: JSON.stringify(body),
+  });
+  const summary = (ok: number, failed: number) =>
+    `${ok} request${ok === 1 ? '' : 's'} success, ${failed} request error.`;
+
+  // `submit_orders`, as EasyParcel's 2026-06 docs show it: 200 with one order, one result per shipment.
+  app.post('/open_api/:version/shipment/submit_orders', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const list = isBody(request.body) ? request.body.shipment : undefined;
+    if (!Array.isArray(list) || list.length < 1 || list.length > 100) {
+      return send(reply, renderEasyParcelError(422, 'shipment must list 1 to 100 shipments'));
+    }
+    const shipments = [];
+    for (const entry of list as unknown[]) {
+      // A scripted answer stands in for the whole call, whatever the shipment says.
+      const reference = isBody(entry) && text(entry.reference, 128) ? entry.reference : null;
+      const scripted =
+        reference === null ? null : (backend.scriptedAnswer?.('easyparcel', 'book', { reference }) ?? null);
+      if (scripted !== null) return send(reply, renderEasyParcelRefusal('book', scripted, reference!));
+      const order = submittedOrder(entry);
+      if (typeof order === 'string') {
+        shipments.push({ status: 'error', errors: [order] });
+        continue;
+      }
+      const { trackingNumber } = backend.book('easyparcel', order);
+      const shipmentNumber = shipmentNumberOf(trackingNumber);
+      awbOf.set(shipmentNumber, trackingNumber);
+      shipments.push({
+        status: 'success',
+        shipment_number: shipmentNumber,
+        courier: 'Simulated Courier',
+        awb_number: trackingNumber,
+        awb_url: '',
+        tracking_url: null,
+        weight: order.weightGrams / 1000,
+        reference: order.reference,
+      });
+    }
+    const ok = shipments.filter((s) => s.status === 'success').length;
+    const orderNumber = `EI-${createHash('sha256').update(JSON.stringify(shipments)).digest('hex').slice(0, 5).toUpperCase()}`;
     return send(
       reply,
-      renderEasyParcelTracking(backend.track('easyparcel', numbers as string[]), opts.now()),
+      json({
+        status_code: 200,
+        message: summary(ok, shipments.length - ok),
+        data: [{ order_details: { order_number: orderNumber, account_id: 1 }, shipments }],
+      }),
     );
   });
 
-  app.post('/open_api/:version/shipment/create', async (request, reply) => {
-    if (!versioned(request)) return send(reply, unknownVersion);
-    if (!authenticated(request)) return send(reply, unauthenticated);
-    const body = isBody(request.body) ? request.body : {};
-    const recipient = recipientOf(body.recipient);
-    const weight = isBody(body.parcel) ? body.parcel.weight_grams : undefined;
-    if (!text(body.reference, 128)) return send(reply, renderEasyParcelError(422, 'reference is required'));
-    if (typeof recipient === 'string') return send(reply, renderEasyParcelError(422, recipient));
-    if (!(typeof weight === 'number' && Number.isInteger(weight) && weight > 0 && weight <= 1_000_000)) {
-      return send(
-        reply,
-        renderEasyParcelError(422, 'parcel.weight_grams must be a whole number of grams above 0'),
-      );
-    }
-    const scripted = backend.scriptedAnswer?.('easyparcel', 'book', { reference: body.reference }) ?? null;
-    if (scripted !== null) return send(reply, renderEasyParcelRefusal('book', scripted, body.reference));
-    const { trackingNumber } = backend.book('easyparcel', {
-      reference: body.reference,
-      recipient,
-      weightGrams: weight,
-    });
-    const data = { awb_number: trackingNumber, order_number: `EI-${trackingNumber.replace(/\D/g, '')}` };
-    return send(reply, {
-      status: 200,
-      contentType: JSON_TYPE,
-      body: JSON.stringify({ status_code: 200, message: 'success', data }),
-    });
-  });
-
+  // `cancel` by shipment number, as EasyParcel's 2026-06 docs show it: 200, one result per shipment.
   app.post('/open_api/:version/shipment/cancel', async (request, reply) => {
     if (!versioned(request)) return send(reply, unknownVersion);
     if (!authenticated(request)) return send(reply, unauthenticated);
-    const awb = isBody(request.body) ? request.body.awb_number : undefined;
-    if (!text(awb, 64)) return send(reply, renderEasyParcelError(422, 'awb_number is required'));
-    const scripted = backend.scriptedAnswer?.('easyparcel', 'cancel', { trackingNumber: awb }) ?? null;
-    if (scripted !== null) return send(reply, renderEasyParcelRefusal('cancel', scripted, awb));
-    const outcome = backend.cancel('easyparcel', awb);
-    if (outcome === 'not_found') return send(reply, renderEasyParcelRefusal('cancel', 404, awb));
-    if (outcome === 'already_picked_up') return send(reply, renderEasyParcelRefusal('cancel', 409, awb));
-    return send(reply, {
-      status: 200,
-      contentType: JSON_TYPE,
-      body: JSON.stringify({
-        status_code: 200,
-        message: 'success',
-        data: { awb_number: awb, cancelled: true },
-      }),
-    });
+    const list = isBody(request.body) ? request.body.cancel_list : undefined;
+    if (
+      !Array.isArray(list) ||
+      list.length < 1 ||
+      !list.every((c) => isBody(c) && text(c.shipment_number, 64) && text(c.remark, 500))
+    ) {
+      return send(reply, renderEasyParcelError(422, 'cancel_list must list shipment_number and remark'));
+    }
+    const results = [];
+    for (const { shipment_number: number } of list as { shipment_number: string }[]) {
+      // The simulator's own AWBs are EP and the shipment number's digits.
+      const awb = awbOf.get(number) ?? `EP${number.replace(/\D/g, '')}`;
+      const scripted = backend.scriptedAnswer?.('easyparcel', 'cancel', { trackingNumber: awb }) ?? null;
+      if (scripted !== null) return send(reply, renderEasyParcelRefusal('cancel', scripted, awb));
+      const outcome = backend.cancel('easyparcel', awb);
+      const refusal: Record<typeof outcome, string | null> = {
+        cancelled: null,
+        not_found: 'Shipment Not Found',
+        // Not in EasyParcel's docs ("only shipments not yet processed by the courier can be
+        // cancelled"): the words its refusal of a collected parcel would need to say so.
+        already_picked_up: 'Shipment has been collected by the courier, cannot cancel',
+      };
+      const message = refusal[outcome];
+      results.push(
+        message === null
+          ? { status: 'success', message: 'Shipment Cancelled', shipment_number: number }
+          : { status: 'error', message, shipment_number: number },
+      );
+    }
+    const ok = results.filter((r) => r.status === 'success').length;
+    return send(reply, json({ status_code: 200, message: summary(ok, results.length - ok), data: results }));
   });
+}
+
+/** A `submit_orders` shipment as the simulator books it, or the reason it is refused (EasyParcel's words). */
+function submittedOrder(entry: unknown): SimBookingRequest | string {
+  if (!isBody(entry)) return 'The shipment field must be an object';
+  if (!text(entry.service_id, 10)) return 'The service id field is required';
+  if (typeof entry.collection_date !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(entry.collection_date))
+    return 'The collection date field must be a date (YYYY-MM-DD)';
+  if (!(typeof entry.weight === 'number' && entry.weight > 0 && entry.weight <= 1000))
+    return 'The weight field must be a number of kg above 0';
+  const receiver = isBody(entry.receiver) ? entry.receiver : {};
+  const fields = ['name', 'phone_number', 'address_1', 'postcode', 'city', 'country_code'] as const;
+  for (const field of fields) {
+    if (!text(receiver[field])) return `The receiver ${field.replace('_', ' ')} field is required`;
+  }
+  return {
+    // EasyParcel's reference is optional; the simulator's bookings are idempotent on it.
+    reference: text(entry.reference, 128) ? entry.reference : randomBytes(8).toString('hex'),
+    recipient: {
+      name: receiver.name as string,
+      line1: receiver.address_1 as string,
+      city: receiver.city as string,
+      state: null,
+      postcode: receiver.postcode as string,
+      country: receiver.country_code as string,
+      phone: receiver.phone_number as string,
+    },
+    weightGrams: Math.round(entry.weight * 1000),
+  };
 }
 
 /** The same routes as a Fastify plugin: `app.register(easyParcelPlugin, { prefix, backend, ...opts })`. */

@@ -88,7 +88,7 @@ function booking(reference: string, format: SimFormat): BookingRequest {
       state: null,
       postcode: india ? '411001' : '30000',
       country: india ? 'IN' : 'MY',
-      phone: null,
+      phone: '+60123456789', // EasyParcel requires the receiver's phone
     },
     parcel: { weightGrams: 700, description: 'coffee' },
   };
@@ -219,7 +219,7 @@ describe('scripted cancels, as each adapter reads them', () => {
     const native = await post('/native/shipments/SIM6700000001/cancel', {});
     const easyParcel = await post(
       '/easyparcel/open_api/2026-06/shipment/cancel',
-      { awb_number: 'EP6700000001' },
+      { cancel_list: [{ shipment_number: 'ES-6700000001', remark: 'test' }] },
       { authorization: `Bearer ${token.access_token}` },
     );
     const blueDart = await post('/bluedart/waybill/cancel', { AWBNo: 'BD6700000001' });

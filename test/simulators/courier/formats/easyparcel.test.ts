@@ -108,7 +108,7 @@ describe('EasyParcel tracking renderer', () => {
       ['EP1000000001', 'success'],
     ]);
     expect(items[0]).toEqual({ status: 'not_found', awb_number: 'EP404', message: 'AWB number not found' });
-    expect(items[1]!.shipment_number).toMatch(/^ES-\d{5}$/);
+    expect(items[1]!.shipment_number).toMatch(/^ES-\d+$/);
   });
 
   it("stamps EasyParcel's own event in UTC and alternates ISO UTC and Malaysia-time dates for the couriers' scans, to the second", () => {
@@ -339,31 +339,71 @@ describe('EasyParcel routes', () => {
       },
       parcel: { weight_grams: 500, description: 'Tea' },
     };
-    const first = await post('/shipment/create', order, t);
-    const again = await post('/shipment/create', order, t);
+    const submit = {
+      shipment: [
+        {
+          reference: 'shp_1',
+          service_id: 'EP-CS096',
+          collection_date: '2025-03-06',
+          weight: 0.5,
+          length: 20,
+          width: 15,
+          height: 10,
+          item: [{ content: 'Tea', weight: 0.5, quantity: 1, value: 0, currency_code: 'MYR' }],
+          receiver: {
+            name: order.recipient.name,
+            phone_number: '123456789',
+            phone_number_country_code: 'MY',
+            address_1: order.recipient.line1,
+            postcode: order.recipient.postcode,
+            city: order.recipient.city,
+            country_code: 'MY',
+          },
+        },
+      ],
+    };
+    const first = await post('/shipment/submit_orders', submit, t);
+    const again = await post('/shipment/submit_orders', submit, t);
 
     expect(first.statusCode).toBe(200);
-    const data = first.json<{ data: { awb_number: string; order_number: string } }>().data;
-    expect(data.awb_number).toMatch(/^EP\d{10}$/);
-    expect(again.json<{ data: { awb_number: string } }>().data.awb_number).toBe(data.awb_number);
+    type Answer = {
+      data: { shipments: { status: string; awb_number: string; shipment_number: string }[] }[];
+    };
+    const shipment = first.json<Answer>().data[0]!.shipments[0]!;
+    expect(shipment).toMatchObject({ status: 'success', awb_number: expect.stringMatching(/^EP\d{10}$/) });
+    expect(shipment.shipment_number).toBe(`ES-${shipment.awb_number.slice(2)}`);
+    expect(again.json<Answer>().data[0]!.shipments[0]!.awb_number).toBe(shipment.awb_number);
     expect(backend.bookings[0]).toEqual({
       format: 'easyparcel',
-      request: { reference: 'shp_1', recipient: { ...order.recipient }, weightGrams: 500 },
+      request: {
+        reference: 'shp_1',
+        recipient: { ...order.recipient, phone: '123456789' },
+        weightGrams: 500,
+      },
     });
   });
 
-  it('refuses a booking without a recipient postcode with 422 and a reason', async () => {
+  it("answers a shipment without a receiver postcode with an error result in a 200, in EasyParcel's words", async () => {
     const res = await post(
-      '/shipment/create',
+      '/shipment/submit_orders',
       {
-        reference: 'shp_2',
-        recipient: { name: 'A', line1: 'B', city: 'C', country: 'MY' },
-        parcel: { weight_grams: 1 },
+        shipment: [
+          {
+            reference: 'shp_2',
+            service_id: 'EP-CS096',
+            collection_date: '2025-03-06',
+            weight: 1,
+            receiver: { name: 'A', phone_number: '1', address_1: 'B', city: 'C', country_code: 'MY' },
+          },
+        ],
       },
       await token(),
     );
-    expect(res.statusCode).toBe(422);
-    expect(res.json()).toEqual({ status_code: 422, message: 'recipient.postcode is required' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      message: '0 requests success, 1 request error.',
+      data: [{ shipments: [{ status: 'error', errors: ['The receiver postcode field is required'] }] }],
+    });
   });
 
   it('mounts as a plugin under a prefix too', async () => {
@@ -384,14 +424,20 @@ describe('EasyParcel routes', () => {
     expect(res.json()).toMatchObject({ token_type: 'Bearer', expires_in: 600 });
   });
 
-  it('cancels with 200, answers 409 once collected and 404 for an unknown AWB', async () => {
+  it('cancels by shipment number with one result each: cancelled, collected, not found', async () => {
     const t = await token();
-    const cancel = (awb: string) => post('/shipment/cancel', { awb_number: awb }, t);
+    const cancel = async (shipment_number: string) =>
+      (await post('/shipment/cancel', { cancel_list: [{ shipment_number, remark: 'test' }] }, t)).json<{
+        data: { status: string; message: string }[];
+      }>().data[0];
 
-    expect((await cancel('EP1000000003')).statusCode).toBe(200);
-    expect((await cancel('EP1000000003')).statusCode).toBe(200);
-    expect((await cancel('EP1000000001')).statusCode).toBe(409);
-    expect((await cancel('EP404')).statusCode).toBe(404);
+    expect(await cancel('ES-1000000003')).toMatchObject({ status: 'success', message: 'Shipment Cancelled' });
+    expect(await cancel('ES-1000000003')).toMatchObject({ status: 'success' });
+    expect(await cancel('ES-1000000001')).toMatchObject({
+      status: 'error',
+      message: expect.stringMatching(/collected/),
+    });
+    expect(await cancel('ES-404')).toMatchObject({ status: 'error', message: 'Shipment Not Found' });
   });
 });
 
@@ -520,7 +566,8 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
   });
 
   it('books and cancels through the adapter; a collected parcel cannot be cancelled', async () => {
-    const backend = stubBackend([], { EP9: 'already_picked_up' });
+    // Cancelling asks for the shipment number first: the parcel must be known to tracking.
+    const backend = stubBackend([delivered], { [delivered.trackingNumber]: 'already_picked_up' });
     const server = await serve('/easyparcel', (scope) =>
       registerEasyParcelRoutes(scope, backend, { ...SIM_ACCOUNT, tokenTtlSeconds: 3600, now: Date.now }),
     );
@@ -536,16 +583,16 @@ describe('EasyParcel round trip: simulator renders, adapter parses', () => {
           state: 'Selangor',
           postcode: '46200',
           country: 'MY',
-          phone: null,
+          phone: '0123456789',
         },
         parcel: { weightGrams: 250, description: 'Book' },
       });
 
       expect(booking.trackingNumber).toMatch(/^EP\d{10}$/);
-      expect(booking.courierRef).toMatch(/^EI-\d+$/);
+      expect(booking.courierRef).toBe(`ES-${booking.trackingNumber.slice(2)}`);
       expect(backend.bookings[0]!.request.recipient.city).toBe('Petaling Jaya');
-      await expect(adapter.cancel('EP9')).rejects.toBeInstanceOf(CourierRejectedError);
-      await expect(adapter.cancel('EP9')).rejects.toMatchObject({ reason: 'collected' });
+      await expect(adapter.cancel(delivered.trackingNumber)).rejects.toBeInstanceOf(CourierRejectedError);
+      await expect(adapter.cancel(delivered.trackingNumber)).rejects.toMatchObject({ reason: 'collected' });
     } finally {
       await server.app.close();
     }
