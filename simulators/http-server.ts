@@ -34,12 +34,12 @@ export interface ListeningServer {
   stop(): Promise<void>;
 }
 
-/** Listens on `host:port` (port 0 picks a free one). */
+/** Listens on `host:port` (default host 127.0.0.1; port 0 picks a free one). */
 export async function listen(
   app: FastifyInstance,
-  opts: { host: string; port: number; wakeSleepers: () => void },
+  opts: { host?: string | undefined; port: number; wakeSleepers: () => void },
 ): Promise<ListeningServer> {
-  const { host } = opts;
+  const host = opts.host ?? '127.0.0.1';
   await app.listen({ host, port: opts.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;

@@ -153,12 +153,11 @@ export async function buildSimulatorApp(
 
 /** Starts the simulator listening on `host:port` (port 0 picks a free one). */
 export async function startSimulator(opts: SimulatorOptions): Promise<RunningSimulator> {
-  const host = opts.host ?? '127.0.0.1';
   const core = new SimulatorCore({
     now: opts.now ?? Date.now,
     timeScale: opts.timeScale ?? 1,
     seed: opts.seed ?? 1,
   });
   const { app, wakeSleepers } = await buildSimulatorApp(core, opts);
-  return { ...(await listen(app, { host, port: opts.port, wakeSleepers })), backend: core };
+  return { ...(await listen(app, { host: opts.host, port: opts.port, wakeSleepers })), backend: core };
 }

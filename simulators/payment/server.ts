@@ -161,12 +161,11 @@ export async function buildPaymentSimulatorApp(
 
 /** Starts the simulated provider on `host:port` (port 0 picks a free one). */
 export async function startPaymentSimulator(opts: PaymentSimulatorOptions): Promise<RunningPaymentSimulator> {
-  const host = opts.host ?? '127.0.0.1';
   const state = new PaymentSimulatorState({
     now: opts.now ?? Date.now,
     seed: opts.seed ?? 1,
     authorisationTtlMs: opts.authorisationTtlMs ?? null,
   });
   const { app, wakeSleepers } = await buildPaymentSimulatorApp(state, opts);
-  return { ...(await listen(app, { host, port: opts.port, wakeSleepers })), state };
+  return { ...(await listen(app, { host: opts.host, port: opts.port, wakeSleepers })), state };
 }
