@@ -48,6 +48,21 @@ describe('shipment workflow', () => {
   const shipmentRow = (id: string) => shipmentRowOf(stack, id);
   const eventsOf = (id: string) => trackingEventsOf(stack, id);
 
+  /** Runs `test` with the simulator courier's calls today (`day`) already at `calls`; the usage is cleared after. */
+  async function withCourierUsage(calls: number, test: (day: string) => Promise<void>) {
+    const day = budgetDay(Date.now());
+    await stack.database.db
+      .insertInto('courier_api_usage')
+      .values({ courier: CourierCode.SIMULATOR, day, calls })
+      .onConflict((oc) => oc.columns(['courier', 'day']).doUpdateSet({ calls }))
+      .execute();
+    try {
+      await test(day);
+    } finally {
+      await stack.database.db.deleteFrom('courier_api_usage').execute();
+    }
+  }
+
   it('follows a parcel from information received to delivered, one courier call per poll', async () => {
     const callsBefore = nativeTrackCalls();
     const { shipmentId, handle } = await track('delivered', fastPolicy());
@@ -296,14 +311,8 @@ describe('shipment workflow', () => {
   });
 
   it('waits for the next budget window instead of failing, never exceeding the budget', async () => {
-    const day = budgetDay(Date.now());
     // Two calls left today for this courier.
-    await stack.database.db
-      .insertInto('courier_api_usage')
-      .values({ courier: CourierCode.SIMULATOR, day, calls: 998 })
-      .onConflict((oc) => oc.columns(['courier', 'day']).doUpdateSet({ calls: 998 }))
-      .execute();
-    try {
+    await withCourierUsage(998, async (day) => {
       const callsBefore = nativeTrackCalls();
       const { shipmentId, handle } = await track('delivered', fastPolicy());
       const row = await eventually(
@@ -324,9 +333,7 @@ describe('shipment workflow', () => {
         .where('day', '=', day)
         .executeTakeFirstOrThrow();
       expect(usage.calls).toBe(1000);
-    } finally {
-      await stack.database.db.deleteFrom('courier_api_usage').execute();
-    }
+    });
   });
 
   it('expires a parcel with no scans after the limit', async () => {
@@ -366,13 +373,7 @@ describe('shipment workflow', () => {
   });
 
   it('does not count time waiting for the courier budget towards the no-scan expiry', async () => {
-    const day = budgetDay(Date.now());
-    await stack.database.db
-      .insertInto('courier_api_usage')
-      .values({ courier: CourierCode.SIMULATOR, day, calls: 1000 })
-      .onConflict((oc) => oc.columns(['courier', 'day']).doUpdateSet({ calls: 1000 }))
-      .execute();
-    try {
+    await withCourierUsage(1000, async () => {
       const { shipmentId, handle } = await track('lost', fastPolicy({ expireAfterNoScanMs: 1_000 }));
       await eventually(
         () => shipmentRow(shipmentId),
@@ -381,9 +382,7 @@ describe('shipment workflow', () => {
       await new Promise((r) => setTimeout(r, 3_000));
       expect((await shipmentRow(shipmentId)).status).toBe('PENDING');
       expect((await handle.describe()).status.name).toBe('RUNNING');
-    } finally {
-      await stack.database.db.deleteFrom('courier_api_usage').execute();
-    }
+    });
   });
 
   it('turns a number the courier never knew into an exception after the not-found limit', async () => {
