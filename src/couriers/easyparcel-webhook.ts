@@ -5,7 +5,8 @@
  * EasyParcel documents no signature and no delivery id it promises to keep across retries
  * (its samples reuse one `uuid` for every topic), so a push is identified by what it says:
  * the AWB and its log. Each entry is read by the rules of a polled one (push.ts,
- * easyparcel-codes.ts), so a pushed entry and a later poll of it are one tracking event.
+ * easyparcel-codes.ts). The log has no place, so a courier's scan polled later with its place
+ * gets a second row of the same status (docs/couriers.md#easyparcel-webhooks).
  */
 import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
