@@ -8,32 +8,23 @@
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { createEasyParcelAdapter, type EasyParcelAdapterOptions } from '../../src/couriers/easyparcel';
 import { memorySubmissionJournal } from '../../src/couriers/easyparcel-bookings';
-import {
-  CourierOutcomeUnknownError,
-  CourierUnavailableError,
-  type BookingRequest,
-} from '../../src/couriers/types';
+import { CourierOutcomeUnknownError, CourierUnavailableError } from '../../src/couriers/types';
 import { postgresSubmissionJournal } from '../../src/read-model/easyparcel-submissions';
 import { freshDatabase, type TestDatabase } from '../support/db';
-import { failure, fakeCourier, fixture, refusal, type Answer, type RecordedRequest } from './fake-courier';
+import {
+  failure,
+  fakeCourier,
+  fixture,
+  MY_BOOKING,
+  refusal,
+  type Answer,
+  type RecordedRequest,
+} from './fake-courier';
 
 const T0 = Date.parse('2026-12-05T02:00:00.000Z');
 const ACCOUNT = { apiVersion: '2026-06', clientId: 'waybill-dev', clientSecret: 'waybill-dev-secret' };
 
-const BOOKING: BookingRequest = {
-  reference: 'shp_123',
-  sender: { name: 'Kedai Batik', city: 'Shah Alam', postcode: '40150', country: 'MY' },
-  recipient: {
-    name: 'Tan Wei Ming',
-    line1: '12 Jalan Ampang',
-    city: 'Kuala Lumpur',
-    state: null,
-    postcode: '50450',
-    country: 'MY',
-    phone: '+60123456789',
-  },
-  parcel: { weightGrams: 700, description: 'Batik scarf' },
-};
+const BOOKING = MY_BOOKING;
 
 const path = (r: RecordedRequest) => r.url.pathname.replace(/^.*\/open_api\/[^/]+/, '');
 
