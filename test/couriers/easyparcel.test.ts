@@ -16,11 +16,7 @@ import {
   parseEasyParcelLocation,
 } from '../../src/couriers/easyparcel-codes';
 import { eventKey } from '../../src/couriers/event-key';
-import {
-  CourierRejectedError,
-  CourierUnavailableError,
-  type TrackResult,
-} from '../../src/couriers/types';
+import { CourierRejectedError, CourierUnavailableError, type TrackResult } from '../../src/couriers/types';
 import { isPickedUpStatus } from '../../src/domain/status';
 import {
   captureLog,
