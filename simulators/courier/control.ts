@@ -283,6 +283,7 @@ export const controlRoutes: FastifyPluginAsyncTypebox<{ core: SimulatorCore }> =
   const EasyParcelBookingSchema = Type.Object({
     awbAfterLookups: Type.Integer({ minimum: 0, maximum: 100 }),
     repeatBooksAgain: Type.Boolean(),
+    unreadableAnswers: Type.Integer({ minimum: 0, maximum: 100 }),
   });
   app.put(
     '/easyparcel/booking',

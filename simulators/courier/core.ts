@@ -133,7 +133,11 @@ export class SimulatorCore implements SimBackend {
   private lost = new Set<string>();
   private issued = 0;
   /** EasyParcel's booking behaviours (control API); reset turns them off. */
-  readonly easyParcelBooking: EasyParcelBookingQuirks = { awbAfterLookups: 0, repeatBooksAgain: false };
+  readonly easyParcelBooking: EasyParcelBookingQuirks = {
+    awbAfterLookups: 0,
+    repeatBooksAgain: false,
+    unreadableAnswers: 0,
+  };
 
   constructor(opts: { now: () => number; timeScale: number; seed: number }) {
     this.clock = new SimClock(opts.now, opts.timeScale);
@@ -290,7 +294,11 @@ export class SimulatorCore implements SimBackend {
     this.stats.reset();
     this.faults.clear();
     this.answers.clear();
-    Object.assign(this.easyParcelBooking, { awbAfterLookups: 0, repeatBooksAgain: false });
+    Object.assign(this.easyParcelBooking, {
+      awbAfterLookups: 0,
+      repeatBooksAgain: false,
+      unreadableAnswers: 0,
+    });
     if (opts.parcels) {
       this.parcels.clear();
       this.references.clear();

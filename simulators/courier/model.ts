@@ -81,6 +81,8 @@ export interface EasyParcelBookingQuirks {
   awbAfterLookups: number;
   /** A repeated `reference` books again (a second, separate paid booking) instead of finding the first. */
   repeatBooksAgain: boolean;
+  /** The next this many submits book, then answer an unreadable 200 (the answer is lost). */
+  unreadableAnswers: number;
 }
 
 export interface SimBackend {
