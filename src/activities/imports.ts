@@ -7,11 +7,23 @@
  */
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/activity';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { isCourierCode, normaliseTrackingNumber, trackingNumberProblem } from '../couriers/numbers';
 import { CourierCode, type CourierAdapter } from '../couriers/types';
-import { ImportLineResult, importCounts, markImportDone, type ImportCounts } from '../read-model/imports';
+import {
+  ImportLineResult,
+  importCounts,
+  insertImportedShipments,
+  lockUndecidedLines,
+  markImportDone,
+  recordLineDecisions,
+  shipmentsByNumbers,
+  startedLinesOf,
+  startedParcels,
+  takePositions,
+  type ImportCounts,
+} from '../read-model/imports';
 import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
 import { alignToSlot, type PollPolicy } from '../domain/polling';
@@ -116,24 +128,6 @@ export function firstPollPlan(
   };
 }
 
-/** Takes `n` consecutive first-poll positions from the courier's cursor; the first one's time. */
-async function takePositions(
-  trx: Transaction<Database>,
-  courier: string,
-  n: number,
-  spacingMs: number,
-  nowMs: number,
-) {
-  const span = n * spacingMs;
-  const row = await sql<{ next_at: Date }>`
-    insert into import_poll_cursors as c (courier, next_at)
-    values (${courier}, ${new Date(nowMs + span)})
-    on conflict (courier) do update
-      set next_at = greatest(c.next_at, ${new Date(nowMs)}) + ${span} * interval '1 millisecond'
-    returning next_at`.execute(trx);
-  return row.rows[0]!.next_at.getTime() - span;
-}
-
 export function createImportActivities(deps: ImportActivityDeps) {
   /** The policy first polls are planned by: the pinned one, or the worker's (its shipment workflows ask it too). */
   const policyOf = (input: ImportLinesInput): PollPolicy => {
@@ -152,16 +146,7 @@ export function createImportActivities(deps: ImportActivityDeps) {
   /** Decides and records the results of the batch's unprocessed lines (one transaction). */
   async function decide(input: ImportLinesInput): Promise<void> {
     await db.transaction().execute(async (trx) => {
-      const lines = await trx
-        .selectFrom('parcel_import_lines')
-        .select(['line_no', 'courier', 'tracking_number', 'email', 'postcode'])
-        .where('import_id', '=', input.importId)
-        .where('line_no', '>=', input.fromLine)
-        .where('line_no', '<=', input.toLine)
-        .where('result', 'is', null)
-        .orderBy('line_no')
-        .forUpdate()
-        .execute();
+      const lines = await lockUndecidedLines(trx, input);
       if (lines.length === 0) return;
       type Decision = {
         result: ImportLineResult;
@@ -191,51 +176,29 @@ export function createImportActivities(deps: ImportActivityDeps) {
       const candidates = [...first.entries()];
       const inserted = new Set<string>();
       if (candidates.length > 0) {
-        const rows = await trx
-          .insertInto('shipments')
-          .values(
-            candidates.map(([id, c]) => ({
-              id,
-              order_id: null,
-              courier: c.courier,
-              tracking_number: c.trackingNumber,
-            })),
-          )
-          .onConflict((oc) => oc.doNothing())
-          .returning('id')
-          .execute();
-        for (const r of rows) inserted.add(r.id);
+        const ids = await insertImportedShipments(
+          trx,
+          candidates.map(([id, c]) => ({ id, courier: c.courier, trackingNumber: c.trackingNumber })),
+        );
+        for (const id of ids) inserted.add(id);
       }
       // Parcels tracked before this batch: by an order, an earlier import, or an earlier line of this one.
       const known = candidates.filter(([id]) => !inserted.has(id));
       const existing =
         known.length === 0
           ? []
-          : await trx
-              .selectFrom('shipments')
-              .select(['id', 'order_id', 'courier', 'tracking_number'])
-              .where((eb) =>
-                eb.or(
-                  known.map(([, c]) =>
-                    eb.and([eb('courier', '=', c.courier), eb('tracking_number', '=', c.trackingNumber)]),
-                  ),
-                ),
-              )
-              .execute();
+          : await shipmentsByNumbers(
+              trx,
+              known.map(([, c]) => c),
+            );
       const earlier =
         existing.length === 0
           ? []
-          : await trx
-              .selectFrom('parcel_import_lines')
-              .select(['line_no', 'shipment_id'])
-              .where('import_id', '=', input.importId)
-              .where('result', '=', ImportLineResult.STARTED)
-              .where(
-                'shipment_id',
-                'in',
-                existing.map((e) => e.id),
-              )
-              .execute();
+          : await startedLinesOf(
+              trx,
+              input.importId,
+              existing.map((e) => e.id),
+            );
       for (const [id, c] of known) {
         const row = existing.find((e) => e.courier === c.courier && e.tracking_number === c.trackingNumber);
         const line = earlier.find((e) => e.shipment_id === row?.id);
@@ -286,23 +249,7 @@ export function createImportActivities(deps: ImportActivityDeps) {
           firstPollAt: null,
         });
       }
-      const values = [...decided].map(
-        ([line, d]) =>
-          sql`(${line}::int, ${d.result}, ${d.reason}, ${d.shipmentId}, ${d.firstPollAt}::timestamptz)`,
-      );
-      await sql`
-        update parcel_import_lines l
-        set result = v.result, reason = v.reason, shipment_id = v.shipment_id,
-            first_poll_at = v.first_poll_at, processed_at = now()
-        from (values ${sql.join(values)}) as v(line_no, result, reason, shipment_id, first_poll_at)
-        where l.import_id = ${input.importId} and l.line_no = v.line_no`.execute(trx);
-      await sql`
-        update shipments s set next_poll_at = l.first_poll_at
-        from parcel_import_lines l
-        where l.import_id = ${input.importId} and l.line_no between ${input.fromLine} and ${input.toLine}
-          and l.result = ${ImportLineResult.STARTED} and s.id = l.shipment_id and s.next_poll_at is null`.execute(
-        trx,
-      );
+      await recordLineDecisions(trx, input, decided);
     });
   }
 
@@ -310,15 +257,7 @@ export function createImportActivities(deps: ImportActivityDeps) {
   async function startTracking(input: ImportLinesInput): Promise<number> {
     const temporal = deps.temporal;
     if (!temporal) throw new Error('the import activities need a Temporal client (ActivityDeps.temporal)');
-    const parcels = await db
-      .selectFrom('parcel_import_lines as l')
-      .innerJoin('shipments as s', 's.id', 'l.shipment_id')
-      .select(['s.id', 's.courier', 's.tracking_number', 'l.first_poll_at'])
-      .where('l.import_id', '=', input.importId)
-      .where('l.line_no', '>=', input.fromLine)
-      .where('l.line_no', '<=', input.toLine)
-      .where('l.result', '=', ImportLineResult.STARTED)
-      .execute();
+    const parcels = await startedParcels(db, input);
     let started = 0;
     for (let i = 0; i < parcels.length; i += START_CONCURRENCY) {
       await Promise.all(

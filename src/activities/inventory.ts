@@ -9,17 +9,17 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
   consumeStock,
-  lowStockSkus,
   releaseStock,
   ReservationSettledError,
   reserveStock,
   restockReturned,
-  type LowStock,
   type ReserveStockInput,
   type Shortage,
   type StockChange,
 } from '../read-model/inventory';
+import { lowStockSkus, type LowStock } from '../read-model/stock-checks';
 import { lowStockDedupeKey, raiseLowStockAlerts } from '../read-model/stock-alerts';
+import { storeOpsNotices } from '../read-model/notices';
 import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
 
@@ -115,22 +115,14 @@ export function createInventoryActivities(deps: InventoryActivityDeps) {
       const nowMs = now();
       // The alert staff list and acknowledge (GET /v1/admin/stock/alerts), same key as the notification.
       await raiseLowStockAlerts(db, low, nowMs);
-      const rows = await db
-        .insertInto('notifications')
-        .values(
-          low.map((item) => ({
-            dedupe_key: lowStockDedupeKey(item.sku, nowMs),
-            order_id: null,
-            kind: 'LOW_STOCK',
-            channel: 'ops',
-            recipient: 'ops',
-            payload: JSON.stringify({ sku: item.sku, available: item.available, threshold: item.threshold }),
-          })),
-        )
-        .onConflict((oc) => oc.column('dedupe_key').doNothing())
-        .returning('dedupe_key')
-        .execute();
-      const created = new Set(rows.map((r) => r.dedupe_key));
+      const created = await storeOpsNotices(
+        db,
+        low.map((item) => ({
+          dedupeKey: lowStockDedupeKey(item.sku, nowMs),
+          kind: 'LOW_STOCK',
+          payload: { sku: item.sku, available: item.available, threshold: item.threshold },
+        })),
+      );
       const notified = low
         .filter((item) => created.has(lowStockDedupeKey(item.sku, nowMs)))
         .map((i) => i.sku);

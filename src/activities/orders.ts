@@ -4,9 +4,12 @@
  * ids, notifications and audit entries by a dedupe key. Courier bookings are in ./bookings.ts.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { writeAudit, type AuditEntry } from '../read-model/audit';
+import { noticeAttemptFailed, noticeGivenUp, noticeSent, storeNotice } from '../read-model/notices';
+import { closeAttention, openAttention } from '../read-model/order-attention';
+import { lockOrderStatus, orderRecipient, updateOrderStatus } from '../read-model/orders';
 import { FailureType } from '../domain/failures';
 import type { Logger } from '../logger';
 import {
@@ -36,22 +39,13 @@ export function createOrderActivities(deps: OrderActivityDeps) {
     }): Promise<void> {
       await db.transaction().execute(async (trx) => {
         // Locked, so a racing second run sees this one's status and writes no second event.
-        const before = await trx
-          .selectFrom('orders')
-          .select(['status', 'number'])
-          .where('id', '=', input.orderId)
-          .forUpdate()
-          .executeTakeFirst();
-        await trx
-          .updateTable('orders')
-          .set({
-            status: input.status,
-            failure_code: input.failureCode ?? null,
-            failure_message: input.failureMessage ?? null,
-            updated_at: sql<Date>`now()`,
-          })
-          .where('id', '=', input.orderId)
-          .execute();
+        const before = await lockOrderStatus(trx, input.orderId);
+        await updateOrderStatus(trx, {
+          orderId: input.orderId,
+          status: input.status,
+          failureCode: input.failureCode ?? null,
+          failureMessage: input.failureMessage ?? null,
+        });
         if (before && before.status !== input.status) {
           await writeOrderEvent(trx, {
             orderId: input.orderId,
@@ -89,33 +83,17 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       milestone: string;
       details?: Record<string, unknown>;
     }): Promise<void> {
-      const order = await db
-        .selectFrom('orders')
-        .select(['email', 'number'])
-        .where('id', '=', input.orderId)
-        .executeTakeFirstOrThrow();
+      const order = await orderRecipient(db, input.orderId);
       const dedupeKey = `order:${input.orderId}:${input.milestone}`;
       const payload = { orderNumber: order.number, milestone: input.milestone, ...input.details };
-      await db
-        .insertInto('notifications')
-        .values({
-          dedupe_key: dedupeKey,
-          order_id: input.orderId,
-          kind: input.milestone,
-          channel: transport.channel,
-          recipient: order.email,
-          payload: JSON.stringify(payload),
-          status: 'PENDING',
-          attempts: 0,
-          sent_at: null,
-        })
-        .onConflict((oc) => oc.column('dedupe_key').doNothing())
-        .execute();
-      const row = await db
-        .selectFrom('notifications')
-        .select(['status', 'payload', 'recipient'])
-        .where('dedupe_key', '=', dedupeKey)
-        .executeTakeFirstOrThrow();
+      const row = await storeNotice(db, {
+        dedupeKey,
+        orderId: input.orderId,
+        kind: input.milestone,
+        channel: transport.channel,
+        recipient: order.email,
+        payload,
+      });
       // Sent, or refused for good by the shop's endpoint: either way there is nothing to resend.
       if (row.status !== 'PENDING') return;
       try {
@@ -127,15 +105,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         });
       } catch (err) {
         const rejected = err instanceof NotificationRejectedError;
-        await db
-          .updateTable('notifications')
-          .set({
-            attempts: sql<number>`attempts + 1`,
-            last_error: (err as Error).message,
-            ...(rejected ? { status: 'FAILED' } : {}),
-          })
-          .where('dedupe_key', '=', dedupeKey)
-          .execute();
+        await noticeAttemptFailed(db, dedupeKey, (err as Error).message, rejected);
         if (rejected) {
           throw ApplicationFailure.create({
             type: FailureType.NOTIFICATION_REJECTED,
@@ -145,11 +115,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
         }
         throw err;
       }
-      await db
-        .updateTable('notifications')
-        .set({ status: 'SENT', attempts: sql<number>`attempts + 1`, last_error: null, sent_at: new Date() })
-        .where('dedupe_key', '=', dedupeKey)
-        .execute();
+      await noticeSent(db, dedupeKey);
     },
 
     /** The saga gave up on a notification after its retries: the row says so for admins. */
@@ -158,12 +124,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       milestone: string;
       error: string;
     }): Promise<void> {
-      await db
-        .updateTable('notifications')
-        .set({ status: 'FAILED', last_error: input.error })
-        .where('dedupe_key', '=', `order:${input.orderId}:${input.milestone}`)
-        .where('status', '=', 'PENDING')
-        .execute();
+      await noticeGivenUp(db, `order:${input.orderId}:${input.milestone}`, input.error);
       log.warn(
         { orderId: input.orderId, milestone: input.milestone, error: input.error },
         'notification given up',
@@ -183,20 +144,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       raiseKey: string;
     }): Promise<void> {
       await db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('order_attention')
-          .values({ order_id: input.orderId, item_id: input.itemId, step: input.step, reason: input.reason })
-          .onConflict((oc) =>
-            oc.columns(['order_id', 'item_id']).doUpdateSet({
-              status: 'OPEN',
-              reason: input.reason,
-              opened_at: sql<Date>`case when order_attention.status = 'OPEN' then order_attention.opened_at else now() end`,
-              closed_at: null,
-              closed_by: null,
-              resolution: null,
-            }),
-          )
-          .execute();
+        await openAttention(trx, input);
         await writeAudit(trx, [
           {
             actor: 'system:order-saga',
@@ -223,18 +171,7 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       actionKey: string;
     }): Promise<void> {
       await db.transaction().execute(async (trx) => {
-        await trx
-          .updateTable('order_attention')
-          .set({
-            status: input.outcome,
-            closed_at: sql<Date>`now()`,
-            closed_by: input.by,
-            resolution: input.resolution,
-          })
-          .where('order_id', '=', input.orderId)
-          .where('item_id', '=', input.itemId)
-          .where('status', '=', 'OPEN')
-          .execute();
+        await closeAttention(trx, input);
         await writeAudit(trx, [
           {
             actor: input.by,

@@ -5,7 +5,7 @@
  * courier and in total. Computed from the read model, upserted into `daily_reports` (a
  * rerun for the same day overwrites its one row) and logged.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type {
   DailyCourierFigures,
   DailyExceptionReason,
@@ -13,6 +13,7 @@ import type {
   Database,
 } from '../../db/database';
 import { courierUsageOn } from '../read-model/courier-usage';
+import { deliveryDayFigures, saveDailyReport } from '../read-model/daily-reports';
 import { SHIPMENT_STATUSES } from '../domain/status';
 import type { Logger } from '../logger';
 
@@ -45,9 +46,6 @@ export interface DailyReportFigures {
 const DAY_MS = 86_400_000;
 
 /** Seconds from pickup (or creation, when the pickup was never seen) to delivery. */
-const deliverySeconds = sql<number>`extract(epoch from delivered_at - coalesce(picked_up_at, created_at))::float8`;
-const median = sql<number | null>`percentile_cont(0.5) within group (order by ${deliverySeconds})`;
-
 const whole = (value: number | null | undefined): number | null =>
   value === null || value === undefined ? null : Math.round(value);
 
@@ -59,71 +57,11 @@ export async function computeDailyReport(
   const from = new Date(`${day}T00:00:00.000Z`);
   const to = new Date(from.getTime() + DAY_MS);
 
-  const deliveries = await db
-    .selectFrom('shipments')
-    .select((eb) => [
-      'courier',
-      eb.fn.countAll<number>().as('count'),
-      median.as('median'),
-      sql<number>`count(*) filter (where delivered_at > eta)`.as('late'),
-    ])
-    .where('delivered_at', '>=', from)
-    .where('delivered_at', '<', to)
-    .groupBy('courier')
-    .execute();
-  const overall = await db
-    .selectFrom('shipments')
-    .select(median.as('median'))
-    .where('delivered_at', '>=', from)
-    .where('delivered_at', '<', to)
-    .executeTakeFirst();
-  // A shipment with several exception scans that day is one exception.
-  const exceptions = await db
-    .selectFrom('tracking_events as e')
-    .innerJoin('shipments as s', 's.id', 'e.shipment_id')
-    .select((eb) => ['s.courier', eb.fn.count<number>('e.shipment_id').distinct().as('count')])
-    .where('e.status', '=', 'EXCEPTION')
-    .where('e.occurred_at', '>=', from)
-    .where('e.occurred_at', '<', to)
-    .groupBy('s.courier')
-    .execute();
-  const expired = await db
-    .selectFrom('shipments')
-    .select((eb) => ['courier', eb.fn.countAll<number>().as('count')])
-    .where('status', '=', 'EXPIRED')
-    .where('finished_at', '>=', from)
-    .where('finished_at', '<', to)
-    .groupBy('courier')
-    .execute();
-  // Time in a status: from a scan to the parcel's next scan, summed per parcel and status
-  // (repeated scans of one status add up), then averaged over the parcels that had it.
-  const statusTimes = await sql<{ status: string; parcels: number; average: number }>`
-    with scans as (
-      select e.shipment_id, e.status, e.occurred_at,
-             lead(e.occurred_at) over (partition by e.shipment_id order by e.occurred_at, e.id) as next_at
-      from tracking_events e join shipments s on s.id = e.shipment_id
-      where s.delivered_at >= ${from} and s.delivered_at < ${to}
-    ), per_parcel as (
-      select shipment_id, status, sum(extract(epoch from next_at - occurred_at)) as seconds
-      from scans where next_at is not null group by shipment_id, status
-    )
-    select status, count(*) as parcels, avg(seconds)::float8 as average from per_parcel group by status
-  `.execute(db);
-  const reasons = await db
-    .selectFrom('tracking_events as e')
-    .innerJoin('shipments as s', 's.id', 'e.shipment_id')
-    .select((eb) => [
-      's.courier',
-      sql<string>`coalesce(e.sub_status, e.raw_code, 'unspecified')`.as('reason'),
-      eb.fn.count<number>('e.shipment_id').distinct().as('count'),
-    ])
-    .where('e.status', '=', 'EXCEPTION')
-    .where('e.occurred_at', '>=', from)
-    .where('e.occurred_at', '<', to)
-    .groupBy(['s.courier', 'reason'])
-    .orderBy('s.courier')
-    .orderBy('reason')
-    .execute();
+  const { deliveries, overall, exceptions, expired, statusTimes, reasons } = await deliveryDayFigures(
+    db,
+    from,
+    to,
+  );
   const usage = await courierUsageOn(db, day);
 
   const couriers = [
@@ -156,7 +94,7 @@ export async function computeDailyReport(
     expired: total((c) => c.expired),
     medianDeliverySeconds: whole(overall?.median),
     lateDeliveries: total((c) => c.late),
-    statusSeconds: statusTimes.rows
+    statusSeconds: statusTimes
       .map((r) => ({ status: r.status, parcels: Number(r.parcels), averageSeconds: whole(r.average) ?? 0 }))
       .sort((a, b) => lifecycle(a.status) - lifecycle(b.status) || a.status.localeCompare(b.status)),
     exceptionsByReason: reasons.map((r) => ({
@@ -190,11 +128,7 @@ export function createReportActivities(deps: ReportActivityDeps) {
         status_seconds: JSON.stringify(report.statusSeconds),
         exceptions_by_reason: JSON.stringify(report.exceptionsByReason),
       };
-      await db
-        .insertInto('daily_reports')
-        .values({ day: report.day, ...row })
-        .onConflict((oc) => oc.column('day').doUpdateSet({ ...row, generated_at: sql<Date>`now()` }))
-        .execute();
+      await saveDailyReport(db, report.day, row);
       log.info(
         {
           report: {

@@ -1,66 +1,23 @@
 /**
- * Read-model queries behind the admin routes: the exceptions queue (filters, keyset
- * pages), the shipments a bulk refresh targets, and the stats. Staleness is decided in SQL
- * by the twin of {@link freshnessOf} (src/domain/freshness.ts), so a filter and the
- * `freshness` shown on each row never disagree.
+ * The admin routes' views of the read model: the exceptions queue's pages (cursor, rows with
+ * their freshness) and the stats' figures. Their SQL (filters, keyset reads, counts) is
+ * src/read-model/admin-queries.ts; the freshness shown on each row is {@link freshnessOf}.
  */
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { COURIER_CODES } from '../couriers/types';
-import { SHIPMENT_STATUSES, TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
-import { freshnessOf, freshSql, type Freshness, type FreshnessRule } from '../domain/freshness';
+import { isPolledCourier } from '../domain/polling';
+import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
+import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
 import { budgetDay } from '../domain/polling';
+import {
+  oldestStaleShipment,
+  queueRows,
+  shipmentCountsByStatus,
+  syncFailingCount,
+  type ShipmentFilter,
+} from '../read-model/admin-queries';
 import { courierUsageOn } from '../read-model/courier-usage';
-
-const TERMINAL = [...TERMINAL_STATUSES];
-
-export interface ShipmentFilter {
-  /** Any of these statuses. */
-  status?: ShipmentStatus[];
-  courier?: string;
-  /** true: freshness stale or expired; false: fresh. */
-  stale?: boolean;
-  /** true: status EXCEPTION or a sync error on the row; false: neither. */
-  exception?: boolean;
-  /** No scan (last event, or creation when there is none) for at least this many days. */
-  noScanForDays?: number;
-  orderId?: string;
-  /** Only shipments still being tracked (not DELIVERED / RETURNED / CANCELLED / EXPIRED). */
-  openOnly?: boolean;
-}
-
-type ShipmentsEb = ExpressionBuilder<Database, 'shipments'>;
-
-function filterConditions(
-  eb: ShipmentsEb,
-  filter: ShipmentFilter,
-  rule: FreshnessRule,
-  now: Date,
-): Expression<SqlBool>[] {
-  // Archived rows are history, out of every admin view.
-  const conditions: Expression<SqlBool>[] = [eb('shipments.archived_at', 'is', null)];
-  if (filter.status && filter.status.length > 0) conditions.push(eb('shipments.status', 'in', filter.status));
-  if (filter.courier !== undefined) conditions.push(eb('shipments.courier', '=', filter.courier));
-  if (filter.orderId !== undefined) conditions.push(eb('shipments.order_id', '=', filter.orderId));
-  if (filter.openOnly) conditions.push(eb('shipments.status', 'not in', TERMINAL));
-  if (filter.stale !== undefined) {
-    const fresh = freshSql(rule, now);
-    conditions.push(filter.stale ? eb.not(fresh) : fresh);
-  }
-  if (filter.exception !== undefined) {
-    const exception = eb.or([
-      eb('shipments.status', '=', 'EXCEPTION'),
-      eb('shipments.sync_error', 'is not', null),
-    ]);
-    conditions.push(filter.exception ? exception : eb.not(exception));
-  }
-  if (filter.noScanForDays !== undefined) {
-    conditions.push(
-      sql<SqlBool>`coalesce(shipments.last_event_at, shipments.created_at) <= ${now.toISOString()}::timestamptz - ${filter.noScanForDays} * interval '1 day'`,
-    );
-  }
-  return conditions;
-}
 
 /** A position in the queue: the last row's creation time (microseconds, as Postgres keeps it) and id. */
 export interface QueueCursor {
@@ -121,39 +78,7 @@ export async function shipmentQueuePage(
   opts: { filter: ShipmentFilter; rule: FreshnessRule; now: Date; limit: number; after: QueueCursor | null },
 ): Promise<{ items: QueueItem[]; next: QueueCursor | null }> {
   const { filter, rule, now, limit, after } = opts;
-  const rows = await db
-    .selectFrom('shipments')
-    .select([
-      'id',
-      'order_id',
-      'courier',
-      'tracking_number',
-      'status',
-      'sub_status',
-      'last_synced_at',
-      'next_poll_at',
-      'last_event_at',
-      'sync_error',
-      'sync_failing_since',
-      'consecutive_failures',
-      'created_at',
-      sql<string>`to_char(shipments.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as(
-        'created_at_key',
-      ),
-    ])
-    .where((eb) => {
-      const conditions = filterConditions(eb, filter, rule, now);
-      if (after) {
-        conditions.push(
-          sql<SqlBool>`(shipments.created_at, shipments.id) > (${after.createdAt}::timestamptz, ${after.id})`,
-        );
-      }
-      return eb.and(conditions);
-    })
-    .orderBy('created_at', 'asc')
-    .orderBy('id', 'asc')
-    .limit(limit + 1)
-    .execute();
+  const rows = await queueRows(db, { filter, rule, now, limit: limit + 1, after });
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {
@@ -190,25 +115,6 @@ export async function shipmentQueuePage(
   };
 }
 
-/**
- * Shipments still being tracked that match `filter`, stalest first (longest since their
- * last sync, or since creation when never synced), at most `cap`; `capped` when more match.
- */
-export async function openShipmentsMatching(
-  db: Kysely<Database>,
-  opts: { filter: ShipmentFilter; rule: FreshnessRule; now: Date; cap: number },
-): Promise<{ ids: string[]; capped: boolean }> {
-  const rows = await db
-    .selectFrom('shipments')
-    .select('id')
-    .where((eb) => eb.and(filterConditions(eb, { ...opts.filter, openOnly: true }, opts.rule, opts.now)))
-    .orderBy(sql`coalesce(shipments.last_synced_at, shipments.created_at)`, 'asc')
-    .orderBy('id', 'asc')
-    .limit(opts.cap + 1)
-    .execute();
-  return { ids: rows.slice(0, opts.cap).map((r) => r.id), capped: rows.length > opts.cap };
-}
-
 export interface CourierUsage {
   courier: string;
   calls: number;
@@ -237,30 +143,12 @@ export async function adminStats(
 ): Promise<AdminStats> {
   const { rule, now, dailyBudget } = opts;
   const day = budgetDay(now.getTime());
-  const [byStatus, usage, failing, oldestStale] = await Promise.all([
-    db
-      .selectFrom('shipments')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('count')])
-      .where('archived_at', 'is', null)
-      .groupBy('status')
-      .execute(),
+  const [byStatus, usage, failingNow, oldestStale] = await Promise.all([
+    shipmentCountsByStatus(db),
     courierUsageOn(db, day),
-    db
-      .selectFrom('shipments')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('archived_at', 'is', null)
-      .where('sync_error', 'is not', null)
-      .where('status', 'not in', TERMINAL)
-      .executeTakeFirstOrThrow(),
+    syncFailingCount(db),
     // The alarm is about tracking that fell behind: finished shipments cannot be refreshed.
-    db
-      .selectFrom('shipments')
-      .select(['id', 'status', 'courier', 'last_synced_at'])
-      .where((eb) => eb.and(filterConditions(eb, { stale: true, openOnly: true }, rule, now)))
-      .orderBy(sql`coalesce(shipments.last_synced_at, shipments.created_at)`, 'asc')
-      .orderBy('id', 'asc')
-      .limit(1)
-      .executeTakeFirst(),
+    oldestStaleShipment(db, rule, now),
   ]);
 
   const shipmentsByStatus = Object.fromEntries(SHIPMENT_STATUSES.map((s) => [s, 0])) as Record<
@@ -270,8 +158,11 @@ export async function adminStats(
   for (const row of byStatus) {
     if (row.status in shipmentsByStatus) shipmentsByStatus[row.status as ShipmentStatus] = Number(row.count);
   }
-  // Every courier we know appears (zero calls included), plus any other the usage table names.
-  const couriers = [...new Set([...COURIER_CODES, ...usage.map((u) => u.courier)])].sort();
+  // Every courier we call appears (zero calls included), plus any other the usage table names;
+  // the shop's own fleet is never called and has no budget.
+  const couriers = [
+    ...new Set([...COURIER_CODES.filter(isPolledCourier), ...usage.map((u) => u.courier)]),
+  ].sort();
   return {
     generatedAt: now.toISOString(),
     shipmentsByStatus,
@@ -290,7 +181,7 @@ export async function adminStats(
       }),
     },
     pollFailures: {
-      failingNow: Number(failing.count),
+      failingNow,
       failuresToday: usage.reduce((sum, u) => sum + u.failures, 0),
     },
     oldestStale: oldestStale

@@ -6,10 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
-import { sql, type Kysely, type SqlBool } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database, Shipment } from '../../db/database';
-import { TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
+import type { ShipmentStatus } from '../domain/status';
 import type { ShipmentState } from '../workflows/contract';
+import { openAttentionKeyset } from '../read-model/order-attention';
+import { syncErrorKeyset } from '../read-model/shipment-lookups';
 import type { ApiDeps } from './app';
 import { ApiError } from './errors';
 import { FailedWorkKind, WorkflowEnd, type FailedWorkQuery } from './schemas/failed-work';
@@ -80,8 +82,6 @@ function decodeCursor(query: FailedWorkQuery, size: number): Position | null {
 }
 
 const MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const microsKey = (column: string) =>
-  sql<string>`to_char(${sql.ref(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 function checkFilters(query: FailedWorkQuery): void {
   const workflowKind =
@@ -157,8 +157,6 @@ function keysetPage<R>(
   };
 }
 
-const contains = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-
 async function attentionPage(
   db: Kysely<Database>,
   query: FailedWorkQuery,
@@ -166,22 +164,12 @@ async function attentionPage(
   cutoff: Date | null,
 ): Promise<FailedWorkPage> {
   const after = keysetAfter(query, 3);
-  const rows = await db
-    .selectFrom('order_attention as a')
-    .select(['a.order_id', 'a.item_id', 'a.reason', 'a.opened_at', microsKey('a.opened_at').as('key')])
-    .where('a.status', '=', 'OPEN')
-    .$if(cutoff !== null, (q) => q.where('a.opened_at', '<=', cutoff!))
-    .$if(query.reason !== undefined, (q) => q.where('a.reason', 'ilike', contains(query.reason!)))
-    .$if(after !== null, (q) =>
-      q.where(
-        sql<SqlBool>`(a.opened_at, a.order_id, a.item_id) > (${after![0]}::timestamptz, ${after![1]}, ${after![2]})`,
-      ),
-    )
-    .orderBy('a.opened_at')
-    .orderBy('a.order_id')
-    .orderBy('a.item_id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await openAttentionKeyset(db, {
+    openedBy: cutoff,
+    reasonContains: query.reason,
+    after,
+    limit: limit + 1,
+  });
   return keysetPage(
     query,
     rows,
@@ -206,34 +194,13 @@ async function syncErrorPage(
   cutoff: Date | null,
 ): Promise<FailedWorkPage> {
   const after = keysetAfter(query, 2);
-  const rows = await db
-    .selectFrom('shipments as s')
-    .select([
-      's.id',
-      's.order_id',
-      's.courier',
-      's.sync_error',
-      's.sync_failing_since',
-      's.updated_at',
-      microsKey('s.created_at').as('key'),
-    ])
-    .where('s.sync_error', 'is not', null)
-    .where('s.archived_at', 'is', null)
-    .where('s.status', 'not in', [...TERMINAL_STATUSES])
-    .$if(query.courier !== undefined, (q) => q.where('s.courier', '=', query.courier!))
-    .$if(cutoff !== null, (q) =>
-      q.where(
-        sql<SqlBool>`coalesce(s.sync_failing_since, s.updated_at) <= ${cutoff!.toISOString()}::timestamptz`,
-      ),
-    )
-    .$if(query.reason !== undefined, (q) => q.where('s.sync_error', 'ilike', contains(query.reason!)))
-    .$if(after !== null, (q) =>
-      q.where(sql<SqlBool>`(s.created_at, s.id) > (${after![0]}::timestamptz, ${after![1]})`),
-    )
-    .orderBy('s.created_at')
-    .orderBy('s.id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await syncErrorKeyset(db, {
+    courier: query.courier,
+    failingBy: cutoff,
+    errorContains: query.reason,
+    after,
+    limit: limit + 1,
+  });
   return keysetPage(
     query,
     rows,

@@ -8,8 +8,9 @@
  *   a retry never creates a second order.
  */
 import { createHash } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
+import { completeKey, insertKey, lockKeyRow, relockKey, releaseKey } from '../read-model/idempotency-keys';
 import { ApiError } from './errors';
 
 /** How long a request holds its key before a retry may take it over (ms). */
@@ -44,37 +45,16 @@ export async function claimKey(
   opts: { scope: string; key: string; hash: string; newResourceId: string },
 ): Promise<KeyClaim> {
   return db.transaction().execute(async (trx) => {
-    const inserted = await trx
-      .insertInto('api_idempotency_keys')
-      .values({
-        scope: opts.scope,
-        key: opts.key,
-        request_hash: opts.hash,
-        state: 'IN_PROGRESS',
-        response_status: null,
-        response_body: null,
-        resource_id: opts.newResourceId,
-        locked_until: sql<Date>`now() + ${`${LOCK_MS} milliseconds`}::interval`,
-      })
-      .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
-      .returning('resource_id')
-      .executeTakeFirst();
+    const ref = { scope: opts.scope, key: opts.key };
+    const inserted = await insertKey(trx, {
+      ...ref,
+      hash: opts.hash,
+      resourceId: opts.newResourceId,
+      lockMs: LOCK_MS,
+    });
     if (inserted) return { kind: 'owner', resourceId: opts.newResourceId };
 
-    const existing = await trx
-      .selectFrom('api_idempotency_keys')
-      .select([
-        'request_hash',
-        'state',
-        'response_status',
-        'response_body',
-        'resource_id',
-        sql<boolean>`coalesce(locked_until > now(), false)`.as('locked'),
-      ])
-      .where('scope', '=', opts.scope)
-      .where('key', '=', opts.key)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
+    const existing = await lockKeyRow(trx, ref);
     if (existing.request_hash !== opts.hash) {
       throw new ApiError(
         422,
@@ -92,43 +72,9 @@ export async function claimKey(
         'a request with this Idempotency-Key is still being processed; retry in a few seconds',
       );
     }
-    await trx
-      .updateTable('api_idempotency_keys')
-      .set({ locked_until: sql<Date>`now() + ${`${LOCK_MS} milliseconds`}::interval` })
-      .where('scope', '=', opts.scope)
-      .where('key', '=', opts.key)
-      .execute();
+    await relockKey(trx, { ...ref, lockMs: LOCK_MS });
     return { kind: 'owner', resourceId: existing.resource_id ?? opts.newResourceId };
   });
-}
-
-/** Stores the final response: later requests with this key replay it. */
-export async function completeKey(
-  db: Kysely<Database>,
-  opts: { scope: string; key: string; status: number; body: unknown },
-): Promise<void> {
-  await db
-    .updateTable('api_idempotency_keys')
-    .set({
-      state: 'DONE',
-      response_status: opts.status,
-      response_body: JSON.stringify(opts.body),
-      locked_until: null,
-    })
-    .where('scope', '=', opts.scope)
-    .where('key', '=', opts.key)
-    .execute();
-}
-
-/** Lets the next retry take over at once (the request failed on an outage, not on its input). */
-export async function releaseKey(db: Kysely<Database>, opts: { scope: string; key: string }): Promise<void> {
-  await db
-    .updateTable('api_idempotency_keys')
-    .set({ locked_until: null })
-    .where('scope', '=', opts.scope)
-    .where('key', '=', opts.key)
-    .where('state', '=', 'IN_PROGRESS')
-    .execute();
 }
 
 /**

@@ -13,8 +13,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { COURIER_CODES } from '../couriers/types';
-import { freshSql } from '../domain/freshness';
-import { SHIPMENT_STATUSES, TERMINAL_STATUSES } from '../domain/status';
+import { shipmentCountsByStatus, staleCount, syncFailingCount } from '../read-model/admin-queries';
+import { SHIPMENT_STATUSES } from '../domain/status';
 import { budgetDay } from '../domain/polling';
 import { courierUsageOn } from '../read-model/courier-usage';
 import type { ApiDeps } from './app';
@@ -35,8 +35,6 @@ export const BUSINESS_METRICS_CACHE_MS = 5_000;
 /** Requests that matched no route share one label value, so junk URLs cannot add series. */
 const UNMATCHED_ROUTE = 'unmatched';
 
-const TERMINAL = [...TERMINAL_STATUSES];
-
 interface BusinessReading {
   byStatus: Map<string, number>;
   stale: number;
@@ -47,32 +45,16 @@ interface BusinessReading {
 async function readBusiness(deps: ApiDeps): Promise<BusinessReading> {
   const { db } = deps;
   // Stale (or expired) as customers see it: the rule of src/domain/freshness.ts, in SQL.
-  const fresh = freshSql(deps.config.api.freshness, new Date());
-  const open = db
-    .selectFrom('shipments')
-    .where('archived_at', 'is', null)
-    .where('status', 'not in', TERMINAL);
   const [byStatus, stale, syncFailing, usage] = await Promise.all([
-    db
-      .selectFrom('shipments')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('archived_at', 'is', null)
-      .groupBy('status')
-      .execute(),
-    open
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where((eb) => eb.not(fresh))
-      .executeTakeFirstOrThrow(),
-    open
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('sync_error', 'is not', null)
-      .executeTakeFirstOrThrow(),
+    shipmentCountsByStatus(db),
+    staleCount(db, deps.config.api.freshness, new Date()),
+    syncFailingCount(db),
     courierUsageOn(db, budgetDay(Date.now())),
   ]);
   return {
-    byStatus: new Map(byStatus.map((r) => [r.status, Number(r.n)])),
-    stale: Number(stale.n),
-    syncFailing: Number(syncFailing.n),
+    byStatus: new Map(byStatus.map((r) => [r.status, Number(r.count)])),
+    stale,
+    syncFailing,
     usage: new Map(usage.map((r) => [r.courier, { calls: r.calls, failures: r.failures }])),
   };
 }

@@ -23,7 +23,8 @@ import { can, Permission } from './access';
 import type { ApiDeps } from './app';
 import type { Principal } from './auth';
 import { ApiError, isTemporalUnavailable } from './errors';
-import { takeRefreshQuota } from './refresh-quota';
+import { findOrder, getOrderStatus } from '../read-model/orders';
+import { takeRefreshQuota } from '../read-model/refresh-quota';
 import { RefreshOutcome, type ShipmentRefresh } from './tracking-view';
 import { FailureType } from '../domain/failures';
 
@@ -48,7 +49,7 @@ export function isVisibleTo(principal: Principal, orderCustomerId: string | null
  * as for an id that does not exist.
  */
 export async function orderVisibleTo(deps: ApiDeps, principal: Principal, orderId: string): Promise<Order> {
-  const order = await deps.db.selectFrom('orders').selectAll().where('id', '=', orderId).executeTakeFirst();
+  const order = await findOrder(deps.db, orderId);
   if (!order || !isVisibleTo(principal, order.customer_id)) throw orderNotFound(orderId);
   return order;
 }
@@ -137,13 +138,9 @@ export async function cancelOrder(
     if (err instanceof WorkflowUpdateFailedError) throw refusal(err);
     if (err instanceof WorkflowNotFoundError) {
       // The saga finished between our read and the update: answer from what it wrote.
-      const now = await deps.db
-        .selectFrom('orders')
-        .select('status')
-        .where('id', '=', order.id)
-        .executeTakeFirstOrThrow();
-      if (now.status === 'CANCELLED') return 'cancelled';
-      throw new ApiError(409, 'ORDER_FINISHED', `the order is already ${now.status} and cannot be cancelled`);
+      const now = await getOrderStatus(deps.db, order.id);
+      if (now === 'CANCELLED') return 'cancelled';
+      throw new ApiError(409, 'ORDER_FINISHED', `the order is already ${now} and cannot be cancelled`);
     }
     throw err;
   }

@@ -6,19 +6,19 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Kysely } from 'kysely';
+import {
+  eventsAfter,
+  lastEventIds,
+  streamShipmentsOf,
+  type StreamShipmentRow,
+} from '../read-model/order-tracking';
+import { findOrderStatus, getOrderStatus } from '../read-model/orders';
 import type { Static } from 'typebox';
-import type { Database } from '../../db/database';
 import { isTerminal, type ShipmentStatus } from '../domain/status';
 import type { ApiDeps } from './app';
 import { FINISHED_ORDER_STATUSES } from './order-actions';
 import { STATUS_TEXT } from './freshness';
-import {
-  SHIPMENT_VIEW_COLUMNS,
-  trackingViews,
-  type ShipmentTrackingView,
-  type TrackingEventView,
-} from './tracking-view';
+import { trackingViews, type ShipmentTrackingView, type TrackingEventView } from './tracking-view';
 
 /** A stream whose client reads slower than this much buffered output is dropped (bytes). */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -49,18 +49,7 @@ interface Seen {
   lastEventId: number;
 }
 
-const STREAM_SHIPMENT_COLUMNS = [...SHIPMENT_VIEW_COLUMNS, 'sub_status', 'version'] as const;
-
-function shipmentsOf(db: Kysely<Database>, orderId: string) {
-  return db
-    .selectFrom('shipments')
-    .select(STREAM_SHIPMENT_COLUMNS)
-    .where('order_id', '=', orderId)
-    .orderBy('id')
-    .execute();
-}
-
-type Row = Awaited<ReturnType<typeof shipmentsOf>>[number];
+type Row = StreamShipmentRow;
 
 const seenOf = (row: Row, lastEventId: number): Seen => ({
   status: row.status,
@@ -130,30 +119,20 @@ export class TrackingStream {
       .transaction()
       .setIsolationLevel('repeatable read')
       .execute(async (trx) => {
-        const rows = await shipmentsOf(trx, this.orderId);
+        const rows = await streamShipmentsOf(trx, this.orderId);
         const maxIds =
           rows.length === 0
             ? []
-            : await trx
-                .selectFrom('tracking_events')
-                .select(['shipment_id', (eb) => eb.fn.max('id').as('max')])
-                .where(
-                  'shipment_id',
-                  'in',
-                  rows.map((r) => r.id),
-                )
-                .groupBy('shipment_id')
-                .execute();
-        const order = await trx
-          .selectFrom('orders')
-          .select('status')
-          .where('id', '=', this.orderId)
-          .executeTakeFirstOrThrow();
+            : await lastEventIds(
+                trx,
+                rows.map((r) => r.id),
+              );
+        const orderStatus = await getOrderStatus(trx, this.orderId);
         return {
           rows,
           maxIds,
           views: await trackingViews(trx, rows, config.api.freshness),
-          orderStatus: order.status,
+          orderStatus,
         };
       });
     const maxId = new Map(maxIds.map((m) => [m.shipment_id, Number(m.max ?? 0)]));
@@ -217,12 +196,8 @@ export class TrackingStream {
   /** One look at the read model: sends what changed since the last look, ends when all is finished. */
   private async check(): Promise<void> {
     const { db, config } = this.deps;
-    const order = await db
-      .selectFrom('orders')
-      .select('status')
-      .where('id', '=', this.orderId)
-      .executeTakeFirst();
-    const rows = await shipmentsOf(db, this.orderId);
+    const order = await findOrderStatus(db, this.orderId);
+    const rows = await streamShipmentsOf(db, this.orderId);
     if (this.closed) return;
 
     const moved = rows.filter((r) => {
@@ -230,21 +205,10 @@ export class TrackingStream {
       return !before || before.version !== r.version || shownChanged(before, seenOf(r, 0));
     });
     if (moved.length > 0) {
-      const events = await db
-        .selectFrom('tracking_events')
-        .select(['id', 'shipment_id', 'status', 'occurred_at', 'location_city', 'location_country'])
-        .where((eb) =>
-          eb.or(
-            moved.map((r) =>
-              eb.and([
-                eb('shipment_id', '=', r.id),
-                eb('id', '>', this.seen.get(r.id)?.lastEventId ?? this.floor),
-              ]),
-            ),
-          ),
-        )
-        .orderBy('id')
-        .execute();
+      const events = await eventsAfter(
+        db,
+        moved.map((r) => ({ shipmentId: r.id, eventId: this.seen.get(r.id)?.lastEventId ?? this.floor })),
+      );
       const statusChanged = moved.filter((r) => {
         const before = this.seen.get(r.id);
         return !before || shownChanged(before, seenOf(r, 0));
@@ -278,12 +242,12 @@ export class TrackingStream {
       }
     }
 
-    const orderStatus = order?.status ?? this.orderStatus;
+    const orderStatus = order ?? this.orderStatus;
     if (orderStatus !== this.orderStatus) {
       this.orderStatus = orderStatus;
       this.send({ event: 'order', data: { orderId: this.orderId, orderStatus } });
     }
-    if (!order || finished(rows, orderStatus)) {
+    if (order === undefined || finished(rows, orderStatus)) {
       const shipments = await trackingViews(db, rows, config.api.freshness);
       if (this.closed) return;
       this.send({ event: 'end', data: { orderId: this.orderId, orderStatus, shipments } });

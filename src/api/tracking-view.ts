@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
-import { selectShipmentViews, type ShipmentViewRow } from '../read-model/order-tracking';
+import { shipmentViewsByIds, type ShipmentViewRow } from '../read-model/order-tracking';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
 import { STATUS_TEXT } from './freshness';
@@ -107,9 +107,7 @@ export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
 /** Newest first, capped: a parcel with more scans than this shows its latest ones. */
 export const MAX_EVENTS = RECENT_EVENTS_LIMIT;
 
-export { SHIPMENT_VIEW_COLUMNS, selectShipmentViews } from '../read-model/order-tracking';
-
-/** Builds the views from rows of {@link selectShipmentViews}; `refreshes` by shipment id when one was asked. */
+/** Builds the views from rows of the read model's shipment views (src/read-model/order-tracking.ts); `refreshes` by shipment id when one was asked. */
 export function toTrackingViews(
   rows: ShipmentViewRow[],
   rule: FreshnessRule,
@@ -165,13 +163,10 @@ export async function trackingViews(
   rule: FreshnessRule,
 ): Promise<ShipmentTrackingView[]> {
   if (shipments.length === 0) return [];
-  const rows = await selectShipmentViews(db)
-    .where(
-      'id',
-      'in',
-      shipments.map((s) => s.id),
-    )
-    .execute();
+  const rows = await shipmentViewsByIds(
+    db,
+    shipments.map((s) => s.id),
+  );
   const byId = new Map(rows.map((r) => [r.id, r]));
   const ordered = shipments.map((s) => byId.get(s.id)).filter((r): r is ShipmentViewRow => r !== undefined);
   return toTrackingViews(ordered, rule);

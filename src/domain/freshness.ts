@@ -4,12 +4,12 @@
  * runs on (its worker's policy, a courier's own intervals and quiet rule, slot alignment,
  * backoff), so the API needs no copy of the policy to tell whether tracking keeps up.
  *
- * One rule, in two forms that must agree: {@link freshnessOf} for a row in hand (tracking
- * views, admin rows) and {@link freshSql} for a filter or a count in Postgres (the admin
- * queue's `stale` filter, the stale gauge). test/domain/freshness.test.ts holds them to it.
+ * One rule, in two forms that must agree: {@link freshnessOf} here for a row in hand (tracking
+ * views, admin rows) and its SQL twin `freshSql` (src/read-model/freshness.ts) for a filter or
+ * a count in Postgres (the admin queue's `stale` filter, the stale gauge).
+ * test/domain/freshness.test.ts holds them to it.
  */
-import { sql, type Expression, type SqlBool } from 'kysely';
-import { isTerminal, TERMINAL_STATUSES, type ShipmentStatus } from './status';
+import { isTerminal, type ShipmentStatus } from './status';
 
 export type Freshness = 'fresh' | 'stale' | 'expired';
 
@@ -53,23 +53,4 @@ export function freshnessOf(row: FreshnessFacts, rule: FreshnessRule, nowMs: num
   if (due !== null && nowMs <= due.getTime() + rule.graceMs) return 'fresh';
   if (row.lastSyncedAt !== null && nowMs - row.lastSyncedAt.getTime() > rule.expiredAfterMs) return 'expired';
   return 'stale';
-}
-
-const TERMINAL = [...TERMINAL_STATUSES];
-
-/**
- * {@link freshnessOf}'s "fresh" over `shipments` in SQL (never null): a filter on it and the
- * `freshness` shown on each row cannot disagree.
- */
-export function freshSql(rule: FreshnessRule, now: Date): Expression<SqlBool> {
-  const nowAt = sql`${now.toISOString()}::timestamptz`;
-  const grace = sql`${rule.graceMs} * interval '1 millisecond'`;
-  return sql<SqlBool>`coalesce(case
-    when shipments.status in (${sql.join(TERMINAL)}) then shipments.last_synced_at is not null
-    else coalesce(
-      shipments.sync_failing_since,
-      shipments.next_poll_at,
-      case when shipments.last_synced_at is null then shipments.created_at end
-    ) >= ${nowAt} - ${grace}
-  end, false)`;
 }

@@ -318,3 +318,12 @@ export async function stockLevelsPage(
     nextAfterSku: rows.length > opts.limit ? page[page.length - 1]!.sku : null,
   };
 }
+
+/** What an order line is priced and shipped from: each of these skus that is in the catalogue. */
+export async function orderableItems(db: Kysely<Database>, skus: string[]) {
+  return db
+    .selectFrom('inventory_items')
+    .select(['sku', 'name', 'location', 'unit_amount', 'currency'])
+    .where('sku', 'in', skus)
+    .execute();
+}

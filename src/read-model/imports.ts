@@ -1,8 +1,9 @@
 /**
- * SQL of the parcel imports (`parcel_imports`, `parcel_import_lines`): the API stores a list
- * and reads its progress, the import activities write the lines' results.
+ * SQL of the parcel imports (`parcel_imports`, `parcel_import_lines`, with the `shipments`
+ * they start and the couriers' `import_poll_cursors`): the API stores a list and reads its
+ * progress, the import activities decide the lines' results and write them here.
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/database';
 import { ago } from './time';
 
@@ -140,4 +141,142 @@ export async function scrubFinishedImportLines(
         order by i.finished_at, pl.import_id, pl.line_no limit ${batchSize}
         for update of pl skip locked)`.execute(db);
   return Number(result.numAffectedRows ?? 0);
+}
+
+/** A batch of an import: its id and its lines' range (inclusive). */
+export interface ImportBatch {
+  importId: string;
+  fromLine: number;
+  toLine: number;
+}
+
+/** The batch's lines without a result yet, in line order, locked for update (run it in a transaction). */
+export async function lockUndecidedLines(trx: Kysely<Database>, batch: ImportBatch) {
+  return trx
+    .selectFrom('parcel_import_lines')
+    .select(['line_no', 'courier', 'tracking_number', 'email', 'postcode'])
+    .where('import_id', '=', batch.importId)
+    .where('line_no', '>=', batch.fromLine)
+    .where('line_no', '<=', batch.toLine)
+    .where('result', 'is', null)
+    .orderBy('line_no')
+    .forUpdate()
+    .execute();
+}
+
+/** Inserts these parcels as shipments of no order; the ids inserted now (a parcel already there is skipped). */
+export async function insertImportedShipments(
+  trx: Kysely<Database>,
+  parcels: { id: string; courier: string; trackingNumber: string }[],
+): Promise<string[]> {
+  const rows = await trx
+    .insertInto('shipments')
+    .values(
+      parcels.map((p) => ({
+        id: p.id,
+        order_id: null,
+        courier: p.courier,
+        tracking_number: p.trackingNumber,
+      })),
+    )
+    .onConflict((oc) => oc.doNothing())
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** The shipments with any of these courier and tracking number pairs. */
+export async function shipmentsByNumbers(
+  trx: Kysely<Database>,
+  parcels: { courier: string; trackingNumber: string }[],
+) {
+  return trx
+    .selectFrom('shipments')
+    .select(['id', 'order_id', 'courier', 'tracking_number'])
+    .where((eb) =>
+      eb.or(
+        parcels.map((c) =>
+          eb.and([eb('courier', '=', c.courier), eb('tracking_number', '=', c.trackingNumber)]),
+        ),
+      ),
+    )
+    .execute();
+}
+
+/** The import's STARTED lines for any of these shipments. */
+export async function startedLinesOf(trx: Kysely<Database>, importId: string, shipmentIds: string[]) {
+  return trx
+    .selectFrom('parcel_import_lines')
+    .select(['line_no', 'shipment_id'])
+    .where('import_id', '=', importId)
+    .where('result', '=', ImportLineResult.STARTED)
+    .where('shipment_id', 'in', shipmentIds)
+    .execute();
+}
+
+/** A line's result as the import activity decided it. */
+export interface LineDecision {
+  result: ImportLineResult;
+  reason: string | null;
+  shipmentId: string | null;
+  firstPollAt: Date | null;
+}
+
+/**
+ * Writes the lines' results (one statement), then gives each started parcel of the batch
+ * its first poll time unless it has one.
+ */
+export async function recordLineDecisions(
+  trx: Kysely<Database>,
+  batch: ImportBatch,
+  decided: Map<number, LineDecision>,
+): Promise<void> {
+  const values = [...decided].map(
+    ([line, d]) =>
+      sql`(${line}::int, ${d.result}, ${d.reason}, ${d.shipmentId}, ${d.firstPollAt}::timestamptz)`,
+  );
+  await sql`
+    update parcel_import_lines l
+    set result = v.result, reason = v.reason, shipment_id = v.shipment_id,
+        first_poll_at = v.first_poll_at, processed_at = now()
+    from (values ${sql.join(values)}) as v(line_no, result, reason, shipment_id, first_poll_at)
+    where l.import_id = ${batch.importId} and l.line_no = v.line_no`.execute(trx);
+  await sql`
+    update shipments s set next_poll_at = l.first_poll_at
+    from parcel_import_lines l
+    where l.import_id = ${batch.importId} and l.line_no between ${batch.fromLine} and ${batch.toLine}
+      and l.result = ${ImportLineResult.STARTED} and s.id = l.shipment_id and s.next_poll_at is null`.execute(
+    trx,
+  );
+}
+
+/** Takes `n` consecutive first-poll positions from the courier's cursor; the first one's time. */
+export async function takePositions(
+  trx: Transaction<Database>,
+  courier: string,
+  n: number,
+  spacingMs: number,
+  nowMs: number,
+) {
+  const span = n * spacingMs;
+  const row = await sql<{ next_at: Date }>`
+    insert into import_poll_cursors as c (courier, next_at)
+    values (${courier}, ${new Date(nowMs + span)})
+    on conflict (courier) do update
+      set next_at = greatest(c.next_at, ${new Date(nowMs)}) + ${span} * interval '1 millisecond'
+    returning next_at`.execute(trx);
+  return row.rows[0]!.next_at.getTime() - span;
+}
+
+/** The batch's started parcels with their first poll time. */
+export async function startedParcels(db: Kysely<Database>, batch: ImportBatch) {
+  return db
+    .selectFrom('parcel_import_lines as l')
+    .innerJoin('shipments as s', 's.id', 'l.shipment_id')
+    .select(['s.id', 's.courier', 's.tracking_number', 'l.first_poll_at'])
+    .where('l.import_id', '=', batch.importId)
+    .where('l.line_no', '>=', batch.fromLine)
+    .where('l.line_no', '<=', batch.toLine)
+    .where('l.result', '=', ImportLineResult.STARTED)
+    .execute();
 }

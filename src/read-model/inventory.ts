@@ -1,10 +1,10 @@
 /**
- * Stock queries for the order saga: reserve (step 1), release (its compensation), consume
- * (at shipment), restock (a returned parcel), low-stock detection and the reconciliation
- * check. Plain functions on `db` or a caller's transaction; each write is atomic on its own
- * (its own transaction, or a savepoint inside the caller's).
+ * Stock writes for the order saga: reserve (step 1), release (its compensation), consume
+ * (at shipment), restock (a returned parcel). Plain functions on `db` or a caller's
+ * transaction; each write is atomic on its own (its own transaction, or a savepoint inside
+ * the caller's). Low-stock detection and the reconciliation check are ./stock-checks.ts.
  *
- * Invariants kept here and checked by {@link stockReconciliation}:
+ * Invariants kept here and checked by `stockReconciliation` (./stock-checks.ts):
  * - `inventory_items.reserved` = the sum of RESERVED reservation quantities for that sku;
  * - `0 <= reserved <= on_hand` (also enforced by check constraints).
  *
@@ -22,9 +22,6 @@ export const ReservationStatus = {
   RESTOCKED: 'RESTOCKED',
 } as const;
 export type ReservationStatus = (typeof ReservationStatus)[keyof typeof ReservationStatus];
-
-/** Order statuses after which an order must hold no RESERVED stock. */
-const FINISHED_ORDER_STATUSES = ['DELIVERED', 'CANCELLED', 'FAILED', 'RETURNED'] as const;
 
 export interface StockLine {
   sku: string;
@@ -49,24 +46,6 @@ export type ReserveStockResult = { ok: true } | { ok: false; shortages: Shortage
 /** What a release, consume or restock changed: one entry per sku whose reservation moved. */
 export interface StockChange {
   changed: StockLine[];
-}
-
-export interface LowStock {
-  sku: string;
-  /** `on_hand - reserved`. */
-  available: number;
-  threshold: number;
-}
-
-export interface StockDiscrepancy {
-  sku: string;
-  onHand: number;
-  reserved: number;
-  /** Sum of RESERVED reservation quantities for the sku. */
-  reservedByReservations: number;
-  /** Part of the above held by orders that are already DELIVERED, CANCELLED, FAILED or RETURNED. */
-  heldByFinishedOrders: number;
-  problems: string[];
 }
 
 /**
@@ -106,7 +85,8 @@ export function mergeLines(lines: StockLine[]): StockLine[] {
     .map(([sku, quantity]) => ({ sku, quantity }));
 }
 
-function sortedUnique(skus: Iterable<string>): string[] {
+/** The skus once each, in sku order (the lock order). */
+export function sortedUnique(skus: Iterable<string>): string[] {
   return [...new Set(skus)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
@@ -329,74 +309,5 @@ export function restockReturned(
     to: ReservationStatus.RESTOCKED,
     reservedDelta: 0,
     onHandDelta: 1,
-  });
-}
-
-/** Which of these skus have less available stock (`on_hand - reserved`) than their threshold, by sku. */
-export async function lowStockSkus(db: Kysely<Database>, skus: string[]): Promise<LowStock[]> {
-  const unique = sortedUnique(skus);
-  if (unique.length === 0) return [];
-  const rows = await db
-    .selectFrom('inventory_items')
-    .select(['sku', 'low_stock_threshold as threshold'])
-    .select(sql<number>`on_hand - reserved`.as('available'))
-    .where('sku', 'in', unique)
-    .where(sql<boolean>`on_hand - reserved < low_stock_threshold`)
-    .orderBy('sku')
-    .execute();
-  return rows.map((r) => ({ sku: r.sku, available: r.available, threshold: r.threshold }));
-}
-
-/**
- * The stock consistency check: every sku whose counters do not match the reservations.
- * Empty means consistent. A sku is listed when `reserved` differs from the sum of its
- * RESERVED reservations, when a counter is negative or `reserved > on_hand`, or when a
- * finished order still holds some of it (stock that no saga step will release).
- */
-export async function stockReconciliation(db: Kysely<Database>): Promise<StockDiscrepancy[]> {
-  const finished = sql.join([...FINISHED_ORDER_STATUSES]);
-  const { rows } = await sql<{
-    sku: string;
-    on_hand: number;
-    reserved: number;
-    held: number;
-    held_by_finished: number;
-  }>`
-    with held as (
-      select r.sku,
-             sum(r.quantity)::int as held,
-             (sum(r.quantity) filter (where o.status in (${finished})))::int as held_by_finished
-        from inventory_reservations r
-        join orders o on o.id = r.order_id
-       where r.status = ${ReservationStatus.RESERVED}
-       group by r.sku
-    )
-    select i.sku, i.on_hand, i.reserved,
-           coalesce(h.held, 0) as held,
-           coalesce(h.held_by_finished, 0) as held_by_finished
-      from inventory_items i
-      left join held h on h.sku = i.sku
-     where i.reserved <> coalesce(h.held, 0)
-        or i.on_hand < 0
-        or i.reserved < 0
-        or i.reserved > i.on_hand
-        or coalesce(h.held_by_finished, 0) > 0
-     order by i.sku`.execute(db);
-
-  return rows.map((r) => {
-    const problems: string[] = [];
-    if (r.reserved !== r.held) problems.push(`reserved ${r.reserved} but reservations hold ${r.held}`);
-    if (r.on_hand < 0) problems.push(`on_hand is negative (${r.on_hand})`);
-    if (r.reserved < 0) problems.push(`reserved is negative (${r.reserved})`);
-    if (r.reserved > r.on_hand) problems.push(`reserved ${r.reserved} exceeds on_hand ${r.on_hand}`);
-    if (r.held_by_finished > 0) problems.push(`${r.held_by_finished} still reserved by finished orders`);
-    return {
-      sku: r.sku,
-      onHand: r.on_hand,
-      reserved: r.reserved,
-      reservedByReservations: r.held,
-      heldByFinishedOrders: r.held_by_finished,
-      problems,
-    };
   });
 }

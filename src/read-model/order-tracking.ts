@@ -178,3 +178,56 @@ export async function shipmentByTrackingNumber(
 ): Promise<ShipmentViewRow | undefined> {
   return (await byTrackingNumber(db, trackingNumber))[0];
 }
+
+/** The order's shipments with their newest events, by id. */
+export async function shipmentViewsOfOrder(
+  db: Kysely<Database>,
+  orderId: string,
+): Promise<ShipmentViewRow[]> {
+  return selectShipmentViews(db).where('order_id', '=', orderId).orderBy('id').execute();
+}
+
+/** These shipments with their newest events, in no particular order. */
+export async function shipmentViewsByIds(
+  db: Kysely<Database>,
+  shipmentIds: string[],
+): Promise<ShipmentViewRow[]> {
+  return selectShipmentViews(db).where('id', 'in', shipmentIds).execute();
+}
+
+/** The tracking stream's columns: the view's, with the sub-status and the row's version. */
+const STREAM_SHIPMENT_COLUMNS = [...SHIPMENT_VIEW_COLUMNS, 'sub_status', 'version'] as const;
+
+/** The order's shipments as the tracking stream compares them between looks, by id. */
+export async function streamShipmentsOf(db: Kysely<Database>, orderId: string) {
+  return db
+    .selectFrom('shipments')
+    .select(STREAM_SHIPMENT_COLUMNS)
+    .where('order_id', '=', orderId)
+    .orderBy('id')
+    .execute();
+}
+
+export type StreamShipmentRow = Awaited<ReturnType<typeof streamShipmentsOf>>[number];
+
+/** The highest `tracking_events.id` of each of these shipments that has events. */
+export async function lastEventIds(db: Kysely<Database>, shipmentIds: string[]) {
+  return db
+    .selectFrom('tracking_events')
+    .select(['shipment_id', (eb) => eb.fn.max('id').as('max')])
+    .where('shipment_id', 'in', shipmentIds)
+    .groupBy('shipment_id')
+    .execute();
+}
+
+/** Each shipment's events after the given event id, in id order (the order they were written). */
+export async function eventsAfter(db: Kysely<Database>, after: { shipmentId: string; eventId: number }[]) {
+  return db
+    .selectFrom('tracking_events')
+    .select(['id', 'shipment_id', 'status', 'occurred_at', 'location_city', 'location_country'])
+    .where((eb) =>
+      eb.or(after.map((a) => eb.and([eb('shipment_id', '=', a.shipmentId), eb('id', '>', a.eventId)]))),
+    )
+    .orderBy('id')
+    .execute();
+}

@@ -2,6 +2,7 @@
  * The read model's copy of an order's payments (`payments`): one row per authorise, keyed by
  * its idempotency key, then kept in step with the provider's summary. The payment activities
  * decide what the row says (src/activities/payments.ts); the provider is the source of truth.
+ * The order's view shows the latest.
  */
 import { sql, type Insertable, type Kysely } from 'kysely';
 import type { Database, PaymentsTable } from '../../db/database';
@@ -33,4 +34,14 @@ export async function mirrorPayment(
     .where('order_id', '=', orderId)
     .where('provider_ref', '=', summary.providerRef)
     .execute();
+}
+
+/** The order's latest payment as its view shows it, if it has one. */
+export async function latestPaymentOf(db: Kysely<Database>, orderId: string) {
+  return db
+    .selectFrom('payments')
+    .select(['status', 'amount_authorised', 'amount_captured', 'amount_refunded'])
+    .where('order_id', '=', orderId)
+    .orderBy('created_at', 'desc')
+    .executeTakeFirst();
 }

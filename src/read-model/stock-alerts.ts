@@ -6,7 +6,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import type { LowStock } from './inventory';
+import type { LowStock } from './stock-checks';
 
 const KEY_PREFIX = 'low-stock:';
 

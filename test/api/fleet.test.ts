@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { checkLedger } from '../../devstack/ledger';
-import { stockReconciliation } from '../../src/read-model/inventory';
+import { stockReconciliation } from '../../src/read-model/stock-checks';
 import { orderWorkflowId, shipmentStateQuery, shipmentWorkflowId } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
-import { stockReconciliation } from '../../src/read-model/inventory';
+import { stockReconciliation } from '../../src/read-model/stock-checks';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { requestHash } from '../../src/api/idempotency';
 import { signToken } from '../../src/api/tokens';

@@ -63,7 +63,9 @@ describe('Postgres unreachable', () => {
     async (_name, request) => {
       const started = Date.now();
       const res = await app.inject(request);
-      expect(Date.now() - started).toBeLessThan(5_000);
+      // The pool's 3 s connect timeout answers, not the OS's TCP timeout (minutes); the bound
+      // leaves room for a loaded machine.
+      expect(Date.now() - started).toBeLessThan(15_000);
       expect(res.statusCode).toBe(503);
       expect(res.json().error.code).toBe('DATABASE_UNAVAILABLE');
       expect(res.headers['retry-after']).toBe('5');

@@ -209,14 +209,16 @@ describe('bearer tokens', () => {
         supportReadsAttention: await status(support!, '/v1/admin/attention'),
         opsReadsAttention: await status(ops!, '/v1/admin/attention'),
         opsReadsStats: await status(ops!, '/v1/admin/stats'),
-        adminReadsStats: await status(admin!, '/v1/admin/stats'),
+        opsListsEventEndpoints: await status(ops!, '/v1/admin/event-endpoints'),
+        adminListsEventEndpoints: await status(admin!, '/v1/admin/event-endpoints'),
       }).toEqual({
         customerReadsAnOrder: 404,
         supportListsShipments: 200,
         supportReadsAttention: 403,
         opsReadsAttention: 200,
-        opsReadsStats: 403,
-        adminReadsStats: 200,
+        opsReadsStats: 200,
+        opsListsEventEndpoints: 403,
+        adminListsEventEndpoints: 200,
       });
     });
 

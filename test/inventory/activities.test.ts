@@ -8,7 +8,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createInventoryActivities, lowStockDedupeKey } from '../../src/activities/inventory';
-import { stockReconciliation } from '../../src/read-model/inventory';
+import { stockReconciliation } from '../../src/read-model/stock-checks';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { testLog } from '../support/env';
 import { newItem, newOrder, reservationsOf, stockOf } from './fixtures';

@@ -8,13 +8,12 @@ import { createDb } from '../../db/client';
 import type { Database } from '../../db/database';
 import {
   consumeStock,
-  lowStockSkus,
   releaseStock,
   ReservationSettledError,
   reserveStock,
   restockReturned,
-  stockReconciliation,
 } from '../../src/read-model/inventory';
+import { lowStockSkus, stockReconciliation } from '../../src/read-model/stock-checks';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { newItem, newOrder, raceBehindLock, reservationsOf, stockOf } from './fixtures';
 

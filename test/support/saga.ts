@@ -8,7 +8,7 @@
 import { checkLedger } from '../../devstack/ledger';
 import { cancelOrderUpdate } from '../../src/workflows/contract';
 import { eventually } from './eventually';
-import { stockReconciliation } from '../../src/read-model/inventory';
+import { stockReconciliation } from '../../src/read-model/stock-checks';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PollPolicy } from '../../src/domain/polling';
 import type { TestDatabase } from './db';

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { checkLedger } from '../../devstack/ledger';
-import { stockReconciliation } from '../../src/read-model/inventory';
+import { stockReconciliation } from '../../src/read-model/stock-checks';
 import {
   orderShipmentId,
   orderWorkflowId,

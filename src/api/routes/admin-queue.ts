@@ -4,13 +4,8 @@
  * manual delivery) are src/api/routes/admin.ts; the schemas are src/api/schemas/admin-routes.ts.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import {
-  adminStats,
-  decodeCursor,
-  encodeCursor,
-  shipmentQueuePage,
-  type ShipmentFilter,
-} from '../admin-queries';
+import { adminStats, decodeCursor, encodeCursor, shipmentQueuePage } from '../admin-queries';
+import type { ShipmentFilter } from '../../read-model/admin-queries';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { requireStaff } from '../auth';

@@ -9,7 +9,14 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { NormalisedEvent } from '../../couriers/types';
 import { isTerminal, ShipmentStatus } from '../../domain/status';
 import { courierEventsSignal, refreshSignal, shipmentWorkflowId } from '../../workflows/contract';
-import { openShipmentsMatching, type ShipmentFilter } from '../admin-queries';
+import { openShipmentsMatching, type ShipmentFilter } from '../../read-model/admin-queries';
+import { writeAudit } from '../../read-model/audit';
+import {
+  hasTrackingEvent,
+  lastSyncTimes,
+  shipmentForAction,
+  shipmentStatuses,
+} from '../../read-model/shipment-lookups';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
@@ -54,13 +61,6 @@ async function forEachLimited<T>(
 }
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
-  const shipmentRow = (id: string) =>
-    deps.db
-      .selectFrom('shipments')
-      .select(['id', 'order_id', 'status', 'last_event_at', 'last_synced_at'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-
   /** When the refresh cooldown since this sync ends; null when it is over. */
   const cooldownEnd = (syncedAt: Date | null): Date | null => {
     if (syncedAt === null) return null;
@@ -69,7 +69,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   };
 
   async function openShipment(id: string) {
-    const shipment = await shipmentRow(id);
+    const shipment = await shipmentForAction(deps.db, id);
     if (!shipment) throw new ApiError(404, 'NOT_FOUND', `no shipment ${id}`);
     return shipment;
   }
@@ -139,11 +139,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       let capped = false;
       let matched: number;
       if (shipmentIds) {
-        const rows = await deps.db
-          .selectFrom('shipments')
-          .select(['id', 'status'])
-          .where('id', 'in', shipmentIds)
-          .execute();
+        const rows = await shipmentStatuses(deps.db, shipmentIds);
         const found = new Set(rows.map((r) => r.id));
         notFound = shipmentIds.filter((id) => !found.has(id));
         const open = rows.filter((r) => !isTerminal(r.status as ShipmentStatus));
@@ -208,14 +204,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       }
       const failed = new Set(failures.map((f) => f.shipmentId));
       const signalledIds = targets.filter((id) => tried.has(id) && !failed.has(id));
-      const synced =
-        signalledIds.length === 0
-          ? []
-          : await deps.db
-              .selectFrom('shipments')
-              .select('last_synced_at')
-              .where('id', 'in', signalledIds)
-              .execute();
+      const synced = signalledIds.length === 0 ? [] : await lastSyncTimes(deps.db, signalledIds);
       return reply.code(202).send({
         matched,
         signalled,
@@ -278,31 +267,20 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       const shipment = await openShipment(shipmentId);
       const eventKey = manualDeliveryKey(shipmentId);
       const audit = () =>
-        deps.db
-          .insertInto('audit_log')
-          .values({
+        writeAudit(deps.db, [
+          {
             actor: actorOf(request.principal),
             action: 'shipment.mark_delivered',
-            subject_type: 'shipment',
-            subject_id: shipmentId,
+            subjectType: 'shipment',
+            subjectId: shipmentId,
             reason,
-            details: JSON.stringify({
-              eventKey,
-              orderId: shipment.order_id,
-              previousStatus: shipment.status,
-            }),
-            dedupe_key: markDeliveredAuditKey(shipmentId),
-          })
-          .onConflict((oc) => oc.column('dedupe_key').doNothing())
-          .execute();
+            details: { eventKey, orderId: shipment.order_id, previousStatus: shipment.status },
+            dedupeKey: markDeliveredAuditKey(shipmentId),
+          },
+        ]);
 
       if (isTerminal(shipment.status as ShipmentStatus)) {
-        const manual = await deps.db
-          .selectFrom('tracking_events')
-          .select('id')
-          .where('shipment_id', '=', shipmentId)
-          .where('event_key', '=', eventKey)
-          .executeTakeFirst();
+        const manual = await hasTrackingEvent(deps.db, shipmentId, eventKey);
         if (shipment.status === 'DELIVERED' && manual) {
           // A retry of a request that went through: make sure its audit entry exists too.
           await audit();

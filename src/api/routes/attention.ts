@@ -14,6 +14,8 @@ import {
   resolveAttentionUpdate,
   type OrderStatus,
 } from '../../workflows/contract';
+import { attentionItems } from '../../read-model/order-attention';
+import { orderExists } from '../../read-model/orders';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
@@ -115,29 +117,11 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
       },
     },
     async (request) => {
-      const rows = await deps.db
-        .selectFrom('order_attention as a')
-        .innerJoin('orders as o', 'o.id', 'a.order_id')
-        .select([
-          'a.order_id',
-          'o.number',
-          'o.status as order_status',
-          'a.item_id',
-          'a.step',
-          'a.reason',
-          'a.status',
-          'a.opened_at',
-          'a.closed_at',
-          'a.closed_by',
-          'a.resolution',
-        ])
-        .where('a.status', '=', request.query.status ?? 'OPEN')
-        .orderBy('a.opened_at')
-        .orderBy('a.order_id')
-        .orderBy('a.item_id')
-        .limit(request.query.limit ?? PAGE_SIZE_DEFAULT)
-        .offset(request.query.offset ?? 0)
-        .execute();
+      const rows = await attentionItems(deps.db, {
+        status: request.query.status ?? 'OPEN',
+        limit: request.query.limit ?? PAGE_SIZE_DEFAULT,
+        offset: request.query.offset ?? 0,
+      });
       return {
         items: rows.map((r) => ({
           orderId: r.order_id,
@@ -173,12 +157,7 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
     async (request) => {
       const { orderId, itemId } = request.params;
       const reason = trimmedReason(request.body.reason);
-      const order = await deps.db
-        .selectFrom('orders')
-        .select('id')
-        .where('id', '=', orderId)
-        .executeTakeFirst();
-      if (!order) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
+      if (!(await orderExists(deps.db, orderId))) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
       const handle = deps.temporal.client.workflow.getHandle(orderWorkflowId(orderId));
       try {
         const result = await deps.temporal.connection.withDeadline(Date.now() + ACTION_DEADLINE_MS, () =>

@@ -21,6 +21,8 @@ import {
 import type { shipmentWorkflow } from '../../workflows/shipment';
 import type { CourierCode } from '../../couriers/types';
 import { writeAudit } from '../../read-model/audit';
+import { orderExists } from '../../read-model/orders';
+import { findShipment } from '../../read-model/shipment-lookups';
 import { Permission } from '../access';
 import type { ApiDeps } from '../app';
 import { actorOf, requireStaff } from '../auth';
@@ -124,9 +126,8 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
     }
   }
 
-  const orderExists = async (orderId: string) => {
-    const order = await db.selectFrom('orders').select('id').where('id', '=', orderId).executeTakeFirst();
-    if (!order) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
+  const requireOrder = async (orderId: string) => {
+    if (!(await orderExists(db, orderId))) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
   };
 
   /** An action on an order: {@link once}, for an order that exists. */
@@ -143,7 +144,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
     const { orderId } = request.params;
     const reason = trimmedReason(request.body.reason);
     return once(request, reply, { action, subjectType: 'order', subjectId: orderId, reason }, async (key) => {
-      await orderExists(orderId);
+      await requireOrder(orderId);
       return act(orderId, reason, key);
     });
   };
@@ -241,11 +242,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
         reason,
       };
       return once(request, reply, what, async (key) => {
-        const row = await db
-          .selectFrom('shipments')
-          .selectAll()
-          .where('id', '=', shipmentId)
-          .executeTakeFirst();
+        const row = await findShipment(db, shipmentId);
         if (!row) throw new ApiError(404, 'NOT_FOUND', `no shipment ${shipmentId}`);
         if (isTerminal(row.status as ShipmentStatus)) {
           throw new ApiError(

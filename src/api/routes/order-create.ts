@@ -6,12 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { sql } from 'kysely';
 import type { Static } from 'typebox';
 import { type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
 import { courierFor, type CourierChoice } from '../../domain/courier-choice';
-import { insertOrder } from '../../read-model/orders';
+import { findOrderNumber, insertOrder, nextOrderNumber } from '../../read-model/orders';
 import {
   DEFAULT_TRACKING_RESTART_WINDOW_MS,
   OrderFailure,
@@ -24,7 +23,9 @@ import { CustomerIdKey, OrderIdKey, OrderStatusKey } from '../../workflows/searc
 import type { ApiDeps } from '../app';
 import type { Principal } from '../auth';
 import { ApiError } from '../errors';
-import { claimKey, completeKey, releaseKey, requestHash } from '../idempotency';
+import { orderableItems } from '../../read-model/catalogue';
+import { completeKey, releaseKey } from '../../read-model/idempotency-keys';
+import { claimKey, requestHash } from '../idempotency';
 import { CreateOrderBody, IdempotencyHeaders, OrderCreated } from '../schemas/orders';
 
 const err = { $ref: 'Error#' } as const;
@@ -72,11 +73,7 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
     principal: Principal,
   ): Promise<Static<typeof OrderCreated>> {
     const skus = body.lines.map((l) => l.sku);
-    const items = await db
-      .selectFrom('inventory_items')
-      .select(['sku', 'name', 'location', 'unit_amount', 'currency'])
-      .where('sku', 'in', skus)
-      .execute();
+    const items = await orderableItems(db, skus);
     const bySku = new Map(items.map((i) => [i.sku, i]));
     const unknown = skus.filter((sku) => !bySku.has(sku));
     if (unknown.length > 0) {
@@ -94,11 +91,7 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
     const customerId = principal.kind === 'customer' ? principal.customerId : null;
 
     // A retry that takes over a dead attempt finds the order row already there: reuse its number.
-    const existing = await db
-      .selectFrom('orders')
-      .select(['number', 'failure_code'])
-      .where('id', '=', orderId)
-      .executeTakeFirst();
+    const existing = await findOrderNumber(db, orderId);
     if (existing?.failure_code === OrderFailure.NOT_STARTED) {
       // Housekeeping closed it: its start failed long ago and nobody retried until now.
       // Starting it this late would surprise the shopper; a new order is a new key.
@@ -108,9 +101,7 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
         `order ${existing.number} (${orderId}) could not be started when it was placed (the workflow service was unreachable) and has since been closed as FAILED; nothing was reserved or charged. Place the order again with a new Idempotency-Key.`,
       );
     }
-    const orderNumber =
-      existing?.number ??
-      `WB-${(await sql<{ n: string }>`select nextval('order_number_seq') as n`.execute(db)).rows[0]!.n}`;
+    const orderNumber = existing?.number ?? (await nextOrderNumber(db));
     const lines = body.lines.map((l, i) => {
       const item = bySku.get(l.sku)!;
       return {

@@ -7,20 +7,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { Order } from '../../../db/database';
-import { orderTrackingById, orderTrackingByNumber } from '../../read-model/order-tracking';
+import {
+  orderTrackingById,
+  orderTrackingByNumber,
+  shipmentViewsOfOrder,
+} from '../../read-model/order-tracking';
+import { orderLines } from '../../read-model/orders';
+import { latestPaymentOf } from '../../read-model/payments';
+import { orderParcels } from '../../read-model/shipment-lookups';
 import type { OrderStatus } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
 import { actorOf, requireSignedIn, type Principal } from '../auth';
 import { ApiError } from '../errors';
 import { cancelOrder, isVisibleTo, orderNotFound, orderVisibleTo, refreshShipments } from '../order-actions';
 import { failureView } from '../order-failures';
-import {
-  RefreshOutcome,
-  selectShipmentViews,
-  type StatusSchema,
-  toTrackingViews,
-  type ShipmentRefresh,
-} from '../tracking-view';
+import { RefreshOutcome, type StatusSchema, toTrackingViews, type ShipmentRefresh } from '../tracking-view';
 import {
   OrderIdParams,
   OrderView,
@@ -51,19 +52,9 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
 
   async function orderView(order: Order, principal: Principal): Promise<Static<typeof OrderView>> {
     const [lines, shipments, payment] = await Promise.all([
-      db.selectFrom('order_items').selectAll().where('order_id', '=', order.id).orderBy('line_no').execute(),
-      db
-        .selectFrom('shipments')
-        .select(['id', 'courier', 'tracking_number', 'status', 'eta', 'last_synced_at'])
-        .where('order_id', '=', order.id)
-        .orderBy('id')
-        .execute(),
-      db
-        .selectFrom('payments')
-        .select(['status', 'amount_authorised', 'amount_captured', 'amount_refunded'])
-        .where('order_id', '=', order.id)
-        .orderBy('created_at', 'desc')
-        .executeTakeFirst(),
+      orderLines(db, order.id),
+      orderParcels(db, order.id),
+      latestPaymentOf(db, order.id),
     ]);
     const address = order.shipping_address;
     return {
@@ -112,10 +103,6 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
           }
         : null,
     };
-  }
-
-  async function shipmentsOf(orderId: string) {
-    return selectShipmentViews(db).where('order_id', '=', orderId).orderBy('id').execute();
   }
 
   app.get(
@@ -176,7 +163,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         message = refreshed.message;
         // Re-read only when a workflow was asked: it answers after its read-model write.
         if ([...refreshes.values()].some((r) => ASKED_WORKFLOW.has(r.outcome))) {
-          shipments = await shipmentsOf(order.id);
+          shipments = await shipmentViewsOfOrder(db, order.id);
         }
       }
       return {

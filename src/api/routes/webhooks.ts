@@ -14,6 +14,8 @@ import { CourierPush, InvalidPushError, normalisePush, PUSH_MAX_EVENTS } from '.
 import { COURIER_CODES, type CourierCode, type NormalisedEvent } from '../../couriers/types';
 import { isTerminal, type ShipmentStatus } from '../../domain/status';
 import { signWebhook } from '../../notifications/transport';
+import { shipmentByCourierNumber } from '../../read-model/shipment-lookups';
+import { claimWebhookEvent, releaseWebhookEvent } from '../../read-model/webhook-events';
 import type { ApiDeps } from '../app';
 import { ApiError } from '../errors';
 import { signalShipmentEvents } from '../shipment-signal';
@@ -187,12 +189,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
       }
       const ignored = (message: string) => ({ result: 'ignored' as const, eventId, events: 0, message });
 
-      const shipment = await deps.db
-        .selectFrom('shipments')
-        .select(['id', 'status'])
-        .where('courier', '=', courier)
-        .where('tracking_number', '=', trackingNumber)
-        .executeTakeFirst();
+      const shipment = await shipmentByCourierNumber(deps.db, courier, trackingNumber);
       // A number we do not track (another shop's parcel, or booked outside Waybill): a courier
       // that got a 4xx would retry it for days, so it is answered as done and logged.
       if (!shipment) {
@@ -205,12 +202,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
 
       // The dedupe row is taken before the signal and given back if the signal fails, so a
       // push is either handed over exactly once or refused with 503 for the courier to retry.
-      const claimed = await deps.db
-        .insertInto('courier_webhook_events')
-        .values({ courier, event_id: eventId, tracking_number: trackingNumber })
-        .onConflict((oc) => oc.columns(['courier', 'event_id']).doNothing())
-        .returning('event_id')
-        .executeTakeFirst();
+      const claimed = await claimWebhookEvent(deps.db, { courier, eventId, trackingNumber });
       if (!claimed) {
         return {
           result: 'duplicate' as const,
@@ -222,17 +214,12 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
       try {
         await signalShipmentEvents(deps, shipment.id, events);
       } catch (err) {
-        await deps.db
-          .deleteFrom('courier_webhook_events')
-          .where('courier', '=', courier)
-          .where('event_id', '=', eventId)
-          .execute()
-          .catch((releaseErr: unknown) =>
-            request.log.error(
-              { err: releaseErr, courier, eventId },
-              'could not release the dedupe row of a push that was not delivered: its retry will be answered duplicate',
-            ),
-          );
+        await releaseWebhookEvent(deps.db, courier, eventId).catch((releaseErr: unknown) =>
+          request.log.error(
+            { err: releaseErr, courier, eventId },
+            'could not release the dedupe row of a push that was not delivered: its retry will be answered duplicate',
+          ),
+        );
         // The workflow ended between our read and the signal (delivered, cancelled, expired).
         if (err instanceof WorkflowNotFoundError) {
           return ignored(`tracking of ${trackingNumber} has finished`);
