@@ -13,6 +13,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from '../../src/logger';
+import { listen, Sleeper } from '../http-server';
 import { controlRoutes } from './control';
 import { SimRequestError, SimulatorCore } from './core';
 import { spoilBody } from './faults';
@@ -21,29 +22,6 @@ import { registerEasyParcelRoutes } from './formats/easyparcel';
 import type { SimFormat } from './model';
 import { nativeRoutes, simError } from './native';
 import { callKind } from './stats';
-
-/** Latency faults sleep on real timers; stopping the server wakes every sleeper at once. */
-class Sleeper {
-  private waiting = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(() => entry.wake(), ms),
-        wake: () => {
-          clearTimeout(entry.timer);
-          this.waiting.delete(entry);
-          resolve();
-        },
-      };
-      this.waiting.add(entry);
-    });
-  }
-
-  wakeAll(): void {
-    for (const entry of [...this.waiting]) entry.wake();
-  }
-}
 
 const FORMAT_PREFIX = /^\/(native|easyparcel|bluedart)(?:[/?]|$)/;
 
@@ -175,29 +153,11 @@ export async function buildSimulatorApp(
 
 /** Starts the simulator listening on `host:port` (port 0 picks a free one). */
 export async function startSimulator(opts: SimulatorOptions): Promise<RunningSimulator> {
-  const host = opts.host ?? '127.0.0.1';
   const core = new SimulatorCore({
     now: opts.now ?? Date.now,
     timeScale: opts.timeScale ?? 1,
     seed: opts.seed ?? 1,
   });
   const { app, wakeSleepers } = await buildSimulatorApp(core, opts);
-  await app.listen({ host, port: opts.port });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.port;
-  const urlHost =
-    host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-  let stopping: Promise<void> | null = null;
-  return {
-    url: `http://${urlHost}:${port}`,
-    port,
-    backend: core,
-    stop() {
-      stopping ??= (async () => {
-        wakeSleepers();
-        await app.close();
-      })();
-      return stopping;
-    },
-  };
+  return { ...(await listen(app, { host: opts.host, port: opts.port, wakeSleepers })), backend: core };
 }

@@ -15,33 +15,13 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from '../../src/logger';
+import { listen, Sleeper } from '../http-server';
 import { OUTAGE_PAGE } from '../courier/faults';
 import { controlRoutes } from './control';
 import { operationOf, providerRoutes, send } from './routes';
 import { PaymentSimulatorState } from './state';
 import { refusal, simError } from './wire';
 import { PaymentRejection } from '../../src/payments/types';
-
-/** Timeout faults sleep on real timers; stopping the server wakes every sleeper at once. */
-class Sleeper {
-  private waiting = new Set<() => void>();
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.waiting.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.waiting.add(wake);
-    });
-  }
-
-  wakeAll(): void {
-    for (const wake of [...this.waiting]) wake();
-  }
-}
 
 export interface PaymentSimulatorOptions {
   /** Default 127.0.0.1. */
@@ -181,29 +161,11 @@ export async function buildPaymentSimulatorApp(
 
 /** Starts the simulated provider on `host:port` (port 0 picks a free one). */
 export async function startPaymentSimulator(opts: PaymentSimulatorOptions): Promise<RunningPaymentSimulator> {
-  const host = opts.host ?? '127.0.0.1';
   const state = new PaymentSimulatorState({
     now: opts.now ?? Date.now,
     seed: opts.seed ?? 1,
     authorisationTtlMs: opts.authorisationTtlMs ?? null,
   });
   const { app, wakeSleepers } = await buildPaymentSimulatorApp(state, opts);
-  await app.listen({ host, port: opts.port });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.port;
-  const urlHost =
-    host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-  let stopping: Promise<void> | null = null;
-  return {
-    url: `http://${urlHost}:${port}`,
-    port,
-    state,
-    stop() {
-      stopping ??= (async () => {
-        wakeSleepers();
-        await app.close();
-      })();
-      return stopping;
-    },
-  };
+  return { ...(await listen(app, { host: opts.host, port: opts.port, wakeSleepers })), state };
 }

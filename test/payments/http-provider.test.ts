@@ -4,53 +4,30 @@
  */
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { TEST_CARDS } from '../../simulators/payment/cards';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import {
   PaymentRejectedError,
   PaymentRejection,
   PaymentUnavailableError,
   type AuthoriseResult,
-  type PaymentProvider,
 } from '../../src/payments/types';
 import { freePort } from '../support/ports';
-import { authoriseOrder, call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';
+import { authoriseRequest, card, newOrder, usePaymentSimulator } from './support';
 
 const MINUTE = 60_000;
-let realNow = Date.parse('2025-05-05T02:00:00.000Z');
 
-let sim: RunningPaymentSimulator;
-let provider: PaymentProvider;
-
-beforeAll(async () => {
-  sim = await startPaymentSimulator({ port: 0, now: () => realNow });
-  provider = createHttpPaymentProvider({ baseUrl: sim.url, timeoutMs: 5_000 });
-});
-afterAll(() => sim.stop());
-// Counters and faults per test; payments and keys stay (every test uses its own order).
-beforeEach(async () => {
-  await call(sim, 'POST', '/control/reset');
-});
-
-/** Authorises 25.99 MYR on the success card and returns the reference. */
-const authorised = (order: ReturnType<typeof newOrder>, amount?: number) =>
-  authoriseOrder(provider, order, amount);
+const sim = usePaymentSimulator('2025-05-05T02:00:00.000Z');
+const { provider } = sim;
 
 describe('authorising with the test cards', () => {
   it('the success card is authorised for the full amount and the provider holds one payment', async () => {
     const order = newOrder('ok');
-    const result = await provider.authorise({
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'myr',
-      card: card(TEST_CARDS.SUCCEEDS),
-    });
+    const result = await provider.authorise(authoriseRequest(order, { currency: 'myr' }));
 
     expect(result).toEqual({
       status: 'AUTHORISED',
       providerRef: expect.stringMatching(/^pay_[0-9a-f]{24}$/),
     });
-    const held = await paymentsOf(sim, order.orderId);
+    const held = await sim.paymentsOf(order.orderId);
     expect(held).toHaveLength(1);
     expect(held[0]).toMatchObject({
       id: (result as { providerRef: string }).providerRef,
@@ -68,105 +45,62 @@ describe('authorising with the test cards', () => {
     [TEST_CARDS.INSUFFICIENT_FUNDS, 'insufficient_funds', 'Your card has insufficient funds.'],
   ])('card %s is declined with %s as a result, and no payment is created', async (number, code, message) => {
     const order = newOrder('decline');
-    const result = await provider.authorise({
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(number),
-    });
+    const result = await provider.authorise(authoriseRequest(order, { card: card(number) }));
 
     expect(result).toEqual({ status: 'DECLINED', declineCode: code, message });
-    expect(await paymentsOf(sim, order.orderId)).toEqual([]);
-    expect((await stats(sim)).declines).toBe(1);
+    expect(await sim.paymentsOf(order.orderId)).toEqual([]);
+    expect((await sim.stats()).declines).toBe(1);
   });
 
   it('the processing-error card is a retryable PaymentUnavailableError with status 500, and nothing is kept under the key', async () => {
     const order = newOrder('processing');
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(TEST_CARDS.PROCESSING_ERROR),
-    };
+    const request = authoriseRequest(order, { card: card(TEST_CARDS.PROCESSING_ERROR) });
 
     const first = await provider.authorise(request).catch((err: unknown) => err);
     expect(first).toBeInstanceOf(PaymentUnavailableError);
     expect((first as PaymentUnavailableError).details.status).toBe(500);
     // Not stored: the retry reaches the card again instead of replaying the failure.
     await expect(provider.authorise(request)).rejects.toBeInstanceOf(PaymentUnavailableError);
-    const counted = await stats(sim);
+    const counted = await sim.stats();
     expect(counted.calls.authorise).toBe(2);
     expect(counted.replays.authorise).toBe(0);
-    expect(await paymentsOf(sim, order.orderId)).toEqual([]);
+    expect(await sim.paymentsOf(order.orderId)).toEqual([]);
   });
 
   it('a checkout token stands for its test card', async () => {
-    const ok = newOrder('token');
-    const declined = newOrder('token');
-    const base = { amount: 1000, currency: 'MYR' };
+    const byToken = (token: string) =>
+      provider.authorise(authoriseRequest(newOrder('token'), { amount: 1000, card: { token } }));
 
-    const approved = await provider.authorise({
-      ...base,
-      idempotencyKey: ok.key('authorise'),
-      orderId: ok.orderId,
-      card: { token: 'tok_visa' },
-    });
-    const refused = await provider.authorise({
-      ...base,
-      idempotencyKey: declined.key('authorise'),
-      orderId: declined.orderId,
-      card: { token: 'tok_chargeDeclinedInsufficientFunds' },
-    });
+    const approved = await byToken('tok_visa');
+    const refused = await byToken('tok_chargeDeclinedInsufficientFunds');
 
     expect(approved.status).toBe('AUTHORISED');
     expect(refused).toMatchObject({ status: 'DECLINED', declineCode: 'insufficient_funds' });
   });
 
-  it('an expired card and a number failing the check digit are declined, not errors', async () => {
-    const expired = newOrder('expired');
-    const mistyped = newOrder('mistyped');
+  it.each([
+    [
+      'an expired card',
+      { number: TEST_CARDS.SUCCEEDS, expMonth: 4, expYear: 2025, cvc: '123' },
+      'expired_card',
+    ],
+    ['a number failing the check digit', card('4242424242424241'), 'incorrect_number'],
+  ])('%s is declined (%s), not an error', async (_what, declinedCard, declineCode) => {
+    const order = newOrder('declined-card');
 
-    const a = await provider.authorise({
-      idempotencyKey: expired.key('authorise'),
-      orderId: expired.orderId,
-      amount: 500,
-      currency: 'MYR',
-      card: { number: TEST_CARDS.SUCCEEDS, expMonth: 4, expYear: 2025, cvc: '123' },
-    });
-    const b = await provider.authorise({
-      idempotencyKey: mistyped.key('authorise'),
-      orderId: mistyped.orderId,
-      amount: 500,
-      currency: 'MYR',
-      card: card('4242424242424241'),
-    });
+    const result = await provider.authorise(authoriseRequest(order, { amount: 500, card: declinedCard }));
 
-    expect(a).toMatchObject({ status: 'DECLINED', declineCode: 'expired_card' });
-    expect(b).toMatchObject({ status: 'DECLINED', declineCode: 'incorrect_number' });
+    expect(result).toMatchObject({ status: 'DECLINED', declineCode });
   });
 
   it('an unknown token or an amount of zero is a PaymentRejectedError, not a decline', async () => {
     const order = newOrder('invalid');
 
     const token = await provider
-      .authorise({
-        idempotencyKey: order.key('authorise'),
-        orderId: order.orderId,
-        amount: 500,
-        currency: 'MYR',
-        card: { token: 'tok_nope' },
-      })
+      .authorise(authoriseRequest(order, { amount: 500, card: { token: 'tok_nope' } }))
       .catch((err: unknown) => err);
     const zero = await provider
-      .authorise({
-        idempotencyKey: order.key('authorise-zero'),
-        orderId: order.orderId,
-        amount: 0,
-        currency: 'MYR',
-        card: card(TEST_CARDS.SUCCEEDS),
-      })
+      .authorise(authoriseRequest(order, { idempotencyKey: order.key('authorise-zero'), amount: 0 }))
       .catch((err: unknown) => err);
 
     expect(token).toBeInstanceOf(PaymentRejectedError);
@@ -174,78 +108,58 @@ describe('authorising with the test cards', () => {
     expect((token as Error).message).toContain('tok_nope');
     expect(zero).toBeInstanceOf(PaymentRejectedError);
     expect((zero as Error).message).toMatch(/amount/);
-    expect(await paymentsOf(sim, order.orderId)).toEqual([]);
+    expect(await sim.paymentsOf(order.orderId)).toEqual([]);
   });
 });
 
 describe('idempotency keys', () => {
   it('the same key twice returns the same providerRef and authorises once', async () => {
     const order = newOrder('twice');
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(TEST_CARDS.SUCCEEDS),
-    };
+    const request = authoriseRequest(order);
 
     const first = await provider.authorise(request);
     const second = await provider.authorise(request);
 
     expect(second).toEqual(first);
-    expect(await paymentsOf(sim, order.orderId)).toHaveLength(1);
-    const counted = await stats(sim);
+    expect(await sim.paymentsOf(order.orderId)).toHaveLength(1);
+    const counted = await sim.stats();
     expect(counted.applied.authorise).toBe(1);
     expect(counted.replays.authorise).toBe(1);
   });
 
   it('the same key with a different amount is a PaymentRejectedError naming the key reuse, and the first payment is untouched', async () => {
     const order = newOrder('reuse');
-    const ref = await authorised(order, 2599);
+    const ref = await sim.authorised(order, 2599);
 
-    const err = await provider
-      .authorise({
-        idempotencyKey: order.key('authorise'),
-        orderId: order.orderId,
-        amount: 9999,
-        currency: 'MYR',
-        card: card(TEST_CARDS.SUCCEEDS),
-      })
-      .catch((e: unknown) => e);
+    const err = await provider.authorise(authoriseRequest(order, { amount: 9999 })).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(PaymentRejectedError);
     expect(err).toMatchObject({ code: PaymentRejection.IDEMPOTENCY_KEY_REUSED, details: { status: 422 } });
     expect((err as Error).message).toContain(`Idempotency-Key "${order.key('authorise')}"`);
-    const held = await paymentsOf(sim, order.orderId);
+    const held = await sim.paymentsOf(order.orderId);
     expect(held).toHaveLength(1);
     expect(held[0]).toMatchObject({ id: ref, amountAuthorised: 2599 });
   });
 
   it("a step's key cannot be reused for another step: the capture needs its own key", async () => {
     const order = newOrder('step');
-    const ref = await authorised(order);
+    const ref = await sim.authorised(order);
 
     await expect(
       provider.capture({ idempotencyKey: order.key('authorise'), providerRef: ref, amount: 2599 }),
     ).rejects.toMatchObject({ name: 'PaymentRejectedError', code: 'idempotency_key_reused' });
-    expect((await payment(sim, ref)).amountCaptured).toBe(0);
+    expect((await sim.payment(ref)).amountCaptured).toBe(0);
   });
 
   it('a declined authorisation retried with the same key is declined again without asking the card twice', async () => {
     const order = newOrder('decline-twice');
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(TEST_CARDS.GENERIC_DECLINE),
-    };
+    const request = authoriseRequest(order, { card: card(TEST_CARDS.GENERIC_DECLINE) });
 
     const results: AuthoriseResult[] = [await provider.authorise(request), await provider.authorise(request)];
 
     expect(results[1]).toEqual(results[0]);
     expect(results[0]!.status).toBe('DECLINED');
-    const counted = await stats(sim);
+    const counted = await sim.stats();
     expect(counted.declines).toBe(1);
     expect(counted.replays.authorise).toBe(1);
   });
@@ -254,7 +168,7 @@ describe('idempotency keys', () => {
 describe('money rules', () => {
   it('a capture called twice with the same key captures once', async () => {
     const order = newOrder('capture-twice');
-    const ref = await authorised(order);
+    const ref = await sim.authorised(order);
     const request = { idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 };
 
     const first = await provider.capture(request);
@@ -268,7 +182,7 @@ describe('money rules', () => {
       amountRefunded: 0,
     });
     expect(second).toEqual(first);
-    const counted = await stats(sim);
+    const counted = await sim.stats();
     expect(counted.applied.capture).toBe(1);
     expect(counted.replays.capture).toBe(1);
     expect(counted.payments[ref]).toMatchObject({ captured: 2599, refunded: 0 });
@@ -276,7 +190,7 @@ describe('money rules', () => {
 
   it('a partial capture takes less than authorised, and a second capture with another key is refused', async () => {
     const order = newOrder('partial');
-    const ref = await authorised(order, 2599);
+    const ref = await sim.authorised(order, 2599);
 
     const captured = await provider.capture({
       idempotencyKey: order.key('capture'),
@@ -290,12 +204,12 @@ describe('money rules', () => {
     expect(captured).toMatchObject({ status: 'CAPTURED', amountCaptured: 1500, amountAuthorised: 2599 });
     expect(again).toBeInstanceOf(PaymentRejectedError);
     expect(again).toMatchObject({ code: PaymentRejection.ALREADY_CAPTURED });
-    expect((await payment(sim, ref)).amountCaptured).toBe(1500);
+    expect((await sim.payment(ref)).amountCaptured).toBe(1500);
   });
 
   it('a capture beyond the authorised amount is refused and captures nothing', async () => {
     const order = newOrder('over-capture');
-    const ref = await authorised(order, 2599);
+    const ref = await sim.authorised(order, 2599);
 
     const err = await provider
       .capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2600 })
@@ -304,12 +218,12 @@ describe('money rules', () => {
     expect(err).toBeInstanceOf(PaymentRejectedError);
     expect(err).toMatchObject({ code: PaymentRejection.AMOUNT_TOO_LARGE, details: { status: 400 } });
     expect((err as Error).message).toContain('2599 authorised');
-    expect(await payment(sim, ref)).toMatchObject({ status: 'AUTHORISED', amountCaptured: 0 });
+    expect(await sim.payment(ref)).toMatchObject({ status: 'AUTHORISED', amountCaptured: 0 });
   });
 
   it('refunds add up to at most the amount captured', async () => {
     const order = newOrder('refunds');
-    const ref = await authorised(order, 2599);
+    const ref = await sim.authorised(order, 2599);
     await provider.capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2000 });
 
     const first = await provider.refund({
@@ -340,12 +254,12 @@ describe('money rules', () => {
       amountRefunded: 2000,
       amountCaptured: 2000,
     });
-    expect((await stats(sim)).payments[ref]).toMatchObject({ captured: 2000, refunded: 2000 });
+    expect((await sim.stats()).payments[ref]).toMatchObject({ captured: 2000, refunded: 2000 });
   });
 
   it('a refund retried with the same key refunds once and returns the same refund', async () => {
     const order = newOrder('refund-twice');
-    const ref = await authorised(order);
+    const ref = await sim.authorised(order);
     await provider.capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 });
     const request = { idempotencyKey: order.key('refund:shp_1'), providerRef: ref, amount: 1000 };
 
@@ -353,12 +267,12 @@ describe('money rules', () => {
     const second = await provider.refund(request);
 
     expect(second).toEqual(first);
-    expect(await payment(sim, ref)).toMatchObject({ amountRefunded: 1000, refunds: [{ amount: 1000 }] });
+    expect(await sim.payment(ref)).toMatchObject({ amountRefunded: 1000, refunds: [{ amount: 1000 }] });
   });
 
   it('a void after capture is refused and the captured money stays captured', async () => {
     const order = newOrder('void-late');
-    const ref = await authorised(order);
+    const ref = await sim.authorised(order);
     await provider.capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 });
 
     const err = await provider
@@ -368,7 +282,7 @@ describe('money rules', () => {
     expect(err).toBeInstanceOf(PaymentRejectedError);
     expect(err).toMatchObject({ code: PaymentRejection.ALREADY_CAPTURED });
     expect((err as Error).message).toMatch(/refund it instead/);
-    expect(await payment(sim, ref)).toMatchObject({
+    expect(await sim.payment(ref)).toMatchObject({
       status: 'CAPTURED',
       voided: false,
       amountCaptured: 2599,
@@ -377,7 +291,7 @@ describe('money rules', () => {
 
   it('a void releases the authorisation: capture and refund are refused afterwards, voiding again is harmless', async () => {
     const order = newOrder('void');
-    const ref = await authorised(order);
+    const ref = await sim.authorised(order);
 
     const voided = await provider.void({ idempotencyKey: order.key('void'), providerRef: ref });
     const capture = await provider
@@ -392,7 +306,7 @@ describe('money rules', () => {
     expect(capture).toMatchObject({ name: 'PaymentRejectedError', code: PaymentRejection.VOIDED });
     expect(refund).toMatchObject({ name: 'PaymentRejectedError', code: PaymentRejection.NOT_CAPTURED });
     expect(again).toEqual(voided);
-    expect((await stats(sim)).applied.void).toBe(1);
+    expect((await sim.stats()).applied.void).toBe(1);
   });
 
   it('an unknown payment reference is refused as resource_missing', async () => {
@@ -411,29 +325,23 @@ describe('money rules', () => {
 describe('faults', () => {
   it('an answer that times out is a PaymentUnavailableError, and the retry with the same key returns the authorisation already made', async () => {
     const order = newOrder('timeout');
-    const impatient = createHttpPaymentProvider({ baseUrl: sim.url, timeoutMs: 200 });
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(TEST_CARDS.SUCCEEDS),
-    };
-    await setFault(sim, { kind: 'timeout', ms: 1_500, calls: 1 });
+    const impatient = createHttpPaymentProvider({ baseUrl: sim.url(), timeoutMs: 200 });
+    const request = authoriseRequest(order);
+    await sim.setFault({ kind: 'timeout', ms: 1_500, calls: 1 });
 
     const err = await impatient.authorise(request).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PaymentUnavailableError);
     expect(err).toMatchObject({ details: { timedOut: true } });
     expect((err as Error).message).toContain('within 200 ms');
     // The provider acted although the answer never arrived.
-    const [made] = await paymentsOf(sim, order.orderId);
+    const [made] = await sim.paymentsOf(order.orderId);
     expect(made).toMatchObject({ status: 'AUTHORISED', amountAuthorised: 2599 });
 
     const retried = await impatient.authorise(request);
 
     expect(retried).toEqual({ status: 'AUTHORISED', providerRef: made!.id });
-    expect(await paymentsOf(sim, order.orderId)).toHaveLength(1);
-    const counted = await stats(sim);
+    expect(await sim.paymentsOf(order.orderId)).toHaveLength(1);
+    const counted = await sim.stats();
     expect(counted.applied.authorise).toBe(1);
     expect(counted.replays.authorise).toBe(1);
     expect(counted.faults.timeout).toBe(1);
@@ -441,73 +349,55 @@ describe('faults', () => {
 
   it('a capture whose answer times out is captured once when retried with the same key', async () => {
     const order = newOrder('capture-timeout');
-    const ref = await authorised(order);
-    const impatient = createHttpPaymentProvider({ baseUrl: sim.url, timeoutMs: 200 });
-    await setFault(sim, { kind: 'timeout', ms: 1_500, operation: 'capture' });
+    const ref = await sim.authorised(order);
+    const impatient = createHttpPaymentProvider({ baseUrl: sim.url(), timeoutMs: 200 });
+    await sim.setFault({ kind: 'timeout', ms: 1_500, operation: 'capture' });
     const request = { idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 };
 
     await expect(impatient.capture(request)).rejects.toBeInstanceOf(PaymentUnavailableError);
     const retried = await impatient.capture(request);
 
     expect(retried).toMatchObject({ status: 'CAPTURED', amountCaptured: 2599 });
-    const counted = await stats(sim);
+    const counted = await sim.stats();
     expect(counted.applied.capture).toBe(1);
     expect(counted.payments[ref]).toMatchObject({ captured: 2599 });
   });
 
   it('an error fault answers 500 before anything happens: a PaymentUnavailableError, and the retry with the same key goes through', async () => {
     const order = newOrder('error');
-    await setFault(sim, { kind: 'error', calls: 1 });
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(TEST_CARDS.SUCCEEDS),
-    };
+    await sim.setFault({ kind: 'error', calls: 1 });
+    const request = authoriseRequest(order);
 
     const err = await provider.authorise(request).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PaymentUnavailableError);
     expect(err).toMatchObject({ details: { status: 500 } });
-    expect(await paymentsOf(sim, order.orderId)).toEqual([]);
+    expect(await sim.paymentsOf(order.orderId)).toEqual([]);
 
     const retried = await provider.authorise(request);
 
     expect(retried.status).toBe('AUTHORISED');
-    expect(await paymentsOf(sim, order.orderId)).toHaveLength(1);
-    expect((await stats(sim)).faults.error).toBe(1);
+    expect(await sim.paymentsOf(order.orderId)).toHaveLength(1);
+    expect((await sim.stats()).faults.error).toBe(1);
   });
 
   it('an error rate of 1 fails every call until the rule is removed', async () => {
     const order = newOrder('rate');
-    await setFault(sim, { kind: 'error', rate: 1 });
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 700,
-      currency: 'MYR',
-      card: card(TEST_CARDS.SUCCEEDS),
-    };
+    await sim.setFault({ kind: 'error', rate: 1 });
+    const request = authoriseRequest(order, { amount: 700 });
 
     for (let i = 0; i < 3; i++) {
       await expect(provider.authorise(request)).rejects.toBeInstanceOf(PaymentUnavailableError);
     }
-    await call(sim, 'DELETE', '/control/faults?kind=error');
+    await sim.call('DELETE', '/control/faults?kind=error');
 
     expect((await provider.authorise(request)).status).toBe('AUTHORISED');
-    expect((await stats(sim)).faults.error).toBe(3);
+    expect((await sim.stats()).faults.error).toBe(3);
   });
 
   it('during an outage every call is a PaymentUnavailableError (503 page); after it ends the same call succeeds', async () => {
     const order = newOrder('outage');
-    await setFault(sim, { kind: 'outage', durationMs: 10 * MINUTE });
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(TEST_CARDS.SUCCEEDS),
-    };
+    await sim.setFault({ kind: 'outage', durationMs: 10 * MINUTE });
+    const request = authoriseRequest(order);
 
     const err = await provider.authorise(request).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PaymentUnavailableError);
@@ -515,25 +405,25 @@ describe('faults', () => {
       details: { status: 503, bodySnippet: expect.stringContaining('Unavailable') },
     });
 
-    realNow += 11 * MINUTE;
+    sim.advance(11 * MINUTE);
     const after = await provider.authorise(request);
 
     expect(after.status).toBe('AUTHORISED');
-    expect((await stats(sim)).faults.outage).toBe(1);
+    expect((await sim.stats()).faults.outage).toBe(1);
   });
 
   it('a fault scoped to void fails the void twice, leaves other operations alone, and the third void succeeds', async () => {
     const order = newOrder('scoped');
-    await setFault(sim, { kind: 'error', calls: 2, operation: 'void' });
+    await sim.setFault({ kind: 'error', calls: 2, operation: 'void' });
 
-    const ref = await authorised(order);
+    const ref = await sim.authorised(order);
     const request = { idempotencyKey: order.key('void'), providerRef: ref };
     await expect(provider.void(request)).rejects.toBeInstanceOf(PaymentUnavailableError);
     await expect(provider.void(request)).rejects.toBeInstanceOf(PaymentUnavailableError);
     const voided = await provider.void(request);
 
     expect(voided.status).toBe('VOIDED');
-    const counted = await stats(sim);
+    const counted = await sim.stats();
     expect(counted.calls).toMatchObject({ authorise: 1, void: 3 });
     expect(counted.applied).toMatchObject({ authorise: 1, void: 1 });
   });
@@ -549,14 +439,8 @@ describe('faults', () => {
       const text = await res.text();
       return new Response(text.slice(0, text.length / 2), { status: res.status, headers: res.headers });
     };
-    const client = createHttpPaymentProvider({ baseUrl: sim.url, fetch: spoiling });
-    const request = {
-      idempotencyKey: order.key('authorise'),
-      orderId: order.orderId,
-      amount: 2599,
-      currency: 'MYR',
-      card: card(TEST_CARDS.SUCCEEDS),
-    };
+    const client = createHttpPaymentProvider({ baseUrl: sim.url(), fetch: spoiling });
+    const request = authoriseRequest(order);
 
     const err = await client.authorise(request).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PaymentUnavailableError);
@@ -564,7 +448,7 @@ describe('faults', () => {
 
     const retried = await client.authorise(request);
 
-    const held = await paymentsOf(sim, order.orderId);
+    const held = await sim.paymentsOf(order.orderId);
     expect(held).toHaveLength(1);
     expect(retried).toEqual({ status: 'AUTHORISED', providerRef: held[0]!.id });
   });

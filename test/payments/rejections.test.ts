@@ -5,27 +5,17 @@
  */
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { TEST_CARDS } from '../../simulators/payment/cards';
-import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
-import { PaymentRejectedError, PaymentRejection, type PaymentProvider } from '../../src/payments/types';
-import { authoriseOrder, call, card, newOrder, payment, paymentsOf, setFault, stats } from './support';
+import { startPaymentSimulator } from '../../simulators/payment/server';
+import { PaymentRejectedError, PaymentRejection } from '../../src/payments/types';
+import { authoriseRequest, card, newOrder, usePaymentSimulator } from './support';
 
 const DAY = 24 * 3_600_000;
-let realNow = Date.parse('2025-09-01T02:00:00.000Z');
 
-let sim: RunningPaymentSimulator;
-let provider: PaymentProvider;
-
-beforeAll(async () => {
-  sim = await startPaymentSimulator({ port: 0, now: () => realNow });
-  provider = createHttpPaymentProvider({ baseUrl: sim.url, timeoutMs: 5_000 });
-});
-afterAll(() => sim.stop());
+const sim = usePaymentSimulator('2025-09-01T02:00:00.000Z');
+const { provider } = sim;
 beforeEach(async () => {
-  await call(sim, 'POST', '/control/reset');
-  await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: null });
+  await sim.call('PUT', '/control/settings', { authorisationTtlMs: null });
 });
-
-const authorised = (order: ReturnType<typeof newOrder>) => authoriseOrder(provider, order);
 
 async function rejection(promise: Promise<unknown>): Promise<PaymentRejectedError> {
   const err = await promise.then(
@@ -51,15 +41,15 @@ describe('an injected reject fault', () => {
     'refuses a capture with %s (HTTP %i) before it runs; the retry with the same key captures',
     async (code, status) => {
       const order = newOrder('reject');
-      const ref = await authorised(order);
-      await setFault(sim, { kind: 'reject', operation: 'capture', code, calls: 1 });
+      const ref = await sim.authorised(order);
+      await sim.setFault({ kind: 'reject', operation: 'capture', code, calls: 1 });
 
       const err = await rejection(
         provider.capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 }),
       );
       expect(err.code).toBe(code);
       expect(err.details.status).toBe(status);
-      expect(await payment(sim, ref)).toMatchObject({ status: 'AUTHORISED', amountCaptured: 0 });
+      expect(await sim.payment(ref)).toMatchObject({ status: 'AUTHORISED', amountCaptured: 0 });
 
       // Injected refusals are not stored under the key: the same capture, asked again, runs.
       const captured = await provider.capture({
@@ -68,17 +58,16 @@ describe('an injected reject fault', () => {
         amount: 2599,
       });
       expect(captured).toMatchObject({ status: 'CAPTURED', amountCaptured: 2599 });
-      const counted = await stats(sim);
+      const counted = await sim.stats();
       expect(counted.faults.reject).toBe(1);
       expect(counted.applied.capture).toBe(1);
     },
   );
 
   it("answers in the provider's own error shape and is listed with its code", async () => {
-    await setFault(sim, { kind: 'reject', operation: 'authorise', code: 'parameter_invalid' });
+    await sim.setFault({ kind: 'reject', operation: 'authorise', code: 'parameter_invalid' });
     const order = newOrder('reject_wire');
-    const answer = await call(
-      sim,
+    const answer = await sim.call(
       'POST',
       '/v1/payments',
       { orderId: order.orderId, amount: 100, currency: 'MYR', card: card(TEST_CARDS.SUCCEEDS) },
@@ -93,8 +82,8 @@ describe('an injected reject fault', () => {
         message: 'the provider refused this authorise (parameter_invalid, injected)',
       },
     });
-    expect(await paymentsOf(sim, order.orderId)).toEqual([]);
-    expect((await call(sim, 'GET', '/control/faults')).body).toEqual({
+    expect(await sim.paymentsOf(order.orderId)).toEqual([]);
+    expect((await sim.call('GET', '/control/faults')).body).toEqual({
       faults: [
         { kind: 'reject', operation: 'authorise', code: 'parameter_invalid', rate: 1, remainingCalls: null },
       ],
@@ -102,35 +91,27 @@ describe('an injected reject fault', () => {
   });
 
   it('an authorise refused this way is a PaymentRejectedError, not a decline, and authorises nothing', async () => {
-    await setFault(sim, { kind: 'reject', code: 'unauthorised', calls: 1 });
+    await sim.setFault({ kind: 'reject', code: 'unauthorised', calls: 1 });
     const order = newOrder('reject_authorise');
-    const err = await rejection(
-      provider.authorise({
-        idempotencyKey: order.key('authorise'),
-        orderId: order.orderId,
-        amount: 100,
-        currency: 'MYR',
-        card: card(TEST_CARDS.SUCCEEDS),
-      }),
-    );
+    const err = await rejection(provider.authorise(authoriseRequest(order, { amount: 100 })));
     expect(err).toMatchObject({ code: 'unauthorised', details: { status: 401 } });
-    expect(await paymentsOf(sim, order.orderId)).toEqual([]);
+    expect(await sim.paymentsOf(order.orderId)).toEqual([]);
   });
 
   it('scoped to one operation, with a rate of 1, it refuses every call of it until removed', async () => {
     const order = newOrder('reject_scoped');
-    const ref = await authorised(order);
-    await setFault(sim, { kind: 'reject', operation: 'void', code: 'payment_already_captured', rate: 1 });
+    const ref = await sim.authorised(order);
+    await sim.setFault({ kind: 'reject', operation: 'void', code: 'payment_already_captured', rate: 1 });
 
     for (let i = 0; i < 3; i++) {
       const err = await rejection(provider.void({ idempotencyKey: order.key('void'), providerRef: ref }));
       expect(err.code).toBe('payment_already_captured');
     }
-    await call(sim, 'DELETE', '/control/faults?kind=reject');
+    await sim.call('DELETE', '/control/faults?kind=reject');
     expect(await provider.void({ idempotencyKey: order.key('void'), providerRef: ref })).toMatchObject({
       status: 'VOIDED',
     });
-    expect((await stats(sim)).faults.reject).toBe(3);
+    expect((await sim.stats()).faults.reject).toBe(3);
   });
 
   it('a rule with an unknown code, or with both a rate and calls, is refused', async () => {
@@ -138,25 +119,25 @@ describe('an injected reject fault', () => {
       { kind: 'reject', code: 'card_stolen', calls: 1 },
       { kind: 'reject', code: 'amount_too_large', calls: 1, rate: 0.5 },
     ]) {
-      const answer = await call(sim, 'POST', '/control/faults', rule);
+      const answer = await sim.call('POST', '/control/faults', rule);
       expect(answer.status).toBe(400);
     }
-    expect((await call(sim, 'GET', '/control/faults')).body).toEqual({ faults: [] });
+    expect((await sim.call('GET', '/control/faults')).body).toEqual({ faults: [] });
   });
 });
 
 describe('an authorisation that lapses before capture', () => {
   it('cannot be captured: authorization_expired, nothing captured, and its hold shows released', async () => {
-    await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: 7 * DAY });
+    await sim.call('PUT', '/control/settings', { authorisationTtlMs: 7 * DAY });
     const order = newOrder('expired');
-    const ref = await authorised(order);
-    realNow += 7 * DAY;
+    const ref = await sim.authorised(order);
+    sim.advance(7 * DAY);
 
     const err = await rejection(
       provider.capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 }),
     );
     expect(err).toMatchObject({ code: 'authorization_expired', details: { status: 400 } });
-    expect(await payment(sim, ref)).toMatchObject({
+    expect(await sim.payment(ref)).toMatchObject({
       status: 'VOIDED',
       voided: false,
       expired: true,
@@ -169,10 +150,10 @@ describe('an authorisation that lapses before capture', () => {
   });
 
   it('can still be voided: the void answers VOIDED, moves nothing, and again is harmless', async () => {
-    await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: DAY });
+    await sim.call('PUT', '/control/settings', { authorisationTtlMs: DAY });
     const order = newOrder('expired_void');
-    const ref = await authorised(order);
-    realNow += DAY + 1;
+    const ref = await sim.authorised(order);
+    sim.advance(DAY + 1);
 
     const voided = await provider.void({ idempotencyKey: order.key('void'), providerRef: ref });
     const again = await provider.void({ idempotencyKey: order.key('void:again'), providerRef: ref });
@@ -184,20 +165,20 @@ describe('an authorisation that lapses before capture', () => {
       amountRefunded: 0,
     });
     expect(again).toEqual(voided);
-    const counted = await stats(sim);
+    const counted = await sim.stats();
     expect(counted.applied.void).toBe(0);
     expect(counted.payments[ref]).toMatchObject({ voided: false, expired: true, captured: 0 });
   });
 
   it('one captured in time keeps its money, and the old rules hold: no void after capture, no refund above it', async () => {
-    await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: DAY });
+    await sim.call('PUT', '/control/settings', { authorisationTtlMs: DAY });
     const order = newOrder('captured_in_time');
-    const ref = await authorised(order);
-    realNow += DAY - 1;
+    const ref = await sim.authorised(order);
+    sim.advance(DAY - 1);
     await provider.capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 });
-    realNow += 10 * DAY;
+    sim.advance(10 * DAY);
 
-    expect(await payment(sim, ref)).toMatchObject({
+    expect(await sim.payment(ref)).toMatchObject({
       status: 'CAPTURED',
       expired: false,
       amountCaptured: 2599,
@@ -211,26 +192,26 @@ describe('an authorisation that lapses before capture', () => {
   });
 
   it('the TTL is a setting: off by default, lowered to lapse an authorisation already made, and once lapsed it stays so', async () => {
-    expect((await call(sim, 'GET', '/control/settings')).body).toEqual({ authorisationTtlMs: null });
+    expect((await sim.call('GET', '/control/settings')).body).toEqual({ authorisationTtlMs: null });
     const order = newOrder('ttl_setting');
-    const ref = await authorised(order);
-    realNow += 30 * DAY;
-    expect(await payment(sim, ref)).toMatchObject({ status: 'AUTHORISED', expired: false });
+    const ref = await sim.authorised(order);
+    sim.advance(30 * DAY);
+    expect(await sim.payment(ref)).toMatchObject({ status: 'AUTHORISED', expired: false });
 
-    const lowered = await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: DAY });
+    const lowered = await sim.call('PUT', '/control/settings', { authorisationTtlMs: DAY });
     expect(lowered.body).toEqual({ authorisationTtlMs: DAY });
-    expect(await payment(sim, ref)).toMatchObject({ status: 'VOIDED', expired: true });
+    expect(await sim.payment(ref)).toMatchObject({ status: 'VOIDED', expired: true });
 
-    await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: null });
+    await sim.call('PUT', '/control/settings', { authorisationTtlMs: null });
     const err = await rejection(
       provider.capture({ idempotencyKey: order.key('capture'), providerRef: ref, amount: 2599 }),
     );
     expect(err.code).toBe('authorization_expired');
-    expect((await call(sim, 'PUT', '/control/settings', { authorisationTtlMs: 0 })).status).toBe(400);
+    expect((await sim.call('PUT', '/control/settings', { authorisationTtlMs: 0 })).status).toBe(400);
   });
 
   it('is set at start-up with the authorisationTtlMs option too', async () => {
-    const short = await startPaymentSimulator({ port: 0, now: () => realNow, authorisationTtlMs: 60_000 });
+    const short = await startPaymentSimulator({ port: 0, now: sim.now, authorisationTtlMs: 60_000 });
     try {
       const other = createHttpPaymentProvider({ baseUrl: short.url, timeoutMs: 5_000 });
       const order = newOrder('ttl_option');
@@ -242,7 +223,7 @@ describe('an authorisation that lapses before capture', () => {
         card: { token: 'tok_visa' },
       });
       if (result.status !== 'AUTHORISED') throw new Error('not authorised');
-      realNow += 60_000;
+      sim.advance(60_000);
       const err = await rejection(
         other.capture({ idempotencyKey: order.key('capture'), providerRef: result.providerRef, amount: 500 }),
       );

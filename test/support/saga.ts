@@ -10,6 +10,8 @@ import { cancelOrderUpdate } from '../../src/workflows/contract';
 import { eventually } from './eventually';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
 import type { NotificationTransport } from '../../src/notifications/transport';
+import type { CallKind } from '../../simulators/courier/stats';
+import type { ScenarioName } from '../../simulators/courier/scenarios';
 import type { PollPolicy } from '../../src/domain/polling';
 import type { TestDatabase } from './db';
 import { ADDRESS } from './shopper';
@@ -25,6 +27,33 @@ import { type TestWorker, uniqueId } from './temporal';
 
 export { ADDRESS, DECLINED_PAYMENT, GOOD_PAYMENT, type PlacedOrder, type PlaceOrderOptions };
 
+/** What the shopper's cancel says (the shop's "cancel order" button). */
+export const SHOPPER_CANCEL = { requestedBy: 'customer:cus_1', reason: 'changed my mind' } as const;
+
+/**
+ * An order for a kettle sku of its own: `onHand` units put in stock first (default 5), then
+ * `quantity` (default 1) ordered. `second` adds a mug line of its own sku (also `onHand` in
+ * stock) shipped from another place: a second parcel.
+ */
+export interface OrderInStockOptions extends Omit<Partial<PlaceOrderOptions>, 'sku' | 'second'> {
+  onHand?: number;
+  second?: { quantity: number; scenario: ScenarioName };
+}
+
+export interface OrderInStock extends PlacedOrder {
+  sku: string;
+  /** The second line's sku, when the order has one. */
+  secondSku?: string;
+}
+
+/** The courier simulator's native calls of one kind counted from when it was made. */
+export interface CourierCallCount {
+  /** Calls since. */
+  (): number;
+  /** Waits until at least `n` calls were made since. */
+  atLeast(n: number, timeoutMs?: number): Promise<number>;
+}
+
 export interface SagaStack {
   readonly database: TestDatabase;
   readonly couriers: Stack['couriers'];
@@ -38,6 +67,19 @@ export interface SagaStack {
   stock(sku: string, onHand: number): Promise<void>;
   /** Creates the order row and starts its saga; each parcel plays its scenario at the courier. */
   placeOrder(opts: PlaceOrderOptions): Promise<PlacedOrder>;
+  /** Stocks a sku of the order's own and places the order (see OrderInStockOptions). */
+  orderInStock(opts?: OrderInStockOptions): Promise<OrderInStock>;
+  /** Waits until the order's row has `status`; answers the row. */
+  orderAt(orderId: string, status: string): ReturnType<typeof orderRowOf>;
+  /** Waits until the order's first parcel has `status`; answers its row. */
+  parcelAt(orderId: string, status: string): Promise<Awaited<ReturnType<typeof shipmentsOf>>[number]>;
+  /** Counts the courier's native calls of `kind` from now on. */
+  courierCalls(kind: CallKind): CourierCallCount;
+  /**
+   * How the money and the stock ended: the payment rows' statuses are `[status]` (and, for
+   * CAPTURED, the first captured the order's total) and the sku has `onHand` units, none reserved.
+   */
+  expectSettled(order: OrderInStock, status: 'CAPTURED' | 'VOIDED', onHand: number): Promise<void>;
   /** The courier collects the parcel: it plays `delivered` from 10 courier hours in (picked up). */
   collectAtCourier(trackingNumber: string): void;
   orderRow(id: string): ReturnType<typeof orderRowOf>;
@@ -69,6 +111,22 @@ export function expectPickedUpRefusal(refusal: unknown): void {
   expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
 }
 
+/**
+ * The end of every saga test: the stock reconciles with the active orders, and the money
+ * ledger of `orderIds` holds (stock back, no capture without pickup, refund paid, no live
+ * booking left behind: devstack/ledger.ts).
+ */
+export async function expectBooksBalance(stack: Stack, orderIds: string[]): Promise<void> {
+  expect(await stockReconciliation(stack.database.db)).toEqual([]);
+  const ledger = await checkLedger({
+    db: stack.database.db,
+    payments: stack.payments,
+    courier: stack.couriers,
+    orderIds,
+  });
+  expect(ledger.violations).toEqual([]);
+}
+
 export function useSagaStack(
   opts: {
     notifications?: () => NotificationTransport;
@@ -84,16 +142,7 @@ export function useSagaStack(
     ...(opts.api ? { api: opts.api } : {}),
     // Stock must reconcile with active orders after every scenario, and the money with what
     // was delivered: every saga test ends by checking the ledger of the orders it placed.
-    async afterEachTest() {
-      expect(await stockReconciliation(stack.database.db)).toEqual([]);
-      const ledger = await checkLedger({
-        db: stack.database.db,
-        payments: stack.payments,
-        courier: stack.couriers,
-        orderIds: placed.splice(0),
-      });
-      expect(ledger.violations).toEqual([]);
-    },
+    afterEachTest: () => expectBooksBalance(stack, placed.splice(0)),
   });
 
   async function placeOrder(opts: PlaceOrderOptions): Promise<PlacedOrder> {
@@ -107,23 +156,62 @@ export function useSagaStack(
     return order;
   }
 
-  async function parkedCancel() {
+  async function orderInStock({ onHand = 5, quantity = 1, second, ...opts }: OrderInStockOptions = {}) {
     const sku = uniqueId('KETTLE');
-    await sagaStack.stock(sku, 5);
-    const order = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
+    await sagaStack.stock(sku, onHand);
+    const secondSku = second ? uniqueId('MUG') : undefined;
+    if (secondSku) await sagaStack.stock(secondSku, onHand);
+    const order = await placeOrder({
+      ...opts,
+      sku,
+      quantity,
+      ...(second && secondSku ? { second: { ...second, sku: secondSku } } : {}),
+    });
+    return { ...order, sku, ...(secondSku ? { secondSku } : {}) };
+  }
+
+  async function parcelAt(orderId: string, status: string) {
     const [shipment] = await eventually(
-      () => shipmentsOf(stack.database, order.orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
+      () => shipmentsOf(stack.database, orderId),
+      (rows) => rows[0]?.status === status,
     );
+    return shipment!;
+  }
+
+  function courierCalls(kind: CallKind): CourierCallCount {
+    const now = () => stack.couriers.backend.stats.snapshot().formats.native.byKind[kind];
+    const before = now();
+    const since = () => now() - before;
+    return Object.assign(since, {
+      atLeast: (n: number, timeoutMs?: number) =>
+        eventually(
+          async () => since(),
+          (c) => c >= n,
+          timeoutMs,
+        ),
+    });
+  }
+
+  async function expectSettled(order: OrderInStock, status: 'CAPTURED' | 'VOIDED', onHand: number) {
+    const payments = await paymentRowsOf(stack.database, order.orderId);
+    if (status === 'CAPTURED')
+      expect(payments[0]).toMatchObject({ status: 'CAPTURED', amount_captured: order.total });
+    else expect(payments.map((p) => p.status)).toEqual([status]);
+    expect(await itemOf(stack.database, order.sku)).toMatchObject({ on_hand: onHand, reserved: 0 });
+  }
+
+  async function parkedCancel() {
+    const order = await orderInStock({ scenario: 'never_picked_up' });
+    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
     stack.couriers.backend.answers.set({
       operation: 'cancel',
       status: 400,
-      trackingNumber: shipment!.tracking_number,
+      trackingNumber: shipment.tracking_number,
     });
     await order.handle.executeUpdate(cancelOrderUpdate, {
       args: [{ requestedBy: 'admin:alice', reason: 'fraud check' }],
     });
-    return { ...order, shipment: shipment!, itemId: `cancel_booking:${shipment!.id}` };
+    return { ...order, shipment, itemId: `cancel_booking:${shipment.id}` };
   }
 
   const sagaStack: SagaStack = {
@@ -150,6 +238,15 @@ export function useSagaStack(
         .execute();
     },
     placeOrder,
+    orderInStock,
+    orderAt: (orderId, status) =>
+      eventually(
+        () => orderRowOf(stack.database, orderId),
+        (o) => o.status === status,
+      ),
+    parcelAt,
+    courierCalls,
+    expectSettled,
     collectAtCourier(trackingNumber) {
       stack.couriers.backend.register({
         trackingNumber,

@@ -5,7 +5,7 @@
  * ends. Plus the read-model rows tests look at afterwards.
  */
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import { CourierCode } from '../../src/couriers/types';
+import { CourierCode, type NormalisedEvent } from '../../src/couriers/types';
 import type { PollPolicy } from '../../src/domain/polling';
 import type { Stack } from './stack';
 import { startShipmentWorkflow, uniqueId } from './temporal';
@@ -63,3 +63,27 @@ export const trackingEventsOf = (stack: Stack, id: string) =>
     .where('shipment_id', '=', id)
     .orderBy('occurred_at')
     .execute();
+
+/**
+ * A scan as a courier's push brings it (the `courierEvents` signal's payload): `status` at
+ * `at` (ISO, also its raw text), its raw code the status, in Petaling Jaya; `more` overrides.
+ */
+export function pushedEvent(
+  key: string,
+  status: NormalisedEvent['status'],
+  at: string,
+  more: Partial<NormalisedEvent> = {},
+): NormalisedEvent {
+  return {
+    key,
+    status,
+    subStatus: null,
+    rawCode: status,
+    rawText: null,
+    occurredAt: at,
+    occurredAtRaw: at,
+    location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
+    source: 'push',
+    ...more,
+  };
+}

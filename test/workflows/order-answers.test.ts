@@ -15,12 +15,17 @@ import {
   resolveAttentionUpdate,
   type OrderSnapshot,
 } from '../../src/workflows/contract';
-import type { PollPolicy } from '../../src/domain/polling';
+import type { AnswerStatus } from '../../simulators/courier/answers';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { expectPickedUpRefusal, useSagaStack } from '../support/saga';
-import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
+import {
+  SHOPPER_CANCEL,
+  expectPickedUpRefusal,
+  useSagaStack,
+  type OrderInStockOptions,
+} from '../support/saga';
+import { fastPolicy, stillPolicy } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
@@ -29,24 +34,29 @@ const SHORT_WINDOW = 4_000;
 
 describe('order saga: courier and provider answers', () => {
   const stack = useSagaStack();
-  const { stock, placeOrder, orderRow, paymentRows, item, shipments } = stack;
+  const { orderInStock, orderAt, parcelAt, expectSettled, orderRow, paymentRows, item, shipments } = stack;
 
   /** An order whose parcel is booked and tracked, never collected. */
-  async function confirmedOrder(opts: { settleRetryWindowMs?: number; policy?: PollPolicy } = {}) {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const placed = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up', ...opts });
-    const [shipment] = await eventually(
-      () => shipments(placed.orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
-    );
-    return { ...placed, sku, shipment: shipment! };
+  async function confirmedOrder(opts: OrderInStockOptions = {}) {
+    const placed = await orderInStock({ scenario: 'never_picked_up', ...opts });
+    return { ...placed, shipment: await parcelAt(placed.orderId, 'INFO_RECEIVED') };
+  }
+
+  /** A confirmed order whose cancel the courier answers `status` (`calls` times, default every time). */
+  async function cancelAnswered(status: AnswerStatus, opts: OrderInStockOptions & { calls?: number } = {}) {
+    const { calls, ...order } = opts;
+    const placed = await confirmedOrder(order);
+    stack.couriers.backend.answers.set({
+      operation: 'cancel',
+      status,
+      trackingNumber: placed.shipment.tracking_number,
+      ...(calls === undefined ? {} : { calls }),
+    });
+    return placed;
   }
 
   const cancel = (handle: WorkflowHandle<typeof orderWorkflow>) =>
-    handle.executeUpdate(cancelOrderUpdate, {
-      args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
-    });
+    handle.executeUpdate(cancelOrderUpdate, { args: [SHOPPER_CANCEL] });
 
   const waitForAttention = (handle: WorkflowHandle<typeof orderWorkflow>) =>
     eventually(
@@ -92,13 +102,7 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a cancel the courier answers 401 (our credentials) is retried, never taken for a pickup, and ends CANCELLED', async () => {
-    const { orderId, handle, shipment } = await confirmedOrder();
-    stack.couriers.backend.answers.set({
-      operation: 'cancel',
-      status: 401,
-      trackingNumber: shipment.tracking_number,
-      calls: 2,
-    });
+    const { orderId, handle, shipment } = await cancelAnswered(401, { calls: 2 });
 
     const result = await cancel(handle);
     expect(result).toMatchObject({ status: 'CANCELLED', captured: false, pickedUp: false });
@@ -109,13 +113,7 @@ describe('order saga: courier and provider answers', () => {
 
   it('a cancel that goes through after a 401 closes the credentials incident: the cancelled parcel shows no sync error', async () => {
     // No tracking poll of its own after the first: only the cancel's own answers touch the row.
-    const { orderId, handle, shipment } = await confirmedOrder({ policy: stillPolicy() });
-    stack.couriers.backend.answers.set({
-      operation: 'cancel',
-      status: 401,
-      trackingNumber: shipment.tracking_number,
-      calls: 2,
-    });
+    const { orderId, handle } = await cancelAnswered(401, { calls: 2, policy: stillPolicy() });
 
     expect(await cancel(handle)).toMatchObject({ status: 'CANCELLED' });
     await handle.result();
@@ -126,12 +124,8 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('credentials refused for longer than the retry window: the cancel is parked, the void and the stock still run; an admin retry finishes it', async () => {
-    const { orderId, handle, sku, shipment } = await confirmedOrder({ settleRetryWindowMs: SHORT_WINDOW });
-    stack.couriers.backend.answers.set({
-      operation: 'cancel',
-      status: 401,
-      trackingNumber: shipment.tracking_number,
-    });
+    const order = await cancelAnswered(401, { settleRetryWindowMs: SHORT_WINDOW });
+    const { orderId, handle, shipment } = order;
 
     const parked = await cancel(handle);
     expect(parked.status).toBe('NEEDS_ATTENTION');
@@ -139,8 +133,7 @@ describe('order saga: courier and provider answers', () => {
     expect(parked.attention).toEqual([expect.objectContaining({ id: itemId, step: 'cancel_booking' })]);
     expect(parked.attention[0]!.reason).toMatch(/401/);
     // The other compensations ran: nothing held on the card, the stock back on the shelf.
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
-    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    await expectSettled(order, 'VOIDED', 5);
     expect(await orderRow(orderId)).toMatchObject({
       status: 'NEEDS_ATTENTION',
       failure_code: 'NEEDS_ATTENTION',
@@ -180,12 +173,7 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a cancel the courier refuses for good (400) is parked at once; an admin resolves it with a reason', async () => {
-    const { orderId, handle, shipment } = await confirmedOrder();
-    stack.couriers.backend.answers.set({
-      operation: 'cancel',
-      status: 400,
-      trackingNumber: shipment.tracking_number,
-    });
+    const { orderId, handle, shipment } = await cancelAnswered(400);
 
     const parked = await cancel(handle);
     expect(parked.status).toBe('NEEDS_ATTENTION');
@@ -207,12 +195,7 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a "collected" the courier claims but its tracking does not show is not believed: nothing is captured', async () => {
-    const { orderId, handle, sku, shipment } = await confirmedOrder({ settleRetryWindowMs: SHORT_WINDOW });
-    stack.couriers.backend.answers.set({
-      operation: 'cancel',
-      status: 409,
-      trackingNumber: shipment.tracking_number,
-    });
+    const { orderId, handle, sku } = await cancelAnswered(409, { settleRetryWindowMs: SHORT_WINDOW });
 
     const parked = await cancel(handle);
     expect(parked).toMatchObject({ status: 'NEEDS_ATTENTION', captured: false, pickedUp: false });
@@ -226,19 +209,8 @@ describe('order saga: courier and provider answers', () => {
     const slow = fastPolicy({
       intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
     });
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle } = await placeOrder({
-      sku,
-      quantity: 1,
-      scenario: 'never_picked_up',
-      policy: slow,
-    });
-    const [shipment] = await eventually(
-      () => shipments(orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
-    );
-    stack.collectAtCourier(shipment!.tracking_number);
+    const { orderId, handle, shipment } = await confirmedOrder({ policy: slow });
+    stack.collectAtCourier(shipment.tracking_number);
     const refusal = await cancel(handle).catch((err: Error) => err);
     expectPickedUpRefusal(refusal);
     // The order goes on from that pickup: the money is captured, never voided or refunded.
@@ -250,29 +222,20 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a booking the courier refuses (400) fails the order with nothing held anywhere', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     stack.couriers.backend.answers.set({ operation: 'book', status: 400, format: 'native' });
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, prebook: false });
-    const result = await handle.result();
+    const order = await orderInStock({ prebook: false });
+    const result = await order.handle.result();
     stack.couriers.backend.answers.clear();
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
-    expect(await shipments(orderId)).toEqual([]);
-    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await shipments(order.orderId)).toEqual([]);
+    await expectSettled(order, 'VOIDED', 5);
   });
 
   it('two parcels booked at once, one refused for good (400): the order fails and the other booking is cancelled, nothing held', async () => {
-    const kettle = uniqueId('KETTLE');
-    const mug = uniqueId('MUG');
-    await stock(kettle, 5);
-    await stock(mug, 5);
     // Whichever parcel reaches the courier first is refused; the other is booked.
     stack.couriers.backend.answers.set({ operation: 'book', status: 400, format: 'native', calls: 1 });
-    const { orderId, handle } = await placeOrder({
-      sku: kettle,
-      quantity: 1,
-      second: { sku: mug, quantity: 2, scenario: 'never_picked_up' },
+    const { orderId, handle, sku, secondSku } = await orderInStock({
+      second: { quantity: 2, scenario: 'never_picked_up' },
       prebook: false,
     });
     const result = await handle.result();
@@ -282,27 +245,22 @@ describe('order saga: courier and provider answers', () => {
     const rows = await shipments(orderId);
     expect(rows.map((r) => r.status)).toEqual(['CANCELLED']);
     expect(stack.couriers.backend.inspect(rows[0]!.tracking_number)?.parcel.cancelled).toBe(true);
-    expect(await item(kettle)).toMatchObject({ on_hand: 5, reserved: 0 });
-    expect(await item(mug)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await item(secondSku!)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 
   it('a capture the provider refuses at pickup (authorisation expired) is parked while the parcel is delivered; a retry captures once', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     stack.payments.state.faults.set({
       kind: 'reject',
       operation: 'capture',
       code: PaymentRejection.AUTHORISATION_EXPIRED,
     });
-    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'delivered' });
+    const { orderId, handle, total, sku } = await orderInStock({ scenario: 'delivered' });
     const parked = await waitForAttention(handle);
     expect(parked.attention).toEqual([expect.objectContaining({ id: 'capture', step: 'capture' })]);
     expect(parked.attention[0]!.reason).toMatch(/authorization_expired|expired/);
     // The parcel goes on to its delivery meanwhile; the order waits for the admin.
-    await eventually(
-      () => shipments(orderId),
-      (rows) => rows[0]?.status === 'DELIVERED',
-    );
+    await parcelAt(orderId, 'DELIVERED');
     expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_ATTENTION' });
     expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'AUTHORISED', amount_captured: 0 });
 
@@ -363,26 +321,19 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a refund larger than the capture is refused: parked, the rest settles, and a retry refunds in full', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     stack.payments.state.faults.set({
       kind: 'reject',
       operation: 'refund',
       code: PaymentRejection.AMOUNT_TOO_LARGE,
     });
     // Picked up, then lost (no scan again): the order fails and refunds in full.
-    const { orderId, handle, total } = await placeOrder({
-      sku,
-      quantity: 1,
+    const { orderId, handle, total, sku } = await orderInStock({
       scenario: 'exception',
       policy: fastPolicy({ expireAfterNoScanMs: 1_500 }),
     });
     const parked = await waitForAttention(handle);
     expect(parked.attention).toEqual([expect.objectContaining({ id: 'void_or_refund' })]);
-    await eventually(
-      () => orderRow(orderId),
-      (o) => o.status === 'NEEDS_ATTENTION',
-    );
+    await orderAt(orderId, 'NEEDS_ATTENTION');
     expect((await paymentRows(orderId))[0]).toMatchObject({ amount_captured: total, amount_refunded: 0 });
 
     stack.payments.state.faults.clear();

@@ -9,10 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import { createWebhookTransport } from '../../src/notifications/transport';
 import { cancelOrderUpdate, orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
-import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { useSagaStack } from '../support/saga';
-import { fastPolicy, uniqueId } from '../support/temporal';
+import { SHOPPER_CANCEL, useSagaStack } from '../support/saga';
+import { fastPolicy } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
@@ -44,43 +43,32 @@ describe('order saga: what it starts, it owns', () => {
         secret: 'shop-secret-for-tests-only',
       }),
   });
-  const { stock, placeOrder, orderRow, paymentRows, item, shipments } = stack;
+  const { orderInStock, parcelAt, courierCalls, expectSettled, orderRow, paymentRows, item, shipments } =
+    stack;
 
   afterEach(() => {
     shopStatus = 200;
   });
 
   it('settles an order whose shipment workflow is terminated: booking cancelled, authorisation voided, stock released', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    const [shipment] = await eventually(
-      () => shipments(orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
-    );
+    const order = await orderInStock({ scenario: 'never_picked_up' });
+    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
     await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(shipment!.id))
+      .getHandle(shipmentWorkflowId(shipment.id))
       .terminate('stuck: terminated by ops with the CLI');
 
-    const result = await handle.result();
-    await recordHistory('order-shipment-terminated', handle);
+    const result = await order.handle.result();
+    await recordHistory('order-shipment-terminated', order.handle);
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST', captured: false });
     expect(result.failureMessage).toMatch(/terminated/i);
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
-    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
-    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    await expectSettled(order, 'VOIDED', 5);
+    expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
   });
 
   it('cancels the booking of a parcel that expired uncollected, beside one that was delivered', async () => {
-    const kettle = uniqueId('KETTLE');
-    const mug = uniqueId('MUG');
-    await stock(kettle, 5);
-    await stock(mug, 5);
-    const { orderId, handle, total } = await placeOrder({
-      sku: kettle,
-      quantity: 1,
+    const { orderId, handle, total, sku, secondSku } = await orderInStock({
       scenario: 'delivered',
-      second: { sku: mug, quantity: 2, scenario: 'never_picked_up' },
+      second: { quantity: 2, scenario: 'never_picked_up' },
       policy: fastPolicy({ expireAfterNoScanMs: 3_000 }),
     });
     const result = await handle.result();
@@ -92,57 +80,45 @@ describe('order saga: what it starts, it owns', () => {
     expect(stack.couriers.backend.inspect(expired.tracking_number)?.parcel.cancelled).toBe(true);
     const [payment] = await paymentRows(orderId);
     expect(payment).toMatchObject({ amount_captured: total, amount_refunded: 3_000 });
-    expect(await item(kettle)).toMatchObject({ on_hand: 4, reserved: 0 });
-    expect(await item(mug)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    expect(await item(secondSku!)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 
   it('a cancel pre-empts a booking that is retrying through a courier outage', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
-    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
-    const before = bookCalls();
+    const booked = courierCalls('book');
     // Without pre-emption the booking would retry for ten minutes before the cancel ran.
-    const { orderId, handle } = await placeOrder({
-      sku,
-      quantity: 1,
-      scenario: 'never_picked_up',
-      bookingRetryWindowMs: 10 * 60_000,
-    });
-    await eventually(
-      async () => bookCalls() - before,
-      (n) => n >= 2,
-    );
-    const cancel = await handle.startUpdate(cancelOrderUpdate, {
-      args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+    const order = await orderInStock({ scenario: 'never_picked_up', bookingRetryWindowMs: 10 * 60_000 });
+    await booked.atLeast(2);
+    const cancel = await order.handle.startUpdate(cancelOrderUpdate, {
+      args: [SHOPPER_CANCEL],
       waitForStage: WorkflowUpdateStage.ACCEPTED,
     });
     // The courier comes back; the compensation finds the booking the lost answers made and cancels it.
     await new Promise((r) => setTimeout(r, 2_000));
     stack.couriers.backend.faults.clear();
     expect((await cancel.result()).status).toBe('CANCELLED');
-    await handle.result();
-    await recordHistory('order-cancel-preempts-booking', handle);
-    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
-    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
-    const parcel = stack.couriers.backend.list().find((p) => p.reference === orderShipmentId(orderId, 1));
+    await order.handle.result();
+    await recordHistory('order-cancel-preempts-booking', order.handle);
+    expect(await orderRow(order.orderId)).toMatchObject({ status: 'CANCELLED' });
+    await expectSettled(order, 'VOIDED', 5);
+    const parcel = stack.couriers.backend
+      .list()
+      .find((p) => p.reference === orderShipmentId(order.orderId, 1));
     expect(parcel?.cancelled ?? true).toBe(true);
   });
 
   it('a shop endpoint that refuses notifications (4xx) does not hold up the order, and the refusal is recorded', async () => {
     shopStatus = 410;
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'delivered' });
-    const result = await handle.result();
+    const order = await orderInStock({ scenario: 'delivered' });
+    const result = await order.handle.result();
     expect(result.status).toBe('DELIVERED');
-    const [payment] = await paymentRows(orderId);
-    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+    const [payment] = await paymentRows(order.orderId);
+    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: order.total });
     const rows = await stack.database.db
       .selectFrom('notifications')
       .select(['kind', 'status', 'attempts', 'last_error'])
-      .where('order_id', '=', orderId)
+      .where('order_id', '=', order.orderId)
       .orderBy('id')
       .execute();
     expect(rows).toEqual([

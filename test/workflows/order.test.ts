@@ -15,20 +15,48 @@ import {
 } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { DECLINED_PAYMENT, expectPickedUpRefusal, useSagaStack } from '../support/saga';
-import { fastPolicy, uniqueId } from '../support/temporal';
+import { pushedEvent } from '../support/shipments';
+import { DECLINED_PAYMENT, SHOPPER_CANCEL, expectPickedUpRefusal, useSagaStack } from '../support/saga';
+import { fastPolicy } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
 describe('order saga', () => {
   const stack = useSagaStack();
-  const { stock, placeOrder, collectAtCourier, orderRow, paymentRows, item, shipments, notifications } =
-    stack;
+  const {
+    orderInStock,
+    orderAt,
+    parcelAt,
+    courierCalls,
+    expectSettled,
+    collectAtCourier,
+    orderRow,
+    paymentRows,
+    item,
+    shipments,
+    notifications,
+  } = stack;
+
+  /**
+   * An order whose booking fails for good under the courier fault the test set: the saga's
+   * five attempts run, then the courier answers again and the compensation cancels the
+   * booking those attempts made. Answers the order once it has FAILED with BOOKING_FAILED.
+   */
+  async function bookingFailsAfterFiveAttempts(opts: { onHand: number }) {
+    const booked = courierCalls('book');
+    const order = await orderInStock({ ...opts, scenario: 'never_picked_up' });
+    await booked.atLeast(5, 60_000);
+    stack.couriers.backend.faults.clear();
+    const result = await order.handle.result();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
+    const [shipment] = await shipments(order.orderId);
+    expect(shipment).toMatchObject({ status: 'CANCELLED', sub_status: 'BOOKING_CANCELLED' });
+    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    return order;
+  }
 
   it('delivers an order, capturing the payment exactly once and consuming the stock', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 10);
-    const { orderId, handle, total } = await placeOrder({ sku, quantity: 2 });
+    const { orderId, handle, total, sku } = await orderInStock({ onHand: 10, quantity: 2 });
     const result: OrderSnapshot = await handle.result();
     await recordHistory('order-delivered', handle);
 
@@ -49,11 +77,8 @@ describe('order saga', () => {
   });
 
   it('fails a declined payment: stock released, nothing booked, FAILED with the reason', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 10);
-    const { orderId, handle } = await placeOrder({
-      sku,
-      quantity: 1,
+    const { orderId, handle, sku } = await orderInStock({
+      onHand: 10,
       payment: DECLINED_PAYMENT,
       prebook: false,
     });
@@ -69,11 +94,9 @@ describe('order saga', () => {
   });
 
   it('voids an authorisation whose answer was lost: every authorise timed out, yet nothing stays held on the card', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 10);
     // The provider authorises, but holds each answer back past our 2 s client timeout.
     stack.payments.state.faults.set({ kind: 'timeout', ms: 2_500, calls: 5, operation: 'authorise' });
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, prebook: false });
+    const { orderId, handle, sku } = await orderInStock({ onHand: 10, prebook: false });
     const result = await handle.result();
     await recordHistory('order-payment-outcome-lost', handle);
 
@@ -87,57 +110,28 @@ describe('order saga', () => {
   });
 
   it('cancels a booking whose answer was lost: every booking attempt timed out, yet the courier holds nothing', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 10);
     // The courier books, but every answer arrives after our 2 s client timeout.
     stack.couriers.backend.faults.set({ kind: 'latency', ms: 2_500, format: 'native' });
-    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
-    const before = bookCalls();
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    // After the saga's five attempts the courier answers in time again.
-    await eventually(
-      async () => bookCalls() - before,
-      (n) => n >= 5,
-      60_000,
-    );
-    stack.couriers.backend.faults.clear();
-    const result = await handle.result();
-    await recordHistory('order-booking-outcome-lost', handle);
-
-    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
-    const [shipment] = await shipments(orderId);
-    expect(shipment).toMatchObject({ status: 'CANCELLED', sub_status: 'BOOKING_CANCELLED' });
-    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
-    expect(await item(sku)).toMatchObject({ on_hand: 10, reserved: 0 });
+    const order = await bookingFailsAfterFiveAttempts({ onHand: 10 });
+    await recordHistory('order-booking-outcome-lost', order.handle);
+    await expectSettled(order, 'VOIDED', 10);
   });
 
   it('fails an order for stock it cannot have, reserving nothing and charging nothing', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 1);
-    const { orderId, handle } = await placeOrder({ sku, quantity: 3, prebook: false });
+    const { orderId, handle, sku } = await orderInStock({ onHand: 1, quantity: 3, prebook: false });
     expect(await handle.result()).toMatchObject({ status: 'FAILED', failureCode: 'OUT_OF_STOCK' });
     expect(await item(sku)).toMatchObject({ on_hand: 1, reserved: 0 });
     expect(await paymentRows(orderId)).toEqual([]);
   });
 
   it('cancels before pickup: booking cancelled, authorisation voided, stock released', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    await eventually(
-      () => orderRow(orderId),
-      (o) => o.status === 'CONFIRMED',
-    );
+    const { orderId, handle, sku } = await orderInStock({ scenario: 'never_picked_up' });
+    await orderAt(orderId, 'CONFIRMED');
 
     // Two cancels at once (a double click): both are answered, the compensation runs once.
     const [result, again] = await Promise.all([
-      handle.executeUpdate(cancelOrderUpdate, {
-        args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
-      }),
-      handle.executeUpdate(cancelOrderUpdate, {
-        args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
-      }),
+      handle.executeUpdate(cancelOrderUpdate, { args: [SHOPPER_CANCEL] }),
+      handle.executeUpdate(cancelOrderUpdate, { args: [SHOPPER_CANCEL] }),
     ]);
     expect(result.status).toBe('CANCELLED');
     expect(again.status).toBe('CANCELLED');
@@ -154,65 +148,34 @@ describe('order saga', () => {
   });
 
   it('rides out a courier outage during booking instead of failing the order', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     // 20 s of 500s: longer than the five attempts (~15 s) that used to fail the order.
     stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
-    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
-    const before = bookCalls();
-    const { orderId, handle, total } = await placeOrder({
-      sku,
-      quantity: 1,
-      scenario: 'delivered',
-      bookingRetryWindowMs: 60_000,
-    });
+    const booked = courierCalls('book');
+    const order = await orderInStock({ scenario: 'delivered', bookingRetryWindowMs: 60_000 });
     await new Promise((r) => setTimeout(r, 20_000));
-    expect(bookCalls() - before).toBeGreaterThanOrEqual(5);
-    expect((await orderRow(orderId)).status).toBe('PENDING');
+    expect(booked()).toBeGreaterThanOrEqual(5);
+    expect((await orderRow(order.orderId)).status).toBe('PENDING');
     stack.couriers.backend.faults.clear();
 
-    const result = await handle.result();
+    const result = await order.handle.result();
     expect(result.status).toBe('DELIVERED');
-    const [payment] = await paymentRows(orderId);
-    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
-    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    await expectSettled(order, 'CAPTURED', 4);
   });
 
   it('fails an order whose booking fails for good: authorisation voided, stock released, any booking cancelled', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     // The courier answers 500 to every call until the booking's five attempts have run out.
-    stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
-    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
-    const before = bookCalls();
-    const { orderId, handle } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
     // A 500 does not say whether the booking was made (this courier did hold one: the test
     // pre-booked it): the compensation asks again once the courier answers, and cancels it.
-    await eventually(
-      async () => bookCalls() - before,
-      (n) => n >= 5,
-      60_000,
-    );
-    stack.couriers.backend.faults.clear();
-    const result = await handle.result();
-    await recordHistory('order-booking-failed-courier-500', handle);
-    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
-    expect((await orderRow(orderId)).failure_message).toMatch(/^the courier booking failed: /);
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
-    const [shipment] = await shipments(orderId);
-    expect(shipment).toMatchObject({ status: 'CANCELLED', sub_status: 'BOOKING_CANCELLED' });
-    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
-    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
+    const order = await bookingFailsAfterFiveAttempts({ onHand: 5 });
+    await recordHistory('order-booking-failed-courier-500', order.handle);
+    expect((await orderRow(order.orderId)).failure_message).toMatch(/^the courier booking failed: /);
+    await expectSettled(order, 'VOIDED', 5);
   });
 
   it('ends consistent when a compensation fails twice before it succeeds', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle } = await placeOrder({ sku, quantity: 2, scenario: 'never_picked_up' });
-    await eventually(
-      () => orderRow(orderId),
-      (o) => o.status === 'CONFIRMED',
-    );
+    const { orderId, handle, sku } = await orderInStock({ quantity: 2, scenario: 'never_picked_up' });
+    await orderAt(orderId, 'CONFIRMED');
     stack.payments.state.faults.set({ kind: 'error', calls: 2, operation: 'void' });
     const result = await handle.executeUpdate(cancelOrderUpdate, {
       args: [{ requestedBy: 'admin:ops', reason: 'fraud check' }],
@@ -249,9 +212,7 @@ describe('order saga', () => {
   });
 
   it('restocks and refunds a parcel that comes back to the shipper', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle, total } = await placeOrder({ sku, quantity: 2, scenario: 'return_to_origin' });
+    const { orderId, handle, total, sku } = await orderInStock({ quantity: 2, scenario: 'return_to_origin' });
     const result = await handle.result();
     expect(result.status).toBe('RETURNED');
     expect(await orderRow(orderId)).toMatchObject({ status: 'RETURNED' });
@@ -264,126 +225,80 @@ describe('order saga', () => {
   });
 
   it('refuses an accepted cancel when the courier already has the parcel, and goes on to deliver', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     // Slow polls before pickup: the order does not know yet that the courier has the parcel.
     const slow = fastPolicy({
       intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
     });
-    const { orderId, handle, total } = await placeOrder({
-      sku,
-      quantity: 1,
-      scenario: 'never_picked_up',
-      policy: slow,
-    });
-    await eventually(
-      () => orderRow(orderId),
-      (o) => o.status === 'CONFIRMED',
-    );
-    const [shipment] = await eventually(
-      () => shipments(orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
-    );
-    collectAtCourier(shipment!.tracking_number);
+    const order = await orderInStock({ scenario: 'never_picked_up', policy: slow });
+    await orderAt(order.orderId, 'CONFIRMED');
+    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
+    collectAtCourier(shipment.tracking_number);
 
-    const refusal = await handle
-      .executeUpdate(cancelOrderUpdate, {
-        args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
-      })
+    const refusal = await order.handle
+      .executeUpdate(cancelOrderUpdate, { args: [SHOPPER_CANCEL] })
       .catch((err: Error & { cause?: Error }) => err);
     expectPickedUpRefusal(refusal);
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
+    expect((await paymentRows(order.orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
 
     // The parcel's next poll reports the pickup; the order captures and delivers as usual.
     await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(shipment!.id))
+      .getHandle(shipmentWorkflowId(shipment.id))
       .signal(refreshSignal, { requestedBy: 'test' });
-    const result = await handle.result();
+    const result = await order.handle.result();
     expect(result.status).toBe('DELIVERED');
-    const [payment] = await paymentRows(orderId);
-    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
-    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    await expectSettled(order, 'CAPTURED', 4);
   });
 
   it('goes on to track and deliver when a cancel accepted during booking is refused because the courier already has the parcel', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     // Every courier call takes 1.2 s (within our 2 s timeout): the cancel lands mid-booking.
     stack.couriers.backend.faults.set({ kind: 'latency', ms: 1_200, format: 'native' });
-    const bookCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.book;
-    const before = bookCalls();
-    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    await eventually(
-      async () => bookCalls(),
-      (n) => n > before,
-    );
-    const cancel = await handle.startUpdate(cancelOrderUpdate, {
-      args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+    const booked = courierCalls('book');
+    const order = await orderInStock({ scenario: 'never_picked_up' });
+    await booked.atLeast(1);
+    const cancel = await order.handle.startUpdate(cancelOrderUpdate, {
+      args: [SHOPPER_CANCEL],
       waitForStage: WorkflowUpdateStage.ACCEPTED,
     });
     // Meanwhile the courier collects the parcel, so cancelling the booking is refused.
-    const parcel = stack.couriers.backend.list().find((p) => p.reference === orderShipmentId(orderId, 1))!;
+    const parcel = stack.couriers.backend
+      .list()
+      .find((p) => p.reference === orderShipmentId(order.orderId, 1))!;
     collectAtCourier(parcel.trackingNumber);
     const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
     expectPickedUpRefusal(refusal);
     stack.couriers.backend.faults.clear();
 
     // Tracking starts after all: the parcel's workflow reports the pickup and the delivery.
-    const result = await handle.result();
-    await recordHistory('order-cancel-refused-during-booking', handle);
+    const result = await order.handle.result();
+    await recordHistory('order-cancel-refused-during-booking', order.handle);
     expect(result.status).toBe('DELIVERED');
-    const [shipment] = await shipments(orderId);
+    const [shipment] = await shipments(order.orderId);
     expect(shipment).toMatchObject({ status: 'DELIVERED' });
-    const [payment] = await paymentRows(orderId);
-    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
-    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    await expectSettled(order, 'CAPTURED', 4);
   });
 
   it('delivers when the parcel is reported delivered while a cancel is still retrying at the courier', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    const [shipment] = await eventually(
-      () => shipments(orderId),
-      (rows) => rows[0]?.status === 'INFO_RECEIVED',
-    );
+    const order = await orderInStock({ scenario: 'never_picked_up' });
+    const { orderId, handle } = order;
+    const shipment = await parcelAt(orderId, 'INFO_RECEIVED');
     // The courier fails every call: the cancel's booking cancellation keeps retrying.
     stack.couriers.backend.faults.set({ kind: 'error', rate: 1, format: 'native' });
-    const cancelCalls = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.cancel;
-    const before = cancelCalls();
+    const cancelled = courierCalls('cancel');
     const cancel = await handle.startUpdate(cancelOrderUpdate, {
-      args: [{ requestedBy: 'customer:cus_1', reason: 'changed my mind' }],
+      args: [SHOPPER_CANCEL],
       waitForStage: WorkflowUpdateStage.ACCEPTED,
     });
-    await eventually(
-      async () => cancelCalls() - before,
-      (n) => n >= 1,
-    );
+    await cancelled.atLeast(1);
     // Meanwhile the courier pushes the delivery: the parcel's workflow records it, tells the
     // order and finishes. Then the courier answers again, refusing the cancel.
     const deliveredAt = new Date().toISOString();
     await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(shipment!.id))
+      .getHandle(shipmentWorkflowId(shipment.id))
       .signal(courierEventsSignal, {
-        events: [
-          {
-            key: `push-${shipment!.id}`,
-            status: 'DELIVERED',
-            subStatus: null,
-            rawCode: 'DELIVERED',
-            rawText: 'Delivered',
-            occurredAt: deliveredAt,
-            occurredAtRaw: deliveredAt,
-            location: { city: 'Petaling Jaya', state: 'Selangor', country: 'MY' },
-            source: 'push',
-          },
-        ],
+        events: [pushedEvent(`push-${shipment.id}`, 'DELIVERED', deliveredAt, { rawText: 'Delivered' })],
       });
-    await eventually(
-      () => shipments(orderId),
-      (rows) => rows[0]?.status === 'DELIVERED',
-    );
-    collectAtCourier(shipment!.tracking_number);
+    await parcelAt(orderId, 'DELIVERED');
+    collectAtCourier(shipment.tracking_number);
     stack.couriers.backend.faults.clear();
 
     const refusal = await cancel.result().catch((err: Error & { cause?: Error }) => err);
@@ -391,35 +306,27 @@ describe('order saga', () => {
     const result = await handle.result();
     await recordHistory('order-delivered-while-cancel-retried', handle);
     expect(result.status).toBe('DELIVERED');
-    const [payment] = await paymentRows(orderId);
-    expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
-    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    await expectSettled(order, 'CAPTURED', 4);
   });
 
   it('fails an order whose only parcel is lost before pickup, giving everything back', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle } = await placeOrder({
-      sku,
+    const order = await orderInStock({
       quantity: 2,
       scenario: 'lost',
       policy: fastPolicy({ expireAfterNoScanMs: 1_500 }),
     });
+    const { orderId, handle } = order;
     const result = await handle.result();
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST' });
-    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
-    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    await expectSettled(order, 'VOIDED', 5);
     expect(await notifications(orderId)).toEqual(['confirmed', 'failed']);
     // The read model says how the parcel ended, not what the compensation did.
     expect((await shipments(orderId)).map((s) => s.status)).toEqual(['EXPIRED']);
   });
 
   it('fails an order whose parcel is lost after pickup: captured, then refunded in full; the stock stays shipped', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
     // Picked up, damaged at the hub (EXCEPTION), then no scan ever again: the parcel expires.
-    const { orderId, handle, total } = await placeOrder({
-      sku,
+    const { orderId, handle, total, sku } = await orderInStock({
       quantity: 2,
       scenario: 'exception',
       policy: fastPolicy({ expireAfterNoScanMs: 1_500 }),
@@ -437,15 +344,9 @@ describe('order saga', () => {
   });
 
   it('ships two places as two parcels; one returns: restocked and refunded, the order stays DELIVERED', async () => {
-    const kettle = uniqueId('KETTLE');
-    const mug = uniqueId('MUG');
-    await stock(kettle, 5);
-    await stock(mug, 5);
-    const { orderId, handle, total } = await placeOrder({
-      sku: kettle,
-      quantity: 1,
+    const { orderId, handle, total, sku, secondSku } = await orderInStock({
       scenario: 'delivered',
-      second: { sku: mug, quantity: 2, scenario: 'return_to_origin' },
+      second: { quantity: 2, scenario: 'return_to_origin' },
     });
     const result = await handle.result();
     expect(result.status).toBe('DELIVERED');
@@ -456,18 +357,13 @@ describe('order saga', () => {
     const [payment] = await paymentRows(orderId);
     // Captured once for the whole order; the returned parcel's lines (2 x 15.00) refunded.
     expect(payment).toMatchObject({ amount_captured: total, amount_refunded: 3_000 });
-    expect(await item(kettle)).toMatchObject({ on_hand: 4, reserved: 0 });
-    expect(await item(mug)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    expect(await item(secondSku!)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 
   it('refuses a cancel after pickup and changes nothing', async () => {
-    const sku = uniqueId('KETTLE');
-    await stock(sku, 5);
-    const { orderId, handle, total } = await placeOrder({ sku, quantity: 1, scenario: 'never_picked_up' });
-    await eventually(
-      () => orderRow(orderId),
-      (o) => o.status === 'CONFIRMED',
-    );
+    const { orderId, handle, total } = await orderInStock({ scenario: 'never_picked_up' });
+    await orderAt(orderId, 'CONFIRMED');
     // Play the pickup now: restart the parcel's lifecycle as a normal delivery, a day in.
     const [shipment] = await shipments(orderId);
     collectAtCourier(shipment!.tracking_number);

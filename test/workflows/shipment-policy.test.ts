@@ -3,8 +3,6 @@
  * the API runs on the `WAYBILL_POLL_*` settings of the worker, whatever the API's are.
  */
 import { randomUUID } from 'node:crypto';
-import { checkLedger } from '../../devstack/ledger';
-import { stockReconciliation } from '../../src/read-model/stock-checks';
 import {
   orderShipmentId,
   orderWorkflowId,
@@ -13,6 +11,7 @@ import {
 } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { ADDRESS } from '../support/shopper';
+import { expectBooksBalance } from '../support/saga';
 import { useStack } from '../support/stack';
 import { uniqueId } from '../support/temporal';
 
@@ -29,16 +28,7 @@ describe('the poll policy of a shipment', () => {
   const stack = useStack({
     worker: { env: pollEvery('20m') },
     api: { env: pollEvery('6h') },
-    afterEachTest: async () => {
-      expect(await stockReconciliation(stack.database.db)).toEqual([]);
-      const ledger = await checkLedger({
-        db: stack.database.db,
-        payments: stack.payments,
-        courier: stack.couriers,
-        orderIds: orders.splice(0),
-      });
-      expect(ledger.violations).toEqual([]);
-    },
+    afterEachTest: () => expectBooksBalance(stack, orders.splice(0)),
   });
 
   it("is the worker's: WAYBILL_POLL_* of the worker apply, not those of the API that took the order", async () => {
