@@ -168,6 +168,17 @@ export interface CourierTokensTable {
   updated_at: Generated<Date>;
 }
 
+/** What EasyParcel answered to a booking we submitted (src/read-model/easyparcel-submissions.ts). */
+export interface EasyParcelSubmissionsTable {
+  /** Our booking reference (the shipment id). */
+  reference: string;
+  /** Null: the submit went out and no answer was read (its outcome is unknown). */
+  shipment_number: string | null;
+  awb_number: string | null;
+  submitted_at: Generated<Date>;
+  answered_at: Date | null;
+}
+
 export interface CourierWebhookEventsTable {
   courier: string;
   event_id: string;
@@ -482,6 +493,7 @@ export interface Database {
   tracking_events: TrackingEventsTable;
   courier_api_usage: CourierApiUsageTable;
   courier_tokens: CourierTokensTable;
+  easyparcel_submissions: EasyParcelSubmissionsTable;
   courier_webhook_events: CourierWebhookEventsTable;
   notifications: NotificationsTable;
   audit_log: AuditLogTable;

@@ -4,6 +4,7 @@
  * `node dist/src/worker.js` runs it alone (production); the dev stack runs it in-process.
  */
 import { postgresTokenStore } from './read-model/courier-tokens';
+import { postgresSubmissionJournal } from './read-model/easyparcel-submissions';
 import { getHeapStatistics } from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
 import {
@@ -254,6 +255,8 @@ export async function startWorker(opts: {
       couriers: createCouriers(opts.config.courier, opts.log.child({ component: 'courier' }), {
         // EasyParcel's refresh tokens rotate: every worker shares one pair, refreshed under a row lock.
         easyParcel: postgresTokenStore(opts.db, 'easyparcel', opts.config.courier.easyParcel.refreshToken),
+        // A booking is submitted to EasyParcel once: what it answered is kept for the retries.
+        easyParcelSubmissions: postgresSubmissionJournal(opts.db),
       }),
       payments: createHttpPaymentProvider({
         baseUrl: opts.config.payments.baseUrl,

@@ -217,6 +217,33 @@ describe('configuration', () => {
     );
   });
 
+  it("reads EasyParcel's booking settings, and refuses a service id or phone it cannot send", () => {
+    expect(loadConfig({}).courier.easyParcel.shipping).toEqual({
+      serviceId: 'EP-CS096',
+      senderAddress: 'Waybill shop',
+      senderPhone: '0123456789',
+      receiverPhoneFallback: null,
+    });
+    const set = loadConfig({
+      EASYPARCEL_SERVICE_ID: 'EP-CS0AP',
+      EASYPARCEL_SENDER_ADDRESS: '3 Jalan Kedai, Shah Alam',
+      EASYPARCEL_SENDER_PHONE: '+60 3-5555 0000',
+      EASYPARCEL_RECEIVER_PHONE_FALLBACK: '0387654321',
+    });
+    expect(set.courier.easyParcel.shipping).toEqual({
+      serviceId: 'EP-CS0AP',
+      senderAddress: '3 Jalan Kedai, Shah Alam',
+      senderPhone: '+60 3-5555 0000',
+      receiverPhoneFallback: '0387654321',
+    });
+    expect(() => loadConfig({ EASYPARCEL_SERVICE_ID: 'EP-CS0AP-TOO-LONG' })).toThrow(
+      /EASYPARCEL_SERVICE_ID: an EasyParcel service id/,
+    );
+    expect(() => loadConfig({ EASYPARCEL_RECEIVER_PHONE_FALLBACK: 'call the shop' })).toThrow(
+      /EASYPARCEL_RECEIVER_PHONE_FALLBACK: a phone number/,
+    );
+  });
+
   it('reads the courier of each warehouse, and names each malformed or doubled entry', () => {
     expect(loadConfig({}).api.courierByWarehouse).toEqual({});
     expect(

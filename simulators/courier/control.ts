@@ -279,6 +279,23 @@ export const controlRoutes: FastifyPluginAsyncTypebox<{ core: SimulatorCore }> =
 
   await app.register(answerRoutes, { answers: core.answers });
 
+  // EasyParcel's booking behaviours (model.ts EasyParcelBookingQuirks), off until switched on here.
+  const EasyParcelBookingSchema = Type.Object({
+    awbAfterLookups: Type.Integer({ minimum: 0, maximum: 100 }),
+    repeatBooksAgain: Type.Boolean(),
+    unreadableAnswers: Type.Integer({ minimum: 0, maximum: 100 }),
+  });
+  app.put(
+    '/easyparcel/booking',
+    {
+      schema: {
+        body: Type.Partial(EasyParcelBookingSchema, { additionalProperties: false }),
+        response: { 200: EasyParcelBookingSchema },
+      },
+    },
+    async (request) => Object.assign(core.easyParcelBooking, request.body),
+  );
+
   app.get('/stats', { schema: { response: { 200: StatsSchema } } }, async () => core.stats.snapshot());
 
   app.post(

@@ -11,6 +11,7 @@ import { Faults } from './faults';
 import {
   SIM_FORMATS,
   type SimBackend,
+  type EasyParcelBookingQuirks,
   type SimBookingRequest,
   type SimFormat,
   type SimRecipient,
@@ -131,6 +132,12 @@ export class SimulatorCore implements SimBackend {
   /** Numbers the courier lost ({@link forget}): never adopted again on sight. */
   private lost = new Set<string>();
   private issued = 0;
+  /** EasyParcel's booking behaviours (control API); reset turns them off. */
+  readonly easyParcelBooking: EasyParcelBookingQuirks = {
+    awbAfterLookups: 0,
+    repeatBooksAgain: false,
+    unreadableAnswers: 0,
+  };
 
   constructor(opts: { now: () => number; timeScale: number; seed: number }) {
     this.clock = new SimClock(opts.now, opts.timeScale);
@@ -151,6 +158,10 @@ export class SimulatorCore implements SimBackend {
 
   book(format: SimFormat, request: SimBookingRequest): { trackingNumber: string } {
     return { trackingNumber: this.bookParcel(format, request).trackingNumber };
+  }
+
+  bookAgain(format: SimFormat, request: SimBookingRequest): { trackingNumber: string } {
+    return { trackingNumber: this.bookParcel(format, request, undefined, { again: true }).trackingNumber };
   }
 
   cancel(format: SimFormat, trackingNumber: string): 'cancelled' | 'already_picked_up' | 'not_found' {
@@ -183,16 +194,19 @@ export class SimulatorCore implements SimBackend {
    * Books (or finds the earlier booking of) `request.reference`; `scenario` applies to a new
    * booking only. Without one, a recipient name ending in `[scenario:<name>]` picks it (the
    * simulator's "test card": the demo and API tests steer parcels through the shop's own
-   * order form), else the tracking number's hash does.
+   * order form), else the tracking number's hash does. `again`: a new booking even when the
+   * reference has one (the reference then names the newest).
    */
   bookParcel(
     format: SimFormat,
     request: SimBookingRequest,
     scenario?: ScenarioName,
+    opts: { again?: boolean } = {},
   ): { trackingNumber: string; created: boolean } {
     const key = `${format}|${request.reference}`;
     const existing = this.references.get(key);
-    if (existing && this.parcels.has(existing)) return { trackingNumber: existing, created: false };
+    if (existing && this.parcels.has(existing) && !opts.again)
+      return { trackingNumber: existing, created: false };
     const trackingNumber = this.issueNumber(format, `book|${key}`);
     this.add({
       trackingNumber,
@@ -280,6 +294,11 @@ export class SimulatorCore implements SimBackend {
     this.stats.reset();
     this.faults.clear();
     this.answers.clear();
+    Object.assign(this.easyParcelBooking, {
+      awbAfterLookups: 0,
+      repeatBooksAgain: false,
+      unreadableAnswers: 0,
+    });
     if (opts.parcels) {
       this.parcels.clear();
       this.references.clear();

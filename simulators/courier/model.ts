@@ -72,6 +72,19 @@ export interface SimBookingRequest {
  * What the simulator core offers the wire-format routes. The core owns the clock,
  * scenarios, faults and call counting; the format routes only translate.
  */
+/**
+ * EasyParcel booking behaviours its docs allow or do not rule out, off by default and switched
+ * on through the control API (`PUT /control/easyparcel/booking`) to test the adapter against them.
+ */
+export interface EasyParcelBookingQuirks {
+  /** A booking answers `awb_number: null`; `shipment/details` gives the AWB after this many look-ups. 0: at once. */
+  awbAfterLookups: number;
+  /** A repeated `reference` books again (a second, separate paid booking) instead of finding the first. */
+  repeatBooksAgain: boolean;
+  /** The next this many submits book, then answer an unreadable 200 (the answer is lost). */
+  unreadableAnswers: number;
+}
+
 export interface SimBackend {
   /** Current view of each number at the simulator's (scaled) now; unknown numbers are not found. */
   track(format: SimFormat, trackingNumbers: string[]): SimTrackingItem[];
@@ -87,4 +100,8 @@ export interface SimBackend {
     operation: 'book' | 'cancel',
     subject: { trackingNumber?: string; reference?: string },
   ): number | null;
+  /** A new booking even when the reference has one (EasyParcelBookingQuirks.repeatBooksAgain). */
+  bookAgain?(format: SimFormat, request: SimBookingRequest): { trackingNumber: string };
+  /** EasyParcel's booking behaviours; absent: none. */
+  readonly easyParcelBooking?: EasyParcelBookingQuirks;
 }

@@ -3,14 +3,17 @@
  * per ship-from place) and record it as a shipment of the order, and cancel a booking. Every
  * courier request they make passes the courier's daily budget (./courier-budget.ts: a
  * booking is refused when it is used up, a cancel never). Both are idempotent: the booking
- * reference is our shipment id (the courier answers the same number for the same reference),
- * the shipment row is keyed by it, and cancelling twice is harmless.
+ * reference is our shipment id (the courier answers the same number for the same reference;
+ * EasyParcel, which does not promise that, keeps what it answered in Postgres and never submits
+ * a reference twice: src/couriers/easyparcel-bookings.ts), the shipment row is keyed by it,
+ * and cancelling twice is harmless.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import { getOrder, parcelLines } from '../read-model/orders';
 import type { Database } from '../../db/database';
 import {
+  CourierOutcomeUnknownError,
   CourierRefusal,
   CourierRejectedError,
   CourierUnavailableError,
@@ -45,9 +48,18 @@ export interface BookingActivityDeps {
 /**
  * A courier error as the failure the saga matches: credentials refused is retried (an
  * incident, not a parcel's fate), an outage retried with the courier's Retry-After, any other
- * refusal final with `refusedType`.
+ * refusal final with `refusedType`; a booking whose outcome the courier cannot tell final
+ * too (BOOKING_OUTCOME_UNKNOWN: the saga's compensation meets it again and parks it).
  */
 function courierFailure(err: unknown, refusedType: FailureType): unknown {
+  if (err instanceof CourierOutcomeUnknownError) {
+    return ApplicationFailure.create({
+      type: FailureType.BOOKING_OUTCOME_UNKNOWN,
+      message: err.message,
+      details: [{ reference: err.reference }],
+      nonRetryable: true,
+    });
+  }
   if (err instanceof CourierRejectedError) {
     if (err.reason === CourierRefusal.CREDENTIALS) {
       // Logged and counted by the caller (it knows the courier and the parcel).

@@ -9,6 +9,7 @@ import {
   EASYPARCEL_DEFAULT_API_VERSION,
   easyParcelCodeTable,
 } from '../couriers/easyparcel-versions';
+import { DEFAULT_SHIPPING } from '../couriers/easyparcel-orders';
 import { type Credentials, DEFAULT_JWT_AUDIENCE, EMBEDDED_PG, readCredentials } from './credentials';
 import {
   courierByWarehouse,
@@ -219,7 +220,27 @@ function readEasyParcel(r: Reader, simulatorUrl: string): Config['courier']['eas
     clientSecret: r.string('EASYPARCEL_CLIENT_SECRET', 'waybill-dev-secret'),
     refreshToken: r.string('EASYPARCEL_REFRESH_TOKEN', 'waybill-dev-refresh-token'),
     maxBatch: r.int('EASYPARCEL_TRACKING_BATCH', 50, 1, 100),
+    shipping: {
+      serviceId: r.string('EASYPARCEL_SERVICE_ID', DEFAULT_SHIPPING.serviceId),
+      senderAddress: r.string('EASYPARCEL_SENDER_ADDRESS', DEFAULT_SHIPPING.senderAddress),
+      senderPhone: r.string('EASYPARCEL_SENDER_PHONE', DEFAULT_SHIPPING.senderPhone),
+      receiverPhoneFallback: r.optional('EASYPARCEL_RECEIVER_PHONE_FALLBACK'),
+    },
   };
+  const { shipping } = easyParcel;
+  // EasyParcel's service_id is string(10), e.g. EP-CS096 (its rate check names the services).
+  if (!/^[A-Za-z0-9-]{1,10}$/.test(shipping.serviceId)) {
+    r.problems.push('EASYPARCEL_SERVICE_ID: an EasyParcel service id, e.g. EP-CS096 (at most 10 characters)');
+  }
+  const phones = [
+    ['EASYPARCEL_SENDER_PHONE', shipping.senderPhone],
+    ['EASYPARCEL_RECEIVER_PHONE_FALLBACK', shipping.receiverPhoneFallback],
+  ] as const;
+  for (const [name, phone] of phones) {
+    if (phone !== null && !/^\+?[\d\s-]{7,20}$/.test(phone)) {
+      r.problems.push(`${name}: a phone number, e.g. +60123456789 or 0123456789`);
+    }
+  }
   try {
     easyParcelCodeTable(easyParcel.apiVersion, easyParcel.statusCodes);
   } catch (err) {

@@ -1,4 +1,5 @@
 /** The shape of Waybill's configuration ({@link Config}) and the names it is built from. */
+import type { EasyParcelShipping } from '../couriers/easyparcel-orders';
 
 /** Shipment statuses that have a poll interval (terminal statuses stop polling). */
 export const POLLED_STATUSES = [
@@ -186,6 +187,8 @@ export interface Config {
       readonly refreshToken: string;
       /** Most AWB numbers per tracking call. */
       readonly maxBatch: number;
+      /** The service booked, the shop's sender address and phone, the receiver phone fallback. */
+      readonly shipping: EasyParcelShipping;
     };
     readonly blueDart: { readonly baseUrl: string; readonly loginId: string; readonly licenceKey: string };
     // ---- Bulk tracking (issue 16) ----

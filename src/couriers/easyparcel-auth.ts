@@ -73,7 +73,7 @@ export interface EasyParcelSessionOptions {
 
 /** The adapter's session: `authorised(path, payload)` makes a bearer call to the API. */
 export function easyParcelSession(opts: EasyParcelSessionOptions): {
-  authorised: (path: string, payload: unknown) => Promise<HttpAnswer>;
+  authorised: (path: string, payload: unknown, beforeSend?: () => Promise<void>) => Promise<HttpAnswer>;
 } {
   const { ctx, root, api, now } = opts;
 
@@ -167,11 +167,17 @@ export function easyParcelSession(opts: EasyParcelSessionOptions): {
   /**
    * A bearer call to `/open_api/<version><path>`. A 401 means the token died early (revoked,
    * server restarted): fetch a new one and try once more. A second 401 with a fresh token is
-   * a real refusal.
+   * a real refusal. `beforeSend` runs once a token is in hand, right before each send (a
+   * booking records there that it is about to go out).
    */
-  async function authorised(path: string, payload: unknown): Promise<HttpAnswer> {
+  async function authorised(
+    path: string,
+    payload: unknown,
+    beforeSend?: () => Promise<void>,
+  ): Promise<HttpAnswer> {
     for (let attempt = 1; ; attempt++) {
       const token = await accessToken();
+      await beforeSend?.();
       const answer = await courierRequest(ctx, `${api}${path}`, {
         method: 'POST',
         headers: {

@@ -20,13 +20,19 @@ export interface EasyParcelShipping {
   /** The shop's pickup address and phone (EasyParcel requires both for the sender). */
   senderAddress: string;
   senderPhone: string;
+  /**
+   * The phone sent for a receiver whose address has none (EasyParcel requires one); null: such
+   * a booking is refused before anything is sent.
+   */
+  receiverPhoneFallback: string | null;
 }
 
-/** The simulator accepts any service; a real account must name its own (EASYPARCEL_SERVICE_ID). */
+/** Development defaults (src/config's): the simulator accepts any service; a real account names its own. */
 export const DEFAULT_SHIPPING: EasyParcelShipping = {
   serviceId: 'EP-CS096',
   senderAddress: 'Waybill shop',
   senderPhone: '0123456789',
+  receiverPhoneFallback: null,
 };
 
 /** A parcel's size when the shop gives none: a small box (cm). */
@@ -35,6 +41,12 @@ const DEFAULT_BOX_CM = { length: 20, width: 15, height: 10 };
 /** `+60123456789` or `0123456789` as EasyParcel's national number (`123456789`). */
 function nationalNumber(phone: string | null): string {
   return (phone ?? '').replace(/[^\d]/g, '').replace(/^60/, '').replace(/^0/, '');
+}
+
+/** The phone EasyParcel gets for the receiver: the address's, else the configured fallback, else null. */
+export function receiverPhone(request: BookingRequest, shipping: EasyParcelShipping): string | null {
+  const own = request.recipient.phone?.trim();
+  return own ? own : shipping.receiverPhoneFallback;
 }
 
 /** The `submit_orders` body for one parcel, collected on `collectionDate` (YYYY-MM-DD, Malaysia). */
@@ -75,7 +87,7 @@ export function submitOrderBody(
         receiver: {
           name: request.recipient.name,
           phone_number_country_code: request.recipient.country,
-          phone_number: nationalNumber(request.recipient.phone),
+          phone_number: nationalNumber(receiverPhone(request, shipping)),
           address_1: request.recipient.line1,
           postcode: request.recipient.postcode,
           city: request.recipient.city,
@@ -114,6 +126,21 @@ export function submitResult(body: JsonObject): SubmitResult {
       typeof shipment.awb_number === 'string' && shipment.awb_number !== '' ? shipment.awb_number : null,
     orderNumber: typeof details.order_number === 'string' ? details.order_number : null,
   };
+}
+
+/**
+ * The AWB of `shipmentNumber` in a `shipment/details` answer (`data[0].shipment_details.awb_number`,
+ * 2026-06 `_shipmentdetail.md`): null while it has none; undefined when the answer has no such
+ * shipment in a shape we can read.
+ */
+export function awbInDetails(body: JsonObject, shipmentNumber: string): string | null | undefined {
+  const shipments = Array.isArray(body.data) ? body.data.filter(isObject) : [];
+  const ours = shipments.find((s) => s.shipment_number === shipmentNumber);
+  const details = ours && isObject(ours.shipment_details) ? ours.shipment_details : undefined;
+  if (!details) return undefined;
+  const awb = details.awb_number;
+  if (awb === null || awb === undefined || awb === '') return null;
+  return typeof awb === 'string' ? awb : undefined;
 }
 
 /** The `shipment/cancel` body for one shipment. */

@@ -2,7 +2,8 @@
  * The EasyParcel adapter (Open API, JSON; wire format in README.md next to this file): one API
  * version and its code table (easyparcel-versions.ts); codes, texts, dates and places in
  * easyparcel-codes.ts; tokens in easyparcel-auth.ts; booking and cancel bodies in
- * easyparcel-orders.ts. This file is tracking, booking and cancelling over HTTP.
+ * easyparcel-orders.ts; booking at most once per reference in easyparcel-bookings.ts. This file
+ * is tracking and cancelling over HTTP.
  */
 import { EventSource, ShipmentStatus } from '../domain/status';
 import { eventKey } from './event-key';
@@ -12,10 +13,9 @@ import {
   cancelResult,
   shipmentNumberIn,
   DEFAULT_SHIPPING,
-  submitOrderBody,
-  submitResult,
   type EasyParcelShipping,
 } from './easyparcel-orders';
+import { easyParcelBooking, memorySubmissionJournal, type SubmissionJournal } from './easyparcel-bookings';
 import { easyParcelCodeTable } from './easyparcel-versions';
 import {
   DEFAULT_TIMEOUT_MS,
@@ -35,8 +35,6 @@ import {
 import {
   CourierCode,
   CourierRefusal,
-  type Booking,
-  type BookingRequest,
   type CourierAdapter,
   type NormalisedEvent,
   type TrackResult,
@@ -72,6 +70,8 @@ export interface EasyParcelAdapterOptions {
   tokens?: TokenStore;
   /** The service booked and the shop's sender details (EasyParcel requires them). */
   shipping?: EasyParcelShipping;
+  /** Where submitted bookings are recorded, shared by every worker (default: this process only). */
+  submissions?: SubmissionJournal;
   /** Most AWB numbers per tracking call. Default 50 (EasyParcel's CLI sends 50; its docs allow 100). */
   maxBatch?: number;
   fetch?: typeof fetch;
@@ -314,40 +314,14 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
       );
     },
 
-    /**
-     * `shipment/submit_orders` with one shipment. EasyParcel answers 200 whatever happened; a
-     * shipment result `error` is a refusal with its `errors`. A booking without an AWB yet
-     * (some couriers assign it later) is retried as unavailable: see src/couriers/README.md.
-     */
-    async book(request: BookingRequest): Promise<Booking> {
-      const what = `the booking of ${request.reference}`;
-      const today = new Date(now() + 8 * 3_600_000).toISOString().slice(0, 10);
-      const answer = await authorised('/shipment/submit_orders', submitOrderBody(request, shipping, today));
-      const result = submitResult(jsonBody(answer, what, { 422: 'the booking is invalid' }));
-      const details = { status: answer.status, bodySnippet: bodySnippet(ctx, answer.text) };
-      if (result.kind === 'refused') {
-        throw rejected(
-          ctx,
-          `EasyParcel refused ${what}: ${result.reasons.join('; ') || 'no reason given'}`,
-          details,
-        );
-      }
-      if (result.kind === 'unreadable') {
-        throw unavailable(
-          ctx,
-          `EasyParcel's answer to ${what} has an unexpected shape: ${result.why}`,
-          details,
-        );
-      }
-      if (result.awbNumber === null) {
-        throw unavailable(
-          ctx,
-          `EasyParcel booked ${what} as ${result.shipmentNumber} but gave no AWB yet`,
-          details,
-        );
-      }
-      return { trackingNumber: result.awbNumber, courierRef: result.shipmentNumber };
-    },
+    book: easyParcelBooking({
+      ctx,
+      authorised,
+      jsonBody,
+      shipping,
+      journal: opts.submissions ?? memorySubmissionJournal(),
+      now,
+    }),
 
     /**
      * EasyParcel cancels by shipment number, so the AWB's is asked first (its tracking answer

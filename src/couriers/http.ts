@@ -74,7 +74,7 @@ export function parseRetryAfter(header: string | null, nowMs: number): number | 
 export function unavailable(
   ctx: HttpContext,
   message: string,
-  details: { status?: number; retryAfterMs?: number; bodySnippet?: string } = {},
+  details: CourierUnavailableError['details'] = {},
 ): CourierUnavailableError {
   ctx.log?.warn({ courier: ctx.courier, ...details }, message);
   return new CourierUnavailableError(message, details);
@@ -171,7 +171,11 @@ export async function courierRequest(ctx: HttpContext, url: string, init: Reques
       throw unavailable(ctx, `${ctx.label} did not answer ${method} ${path} within ${ctx.timeoutMs} ms`);
     }
     const reason = e.cause?.code ?? e.cause?.message ?? e.message;
-    throw unavailable(ctx, `${ctx.label} unreachable for ${method} ${path}: ${reason}`);
+    // Refused or unresolved: no byte of the request reached the courier.
+    const notSent = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(e.cause?.code ?? '');
+    throw unavailable(ctx, `${ctx.label} unreachable for ${method} ${path}: ${reason}`, {
+      ...(notSent ? { notSent } : {}),
+    });
   }
   const contentType = (response.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   return { status: response.status, headers: response.headers, contentType, text, path };

@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import { createBlueDartAdapter } from './bluedart';
 import { createEasyParcelAdapter } from './easyparcel';
 import type { TokenStore } from './easyparcel-auth';
+import type { SubmissionJournal } from './easyparcel-bookings';
 import { createSimulatorAdapter } from './simulator';
 import { CourierCode, type CourierAdapter } from './types';
 
@@ -12,13 +13,14 @@ export const LARGEST_TRACKING_BATCH = 100;
 /**
  * Every configured courier adapter reached over HTTP, by code. The shop's own fleet is no
  * HTTP courier: its adapter works on the read model and the activities add it (./fleet.ts).
- * `tokens.easyParcel` shares EasyParcel's rotating token pair between workers (the worker
- * passes the Postgres store); without it the pair lives in this process only.
+ * `shared.easyParcel` shares EasyParcel's rotating token pair between workers, and
+ * `shared.easyParcelSubmissions` what EasyParcel answered to each booking (the worker passes
+ * the Postgres stores); without them both live in this process only.
  */
 export function createCouriers(
   config: Config['courier'],
   log: Logger,
-  tokens: { easyParcel?: TokenStore } = {},
+  shared: { easyParcel?: TokenStore; easyParcelSubmissions?: SubmissionJournal } = {},
 ): Record<Exclude<CourierCode, 'fleet'>, CourierAdapter> {
   const timeoutMs = config.timeoutMs;
   return {
@@ -27,7 +29,8 @@ export function createCouriers(
       ...config.easyParcel,
       timeoutMs,
       log,
-      ...(tokens.easyParcel ? { tokens: tokens.easyParcel } : {}),
+      ...(shared.easyParcel ? { tokens: shared.easyParcel } : {}),
+      ...(shared.easyParcelSubmissions ? { submissions: shared.easyParcelSubmissions } : {}),
     }),
     [CourierCode.BLUEDART]: createBlueDartAdapter({ ...config.blueDart, timeoutMs, log }),
   };

@@ -97,7 +97,27 @@ export class CourierUnavailableError extends Error {
   override name = 'CourierUnavailableError';
   constructor(
     message: string,
-    readonly details: { status?: number; retryAfterMs?: number; bodySnippet?: string } = {},
+    readonly details: {
+      status?: number;
+      retryAfterMs?: number;
+      bodySnippet?: string;
+      /** The request surely never left (connection refused, name not resolved): nothing was done. */
+      notSent?: boolean;
+    } = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A booking the courier may or may not hold, which the adapter cannot find out: it is never
+ * submitted again (that could book twice). The saga parks it for an admin (src/couriers/README.md).
+ */
+export class CourierOutcomeUnknownError extends Error {
+  override name = 'CourierOutcomeUnknownError';
+  constructor(
+    message: string,
+    readonly reference: string,
   ) {
     super(message);
   }

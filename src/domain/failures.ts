@@ -11,6 +11,11 @@ export const FailureType = {
   // Courier bookings and cancels (the order saga).
   /** The courier refused a booking for good (invalid request, unknown courier). Final. */
   BOOKING_REJECTED: 'BookingRejected',
+  /**
+   * The courier may hold the booking but cannot say (its answer was lost, and it has no
+   * look-up by our reference): never booked again, parked for an admin. Final.
+   */
+  BOOKING_OUTCOME_UNKNOWN: 'BookingOutcomeUnknown',
   /** The courier refused our credentials (401/403): an incident, retried with backoff. */
   COURIER_CREDENTIALS_REFUSED: 'CourierCredentialsRefused',
   /** The courier could not be reached or answered 5xx / 429 / garbage. Retried. */

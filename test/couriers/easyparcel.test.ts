@@ -16,12 +16,7 @@ import {
   parseEasyParcelLocation,
 } from '../../src/couriers/easyparcel-codes';
 import { eventKey } from '../../src/couriers/event-key';
-import {
-  CourierRejectedError,
-  CourierUnavailableError,
-  type BookingRequest,
-  type TrackResult,
-} from '../../src/couriers/types';
+import { CourierRejectedError, CourierUnavailableError, type TrackResult } from '../../src/couriers/types';
 import { isPickedUpStatus } from '../../src/domain/status';
 import {
   captureLog,
@@ -29,6 +24,7 @@ import {
   fakeCourier,
   fixture,
   hangingFetch,
+  MY_BOOKING,
   refusal,
   refusedFetch,
   type Answer,
@@ -677,20 +673,7 @@ describe('EasyParcel failures', () => {
 });
 
 describe('EasyParcel booking and cancelling', () => {
-  const booking: BookingRequest = {
-    reference: 'shp_123',
-    sender: { name: 'Kedai Batik', city: 'Shah Alam', postcode: '40150', country: 'MY' },
-    recipient: {
-      name: 'Tan Wei Ming',
-      line1: '12 Jalan Ampang',
-      city: 'Kuala Lumpur',
-      state: 'Kuala Lumpur',
-      postcode: '50450',
-      country: 'MY',
-      phone: '+60123456789',
-    },
-    parcel: { weightGrams: 700, description: 'Batik scarf' },
-  };
+  const booking = MY_BOOKING;
 
   it('books through submit_orders, in the documented shape, and returns the AWB and the shipment number', async () => {
     const { adapter, requests } = setup(() => ({ body: fixture('easyparcel', 'submit-orders.json') }));

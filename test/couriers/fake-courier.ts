@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CourierRejectedError } from '../../src/couriers/types';
+import { CourierRejectedError, type BookingRequest } from '../../src/couriers/types';
 
 export interface RecordedRequest {
   method: string;
@@ -101,3 +101,19 @@ export async function refusal(promise: Promise<unknown>): Promise<CourierRejecte
   expect(err).toBeInstanceOf(CourierRejectedError);
   return err as CourierRejectedError;
 }
+
+/** A booking in Malaysia, as the EasyParcel tests send it (reference `shp_123`, as in the fixtures). */
+export const MY_BOOKING: BookingRequest = {
+  reference: 'shp_123',
+  sender: { name: 'Kedai Batik', city: 'Shah Alam', postcode: '40150', country: 'MY' },
+  recipient: {
+    name: 'Tan Wei Ming',
+    line1: '12 Jalan Ampang',
+    city: 'Kuala Lumpur',
+    state: 'Kuala Lumpur',
+    postcode: '50450',
+    country: 'MY',
+    phone: '+60123456789',
+  },
+  parcel: { weightGrams: 700, description: 'Batik scarf' },
+};

@@ -41,6 +41,10 @@ export interface PlaceOrderOptions {
   prebook?: boolean;
   /** Give the workflow the static summary the API gives it (what the Temporal UI lists). */
   staticSummary?: boolean;
+  /** The courier booked (default the simulator's native format; another needs `prebook: false`). */
+  courier?: CourierCode;
+  /** The recipient's name (default ADDRESS's): `… [scenario:<name>]` picks a new booking's lifecycle. */
+  recipientName?: string;
 }
 
 export interface PlacedOrder {
@@ -81,8 +85,8 @@ export async function startOrder(stack: Stack, opts: PlaceOrderOptions): Promise
     customerId: 'cus_1',
     email: 'aisyah@example.com',
     currency: 'MYR',
-    courier: CourierCode.SIMULATOR,
-    shippingAddress: ADDRESS,
+    courier: opts.courier ?? CourierCode.SIMULATOR,
+    shippingAddress: { ...ADDRESS, ...(opts.recipientName ? { name: opts.recipientName } : {}) },
     lines: lines.map(({ shipFrom: _place, ...line }) => line),
   });
   // The courier books by reference: pre-book each parcel with the lifecycle this test wants.
@@ -101,7 +105,7 @@ export async function startOrder(stack: Stack, opts: PlaceOrderOptions): Promise
     customerId: 'cus_1',
     currency: 'MYR',
     totalAmount: total,
-    courier: CourierCode.SIMULATOR,
+    courier: opts.courier ?? CourierCode.SIMULATOR,
     lines: lines.map(({ name: _name, ...line }) => line),
     payment: opts.payment ?? GOOD_PAYMENT,
     shipmentPolicy: opts.policy ?? fastPolicy(),

@@ -132,7 +132,7 @@ export function useSagaStack(
     notifications?: () => NotificationTransport;
     api?: StackOptions['api'];
     /** The worker's poll policy and daily budget (what parcels without an order, e.g. imported, run on). */
-    worker?: { pollPolicy?: PollPolicy; dailyBudget?: number };
+    worker?: { pollPolicy?: PollPolicy; dailyBudget?: number; everyCourier?: boolean };
   } = {},
 ): SagaStack {
   /** Orders placed by the running test: the ledger is checked over them when it ends. */

@@ -27,12 +27,14 @@ import { freshDatabase, type TestDatabase } from './db';
 import { testConfig, testLog } from './env';
 import { startTestWorker, type TestWorker } from './temporal';
 import { postgresTokenStore } from '../../src/read-model/courier-tokens';
+import { postgresSubmissionJournal } from '../../src/read-model/easyparcel-submissions';
 
 /** Every courier's adapter against the test simulator, EasyParcel's tokens shared in Postgres as the worker does. */
 function everyCourier(db: Kysely<Database>, simulatorUrl: string) {
   const config = testConfig({ COURIER_SIMULATOR_URL: simulatorUrl }).courier;
   return createCouriers(config, testLog, {
     easyParcel: postgresTokenStore(db, 'easyparcel', config.easyParcel.refreshToken),
+    easyParcelSubmissions: postgresSubmissionJournal(db),
   });
 }
 

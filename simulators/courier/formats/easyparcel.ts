@@ -388,6 +388,8 @@ export function registerEasyParcelRoutes(
 
   /** Shipment numbers handed out (booking, tracking) → AWB: EasyParcel cancels by shipment number. */
   const awbOf = new Map<string, string>();
+  /** Shipment numbers booked without an AWB → `details` look-ups left before it is given. */
+  const lookupsBeforeAwb = new Map<string, number>();
   app.post('/open_api/:version/shipment/tracking_status', async (request, reply) => {
     if (!versioned(request)) return send(reply, unknownVersion);
     if (!authenticated(request)) return send(reply, unauthenticated);
@@ -438,19 +440,30 @@ export function registerEasyParcelRoutes(
         shipments.push({ status: 'error', errors: [order] });
         continue;
       }
-      const { trackingNumber } = backend.book('easyparcel', order);
+      const quirks = backend.easyParcelBooking;
+      const { trackingNumber } =
+        quirks?.repeatBooksAgain && backend.bookAgain
+          ? backend.bookAgain('easyparcel', order)
+          : backend.book('easyparcel', order);
       const shipmentNumber = shipmentNumberOf(trackingNumber);
       awbOf.set(shipmentNumber, trackingNumber);
+      const awbLater = quirks !== undefined && quirks.awbAfterLookups > 0;
+      if (awbLater) lookupsBeforeAwb.set(shipmentNumber, quirks.awbAfterLookups);
       shipments.push({
         status: 'success',
         shipment_number: shipmentNumber,
         courier: 'Simulated Courier',
-        awb_number: trackingNumber,
+        awb_number: awbLater ? null : trackingNumber,
         awb_url: '',
         tracking_url: null,
         weight: order.weightGrams / 1000,
         reference: order.reference,
       });
+    }
+    const quirks = backend.easyParcelBooking;
+    if (quirks && quirks.unreadableAnswers > 0 && shipments.some((s) => s.status === 'success')) {
+      quirks.unreadableAnswers--; // booked, but the answer is cut off on its way
+      return send(reply, { status: 200, contentType: JSON_TYPE, body: '{"status_code":200,"data":[{"ord' });
     }
     const ok = shipments.filter((s) => s.status === 'success').length;
     const orderNumber = `EI-${createHash('sha256').update(JSON.stringify(shipments)).digest('hex').slice(0, 5).toUpperCase()}`;
@@ -460,6 +473,43 @@ export function registerEasyParcelRoutes(
         status_code: 200,
         message: summary(ok, shipments.length - ok),
         data: [{ order_details: { order_number: orderNumber, account_id: 1 }, shipments }],
+      }),
+    );
+  });
+
+  // `details` of one shipment by its number, as EasyParcel's 2026-06 docs show it (the fields
+  // Waybill reads, and the reference): 200 with one shipment, or 404 for a number it never gave.
+  app.post('/open_api/:version/shipment/details', async (request, reply) => {
+    if (!versioned(request)) return send(reply, unknownVersion);
+    if (!authenticated(request)) return send(reply, unauthenticated);
+    const number = isBody(request.body) ? request.body.shipment_number : undefined;
+    if (!text(number, 64)) return send(reply, renderEasyParcelError(422, 'shipment_number is required'));
+    const awb = awbOf.get(number);
+    const found = awb === undefined ? null : backend.track('easyparcel', [awb])[0];
+    if (!found?.found) {
+      const message = `No Order with shipment_number ${number} found from this account`;
+      return send(reply, { ...json({ status_code: 404, message, data: [] }), status: 404 });
+    }
+    const waiting = lookupsBeforeAwb.get(number) ?? 0;
+    if (waiting > 0) lookupsBeforeAwb.set(number, waiting - 1);
+    else lookupsBeforeAwb.delete(number);
+    const awbNumber = waiting > 0 ? null : found.view.trackingNumber;
+    return send(
+      reply,
+      json({
+        status_code: 200,
+        message: 'success',
+        data: [
+          {
+            shipment_number: number,
+            shipment_details: {
+              awb_number: awbNumber,
+              awb_url: null,
+              tracking_url: null,
+              reference: found.view.reference,
+            },
+          },
+        ],
       }),
     );
   });
