@@ -19,6 +19,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { serializeRequest } from './log-redact';
 import type { TemporalClient } from '../temporal';
 import { authPlugin } from './auth';
 import {
@@ -121,7 +122,8 @@ function trustProxyOption(
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const deps: ApiDeps = { ...options };
   const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
+    // Request lines never carry a credential sent in a query string (./log-redact.ts).
+    loggerInstance: deps.log.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Behind a load balancer the socket address is the balancer's: rate limits and logs would

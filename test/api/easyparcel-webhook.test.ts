@@ -6,6 +6,8 @@
  * push; a body EasyParcel's format does not allow is a 400 naming what is wrong.
  */
 import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { REDACTED } from '../../src/api/log-redact';
 import { CourierCode } from '../../src/couriers/types';
 import type { EasyParcelPusher } from '../../simulators/courier/formats/easyparcel-push';
 import { easyParcelTrackingWebhook } from '../../simulators/courier/formats/easyparcel-push';
@@ -128,6 +130,23 @@ describe(`POST ${PATH}`, () => {
       payload: {},
     });
     expect(unknownRoute.json()).toEqual({ error: { code: 'NOT_FOUND', message: `no route POST ${PATH}x` } });
+  });
+
+  it('never writes the token to the request log', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const api = await stack.anotherApi({ log, env: { EASYPARCEL_WEBHOOK_TOKEN: TOKEN } });
+    const { trackingNumber } = await tracked('never_picked_up', 2 * DAY);
+    const res = await api.app.inject({
+      method: 'POST',
+      url: `${PATH}?token=${TOKEN}`,
+      payload: webhookOf(trackingNumber),
+    });
+    expect(res.statusCode).toBe(200);
+    const incoming = lines.filter((l) => l.includes('incoming request'));
+    expect(incoming).toHaveLength(1);
+    expect(JSON.parse(incoming[0]!).req.url).toBe(`${PATH}?token=${REDACTED}`);
+    expect(lines.filter((l) => l.includes(TOKEN))).toEqual([]);
   });
 
   it('takes the same log twice once: the second push is a duplicate', async () => {
