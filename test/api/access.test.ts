@@ -300,6 +300,8 @@ const DRIVER_ROUTES: Record<string, InjectOptions> = {
 
 /** Signed by the courier's webhook secret, not by anyone's credentials: every caller is refused unsigned. */
 const COURIER_SIGNED = 'POST /v1/webhooks/couriers/{courier}';
+/** EasyParcel's own webhooks: the URL's token is the credential; without it, a 404 like an unknown route. */
+const EASYPARCEL_NATIVE = 'POST /v1/webhooks/easyparcel/native';
 
 describe('access matrix', () => {
   const stack = useStack({ worker: false, payments: false, api: {} });
@@ -341,9 +343,9 @@ describe('access matrix', () => {
   };
 
   it('lets each caller into exactly the routes of its role, on every route', async () => {
-    expect(Object.keys(MATRIX).concat(COURIER_SIGNED, Object.keys(DRIVER_ROUTES)).sort()).toEqual(
-      [...stack.api.app.waybillRoutes].sort(),
-    );
+    expect(
+      Object.keys(MATRIX).concat(COURIER_SIGNED, EASYPARCEL_NATIVE, Object.keys(DRIVER_ROUTES)).sort(),
+    ).toEqual([...stack.api.app.waybillRoutes].sort());
 
     const expected: Record<string, Record<Caller, Outcome | string>> = {};
     const observed: Record<string, Record<Caller, Outcome | string>> = {};
@@ -381,6 +383,18 @@ describe('access matrix', () => {
         caller,
         status: 401,
         code: 'SIGNATURE_REQUIRED',
+      });
+      // No staff or customer credential opens EasyParcel's webhook route: only its URL token does.
+      const native = await stack.api.app.inject({
+        method: 'POST',
+        url: '/v1/webhooks/easyparcel/native',
+        headers: credentials(caller),
+        payload: {},
+      });
+      expect({ caller, status: native.statusCode, code: native.json().error.code }).toEqual({
+        caller,
+        status: 404,
+        code: 'NOT_FOUND',
       });
       for (const [route, request] of Object.entries(DRIVER_ROUTES)) {
         const res = await stack.api.app.inject({ ...request, headers: credentials(caller) });
