@@ -170,6 +170,7 @@ export function createBookingActivities(deps: BookingActivityDeps) {
               country: address.country,
               phone: address.phone ?? null,
             },
+            ...(input.release ? { lookupOnly: true } : {}),
             parcel: {
               weightGrams: 500 * lines.reduce((n, l) => n + l.quantity, 0),
               description: lines

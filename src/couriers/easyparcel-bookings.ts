@@ -13,7 +13,7 @@
  * broke after sending, an unreadable 200, a 5xx other than 503) the outcome is unknown, and
  * CourierOutcomeUnknownError parks the order for an admin. See src/couriers/README.md.
  */
-import { CourierOutcomeUnknownError, CourierRejectedError, CourierUnavailableError } from './types';
+import { CourierOutcomeUnknownError, CourierRejectedError } from './types';
 import type { Booking, BookingRequest } from './types';
 import {
   awbInDetails,
@@ -26,6 +26,7 @@ import {
   bodySnippet,
   rejected,
   unavailable,
+  wasNotSent,
   type HttpAnswer,
   type HttpContext,
   type JsonObject,
@@ -144,11 +145,9 @@ export function easyParcelBooking(
       });
     } catch (err) {
       if (!recorded) throw err; // nothing went out
-      // Refused (401 with a fresh token), or never sent: EasyParcel holds nothing.
-      if (
-        err instanceof CourierRejectedError ||
-        (err instanceof CourierUnavailableError && err.details.notSent)
-      ) {
+      // Refused (401 with a fresh token), or never sent (refused connection, or stopped by the
+      // daily budget before it went out): EasyParcel holds nothing.
+      if (err instanceof CourierRejectedError || wasNotSent(err)) {
         await journal.forget(reference);
         throw err;
       }
@@ -165,6 +164,10 @@ export function easyParcelBooking(
     }
     if (recorded?.shipmentNumber) return awbOf(reference, recorded.shipmentNumber);
     if (recorded) throw unknownOutcome(reference, 'an earlier submit of it got no answer that could be read');
+    // Only looking for what an earlier attempt booked (the saga's clean-up): nothing was sent.
+    if (request.lookupOnly) {
+      throw rejected(ctx, `nothing was submitted for ${reference}: EasyParcel holds no booking of it`);
+    }
     if (receiverPhone(request, shipping) === null) {
       throw rejected(
         ctx,

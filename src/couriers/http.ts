@@ -152,6 +152,15 @@ export function gatedRequests<T>(gate: RequestGate, work: () => Promise<T>): Pro
   return gates.run(gate, work);
 }
 
+/** Errors a gate threw: the request they stopped never left (e.g. the day's budget is spent). */
+const stoppedByGate = new WeakSet<object>();
+
+/** True when `err` stopped a request before any byte of it was sent. */
+export function wasNotSent(err: unknown): boolean {
+  if (typeof err === 'object' && err !== null && stoppedByGate.has(err)) return true;
+  return err instanceof CourierUnavailableError && err.details.notSent === true;
+}
+
 /**
  * One HTTP call with a time limit covering the body too. A network error or the time limit
  * is a {@link CourierUnavailableError}; every HTTP status is returned for the caller to judge.
@@ -159,7 +168,12 @@ export function gatedRequests<T>(gate: RequestGate, work: () => Promise<T>): Pro
 export async function courierRequest(ctx: HttpContext, url: string, init: RequestInit): Promise<HttpAnswer> {
   const path = new URL(url).pathname;
   const method = init.method ?? 'GET';
-  await gates.getStore()?.(path);
+  try {
+    await gates.getStore()?.(path);
+  } catch (err) {
+    if (typeof err === 'object' && err !== null) stoppedByGate.add(err);
+    throw err;
+  }
   let response: Response;
   let text: string;
   try {

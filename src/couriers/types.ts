@@ -70,6 +70,12 @@ export interface BookingRequest {
     phone: string | null;
   };
   parcel: { weightGrams: number; description: string };
+  /**
+   * Only find the booking an earlier attempt made (the saga's clean-up after a booking failed);
+   * never make a new one. Couriers whose booking is idempotent by reference may book again:
+   * they answer the same booking.
+   */
+  lookupOnly?: boolean;
 }
 
 export interface Booking {

@@ -8,6 +8,7 @@
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { createEasyParcelAdapter, type EasyParcelAdapterOptions } from '../../src/couriers/easyparcel';
 import { memorySubmissionJournal } from '../../src/couriers/easyparcel-bookings';
+import { gatedRequests } from '../../src/couriers/http';
 import { CourierOutcomeUnknownError, CourierUnavailableError } from '../../src/couriers/types';
 import { postgresSubmissionJournal } from '../../src/read-model/easyparcel-submissions';
 import { freshDatabase, type TestDatabase } from '../support/db';
@@ -127,6 +128,30 @@ describe('EasyParcel booking retries (scripted answers)', () => {
     const err = await failure(refused.adapter.book(BOOKING));
     expect(err).toBeInstanceOf(CourierUnavailableError);
     expect((err as CourierUnavailableError).details.notSent).toBe(true);
+  });
+
+  it('the saga’s clean-up only looks: with nothing submitted it answers no booking and sends nothing', async () => {
+    const { adapter, calls } = scripted({ '/shipment/submit_orders': file('submit-orders.json') });
+    expect((await refusal(adapter.book({ ...BOOKING, lookupOnly: true }))).reason).toBe('invalid');
+    expect(calls('/shipment/submit_orders')).toBe(0);
+    // Once booked, the clean-up finds that booking (to cancel it) without submitting again.
+    const booked = await adapter.book(BOOKING);
+    expect(await adapter.book({ ...BOOKING, lookupOnly: true })).toEqual(booked);
+    expect(calls('/shipment/submit_orders')).toBe(1);
+  });
+
+  it('a submit stopped by the daily budget before it went out is not an unknown outcome: it is submitted later', async () => {
+    const { adapter, calls } = scripted({ '/shipment/submit_orders': file('submit-orders.json') });
+    const spent = new Error('the day’s booking budget is spent');
+    let budgetLeft = false;
+    const gate = async (requestPath: string) => {
+      if (requestPath.endsWith('/submit_orders') && !budgetLeft) throw spent;
+    };
+    expect(await failure(gatedRequests(gate, () => adapter.book(BOOKING)))).toBe(spent);
+    expect(calls('/shipment/submit_orders')).toBe(0);
+    budgetLeft = true;
+    expect((await gatedRequests(gate, () => adapter.book(BOOKING))).courierRef).toBe('ES-2602-VC4KV');
+    expect(calls('/shipment/submit_orders')).toBe(1);
   });
 
   it('refuses a receiver without a phone before sending anything, unless a fallback phone is set', async () => {
