@@ -60,7 +60,8 @@ export async function insertEvent(trx: Kysely<Database>, event: NewEvent): Promi
     .values({ key_prefix: event.keyPrefix, entries })
     .onConflict((oc) => oc.column('key_prefix').doUpdateSet({ entries }))
     .execute();
-  // Disabled endpoints too: their backlog goes out, in order, once an admin enables them again.
+  // Disabled endpoints too: their backlog goes out, in order, once an admin enables them again
+  // (the part older than WAYBILL_PRUNE_EVENTS_AFTER is pruned as abandoned: docs/events.md#retention).
   await sql`
     insert into event_deliveries (endpoint_id, event_id, stream, seq)
     select id, ${inserted.id}, ${stream}, ${seq} from event_endpoints where ${event.type} = any(event_types)`.execute(
