@@ -81,14 +81,23 @@ export const REPORT_RULES: Readonly<
 
 const NOWHERE: EventLocation = { city: null, state: null, country: null };
 
-/** A driver's report as a tracking event (source `push`), keyed like any courier's scan. */
-export function reportEvent(report: {
+/** A driver's report, as the driver API records it and the shipment workflow hears it. */
+export interface FleetReport {
+  driverId: string;
+  reportId: string;
   kind: DriverReportKind;
   occurredAt: string;
   reason: string | null;
   proofRef: string | null;
   note: string | null;
-}): NormalisedEvent {
+}
+
+/**
+ * A driver's report as a tracking event (source `push`), keyed by the driver's report id: the
+ * same report handed over again (a retried request, the whole log sent with a later report)
+ * is the same event, whatever time the phone put on it.
+ */
+export function reportEvent(report: FleetReport): NormalisedEvent {
   const rule = REPORT_RULES[report.kind];
   const text = [
     report.kind.toLowerCase().replace(/_/g, ' '),
@@ -98,7 +107,7 @@ export function reportEvent(report: {
     .filter((part) => part !== null && part !== '')
     .join(' · ');
   return {
-    key: eventKey(CourierCode.FLEET, report.kind, report.occurredAt, NOWHERE),
+    key: eventKey(CourierCode.FLEET, report.kind, `report ${report.driverId} ${report.reportId}`, NOWHERE),
     status: rule.status,
     subStatus: report.kind === DriverReportKind.FAILED_ATTEMPT ? report.reason : rule.subStatus,
     rawCode: report.kind,
@@ -109,6 +118,26 @@ export function reportEvent(report: {
     source: EventSource.PUSH,
   };
 }
+
+/**
+ * A parcel's whole report log as tracking events, newest first as couriers list their scans:
+ * of two reports made at the same instant the one received later comes first, so it is the
+ * one the shipment workflow takes as the newest (its first of equals).
+ */
+export const parcelEvents = (
+  view: NonNullable<Awaited<ReturnType<typeof fleetParcelView>>>,
+): NormalisedEvent[] =>
+  [...view.reports].reverse().map((r) =>
+    reportEvent({
+      driverId: r.driver_id,
+      reportId: r.report_id,
+      kind: r.kind as DriverReportKind,
+      occurredAt: r.occurred_at.toISOString(),
+      reason: r.reason,
+      proofRef: r.proof_ref,
+      note: r.note,
+    }),
+  );
 
 const newTrackingNumber = () =>
   `FL${String(randomInt(0, 1e6)).padStart(6, '0')}${String(randomInt(0, 1e6)).padStart(6, '0')}`;
@@ -131,15 +160,7 @@ export function createFleetAdapter(db: Kysely<Database>): CourierAdapter {
           status: view.status as ShipmentStatus,
           subStatus: null,
           eta: null,
-          events: view.reports.map((r) =>
-            reportEvent({
-              kind: r.kind as DriverReportKind,
-              occurredAt: r.occurred_at.toISOString(),
-              reason: r.reason,
-              proofRef: r.proof_ref,
-              note: r.note,
-            }),
-          ),
+          events: parcelEvents(view),
           skippedScans: 0,
           raw: { status: view.status, reports: view.reports.length },
         });

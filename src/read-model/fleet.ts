@@ -395,12 +395,12 @@ export async function fleetParcelView(db: Kysely<Database>, trackingNumber: stri
   if (!parcel) return null;
   const reports = await db
     .selectFrom('fleet_reports')
-    .select(['report_id', 'kind', 'occurred_at', 'proof_ref', 'reason', 'note'])
+    .select(['driver_id', 'report_id', 'kind', 'occurred_at', 'proof_ref', 'reason', 'note'])
     .where('shipment_id', '=', parcel.shipment_id)
     .orderBy('occurred_at')
     .orderBy('received_at')
     .execute();
-  return { status: parcel.status, reports };
+  return { shipmentId: parcel.shipment_id, status: parcel.status, reports };
 }
 
 // --- Driver reports ------------------------------------------------------------------------
@@ -409,18 +409,35 @@ export function findReport(db: Kysely<Database>, driverId: string, reportId: str
   return db
     .selectFrom('fleet_reports as f')
     .innerJoin('fleet_parcels as p', 'p.shipment_id', 'f.shipment_id')
-    .select(['f.kind', 'p.tracking_number', 'p.status'])
+    .select(['f.kind', 'f.occurred_at', 'p.tracking_number', 'p.status'])
     .where('f.driver_id', '=', driverId)
     .where('f.report_id', '=', reportId)
     .executeTakeFirst();
 }
 
-/** The parcel a report is about, locked, with its run's driver and status. */
+/**
+ * The parcel a report is about, locked, with its run's driver and status, when its latest
+ * report happened (null: none yet) and its tracking's status in the read model.
+ */
 export function lockReportedParcel(trx: Kysely<Database>, trackingNumber: string) {
   return trx
     .selectFrom('fleet_parcels as p')
     .leftJoin('fleet_runs as r', 'r.id', 'p.run_id')
-    .select(['p.shipment_id', 'p.status', 'p.run_id', 'r.driver_id', 'r.status as run_status'])
+    .leftJoin('shipments as s', 's.id', 'p.shipment_id')
+    .select((eb) => [
+      'p.shipment_id',
+      'p.status',
+      'p.run_id',
+      'p.assigned_at',
+      'r.driver_id',
+      'r.status as run_status',
+      's.status as tracking_status',
+      eb
+        .selectFrom('fleet_reports as f')
+        .select((e) => e.fn.max('f.occurred_at').as('at'))
+        .whereRef('f.shipment_id', '=', 'p.shipment_id')
+        .as('latest_report_at'),
+    ])
     .where('p.tracking_number', '=', trackingNumber)
     .forUpdate('p')
     .executeTakeFirst();

@@ -5,8 +5,9 @@
  * when it fires, one activity looks at the run by Postgres's clock (the reports are recorded
  * there first, so a lost signal cannot raise a false alarm) and, if the driver has been quiet
  * that long with parcels still to deliver, raises the alarm once: the run's `silent_since`, an
- * audit entry, the `fleet.run_silent` event and a metric. It then waits for the next report,
- * which clears the alarm, and watches again. Deterministic code only.
+ * audit entry, the `fleet.run_silent` event and a metric. It then keeps looking every
+ * `silentAfterMs` until a report clears the alarm (a signal, or the run's last report in
+ * Postgres when the signal was lost) or the run is closed. Deterministic code only.
  */
 import {
   condition,
@@ -27,6 +28,8 @@ export interface FleetRunInput {
   silentAfterMs: number;
   /** Carried over a continue-as-new: the alarm is raised and no report has come since. */
   silent?: boolean;
+  /** Carried over a continue-as-new: the alarms raised on this run so far. */
+  alarms?: number;
 }
 
 /** A driver reported on this run: the silence timer starts again (and a raised alarm is over). */
@@ -42,7 +45,7 @@ const act = proxyActivities<FleetActivities>({
 export async function fleetRunWorkflow(input: FleetRunInput): Promise<{ alarms: number }> {
   let reports = 0;
   let closed = false;
-  let alarms = 0;
+  let alarms = input.alarms ?? 0;
   let silent = input.silent ?? false;
   setHandler(runReportSignal, () => {
     reports += 1;
@@ -58,8 +61,10 @@ export async function fleetRunWorkflow(input: FleetRunInput): Promise<{ alarms: 
   const woken = () => closed || reports !== seen;
   while (!closed) {
     show();
-    // Silent: the alarm is up; only a report (or closing) ends the wait.
-    const heard = silent ? (await condition(woken), true) : await condition(woken, input.silentAfterMs);
+    // Silent or not, the wait ends after silentAfterMs at the latest and the run is looked at
+    // again: a report or a close whose signal was lost is found in Postgres (the alarm, once
+    // raised, is not raised again for the same silence; a closed run ends the watch).
+    const heard = await condition(woken, input.silentAfterMs);
     if (closed) break;
     if (heard) {
       seen = reports;
@@ -74,7 +79,7 @@ export async function fleetRunWorkflow(input: FleetRunInput): Promise<{ alarms: 
       silent = check.state === 'silent';
     }
     if (workflowInfo().continueAsNewSuggested) {
-      return await continueAsNew<typeof fleetRunWorkflow>({ ...input, silent });
+      return await continueAsNew<typeof fleetRunWorkflow>({ ...input, silent, alarms });
     }
   }
   setCurrentDetails(`run ${input.runId} closed · ${alarms} alarm(s)`);

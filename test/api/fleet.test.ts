@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { checkLedger } from '../../devstack/ledger';
+import { closeRun, recordReport } from '../../src/read-model/fleet';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
 import { orderWorkflowId, shipmentStateQuery, shipmentWorkflowId } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
@@ -412,6 +413,145 @@ describe('own fleet', () => {
       'fleet.driver_token_revoked',
       'fleet.driver_token_issued',
     ]);
+  });
+
+  /**
+   * A report committed in Postgres whose hand-over to the tracking was lost (the API answered
+   * 503, or died between the commit and the signal): recorded here as the route records it,
+   * without any signal.
+   */
+  const recordedOnly = (
+    who: { driverId: string; runId: string },
+    order: { shipmentId: string },
+    reportId: string,
+    kind: 'PICKED_UP' | 'OUT_FOR_DELIVERY',
+  ) =>
+    db()
+      .transaction()
+      .execute((trx) =>
+        recordReport(trx, {
+          driverId: who.driverId,
+          reportId,
+          runId: who.runId,
+          shipmentId: order.shipmentId,
+          kind,
+          occurredAt: new Date().toISOString(),
+          proofRef: null,
+          reason: null,
+          note: null,
+          status: kind === 'PICKED_UP' ? 'IN_TRANSIT' : 'OUT_FOR_DELIVERY',
+        }),
+      );
+
+  it('a report recorded but never handed to the tracking gets there: by its retry, or with the next report; back-dated reports are refused', async () => {
+    const ravi = await driverOnRun('Ravi');
+    const order = await fleetOrder('cus_lost_signal');
+    await assign(ravi.runId, [order.trackingNumber]);
+    const tracking = () =>
+      stack.worker.client.workflow.getHandle(shipmentWorkflowId(order.shipmentId)).query(shipmentStateQuery);
+    // (Its first workflow task registers the query: asked before that, a query is refused.)
+    const before = (await eventually(
+      () => tracking().catch(() => null),
+      (state) => state !== null,
+    ))!.status;
+
+    // The pickup is in Postgres only: the tracking has not heard of it, nothing is captured.
+    expect(await recordedOnly(ravi, order, 'lost-pickup', 'PICKED_UP')).toBe(true);
+    expect((await tracking()).status).toBe(before);
+    expect((await payments(order.orderId))[0]!.status).toBe('AUTHORISED');
+    // The driver app retries it: answered duplicate, and this time it reaches the tracking.
+    const retried = await report(ravi.token, {
+      reportId: 'lost-pickup',
+      trackingNumber: order.trackingNumber,
+      kind: 'PICKED_UP',
+    });
+    expect(retried.json()).toMatchObject({ result: 'duplicate', status: 'IN_TRANSIT' });
+    await orderStatus(order.orderId, (s) => s === 'SHIPPED');
+    await eventually(
+      () => payments(order.orderId),
+      (rows) => rows[0]?.status === 'CAPTURED',
+    );
+
+    // Out for delivery, lost the same way and never retried: the next report carries it.
+    await recordedOnly(ravi, order, 'lost-ofd', 'OUT_FOR_DELIVERY');
+    const latest = await db()
+      .selectFrom('fleet_reports')
+      .select((eb) => eb.fn.max('occurred_at').as('at'))
+      .where('shipment_id', '=', order.shipmentId)
+      .executeTakeFirstOrThrow();
+    // Dated before what the parcel already has: refused, nothing changes.
+    const backDated = await report(ravi.token, {
+      trackingNumber: order.trackingNumber,
+      kind: 'DELIVERED',
+      proofRef: 'pod-early',
+      occurredAt: new Date(new Date(latest.at!).getTime() - 60_000).toISOString(),
+    });
+    expect({ status: backDated.statusCode, code: backDated.json().error.code }).toEqual({
+      status: 409,
+      code: 'REPORT_OUT_OF_ORDER',
+    });
+    expect((await fleetParcel(order.trackingNumber)).status).toBe('OUT_FOR_DELIVERY');
+    const delivered = await report(ravi.token, {
+      trackingNumber: order.trackingNumber,
+      kind: 'DELIVERED',
+      proofRef: 'pod-77',
+    });
+    expect(delivered.json()).toMatchObject({ result: 'accepted', status: 'DELIVERED' });
+    await orderStatus(order.orderId, (s) => s === 'DELIVERED');
+    // Every report once in the tracking, the lost one included, however often it was handed over.
+    const events = await db()
+      .selectFrom('tracking_events')
+      .select(['status'])
+      .where('shipment_id', '=', order.shipmentId)
+      .orderBy('occurred_at')
+      .execute();
+    expect(events.map((e) => e.status)).toEqual(['IN_TRANSIT', 'OUT_FOR_DELIVERY', 'DELIVERED']);
+    const [payment] = await payments(order.orderId);
+    expect({ status: payment!.status, captured: payment!.amount_captured }).toEqual({
+      status: 'CAPTURED',
+      captured: 4_990,
+    });
+    expect((await post(`/v1/admin/fleet/runs/${ravi.runId}/close`, {})).json().status).toBe('CLOSED');
+  });
+
+  it('the run watch finds in Postgres what its lost signals did not say: a report ends a silence, a close ends the watch', async () => {
+    const siti = await driverOnRun('Siti');
+    const order = await fleetOrder('cus_quiet_signals');
+    await assign(siti.runId, [order.trackingNumber]);
+    const run = async () => (await call({ url: `/v1/admin/fleet/runs/${siti.runId}` })).json().run;
+    await eventually(run, (r) => r.silentAlarms === 1, 30_000);
+
+    // The pickup reaches Postgres and, by its retry, the tracking; the watch is never told.
+    await recordedOnly(siti, order, 'quiet-pickup', 'PICKED_UP');
+    expect((await run()).silentSince).toBeNull();
+    await report(siti.token, {
+      reportId: 'quiet-pickup',
+      trackingNumber: order.trackingNumber,
+      kind: 'PICKED_UP',
+    });
+    // The watch looks again on its own, sees the report, and raises the next silence.
+    const again = await eventually(run, (r) => r.silentAlarms === 2, 30_000);
+    expect(again.silentSince).not.toBeNull();
+    await report(siti.token, { trackingNumber: order.trackingNumber, kind: 'DELIVERED', proofRef: 'pod-3' });
+    await orderStatus(order.orderId, (s) => s === 'DELIVERED');
+
+    // A second parcel, never picked up: the run goes silent, then is closed without the
+    // watch being told (as if the close signal were lost). The watch ends by itself.
+    const second = await fleetOrder('cus_quiet_signals');
+    await assign(siti.runId, [second.trackingNumber]);
+    await eventually(run, (r) => r.silentAlarms === 3, 30_000);
+    expect(await closeRun(db(), siti.runId)).toBe('closed');
+    const watch = stack.worker.client.workflow.getHandle(`fleet-run-${siti.runId}`);
+    expect(await watch.result()).toEqual({ alarms: 3 });
+    // The parcel went back to the queue; the shop cancels that order, nothing is captured.
+    const cancel = await post(
+      `/v1/orders/${second.orderId}/cancel`,
+      { reason: 'no driver today' },
+      stack.api.customer('cus_quiet_signals'),
+    );
+    expect([200, 202]).toContain(cancel.statusCode);
+    await orderStatus(second.orderId, (s) => s === 'CANCELLED');
+    expect((await payments(second.orderId))[0]).toMatchObject({ status: 'VOIDED', amount_captured: 0 });
   });
 
   it('a run that goes silent raises the alarm once (run, audit, event); a report clears it and the timer starts again', async () => {

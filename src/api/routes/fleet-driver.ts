@@ -6,20 +6,23 @@
  * A report is validated (the parcel is on this driver's open run; DELIVERED carries a proof
  * reference, FAILED_ATTEMPT a reason; the parcel's status allows it), recorded once per
  * (driver, report id) — a retry is answered `duplicate` and changes nothing — and handed to
- * the parcel's shipment workflow as a pushed event, the same `courierEvents` signal a courier
+ * the parcel's shipment workflow as pushed events, the same `courierEvents` signal a courier
  * webhook sends; the order saga hears of pickup (capture) and delivery from there as with any
- * courier. The signal is sent inside the transaction that records the report: if it cannot be
- * delivered, nothing is recorded and the driver app is told to retry (503).
+ * courier. Postgres first: the report is committed, then the parcel's whole report log is
+ * signalled (keyed by report id, so nothing is applied twice). If that signal cannot be sent
+ * the driver app is told to retry (503); the retry is answered `duplicate` and signals again.
+ * Reports must come in the order they happened (409 for one dated before the parcel's latest).
  */
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyRequest } from 'fastify';
-import { REPORT_RULES, reportEvent, type DriverReportKind } from '../../couriers/fleet';
-import type { ShipmentStatus } from '../../domain/status';
+import { parcelEvents, REPORT_RULES, type DriverReportKind } from '../../couriers/fleet';
+import { isTerminal, ShipmentStatus } from '../../domain/status';
 import {
   driverByTokenHash,
   findReport,
+  fleetParcelView,
   lockReportedParcel,
   openRunOfDriver,
   recordReport,
@@ -104,11 +107,12 @@ export const fleetDriverRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
           'OUT_FOR_DELIVERY, DELIVERED (needs `proofRef`), FAILED_ATTEMPT → ATTEMPT_FAIL (needs `reason`),',
           'RETURNED (back at the depot: the order restocks and refunds). A retry with the same',
           '`reportId` is answered `duplicate` and changes nothing; the same id for another',
-          'parcel or kind is 409. 503 means "retry later": nothing was recorded.',
+          "parcel or kind is 409, and so is a report dated before the parcel's latest one.",
+          '503 means "retry with the same reportId": the report may be recorded but has not reached the tracking.',
         ].join(' '),
         security,
         body: DriverReport,
-        response: { 200: DriverReportOutcome, ...errors(401, 403, 404, 409) },
+        response: { 200: DriverReportOutcome, ...errors(401, 403, 404, 409, 503) },
       },
       preValidation: requireDriver,
     },
@@ -158,8 +162,39 @@ export const fleetDriverRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
             `report ${body.reportId} was sent before for ${before.tracking_number} (${before.kind}): give each report its own id`,
           );
         }
+        // The first request may have been recorded and then failed to reach the tracking:
+        // a retry hands the log over again (the same events, by report id, change nothing twice).
+        await handOver();
         return duplicate(before.status);
       };
+      /**
+       * Hands the parcel's whole report log to its shipment workflow, after the report is
+       * committed (never inside the transaction: a signal that landed for a report that then
+       * failed to commit would be a pickup Postgres never heard of). The whole log, so a report
+       * whose own hand-over failed reaches the tracking with the next one at the latest.
+       */
+      async function handOver(): Promise<void> {
+        const view = await fleetParcelView(db, body.trackingNumber);
+        if (!view || view.reports.length === 0) return;
+        try {
+          await signalShipmentEvents(deps, view.shipmentId, parcelEvents(view));
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) {
+            // Checked before recording; finished since (expired or cancelled meanwhile).
+            request.log.warn(
+              { err, trackingNumber: body.trackingNumber, reportId: body.reportId },
+              'driver report recorded after its tracking finished',
+            );
+            return;
+          }
+          request.log.warn({ err, reportId: body.reportId }, 'driver report recorded, not yet handed over');
+          throw new ApiError(
+            503,
+            'TRACKING_UNAVAILABLE',
+            `report ${body.reportId} is recorded but has not reached the parcel's tracking yet: send it again with the same reportId`,
+          );
+        }
+      }
       const earlier = await sentBefore();
       if (earlier) return earlier;
 
@@ -183,17 +218,37 @@ export const fleetDriverRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
           );
         }
         const from = parcel.status as ShipmentStatus;
+        if (from === ShipmentStatus.CANCELLED) {
+          throw conflict(
+            'PARCEL_CANCELLED',
+            `${body.trackingNumber} was cancelled: do not deliver it, bring it back`,
+          );
+        }
+        if (parcel.tracking_status !== null && isTerminal(parcel.tracking_status as ShipmentStatus)) {
+          throw conflict(
+            'TRACKING_FINISHED',
+            `tracking of ${body.trackingNumber} has finished (${parcel.tracking_status}): tell dispatch`,
+          );
+        }
         if (!rule.from.includes(from)) {
-          if (from === 'CANCELLED') {
-            throw conflict(
-              'PARCEL_CANCELLED',
-              `${body.trackingNumber} was cancelled: do not deliver it, bring it back`,
-            );
-          }
           throw conflict(
             'REPORT_NOT_ALLOWED',
             `${body.trackingNumber} is ${from}: ${kind} follows ${rule.from.join(' or ')}`,
           );
+        }
+        // Reports are applied in the order they happened, in Postgres and in the tracking
+        // alike; one dated before what is already known would leave the two disagreeing.
+        const outOfOrder = (what: string, at: Date) =>
+          conflict(
+            'REPORT_OUT_OF_ORDER',
+            `occurredAt ${occurredAt.toISOString()} is before ${what} (${at.toISOString()}): send reports in the order they happened, and check the phone's clock`,
+          );
+        const latest = parcel.latest_report_at === null ? null : new Date(parcel.latest_report_at);
+        if (latest !== null && occurredAt < latest) throw outOfOrder("this parcel's latest report", latest);
+        // Before the parcel was on the run (beyond the phone clock's allowed skew) it cannot
+        // have been picked up; the tracking would take such a report as old history.
+        if (parcel.assigned_at !== null && occurredAt.getTime() < parcel.assigned_at.getTime() - skewMs) {
+          throw outOfOrder('it was put on your run', parcel.assigned_at);
         }
         const recorded = await recordReport(trx, {
           driverId: driver.id,
@@ -204,17 +259,10 @@ export const fleetDriverRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
           status: rule.status,
         });
         if (!recorded) return null; // the same report, racing itself
-        try {
-          await signalShipmentEvents(deps, parcel.shipment_id, [reportEvent(report)]);
-        } catch (err) {
-          if (err instanceof WorkflowNotFoundError) {
-            throw conflict('TRACKING_FINISHED', `tracking of ${body.trackingNumber} has finished`);
-          }
-          throw err;
-        }
         return { runId: parcel.run_id!, status: rule.status };
       });
       if (outcome === null) return (await sentBefore())!;
+      await handOver();
       // The run's watch starts its silence timer again; a lost signal only delays that, as
       // the watch reads the run's last report from Postgres before raising anything.
       await deps.temporal.client.workflow
