@@ -21,18 +21,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
-import { isTerminal, ShipmentStatus } from '../src/domain/status';
 import { pollPolicyFromConfig } from '../src/poll-policy';
-import {
-  SCENARIOS,
-  scenarioFor,
-  type ScenarioName,
-  type ScenarioStep,
-} from '../simulators/courier/scenarios';
+import { SCENARIOS, scenarioFor, type ScenarioName } from '../simulators/courier/scenarios';
 import type { CourierNight, PollPolicy } from '../src/domain/polling';
 import { inWorkingHours, MALAYSIA_WORKING_HOURS } from '../simulators/courier/scan-hours';
-import { alignToSlot, expiryReason, pollDelayMs } from '../src/domain/polling';
-import { CourierCode } from '../src/couriers/types';
+import { pollDelayMs } from '../src/domain/polling';
+import {
+  easyParcelRun,
+  percentile,
+  run,
+  type EasyParcelRun,
+  type NextDelay,
+  type Timeline,
+} from './support/courier-model';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -43,12 +44,6 @@ const GOAL_EASYPARCEL_CALLS = 1.0;
 const GOAL_EASYPARCEL_P95_MIN = 30;
 /** EasyParcel's access-token lifetime (`expires_in` 36000 s): one token request each. */
 const TOKEN_LIFETIME_MS = 10 * HOUR;
-
-/**
- * The delay after a poll (or push) that saw `status`, `quietForMs` after the newest scan and
- * `sincePushMs` after the courier's last push about the parcel (null: none yet).
- */
-type NextDelay = (status: ShipmentStatus, quietForMs: number, sincePushMs: number | null) => number;
 
 /** Share of EasyParcel's pushes lost for good in the push variant, and how late the rest arrive. */
 const PUSH_LOSS = 0.05;
@@ -72,101 +67,9 @@ function random(seed: number): () => number {
   };
 }
 
-/** A parcel's scans: its scenario's steps, offsets from the parcel's start. */
-type Timeline = readonly ScenarioStep[];
-
 /** A scenario's timeline shifted by the parcel's phase. */
 function shifted(scenario: ScenarioName, phase: number): Timeline {
   return SCENARIOS[scenario].steps.map((step) => ({ ...step, after: step.after + phase }));
-}
-
-/** The parcel's status as a poll at courier time `t` would see it. */
-function statusAt(timeline: Timeline, t: number): { status: ShipmentStatus; lastScanAt: number | null } {
-  let status: ShipmentStatus = ShipmentStatus.PENDING;
-  let lastScanAt: number | null = null;
-  for (const step of timeline) {
-    if (step.after > t) break;
-    lastScanAt = step.after;
-    if (step.leg === 'return') {
-      // The return leg delivered means the parcel is back with the shipper.
-      if (step.status === ShipmentStatus.DELIVERED) status = ShipmentStatus.RETURNED;
-    } else {
-      status = step.status;
-    }
-  }
-  return { status, lastScanAt };
-}
-
-/** Status changes of the main lifecycle: (time, status) pairs a tracker should notice. */
-function changes(timeline: Timeline): { at: number; status: ShipmentStatus }[] {
-  const out: { at: number; status: ShipmentStatus }[] = [];
-  let previous: ShipmentStatus = ShipmentStatus.PENDING;
-  for (const step of timeline) {
-    const { status } = statusAt(timeline, step.after);
-    if (status !== previous) out.push({ at: step.after, status });
-    previous = status;
-  }
-  return out;
-}
-
-interface RunResult {
-  calls: number;
-  delivered: boolean;
-  /** Courier ms between each status change and the poll (or push) that saw it. */
-  lags: number[];
-  /** When each poll happened, ms from the parcel's start. */
-  polls: number[];
-}
-
-/**
- * One parcel's polls from its start; `align` maps a wanted poll time (ms from the start) to
- * the one the workflow schedules (its courier's slot), identity for unaligned pollers.
- * `pushes` (ms from the start, ascending) are the courier's webhooks that arrive: each shows
- * the parcel's whole log, costs no call, and reschedules the next poll as the workflow does.
- */
-function run(
-  timeline: Timeline,
-  nextDelay: NextDelay,
-  policy: PollPolicy,
-  align: (t: number, status: ShipmentStatus, sincePushMs: number | null) => number = (t) => t,
-  pushes: readonly number[] = [],
-): RunResult {
-  const polls: number[] = [];
-  const observed: number[] = [];
-  let status: ShipmentStatus = ShipmentStatus.PENDING;
-  let t = align(0, status, pushes.length > 0 ? 0 : null);
-  let lastScanAt = 0;
-  // Subscribed to the webhooks: tracking starts as if pushed (the policy's `push.fromStart`).
-  let lastPushAt: number | null = pushes.length > 0 ? 0 : null;
-  let nextPush = 0;
-  for (;;) {
-    const pushed = nextPush < pushes.length && pushes[nextPush]! <= t;
-    const now = pushed ? pushes[nextPush++]! : t;
-    if (pushed) lastPushAt = now;
-    else polls.push(now);
-    observed.push(now);
-    const seen = statusAt(timeline, now);
-    status = seen.status;
-    if (seen.lastScanAt !== null) lastScanAt = seen.lastScanAt;
-    if (isTerminal(status)) break;
-    if (expiryReason(now, { startedAtMs: 0, quietSinceMs: lastScanAt, unansweredSinceMs: null }, policy))
-      break;
-    const sincePush = lastPushAt === null ? null : now - lastPushAt;
-    t = align(now + nextDelay(status, now - lastScanAt, sincePush), status, sincePush);
-  }
-  const lags = changes(timeline)
-    .map((change) => {
-      const seenAt = observed.find((p) => p >= change.at);
-      return seenAt === undefined ? null : seenAt - change.at;
-    })
-    .filter((lag): lag is number => lag !== null);
-  return { calls: polls.length, delivered: status === ShipmentStatus.DELIVERED, lags, polls };
-}
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 interface Row {
@@ -193,56 +96,6 @@ function row(poller: string, t: { calls: number; polls: number; delivered: numbe
   };
 }
 
-/**
- * EasyParcel's parcels as a shop's flow: parcel i starts at `starts[i]` (epoch ms), its scans
- * are `timelines[i]`, it polls on its courier's slots (and not in the courier's night, when the
- * policy has one), and each slot's polls share bulk calls of `batch` numbers.
- */
-function easyParcelRun(
-  timelines: Timeline[],
-  starts: number[],
-  policy: PollPolicy,
-  batch: number,
-  pushesOf: (timeline: Timeline) => number[] = () => [],
-) {
-  const courier = CourierCode.EASYPARCEL;
-  const bySlot = new Map<number, number>();
-  const totals = { calls: 0, polls: 0, delivered: 0, lags: [] as number[] };
-  let first = Infinity;
-  let last = -Infinity;
-  timelines.forEach((timeline, i) => {
-    const start = starts[i]!;
-    const result = run(
-      timeline,
-      (status, quietForMs, sincePushMs) =>
-        pollDelayMs(status, policy, courier, quietForMs, sincePushMs) ?? Infinity,
-      policy,
-      (t, status, sincePushMs) => alignToSlot(start + t, policy, courier, status, sincePushMs) - start,
-      pushesOf(timeline),
-    );
-    // Every poll lands on a slot boundary, so a slot's polls are one batch.
-    for (const p of result.polls) {
-      bySlot.set(start + p, (bySlot.get(start + p) ?? 0) + 1);
-      first = Math.min(first, start + p);
-      last = Math.max(last, start + p);
-    }
-    totals.polls += result.polls.length;
-    totals.delivered += result.delivered ? 1 : 0;
-    totals.lags.push(...result.lags);
-  });
-  const sizes = [...bySlot.values()].flatMap((n) =>
-    Array.from({ length: Math.ceil(n / batch) }, (_, k) => Math.min(batch, n - k * batch)),
-  );
-  const trackingCalls = sizes.length;
-  const tokenCalls = Math.ceil((last - first) / TOKEN_LIFETIME_MS);
-  totals.calls = trackingCalls + tokenCalls;
-  const fill = {
-    meanNumbersPerCall: totals.polls / trackingCalls,
-    fullCallsShare: sizes.filter((n) => n === batch).length / trackingCalls,
-  };
-  return { totals, trackingCalls, tokenCalls, fill };
-}
-
 function night(n: CourierNight | undefined): string {
   const hhmm = (m: number) =>
     `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
@@ -252,12 +105,14 @@ function night(n: CourierNight | undefined): string {
 function main(): void {
   const parcels = Number(process.argv[2] ?? 2000);
   const days = Number(process.argv[3] ?? 10);
-  // The policy as shipped; only the push fallback's two settings may be tried from the environment.
+  // The policy as shipped; only the push fallback's settings may be tried from the environment.
   const config = loadConfig(
     Object.fromEntries(
-      ['EASYPARCEL_PUSH_FALLBACK_INTERVAL', 'EASYPARCEL_PUSH_QUIET_AFTER', 'EASYPARCEL_PUSH_SLOT'].flatMap(
-        (name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]]),
-      ),
+      [
+        'EASYPARCEL_PUSH_FALLBACK_INTERVAL',
+        'EASYPARCEL_PUSH_QUIET_AFTER',
+        'EASYPARCEL_POLL_QUIET_SLOT',
+      ].flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])),
     ),
   );
   const policy = pollPolicyFromConfig(config);
@@ -278,10 +133,10 @@ function main(): void {
     mix[scenario] = (mix[scenario] ?? 0) + 1;
     for (const [name, nextDelay] of Object.entries(pollers)) {
       const result = run(shifted(scenario, phase[i]!), nextDelay, policy);
-      totals[name]!.calls += result.calls;
-      totals[name]!.polls += result.calls;
+      totals[name]!.calls += result.polls.length;
+      totals[name]!.polls += result.polls.length;
       totals[name]!.delivered += result.delivered ? 1 : 0;
-      totals[name]!.lags.push(...result.lags);
+      totals[name]!.lags.push(...result.changes.map((c) => c.lag));
     }
   }
   // A shop's flow: starts at random moments over `days` (slots are epoch-aligned).
@@ -297,18 +152,25 @@ function main(): void {
   );
   const ep0 = policy.couriers?.easyparcel;
   const noNight: PollPolicy = { ...policy, couriers: { easyparcel: { ...ep0, night: undefined } } };
-  const easyParcel = easyParcelRun(workingHours, starts, policy, batch);
-  // EasyParcel's webhooks: one push per log entry, PUSH_LATENCY_MS after the scan, PUSH_LOSS of them lost for good.
+  const epRun = (timelines: Timeline[], p: PollPolicy, push?: Parameters<typeof easyParcelRun>[5]) =>
+    easyParcelRun(timelines, starts, p, batch, TOKEN_LIFETIME_MS, push ?? null);
+  const easyParcel = epRun(workingHours, policy);
+  // EasyParcel's webhooks, subscribed (EASYPARCEL_WEBHOOK_TOKEN set: tracking starts as if
+  // pushed): one push per log entry, PUSH_LATENCY_MS after the scan, PUSH_LOSS of them lost for good.
+  const subscribed: PollPolicy = {
+    ...policy,
+    couriers: { easyparcel: { ...ep0, push: { ...ep0!.push!, fromStart: true } } },
+  };
   const lose = random(0x7f4a7c15);
-  const pushesOf = (timeline: Timeline) =>
+  const arrivalsOf = (timeline: Timeline) =>
     timeline
       .map((step) => step.after + PUSH_LATENCY_MS)
       .filter(() => lose() >= PUSH_LOSS)
       .sort((a, b) => a - b);
-  const pushed = easyParcelRun(workingHours, starts, policy, batch, pushesOf);
+  const pushed = epRun(workingHours, subscribed, { arrivalsOf, latencyMs: PUSH_LATENCY_MS });
   const variants = {
-    'ep-no-night': easyParcelRun(workingHours, starts, noNight, batch),
-    'ep-24h-scans': easyParcelRun(roundTheClock, starts, policy, batch),
+    'ep-no-night': epRun(workingHours, noNight),
+    'ep-24h-scans': epRun(roundTheClock, policy),
     'ep-push': pushed,
   };
 
@@ -326,6 +188,7 @@ function main(): void {
   const epPushCallsPass = epPush.callsPerDelivered <= GOAL_EASYPARCEL_CALLS;
   const epPushLagPass = epPush.lagP95Min <= GOAL_EASYPARCEL_P95_MIN;
   const verdict = (pass: boolean) => (pass ? 'PASS' : 'MISS');
+  const lost = pushed.lostPush;
 
   console.log(
     `Courier calls per delivered parcel — ${parcels} simulated parcels, scenario mix ${JSON.stringify(mix)}`,
@@ -356,6 +219,7 @@ function main(): void {
   console.log(
     `easyparcel with pushes (${pushed.trackingCalls} tracking + ${pushed.tokenCalls} token requests): ${epPush.callsPerDelivered.toFixed(3)} calls per delivered parcel (goal <= ${GOAL_EASYPARCEL_CALLS}): ${verdict(epPushCallsPass)}; change seen p95 ${epPush.lagP95Min.toFixed(1)} min (goal <= ${GOAL_EASYPARCEL_P95_MIN}): ${verdict(epPushLagPass)}`,
   );
+  printBreakdown(pushed, epPush.delivered);
 
   const out = path.join(__dirname, 'results', 'courier-efficiency.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -377,7 +241,7 @@ function main(): void {
           scanModel: MALAYSIA_WORKING_HOURS,
           fill: easyParcel.fill,
           variants: variantRows,
-          slotMs: policy.couriers?.easyparcel?.slotMs ?? 0,
+          slotMs: ep0?.slotMs ?? 0,
           trackingCalls: easyParcel.trackingCalls,
           tokenCalls: easyParcel.tokenCalls,
           callsPerDelivered: ep.callsPerDelivered,
@@ -387,9 +251,20 @@ function main(): void {
           push: {
             loss: PUSH_LOSS,
             latencyMs: PUSH_LATENCY_MS,
-            push: policy.couriers?.easyparcel?.push ?? null,
+            push: subscribed.couriers?.easyparcel?.push ?? null,
             callsPerDelivered: epPush.callsPerDelivered,
             lagP95Min: epPush.lagP95Min,
+            trackingCalls: pushed.trackingCalls,
+            tokenCalls: pushed.tokenCalls,
+            fill: pushed.fill,
+            byPhase: pushed.byPhase,
+            lostPushChanges: {
+              count: lost.lags.length,
+              seenByPoll: lost.byPoll,
+              p50Min: percentile(lost.lags, 50) / MINUTE,
+              p95Min: percentile(lost.lags, 95) / MINUTE,
+              maxMin: Math.max(0, ...lost.lags) / MINUTE,
+            },
             pass: { callsPerDelivered: epPushCallsPass, lagP95Min: epPushLagPass },
           },
         },
@@ -399,6 +274,29 @@ function main(): void {
     )}\n`,
   );
   console.log(`written ${path.relative(process.cwd(), out)}`);
+}
+
+/** Where the push variant's calls go: by parcel phase and fate, how full, and how late a lost push is seen. */
+function printBreakdown(r: EasyParcelRun, delivered: number): void {
+  console.log(
+    `ep-push calls per delivered parcel by poll phase (first-push: waiting for a parcel's first push; fallback: pushed about within the quiet-after; push-quiet: past it, normal intervals), share of ${r.trackingCalls} tracking calls:`,
+  );
+  console.log('fate             phase        polls  calls  calls/delivered  polls that showed a change');
+  for (const [fate, phases] of Object.entries(r.byPhase)) {
+    for (const [name, s] of Object.entries(phases)) {
+      if (s.polls === 0) continue;
+      console.log(
+        `${fate.padEnd(15)}  ${name.padEnd(11)}  ${String(s.polls).padStart(5)}  ${s.calls.toFixed(0).padStart(5)}  ${(s.calls / delivered).toFixed(3).padStart(15)}  ${String(s.useful).padStart(5)}`,
+      );
+    }
+  }
+  console.log(
+    `token requests: ${r.tokenCalls} (${(r.tokenCalls / delivered).toFixed(3)} per delivered parcel); tracking calls by numbers carried: ${JSON.stringify(r.fill.calls)}, ${r.fill.meanNumbersPerCall.toFixed(1)} on average`,
+  );
+  const { lags, byPoll } = r.lostPush;
+  console.log(
+    `changes whose own push was lost: ${lags.length} (${byPoll} seen first by a poll, the rest by a later push); seen p50 ${(percentile(lags, 50) / MINUTE).toFixed(0)} min, p95 ${(percentile(lags, 95) / MINUTE).toFixed(0)} min, max ${(Math.max(0, ...lags) / MINUTE).toFixed(0)} min after the scan`,
+  );
 }
 
 main();

@@ -42,6 +42,8 @@ export function easyParcelPolling(config: Config): CourierPollPolicy {
       EXCEPTION: quiet,
     },
     quiet: { afterMs: config.polling.expireAfterNoScanMs / 7, intervalMs: quiet },
+    // Polls hours apart (quiet parcels, pushed parcels' fallback) meet on few slots a day.
+    quietSlotMs: shrunk ? Math.min(ep.quietSlotMs, Math.min(...general)) : ep.quietSlotMs,
     // EasyParcel pushes each scan (docs/couriers.md#easyparcel-webhooks): polling only catches lost ones.
     push: {
       // Longer than any general interval on purpose; a shrunk policy shrinks it to its longest.
@@ -51,7 +53,6 @@ export function easyParcelPolling(config: Config): CourierPollPolicy {
       quietAfterMs: ep.push.quietAfterMs,
       // Subscribed to EasyParcel's webhooks (the URL's token is set): a new parcel waits for them too.
       fromStart: config.api.easyParcelWebhookToken !== null,
-      slotMs: shrunk ? Math.min(ep.push.slotMs, Math.min(...general)) : ep.push.slotMs,
     },
   };
 }

@@ -572,6 +572,7 @@ describe('schedules', () => {
         prunedWebhookEvents: 0,
         prunedNotifications: 0,
         prunedEvents: 0,
+        prunedEasyParcelSubmissions: 0,
         caughtUp: true,
       });
 
@@ -680,6 +681,7 @@ describe('schedules', () => {
         prunedWebhookEvents: 0,
         prunedNotifications: 0,
         prunedEvents: 0,
+        prunedEasyParcelSubmissions: 0,
         caughtUp: true,
       });
       expect((await rowOf(s.staleWorkflowRunning)).status).toBe('IN_TRANSIT');
@@ -975,6 +977,7 @@ describe('schedules', () => {
         prunedWebhookEvents: 0,
         prunedNotifications: 0,
         prunedEvents: 0,
+        prunedEasyParcelSubmissions: 0,
         caughtUp: true,
       });
       // Idempotent: nothing left to delete.
@@ -1124,6 +1127,75 @@ describe('schedules', () => {
       await database.db.deleteFrom('event_endpoints').where('id', 'in', [enabled, disabled]).execute();
       await database.db.deleteFrom('event_outbox').where('order_id', 'in', [a, b, c]).execute();
       await database.db.deleteFrom('orders').where('id', 'in', [a, b, c]).execute();
+    });
+
+    it('deletes settled EasyParcel submissions past the prune age in bounded batches, never one still needed', async () => {
+      const orderIn = async (status: 'DELIVERED' | 'FAILED' | 'NEEDS_ATTENTION' | 'SHIPPED') => {
+        const id = await order();
+        await database.db.updateTable('orders').set({ status }).where('id', '=', id).execute();
+        return id;
+      };
+      const submission = async (
+        orderId: string | null,
+        values: { age: number; shipmentNumber: string | null; awb: string | null },
+      ) => {
+        const reference = await shipment({ order_id: orderId });
+        await database.db
+          .insertInto('easyparcel_submissions')
+          .values({
+            reference,
+            shipment_number: values.shipmentNumber,
+            awb_number: values.awb,
+            submitted_at: ago(values.age),
+            answered_at: values.shipmentNumber === null ? null : ago(values.age),
+          })
+          .execute();
+        return reference;
+      };
+      const [delivered, failed, parked, shipped] = [
+        await orderIn('DELIVERED'),
+        await orderIn('FAILED'),
+        await orderIn('NEEDS_ATTENTION'),
+        await orderIn('SHIPPED'),
+      ];
+      const settled = [
+        await submission(delivered, { age: 31 * DAY, shipmentNumber: 'ES-1', awb: 'EP1' }),
+        await submission(failed, { age: 40 * DAY, shipmentNumber: 'ES-2', awb: 'EP2' }),
+        await submission(delivered, { age: 35 * DAY, shipmentNumber: 'ES-3', awb: 'EP3' }),
+      ];
+      const kept = [
+        // Too young.
+        await submission(delivered, { age: DAY, shipmentNumber: 'ES-4', awb: 'EP4' }),
+        // Sent, no answer read: its outcome is unknown, and the row is what stops a second submit.
+        await submission(failed, { age: 60 * DAY, shipmentNumber: null, awb: null }),
+        // Booked, still without an AWB.
+        await submission(failed, { age: 60 * DAY, shipmentNumber: 'ES-6', awb: null }),
+        // The order is parked for an admin, who may retry the clean-up that asks the journal.
+        await submission(parked, { age: 60 * DAY, shipmentNumber: 'ES-7', awb: 'EP7' }),
+        // The order is still under way.
+        await submission(shipped, { age: 60 * DAY, shipmentNumber: 'ES-8', awb: 'EP8' }),
+      ];
+
+      const bounded = { ...housekeepingInput, batchSize: 2, maxBatches: 1 };
+      expect(await run(bounded)).toMatchObject({ prunedEasyParcelSubmissions: 2, caughtUp: false });
+      expect(await run(bounded)).toMatchObject({ prunedEasyParcelSubmissions: 1 });
+      expect(await run(housekeepingInput)).toMatchObject({ prunedEasyParcelSubmissions: 0 });
+
+      const left = await database.db
+        .selectFrom('easyparcel_submissions')
+        .select('reference')
+        .where('reference', 'in', [...settled, ...kept])
+        .execute();
+      expect(left.map((r) => r.reference).sort()).toEqual([...kept].sort());
+      await database.db.deleteFrom('easyparcel_submissions').where('reference', 'in', kept).execute();
+      await database.db
+        .deleteFrom('shipments')
+        .where('id', 'in', [...settled, ...kept])
+        .execute();
+      await database.db
+        .deleteFrom('orders')
+        .where('id', 'in', [delivered, failed, parked, shipped])
+        .execute();
     });
 
     it('does a bounded amount of work per run and carries on in the next', async () => {

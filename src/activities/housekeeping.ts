@@ -11,7 +11,7 @@
  *   from the lines of parcel imports finished long ago;
  * - delete rows kept only for a while: finished Idempotency-Key records, courier push
  *   dedupe rows, sent or given-up customer notifications, domain events no enabled endpoint
- *   waits for (with their deliveries and attempts).
+ *   waits for (with their deliveries and attempts), settled EasyParcel submissions.
  * Each is idempotent: rows it has handled no longer match its query.
  */
 import type { Client } from '@temporalio/client';
@@ -26,6 +26,7 @@ import {
   scrubFleetRecipients,
   setEventRawTexts,
 } from '../read-model/shipments';
+import { pruneEasyParcelSubmissions } from '../read-model/easyparcel-submissions';
 import { pruneEvents } from '../read-model/events';
 import { scrubFinishedImportLines } from '../read-model/imports';
 import {
@@ -75,6 +76,11 @@ export const PRUNABLE = {
    * waits for: delivered everywhere, or pending only at a disabled endpoint (abandoned).
    */
   EVENTS: 'events',
+  /**
+   * `easyparcel_submissions` settled: the booking's AWB known and its order finished. One
+   * still without an AWB is what stops a second submit of its reference: never deleted.
+   */
+  EASYPARCEL_SUBMISSIONS: 'easyParcelSubmissions',
 } as const;
 export type Prunable = (typeof PRUNABLE)[keyof typeof PRUNABLE];
 
@@ -158,6 +164,7 @@ const PRUNE: Record<Prunable, (db: Kysely<Database>, input: PruneInput) => Promi
   [PRUNABLE.WEBHOOK_EVENTS]: pruneWebhookEvents,
   [PRUNABLE.NOTIFICATIONS]: pruneNotifications,
   [PRUNABLE.EVENTS]: pruneEvents,
+  [PRUNABLE.EASYPARCEL_SUBMISSIONS]: pruneEasyParcelSubmissions,
 };
 
 export type HousekeepingActivities = ReturnType<typeof createHousekeepingActivities>;

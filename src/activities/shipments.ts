@@ -233,7 +233,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
     /** Writes new events (deduped by key), the snapshot the workflow decided and the newest-events copy. */
     async recordTracking(input: RecordTrackingInput): Promise<{ inserted: number }> {
       const result = await db.transaction().execute(async (trx) => {
-        const { inserted, rekeyed } = await insertTrackingEvents(trx, input.shipmentId, input.events);
+        const { inserted, rekeyed, placed } = await insertTrackingEvents(trx, input.shipmentId, input.events);
         // Locked: a racing second run of this write sees the new status and writes no second event.
         const before = await lockShipment(trx, input.shipmentId);
         // A booking the order cancelled stays CANCELLED while the courier's data still shows it
@@ -251,8 +251,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           nextPollAt: keepCancelled ? null : input.nextPollAt,
           syncedAt: input.syncedAt,
           syncError: input.syncError ?? null,
-          // A row an earlier version recorded under another key changed too: the copy is redone.
-          eventsAdded: inserted + rekeyed,
+          // A row an earlier version recorded under another key, or without its place, changed
+          // too: the copy is redone.
+          eventsAdded: inserted + rekeyed + placed,
           delivered: input.status === 'DELIVERED',
           pickedUp: isPickedUpStatus(input.status),
           // A delivered parcel that starts a return is unfinished again.

@@ -47,7 +47,7 @@ export function loadConfig(env: Env = process.env): Config {
   const credentials = readCredentials(r, waybillEnv === 'production');
   const api = readApi(r, credentials.api);
   const temporal = readTemporal(r);
-  const courier = readCourier(r);
+  const courier = readCourier(r, credentials.payloads);
 
   const config: Config = {
     env: waybillEnv,
@@ -184,7 +184,7 @@ function readTemporal(r: Reader): Config['temporal'] {
   };
 }
 
-function readCourier(r: Reader): Config['courier'] {
+function readCourier(r: Reader, payloads: Credentials['payloads']): Config['courier'] {
   const simulatorPort = r.port('COURIER_SIMULATOR_PORT', 4010);
   const simulatorUrl = r.url('COURIER_SIMULATOR_URL', `http://127.0.0.1:${simulatorPort}`, [
     'http:',
@@ -199,7 +199,7 @@ function readCourier(r: Reader): Config['courier'] {
     concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
     callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
     timeoutMs: r.duration('WAYBILL_COURIER_TIMEOUT', '10s'),
-    easyParcel: readEasyParcel(r, simulatorUrl),
+    easyParcel: readEasyParcel(r, simulatorUrl, payloads),
     blueDart: {
       baseUrl: r.url('BLUEDART_BASE_URL', `${simulatorUrl}/bluedart`, ['http:', 'https:']),
       loginId: r.string('BLUEDART_LOGIN_ID', 'waybill-dev'),
@@ -210,7 +210,11 @@ function readCourier(r: Reader): Config['courier'] {
   };
 }
 
-function readEasyParcel(r: Reader, simulatorUrl: string): Config['courier']['easyParcel'] {
+function readEasyParcel(
+  r: Reader,
+  simulatorUrl: string,
+  payloads: Credentials['payloads'],
+): Config['courier']['easyParcel'] {
   // By default every courier is the simulator speaking that courier's wire format.
   const easyParcel: Config['courier']['easyParcel'] = {
     baseUrl: r.url('EASYPARCEL_BASE_URL', `${simulatorUrl}/easyparcel`, ['http:', 'https:']),
@@ -220,6 +224,8 @@ function readEasyParcel(r: Reader, simulatorUrl: string): Config['courier']['eas
     clientSecret: r.string('EASYPARCEL_CLIENT_SECRET', 'waybill-dev-secret'),
     refreshToken: r.string('EASYPARCEL_REFRESH_TOKEN', 'waybill-dev-refresh-token'),
     maxBatch: r.int('EASYPARCEL_TRACKING_BATCH', 50, 1, 100),
+    // The token pair shared in Postgres is sealed at rest with the payload keys.
+    tokenKeys: { keys: payloads.keys, activeKeyId: payloads.activeKeyId },
     shipping: {
       serviceId: r.string('EASYPARCEL_SERVICE_ID', DEFAULT_SHIPPING.serviceId),
       senderAddress: r.string('EASYPARCEL_SENDER_ADDRESS', DEFAULT_SHIPPING.senderAddress),
@@ -306,11 +312,11 @@ function readPolling(r: Reader): Config['polling'] {
       intervalMs: r.duration('EASYPARCEL_POLL_INTERVAL', '30m'),
       quietIntervalMs: r.duration('EASYPARCEL_POLL_QUIET_INTERVAL', '3h'),
       slotMs: r.duration('EASYPARCEL_POLL_SLOT', '15m'),
+      quietSlotMs: r.duration('EASYPARCEL_POLL_QUIET_SLOT', '3h'),
       night: readNight(r, 'EASYPARCEL_POLL_NIGHT', '22:00-07:00'),
       push: {
-        fallbackIntervalMs: r.duration('EASYPARCEL_PUSH_FALLBACK_INTERVAL', '6h'),
+        fallbackIntervalMs: r.duration('EASYPARCEL_PUSH_FALLBACK_INTERVAL', '3h'),
         quietAfterMs: r.duration('EASYPARCEL_PUSH_QUIET_AFTER', '1d'),
-        slotMs: r.duration('EASYPARCEL_PUSH_SLOT', '3h'),
       },
     },
   };

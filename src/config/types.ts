@@ -1,4 +1,5 @@
 /** The shape of Waybill's configuration ({@link Config}) and the names it is built from. */
+import type { TextKeys } from '../codec/sealed-text';
 import type { EasyParcelShipping } from '../couriers/easyparcel-orders';
 
 /** Shipment statuses that have a poll interval (terminal statuses stop polling). */
@@ -187,6 +188,8 @@ export interface Config {
       readonly refreshToken: string;
       /** Most AWB numbers per tracking call. */
       readonly maxBatch: number;
+      /** The payload keys (WAYBILL_PAYLOAD_KEYS), which seal the token pair kept in `courier_tokens`. */
+      readonly tokenKeys: TextKeys;
       /** The service booked, the shop's sender address and phone, the receiver phone fallback. */
       readonly shipping: EasyParcelShipping;
     };
@@ -243,14 +246,14 @@ export interface Config {
       readonly quietIntervalMs: number;
       /** Scheduled polls fall on multiples of this: polls due together share bulk calls. */
       readonly slotMs: number;
+      /** Polls wanted at least this far off (quiet parcels, pushed ones' fallback) fall on multiples of this. */
+      readonly quietSlotMs: number;
       /** No poll waiting for a door scan in this Malaysia-time window (minutes after midnight); null: off. */
       readonly night: { readonly fromMinute: number; readonly toMinute: number } | null;
       /** A parcel EasyParcel pushed about within `quietAfterMs` is polled at most every `fallbackIntervalMs`. */
       readonly push: {
         readonly fallbackIntervalMs: number;
         readonly quietAfterMs: number;
-        /** Those polls fall on multiples of this, so they still fill bulk calls. */
-        readonly slotMs: number;
       };
     };
   };

@@ -20,6 +20,7 @@ import {
   type HttpAnswer,
   type HttpContext,
 } from './http';
+import type { TextSealer } from '../codec/sealed-text';
 import { CourierRefusal } from './types';
 
 /** An access token and the refresh token that comes with it; times in ms since the epoch. */
@@ -52,6 +53,37 @@ export function memoryTokenStore(refreshToken: string): TokenStore {
       const run = queue.then(async () => (pair = await refresh(pair)));
       queue = run.catch(() => undefined);
       return run;
+    },
+  };
+}
+
+/**
+ * `store` with the pair sealed at rest (src/codec/sealed-text.ts): the store keeps ciphertext,
+ * the session sees tokens. A pair written before sealing, or sealed with a key that is no
+ * longer the active one, is not handed out as it is: `current` answers none, so the session
+ * takes the store's lock, finds the pair still usable (no token request) and it is written back
+ * sealed with the active key.
+ */
+export function sealedTokenStore(store: TokenStore, sealer: TextSealer): TokenStore {
+  const current = (pair: TokenPair) =>
+    sealer.isCurrent(pair.refreshToken) && (pair.accessToken === null || sealer.isCurrent(pair.accessToken));
+  const open = async (pair: TokenPair): Promise<TokenPair> => ({
+    ...pair,
+    refreshToken: await sealer.open(pair.refreshToken),
+    accessToken: pair.accessToken === null ? null : await sealer.open(pair.accessToken),
+  });
+  const seal = async (pair: TokenPair): Promise<TokenPair> => ({
+    ...pair,
+    refreshToken: await sealer.seal(pair.refreshToken),
+    accessToken: pair.accessToken === null ? null : await sealer.seal(pair.accessToken),
+  });
+  return {
+    async current() {
+      const pair = await store.current();
+      return pair === null || !current(pair) ? null : open(pair);
+    },
+    async refreshing(refresh) {
+      return open(await store.refreshing(async (stored) => seal(await refresh(await open(stored)))));
     },
   };
 }

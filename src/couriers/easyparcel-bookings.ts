@@ -103,8 +103,14 @@ export function easyParcelBooking(
     return new CourierOutcomeUnknownError(message, reference);
   }
 
-  /** The AWB of a recorded shipment (`shipment/details`); retryable until EasyParcel has one. */
-  async function awbOf(reference: string, shipmentNumber: string): Promise<Booking> {
+  /**
+   * The AWB of a recorded shipment (`shipment/details`); retryable until EasyParcel has one.
+   * `lookingOnly` (the saga's clean-up, which cancels what it finds): a shipment without an AWB
+   * cannot be cancelled by Waybill (EasyParcel's tracking, which cancels go through, knows it by
+   * its AWB), so when the clean-up runs out of retries and the order is parked, the reason names
+   * the shipment and what an admin does about it.
+   */
+  async function awbOf(reference: string, shipmentNumber: string, lookingOnly = false): Promise<Booking> {
     const what = `the look-up of ${shipmentNumber} (booking ${reference})`;
     const answer = await authorised('/shipment/details', { shipment_number: shipmentNumber });
     if (answer.status === 404) {
@@ -122,9 +128,14 @@ export function easyParcelBooking(
       );
     }
     if (awb === null) {
+      const why = `EasyParcel booked ${reference} as shipment ${shipmentNumber} but gives no AWB yet`;
       throw unavailable(
         ctx,
-        `EasyParcel booked ${reference} as ${shipmentNumber} but gives no AWB yet`,
+        lookingOnly
+          ? `${why}, and a shipment without an AWB cannot be cancelled from Waybill: cancel shipment ` +
+              `${shipmentNumber} (reference ${reference}) in EasyParcel's dashboard, then resolve this ` +
+              'item; or retry it once EasyParcel shows the AWB, and Waybill cancels it'
+          : why,
         snippet(answer),
       );
     }
@@ -162,7 +173,7 @@ export function easyParcelBooking(
     if (recorded?.shipmentNumber && recorded.awbNumber) {
       return { trackingNumber: recorded.awbNumber, courierRef: recorded.shipmentNumber };
     }
-    if (recorded?.shipmentNumber) return awbOf(reference, recorded.shipmentNumber);
+    if (recorded?.shipmentNumber) return awbOf(reference, recorded.shipmentNumber, request.lookupOnly);
     if (recorded) throw unknownOutcome(reference, 'an earlier submit of it got no answer that could be read');
     // Only looking for what an earlier attempt booked (the saga's clean-up): nothing was sent.
     if (request.lookupOnly) {

@@ -6,8 +6,9 @@
  * is tracking and cancelling over HTTP.
  */
 import { EventSource, ShipmentStatus } from '../domain/status';
-import { eventKey } from './event-key';
-import { easyParcelSession, type TokenStore } from './easyparcel-auth';
+import { easyParcelEventKey } from './event-key';
+import { textSealer, type TextKeys } from '../codec/sealed-text';
+import { easyParcelSession, sealedTokenStore, type TokenStore } from './easyparcel-auth';
 import {
   cancelBody,
   cancelResult,
@@ -68,6 +69,8 @@ export interface EasyParcelAdapterOptions {
   refreshToken: string;
   /** Where the rotating token pair is shared between workers (default: this process only). */
   tokens?: TokenStore;
+  /** The payload keys: with `tokens`, the pair is sealed at rest with them (src/codec/sealed-text.ts). */
+  tokenKeys?: TextKeys;
   /** The service booked and the shop's sender details (EasyParcel requires them). */
   shipping?: EasyParcelShipping;
   /** Where submitted bookings are recorded, shared by every worker (default: this process only). */
@@ -125,7 +128,9 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
     clientSecret: opts.clientSecret,
     refreshToken: opts.refreshToken,
     now,
-    ...(opts.tokens ? { tokens: opts.tokens } : {}),
+    ...(opts.tokens
+      ? { tokens: opts.tokenKeys ? sealedTokenStore(opts.tokens, textSealer(opts.tokenKeys)) : opts.tokens }
+      : {}),
   });
 
   // ---- Answers ---------------------------------------------------------------------------
@@ -198,7 +203,7 @@ export function createEasyParcelAdapter(opts: EasyParcelAdapterOptions): Courier
     const occurredAt = date.toISOString();
     const rawCode = String(code);
     return {
-      key: eventKey(CourierCode.EASYPARCEL, rawCode, occurredAt, location),
+      key: easyParcelEventKey(rawCode, occurredAt, text),
       status: mapped.status,
       subStatus: mapped.subStatus,
       rawCode,

@@ -9,7 +9,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { EventSource, isShipmentStatus, ShipmentStatus } from '../domain/status';
 import { blueDartCode, blueDartLocation, mapBlueDartScan, parseBlueDartDateTime } from './bluedart-codes';
 import { mapEasyParcelStatus, parseEasyParcelDate, parseEasyParcelLocation } from './easyparcel-codes';
-import { eventKey } from './event-key';
+import { easyParcelEventKey, eventKey } from './event-key';
 import type { CourierLog } from './http';
 import { parseIsoInstant } from './time';
 import { CourierCode, type EventLocation, type NormalisedEvent } from './types';
@@ -101,6 +101,8 @@ interface Reading {
   rawCode: string;
   at: Date;
   location: EventLocation;
+  /** The event key, when the courier's adapter keys its scans otherwise than by place (EasyParcel). */
+  key?: string;
 }
 
 type Reader = (scan: PushedScan, what: string, log: CourierLog | undefined) => Reading;
@@ -142,6 +144,8 @@ const readEasyParcel: Reader = (scan, what, log) => {
     rawCode: String(code),
     at,
     location: locationOf(scan.location, parseEasyParcelLocation),
+    // As its adapter keys a polled scan: the webhook's log has no place (event-key.ts).
+    key: easyParcelEventKey(String(code), at.toISOString(), scan.text ?? null),
   };
 };
 
@@ -237,7 +241,7 @@ export function normalisePush(
       }
       const occurredAt = r.at.toISOString();
       return {
-        key: eventKey(courier, r.rawCode, occurredAt, r.location),
+        key: r.key ?? eventKey(courier, r.rawCode, occurredAt, r.location),
         status: r.status,
         subStatus: r.subStatus,
         rawCode: r.rawCode,

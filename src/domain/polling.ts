@@ -75,13 +75,19 @@ export interface CourierPollPolicy {
    */
   night?: CourierNight;
   /**
-   * The courier pushes its scans (EasyParcel's webhooks): a parcel it pushed about less than
-   * `quietAfterMs` ago is polled at most every `fallbackIntervalMs`, only to catch a lost push;
-   * once its pushes have been quiet that long, its normal intervals apply again. Those polls
-   * fall on multiples of `slotMs` (coarser than the courier's own slot, when given), so the
-   * few that are left still fill bulk calls.
+   * Polls hours apart share few slots: a poll wanted at least `quietSlotMs` after the one before
+   * (a quiet parcel's, one at a counter or under investigation, a pushed parcel's fallback) falls
+   * on multiples of `quietSlotMs` instead of `slotMs`, so the shop's rare polls meet in a few
+   * slots a day and fill bulk calls. A parcel polled at that interval polls on the grid exactly as
+   * often as before; only the first poll of a stretch can wait up to one slot more.
    */
-  push?: { fallbackIntervalMs: number; quietAfterMs: number; slotMs?: number; fromStart?: boolean };
+  quietSlotMs?: number;
+  /**
+   * The courier pushes its scans (EasyParcel's webhooks): a parcel it pushed about less than
+   * `quietAfterMs` ago is polled at most every `fallbackIntervalMs`, only to catch a lost push,
+   * on the quiet slot; once its pushes have been quiet that long, its normal intervals apply again.
+   */
+  push?: { fallbackIntervalMs: number; quietAfterMs: number; fromStart?: boolean };
 }
 
 /** A nightly window in the courier's local time: minutes after local midnight, `from` > `to` wraps. */
@@ -151,10 +157,11 @@ export function pushedRecently(own: CourierPollPolicy | undefined, sincePushMs: 
 }
 
 /**
- * When a poll wanted at `atMs` is scheduled: the courier's next slot boundary (multiples of its
- * `slotMs` since the epoch), so that the polls of every parcel of that courier falling due in
- * one slot reach the worker together and go out as one bulk call (a parcel the courier pushed
- * about recently: its push rule's slot). Unaligned without a slot.
+ * When a poll wanted at `atMs`, `delayMs` after now, is scheduled: the courier's next slot
+ * boundary (multiples of its `slotMs` since the epoch), so that the polls of every parcel of that
+ * courier falling due in one slot reach the worker together and go out as one bulk call; a poll
+ * wanted hours later, or of a parcel the courier pushed about recently, on its quiet slot.
+ * Unaligned without a slot.
  */
 export function alignToSlot(
   atMs: number,
@@ -162,13 +169,20 @@ export function alignToSlot(
   courier?: CourierCode,
   status?: ShipmentStatus,
   sincePushMs: number | null = null,
+  delayMs = 0,
 ): number {
   const own = courier === undefined ? undefined : policy.couriers?.[courier];
-  const slot = (pushedRecently(own, sincePushMs) ? own?.push?.slotMs : undefined) ?? own?.slotMs ?? 0;
+  const quietSlot = own?.quietSlotMs ?? 0;
+  const quiet = quietSlot > 0 && (delayMs >= quietSlot || pushedRecently(own, sincePushMs));
+  const slot = (quiet ? quietSlot : own?.slotMs) ?? 0;
   const aligned = slot > 0 ? Math.ceil(atMs / slot) * slot : atMs;
   if (!own?.night || status === undefined || status === 'PENDING') return aligned;
-  const morning = nightEndMs(aligned, own.night);
-  return morning === null ? aligned : slot > 0 ? Math.ceil(morning / slot) * slot : morning;
+  const night = nightAround(aligned, own.night);
+  if (night === null) return aligned;
+  // A poll hours apart scheduled before the night began (now is `atMs - delayMs`) happens at its
+  // start: the day's last door scans are seen that evening, not the next morning.
+  if (quiet && night.startMs > atMs - delayMs) return night.startMs;
+  return slot > 0 ? Math.ceil(night.endMs / slot) * slot : night.endMs;
 }
 
 const MINUTE_MS = 60_000;
@@ -178,7 +192,13 @@ const MINUTE_MS = 60_000;
  * before its end); null in the day. A poll at the night's first minute still happens.
  */
 export function nightEndMs(atMs: number, night: CourierNight): number | null {
-  const localMs = atMs + night.utcOffsetMinutes * MINUTE_MS;
+  return nightAround(atMs, night)?.endMs ?? null;
+}
+
+/** The start and end of the courier's night `atMs` falls strictly inside; null in the day. */
+function nightAround(atMs: number, night: CourierNight): { startMs: number; endMs: number } | null {
+  const offsetMs = night.utcOffsetMinutes * MINUTE_MS;
+  const localMs = atMs + offsetMs;
   const dayStart = Math.floor(localMs / DAY_MS) * DAY_MS;
   const minute = (localMs - dayStart) / MINUTE_MS;
   const wraps = night.fromMinute > night.toMinute;
@@ -186,8 +206,13 @@ export function nightEndMs(atMs: number, night: CourierNight): number | null {
     ? minute > night.fromMinute || minute < night.toMinute
     : minute > night.fromMinute && minute < night.toMinute;
   if (!inside) return null;
+  // A night that wraps began the day before when `atMs` is past local midnight.
+  const startDay = wraps && minute < night.toMinute ? dayStart - DAY_MS : dayStart;
   const endDay = wraps && minute > night.fromMinute ? dayStart + DAY_MS : dayStart;
-  return endDay + night.toMinute * MINUTE_MS - night.utcOffsetMinutes * MINUTE_MS;
+  return {
+    startMs: startDay + night.fromMinute * MINUTE_MS - offsetMs,
+    endMs: endDay + night.toMinute * MINUTE_MS - offsetMs,
+  };
 }
 
 /** Backoff after `failures` consecutive failed poll cycles (1 → base, doubling, capped). */

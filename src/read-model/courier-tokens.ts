@@ -4,8 +4,11 @@
  * A refresh runs inside a transaction holding the account's row lock (`SELECT … FOR UPDATE`):
  * one worker refreshes, the others wait on the lock and then find the pair it stored. The token
  * request is made while the lock is held, so the wait is at most one token request (its
- * timeout); a failed refresh rolls back and leaves the stored pair as it was.
+ * timeout); a failed refresh rolls back and leaves the stored pair as it was. The adapter seals
+ * the tokens before they reach this store (`sealedTokenStore` in src/couriers/easyparcel-auth.ts),
+ * and the configured refresh token is kept as its digest only.
  */
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { TokenPair, TokenStore } from '../couriers/easyparcel-auth';
@@ -18,12 +21,19 @@ interface Row {
 }
 
 /**
+ * What the row keeps of the configured refresh token: its SHA-256, enough to tell that another
+ * one was configured since, and no token text. Rows written before kept the token itself.
+ */
+const digestOf = (configured: string) => `sha256:${createHash('sha256').update(configured).digest('hex')}`;
+
+/**
  * The pair of a row; a refresh token configured since the row was written (the operator
  * authorised the app again) starts a fresh pair.
  */
 function pairOf(row: Row | undefined, configured: string): TokenPair | null {
   if (!row) return null;
-  if (row.configured_refresh_token !== configured)
+  const kept = row.configured_refresh_token;
+  if (kept !== digestOf(configured) && kept !== configured)
     return { accessToken: null, refreshAt: null, refreshToken: configured };
   return {
     accessToken: row.access_token,
@@ -53,11 +63,8 @@ export function postgresTokenStore(
       return db.transaction().execute(async (trx) => {
         await trx
           .insertInto('courier_tokens')
-          .values({
-            courier,
-            configured_refresh_token: configuredRefreshToken,
-            refresh_token: configuredRefreshToken,
-          })
+          // A placeholder, overwritten below in this transaction: the configured token starts the pair.
+          .values({ courier, configured_refresh_token: '', refresh_token: '' })
           .onConflict((oc) => oc.column('courier').doNothing())
           .execute();
         const row = await trx
@@ -70,7 +77,7 @@ export function postgresTokenStore(
         await trx
           .updateTable('courier_tokens')
           .set({
-            configured_refresh_token: configuredRefreshToken,
+            configured_refresh_token: digestOf(configuredRefreshToken),
             refresh_token: next.refreshToken,
             access_token: next.accessToken,
             refresh_at: next.refreshAt === null ? null : new Date(next.refreshAt),

@@ -7,8 +7,8 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { ReservationStatus, sortedUnique } from './inventory';
 
-/** Order statuses after which an order must hold no RESERVED stock. */
-const FINISHED_ORDER_STATUSES = ['DELIVERED', 'CANCELLED', 'FAILED', 'RETURNED'] as const;
+/** Order statuses after which an order must hold no RESERVED stock (and its saga runs no more steps). */
+export const FINISHED_ORDER_STATUSES = ['DELIVERED', 'CANCELLED', 'FAILED', 'RETURNED'] as const;
 
 export interface LowStock {
   sku: string;

@@ -2,13 +2,14 @@
  * SQL on `tracking_events` for the poll and push activities: a courier's scans recorded once
  * each, whatever version of an adapter read them.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { NormalisedEvent } from '../couriers/types';
 
 /**
- * Inserts the events not recorded yet (deduped by key): how many were new, and how many rows
- * an earlier version had recorded under another key and now carry this one (`rekeyed`).
+ * Inserts the events not recorded yet (deduped by key): how many were new, how many rows an
+ * earlier version had recorded under another key and now carry this one (`rekeyed`), and how
+ * many recorded without a place took the place this reading gives (`placed`).
  *
  * An event's key is a hash of what the adapter made of the scan (its code, UTC time and place,
  * src/couriers/event-key.ts), so when a deploy changes how an adapter reads a scan (Blue Dart's
@@ -23,16 +24,36 @@ export async function insertTrackingEvents(
   trx: Kysely<Database>,
   shipmentId: string,
   events: NormalisedEvent[],
-): Promise<{ inserted: number; rekeyed: number }> {
-  if (events.length === 0) return { inserted: 0, rekeyed: 0 };
+): Promise<{ inserted: number; rekeyed: number; placed: number }> {
+  if (events.length === 0) return { inserted: 0, rekeyed: 0, placed: 0 };
   const rekeyed = await rekeyEarlierReadings(trx, shipmentId, events);
+  // One row per key in the statement: an upsert may not touch one row twice.
+  const unique = [...new Map(events.map((e) => [e.key, e])).values()];
   const rows = await trx
     .insertInto('tracking_events')
-    .values(events.map((e) => ({ shipment_id: shipmentId, event_key: e.key, ...eventColumns(e) })))
-    .onConflict((oc) => oc.columns(['shipment_id', 'event_key']).doNothing())
-    .returning('id')
+    .values(unique.map((e) => ({ shipment_id: shipmentId, event_key: e.key, ...eventColumns(e) })))
+    // A scan recorded without a place (EasyParcel's webhook log has none) takes the place a later
+    // poll of it gives; a recorded place is never changed or taken away.
+    .onConflict((oc) =>
+      oc
+        .columns(['shipment_id', 'event_key'])
+        .doUpdateSet({
+          location_city: sql`excluded.location_city`,
+          location_state: sql`excluded.location_state`,
+          location_country: sql`excluded.location_country`,
+        })
+        .where(
+          sql<boolean>`tracking_events.location_city is null and tracking_events.location_state is null
+            and tracking_events.location_country is null
+            and (excluded.location_city is not null or excluded.location_state is not null
+              or excluded.location_country is not null)`,
+        ),
+    )
+    // xmax is 0 on a row this statement inserted, and set on one it updated.
+    .returning(sql<boolean>`xmax = 0`.as('inserted'))
     .execute();
-  return { inserted: rows.length, rekeyed };
+  const inserted = rows.filter((row) => row.inserted).length;
+  return { inserted, rekeyed, placed: rows.length - inserted };
 }
 
 /** The columns of an event row that an adapter's reading decides (all but the shipment and key). */

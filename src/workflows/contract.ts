@@ -352,7 +352,10 @@ export interface HousekeepingInput {
   pruneIdempotencyKeysAfterMs: number;
   pruneWebhookEventsAfterMs: number;
   pruneNotificationsAfterMs: number;
-  /** Domain events no enabled endpoint waits for, with their deliveries and attempts (ms). */
+  /**
+   * Domain events no enabled endpoint waits for, with their deliveries and attempts, and settled
+   * EasyParcel submissions (the AWB known, the order finished) (ms).
+   */
   pruneEventsAfterMs: number;
 }
 
@@ -372,6 +375,8 @@ export interface HousekeepingResult {
   prunedNotifications: number;
   /** Domain events (with their deliveries and attempts). */
   prunedEvents: number;
+  /** Settled EasyParcel booking journal rows (`easyparcel_submissions`). */
+  prunedEasyParcelSubmissions: number;
   /** False when a step stopped at maxBatches with more to do. */
   caughtUp: boolean;
 }

@@ -3,8 +3,8 @@
  * any more (telling their orders), close orders whose workflow never started, archive
  * finished shipments, scrub personal data from old raw courier payloads and old parcel
  * import lines, delete old
- * idempotency keys, courier push dedupe rows, sent notifications and domain events no enabled
- * endpoint waits for. Each step works in bounded batches (at most `maxBatches` per run; the next run carries on).
+ * idempotency keys, courier push dedupe rows, sent notifications, domain events no enabled
+ * endpoint waits for and settled EasyParcel submissions. Each step works in bounded batches (at most `maxBatches` per run; the next run carries on).
  * A step that fails does not stop the others; the run then fails naming it, so the UI
  * shows it. Deterministic code only.
  */
@@ -41,6 +41,7 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     prunedWebhookEvents: 0,
     prunedNotifications: 0,
     prunedEvents: 0,
+    prunedEasyParcelSubmissions: 0,
     caughtUp: true,
   };
   const failed: string[] = [];
@@ -50,7 +51,8 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
         `closed ${result.ordersNotStarted} orders that never started, ` +
         `archived ${result.archived}, scrubbed ${result.scrubbed} (and ${result.scrubbedImportLines} import lines), ` +
         `pruned ${result.prunedIdempotencyKeys} idempotency keys, ${result.prunedWebhookEvents} push dedupe rows, ` +
-        `${result.prunedNotifications} notifications, ${result.prunedEvents} domain events`,
+        `${result.prunedNotifications} notifications, ${result.prunedEvents} domain events, ` +
+        `${result.prunedEasyParcelSubmissions} EasyParcel submissions`,
     );
 
   async function step(name: string, run: () => Promise<void>): Promise<void> {
@@ -156,6 +158,13 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
       what: 'delivered or abandoned domain events',
       olderThanMs: input.pruneEventsAfterMs,
       add: (n) => (result.prunedEvents += n),
+    },
+    {
+      kind: 'easyParcelSubmissions',
+      what: 'settled EasyParcel submissions',
+      // The journal of a booking whose order has finished: kept as long as the domain events.
+      olderThanMs: input.pruneEventsAfterMs,
+      add: (n) => (result.prunedEasyParcelSubmissions += n),
     },
   ];
   for (const prune of prunes) {

@@ -301,7 +301,14 @@ export class ShipmentTracking {
 
   /** The next poll `delay` from now, on the courier's slot (where its bulk calls gather polls). */
   pollAt = (delay: number) =>
-    alignToSlot(Date.now() + delay, this.policy, this.input.courier, this.state.status, this.pushAgeMs());
+    alignToSlot(
+      Date.now() + delay,
+      this.policy,
+      this.input.courier,
+      this.state.status,
+      this.pushAgeMs(),
+      delay,
+    );
   /** Ms since the courier last pushed about this parcel; null: never. */
   pushAgeMs = () =>
     sincePushMs(

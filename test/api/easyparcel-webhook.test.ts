@@ -11,11 +11,12 @@ import { REDACTED } from '../../src/api/log-redact';
 import { CourierCode } from '../../src/couriers/types';
 import type { EasyParcelPusher } from '../../simulators/courier/formats/easyparcel-push';
 import { easyParcelTrackingWebhook } from '../../simulators/courier/formats/easyparcel-push';
-import { easyParcelStatusLog, shipmentNumberOf } from '../../simulators/courier/formats/easyparcel';
+import { easyParcelWebhookLog, shipmentNumberOf } from '../../simulators/courier/formats/easyparcel';
 import { eventually } from '../support/eventually';
 import { shipmentRow as shipmentRowOf, trackingEventsOf } from '../support/shipments';
 import { useStack } from '../support/stack';
 import { startShipmentWorkflow, stillPolicy, uniqueId } from '../support/temporal';
+import { refreshNowUpdate } from '../../src/workflows/contract';
 
 jest.setTimeout(90_000);
 
@@ -43,7 +44,7 @@ describe(`POST ${PATH}`, () => {
   const trackCalls = () => stack.couriers.backend.stats.snapshot().formats.easyparcel.byKind.track;
 
   /** An EasyParcel parcel playing `scenario` from `ageMs`, tracked by a workflow that polls once, then every 10 min. */
-  async function tracked(scenario: 'delivered' | 'never_picked_up', ageMs: number) {
+  async function tracked(scenario: 'delivered' | 'never_picked_up' | 'exception', ageMs: number) {
     const { trackingNumber } = stack.couriers.backend.register({ format: 'easyparcel', scenario, ageMs });
     const shipmentId = uniqueId('shp');
     await stack.database.db
@@ -72,7 +73,7 @@ describe(`POST ${PATH}`, () => {
     return easyParcelTrackingWebhook(
       trackingNumber,
       shipmentNumberOf(trackingNumber),
-      easyParcelStatusLog(view, now),
+      easyParcelWebhookLog(view, now),
       now,
     );
   }
@@ -104,6 +105,47 @@ describe(`POST ${PATH}`, () => {
     expect(pusher.stats.failed).toBe(0);
     const view = await stack.api.app.inject({ method: 'GET', url: `/v1/tracking/${trackingNumber}` });
     expect(view.json()).toMatchObject({ status: 'DELIVERED' });
+  });
+
+  it('stores a scan pushed first and polled later as one row, which keeps the place the poll gave', async () => {
+    // Damaged at the hub and left there: tracking goes on after the pushes, so a poll can follow.
+    const { shipmentId, trackingNumber, handle } = await tracked('exception', 60_000);
+    const pushedRows = await eventually(
+      () => trackingEventsOf(stack, shipmentId),
+      (rows) => rows.some((e) => e.status === 'EXCEPTION' && e.source === 'push'),
+      60_000,
+    );
+    // The webhook writes every time "YYYY-MM-DD HH:mm:ss"; the tracking answer mixes in ISO.
+    expect(pushedRows.filter((e) => e.source === 'push').length).toBeGreaterThan(2);
+    const polls = trackCalls();
+    await handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] });
+    expect(trackCalls()).toBeGreaterThan(polls);
+
+    const { view } = stack.couriers.backend.inspect(trackingNumber)!;
+    const log = easyParcelWebhookLog(view, stack.couriers.backend.clock.now());
+    const afterPoll = await trackingEventsOf(stack, shipmentId);
+    expect(afterPoll).toHaveLength(log.length);
+    // The couriers' scans have a place in the tracking answer (EasyParcel's own event has none).
+    const placed = (rows: typeof afterPoll) =>
+      rows.filter((e) => e.raw_text !== 'Schedule In Arrangement').map((e) => e.location_city);
+    expect(placed(afterPoll).length).toBeGreaterThan(2);
+    expect(placed(afterPoll)).not.toContain(null);
+
+    // The same scans pushed again (a longer log: a new push) change neither the rows nor their places.
+    const body = webhookOf(trackingNumber);
+    const earlier = {
+      timestamp: '2026-01-05 09:00:00',
+      shipment_status_code: 2,
+      tracking_status: 'To be collected',
+    };
+    const again = await post({ ...body, status_log: [...Object.values(body.status_log as object), earlier] });
+    expect(again.json()).toMatchObject({ result: 'accepted' });
+    const afterPush = await eventually(
+      () => trackingEventsOf(stack, shipmentId),
+      (rows) => rows.length > log.length,
+    );
+    expect(afterPush).toHaveLength(log.length + 1);
+    expect(placed(afterPush.filter((e) => e.raw_text !== 'To be collected'))).toEqual(placed(afterPoll));
   });
 
   it('answers a wrong or missing token 404, as an unknown route, before reading the body', async () => {

@@ -4,7 +4,9 @@
  * both keep working through expiries; the simulator spends each refresh token on use, as
  * EasyParcel does. Without the shared store the second worker's refresh is refused.
  */
+import { randomBytes } from 'node:crypto';
 import { registerEasyParcelRoutes } from '../../simulators/courier/formats/easyparcel';
+import { textSealer, type TextKeys } from '../../src/codec/sealed-text';
 import { createEasyParcelAdapter } from '../../src/couriers/easyparcel';
 import { CourierRejectedError, CourierRefusal } from '../../src/couriers/types';
 import { postgresTokenStore } from '../../src/read-model/courier-tokens';
@@ -24,9 +26,9 @@ let simNow = Date.parse('2026-12-05T01:00:00Z');
 let server: Awaited<ReturnType<typeof serve>>;
 const tokenRequests: string[] = [];
 
-beforeAll(async () => {
-  database = await freshDatabase();
-  server = await serve('/easyparcel', (scope) => {
+/** EasyParcel as the simulator plays it, spending each refresh token on use; token requests counted. */
+const easyParcelServer = () =>
+  serve('/easyparcel', (scope) => {
     scope.addHook('onRequest', async (request) => {
       if (request.url.endsWith('/oauth/token')) tokenRequests.push(request.url);
     });
@@ -37,6 +39,10 @@ beforeAll(async () => {
       rotateRefreshTokens: true,
     });
   });
+
+beforeAll(async () => {
+  database = await freshDatabase();
+  server = await easyParcelServer();
 });
 afterAll(async () => {
   await server.app.close();
@@ -75,7 +81,7 @@ describe("EasyParcel's token pair shared by workers", () => {
       .where('courier', '=', 'easyparcel')
       .executeTakeFirstOrThrow();
     expect(row.refresh_token).not.toBe(ACCOUNT.refreshToken);
-    expect(row.configured_refresh_token).toBe(ACCOUNT.refreshToken);
+    expect(row.configured_refresh_token).toMatch(/^sha256:[0-9a-f]{64}$/);
 
     // A third worker started later (a restart) starts from the stored pair, not the configured token.
     expect((await worker().track([PARCEL.trackingNumber]))[0]!.kind).toBe('found');
@@ -83,14 +89,7 @@ describe("EasyParcel's token pair shared by workers", () => {
   });
 
   it('without the shared store, the second worker finds its refresh token spent by the first', async () => {
-    const own = await serve('/easyparcel', (scope) =>
-      registerEasyParcelRoutes(scope, stubBackend([PARCEL]), {
-        ...ACCOUNT,
-        tokenTtlSeconds: 600,
-        now: () => simNow,
-        rotateRefreshTokens: true,
-      }),
-    );
+    const own = await easyParcelServer();
     try {
       const alone = () =>
         createEasyParcelAdapter({ ...ACCOUNT, apiVersion: '2026-06', baseUrl: own.url, now: () => simNow });
@@ -99,6 +98,83 @@ describe("EasyParcel's token pair shared by workers", () => {
         name: CourierRejectedError.name,
         reason: CourierRefusal.CREDENTIALS,
       });
+    } finally {
+      await own.app.close();
+    }
+  });
+
+  it('keeps the pair sealed with the payload keys: no token text in the row; older rows are read, then sealed again', async () => {
+    const own = await easyParcelServer();
+    const keyA = { keys: { a: randomBytes(32).toString('base64') }, activeKeyId: 'a' };
+    const keyB = randomBytes(32).toString('base64');
+    const rotated = { keys: { ...keyA.keys, b: keyB }, activeKeyId: 'b' };
+    const sealedWorker = (tokenKeys: TextKeys) =>
+      createEasyParcelAdapter({
+        ...ACCOUNT,
+        apiVersion: '2026-06',
+        baseUrl: own.url,
+        now: () => simNow,
+        tokens: postgresTokenStore(database.db, 'easyparcel-sealed', ACCOUNT.refreshToken),
+        tokenKeys,
+      });
+    const row = () =>
+      database.db
+        .selectFrom('courier_tokens')
+        .selectAll()
+        .where('courier', '=', 'easyparcel-sealed')
+        .executeTakeFirstOrThrow();
+    const opened = async (keys: TextKeys) => {
+      const sealer = textSealer(keys);
+      const { refresh_token, access_token } = await row();
+      return {
+        refreshToken: await sealer.open(refresh_token),
+        accessToken: await sealer.open(access_token!),
+      };
+    };
+    const requests = () => tokenRequests.length;
+    try {
+      expect((await sealedWorker(keyA).track([PARCEL.trackingNumber]))[0]!.kind).toBe('found');
+      const tokens = await opened(keyA);
+      const sealed = await row();
+      expect([sealed.refresh_token, sealed.access_token]).toEqual([
+        expect.stringMatching(/^sealed:a:/),
+        expect.stringMatching(/^sealed:a:/),
+      ]);
+      const text = JSON.stringify(sealed);
+      for (const token of [tokens.refreshToken, tokens.accessToken, ACCOUNT.refreshToken]) {
+        expect(token.length).toBeGreaterThan(8);
+        expect(text).not.toContain(token);
+      }
+
+      // A row as the version before sealing wrote it: read as it is, no token request, sealed again.
+      await database.db
+        .updateTable('courier_tokens')
+        .set({
+          configured_refresh_token: ACCOUNT.refreshToken,
+          refresh_token: tokens.refreshToken,
+          access_token: tokens.accessToken,
+        })
+        .where('courier', '=', 'easyparcel-sealed')
+        .execute();
+      const before = requests();
+      expect((await sealedWorker(keyA).track([PARCEL.trackingNumber]))[0]!.kind).toBe('found');
+      expect(requests()).toBe(before);
+      expect((await row()).refresh_token).toMatch(/^sealed:a:/);
+      expect(await opened(keyA)).toEqual(tokens);
+
+      // A new active key: the pair is sealed again with it at the next use, still without a token request.
+      expect((await sealedWorker(rotated).track([PARCEL.trackingNumber]))[0]!.kind).toBe('found');
+      expect(requests()).toBe(before);
+      expect([(await row()).refresh_token, (await row()).access_token]).toEqual([
+        expect.stringMatching(/^sealed:b:/),
+        expect.stringMatching(/^sealed:b:/),
+      ]);
+      expect(await opened({ keys: { b: keyB }, activeKeyId: 'b' })).toEqual(tokens);
+      // The next refresh (past the access token's life) is sealed too, and the pair still works.
+      simNow += 11 * 60_000;
+      expect((await sealedWorker(rotated).track([PARCEL.trackingNumber]))[0]!.kind).toBe('found');
+      expect(requests()).toBe(before + 1);
+      expect(JSON.stringify(await row())).not.toContain((await opened(rotated)).accessToken);
     } finally {
       await own.app.close();
     }

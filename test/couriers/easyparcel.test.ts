@@ -15,7 +15,7 @@ import {
   parseEasyParcelDate,
   parseEasyParcelLocation,
 } from '../../src/couriers/easyparcel-codes';
-import { eventKey } from '../../src/couriers/event-key';
+import { easyParcelEventKey } from '../../src/couriers/event-key';
 import { CourierRejectedError, CourierUnavailableError, type TrackResult } from '../../src/couriers/types';
 import { isPickedUpStatus } from '../../src/domain/status';
 import {
@@ -198,7 +198,7 @@ describe('EasyParcel tracking', () => {
     expect(result.events[3]!.location).toEqual({ city: 'Shah Alam Hub', state: 'Selangor', country: 'MY' });
     for (const event of result.events) {
       expect(event.source).toBe('poll');
-      expect(event.key).toBe(eventKey('easyparcel', event.rawCode, event.occurredAt, event.location));
+      expect(event.key).toBe(easyParcelEventKey(event.rawCode!, event.occurredAt, event.rawText));
     }
     expect(new Set(result.events.map((e) => e.key)).size).toBe(result.events.length);
   });

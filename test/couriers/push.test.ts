@@ -7,6 +7,7 @@ import { createBlueDartAdapter } from '../../src/couriers/bluedart';
 import { createEasyParcelAdapter } from '../../src/couriers/easyparcel';
 import { InvalidPushError, normalisePush, type PushedScan } from '../../src/couriers/push';
 import type { NormalisedEvent, TrackResult } from '../../src/couriers/types';
+import { formatSqlLocal, MYT_OFFSET_MINUTES } from '../../src/couriers/time';
 import { captureLog, fakeCourier, fixture } from './fake-courier';
 
 type Found = Extract<TrackResult, { kind: 'found' }>;
@@ -73,6 +74,31 @@ describe('pushed scans', () => {
     expect(pushed.every((e) => e.source === 'push')).toBe(true);
     // Statuses that exist only in EasyParcel's text are read the same way.
     expect(pushed.map((e) => e.status)).toEqual(expect.arrayContaining(['OUT_FOR_DELIVERY', 'ATTEMPT_FAIL']));
+  });
+
+  it("EasyParcel: its webhook's log (no place, every time as YYYY-MM-DD HH:mm:ss) keys each entry as the poll does", async () => {
+    const polled = await polledEasyParcel();
+    const own = (e: NormalisedEvent) => e.rawText === 'Schedule In Arrangement';
+    // As EasyParcel's webhook writes the log: UTC for its own events, Malaysia time for the couriers' scans.
+    const pushed = normalisePush(
+      'easyparcel',
+      polled.events.map((e) => ({
+        code: e.rawCode!,
+        text: e.rawText,
+        occurredAt: formatSqlLocal(new Date(e.occurredAt), own(e) ? 0 : MYT_OFFSET_MINUTES),
+      })),
+    );
+    expect(polled.events.filter((e) => e.location.city !== null).length).toBeGreaterThan(2);
+    expect(pushed.map((e) => e.key)).toEqual(polled.events.map((e) => e.key));
+    expect(pushed.map((e) => e.occurredAtRaw)).not.toEqual(polled.events.map((e) => e.occurredAtRaw));
+    // Two entries of one second and code stay apart by their words (EasyParcel's and the courier's).
+    const sameSecond = normalisePush('easyparcel', [
+      { code: '7', text: 'Schedule In Arrangement', occurredAt: '2025-03-04 06:00:10' },
+      { code: '7', text: 'Data  Submitted ', occurredAt: '2025-03-04 14:00:10' },
+      { code: '7', text: 'data submitted', occurredAt: '2025-03-04T06:00:10Z' },
+    ]);
+    expect(new Set(sameSecond.map((e) => e.occurredAt)).size).toBe(1);
+    expect(sameSecond).toHaveLength(2);
   });
 
   it('Blue Dart: scans pushed with their family and ScanCode (T-013), India-time date and scanned city equal the poll', async () => {

@@ -91,18 +91,14 @@ describe('poll policy', () => {
         expect(pollDelayMs('IN_TRANSIT', pushing, 'easyparcel', 30 * HOUR, 30 * HOUR)).toBe(3 * HOUR);
       });
 
-      it('puts those polls on the push slot, and counts the start as a push when subscribed from the start', () => {
+      it('puts those polls on the quiet slot, and counts the start as a push when subscribed from the start', () => {
         const coarse: PollPolicy = {
           ...pushing,
           couriers: {
             easyparcel: {
               ...pushing.couriers!.easyparcel!,
-              push: {
-                fallbackIntervalMs: 6 * HOUR,
-                quietAfterMs: 24 * HOUR,
-                slotMs: 3 * HOUR,
-                fromStart: true,
-              },
+              quietSlotMs: 3 * HOUR,
+              push: { fallbackIntervalMs: 6 * HOUR, quietAfterMs: 24 * HOUR, fromStart: true },
             },
           },
         };
@@ -118,6 +114,58 @@ describe('poll policy', () => {
         expect(pollDelayMs('IN_TRANSIT', pushing, 'bluedart', 0, 0)).toBe(2 * HOUR);
         expect(pollDelayMs('IN_TRANSIT', withEasyParcel, 'easyparcel', 0, 0)).toBe(HOUR / 2);
         expect(pollDelayMs('DELIVERED', pushing, 'easyparcel', 0, 0)).toBeNull();
+      });
+    });
+
+    describe('polls hours apart', () => {
+      const slot = 15 * 60_000;
+      const night = { fromMinute: 22 * 60, toMinute: 7 * 60, utcOffsetMinutes: 480 };
+      const quietSlotted: PollPolicy = {
+        ...withEasyParcel,
+        couriers: { easyparcel: { ...withEasyParcel.couriers!.easyparcel, quietSlotMs: 3 * HOUR, night } },
+      };
+      const utc = (text: string) => Date.parse(text);
+
+      it('fall on the quiet slot, so that the shop’s rare polls meet in a few slots a day; others keep the slot', () => {
+        // 02:10 UTC (10:10 MYT): a quiet parcel's poll 3 h on goes to 06:00 UTC (a multiple of 3 h),
+        // a moving one's (wanted a little sooner) to 05:15.
+        const now = utc('2026-12-02T02:10:00Z');
+        expect(alignToSlot(now + 3 * HOUR, quietSlotted, 'easyparcel', 'EXCEPTION', null, 3 * HOUR)).toBe(
+          utc('2026-12-02T06:00:00Z'),
+        );
+        expect(
+          alignToSlot(now + 3 * HOUR, quietSlotted, 'easyparcel', 'IN_TRANSIT', null, 3 * HOUR - 1),
+        ).toBe(utc('2026-12-02T05:15:00Z'));
+        // On the grid, a poll every 3 h stays every 3 h.
+        const onGrid = utc('2026-12-02T03:00:00Z');
+        expect(alignToSlot(onGrid + 3 * HOUR, quietSlotted, 'easyparcel', 'EXCEPTION', null, 3 * HOUR)).toBe(
+          onGrid + 3 * HOUR,
+        );
+        // Without a quiet slot, the courier's own slot.
+        expect(alignToSlot(now + 3 * HOUR, withEasyParcel, 'easyparcel', 'EXCEPTION', null, 3 * HOUR)).toBe(
+          Math.ceil((now + 3 * HOUR) / slot) * slot,
+        );
+      });
+
+      it('wanted in the night, happen at its start when it has not begun yet, else at its end', () => {
+        // 20:30 MYT (12:30 UTC): the next poll, 3 h on, would be 23:30 MYT: it happens at 22:00 MYT instead.
+        const evening = utc('2026-12-02T12:30:00Z');
+        expect(
+          alignToSlot(evening + 3 * HOUR, quietSlotted, 'easyparcel', 'IN_TRANSIT', null, 3 * HOUR),
+        ).toBe(utc('2026-12-02T14:00:00Z'));
+        // From 22:00 MYT itself, the next is the morning's first quiet slot (07:00 MYT is 23:00 UTC: 00:00 UTC).
+        const ten = utc('2026-12-02T14:00:00Z');
+        expect(alignToSlot(ten + 3 * HOUR, quietSlotted, 'easyparcel', 'IN_TRANSIT', null, 3 * HOUR)).toBe(
+          utc('2026-12-03T00:00:00Z'),
+        );
+        // A moving parcel's poll never moves earlier: it waits for the morning.
+        expect(
+          alignToSlot(evening + 2 * HOUR, quietSlotted, 'easyparcel', 'IN_TRANSIT', null, 2 * HOUR),
+        ).toBe(utc('2026-12-02T23:00:00Z'));
+        // PENDING waits for the courier's own system, at any hour: the quiet slot alone (02:00 MYT).
+        expect(alignToSlot(evening + 3 * HOUR, quietSlotted, 'easyparcel', 'PENDING', null, 3 * HOUR)).toBe(
+          utc('2026-12-02T18:00:00Z'),
+        );
       });
     });
 

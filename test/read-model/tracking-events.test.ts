@@ -89,12 +89,14 @@ describe('tracking events across a change of event keys', () => {
     expect(await insertTrackingEvents(database.db, id, [oldReading(), collected])).toEqual({
       inserted: 2,
       rekeyed: 0,
+      placed: 0,
     });
 
     // After the deploy, the next poll sees both scans again.
     expect(await insertTrackingEvents(database.db, id, [newReading(), collected])).toEqual({
       inserted: 0,
       rekeyed: 1,
+      placed: 0,
     });
     expect(await rows(id)).toEqual([
       {
@@ -111,6 +113,7 @@ describe('tracking events across a change of event keys', () => {
     expect(await insertTrackingEvents(database.db, id, [newReading(), collected])).toEqual({
       inserted: 0,
       rekeyed: 0,
+      placed: 0,
     });
     expect(await rows(id)).toHaveLength(2);
   });
@@ -135,8 +138,41 @@ describe('tracking events across a change of event keys', () => {
       .execute();
     expect(await rows(id)).toHaveLength(2);
 
-    expect(await insertTrackingEvents(database.db, id, [newReading()])).toEqual({ inserted: 0, rekeyed: 0 });
+    expect(await insertTrackingEvents(database.db, id, [newReading()])).toEqual({
+      inserted: 0,
+      rekeyed: 0,
+      placed: 0,
+    });
     expect(await rows(id)).toEqual([expect.objectContaining({ event_key: newReading().key })]);
+  });
+
+  it('gives a scan recorded without a place the place a later reading of it brings, and never takes one away', async () => {
+    const id = await shipment('shp-place-1');
+    const nowhere = { city: null, state: null, country: null };
+    // Pushed by EasyParcel's webhook: the same key, the local time text, no place.
+    const pushed = { ...collected, location: nowhere, source: EventSource.PUSH };
+    expect(await insertTrackingEvents(database.db, id, [pushed])).toEqual({
+      inserted: 1,
+      rekeyed: 0,
+      placed: 0,
+    });
+
+    expect(await insertTrackingEvents(database.db, id, [collected])).toEqual({
+      inserted: 0,
+      rekeyed: 0,
+      placed: 1,
+    });
+    expect(await rows(id)).toEqual([
+      expect.objectContaining({ event_key: collected.key, location_city: 'Penang' }),
+    ]);
+
+    // Pushed again, and polled again: nothing changes.
+    expect(await insertTrackingEvents(database.db, id, [pushed, collected])).toEqual({
+      inserted: 0,
+      rekeyed: 0,
+      placed: 0,
+    });
+    expect(await rows(id)).toEqual([expect.objectContaining({ location_city: 'Penang' })]);
   });
 
   it('keeps two scans apart when only their time text or only their words are the same', async () => {
@@ -147,6 +183,7 @@ describe('tracking events across a change of event keys', () => {
     expect(await insertTrackingEvents(database.db, id, [sameTimeOtherWords, sameWordsOtherTime])).toEqual({
       inserted: 2,
       rekeyed: 0,
+      placed: 0,
     });
     expect(await rows(id)).toHaveLength(3);
   });

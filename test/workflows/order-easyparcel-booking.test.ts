@@ -5,6 +5,7 @@
  * a booking whose answer is lost. The order ends with one booking or none, never two, and the
  * money ledger holds (checked after each test by useSagaStack). Real Temporal and Postgres.
  */
+import { shipmentNumberOf } from '../../simulators/courier/formats/easyparcel';
 import { CourierCode } from '../../src/couriers/types';
 import {
   orderShipmentId,
@@ -55,6 +56,54 @@ describe('order saga: EasyParcel books a parcel at most once', () => {
       expect.objectContaining({ courier: 'easyparcel', tracking_number: booking!.trackingNumber }),
     ]);
     expect((await stack.paymentRows(orderId)).map((p) => p.status)).toEqual(['CAPTURED']);
+  });
+
+  it('a booking whose AWB never comes is parked naming its shipment number and reference, and what to do', async () => {
+    quirks({ awbAfterLookups: 1_000 });
+    const sku = uniqueId('KETTLE');
+    await stack.stock(sku, 5);
+    const { handle, orderId } = await stack.placeOrder({
+      sku,
+      quantity: 1,
+      courier: CourierCode.EASYPARCEL,
+      prebook: false,
+      recipientName: `${ADDRESS.name} [scenario:never_picked_up]`,
+      bookingRetryWindowMs: 4_000,
+      settleRetryWindowMs: 4_000,
+    });
+    const reference = orderShipmentId(orderId, 1);
+
+    const parked = await eventually(
+      () => handle.query(orderStateQuery),
+      (s: OrderSnapshot) => s.attention.length > 0,
+      60_000,
+    );
+    const [held] = bookingsOf(reference);
+    expect(bookingsOf(reference)).toHaveLength(1);
+    const shipmentNumber = shipmentNumberOf(held!.trackingNumber);
+    expect(parked.attention).toEqual([
+      expect.objectContaining({ id: `cancel_booking:${reference}`, step: 'cancel_booking' }),
+    ]);
+    const { reason } = parked.attention[0]!;
+    expect(reason).toContain(
+      `cancel shipment ${shipmentNumber} (reference ${reference}) in EasyParcel's dashboard`,
+    );
+
+    // The admin does as the reason says.
+    expect(stack.couriers.backend.cancel('easyparcel', held!.trackingNumber)).toBe('cancelled');
+    await handle.executeUpdate(resolveAttentionUpdate, {
+      args: [
+        {
+          itemId: parked.attention[0]!.id,
+          action: 'resolve',
+          reason: `cancelled ${shipmentNumber} in the EasyParcel dashboard`,
+          requestedBy: 'admin:ops',
+        },
+      ],
+    });
+    await handle.result();
+    expect(await stack.orderRow(orderId)).toMatchObject({ status: 'FAILED' });
+    expect((await stack.paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
   });
 
   it('a booking whose answer is lost is never submitted again: parked for an admin, who cancels it at EasyParcel', async () => {

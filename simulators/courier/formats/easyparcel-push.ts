@@ -3,7 +3,8 @@
  * (`shipment.tracking.update`, EasyParcel Open API docs 2025-06), the parcel's whole status
  * log each time a new entry appears, unsigned, to one configured URL. As the docs' sample
  * does, the log is newest first, entries are `{timestamp, shipment_status_code,
- * tracking_status}` without a place, and some pushes number the entries as an object
+ * tracking_status}` without a place, every time written `YYYY-MM-DD HH:mm:ss` (where the
+ * tracking answer mixes in ISO), and some pushes number the entries as an object
  * (`{"0": …, "1": …}`) instead of a list. A failed delivery (network, 5xx) is retried up to 3
  * times; `lossRate` drops that share of pushes outright (a webhook lost for good), so the
  * receiver's polling fallback is exercised.
@@ -14,7 +15,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { formatSqlLocal } from '../../../src/couriers/time';
 import type { SimulatorCore } from '../core';
-import { easyParcelStatusLog } from './easyparcel';
+import { easyParcelWebhookLog, type EasyParcelWebhookEntry } from './easyparcel';
 
 export interface EasyParcelPushOptions {
   /** Where EasyParcel would POST (the receiver's URL, its secret included). */
@@ -53,14 +54,10 @@ function prng(seed: number): () => number {
 export function easyParcelTrackingWebhook(
   awb: string,
   shipmentNumber: string,
-  log: ReturnType<typeof easyParcelStatusLog>,
+  log: readonly EasyParcelWebhookEntry[],
   nowMs: number,
 ): Record<string, unknown> {
-  const newestFirst = [...log].reverse().map((entry) => ({
-    timestamp: entry.event_date,
-    shipment_status_code: entry.shipment_status_code,
-    tracking_status: entry.tracking_status,
-  }));
+  const newestFirst = [...log].reverse();
   const latest = newestFirst[0]!;
   const keyed = createHash('sha256').update(`${awb}|${log.length}`).digest()[0]! % 2 === 1;
   return {
@@ -110,7 +107,7 @@ export class EasyParcelPusher {
       if (parcel.format !== 'easyparcel') continue;
       const seen = this.core.inspect(parcel.trackingNumber);
       if (!seen) continue;
-      const log = easyParcelStatusLog(seen.view, now);
+      const log = easyParcelWebhookLog(seen.view, now);
       if (log.length <= (this.pushed.get(parcel.trackingNumber) ?? 0)) continue;
       this.pushed.set(parcel.trackingNumber, log.length);
       if (this.random() < (this.opts.lossRate ?? 0)) {

@@ -220,6 +220,27 @@ export function easyParcelStatusLog(view: SimShipmentView, now: number): EasyPar
   }));
 }
 
+/** One entry of EasyParcel's webhook log: no place (its docs' sample has none). */
+export interface EasyParcelWebhookEntry {
+  timestamp: string;
+  shipment_status_code: number;
+  tracking_status: string;
+}
+
+/**
+ * A parcel's status log as EasyParcel's webhooks write it at `now`, oldest first: every time as
+ * its docs' sample writes one, `YYYY-MM-DD HH:mm:ss` (UTC for its own events, Malaysia time for
+ * the couriers' scans), where the tracking answer mixes that with ISO. So a pushed entry and the
+ * same entry polled later do not carry the same time text.
+ */
+export function easyParcelWebhookLog(view: SimShipmentView, now: number): EasyParcelWebhookEntry[] {
+  return entriesOf(view, now).map((entry) => ({
+    timestamp: formatSqlLocal(entry.at, entry.own ? 0 : MYT_OFFSET_MINUTES),
+    shipment_status_code: entry.code,
+    tracking_status: entry.text,
+  }));
+}
+
 function renderItem(item: SimTrackingItem, now: number): EasyParcelItem {
   if (!item.found)
     return { status: 'not_found', awb_number: item.trackingNumber, message: 'AWB number not found' };
