@@ -314,11 +314,16 @@ export async function startWorker(opts: {
     // The runtime's meter: the dispatcher's metrics are served with the worker's others.
     meter: Runtime.instance().metricMeter,
   });
-  // However the workers stop, the dispatcher and then the connections stop after them.
-  const done = Promise.all(runs)
-    .then(() => undefined)
+  // However the workers stop, the dispatcher and then the connections stop after them: after
+  // every worker has drained (a connection still held by a worker cannot close, and that
+  // error would hide why the first one failed, e.g. its workflow thread out of heap).
+  const done = Promise.allSettled(runs)
     .finally(() => dispatcher.stop())
-    .finally(closeConnections);
+    .finally(closeConnections)
+    .then((settled) => {
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
   return {
     done,
     schedules,
