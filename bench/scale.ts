@@ -79,7 +79,7 @@ const PROBE_TIMEOUT_MS = 5_000;
 const OVERDUE_AFTER_MS = 60_000;
 const STARTS_IN_FLIGHT = 20;
 /** The worker's heap as docs/production.md#sizing advises (its RSS is mostly outside the heap). */
-const WORKER_HEAP = { NODE_OPTIONS: '--max-old-space-size=512' };
+const WORKER_HEAP = { NODE_OPTIONS: '--max-old-space-size=1280' };
 const COURIER_CAPS = { WAYBILL_COURIER_CONCURRENCY: '20', WAYBILL_COURIER_CALLS_PER_SECOND: '1000' };
 
 /** Where in the first interval parcel i polls first: an even spread (golden-ratio sequence). */

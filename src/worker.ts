@@ -90,11 +90,16 @@ export function installTemporalRuntime(
 }
 
 /**
- * Heap a worker needs (bench:sizing's figures, docs/benchmarks.md#worker-sizing): its code,
- * connections and activities, plus each cached workflow. Rounded up from the measurement.
+ * Heap a worker needs (docs/benchmarks.md#worker-sizing): its code, connections and
+ * activities, plus each cached workflow. The cached workflows live in the SDK's workflow
+ * thread, whose heap has the same `--max-old-space-size` cap as the main thread's and is not
+ * in the main thread's heap statistics; the per-workflow figure is bench:scale's RSS growth
+ * per cached shipment workflow at 10,000 open parcels (0.57–0.58 MiB), rounded down to 512 KiB
+ * of heap. Under 32 KiB (the main thread's heap alone) a 512 MiB worker ran out of heap with
+ * 4,000 cached.
  */
 export const WORKER_BASE_HEAP_MIB = 150;
-export const CACHED_WORKFLOW_HEAP_KIB = 32;
+export const CACHED_WORKFLOW_HEAP_KIB = 512;
 
 /**
  * The heap the configured sticky cache needs, when it exceeds `heapLimitBytes` (V8's
@@ -309,11 +314,16 @@ export async function startWorker(opts: {
     // The runtime's meter: the dispatcher's metrics are served with the worker's others.
     meter: Runtime.instance().metricMeter,
   });
-  // However the workers stop, the dispatcher and then the connections stop after them.
-  const done = Promise.all(runs)
-    .then(() => undefined)
+  // However the workers stop, the dispatcher and then the connections stop after them: after
+  // every worker has drained (a connection still held by a worker cannot close, and that
+  // error would hide why the first one failed, e.g. its workflow thread out of heap).
+  const done = Promise.allSettled(runs)
     .finally(() => dispatcher.stop())
-    .finally(closeConnections);
+    .finally(closeConnections)
+    .then((settled) => {
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
   return {
     done,
     schedules,

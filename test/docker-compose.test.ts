@@ -45,7 +45,7 @@ describe('docker-compose.yml', () => {
     );
     expect(entries).toEqual({
       api: ['node', '--max-old-space-size=256', 'dist/src/api/main.js'],
-      worker: ['node', '--max-old-space-size=512', 'dist/src/worker.js'],
+      worker: ['node', '--max-old-space-size=1280', 'dist/src/worker.js'],
       migrate: ['node', 'dist/db/migrate.js'],
       simulator: ['node', 'dist/simulators/courier/main.js'],
       payments: ['node', 'dist/simulators/payment/main.js'],

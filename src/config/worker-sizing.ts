@@ -8,7 +8,7 @@ import type { Config } from './types';
  * slots than cached workflows, is refused here rather than silently clamped by the SDK.
  */
 export function readWorkerSizing(r: Reader, courierSlots: number): Config['workerSizing'] {
-  const maxCachedWorkflows = r.int('WAYBILL_WORKER_CACHED_WORKFLOWS', 4_000, 0, 1_000_000);
+  const maxCachedWorkflows = r.int('WAYBILL_WORKER_CACHED_WORKFLOWS', 2_000, 0, 1_000_000);
   const workflowTaskSlots = r.int('WAYBILL_WORKER_WORKFLOW_SLOTS', 40, 2, 1_000);
   const workflowTaskPollers = r.int('WAYBILL_WORKER_WORKFLOW_POLLERS', 20, 2, 1_000);
   const activityTaskSlots = r.int('WAYBILL_WORKER_ACTIVITY_SLOTS', 20, 1, 1_000);
