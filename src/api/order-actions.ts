@@ -27,13 +27,9 @@ import { findOrder, getOrderStatus } from '../read-model/orders';
 import { takeRefreshQuota } from '../read-model/refresh-quota';
 import { RefreshOutcome, type ShipmentRefresh } from './tracking-view';
 import { FailureType } from '../domain/failures';
+import { FINISHED_ORDER_STATUSES as FINISHED_ORDERS } from '../read-model/stock-checks';
 
-export const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set([
-  'DELIVERED',
-  'CANCELLED',
-  'FAILED',
-  'RETURNED',
-]);
+export const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set(FINISHED_ORDERS);
 
 /** The answer for an order that does not exist or that the caller may not see: the same, so ids cannot be probed. */
 export const orderNotFound = (orderId: string) => new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
