@@ -19,7 +19,7 @@ export {
 } from './payload-codec';
 
 /** The configured keys; throws a {@link ConfigError} naming the variable when there are none (production, unset). */
-export function payloadKeysFrom(config: Config['payloads']): PayloadKeys {
+export function payloadKeysFrom(config: Pick<Config['payloads'], 'keys' | 'activeKeyId'>): PayloadKeys {
   if (Object.keys(config.keys).length === 0) {
     throw new ConfigError([
       'WAYBILL_PAYLOAD_KEYS must be set when WAYBILL_ENV=production: every payload sent to Temporal is sealed with it (openssl rand -base64 32)',

@@ -6,12 +6,12 @@
  * key opens; the active one seals. Text without the prefix was written before sealing and is
  * read as it is, so rows written earlier keep working until they are sealed on their next write.
  */
+import { payloadKeysFrom } from './index';
 import {
   AesGcmPayloadCodec,
   CIPHER,
   CIPHER_METADATA,
   ENCRYPTED_ENCODING,
-  KEY_BYTES,
   KEY_ID_METADATA,
   keyIdOf,
   PayloadKeyError,
@@ -36,15 +36,9 @@ export interface TextSealer {
 }
 
 export function textSealer(config: TextKeys): TextSealer {
-  const keys = new Map(
-    Object.entries(config.keys).map(([id, key]) => [id, new Uint8Array(Buffer.from(key, 'base64'))]),
-  );
-  if (keys.size === 0)
-    throw new PayloadKeyError('no payload key to seal secrets with: set WAYBILL_PAYLOAD_KEYS');
-  for (const [id, key] of keys) {
-    if (key.length !== KEY_BYTES) throw new PayloadKeyError(`payload key "${id}" must be ${KEY_BYTES} bytes`);
-  }
-  const codec = new AesGcmPayloadCodec({ activeKeyId: config.activeKeyId, keys });
+  // The payload codec's own key handling: none configured, a key of the wrong size or an
+  // active id not listed is refused as it is for Temporal's payloads.
+  const codec = new AesGcmPayloadCodec(payloadKeysFrom(config));
   return {
     async seal(text) {
       const [sealed] = await codec.encode([{ metadata: {}, data: utf8.encode(text) }]);

@@ -36,6 +36,14 @@ export function easyParcelEventKey(rawCode: string, occurredAtIso: string, text:
   return hashed(['easyparcel', rawCode, occurredAtIso, normalisedText(text)]);
 }
 
+/**
+ * A pushed report's key when the sender names each report (the shop's own fleet: a driver's
+ * report id): the same report sent again is the same event, whatever time it carries.
+ */
+export function reportEventKey(courier: string, senderId: string, reportId: string): string {
+  return hashed([courier, 'report', senderId, reportId]);
+}
+
 /** A courier's status text as compared in keys: trimmed, inner spaces collapsed (case is ignored by the hash). */
 export function normalisedText(text: string | null): string {
   return (text ?? '').trim().replace(/\s+/g, ' ');

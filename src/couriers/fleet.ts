@@ -13,7 +13,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { EventSource, ShipmentStatus } from '../domain/status';
 import { bookFleetParcel, cancelFleetParcel, fleetParcelView } from '../read-model/fleet';
-import { eventKey } from './event-key';
+import { reportEventKey } from './event-key';
 import {
   CourierCode,
   CourierRefusal,
@@ -107,7 +107,7 @@ export function reportEvent(report: FleetReport): NormalisedEvent {
     .filter((part) => part !== null && part !== '')
     .join(' · ');
   return {
-    key: eventKey(CourierCode.FLEET, report.kind, `report ${report.driverId} ${report.reportId}`, NOWHERE),
+    key: reportEventKey(CourierCode.FLEET, report.driverId, report.reportId),
     status: rule.status,
     subStatus: report.kind === DriverReportKind.FAILED_ATTEMPT ? report.reason : rule.subStatus,
     rawCode: report.kind,
