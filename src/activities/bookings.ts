@@ -153,7 +153,9 @@ export function createBookingActivities(deps: BookingActivityDeps) {
       const lines = await parcelLines(db, input.orderId, input.lineNos);
       const address = order.shipping_address;
       // A cancel of the order reaches a booking retrying through an outage at its next heartbeat.
-      Context.current().heartbeat();
+      // Not on the first attempt: a cancel before it starts never starts it, and a heartbeat is a
+      // call to the Temporal server (the first one is sent at once) that every order would pay.
+      if (Context.current().info.attempt > 1) Context.current().heartbeat();
       let booking;
       try {
         const adapter = adapterFor(input.courier);

@@ -27,7 +27,9 @@ import {
 import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
 import { alignToSlot, type PollPolicy } from '../domain/polling';
+import { ShipmentStatus } from '../domain/status';
 import { shipmentWorkflowId } from '../workflows/contract';
+import { shipmentSearchAttributes } from '../workflows/search-attributes';
 import type { shipmentWorkflow } from '../workflows/shipment';
 
 export interface ImportActivityDeps {
@@ -269,6 +271,10 @@ export function createImportActivities(deps: ImportActivityDeps) {
               // A parcel whose tracking ended (delivered) is not started again by a retry.
               workflowIdReusePolicy: 'REJECT_DUPLICATE',
               staticSummary: `Imported parcel ${p.courier} ${p.tracking_number} (import ${input.importId})`,
+              typedSearchAttributes: shipmentSearchAttributes(
+                { courier: p.courier as CourierCode, trackingNumber: p.tracking_number },
+                ShipmentStatus.PENDING,
+              ),
               args: [
                 {
                   shipmentId: p.id,

@@ -24,6 +24,7 @@ import {
 import { message } from './order-activities';
 import type { Parcel } from './order-parcels';
 import type { OrderSaga } from './order-saga';
+import { shipmentSearchAttributes } from './search-attributes';
 import { shipmentWorkflow } from './shipment';
 import { shipmentStaticSummary } from './summaries';
 
@@ -46,6 +47,11 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
       courier: parcel.courier,
       trackingNumber: parcel.trackingNumber!,
     }),
+    // Indexed from the start: the workflow then has no attributes of its own to upsert.
+    typedSearchAttributes: shipmentSearchAttributes(
+      { courier: parcel.courier, trackingNumber: parcel.trackingNumber!, orderId: input.orderId },
+      resume?.status ?? ShipmentStatus.PENDING,
+    ),
     args: [
       {
         shipmentId: parcel.shipmentId,

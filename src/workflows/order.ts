@@ -13,13 +13,7 @@
  * (NEEDS_ATTENTION) and the rest still runs; the workflow closes once nothing is parked.
  * Deterministic code only.
  */
-import {
-  allHandlersFinished,
-  ApplicationFailure,
-  condition,
-  setHandler,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
 import {
   cancelOrderUpdate,
   orderStateQuery,
@@ -33,12 +27,13 @@ import {
 } from './contract';
 import { CancelRequested, OrderFailed, OrderSaga } from './order-saga';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from './search-attributes';
+import { upsertChangedSearchAttributes } from './search-attribute-updates';
 import { FailureType } from '../domain/failures';
 
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSnapshot> {
   const saga = new OrderSaga(input);
   listen(saga);
-  upsertSearchAttributes([
+  upsertChangedSearchAttributes([
     { key: OrderIdKey, value: input.orderId },
     { key: OrderStatusKey, value: OrderStatus.PENDING },
     ...(input.customerId ? [{ key: CustomerIdKey, value: input.customerId }] : []),

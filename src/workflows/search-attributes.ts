@@ -6,7 +6,9 @@
  * docker-compose runs the worker's command for them (test/docker-compose.test.ts checks it).
  * Kept current by the workflows.
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import type { ShipmentStatus } from '../domain/status';
+import type { ShipmentWorkflowInput } from './contract';
 
 export const OrderIdKey = defineSearchAttributeKey('OrderId', SearchAttributeType.KEYWORD);
 export const ShipmentStatusKey = defineSearchAttributeKey('ShipmentStatus', SearchAttributeType.KEYWORD);
@@ -23,3 +25,16 @@ export const SEARCH_ATTRIBUTES = [
   OrderStatusKey,
   CustomerIdKey,
 ] as const;
+
+/** A parcel's attributes: set by whoever starts its workflow, kept current by the workflow. */
+export function shipmentSearchAttributes(
+  input: Pick<ShipmentWorkflowInput, 'courier' | 'trackingNumber'> & { orderId?: string | null },
+  status: ShipmentStatus,
+): SearchAttributePair[] {
+  return [
+    { key: ShipmentStatusKey, value: status },
+    { key: CourierKey, value: input.courier },
+    { key: TrackingNumberKey, value: input.trackingNumber },
+    ...(input.orderId ? [{ key: OrderIdKey, value: input.orderId }] : []),
+  ];
+}

@@ -13,14 +13,14 @@ import {
   continueAsNew,
   log,
   proxyLocalActivities,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ShipmentActivities } from '../activities/shipments';
 import { expiryReason, isPolledCourier, noScanDeadlineMs } from '../domain/polling';
 import { ShipmentStatus } from '../domain/status';
 import type { CancelShipmentRequest, ShipmentSnapshot, ShipmentWorkflowInput } from './contract';
-import { CourierKey, OrderIdKey, ShipmentStatusKey, TrackingNumberKey } from './search-attributes';
+import { shipmentSearchAttributes } from './search-attributes';
+import { upsertChangedSearchAttributes } from './search-attribute-updates';
 import { newestEvent, ShipmentTracking } from './shipment-tracking';
 import { duration } from './summaries';
 
@@ -40,12 +40,7 @@ const worker = proxyLocalActivities<ShipmentActivities>({
 export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
   const tracking = new ShipmentTracking(input, input.policy ?? (await worker.pollPolicy()));
   tracking.listen();
-  upsertSearchAttributes([
-    { key: ShipmentStatusKey, value: tracking.state.status },
-    { key: CourierKey, value: input.courier },
-    { key: TrackingNumberKey, value: input.trackingNumber },
-    ...(input.orderId ? [{ key: OrderIdKey, value: input.orderId }] : []),
-  ]);
+  upsertChangedSearchAttributes(shipmentSearchAttributes(input, tracking.state.status));
 
   // A courier that is never polled (the shop's own fleet) is only ever heard from: pushed
   // events, a cancel, or the expiry deadline wake this loop.

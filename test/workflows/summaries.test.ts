@@ -7,6 +7,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
+import { OrderIdKey, ShipmentStatusKey } from '../../src/workflows/search-attributes';
 import { duration, money, utcTime } from '../../src/workflows/summaries';
 import { openedHistory } from '../support/histories';
 import { uniqueId } from '../support/temporal';
@@ -123,5 +124,46 @@ describe('workflow histories read as a story', () => {
     expect(await currentDetails(parcel)).toMatch(
       new RegExp(`^Simulator ${row.tracking_number} · [A-Z_]+ → DELIVERED · tracking finished · \\d+ polls$`),
     );
+  });
+
+  it('indexes a parcel from its start: its workflow upserts only status changes, not what the order set', async () => {
+    const sku = uniqueId('KETTLE');
+    await stack.database.db
+      .insertInto('inventory_items')
+      .values({ sku, name: 'Kettle', on_hand: 1 })
+      .execute();
+    const { orderId, handle: order } = await startOrder(stack, { sku, quantity: 1, scenario: 'delivered' });
+    expect((await order.result()).status).toBe('DELIVERED');
+    const indexed = (fields: { indexedFields?: Record<string, unknown> | null } | null | undefined) =>
+      Object.keys(fields?.indexedFields ?? {}).sort();
+
+    // startOrder starts the order without attributes (as an import or a test may): its first
+    // task adds them.
+    const orderEvents = (await order.fetchHistory()).events ?? [];
+    const orderUpserts = orderEvents.flatMap((e) => {
+      const attributes = e.upsertWorkflowSearchAttributesEventAttributes;
+      return attributes ? [indexed(attributes.searchAttributes)] : [];
+    });
+    expect(orderUpserts[0]).toEqual(expect.arrayContaining(['OrderId', 'OrderStatus']));
+
+    const parcel = stack.worker.client.workflow.getHandle(shipmentWorkflowId(orderShipmentId(orderId, 1)));
+    const parcelEvents = (await parcel.fetchHistory()).events ?? [];
+    const started = parcelEvents[0]!.workflowExecutionStartedEventAttributes!;
+    expect(indexed(started.searchAttributes)).toEqual([
+      'Courier',
+      'OrderId',
+      'ShipmentStatus',
+      'TrackingNumber',
+    ]);
+    const parcelUpserts = parcelEvents.flatMap((e) => {
+      const attributes = e.upsertWorkflowSearchAttributesEventAttributes;
+      return attributes ? [indexed(attributes.searchAttributes)] : [];
+    });
+    // One per status change the polls saw (at least the delivery), each of the status alone.
+    expect(parcelUpserts.length).toBeGreaterThanOrEqual(1);
+    for (const upsert of parcelUpserts) expect(upsert).toEqual(['ShipmentStatus']);
+    const attributes = (await parcel.describe()).typedSearchAttributes;
+    expect(attributes.get(ShipmentStatusKey)).toBe('DELIVERED');
+    expect(attributes.get(OrderIdKey)).toBe(orderId);
   });
 });

@@ -18,6 +18,7 @@ import {
   restartTrackingUpdate,
   shipmentWorkflowId,
 } from '../../workflows/contract';
+import { shipmentSearchAttributes } from '../../workflows/search-attributes';
 import type { shipmentWorkflow } from '../../workflows/shipment';
 import type { CourierCode } from '../../couriers/types';
 import { writeAudit } from '../../read-model/audit';
@@ -303,6 +304,10 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
             workflowId,
             taskQueue: deps.config.temporal.taskQueue,
             workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            typedSearchAttributes: shipmentSearchAttributes(
+              { courier: row.courier as CourierCode, trackingNumber: row.tracking_number },
+              state.status,
+            ),
             args: [
               {
                 shipmentId,
