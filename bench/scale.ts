@@ -230,8 +230,8 @@ interface Plateau {
 /**
  * The worker's side of a hold (means in ms over the hold): a workflow task's run in the worker
  * (replays included) and the replays alone (an evicted workflow brought back from its
- * history), the two activities of a poll cycle from start to end (recordTracking's includes any
- * wait for a Postgres connection) and the read-model writes' schedule-to-start wait.
+ * history), the two activities of a poll cycle from start to end (recordTracking, a local
+ * activity, includes any wait for a Postgres connection).
  */
 function workerWindow(before: Map<string, number>, after: Map<string, number>) {
   const delta = (name: string, ...labels: string[]) =>
@@ -243,8 +243,8 @@ function workerWindow(before: Map<string, number>, after: Map<string, number>) {
     replays: delta('temporal_workflow_task_replay_latency_count'),
     replayMs: mean('temporal_workflow_task_replay_latency'),
     pollCourierMs: mean('temporal_activity_execution_latency', 'activity_type="pollCourier"'),
-    recordTrackingMs: mean('temporal_activity_execution_latency', 'activity_type="recordTracking"'),
-    readModelWaitMs: mean('temporal_activity_schedule_to_start_latency', 'task_queue="waybill"'),
+    // A local activity: it runs inside the workflow task that took the courier's answer.
+    recordTrackingMs: mean('temporal_local_activity_execution_latency', 'activity_type="recordTracking"'),
   };
 }
 type WorkerWindow = ReturnType<typeof workerWindow>;
@@ -277,7 +277,6 @@ function report(args: Args, plateaus: Plateau[]): string[] {
       ['replays', (p) => fmt(p.inWorker.replays)],
       ['replay', (p) => fmt(p.inWorker.replayMs, 1)],
       ['pollCourier', (p) => fmt(p.inWorker.pollCourierMs, 1)],
-      ['record wait', (p) => fmt(p.inWorker.readModelWaitMs, 1)],
       ['recordTracking', (p) => fmt(p.inWorker.recordTrackingMs, 1)],
     ]),
     '(starts/s: during the ramp to the plateau; 2nd half: the second half of the hold, after the',

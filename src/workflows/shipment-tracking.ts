@@ -15,6 +15,7 @@ import {
   log,
   metricMeter,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -162,7 +163,7 @@ export class ShipmentTracking {
   };
 
   private readonly courier: ReturnType<typeof proxyActivities<ShipmentActivities>>;
-  private readonly readModel: ReturnType<typeof proxyActivities<ShipmentActivities>>;
+  private readonly readModel: ReturnType<typeof proxyLocalActivities<ShipmentActivities>>;
 
   constructor(
     readonly input: ShipmentWorkflowInput,
@@ -182,8 +183,14 @@ export class ShipmentTracking {
       },
     });
     // Read-model writes retry until Postgres answers: losing one would leave the API stale.
-    this.readModel = proxyActivities<ShipmentActivities>({
-      startToCloseTimeout: '30s',
+    // Local activities, like the saga's own writes (./order-activities.ts): one short
+    // transaction, run by the worker inside the workflow task that took the courier's answer,
+    // so a poll is 2 workflow tasks instead of 3 and the write's input (the courier's events)
+    // is not stored in history a second time. Safe to run twice (events are keyed, the
+    // snapshot is overwritten); each attempt is cut short at 10 s because it holds the task,
+    // and retries that back off past a minute wait on a timer.
+    this.readModel = proxyLocalActivities<ShipmentActivities>({
+      startToCloseTimeout: '10s',
       retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
     });
     this.state = input.state ?? initialShipmentState(Date.now());
