@@ -74,17 +74,32 @@ export type CancelOutcome =
 /** How long a cancel waits for the order workflow to take it before answering 503. */
 export const CANCEL_ACCEPT_WITHIN_MS = 5_000;
 
+/**
+ * The whole cancel's time budget: taking the update ({@link CANCEL_ACCEPT_WITHIN_MS} at most),
+ * then waiting for its result for what is left. Well under the 10–15 s a client typically
+ * waits, so a cancel always gets its answer: compensations that outlast it answer `cancelling`.
+ */
+export const CANCEL_ANSWER_WITHIN_MS = 8_000;
+
 /** One cancel per order: every request joins the same update (Temporal dedupes by id). */
 export const CANCEL_UPDATE_ID = 'cancel';
 
 /**
- * Cancels through the order workflow's `cancel` update. Refusals become 409s with the
- * workflow's reason; cancelling a cancelled order again is harmless.
+ * Cancels through the order workflow's `cancel` update, answering within `answerWithinMs`
+ * ({@link CANCEL_ANSWER_WITHIN_MS}) of the call. Refusals become 409s with the workflow's
+ * reason; cancelling a cancelled order again is harmless.
  */
 export async function cancelOrder(
   deps: ApiDeps,
-  opts: { order: Order; requestedBy: string; reason: string; waitMs?: number; acceptWithinMs?: number },
+  opts: {
+    order: Order;
+    requestedBy: string;
+    reason: string;
+    acceptWithinMs?: number;
+    answerWithinMs?: number;
+  },
 ): Promise<CancelOutcome> {
+  const answerBy = Date.now() + (opts.answerWithinMs ?? CANCEL_ANSWER_WITHIN_MS);
   const { order } = opts;
   if (order.status === 'CANCELLED') return 'cancelled';
   if (FINISHED_ORDER_STATUSES.has(order.status)) {
@@ -97,7 +112,7 @@ export async function cancelOrder(
     // sent while the worker restarts would hang; with one the caller gets a 503 to retry,
     // and the fixed update id makes that retry join the cancel the workflow may yet take.
     const update = await deps.temporal.connection
-      .withDeadline(Date.now() + acceptWithinMs, () =>
+      .withDeadline(Math.min(Date.now() + acceptWithinMs, answerBy), () =>
         handle.startUpdate(cancelOrderUpdate, {
           updateId: CANCEL_UPDATE_ID,
           args: [{ requestedBy: opts.requestedBy, reason: opts.reason }],
@@ -114,6 +129,8 @@ export async function cancelOrder(
         }
         throw err;
       });
+    // Accepted: the saga compensates whether or not we wait. Wait only for what is left of
+    // the budget, then answer `cancelling` (the status follows on the order).
     return await within(
       update.result().then((order) => {
         if (order.status === OrderStatus.CANCELLED) return 'cancelled' as const;
@@ -127,7 +144,7 @@ export async function cancelOrder(
         // NEEDS_ATTENTION: cancelled, but a compensation waits for an admin.
         return 'cancelling' as const;
       }),
-      opts.waitMs ?? 10_000,
+      Math.max(0, answerBy - Date.now()),
       'cancelling' as const,
     );
   } catch (err) {

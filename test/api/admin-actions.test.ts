@@ -342,7 +342,7 @@ describe('admin actions on running workflows', () => {
 
     it('answers 202 CANCELLING while the compensations are still running, then the order ends CANCELLED', async () => {
       const { orderId } = await placeOrder('never_picked_up');
-      // Voiding fails four times (retried after 1, 2, 4, 8 s): longer than the route waits (10 s).
+      // Voiding fails four times (retried after 1, 2, 4, 8 s): longer than the route waits (8 s in all).
       stack.payments.state.faults.set({ kind: 'error', calls: 4, operation: 'void' });
       try {
         const res = await post(`/v1/admin/orders/${orderId}/cancel`, { reason: 'fraud check' });

@@ -10,6 +10,7 @@ import { CourierCode } from '../../src/couriers/types';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
 import { requestHash } from '../../src/api/idempotency';
+import { CANCEL_ANSWER_WITHIN_MS } from '../../src/api/order-actions';
 import { signToken } from '../../src/api/tokens';
 import { housekeepingInput } from '../../src/schedules';
 import { orderWorkflowId } from '../../src/workflows/contract';
@@ -536,6 +537,36 @@ describe('order routes', () => {
       await ownApi.close();
       await own?.stop();
     }
+  });
+
+  it('a cancel whose compensations outlast the time budget answers 202 CANCELLING within it; the order then ends CANCELLED', async () => {
+    const { orderId } = await placeOrder('cus_slow_cancel', 'never_picked_up');
+    await waitForStatus(orderId, (s) => s === 'CONFIRMED');
+    // Every void fails until the rule is cleared: the compensations cannot finish meanwhile.
+    stack.payments.state.faults.set({ kind: 'error', rate: 1, operation: 'void' });
+    try {
+      const t0 = Date.now();
+      const res = await stack.api.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${orderId}/cancel`,
+        payload: { reason: 'changed my mind' },
+        headers: stack.api.customer('cus_slow_cancel'),
+      });
+      const took = Date.now() - t0;
+      expect(res.statusCode).toBe(202);
+      expect(res.json()).toEqual({
+        orderId,
+        status: 'CANCELLING',
+        message: expect.stringMatching(/still being released: the order’s status follows/),
+      });
+      // One budget for taking the update and waiting for its result, not one after the other
+      // (5 s + 10 s before: a client's 15 s timeout could pass first). The margin is the
+      // order's read before the cancel and the injector's own time.
+      expect(took).toBeLessThan(CANCEL_ANSWER_WITHIN_MS + 1_500);
+    } finally {
+      stack.payments.state.faults.clear();
+    }
+    await waitForStatus(orderId, (s) => s === 'CANCELLED');
   });
 
   it('an order whose start failed and was never retried is closed by housekeeping; a late retry with its key is told so and starts nothing', async () => {

@@ -21,7 +21,12 @@ import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
-import { cancelOrder, orderVisibleTo } from '../order-actions';
+import {
+  CANCEL_ACCEPT_WITHIN_MS,
+  CANCEL_ANSWER_WITHIN_MS,
+  cancelOrder,
+  orderVisibleTo,
+} from '../order-actions';
 import { AUTH_ERRORS, errors, OrderParams, ReasonBody, trimmedReason } from '../schemas/admin';
 import {
   BULK_REFRESH_CAP,
@@ -226,8 +231,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       schema: {
         tags: ['admin'],
         summary: 'Cancel an order before pickup (with a reason, audited)',
-        description:
-          'Runs the order workflow’s `cancel` update: 200 once the compensations are done, 202 when accepted and still compensating, 409 once a parcel is picked up (ALREADY_PICKED_UP) or the order is finished.',
+        description: `Runs the order workflow’s \`cancel\` update and answers within ${CANCEL_ANSWER_WITHIN_MS / 1000} s: 200 once the compensations are done, 202 when accepted and still compensating (the order’s status follows), 409 once a parcel is picked up (ALREADY_PICKED_UP) or the order is finished, 503 + Retry-After when the workflow did not take it within ${CANCEL_ACCEPT_WITHIN_MS / 1000} s.`,
         params: OrderParams,
         body: ReasonBody,
         response: { 200: CancelResult, 202: CancelResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 503) },

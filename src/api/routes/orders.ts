@@ -19,7 +19,15 @@ import type { OrderStatus } from '../../workflows/contract';
 import type { ApiDeps } from '../app';
 import { actorOf, requireSignedIn, type Principal } from '../auth';
 import { ApiError } from '../errors';
-import { cancelOrder, isVisibleTo, orderNotFound, orderVisibleTo, refreshShipments } from '../order-actions';
+import {
+  CANCEL_ACCEPT_WITHIN_MS,
+  CANCEL_ANSWER_WITHIN_MS,
+  cancelOrder,
+  isVisibleTo,
+  orderNotFound,
+  orderVisibleTo,
+  refreshShipments,
+} from '../order-actions';
 import { failureView } from '../order-failures';
 import { RefreshOutcome, type StatusSchema, toTrackingViews, type ShipmentRefresh } from '../tracking-view';
 import {
@@ -187,8 +195,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       schema: {
         tags: ['orders'],
         summary: 'Cancel an order before any parcel is picked up (its customer)',
-        description:
-          'Runs the saga’s compensations (bookings cancelled, payment voided, stock released). 200 once CANCELLED, 202 while compensations are still running, 409 once a parcel has been picked up or the order has finished.',
+        description: `Runs the saga’s compensations (bookings cancelled, payment voided, stock released). Answers within ${CANCEL_ANSWER_WITHIN_MS / 1000} s: 200 once CANCELLED, 202 CANCELLING when accepted and still compensating (the order’s status follows), 409 once a parcel has been picked up or the order has finished, 503 + Retry-After when the order’s workflow did not take the cancel within ${CANCEL_ACCEPT_WITHIN_MS / 1000} s (a retry joins the same cancel).`,
         params: OrderIdParams,
         body: CancelBody,
         response: {
@@ -223,7 +230,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         message:
           outcome === 'cancelled'
             ? 'The order is cancelled; any payment hold is released.'
-            : 'The cancel is accepted; the booking, payment and stock are being released.',
+            : 'The cancel is accepted; the booking, payment and stock are still being released: the order’s status follows (CANCELLED once they are).',
       });
     },
   );
