@@ -1,6 +1,8 @@
 /**
  * Payment activities: each calls the provider with a key derived from the order and the
- * saga step (never the attempt), then mirrors the provider's answer into `payments`.
+ * saga step (never the attempt), then mirrors the provider's answer into `payments` — except
+ * the authorise, whose answer the saga records with its own step (`recordAuthorisation`), so
+ * our database being down is retried as our database, not counted against the provider.
  * Running one twice moves no money twice and writes the same row.
  */
 import { ApplicationFailure } from '@temporalio/activity';
@@ -41,15 +43,32 @@ function asFailure(err: unknown): unknown {
   return err;
 }
 
+/** What the saga asks the provider to authorise: the order's total on the shopper's card. */
+export interface AuthoriseInput {
+  orderId: string;
+  amount: number;
+  currency: string;
+  card: PaymentCard;
+}
+
+/** The provider's answer to an order's authorise, with what the payment row needs besides. */
+export interface AuthorisationRecord {
+  orderId: string;
+  amount: number;
+  currency: string;
+  result: AuthoriseResult;
+}
+
 export function createPaymentActivities(deps: PaymentActivityDeps) {
   const { db } = deps;
 
-  /** The authorise's outcome as the read model's payment row (once per idempotency key). */
-  async function recordAuthorise(
-    idempotencyKey: string,
-    input: { orderId: string; amount: number; currency: string },
-    result: AuthoriseResult,
-  ): Promise<void> {
+  /**
+   * The provider's answer to the order's authorise as the read model's payment row, declines
+   * too; written once per idempotency key (running it again leaves the row as it is).
+   */
+  async function recordAuthorisation(input: AuthorisationRecord): Promise<void> {
+    const { result } = input;
+    const idempotencyKey = paymentIdempotencyKey(input.orderId, 'authorise');
     const authorised = result.status === 'AUTHORISED';
     await insertPayment(db, {
       id: idempotencyKey,
@@ -65,26 +84,23 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
   }
 
   return {
-    async authorisePayment(input: {
-      orderId: string;
-      amount: number;
-      currency: string;
-      card: PaymentCard;
-    }): Promise<
-      { authorised: true; providerRef: string } | { authorised: false; declineCode: string; message: string }
-    > {
-      const idempotencyKey = paymentIdempotencyKey(input.orderId, 'authorise');
-      let result;
+    /**
+     * Asks the provider to authorise the order's total and answers what it said (authorised
+     * or declined), recording nothing: the saga records the answer with
+     * {@link recordAuthorisation}, under the retries our own database needs.
+     */
+    async authorisePayment(input: AuthoriseInput): Promise<AuthoriseResult> {
       try {
-        result = await deps.payments.authorise({ idempotencyKey, ...input });
+        return await deps.payments.authorise({
+          idempotencyKey: paymentIdempotencyKey(input.orderId, 'authorise'),
+          ...input,
+        });
       } catch (err) {
         throw asFailure(err);
       }
-      await recordAuthorise(idempotencyKey, input, result);
-      return result.status === 'AUTHORISED'
-        ? { authorised: true, providerRef: result.providerRef }
-        : { authorised: false, declineCode: result.declineCode, message: result.message };
     },
+
+    recordAuthorisation,
 
     /**
      * Compensation for an authorise whose outcome is unknown (every attempt timed out or
@@ -93,12 +109,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
      * does it now — and voids any authorisation, so no hold stays on the shopper's card.
      * A request the provider refuses means nothing was authorised.
      */
-    async voidUnknownAuthorisation(input: {
-      orderId: string;
-      amount: number;
-      currency: string;
-      card: PaymentCard;
-    }): Promise<{ voided: boolean }> {
+    async voidUnknownAuthorisation(input: AuthoriseInput): Promise<{ voided: boolean }> {
       const idempotencyKey = paymentIdempotencyKey(input.orderId, 'authorise');
       let result;
       try {
@@ -108,7 +119,12 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
         throw asFailure(err);
       }
       if (result.status !== 'AUTHORISED') return { voided: false };
-      await recordAuthorise(idempotencyKey, input, result);
+      await recordAuthorisation({
+        orderId: input.orderId,
+        amount: input.amount,
+        currency: input.currency,
+        result,
+      });
       try {
         const summary = await deps.payments.void({
           idempotencyKey: paymentIdempotencyKey(input.orderId, 'void'),

@@ -52,7 +52,8 @@ export function message(err: unknown): string {
  * run twice as before (a local activity is retried inside the task, and again if the task
  * is lost). A local activity holds the task while it runs, so each attempt is cut short at
  * 10 s (a pool wait is 3 s); retries that back off longer than a minute wait on a timer.
- * - `forward`: authorising; a few attempts, then the saga compensates.
+ * - `forward`: authorising at the provider (the answer is recorded under `always`, so our own
+ *   database being down never uses up these attempts); a few attempts, then the saga compensates.
  * - `booking`: rides out a courier outage (or a used-up courier budget) for a while, then the
  *   saga compensates; a cancel of the order pre-empts it (heartbeat; the workflow waits for the
  *   attempt in flight to end).

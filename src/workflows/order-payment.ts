@@ -3,7 +3,7 @@
  * capture at the first pickup, refunds of what did not arrive, and giving back whatever the
  * card still holds. The provider's answers are read, not guessed. Deterministic code only.
  */
-import { PaymentRejection } from '../payments/types';
+import { PaymentRejection, PaymentStatus } from '../payments/types';
 import type { OrderWorkflowInput } from './contract';
 import { rejectionCode, type SagaActivities } from './order-activities';
 import { money } from './summaries';
@@ -38,17 +38,28 @@ export class OrderPayment {
     return this.providerRef !== null ? `${total} authorised` : null;
   }
 
-  /** Authorises the total. Throws when every attempt failed: the outcome is then unknown (see {@link voidUnknown}). */
+  /**
+   * Authorises the total, then records the provider's answer in our database. Throws when
+   * every authorise attempt failed: the outcome is then unknown (see {@link voidUnknown}).
+   * The record is a step of its own, retried until our database takes it: an outage of our
+   * own Postgres must not use up the attempts meant for the provider and fail a sale the
+   * provider authorised.
+   */
   async authorise(): Promise<{ authorised: true } | { authorised: false; reason: string }> {
     const { input } = this;
-    const auth = await this.act.forward.authorisePayment.executeWithOptions(
+    const result = await this.act.forward.authorisePayment.executeWithOptions(
       { summary: `authorise ${money(input.totalAmount, input.currency)}` },
       [this.request],
     );
+    const authorised = result.status === PaymentStatus.AUTHORISED;
+    await this.act.always.recordAuthorisation.executeWithOptions(
+      { summary: authorised ? 'record the authorisation' : 'record the decline' },
+      [{ orderId: input.orderId, amount: input.totalAmount, currency: input.currency, result }],
+    );
     this.answered = true;
-    if (!auth.authorised)
-      return { authorised: false, reason: `payment declined (${auth.declineCode}): ${auth.message}` };
-    this.providerRef = auth.providerRef;
+    if (!authorised)
+      return { authorised: false, reason: `payment declined (${result.declineCode}): ${result.message}` };
+    this.providerRef = result.providerRef;
     return { authorised: true };
   }
 

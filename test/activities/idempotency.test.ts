@@ -60,13 +60,15 @@ describe('saga activities run twice', () => {
       )
     ).rows[0]!.n;
 
-  it('authorise and capture twice: one authorisation, one capture, one payment row', async () => {
+  it('authorise, record and capture twice: one authorisation, one capture, one payment row', async () => {
     const { orderId, total } = await order('SKU-PAY');
     const card = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
     const first = await activities.authorisePayment({ orderId, amount: total, currency: 'MYR', card });
     const second = await activities.authorisePayment({ orderId, amount: total, currency: 'MYR', card });
     expect(second).toEqual(first);
-    if (!first.authorised) throw new Error('expected an authorisation');
+    if (first.status !== 'AUTHORISED') throw new Error('expected an authorisation');
+    await activities.recordAuthorisation({ orderId, amount: total, currency: 'MYR', result: first });
+    await activities.recordAuthorisation({ orderId, amount: total, currency: 'MYR', result: second });
     await activities.capturePayment({ orderId, providerRef: first.providerRef, amount: total });
     await activities.capturePayment({ orderId, providerRef: first.providerRef, amount: total });
     expect(stack.payments.state.paymentsOf(orderId)).toHaveLength(1);

@@ -4,6 +4,7 @@
  * Every test checks the read model, the payments and the stock afterwards.
  */
 import { WorkflowUpdateStage } from '@temporalio/client';
+import { sql } from 'kysely';
 import {
   cancelOrderUpdate,
   courierEventsSignal,
@@ -16,8 +17,14 @@ import {
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { pushedEvent } from '../support/shipments';
-import { DECLINED_PAYMENT, SHOPPER_CANCEL, expectPickedUpRefusal, useSagaStack } from '../support/saga';
-import { fastPolicy } from '../support/temporal';
+import {
+  ADDRESS,
+  DECLINED_PAYMENT,
+  SHOPPER_CANCEL,
+  expectPickedUpRefusal,
+  useSagaStack,
+} from '../support/saga';
+import { fastPolicy, uniqueId } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
@@ -159,6 +166,78 @@ describe('order saga', () => {
 
     const result = await order.handle.result();
     expect(result.status).toBe('DELIVERED');
+    await expectSettled(order, 'CAPTURED', 4);
+  });
+
+  /**
+   * Our own Postgres refuses every `payments` insert of an order for `sku` (what a restart
+   * does to the authorise's record) until `end()`; other orders are not touched. `refused()`
+   * counts the inserts turned down, on a sequence: the refusal rolls back anything else.
+   */
+  async function refusePaymentRecords(sku: string) {
+    const { db } = stack.database;
+    const name = `refuse_payments_${sku.toLowerCase()}`;
+    const id = sql.id(name);
+    await sql`create sequence ${id}`.execute(db);
+    await sql`create function ${id}() returns trigger language plpgsql as $$
+      begin
+        if exists (select 1 from order_items where order_id = new.order_id and sku = ${sql.lit(sku)}) then
+          perform nextval(${sql.lit(name)});
+          raise exception 'payments of orders for % are refused (test outage)', ${sql.lit(sku)};
+        end if;
+        return new;
+      end $$`.execute(db);
+    await sql`create trigger ${id} before insert on payments for each row execute function ${id}()`.execute(
+      db,
+    );
+    const refused = sql<{
+      n: number;
+    }>`select (case when is_called then last_value else 0 end)::int as n from ${id}`;
+    return {
+      refused: async () => (await refused.execute(db)).rows[0]!.n,
+      end: async () => {
+        await sql`drop trigger ${id} on payments`.execute(db);
+        await sql`drop function ${id}()`.execute(db);
+      },
+    };
+  }
+
+  it('rides out our own database refusing the payment record instead of failing an authorised order', async () => {
+    // 20 s and at least five refused inserts: longer than the authorise's five attempts
+    // (~15 s), which used to be spent on our database and fail the order PAYMENT_FAILED.
+    const sku = uniqueId('KETTLE');
+    await stack.stock(sku, 5);
+    const outage = await refusePaymentRecords(sku);
+    let order;
+    try {
+      // Booked by the saga itself, no pre-booking: an order failed before booking leaves nothing at the courier.
+      const delivered = { recipientName: `${ADDRESS.name} [scenario:delivered]`, prebook: false };
+      order = { ...(await stack.placeOrder({ sku, quantity: 1, ...delivered })), sku };
+      await new Promise((r) => setTimeout(r, 20_000));
+      await eventually(outage.refused, (n) => n >= 5);
+      expect((await orderRow(order.orderId)).status).toBe('PENDING');
+    } finally {
+      await outage.end();
+    }
+
+    const result = await order.handle.result();
+    expect(result.status).toBe('DELIVERED');
+    const atProvider = stack.payments.state.paymentsOf(order.orderId);
+    expect(atProvider).toEqual([expect.objectContaining({ amountCaptured: order.total })]);
+    const key = `order:${order.orderId}:authorise`;
+    expect(await paymentRows(order.orderId)).toEqual([
+      expect.objectContaining({
+        id: key,
+        idempotency_key: key,
+        provider_ref: atProvider[0]!.id,
+        status: 'CAPTURED',
+        currency: 'MYR',
+        amount_authorised: order.total,
+        amount_captured: order.total,
+        amount_refunded: 0,
+        decline_code: null,
+      }),
+    ]);
     await expectSettled(order, 'CAPTURED', 4);
   });
 

@@ -84,6 +84,7 @@ describe('workflow histories read as a story', () => {
       expect.arrayContaining([
         `reserve stock: 2× ${sku}`,
         'authorise MYR 99.80',
+        'record the authorisation',
         `book parcel ${orderShipmentId(orderId, 1)} with Simulator`,
         'order → CONFIRMED',
         'notify the customer: confirmed',
