@@ -3,10 +3,12 @@
  * does, each parcel registered in the courier simulator as a `delivered` parcel 7 courier hours
  * old (IN_TRANSIT until 14 h, so every poll is the same cycle: timer → courier call →
  * read-model write → timer), and `shipmentWorkflow` started on the main task queue with no
- * parent order, as the order workflow's startChild does.
+ * parent order, with its search attributes, as the order workflow's startChild does.
  */
 import { sql } from 'kysely';
+import { ShipmentStatus } from '../../src/domain/status';
 import { shipmentWorkflowId } from '../../src/workflows/contract';
+import { shipmentSearchAttributes } from '../../src/workflows/search-attributes';
 import type { PollPolicy } from '../../src/domain/polling';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import type { ProcessStack } from './stack';
@@ -42,6 +44,10 @@ export async function startParcel(
   await stack.temporal.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
     workflowId: shipmentWorkflowId(parcelShipmentId(i)),
     taskQueue: stack.config.temporal.taskQueue,
+    typedSearchAttributes: shipmentSearchAttributes(
+      { courier: 'simulator', trackingNumber: trackingNumber(i) },
+      ShipmentStatus.PENDING,
+    ),
     args: [
       {
         shipmentId: parcelShipmentId(i),
