@@ -47,7 +47,9 @@ export async function authorisePayment(saga: OrderSaga): Promise<void> {
   try {
     auth = await saga.payment.authorise();
   } catch (err) {
-    // Every attempt failed, but the provider may have authorised before an answer was lost.
+    // Every attempt at the provider failed (its record, retried until our database takes it,
+    // fails only if the workflow is cancelled), but the provider may have authorised before an
+    // answer was lost: whatever it holds is voided.
     saga.compensations.push({
       id: AttentionStep.VOID_OR_REFUND,
       step: AttentionStep.VOID_OR_REFUND,
