@@ -43,15 +43,13 @@ export interface RunningDevServer {
  * loses nothing when the server process stops or is killed (only an operating-system crash
  * may lose the last commits), which is what a development server on a laptop needs.
  */
-export const SQLITE_FILE_PRAGMAS = ['journal_mode=WAL', 'synchronous=NORMAL'] as const;
-
-/** The CLI arguments that apply {@link SQLITE_FILE_PRAGMAS}. */
-export const sqlitePragmaArgs = (): string[] =>
-  SQLITE_FILE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]);
+export const SQLITE_FILE_PRAGMA_ARGS: readonly string[] = ['journal_mode=WAL', 'synchronous=NORMAL'].flatMap(
+  (pragma) => ['--sqlite-pragma', pragma],
+);
 
 export async function startTemporalDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
   const extraArgs = [
-    ...(opts.dbFilename !== undefined ? sqlitePragmaArgs() : []),
+    ...(opts.dbFilename !== undefined ? SQLITE_FILE_PRAGMA_ARGS : []),
     ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => [
       '--dynamic-config-value',
       `${key}=${JSON.stringify(value)}`,

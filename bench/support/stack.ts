@@ -35,7 +35,7 @@ import {
 } from '../../devstack/embedded-postgres';
 import { resolveTemporalCli } from '../../devstack/temporal-cli';
 import { superviseTemporal, type SupervisedTemporal } from '../../devstack/temporal-process';
-import { sqlitePragmaArgs } from '../../devstack/temporal-server';
+import { SQLITE_FILE_PRAGMA_ARGS } from '../../devstack/temporal-server';
 import {
   resolveTemporalServer,
   startTemporalServer,
@@ -243,7 +243,7 @@ function devServerProcess(opts: {
     logFile: opts.logFile,
     args: [
       ...['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--headless'],
-      ...['--namespace', opts.namespace, '--db-filename', opts.dbFilename, ...sqlitePragmaArgs()],
+      ...['--namespace', opts.namespace, '--db-filename', opts.dbFilename, ...SQLITE_FILE_PRAGMA_ARGS],
       ...['--log-format', 'json', '--log-level', 'warn'],
       ...SEARCH_ATTRIBUTES.flatMap((key) => [
         '--search-attribute',

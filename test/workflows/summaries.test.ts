@@ -51,6 +51,16 @@ async function currentDetails(handle: WorkflowHandle): Promise<string> {
 describe('workflow histories read as a story', () => {
   const stack = useStack();
 
+  /** A new kettle SKU with `onHand` in stock, for one test's order. */
+  async function kettlesInStock(onHand: number): Promise<string> {
+    const sku = uniqueId('KETTLE');
+    await stack.database.db
+      .insertInto('inventory_items')
+      .values({ sku, name: 'Kettle', on_hand: onHand })
+      .execute();
+    return sku;
+  }
+
   it('formats durations, times and money the way the summaries print them', () => {
     expect([
       duration(45_000),
@@ -64,11 +74,7 @@ describe('workflow histories read as a story', () => {
   });
 
   it('names every step of an order and its parcel, and says where each stands', async () => {
-    const sku = uniqueId('KETTLE');
-    await stack.database.db
-      .insertInto('inventory_items')
-      .values({ sku, name: 'Kettle', on_hand: 5 })
-      .execute();
+    const sku = await kettlesInStock(5);
     const {
       orderId,
       orderNumber,
@@ -128,11 +134,7 @@ describe('workflow histories read as a story', () => {
   });
 
   it('indexes a parcel from its start: its workflow upserts only status changes, not what the order set', async () => {
-    const sku = uniqueId('KETTLE');
-    await stack.database.db
-      .insertInto('inventory_items')
-      .values({ sku, name: 'Kettle', on_hand: 1 })
-      .execute();
+    const sku = await kettlesInStock(1);
     const { orderId, handle: order } = await startOrder(stack, { sku, quantity: 1, scenario: 'delivered' });
     expect((await order.result()).status).toBe('DELIVERED');
     const indexed = (fields: { indexedFields?: Record<string, unknown> | null } | null | undefined) =>
