@@ -22,8 +22,9 @@
  * Customer tokens: 1,000 customers (100 orders each at the default size), one token each,
  * as a signed-in session reuses its token for every read.
  *
- * BENCH_CPU_PROF=<dir> starts the Waybill server with `--cpu-prof` into that folder (the
- * profile is written when the server stops). Postgres is an embedded server in a temporary
+ * BENCH_CPU_PROF=<dir> starts both servers with `--cpu-prof`, into `<dir>/waybill` and
+ * `<dir>/floor` (written when the servers stop), so where the time goes can be compared side
+ * by side; `node --import tsx bench/cpu-profile.ts <dir>/waybill` summarises one. Postgres is an embedded server in a temporary
  * folder unless DATABASE_URL is set (then the bench tables go into that database).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -177,12 +178,13 @@ interface Running {
 const children: ChildProcess[] = [];
 
 async function startServer(role: Role, databaseUrl: string): Promise<Running> {
-  const profileDir = role === 'waybill' ? process.env.BENCH_CPU_PROF : undefined;
+  const profileDir = process.env.BENCH_CPU_PROF;
   const child = fork(__filename, ['--serve', role, databaseUrl], {
     execArgv: [
       '--import',
       'tsx',
-      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : []),
+      // A folder per server: tsx's loader thread writes a profile of its own next to the main one.
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir, role)}`] : []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
