@@ -20,6 +20,7 @@ import type { Database } from '../../db/database';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { serializeRequest } from './log-redact';
+import { lazyRequestLogger, RequestLogController } from './request-log';
 import type { TemporalClient } from '../temporal';
 import { authPlugin } from './auth';
 import {
@@ -124,6 +125,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     // Request lines never carry a credential sent in a query string (./log-redact.ts).
     loggerInstance: deps.log.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
+    // One line per request at info, "request completed" (./request-log.ts), and no logger
+    // built for a request that logs nothing.
+    logController: new RequestLogController(),
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Behind a load balancer the socket address is the balancer's: rate limits and logs would

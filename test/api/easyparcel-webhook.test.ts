@@ -176,7 +176,7 @@ describe(`POST ${PATH}`, () => {
 
   it('never writes the token to the request log', async () => {
     const lines: string[] = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const log = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
     const api = await stack.anotherApi({ log, env: { EASYPARCEL_WEBHOOK_TOKEN: TOKEN } });
     const { trackingNumber } = await tracked('never_picked_up', 2 * DAY);
     const res = await api.app.inject({
@@ -185,6 +185,9 @@ describe(`POST ${PATH}`, () => {
       payload: webhookOf(trackingNumber),
     });
     expect(res.statusCode).toBe(200);
+    const completed = lines.filter((l) => l.includes('request completed'));
+    expect(completed).toHaveLength(1);
+    expect(JSON.parse(completed[0]!).url).toBe(`${PATH}?token=${REDACTED}`);
     const incoming = lines.filter((l) => l.includes('incoming request'));
     expect(incoming).toHaveLength(1);
     expect(JSON.parse(incoming[0]!).req.url).toBe(`${PATH}?token=${REDACTED}`);
