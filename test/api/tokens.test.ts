@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createSigner } from 'fast-jwt';
+import { TOKEN_CLOCK_SKEW_MS } from '../../src/api/auth';
 import { signStaffToken, signToken } from '../../src/api/tokens';
 import {
   DEFAULT_JWT_AUDIENCE,
@@ -116,6 +117,47 @@ describe('bearer tokens', () => {
         status: 401,
         code: 'INVALID_TOKEN',
       });
+    });
+  });
+
+  describe('a token accepted once', () => {
+    afterEach(() => jest.restoreAllMocks());
+
+    it('is refused once it has expired, though the API has seen it before', async () => {
+      const token = signToken(DEV_JWT_SECRET, { sub: 'cus_kept' }, 60_000);
+      expect((await call(token)).statusCode).toBe(404);
+      expect((await call(token)).statusCode).toBe(404);
+      const later = Date.now() + 60_000 + TOKEN_CLOCK_SKEW_MS + 1_000;
+      jest.spyOn(Date, 'now').mockReturnValue(later);
+      expect(await refusal(token)).toMatchObject({
+        status: 401,
+        code: 'INVALID_TOKEN',
+        message: 'the bearer token has expired',
+      });
+    });
+
+    it('is refused once older than the maximum age, whatever its exp', async () => {
+      const maxAge = stack.api.config.api.jwtMaxAgeMs;
+      const token = signToken(DEV_JWT_SECRET, { sub: 'cus_kept', exp: now() + (3 * maxAge) / 1000 }, null);
+      expect((await call(token)).statusCode).toBe(404);
+      jest.spyOn(Date, 'now').mockReturnValue(Date.now() + maxAge + TOKEN_CLOCK_SKEW_MS + 1_000);
+      expect(await refusal(token)).toMatchObject({
+        status: 401,
+        message: expect.stringMatching(/issued more than .* ago/),
+      });
+    });
+
+    it('is refused in any Authorization header but the exact "Bearer <JWT>"', async () => {
+      const token = signToken(DEV_JWT_SECRET, { sub: 'cus_kept' });
+      expect((await call(token)).statusCode).toBe(404);
+      for (const authorization of [`bearer ${token}`, `Bearer  ${token}`, `Bearer ${token} `]) {
+        const res = await stack.api.app.inject({ url: '/v1/orders/ord_none', headers: { authorization } });
+        expect({ status: res.statusCode, ...res.json().error }).toEqual({
+          status: 401,
+          code: 'INVALID_TOKEN',
+          message: 'the Authorization header must be "Bearer <JWT>"',
+        });
+      }
     });
   });
 
