@@ -6,13 +6,27 @@
  * the registry never grows from request data.
  */
 import type { PostgresPool, PostgresPoolClient } from 'kysely';
-import type pg from 'pg';
+import pg from 'pg';
 
 const names = new Map<string, string>();
 
 /** Sends this exact SQL text as a named statement from now on. */
 export function prepareStatement(sql: string): void {
   if (!names.has(sql)) names.set(sql, `waybill_${names.size + 1}`);
+}
+
+/**
+ * Runs a named statement. The query is built from its text (pg copies a config object
+ * property by property on every query, about 2 µs; a text it wraps as is) and named after.
+ */
+function runNamed(client: pg.PoolClient, name: string, text: string, values: unknown[]) {
+  return new Promise<pg.QueryResult>((resolve, reject) => {
+    const query = new pg.Query(text, values, (err, result) =>
+      err ? reject(err) : resolve(result as unknown as pg.QueryResult),
+    );
+    (query as { name?: string }).name = name;
+    client.query(query);
+  });
 }
 
 /** The pool as Kysely takes it, sending registered statements by name. */
@@ -26,7 +40,7 @@ export function withPreparedStatements(pool: pg.Pool): PostgresPool {
         query: ((sqlOrCursor: unknown, parameters?: readonly unknown[]) => {
           const name = typeof sqlOrCursor === 'string' ? names.get(sqlOrCursor) : undefined;
           if (name !== undefined) {
-            return client.query({ name, text: sqlOrCursor as string, values: [...(parameters ?? [])] });
+            return runNamed(client, name, sqlOrCursor as string, (parameters ?? []) as unknown[]);
           }
           return typeof sqlOrCursor === 'string'
             ? client.query(sqlOrCursor, parameters as unknown[])
