@@ -6,7 +6,12 @@
 import type { Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
-import { shipmentViewsByIds, type ShipmentViewRow } from '../read-model/order-tracking';
+import {
+  shipmentViewsByIds,
+  trackingShipmentOf,
+  type ShipmentViewRow,
+  type TrackingShipment,
+} from '../read-model/order-tracking';
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
 import { STATUS_TEXT } from './freshness';
@@ -107,32 +112,36 @@ export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
 /** Newest first, capped: a parcel with more scans than this shows its latest ones. */
 export const MAX_EVENTS = RECENT_EVENTS_LIMIT;
 
-/** Builds the views from rows of the read model's shipment views (src/read-model/order-tracking.ts); `refreshes` by shipment id when one was asked. */
+/** ISO 8601 in UTC of epoch ms, or null. */
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const dateOrNull = (ms: number | null) => (ms === null ? null : new Date(ms));
+
+/** Builds the views of these shipments (src/read-model/order-tracking.ts); `refreshes` by shipment id when one was asked. */
 export function toTrackingViews(
-  rows: ShipmentViewRow[],
+  shipments: TrackingShipment[],
   rule: FreshnessRule,
   refreshes: ReadonlyMap<string, ShipmentRefresh> = new Map(),
 ): ShipmentTrackingView[] {
   const nowMs = Date.now();
-  return rows.map((shipment) => {
+  return shipments.map((shipment) => {
     const status = shipment.status as ShipmentStatus;
     const refresh = refreshes.get(shipment.id) ?? null;
     const live = refresh?.outcome === RefreshOutcome.LIVE;
     return {
       shipmentId: shipment.id,
-      trackingNumber: shipment.tracking_number,
+      trackingNumber: shipment.trackingNumber,
       courier: shipment.courier,
       status,
       description: STATUS_TEXT[status],
-      eta: shipment.eta?.toISOString() ?? null,
-      lastUpdatedAt: shipment.last_synced_at?.toISOString() ?? null,
+      eta: isoOrNull(shipment.eta),
+      lastUpdatedAt: isoOrNull(shipment.lastSyncedAt),
       freshness: freshnessOf(
         {
           status,
-          lastSyncedAt: shipment.last_synced_at,
-          nextPollAt: shipment.next_poll_at,
-          syncFailingSince: shipment.sync_failing_since,
-          createdAt: shipment.created_at,
+          lastSyncedAt: dateOrNull(shipment.lastSyncedAt),
+          nextPollAt: dateOrNull(shipment.nextPollAt),
+          syncFailingSince: dateOrNull(shipment.syncFailingSince),
+          createdAt: new Date(shipment.createdAt),
         },
         rule,
         nowMs,
@@ -140,7 +149,7 @@ export function toTrackingViews(
       dataSource: {
         isLive: live,
         isCached: !live,
-        unavailable: shipment.sync_error !== null,
+        unavailable: shipment.syncError !== null,
         refresh: refresh?.outcome ?? null,
         nextLiveRefreshAt: refresh?.nextLiveRefreshAt?.toISOString() ?? null,
       },
@@ -169,5 +178,5 @@ export async function trackingViews(
   );
   const byId = new Map(rows.map((r) => [r.id, r]));
   const ordered = shipments.map((s) => byId.get(s.id)).filter((r): r is ShipmentViewRow => r !== undefined);
-  return toTrackingViews(ordered, rule);
+  return toTrackingViews(ordered.map(trackingShipmentOf), rule);
 }

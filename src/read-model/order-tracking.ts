@@ -1,13 +1,14 @@
 /**
  * The read-model queries behind the tracking reads (customer, guest by order number, guest
- * by tracking number). Each read is one SQL statement: the order and its shipments come in
- * one left join, and every shipment row carries its newest events (`recent_events`, kept by
- * the record activity), so a read is one round trip to Postgres.
+ * by tracking number). Each read is one SQL statement answering one JSON value: Postgres
+ * builds the order with its shipments (each carrying its newest events, `recent_events`,
+ * kept by the record activity), times as epoch ms, so a read is one round trip and the
+ * driver parses one value (one `JSON.parse`) instead of a row per shipment with a text
+ * timestamp to parse per column.
  *
  * They are compiled once at load time and run with new parameter values, so a request
- * builds and compiles no SQL (Kysely's "build and compile apart from execution"), and sent
- * as named statements (db/prepared.ts), so Postgres parses and plans each once per
- * connection instead of on every read.
+ * builds and compiles no SQL, and sent as named statements (db/prepared.ts), so Postgres
+ * parses and plans each once per connection instead of on every read.
  */
 import {
   DummyDriver,
@@ -15,9 +16,10 @@ import {
   PostgresAdapter,
   PostgresIntrospector,
   PostgresQueryCompiler,
-  type Compilable,
+  sql,
+  type CompiledQuery,
 } from 'kysely';
-import type { Database } from '../../db/database';
+import type { Database, RecentEvent } from '../../db/database';
 import { prepareStatement } from '../../db/prepared';
 
 /** The shipment columns a tracking view is built from (plus `recent_events as events`). */
@@ -45,7 +47,42 @@ export function selectShipmentViews(db: Kysely<Database>) {
 
 export type ShipmentViewRow = Awaited<ReturnType<ReturnType<typeof selectShipmentViews>['execute']>>[number];
 
-/** Builds and compiles queries, never runs them (the queries below are run by the caller's db). */
+/** A shipment as a tracking view is built from: its view columns, times as epoch ms. */
+export interface TrackingShipment {
+  id: string;
+  courier: string;
+  trackingNumber: string;
+  status: string;
+  eta: number | null;
+  lastSyncedAt: number | null;
+  syncError: string | null;
+  nextPollAt: number | null;
+  syncFailingSince: number | null;
+  createdAt: number;
+  /** Newest first. */
+  events: RecentEvent[];
+}
+
+const ms = (date: Date | null) => (date === null ? null : date.getTime());
+
+/** A row of {@link selectShipmentViews} as a {@link TrackingShipment}. */
+export function trackingShipmentOf(row: ShipmentViewRow): TrackingShipment {
+  return {
+    id: row.id,
+    courier: row.courier,
+    trackingNumber: row.tracking_number,
+    status: row.status,
+    eta: ms(row.eta),
+    lastSyncedAt: ms(row.last_synced_at),
+    syncError: row.sync_error,
+    nextPollAt: ms(row.next_poll_at),
+    syncFailingSince: ms(row.sync_failing_since),
+    createdAt: row.created_at.getTime(),
+    events: row.events,
+  };
+}
+
+/** Compiles SQL, never runs it (the statements below are run by the caller's db). */
 const compiler = new Kysely<Database>({
   dialect: {
     createAdapter: () => new PostgresAdapter(),
@@ -56,48 +93,48 @@ const compiler = new Kysely<Database>({
 });
 
 /**
- * A query compiled once, run with one parameter. The query is built with a marker value,
- * and the compiled parameters must be exactly that marker, so a query that grows another
- * parameter fails at load time instead of running with the wrong values.
+ * A statement answering at most one row of one JSON column `t`, compiled once and run with
+ * one parameter. It is built with a marker value, and the compiled parameters must be
+ * exactly that marker, so a statement that grows another parameter fails at load time
+ * instead of running with the wrong values.
  */
-function prepared<Row>(build: (db: Kysely<Database>, param: string) => Compilable<Row>) {
+function jsonRead<T>(build: (param: string) => { compile(db: Kysely<Database>): CompiledQuery }) {
   const marker = '\u0000parameter';
-  const compiled = build(compiler, marker).compile();
+  const compiled = build(marker).compile(compiler);
   if (compiled.parameters.length !== 1 || compiled.parameters[0] !== marker) {
     throw new Error(`a prepared read takes exactly one parameter: ${compiled.sql}`);
   }
   prepareStatement(compiled.sql);
-  return async (db: Kysely<Database>, param: string): Promise<Row[]> =>
-    (await db.executeQuery<Row>({ ...compiled, parameters: [param] })).rows;
+  const { sql: text, query } = compiled;
+  return async (db: Kysely<Database>, param: string): Promise<T | null> => {
+    const { rows } = await db.executeQuery<{ t: T }>({
+      sql: text,
+      query,
+      parameters: [param],
+      queryId: compiled.queryId,
+    });
+    return rows[0]?.t ?? null;
+  };
 }
 
-function selectOrderTracking(db: Kysely<Database>) {
-  return db
-    .selectFrom('orders as o')
-    .leftJoin('shipments as s', 's.order_id', 'o.id')
-    .select([
-      'o.id as order_id',
-      'o.number as order_number',
-      'o.status as order_status',
-      'o.customer_id as order_customer_id',
-      'o.email as order_email',
-      'o.postcode as order_postcode',
-      's.id',
-      's.courier',
-      's.tracking_number',
-      's.status',
-      's.eta',
-      's.last_synced_at',
-      's.sync_error',
-      's.next_poll_at',
-      's.sync_failing_since',
-      's.created_at',
-      's.recent_events as events',
-    ])
-    .orderBy('s.id');
-}
+/** Epoch ms of a timestamptz (truncated, as a JS Date keeps it), or null. */
+const epochMs = (column: string) => sql`floor(extract(epoch from ${sql.ref(column)}) * 1000)`;
 
-type OrderTrackingRow = Awaited<ReturnType<ReturnType<typeof selectOrderTracking>['execute']>>[number];
+/** One shipment row `s` as a {@link TrackingShipment}. */
+const shipmentJson = sql`json_build_object(
+  'id', s.id, 'courier', s.courier, 'trackingNumber', s.tracking_number, 'status', s.status,
+  'eta', ${epochMs('s.eta')}, 'lastSyncedAt', ${epochMs('s.last_synced_at')}, 'syncError', s.sync_error,
+  'nextPollAt', ${epochMs('s.next_poll_at')}, 'syncFailingSince', ${epochMs('s.sync_failing_since')},
+  'createdAt', ${epochMs('s.created_at')}, 'events', s.recent_events)`;
+
+/** The order (by the column named) with its shipments, ordered by id, as one {@link OrderTrackingRecord}. */
+const orderJson = (column: 'id' | 'number', value: string) => sql`
+  select json_build_object(
+    'order', json_build_object('id', o.id, 'number', o.number, 'status', o.status,
+                               'customerId', o.customer_id, 'email', o.email, 'postcode', o.postcode),
+    'shipments', coalesce((select json_agg(${shipmentJson} order by s.id)
+                           from shipments s where s.order_id = o.id), '[]'::json)) as t
+  from orders o where ${sql.ref(`o.${column}`)} = ${value}`;
 
 export interface OrderTrackingRecord {
   order: {
@@ -109,50 +146,16 @@ export interface OrderTrackingRecord {
     postcode: string | null;
   };
   /** Ordered by shipment id. */
-  shipments: ShipmentViewRow[];
+  shipments: TrackingShipment[];
 }
 
-function toRecord(rows: OrderTrackingRow[]): OrderTrackingRecord | null {
-  const first = rows[0];
-  if (!first) return null;
-  const shipments: ShipmentViewRow[] = [];
-  for (const r of rows) {
-    // The left join gives one row with null shipment columns for an order without shipments.
-    if (r.id === null) continue;
-    shipments.push({
-      id: r.id,
-      courier: r.courier!,
-      tracking_number: r.tracking_number!,
-      status: r.status!,
-      eta: r.eta,
-      last_synced_at: r.last_synced_at,
-      sync_error: r.sync_error,
-      next_poll_at: r.next_poll_at,
-      sync_failing_since: r.sync_failing_since,
-      created_at: r.created_at!,
-      events: r.events!,
-    });
-  }
-  return {
-    order: {
-      id: first.order_id,
-      number: first.order_number,
-      status: first.order_status,
-      customerId: first.order_customer_id,
-      email: first.order_email,
-      postcode: first.order_postcode,
-    },
-    shipments,
-  };
-}
-
-const byOrderId = prepared((db, id) => selectOrderTracking(db).where('o.id', '=', id));
-const byOrderNumber = prepared((db, number) => selectOrderTracking(db).where('o.number', '=', number));
-const byTrackingNumber = prepared((db, trackingNumber) =>
-  selectShipmentViews(db)
-    .where('tracking_number', '=', trackingNumber)
-    .where('archived_at', 'is', null)
-    .orderBy('created_at', 'desc'),
+const byOrderId = jsonRead<OrderTrackingRecord>((id) => orderJson('id', id));
+const byOrderNumber = jsonRead<OrderTrackingRecord>((number) => orderJson('number', number));
+const byTrackingNumber = jsonRead<TrackingShipment>(
+  (trackingNumber) => sql`
+    select ${shipmentJson} as t from shipments s
+    where s.tracking_number = ${trackingNumber} and s.archived_at is null
+    order by s.created_at desc limit 1`,
 );
 
 /** An order (by id) with the tracking of its shipments, in one statement; null when there is no such order. */
@@ -160,7 +163,7 @@ export async function orderTrackingById(
   db: Kysely<Database>,
   orderId: string,
 ): Promise<OrderTrackingRecord | null> {
-  return toRecord(await byOrderId(db, orderId));
+  return byOrderId(db, orderId);
 }
 
 /** An order (by its number, as stored: upper case) with the tracking of its shipments, in one statement. */
@@ -168,15 +171,15 @@ export async function orderTrackingByNumber(
   db: Kysely<Database>,
   orderNumber: string,
 ): Promise<OrderTrackingRecord | null> {
-  return toRecord(await byOrderNumber(db, orderNumber));
+  return byOrderNumber(db, orderNumber);
 }
 
-/** The newest unarchived shipment with this tracking number, with its events; undefined when none. */
+/** The newest unarchived shipment with this tracking number, with its events; null when none. */
 export async function shipmentByTrackingNumber(
   db: Kysely<Database>,
   trackingNumber: string,
-): Promise<ShipmentViewRow | undefined> {
-  return (await byTrackingNumber(db, trackingNumber))[0];
+): Promise<TrackingShipment | null> {
+  return byTrackingNumber(db, trackingNumber);
 }
 
 /** The order's shipments with their newest events, by id. */

@@ -11,6 +11,7 @@ import {
   orderTrackingById,
   orderTrackingByNumber,
   shipmentViewsOfOrder,
+  trackingShipmentOf,
 } from '../../read-model/order-tracking';
 import { orderLines } from '../../read-model/orders';
 import { latestPaymentOf } from '../../read-model/payments';
@@ -159,7 +160,11 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         const { principal } = request;
         const refreshed = await refreshShipments(
           deps,
-          shipments,
+          shipments.map((s) => ({
+            id: s.id,
+            status: s.status,
+            last_synced_at: s.lastSyncedAt === null ? null : new Date(s.lastSyncedAt),
+          })),
           {
             requestedBy: actorOf(principal),
             // Admins have no quota; they are few, and still held to the cooldown.
@@ -171,7 +176,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
         message = refreshed.message;
         // Re-read only when a workflow was asked: it answers after its read-model write.
         if ([...refreshes.values()].some((r) => ASKED_WORKFLOW.has(r.outcome))) {
-          shipments = await shipmentViewsOfOrder(db, order.id);
+          shipments = (await shipmentViewsOfOrder(db, order.id)).map(trackingShipmentOf);
         }
       }
       return {
