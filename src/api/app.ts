@@ -219,6 +219,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
   });
 
+  // Before any route: it gives each route its metrics hook as the route is added.
+  await app.register(metricsPlugin, { deps });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -266,7 +268,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ),
   });
   await app.register(authPlugin, { config: deps.config });
-  await app.register(metricsPlugin, { deps });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
     if (err instanceof ApiError) {

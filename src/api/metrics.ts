@@ -9,9 +9,15 @@
  * Each app has its own registry (never prom-client's global one): tests build several
  * apps in one process, and a metric registered twice in one registry is an error.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type onResponseHookHandler,
+} from 'fastify';
 import fp from 'fastify-plugin';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { COURIER_CODES } from '../couriers/types';
 import { shipmentCountsByStatus, staleCount, syncFailingCount } from '../read-model/admin-queries';
 import { SHIPMENT_STATUSES } from '../domain/status';
@@ -19,6 +25,7 @@ import { budgetDay } from '../domain/polling';
 import { courierUsageOn } from '../read-model/courier-usage';
 import type { ApiDeps } from './app';
 import { errorBody } from './errors';
+import { RequestMetrics, type RecordRequest } from './request-metrics';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -153,41 +160,36 @@ function registerBusinessGauges(app: FastifyInstance, registry: Registry, deps: 
 }
 
 /**
- * Registers the metrics hook on every route (this plugin is not encapsulated), the gauges,
- * and the metrics listener's app with `GET /metrics`. Register it before the routes.
+ * Registers the request metrics on every route (this plugin is not encapsulated: each route
+ * added after it gets an onResponse hook of its own, with its template resolved once), the
+ * gauges, and the metrics listener's app with `GET /metrics`. Register it before any route.
  */
 export const metricsPlugin = fp<{ deps: ApiDeps }>(async (app, { deps }) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const labelNames = ['method', 'route', 'status_code'] as const;
-  const requests = new Counter({
-    name: 'waybill_http_requests_total',
-    help: 'HTTP requests answered, by method, route template and status code',
-    labelNames,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'waybill_http_request_duration_seconds',
-    help: 'Time to answer an HTTP request, by method, route template and status code (event streams excluded)',
-    labelNames,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
+  const requests = new RequestMetrics();
 
-  // A callback hook: no promise per request.
-  app.addHook('onResponse', (request, reply, done) => {
-    const labels = {
-      method: request.method,
-      // The template (/v1/tracking/:trackingNumber), never the URL: one series per route.
-      route: request.routeOptions.url ?? UNMATCHED_ROUTE,
-      status_code: String(reply.statusCode),
-    };
-    requests.inc(labels);
+  const observe = (record: RecordRequest, request: FastifyRequest, reply: FastifyReply) => {
     // An event stream lasts as long as the client stays: not a latency.
     const type = reply.getHeader('content-type');
-    if (typeof type !== 'string' || !type.startsWith('text/event-stream')) {
-      duration.observe(labels, reply.elapsedTime / 1000);
-    }
+    const streamed = typeof type === 'string' && type.startsWith('text/event-stream');
+    record(request.method, reply.statusCode, streamed ? null : reply.elapsedTime / 1000);
+  };
+  app.addHook('onRoute', (route) => {
+    // The template (/v1/tracking/:trackingNumber), never the URL: one series per route.
+    const record = requests.forRoute(route.url);
+    // A callback hook: no promise per request.
+    const hook: onResponseHookHandler = (request, reply, done) => {
+      observe(record, request, reply);
+      done();
+    };
+    // A new array: Fastify's HEAD twin of a GET route starts from the GET's options.
+    route.onResponse = [...[route.onResponse ?? []].flat(), hook];
+  });
+  // Requests that matched no route (Fastify's not-found handler runs the app's hooks).
+  const unmatched = requests.forRoute(UNMATCHED_ROUTE);
+  app.addHook('onResponse', (request, reply, done) => {
+    if (request.is404) observe(unmatched, request, reply);
     done();
   });
 
@@ -196,9 +198,12 @@ export const metricsPlugin = fp<{ deps: ApiDeps }>(async (app, { deps }) => {
 
   // A separate app, so the public port never serves it and its scrapes stay out of the
   // request metrics, rate limits and OpenAPI document.
-  const server = Fastify({ loggerInstance: app.log, disableRequestLogging: true });
+  const server = Fastify({
+    loggerInstance: app.log,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   server.get('/metrics', async (_request, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
+    reply.type(registry.contentType).send(`${await registry.metrics()}\n${requests.exposition()}\n`),
   );
   server.setNotFoundHandler((_request, reply) =>
     reply.code(404).send(errorBody('NOT_FOUND', 'this listener serves GET /metrics only')),
