@@ -106,8 +106,9 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
      * Compensation for an authorise whose outcome is unknown (every attempt timed out or
      * failed, but the provider may have acted before the answer was lost). Asks again with
      * the same idempotency key — the provider answers with what it did the first time, or
-     * does it now — and voids any authorisation, so no hold stays on the shopper's card.
-     * A request the provider refuses means nothing was authorised.
+     * does it now — records that answer (a decline too) and voids any authorisation, so no
+     * hold stays on the shopper's card. A request the provider refuses means nothing was
+     * authorised.
      */
     async voidUnknownAuthorisation(input: AuthoriseInput): Promise<{ voided: boolean }> {
       const idempotencyKey = paymentIdempotencyKey(input.orderId, 'authorise');
@@ -118,13 +119,14 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
         if (err instanceof PaymentRejectedError) return { voided: false };
         throw asFailure(err);
       }
-      if (result.status !== 'AUTHORISED') return { voided: false };
+      // Its answer goes on file either way: a decline found now is the order's payment row.
       await recordAuthorisation({
         orderId: input.orderId,
         amount: input.amount,
         currency: input.currency,
         result,
       });
+      if (result.status !== 'AUTHORISED') return { voided: false };
       try {
         const summary = await deps.payments.void({
           idempotencyKey: paymentIdempotencyKey(input.orderId, 'void'),

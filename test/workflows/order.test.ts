@@ -116,6 +116,24 @@ describe('order saga', () => {
     expect(await shipments(orderId)).toEqual([]);
   });
 
+  it('records a decline whose answer was lost: the re-ask finds the card declined, nothing is voided, the decline is on file', async () => {
+    // The provider declines, but holds each answer back past our 2 s client timeout.
+    stack.payments.state.faults.set({ kind: 'timeout', ms: 2_500, calls: 5, operation: 'authorise' });
+    const { orderId, handle, sku } = await orderInStock({
+      onHand: 10,
+      payment: DECLINED_PAYMENT,
+      prebook: false,
+    });
+    const result = await handle.result();
+
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'PAYMENT_FAILED' });
+    // A decline holds nothing on the card: the provider keeps no payment for it.
+    expect(stack.payments.state.paymentsOf(orderId)).toEqual([]);
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['DECLINED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 10, reserved: 0 });
+    expect(await shipments(orderId)).toEqual([]);
+  });
+
   it('cancels a booking whose answer was lost: every booking attempt timed out, yet the courier holds nothing', async () => {
     // The courier books, but every answer arrives after our 2 s client timeout.
     stack.couriers.backend.faults.set({ kind: 'latency', ms: 2_500, format: 'native' });
