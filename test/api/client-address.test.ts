@@ -47,6 +47,20 @@ describe('client address behind a proxy', () => {
     expect(await twoClients(api)).toEqual(expected);
   });
 
+  it('never limits the health checks (the orchestrator polls them), and limits the routes beside them', async () => {
+    const api = await stack.anotherApi({ env: { WAYBILL_RATE_LIMIT_PER_MINUTE: '2' } });
+    for (let i = 0; i < 4; i++) {
+      const live = await api.app.inject({ url: '/health/live' });
+      expect({ status: live.statusCode, limit: live.headers['ratelimit-limit'] }).toEqual({
+        status: 200,
+        limit: undefined,
+      });
+    }
+    const documents = [];
+    for (let i = 0; i < 3; i++) documents.push((await api.app.inject({ url: '/openapi.json' })).statusCode);
+    expect(documents).toEqual([200, 200, 429]);
+  });
+
   it('names a WAYBILL_TRUST_PROXY it cannot read', () => {
     expect(() => loadConfig({ WAYBILL_TRUST_PROXY: 'the load balancer' })).toThrow(ConfigError);
     expect(() => loadConfig({ WAYBILL_TRUST_PROXY: '10.0.0.0/40' })).toThrow(
