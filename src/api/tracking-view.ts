@@ -112,6 +112,8 @@ export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
 /** Newest first, capped: a parcel with more scans than this shows its latest ones. */
 export const MAX_EVENTS = RECENT_EVENTS_LIMIT;
 
+/** ISO 8601 in UTC of epoch ms, or null. */
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const dateOrNull = (ms: number | null) => (ms === null ? null : new Date(ms));
 
 /** Builds the views of these shipments (src/read-model/order-tracking.ts); `refreshes` by shipment id when one was asked. */
@@ -131,8 +133,8 @@ export function toTrackingViews(
       courier: shipment.courier,
       status,
       description: STATUS_TEXT[status],
-      eta: shipment.eta,
-      lastUpdatedAt: shipment.lastUpdatedAt,
+      eta: isoOrNull(shipment.eta),
+      lastUpdatedAt: isoOrNull(shipment.lastSyncedAt),
       freshness: freshnessOf(
         {
           status,
@@ -151,10 +153,11 @@ export function toTrackingViews(
         refresh: refresh?.outcome ?? null,
         nextLiveRefreshAt: refresh?.nextLiveRefreshAt?.toISOString() ?? null,
       },
+      // JSON carries timestamps as text ("…+00:00"): normalise to ISO 8601 in UTC.
       events: shipment.events.slice(0, MAX_EVENTS).map((e) => ({
         status: e.status as ShipmentStatus,
         description: STATUS_TEXT[e.status as ShipmentStatus],
-        occurredAt: e.occurredAt,
+        occurredAt: new Date(e.occurredAt).toISOString(),
         city: e.city,
         country: e.country,
       })),

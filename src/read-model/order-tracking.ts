@@ -19,7 +19,7 @@ import {
   sql,
   type CompiledQuery,
 } from 'kysely';
-import { RECENT_EVENTS_LIMIT, type Database, type RecentEvent } from '../../db/database';
+import type { Database, RecentEvent } from '../../db/database';
 import { prepareStatement } from '../../db/prepared';
 
 /** The shipment columns a tracking view is built from (plus `recent_events as events`). */
@@ -47,29 +47,23 @@ export function selectShipmentViews(db: Kysely<Database>) {
 
 export type ShipmentViewRow = Awaited<ReturnType<ReturnType<typeof selectShipmentViews>['execute']>>[number];
 
-/**
- * A shipment as a tracking view is built from: what is shown as ISO 8601 text in UTC
- * (`eta`, `lastUpdatedAt`, each event's `occurredAt`), what freshness is judged by as epoch ms.
- */
+/** A shipment as a tracking view is built from: its view columns, times as epoch ms. */
 export interface TrackingShipment {
   id: string;
   courier: string;
   trackingNumber: string;
   status: string;
-  eta: string | null;
-  /** When it was last synced, as shown. */
-  lastUpdatedAt: string | null;
+  eta: number | null;
   lastSyncedAt: number | null;
   syncError: string | null;
   nextPollAt: number | null;
   syncFailingSince: number | null;
   createdAt: number;
-  /** Newest first; `occurredAt` in ISO 8601 UTC. */
+  /** Newest first. */
   events: RecentEvent[];
 }
 
 const ms = (date: Date | null) => (date === null ? null : date.getTime());
-const iso = (date: Date | null) => (date === null ? null : date.toISOString());
 
 /** A row of {@link selectShipmentViews} as a {@link TrackingShipment}. */
 export function trackingShipmentOf(row: ShipmentViewRow): TrackingShipment {
@@ -78,35 +72,14 @@ export function trackingShipmentOf(row: ShipmentViewRow): TrackingShipment {
     courier: row.courier,
     trackingNumber: row.tracking_number,
     status: row.status,
-    eta: iso(row.eta),
-    lastUpdatedAt: iso(row.last_synced_at),
+    eta: ms(row.eta),
     lastSyncedAt: ms(row.last_synced_at),
     syncError: row.sync_error,
     nextPollAt: ms(row.next_poll_at),
     syncFailingSince: ms(row.sync_failing_since),
     createdAt: row.created_at.getTime(),
-    // JSON carries timestamps as text ("…+00:00"): normalise to ISO 8601 in UTC.
-    events: row.events.map((e) => ({ ...e, occurredAt: new Date(e.occurredAt).toISOString() })),
+    events: row.events,
   };
-}
-
-/**
- * ISO 8601 with milliseconds and Z, from Postgres' JSON text of a UTC `timestamp`
- * ("2026-12-01T09:30:00.25": trailing zeros dropped, microseconds truncated as a Date
- * truncates them). String work only: `Date#toISOString` costs ~0.7 µs a call on this box.
- */
-function isoOfUtc(text: string): string {
-  if (text.length === 19) return `${text}.000Z`;
-  if (text.length > 20 && text.length <= 26 && text[19] === '.') return `${`${text}00`.slice(0, 23)}Z`;
-  return new Date(`${text}Z`).toISOString(); // not the usual shape (a year past 9999): let Date say it
-}
-
-/** Turns the JSON read's UTC timestamps (see {@link shipmentJson}) into ISO 8601, in place. */
-function withIsoTimes(shipment: TrackingShipment): TrackingShipment {
-  if (shipment.eta !== null) shipment.eta = isoOfUtc(shipment.eta);
-  if (shipment.lastUpdatedAt !== null) shipment.lastUpdatedAt = isoOfUtc(shipment.lastUpdatedAt);
-  for (const event of shipment.events) event.occurredAt = isoOfUtc(event.occurredAt);
-  return shipment;
 }
 
 /** Compiles SQL, never runs it (the statements below are run by the caller's db). */
@@ -146,26 +119,13 @@ function jsonRead<T>(build: (param: string) => { compile(db: Kysely<Database>): 
 
 /** Epoch ms of a timestamptz (truncated, as a JS Date keeps it), or null. */
 const epochMs = (column: string) => sql`floor(extract(epoch from ${sql.ref(column)}) * 1000)`;
-/** A timestamptz as a UTC `timestamp`, which JSON writes as ISO 8601 text (no zone). */
-const utc = (column: string) => sql`(${sql.ref(column)} at time zone 'UTC')`;
 
-/**
- * One shipment row `s` as a {@link TrackingShipment}, before {@link withIsoTimes}. Its kept
- * events (`recent_events`, occurredAt as written, e.g. "…+05:30") are rebuilt with their
- * times in UTC, newest first as kept.
- */
+/** One shipment row `s` as a {@link TrackingShipment}. */
 const shipmentJson = sql`json_build_object(
   'id', s.id, 'courier', s.courier, 'trackingNumber', s.tracking_number, 'status', s.status,
-  'eta', ${utc('s.eta')}, 'lastUpdatedAt', ${utc('s.last_synced_at')},
-  'lastSyncedAt', ${epochMs('s.last_synced_at')}, 'syncError', s.sync_error,
+  'eta', ${epochMs('s.eta')}, 'lastSyncedAt', ${epochMs('s.last_synced_at')}, 'syncError', s.sync_error,
   'nextPollAt', ${epochMs('s.next_poll_at')}, 'syncFailingSince', ${epochMs('s.sync_failing_since')},
-  'createdAt', ${epochMs('s.created_at')},
-  'events', coalesce((
-    select json_agg(json_build_object(
-             'status', e->'status', 'occurredAt', (e->>'occurredAt')::timestamptz at time zone 'UTC',
-             'city', e->'city', 'country', e->'country') order by n)
-    from jsonb_array_elements(s.recent_events) with ordinality as kept(e, n)
-    where n <= ${sql.lit(RECENT_EVENTS_LIMIT)}), '[]'::json))`;
+  'createdAt', ${epochMs('s.created_at')}, 'events', s.recent_events)`;
 
 /** The order (by the column named) with its shipments, ordered by id, as one {@link OrderTrackingRecord}. */
 const orderJson = (column: 'id' | 'number', value: string) => sql`
@@ -190,10 +150,6 @@ export interface OrderTrackingRecord {
 }
 
 const byOrderId = jsonRead<OrderTrackingRecord>((id) => orderJson('id', id));
-const withIsoOrder = (record: OrderTrackingRecord | null) => {
-  record?.shipments.forEach(withIsoTimes);
-  return record;
-};
 const byOrderNumber = jsonRead<OrderTrackingRecord>((number) => orderJson('number', number));
 const byTrackingNumber = jsonRead<TrackingShipment>(
   (trackingNumber) => sql`
@@ -207,7 +163,7 @@ export async function orderTrackingById(
   db: Kysely<Database>,
   orderId: string,
 ): Promise<OrderTrackingRecord | null> {
-  return withIsoOrder(await byOrderId(db, orderId));
+  return byOrderId(db, orderId);
 }
 
 /** An order (by its number, as stored: upper case) with the tracking of its shipments, in one statement. */
@@ -215,7 +171,7 @@ export async function orderTrackingByNumber(
   db: Kysely<Database>,
   orderNumber: string,
 ): Promise<OrderTrackingRecord | null> {
-  return withIsoOrder(await byOrderNumber(db, orderNumber));
+  return byOrderNumber(db, orderNumber);
 }
 
 /** The newest unarchived shipment with this tracking number, with its events; null when none. */
@@ -223,8 +179,7 @@ export async function shipmentByTrackingNumber(
   db: Kysely<Database>,
   trackingNumber: string,
 ): Promise<TrackingShipment | null> {
-  const shipment = await byTrackingNumber(db, trackingNumber);
-  return shipment && withIsoTimes(shipment);
+  return byTrackingNumber(db, trackingNumber);
 }
 
 /** The order's shipments with their newest events, by id. */
