@@ -18,6 +18,10 @@
  * 20.8 polls/s, 15× the default 2 h IN_TRANSIT interval); the courier queue's caps are lifted to
  * 20 at once, 1,000/s (the defaults, 3 and 5/s, cap a whole fleet at 5 polls/s).
  *
+ * After each ramp the run settles before the hold: it waits until the ramp's backlog has drained
+ * (see settle()) and reports how long that took and how late the polls were meanwhile, since
+ * the ramp starts workflows far faster than parcels are booked in production.
+ *
  * Poll lateness, from the read model each poll cycle writes in one transaction:
  * `last_synced_at` (workflow time when the courier's answer reached the workflow) and
  * `next_poll_at` (that + the interval: the next poll's schedule; for the first poll, the
@@ -133,10 +137,10 @@ class PollLog {
     }
   }
 
-  /** Shipments whose scheduled poll is more than {@link OVERDUE_AFTER_MS} past at `now` with no answer. */
-  overdue(now: number): number {
+  /** Shipments whose scheduled poll is more than `pastMs` past at `now` with no answer. */
+  behind(now: number, pastMs = OVERDUE_AFTER_MS): number {
     let n = 0;
-    for (const { due } of this.seen.values()) if (due !== null && due < now - OVERDUE_AFTER_MS) n++;
+    for (const { due } of this.seen.values()) if (due !== null && due < now - pastMs) n++;
     return n;
   }
 }
@@ -201,6 +205,35 @@ async function ramp(
   return { startsPerSecond: (to - from) / ((Date.now() - t0) / 1000), startMs: spread(startMs) };
 }
 
+/**
+ * Waits, after a ramp, until its backlog has drained: the ramp starts workflows far faster than
+ * parcels are booked in production (68 a second here against a few a minute), and the first polls
+ * that fall due meanwhile queue behind the starts. Settled when, just after a scan, at most one
+ * second's worth of polls is more than the lateness goal past its schedule, twice in a row; at
+ * most one interval (a backlog that has not drained by then will not, and the hold shows it).
+ */
+async function settle(
+  stack: ProcessStack,
+  log: PollLog,
+  args: Args,
+  workflows: number,
+  say: (line: string) => void,
+): Promise<{ from: number; seconds: number; settled: boolean }> {
+  const from = Date.now();
+  const allowed = Math.ceil(workflows / (args.intervalMs / 1000));
+  let calm = 0;
+  while (Date.now() - from < args.intervalMs) {
+    await sleep(Math.min(10_000, args.intervalMs / 6));
+    const now = Date.now();
+    await log.scan(stack);
+    calm = log.behind(now, GOAL_LATENESS_P99_MS) <= allowed ? calm + 1 : 0;
+    if (calm >= 2) break;
+  }
+  const seconds = (Date.now() - from) / 1000;
+  say(`settled ${calm >= 2 ? 'after' : 'not within one interval,'} ${fmt(seconds)} s`);
+  return { from, seconds, settled: calm >= 2 };
+}
+
 interface Plateau {
   workflows: number;
   startsPerSecond: number;
@@ -211,8 +244,12 @@ interface Plateau {
   pollsPerSecond: number;
   courierCallsPerSecond: number;
   latenessMs: Spread;
-  /** The hold's second half only: the start burst of the ramp has had time to drain. */
-  latenessLateHalfMs: Spread;
+  /** From the end of the ramp to the hold: until the ramp's backlog drained (see {@link settle}). */
+  settleSeconds: number;
+  /** False when the backlog had not drained after one interval (the hold started anyway). */
+  settled: boolean;
+  /** Lateness of the polls answered while settling. */
+  latenessSettlingMs: Spread;
   overdue: number;
   worker: Usage | null;
   server: Usage | null;
@@ -260,8 +297,8 @@ function report(args: Args, plateaus: Plateau[]): string[] {
       ['late p50', (p) => fmt(p.latenessMs.p50)],
       ['p99', (p) => fmt(p.latenessMs.p99)],
       ['max', (p) => fmt(p.latenessMs.max)],
-      ['2nd half p50', (p) => fmt(p.latenessLateHalfMs.p50)],
-      ['p99', (p) => fmt(p.latenessLateHalfMs.p99)],
+      ['settle s', (p) => `${fmt(p.settleSeconds)}${p.settled ? '' : ' (not)'}`],
+      ['its p99', (p) => fmt(p.latenessSettlingMs.p99)],
       ['overdue', (p) => String(p.overdue)],
       ['WFT wait', (p) => fmt(p.temporal.workflowTaskWaitMs)],
       ['call wait', (p) => fmt(p.temporal.courierCallWaitMs)],
@@ -279,8 +316,10 @@ function report(args: Args, plateaus: Plateau[]): string[] {
       ['pollCourier', (p) => fmt(p.inWorker.pollCourierMs, 1)],
       ['recordTracking', (p) => fmt(p.inWorker.recordTrackingMs, 1)],
     ]),
-    '(starts/s: during the ramp to the plateau; 2nd half: the second half of the hold, after the',
-    ' ramp and its start burst; overdue: at the end of the hold; WFT wait, call wait: mean',
+    "(starts/s: during the ramp to the plateau; settle s: from the ramp's end until no more than a",
+    " second of polls was over 5 s late (the ramp's backlog drained; at most one interval), its",
+    ' p99: lateness of the polls while settling; late p50/p99/max: the hold, after settling;',
+    ' overdue: at the end of the hold; WFT wait, call wait: mean',
     ' schedule-to-start of workflow tasks / courier calls; WFT done: mean time the server took to',
     ' accept a finished workflow task; all ms)',
     '',
@@ -365,6 +404,7 @@ runMain(async () => {
         `ramp ${open.toLocaleString()} → ${target.toLocaleString()}: ${fmt(startsPerSecond)} starts/s (p50 ${fmt(startMs.p50)} ms, p99 ${fmt(startMs.p99)} ms each); holding`,
       );
       open = target;
+      const settling = await settle(stack, log, args, target, say);
       const before = await scrapeMetrics(metricsUrl);
       const callsBefore = stack.courier.backend.stats.snapshot().formats.native.byKind.track;
       const from = Date.now();
@@ -387,10 +427,14 @@ runMain(async () => {
         pollsPerSecond: polls.length / ((to - from) / 1000),
         courierCallsPerSecond: calls / ((to - from) / 1000),
         latenessMs: spread(polls.map((poll) => poll.latenessMs)),
-        latenessLateHalfMs: spread(
-          polls.filter((poll) => poll.at >= (from + to) / 2).map((poll) => poll.latenessMs),
+        settleSeconds: settling.seconds,
+        settled: settling.settled,
+        latenessSettlingMs: spread(
+          log.polls
+            .filter((poll) => poll.at >= settling.from && poll.at < from)
+            .map((poll) => poll.latenessMs),
         ),
-        overdue: log.overdue(to),
+        overdue: log.behind(to),
         worker: usage(inHold.map((s) => s.worker)),
         server: usage(inHold.map((s) => s.server)),
         machine: usage(inHold.map((s) => s.machine)),
@@ -440,9 +484,14 @@ runMain(async () => {
         detail: `${fmt(last.pollsPerSecond, 1)} polls/s over ${fmt(last.holdSeconds / 60, 1)} min at ${last.workflows.toLocaleString()}`,
       },
       {
-        name: `poll lateness p99 ≤ ${GOAL_LATENESS_P99_MS / 1000} s at every plateau`,
+        name: `poll lateness p99 ≤ ${GOAL_LATENESS_P99_MS / 1000} s in every hold (after its ramp's backlog drained)`,
         pass: plateaus.every((p) => p.latenessMs.p99 <= GOAL_LATENESS_P99_MS),
-        detail: plateaus.map((p) => `${fmt(p.latenessMs.p99 / 1000, 1)} s`).join(', '),
+        detail: plateaus
+          .map(
+            (p) =>
+              `${fmt(p.latenessMs.p99 / 1000, 1)} s (settled ${p.settled ? 'after' : 'not within'} ${fmt(p.settleSeconds)} s, p99 ${fmt(p.latenessSettlingMs.p99 / 1000, 1)} s meanwhile)`,
+          )
+          .join(', '),
       },
       {
         name: `worker RSS ≤ ${fmt(GOAL_WORKER_RSS_MIB / 1024, 1)} GiB in every hold`,
