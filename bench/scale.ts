@@ -35,6 +35,9 @@
  * workflows, timed; the dev server's and the worker's RSS and CPU from /proc. The worker child
  * runs with the heap docs/production.md advises (`NODE_OPTIONS`, {@link WORKER_HEAP}).
  *
+ * BENCH_WORKER_CPU_PROF=<dir> runs the worker with `--cpu-prof` into that folder (a profile per
+ * thread, written when the stack stops; the profiler's own cost slows the worker).
+ *
  * Prints three tables and PASS/MISS lines, writes bench/results/scale.json. Exit 0 also on a
  * MISS (the figures are the result), 1 on an error, 130 after Ctrl-C.
  */

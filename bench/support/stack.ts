@@ -176,7 +176,10 @@ function workerProcess(
     async start() {
       if (child) throw new Error('a worker is already running');
       const out = fs.createWriteStream(logFile, { flags: 'a' });
-      const proc = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+      // BENCH_WORKER_CPU_PROF=<dir>: a CPU profile of each worker start, written when it stops.
+      const profile = process.env.BENCH_WORKER_CPU_PROF;
+      const profiling = profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`] : [];
+      const proc = spawn(process.execPath, [...profiling, '--import', 'tsx', 'src/worker.ts'], {
         cwd: root,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
