@@ -169,10 +169,15 @@ describe('own fleet', () => {
     const retried = await post('/v1/driver/reports', pickup, driverHeaders(token));
     expect(retried.json()).toEqual({ ...picked.json(), result: 'duplicate' });
 
-    // The parcel's workflow never asks a courier: it waits for the driver.
-    const snapshot = await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(order.shipmentId))
-      .query(shipmentStateQuery);
+    // The parcel's workflow never asks a courier: it waits for the driver. The report reaches
+    // it as a signal, so its state is read once it has taken it.
+    const snapshot = await eventually(
+      () =>
+        stack.worker.client.workflow
+          .getHandle(shipmentWorkflowId(order.shipmentId))
+          .query(shipmentStateQuery),
+      (state) => state.status !== 'PENDING',
+    );
     expect({ polls: snapshot.polls, nextPollAt: snapshot.nextPollAt, status: snapshot.status }).toEqual({
       polls: 0,
       nextPollAt: null,
