@@ -187,6 +187,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // Unlimited routes opt out of the rate limit here, so the limiter runs nothing for them
     // (an allow-list would be asked on every request of every route).
     if (isUnlimited(route.url)) route.config = { ...route.config, rateLimit: false };
+    // A route's own limit gets a store of its own, sized by the route's options only (the
+    // plugin's `cache` reaches the global store, not these): every limit remembers as many clients.
+    const limit = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit;
+    if (typeof limit === 'object' && limit !== null) {
+      route.config = { ...route.config, rateLimit: { ...limit, cache: deps.config.api.rateLimitClients } };
+    }
     const schema = route.schema as { hide?: boolean; response?: Record<string, unknown> } | undefined;
     if (schema?.hide) return;
     // Any route can meet these, whatever it does: wrong credentials, ambiguous credentials,
@@ -259,6 +265,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(rateLimit, {
     max: deps.config.api.rateLimitPerMinute,
     timeWindow: 60_000,
+    // Clients remembered (~290 B each); the default store's 5,000 would forget, and so reset,
+    // limited clients once more than that many addresses call within a minute.
+    cache: deps.config.api.rateLimitClients,
     // RateLimit-Limit / -Remaining / -Reset (the IETF draft's names) on every limited
     // answer, and Retry-After on a 429: the headers the OpenAPI document declares.
     enableDraftSpec: true,

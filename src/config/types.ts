@@ -76,6 +76,11 @@ export interface Config {
     readonly rateLimitPerMinute: number;
     /** Guest lookups (order number + email/postcode) per minute per IP: wrong proofs are guesses. */
     readonly guestRateLimitPerMinute: number;
+    /**
+     * Clients each rate limit remembers (least recently seen forgotten first). A forgotten
+     * client's count starts again, so it must exceed the distinct clients of one minute.
+     */
+    readonly rateLimitClients: number;
     /** How long `?refresh=true` waits for the shipment workflow's fresh poll before answering from cache (ms). */
     readonly refreshDeadlineMs: number;
     /**

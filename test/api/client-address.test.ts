@@ -61,6 +61,32 @@ describe('client address behind a proxy', () => {
     expect(documents).toEqual([200, 200, 429]);
   });
 
+  it.each([
+    ['every route (the global limit)', '/openapi.json', 2],
+    ["a route's own limit (guest tracking by number: 6 × the guest limit)", '/v1/tracking/!', 6],
+  ])(
+    'remembers WAYBILL_RATE_LIMIT_CLIENTS clients for %s: a limited client stays limited until that many others have called',
+    async (_name, url, limit) => {
+      const api = await stack.anotherApi({
+        env: {
+          WAYBILL_RATE_LIMIT_PER_MINUTE: '2',
+          WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '1',
+          WAYBILL_RATE_LIMIT_CLIENTS: '100',
+        },
+      });
+      const from = async (remoteAddress: string) => (await api.app.inject({ url, remoteAddress })).statusCode;
+      const limited = '203.0.113.7';
+      for (let i = 0; i < limit; i++) expect(await from(limited)).not.toBe(429);
+      expect(await from(limited)).toBe(429);
+      // 99 others: the limited client is still among the 100 remembered.
+      for (let i = 0; i < 99; i++) await from(`10.0.0.${i}`);
+      expect(await from(limited)).toBe(429);
+      // 100 more: it is the least recently seen, so forgotten, and its count starts again.
+      for (let i = 0; i < 100; i++) await from(`10.0.1.${i}`);
+      expect(await from(limited)).not.toBe(429);
+    },
+  );
+
   it('names a WAYBILL_TRUST_PROXY it cannot read', () => {
     expect(() => loadConfig({ WAYBILL_TRUST_PROXY: 'the load balancer' })).toThrow(ConfigError);
     expect(() => loadConfig({ WAYBILL_TRUST_PROXY: '10.0.0.0/40' })).toThrow(
