@@ -247,6 +247,8 @@ interface Plateau {
   pollsPerSecond: number;
   courierCallsPerSecond: number;
   latenessMs: Spread;
+  /** Lateness p99 of each minute of the hold: a tail spread over the hold or bunched in bursts. */
+  latenessP99ByMinuteMs: number[];
   /** From the end of the ramp to the hold: until the ramp's backlog drained (see {@link settle}). */
   settleSeconds: number;
   /** False when the backlog had not drained after one interval (the hold started anyway). */
@@ -430,6 +432,15 @@ runMain(async () => {
         pollsPerSecond: polls.length / ((to - from) / 1000),
         courierCallsPerSecond: calls / ((to - from) / 1000),
         latenessMs: spread(polls.map((poll) => poll.latenessMs)),
+        latenessP99ByMinuteMs: Array.from(
+          { length: Math.ceil((to - from) / 60_000) },
+          (_, m) =>
+            spread(
+              polls
+                .filter((poll) => poll.at >= from + m * 60_000 && poll.at < from + (m + 1) * 60_000)
+                .map((poll) => poll.latenessMs),
+            ).p99,
+        ),
         settleSeconds: settling.seconds,
         settled: settling.settled,
         latenessSettlingMs: spread(
@@ -449,6 +460,9 @@ runMain(async () => {
         inWorker: workerWindow(before, afterHold),
       };
       plateaus.push(p);
+      say(
+        `lateness p99 by minute of the hold (s): ${p.latenessP99ByMinuteMs.map((ms) => fmt(ms / 1000, 1)).join(' ')}`,
+      );
       say(
         `${target.toLocaleString()}: ${fmt(p.pollsPerSecond, 1)} polls/s (expected ${fmt(p.expectedPollsPerSecond, 1)}), lateness p50 ${fmt(p.latenessMs.p50)} ms p99 ${fmt(p.latenessMs.p99)} ms, ${p.overdue} overdue, worker RSS ${fmt(p.worker?.rssMiBEnd ?? NaN)} MiB`,
       );

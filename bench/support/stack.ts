@@ -179,6 +179,8 @@ function workerProcess(
       // BENCH_WORKER_CPU_PROF=<dir>: a CPU profile of each worker start, written when it stops.
       const profile = process.env.BENCH_WORKER_CPU_PROF;
       const profiling = profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`] : [];
+      // BENCH_WORKER_TRACE_GC=1: every collection of each thread's heap (V8's --trace-gc) in the worker's log.
+      if (process.env.BENCH_WORKER_TRACE_GC === '1') profiling.push('--trace-gc');
       const proc = spawn(process.execPath, [...profiling, '--import', 'tsx', 'src/worker.ts'], {
         cwd: root,
         env,
