@@ -6,6 +6,7 @@
  * and captured once; a cancel before pickup ends CANCELLED with nothing captured; the driver
  * API's refusals; the silent-run alarm. Every test ends with the money ledger checked.
  */
+import { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { checkLedger } from '../../devstack/ledger';
@@ -171,13 +172,22 @@ describe('own fleet', () => {
 
     // The parcel's workflow never asks a courier: it waits for the driver. The report reaches
     // it as a signal, so its state is read once it has taken it.
+    const workflowId = shipmentWorkflowId(order.shipmentId);
     const snapshot = await eventually(
-      () =>
-        stack.worker.client.workflow
-          .getHandle(shipmentWorkflowId(order.shipmentId))
-          .query(shipmentStateQuery),
+      () => stack.worker.client.workflow.getHandle(workflowId).query(shipmentStateQuery),
       (state) => state.status !== 'PENDING',
-    );
+    ).catch(async (err: Error) => {
+      // Seen twice in CI (2026-12-05): the order had heard of the pickup from this workflow,
+      // yet the query kept answering a fresh PENDING state. Say which runs and events there are.
+      const runs = [];
+      for await (const run of stack.worker.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+        runs.push(`${run.runId} ${run.status.name}`);
+      const history = await stack.worker.client.workflow.getHandle(workflowId).fetchHistory();
+      const events = (history.events ?? []).map(
+        (e) => `${String(e.eventId)}:${temporal.api.enums.v1.EventType[e.eventType ?? 0]}`,
+      );
+      throw new Error(`${err.message}; runs: ${runs.join(', ')}; latest run's events: ${events.join(' ')}`);
+    });
     expect({ polls: snapshot.polls, nextPollAt: snapshot.nextPollAt, status: snapshot.status }).toEqual({
       polls: 0,
       nextPollAt: null,
