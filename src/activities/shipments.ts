@@ -22,6 +22,8 @@ import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/sta
 import type { Logger } from '../logger';
 import { count, Metrics, observe } from '../metrics';
 import { writeShipmentEvent } from '../notifications/outbox';
+import { parcelEvents } from '../couriers/fleet';
+import { fleetParcelView } from '../read-model/fleet';
 import { insertTrackingEvents } from '../read-model/tracking-events';
 import {
   lockShipment,
@@ -162,6 +164,17 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         message: 'this worker was started without a poll policy',
         nonRetryable: true,
       });
+    },
+
+    /**
+     * A fleet parcel's driver reports as Postgres holds them, as tracking events (newest
+     * first); none for a number the fleet does not know. Each run of a fleet parcel's
+     * workflow starts from them (a local activity), so a report recorded while no run was
+     * there to take its hand-over still reaches the tracking. Reads only.
+     */
+    async driverReports(input: { trackingNumber: string }): Promise<NormalisedEvent[]> {
+      const view = await fleetParcelView(db, input.trackingNumber);
+      return view ? parcelEvents(view) : [];
     },
 
     /**

@@ -339,6 +339,7 @@ export function shipmentStateFrom(row: Shipment, nowMs: number): ShipmentState {
     eta: row.eta?.toISOString() ?? null,
     startedAtMs: row.created_at.getTime(),
     lastScanAtMs,
+    newestScanAtMs: row.last_event_at?.getTime() ?? null,
     quietSinceMs: Math.max(lastScanAtMs, nowMs),
     unansweredSinceMs: null,
     lastPolledAtMs: null,

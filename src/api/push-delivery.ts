@@ -88,8 +88,12 @@ export async function deliverPush(
         'could not release the dedupe row of a push that was not delivered: its retry will be answered duplicate',
       ),
     );
-    // The workflow ended between our read and the signal (delivered, cancelled, expired).
-    if (err instanceof WorkflowNotFoundError) return ignored(`tracking of ${trackingNumber} has finished`);
+    // No run to take it: the workflow ended between our read and the signal (delivered,
+    // cancelled, expired), or the order has not started it yet (its first poll catches up).
+    if (err instanceof WorkflowNotFoundError)
+      return ignored(
+        `no tracking of ${trackingNumber} is running (finished, or not started yet: its first poll asks the courier)`,
+      );
     throw err;
   }
   log.info(

@@ -21,6 +21,11 @@ export interface ShipmentState {
   /** Epoch ms of the newest scan's time, or of the start while there is none. */
   lastScanAtMs: number;
   /**
+   * Epoch ms of the newest scan known (polled or pushed); null while there is none. A pushed
+   * scan older than it adds history but no status; with none known, every scan is news.
+   */
+  newestScanAtMs: number | null;
+  /**
    * Epoch ms the no-scan expiry counts from: the newest scan (or the start), moved later by
    * every stretch in which the courier could not be asked, so only answered silence counts.
    */

@@ -77,6 +77,7 @@ export function initialShipmentState(nowMs: number): ShipmentState {
     eta: null,
     startedAtMs: nowMs,
     lastScanAtMs: nowMs,
+    newestScanAtMs: null,
     quietSinceMs: nowMs,
     unansweredSinceMs: null,
     lastPolledAtMs: null,
@@ -377,6 +378,7 @@ export class ShipmentTracking {
 
   /** A scan restarts the no-scan clock (never moving it back). */
   noteScan(atMs: number): void {
+    this.state.newestScanAtMs = Math.max(this.state.newestScanAtMs ?? atMs, atMs);
     this.state.lastScanAtMs = Math.max(this.state.lastScanAtMs, atMs);
     this.state.quietSinceMs = Math.max(this.state.quietSinceMs, this.state.lastScanAtMs);
   }

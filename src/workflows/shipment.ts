@@ -45,6 +45,16 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   // A courier that is never polled (the shop's own fleet) is only ever heard from: pushed
   // events, a cancel, or the expiry deadline wake this loop.
   const polled = isPolledCourier(input.courier);
+  if (!polled) {
+    // Its driver's reports are handed over as they are made, but one made while no run was
+    // there to take it (the order had not started this tracking yet, or a failed run was
+    // waiting for its restart) was only recorded: each run starts from the log in Postgres.
+    const reports = await worker.driverReports.executeWithOptions(
+      { summary: "the driver's reports so far" },
+      [{ trackingNumber: input.trackingNumber }],
+    );
+    if (reports.length > 0) tracking.pushed.push(reports);
+  }
   // A new parcel's first poll waits for its courier's slot too (nothing is scanned yet anyway).
   if (
     polled &&
@@ -67,8 +77,9 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       // The courier is pushing about this parcel: its policy may poll it rarely for a while.
       tracking.state.lastPushAtMs = Date.now();
       // A late webhook (older than the newest scan we know) adds history but no new status.
-      if (Date.parse(newest.occurredAt) >= tracking.state.lastScanAtMs) tracking.applyEvents(events, newest);
-      else tracking.state.lastScanAtMs = Math.max(tracking.state.lastScanAtMs, Date.parse(newest.occurredAt));
+      // With no scan known, every scan is news, however long before this run it was made.
+      const known = tracking.state.newestScanAtMs;
+      if (known === null || Date.parse(newest.occurredAt) >= known) tracking.applyEvents(events, newest);
       if (!tracking.finished() && polled) tracking.scheduleAfterSuccess();
       await tracking.record(events, { synced: false });
     }

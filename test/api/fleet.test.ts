@@ -6,18 +6,19 @@
  * and captured once; a cancel before pickup ends CANCELLED with nothing captured; the driver
  * API's refusals; the silent-run alarm. Every test ends with the money ledger checked.
  */
-import { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { checkLedger } from '../../devstack/ledger';
-import { closeRun, recordReport } from '../../src/read-model/fleet';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { CourierCode } from '../../src/couriers/types';
+import { bookFleetParcel, closeRun, recordReport } from '../../src/read-model/fleet';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
 import { orderWorkflowId, shipmentStateQuery, shipmentWorkflowId } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { ADDRESS } from '../support/shopper';
 import { useStack } from '../support/stack';
-import { uniqueId } from '../support/temporal';
+import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
 
 jest.setTimeout(120_000);
 
@@ -176,18 +177,7 @@ describe('own fleet', () => {
     const snapshot = await eventually(
       () => stack.worker.client.workflow.getHandle(workflowId).query(shipmentStateQuery),
       (state) => state.status !== 'PENDING',
-    ).catch(async (err: Error) => {
-      // Seen twice in CI (2026-12-05): the order had heard of the pickup from this workflow,
-      // yet the query kept answering a fresh PENDING state. Say which runs and events there are.
-      const runs = [];
-      for await (const run of stack.worker.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
-        runs.push(`${run.runId} ${run.status.name}`);
-      const history = await stack.worker.client.workflow.getHandle(workflowId).fetchHistory();
-      const events = (history.events ?? []).map(
-        (e) => `${String(e.eventId)}:${temporal.api.enums.v1.EventType[e.eventType ?? 0]}`,
-      );
-      throw new Error(`${err.message}; runs: ${runs.join(', ')}; latest run's events: ${events.join(' ')}`);
-    });
+    );
     expect({ polls: snapshot.polls, nextPollAt: snapshot.nextPollAt, status: snapshot.status }).toEqual({
       polls: 0,
       nextPollAt: null,
@@ -527,6 +517,109 @@ describe('own fleet', () => {
       captured: 4_990,
     });
     expect((await post(`/v1/admin/fleet/runs/${ravi.runId}/close`, {})).json().status).toBe('CLOSED');
+  });
+
+  it("a pickup dated before the parcel's tracking started still moves it (no scan was known)", async () => {
+    const { runId, token } = await driverOnRun();
+    const order = await fleetOrder('cus_slow_clock');
+    await assign(runId, [order.trackingNumber]);
+    const tracking = () =>
+      stack.worker.client.workflow.getHandle(shipmentWorkflowId(order.shipmentId)).query(shipmentStateQuery);
+    await eventually(
+      () => tracking().catch(() => null),
+      (state) => state !== null,
+    );
+    // The phone's clock runs a minute behind (within the allowed skew): its pickup is dated
+    // before the tracking began, yet no scan came before it, so it is news, not a late scan.
+    const picked = await report(token, {
+      trackingNumber: order.trackingNumber,
+      kind: 'PICKED_UP',
+      occurredAt: new Date(Date.now() - 60_000).toISOString(),
+    });
+    expect(picked.json()).toMatchObject({ result: 'accepted', status: 'IN_TRANSIT' });
+    await orderStatus(order.orderId, (s) => s === 'SHIPPED');
+    expect((await eventually(tracking, (state) => state.status !== 'PENDING')).status).toBe('IN_TRANSIT');
+    await eventually(
+      () => shipmentRow(order.shipmentId),
+      (row) => row.status === 'IN_TRANSIT',
+    );
+    const delivered = await report(token, {
+      trackingNumber: order.trackingNumber,
+      kind: 'DELIVERED',
+      proofRef: 'pod-slow-clock',
+    });
+    expect(delivered.json()).toMatchObject({ result: 'accepted', status: 'DELIVERED' });
+    await orderStatus(order.orderId, (s) => s === 'DELIVERED');
+    const [payment] = await payments(order.orderId);
+    expect({ status: payment!.status, captured: payment!.amount_captured }).toEqual({
+      status: 'CAPTURED',
+      captured: 4_990,
+    });
+    expect((await post(`/v1/admin/fleet/runs/${runId}/close`, {})).json().status).toBe('CLOSED');
+  });
+
+  it("a report made before the parcel's tracking started reaches it when it starts", async () => {
+    const { runId, token } = await driverOnRun();
+    // A booked fleet parcel whose tracking has not started (the order starts it just after
+    // booking; a worker backlog or outage can make that minutes).
+    const shipmentId = uniqueId('shp');
+    const trackingNumber = await bookFleetParcel(db(), {
+      shipmentId,
+      trackingNumber: `FL${String(Date.now()).slice(-12)}`,
+      recipient: {
+        name: ADDRESS.name,
+        line1: ADDRESS.line1,
+        city: ADDRESS.city,
+        postcode: ADDRESS.postcode,
+        phone: null,
+      },
+      description: 'Kettle',
+    });
+    await db()
+      .insertInto('shipments')
+      .values({ id: shipmentId, order_id: null, courier: 'fleet', tracking_number: trackingNumber })
+      .execute();
+    await assign(runId, [trackingNumber]);
+    // Recorded, and handed to no workflow: there is none yet.
+    const picked = await report(token, { trackingNumber, kind: 'PICKED_UP' });
+    expect(picked.json()).toMatchObject({ result: 'accepted', status: 'IN_TRANSIT' });
+    await expect(
+      stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipmentId)).describe(),
+    ).rejects.toThrow(WorkflowNotFoundError);
+
+    const handle = stack.started(
+      await startShipmentWorkflow(stack.worker, {
+        shipmentId,
+        trackingNumber,
+        courier: CourierCode.FLEET,
+        policy: fastPolicy(),
+      }),
+    );
+    expect(
+      (
+        await eventually(
+          () => handle.query(shipmentStateQuery),
+          (s) => s.status !== 'PENDING',
+        )
+      ).status,
+    ).toBe('IN_TRANSIT');
+    const row = await eventually(
+      () => shipmentRow(shipmentId),
+      (r) => r.status === 'IN_TRANSIT',
+    );
+    expect(row.picked_up_at).toBeInstanceOf(Date);
+    const events = await db()
+      .selectFrom('tracking_events')
+      .select(['status', 'sub_status', 'source'])
+      .where('shipment_id', '=', shipmentId)
+      .execute();
+    expect(events).toEqual([{ status: 'IN_TRANSIT', sub_status: 'PICKED_UP', source: 'push' }]);
+    // From then on reports reach it as they are made.
+    const delivered = await report(token, { trackingNumber, kind: 'DELIVERED', proofRef: 'pod-early-bird' });
+    expect(delivered.json()).toMatchObject({ result: 'accepted', status: 'DELIVERED' });
+    expect((await handle.result()).status).toBe('DELIVERED');
+    expect((await shipmentRow(shipmentId)).status).toBe('DELIVERED');
+    await recordHistory('shipment-fleet-report-before-start', handle);
   });
 
   it('the run watch finds in Postgres what its lost signals did not say: a report ends a silence, a close ends the watch', async () => {

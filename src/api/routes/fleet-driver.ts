@@ -180,10 +180,12 @@ export const fleetDriverRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
           await signalShipmentEvents(deps, view.shipmentId, parcelEvents(view));
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) {
-            // Checked before recording; finished since (expired or cancelled meanwhile).
+            // No run of the parcel's tracking now: not started yet (the order starts it just
+            // after booking), waiting for a restart, or finished since the check before
+            // recording. A run that starts reads the report from Postgres.
             request.log.warn(
               { err, trackingNumber: body.trackingNumber, reportId: body.reportId },
-              'driver report recorded after its tracking finished',
+              'driver report recorded while no tracking run was there to take it; a run starting reads it',
             );
             return;
           }
