@@ -144,9 +144,17 @@ export async function cancelBookingForGood(saga: OrderSaga, parcel: Parcel): Pro
   }
 }
 
-/** Refunds the lines of a parcel that did not arrive or came back (nothing when nothing was captured). */
+/**
+ * Refunds the lines of a parcel that did not arrive or came back. With nothing captured yet
+ * there is nothing to refund, but the refund is owed should a parked capture succeed later
+ * (see {@link payOwedRefunds}).
+ */
 export async function refundParcel(saga: OrderSaga, parcel: Parcel): Promise<void> {
-  if (!saga.payment.captured) return;
+  if (!saga.payment.captured) {
+    parcel.refundOwed = true;
+    return;
+  }
+  parcel.refundOwed = false;
   const amount = lineValue(parcel.lines);
   await saga.attention.runOrPark(
     `${AttentionStep.REFUND_PARCEL}:${parcel.shipmentId}`,
@@ -158,6 +166,14 @@ export async function refundParcel(saga: OrderSaga, parcel: Parcel): Promise<voi
         `refund ${money(amount, saga.input.currency)} for parcel ${parcel.shipmentId}`,
       ),
   );
+}
+
+/**
+ * After a capture: the parcels that came back or were lost while it waited (parked) had
+ * nothing to refund then, and the capture took the whole total: their refunds are paid now.
+ */
+export async function payOwedRefunds(saga: OrderSaga): Promise<void> {
+  for (const parcel of saga.parcels.filter((p) => p.refundOwed)) await refundParcel(saga, parcel);
 }
 
 export async function releaseStock(saga: OrderSaga, summary: string): Promise<void> {

@@ -19,6 +19,11 @@ export interface Parcel {
   /** Its stock moved from reserved to shipped (at its pickup). */
   consumed: boolean;
   returnSettled: boolean;
+  /**
+   * It came back or never arrived while nothing was captured yet (the capture parked): its
+   * refund is owed if a capture succeeds later (an admin's retry takes the whole total).
+   */
+  refundOwed: boolean;
   /** Its booking is gone at the courier (cancelled, or unknown there). */
   bookingCancelled: boolean;
   /** Its shipment workflow has been started. */
@@ -46,6 +51,7 @@ export function groupParcels(input: Pick<OrderWorkflowInput, 'orderId' | 'lines'
     pickedUp: false,
     consumed: false,
     returnSettled: false,
+    refundOwed: false,
     bookingCancelled: false,
     tracked: false,
     trackingEnded: null,

@@ -13,7 +13,7 @@ import { failureType, message } from './order-activities';
 import type { Parcel } from './order-parcels';
 import { courierName } from './summaries';
 import type { OrderSaga } from './order-saga';
-import { cancelBookingForGood, refundParcel, releaseStock } from './order-ending';
+import { cancelBookingForGood, payOwedRefunds, refundParcel, releaseStock } from './order-ending';
 import { CancelRequested, OrderFailed } from './order-errors';
 import { track } from './order-tracking';
 
@@ -240,6 +240,7 @@ async function onPickup(saga: OrderSaga, parcels: Parcel[]): Promise<void> {
 async function capture(saga: OrderSaga): Promise<void> {
   await saga.payment.capture();
   saga.showDetails();
+  await payOwedRefunds(saga);
 }
 
 /** The return leg of the saga: restock this parcel's lines and refund their amount. */

@@ -275,6 +275,64 @@ describe('order saga: courier and provider answers', () => {
     expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
   });
 
+  it('a capture parked at pickup, then the parcel comes back: the retried capture is followed by its refund', async () => {
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'capture',
+      code: PaymentRejection.AUTHORISATION_EXPIRED,
+    });
+    const { orderId, handle, total, sku } = await orderInStock({ scenario: 'return_to_origin' });
+    await waitForAttention(handle);
+    // The parcel comes back while the capture waits: restocked, and nothing captured to refund yet.
+    await parcelAt(orderId, 'RETURNED');
+    await eventually(
+      () => item(sku),
+      (row) => row.on_hand === 5,
+    );
+    expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'AUTHORISED', amount_captured: 0 });
+
+    // The admin's retry captures the whole order (all a capture can take): the returned parcel's
+    // refund, skipped while nothing was captured, follows it.
+    stack.payments.state.faults.clear();
+    expect(await resolve(handle, 'capture', 'retry', 'authorisation renewed by the shopper')).toMatchObject({
+      outcome: 'retried',
+    });
+    const result = await handle.result();
+    await recordHistory('order-capture-parked-then-returned', handle);
+    expect(result).toMatchObject({ status: 'RETURNED', captured: true, attention: [] });
+    expect((await paymentRows(orderId))[0]).toMatchObject({ amount_captured: total, amount_refunded: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
+  it('a capture parked at pickup and made in the provider dashboard meanwhile: the parcel comes back, the retry finds it captured and refunds it', async () => {
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'capture',
+      code: PaymentRejection.AUTHORISATION_EXPIRED,
+    });
+    const { orderId, handle, total } = await orderInStock({ scenario: 'return_to_origin' });
+    await waitForAttention(handle);
+    stack.payments.state.faults.clear();
+    // Someone captures the order in the provider's dashboard; Waybill has not heard of it.
+    const [row] = await paymentRows(orderId);
+    const provider = createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 });
+    await provider.capture({
+      idempotencyKey: `dashboard-${orderId}`,
+      providerRef: row!.provider_ref!,
+      amount: total,
+    });
+    await parcelAt(orderId, 'RETURNED');
+
+    expect(await resolve(handle, 'capture', 'retry', 'checking with the provider')).toMatchObject({
+      outcome: 'retried',
+    });
+    expect(await handle.result()).toMatchObject({ status: 'RETURNED', captured: true, attention: [] });
+    expect(stack.payments.state.payment(row!.provider_ref!)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: total,
+    });
+  });
+
   it('a void the provider refuses for good is parked while the stock is still released; an admin retry voids it', async () => {
     const { orderId, handle, sku } = await confirmedOrder();
     stack.payments.state.faults.set({
