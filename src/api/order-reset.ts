@@ -120,7 +120,10 @@ export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<Re
       .getHandle(childId)
       .describe()
       .catch(() => null);
-    if (!child || child.status.name !== 'RUNNING' || child.runId !== startedRuns.get(initiatedId)) {
+    // The order's child is the chain its start began: continue-as-new keeps the chain (its
+    // first run), a restart of the tracking starts another.
+    const chain = child?.raw.workflowExecutionInfo?.firstRunId || child?.runId;
+    if (!child || child.status.name !== 'RUNNING' || chain !== startedRuns.get(initiatedId)) {
       throw refuse(
         `shipment workflow ${childId} has ended (or was restarted) since the order stopped: the reset run would wait for an end it can no longer hear; restart its tracking or settle the parcel first`,
       );

@@ -6,7 +6,9 @@
  * Every test ends with the money ledger checked (useSagaStack).
  */
 import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { InjectOptions } from 'fastify';
+import type { PollPolicy } from '../../src/domain/polling';
 import { orderWorkflowId, shipmentWorkflowId } from '../../src/workflows/contract';
 import { importWorkflowId } from '../../src/workflows/import';
 import { eventually } from '../support/eventually';
@@ -44,13 +46,14 @@ describe('failed work', () => {
   const releaseCourierTime = () => stack.couriers.backend.clock.setTimeScale(STACK_TIME_SCALE);
   afterEach(releaseCourierTime);
 
-  async function inTransit(sku: string) {
+  async function inTransit(sku: string, policy?: PollPolicy) {
     await stack.stock(sku, 5);
     const order = await stack.placeOrder({
       sku,
       quantity: 1,
       scenario: 'delivered',
       trackingRestartWindowMs: RESTART_WINDOW_MS,
+      ...(policy ? { policy } : {}),
     });
     const [shipment] = await eventually(
       () => stack.shipments(order.orderId),
@@ -63,6 +66,33 @@ describe('failed work', () => {
       (rows) => rows[0]?.status === 'CAPTURED',
     );
     return { ...order, shipment: shipment! };
+  }
+
+  /**
+   * Terminates the order once its workflow has taken the capture's answer (a completed task
+   * after it): stopped before, the capture would be a money step in flight and a reset refused.
+   */
+  async function terminateAfterCapture(handle: WorkflowHandle) {
+    await eventually(
+      async () => (await handle.fetchHistory()).events ?? [],
+      (events) => {
+        const capture = events.find(
+          (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'capturePayment',
+        );
+        const done = events.find(
+          (e) =>
+            e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() ===
+            capture?.eventId?.toString(),
+        );
+        return (
+          done !== undefined &&
+          events.some(
+            (e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) > Number(done.eventId),
+          )
+        );
+      },
+    );
+    await handle.terminate('worker deployed a bad build; terminated by ops');
   }
 
   it('lists a killed shipment workflow and brings its parcel back under tracking; a repeat answers the same and acts once', async () => {
@@ -244,28 +274,7 @@ describe('failed work', () => {
     expect(running.json().error.message).toMatch(/RUNNING/);
     expect((await post(url, { reason: 'ops may not' })).statusCode).toBe(403);
 
-    // Stopped once the workflow has taken the capture's answer (a completed task after it):
-    // stopped before, the capture would be a money step in flight and the reset refused.
-    await eventually(
-      async () => (await handle.fetchHistory()).events ?? [],
-      (events) => {
-        const capture = events.find(
-          (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'capturePayment',
-        );
-        const done = events.find(
-          (e) =>
-            e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() ===
-            capture?.eventId?.toString(),
-        );
-        return (
-          done !== undefined &&
-          events.some(
-            (e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) > Number(done.eventId),
-          )
-        );
-      },
-    );
-    await handle.terminate('worker deployed a bad build; terminated by ops');
+    await terminateAfterCapture(handle);
     const reset = await post(url, { reason: 'bad build rolled back' }, randomUUID(), admin);
     expect(reset.statusCode).toBe(200);
     expect(reset.json()).toMatchObject({
@@ -285,6 +294,32 @@ describe('failed work', () => {
       ['admin:alice', 'refused'],
       ['admin:alice', 'reset'],
     ]);
+  });
+
+  it("resets a terminated order whose parcel's tracking has continued as new since it started", async () => {
+    // A run polls twice, then continues as new (a day's polls in production).
+    const { orderId, handle, shipment } = await inTransit(
+      uniqueId('KETTLE'),
+      fastPolicy({ maxCyclesPerRun: 2 }),
+    );
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
+    const continued = await eventually(
+      () => tracking.describe(),
+      (d) => d.runId !== d.raw.workflowExecutionInfo?.firstRunId,
+    );
+    expect(continued.status.name).toBe('RUNNING');
+    await terminateAfterCapture(handle);
+
+    const reset = await post(
+      `/v1/admin/failed-work/orders/${orderId}/reset`,
+      { reason: 'bad build rolled back' },
+      randomUUID(),
+      stack.api.admin('alice'),
+    );
+    expect(reset.statusCode).toBe(200);
+    releaseCourierTime();
+    const resetRun = stack.worker.client.workflow.getHandle(orderWorkflowId(orderId), reset.json().runId);
+    expect(await resetRun.result()).toMatchObject({ status: 'DELIVERED', captured: true });
   });
 
   it('refuses to reset an order whose capture was in flight when it stopped', async () => {
