@@ -17,6 +17,7 @@ import {
   OrderStatus,
   refreshNowUpdate,
   shipmentWorkflowId,
+  TRACKING_FINISHED_REFUSAL,
   type RefreshSource,
 } from '../workflows/contract';
 import { can, Permission } from './access';
@@ -242,8 +243,13 @@ export async function refreshShipments(
     } catch (err) {
       if (isTemporalUnavailable(err)) set(id, RefreshOutcome.TEMPORAL_UNAVAILABLE);
       else if (err instanceof WorkflowNotFoundError) set(id, RefreshOutcome.NOT_TRACKING);
-      // The validator refuses a finished shipment (it finished after our read).
-      else if (err instanceof WorkflowUpdateFailedError) set(id, RefreshOutcome.FINISHED);
+      // The validator refuses a finished shipment (it finished after our read); any other
+      // refusal is not the parcel's end, and is logged.
+      else if (
+        err instanceof WorkflowUpdateFailedError &&
+        err.cause?.message.startsWith(TRACKING_FINISHED_REFUSAL)
+      )
+        set(id, RefreshOutcome.FINISHED);
       else {
         deps.log.warn({ err, shipmentId: id }, 'refreshNow failed');
         set(id, RefreshOutcome.COURIER_UNAVAILABLE);
@@ -293,7 +299,8 @@ function refreshMessage(
     quota: () =>
       `your live refreshes (${api.refreshQuota} per ${minutes(api.refreshQuotaWindowMs)}) are used up until ${clock(opts.quotaResetsAt!)}`,
     temporal_unavailable: () => 'the workflow service is unreachable',
-    not_tracking: () => 'tracking has not started yet',
+    not_tracking: () =>
+      'no tracking runs for it right now (not started yet, just finished, or waiting for a restart)',
     timeout: () => `the courier did not answer within ${Math.round(opts.deadlineMs / 1000)} s`,
     budget_exhausted: () => "today's courier budget is used up",
     courier_unavailable: () => 'the courier could not be asked right now',

@@ -100,6 +100,9 @@ export interface CancelShipmentRequest {
 }
 
 /** How a `refreshNow` was answered. */
+/** How the refreshNow validator's refusal of a finished shipment begins (the API tells it from other failures). */
+export const TRACKING_FINISHED_REFUSAL = 'tracking has finished';
+
 export const RefreshSource = {
   /** The courier answered a poll that ended after the request arrived; the read model holds it. */
   LIVE: 'live',

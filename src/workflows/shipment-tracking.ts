@@ -33,6 +33,7 @@ import {
   RefreshSource,
   shipmentMilestoneSignal,
   shipmentStateQuery,
+  TRACKING_FINISHED_REFUSAL,
   type CancelShipmentRequest,
   type RefreshNowResult,
   type RefreshRequest,
@@ -163,26 +164,14 @@ export class ShipmentTracking {
     return { snapshot: this.snapshot(), source, nextLiveRefreshAt: next === null ? null : iso(next) };
   };
 
-  private readonly courier: ReturnType<typeof proxyActivities<ShipmentActivities>>;
+  /** The run's poll policy: the worker's (asked at the run's start) or the one the input pins. Set by {@link usePolicy}. */
+  policy!: PollPolicy;
+  /** Whether {@link usePolicy} has run: handlers that need the policy wait for it. */
+  private policyKnown = false;
+  private courier!: ReturnType<typeof proxyActivities<ShipmentActivities>>;
   private readonly readModel: ReturnType<typeof proxyLocalActivities<ShipmentActivities>>;
 
-  constructor(
-    readonly input: ShipmentWorkflowInput,
-    /** The worker's policy (asked at the run's start), or the one the input pins. */
-    readonly policy: PollPolicy,
-  ) {
-    this.courier = proxyActivities<ShipmentActivities>({
-      taskQueue: input.courierTaskQueue,
-      startToCloseTimeout: '60s',
-      // A poll heartbeats while it waits for its bulk call: a dead worker's polls run again soon.
-      heartbeatTimeout: '10s',
-      retry: {
-        initialInterval: policy.pollRetryInitialMs,
-        backoffCoefficient: 2,
-        maximumAttempts: policy.pollAttempts,
-        nonRetryableErrorTypes: [FailureType.BUDGET_EXHAUSTED, FailureType.COURIER_REJECTED],
-      },
-    });
+  constructor(readonly input: ShipmentWorkflowInput) {
     // Read-model writes retry until Postgres answers: losing one would leave the API stale.
     // Local activities, like the saga's own writes (./order-activities.ts): one short
     // transaction, run by the worker inside the workflow task that took the courier's answer,
@@ -200,10 +189,36 @@ export class ShipmentTracking {
     this.parcel = `${courierName(input.courier)} ${input.trackingNumber}`;
   }
 
-  /** The queries, signals and updates ops and the API send this parcel's workflow. */
+  /**
+   * Takes the run's poll policy. The handlers are registered before it is known (see
+   * {@link listen}); those that need it wait for it.
+   */
+  usePolicy(policy: PollPolicy): void {
+    this.policy = policy;
+    this.courier = proxyActivities<ShipmentActivities>({
+      taskQueue: this.input.courierTaskQueue,
+      startToCloseTimeout: '60s',
+      // A poll heartbeats while it waits for its bulk call: a dead worker's polls run again soon.
+      heartbeatTimeout: '10s',
+      retry: {
+        initialInterval: policy.pollRetryInitialMs,
+        backoffCoefficient: 2,
+        maximumAttempts: policy.pollAttempts,
+        nonRetryableErrorTypes: [FailureType.BUDGET_EXHAUSTED, FailureType.COURIER_REJECTED],
+      },
+    });
+    this.policyKnown = true;
+  }
+
+  /**
+   * The queries, signals and updates ops and the API send this parcel's workflow. Registered
+   * before the run's first await: an update that comes with the run's first task and finds no
+   * handler when that activation ends is refused by the SDK, and a query fails.
+   */
   listen(): void {
     setHandler(shipmentStateQuery, () => this.snapshot());
-    setHandler(refreshSignal, ({ requestedBy }) => {
+    setHandler(refreshSignal, async ({ requestedBy }) => {
+      if (!this.policyKnown) await condition(() => this.policyKnown);
       // The courier call out now answers it; its result is in the read model moments later.
       // A courier that is never polled has nothing to ask: its reports arrive as they happen.
       if (this.calling || !isPolledCourier(this.input.courier)) return;
@@ -230,6 +245,7 @@ export class ShipmentTracking {
     setHandler(
       refreshNowUpdate,
       async ({ requestedBy }) => {
+        if (!this.policyKnown) await condition(() => this.policyKnown);
         // Never polled (the shop's own fleet): every report reached this snapshot as it was
         // made, so it is as live as an answer gets; once the read model holds it too.
         if (!isPolledCourier(this.input.courier)) {
@@ -254,7 +270,8 @@ export class ShipmentTracking {
       },
       {
         validator: (_request: RefreshRequest) => {
-          if (this.finished()) throw new Error(`tracking has finished: the shipment is ${this.state.status}`);
+          if (this.finished())
+            throw new Error(`${TRACKING_FINISHED_REFUSAL}: the shipment is ${this.state.status}`);
         },
       },
     );

@@ -38,8 +38,10 @@ const worker = proxyLocalActivities<ShipmentActivities>({
 });
 
 export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<ShipmentSnapshot> {
-  const tracking = new ShipmentTracking(input, input.policy ?? (await worker.pollPolicy()));
+  const tracking = new ShipmentTracking(input);
+  // Handlers first, so what comes with the run's first task is taken while it asks its policy.
   tracking.listen();
+  tracking.usePolicy(input.policy ?? (await worker.pollPolicy()));
   upsertChangedSearchAttributes(shipmentSearchAttributes(input, tracking.state.status));
 
   // A courier that is never polled (the shop's own fleet) is only ever heard from: pushed

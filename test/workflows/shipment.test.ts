@@ -220,7 +220,11 @@ describe('shipment workflow', () => {
       (n) => n === calls + 1,
       5_000,
     );
-    const deferred = await handle.query(shipmentStateQuery);
+    // The courier has been called; the workflow takes its answer a moment later.
+    const deferred = await eventually(
+      () => handle.query(shipmentStateQuery),
+      (state) => state.polls === early.snapshot.polls + 1,
+    );
     expect(Date.parse(deferred.lastPolledAt!)).toBeGreaterThanOrEqual(Date.parse(early.nextLiveRefreshAt!));
 
     // After the cooldown a refresh polls live, and the next one right after does not.
