@@ -75,6 +75,17 @@ describe('order saga: courier and provider answers', () => {
       args: [{ itemId, action, reason, requestedBy: 'admin:ops' }],
     });
 
+  /** An order whose capture at pickup the provider refuses (authorisation expired): parked. */
+  async function captureParkedAtPickup(scenario: 'delivered' | 'return_to_origin') {
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'capture',
+      code: PaymentRejection.AUTHORISATION_EXPIRED,
+    });
+    const placed = await orderInStock({ scenario });
+    return { ...placed, parked: await waitForAttention(placed.handle) };
+  }
+
   const auditActions = async (orderId: string) =>
     (
       await stack.database.db
@@ -250,13 +261,7 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a capture the provider refuses at pickup (authorisation expired) is parked while the parcel is delivered; a retry captures once', async () => {
-    stack.payments.state.faults.set({
-      kind: 'reject',
-      operation: 'capture',
-      code: PaymentRejection.AUTHORISATION_EXPIRED,
-    });
-    const { orderId, handle, total, sku } = await orderInStock({ scenario: 'delivered' });
-    const parked = await waitForAttention(handle);
+    const { orderId, handle, total, sku, parked } = await captureParkedAtPickup('delivered');
     expect(parked.attention).toEqual([expect.objectContaining({ id: 'capture', step: 'capture' })]);
     expect(parked.attention[0]!.reason).toMatch(/authorization_expired|expired/);
     // The parcel goes on to its delivery meanwhile; the order waits for the admin.
@@ -276,13 +281,7 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a capture parked at pickup, then the parcel comes back: the retried capture is followed by its refund', async () => {
-    stack.payments.state.faults.set({
-      kind: 'reject',
-      operation: 'capture',
-      code: PaymentRejection.AUTHORISATION_EXPIRED,
-    });
-    const { orderId, handle, total, sku } = await orderInStock({ scenario: 'return_to_origin' });
-    await waitForAttention(handle);
+    const { orderId, handle, total, sku } = await captureParkedAtPickup('return_to_origin');
     // The parcel comes back while the capture waits: restocked, and nothing captured to refund yet.
     await parcelAt(orderId, 'RETURNED');
     await eventually(
@@ -305,13 +304,7 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a capture parked at pickup and made in the provider dashboard meanwhile: the parcel comes back, the retry finds it captured and refunds it', async () => {
-    stack.payments.state.faults.set({
-      kind: 'reject',
-      operation: 'capture',
-      code: PaymentRejection.AUTHORISATION_EXPIRED,
-    });
-    const { orderId, handle, total } = await orderInStock({ scenario: 'return_to_origin' });
-    await waitForAttention(handle);
+    const { orderId, handle, total } = await captureParkedAtPickup('return_to_origin');
     stack.payments.state.faults.clear();
     // Someone captures the order in the provider's dashboard; Waybill has not heard of it.
     const [row] = await paymentRows(orderId);
