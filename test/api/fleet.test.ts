@@ -452,13 +452,15 @@ describe('own fleet', () => {
     const ravi = await driverOnRun('Ravi');
     const order = await fleetOrder('cus_lost_signal');
     await assign(ravi.runId, [order.trackingNumber]);
-    const tracking = () =>
-      stack.worker.client.workflow.getHandle(shipmentWorkflowId(order.shipmentId)).query(shipmentStateQuery);
-    // (Its first workflow task registers the query: asked before that, a query is refused.)
-    const before = (await eventually(
-      () => tracking().catch(() => null),
-      (state) => state !== null,
-    ))!.status;
+    const handle = stack.worker.client.workflow.getHandle(shipmentWorkflowId(order.shipmentId));
+    const tracking = () => handle.query(shipmentStateQuery);
+    // Once the run has read the driver's log it starts from and waits (a timer: its expiry):
+    // a report recorded before that read would reach it through the read.
+    await eventually(
+      async () => (await handle.fetchHistory()).events ?? [],
+      (events) => events.some((e) => e.timerStartedEventAttributes),
+    );
+    const before = (await tracking()).status;
 
     // The pickup is in Postgres only: the tracking has not heard of it, nothing is captured.
     expect(await recordedOnly(ravi, order, 'lost-pickup', 'PICKED_UP')).toBe(true);
