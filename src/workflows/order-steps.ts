@@ -19,6 +19,18 @@ import { track } from './order-tracking';
 
 export async function reserveStock(saga: OrderSaga): Promise<void> {
   if (saga.stockReserved) return;
+  // Its undo is registered first. The reserve is a local activity: it can commit and then be
+  // lost with its workflow task (a worker that dies before completing it), and the task's
+  // retry can bring a cancel before the reserve runs again. Releasing what is not held
+  // changes nothing.
+  if (!saga.compensations.some((c) => c.id === 'release_stock')) {
+    saga.compensations.push({
+      id: 'release_stock',
+      step: null,
+      kind: 'release_stock',
+      run: () => releaseStock(saga, 'compensate: release the reserved stock'),
+    });
+  }
   saga.throwIfCancelled();
   const { input } = saga;
   try {
@@ -32,12 +44,6 @@ export async function reserveStock(saga: OrderSaga): Promise<void> {
     throw new OrderFailed(OrderFailure.STOCK_FAILED, `stock could not be reserved: ${message(err)}`);
   }
   saga.stockReserved = true;
-  saga.compensations.push({
-    id: 'release_stock',
-    step: null,
-    kind: 'release_stock',
-    run: () => releaseStock(saga, 'compensate: release the reserved stock'),
-  });
 }
 
 export async function authorisePayment(saga: OrderSaga): Promise<void> {

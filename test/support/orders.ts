@@ -5,11 +5,17 @@
  * lifecycle the test wants. The workflow is handed to the stack, which terminates it when the
  * test ends.
  */
-import type { WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { CourierCode } from '../../src/couriers/types';
 import { insertOrder } from '../../src/read-model/orders';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import { orderShipmentId, orderWorkflowId, type OrderWorkflowInput } from '../../src/workflows/contract';
+import {
+  cancelOrderUpdate,
+  orderShipmentId,
+  orderWorkflowId,
+  type CancelOrderRequest,
+  type OrderWorkflowInput,
+} from '../../src/workflows/contract';
 import type { PollPolicy } from '../../src/domain/polling';
 import type { orderWorkflow } from '../../src/workflows/order';
 import { orderStaticSummary } from '../../src/workflows/summaries';
@@ -45,6 +51,10 @@ export interface PlaceOrderOptions {
   courier?: CourierCode;
   /** The recipient's name (default ADDRESS's): `… [scenario:<name>]` picks a new booking's lifecycle. */
   recipientName?: string;
+  /** Runs once the order row exists, before its workflow starts (e.g. what a lost first attempt left). */
+  beforeStart?: (input: OrderWorkflowInput) => Promise<void>;
+  /** A cancel sent with the start (update-with-start): it reaches the run in its first task. */
+  cancelAtStart?: CancelOrderRequest;
 }
 
 export interface PlacedOrder {
@@ -116,12 +126,28 @@ export async function startOrder(stack: Stack, opts: PlaceOrderOptions): Promise
       : { trackingRestartWindowMs: opts.trackingRestartWindowMs }),
     courierTaskQueue: stack.worker.courierTaskQueue,
   };
-  const handle = await stack.worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', {
+  await opts.beforeStart?.(input);
+  const startOptions = {
     workflowId: orderWorkflowId(orderId),
     taskQueue: stack.worker.taskQueue,
-    args: [input],
+    args: [input] as [OrderWorkflowInput],
     ...(opts.staticSummary ? { staticSummary: orderStaticSummary(input) } : {}),
-  });
+  };
+  let handle: WorkflowHandle<typeof orderWorkflow>;
+  if (opts.cancelAtStart) {
+    const start = new WithStartWorkflowOperation<typeof orderWorkflow>('orderWorkflow', {
+      ...startOptions,
+      workflowIdConflictPolicy: 'FAIL',
+    });
+    await stack.worker.client.workflow.startUpdateWithStart(cancelOrderUpdate, {
+      args: [opts.cancelAtStart],
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+      startWorkflowOperation: start,
+    });
+    handle = await start.workflowHandle();
+  } else {
+    handle = await stack.worker.client.workflow.start<typeof orderWorkflow>('orderWorkflow', startOptions);
+  }
   stack.started(handle);
   return { orderId, orderNumber: input.orderNumber, handle, total, input };
 }

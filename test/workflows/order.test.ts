@@ -14,6 +14,7 @@ import {
   shipmentWorkflowId,
   type OrderSnapshot,
 } from '../../src/workflows/contract';
+import { reserveStock as reserveStockRows } from '../../src/read-model/inventory';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { pushedEvent } from '../support/shipments';
@@ -170,6 +171,31 @@ describe('order saga', () => {
     expect(stack.payments.state.payment((await paymentRows(orderId))[0]!.provider_ref!)).toMatchObject({
       amountCaptured: 0,
     });
+  });
+
+  it('a cancel meeting the retry of a first task whose stock reserve was lost: the stock comes back', async () => {
+    // A worker reserved the stock (a local activity, committed) and died before its workflow
+    // task completed, so the history does not hold the reserve; the shopper's cancel then
+    // comes with the task's retry, before the reserve runs again.
+    const sku = uniqueId('KETTLE');
+    await stack.stock(sku, 5);
+    const { orderId, handle } = await stack.placeOrder({
+      sku,
+      quantity: 2,
+      prebook: false,
+      beforeStart: async (input) => {
+        await reserveStockRows(stack.database.db, {
+          orderId: input.orderId,
+          lines: input.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })),
+        });
+        expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 2 });
+      },
+      cancelAtStart: SHOPPER_CANCEL,
+    });
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await paymentRows(orderId)).toEqual([]);
   });
 
   it('rides out a courier outage during booking instead of failing the order', async () => {
