@@ -28,6 +28,7 @@ import {
   insertBookedShipment,
   lockShipment,
   markBookingCancelled,
+  markCollected,
   markCredentialsRefused,
 } from '../read-model/shipments';
 import type { Logger } from '../logger';
@@ -228,6 +229,8 @@ export function createBookingActivities(deps: BookingActivityDeps) {
           await withinBudget(input.courier, 'release', () =>
             confirmCollected(adapter, input.trackingNumber, err.message),
           );
+          // The read model says so too (a parcel of a failed order may have no tracking to say it).
+          await markCollected(db, input.shipmentId);
           log.info({ shipmentId: input.shipmentId }, 'cancel refused: the courier has collected the parcel');
           return { outcome: CancelOutcome.COLLECTED };
         } else {

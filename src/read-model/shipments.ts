@@ -185,6 +185,19 @@ export async function markBookingCancelled(
     .execute();
 }
 
+/**
+ * The courier has the parcel (its cancel was refused as collected, and its tracking agrees):
+ * the row says when it was known to be in the courier's hands. Its status stays the tracking's
+ * to write; only the time is set, once.
+ */
+export async function markCollected(db: Kysely<Database>, shipmentId: string): Promise<void> {
+  await db
+    .updateTable('shipments')
+    .set({ picked_up_at: sql<Date>`coalesce(picked_up_at, now())`, updated_at: sql<Date>`now()` })
+    .where('id', '=', shipmentId)
+    .execute();
+}
+
 // Housekeeping: expiry of untracked parcels, archive and scrub of finished ones.
 
 const TERMINAL = [...TERMINAL_STATUSES];

@@ -133,13 +133,24 @@ async function cancelBooking(saga: OrderSaga, parcel: Parcel): Promise<CancelOut
   return outcome;
 }
 
-/** Cancels a booking that must not stay live; a parcel the courier collected anyway must be recalled. */
+/**
+ * Cancels a booking that must not stay live; a parcel the courier collected anyway must be
+ * recalled. Its goods have left: their stock is consumed first, so the release that follows
+ * does not offer them for sale again (they go back on the shelf by hand once recalled).
+ */
 export async function cancelBookingForGood(saga: OrderSaga, parcel: Parcel): Promise<void> {
   if ((await cancelBooking(saga, parcel)) === CancelOutcome.COLLECTED) {
     parcel.pickedUp = true;
+    if (!parcel.consumed) {
+      await saga.act.always.consumeStock.executeWithOptions(
+        { summary: `stock of parcel ${parcel.shipmentId} has left with the courier` },
+        [{ orderId: saga.input.orderId, skus: parcel.lines.map((l) => l.sku) }],
+      );
+      parcel.consumed = true;
+    }
     throw ApplicationFailure.create({
       type: AttentionStep.RECALL_PARCEL,
-      message: `the courier has collected parcel ${parcel.shipmentId} (${parcel.trackingNumber}) of an order that will not be delivered: recall it`,
+      message: `the courier has collected parcel ${parcel.shipmentId} (${parcel.trackingNumber}) of an order that will not be delivered: recall it (its stock counts as shipped; put it back on the shelf when it is back)`,
     });
   }
 }

@@ -20,6 +20,7 @@ import type { orderWorkflow } from '../../src/workflows/order';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import {
+  ADDRESS,
   SHOPPER_CANCEL,
   expectPickedUpRefusal,
   useSagaStack,
@@ -230,6 +231,56 @@ describe('order saga: courier and provider answers', () => {
       (rows) => rows[0]?.status !== 'AUTHORISED',
     );
     expect(payment).toMatchObject({ status: 'CAPTURED', amount_refunded: 0 });
+  });
+
+  it('a failed order whose other parcel the courier has collected: its stock counts as shipped, not released; recall parked', async () => {
+    const { orderId, handle, sku, secondSku } = await orderInStock({
+      second: { quantity: 2, scenario: 'never_picked_up' },
+      prebook: false,
+      beforeStart: async (input) => {
+        // The second parcel's booking is refused for good; the first parcel, booked, is in
+        // the courier's van by the time its booking is cancelled.
+        stack.couriers.backend.answers.set({
+          operation: 'book',
+          status: 400,
+          format: 'native',
+          reference: orderShipmentId(input.orderId, 2),
+        });
+        const first = stack.couriers.backend.bookParcel('native', {
+          reference: orderShipmentId(input.orderId, 1),
+          recipient: { ...ADDRESS },
+          weightGrams: 500,
+        });
+        stack.collectAtCourier(first.trackingNumber);
+      },
+    });
+    const parked = await waitForAttention(handle);
+    stack.couriers.backend.answers.clear();
+    const itemId = `cancel_booking:${orderShipmentId(orderId, 1)}`;
+    expect(parked.attention).toEqual([expect.objectContaining({ id: itemId })]);
+    expect(parked.attention[0]!.reason).toMatch(/recall it/);
+    await orderAt(orderId, 'NEEDS_ATTENTION');
+    // The compensation goes on past the parked item: the mugs, which never left, are released.
+    await eventually(
+      () => item(secondSku!),
+      (row) => row.reserved === 0,
+    );
+    expect(await item(secondSku!)).toMatchObject({ on_hand: 5, reserved: 0 });
+    // The kettle left with the courier: shipped, not back on sale.
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    // And the read model knows the courier has it (the parcel's tracking never started).
+    expect(
+      (await shipments(orderId)).find((s) => s.id === orderShipmentId(orderId, 1))?.picked_up_at,
+    ).toBeInstanceOf(Date);
+    await eventually(
+      async () => (await paymentRows(orderId)).map((p) => p.status),
+      (statuses) => statuses[0] === 'VOIDED',
+    );
+
+    expect(await resolve(handle, itemId, 'resolve', 'parcel recalled from the courier')).toMatchObject({
+      outcome: 'resolved',
+    });
+    expect(await handle.result()).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
   });
 
   it('a booking the courier refuses (400) fails the order with nothing held anywhere', async () => {
