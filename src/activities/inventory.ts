@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
+  consumeCollected,
   consumeStock,
   releaseStock,
   ReservationSettledError,
@@ -94,6 +95,14 @@ export function createInventoryActivities(deps: InventoryActivityDeps) {
     async consumeStock(input: { orderId: string; skus?: string[] }): Promise<StockChange> {
       const result = await consumeStock(db, input);
       if (result.changed.length > 0) log.info({ orderId: input.orderId, ...result }, 'stock consumed');
+      return result;
+    },
+
+    /** A parcel the courier collected while its order was being settled: its goods left, held or released. */
+    async consumeCollectedStock(input: { orderId: string; skus: string[] }): Promise<StockChange> {
+      const result = await consumeCollected(db, input);
+      if (result.changed.length > 0)
+        log.info({ orderId: input.orderId, ...result }, 'collected stock consumed');
       return result;
     },
 

@@ -297,6 +297,28 @@ export function consumeStock(
   });
 }
 
+/**
+ * The courier turned out to have collected a parcel of an order being settled: its goods left.
+ * Held units are consumed ({@link consumeStock}), and units a clean-up had already released
+ * (the cancel was parked, the release went on, the courier collected meanwhile) are taken off
+ * the shelf again: RELEASED → CONSUMED, `on_hand` goes down. Idempotent.
+ */
+export async function consumeCollected(
+  db: Kysely<Database>,
+  input: { orderId: string; skus: string[] },
+): Promise<StockChange> {
+  const held = await consumeStock(db, input);
+  const released = await moveReservations(db, {
+    orderId: input.orderId,
+    skus: input.skus,
+    from: ReservationStatus.RELEASED,
+    to: ReservationStatus.CONSUMED,
+    reservedDelta: 0,
+    onHandDelta: -1,
+  });
+  return { changed: [...held.changed, ...released.changed] };
+}
+
 /** A returned parcel's goods are back on the shelf: CONSUMED → RESTOCKED, `on_hand` goes up. Idempotent. */
 export function restockReturned(
   db: Kysely<Database>,

@@ -142,7 +142,8 @@ export async function cancelBookingForGood(saga: OrderSaga, parcel: Parcel): Pro
   if ((await cancelBooking(saga, parcel)) === CancelOutcome.COLLECTED) {
     parcel.pickedUp = true;
     if (!parcel.consumed) {
-      await saga.act.always.consumeStock.executeWithOptions(
+      // Held, or already released by a clean-up that went on while this cancel was parked.
+      await saga.act.always.consumeCollectedStock.executeWithOptions(
         { summary: `stock of parcel ${parcel.shipmentId} has left with the courier` },
         [{ orderId: saga.input.orderId, skus: parcel.lines.map((l) => l.sku) }],
       );

@@ -206,6 +206,30 @@ describe('order saga: courier and provider answers', () => {
     );
   });
 
+  it('a parked cancel retried after the courier collected the parcel: the stock the clean-up released counts as shipped again', async () => {
+    const { orderId, handle, shipment, sku } = await cancelAnswered(400);
+    const parked = await cancel(handle);
+    expect(parked.status).toBe('NEEDS_ATTENTION');
+    const itemId = parked.attention[0]!.id;
+    // The clean-up went on past the parked cancel: the stock is back on sale.
+    await eventually(
+      () => item(sku),
+      (row) => row.reserved === 0,
+    );
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+
+    // Meanwhile the courier came for the parcel; the admin's retry hears "collected".
+    stack.couriers.backend.answers.clear();
+    stack.collectAtCourier(shipment.tracking_number);
+    const retried = await resolve(handle, itemId, 'retry', 'the courier answers again');
+    expect(retried).toMatchObject({ outcome: 'still_failing', reason: expect.stringMatching(/recall it/) });
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    expect((await shipments(orderId))[0]!.picked_up_at).toBeInstanceOf(Date);
+
+    await resolve(handle, itemId, 'resolve', 'parcel recalled from the courier');
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
+  });
+
   it('a "collected" the courier claims but its tracking does not show is not believed: nothing is captured', async () => {
     const { orderId, handle, sku } = await cancelAnswered(409, { settleRetryWindowMs: SHORT_WINDOW });
 
