@@ -168,6 +168,8 @@ export class ShipmentTracking {
   policy!: PollPolicy;
   /** Whether {@link usePolicy} has run: handlers that need the policy wait for it. */
   private policyKnown = false;
+  /** A never-polled parcel's run has read the driver's log it starts from (src/workflows/shipment.ts). */
+  logRead = false;
   private courier!: ReturnType<typeof proxyActivities<ShipmentActivities>>;
   private readonly readModel: ReturnType<typeof proxyLocalActivities<ShipmentActivities>>;
 
@@ -249,7 +251,7 @@ export class ShipmentTracking {
         // Never polled (the shop's own fleet): every report reached this snapshot as it was
         // made, so it is as live as an answer gets; once the read model holds it too.
         if (!isPolledCourier(this.input.courier)) {
-          await condition(() => this.writing === 0);
+          await condition(() => this.logRead && this.pushed.length === 0 && this.writing === 0);
           return this.refreshAnswer(RefreshSource.LIVE);
         }
         // The courier call out now answers this request too: its answer comes after the request.

@@ -56,6 +56,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       [{ trackingNumber: input.trackingNumber }],
     );
     if (reports.length > 0) tracking.pushed.push(reports);
+    tracking.logRead = true;
   }
   // A new parcel's first poll waits for its courier's slot too (nothing is scanned yet anyway).
   if (

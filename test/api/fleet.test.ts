@@ -9,16 +9,22 @@
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { checkLedger } from '../../devstack/ledger';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import { CourierCode } from '../../src/couriers/types';
 import { bookFleetParcel, closeRun, recordReport } from '../../src/read-model/fleet';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
-import { orderWorkflowId, shipmentStateQuery, shipmentWorkflowId } from '../../src/workflows/contract';
+import {
+  orderWorkflowId,
+  refreshNowUpdate,
+  shipmentStateQuery,
+  shipmentWorkflowId,
+} from '../../src/workflows/contract';
+import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { ADDRESS } from '../support/shopper';
 import { useStack } from '../support/stack';
-import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
+import { fastPolicy, uniqueId } from '../support/temporal';
 
 jest.setTimeout(120_000);
 
@@ -589,22 +595,32 @@ describe('own fleet', () => {
       stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipmentId)).describe(),
     ).rejects.toThrow(WorkflowNotFoundError);
 
-    const handle = stack.started(
-      await startShipmentWorkflow(stack.worker, {
-        shipmentId,
-        trackingNumber,
-        courier: CourierCode.FLEET,
-        policy: fastPolicy(),
-      }),
-    );
-    expect(
-      (
-        await eventually(
-          () => handle.query(shipmentStateQuery),
-          (s) => s.status !== 'PENDING',
-        )
-      ).status,
-    ).toBe('IN_TRANSIT');
+    // Started and asked for its state in one call: the answer comes once the run has taken the
+    // driver's log it starts from, and has it in Postgres.
+    const start = new WithStartWorkflowOperation<typeof shipmentWorkflow>('shipmentWorkflow', {
+      workflowId: shipmentWorkflowId(shipmentId),
+      taskQueue: stack.worker.taskQueue,
+      workflowIdConflictPolicy: 'FAIL',
+      args: [
+        {
+          shipmentId,
+          orderId: null,
+          courier: CourierCode.FLEET,
+          trackingNumber,
+          courierTaskQueue: stack.worker.courierTaskQueue,
+          policy: fastPolicy(),
+        },
+      ],
+    });
+    const answer = await stack.worker.client.workflow.executeUpdateWithStart(refreshNowUpdate, {
+      args: [{ requestedBy: 'ops:olga' }],
+      startWorkflowOperation: start,
+    });
+    const handle = stack.started(await start.workflowHandle());
+    expect({ source: answer.source, status: answer.snapshot.status }).toEqual({
+      source: 'live',
+      status: 'IN_TRANSIT',
+    });
     const row = await eventually(
       () => shipmentRow(shipmentId),
       (r) => r.status === 'IN_TRANSIT',
