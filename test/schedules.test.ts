@@ -477,7 +477,8 @@ describe('schedules', () => {
           created_at: ago(10 * DAY),
         }),
         neverScanned: await shipment({ status: 'PENDING', created_at: ago(8 * DAY) }),
-        staleWorkflowEnded: await shipment({ status: 'OUT_FOR_DELIVERY', last_event_at: ago(9 * DAY) }),
+        // Its tracking died moments ago: inside the orders' restart window, left to its order.
+        staleTrackingDied: await shipment({ status: 'OUT_FOR_DELIVERY', last_event_at: ago(9 * DAY) }),
         staleWorkflowRunning: await shipment({ status: 'IN_TRANSIT', last_event_at: ago(8 * DAY) }),
         recentScan: await shipment({
           status: 'IN_TRANSIT',
@@ -506,7 +507,7 @@ describe('schedules', () => {
         }),
       };
       await parkedWorkflow(s.staleWorkflowRunning);
-      await (await parkedWorkflow(s.staleWorkflowEnded)).terminate('crashed long ago');
+      await (await parkedWorkflow(s.staleTrackingDied)).terminate('worker crashed');
       for (const id of [s.finishedLongAgo, s.finishedRecently]) {
         await database.db
           .insertInto('tracking_events')
@@ -550,7 +551,13 @@ describe('schedules', () => {
           })),
         )
         .execute();
-      const untouched = [s.staleWorkflowRunning, s.recentScan, s.recentlyCreated, s.finishedRecently];
+      const untouched = [
+        s.staleWorkflowRunning,
+        s.staleTrackingDied,
+        s.recentScan,
+        s.recentlyCreated,
+        s.finishedRecently,
+      ];
       const before = await database.db
         .selectFrom('shipments')
         .selectAll()
@@ -562,8 +569,8 @@ describe('schedules', () => {
       const run = await trigger(HOUSEKEEPING_SCHEDULE_ID);
       const result: HousekeepingResult = await run.result();
       expect(result).toEqual({
-        expired: 3,
-        skippedRunning: 1,
+        expired: 2,
+        skippedRunning: 2,
         archived: 1,
         scrubbed: 2,
         scrubbedImportLines: 0,
@@ -576,7 +583,7 @@ describe('schedules', () => {
         caughtUp: true,
       });
 
-      for (const id of [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded]) {
+      for (const id of [s.staleUntracked, s.neverScanned]) {
         const row = await rowOf(id);
         expect([id, row.status, row.sub_status, row.next_poll_at]).toEqual([id, 'EXPIRED', 'NO_SCAN', null]);
         expect(row.finished_at).toBeInstanceOf(Date);
@@ -588,7 +595,7 @@ describe('schedules', () => {
         .orderBy('subject_id')
         .execute();
       expect(audit).toEqual(
-        [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded].sort().map((id) => ({
+        [s.staleUntracked, s.neverScanned].sort().map((id) => ({
           subject_id: id,
           actor: 'system:housekeeping',
           action: 'shipment.expire',
@@ -601,13 +608,13 @@ describe('schedules', () => {
         .where('shipment_id', 'in', [
           s.staleUntracked,
           s.neverScanned,
-          s.staleWorkflowEnded,
+          s.staleTrackingDied,
           s.finishedLongAgo,
         ])
         .orderBy('shipment_id')
         .execute();
       expect(events).toEqual(
-        [s.staleUntracked, s.neverScanned, s.staleWorkflowEnded].sort().map((id) => ({
+        [s.staleUntracked, s.neverScanned].sort().map((id) => ({
           shipment_id: id,
           type: 'shipment.exception',
         })),
@@ -672,7 +679,7 @@ describe('schedules', () => {
       const again: HousekeepingResult = await (await trigger(HOUSEKEEPING_SCHEDULE_ID)).result();
       expect(again).toEqual({
         expired: 0,
-        skippedRunning: 1,
+        skippedRunning: 2,
         archived: 0,
         scrubbed: 0,
         scrubbedImportLines: 0,
@@ -815,6 +822,26 @@ describe('schedules', () => {
       const milestones = await milestonesOf(orderHandle);
       expect(milestones).toEqual([
         { shipmentId: tracked, status: 'EXPIRED', subStatus: 'NO_SCAN', at: expect.any(String) },
+      ]);
+    });
+
+    it("leaves a parcel whose tracking died within the orders' restart window to its order; past it, expires it and tells the order", async () => {
+      const orderId = await order();
+      const orderHandle = await parkedOrder(orderId);
+      const id = await shipment({ order_id: orderId, status: 'IN_TRANSIT', last_event_at: ago(8 * DAY) });
+      await (await parkedWorkflow(id)).terminate('worker crashed');
+
+      // The default window (the orders' 8 h): ops may still restart its tracking.
+      const within = await housekeep();
+      expect(within.skippedRunning).toBeGreaterThanOrEqual(1);
+      expect((await rowOf(id)).status).toBe('IN_TRANSIT');
+      expect(await milestonesOf(orderHandle)).toEqual([]);
+
+      // Once the window has passed, it is expired and its order told.
+      await run({ ...housekeepingInput, trackingRestartWindowMs: 1 });
+      expect((await rowOf(id)).status).toBe('EXPIRED');
+      expect(await milestonesOf(orderHandle)).toEqual([
+        { shipmentId: id, status: 'EXPIRED', subStatus: 'NO_SCAN', at: expect.any(String) },
       ]);
     });
 

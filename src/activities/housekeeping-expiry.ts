@@ -32,6 +32,8 @@ import type { HousekeepingActivityDeps } from './housekeeping';
 export interface ExpireBatchInput {
   /** No scan (last_event_at, else created_at) for this long → EXPIRED (ms). */
   expireAfterNoScanMs: number;
+  /** A tracking run that ended unfinished less than this long ago holds its parcel (ms; see {@link trackingHeld}). */
+  restartWindowMs: number;
   batchSize: number;
   /** Shipment ids are visited in order; the next batch starts after this one. */
   afterId: string | null;
@@ -39,7 +41,7 @@ export interface ExpireBatchInput {
 
 export interface ExpireBatchResult {
   expired: number;
-  /** Stale rows whose shipment workflow is still running: it will expire them itself. */
+  /** Stale rows their tracking still holds: a running workflow (it expires them itself), or one that ended unfinished within the restart window (its order may restart it). */
   skippedRunning: number;
   /** Where the next batch starts; null when this batch was the last. */
   nextAfterId: string | null;
@@ -74,8 +76,26 @@ async function workflowStatus(temporal: Client, workflowId: string): Promise<str
   }
 }
 
-const workflowRunning = async (temporal: Client, workflowId: string) =>
-  (await workflowStatus(temporal, workflowId)) === 'RUNNING';
+/**
+ * Whether a parcel's tracking still holds it: its workflow runs, or its last run ended
+ * without finishing (failed, terminated, timed out) less than `restartWindowMs` ago, so its
+ * order may still restart it (src/workflows/order-tracking.ts); expiring it then would settle
+ * the parcel under the order and make the restart refuse a finished shipment.
+ */
+async function trackingHeld(temporal: Client, workflowId: string, restartWindowMs: number): Promise<boolean> {
+  try {
+    const run = await temporal.workflow.getHandle(workflowId).describe();
+    if (run.status.name === 'RUNNING') return true;
+    return (
+      run.status.name !== 'COMPLETED' &&
+      run.closeTime !== undefined &&
+      Date.now() - run.closeTime.getTime() < restartWindowMs
+    );
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
 
 function needsTemporal(temporal: Client | undefined, what: string): Client {
   if (temporal) return temporal;
@@ -171,7 +191,7 @@ export function createExpiryActivities(deps: HousekeepingActivityDeps) {
       for (let i = 0; i < candidates.length; i += DESCRIBE_CONCURRENCY) {
         const slice = candidates.slice(i, i + DESCRIBE_CONCURRENCY);
         const running = await Promise.all(
-          slice.map((id) => workflowRunning(temporal!, shipmentWorkflowId(id))),
+          slice.map((id) => trackingHeld(temporal!, shipmentWorkflowId(id), input.restartWindowMs)),
         );
         slice.forEach((id, j) => {
           if (!running[j]) untracked.push(id);

@@ -347,6 +347,12 @@ export interface DailyReportInput {
 export interface HousekeepingInput {
   /** Unfinished shipments with no scan for this long and no running workflow → EXPIRED (ms). */
   expireAfterNoScanMs: number;
+  /**
+   * A shipment whose tracking ended without finishing (failed, terminated, timed out) less than
+   * this long ago is left to its order, which may still restart it (ms; default
+   * {@link DEFAULT_TRACKING_RESTART_WINDOW_MS}, the orders' restart window).
+   */
+  trackingRestartWindowMs?: number;
   /** Finished shipments are archived after this long (ms). */
   archiveAfterMs: number;
   /** Personal data is scrubbed from raw courier payloads this long after a shipment finished (ms). */

@@ -16,7 +16,11 @@ import {
   setCurrentDetails,
 } from '@temporalio/workflow';
 import type { HousekeepingActivities, Prunable } from '../activities/housekeeping';
-import type { HousekeepingInput, HousekeepingResult } from './contract';
+import {
+  DEFAULT_TRACKING_RESTART_WINDOW_MS,
+  type HousekeepingInput,
+  type HousekeepingResult,
+} from './contract';
 import { FailureType } from '../domain/failures';
 
 const activities = proxyActivities<HousekeepingActivities>({
@@ -47,7 +51,7 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
   const failed: string[] = [];
   const progress = (step: string) =>
     setCurrentDetails(
-      `${step} · expired ${result.expired} (left ${result.skippedRunning} to their running workflows), ` +
+      `${step} · expired ${result.expired} (left ${result.skippedRunning} to their tracking: running, or awaiting a restart), ` +
         `closed ${result.ordersNotStarted} orders that never started, ` +
         `archived ${result.archived}, scrubbed ${result.scrubbed} (and ${result.scrubbedImportLines} import lines), ` +
         `pruned ${result.prunedIdempotencyKeys} idempotency keys, ${result.prunedWebhookEvents} push dedupe rows, ` +
@@ -71,7 +75,14 @@ export async function housekeepingWorkflow(input: HousekeepingInput): Promise<Ho
     for (let batch = 1; batch <= input.maxBatches; batch++) {
       const r = await activities.expireUnscannedShipments.executeWithOptions(
         { summary: `expire shipments with no scan for ${hours(input.expireAfterNoScanMs)}, batch ${batch}` },
-        [{ expireAfterNoScanMs: input.expireAfterNoScanMs, batchSize: input.batchSize, afterId }],
+        [
+          {
+            expireAfterNoScanMs: input.expireAfterNoScanMs,
+            restartWindowMs: input.trackingRestartWindowMs ?? DEFAULT_TRACKING_RESTART_WINDOW_MS,
+            batchSize: input.batchSize,
+            afterId,
+          },
+        ],
       );
       result.expired += r.expired;
       result.skippedRunning += r.skippedRunning;
