@@ -154,6 +154,15 @@ export async function cancelOrder(
       // The saga finished between our read and the update: answer from what it wrote.
       const now = await getOrderStatus(deps.db, order.id);
       if (now === 'CANCELLED') return 'cancelled';
+      // Still PENDING with no workflow: its start failed when it was placed (Temporal was
+      // unreachable) and was not retried. It holds nothing; housekeeping closes it.
+      if (now === OrderStatus.PENDING) {
+        throw new ApiError(
+          409,
+          'ORDER_NOT_STARTED',
+          'the order never started (the workflow service was unreachable when it was placed): nothing is reserved or charged, and it is closed as FAILED unless its start is retried',
+        );
+      }
       throw new ApiError(409, 'ORDER_FINISHED', `the order is already ${now} and cannot be cancelled`);
     }
     throw err;

@@ -18,6 +18,7 @@ import { type TestApi } from '../support/api';
 import { ADDRESS } from '../support/shopper';
 import { eventually } from '../support/eventually';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
+import { insertOrderRow } from '../support/db';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(90_000);
@@ -460,6 +461,19 @@ describe('order routes', () => {
     const again = await cancel();
     expect(again.statusCode).toBe(200);
     expect(again.json().status).toBe('CANCELLED');
+  });
+
+  it('a cancel of an order whose workflow never started says so (nothing is held), not that it has finished', async () => {
+    // Written by the API, then the start failed (Temporal unreachable): PENDING, no workflow.
+    const orderId = await insertOrderRow(stack.database.db, { customerId: 'cus_unstarted' });
+    const res = await stack.api.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${orderId}/cancel`,
+      headers: stack.api.customer('cus_unstarted'),
+    });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error.code).toBe('ORDER_NOT_STARTED');
+    expect(res.json().error.message).toMatch(/nothing is reserved or charged/);
   });
 
   it('a cancel after pickup is refused with 409 and changes nothing', async () => {
