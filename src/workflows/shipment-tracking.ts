@@ -251,7 +251,9 @@ export class ShipmentTracking {
         // Never polled (the shop's own fleet): every report reached this snapshot as it was
         // made, so it is as live as an answer gets; once the read model holds it too.
         if (!isPolledCourier(this.input.courier)) {
-          await condition(() => this.logRead && this.pushed.length === 0 && this.writing === 0);
+          await condition(
+            () => (this.finished() || (this.logRead && this.pushed.length === 0)) && this.writing === 0,
+          );
           return this.refreshAnswer(RefreshSource.LIVE);
         }
         // The courier call out now answers this request too: its answer comes after the request.
