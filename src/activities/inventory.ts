@@ -99,10 +99,18 @@ export function createInventoryActivities(deps: InventoryActivityDeps) {
     },
 
     /** A parcel the courier collected while its order was being settled: its goods left, held or released. */
-    async consumeCollectedStock(input: { orderId: string; skus: string[] }): Promise<StockChange> {
+    async consumeCollectedStock(input: {
+      orderId: string;
+      skus: string[];
+    }): Promise<Awaited<ReturnType<typeof consumeCollected>>> {
       const result = await consumeCollected(db, input);
       if (result.changed.length > 0)
-        log.info({ orderId: input.orderId, ...result }, 'collected stock consumed');
+        log.info({ orderId: input.orderId, changed: result.changed }, 'collected stock consumed');
+      if (result.oversold.length > 0)
+        log.warn(
+          { orderId: input.orderId, oversold: result.oversold },
+          'a collected parcel carries units sold again after the clean-up released them',
+        );
       return result;
     },
 

@@ -301,22 +301,50 @@ export function consumeStock(
  * The courier turned out to have collected a parcel of an order being settled: its goods left.
  * Held units are consumed ({@link consumeStock}), and units a clean-up had already released
  * (the cancel was parked, the release went on, the courier collected meanwhile) are taken off
- * the shelf again: RELEASED → CONSUMED, `on_hand` goes down. Idempotent.
+ * the shelf again: RELEASED → CONSUMED, `on_hand` goes down, as far as the sku still has them
+ * unreserved. Units other orders hold since were sold twice: they stay RELEASED and are named
+ * in `oversold` (the recall brings them back). Idempotent.
  */
 export async function consumeCollected(
   db: Kysely<Database>,
   input: { orderId: string; skus: string[] },
-): Promise<StockChange> {
+): Promise<StockChange & { oversold: { sku: string; quantity: number }[] }> {
   const held = await consumeStock(db, input);
-  const released = await moveReservations(db, {
-    orderId: input.orderId,
-    skus: input.skus,
-    from: ReservationStatus.RELEASED,
-    to: ReservationStatus.CONSUMED,
-    reservedDelta: 0,
-    onHandDelta: -1,
+  if (input.skus.length === 0) return { ...held, oversold: [] };
+  return atomically(db, async (trx) => {
+    const released = await trx
+      .selectFrom('inventory_reservations')
+      .select(['sku', 'quantity'])
+      .where('order_id', '=', input.orderId)
+      .where('status', '=', ReservationStatus.RELEASED)
+      .where('sku', 'in', input.skus)
+      .execute();
+    const items = await lockItems(trx, sortedUnique(released.map((r) => r.sku)));
+    const changed: { sku: string; quantity: number }[] = [];
+    const oversold: { sku: string; quantity: number }[] = [];
+    for (const row of [...released].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))) {
+      const item = items.get(row.sku)!;
+      if (item.onHand - item.reserved < row.quantity) {
+        oversold.push(row);
+        continue;
+      }
+      await trx
+        .updateTable('inventory_reservations')
+        .set({ status: ReservationStatus.CONSUMED, updated_at: sql<Date>`now()` })
+        .where('order_id', '=', input.orderId)
+        .where('sku', '=', row.sku)
+        .where('status', '=', ReservationStatus.RELEASED)
+        .execute();
+      await trx
+        .updateTable('inventory_items')
+        .set({ on_hand: sql<number>`on_hand - ${row.quantity}`, updated_at: sql<Date>`now()` })
+        .where('sku', '=', row.sku)
+        .execute();
+      item.onHand -= row.quantity;
+      changed.push(row);
+    }
+    return { changed: [...held.changed, ...changed], oversold };
   });
-  return { changed: [...held.changed, ...released.changed] };
 }
 
 /** A returned parcel's goods are back on the shelf: CONSUMED → RESTOCKED, `on_hand` goes up. Idempotent. */

@@ -141,17 +141,20 @@ async function cancelBooking(saga: OrderSaga, parcel: Parcel): Promise<CancelOut
 export async function cancelBookingForGood(saga: OrderSaga, parcel: Parcel): Promise<void> {
   if ((await cancelBooking(saga, parcel)) === CancelOutcome.COLLECTED) {
     parcel.pickedUp = true;
+    let soldAgain = '';
     if (!parcel.consumed) {
       // Held, or already released by a clean-up that went on while this cancel was parked.
-      await saga.act.always.consumeCollectedStock.executeWithOptions(
+      const { oversold } = await saga.act.always.consumeCollectedStock.executeWithOptions(
         { summary: `stock of parcel ${parcel.shipmentId} has left with the courier` },
         [{ orderId: saga.input.orderId, skus: parcel.lines.map((l) => l.sku) }],
       );
       parcel.consumed = true;
+      if (oversold.length > 0)
+        soldAgain = `; ${oversold.map((o) => `${o.quantity} × ${o.sku}`).join(', ')} sold again meanwhile: only the recall can cover them`;
     }
     throw ApplicationFailure.create({
       type: AttentionStep.RECALL_PARCEL,
-      message: `the courier has collected parcel ${parcel.shipmentId} (${parcel.trackingNumber}) of an order that will not be delivered: recall it (its stock counts as shipped; put it back on the shelf when it is back)`,
+      message: `the courier has collected parcel ${parcel.shipmentId} (${parcel.trackingNumber}) of an order that will not be delivered: recall it (its stock counts as shipped; put it back on the shelf when it is back${soldAgain})`,
     });
   }
 }
