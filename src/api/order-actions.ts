@@ -154,13 +154,29 @@ export async function cancelOrder(
       // The saga finished between our read and the update: answer from what it wrote.
       const now = await getOrderStatus(deps.db, order.id);
       if (now === 'CANCELLED') return 'cancelled';
-      // Still PENDING with no workflow: its start failed when it was placed (Temporal was
-      // unreachable) and was not retried. It holds nothing; housekeeping closes it.
-      if (now === OrderStatus.PENDING) {
+      // Still PENDING and no workflow ever ran (not a closed one, say terminated while it
+      // booked, which may hold stock and money): its start failed when it was placed and was
+      // not retried. It holds nothing; housekeeping closes it.
+      const ran = await handle.describe().then(
+        () => true,
+        (describeErr: unknown) => {
+          if (describeErr instanceof WorkflowNotFoundError) return false;
+          throw describeErr;
+        },
+      );
+      if (now === OrderStatus.PENDING && !ran) {
         throw new ApiError(
           409,
           'ORDER_NOT_STARTED',
           'the order never started (the workflow service was unreachable when it was placed): nothing is reserved or charged, and it is closed as FAILED unless its start is retried',
+        );
+      }
+      // Not final, yet no running workflow: it ended without settling (failed or terminated).
+      if (!FINISHED_ORDER_STATUSES.has(now)) {
+        throw new ApiError(
+          409,
+          'ORDER_STOPPED',
+          `the order's workflow has stopped with the order ${now} (failed or terminated): ops reset it from the failed-work list, then it can be cancelled`,
         );
       }
       throw new ApiError(409, 'ORDER_FINISHED', `the order is already ${now} and cannot be cancelled`);

@@ -463,7 +463,7 @@ describe('order routes', () => {
     expect(again.json().status).toBe('CANCELLED');
   });
 
-  it('a cancel of an order whose workflow never started says so (nothing is held), not that it has finished', async () => {
+  it('a cancel of an order whose workflow never started says so (nothing is held); one whose workflow stopped half-way is for ops', async () => {
     // Written by the API, then the start failed (Temporal unreachable): PENDING, no workflow.
     const orderId = await insertOrderRow(stack.database.db, { customerId: 'cus_unstarted' });
     const res = await stack.api.app.inject({
@@ -474,6 +474,24 @@ describe('order routes', () => {
     expect(res.statusCode).toBe(409);
     expect(res.json().error.code).toBe('ORDER_NOT_STARTED');
     expect(res.json().error.message).toMatch(/nothing is reserved or charged/);
+
+    // One whose workflow did run, and was terminated half-way, may hold stock and money: ops'.
+    const stopped = await insertOrderRow(stack.database.db, { customerId: 'cus_unstarted' });
+    const run = await stack.worker.client.workflow.start('orderWorkflow', {
+      workflowId: orderWorkflowId(stopped),
+      taskQueue: `nobody-polls-${stopped}`,
+      args: [{ orderId: stopped }],
+    });
+    await run.terminate('a bad deploy');
+    const res2 = await stack.api.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${stopped}/cancel`,
+      headers: stack.api.customer('cus_unstarted'),
+    });
+    expect({ status: res2.statusCode, code: res2.json().error.code }).toEqual({
+      status: 409,
+      code: 'ORDER_STOPPED',
+    });
   });
 
   it('a cancel after pickup is refused with 409 and changes nothing', async () => {
