@@ -9,22 +9,16 @@
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { checkLedger } from '../../devstack/ledger';
-import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { CourierCode } from '../../src/couriers/types';
 import { bookFleetParcel, closeRun, recordReport } from '../../src/read-model/fleet';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
-import {
-  orderWorkflowId,
-  refreshNowUpdate,
-  shipmentStateQuery,
-  shipmentWorkflowId,
-} from '../../src/workflows/contract';
-import type { shipmentWorkflow } from '../../src/workflows/shipment';
+import { orderWorkflowId, shipmentStateQuery, shipmentWorkflowId } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { ADDRESS } from '../support/shopper';
 import { useStack } from '../support/stack';
-import { fastPolicy, uniqueId } from '../support/temporal';
+import { fastPolicy, refreshNowWithStart, uniqueId } from '../support/temporal';
 
 jest.setTimeout(120_000);
 
@@ -597,26 +591,13 @@ describe('own fleet', () => {
 
     // Started and asked for its state in one call: the answer comes once the run has taken the
     // driver's log it starts from, and has it in Postgres.
-    const start = new WithStartWorkflowOperation<typeof shipmentWorkflow>('shipmentWorkflow', {
-      workflowId: shipmentWorkflowId(shipmentId),
-      taskQueue: stack.worker.taskQueue,
-      workflowIdConflictPolicy: 'FAIL',
-      args: [
-        {
-          shipmentId,
-          orderId: null,
-          courier: CourierCode.FLEET,
-          trackingNumber,
-          courierTaskQueue: stack.worker.courierTaskQueue,
-          policy: fastPolicy(),
-        },
-      ],
-    });
-    const answer = await stack.worker.client.workflow.executeUpdateWithStart(refreshNowUpdate, {
-      args: [{ requestedBy: 'ops:olga' }],
-      startWorkflowOperation: start,
-    });
-    const handle = stack.started(await start.workflowHandle());
+    const started = await refreshNowWithStart(
+      stack.worker,
+      { shipmentId, trackingNumber, courier: CourierCode.FLEET, policy: fastPolicy() },
+      'ops:olga',
+    );
+    const { answer } = started;
+    const handle = stack.started(started.handle);
     expect({ source: answer.source, status: answer.snapshot.status }).toEqual({
       source: 'live',
       status: 'IN_TRANSIT',

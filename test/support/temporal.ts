@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
@@ -9,7 +9,7 @@ import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { PaymentProvider } from '../../src/payments/types';
 import { createWorkers } from '../../src/worker';
-import { shipmentWorkflowId } from '../../src/workflows/contract';
+import { refreshNowUpdate, shipmentWorkflowId } from '../../src/workflows/contract';
 import { pollPolicyFromConfig } from '../../src/poll-policy';
 import type { PollPolicy } from '../../src/domain/polling';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
@@ -115,18 +115,18 @@ export async function startTestWorker(opts: {
   };
 }
 
-/** Starts tracking a simulator parcel with its own shipment workflow on this worker's queues. */
-export function startShipmentWorkflow(
-  worker: TestWorker,
-  parcel: {
-    shipmentId: string;
-    orderId?: string | null;
-    trackingNumber: string;
-    policy: PollPolicy;
-    courier?: CourierCode;
-  },
-) {
-  return worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
+/** A parcel's shipment workflow as a test starts it; without `policy` it asks the worker for one. */
+interface TestParcel {
+  shipmentId: string;
+  orderId?: string | null;
+  trackingNumber: string;
+  policy?: PollPolicy;
+  courier?: CourierCode;
+}
+
+/** The start options of a parcel's shipment workflow on this worker's queues. */
+function shipmentStart(worker: TestWorker, parcel: TestParcel) {
+  return {
     workflowId: shipmentWorkflowId(parcel.shipmentId),
     taskQueue: worker.taskQueue,
     args: [
@@ -136,10 +136,35 @@ export function startShipmentWorkflow(
         courier: parcel.courier ?? CourierCode.SIMULATOR,
         trackingNumber: parcel.trackingNumber,
         courierTaskQueue: worker.courierTaskQueue,
-        policy: parcel.policy,
+        ...(parcel.policy ? { policy: parcel.policy } : {}),
       },
-    ],
+    ] as Parameters<typeof shipmentWorkflow>,
+  };
+}
+
+/** Starts tracking a simulator parcel with its own shipment workflow on this worker's queues. */
+export function startShipmentWorkflow(worker: TestWorker, parcel: TestParcel & { policy: PollPolicy }) {
+  return worker.client.workflow.start<typeof shipmentWorkflow>(
+    'shipmentWorkflow',
+    shipmentStart(worker, parcel),
+  );
+}
+
+/**
+ * Starts a parcel's shipment workflow and asks it `refreshNow` in one call (update-with-start):
+ * the update reaches the run with its start, in its first task. Answers the update's result and
+ * the run's handle.
+ */
+export async function refreshNowWithStart(worker: TestWorker, parcel: TestParcel, requestedBy: string) {
+  const start = new WithStartWorkflowOperation<typeof shipmentWorkflow>('shipmentWorkflow', {
+    ...shipmentStart(worker, parcel),
+    workflowIdConflictPolicy: 'FAIL',
   });
+  const answer = await worker.client.workflow.executeUpdateWithStart(refreshNowUpdate, {
+    args: [{ requestedBy }],
+    startWorkflowOperation: start,
+  });
+  return { answer, handle: await start.workflowHandle() };
 }
 
 /** A poll policy shrunk to milliseconds so lifecycles run in seconds. */

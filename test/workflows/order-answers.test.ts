@@ -87,6 +87,17 @@ describe('order saga: courier and provider answers', () => {
     return { ...placed, parked: await waitForAttention(placed.handle) };
   }
 
+  /** The provider takes captures again and the admin retries the parked one; the order's end, its history kept as `history`. */
+  async function retryParkedCapture(handle: WorkflowHandle<typeof orderWorkflow>, history: string) {
+    stack.payments.state.faults.clear();
+    expect(await resolve(handle, 'capture', 'retry', 'authorisation renewed by the shopper')).toMatchObject({
+      outcome: 'retried',
+    });
+    const result = await handle.result();
+    await recordHistory(history, handle);
+    return result;
+  }
+
   const auditActions = async (orderId: string) =>
     (
       await stack.database.db
@@ -344,12 +355,7 @@ describe('order saga: courier and provider answers', () => {
     expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_ATTENTION' });
     expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'AUTHORISED', amount_captured: 0 });
 
-    stack.payments.state.faults.clear();
-    expect(await resolve(handle, 'capture', 'retry', 'authorisation renewed by the shopper')).toMatchObject({
-      outcome: 'retried',
-    });
-    const result = await handle.result();
-    await recordHistory('order-capture-parked-then-retried', handle);
+    const result = await retryParkedCapture(handle, 'order-capture-parked-then-retried');
     expect(result).toMatchObject({ status: 'DELIVERED', captured: true, attention: [] });
     expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'CAPTURED', amount_captured: total });
     expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
@@ -367,12 +373,7 @@ describe('order saga: courier and provider answers', () => {
 
     // The admin's retry captures the whole order (all a capture can take): the returned parcel's
     // refund, skipped while nothing was captured, follows it.
-    stack.payments.state.faults.clear();
-    expect(await resolve(handle, 'capture', 'retry', 'authorisation renewed by the shopper')).toMatchObject({
-      outcome: 'retried',
-    });
-    const result = await handle.result();
-    await recordHistory('order-capture-parked-then-returned', handle);
+    const result = await retryParkedCapture(handle, 'order-capture-parked-then-returned');
     expect(result).toMatchObject({ status: 'RETURNED', captured: true, attention: [] });
     expect((await paymentRows(orderId))[0]).toMatchObject({ amount_captured: total, amount_refunded: total });
     expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });

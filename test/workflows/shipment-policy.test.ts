@@ -3,22 +3,19 @@
  * the API runs on the `WAYBILL_POLL_*` settings of the worker, whatever the API's are.
  */
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation } from '@temporalio/client';
 import { CourierCode } from '../../src/couriers/types';
 import {
   orderShipmentId,
   orderWorkflowId,
-  refreshNowUpdate,
   RefreshSource,
   shipmentStateQuery,
   shipmentWorkflowId,
 } from '../../src/workflows/contract';
-import type { shipmentWorkflow } from '../../src/workflows/shipment';
 import { eventually } from '../support/eventually';
 import { ADDRESS } from '../support/shopper';
 import { expectBooksBalance } from '../support/saga';
 import { useStack } from '../support/stack';
-import { uniqueId } from '../support/temporal';
+import { refreshNowWithStart, uniqueId } from '../support/temporal';
 
 jest.setTimeout(90_000);
 
@@ -101,25 +98,12 @@ describe('the poll policy of a shipment', () => {
       .execute();
     // Started and asked in one call: the update reaches the run with its start, in its first
     // task, while the run still waits for the worker's poll policy (no policy pinned here).
-    const start = new WithStartWorkflowOperation<typeof shipmentWorkflow>('shipmentWorkflow', {
-      workflowId: shipmentWorkflowId(shipmentId),
-      taskQueue: stack.worker.taskQueue,
-      workflowIdConflictPolicy: 'FAIL',
-      args: [
-        {
-          shipmentId,
-          orderId: null,
-          courier: CourierCode.SIMULATOR,
-          trackingNumber,
-          courierTaskQueue: stack.worker.courierTaskQueue,
-        },
-      ],
-    });
-    const answer = await stack.worker.client.workflow.executeUpdateWithStart(refreshNowUpdate, {
-      args: [{ requestedBy: 'customer' }],
-      startWorkflowOperation: start,
-    });
-    stack.started(await start.workflowHandle());
+    const { answer, handle } = await refreshNowWithStart(
+      stack.worker,
+      { shipmentId, trackingNumber },
+      'customer',
+    );
+    stack.started(handle);
     expect(answer.source).toBe(RefreshSource.LIVE);
     expect(answer.snapshot).toMatchObject({ status: 'INFO_RECEIVED', polls: 1, finished: false });
   });
