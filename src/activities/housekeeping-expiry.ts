@@ -66,14 +66,19 @@ export interface UnstartedOrdersResult {
 /** Describes run at once against Temporal while checking a batch. */
 const DESCRIBE_CONCURRENCY = 8;
 
-/** The workflow's status name (RUNNING, COMPLETED, TERMINATED, …), or null when there is none. */
-async function workflowStatus(temporal: Client, workflowId: string): Promise<string | null> {
+/** The latest run of the workflow id, or null when there is none. */
+async function latestRun(temporal: Client, workflowId: string) {
   try {
-    return (await temporal.workflow.getHandle(workflowId).describe()).status.name;
+    return await temporal.workflow.getHandle(workflowId).describe();
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return null;
     throw err;
   }
+}
+
+/** The workflow's status name (RUNNING, COMPLETED, TERMINATED, …), or null when there is none. */
+async function workflowStatus(temporal: Client, workflowId: string): Promise<string | null> {
+  return (await latestRun(temporal, workflowId))?.status.name ?? null;
 }
 
 /**
@@ -83,18 +88,14 @@ async function workflowStatus(temporal: Client, workflowId: string): Promise<str
  * the parcel under the order and make the restart refuse a finished shipment.
  */
 async function trackingHeld(temporal: Client, workflowId: string, restartWindowMs: number): Promise<boolean> {
-  try {
-    const run = await temporal.workflow.getHandle(workflowId).describe();
-    if (run.status.name === 'RUNNING') return true;
-    return (
-      run.status.name !== 'COMPLETED' &&
-      run.closeTime !== undefined &&
-      Date.now() - run.closeTime.getTime() < restartWindowMs
-    );
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
-  }
+  const run = await latestRun(temporal, workflowId);
+  if (run === null) return false;
+  if (run.status.name === 'RUNNING') return true;
+  return (
+    run.status.name !== 'COMPLETED' &&
+    run.closeTime !== undefined &&
+    Date.now() - run.closeTime.getTime() < restartWindowMs
+  );
 }
 
 function needsTemporal(temporal: Client | undefined, what: string): Client {
