@@ -456,8 +456,9 @@ describe('own fleet', () => {
     const tracking = () => handle.query(shipmentStateQuery);
     // Once the run has read the driver's log it starts from and waits (a timer: its expiry):
     // a report recorded before that read would reach it through the read.
+    // (The order starts the run just after CONFIRMED: until then there is no history to read.)
     await eventually(
-      async () => (await handle.fetchHistory()).events ?? [],
+      async () => (await handle.fetchHistory().catch(() => ({ events: [] }))).events ?? [],
       (events) => events.some((e) => e.timerStartedEventAttributes),
     );
     const before = (await tracking()).status;
