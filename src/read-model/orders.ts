@@ -110,7 +110,7 @@ export async function orderRecipient(db: Kysely<Database>, orderId: string) {
 export async function findOrderNumber(db: Kysely<Database>, orderId: string) {
   return db
     .selectFrom('orders')
-    .select(['number', 'failure_code'])
+    .select(['number', 'failure_code', 'currency'])
     .where('id', '=', orderId)
     .executeTakeFirst();
 }

@@ -223,10 +223,10 @@ describe('order routes', () => {
       expect(b.json().orderId).not.toBe(a.json().orderId);
     });
 
-    it('a retry after Temporal was down takes over the same order instead of creating a second', async () => {
+    it('a retry after Temporal was down takes over the same order instead of creating a second, at the price it was placed at', async () => {
       const down = await stack.anotherApi({ env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
       try {
-        const sku = await stock();
+        const sku = await stock({ price: 4_990 });
         const headers = { ...stack.api.customer('cus_retry'), 'idempotency-key': randomUUID() };
         const failed = await post(orderBody(sku, 'never_picked_up', 1), headers, down);
         expect(failed.statusCode).toBe(503);
@@ -237,6 +237,12 @@ describe('order routes', () => {
           .where('customer_id', '=', 'cus_retry')
           .execute();
         expect(reserved).toHaveLength(1);
+        // The shop raises the price before the shopper's app retries.
+        await stack.database.db
+          .updateTable('inventory_items')
+          .set({ unit_amount: 6_990 })
+          .where('sku', '=', sku)
+          .execute();
 
         const retried = await post(orderBody(sku, 'never_picked_up', 1), headers);
         expect(retried.statusCode).toBe(202);
@@ -249,6 +255,14 @@ describe('order routes', () => {
             .execute(),
         ).toHaveLength(1);
         await waitForStatus(retried.json().orderId, (s) => s === 'CONFIRMED');
+        // Authorised at the price the order row holds, as the shopper was shown.
+        expect(await orderRow(retried.json().orderId)).toMatchObject({ total_amount: 4_990 });
+        const [payment] = await stack.database.db
+          .selectFrom('payments')
+          .select(['status', 'amount_authorised'])
+          .where('order_id', '=', retried.json().orderId)
+          .execute();
+        expect(payment).toEqual({ status: 'AUTHORISED', amount_authorised: 4_990 });
       } finally {
         await down.close();
       }

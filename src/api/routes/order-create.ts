@@ -10,7 +10,7 @@ import type { Static } from 'typebox';
 import { type CourierCode } from '../../couriers/types';
 import { looksLikeCardNumber } from '../../domain/card-data';
 import { courierFor, type CourierChoice } from '../../domain/courier-choice';
-import { findOrderNumber, insertOrder, nextOrderNumber } from '../../read-model/orders';
+import { findOrderNumber, insertOrder, nextOrderNumber, orderLines } from '../../read-model/orders';
 import {
   DEFAULT_TRACKING_RESTART_WINDOW_MS,
   OrderFailure,
@@ -102,23 +102,28 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
       );
     }
     const orderNumber = existing?.number ?? (await nextOrderNumber(db));
+    // The retry charges what the order row says, the prices the shopper placed it at, not
+    // the catalogue's now (a price changed in between would be authorised and captured).
+    const placedAt = new Map((existing ? await orderLines(db, orderId) : []).map((l) => [l.line_no, l]));
     const lines = body.lines.map((l, i) => {
       const item = bySku.get(l.sku)!;
+      const placed = placedAt.get(i + 1);
       return {
         lineNo: i + 1,
         sku: l.sku,
-        name: item.name,
+        name: placed?.name ?? item.name,
         quantity: l.quantity,
-        unitAmount: item.unit_amount,
+        unitAmount: placed?.unit_amount ?? item.unit_amount,
         shipFrom: item.location,
       };
     });
+    const currency = existing?.currency ?? currencies[0]!;
     const total = await insertOrder(db, {
       id: orderId,
       number: orderNumber,
       customerId,
       email: normaliseEmail(body.email),
-      currency: currencies[0]!,
+      currency,
       courier: courierFor(couriers, lines[0]!.shipFrom),
       shippingAddress: {
         ...body.shippingAddress,
@@ -132,7 +137,7 @@ export const orderCreateRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
       orderId,
       orderNumber,
       customerId,
-      currency: currencies[0]!,
+      currency,
       totalAmount: total,
       ...couriers,
       lines: lines.map(({ name: _name, ...line }) => line),
