@@ -7,8 +7,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { writeAudit } from '../read-model/audit';
-import { ShipmentStatus } from '../domain/status';
-import { writeShipmentEvent } from '../notifications/outbox';
 import { expireUnscanned, unscannedShipmentIds } from '../read-model/shipments';
 import {
   closeOrderFailed,
@@ -202,19 +200,8 @@ export function createExpiryActivities(deps: HousekeepingActivityDeps) {
       let expired: string[] = [];
       if (untracked.length > 0) {
         expired = await db.transaction().execute(async (trx) => {
+          // With each parcel's event (the update only matched unfinished ones).
           const rows = await expireUnscanned(trx, untracked, input.expireAfterNoScanMs);
-          // Each parcel's event in the same transaction (the update only matched unfinished ones).
-          for (const row of rows) {
-            await writeShipmentEvent(trx, {
-              shipmentId: row.id,
-              orderId: row.order_id,
-              courier: row.courier,
-              trackingNumber: row.tracking_number,
-              status: ShipmentStatus.EXPIRED,
-              subStatus: 'NO_SCAN',
-              eta: row.eta === null ? null : new Date(row.eta).toISOString(),
-            });
-          }
           await writeAudit(
             trx,
             rows.map((row) => ({

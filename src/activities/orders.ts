@@ -18,6 +18,7 @@ import {
   type NotificationTransport,
 } from '../notifications/transport';
 import { writeOrderEvent } from '../notifications/outbox';
+import { expireTrackingLost } from '../read-model/shipments';
 
 export interface OrderActivityDeps {
   db: Kysely<Database>;
@@ -184,6 +185,32 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           },
         ]);
       });
+    },
+
+    /**
+     * The order settled a collected parcel as lost: its tracking ended without a final status
+     * and was not restarted in time. The row says EXPIRED (TRACKING_LOST) with its event and
+     * an audit entry, so the customer's tracking and a driver's late report agree with the
+     * refund; a row that finished otherwise keeps its ending, and a repeat changes nothing.
+     */
+    async settleLostParcel(input: { orderId: string; shipmentId: string; reason: string }): Promise<void> {
+      const settled = await db.transaction().execute(async (trx) => {
+        const row = await expireTrackingLost(trx, input.shipmentId);
+        if (!row) return false;
+        await writeAudit(trx, [
+          {
+            actor: 'system:order-saga',
+            action: 'shipment.settle_lost',
+            subjectType: 'shipment',
+            subjectId: row.id,
+            reason: `its tracking ended without a final status and was not restarted: ${input.reason}`,
+            details: { orderId: input.orderId },
+            dedupeKey: `order:settle-lost:${row.id}`,
+          },
+        ]);
+        return true;
+      });
+      if (settled) log.warn(input, 'parcel settled as lost: its shipment row is EXPIRED (TRACKING_LOST)');
     },
   };
 }

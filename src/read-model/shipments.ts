@@ -8,7 +8,8 @@ import { sql, type Kysely } from 'kysely';
 import { RECENT_EVENTS_LIMIT, type Database } from '../../db/database';
 import type { CourierCode } from '../couriers/types';
 import { REMOVED } from '../domain/personal-data';
-import { TERMINAL_STATUSES, type ShipmentStatus } from '../domain/status';
+import { ShipmentStatus, TERMINAL_STATUSES } from '../domain/status';
+import { writeShipmentEvent } from '../notifications/outbox';
 import { ago } from './time';
 
 /** Keeps the courier's latest raw answer, for support, in Postgres only. */
@@ -219,24 +220,56 @@ export async function unscannedShipmentIds(
   return (await query.execute()).map((r) => r.id);
 }
 
-/** Those of `ids` still unfinished and unscanned → EXPIRED (NO_SCAN); the rows changed. */
-export async function expireUnscanned(trx: Kysely<Database>, ids: string[], expireAfterNoScanMs: number) {
-  // Conditions again: a scan or a finish may have landed since the select.
-  return trx
+/**
+ * Unfinished rows of the query → EXPIRED with `subStatus`, each with its shipment event in
+ * the same transaction (only rows the update changed: a repeat writes nothing twice).
+ */
+function expire(trx: Kysely<Database>, subStatus: string) {
+  const update = trx
     .updateTable('shipments')
     .set({
       status: 'EXPIRED',
-      sub_status: 'NO_SCAN',
+      sub_status: subStatus,
       next_poll_at: null,
       finished_at: sql<Date>`now()`,
       version: sql<number>`version + 1`,
       updated_at: sql<Date>`now()`,
     })
-    .where('id', 'in', ids)
     .where('status', 'not in', TERMINAL)
-    .where(lastScan, '<', ago(expireAfterNoScanMs))
-    .returning(['id', 'order_id', 'courier', 'tracking_number', 'eta'])
-    .execute();
+    .returning(['id', 'order_id', 'courier', 'tracking_number', 'eta']);
+  return async (where: (query: typeof update) => typeof update) => {
+    const rows = await where(update).execute();
+    for (const row of rows) {
+      await writeShipmentEvent(trx, {
+        shipmentId: row.id,
+        orderId: row.order_id,
+        courier: row.courier,
+        trackingNumber: row.tracking_number,
+        status: ShipmentStatus.EXPIRED,
+        subStatus,
+        eta: row.eta === null ? null : new Date(row.eta).toISOString(),
+      });
+    }
+    return rows;
+  };
+}
+
+/** Those of `ids` still unfinished and unscanned → EXPIRED (NO_SCAN) with their events; the rows changed. */
+export async function expireUnscanned(trx: Kysely<Database>, ids: string[], expireAfterNoScanMs: number) {
+  // Conditions again: a scan or a finish may have landed since the select.
+  return expire(
+    trx,
+    'NO_SCAN',
+  )((q) => q.where('id', 'in', ids).where(lastScan, '<', ago(expireAfterNoScanMs)));
+}
+
+/**
+ * A parcel its order settled as lost, its tracking having ended without a final status →
+ * EXPIRED (TRACKING_LOST) with its event, unless it finished otherwise; the row, when it changed.
+ */
+export async function expireTrackingLost(trx: Kysely<Database>, shipmentId: string) {
+  const [row] = await expire(trx, 'TRACKING_LOST')((q) => q.where('id', '=', shipmentId));
+  return row;
 }
 
 /** Archives up to `batchSize` shipments finished longer ago than the limit; how many. */

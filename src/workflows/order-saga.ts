@@ -64,8 +64,8 @@ export class OrderSaga {
   readonly compensations: Compensation[] = [];
   readonly children = new Map<string, ChildWorkflowHandle<typeof shipmentWorkflow>>();
   readonly notifications: NotificationQueue;
-  /** Status writes are serialised; each writes what is true when it runs. */
-  statusWrites: Promise<void> = Promise.resolve();
+  /** Read-model writes (the status, a parcel settled as lost) are serialised; each writes what is true when it runs. */
+  private writes: Promise<void> = Promise.resolve();
   readonly act: SagaActivities;
 
   constructor(readonly input: OrderWorkflowInput) {
@@ -137,8 +137,13 @@ export class OrderSaga {
       upsertSearchAttributes([{ key: OrderStatusKey, value: status }]);
       this.showDetails();
     };
-    this.statusWrites = this.statusWrites.then(write);
-    return this.statusWrites;
+    return this.queueWrite(write);
+  }
+
+  /** Queues a read-model write behind the ones before it; {@link settle} waits for them all. */
+  queueWrite(write: () => Promise<void>): Promise<void> {
+    this.writes = this.writes.then(write);
+    return this.writes;
   }
 
   /** What the UI shows as the order's current details: `SHIPPED · p1 IN_TRANSIT, p2 DELIVERED · captured`. */
@@ -219,7 +224,7 @@ export class OrderSaga {
   async settle(): Promise<void> {
     await this.attention.clear();
     await this.notifications.drained();
-    await this.statusWrites;
+    await this.writes;
   }
 
   /** Queues a customer notification (never in the way of the saga). */

@@ -80,7 +80,8 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
  * back for what did not arrive).
  */
 function parcelEnded(saga: OrderSaga, parcel: Parcel, status: ShipmentStatus, failure: string | null): void {
-  if (!isTerminal(parcel.status)) {
+  const settledHere = !isTerminal(parcel.status);
+  if (settledHere) {
     parcel.status = isTerminal(status) ? status : ShipmentStatus.EXPIRED;
     if (PICKED_UP_STATUSES.has(status)) parcel.pickedUp = true;
   }
@@ -90,6 +91,17 @@ function parcelEnded(saga: OrderSaga, parcel: Parcel, status: ShipmentStatus, fa
       shipmentId: parcel.shipmentId,
       failure,
     });
+    // Nothing tracks a collected parcel any more: its row would show the last scan for days
+    // (until housekeeping's no-scan expiry) while the order refunds it. A parcel still at the
+    // shipper has its booking cancelled by the settlement, which marks its row CANCELLED.
+    if (settledHere && parcel.pickedUp) {
+      void saga.queueWrite(() =>
+        saga.act.always.settleLostParcel.executeWithOptions(
+          { summary: `parcel ${parcel.shipmentId} settled as lost: its row → EXPIRED` },
+          [{ orderId: saga.input.orderId, shipmentId: parcel.shipmentId, reason: failure }],
+        ),
+      );
+    }
   }
   saga.showDetails();
 }

@@ -448,6 +448,61 @@ describe('own fleet', () => {
         }),
       );
 
+  it('a report for a parcel whose tracking has finished is refused: delivered, or settled as lost by its order', async () => {
+    const { runId, token } = await driverOnRun('Nur');
+    const lost = await fleetOrder('cus_lost_in_van');
+    const done = await fleetOrder('cus_done');
+    await assign(runId, [lost.trackingNumber, done.trackingNumber]);
+    for (const parcel of [lost, done]) {
+      expect(
+        (await report(token, { trackingNumber: parcel.trackingNumber, kind: 'PICKED_UP' })).statusCode,
+      ).toBe(200);
+      await orderStatus(parcel.orderId, (s) => s === 'SHIPPED');
+    }
+    const delivered = { trackingNumber: done.trackingNumber, kind: 'DELIVERED', proofRef: 'photo/pod-9' };
+    expect(
+      (await report(token, { trackingNumber: done.trackingNumber, kind: 'OUT_FOR_DELIVERY' })).statusCode,
+    ).toBe(200);
+    expect((await report(token, delivered)).statusCode).toBe(200);
+    await orderStatus(done.orderId, (s) => s === 'DELIVERED');
+
+    // The lost parcel's tracking dies and nobody restarts it: once its restart window is over
+    // (8 h), its order refunds it and settles its row, as this activity does.
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(lost.shipmentId))
+      .terminate('stuck: terminated by ops with the CLI');
+    await stack.worker.activities.settleLostParcel({
+      orderId: lost.orderId,
+      shipmentId: lost.shipmentId,
+      reason: 'Workflow execution terminated',
+    });
+
+    for (const [parcel, status] of [
+      [done, 'DELIVERED'],
+      [lost, 'EXPIRED'],
+    ] as const) {
+      const late = await report(token, {
+        trackingNumber: parcel.trackingNumber,
+        kind: 'DELIVERED',
+        proofRef: 'photo/pod-10',
+      });
+      expect({ status: late.statusCode, code: late.json().error.code }).toEqual({
+        status: 409,
+        code: 'TRACKING_FINISHED',
+      });
+      expect(late.json().error.message).toContain(`(${status}): tell dispatch`);
+    }
+    // Nothing recorded for the refused reports: the lost parcel's log ends at its pickup.
+    const reports = await db()
+      .selectFrom('fleet_reports')
+      .select('kind')
+      .where('shipment_id', '=', lost.shipmentId)
+      .execute();
+    expect(reports.map((r) => r.kind)).toEqual(['PICKED_UP']);
+    // Its order is still inside the window here: the ledger is checked for the delivered one.
+    placed.splice(placed.indexOf(lost.orderId), 1);
+  });
+
   it('a report recorded but never handed to the tracking gets there: by its retry, or with the next report; back-dated reports are refused', async () => {
     const ravi = await driverOnRun('Ravi');
     const order = await fleetOrder('cus_lost_signal');

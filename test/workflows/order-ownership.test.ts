@@ -11,6 +11,8 @@ import { createWebhookTransport } from '../../src/notifications/transport';
 import { cancelOrderUpdate, orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
 import { recordHistory } from '../support/histories';
 import { SHOPPER_CANCEL, useSagaStack } from '../support/saga';
+import { eventually } from '../support/eventually';
+import { STACK_TIME_SCALE } from '../support/stack';
 import { fastPolicy } from '../support/temporal';
 
 jest.setTimeout(90_000);
@@ -48,6 +50,7 @@ describe('order saga: what it starts, it owns', () => {
 
   afterEach(() => {
     shopStatus = 200;
+    stack.couriers.backend.clock.setTimeScale(STACK_TIME_SCALE);
   });
 
   it('settles an order whose shipment workflow is terminated: booking cancelled, authorisation voided, stock released', async () => {
@@ -63,6 +66,43 @@ describe('order saga: what it starts, it owns', () => {
     expect(result.failureMessage).toMatch(/terminated/i);
     await expectSettled(order, 'VOIDED', 5);
     expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
+  });
+
+  it('a collected parcel whose shipment workflow is terminated is refunded as lost, and its row says so', async () => {
+    const order = await orderInStock({ scenario: 'delivered' });
+    const shipment = await parcelAt(order.orderId, 'IN_TRANSIT');
+    // Courier time stands (nearly) still: the parcel stays in the van while the test acts.
+    stack.couriers.backend.clock.setTimeScale(1);
+    await eventually(
+      () => paymentRows(order.orderId),
+      (rows) => rows[0]?.status === 'CAPTURED',
+    );
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .terminate('stuck: terminated by ops with the CLI');
+
+    // No restart window: the order settles the parcel as lost at once and gives the money back.
+    const result = await order.handle.result();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST', captured: true });
+    expect((await paymentRows(order.orderId))[0]).toMatchObject({
+      status: 'REFUNDED',
+      amount_captured: order.total,
+      amount_refunded: order.total,
+    });
+    // Nothing tracks the parcel any more: the customer's tracking (and a driver's late report)
+    // must not go on showing it in transit beside the refund.
+    expect((await shipments(order.orderId))[0]).toMatchObject({
+      status: 'EXPIRED',
+      sub_status: 'TRACKING_LOST',
+    });
+    const audit = await stack.database.db
+      .selectFrom('audit_log')
+      .select(['action', 'actor'])
+      .where('subject_id', '=', shipment.id)
+      .execute();
+    expect(audit).toEqual([{ action: 'shipment.settle_lost', actor: 'system:order-saga' }]);
+    // Its goods left with the courier: not back on sale.
+    expect(await item(order.sku)).toMatchObject({ on_hand: 4, reserved: 0 });
   });
 
   it('cancels the booking of a parcel that expired uncollected, beside one that was delivered', async () => {
