@@ -167,7 +167,7 @@ describe('failed work', () => {
     ]);
   });
 
-  it('restarts the tracking of an imported parcel (no order) and it is followed to delivery', async () => {
+  it('restarts the tracking of an imported parcel (no order) once, whoever asks at the same time, and it is followed to delivery', async () => {
     const trackingNumber = stack.couriers.backend.register({
       scenario: 'delivered',
       format: 'native',
@@ -204,10 +204,16 @@ describe('failed work', () => {
       actions: ['restart_tracking'],
     });
 
-    const restarted = await post(`/v1/admin/failed-work/shipments/${shipmentId}/restart-tracking`, {
-      reason: 'imported parcel lost its tracking',
-    });
-    expect(restarted.statusCode).toBe(200);
+    // Two admins restart it at once (each with a key of their own): one run starts, the other
+    // admin is told it is running.
+    const answers = await Promise.all(
+      ['imported parcel lost its tracking', 'restarting the dead import'].map((reason) =>
+        post(`/v1/admin/failed-work/shipments/${shipmentId}/restart-tracking`, { reason }),
+      ),
+    );
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 409]);
+    const restarted = answers.find((a) => a.statusCode === 200)!;
+    expect(answers.find((a) => a.statusCode === 409)!.json().error.code).toBe('TRACKING_NOT_DEAD');
     expect(restarted.json()).toMatchObject({ outcome: 'restarted', workflowId, by: 'ops:sam' });
     expect(restarted.json().runId).not.toBe(dead.runId);
 

@@ -10,7 +10,12 @@
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { WorkflowIdReusePolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { isTerminal, type ShipmentStatus } from '../../domain/status';
 import {
   orderWorkflowId,
@@ -298,9 +303,8 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           }
         }
         // A parcel without an order (imported): nobody else owns its tracking.
-        const started = await deps.temporal.client.workflow.start<typeof shipmentWorkflow>(
-          'shipmentWorkflow',
-          {
+        const started = await deps.temporal.client.workflow
+          .start<typeof shipmentWorkflow>('shipmentWorkflow', {
             workflowId,
             taskQueue: deps.config.temporal.taskQueue,
             workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
@@ -318,8 +322,16 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
                 state,
               },
             ],
-          },
-        );
+          })
+          .catch((err: unknown) => {
+            // Another request (another key, another admin) restarted it since the check above.
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+            throw new ApiError(
+              409,
+              'TRACKING_NOT_DEAD',
+              `shipment workflow ${workflowId} was restarted by another request meanwhile: it is running`,
+            );
+          });
         return {
           outcome: 'restarted',
           reason: null,
