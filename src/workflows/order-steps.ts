@@ -218,7 +218,8 @@ export async function followParcels(saga: OrderSaga): Promise<void> {
     const picked = newlyPickedUp();
     if (picked.length > 0) await onPickup(saga, picked);
     for (const parcel of unsettledReturns()) await settleReturn(saga, parcel);
-    if (allFinal() && newlyPickedUp().length === 0) return;
+    // A parcel may have come back (or been picked up) while those awaited: the loop takes it.
+    if (allFinal() && newlyPickedUp().length === 0 && unsettledReturns().length === 0) return;
   }
 }
 

@@ -12,7 +12,6 @@ import { cancelOrderUpdate, orderShipmentId, shipmentWorkflowId } from '../../sr
 import { recordHistory } from '../support/histories';
 import { SHOPPER_CANCEL, useSagaStack } from '../support/saga';
 import { eventually } from '../support/eventually';
-import { STACK_TIME_SCALE } from '../support/stack';
 import { fastPolicy } from '../support/temporal';
 
 jest.setTimeout(90_000);
@@ -50,7 +49,6 @@ describe('order saga: what it starts, it owns', () => {
 
   afterEach(() => {
     shopStatus = 200;
-    stack.couriers.backend.clock.setTimeScale(STACK_TIME_SCALE);
   });
 
   it('settles an order whose shipment workflow is terminated: booking cancelled, authorisation voided, stock released', async () => {

@@ -484,6 +484,48 @@ describe('order saga', () => {
     expect(await item(secondSku!)).toMatchObject({ on_hand: 5, reserved: 0 });
   });
 
+  it('two parcels come back, the second while the first is being refunded: both restocked and refunded', async () => {
+    const { orderId, handle, total, sku, secondSku } = await orderInStock({
+      scenario: 'never_picked_up',
+      second: { quantity: 2, scenario: 'never_picked_up' },
+    });
+    const [first, second] = await eventually(
+      () => shipments(orderId),
+      (rows) => rows.length === 2 && rows.every((r) => r.status === 'INFO_RECEIVED'),
+    );
+    // Courier time stands (nearly) still from here: each parcel moves only when the test says.
+    stack.couriers.backend.clock.setTimeScale(1);
+    for (const parcel of [first!, second!]) collectAtCourier(parcel.tracking_number);
+    await orderAt(orderId, 'SHIPPED'); // captured, both parcels' stock shipped
+    const comesBack = (trackingNumber: string) =>
+      stack.couriers.backend.register({
+        trackingNumber,
+        scenario: 'return_to_origin',
+        format: 'native',
+        ageMs: 6 * 86_400_000, // past its last step: RETURNED
+      });
+
+    // The provider holds the first refund's answer; the second parcel comes back meanwhile.
+    stack.payments.state.faults.set({ kind: 'timeout', operation: 'refund', ms: 5_000, calls: 1 });
+    comesBack(first!.tracking_number);
+    await eventually(
+      () => item(sku),
+      (row) => row.on_hand === 5, // restocked: its refund comes next
+    );
+    comesBack(second!.tracking_number);
+
+    const result = await handle.result();
+    await recordHistory('order-second-return-during-refund', handle);
+    expect(result.status).toBe('RETURNED');
+    const [payment] = await paymentRows(orderId);
+    expect(payment).toMatchObject({ status: 'REFUNDED', amount_captured: total, amount_refunded: total });
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await item(secondSku!)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await notifications(orderId)).toEqual(
+      expect.arrayContaining([`returned:${first!.id}`, `returned:${second!.id}`]),
+    );
+  });
+
   it('refuses a cancel after pickup and changes nothing', async () => {
     const { orderId, handle, total } = await orderInStock({ scenario: 'never_picked_up' });
     await orderAt(orderId, 'CONFIRMED');
