@@ -135,28 +135,35 @@ async function cancelBooking(saga: OrderSaga, parcel: Parcel): Promise<CancelOut
 
 /**
  * Cancels a booking that must not stay live; a parcel the courier collected anyway must be
- * recalled. Its goods have left: their stock is consumed first, so the release that follows
- * does not offer them for sale again (they go back on the shelf by hand once recalled).
+ * recalled ({@link recallCollected}).
  */
 export async function cancelBookingForGood(saga: OrderSaga, parcel: Parcel): Promise<void> {
-  if ((await cancelBooking(saga, parcel)) === CancelOutcome.COLLECTED) {
-    parcel.pickedUp = true;
-    let soldAgain = '';
-    if (!parcel.consumed) {
-      // Held, or already released by a clean-up that went on while this cancel was parked.
-      const { oversold } = await saga.act.always.consumeCollectedStock.executeWithOptions(
-        { summary: `stock of parcel ${parcel.shipmentId} has left with the courier` },
-        [{ orderId: saga.input.orderId, skus: parcel.lines.map((l) => l.sku) }],
-      );
-      parcel.consumed = true;
-      if (oversold.length > 0)
-        soldAgain = `; ${oversold.map((o) => `${o.quantity} × ${o.sku}`).join(', ')} sold again meanwhile: only the recall can cover them`;
-    }
-    throw ApplicationFailure.create({
-      type: AttentionStep.RECALL_PARCEL,
-      message: `the courier has collected parcel ${parcel.shipmentId} (${parcel.trackingNumber}) of an order that will not be delivered: recall it (its stock counts as shipped; put it back on the shelf when it is back${soldAgain})`,
-    });
+  if ((await cancelBooking(saga, parcel)) === CancelOutcome.COLLECTED) await recallCollected(saga, parcel);
+}
+
+/**
+ * A parcel the courier has collected, of an order that will not be delivered: it must be
+ * recalled (always throws, to park that for an admin). Its goods have left: their stock is
+ * consumed first, so the release that follows does not offer them for sale again (they go
+ * back on the shelf by hand once recalled).
+ */
+export async function recallCollected(saga: OrderSaga, parcel: Parcel): Promise<never> {
+  parcel.pickedUp = true;
+  let soldAgain = '';
+  if (!parcel.consumed) {
+    // Held, or already released by a clean-up that went on while this cancel was parked.
+    const { oversold } = await saga.act.always.consumeCollectedStock.executeWithOptions(
+      { summary: `stock of parcel ${parcel.shipmentId} has left with the courier` },
+      [{ orderId: saga.input.orderId, skus: parcel.lines.map((l) => l.sku) }],
+    );
+    parcel.consumed = true;
+    if (oversold.length > 0)
+      soldAgain = `; ${oversold.map((o) => `${o.quantity} × ${o.sku}`).join(', ')} sold again meanwhile: only the recall can cover them`;
   }
+  throw ApplicationFailure.create({
+    type: AttentionStep.RECALL_PARCEL,
+    message: `the courier has collected parcel ${parcel.shipmentId} (${parcel.trackingNumber}) of an order that will not be delivered: recall it (its stock counts as shipped; put it back on the shelf when it is back${soldAgain})`,
+  });
 }
 
 /**

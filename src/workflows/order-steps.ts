@@ -13,7 +13,13 @@ import { failureType, message } from './order-activities';
 import type { Parcel } from './order-parcels';
 import { courierName } from './summaries';
 import type { OrderSaga } from './order-saga';
-import { cancelBookingForGood, payOwedRefunds, refundParcel, releaseStock } from './order-ending';
+import {
+  cancelBookingForGood,
+  payOwedRefunds,
+  recallCollected,
+  refundParcel,
+  releaseStock,
+} from './order-ending';
 import { CancelRequested, OrderFailed } from './order-errors';
 import { track } from './order-tracking';
 
@@ -150,9 +156,14 @@ async function bookParcel(saga: OrderSaga, parcel: Parcel, siblingFailed: () => 
     id: `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
     step: AttentionStep.CANCEL_BOOKING,
     kind: 'cancel_booking',
-    // A parcel the courier has had (and then lost) has no booking left to cancel.
-    run: () =>
-      parcel.pickedUp || parcel.bookingCancelled ? Promise.resolve() : cancelBookingForGood(saga, parcel),
+    run: async () => {
+      if (parcel.bookingCancelled) return;
+      if (!parcel.pickedUp) return cancelBookingForGood(saga, parcel);
+      // A parcel the courier has had and then lost has no booking left to cancel. One it has
+      // now (its collection is why a cancel was refused, and then a sibling's booking failed
+      // for good) is on its way to a shopper who will not pay: recall it.
+      if (!isTerminal(parcel.status)) await recallCollected(saga, parcel);
+    },
   });
 }
 

@@ -76,6 +76,30 @@ describe('order saga: courier and provider answers', () => {
       args: [{ itemId, action, reason, requestedBy: 'admin:ops' }],
     });
 
+  /**
+   * A two-parcel order whose first parcel is booked (before the order starts) and collected
+   * by the courier, and whose second parcel's booking the courier answers `status`.
+   */
+  const firstCollectedSecondBooked = (status: 400 | 503) =>
+    orderInStock({
+      second: { quantity: 2, scenario: 'never_picked_up' },
+      prebook: false,
+      beforeStart: async (input) => {
+        stack.couriers.backend.answers.set({
+          operation: 'book',
+          status,
+          format: 'native',
+          reference: orderShipmentId(input.orderId, 2),
+        });
+        const first = stack.couriers.backend.bookParcel('native', {
+          reference: orderShipmentId(input.orderId, 1),
+          recipient: { ...ADDRESS },
+          weightGrams: 500,
+        });
+        stack.collectAtCourier(first.trackingNumber);
+      },
+    });
+
   /** An order whose capture at pickup the provider refuses (authorisation expired): parked. */
   async function captureParkedAtPickup(scenario: 'delivered' | 'return_to_origin') {
     stack.payments.state.faults.set({
@@ -269,26 +293,9 @@ describe('order saga: courier and provider answers', () => {
   });
 
   it('a failed order whose other parcel the courier has collected: its stock counts as shipped, not released; recall parked', async () => {
-    const { orderId, handle, sku, secondSku } = await orderInStock({
-      second: { quantity: 2, scenario: 'never_picked_up' },
-      prebook: false,
-      beforeStart: async (input) => {
-        // The second parcel's booking is refused for good; the first parcel, booked, is in
-        // the courier's van by the time its booking is cancelled.
-        stack.couriers.backend.answers.set({
-          operation: 'book',
-          status: 400,
-          format: 'native',
-          reference: orderShipmentId(input.orderId, 2),
-        });
-        const first = stack.couriers.backend.bookParcel('native', {
-          reference: orderShipmentId(input.orderId, 1),
-          recipient: { ...ADDRESS },
-          weightGrams: 500,
-        });
-        stack.collectAtCourier(first.trackingNumber);
-      },
-    });
+    // The second parcel's booking is refused for good; the first parcel, booked, is in the
+    // courier's van by the time its booking is cancelled.
+    const { orderId, handle, sku, secondSku } = await firstCollectedSecondBooked(400);
     const parked = await waitForAttention(handle);
     stack.couriers.backend.answers.clear();
     const itemId = `cancel_booking:${orderShipmentId(orderId, 1)}`;
@@ -316,6 +323,48 @@ describe('order saga: courier and provider answers', () => {
       outcome: 'resolved',
     });
     expect(await handle.result()).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
+  });
+
+  it('a cancel refused because the courier has one parcel, then the other parcel cannot be booked: the collected one is recalled, its stock shipped, nothing charged', async () => {
+    // The second parcel's booking meets an outage (retried); the first, booked, is in the
+    // courier's van by the time the shopper cancels.
+    const { orderId, handle, sku, secondSku } = await firstCollectedSecondBooked(503);
+    const first = orderShipmentId(orderId, 1);
+    await eventually(
+      () => shipments(orderId),
+      (rows) => rows.some((r) => r.id === first),
+    );
+    expectPickedUpRefusal(await cancel(handle).catch((err: Error) => err));
+    // The order goes on from the pickup, and the second parcel's booking is refused for good.
+    stack.couriers.backend.answers.clear();
+    stack.couriers.backend.answers.set({
+      operation: 'book',
+      status: 400,
+      format: 'native',
+      reference: orderShipmentId(orderId, 2),
+    });
+
+    const parked = await waitForAttention(handle);
+    const itemId = `cancel_booking:${first}`;
+    expect(parked.attention).toEqual([expect.objectContaining({ id: itemId })]);
+    expect(parked.attention[0]!.reason).toMatch(/recall it/);
+    await eventually(
+      async () => (await paymentRows(orderId)).map((p) => p.status),
+      (statuses) => statuses[0] === 'VOIDED',
+    );
+    // The kettle left with the courier: shipped, not back on sale; the mugs never left.
+    await eventually(
+      () => item(secondSku!),
+      (row) => row.reserved === 0,
+    );
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    expect(await item(secondSku!)).toMatchObject({ on_hand: 5, reserved: 0 });
+
+    expect(await resolve(handle, itemId, 'resolve', 'parcel recalled from the courier')).toMatchObject({
+      outcome: 'resolved',
+    });
+    expect(await handle.result()).toMatchObject({ status: 'FAILED', failureCode: 'BOOKING_FAILED' });
+    await recordHistory('order-cancel-refused-then-booking-refused', handle);
   });
 
   it('a booking the courier refuses (400) fails the order with nothing held anywhere', async () => {
