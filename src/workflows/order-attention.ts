@@ -24,6 +24,8 @@ interface Parked {
 
 export class AttentionDesk {
   private readonly parked: Parked[] = [];
+  /** Raises and closes written so far: each audit entry's key (stable across task retries). */
+  private writes = 0;
 
   constructor(
     private readonly orderId: string,
@@ -90,10 +92,16 @@ export class AttentionDesk {
     try {
       await parked.run();
     } catch (err) {
-      parked.busy = false;
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err)) {
+        parked.busy = false;
+        throw err;
+      }
       parked.item.reason = message(err);
-      await this.raise(parked.item, `still needs attention: ${itemId}`);
+      // Still busy until the new reason is written: a resolve taken meanwhile would close the
+      // row first and this write, landing after it, would open it again.
+      await this.raise(parked.item, `still needs attention: ${itemId}`).finally(() => {
+        parked.busy = false;
+      });
       return { itemId, outcome: 'still_failing', reason: parked.item.reason };
     }
     await this.close(parked, 'RETRIED', request);
@@ -112,9 +120,19 @@ export class AttentionDesk {
         itemId: item.id,
         step: item.step,
         reason: item.reason,
-        raiseKey: `${item.id}:${workflowInfo().historyLength}`,
+        raiseKey: this.auditKey(item.id),
       },
     ]);
+  }
+
+  /**
+   * The audit entry's key of this raise or close: the run and how many came before it in
+   * this run. The same when a workflow task is retried (the local activity runs again with
+   * the same key, so the entry is written once); the history length was not, as a retried
+   * task has a longer history than the attempt that wrote the entry.
+   */
+  private auditKey(itemId: string): string {
+    return `${itemId}:${workflowInfo().runId}:${++this.writes}`;
   }
 
   private async close(
@@ -132,7 +150,7 @@ export class AttentionDesk {
           outcome,
           by: request.requestedBy,
           resolution: request.reason,
-          actionKey: `${parked.item.id}:${workflowInfo().historyLength}`,
+          actionKey: this.auditKey(parked.item.id),
         },
       ],
     );
