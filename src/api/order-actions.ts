@@ -133,18 +133,10 @@ export async function cancelOrder(
     // Accepted: the saga compensates whether or not we wait. Wait only for what is left of
     // the budget, then answer `cancelling` (the status follows on the order).
     return await within(
-      update.result().then((order) => {
-        if (order.status === OrderStatus.CANCELLED) return 'cancelled' as const;
-        if (order.status === OrderStatus.FAILED) {
-          throw new ApiError(
-            409,
-            'ORDER_FINISHED',
-            'the order failed before the cancel could be carried out; everything it held has been given back',
-          );
-        }
+      update.result().then((order) =>
         // NEEDS_ATTENTION: cancelled, but a compensation waits for an admin.
-        return 'cancelling' as const;
-      }),
+        order.status === OrderStatus.CANCELLED ? ('cancelled' as const) : ('cancelling' as const),
+      ),
       Math.max(0, answerBy - Date.now()),
       'cancelling' as const,
     );
@@ -189,11 +181,16 @@ function refusal(err: WorkflowUpdateFailedError): ApiError {
   const cause = err.cause as { type?: string; message?: string } | undefined;
   const message = cause?.message ?? err.message;
   if (cause?.type === FailureType.ALREADY_PICKED_UP || message.startsWith(FailureType.ALREADY_PICKED_UP)) {
+    // What the cancel did take away before it found the pickup (other parcels' bookings), if anything.
+    const done = message.indexOf('; ');
     return new ApiError(
       409,
       'ALREADY_PICKED_UP',
-      'a parcel of this order has been picked up by the courier: it can no longer be cancelled (ask for a return instead)',
+      `a parcel of this order has been picked up by the courier: it can no longer be cancelled (ask for a return instead)${done < 0 ? '' : message.slice(done)}`,
     );
+  }
+  if (cause?.type === FailureType.FAILED_BEFORE_CANCEL) {
+    return new ApiError(409, 'ORDER_FINISHED', message);
   }
   return new ApiError(409, 'NOT_CANCELLABLE', message);
 }

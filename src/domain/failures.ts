@@ -54,6 +54,8 @@ export const FailureType = {
   RESTART_REFUSED: 'RESTART_REFUSED',
   /** A cancel refused because a parcel of the order is picked up (the API answers 409 with this code). */
   ALREADY_PICKED_UP: 'ALREADY_PICKED_UP',
+  /** A cancel overtaken by the order's own failure: it failed (and gave back what it held) before the cancel was carried out. */
+  FAILED_BEFORE_CANCEL: 'FAILED_BEFORE_CANCEL',
   // Scheduled jobs.
   /** A report workflow started with input it cannot use. Final. */
   INVALID_INPUT: 'InvalidInput',

@@ -11,7 +11,7 @@ import {
   log,
   metricMeter,
 } from '@temporalio/workflow';
-import { CancelOutcome } from '../domain/failures';
+import { CancelOutcome, FailureType } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { count, Metrics } from '../metrics';
 import { AttentionStep, cancelShipmentSignal, OrderFailure, OrderStatus } from './contract';
@@ -46,7 +46,13 @@ export async function cancel(saga: OrderSaga): Promise<boolean> {
     }
   }
   if (saga.pickedUp()) {
-    saga.cancelRefusal = 'ALREADY_PICKED_UP: a parcel of this order has been picked up by the courier';
+    // Bookings this cancel did take away stay cancelled: those parcels are refunded at the end.
+    const cancelled = saga.parcels.filter((p) => p.bookingCancelled).map((p) => p.shipmentId);
+    saga.cancelRefusal = `${FailureType.ALREADY_PICKED_UP}: a parcel of this order has been picked up by the courier${
+      cancelled.length > 0
+        ? `; the bookings of ${cancelled.join(', ')} (not collected) were cancelled: those parcels will not come, and their lines are refunded`
+        : ''
+    }`;
     log.info('cancel refused after the fact', { requestedBy: request.requestedBy });
     // Parcels whose booking was cancelled meanwhile stop tracking and are settled at the end.
     for (const parcel of saga.parcels.filter((p) => p.bookingCancelled)) {

@@ -75,14 +75,21 @@ function listen(saga: OrderSaga): void {
     async (request) => {
       saga.cancelRequest ??= request;
       await condition(() => saga.cancelSettled || saga.cancelRefusal !== null || saga.ended);
-      if (!saga.cancelSettled && saga.cancelRefusal !== null) {
+      if (saga.cancelSettled) return saga.snapshot();
+      if (saga.cancelRefusal !== null) {
         throw ApplicationFailure.create({
           type: FailureType.ALREADY_PICKED_UP,
           message: saga.cancelRefusal,
           nonRetryable: true,
         });
       }
-      return saga.snapshot();
+      // Ended without carrying the cancel out: a step failed for good first (a failure wins
+      // over a cancel) and the order compensated as FAILED, perhaps with a step parked.
+      throw ApplicationFailure.create({
+        type: FailureType.FAILED_BEFORE_CANCEL,
+        message: `the order failed before the cancel could be carried out (${saga.failureCode}: ${saga.failureMessage}); what it held is being given back`,
+        nonRetryable: true,
+      });
     },
     {
       validator: (request: CancelOrderRequest) => {

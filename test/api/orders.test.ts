@@ -9,6 +9,7 @@ import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import { stockReconciliation } from '../../src/read-model/stock-checks';
 import { createHttpPaymentProvider } from '../../src/payments/http-provider';
+import { PaymentRejection } from '../../src/payments/types';
 import { requestHash } from '../../src/api/idempotency';
 import { CANCEL_ANSWER_WITHIN_MS } from '../../src/api/order-actions';
 import { signToken } from '../../src/api/tokens';
@@ -613,6 +614,51 @@ describe('order routes', () => {
       stack.payments.state.faults.clear();
     }
     await waitForStatus(orderId, (s) => s === 'CANCELLED');
+  });
+
+  it('a cancel overtaken by the order failing (its void then parked) is answered 409 ORDER_FINISHED, not CANCELLING', async () => {
+    // The saga's five authorisation attempts fail (the order fails PAYMENT_FAILED), and the
+    // void of whatever the provider may hold is refused for good: parked.
+    stack.payments.state.faults.set({ kind: 'error', calls: 5, operation: 'authorise' });
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'void',
+      code: PaymentRejection.UNAUTHORISED,
+    });
+    const before = stack.payments.state.stats().calls.authorise;
+    const { orderId } = await placeOrder('cus_overtaken', 'never_picked_up');
+    await eventually(
+      async () => stack.payments.state.stats().calls.authorise,
+      (calls) => calls > before,
+    );
+    const cancel = () =>
+      stack.api.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${orderId}/cancel`,
+        payload: { reason: 'changed my mind' },
+        headers: stack.api.customer('cus_overtaken'),
+      });
+    // Taken while the authorisation retries; the answer outlasts the time budget.
+    expect((await cancel()).statusCode).toBe(202);
+    await waitForStatus(orderId, (s) => s === 'NEEDS_ATTENTION');
+    const row = await orderRow(orderId);
+    expect(row).toMatchObject({ status: 'NEEDS_ATTENTION' });
+
+    // The cancel was never carried out: asking again says so, and what the order did instead.
+    const again = await cancel();
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe('ORDER_FINISHED');
+    expect(again.json().error.message).toMatch(
+      /^the order failed before the cancel could be carried out \(PAYMENT_FAILED: /,
+    );
+    expect(
+      await stack.database.db
+        .selectFrom('audit_log')
+        .select('action')
+        .where('subject_id', '=', orderId)
+        .where('action', '=', 'order.cancel')
+        .execute(),
+    ).toEqual([]);
   });
 
   it('an order whose start failed and was never retried is closed by housekeeping; a late retry with its key is told so and starts nothing', async () => {

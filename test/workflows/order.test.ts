@@ -526,6 +526,34 @@ describe('order saga', () => {
     );
   });
 
+  it('a cancel that takes one parcel away before it finds the other collected says so in its refusal', async () => {
+    // Tracking would learn of the pickup only in 10 minutes: the cancel reaches the courier first.
+    const slow = fastPolicy({
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
+    });
+    const { orderId, handle } = await orderInStock({
+      scenario: 'never_picked_up',
+      second: { quantity: 2, scenario: 'never_picked_up' },
+      policy: slow,
+    });
+    const [first, second] = await eventually(
+      () => shipments(orderId),
+      (rows) => rows.length === 2 && rows.every((r) => r.status === 'INFO_RECEIVED'),
+    );
+    collectAtCourier(second!.tracking_number);
+
+    const refusal = await handle
+      .executeUpdate(cancelOrderUpdate, { args: [{ requestedBy: 'customer:cus_1', reason: 'too late' }] })
+      .catch((err: Error & { cause?: Error }) => err);
+    expectPickedUpRefusal(refusal);
+    // The first parcel's booking was cancelled before the courier answered for the second.
+    expect((refusal as Error & { cause?: Error }).cause?.message).toContain(
+      `; the bookings of ${first!.id} (not collected) were cancelled`,
+    );
+    expect(stack.couriers.backend.inspect(first!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect((await shipments(orderId)).find((r) => r.id === first!.id)?.status).toBe('CANCELLED');
+  });
+
   it('refuses a cancel after pickup and changes nothing', async () => {
     const { orderId, handle, total } = await orderInStock({ scenario: 'never_picked_up' });
     await orderAt(orderId, 'CONFIRMED');
