@@ -106,6 +106,15 @@ describe('order routes', () => {
   const waitForStatus = (orderId: string, accept: (status: string) => boolean) =>
     eventually(async () => (await orderRow(orderId))?.status ?? 'none', accept, 60_000);
 
+  /** The customer's cancel of their order ("changed my mind"), through `target`'s API. */
+  const cancelAs = (orderId: string, customerId: string, target: TestApi = stack.api) =>
+    target.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${orderId}/cancel`,
+      payload: { reason: 'changed my mind' },
+      headers: target.customer(customerId),
+    });
+
   /** The parcel's workflow has polled the courier at least once. */
   const trackingStarted = (orderId: string) =>
     eventually(
@@ -454,13 +463,7 @@ describe('order routes', () => {
   it('the customer cancels before pickup: CANCELLED, payment voided, stock released; again is harmless', async () => {
     const { orderId, sku } = await placeOrder('cus_cancel', 'never_picked_up');
     await waitForStatus(orderId, (s) => s === 'CONFIRMED');
-    const cancel = () =>
-      stack.api.app.inject({
-        method: 'POST',
-        url: `/v1/orders/${orderId}/cancel`,
-        payload: { reason: 'changed my mind' },
-        headers: stack.api.customer('cus_cancel'),
-      });
+    const cancel = () => cancelAs(orderId, 'cus_cancel');
 
     const res = await cancel();
     expect([200, 202]).toContain(res.statusCode);
@@ -558,13 +561,7 @@ describe('order routes', () => {
       await own.stop();
       own = null;
 
-      const cancel = () =>
-        ownApi.app.inject({
-          method: 'POST',
-          url: `/v1/orders/${orderId}/cancel`,
-          payload: { reason: 'changed my mind' },
-          headers: ownApi.customer('cus_restart'),
-        });
+      const cancel = () => cancelAs(orderId, 'cus_restart', ownApi);
       const t0 = Date.now();
       const refused = await cancel();
       expect(Date.now() - t0).toBeLessThan(10_000);
@@ -593,12 +590,7 @@ describe('order routes', () => {
     stack.payments.state.faults.set({ kind: 'error', rate: 1, operation: 'void' });
     try {
       const t0 = Date.now();
-      const res = await stack.api.app.inject({
-        method: 'POST',
-        url: `/v1/orders/${orderId}/cancel`,
-        payload: { reason: 'changed my mind' },
-        headers: stack.api.customer('cus_slow_cancel'),
-      });
+      const res = await cancelAs(orderId, 'cus_slow_cancel');
       const took = Date.now() - t0;
       expect(res.statusCode).toBe(202);
       expect(res.json()).toEqual({
@@ -631,13 +623,7 @@ describe('order routes', () => {
       async () => stack.payments.state.stats().calls.authorise,
       (calls) => calls > before,
     );
-    const cancel = () =>
-      stack.api.app.inject({
-        method: 'POST',
-        url: `/v1/orders/${orderId}/cancel`,
-        payload: { reason: 'changed my mind' },
-        headers: stack.api.customer('cus_overtaken'),
-      });
+    const cancel = () => cancelAs(orderId, 'cus_overtaken');
     // Taken while the authorisation retries; the answer outlasts the time budget.
     expect((await cancel()).statusCode).toBe(202);
     await waitForStatus(orderId, (s) => s === 'NEEDS_ATTENTION');
