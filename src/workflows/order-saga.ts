@@ -224,7 +224,11 @@ export class OrderSaga {
   async settle(): Promise<void> {
     await this.attention.clear();
     await this.notifications.drained();
-    await this.writes;
+    // A write queued while the last ones ran (a parcel settled meanwhile) is waited for too.
+    for (let seen = this.writes; ; seen = this.writes) {
+      await seen;
+      if (seen === this.writes) break;
+    }
   }
 
   /** Queues a customer notification (never in the way of the saga). */

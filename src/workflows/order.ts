@@ -87,7 +87,8 @@ function listen(saga: OrderSaga): void {
       // over a cancel) and the order compensated as FAILED, perhaps with a step parked.
       throw ApplicationFailure.create({
         type: FailureType.FAILED_BEFORE_CANCEL,
-        message: `the order failed before the cancel could be carried out (${saga.failureCode}: ${saga.failureMessage}); what it held is being given back`,
+        // The code only: the failure's text may quote a provider or courier (staff see it).
+        message: `the order failed before the cancel could be carried out (${saga.failureCode}); what it held is being given back`,
         nonRetryable: true,
       });
     },

@@ -635,7 +635,7 @@ describe('order routes', () => {
     expect(again.statusCode).toBe(409);
     expect(again.json().error.code).toBe('ORDER_FINISHED');
     expect(again.json().error.message).toMatch(
-      /^the order failed before the cancel could be carried out \(PAYMENT_FAILED: /,
+      /^the order failed before the cancel could be carried out \(PAYMENT_FAILED\); /,
     );
     expect(
       await stack.database.db

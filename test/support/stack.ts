@@ -155,7 +155,7 @@ export function useStack(opts: StackOptions = {}): Stack {
   afterEach(async () => {
     couriers?.backend.faults.clear();
     couriers?.backend.answers.clear();
-    couriers?.backend.clock.setTimeScale(STACK_TIME_SCALE); // a test that held courier time
+    couriers?.backend.clock.setTimeScale(opts.timeScale ?? STACK_TIME_SCALE); // a test held courier time
     payments?.state.faults.clear();
     for (const handle of handles.splice(0)) await handle.terminate('test over').catch(() => undefined);
     await opts.afterEachTest?.();

@@ -329,7 +329,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
             throw new ApiError(
               409,
               'TRACKING_NOT_DEAD',
-              `shipment workflow ${workflowId} was restarted by another request meanwhile: it is running`,
+              `shipment workflow ${workflowId} was restarted by another request meanwhile`,
             );
           });
         return {
