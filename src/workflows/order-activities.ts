@@ -12,6 +12,7 @@ import type { BookingActivities } from '../activities/bookings';
 import type { InventoryActivities } from '../activities/inventory';
 import type { OrderActivities } from '../activities/orders';
 import type { PaymentActivities } from '../activities/payments';
+import type { ShipmentActivities } from '../activities/shipments';
 import { activityFailure, FailureType } from '../domain/failures';
 import {
   DEFAULT_BOOKING_RETRY_WINDOW_MS,
@@ -19,7 +20,11 @@ import {
   type OrderWorkflowInput,
 } from './contract';
 
-type Activities = OrderActivities & BookingActivities & PaymentActivities & InventoryActivities;
+type Activities = OrderActivities &
+  BookingActivities &
+  PaymentActivities &
+  InventoryActivities &
+  Pick<ShipmentActivities, 'pollCourier' | 'driverReports' | 'recordTracking'>;
 
 /** The failure type an activity ended with (an ApplicationFailure's `type`), if any. */
 export function failureType(err: unknown): string | null {
@@ -63,6 +68,8 @@ export function message(err: unknown): string {
  *   was lost).
  * `booking` and `release` run on the courier task queue, under its caps and daily budget
  * like the polls (src/activities/courier-budget.ts: a release is counted, never refused).
+ * - `lastWord`: one courier poll before a parcel whose tracking died is settled as lost; a
+ *   few attempts, on the courier task queue like the polls.
  * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.
  */
 const LOCAL_ATTEMPT = '10s';
@@ -116,6 +123,13 @@ export function activityOptions(input: OrderWorkflowInput) {
     release: proxyActivities<Activities>({
       taskQueue: input.courierTaskQueue,
       ...settle,
+    }),
+    // The courier's last word on a parcel whose tracking died: one poll, a few attempts, as
+    // the parcel is settled as lost without it anyway.
+    lastWord: proxyActivities<Activities>({
+      taskQueue: input.courierTaskQueue,
+      startToCloseTimeout: '60s',
+      retry: { ...backoff, maximumAttempts: 3 },
     }),
     notify: proxyActivities<Activities>({
       startToCloseTimeout: '30s',

@@ -8,6 +8,7 @@
 import {
   ApplicationFailure,
   condition,
+  isCancellation,
   log,
   ParentClosePolicy,
   startChild,
@@ -113,8 +114,12 @@ function parcelEnded(saga: OrderSaga, parcel: Parcel, status: ShipmentStatus, fa
  */
 function trackingDied(saga: OrderSaga, parcel: Parcel, failure: string): void {
   const windowMs = saga.input.trackingRestartWindowMs ?? 0;
-  if (windowMs <= 0 || saga.ending || isTerminal(parcel.status)) {
+  if (saga.ending || isTerminal(parcel.status)) {
     parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, failure);
+    return;
+  }
+  if (windowMs <= 0) {
+    void settleUntracked(saga, parcel, failure);
     return;
   }
   parcel.trackingLost = failure;
@@ -128,10 +133,73 @@ function trackingDied(saga: OrderSaga, parcel: Parcel, failure: string): void {
   void condition(() => parcel.trackingGeneration !== generation, windowMs, {
     summary: `tracking of ${parcel.shipmentId} lost: settled as lost unless restarted`,
   }).then((restarted) => {
-    if (restarted) return;
-    parcel.trackingLost = null;
-    parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, failure);
+    if (!restarted) void settleUntracked(saga, parcel, failure);
   });
+}
+
+/**
+ * A parcel nobody tracks any more is settled: by its courier's (or its driver's) last word
+ * when that is final — delivered, returned — else as lost. Without that word a parcel
+ * delivered while its tracking was dead would be refunded as lost. No restart from here.
+ */
+async function settleUntracked(saga: OrderSaga, parcel: Parcel, failure: string): Promise<void> {
+  parcel.trackingLost = null;
+  const final = await lastWord(saga, parcel);
+  if (final === null) {
+    parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, failure);
+    return;
+  }
+  log.info("a parcel whose tracking died is settled by its courier's last word", {
+    shipmentId: parcel.shipmentId,
+    status: final,
+    failure,
+  });
+  parcelEnded(saga, parcel, final, null);
+}
+
+/** The parcel's final status from one last poll (the driver's log for the fleet), recorded on the read model; null when it has none or the courier does not answer. */
+async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus | null> {
+  const { shipmentId, courier } = parcel;
+  const trackingNumber = parcel.trackingNumber!;
+  try {
+    const found =
+      courier === 'fleet'
+        ? await saga.act.always.driverReports
+            .executeWithOptions({ summary: `the driver's last report of ${trackingNumber}` }, [
+              { trackingNumber },
+            ])
+            .then((events) => (events[0] ? { ...events[0], eta: null, events, syncedAt: null } : null))
+        : await saga.act.lastWord.pollCourier
+            .executeWithOptions({ summary: `last poll of ${trackingNumber}: is it final?` }, [
+              { shipmentId, courier, trackingNumber },
+            ])
+            .then((outcome) =>
+              outcome.kind === 'found' ? { ...outcome, syncedAt: new Date().toISOString() } : null,
+            );
+    if (found === null || !isTerminal(found.status)) return null;
+    await saga.act.always.recordTracking.executeWithOptions(
+      { summary: `record ${trackingNumber} ${found.status}: its final status` },
+      [
+        {
+          shipmentId,
+          events: found.events,
+          status: found.status,
+          subStatus: found.subStatus,
+          eta: found.eta,
+          syncedAt: found.syncedAt,
+          nextPollAt: null,
+        },
+      ],
+    );
+    return found.status;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    log.warn('no last word from the courier: the parcel is settled as lost', {
+      shipmentId,
+      error: message(err),
+    });
+    return null;
+  }
 }
 
 /** The `restartTracking` update's validator: a parcel of this order, not settled, the order not ending. */
@@ -162,7 +230,7 @@ export async function restartTracking(
       type: FailureType.RESTART_REFUSED,
       message: isTerminal(parcel.status)
         ? `parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`
-        : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
+        : `parcel ${parcel.shipmentId} is being tracked, or settled by its courier's last word: nothing to restart`,
       nonRetryable: true,
     });
   }

@@ -103,6 +103,38 @@ describe('order saga: what it starts, it owns', () => {
     expect(await item(order.sku)).toMatchObject({ on_hand: 4, reserved: 0 });
   });
 
+  it("a parcel delivered while its shipment workflow was dead is settled by the courier's last word: DELIVERED, nothing refunded", async () => {
+    // Nobody restarts the tracking within its 3 s window.
+    const order = await orderInStock({ scenario: 'delivered', trackingRestartWindowMs: 3_000 });
+    const shipment = await parcelAt(order.orderId, 'IN_TRANSIT');
+    // Courier time stands (nearly) still: only the test moves the parcel from here.
+    stack.couriers.backend.clock.setTimeScale(1);
+    await eventually(
+      () => paymentRows(order.orderId),
+      (rows) => rows[0]?.status === 'CAPTURED',
+    );
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
+    await tracking.terminate('stuck: terminated by ops with the CLI');
+    // ...and the parcel is delivered meanwhile, with nothing tracking it to see it.
+    stack.couriers.backend.register({
+      trackingNumber: shipment.tracking_number,
+      scenario: 'delivered',
+      format: 'native',
+      ageMs: 5 * 86_400_000,
+    });
+
+    const result = await order.handle.result();
+    await recordHistory('order-delivered-while-untracked', order.handle);
+    expect(result).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect((await paymentRows(order.orderId))[0]).toMatchObject({
+      status: 'CAPTURED',
+      amount_captured: order.total,
+      amount_refunded: 0,
+    });
+    expect((await shipments(order.orderId))[0]).toMatchObject({ status: 'DELIVERED' });
+    expect(await item(order.sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+
   it('cancels the booking of a parcel that expired uncollected, beside one that was delivered', async () => {
     const { orderId, handle, total, sku, secondSku } = await orderInStock({
       scenario: 'delivered',
