@@ -35,6 +35,27 @@ export const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set(FINISHED_ORD
 /** The answer for an order that does not exist or that the caller may not see: the same, so ids cannot be probed. */
 export const orderNotFound = (orderId: string) => new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
 
+/**
+ * What an action on an order whose workflow is not running (WorkflowNotFoundError) answers:
+ * `finished` when the workflow completed (the order is settled), else 409 ORDER_STOPPED
+ * naming how it ended (failed, terminated, timed out): nothing of it can act until ops reset it.
+ */
+export async function orderNotRunning(deps: ApiDeps, orderId: string, finished: ApiError): Promise<ApiError> {
+  const run = await deps.temporal.client.workflow
+    .getHandle(orderWorkflowId(orderId))
+    .describe()
+    .catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    });
+  if (run === null || run.status.name === 'COMPLETED') return finished;
+  return new ApiError(
+    409,
+    'ORDER_STOPPED',
+    `order ${orderId}'s workflow is ${run.status.name}: it stopped before settling, so nothing of it acts until ops reset it from the failed-work list`,
+  );
+}
+
 /** Whether this caller may see an order of this customer: its customer, or staff who may read any order. */
 export function isVisibleTo(principal: Principal, orderCustomerId: string | null): boolean {
   if (principal.kind === 'staff') return can(principal.role, Permission.READ_ORDERS);

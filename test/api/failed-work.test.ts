@@ -351,6 +351,23 @@ describe('failed work', () => {
     expect((await handle.describe()).status.name).toBe('TERMINATED');
   });
 
+  it("a parcel's dead tracking under a terminated order is refused as ORDER_STOPPED, not as settled", async () => {
+    const { orderId, handle, shipment } = await inTransit(uniqueId('KETTLE'));
+    await terminateAfterCapture(handle);
+    // The parcel's tracking (abandoned by the order, so still running) dies afterwards.
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
+    await tracking.terminate('stuck worker: killed by ops');
+    const refused = await post(`/v1/admin/failed-work/shipments/${shipment.id}/restart-tracking`, {
+      reason: 'its tracking died',
+    });
+    expect(refused.statusCode).toBe(409);
+    // The order settled nothing: it stopped, which is what ops must know.
+    expect(refused.json().error).toMatchObject({
+      code: 'ORDER_STOPPED',
+      message: expect.stringContaining(`order ${orderId}'s workflow is TERMINATED`),
+    });
+  });
+
   it('lists a parcel whose courier sync fails, by courier', async () => {
     const shipmentId = uniqueId('shp');
     const { trackingNumber } = stack.couriers.backend.register({ scenario: 'delivered', format: 'native' });

@@ -16,6 +16,7 @@ import {
 } from '../../workflows/contract';
 import { attentionItems } from '../../read-model/order-attention';
 import { orderExists } from '../../read-model/orders';
+import { orderNotRunning } from '../order-actions';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
@@ -179,7 +180,11 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
           throw new ApiError(409, 'NOT_OPEN', cause?.message ?? err.message);
         }
         if (err instanceof WorkflowNotFoundError) {
-          throw new ApiError(409, 'NOT_OPEN', `order ${orderId} has finished: nothing of it is parked`);
+          throw await orderNotRunning(
+            deps,
+            orderId,
+            new ApiError(409, 'NOT_OPEN', `order ${orderId} has finished: nothing of it is parked`),
+          );
         }
         if (isTemporalUnavailable(err)) throw temporalUnavailable();
         throw err;

@@ -36,6 +36,7 @@ import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors'
 import { failedWorkPage, shipmentStateFrom } from '../failed-work';
 import { oncePerKey } from '../idempotency';
 import { planOrderReset, resetOrder } from '../order-reset';
+import { orderNotRunning } from '../order-actions';
 import { AUTH_ERRORS, errors, trimmedReason } from '../schemas/admin';
 import {
   ActionHeaders,
@@ -219,7 +220,11 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           };
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) {
-            throw new ApiError(409, 'NOT_OPEN', `order ${orderId} has finished: nothing of it is parked`);
+            throw await orderNotRunning(
+              deps,
+              orderId,
+              new ApiError(409, 'NOT_OPEN', `order ${orderId} has finished: nothing of it is parked`),
+            );
           }
           throw refusal(err, 'NOT_OPEN');
         }
@@ -293,10 +298,14 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
             };
           } catch (err) {
             if (err instanceof WorkflowNotFoundError) {
-              throw new ApiError(
-                409,
-                'ORDER_SETTLED',
-                `order ${row.order_id} has finished and settled this parcel: restarting its tracking would show a journey its money no longer follows`,
+              throw await orderNotRunning(
+                deps,
+                row.order_id,
+                new ApiError(
+                  409,
+                  'ORDER_SETTLED',
+                  `order ${row.order_id} has finished and settled this parcel: restarting its tracking would show a journey its money no longer follows`,
+                ),
               );
             }
             throw refusal(err, 'NOT_RESTARTABLE');
