@@ -73,7 +73,7 @@ export async function orderVisibleTo(deps: ApiDeps, principal: Principal, orderI
 }
 
 /** Resolves to the value, or to `timedOut` when the deadline passes first (the work goes on). */
-async function within<T, U>(work: Promise<T>, ms: number, timedOut: U): Promise<T | U> {
+export async function within<T, U>(work: Promise<T>, ms: number, timedOut: U): Promise<T | U> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([

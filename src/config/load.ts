@@ -119,6 +119,7 @@ function readApi(r: Reader, credentials: Credentials['api']): Config['api'] {
     guestRateLimitPerMinute: r.int('WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE', 10, 1, 100_000),
     rateLimitClients: r.int('WAYBILL_RATE_LIMIT_CLIENTS', 20_000, 100, 10_000_000),
     refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
+    adminActionWaitMs: r.duration('WAYBILL_ADMIN_ACTION_WAIT', '30s'),
     refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
     refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
     // --- Freshness ---

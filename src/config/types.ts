@@ -83,6 +83,8 @@ export interface Config {
     readonly rateLimitClients: number;
     /** How long `?refresh=true` waits for the shipment workflow's fresh poll before answering from cache (ms). */
     readonly refreshDeadlineMs: number;
+    /** How long an admin's retry of a parked step is waited for before 202 STILL_RUNNING (ms). */
+    readonly adminActionWaitMs: number;
     /**
      * Live refreshes per customer per {@link refreshQuotaWindowMs}: each parcel the API asks
      * its workflow to poll counts one (parcels inside the cooldown never reach the workflow

@@ -24,7 +24,7 @@ const RESTART_WINDOW_MS = 120_000;
 
 describe('failed work', () => {
   const stack = useSagaStack({
-    api: { env: { WAYBILL_LOG_LEVEL: 'error' } },
+    api: { env: { WAYBILL_LOG_LEVEL: 'error', WAYBILL_ADMIN_ACTION_WAIT: '1s' } },
     // Imported parcels run on the worker's policy; a large budget spreads their first polls only ms apart.
     worker: { pollPolicy: fastPolicy(), dailyBudget: 1_000_000 },
   });
@@ -252,10 +252,20 @@ describe('failed work', () => {
       expect.objectContaining({ details: expect.objectContaining({ result: 'refused', code: 'NOT_OPEN' }) }),
     ]);
 
-    // The courier takes cancels again: the saga's own step runs once more and succeeds.
+    // The courier takes cancels again, after a 3 s outage: the saga's own step, run once more,
+    // rides it out and outlasts the API's wait (1 s here), which says so instead of 503.
     stack.couriers.backend.answers.clear();
+    stack.couriers.backend.faults.set({ kind: 'outage', durationMs: 3_000, format: 'native' });
     const key = randomUUID();
-    const retried = await post(url, { itemId, reason: 'courier fixed its API' }, key);
+    const running = await post(url, { itemId, reason: 'courier fixed its API' }, key);
+    expect(running.statusCode).toBe(202);
+    expect(running.json().error).toMatchObject({ code: 'STILL_RUNNING' });
+    // The same request with the same key joins that retry, and answers its outcome once done.
+    const retried = await eventually(
+      () => post(url, { itemId, reason: 'courier fixed its API' }, key),
+      (res) => res.statusCode !== 202,
+      30_000,
+    );
     expect(retried.statusCode).toBe(200);
     expect(retried.json()).toMatchObject({ outcome: 'retried', openItems: [], by: 'ops:sam' });
     const again = await post(url, { itemId, reason: 'courier fixed its API' }, key);

@@ -8,15 +8,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Type } from 'typebox';
-import {
-  AttentionStep,
-  orderWorkflowId,
-  resolveAttentionUpdate,
-  type OrderStatus,
-} from '../../workflows/contract';
+import { AttentionStep, type OrderStatus } from '../../workflows/contract';
 import { attentionItems } from '../../read-model/order-attention';
 import { orderExists } from '../../read-model/orders';
 import { orderNotRunning } from '../order-actions';
+import { resolveAttention } from '../attention-update';
 import type { ApiDeps } from '../app';
 import { Permission } from '../access';
 import { actorOf, requireStaff } from '../auth';
@@ -34,8 +30,6 @@ import {
 
 const PAGE_SIZE_DEFAULT = 50;
 const PAGE_SIZE_MAX = 200;
-/** How long an admin action may take (a retry runs the step once, at the provider or courier). */
-const ACTION_DEADLINE_MS = 30_000;
 
 const ItemStatus = Type.Union([Type.Literal('OPEN'), Type.Literal('RETRIED'), Type.Literal('RESOLVED')]);
 const Step = Type.Unsafe<AttentionStep>({ type: 'string', enum: Object.values(AttentionStep) });
@@ -149,22 +143,22 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
         tags: ['admin'],
         summary: 'Retry a parked step, or resolve it with a reason (audited)',
         description:
-          "Runs the order workflow's `resolveAttention` update. 200 with `retried` (the step ran and succeeded), `resolved`, or `still_failing` (it ran and failed again; `reason` says why, the item stays open). 409 when the item is not open on this order.",
+          "Runs the order workflow's `resolveAttention` update. 200 with `retried` (the step ran and succeeded), `resolved`, or `still_failing` (it ran and failed again; `reason` says why, the item stays open). 202 `STILL_RUNNING` when a retry is still running at the provider or courier after 30 s: its outcome shows on the attention list and the order. 409 when the item is not open on this order.",
         params: ActionParams,
         body: ActionBody,
-        response: { 200: ActionResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 503) },
+        response: { 200: ActionResult, ...errors(202, 400, ...AUTH_ERRORS, 404, 409, 503) },
       },
     },
     async (request) => {
       const { orderId, itemId } = request.params;
       const reason = trimmedReason(request.body.reason);
       if (!(await orderExists(deps.db, orderId))) throw new ApiError(404, 'NOT_FOUND', `no order ${orderId}`);
-      const handle = deps.temporal.client.workflow.getHandle(orderWorkflowId(orderId));
       try {
-        const result = await deps.temporal.connection.withDeadline(Date.now() + ACTION_DEADLINE_MS, () =>
-          handle.executeUpdate(resolveAttentionUpdate, {
-            args: [{ itemId, action: request.body.action, reason, requestedBy: actorOf(request.principal) }],
-          }),
+        const result = await resolveAttention(
+          deps,
+          orderId,
+          { itemId, action: request.body.action, reason, requestedBy: actorOf(request.principal) },
+          { withinMs: deps.config.api.adminActionWaitMs },
         );
         return {
           orderId,

@@ -17,12 +17,7 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { isTerminal, type ShipmentStatus } from '../../domain/status';
-import {
-  orderWorkflowId,
-  resolveAttentionUpdate,
-  restartTrackingUpdate,
-  shipmentWorkflowId,
-} from '../../workflows/contract';
+import { orderWorkflowId, restartTrackingUpdate, shipmentWorkflowId } from '../../workflows/contract';
 import { shipmentSearchAttributes } from '../../workflows/search-attributes';
 import type { shipmentWorkflow } from '../../workflows/shipment';
 import type { CourierCode } from '../../couriers/types';
@@ -37,6 +32,7 @@ import { failedWorkPage, shipmentStateFrom } from '../failed-work';
 import { oncePerKey } from '../idempotency';
 import { planOrderReset, resetOrder } from '../order-reset';
 import { orderNotRunning } from '../order-actions';
+import { resolveAttention } from '../attention-update';
 import { AUTH_ERRORS, errors, trimmedReason } from '../schemas/admin';
 import {
   ActionHeaders,
@@ -58,11 +54,24 @@ type Action = 'retry_step' | 'restart_tracking' | 'reset';
 type Outcome = Omit<ActionResult, 'action' | 'subjectId' | 'by' | 'at'>;
 
 /** An action route's contract: Idempotency-Key, the subject in the path, a body with the reason. */
-const actionSchema = <P, B>(what: { summary: string; description: string; params: P; body: B }) => ({
+const actionSchema = <P, B>({
+  stillRunning,
+  ...what
+}: {
+  summary: string;
+  description: string;
+  params: P;
+  body: B;
+  /** The action may outlast the wait: 202 STILL_RUNNING. */
+  stillRunning?: true;
+}) => ({
   tags: ['admin'],
   ...what,
   headers: ActionHeaders,
-  response: { 200: ActionResult, ...errors(400, ...AUTH_ERRORS, 404, 409, 422, 503) },
+  response: {
+    200: ActionResult,
+    ...errors(...(stillRunning ? [202] : []), 400, ...AUTH_ERRORS, 404, 409, 422, 503),
+  },
 });
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
@@ -188,27 +197,20 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
       schema: actionSchema({
         summary: 'Retry a parked step of an order in NEEDS_ATTENTION (audited, idempotent)',
         description:
-          "Runs the order workflow's `resolveAttention` update with `retry`: the saga runs the step once more by its own rules. 200 with `retried` or `still_failing`; 409 when the item is not open (or the order has finished). Requires Idempotency-Key: a repeat answers the first result.",
+          "Runs the order workflow's `resolveAttention` update with `retry`: the saga runs the step once more by its own rules. 200 with `retried` or `still_failing`; 202 `STILL_RUNNING` when the step is still retrying at the provider or courier after 30 s (the same request with the same Idempotency-Key joins it and answers its outcome once done); 409 when the item is not open (or the order has finished, or stopped). Requires Idempotency-Key: a repeat answers the first result.",
         params: OrderActionParams,
         body: RetryStepBody,
+        stillRunning: true,
       }),
     },
     async (request, reply) =>
       orderAction(request, reply, 'retry_step', async (orderId, reason, key) => {
-        const handle = deps.temporal.client.workflow.getHandle(orderWorkflowId(orderId));
         try {
-          const result = await deps.temporal.connection.withDeadline(Date.now() + ACTION_DEADLINE_MS, () =>
-            handle.executeUpdate(resolveAttentionUpdate, {
-              updateId: `failed-work-retry:${key}`,
-              args: [
-                {
-                  itemId: request.body.itemId,
-                  action: 'retry',
-                  reason,
-                  requestedBy: actorOf(request.principal),
-                },
-              ],
-            }),
+          const result = await resolveAttention(
+            deps,
+            orderId,
+            { itemId: request.body.itemId, action: 'retry', reason, requestedBy: actorOf(request.principal) },
+            { withinMs: deps.config.api.adminActionWaitMs, updateId: `failed-work-retry:${key}` },
           );
           return {
             outcome: result.outcome,
