@@ -183,6 +183,15 @@ describe('configuration', () => {
     );
   });
 
+  it("waits 25 s for an admin's retry by default, and refuses a wait too short for the update or past the key's lock", () => {
+    expect(loadConfig({}).api.adminActionWaitMs).toBe(25_000);
+    expect(loadConfig({ WAYBILL_ADMIN_ACTION_WAIT: '5s' }).api.adminActionWaitMs).toBe(5_000);
+    for (const wait of ['500ms', '30s'])
+      expect(() => loadConfig({ WAYBILL_ADMIN_ACTION_WAIT: wait })).toThrow(
+        `WAYBILL_ADMIN_ACTION_WAIT must be from 1s to 25s (got ${wait === '30s' ? 30_000 : 500} ms)`,
+      );
+  });
+
   it('speaks EasyParcel 2026-06 with its 0-11 code table and 50-number batches by default, and reads the settings', () => {
     expect(loadConfig({}).courier.easyParcel).toMatchObject({
       apiVersion: '2026-06',

@@ -48,7 +48,17 @@ export async function orderNotRunning(deps: ApiDeps, orderId: string, finished: 
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     });
-  if (run === null || run.status.name === 'COMPLETED') return finished;
+  if (run?.status.name === 'COMPLETED') return finished;
+  if (run === null) {
+    // Gone from Temporal (past its retention, or it never ran): the read model says whether it settled.
+    const status = await getOrderStatus(deps.db, orderId);
+    if (FINISHED_ORDER_STATUSES.has(status)) return finished;
+    return new ApiError(
+      409,
+      'ORDER_STOPPED',
+      `order ${orderId} is ${status} with no workflow left to act on it: it never settled, and is for a person to settle by hand`,
+    );
+  }
   return new ApiError(
     409,
     'ORDER_STOPPED',

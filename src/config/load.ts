@@ -101,6 +101,11 @@ function readApi(r: Reader, credentials: Credentials['api']): Config['api'] {
   // Next to the API's own port by default, so stacks side by side (tests, benchmarks) never share one.
   const apiMetricsPort = r.int('WAYBILL_METRICS_PORT', Math.min(apiPort + 1, 65_535), 0, 65_535);
   if (apiMetricsPort === apiPort) r.problems.push('WAYBILL_METRICS_PORT must differ from WAYBILL_PORT');
+  const adminActionWaitMs = r.duration('WAYBILL_ADMIN_ACTION_WAIT', '25s');
+  // At least long enough for the workflow to take the update; under the Idempotency-Key's
+  // 30 s lock, so a repeat meanwhile is told the key is in use rather than joining as owner.
+  if (adminActionWaitMs < 1_000 || adminActionWaitMs > 25_000)
+    r.problems.push(`WAYBILL_ADMIN_ACTION_WAIT must be from 1s to 25s (got ${adminActionWaitMs} ms)`);
   return {
     host: r.string('WAYBILL_HOST', '127.0.0.1'),
     port: apiPort,
@@ -119,7 +124,7 @@ function readApi(r: Reader, credentials: Credentials['api']): Config['api'] {
     guestRateLimitPerMinute: r.int('WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE', 10, 1, 100_000),
     rateLimitClients: r.int('WAYBILL_RATE_LIMIT_CLIENTS', 20_000, 100, 10_000_000),
     refreshDeadlineMs: r.duration('WAYBILL_REFRESH_DEADLINE', '4s'),
-    adminActionWaitMs: r.duration('WAYBILL_ADMIN_ACTION_WAIT', '30s'),
+    adminActionWaitMs,
     refreshQuota: r.int('WAYBILL_REFRESH_QUOTA', 20, 1, 1_000_000),
     refreshQuotaWindowMs: r.duration('WAYBILL_REFRESH_QUOTA_WINDOW', '1h'),
     // --- Freshness ---

@@ -68,11 +68,14 @@ export function message(err: unknown): string {
  *   was lost).
  * `booking` and `release` run on the courier task queue, under its caps and daily budget
  * like the polls (src/activities/courier-budget.ts: a release is counted, never refused).
- * - `lastWord`: one courier poll before a parcel whose tracking died is settled as lost; a
- *   few attempts, on the courier task queue like the polls.
+ * - `lastWord`: one courier poll before a parcel whose tracking died is settled as lost,
+ *   retried through an outage for up to 30 min, on the courier task queue like the polls
+ *   (a used-up daily budget is final: the parcel is settled without it).
  * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.
  */
 const LOCAL_ATTEMPT = '10s';
+/** How long the last poll of a parcel whose tracking died may take, retries included. */
+const LAST_WORD_WINDOW = '30m';
 
 export function activityOptions(input: OrderWorkflowInput) {
   const backoff = { initialInterval: '1s', backoffCoefficient: 2 } as const;
@@ -124,12 +127,14 @@ export function activityOptions(input: OrderWorkflowInput) {
       taskQueue: input.courierTaskQueue,
       ...settle,
     }),
-    // The courier's last word on a parcel whose tracking died: one poll, a few attempts, as
-    // the parcel is settled as lost without it anyway.
+    // The courier's last word on a parcel whose tracking died: one poll, retried through an
+    // outage for a while (bounded, queue wait included), as the parcel is settled as lost
+    // without it.
     lastWord: proxyActivities<Activities>({
       taskQueue: input.courierTaskQueue,
       startToCloseTimeout: '60s',
-      retry: { ...backoff, maximumAttempts: 3 },
+      scheduleToCloseTimeout: LAST_WORD_WINDOW,
+      retry: { ...backoff, maximumInterval: '2m' },
     }),
     notify: proxyActivities<Activities>({
       startToCloseTimeout: '30s',

@@ -34,6 +34,8 @@ export interface Parcel {
   trackingLost: string | null;
   /** Counts deaths and restarts of its tracking: a stale restart window never settles a restarted parcel. */
   trackingGeneration: number;
+  /** Its tracking died and was not restarted: the courier is asked once more before it is settled. */
+  settling: boolean;
 }
 
 /** One parcel per ship-from place, in first-seen order (deterministic), with its courier. */
@@ -57,6 +59,7 @@ export function groupParcels(input: Pick<OrderWorkflowInput, 'orderId' | 'lines'
     trackingEnded: null,
     trackingLost: null,
     trackingGeneration: 0,
+    settling: false,
   }));
 }
 

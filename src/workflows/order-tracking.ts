@@ -119,7 +119,7 @@ function trackingDied(saga: OrderSaga, parcel: Parcel, failure: string): void {
     return;
   }
   if (windowMs <= 0) {
-    void settleUntracked(saga, parcel, failure);
+    settleUntracked(saga, parcel, failure);
     return;
   }
   parcel.trackingLost = failure;
@@ -133,7 +133,7 @@ function trackingDied(saga: OrderSaga, parcel: Parcel, failure: string): void {
   void condition(() => parcel.trackingGeneration !== generation, windowMs, {
     summary: `tracking of ${parcel.shipmentId} lost: settled as lost unless restarted`,
   }).then((restarted) => {
-    if (!restarted) void settleUntracked(saga, parcel, failure);
+    if (!restarted) settleUntracked(saga, parcel, failure);
   });
 }
 
@@ -142,19 +142,26 @@ function trackingDied(saga: OrderSaga, parcel: Parcel, failure: string): void {
  * when that is final — delivered, returned — else as lost. Without that word a parcel
  * delivered while its tracking was dead would be refunded as lost. No restart from here.
  */
-async function settleUntracked(saga: OrderSaga, parcel: Parcel, failure: string): Promise<void> {
+function settleUntracked(saga: OrderSaga, parcel: Parcel, failure: string): void {
   parcel.trackingLost = null;
-  const final = await lastWord(saga, parcel);
-  if (final === null) {
-    parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, failure);
-    return;
-  }
-  log.info("a parcel whose tracking died is settled by its courier's last word", {
-    shipmentId: parcel.shipmentId,
-    status: final,
-    failure,
-  });
-  parcelEnded(saga, parcel, final, null);
+  parcel.settling = true;
+  lastWord(saga, parcel).then(
+    (final) => {
+      parcel.settling = false;
+      if (final === null) {
+        parcelEnded(saga, parcel, ShipmentStatus.EXPIRED, failure);
+        return;
+      }
+      log.info("a parcel whose tracking died is settled by its courier's last word", {
+        shipmentId: parcel.shipmentId,
+        status: final,
+        failure,
+      });
+      parcelEnded(saga, parcel, final, null);
+    },
+    // Only the workflow's own cancellation gets here: nothing is left to settle for.
+    () => undefined,
+  );
 }
 
 /** The parcel's final status from one last poll (the driver's log for the fleet), recorded on the read model; null when it has none or the courier does not answer. */
@@ -176,7 +183,8 @@ async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus
             .then((outcome) =>
               outcome.kind === 'found' ? { ...outcome, syncedAt: new Date().toISOString() } : null,
             );
-    if (found === null || !isTerminal(found.status)) return null;
+    // Final, and the parcel still the courier's to settle (a cancel may have ended it meanwhile).
+    if (found === null || !isTerminal(found.status) || isTerminal(parcel.status)) return null;
     await saga.act.always.recordTracking.executeWithOptions(
       { summary: `record ${trackingNumber} ${found.status}: its final status` },
       [
@@ -209,6 +217,10 @@ export function validateRestart(saga: OrderSaga, request: RestartTrackingRequest
   if (!parcel) throw new Error(`no parcel ${request.shipmentId} on this order`);
   if (parcel.trackingLost === null && isTerminal(parcel.status))
     throw new Error(`parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`);
+  if (parcel.settling)
+    throw new Error(
+      `parcel ${parcel.shipmentId} is being settled: its courier is asked for its final status once more`,
+    );
   if (saga.ending) throw new Error('the order is being settled: its parcels can no longer be restarted');
 }
 
@@ -230,7 +242,7 @@ export async function restartTracking(
       type: FailureType.RESTART_REFUSED,
       message: isTerminal(parcel.status)
         ? `parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`
-        : `parcel ${parcel.shipmentId} is being tracked, or settled by its courier's last word: nothing to restart`,
+        : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
       nonRetryable: true,
     });
   }

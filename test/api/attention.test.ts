@@ -2,6 +2,7 @@
  * The admin routes for orders parked as NEEDS_ATTENTION, over the real stack: the list, a
  * retry that still fails, a resolve, and the refusals (customer token, unknown item, bad body).
  */
+import { insertOrderRow } from '../support/db';
 import { useSagaStack } from '../support/saga';
 
 jest.setTimeout(90_000);
@@ -83,5 +84,24 @@ describe('admin attention routes', () => {
     const again = await action({ action: 'resolve', reason: 'twice' });
     expect(again.statusCode).toBe(409);
     expect((await stack.orderRow(orderId)).status).toBe('CANCELLED');
+  });
+
+  it('an order with no workflow left that never settled is for a person, not "finished"', async () => {
+    // Its workflow is gone (past Temporal's retention, or it never ran) while the order is not final.
+    const orderId = await insertOrderRow(stack.database.db, {
+      customerId: 'cus_gone',
+      row: { status: 'NEEDS_ATTENTION' },
+    });
+    const res = await stack.api.app.inject({
+      method: 'POST',
+      url: `/v1/admin/orders/${orderId}/attention/capture`,
+      headers: stack.api.admin('bob'),
+      payload: { action: 'resolve', reason: 'settled by phone' },
+    });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error).toMatchObject({
+      code: 'ORDER_STOPPED',
+      message: expect.stringContaining('is NEEDS_ATTENTION with no workflow left'),
+    });
   });
 });

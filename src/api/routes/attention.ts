@@ -143,7 +143,7 @@ export const attentionRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asy
         tags: ['admin'],
         summary: 'Retry a parked step, or resolve it with a reason (audited)',
         description:
-          "Runs the order workflow's `resolveAttention` update. 200 with `retried` (the step ran and succeeded), `resolved`, or `still_failing` (it ran and failed again; `reason` says why, the item stays open). 202 `STILL_RUNNING` when a retry is still running at the provider or courier after 30 s: its outcome shows on the attention list and the order. 409 when the item is not open on this order.",
+          "Runs the order workflow's `resolveAttention` update. 200 with `retried` (the step ran and succeeded), `resolved`, or `still_failing` (it ran and failed again; `reason` says why, the item stays open). 202 `STILL_RUNNING` when a retry is still running at the provider or courier after `WAYBILL_ADMIN_ACTION_WAIT` (25 s by default): its outcome shows on the attention list and the order. 409 when the item is not open on this order.",
         params: ActionParams,
         body: ActionBody,
         response: { 200: ActionResult, ...errors(202, 400, ...AUTH_ERRORS, 404, 409, 503) },

@@ -197,7 +197,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
       schema: actionSchema({
         summary: 'Retry a parked step of an order in NEEDS_ATTENTION (audited, idempotent)',
         description:
-          "Runs the order workflow's `resolveAttention` update with `retry`: the saga runs the step once more by its own rules. 200 with `retried` or `still_failing`; 202 `STILL_RUNNING` when the step is still retrying at the provider or courier after 30 s (the same request with the same Idempotency-Key joins it and answers its outcome once done); 409 when the item is not open (or the order has finished, or stopped). Requires Idempotency-Key: a repeat answers the first result.",
+          "Runs the order workflow's `resolveAttention` update with `retry`: the saga runs the step once more by its own rules. 200 with `retried` or `still_failing`; 202 `STILL_RUNNING` when the step is still retrying at the provider or courier after `WAYBILL_ADMIN_ACTION_WAIT` (25 s by default) (the same request with the same Idempotency-Key joins it and answers its outcome once done); 409 when the item is not open (or the order has finished, or stopped). Requires Idempotency-Key: a repeat answers the first result.",
         params: OrderActionParams,
         body: RetryStepBody,
         stillRunning: true,
