@@ -133,6 +133,7 @@ export function activityOptions(input: OrderWorkflowInput) {
     lastWord: proxyActivities<Activities>({
       taskQueue: input.courierTaskQueue,
       startToCloseTimeout: '60s',
+      heartbeatTimeout: '10s', // the poll heartbeats while it waits for its batch
       scheduleToCloseTimeout: LAST_WORD_WINDOW,
       retry: { ...backoff, maximumInterval: '2m' },
     }),

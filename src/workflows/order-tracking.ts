@@ -235,14 +235,16 @@ export async function restartTracking(
   const parcel = saga.parcels.find((p) => p.shipmentId === request.shipmentId)!;
   // The API asks only after it saw the run closed, but the order learns of a child's end in a
   // workflow task of its own, which may come after this update: it waits for it a moment.
-  const noticed = () => parcel.trackingLost !== null || isTerminal(parcel.status);
+  const noticed = () => parcel.trackingLost !== null || parcel.settling || isTerminal(parcel.status);
   if (!noticed()) await condition(noticed, CHILD_END_NOTICE);
   if (parcel.trackingLost === null) {
     throw ApplicationFailure.create({
       type: FailureType.RESTART_REFUSED,
       message: isTerminal(parcel.status)
         ? `parcel ${parcel.shipmentId} is ${parcel.status}: the order has settled it`
-        : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
+        : parcel.settling
+          ? `parcel ${parcel.shipmentId} is being settled: its courier is asked for its final status once more`
+          : `parcel ${parcel.shipmentId} is being tracked: its shipment workflow is running`,
       nonRetryable: true,
     });
   }
