@@ -12,13 +12,12 @@ import { createShipmentActivities } from '../../src/activities/shipments';
 import { CourierCode } from '../../src/couriers/types';
 import { startDispatcher, type Dispatcher } from '../../src/notifications/dispatcher';
 import { writeOrderEvent } from '../../src/notifications/outbox';
-import { insertOrder } from '../../src/read-model/orders';
 import { startTestApi, type TestApi } from '../support/api';
 import { testLog } from '../support/env';
+import { insertOrderWithLines } from '../support/db';
 import { eventually } from '../support/eventually';
 import { recordingMeter } from '../support/meter';
 import { useSagaStack } from '../support/saga';
-import { ADDRESS } from '../support/shopper';
 import { uniqueId } from '../support/temporal';
 
 interface Received {
@@ -475,16 +474,9 @@ describe('domain events out', () => {
     const orderId = uniqueId('ord');
     const sku = uniqueId('SKU-ROW');
     await saga.stock(sku, 1);
-    await insertOrder(saga.database.db, {
-      id: orderId,
-      number: `WB-${orderId.slice(-8)}`,
-      customerId: 'cus_1',
-      email: 'aisyah@example.com',
-      currency: 'MYR',
-      courier: CourierCode.SIMULATOR,
-      shippingAddress: ADDRESS,
-      lines: [{ lineNo: 1, sku, name: 'Kettle', quantity: 1, unitAmount: 4_990 }],
-    });
+    await insertOrderWithLines(saga.database.db, orderId, [
+      { lineNo: 1, sku, name: 'Kettle', quantity: 1, unitAmount: 4_990 },
+    ]);
     return orderId;
   }
 });

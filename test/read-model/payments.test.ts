@@ -3,12 +3,9 @@
  * under an old idempotency key (an admin's retry of a step whose first answer was lost) says
  * what was true then, and must not undo what later steps recorded. Real Postgres.
  */
-import { CourierCode } from '../../src/couriers/types';
 import { PaymentStatus, type PaymentSummary } from '../../src/payments/types';
-import { insertOrder } from '../../src/read-model/orders';
 import { insertPayment, mirrorPayment } from '../../src/read-model/payments';
-import { freshDatabase, type TestDatabase } from '../support/db';
-import { ADDRESS } from '../support/shopper';
+import { freshDatabase, insertOrderWithLines, type TestDatabase } from '../support/db';
 import { uniqueId } from '../support/temporal';
 
 let database: TestDatabase;
@@ -28,19 +25,10 @@ afterAll(async () => {
 
 async function authorisedOrder() {
   const orderId = uniqueId('ord');
-  const total = await insertOrder(database.db, {
-    id: orderId,
-    number: `WB-${orderId.slice(-8)}`,
-    customerId: 'cus_1',
-    email: 'aisyah@example.com',
-    currency: 'MYR',
-    courier: CourierCode.SIMULATOR,
-    shippingAddress: ADDRESS,
-    lines: [
-      { lineNo: 1, sku: 'KETTLE', name: 'Kettle', quantity: 1, unitAmount: 4_990 },
-      { lineNo: 2, sku: 'MUG', name: 'Mug', quantity: 2, unitAmount: 1_500 },
-    ],
-  });
+  const total = await insertOrderWithLines(database.db, orderId, [
+    { lineNo: 1, sku: 'KETTLE', name: 'Kettle', quantity: 1, unitAmount: 4_990 },
+    { lineNo: 2, sku: 'MUG', name: 'Mug', quantity: 2, unitAmount: 1_500 },
+  ]);
   const providerRef = uniqueId('pay');
   await insertPayment(database.db, {
     id: uniqueId('pmt'),

@@ -4,6 +4,9 @@ import pg from 'pg';
 import { createDb, type Database } from '../../db/client';
 import { createMigrator } from '../../db/migrator';
 import type { NewOrder } from '../../db/database';
+import { CourierCode } from '../../src/couriers/types';
+import { insertOrder, type NewOrderRecord } from '../../src/read-model/orders';
+import { ADDRESS } from './shopper';
 
 function adminUrl(database: string): string {
   const url = new URL(process.env.WAYBILL_TEST_PG_URL!);
@@ -62,6 +65,27 @@ export async function emptyDatabase(): Promise<{ url: string; drop(): Promise<vo
       await client.end();
     },
   };
+}
+
+/**
+ * An order with its lines, written as the API writes it (read-model insertOrder): a simulator
+ * order of customer cus_1 numbered after its id. Returns its total.
+ */
+export function insertOrderWithLines(
+  db: Kysely<Database>,
+  orderId: string,
+  lines: NewOrderRecord['lines'],
+): Promise<number> {
+  return insertOrder(db, {
+    id: orderId,
+    number: `WB-${orderId.slice(-8)}`,
+    customerId: 'cus_1',
+    email: 'aisyah@example.com',
+    currency: 'MYR',
+    courier: CourierCode.SIMULATOR,
+    shippingAddress: ADDRESS,
+    lines,
+  });
 }
 
 /**

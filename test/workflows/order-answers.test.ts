@@ -100,6 +100,18 @@ describe('order saga: courier and provider answers', () => {
       },
     });
 
+  /** Someone captures the order's total in the provider's dashboard: Waybill does not hear of it. */
+  async function captureInDashboard(orderId: string, total: number) {
+    const [row] = await paymentRows(orderId);
+    const provider = createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 });
+    await provider.capture({
+      idempotencyKey: `dashboard-${orderId}`,
+      providerRef: row!.provider_ref!,
+      amount: total,
+    });
+    return row!.provider_ref!;
+  }
+
   /** An order whose capture at pickup the provider refuses (authorisation expired): parked. */
   async function captureParkedAtPickup(scenario: 'delivered' | 'return_to_origin') {
     stack.payments.state.faults.set({
@@ -432,20 +444,14 @@ describe('order saga: courier and provider answers', () => {
     const { orderId, handle, total } = await captureParkedAtPickup('return_to_origin');
     stack.payments.state.faults.clear();
     // Someone captures the order in the provider's dashboard; Waybill has not heard of it.
-    const [row] = await paymentRows(orderId);
-    const provider = createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 });
-    await provider.capture({
-      idempotencyKey: `dashboard-${orderId}`,
-      providerRef: row!.provider_ref!,
-      amount: total,
-    });
+    const ref = await captureInDashboard(orderId, total);
     await parcelAt(orderId, 'RETURNED');
 
     expect(await resolve(handle, 'capture', 'retry', 'checking with the provider')).toMatchObject({
       outcome: 'retried',
     });
     expect(await handle.result()).toMatchObject({ status: 'RETURNED', captured: true, attention: [] });
-    expect(stack.payments.state.payment(row!.provider_ref!)).toMatchObject({
+    expect(stack.payments.state.payment(ref)).toMatchObject({
       amountCaptured: total,
       amountRefunded: total,
     });
@@ -480,17 +486,11 @@ describe('order saga: courier and provider answers', () => {
   it('a void answered "already captured" (captured outside Waybill) becomes a full refund', async () => {
     const { orderId, handle, total } = await confirmedOrder();
     // Someone captured the payment in the provider's dashboard before the shopper cancelled.
-    const [row] = await paymentRows(orderId);
-    const provider = createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 });
-    await provider.capture({
-      idempotencyKey: `dashboard-${orderId}`,
-      providerRef: row!.provider_ref!,
-      amount: total,
-    });
+    const ref = await captureInDashboard(orderId, total);
 
     const result = await cancel(handle);
     expect(result).toMatchObject({ status: 'CANCELLED', attention: [] });
-    expect(stack.payments.state.payment(row!.provider_ref!)).toMatchObject({
+    expect(stack.payments.state.payment(ref)).toMatchObject({
       amountCaptured: total,
       amountRefunded: total,
     });
