@@ -291,6 +291,8 @@ export interface OrderAttentionTable {
   closed_at: Date | null;
   closed_by: string | null;
   resolution: string | null;
+  /** How a resolved `capture` was settled: `captured_by_hand` or `not_charged` (null otherwise). */
+  settlement: string | null;
 }
 
 export interface RefreshQuotaTable {

@@ -136,6 +136,8 @@ export interface Facts {
   /** Null: no courier given. */
   bookingsOf: ReadonlyMap<string, Booking[]> | null;
   reservationsOf: ReadonlyMap<string, { sku: string; quantity: number; status: string }[]>;
+  /** Orders whose charge an admin waived (a parked capture resolved `not_charged`). */
+  waived: ReadonlySet<string>;
 }
 
 export async function readFacts(
@@ -145,7 +147,7 @@ export async function readFacts(
   lines: Line[],
 ): Promise<Facts> {
   const { db } = input;
-  const [shipmentRows, paymentRows, reservations] = settled.length
+  const [shipmentRows, paymentRows, reservations, waivers] = settled.length
     ? await Promise.all([
         db
           .selectFrom('shipments')
@@ -162,8 +164,14 @@ export async function readFacts(
           .select(['order_id', 'sku', 'quantity', 'status'])
           .where('order_id', 'in', settled)
           .execute(),
+        db
+          .selectFrom('order_attention')
+          .select('order_id')
+          .where('order_id', 'in', settled)
+          .where('settlement', '=', 'not_charged')
+          .execute(),
       ])
-    : [[], [], []];
+    : [[], [], [], []];
   const shipments: ShipmentFacts[] = shipmentRows.map((s) => ({
     id: s.id,
     orderId: s.order_id!,
@@ -203,5 +211,6 @@ export async function readFacts(
         (b) => shipmentById.get(b.reference!)?.orderId ?? orderIdOfReference(b.reference!) ?? '',
       ),
     reservationsOf: groupBy(reservations, (r) => r.order_id),
+    waived: new Set(waivers.map((w) => w.order_id)),
   };
 }

@@ -24,7 +24,7 @@ export const LEDGER_RULES = Object.values(LedgerRule) as LedgerRule[];
 
 /** What each rule asks, one line (for reports). */
 export const LEDGER_RULE_TEXT: Readonly<Record<LedgerRule, string>> = {
-  money: 'captured − refunded = value of lines delivered and kept',
+  money: 'captured − refunded = value of lines delivered and kept (0 when the charge was waived)',
   'capture-once': 'at most one capture per order',
   'read-model-payments': "the read model's payments agree with the provider",
   'authorisation-held': 'no authorisation held for a settled order',
@@ -66,8 +66,9 @@ export function paymentViolations(facts: Facts, orderId: string): Found[] {
     (l) =>
       l.shipment_id !== null && facts.shipmentById.get(l.shipment_id)?.status === ShipmentStatus.DELIVERED,
   );
+  // A waived charge (a parked capture resolved `not_charged`) keeps nothing, whatever arrived.
   const expected =
-    status === OrderStatus.CANCELLED || status === OrderStatus.FAILED
+    status === OrderStatus.CANCELLED || status === OrderStatus.FAILED || facts.waived.has(orderId)
       ? 0
       : kept.reduce((sum, l) => sum + l.unit_amount * l.quantity, 0);
   const captured = pays.reduce((sum, p) => sum + p.amountCaptured, 0);

@@ -5,7 +5,8 @@
  *
  * For every settled order (DELIVERED, RETURNED, CANCELLED, FAILED):
  * - `money`: captured − refunded at the provider equals the value of the order's lines in
- *   parcels DELIVERED (and so not RETURNED) on the read model; 0 for CANCELLED and FAILED;
+ *   parcels DELIVERED (and so not RETURNED) on the read model; 0 for CANCELLED and FAILED,
+ *   and for an order whose charge an admin waived (a parked capture resolved `not_charged`);
  * - `capture-once`: at most one payment of the order was ever captured;
  * - `read-model-payments`: the read model's `payments` rows agree with the provider's books;
  * - `authorisation-held`: no payment of the order is still AUTHORISED at the provider;

@@ -1,6 +1,6 @@
 /**
  * The simulated provider's API (`/v1/payments`…): authorise, capture, void and refund, each
- * behind an Idempotency-Key. Counting, faults and the API key are the server's hooks (server.ts).
+ * behind an Idempotency-Key, and retrieve (a GET of one payment). Counting, faults and the API key are the server's hooks (server.ts).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -26,9 +26,14 @@ export const OPERATION_OF_ROUTE: Readonly<Record<string, PaymentOperation>> = {
   '/v1/payments/:ref/refunds': 'refund',
 };
 
+/** The one GET of the API: a payment as the books hold it. */
+const RETRIEVE_ROUTE = '/v1/payments/:ref';
+
 export function operationOf(request: FastifyRequest): PaymentOperation | null {
+  const url = request.routeOptions.url ?? '';
+  if (request.method === 'GET') return url === RETRIEVE_ROUTE ? 'retrieve' : null;
   if (request.method !== 'POST') return null;
-  return OPERATION_OF_ROUTE[request.routeOptions.url ?? ''] ?? null;
+  return OPERATION_OF_ROUTE[url] ?? null;
 }
 
 export function send(reply: FastifyReply, answer: SimAnswer): FastifyReply {
@@ -108,6 +113,12 @@ export const providerRoutes: FastifyPluginAsyncTypebox<{ state: PaymentSimulator
       );
       return reply;
     },
+  );
+
+  app.get(
+    RETRIEVE_ROUTE,
+    { schema: { params: RefParams, response: { 200: PaymentView, ...Failures } } },
+    async (request, reply) => send(reply as FastifyReply, state.retrieve(request.params.ref)),
   );
 
   app.post(

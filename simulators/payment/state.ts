@@ -270,6 +270,12 @@ export class PaymentSimulatorState {
     return { status: 200, body: this.view(payment) };
   }
 
+  /** The payment as the books hold it now (a GET: nothing moves, no idempotency key). */
+  retrieve(ref: string): SimAnswer {
+    const payment = this.payments.get(ref);
+    return payment ? { status: 200, body: this.view(payment) } : this.notFound(ref);
+  }
+
   /** Refunds add up to at most the amount captured. */
   refund(ref: string, amount: number): SimAnswer {
     const payment = this.payments.get(ref);

@@ -168,6 +168,8 @@ export function createOrderActivities(deps: OrderActivityDeps) {
       outcome: 'RETRIED' | 'RESOLVED';
       by: string;
       resolution: string;
+      /** How a resolved capture was settled (null otherwise). */
+      settlement: string | null;
       /** Makes the audit entry once per action, whatever the retries. */
       actionKey: string;
     }): Promise<void> {
@@ -180,7 +182,10 @@ export function createOrderActivities(deps: OrderActivityDeps) {
             subjectType: 'order',
             subjectId: input.orderId,
             reason: input.resolution,
-            details: { itemId: input.itemId },
+            details: {
+              itemId: input.itemId,
+              ...(input.settlement === null ? {} : { settlement: input.settlement }),
+            },
             dedupeKey: `attention:${input.orderId}:${input.actionKey}`,
           },
         ]);

@@ -17,6 +17,7 @@ import {
   type AuthoriseResult,
   type PaymentCard,
   type PaymentProvider,
+  type PaymentSummary,
 } from '../payments/types';
 import { insertPayment, mirrorPayment } from '../read-model/payments';
 
@@ -159,6 +160,20 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
           providerRef: input.providerRef,
         });
         await mirrorPayment(db, input.orderId, summary);
+      } catch (err) {
+        throw asFailure(err);
+      }
+    },
+
+    /**
+     * The payment as the provider's books hold it now, mirrored onto its row: what an admin
+     * did in the provider's dashboard (a capture, refunds) shows here. Moves no money.
+     */
+    async readPayment(input: { orderId: string; providerRef: string }): Promise<PaymentSummary> {
+      try {
+        const summary = await deps.payments.retrieve(input.providerRef);
+        await mirrorPayment(db, input.orderId, summary);
+        return summary;
       } catch (err) {
         throw asFailure(err);
       }

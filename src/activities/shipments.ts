@@ -251,9 +251,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
         const before = await lockShipment(trx, input.shipmentId);
         // A booking the order cancelled stays CANCELLED while the courier's data still shows it
         // booked (a poll answered before the cancel reached the courier): the parcel never goes
-        // back to INFO_RECEIVED in front of the customer. A scan of a real pickup still shows.
-        const keepCancelled =
-          before?.status === 'CANCELLED' && !isPickedUpStatus(input.status) && !isTerminal(input.status);
+        // back to INFO_RECEIVED in front of the customer, nor ends EXPIRED (a last poll's answer
+        // landing after the cancel). A scan of a real pickup still shows, a delivery too.
+        const keepCancelled = before?.status === 'CANCELLED' && !isPickedUpStatus(input.status);
         const status = keepCancelled ? 'CANCELLED' : input.status;
         const subStatus = keepCancelled ? (before?.sub_status ?? null) : input.subStatus;
         const found = await writeShipmentSnapshot(trx, {

@@ -56,6 +56,14 @@ export const FailureType = {
   ALREADY_PICKED_UP: 'ALREADY_PICKED_UP',
   /** A cancel overtaken by the order's own failure: it failed (and gave back what it held) before the cancel was carried out. */
   FAILED_BEFORE_CANCEL: 'FAILED_BEFORE_CANCEL',
+  /**
+   * An admin's resolve of a parked step that the provider's books contradict (a capture said
+   * to be made by hand that the provider does not hold, a charge waived that was captured).
+   * The item stays open. Final.
+   */
+  SETTLEMENT_REFUSED: 'SETTLEMENT_REFUSED',
+  /** An admin's resolve that could not be carried out (the provider unreachable for the step's whole window). */
+  SETTLEMENT_FAILED: 'SETTLEMENT_FAILED',
   // Scheduled jobs.
   /** A report workflow started with input it cannot use. Final. */
   INVALID_INPUT: 'InvalidInput',

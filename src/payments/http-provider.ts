@@ -1,7 +1,7 @@
 /**
  * The {@link PaymentProvider} for a Stripe-like JSON API (the wire format in README.md; the
- * simulator in simulators/payment/server.ts speaks it). Every call is a POST carrying the caller's
- * Idempotency-Key. A 402 card error on authorise is a decline (a result); a timeout, a
+ * simulator in simulators/payment/server.ts speaks it). Every call that moves money is a POST
+ * carrying the caller's Idempotency-Key; reading a payment is a GET. A 402 card error on authorise is a decline (a result); a timeout, a
  * network error, 429, 5xx or an answer of the wrong shape is a retryable
  * {@link PaymentUnavailableError}; any other refusal a {@link PaymentRejectedError}.
  */
@@ -78,29 +78,30 @@ export function createHttpPaymentProvider(opts: HttpPaymentProviderOptions): Pay
   }
 
   /**
-   * One POST. Returns the status and parsed JSON body of any answer that is JSON and not
-   * 429/5xx; everything else is a PaymentUnavailableError (retry with the same key).
+   * One POST (with `body`) or GET (without; `idempotencyKey` then only names the call in
+   * errors and logs). Returns the status and parsed JSON body of any answer that is JSON and
+   * not 429/5xx; everything else is a PaymentUnavailableError (retry with the same key).
    */
   async function post(
     operation: PaymentOperation,
     path: string,
     idempotencyKey: string,
-    body: unknown,
+    body?: unknown,
   ): Promise<{ status: number; json: unknown; text: string }> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json',
-      'idempotency-key': idempotencyKey,
-    };
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['idempotency-key'] = idempotencyKey;
+    }
     if (opts.apiKey !== undefined) headers.authorization = `Bearer ${opts.apiKey}`;
 
     let response: Response;
     let text: string;
     try {
       response = await doFetch(`${root}${path}`, {
-        method: 'POST',
+        method: body === undefined ? 'GET' : 'POST',
         headers,
-        body: JSON.stringify(body),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(timeoutMs),
       });
       text = await response.text();
@@ -233,6 +234,12 @@ export function createHttpPaymentProvider(opts: HttpPaymentProviderOptions): Pay
         }
         return { ...toSummary(json.payment), refundId: id, amount: refunded };
       });
+    },
+
+    async retrieve(providerRef: string): Promise<PaymentSummary> {
+      const what = `retrieve ${providerRef}`;
+      const answer = await post('retrieve', `/v1/payments/${encodeURIComponent(providerRef)}`, what);
+      return result('retrieve', what, answer, toSummary);
     },
   };
 }

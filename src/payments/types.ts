@@ -26,6 +26,8 @@ export const PaymentOperation = {
   CAPTURE: 'capture',
   VOID: 'void',
   REFUND: 'refund',
+  /** Reads a payment's state (what was captured and refunded, by anyone); moves nothing. */
+  RETRIEVE: 'retrieve',
 } as const;
 export type PaymentOperation = (typeof PaymentOperation)[keyof typeof PaymentOperation];
 export const PAYMENT_OPERATIONS = Object.values(PaymentOperation) as PaymentOperation[];
@@ -148,6 +150,11 @@ export interface PaymentProvider {
   void(request: VoidRequest): Promise<PaymentSummary>;
   /** Gives back (part of) the captured amount; may be called several times with different keys. */
   refund(request: RefundRequest): Promise<RefundResult>;
+  /**
+   * The payment as the provider's books hold it now, whoever moved its money (the saga, or
+   * someone in the provider's dashboard). Moves nothing, so it needs no idempotency key.
+   */
+  retrieve(providerRef: string): Promise<PaymentSummary>;
 }
 
 /**

@@ -43,6 +43,8 @@ export async function closeAttention(
     outcome: Exclude<AttentionStatus, 'OPEN'>;
     by: string;
     resolution: string;
+    /** How a resolved capture was settled (null otherwise). */
+    settlement: string | null;
   },
 ): Promise<void> {
   await db
@@ -52,11 +54,28 @@ export async function closeAttention(
       closed_at: sql<Date>`now()`,
       closed_by: item.by,
       resolution: item.resolution,
+      settlement: item.settlement,
     })
     .where('order_id', '=', item.orderId)
     .where('item_id', '=', item.itemId)
     .where('status', '=', 'OPEN')
     .execute();
+}
+
+/** The step of an open item of the order; null when no such item is open. */
+export async function openAttentionStep(
+  db: Kysely<Database>,
+  orderId: string,
+  itemId: string,
+): Promise<string | null> {
+  const row = await db
+    .selectFrom('order_attention')
+    .select('step')
+    .where('order_id', '=', orderId)
+    .where('item_id', '=', itemId)
+    .where('status', '=', 'OPEN')
+    .executeTakeFirst();
+  return row?.step ?? null;
 }
 
 /** The items in one status with their order's number and status, oldest first (an offset page). */
@@ -79,6 +98,7 @@ export async function attentionItems(
       'a.closed_at',
       'a.closed_by',
       'a.resolution',
+      'a.settlement',
     ])
     .where('a.status', '=', page.status)
     .orderBy('a.opened_at')

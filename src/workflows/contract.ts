@@ -276,11 +276,35 @@ export interface OrderSnapshot {
   attention: AttentionItem[];
 }
 
+/**
+ * How an admin settled a parked `capture` outside Waybill; a resolve of that step must say.
+ * - `captured_by_hand`: the payment was captured in the provider's dashboard. Waybill reads
+ *   the provider's books (it refuses when they hold no capture), counts what was refunded
+ *   there, and pays the refunds still owed for parcels that did not arrive.
+ * - `not_charged`: the shopper is not charged on this payment (the charge is waived, or taken
+ *   another way). Waybill voids what the card still holds (it refuses when the provider says
+ *   the payment was captured) and captures and refunds nothing more on it.
+ */
+export const CaptureSettlement = {
+  CAPTURED_BY_HAND: 'captured_by_hand',
+  NOT_CHARGED: 'not_charged',
+} as const;
+export type CaptureSettlement = (typeof CaptureSettlement)[keyof typeof CaptureSettlement];
+export const CAPTURE_SETTLEMENTS = Object.values(CaptureSettlement) as CaptureSettlement[];
+
+/** What a refusal of a resolve starts with when its settlement is missing or wrong (the API answers 400 with it). */
+export const SettlementRefusal = {
+  REQUIRED: 'SETTLEMENT_REQUIRED',
+  INVALID: 'SETTLEMENT_INVALID',
+} as const;
+
 export interface ResolveAttentionRequest {
   itemId: string;
   /** `retry`: run the step again now. `resolve`: an admin settled it outside Waybill (say how). */
   action: 'retry' | 'resolve';
   reason: string;
+  /** Required to resolve a parked `capture`, and only that (see {@link CaptureSettlement}). */
+  settlement?: CaptureSettlement;
   /** 'admin:<id>'. */
   requestedBy: string;
 }

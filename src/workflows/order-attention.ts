@@ -5,13 +5,22 @@
  * error log; the order shows NEEDS_ATTENTION until an admin retries or resolves each item.
  * Deterministic code only.
  */
-import { condition, isCancellation, log, metricMeter, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  isCancellation,
+  log,
+  metricMeter,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { FailureType } from '../domain/failures';
 import { count, Metrics } from '../metrics';
-import type {
-  AttentionItem,
-  AttentionStep,
-  ResolveAttentionRequest,
-  ResolveAttentionResult,
+import {
+  SettlementRefusal,
+  type AttentionItem,
+  type AttentionStep,
+  type ResolveAttentionRequest,
+  type ResolveAttentionResult,
 } from './contract';
 import { message, type SagaActivities } from './order-activities';
 
@@ -22,8 +31,21 @@ interface Parked {
   busy: boolean;
 }
 
+/**
+ * What a resolve of a step must say it was (e.g. a capture: made by hand, or not charged),
+ * and what Waybill does about it before the item closes. Throws when the provider's books
+ * contradict the admin: the item stays open.
+ */
+interface Settler {
+  settlements: readonly string[];
+  /** What each settlement means, for the refusal of a resolve that names none. */
+  help: string;
+  settle: (settlement: string) => Promise<void>;
+}
+
 export class AttentionDesk {
   private readonly parked: Parked[] = [];
+  private readonly settlers = new Map<AttentionStep, Settler>();
   /** Raises and closes written so far: each audit entry's key (stable across task retries). */
   private writes = 0;
 
@@ -44,6 +66,11 @@ export class AttentionDesk {
 
   has(id: string): boolean {
     return this.parked.some((p) => p.item.id === id);
+  }
+
+  /** A resolve of `step` must name one of `settler.settlements`, which runs before the item closes. */
+  settledBy(step: AttentionStep, settler: Settler): void {
+    this.settlers.set(step, settler);
   }
 
   /** Runs a step at the provider or the courier; refused for good or out of retries, it is parked. */
@@ -78,6 +105,24 @@ export class AttentionDesk {
       throw new Error(`no open attention item "${request.itemId}" on this order (open: ${open})`);
     }
     if (parked.busy) throw new Error(`attention item "${request.itemId}" is being retried already`);
+    const settler = this.settlers.get(parked.item.step);
+    const { settlement } = request;
+    // Prefixed with the code the API answers 400 with.
+    if (settlement === undefined) {
+      if (request.action === 'resolve' && settler) {
+        throw new Error(
+          `${SettlementRefusal.REQUIRED}: resolving a parked ${parked.item.step} needs a settlement: ${settler.help}`,
+        );
+      }
+    } else if (request.action !== 'resolve' || !settler) {
+      throw new Error(
+        `${SettlementRefusal.INVALID}: settlement applies only to a resolve of a parked ${[...this.settlers.keys()].join(' or ')}`,
+      );
+    } else if (!settler.settlements.includes(settlement)) {
+      throw new Error(
+        `${SettlementRefusal.INVALID}: settlement must be one of ${settler.settlements.join(', ')}`,
+      );
+    }
   }
 
   /** An admin retries a parked step or resolves it with a reason; audited either way. */
@@ -85,6 +130,8 @@ export class AttentionDesk {
     const parked = this.parked.find((p) => p.item.id === request.itemId)!;
     const { itemId } = request;
     if (request.action === 'resolve') {
+      const settler = this.settlers.get(parked.item.step);
+      if (settler && request.settlement !== undefined) await this.settle(parked, settler, request.settlement);
       await this.close(parked, 'RESOLVED', request);
       return { itemId, outcome: 'resolved', reason: null };
     }
@@ -106,6 +153,36 @@ export class AttentionDesk {
     }
     await this.close(parked, 'RETRIED', request);
     return { itemId, outcome: 'retried', reason: null };
+  }
+
+  /**
+   * Carries out what the admin says was settled by hand; busy meanwhile (a retry or a second
+   * resolve is refused). A refusal or a failure fails the update with its reason: the item
+   * stays open, and nothing is written for it.
+   */
+  private async settle(parked: Parked, settler: Settler, settlement: string): Promise<void> {
+    parked.busy = true;
+    try {
+      await settler.settle(settlement);
+      parked.busy = false;
+    } catch (err) {
+      if (isCancellation(err)) {
+        parked.busy = false;
+        throw err;
+      }
+      // The provider's books contradict the admin (refused), or it could not be asked (failed).
+      const refused = err instanceof ApplicationFailure && err.type === FailureType.SETTLEMENT_REFUSED;
+      parked.item.reason = `resolve as ${settlement} ${refused ? 'refused' : 'failed'}: ${message(err)}`;
+      // On the item's row and in the audit log, as a retry that fails again is.
+      await this.raise(parked.item, `still needs attention: ${parked.item.id}`).finally(() => {
+        parked.busy = false;
+      });
+      throw ApplicationFailure.create({
+        type: refused ? FailureType.SETTLEMENT_REFUSED : FailureType.SETTLEMENT_FAILED,
+        message: `${parked.item.id} not resolved as ${settlement}: ${message(err)}`,
+        nonRetryable: true,
+      });
+    }
   }
 
   /** Resolves once nothing is parked. */
@@ -150,6 +227,7 @@ export class AttentionDesk {
           outcome,
           by: request.requestedBy,
           resolution: request.reason,
+          settlement: request.settlement ?? null,
           actionKey: this.auditKey(parked.item.id),
         },
       ],

@@ -178,6 +178,7 @@ export async function recallCollected(saga: OrderSaga, parcel: Parcel): Promise<
  * (see {@link payOwedRefunds}).
  */
 export async function refundParcel(saga: OrderSaga, parcel: Parcel): Promise<void> {
+  if (saga.payment.waived) return; // nothing was charged
   if (!saga.payment.captured) {
     parcel.refundOwed = true;
     return;
@@ -201,7 +202,8 @@ export async function refundParcel(saga: OrderSaga, parcel: Parcel): Promise<voi
  * nothing to refund then, and the capture took the whole total: their refunds are paid now.
  */
 export async function payOwedRefunds(saga: OrderSaga): Promise<void> {
-  for (const parcel of saga.parcels.filter((p) => p.refundOwed)) await refundParcel(saga, parcel);
+  // Asked parcel by parcel: one may have been refunded meanwhile (a return settled while this awaited).
+  for (const parcel of saga.parcels) if (parcel.refundOwed) await refundParcel(saga, parcel);
 }
 
 export async function releaseStock(saga: OrderSaga, summary: string): Promise<void> {

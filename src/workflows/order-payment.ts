@@ -3,7 +3,9 @@
  * capture at the first pickup, refunds of what did not arrive, and giving back whatever the
  * card still holds. The provider's answers are read, not guessed. Deterministic code only.
  */
-import { PaymentRejection, PaymentStatus } from '../payments/types';
+import { ApplicationFailure } from '@temporalio/workflow';
+import { FailureType } from '../domain/failures';
+import { PaymentRejection, PaymentStatus, type PaymentSummary } from '../payments/types';
 import type { OrderWorkflowInput } from './contract';
 import { rejectionCode, type SagaActivities } from './order-activities';
 import { money } from './summaries';
@@ -13,8 +15,22 @@ export class OrderPayment {
   answered = false;
   providerRef: string | null = null;
   captured = false;
-  /** Minor units refunded so far. */
+  /**
+   * The shop waived the charge (a parked capture resolved `not_charged`): the authorisation is
+   * voided, and nothing is captured or refunded on this payment any more.
+   */
+  waived = false;
+  /** Minor units given back so far: Waybill's refunds, and what the total lacks of a capture made by hand. */
   refunded = 0;
+  /**
+   * Given back outside Waybill (a partial capture, or refunds in the provider's dashboard) and
+   * not yet set against a parcel's refund: the refunds Waybill owes are paid from it first.
+   */
+  private givenBackByHand = 0;
+  /** Each refund step's amount, worked out once (see {@link pay}). */
+  private readonly refunds = new Map<string, { due: number; byHand: number; paid: boolean }>();
+  /** The money steps run one at a time (see {@link exclusive}). */
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly input: OrderWorkflowInput,
@@ -35,6 +51,7 @@ export class OrderPayment {
   describe(): string | null {
     const total = money(this.input.totalAmount, this.input.currency);
     if (this.captured) return `${total} captured`;
+    if (this.waived) return `${total} not charged`;
     return this.providerRef !== null ? `${total} authorised` : null;
   }
 
@@ -73,58 +90,192 @@ export class OrderPayment {
 
   /** Whether the first pickup has money to capture. */
   get capturable(): boolean {
-    return !this.captured && this.providerRef !== null;
+    return !this.captured && !this.waived && this.providerRef !== null;
   }
 
-  async capture(): Promise<void> {
-    const { input } = this;
-    try {
-      await this.act.settle.capturePayment.executeWithOptions(
-        { summary: `capture ${money(input.totalAmount, input.currency)} at the first pickup` },
-        [{ orderId: input.orderId, providerRef: this.providerRef!, amount: input.totalAmount }],
-      );
-    } catch (err) {
-      // Captured before, under another key: the provider's books say the money is ours.
-      if (rejectionCode(err) !== PaymentRejection.ALREADY_CAPTURED) throw err;
-    }
-    this.captured = true;
+  /**
+   * Captures the total. Answered "already captured" (in the provider's dashboard, under
+   * another key), the provider's books say what it holds: what the total does not keep of
+   * that capture is set against the refunds owed (see {@link readBooks}).
+   */
+  capture(): Promise<void> {
+    return this.exclusive(async () => {
+      const { input } = this;
+      try {
+        await this.act.settle.capturePayment.executeWithOptions(
+          { summary: `capture ${money(input.totalAmount, input.currency)} at the first pickup` },
+          [{ orderId: input.orderId, providerRef: this.providerRef!, amount: input.totalAmount }],
+        );
+        this.captured = true;
+      } catch (err) {
+        if (rejectionCode(err) !== PaymentRejection.ALREADY_CAPTURED) throw err;
+        await this.readBooks('the provider says it was captured before');
+      }
+    });
+  }
+
+  /**
+   * An admin says the parked capture was made by hand (the provider's dashboard). The
+   * provider's books decide: with no capture there, the resolve is refused.
+   */
+  takeCaptureMadeByHand(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.captured) return; // a retry, or a compensation, read the books meanwhile
+      const ref = this.providerRef!;
+      const books = await this.readBooks('an admin says it was captured by hand');
+      if (books.amountCaptured > 0) return;
+      throw ApplicationFailure.create({
+        type: FailureType.SETTLEMENT_REFUSED,
+        message:
+          books.status === PaymentStatus.AUTHORISED
+            ? `the provider holds no capture of payment ${ref} (it is AUTHORISED): capture it there first, or retry the capture here`
+            : `the provider holds no capture of payment ${ref} (it is ${books.status}): nothing can be captured on it; resolve as not_charged`,
+        nonRetryable: true,
+      });
+    });
+  }
+
+  /**
+   * An admin says the shopper is not charged on this payment: what the card holds is voided
+   * (a lapsed or voided authorisation holds nothing). A payment the provider says was
+   * captured is not waived: the resolve is refused.
+   */
+  waive(): Promise<void> {
+    return this.exclusive(async () => {
+      const ref = this.providerRef!;
+      const refused = () =>
+        ApplicationFailure.create({
+          type: FailureType.SETTLEMENT_REFUSED,
+          message: `the provider says payment ${ref} was captured: resolve it as captured_by_hand (Waybill then pays back what is owed)`,
+          nonRetryable: true,
+        });
+      if (this.captured) throw refused();
+      try {
+        await this.act.settle.voidPayment.executeWithOptions(
+          { summary: `void payment ${ref}: an admin waived the charge` },
+          [{ orderId: this.input.orderId, providerRef: ref }],
+        );
+      } catch (err) {
+        const code = rejectionCode(err);
+        if (code === PaymentRejection.ALREADY_CAPTURED) throw refused();
+        if (code !== PaymentRejection.VOIDED && code !== PaymentRejection.AUTHORISATION_EXPIRED) throw err;
+      }
+      this.waived = true;
+    });
   }
 
   /**
    * Whatever the shopper's card holds goes back: the authorisation voided, or the capture
    * refunded. The provider's answer decides when our view was behind (a void of a captured
-   * payment becomes a refund; a lapsed or voided authorisation holds nothing).
+   * payment becomes a refund of what its books say it keeps; a lapsed or voided authorisation
+   * holds nothing).
    */
-  async giveBack(): Promise<void> {
-    const { input } = this;
-    const total = money(input.totalAmount, input.currency);
-    if (!this.captured) {
-      try {
-        await this.act.settle.voidPayment.executeWithOptions(
-          { summary: `compensate: void the ${total} authorisation` },
-          [{ orderId: input.orderId, providerRef: this.providerRef! }],
-        );
-        return;
-      } catch (err) {
-        const code = rejectionCode(err);
-        if (code === PaymentRejection.VOIDED || code === PaymentRejection.AUTHORISATION_EXPIRED) return;
-        if (code !== PaymentRejection.ALREADY_CAPTURED) throw err;
-        this.captured = true;
+  giveBack(): Promise<void> {
+    return this.exclusive(async () => {
+      const { input } = this;
+      const total = money(input.totalAmount, input.currency);
+      if (this.waived) return; // voided when it was waived
+      if (!this.captured) {
+        try {
+          await this.act.settle.voidPayment.executeWithOptions(
+            { summary: `compensate: void the ${total} authorisation` },
+            [{ orderId: input.orderId, providerRef: this.providerRef! }],
+          );
+          return;
+        } catch (err) {
+          const code = rejectionCode(err);
+          if (code === PaymentRejection.VOIDED || code === PaymentRejection.AUTHORISATION_EXPIRED) return;
+          if (code !== PaymentRejection.ALREADY_CAPTURED) throw err;
+          await this.readBooks('the provider says it was captured');
+        }
       }
-    }
-    await this.refund(
-      input.totalAmount - this.refunded,
-      'refund:cancel',
-      `compensate: refund what is left of ${total}`,
-    );
+      // What was given back by hand is in `refunded` already: not set against this refund.
+      await this.pay(
+        'refund:cancel',
+        () => ({ due: input.totalAmount - this.refunded, byHand: 0 }),
+        `compensate: refund what is left of ${total}`,
+      );
+    });
   }
 
-  /** Refunds `amount` once under the saga step's key (nothing when nothing was captured). */
-  async refund(amount: number, step: string, summary: string): Promise<void> {
-    if (amount <= 0 || !this.captured || this.providerRef === null) return;
-    await this.act.settle.refundPayment.executeWithOptions({ summary }, [
-      { orderId: this.input.orderId, providerRef: this.providerRef, amount, step },
+  /**
+   * Refunds `amount` once under the saga step's key (nothing when nothing was captured), less
+   * what was given back by hand and not yet set against a refund.
+   */
+  refund(amount: number, step: string, summary: string): Promise<void> {
+    return this.exclusive(async () => {
+      if (amount <= 0 || !this.captured) return;
+      await this.pay(
+        step,
+        () => {
+          const byHand = Math.min(amount, this.givenBackByHand);
+          this.givenBackByHand -= byHand;
+          return { due: amount - byHand, byHand };
+        },
+        summary,
+      );
+    });
+  }
+
+  /**
+   * Pays a refund step once. Its amount is worked out the first time the step runs and kept:
+   * a retry of a parked step sends the same amount under the same idempotency key.
+   */
+  private async pay(
+    step: string,
+    plan: () => { due: number; byHand: number },
+    summary: string,
+  ): Promise<void> {
+    let refund = this.refunds.get(step);
+    if (!refund) {
+      refund = { ...plan(), paid: false };
+      this.refunds.set(step, refund);
+    }
+    if (refund.paid || refund.due <= 0 || this.providerRef === null) return;
+    const less =
+      refund.byHand > 0 ? ` (less ${money(refund.byHand, this.input.currency)} given back by hand)` : '';
+    await this.act.settle.refundPayment.executeWithOptions({ summary: `${summary}${less}` }, [
+      { orderId: this.input.orderId, providerRef: this.providerRef, amount: refund.due, step },
     ]);
-    this.refunded += amount;
+    refund.paid = true;
+    this.refunded += refund.due;
+  }
+
+  /**
+   * The payment as the provider's books hold it (`why` names who asked). Captured there: the
+   * order counts as captured, and what the total does not keep of it (captured less, or
+   * refunded in the dashboard) counts as given back by hand, to be set against the refunds
+   * owed before any is paid.
+   */
+  private async readBooks(why: string): Promise<PaymentSummary> {
+    const { input } = this;
+    const ref = this.providerRef!;
+    const books = await this.act.settle.readPayment.executeWithOptions(
+      { summary: `read payment ${ref} at the provider: ${why}` },
+      [{ orderId: input.orderId, providerRef: ref }],
+    );
+    if (books.amountCaptured === 0) return books;
+    const byHand = Math.max(
+      0,
+      input.totalAmount - (books.amountCaptured - books.amountRefunded) - this.refunded,
+    );
+    this.givenBackByHand += byHand;
+    this.refunded += byHand;
+    this.captured = true;
+    return books;
+  }
+
+  /**
+   * Runs the steps that read and change what is captured and refunded one at a time: an
+   * admin's resolve, a compensation and a parcel's refund may overlap, and each works its
+   * amounts out from what the others left.
+   */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 }

@@ -18,6 +18,8 @@ import {
 import { isTerminal, PICKED_UP_STATUSES } from '../domain/status';
 import { count, Metrics } from '../metrics';
 import {
+  AttentionStep,
+  CAPTURE_SETTLEMENTS,
   OrderStatus,
   type CancelOrderRequest,
   type OrderSnapshot,
@@ -73,6 +75,11 @@ export class OrderSaga {
     this.payment = new OrderPayment(input, this.act);
     this.notifications = new NotificationQueue(input.orderId, this.act);
     this.attention = new AttentionDesk(input.orderId, this.act, () => this.publish());
+    this.attention.settledBy(AttentionStep.CAPTURE, {
+      settlements: CAPTURE_SETTLEMENTS,
+      help: 'captured_by_hand (captured in the provider dashboard: Waybill reads it there and pays back what is owed) or not_charged (the shopper is not charged on this payment: Waybill voids it)',
+      settle: (settlement) => steps.settleParkedCapture(this, settlement),
+    });
     this.parcels = groupParcels(input);
   }
 

@@ -8,7 +8,7 @@
 import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { FailureType } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
-import { AttentionStep, OrderFailure, OrderStatus } from './contract';
+import { AttentionStep, CaptureSettlement, OrderFailure, OrderStatus } from './contract';
 import { failureType, message } from './order-activities';
 import type { Parcel } from './order-parcels';
 import { courierName } from './summaries';
@@ -259,6 +259,23 @@ async function capture(saga: OrderSaga): Promise<void> {
   await saga.payment.capture();
   saga.showDetails();
   await payOwedRefunds(saga);
+}
+
+/**
+ * An admin resolved the parked capture. Made by hand: the order counts as captured from the
+ * provider's books, and the refunds owed meanwhile are paid (less what was given back by
+ * hand). Not charged: the authorisation is voided and nothing is owed back any more.
+ */
+export async function settleParkedCapture(saga: OrderSaga, settlement: string): Promise<void> {
+  if (settlement === CaptureSettlement.CAPTURED_BY_HAND) {
+    await saga.payment.takeCaptureMadeByHand();
+    saga.showDetails();
+    await payOwedRefunds(saga);
+    return;
+  }
+  await saga.payment.waive();
+  for (const parcel of saga.parcels) parcel.refundOwed = false;
+  saga.showDetails();
 }
 
 /** The return leg of the saga: restock this parcel's lines and refund their amount. */

@@ -82,6 +82,61 @@ describe('saga activities run twice', () => {
     expect(row).toMatchObject({ status: 'CAPTURED', amount_captured: total });
   });
 
+  it("a courier's answer recorded after the order cancelled the booking: only a pickup or a delivery replaces CANCELLED", async () => {
+    const record = async (status: 'INFO_RECEIVED' | 'EXPIRED' | 'CANCELLED' | 'DELIVERED') => {
+      const id = uniqueId('shp');
+      await stack.database.db
+        .insertInto('shipments')
+        .values({ id, tracking_number: `T${id}`, courier: 'simulator', status: 'CANCELLED' })
+        .execute();
+      const syncedAt = new Date().toISOString();
+      await activities.recordTracking({
+        shipmentId: id,
+        events: [],
+        status,
+        subStatus: null,
+        eta: null,
+        syncedAt,
+        nextPollAt: syncedAt,
+      });
+      return stack.database.db
+        .selectFrom('shipments')
+        .select(['status', 'next_poll_at'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+    };
+    // A last poll answered before the cancel reached the courier, or after it: the row stays.
+    expect(await record('INFO_RECEIVED')).toEqual({ status: 'CANCELLED', next_poll_at: null });
+    expect(await record('EXPIRED')).toEqual({ status: 'CANCELLED', next_poll_at: null });
+    expect(await record('CANCELLED')).toMatchObject({ status: 'CANCELLED' });
+    // The courier had the parcel after all: what happened to it shows.
+    expect(await record('DELIVERED')).toMatchObject({ status: 'DELIVERED' });
+  });
+
+  it('read a payment twice: the same answer, and the row mirrors what was captured by hand', async () => {
+    const { orderId, total } = await order('SKU-READ');
+    const card = { number: '4242424242424242', expMonth: 12, expYear: 2030, cvc: '123' };
+    const result = await activities.authorisePayment({ orderId, amount: total, currency: 'MYR', card });
+    if (result.status !== 'AUTHORISED') throw new Error('expected an authorisation');
+    await activities.recordAuthorisation({ orderId, amount: total, currency: 'MYR', result });
+    // Captured in the provider's dashboard, under a key Waybill never used.
+    await createHttpPaymentProvider({ baseUrl: stack.payments.url }).capture({
+      idempotencyKey: `dashboard-${orderId}`,
+      providerRef: result.providerRef,
+      amount: total,
+    });
+    const first = await activities.readPayment({ orderId, providerRef: result.providerRef });
+    const second = await activities.readPayment({ orderId, providerRef: result.providerRef });
+    expect(second).toEqual(first);
+    expect(first).toMatchObject({ status: 'CAPTURED', amountCaptured: total, amountRefunded: 0 });
+    const rows = await stack.database.db
+      .selectFrom('payments')
+      .select(['status', 'amount_captured'])
+      .where('order_id', '=', orderId)
+      .execute();
+    expect(rows).toEqual([{ status: 'CAPTURED', amount_captured: total }]);
+  });
+
   it('reserve twice: the stock is reserved once', async () => {
     const { orderId } = await order('SKU-RES');
     const before = await stack.database.db
@@ -161,6 +216,7 @@ describe('saga activities run twice', () => {
       outcome: 'RESOLVED' as const,
       by: 'admin:ops',
       resolution: 'charged by phone',
+      settlement: 'captured_by_hand',
       actionKey: 'capture:23',
     };
     await activities.closeAttention(close);
@@ -176,6 +232,7 @@ describe('saga activities run twice', () => {
         status: 'RESOLVED',
         closed_by: 'admin:ops',
         resolution: 'charged by phone',
+        settlement: 'captured_by_hand',
       }),
     ]);
     const audit = await stack.database.db

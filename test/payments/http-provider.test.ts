@@ -309,6 +309,35 @@ describe('money rules', () => {
     expect((await sim.stats()).applied.void).toBe(1);
   });
 
+  it("retrieve reads the payment as the provider's books hold it, refunds made by anyone included, and moves nothing", async () => {
+    const order = newOrder('retrieve');
+    const ref = await sim.authorised(order, 2599);
+    expect(await provider.retrieve(ref)).toEqual({
+      providerRef: ref,
+      status: 'AUTHORISED',
+      amountAuthorised: 2599,
+      amountCaptured: 0,
+      amountRefunded: 0,
+    });
+    // Someone captures and refunds in the dashboard, under keys Waybill never saw.
+    await provider.capture({ idempotencyKey: 'dashboard-capture', providerRef: ref, amount: 2599 });
+    await provider.refund({ idempotencyKey: 'dashboard-refund', providerRef: ref, amount: 600 });
+    const before = await sim.stats();
+
+    expect(await provider.retrieve(ref)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amountCaptured: 2599,
+      amountRefunded: 600,
+    });
+    const after = await sim.stats();
+    expect(after.calls.retrieve - before.calls.retrieve).toBe(1);
+    expect(after.applied).toEqual(before.applied);
+    await expect(provider.retrieve('pay_nope')).rejects.toMatchObject({
+      name: 'PaymentRejectedError',
+      code: 'resource_missing',
+    });
+  });
+
   it('an unknown payment reference is refused as resource_missing', async () => {
     const order = newOrder('unknown');
 
@@ -410,6 +439,14 @@ describe('faults', () => {
 
     expect(after.status).toBe('AUTHORISED');
     expect((await sim.stats()).faults.outage).toBe(1);
+  });
+
+  it('a retrieve during an outage is a PaymentUnavailableError', async () => {
+    const ref = await sim.authorised(newOrder('retrieve-outage'));
+    await sim.setFault({ kind: 'outage', durationMs: 10 * MINUTE, operation: 'retrieve' });
+    await expect(provider.retrieve(ref)).rejects.toBeInstanceOf(PaymentUnavailableError);
+    sim.advance(11 * MINUTE);
+    expect(await provider.retrieve(ref)).toMatchObject({ providerRef: ref, status: 'AUTHORISED' });
   });
 
   it('a fault scoped to void fails the void twice, leaves other operations alone, and the third void succeeds', async () => {

@@ -71,6 +71,7 @@ export function usePaymentSimulator(startsAt: string): PaymentSim {
       capture: (request) => provider().capture(request),
       void: (request) => provider().void(request),
       refund: (request) => provider().refund(request),
+      retrieve: (ref) => provider().retrieve(ref),
     },
     url: () => running().url,
     now: () => now,

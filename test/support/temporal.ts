@@ -29,7 +29,13 @@ export interface TestWorker {
 const refuse = async (): Promise<never> => {
   throw new Error('this test worker has no payment provider');
 };
-const noPayments: PaymentProvider = { authorise: refuse, capture: refuse, void: refuse, refund: refuse };
+const noPayments: PaymentProvider = {
+  authorise: refuse,
+  capture: refuse,
+  void: refuse,
+  refund: refuse,
+  retrieve: refuse,
+};
 
 let runtimeInstalled = false;
 

@@ -13,6 +13,7 @@ import {
   orderShipmentId,
   orderStateQuery,
   resolveAttentionUpdate,
+  type CaptureSettlement,
   type OrderSnapshot,
 } from '../../src/workflows/contract';
 import type { AnswerStatus } from '../../simulators/courier/answers';
@@ -112,16 +113,83 @@ describe('order saga: courier and provider answers', () => {
     return row!.provider_ref!;
   }
 
-  /** An order whose capture at pickup the provider refuses (authorisation expired): parked. */
-  async function captureParkedAtPickup(scenario: 'delivered' | 'return_to_origin') {
+  /**
+   * An order whose capture at pickup the provider refuses (authorisation expired): parked.
+   * With `second`, a second parcel the courier has not collected (see {@link collectSecond}).
+   */
+  async function captureParkedAtPickup(scenario: 'delivered' | 'return_to_origin', second = false) {
     stack.payments.state.faults.set({
       kind: 'reject',
       operation: 'capture',
       code: PaymentRejection.AUTHORISATION_EXPIRED,
     });
-    const placed = await orderInStock({ scenario });
+    const placed = await orderInStock({
+      scenario,
+      ...(second ? { second: { quantity: 2, scenario: 'never_picked_up' as const } } : {}),
+    });
     return { ...placed, parked: await waitForAttention(placed.handle) };
   }
+
+  /** The courier collects the order's second parcel now; it is delivered soon after. */
+  async function collectSecond(orderId: string) {
+    const rows = await shipments(orderId);
+    stack.collectAtCourier(rows[1]!.tracking_number);
+  }
+
+  /**
+   * A two-parcel order whose capture was parked at the first pickup; that parcel came back,
+   * and an admin captured the total and refunded the returned parcel in the provider's
+   * dashboard. The second parcel is still at the warehouse.
+   */
+  async function returnedAndRefundedByHand() {
+    const placed = await captureParkedAtPickup('return_to_origin', true);
+    const { orderId, total } = placed;
+    await parcelAt(orderId, 'RETURNED');
+    stack.payments.state.faults.clear();
+    const ref = await captureInDashboard(orderId, total);
+    const returned = await firstParcelValue(orderId);
+    await createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 }).refund({
+      idempotencyKey: `dashboard-refund-${orderId}`,
+      providerRef: ref,
+      amount: returned,
+    });
+    return { ...placed, ref, returned };
+  }
+
+  /** What the lines of the order's first parcel are worth (minor units). */
+  async function firstParcelValue(orderId: string) {
+    const lines = await stack.database.db
+      .selectFrom('order_items')
+      .select(['quantity', 'unit_amount'])
+      .where('shipment_id', '=', orderShipmentId(orderId, 1))
+      .execute();
+    return lines.reduce((sum, l) => sum + l.quantity * l.unit_amount, 0);
+  }
+
+  /** Why the workflow refused an update (its failure's cause); null if it was not refused. */
+  const refusalOf = async (updating: Promise<unknown>) =>
+    (
+      (await updating.then(
+        () => null,
+        (e: unknown) => e,
+      )) as (Error & { cause?: Error & { type?: string } }) | null
+    )?.cause ?? null;
+
+  /** The payment provider's books contradict the admin's resolve: the update failed with this message. */
+  async function expectSettlementRefused(resolving: Promise<unknown>, message: RegExp) {
+    const refusal = await refusalOf(resolving);
+    expect(refusal).toMatchObject({ type: 'SETTLEMENT_REFUSED' });
+    expect(refusal!.message).toMatch(message);
+  }
+
+  const resolveCapture = (
+    handle: WorkflowHandle<typeof orderWorkflow>,
+    settlement: CaptureSettlement,
+    reason: string,
+  ) =>
+    handle.executeUpdate(resolveAttentionUpdate, {
+      args: [{ itemId: 'capture', action: 'resolve', reason, settlement, requestedBy: 'admin:ops' }],
+    });
 
   /** The provider takes captures again and the admin retries the parked one; the order's end, its history kept as `history`. */
   async function retryParkedCapture(handle: WorkflowHandle<typeof orderWorkflow>, history: string) {
@@ -455,6 +523,166 @@ describe('order saga: courier and provider answers', () => {
       amountCaptured: total,
       amountRefunded: total,
     });
+  });
+
+  it('a parked capture an admin captured and partly refunded by hand, then resolved as captured_by_hand: the refund made by hand is not paid again', async () => {
+    const { orderId, handle, total, ref, returned } = await returnedAndRefundedByHand();
+
+    const resolved = await resolveCapture(handle, 'captured_by_hand', 'captured and refunded p1 by hand');
+    expect(resolved).toMatchObject({ outcome: 'resolved', order: { captured: true, attention: [] } });
+    // The second parcel is collected and delivered: nothing is captured or refunded again.
+    await collectSecond(orderId);
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true, attention: [] });
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: returned,
+    });
+    expect((await paymentRows(orderId))[0]).toMatchObject({
+      amount_captured: total,
+      amount_refunded: returned,
+    });
+    const [closed] = await stack.database.db
+      .selectFrom('order_attention')
+      .selectAll()
+      .where('order_id', '=', orderId)
+      .execute();
+    expect(closed).toMatchObject({ item_id: 'capture', status: 'RESOLVED', settlement: 'captured_by_hand' });
+  });
+
+  it('a parked capture resolved as captured_by_hand with only a capture made by hand: the owed refund is paid by Waybill', async () => {
+    const { orderId, handle, total } = await captureParkedAtPickup('return_to_origin', true);
+    await parcelAt(orderId, 'RETURNED');
+    stack.payments.state.faults.clear();
+    const ref = await captureInDashboard(orderId, total);
+
+    await resolveCapture(handle, 'captured_by_hand', 'captured by hand after the card was renewed');
+    // Paid at the resolve, not left for the next pickup.
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountRefunded: await firstParcelValue(orderId),
+    });
+    await collectSecond(orderId);
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: await firstParcelValue(orderId),
+    });
+  });
+
+  it('a parked capture captured and partly refunded by hand, then retried: the retry reads the books and pays no refund twice', async () => {
+    const { orderId, handle, total, ref, returned } = await returnedAndRefundedByHand();
+    // The retry's capture is answered "already captured": the provider's books then say what it keeps.
+    expect(await resolve(handle, 'capture', 'retry', 'the card was renewed')).toMatchObject({
+      outcome: 'retried',
+    });
+    await collectSecond(orderId);
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: returned,
+    });
+  });
+
+  it('a capture made by hand for less than the total, then every parcel lost: the failed order refunds what the provider kept', async () => {
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'capture',
+      code: PaymentRejection.AUTHORISATION_EXPIRED,
+    });
+    // Picked up, then no scan again: lost once the no-scan window ends, and the order fails.
+    const { orderId, handle, total } = await orderInStock({
+      scenario: 'exception',
+      policy: fastPolicy({ expireAfterNoScanMs: 8_000 }),
+    });
+    await waitForAttention(handle);
+    stack.payments.state.faults.clear();
+    const ref = await captureInDashboard(orderId, total - 500);
+    await resolveCapture(handle, 'captured_by_hand', 'captured by hand, less a goodwill discount');
+    expect(await handle.result()).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST' });
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountCaptured: total - 500,
+      amountRefunded: total - 500,
+    });
+  });
+
+  it('a resolve as captured_by_hand the provider contradicts (nothing captured there) is refused and the capture stays parked', async () => {
+    const { orderId, handle, total } = await captureParkedAtPickup('delivered');
+    await expectSettlementRefused(
+      resolveCapture(handle, 'captured_by_hand', 'I think I captured it'),
+      /no capture of payment .* \(it is AUTHORISED\)/,
+    );
+    expect(await handle.query(orderStateQuery)).toMatchObject({
+      status: 'NEEDS_ATTENTION',
+      captured: false,
+      attention: [expect.objectContaining({ id: 'capture' })],
+    });
+    // Nothing was written for the refused resolve: the item is open, the order waits.
+    expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_ATTENTION' });
+    expect(await retryParkedCapture(handle, 'order-capture-settlement-refused-then-retried')).toMatchObject({
+      status: 'DELIVERED',
+      captured: true,
+    });
+    expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+  });
+
+  it('a parked capture resolved as not_charged: the authorisation is voided and a later pickup captures nothing', async () => {
+    const { orderId, handle, sku, secondSku } = await captureParkedAtPickup('delivered', true);
+    await parcelAt(orderId, 'DELIVERED');
+    // The provider would take a capture again: nothing may ask it to.
+    stack.payments.state.faults.clear();
+    const captures = stack.payments.state.stats().calls.capture;
+    const resolved = await resolveCapture(handle, 'not_charged', 'goodwill: the shopper is not charged');
+    expect(resolved).toMatchObject({ outcome: 'resolved', order: { captured: false, attention: [] } });
+    await collectSecond(orderId);
+    const result = await handle.result();
+    await recordHistory('order-capture-resolved-not-charged', handle);
+    expect(result).toMatchObject({ status: 'DELIVERED', captured: false, attention: [] });
+    expect((await paymentRows(orderId))[0]).toMatchObject({ status: 'VOIDED', amount_captured: 0 });
+    expect(stack.payments.state.stats().calls.capture).toBe(captures);
+    // Both parcels left: their stock is shipped.
+    expect(await item(sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+    expect(await item(secondSku!)).toMatchObject({ on_hand: 3, reserved: 0 });
+    expect(await auditActions(orderId)).toContain('order.attention_resolved');
+  });
+
+  it('a resolve as not_charged of a payment captured in the dashboard is refused: it names captured_by_hand', async () => {
+    const { orderId, handle, total } = await captureParkedAtPickup('delivered');
+    stack.payments.state.faults.clear();
+    const ref = await captureInDashboard(orderId, total);
+    await expectSettlementRefused(
+      resolveCapture(handle, 'not_charged', 'waive it'),
+      /was captured: resolve it as captured_by_hand/,
+    );
+    expect(
+      await resolveCapture(handle, 'captured_by_hand', 'it was captured by hand after all'),
+    ).toMatchObject({
+      outcome: 'resolved',
+    });
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect(stack.payments.state.payment(ref)).toMatchObject({ amountCaptured: total, amountRefunded: 0 });
+  });
+
+  it('a resolve of a parked capture must say how it was settled, and only a capture takes a settlement', async () => {
+    const { handle } = await captureParkedAtPickup('delivered');
+    expect((await refusalOf(resolve(handle, 'capture', 'resolve', 'settled')))?.message).toMatch(
+      /needs a settlement: captured_by_hand .* or not_charged/,
+    );
+    const retryWithSettlement = await refusalOf(
+      handle.executeUpdate(resolveAttentionUpdate, {
+        args: [
+          {
+            itemId: 'capture',
+            action: 'retry',
+            reason: 'again',
+            settlement: 'not_charged',
+            requestedBy: 'admin:ops',
+          },
+        ],
+      }),
+    );
+    expect(retryWithSettlement?.message).toMatch(/settlement applies only to a resolve of a parked capture/);
+    stack.payments.state.faults.clear();
+    expect(await resolve(handle, 'capture', 'retry', 'card renewed')).toMatchObject({ outcome: 'retried' });
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true });
   });
 
   it('a void the provider refuses for good is parked while the stock is still released; an admin retry voids it', async () => {

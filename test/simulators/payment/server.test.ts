@@ -162,9 +162,9 @@ describe('the control API', () => {
 
     const counted = await stats(sim);
 
-    expect(counted.calls).toEqual({ authorise: 2, capture: 1, void: 0, refund: 0 });
-    expect(counted.applied).toEqual({ authorise: 1, capture: 0, void: 0, refund: 0 });
-    expect(counted.replays).toEqual({ authorise: 1, capture: 0, void: 0, refund: 0 });
+    expect(counted.calls).toEqual({ authorise: 2, capture: 1, void: 0, refund: 0, retrieve: 0 });
+    expect(counted.applied).toEqual({ authorise: 1, capture: 0, void: 0, refund: 0, retrieve: 0 });
+    expect(counted.replays).toEqual({ authorise: 1, capture: 0, void: 0, refund: 0, retrieve: 0 });
     expect(counted.byStatus).toEqual({ '201': 2, '400': 1 });
     expect(counted.payments[ref]).toEqual({
       orderId: order.orderId,
