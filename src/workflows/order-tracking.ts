@@ -14,7 +14,8 @@ import {
   startChild,
   WorkflowIdReusePolicy,
 } from '@temporalio/workflow';
-import { FailureType } from '../domain/failures';
+import { activityFailure, FailureType } from '../domain/failures';
+import { nextBudgetWindowMs } from '../domain/polling';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import {
   shipmentWorkflowId,
@@ -164,50 +165,80 @@ function settleUntracked(saga: OrderSaga, parcel: Parcel, failure: string): void
   );
 }
 
-/** The parcel's final status from one last poll (the driver's log for the fleet), recorded on the read model; null when it has none or the courier does not answer. */
+/**
+ * The parcel's final status from one last poll (the driver's log for the fleet), recorded on
+ * the read model; null when it has none or the courier does not answer. A poll refused because
+ * the courier's daily budget is used up waits for the next budget window and asks then (once):
+ * settled as lost without it, a parcel delivered meanwhile would be refunded.
+ */
 async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus | null> {
+  for (let waited = false; ; waited = true) {
+    try {
+      return await askLastWord(saga, parcel);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const windowAt = waited ? null : budgetWindowOf(err);
+      if (windowAt !== null) {
+        log.warn("the courier's daily budget is used up: the last poll waits for the next window", {
+          shipmentId: parcel.shipmentId,
+          windowAt: new Date(windowAt).toISOString(),
+        });
+        await condition(() => false, Math.max(windowAt - Date.now(), 60_000), {
+          summary: `last poll of ${parcel.shipmentId}: the courier's daily budget is used up; asked when it reopens`,
+        });
+        continue;
+      }
+      log.warn('no last word from the courier: the parcel is settled as lost', {
+        shipmentId: parcel.shipmentId,
+        error: message(err),
+      });
+      return null;
+    }
+  }
+}
+
+/** When the courier's budget reopens, from a poll refused because the day's budget is used up; null for any other failure. */
+function budgetWindowOf(err: unknown): number | null {
+  const { type, details } = activityFailure(err);
+  if (type !== FailureType.BUDGET_EXHAUSTED) return null;
+  const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
+  return Number.isFinite(named) ? named : nextBudgetWindowMs(Date.now());
+}
+
+async function askLastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus | null> {
   const { shipmentId, courier } = parcel;
   const trackingNumber = parcel.trackingNumber!;
-  try {
-    const found =
-      courier === 'fleet'
-        ? await saga.act.always.driverReports
-            .executeWithOptions({ summary: `the driver's last report of ${trackingNumber}` }, [
-              { trackingNumber },
-            ])
-            .then((events) => (events[0] ? { ...events[0], eta: null, events, syncedAt: null } : null))
-        : await saga.act.lastWord.pollCourier
-            .executeWithOptions({ summary: `last poll of ${trackingNumber}: is it final?` }, [
-              { shipmentId, courier, trackingNumber },
-            ])
-            .then((outcome) =>
-              outcome.kind === 'found' ? { ...outcome, syncedAt: new Date().toISOString() } : null,
-            );
-    // Final, and the parcel still the courier's to settle (a cancel may have ended it meanwhile).
-    if (found === null || !isTerminal(found.status) || isTerminal(parcel.status)) return null;
-    await saga.act.always.recordTracking.executeWithOptions(
-      { summary: `record ${trackingNumber} ${found.status}: its final status` },
-      [
-        {
-          shipmentId,
-          events: found.events,
-          status: found.status,
-          subStatus: found.subStatus,
-          eta: found.eta,
-          syncedAt: found.syncedAt,
-          nextPollAt: null,
-        },
-      ],
-    );
-    return found.status;
-  } catch (err) {
-    if (isCancellation(err)) throw err;
-    log.warn('no last word from the courier: the parcel is settled as lost', {
-      shipmentId,
-      error: message(err),
-    });
-    return null;
-  }
+  const found =
+    courier === 'fleet'
+      ? await saga.act.always.driverReports
+          .executeWithOptions({ summary: `the driver's last report of ${trackingNumber}` }, [
+            { trackingNumber },
+          ])
+          .then((events) => (events[0] ? { ...events[0], eta: null, events, syncedAt: null } : null))
+      : await saga.act.lastWord.pollCourier
+          .executeWithOptions({ summary: `last poll of ${trackingNumber}: is it final?` }, [
+            { shipmentId, courier, trackingNumber },
+          ])
+          .then((outcome) =>
+            outcome.kind === 'found' ? { ...outcome, syncedAt: new Date().toISOString() } : null,
+          );
+  // Final, and the parcel still the courier's to settle (a cancel may have ended it meanwhile).
+  if (found === null || !isTerminal(found.status) || isTerminal(parcel.status)) return null;
+  await saga.act.always.recordTracking.executeWithOptions(
+    { summary: `record ${trackingNumber} ${found.status}: its final status` },
+    [
+      {
+        shipmentId,
+        events: found.events,
+        status: found.status,
+        subStatus: found.subStatus,
+        eta: found.eta,
+        syncedAt: found.syncedAt,
+        nextPollAt: null,
+      },
+    ],
+  );
+  return found.status;
 }
 
 /** The `restartTracking` update's validator: a parcel of this order, not settled, the order not ending. */

@@ -135,6 +135,63 @@ describe('order saga: what it starts, it owns', () => {
     expect(await item(order.sku)).toMatchObject({ on_hand: 4, reserved: 0 });
   });
 
+  it("a dead tracking's last poll refused because the courier's daily budget is used up waits for the next window: nothing is settled as lost meanwhile", async () => {
+    const order = await orderInStock({ scenario: 'delivered', trackingRestartWindowMs: 2_000 });
+    const shipment = await parcelAt(order.orderId, 'IN_TRANSIT');
+    stack.couriers.backend.clock.setTimeScale(1);
+    await eventually(
+      () => paymentRows(order.orderId),
+      (rows) => rows[0]?.status === 'CAPTURED',
+    );
+    // Today's budget is used up (far past any limit); it is put back after the test.
+    const day = new Date().toISOString().slice(0, 10);
+    const usage = () =>
+      stack.database.db.selectFrom('courier_api_usage').selectAll().where('day', '=', day).execute();
+    const before = await usage();
+    await stack.database.db
+      .updateTable('courier_api_usage')
+      .set({ calls: 1_000_000_000 })
+      .where('day', '=', day)
+      .execute();
+    try {
+      await stack.worker.client.workflow
+        .getHandle(shipmentWorkflowId(shipment.id))
+        .terminate('stuck: terminated by ops with the CLI');
+      // The last poll is refused for the budget; the order waits on a timer for the next window.
+      await eventually(
+        async () => (await order.handle.fetchHistory()).events ?? [],
+        (events) =>
+          events.some(
+            (e) =>
+              e.activityTaskFailedEventAttributes?.failure?.cause?.applicationFailureInfo?.type ===
+                'BudgetExhausted' ||
+              e.activityTaskFailedEventAttributes?.failure?.applicationFailureInfo?.type ===
+                'BudgetExhausted',
+          ) &&
+          events.some(
+            (e) =>
+              e.timerStartedEventAttributes &&
+              Number(e.timerStartedEventAttributes.startToFireTimeout?.seconds ?? 0) >= 60,
+          ),
+        30_000,
+      );
+      await recordHistory('order-last-poll-waits-for-budget', order.handle);
+      // Not settled as lost: no refund, the row still in transit, the order still shipping.
+      expect((await paymentRows(order.orderId))[0]).toMatchObject({ status: 'CAPTURED', amount_refunded: 0 });
+      expect((await shipments(order.orderId))[0]).toMatchObject({ status: 'IN_TRANSIT' });
+      expect(await orderRow(order.orderId)).toMatchObject({ status: 'SHIPPED' });
+    } finally {
+      for (const row of before) {
+        await stack.database.db
+          .updateTable('courier_api_usage')
+          .set({ calls: row.calls })
+          .where('courier', '=', row.courier)
+          .where('day', '=', day)
+          .execute();
+      }
+    }
+  });
+
   it('cancels the booking of a parcel that expired uncollected, beside one that was delivered', async () => {
     const { orderId, handle, total, sku, secondSku } = await orderInStock({
       scenario: 'delivered',
