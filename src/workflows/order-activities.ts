@@ -70,7 +70,8 @@ export function message(err: unknown): string {
  * like the polls (src/activities/courier-budget.ts: a release is counted, never refused).
  * - `lastWord`: one courier poll before a parcel whose tracking died is settled as lost,
  *   retried through an outage for up to 30 min, on the courier task queue like the polls
- *   (a used-up daily budget is final: the parcel is settled without it).
+ *   (a used-up daily budget is final for the activity: the order waits for the budget's next
+ *   window and asks once more, see order-tracking.ts).
  * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.
  */
 const LOCAL_ATTEMPT = '10s';

@@ -101,6 +101,8 @@ export class OrderPayment {
   capture(): Promise<void> {
     return this.exclusive(async () => {
       const { input } = this;
+      // Captured or waived meanwhile (a compensation or a resolve read the books first).
+      if (this.captured || this.waived) return;
       try {
         await this.act.settle.capturePayment.executeWithOptions(
           { summary: `capture ${money(input.totalAmount, input.currency)} at the first pickup` },
@@ -188,6 +190,9 @@ export class OrderPayment {
           if (code !== PaymentRejection.ALREADY_CAPTURED) throw err;
           await this.readBooks('the provider says it was captured');
         }
+      } else {
+        // Someone may have refunded in the dashboard since the capture: give back what it keeps.
+        await this.readBooks('what is left to give back');
       }
       // What was given back by hand is in `refunded` already: not set against this refund.
       await this.pay(

@@ -183,7 +183,11 @@ async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus
           shipmentId: parcel.shipmentId,
           windowAt: new Date(windowAt).toISOString(),
         });
-        await condition(() => false, Math.max(windowAt - Date.now(), 60_000), {
+        // At least a minute (this clock may be ahead), at most a day and a spread: parcels
+        // blocked together do not all call when the window opens.
+        const waitMs =
+          Math.min(Math.max(windowAt - Date.now(), 60_000), DAY_MS) + Math.floor(Math.random() * SPREAD_MS);
+        await condition(() => false, waitMs, {
           summary: `last poll of ${parcel.shipmentId}: the courier's daily budget is used up; asked when it reopens`,
         });
         continue;
@@ -196,6 +200,10 @@ async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus
     }
   }
 }
+
+const DAY_MS = 86_400_000;
+/** Last polls waiting for the same budget window are spread over this much (ms). */
+const SPREAD_MS = 15 * 60_000;
 
 /** When the courier's budget reopens, from a poll refused because the day's budget is used up; null for any other failure. */
 function budgetWindowOf(err: unknown): number | null {

@@ -604,6 +604,32 @@ describe('order saga: courier and provider answers', () => {
     });
   });
 
+  it('a capture partly refunded in the dashboard, then every parcel lost: the failed order gives back what the provider still keeps', async () => {
+    const { orderId, handle, total } = await orderInStock({
+      scenario: 'exception',
+      policy: fastPolicy({ expireAfterNoScanMs: 8_000 }),
+    });
+    const [captured] = await eventually(
+      () => paymentRows(orderId),
+      (rows) => rows[0]?.status === 'CAPTURED',
+    );
+    // Goodwill refunded by hand while the parcel was in trouble; Waybill does not hear of it.
+    await createHttpPaymentProvider({ baseUrl: stack.payments.url, timeoutMs: 2_000 }).refund({
+      idempotencyKey: `dashboard-goodwill-${orderId}`,
+      providerRef: captured!.provider_ref!,
+      amount: 500,
+    });
+    expect(await handle.result()).toMatchObject({
+      status: 'FAILED',
+      failureCode: 'SHIPMENT_LOST',
+      attention: [],
+    });
+    expect(stack.payments.state.payment(captured!.provider_ref!)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: total,
+    });
+  });
+
   it('a resolve as captured_by_hand the provider contradicts (nothing captured there) is refused and the capture stays parked', async () => {
     const { orderId, handle, total } = await captureParkedAtPickup('delivered');
     await expectSettlementRefused(
