@@ -158,7 +158,7 @@ export class AttentionDesk {
   /**
    * Carries out what the admin says was settled by hand; busy meanwhile (a retry or a second
    * resolve is refused). A refusal or a failure fails the update with its reason: the item
-   * stays open, and nothing is written for it.
+   * stays open with that as its reason (its row and an audit entry, as a retry that fails again).
    */
   private async settle(parked: Parked, settler: Settler, settlement: string): Promise<void> {
     parked.busy = true;
