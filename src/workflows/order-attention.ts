@@ -144,11 +144,7 @@ export class AttentionDesk {
         throw err;
       }
       parked.item.reason = message(err);
-      // Still busy until the new reason is written: a resolve taken meanwhile would close the
-      // row first and this write, landing after it, would open it again.
-      await this.raise(parked.item, `still needs attention: ${itemId}`).finally(() => {
-        parked.busy = false;
-      });
+      await this.raiseAgain(parked);
       return { itemId, outcome: 'still_failing', reason: parked.item.reason };
     }
     await this.close(parked, 'RETRIED', request);
@@ -173,16 +169,26 @@ export class AttentionDesk {
       // The provider's books contradict the admin (refused), or it could not be asked (failed).
       const refused = err instanceof ApplicationFailure && err.type === FailureType.SETTLEMENT_REFUSED;
       parked.item.reason = `resolve as ${settlement} ${refused ? 'refused' : 'failed'}: ${message(err)}`;
-      // On the item's row and in the audit log, as a retry that fails again is.
-      await this.raise(parked.item, `still needs attention: ${parked.item.id}`).finally(() => {
-        parked.busy = false;
-      });
+      await this.raiseAgain(parked);
       throw ApplicationFailure.create({
         type: refused ? FailureType.SETTLEMENT_REFUSED : FailureType.SETTLEMENT_FAILED,
         message: `${parked.item.id} not resolved as ${settlement}: ${message(err)}`,
         nonRetryable: true,
       });
     }
+  }
+
+  /**
+   * A retry or a resolve failed: the item's new reason goes on its row and in the audit log,
+   * then on the order's row (its NEEDS_ATTENTION text lists every open item's reason). Still
+   * busy until the item's row is written: a resolve taken meanwhile would close the row first
+   * and this write, landing after it, would open it again.
+   */
+  private async raiseAgain(parked: Parked): Promise<void> {
+    await this.raise(parked.item, `still needs attention: ${parked.item.id}`).finally(() => {
+      parked.busy = false;
+    });
+    await this.changed();
   }
 
   /** Resolves once nothing is parked. */

@@ -568,6 +568,36 @@ describe('order saga: courier and provider answers', () => {
     });
   });
 
+  it('a refund worked out less what was given back by hand, parked, then retried: the retry sends the same amount, not the whole parcel', async () => {
+    const { orderId, handle, total } = await captureParkedAtPickup('return_to_origin', true);
+    await parcelAt(orderId, 'RETURNED');
+    stack.payments.state.faults.clear();
+    // Captured by hand for 500 less (a goodwill discount): 500 of the returned parcel is given back already.
+    const ref = await captureInDashboard(orderId, total - 500);
+    const returned = await firstParcelValue(orderId);
+    stack.payments.state.faults.set({
+      kind: 'reject',
+      operation: 'refund',
+      code: PaymentRejection.AMOUNT_TOO_LARGE,
+    });
+    const resolved = await resolveCapture(handle, 'captured_by_hand', 'captured by hand, less 500 goodwill');
+    const refundItem = `refund_parcel:${orderShipmentId(orderId, 1)}`;
+    expect(resolved).toMatchObject({ outcome: 'resolved', order: { attention: [{ id: refundItem }] } });
+
+    // The retry must not set the 500 against the refund a second time, nor forget it was set.
+    stack.payments.state.faults.clear();
+    expect(await resolve(handle, refundItem, 'retry', 'provider limit raised')).toMatchObject({
+      outcome: 'retried',
+      order: { attention: [] },
+    });
+    await collectSecond(orderId);
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true, attention: [] });
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountCaptured: total - 500,
+      amountRefunded: returned - 500,
+    });
+  });
+
   it('a parked capture captured and partly refunded by hand, then retried: the retry reads the books and pays no refund twice', async () => {
     const { orderId, handle, total, ref, returned } = await returnedAndRefundedByHand();
     // The retry's capture is answered "already captured": the provider's books then say what it keeps.
@@ -641,8 +671,13 @@ describe('order saga: courier and provider answers', () => {
       captured: false,
       attention: [expect.objectContaining({ id: 'capture' })],
     });
-    // Nothing was written for the refused resolve: the item is open, the order waits.
-    expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_ATTENTION' });
+    // The item stays open, with the refusal as its reason: on its row and on the order's.
+    expect(await orderRow(orderId)).toMatchObject({
+      status: 'NEEDS_ATTENTION',
+      failure_message: expect.stringMatching(
+        /^capture: resolve as captured_by_hand refused: .*no capture of payment/,
+      ),
+    });
     expect(await retryParkedCapture(handle, 'order-capture-settlement-refused-then-retried')).toMatchObject({
       status: 'DELIVERED',
       captured: true,
