@@ -119,14 +119,19 @@ export function heapShortfall(
 }
 
 /**
- * Every activity that calls a courier runs on the courier task queue, under its caps (calls
- * per second, concurrency) and the daily budget: polls, bookings and cancels.
+ * The activities that call a courier from an order workflow run on the courier task queue,
+ * under its caps (activities per second, concurrency) and the daily budget: bookings, cancels,
+ * and the last poll of a parcel whose tracking died. A shipment workflow's polls are local
+ * activities on the main worker instead (src/workflows/shipment-tracking.ts): its batcher holds
+ * the caps per courier, the daily budget is the same.
  */
 const COURIER_ACTIVITIES = [
   'pollCourier',
   'bookShipment',
   'cancelBooking',
 ] as const satisfies readonly (keyof Activities)[];
+/** Courier activities the main worker runs too, as its workflows' local activities. */
+const LOCAL_COURIER_ACTIVITIES: readonly string[] = ['pollCourier'] satisfies (keyof Activities)[];
 
 export interface WorkerDeps {
   config: Config;
@@ -146,7 +151,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const sizing = config.workerSizing;
   const courierActivities = Object.fromEntries(COURIER_ACTIVITIES.map((name) => [name, activities[name]]));
   const otherActivities = Object.fromEntries(
-    Object.entries(activities).filter(([name]) => !(COURIER_ACTIVITIES as readonly string[]).includes(name)),
+    Object.entries(activities).filter(
+      ([name]) =>
+        LOCAL_COURIER_ACTIVITIES.includes(name) || !(COURIER_ACTIVITIES as readonly string[]).includes(name),
+    ),
   );
   const main = await Worker.create({
     connection,
@@ -168,6 +176,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     nonStickyToStickyPollRatio: 0.5,
     maxConcurrentActivityTaskExecutions: sizing.activityTaskSlots,
     activityTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.activityTaskPollers },
+    // A poll holds a workflow task and a local activity while it waits for its bulk call: as
+    // many of one as of the other (the read-model writes are short and come after the poll).
+    maxConcurrentLocalActivityExecutions: sizing.workflowTaskSlots,
   });
   const courier = await Worker.create({
     connection,
@@ -175,9 +186,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     dataConverter,
     taskQueue: deps.courierTaskQueue ?? config.temporal.courierTaskQueue,
     activities: courierActivities,
-    // The courier budget is daily; these caps protect the courier (and us) from bursts. A poll
-    // waits in its courier's batch: the batcher keeps `concurrency` calls in flight per courier,
-    // so the worker takes enough polls at once to fill them.
+    // The courier budget is daily; these caps protect the courier (and us) from bursts of
+    // bookings, cancels and last polls. A last poll waits in its courier's batch like a local
+    // one, so the worker takes enough at once to fill the calls.
     maxConcurrentActivityTaskExecutions: config.courier.concurrency * LARGEST_TRACKING_BATCH,
     maxTaskQueueActivitiesPerSecond: config.courier.callsPerSecond * LARGEST_TRACKING_BATCH,
     activityTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.courierTaskPollers },
@@ -275,6 +286,7 @@ export async function startWorker(opts: {
       dailyBudget: opts.config.courier.dailyBudget,
       batchWindowMs: opts.config.courier.batchWindowMs,
       batchConcurrency: opts.config.courier.concurrency,
+      batchCallsPerSecond: opts.config.courier.callsPerSecond,
       pollPolicy: pollPolicyFromConfig(opts.config),
       ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
         ? {

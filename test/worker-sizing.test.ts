@@ -22,7 +22,7 @@ describe('worker sizing', () => {
     expect(workerSizing).toEqual({
       maxCachedWorkflows: 2_000,
       shipmentPollsPerRun: 10,
-      workflowTaskSlots: 40,
+      workflowTaskSlots: 200,
       workflowTaskPollers: 20,
       activityTaskSlots: 20,
       activityTaskPollers: 5,
@@ -39,6 +39,8 @@ describe('worker sizing', () => {
     expect(sized.courierTaskPollers).toBe(5);
     expect(sized.dbPoolMax).toBe(60);
     expect(loadConfig({ WAYBILL_WORKER_DB_POOL_MAX: '8' }).workerSizing.dbPoolMax).toBe(8);
+    // A cache smaller than the default slots takes the slots down with it.
+    expect(loadConfig({ WAYBILL_WORKER_CACHED_WORKFLOWS: '120' }).workerSizing.workflowTaskSlots).toBe(120);
   });
 
   it('refuses pollers above their slots and more workflow slots than cached workflows, naming each variable', () => {

@@ -54,7 +54,6 @@ export async function startParcel(
         orderId: null,
         courier: 'simulator',
         trackingNumber: trackingNumber(i),
-        courierTaskQueue: stack.config.temporal.courierTaskQueue,
         policy,
         nextPollAtMs,
       },

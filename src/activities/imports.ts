@@ -49,9 +49,8 @@ export interface ImportLinesInput {
   toLine: number;
   /** Pins the parcels' poll policy (tests); absent, this worker's own. */
   policy?: PollPolicy;
-  /** Where shipment workflows run, and their courier activities. */
+  /** Where shipment workflows run. */
   taskQueue: string;
-  courierTaskQueue: string;
 }
 
 /**
@@ -281,7 +280,6 @@ export function createImportActivities(deps: ImportActivityDeps) {
                   orderId: null,
                   courier: p.courier as CourierCode,
                   trackingNumber: p.tracking_number,
-                  courierTaskQueue: input.courierTaskQueue,
                   ...(input.policy ? { policy: input.policy } : {}),
                   nextPollAtMs: p.first_poll_at?.getTime() ?? null,
                 },

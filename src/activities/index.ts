@@ -26,9 +26,10 @@ export interface ActivityDeps {
   /** Name recorded on payment rows, e.g. 'simulator'. */
   paymentProviderName?: string;
   dailyBudget: number;
-  /** Bulk tracking: how long a courier call waits for more polls (ms), and calls in flight per courier. */
+  /** Bulk tracking: how long a courier call waits for more polls (ms); calls in flight, and started per second, per courier. */
   batchWindowMs?: number;
   batchConcurrency?: number;
+  batchCallsPerSecond?: number;
   log: Logger;
   /** The shipment workflows' poll policy: this worker's, built from its config (src/poll-policy.ts). */
   pollPolicy: PollPolicy;

@@ -1,6 +1,6 @@
 /**
- * Shipment activities: the courier poll (on the courier task queue, batched per courier,
- * every HTTP request budget-checked) and
+ * Shipment activities: the courier poll (a shipment workflow's local activity, batched per
+ * courier in the worker under its caps, every HTTP request budget-checked) and
  * the read-model writes. Every one is safe to run twice: events are keyed and inserted
  * with ON CONFLICT, snapshots are plain overwrites of what the workflow decided.
  */
@@ -46,6 +46,8 @@ export interface ShipmentActivityDeps {
   batchWindowMs?: number;
   /** Bulk tracking calls in flight at once per courier in this worker (default: no cap). */
   batchConcurrency?: number;
+  /** Bulk tracking calls started per second per courier in this worker (default: no cap). */
+  batchCallsPerSecond?: number;
   log: Logger;
   now?: () => number;
   /** This worker's poll policy (from its own config): what its shipment workflows run on. */
@@ -83,9 +85,14 @@ export interface RecordTrackingInput {
 
 export type RecordSyncProblemInput = SyncProblem;
 
-/** Heartbeats while a poll waits for its batch and the courier, so a dead worker's polls are retried soon. */
+/**
+ * Heartbeats while a poll waits for its batch and the courier, so a dead worker's polls are
+ * retried soon. A local poll (a shipment workflow's) does not: it runs inside its workflow task,
+ * which the worker keeps alive meanwhile, and a dead worker's task times out and runs again.
+ */
 async function whileHeartbeating<T>(work: Promise<T>): Promise<T> {
   const context = Context.current();
+  if (context.info.isLocal) return work;
   const beat = setInterval(() => context.heartbeat(), HEARTBEAT_EVERY_MS);
   try {
     return await work;
@@ -145,6 +152,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       adapter,
       windowMs: deps.batchWindowMs ?? 0,
       concurrency: deps.batchConcurrency ?? Number.POSITIVE_INFINITY,
+      callsPerSecond: deps.batchCallsPerSecond ?? Number.POSITIVE_INFINITY,
       call: (numbers) => trackCall(courier, adapter, numbers),
     });
     batchers.set(courier, batcher);

@@ -9,7 +9,15 @@ import type { Config } from './types';
  */
 export function readWorkerSizing(r: Reader, courierSlots: number): Config['workerSizing'] {
   const maxCachedWorkflows = r.int('WAYBILL_WORKER_CACHED_WORKFLOWS', 2_000, 0, 1_000_000);
-  const workflowTaskSlots = r.int('WAYBILL_WORKER_WORKFLOW_SLOTS', 40, 2, 1_000);
+  // A poll holds its workflow task while it waits for its bulk call (the batch window, then the
+  // call): at 20.8 polls/s and a 2 s window ~45 are held at once, and 40 slots kept a worker
+  // at 16.7 polls/s (docs/benchmarks.md#scale). Never more than the cache holds.
+  const workflowTaskSlots = r.int(
+    'WAYBILL_WORKER_WORKFLOW_SLOTS',
+    maxCachedWorkflows > 0 ? Math.min(200, maxCachedWorkflows) : 200,
+    2,
+    1_000,
+  );
   const workflowTaskPollers = r.int('WAYBILL_WORKER_WORKFLOW_POLLERS', 20, 2, 1_000);
   const activityTaskSlots = r.int('WAYBILL_WORKER_ACTIVITY_SLOTS', 20, 1, 1_000);
   const activityTaskPollers = r.int('WAYBILL_WORKER_ACTIVITY_POLLERS', 5, 1, 1_000);

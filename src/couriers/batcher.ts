@@ -2,9 +2,10 @@
  * Bulk tracking across shipment workflows, inside one worker process: every poll activity of
  * a courier joins that courier's open batch; the batch goes out as one `track` call when it
  * is full (the adapter's `maxBatch`) or its window has passed since the first poll joined,
- * and each poll gets its own number's result — or the call's error — back. The activities
- * stay Temporal's: each is its own attempt with its own retry, so a worker that dies
- * mid-batch loses its activities to their timeouts and Temporal runs them again elsewhere.
+ * and each poll gets its own number's result — or the call's error — back. The batcher also
+ * holds the worker's caps per courier: calls in flight, and calls started per second. The polls
+ * stay Temporal's: each is its own attempt with its own retry, so a worker that dies mid-batch
+ * loses its polls with their workflow tasks, and Temporal runs them again elsewhere.
  */
 import { CourierRefusal, CourierRejectedError, type CourierAdapter, type TrackResult } from './types';
 
@@ -14,6 +15,8 @@ export interface TrackBatcherOptions {
   windowMs: number;
   /** Courier calls of this batcher in flight at once; more full batches wait their turn. */
   concurrency: number;
+  /** Courier calls this batcher starts in any one second (default: no cap); a due batch waits for the next. */
+  callsPerSecond?: number;
   /**
    * Makes the courier call for a batch: the activity layer wraps `adapter.track` with the
    * budget gate and its metrics. Defaults to the bare adapter.
@@ -48,6 +51,15 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   let timer: NodeJS.Timeout | null = null;
   let inFlight = 0;
   let answering = 0;
+  const perSecond = opts.callsPerSecond ?? Number.POSITIVE_INFINITY;
+  /** When the calls of the last second started (ms since the epoch), oldest first. */
+  const startedAt: number[] = [];
+
+  /** How long until another call may start under `callsPerSecond` (ms); 0: now. */
+  function rateWait(now: number): number {
+    while (startedAt.length > 0 && startedAt[0]! <= now - 1_000) startedAt.shift();
+    return startedAt.length < perSecond ? 0 : startedAt[0]! + 1_000 - now;
+  }
 
   /** One call for these waiters; a number asked twice (two workflows, one parcel) is asked once. */
   async function send(batch: Waiter[]): Promise<void> {
@@ -87,8 +99,10 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
 
   function pump(): void {
     while (inFlight < opts.concurrency && queue.length > 0) {
-      const due = queue.length >= size || Date.now() - queue[0]!.joinedAt >= opts.windowMs;
-      if (!due) break;
+      const now = Date.now();
+      const due = queue.length >= size || now - queue[0]!.joinedAt >= opts.windowMs;
+      if (!due || rateWait(now) > 0) break;
+      startedAt.push(now);
       const batch = queue.splice(0, size);
       inFlight += 1;
       answering += batch.length;
@@ -101,14 +115,27 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     arm();
   }
 
+  /** When the armed timer fires (ms since the epoch); null: none armed. */
+  let timerAt: number | null = null;
+
   function arm(): void {
     // A due batch waiting for a free call slot is sent when a call ends, not by the timer.
-    if (timer !== null || queue.length === 0 || inFlight >= opts.concurrency) return;
-    const wait = Math.max(0, queue[0]!.joinedAt + opts.windowMs - Date.now());
+    if (queue.length === 0 || inFlight >= opts.concurrency) return;
+    const now = Date.now();
+    const windowLeft = queue.length >= size ? 0 : queue[0]!.joinedAt + opts.windowMs - now;
+    const at = now + Math.max(0, windowLeft, rateWait(now));
+    // A timer armed for an earlier batch fires in time (pump re-arms); one armed for later (a
+    // window that a full batch no longer waits for) is moved up.
+    if (timer !== null) {
+      if (timerAt! <= at) return;
+      clearTimeout(timer);
+    }
+    timerAt = at;
     timer = setTimeout(() => {
       timer = null;
+      timerAt = null;
       pump();
-    }, wait);
+    }, at - now);
     // A pending batch never keeps a worker process alive on its own.
     timer.unref();
   }

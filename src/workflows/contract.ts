@@ -57,8 +57,6 @@ export interface ShipmentWorkflowInput {
   orderId: string | null;
   courier: CourierCode;
   trackingNumber: string;
-  /** Task queue of the courier activities (their own worker caps concurrency and rate). */
-  courierTaskQueue: string;
   /**
    * A poll policy pinned by whoever starts the workflow (tests and benchmarks shrink every
    * delay to milliseconds). Absent in production: each run asks the worker for its own

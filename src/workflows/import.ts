@@ -23,8 +23,6 @@ export interface ImportWorkflowInput {
   total: number;
   /** Pins the imported parcels' poll policy (tests); absent, the worker's own applies. */
   policy?: PollPolicy;
-  /** The courier queue the imported parcels' shipment workflows use. */
-  courierTaskQueue: string;
   batchSize?: number;
   /** Present after continue-as-new: the first line not done yet. */
   nextLine?: number;
@@ -57,7 +55,6 @@ export async function importWorkflow(input: ImportWorkflowInput): Promise<Import
         toLine: last,
         ...(input.policy ? { policy: input.policy } : {}),
         taskQueue: workflowInfo().taskQueue,
-        courierTaskQueue: input.courierTaskQueue,
       },
     ]);
     next = last + 1;

@@ -66,10 +66,11 @@ export function message(err: unknown): string {
  *   retried through outages within a window, then parked; a refusal for good is parked at once.
  * - `release`: the same for bookings at the courier (cancel a booking, find one whose answer
  *   was lost).
- * `booking` and `release` run on the courier task queue, under its caps and daily budget
- * like the polls (src/activities/courier-budget.ts: a release is counted, never refused).
+ * `booking` and `release` run on the courier task queue, under its caps and the daily budget
+ * the polls share (src/activities/courier-budget.ts: a release is counted, never refused).
  * - `lastWord`: one courier poll before a parcel whose tracking died is settled as lost,
- *   retried through an outage for up to 30 min, on the courier task queue like the polls
+ *   retried through an outage for up to 30 min, on the courier task queue (a shipment
+ *   workflow's polls are its own local activities; this one is the order's)
  *   (a used-up daily budget is final for the activity: the order waits for the budget's next
  *   window and asks once more, see order-tracking.ts).
  * - `notify`: a few attempts; a 4xx from the shop's endpoint is final.

@@ -60,7 +60,6 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
         orderId: input.orderId,
         courier: parcel.courier,
         trackingNumber: parcel.trackingNumber!,
-        courierTaskQueue: input.courierTaskQueue,
         ...(input.shipmentPolicy ? { policy: input.shipmentPolicy } : {}),
         ...(resume ? { state: resume } : {}),
       },

@@ -10,16 +10,17 @@
  */
 import {
   ActivityFailure,
+  ApplicationFailure,
   condition,
   getExternalWorkflowHandle,
   log,
   metricMeter,
-  proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
+  TimeoutFailure,
 } from '@temporalio/workflow';
 import type { PollOutcome, ShipmentActivities } from '../activities/shipments';
 import type { NormalisedEvent } from '../couriers/types';
@@ -170,7 +171,7 @@ export class ShipmentTracking {
   private policyKnown = false;
   /** A never-polled parcel's run has read the driver's log it starts from (src/workflows/shipment.ts). */
   logRead = false;
-  private courier!: ReturnType<typeof proxyActivities<ShipmentActivities>>;
+  private courier!: ReturnType<typeof proxyLocalActivities<ShipmentActivities>>;
   private readonly readModel: ReturnType<typeof proxyLocalActivities<ShipmentActivities>>;
 
   constructor(readonly input: ShipmentWorkflowInput) {
@@ -197,11 +198,15 @@ export class ShipmentTracking {
    */
   usePolicy(policy: PollPolicy): void {
     this.policy = policy;
-    this.courier = proxyActivities<ShipmentActivities>({
-      taskQueue: this.input.courierTaskQueue,
+    // The poll is a local activity: the worker runs it inside the workflow task its timer woke,
+    // and the answer is recorded in that same task (with the read-model write). A poll is one
+    // workflow task and no activity task: half the server's and the worker's work per poll
+    // (docs/benchmarks.md#scale). The task stays open while the poll waits for its bulk call;
+    // a worker that dies meanwhile loses the task, which runs again on another worker. The
+    // courier caps (calls in flight and per second, per courier) are the worker's batcher's
+    // (src/couriers/batcher.ts); the daily budget is Postgres's, shared by every worker.
+    this.courier = proxyLocalActivities<ShipmentActivities>({
       startToCloseTimeout: '60s',
-      // A poll heartbeats while it waits for its bulk call: a dead worker's polls run again soon.
-      heartbeatTimeout: '10s',
       retry: {
         initialInterval: policy.pollRetryInitialMs,
         backoffCoefficient: 2,
@@ -422,7 +427,7 @@ export class ShipmentTracking {
         ]);
       } catch (err) {
         this.calling = false;
-        if (!(err instanceof ActivityFailure)) throw err;
+        if (!isPollFailure(err)) throw err;
         this.state.polls += 1;
         this.state.lastPolledAtMs = Date.now();
         // Until the courier answers again, the no-scan expiry clock stands still (from the
@@ -464,7 +469,7 @@ export class ShipmentTracking {
     }
   }
 
-  async recordPollFailure(err: ActivityFailure): Promise<void> {
+  async recordPollFailure(err: PollFailure): Promise<void> {
     const { type, message, details } = activityFailure(err);
     this.countPoll(type === FailureType.BUDGET_EXHAUSTED ? 'budget_exhausted' : 'failed');
     this.lastCycle =
@@ -518,4 +523,15 @@ export class ShipmentTracking {
     this.nextPollAtMs = null;
     await this.record([], { synced: false });
   }
+}
+
+/**
+ * How a failed poll reaches the workflow: a local activity's own failure (refused for good, or
+ * out of attempts) comes as the activity's ApplicationFailure itself, its timeout as a
+ * TimeoutFailure; a regular activity's wrapped in an ActivityFailure. A cancellation is none.
+ */
+type PollFailure = ActivityFailure | ApplicationFailure | TimeoutFailure;
+
+function isPollFailure(err: unknown): err is PollFailure {
+  return err instanceof ActivityFailure || err instanceof ApplicationFailure || err instanceof TimeoutFailure;
 }

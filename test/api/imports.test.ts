@@ -202,7 +202,6 @@ describe('importing parcels already in flight', () => {
       // Polled once, then not for ten minutes: 100 parcels polling all the time would only load the machine.
       policy: stillPolicy(),
       taskQueue: stack.worker.taskQueue,
-      courierTaskQueue: stack.worker.courierTaskQueue,
     };
     await stack.worker.activities.importLines(batch);
     const midway = await progress(importId, '?limit=60');

@@ -67,7 +67,7 @@ describe('bulk polling', () => {
     simulator.backend.register({ scenario, format: 'easyparcel', ageMs: ageHours * HOUR }).trackingNumber;
 
   /** Starts one shipment workflow per number at once; polls only when started (then every 10 min). */
-  async function trackAll(worker: TestWorker, numbers: string[], courierTaskQueue = worker.courierTaskQueue) {
+  async function trackAll(worker: TestWorker, numbers: string[], taskQueue = worker.taskQueue) {
     return Promise.all(
       numbers.map(async (trackingNumber) => {
         const shipmentId = uniqueId('shp');
@@ -77,14 +77,13 @@ describe('bulk polling', () => {
           .execute();
         const handle = await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
           workflowId: shipmentWorkflowId(shipmentId),
-          taskQueue: worker.taskQueue,
+          taskQueue,
           args: [
             {
               shipmentId,
               orderId: null,
               courier: CourierCode.EASYPARCEL,
               trackingNumber,
-              courierTaskQueue,
               policy: stillPolicy({ pollAttempts: 3, pollRetryInitialMs: 200 }),
             },
           ],
@@ -202,10 +201,11 @@ describe('bulk polling', () => {
   });
 
   it('loses and duplicates no poll when the worker dies in the middle of a bulk call', async () => {
-    // Workflows on an in-process worker; their courier queue on a worker process of its own.
+    // The workflows, and their polls (local activities), on a worker process of its own; the
+    // in-process worker only lends its client.
     const main = await startTestWorker({ db: database.db, couriers: {} });
-    const courierQueue = uniqueId('test-courier-kill');
-    const child = startChildCourierWorker(courierQueue);
+    const queue = uniqueId('test-kill');
+    const child = startChildWorker(queue);
     let replacement: TestWorker | null = null;
     try {
       await child.ready;
@@ -213,7 +213,7 @@ describe('bulk polling', () => {
       // Every EasyParcel answer takes 4 s: the bulk call is still out when the worker dies.
       simulator.backend.faults.set({ kind: 'latency', ms: 4_000, format: 'easyparcel' });
       const before = easyParcelStats();
-      const tracked = await trackAll(main, numbers, courierQueue);
+      const tracked = await trackAll(main, numbers, queue);
 
       await eventually(
         async () => easyParcelStats().byKind.track - before.byKind.track,
@@ -222,12 +222,13 @@ describe('bulk polling', () => {
       child.process.kill('SIGKILL');
       await child.exited;
       simulator.backend.faults.clear();
-      // Another courier worker on the same queue picks the polls up after their heartbeat timeout.
+      // Another worker on the same queue runs the workflow tasks again once they time out,
+      // their polls with them.
       replacement = await startTestWorker({
         db: database.db,
         couriers: { [CourierCode.EASYPARCEL]: easyParcel(numbers.length) },
         batchWindowMs: WINDOW_MS,
-        taskQueues: { taskQueue: `${main.taskQueue}-unused`, courierTaskQueue: courierQueue },
+        taskQueues: { taskQueue: queue, courierTaskQueue: `${queue}-courier-unused` },
       });
 
       const snapshots = await afterFirstPoll(tracked.map((t) => t.handle));
@@ -328,11 +329,11 @@ describe('bulk polling', () => {
     return '';
   }
 
-  /** The courier-queue worker in its own process (test/couriers/courier-worker-child.ts). */
-  function startChildCourierWorker(courierTaskQueue: string) {
+  /** A shipment workflows' worker in its own process (test/couriers/poll-worker-child.ts). */
+  function startChildWorker(taskQueue: string) {
     const proc: ChildProcess = spawn(
       process.execPath,
-      ['--import', 'tsx', path.join(__dirname, 'courier-worker-child.ts')],
+      ['--import', 'tsx', path.join(__dirname, 'poll-worker-child.ts')],
       {
         env: {
           ...process.env,
@@ -340,7 +341,7 @@ describe('bulk polling', () => {
           WAYBILL_TEST_EASYPARCEL_URL: `${simulator.url}/easyparcel`,
           WAYBILL_TEST_BATCH_WINDOW_MS: String(WINDOW_MS),
           WAYBILL_TEST_EASYPARCEL_BATCH: '3',
-          WAYBILL_TEST_COURIER_TASK_QUEUE: courierTaskQueue,
+          WAYBILL_TEST_TASK_QUEUE: taskQueue,
         },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -350,7 +351,7 @@ describe('bulk polling', () => {
       proc.stdout!.on('data', (chunk: Buffer) => {
         if (chunk.toString().includes('ready')) resolve();
       });
-      proc.once('exit', (code) => reject(new Error(`the courier worker exited early (${code})`)));
+      proc.once('exit', (code) => reject(new Error(`the worker exited early (${code})`)));
     });
     return { process: proc, ready, exited };
   }

@@ -1,7 +1,8 @@
 /**
- * A courier-queue worker in a process of its own, for the test that kills it with SIGKILL in
- * the middle of a bulk call: the poll activity with a real EasyParcel adapter against the
- * simulator, batching polls for `WAYBILL_TEST_BATCH_WINDOW_MS`. Prints "ready" once polling.
+ * A shipment workflows' worker in a process of its own, for the test that kills it with SIGKILL
+ * in the middle of a bulk call: the workflows, and their polls as local activities with a real
+ * EasyParcel adapter against the simulator, batching polls for `WAYBILL_TEST_BATCH_WINDOW_MS`.
+ * Prints "ready" once polling.
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createDb } from '../../db/client';
@@ -36,11 +37,13 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: env('WAYBILL_TEST_TEMPORAL_ADDRESS') });
   const worker = await Worker.create({
     connection,
-    taskQueue: env('WAYBILL_TEST_COURIER_TASK_QUEUE'),
+    taskQueue: env('WAYBILL_TEST_TASK_QUEUE'),
+    ...(process.env.WAYBILL_TEST_WORKFLOW_BUNDLE
+      ? { workflowBundle: { codePath: process.env.WAYBILL_TEST_WORKFLOW_BUNDLE } }
+      : { workflowsPath: require.resolve('../../src/workflows') }),
     // The workflows' payloads are sealed (src/codec): the same converter as every Waybill worker.
     dataConverter: createDataConverter(testConfig().payloads),
-    activities: { pollCourier: activities.pollCourier },
-    maxConcurrentActivityTaskExecutions: 100,
+    activities,
   });
   const running = worker.run();
   console.log('ready');

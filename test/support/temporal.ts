@@ -141,7 +141,6 @@ function shipmentStart(worker: TestWorker, parcel: TestParcel) {
         orderId: parcel.orderId ?? null,
         courier: parcel.courier ?? CourierCode.SIMULATOR,
         trackingNumber: parcel.trackingNumber,
-        courierTaskQueue: worker.courierTaskQueue,
         ...(parcel.policy ? { policy: parcel.policy } : {}),
       },
     ] as Parameters<typeof shipmentWorkflow>,

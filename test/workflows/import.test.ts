@@ -48,7 +48,6 @@ describe('import workflow', () => {
             total: 5,
             batchSize: 2,
             policy: stillPolicy(),
-            courierTaskQueue: stack.worker.courierTaskQueue,
           },
         ],
       }),

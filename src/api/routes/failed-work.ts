@@ -329,7 +329,6 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
                 orderId: null,
                 courier: row.courier as CourierCode,
                 trackingNumber: row.tracking_number,
-                courierTaskQueue: deps.config.temporal.courierTaskQueue,
                 state,
               },
             ],

@@ -187,7 +187,6 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async 
             {
               importId,
               total: lines.length,
-              courierTaskQueue: deps.config.temporal.courierTaskQueue,
             },
           ],
         });
