@@ -41,7 +41,7 @@ export interface HistoryCounts {
   maxRunEvents: number;
   maxRunBytes: number;
   workflowTasks: number;
-  /** Activities scheduled, by type (e.g. `pollCourier`: one per poll cycle). */
+  /** Activities scheduled and local activities recorded, by type (e.g. `pollCourier`: one per poll cycle). */
   activityTypes: Record<string, number>;
   actions: Actions;
   /** Epoch ms of the first run's start and the last run's close (null while running). */
@@ -105,12 +105,16 @@ function countRun(events: Event[], a: Actions, types: Record<string, number>): n
           e.workflowTaskCompletedEventAttributes?.meteringMetadata?.nonfirstLocalActivityExecutionAttempts ??
           0;
         break;
-      case E.EVENT_TYPE_MARKER_RECORDED:
-        if (!markersSinceTask && e.markerRecordedEventAttributes?.markerName === 'core_local_activity') {
+      case E.EVENT_TYPE_MARKER_RECORDED: {
+        if (e.markerRecordedEventAttributes?.markerName !== 'core_local_activity') break;
+        if (!markersSinceTask) {
           a.localActivityTasks += 1;
           markersSinceTask = true;
         }
+        const type = localActivityType(e);
+        types[type] = (types[type] ?? 0) + 1;
         break;
+      }
       case E.EVENT_TYPE_TIMER_STARTED:
         a.timers += 1;
         break;
@@ -170,5 +174,18 @@ export async function countHistory(client: Client, workflowId: string): Promise<
     const previous = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
     if (!previous) return counts;
     runId = previous;
+  }
+}
+
+/** A local activity's type, from its marker's data (plain JSON the SDK core writes, never sealed). */
+function localActivityType(e: Event): string {
+  const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+  if (!data) return '?';
+  try {
+    return (
+      (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type ?? '?'
+    );
+  } catch {
+    return '?';
   }
 }

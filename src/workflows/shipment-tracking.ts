@@ -12,6 +12,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  isCancellation,
   getExternalWorkflowHandle,
   log,
   metricMeter,
@@ -20,7 +21,6 @@ import {
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  TimeoutFailure,
 } from '@temporalio/workflow';
 import type { PollOutcome, ShipmentActivities } from '../activities/shipments';
 import type { NormalisedEvent } from '../couriers/types';
@@ -205,8 +205,11 @@ export class ShipmentTracking {
     // a worker that dies meanwhile loses the task, which runs again on another worker. The
     // courier caps (calls in flight and per second, per courier) are the worker's batcher's
     // (src/couriers/batcher.ts); the daily budget is Postgres's, shared by every worker.
+    // Its retries wait on timers, never inside the task: a courier that fails (or hangs) must
+    // not hold the worker's workflow-task slots through its backoff, which order workflows need.
     this.courier = proxyLocalActivities<ShipmentActivities>({
       startToCloseTimeout: '60s',
+      localRetryThreshold: '1s',
       retry: {
         initialInterval: policy.pollRetryInitialMs,
         backoffCoefficient: 2,
@@ -427,7 +430,7 @@ export class ShipmentTracking {
         ]);
       } catch (err) {
         this.calling = false;
-        if (!isPollFailure(err)) throw err;
+        if (isCancellation(err) || !isPollFailure(err)) throw err;
         this.state.polls += 1;
         this.state.lastPolledAtMs = Date.now();
         // Until the courier answers again, the no-scan expiry clock stands still (from the
@@ -527,11 +530,12 @@ export class ShipmentTracking {
 
 /**
  * How a failed poll reaches the workflow: a local activity's own failure (refused for good, or
- * out of attempts) comes as the activity's ApplicationFailure itself, its timeout as a
- * TimeoutFailure; a regular activity's wrapped in an ActivityFailure. A cancellation is none.
+ * out of attempts) comes as the activity's ApplicationFailure itself, its timeout wrapped in an
+ * ActivityFailure. A cancellation (also wrapped, or bare) is not a failed poll: it is checked
+ * first and goes on.
  */
-type PollFailure = ActivityFailure | ApplicationFailure | TimeoutFailure;
+type PollFailure = ActivityFailure | ApplicationFailure;
 
 function isPollFailure(err: unknown): err is PollFailure {
-  return err instanceof ActivityFailure || err instanceof ApplicationFailure || err instanceof TimeoutFailure;
+  return err instanceof ActivityFailure || err instanceof ApplicationFailure;
 }

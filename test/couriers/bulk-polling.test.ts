@@ -152,6 +152,35 @@ describe('bulk polling', () => {
       }
     });
 
+    it("waits out a refused call's retry on a timer, not inside a workflow task that holds a worker slot", async () => {
+      const numbers = Array.from({ length: BATCH }, () => parcel('delivered', 10));
+      // The next EasyParcel request (the tracking call, or the access token it needs first) is
+      // refused with 429 and Retry-After 2 s: every poll of the batch retries.
+      simulator.backend.faults.set({
+        kind: 'rate_limit',
+        calls: 1,
+        retryAfterSeconds: 2,
+        format: 'easyparcel',
+      });
+
+      const tracked = await trackAll(worker, numbers);
+      const snapshots = await afterFirstPoll(tracked.map((t) => t.handle));
+
+      expect(snapshots.map((s) => s.status)).toEqual(numbers.map(() => 'IN_TRANSIT'));
+      for (const t of tracked) {
+        const events = (await t.handle.fetchHistory()).events ?? [];
+        const isMarker = (e: (typeof events)[number]) =>
+          e.markerRecordedEventAttributes?.markerName === 'core_local_activity';
+        // The refused attempt's marker ends its workflow task; a timer waits out the 2 s (the
+        // next poll's timer, 10 min away, never fires here); then the answer's marker. Retried
+        // inside the task, the history would hold the answer alone and no timer fired.
+        const fired = events.findIndex((e) => e.timerFiredEventAttributes);
+        expect(fired).toBeGreaterThan(0);
+        expect(events.slice(0, fired).filter(isMarker)).toHaveLength(1);
+        expect(events.slice(fired).filter(isMarker).length).toBeGreaterThanOrEqual(1);
+      }
+    });
+
     it('keeps the raw courier payload out of the workflow history', async () => {
       const numbers = [
         parcel('delivered', 60),
