@@ -284,7 +284,7 @@ function workerWindow(before: Map<string, number>, after: Map<string, number>) {
     workflowTaskRunMs: mean('temporal_workflow_task_execution_latency'),
     replays: delta('temporal_workflow_task_replay_latency_count'),
     replayMs: mean('temporal_workflow_task_replay_latency'),
-    pollCourierMs: mean('temporal_activity_execution_latency', 'activity_type="pollCourier"'),
+    pollCourierMs: mean('temporal_local_activity_execution_latency', 'activity_type="pollCourier"'),
     // A local activity: it runs inside the workflow task that took the courier's answer.
     recordTrackingMs: mean('temporal_local_activity_execution_latency', 'activity_type="recordTracking"'),
   };

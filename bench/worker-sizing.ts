@@ -34,6 +34,7 @@ import { runMain } from '../src/main-helpers';
 import { pollPolicyFromConfig } from '../src/poll-policy';
 import { shipmentWorkflowId } from '../src/workflows/contract';
 import type { PollPolicy } from '../src/domain/polling';
+import { localActivityType } from './support/history-actions';
 import { installTemporalRuntime, startWorker } from '../src/worker';
 import { fmt, machine, metricSum, mib, scrapeMetrics, sleep, writeResult } from './support/measure';
 import {
@@ -95,11 +96,13 @@ async function waitForPolls(stack: ProcessStack, from: number, to: number, polls
 
 type History = temporal.api.history.v1.IHistory;
 const EventType = temporal.api.enums.v1.EventType;
+/** Poll cycles in a history: the shipment workflow's `pollCourier` local activities. */
 const pollsIn = (history: History) =>
   (history.events ?? []).filter(
     (e) =>
-      e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
-      e.activityTaskScheduledEventAttributes?.activityType?.name === 'pollCourier',
+      e.eventType === EventType.EVENT_TYPE_MARKER_RECORDED &&
+      e.markerRecordedEventAttributes?.markerName === 'core_local_activity' &&
+      localActivityType(e) === 'pollCourier',
   ).length;
 
 /** What one history is made of: events, bytes, and the hot loop's share per poll. */

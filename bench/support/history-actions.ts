@@ -178,7 +178,7 @@ export async function countHistory(client: Client, workflowId: string): Promise<
 }
 
 /** A local activity's type, from its marker's data (plain JSON the SDK core writes, never sealed). */
-function localActivityType(e: Event): string {
+export function localActivityType(e: Event): string {
   const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
   if (!data) return '?';
   try {
