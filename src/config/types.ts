@@ -178,7 +178,10 @@ export interface Config {
     readonly dailyBudget: number;
     /** Tracking calls per courier in flight at once on one worker (each carries up to a batch of polls). */
     readonly concurrency: number;
-    /** Courier activities started per second across the courier task queue, per parcel a call may carry. */
+    /**
+     * Tracking calls per courier started per second on one worker (its batcher); the courier task
+     * queue (bookings, cancels, last polls) starts this times the largest batch per second.
+     */
     readonly callsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */
     readonly timeoutMs: number;
@@ -278,13 +281,13 @@ export interface Config {
   readonly workerSizing: {
     /** Workflows kept in memory between their tasks; one evicted is replayed from its history. */
     readonly maxCachedWorkflows: number;
-    /** Workflow-task pollers and slots (main task queue). */
+    /** Workflow-task pollers and slots (main task queue); a local poll holds its slot while it waits for its call. */
     readonly workflowTaskPollers: number;
     readonly workflowTaskSlots: number;
     /** Activity-task pollers and slots (main task queue: read-model writes, saga steps). */
     readonly activityTaskPollers: number;
     readonly activityTaskSlots: number;
-    /** Activity-task pollers of the courier task queue (its slots: `courier.concurrency`). */
+    /** Activity-task pollers of the courier task queue (its slots: `courier.concurrency` times the largest batch). */
     readonly courierTaskPollers: number;
     /** The worker's Postgres pool: one connection per activity slot of both task queues. */
     readonly dbPoolMax: number;
