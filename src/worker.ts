@@ -130,8 +130,11 @@ const COURIER_ACTIVITIES = [
   'bookShipment',
   'cancelBooking',
 ] as const satisfies readonly (keyof Activities)[];
-/** Courier activities the main worker runs too, as its workflows' local activities. */
-const LOCAL_COURIER_ACTIVITIES: readonly string[] = ['pollCourier'] satisfies (keyof Activities)[];
+/** Of those, the ones only the courier worker runs (the main worker runs `pollCourier` too, locally). */
+const COURIER_QUEUE_ONLY: readonly string[] = [
+  'bookShipment',
+  'cancelBooking',
+] satisfies (keyof Activities)[];
 
 export interface WorkerDeps {
   config: Config;
@@ -151,10 +154,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const sizing = config.workerSizing;
   const courierActivities = Object.fromEntries(COURIER_ACTIVITIES.map((name) => [name, activities[name]]));
   const otherActivities = Object.fromEntries(
-    Object.entries(activities).filter(
-      ([name]) =>
-        LOCAL_COURIER_ACTIVITIES.includes(name) || !(COURIER_ACTIVITIES as readonly string[]).includes(name),
-    ),
+    Object.entries(activities).filter(([name]) => !COURIER_QUEUE_ONLY.includes(name)),
   );
   const main = await Worker.create({
     connection,

@@ -226,6 +226,19 @@ export function nextBudgetWindowMs(nowMs: number): number {
   return Math.floor(nowMs / DAY_MS) * DAY_MS + DAY_MS;
 }
 
+/**
+ * When the courier's budget reopens, as a BudgetExhausted failure's details name it (the
+ * activity's clock decided the day is used up); the next UTC midnight by `nowMs` when they name
+ * none.
+ */
+export function budgetWindowFrom(details: readonly unknown[], nowMs: number): number {
+  const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
+  return Number.isFinite(named) ? named : nextBudgetWindowMs(nowMs);
+}
+
+/** Polls waiting for the same budget window are spread over this much (ms), so they do not all call when it opens. */
+export const BUDGET_WINDOW_SPREAD_MS = 15 * 60_000;
+
 /** The UTC day a budget counter belongs to, 'YYYY-MM-DD'. */
 export function budgetDay(nowMs: number): string {
   return new Date(nowMs).toISOString().slice(0, 10);

@@ -15,7 +15,7 @@ import {
   WorkflowIdReusePolicy,
 } from '@temporalio/workflow';
 import { activityFailure, FailureType } from '../domain/failures';
-import { nextBudgetWindowMs } from '../domain/polling';
+import { BUDGET_WINDOW_SPREAD_MS, budgetWindowFrom } from '../domain/polling';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import {
   shipmentWorkflowId,
@@ -185,7 +185,8 @@ async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus
         // At least a minute (this clock may be ahead), at most a day and a spread: parcels
         // blocked together do not all call when the window opens.
         const waitMs =
-          Math.min(Math.max(windowAt - Date.now(), 60_000), DAY_MS) + Math.floor(Math.random() * SPREAD_MS);
+          Math.min(Math.max(windowAt - Date.now(), 60_000), DAY_MS) +
+          Math.floor(Math.random() * BUDGET_WINDOW_SPREAD_MS);
         await condition(() => false, waitMs, {
           summary: `last poll of ${parcel.shipmentId}: the courier's daily budget is used up; asked when it reopens`,
         });
@@ -201,15 +202,11 @@ async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus
 }
 
 const DAY_MS = 86_400_000;
-/** Last polls waiting for the same budget window are spread over this much (ms). */
-const SPREAD_MS = 15 * 60_000;
 
 /** When the courier's budget reopens, from a poll refused because the day's budget is used up; null for any other failure. */
 function budgetWindowOf(err: unknown): number | null {
   const { type, details } = activityFailure(err);
-  if (type !== FailureType.BUDGET_EXHAUSTED) return null;
-  const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
-  return Number.isFinite(named) ? named : nextBudgetWindowMs(Date.now());
+  return type === FailureType.BUDGET_EXHAUSTED ? budgetWindowFrom(details, Date.now()) : null;
 }
 
 async function askLastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus | null> {

@@ -47,7 +47,8 @@ import {
   alignToSlot,
   backoffDelayMs,
   isPolledCourier,
-  nextBudgetWindowMs,
+  BUDGET_WINDOW_SPREAD_MS,
+  budgetWindowFrom,
   pollDelayMs,
   sincePushMs,
   refreshAvailableAtMs,
@@ -484,9 +485,9 @@ export class ShipmentTracking {
       // The activity's clock decided the day is used up; wait for the window it names (never
       // less than a minute, in case this clock is ahead) plus a spread so that every blocked
       // shipment does not call at midnight at once.
-      const named = Date.parse(String((details[0] as { nextWindowAt?: string } | undefined)?.nextWindowAt));
-      const windowAt = Number.isFinite(named) ? named : nextBudgetWindowMs(now);
-      this.nextPollAtMs = Math.max(windowAt, now + 60_000) + Math.floor(Math.random() * 15 * 60_000);
+      const windowAt = budgetWindowFrom(details, now);
+      this.nextPollAtMs =
+        Math.max(windowAt, now + 60_000) + Math.floor(Math.random() * BUDGET_WINDOW_SPREAD_MS);
       this.syncError = `daily ${this.input.courier} budget used up; next poll when it reopens at ${iso(windowAt)}`;
     } else {
       this.state.consecutiveFailures += 1;

@@ -103,16 +103,25 @@ describe('order saga: what it starts, it owns', () => {
     expect(await item(order.sku)).toMatchObject({ on_hand: 4, reserved: 0 });
   });
 
-  it("a parcel delivered while its shipment workflow was dead is settled by the courier's last word: DELIVERED, nothing refunded", async () => {
-    // Nobody restarts the tracking within its 3 s window.
-    const order = await orderInStock({ scenario: 'delivered', trackingRestartWindowMs: 3_000 });
+  /**
+   * An order whose parcel is in transit and whose payment is captured, its tracking restart
+   * window `restartWindowMs`; courier time then stands (nearly) still: only the test moves the
+   * parcel from here.
+   */
+  async function capturedInTransit(restartWindowMs: number) {
+    const order = await orderInStock({ scenario: 'delivered', trackingRestartWindowMs: restartWindowMs });
     const shipment = await parcelAt(order.orderId, 'IN_TRANSIT');
-    // Courier time stands (nearly) still: only the test moves the parcel from here.
     stack.couriers.backend.clock.setTimeScale(1);
     await eventually(
       () => paymentRows(order.orderId),
       (rows) => rows[0]?.status === 'CAPTURED',
     );
+    return { order, shipment };
+  }
+
+  it("a parcel delivered while its shipment workflow was dead is settled by the courier's last word: DELIVERED, nothing refunded", async () => {
+    // Nobody restarts the tracking within its 3 s window.
+    const { order, shipment } = await capturedInTransit(3_000);
     const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
     await tracking.terminate('stuck: terminated by ops with the CLI');
     // ...and the parcel is delivered meanwhile, with nothing tracking it to see it.
@@ -136,13 +145,7 @@ describe('order saga: what it starts, it owns', () => {
   });
 
   it("a dead tracking's last poll refused because the courier's daily budget is used up waits for the next window: nothing is settled as lost meanwhile", async () => {
-    const order = await orderInStock({ scenario: 'delivered', trackingRestartWindowMs: 2_000 });
-    const shipment = await parcelAt(order.orderId, 'IN_TRANSIT');
-    stack.couriers.backend.clock.setTimeScale(1);
-    await eventually(
-      () => paymentRows(order.orderId),
-      (rows) => rows[0]?.status === 'CAPTURED',
-    );
+    const { order, shipment } = await capturedInTransit(2_000);
     // Today's budget is used up (far past any limit); it is put back after the test.
     const day = new Date().toISOString().slice(0, 10);
     const usage = () =>
