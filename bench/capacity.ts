@@ -200,6 +200,7 @@ runMain(async () => {
     name: 'capacity',
     temporal: target.temporal,
     workers: target.workers,
+    ...(target.shards !== undefined ? { shards: target.shards } : {}),
     timeScale: scale,
     stock: 1_000_000,
     env: policyEnv,

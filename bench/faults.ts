@@ -71,7 +71,7 @@ function parseArgs(argv: string[]): Args {
   const suites: Suite[] = [];
   let orders = 150;
   let rate = 3;
-  const { temporal, rest } = takeTargetArgs(argv);
+  const { temporal, shards, rest } = takeTargetArgs(argv);
   argv = rest;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -85,7 +85,13 @@ function parseArgs(argv: string[]): Args {
   }
   if (!Number.isInteger(orders) || orders < 1) throw new Error('--orders must be a whole number ≥ 1');
   if (!(rate > 0)) throw new Error('--rate must be > 0 (orders per second)');
-  return { suites: suites.length ? suites : [...SUITES], orders, rate, temporal };
+  return {
+    suites: suites.length ? suites : [...SUITES],
+    orders,
+    rate,
+    temporal,
+    ...(shards !== undefined ? { shards } : {}),
+  };
 }
 
 // --- One suite ------------------------------------------------------------------------------
@@ -151,6 +157,7 @@ async function runSuite(suite: Suite, args: Args): Promise<SuiteResult> {
       stock: STOCK,
       env: { ...DEMO_STACK_ENV, LOG_LEVEL: 'info' },
       temporal: args.temporal,
+      ...(args.shards !== undefined ? { shards: args.shards } : {}),
       say,
     });
     current = stack;

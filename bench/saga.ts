@@ -112,6 +112,7 @@ runMain(async () => {
     name: 'saga',
     temporal: target.temporal,
     workers: target.workers,
+    ...(target.shards !== undefined ? { shards: target.shards } : {}),
     timeScale: 1,
     stock: 1_000_000,
     stopOnInterrupt: true,

@@ -54,6 +54,7 @@ import {
   sampleMachine,
   sampleProcess,
   scrapeMetrics,
+  serverWindow,
   sleep,
   spread,
   table,
@@ -61,6 +62,7 @@ import {
   usage,
   writeResult,
   type ProcSample,
+  type ServerWindow,
   type Spread,
   type TemporalWindow,
   type Usage,
@@ -267,6 +269,8 @@ interface Plateau {
   temporal: TemporalWindow;
   /** Where a poll's time goes, from the worker's metrics over the hold. */
   inWorker: WorkerWindow;
+  /** And from the Temporal server's own. */
+  inServer: ServerWindow;
 }
 
 /**
@@ -291,7 +295,7 @@ function workerWindow(before: Map<string, number>, after: Map<string, number>) {
 }
 type WorkerWindow = ReturnType<typeof workerWindow>;
 
-function report(args: Args, plateaus: Plateau[]): string[] {
+function report(args: Args, temporal: string, plateaus: Plateau[]): string[] {
   return [
     `poll lateness (ms) in each hold: every ${args.intervalMs / 60_000} min, hold ${args.holdMs / 60_000} min`,
     ...table(plateaus, [
@@ -321,6 +325,27 @@ function report(args: Args, plateaus: Plateau[]): string[] {
       ['pollCourier', (p) => fmt(p.inWorker.pollCourierMs, 1)],
       ['recordTracking', (p) => fmt(p.inWorker.recordTrackingMs, 1)],
     ]),
+    '',
+    `where the time goes in the Temporal server (${temporal}; means, ms)`,
+    ...table(plateaus, [
+      ['workflows', (p) => p.workflows.toLocaleString()],
+      ['timer late', (p) => fmt(p.inServer.timerLateMs, 1)],
+      ['WFT to matching', (p) => fmt(p.inServer.workflowTaskToMatchingMs, 1)],
+      ['sync/s', (p) => fmt(p.inServer.syncMatchesPerSecond, 1)],
+      ['backlog/s', (p) => fmt(p.inServer.backlogMatchesPerSecond, 1)],
+      ['backlog wait', (p) => fmt(p.inServer.backlogWaitMs, 1)],
+      ['started', (p) => fmt(p.inServer.recordStartedMs, 1)],
+      ['WFT timeouts/s', (p) => fmt(p.inServer.workflowTaskTimeoutsPerSecond, 2)],
+      ['shard wait', (p) => fmt(p.inServer.shardWriteWaitMs, 1)],
+      ['state misses', (p) => fmt(100 * p.inServer.mutableStateMissRate) + ' %'],
+      ['DB calls/s', (p) => fmt(p.inServer.persistenceCallsPerSecond)],
+      ['DB call', (p) => fmt(p.inServer.persistenceMs, 1)],
+    ]),
+    '(timer late: a timer fired after it was due; WFT to matching: a scheduled workflow task',
+    ' handed to matching; sync/backlog: workflow tasks given to a waiting poller at once, or',
+    " kept in matching's backlog until one asked (its wait); started: recording a task as",
+    ' started; WFT timeouts: tasks the server took back after 10 s (redone from scratch); shard',
+    " wait: for the shard's one-at-a-time write; state misses: the history service's workflow cache)",
     "(starts/s: during the ramp to the plateau; settle s: from the ramp's end until no more than a",
     " second of polls was over 5 s late (the ramp's backlog drained; at most one interval), its",
     ' p99: lateness of the polls while settling; late p50/p99/max: the hold, after settling;',
@@ -363,6 +388,7 @@ runMain(async () => {
     stopOnInterrupt: true,
     temporal: target.temporal,
     workers: target.workers,
+    ...(target.shards !== undefined ? { shards: target.shards } : {}),
     timeScale: 1,
     env: {
       WAYBILL_POLL_PENDING: interval,
@@ -411,6 +437,7 @@ runMain(async () => {
       open = target;
       const settling = await settle(stack, log, args, target, say);
       const before = await scrapeMetrics(metricsUrl);
+      const serverBefore = await scrapeMetrics(stack.temporalMetricsUrl);
       const callsBefore = stack.courier.backend.stats.snapshot().formats.native.byKind.track;
       const from = Date.now();
       await sleep(args.holdMs);
@@ -421,6 +448,7 @@ runMain(async () => {
       const inHold = samples.filter((s) => s.at >= from && s.at <= to);
       const polls = log.polls.filter((p) => p.at >= from && p.at <= to);
       const afterHold = await scrapeMetrics(metricsUrl);
+      const serverAfter = await scrapeMetrics(stack.temporalMetricsUrl);
       const numbers = (pick: (s: Sample) => number | null) =>
         inHold.map(pick).filter((v): v is number => v !== null);
       const p: Plateau = {
@@ -458,6 +486,7 @@ runMain(async () => {
         running: inHold[inHold.length - 1]?.running ?? null,
         temporal: temporalWindow(before, afterHold),
         inWorker: workerWindow(before, afterHold),
+        inServer: serverWindow(serverBefore, serverAfter, (to - from) / 1000),
       };
       plateaus.push(p);
       say(
@@ -530,7 +559,7 @@ runMain(async () => {
       [
         '',
         `${machine().cores} cores (${machine().cpu}), ${machine().memGiB} GiB`,
-        ...report(args, plateaus),
+        ...report(args, target.temporal, plateaus),
         '',
         ...checks.map(checkLine),
         '',

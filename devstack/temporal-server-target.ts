@@ -13,7 +13,7 @@
  * - from a config file generated here in the shape of the module's
  *   config/development-postgres12.yaml: {@link TEMPORAL_HISTORY_SHARDS} history shards, every
  *   service (frontend, history, matching, worker) in the one process on free loopback ports,
- *   and a dynamic config file beside it;
+ *   and a dynamic config file beside it; its own Prometheus metrics on a loopback port when asked;
  * - with the namespace created through the API (as `temporal operator namespace create` does).
  *   Search attributes are not registered here: Waybill's worker adds its own at start
  *   (src/search-attributes.ts), as it must on any Temporal a user points it at.
@@ -37,8 +37,14 @@ export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
 export const TEMPORAL_SERVER_MODULE = 'go.temporal.io/server';
 /** The SQL plugin for Postgres 12 and later (docker-compose.yml's `DB: postgres12`). */
 export const TEMPORAL_SQL_PLUGIN = 'postgres12';
-/** History shards: fixed for the life of a cluster; several, so the shard machinery is exercised. */
-export const TEMPORAL_HISTORY_SHARDS = 4;
+/**
+ * History shards: fixed for the life of a cluster. Each shard writes its workflows one at a time
+ * (`history.shardIOConcurrency` 1), so the shard count caps how many workflow writes run at once:
+ * with 4, writes waited 461 ms on average for their shard at 10,000 open parcels, and 16 raised
+ * the ramp from 33 to 51 starts/s and the polls from 6.2 to 14.2 a second on the same machine
+ * (docs/benchmarks.md#scale). A production cluster sizes them from docs/capacity.md.
+ */
+export const TEMPORAL_HISTORY_SHARDS = 16;
 export const TEMPORAL_DATABASES = { persistence: 'temporal', visibility: 'temporal_visibility' } as const;
 const SCHEMAS = { persistence: 'postgresql/v12/temporal', visibility: 'postgresql/v12/visibility' } as const;
 /** How long a finished workflow's history is kept (the dev server's default). */
@@ -123,6 +129,8 @@ export interface TemporalServerPorts {
   matchingMembership: number;
   worker: number;
   workerMembership: number;
+  /** The server's Prometheus endpoint, used only when metrics are asked for. */
+  metrics: number;
 }
 
 /**
@@ -166,7 +174,7 @@ async function allocatePorts(frontend?: number): Promise<TemporalServerPorts> {
       `the Temporal server cannot listen on port ${frontend}: it stores its ports as smallint, so at most ${MAX_SERVER_PORT}`,
     );
   }
-  const p = await freeServerPorts(9);
+  const p = await freeServerPorts(10);
   return {
     frontend: frontend ?? p[0]!,
     frontendHttp: p[1]!,
@@ -177,6 +185,7 @@ async function allocatePorts(frontend?: number): Promise<TemporalServerPorts> {
     matchingMembership: p[6]!,
     worker: p[7]!,
     workerMembership: p[8]!,
+    metrics: p[9]!,
   };
 }
 
@@ -187,6 +196,8 @@ export interface ServerConfigInput {
   shards: number;
   dynamicConfigFile: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Serve the server's own Prometheus metrics on this loopback port (none when omitted). */
+  metricsPort?: number;
 }
 
 /**
@@ -231,6 +242,17 @@ export function temporalServerConfig(input: ServerConfigInput): string {
     },
     global: {
       membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
+      ...(input.metricsPort !== undefined
+        ? {
+            metrics: {
+              prometheus: {
+                framework: 'tally',
+                timerType: 'histogram',
+                listenAddress: `127.0.0.1:${input.metricsPort}`,
+              },
+            },
+          }
+        : {}),
     },
     services: {
       frontend: service(ports.frontend, ports.frontendMembership, ports.frontendHttp),
@@ -349,11 +371,15 @@ export interface TemporalServerOptions {
   dynamicConfig?: Record<string, unknown>;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   log?: (line: string) => void;
+  /** Serve the server's own Prometheus metrics (for the benchmarks: where its time goes). */
+  metrics?: boolean;
 }
 
 export interface RunningTemporalServer {
   /** `127.0.0.1:<frontend port>`. */
   address: string;
+  /** The server's Prometheus endpoint, when asked for. */
+  metricsUrl: string | null;
   logFile: string;
   pid(): number | null;
   /** Starts the process again on the same config, data and ports, and waits until the namespace serves. */
@@ -420,6 +446,7 @@ export async function startTemporalServer(opts: TemporalServerOptions): Promise<
   }
 
   const ports = await allocatePorts(opts.port);
+  const metricsPort = opts.metrics ? ports.metrics : undefined;
   const dynamicConfigFile = path.join(opts.dir, 'dynamic-config.yaml');
   await fs.writeFile(
     dynamicConfigFile,
@@ -435,6 +462,7 @@ export async function startTemporalServer(opts: TemporalServerOptions): Promise<
       shards: opts.shards ?? TEMPORAL_HISTORY_SHARDS,
       dynamicConfigFile,
       logLevel: opts.logLevel ?? 'warn',
+      ...(metricsPort !== undefined ? { metricsPort } : {}),
     }),
     { mode: 0o600 },
   );
@@ -459,5 +487,6 @@ export async function startTemporalServer(opts: TemporalServerOptions): Promise<
     }
   };
   await start();
-  return { address, logFile, pid: proc.pid, start, stop: proc.stop };
+  const metricsUrl = metricsPort !== undefined ? `http://127.0.0.1:${metricsPort}/metrics` : null;
+  return { address, metricsUrl, logFile, pid: proc.pid, start, stop: proc.stop };
 }

@@ -21,6 +21,8 @@ export interface Args {
   orders: number;
   rate: number;
   temporal: TemporalTarget;
+  /** The real server's history shards (`--shards`), when not its default. */
+  shards?: number;
 }
 
 /** How long the harness's own Temporal client may take to reach the server after its restart. */

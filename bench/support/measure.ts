@@ -152,6 +152,39 @@ export function temporalWindow(before: Map<string, number>, after: Map<string, n
 }
 export type TemporalWindow = ReturnType<typeof temporalWindow>;
 
+/**
+ * What the Temporal server's own metrics say about a window (either target; timers are in
+ * seconds there, shown here in ms): how late timers fire and workflow tasks reach matching
+ * (a history task's queue latency: from when it was due or written to when it was done), how
+ * a workflow task met a poller in matching (at once, or from the backlog after waiting), the
+ * history service's mutable-state cache, and persistence calls.
+ */
+export function serverWindow(before: Map<string, number>, after: Map<string, number>, seconds: number) {
+  const delta = (name: string, ...labels: string[]) =>
+    metricSum(after, name, ...labels) - metricSum(before, name, ...labels);
+  const meanMs = (name: string, ...labels: string[]) =>
+    (1000 * delta(`${name}_sum`, ...labels)) / delta(`${name}_count`, ...labels);
+  const workflowTasks = 'task_type="Workflow"';
+  return {
+    timerLateMs: meanMs('task_latency_queue', 'operation="TimerActiveTaskUserTimer"'),
+    workflowTaskToMatchingMs: meanMs('task_latency_queue', 'operation="TransferActiveTaskWorkflowTask"'),
+    syncMatchesPerSecond: delta('syncmatch_latency_count', workflowTasks) / seconds,
+    backlogMatchesPerSecond: delta('asyncmatch_latency_count', workflowTasks) / seconds,
+    backlogWaitMs: meanMs('asyncmatch_latency', workflowTasks),
+    recordStartedMs: meanMs('service_latency', 'operation="RecordWorkflowTaskStarted"'),
+    /** Workflow tasks the server took back after its start-to-close timeout (redone from scratch). */
+    workflowTaskTimeoutsPerSecond:
+      delta('start_to_close_timeout', 'operation="TimerActiveTaskWorkflowTaskTimeout"') / seconds,
+    /** Waits for a history shard's one-at-a-time write (`history.shardIOConcurrency`). */
+    shardWriteWaitMs: meanMs('semaphore_latency', 'operation="ShardInfo"'),
+    mutableStateMissRate:
+      delta('cache_miss', 'cache_type="mutablestate"') / delta('cache_requests', 'cache_type="mutablestate"'),
+    persistenceCallsPerSecond: delta('persistence_latency_count') / seconds,
+    persistenceMs: meanMs('persistence_latency'),
+  };
+}
+export type ServerWindow = ReturnType<typeof serverWindow>;
+
 /** Sum of every series of `name` whose labels contain each of `labels` (e.g. `task_queue="waybill"`). */
 export function metricSum(scrape: Map<string, number>, name: string, ...labels: string[]): number {
   let sum = 0;

@@ -44,6 +44,7 @@ export async function startParcel(
   await stack.temporal.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
     workflowId: shipmentWorkflowId(parcelShipmentId(i)),
     taskQueue: stack.config.temporal.taskQueue,
+    ...(process.env.BENCH_WFT_TIMEOUT ? { workflowTaskTimeout: process.env.BENCH_WFT_TIMEOUT } : {}),
     typedSearchAttributes: shipmentSearchAttributes(
       { courier: 'simulator', trackingNumber: trackingNumber(i) },
       ShipmentStatus.PENDING,

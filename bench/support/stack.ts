@@ -4,7 +4,8 @@
  * - `dev` (default): the CLI's `server start-dev`, SQLite file kept across restarts;
  * - `server`: the real Temporal server built from its Go module
  *   (devstack/temporal-server-target.ts) on an embedded Postgres of its own (not Waybill's: the
- *   postgres-restart suite stops one without the other), 4 history shards; the worker adds
+ *   postgres-restart suite stops one without the other), 16 history shards (`--shards N`: another
+ *   count, fixed for that run), its own Prometheus metrics served; the worker adds
  *   the search attributes at its start, as on any Temporal a user points it at;
  * then an embedded Postgres for Waybill,
  * the courier and payment simulators and the API in this process, and the worker (one or more) as a
@@ -62,6 +63,8 @@ export type TemporalTarget = (typeof TEMPORAL_TARGETS)[number];
 export interface TargetArgs {
   temporal: TemporalTarget;
   workers: number;
+  /** The real server's history shards (`--shards`); its default when absent. */
+  shards?: number;
   /** The script's other arguments, in order. */
   rest: string[];
 }
@@ -69,6 +72,7 @@ export interface TargetArgs {
 export function takeTargetArgs(argv: readonly string[]): TargetArgs {
   let temporal: TemporalTarget = 'dev';
   let workers = 1;
+  let shards: number | undefined;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -81,9 +85,14 @@ export function takeTargetArgs(argv: readonly string[]): TargetArgs {
       workers = Number(argv[++i]);
       if (!Number.isInteger(workers) || workers < 1 || workers > 8)
         throw new Error('--workers takes a whole number from 1 to 8 (worker processes)');
+    } else if (a === '--shards') {
+      shards = Number(argv[++i]);
+      if (!Number.isInteger(shards) || shards < 1 || shards > 1_024)
+        throw new Error("--shards takes a whole number from 1 to 1024 (the real server's history shards)");
     } else rest.push(a);
   }
-  return { temporal, workers, rest };
+  if (shards !== undefined && temporal !== 'server') throw new Error('--shards is for --temporal server');
+  return { temporal, workers, ...(shards !== undefined ? { shards } : {}), rest };
 }
 
 /** Variables a bench stack never inherits (the demo's list): it must not reach the user's own services. */
@@ -107,6 +116,8 @@ export interface StackOptions {
   temporal?: TemporalTarget;
   /** Worker processes (default 1); each has its own metrics port. */
   workers?: number;
+  /** The real server's history shards (default {@link TEMPORAL_HISTORY_SHARDS}). */
+  shards?: number;
   /**
    * Ctrl-C (SIGINT) stops every part started so far, then exits with 130: for a script that
    * runs one stack at a time (bench/faults.ts, running several, keeps its own handler).
@@ -154,6 +165,8 @@ export interface ProcessStack {
   temporalServer: Restartable;
   /** The Temporal server's process; null while it is down. */
   temporalServerPid(): number | null;
+  /** The Temporal server's own Prometheus metrics (either target). */
+  temporalMetricsUrl: string;
   stop(): Promise<void>;
 }
 
@@ -237,6 +250,7 @@ function workerProcess(
 function devServerProcess(opts: {
   executable: string;
   port: number;
+  metricsPort: number;
   namespace: string;
   dbFilename: string;
   logFile: string;
@@ -248,6 +262,7 @@ function devServerProcess(opts: {
     logFile: opts.logFile,
     args: [
       ...['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--headless'],
+      ...['--metrics-port', String(opts.metricsPort)],
       ...['--namespace', opts.namespace, '--db-filename', opts.dbFilename, ...SQLITE_FILE_PRAGMA_ARGS],
       ...['--log-format', 'json', '--log-level', 'warn'],
       ...SEARCH_ATTRIBUTES.flatMap((key) => [
@@ -260,6 +275,7 @@ function devServerProcess(opts: {
 
 interface TargetStart {
   dataDir: string;
+  shards?: number;
   /** The dev server's port (the real server draws its own: its ports must fit a smallint). */
   port: number;
   config: Config;
@@ -268,7 +284,7 @@ interface TargetStart {
 }
 
 /** The CLI's dev server on a SQLite file in the data folder. */
-async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal> {
+async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal & { metricsUrl: string }> {
   const cli = await resolveTemporalCli({
     cliPath: t.config.temporal.cliPath,
     cacheDir: t.config.paths.cacheDir,
@@ -280,9 +296,11 @@ async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal> {
     );
   }
   const dbFilename = path.join(t.dataDir, 'temporal.sqlite');
+  const metricsPort = await freePort();
   const server = devServerProcess({
     executable: cli.executable.path,
     port: t.port,
+    metricsPort,
     namespace: t.config.temporal.namespace,
     dbFilename,
     logFile: path.join(t.dataDir, 'temporal.log'),
@@ -290,13 +308,13 @@ async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal> {
   await server.start();
   t.stoppers.push(() => server.stop());
   t.say(`Temporal dev server on ${server.address} (SQLite ${path.relative(process.cwd(), dbFilename)})`);
-  return server;
+  return { ...server, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
 /** The real Temporal server on an embedded Postgres of its own (both stopped with the stack). */
 async function startServerTarget(
   t: TargetStart,
-): Promise<Restartable & { address: string; pid(): number | null }> {
+): Promise<Restartable & { address: string; pid(): number | null; metricsUrl: string }> {
   const binaries = await resolveTemporalServer({ cacheDir: t.config.paths.cacheDir, log: t.say });
   const pg = await startEmbeddedPostgres({
     dir: path.join(t.dataDir, 'temporal-pg'),
@@ -313,12 +331,14 @@ async function startServerTarget(
     dir: path.join(t.dataDir, 'temporal-server'),
     namespace: t.config.temporal.namespace,
     log: t.say,
+    metrics: true,
+    ...(t.shards !== undefined ? { shards: t.shards } : {}),
   });
   t.stoppers.push(() => server.stop());
   t.say(
-    `Temporal server ${TEMPORAL_SERVER_VERSION} on ${server.address} (Postgres, ${TEMPORAL_HISTORY_SHARDS} history shards; log ${path.relative(process.cwd(), server.logFile)})`,
+    `Temporal server ${TEMPORAL_SERVER_VERSION} on ${server.address} (Postgres, ${t.shards ?? TEMPORAL_HISTORY_SHARDS} history shards; log ${path.relative(process.cwd(), server.logFile)})`,
   );
-  return server;
+  return { ...server, metricsUrl: server.metricsUrl! };
 }
 
 /** Starts every part, migrated and seeded, with the worker running. */
@@ -356,7 +376,14 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
     const target = opts.temporal ?? 'dev';
     const temporalServer =
       target === 'server'
-        ? await startServerTarget({ dataDir, port: temporalPort!, config: baseConfig, say, stoppers })
+        ? await startServerTarget({
+            dataDir,
+            port: temporalPort!,
+            config: baseConfig,
+            say,
+            stoppers,
+            ...(opts.shards !== undefined ? { shards: opts.shards } : {}),
+          })
         : await startDevTarget({ dataDir, port: temporalPort!, config: baseConfig, say, stoppers });
 
     const pg: RunningPostgres = await startEmbeddedPostgres({
@@ -455,6 +482,7 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       postgres,
       temporalServer,
       temporalServerPid: () => temporalServer.pid(),
+      temporalMetricsUrl: temporalServer.metricsUrl,
       stop: stopAll,
     };
   } catch (err) {

@@ -51,6 +51,7 @@ describe(`the real Temporal server ${TEMPORAL_SERVER_VERSION} as a target`, () =
       databases,
       dir,
       namespace,
+      metrics: true,
     });
     // This file's stack (worker and API, started next) talks to the real server, not the shared dev server.
     process.env.WAYBILL_TEST_TEMPORAL_ADDRESS = server.address;
@@ -158,5 +159,18 @@ describe(`the real Temporal server ${TEMPORAL_SERVER_VERSION} as a target`, () =
       30_000,
     );
     expect(found).toContain('orderWorkflow');
+  });
+
+  it('serves its own metrics when asked: the benchmarks read its shard waits and persistence calls there', async () => {
+    // Runs after the order above: the server has written its workflows by now.
+    expect(server.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const text = await (await fetch(server.metricsUrl!)).text();
+    const total = (name: string, label: string) =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith(`${name}{`) && line.includes(label))
+        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    expect(total('persistence_latency_count', 'operation="UpdateWorkflowExecution"')).toBeGreaterThan(0);
+    expect(total('semaphore_latency_count', 'operation="ShardInfo"')).toBeGreaterThan(0);
   });
 });
