@@ -28,7 +28,7 @@ import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
 import { alignToSlot, type PollPolicy } from '../domain/polling';
 import { ShipmentStatus } from '../domain/status';
-import { shipmentWorkflowId } from '../workflows/contract';
+import { SHIPMENT_WORKFLOW_TASK_TIMEOUT, shipmentWorkflowId } from '../workflows/contract';
 import { shipmentSearchAttributes } from '../workflows/search-attributes';
 import type { shipmentWorkflow } from '../workflows/shipment';
 
@@ -267,6 +267,7 @@ export function createImportActivities(deps: ImportActivityDeps) {
             await temporal.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
               workflowId: shipmentWorkflowId(p.id),
               taskQueue: input.taskQueue,
+              workflowTaskTimeout: SHIPMENT_WORKFLOW_TASK_TIMEOUT,
               // A parcel whose tracking ended (delivered) is not started again by a retry.
               workflowIdReusePolicy: 'REJECT_DUPLICATE',
               staticSummary: `Imported parcel ${p.courier} ${p.tracking_number} (import ${input.importId})`,

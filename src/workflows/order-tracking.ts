@@ -19,6 +19,7 @@ import { BUDGET_WINDOW_SPREAD_MS, budgetWindowFrom } from '../domain/polling';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import {
   shipmentWorkflowId,
+  SHIPMENT_WORKFLOW_TASK_TIMEOUT,
   type RestartTrackingRequest,
   type RestartTrackingResult,
   type ShipmentState,
@@ -39,6 +40,7 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
   const { input } = saga;
   const child = await startChild(shipmentWorkflow, {
     workflowId: shipmentWorkflowId(parcel.shipmentId),
+    workflowTaskTimeout: SHIPMENT_WORKFLOW_TASK_TIMEOUT,
     parentClosePolicy: ParentClosePolicy.ABANDON,
     // A restart is a new run of the same id, only after a run that did not complete.
     ...(resume ? { workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY } : {}),

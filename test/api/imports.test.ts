@@ -134,6 +134,8 @@ describe('importing parcels already in flight', () => {
     expect(shipment.order_id).toBeNull();
     const described = await stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipmentId)).describe();
     expect(described.type).toBe('shipmentWorkflow');
+    // The import starts it with room for a poll's task on a busy worker.
+    expect(Number(described.raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds)).toBe(30);
     const guest = await stack.api.app.inject({ url: `/v1/tracking/${delivered}` });
     expect(guest.statusCode).toBe(200);
     expect(guest.json<{ status: string }>().status).toBe('DELIVERED');

@@ -54,9 +54,11 @@ describe('order saga: what it starts, it owns', () => {
   it('settles an order whose shipment workflow is terminated: booking cancelled, authorisation voided, stock released', async () => {
     const order = await orderInStock({ scenario: 'never_picked_up' });
     const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
-    await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(shipment.id))
-      .terminate('stuck: terminated by ops with the CLI');
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
+    // The order starts its parcel's workflow with room for a poll's task on a busy worker.
+    const { executionConfig } = (await tracking.describe()).raw;
+    expect(Number(executionConfig?.defaultWorkflowTaskTimeout?.seconds)).toBe(30);
+    await tracking.terminate('stuck: terminated by ops with the CLI');
 
     const result = await order.handle.result();
     await recordHistory('order-shipment-terminated', order.handle);

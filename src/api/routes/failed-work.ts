@@ -17,7 +17,12 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { isTerminal, type ShipmentStatus } from '../../domain/status';
-import { orderWorkflowId, restartTrackingUpdate, shipmentWorkflowId } from '../../workflows/contract';
+import {
+  orderWorkflowId,
+  restartTrackingUpdate,
+  SHIPMENT_WORKFLOW_TASK_TIMEOUT,
+  shipmentWorkflowId,
+} from '../../workflows/contract';
 import { shipmentSearchAttributes } from '../../workflows/search-attributes';
 import type { shipmentWorkflow } from '../../workflows/shipment';
 import type { CourierCode } from '../../couriers/types';
@@ -318,6 +323,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           .start<typeof shipmentWorkflow>('shipmentWorkflow', {
             workflowId,
             taskQueue: deps.config.temporal.taskQueue,
+            workflowTaskTimeout: SHIPMENT_WORKFLOW_TASK_TIMEOUT,
             workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             typedSearchAttributes: shipmentSearchAttributes(
               { courier: row.courier as CourierCode, trackingNumber: row.tracking_number },
