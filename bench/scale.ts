@@ -72,9 +72,10 @@ import {
   eachParallel,
   PARCELS_DESCRIBED,
   parcelShipmentId,
+  parcelTaskTimeout,
   startParcel,
 } from './support/parcels';
-import { startProcessStack, takeTargetArgs, type ProcessStack } from './support/stack';
+import { serverMetrics, startProcessStack, takeTargetArgs, type ProcessStack } from './support/stack';
 
 /** Issue 15's goals for one worker. */
 const GOAL_WORKFLOWS = 10_000;
@@ -295,6 +296,34 @@ function workerWindow(before: Map<string, number>, after: Map<string, number>) {
 }
 type WorkerWindow = ReturnType<typeof workerWindow>;
 
+/** The Temporal server's side of each hold, when its own metrics were on. */
+function serverReport(temporal: string, plateaus: Plateau[]): string[] {
+  if (plateaus.every((p) => Number.isNaN(p.inServer.persistenceCallsPerSecond)))
+    return ["(the Temporal server's own metrics were off: BENCH_SERVER_METRICS=1 for them)"];
+  return [
+    `where the time goes in the Temporal server (${temporal}; means, ms)`,
+    ...table(plateaus, [
+      ['workflows', (p) => p.workflows.toLocaleString()],
+      ['timer late', (p) => fmt(p.inServer.timerLateMs, 1)],
+      ['WFT to matching', (p) => fmt(p.inServer.workflowTaskToMatchingMs, 1)],
+      ['sync/s', (p) => fmt(p.inServer.syncMatchesPerSecond, 1)],
+      ['backlog/s', (p) => fmt(p.inServer.backlogMatchesPerSecond, 1)],
+      ['backlog wait', (p) => fmt(p.inServer.backlogWaitMs, 1)],
+      ['started', (p) => fmt(p.inServer.recordStartedMs, 1)],
+      ['WFT timeouts', (p) => fmt(p.inServer.workflowTaskTimeouts)],
+      ['shard wait', (p) => fmt(p.inServer.shardWriteWaitMs, 1)],
+      ['state misses %', (p) => fmt(100 * p.inServer.mutableStateMissRate)],
+      ['DB calls/s', (p) => fmt(p.inServer.persistenceCallsPerSecond)],
+      ['DB call', (p) => fmt(p.inServer.persistenceMs, 1)],
+    ]),
+    '(timer late: a timer fired after it was due; WFT to matching: a scheduled workflow task',
+    ' handed to matching; sync/backlog: workflow tasks given to a waiting poller at once, or',
+    " kept in matching's backlog until one asked (its wait); started: recording a task as",
+    ' started; WFT timeouts: tasks the server took back at their start-to-close timeout (redone from scratch); shard',
+    " wait: for the shard's one-at-a-time write; state misses: the history service's workflow cache)",
+  ];
+}
+
 function report(args: Args, temporal: string, plateaus: Plateau[]): string[] {
   return [
     `poll lateness (ms) in each hold: every ${args.intervalMs / 60_000} min, hold ${args.holdMs / 60_000} min`,
@@ -326,26 +355,7 @@ function report(args: Args, temporal: string, plateaus: Plateau[]): string[] {
       ['recordTracking', (p) => fmt(p.inWorker.recordTrackingMs, 1)],
     ]),
     '',
-    `where the time goes in the Temporal server (${temporal}; means, ms)`,
-    ...table(plateaus, [
-      ['workflows', (p) => p.workflows.toLocaleString()],
-      ['timer late', (p) => fmt(p.inServer.timerLateMs, 1)],
-      ['WFT to matching', (p) => fmt(p.inServer.workflowTaskToMatchingMs, 1)],
-      ['sync/s', (p) => fmt(p.inServer.syncMatchesPerSecond, 1)],
-      ['backlog/s', (p) => fmt(p.inServer.backlogMatchesPerSecond, 1)],
-      ['backlog wait', (p) => fmt(p.inServer.backlogWaitMs, 1)],
-      ['started', (p) => fmt(p.inServer.recordStartedMs, 1)],
-      ['WFT timeouts/s', (p) => fmt(p.inServer.workflowTaskTimeoutsPerSecond, 2)],
-      ['shard wait', (p) => fmt(p.inServer.shardWriteWaitMs, 1)],
-      ['state misses', (p) => fmt(100 * p.inServer.mutableStateMissRate) + ' %'],
-      ['DB calls/s', (p) => fmt(p.inServer.persistenceCallsPerSecond)],
-      ['DB call', (p) => fmt(p.inServer.persistenceMs, 1)],
-    ]),
-    '(timer late: a timer fired after it was due; WFT to matching: a scheduled workflow task',
-    ' handed to matching; sync/backlog: workflow tasks given to a waiting poller at once, or',
-    " kept in matching's backlog until one asked (its wait); started: recording a task as",
-    ' started; WFT timeouts: tasks the server took back after 10 s (redone from scratch); shard',
-    " wait: for the shard's one-at-a-time write; state misses: the history service's workflow cache)",
+    ...serverReport(temporal, plateaus),
     "(starts/s: during the ramp to the plateau; settle s: from the ramp's end until no more than a",
     " second of polls was over 5 s late (the ramp's backlog drained; at most one interval), its",
     ' p99: lateness of the polls while settling; late p50/p99/max: the hold, after settling;',
@@ -381,7 +391,7 @@ runMain(async () => {
   const targets = [...new Set(args.plateaus.map((share) => Math.round(share * args.workflows)))];
   const interval = `${args.intervalMs / 1000}s`;
   say(
-    `scale: plateaus ${targets.map((t) => t.toLocaleString()).join(', ')}; polls every ${interval}; hold ${args.holdMs / 60_000} min each`,
+    `scale: plateaus ${targets.map((t) => t.toLocaleString()).join(', ')}; polls every ${interval}; hold ${args.holdMs / 60_000} min each; parcels' task timeout ${parcelTaskTimeout()}; the Temporal server's own metrics ${serverMetrics() ? 'on' : 'off (BENCH_SERVER_METRICS=1 for them)'}`,
   );
   const stack = await startProcessStack({
     name: 'scale',
@@ -401,6 +411,9 @@ runMain(async () => {
   });
   const serverPid = stack.temporalServerPid();
   const metricsUrl = `http://127.0.0.1:${stack.config.worker.metricsPort}/metrics`;
+  const serverMetricsUrl = stack.temporalMetricsUrl;
+  const scrapeServer = () =>
+    serverMetricsUrl === null ? Promise.resolve(new Map<string, number>()) : scrapeMetrics(serverMetricsUrl);
   const log = new PollLog();
   const samples: Sample[] = [];
   let running = true;
@@ -437,7 +450,7 @@ runMain(async () => {
       open = target;
       const settling = await settle(stack, log, args, target, say);
       const before = await scrapeMetrics(metricsUrl);
-      const serverBefore = await scrapeMetrics(stack.temporalMetricsUrl);
+      const serverBefore = await scrapeServer();
       const callsBefore = stack.courier.backend.stats.snapshot().formats.native.byKind.track;
       const from = Date.now();
       await sleep(args.holdMs);
@@ -448,7 +461,7 @@ runMain(async () => {
       const inHold = samples.filter((s) => s.at >= from && s.at <= to);
       const polls = log.polls.filter((p) => p.at >= from && p.at <= to);
       const afterHold = await scrapeMetrics(metricsUrl);
-      const serverAfter = await scrapeMetrics(stack.temporalMetricsUrl);
+      const serverAfter = await scrapeServer();
       const numbers = (pick: (s: Sample) => number | null) =>
         inHold.map(pick).filter((v): v is number => v !== null);
       const p: Plateau = {
@@ -567,7 +580,16 @@ runMain(async () => {
     );
     const out = writeResult('scale', {
       machine: machine(),
-      args: { ...args, ...COURIER_CAPS, ...WORKER_HEAP, parcels: PARCELS_DESCRIBED },
+      args: {
+        ...args,
+        ...COURIER_CAPS,
+        ...WORKER_HEAP,
+        parcels: PARCELS_DESCRIBED,
+        temporal: target.temporal,
+        shards: stack.temporalShards,
+        workflowTaskTimeout: parcelTaskTimeout(),
+        serverMetrics: serverMetricsUrl !== null,
+      },
       idle: {
         workerRssMiB: mib(idle.worker?.rssBytes ?? NaN),
         serverRssMiB: mib(idle.server?.rssBytes ?? NaN),

@@ -160,8 +160,9 @@ export type TemporalWindow = ReturnType<typeof temporalWindow>;
  * history service's mutable-state cache, and persistence calls.
  */
 export function serverWindow(before: Map<string, number>, after: Map<string, number>, seconds: number) {
+  // No scrape (the server's metrics were off): every figure unknown, not zero.
   const delta = (name: string, ...labels: string[]) =>
-    metricSum(after, name, ...labels) - metricSum(before, name, ...labels);
+    after.size === 0 ? NaN : metricSum(after, name, ...labels) - metricSum(before, name, ...labels);
   const meanMs = (name: string, ...labels: string[]) =>
     (1000 * delta(`${name}_sum`, ...labels)) / delta(`${name}_count`, ...labels);
   const workflowTasks = 'task_type="Workflow"';
@@ -172,9 +173,8 @@ export function serverWindow(before: Map<string, number>, after: Map<string, num
     backlogMatchesPerSecond: delta('asyncmatch_latency_count', workflowTasks) / seconds,
     backlogWaitMs: meanMs('asyncmatch_latency', workflowTasks),
     recordStartedMs: meanMs('service_latency', 'operation="RecordWorkflowTaskStarted"'),
-    /** Workflow tasks the server took back after its start-to-close timeout (redone from scratch). */
-    workflowTaskTimeoutsPerSecond:
-      delta('start_to_close_timeout', 'operation="TimerActiveTaskWorkflowTaskTimeout"') / seconds,
+    /** Workflow tasks the server took back at their start-to-close timeout (redone from scratch). */
+    workflowTaskTimeouts: delta('start_to_close_timeout', 'operation="TimerActiveTaskWorkflowTaskTimeout"'),
     /** Waits for a history shard's one-at-a-time write (`history.shardIOConcurrency`). */
     shardWriteWaitMs: meanMs('semaphore_latency', 'operation="ShardInfo"'),
     mutableStateMissRate:

@@ -17,6 +17,10 @@ const PARCEL_AGE_MS = 7 * 3_600_000;
 export const PARCELS_DESCRIBED = 'delivered scenario, 7 courier hours old (IN_TRANSIT)';
 
 export const parcelShipmentId = (i: number) => `shp_scale_${i}`;
+
+/** A parcel's workflow task timeout: the product's, or BENCH_WFT_TIMEOUT (e.g. 10s) to measure another. */
+export const parcelTaskTimeout = (): string =>
+  process.env.BENCH_WFT_TIMEOUT || SHIPMENT_WORKFLOW_TASK_TIMEOUT;
 const trackingNumber = (i: number) => `SIM7${String(i).padStart(9, '0')}`;
 
 /** Inserts the shipments rows of parcels [from, to) and registers them in the courier simulator. */
@@ -44,8 +48,7 @@ export async function startParcel(
   await stack.temporal.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
     workflowId: shipmentWorkflowId(parcelShipmentId(i)),
     taskQueue: stack.config.temporal.taskQueue,
-    // As the product starts a parcel's workflow; BENCH_WFT_TIMEOUT (e.g. 10s) measures another.
-    workflowTaskTimeout: process.env.BENCH_WFT_TIMEOUT || SHIPMENT_WORKFLOW_TASK_TIMEOUT,
+    workflowTaskTimeout: parcelTaskTimeout(),
     typedSearchAttributes: shipmentSearchAttributes(
       { courier: 'simulator', trackingNumber: trackingNumber(i) },
       ShipmentStatus.PENDING,

@@ -5,7 +5,7 @@
  * - `server`: the real Temporal server built from its Go module
  *   (devstack/temporal-server-target.ts) on an embedded Postgres of its own (not Waybill's: the
  *   postgres-restart suite stops one without the other), 16 history shards (`--shards N`: another
- *   count, fixed for that run), its own Prometheus metrics served; the worker adds
+ *   count, fixed for that run), its own Prometheus metrics served with BENCH_SERVER_METRICS=1; the worker adds
  *   the search attributes at its start, as on any Temporal a user points it at;
  * then an embedded Postgres for Waybill,
  * the courier and payment simulators and the API in this process, and the worker (one or more) as a
@@ -165,8 +165,10 @@ export interface ProcessStack {
   temporalServer: Restartable;
   /** The Temporal server's process; null while it is down. */
   temporalServerPid(): number | null;
-  /** The Temporal server's own Prometheus metrics (either target). */
-  temporalMetricsUrl: string;
+  /** The Temporal server's own Prometheus metrics (either target), with BENCH_SERVER_METRICS=1; else null. */
+  temporalMetricsUrl: string | null;
+  /** The real server's history shards; null on the dev server. */
+  temporalShards: number | null;
   stop(): Promise<void>;
 }
 
@@ -250,7 +252,7 @@ function workerProcess(
 function devServerProcess(opts: {
   executable: string;
   port: number;
-  metricsPort: number;
+  metricsPort: number | null;
   namespace: string;
   dbFilename: string;
   logFile: string;
@@ -262,7 +264,7 @@ function devServerProcess(opts: {
     logFile: opts.logFile,
     args: [
       ...['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--headless'],
-      ...['--metrics-port', String(opts.metricsPort)],
+      ...(opts.metricsPort !== null ? ['--metrics-port', String(opts.metricsPort)] : []),
       ...['--namespace', opts.namespace, '--db-filename', opts.dbFilename, ...SQLITE_FILE_PRAGMA_ARGS],
       ...['--log-format', 'json', '--log-level', 'warn'],
       ...SEARCH_ATTRIBUTES.flatMap((key) => [
@@ -272,6 +274,13 @@ function devServerProcess(opts: {
     ],
   });
 }
+
+/**
+ * Whether the Temporal server serves its own metrics: BENCH_SERVER_METRICS=1. Off by default:
+ * they cost the server enough to change what is measured (bench:scale on the dev server, same
+ * code: 50 starts/s and not settled with them, 67 and settled in 191 s without).
+ */
+export const serverMetrics = () => process.env.BENCH_SERVER_METRICS === '1';
 
 interface TargetStart {
   dataDir: string;
@@ -284,7 +293,7 @@ interface TargetStart {
 }
 
 /** The CLI's dev server on a SQLite file in the data folder. */
-async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal & { metricsUrl: string }> {
+async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal & { metricsUrl: string | null }> {
   const cli = await resolveTemporalCli({
     cliPath: t.config.temporal.cliPath,
     cacheDir: t.config.paths.cacheDir,
@@ -296,7 +305,7 @@ async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal & { me
     );
   }
   const dbFilename = path.join(t.dataDir, 'temporal.sqlite');
-  const metricsPort = await freePort();
+  const metricsPort = serverMetrics() ? await freePort() : null;
   const server = devServerProcess({
     executable: cli.executable.path,
     port: t.port,
@@ -308,13 +317,16 @@ async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal & { me
   await server.start();
   t.stoppers.push(() => server.stop());
   t.say(`Temporal dev server on ${server.address} (SQLite ${path.relative(process.cwd(), dbFilename)})`);
-  return { ...server, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+  return {
+    ...server,
+    metricsUrl: metricsPort === null ? null : `http://127.0.0.1:${metricsPort}/metrics`,
+  };
 }
 
 /** The real Temporal server on an embedded Postgres of its own (both stopped with the stack). */
 async function startServerTarget(
   t: TargetStart,
-): Promise<Restartable & { address: string; pid(): number | null; metricsUrl: string }> {
+): Promise<Restartable & { address: string; pid(): number | null; metricsUrl: string | null }> {
   const binaries = await resolveTemporalServer({ cacheDir: t.config.paths.cacheDir, log: t.say });
   const pg = await startEmbeddedPostgres({
     dir: path.join(t.dataDir, 'temporal-pg'),
@@ -331,14 +343,14 @@ async function startServerTarget(
     dir: path.join(t.dataDir, 'temporal-server'),
     namespace: t.config.temporal.namespace,
     log: t.say,
-    metrics: true,
+    metrics: serverMetrics(),
     ...(t.shards !== undefined ? { shards: t.shards } : {}),
   });
   t.stoppers.push(() => server.stop());
   t.say(
     `Temporal server ${TEMPORAL_SERVER_VERSION} on ${server.address} (Postgres, ${t.shards ?? TEMPORAL_HISTORY_SHARDS} history shards; log ${path.relative(process.cwd(), server.logFile)})`,
   );
-  return { ...server, metricsUrl: server.metricsUrl! };
+  return server;
 }
 
 /** Starts every part, migrated and seeded, with the worker running. */
@@ -483,6 +495,7 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       temporalServer,
       temporalServerPid: () => temporalServer.pid(),
       temporalMetricsUrl: temporalServer.metricsUrl,
+      temporalShards: target === 'server' ? (opts.shards ?? TEMPORAL_HISTORY_SHARDS) : null,
       stop: stopAll,
     };
   } catch (err) {

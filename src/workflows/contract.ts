@@ -17,8 +17,8 @@ export const orderWorkflowId = (orderId: string): string => `order-${orderId}`;
  * courier, up to its timeout) and the read model is written. On a busy worker that passed the
  * server's default 10 s: the server took the task back, the courier's answer was thrown away,
  * and the run was replayed from the non-sticky queue, behind every other such task, which
- * loaded the worker more (bench:scale on the real server: 819 timeouts while settling; with
- * 30 s none in the hold, and 17.9 polls/s where 10 s held 14.2). A worker killed mid-task now
+ * loaded the worker more (bench:scale on the real server: 819 timeouts while a run settled;
+ * with 30 s, 1 in the hold, and 17.9 polls/s where 10 s held 14.2). A worker killed mid-task now
  * costs a parcel's poll 30 s instead of 10, nothing beside the minutes between its polls.
  */
 export const SHIPMENT_WORKFLOW_TASK_TIMEOUT = '30s';
