@@ -42,7 +42,8 @@ export const TEMPORAL_SQL_PLUGIN = 'postgres12';
  * (`history.shardIOConcurrency` 1), so the shard count caps how many workflow writes run at once:
  * in a bench:scale run of 10,000 parcels with 4, writes waited 461 ms on average for their
  * shard, and 16 raised the ramp from 33 to 51 starts/s and the polls from 6.2 to 14.2 a second
- * (one run each, back to back, the server's metrics on in both: docs/benchmarks.md#scale). A production cluster sizes them from docs/capacity.md.
+ * (one run each, back to back, the server's metrics on in both: docs/benchmarks.md#scale). A
+ * production cluster sizes them from docs/capacity.md.
  */
 export const TEMPORAL_HISTORY_SHARDS = 16;
 export const TEMPORAL_DATABASES = { persistence: 'temporal', visibility: 'temporal_visibility' } as const;

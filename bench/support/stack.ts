@@ -284,7 +284,8 @@ export const serverMetrics = () => process.env.BENCH_SERVER_METRICS === '1';
 
 interface TargetStart {
   dataDir: string;
-  shards?: number;
+  /** The real server's history shards. */
+  shards: number;
   /** The dev server's port (the real server draws its own: its ports must fit a smallint). */
   port: number;
   config: Config;
@@ -344,11 +345,11 @@ async function startServerTarget(
     namespace: t.config.temporal.namespace,
     log: t.say,
     metrics: serverMetrics(),
-    ...(t.shards !== undefined ? { shards: t.shards } : {}),
+    shards: t.shards,
   });
   t.stoppers.push(() => server.stop());
   t.say(
-    `Temporal server ${TEMPORAL_SERVER_VERSION} on ${server.address} (Postgres, ${t.shards ?? TEMPORAL_HISTORY_SHARDS} history shards; log ${path.relative(process.cwd(), server.logFile)})`,
+    `Temporal server ${TEMPORAL_SERVER_VERSION} on ${server.address} (Postgres, ${t.shards} history shards; log ${path.relative(process.cwd(), server.logFile)})`,
   );
   return server;
 }
@@ -386,17 +387,9 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
   try {
     const baseConfig = loadConfig(environmentWith({ WAYBILL_DATA_DIR: dataDir }, NEVER_INHERITED));
     const target = opts.temporal ?? 'dev';
-    const temporalServer =
-      target === 'server'
-        ? await startServerTarget({
-            dataDir,
-            port: temporalPort!,
-            config: baseConfig,
-            say,
-            stoppers,
-            ...(opts.shards !== undefined ? { shards: opts.shards } : {}),
-          })
-        : await startDevTarget({ dataDir, port: temporalPort!, config: baseConfig, say, stoppers });
+    const shards = opts.shards ?? TEMPORAL_HISTORY_SHARDS;
+    const start: TargetStart = { dataDir, port: temporalPort!, config: baseConfig, say, stoppers, shards };
+    const temporalServer = target === 'server' ? await startServerTarget(start) : await startDevTarget(start);
 
     const pg: RunningPostgres = await startEmbeddedPostgres({
       dir: path.join(dataDir, 'pg'),
@@ -495,7 +488,7 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       temporalServer,
       temporalServerPid: () => temporalServer.pid(),
       temporalMetricsUrl: temporalServer.metricsUrl,
-      temporalShards: target === 'server' ? (opts.shards ?? TEMPORAL_HISTORY_SHARDS) : null,
+      temporalShards: target === 'server' ? shards : null,
       stop: stopAll,
     };
   } catch (err) {
