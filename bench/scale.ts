@@ -122,7 +122,7 @@ function parseArgs(argv: string[]): Args {
 
 /** Every poll the read model shows, with how late it was; and each shipment's next schedule. */
 class PollLog {
-  readonly polls: { at: number; latenessMs: number }[] = [];
+  readonly polls: { at: number; due: number; latenessMs: number }[] = [];
   private seen = new Map<string, { synced: number | null; due: number | null }>();
 
   /** A shipment about to start whose first poll is due at `due` (epoch ms). */
@@ -138,9 +138,22 @@ class PollLog {
     for (const row of rows) {
       const before = this.seen.get(row.id);
       if (row.synced === null || row.synced === before?.synced) continue;
-      if (before?.due != null) this.polls.push({ at: row.synced, latenessMs: row.synced - before.due });
+      if (before?.due != null)
+        this.polls.push({ at: row.synced, due: before.due, latenessMs: row.synced - before.due });
       this.seen.set(row.id, { synced: row.synced, due: row.due });
     }
+  }
+
+  /**
+   * Polls that fell due in [from, to], answered or not by `to` (call just after a scan at
+   * `to`): the demand of that window. Each poll is scheduled an interval after the answer
+   * before it, so a window's demand is not exactly parcels / interval: after a backlog the
+   * late answers push their next polls later, and lateness stretches every parcel's period.
+   */
+  dueBetween(from: number, to: number): number {
+    let n = this.polls.filter((p) => p.due >= from && p.due <= to).length;
+    for (const { due } of this.seen.values()) if (due !== null && due >= from && due <= to) n++;
+    return n;
   }
 
   /** Shipments whose scheduled poll is more than `pastMs` past at `now` with no answer. */
@@ -160,9 +173,11 @@ interface Sample {
   systemInfoMs: number | null;
   countMs: number | null;
   running: number | null;
+  /** The worker's main-thread delay over its last 5 s window (its own gauge), ms. */
+  loopDelayMs: { mean: number; p99: number } | null;
 }
 
-async function sample(stack: ProcessStack, serverPid: number | null): Promise<Sample> {
+async function sample(stack: ProcessStack, serverPid: number | null, metricsUrl: string): Promise<Sample> {
   const { connection, client } = stack.temporal;
   const timed = async <T>(call: () => Promise<T>): Promise<{ ms: number; value: T } | null> => {
     const t0 = performance.now();
@@ -178,7 +193,11 @@ async function sample(stack: ProcessStack, serverPid: number | null): Promise<Sa
     client.workflow.count('WorkflowType = "shipmentWorkflow" AND ExecutionStatus = "Running"'),
   );
   const workerPid = stack.worker.pid();
+  const loop = await scrapeMetrics(metricsUrl).catch(() => null);
+  const loopStat = (stat: string) =>
+    loop === null ? NaN : metricSum(loop, 'waybill_worker_event_loop_delay', `stat="${stat}"`);
   return {
+    loopDelayMs: loop === null ? null : { mean: loopStat('mean'), p99: loopStat('p99') },
     at: Date.now(),
     worker: workerPid === null ? null : sampleProcess(workerPid),
     server: serverPid === null ? null : sampleProcess(serverPid),
@@ -247,6 +266,8 @@ interface Plateau {
   startMs: Spread;
   holdSeconds: number;
   expectedPollsPerSecond: number;
+  /** Polls that fell due in the hold, per second, answered or not: the hold's actual demand. */
+  duePerSecond: number;
   pollsPerSecond: number;
   courierCallsPerSecond: number;
   latenessMs: Spread;
@@ -264,6 +285,8 @@ interface Plateau {
   /** The whole machine: CPU of every process (anyone's), memory in use. */
   machine: Usage | null;
   systemInfoMs: Spread;
+  /** The worker's main-thread delay: the median of its 5 s windows' means, and their p99 at its worst. */
+  loopDelayMs: { mean: number; p99: number };
   countMs: Spread;
   probeFailures: number;
   running: number | null;
@@ -289,9 +312,21 @@ function workerWindow(before: Map<string, number>, after: Map<string, number>) {
     workflowTaskRunMs: mean('temporal_workflow_task_execution_latency'),
     replays: delta('temporal_workflow_task_replay_latency_count'),
     replayMs: mean('temporal_workflow_task_replay_latency'),
+    // A cache miss starts by fetching the run's whole history from the server.
+    historyFetches: delta('temporal_request_latency_count', 'operation="GetWorkflowExecutionHistory"'),
+    historyFetchMs: mean('temporal_request_latency', 'operation="GetWorkflowExecutionHistory"'),
     pollCourierMs: mean('temporal_local_activity_execution_latency', 'activity_type="pollCourier"'),
     // A local activity: it runs inside the workflow task that took the courier's answer.
     recordTrackingMs: mean('temporal_local_activity_execution_latency', 'activity_type="recordTracking"'),
+    // From the workflow scheduling each to its result: its run plus its wait for the worker.
+    pollCourierEndToEndMs: mean(
+      'temporal_local_activity_succeed_endtoend_latency',
+      'activity_type="pollCourier"',
+    ),
+    recordTrackingEndToEndMs: mean(
+      'temporal_local_activity_succeed_endtoend_latency',
+      'activity_type="recordTracking"',
+    ),
   };
 }
 type WorkerWindow = ReturnType<typeof workerWindow>;
@@ -331,6 +366,7 @@ function report(args: Args, temporal: string, plateaus: Plateau[]): string[] {
       ['workflows', (p) => p.workflows.toLocaleString()],
       ['starts/s', (p) => fmt(p.startsPerSecond)],
       ['expected/s', (p) => fmt(p.expectedPollsPerSecond, 1)],
+      ['due/s', (p) => fmt(p.duePerSecond, 1)],
       ['polls/s', (p) => fmt(p.pollsPerSecond, 1)],
       ['late p50', (p) => fmt(p.latenessMs.p50)],
       ['p99', (p) => fmt(p.latenessMs.p99)],
@@ -351,12 +387,19 @@ function report(args: Args, temporal: string, plateaus: Plateau[]): string[] {
       ['misses', (p) => fmt(p.temporal.stickyCacheMisses)],
       ['replays', (p) => fmt(p.inWorker.replays)],
       ['replay', (p) => fmt(p.inWorker.replayMs, 1)],
+      ['history fetches', (p) => fmt(p.inWorker.historyFetches)],
+      ['fetch', (p) => fmt(p.inWorker.historyFetchMs, 1)],
       ['pollCourier', (p) => fmt(p.inWorker.pollCourierMs, 1)],
+      ['end to end', (p) => fmt(p.inWorker.pollCourierEndToEndMs, 1)],
       ['recordTracking', (p) => fmt(p.inWorker.recordTrackingMs, 1)],
+      ['end to end', (p) => fmt(p.inWorker.recordTrackingEndToEndMs, 1)],
     ]),
     '',
     ...serverReport(temporal, plateaus),
-    "(starts/s: during the ramp to the plateau; settle s: from the ramp's end until no more than a",
+    '(starts/s: during the ramp to the plateau; expected/s: parcels / interval; due/s: polls that fell',
+    ' due in the hold, answered or not (each poll is scheduled an interval after the last answer, so',
+    " late answers, the backlog's above all, move later polls out of the hold); settle s: from the",
+    " ramp's end until no more than a",
     " second of polls was over 5 s late (the ramp's backlog drained; at most one interval), its",
     ' p99: lateness of the polls while settling; late p50/p99/max: the hold, after settling;',
     ' overdue: at the end of the hold; WFT wait, call wait: mean',
@@ -373,6 +416,7 @@ function report(args: Args, temporal: string, plateaus: Plateau[]): string[] {
       ['server RSS', (p) => fmt(p.server?.rssMiBEnd ?? NaN)],
       ['CPU', (p) => fmt(p.server?.cpuCores ?? NaN, 2)],
       ['box CPU', (p) => fmt(p.machine?.cpuCores ?? NaN, 2)],
+      ['loop delay/p99', (p) => `${fmt(p.loopDelayMs.mean, 1)}/${fmt(p.loopDelayMs.p99, 1)}`],
       ['sysinfo p99', (p) => fmt(p.systemInfoMs.p99, 1)],
       ['count p50/p99', (p) => `${fmt(p.countMs.p50)}/${fmt(p.countMs.p99)}`],
       ['running', (p) => (p.running === null ? '–' : p.running.toLocaleString())],
@@ -424,7 +468,7 @@ runMain(async () => {
       await sleep(Math.min(10_000, args.intervalMs / 6));
     },
     async () => {
-      samples.push(await sample(stack, serverPid));
+      samples.push(await sample(stack, serverPid, metricsUrl));
       await sleep(SAMPLE_EVERY_MS);
     },
   ].map(async (step) => {
@@ -436,7 +480,7 @@ runMain(async () => {
     }
   });
   try {
-    const idle = await sample(stack, serverPid);
+    const idle = await sample(stack, serverPid, metricsUrl);
     say(
       `idle: worker RSS ${fmt(mib(idle.worker?.rssBytes ?? NaN))} MiB, dev server ${serverPid === null ? 'pid not found' : `RSS ${fmt(mib(idle.server?.rssBytes ?? NaN))} MiB`}`,
     );
@@ -470,6 +514,7 @@ runMain(async () => {
         startMs,
         holdSeconds: (to - from) / 1000,
         expectedPollsPerSecond: target / (args.intervalMs / 1000),
+        duePerSecond: log.dueBetween(from, to) / ((to - from) / 1000),
         pollsPerSecond: polls.length / ((to - from) / 1000),
         courierCallsPerSecond: calls / ((to - from) / 1000),
         latenessMs: spread(polls.map((poll) => poll.latenessMs)),
@@ -494,6 +539,10 @@ runMain(async () => {
         server: usage(inHold.map((s) => s.server)),
         machine: usage(inHold.map((s) => s.machine)),
         systemInfoMs: spread(numbers((s) => s.systemInfoMs)),
+        loopDelayMs: {
+          mean: spread(numbers((s) => s.loopDelayMs?.mean ?? null)).p50,
+          p99: spread(numbers((s) => s.loopDelayMs?.p99 ?? null)).max,
+        },
         countMs: spread(numbers((s) => s.countMs)),
         probeFailures: inHold.filter((s) => s.systemInfoMs === null || s.countMs === null).length,
         running: inHold[inHold.length - 1]?.running ?? null,

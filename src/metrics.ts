@@ -123,6 +123,12 @@ export const Metrics = {
     unit: '',
     description: 'Event endpoints disabled (by an admin, or automatically after failures or a 410 Gone)',
   },
+  workerEventLoopDelay: {
+    name: 'waybill_worker_event_loop_delay',
+    unit: 'ms',
+    description:
+      "How late the worker's main thread ran what was due, over the last window (stat: mean, p99, max). Activations, local activities and their payloads all pass through this thread: a delay here is a delay for every workflow task",
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 /** Adds `value` (default 1) to a counter. */

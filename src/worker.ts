@@ -22,6 +22,7 @@ import { createActivities, type Activities } from './activities';
 import { createDataConverter } from './codec';
 import { loadConfig, type Config } from './config';
 import { createCouriers, LARGEST_TRACKING_BATCH } from './couriers';
+import { publishEventLoopDelay } from './event-loop-delay';
 import { dispatcherSettings, startDispatcher } from './notifications/dispatcher';
 import { createWebhookTransport } from './notifications/transport';
 import { createHttpPaymentProvider } from './payments/http-provider';
@@ -326,10 +327,12 @@ export async function startWorker(opts: {
     // The runtime's meter: the dispatcher's metrics are served with the worker's others.
     meter: Runtime.instance().metricMeter,
   });
+  const stopLoopDelay = publishEventLoopDelay(Runtime.instance().metricMeter);
   // However the workers stop, the dispatcher and then the connections stop after them: after
   // every worker has drained (a connection still held by a worker cannot close, and that
   // error would hide why the first one failed, e.g. its workflow thread out of heap).
   const done = Promise.allSettled(runs)
+    .finally(stopLoopDelay)
     .finally(() => dispatcher.stop())
     .finally(closeConnections)
     .then((settled) => {

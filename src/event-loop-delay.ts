@@ -1,0 +1,32 @@
+/**
+ * The worker's main thread, as ops see it: how late it ran what was due. Every workflow
+ * activation, local activity and payload passes through this thread on its way between the
+ * SDK core and the workflow thread, so a busy loop delays every workflow task by as much.
+ * Published through the runtime's meter (served with Temporal's metrics), one window at a time.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { MetricMeter } from '@temporalio/common';
+import { gauge, Metrics } from './metrics';
+
+/** Samples the loop's delay and sets mean / p99 / max of each `windowMs`; returns a stop. */
+export function publishEventLoopDelay(meter: MetricMeter, windowMs = 5_000): () => void {
+  const resolutionMs = 10;
+  const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+  histogram.enable();
+  // Node records the whole time between two of its ticks, the resolution included.
+  const nsToMs = (ns: number) => Math.max(0, ns / 1e6 - resolutionMs);
+  const timer = setInterval(() => {
+    // An empty window (no sample yet) reads NaN for the mean: nothing to publish.
+    if (histogram.count > 0) {
+      gauge(meter, Metrics.workerEventLoopDelay, nsToMs(histogram.mean), { stat: 'mean' });
+      gauge(meter, Metrics.workerEventLoopDelay, nsToMs(histogram.percentile(99)), { stat: 'p99' });
+      gauge(meter, Metrics.workerEventLoopDelay, nsToMs(histogram.max), { stat: 'max' });
+    }
+    histogram.reset();
+  }, windowMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    histogram.disable();
+  };
+}
