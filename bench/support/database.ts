@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedPostgres } from '../../devstack/embedded-postgres';
+import { freePort } from '../../test/support/ports';
 
 export interface BenchDatabase {
   url: string;
@@ -18,7 +19,9 @@ export async function benchDatabase(name: string): Promise<BenchDatabase> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `waybill-bench-${name}-pg-`));
   const server = await startEmbeddedPostgres({
     dir,
-    port: 55000 + Math.floor(Math.random() * 5000),
+    // Free, and below the ephemeral range (every outgoing connection's port is drawn there): a
+    // port drawn blind in 55000-59999 was once in use, and the benchmark could not start.
+    port: await freePort(),
     user: 'bench',
     password: 'bench',
     database: 'bench',
