@@ -169,6 +169,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     // Sized from config (docs/benchmarks.md#worker-sizing), not the SDK's defaults: those size
     // the cache from the heap limit and poll the non-sticky queue with 2 pollers of 10.
     maxCachedWorkflows: sizing.maxCachedWorkflows,
+    workflowThreadPoolSize: sizing.workflowThreads,
     maxConcurrentWorkflowTaskExecutions: sizing.workflowTaskSlots,
     workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: sizing.workflowTaskPollers },
     // Half of them on the non-sticky queue (the SDK's default is a fifth): every new workflow's

@@ -22,6 +22,7 @@ describe('worker sizing', () => {
     expect(workerSizing).toEqual({
       maxCachedWorkflows: 2_000,
       shipmentPollsPerRun: 10,
+      workflowThreads: 1,
       workflowTaskSlots: 200,
       workflowTaskPollers: 20,
       activityTaskSlots: 20,
@@ -61,6 +62,9 @@ describe('worker sizing', () => {
       ]),
     );
     expect(problems).toHaveLength(4);
+    expect(problemsOf({ WAYBILL_WORKER_WORKFLOW_THREADS: '0' })).toEqual([
+      expect.stringContaining('WAYBILL_WORKER_WORKFLOW_THREADS'),
+    ]);
     // 0 turns the cache off: every task replays, and any number of slots is allowed.
     expect(problemsOf({ WAYBILL_WORKER_CACHED_WORKFLOWS: '0' })).toEqual([]);
   });
@@ -88,7 +92,7 @@ describe('worker sizing', () => {
       await db?.drop();
     });
 
-    it('runs both task queues with the configured cache, pollers and slots', async () => {
+    it('runs both task queues with the configured cache, workflow threads, pollers and slots', async () => {
       const worker = await startTestWorker({
         db: db.db,
         couriers: {},
@@ -100,11 +104,13 @@ describe('worker sizing', () => {
           WAYBILL_WORKER_ACTIVITY_POLLERS: '3',
           WAYBILL_COURIER_CONCURRENCY: '4',
           WAYBILL_COURIER_POLLERS: '2',
+          WAYBILL_WORKER_WORKFLOW_THREADS: '2',
         },
       });
       try {
         const [main, courier] = worker.workers.map((w) => w.options);
         expect(main!.maxCachedWorkflows).toBe(321);
+        expect(main!.workflowThreadPoolSize).toBe(2);
         expect(main!.nonStickyToStickyPollRatio).toBe(0.5);
         expect(main!.workflowTaskPollerBehavior).toEqual({ type: 'simple-maximum', maximum: 6 });
         expect(main!.activityTaskPollerBehavior).toEqual({ type: 'simple-maximum', maximum: 3 });

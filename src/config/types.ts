@@ -296,6 +296,8 @@ export interface Config {
      * evicted workflow replays (open parcels beyond the cache are replayed at every poll).
      */
     readonly shipmentPollsPerRun: number;
+    /** Threads running workflow code: activations of workflows on different threads run at once. */
+    readonly workflowThreads: number;
   };
   readonly schedules: {
     /** The daily report runs this long after UTC midnight (ms), for the UTC day before. */

@@ -49,8 +49,12 @@ export function readWorkerSizing(r: Reader, courierSlots: number): Config['worke
     );
   }
   const shipmentPollsPerRun = r.int('WAYBILL_SHIPMENT_POLLS_PER_RUN', 10, 1, 10_000);
+  // Threads running workflow code (the SDK's workflowThreadPoolSize); a workflow stays on the
+  // thread that took it while it is cached. docs/benchmarks.md#scale has what a second one did.
+  const workflowThreads = r.int('WAYBILL_WORKER_WORKFLOW_THREADS', 1, 1, 16);
   return {
     shipmentPollsPerRun,
+    workflowThreads,
     maxCachedWorkflows,
     workflowTaskPollers,
     workflowTaskSlots,
