@@ -13,8 +13,8 @@
  * shipments row is inserted as bookShipment does; `shipmentWorkflow` is started on the main
  * task queue with the orders' poll policy, as the order workflow's startChild does, but with no
  * parent order (in the product it is open too, idle) and its first poll at an evenly spread
- * moment of the first interval (the input's `nextPollAtMs`, which continue-as-new uses), as
- * for parcels booked over time. Every status polls every `interval` (10,000 parcels at 8 min:
+ * moment of the first interval after the ramp (the input's `nextPollAtMs`, which
+ * continue-as-new uses; see RAMP_STARTS_PER_SECOND_FLOOR), as for parcels booked over time. Every status polls every `interval` (10,000 parcels at 8 min:
  * 20.8 polls/s, 15× the default 2 h IN_TRANSIT interval); the courier queue's caps are lifted to
  * 20 at once, 1,000/s (the defaults, 3 and 5/s, cap a whole fleet at 5 polls/s).
  *
@@ -91,6 +91,15 @@ const STARTS_IN_FLIGHT = 20;
 /** The worker's heap as docs/production.md#sizing advises (its RSS is mostly outside the heap). */
 const WORKER_HEAP = { NODE_OPTIONS: '--max-old-space-size=1280' };
 const COURIER_CAPS = { WAYBILL_COURIER_CONCURRENCY: '20', WAYBILL_COURIER_CALLS_PER_SECOND: '1000' };
+
+/**
+ * Starts a second the ramp is assumed to reach at least (each ramp measured so far ran 42-136):
+ * a ramp's first polls fall due only once it should be over. Polls due while it still starts
+ * workflows queue behind the starts, are answered in a burst as that backlog drains, and come
+ * due again in a burst one interval later: holds after such a backlog showed its echo (the tail
+ * growing 8 minutes after the ramp), not the steady state of parcels booked over time.
+ */
+const RAMP_STARTS_PER_SECOND_FLOOR = 40;
 
 /** Where in the first interval parcel i polls first: an even spread (golden-ratio sequence). */
 const firstPollShare = (i: number) => (i * 0.6180339887498949) % 1;
@@ -215,19 +224,24 @@ async function ramp(
   args: Args,
   from: number,
   to: number,
-): Promise<{ startsPerSecond: number; startMs: Spread }> {
+): Promise<{ startsPerSecond: number; startMs: Spread; pollsFrom: number }> {
   await addParcels(stack, from, to);
   const policy = pollPolicyFromConfig(stack.config);
   const t0 = Date.now();
+  const pollsFrom = t0 + Math.round(((to - from) / RAMP_STARTS_PER_SECOND_FLOOR) * 1000);
   const startMs: number[] = [];
   await eachParallel(from, to, STARTS_IN_FLIGHT, async (i) => {
-    const nextPollAtMs = Date.now() + Math.round(firstPollShare(i) * args.intervalMs);
+    const nextPollAtMs = pollsFrom + Math.round(firstPollShare(i) * args.intervalMs);
     log.expect(parcelShipmentId(i), nextPollAtMs);
     const started = performance.now();
     await startParcel(stack, i, policy, nextPollAtMs);
     startMs.push(performance.now() - started);
   });
-  return { startsPerSecond: (to - from) / ((Date.now() - t0) / 1000), startMs: spread(startMs) };
+  return {
+    startsPerSecond: (to - from) / ((Date.now() - t0) / 1000),
+    startMs: spread(startMs),
+    pollsFrom,
+  };
 }
 
 /**
@@ -487,10 +501,15 @@ runMain(async () => {
     const plateaus: Plateau[] = [];
     let open = 0;
     for (const target of targets) {
-      const { startsPerSecond, startMs } = await ramp(stack, log, args, open, target);
+      const { startsPerSecond, startMs, pollsFrom } = await ramp(stack, log, args, open, target);
       say(
         `ramp ${open.toLocaleString()} → ${target.toLocaleString()}: ${fmt(startsPerSecond)} starts/s (p50 ${fmt(startMs.p50)} ms, p99 ${fmt(startMs.p99)} ms each); holding`,
       );
+      // The new parcels' first polls begin once the ramp should be over (RAMP_STARTS_PER_SECOND_FLOOR).
+      if (Date.now() < pollsFrom) {
+        say(`their first polls begin in ${fmt((pollsFrom - Date.now()) / 1000)} s`);
+        await sleep(pollsFrom - Date.now());
+      }
       open = target;
       const settling = await settle(stack, log, args, target, say);
       const before = await scrapeMetrics(metricsUrl);
