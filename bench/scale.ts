@@ -18,9 +18,10 @@
  * 20.8 polls/s, 15× the default 2 h IN_TRANSIT interval); the courier queue's caps are lifted to
  * 20 at once, 1,000/s (the defaults, 3 and 5/s, cap a whole fleet at 5 polls/s).
  *
- * After each ramp the run settles before the hold: it waits until the ramp's backlog has drained
- * (see settle()) and reports how long that took and how late the polls were meanwhile, since
- * the ramp starts workflows far faster than parcels are booked in production.
+ * After each ramp the run settles before the hold: once the new parcels' first polls begin, it
+ * waits until any backlog has drained (see settle(): a later plateau's ramp runs while the earlier
+ * parcels poll, or a ramp slower than RAMP_STARTS_PER_SECOND_FLOOR) and reports how long that
+ * took and how late the polls were meanwhile.
  *
  * Poll lateness, from the read model each poll cycle writes in one transaction:
  * `last_synced_at` (workflow time when the courier's answer reached the workflow) and
@@ -93,7 +94,8 @@ const WORKER_HEAP = { NODE_OPTIONS: '--max-old-space-size=1280' };
 const COURIER_CAPS = { WAYBILL_COURIER_CONCURRENCY: '20', WAYBILL_COURIER_CALLS_PER_SECOND: '1000' };
 
 /**
- * Starts a second the ramp is assumed to reach at least (each ramp measured so far ran 42-136):
+ * Starts a second the ramp is assumed to reach (most ramps measured ran 42-136; one, on a loaded
+ * machine, 36: a ramp slower than this still has polls due while it runs, and settling absorbs them):
  * a ramp's first polls fall due only once it should be over. Polls due while it still starts
  * workflows queue behind the starts, are answered in a burst as that backlog drains, and come
  * due again in a burst one interval later: holds after such a backlog showed its echo (the tail
@@ -245,9 +247,10 @@ async function ramp(
 }
 
 /**
- * Waits, after a ramp, until its backlog has drained: the ramp starts workflows far faster than
- * parcels are booked in production (68 a second here against a few a minute), and the first polls
- * that fall due meanwhile queue behind the starts. Settled when, just after a scan, at most one
+ * Waits, after a ramp and once its parcels' first polls have begun, until any backlog has
+ * drained: the ramp starts workflows far faster than parcels are booked in production (68 a
+ * second here against a few a minute), and polls that fall due meanwhile (the earlier plateaus',
+ * or the first ones of a ramp slower than assumed) queue behind the starts. Settled when, just after a scan, at most one
  * second's worth of polls is more than the lateness goal past its schedule, twice in a row; at
  * most one interval (a backlog that has not drained by then will not, and the hold shows it).
  */
@@ -413,7 +416,7 @@ function report(args: Args, temporal: string, plateaus: Plateau[]): string[] {
     '(starts/s: during the ramp to the plateau; expected/s: parcels / interval; due/s: polls that fell',
     ' due in the hold, answered or not (each poll is scheduled an interval after the last answer, so',
     " late answers, the backlog's above all, move later polls out of the hold); settle s: from the",
-    " ramp's end until no more than a",
+    " ramp's end (or its first polls' start, if later) until no more than a",
     " second of polls was over 5 s late (the ramp's backlog drained; at most one interval), its",
     ' p99: lateness of the polls while settling; late p50/p99/max: the hold, after settling;',
     ' overdue: at the end of the hold; WFT wait, call wait: mean',

@@ -7,6 +7,8 @@
  *   node --import tsx bench/task-timeline.ts <temporal address> [parcels=200] [first=0] [minutes]
  *
  * `minutes`: only the tasks started in the last that many minutes (e.g. a hold's, not the ramp's).
+ * The server's timestamps and the worker's clock are compared: run it where both share a clock
+ * (one machine), as bench:scale does.
  *
  * Run against a bench:scale stack while it holds (its log names the server's address).
  */
@@ -21,16 +23,25 @@ async function main() {
   const [address, parcels = '200', first = '0', minutes] = process.argv.slice(2);
   const since = minutes === undefined ? -Infinity : Date.now() - Number(minutes) * 60_000;
   const connection = await Connection.connect({ address: address! });
-  const client = new Client({ connection });
+  try {
+    await report(new Client({ connection }), Number(parcels), Number(first), since);
+  } finally {
+    await connection.close();
+  }
+}
+
+async function report(client: Client, parcels: number, first: number, since: number) {
   const rows: number[][] = [];
-  for (let i = Number(first); i < Number(first) + Number(parcels); i++) {
+  for (let i = first; i < first + parcels; i++) {
     const history = await client.workflow.getHandle(shipmentWorkflowId(parcelShipmentId(i))).fetchHistory();
     const events = history.events ?? [];
     for (let e = 0; e < events.length; e++) {
       const completed = events[e]!;
       if (!completed.workflowTaskCompletedEventAttributes) continue;
       const started = events[e - 1]!;
-      const scheduled = events[e - 2]!;
+      let s = e - 2;
+      while (s > 0 && !events[s]!.workflowTaskScheduledEventAttributes) s--;
+      const scheduled = events[s]!;
       const markers: { scheduled: number; completed: number; type: string }[] = [];
       // The task's commands, up to the next task (markers, search attributes, the timer).
       for (let m = e + 1; m < events.length && !events[m]!.workflowTaskScheduledEventAttributes; m++) {
@@ -64,10 +75,6 @@ async function main() {
         write.scheduled - (poll.scheduled + pollRun),
         writeRun,
         ms(completed.eventTime) - (write.scheduled + writeRun),
-        started.workflowTaskStartedEventAttributes?.historySizeBytes
-          ? Number(started.workflowTaskStartedEventAttributes.historySizeBytes)
-          : NaN,
-        e,
       ]);
     }
   }
@@ -89,7 +96,6 @@ async function main() {
       `${names[c]!.padEnd(26)} mean ${mean.toFixed(0).padStart(6)}  p50 ${at(0.5).padStart(6)}  p90 ${at(0.9).padStart(6)}  p99 ${at(0.99).padStart(6)}`,
     );
   }
-  await connection.close();
 }
 
 main().catch((err: unknown) => {

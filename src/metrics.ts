@@ -127,7 +127,7 @@ export const Metrics = {
     name: 'waybill_worker_event_loop_delay',
     unit: 'ms',
     description:
-      "How late the worker's main thread ran what was due, over the last window (stat: mean, p99, max). Activations, local activities and their payloads all pass through this thread: a delay here is a delay for every workflow task",
+      "How late the worker's main thread ran what was due, over the last 15 s (stat: mean, p99, max). Activations, local activities and their payloads all pass through this thread: a delay here is a delay for every workflow task. Main thread only: the workflow threads that run workflow code are not measured",
   },
 } as const satisfies Record<string, MetricDefinition>;
 

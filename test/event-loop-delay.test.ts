@@ -32,7 +32,9 @@ test('a window in which the main thread was held for 300 ms reads a max of about
     await sleep(1_000);
     // The next window had nothing holding the thread.
     expect(meter.value(NAME, { stat: 'max' })).toBeLessThan(200);
-    expect(meter.value(NAME, { stat: 'mean' })).toBeLessThan(50);
+    // Node counts its own 10 ms sampling period in each sample; a quiet window without it
+    // taken off would read 10 ms or more.
+    expect(meter.value(NAME, { stat: 'mean' })).toBeLessThan(8);
   } finally {
     stop();
   }
