@@ -184,7 +184,7 @@ interface Sample {
   systemInfoMs: number | null;
   countMs: number | null;
   running: number | null;
-  /** The worker's main-thread delay over its last 5 s window (its own gauge), ms. */
+  /** The worker's main-thread delay over its gauge's last window (15 s), ms. */
   loopDelayMs: { mean: number; p99: number } | null;
 }
 
@@ -302,7 +302,7 @@ interface Plateau {
   /** The whole machine: CPU of every process (anyone's), memory in use. */
   machine: Usage | null;
   systemInfoMs: Spread;
-  /** The worker's main-thread delay: the median of its 5 s windows' means, and their p99 at its worst. */
+  /** The worker's main-thread delay: the median of its gauge's window means, and their p99 at its worst. */
   loopDelayMs: { mean: number; p99: number };
   countMs: Spread;
   probeFailures: number;
@@ -659,6 +659,7 @@ runMain(async () => {
         temporal: target.temporal,
         shards: stack.temporalShards,
         workflowTaskTimeout: parcelTaskTimeout(),
+        workflowThreads: stack.config.workerSizing.workflowThreads,
         serverMetrics: serverMetricsUrl !== null,
       },
       idle: {

@@ -14,6 +14,7 @@
  */
 import { Connection, Client } from '@temporalio/client';
 import { shipmentWorkflowId } from '../src/workflows/contract';
+import { percentile } from './support/measure';
 import { parcelShipmentId } from './support/parcels';
 
 const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
@@ -89,11 +90,11 @@ async function report(client: Client, parcels: number, first: number, since: num
   console.log(`${rows.length} poll tasks of ${parcels} parcels (ms)`);
   if (rows.length === 0) return;
   for (let c = 0; c < names.length; c++) {
-    const v = rows.map((r) => r[c]!).sort((a, b) => a - b);
-    const at = (p: number) => v[Math.min(v.length - 1, Math.floor(p * v.length))]!.toFixed(0);
+    const v = rows.map((r) => r[c]!);
+    const at = (p: number) => percentile(v, p).toFixed(0);
     const mean = v.reduce((a, b) => a + b, 0) / v.length;
     console.log(
-      `${names[c]!.padEnd(26)} mean ${mean.toFixed(0).padStart(6)}  p50 ${at(0.5).padStart(6)}  p90 ${at(0.9).padStart(6)}  p99 ${at(0.99).padStart(6)}`,
+      `${names[c]!.padEnd(26)} mean ${mean.toFixed(0).padStart(6)}  p50 ${at(50).padStart(6)}  p90 ${at(90).padStart(6)}  p99 ${at(99).padStart(6)}`,
     );
   }
 }
