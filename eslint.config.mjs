@@ -94,6 +94,22 @@ export default tseslint.config(
     },
   },
   {
+    // Every module of the workflow bundle is evaluated once and shared by all the workflows of a
+    // worker thread (src/workflow-bundle.ts): none may keep state at module scope.
+    files: ['src/workflows/**/*.ts', 'src/domain/**/*.ts', 'src/metrics.ts', 'src/payments/types.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "Program > VariableDeclaration[kind!='const'], Program > ExportNamedDeclaration > VariableDeclaration[kind!='const']",
+          message:
+            'Workflow modules are shared by every workflow of a worker thread: no module-scope let or var.',
+        },
+      ],
+    },
+  },
+  {
     // Routes and activities keep the decisions; their SQL is in src/read-model/. Left where it
     // is: the health check's `select 1` (a probe of the connection, not a query of the read model).
     files: ['src/api/**/*.ts', 'src/activities/**/*.ts'],

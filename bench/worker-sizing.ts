@@ -25,6 +25,8 @@
  * Prints the figures, writes bench/results/worker-sizing.json. Exit 1 on an error.
  */
 import { temporal } from '@temporalio/proto';
+import type { DataConverter } from '@temporalio/common';
+import { createDataConverter } from '../src/codec';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { sql } from 'kysely';
@@ -45,6 +47,7 @@ import {
   startParcel,
 } from './support/parcels';
 import { startProcessStack, type ProcessStack } from './support/stack';
+import { preloadModules, workflowsPath } from '../src/workflow-bundle';
 
 const WARM_UP = 50;
 const FAST = 20;
@@ -122,12 +125,19 @@ function describe(history: History) {
 }
 
 /** Milliseconds each history takes to replay (median of {@link REPLAYS}), after one warm-up pass. */
-async function replayMs(code: string, histories: HistoryAndWorkflowId[]): Promise<number[]> {
+async function replayMs(
+  code: string,
+  dataConverter: DataConverter,
+  histories: HistoryAndWorkflowId[],
+): Promise<number[]> {
   const times: number[][] = histories.map(() => []);
   for (let pass = 0; pass <= REPLAYS; pass++) {
     let t = performance.now();
     let i = 0;
-    for await (const result of Worker.runReplayHistories({ workflowBundle: { code } }, histories)) {
+    for await (const result of Worker.runReplayHistories(
+      { workflowBundle: { code }, dataConverter },
+      histories,
+    )) {
       if (result.error) throw result.error;
       const now = performance.now();
       if (pass > 0) times[i]!.push(now - t);
@@ -242,11 +252,13 @@ runMain(async () => {
 
     say('bundling the workflow code for the replays');
     const { code } = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../src/workflows'),
+      workflowsPath,
+      preloadModules,
       logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     });
-    const shortMs = await replayMs(code, short);
-    const longMs = await replayMs(code, long);
+    const dataConverter = createDataConverter(stack.config.payloads);
+    const shortMs = await replayMs(code, dataConverter, short);
+    const longMs = await replayMs(code, dataConverter, long);
     const shape = (h: HistoryAndWorkflowId[]) => h.map((x) => describe(x.history as History));
     const shortShape = shape(short);
     const longShape = shape(long);

@@ -32,6 +32,7 @@ import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { ensureSchedules, type EnsuredSchedule } from './schedules';
 import { ensureSearchAttributes, type EnsuredSearchAttribute } from './search-attributes';
 import { temporalConnectionOptions } from './temporal';
+import { preloadModules, workflowsPath } from './workflow-bundle';
 
 /** Where the worker's Prometheus endpoint answers; null when WAYBILL_WORKER_METRICS_PORT is 0. */
 export function workerMetricsUrl(config: Config): string | null {
@@ -164,7 +165,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     taskQueue: deps.taskQueue ?? config.temporal.taskQueue,
     ...(deps.workflowBundle
       ? { workflowBundle: deps.workflowBundle }
-      : { workflowsPath: require.resolve('./workflows') }),
+      : { workflowsPath, bundlerOptions: { preloadModules } }),
     activities: otherActivities,
     // Sized from config (docs/benchmarks.md#worker-sizing), not the SDK's defaults: those size
     // the cache from the heap limit and poll the non-sticky queue with 2 pollers of 10.

@@ -17,6 +17,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../../devstack/embe
 import { resolveTemporalCli } from '../../devstack/temporal-cli';
 import { startTemporalDevServer, type RunningDevServer } from '../../devstack/temporal-server';
 import { freePort } from '../support/ports';
+import { preloadModules, workflowsPath } from '../../src/workflow-bundle';
 
 export const TEMPLATE_DB = 'waybill_template';
 
@@ -69,7 +70,8 @@ export default async function globalSetup(): Promise<void> {
 
   // Bundle the workflow code once for every test worker (bundling takes seconds).
   const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../src/workflows'),
+    workflowsPath,
+    preloadModules,
     logger: {
       trace() {},
       debug() {},
