@@ -92,7 +92,10 @@ export interface PaymentsTable {
 /** How many events `shipments.recent_events` keeps (what a tracking read shows). */
 export const RECENT_EVENTS_LIMIT = 100;
 
-/** One entry of `shipments.recent_events`; `occurredAt` is Postgres JSON text (e.g. `…+00:00`). */
+/**
+ * One entry of `shipments.recent_events`; `occurredAt` as the API writes it (`…T03:04:05.123Z`),
+ * or, in rows not rewritten since 2026-12-06, Postgres's JSON text (`…+00:00`).
+ */
 export interface RecentEvent {
   status: string;
   occurredAt: string;

@@ -15,6 +15,7 @@ import {
 import { SHIPMENT_STATUSES, type ShipmentStatus } from '../domain/status';
 import { freshnessOf, type Freshness, type FreshnessRule } from '../domain/freshness';
 import { STATUS_TEXT } from './freshness';
+import { asIsoUtc, isoUtc } from './iso-time';
 import {
   CourierCodeText,
   DateTime,
@@ -113,7 +114,7 @@ export type ShipmentTrackingView = Static<typeof ShipmentTrackingView>;
 export const MAX_EVENTS = RECENT_EVENTS_LIMIT;
 
 /** ISO 8601 in UTC of epoch ms, or null. */
-const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const isoOrNull = (ms: number | null) => (ms === null ? null : isoUtc(ms));
 const dateOrNull = (ms: number | null) => (ms === null ? null : new Date(ms));
 
 /** Builds the views of these shipments (src/read-model/order-tracking.ts); `refreshes` by shipment id when one was asked. */
@@ -153,11 +154,11 @@ export function toTrackingViews(
         refresh: refresh?.outcome ?? null,
         nextLiveRefreshAt: refresh?.nextLiveRefreshAt?.toISOString() ?? null,
       },
-      // JSON carries timestamps as text ("…+00:00"): normalise to ISO 8601 in UTC.
+      // Written in the API's form by the record activity; older rows are rewritten here.
       events: shipment.events.slice(0, MAX_EVENTS).map((e) => ({
         status: e.status as ShipmentStatus,
         description: STATUS_TEXT[e.status as ShipmentStatus],
-        occurredAt: new Date(e.occurredAt).toISOString(),
+        occurredAt: asIsoUtc(e.occurredAt),
         city: e.city,
         country: e.country,
       })),

@@ -10,7 +10,15 @@ import type { CourierCode } from '../couriers/types';
 import { REMOVED } from '../domain/personal-data';
 import { ShipmentStatus, TERMINAL_STATUSES } from '../domain/status';
 import { writeShipmentEvent } from '../notifications/outbox';
-import { ago } from './time';
+import { ago, apiTimeText } from './time';
+
+/**
+ * One entry of `shipments.recent_events` (db/database.ts's RecentEvent) from the
+ * `tracking_events` row aliased `e`: its time already in the API's form, so that a read passes
+ * it through.
+ */
+export const recentEventEntry = sql`jsonb_build_object('status', e.status,
+  'occurredAt', ${apiTimeText('e.occurred_at')}, 'city', e.location_city, 'country', e.location_country)`;
 
 /** Keeps the courier's latest raw answer, for support, in Postgres only. */
 export async function saveRawLatest(db: Kysely<Database>, shipmentId: string, raw: unknown): Promise<void> {
@@ -66,9 +74,7 @@ export async function writeShipmentSnapshot(trx: Kysely<Database>, s: ShipmentSn
       ...(s.eventsAdded > 0
         ? {
             recent_events: sql<string>`coalesce((
-              select jsonb_agg(jsonb_build_object('status', e.status, 'occurredAt', e.occurred_at,
-                                                  'city', e.location_city, 'country', e.location_country)
-                               order by e.occurred_at desc, e.id desc)
+              select jsonb_agg(${recentEventEntry} order by e.occurred_at desc, e.id desc)
               from (select * from tracking_events t where t.shipment_id = ${s.shipmentId}
                     order by t.occurred_at desc, t.id desc limit ${RECENT_EVENTS_LIMIT}) e), '[]'::jsonb)`,
           }

@@ -125,6 +125,19 @@ describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
     ]);
   });
 
+  it("keeps the newest events on the shipment's row with their times already as the API writes them", async () => {
+    const row = await database.db
+      .selectFrom('shipments')
+      .select('recent_events')
+      .where('id', '=', 'shp_guest')
+      .executeTakeFirstOrThrow();
+    // The read passes these through without parsing them.
+    expect(row.recent_events.map((e) => e.occurredAt)).toEqual([
+      '2026-11-21T08:00:00.000Z',
+      '2026-11-20T10:00:00.000Z',
+    ]);
+  });
+
   it('contains no names, phone numbers, street addresses or order contents', async () => {
     const res = await app.inject({ method: 'GET', url: '/v1/tracking/BD12345678' });
     for (const secret of [
