@@ -47,7 +47,7 @@ import {
   startParcel,
 } from './support/parcels';
 import { startProcessStack, type ProcessStack } from './support/stack';
-import { preloadModules, workflowsPath } from '../src/workflow-bundle';
+import { workflowBundlerOptions } from '../src/workflow-bundle';
 
 const WARM_UP = 50;
 const FAST = 20;
@@ -252,8 +252,7 @@ runMain(async () => {
 
     say('bundling the workflow code for the replays');
     const { code } = await bundleWorkflowCode({
-      workflowsPath,
-      preloadModules,
+      ...workflowBundlerOptions(stack.config.workerSizing.sharedWorkflowModules),
       logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     });
     const dataConverter = createDataConverter(stack.config.payloads);

@@ -32,7 +32,7 @@ import { assertDatabaseReachable, runMain, StartupError } from './main-helpers';
 import { ensureSchedules, type EnsuredSchedule } from './schedules';
 import { ensureSearchAttributes, type EnsuredSearchAttribute } from './search-attributes';
 import { temporalConnectionOptions } from './temporal';
-import { preloadModules, workflowsPath } from './workflow-bundle';
+import { workflowBundlerOptions } from './workflow-bundle';
 
 /** Where the worker's Prometheus endpoint answers; null when WAYBILL_WORKER_METRICS_PORT is 0. */
 export function workerMetricsUrl(config: Config): string | null {
@@ -158,6 +158,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const otherActivities = Object.fromEntries(
     Object.entries(activities).filter(([name]) => !COURIER_QUEUE_ONLY.includes(name)),
   );
+  const bundling = workflowBundlerOptions(sizing.sharedWorkflowModules);
   const main = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -165,7 +166,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     taskQueue: deps.taskQueue ?? config.temporal.taskQueue,
     ...(deps.workflowBundle
       ? { workflowBundle: deps.workflowBundle }
-      : { workflowsPath, bundlerOptions: { preloadModules } }),
+      : {
+          workflowsPath: bundling.workflowsPath,
+          bundlerOptions: { preloadModules: bundling.preloadModules },
+        }),
     activities: otherActivities,
     // Sized from config (docs/benchmarks.md#worker-sizing), not the SDK's defaults: those size
     // the cache from the heap limit and poll the non-sticky queue with 2 pollers of 10.

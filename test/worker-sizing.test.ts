@@ -23,6 +23,7 @@ describe('worker sizing', () => {
       maxCachedWorkflows: 2_000,
       shipmentPollsPerRun: 10,
       workflowThreads: 1,
+      sharedWorkflowModules: true,
       workflowTaskSlots: 200,
       workflowTaskPollers: 20,
       activityTaskSlots: 20,

@@ -298,6 +298,8 @@ export interface Config {
     readonly shipmentPollsPerRun: number;
     /** Threads running workflow code: activations of workflows on different threads run at once. */
     readonly workflowThreads: number;
+    /** Workflow modules evaluated once per workflow thread and shared (src/workflow-bundle.ts). */
+    readonly sharedWorkflowModules: boolean;
   };
   readonly schedules: {
     /** The daily report runs this long after UTC midnight (ms), for the UTC day before. */

@@ -52,9 +52,12 @@ export function readWorkerSizing(r: Reader, courierSlots: number): Config['worke
   // Threads running workflow code (the SDK's workflowThreadPoolSize); a workflow stays on the
   // thread that took it while it is cached. docs/benchmarks.md#scale has what a second one did.
   const workflowThreads = r.int('WAYBILL_WORKER_WORKFLOW_THREADS', 1, 1, 16);
+  // 88 KiB less RSS per cached workflow (src/workflow-bundle.ts).
+  const sharedWorkflowModules = r.bool('WAYBILL_WORKER_SHARED_WORKFLOW_MODULES', true);
   return {
     shipmentPollsPerRun,
     workflowThreads,
+    sharedWorkflowModules,
     maxCachedWorkflows,
     workflowTaskPollers,
     workflowTaskSlots,

@@ -17,7 +17,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../../devstack/embe
 import { resolveTemporalCli } from '../../devstack/temporal-cli';
 import { startTemporalDevServer, type RunningDevServer } from '../../devstack/temporal-server';
 import { freePort } from '../support/ports';
-import { preloadModules, workflowsPath } from '../../src/workflow-bundle';
+import { workflowBundlerOptions } from '../../src/workflow-bundle';
 
 export const TEMPLATE_DB = 'waybill_template';
 
@@ -70,8 +70,8 @@ export default async function globalSetup(): Promise<void> {
 
   // Bundle the workflow code once for every test worker (bundling takes seconds).
   const { code } = await bundleWorkflowCode({
-    workflowsPath,
-    preloadModules,
+    // As the worker bundles by default (WAYBILL_WORKER_SHARED_WORKFLOW_MODULES on).
+    ...workflowBundlerOptions(true),
     logger: {
       trace() {},
       debug() {},
