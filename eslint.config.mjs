@@ -100,6 +100,11 @@ export default tseslint.config(
     rules: {
       'no-restricted-syntax': [
         'error',
+        NO_ENUM,
+        {
+          selector: 'PropertyDefinition[static=true], StaticBlock',
+          message: 'Workflow modules are shared by every workflow of a worker thread: no static class state.',
+        },
         {
           selector:
             "Program > VariableDeclaration[kind!='const'], Program > ExportNamedDeclaration > VariableDeclaration[kind!='const']",

@@ -96,8 +96,9 @@ export function installTemporalRuntime(
  * activities, plus each cached workflow. The cached workflows live in the SDK's workflow
  * thread, whose heap has the same `--max-old-space-size` cap as the main thread's and is not
  * in the main thread's heap statistics; the per-workflow figure is bench:scale's RSS growth
- * per cached shipment workflow at 10,000 open parcels (0.57–0.58 MiB), rounded down to 512 KiB
- * of heap. Under 32 KiB (the main thread's heap alone) a 512 MiB worker ran out of heap with
+ * per cached shipment workflow at 10,000 open parcels (0.57–0.58 MiB before the workflow
+ * modules were shared, ~0.47 since: src/workflow-bundle.ts), rounded to 512 KiB of heap; the
+ * heap alone was not measured again. Under 32 KiB (the main thread's heap alone) a 512 MiB worker ran out of heap with
  * 4,000 cached.
  */
 export const WORKER_BASE_HEAP_MIB = 150;

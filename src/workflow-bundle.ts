@@ -11,8 +11,9 @@ export const workflowsPath = require.resolve('./workflows');
  * then holds no copy of their module records, closures and constants, 88 KiB less RSS each
  * (docs/benchmarks.md#worker-sizing). Sharing is sound because those modules keep no state at
  * module scope: definitions (signals, queries, updates, activity proxies that find the running
- * workflow when called), pure functions and constants. eslint.config.mjs forbids a module-scope
- * `let` or `var` in them, and test/workflow-bundle.test.ts checks that a bundle holds no other
+ * workflow when called), pure functions and constants, only read. eslint.config.mjs forbids a module-scope
+ * `let` or `var` and static class state in them (a module-level Map, Set or object changed later
+ * it cannot see: don't), the SDK freezes the objects they export when shared, and test/workflow-bundle.test.ts checks that a bundle holds no other
  * module of Waybill's and replays every recorded history twice over with them shared. Off, each
  * workflow evaluates its own copy (the SDK's default).
  */

@@ -11,6 +11,9 @@ import { createEasyParcelAdapter } from '../../src/couriers/easyparcel';
 import { DEFAULT_EASYPARCEL } from '../../simulators/courier/server';
 import { createDataConverter } from '../../src/codec';
 import { testConfig, testLog } from '../support/env';
+import { workflowBundlerOptions } from '../../src/workflow-bundle';
+
+const { workflowsPath, preloadModules } = workflowBundlerOptions(true);
 
 async function main(): Promise<void> {
   const env = (name: string) => {
@@ -40,7 +43,7 @@ async function main(): Promise<void> {
     taskQueue: env('WAYBILL_TEST_TASK_QUEUE'),
     ...(process.env.WAYBILL_TEST_WORKFLOW_BUNDLE
       ? { workflowBundle: { codePath: process.env.WAYBILL_TEST_WORKFLOW_BUNDLE } }
-      : { workflowsPath: require.resolve('../../src/workflows') }),
+      : { workflowsPath, bundlerOptions: { preloadModules } }),
     // The workflows' payloads are sealed (src/codec): the same converter as every Waybill worker.
     dataConverter: createDataConverter(testConfig().payloads),
     activities,
