@@ -93,8 +93,9 @@ export interface PaymentsTable {
 export const RECENT_EVENTS_LIMIT = 100;
 
 /**
- * One entry of `shipments.recent_events`; `occurredAt` as the API writes it (`…T03:04:05.123Z`),
- * or, in rows not rewritten since 2026-12-06, Postgres's JSON text (`…+00:00`).
+ * One entry of `shipments.recent_events`; `occurredAt` as the API writes it (`…T03:04:05.123Z`;
+ * rows written before 2026-12-06 held Postgres's JSON text, `…+00:00`, and were rewritten by the
+ * migration 2026-12-06T10-00-00_recent_events_api_times).
  */
 export interface RecentEvent {
   status: string;

@@ -62,7 +62,7 @@ const API_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 /**
  * A stored time text in the API's form: as it is when it already is (the read model writes
- * `shipments.recent_events` that way), otherwise parsed and rewritten (rows written before,
- * `…+00:00` with microseconds).
+ * `shipments.recent_events` that way), otherwise parsed and rewritten (the form rows had before
+ * 2026-12-06, `…+00:00` with microseconds, should a row have escaped the migration that rewrote them).
  */
 export const asIsoUtc = (text: string): string => (API_TIME.test(text) ? text : isoUtc(Date.parse(text)));
