@@ -3,7 +3,8 @@
  * a courier joins that courier's open batch; the batch goes out as one `track` call when it
  * is full (the adapter's `maxBatch`) or its window has passed since the first poll joined,
  * and each poll gets its own number's result — or the call's error — back. The batcher also
- * holds the worker's caps per courier: calls in flight, and calls started per second. The polls
+ * holds the worker's caps per courier: calls in flight, and calls started per second, for
+ * every call it makes (the calls that find a refused number among a batch's too). The polls
  * stay Temporal's: each is its own attempt with its own retry, so a worker that dies mid-batch
  * loses its polls with their workflow tasks, and Temporal runs them again elsewhere.
  */
@@ -24,8 +25,17 @@ export interface TrackBatcherOptions {
   call?: (trackingNumbers: string[]) => Promise<TrackResult[]>;
 }
 
-/** One number's part of a call: its result, or its own error after a refused bulk call was split. */
-type Answer = { result: TrackResult } | { error: unknown };
+/**
+ * A refused batch of more numbers than this is asked again in two halves (each half that is
+ * refused again is halved again); this many or fewer, one number a call. One bad number among
+ * n then costs about 2·log2(n) calls instead of n, each under the caps.
+ */
+export const SPLIT_ONE_BY_ONE_AT = 4;
+
+/** How long a number the courier refused on its own is sent alone (ms): it spoils no batch meanwhile. */
+export const REFUSED_ALONE_MS = 60 * 60_000;
+/** Refused numbers remembered at most; when full, the oldest is forgotten. */
+export const REFUSED_REMEMBERED = 10_000;
 
 interface Waiter {
   trackingNumber: string;
@@ -42,12 +52,34 @@ export interface TrackBatcher {
   readonly waiting: number;
 }
 
+/** Whether the courier refused a bulk call as a whole as invalid: one malformed number can spoil it. */
+const refusedAsInvalid = (err: unknown) =>
+  err instanceof CourierRejectedError && err.reason === CourierRefusal.INVALID;
+
+/** The waiters of a refused batch, regrouped for the calls that find the refused number. */
+function splitBatch(batch: Waiter[]): Waiter[][] {
+  const numbers = [...new Set(batch.map((w) => w.trackingNumber))];
+  const groups =
+    numbers.length <= SPLIT_ONE_BY_ONE_AT
+      ? numbers.map((n) => [n])
+      : [numbers.slice(0, Math.ceil(numbers.length / 2)), numbers.slice(Math.ceil(numbers.length / 2))];
+  return groups.map((group) => batch.filter((w) => group.includes(w.trackingNumber)));
+}
+
 export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   const { adapter } = opts;
   const call = opts.call ?? ((numbers: string[]) => adapter.track(numbers));
   const size = Math.max(1, adapter.maxBatch);
   /** Polls not yet in a call, oldest first. */
   const queue: Waiter[] = [];
+  /**
+   * Batches made up already, sent before the queue and each as it is: the parts of a refused
+   * batch, and a poll of a number refused lately on its own (alone).
+   */
+  const formed: Waiter[][] = [];
+  let formedWaiting = 0;
+  /** Numbers the courier refused on their own, with when that stops counting (ms since the epoch). */
+  const refusedAlone = new Map<string, number>();
   let timer: NodeJS.Timeout | null = null;
   let inFlight = 0;
   let answering = 0;
@@ -61,49 +93,68 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     return startedAt.length < perSecond ? 0 : startedAt[0]! + 1_000 - now;
   }
 
-  /** One call for these waiters; a number asked twice (two workflows, one parcel) is asked once. */
-  async function send(batch: Waiter[]): Promise<void> {
-    const numbers = [...new Set(batch.map((w) => w.trackingNumber))];
-    try {
-      const answers = await callOrSplit(numbers);
-      const byNumber = new Map(numbers.map((n, i) => [n, answers[i]!]));
-      for (const w of batch) {
-        const answer = byNumber.get(w.trackingNumber)!;
-        if ('result' in answer) w.resolve(answer.result);
-        else w.reject(answer.error);
-      }
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-    }
+  function rememberRefused(trackingNumber: string): void {
+    refusedAlone.delete(trackingNumber);
+    if (refusedAlone.size >= REFUSED_REMEMBERED) refusedAlone.delete(refusedAlone.keys().next().value!);
+    refusedAlone.set(trackingNumber, Date.now() + REFUSED_ALONE_MS);
+  }
+
+  /** Whether this number was refused on its own lately (and so goes alone). */
+  function refusedLately(trackingNumber: string): boolean {
+    const until = refusedAlone.get(trackingNumber);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    refusedAlone.delete(trackingNumber);
+    return false;
   }
 
   /**
-   * A bulk call the courier refuses as a whole as invalid (one malformed number spoils the
-   * request) is asked again one number at a time, so only the bad number's poll fails.
+   * One call for these waiters; a number asked twice (two workflows, one parcel) is asked once.
+   * A call the courier refuses as a whole as invalid is split (see {@link SPLIT_ONE_BY_ONE_AT}):
+   * its parts go out as calls of their own, under the same caps, so only the bad number's
+   * polls fail, and that number is remembered and sent alone for {@link REFUSED_ALONE_MS}.
    */
-  async function callOrSplit(numbers: string[]): Promise<Answer[]> {
+  async function send(batch: Waiter[]): Promise<void> {
+    const numbers = [...new Set(batch.map((w) => w.trackingNumber))];
+    let results: TrackResult[];
     try {
-      return (await call(numbers)).map((result) => ({ result }));
+      results = await call(numbers);
     } catch (err) {
-      if (
-        numbers.length < 2 ||
-        !(err instanceof CourierRejectedError) ||
-        err.reason !== CourierRefusal.INVALID
-      ) {
-        throw err;
+      if (refusedAsInvalid(err) && numbers.length > 1) {
+        const parts = splitBatch(batch);
+        formed.unshift(...parts);
+        formedWaiting += batch.length;
+        return;
       }
+      if (refusedAsInvalid(err)) rememberRefused(numbers[0]!);
+      for (const w of batch) w.reject(err);
+      return;
     }
-    const settled = await Promise.allSettled(numbers.map((n) => call([n])));
-    return settled.map((s) => (s.status === 'fulfilled' ? { result: s.value[0]! } : { error: s.reason }));
+    if (numbers.length === 1) refusedAlone.delete(numbers[0]!);
+    const byNumber = new Map(numbers.map((n, i) => [n, results[i]!]));
+    for (const w of batch) w.resolve(byNumber.get(w.trackingNumber)!);
+  }
+
+  /** The next batch to send now, or null (none due, or the per-second cap is reached). */
+  function nextBatch(now: number): Waiter[] | null {
+    if (formed.length > 0) {
+      if (rateWait(now) > 0) return null;
+      const batch = formed.shift()!;
+      formedWaiting -= batch.length;
+      return batch;
+    }
+    if (queue.length === 0) return null;
+    const due = queue.length >= size || now - queue[0]!.joinedAt >= opts.windowMs;
+    if (!due || rateWait(now) > 0) return null;
+    return queue.splice(0, size);
   }
 
   function pump(): void {
-    while (inFlight < opts.concurrency && queue.length > 0) {
+    while (inFlight < opts.concurrency) {
       const now = Date.now();
-      const due = queue.length >= size || now - queue[0]!.joinedAt >= opts.windowMs;
-      if (!due || rateWait(now) > 0) break;
+      const batch = nextBatch(now);
+      if (batch === null) break;
       startedAt.push(now);
-      const batch = queue.splice(0, size);
       inFlight += 1;
       answering += batch.length;
       void send(batch).finally(() => {
@@ -120,9 +171,10 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
 
   function arm(): void {
     // A due batch waiting for a free call slot is sent when a call ends, not by the timer.
-    if (queue.length === 0 || inFlight >= opts.concurrency) return;
+    if ((queue.length === 0 && formed.length === 0) || inFlight >= opts.concurrency) return;
     const now = Date.now();
-    const windowLeft = queue.length >= size ? 0 : queue[0]!.joinedAt + opts.windowMs - now;
+    const windowLeft =
+      formed.length > 0 || queue.length >= size ? 0 : queue[0]!.joinedAt + opts.windowMs - now;
     const at = now + Math.max(0, windowLeft, rateWait(now));
     // A timer armed for an earlier batch fires in time (pump re-arms); one armed for later (a
     // window that a full batch no longer waits for) is moved up.
@@ -143,12 +195,18 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   return {
     track(trackingNumber: string): Promise<TrackResult> {
       return new Promise<TrackResult>((resolve, reject) => {
-        queue.push({ trackingNumber, joinedAt: Date.now(), resolve, reject });
+        const waiter = { trackingNumber, joinedAt: Date.now(), resolve, reject };
+        if (refusedLately(trackingNumber)) {
+          formed.push([waiter]);
+          formedWaiting += 1;
+        } else {
+          queue.push(waiter);
+        }
         pump();
       });
     },
     get waiting() {
-      return queue.length + answering;
+      return queue.length + formedWaiting + answering;
     },
   };
 }

@@ -1,10 +1,17 @@
 /**
  * The batcher's caps per courier, which hold a worker's polls since they run as local
- * activities (no task queue limits them): calls in flight, and calls started per second.
+ * activities (no task queue limits them): calls in flight, and calls started per second;
+ * and how a bulk call the courier refuses as a whole is taken apart under those caps.
  * The courier call is the batcher's own seam (`call`); the adapter is never asked.
  */
 import { createTrackBatcher } from '../../src/couriers/batcher';
-import { CourierCode, type CourierAdapter, type TrackResult } from '../../src/couriers/types';
+import {
+  CourierCode,
+  CourierRefusal,
+  CourierRejectedError,
+  type CourierAdapter,
+  type TrackResult,
+} from '../../src/couriers/types';
 
 const adapter = (maxBatch: number): CourierAdapter =>
   ({
@@ -91,5 +98,105 @@ describe('track batcher caps', () => {
 
     expect(courier.starts).toHaveLength(6);
     expect(courier.mostOut()).toBe(2);
+  });
+});
+
+/**
+ * A courier that refuses a whole request as invalid when it holds one of the `bad` numbers
+ * (as EasyParcel answers 422 for one malformed number), recording every call's numbers.
+ */
+function spoilingCall(bad: string[], ms = 5) {
+  const calls: string[][] = [];
+  const starts: number[] = [];
+  let out = 0;
+  let mostOut = 0;
+  const call = async (numbers: string[]) => {
+    calls.push(numbers);
+    starts.push(Date.now());
+    out += 1;
+    mostOut = Math.max(mostOut, out);
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    out -= 1;
+    if (numbers.some((n) => bad.includes(n))) {
+      throw new CourierRejectedError(
+        'the courier refused the tracking request (422)',
+        CourierRefusal.INVALID,
+      );
+    }
+    return notFound(numbers);
+  };
+  return { call, calls, starts, mostOut: () => mostOut };
+}
+
+const numbered = (prefix: string, count: number) =>
+  Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
+
+/** Every poll's end: its number's result, or the error it was given. */
+const outcomes = (polls: Promise<TrackResult>[]) =>
+  Promise.all(
+    polls.map((p) =>
+      p.then(
+        (r) => r.trackingNumber,
+        (e: Error) => e,
+      ),
+    ),
+  );
+
+describe('a bulk call refused as a whole', () => {
+  it('is halved until the refused number is found: one bad number among 16 costs 9 calls, not 17, and fails only its own poll', async () => {
+    const numbers = numbered('D', 16);
+    const courier = spoilingCall(['D11']);
+    const batcher = batcherOf(16, courier.call, { windowMs: 50 });
+    const ended = await outcomes(numbers.map((n) => batcher.track(n)));
+
+    expect(ended.filter((e) => typeof e === 'string')).toEqual(numbers.filter((n) => n !== 'D11'));
+    expect(ended[10]).toBeInstanceOf(CourierRejectedError);
+    // 16 refused → 8 + 8 (one refused) → 4 + 4 (one refused) → four calls of one.
+    expect(courier.calls.map((c) => c.length)).toEqual([16, 8, 8, 4, 4, 1, 1, 1, 1]);
+    expect(batcher.waiting).toBe(0);
+  });
+
+  it('asks every part under the caps: calls in flight and calls started per second', async () => {
+    const courier = spoilingCall(['E2', 'E7'], 50);
+    const batcher = batcherOf(8, courier.call, { windowMs: 50, concurrency: 1, callsPerSecond: 3 });
+    const ended = await outcomes(numbered('E', 8).map((n) => batcher.track(n)));
+
+    expect(ended.filter((e) => e instanceof CourierRejectedError)).toHaveLength(2);
+    // 8 refused → 4 + 4, both refused → eight calls of one: 11 calls, one at a time, three a second.
+    expect(courier.calls).toHaveLength(11);
+    expect(courier.mostOut()).toBe(1);
+    expect(mostInOneSecond(courier.starts)).toBeLessThanOrEqual(3);
+    expect(courier.starts.at(-1)! - courier.starts[0]!).toBeGreaterThanOrEqual(2 * 950);
+  });
+
+  it('sends a number refused on its own alone from then on, so it spoils no other batch', async () => {
+    const courier = spoilingCall(['F3']);
+    const batcher = batcherOf(4, courier.call, { windowMs: 50 });
+    await outcomes(numbered('F', 4).map((n) => batcher.track(n)));
+    const before = courier.calls.length;
+
+    // The next round of polls: the refused number is asked on its own, the others together.
+    const ended = await outcomes(['F1', 'F2', 'F3', 'F4'].map((n) => batcher.track(n)));
+    expect(ended.filter((e) => e instanceof CourierRejectedError)).toHaveLength(1);
+    expect(courier.calls.slice(before).sort((a, b) => a.length - b.length)).toEqual([
+      ['F3'],
+      ['F1', 'F2', 'F4'],
+    ]);
+  });
+
+  it('is not taken apart when the refusal is not about the request (credentials): every poll gets that error', async () => {
+    const calls: string[][] = [];
+    const batcher = batcherOf(
+      4,
+      async (numbers) => {
+        calls.push(numbers);
+        throw new CourierRejectedError('credentials refused (401)', CourierRefusal.CREDENTIALS);
+      },
+      { windowMs: 50 },
+    );
+    const ended = await outcomes(numbered('G', 4).map((n) => batcher.track(n)));
+
+    expect(ended.every((e) => e instanceof CourierRejectedError)).toBe(true);
+    expect(calls).toEqual([['G1', 'G2', 'G3', 'G4']]);
   });
 });

@@ -224,8 +224,10 @@ describe('bulk polling', () => {
         (r) => r.sync_error !== null,
       );
       expect(refusedRow.sync_error).toMatch(/422/);
-      // The refused bulk call, then one call per number.
-      expect(easyParcelStats().byKind.track - before.byKind.track).toBe(1 + 5);
+      // The refused bulk call of five, its halves (three and two), then one call per number of
+      // the refused half: 1 + 2 + 3 or 1 + 2 + 2 calls, as the polls happened to join.
+      expect(easyParcelStats().byKind.track - before.byKind.track).toBeGreaterThanOrEqual(5);
+      expect(easyParcelStats().byKind.track - before.byKind.track).toBeLessThanOrEqual(6);
     });
   });
 
