@@ -35,12 +35,6 @@ export const Metrics = {
     unit: '',
     description: "Polls not sent because the courier's daily call budget was used up, by courier",
   },
-  courierPollsPutOff: {
-    name: 'waybill_courier_polls_put_off',
-    unit: '',
-    description:
-      "Polls put off on their workflow's retry timer because their courier's calls on this worker already held as many polls as they may (WAYBILL_WORKER_POLLS_HELD_PER_COURIER: the courier is slow or hangs), by courier",
-  },
   trackingEventsRecorded: {
     name: 'waybill_tracking_events_recorded',
     unit: '',

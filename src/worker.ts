@@ -295,7 +295,6 @@ export async function startWorker(opts: {
       batchWindowMs: opts.config.courier.batchWindowMs,
       batchConcurrency: opts.config.courier.concurrency,
       batchCallsPerSecond: opts.config.courier.callsPerSecond,
-      batchMaxHeld: opts.config.workerSizing.pollsHeldPerCourier,
       pollPolicy: pollPolicyFromConfig(opts.config),
       ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
         ? {

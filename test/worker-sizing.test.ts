@@ -26,8 +26,6 @@ describe('worker sizing', () => {
       sharedWorkflowModules: true,
       workflowTaskSlots: 200,
       workflowTaskPollers: 20,
-      // Half of the slots the pollers leave: a courier that hangs holds at most these.
-      pollsHeldPerCourier: 90,
       activityTaskSlots: 20,
       activityTaskPollers: 5,
       courierTaskPollers: 3,
@@ -43,12 +41,8 @@ describe('worker sizing', () => {
     expect(sized.courierTaskPollers).toBe(5);
     expect(sized.dbPoolMax).toBe(60);
     expect(loadConfig({ WAYBILL_WORKER_DB_POOL_MAX: '8' }).workerSizing.dbPoolMax).toBe(8);
-    // A cache smaller than the default slots takes the slots down with it, and the polls a courier may hold.
-    const small = loadConfig({ WAYBILL_WORKER_CACHED_WORKFLOWS: '120' }).workerSizing;
-    expect(small.workflowTaskSlots).toBe(120);
-    expect(small.pollsHeldPerCourier).toBe(50);
-    const tiny = { WAYBILL_WORKER_WORKFLOW_SLOTS: '4', WAYBILL_WORKER_WORKFLOW_POLLERS: '4' };
-    expect(loadConfig(tiny).workerSizing.pollsHeldPerCourier).toBe(1);
+    // A cache smaller than the default slots takes the slots down with it.
+    expect(loadConfig({ WAYBILL_WORKER_CACHED_WORKFLOWS: '120' }).workerSizing.workflowTaskSlots).toBe(120);
   });
 
   it('refuses pollers above their slots and more workflow slots than cached workflows, naming each variable', () => {
@@ -59,7 +53,6 @@ describe('worker sizing', () => {
       WAYBILL_WORKER_ACTIVITY_SLOTS: '4',
       WAYBILL_WORKER_ACTIVITY_POLLERS: '5',
       WAYBILL_COURIER_POLLERS: '9',
-      WAYBILL_WORKER_POLLS_HELD_PER_COURIER: '31',
     });
     expect(problems).toEqual(
       expect.arrayContaining([
@@ -67,10 +60,9 @@ describe('worker sizing', () => {
         'WAYBILL_WORKER_ACTIVITY_POLLERS (5) must not exceed WAYBILL_WORKER_ACTIVITY_SLOTS (4)',
         'WAYBILL_COURIER_POLLERS (9) must not exceed WAYBILL_COURIER_CONCURRENCY (3)',
         'WAYBILL_WORKER_WORKFLOW_SLOTS (30) must not exceed WAYBILL_WORKER_CACHED_WORKFLOWS (10)',
-        'WAYBILL_WORKER_POLLS_HELD_PER_COURIER (31) must not exceed WAYBILL_WORKER_WORKFLOW_SLOTS (30)',
       ]),
     );
-    expect(problems).toHaveLength(5);
+    expect(problems).toHaveLength(4);
     expect(problemsOf({ WAYBILL_WORKER_WORKFLOW_THREADS: '0' })).toEqual([
       expect.stringContaining('WAYBILL_WORKER_WORKFLOW_THREADS'),
     ]);

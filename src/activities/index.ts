@@ -30,8 +30,6 @@ export interface ActivityDeps {
   batchWindowMs?: number;
   batchConcurrency?: number;
   batchCallsPerSecond?: number;
-  /** Polls per courier held at once (waiting for a call or in one); more are put off, retryable. */
-  batchMaxHeld?: number;
   log: Logger;
   /** The shipment workflows' poll policy: this worker's, built from its config (src/poll-policy.ts). */
   pollPolicy: PollPolicy;

@@ -15,7 +15,7 @@ import {
   type NormalisedEvent,
   type TrackResult,
 } from '../couriers/types';
-import { CourierBackloggedError, createTrackBatcher, type TrackBatcher } from '../couriers/batcher';
+import { createTrackBatcher, type TrackBatcher } from '../couriers/batcher';
 import { gatedRequests } from '../couriers/http';
 import { isUnknownCode } from '../couriers/unknown-codes';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
@@ -48,8 +48,6 @@ export interface ShipmentActivityDeps {
   batchConcurrency?: number;
   /** Bulk tracking calls started per second per courier in this worker (default: no cap). */
   batchCallsPerSecond?: number;
-  /** Polls per courier this worker holds waiting for a call or in one (default: no cap); more are put off, retryable. */
-  batchMaxHeld?: number;
   log: Logger;
   now?: () => number;
   /** This worker's poll policy (from its own config): what its shipment workflows run on. */
@@ -155,7 +153,6 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       windowMs: deps.batchWindowMs ?? 0,
       concurrency: deps.batchConcurrency ?? Number.POSITIVE_INFINITY,
       callsPerSecond: deps.batchCallsPerSecond ?? Number.POSITIVE_INFINITY,
-      maxHeld: deps.batchMaxHeld ?? Number.POSITIVE_INFINITY,
       call: (numbers) => trackCall(courier, adapter, numbers),
     });
     batchers.set(courier, batcher);
@@ -215,11 +212,6 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             message: err.message,
             nonRetryable: true,
           });
-        }
-        if (err instanceof CourierBackloggedError) {
-          // No call was made: counted, not logged per poll (a hanging courier puts off many).
-          count(meter, Metrics.courierPollsPutOff, { courier: input.courier });
-          throw ApplicationFailure.create({ type: FailureType.COURIER_UNAVAILABLE, message: err.message });
         }
         if (err instanceof CourierUnavailableError) {
           log.warn(

@@ -284,11 +284,6 @@ export interface Config {
     /** Workflow-task pollers and slots (main task queue); a local poll holds its slot while it waits for its call. */
     readonly workflowTaskPollers: number;
     readonly workflowTaskSlots: number;
-    /**
-     * Polls one courier's batcher holds at once (each in a workflow-task slot); one more is put
-     * off on its workflow's retry timer, so a courier that hangs cannot take every slot.
-     */
-    readonly pollsHeldPerCourier: number;
     /** Activity-task pollers and slots (main task queue: read-model writes, saga steps). */
     readonly activityTaskPollers: number;
     readonly activityTaskSlots: number;

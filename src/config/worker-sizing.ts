@@ -19,16 +19,6 @@ export function readWorkerSizing(r: Reader, courierSlots: number): Config['worke
     1_000,
   );
   const workflowTaskPollers = r.int('WAYBILL_WORKER_WORKFLOW_POLLERS', 20, 2, 1_000);
-  // A poll held in its courier's batch holds one of those slots, and each poller keeps one
-  // while it waits for a task: a courier that hangs may hold half of what the pollers leave,
-  // the other half stays for orders and the other couriers' parcels. A healthy courier at
-  // 20.8 polls/s holds ~45 (above).
-  const pollsHeldPerCourier = r.int(
-    'WAYBILL_WORKER_POLLS_HELD_PER_COURIER',
-    Math.max(1, Math.floor((workflowTaskSlots - workflowTaskPollers) / 2)),
-    1,
-    1_000,
-  );
   const activityTaskSlots = r.int('WAYBILL_WORKER_ACTIVITY_SLOTS', 20, 1, 1_000);
   const activityTaskPollers = r.int('WAYBILL_WORKER_ACTIVITY_POLLERS', 5, 1, 1_000);
   const courierTaskPollers = r.int('WAYBILL_COURIER_POLLERS', Math.min(5, courierSlots), 1, 1_000);
@@ -50,12 +40,6 @@ export function readWorkerSizing(r: Reader, courierSlots: number): Config['worke
     activityTaskSlots,
   );
   atMost('WAYBILL_COURIER_POLLERS', courierTaskPollers, 'WAYBILL_COURIER_CONCURRENCY', courierSlots);
-  atMost(
-    'WAYBILL_WORKER_POLLS_HELD_PER_COURIER',
-    pollsHeldPerCourier,
-    'WAYBILL_WORKER_WORKFLOW_SLOTS',
-    workflowTaskSlots,
-  );
   if (maxCachedWorkflows > 0) {
     atMost(
       'WAYBILL_WORKER_WORKFLOW_SLOTS',
@@ -77,7 +61,6 @@ export function readWorkerSizing(r: Reader, courierSlots: number): Config['worke
     maxCachedWorkflows,
     workflowTaskPollers,
     workflowTaskSlots,
-    pollsHeldPerCourier,
     activityTaskPollers,
     activityTaskSlots,
     courierTaskPollers,

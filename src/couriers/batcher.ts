@@ -8,13 +8,7 @@
  * stay Temporal's: each is its own attempt with its own retry, so a worker that dies mid-batch
  * loses its polls with their workflow tasks, and Temporal runs them again elsewhere.
  */
-import {
-  CourierRefusal,
-  CourierRejectedError,
-  CourierUnavailableError,
-  type CourierAdapter,
-  type TrackResult,
-} from './types';
+import { CourierRefusal, CourierRejectedError, type CourierAdapter, type TrackResult } from './types';
 
 export interface TrackBatcherOptions {
   adapter: CourierAdapter;
@@ -24,14 +18,6 @@ export interface TrackBatcherOptions {
   concurrency: number;
   /** Courier calls this batcher starts in any one second (default: no cap); a due batch waits for the next. */
   callsPerSecond?: number;
-  /**
-   * Polls this batcher holds at once, waiting for a call or in one (default: no cap). Each
-   * holds a worker slot meanwhile (a local activity in its workflow task): past this, a poll
-   * is refused at once, retryable ({@link CourierBackloggedError}), and waits on its
-   * workflow's retry timer instead, so a courier that hangs cannot take every slot the
-   * worker's other workflows (orders, other couriers' parcels) need.
-   */
-  maxHeld?: number;
   /**
    * Makes the courier call for a batch: the activity layer wraps `adapter.track` with the
    * budget gate and its metrics. Defaults to the bare adapter.
@@ -66,11 +52,6 @@ export interface TrackBatcher {
   readonly waiting: number;
 }
 
-/** A poll refused at once: its courier's batcher holds as many polls as it may (see `maxHeld`). */
-export class CourierBackloggedError extends CourierUnavailableError {
-  override name = 'CourierBackloggedError';
-}
-
 /** Whether the courier refused a bulk call as a whole as invalid: one malformed number can spoil it. */
 const refusedAsInvalid = (err: unknown) =>
   err instanceof CourierRejectedError && err.reason === CourierRefusal.INVALID;
@@ -102,9 +83,6 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   let timer: NodeJS.Timeout | null = null;
   let inFlight = 0;
   let answering = 0;
-  /** How long the last call that ended took (ms); null: none has ended yet. */
-  let lastCallMs: number | null = null;
-  const maxHeld = opts.maxHeld ?? Number.POSITIVE_INFINITY;
   const perSecond = opts.callsPerSecond ?? Number.POSITIVE_INFINITY;
   /** When the calls of the last second started (ms since the epoch), oldest first. */
   const startedAt: number[] = [];
@@ -139,11 +117,8 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   async function send(batch: Waiter[]): Promise<void> {
     const numbers = [...new Set(batch.map((w) => w.trackingNumber))];
     let results: TrackResult[];
-    const callStart = Date.now();
     try {
-      results = await call(numbers).finally(() => {
-        lastCallMs = Date.now() - callStart;
-      });
+      results = await call(numbers);
     } catch (err) {
       if (refusedAsInvalid(err) && numbers.length > 1) {
         const parts = splitBatch(batch);
@@ -217,20 +192,8 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     timer.unref();
   }
 
-  /** How many polls this batcher holds: waiting for a call, or in one. */
-  const held = () => queue.length + formedWaiting + answering;
-
   return {
     track(trackingNumber: string): Promise<TrackResult> {
-      if (held() >= maxHeld) {
-        const took =
-          lastCallMs === null ? 'none has answered yet' : `the last took ${(lastCallMs / 1000).toFixed(1)} s`;
-        return Promise.reject(
-          new CourierBackloggedError(
-            `${adapter.code} is slow to answer (${took}): ${held()} polls already wait for its calls on this worker, at most ${maxHeld}; this poll is put off`,
-          ),
-        );
-      }
       return new Promise<TrackResult>((resolve, reject) => {
         const waiter = { trackingNumber, joinedAt: Date.now(), resolve, reject };
         if (refusedLately(trackingNumber)) {
@@ -243,7 +206,7 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
       });
     },
     get waiting() {
-      return held();
+      return queue.length + formedWaiting + answering;
     },
   };
 }

@@ -4,13 +4,12 @@
  * and how a bulk call the courier refuses as a whole is taken apart under those caps.
  * The courier call is the batcher's own seam (`call`); the adapter is never asked.
  */
-import { CourierBackloggedError, createTrackBatcher } from '../../src/couriers/batcher';
+import { createTrackBatcher } from '../../src/couriers/batcher';
 import {
   CourierCode,
   CourierRefusal,
   CourierRejectedError,
   type CourierAdapter,
-  CourierUnavailableError,
   type TrackResult,
 } from '../../src/couriers/types';
 
@@ -90,34 +89,6 @@ describe('track batcher caps', () => {
     expect(courier.starts[0]! - started).toBeLessThan(500);
     expect(courier.starts[1]! - courier.starts[0]!).toBeGreaterThanOrEqual(950);
     expect(courier.starts[1]! - started).toBeLessThan(5_000);
-  });
-
-  it('holds at most `maxHeld` polls: one more is put off at once, retryable, and taken again once calls end', async () => {
-    const courier = recordingCall(300);
-    const batcher = createTrackBatcher({
-      adapter: adapter(1),
-      windowMs: 0,
-      concurrency: 1,
-      maxHeld: 3,
-      call: courier.call,
-    });
-    const held = ['H1', 'H2', 'H3'].map((n) => batcher.track(n));
-    const refused = await batcher.track('H4').then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(refused).toBeInstanceOf(CourierBackloggedError);
-    // Retryable, as a courier that does not answer: the poll's retry waits on its workflow's timer.
-    expect(refused).toBeInstanceOf(CourierUnavailableError);
-    expect((refused as Error).message).toBe(
-      'easyparcel is slow to answer (none has answered yet): 3 polls already wait for its calls on this worker, at most 3; this poll is put off',
-    );
-    expect(courier.starts).toHaveLength(1);
-
-    await Promise.all(held);
-    expect(batcher.waiting).toBe(0);
-    await expect(batcher.track('H4')).resolves.toMatchObject({ trackingNumber: 'H4' });
-    expect(courier.starts).toHaveLength(4);
   });
 
   it('keeps at most `concurrency` calls in flight', async () => {

@@ -9,7 +9,6 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createShipmentActivities } from '../../src/activities/shipments';
 import { createEasyParcelAdapter } from '../../src/couriers/easyparcel';
-import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import { DEFAULT_EASYPARCEL, startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
@@ -68,12 +67,7 @@ describe('bulk polling', () => {
     simulator.backend.register({ scenario, format: 'easyparcel', ageMs: ageHours * HOUR }).trackingNumber;
 
   /** Starts one shipment workflow per number at once; polls only when started (then every 10 min). */
-  async function trackAll(
-    worker: TestWorker,
-    numbers: string[],
-    taskQueue = worker.taskQueue,
-    policy = stillPolicy({ pollAttempts: 3, pollRetryInitialMs: 200 }),
-  ) {
+  async function trackAll(worker: TestWorker, numbers: string[], taskQueue = worker.taskQueue) {
     return Promise.all(
       numbers.map(async (trackingNumber) => {
         const shipmentId = uniqueId('shp');
@@ -90,7 +84,7 @@ describe('bulk polling', () => {
               orderId: null,
               courier: CourierCode.EASYPARCEL,
               trackingNumber,
-              policy,
+              policy: stillPolicy({ pollAttempts: 3, pollRetryInitialMs: 200 }),
             },
           ],
         });
@@ -235,78 +229,6 @@ describe('bulk polling', () => {
       expect(easyParcelStats().byKind.track - before.byKind.track).toBeGreaterThanOrEqual(5);
       expect(easyParcelStats().byKind.track - before.byKind.track).toBeLessThanOrEqual(6);
     });
-  });
-
-  it("holds a hanging courier's polls to their share of the workflow-task slots: another courier's parcel is polled meanwhile", async () => {
-    // Eight slots, two pollers (each keeps a slot while it waits for a task): a courier's calls
-    // may hold (8 - 2) / 2 = 3 polls (WAYBILL_WORKER_POLLS_HELD_PER_COURIER's default).
-    const worker = await startTestWorker({
-      db: database.db,
-      couriers: {
-        [CourierCode.EASYPARCEL]: easyParcel(1),
-        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 5_000 }),
-      },
-      env: { WAYBILL_WORKER_WORKFLOW_SLOTS: '8', WAYBILL_WORKER_WORKFLOW_POLLERS: '2' },
-    });
-    try {
-      // EasyParcel hangs: it answers after 30 s (the adapter gives up at 20 s).
-      simulator.backend.faults.set({ kind: 'latency', ms: 30_000, format: 'easyparcel' });
-      // Retries on the workflow's timers (2 s, then 4 s), as the default poll policy has them.
-      const policy = stillPolicy({ pollAttempts: 3, pollRetryInitialMs: 2_000 });
-      const numbers = Array.from({ length: 6 }, () => parcel('delivered', 10));
-      const hanging = await trackAll(worker, numbers, worker.taskQueue, policy);
-
-      const other = simulator.backend.register({ scenario: 'delivered', ageMs: 10 * HOUR });
-      const shipmentId = uniqueId('shp');
-      await database.db
-        .insertInto('shipments')
-        .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: other.trackingNumber })
-        .execute();
-      started.push(
-        await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
-          workflowId: shipmentWorkflowId(shipmentId),
-          taskQueue: worker.taskQueue,
-          args: [
-            {
-              shipmentId,
-              orderId: null,
-              courier: CourierCode.SIMULATOR,
-              trackingNumber: other.trackingNumber,
-              policy,
-            },
-          ],
-        }),
-      );
-
-      // Without the cap the six EasyParcel polls and the two pollers take all eight slots until
-      // EasyParcel's calls end: the other courier's parcel would wait 20 s for its first poll.
-      const synced = await eventually(
-        () => row(shipmentId),
-        (r) => r.last_synced_at !== null,
-        15_000,
-      );
-      expect(synced.status).toBe('IN_TRANSIT');
-      // Three EasyParcel polls are in calls that hang; the other three were put off with no call
-      // made, and their cycles end as a sync problem that says why (after retries on timers),
-      // all before any EasyParcel call has ended.
-      const rows = await eventually(
-        () => Promise.all(hanging.map((h) => row(h.shipmentId))),
-        (all) => all.filter((r) => r.sync_error !== null).length >= 3,
-        15_000,
-      );
-      expect(rows.filter((r) => r.last_synced_at !== null)).toEqual([]);
-      const putOff = rows.filter((r) => r.sync_error !== null);
-      expect(putOff).toHaveLength(3);
-      for (const r of putOff) {
-        expect(r.sync_error).toMatch(
-          /easyparcel is slow to answer \(none has answered yet\): 3 polls already wait for its calls on this worker, at most 3; this poll is put off/,
-        );
-      }
-    } finally {
-      simulator.backend.faults.clear();
-      for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
-      await worker.stop();
-    }
   });
 
   it('loses and duplicates no poll when the worker dies in the middle of a bulk call', async () => {

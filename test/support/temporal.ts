@@ -92,8 +92,6 @@ export async function startTestWorker(opts: {
     payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,
     ...(opts.batchWindowMs ? { batchWindowMs: opts.batchWindowMs } : {}),
-    // As the worker does: a courier's polls hold at most their share of the workflow-task slots.
-    batchMaxHeld: config.workerSizing.pollsHeldPerCourier,
     log: testLog,
     ...(opts.notifications ? { notifications: opts.notifications } : {}),
     pollPolicy: opts.pollPolicy ?? pollPolicyFromConfig(config),
