@@ -56,13 +56,22 @@ export interface TrackBatcher {
 const refusedAsInvalid = (err: unknown) =>
   err instanceof CourierRejectedError && err.reason === CourierRefusal.INVALID;
 
-/** The waiters of a refused batch, regrouped for the calls that find the refused number. */
-function splitBatch(batch: Waiter[]): Waiter[][] {
+/**
+ * The waiters of a refused batch, regrouped for the calls that find the refused number. A
+ * number already known to be refused (`knownBad`: it joined before its own refusal came back)
+ * goes alone and the rest together; otherwise the batch is halved, or split one by one.
+ */
+function splitBatch(batch: Waiter[], knownBad: (trackingNumber: string) => boolean): Waiter[][] {
   const numbers = [...new Set(batch.map((w) => w.trackingNumber))];
+  const bad = numbers.filter(knownBad);
+  const rest = numbers.filter((n) => !bad.includes(n));
+  const half = Math.ceil(numbers.length / 2);
   const groups =
-    numbers.length <= SPLIT_ONE_BY_ONE_AT
-      ? numbers.map((n) => [n])
-      : [numbers.slice(0, Math.ceil(numbers.length / 2)), numbers.slice(Math.ceil(numbers.length / 2))];
+    bad.length > 0 && rest.length > 0
+      ? [...bad.map((n) => [n]), rest]
+      : numbers.length <= SPLIT_ONE_BY_ONE_AT
+        ? numbers.map((n) => [n])
+        : [numbers.slice(0, half), numbers.slice(half)];
   return groups.map((group) => batch.filter((w) => group.includes(w.trackingNumber)));
 }
 
@@ -121,7 +130,7 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
       results = await call(numbers);
     } catch (err) {
       if (refusedAsInvalid(err) && numbers.length > 1) {
-        const parts = splitBatch(batch);
+        const parts = splitBatch(batch, refusedLately);
         formed.unshift(...parts);
         formedWaiting += batch.length;
         return;
@@ -197,7 +206,10 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
       return new Promise<TrackResult>((resolve, reject) => {
         const waiter = { trackingNumber, joinedAt: Date.now(), resolve, reject };
         if (refusedLately(trackingNumber)) {
-          formed.push([waiter]);
+          // Alone, with any other poll of the same number still waiting to go.
+          const alone = formed.find((b) => b.every((w) => w.trackingNumber === trackingNumber));
+          if (alone) alone.push(waiter);
+          else formed.push([waiter]);
           formedWaiting += 1;
         } else {
           queue.push(waiter);

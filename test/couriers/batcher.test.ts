@@ -184,6 +184,53 @@ describe('a bulk call refused as a whole', () => {
     ]);
   });
 
+  it('takes out alone a number found refused while its batch was out, instead of halving that batch blind', async () => {
+    // A courier answered by hand: each call waits until the test answers it.
+    const calls: { numbers: string[]; answer: () => void }[] = [];
+    const call = (numbers: string[]) =>
+      new Promise<TrackResult[]>((resolve, reject) => {
+        calls.push({
+          numbers,
+          answer: () =>
+            numbers.includes('X3')
+              ? reject(new CourierRejectedError('refused (422)', CourierRefusal.INVALID))
+              : resolve(notFound(numbers)),
+        });
+      });
+    const answer = async (numbers: string[]) => {
+      calls.find((c) => c.numbers.join() === numbers.join())!.answer();
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    const batcher = batcherOf(8, call, { windowMs: 60_000 });
+
+    const first = outcomes(numbered('X', 8).map((n) => batcher.track(n)));
+    await answer(numbered('X', 8)); // refused: halved
+    await answer(['X5', 'X6', 'X7', 'X8']);
+    await answer(['X1', 'X2', 'X3', 'X4']); // refused: one by one
+    // X3 is polled again, by another workflow, with seven numbers its refusal has not reached yet.
+    const second = outcomes(['X3', ...numbered('Y', 7)].map((n) => batcher.track(n)));
+    for (const n of ['X1', 'X2', 'X3', 'X4']) await answer([n]);
+    const before = calls.length;
+    await answer(['X3', ...numbered('Y', 7)]); // refused, and X3 is known by now
+
+    expect(calls.slice(before).map((c) => c.numbers)).toEqual([['X3'], numbered('Y', 7)]);
+    for (const c of calls.slice(before)) c.answer();
+    expect((await first).filter((e) => e instanceof CourierRejectedError)).toHaveLength(1);
+    expect((await second).filter((e) => e instanceof CourierRejectedError)).toHaveLength(1);
+  });
+
+  it('asks a refused number once for two polls of it waiting together', async () => {
+    const courier = spoilingCall(['Z9']);
+    const batcher = batcherOf(4, courier.call, { windowMs: 20, callsPerSecond: 1 });
+    await outcomes([batcher.track('Z9')]);
+    const before = courier.calls.length;
+
+    // The per-second cap holds the next call back: both polls wait for it, and share it.
+    const ended = await outcomes([batcher.track('Z9'), batcher.track('Z9')]);
+    expect(ended.every((e) => e instanceof CourierRejectedError)).toBe(true);
+    expect(courier.calls.slice(before)).toEqual([['Z9']]);
+  });
+
   it('is not taken apart when the refusal is not about the request (credentials): every poll gets that error', async () => {
     const calls: string[][] = [];
     const batcher = batcherOf(
