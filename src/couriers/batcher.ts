@@ -81,11 +81,11 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   const size = Math.max(1, adapter.maxBatch);
   /** Polls not yet in a call, oldest first. */
   const queue: Waiter[] = [];
-  /**
-   * Batches made up already, sent before the queue and each as it is: the parts of a refused
-   * batch, and a poll of a number refused lately on its own (alone).
-   */
-  const formed: Waiter[][] = [];
+  /** The parts of a refused batch, each sent as it is and before the queue: their polls waited longest. */
+  const splits: Waiter[][] = [];
+  /** Polls of numbers refused lately on their own, one number a batch: sent after a due queue batch. */
+  const alone: Waiter[][] = [];
+  /** Polls in `splits` and `alone`. */
   let formedWaiting = 0;
   /** Numbers the courier refused on their own, with when that stops counting (ms since the epoch). */
   const refusedAlone = new Map<string, number>();
@@ -131,7 +131,7 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     } catch (err) {
       if (refusedAsInvalid(err) && numbers.length > 1) {
         const parts = splitBatch(batch, refusedLately);
-        formed.unshift(...parts);
+        splits.unshift(...parts);
         formedWaiting += batch.length;
         return;
       }
@@ -146,16 +146,17 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
 
   /** The next batch to send now, or null (none due, or the per-second cap is reached). */
   function nextBatch(now: number): Waiter[] | null {
-    if (formed.length > 0) {
-      if (rateWait(now) > 0) return null;
-      const batch = formed.shift()!;
+    if (rateWait(now) > 0) return null;
+    const formed = (list: Waiter[][]) => {
+      const batch = list.shift()!;
       formedWaiting -= batch.length;
       return batch;
-    }
-    if (queue.length === 0) return null;
-    const due = queue.length >= size || now - queue[0]!.joinedAt >= opts.windowMs;
-    if (!due || rateWait(now) > 0) return null;
-    return queue.splice(0, size);
+    };
+    if (splits.length > 0) return formed(splits);
+    const due = queue.length > 0 && (queue.length >= size || now - queue[0]!.joinedAt >= opts.windowMs);
+    if (due) return queue.splice(0, size);
+    // A number refused lately is likely refused again: it waits for the good polls due.
+    return alone.length > 0 ? formed(alone) : null;
   }
 
   function pump(): void {
@@ -180,10 +181,10 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
 
   function arm(): void {
     // A due batch waiting for a free call slot is sent when a call ends, not by the timer.
-    if ((queue.length === 0 && formed.length === 0) || inFlight >= opts.concurrency) return;
+    const formedWaits = splits.length > 0 || alone.length > 0;
+    if ((queue.length === 0 && !formedWaits) || inFlight >= opts.concurrency) return;
     const now = Date.now();
-    const windowLeft =
-      formed.length > 0 || queue.length >= size ? 0 : queue[0]!.joinedAt + opts.windowMs - now;
+    const windowLeft = formedWaits || queue.length >= size ? 0 : queue[0]!.joinedAt + opts.windowMs - now;
     const at = now + Math.max(0, windowLeft, rateWait(now));
     // A timer armed for an earlier batch fires in time (pump re-arms); one armed for later (a
     // window that a full batch no longer waits for) is moved up.
@@ -207,9 +208,9 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
         const waiter = { trackingNumber, joinedAt: Date.now(), resolve, reject };
         if (refusedLately(trackingNumber)) {
           // Alone, with any other poll of the same number still waiting to go.
-          const alone = formed.find((b) => b.every((w) => w.trackingNumber === trackingNumber));
-          if (alone) alone.push(waiter);
-          else formed.push([waiter]);
+          const waiting = alone.find((b) => b[0]!.trackingNumber === trackingNumber);
+          if (waiting) waiting.push(waiter);
+          else alone.push([waiter]);
           formedWaiting += 1;
         } else {
           queue.push(waiter);

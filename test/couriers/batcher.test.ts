@@ -128,6 +128,25 @@ function spoilingCall(bad: string[], ms = 5) {
   return { call, calls, starts, mostOut: () => mostOut };
 }
 
+/**
+ * A courier answered by hand: each call waits until the test calls its `answer`, which
+ * refuses the whole request as invalid when it holds `bad`.
+ */
+function answeredByHand(bad: string) {
+  const calls: { numbers: string[]; answer: () => void }[] = [];
+  const call = (numbers: string[]) =>
+    new Promise<TrackResult[]>((resolve, reject) => {
+      calls.push({
+        numbers,
+        answer: () =>
+          numbers.includes(bad)
+            ? reject(new CourierRejectedError('refused (422)', CourierRefusal.INVALID))
+            : resolve(notFound(numbers)),
+      });
+    });
+  return { calls, call };
+}
+
 const numbered = (prefix: string, count: number) =>
   Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
 
@@ -185,18 +204,7 @@ describe('a bulk call refused as a whole', () => {
   });
 
   it('takes out alone a number found refused while its batch was out, instead of halving that batch blind', async () => {
-    // A courier answered by hand: each call waits until the test answers it.
-    const calls: { numbers: string[]; answer: () => void }[] = [];
-    const call = (numbers: string[]) =>
-      new Promise<TrackResult[]>((resolve, reject) => {
-        calls.push({
-          numbers,
-          answer: () =>
-            numbers.includes('X3')
-              ? reject(new CourierRejectedError('refused (422)', CourierRefusal.INVALID))
-              : resolve(notFound(numbers)),
-        });
-      });
+    const { calls, call } = answeredByHand('X3');
     const answer = async (numbers: string[]) => {
       calls.find((c) => c.numbers.join() === numbers.join())!.answer();
       await new Promise((resolve) => setImmediate(resolve));
@@ -217,6 +225,28 @@ describe('a bulk call refused as a whole', () => {
     for (const c of calls.slice(before)) c.answer();
     expect((await first).filter((e) => e instanceof CourierRejectedError)).toHaveLength(1);
     expect((await second).filter((e) => e instanceof CourierRejectedError)).toHaveLength(1);
+  });
+
+  it('sends a refused number after the good polls that are due, not before them', async () => {
+    const { calls, call } = answeredByHand('R1');
+    const answerNext = async () => {
+      calls.at(-1)!.answer();
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    const batcher = batcherOf(4, call, { windowMs: 60_000, concurrency: 1 });
+    // R1 spoils a batch, and is found refused on its own (one call at a time).
+    const first = outcomes(['R1', 'P2', 'P3', 'P4'].map((n) => batcher.track(n)));
+    for (let i = 0; i < 5; i++) await answerNext();
+    await first;
+
+    // A call is out; meanwhile R1 is polled again and a full batch of good polls falls due.
+    const second = outcomes(numbered('H', 4).map((n) => batcher.track(n)));
+    const third = outcomes(['R1', ...numbered('G', 4)].map((n) => batcher.track(n)));
+    for (let i = 0; i < 3; i++) await answerNext();
+
+    expect(calls.slice(-3).map((c) => c.numbers)).toEqual([numbered('H', 4), numbered('G', 4), ['R1']]);
+    await second;
+    expect((await third).filter((e) => e instanceof CourierRejectedError)).toHaveLength(1);
   });
 
   it('asks a refused number once for two polls of it waiting together', async () => {
