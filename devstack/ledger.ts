@@ -17,7 +17,8 @@
  *   for returned ones, released for the rest; and per sku of these orders (every sku when
  *   no orders are named), `reserved` matches the open reservations of all orders and, when
  *   the starting stock is known, `on_hand` is that less what left and did not come back.
- * Orders in any other status (in flight, or parked for an admin) are listed as `unsettled`.
+ * Orders in any other status (in flight, or parked for an admin) are listed as `unsettled`;
+ * of them only `capture-once` is judged, the one rule that holds at every moment of an order.
  */
 import { type Kysely } from 'kysely';
 import type { Database } from '../db/database';
@@ -26,6 +27,7 @@ import type { RunningSimulator } from '../simulators/courier/server';
 import { OrderStatus } from '../src/workflows/contract';
 import { readFacts } from './ledger-facts';
 import {
+  LedgerRule,
   bookingViolations,
   paymentViolations,
   skuViolations,
@@ -107,7 +109,15 @@ export async function checkLedger(input: LedgerInput): Promise<LedgerResult> {
     : [];
 
   const facts = await readFacts(input, settled, statusOf, lines);
+  // Orders on the read model but not settled: a second capture is wrong whenever it is seen.
+  const inFlight = unsettled.filter((u) => u.status !== null).map((u) => u.orderId);
+  const inFlightFacts = inFlight.length ? await readFacts(input, inFlight, statusOf, lines) : null;
   const violations: LedgerViolation[] = [
+    ...inFlight.flatMap((orderId) =>
+      paymentViolations(inFlightFacts!, orderId)
+        .filter((v) => v.rule === LedgerRule.CAPTURE_ONCE)
+        .map((v) => ({ orderId, ...v })),
+    ),
     ...settled.flatMap((orderId) =>
       [
         ...paymentViolations(facts, orderId),

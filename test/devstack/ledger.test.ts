@@ -276,6 +276,36 @@ describe('the money ledger', () => {
     ]);
   });
 
+  it('catches a second capture on an order still in flight (the one rule judged before an order settles)', async () => {
+    const { orderId } = await order(OrderStatus.SHIPPED);
+    await ship(orderId, {
+      status: ShipmentStatus.IN_TRANSIT,
+      collected: { scenario: 'delivered', ageMs: DAY },
+    });
+    await capture(orderId, await authorise(orderId));
+    // A second payment of the same order, captured too.
+    const again = await provider.authorise({
+      idempotencyKey: `${orderId}:authorise-again`,
+      orderId,
+      amount: PRICE,
+      currency: 'MYR',
+      card: { token: 'tok_visa' },
+    });
+    if (again.status !== 'AUTHORISED') throw new Error('the second authorisation was declined');
+    await provider.capture({
+      idempotencyKey: `${orderId}:capture-again`,
+      providerRef: again.providerRef,
+      amount: PRICE,
+    });
+
+    const result = await ledger([orderId]);
+    expect(result.orders).toBe(0);
+    expect(result.unsettled).toEqual([{ orderId, status: OrderStatus.SHIPPED }]);
+    expect(result.violations).toEqual([
+      { orderId, rule: LedgerRule.CAPTURE_ONCE, detail: expect.stringMatching(/^2 payments captured: /) },
+    ]);
+  });
+
   it('catches money kept for a delivered order that was never captured', async () => {
     const { orderId } = await delivered('capture');
 
