@@ -124,7 +124,7 @@ export type ProviderPayment = Pick<
   'id' | 'orderId' | 'status' | 'amountCaptured' | 'amountRefunded'
 >;
 
-/** What the ledger knows of the settled orders, from the read model and the books. */
+/** What the ledger knows of the orders it judges, from the read model and the books. */
 export interface Facts {
   statusOf: ReadonlyMap<string, string>;
   linesOf: ReadonlyMap<string, Line[]>;
@@ -140,34 +140,35 @@ export interface Facts {
   waived: ReadonlySet<string>;
 }
 
+/** The facts of `judged`: the settled orders, and those in flight whose capture-once is judged. */
 export async function readFacts(
   input: LedgerInput,
-  settled: string[],
+  judged: string[],
   statusOf: ReadonlyMap<string, string>,
   lines: Line[],
 ): Promise<Facts> {
   const { db } = input;
-  const [shipmentRows, paymentRows, reservations, waivers] = settled.length
+  const [shipmentRows, paymentRows, reservations, waivers] = judged.length
     ? await Promise.all([
         db
           .selectFrom('shipments')
           .select(['id', 'order_id', 'tracking_number', 'status', 'picked_up_at'])
-          .where('order_id', 'in', settled)
+          .where('order_id', 'in', judged)
           .execute(),
         db
           .selectFrom('payments')
           .select(['order_id', 'provider_ref', 'status', 'amount_captured', 'amount_refunded'])
-          .where('order_id', 'in', settled)
+          .where('order_id', 'in', judged)
           .execute(),
         db
           .selectFrom('inventory_reservations')
           .select(['order_id', 'sku', 'quantity', 'status'])
-          .where('order_id', 'in', settled)
+          .where('order_id', 'in', judged)
           .execute(),
         db
           .selectFrom('order_attention')
           .select('order_id')
-          .where('order_id', 'in', settled)
+          .where('order_id', 'in', judged)
           .where('settlement', '=', 'not_charged')
           .execute(),
       ])
@@ -180,9 +181,9 @@ export async function readFacts(
     collected: s.picked_up_at !== null || isPickedUpStatus(s.status),
   }));
   const shipmentById = new Map(shipments.map((s) => [s.id, s]));
-  const settledSet = new Set(settled);
-  const provider = input.payments ? await providerPayments(input.payments, settledSet) : null;
-  const atCourier = input.courier ? await courierBookings(input.courier, shipments, settledSet) : null;
+  const judgedSet = new Set(judged);
+  const provider = input.payments ? await providerPayments(input.payments, judgedSet) : null;
+  const atCourier = input.courier ? await courierBookings(input.courier, shipments, judgedSet) : null;
   // The shop's own fleet keeps its bookings in Postgres: always checked.
   const fleet = (
     await fleetBookings(

@@ -108,13 +108,12 @@ export async function checkLedger(input: LedgerInput): Promise<LedgerResult> {
         .execute()
     : [];
 
-  const facts = await readFacts(input, settled, statusOf, lines);
   // Orders on the read model but not settled: a second capture is wrong whenever it is seen.
   const inFlight = unsettled.filter((u) => u.status !== null).map((u) => u.orderId);
-  const inFlightFacts = inFlight.length ? await readFacts(input, inFlight, statusOf, lines) : null;
+  const facts = await readFacts(input, [...settled, ...inFlight], statusOf, lines);
   const violations: LedgerViolation[] = [
     ...inFlight.flatMap((orderId) =>
-      paymentViolations(inFlightFacts!, orderId)
+      paymentViolations(facts, orderId)
         .filter((v) => v.rule === LedgerRule.CAPTURE_ONCE)
         .map((v) => ({ orderId, ...v })),
     ),
