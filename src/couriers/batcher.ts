@@ -88,7 +88,7 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   /** Polls in `splits` and `alone`. */
   let formedWaiting = 0;
   /** Numbers the courier refused on their own, with when that stops counting (ms since the epoch). */
-  const refusedAlone = new Map<string, number>();
+  const refusedUntil = new Map<string, number>();
   let timer: NodeJS.Timeout | null = null;
   let inFlight = 0;
   let answering = 0;
@@ -103,17 +103,17 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   }
 
   function rememberRefused(trackingNumber: string): void {
-    refusedAlone.delete(trackingNumber);
-    if (refusedAlone.size >= REFUSED_REMEMBERED) refusedAlone.delete(refusedAlone.keys().next().value!);
-    refusedAlone.set(trackingNumber, Date.now() + REFUSED_ALONE_MS);
+    refusedUntil.delete(trackingNumber);
+    if (refusedUntil.size >= REFUSED_REMEMBERED) refusedUntil.delete(refusedUntil.keys().next().value!);
+    refusedUntil.set(trackingNumber, Date.now() + REFUSED_ALONE_MS);
   }
 
   /** Whether this number was refused on its own lately (and so goes alone). */
   function refusedLately(trackingNumber: string): boolean {
-    const until = refusedAlone.get(trackingNumber);
+    const until = refusedUntil.get(trackingNumber);
     if (until === undefined) return false;
     if (until > Date.now()) return true;
-    refusedAlone.delete(trackingNumber);
+    refusedUntil.delete(trackingNumber);
     return false;
   }
 
@@ -139,24 +139,26 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
       for (const w of batch) w.reject(err);
       return;
     }
-    if (numbers.length === 1) refusedAlone.delete(numbers[0]!);
+    if (numbers.length === 1) refusedUntil.delete(numbers[0]!);
     const byNumber = new Map(numbers.map((n, i) => [n, results[i]!]));
     for (const w of batch) w.resolve(byNumber.get(w.trackingNumber)!);
+  }
+
+  /** The first batch of `splits` or `alone`, taken out. */
+  function takeFormed(list: Waiter[][]): Waiter[] {
+    const batch = list.shift()!;
+    formedWaiting -= batch.length;
+    return batch;
   }
 
   /** The next batch to send now, or null (none due, or the per-second cap is reached). */
   function nextBatch(now: number): Waiter[] | null {
     if (rateWait(now) > 0) return null;
-    const formed = (list: Waiter[][]) => {
-      const batch = list.shift()!;
-      formedWaiting -= batch.length;
-      return batch;
-    };
-    if (splits.length > 0) return formed(splits);
+    if (splits.length > 0) return takeFormed(splits);
     const due = queue.length > 0 && (queue.length >= size || now - queue[0]!.joinedAt >= opts.windowMs);
     if (due) return queue.splice(0, size);
     // A number refused lately is likely refused again: it waits for the good polls due.
-    return alone.length > 0 ? formed(alone) : null;
+    return alone.length > 0 ? takeFormed(alone) : null;
   }
 
   function pump(): void {

@@ -23,20 +23,32 @@ const adapter = (maxBatch: number): CourierAdapter =>
 const notFound = (numbers: string[]): TrackResult[] =>
   numbers.map((trackingNumber) => ({ kind: 'not_found', trackingNumber }));
 
-/** A courier that answers after `ms`, recording when each call started and how many were out at once. */
-function recordingCall(ms: number) {
+/**
+ * A courier that answers after `ms`, recording each call's numbers, when it started and how
+ * many were out at once. It refuses a whole request as invalid when it holds one of the `bad`
+ * numbers (as EasyParcel answers 422 for one malformed number).
+ */
+function recordingCall(ms: number, bad: string[] = []) {
+  const calls: string[][] = [];
   const starts: number[] = [];
   let out = 0;
   let mostOut = 0;
   const call = async (numbers: string[]) => {
+    calls.push(numbers);
     starts.push(Date.now());
     out += 1;
     mostOut = Math.max(mostOut, out);
     await new Promise((resolve) => setTimeout(resolve, ms));
     out -= 1;
+    if (numbers.some((n) => bad.includes(n))) {
+      throw new CourierRejectedError(
+        'the courier refused the tracking request (422)',
+        CourierRefusal.INVALID,
+      );
+    }
     return notFound(numbers);
   };
-  return { call, starts, mostOut: () => mostOut };
+  return { call, calls, starts, mostOut: () => mostOut };
 }
 
 /** A batcher of `maxBatch` numbers a call over `call`: no window and no caps unless given. */
@@ -102,33 +114,6 @@ describe('track batcher caps', () => {
 });
 
 /**
- * A courier that refuses a whole request as invalid when it holds one of the `bad` numbers
- * (as EasyParcel answers 422 for one malformed number), recording every call's numbers.
- */
-function spoilingCall(bad: string[], ms = 5) {
-  const calls: string[][] = [];
-  const starts: number[] = [];
-  let out = 0;
-  let mostOut = 0;
-  const call = async (numbers: string[]) => {
-    calls.push(numbers);
-    starts.push(Date.now());
-    out += 1;
-    mostOut = Math.max(mostOut, out);
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    out -= 1;
-    if (numbers.some((n) => bad.includes(n))) {
-      throw new CourierRejectedError(
-        'the courier refused the tracking request (422)',
-        CourierRefusal.INVALID,
-      );
-    }
-    return notFound(numbers);
-  };
-  return { call, calls, starts, mostOut: () => mostOut };
-}
-
-/**
  * A courier answered by hand: each call waits until the test calls its `answer`, which
  * refuses the whole request as invalid when it holds `bad`.
  */
@@ -164,7 +149,7 @@ const outcomes = (polls: Promise<TrackResult>[]) =>
 describe('a bulk call refused as a whole', () => {
   it('is halved until the refused number is found: one bad number among 16 costs 9 calls, not 17, and fails only its own poll', async () => {
     const numbers = numbered('D', 16);
-    const courier = spoilingCall(['D11']);
+    const courier = recordingCall(5, ['D11']);
     const batcher = batcherOf(16, courier.call, { windowMs: 50 });
     const ended = await outcomes(numbers.map((n) => batcher.track(n)));
 
@@ -176,7 +161,7 @@ describe('a bulk call refused as a whole', () => {
   });
 
   it('asks every part under the caps: calls in flight and calls started per second', async () => {
-    const courier = spoilingCall(['E2', 'E7'], 50);
+    const courier = recordingCall(50, ['E2', 'E7']);
     const batcher = batcherOf(8, courier.call, { windowMs: 50, concurrency: 1, callsPerSecond: 3 });
     const ended = await outcomes(numbered('E', 8).map((n) => batcher.track(n)));
 
@@ -189,7 +174,7 @@ describe('a bulk call refused as a whole', () => {
   });
 
   it('sends a number refused on its own alone from then on, so it spoils no other batch', async () => {
-    const courier = spoilingCall(['F3']);
+    const courier = recordingCall(5, ['F3']);
     const batcher = batcherOf(4, courier.call, { windowMs: 50 });
     await outcomes(numbered('F', 4).map((n) => batcher.track(n)));
     const before = courier.calls.length;
@@ -250,7 +235,7 @@ describe('a bulk call refused as a whole', () => {
   });
 
   it('asks a refused number once for two polls of it waiting together', async () => {
-    const courier = spoilingCall(['Z9']);
+    const courier = recordingCall(5, ['Z9']);
     const batcher = batcherOf(4, courier.call, { windowMs: 20, callsPerSecond: 1 });
     await outcomes([batcher.track('Z9')]);
     const before = courier.calls.length;
