@@ -295,6 +295,7 @@ export async function startWorker(opts: {
       batchWindowMs: opts.config.courier.batchWindowMs,
       batchConcurrency: opts.config.courier.concurrency,
       batchCallsPerSecond: opts.config.courier.callsPerSecond,
+      batchSlowAfterMs: opts.config.courier.slowAfterMs,
       pollPolicy: pollPolicyFromConfig(opts.config),
       ...(opts.config.notifications.webhookUrl && opts.config.notifications.webhookSecret
         ? {

@@ -192,6 +192,17 @@ describe('configuration', () => {
       );
   });
 
+  it('finds a courier not answering after 5 s by default, and refuses a threshold the call timeout would cut short', () => {
+    expect(loadConfig({}).courier.slowAfterMs).toBe(5_000);
+    expect(loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '8s' }).courier.slowAfterMs).toBe(8_000);
+    expect(problemsOf(() => loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '10s' }))).toEqual([
+      'WAYBILL_COURIER_SLOW_AFTER (10000 ms) must be below WAYBILL_COURIER_TIMEOUT (10000 ms): a call ends at the timeout, so it would never be found slow',
+    ]);
+    expect(
+      loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '10s', WAYBILL_COURIER_TIMEOUT: '30s' }).courier.slowAfterMs,
+    ).toBe(10_000);
+  });
+
   it('speaks EasyParcel 2026-06 with its 0-11 code table and 50-number batches by default, and reads the settings', () => {
     expect(loadConfig({}).courier.easyParcel).toMatchObject({
       apiVersion: '2026-06',

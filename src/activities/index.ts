@@ -30,6 +30,8 @@ export interface ActivityDeps {
   batchWindowMs?: number;
   batchConcurrency?: number;
   batchCallsPerSecond?: number;
+  /** A courier's tracking call out this long (ms) means it is not answering: its polls are put off meanwhile. */
+  batchSlowAfterMs?: number;
   log: Logger;
   /** The shipment workflows' poll policy: this worker's, built from its config (src/poll-policy.ts). */
   pollPolicy: PollPolicy;

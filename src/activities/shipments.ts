@@ -15,7 +15,7 @@ import {
   type NormalisedEvent,
   type TrackResult,
 } from '../couriers/types';
-import { createTrackBatcher, type TrackBatcher } from '../couriers/batcher';
+import { CourierNotAnsweringError, createTrackBatcher, type TrackBatcher } from '../couriers/batcher';
 import { gatedRequests } from '../couriers/http';
 import { isUnknownCode } from '../couriers/unknown-codes';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
@@ -48,6 +48,8 @@ export interface ShipmentActivityDeps {
   batchConcurrency?: number;
   /** Bulk tracking calls started per second per courier in this worker (default: no cap). */
   batchCallsPerSecond?: number;
+  /** A courier's tracking call out this long (ms) means it is not answering; its polls are put off meanwhile (default: never). */
+  batchSlowAfterMs?: number;
   log: Logger;
   now?: () => number;
   /** This worker's poll policy (from its own config): what its shipment workflows run on. */
@@ -154,6 +156,17 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       concurrency: deps.batchConcurrency ?? Number.POSITIVE_INFINITY,
       callsPerSecond: deps.batchCallsPerSecond ?? Number.POSITIVE_INFINITY,
       call: (numbers) => trackCall(courier, adapter, numbers),
+      ...(deps.batchSlowAfterMs ? { slowAfterMs: deps.batchSlowAfterMs } : {}),
+      onSlow: (slow) => {
+        if (slow) {
+          log.warn(
+            { courier, slowAfterMs: deps.batchSlowAfterMs },
+            'courier not answering: a tracking call is out past WAYBILL_COURIER_SLOW_AFTER; its polls are put off until a call answers in time',
+          );
+        } else {
+          log.info({ courier }, 'courier answering again: its polls go out as before');
+        }
+      },
     });
     batchers.set(courier, batcher);
     return batcher;
@@ -212,6 +225,11 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
             message: err.message,
             nonRetryable: true,
           });
+        }
+        if (err instanceof CourierNotAnsweringError) {
+          // No call was made: counted, not logged per poll (the batcher logged the courier once).
+          count(meter, Metrics.courierPollsPutOff, { courier: input.courier });
+          throw ApplicationFailure.create({ type: FailureType.COURIER_UNAVAILABLE, message: err.message });
         }
         if (err instanceof CourierUnavailableError) {
           log.warn(

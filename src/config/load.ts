@@ -197,6 +197,15 @@ function readCourier(r: Reader, payloads: Credentials['payloads']): Config['cour
     'http:',
     'https:',
   ]);
+  const timeoutMs = r.duration('WAYBILL_COURIER_TIMEOUT', '10s');
+  // A healthy courier answers a bulk call in a second or two; the polls waiting on one that
+  // does not are put off from here on (src/couriers/batcher.ts), not held until the timeout.
+  const slowAfterMs = r.duration('WAYBILL_COURIER_SLOW_AFTER', '5s');
+  if (slowAfterMs >= timeoutMs) {
+    r.problems.push(
+      `WAYBILL_COURIER_SLOW_AFTER (${slowAfterMs} ms) must be below WAYBILL_COURIER_TIMEOUT (${timeoutMs} ms): a call ends at the timeout, so it would never be found slow`,
+    );
+  }
   return {
     simulatorHost: r.string('COURIER_SIMULATOR_HOST', '127.0.0.1'),
     simulatorTimeScale: r.int('COURIER_SIMULATOR_TIME_SCALE', 1, 1, 10_000_000),
@@ -205,7 +214,8 @@ function readCourier(r: Reader, payloads: Credentials['payloads']): Config['cour
     dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),
     concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
     callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
-    timeoutMs: r.duration('WAYBILL_COURIER_TIMEOUT', '10s'),
+    timeoutMs,
+    slowAfterMs,
     easyParcel: readEasyParcel(r, simulatorUrl, payloads),
     blueDart: {
       baseUrl: r.url('BLUEDART_BASE_URL', `${simulatorUrl}/bluedart`, ['http:', 'https:']),

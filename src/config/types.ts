@@ -185,6 +185,12 @@ export interface Config {
     readonly callsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */
     readonly timeoutMs: number;
+    /**
+     * A bulk tracking call in flight this long (ms) means its courier is not answering: until a
+     * call answers within it again, the worker puts that courier's polls off on their
+     * workflows' retry timers instead of holding a workflow-task slot each. Below `timeoutMs`.
+     */
+    readonly slowAfterMs: number;
     readonly easyParcel: {
       /** EasyParcel's root: `/oauth/token` and `/open_api/<apiVersion>/…` under it. */
       readonly baseUrl: string;

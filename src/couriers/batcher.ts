@@ -7,8 +7,18 @@
  * every call it makes (the calls that find a refused number among a batch's too). The polls
  * stay Temporal's: each is its own attempt with its own retry, so a worker that dies mid-batch
  * loses its polls with their workflow tasks, and Temporal runs them again elsewhere.
+ *
+ * Each poll waiting here holds a workflow-task slot of the worker (a local activity keeps its
+ * workflow task open), so a courier that stops answering must not keep taking them: see
+ * `slowAfterMs`.
  */
-import { CourierRefusal, CourierRejectedError, type CourierAdapter, type TrackResult } from './types';
+import {
+  CourierRefusal,
+  CourierRejectedError,
+  CourierUnavailableError,
+  type CourierAdapter,
+  type TrackResult,
+} from './types';
 
 export interface TrackBatcherOptions {
   adapter: CourierAdapter;
@@ -23,6 +33,18 @@ export interface TrackBatcherOptions {
    * budget gate and its metrics. Defaults to the bare adapter.
    */
   call?: (trackingNumbers: string[]) => Promise<TrackResult[]>;
+  /**
+   * A call in flight this long (ms) means the courier has stopped answering (default: never).
+   * Until a call answers within it again, the polls that were waiting for a call, and every
+   * poll that comes, are put off at once with no call made ({@link CourierNotAnsweringError}:
+   * retryable, so each waits on its workflow's retry timer instead of in a worker slot that
+   * orders and other couriers' parcels need), and one call at a time, of the polls that came
+   * while no call was out, finds out whether the courier answers again. Only the calls already
+   * out when it stopped answering keep their polls' slots, until the adapter's timeout.
+   */
+  slowAfterMs?: number;
+  /** Told when the courier stops answering in time (true), and when a call answers in time again (false). */
+  onSlow?: (slow: boolean) => void;
 }
 
 /**
@@ -50,6 +72,11 @@ export interface TrackBatcher {
   track(trackingNumber: string): Promise<TrackResult>;
   /** Polls waiting for a call (joined, not yet answered). */
   readonly waiting: number;
+}
+
+/** A poll put off at once, no call made, while its courier is not answering (see `slowAfterMs`). */
+export class CourierNotAnsweringError extends CourierUnavailableError {
+  override name = 'CourierNotAnsweringError';
 }
 
 /** Whether the courier refused a bulk call as a whole as invalid: one malformed number can spoil it. */
@@ -93,6 +120,9 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   let inFlight = 0;
   let answering = 0;
   const perSecond = opts.callsPerSecond ?? Number.POSITIVE_INFINITY;
+  const slowAfterMs = opts.slowAfterMs ?? Number.POSITIVE_INFINITY;
+  /** Whether the courier is not answering: a call outlasted `slowAfterMs`, and none has answered within it since. */
+  let slow = false;
   /** When the calls of the last second started (ms since the epoch), oldest first. */
   const startedAt: number[] = [];
 
@@ -117,6 +147,41 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     return false;
   }
 
+  /** Why a poll is put off, no call made, while the courier is not answering. */
+  const notAnswering = () =>
+    new CourierNotAnsweringError(
+      `${adapter.code} has not answered a call within ${slowAfterMs / 1000} s: polls wait on their workflows' timers until a call answers in time; this one is put off, no call made`,
+    );
+
+  function putOff(waiters: Waiter[]): void {
+    for (const w of waiters) w.reject(notAnswering());
+  }
+
+  /** A call outlasted `slowAfterMs`: the polls not yet in a call are put off, and so is every poll that comes. */
+  function stopAnswering(): void {
+    if (slow) return;
+    slow = true;
+    opts.onSlow?.(true);
+    putOff([...queue.splice(0), ...splits.splice(0).flat(), ...alone.splice(0).flat()]);
+    formedWaiting = 0;
+  }
+
+  /** The courier's call, watched: one that outlasts `slowAfterMs` stops the polls, one that answers within it lets them go again. */
+  async function watchedCall(numbers: string[]): Promise<TrackResult[]> {
+    const started = Date.now();
+    const watch = Number.isFinite(slowAfterMs) ? setTimeout(stopAnswering, slowAfterMs) : null;
+    watch?.unref();
+    try {
+      return await call(numbers);
+    } finally {
+      if (watch !== null) clearTimeout(watch);
+      if (slow && Date.now() - started < slowAfterMs) {
+        slow = false;
+        opts.onSlow?.(false);
+      }
+    }
+  }
+
   /**
    * One call for these waiters; a number asked twice (two workflows, one parcel) is asked once.
    * A call the courier refuses as a whole as invalid is split (see {@link SPLIT_ONE_BY_ONE_AT}):
@@ -125,23 +190,29 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
    */
   async function send(batch: Waiter[]): Promise<void> {
     const numbers = [...new Set(batch.map((w) => w.trackingNumber))];
-    let results: TrackResult[];
-    try {
-      results = await call(numbers);
-    } catch (err) {
-      if (refusedAsInvalid(err) && numbers.length > 1) {
-        const parts = splitBatch(batch, refusedLately);
-        splits.unshift(...parts);
+    const outcome = await watchedCall(numbers).then(
+      (results) => ({ results }),
+      (err: unknown) => ({ err }),
+    );
+    // The call's slot is free before its polls hear back: a poll that comes straight after finds it so.
+    inFlight -= 1;
+    answering -= batch.length;
+    if ('results' in outcome) {
+      if (numbers.length === 1) refusedUntil.delete(numbers[0]!);
+      const byNumber = new Map(numbers.map((n, i) => [n, outcome.results[i]!]));
+      for (const w of batch) w.resolve(byNumber.get(w.trackingNumber)!);
+    } else if (refusedAsInvalid(outcome.err) && numbers.length > 1) {
+      // Taken apart, unless the call outlasted `slowAfterMs`: then its polls are put off.
+      if (slow) putOff(batch);
+      else {
+        splits.unshift(...splitBatch(batch, refusedLately));
         formedWaiting += batch.length;
-        return;
       }
-      if (refusedAsInvalid(err)) rememberRefused(numbers[0]!);
-      for (const w of batch) w.reject(err);
-      return;
+    } else {
+      if (refusedAsInvalid(outcome.err)) rememberRefused(numbers[0]!);
+      for (const w of batch) w.reject(outcome.err);
     }
-    if (numbers.length === 1) refusedUntil.delete(numbers[0]!);
-    const byNumber = new Map(numbers.map((n, i) => [n, results[i]!]));
-    for (const w of batch) w.resolve(byNumber.get(w.trackingNumber)!);
+    pump();
   }
 
   /** The first batch of `splits` or `alone`, taken out. */
@@ -161,19 +232,18 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     return alone.length > 0 ? takeFormed(alone) : null;
   }
 
+  /** Calls that may be out at once: while the courier is not answering, one finds out whether it does again. */
+  const callCap = () => (slow ? 1 : opts.concurrency);
+
   function pump(): void {
-    while (inFlight < opts.concurrency) {
+    while (inFlight < callCap()) {
       const now = Date.now();
       const batch = nextBatch(now);
       if (batch === null) break;
       startedAt.push(now);
       inFlight += 1;
       answering += batch.length;
-      void send(batch).finally(() => {
-        inFlight -= 1;
-        answering -= batch.length;
-        pump();
-      });
+      void send(batch);
     }
     arm();
   }
@@ -184,7 +254,7 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   function arm(): void {
     // A due batch waiting for a free call slot is sent when a call ends, not by the timer.
     const formedWaits = splits.length > 0 || alone.length > 0;
-    if ((queue.length === 0 && !formedWaits) || inFlight >= opts.concurrency) return;
+    if ((queue.length === 0 && !formedWaits) || inFlight >= callCap()) return;
     const now = Date.now();
     const windowLeft = formedWaits || queue.length >= size ? 0 : queue[0]!.joinedAt + opts.windowMs - now;
     const at = now + Math.max(0, windowLeft, rateWait(now));
@@ -206,6 +276,10 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
 
   return {
     track(trackingNumber: string): Promise<TrackResult> {
+      // While the courier is not answering, a poll waits for a call only when none is out (so
+      // none is stuck behind one that hangs), and only as many as one call takes.
+      if (slow && (inFlight > 0 || queue.length + formedWaiting >= size))
+        return Promise.reject(notAnswering());
       return new Promise<TrackResult>((resolve, reject) => {
         const waiter = { trackingNumber, joinedAt: Date.now(), resolve, reject };
         if (refusedLately(trackingNumber)) {

@@ -4,7 +4,7 @@
  * and how a bulk call the courier refuses as a whole is taken apart under those caps.
  * The courier call is the batcher's own seam (`call`); the adapter is never asked.
  */
-import { createTrackBatcher } from '../../src/couriers/batcher';
+import { CourierNotAnsweringError, createTrackBatcher } from '../../src/couriers/batcher';
 import {
   CourierCode,
   CourierRefusal,
@@ -55,13 +55,21 @@ function recordingCall(ms: number, bad: string[] = []) {
 const batcherOf = (
   maxBatch: number,
   call: (numbers: string[]) => Promise<TrackResult[]>,
-  caps: { windowMs?: number; concurrency?: number; callsPerSecond?: number },
+  caps: {
+    windowMs?: number;
+    concurrency?: number;
+    callsPerSecond?: number;
+    slowAfterMs?: number;
+    onSlow?: (slow: boolean) => void;
+  },
 ) =>
   createTrackBatcher({
     adapter: adapter(maxBatch),
     windowMs: caps.windowMs ?? 0,
     concurrency: caps.concurrency ?? Number.POSITIVE_INFINITY,
     ...(caps.callsPerSecond ? { callsPerSecond: caps.callsPerSecond } : {}),
+    ...(caps.slowAfterMs ? { slowAfterMs: caps.slowAfterMs } : {}),
+    ...(caps.onSlow ? { onSlow: caps.onSlow } : {}),
     call,
   });
 
@@ -117,14 +125,14 @@ describe('track batcher caps', () => {
  * A courier answered by hand: each call waits until the test calls its `answer`, which
  * refuses the whole request as invalid when it holds `bad`.
  */
-function answeredByHand(bad: string) {
+function answeredByHand(bad?: string) {
   const calls: { numbers: string[]; answer: () => void }[] = [];
   const call = (numbers: string[]) =>
     new Promise<TrackResult[]>((resolve, reject) => {
       calls.push({
         numbers,
         answer: () =>
-          numbers.includes(bad)
+          bad !== undefined && numbers.includes(bad)
             ? reject(new CourierRejectedError('refused (422)', CourierRefusal.INVALID))
             : resolve(notFound(numbers)),
       });
@@ -260,5 +268,134 @@ describe('a bulk call refused as a whole', () => {
 
     expect(ended.every((e) => e instanceof CourierRejectedError)).toBe(true);
     expect(calls).toEqual([['G1', 'G2', 'G3', 'G4']]);
+  });
+});
+
+describe('a courier that stops answering', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** Whether a poll has ended (answered or put off) by now. */
+  const ended = async (poll: Promise<unknown>) =>
+    Promise.race([
+      poll.then(
+        () => true,
+        () => true,
+      ),
+      sleep(20).then(() => false),
+    ]);
+
+  it('puts off at once, no call made, the polls waiting for a call and every poll that comes while a call is out past slowAfterMs', async () => {
+    const courier = answeredByHand();
+    const told: boolean[] = [];
+    const batcher = batcherOf(2, courier.call, {
+      concurrency: 1,
+      windowMs: 30,
+      slowAfterMs: 150,
+      onSlow: (slow) => told.push(slow),
+    });
+    // One call of two polls goes out and hangs; two more polls wait for the one call slot.
+    const inCall = ['H1', 'H2'].map((n) => batcher.track(n));
+    const waiting = outcomes(['H3', 'H4'].map((n) => batcher.track(n)));
+    expect(courier.calls.map((c) => c.numbers)).toEqual([['H1', 'H2']]);
+    await sleep(200);
+
+    // Past slowAfterMs the waiting polls end, each with the retryable put-off error.
+    const putOff = await waiting;
+    expect(putOff.every((e) => e instanceof CourierNotAnsweringError)).toBe(true);
+    expect((putOff[0] as Error).message).toMatch(
+      /easyparcel has not answered a call within 0.15 s: .*put off, no call made/,
+    );
+    expect(told).toEqual([true]);
+    // A poll that comes now is put off too, and holds nothing.
+    await expect(batcher.track('H5')).rejects.toBeInstanceOf(CourierNotAnsweringError);
+    expect(batcher.waiting).toBe(2);
+    expect(courier.calls).toHaveLength(1);
+
+    // The call out keeps its polls: when it answers (late), they get its answer.
+    courier.calls[0]!.answer();
+    expect(await outcomes(inCall)).toEqual(['H1', 'H2']);
+    // An answer past slowAfterMs does not count as answering again.
+    expect(told).toEqual([true]);
+    expect(batcher.waiting).toBe(0);
+  });
+
+  it('then sends one call at a time, of one batch, until a call answers within slowAfterMs; then the caps are as before', async () => {
+    const courier = answeredByHand();
+    const told: boolean[] = [];
+    const batcher = batcherOf(2, courier.call, {
+      concurrency: 3,
+      windowMs: 30,
+      slowAfterMs: 150,
+      onSlow: (slow) => told.push(slow),
+    });
+    const first = batcher.track('P1');
+    await sleep(200);
+    courier.calls[0]!.answer();
+    await first;
+    expect(told).toEqual([true]);
+
+    // No call is out: polls wait for one again, as many as one call takes (2); the third is put off.
+    const probe = ['P2', 'P3'].map((n) => batcher.track(n));
+    await expect(batcher.track('P4')).rejects.toBeInstanceOf(CourierNotAnsweringError);
+    await sleep(60);
+    expect(courier.calls.map((c) => c.numbers)).toEqual([['P1'], ['P2', 'P3']]);
+    // While that call is out, more polls are put off rather than stuck behind it.
+    await expect(batcher.track('P5')).rejects.toBeInstanceOf(CourierNotAnsweringError);
+    expect(await ended(probe[0]!)).toBe(false);
+
+    // It answers in time: the courier answers again, and three calls may be out at once.
+    courier.calls[1]!.answer();
+    expect(await outcomes(probe)).toEqual(['P2', 'P3']);
+    expect(told).toEqual([true, false]);
+    const after = numbered('Q', 6).map((n) => batcher.track(n));
+    await sleep(60);
+    expect(courier.calls.slice(2).map((c) => c.numbers)).toEqual([
+      ['Q1', 'Q2'],
+      ['Q3', 'Q4'],
+      ['Q5', 'Q6'],
+    ]);
+    for (const c of courier.calls.slice(2)) c.answer();
+    expect(await outcomes(after)).toEqual(numbered('Q', 6));
+  });
+
+  it('keeps putting polls off while the one call it sends is out past slowAfterMs too', async () => {
+    const courier = answeredByHand();
+    const told: boolean[] = [];
+    const batcher = batcherOf(2, courier.call, { slowAfterMs: 100, onSlow: (slow) => told.push(slow) });
+    const first = batcher.track('S1');
+    await sleep(150);
+    courier.calls[0]!.answer();
+    await first;
+    const second = batcher.track('S2');
+    await sleep(150);
+    courier.calls[1]!.answer();
+    await second;
+
+    // Still not answering: the next poll goes out alone to find out, and the one after it is put off.
+    expect(told).toEqual([true]);
+    const third = batcher.track('S3');
+    await expect(batcher.track('S4')).rejects.toBeInstanceOf(CourierNotAnsweringError);
+    expect(courier.calls.map((c) => c.numbers)).toEqual([['S1'], ['S2'], ['S3']]);
+    courier.calls[2]!.answer();
+    await third;
+    expect(told).toEqual([true, false]);
+  });
+
+  it('puts nothing off while the courier answers in time, however many polls wait: a burst of 400 polls, 3 calls of 50 at once', async () => {
+    // EasyParcel's polls are aligned to its slots, so a whole slot's polls join at once.
+    const courier = recordingCall(40);
+    const told: boolean[] = [];
+    const batcher = batcherOf(50, courier.call, {
+      concurrency: 3,
+      windowMs: 20,
+      slowAfterMs: 200,
+      onSlow: (slow) => told.push(slow),
+    });
+    const numbers = numbered('B', 400);
+    const results = await outcomes(numbers.map((n) => batcher.track(n)));
+
+    expect(results).toEqual(numbers);
+    expect(courier.calls).toHaveLength(8);
+    expect(courier.mostOut()).toBe(3);
+    expect(told).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createShipmentActivities } from '../../src/activities/shipments';
 import { createEasyParcelAdapter } from '../../src/couriers/easyparcel';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode, type CourierAdapter } from '../../src/couriers/types';
 import { DEFAULT_EASYPARCEL, startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
@@ -242,6 +243,98 @@ describe('bulk polling', () => {
       expect(easyParcelStats().byKind.track - before.byKind.track).toBeGreaterThanOrEqual(5);
       expect(easyParcelStats().byKind.track - before.byKind.track).toBeLessThanOrEqual(6);
     });
+  });
+
+  it("puts a hanging courier's polls off on their workflows' timers: they take no worker slots, and another courier's parcel is polled meanwhile", async () => {
+    // Eight workflow-task slots, two pollers (each keeps one while it waits for a task): six
+    // for workflow tasks, a poll holding one while it waits for its call.
+    const adapter = easyParcel(1);
+    // The calls made, counted as they leave (the simulator counts a call when it answers).
+    const calls: string[][] = [];
+    const worker = await startTestWorker({
+      db: database.db,
+      couriers: {
+        [CourierCode.EASYPARCEL]: {
+          ...adapter,
+          track: (numbers) => {
+            calls.push(numbers);
+            return adapter.track(numbers);
+          },
+        },
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: simulator.url, timeoutMs: 5_000 }),
+      },
+      env: { WAYBILL_WORKER_WORKFLOW_SLOTS: '8', WAYBILL_WORKER_WORKFLOW_POLLERS: '2' },
+    });
+    try {
+      // EasyParcel hangs: it answers after 30 s, and the adapter gives up at 20 s.
+      simulator.backend.faults.set({ kind: 'latency', ms: 30_000, format: 'easyparcel' });
+      // Retries on the workflow's timers (2 s, then 4 s), as the default poll policy has them.
+      const policy = stillPolicy({ pollAttempts: 3, pollRetryInitialMs: 2_000 });
+      const first = await trackAll(
+        worker,
+        [parcel('delivered', 10), parcel('delivered', 20)],
+        worker.taskQueue,
+        policy,
+      );
+      // Their calls are out past WAYBILL_COURIER_SLOW_AFTER (5 s): EasyParcel is not answering.
+      await new Promise((resolve) => setTimeout(resolve, 7_000));
+
+      const late = await trackAll(
+        worker,
+        Array.from({ length: 4 }, () => parcel('delivered', 10)),
+        worker.taskQueue,
+        policy,
+      );
+      const other = simulator.backend.register({ scenario: 'delivered', ageMs: 10 * HOUR });
+      const shipmentId = uniqueId('shp');
+      await database.db
+        .insertInto('shipments')
+        .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: other.trackingNumber })
+        .execute();
+      started.push(
+        await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
+          workflowId: shipmentWorkflowId(shipmentId),
+          taskQueue: worker.taskQueue,
+          args: [
+            {
+              shipmentId,
+              orderId: null,
+              courier: CourierCode.SIMULATOR,
+              trackingNumber: other.trackingNumber,
+              policy,
+            },
+          ],
+        }),
+      );
+
+      // Were the late polls to wait for EasyParcel, they and the two in its calls would hold all
+      // six slots until those calls end (20 s after they went out): the other parcel with them.
+      const synced = await eventually(
+        () => row(shipmentId),
+        (r) => r.last_synced_at !== null,
+        8_000,
+      );
+      expect(synced.status).toBe('IN_TRANSIT');
+      // The late polls were put off with no call made; after their retries, on timers, each
+      // cycle ends as a sync problem that says why, before EasyParcel's calls have ended.
+      const rows = await eventually(
+        () => Promise.all(late.map((t) => row(t.shipmentId))),
+        (all) => all.every((r) => r.sync_error !== null),
+        10_000,
+      );
+      for (const r of rows) {
+        expect(r.last_synced_at).toBeNull();
+        expect(r.sync_error).toMatch(
+          /easyparcel has not answered a call within 5 s: polls wait on their workflows' timers until a call answers in time; this one is put off, no call made/,
+        );
+      }
+      // EasyParcel was asked for the first two parcels only.
+      expect(calls.flat().sort()).toEqual(first.map((t) => t.trackingNumber).sort());
+    } finally {
+      simulator.backend.faults.clear();
+      for (const handle of started.splice(0)) await handle.terminate('test over').catch(() => undefined);
+      await worker.stop();
+    }
   });
 
   it('loses and duplicates no poll when the worker dies in the middle of a bulk call', async () => {

@@ -92,6 +92,8 @@ export async function startTestWorker(opts: {
     payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,
     ...(opts.batchWindowMs ? { batchWindowMs: opts.batchWindowMs } : {}),
+    // As the worker does: a courier's polls are put off while it is not answering.
+    batchSlowAfterMs: config.courier.slowAfterMs,
     log: testLog,
     ...(opts.notifications ? { notifications: opts.notifications } : {}),
     pollPolicy: opts.pollPolicy ?? pollPolicyFromConfig(config),
