@@ -39,7 +39,7 @@ export const Metrics = {
     name: 'waybill_courier_polls_put_off',
     unit: '',
     description:
-      "Polls put off with no call made, on their workflow's retry timer, because their courier is not answering (a tracking call of this worker out longer than WAYBILL_COURIER_SLOW_AFTER, and none answered in time since), by courier",
+      'Poll attempts put off with no call made, to be retried on a timer, because their courier is not answering (a tracking call of this worker out longer than WAYBILL_COURIER_SLOW_AFTER, and none answered in time since), by courier',
   },
   trackingEventsRecorded: {
     name: 'waybill_tracking_events_recorded',

@@ -192,12 +192,14 @@ describe('configuration', () => {
       );
   });
 
-  it('finds a courier not answering after 5 s by default, and refuses a threshold the call timeout would cut short', () => {
+  it('finds a courier not answering after 5 s (or half a shorter timeout) by default, and refuses a threshold the call timeout would cut short', () => {
     expect(loadConfig({}).courier.slowAfterMs).toBe(5_000);
     expect(loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '8s' }).courier.slowAfterMs).toBe(8_000);
     expect(problemsOf(() => loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '10s' }))).toEqual([
-      'WAYBILL_COURIER_SLOW_AFTER (10000 ms) must be below WAYBILL_COURIER_TIMEOUT (10000 ms): a call ends at the timeout, so it would never be found slow',
+      'WAYBILL_COURIER_SLOW_AFTER (10000 ms) must be below WAYBILL_COURIER_TIMEOUT (10000 ms): a courier request gives up at the timeout, so a courier that hangs would be found only then',
     ]);
+    // A timeout of 5 s or less (set before this setting existed) takes half of it.
+    expect(loadConfig({ WAYBILL_COURIER_TIMEOUT: '4s' }).courier.slowAfterMs).toBe(2_000);
     expect(
       loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '10s', WAYBILL_COURIER_TIMEOUT: '30s' }).courier.slowAfterMs,
     ).toBe(10_000);

@@ -200,10 +200,14 @@ function readCourier(r: Reader, payloads: Credentials['payloads']): Config['cour
   const timeoutMs = r.duration('WAYBILL_COURIER_TIMEOUT', '10s');
   // A healthy courier answers a bulk call in a second or two; the polls waiting on one that
   // does not are put off from here on (src/couriers/batcher.ts), not held until the timeout.
-  const slowAfterMs = r.duration('WAYBILL_COURIER_SLOW_AFTER', '5s');
+  // 5 s, or half a shorter timeout.
+  const slowAfterMs = r.duration(
+    'WAYBILL_COURIER_SLOW_AFTER',
+    `${Math.min(5_000, Math.floor(timeoutMs / 2))}ms`,
+  );
   if (slowAfterMs >= timeoutMs) {
     r.problems.push(
-      `WAYBILL_COURIER_SLOW_AFTER (${slowAfterMs} ms) must be below WAYBILL_COURIER_TIMEOUT (${timeoutMs} ms): a call ends at the timeout, so it would never be found slow`,
+      `WAYBILL_COURIER_SLOW_AFTER (${slowAfterMs} ms) must be below WAYBILL_COURIER_TIMEOUT (${timeoutMs} ms): a courier request gives up at the timeout, so a courier that hangs would be found only then`,
     );
   }
   return {

@@ -34,13 +34,15 @@ export interface TrackBatcherOptions {
    */
   call?: (trackingNumbers: string[]) => Promise<TrackResult[]>;
   /**
-   * A call in flight this long (ms) means the courier has stopped answering (default: never).
-   * Until a call answers within it again, the polls that were waiting for a call, and every
-   * poll that comes, are put off at once with no call made ({@link CourierNotAnsweringError}:
-   * retryable, so each waits on its workflow's retry timer instead of in a worker slot that
-   * orders and other couriers' parcels need), and one call at a time, of the polls that came
-   * while no call was out, finds out whether the courier answers again. Only the calls already
-   * out when it stopped answering keep their polls' slots, until the adapter's timeout.
+   * A call in flight this long (ms), with no call started after it answered in the meantime,
+   * means the courier has stopped answering (default: never). Until the courier answers a call
+   * within it again (any answer of its own: found, refused, a 5xx), the polls that were waiting
+   * for a call, and every poll that comes, are put off at once with no call made
+   * ({@link CourierNotAnsweringError}: retryable, so each waits on its workflow's retry timer
+   * instead of in a worker slot that orders and other couriers' parcels need), and one call at
+   * a time, of the polls that came while no call was out, finds out whether it answers. Only
+   * the calls already out keep their polls' slots, until the adapter's timeout. The time counted
+   * is the whole `call`: the budget gate and a token refresh too.
    */
   slowAfterMs?: number;
   /** Told when the courier stops answering in time (true), and when a call answers in time again (false). */
@@ -157,27 +159,53 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     for (const w of waiters) w.reject(notAnswering());
   }
 
-  /** A call outlasted `slowAfterMs`: the polls not yet in a call are put off, and so is every poll that comes. */
-  function stopAnswering(): void {
-    if (slow) return;
-    slow = true;
-    opts.onSlow?.(true);
-    putOff([...queue.splice(0), ...splits.splice(0).flat(), ...alone.splice(0).flat()]);
+  /** When the latest call that the courier answered within `slowAfterMs` started (monotonic ms). */
+  let lastTimelyStart = Number.NEGATIVE_INFINITY;
+
+  /**
+   * A call started at `started` is out past `slowAfterMs`. Unless a call started after it was
+   * answered in time (then this one is an outlier, and the courier answers), the courier is
+   * not answering: the polls waiting for a call are put off, and so is every poll that comes.
+   * While it is not answering, each call that outlasts it puts off those waiting again: none
+   * waits behind a call that hangs.
+   */
+  function callOutlasted(started: number): void {
+    if (lastTimelyStart > started) return;
+    const waiting = [...queue.splice(0), ...splits.splice(0).flat(), ...alone.splice(0).flat()];
     formedWaiting = 0;
+    const turned = !slow;
+    slow = true;
+    putOff(waiting);
+    if (turned) opts.onSlow?.(true);
   }
 
-  /** The courier's call, watched: one that outlasts `slowAfterMs` stops the polls, one that answers within it lets them go again. */
+  /** Whether the courier itself answered (any answer: found, refused, a 5xx), not a refusal of ours or no connection. */
+  const courierAnswered = (err: unknown) =>
+    err instanceof CourierRejectedError ||
+    (err instanceof CourierUnavailableError && err.details.status !== undefined);
+
+  /**
+   * The courier's call, watched (see `slowAfterMs`): one out past it finds the courier not
+   * answering; one the courier answers within it finds it answering again.
+   */
   async function watchedCall(numbers: string[]): Promise<TrackResult[]> {
-    const started = Date.now();
-    const watch = Number.isFinite(slowAfterMs) ? setTimeout(stopAnswering, slowAfterMs) : null;
+    const started = performance.now();
+    const watch = Number.isFinite(slowAfterMs) ? setTimeout(() => callOutlasted(started), slowAfterMs) : null;
     watch?.unref();
+    let answered = true;
     try {
       return await call(numbers);
+    } catch (err) {
+      answered = courierAnswered(err);
+      throw err;
     } finally {
       if (watch !== null) clearTimeout(watch);
-      if (slow && Date.now() - started < slowAfterMs) {
-        slow = false;
-        opts.onSlow?.(false);
+      if (answered && performance.now() - started < slowAfterMs) {
+        lastTimelyStart = Math.max(lastTimelyStart, started);
+        if (slow) {
+          slow = false;
+          opts.onSlow?.(false);
+        }
       }
     }
   }
@@ -197,12 +225,33 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     // The call's slot is free before its polls hear back: a poll that comes straight after finds it so.
     inFlight -= 1;
     answering -= batch.length;
+    try {
+      answer(batch, numbers, outcome);
+    } catch (err) {
+      // An answer that cannot be handed out (not one result per number): every poll gets why.
+      for (const w of batch) w.reject(err);
+    } finally {
+      pump();
+    }
+  }
+
+  /** Hands a call's outcome to its polls: each its number's result, or the error, or a split. */
+  function answer(
+    batch: Waiter[],
+    numbers: string[],
+    outcome: { results: TrackResult[] } | { err: unknown },
+  ) {
     if ('results' in outcome) {
+      if (outcome.results.length !== numbers.length) {
+        throw new Error(
+          `${adapter.code} answered ${outcome.results.length} results for ${numbers.length} numbers`,
+        );
+      }
       if (numbers.length === 1) refusedUntil.delete(numbers[0]!);
       const byNumber = new Map(numbers.map((n, i) => [n, outcome.results[i]!]));
       for (const w of batch) w.resolve(byNumber.get(w.trackingNumber)!);
     } else if (refusedAsInvalid(outcome.err) && numbers.length > 1) {
-      // Taken apart, unless the call outlasted `slowAfterMs`: then its polls are put off.
+      // Taken apart, unless the courier is not answering: then its polls are put off.
       if (slow) putOff(batch);
       else {
         splits.unshift(...splitBatch(batch, refusedLately));
@@ -212,7 +261,6 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
       if (refusedAsInvalid(outcome.err)) rememberRefused(numbers[0]!);
       for (const w of batch) w.reject(outcome.err);
     }
-    pump();
   }
 
   /** The first batch of `splits` or `alone`, taken out. */
@@ -276,8 +324,9 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
 
   return {
     track(trackingNumber: string): Promise<TrackResult> {
-      // While the courier is not answering, a poll waits for a call only when none is out (so
-      // none is stuck behind one that hangs), and only as many as one call takes.
+      // While the courier is not answering, a poll waits for a call only when none is out, and
+      // only as many as one call takes; those still waiting when that call outlasts
+      // `slowAfterMs` are put off then (none waits long behind a call that hangs).
       if (slow && (inFlight > 0 || queue.length + formedWaiting >= size))
         return Promise.reject(notAnswering());
       return new Promise<TrackResult>((resolve, reject) => {

@@ -282,6 +282,14 @@ describe('a courier that stops answering', () => {
       ),
       sleep(20).then(() => false),
     ]);
+  /** Resolves once `cond` holds (checked every 5 ms), or fails after 5 s. */
+  async function until(cond: () => boolean): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error('condition not reached within 5 s');
+      await sleep(5);
+    }
+  }
 
   it('puts off at once, no call made, the polls waiting for a call and every poll that comes while a call is out past slowAfterMs', async () => {
     const courier = answeredByHand();
@@ -324,11 +332,11 @@ describe('a courier that stops answering', () => {
     const batcher = batcherOf(2, courier.call, {
       concurrency: 3,
       windowMs: 30,
-      slowAfterMs: 150,
+      slowAfterMs: 300,
       onSlow: (slow) => told.push(slow),
     });
     const first = batcher.track('P1');
-    await sleep(200);
+    await until(() => told.length > 0);
     courier.calls[0]!.answer();
     await first;
     expect(told).toEqual([true]);
@@ -336,7 +344,7 @@ describe('a courier that stops answering', () => {
     // No call is out: polls wait for one again, as many as one call takes (2); the third is put off.
     const probe = ['P2', 'P3'].map((n) => batcher.track(n));
     await expect(batcher.track('P4')).rejects.toBeInstanceOf(CourierNotAnsweringError);
-    await sleep(60);
+    await until(() => courier.calls.length === 2);
     expect(courier.calls.map((c) => c.numbers)).toEqual([['P1'], ['P2', 'P3']]);
     // While that call is out, more polls are put off rather than stuck behind it.
     await expect(batcher.track('P5')).rejects.toBeInstanceOf(CourierNotAnsweringError);
@@ -347,7 +355,7 @@ describe('a courier that stops answering', () => {
     expect(await outcomes(probe)).toEqual(['P2', 'P3']);
     expect(told).toEqual([true, false]);
     const after = numbered('Q', 6).map((n) => batcher.track(n));
-    await sleep(60);
+    await until(() => courier.calls.length === 5);
     expect(courier.calls.slice(2).map((c) => c.numbers)).toEqual([
       ['Q1', 'Q2'],
       ['Q3', 'Q4'],
@@ -378,6 +386,66 @@ describe('a courier that stops answering', () => {
     courier.calls[2]!.answer();
     await third;
     expect(told).toEqual([true, false]);
+  });
+
+  it('puts off, when the call it sent to find out is out past slowAfterMs, a poll left waiting behind that call', async () => {
+    const courier = answeredByHand('X');
+    const told: boolean[] = [];
+    const batcher = batcherOf(4, courier.call, {
+      windowMs: 50,
+      slowAfterMs: 100,
+      onSlow: (slow) => told.push(slow),
+    });
+    // X is refused on its own: from now on it goes alone.
+    const refused = outcomes([batcher.track('X')]);
+    await until(() => courier.calls.length === 1);
+    courier.calls[0]!.answer();
+    expect((await refused)[0]).toBeInstanceOf(CourierRejectedError);
+    // A call hangs past slowAfterMs, then ends late: EasyParcel is not answering.
+    const hung = batcher.track('H1');
+    await until(() => told.length > 0);
+    courier.calls[1]!.answer();
+    await hung;
+
+    // No call is out: Y and X both wait for one; X, alone, goes first to find out, and Y
+    // (its window not yet over) is left waiting behind it.
+    const y = outcomes([batcher.track('Y')]);
+    const x = outcomes([batcher.track('X')]);
+    expect(courier.calls.map((c) => c.numbers)).toEqual([['X'], ['H1'], ['X']]);
+    // X's call out past slowAfterMs puts Y off then, not when X's call ends.
+    expect((await y)[0]).toBeInstanceOf(CourierNotAnsweringError);
+    expect(courier.calls).toHaveLength(3);
+    courier.calls[2]!.answer();
+    expect((await x)[0]).toBeInstanceOf(CourierRejectedError);
+    expect(told).toEqual([true]);
+  });
+
+  it('takes one call out past slowAfterMs while calls started after it are answered in time as an outlier: nothing is put off', async () => {
+    const courier = answeredByHand();
+    const told: boolean[] = [];
+    const batcher = batcherOf(1, courier.call, {
+      concurrency: 2,
+      slowAfterMs: 400,
+      onSlow: (slow) => told.push(slow),
+    });
+    const t0 = Date.now();
+    const polls = [batcher.track('A'), batcher.track('B'), batcher.track('C')];
+    // A's call hangs; B's is answered at once, then C's (it waited for B's slot).
+    courier.calls[1]!.answer();
+    await until(() => courier.calls.length === 3);
+    courier.calls[2]!.answer();
+    // Later, D's call goes out and E waits for a slot, still so when A's call passes slowAfterMs.
+    await sleep(200);
+    polls.push(batcher.track('D'), batcher.track('E'));
+    await until(() => Date.now() - t0 > 450);
+    expect(courier.calls.map((c) => c.numbers)).toEqual([['A'], ['B'], ['C'], ['D']]);
+    courier.calls[3]!.answer();
+    await until(() => courier.calls.length === 5);
+    courier.calls[4]!.answer();
+    courier.calls[0]!.answer();
+
+    expect(await outcomes(polls)).toEqual(['A', 'B', 'C', 'D', 'E']);
+    expect(told).toEqual([]);
   });
 
   it('puts nothing off while the courier answers in time, however many polls wait: a burst of 400 polls, 3 calls of 50 at once', async () => {

@@ -268,7 +268,8 @@ describe('bulk polling', () => {
     try {
       // EasyParcel hangs: it answers after 30 s, and the adapter gives up at 20 s.
       simulator.backend.faults.set({ kind: 'latency', ms: 30_000, format: 'easyparcel' });
-      // Retries on the workflow's timers (2 s, then 4 s), as the default poll policy has them.
+      // Retries on the workflow's timers (2 s, then 4 s), as the default poll policy has them
+      // (it has a third, after 8 s).
       const policy = stillPolicy({ pollAttempts: 3, pollRetryInitialMs: 2_000 });
       const first = await trackAll(
         worker,
@@ -276,8 +277,12 @@ describe('bulk polling', () => {
         worker.taskQueue,
         policy,
       );
-      // Their calls are out past WAYBILL_COURIER_SLOW_AFTER (5 s): EasyParcel is not answering.
-      await new Promise((resolve) => setTimeout(resolve, 7_000));
+      // Their calls out past WAYBILL_COURIER_SLOW_AFTER (5 s): EasyParcel is not answering.
+      await eventually(
+        async () => calls.length,
+        (n) => n === 2,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
 
       const late = await trackAll(
         worker,
