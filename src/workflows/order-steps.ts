@@ -149,7 +149,10 @@ async function bookParcel(saga: OrderSaga, parcel: Parcel, siblingFailed: () => 
         },
       });
     }
-    if (isCancellation(err)) throw new CancelRequested();
+    // A cancel accepted while an attempt was out ends the order as cancelled, also when that
+    // attempt then failed on its own (the server retries no attempt of a cancelled activity):
+    // the shopper's cancel, not a courier that timed out, is why the order ends.
+    if (isCancellation(err) || saga.cancelRequest !== null) throw new CancelRequested();
     throw new OrderFailed(OrderFailure.BOOKING_FAILED, `the courier booking failed: ${message(err)}`);
   }
   saga.compensations.push({

@@ -372,6 +372,38 @@ describe('order saga', () => {
     await expectSettled(order, 'CAPTURED', 4);
   });
 
+  it('cancels, not fails, an order whose cancel is accepted while a booking attempt is out: the attempt timing out is not the order failing', async () => {
+    // The courier books, but answers after our 2 s client timeout: the attempt out when the
+    // cancel comes fails on its own, after the cancel was accepted.
+    stack.couriers.backend.faults.set({ kind: 'latency', ms: 5_000, format: 'native' });
+    const order = await orderInStock({ scenario: 'never_picked_up' });
+    await eventually(
+      async () => (await order.handle.describe()).raw.pendingActivities ?? [],
+      (pending) => pending.some((a) => a.activityType?.name === 'bookShipment' && Number(a.state) === 2),
+    );
+    await order.handle.startUpdate(cancelOrderUpdate, {
+      args: [SHOPPER_CANCEL],
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+    // The courier answers again once that attempt has failed: the booking it made is found and cancelled.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    stack.couriers.backend.faults.clear();
+
+    const result = await order.handle.result();
+    await recordHistory('order-cancelled-during-booking-attempt', order.handle);
+    // Ended as any cancel ends, with who asked and why, not BOOKING_FAILED.
+    expect(result).toMatchObject({ status: 'CANCELLED', failureCode: 'CANCELLED' });
+    expect(await orderRow(order.orderId)).toMatchObject({
+      status: 'CANCELLED',
+      failure_code: 'CANCELLED',
+      failure_message: 'cancelled by customer:cus_1: changed my mind',
+    });
+    const [shipment] = await shipments(order.orderId);
+    expect(shipment).toMatchObject({ status: 'CANCELLED' });
+    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    await expectSettled(order, 'VOIDED', 5);
+  });
+
   it('goes on to track and deliver when a cancel accepted during booking is refused because the courier already has the parcel', async () => {
     // Every courier call takes 1.2 s (within our 2 s timeout): the cancel lands mid-booking.
     stack.couriers.backend.faults.set({ kind: 'latency', ms: 1_200, format: 'native' });
