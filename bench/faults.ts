@@ -10,6 +10,7 @@
  * Suites (default: all, each on its own fresh stack from bench/support/stack.ts):
  *   worker-kill       SIGKILL the worker 4 times while orders run, restarting it each time
  *   courier-outage    every courier format answers 503 for 2 minutes (simulator control API)
+ *   courier-hang      every courier format answers after 30 s (past the worker's 10 s timeout) for 2 minutes
  *   postgres-restart  Postgres stopped for 15 s, then started on the same data
  *   temporal-restart  the Temporal server stopped for 15 s, then started on the same data (the dev
  *                     server's SQLite file, or the real server's Postgres databases)
@@ -26,6 +27,13 @@
  * stock reconciles); reads never answered 5xx (in the Postgres suite: only 503 with
  * Retry-After, and only while Postgres was down); writes 503 + Retry-After at worst.
  * Prints the figures and writes bench/results/faults.json; exits 1 when a check fails.
+ *
+ * courier-hang: every courier call is answered 30 s late for 2 minutes, past the worker's 10 s
+ * timeout; the courier still does what it was asked. The worker puts off the polls of a courier
+ * that does not answer (src/couriers/batcher.ts) rather than fill its slots with them, and the
+ * suite prints how many (waybill_courier_polls_put_off). Bookings retry through it, so no order
+ * may fail for it: only declined cards fail, and a cancel accepted while a booking attempt was
+ * out ends the order CANCELLED.
  *
  * courier-answers (issue 13): for a window while the orders go in (until 10 s after the shop's
  * last cancel, at least 30 s), the courier simulator's scripted answers (`/control/answers`,
@@ -283,7 +291,9 @@ async function runOrdersAndCheck(
     .select(['id', 'status', 'failure_code'])
     .where('id', 'in', shop.accepted.length ? shop.accepted : ['none'])
     .execute();
-  if (OWN_OUTAGES.has(suite)) checks.push(ownOutageCheck(outcomes, shop.kindOf));
+  if (OWN_OUTAGES.has(suite)) checks.push(ownOutageCheck(outcomes, shop.kindOf, 'our own outage'));
+  // Every booking retries through 2 minutes of a courier that hangs (its window is 30 minutes).
+  if (suite === 'courier-hang') checks.push(ownOutageCheck(outcomes, shop.kindOf, 'the hang'));
   result.checks = checks;
   result.outcomes = summarise(outcomes.map((o) => o.status));
   // How each kind of order ended, a failure with its code: "cancelled: 11 CANCELLED, 1 FAILED BOOKING_FAILED".
@@ -305,13 +315,14 @@ const OWN_OUTAGES: ReadonlySet<Suite> = new Set(['worker-kill', 'postgres-restar
 function ownOutageCheck(
   outcomes: { id: string; status: string; failure_code: string | null }[],
   kindOf: Map<string, string>,
+  fault: string,
 ) {
   const wrong = outcomes.filter(
     (o) =>
       o.status === 'FAILED' && !(kindOf.get(o.id) === 'declined' && o.failure_code === 'PAYMENT_DECLINED'),
   );
   return {
-    name: 'no order failed for our own outage (only declined cards fail)',
+    name: `no order failed for ${fault} (only declined cards fail)`,
     pass: wrong.length === 0,
     detail:
       wrong.length === 0

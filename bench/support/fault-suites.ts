@@ -10,6 +10,7 @@ import { waitForTemporal, type ProcessStack, type TemporalTarget } from './stack
 export const SUITES = [
   'worker-kill',
   'courier-outage',
+  'courier-hang',
   'postgres-restart',
   'temporal-restart',
   'courier-answers',
@@ -82,6 +83,29 @@ export async function injectFaults(
       note('courier outage over');
       break;
     }
+    case 'courier-hang': {
+      // Every courier call answers after 30 s, past WAYBILL_COURIER_TIMEOUT (10 s): the worker
+      // gives up on each, and the courier still does what was asked once the 30 s are up.
+      const durationMs = 120_000;
+      const faults = `${stack.courier.url}/control/faults`;
+      const res = await fetch(faults, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ kind: 'latency', ms: 30_000 }),
+      });
+      if (!res.ok) throw new Error(`the simulator refused the latency: ${res.status} ${await res.text()}`);
+      const from = Date.now();
+      const putOffBefore = await pollsPutOff(stack);
+      note(`the courier hangs for ${durationMs / 1000} s (every format answers after 30 s)`);
+      await sleep(durationMs);
+      const cleared = await fetch(`${faults}?kind=latency`, { method: 'DELETE' });
+      if (!cleared.ok) throw new Error(`the simulator kept the latency: ${cleared.status}`);
+      log.down.push({ from, until: Date.now() });
+      note(
+        `the courier answers at once again; the worker put off ${(await pollsPutOff(stack)) - putOffBefore} polls meanwhile, no call made (waybill_courier_polls_put_off)`,
+      );
+      break;
+    }
     case 'courier-answers': {
       // Open until the shop's last cancel has had 10 s to reach the courier (at least 30 s, at most 10 min).
       const closes = Promise.all([
@@ -131,4 +155,14 @@ export async function injectFaults(
       break;
     }
   }
+}
+
+/** The first worker's `waybill_courier_polls_put_off`, every courier together (its Prometheus endpoint). */
+async function pollsPutOff(stack: ProcessStack): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${stack.env.WAYBILL_WORKER_METRICS_PORT}/metrics`);
+  if (!res.ok) throw new Error(`the worker's metrics answered ${res.status}`);
+  return (await res.text())
+    .split('\n')
+    .filter((line) => line.startsWith('waybill_courier_polls_put_off'))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
