@@ -198,7 +198,7 @@ describe('configuration', () => {
     expect(problemsOf(() => loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '10s' }))).toEqual([
       'WAYBILL_COURIER_SLOW_AFTER (10000 ms) must be below WAYBILL_COURIER_TIMEOUT (10000 ms): a courier request gives up at the timeout, so a courier that hangs would be found only then',
     ]);
-    // A timeout of 5 s or less (set before this setting existed) takes half of it.
+    // A timeout under 10 s (set before this setting existed) takes half of it.
     expect(loadConfig({ WAYBILL_COURIER_TIMEOUT: '4s' }).courier.slowAfterMs).toBe(2_000);
     expect(
       loadConfig({ WAYBILL_COURIER_SLOW_AFTER: '10s', WAYBILL_COURIER_TIMEOUT: '30s' }).courier.slowAfterMs,

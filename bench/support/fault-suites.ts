@@ -5,6 +5,7 @@
  */
 import { scriptCourierAnswers, type ScriptedTally } from './courier-answers';
 import { elapsed, sleep } from './fault-shop';
+import { metricSum, scrapeMetrics } from './measure';
 import { waitForTemporal, type ProcessStack, type TemporalTarget } from './stack';
 
 export const SUITES = [
@@ -102,7 +103,7 @@ export async function injectFaults(
       if (!cleared.ok) throw new Error(`the simulator kept the latency: ${cleared.status}`);
       log.down.push({ from, until: Date.now() });
       note(
-        `the courier answers at once again; the worker put off ${(await pollsPutOff(stack)) - putOffBefore} polls meanwhile, no call made (waybill_courier_polls_put_off)`,
+        `the courier answers at once again; the worker put off ${(await pollsPutOff(stack)) - putOffBefore} poll attempts meanwhile, no call made (waybill_courier_polls_put_off)`,
       );
       break;
     }
@@ -157,12 +158,8 @@ export async function injectFaults(
   }
 }
 
-/** The first worker's `waybill_courier_polls_put_off`, every courier together (its Prometheus endpoint). */
+/** The first worker's `waybill_courier_polls_put_off` (poll attempts), every courier together. */
 async function pollsPutOff(stack: ProcessStack): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${stack.env.WAYBILL_WORKER_METRICS_PORT}/metrics`);
-  if (!res.ok) throw new Error(`the worker's metrics answered ${res.status}`);
-  return (await res.text())
-    .split('\n')
-    .filter((line) => line.startsWith('waybill_courier_polls_put_off'))
-    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  const scrape = await scrapeMetrics(`http://127.0.0.1:${stack.env.WAYBILL_WORKER_METRICS_PORT}/metrics`);
+  return metricSum(scrape, 'waybill_courier_polls_put_off');
 }

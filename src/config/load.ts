@@ -203,7 +203,7 @@ function readCourier(r: Reader, payloads: Credentials['payloads']): Config['cour
   // 5 s, or half a shorter timeout.
   const slowAfterMs = r.duration(
     'WAYBILL_COURIER_SLOW_AFTER',
-    `${Math.min(5_000, Math.floor(timeoutMs / 2))}ms`,
+    `${Math.max(1, Math.min(5_000, Math.floor(timeoutMs / 2)))}ms`,
   );
   if (slowAfterMs >= timeoutMs) {
     r.problems.push(

@@ -5,7 +5,7 @@
  * simply runs again from the top; each registers its undo on the saga's stack as it
  * succeeds. Deterministic code only.
  */
-import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { FailureType } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { AttentionStep, CaptureSettlement, OrderFailure, OrderStatus } from './contract';
@@ -149,10 +149,10 @@ async function bookParcel(saga: OrderSaga, parcel: Parcel, siblingFailed: () => 
         },
       });
     }
-    // A cancel accepted while an attempt was out ends the order as cancelled, also when that
-    // attempt then failed on its own (the server retries no attempt of a cancelled activity):
-    // the shopper's cancel, not a courier that timed out, is why the order ends.
-    if (isCancellation(err) || saga.cancelRequest !== null) throw new CancelRequested();
+    // Stopped by us (a cancel accepted, or a sibling's failure): also when the attempt out then
+    // failed on its own, which the server retries no more (the courier timing out is not why the
+    // order ends). A booking that failed for good before that is a failure, which wins over a cancel.
+    if (isCancellation(err) || stoppedAfterAttempt(err)) throw new CancelRequested();
     throw new OrderFailed(OrderFailure.BOOKING_FAILED, `the courier booking failed: ${message(err)}`);
   }
   saga.compensations.push({
@@ -169,6 +169,10 @@ async function bookParcel(saga: OrderSaga, parcel: Parcel, siblingFailed: () => 
     },
   });
 }
+
+/** An activity we asked to stop whose attempt out then failed: the server gave up its retries for the stop. */
+const stoppedAfterAttempt = (err: unknown) =>
+  err instanceof ActivityFailure && err.retryState === 'CANCEL_REQUESTED';
 
 /** Runs `work` in a scope that an accepted cancel, or `stop()`, cancels (the activity learns it at its heartbeat). */
 async function untilCancelled<T>(saga: OrderSaga, work: () => Promise<T>, stop: () => boolean): Promise<T> {

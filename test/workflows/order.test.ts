@@ -4,6 +4,7 @@
  * Every test checks the read model, the payments and the stock afterwards.
  */
 import { WorkflowUpdateStage } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { sql } from 'kysely';
 import {
   cancelOrderUpdate,
@@ -391,6 +392,14 @@ describe('order saga', () => {
 
     const result = await order.handle.result();
     await recordHistory('order-cancelled-during-booking-attempt', order.handle);
+    // The cancel met the attempt out (not the backoff between two): that attempt failed on its
+    // own once the cancel was asked, and the server retried it no more.
+    const failedAfterCancel = (await order.handle.fetchHistory()).events!.filter(
+      (e) =>
+        e.activityTaskFailedEventAttributes?.retryState ===
+        temporal.api.enums.v1.RetryState.RETRY_STATE_CANCEL_REQUESTED,
+    );
+    expect(failedAfterCancel).toHaveLength(1);
     // Ended as any cancel ends, with who asked and why, not BOOKING_FAILED.
     expect(result).toMatchObject({ status: 'CANCELLED', failureCode: 'CANCELLED' });
     expect(await orderRow(order.orderId)).toMatchObject({
