@@ -5,6 +5,7 @@
  */
 import { scriptCourierAnswers, type ScriptedTally } from './courier-answers';
 import { elapsed, sleep } from './fault-shop';
+import type { FaultInput } from '../../simulators/courier/faults';
 import { metricSum, scrapeMetrics } from './measure';
 import { waitForTemporal, type ProcessStack, type TemporalTarget } from './stack';
 
@@ -71,12 +72,7 @@ export async function injectFaults(
     }
     case 'courier-outage': {
       const durationMs = 120_000;
-      const res = await fetch(`${stack.courier.url}/control/faults`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ kind: 'outage', durationMs }),
-      });
-      if (!res.ok) throw new Error(`the simulator refused the outage: ${res.status} ${await res.text()}`);
+      await setCourierFault(stack, { kind: 'outage', durationMs });
       const from = Date.now();
       note(`courier outage for ${durationMs / 1000} s (every format answers 503)`);
       await sleep(durationMs);
@@ -88,18 +84,12 @@ export async function injectFaults(
       // Every courier call answers after 30 s, past WAYBILL_COURIER_TIMEOUT (10 s): the worker
       // gives up on each, and the courier still does what was asked once the 30 s are up.
       const durationMs = 120_000;
-      const faults = `${stack.courier.url}/control/faults`;
-      const res = await fetch(faults, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ kind: 'latency', ms: 30_000 }),
-      });
-      if (!res.ok) throw new Error(`the simulator refused the latency: ${res.status} ${await res.text()}`);
+      await setCourierFault(stack, { kind: 'latency', ms: 30_000 });
       const from = Date.now();
       const putOffBefore = await pollsPutOff(stack);
       note(`the courier hangs for ${durationMs / 1000} s (every format answers after 30 s)`);
       await sleep(durationMs);
-      const cleared = await fetch(`${faults}?kind=latency`, { method: 'DELETE' });
+      const cleared = await fetch(`${stack.courier.url}/control/faults?kind=latency`, { method: 'DELETE' });
       if (!cleared.ok) throw new Error(`the simulator kept the latency: ${cleared.status}`);
       log.down.push({ from, until: Date.now() });
       note(
@@ -162,4 +152,15 @@ export async function injectFaults(
 async function pollsPutOff(stack: ProcessStack): Promise<number> {
   const scrape = await scrapeMetrics(`http://127.0.0.1:${stack.env.WAYBILL_WORKER_METRICS_PORT}/metrics`);
   return metricSum(scrape, 'waybill_courier_polls_put_off');
+}
+
+/** Sets a fault rule on every courier format, over the simulator's control API. */
+async function setCourierFault(stack: ProcessStack, rule: FaultInput): Promise<void> {
+  const res = await fetch(`${stack.courier.url}/control/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(rule),
+  });
+  if (!res.ok)
+    throw new Error(`the simulator refused the ${rule.kind} fault: ${res.status} ${await res.text()}`);
 }

@@ -156,7 +156,9 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
     );
 
   function putOff(waiters: Waiter[]): void {
-    for (const w of waiters) w.reject(notAnswering());
+    if (waiters.length === 0) return;
+    const err = notAnswering();
+    for (const w of waiters) w.reject(err);
   }
 
   /** When the latest call that the courier answered within `slowAfterMs` started (monotonic ms). */

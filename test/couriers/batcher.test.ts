@@ -282,6 +282,16 @@ describe('a courier that stops answering', () => {
       ),
       sleep(20).then(() => false),
     ]);
+  /** A batcher of `maxBatch` over `courier`, with what it told of the courier: true, not answering; false, answering again. */
+  function watched<C extends { call: (numbers: string[]) => Promise<TrackResult[]> }>(
+    courier: C,
+    maxBatch: number,
+    caps: { windowMs?: number; concurrency?: number; slowAfterMs: number },
+  ) {
+    const told: boolean[] = [];
+    const batcher = batcherOf(maxBatch, courier.call, { ...caps, onSlow: (slow) => told.push(slow) });
+    return { courier, told, batcher };
+  }
   /** Resolves once `cond` holds (checked every 5 ms), or fails after 5 s. */
   async function until(cond: () => boolean): Promise<void> {
     const deadline = Date.now() + 5_000;
@@ -292,13 +302,10 @@ describe('a courier that stops answering', () => {
   }
 
   it('puts off at once, no call made, the polls waiting for a call and every poll that comes while a call is out past slowAfterMs', async () => {
-    const courier = answeredByHand();
-    const told: boolean[] = [];
-    const batcher = batcherOf(2, courier.call, {
+    const { courier, told, batcher } = watched(answeredByHand(), 2, {
       concurrency: 1,
       windowMs: 30,
       slowAfterMs: 150,
-      onSlow: (slow) => told.push(slow),
     });
     // One call of two polls goes out and hangs; two more polls wait for the one call slot.
     const inCall = ['H1', 'H2'].map((n) => batcher.track(n));
@@ -327,13 +334,11 @@ describe('a courier that stops answering', () => {
   });
 
   it('then sends one call at a time, of one batch, until a call answers within slowAfterMs; then the caps are as before', async () => {
-    const courier = answeredByHand();
-    const told: boolean[] = [];
-    const batcher = batcherOf(2, courier.call, {
+    // slowAfterMs long enough that the call the test answers at once is in time on a loaded machine.
+    const { courier, told, batcher } = watched(answeredByHand(), 2, {
       concurrency: 3,
       windowMs: 30,
-      slowAfterMs: 1_000, // the call the test answers at once is in time on a loaded machine
-      onSlow: (slow) => told.push(slow),
+      slowAfterMs: 1_000,
     });
     const first = batcher.track('P1');
     await until(() => told.length > 0);
@@ -366,9 +371,7 @@ describe('a courier that stops answering', () => {
   });
 
   it('stays not answering when the one call it sends to find out is out past slowAfterMs too: the next poll is the next such call', async () => {
-    const courier = answeredByHand();
-    const told: boolean[] = [];
-    const batcher = batcherOf(2, courier.call, { slowAfterMs: 100, onSlow: (slow) => told.push(slow) });
+    const { courier, told, batcher } = watched(answeredByHand(), 2, { slowAfterMs: 100 });
     const first = batcher.track('S1');
     await sleep(150);
     courier.calls[0]!.answer();
@@ -389,13 +392,7 @@ describe('a courier that stops answering', () => {
   });
 
   it('puts off, when the call it sent to find out is out past slowAfterMs, a poll left waiting behind that call', async () => {
-    const courier = answeredByHand('X');
-    const told: boolean[] = [];
-    const batcher = batcherOf(4, courier.call, {
-      windowMs: 50,
-      slowAfterMs: 300,
-      onSlow: (slow) => told.push(slow),
-    });
+    const { courier, told, batcher } = watched(answeredByHand('X'), 4, { windowMs: 50, slowAfterMs: 300 });
     // X is refused on its own: from now on it goes alone.
     const refused = outcomes([batcher.track('X')]);
     await until(() => courier.calls.length === 1);
@@ -421,13 +418,7 @@ describe('a courier that stops answering', () => {
   });
 
   it('takes one call out past slowAfterMs while calls started after it are answered in time as an outlier: nothing is put off', async () => {
-    const courier = answeredByHand();
-    const told: boolean[] = [];
-    const batcher = batcherOf(1, courier.call, {
-      concurrency: 2,
-      slowAfterMs: 1_000,
-      onSlow: (slow) => told.push(slow),
-    });
+    const { courier, told, batcher } = watched(answeredByHand(), 1, { concurrency: 2, slowAfterMs: 1_000 });
     const t0 = Date.now();
     const polls = [batcher.track('A'), batcher.track('B'), batcher.track('C')];
     // A's call hangs; B's is answered at once, then C's (it waited for B's slot).
@@ -450,13 +441,10 @@ describe('a courier that stops answering', () => {
 
   it('puts nothing off while the courier answers in time, however many polls wait: a burst of 400 polls, 3 calls of 50 at once', async () => {
     // EasyParcel's polls are aligned to its slots, so a whole slot's polls join at once.
-    const courier = recordingCall(40);
-    const told: boolean[] = [];
-    const batcher = batcherOf(50, courier.call, {
+    const { courier, told, batcher } = watched(recordingCall(40), 50, {
       concurrency: 3,
       windowMs: 20,
       slowAfterMs: 1_000,
-      onSlow: (slow) => told.push(slow),
     });
     const numbers = numbered('B', 400);
     const results = await outcomes(numbers.map((n) => batcher.track(n)));

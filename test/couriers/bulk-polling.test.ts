@@ -73,13 +73,14 @@ describe('bulk polling', () => {
     numbers: string[],
     taskQueue = worker.taskQueue,
     policy = stillPolicy({ pollAttempts: 3, pollRetryInitialMs: 200 }),
+    courier: CourierCode = CourierCode.EASYPARCEL,
   ) {
     return Promise.all(
       numbers.map(async (trackingNumber) => {
         const shipmentId = uniqueId('shp');
         await database.db
           .insertInto('shipments')
-          .values({ id: shipmentId, courier: CourierCode.EASYPARCEL, tracking_number: trackingNumber })
+          .values({ id: shipmentId, courier, tracking_number: trackingNumber })
           .execute();
         const handle = await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
           workflowId: shipmentWorkflowId(shipmentId),
@@ -88,7 +89,7 @@ describe('bulk polling', () => {
             {
               shipmentId,
               orderId: null,
-              courier: CourierCode.EASYPARCEL,
+              courier,
               trackingNumber,
               policy,
             },
@@ -291,27 +292,15 @@ describe('bulk polling', () => {
         policy,
       );
       const other = simulator.backend.register({ scenario: 'delivered', ageMs: 10 * HOUR });
-      const shipmentId = uniqueId('shp');
-      await database.db
-        .insertInto('shipments')
-        .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: other.trackingNumber })
-        .execute();
-      started.push(
-        await worker.client.workflow.start<typeof shipmentWorkflow>('shipmentWorkflow', {
-          workflowId: shipmentWorkflowId(shipmentId),
-          taskQueue: worker.taskQueue,
-          args: [
-            {
-              shipmentId,
-              orderId: null,
-              courier: CourierCode.SIMULATOR,
-              trackingNumber: other.trackingNumber,
-              policy,
-            },
-          ],
-        }),
+      const [otherTracked] = await trackAll(
+        worker,
+        [other.trackingNumber],
+        worker.taskQueue,
+        policy,
+        CourierCode.SIMULATOR,
       );
 
+      const shipmentId = otherTracked!.shipmentId;
       // Were the late polls to wait for EasyParcel, they and the two in its calls would hold all
       // six slots until those calls end (20 s after they went out): the other parcel with them.
       const synced = await eventually(
