@@ -8,15 +8,22 @@
  *    and booking cancel the run scheduled has its outcome in the history at or before that
  *    point (otherwise the provider or the courier may have acted on a call the workflow never
  *    saw answered, and the saga's own rules, not a replay, must decide);
- * 4. every shipment workflow the run started and did not see end is still running, as the
- *    run it started, and none was started after that point (the reset run reconnects to a
- *    running child; an end reported to the dead run would never reach it).
+ * 4. every shipment workflow the run started and did not see end is still the chain of runs it
+ *    started (not restarted by anyone else, not gone from Temporal), and none was started after
+ *    that point. The reset run reconnects to a running one; for one that ended while the order
+ *    was stopped (delivered, or died), the end went to the stopped run, so the API tells the
+ *    reset run of it (`tellOfEndedTracking`, the `trackingEnded` signal).
  * See docs/operations.md#failed-work.
  */
 import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { History } from '@temporalio/common/lib/proto-utils';
-import { orderWorkflowId } from '../workflows/contract';
+import {
+  orderWorkflowId,
+  shipmentWorkflowId,
+  trackingEndedSignal,
+  type ShipmentSnapshot,
+} from '../workflows/contract';
 import type { ApiDeps } from './app';
 import { ApiError } from './errors';
 
@@ -43,6 +50,8 @@ export interface ResetPlan {
   runId: string;
   /** The WorkflowTaskCompleted event the new run continues from. */
   eventId: number;
+  /** The shipment workflows the order tracks at that point: each chain's first run. */
+  tracked: { shipmentId: string; workflowId: string; trackingRunId: string }[];
 }
 
 /** The reset point of the order's latest run, or a 409 naming why a reset is not safe. */
@@ -89,7 +98,7 @@ export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<Re
     }
   }
 
-  // Shipment children: started before the point, and either seen ending or still running.
+  // Shipment children: started before the point, and either seen ending or still the order's.
   const open = new Map<number, string>();
   for (const e of events) {
     const initiated = e.startChildWorkflowExecutionInitiatedEventAttributes;
@@ -115,21 +124,61 @@ export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<Re
       startedRuns.set(Number(started.initiatedEventId), started.workflowExecution?.runId ?? '');
     }
   }
+  const tracked: ResetPlan['tracked'] = [];
   for (const [initiatedId, childId] of open) {
-    const child = await deps.temporal.client.workflow
-      .getHandle(childId)
-      .describe()
-      .catch(() => null);
+    const child = await describeTracking(deps, childId);
+    const trackingRunId = startedRuns.get(initiatedId);
     // The order's child is the chain its start began: continue-as-new keeps the chain (its
     // first run), a restart of the tracking starts another.
-    const chain = child?.raw.workflowExecutionInfo?.firstRunId || child?.runId;
-    if (!child || child.status.name !== 'RUNNING' || chain !== startedRuns.get(initiatedId)) {
+    if (!child || !trackingRunId || child.chain !== trackingRunId) {
       throw refuse(
-        `shipment workflow ${childId} has ended (or was restarted) since the order stopped: the reset run would wait for an end it can no longer hear; restart its tracking or settle the parcel first`,
+        `shipment workflow ${childId} is not the run the order started (${child ? 'started again since' : 'gone from Temporal'}): the reset run would wait for an end no one can tell it; settle the parcel by hand first`,
       );
     }
+    tracked.push({ shipmentId: shipmentIdOf(childId), workflowId: childId, trackingRunId });
   }
-  return { workflowId, runId, eventId };
+  return { workflowId, runId, eventId, tracked };
+}
+
+const shipmentIdOf = (childId: string) => childId.slice(shipmentWorkflowId('').length);
+
+/** A shipment workflow's latest run: its status and the chain it belongs to (its first run); null when gone. */
+async function describeTracking(deps: ApiDeps, workflowId: string) {
+  const handle = deps.temporal.client.workflow.getHandle(workflowId);
+  const described = await handle.describe().catch((err: unknown) => {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
+  });
+  if (!described) return null;
+  return {
+    handle,
+    status: described.status.name,
+    chain: described.raw.workflowExecutionInfo?.firstRunId || described.runId,
+  };
+}
+
+/**
+ * After the reset: every tracked chain that has ended since the order stopped is told to the
+ * reset run (its end went to the stopped run). One still running reports its end to the reset run
+ * itself. Returns the parcels told, with how each ended.
+ */
+export async function tellOfEndedTracking(
+  deps: ApiDeps,
+  plan: ResetPlan,
+  resetRunId: string,
+): Promise<{ shipmentId: string; ended: string }[]> {
+  const order = deps.temporal.client.workflow.getHandle(plan.workflowId, resetRunId);
+  const told: { shipmentId: string; ended: string }[] = [];
+  for (const { shipmentId, workflowId, trackingRunId } of plan.tracked) {
+    const child = await describeTracking(deps, workflowId);
+    if (!child || child.chain !== trackingRunId || child.status === 'RUNNING') continue;
+    const final =
+      child.status === 'COMPLETED' ? ((await child.handle.result()) as ShipmentSnapshot).status : null;
+    const how = `${child.status} while the order was stopped`;
+    await order.signal(trackingEndedSignal, { shipmentId, trackingRunId, final, how });
+    told.push({ shipmentId, ended: final ?? child.status });
+  }
+  return told;
 }
 
 type ResetRequest = Parameters<ApiDeps['temporal']['client']['workflowService']['resetWorkflowExecution']>[0];

@@ -359,6 +359,23 @@ export const restartTrackingUpdate = defineUpdate<RestartTrackingResult, [Restar
   'restartTracking',
 );
 
+/**
+ * Sent by the API to an order workflow it has just reset: the parcel's shipment workflow (the
+ * chain of runs this order started) ended while the order was stopped, so its end never reached
+ * the order. The order takes it as if it had heard it then; a later notice of the same end, or
+ * one about another chain, changes nothing.
+ */
+export interface TrackingEndedNotice {
+  shipmentId: string;
+  /** The first run of the chain the order started (continue-as-new keeps it). */
+  trackingRunId: string;
+  /** The shipment workflow's final status when it completed; null when it failed, was terminated or timed out. */
+  final: ShipmentStatus | null;
+  /** How it ended, for the order's log and details, e.g. "TERMINATED while the order was stopped". */
+  how: string;
+}
+export const trackingEndedSignal = defineSignal<[TrackingEndedNotice]>('trackingEnded');
+
 /** Accepted before any parcel is picked up; refused after (the API answers 409 with the reason). */
 export const cancelOrderUpdate = defineUpdate<OrderSnapshot, [CancelOrderRequest]>('cancel');
 export const orderStateQuery = defineQuery<OrderSnapshot>('state');

@@ -27,6 +27,7 @@ import {
   type ResolveAttentionRequest,
   type ResolveAttentionResult,
   type RestartTrackingRequest,
+  type TrackingEndedNotice,
   type RestartTrackingResult,
   type ShipmentMilestone,
 } from './contract';
@@ -65,6 +66,8 @@ export class OrderSaga {
   readonly payment: OrderPayment;
   readonly compensations: Compensation[] = [];
   readonly children = new Map<string, ChildWorkflowHandle<typeof shipmentWorkflow>>();
+  /** Per parcel: the chain of shipment runs the order tracks now, and how to take its end (once). */
+  readonly trackingEnds = new Map<string, { runId: string; end: (outcome: tracking.TrackingEnd) => void }>();
   readonly notifications: NotificationQueue;
   /** Read-model writes (the status, a parcel settled as lost) are serialised; each writes what is true when it runs. */
   private writes: Promise<void> = Promise.resolve();
@@ -220,6 +223,10 @@ export class OrderSaga {
   }
   restartTracking(request: RestartTrackingRequest): Promise<RestartTrackingResult> {
     return tracking.restartTracking(this, request);
+  }
+  /** The `trackingEnded` signal: a parcel's tracking ended while the order was stopped (sent after a reset). */
+  heardLate(notice: TrackingEndedNotice): void {
+    tracking.heardLate(this, notice);
   }
 
   /** An admin retries a parked step or resolves it with a reason (the `resolveAttention` update). */

@@ -21,6 +21,7 @@ import {
   shipmentWorkflowId,
   SHIPMENT_WORKFLOW_TASK_TIMEOUT,
   type RestartTrackingRequest,
+  type TrackingEndedNotice,
   type RestartTrackingResult,
   type ShipmentState,
 } from './contract';
@@ -69,11 +70,47 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
   });
   parcel.tracked = true;
   saga.children.set(parcel.shipmentId, child);
+  // The order hears how this chain of runs ended once: from Temporal, or from the API's notice
+  // after a reset (`heardLate`) when the end reached a run of the order that had stopped.
+  let heard = false;
+  const end = (outcome: TrackingEnd) => {
+    if (heard) return;
+    heard = true;
+    if ('final' in outcome) parcelEnded(saga, parcel, outcome.final, null);
+    else trackingDied(saga, parcel, outcome.failure);
+  };
+  saga.trackingEnds.set(parcel.shipmentId, { runId: child.firstExecutionRunId, end });
   child.result().then(
-    (final) => parcelEnded(saga, parcel, final.status, null),
-    (err) => trackingDied(saga, parcel, message(err)),
+    (final) => end({ final: final.status }),
+    (err) => end({ failure: message(err) }),
   );
   return child.firstExecutionRunId;
+}
+
+/** How a parcel's shipment workflow ended: its final status, or why it has none. */
+export type TrackingEnd = { final: ShipmentStatus } | { failure: string };
+
+/**
+ * The `trackingEnded` signal, sent by the API right after it reset this order: the parcel's
+ * shipment workflow ended while the order was stopped, so the end went to the stopped run. Taken
+ * as if heard then (a completed run settles the parcel by its final status; one that died waits
+ * for a restart as usual), unless the order has heard it already or the notice names another
+ * chain of runs than the one the order tracks.
+ */
+export function heardLate(saga: OrderSaga, notice: TrackingEndedNotice): void {
+  const tracked = saga.trackingEnds.get(notice.shipmentId);
+  if (tracked?.runId !== notice.trackingRunId) {
+    log.warn('a notice of ended tracking names a run this order does not track; ignored', { ...notice });
+    return;
+  }
+  log.warn('a shipment workflow ended while the order was stopped; the order takes its end now', {
+    ...notice,
+  });
+  tracked.end(
+    notice.final !== null
+      ? { final: notice.final }
+      : { failure: `its shipment workflow ended while the order was stopped: ${notice.how}` },
+  );
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   OrderStatus,
   resolveAttentionUpdate,
   restartTrackingUpdate,
+  trackingEndedSignal,
   shipmentMilestoneSignal,
   type CancelOrderRequest,
   type OrderSnapshot,
@@ -113,4 +114,5 @@ function listen(saga: OrderSaga): void {
   setHandler(restartTrackingUpdate, (request) => saga.restartTracking(request), {
     validator: (request) => saga.validateRestart(request),
   });
+  setHandler(trackingEndedSignal, (notice) => saga.heardLate(notice));
 }

@@ -95,6 +95,24 @@ describe('failed work', () => {
     await handle.terminate('worker deployed a bad build; terminated by ops');
   }
 
+  /** An admin resets the order (a new Idempotency-Key each time). */
+  const resetOrder = (orderId: string) =>
+    post(
+      `/v1/admin/failed-work/orders/${orderId}/reset`,
+      { reason: 'bad build rolled back' },
+      randomUUID(),
+      stack.api.admin('alice'),
+    );
+
+  /** The reset run follows its parcel to the door: DELIVERED, the capture kept, nothing refunded. */
+  async function endsDelivered(orderId: string, resetRunId: string, total: number) {
+    const resetRun = stack.worker.client.workflow.getHandle(orderWorkflowId(orderId), resetRunId);
+    expect(await resetRun.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect(await stack.paymentRows(orderId)).toEqual([
+      expect.objectContaining({ amount_captured: total, amount_refunded: 0 }),
+    ]);
+  }
+
   it('lists a killed shipment workflow and brings its parcel back under tracking; a repeat answers the same and acts once', async () => {
     const { orderId, handle, total, shipment } = await inTransit(uniqueId('KETTLE'));
     const workflowId = shipmentWorkflowId(shipment.id);
@@ -301,11 +319,7 @@ describe('failed work', () => {
     expect(reset.json().resetEventId).toBeGreaterThan(3);
 
     releaseCourierTime();
-    const resetRun = stack.worker.client.workflow.getHandle(orderWorkflowId(orderId), reset.json().runId);
-    expect(await resetRun.result()).toMatchObject({ status: 'DELIVERED', captured: true });
-    expect(await stack.paymentRows(orderId)).toEqual([
-      expect.objectContaining({ amount_captured: total, amount_refunded: 0 }),
-    ]);
+    await endsDelivered(orderId, reset.json().runId, total);
     expect((await auditRows('failed_work.reset', orderId)).map((r) => [r.actor, r.details.result])).toEqual([
       ['admin:alice', 'refused'],
       ['admin:alice', 'reset'],
@@ -326,12 +340,7 @@ describe('failed work', () => {
     expect(continued.status.name).toBe('RUNNING');
     await terminateAfterCapture(handle);
 
-    const reset = await post(
-      `/v1/admin/failed-work/orders/${orderId}/reset`,
-      { reason: 'bad build rolled back' },
-      randomUUID(),
-      stack.api.admin('alice'),
-    );
+    const reset = await resetOrder(orderId);
     expect(reset.statusCode).toBe(200);
     releaseCourierTime();
     const resetRun = stack.worker.client.workflow.getHandle(orderWorkflowId(orderId), reset.json().runId);
@@ -361,8 +370,8 @@ describe('failed work', () => {
     expect((await handle.describe()).status.name).toBe('TERMINATED');
   });
 
-  it("a parcel's dead tracking under a terminated order is refused as ORDER_STOPPED, not as settled", async () => {
-    const { orderId, handle, shipment } = await inTransit(uniqueId('KETTLE'));
+  it("a parcel's dead tracking under a terminated order is refused as ORDER_STOPPED; a reset then tells the order, and the restart is taken", async () => {
+    const { orderId, handle, shipment, total } = await inTransit(uniqueId('KETTLE'));
     await terminateAfterCapture(handle);
     // The parcel's tracking (abandoned by the order, so still running) dies afterwards.
     const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
@@ -376,6 +385,35 @@ describe('failed work', () => {
       code: 'ORDER_STOPPED',
       message: expect.stringContaining(`order ${orderId}'s workflow is TERMINATED`),
     });
+
+    // A reset brings the order back and tells it the parcel's tracking died while it was
+    // stopped; the order then waits for a restart as usual, and the restart is taken.
+    const reset = await resetOrder(orderId);
+    expect(reset.statusCode).toBe(200);
+    expect(reset.json().trackingEnded).toEqual([{ shipmentId: shipment.id, ended: 'TERMINATED' }]);
+    const restarted = await post(`/v1/admin/failed-work/shipments/${shipment.id}/restart-tracking`, {
+      reason: 'its tracking died while the order was stopped',
+    });
+    expect(restarted.statusCode).toBe(200);
+    expect(restarted.json()).toMatchObject({ outcome: 'restarted' });
+
+    releaseCourierTime();
+    await endsDelivered(orderId, reset.json().runId, total);
+  });
+
+  it('resets a terminated order whose parcel was delivered while it was stopped; the order settles it as delivered', async () => {
+    const { orderId, handle, total, shipment } = await inTransit(uniqueId('KETTLE'));
+    await terminateAfterCapture(handle);
+    // The parcel's tracking, abandoned by the order, follows it to the door and completes; its
+    // end goes to the stopped order run.
+    releaseCourierTime();
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
+    expect(await tracking.result()).toMatchObject({ status: 'DELIVERED' });
+
+    const reset = await resetOrder(orderId);
+    expect(reset.statusCode).toBe(200);
+    expect(reset.json().trackingEnded).toEqual([{ shipmentId: shipment.id, ended: 'DELIVERED' }]);
+    await endsDelivered(orderId, reset.json().runId, total);
   });
 
   it('lists a parcel whose courier sync fails, by courier', async () => {

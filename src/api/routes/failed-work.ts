@@ -35,7 +35,7 @@ import { actorOf, requireStaff } from '../auth';
 import { ApiError, isTemporalUnavailable, temporalUnavailable } from '../errors';
 import { failedWorkPage, shipmentStateFrom } from '../failed-work';
 import { oncePerKey } from '../idempotency';
-import { planOrderReset, resetOrder } from '../order-reset';
+import { planOrderReset, resetOrder, tellOfEndedTracking } from '../order-reset';
 import { orderNotRunning } from '../order-actions';
 import { resolveAttention } from '../attention-update';
 import { AUTH_ERRORS, errors, trimmedReason } from '../schemas/admin';
@@ -368,7 +368,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
         summary:
           'Reset an order workflow that stopped to its last sound point, when safe (audited, idempotent)',
         description:
-          'Temporal reset of the latest run to its last completed workflow task. Only when safe (docs/operations.md#failed-work): the run failed, was terminated or timed out; no money or booking step was in flight; every shipment workflow it started and did not see end is still running. Otherwise 409 RESET_NOT_SAFE with the reason. Requires Idempotency-Key.',
+          'Temporal reset of the latest run to its last completed workflow task. Only when safe (docs/operations.md#failed-work): the run failed, was terminated or timed out; no money or booking step was in flight; every shipment workflow it started and did not see end is still the run it started (one that ended while the order was stopped is told to the reset run: `trackingEnded`). Otherwise 409 RESET_NOT_SAFE with the reason. Requires Idempotency-Key.',
         params: OrderActionParams,
         body: ActionReasonBody,
       }),
@@ -380,6 +380,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           reason: `${actorOf(request.principal)}: ${reason}`,
           requestKey: key,
         });
+        const trackingEnded = await tellOfEndedTracking(deps, plan, runId);
         return {
           outcome: 'reset',
           reason: null,
@@ -387,6 +388,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           runId,
           resetEventId: plan.eventId,
           openItems: null,
+          trackingEnded,
         };
       }),
   );

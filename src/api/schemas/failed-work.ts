@@ -8,6 +8,7 @@ import { Type, type Static } from 'typebox';
 import { Id, Reason } from './admin';
 import { CourierCodeText, DateTime, IdText, Text } from './common';
 import { IdempotencyHeaders } from './orders';
+import { ShipmentStatus } from '../../domain/status';
 
 export const FAILED_WORK_PAGE_DEFAULT = 50;
 export const FAILED_WORK_PAGE_MAX = 100;
@@ -20,6 +21,9 @@ export const FailedWorkKind = {
   SYNC_ERROR: 'sync_error',
 } as const;
 export type FailedWorkKind = (typeof FailedWorkKind)[keyof typeof FailedWorkKind];
+
+/** How a workflow's last run stopped without completing, as Temporal names it. */
+const STOPPED_WORKFLOW = ['FAILED', 'TERMINATED', 'TIMED_OUT', 'CANCELLED'];
 
 /** How a workflow run ended, as the `reason` filter of the workflow kinds names it. */
 export const WorkflowEnd = { FAILED: 'failed', TERMINATED: 'terminated', TIMED_OUT: 'timed_out' } as const;
@@ -161,6 +165,27 @@ export const ActionResult = Type.Object(
     openItems: Type.Union([Type.Array(IdText(), { maxItems: 1000 }), Type.Null()], {
       description: "retry_step: the order's steps still parked",
     }),
+    trackingEnded: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            shipmentId: IdText(),
+            ended: Type.Unsafe<string>({
+              type: 'string',
+              enum: [...new Set([...Object.values(ShipmentStatus), ...STOPPED_WORKFLOW])],
+              description:
+                "Its final status when it completed, else how its workflow's last run ended (FAILED, TERMINATED, TIMED_OUT, CANCELLED)",
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          maxItems: 1000,
+          description:
+            'reset: the parcels whose shipment workflow ended while the order was stopped; the reset run was told how each ended (a delivered parcel is settled as delivered, a dead one waits for a restart of its tracking)',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
