@@ -292,6 +292,7 @@ export async function startWorker(opts: {
         ? 'simulator'
         : 'http',
       dailyBudget: opts.config.courier.dailyBudget,
+      bookingReserve: opts.config.courier.bookingReserve,
       batchWindowMs: opts.config.courier.batchWindowMs,
       batchConcurrency: opts.config.courier.concurrency,
       batchCallsPerSecond: opts.config.courier.callsPerSecond,

@@ -205,6 +205,16 @@ describe('configuration', () => {
     ).toBe(10_000);
   });
 
+  it("keeps a tenth of the courier's daily budget for bookings by default, and refuses a reserve that leaves polls nothing", () => {
+    expect(loadConfig({}).courier).toMatchObject({ dailyBudget: 1000, bookingReserve: 100 });
+    expect(loadConfig({ WAYBILL_COURIER_DAILY_BUDGET: '5' }).courier.bookingReserve).toBe(0);
+    expect(loadConfig({ WAYBILL_COURIER_BOOKING_RESERVE: '0' }).courier.bookingReserve).toBe(0);
+    expect(loadConfig({ WAYBILL_COURIER_BOOKING_RESERVE: '250' }).courier.bookingReserve).toBe(250);
+    expect(problemsOf(() => loadConfig({ WAYBILL_COURIER_BOOKING_RESERVE: '1000' }))).toEqual([
+      'WAYBILL_COURIER_BOOKING_RESERVE (1000) must be below WAYBILL_COURIER_DAILY_BUDGET (1000): polls get what the reserve leaves, and would get nothing',
+    ]);
+  });
+
   it('speaks EasyParcel 2026-06 with its 0-11 code table and 50-number batches by default, and reads the settings', () => {
     expect(loadConfig({}).courier.easyParcel).toMatchObject({
       apiVersion: '2026-06',

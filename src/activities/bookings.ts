@@ -42,6 +42,8 @@ export interface BookingActivityDeps {
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
   /** Courier HTTP requests allowed per courier per UTC day (./courier-budget.ts: what a booking and a cancel may use). */
   dailyBudget: number;
+  /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
+  bookingReserve?: number;
   log: Logger;
   now?: () => number;
 }

@@ -4,9 +4,13 @@
  * `courier_api_usage` for its courier and UTC day before it is sent, atomically.
  *
  * What happens when the day's budget is used up depends on what the request is for:
- * - `poll` and `book`: refused (the request is not sent). A refused poll waits for the next
- *   budget window (its workflow sleeps); a refused booking is retried at the next window
- *   within the order's booking window, and past it the order fails and gives everything back.
+ * - `poll`: refused once the day's calls reach the budget less its booking reserve
+ *   (`WAYBILL_COURIER_BOOKING_RESERVE`, a tenth by default): the rest is kept for bookings, so
+ *   polls and refreshes never leave the day's orders without a booking. A refused poll waits
+ *   for the next budget window (its workflow sleeps).
+ * - `book`: refused (the request is not sent) at the whole budget. A refused booking is retried
+ *   at the next window within the order's booking window, and past it the order fails and gives
+ *   everything back.
  * - `release` (cancelling a booking, and the compensation's look-up of a booking whose answer
  *   was lost): never refused, only counted. A cancel gives back a booking the shop would pay
  *   for and lets the order's money go back, so polls (which can use the whole budget) must
@@ -17,7 +21,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { RequestGate } from '../couriers/http';
 import { FailureType } from '../domain/failures';
-import { budgetDay } from '../domain/polling';
+import { budgetDay, defaultBookingReserve } from '../domain/polling';
 import { countCourierFailure, takeCourierCall } from '../read-model/courier-usage';
 
 /** The failure type of a request the budget refused (polls and bookings). */
@@ -48,19 +52,28 @@ export function createCourierBudget(deps: {
   db: Kysely<Database>;
   /** Courier HTTP requests allowed per courier per UTC day for polls and bookings. */
   dailyBudget: number;
+  /** Of those, the calls polls leave to bookings; `defaultBookingReserve` when not given. */
+  bookingReserve?: number;
   now?: () => number;
 }): CourierBudget {
   const { db, dailyBudget } = deps;
+  const reserve = deps.bookingReserve ?? defaultBookingReserve(dailyBudget);
+  const limits: Record<CourierUse, number | null> = {
+    poll: dailyBudget - reserve,
+    book: dailyBudget,
+    release: null,
+  };
   const now = deps.now ?? Date.now;
   return {
     gate(courier, use) {
       return async () => {
         const atMs = now();
         const day = budgetDay(atMs);
-        const limit = use === 'release' ? null : dailyBudget;
-        if (!(await takeCourierCall(db, courier, day, limit))) {
+        if (!(await takeCourierCall(db, courier, day, limits[use]))) {
           throw new BudgetExhaustedError(
-            `daily budget of ${dailyBudget} ${courier} calls used up for ${day}`,
+            use === 'poll' && reserve > 0
+              ? `daily budget of ${dailyBudget} ${courier} calls used up for ${day} for polls (the last ${reserve} are kept for bookings)`
+              : `daily budget of ${dailyBudget} ${courier} calls used up for ${day}`,
             atMs,
           );
         }

@@ -26,6 +26,8 @@ export interface ActivityDeps {
   /** Name recorded on payment rows, e.g. 'simulator'. */
   paymentProviderName?: string;
   dailyBudget: number;
+  /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
+  bookingReserve?: number;
   /** Bulk tracking: how long a courier call waits for more polls (ms); calls in flight, and started per second, per courier. */
   batchWindowMs?: number;
   batchConcurrency?: number;

@@ -42,6 +42,8 @@ export interface ShipmentActivityDeps {
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
   /** Courier HTTP requests allowed per courier per UTC day (token requests included). */
   dailyBudget: number;
+  /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
+  bookingReserve?: number;
   /** How long a courier's bulk tracking call waits for more polls to join (ms); 0: a call per poll. */
   batchWindowMs?: number;
   /** Bulk tracking calls in flight at once per courier in this worker (default: no cap). */

@@ -10,6 +10,7 @@ import {
   easyParcelCodeTable,
 } from '../couriers/easyparcel-versions';
 import { DEFAULT_SHIPPING } from '../couriers/easyparcel-orders';
+import { defaultBookingReserve } from '../domain/polling';
 import { type Credentials, DEFAULT_JWT_AUDIENCE, EMBEDDED_PG, readCredentials } from './credentials';
 import {
   courierByWarehouse,
@@ -210,12 +211,26 @@ function readCourier(r: Reader, payloads: Credentials['payloads']): Config['cour
       `WAYBILL_COURIER_SLOW_AFTER (${slowAfterMs} ms) must be below WAYBILL_COURIER_TIMEOUT (${timeoutMs} ms): a courier request gives up at the timeout, so a courier that hangs would be found only then`,
     );
   }
+  const dailyBudget = r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000);
+  // Polls stop short of the budget by this much, so the day's orders can still be booked.
+  const bookingReserve = r.int(
+    'WAYBILL_COURIER_BOOKING_RESERVE',
+    defaultBookingReserve(dailyBudget),
+    0,
+    10_000_000,
+  );
+  if (bookingReserve >= dailyBudget) {
+    r.problems.push(
+      `WAYBILL_COURIER_BOOKING_RESERVE (${bookingReserve}) must be below WAYBILL_COURIER_DAILY_BUDGET (${dailyBudget}): polls get what the reserve leaves, and would get nothing`,
+    );
+  }
   return {
     simulatorHost: r.string('COURIER_SIMULATOR_HOST', '127.0.0.1'),
     simulatorTimeScale: r.int('COURIER_SIMULATOR_TIME_SCALE', 1, 1, 10_000_000),
     simulatorPort,
     simulatorUrl,
-    dailyBudget: r.int('WAYBILL_COURIER_DAILY_BUDGET', 1000, 1, 10_000_000),
+    dailyBudget,
+    bookingReserve,
     concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
     callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
     timeoutMs,

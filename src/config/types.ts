@@ -176,6 +176,8 @@ export interface Config {
     readonly simulatorUrl: string;
     /** Calls per courier per UTC day; the shipment workflows wait for the next day beyond it. */
     readonly dailyBudget: number;
+    /** Of the daily budget, the calls polls leave to bookings (polls stop at budget − reserve). */
+    readonly bookingReserve: number;
     /** Tracking calls per courier in flight at once on one worker (each carries up to a batch of polls). */
     readonly concurrency: number;
     /**

@@ -239,6 +239,15 @@ export function budgetWindowFrom(details: readonly unknown[], nowMs: number): nu
 /** Polls waiting for the same budget window are spread over this much (ms), so they do not all call when it opens. */
 export const BUDGET_WINDOW_SPREAD_MS = 15 * 60_000;
 
+/**
+ * The calls of a courier's daily budget that polls leave to bookings by default: a tenth. Polls
+ * (and shoppers' refreshes) could otherwise use the whole day, and every order after that would
+ * fail its booking, when a poll can wait for the next window and a sale cannot.
+ */
+export function defaultBookingReserve(dailyBudget: number): number {
+  return Math.floor(dailyBudget / 10);
+}
+
 /** The UTC day a budget counter belongs to, 'YYYY-MM-DD'. */
 export function budgetDay(nowMs: number): string {
   return new Date(nowMs).toISOString().slice(0, 10);

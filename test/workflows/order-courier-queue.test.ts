@@ -3,10 +3,11 @@
  * every courier HTTP request they make is counted in the day's courier budget
  * (`courier_api_usage`) like the polls' (src/activities/courier-budget.ts). With the day's
  * budget used up, a cancel still goes through (counted past the budget: polls never starve
- * it), while a booking is refused and the order fails, giving everything back.
+ * it), while a booking is refused and the order fails, giving everything back. Polls stop a
+ * tenth short of the budget, so a booking still goes out when they have used their share.
  */
 import { cancelOrderUpdate, orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
-import { budgetDay } from '../../src/domain/polling';
+import { budgetDay, defaultBookingReserve } from '../../src/domain/polling';
 import { eventually } from '../support/eventually';
 import { useSagaStack } from '../support/saga';
 import { stillPolicy, uniqueId } from '../support/temporal';
@@ -14,6 +15,7 @@ import { stillPolicy, uniqueId } from '../support/temporal';
 jest.setTimeout(90_000);
 
 const BUDGET = 1000; // the test worker's WAYBILL_COURIER_DAILY_BUDGET
+const BOOKING_RESERVE = defaultBookingReserve(BUDGET); // its WAYBILL_COURIER_BOOKING_RESERVE: 100
 
 describe('courier calls of the order saga', () => {
   const stack = useSagaStack();
@@ -124,6 +126,24 @@ describe('courier calls of the order saga', () => {
     expect((await shipments(order.orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
     expect((await paymentRows(order.orderId)).map((p) => p.status)).toEqual(['VOIDED']);
     expect(await item(order.sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
+  it('books an order when polls have used their share of the day: the last tenth is kept for bookings', async () => {
+    // Polls (and shoppers' refreshes) stop at the budget less the booking reserve.
+    await setUsage(BUDGET - BOOKING_RESERVE);
+    stack.couriers.backend.stats.reset();
+    const order = await confirmedOrder();
+    // The parcel's first poll was refused, not sent: its workflow waits for the next window.
+    await eventually(
+      () => shipments(order.orderId),
+      (rows) => (rows[0]?.sync_error ?? '').includes('budget used up'),
+    );
+
+    const calls = received();
+    expect(calls.byKind.book).toBeGreaterThanOrEqual(1);
+    expect(calls.byKind.track).toBe(0);
+    expect(await usage()).toBe(BUDGET - BOOKING_RESERVE + calls.calls);
+    expect((await cancel(order)).status).toBe('CANCELLED');
   });
 
   it('refuses a booking when the day’s budget is used up: the order fails and gives everything back', async () => {
