@@ -48,8 +48,10 @@ function filterConditions(
     conditions.push(filter.stale ? eb.not(fresh) : fresh);
   }
   if (filter.exception !== undefined) {
+    // A parcel that expired (no scan for days, too old, or its tracking lost) needs a person
+    // as much as a courier's exception does.
     const exception = eb.or([
-      eb('shipments.status', '=', 'EXCEPTION'),
+      eb('shipments.status', 'in', ['EXCEPTION', 'EXPIRED']),
       eb('shipments.sync_error', 'is not', null),
     ]);
     conditions.push(filter.exception ? exception : eb.not(exception));

@@ -274,6 +274,25 @@ describe('admin routes on a seeded read model', () => {
       expect(ids(res.json())).toEqual(expected);
     });
 
+    it('lists an expired parcel among the exceptions', async () => {
+      const expired = { id: 'shp_x1', courier: 'simulator', tracking_number: 'TN-shp_x1' };
+      await stack.database.db
+        .insertInto('shipments')
+        .values({ ...expired, status: 'EXPIRED', created_at: ago(60 * DAY) })
+        .execute();
+      try {
+        expect(ids((await get('/v1/admin/shipments?exception=true')).json())).toEqual([
+          'shp_x1',
+          'shp_06',
+          'shp_04',
+          'shp_03',
+        ]);
+        expect(ids((await get('/v1/admin/shipments?exception=false')).json())).not.toContain('shp_x1');
+      } finally {
+        await stack.database.db.deleteFrom('shipments').where('id', '=', expired.id).execute();
+      }
+    });
+
     it('pages with an opaque cursor: every row once, in order, ties broken by id', async () => {
       const seen: string[] = [];
       const sizes: number[] = [];

@@ -131,7 +131,9 @@ export const ListQuery = Type.Object(
       }),
     ),
     exception: Type.Optional(
-      Type.Boolean({ description: 'true: status EXCEPTION or a sync error; false: neither' }),
+      Type.Boolean({
+        description: 'true: status EXCEPTION or EXPIRED, or a sync error; false: none of them',
+      }),
     ),
     noScanForDays: Type.Optional(
       Type.Integer({
