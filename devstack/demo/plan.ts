@@ -68,7 +68,7 @@ export function parseKinds(text: string): DemoKind[] {
 
 /**
  * The orders to place, grouped by kind in {@link DEMO_KINDS} order. Without `orders`: each
- * kind's own count (39 for every kind). With `orders`: that many, dealt one per kind in turn.
+ * kind's own count (42 in all with every kind). With `orders`: that many, dealt one per kind in turn.
  */
 export function buildPlan(opts: { kinds?: readonly DemoKind[]; orders?: number } = {}): PlanEntry[] {
   const kinds = DEMO_KINDS.filter((kind) => (opts.kinds ?? DEMO_KINDS).includes(kind));

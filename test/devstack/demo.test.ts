@@ -72,7 +72,7 @@ function asExpected(kind: DemoKind): ObservedOrder {
 }
 
 describe('the demo plan', () => {
-  it('places 39 orders of every kind, declined payments first so the probe order holds nothing', () => {
+  it('places 42 orders of every kind, declined payments first so the probe order holds nothing', () => {
     const plan = buildPlan();
     expect(plan).toHaveLength(42);
     expect(new Set(plan.map((e) => e.spec.kind))).toEqual(new Set(DEMO_KINDS));
