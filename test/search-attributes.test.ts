@@ -12,7 +12,6 @@ import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { resolveTemporalCli } from '../devstack/temporal-cli';
 import { startTemporalDevServer, type RunningDevServer } from '../devstack/temporal-server';
 import { StartupError } from '../src/main-helpers';
 import { ensureSearchAttributes } from '../src/search-attributes';
@@ -20,7 +19,7 @@ import { orderWorkflowId } from '../src/workflows/contract';
 import { SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
 import { startTestApi, type TestApi } from './support/api';
 import { freshDatabase, type TestDatabase } from './support/db';
-import { testConfig, testLog } from './support/env';
+import { testLog, testTemporalCliPath } from './support/env';
 import { startGrpcProxy, type RunningGrpcProxy } from './support/grpc-proxy';
 
 jest.setTimeout(120_000);
@@ -45,16 +44,9 @@ describe('search attributes on a Temporal server set up by nobody', () => {
   const proxies: RunningGrpcProxy[] = [];
 
   beforeAll(async () => {
-    const config = testConfig();
-    const cli = await resolveTemporalCli({
-      cliPath: config.temporal.cliPath,
-      cacheDir: config.paths.cacheDir,
-      log: () => undefined,
-    });
-    if (cli.executable.type !== 'existing-path') throw new Error('this test runs the Temporal CLI itself');
-    cliPath = cli.executable.path;
+    cliPath = await testTemporalCliPath();
     server = await startTemporalDevServer({
-      executable: cli.executable,
+      executable: { type: 'existing-path', path: cliPath },
       namespace: 'fresh',
       searchAttributes: false,
       extraNamespaces: ['wrongtype', 'denied', 'waybill.a1b2c', 'api', 'api-wrongtype'],
