@@ -195,6 +195,9 @@ async function untilCancelled<T>(saga: OrderSaga, work: () => Promise<T>, stop: 
 export async function startTracking(saga: OrderSaga): Promise<void> {
   saga.throwIfCancelled();
   if (saga.progress === OrderStatus.PENDING) await saga.setProgress(OrderStatus.CONFIRMED);
+  // A cancel taken while that write ran (a slow database: the workflow task completed meanwhile)
+  // goes first: no parcel tracked for it, no "confirmed" sent to a shopper who has cancelled.
+  saga.throwIfCancelled();
   const toTrack: Parcel[] = [];
   for (const parcel of saga.parcels) {
     if (parcel.tracked) continue;

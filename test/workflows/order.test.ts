@@ -151,6 +151,58 @@ describe('order saga', () => {
     expect(await paymentRows(orderId)).toEqual([]);
   });
 
+  it('sends no confirmation for an order cancelled while its CONFIRMED status was being written', async () => {
+    // The booking answers after a second, time enough to lock the order's row before the
+    // saga writes CONFIRMED: that write then waits, as it would on a slow or restarting Postgres.
+    stack.couriers.backend.faults.set({ kind: 'latency', ms: 1_000, format: 'native' });
+    const { orderId, handle, sku } = await orderInStock({ scenario: 'never_picked_up' });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const holder = stack.database.db.transaction().execute(async (trx) => {
+      // No key update: the saga's inserts that reference the order (their key-share locks) pass.
+      await sql`select 1 from orders where id = ${orderId} for no key update`.execute(trx);
+      locked();
+      await released;
+    });
+    let cancel;
+    try {
+      await lockTaken;
+      // The status write (its transaction locks the row first) waits on our lock.
+      await eventually(
+        async () =>
+          (
+            await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+              where wait_event_type = 'Lock' and query ilike '%from "orders"%for update%'`.execute(
+              stack.database.db,
+            )
+          ).rows[0]!.n,
+        (n) => n > 0,
+        15_000,
+      );
+      stack.couriers.backend.faults.clear();
+      // The write outlasts the workflow task's heartbeat (80 % of its 10 s timeout): the worker
+      // completes that task, and the cancel is taken while the write still waits.
+      cancel = await handle.startUpdate(cancelOrderUpdate, {
+        args: [SHOPPER_CANCEL],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
+    } finally {
+      stack.couriers.backend.faults.clear();
+      release();
+      await holder;
+    }
+    expect((await cancel.result()).status).toBe('CANCELLED');
+    await handle.result();
+    // The shopper, who cancelled, is told it is cancelled: not first that it is confirmed.
+    expect(await notifications(orderId)).toEqual(['cancelled']);
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    expect((await shipments(orderId)).map((s) => s.status)).toEqual(['CANCELLED']);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+  });
+
   it('cancels before pickup: booking cancelled, authorisation voided, stock released', async () => {
     const { orderId, handle, sku } = await orderInStock({ scenario: 'never_picked_up' });
     await orderAt(orderId, 'CONFIRMED');
