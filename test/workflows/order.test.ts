@@ -195,6 +195,7 @@ describe('order saga', () => {
     }
     expect((await cancel.result()).status).toBe('CANCELLED');
     await handle.result();
+    await recordHistory('order-cancelled-while-confirming', handle);
     // The shopper, who cancelled, is told it is cancelled: not first that it is confirmed.
     expect(await notifications(orderId)).toEqual(['cancelled']);
     expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
