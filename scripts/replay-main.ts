@@ -15,7 +15,14 @@ import { createDataConverter } from '../src/codec';
 import { loadConfig } from '../src/config';
 import { runMain, StartupError } from '../src/main-helpers';
 import { createTemporalClient } from '../src/temporal';
-import { historiesOf, openWorkflowsOn, replay, type ReplaySource } from './replay';
+import {
+  historiesOf,
+  openWorkflowsOn,
+  replay,
+  ReplaySourceError,
+  type ReplayOutcome,
+  type ReplaySource,
+} from './replay';
 
 const USAGE =
   'usage: npm run replay -- [<workflowId> [<runId>] | --query <visibility query> | --file <history.json>]';
@@ -32,19 +39,6 @@ function sourceOf(args: string[], taskQueue: string): ReplaySource {
   return { kind: 'workflow', workflowId: first, ...(second ? { runId: second } : {}) };
 }
 
-const GRPC_NOT_FOUND = 5;
-
-/** A workflow id Temporal does not know is one line, not a gRPC stack trace. */
-async function* notFoundSaid<T>(items: AsyncIterable<T>, source: ReplaySource, namespace: string) {
-  try {
-    yield* items;
-  } catch (err) {
-    if ((err as { code?: number }).code !== GRPC_NOT_FOUND || source.kind !== 'workflow') throw err;
-    const run = source.runId ? ` run ${source.runId}` : '';
-    throw new StartupError(`no workflow ${source.workflowId}${run} in namespace ${namespace}`);
-  }
-}
-
 runMain(async () => {
   // The replay worker's own life (bundling, starting, draining) is not news: warnings only.
   Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -52,22 +46,24 @@ runMain(async () => {
   const source = sourceOf(process.argv.slice(2), config.temporal.taskQueue);
   const temporal = createTemporalClient(config);
   const counts = { ok: 0, nondeterministic: 0, error: 0 };
+  const print = (outcome: ReplayOutcome) => {
+    counts[outcome.result] += 1;
+    const why = outcome.message === null ? '' : `\t${outcome.message.replace(/\s+/g, ' ')}`;
+    process.stdout.write(`${outcome.result}\t${outcome.workflowId}\t${outcome.runId}${why}\n`);
+  };
   try {
     if (source.kind === 'query') process.stdout.write(`replaying every workflow where ${source.query}\n`);
-    const outcomes = replay(historiesOf(temporal.client, source), {
-      dataConverter: createDataConverter(config.payloads),
-    });
-    for await (const outcome of notFoundSaid(outcomes, source, config.temporal.namespace)) {
-      counts[outcome.result] += 1;
-      const why = outcome.message === null ? '' : `\t${outcome.message.replace(/\s+/g, ' ')}`;
-      process.stdout.write(`${outcome.result}\t${outcome.workflowId}\t${outcome.runId}${why}\n`);
-    }
+    const histories = historiesOf(temporal.client, source, print);
+    for await (const outcome of replay(histories, { dataConverter: createDataConverter(config.payloads) }))
+      print(outcome);
+  } catch (err) {
+    throw err instanceof ReplaySourceError ? new StartupError(err.message) : err;
   } finally {
     await temporal.connection.close();
+    const total = counts.ok + counts.nondeterministic + counts.error;
+    process.stdout.write(
+      `${total} replayed: ${counts.ok} ok, ${counts.nondeterministic} non-deterministic, ${counts.error} other errors\n`,
+    );
   }
-  const total = counts.ok + counts.nondeterministic + counts.error;
-  process.stdout.write(
-    `${total} replayed: ${counts.ok} ok, ${counts.nondeterministic} non-deterministic, ${counts.error} other errors\n`,
-  );
   if (counts.nondeterministic + counts.error > 0) process.exitCode = 1;
 });

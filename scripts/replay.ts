@@ -34,25 +34,84 @@ export type ReplaySource =
 export const openWorkflowsOn = (taskQueue: string) =>
   `TaskQueue = ${JSON.stringify(taskQueue)} AND ExecutionStatus = "Running"`;
 
-/** The histories a source names, fetched lazily (a query may find thousands). */
+/** A source that names no history to replay (a file that cannot be read, a refused query, an unknown id). */
+export class ReplaySourceError extends Error {
+  override name = 'ReplaySourceError';
+}
+
+const GRPC_INVALID_ARGUMENT = 3;
+const GRPC_NOT_FOUND = 5;
+/** The gRPC status code of an error, or of the one the client's ServiceError wraps. */
+const grpcCode = (err: unknown) => {
+  const { code, cause } = err as { code?: number; cause?: { code?: number } };
+  return code ?? cause?.code;
+};
+/** What the server said: the wrapped gRPC error's details, else the message. */
+const said = (err: unknown) => {
+  const { details } = (err as { cause?: { details?: string } }).cause ?? {};
+  return details || (err as Error).message;
+};
+
+/**
+ * The histories a source names, fetched lazily (a query may find thousands). A query's run
+ * whose history cannot be fetched (gone by retention since it was listed, say) is told to
+ * `unfetched` and skipped; the others still replay.
+ */
 export async function* historiesOf(
   client: Client,
   source: ReplaySource,
+  unfetched: (outcome: ReplayOutcome) => void = () => undefined,
 ): AsyncIterable<HistoryAndWorkflowId> {
   if (source.kind === 'file') {
-    const parsed = JSON.parse(fs.readFileSync(source.path, 'utf8')) as {
-      events?: { [k: string]: unknown }[];
-    };
+    let history;
+    try {
+      history = historyFromJSON(JSON.parse(fs.readFileSync(source.path, 'utf8')));
+    } catch (err) {
+      throw new ReplaySourceError(`cannot read a history from ${source.path}: ${(err as Error).message}`);
+    }
     // A downloaded history does not carry its workflow id: the file names it.
-    yield { workflowId: source.path, history: historyFromJSON(parsed) };
+    yield { workflowId: source.path, history };
     return;
   }
   if (source.kind === 'workflow') {
-    const history = await client.workflow.getHandle(source.workflowId, source.runId).fetchHistory();
+    let history;
+    try {
+      history = await client.workflow.getHandle(source.workflowId, source.runId).fetchHistory();
+    } catch (err) {
+      if (grpcCode(err) !== GRPC_NOT_FOUND) throw err;
+      const run = source.runId ? ` run ${source.runId}` : '';
+      throw new ReplaySourceError(
+        `no workflow ${source.workflowId}${run} in namespace ${client.options.namespace}`,
+      );
+    }
     yield { workflowId: source.workflowId, history };
     return;
   }
-  yield* client.workflow.list({ query: source.query }).intoHistories();
+  const listed = client.workflow.list({ query: source.query })[Symbol.asyncIterator]();
+  for (;;) {
+    let next;
+    try {
+      next = await listed.next();
+    } catch (err) {
+      if (grpcCode(err) !== GRPC_INVALID_ARGUMENT) throw err;
+      throw new ReplaySourceError(`the visibility query was refused: ${said(err)}`);
+    }
+    if (next.done) return;
+    const { workflowId, runId } = next.value;
+    let history;
+    try {
+      history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    } catch (err) {
+      unfetched({
+        workflowId,
+        runId,
+        result: 'error',
+        message: `history not fetched: ${said(err)}`,
+      });
+      continue;
+    }
+    yield { workflowId, history };
+  }
 }
 
 /**

@@ -13,8 +13,8 @@
  *   everything back.
  * - `release` (cancelling a booking, and the compensation's look-up of a booking whose answer
  *   was lost): never refused, only counted. A cancel gives back a booking the shop would pay
- *   for and lets the order's money go back, so polls (which can use the whole budget) must
- *   never starve it: past the budget the counter goes on counting these requests, so the day's
+ *   for and lets the order's money go back, so polls and bookings, which together can use the
+ *   whole budget, must never starve it: past the budget the counter goes on counting these requests, so the day's
  *   `calls` can exceed the budget only by releases, and the admin stats show it.
  */
 import type { Kysely } from 'kysely';
@@ -48,6 +48,11 @@ export interface CourierBudget {
   countFailure(courier: string): Promise<void>;
 }
 
+/** The calls of a courier's day that polls may make: the budget less its booking reserve. */
+export function pollBudget(deps: { dailyBudget: number; bookingReserve?: number }): number {
+  return deps.dailyBudget - (deps.bookingReserve ?? defaultBookingReserve(deps.dailyBudget));
+}
+
 export function createCourierBudget(deps: {
   db: Kysely<Database>;
   /** Courier HTTP requests allowed per courier per UTC day for polls and bookings. */
@@ -57,9 +62,9 @@ export function createCourierBudget(deps: {
   now?: () => number;
 }): CourierBudget {
   const { db, dailyBudget } = deps;
-  const reserve = deps.bookingReserve ?? defaultBookingReserve(dailyBudget);
+  const reserve = dailyBudget - pollBudget(deps);
   const limits: Record<CourierUse, number | null> = {
-    poll: dailyBudget - reserve,
+    poll: pollBudget(deps),
     book: dailyBudget,
     release: null,
   };

@@ -28,6 +28,7 @@ import type { Logger } from '../logger';
 import { FailureType } from '../domain/failures';
 import { alignToSlot, type PollPolicy } from '../domain/polling';
 import { ShipmentStatus } from '../domain/status';
+import { pollBudget } from './courier-budget';
 import { SHIPMENT_WORKFLOW_TASK_TIMEOUT, shipmentWorkflowId } from '../workflows/contract';
 import { shipmentSearchAttributes } from '../workflows/search-attributes';
 import type { shipmentWorkflow } from '../workflows/shipment';
@@ -37,6 +38,8 @@ export interface ImportActivityDeps {
   temporal?: Client;
   couriers: Partial<Record<CourierCode, CourierAdapter>>;
   dailyBudget: number;
+  /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
+  bookingReserve?: number;
   log: Logger;
   now?: () => number;
   /** This worker's poll policy: the imported parcels' shipment workflows run on it. */
@@ -54,8 +57,9 @@ export interface ImportLinesInput {
 }
 
 /**
- * The share of a courier's daily call budget imported parcels' first polls may use: the
- * rest stays for the parcels already tracked. A first poll costs 1/maxBatch of a call.
+ * The share of what polls may use of a courier's daily call budget (the budget less its
+ * booking reserve) imported parcels' first polls may use: the rest stays for the parcels
+ * already tracked. A first poll costs 1/maxBatch of a call.
  */
 export const IMPORT_BUDGET_SHARE = 0.5;
 const DAY_MS = 86_400_000;
@@ -110,17 +114,17 @@ export function checkImportLine(
 
 /**
  * When imported parcels of a courier are first polled: `spacingMs` apart on average (so their
- * calls stay within IMPORT_BUDGET_SHARE of the daily budget), gathered into windows that fill
+ * calls stay within IMPORT_BUDGET_SHARE of what polls may use of the daily budget), gathered into windows that fill
  * one bulk call (at least the courier's slot, or a minute, or the policy's shortest interval
  * when tests shrink it), on the courier's slot boundaries.
  */
 export function firstPollPlan(
   policy: PollPolicy,
   courier: CourierCode,
-  dailyBudget: number,
+  pollBudget: number,
   maxBatch: number,
 ) {
-  const spacingMs = DAY_MS / (IMPORT_BUDGET_SHARE * dailyBudget * Math.max(1, maxBatch));
+  const spacingMs = DAY_MS / (IMPORT_BUDGET_SHARE * pollBudget * Math.max(1, maxBatch));
   const base = policy.couriers?.[courier]?.slotMs || Math.min(60_000, ...Object.values(policy.intervalMs));
   const windowMs = Math.max(base, Math.ceil(spacingMs * maxBatch));
   return {
@@ -224,7 +228,7 @@ export function createImportActivities(deps: ImportActivityDeps) {
         const plan = firstPollPlan(
           policyOf(input),
           courier,
-          deps.dailyBudget,
+          pollBudget(deps),
           deps.couriers[courier]!.maxBatch,
         );
         const start = await takePositions(trx, courier, ids.length, plan.spacingMs, nowMs);

@@ -121,6 +121,8 @@ export interface CourierUsage {
   failures: number;
   budget: number;
   remaining: number;
+  /** Of the budget, the calls polls leave to bookings. */
+  bookingReserve: number;
 }
 
 export interface AdminStats {
@@ -139,9 +141,9 @@ export interface AdminStats {
 /** The figures of `GET /v1/admin/stats`; "today" is the courier budget's UTC day. */
 export async function adminStats(
   db: Kysely<Database>,
-  opts: { rule: FreshnessRule; now: Date; dailyBudget: number },
+  opts: { rule: FreshnessRule; now: Date; dailyBudget: number; bookingReserve: number },
 ): Promise<AdminStats> {
-  const { rule, now, dailyBudget } = opts;
+  const { rule, now, dailyBudget, bookingReserve } = opts;
   const day = budgetDay(now.getTime());
   const [byStatus, usage, failingNow, oldestStale] = await Promise.all([
     shipmentCountsByStatus(db),
@@ -177,6 +179,7 @@ export async function adminStats(
           failures: row?.failures ?? 0,
           budget: dailyBudget,
           remaining: Math.max(0, dailyBudget - calls),
+          bookingReserve,
         };
       }),
     },

@@ -150,13 +150,23 @@ function registerBusinessGauges(app: FastifyInstance, registry: Registry, deps: 
       for (const courier of couriers(r)) this.set({ courier }, r.usage.get(courier)?.failures ?? 0);
     },
   });
-  const budget = new Gauge({
-    name: 'waybill_courier_daily_budget',
-    help: 'Courier API calls allowed per courier per UTC day (WAYBILL_COURIER_DAILY_BUDGET)',
-    labelNames: ['courier'],
-    registers,
-  });
-  for (const courier of COURIER_CODES) budget.set({ courier }, deps.config.courier.dailyBudget);
+  // The same for every courier: set once.
+  const settings: [name: string, help: string, value: number][] = [
+    [
+      'waybill_courier_daily_budget',
+      'Courier API calls allowed per courier per UTC day (WAYBILL_COURIER_DAILY_BUDGET)',
+      deps.config.courier.dailyBudget,
+    ],
+    [
+      'waybill_courier_booking_reserve',
+      'Of the daily budget, the calls polls leave to bookings: polls stop at budget - reserve (WAYBILL_COURIER_BOOKING_RESERVE)',
+      deps.config.courier.bookingReserve,
+    ],
+  ];
+  for (const [name, help, value] of settings) {
+    const gauge = new Gauge({ name, help, labelNames: ['courier'], registers });
+    for (const courier of COURIER_CODES) gauge.set({ courier }, value);
+  }
 }
 
 /**

@@ -175,7 +175,13 @@ export async function tellOfEndedTracking(
     const final =
       child.status === 'COMPLETED' ? ((await child.handle.result()) as ShipmentSnapshot).status : null;
     const how = `${child.status} while the order was stopped`;
-    await order.signal(trackingEndedSignal, { shipmentId, trackingRunId, final, how });
+    try {
+      await order.signal(trackingEndedSignal, { shipmentId, trackingRunId, final, how });
+    } catch (err) {
+      // The reset run has closed meanwhile: it cannot have closed without hearing of its parcels.
+      if (err instanceof WorkflowNotFoundError) break;
+      throw err;
+    }
     told.push({ shipmentId, ended: final ?? child.status });
   }
   return told;

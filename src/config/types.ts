@@ -174,7 +174,7 @@ export interface Config {
     readonly simulatorTimeScale: number;
     readonly simulatorPort: number;
     readonly simulatorUrl: string;
-    /** Calls per courier per UTC day; the shipment workflows wait for the next day beyond it. */
+    /** Calls per courier per UTC day; polls stop at it less `bookingReserve`, bookings at it; a refused poll waits for the next day. */
     readonly dailyBudget: number;
     /** Of the daily budget, the calls polls leave to bookings (polls stop at budget − reserve). */
     readonly bookingReserve: number;

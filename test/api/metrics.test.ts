@@ -143,6 +143,7 @@ describe('GET /metrics', () => {
     expect(value(samples, 'waybill_courier_calls_today', { courier: 'bluedart' })).toBe(7);
     expect(value(samples, 'waybill_courier_calls_today', { courier: 'simulator' })).toBe(0);
     expect(value(samples, 'waybill_courier_daily_budget', { courier: 'easyparcel' })).toBe(250);
+    expect(value(samples, 'waybill_courier_booking_reserve', { courier: 'easyparcel' })).toBe(25);
     expect(value(samples, 'waybill_read_model_up')).toBe(1);
   });
 

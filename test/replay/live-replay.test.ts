@@ -3,7 +3,7 @@
  * fetched by workflow id, by visibility query and from a downloaded file, replayed against
  * this checkout's workflow code, and a non-deterministic build caught on the same histories.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,6 +74,29 @@ describe('npm run replay', () => {
     );
     fs.writeFileSync(file, shown);
     expect(await outcomesOf({ kind: 'file', path: file })).toMatchObject([{ result: 'ok', message: null }]);
+  });
+
+  it('npm run replay prints a line per run and a count, and names a workflow or a query it cannot replay in one line', async () => {
+    const delivered = await trackParcel(stack, { scenario: 'delivered', policy: fastPolicy() });
+    await delivered.handle.result();
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'scripts/replay-main.ts', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, TEMPORAL_ADDRESS: process.env.WAYBILL_TEST_TEMPORAL_ADDRESS! },
+      });
+
+    const ok = run(delivered.handle.workflowId);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`^ok\t${delivered.handle.workflowId}\t`, 'm'));
+    expect(ok.stdout).toMatch(/^1 replayed: 1 ok, 0 non-deterministic, 0 other errors$/m);
+
+    const unknown = run('shipment-nobody');
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr.trim()).toBe('waybill: no workflow shipment-nobody in namespace default');
+
+    const refused = run('--query', 'NoSuchAttribute = "x"');
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^waybill: the visibility query was refused: /);
   });
 
   it('names the runs a non-deterministic build would break', async () => {

@@ -158,27 +158,27 @@ describe('order saga', () => {
     const { orderId, handle, sku } = await orderInStock({ scenario: 'never_picked_up' });
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    let locked!: (pid: number) => void;
+    const lockTaken = new Promise<number>((resolve) => (locked = resolve));
     const holder = stack.database.db.transaction().execute(async (trx) => {
       // No key update: the saga's inserts that reference the order (their key-share locks) pass.
-      await sql`select 1 from orders where id = ${orderId} for no key update`.execute(trx);
-      locked();
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid from orders
+        where id = ${orderId} for no key update`.execute(trx);
+      locked(rows[0]!.pid);
       await released;
     });
     let cancel;
     try {
-      await lockTaken;
-      // The status write (its transaction locks the row first) waits on our lock.
+      const holderPid = await lockTaken;
+      // The status write (its transaction locks the row first) waits on our lock, and only it:
+      // the saga writes nothing else to the order's row before CONFIRMED.
       await eventually(
         async () =>
           (
-            await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-              where wait_event_type = 'Lock' and query ilike '%from "orders"%for update%'`.execute(
-              stack.database.db,
-            )
-          ).rows[0]!.n,
-        (n) => n > 0,
+            await sql<{ query: string }>`select query from pg_stat_activity
+              where ${holderPid}::int = any(pg_blocking_pids(pid))`.execute(stack.database.db)
+          ).rows,
+        (rows) => rows.some((r) => /from "orders".*for update/is.test(r.query)),
         15_000,
       );
       stack.couriers.backend.faults.clear();

@@ -71,6 +71,7 @@ export const adminQueueRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
         rule: deps.config.api.freshness,
         now: new Date(),
         dailyBudget: deps.config.courier.dailyBudget,
+        bookingReserve: deps.config.courier.bookingReserve,
       }),
   );
 };

@@ -218,6 +218,13 @@ export const Stats = Type.Object(
               failures: Tally(),
               budget: Tally(),
               remaining: Tally(),
+              bookingReserve: Type.Integer({
+                format: 'int64',
+                minimum: 0,
+                maximum: 1e12,
+                description:
+                  'Of the budget, the calls polls leave to bookings: polls stop once remaining reaches it (WAYBILL_COURIER_BOOKING_RESERVE)',
+              }),
             },
             { additionalProperties: false },
           ),
