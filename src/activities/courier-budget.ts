@@ -14,8 +14,9 @@
  * - `release` (cancelling a booking, and the compensation's look-up of a booking whose answer
  *   was lost): never refused, only counted. A cancel gives back a booking the shop would pay
  *   for and lets the order's money go back, so polls and bookings, which together can use the
- *   whole budget, must never starve it: past the budget the counter goes on counting these requests, so the day's
- *   `calls` can exceed the budget only by releases, and the admin stats show it.
+ *   whole budget, must never starve it: past the budget the counter goes on counting these
+ *   requests, so the day's `calls` can exceed the budget only by releases, and the admin stats
+ *   show it.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';

@@ -114,17 +114,13 @@ export function checkImportLine(
 
 /**
  * When imported parcels of a courier are first polled: `spacingMs` apart on average (so their
- * calls stay within IMPORT_BUDGET_SHARE of what polls may use of the daily budget), gathered into windows that fill
- * one bulk call (at least the courier's slot, or a minute, or the policy's shortest interval
- * when tests shrink it), on the courier's slot boundaries.
+ * calls stay within IMPORT_BUDGET_SHARE of `pollCalls`, what polls may use of the daily
+ * budget), gathered into windows that fill one bulk call (at least the courier's slot, or a
+ * minute, or the policy's shortest interval when tests shrink it), on the courier's slot
+ * boundaries.
  */
-export function firstPollPlan(
-  policy: PollPolicy,
-  courier: CourierCode,
-  pollBudget: number,
-  maxBatch: number,
-) {
-  const spacingMs = DAY_MS / (IMPORT_BUDGET_SHARE * pollBudget * Math.max(1, maxBatch));
+export function firstPollPlan(policy: PollPolicy, courier: CourierCode, pollCalls: number, maxBatch: number) {
+  const spacingMs = DAY_MS / (IMPORT_BUDGET_SHARE * pollCalls * Math.max(1, maxBatch));
   const base = policy.couriers?.[courier]?.slotMs || Math.min(60_000, ...Object.values(policy.intervalMs));
   const windowMs = Math.max(base, Math.ceil(spacingMs * maxBatch));
   return {
