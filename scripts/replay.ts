@@ -15,7 +15,8 @@ import type { DataConverter, HistoryAndWorkflowId } from '@temporalio/common';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { workflowBundlerOptions } from '../src/workflow-bundle';
+import { GRPC, grpcCode } from '../src/temporal';
+import { workflowsPath } from '../src/workflow-bundle';
 
 export interface ReplayOutcome {
   workflowId: string;
@@ -39,13 +40,8 @@ export class ReplaySourceError extends Error {
   override name = 'ReplaySourceError';
 }
 
-const GRPC_INVALID_ARGUMENT = 3;
-const GRPC_NOT_FOUND = 5;
 /** The gRPC status code of an error, or of the one the client's ServiceError wraps. */
-const grpcCode = (err: unknown) => {
-  const { code, cause } = err as { code?: number; cause?: { code?: number } };
-  return code ?? cause?.code;
-};
+const statusOf = (err: unknown) => grpcCode(err) ?? grpcCode((err as { cause?: unknown }).cause ?? {});
 /** What the server said: the wrapped gRPC error's details, else the message. */
 const said = (err: unknown) => {
   const { details } = (err as { cause?: { details?: string } }).cause ?? {};
@@ -78,7 +74,7 @@ export async function* historiesOf(
     try {
       history = await client.workflow.getHandle(source.workflowId, source.runId).fetchHistory();
     } catch (err) {
-      if (grpcCode(err) !== GRPC_NOT_FOUND) throw err;
+      if (statusOf(err) !== GRPC.NOT_FOUND) throw err;
       const run = source.runId ? ` run ${source.runId}` : '';
       throw new ReplaySourceError(
         `no workflow ${source.workflowId}${run} in namespace ${client.options.namespace}`,
@@ -93,7 +89,7 @@ export async function* historiesOf(
     try {
       next = await listed.next();
     } catch (err) {
-      if (grpcCode(err) !== GRPC_INVALID_ARGUMENT) throw err;
+      if (statusOf(err) !== GRPC.INVALID_ARGUMENT) throw err;
       throw new ReplaySourceError(`the visibility query was refused: ${said(err)}`);
     }
     if (next.done) return;
@@ -122,9 +118,7 @@ export async function* replay(
   histories: AsyncIterable<HistoryAndWorkflowId>,
   opts: { dataConverter: DataConverter; workflowBundle?: { codePath: string } | { code: string } },
 ): AsyncIterable<ReplayOutcome> {
-  const code = opts.workflowBundle
-    ? { workflowBundle: opts.workflowBundle }
-    : { workflowsPath: workflowBundlerOptions(false).workflowsPath };
+  const code = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath };
   const results = Worker.runReplayHistories({ ...code, dataConverter: opts.dataConverter }, histories);
   for await (const { workflowId, runId, error } of results) {
     yield {

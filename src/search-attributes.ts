@@ -14,6 +14,7 @@ import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/se
 import type { Config } from './config';
 import type { Logger } from './logger';
 import { StartupError } from './main-helpers';
+import { GRPC, grpcCode } from './temporal';
 import { SEARCH_ATTRIBUTES } from './workflows/search-attributes';
 
 /** A search attribute key as defineSearchAttributeKey makes it. */
@@ -29,7 +30,6 @@ export interface EnsuredSearchAttribute {
 /** Where the worker talks to; the address decides self-hosted vs Temporal Cloud and goes into the commands. */
 export type SearchAttributeTarget = Pick<Config['temporal'], 'address' | 'namespace'>;
 
-const GRPC = { INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, UNAUTHENTICATED: 16 } as const;
 const GRPC_NAMES: Record<number, string> = {
   [GRPC.PERMISSION_DENIED]: 'PERMISSION_DENIED',
   [GRPC.UNIMPLEMENTED]: 'UNIMPLEMENTED',
@@ -78,11 +78,6 @@ export function searchAttributeCreateCommand(
 export function tcldAddCommand(namespace: string, keys: readonly Key[]): string {
   const flags = keys.map((key) => `--search-attribute ${key.name}=${typeName(key)}`).join(' ');
   return `tcld namespace search-attributes add --namespace ${namespace} ${flags}`;
-}
-
-function grpcCode(err: unknown): number | null {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : null;
 }
 
 const names = (keys: readonly Key[]) => keys.map((k) => k.name).join(', ');

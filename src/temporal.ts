@@ -59,6 +59,21 @@ export function createTemporalClient(config: Pick<Config, 'temporal' | 'payloads
   return { connection, client };
 }
 
+/** The gRPC status codes Waybill tells apart in Temporal's answers. */
+export const GRPC = {
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  UNIMPLEMENTED: 12,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** The gRPC status code of an error from a Temporal call; null for any other error. */
+export function grpcCode(err: unknown): number | null {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' ? code : null;
+}
+
 const SERVING = 1;
 
 /** True when the frontend answers its gRPC health check within `timeoutMs`. */

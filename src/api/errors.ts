@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { GRPC, grpcCode } from '../temporal';
 
 /** The one error shape every route answers with. */
 export const ErrorBody = Type.Object(
@@ -131,7 +132,6 @@ export function clientErrorResponse(err: { code?: string }): string | null {
 
 const GRPC_UNAVAILABLE = 14;
 const GRPC_DEADLINE_EXCEEDED = 4;
-const GRPC_INVALID_ARGUMENT = 3;
 
 /** Walks an error's cause chain (bounded). */
 function* causes(err: unknown): Generator<unknown> {
@@ -173,7 +173,7 @@ export interface SearchAttributeProblem {
 /** Which search attribute Temporal refused a workflow start for, if that is why it failed. */
 export function searchAttributeProblem(err: unknown): SearchAttributeProblem | null {
   for (const e of causes(err)) {
-    if ((e as { code?: unknown }).code !== GRPC_INVALID_ARGUMENT || !(e instanceof Error)) continue;
+    if (grpcCode(e) !== GRPC.INVALID_ARGUMENT || !(e instanceof Error)) continue;
     for (const { pattern, problem } of SEARCH_ATTRIBUTE_REFUSALS) {
       const match = pattern.exec(e.message);
       if (match) return { attribute: match[1]!, problem };

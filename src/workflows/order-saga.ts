@@ -66,8 +66,8 @@ export class OrderSaga {
   readonly payment: OrderPayment;
   readonly compensations: Compensation[] = [];
   readonly children = new Map<string, ChildWorkflowHandle<typeof shipmentWorkflow>>();
-  /** Per parcel: the chain of shipment runs the order tracks now, and how to take its end (once). */
-  readonly trackingEnds = new Map<string, { runId: string; end: (outcome: tracking.TrackingEnd) => void }>();
+  /** Per parcel: how to take the end of the chain of runs in `children` (once). */
+  readonly trackingEnds = new Map<string, (outcome: tracking.TrackingEnd) => void>();
   readonly notifications: NotificationQueue;
   /** Read-model writes (the status, a parcel settled as lost) are serialised; each writes what is true when it runs. */
   private writes: Promise<void> = Promise.resolve();

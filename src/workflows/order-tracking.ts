@@ -79,7 +79,7 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
     if ('final' in outcome) parcelEnded(saga, parcel, outcome.final, null);
     else trackingDied(saga, parcel, outcome.failure);
   };
-  saga.trackingEnds.set(parcel.shipmentId, { runId: child.firstExecutionRunId, end });
+  saga.trackingEnds.set(parcel.shipmentId, end);
   child.result().then(
     (final) => end({ final: final.status }),
     (err) => end({ failure: message(err) }),
@@ -98,15 +98,15 @@ export type TrackingEnd = { final: ShipmentStatus } | { failure: string };
  * chain of runs than the one the order tracks.
  */
 export function heardLate(saga: OrderSaga, notice: TrackingEndedNotice): void {
-  const tracked = saga.trackingEnds.get(notice.shipmentId);
-  if (tracked?.runId !== notice.trackingRunId) {
+  const end = saga.trackingEnds.get(notice.shipmentId);
+  if (!end || saga.children.get(notice.shipmentId)?.firstExecutionRunId !== notice.trackingRunId) {
     log.warn('a notice of ended tracking names a run this order does not track; ignored', { ...notice });
     return;
   }
   log.warn('a shipment workflow ended while the order was stopped; the order takes its end now', {
     ...notice,
   });
-  tracked.end(
+  end(
     notice.final !== null
       ? { final: notice.final }
       : { failure: `its shipment workflow ended while the order was stopped: ${notice.how}` },
