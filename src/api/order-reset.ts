@@ -40,6 +40,9 @@ export const MONEY_STEPS: ReadonlySet<string> = new Set([
 
 const RESETTABLE = new Set(['FAILED', 'TERMINATED', 'TIMED_OUT']);
 
+/** temporal.api.enums.v1.WorkflowTaskFailedCause: the task a reset run's history ends its copy with. */
+const WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW = 20;
+
 const refuse = (message: string) => new ApiError(409, 'RESET_NOT_SAFE', message);
 
 type Event = NonNullable<History['events']>[number];
@@ -52,10 +55,29 @@ export interface ResetPlan {
   eventId: number;
   /** The shipment workflows the order tracks at that point: each chain's first run. */
   tracked: { shipmentId: string; workflowId: string; trackingRunId: string }[];
+  /**
+   * The run this request's reset already made, when it is a retry of one that reset the order
+   * and stopped before it had told the new run of its ended parcels (the API died, or Temporal
+   * went away meanwhile): the retry tells it, and does not reset again.
+   */
+  resetRunId: string | null;
 }
 
-/** The reset point of the order's latest run, or a 409 naming why a reset is not safe. */
-export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<ResetPlan> {
+/**
+ * The request id a reset is sent with (the server makes one run per id) and the mark its
+ * reason carries, so that a retry finds the run it made in that run's own history.
+ */
+export function resetRequest(requestKey: string): { requestId: string; mark: string } {
+  const h = createHash('sha256').update(requestKey).digest('hex').slice(0, 32);
+  const requestId = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return { requestId, mark: `[reset ${requestId}]` };
+}
+
+/**
+ * The reset point of the order's latest run, or a 409 naming why a reset is not safe. When the
+ * latest run is the one this request (`requestKey`) made, the plan is that reset's, with its run.
+ */
+export async function planOrderReset(deps: ApiDeps, orderId: string, requestKey: string): Promise<ResetPlan> {
   const workflowId = orderWorkflowId(orderId);
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
   let description;
@@ -66,12 +88,30 @@ export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<Re
     throw err;
   }
   const status = description.status.name;
+  const runId = description.runId;
+  const historyOf = async (run: string) =>
+    (await deps.temporal.client.workflow.getHandle(workflowId, run).fetchHistory()).events ?? [];
+  const events = await historyOf(runId);
+
+  // A reset run's history is its base run's up to the point, then a task failed for the reset (an
+  // earlier reset's may be in the copy): the last such task says who made this run.
+  const made = [...events]
+    .reverse()
+    .find((e) => e.workflowTaskFailedEventAttributes?.cause === WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW);
+  if (made?.workflowTaskFailedEventAttributes?.failure?.message?.endsWith(resetRequest(requestKey).mark)) {
+    // This request reset the order already: the run's failed task stands where the point was.
+    const baseRunId = made.workflowTaskFailedEventAttributes!.baseRunId ?? '';
+    const eventId = id(made);
+    const chains = await trackedAt(deps, await historyOf(baseRunId), eventId);
+    const tracked = chains.flatMap(({ child, ...chain }) =>
+      child?.chain === chain.trackingRunId ? [chain] : [],
+    );
+    return { workflowId, runId: baseRunId, eventId, tracked, resetRunId: runId };
+  }
+
   if (!RESETTABLE.has(status)) {
     throw refuse(`the order's workflow is ${status}: only a failed, terminated or timed-out run is reset`);
   }
-  const runId = description.runId;
-  const events =
-    (await deps.temporal.client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
   const point = [...events].reverse().find((e) => e.workflowTaskCompletedEventAttributes);
   if (!point) throw refuse('the run never completed a workflow task: there is no sound point to go back to');
   const eventId = id(point);
@@ -98,16 +138,37 @@ export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<Re
     }
   }
 
-  // Shipment children: started before the point, and either seen ending or still the order's.
-  const open = new Map<number, string>();
+  // Shipment children: none started after the point, and each one open there still the order's.
   for (const e of events) {
     const initiated = e.startChildWorkflowExecutionInitiatedEventAttributes;
-    if (initiated) {
-      if (id(e) > eventId) {
-        throw refuse(`shipment workflow ${initiated.workflowId} was started after the last sound point`);
-      }
-      open.set(id(e), initiated.workflowId ?? '');
+    if (initiated && id(e) > eventId) {
+      throw refuse(`shipment workflow ${initiated.workflowId} was started after the last sound point`);
     }
+  }
+  const tracked: ResetPlan['tracked'] = [];
+  for (const { child, ...chain } of await trackedAt(deps, events, eventId)) {
+    // The order's child is the chain its start began: continue-as-new keeps the chain (its
+    // first run), a restart of the tracking starts another.
+    if (!child || child.chain !== chain.trackingRunId) {
+      throw refuse(
+        `shipment workflow ${chain.workflowId} is not the run the order started (${child ? 'started again since' : 'gone from Temporal'}): the reset run would wait for an end no one can tell it; settle the parcel by hand first`,
+      );
+    }
+    tracked.push(chain);
+  }
+  return { workflowId, runId, eventId, tracked, resetRunId: null };
+}
+
+/**
+ * The shipment workflows a run had started by `eventId` and not seen end by then, each with the
+ * chain it started (its first run) and what Temporal has under its id now.
+ */
+async function trackedAt(deps: ApiDeps, events: Event[], eventId: number) {
+  const open = new Map<number, string>();
+  const startedRuns = new Map<number, string>();
+  for (const e of events) {
+    const initiated = e.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (initiated && id(e) <= eventId) open.set(id(e), initiated.workflowId ?? '');
     const ended =
       e.startChildWorkflowExecutionFailedEventAttributes ??
       e.childWorkflowExecutionCompletedEventAttributes ??
@@ -116,28 +177,19 @@ export async function planOrderReset(deps: ApiDeps, orderId: string): Promise<Re
       e.childWorkflowExecutionTimedOutEventAttributes ??
       e.childWorkflowExecutionTerminatedEventAttributes;
     if (ended?.initiatedEventId != null && id(e) <= eventId) open.delete(Number(ended.initiatedEventId));
-  }
-  const startedRuns = new Map<number, string>();
-  for (const e of events) {
     const started = e.childWorkflowExecutionStartedEventAttributes;
     if (started?.initiatedEventId != null) {
       startedRuns.set(Number(started.initiatedEventId), started.workflowExecution?.runId ?? '');
     }
   }
-  const tracked: ResetPlan['tracked'] = [];
-  for (const [initiatedId, childId] of open) {
-    const child = await describeTracking(deps, childId);
-    const trackingRunId = startedRuns.get(initiatedId);
-    // The order's child is the chain its start began: continue-as-new keeps the chain (its
-    // first run), a restart of the tracking starts another.
-    if (!child || !trackingRunId || child.chain !== trackingRunId) {
-      throw refuse(
-        `shipment workflow ${childId} is not the run the order started (${child ? 'started again since' : 'gone from Temporal'}): the reset run would wait for an end no one can tell it; settle the parcel by hand first`,
-      );
-    }
-    tracked.push({ shipmentId: shipmentIdOf(childId), workflowId: childId, trackingRunId });
-  }
-  return { workflowId, runId, eventId, tracked };
+  return Promise.all(
+    [...open].map(async ([initiatedId, workflowId]) => ({
+      shipmentId: shipmentIdOf(workflowId),
+      workflowId,
+      trackingRunId: startedRuns.get(initiatedId) ?? '',
+      child: await describeTracking(deps, workflowId),
+    })),
+  );
 }
 
 const shipmentIdOf = (childId: string) => childId.slice(shipmentWorkflowId('').length);
@@ -196,15 +248,14 @@ export async function resetOrder(
   plan: ResetPlan,
   opts: { reason: string; requestKey: string },
 ): Promise<string> {
-  const requestId = createHash('sha256').update(opts.requestKey).digest('hex').slice(0, 32);
-  const uuid = `${requestId.slice(0, 8)}-${requestId.slice(8, 12)}-${requestId.slice(12, 16)}-${requestId.slice(16, 20)}-${requestId.slice(20)}`;
+  const { requestId, mark } = resetRequest(opts.requestKey);
   const response = await deps.temporal.client.workflowService.resetWorkflowExecution({
     namespace: deps.config.temporal.namespace,
     workflowExecution: { workflowId: plan.workflowId, runId: plan.runId },
     // protobufjs encodes a JS number into an int64 field; the generated type names only Long.
     workflowTaskFinishEventId: plan.eventId as unknown as EventId,
-    reason: opts.reason,
-    requestId: uuid,
+    reason: `${opts.reason} ${mark}`,
+    requestId,
   });
   return response.runId ?? '';
 }

@@ -8,9 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { InjectOptions } from 'fastify';
+import * as orderReset from '../../src/api/order-reset';
+import { actionRequestKey } from '../../src/api/routes/failed-work';
 import type { PollPolicy } from '../../src/domain/polling';
 import { orderWorkflowId, shipmentWorkflowId } from '../../src/workflows/contract';
 import { importWorkflowId } from '../../src/workflows/import';
+import { testLog } from '../support/env';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { useSagaStack } from '../support/saga';
@@ -414,6 +417,50 @@ describe('failed work', () => {
     expect(reset.statusCode).toBe(200);
     expect(reset.json().trackingEnded).toEqual([{ shipmentId: shipment.id, ended: 'DELIVERED' }]);
     await endsDelivered(orderId, reset.json().runId, total);
+  });
+
+  it('finishes a reset that stopped before it answered: its retry tells the run it made of the parcel delivered meanwhile, and does not reset again', async () => {
+    const { orderId, handle, total, shipment } = await inTransit(uniqueId('KETTLE'));
+    await terminateAfterCapture(handle);
+    releaseCourierTime();
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
+    expect(await tracking.result()).toMatchObject({ status: 'DELIVERED' });
+
+    // The first request resets the order, then its API process dies before it tells the new run
+    // of the delivery (or before it answers): the run it made waits for an end it will not hear.
+    const key = randomUUID();
+    const deps = {
+      config: stack.api.config,
+      db: stack.database.db,
+      temporal: stack.api.temporal,
+      log: testLog,
+    };
+    const requestKey = actionRequestKey('reset', 'admin:alice', key);
+    const plan = await orderReset.planOrderReset(deps, orderId, requestKey);
+    expect(plan.resetRunId).toBeNull();
+    const madeRunId = await orderReset.resetOrder(deps, plan, {
+      reason: 'admin:alice: bad build rolled back',
+      requestKey,
+    });
+
+    // The admin retries with the same key: the reset is found, not made again, and the run told.
+    const retried = await post(
+      `/v1/admin/failed-work/orders/${orderId}/reset`,
+      { reason: 'bad build rolled back' },
+      key,
+      stack.api.admin('alice'),
+    );
+    expect(retried.statusCode).toBe(200);
+    expect(retried.json()).toMatchObject({
+      outcome: 'reset',
+      runId: madeRunId,
+      resetEventId: plan.eventId,
+      trackingEnded: [{ shipmentId: shipment.id, ended: 'DELIVERED' }],
+    });
+    expect((await stack.worker.client.workflow.getHandle(orderWorkflowId(orderId)).describe()).runId).toBe(
+      madeRunId,
+    );
+    await endsDelivered(orderId, madeRunId, total);
   });
 
   it('lists a parcel whose courier sync fails, by courier', async () => {

@@ -55,7 +55,7 @@ import {
 const ACTION_DEADLINE_MS = 30_000;
 const RESTARTABLE = new Set(['FAILED', 'TERMINATED', 'TIMED_OUT', 'CANCELLED']);
 
-type Action = 'retry_step' | 'restart_tracking' | 'reset';
+export type Action = 'retry_step' | 'restart_tracking' | 'reset';
 type Outcome = Omit<ActionResult, 'action' | 'subjectId' | 'by' | 'at'>;
 
 /** An action route's contract: Idempotency-Key, the subject in the path, a body with the reason. */
@@ -81,6 +81,16 @@ const actionSchema = <P, B>({
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
 
+/** Who may act and the key they sent: per action and actor, so two admins' keys never meet. */
+const actionScope = (action: Action, actor: string) => `failed-work:${action}:${actor}`;
+
+/**
+ * What an action hands to Temporal for a request (a reset's request id, an update's id): the
+ * same for every retry of it, whichever API process takes it.
+ */
+export const actionRequestKey = (action: Action, actor: string, idempotencyKey: string) =>
+  digest(`${actionScope(action, actor)}:${idempotencyKey}`);
+
 export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { db } = deps;
 
@@ -96,7 +106,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
     act: (key: string) => Promise<Outcome>,
   ) {
     const by = actorOf(request.principal);
-    const scope = `failed-work:${what.action}:${by}`;
+    const scope = actionScope(what.action, by);
     const key = request.headers['idempotency-key'];
     const audit = (result: Record<string, unknown>) =>
       writeAudit(db, [
@@ -107,7 +117,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           subjectId: what.subjectId,
           reason: what.reason,
           details: { idempotencyKey: key, ...result },
-          dedupeKey: `failed_work:${digest(`${scope}:${key}`)}`,
+          dedupeKey: `failed_work:${actionRequestKey(what.action, by, key)}`,
         },
       ]);
     // A refusal is this key's answer too: a repeat gets it again, and it is on record.
@@ -127,7 +137,7 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
           settles,
         },
         async (): Promise<ActionResult> => {
-          const outcome = await act(digest(`${scope}:${key}`));
+          const outcome = await act(actionRequestKey(what.action, by, key));
           const body: ActionResult = {
             action: what.action,
             subjectId: what.subjectId,
@@ -368,18 +378,21 @@ export const failedWorkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
         summary:
           'Reset an order workflow that stopped to its last sound point, when safe (audited, idempotent)',
         description:
-          'Temporal reset of the latest run to its last completed workflow task. Only when safe (docs/operations.md#failed-work): the run failed, was terminated or timed out; no money or booking step was in flight; every shipment workflow it started and did not see end is still the run it started (one that ended while the order was stopped is told to the reset run: `trackingEnded`). Otherwise 409 RESET_NOT_SAFE with the reason. Requires Idempotency-Key.',
+          'Temporal reset of the latest run to its last completed workflow task. Only when safe (docs/operations.md#failed-work): the run failed, was terminated or timed out; no money or booking step was in flight; every shipment workflow it started and did not see end is still the run it started (one that ended while the order was stopped is told to the reset run: `trackingEnded`). Otherwise 409 RESET_NOT_SAFE with the reason. Requires Idempotency-Key: a repeat answers the first result, and a retry of a request that reset the order but did not answer (the API stopped, or Temporal went away before the parcels were told) finds the run it made and tells it, without resetting again.',
         params: OrderActionParams,
         body: ActionReasonBody,
       }),
     },
     async (request, reply) =>
       orderAction(request, reply, 'reset', async (orderId, reason, key) => {
-        const plan = await planOrderReset(deps, orderId);
-        const runId = await resetOrder(deps, plan, {
-          reason: `${actorOf(request.principal)}: ${reason}`,
-          requestKey: key,
-        });
+        const plan = await planOrderReset(deps, orderId, key);
+        // A retry of a reset made and not answered goes on to tell the run it made.
+        const runId =
+          plan.resetRunId ??
+          (await resetOrder(deps, plan, {
+            reason: `${actorOf(request.principal)}: ${reason}`,
+            requestKey: key,
+          }));
         const trackingEnded = await tellOfEndedTracking(deps, plan, runId);
         return {
           outcome: 'reset',
