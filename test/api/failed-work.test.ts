@@ -18,7 +18,7 @@ import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { useSagaStack } from '../support/saga';
 import { STACK_TIME_SCALE } from '../support/stack';
-import { fastPolicy, startShipmentWorkflow, uniqueId } from '../support/temporal';
+import { fastPolicy, startShipmentWorkflow, uniqueId, workflowStory } from '../support/temporal';
 
 jest.setTimeout(150_000);
 
@@ -207,7 +207,18 @@ describe('failed work', () => {
     stack.started(stack.worker.client.workflow.getHandle(workflowId));
     const shipmentRow = () =>
       stack.database.db.selectFrom('shipments').selectAll().where('id', '=', shipmentId).executeTakeFirst();
-    await eventually(shipmentRow, (row) => row?.status === 'IN_TRANSIT');
+    // Seen once in a full run: the parcel never polled in 30 s (PENDING, never synced, no
+    // failure logged). Should it happen again, the histories say where it stood.
+    await eventually(
+      shipmentRow,
+      (row) => row?.status === 'IN_TRANSIT',
+      30_000,
+      async () =>
+        [
+          await workflowStory(stack.worker.client, importWorkflowId(importId)),
+          await workflowStory(stack.worker.client, workflowId),
+        ].join('\n'),
+    );
     holdCourierTime();
 
     const dead = await stack.worker.client.workflow.getHandle(workflowId).describe();

@@ -13,6 +13,7 @@ import { refreshNowUpdate, shipmentWorkflowId } from '../../src/workflows/contra
 import { pollPolicyFromConfig } from '../../src/poll-policy';
 import type { PollPolicy } from '../../src/domain/polling';
 import type { shipmentWorkflow } from '../../src/workflows/shipment';
+import { temporal } from '@temporalio/proto';
 import { testConfig, testLog } from './env';
 
 /** A worker pair (main + courier queue) on the test server with queues of this file's own. */
@@ -213,3 +214,27 @@ export function stillPolicy(overrides: Partial<PollPolicy> = {}): PollPolicy {
 }
 
 export const uniqueId = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
+
+/**
+ * What a workflow has done, for a test that waited for it in vain: its latest run's status and
+ * the last `events` of its history (type and time), or that it never started.
+ */
+export async function workflowStory(client: Client, workflowId: string, events = 20): Promise<string> {
+  const handle = client.workflow.getHandle(workflowId);
+  const described = await handle.describe().catch((err: unknown) => err as Error);
+  if (described instanceof Error) return `${workflowId}: ${described.message}`;
+  const history = (await handle.fetchHistory()).events ?? [];
+  const lines = history.slice(-events).map((e) => {
+    const type = temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType);
+    const at = e.eventTime?.seconds
+      ? new Date(
+          Number(e.eventTime.seconds) * 1000 + Math.floor((e.eventTime.nanos ?? 0) / 1e6),
+        ).toISOString()
+      : '?';
+    return `  ${String(e.eventId)} ${at} ${type.replace('EVENT_TYPE_', '')}`;
+  });
+  return [
+    `${workflowId} run ${described.runId}: ${described.status.name}, ${history.length} events, ${described.raw.pendingActivities?.length ?? 0} activities pending; the last ${lines.length}:`,
+    ...lines,
+  ].join('\n');
+}
