@@ -91,7 +91,11 @@ const OVERDUE_AFTER_MS = 60_000;
 const STARTS_IN_FLIGHT = 20;
 /** The worker's heap as docs/production.md#sizing advises (its RSS is mostly outside the heap). */
 const WORKER_HEAP = { NODE_OPTIONS: '--max-old-space-size=1280' };
-const COURIER_CAPS = { WAYBILL_COURIER_CONCURRENCY: '20', WAYBILL_COURIER_CALLS_PER_SECOND: '1000' };
+const COURIER_CAPS = {
+  WAYBILL_COURIER_CONCURRENCY: '20',
+  WAYBILL_COURIER_CALLS_PER_SECOND: '1000',
+  WAYBILL_COURIER_REQUESTS_PER_SECOND: '10000',
+};
 
 /**
  * Starts a second the ramp is assumed to reach (most ramps measured ran 42-136; one, on a loaded

@@ -164,6 +164,7 @@ runMain(async () => {
       WAYBILL_POLL_IN_TRANSIT: '1h',
       WAYBILL_COURIER_CONCURRENCY: '20',
       WAYBILL_COURIER_CALLS_PER_SECOND: '1000',
+      WAYBILL_COURIER_REQUESTS_PER_SECOND: '10000',
       // Every workflow stays cached: the point is what a cached one weighs.
       WAYBILL_WORKER_CACHED_WORKFLOWS: String(args.workflows + WARM_UP + FAST + 100),
     },

@@ -161,6 +161,13 @@ export interface CourierApiUsageTable {
   failures: Generated<number>;
 }
 
+/** Per courier, the second its latest requests started in, across every worker (src/read-model/courier-usage.ts). */
+export interface CourierRequestSecondsTable {
+  courier: string;
+  second_at: Date;
+  requests: number;
+}
+
 /** A courier account's OAuth token pair, shared by every worker (src/read-model/courier-tokens.ts). */
 export interface CourierTokensTable {
   courier: string;
@@ -498,6 +505,7 @@ export interface Database {
   shipments: ShipmentsTable;
   tracking_events: TrackingEventsTable;
   courier_api_usage: CourierApiUsageTable;
+  courier_request_seconds: CourierRequestSecondsTable;
   courier_tokens: CourierTokensTable;
   easyparcel_submissions: EasyParcelSubmissionsTable;
   courier_webhook_events: CourierWebhookEventsTable;

@@ -35,6 +35,12 @@ export const Metrics = {
     unit: '',
     description: "Polls not sent because the courier's daily call budget was used up, by courier",
   },
+  courierRequestWaits: {
+    name: 'waybill_courier_request_waits',
+    unit: '',
+    description:
+      'Courier requests that waited for the next second because WAYBILL_COURIER_REQUESTS_PER_SECOND requests to their courier had started in this one, across every worker, by courier (each wait counted)',
+  },
   courierPollsPutOff: {
     name: 'waybill_courier_polls_put_off',
     unit: '',

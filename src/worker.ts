@@ -293,6 +293,7 @@ export async function startWorker(opts: {
         : 'http',
       dailyBudget: opts.config.courier.dailyBudget,
       bookingReserve: opts.config.courier.bookingReserve,
+      requestsPerSecond: opts.config.courier.requestsPerSecond,
       batchWindowMs: opts.config.courier.batchWindowMs,
       batchConcurrency: opts.config.courier.concurrency,
       batchCallsPerSecond: opts.config.courier.callsPerSecond,

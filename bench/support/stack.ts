@@ -433,6 +433,8 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
         WAYBILL_RATE_LIMIT_PER_MINUTE: '1000000',
         WAYBILL_GUEST_RATE_LIMIT_PER_MINUTE: '100000', // the most src/config accepts
         WAYBILL_COURIER_DAILY_BUDGET: '10000000', // the most src/config accepts
+        // The benchmarks measure Waybill and Temporal, not a courier account's limit.
+        WAYBILL_COURIER_REQUESTS_PER_SECOND: '10000', // the most src/config accepts
         ...opts.env,
       },
       NEVER_INHERITED,

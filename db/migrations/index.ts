@@ -23,6 +23,7 @@ import * as courierTokens from './2026-12-05T03-10-00_courier_tokens';
 import * as easyParcelSubmissions from './2026-12-05T06-00-00_easyparcel_submissions';
 import * as attentionSettlement from './2026-12-06T09-00-00_attention_settlement';
 import * as recentEventsApiTimes from './2026-12-06T10-00-00_recent_events_api_times';
+import * as courierRequestSeconds from './2026-12-06T17-00-00_courier_request_seconds';
 import * as trackingEventsOneRowPerScan from './2026-12-05T03-00-00_tracking_events_one_row_per_scan';
 
 export const migrations: Record<string, Migration> = {
@@ -47,4 +48,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-05T06-00-00_easyparcel_submissions': easyParcelSubmissions,
   '2026-12-06T09-00-00_attention_settlement': attentionSettlement,
   '2026-12-06T10-00-00_recent_events_api_times': recentEventsApiTimes,
+  '2026-12-06T17-00-00_courier_request_seconds': courierRequestSeconds,
 };

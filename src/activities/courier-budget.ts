@@ -17,13 +17,20 @@
  *   whole budget, must never starve it: past the budget the counter goes on counting these
  *   requests, so the day's `calls` can exceed the budget only by releases, and the admin stats
  *   show it.
+ *
+ * Before the budget, every request takes one of the `requestsPerSecond` its courier may be sent
+ * in the current second, counted in Postgres across every worker (`courier_request_seconds`):
+ * a request over it waits for the next second, whatever it is for, and is never refused for
+ * it. A courier's rate limit then holds for the account, however many workers call it.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { RequestGate } from '../couriers/http';
 import { FailureType } from '../domain/failures';
 import { budgetDay, defaultBookingReserve } from '../domain/polling';
-import { countCourierFailure, takeCourierCall } from '../read-model/courier-usage';
+import { count, Metrics } from '../metrics';
+import { countCourierFailure, takeCourierCall, takeCourierSecond } from '../read-model/courier-usage';
+import { activityMeter } from './meter';
 
 /** The failure type of a request the budget refused (polls and bookings). */
 export const BUDGET_EXHAUSTED = FailureType.BUDGET_EXHAUSTED;
@@ -60,6 +67,8 @@ export function createCourierBudget(deps: {
   dailyBudget: number;
   /** Of those, the calls polls leave to bookings; `defaultBookingReserve` when not given. */
   bookingReserve?: number;
+  /** Requests per courier started in any one second across every worker; none when not given. */
+  requestsPerSecond?: number;
   now?: () => number;
 }): CourierBudget {
   const { db, dailyBudget } = deps;
@@ -70,9 +79,23 @@ export function createCourierBudget(deps: {
     release: null,
   };
   const now = deps.now ?? Date.now;
+  const { requestsPerSecond } = deps;
+
+  /** Waits until this request is one of the courier's `requestsPerSecond` in a second. */
+  async function secondFor(courier: string, perSecond: number): Promise<void> {
+    for (;;) {
+      const second = await takeCourierSecond(db, courier, perSecond);
+      if (second.taken) return;
+      count(activityMeter(), Metrics.courierRequestWaits, { courier });
+      // A few ms past the boundary, spread: the waiters of a full second do not all meet at once.
+      await new Promise((resolve) => setTimeout(resolve, second.waitMs + Math.floor(Math.random() * 10)));
+    }
+  }
+
   return {
     gate(courier, use) {
       return async () => {
+        if (requestsPerSecond !== undefined) await secondFor(courier, requestsPerSecond);
         const atMs = now();
         const day = budgetDay(atMs);
         if (!(await takeCourierCall(db, courier, day, limits[use]))) {

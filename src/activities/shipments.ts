@@ -44,6 +44,8 @@ export interface ShipmentActivityDeps {
   dailyBudget: number;
   /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
   bookingReserve?: number;
+  /** Requests per courier started in any one second, across every worker (./courier-budget.ts); none when not given. */
+  requestsPerSecond?: number;
   /** How long a courier's bulk tracking call waits for more polls to join (ms); 0: a call per poll. */
   batchWindowMs?: number;
   /** Bulk tracking calls in flight at once per courier in this worker (default: no cap). */
@@ -113,16 +115,30 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
 
   const budget = createCourierBudget(deps);
 
-  /** One bulk tracking call through the budget gate, counted in the metrics by outcome. */
-  async function trackCall(courier: CourierCode, adapter: CourierAdapter, numbers: string[]) {
+  /**
+   * One bulk tracking call through the budget gate, counted in the metrics by outcome; `sent`
+   * is told when its first request passes the gate (its duration counts from then).
+   */
+  async function trackCall(
+    courier: CourierCode,
+    adapter: CourierAdapter,
+    numbers: string[],
+    sent: () => void,
+  ) {
     const meter = activityMeter();
-    const startedAt = Date.now();
+    let startedAt: number | null = null;
     const called = (outcome: string) => {
       count(meter, Metrics.courierCalls, { courier, outcome });
-      observe(meter, Metrics.courierCallDuration, Date.now() - startedAt, { courier });
+      observe(meter, Metrics.courierCallDuration, Date.now() - (startedAt ?? Date.now()), { courier });
+    };
+    const gate = budget.gate(courier, 'poll');
+    const passed = async (path: string) => {
+      await gate(path);
+      startedAt ??= Date.now();
+      sent();
     };
     try {
-      const results = await gatedRequests(budget.gate(courier, 'poll'), () => adapter.track(numbers));
+      const results = await gatedRequests(passed, () => adapter.track(numbers));
       called(results.every((r) => r.kind === 'not_found') ? 'not_found' : 'found');
       return results;
     } catch (err) {
@@ -157,7 +173,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       windowMs: deps.batchWindowMs ?? 0,
       concurrency: deps.batchConcurrency ?? Number.POSITIVE_INFINITY,
       callsPerSecond: deps.batchCallsPerSecond ?? Number.POSITIVE_INFINITY,
-      call: (numbers) => trackCall(courier, adapter, numbers),
+      call: (numbers, sent) => trackCall(courier, adapter, numbers, sent),
       ...(deps.batchSlowAfterMs ? { slowAfterMs: deps.batchSlowAfterMs } : {}),
       onSlow: (slow) => {
         if (slow) {

@@ -233,6 +233,7 @@ function readCourier(r: Reader, payloads: Credentials['payloads']): Config['cour
     bookingReserve,
     concurrency: r.int('WAYBILL_COURIER_CONCURRENCY', 3, 1, 1000),
     callsPerSecond: r.int('WAYBILL_COURIER_CALLS_PER_SECOND', 5, 1, 10_000),
+    requestsPerSecond: r.int('WAYBILL_COURIER_REQUESTS_PER_SECOND', 10, 1, 10_000),
     timeoutMs,
     slowAfterMs,
     easyParcel: readEasyParcel(r, simulatorUrl, payloads),

@@ -185,6 +185,12 @@ export interface Config {
      * queue (bookings, cancels, last polls) starts this times the largest batch per second.
      */
     readonly callsPerSecond: number;
+    /**
+     * Requests to one courier started in any one second across every worker (counted in
+     * Postgres): polls, bookings, cancels and token requests. One over it waits for the next
+     * second; none is refused for it.
+     */
+    readonly requestsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */
     readonly timeoutMs: number;
     /**

@@ -30,9 +30,10 @@ export interface TrackBatcherOptions {
   callsPerSecond?: number;
   /**
    * Makes the courier call for a batch: the activity layer wraps `adapter.track` with the
-   * budget gate and its metrics. Defaults to the bare adapter.
+   * budget gate and its metrics, and calls `sent` once the gate lets the first request go (a
+   * wait for the courier's next second is not the courier's time). Defaults to the bare adapter.
    */
-  call?: (trackingNumbers: string[]) => Promise<TrackResult[]>;
+  call?: (trackingNumbers: string[], sent: () => void) => Promise<TrackResult[]>;
   /**
    * A call in flight this long (ms), with no call started after it answered in the meantime,
    * means the courier has stopped answering (default: never). Until the courier answers a call
@@ -42,7 +43,8 @@ export interface TrackBatcherOptions {
    * instead of in a worker slot that orders and other couriers' parcels need), and one call at
    * a time, of the polls that came while no call was out, finds out whether it answers. Only
    * the calls already out keep their polls' slots, until the adapter's timeout. The time counted
-   * is the whole `call`: the budget gate and a token refresh too.
+   * starts when the call's first request passes the budget gate (`sent`): a token refresh
+   * counts, a wait for a free second of the courier's does not.
    */
   slowAfterMs?: number;
   /** Told when the courier stops answering in time (true), and when a call answers in time again (false). */
@@ -106,7 +108,12 @@ function splitBatch(batch: Waiter[], knownBad: (trackingNumber: string) => boole
 
 export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   const { adapter } = opts;
-  const call = opts.call ?? ((numbers: string[]) => adapter.track(numbers));
+  const call =
+    opts.call ??
+    ((numbers: string[], sent: () => void) => {
+      sent();
+      return adapter.track(numbers);
+    });
   const size = Math.max(1, adapter.maxBatch);
   /** Polls not yet in a call, oldest first. */
   const queue: Waiter[] = [];
@@ -191,18 +198,26 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
    * answering; one the courier answers within it finds it answering again.
    */
   async function watchedCall(numbers: string[]): Promise<TrackResult[]> {
-    const started = performance.now();
-    const watch = Number.isFinite(slowAfterMs) ? setTimeout(() => callOutlasted(started), slowAfterMs) : null;
-    watch?.unref();
+    /** When the call's first request left (monotonic ms); null: none has. */
+    let started: number | null = null;
+    let watch: NodeJS.Timeout | null = null;
+    const sent = () => {
+      if (started !== null) return;
+      const at = performance.now();
+      started = at;
+      if (!Number.isFinite(slowAfterMs)) return;
+      watch = setTimeout(() => callOutlasted(at), slowAfterMs);
+      watch.unref();
+    };
     let answered = true;
     try {
-      return await call(numbers);
+      return await call(numbers, sent);
     } catch (err) {
       answered = courierAnswered(err);
       throw err;
     } finally {
       if (watch !== null) clearTimeout(watch);
-      if (answered && performance.now() - started < slowAfterMs) {
+      if (answered && started !== null && performance.now() - started < slowAfterMs) {
         lastTimelyStart = Math.max(lastTimelyStart, started);
         if (slow) {
           slow = false;

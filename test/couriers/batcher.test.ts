@@ -51,7 +51,10 @@ function recordingCall(ms: number, bad: string[] = []) {
   return { call, calls, starts, mostOut: () => mostOut };
 }
 
-/** A batcher of `maxBatch` numbers a call over `call`: no window and no caps unless given. */
+/**
+ * A batcher of `maxBatch` numbers a call over `call`: no window and no caps unless given. Each
+ * call is sent as it starts (no gate to wait at), unless `gated` says how long it waits first.
+ */
 const batcherOf = (
   maxBatch: number,
   call: (numbers: string[]) => Promise<TrackResult[]>,
@@ -61,6 +64,8 @@ const batcherOf = (
     callsPerSecond?: number;
     slowAfterMs?: number;
     onSlow?: (slow: boolean) => void;
+    /** How long each call waits at its gate (e.g. for the courier's next free second) before it is sent (ms). */
+    gatedMs?: number;
   },
 ) =>
   createTrackBatcher({
@@ -70,7 +75,11 @@ const batcherOf = (
     ...(caps.callsPerSecond ? { callsPerSecond: caps.callsPerSecond } : {}),
     ...(caps.slowAfterMs ? { slowAfterMs: caps.slowAfterMs } : {}),
     ...(caps.onSlow ? { onSlow: caps.onSlow } : {}),
-    call,
+    call: async (numbers, sent) => {
+      if (caps.gatedMs) await new Promise((resolve) => setTimeout(resolve, caps.gatedMs));
+      sent();
+      return call(numbers);
+    },
   });
 
 /**
@@ -286,7 +295,7 @@ describe('a courier that stops answering', () => {
   function watched<C extends { call: (numbers: string[]) => Promise<TrackResult[]> }>(
     courier: C,
     maxBatch: number,
-    caps: { windowMs?: number; concurrency?: number; slowAfterMs: number },
+    caps: { windowMs?: number; concurrency?: number; slowAfterMs: number; gatedMs?: number },
   ) {
     const told: boolean[] = [];
     const batcher = batcherOf(maxBatch, courier.call, { ...caps, onSlow: (slow) => told.push(slow) });
@@ -452,6 +461,23 @@ describe('a courier that stops answering', () => {
     expect(results).toEqual(numbers);
     expect(courier.calls).toHaveLength(8);
     expect(courier.mostOut()).toBe(3);
+    expect(told).toEqual([]);
+  });
+
+  it("does not count a call's wait at its gate (the courier's next free second) as the courier's time", async () => {
+    // Every call waits 250 ms for a second of the courier's, well past slowAfterMs, and then
+    // is answered in 40 ms: the courier answers in time.
+    const { courier, told, batcher } = watched(recordingCall(40), 2, {
+      concurrency: 1,
+      windowMs: 10,
+      slowAfterMs: 100,
+      gatedMs: 250,
+    });
+    const numbers = numbered('G', 6);
+    const results = await outcomes(numbers.map((n) => batcher.track(n)));
+
+    expect(results).toEqual(numbers);
+    expect(courier.calls).toHaveLength(3);
     expect(told).toEqual([]);
   });
 });

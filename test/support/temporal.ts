@@ -75,6 +75,8 @@ export async function startTestWorker(opts: {
   const config = testConfig({
     WAYBILL_COURIER_CONCURRENCY: '5',
     WAYBILL_COURIER_CALLS_PER_SECOND: '100',
+    // Fast policies poll every few hundred ms, one call per poll: no test but the cap's own waits for it.
+    WAYBILL_COURIER_REQUESTS_PER_SECOND: '1000',
     ...opts.env,
   });
   const address = process.env.WAYBILL_TEST_TEMPORAL_ADDRESS!;
@@ -92,6 +94,7 @@ export async function startTestWorker(opts: {
     couriers: opts.couriers,
     payments: opts.payments ?? noPayments,
     dailyBudget: opts.dailyBudget ?? 1000,
+    requestsPerSecond: config.courier.requestsPerSecond,
     ...(opts.batchWindowMs ? { batchWindowMs: opts.batchWindowMs } : {}),
     // As the worker does: a courier's polls are put off while it is not answering.
     batchSlowAfterMs: config.courier.slowAfterMs,

@@ -1,0 +1,85 @@
+/**
+ * The courier's requests per second hold across workers: each worker's budget gate takes its
+ * second from Postgres (`courier_request_seconds`), so two workers together start no more than
+ * the cap in any one second. A request over it waits for the next second and is never refused,
+ * whatever it is for; each is still counted once on the day's budget. Real Postgres; two
+ * connection pools stand for two worker processes.
+ */
+import { createDb } from '../../db/client';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database';
+import { createCourierBudget, type CourierUse } from '../../src/activities/courier-budget';
+import { takeCourierSecond } from '../../src/read-model/courier-usage';
+import { freshDatabase, type TestDatabase } from '../support/db';
+
+jest.setTimeout(30_000);
+
+describe('courier requests per second, across workers', () => {
+  let database: TestDatabase;
+  let workers: Kysely<Database>[];
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    workers = [createDb({ url: database.url, poolMax: 10 }), createDb({ url: database.url, poolMax: 10 })];
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers?.map((db) => db.destroy()) ?? []);
+    await database?.drop();
+  });
+
+  it('grants at most the cap in any second of Postgres’s clock, to two workers asking at once, and tells the rest when the next second starts', async () => {
+    const granted: number[] = [];
+    // Twenty requests, ten from each worker, each asking again when told to wait.
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        for (;;) {
+          const second = await takeCourierSecond(workers[i % 2]!, 'simulator', 3);
+          if (second.taken) {
+            granted.push(second.secondAt.getTime());
+            return;
+          }
+          expect(second.waitMs).toBeGreaterThan(0);
+          expect(second.waitMs).toBeLessThanOrEqual(1_000);
+          await new Promise((resolve) => setTimeout(resolve, second.waitMs));
+        }
+      }),
+    );
+
+    const perSecond = new Map<number, number>();
+    for (const at of granted) perSecond.set(at, (perSecond.get(at) ?? 0) + 1);
+    expect(granted).toHaveLength(20);
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(3);
+    // 20 at 3 a second: seven seconds at least.
+    expect(perSecond.size).toBeGreaterThanOrEqual(7);
+    // Another courier has seconds of its own.
+    expect(await takeCourierSecond(workers[0]!, 'easyparcel', 3)).toMatchObject({ taken: true });
+  });
+
+  it('makes a request over the cap wait for the next second, never refuses it (polls, bookings and cancels alike), and counts each once', async () => {
+    const budgets = workers.map((db) =>
+      createCourierBudget({ db, dailyBudget: 1_000, requestsPerSecond: 4 }),
+    );
+    const uses: CourierUse[] = ['poll', 'book', 'release'];
+    const started = Date.now();
+    // Ten requests at 4 a second: the last two wait for the third second.
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => budgets[i % 2]!.gate('bluedart', uses[i % 3]!)('/track')),
+    );
+    const tookMs = Date.now() - started;
+
+    expect(tookMs).toBeGreaterThanOrEqual(1_000);
+    const usage = await database.db
+      .selectFrom('courier_api_usage')
+      .select('calls')
+      .where('courier', '=', 'bluedart')
+      .executeTakeFirstOrThrow();
+    expect(usage.calls).toBe(10);
+
+    // Without the cap, ten requests pass at once.
+    const uncapped = createCourierBudget({ db: workers[0]!, dailyBudget: 1_000 });
+    const at = Date.now();
+    await Promise.all(Array.from({ length: 10 }, () => uncapped.gate('bluedart', 'poll')('/track')));
+    expect(Date.now() - at).toBeLessThan(1_000);
+  });
+});
