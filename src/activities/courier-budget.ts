@@ -18,22 +18,46 @@
  *   requests, so the day's `calls` can exceed the budget only by releases, and the admin stats
  *   show it.
  *
- * Before the budget, every request takes one of the `requestsPerSecond` its courier may be sent
- * in the current second, counted in Postgres across every worker (`courier_request_seconds`):
- * a request over it waits for the next second, whatever it is for, and is never refused for
- * it. A courier's rate limit then holds for the account, however many workers call it.
+ * Once its budget unit is taken, every request takes one of the `requestsPerSecond` its courier
+ * may be sent in a second of Postgres's clock, counted across every worker
+ * (`courier_request_seconds`): a request over it waits for the next second, whatever it is for
+ * (the waiters of one worker take their turns in order, and only the first asks Postgres). A
+ * courier's rate limit then holds for the account, however many workers call it. A request
+ * that has waited {@link SECOND_WAIT_LIMIT_MS} gives its budget unit back and fails as not sent
+ * ({@link CourierRateWaitError}, retried like an outage): an attempt never outlives its
+ * activity's deadlines waiting here, only to send later what its retry thinks it sent.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import type { RequestGate } from '../couriers/http';
+import { CourierUnavailableError } from '../couriers/types';
 import { FailureType } from '../domain/failures';
 import { budgetDay, defaultBookingReserve } from '../domain/polling';
 import { count, Metrics } from '../metrics';
-import { countCourierFailure, takeCourierCall, takeCourierSecond } from '../read-model/courier-usage';
+import {
+  countCourierFailure,
+  giveBackCourierCall,
+  takeCourierCall,
+  takeCourierSecond,
+} from '../read-model/courier-usage';
 import { activityMeter } from './meter';
 
 /** The failure type of a request the budget refused (polls and bookings). */
 export const BUDGET_EXHAUSTED = FailureType.BUDGET_EXHAUSTED;
+
+/**
+ * The longest a request waits for a free second of its courier's (ms): a booking attempt's
+ * heartbeat timeout is 30 s, and its request's own timeout (10 s by default) comes after.
+ */
+export const SECOND_WAIT_LIMIT_MS = 10_000;
+
+/** A request that waited its limit for a free second of its courier's: it was not sent. */
+export class CourierRateWaitError extends CourierUnavailableError {
+  override name = 'CourierRateWaitError';
+  constructor(message: string) {
+    super(message, { notSent: true });
+  }
+}
 
 /** What a courier request is for, which decides whether an exhausted budget refuses it. */
 export type CourierUse = 'poll' | 'book' | 'release';
@@ -67,8 +91,10 @@ export function createCourierBudget(deps: {
   dailyBudget: number;
   /** Of those, the calls polls leave to bookings; `defaultBookingReserve` when not given. */
   bookingReserve?: number;
-  /** Requests per courier started in any one second across every worker; none when not given. */
+  /** Requests per courier started in a second (Postgres's clock) across every worker; none when not given. */
   requestsPerSecond?: number;
+  /** How long a request may wait for a free second (ms); {@link SECOND_WAIT_LIMIT_MS} when not given. */
+  secondWaitLimitMs?: number;
   now?: () => number;
 }): CourierBudget {
   const { db, dailyBudget } = deps;
@@ -80,22 +106,40 @@ export function createCourierBudget(deps: {
   };
   const now = deps.now ?? Date.now;
   const { requestsPerSecond } = deps;
+  const waitLimitMs = deps.secondWaitLimitMs ?? SECOND_WAIT_LIMIT_MS;
+  /** Per courier, the end of this worker's line of requests waiting for a second. */
+  const lines = new Map<string, Promise<void>>();
 
-  /** Waits until this request is one of the courier's `requestsPerSecond` in a second. */
+  /** Waits until this request is one of the courier's `perSecond` in a second, in turn. */
   async function secondFor(courier: string, perSecond: number): Promise<void> {
-    for (;;) {
-      const second = await takeCourierSecond(db, courier, perSecond);
-      if (second.taken) return;
-      count(activityMeter(), Metrics.courierRequestWaits, { courier });
-      // A few ms past the boundary, spread: the waiters of a full second do not all meet at once.
-      await new Promise((resolve) => setTimeout(resolve, second.waitMs + Math.floor(Math.random() * 10)));
+    const askedAt = Date.now();
+    const ahead = lines.get(courier) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    lines.set(courier, mine);
+    try {
+      await ahead;
+      for (;;) {
+        const second = await takeCourierSecond(db, courier, perSecond);
+        if (second.taken) return;
+        if (Date.now() + second.waitMs - askedAt > waitLimitMs) {
+          throw new CourierRateWaitError(
+            `${courier}: no free second within ${waitLimitMs / 1000} s (WAYBILL_COURIER_REQUESTS_PER_SECOND ${perSecond}, across every worker); the request was not sent`,
+          );
+        }
+        count(activityMeter(), Metrics.courierRequestWaits, { courier });
+        // Just past the boundary, spread: the workers' waiters do not all meet at once.
+        await new Promise((resolve) => setTimeout(resolve, second.waitMs + Math.floor(Math.random() * 10)));
+      }
+    } finally {
+      done();
+      if (lines.get(courier) === mine) lines.delete(courier);
     }
   }
 
   return {
     gate(courier, use) {
       return async () => {
-        if (requestsPerSecond !== undefined) await secondFor(courier, requestsPerSecond);
         const atMs = now();
         const day = budgetDay(atMs);
         if (!(await takeCourierCall(db, courier, day, limits[use]))) {
@@ -105,6 +149,13 @@ export function createCourierBudget(deps: {
               : `daily budget of ${dailyBudget} ${courier} calls used up for ${day}`,
             atMs,
           );
+        }
+        if (requestsPerSecond === undefined) return;
+        try {
+          await secondFor(courier, requestsPerSecond);
+        } catch (err) {
+          await giveBackCourierCall(db, courier, day);
+          throw err;
         }
       };
     },

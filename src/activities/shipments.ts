@@ -15,7 +15,12 @@ import {
   type NormalisedEvent,
   type TrackResult,
 } from '../couriers/types';
-import { CourierNotAnsweringError, createTrackBatcher, type TrackBatcher } from '../couriers/batcher';
+import {
+  CourierNotAnsweringError,
+  createTrackBatcher,
+  type CallWatch,
+  type TrackBatcher,
+} from '../couriers/batcher';
 import { gatedRequests } from '../couriers/http';
 import { isUnknownCode } from '../couriers/unknown-codes';
 import { isPickedUpStatus, isTerminal, type ShipmentStatus } from '../domain/status';
@@ -35,7 +40,7 @@ import {
 import { activityMeter } from './meter';
 import { nextBudgetWindowMs, type PollPolicy } from '../domain/polling';
 import { FailureType } from '../domain/failures';
-import { BudgetExhaustedError, createCourierBudget } from './courier-budget';
+import { BudgetExhaustedError, CourierRateWaitError, createCourierBudget } from './courier-budget';
 
 export interface ShipmentActivityDeps {
   db: Kysely<Database>;
@@ -44,7 +49,7 @@ export interface ShipmentActivityDeps {
   dailyBudget: number;
   /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
   bookingReserve?: number;
-  /** Requests per courier started in any one second, across every worker (./courier-budget.ts); none when not given. */
+  /** Requests per courier started per second of Postgres's clock, across every worker (./courier-budget.ts); none when not given. */
   requestsPerSecond?: number;
   /** How long a courier's bulk tracking call waits for more polls to join (ms); 0: a call per poll. */
   batchWindowMs?: number;
@@ -116,14 +121,15 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
   const budget = createCourierBudget(deps);
 
   /**
-   * One bulk tracking call through the budget gate, counted in the metrics by outcome; `sent`
-   * is told when its first request passes the gate (its duration counts from then).
+   * One bulk tracking call through the budget gate, counted in the metrics by outcome. The
+   * batcher's `watch` is held while a request waits at the gate and told when it is sent; the
+   * duration counts from the first request sent.
    */
   async function trackCall(
     courier: CourierCode,
     adapter: CourierAdapter,
     numbers: string[],
-    sent: () => void,
+    watch: CallWatch,
   ) {
     const meter = activityMeter();
     let startedAt: number | null = null;
@@ -133,16 +139,18 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
     };
     const gate = budget.gate(courier, 'poll');
     const passed = async (path: string) => {
+      watch.held();
       await gate(path);
       startedAt ??= Date.now();
-      sent();
+      watch.sent();
     };
     try {
       const results = await gatedRequests(passed, () => adapter.track(numbers));
       called(results.every((r) => r.kind === 'not_found') ? 'not_found' : 'found');
       return results;
     } catch (err) {
-      if (err instanceof BudgetExhaustedError) throw err;
+      // Not sent (the day's budget, or no free second in time): not a call, nor a failure of the courier's.
+      if (err instanceof BudgetExhaustedError || err instanceof CourierRateWaitError) throw err;
       called(
         err instanceof CourierRejectedError
           ? 'rejected'
@@ -173,7 +181,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       windowMs: deps.batchWindowMs ?? 0,
       concurrency: deps.batchConcurrency ?? Number.POSITIVE_INFINITY,
       callsPerSecond: deps.batchCallsPerSecond ?? Number.POSITIVE_INFINITY,
-      call: (numbers, sent) => trackCall(courier, adapter, numbers, sent),
+      call: (numbers, watch) => trackCall(courier, adapter, numbers, watch),
       ...(deps.batchSlowAfterMs ? { slowAfterMs: deps.batchSlowAfterMs } : {}),
       onSlow: (slow) => {
         if (slow) {

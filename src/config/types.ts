@@ -186,9 +186,9 @@ export interface Config {
      */
     readonly callsPerSecond: number;
     /**
-     * Requests to one courier started in any one second across every worker (counted in
-     * Postgres): polls, bookings, cancels and token requests. One over it waits for the next
-     * second; none is refused for it.
+     * Requests to one courier started per second of Postgres's clock across every worker:
+     * polls, bookings, cancels and token requests. One over it waits for the next second (up
+     * to 10 s, then it fails as not sent and is retried: src/activities/courier-budget.ts).
      */
     readonly requestsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */

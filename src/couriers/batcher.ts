@@ -30,10 +30,11 @@ export interface TrackBatcherOptions {
   callsPerSecond?: number;
   /**
    * Makes the courier call for a batch: the activity layer wraps `adapter.track` with the
-   * budget gate and its metrics, and calls `sent` once the gate lets the first request go (a
-   * wait for the courier's next second is not the courier's time). Defaults to the bare adapter.
+   * budget gate and its metrics, and tells `watch` when each request waits at the gate and
+   * when it is sent (a wait for the courier's next second is not the courier's time). Defaults
+   * to the bare adapter.
    */
-  call?: (trackingNumbers: string[], sent: () => void) => Promise<TrackResult[]>;
+  call?: (trackingNumbers: string[], watch: CallWatch) => Promise<TrackResult[]>;
   /**
    * A call in flight this long (ms), with no call started after it answered in the meantime,
    * means the courier has stopped answering (default: never). Until the courier answers a call
@@ -43,8 +44,8 @@ export interface TrackBatcherOptions {
    * instead of in a worker slot that orders and other couriers' parcels need), and one call at
    * a time, of the polls that came while no call was out, finds out whether it answers. Only
    * the calls already out keep their polls' slots, until the adapter's timeout. The time counted
-   * starts when the call's first request passes the budget gate (`sent`): a token refresh
-   * counts, a wait for a free second of the courier's does not.
+   * is each request's from when it passes the budget gate (`watch.sent`), a token request's
+   * too: a wait at the gate for a free second of the courier's (`watch.held`) is not counted.
    */
   slowAfterMs?: number;
   /** Told when the courier stops answering in time (true), and when a call answers in time again (false). */
@@ -69,6 +70,14 @@ interface Waiter {
   joinedAt: number;
   resolve: (result: TrackResult) => void;
   reject: (err: unknown) => void;
+}
+
+/** What a call tells the batcher's watch of it: a request waits at the gate, or has been sent. */
+export interface CallWatch {
+  /** A request waits at the gate: the courier has nothing to answer yet. */
+  held(): void;
+  /** A request has passed the gate and gone: the courier's time runs from now. */
+  sent(): void;
 }
 
 export interface TrackBatcher {
@@ -110,8 +119,8 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
   const { adapter } = opts;
   const call =
     opts.call ??
-    ((numbers: string[], sent: () => void) => {
-      sent();
+    ((numbers: string[], watch: CallWatch) => {
+      watch.sent();
       return adapter.track(numbers);
     });
   const size = Math.max(1, adapter.maxBatch);
@@ -198,26 +207,39 @@ export function createTrackBatcher(opts: TrackBatcherOptions): TrackBatcher {
    * answering; one the courier answers within it finds it answering again.
    */
   async function watchedCall(numbers: string[]): Promise<TrackResult[]> {
-    /** When the call's first request left (monotonic ms); null: none has. */
+    /** When the call's latest request left (monotonic ms); null: none has. */
     let started: number | null = null;
-    let watch: NodeJS.Timeout | null = null;
-    const sent = () => {
-      if (started !== null) return;
-      const at = performance.now();
-      started = at;
-      if (!Number.isFinite(slowAfterMs)) return;
-      watch = setTimeout(() => callOutlasted(at), slowAfterMs);
-      watch.unref();
+    /** Whether the latest request's watch ran out: the timer decides, not a clock read after it (timers may fire a hair early). */
+    let outlasted = false;
+    let timer: NodeJS.Timeout | null = null;
+    const stop = () => {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    };
+    const watch: CallWatch = {
+      held: stop,
+      sent() {
+        stop();
+        const at = performance.now();
+        started = at;
+        outlasted = false;
+        if (!Number.isFinite(slowAfterMs)) return;
+        timer = setTimeout(() => {
+          outlasted = true;
+          callOutlasted(at);
+        }, slowAfterMs);
+        timer.unref();
+      },
     };
     let answered = true;
     try {
-      return await call(numbers, sent);
+      return await call(numbers, watch);
     } catch (err) {
       answered = courierAnswered(err);
       throw err;
     } finally {
-      if (watch !== null) clearTimeout(watch);
-      if (answered && started !== null && performance.now() - started < slowAfterMs) {
+      stop();
+      if (answered && started !== null && !outlasted && performance.now() - started < slowAfterMs) {
         lastTimelyStart = Math.max(lastTimelyStart, started);
         if (slow) {
           slow = false;

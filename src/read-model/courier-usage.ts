@@ -31,6 +31,17 @@ export async function takeCourierCall(
   return row !== undefined;
 }
 
+/** Gives back a call taken for `day` whose request was not sent after all (it waited too long for a second). */
+export async function giveBackCourierCall(db: Kysely<Database>, courier: string, day: string): Promise<void> {
+  await db
+    .updateTable('courier_api_usage')
+    .set({ calls: sql`calls - 1` })
+    .where('courier', '=', courier)
+    .where('day', '=', day)
+    .where('calls', '>', 0)
+    .execute();
+}
+
 /**
  * Takes one of the `perSecond` requests a courier may be sent in the current second, counted
  * across every worker on Postgres's clock (one statement: the row moves on to a later second,

@@ -204,8 +204,9 @@ export class ShipmentTracking {
     // workflow task and no activity task: half the server's and the worker's work per poll
     // (docs/benchmarks.md#scale). The task stays open while the poll waits for its bulk call;
     // a worker that dies meanwhile loses the task, which runs again on another worker. The
-    // courier caps (calls in flight and per second, per courier) are the worker's batcher's
-    // (src/couriers/batcher.ts); the daily budget is Postgres's, shared by every worker.
+    // batcher's caps (calls in flight and per second, per courier) are the worker's
+    // (src/couriers/batcher.ts); the courier account's requests per second and the daily
+    // budget are Postgres's, shared by every worker (src/activities/courier-budget.ts).
     // Its retries wait on timers, never inside the task: a courier that fails (or hangs) must
     // not hold the worker's workflow-task slots through its backoff, which order workflows need.
     this.courier = proxyLocalActivities<ShipmentActivities>({

@@ -8,7 +8,11 @@
 import { createDb } from '../../db/client';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
-import { createCourierBudget, type CourierUse } from '../../src/activities/courier-budget';
+import {
+  createCourierBudget,
+  CourierRateWaitError,
+  type CourierUse,
+} from '../../src/activities/courier-budget';
 import { takeCourierSecond } from '../../src/read-model/courier-usage';
 import { freshDatabase, type TestDatabase } from '../support/db';
 
@@ -81,5 +85,43 @@ describe('courier requests per second, across workers', () => {
     const at = Date.now();
     await Promise.all(Array.from({ length: 10 }, () => uncapped.gate('bluedart', 'poll')('/track')));
     expect(Date.now() - at).toBeLessThan(1_000);
+  });
+
+  it('fails a request that waited its limit for a free second as not sent, and gives its budget unit back', async () => {
+    const budget = createCourierBudget({
+      db: workers[0]!,
+      dailyBudget: 1_000,
+      requestsPerSecond: 1,
+      secondWaitLimitMs: 1_500,
+    });
+    // Five at once at one a second: the first goes now, the second at the next second, the third
+    // a second later (within the limit only when the first second was half gone), the rest
+    // past the limit.
+    const outcomes = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        budget
+          .gate(
+            'fleetbike',
+            'book',
+          )('/book')
+          .then(
+            () => 'sent',
+            (err: unknown) => err,
+          ),
+      ),
+    );
+    const sent = outcomes.filter((o) => o === 'sent');
+    const gaveUp = outcomes.filter((o) => o instanceof CourierRateWaitError) as CourierRateWaitError[];
+    expect(sent.length).toBeGreaterThanOrEqual(2);
+    expect(sent.length).toBeLessThanOrEqual(3);
+    expect(sent.length + gaveUp.length).toBe(5);
+    expect(gaveUp[0]!.details.notSent).toBe(true);
+    expect(gaveUp[0]!.message).toMatch(/no free second within 1.5 s .*not sent/);
+    const usage = await database.db
+      .selectFrom('courier_api_usage')
+      .select('calls')
+      .where('courier', '=', 'fleetbike')
+      .executeTakeFirstOrThrow();
+    expect(usage.calls).toBe(sent.length);
   });
 });
