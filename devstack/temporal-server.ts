@@ -57,18 +57,35 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ru
     ...(opts.extraNamespaces ?? []).flatMap((namespace) => ['--namespace', namespace]),
     ...(opts.uiCodecEndpoint !== undefined ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
   ];
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: opts.executable,
-      namespace: opts.namespace,
-      ip: '127.0.0.1',
-      ...(opts.port !== undefined ? { port: opts.port } : {}),
-      ...(opts.uiPort !== undefined ? { ui: true, uiPort: opts.uiPort } : { ui: false }),
-      ...(opts.dbFilename !== undefined ? { dbFilename: opts.dbFilename } : {}),
-      searchAttributes: opts.searchAttributes === false ? [] : [...SEARCH_ATTRIBUTES],
-      extraArgs,
-      log: { format: 'json', level: opts.logLevel ?? 'error' },
-    },
-  });
-  return { address: env.address, env, stop: () => env.teardown() };
+  const start = () =>
+    TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: opts.executable,
+        namespace: opts.namespace,
+        ip: '127.0.0.1',
+        ...(opts.port !== undefined ? { port: opts.port } : {}),
+        ...(opts.uiPort !== undefined ? { ui: true, uiPort: opts.uiPort } : { ui: false }),
+        ...(opts.dbFilename !== undefined ? { dbFilename: opts.dbFilename } : {}),
+        searchAttributes: opts.searchAttributes === false ? [] : [...SEARCH_ATTRIBUTES],
+        extraArgs,
+        log: { format: 'json', level: opts.logLevel ?? 'error' },
+      },
+    });
+  // The SDK gives the server 5 s to answer (fixed in its core), then kills it. A busy machine
+  // (a cold page cache for the ~100 MB binary, a build beside it) has taken longer, and a fresh
+  // clone's test run then failed before its first test: the start is tried again.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const env = await start();
+      return { address: env.address, env, stop: () => env.teardown() };
+    } catch (err) {
+      if (attempt >= DEV_SERVER_START_ATTEMPTS || !/did not start within/.test(String(err))) throw err;
+      process.stderr.write(
+        `[temporal] the dev server did not answer within the SDK's 5 s (attempt ${attempt} of ${DEV_SERVER_START_ATTEMPTS}); starting it again\n`,
+      );
+    }
+  }
 }
+
+/** How many times the dev server is started before its start counts as failed. */
+export const DEV_SERVER_START_ATTEMPTS = 3;

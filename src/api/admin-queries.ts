@@ -123,6 +123,8 @@ export interface CourierUsage {
   remaining: number;
   /** Of the budget, the calls polls leave to bookings. */
   bookingReserve: number;
+  /** Requests per second of Postgres's clock, across every worker. */
+  requestsPerSecond: number;
 }
 
 export interface AdminStats {
@@ -141,9 +143,15 @@ export interface AdminStats {
 /** The figures of `GET /v1/admin/stats`; "today" is the courier budget's UTC day. */
 export async function adminStats(
   db: Kysely<Database>,
-  opts: { rule: FreshnessRule; now: Date; dailyBudget: number; bookingReserve: number },
+  opts: {
+    rule: FreshnessRule;
+    now: Date;
+    dailyBudget: number;
+    bookingReserve: number;
+    requestsPerSecond: number;
+  },
 ): Promise<AdminStats> {
-  const { rule, now, dailyBudget, bookingReserve } = opts;
+  const { rule, now, dailyBudget, bookingReserve, requestsPerSecond } = opts;
   const day = budgetDay(now.getTime());
   const [byStatus, usage, failingNow, oldestStale] = await Promise.all([
     shipmentCountsByStatus(db),
@@ -180,6 +188,7 @@ export async function adminStats(
           budget: dailyBudget,
           remaining: Math.max(0, dailyBudget - calls),
           bookingReserve,
+          requestsPerSecond,
         };
       }),
     },

@@ -162,6 +162,11 @@ function registerBusinessGauges(app: FastifyInstance, registry: Registry, deps: 
       'Of the daily budget, the calls polls leave to bookings: polls stop at budget - reserve (WAYBILL_COURIER_BOOKING_RESERVE)',
       deps.config.courier.bookingReserve,
     ],
+    [
+      'waybill_courier_requests_per_second',
+      "Requests per courier started per second of Postgres's clock, across every worker (WAYBILL_COURIER_REQUESTS_PER_SECOND); waybill_courier_request_waits counts the requests that waited for it",
+      deps.config.courier.requestsPerSecond,
+    ],
   ];
   for (const [name, help, value] of settings) {
     const gauge = new Gauge({ name, help, labelNames: ['courier'], registers });

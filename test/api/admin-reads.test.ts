@@ -389,9 +389,33 @@ describe('admin routes on a seeded read model', () => {
       expect(body.courierCalls).toEqual({
         day: budgetDay(Date.now()),
         couriers: [
-          { courier: 'bluedart', calls: 400, failures: 0, budget: 400, remaining: 0, bookingReserve: 40 },
-          { courier: 'easyparcel', calls: 0, failures: 0, budget: 400, remaining: 400, bookingReserve: 40 },
-          { courier: 'simulator', calls: 120, failures: 4, budget: 400, remaining: 280, bookingReserve: 40 },
+          {
+            courier: 'bluedart',
+            calls: 400,
+            failures: 0,
+            budget: 400,
+            remaining: 0,
+            bookingReserve: 40,
+            requestsPerSecond: 10,
+          },
+          {
+            courier: 'easyparcel',
+            calls: 0,
+            failures: 0,
+            budget: 400,
+            remaining: 400,
+            bookingReserve: 40,
+            requestsPerSecond: 10,
+          },
+          {
+            courier: 'simulator',
+            calls: 120,
+            failures: 4,
+            budget: 400,
+            remaining: 280,
+            bookingReserve: 40,
+            requestsPerSecond: 10,
+          },
         ],
       });
       // shp_03 and shp_04 are failing to sync; shp_06's old error does not count (delivered).

@@ -48,7 +48,7 @@ describe('GET /metrics', () => {
   const stack = useStack({
     worker: false,
     payments: false,
-    api: { env: { WAYBILL_COURIER_DAILY_BUDGET: '250' } },
+    api: { env: { WAYBILL_COURIER_DAILY_BUDGET: '250', WAYBILL_COURIER_REQUESTS_PER_SECOND: '7' } },
   });
 
   beforeAll(async () => {
@@ -144,6 +144,7 @@ describe('GET /metrics', () => {
     expect(value(samples, 'waybill_courier_calls_today', { courier: 'simulator' })).toBe(0);
     expect(value(samples, 'waybill_courier_daily_budget', { courier: 'easyparcel' })).toBe(250);
     expect(value(samples, 'waybill_courier_booking_reserve', { courier: 'easyparcel' })).toBe(25);
+    expect(value(samples, 'waybill_courier_requests_per_second', { courier: 'easyparcel' })).toBe(7);
     expect(value(samples, 'waybill_read_model_up')).toBe(1);
   });
 

@@ -72,6 +72,7 @@ export const adminQueueRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = as
         now: new Date(),
         dailyBudget: deps.config.courier.dailyBudget,
         bookingReserve: deps.config.courier.bookingReserve,
+        requestsPerSecond: deps.config.courier.requestsPerSecond,
       }),
   );
 };

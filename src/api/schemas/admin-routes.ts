@@ -225,6 +225,13 @@ export const Stats = Type.Object(
                 description:
                   'Of the budget, the calls polls leave to bookings: polls stop once remaining reaches it (WAYBILL_COURIER_BOOKING_RESERVE)',
               }),
+              requestsPerSecond: Type.Integer({
+                format: 'int32',
+                minimum: 1,
+                maximum: 10_000,
+                description:
+                  "Requests to this courier started per second of Postgres's clock, across every worker; one over it waits for the next second (WAYBILL_COURIER_REQUESTS_PER_SECOND)",
+              }),
             },
             { additionalProperties: false },
           ),
