@@ -21,11 +21,12 @@
  * Once its budget unit is taken, every request takes one of the `requestsPerSecond` its courier
  * may be sent in a second of Postgres's clock, counted across every worker
  * (`courier_request_seconds`): a request over it waits for the next second, whatever it is for
- * (the waiters of one worker take their turns in order, and only the first asks Postgres). A
- * courier's rate limit then holds for the account, however many workers call it. A request
- * that has waited {@link SECOND_WAIT_LIMIT_MS} gives its budget unit back and fails as not sent
- * ({@link CourierRateWaitError}, retried like an outage): an attempt never outlives its
- * activity's deadlines waiting here, only to send later what its retry thinks it sent.
+ * (the waiters of one worker process take their turns in order, and only the first asks
+ * Postgres). A courier's rate limit then holds for the account, however many workers call it.
+ * A gate whose requests have waited {@link SECOND_WAIT_LIMIT_MS} in all gives the waiting
+ * request's budget unit back and fails it as not sent ({@link CourierRateWaitError}, retried
+ * like an outage): an attempt never outlives its activity's deadlines waiting here, only to
+ * send later what its retry thinks it sent.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
@@ -46,12 +47,15 @@ import { activityMeter } from './meter';
 export const BUDGET_EXHAUSTED = FailureType.BUDGET_EXHAUSTED;
 
 /**
- * The longest a request waits for a free second of its courier's (ms): a booking attempt's
- * heartbeat timeout is 30 s, and its request's own timeout (10 s by default) comes after.
+ * The longest the requests of one gate (one bulk call, one booking or cancel attempt) wait in
+ * all for free seconds of their courier's (ms). A booking attempt must end within its 30 s
+ * heartbeat timeout: 4 s of waits, a token request and the booking (10 s each at most, by
+ * default) fit, and so does an EasyParcel token refresh within the 15 s statement timeout of
+ * the workers waiting on its row lock.
  */
-export const SECOND_WAIT_LIMIT_MS = 10_000;
+export const SECOND_WAIT_LIMIT_MS = 4_000;
 
-/** A request that waited its limit for a free second of its courier's: it was not sent. */
+/** A request whose gate waited its limit for free seconds of its courier's: it was not sent. */
 export class CourierRateWaitError extends CourierUnavailableError {
   override name = 'CourierRateWaitError';
   constructor(message: string) {
@@ -85,6 +89,9 @@ export function pollBudget(deps: { dailyBudget: number; bookingReserve?: number 
   return deps.dailyBudget - (deps.bookingReserve ?? defaultBookingReserve(deps.dailyBudget));
 }
 
+/** Per worker process (its pool), per courier: the end of the line of requests waiting for a second. */
+const linesOf = new WeakMap<Kysely<Database>, Map<string, Promise<void>>>();
+
 export function createCourierBudget(deps: {
   db: Kysely<Database>;
   /** Courier HTTP requests allowed per courier per UTC day for polls and bookings. */
@@ -93,7 +100,7 @@ export function createCourierBudget(deps: {
   bookingReserve?: number;
   /** Requests per courier started in a second (Postgres's clock) across every worker; none when not given. */
   requestsPerSecond?: number;
-  /** How long a request may wait for a free second (ms); {@link SECOND_WAIT_LIMIT_MS} when not given. */
+  /** How long one gate's requests may wait in all for free seconds (ms); {@link SECOND_WAIT_LIMIT_MS} when not given. */
   secondWaitLimitMs?: number;
   now?: () => number;
 }): CourierBudget {
@@ -107,38 +114,51 @@ export function createCourierBudget(deps: {
   const now = deps.now ?? Date.now;
   const { requestsPerSecond } = deps;
   const waitLimitMs = deps.secondWaitLimitMs ?? SECOND_WAIT_LIMIT_MS;
-  /** Per courier, the end of this worker's line of requests waiting for a second. */
-  const lines = new Map<string, Promise<void>>();
+  // One line per courier per worker process (its pool), however many budgets it builds.
+  let lines = linesOf.get(db);
+  if (!lines) linesOf.set(db, (lines = new Map()));
+  const line = lines;
 
-  /** Waits until this request is one of the courier's `perSecond` in a second, in turn. */
-  async function secondFor(courier: string, perSecond: number): Promise<void> {
-    const askedAt = Date.now();
-    const ahead = lines.get(courier) ?? Promise.resolve();
+  /**
+   * Waits, in this worker's line for the courier, until this request is one of its `perSecond`
+   * in a second; past `deadline` (ms since the epoch) it gives up as not sent.
+   */
+  async function secondFor(courier: string, perSecond: number, deadline: number): Promise<void> {
+    const giveUp = () =>
+      new CourierRateWaitError(
+        `${courier}: no free second within ${waitLimitMs / 1000} s (WAYBILL_COURIER_REQUESTS_PER_SECOND ${perSecond}, across every worker); the request was not sent`,
+      );
+    const ahead = line.get(courier) ?? Promise.resolve();
     let done!: () => void;
     const mine = new Promise<void>((resolve) => (done = resolve));
-    lines.set(courier, mine);
+    line.set(courier, mine);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await ahead;
+      // Out of the line at the deadline, whoever is still ahead (the one behind then goes on).
+      await Promise.race([
+        ahead,
+        new Promise((resolve) => (timer = setTimeout(resolve, deadline - Date.now()))),
+      ]);
       for (;;) {
+        if (Date.now() >= deadline) throw giveUp();
         const second = await takeCourierSecond(db, courier, perSecond);
         if (second.taken) return;
-        if (Date.now() + second.waitMs - askedAt > waitLimitMs) {
-          throw new CourierRateWaitError(
-            `${courier}: no free second within ${waitLimitMs / 1000} s (WAYBILL_COURIER_REQUESTS_PER_SECOND ${perSecond}, across every worker); the request was not sent`,
-          );
-        }
+        if (Date.now() + second.waitMs > deadline) throw giveUp();
         count(activityMeter(), Metrics.courierRequestWaits, { courier });
         // Just past the boundary, spread: the workers' waiters do not all meet at once.
         await new Promise((resolve) => setTimeout(resolve, second.waitMs + Math.floor(Math.random() * 10)));
       }
     } finally {
+      clearTimeout(timer);
       done();
-      if (lines.get(courier) === mine) lines.delete(courier);
+      if (line.get(courier) === mine) line.delete(courier);
     }
   }
 
   return {
     gate(courier, use) {
+      // The wait limit is the gate's, for all its requests (a token request and the booking).
+      const deadline = Date.now() + waitLimitMs;
       return async () => {
         const atMs = now();
         const day = budgetDay(atMs);
@@ -152,9 +172,10 @@ export function createCourierBudget(deps: {
         }
         if (requestsPerSecond === undefined) return;
         try {
-          await secondFor(courier, requestsPerSecond);
+          await secondFor(courier, requestsPerSecond, deadline);
         } catch (err) {
-          await giveBackCourierCall(db, courier, day);
+          // Not sent: the unit goes back (a failed give-back leaves it counted, and the error stands).
+          await giveBackCourierCall(db, courier, day).catch(() => undefined);
           throw err;
         }
       };

@@ -188,7 +188,7 @@ export interface Config {
     /**
      * Requests to one courier started per second of Postgres's clock across every worker:
      * polls, bookings, cancels and token requests. One over it waits for the next second (up
-     * to 10 s, then it fails as not sent and is retried: src/activities/courier-budget.ts).
+     * to 4 s, then it fails as not sent and is retried: src/activities/courier-budget.ts).
      */
     readonly requestsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */

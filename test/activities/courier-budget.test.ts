@@ -5,8 +5,9 @@
  * whatever it is for; each is still counted once on the day's budget. Real Postgres; two
  * connection pools stand for two worker processes.
  */
+import pg from 'pg';
 import { createDb } from '../../db/client';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import {
   createCourierBudget,
@@ -123,5 +124,52 @@ describe('courier requests per second, across workers', () => {
       .where('courier', '=', 'fleetbike')
       .executeTakeFirstOrThrow();
     expect(usage.calls).toBe(sent.length);
+  });
+
+  it('takes a request out of the line at its deadline, even while the one ahead of it still waits on Postgres', async () => {
+    await takeCourierSecond(database.db, 'lineup', 5);
+    // Another session holds the courier's row: the first request's statement waits on it.
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select * from courier_request_seconds where courier = 'lineup' for update`);
+      const budget = createCourierBudget({
+        db: workers[0]!,
+        dailyBudget: 1_000,
+        requestsPerSecond: 5,
+        secondWaitLimitMs: 1_000,
+      });
+      const first = budget.gate('lineup', 'poll')('/track');
+      // The first is at the head of the line once its statement waits on the held row (asked
+      // outside the holder's transaction, whose view of pg_stat_activity would stand still).
+      for (;;) {
+        const { rows } = await sql<{ n: number }>`
+          select count(*)::int as n from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock'
+             and query like '%courier_request_seconds%'`.execute(database.db);
+        if (rows[0]!.n > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const started = Date.now();
+      const second = await budget
+        .gate(
+          'lineup',
+          'poll',
+        )('/track')
+        .then(
+          () => 'sent',
+          (err: unknown) => err,
+        );
+
+      // It gave up at its deadline, the first still waiting: no second was to be had in time.
+      expect(second).toBeInstanceOf(CourierRateWaitError);
+      expect(Date.now() - started).toBeLessThan(2_500);
+      await holder.query('commit');
+      // The first was asking already: it gets its second once the row is free.
+      await first;
+    } finally {
+      await holder.end();
+    }
   });
 });
