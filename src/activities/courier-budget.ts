@@ -157,8 +157,9 @@ export function createCourierBudget(deps: {
 
   return {
     gate(courier, use) {
-      // The wait limit is the gate's, for all its requests (a token request and the booking).
-      const deadline = Date.now() + waitLimitMs;
+      // The wait limit is the gate's, for the waits of all its requests together (a token
+      // request's and the booking's); the time they spend with the courier does not count.
+      let waitLeftMs = waitLimitMs;
       return async () => {
         const atMs = now();
         const day = budgetDay(atMs);
@@ -171,12 +172,15 @@ export function createCourierBudget(deps: {
           );
         }
         if (requestsPerSecond === undefined) return;
+        const waitFrom = Date.now();
         try {
-          await secondFor(courier, requestsPerSecond, deadline);
+          await secondFor(courier, requestsPerSecond, waitFrom + waitLeftMs);
         } catch (err) {
           // Not sent: the unit goes back (a failed give-back leaves it counted, and the error stands).
           await giveBackCourierCall(db, courier, day).catch(() => undefined);
           throw err;
+        } finally {
+          waitLeftMs -= Date.now() - waitFrom;
         }
       };
     },

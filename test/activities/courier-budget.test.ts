@@ -172,4 +172,19 @@ describe('courier requests per second, across workers', () => {
       await holder.end();
     }
   });
+
+  it("limits the waits of one gate's requests together, not the time they spend with the courier", async () => {
+    const budget = createCourierBudget({
+      db: workers[1]!,
+      dailyBudget: 1_000,
+      requestsPerSecond: 1,
+      secondWaitLimitMs: 1_000,
+    });
+    // One booking attempt: its token request goes at once, the courier takes 1.2 s to answer,
+    // then the booking request finds a new second free, past the gate's first second.
+    const gate = budget.gate('tokenbound', 'book');
+    await gate('/oauth/token');
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await expect(gate('/book')).resolves.toBeUndefined();
+  });
 });
