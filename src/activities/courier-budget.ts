@@ -115,9 +115,8 @@ export function createCourierBudget(deps: {
   const { requestsPerSecond } = deps;
   const waitLimitMs = deps.secondWaitLimitMs ?? SECOND_WAIT_LIMIT_MS;
   // One line per courier per worker process (its pool), however many budgets it builds.
-  let lines = linesOf.get(db);
-  if (!lines) linesOf.set(db, (lines = new Map()));
-  const line = lines;
+  const line = linesOf.get(db) ?? new Map<string, Promise<void>>();
+  linesOf.set(db, line);
 
   /**
    * Waits, in this worker's line for the courier, until this request is one of its `perSecond`
@@ -128,17 +127,19 @@ export function createCourierBudget(deps: {
       new CourierRateWaitError(
         `${courier}: no free second within ${waitLimitMs / 1000} s (WAYBILL_COURIER_REQUESTS_PER_SECOND ${perSecond}, across every worker); the request was not sent`,
       );
-    const ahead = line.get(courier) ?? Promise.resolve();
+    const ahead = line.get(courier);
     let done!: () => void;
     const mine = new Promise<void>((resolve) => (done = resolve));
     line.set(courier, mine);
     let timer: NodeJS.Timeout | undefined;
     try {
       // Out of the line at the deadline, whoever is still ahead (the one behind then goes on).
-      await Promise.race([
-        ahead,
-        new Promise((resolve) => (timer = setTimeout(resolve, deadline - Date.now()))),
-      ]);
+      if (ahead) {
+        await Promise.race([
+          ahead,
+          new Promise((resolve) => (timer = setTimeout(resolve, deadline - Date.now()))),
+        ]);
+      }
       for (;;) {
         if (Date.now() >= deadline) throw giveUp();
         const second = await takeCourierSecond(db, courier, perSecond);

@@ -33,6 +33,24 @@ describe('courier requests per second, across workers', () => {
     await database?.drop();
   });
 
+  /** A worker's budget under a cap of `perSecond`, its gates waiting `waitLimitMs` at most. */
+  const capped = (worker: number, perSecond: number, waitLimitMs?: number) =>
+    createCourierBudget({
+      db: workers[worker]!,
+      dailyBudget: 1_000,
+      requestsPerSecond: perSecond,
+      ...(waitLimitMs !== undefined ? { secondWaitLimitMs: waitLimitMs } : {}),
+    });
+  /** The calls counted on the courier's budget today. */
+  const callsCounted = async (courier: string) =>
+    (
+      await database.db
+        .selectFrom('courier_api_usage')
+        .select('calls')
+        .where('courier', '=', courier)
+        .executeTakeFirstOrThrow()
+    ).calls;
+
   it('grants at most the cap in any second of Postgres’s clock, to two workers asking at once, and tells the rest when the next second starts', async () => {
     const granted: number[] = [];
     // Twenty requests, ten from each worker, each asking again when told to wait.
@@ -62,9 +80,7 @@ describe('courier requests per second, across workers', () => {
   });
 
   it('makes a request over the cap wait for the next second, never refuses it (polls, bookings and cancels alike), and counts each once', async () => {
-    const budgets = workers.map((db) =>
-      createCourierBudget({ db, dailyBudget: 1_000, requestsPerSecond: 4 }),
-    );
+    const budgets = [capped(0, 4), capped(1, 4)];
     const uses: CourierUse[] = ['poll', 'book', 'release'];
     const started = Date.now();
     // Ten requests at 4 a second: the last two wait for the third second.
@@ -74,12 +90,7 @@ describe('courier requests per second, across workers', () => {
     const tookMs = Date.now() - started;
 
     expect(tookMs).toBeGreaterThanOrEqual(1_000);
-    const usage = await database.db
-      .selectFrom('courier_api_usage')
-      .select('calls')
-      .where('courier', '=', 'bluedart')
-      .executeTakeFirstOrThrow();
-    expect(usage.calls).toBe(10);
+    expect(await callsCounted('bluedart')).toBe(10);
 
     // Without the cap, ten requests pass at once.
     const uncapped = createCourierBudget({ db: workers[0]!, dailyBudget: 1_000 });
@@ -89,12 +100,7 @@ describe('courier requests per second, across workers', () => {
   });
 
   it('fails a request that waited its limit for a free second as not sent, and gives its budget unit back', async () => {
-    const budget = createCourierBudget({
-      db: workers[0]!,
-      dailyBudget: 1_000,
-      requestsPerSecond: 1,
-      secondWaitLimitMs: 1_500,
-    });
+    const budget = capped(0, 1, 1_500);
     // Five at once at one a second: the first goes now, the second at the next second, the third
     // a second later (within the limit only when the first second was half gone), the rest
     // past the limit.
@@ -118,12 +124,7 @@ describe('courier requests per second, across workers', () => {
     expect(sent.length + gaveUp.length).toBe(5);
     expect(gaveUp[0]!.details.notSent).toBe(true);
     expect(gaveUp[0]!.message).toMatch(/no free second within 1.5 s .*not sent/);
-    const usage = await database.db
-      .selectFrom('courier_api_usage')
-      .select('calls')
-      .where('courier', '=', 'fleetbike')
-      .executeTakeFirstOrThrow();
-    expect(usage.calls).toBe(sent.length);
+    expect(await callsCounted('fleetbike')).toBe(sent.length);
   });
 
   it('takes a request out of the line at its deadline, even while the one ahead of it still waits on Postgres', async () => {
@@ -134,12 +135,7 @@ describe('courier requests per second, across workers', () => {
     try {
       await holder.query('begin');
       await holder.query(`select * from courier_request_seconds where courier = 'lineup' for update`);
-      const budget = createCourierBudget({
-        db: workers[0]!,
-        dailyBudget: 1_000,
-        requestsPerSecond: 5,
-        secondWaitLimitMs: 1_000,
-      });
+      const budget = capped(0, 5, 1_000);
       const first = budget.gate('lineup', 'poll')('/track');
       // The first is at the head of the line once its statement waits on the held row (asked
       // outside the holder's transaction, whose view of pg_stat_activity would stand still).
@@ -174,12 +170,7 @@ describe('courier requests per second, across workers', () => {
   });
 
   it("limits the waits of one gate's requests together, not the time they spend with the courier", async () => {
-    const budget = createCourierBudget({
-      db: workers[1]!,
-      dailyBudget: 1_000,
-      requestsPerSecond: 1,
-      secondWaitLimitMs: 1_000,
-    });
+    const budget = capped(1, 1, 1_000);
     // One booking attempt: its token request goes at once, the courier takes 1.2 s to answer,
     // then the booking request finds a new second free, past the gate's first second.
     const gate = budget.gate('tokenbound', 'book');

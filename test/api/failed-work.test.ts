@@ -98,6 +98,19 @@ describe('failed work', () => {
     await handle.terminate('worker deployed a bad build; terminated by ops');
   }
 
+  /**
+   * An order terminated after its capture whose parcel's tracking, abandoned by the order, then
+   * follows it to the door and completes: its end went to the stopped order run.
+   */
+  async function deliveredWhileStopped() {
+    const order = await inTransit(uniqueId('KETTLE'));
+    await terminateAfterCapture(order.handle);
+    releaseCourierTime();
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(order.shipment.id));
+    expect(await tracking.result()).toMatchObject({ status: 'DELIVERED' });
+    return order;
+  }
+
   /** An admin resets the order (a new Idempotency-Key each time). */
   const resetOrder = (orderId: string) =>
     post(
@@ -416,13 +429,7 @@ describe('failed work', () => {
   });
 
   it('resets a terminated order whose parcel was delivered while it was stopped; the order settles it as delivered', async () => {
-    const { orderId, handle, total, shipment } = await inTransit(uniqueId('KETTLE'));
-    await terminateAfterCapture(handle);
-    // The parcel's tracking, abandoned by the order, follows it to the door and completes; its
-    // end goes to the stopped order run.
-    releaseCourierTime();
-    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
-    expect(await tracking.result()).toMatchObject({ status: 'DELIVERED' });
+    const { orderId, total, shipment } = await deliveredWhileStopped();
 
     const reset = await resetOrder(orderId);
     expect(reset.statusCode).toBe(200);
@@ -431,11 +438,7 @@ describe('failed work', () => {
   });
 
   it('finishes a reset that stopped before it answered: its retry tells the run it made of the parcel delivered meanwhile, and does not reset again', async () => {
-    const { orderId, handle, total, shipment } = await inTransit(uniqueId('KETTLE'));
-    await terminateAfterCapture(handle);
-    releaseCourierTime();
-    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
-    expect(await tracking.result()).toMatchObject({ status: 'DELIVERED' });
+    const { orderId, total, shipment } = await deliveredWhileStopped();
 
     // The first request resets the order, then its API process dies before it tells the new run
     // of the delivery (or before it answers): the run it made waits for an end it will not hear.
