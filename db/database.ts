@@ -161,11 +161,10 @@ export interface CourierApiUsageTable {
   failures: Generated<number>;
 }
 
-/** Per courier, the second its latest requests started in, across every worker (src/read-model/courier-usage.ts). */
-export interface CourierRequestSecondsTable {
+/** Per courier, the earliest time its next request may start, across every worker (src/read-model/courier-usage.ts). */
+export interface CourierRequestSlotsTable {
   courier: string;
-  second_at: Date;
-  requests: number;
+  next_at: Date;
 }
 
 /** A courier account's OAuth token pair, shared by every worker (src/read-model/courier-tokens.ts). */
@@ -505,7 +504,7 @@ export interface Database {
   shipments: ShipmentsTable;
   tracking_events: TrackingEventsTable;
   courier_api_usage: CourierApiUsageTable;
-  courier_request_seconds: CourierRequestSecondsTable;
+  courier_request_slots: CourierRequestSlotsTable;
   courier_tokens: CourierTokensTable;
   easyparcel_submissions: EasyParcelSubmissionsTable;
   courier_webhook_events: CourierWebhookEventsTable;

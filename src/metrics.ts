@@ -39,7 +39,7 @@ export const Metrics = {
     name: 'waybill_courier_request_waits',
     unit: '',
     description:
-      'Courier requests that waited for the next second because WAYBILL_COURIER_REQUESTS_PER_SECOND requests to their courier had started in this one, across every worker, by courier (each wait counted)',
+      'Courier requests that waited for their slot: requests to a courier start 1/WAYBILL_COURIER_REQUESTS_PER_SECOND s apart across every worker, and this one found the next slot ahead, by courier',
   },
   courierPollsPutOff: {
     name: 'waybill_courier_polls_put_off',

@@ -24,6 +24,7 @@ import * as easyParcelSubmissions from './2026-12-05T06-00-00_easyparcel_submiss
 import * as attentionSettlement from './2026-12-06T09-00-00_attention_settlement';
 import * as recentEventsApiTimes from './2026-12-06T10-00-00_recent_events_api_times';
 import * as courierRequestSeconds from './2026-12-06T17-00-00_courier_request_seconds';
+import * as courierRequestSlots from './2026-12-06T19-00-00_courier_request_slots';
 import * as trackingEventsOneRowPerScan from './2026-12-05T03-00-00_tracking_events_one_row_per_scan';
 
 export const migrations: Record<string, Migration> = {
@@ -49,4 +50,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06T09-00-00_attention_settlement': attentionSettlement,
   '2026-12-06T10-00-00_recent_events_api_times': recentEventsApiTimes,
   '2026-12-06T17-00-00_courier_request_seconds': courierRequestSeconds,
+  '2026-12-06T19-00-00_courier_request_slots': courierRequestSlots,
 };

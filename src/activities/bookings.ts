@@ -44,7 +44,7 @@ export interface BookingActivityDeps {
   dailyBudget: number;
   /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
   bookingReserve?: number;
-  /** Requests per courier started per second of Postgres's clock, across every worker (./courier-budget.ts); none when not given. */
+  /** Requests per courier started in any second of Postgres's clock, across every worker (./courier-budget.ts); none when not given. */
   requestsPerSecond?: number;
   log: Logger;
   now?: () => number;

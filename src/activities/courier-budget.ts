@@ -18,15 +18,15 @@
  *   requests, so the day's `calls` can exceed the budget only by releases, and the admin stats
  *   show it.
  *
- * Once its budget unit is taken, every request takes one of the `requestsPerSecond` its courier
- * may be sent in a second of Postgres's clock, counted across every worker
- * (`courier_request_seconds`): a request over it waits for the next second, whatever it is for
- * (the waiters of one worker process take their turns in order, and only the first asks
- * Postgres). A courier's rate limit then holds for the account, however many workers call it.
- * A gate whose requests have waited {@link SECOND_WAIT_LIMIT_MS} in all gives the waiting
- * request's budget unit back and fails it as not sent ({@link CourierRateWaitError}, retried
- * like an outage): an attempt never outlives its activity's deadlines waiting here, only to
- * send later what its retry thinks it sent.
+ * Once its budget unit is taken, every request reserves its courier's next request slot on
+ * Postgres's clock, across every worker (`courier_request_slots`): slots are
+ * 1 / `requestsPerSecond` s apart, so no sliding second holds more than that many requests to
+ * the courier, whatever they are for, however many workers send them. A request whose slot is
+ * ahead waits for it. A slot further away than what is left of its gate's
+ * {@link SECOND_WAIT_LIMIT_MS} (the waits of one bulk call, or of one booking or cancel attempt,
+ * together) is not reserved: the request gives its budget unit back and fails at once as not
+ * sent ({@link CourierRateWaitError}, retried like an outage), so an attempt never outlives its
+ * activity's deadlines waiting here, only to send later what its retry thinks it sent.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
@@ -38,8 +38,9 @@ import { count, Metrics } from '../metrics';
 import {
   countCourierFailure,
   giveBackCourierCall,
+  requestSpacingUs,
+  reserveCourierSlot,
   takeCourierCall,
-  takeCourierSecond,
 } from '../read-model/courier-usage';
 import { activityMeter } from './meter';
 
@@ -48,14 +49,14 @@ export const BUDGET_EXHAUSTED = FailureType.BUDGET_EXHAUSTED;
 
 /**
  * The longest the requests of one gate (one bulk call, one booking or cancel attempt) wait in
- * all for free seconds of their courier's (ms). A booking attempt must end within its 30 s
+ * all for their courier's slots (ms). A booking attempt must end within its 30 s
  * heartbeat timeout: 4 s of waits, a token request and the booking (10 s each at most, by
  * default) fit, and so does an EasyParcel token refresh within the 15 s statement timeout of
  * the workers waiting on its row lock.
  */
 export const SECOND_WAIT_LIMIT_MS = 4_000;
 
-/** A request whose gate waited its limit for free seconds of its courier's: it was not sent. */
+/** A request whose courier's next free slot was further away than its gate's wait limit allows: it was not sent. */
 export class CourierRateWaitError extends CourierUnavailableError {
   override name = 'CourierRateWaitError';
   constructor(message: string) {
@@ -89,18 +90,15 @@ export function pollBudget(deps: { dailyBudget: number; bookingReserve?: number 
   return deps.dailyBudget - (deps.bookingReserve ?? defaultBookingReserve(deps.dailyBudget));
 }
 
-/** Per worker process (its pool), per courier: the end of the line of requests waiting for a second. */
-const linesOf = new WeakMap<Kysely<Database>, Map<string, Promise<void>>>();
-
 export function createCourierBudget(deps: {
   db: Kysely<Database>;
   /** Courier HTTP requests allowed per courier per UTC day for polls and bookings. */
   dailyBudget: number;
   /** Of those, the calls polls leave to bookings; `defaultBookingReserve` when not given. */
   bookingReserve?: number;
-  /** Requests per courier started in a second (Postgres's clock) across every worker; none when not given. */
+  /** Requests per courier started in any second (Postgres's clock) across every worker; none when not given. */
   requestsPerSecond?: number;
-  /** How long one gate's requests may wait in all for free seconds (ms); {@link SECOND_WAIT_LIMIT_MS} when not given. */
+  /** How long one gate's requests may wait in all for their slots (ms); {@link SECOND_WAIT_LIMIT_MS} when not given. */
   secondWaitLimitMs?: number;
   now?: () => number;
 }): CourierBudget {
@@ -114,46 +112,33 @@ export function createCourierBudget(deps: {
   const now = deps.now ?? Date.now;
   const { requestsPerSecond } = deps;
   const waitLimitMs = deps.secondWaitLimitMs ?? SECOND_WAIT_LIMIT_MS;
-  // One line per courier per worker process (its pool), however many budgets it builds.
-  const line = linesOf.get(db) ?? new Map<string, Promise<void>>();
-  linesOf.set(db, line);
+  const spacingUs = requestsPerSecond === undefined ? 0 : requestSpacingUs(requestsPerSecond);
 
   /**
-   * Waits, in this worker's line for the courier, until this request is one of its `perSecond`
-   * in a second; past `deadline` (ms since the epoch) it gives up as not sent.
+   * Waits for this request's slot of the courier's, if one is free within `waitLeftMs`; gives
+   * up as not sent otherwise, or when reserving it takes that long (a held row lock). A
+   * reservation given up on that still lands leaves its slot unused: later requests start a
+   * little later, never sooner.
    */
-  async function secondFor(courier: string, perSecond: number, deadline: number): Promise<void> {
+  async function slotFor(courier: string, perSecond: number, waitLeftMs: number): Promise<void> {
     const giveUp = () =>
       new CourierRateWaitError(
-        `${courier}: no free second within ${waitLimitMs / 1000} s (WAYBILL_COURIER_REQUESTS_PER_SECOND ${perSecond}, across every worker); the request was not sent`,
+        `${courier}: no free request slot within ${waitLimitMs / 1000} s (WAYBILL_COURIER_REQUESTS_PER_SECOND ${perSecond}, across every worker); the request was not sent`,
       );
-    const ahead = line.get(courier);
-    let done!: () => void;
-    const mine = new Promise<void>((resolve) => (done = resolve));
-    line.set(courier, mine);
+    // The gate's earlier requests waited its whole limit: this one is not asked for.
+    if (waitLeftMs <= 0) throw giveUp();
+    const reserving = reserveCourierSlot(db, courier, spacingUs, waitLeftMs);
     let timer: NodeJS.Timeout | undefined;
-    try {
-      // Out of the line at the deadline, whoever is still ahead (the one behind then goes on).
-      if (ahead) {
-        await Promise.race([
-          ahead,
-          new Promise((resolve) => (timer = setTimeout(resolve, deadline - Date.now()))),
-        ]);
-      }
-      for (;;) {
-        if (Date.now() >= deadline) throw giveUp();
-        const second = await takeCourierSecond(db, courier, perSecond);
-        if (second.taken) return;
-        if (Date.now() + second.waitMs > deadline) throw giveUp();
-        count(activityMeter(), Metrics.courierRequestWaits, { courier });
-        // Just past the boundary, spread: the workers' waiters do not all meet at once.
-        await new Promise((resolve) => setTimeout(resolve, second.waitMs + Math.floor(Math.random() * 10)));
-      }
-    } finally {
-      clearTimeout(timer);
-      done();
-      if (line.get(courier) === mine) line.delete(courier);
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, waitLeftMs, 'late')));
+    const slot = await Promise.race([reserving, late]).finally(() => clearTimeout(timer));
+    if (slot === 'late') {
+      reserving.catch(() => undefined);
+      throw giveUp();
     }
+    if (!slot.reserved) throw giveUp();
+    if (slot.waitMs === 0) return;
+    count(activityMeter(), Metrics.courierRequestWaits, { courier });
+    await new Promise((resolve) => setTimeout(resolve, slot.waitMs));
   }
 
   return {
@@ -175,7 +160,7 @@ export function createCourierBudget(deps: {
         if (requestsPerSecond === undefined) return;
         const waitFrom = Date.now();
         try {
-          await secondFor(courier, requestsPerSecond, waitFrom + waitLeftMs);
+          await slotFor(courier, requestsPerSecond, waitLeftMs);
         } catch (err) {
           // Not sent: the unit goes back (a failed give-back leaves it counted, and the error stands).
           await giveBackCourierCall(db, courier, day).catch(() => undefined);

@@ -28,7 +28,7 @@ export interface ActivityDeps {
   dailyBudget: number;
   /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
   bookingReserve?: number;
-  /** Requests per courier started per second of Postgres's clock, across every worker (./courier-budget.ts); none when not given. */
+  /** Requests per courier started in any second of Postgres's clock, across every worker (./courier-budget.ts); none when not given. */
   requestsPerSecond?: number;
   /** Bulk tracking: how long a courier call waits for more polls (ms); calls in flight, and started per second, per courier. */
   batchWindowMs?: number;

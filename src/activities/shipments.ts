@@ -49,7 +49,7 @@ export interface ShipmentActivityDeps {
   dailyBudget: number;
   /** Of the daily budget, the calls polls leave to bookings (default: a tenth). */
   bookingReserve?: number;
-  /** Requests per courier started per second of Postgres's clock, across every worker (./courier-budget.ts); none when not given. */
+  /** Requests per courier started in any second of Postgres's clock, across every worker (./courier-budget.ts); none when not given. */
   requestsPerSecond?: number;
   /** How long a courier's bulk tracking call waits for more polls to join (ms); 0: a call per poll. */
   batchWindowMs?: number;

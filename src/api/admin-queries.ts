@@ -123,7 +123,7 @@ export interface CourierUsage {
   remaining: number;
   /** Of the budget, the calls polls leave to bookings. */
   bookingReserve: number;
-  /** Requests per second of Postgres's clock, across every worker. */
+  /** Requests started in any second of Postgres's clock, across every worker. */
   requestsPerSecond: number;
 }
 

@@ -164,7 +164,7 @@ function registerBusinessGauges(app: FastifyInstance, registry: Registry, deps: 
     ],
     [
       'waybill_courier_requests_per_second',
-      "Requests per courier started per second of Postgres's clock, across every worker (WAYBILL_COURIER_REQUESTS_PER_SECOND); waybill_courier_request_waits counts the requests that waited for it",
+      "Requests per courier started in any second of Postgres's clock, across every worker, spaced evenly (WAYBILL_COURIER_REQUESTS_PER_SECOND); waybill_courier_request_waits counts the requests that waited for their slot",
       deps.config.courier.requestsPerSecond,
     ],
   ];

@@ -186,9 +186,10 @@ export interface Config {
      */
     readonly callsPerSecond: number;
     /**
-     * Requests to one courier started per second of Postgres's clock across every worker:
-     * polls, bookings, cancels and token requests. One over it waits for the next second (up
-     * to 4 s, then it fails as not sent and is retried: src/activities/courier-budget.ts).
+     * Requests to one courier started in any second of Postgres's clock across every worker:
+     * polls, bookings, cancels and token requests, each in a slot 1/this s after the one
+     * before. One whose slot is ahead waits for it (one further than 4 s fails at once as not
+     * sent and is retried: src/activities/courier-budget.ts).
      */
     readonly requestsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */

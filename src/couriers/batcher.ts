@@ -31,7 +31,7 @@ export interface TrackBatcherOptions {
   /**
    * Makes the courier call for a batch: the activity layer wraps `adapter.track` with the
    * budget gate and its metrics, and tells `watch` when each request waits at the gate and
-   * when it is sent (a wait for the courier's next second is not the courier's time). Defaults
+   * when it is sent (a wait for the courier's next request slot is not the courier's time). Defaults
    * to the bare adapter.
    */
   call?: (trackingNumbers: string[], watch: CallWatch) => Promise<TrackResult[]>;

@@ -1,9 +1,9 @@
 /**
  * Courier HTTP calls per courier per UTC day (`courier_api_usage`): the daily budget the
  * courier budget gate takes from (src/activities/courier-budget.ts), the failures counted
- * beside it, and the day's figures the reports, metrics and admin stats show. Beside it, the
- * requests started in the current second (`courier_request_seconds`), for the cap per second
- * that every worker shares.
+ * beside it, and the day's figures the reports, metrics and admin stats show. Beside it, each
+ * courier's next request slot (`courier_request_slots`), for the rate per second that every
+ * worker shares.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
@@ -42,38 +42,44 @@ export async function giveBackCourierCall(db: Kysely<Database>, courier: string,
     .execute();
 }
 
+/** The time between two requests' starts that `perSecond` allows (µs, rounded up: never faster). */
+export function requestSpacingUs(perSecond: number): number {
+  return Math.ceil(1_000_000 / perSecond);
+}
+
 /**
- * Takes one of the `perSecond` requests a courier may be sent in the current second, counted
- * across every worker on Postgres's clock (one statement: the row moves on to a later second,
- * or counts one more in its second while below the cap), and says which second it took. When
- * the second is full, says how long until the next one starts (ms, by the same clock).
+ * Reserves the courier's next request slot, across every worker, on Postgres's clock (one
+ * statement): a request starts at the courier's `next_at` or now, whichever is later, and moves
+ * `next_at` on by `spacingUs`, so two requests' starts are never closer than that, and no
+ * sliding second holds more than the rate it stands for. A slot more than `maxWaitMs` away is
+ * not reserved (the schedule is left as it was). Says when the slot starts and how long
+ * that is from now (ms, by the same clock; 0 when it is now).
  */
-export async function takeCourierSecond(
+export async function reserveCourierSlot(
   db: Kysely<Database>,
   courier: string,
-  perSecond: number,
-): Promise<{ taken: true; secondAt: Date } | { taken: false; waitMs: number }> {
-  const { rows } = await sql<{ taken: boolean; second_at: Date; wait_ms: number }>`
+  spacingUs: number,
+  maxWaitMs: number,
+): Promise<{ reserved: true; startAt: Date; waitMs: number } | { reserved: false }> {
+  const spacing = sql`(${spacingUs}::bigint * interval '1 microsecond')`;
+  // `excluded.next_at - spacing` is the statement's now: a new row's next_at is now + spacing.
+  const { rows } = await sql<{ start_at: Date | null; wait_ms: number | null }>`
     with now as (select clock_timestamp() as at),
-    taken as (
-      insert into courier_request_seconds as r (courier, second_at, requests)
-      select ${courier}, date_trunc('second', now.at), 1 from now
+    slot as (
+      insert into courier_request_slots as r (courier, next_at)
+      select ${courier}, now.at + ${spacing} from now
       on conflict (courier) do update
-        set requests = case when r.second_at = excluded.second_at then r.requests + 1 else 1 end,
-            second_at = excluded.second_at
-        -- Only forward: a statement that read the clock before another's later second was
-        -- written waits for the next second rather than take the row back and reset its count.
-        where excluded.second_at > r.second_at
-           or (excluded.second_at = r.second_at and r.requests < ${perSecond})
-      returning 1
+        set next_at = greatest(r.next_at, excluded.next_at - ${spacing}) + ${spacing}
+        where greatest(r.next_at, excluded.next_at - ${spacing})
+              <= excluded.next_at - ${spacing} + ${maxWaitMs}::int * interval '1 millisecond'
+      returning r.next_at - ${spacing} as start_at
     )
-    select exists (select 1 from taken) as taken, date_trunc('second', now.at) as second_at,
-           ceil(extract(epoch from (date_trunc('second', now.at) + interval '1 second' - now.at)) * 1000)::int as wait_ms
-    from now`.execute(db);
-  const row = rows[0]!;
-  return row.taken
-    ? { taken: true, secondAt: row.second_at }
-    : { taken: false, waitMs: Math.max(1, row.wait_ms) };
+    select slot.start_at, ceil(extract(epoch from (slot.start_at - now.at)) * 1000)::int as wait_ms
+    from now left join slot on true`.execute(db);
+  const { start_at: startAt, wait_ms: waitMs } = rows[0]!;
+  return startAt === null || waitMs === null
+    ? { reserved: false }
+    : { reserved: true, startAt, waitMs: Math.max(0, waitMs) };
 }
 
 /** Counts a failed call on the courier's row for `day`. */

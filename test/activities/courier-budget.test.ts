@@ -1,9 +1,10 @@
 /**
- * The courier's requests per second hold across workers: each worker's budget gate takes its
- * second from Postgres (`courier_request_seconds`), so two workers together start no more than
- * the cap in any one second. A request over it waits for the next second and is never refused,
- * whatever it is for; each is still counted once on the day's budget. Real Postgres; two
- * connection pools stand for two worker processes.
+ * The courier's requests per second hold across workers: each worker's budget gate reserves
+ * the courier's next request slot on Postgres's clock (`courier_request_slots`), slots
+ * 1/rate s apart, so two workers together start no more than the rate in any sliding second.
+ * A request whose slot is ahead waits for it, whatever it is for; one whose slot is further
+ * than its gate's wait limit fails at once as not sent. Each is counted once on the day's
+ * budget. Real Postgres; two connection pools stand for two worker processes.
  */
 import pg from 'pg';
 import { createDb } from '../../db/client';
@@ -14,7 +15,7 @@ import {
   CourierRateWaitError,
   type CourierUse,
 } from '../../src/activities/courier-budget';
-import { takeCourierSecond } from '../../src/read-model/courier-usage';
+import { requestSpacingUs, reserveCourierSlot } from '../../src/read-model/courier-usage';
 import { freshDatabase, type TestDatabase } from '../support/db';
 
 jest.setTimeout(30_000);
@@ -51,45 +52,54 @@ describe('courier requests per second, across workers', () => {
         .executeTakeFirstOrThrow()
     ).calls;
 
-  it('grants at most the cap in any second of Postgres’s clock, to two workers asking at once, and tells the rest when the next second starts', async () => {
-    const granted: number[] = [];
-    // Twenty requests, ten from each worker, each asking again when told to wait.
-    await Promise.all(
-      Array.from({ length: 20 }, async (_, i) => {
-        for (;;) {
-          const second = await takeCourierSecond(workers[i % 2]!, 'simulator', 3);
-          if (second.taken) {
-            granted.push(second.secondAt.getTime());
-            return;
-          }
-          expect(second.waitMs).toBeGreaterThan(0);
-          expect(second.waitMs).toBeLessThanOrEqual(1_000);
-          await new Promise((resolve) => setTimeout(resolve, second.waitMs));
-        }
-      }),
+  it('spaces the slots of two workers asking at once 1/rate s apart on Postgres’s clock, so no sliding second holds more than the rate, and reserves none past the wait limit', async () => {
+    const spacingUs = requestSpacingUs(3);
+    // Twenty requests at once, ten from each worker, at 3 a second.
+    const slots = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        reserveCourierSlot(workers[i % 2]!, 'simulator', spacingUs, 60_000),
+      ),
     );
+    const starts = slots.map((slot) => (slot.reserved ? slot.startAt.getTime() : NaN)).sort((a, b) => a - b);
+    expect(starts.every(Number.isFinite)).toBe(true);
+    // The first goes now; each start is a third of a second after the one before, so no
+    // sliding second holds four (times at the millisecond, as Postgres's are read here).
+    expect(Math.min(...slots.map((slot) => (slot.reserved ? slot.waitMs : NaN)))).toBe(0);
+    for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(333);
+    for (let i = 3; i < starts.length; i++) expect(starts[i]! - starts[i - 3]!).toBeGreaterThanOrEqual(999);
+    const last = starts[19]!;
+    expect(last - starts[0]!).toBeGreaterThanOrEqual(6_333);
 
-    const perSecond = new Map<number, number>();
-    for (const at of granted) perSecond.set(at, (perSecond.get(at) ?? 0) + 1);
-    expect(granted).toHaveLength(20);
-    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(3);
-    // 20 at 3 a second: seven seconds at least.
-    expect(perSecond.size).toBeGreaterThanOrEqual(7);
-    // Another courier has seconds of its own.
-    expect(await takeCourierSecond(workers[0]!, 'easyparcel', 3)).toMatchObject({ taken: true });
+    // The schedule is over 6 s deep: a request that may wait 1 s is refused at once and leaves
+    // it as it was; the next one, which may wait longer, gets the slot after the last.
+    expect(await reserveCourierSlot(workers[0]!, 'simulator', spacingUs, 1_000)).toEqual({ reserved: false });
+    const next = await reserveCourierSlot(workers[1]!, 'simulator', spacingUs, 60_000);
+    expect(next.reserved && next.startAt.getTime() - last).toBeGreaterThanOrEqual(333);
+    expect(next.reserved && next.startAt.getTime() - last).toBeLessThanOrEqual(334);
+    // Another courier has slots of its own.
+    expect(await reserveCourierSlot(workers[0]!, 'easyparcel', spacingUs, 1_000)).toMatchObject({
+      reserved: true,
+      waitMs: 0,
+    });
   });
 
-  it('makes a request over the cap wait for the next second, never refuses it (polls, bookings and cancels alike), and counts each once', async () => {
+  it('makes a request whose slot is ahead wait for it, spaced across workers, never refuses it within the limit (polls, bookings and cancels alike), and counts each once', async () => {
     const budgets = [capped(0, 4), capped(1, 4)];
     const uses: CourierUse[] = ['poll', 'book', 'release'];
-    const started = Date.now();
-    // Ten requests at 4 a second: the last two wait for the third second.
+    const passed: number[] = [];
+    // Ten requests at once at 4 a second: a quarter of a second apart, the last 2.25 s on.
     await Promise.all(
-      Array.from({ length: 10 }, (_, i) => budgets[i % 2]!.gate('bluedart', uses[i % 3]!)('/track')),
+      Array.from({ length: 10 }, async (_, i) => {
+        await budgets[i % 2]!.gate('bluedart', uses[i % 3]!)('/track');
+        passed.push(Date.now());
+      }),
     );
-    const tookMs = Date.now() - started;
+    passed.sort((a, b) => a - b);
 
-    expect(tookMs).toBeGreaterThanOrEqual(1_000);
+    expect(passed[9]! - passed[0]!).toBeGreaterThanOrEqual(2_200);
+    // No burst: any five that passed span a second (less the timers' and statements' jitter).
+    // A count per clock second let eight through within a few milliseconds of a boundary.
+    for (let i = 4; i < passed.length; i++) expect(passed[i]! - passed[i - 4]!).toBeGreaterThan(900);
     expect(await callsCounted('bluedart')).toBe(10);
 
     // Without the cap, ten requests pass at once.
@@ -99,11 +109,11 @@ describe('courier requests per second, across workers', () => {
     expect(Date.now() - at).toBeLessThan(1_000);
   });
 
-  it('fails a request that waited its limit for a free second as not sent, and gives its budget unit back', async () => {
+  it('fails at once, as not sent, a request whose slot is further away than its wait limit, and gives its budget unit back', async () => {
     const budget = capped(0, 1, 1_500);
-    // Five at once at one a second: the first goes now, the second at the next second, the third
-    // a second later (within the limit only when the first second was half gone), the rest
-    // past the limit.
+    const started = Date.now();
+    // Five at once at one a second: slots now, in 1 s, 2 s, 3 s and 4 s; the limit lets the
+    // first two through, and the three others are refused at once, not after waiting.
     const outcomes = await Promise.all(
       Array.from({ length: 5 }, () =>
         budget
@@ -112,58 +122,61 @@ describe('courier requests per second, across workers', () => {
             'book',
           )('/book')
           .then(
-            () => 'sent',
-            (err: unknown) => err,
+            () => ({ outcome: 'sent', afterMs: Date.now() - started }),
+            (err: unknown) => ({ outcome: err, afterMs: Date.now() - started }),
           ),
       ),
     );
-    const sent = outcomes.filter((o) => o === 'sent');
-    const gaveUp = outcomes.filter((o) => o instanceof CourierRateWaitError) as CourierRateWaitError[];
-    expect(sent.length).toBeGreaterThanOrEqual(2);
-    expect(sent.length).toBeLessThanOrEqual(3);
-    expect(sent.length + gaveUp.length).toBe(5);
-    expect(gaveUp[0]!.details.notSent).toBe(true);
-    expect(gaveUp[0]!.message).toMatch(/no free second within 1.5 s .*not sent/);
-    expect(await callsCounted('fleetbike')).toBe(sent.length);
+    const sent = outcomes.filter((o) => o.outcome === 'sent');
+    const gaveUp = outcomes.filter((o) => o.outcome instanceof CourierRateWaitError);
+    expect(sent).toHaveLength(2);
+    expect(gaveUp).toHaveLength(3);
+    expect(Math.max(...gaveUp.map((o) => o.afterMs))).toBeLessThan(800);
+    expect(Math.max(...sent.map((o) => o.afterMs))).toBeGreaterThanOrEqual(950);
+    const error = gaveUp[0]!.outcome as CourierRateWaitError;
+    expect(error.details.notSent).toBe(true);
+    expect(error.message).toMatch(/no free request slot within 1.5 s .*not sent/);
+    expect(await callsCounted('fleetbike')).toBe(2);
   });
 
-  it('takes a request out of the line at its deadline, even while the one ahead of it still waits on Postgres', async () => {
-    await takeCourierSecond(database.db, 'lineup', 5);
-    // Another session holds the courier's row: the first request's statement waits on it.
+  it('gives a request up at its deadline while reserving its slot waits on Postgres (a held row), and a later one goes', async () => {
+    await reserveCourierSlot(database.db, 'lineup', requestSpacingUs(5), 1_000);
+    // Another session holds the courier's row: the requests' statements wait on it.
     const holder = new pg.Client({ connectionString: database.url });
     await holder.connect();
     try {
       await holder.query('begin');
-      await holder.query(`select * from courier_request_seconds where courier = 'lineup' for update`);
+      await holder.query(`select * from courier_request_slots where courier = 'lineup' for update`);
       const budget = capped(0, 5, 1_000);
-      const first = budget.gate('lineup', 'poll')('/track');
-      // The first is at the head of the line once its statement waits on the held row (asked
-      // outside the holder's transaction, whose view of pg_stat_activity would stand still).
-      for (;;) {
-        const { rows } = await sql<{ n: number }>`
-          select count(*)::int as n from pg_stat_activity
-           where datname = current_database() and wait_event_type = 'Lock'
-             and query like '%courier_request_seconds%'`.execute(database.db);
-        if (rows[0]!.n > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
       const started = Date.now();
-      const second = await budget
-        .gate(
-          'lineup',
-          'poll',
-        )('/track')
-        .then(
-          () => 'sent',
-          (err: unknown) => err,
-        );
+      const outcomes = await Promise.all(
+        Array.from({ length: 2 }, () =>
+          budget
+            .gate(
+              'lineup',
+              'poll',
+            )('/track')
+            .then(
+              () => 'sent',
+              (err: unknown) => err,
+            ),
+        ),
+      );
 
-      // It gave up at its deadline, the first still waiting: no second was to be had in time.
-      expect(second).toBeInstanceOf(CourierRateWaitError);
+      // Both gave up at their deadline, their statements still waiting on the row.
+      for (const outcome of outcomes) expect(outcome).toBeInstanceOf(CourierRateWaitError);
       expect(Date.now() - started).toBeLessThan(2_500);
+      expect(await callsCounted('lineup')).toBe(0);
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'
+           and query like '%courier_request_slots%'`.execute(database.db);
+      expect(rows[0]!.n).toBe(2);
       await holder.query('commit');
-      // The first was asking already: it gets its second once the row is free.
-      await first;
+      // Their reservations land once the row is free and stay unused; a later request goes
+      // after them, within its limit.
+      await expect(capped(1, 5, 1_000).gate('lineup', 'poll')('/track')).resolves.toBeUndefined();
+      expect(await callsCounted('lineup')).toBe(1);
     } finally {
       await holder.end();
     }
@@ -172,10 +185,21 @@ describe('courier requests per second, across workers', () => {
   it("limits the waits of one gate's requests together, not the time they spend with the courier", async () => {
     const budget = capped(1, 1, 1_000);
     // One booking attempt: its token request goes at once, the courier takes 1.2 s to answer,
-    // then the booking request finds a new second free, past the gate's first second.
+    // then the booking request finds its slot free, past the gate's first second.
     const gate = budget.gate('tokenbound', 'book');
     await gate('/oauth/token');
     await new Promise((resolve) => setTimeout(resolve, 1_200));
     await expect(gate('/book')).resolves.toBeUndefined();
+  });
+
+  it("refuses a gate's request once its earlier requests waited its whole limit", async () => {
+    const budget = capped(0, 2, 600);
+    const gate = budget.gate('exhausted', 'book');
+    // Two of one gate: the first now, the second 0.5 s on (its wait counted); a third, whose
+    // slot is 0.5 s on again, is further than the 0.1 s left.
+    await gate('/oauth/token');
+    await gate('/book');
+    await expect(gate('/book')).rejects.toBeInstanceOf(CourierRateWaitError);
+    expect(await callsCounted('exhausted')).toBe(2);
   });
 });

@@ -230,7 +230,7 @@ export const Stats = Type.Object(
                 minimum: 1,
                 maximum: 10_000,
                 description:
-                  "Requests to this courier started per second of Postgres's clock, across every worker; one over it waits for the next second (WAYBILL_COURIER_REQUESTS_PER_SECOND)",
+                  "Requests to this courier started in any second of Postgres's clock, across every worker: they start 1/this s apart, and one whose slot is ahead waits for it (WAYBILL_COURIER_REQUESTS_PER_SECOND)",
               }),
             },
             { additionalProperties: false },
