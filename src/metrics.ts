@@ -39,7 +39,7 @@ export const Metrics = {
     name: 'waybill_courier_request_waits',
     unit: '',
     description:
-      'Courier requests that waited for their slot: requests to a courier start 1/WAYBILL_COURIER_REQUESTS_PER_SECOND s apart across every worker, and this one found the next slot ahead, by courier',
+      'Courier requests that waited for their slot, by courier: requests to a courier start at least 1/WAYBILL_COURIER_REQUESTS_PER_SECOND s apart across every worker, so two close together wait (a booking right after its token request, say); counted near the rate of courier calls, the account limit sets the pace',
   },
   courierPollsPutOff: {
     name: 'waybill_courier_polls_put_off',

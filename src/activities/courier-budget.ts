@@ -115,10 +115,10 @@ export function createCourierBudget(deps: {
   const spacingUs = requestsPerSecond === undefined ? 0 : requestSpacingUs(requestsPerSecond);
 
   /**
-   * Waits for this request's slot of the courier's, if one is free within `waitLeftMs`; gives
-   * up as not sent otherwise, or when reserving it takes that long (a held row lock). A
-   * reservation given up on that still lands leaves its slot unused: later requests start a
-   * little later, never sooner.
+   * Waits for this request's slot of the courier's, if it can start within `waitLeftMs`
+   * (reserving it included); gives up as not sent otherwise. A reservation that lands but is
+   * given up on (it took too long, or its slot is too far off once it has) leaves its slot
+   * unused: later requests start a little later, never sooner.
    */
   async function slotFor(courier: string, perSecond: number, waitLeftMs: number): Promise<void> {
     const giveUp = () =>
@@ -127,15 +127,17 @@ export function createCourierBudget(deps: {
       );
     // The gate's earlier requests waited its whole limit: this one is not asked for.
     if (waitLeftMs <= 0) throw giveUp();
+    const askedAt = Date.now();
     const reserving = reserveCourierSlot(db, courier, spacingUs, waitLeftMs);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, waitLeftMs, 'late')));
     const slot = await Promise.race([reserving, late]).finally(() => clearTimeout(timer));
     if (slot === 'late') {
+      // Still waiting on Postgres (a held row): its answer, whatever it is, is not waited for.
       reserving.catch(() => undefined);
       throw giveUp();
     }
-    if (!slot.reserved) throw giveUp();
+    if (!slot.reserved || Date.now() - askedAt + slot.waitMs > waitLeftMs) throw giveUp();
     if (slot.waitMs === 0) return;
     count(activityMeter(), Metrics.courierRequestWaits, { courier });
     await new Promise((resolve) => setTimeout(resolve, slot.waitMs));

@@ -149,7 +149,7 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
       called(results.every((r) => r.kind === 'not_found') ? 'not_found' : 'found');
       return results;
     } catch (err) {
-      // Not sent (the day's budget, or no free second in time): not a call, nor a failure of the courier's.
+      // Not sent (the day's budget, or no request slot in time): not a call, nor a failure of the courier's.
       if (err instanceof BudgetExhaustedError || err instanceof CourierRateWaitError) throw err;
       called(
         err instanceof CourierRejectedError

@@ -188,8 +188,8 @@ export interface Config {
     /**
      * Requests to one courier started in any second of Postgres's clock across every worker:
      * polls, bookings, cancels and token requests, each in a slot 1/this s after the one
-     * before. One whose slot is ahead waits for it (one further than 4 s fails at once as not
-     * sent and is retried: src/activities/courier-budget.ts).
+     * before. One whose slot is ahead waits for it (one that cannot start within 4 s fails at
+     * once as not sent and is retried: src/activities/courier-budget.ts).
      */
     readonly requestsPerSecond: number;
     /** One courier HTTP call gives up after this long (ms). */

@@ -45,7 +45,7 @@ export interface TrackBatcherOptions {
    * a time, of the polls that came while no call was out, finds out whether it answers. Only
    * the calls already out keep their polls' slots, until the adapter's timeout. The time counted
    * is each request's from when it passes the budget gate (`watch.sent`), a token request's
-   * too: a wait at the gate for a free second of the courier's (`watch.held`) is not counted.
+   * too: a wait at the gate for the courier's next request slot (`watch.held`) is not counted.
    */
   slowAfterMs?: number;
   /** Told when the courier stops answering in time (true), and when a call answers in time again (false). */

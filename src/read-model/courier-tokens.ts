@@ -4,7 +4,7 @@
  * A refresh runs inside a transaction holding the account's row lock (`SELECT … FOR UPDATE`):
  * one worker refreshes, the others wait on the lock and then find the pair it stored. The token
  * request is made while the lock is held, so the wait is at most one token request (its
- * timeout, after its wait for a free second of the courier's: up to 4 s,
+ * timeout, after its wait for the courier's next request slot: up to 4 s,
  * src/activities/courier-budget.ts); a failed refresh rolls back and leaves the stored pair as
  * it was. The adapter seals the tokens before they reach this store (`sealedTokenStore` in
  * src/couriers/easyparcel-auth.ts), and the configured refresh token is kept as its digest only.

@@ -49,11 +49,13 @@ export function requestSpacingUs(perSecond: number): number {
 
 /**
  * Reserves the courier's next request slot, across every worker, on Postgres's clock (one
- * statement): a request starts at the courier's `next_at` or now, whichever is later, and moves
- * `next_at` on by `spacingUs`, so two requests' starts are never closer than that, and no
- * sliding second holds more than the rate it stands for. A slot more than `maxWaitMs` away is
- * not reserved (the schedule is left as it was). Says when the slot starts and how long
- * that is from now (ms, by the same clock; 0 when it is now).
+ * statement): a request's slot is the courier's `next_at` or now, whichever is later, and moves
+ * `next_at` on by `spacingUs`, so no two slots are closer than that. Now is read once the
+ * courier's row is this statement's (after any wait for another reservation's lock), so a
+ * request that queued for the row is not given a slot it has already missed. A slot more than
+ * `maxWaitMs` after the statement began (time queued for the row included) is not reserved, and
+ * the schedule is left as it was. Says when the slot starts and how long that is from when it
+ * was reserved (ms, by the same clock; 0 when it is now).
  */
 export async function reserveCourierSlot(
   db: Kysely<Database>,
@@ -62,20 +64,18 @@ export async function reserveCourierSlot(
   maxWaitMs: number,
 ): Promise<{ reserved: true; startAt: Date; waitMs: number } | { reserved: false }> {
   const spacing = sql`(${spacingUs}::bigint * interval '1 microsecond')`;
-  // `excluded.next_at - spacing` is the statement's now: a new row's next_at is now + spacing.
   const { rows } = await sql<{ start_at: Date | null; wait_ms: number | null }>`
-    with now as (select clock_timestamp() as at),
-    slot as (
+    with slot as (
       insert into courier_request_slots as r (courier, next_at)
-      select ${courier}, now.at + ${spacing} from now
+      values (${courier}, clock_timestamp() + ${spacing})
       on conflict (courier) do update
-        set next_at = greatest(r.next_at, excluded.next_at - ${spacing}) + ${spacing}
-        where greatest(r.next_at, excluded.next_at - ${spacing})
-              <= excluded.next_at - ${spacing} + ${maxWaitMs}::int * interval '1 millisecond'
-      returning r.next_at - ${spacing} as start_at
+        set next_at = greatest(r.next_at, clock_timestamp()) + ${spacing}
+        where greatest(r.next_at, clock_timestamp())
+              <= statement_timestamp() + ${maxWaitMs}::int * interval '1 millisecond'
+      returning r.next_at - ${spacing} as start_at,
+                ceil(extract(epoch from (r.next_at - ${spacing} - clock_timestamp())) * 1000)::int as wait_ms
     )
-    select slot.start_at, ceil(extract(epoch from (slot.start_at - now.at)) * 1000)::int as wait_ms
-    from now left join slot on true`.execute(db);
+    select slot.start_at, slot.wait_ms from (select) as one left join slot on true`.execute(db);
   const { start_at: startAt, wait_ms: waitMs } = rows[0]!;
   return startAt === null || waitMs === null
     ? { reserved: false }

@@ -64,7 +64,7 @@ const batcherOf = (
     callsPerSecond?: number;
     slowAfterMs?: number;
     onSlow?: (slow: boolean) => void;
-    /** How long each call waits at its gate (e.g. for the courier's next free second) before it is sent (ms). */
+    /** How long each call waits at its gate (e.g. for the courier's next request slot) before it is sent (ms). */
     gatedMs?: number;
   },
 ) =>
@@ -467,7 +467,7 @@ describe('a courier that stops answering', () => {
     expect(told).toEqual([]);
   });
 
-  it("does not count a call's wait at its gate (the courier's next free second) as the courier's time", async () => {
+  it("does not count a call's wait at its gate (the courier's next request slot) as the courier's time", async () => {
     // Every call waits 600 ms for a second of the courier's, well past slowAfterMs, and then
     // is answered in 40 ms: the courier answers in time (the margins leave room for a loaded machine).
     const { courier, told, batcher } = watched(recordingCall(40), 2, {
@@ -512,7 +512,7 @@ describe('a courier that stops answering', () => {
       call: async (numbers, watch) => {
         watch.sent(); // the token request goes out and is answered in 60 ms
         await sleep(60);
-        watch.held(); // the tracking request waits 600 ms for a free second
+        watch.held(); // the tracking request waits 600 ms for its slot
         await sleep(600);
         watch.sent();
         return courier.call(numbers);
