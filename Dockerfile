@@ -1,6 +1,6 @@
 # One image for the API, the worker, the simulators and migrations; the command
 # picks the role (see docker-compose.yml).
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
@@ -10,7 +10,7 @@ COPY db ./db
 COPY simulators ./simulators
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 # Refuse the published development credentials unless a deployment says otherwise.
 ENV WAYBILL_ENV=production

@@ -72,6 +72,25 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toContain(`CMD ${JSON.stringify(api).replace(/,/g, ', ')}`);
   });
 
+  it('builds and runs the image on one Node LTS line that package.json’s engines allow', () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const majors = [...dockerfile.matchAll(/^FROM node:(\d+)-bookworm-slim\b/gm)].map((m) => Number(m[1]));
+    expect(majors).toHaveLength(2);
+    const [major] = majors as [number];
+    expect(majors).toEqual([major, major]);
+    // LTS lines are the even ones; the image takes the newest release of its line.
+    expect(major % 2).toBe(0);
+    const { engines } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+    };
+    const allowed = engines.node.split('||').some((range) => {
+      const m = /^\s*(\^|>=)(\d+)\.\d+\.\d+\s*$/.exec(range);
+      if (!m) throw new Error(`engines.node range not understood here: ${range}`);
+      return m[1] === '^' ? major === Number(m[2]) : major >= Number(m[2]);
+    });
+    expect(allowed).toBe(true);
+  });
+
   it('configures Waybill only through variables src/config reads', () => {
     const waybill = ['api', 'worker', 'migrate', 'simulator', 'payments'];
     const names = new Set(waybill.flatMap((name) => Object.keys(compose.services[name]?.environment ?? {})));
