@@ -18,7 +18,7 @@ import { startSimulator } from '../simulators/courier/server';
 import { installTemporalRuntime, startWorker, workerMetricsUrl } from '../src/worker';
 import { startEmbeddedPostgres, takeOverShutdownSignals } from './embedded-postgres';
 import { resolveTemporalCli } from './temporal-cli';
-import { startTemporalDevServer } from './temporal-server';
+import { PortTakenError, startTemporalDevServer } from './temporal-server';
 import { startUiCodecProxy } from './ui-codec-proxy';
 
 type Stopper = { name: string; stop: () => Promise<void> };
@@ -75,7 +75,9 @@ async function startStack(
       stoppers.push({ name: 'Temporal dev server', stop: () => server.stop() });
     } catch (err) {
       throw new StartupError(
-        `the Temporal dev server did not start on ${config.temporal.address} (UI ${config.temporal.uiPort}); is another one running? ${(err as Error).message}`,
+        err instanceof PortTakenError
+          ? `the Temporal dev server cannot start: ${err.message}. Is a Temporal server running there already? Set TEMPORAL_ADDRESS to use it, or TEMPORAL_DEV_PORT and TEMPORAL_UI_PORT to start this one elsewhere`
+          : `the Temporal dev server did not start on ${config.temporal.address} (UI ${config.temporal.uiPort}); is another one running? ${(err as Error).message}`,
       );
     }
     temporalLine = `${config.temporal.address}               (UI: http://localhost:${config.temporal.uiPort})`;

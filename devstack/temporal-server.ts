@@ -2,6 +2,7 @@
  * Starts a Temporal dev server (the CLI's `server start-dev`) through the SDK's
  * ephemeral-server support, for the dev stack and the tests alike.
  */
+import net from 'node:net';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
 import type { ServerExecutable } from './temporal-cli';
@@ -47,7 +48,33 @@ export const SQLITE_FILE_PRAGMA_ARGS: readonly string[] = ['journal_mode=WAL', '
   (pragma) => ['--sqlite-pragma', pragma],
 );
 
+/** A port the dev server was to listen on is another process's. */
+export class PortTakenError extends Error {
+  override name = 'PortTakenError';
+}
+
+/** Whether something already listens on 127.0.0.1:`port` (where the dev server listens). */
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'EADDRINUSE' ? resolve(true) : reject(err),
+    );
+    probe.listen({ host: '127.0.0.1', port, exclusive: true }, () => probe.close(() => resolve(false)));
+  });
+}
+
 export async function startTemporalDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
+  // A taken port makes the server exit at once, which the SDK reports only after its 5 s, and
+  // as a server that did not start: said at once instead, naming the port.
+  for (const [port, what] of [
+    [opts.port, 'gRPC'],
+    [opts.uiPort, 'UI'],
+  ] as const) {
+    if (port !== undefined && (await portTaken(port))) {
+      throw new PortTakenError(`port ${port} (the dev server's ${what}) is taken by another process`);
+    }
+  }
   const extraArgs = [
     ...(opts.dbFilename !== undefined ? SQLITE_FILE_PRAGMA_ARGS : []),
     ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => [

@@ -4,9 +4,10 @@
  * real CLI stands for a slow first start: the first time it only sleeps, then it runs the CLI.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startTemporalDevServer } from '../../devstack/temporal-server';
+import { PortTakenError, startTemporalDevServer } from '../../devstack/temporal-server';
 import { testTemporalCliPath } from '../support/env';
 
 jest.setTimeout(60_000);
@@ -36,6 +37,34 @@ describe('starting the Temporal dev server', () => {
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says at once which port is taken, instead of waiting out the SDK’s 5 s once per attempt', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const taken = (holder.address() as net.AddressInfo).port;
+    try {
+      const started = Date.now();
+      const outcome = await startTemporalDevServer({
+        executable: { type: 'existing-path', path: await testTemporalCliPath() },
+        namespace: 'default',
+        port: taken,
+        searchAttributes: false,
+      }).then(
+        async (server) => {
+          await server.stop();
+          return 'started';
+        },
+        (err: unknown) => err,
+      );
+      expect(outcome).toBeInstanceOf(PortTakenError);
+      expect((outcome as Error).message).toBe(
+        `port ${taken} (the dev server's gRPC) is taken by another process`,
+      );
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
     }
   });
 });
