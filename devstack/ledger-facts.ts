@@ -121,7 +121,7 @@ export type PaymentRow = {
 };
 export type ProviderPayment = Pick<
   SimPaymentView,
-  'id' | 'orderId' | 'status' | 'amountCaptured' | 'amountRefunded'
+  'id' | 'orderId' | 'status' | 'amountCaptured' | 'amountRefunded' | 'captureKey'
 >;
 
 /** What the ledger knows of the orders it judges, from the read model and the books. */
@@ -140,7 +140,7 @@ export interface Facts {
   waived: ReadonlySet<string>;
 }
 
-/** The facts of `judged`: the settled orders, and those in flight whose capture-once is judged. */
+/** The facts of `judged`: the settled orders, and those in flight whose captures are judged. */
 export async function readFacts(
   input: LedgerInput,
   judged: string[],

@@ -7,13 +7,14 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database';
 import { ShipmentStatus } from '../src/domain/status';
 import { stockReconciliation } from '../src/read-model/stock-checks';
-import { PaymentStatus } from '../src/payments/types';
+import { paymentIdempotencyKey, PaymentStatus } from '../src/payments/types';
 import { OrderStatus } from '../src/workflows/contract';
 import { money, type Facts, type ProviderPayment, type ShipmentFacts } from './ledger-facts';
 
 export const LedgerRule = {
   MONEY: 'money',
   CAPTURE_ONCE: 'capture-once',
+  CAPTURE_AFTER_PICKUP: 'capture-after-pickup',
   READ_MODEL_PAYMENTS: 'read-model-payments',
   AUTHORISATION_HELD: 'authorisation-held',
   LIVE_BOOKING: 'live-booking',
@@ -26,6 +27,7 @@ export const LEDGER_RULES = Object.values(LedgerRule) as LedgerRule[];
 export const LEDGER_RULE_TEXT: Readonly<Record<LedgerRule, string>> = {
   money: 'captured − refunded = value of lines delivered and kept (0 when the charge was waived)',
   'capture-once': 'at most one capture per order',
+  'capture-after-pickup': 'Waybill captured nothing before a parcel of the order was collected',
   'read-model-payments': "the read model's payments agree with the provider",
   'authorisation-held': 'no authorisation held for a settled order',
   'live-booking': 'no live courier booking for a settled order',
@@ -59,6 +61,8 @@ export function paymentViolations(facts: Facts, orderId: string): Found[] {
             status: r.status as PaymentStatus,
             amountCaptured: r.amount_captured,
             amountRefunded: r.amount_refunded,
+            // Who captured is the provider's to say: without its books, taken as Waybill.
+            captureKey: r.amount_captured > 0 ? paymentIdempotencyKey(orderId, 'capture') : null,
           })));
 
   const lines = facts.linesOf.get(orderId) ?? [];
@@ -84,6 +88,22 @@ export function paymentViolations(facts: Facts, orderId: string): Found[] {
   }
 
   const captures = pays.filter((p) => p.amountCaptured > 0);
+  // Waybill captures at the first pickup, which the read model records before the order hears
+  // of it: a capture of Waybill's (its idempotency key) with no parcel collected is wrong at any
+  // moment, even refunded since. One made outside it (the provider's dashboard) is the shop's,
+  // and Waybill refunds it if the order is cancelled (the money rule judges that).
+  const ours = captures.filter((p) => p.captureKey === paymentIdempotencyKey(orderId, 'capture'));
+  const parcels = facts.shipmentsOf.get(orderId) ?? [];
+  const collected =
+    parcels.some((s) => s.collected) || (facts.bookingsOf?.get(orderId) ?? []).some((b) => b.collected);
+  if (ours.length > 0 && !collected) {
+    found.push({
+      rule: LedgerRule.CAPTURE_AFTER_PICKUP,
+      detail:
+        `${status}: ${ours.map((p) => `${p.id} captured ${money(p.amountCaptured)}`).join(', ')}, ` +
+        `but no parcel of the order was collected (parcels: ${parcels.map((s) => `${s.id} ${s.status}`).join(', ') || 'none'})`,
+    });
+  }
   if (captures.length > 1) {
     found.push({
       rule: LedgerRule.CAPTURE_ONCE,

@@ -8,6 +8,9 @@
  *   parcels DELIVERED (and so not RETURNED) on the read model; 0 for CANCELLED and FAILED,
  *   and for an order whose charge an admin waived (a parked capture resolved `not_charged`);
  * - `capture-once`: at most one payment of the order was ever captured;
+ * - `capture-after-pickup`: Waybill (its capture's idempotency key) captured nothing unless a
+ *   parcel of the order was collected (by the read model's account or the courier's), even if
+ *   it was refunded since; a capture made outside it (the provider's dashboard) is not judged;
  * - `read-model-payments`: the read model's `payments` rows agree with the provider's books;
  * - `authorisation-held`: no payment of the order is still AUTHORISED at the provider;
  * - `live-booking`: no booking of the order at the courier is live (booked, not cancelled,
@@ -18,7 +21,8 @@
  *   no orders are named), `reserved` matches the open reservations of all orders and, when
  *   the starting stock is known, `on_hand` is that less what left and did not come back.
  * Orders in any other status (in flight, or parked for an admin) are listed as `unsettled`;
- * of them only `capture-once` is judged, the one rule that holds at every moment of an order.
+ * of them only `capture-once` and `capture-after-pickup` are judged, the rules that hold at
+ * every moment of an order.
  */
 import { type Kysely } from 'kysely';
 import type { Database } from '../db/database';
@@ -34,6 +38,12 @@ import {
   stockViolations,
   type LedgerViolation,
 } from './ledger-rules';
+/** The rules that hold at every moment of an order: judged for orders in flight too. */
+const ALWAYS_JUDGED: ReadonlySet<LedgerRule> = new Set([
+  LedgerRule.CAPTURE_ONCE,
+  LedgerRule.CAPTURE_AFTER_PICKUP,
+]);
+
 export const SETTLED_STATUSES: ReadonlySet<string> = new Set([
   OrderStatus.DELIVERED,
   OrderStatus.RETURNED,
@@ -108,13 +118,14 @@ export async function checkLedger(input: LedgerInput): Promise<LedgerResult> {
         .execute()
     : [];
 
-  // Orders on the read model but not settled: a second capture is wrong whenever it is seen.
+  // Orders on the read model but not settled: a second capture, or one before any pickup, is
+  // wrong whenever it is seen.
   const inFlight = unsettled.filter((u) => u.status !== null).map((u) => u.orderId);
   const facts = await readFacts(input, [...settled, ...inFlight], statusOf, lines);
   const violations: LedgerViolation[] = [
     ...inFlight.flatMap((orderId) =>
       paymentViolations(facts, orderId)
-        .filter((v) => v.rule === LedgerRule.CAPTURE_ONCE)
+        .filter((v) => ALWAYS_JUDGED.has(v.rule))
         .map((v) => ({ orderId, ...v })),
     ),
     ...settled.flatMap((orderId) =>

@@ -91,7 +91,7 @@ export const providerRoutes: FastifyPluginAsyncTypebox<{ state: PaymentSimulator
           'capture',
           request.headers['idempotency-key'],
           { ref: request.params.ref, body: request.body },
-          () => state.capture(request.params.ref, request.body.amount),
+          () => state.capture(request.params.ref, request.body.amount, request.headers['idempotency-key']),
         ),
       );
       return reply;

@@ -31,6 +31,8 @@ export const PaymentView = Type.Object({
   currency: Type.String(),
   amountAuthorised: Type.Integer(),
   amountCaptured: Type.Integer(),
+  /** The Idempotency-Key the capture came with; null while nothing is captured. */
+  captureKey: Type.Union([Type.String(), Type.Null()]),
   amountRefunded: Type.Integer(),
   voided: Type.Boolean(),
   expired: Type.Boolean(),

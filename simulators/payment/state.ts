@@ -27,6 +27,8 @@ interface SimPayment {
   amountAuthorised: number;
   amountCaptured: number;
   captured: boolean;
+  /** The Idempotency-Key the capture came with (the merchant's own API calls carry theirs). */
+  captureKey: string | null;
   voided: boolean;
   /** Set once the simulator saw the authorisation lapse: a fact from then on, whatever the TTL. */
   expired: boolean;
@@ -204,6 +206,7 @@ export class PaymentSimulatorState {
       amountAuthorised: body.amount,
       amountCaptured: 0,
       captured: false,
+      captureKey: null,
       voided: false,
       expired: false,
       createdAt: this.now(),
@@ -218,7 +221,7 @@ export class PaymentSimulatorState {
    * One capture per payment, of at most the amount authorised; the rest is released. An
    * authorisation that lapsed (`authorisationTtlMs`) cannot be captured any more.
    */
-  capture(ref: string, amount: number): SimAnswer {
+  capture(ref: string, amount: number, idempotencyKey: string): SimAnswer {
     const payment = this.payments.get(ref);
     if (!payment) return this.notFound(ref);
     if (payment.voided) {
@@ -244,6 +247,7 @@ export class PaymentSimulatorState {
     }
     payment.captured = true;
     payment.amountCaptured = amount;
+    payment.captureKey = idempotencyKey;
     this.counters.applied.capture++;
     return { status: 200, body: this.view(payment) };
   }
@@ -417,6 +421,7 @@ export class PaymentSimulatorState {
       currency: payment.currency,
       amountAuthorised: payment.amountAuthorised,
       amountCaptured: payment.amountCaptured,
+      captureKey: payment.captureKey,
       amountRefunded: refundedOf(payment),
       voided: payment.voided,
       expired,

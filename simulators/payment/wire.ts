@@ -40,6 +40,8 @@ export interface SimPaymentView {
   currency: string;
   amountAuthorised: number;
   amountCaptured: number;
+  /** The Idempotency-Key the capture came with (Waybill's, or another's: a dashboard, a script); null while nothing is captured. */
+  captureKey: string | null;
   amountRefunded: number;
   voided: boolean;
   /** The authorisation lapsed before any capture (see `authorisationTtlMs`). */

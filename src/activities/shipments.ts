@@ -320,7 +320,9 @@ export function createShipmentActivities(deps: ShipmentActivityDeps) {
           // too: the copy is redone.
           eventsAdded: inserted + rekeyed + placed,
           delivered: input.status === 'DELIVERED',
-          pickedUp: isPickedUpStatus(input.status),
+          // A scan past pickup counts even when the parcel's status is not one (a pickup and a
+          // problem in one poll: EXCEPTION), as the order is told of the pickup then.
+          pickedUp: isPickedUpStatus(input.status) || input.events.some((e) => isPickedUpStatus(e.status)),
           // A delivered parcel that starts a return is unfinished again.
           finished: isTerminal(status),
         });

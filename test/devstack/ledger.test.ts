@@ -273,10 +273,64 @@ describe('the money ledger', () => {
         rule: LedgerRule.MONEY,
         detail: `FAILED: captured 49.90 − refunded 0.00 = 49.90 kept, but the lines delivered and kept are worth 0.00 (parcels: ${orderId}-p1 EXPIRED)`,
       },
+      {
+        orderId,
+        rule: LedgerRule.CAPTURE_AFTER_PICKUP,
+        detail: `FAILED: ${ref} captured 49.90, but no parcel of the order was collected (parcels: ${orderId}-p1 EXPIRED)`,
+      },
     ]);
   });
 
-  it('catches a second capture on an order still in flight (the one rule judged before an order settles)', async () => {
+  it('catches a capture before any pickup on an order still in flight', async () => {
+    // Booked, the courier has not come: the money must wait for the parcel.
+    const { orderId } = await order(OrderStatus.CONFIRMED);
+    await ship(orderId, { status: ShipmentStatus.INFO_RECEIVED, collected: null });
+    const ref = await authorise(orderId);
+    await capture(orderId, ref);
+
+    const result = await ledger([orderId]);
+    expect(result.unsettled).toEqual([{ orderId, status: OrderStatus.CONFIRMED }]);
+    expect(result.violations).toEqual([
+      {
+        orderId,
+        rule: LedgerRule.CAPTURE_AFTER_PICKUP,
+        detail: `CONFIRMED: ${ref} captured 49.90, but no parcel of the order was collected (parcels: ${orderId}-p1 INFO_RECEIVED)`,
+      },
+    ]);
+  });
+
+  it('leaves a capture made outside Waybill (the provider’s dashboard) to the money rule', async () => {
+    // The shop captured by hand before pickup, then cancelled: Waybill refunded it in full.
+    const { orderId, ref } = await cancelled('void');
+    const byHand = await provider.capture({
+      idempotencyKey: `dashboard-${orderId}`,
+      providerRef: ref,
+      amount: PRICE,
+    });
+    await mirror(orderId, byHand);
+    await refund(orderId, ref);
+
+    const result = await ledger([orderId]);
+    expect(result.violations).toEqual([]);
+  });
+
+  it('catches a capture before any pickup that was refunded since: the sums balance, the charge still happened', async () => {
+    // Cancelled before pickup (booking cancelled, stock released), but captured, then refunded.
+    const { orderId, ref } = await cancelled('void');
+    await capture(orderId, ref);
+    await refund(orderId, ref);
+
+    const result = await ledger([orderId]);
+    expect(result.violations).toEqual([
+      {
+        orderId,
+        rule: LedgerRule.CAPTURE_AFTER_PICKUP,
+        detail: `CANCELLED: ${ref} captured 49.90, but no parcel of the order was collected (parcels: ${orderId}-p1 CANCELLED)`,
+      },
+    ]);
+  });
+
+  it('catches a second capture on an order still in flight (judged before an order settles)', async () => {
     const { orderId } = await order(OrderStatus.SHIPPED);
     await ship(orderId, {
       status: ShipmentStatus.IN_TRANSIT,

@@ -503,6 +503,41 @@ describe('shipment workflow', () => {
     expect((await handle.query(shipmentStateQuery)).status).toBe('IN_TRANSIT');
   });
 
+  it('records the pickup time when a pickup scan comes with a later problem (status EXCEPTION), as the order is told of the pickup', async () => {
+    const shipmentId = uniqueId('shp');
+    await stack.database.db
+      .insertInto('shipments')
+      .values({ id: shipmentId, courier: 'simulator', tracking_number: `SIM-${shipmentId}` })
+      .execute();
+    const scan = (key: string, status: 'IN_TRANSIT' | 'EXCEPTION', at: string) => ({
+      key,
+      status,
+      subStatus: status === 'IN_TRANSIT' ? 'PICKED_UP' : 'DAMAGED',
+      rawCode: key,
+      rawText: key,
+      occurredAt: at,
+      occurredAtRaw: null,
+      location: { city: 'Shah Alam', state: 'Selangor', country: 'MY' },
+      source: 'poll' as const,
+    });
+    await stack.worker.activities.recordTracking({
+      shipmentId,
+      events: [
+        scan('pickup', 'IN_TRANSIT', '2026-11-20T10:00:00.000Z'),
+        scan('damaged', 'EXCEPTION', '2026-11-20T11:00:00.000Z'),
+      ],
+      status: 'EXCEPTION' as const,
+      subStatus: 'DAMAGED',
+      eta: null,
+      syncedAt: '2026-11-20T11:05:00.000Z',
+      nextPollAt: '2026-11-20T13:05:00.000Z',
+    });
+
+    const row = await shipmentRow(shipmentId);
+    expect(row.status).toBe('EXCEPTION');
+    expect(row.picked_up_at).toBeInstanceOf(Date);
+  });
+
   it('records the same courier answer twice without duplicating events', async () => {
     const shipmentId = uniqueId('shp');
     await stack.database.db
