@@ -182,6 +182,9 @@ export async function readFacts(
   }));
   const shipmentById = new Map(shipments.map((s) => [s.id, s]));
   const judgedSet = new Set(judged);
+  // In this order: the provider's books, then the courier's and the fleet's. A capture of an
+  // order in flight that is seen here follows its pickup, so the courier's books read after it
+  // show the pickup even when the read model above was read before it was recorded.
   const provider = input.payments ? await providerPayments(input.payments, judgedSet) : null;
   const atCourier = input.courier ? await courierBookings(input.courier, shipments, judgedSet) : null;
   // The shop's own fleet keeps its bookings in Postgres: always checked.
