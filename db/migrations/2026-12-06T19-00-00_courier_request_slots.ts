@@ -7,7 +7,8 @@
  * let a burst across a boundary put twice that into one. Frozen: add a new migration for later
  * changes.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { up as createRequestSeconds } from './2026-12-06T17-00-00_courier_request_seconds';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function up(db: Kysely<any>): Promise<void> {
@@ -22,10 +23,5 @@ export async function up(db: Kysely<any>): Promise<void> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('courier_request_slots').execute();
-  await db.schema
-    .createTable('courier_request_seconds')
-    .addColumn('courier', 'text', (c) => c.primaryKey())
-    .addColumn('second_at', 'timestamptz', (c) => c.notNull())
-    .addColumn('requests', 'integer', (c) => c.notNull().check(sql`requests > 0`))
-    .execute();
+  await createRequestSeconds(db);
 }

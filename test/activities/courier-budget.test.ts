@@ -52,17 +52,41 @@ describe('courier requests per second, across workers', () => {
         .executeTakeFirstOrThrow()
     ).calls;
 
-  /** Waits until `n` statements reserving a courier's slot wait on its row's lock. */
-  const lockWaiters = async (n: number) => {
-    for (;;) {
-      const { rows } = await sql<{ n: number }>`
+  /** Statements reserving a courier's slot that wait on its row's lock (asked outside any holder's transaction). */
+  const lockWaitersNow = async () =>
+    (
+      await sql<{ n: number }>`
         select count(*)::int as n from pg_stat_activity
          where datname = current_database() and wait_event_type = 'Lock'
-           and query like '%courier_request_slots%'`.execute(database.db);
-      if (rows[0]!.n >= n) return;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+           and query like '%courier_request_slots%'`.execute(database.db)
+    ).rows[0]!.n;
+  /** Waits until `n` statements reserving a courier's slot wait on its row's lock. */
+  const lockWaiters = async (n: number) => {
+    while ((await lockWaitersNow()) < n) await new Promise((resolve) => setTimeout(resolve, 20));
+  };
+  /**
+   * Runs `during` while another session holds the courier's slot row (its reservations wait
+   * on it); `release` commits, freeing it.
+   */
+  const whileRowHeld = async (courier: string, during: (release: () => Promise<void>) => Promise<void>) => {
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('select * from courier_request_slots where courier = $1 for update', [courier]);
+      await during(async () => {
+        await holder.query('commit');
+      });
+    } finally {
+      await holder.end();
     }
   };
+  /** What a gated request came to: sent, or the error it failed with. */
+  const outcomeOf = (sending: Promise<void>): Promise<unknown> =>
+    sending.then(
+      () => 'sent',
+      (err: unknown) => err,
+    );
 
   it('spaces the slots of two workers asking at once 1/rate s apart on Postgres’s clock, so no sliding second holds more than the rate, and reserves none past the wait limit', async () => {
     const spacingUs = requestSpacingUs(3);
@@ -128,17 +152,10 @@ describe('courier requests per second, across workers', () => {
     // Five at once at one a second: slots now, in 1 s, 2 s, 3 s and 4 s; the limit lets the
     // first two through, and the three others are refused at once, not after waiting.
     const outcomes = await Promise.all(
-      Array.from({ length: 5 }, () =>
-        budget
-          .gate(
-            'fleetbike',
-            'book',
-          )('/book')
-          .then(
-            () => ({ outcome: 'sent', afterMs: Date.now() - started }),
-            (err: unknown) => ({ outcome: err, afterMs: Date.now() - started }),
-          ),
-      ),
+      Array.from({ length: 5 }, async () => {
+        const outcome = await outcomeOf(budget.gate('fleetbike', 'book')('/book'));
+        return { outcome, afterMs: Date.now() - started };
+      }),
     );
     const sent = outcomes.filter((o) => o.outcome === 'sent');
     const gaveUp = outcomes.filter((o) => o.outcome instanceof CourierRateWaitError);
@@ -156,11 +173,7 @@ describe('courier requests per second, across workers', () => {
   it('gives requests that queued for the courier’s row slots from when they got it, not from when they asked', async () => {
     const spacingUs = requestSpacingUs(4);
     await reserveCourierSlot(database.db, 'queued', spacingUs, 1_000);
-    const holder = new pg.Client({ connectionString: database.url });
-    await holder.connect();
-    try {
-      await holder.query('begin');
-      await holder.query(`select * from courier_request_slots where courier = 'queued' for update`);
+    await whileRowHeld('queued', async (release) => {
       // Three reservations queue for the row for over half a second, past every slot they
       // would have been given from when they asked.
       const queued = Array.from({ length: 3 }, () =>
@@ -168,7 +181,7 @@ describe('courier requests per second, across workers', () => {
       );
       await lockWaiters(3);
       await new Promise((resolve) => setTimeout(resolve, 600));
-      await holder.query('commit');
+      await release();
       const waits = (await Promise.all(queued))
         .map((slot) => (slot.reserved ? slot.waitMs : NaN))
         .sort((a, b) => a - b);
@@ -181,52 +194,30 @@ describe('courier requests per second, across workers', () => {
       expect(waits[1]).toBeLessThanOrEqual(320);
       expect(waits[2]).toBeGreaterThanOrEqual(450);
       expect(waits[2]).toBeLessThanOrEqual(570);
-    } finally {
-      await holder.end();
-    }
+    });
   });
 
   it('gives a request up at its deadline while reserving its slot waits on Postgres (a held row), and a later one goes', async () => {
     await reserveCourierSlot(database.db, 'lineup', requestSpacingUs(5), 1_000);
     // Another session holds the courier's row: the requests' statements wait on it.
-    const holder = new pg.Client({ connectionString: database.url });
-    await holder.connect();
-    try {
-      await holder.query('begin');
-      await holder.query(`select * from courier_request_slots where courier = 'lineup' for update`);
+    await whileRowHeld('lineup', async (release) => {
       const budget = capped(0, 5, 1_000);
       const started = Date.now();
       const outcomes = await Promise.all(
-        Array.from({ length: 2 }, () =>
-          budget
-            .gate(
-              'lineup',
-              'poll',
-            )('/track')
-            .then(
-              () => 'sent',
-              (err: unknown) => err,
-            ),
-        ),
+        Array.from({ length: 2 }, () => outcomeOf(budget.gate('lineup', 'poll')('/track'))),
       );
 
       // Both gave up at their deadline, their statements still waiting on the row.
       for (const outcome of outcomes) expect(outcome).toBeInstanceOf(CourierRateWaitError);
       expect(Date.now() - started).toBeLessThan(2_500);
       expect(await callsCounted('lineup')).toBe(0);
-      const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity
-         where datname = current_database() and wait_event_type = 'Lock'
-           and query like '%courier_request_slots%'`.execute(database.db);
-      expect(rows[0]!.n).toBe(2);
-      await holder.query('commit');
+      expect(await lockWaitersNow()).toBe(2);
+      await release();
       // Their reservations land once the row is free and stay unused; a later request goes
       // after them, within its limit.
       await expect(capped(1, 5, 1_000).gate('lineup', 'poll')('/track')).resolves.toBeUndefined();
       expect(await callsCounted('lineup')).toBe(1);
-    } finally {
-      await holder.end();
-    }
+    });
   });
 
   it("limits the waits of one gate's requests together, not the time they spend with the courier", async () => {
