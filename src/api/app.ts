@@ -58,6 +58,7 @@ import { orderCreateRoutes } from './routes/order-create';
 import { orderRoutes } from './routes/orders';
 import { streamRoutes } from './routes/stream';
 import { subscriptionRoutes } from './routes/subscriptions';
+import { withStorableText } from './storable-text';
 import { trackingRoutes } from './routes/tracking';
 import { webhookRoutes } from './routes/webhooks';
 import { easyParcelWebhookRoutes } from './routes/easyparcel-webhook';
@@ -167,9 +168,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   const exact = new Ajv({ strict: false, removeAdditional: false, useDefaults: true, coerceTypes: false });
   for (const ajv of [coercing, exact]) addFormats(ajv);
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? exact : coercing).compile(schema),
-  );
+  // Then every string of a body, query string or path must be one Postgres can store
+  // (./storable-text.ts); headers cannot carry the characters it refuses.
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const validate = (httpPart === 'body' ? exact : coercing).compile(schema);
+    return httpPart === 'headers' ? validate : withStorableText(validate);
+  });
 
   // Callback hooks on the request path: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {

@@ -19,7 +19,7 @@ import { type TestApi } from '../support/api';
 import { ADDRESS } from '../support/shopper';
 import { eventually } from '../support/eventually';
 import { fastPolicy, startTestWorker, uniqueId, type TestWorker } from '../support/temporal';
-import { insertOrderRow } from '../support/db';
+import { insertOrderRow, stockItem } from '../support/db';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(90_000);
@@ -44,21 +44,8 @@ describe('order routes', () => {
     },
   });
 
-  async function stock(opts: { price?: number; location?: string; onHand?: number; currency?: string } = {}) {
-    const sku = uniqueId('SKU');
-    await stack.database.db
-      .insertInto('inventory_items')
-      .values({
-        sku,
-        name: `Kettle ${sku}`,
-        on_hand: opts.onHand ?? 10,
-        unit_amount: opts.price ?? 4_990,
-        location: opts.location ?? 'main',
-        currency: opts.currency ?? 'MYR',
-      })
-      .execute();
-    return sku;
-  }
+  const stock = (opts: Parameters<typeof stockItem>[2] = {}) =>
+    stockItem(stack.database.db, uniqueId('SKU'), opts);
 
   function orderBody(sku: string, scenario = 'delivered', quantity = 2) {
     return {

@@ -67,6 +67,26 @@ export async function emptyDatabase(): Promise<{ url: string; drop(): Promise<vo
   };
 }
 
+/** A catalogue item (`sku`) in stock: 10 kettles at 49.90 MYR in `main` unless told otherwise. */
+export async function stockItem(
+  db: Kysely<Database>,
+  sku: string,
+  opts: { price?: number; location?: string; onHand?: number; currency?: string } = {},
+): Promise<string> {
+  await db
+    .insertInto('inventory_items')
+    .values({
+      sku,
+      name: `Kettle ${sku}`,
+      on_hand: opts.onHand ?? 10,
+      unit_amount: opts.price ?? 4_990,
+      location: opts.location ?? 'main',
+      currency: opts.currency ?? 'MYR',
+    })
+    .execute();
+  return sku;
+}
+
 /**
  * An order with its lines, written as the API writes it (read-model insertOrder): a simulator
  * order of customer cus_1 numbered after its id. Returns its total.
