@@ -13,7 +13,14 @@
  * (NEEDS_ATTENTION) and the rest still runs; the workflow closes once nothing is parked.
  * Deterministic code only.
  */
-import { allHandlersFinished, ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  log,
+  setHandler,
+} from '@temporalio/workflow';
 import {
   cancelOrderUpdate,
   orderStateQuery,
@@ -25,6 +32,8 @@ import {
   type CancelOrderRequest,
   type OrderSnapshot,
   type OrderWorkflowInput,
+  type ResolveAttentionRequest,
+  type RestartTrackingRequest,
 } from './contract';
 import { CancelRequested, OrderFailed, OrderSaga } from './order-saga';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from './search-attributes';
@@ -34,6 +43,16 @@ import { FailureType } from '../domain/failures';
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSnapshot> {
   const saga = new OrderSaga(input);
   listen(saga);
+  // A cancellation requested in Temporal (the UI's "Request Cancellation", `temporal workflow
+  // cancel`) never cuts a step short: that would end the workflow with the card authorised, the
+  // stock reserved and the booking live. It is taken as a cancel of the order instead, carried
+  // out by the saga like the cancel update when a cancel could be, and otherwise left on record.
+  CancellationScope.current().cancelRequested.catch(() => cancelFromTemporal(saga));
+  return CancellationScope.nonCancellable(() => story(saga, input));
+}
+
+/** The saga from its first step to its settled end. */
+async function story(saga: OrderSaga, input: OrderWorkflowInput): Promise<OrderSnapshot> {
   upsertChangedSearchAttributes([
     { key: OrderIdKey, value: input.orderId },
     { key: OrderStatusKey, value: OrderStatus.PENDING },
@@ -67,13 +86,70 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSna
   return saga.snapshot();
 }
 
+/**
+ * Why a cancel cannot be carried out now, or null when it can (or one is already under way:
+ * a second request joins the first).
+ */
+function whyNotCancellable(saga: OrderSaga): string | null {
+  if (saga.progress === OrderStatus.CANCELLED || saga.cancelRequest !== null) return null;
+  if (saga.finished() || saga.ending) {
+    return `the order is already ${saga.finished() ? saga.progress : 'being settled'} and cannot be cancelled`;
+  }
+  if (saga.pickedUp()) return 'ALREADY_PICKED_UP: a parcel of this order has been picked up by the courier';
+  return null;
+}
+
+/** Who a cancellation requested in Temporal is from, in the order's records. */
+export const TEMPORAL_CANCEL: CancelOrderRequest = {
+  requestedBy: 'ops:temporal',
+  reason: 'cancellation requested in Temporal (the UI or `temporal workflow cancel`)',
+};
+
+/**
+ * A cancellation requested in Temporal: the order's cancel when one is possible; otherwise
+ * the order goes on (a parcel is with the courier, or the order is already ending) and the
+ * refusal is written to the audit log, and so to the history, for whoever asked.
+ */
+function cancelFromTemporal(saga: OrderSaga): void {
+  const refusal = whyNotCancellable(saga);
+  if (refusal === null) {
+    saga.cancelRequest ??= TEMPORAL_CANCEL;
+    return;
+  }
+  log.warn('a cancellation requested in Temporal is not carried out', { refusal });
+  void CancellationScope.nonCancellable(() =>
+    saga.act.always.recordAudit.executeWithOptions(
+      { summary: `audit: Temporal cancellation refused: ${refusal}` },
+      [
+        {
+          key: `temporal-cancel-refused:${saga.input.orderId}`,
+          actor: TEMPORAL_CANCEL.requestedBy,
+          action: 'order.cancel_refused',
+          subjectType: 'order',
+          subjectId: saga.input.orderId,
+          reason: refusal,
+        },
+      ],
+    ),
+  );
+}
+
+/**
+ * A handler's work, shielded from a cancellation requested in Temporal like the story is: a
+ * money step an admin's resolve runs, or a cancel waiting for its outcome, is not cut short.
+ */
+const shielded =
+  <A extends unknown[], R>(handler: (...args: A) => R | Promise<R>) =>
+  (...args: A): Promise<R> =>
+    CancellationScope.nonCancellable(async () => handler(...args));
+
 /** Queries, milestones from the shipment workflows, and the updates: cancel, resolve, restart tracking. */
 function listen(saga: OrderSaga): void {
   setHandler(orderStateQuery, () => saga.snapshot());
   setHandler(shipmentMilestoneSignal, (milestone) => saga.onMilestone(milestone));
   setHandler(
     cancelOrderUpdate,
-    async (request) => {
+    shielded(async (request: CancelOrderRequest) => {
       saga.cancelRequest ??= request;
       await condition(() => saga.cancelSettled || saga.cancelRefusal !== null || saga.ended);
       if (saga.cancelSettled) return saga.snapshot();
@@ -92,27 +168,24 @@ function listen(saga: OrderSaga): void {
         message: `the order failed before the cancel could be carried out (${saga.failureCode}); what it held is being given back`,
         nonRetryable: true,
       });
-    },
+    }),
     {
       validator: (request: CancelOrderRequest) => {
         if (!request.reason?.trim()) throw new Error('a cancel needs a reason');
-        // Cancelling twice is harmless: a second request joins the first.
-        if (saga.progress === OrderStatus.CANCELLED || saga.cancelRequest !== null) return;
-        if (saga.finished() || saga.ending) {
-          const where = saga.finished() ? saga.progress : 'being settled';
-          throw new Error(`the order is already ${where} and cannot be cancelled`);
-        }
-        if (saga.pickedUp()) {
-          throw new Error('ALREADY_PICKED_UP: a parcel of this order has been picked up by the courier');
-        }
+        const refusal = whyNotCancellable(saga);
+        if (refusal !== null) throw new Error(refusal);
       },
     },
   );
-  setHandler(resolveAttentionUpdate, (request) => saga.resolve(request), {
-    validator: (request) => saga.attention.validate(request),
-  });
-  setHandler(restartTrackingUpdate, (request) => saga.restartTracking(request), {
-    validator: (request) => saga.validateRestart(request),
-  });
+  setHandler(
+    resolveAttentionUpdate,
+    shielded((request: ResolveAttentionRequest) => saga.resolve(request)),
+    { validator: (request) => saga.attention.validate(request) },
+  );
+  setHandler(
+    restartTrackingUpdate,
+    shielded((request: RestartTrackingRequest) => saga.restartTracking(request)),
+    { validator: (request) => saga.validateRestart(request) },
+  );
   setHandler(trackingEndedSignal, (notice) => saga.heardLate(notice));
 }

@@ -46,6 +46,27 @@ describe('order saga', () => {
     notifications,
   } = stack;
 
+  const auditActions = (orderId: string) =>
+    stack.database.db
+      .selectFrom('audit_log')
+      .select(['action', 'actor'])
+      .where('subject_id', '=', orderId)
+      .orderBy('id')
+      .execute();
+
+  /** A CONFIRMED order whose parcel the courier then collects (a delivery, a day in), once it is captured. */
+  async function orderCollectedAndCaptured() {
+    const order = await orderInStock({ scenario: 'never_picked_up' });
+    await orderAt(order.orderId, 'CONFIRMED');
+    const [shipment] = await shipments(order.orderId);
+    collectAtCourier(shipment!.tracking_number);
+    await eventually(
+      () => order.handle.query(orderStateQuery),
+      (s) => s.captured && s.status !== 'CONFIRMED',
+    );
+    return order;
+  }
+
   /**
    * An order whose booking fails for good under the courier fault the test set: the saga's
    * five attempts run, then the courier answers again and the compensation cancels the
@@ -225,6 +246,36 @@ describe('order saga', () => {
     expect(stack.payments.state.payment((await paymentRows(orderId))[0]!.provider_ref!)).toMatchObject({
       amountCaptured: 0,
     });
+  });
+
+  it('a cancellation requested in Temporal (UI, CLI) cancels the order like a cancel: booking cancelled, authorisation voided, stock released', async () => {
+    const { orderId, handle, sku } = await orderInStock({ scenario: 'never_picked_up' });
+    await orderAt(orderId, 'CONFIRMED');
+
+    await handle.cancel();
+    // The workflow carries the cancel out and completes; before, it ended Canceled at once
+    // with the card authorised, the stock reserved and the booking live.
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CANCELLED' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['VOIDED']);
+    const [shipment] = await shipments(orderId);
+    expect(shipment!.status).toBe('CANCELLED');
+    expect(stack.couriers.backend.inspect(shipment!.tracking_number)?.parcel.cancelled).toBe(true);
+    expect(await item(sku)).toMatchObject({ on_hand: 5, reserved: 0 });
+    expect(await auditActions(orderId)).toEqual([{ action: 'order.cancel', actor: 'ops:temporal' }]);
+  });
+
+  it('a cancellation requested in Temporal after pickup is refused on record and the order goes on to deliver', async () => {
+    const { orderId, handle, total } = await orderCollectedAndCaptured();
+
+    await handle.cancel();
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED' });
+    expect((await paymentRows(orderId))[0]).toMatchObject({
+      status: 'CAPTURED',
+      amount_captured: total,
+      amount_refunded: 0,
+    });
+    expect(await auditActions(orderId)).toEqual([{ action: 'order.cancel_refused', actor: 'ops:temporal' }]);
   });
 
   it('a cancel meeting the retry of a first task whose stock reserve was lost: the stock comes back', async () => {
@@ -649,15 +700,7 @@ describe('order saga', () => {
   });
 
   it('refuses a cancel after pickup and changes nothing', async () => {
-    const { orderId, handle, total } = await orderInStock({ scenario: 'never_picked_up' });
-    await orderAt(orderId, 'CONFIRMED');
-    // Play the pickup now: restart the parcel's lifecycle as a normal delivery, a day in.
-    const [shipment] = await shipments(orderId);
-    collectAtCourier(shipment!.tracking_number);
-    await eventually(
-      () => handle.query(orderStateQuery),
-      (s) => s.captured && s.status !== 'CONFIRMED',
-    );
+    const { orderId, handle, total } = await orderCollectedAndCaptured();
 
     const refusal = await handle
       .executeUpdate(cancelOrderUpdate, { args: [{ requestedBy: 'customer:cus_1', reason: 'too late' }] })
