@@ -139,8 +139,14 @@ export interface RefreshNowResult {
 export const refreshSignal = defineSignal<[RefreshRequest]>('refresh');
 /** Events pushed by the courier (webhook): recorded without a courier call. */
 export const courierEventsSignal = defineSignal<[{ events: NormalisedEvent[] }]>('courierEvents');
-/** Stops tracking: the shipment ends CANCELLED. */
+/**
+ * Stops tracking: the shipment ends CANCELLED ({@link STOPPED_BY_SHOP}). Its order sends it
+ * when the order is cancelled or fails; from anyone else (ops, `temporal workflow signal`)
+ * the order takes the stop of a parcel it still follows like tracking that died.
+ */
 export const cancelShipmentSignal = defineSignal<[CancelShipmentRequest]>('cancel');
+/** The sub-status of a shipment whose tracking was stopped ({@link cancelShipmentSignal}). */
+export const STOPPED_BY_SHOP = 'CANCELLED_BY_SHOP';
 /**
  * Polls now (or joins the poll in flight) and answers once the read model holds the result;
  * within the refresh cooldown it answers the current snapshot without a courier call.

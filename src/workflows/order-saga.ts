@@ -181,6 +181,8 @@ export class OrderSaga {
   onMilestone(milestone: ShipmentMilestone): void {
     const parcel = this.parcels.find((p) => p.shipmentId === milestone.shipmentId);
     if (!parcel || isTerminal(parcel.status)) return;
+    // A stop the order did not ask for is not the parcel's fate: its workflow's end decides.
+    if (tracking.stoppedUnasked(this, parcel, milestone)) return;
     parcel.status = milestone.status;
     if (PICKED_UP_STATUSES.has(milestone.status)) parcel.pickedUp = true;
     this.showDetails();

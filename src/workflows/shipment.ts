@@ -18,7 +18,12 @@ import {
 import type { ShipmentActivities } from '../activities/shipments';
 import { expiryReason, isPolledCourier, noScanDeadlineMs } from '../domain/polling';
 import { ShipmentStatus } from '../domain/status';
-import type { CancelShipmentRequest, ShipmentSnapshot, ShipmentWorkflowInput } from './contract';
+import {
+  STOPPED_BY_SHOP,
+  type CancelShipmentRequest,
+  type ShipmentSnapshot,
+  type ShipmentWorkflowInput,
+} from './contract';
 import { shipmentSearchAttributes } from './search-attributes';
 import { upsertChangedSearchAttributes } from './search-attribute-updates';
 import { newestEvent, ShipmentTracking } from './shipment-tracking';
@@ -71,7 +76,7 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   while (!tracking.finished()) {
     if (tracking.cancelRequest !== null) {
       log.info('tracking cancelled', { reason: (tracking.cancelRequest as CancelShipmentRequest).reason });
-      await tracking.finishAs(ShipmentStatus.CANCELLED, 'CANCELLED_BY_SHOP');
+      await tracking.finishAs(ShipmentStatus.CANCELLED, STOPPED_BY_SHOP);
       break;
     }
     while (tracking.pushed.length > 0) {

@@ -8,7 +8,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import { createWebhookTransport } from '../../src/notifications/transport';
-import { cancelOrderUpdate, orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
+import {
+  cancelOrderUpdate,
+  cancelShipmentSignal,
+  orderShipmentId,
+  shipmentWorkflowId,
+} from '../../src/workflows/contract';
 import { recordHistory } from '../support/histories';
 import { SHOPPER_CANCEL, useSagaStack } from '../support/saga';
 import { eventually } from '../support/eventually';
@@ -144,6 +149,43 @@ describe('order saga: what it starts, it owns', () => {
     });
     expect((await shipments(order.orderId))[0]).toMatchObject({ status: 'DELIVERED' });
     expect(await item(order.sku)).toMatchObject({ on_hand: 4, reserved: 0 });
+  });
+
+  it("a collected parcel whose tracking ops stop (the shipment's cancel signal) is not refunded: the courier's last word settles it, DELIVERED", async () => {
+    const { order, shipment } = await capturedInTransit(3_000);
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .signal(cancelShipmentSignal, { reason: 'ops: stop polling this one' });
+    // The parcel is still on its way, and is delivered with nothing tracking it.
+    stack.couriers.backend.register({
+      trackingNumber: shipment.tracking_number,
+      scenario: 'delivered',
+      format: 'native',
+      ageMs: 5 * 86_400_000,
+    });
+
+    // Before, the stop was taken as the parcel's fate: FAILED SHIPMENT_LOST, refunded in full.
+    expect(await order.handle.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect((await paymentRows(order.orderId))[0]).toMatchObject({
+      status: 'CAPTURED',
+      amount_captured: order.total,
+      amount_refunded: 0,
+    });
+    expect((await shipments(order.orderId))[0]).toMatchObject({ status: 'DELIVERED' });
+  });
+
+  it('an uncollected parcel whose tracking ops stop has its booking cancelled when the order settles it', async () => {
+    const order = await orderInStock({ scenario: 'never_picked_up', trackingRestartWindowMs: 1_000 });
+    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .signal(cancelShipmentSignal, { reason: 'ops: stop polling this one' });
+
+    const result = await order.handle.result();
+    expect(result).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST', captured: false });
+    expect(result.failureMessage).toMatch(/stopped from outside the order/);
+    await expectSettled(order, 'VOIDED', 5);
+    expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
   });
 
   it("a dead tracking's last poll refused because the courier's daily budget is used up waits for the next window: nothing is settled as lost meanwhile", async () => {
