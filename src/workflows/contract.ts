@@ -147,6 +147,8 @@ export const courierEventsSignal = defineSignal<[{ events: NormalisedEvent[] }]>
 export const cancelShipmentSignal = defineSignal<[CancelShipmentRequest]>('cancel');
 /** The sub-status of a shipment whose tracking was stopped ({@link cancelShipmentSignal}). */
 export const STOPPED_BY_SHOP = 'CANCELLED_BY_SHOP';
+/** The sub-status of a delivery an admin marked (the API's mark-delivered), not the courier's scan. */
+export const MARKED_BY_ADMIN = 'MARKED_BY_ADMIN';
 /**
  * Polls now (or joins the poll in flight) and answers once the read model holds the result;
  * within the refresh cooldown it answers the current snapshot without a courier call.

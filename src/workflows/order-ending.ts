@@ -140,6 +140,14 @@ async function cancelBooking(saga: OrderSaga, parcel: Parcel): Promise<CancelOut
 }
 
 /**
+ * Releases the booking of a parcel an admin marked delivered: cancelled at the courier, or
+ * nothing to do when the courier says it collected the parcel (then it carried it).
+ */
+export async function releaseHandDelivered(saga: OrderSaga, parcel: Parcel): Promise<void> {
+  await cancelBooking(saga, parcel);
+}
+
+/**
  * Cancels a booking that must not stay live; a parcel the courier collected anyway must be
  * recalled ({@link recallCollected}).
  */

@@ -36,6 +36,11 @@ export interface Parcel {
   trackingGeneration: number;
   /** Its tracking died and was not restarted: the courier is asked once more before it is settled. */
   settling: boolean;
+  /**
+   * An admin marked it delivered: the courier may never have collected it (the shop took it
+   * round), so its booking is released when the order finishes.
+   */
+  markedDelivered: boolean;
 }
 
 /** One parcel per ship-from place, in first-seen order (deterministic), with its courier. */
@@ -60,6 +65,7 @@ export function groupParcels(input: Pick<OrderWorkflowInput, 'orderId' | 'lines'
     trackingLost: null,
     trackingGeneration: 0,
     settling: false,
+    markedDelivered: false,
   }));
 }
 

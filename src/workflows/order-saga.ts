@@ -20,6 +20,7 @@ import { count, Metrics } from '../metrics';
 import {
   AttentionStep,
   CAPTURE_SETTLEMENTS,
+  MARKED_BY_ADMIN,
   OrderStatus,
   type CancelOrderRequest,
   type OrderSnapshot,
@@ -184,6 +185,7 @@ export class OrderSaga {
     // A stop the order did not ask for is not the parcel's fate: its workflow's end decides.
     if (tracking.stoppedUnasked(this, parcel, milestone)) return;
     parcel.status = milestone.status;
+    if (milestone.subStatus === MARKED_BY_ADMIN) parcel.markedDelivered = true;
     if (PICKED_UP_STATUSES.has(milestone.status)) parcel.pickedUp = true;
     this.showDetails();
   }

@@ -18,6 +18,7 @@ import {
   payOwedRefunds,
   recallCollected,
   refundParcel,
+  releaseHandDelivered,
   releaseStock,
 } from './order-ending';
 import { CancelRequested, OrderFailed } from './order-errors';
@@ -303,7 +304,9 @@ async function settleReturn(saga: OrderSaga, parcel: Parcel): Promise<void> {
  * Every parcel is final. Nothing delivered and nothing returned: the order failed (the
  * compensations give everything back). Otherwise parcels that did not arrive are refunded
  * line by line, their bookings cancelled if the courier never collected them, and the
- * stock of parcels that never left released.
+ * stock of parcels that never left released. A parcel an admin marked delivered has its
+ * booking released too: the courier may never have collected it (the shop delivered it
+ * itself), and a booking left live would have it call for a parcel that is gone.
  */
 export async function finish(saga: OrderSaga): Promise<void> {
   const delivered = saga.parcels.filter((p) => p.status === ShipmentStatus.DELIVERED);
@@ -325,6 +328,13 @@ export async function finish(saga: OrderSaga): Promise<void> {
       );
     }
     await refundParcel(saga, parcel);
+  }
+  for (const parcel of delivered.filter((p) => p.markedDelivered && !p.bookingCancelled)) {
+    await saga.attention.runOrPark(
+      `${AttentionStep.CANCEL_BOOKING}:${parcel.shipmentId}`,
+      AttentionStep.CANCEL_BOOKING,
+      () => releaseHandDelivered(saga, parcel),
+    );
   }
   await releaseStock(saga, 'release the stock of parcels that never left');
   await saga.setProgress(delivered.length > 0 ? OrderStatus.DELIVERED : OrderStatus.RETURNED);

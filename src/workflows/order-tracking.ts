@@ -18,6 +18,7 @@ import { activityFailure, FailureType } from '../domain/failures';
 import { BUDGET_WINDOW_SPREAD_MS, budgetWindowFrom } from '../domain/polling';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import {
+  MARKED_BY_ADMIN,
   shipmentWorkflowId,
   STOPPED_BY_SHOP,
   SHIPMENT_WORKFLOW_TASK_TIMEOUT,
@@ -82,12 +83,14 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
   };
   saga.trackingEnds.set(parcel.shipmentId, end);
   child.result().then(
-    (final) =>
+    (final) => {
+      if (final.subStatus === MARKED_BY_ADMIN) parcel.markedDelivered = true;
       end(
         stoppedUnasked(saga, parcel, final)
           ? { failure: `its tracking was stopped from outside the order (${final.subStatus})` }
           : { final: final.status },
-      ),
+      );
+    },
     (err) => end({ failure: message(err) }),
   );
   return child.firstExecutionRunId;

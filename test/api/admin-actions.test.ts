@@ -411,6 +411,33 @@ describe('admin actions on running workflows', () => {
   });
 
   describe('POST /v1/admin/shipments/:shipmentId/mark-delivered', () => {
+    it('a parcel the courier has collected keeps its booking when an admin marks it delivered', async () => {
+      const { orderId, shipmentId, handle } = await placeOrder('never_picked_up');
+      const { tracking_number } = await eventually(
+        () => shipmentRow(shipmentId),
+        (row) => row.tracking_number !== null,
+      );
+      // The courier collects it (10 h into a delivery, courier time then nearly still); the
+      // slow poll policy has not seen it yet when the admin marks it delivered.
+      stack.couriers.backend.register({
+        trackingNumber: tracking_number!,
+        scenario: 'delivered',
+        format: 'native',
+        ageMs: 10 * HOUR,
+      });
+      stack.couriers.backend.clock.setTimeScale(1);
+      const marked = await post(`/v1/admin/shipments/${shipmentId}/mark-delivered`, {
+        reason: 'the customer confirmed it by phone',
+      });
+      expect(marked.statusCode).toBe(202);
+
+      // The release asked the courier, which has the parcel: nothing cancelled, nothing parked.
+      expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attention: [] });
+      const parcel = stack.couriers.backend.inspect(tracking_number!)?.parcel;
+      expect(parcel?.cancelled).toBe(false);
+      expect(await orderRow(orderId)).toMatchObject({ status: 'DELIVERED' });
+    });
+
     it('delivers through the shipment workflow: tracking stops, the order moves on, one audit entry', async () => {
       const { orderId, shipmentId, handle, total } = await placeOrder('never_picked_up');
       const calls = nativeTrackCalls();
@@ -455,6 +482,11 @@ describe('admin actions on running workflows', () => {
         .where('order_id', '=', orderId)
         .executeTakeFirstOrThrow();
       expect(payment).toMatchObject({ status: 'CAPTURED', amount_captured: total });
+      // The courier never collected it (the shop delivered it): its booking is released, and
+      // the parcel stays DELIVERED.
+      const { tracking_number } = await shipmentRow(shipmentId);
+      expect(stack.couriers.backend.inspect(tracking_number!)?.parcel.cancelled).toBe(true);
+      expect(await shipmentRow(shipmentId)).toMatchObject({ status: 'DELIVERED' });
 
       const again = await post(`/v1/admin/shipments/${shipmentId}/mark-delivered`, {
         reason: 'clicked again',

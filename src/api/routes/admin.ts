@@ -8,7 +8,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { NormalisedEvent } from '../../couriers/types';
 import { isTerminal, ShipmentStatus } from '../../domain/status';
-import { courierEventsSignal, refreshSignal, shipmentWorkflowId } from '../../workflows/contract';
+import {
+  courierEventsSignal,
+  MARKED_BY_ADMIN,
+  refreshSignal,
+  shipmentWorkflowId,
+} from '../../workflows/contract';
 import { openShipmentsMatching, type ShipmentFilter } from '../../read-model/admin-queries';
 import { writeAudit } from '../../read-model/audit';
 import {
@@ -304,7 +309,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       const event: NormalisedEvent = {
         key: eventKey,
         status: ShipmentStatus.DELIVERED,
-        subStatus: 'MARKED_BY_ADMIN',
+        subStatus: MARKED_BY_ADMIN,
         rawCode: null,
         rawText: 'Marked delivered by an admin',
         occurredAt,
