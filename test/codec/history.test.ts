@@ -37,6 +37,7 @@ import {
 import { startTestApi, type TestApi } from '../support/api';
 import { freshDatabase, type TestDatabase } from '../support/db';
 import { testConfig } from '../support/env';
+import { expectBooksBalance } from '../support/books';
 import { eventually } from '../support/eventually';
 import { ADDRESS } from '../support/shopper';
 import {
@@ -224,6 +225,7 @@ describe('personal data in Temporal', () => {
       (status) => status === 'DELIVERED',
       90_000,
     );
+    await expectBooksBalance({ database, payments, couriers }, [orderId]);
 
     const namespace = api.config.temporal.namespace;
     const histories = [

@@ -5,10 +5,8 @@
  * started are terminated, the stock must reconcile and the money ledger of the orders it
  * placed must hold (devstack/ledger.ts).
  */
-import { checkLedger } from '../../devstack/ledger';
 import { cancelOrderUpdate } from '../../src/workflows/contract';
 import { eventually } from './eventually';
-import { stockReconciliation } from '../../src/read-model/stock-checks';
 import type { NotificationTransport } from '../../src/notifications/transport';
 import type { CallKind } from '../../simulators/courier/stats';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
@@ -22,10 +20,18 @@ import {
   type PlacedOrder,
   type PlaceOrderOptions,
 } from './orders';
+import { expectBooksBalance } from './books';
 import { useStack, type Stack, type StackOptions } from './stack';
 import { type TestWorker, uniqueId } from './temporal';
 
-export { ADDRESS, DECLINED_PAYMENT, GOOD_PAYMENT, type PlacedOrder, type PlaceOrderOptions };
+export {
+  ADDRESS,
+  DECLINED_PAYMENT,
+  GOOD_PAYMENT,
+  expectBooksBalance,
+  type PlacedOrder,
+  type PlaceOrderOptions,
+};
 
 /** What the shopper's cancel says (the shop's "cancel order" button). */
 export const SHOPPER_CANCEL = { requestedBy: 'customer:cus_1', reason: 'changed my mind' } as const;
@@ -111,22 +117,6 @@ export function expectPickedUpRefusal(refusal: unknown): void {
   expect((refusal as Error & { cause?: Error }).cause?.message).toMatch(/^ALREADY_PICKED_UP: /);
 }
 
-/**
- * The end of every saga test: the stock reconciles with the active orders, and the money
- * ledger of `orderIds` holds (stock back, no capture without pickup, refund paid, no live
- * booking left behind: devstack/ledger.ts).
- */
-export async function expectBooksBalance(stack: Stack, orderIds: string[]): Promise<void> {
-  expect(await stockReconciliation(stack.database.db)).toEqual([]);
-  const ledger = await checkLedger({
-    db: stack.database.db,
-    payments: stack.payments,
-    courier: stack.couriers,
-    orderIds,
-  });
-  expect(ledger.violations).toEqual([]);
-}
-
 export function useSagaStack(
   opts: {
     notifications?: () => NotificationTransport;
@@ -139,6 +129,8 @@ export function useSagaStack(
   const placed: string[] = [];
   const stack = useStack({
     worker: { ...opts.worker, ...(opts.notifications ? { notifications: opts.notifications } : {}) },
+    // Checked below over exactly the orders placed, started straight on the worker.
+    ledger: false,
     ...(opts.api ? { api: opts.api } : {}),
     // Stock must reconcile with active orders after every scenario, and the money with what
     // was delivered: every saga test ends by checking the ledger of the orders it placed.

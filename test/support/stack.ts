@@ -6,12 +6,13 @@
  *
  * `useStack()` registers the Jest hooks itself: everything starts once before the file's
  * tests, after each test the simulators' faults and scripted answers are cleared and the
- * workflows handed to `stack.started()` are terminated (then the file's own `afterEachTest`
- * runs, e.g. the money ledger), and everything stops after the last test (once the file's
+ * workflows handed to `stack.started()` are terminated, the file's own `afterEachTest` runs,
+ * and the books of the orders the test created must balance (stock and the money ledger:
+ * ./books.ts) wherever a saga can run; everything stops after the last test (once the file's
  * own `afterAllTests` has run).
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { createCouriers } from '../../src/couriers';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
@@ -23,6 +24,7 @@ import type { PollPolicy } from '../../src/domain/polling';
 import { startPaymentSimulator, type RunningPaymentSimulator } from '../../simulators/payment/server';
 import { startSimulator, type RunningSimulator } from '../../simulators/courier/server';
 import { startTestApi, type TestApi } from './api';
+import { expectBooksBalance } from './books';
 import { freshDatabase, type TestDatabase } from './db';
 import { testConfig, testLog } from './env';
 import { startTestWorker, type TestWorker } from './temporal';
@@ -70,8 +72,14 @@ export interface StackOptions {
   api?: {
     env?: Record<string, string>;
   };
-  /** Runs after each test, once its workflows are terminated (e.g. a ledger check). */
+  /** Runs after each test, once its workflows are terminated (before the ledger check). */
   afterEachTest?: () => Promise<void>;
+  /**
+   * After each test, the books of the orders it created must balance (./books.ts: stock, and
+   * the money ledger). Default: on whenever the stack can run a saga (a worker and the payment
+   * simulator). Off only where a file checks them itself (./saga.ts).
+   */
+  ledger?: boolean;
   /** Runs after the file's last test, before anything stops (e.g. terminating what is still open). */
   afterAllTests?: () => Promise<void>;
 }
@@ -159,6 +167,27 @@ export function useStack(opts: StackOptions = {}): Stack {
     payments?.state.faults.clear();
     for (const handle of handles.splice(0)) await handle.terminate('test over').catch(() => undefined);
     await opts.afterEachTest?.();
+    if (checksBooks()) {
+      const placed = await database!.db
+        .selectFrom('orders')
+        .select('id')
+        .where('created_at', '>=', testStartedAt!)
+        .execute();
+      await expectBooksBalance(
+        stack,
+        placed.map((o) => o.id),
+      );
+    }
+  });
+
+  /** Whether this file's tests end on their books: a saga can run here, and the file did not opt out. */
+  const checksBooks = () => opts.ledger !== false && worker !== undefined && payments !== undefined;
+  /** When the running test began, on the database's clock (orders created since are its own). */
+  let testStartedAt: Date | undefined;
+  beforeEach(async () => {
+    if (!checksBooks()) return;
+    const { rows } = await sql<{ now: Date }>`select now() as now`.execute(database!.db);
+    testStartedAt = rows[0]!.now;
   });
 
   afterAll(async () => {
@@ -170,7 +199,7 @@ export function useStack(opts: StackOptions = {}): Stack {
     await database?.drop();
   });
 
-  return {
+  const stack: Stack = {
     get database() {
       return present('database', database);
     },
@@ -192,4 +221,5 @@ export function useStack(opts: StackOptions = {}): Stack {
     },
     anotherApi,
   };
+  return stack;
 }
