@@ -13,6 +13,7 @@ import {
   IdempotencyHeaders,
   PaymentView,
   RefParams,
+  RefundBody,
   RefundView,
 } from './schemas';
 import type { PaymentSimulatorState } from './state';
@@ -127,7 +128,7 @@ export const providerRoutes: FastifyPluginAsyncTypebox<{ state: PaymentSimulator
       schema: {
         headers: IdempotencyHeaders,
         params: RefParams,
-        body: AmountBody,
+        body: RefundBody,
         response: { 201: Type.Object({ refund: RefundView, payment: PaymentView }), ...Failures },
       },
     },
@@ -138,7 +139,7 @@ export const providerRoutes: FastifyPluginAsyncTypebox<{ state: PaymentSimulator
           'refund',
           request.headers['idempotency-key'],
           { ref: request.params.ref, body: request.body },
-          () => state.refund(request.params.ref, request.body.amount),
+          () => state.refund(request.params.ref, request.body.amount, request.body.metadata),
         ),
       );
       return reply;

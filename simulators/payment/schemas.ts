@@ -22,6 +22,7 @@ export const RefundView = Type.Object({
   id: Type.String(),
   amount: Type.Integer(),
   createdAt: Type.String(),
+  metadata: Type.Record(Type.String(), Type.String()),
 });
 
 export const PaymentView = Type.Object({
@@ -64,6 +65,20 @@ export const AuthoriseBody = Type.Object(
 );
 
 export const AmountBody = Type.Object({ amount: Amount }, { additionalProperties: false });
+
+/** Stripe's shape: up to 50 keys of up to 40 characters, values of up to 500. */
+export const Metadata = Type.Record(
+  Type.String({ minLength: 1, maxLength: 40 }),
+  Type.String({ maxLength: 500 }),
+  {
+    maxProperties: 50,
+  },
+);
+
+export const RefundBody = Type.Object(
+  { amount: Amount, metadata: Type.Optional(Metadata) },
+  { additionalProperties: false },
+);
 
 /** Every operation needs a key: the saga depends on it, so a call without one is a bug. */
 export const IdempotencyHeaders = Type.Object({

@@ -33,7 +33,7 @@ interface SimPayment {
   /** Set once the simulator saw the authorisation lapse: a fact from then on, whatever the TTL. */
   expired: boolean;
   createdAt: number;
-  refunds: { id: string; amount: number; createdAt: number }[];
+  refunds: { id: string; amount: number; createdAt: number; metadata: Record<string, string> }[];
 }
 
 interface StoredAnswer {
@@ -281,7 +281,7 @@ export class PaymentSimulatorState {
   }
 
   /** Refunds add up to at most the amount captured. */
-  refund(ref: string, amount: number): SimAnswer {
+  refund(ref: string, amount: number, metadata: Record<string, string> = {}): SimAnswer {
     const payment = this.payments.get(ref);
     if (!payment) return this.notFound(ref);
     if (!payment.captured) {
@@ -295,7 +295,7 @@ export class PaymentSimulatorState {
           `(captured ${payment.amountCaptured}, refunded ${refunded})`,
       );
     }
-    const refund = { id: `re_${randomBytes(12).toString('hex')}`, amount, createdAt: this.now() };
+    const refund = { id: `re_${randomBytes(12).toString('hex')}`, amount, createdAt: this.now(), metadata };
     payment.refunds.push(refund);
     this.counters.applied.refund++;
     return {
@@ -352,6 +352,14 @@ export class PaymentSimulatorState {
 
   countStatus(status: number): void {
     this.counters.byStatus[status] = (this.counters.byStatus[status] ?? 0) + 1;
+  }
+
+  /**
+   * Forgets every idempotency key and its stored answer, as Stripe prunes keys once they are
+   * 24 hours old: a request sent again afterwards runs afresh. The payments stay.
+   */
+  forgetIdempotencyKeys(): void {
+    this.answers.clear();
   }
 
   /** Clears counters and faults; with `payments`, forgets every payment and idempotency key too. */

@@ -29,6 +29,8 @@ export interface SimRefundView {
   /** Minor units. */
   amount: number;
   createdAt: string;
+  /** What the caller sent with it (Waybill: `reference`, the refund's idempotency key). */
+  metadata: Record<string, string>;
 }
 
 /** A payment as the API and the control routes show it. Amounts in minor units. */

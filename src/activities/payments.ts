@@ -5,7 +5,7 @@
  * our database being down is retried as our database, not counted against the provider.
  * Running one twice moves no money twice and writes the same row.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database';
 import { FailureType } from '../domain/failures';
@@ -15,9 +15,9 @@ import {
   PaymentRejectedError,
   PaymentUnavailableError,
   type AuthoriseResult,
+  type PaymentBooks,
   type PaymentCard,
   type PaymentProvider,
-  type PaymentSummary,
 } from '../payments/types';
 import { insertPayment, mirrorPayment } from '../read-model/payments';
 
@@ -169,7 +169,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
      * The payment as the provider's books hold it now, mirrored onto its row: what an admin
      * did in the provider's dashboard (a capture, refunds) shows here. Moves no money.
      */
-    async readPayment(input: { orderId: string; providerRef: string }): Promise<PaymentSummary> {
+    async readPayment(input: { orderId: string; providerRef: string }): Promise<PaymentBooks> {
       try {
         const summary = await deps.payments.retrieve(input.providerRef);
         await mirrorPayment(db, input.orderId, summary);
@@ -179,16 +179,32 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
       }
     },
 
-    /** `step` names the refund (e.g. 'refund:cancel', 'refund:<shipmentId>') so each is made once. */
+    /**
+     * `step` names the refund (e.g. 'refund:cancel', 'refund:<shipmentId>') so each is made once.
+     * Sent again (a retry of this activity, or `lookFirst`: the order's retry of a refund whose
+     * earlier attempt has no known outcome, e.g. parked through an outage and retried by an
+     * admin days later), it first reads the provider's books: a refund there carrying this
+     * step's key (its `reference`) was made, and is not made again. The key alone would not
+     * say so once the provider has forgotten it (Stripe prunes keys after 24 h).
+     */
     async refundPayment(input: {
       orderId: string;
       providerRef: string;
       amount: number;
       step: string;
+      lookFirst?: boolean;
     }): Promise<void> {
+      const idempotencyKey = paymentIdempotencyKey(input.orderId, input.step);
       try {
+        if (input.lookFirst || Context.current().info.attempt > 1) {
+          const books = await deps.payments.retrieve(input.providerRef);
+          if (books.refunds.some((refund) => refund.reference === idempotencyKey)) {
+            await mirrorPayment(db, input.orderId, books);
+            return;
+          }
+        }
         const result = await deps.payments.refund({
-          idempotencyKey: paymentIdempotencyKey(input.orderId, input.step),
+          idempotencyKey,
           providerRef: input.providerRef,
           amount: input.amount,
         });

@@ -11,7 +11,9 @@ import {
   PaymentStatus,
   PaymentUnavailableError,
   type AuthoriseRequest,
+  type BookedRefund,
   type AuthoriseResult,
+  type PaymentBooks,
   type PaymentOperation,
   type PaymentProvider,
   type PaymentSummary,
@@ -60,6 +62,26 @@ function toSummary(json: unknown): PaymentSummary {
     throw new ShapeError('the payment amounts are not whole numbers');
   }
   return { providerRef: id, status, amountAuthorised, amountCaptured, amountRefunded };
+}
+
+/** A payment with its refunds; a refund's `reference` is its metadata's, when a string. */
+function toBooks(json: unknown): PaymentBooks {
+  const summary = toSummary(json);
+  const listed = (json as { refunds?: unknown }).refunds;
+  if (listed !== undefined && !Array.isArray(listed))
+    throw new ShapeError('the payment’s refunds are not a list');
+  const refunds = (listed ?? []).map((refund: unknown): BookedRefund => {
+    if (!isObject(refund) || typeof refund.id !== 'string' || !isAmount(refund.amount)) {
+      throw new ShapeError('a refund lacks an id or a whole amount');
+    }
+    const reference = isObject(refund.metadata) ? refund.metadata.reference : undefined;
+    return {
+      id: refund.id,
+      amount: refund.amount,
+      reference: typeof reference === 'string' ? reference : null,
+    };
+  });
+  return { ...summary, refunds };
 }
 
 export function createHttpPaymentProvider(opts: HttpPaymentProviderOptions): PaymentProvider {
@@ -225,7 +247,10 @@ export function createHttpPaymentProvider(opts: HttpPaymentProviderOptions): Pay
     },
 
     async refund({ idempotencyKey, providerRef, amount }): Promise<RefundResult> {
-      const answer = await post('refund', paymentPath(providerRef, 'refunds'), idempotencyKey, { amount });
+      const answer = await post('refund', paymentPath(providerRef, 'refunds'), idempotencyKey, {
+        amount,
+        metadata: { reference: idempotencyKey },
+      });
       return result('refund', idempotencyKey, answer, (json) => {
         if (!isObject(json) || !isObject(json.refund)) throw new ShapeError('the answer has no refund');
         const { id, amount: refunded } = json.refund;
@@ -236,10 +261,10 @@ export function createHttpPaymentProvider(opts: HttpPaymentProviderOptions): Pay
       });
     },
 
-    async retrieve(providerRef: string): Promise<PaymentSummary> {
+    async retrieve(providerRef: string): Promise<PaymentBooks> {
       const what = `retrieve ${providerRef}`;
       const answer = await post('retrieve', `/v1/payments/${encodeURIComponent(providerRef)}`, what);
-      return result('retrieve', what, answer, toSummary);
+      return result('retrieve', what, answer, toBooks);
     },
   };
 }

@@ -127,6 +127,22 @@ export interface PaymentSummary {
   amountRefunded: number;
 }
 
+/** One refund in the provider's books, by whoever made it. */
+export interface BookedRefund {
+  id: string;
+  amount: number;
+  /**
+   * What the refund was sent with (metadata `reference`): the idempotency key of a refund
+   * Waybill made; null for one made elsewhere (the provider's dashboard).
+   */
+  reference: string | null;
+}
+
+/** A payment as {@link PaymentProvider.retrieve} reads it: its money and each of its refunds. */
+export interface PaymentBooks extends PaymentSummary {
+  refunds: BookedRefund[];
+}
+
 export interface RefundResult extends PaymentSummary {
   /** The provider's id of this refund. */
   refundId: string;
@@ -148,13 +164,17 @@ export interface PaymentProvider {
   capture(request: CaptureRequest): Promise<PaymentSummary>;
   /** Releases an authorisation that was not captured; voiding a voided payment succeeds. */
   void(request: VoidRequest): Promise<PaymentSummary>;
-  /** Gives back (part of) the captured amount; may be called several times with different keys. */
+  /**
+   * Gives back (part of) the captured amount; may be called several times with different keys.
+   * The refund carries its idempotency key as its `reference` (metadata), so the books show
+   * it was made after the provider has forgotten the key (Stripe prunes keys after 24 h).
+   */
   refund(request: RefundRequest): Promise<RefundResult>;
   /**
    * The payment as the provider's books hold it now, whoever moved its money (the saga, or
    * someone in the provider's dashboard). Moves nothing, so it needs no idempotency key.
    */
-  retrieve(providerRef: string): Promise<PaymentSummary>;
+  retrieve(providerRef: string): Promise<PaymentBooks>;
 }
 
 /**

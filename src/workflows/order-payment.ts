@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/workflow';
 import { FailureType } from '../domain/failures';
-import { PaymentRejection, PaymentStatus, type PaymentSummary } from '../payments/types';
+import { paymentIdempotencyKey, PaymentRejection, PaymentStatus, type PaymentBooks } from '../payments/types';
 import type { OrderWorkflowInput } from './contract';
 import { rejectionCode, type SagaActivities } from './order-activities';
 import { money } from './summaries';
@@ -28,7 +28,16 @@ export class OrderPayment {
    */
   private givenBackByHand = 0;
   /** Each refund step's amount, worked out once (see {@link pay}). */
-  private readonly refunds = new Map<string, { due: number; byHand: number; paid: boolean }>();
+  private readonly refunds = new Map<
+    string,
+    {
+      due: number;
+      byHand: number;
+      paid: boolean;
+      /** Sent at least once: a later try reads the provider's books for it first. */
+      tried: boolean;
+    }
+  >();
   /** The money steps run one at a time (see {@link exclusive}). */
   private queue: Promise<void> = Promise.resolve();
 
@@ -233,14 +242,23 @@ export class OrderPayment {
   ): Promise<void> {
     let refund = this.refunds.get(step);
     if (!refund) {
-      refund = { ...plan(), paid: false };
+      refund = { ...plan(), paid: false, tried: false };
       this.refunds.set(step, refund);
     }
     if (refund.paid || refund.due <= 0 || this.providerRef === null) return;
     const less =
       refund.byHand > 0 ? ` (less ${money(refund.byHand, this.input.currency)} given back by hand)` : '';
+    // Tried before without a known outcome (parked, now retried): the books are read first.
+    const lookFirst = refund.tried;
+    refund.tried = true;
     await this.act.settle.refundPayment.executeWithOptions({ summary: `${summary}${less}` }, [
-      { orderId: this.input.orderId, providerRef: this.providerRef, amount: refund.due, step },
+      {
+        orderId: this.input.orderId,
+        providerRef: this.providerRef,
+        amount: refund.due,
+        step,
+        ...(lookFirst ? { lookFirst } : {}),
+      },
     ]);
     refund.paid = true;
     this.refunded += refund.due;
@@ -250,15 +268,23 @@ export class OrderPayment {
    * The payment as the provider's books hold it (`why` names who asked). Captured there: the
    * order counts as captured, and what the total does not keep of it (captured less, or
    * refunded in the dashboard) counts as given back by hand, to be set against the refunds
-   * owed before any is paid.
+   * owed before any is paid. A refund of Waybill's whose answer never came (tried, not known
+   * paid) is found there by its key first: paid, not given back by hand.
    */
-  private async readBooks(why: string): Promise<PaymentSummary> {
+  private async readBooks(why: string): Promise<PaymentBooks> {
     const { input } = this;
     const ref = this.providerRef!;
     const books = await this.act.settle.readPayment.executeWithOptions(
       { summary: `read payment ${ref} at the provider: ${why}` },
       [{ orderId: input.orderId, providerRef: ref }],
     );
+    const booked = new Set((books.refunds ?? []).map((refund) => refund.reference));
+    for (const [step, refund] of this.refunds) {
+      if (refund.tried && !refund.paid && booked.has(paymentIdempotencyKey(input.orderId, step))) {
+        refund.paid = true;
+        this.refunded += refund.due;
+      }
+    }
     if (books.amountCaptured === 0) return books;
     const byHand = Math.max(
       0,

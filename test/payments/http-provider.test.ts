@@ -318,6 +318,7 @@ describe('money rules', () => {
       amountAuthorised: 2599,
       amountCaptured: 0,
       amountRefunded: 0,
+      refunds: [],
     });
     // Someone captures and refunds in the dashboard, under keys Waybill never saw.
     await provider.capture({ idempotencyKey: 'dashboard-capture', providerRef: ref, amount: 2599 });
@@ -328,6 +329,9 @@ describe('money rules', () => {
       status: 'PARTIALLY_REFUNDED',
       amountCaptured: 2599,
       amountRefunded: 600,
+      // Each refund with the reference it was sent with: the key a refund was made under is
+      // in the books after the provider has forgotten the key itself.
+      refunds: [{ id: expect.stringMatching(/^re_/), amount: 600, reference: 'dashboard-refund' }],
     });
     const after = await sim.stats();
     expect(after.calls.retrieve - before.calls.retrieve).toBe(1);

@@ -583,6 +583,49 @@ describe('order saga: courier and provider answers', () => {
     });
   });
 
+  it('a refund whose answer never came, parked, then retried after the provider forgot its key: the books show it was paid, and it is not paid twice', async () => {
+    const { orderId, handle, total } = await orderInStock({
+      scenario: 'return_to_origin',
+      second: { quantity: 2, scenario: 'never_picked_up' },
+      settleRetryWindowMs: 5_000,
+    });
+    const [captured] = await eventually(
+      () => paymentRows(orderId),
+      (rows) => rows[0]?.status === 'CAPTURED',
+    );
+    const ref = captured!.provider_ref!;
+    // From here every answer of the provider comes too late: the returned parcel's refund is
+    // made, its answer lost, and the books cannot be read either, until the step is parked.
+    stack.payments.state.faults.set({ kind: 'timeout', ms: 2_500, calls: 1_000 });
+    const refundItem = `refund_parcel:${orderShipmentId(orderId, 1)}`;
+    await eventually(
+      () => handle.query(orderStateQuery),
+      (s: OrderSnapshot) => s.attention.some((item) => item.id === refundItem),
+      60_000,
+    );
+    const returned = await firstParcelValue(orderId);
+    expect(stack.payments.state.payment(ref)).toMatchObject({ amountRefunded: returned });
+
+    // By the admin's retry the provider has forgotten the key (Stripe prunes keys after 24 h):
+    // sent again, the refund would be made again.
+    stack.payments.state.faults.clear();
+    stack.payments.state.forgetIdempotencyKeys();
+    expect(await resolve(handle, refundItem, 'retry', 'the provider is back')).toMatchObject({
+      outcome: 'retried',
+      order: { attention: [] },
+    });
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: returned,
+    });
+    await collectSecond(orderId);
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', captured: true, attention: [] });
+    expect(stack.payments.state.payment(ref)).toMatchObject({
+      amountCaptured: total,
+      amountRefunded: returned,
+    });
+  });
+
   it('a refund worked out less what was given back by hand, parked, then retried: the retry sends the same amount, not the whole parcel', async () => {
     const { orderId, handle, total } = await captureParkedAtPickup('return_to_origin', true);
     await firstParcelReturned(orderId);
