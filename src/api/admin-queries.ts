@@ -29,6 +29,17 @@ const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 // eslint-disable-next-line no-control-regex -- control characters (NUL above all) are what it refuses
 const CURSOR_ID = /^[^\u0000-\u001f]{1,200}$/;
 
+/**
+ * True when `text` is a cursor's time (UTC, microseconds) that Postgres takes: a real instant
+ * (no 30 February) from year 1 on (Postgres has no year 0). Postgres would refuse any other
+ * with an error, not a 400.
+ */
+export function isCursorTime(text: string): boolean {
+  if (!CURSOR_TIME.test(text) || text.startsWith('0000')) return false;
+  const ms = `${text.slice(0, 23)}Z`;
+  return !Number.isNaN(Date.parse(ms)) && new Date(ms).toISOString() === ms;
+}
+
 export function encodeCursor(cursor: QueueCursor): string {
   return Buffer.from(JSON.stringify([cursor.createdAt, cursor.id])).toString('base64url');
 }
@@ -39,10 +50,7 @@ export function decodeCursor(text: string): QueueCursor | null {
     const value: unknown = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
     if (!Array.isArray(value) || value.length !== 2) return null;
     const [createdAt, id] = value as unknown[];
-    if (typeof createdAt !== 'string' || !CURSOR_TIME.test(createdAt)) return null;
-    // A real instant (no 30 February): Postgres would refuse it with an error, not a 400.
-    const ms = `${createdAt.slice(0, 23)}Z`;
-    if (Number.isNaN(Date.parse(ms)) || new Date(ms).toISOString() !== ms) return null;
+    if (typeof createdAt !== 'string' || !isCursorTime(createdAt)) return null;
     if (typeof id !== 'string' || !CURSOR_ID.test(id)) return null;
     return { createdAt, id };
   } catch {

@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import rateLimit from '@fastify/rate-limit';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
+import { fullFormats } from 'ajv-formats/dist/formats';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, {
@@ -113,6 +114,25 @@ function validationMessage(
   return `${where} ${issue?.message ?? 'is not valid'}`;
 }
 
+/** ajv-formats' RFC 3339 `date-time`: calendar days, offsets, leap seconds. */
+const rfc3339DateTime = fullFormats['date-time'] as {
+  validate: (text: string) => boolean;
+  compare: (a: string, b: string) => number | undefined;
+};
+const YEAR_ONE_MS = Date.parse('0001-01-01T00:00:00Z');
+
+/**
+ * `date-time` as routes can use it. RFC 3339 also allows a leap second (`23:59:60`), which is an
+ * Invalid Date in JS (a route that stores or writes it out fails with a 500), and year 0000, which
+ * Postgres does not have (1 BC comes before 1 AD). So the time must also be one JS can hold, from
+ * year 1 on, as written and in UTC; any other answers the usual 400 naming the field.
+ */
+const dateTime = {
+  ...rfc3339DateTime,
+  validate: (text: string) =>
+    rfc3339DateTime.validate(text) && !text.startsWith('0000') && Date.parse(text) >= YEAR_ONE_MS,
+};
+
 /** WAYBILL_TRUST_PROXY as Fastify takes it (a hop count: the nearest `hops` addresses are proxies). */
 function trustProxyOption(
   trust: Config['api']['trustProxy'],
@@ -167,7 +187,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     coerceTypes: 'array',
   });
   const exact = new Ajv({ strict: false, removeAdditional: false, useDefaults: true, coerceTypes: false });
-  for (const ajv of [coercing, exact]) addFormats(ajv);
+  for (const ajv of [coercing, exact]) addFormats(ajv).addFormat('date-time', dateTime);
   // Then every string of a body, query string or path must be one Postgres can store
   // (./storable-text.ts); headers cannot carry the characters it refuses.
   app.setValidatorCompiler(({ schema, httpPart }) => {

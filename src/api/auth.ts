@@ -209,7 +209,10 @@ export const authPlugin = fp<{ config: Config }>(async (app: FastifyInstance, { 
   function bearerPrincipal(authorization: string): Principal {
     const hit = kept.get(authorization);
     if (hit !== undefined && Date.now() < hit.validUntilMs) return hit.principal;
-    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization);
+    // The scheme in any case (RFC 9110: auth schemes are case-insensitive); the flag widens
+    // nothing else, the token's characters already include both cases. A kept header, the
+    // common case, never reaches this.
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i.exec(authorization);
     if (!match) {
       throw unauthorized('INVALID_TOKEN', 'the Authorization header must be "Bearer <JWT>"');
     }

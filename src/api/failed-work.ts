@@ -13,7 +13,9 @@ import type { ShipmentState } from '../workflows/contract';
 import { openAttentionKeyset } from '../read-model/order-attention';
 import { syncErrorKeyset } from '../read-model/shipment-lookups';
 import type { ApiDeps } from './app';
-import { ApiError } from './errors';
+import { isCursorTime } from './admin-queries';
+import { ApiError, isTemporalUnavailable } from './errors';
+import { unstorableText } from './storable-text';
 import { FailedWorkKind, WorkflowEnd, type FailedWorkQuery } from './schemas/failed-work';
 
 export interface FailedWorkItem {
@@ -55,7 +57,8 @@ function fingerprint(query: FailedWorkQuery): string {
     .slice(0, 16);
 }
 
-function encodeCursor(query: FailedWorkQuery, position: Position): string {
+/** The cursor of a page that starts after `position` (exported for the tests' forged cursors). */
+export function encodeCursor(query: FailedWorkQuery, position: Position): string {
   return Buffer.from(JSON.stringify({ k: query.kind, f: fingerprint(query), p: position })).toString(
     'base64url',
   );
@@ -80,8 +83,6 @@ function decodeCursor(query: FailedWorkQuery, size: number): Position | null {
     throw badCursor();
   }
 }
-
-const MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 function checkFilters(query: FailedWorkQuery): void {
   const workflowKind =
@@ -134,10 +135,15 @@ const NOTHING = {
   currentRun: null,
 } as const;
 
-/** Where a keyset page starts: after (a time in microseconds, then ids), or from the top. */
+/**
+ * Where a keyset page starts: after (a time in microseconds, then ids), or from the top. A
+ * time or id Postgres would refuse (30 February, year 0, a NUL) is the cursor's fault: 400.
+ */
 function keysetAfter(query: FailedWorkQuery, size: number): Position | null {
   const after = decodeCursor(query, size);
-  if (after && !MICROS.test(after[0]!)) throw badCursor();
+  if (after && (!isCursorTime(after[0]!) || after.slice(1).some((id) => unstorableText(id) !== null))) {
+    throw badCursor();
+  }
   return after;
 }
 
@@ -277,12 +283,28 @@ async function workflowPage(
     ...(query.courier !== undefined ? [`Courier = ${quoted(query.courier)}`] : []),
     ...(cutoff !== null ? [`CloseTime <= ${quoted(cutoff.toISOString())}`] : []),
   ];
-  const response = await deps.temporal.client.workflowService.listWorkflowExecutions({
-    namespace: deps.config.temporal.namespace,
-    query: clauses.join(' AND '),
-    pageSize: limit,
-    ...(after ? { nextPageToken: Buffer.from(after[0]!, 'base64url') } : {}),
-  });
+  const list = (pageSize: number, token: Buffer | null) =>
+    deps.temporal.client.workflowService.listWorkflowExecutions({
+      namespace: deps.config.temporal.namespace,
+      query: clauses.join(' AND '),
+      pageSize,
+      ...(token ? { nextPageToken: token } : {}),
+    });
+  let response: Awaited<ReturnType<typeof list>>;
+  try {
+    response = await list(limit, after ? Buffer.from(after[0]!, 'base64url') : null);
+  } catch (err) {
+    // A page token Temporal cannot read is INVALID_ARGUMENT from some visibility stores
+    // (Elasticsearch) and an internal error, UNKNOWN, from the SQL ones. The query is built
+    // from checked filters only, so when it answers without the token, the token was at
+    // fault: a cursor this API did not hand out. Otherwise the first error stands.
+    if (after === null || isTemporalUnavailable(err)) throw err;
+    const answersWithoutToken = await list(1, null).then(
+      () => true,
+      () => false,
+    );
+    throw answersWithoutToken ? badCursor() : err;
+  }
   const executions = response.executions ?? [];
   const items = await Promise.all(
     executions.map(async (e): Promise<FailedWorkItem> => {

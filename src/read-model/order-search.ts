@@ -1,8 +1,8 @@
 /**
  * Finding an order for staff, from the read model only: by order number, customer e-mail
- * (exact, case-insensitive), tracking number, status and creation date range, newest
- * first. Pages are keyset pages on (created_at, id), a total order, so a page never
- * repeats or skips an order however many share a creation time.
+ * (exact, case-insensitive), tracking number (both typed in any case), status and creation
+ * date range, newest first. Pages are keyset pages on (created_at, id), a total order, so a
+ * page never repeats or skips an order however many share a creation time.
  *
  * Each filter has an index ending in (created_at, id) (migration
  * 2026-12-04T20-20-00_stock_alerts_order_search), so the filter and the page order come
@@ -18,9 +18,11 @@ import type { Database } from '../../db/database';
 import type { OrderStatus } from '../workflows/contract';
 
 export interface OrderSearch {
+  /** Compared upper-cased: order numbers are Waybill's own, always upper case (`WB-100001`). */
   orderNumber?: string;
   /** Compared lower-cased with the stored address lower-cased. */
   email?: string;
+  /** Matched as given or upper-cased: numbers are stored as the courier issued them, upper case in practice. */
   trackingNumber?: string;
   status?: OrderStatus[];
   /** Created at or after (inclusive). */
@@ -83,7 +85,9 @@ export function orderSearchQuery(db: Kysely<Database>, opts: SearchOptions) {
     ])
     .where((eb) => {
       const conditions: Expression<SqlBool>[] = [];
-      if (search.orderNumber !== undefined) conditions.push(eb('o.number', '=', search.orderNumber));
+      if (search.orderNumber !== undefined) {
+        conditions.push(eb('o.number', '=', search.orderNumber.toUpperCase()));
+      }
       if (search.email !== undefined) {
         conditions.push(sql<SqlBool>`lower(o.email) = lower(${search.email})`);
       }
@@ -95,7 +99,7 @@ export function orderSearchQuery(db: Kysely<Database>, opts: SearchOptions) {
             eb
               .selectFrom('shipments')
               .select('order_id')
-              .where('tracking_number', '=', search.trackingNumber)
+              .where('tracking_number', 'in', [search.trackingNumber, search.trackingNumber.toUpperCase()])
               .where('order_id', 'is not', null)
               .$narrowType<{ order_id: string }>(),
           ),

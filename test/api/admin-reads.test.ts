@@ -342,6 +342,10 @@ describe('admin routes on a seeded read model', () => {
         Buffer.from(JSON.stringify(['2026-02-30T00:00:00.000000Z', 'shp_01'])).toString('base64url'),
       ],
       [
+        'in a year that does not exist (Postgres has no year 0)',
+        Buffer.from(JSON.stringify(['0000-01-01T00:00:00.000000Z', 'shp_01'])).toString('base64url'),
+      ],
+      [
         'an id with a NUL',
         Buffer.from(JSON.stringify(['2026-02-01T00:00:00.000000Z', 'shp\u0000'])).toString('base64url'),
       ],

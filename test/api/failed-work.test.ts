@@ -8,8 +8,10 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { InjectOptions } from 'fastify';
+import { encodeCursor } from '../../src/api/failed-work';
 import * as orderReset from '../../src/api/order-reset';
 import { actionRequestKey } from '../../src/api/routes/failed-work';
+import type { FailedWorkKind } from '../../src/api/schemas/failed-work';
 import type { PollPolicy } from '../../src/domain/polling';
 import { orderWorkflowId, shipmentWorkflowId } from '../../src/workflows/contract';
 import { importWorkflowId } from '../../src/workflows/import';
@@ -565,5 +567,38 @@ describe('failed work', () => {
     expect(reason.json().error.message).toMatch(/failed, terminated, timed_out/);
     expect((await list('kind=everything')).statusCode).toBe(400);
     expect((await list('kind=sync_error', stack.api.staff('support'))).statusCode).toBe(403);
+  });
+
+  it('refuses a forged cursor with 400 INVALID_CURSOR: a time that is no instant, a NUL in an id, a page token Temporal never gave', async () => {
+    // Cursors in the API's own format, as anyone may make them, with positions it never handed out.
+    const forged = (kind: FailedWorkKind, position: string[]) => encodeCursor({ kind }, position);
+    const notAToken = Buffer.from('not a page token').toString('base64url');
+    const cases: [string, FailedWorkKind, string[]][] = [
+      ['30 February', 'needs_attention', ['2026-02-30T00:00:00.000000Z', 'ord_1', 'item_1']],
+      ['year 0', 'needs_attention', ['0000-01-01T00:00:00.000000Z', 'ord_1', 'item_1']],
+      ['a NUL in the order id', 'needs_attention', ['2026-02-01T00:00:00.000000Z', 'ord\u0000', 'item_1']],
+      ['a NUL in the item id', 'needs_attention', ['2026-02-01T00:00:00.000000Z', 'ord_1', 'item\u0000']],
+      ['30 February', 'sync_error', ['2026-02-30T00:00:00.000000Z', 'shp_1']],
+      ['a NUL in the shipment id', 'sync_error', ['2026-02-01T00:00:00.000000Z', 'shp\u0000']],
+      ['a page token Temporal never gave', 'order_workflow', [notAToken]],
+      ['a page token Temporal never gave', 'shipment_workflow', [notAToken]],
+    ];
+    const answers = [];
+    for (const [forgery, kind, position] of cases) {
+      const res = await list(`kind=${kind}&cursor=${forged(kind, position)}`);
+      answers.push({ kind, forgery, status: res.statusCode, error: res.json().error });
+    }
+    expect(answers).toEqual(
+      cases.map(([forgery, kind]) => ({
+        kind,
+        forgery,
+        status: 400,
+        error: {
+          code: 'INVALID_CURSOR',
+          message:
+            'querystring: cursor is not one this API handed out for this kind and these filters; pass nextCursor from the previous page with the same query',
+        },
+      })),
+    );
   });
 });

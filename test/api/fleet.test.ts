@@ -355,6 +355,20 @@ describe('own fleet', () => {
       status: 400,
       code: 'INVALID_REPORT',
     });
+    // RFC 3339 times that are no instant a JS Date or Postgres holds: a leap second, year 0.
+    const noInstants = ['2026-06-30T23:59:60Z', '0000-01-01T00:00:00Z'];
+    const answers = [];
+    for (const occurredAt of noInstants) {
+      const res = await report(ravi.token, { trackingNumber: parcel, kind: 'PICKED_UP', occurredAt });
+      answers.push({ occurredAt, status: res.statusCode, error: res.json().error });
+    }
+    expect(answers).toEqual(
+      noInstants.map((occurredAt) => ({
+        occurredAt,
+        status: 400,
+        error: { code: 'VALIDATION_FAILED', message: 'body.occurredAt must match format "date-time"' },
+      })),
+    );
     // A report id is one report.
     const first = await report(ravi.token, { reportId: 'ravi-1', trackingNumber: parcel, kind: 'PICKED_UP' });
     expect(first.statusCode).toBe(200);

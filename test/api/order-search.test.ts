@@ -62,7 +62,13 @@ describe('order search for staff', () => {
     await seed('ord_ana2', { email: 'ANA.LIM@Example.com', status: 'DELIVERED', createdAt: T0 + 5 * HOUR });
     await seed('ord_ana3', { email: 'xana.lim@example.com', createdAt: T0 + HOUR });
     await seed('ord_bob1', { email: 'bob@example.com', status: 'FAILED', createdAt: T0 + 2 * HOUR });
-    await seed('ord_bob2', { email: 'bob@example.com', status: 'FAILED', createdAt: T0 + 3 * HOUR });
+    // A number stored in lower case, as a courier might issue one: found as typed.
+    await seed('ord_bob2', {
+      email: 'bob@example.com',
+      status: 'FAILED',
+      createdAt: T0 + 3 * HOUR,
+      tracking: ['sim-bob-2'],
+    });
     // Seven orders created in the same microsecond: pages must still neither repeat nor skip.
     for (const n of [1, 2, 3, 4, 5, 6, 7]) await seed(`ord_tie${n}`, { createdAt: T0 + 4 * HOUR });
     seeded.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
@@ -90,6 +96,14 @@ describe('order search for staff', () => {
     expect(await ids({ orderNumber: 'WB-BOB1' })).toEqual(['ord_bob1']);
     expect(await ids({ trackingNumber: 'SIM-ANA-2' })).toEqual(['ord_ana1']);
     expect(await ids({ trackingNumber: 'SIM-NONE-1' })).toEqual([]);
+  });
+
+  it('finds an order number or a tracking number typed in lower or mixed case', async () => {
+    expect(await ids({ orderNumber: 'wb-bob1' })).toEqual(['ord_bob1']);
+    expect(await ids({ orderNumber: 'Wb-Bob1' })).toEqual(['ord_bob1']);
+    expect(await ids({ trackingNumber: 'sim-ana-2' })).toEqual(['ord_ana1']);
+    expect(await ids({ trackingNumber: 'Sim-Ana-2' })).toEqual(['ord_ana1']);
+    expect(await ids({ trackingNumber: 'sim-bob-2' })).toEqual(['ord_bob2']);
   });
 
   it('matches the whole e-mail in any case, never a part of it, and shows what support sees on the order less the address', async () => {
@@ -150,8 +164,11 @@ describe('order search for staff', () => {
   });
 
   it('answers 400 naming what is wrong: bad cursor, bad date range, bad e-mail, limits, unknown status or field', async () => {
+    // A cursor in the API's own format whose time is in year 0, which Postgres does not have.
+    const yearZero = ['0000-01-01T00:00:00.000000Z', 'ord_ana1'];
     const cases: [object, string, RegExp][] = [
       [{ cursor: 'bm90LWEtY3Vyc29y' }, 'INVALID_CURSOR', /cursor/],
+      [{ cursor: Buffer.from(JSON.stringify(yearZero)).toString('base64url') }, 'INVALID_CURSOR', /cursor/],
       [
         { createdFrom: '2026-11-02T00:00:00Z', createdTo: '2026-11-01T00:00:00Z' },
         'INVALID_DATE_RANGE',
@@ -178,6 +195,30 @@ describe('order search for staff', () => {
       });
       expect(res.json().error.message).toMatch(message);
     }
+  });
+
+  it('answers 400 naming the field for a time RFC 3339 allows but no JS Date or Postgres holds: a leap second, year 0', async () => {
+    const payloads = [
+      { createdFrom: '2026-06-30T23:59:60Z' },
+      { createdTo: '2026-07-01T01:59:60+02:00' },
+      { createdFrom: '0000-01-01T00:00:00Z' },
+      { createdTo: '0001-01-01T00:30:00+01:00' },
+    ];
+    const answers = [];
+    for (const payload of payloads) {
+      const res = await search(payload);
+      answers.push({ payload, status: res.statusCode, error: res.json().error });
+    }
+    expect(answers).toEqual(
+      payloads.map((payload) => ({
+        payload,
+        status: 400,
+        error: {
+          code: 'VALIDATION_FAILED',
+          message: `body.${Object.keys(payload)[0]} must match format "date-time"`,
+        },
+      })),
+    );
   });
 
   it('is for staff: a customer is refused, support may search', async () => {

@@ -147,10 +147,24 @@ describe('bearer tokens', () => {
       });
     });
 
-    it('is refused in any Authorization header but the exact "Bearer <JWT>"', async () => {
+    it('is taken with the scheme in any case (RFC 9110), and refused in any other header but "Bearer <JWT>"', async () => {
       const token = signToken(DEV_JWT_SECRET, { sub: 'cus_kept' });
       expect((await call(token)).statusCode).toBe(404);
-      for (const authorization of [`bearer ${token}`, `Bearer  ${token}`, `Bearer ${token} `]) {
+      for (const authorization of [`bearer ${token}`, `BEARER ${token}`, `bEaReR ${token}`]) {
+        const res = await stack.api.app.inject({ url: '/v1/orders/ord_none', headers: { authorization } });
+        expect({ authorization, status: res.statusCode, code: res.json().error.code }).toEqual({
+          authorization,
+          status: 404,
+          code: 'NOT_FOUND',
+        });
+      }
+      for (const authorization of [
+        `Bearer  ${token}`,
+        `Bearer ${token} `,
+        `Bearer\t${token}`,
+        `Bearers ${token}`,
+        `Basic ${token}`,
+      ]) {
         const res = await stack.api.app.inject({ url: '/v1/orders/ord_none', headers: { authorization } });
         expect({ status: res.statusCode, ...res.json().error }).toEqual({
           status: 401,

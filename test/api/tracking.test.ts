@@ -156,6 +156,20 @@ describe('GET /v1/tracking/:trackingNumber (guest view)', () => {
     }
   });
 
+  it('finds a number typed in lower or mixed case: couriers issue them upper case, and they are stored as issued', async () => {
+    for (const typed of ['bd12345678', 'Bd12345678']) {
+      const res = await app.inject({ method: 'GET', url: `/v1/tracking/${typed}` });
+      expect({ typed, status: res.statusCode, trackingNumber: res.json().trackingNumber }).toEqual({
+        typed,
+        status: 200,
+        trackingNumber: 'BD12345678',
+      });
+    }
+    const unknown = await app.inject({ method: 'GET', url: '/v1/tracking/nope0000' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.message).toBe('no shipment with tracking number nope0000');
+  });
+
   it('answers 404 in the one error shape for a number it does not know', async () => {
     const res = await app.inject({ method: 'GET', url: '/v1/tracking/NOPE0000' });
     expect(res.statusCode).toBe(404);

@@ -35,13 +35,17 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
       config: { rateLimit: { max: deps.config.api.guestRateLimitPerMinute * 6, timeWindow: 60_000 } },
     },
     async (request) => {
-      const shipment = await shipmentByTrackingNumber(deps.db, request.params.trackingNumber);
+      const { trackingNumber } = request.params;
+      // Numbers are stored as the courier issued them, upper case in practice, and people
+      // type them in any case. Only a miss looks again, upper-cased: a number found as
+      // given costs one read, as before.
+      const shipment =
+        (await shipmentByTrackingNumber(deps.db, trackingNumber)) ??
+        (/[a-z]/.test(trackingNumber)
+          ? await shipmentByTrackingNumber(deps.db, trackingNumber.toUpperCase())
+          : null);
       if (!shipment) {
-        throw new ApiError(
-          404,
-          'NOT_FOUND',
-          `no shipment with tracking number ${request.params.trackingNumber}`,
-        );
+        throw new ApiError(404, 'NOT_FOUND', `no shipment with tracking number ${trackingNumber}`);
       }
       const [view] = toTrackingViews([shipment], deps.config.api.freshness);
       const { shipmentId: _omitted, ...guest } = view!;
