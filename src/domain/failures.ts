@@ -65,6 +65,11 @@ export const FailureType = {
   /** An admin's resolve that could not be carried out (the provider unreachable for the step's whole window). */
   SETTLEMENT_FAILED: 'SETTLEMENT_FAILED',
   // Scheduled jobs.
+  /**
+   * A parcel's tracking stopped (the shipment's cancel signal) by someone other than its order:
+   * its run fails, so the order waits for a restart (failed work) like tracking that died.
+   */
+  TRACKING_STOPPED: 'TrackingStopped',
   /** A report workflow started with input it cannot use. Final. */
   INVALID_INPUT: 'InvalidInput',
   /** A housekeeping step needs a dependency this worker was not given. Final. */

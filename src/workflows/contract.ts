@@ -107,6 +107,8 @@ export interface RefreshRequest {
 
 export interface CancelShipmentRequest {
   reason: string;
+  /** Sent by the parcel's own order (cancelled or failed): the shipment ends CANCELLED. */
+  byOrder?: boolean;
 }
 
 /** How a `refreshNow` was answered. */
@@ -141,8 +143,10 @@ export const refreshSignal = defineSignal<[RefreshRequest]>('refresh');
 export const courierEventsSignal = defineSignal<[{ events: NormalisedEvent[] }]>('courierEvents');
 /**
  * Stops tracking: the shipment ends CANCELLED ({@link STOPPED_BY_SHOP}). Its order sends it
- * when the order is cancelled or fails; from anyone else (ops, `temporal workflow signal`)
- * the order takes the stop of a parcel it still follows like tracking that died.
+ * (`byOrder`) when the order is cancelled or fails. From anyone else (ops, `temporal workflow
+ * signal`), the run of a parcel an order follows fails instead ({@link FailureType.TRACKING_STOPPED}):
+ * the stop says nothing of where the parcel is, so the order takes it like tracking that died
+ * (a restart from failed work, else the courier's last word), never as the parcel's end.
  */
 export const cancelShipmentSignal = defineSignal<[CancelShipmentRequest]>('cancel');
 /** The sub-status of a shipment whose tracking was stopped ({@link cancelShipmentSignal}). */

@@ -123,7 +123,7 @@ async function compensate(saga: OrderSaga, reason: 'failed' | 'cancelled' | 'los
 async function stopTracking(saga: OrderSaga, parcel: Parcel, reason: string): Promise<void> {
   const child = saga.children.get(parcel.shipmentId);
   if (!child) return;
-  await child.signal(cancelShipmentSignal, { reason }).catch(() => undefined); // already finished
+  await child.signal(cancelShipmentSignal, { reason, byOrder: true }).catch(() => undefined); // already finished
 }
 
 /** One cancel at the courier, its answer classified; a cancelled or unknown booking is gone. */

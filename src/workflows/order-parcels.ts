@@ -37,8 +37,9 @@ export interface Parcel {
   /** Its tracking died and was not restarted: the courier is asked once more before it is settled. */
   settling: boolean;
   /**
-   * An admin marked it delivered: the courier may never have collected it (the shop took it
-   * round), so its booking is released when the order finishes.
+   * An admin marked it delivered with no pickup reported before: the courier may never have
+   * collected it (the shop took it round), so its booking is released when the order finishes.
+   * A parcel the courier was seen to collect keeps its booking (a cancel would be refused).
    */
   markedDelivered: boolean;
 }

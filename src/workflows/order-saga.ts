@@ -182,10 +182,9 @@ export class OrderSaga {
   onMilestone(milestone: ShipmentMilestone): void {
     const parcel = this.parcels.find((p) => p.shipmentId === milestone.shipmentId);
     if (!parcel || isTerminal(parcel.status)) return;
-    // A stop the order did not ask for is not the parcel's fate: its workflow's end decides.
-    if (tracking.stoppedUnasked(this, parcel, milestone)) return;
+    // Marked delivered with no pickup reported: the courier may never have had it.
+    if (milestone.subStatus === MARKED_BY_ADMIN && !parcel.pickedUp) parcel.markedDelivered = true;
     parcel.status = milestone.status;
-    if (milestone.subStatus === MARKED_BY_ADMIN) parcel.markedDelivered = true;
     if (PICKED_UP_STATUSES.has(milestone.status)) parcel.pickedUp = true;
     this.showDetails();
   }

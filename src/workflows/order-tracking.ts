@@ -20,7 +20,6 @@ import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status
 import {
   MARKED_BY_ADMIN,
   shipmentWorkflowId,
-  STOPPED_BY_SHOP,
   SHIPMENT_WORKFLOW_TASK_TIMEOUT,
   type RestartTrackingRequest,
   type TrackingEndedNotice,
@@ -84,36 +83,12 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
   saga.trackingEnds.set(parcel.shipmentId, end);
   child.result().then(
     (final) => {
-      if (final.subStatus === MARKED_BY_ADMIN) parcel.markedDelivered = true;
-      end(
-        stoppedUnasked(saga, parcel, final)
-          ? { failure: `its tracking was stopped from outside the order (${final.subStatus})` }
-          : { final: final.status },
-      );
+      if (final.subStatus === MARKED_BY_ADMIN && !parcel.pickedUp) parcel.markedDelivered = true;
+      end({ final: final.status });
     },
     (err) => end({ failure: message(err) }),
   );
   return child.firstExecutionRunId;
-}
-
-/**
- * The parcel's tracking was stopped ({@link cancelShipmentSignal}) by someone other than this
- * order, which stops it only while ending or once it took the parcel's booking away. That
- * says nothing of the parcel (in a van, maybe, or its booking still live), so the order takes
- * it like tracking that died ({@link trackingDied}): a restart, or the courier's last word,
- * decides. Taken as final, a collected parcel would be refunded while it is still on its way.
- */
-export function stoppedUnasked(
-  saga: OrderSaga,
-  parcel: Parcel,
-  end: { status: ShipmentStatus; subStatus: string | null },
-): boolean {
-  return (
-    end.status === ShipmentStatus.CANCELLED &&
-    end.subStatus === STOPPED_BY_SHOP &&
-    !saga.ending &&
-    !parcel.bookingCancelled
-  );
 }
 
 /** How a parcel's shipment workflow ended: its final status, or why it has none. */

@@ -34,6 +34,7 @@ import {
   type OrderWorkflowInput,
   type ResolveAttentionRequest,
   type RestartTrackingRequest,
+  type TrackingEndedNotice,
 } from './contract';
 import { CancelRequested, OrderFailed, OrderSaga } from './order-saga';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from './search-attributes';
@@ -187,5 +188,9 @@ function listen(saga: OrderSaga): void {
     shielded((request: RestartTrackingRequest) => saga.restartTracking(request)),
     { validator: (request) => saga.validateRestart(request) },
   );
-  setHandler(trackingEndedSignal, (notice) => saga.heardLate(notice));
+  // Shielded too: the end it hands on may start a restart window, a last poll and a write.
+  setHandler(
+    trackingEndedSignal,
+    shielded((notice: TrackingEndedNotice) => saga.heardLate(notice)),
+  );
 }

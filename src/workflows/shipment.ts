@@ -9,6 +9,7 @@
  */
 import {
   allHandlersFinished,
+  ApplicationFailure,
   condition,
   continueAsNew,
   log,
@@ -17,6 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { ShipmentActivities } from '../activities/shipments';
 import { expiryReason, isPolledCourier, noScanDeadlineMs } from '../domain/polling';
+import { FailureType } from '../domain/failures';
 import { ShipmentStatus } from '../domain/status';
 import {
   STOPPED_BY_SHOP,
@@ -75,7 +77,15 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   let cyclesThisRun = 0;
   while (!tracking.finished()) {
     if (tracking.cancelRequest !== null) {
-      log.info('tracking cancelled', { reason: (tracking.cancelRequest as CancelShipmentRequest).reason });
+      const { reason, byOrder } = tracking.cancelRequest as CancelShipmentRequest;
+      if (input.orderId !== null && !byOrder) {
+        throw ApplicationFailure.create({
+          type: FailureType.TRACKING_STOPPED,
+          message: `tracking stopped from outside its order: ${reason}`,
+          nonRetryable: true,
+        });
+      }
+      log.info('tracking cancelled', { reason });
       await tracking.finishAs(ShipmentStatus.CANCELLED, STOPPED_BY_SHOP);
       break;
     }

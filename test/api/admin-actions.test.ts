@@ -4,7 +4,7 @@
  * server, with the courier and payment simulators over HTTP.
  */
 import type { ScenarioName } from '../../simulators/courier/scenarios';
-import { orderShipmentId, shipmentWorkflowId } from '../../src/workflows/contract';
+import { orderShipmentId, orderStateQuery, shipmentWorkflowId } from '../../src/workflows/contract';
 import type { PollPolicy } from '../../src/domain/polling';
 import { eventually } from '../support/eventually';
 import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
@@ -436,6 +436,37 @@ describe('admin actions on running workflows', () => {
       const parcel = stack.couriers.backend.inspect(tracking_number!)?.parcel;
       expect(parcel?.cancelled).toBe(false);
       expect(await orderRow(orderId)).toMatchObject({ status: 'DELIVERED' });
+    });
+
+    it('a parcel the order saw collected is not cancelled at the courier when an admin marks it delivered', async () => {
+      const { orderId, shipmentId, handle, total } = await placeOrder('delivered', fastPolicy());
+      await eventually(
+        () => shipmentRow(shipmentId),
+        (row) => row.status === 'IN_TRANSIT',
+      );
+      // Courier time stands (nearly) still: the parcel stays in the van while the test acts.
+      stack.couriers.backend.clock.setTimeScale(1);
+      await eventually(
+        () => handle.query(orderStateQuery),
+        (s) => s.captured,
+      );
+      const cancels = () => stack.couriers.backend.stats.snapshot().formats.native.byKind.cancel;
+      const before = cancels();
+      const marked = await post(`/v1/admin/shipments/${shipmentId}/mark-delivered`, {
+        reason: 'the courier’s scans stopped; the customer has it',
+      });
+      expect(marked.statusCode).toBe(202);
+
+      expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attention: [] });
+      // The courier carried it: no cancel is sent, which a courier would refuse for good.
+      expect(cancels()).toBe(before);
+      expect(await orderRow(orderId)).toMatchObject({ status: 'DELIVERED' });
+      const payment = await stack.database.db
+        .selectFrom('payments')
+        .select(['status', 'amount_captured'])
+        .where('order_id', '=', orderId)
+        .executeTakeFirstOrThrow();
+      expect(payment).toEqual({ status: 'CAPTURED', amount_captured: total });
     });
 
     it('delivers through the shipment workflow: tracking stops, the order moves on, one audit entry', async () => {

@@ -13,6 +13,7 @@ import {
   cancelShipmentSignal,
   orderShipmentId,
   shipmentWorkflowId,
+  trackingEndedSignal,
 } from '../../src/workflows/contract';
 import { recordHistory } from '../support/histories';
 import { SHOPPER_CANCEL, useSagaStack } from '../support/saga';
@@ -156,7 +157,14 @@ describe('order saga: what it starts, it owns', () => {
     await stack.worker.client.workflow
       .getHandle(shipmentWorkflowId(shipment.id))
       .signal(cancelShipmentSignal, { reason: 'ops: stop polling this one' });
-    // The parcel is still on its way, and is delivered with nothing tracking it.
+    // Its run fails (failed work lists it for a restart); the parcel is still on its way, and
+    // is delivered with nothing tracking it.
+    await eventually(
+      async () =>
+        (await stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id)).describe()).status
+          .name,
+      (status) => status === 'FAILED',
+    );
     stack.couriers.backend.register({
       trackingNumber: shipment.tracking_number,
       scenario: 'delivered',
@@ -183,9 +191,31 @@ describe('order saga: what it starts, it owns', () => {
 
     const result = await order.handle.result();
     expect(result).toMatchObject({ status: 'FAILED', failureCode: 'SHIPMENT_LOST', captured: false });
-    expect(result.failureMessage).toMatch(/stopped from outside the order/);
+    expect(result.failureMessage).toMatch(
+      /tracking stopped from outside its order: ops: stop polling this one/,
+    );
     await expectSettled(order, 'VOIDED', 5);
     expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
+  });
+
+  it('a cancellation requested in Temporal while a parcel heard of late waits for its restart: the order still cancels whole', async () => {
+    const order = await orderInStock({ scenario: 'never_picked_up', trackingRestartWindowMs: 60_000 });
+    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment.id));
+    // The API's notice after a reset: the parcel's tracking ended while the order was stopped.
+    // The order then waits for a restart on a timer the notice's handler started.
+    await order.handle.signal(trackingEndedSignal, {
+      shipmentId: shipment.id,
+      trackingRunId: (await tracking.describe()).runId,
+      final: null,
+      how: 'TERMINATED while the order was stopped',
+    });
+    await order.handle.cancel();
+
+    // Before, that timer was cut short by the cancellation and its rejection went unhandled:
+    // every workflow task of the order failed from then on.
+    expect(await order.handle.result()).toMatchObject({ status: 'CANCELLED' });
+    await expectSettled(order, 'VOIDED', 5);
   });
 
   it("a dead tracking's last poll refused because the courier's daily budget is used up waits for the next window: nothing is settled as lost meanwhile", async () => {
