@@ -11,6 +11,7 @@ import { noticeAttemptFailed, noticeGivenUp, noticeSent, storeNotice } from '../
 import { closeAttention, openAttention } from '../read-model/order-attention';
 import { lockOrderStatus, orderRecipient, updateOrderStatus } from '../read-model/orders';
 import { FailureType } from '../domain/failures';
+import { ShipmentStatus } from '../domain/status';
 import type { Logger } from '../logger';
 import {
   createLogTransport,
@@ -18,7 +19,7 @@ import {
   type NotificationTransport,
 } from '../notifications/transport';
 import { writeOrderEvent } from '../notifications/outbox';
-import { expireTrackingLost } from '../read-model/shipments';
+import { expireTrackingLost, recordedStatus } from '../read-model/shipments';
 
 export interface OrderActivityDeps {
   db: Kysely<Database>;
@@ -190,6 +191,17 @@ export function createOrderActivities(deps: OrderActivityDeps) {
           },
         ]);
       });
+    },
+
+    /**
+     * The parcel's end as the read model holds it, when it is one that settles money (DELIVERED,
+     * RETURNED: written from the courier's scans or an admin's mark); null otherwise. What the
+     * order asks before a last poll: a shipment workflow may have recorded its parcel's end and
+     * died before it could tell the order.
+     */
+    async recordedEnd(input: { shipmentId: string }): Promise<ShipmentStatus | null> {
+      const status = await recordedStatus(db, input.shipmentId);
+      return status === ShipmentStatus.DELIVERED || status === ShipmentStatus.RETURNED ? status : null;
     },
 
     /**

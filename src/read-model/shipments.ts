@@ -269,6 +269,16 @@ export async function expireUnscanned(trx: Kysely<Database>, ids: string[], expi
   )((q) => q.where('id', 'in', ids).where(lastScan, '<', ago(expireAfterNoScanMs)));
 }
 
+/** The shipment's status as recorded; null when there is no such row. */
+export async function recordedStatus(db: Kysely<Database>, shipmentId: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('shipments')
+    .select('status')
+    .where('id', '=', shipmentId)
+    .executeTakeFirst();
+  return row?.status ?? null;
+}
+
 /**
  * A parcel its order settled as lost, its tracking having ended without a final status →
  * EXPIRED (TRACKING_LOST) with its event, unless it finished otherwise; the row, when it changed.

@@ -208,12 +208,20 @@ function settleUntracked(saga: OrderSaga, parcel: Parcel, failure: string): void
 }
 
 /**
- * The parcel's final status from one last poll (the driver's log for the fleet), recorded on
- * the read model; null when it has none or the courier does not answer. A poll refused because
+ * The parcel's final status: a delivery or return the read model already holds, else one last
+ * poll (the driver's log for the fleet), recorded on the read model; null when it has none or
+ * the courier does not answer. A poll refused because
  * the courier's daily budget is used up waits for the next budget window and asks then (once):
  * settled as lost without it, a parcel delivered meanwhile would be refunded.
  */
 async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus | null> {
+  // Its workflow may have recorded the end (a delivery) and died before telling the order:
+  // the read model's word comes first, and needs no courier.
+  const recorded = await saga.act.always.recordedEnd.executeWithOptions(
+    { summary: `what the read model holds of ${parcel.shipmentId}: is it final?` },
+    [{ shipmentId: parcel.shipmentId }],
+  );
+  if (recorded !== null && !isTerminal(parcel.status)) return recorded;
   for (let waited = false; ; waited = true) {
     try {
       return await askLastWord(saga, parcel);

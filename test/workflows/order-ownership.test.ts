@@ -218,6 +218,29 @@ describe('order saga: what it starts, it owns', () => {
     await expectSettled(order, 'VOIDED', 5);
   });
 
+  it('a parcel whose workflow recorded its delivery and died before telling the order is settled DELIVERED from the read model, whatever the courier says', async () => {
+    const { order, shipment } = await capturedInTransit(1_000);
+    // Its last record wrote the delivery (the admin's mark, or a scan the courier's API no
+    // longer shows), then the workflow died before its milestone reached the order.
+    await stack.database.db
+      .updateTable('shipments')
+      .set({ status: 'DELIVERED' })
+      .where('id', '=', shipment.id)
+      .execute();
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .terminate('died right after recording the delivery');
+
+    // The courier's last word is "in transit" (its clock stands still): before, the order took
+    // that as no final word and refunded the parcel as lost.
+    expect(await order.handle.result()).toMatchObject({ status: 'DELIVERED', captured: true });
+    expect((await paymentRows(order.orderId))[0]).toMatchObject({
+      status: 'CAPTURED',
+      amount_captured: order.total,
+      amount_refunded: 0,
+    });
+  });
+
   it("a dead tracking's last poll refused because the courier's daily budget is used up waits for the next window: nothing is settled as lost meanwhile", async () => {
     const { order, shipment } = await capturedInTransit(2_000);
     // Today's budget is used up (far past any limit); it is put back after the test.
