@@ -194,14 +194,18 @@ export function createOrderActivities(deps: OrderActivityDeps) {
     },
 
     /**
-     * The parcel's end as the read model holds it, when it is one that settles money (DELIVERED,
-     * RETURNED: written from the courier's scans or an admin's mark); null otherwise. What the
+     * The parcel's end as the read model holds it (with its sub-status), when it is one that
+     * settles money (DELIVERED, RETURNED: written from the courier's scans or an admin's mark);
+     * null otherwise. What the
      * order asks before a last poll: a shipment workflow may have recorded its parcel's end and
      * died before it could tell the order.
      */
-    async recordedEnd(input: { shipmentId: string }): Promise<ShipmentStatus | null> {
-      const status = await recordedStatus(db, input.shipmentId);
-      return status === ShipmentStatus.DELIVERED || status === ShipmentStatus.RETURNED ? status : null;
+    async recordedEnd(input: {
+      shipmentId: string;
+    }): Promise<{ status: ShipmentStatus; subStatus: string | null } | null> {
+      const row = await recordedStatus(db, input.shipmentId);
+      if (row?.status !== ShipmentStatus.DELIVERED && row?.status !== ShipmentStatus.RETURNED) return null;
+      return { status: row.status, subStatus: row.sub_status };
     },
 
     /**

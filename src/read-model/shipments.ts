@@ -269,14 +269,13 @@ export async function expireUnscanned(trx: Kysely<Database>, ids: string[], expi
   )((q) => q.where('id', 'in', ids).where(lastScan, '<', ago(expireAfterNoScanMs)));
 }
 
-/** The shipment's status as recorded; null when there is no such row. */
-export async function recordedStatus(db: Kysely<Database>, shipmentId: string): Promise<string | null> {
-  const row = await db
+/** The shipment's status and sub-status as recorded; undefined when there is no such row. */
+export async function recordedStatus(db: Kysely<Database>, shipmentId: string) {
+  return db
     .selectFrom('shipments')
-    .select('status')
+    .select(['status', 'sub_status'])
     .where('id', '=', shipmentId)
     .executeTakeFirst();
-  return row?.status ?? null;
 }
 
 /**

@@ -221,7 +221,10 @@ async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus
     { summary: `what the read model holds of ${parcel.shipmentId}: is it final?` },
     [{ shipmentId: parcel.shipmentId }],
   );
-  if (recorded !== null && !isTerminal(parcel.status)) return recorded;
+  if (recorded !== null && !isTerminal(parcel.status)) {
+    if (recorded.subStatus === MARKED_BY_ADMIN && !parcel.pickedUp) parcel.markedDelivered = true;
+    return recorded.status;
+  }
   for (let waited = false; ; waited = true) {
     try {
       return await askLastWord(saga, parcel);

@@ -241,6 +241,28 @@ describe('order saga: what it starts, it owns', () => {
     });
   });
 
+  it("an admin's mark the order never heard of (its workflow died right after recording it) still releases the booking the courier never collected", async () => {
+    const order = await orderInStock({ scenario: 'never_picked_up', trackingRestartWindowMs: 1_000 });
+    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
+    // What the mark-delivered record wrote, before the workflow died without telling the order.
+    await stack.database.db
+      .updateTable('shipments')
+      .set({
+        status: 'DELIVERED',
+        sub_status: 'MARKED_BY_ADMIN',
+        picked_up_at: new Date(),
+        delivered_at: new Date(),
+      })
+      .where('id', '=', shipment.id)
+      .execute();
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .terminate('died right after recording the mark');
+
+    expect(await order.handle.result()).toMatchObject({ status: 'DELIVERED', captured: true, attention: [] });
+    expect(stack.couriers.backend.inspect(shipment.tracking_number)?.parcel.cancelled).toBe(true);
+  });
+
   it("a dead tracking's last poll refused because the courier's daily budget is used up waits for the next window: nothing is settled as lost meanwhile", async () => {
     const { order, shipment } = await capturedInTransit(2_000);
     // Today's budget is used up (far past any limit); it is put back after the test.
