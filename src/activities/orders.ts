@@ -196,9 +196,8 @@ export function createOrderActivities(deps: OrderActivityDeps) {
     /**
      * The parcel's end as the read model holds it (with its sub-status), when it is one that
      * settles money (DELIVERED, RETURNED: written from the courier's scans or an admin's mark);
-     * null otherwise. What the
-     * order asks before a last poll: a shipment workflow may have recorded its parcel's end and
-     * died before it could tell the order.
+     * null otherwise. What the order asks before a last poll: a shipment workflow may have
+     * recorded its parcel's end and died before it could tell the order.
      */
     async recordedEnd(input: {
       shipmentId: string;

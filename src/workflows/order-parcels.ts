@@ -5,7 +5,7 @@
 import type { CourierCode } from '../couriers/types';
 import { courierFor, type CourierChoice } from '../domain/courier-choice';
 import { ShipmentStatus } from '../domain/status';
-import { orderShipmentId, type OrderLineInput, type OrderWorkflowInput } from './contract';
+import { MARKED_BY_ADMIN, orderShipmentId, type OrderLineInput, type OrderWorkflowInput } from './contract';
 
 export interface Parcel {
   shipmentId: string;
@@ -68,6 +68,15 @@ export function groupParcels(input: Pick<OrderWorkflowInput, 'orderId' | 'lines'
     settling: false,
     markedDelivered: false,
   }));
+}
+
+/**
+ * Takes the sub-status of the parcel's end (a milestone, its workflow's result, or the read
+ * model's word): an admin's mark with no pickup reported before sets {@link Parcel.markedDelivered}.
+ * Call it before the end's status marks the parcel picked up.
+ */
+export function noteMarkedDelivered(parcel: Parcel, subStatus: string | null): void {
+  if (subStatus === MARKED_BY_ADMIN && !parcel.pickedUp) parcel.markedDelivered = true;
 }
 
 /** Minor units: what these lines cost. */

@@ -20,7 +20,6 @@ import { count, Metrics } from '../metrics';
 import {
   AttentionStep,
   CAPTURE_SETTLEMENTS,
-  MARKED_BY_ADMIN,
   OrderStatus,
   type CancelOrderRequest,
   type OrderSnapshot,
@@ -35,7 +34,7 @@ import {
 import { activityOptions, type SagaActivities } from './order-activities';
 import { AttentionDesk } from './order-attention';
 import { NotificationQueue } from './order-notifications';
-import { groupParcels, type Parcel } from './order-parcels';
+import { groupParcels, noteMarkedDelivered, type Parcel } from './order-parcels';
 import { OrderPayment } from './order-payment';
 import { OrderStatusKey } from './search-attributes';
 import type { shipmentWorkflow } from './shipment';
@@ -182,8 +181,7 @@ export class OrderSaga {
   onMilestone(milestone: ShipmentMilestone): void {
     const parcel = this.parcels.find((p) => p.shipmentId === milestone.shipmentId);
     if (!parcel || isTerminal(parcel.status)) return;
-    // Marked delivered with no pickup reported: the courier may never have had it.
-    if (milestone.subStatus === MARKED_BY_ADMIN && !parcel.pickedUp) parcel.markedDelivered = true;
+    noteMarkedDelivered(parcel, milestone.subStatus);
     parcel.status = milestone.status;
     if (PICKED_UP_STATUSES.has(milestone.status)) parcel.pickedUp = true;
     this.showDetails();

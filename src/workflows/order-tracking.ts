@@ -18,7 +18,6 @@ import { activityFailure, FailureType } from '../domain/failures';
 import { BUDGET_WINDOW_SPREAD_MS, budgetWindowFrom } from '../domain/polling';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import {
-  MARKED_BY_ADMIN,
   shipmentWorkflowId,
   SHIPMENT_WORKFLOW_TASK_TIMEOUT,
   type RestartTrackingRequest,
@@ -27,7 +26,7 @@ import {
   type ShipmentState,
 } from './contract';
 import { message } from './order-activities';
-import type { Parcel } from './order-parcels';
+import { noteMarkedDelivered, type Parcel } from './order-parcels';
 import type { OrderSaga } from './order-saga';
 import { shipmentSearchAttributes } from './search-attributes';
 import { shipmentWorkflow } from './shipment';
@@ -83,7 +82,7 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
   saga.trackingEnds.set(parcel.shipmentId, end);
   child.result().then(
     (final) => {
-      if (final.subStatus === MARKED_BY_ADMIN && !parcel.pickedUp) parcel.markedDelivered = true;
+      noteMarkedDelivered(parcel, final.subStatus);
       end({ final: final.status });
     },
     (err) => end({ failure: message(err) }),
@@ -210,9 +209,9 @@ function settleUntracked(saga: OrderSaga, parcel: Parcel, failure: string): void
 /**
  * The parcel's final status: a delivery or return the read model already holds, else one last
  * poll (the driver's log for the fleet), recorded on the read model; null when it has none or
- * the courier does not answer. A poll refused because
- * the courier's daily budget is used up waits for the next budget window and asks then (once):
- * settled as lost without it, a parcel delivered meanwhile would be refunded.
+ * the courier does not answer. A poll refused because the courier's daily budget is used up
+ * waits for the next budget window and asks then (once): settled as lost without it, a parcel
+ * delivered meanwhile would be refunded.
  */
 async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus | null> {
   // Its workflow may have recorded the end (a delivery) and died before telling the order:
@@ -222,7 +221,7 @@ async function lastWord(saga: OrderSaga, parcel: Parcel): Promise<ShipmentStatus
     [{ shipmentId: parcel.shipmentId }],
   );
   if (recorded !== null && !isTerminal(parcel.status)) {
-    if (recorded.subStatus === MARKED_BY_ADMIN && !parcel.pickedUp) parcel.markedDelivered = true;
+    noteMarkedDelivered(parcel, recorded.subStatus);
     return recorded.status;
   }
   for (let waited = false; ; waited = true) {

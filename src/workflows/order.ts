@@ -101,7 +101,7 @@ function whyNotCancellable(saga: OrderSaga): string | null {
 }
 
 /** Who a cancellation requested in Temporal is from, in the order's records. */
-export const TEMPORAL_CANCEL: CancelOrderRequest = {
+const TEMPORAL_CANCEL: CancelOrderRequest = {
   requestedBy: 'ops:temporal',
   reason: 'cancellation requested in Temporal (the UI or `temporal workflow cancel`)',
 };
