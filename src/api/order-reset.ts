@@ -224,11 +224,12 @@ export async function tellOfEndedTracking(
   for (const { shipmentId, workflowId, trackingRunId } of plan.tracked) {
     const child = await describeTracking(deps, workflowId);
     if (!child || child.chain !== trackingRunId || child.status === 'RUNNING') continue;
-    const final =
-      child.status === 'COMPLETED' ? ((await child.handle.result()) as ShipmentSnapshot).status : null;
+    const result = child.status === 'COMPLETED' ? ((await child.handle.result()) as ShipmentSnapshot) : null;
+    const final = result?.status ?? null;
+    const subStatus = result?.subStatus ?? null;
     const how = `${child.status} while the order was stopped`;
     try {
-      await order.signal(trackingEndedSignal, { shipmentId, trackingRunId, final, how });
+      await order.signal(trackingEndedSignal, { shipmentId, trackingRunId, final, subStatus, how });
     } catch (err) {
       // The reset run has closed meanwhile: it cannot have closed without hearing of its parcels.
       if (err instanceof WorkflowNotFoundError) break;

@@ -383,6 +383,11 @@ export interface TrackingEndedNotice {
   trackingRunId: string;
   /** The shipment workflow's final status when it completed; null when it failed, was terminated or timed out. */
   final: ShipmentStatus | null;
+  /**
+   * The final status's sub-status (e.g. an admin's mark, {@link MARKED_BY_ADMIN}); null or absent
+   * when it has none or the run did not complete.
+   */
+  subStatus?: string | null;
   /** How it ended, for the order's log and details, e.g. "TERMINATED while the order was stopped". */
   how: string;
 }

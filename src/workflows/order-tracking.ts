@@ -76,22 +76,21 @@ export async function track(saga: OrderSaga, parcel: Parcel, resume?: ShipmentSt
   const end = (outcome: TrackingEnd) => {
     if (heard) return;
     heard = true;
-    if ('final' in outcome) parcelEnded(saga, parcel, outcome.final, null);
-    else trackingDied(saga, parcel, outcome.failure);
+    if ('final' in outcome) {
+      noteMarkedDelivered(parcel, outcome.subStatus);
+      parcelEnded(saga, parcel, outcome.final, null);
+    } else trackingDied(saga, parcel, outcome.failure);
   };
   saga.trackingEnds.set(parcel.shipmentId, end);
   child.result().then(
-    (final) => {
-      noteMarkedDelivered(parcel, final.subStatus);
-      end({ final: final.status });
-    },
+    (final) => end({ final: final.status, subStatus: final.subStatus }),
     (err) => end({ failure: message(err) }),
   );
   return child.firstExecutionRunId;
 }
 
 /** How a parcel's shipment workflow ended: its final status, or why it has none. */
-export type TrackingEnd = { final: ShipmentStatus } | { failure: string };
+export type TrackingEnd = { final: ShipmentStatus; subStatus: string | null } | { failure: string };
 
 /**
  * The `trackingEnded` signal, sent by the API right after it reset this order: the parcel's
@@ -111,7 +110,7 @@ export function heardLate(saga: OrderSaga, notice: TrackingEndedNotice): void {
   });
   end(
     notice.final !== null
-      ? { final: notice.final }
+      ? { final: notice.final, subStatus: notice.subStatus ?? null }
       : { failure: `its shipment workflow ended while the order was stopped: ${notice.how}` },
   );
 }

@@ -75,20 +75,18 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     tracking.nextPollAtMs = tracking.pollAt(0);
   let pollNow = polled && tracking.nextPollAtMs === null;
   let cyclesThisRun = 0;
+  // A stop from outside the parcel's order (ops' "Stop tracking") fails the run: the order takes
+  // it as tracking that died, and failed work can restart it. Its own order's stop (or any stop
+  // of a parcel without an order) ends it CANCELLED.
+  const ownStop = ({ byOrder }: CancelShipmentRequest) => input.orderId === null || byOrder === true;
   while (!tracking.finished()) {
-    if (tracking.cancelRequest !== null) {
-      const { reason, byOrder } = tracking.cancelRequest as CancelShipmentRequest;
-      if (input.orderId !== null && !byOrder) {
-        throw ApplicationFailure.create({
-          type: FailureType.TRACKING_STOPPED,
-          message: `tracking stopped from outside its order: ${reason}`,
-          nonRetryable: true,
-        });
-      }
-      log.info('tracking cancelled', { reason });
+    if (tracking.cancelRequest !== null && ownStop(tracking.cancelRequest)) {
+      log.info('tracking cancelled', { reason: tracking.cancelRequest.reason });
       await tracking.finishAs(ShipmentStatus.CANCELLED, STOPPED_BY_SHOP);
       break;
     }
+    // Before an outside stop fails the run, what came before it (or with it) is recorded: a
+    // restarted run starts from the read model, which would not hold it otherwise.
     while (tracking.pushed.length > 0) {
       const events = tracking.pushed.shift()!;
       const newest = newestEvent(events)!;
@@ -102,6 +100,14 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
       await tracking.record(events, { synced: false });
     }
     if (tracking.finished()) break;
+    if (tracking.cancelRequest !== null) {
+      if (ownStop(tracking.cancelRequest)) continue;
+      throw ApplicationFailure.create({
+        type: FailureType.TRACKING_STOPPED,
+        message: `tracking stopped from outside its order: ${tracking.cancelRequest.reason}`,
+        nonRetryable: true,
+      });
+    }
     if (pollNow) {
       await tracking.pollCycle();
       cyclesThisRun += 1;

@@ -439,6 +439,52 @@ describe('failed work', () => {
     await endsDelivered(orderId, reset.json().runId, total);
   });
 
+  it('resets a terminated order whose parcel, never collected, an admin marked delivered while it was stopped; the booking is released', async () => {
+    const sku = uniqueId('KETTLE');
+    await stack.stock(sku, 5);
+    const { orderId, handle, total } = await stack.placeOrder({
+      sku,
+      quantity: 1,
+      scenario: 'never_picked_up',
+      trackingRestartWindowMs: RESTART_WINDOW_MS,
+    });
+    // Stopped once it tracks the parcel (a task completed after the child started).
+    await eventually(
+      async () => (await handle.fetchHistory()).events ?? [],
+      (events) => {
+        const started = events.find((e) => e.childWorkflowExecutionStartedEventAttributes);
+        return events.some(
+          (e) =>
+            e.workflowTaskCompletedEventAttributes &&
+            Number(e.eventId) > Number(started?.eventId ?? Infinity),
+        );
+      },
+    );
+    await handle.terminate('worker deployed a bad build; terminated by ops');
+    const [shipment] = await stack.shipments(orderId);
+    // The shop took it over itself: the courier never collected it, and the order did not hear.
+    const marked = await post(
+      `/v1/admin/shipments/${shipment!.id}/mark-delivered`,
+      { reason: 'the shop drove it over' },
+      randomUUID(),
+      stack.api.admin('alice'),
+    );
+    expect(marked.statusCode).toBe(202);
+    const tracking = stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipment!.id));
+    expect(await tracking.result()).toMatchObject({ status: 'DELIVERED', subStatus: 'MARKED_BY_ADMIN' });
+
+    const reset = await resetOrder(orderId);
+    expect(reset.statusCode).toBe(200);
+    expect(reset.json().trackingEnded).toEqual([{ shipmentId: shipment!.id, ended: 'DELIVERED' }]);
+    const resetRun = stack.worker.client.workflow.getHandle(orderWorkflowId(orderId), reset.json().runId);
+    expect(await resetRun.result()).toMatchObject({ status: 'DELIVERED', captured: true, attention: [] });
+    // Told of the mark, the order released the booking the courier never used.
+    expect(stack.couriers.backend.inspect(shipment!.tracking_number!)?.parcel.cancelled).toBe(true);
+    expect(await stack.paymentRows(orderId)).toEqual([
+      expect.objectContaining({ amount_captured: total, amount_refunded: 0 }),
+    ]);
+  });
+
   it('finishes a reset that stopped before it answered: its retry tells the run it made of the parcel delivered meanwhile, and does not reset again', async () => {
     const { orderId, total, shipment } = await deliveredWhileStopped();
 

@@ -4,14 +4,17 @@
  * the parcel's lifecycle at a high time scale.
  */
 import { sql } from 'kysely';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
 import {
   cancelShipmentSignal,
   courierEventsSignal,
+  MARKED_BY_ADMIN,
   refreshNowUpdate,
   refreshSignal,
   shipmentStateQuery,
+  shipmentWorkflowId,
   type RefreshNowResult,
   type ShipmentSnapshot,
 } from '../../src/workflows/contract';
@@ -20,7 +23,14 @@ import { budgetDay } from '../../src/domain/polling';
 import { CourierKey, ShipmentStatusKey, TrackingNumberKey } from '../../src/workflows/search-attributes';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { fastPolicy, stillPolicy, uniqueId } from '../support/temporal';
+import {
+  fastPolicy,
+  startShipmentWorkflow,
+  startTestWorker,
+  stillPolicy,
+  uniqueId,
+  type TestWorker,
+} from '../support/temporal';
 import {
   pushedEvent,
   shipmentRow as shipmentRowOf,
@@ -280,6 +290,63 @@ describe('shipment workflow', () => {
     await expect(
       handle.executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'test' }] }),
     ).rejects.toThrow();
+  });
+
+  it("records a delivery that arrives in the same task as a stop from outside the parcel's order: the run completes DELIVERED", async () => {
+    // A worker of its own, stopped while the signals arrive, so the run takes both in one task.
+    const deps = {
+      db: stack.database.db,
+      couriers: {
+        [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: stack.couriers.url, timeoutMs: 2_000 }),
+      },
+    };
+    let own: TestWorker | null = await startTestWorker(deps);
+    const queues = { taskQueue: own.taskQueue, courierTaskQueue: own.courierTaskQueue };
+    try {
+      const shipmentId = uniqueId('shp');
+      const { trackingNumber } = stack.couriers.backend.register({
+        format: 'native',
+        scenario: 'never_picked_up',
+      });
+      await stack.database.db
+        .insertInto('shipments')
+        .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: trackingNumber })
+        .execute();
+      await startShipmentWorkflow(own, {
+        shipmentId,
+        orderId: uniqueId('ord'),
+        trackingNumber,
+        policy: stillPolicy(),
+      });
+      // Through the stack's client: the own worker's closes with it.
+      const handle = stack.started(stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipmentId)));
+      await eventually(
+        () => shipmentRow(shipmentId),
+        (row) => row.status === 'INFO_RECEIVED',
+      );
+      await own.stop();
+      own = null;
+      // An admin marks it delivered, and ops stop its tracking in the same breath.
+      await handle.signal(courierEventsSignal, {
+        events: [
+          pushedEvent(`manual:delivered:${shipmentId}`, 'DELIVERED', new Date().toISOString(), {
+            subStatus: MARKED_BY_ADMIN,
+            source: 'manual',
+          }),
+        ],
+      });
+      await handle.signal(cancelShipmentSignal, { reason: 'ops: stop polling this one' });
+      own = await startTestWorker({ ...deps, taskQueues: queues });
+
+      // Before, the stop failed the run first and the delivery was never recorded.
+      expect(await handle.result()).toMatchObject({ status: 'DELIVERED', subStatus: MARKED_BY_ADMIN });
+      expect(await shipmentRow(shipmentId)).toMatchObject({ status: 'DELIVERED' });
+      expect((await eventsOf(shipmentId)).map((e) => e.event_key)).toContain(
+        `manual:delivered:${shipmentId}`,
+      );
+    } finally {
+      await own?.stop();
+    }
   });
 
   it('rides out a courier outage: backs off, marks the read model stale, recovers', async () => {
