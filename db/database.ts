@@ -38,6 +38,11 @@ export interface OrdersTable {
   shipping_address: Json<ShippingAddress>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
+  /**
+   * The order's shipments as the tracking reads show them, kept by triggers on `shipments`
+   * (migration 2026-12-07T00-00-00_order_tracking_view); never written by the code.
+   */
+  tracking_view: Generated<unknown>;
 }
 
 export interface OrderItemsTable {
@@ -530,7 +535,8 @@ export interface Database {
   fleet_reports: FleetReportsTable;
 }
 
-export type Order = Selectable<OrdersTable>;
+/** An order's own fields (its tracking view is the tracking reads' alone). */
+export type Order = Omit<Selectable<OrdersTable>, 'tracking_view'>;
 export type NewOrder = Insertable<OrdersTable>;
 export type OrderItem = Selectable<OrderItemsTable>;
 export type OrderAttention = Selectable<OrderAttentionTable>;

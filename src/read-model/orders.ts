@@ -66,8 +66,26 @@ export async function insertOrder(db: Kysely<Database>, order: NewOrderRecord): 
   return total;
 }
 
+/** Every column of the order but its tracking view (large, and the tracking reads' alone). */
+const ORDER_COLUMNS = [
+  'id',
+  'number',
+  'customer_id',
+  'email',
+  'postcode',
+  'status',
+  'failure_code',
+  'failure_message',
+  'currency',
+  'total_amount',
+  'courier',
+  'shipping_address',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof Order)[];
+
 const orderRow = (db: Kysely<Database>, orderId: string) =>
-  db.selectFrom('orders').selectAll().where('id', '=', orderId);
+  db.selectFrom('orders').select(ORDER_COLUMNS).where('id', '=', orderId);
 const orderStatusRow = (db: Kysely<Database>, orderId: string) =>
   db.selectFrom('orders').select('status').where('id', '=', orderId);
 
