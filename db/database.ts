@@ -40,7 +40,7 @@ export interface OrdersTable {
   updated_at: GeneratedTimestamp;
   /**
    * The order's shipments as the tracking reads show them, kept by triggers on `shipments`
-   * (migration 2026-12-07T00-00-00_order_tracking_view); never written by the code.
+   * (migration 2026-12-06T23-00-00_order_tracking_view); never written by the code.
    */
   tracking_view: Generated<unknown>;
 }

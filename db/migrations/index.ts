@@ -25,7 +25,7 @@ import * as attentionSettlement from './2026-12-06T09-00-00_attention_settlement
 import * as recentEventsApiTimes from './2026-12-06T10-00-00_recent_events_api_times';
 import * as courierRequestSeconds from './2026-12-06T17-00-00_courier_request_seconds';
 import * as courierRequestSlots from './2026-12-06T19-00-00_courier_request_slots';
-import * as orderTrackingView from './2026-12-07T00-00-00_order_tracking_view';
+import * as orderTrackingView from './2026-12-06T23-00-00_order_tracking_view';
 import * as trackingEventsOneRowPerScan from './2026-12-05T03-00-00_tracking_events_one_row_per_scan';
 
 export const migrations: Record<string, Migration> = {
@@ -52,5 +52,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06T10-00-00_recent_events_api_times': recentEventsApiTimes,
   '2026-12-06T17-00-00_courier_request_seconds': courierRequestSeconds,
   '2026-12-06T19-00-00_courier_request_slots': courierRequestSlots,
-  '2026-12-07T00-00-00_order_tracking_view': orderTrackingView,
+  '2026-12-06T23-00-00_order_tracking_view': orderTrackingView,
 };

@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { shipmentJson } from '../../src/read-model/order-tracking';
 import { insertOrderRow, withDatabaseAt } from '../support/db';
 
-const MIGRATION = '2026-12-07T00-00-00_order_tracking_view';
+const MIGRATION = '2026-12-06T23-00-00_order_tracking_view';
 const BEFORE = '2026-12-06T19-00-00_courier_request_slots';
 
 describe('the order tracking view migration', () => {

@@ -1,6 +1,6 @@
 /**
  * orders.tracking_view, the order's shipments as the tracking reads show them, kept by
- * triggers on `shipments` (migration 2026-12-07T00-00-00_order_tracking_view): it is what the
+ * triggers on `shipments` (migration 2026-12-06T23-00-00_order_tracking_view): it is what the
  * by-number read builds for each shipment (`shipmentJson`), after every kind of write, a
  * write nothing shows leaves the order's row alone, and two transactions writing two parcels
  * of one order at once both end up in it. Real Postgres.
