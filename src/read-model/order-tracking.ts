@@ -124,7 +124,8 @@ const epochMs = (column: string) => sql`floor(extract(epoch from ${sql.ref(colum
 /**
  * One shipment row `s` as a {@link TrackingShipment}. The order's view (`orders.tracking_view`,
  * kept by triggers) builds each shipment the same way, in SQL of its own
- * (`waybill_order_tracking_view`); test/api/read-queries.test.ts holds the two to each other.
+ * (`waybill_order_tracking_view`); test/read-model/order-tracking-view.test.ts holds the two to
+ * each other.
  */
 export const shipmentJson = sql`json_build_object(
   'id', s.id, 'courier', s.courier, 'trackingNumber', s.tracking_number, 'status', s.status,

@@ -182,9 +182,11 @@ describe('order saga', () => {
     let locked!: (pid: number) => void;
     const lockTaken = new Promise<number>((resolve) => (locked = resolve));
     const holder = stack.database.db.transaction().execute(async (trx) => {
-      // No key update: the saga's inserts that reference the order (their key-share locks) pass.
+      // Key share: the saga's inserts that reference the order (key-share locks too) and the
+      // order's tracking view (kept by a trigger that takes a no-key-update lock at the booking's
+      // commit) pass; the status write's FOR UPDATE waits.
       const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid from orders
-        where id = ${orderId} for no key update`.execute(trx);
+        where id = ${orderId} for key share`.execute(trx);
       locked(rows[0]!.pid);
       await released;
     });
