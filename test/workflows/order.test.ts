@@ -194,7 +194,7 @@ describe('order saga', () => {
     try {
       const holderPid = await lockTaken;
       // The status write (its transaction locks the row first) waits on our lock, and only it:
-      // the saga writes nothing else to the order's row before CONFIRMED.
+      // nothing else the saga does before CONFIRMED takes a lock that conflicts with KEY SHARE.
       await eventually(
         async () =>
           (
