@@ -22,7 +22,11 @@ export interface TrackParcelOptions {
   orderId?: string;
 }
 
-export async function trackParcel(stack: Stack, opts: TrackParcelOptions) {
+/**
+ * A parcel as tracking starts from, with no workflow yet: registered at the courier simulator
+ * (native format; unless the test brings its own number) and its shipments row.
+ */
+export async function parcelRow(stack: Stack, opts: Omit<TrackParcelOptions, 'policy'> = {}) {
   const shipmentId = opts.orderId ? `${opts.orderId}-p1` : uniqueId('shp');
   const trackingNumber =
     opts.trackingNumber ??
@@ -40,6 +44,11 @@ export async function trackParcel(stack: Stack, opts: TrackParcelOptions) {
       tracking_number: trackingNumber,
     })
     .execute();
+  return { shipmentId, trackingNumber };
+}
+
+export async function trackParcel(stack: Stack, opts: TrackParcelOptions) {
+  const { shipmentId, trackingNumber } = await parcelRow(stack, opts);
   const handle = stack.started(
     await startShipmentWorkflow(stack.worker, {
       shipmentId,

@@ -3,7 +3,6 @@
  * the API runs on the `WAYBILL_POLL_*` settings of the worker, whatever the API's are.
  */
 import { randomUUID } from 'node:crypto';
-import { CourierCode } from '../../src/couriers/types';
 import {
   orderShipmentId,
   orderWorkflowId,
@@ -12,6 +11,7 @@ import {
   shipmentWorkflowId,
 } from '../../src/workflows/contract';
 import { eventually } from '../support/eventually';
+import { parcelRow } from '../support/shipments';
 import { ADDRESS } from '../support/shopper';
 import { expectBooksBalance } from '../support/saga';
 import { useStack } from '../support/stack';
@@ -82,20 +82,7 @@ describe('the poll policy of a shipment', () => {
   });
 
   it('answers a refreshNow that reaches a run in its first workflow task, before the worker has said its policy', async () => {
-    const shipmentId = uniqueId('shp');
-    const { trackingNumber } = stack.couriers.backend.register({
-      format: 'native',
-      scenario: 'never_picked_up',
-    });
-    await stack.database.db
-      .insertInto('shipments')
-      .values({
-        id: shipmentId,
-        order_id: null,
-        courier: CourierCode.SIMULATOR,
-        tracking_number: trackingNumber,
-      })
-      .execute();
+    const { shipmentId, trackingNumber } = await parcelRow(stack, { scenario: 'never_picked_up' });
     // Started and asked in one call: the update reaches the run with its start, in its first
     // task, while the run still waits for the worker's poll policy (no policy pinned here).
     const { answer, handle } = await refreshNowWithStart(

@@ -32,6 +32,7 @@ import {
   type TestWorker,
 } from '../support/temporal';
 import {
+  parcelRow,
   pushedEvent,
   shipmentRow as shipmentRowOf,
   trackParcel,
@@ -303,15 +304,7 @@ describe('shipment workflow', () => {
     let own: TestWorker | null = await startTestWorker(deps);
     const queues = { taskQueue: own.taskQueue, courierTaskQueue: own.courierTaskQueue };
     try {
-      const shipmentId = uniqueId('shp');
-      const { trackingNumber } = stack.couriers.backend.register({
-        format: 'native',
-        scenario: 'never_picked_up',
-      });
-      await stack.database.db
-        .insertInto('shipments')
-        .values({ id: shipmentId, courier: CourierCode.SIMULATOR, tracking_number: trackingNumber })
-        .execute();
+      const { shipmentId, trackingNumber } = await parcelRow(stack, { scenario: 'never_picked_up' });
       await startShipmentWorkflow(own, {
         shipmentId,
         orderId: uniqueId('ord'),
