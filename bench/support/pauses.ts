@@ -1,0 +1,84 @@
+/**
+ * Where a server's latency tail comes from, measured inside the server process over a window
+ * the benchmark marks: how long requests took from arrival on the event loop to the end of the
+ * response (the server's own time, without the wait in the socket), how late the event loop
+ * ran (anything blocking it: a long task, a GC pause), and garbage collection (count, total and
+ * longest pause). Set beside the client's latency, it says whether a slow request was slow
+ * inside the server or waited for it.
+ */
+import {
+  constants,
+  createHistogram,
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  type RecordableHistogram,
+} from 'node:perf_hooks';
+import type { Server } from 'node:http';
+
+export interface Pauses {
+  /** Requests answered in the window. */
+  requests: number;
+  /** Server time per request (ms): p50, p99, max. */
+  serverMs: { p50: number; p99: number; max: number };
+  /** Event-loop delay (ms) sampled every millisecond: p99, max. */
+  loopDelayMs: { p99: number; max: number };
+  /** Every GC pause, and of them the major ones (mark-sweep-compact). */
+  gc: { count: number; totalMs: number; maxMs: number; major: number; majorMs: number };
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+const ms = (ns: number) => round2(ns / 1e6);
+const NO_GC = { count: 0, totalMs: 0, maxMs: 0, major: 0, majorMs: 0 };
+
+/** Starts measuring in this process; `window()` reads what happened since the last `reset()`. */
+export function watchPauses(server: Server): { reset: () => void; window: () => Pauses } {
+  const served: RecordableHistogram = createHistogram();
+  server.on('request', (_req, res) => {
+    const start = process.hrtime.bigint();
+    res.once('finish', () => served.record(process.hrtime.bigint() - start));
+  });
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  let gc = { ...NO_GC };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.count += 1;
+      gc.totalMs += entry.duration;
+      gc.maxMs = Math.max(gc.maxMs, entry.duration);
+      if (
+        (entry as unknown as { detail?: { kind?: number } }).detail?.kind ===
+        constants.NODE_PERFORMANCE_GC_MAJOR
+      ) {
+        gc.major += 1;
+        gc.majorMs += entry.duration;
+      }
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return {
+    reset: () => {
+      served.reset();
+      loop.reset();
+      gc = { ...NO_GC };
+    },
+    window: () => ({
+      requests: served.count,
+      serverMs: {
+        p50: ms(served.percentile(50)),
+        p99: ms(served.percentile(99)),
+        max: ms(served.max),
+      },
+      // The monitor's own resolution (1 ms) is in every sample: what is above it is delay.
+      loopDelayMs: {
+        p99: Math.max(0, round2(ms(loop.percentile(99)) - 1)),
+        max: Math.max(0, round2(ms(loop.max) - 1)),
+      },
+      gc: {
+        count: gc.count,
+        totalMs: round2(gc.totalMs),
+        maxMs: round2(gc.maxMs),
+        major: gc.major,
+        majorMs: round2(gc.majorMs),
+      },
+    }),
+  };
+}
