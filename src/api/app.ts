@@ -35,8 +35,10 @@ import {
   MAX_PARAM_LENGTH,
   routerError,
   isDatabaseUnavailable,
+  isTemporalBusy,
   isTemporalUnavailable,
   searchAttributeProblem,
+  temporalBusy,
   temporalNotReady,
   temporalUnavailable,
 } from './errors';
@@ -330,9 +332,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ? databaseUnavailable()
       : isTemporalUnavailable(err)
         ? temporalUnavailable()
-        : searchAttribute
-          ? temporalNotReady(searchAttribute, deps.config.temporal.namespace)
-          : null;
+        : isTemporalBusy(err)
+          ? temporalBusy()
+          : searchAttribute
+            ? temporalNotReady(searchAttribute, deps.config.temporal.namespace)
+            : null;
     if (unavailable) {
       request.log.warn({ err }, unavailable.message);
       return reply

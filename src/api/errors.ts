@@ -132,6 +132,7 @@ export function clientErrorResponse(err: { code?: string }): string | null {
 
 const GRPC_UNAVAILABLE = 14;
 const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
 
 /** Walks an error's cause chain (bounded). */
 function* causes(err: unknown): Generator<unknown> {
@@ -140,6 +141,26 @@ function* causes(err: unknown): Generator<unknown> {
     yield current;
     current = (current as { cause?: unknown }).cause;
   }
+}
+
+/** The gRPC status codes a visibility store answers a page token it cannot read with. */
+const GRPC_UNREADABLE_TOKEN = new Set([
+  2, // UNKNOWN: the SQL stores
+  3, // INVALID_ARGUMENT: Elasticsearch
+  13, // INTERNAL
+]);
+
+/**
+ * True when Temporal's answer is one it gives a list call whose page token it cannot read.
+ * Anything else (rate limited, RESOURCE_EXHAUSTED; no permission; unavailable) says nothing
+ * about the token.
+ */
+export function mayBeUnreadableToken(err: unknown): boolean {
+  for (const e of causes(err)) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number') return GRPC_UNREADABLE_TOKEN.has(code);
+  }
+  return false;
 }
 
 /** True when Temporal could not be reached or did not answer in time. */
@@ -202,6 +223,19 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/** True when Temporal refused for load: a rate limit, a busy workflow, the server overloaded (RESOURCE_EXHAUSTED). */
+export function isTemporalBusy(err: unknown): boolean {
+  for (const e of causes(err)) if ((e as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED) return true;
+  return false;
+}
+
+export const temporalBusy = (): ApiError =>
+  new ApiError(
+    503,
+    'TEMPORAL_BUSY',
+    'the workflow service is refusing requests for load right now (a rate limit); reads still work, retry this in a moment',
+  );
 
 export const temporalUnavailable = (): ApiError =>
   new ApiError(

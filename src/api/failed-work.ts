@@ -14,7 +14,7 @@ import { openAttentionKeyset } from '../read-model/order-attention';
 import { syncErrorKeyset } from '../read-model/shipment-lookups';
 import type { ApiDeps } from './app';
 import { isCursorTime } from './admin-queries';
-import { ApiError, isTemporalUnavailable } from './errors';
+import { ApiError, mayBeUnreadableToken } from './errors';
 import { unstorableText } from './storable-text';
 import { FailedWorkKind, WorkflowEnd, type FailedWorkQuery } from './schemas/failed-work';
 
@@ -296,9 +296,11 @@ async function workflowPage(
   } catch (err) {
     // A page token Temporal cannot read is INVALID_ARGUMENT from some visibility stores
     // (Elasticsearch) and an internal error, UNKNOWN, from the SQL ones. The query is built
-    // from checked filters only, so when it answers without the token, the token was at
-    // fault: a cursor this API did not hand out. Otherwise the first error stands.
-    if (after === null || isTemporalUnavailable(err)) throw err;
+    // from checked filters only, so when such an error goes away without the token, the
+    // token was at fault: a cursor this API did not hand out. Any other error (Temporal
+    // unavailable, rate limited) says nothing about the token and stands, as does the first
+    // error when the query fails without the token too.
+    if (after === null || !mayBeUnreadableToken(err)) throw err;
     const answersWithoutToken = await list(1, null).then(
       () => true,
       () => false,

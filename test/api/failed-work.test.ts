@@ -615,6 +615,48 @@ describe('failed work', () => {
     expect((await list('kind=sync_error', stack.api.staff('support'))).statusCode).toBe(403);
   });
 
+  it('answers a valid cursor that meets a Temporal rate limit with 503 TEMPORAL_BUSY, not 400 INVALID_CURSOR', async () => {
+    // Two stopped shipment workflows of this test's own, so there is a second page.
+    for (const n of [1, 2]) {
+      const handle = await startShipmentWorkflow(stack.worker, {
+        shipmentId: uniqueId(`shp_busy${n}`),
+        trackingNumber: uniqueId('BUSY').toUpperCase(),
+        policy: fastPolicy(),
+      });
+      await handle.terminate('a stopped workflow to page through');
+    }
+    const first = await eventually(
+      async () => (await list('kind=shipment_workflow&reason=terminated&limit=1')).json(),
+      (page: { nextCursor: string | null }) => page.nextCursor !== null,
+    );
+    // Temporal's own answer to a namespace over its rate limit, for the page asked with the
+    // token only; the same query without the token goes through as it would.
+    const service = stack.api.temporal.client.workflowService;
+    const realList = service.listWorkflowExecutions.bind(service);
+    const spy = jest.spyOn(service, 'listWorkflowExecutions').mockImplementation(async (request) => {
+      if (request.nextPageToken && request.nextPageToken.length > 0) {
+        throw Object.assign(new Error('8 RESOURCE_EXHAUSTED: namespace rate limit exceeded'), {
+          code: 8,
+          details: 'namespace rate limit exceeded',
+        });
+      }
+      return realList(request);
+    });
+    try {
+      const res = await list(`kind=shipment_workflow&reason=terminated&limit=1&cursor=${first.nextCursor}`);
+      expect({
+        status: res.statusCode,
+        code: res.json().error.code,
+        retryAfter: res.headers['retry-after'],
+      }).toEqual({ status: 503, code: 'TEMPORAL_BUSY', retryAfter: '5' });
+    } finally {
+      spy.mockRestore();
+    }
+    // The same cursor once Temporal takes requests again: the next page.
+    const next = await list(`kind=shipment_workflow&reason=terminated&limit=1&cursor=${first.nextCursor}`);
+    expect(next.statusCode).toBe(200);
+  });
+
   it('refuses a forged cursor with 400 INVALID_CURSOR: a time that is no instant, a NUL in an id, a page token Temporal never gave', async () => {
     // Cursors in the API's own format, as anyone may make them, with positions it never handed out.
     const forged = (kind: FailedWorkKind, position: string[]) => encodeCursor({ kind }, position);
