@@ -14,7 +14,13 @@ import {
 import { CancelOutcome, FailureType } from '../domain/failures';
 import { isTerminal, PICKED_UP_STATUSES, ShipmentStatus } from '../domain/status';
 import { count, Metrics } from '../metrics';
-import { AttentionStep, cancelShipmentSignal, OrderFailure, OrderStatus } from './contract';
+import {
+  AttentionStep,
+  cancelShipmentSignal,
+  OrderFailure,
+  OrderStatus,
+  type CancelOrderRequest,
+} from './contract';
 import { lineValue, type Parcel } from './order-parcels';
 import { courierName, money } from './summaries';
 import type { OrderSaga } from './order-saga';
@@ -60,6 +66,11 @@ export async function cancel(saga: OrderSaga): Promise<boolean> {
       await stopTracking(saga, parcel, request.reason);
     }
     saga.cancelRequest = null;
+    if (saga.temporalCancelJoined) {
+      // A cancellation requested in Temporal joined this cancel: it is refused with it, on record.
+      saga.temporalCancelJoined = false;
+      await refuseTemporalCancel(saga, saga.cancelRefusal);
+    }
     return false;
   }
   saga.ending = true;
@@ -94,6 +105,30 @@ export async function cancel(saga: OrderSaga): Promise<boolean> {
   saga.ended = true;
   saga.notify('cancelled');
   return true;
+}
+
+/** Who a cancellation requested in Temporal is from, in the order's records. */
+export const TEMPORAL_CANCEL: CancelOrderRequest = {
+  requestedBy: 'ops:temporal',
+  reason: 'cancellation requested in Temporal (the UI or `temporal workflow cancel`)',
+};
+
+/** A cancellation requested in Temporal that is not carried out, written to the audit log (and so the history). */
+export async function refuseTemporalCancel(saga: OrderSaga, refusal: string): Promise<void> {
+  log.warn('a cancellation requested in Temporal is not carried out', { refusal });
+  await saga.act.always.recordAudit.executeWithOptions(
+    { summary: `audit: Temporal cancellation refused: ${refusal}` },
+    [
+      {
+        key: `temporal-cancel-refused:${saga.input.orderId}`,
+        actor: TEMPORAL_CANCEL.requestedBy,
+        action: 'order.cancel_refused',
+        subjectType: 'order',
+        subjectId: saga.input.orderId,
+        reason: refusal,
+      },
+    ],
+  );
 }
 
 export async function fail(saga: OrderSaga, err: OrderFailed): Promise<void> {

@@ -18,7 +18,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  log,
   setHandler,
 } from '@temporalio/workflow';
 import {
@@ -36,6 +35,7 @@ import {
   type RestartTrackingRequest,
   type TrackingEndedNotice,
 } from './contract';
+import { refuseTemporalCancel, TEMPORAL_CANCEL } from './order-ending';
 import { CancelRequested, OrderFailed, OrderSaga } from './order-saga';
 import { CustomerIdKey, OrderIdKey, OrderStatusKey } from './search-attributes';
 import { upsertChangedSearchAttributes } from './search-attribute-updates';
@@ -100,39 +100,20 @@ function whyNotCancellable(saga: OrderSaga): string | null {
   return null;
 }
 
-/** Who a cancellation requested in Temporal is from, in the order's records. */
-const TEMPORAL_CANCEL: CancelOrderRequest = {
-  requestedBy: 'ops:temporal',
-  reason: 'cancellation requested in Temporal (the UI or `temporal workflow cancel`)',
-};
-
 /**
  * A cancellation requested in Temporal: the order's cancel when one is possible; otherwise
  * the order goes on (a parcel is with the courier, or the order is already ending) and the
- * refusal is written to the audit log, and so to the history, for whoever asked.
+ * refusal is written to the audit log, and so to the history, for whoever asked. One that
+ * joins a cancel already under way shares its outcome, a refusal included.
  */
 function cancelFromTemporal(saga: OrderSaga): void {
   const refusal = whyNotCancellable(saga);
   if (refusal === null) {
+    if (saga.cancelRequest !== null && !saga.cancelSettled) saga.temporalCancelJoined = true;
     saga.cancelRequest ??= TEMPORAL_CANCEL;
     return;
   }
-  log.warn('a cancellation requested in Temporal is not carried out', { refusal });
-  void CancellationScope.nonCancellable(() =>
-    saga.act.always.recordAudit.executeWithOptions(
-      { summary: `audit: Temporal cancellation refused: ${refusal}` },
-      [
-        {
-          key: `temporal-cancel-refused:${saga.input.orderId}`,
-          actor: TEMPORAL_CANCEL.requestedBy,
-          action: 'order.cancel_refused',
-          subjectType: 'order',
-          subjectId: saga.input.orderId,
-          reason: refusal,
-        },
-      ],
-    ),
-  );
+  void CancellationScope.nonCancellable(() => refuseTemporalCancel(saga, refusal));
 }
 
 /**

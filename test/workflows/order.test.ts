@@ -54,6 +54,21 @@ describe('order saga', () => {
       .orderBy('id')
       .execute();
 
+  /**
+   * A CONFIRMED order whose parcel the courier has collected, which the order does not know
+   * yet: its tracking polls slowly before pickup.
+   */
+  async function orderCollectedUnseen() {
+    const slow = fastPolicy({
+      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
+    });
+    const order = await orderInStock({ scenario: 'never_picked_up', policy: slow });
+    await orderAt(order.orderId, 'CONFIRMED');
+    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
+    collectAtCourier(shipment.tracking_number);
+    return { order, shipment };
+  }
+
   /** A CONFIRMED order whose parcel the courier then collects (a delivery, a day in), once it is captured. */
   async function orderCollectedAndCaptured() {
     const order = await orderInStock({ scenario: 'never_picked_up' });
@@ -320,6 +335,38 @@ describe('order saga', () => {
     await expectSettled(order, 'CAPTURED', 4);
   });
 
+  it('a cancellation requested in Temporal while a refused cancel is under way is refused with it, on record', async () => {
+    const { order, shipment } = await orderCollectedUnseen();
+
+    // The courier takes a second to answer the shopper's cancel (our client waits 2 s); ops
+    // cancel in Temporal meanwhile, so theirs joins the shopper's, which the courier's answer
+    // (collected) then refuses.
+    stack.couriers.backend.faults.set({ kind: 'latency', ms: 1_000, format: 'native' });
+    try {
+      const shopper = await order.handle.startUpdate(cancelOrderUpdate, {
+        args: [SHOPPER_CANCEL],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
+      await order.handle.cancel();
+      expectPickedUpRefusal(await shopper.result().catch((err: Error) => err));
+    } finally {
+      stack.couriers.backend.faults.clear();
+    }
+    // Before, the Temporal request left no trace: joined to a cancel that was then refused.
+    expect(
+      await eventually(
+        () => auditActions(order.orderId),
+        (rows) => rows.length > 0,
+      ),
+    ).toEqual([{ action: 'order.cancel_refused', actor: 'ops:temporal' }]);
+
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .signal(refreshSignal, { requestedBy: 'test' });
+    expect((await order.handle.result()).status).toBe('DELIVERED');
+    await expectSettled(order, 'CAPTURED', 4);
+  });
+
   /**
    * Our own Postgres refuses every `payments` insert of an order for `sku` (what a restart
    * does to the authorise's record) until `end()`; other orders are not touched. `refused()`
@@ -455,14 +502,7 @@ describe('order saga', () => {
   });
 
   it('refuses an accepted cancel when the courier already has the parcel, and goes on to deliver', async () => {
-    // Slow polls before pickup: the order does not know yet that the courier has the parcel.
-    const slow = fastPolicy({
-      intervalMs: { ...fastPolicy().intervalMs, INFO_RECEIVED: 600_000, PENDING: 600_000 },
-    });
-    const order = await orderInStock({ scenario: 'never_picked_up', policy: slow });
-    await orderAt(order.orderId, 'CONFIRMED');
-    const shipment = await parcelAt(order.orderId, 'INFO_RECEIVED');
-    collectAtCourier(shipment.tracking_number);
+    const { order, shipment } = await orderCollectedUnseen();
 
     const refusal = await order.handle
       .executeUpdate(cancelOrderUpdate, { args: [SHOPPER_CANCEL] })
