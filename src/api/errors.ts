@@ -224,7 +224,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** True when Temporal refused for load: a rate limit, a busy workflow, the server overloaded (RESOURCE_EXHAUSTED). */
+/**
+ * True when Temporal answered RESOURCE_EXHAUSTED: a rate limit, a busy workflow, an overloaded
+ * server, or a limit such as its persistence's storage guardrail, which lasts until an operator
+ * acts. All are the caller's to retry later (503); the API logs each one.
+ */
 export function isTemporalBusy(err: unknown): boolean {
   for (const e of causes(err)) if ((e as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED) return true;
   return false;
@@ -234,7 +238,7 @@ export const temporalBusy = (): ApiError =>
   new ApiError(
     503,
     'TEMPORAL_BUSY',
-    'the workflow service is refusing requests for load right now (a rate limit); reads still work, retry this in a moment',
+    'the workflow service refused this for load or a limit (RESOURCE_EXHAUSTED: a rate limit, a busy workflow, storage); reads still work, retry this in a moment',
   );
 
 export const temporalUnavailable = (): ApiError =>

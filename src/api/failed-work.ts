@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Database, Shipment } from '../../db/database';
 import type { ShipmentStatus } from '../domain/status';
@@ -290,22 +291,29 @@ async function workflowPage(
       pageSize,
       ...(token ? { nextPageToken: token } : {}),
     });
+  const given = after ? Buffer.from(after[0]!, 'base64url') : null;
   let response: Awaited<ReturnType<typeof list>>;
   try {
-    response = await list(limit, after ? Buffer.from(after[0]!, 'base64url') : null);
+    response = await list(limit, given);
   } catch (err) {
     // A page token Temporal cannot read is INVALID_ARGUMENT from some visibility stores
     // (Elasticsearch) and an internal error, UNKNOWN, from the SQL ones. The query is built
-    // from checked filters only, so when such an error goes away without the token, the
-    // token was at fault: a cursor this API did not hand out. Any other error (Temporal
-    // unavailable, rate limited) says nothing about the token and stands, as does the first
-    // error when the query fails without the token too.
-    if (after === null || !mayBeUnreadableToken(err)) throw err;
+    // from checked filters only, so when such an error goes away without the token, and
+    // comes back with it, the token was at fault: a cursor this API did not hand out (the
+    // second try tells a passing fault that answers the same codes, a reset stream, from the
+    // token). Any other error (Temporal unavailable, rate limited) says nothing about the
+    // token and stands, as does the first error when the query fails without the token too.
+    if (given === null || !mayBeUnreadableToken(err)) throw err;
     const answersWithoutToken = await list(1, null).then(
       () => true,
       () => false,
     );
-    throw answersWithoutToken ? badCursor() : err;
+    if (!answersWithoutToken) throw err;
+    try {
+      response = await list(limit, given);
+    } catch (again) {
+      throw mayBeUnreadableToken(again) ? badCursor() : again;
+    }
   }
   const executions = response.executions ?? [];
   const items = await Promise.all(
@@ -321,8 +329,10 @@ async function workflowPage(
           runId: latest.runId,
           status: STATUS_NAMES[Number(latest.raw.workflowExecutionInfo?.status)] ?? latest.status.name,
         };
-      } catch {
-        // Gone from retention since the list was read: the row still says what ended.
+      } catch (err) {
+        // Gone from retention since the list was read: the row still says what ended. Any
+        // other error (Temporal busy or down) fails the page rather than say "gone".
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
       const status = STATUS_NAMES[Number(e.status)] ?? 'Unknown';
       return {

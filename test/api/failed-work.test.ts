@@ -615,7 +615,7 @@ describe('failed work', () => {
     expect((await list('kind=sync_error', stack.api.staff('support'))).statusCode).toBe(403);
   });
 
-  it('answers a valid cursor that meets a Temporal rate limit with 503 TEMPORAL_BUSY, not 400 INVALID_CURSOR', async () => {
+  it('answers a valid cursor that meets a passing Temporal error as that error, not 400 INVALID_CURSOR: a rate limit 503 TEMPORAL_BUSY, a reset stream the next page', async () => {
     // Two stopped shipment workflows of this test's own, so there is a second page.
     for (const n of [1, 2]) {
       const handle = await startShipmentWorkflow(stack.worker, {
@@ -627,34 +627,70 @@ describe('failed work', () => {
     }
     const first = await eventually(
       async () => (await list('kind=shipment_workflow&reason=terminated&limit=1')).json(),
-      (page: { nextCursor: string | null }) => page.nextCursor !== null,
+      (page: { items: unknown[]; nextCursor: string | null }) => page.nextCursor !== null,
     );
-    // Temporal's own answer to a namespace over its rate limit, for the page asked with the
-    // token only; the same query without the token goes through as it would.
-    const service = stack.api.temporal.client.workflowService;
-    const realList = service.listWorkflowExecutions.bind(service);
-    const spy = jest.spyOn(service, 'listWorkflowExecutions').mockImplementation(async (request) => {
-      if (request.nextPageToken && request.nextPageToken.length > 0) {
-        throw Object.assign(new Error('8 RESOURCE_EXHAUSTED: namespace rate limit exceeded'), {
-          code: 8,
-          details: 'namespace rate limit exceeded',
-        });
-      }
-      return realList(request);
-    });
+    const secondPage = () =>
+      list(`kind=shipment_workflow&reason=terminated&limit=1&cursor=${first.nextCursor}`);
+    /** Temporal answers the list asked with the token with this error, `times` times; the rest go through. */
+    const tokenCallsFail = (error: { code: number; message: string }, times: number) => {
+      const service = stack.api.temporal.client.workflowService;
+      const realList = service.listWorkflowExecutions.bind(service);
+      let failures = 0;
+      return jest.spyOn(service, 'listWorkflowExecutions').mockImplementation(async (request) => {
+        if (request.nextPageToken && request.nextPageToken.length > 0 && failures < times) {
+          failures += 1;
+          throw Object.assign(new Error(`${error.code} ${error.message}`), error);
+        }
+        return realList(request);
+      });
+    };
+
+    // A namespace over its rate limit, every time the token is sent.
+    const busy = tokenCallsFail(
+      { code: 8, message: 'RESOURCE_EXHAUSTED: namespace rate limit exceeded' },
+      99,
+    );
     try {
-      const res = await list(`kind=shipment_workflow&reason=terminated&limit=1&cursor=${first.nextCursor}`);
+      const res = await secondPage();
       expect({
         status: res.statusCode,
         code: res.json().error.code,
         retryAfter: res.headers['retry-after'],
       }).toEqual({ status: 503, code: 'TEMPORAL_BUSY', retryAfter: '5' });
     } finally {
-      spy.mockRestore();
+      busy.mockRestore();
     }
-    // The same cursor once Temporal takes requests again: the next page.
-    const next = await list(`kind=shipment_workflow&reason=terminated&limit=1&cursor=${first.nextCursor}`);
+
+    // A stream reset once (gRPC says INTERNAL, as a SQL store says of a token it cannot read).
+    const reset = tokenCallsFail({ code: 13, message: 'INTERNAL: Received RST_STREAM with code 2' }, 1);
+    let next;
+    try {
+      next = await secondPage();
+    } finally {
+      reset.mockRestore();
+    }
     expect(next.statusCode).toBe(200);
+    const [firstItem] = first.items as { workflowId: string; runId: string }[];
+    const nextItems = next.json().items as { workflowId: string; runId: string }[];
+    expect(nextItems).toHaveLength(1);
+    expect(`${nextItems[0]!.workflowId}/${nextItems[0]!.runId}`).not.toBe(
+      `${firstItem!.workflowId}/${firstItem!.runId}`,
+    );
+    // Each item's current run, asked of Temporal, meets the rate limit: the page is refused as
+    // busy, where before it said the run was gone from retention.
+    const service = stack.api.temporal.client.workflowService;
+    const describeBusy = jest.spyOn(service, 'describeWorkflowExecution').mockImplementation(async () => {
+      throw Object.assign(new Error('8 RESOURCE_EXHAUSTED: namespace rate limit exceeded'), { code: 8 });
+    });
+    try {
+      const res = await list('kind=shipment_workflow&reason=terminated&limit=1');
+      expect({ status: res.statusCode, code: res.json().error?.code }).toEqual({
+        status: 503,
+        code: 'TEMPORAL_BUSY',
+      });
+    } finally {
+      describeBusy.mockRestore();
+    }
   });
 
   it('refuses a forged cursor with 400 INVALID_CURSOR: a time that is no instant, a NUL in an id, a page token Temporal never gave', async () => {
