@@ -267,7 +267,7 @@ async function withPauses<T>(server: Running, run: () => Promise<T>): Promise<T 
 }
 
 const describePaced = (r: PacedResult) =>
-  `p50 ${fmt(r.p50, 1)} / p90 ${fmt(r.p90, 1)} / p99 ${fmt(r.p99, 1)} / max ${fmt(r.max)} ms (from writing: p99 ${fmt(r.serviceP99, 1)} ms; ${r.sentLate} sent late)`;
+  `p50 ${fmt(r.p50, 1)} / p90 ${fmt(r.p90, 1)} / p99 ${fmt(r.p99, 1)} / max ${fmt(r.max)} ms (from writing: p99 ${fmt(r.serviceP99, 1)} ms; ${r.sentLate} of ${r.requests} sent over 1 ms late; load generator's loop late p99 ${fmt(r.clientLoopDelayP99, 1)} / max ${fmt(r.clientLoopDelayMax)} ms)`;
 
 const describePauses = (p: Pauses) =>
   `server p50 ${p.serverMs.p50} / p99 ${p.serverMs.p99} / max ${p.serverMs.max} ms; loop p99 ${p.loopDelayMs.p99} / max ${p.loopDelayMs.max} ms; gc ${p.gc.count} pauses, ${fmt(p.gc.totalMs)} ms in all, longest ${fmt(p.gc.maxMs, 1)} ms, ${p.gc.major} major (${fmt(p.gc.majorMs)} ms)`;
@@ -508,7 +508,7 @@ async function main(): Promise<void> {
       const at80 = await withPauses(serverOf(read), () => paced(read, seconds, rate));
       const floorAt80 = await withPauses(serverOf(floorRead), () => paced(floorRead, seconds, rate));
       // Printed beside it: autocannon at that rate, as this bench judged before 2026-12-07
-      // (bursts at full speed each second, each answer counted about as often as its ms).
+      // (bursts at full speed each second, an answer of x ms adding x - 1 made-up ones).
       const burstAt80 = await run(read, seconds, rate);
       const floorBurstAt80 = await run(floorRead, seconds, rate);
       const ratio = { median: percentile(ratios, 50), min: Math.min(...ratios), max: Math.max(...ratios) };
@@ -617,7 +617,7 @@ async function main(): Promise<void> {
           `  ${s.read.padEnd(12)} ${describePaced(s.at80)}; ${describePauses(s.at80.pauses)}`,
           `  ${'floor'.padEnd(12)} ${describePaced(s.floorAt80)}; ${describePauses(s.floorAt80.pauses)}`,
         ]),
-        `at that rate with autocannon's overallRate (printed, not judged: bursts each second; each answer counted about as often as its ms): ${summary
+        `at that rate with autocannon's overallRate (printed, not judged: bursts each second; an answer of x ms adds x - 1 made-up ones): ${summary
           .map((s) => `${s.read} p99 ${s.burstAt80.p99} ms (floor ${s.floorBurstAt80.p99} ms)`)
           .join(', ')}`,
         '',

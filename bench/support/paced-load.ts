@@ -9,15 +9,15 @@
  * full speed until it has made its share of the second, then waits for the next second, so
  * the server sees bursts at its maximum rate. And its correction for coordinated omission
  * (lib/run.js in 9.0.0) takes the expected interval as `Math.ceil(1 / rate)` with `rate` in
- * requests per second per connection, which is 1 ms whatever the rate: every answer of x ms
- * is counted about x times.
+ * requests per second per connection, which is 1 ms whatever the rate: an answer of x ms
+ * adds x - 1 made-up ones of x - 1, x - 2, … 1 ms.
  *
  * Plain sockets rather than an HTTP client, to keep the load generator's own CPU small on a
  * machine it shares with the server: it handles answers with a Content-Length (what Fastify
  * sends for JSON) and fails on anything else.
  */
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { percentile } from './measure';
 
 export interface PacedRequest {
@@ -41,6 +41,9 @@ export interface PacedResult {
   serviceP99: number;
   /** Requests written more than 1 ms after they were due (no connection free, or this process late). */
   sentLate: number;
+  /** How late this process's own event loop ran (ms), p99 and max: the load generator's part in `sentLate`. */
+  clientLoopDelayP99: number;
+  clientLoopDelayMax: number;
 }
 
 interface Connection {
@@ -88,7 +91,8 @@ export async function pacedLoad(opts: {
   const waiting: number[] = []; // due times of requests not yet written, oldest first
   let failure: Error | null = null;
 
-  const connections = await Promise.all(
+  // Every connection opened before the load starts; one that fails closes the others.
+  const opened = await Promise.allSettled(
     Array.from(
       { length: opts.connections },
       () =>
@@ -100,7 +104,14 @@ export async function pacedLoad(opts: {
         }),
     ),
   );
+  const connections = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+  const refused = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (refused) {
+    for (const connection of connections) connection.socket.destroy();
+    throw refused.reason;
+  }
   const idle: Connection[] = [...connections];
+  let stopping = false;
 
   const dispatch = () => {
     while (waiting.length > 0 && idle.length > 0) {
@@ -116,27 +127,42 @@ export async function pacedLoad(opts: {
   for (const connection of connections) {
     connection.socket.removeAllListeners('error');
     connection.socket.on('error', (err) => (failure ??= err));
+    // A connection the server closes would hold its request for ever, and the load would
+    // lose a connection unseen: the run fails instead.
+    connection.socket.on('close', () => {
+      if (!stopping) failure ??= new Error('the server closed a connection during the load');
+    });
     connection.socket.on('data', (chunk: Buffer) => {
       connection.buffer = connection.buffer.length === 0 ? chunk : Buffer.concat([connection.buffer, chunk]);
-      let answer: { status: number; length: number } | null;
-      try {
-        answer = answerIn(connection.buffer);
-      } catch (err) {
-        failure ??= err as Error;
-        return;
+      for (;;) {
+        let answer: { status: number; length: number } | null;
+        try {
+          answer = answerIn(connection.buffer);
+        } catch (err) {
+          failure ??= err as Error;
+          return;
+        }
+        if (!answer) return;
+        if (!connection.inFlight) {
+          failure ??= new Error('an answer came on a connection with no request on it');
+          return;
+        }
+        const now = performance.now();
+        latencies.push(now - connection.inFlight.due);
+        services.push(now - connection.inFlight.sent);
+        if (!(answer.status >= 200 && answer.status <= 299)) bad += 1;
+        connection.buffer = connection.buffer.subarray(answer.length);
+        connection.inFlight = null;
+        idle.push(connection);
+        dispatch();
       }
-      if (!answer || !connection.inFlight) return;
-      const now = performance.now();
-      latencies.push(now - connection.inFlight.due);
-      services.push(now - connection.inFlight.sent);
-      if (answer.status < 200 || answer.status > 299) bad += 1;
-      connection.buffer = connection.buffer.subarray(answer.length);
-      connection.inFlight = null;
-      idle.push(connection);
-      dispatch();
     });
   }
 
+  // This process's own lateness: a request written late because the load generator was
+  // busy counts against the server like any other wait, so it is reported beside it.
+  const clientLoop = monitorEventLoopDelay({ resolution: 1 });
+  clientLoop.enable();
   const interval = 1000 / opts.rate;
   const total = Math.floor(opts.rate * opts.seconds);
   const start = performance.now();
@@ -166,7 +192,9 @@ export async function pacedLoad(opts: {
     }
     await new Promise((r) => setTimeout(r, 5));
   }
+  stopping = true;
   for (const connection of connections) connection.socket.destroy();
+  clientLoop.disable();
   if (failure) throw failure;
 
   const round = (n: number) => Math.round(n * 100) / 100;
@@ -180,5 +208,8 @@ export async function pacedLoad(opts: {
     max: round(latencies.reduce((a, b) => Math.max(a, b), 0)),
     serviceP99: round(percentile(services, 99)),
     sentLate,
+    // The monitor's own resolution (1 ms) is in every sample: what is above it is delay.
+    clientLoopDelayP99: Math.max(0, round(clientLoop.percentile(99) / 1e6 - 1)),
+    clientLoopDelayMax: Math.max(0, round(clientLoop.max / 1e6 - 1)),
   };
 }

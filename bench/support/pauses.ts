@@ -33,7 +33,8 @@ const NO_GC = { count: 0, totalMs: 0, maxMs: 0, major: 0, majorMs: 0 };
 /** Starts measuring in this process; `window()` reads what happened since the last `reset()`. */
 export function watchPauses(server: Server): { reset: () => void; window: () => Pauses } {
   const served: RecordableHistogram = createHistogram();
-  server.on('request', (_req, res) => {
+  // First among the listeners, so the time counts Fastify's own routing and hooks too.
+  server.prependListener('request', (_req, res) => {
     const start = process.hrtime.bigint();
     res.once('finish', () => served.record(process.hrtime.bigint() - start));
   });
