@@ -66,9 +66,9 @@ export async function cancel(saga: OrderSaga): Promise<boolean> {
       await stopTracking(saga, parcel, request.reason);
     }
     saga.cancelRequest = null;
-    if (saga.temporalCancelJoined) {
-      // A cancellation requested in Temporal joined this cancel: it is refused with it, on record.
-      saga.temporalCancelJoined = false;
+    if (saga.temporalCancelPending) {
+      // A cancellation requested in Temporal started or joined this cancel: refused with it, on record.
+      saga.temporalCancelPending = false;
       await refuseTemporalCancel(saga, saga.cancelRefusal);
     }
     return false;
@@ -138,6 +138,14 @@ export async function fail(saga: OrderSaga, err: OrderFailed): Promise<void> {
   await compensate(saga, err.code === OrderFailure.SHIPMENT_LOST ? 'lost' : 'failed');
   await saga.setProgress(OrderStatus.FAILED, { code: err.code, message: err.message });
   saga.ended = true;
+  if (saga.temporalCancelPending) {
+    // A cancellation requested in Temporal was waiting on a cancel this failure came before.
+    saga.temporalCancelPending = false;
+    await refuseTemporalCancel(
+      saga,
+      `the order failed before the cancel could be carried out (${err.code}); what it held was given back`,
+    );
+  }
   saga.notify('failed', { reason: err.code });
 }
 

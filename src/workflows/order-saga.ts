@@ -56,8 +56,11 @@ export class OrderSaga {
   cancelRequest: CancelOrderRequest | null = null;
   /** Why an accepted cancel could not be carried out after all (the courier already had a parcel). */
   cancelRefusal: string | null = null;
-  /** A cancellation requested in Temporal joined the cancel under way: refused with it, on record. */
-  temporalCancelJoined = false;
+  /**
+   * A cancellation requested in Temporal was taken on (it started the cancel under way, or
+   * joined it) and has no outcome yet: refused on record if that cancel is, or if the order fails.
+   */
+  temporalCancelPending = false;
   /** The accepted cancel has run its compensations (the order is CANCELLED or parked). */
   cancelSettled = false;
   /** The final status has been written to the read model (what an update may answer with). */

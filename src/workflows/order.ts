@@ -103,14 +103,20 @@ function whyNotCancellable(saga: OrderSaga): string | null {
 /**
  * A cancellation requested in Temporal: the order's cancel when one is possible; otherwise
  * the order goes on (a parcel is with the courier, or the order is already ending) and the
- * refusal is written to the audit log, and so to the history, for whoever asked. One that
- * joins a cancel already under way shares its outcome, a refusal included.
+ * refusal is written to the audit log, and so to the history, for whoever asked. Taken on, it
+ * is pending until the order is cancelled; if the cancel it started or joined is refused
+ * after the fact, or the order fails first, the refusal is written then.
  */
 function cancelFromTemporal(saga: OrderSaga): void {
-  const refusal = whyNotCancellable(saga);
+  if (saga.cancelSettled || saga.progress === OrderStatus.CANCELLED) return; // cancelled already
+  let refusal: string | null;
+  if (saga.finished()) refusal = `the order is already ${saga.progress} and cannot be cancelled`;
+  else if (saga.cancelRequest !== null)
+    refusal = null; // joins the cancel under way
+  else refusal = whyNotCancellable(saga);
   if (refusal === null) {
-    if (saga.cancelRequest !== null && !saga.cancelSettled) saga.temporalCancelJoined = true;
     saga.cancelRequest ??= TEMPORAL_CANCEL;
+    saga.temporalCancelPending = true;
     return;
   }
   void CancellationScope.nonCancellable(() => refuseTemporalCancel(saga, refusal));

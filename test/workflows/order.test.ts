@@ -335,6 +335,25 @@ describe('order saga', () => {
     await expectSettled(order, 'CAPTURED', 4);
   });
 
+  it('a cancellation requested in Temporal before the order knows of the pickup is refused after the fact, on record', async () => {
+    const { order, shipment } = await orderCollectedUnseen();
+
+    // Taken on as the order's cancel; the courier's answer (collected) then refuses it.
+    await order.handle.cancel();
+    expect(
+      await eventually(
+        () => auditActions(order.orderId),
+        (rows) => rows.length > 0,
+      ),
+    ).toEqual([{ action: 'order.cancel_refused', actor: 'ops:temporal' }]);
+
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .signal(refreshSignal, { requestedBy: 'test' });
+    expect((await order.handle.result()).status).toBe('DELIVERED');
+    await expectSettled(order, 'CAPTURED', 4);
+  });
+
   it('a cancellation requested in Temporal while a refused cancel is under way is refused with it, on record', async () => {
     const { order, shipment } = await orderCollectedUnseen();
 
@@ -359,6 +378,14 @@ describe('order saga', () => {
         (rows) => rows.length > 0,
       ),
     ).toEqual([{ action: 'order.cancel_refused', actor: 'ops:temporal' }]);
+    // It joined the shopper's cancel: Temporal's request is in the history before the update's
+    // answer (after it, the request would have been refused on its own, with the same row).
+    const events = (await order.handle.fetchHistory()).events ?? [];
+    const at = (has: (e: (typeof events)[number]) => unknown) => events.findIndex((e) => has(e));
+    expect(at((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBeGreaterThan(-1);
+    expect(at((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBeLessThan(
+      at((e) => e.workflowExecutionUpdateCompletedEventAttributes),
+    );
 
     await stack.worker.client.workflow
       .getHandle(shipmentWorkflowId(shipment.id))
