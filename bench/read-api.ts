@@ -267,7 +267,7 @@ async function withPauses<T>(server: Running, run: () => Promise<T>): Promise<T 
 }
 
 const describePaced = (r: PacedResult) =>
-  `p50 ${fmt(r.p50, 1)} / p90 ${fmt(r.p90, 1)} / p99 ${fmt(r.p99, 1)} / max ${fmt(r.max)} ms (from writing: p99 ${fmt(r.serviceP99, 1)} ms; ${r.sentLate} of ${r.requests} sent over 1 ms late; load generator's loop late p99 ${fmt(r.clientLoopDelayP99, 1)} / max ${fmt(r.clientLoopDelayMax)} ms)`;
+  `p50 ${fmt(r.p50, 1)} / p90 ${fmt(r.p90, 1)} / p99 ${fmt(r.p99, 1)} / max ${fmt(r.max)} ms (from writing: p99 ${fmt(r.serviceP99, 1)} ms; ${r.sentLate} of ${r.requests} sent over 1 ms late, ${r.dueWhileAllBusy} due with no connection free; load generator's loop late p99 ${fmt(r.clientLoopDelayP99, 1)} / max ${fmt(r.clientLoopDelayMax)} ms)`;
 
 const describePauses = (p: Pauses) =>
   `server p50 ${p.serverMs.p50} / p99 ${p.serverMs.p99} / max ${p.serverMs.max} ms; loop p99 ${p.loopDelayMs.p99} / max ${p.loopDelayMs.max} ms; gc ${p.gc.count} pauses, ${fmt(p.gc.totalMs)} ms in all, longest ${fmt(p.gc.maxMs, 1)} ms, ${p.gc.major} major (${fmt(p.gc.majorMs)} ms)`;

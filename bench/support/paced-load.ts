@@ -41,6 +41,8 @@ export interface PacedResult {
   serviceP99: number;
   /** Requests written more than 1 ms after they were due (no connection free, or this process late). */
   sentLate: number;
+  /** Requests that fell due while every connection was busy (a queue on the load's side). */
+  dueWhileAllBusy: number;
   /** How late this process's own event loop ran (ms), p99 and max: the load generator's part in `sentLate`. */
   clientLoopDelayP99: number;
   clientLoopDelayMax: number;
@@ -88,6 +90,7 @@ export async function pacedLoad(opts: {
   const services: number[] = [];
   let bad = 0;
   let sentLate = 0;
+  let dueWhileAllBusy = 0;
   const waiting: number[] = []; // due times of requests not yet written, oldest first
   let failure: Error | null = null;
 
@@ -171,6 +174,7 @@ export async function pacedLoad(opts: {
     const tick = () => {
       const now = performance.now();
       while (scheduled < total && start + scheduled * interval <= now) {
+        if (waiting.length >= idle.length) dueWhileAllBusy += 1; // the ones waiting take the free ones first
         waiting.push(start + scheduled * interval);
         scheduled += 1;
       }
@@ -208,6 +212,7 @@ export async function pacedLoad(opts: {
     max: round(latencies.reduce((a, b) => Math.max(a, b), 0)),
     serviceP99: round(percentile(services, 99)),
     sentLate,
+    dueWhileAllBusy,
     // The monitor's own resolution (1 ms) is in every sample: what is above it is delay.
     clientLoopDelayP99: Math.max(0, round(clientLoop.percentile(99) / 1e6 - 1)),
     clientLoopDelayMax: Math.max(0, round(clientLoop.max / 1e6 - 1)),

@@ -69,5 +69,6 @@ describe('the paced load (bench/support/paced-load.ts)', () => {
     expect(result.max).toBeGreaterThanOrEqual(250);
     expect(result.p90).toBeGreaterThanOrEqual(100);
     expect(result.sentLate).toBeGreaterThanOrEqual(20);
+    expect(result.dueWhileAllBusy).toBeGreaterThanOrEqual(20);
   });
 });
