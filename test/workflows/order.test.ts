@@ -351,6 +351,7 @@ describe('order saga', () => {
       .getHandle(shipmentWorkflowId(shipment.id))
       .signal(refreshSignal, { requestedBy: 'test' });
     expect((await order.handle.result()).status).toBe('DELIVERED');
+    await recordHistory('order-temporal-cancel-refused-after-the-fact', order.handle);
     await expectSettled(order, 'CAPTURED', 4);
   });
 
@@ -391,6 +392,7 @@ describe('order saga', () => {
       .getHandle(shipmentWorkflowId(shipment.id))
       .signal(refreshSignal, { requestedBy: 'test' });
     expect((await order.handle.result()).status).toBe('DELIVERED');
+    await recordHistory('order-temporal-cancel-joined-refused', order.handle);
     await expectSettled(order, 'CAPTURED', 4);
   });
 
