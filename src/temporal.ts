@@ -61,10 +61,15 @@ export function createTemporalClient(config: Pick<Config, 'temporal' | 'payloads
 
 /** The gRPC status codes Waybill tells apart in Temporal's answers. */
 export const GRPC = {
+  UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
   UNAUTHENTICATED: 16,
 } as const;
 

@@ -130,10 +130,6 @@ export function clientErrorResponse(err: { code?: string }): string | null {
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
-const GRPC_UNAVAILABLE = 14;
-const GRPC_DEADLINE_EXCEEDED = 4;
-const GRPC_RESOURCE_EXHAUSTED = 8;
-
 /** Walks an error's cause chain (bounded). */
 function* causes(err: unknown): Generator<unknown> {
   let current: unknown = err;
@@ -144,10 +140,10 @@ function* causes(err: unknown): Generator<unknown> {
 }
 
 /** The gRPC status codes a visibility store answers a page token it cannot read with. */
-const GRPC_UNREADABLE_TOKEN = new Set([
-  2, // UNKNOWN: the SQL stores
-  3, // INVALID_ARGUMENT: Elasticsearch
-  13, // INTERNAL
+const GRPC_UNREADABLE_TOKEN = new Set<number>([
+  GRPC.UNKNOWN, // the SQL stores
+  GRPC.INVALID_ARGUMENT, // Elasticsearch
+  GRPC.INTERNAL,
 ]);
 
 /**
@@ -157,8 +153,8 @@ const GRPC_UNREADABLE_TOKEN = new Set([
  */
 export function mayBeUnreadableToken(err: unknown): boolean {
   for (const e of causes(err)) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'number') return GRPC_UNREADABLE_TOKEN.has(code);
+    const code = grpcCode(e);
+    if (code !== null) return GRPC_UNREADABLE_TOKEN.has(code);
   }
   return false;
 }
@@ -166,8 +162,8 @@ export function mayBeUnreadableToken(err: unknown): boolean {
 /** True when Temporal could not be reached or did not answer in time. */
 export function isTemporalUnavailable(err: unknown): boolean {
   for (const e of causes(err)) {
-    const code = (e as { code?: unknown }).code;
-    if (code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED) return true;
+    const code = grpcCode(e);
+    if (code === GRPC.UNAVAILABLE || code === GRPC.DEADLINE_EXCEEDED) return true;
     const name = (e as { name?: unknown }).name;
     if (name === 'TransportError' || name === 'WorkflowUpdateRPCTimeoutOrCancelledError') return true;
     if (e instanceof Error && /(^|\W)(14 UNAVAILABLE|4 DEADLINE_EXCEEDED)\b/.test(e.message)) return true;
@@ -230,7 +226,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * acts. All are the caller's to retry later (503); the API logs each one.
  */
 export function isTemporalBusy(err: unknown): boolean {
-  for (const e of causes(err)) if ((e as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED) return true;
+  for (const e of causes(err)) if (grpcCode(e) === GRPC.RESOURCE_EXHAUSTED) return true;
   return false;
 }
 

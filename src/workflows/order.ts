@@ -93,12 +93,14 @@ async function story(saga: OrderSaga, input: OrderWorkflowInput): Promise<OrderS
  */
 function whyNotCancellable(saga: OrderSaga): string | null {
   if (saga.progress === OrderStatus.CANCELLED || saga.cancelRequest !== null) return null;
-  if (saga.finished() || saga.ending) {
-    return `the order is already ${saga.finished() ? saga.progress : 'being settled'} and cannot be cancelled`;
-  }
+  if (saga.finished() || saga.ending) return alreadyEnding(saga);
   if (saga.pickedUp()) return 'ALREADY_PICKED_UP: a parcel of this order has been picked up by the courier';
   return null;
 }
+
+/** The refusal of a cancel that comes once the order is finished or being settled. */
+const alreadyEnding = (saga: OrderSaga) =>
+  `the order is already ${saga.finished() ? saga.progress : 'being settled'} and cannot be cancelled`;
 
 /**
  * A cancellation requested in Temporal: the order's cancel when one is possible; otherwise
@@ -110,7 +112,7 @@ function whyNotCancellable(saga: OrderSaga): string | null {
 function cancelFromTemporal(saga: OrderSaga): void {
   if (saga.cancelSettled || saga.progress === OrderStatus.CANCELLED) return; // cancelled already
   let refusal: string | null;
-  if (saga.finished()) refusal = `the order is already ${saga.progress} and cannot be cancelled`;
+  if (saga.finished()) refusal = alreadyEnding(saga);
   else if (saga.cancelRequest !== null)
     refusal = null; // joins the cancel under way
   else refusal = whyNotCancellable(saga);

@@ -69,6 +69,33 @@ describe('order saga', () => {
     return { order, shipment };
   }
 
+  /**
+   * Its parcel polled now (the pickup seen), the order of {@link orderCollectedUnseen} captures
+   * and delivers; its history is recorded under `history` for the replay tests.
+   */
+  async function deliversOncePolled(
+    order: Awaited<ReturnType<typeof orderCollectedUnseen>>['order'],
+    shipment: { id: string },
+    history?: string,
+  ) {
+    await stack.worker.client.workflow
+      .getHandle(shipmentWorkflowId(shipment.id))
+      .signal(refreshSignal, { requestedBy: 'test' });
+    expect((await order.handle.result()).status).toBe('DELIVERED');
+    if (history) await recordHistory(history, order.handle);
+    await expectSettled(order, 'CAPTURED', 4);
+  }
+
+  /** The order's audit log holds the refusal of a cancellation requested in Temporal, and nothing else. */
+  async function expectTemporalCancelRefused(orderId: string) {
+    expect(
+      await eventually(
+        () => auditActions(orderId),
+        (rows) => rows.length > 0,
+      ),
+    ).toEqual([{ action: 'order.cancel_refused', actor: 'ops:temporal' }]);
+  }
+
   /** A CONFIRMED order whose parcel the courier then collects (a delivery, a day in), once it is captured. */
   async function orderCollectedAndCaptured() {
     const order = await orderInStock({ scenario: 'never_picked_up' });
@@ -340,19 +367,9 @@ describe('order saga', () => {
 
     // Taken on as the order's cancel; the courier's answer (collected) then refuses it.
     await order.handle.cancel();
-    expect(
-      await eventually(
-        () => auditActions(order.orderId),
-        (rows) => rows.length > 0,
-      ),
-    ).toEqual([{ action: 'order.cancel_refused', actor: 'ops:temporal' }]);
+    await expectTemporalCancelRefused(order.orderId);
 
-    await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(shipment.id))
-      .signal(refreshSignal, { requestedBy: 'test' });
-    expect((await order.handle.result()).status).toBe('DELIVERED');
-    await recordHistory('order-temporal-cancel-refused-after-the-fact', order.handle);
-    await expectSettled(order, 'CAPTURED', 4);
+    await deliversOncePolled(order, shipment, 'order-temporal-cancel-refused-after-the-fact');
   });
 
   it('a cancellation requested in Temporal while a refused cancel is under way is refused with it, on record', async () => {
@@ -373,12 +390,7 @@ describe('order saga', () => {
       stack.couriers.backend.faults.clear();
     }
     // Before, the Temporal request left no trace: joined to a cancel that was then refused.
-    expect(
-      await eventually(
-        () => auditActions(order.orderId),
-        (rows) => rows.length > 0,
-      ),
-    ).toEqual([{ action: 'order.cancel_refused', actor: 'ops:temporal' }]);
+    await expectTemporalCancelRefused(order.orderId);
     // It joined the shopper's cancel: Temporal's request is in the history before the update's
     // answer (after it, the request would have been refused on its own, with the same row).
     const events = (await order.handle.fetchHistory()).events ?? [];
@@ -388,12 +400,7 @@ describe('order saga', () => {
       at((e) => e.workflowExecutionUpdateCompletedEventAttributes),
     );
 
-    await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(shipment.id))
-      .signal(refreshSignal, { requestedBy: 'test' });
-    expect((await order.handle.result()).status).toBe('DELIVERED');
-    await recordHistory('order-temporal-cancel-joined-refused', order.handle);
-    await expectSettled(order, 'CAPTURED', 4);
+    await deliversOncePolled(order, shipment, 'order-temporal-cancel-joined-refused');
   });
 
   /**
@@ -540,12 +547,7 @@ describe('order saga', () => {
     expect((await paymentRows(order.orderId)).map((p) => p.status)).toEqual(['AUTHORISED']);
 
     // The parcel's next poll reports the pickup; the order captures and delivers as usual.
-    await stack.worker.client.workflow
-      .getHandle(shipmentWorkflowId(shipment.id))
-      .signal(refreshSignal, { requestedBy: 'test' });
-    const result = await order.handle.result();
-    expect(result.status).toBe('DELIVERED');
-    await expectSettled(order, 'CAPTURED', 4);
+    await deliversOncePolled(order, shipment);
   });
 
   it('cancels, not fails, an order whose cancel is accepted while a booking attempt is out: the attempt timing out is not the order failing', async () => {
