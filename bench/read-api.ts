@@ -30,10 +30,14 @@
  *
  * BENCH_CPU_PROF=<dir> starts both servers with `--cpu-prof`, into `<dir>/waybill` and
  * `<dir>/floor` (written when the servers stop), so where the time goes can be compared side
- * by side; `node --import tsx bench/cpu-profile.ts <dir>/waybill` summarises one. Postgres is an embedded server in a temporary
+ * by side; `node --import tsx bench/cpu-profile.ts <dir>/waybill` summarises one.
+ * BENCH_HEAP_PROF=<dir> samples what each server allocates, garbage included, into
+ * `<dir>/{waybill,floor}.heapprofile` (the same script summarises those). Postgres is an embedded server in a temporary
  * folder unless DATABASE_URL is set (then the bench tables go into that database).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import inspector from 'node:inspector/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,6 +70,13 @@ const CONNECTIONS = 10;
  * server: on this 2-core machine its p99 came out worse for both servers, not better.
  */
 const PACED_CONNECTIONS = Number(process.env.BENCH_PACED_CONNECTIONS ?? CONNECTIONS);
+/**
+ * BENCH_PIN=1: the two servers run on cores of their own (every core but the first, `taskset`),
+ * while this process (the load generator) and the embedded Postgres share the first. That is
+ * the shape the p99 goal assumes: an API server whose cores no load generator or database
+ * takes from it. Unset, all share every core.
+ */
+const PIN = process.env.BENCH_PIN === '1';
 const CUSTOMERS = 1_000;
 /** Distinct client addresses (X-Forwarded-For) the load comes from. */
 const SHOPPERS = 10_000;
@@ -148,15 +159,49 @@ async function serve(role: Role, databaseUrl: string): Promise<void> {
     };
   }
   const pauses = watchPauses(server);
+  const heapProfile = await sampleAllocations(role, server);
   process.send!({ port });
   process.on('message', (message) => {
-    if (message === 'stop') void close().then(() => process.exit(0));
+    if (message === 'stop')
+      void heapProfile
+        .write()
+        .then(close)
+        .then(() => process.exit(0));
     if (message === 'pauses:reset') {
       pauses.reset();
       process.send!({ reset: true });
     }
     if (message === 'pauses:read') process.send!({ pauses: pauses.window() });
   });
+}
+
+/**
+ * BENCH_HEAP_PROF=<dir>: V8's sampling heap profiler over the server's whole life, counting
+ * objects the GC has collected too (what a request allocates and drops is what makes its
+ * scavenges), written to `<dir>/<role>.heapprofile` when the server stops, with the number of
+ * requests it answered (the profile covers them all: warm-ups, rounds and the paced steps).
+ */
+async function sampleAllocations(role: Role, server: Server): Promise<{ write: () => Promise<void> }> {
+  const dir = process.env.BENCH_HEAP_PROF;
+  if (!dir) return { write: async () => {} };
+  let requests = 0;
+  server.on('request', () => requests++);
+  const session = new inspector.Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 4_096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    write: async () => {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      fs.mkdirSync(dir, { recursive: true });
+      // With the requests answered, so the summary can say what one request allocates.
+      fs.writeFileSync(path.join(dir, `${role}.heapprofile`), JSON.stringify({ ...profile, requests }));
+      session.disconnect();
+    },
+  };
 }
 
 // --- Parent: data, servers, load -----------------------------------------------------------
@@ -221,6 +266,18 @@ interface Running {
 /** Every server started, so a failed start takes the other one down too. */
 const children: ChildProcess[] = [];
 
+/** Binds a process, every thread of it, to these cores (`taskset -a -p -c`); its children inherit them. */
+function pin(pid: number, cores: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cores, String(pid)], { stdio: 'ignore' });
+}
+
+/** The cores BENCH_PIN gives the servers and the rest: on 2 cores, `1` and `0`. */
+function pinnedCores(): { servers: string; rest: string } {
+  const n = os.cpus().length;
+  if (n < 2) throw new Error('BENCH_PIN needs at least 2 cores');
+  return { servers: n === 2 ? '1' : `1-${n - 1}`, rest: '0' };
+}
+
 async function startServer(role: Role, databaseUrl: string): Promise<Running> {
   const profileDir = process.env.BENCH_CPU_PROF;
   const child = fork(__filename, ['--serve', role, databaseUrl], {
@@ -233,6 +290,7 @@ async function startServer(role: Role, databaseUrl: string): Promise<Running> {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   children.push(child);
+  if (PIN) pin(child.pid!, pinnedCores().servers);
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${role} server exited with ${code}`)));
@@ -270,7 +328,7 @@ const describePaced = (r: PacedResult) =>
   `p50 ${fmt(r.p50, 1)} / p90 ${fmt(r.p90, 1)} / p99 ${fmt(r.p99, 1)} / max ${fmt(r.max)} ms (from writing: p99 ${fmt(r.serviceP99, 1)} ms; ${r.sentLate} of ${r.requests} sent over 1 ms late, ${r.dueWhileAllBusy} due with no connection free; load generator's loop late p99 ${fmt(r.clientLoopDelayP99, 1)} / max ${fmt(r.clientLoopDelayMax)} ms)`;
 
 const describePauses = (p: Pauses) =>
-  `server p50 ${p.serverMs.p50} / p99 ${p.serverMs.p99} / max ${p.serverMs.max} ms; loop p99 ${p.loopDelayMs.p99} / max ${p.loopDelayMs.max} ms; gc ${p.gc.count} pauses, ${fmt(p.gc.totalMs)} ms in all, longest ${fmt(p.gc.maxMs, 1)} ms, ${p.gc.major} major (${fmt(p.gc.majorMs)} ms)`;
+  `server p50 ${p.serverMs.p50} / p99 ${p.serverMs.p99} / max ${p.serverMs.max} ms; loop p99 ${p.loopDelayMs.p99} / max ${p.loopDelayMs.max} ms; gc ${p.gc.count} pauses, ${fmt(p.gc.totalMs)} ms in all, longest ${fmt(p.gc.maxMs, 1)} ms, ${p.gc.major} major (${fmt(p.gc.majorMs)} ms), ${p.gc.incremental} incremental marking, ${p.gc.weakCallbacks} weak callbacks; waited for a core ${p.cpuWaitMs ?? '?'} ms, machine's steal ${p.stealMs ?? '?'} ms`;
 
 /** One read as autocannon sends it: the request for order `i`. */
 interface Read {
@@ -425,6 +483,12 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[4] ?? 3);
   const started = Date.now();
 
+  // Before Postgres starts, so its processes inherit the load generator's core.
+  if (PIN) {
+    pin(process.pid, pinnedCores().rest);
+    if (process.env.DATABASE_URL)
+      process.stdout.write('BENCH_PIN: DATABASE_URL given, its Postgres is not pinned\n');
+  }
   const database = await benchDatabase('read-api');
   const databaseUrl = database.url;
   try {
@@ -567,7 +631,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         '',
-        `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}`,
+        `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores${PIN ? ` (servers pinned to core ${pinnedCores().servers}, the load generator and Postgres to ${pinnedCores().rest})` : ''}, load average ${os.loadavg()[0]!.toFixed(1)}`,
         row([
           'read (medians over rounds)',
           'floor/s',
@@ -632,6 +696,7 @@ async function main(): Promise<void> {
       orders: count,
       customers: CUSTOMERS,
       connections: CONNECTIONS,
+      pinned: PIN ? pinnedCores() : null,
       seconds,
       rounds,
       reads: summary,

@@ -3,9 +3,12 @@
  * the benchmark marks: how long requests took from arrival on the event loop to the end of the
  * response (the server's own time, without the wait in the socket), how late the event loop
  * ran (anything blocking it: a long task, a GC pause), and garbage collection (count, total and
- * longest pause). Set beside the client's latency, it says whether a slow request was slow
- * inside the server or waited for it.
+ * longest pause), and the CPU the server did not get: how long its main thread waited, runnable,
+ * for a core (Linux's /proc/self/schedstat) and how much time the hypervisor took from the
+ * whole machine (steal, /proc/stat). Set beside the client's latency, it says whether a slow
+ * request was slow inside the server, waited for it, or waited for the machine.
  */
+import fs from 'node:fs';
 import {
   constants,
   createHistogram,
@@ -22,13 +25,54 @@ export interface Pauses {
   serverMs: { p50: number; p99: number; max: number };
   /** Event-loop delay (ms) sampled every millisecond: p99, max. */
   loopDelayMs: { p99: number; max: number };
-  /** Every GC pause, and of them the major ones (mark-sweep-compact). */
-  gc: { count: number; totalMs: number; maxMs: number; major: number; majorMs: number };
+  /**
+   * Every GC pause, and of them the major ones (mark-sweep-compact), the incremental marking
+   * steps of one, and the weak-callback runs; the rest are scavenges (minor).
+   */
+  gc: {
+    count: number;
+    totalMs: number;
+    maxMs: number;
+    major: number;
+    majorMs: number;
+    incremental: number;
+    weakCallbacks: number;
+  };
+  /**
+   * The main thread's time runnable but waiting for a core, and the machine's steal time (all
+   * cores, in the kernel's 10 ms ticks), over the window (ms); null where /proc lacks them.
+   */
+  cpuWaitMs: number | null;
+  stealMs: number | null;
 }
+
+/** The main thread's run-queue wait so far (ns), from /proc/self/schedstat's second field. */
+function runQueueWaitNs(): number | null {
+  try {
+    return Number(fs.readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
+/** The machine's steal time so far (ms), from /proc/stat's `cpu` line (its eighth field, in ticks of 10 ms). */
+function stealSoFarMs(): number | null {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const steal = Number(line.trim().split(/\s+/)[8]);
+    return Number.isFinite(steal) ? steal * 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+const since = (start: number | null, now: number | null) =>
+  start === null || now === null ? null : now - start;
+const nullOr = (n: number | null, f: (n: number) => number) => (n === null ? null : f(n));
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 const ms = (ns: number) => round2(ns / 1e6);
-const NO_GC = { count: 0, totalMs: 0, maxMs: 0, major: 0, majorMs: 0 };
+const NO_GC = { count: 0, totalMs: 0, maxMs: 0, major: 0, majorMs: 0, incremental: 0, weakCallbacks: 0 };
 
 /** Starts measuring in this process; `window()` reads what happened since the last `reset()`. */
 export function watchPauses(server: Server): { reset: () => void; window: () => Pauses } {
@@ -41,18 +85,20 @@ export function watchPauses(server: Server): { reset: () => void; window: () => 
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   let gc = { ...NO_GC };
+  let waitAt = runQueueWaitNs();
+  let stealAt = stealSoFarMs();
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       gc.count += 1;
       gc.totalMs += entry.duration;
       gc.maxMs = Math.max(gc.maxMs, entry.duration);
-      if (
-        (entry as unknown as { detail?: { kind?: number } }).detail?.kind ===
-        constants.NODE_PERFORMANCE_GC_MAJOR
-      ) {
+      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
         gc.major += 1;
         gc.majorMs += entry.duration;
       }
+      if (kind === constants.NODE_PERFORMANCE_GC_INCREMENTAL) gc.incremental += 1;
+      if (kind === constants.NODE_PERFORMANCE_GC_WEAKCB) gc.weakCallbacks += 1;
     }
   }).observe({ entryTypes: ['gc'] });
   return {
@@ -60,6 +106,8 @@ export function watchPauses(server: Server): { reset: () => void; window: () => 
       served.reset();
       loop.reset();
       gc = { ...NO_GC };
+      waitAt = runQueueWaitNs();
+      stealAt = stealSoFarMs();
     },
     window: () => ({
       requests: served.count,
@@ -79,7 +127,11 @@ export function watchPauses(server: Server): { reset: () => void; window: () => 
         maxMs: round2(gc.maxMs),
         major: gc.major,
         majorMs: round2(gc.majorMs),
+        incremental: gc.incremental,
+        weakCallbacks: gc.weakCallbacks,
       },
+      cpuWaitMs: nullOr(since(waitAt, runQueueWaitNs()), ms),
+      stealMs: since(stealAt, stealSoFarMs()),
     }),
   };
 }
