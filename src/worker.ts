@@ -43,6 +43,36 @@ export function workerMetricsUrl(config: Config): string | null {
 }
 
 /**
+ * The SDK's warnings that describe Waybill's intended setup, not a fault: logged at info, so a
+ * warning at start always means something to look at. The courier task queue's worker runs
+ * activities only (src/worker.ts), and the SDK warns that it polls no workflow tasks.
+ */
+const EXPECTED_SDK_WARNINGS = new Set(['No workflows registered, not polling for workflow tasks']);
+
+/** The Temporal runtime's logger, writing into pino (see {@link EXPECTED_SDK_WARNINGS}). */
+export function temporalLogger(log: Logger): TemporalLogger {
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
+  const write = (level: LogLevel, message: string, meta?: LogMetadata) => {
+    const expected = level === 'WARN' && EXPECTED_SDK_WARNINGS.has(message);
+    log[expected ? 'info' : levels[level]](meta ?? {}, message);
+  };
+  return {
+    log: write,
+    trace: (message, meta) => write('TRACE', message, meta),
+    debug: (message, meta) => write('DEBUG', message, meta),
+    info: (message, meta) => write('INFO', message, meta),
+    warn: (message, meta) => write('WARN', message, meta),
+    error: (message, meta) => write('ERROR', message, meta),
+  };
+}
+
+/**
  * Installs the process's one Temporal runtime: its logs (core, worker internals, workflow and
  * activity loggers) go into pino, and its metrics — Temporal's own and Waybill's, recorded
  * through the SDK's metric meter (src/metrics.ts) — are served for Prometheus on
@@ -52,21 +82,7 @@ export function installTemporalRuntime(
   log: Logger,
   opts: { ownSignals?: boolean; metrics?: Config['worker'] } = {},
 ): void {
-  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
-    TRACE: 'trace',
-    DEBUG: 'debug',
-    INFO: 'info',
-    WARN: 'warn',
-    ERROR: 'error',
-  };
-  const logger: TemporalLogger = {
-    log: (level: LogLevel, message: string, meta?: LogMetadata) => log[levels[level]](meta ?? {}, message),
-    trace: (message, meta) => log.trace(meta ?? {}, message),
-    debug: (message, meta) => log.debug(meta ?? {}, message),
-    info: (message, meta) => log.info(meta ?? {}, message),
-    warn: (message, meta) => log.warn(meta ?? {}, message),
-    error: (message, meta) => log.error(meta ?? {}, message),
-  };
+  const logger = temporalLogger(log);
   // With ownSignals the caller stops the workers itself, in its own order (the dev stack
   // closes the API first); otherwise the runtime shuts workers down on SIGINT/SIGTERM.
   const host = opts.metrics?.metricsHost ?? '';
