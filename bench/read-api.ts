@@ -304,11 +304,19 @@ async function stopServer(server: Running): Promise<void> {
   await exited;
 }
 
+/** How long a server child may take to answer a message before the bench gives up on it. */
+const ASK_TIMEOUT_MS = 30_000;
+
 /** Sends a child a message and waits for its answer, the one that carries `key`. */
 function ask<T>(server: Running, message: string, key: string): Promise<T> {
-  return new Promise<T>((resolve) => {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      server.child.off('message', onMessage);
+      reject(new Error(`the server child did not answer "${message}" within ${ASK_TIMEOUT_MS / 1000} s`));
+    }, ASK_TIMEOUT_MS);
     const onMessage = (answer: unknown) => {
       if (typeof answer !== 'object' || answer === null || !(key in answer)) return;
+      clearTimeout(timer);
       server.child.off('message', onMessage);
       resolve((answer as Record<string, T>)[key]!);
     };

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { pacedLoad } from '../../bench/support/paced-load';
 
 /** The read benchmark's p99 step is judged with this load: what it reports must be what happened. */
@@ -70,5 +70,76 @@ describe('the paced load (bench/support/paced-load.ts)', () => {
     expect(result.p90).toBeGreaterThanOrEqual(100);
     expect(result.sentLate).toBeGreaterThanOrEqual(20);
     expect(result.dueWhileAllBusy).toBeGreaterThanOrEqual(20);
+  });
+
+  describe('on a server that answers in ways it must not miss', () => {
+    /** A raw TCP server: `answer` writes whatever it likes for each request it reads. */
+    async function rawServer(answer: (socket: net.Socket, requestNumber: number) => void) {
+      let requests = 0;
+      const raw = net.createServer((socket) => {
+        socket.on('data', (chunk) => {
+          // One request per chunk: the paced load writes each request whole, one at a time.
+          if (chunk.includes('\r\n\r\n')) answer(socket, ++requests);
+        });
+      });
+      await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+      return { raw, port: (raw.address() as AddressInfo).port };
+    }
+    const load = (rawPort: number) =>
+      pacedLoad({
+        port: rawPort,
+        rate: 50,
+        seconds: 0.4,
+        connections: 2,
+        request: () => ({ method: 'GET', path: '/' }),
+      });
+    const ok = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}';
+
+    it('reads an answer that comes in pieces', async () => {
+      const { raw, port: rawPort } = await rawServer((socket) => {
+        socket.write(ok.slice(0, 20));
+        setTimeout(() => socket.write(ok.slice(20, -1)), 5);
+        setTimeout(() => socket.write(ok.slice(-1)), 10);
+      });
+      try {
+        const result = await load(rawPort);
+        expect(result.requests).toBe(20);
+        expect(result.bad).toBe(0);
+        expect(result.p50).toBeGreaterThanOrEqual(9);
+      } finally {
+        raw.close();
+      }
+    });
+
+    it('fails when the server closes a connection during the load', async () => {
+      const { raw, port: rawPort } = await rawServer((socket, n) =>
+        n === 5 ? socket.destroy() : socket.write(ok),
+      );
+      try {
+        await expect(load(rawPort)).rejects.toThrow('the server closed a connection during the load');
+      } finally {
+        raw.close();
+      }
+    });
+
+    it('fails on an answer no request asked for (two answers in one chunk)', async () => {
+      const { raw, port: rawPort } = await rawServer((socket, n) => socket.write(n === 3 ? ok + ok : ok));
+      try {
+        await expect(load(rawPort)).rejects.toThrow('an answer came on a connection with no request on it');
+      } finally {
+        raw.close();
+      }
+    });
+
+    it('fails on an answer without a Content-Length, which it cannot read', async () => {
+      const { raw, port: rawPort } = await rawServer((socket) =>
+        socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'),
+      );
+      try {
+        await expect(load(rawPort)).rejects.toThrow('an answer without Content-Length (status 200)');
+      } finally {
+        raw.close();
+      }
+    });
   });
 });
