@@ -121,8 +121,12 @@ function main(): void {
   let total = 0;
   let idle = 0;
   for (const { id, weight } of samples) {
-    const node = byId.get(id)!;
     total += weight;
+    // A heap profile's sample can name a node its tree no longer holds: counted, unattributed.
+    const node = byId.get(id) ?? {
+      id,
+      callFrame: { functionName: '(unattributed)', url: '', lineNumber: 0 },
+    };
     if (node.callFrame.functionName === '(idle)') {
       idle += weight;
       continue;
@@ -132,7 +136,7 @@ function main(): void {
     const fns = new Set<string>();
     const areas = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
-      const frame = byId.get(at)!.callFrame;
+      const frame = (byId.get(at) ?? node).callFrame;
       if (frame.functionName === '(root)') continue;
       fns.add(functionOf(frame));
       areas.add(areaOf(frame));

@@ -188,11 +188,18 @@ async function sampleAllocations(role: Role, server: Server): Promise<{ write: (
   server.on('request', () => requests++);
   const session = new inspector.Session();
   session.connect();
-  await session.post('HeapProfiler.startSampling', {
-    samplingInterval: 4_096,
+  // Spelled out: @types/node lacks the two include* fields, and an untyped call would take a typo.
+  const sampling: {
+    samplingInterval: number;
+    includeObjectsCollectedByMajorGC: boolean;
+    includeObjectsCollectedByMinorGC: boolean;
+  } = {
+    // Every 32 KiB on average: a long run still makes a profile small enough to write as one string.
+    samplingInterval: 32_768,
     includeObjectsCollectedByMajorGC: true,
     includeObjectsCollectedByMinorGC: true,
-  });
+  };
+  await session.post('HeapProfiler.startSampling', sampling);
   return {
     write: async () => {
       const { profile } = await session.post('HeapProfiler.stopSampling');
@@ -207,7 +214,10 @@ async function sampleAllocations(role: Role, server: Server): Promise<{ write: (
 // --- Parent: data, servers, load -----------------------------------------------------------
 
 async function seed(databaseUrl: string, count: number): Promise<void> {
-  const db = createDb({ url: databaseUrl });
+  // Bulk statements over every row (the shipments' insert runs the tracking view's trigger per
+  // row): the product's 15-s statement timeout is for requests, and a slow or pinned
+  // Postgres took longer than that for 100,000 shipments.
+  const db = createDb({ url: databaseUrl, statementTimeoutMs: 10 * 60_000 });
   try {
     await migrateToLatest(db);
     const existing = await db
@@ -268,20 +278,50 @@ const children: ChildProcess[] = [];
 
 /** Binds a process, every thread of it, to these cores (`taskset -a -p -c`); its children inherit them. */
 function pin(pid: number, cores: string): void {
-  execFileSync('taskset', ['-a', '-p', '-c', cores, String(pid)], { stdio: 'ignore' });
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cores, String(pid)], { stdio: 'ignore' });
+  } catch (err) {
+    throw new Error(
+      `BENCH_PIN: taskset -a -p -c ${cores} ${pid} failed (is util-linux installed?): ${(err as Error).message}`,
+    );
+  }
 }
 
-/** The cores BENCH_PIN gives the servers and the rest: on 2 cores, `1` and `0`. */
+/** The cores this process may run on (its cpuset: /proc/self/status's Cpus_allowed_list, e.g. `0-3,6`). */
+function allowedCores(): number[] {
+  const list = /^Cpus_allowed_list:\s*(\S+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
+  if (!list) throw new Error('BENCH_PIN: no Cpus_allowed_list in /proc/self/status');
+  return list.split(',').flatMap((range) => {
+    const [from, to = from] = range.split('-').map(Number) as [number, number?];
+    return Array.from({ length: to! - from + 1 }, (_, i) => from + i);
+  });
+}
+
+let cores: { servers: string; rest: string } | null = null;
+
+/**
+ * The cores BENCH_PIN gives the servers and the rest: of the cores this process was allowed
+ * at its start (read once, before it pins itself to the rest's), the first is the rest's.
+ */
 function pinnedCores(): { servers: string; rest: string } {
-  const n = os.cpus().length;
-  if (n < 2) throw new Error('BENCH_PIN needs at least 2 cores');
-  return { servers: n === 2 ? '1' : `1-${n - 1}`, rest: '0' };
+  if (cores === null) {
+    const [rest, ...servers] = allowedCores();
+    if (rest === undefined || servers.length === 0) throw new Error('BENCH_PIN needs at least 2 cores');
+    cores = { servers: servers.join(','), rest: String(rest) };
+  }
+  return cores;
 }
 
 async function startServer(role: Role, databaseUrl: string): Promise<Running> {
   const profileDir = process.env.BENCH_CPU_PROF;
+  // Pinned from its first instruction (taskset runs node in its place): every thread it starts stays on those cores.
+  const pinned = PIN
+    ? { execPath: 'taskset', prefix: ['-c', pinnedCores().servers, process.execPath] }
+    : null;
   const child = fork(__filename, ['--serve', role, databaseUrl], {
+    ...(pinned ? { execPath: pinned.execPath } : {}),
     execArgv: [
+      ...(pinned?.prefix ?? []),
       '--import',
       'tsx',
       // A folder per server: tsx's loader thread writes a profile of its own next to the main one.
@@ -290,7 +330,6 @@ async function startServer(role: Role, databaseUrl: string): Promise<Running> {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   children.push(child);
-  if (PIN) pin(child.pid!, pinnedCores().servers);
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${role} server exited with ${code}`)));
@@ -301,7 +340,10 @@ async function startServer(role: Role, databaseUrl: string): Promise<Running> {
 async function stopServer(server: Running): Promise<void> {
   const exited = new Promise((resolve) => server.child.once('exit', resolve));
   server.child.send('stop');
+  // A child that cannot stop (its heap profile too large to write, say) is killed, not waited for.
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), ASK_TIMEOUT_MS);
   await exited;
+  clearTimeout(timer);
 }
 
 /** How long a server child may take to answer a message before the bench gives up on it. */
@@ -310,17 +352,26 @@ const ASK_TIMEOUT_MS = 30_000;
 /** Sends a child a message and waits for its answer, the one that carries `key`. */
 function ask<T>(server: Running, message: string, key: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      server.child.off('message', onMessage);
-      reject(new Error(`the server child did not answer "${message}" within ${ASK_TIMEOUT_MS / 1000} s`));
-    }, ASK_TIMEOUT_MS);
-    const onMessage = (answer: unknown) => {
-      if (typeof answer !== 'object' || answer === null || !(key in answer)) return;
+    const done = () => {
       clearTimeout(timer);
       server.child.off('message', onMessage);
+      server.child.off('exit', onExit);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`the server child did not answer "${message}" within ${ASK_TIMEOUT_MS / 1000} s`));
+    }, ASK_TIMEOUT_MS);
+    const onExit = (code: number | null) => {
+      done();
+      reject(new Error(`the server child exited (${code}) before answering "${message}"`));
+    };
+    const onMessage = (answer: unknown) => {
+      if (typeof answer !== 'object' || answer === null || !(key in answer)) return;
+      done();
       resolve((answer as Record<string, T>)[key]!);
     };
     server.child.on('message', onMessage);
+    server.child.once('exit', onExit);
     server.child.send(message);
   });
 }
@@ -711,6 +762,8 @@ async function main(): Promise<void> {
     });
     process.stdout.write(`wrote ${out}\n`);
   } finally {
+    // After a failure the servers may still run: none outlives the bench.
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill();
     await database.stop();
   }
 }

@@ -49,13 +49,17 @@ export interface Pauses {
 /** The main thread's run-queue wait so far (ns), from /proc/self/schedstat's second field. */
 function runQueueWaitNs(): number | null {
   try {
-    return Number(fs.readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]);
+    const waited = Number(fs.readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]);
+    return Number.isFinite(waited) ? waited : null;
   } catch {
     return null;
   }
 }
 
-/** The machine's steal time so far (ms), from /proc/stat's `cpu` line (its eighth field, in ticks of 10 ms). */
+/**
+ * The machine's steal time so far (ms), summed over its cores: /proc/stat's `cpu` line, its
+ * eighth field, in USER_HZ ticks (100 a second on Linux's usual builds, so 10 ms each).
+ */
 function stealSoFarMs(): number | null {
   try {
     const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
@@ -74,7 +78,10 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
 const ms = (ns: number) => round2(ns / 1e6);
 const NO_GC = { count: 0, totalMs: 0, maxMs: 0, major: 0, majorMs: 0, incremental: 0, weakCallbacks: 0 };
 
-/** Starts measuring in this process; `window()` reads what happened since the last `reset()`. */
+/**
+ * Starts measuring in this process; `window()` reads what happened since the last `reset()`
+ * (the event-loop monitor runs only between the two).
+ */
 export function watchPauses(server: Server): { reset: () => void; window: () => Pauses } {
   const served: RecordableHistogram = createHistogram();
   // First among the listeners, so the time counts Fastify's own routing and hooks too.
@@ -82,8 +89,9 @@ export function watchPauses(server: Server): { reset: () => void; window: () => 
     const start = process.hrtime.bigint();
     res.once('finish', () => served.record(process.hrtime.bigint() - start));
   });
+  // Sampling every millisecond only within a window: a server waiting its turn on a shared
+  // core must not wake a thousand times a second and take time from the one measured.
   const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
   let gc = { ...NO_GC };
   let waitAt = runQueueWaitNs();
   let stealAt = stealSoFarMs();
@@ -105,33 +113,38 @@ export function watchPauses(server: Server): { reset: () => void; window: () => 
     reset: () => {
       served.reset();
       loop.reset();
+      loop.enable();
       gc = { ...NO_GC };
       waitAt = runQueueWaitNs();
       stealAt = stealSoFarMs();
     },
-    window: () => ({
-      requests: served.count,
-      serverMs: {
-        p50: ms(served.percentile(50)),
-        p99: ms(served.percentile(99)),
-        max: ms(served.max),
-      },
-      // The monitor's own resolution (1 ms) is in every sample: what is above it is delay.
-      loopDelayMs: {
-        p99: Math.max(0, round2(ms(loop.percentile(99)) - 1)),
-        max: Math.max(0, round2(ms(loop.max) - 1)),
-      },
-      gc: {
-        count: gc.count,
-        totalMs: round2(gc.totalMs),
-        maxMs: round2(gc.maxMs),
-        major: gc.major,
-        majorMs: round2(gc.majorMs),
-        incremental: gc.incremental,
-        weakCallbacks: gc.weakCallbacks,
-      },
-      cpuWaitMs: nullOr(since(waitAt, runQueueWaitNs()), ms),
-      stealMs: since(stealAt, stealSoFarMs()),
-    }),
+    window: () => {
+      const read = {
+        requests: served.count,
+        serverMs: {
+          p50: ms(served.percentile(50)),
+          p99: ms(served.percentile(99)),
+          max: ms(served.max),
+        },
+        // The monitor's own resolution (1 ms) is in every sample: what is above it is delay.
+        loopDelayMs: {
+          p99: Math.max(0, round2(ms(loop.percentile(99)) - 1)),
+          max: Math.max(0, round2(ms(loop.max) - 1)),
+        },
+        gc: {
+          count: gc.count,
+          totalMs: round2(gc.totalMs),
+          maxMs: round2(gc.maxMs),
+          major: gc.major,
+          majorMs: round2(gc.majorMs),
+          incremental: gc.incremental,
+          weakCallbacks: gc.weakCallbacks,
+        },
+        cpuWaitMs: nullOr(since(waitAt, runQueueWaitNs()), ms),
+        stealMs: since(stealAt, stealSoFarMs()),
+      };
+      loop.disable();
+      return read;
+    },
   };
 }

@@ -76,14 +76,22 @@ describe('the paced load (bench/support/paced-load.ts)', () => {
     /** A raw TCP server: `answer` writes whatever it likes for each request it reads. */
     async function rawServer(answer: (socket: net.Socket, requestNumber: number) => void) {
       let requests = 0;
+      const sockets = new Set<net.Socket>();
       const raw = net.createServer((socket) => {
+        sockets.add(socket);
+        // The load drops its connections when it fails on purpose: a write then may meet a reset.
+        socket.on('error', () => undefined);
         socket.on('data', (chunk) => {
           // One request per chunk: the paced load writes each request whole, one at a time.
           if (chunk.includes('\r\n\r\n')) answer(socket, ++requests);
         });
       });
       await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
-      return { raw, port: (raw.address() as AddressInfo).port };
+      const close = async () => {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => raw.close(resolve));
+      };
+      return { close, port: (raw.address() as AddressInfo).port };
     }
     const load = (rawPort: number) =>
       pacedLoad({
@@ -96,7 +104,7 @@ describe('the paced load (bench/support/paced-load.ts)', () => {
     const ok = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}';
 
     it('reads an answer that comes in pieces', async () => {
-      const { raw, port: rawPort } = await rawServer((socket) => {
+      const { close, port: rawPort } = await rawServer((socket) => {
         socket.write(ok.slice(0, 20));
         setTimeout(() => socket.write(ok.slice(20, -1)), 5);
         setTimeout(() => socket.write(ok.slice(-1)), 10);
@@ -107,38 +115,38 @@ describe('the paced load (bench/support/paced-load.ts)', () => {
         expect(result.bad).toBe(0);
         expect(result.p50).toBeGreaterThanOrEqual(9);
       } finally {
-        raw.close();
+        await close();
       }
     });
 
     it('fails when the server closes a connection during the load', async () => {
-      const { raw, port: rawPort } = await rawServer((socket, n) =>
+      const { close, port: rawPort } = await rawServer((socket, n) =>
         n === 5 ? socket.destroy() : socket.write(ok),
       );
       try {
         await expect(load(rawPort)).rejects.toThrow('the server closed a connection during the load');
       } finally {
-        raw.close();
+        await close();
       }
     });
 
     it('fails on an answer no request asked for (two answers in one chunk)', async () => {
-      const { raw, port: rawPort } = await rawServer((socket, n) => socket.write(n === 3 ? ok + ok : ok));
+      const { close, port: rawPort } = await rawServer((socket, n) => socket.write(n === 3 ? ok + ok : ok));
       try {
         await expect(load(rawPort)).rejects.toThrow('an answer came on a connection with no request on it');
       } finally {
-        raw.close();
+        await close();
       }
     });
 
     it('fails on an answer without a Content-Length, which it cannot read', async () => {
-      const { raw, port: rawPort } = await rawServer((socket) =>
+      const { close, port: rawPort } = await rawServer((socket) =>
         socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'),
       );
       try {
         await expect(load(rawPort)).rejects.toThrow('an answer without Content-Length (status 200)');
       } finally {
-        raw.close();
+        await close();
       }
     });
   });
