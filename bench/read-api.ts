@@ -74,9 +74,11 @@ const PACED_CONNECTIONS = Number(process.env.BENCH_PACED_CONNECTIONS ?? CONNECTI
  * BENCH_PIN=1: the two servers run on cores of their own (every core but the first, `taskset`),
  * while this process (the load generator) and the embedded Postgres share the first. That is
  * the shape the p99 goal assumes: an API server whose cores no load generator or database
- * takes from it. Unset, all share every core.
+ * takes from it. BENCH_PIN=db-with-servers puts the embedded Postgres with the servers
+ * instead, so the load generator has the first core to itself. Unset, all share every core.
  */
-const PIN = process.env.BENCH_PIN === '1';
+const PIN = process.env.BENCH_PIN === '1' || process.env.BENCH_PIN === 'db-with-servers';
+const DB_WITH_SERVERS = process.env.BENCH_PIN === 'db-with-servers';
 const CUSTOMERS = 1_000;
 /** Distinct client addresses (X-Forwarded-For) the load comes from. */
 const SHOPPERS = 10_000;
@@ -544,11 +546,13 @@ async function main(): Promise<void> {
 
   // Before Postgres starts, so its processes inherit the load generator's core.
   if (PIN) {
-    pin(process.pid, pinnedCores().rest);
+    pin(process.pid, DB_WITH_SERVERS ? pinnedCores().servers : pinnedCores().rest);
     if (process.env.DATABASE_URL)
       process.stdout.write('BENCH_PIN: DATABASE_URL given, its Postgres is not pinned\n');
   }
   const database = await benchDatabase('read-api');
+  // Postgres started on the servers' cores and stays there; the load generator moves off them.
+  if (DB_WITH_SERVERS) pin(process.pid, pinnedCores().rest);
   const databaseUrl = database.url;
   try {
     process.stdout.write(`seeding ${count.toLocaleString()} orders (one shipment, 3 events each)…\n`);
@@ -690,7 +694,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         '',
-        `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores${PIN ? ` (servers pinned to core ${pinnedCores().servers}, the load generator and Postgres to ${pinnedCores().rest})` : ''}, load average ${os.loadavg()[0]!.toFixed(1)}`,
+        `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores${PIN ? ` (${DB_WITH_SERVERS ? `servers and Postgres pinned to core ${pinnedCores().servers}, the load generator` : `servers pinned to core ${pinnedCores().servers}, the load generator and Postgres`} to ${pinnedCores().rest})` : ''}, load average ${os.loadavg()[0]!.toFixed(1)}`,
         row([
           'read (medians over rounds)',
           'floor/s',
@@ -755,7 +759,7 @@ async function main(): Promise<void> {
       orders: count,
       customers: CUSTOMERS,
       connections: CONNECTIONS,
-      pinned: PIN ? pinnedCores() : null,
+      pinned: PIN ? { ...pinnedCores(), postgres: DB_WITH_SERVERS ? 'servers' : 'rest' } : null,
       seconds,
       rounds,
       reads: summary,
