@@ -167,8 +167,9 @@ async function serve(role: Role, databaseUrl: string): Promise<void> {
     if (message === 'stop')
       void heapProfile
         .write()
+        .catch((err: unknown) => process.stderr.write(`${role}: heap profile not written: ${String(err)}\n`))
         .then(close)
-        .then(() => process.exit(0));
+        .finally(() => process.exit(0));
     if (message === 'pauses:reset') {
       pauses.reset();
       process.send!({ reset: true });
@@ -299,6 +300,13 @@ function allowedCores(): number[] {
   });
 }
 
+/** What BENCH_PIN did, for the report's header. */
+function pinning(): string {
+  const { servers, rest } = pinnedCores();
+  const postgres = process.env.DATABASE_URL ? null : DB_WITH_SERVERS ? servers : rest;
+  return `servers pinned to cores ${servers}, the load generator to ${rest}, ${postgres === null ? "DATABASE_URL's Postgres not pinned" : `the embedded Postgres to ${postgres}`}`;
+}
+
 let cores: { servers: string; rest: string } | null = null;
 
 /**
@@ -332,6 +340,9 @@ async function startServer(role: Role, databaseUrl: string): Promise<Running> {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   children.push(child);
+  // A message to a child that has exited fails on its channel: the ask or stop that sent it
+  // reports that (below); without a listener the bench would crash before stopping the rest.
+  child.on('error', (err) => process.stderr.write(`${role} server: ${err.message}\n`));
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${role} server exited with ${code}`)));
@@ -339,21 +350,27 @@ async function startServer(role: Role, databaseUrl: string): Promise<Running> {
   return { child, port };
 }
 
+/** How long a server child may take to answer a message before the bench gives up on it. */
+const ASK_TIMEOUT_MS = 30_000;
+
 async function stopServer(server: Running): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
   const exited = new Promise((resolve) => server.child.once('exit', resolve));
-  server.child.send('stop');
+  if (server.child.connected) server.child.send('stop');
+  else server.child.kill('SIGKILL');
   // A child that cannot stop (its heap profile too large to write, say) is killed, not waited for.
   const timer = setTimeout(() => server.child.kill('SIGKILL'), ASK_TIMEOUT_MS);
   await exited;
   clearTimeout(timer);
 }
 
-/** How long a server child may take to answer a message before the bench gives up on it. */
-const ASK_TIMEOUT_MS = 30_000;
-
 /** Sends a child a message and waits for its answer, the one that carries `key`. */
 function ask<T>(server: Running, message: string, key: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    if (!server.child.connected) {
+      reject(new Error(`the server child is gone; cannot ask "${message}"`));
+      return;
+    }
     const done = () => {
       clearTimeout(timer);
       server.child.off('message', onMessage);
@@ -551,10 +568,10 @@ async function main(): Promise<void> {
       process.stdout.write('BENCH_PIN: DATABASE_URL given, its Postgres is not pinned\n');
   }
   const database = await benchDatabase('read-api');
-  // Postgres started on the servers' cores and stays there; the load generator moves off them.
-  if (DB_WITH_SERVERS) pin(process.pid, pinnedCores().rest);
   const databaseUrl = database.url;
   try {
+    // Postgres started on the servers' cores and stays there; the load generator moves off them.
+    if (DB_WITH_SERVERS) pin(process.pid, pinnedCores().rest);
     process.stdout.write(`seeding ${count.toLocaleString()} orders (one shipment, 3 events each)…\n`);
     await seed(databaseUrl, count);
 
@@ -694,7 +711,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         '',
-        `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores${PIN ? ` (${DB_WITH_SERVERS ? `servers and Postgres pinned to core ${pinnedCores().servers}, the load generator` : `servers pinned to core ${pinnedCores().servers}, the load generator and Postgres`} to ${pinnedCores().rest})` : ''}, load average ${os.loadavg()[0]!.toFixed(1)}`,
+        `read API, ${count.toLocaleString()} orders, ${CONNECTIONS} connections, ${seconds} s per run, ${rounds} rounds, ${os.cpus().length} cores${PIN ? ` (${pinning()})` : ''}, load average ${os.loadavg()[0]!.toFixed(1)}`,
         row([
           'read (medians over rounds)',
           'floor/s',
@@ -759,7 +776,12 @@ async function main(): Promise<void> {
       orders: count,
       customers: CUSTOMERS,
       connections: CONNECTIONS,
-      pinned: PIN ? { ...pinnedCores(), postgres: DB_WITH_SERVERS ? 'servers' : 'rest' } : null,
+      pinned: PIN
+        ? {
+            ...pinnedCores(),
+            postgres: process.env.DATABASE_URL ? null : DB_WITH_SERVERS ? 'servers' : 'rest',
+          }
+        : null,
       seconds,
       rounds,
       reads: summary,
@@ -767,7 +789,8 @@ async function main(): Promise<void> {
     process.stdout.write(`wrote ${out}\n`);
   } finally {
     // After a failure the servers may still run: none outlives the bench.
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill();
+    for (const child of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await database.stop();
   }
 }
