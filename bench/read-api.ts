@@ -300,11 +300,17 @@ function allowedCores(): number[] {
   });
 }
 
+/** Where BENCH_PIN put the embedded Postgres: the servers' cores or the rest's; null for DATABASE_URL's (not pinned). */
+function postgresPinnedTo(): 'servers' | 'rest' | null {
+  return process.env.DATABASE_URL ? null : DB_WITH_SERVERS ? 'servers' : 'rest';
+}
+
 /** What BENCH_PIN did, for the report's header. */
 function pinning(): string {
-  const { servers, rest } = pinnedCores();
-  const postgres = process.env.DATABASE_URL ? null : DB_WITH_SERVERS ? servers : rest;
-  return `servers pinned to cores ${servers}, the load generator to ${rest}, ${postgres === null ? "DATABASE_URL's Postgres not pinned" : `the embedded Postgres to ${postgres}`}`;
+  const pinned = pinnedCores();
+  const { servers, rest } = pinned;
+  const postgres = postgresPinnedTo();
+  return `servers pinned to cores ${servers}, the load generator to ${rest}, ${postgres === null ? "DATABASE_URL's Postgres not pinned" : `the embedded Postgres to ${pinned[postgres]}`}`;
 }
 
 let cores: { servers: string; rest: string } | null = null;
@@ -350,11 +356,13 @@ async function startServer(role: Role, databaseUrl: string): Promise<Running> {
   return { child, port };
 }
 
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
 /** How long a server child may take to answer a message before the bench gives up on it. */
 const ASK_TIMEOUT_MS = 30_000;
 
 async function stopServer(server: Running): Promise<void> {
-  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  if (!running(server.child)) return;
   const exited = new Promise((resolve) => server.child.once('exit', resolve));
   if (server.child.connected) server.child.send('stop');
   else server.child.kill('SIGKILL');
@@ -561,12 +569,8 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[4] ?? 3);
   const started = Date.now();
 
-  // Before Postgres starts, so its processes inherit the load generator's core.
-  if (PIN) {
-    pin(process.pid, DB_WITH_SERVERS ? pinnedCores().servers : pinnedCores().rest);
-    if (process.env.DATABASE_URL)
-      process.stdout.write('BENCH_PIN: DATABASE_URL given, its Postgres is not pinned\n');
-  }
+  // Before Postgres starts, so its processes inherit the cores it is to run on.
+  if (PIN) pin(process.pid, pinnedCores()[postgresPinnedTo() ?? 'rest']);
   const database = await benchDatabase('read-api');
   const databaseUrl = database.url;
   try {
@@ -779,7 +783,7 @@ async function main(): Promise<void> {
       pinned: PIN
         ? {
             ...pinnedCores(),
-            postgres: process.env.DATABASE_URL ? null : DB_WITH_SERVERS ? 'servers' : 'rest',
+            postgres: postgresPinnedTo(),
           }
         : null,
       seconds,
@@ -789,8 +793,7 @@ async function main(): Promise<void> {
     process.stdout.write(`wrote ${out}\n`);
   } finally {
     // After a failure the servers may still run: none outlives the bench.
-    for (const child of children)
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const child of children) if (running(child)) child.kill('SIGKILL');
     await database.stop();
   }
 }
