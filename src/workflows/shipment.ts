@@ -80,13 +80,9 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
   // of a parcel without an order) ends it CANCELLED.
   const ownStop = ({ byOrder }: CancelShipmentRequest) => input.orderId === null || byOrder === true;
   while (!tracking.finished()) {
-    if (tracking.cancelRequest !== null && ownStop(tracking.cancelRequest)) {
-      log.info('tracking cancelled', { reason: tracking.cancelRequest.reason });
-      await tracking.finishAs(ShipmentStatus.CANCELLED, STOPPED_BY_SHOP);
-      break;
-    }
-    // Before an outside stop fails the run, what came before it (or with it) is recorded: a
-    // restarted run starts from the read model, which would not hold it otherwise.
+    // What the courier pushed before a stop, or with it, is recorded before the stop is obeyed:
+    // it was answered "accepted", and a restarted run starts from the read model. A delivery
+    // that came with the stop finishes the parcel as delivered.
     while (tracking.pushed.length > 0) {
       const events = tracking.pushed.shift()!;
       const newest = newestEvent(events)!;
@@ -101,7 +97,11 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     }
     if (tracking.finished()) break;
     if (tracking.cancelRequest !== null) {
-      if (ownStop(tracking.cancelRequest)) continue;
+      if (ownStop(tracking.cancelRequest)) {
+        log.info('tracking cancelled', { reason: tracking.cancelRequest.reason });
+        await tracking.finishAs(ShipmentStatus.CANCELLED, STOPPED_BY_SHOP);
+        break;
+      }
       throw ApplicationFailure.create({
         type: FailureType.TRACKING_STOPPED,
         message: `tracking stopped from outside its order: ${tracking.cancelRequest.reason}`,
@@ -166,7 +166,12 @@ export async function shipmentWorkflow(input: ShipmentWorkflowInput): Promise<Sh
     tracking.rescheduled = false;
   }
 
-  tracking.showDetails();
-  await condition(allHandlersFinished);
+  // A push that came while the run was finishing is kept as history: the parcel's status no
+  // longer moves, but the courier was told it was accepted.
+  do {
+    while (tracking.pushed.length > 0) await tracking.record(tracking.pushed.shift()!, { synced: false });
+    tracking.showDetails();
+    await condition(allHandlersFinished);
+  } while (tracking.pushed.length > 0);
   return tracking.snapshot();
 }

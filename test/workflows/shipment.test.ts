@@ -4,6 +4,7 @@
  * the parcel's lifecycle at a high time scale.
  */
 import { sql } from 'kysely';
+import type { WorkflowHandle } from '@temporalio/client';
 import { createSimulatorAdapter } from '../../src/couriers/simulator';
 import { CourierCode } from '../../src/couriers/types';
 import type { ScenarioName } from '../../simulators/courier/scenarios';
@@ -14,6 +15,7 @@ import {
   refreshNowUpdate,
   refreshSignal,
   shipmentStateQuery,
+  STOPPED_BY_SHOP,
   shipmentWorkflowId,
   type RefreshNowResult,
   type ShipmentSnapshot,
@@ -293,8 +295,14 @@ describe('shipment workflow', () => {
     ).rejects.toThrow();
   });
 
-  it("records a delivery that arrives in the same task as a stop from outside the parcel's order: the run completes DELIVERED", async () => {
-    // A worker of its own, stopped while the signals arrive, so the run takes both in one task.
+  /**
+   * Starts a parcel on a worker of its own, stopped while `send` signals it, so the run takes
+   * all of them in one task; `check` runs once a worker is back.
+   */
+  async function inOneTask(
+    send: (handle: WorkflowHandle, shipmentId: string) => Promise<void>,
+    check: (handle: WorkflowHandle, shipmentId: string) => Promise<void>,
+  ) {
     const deps = {
       db: stack.database.db,
       couriers: {
@@ -319,27 +327,61 @@ describe('shipment workflow', () => {
       );
       await own.stop();
       own = null;
-      // An admin marks it delivered, and ops stop its tracking in the same breath.
-      await handle.signal(courierEventsSignal, {
-        events: [
-          pushedEvent(`manual:delivered:${shipmentId}`, 'DELIVERED', new Date().toISOString(), {
-            subStatus: MARKED_BY_ADMIN,
-            source: 'manual',
-          }),
-        ],
-      });
-      await handle.signal(cancelShipmentSignal, { reason: 'ops: stop polling this one' });
+      await send(handle, shipmentId);
       own = await startTestWorker({ ...deps, taskQueues: queues });
-
-      // Before, the stop failed the run first and the delivery was never recorded.
-      expect(await handle.result()).toMatchObject({ status: 'DELIVERED', subStatus: MARKED_BY_ADMIN });
-      expect(await shipmentRow(shipmentId)).toMatchObject({ status: 'DELIVERED' });
-      expect((await eventsOf(shipmentId)).map((e) => e.event_key)).toContain(
-        `manual:delivered:${shipmentId}`,
-      );
+      await check(handle, shipmentId);
     } finally {
       await own?.stop();
     }
+  }
+
+  it("records a delivery that arrives in the same task as a stop from outside the parcel's order: the run completes DELIVERED", async () => {
+    await inOneTask(
+      async (handle, shipmentId) => {
+        // An admin marks it delivered, and ops stop its tracking in the same breath.
+        await handle.signal(courierEventsSignal, {
+          events: [
+            pushedEvent(`manual:delivered:${shipmentId}`, 'DELIVERED', new Date().toISOString(), {
+              subStatus: MARKED_BY_ADMIN,
+              source: 'manual',
+            }),
+          ],
+        });
+        await handle.signal(cancelShipmentSignal, { reason: 'ops: stop polling this one' });
+      },
+      async (handle, shipmentId) => {
+        // Before, the stop failed the run first and the delivery was never recorded.
+        expect(await handle.result()).toMatchObject({ status: 'DELIVERED', subStatus: MARKED_BY_ADMIN });
+        expect(await shipmentRow(shipmentId)).toMatchObject({ status: 'DELIVERED' });
+        expect((await eventsOf(shipmentId)).map((e) => e.event_key)).toContain(
+          `manual:delivered:${shipmentId}`,
+        );
+      },
+    );
+  });
+
+  it("records a courier's push that arrives in the same task as its order's own stop, then ends CANCELLED", async () => {
+    await inOneTask(
+      async (handle, shipmentId) => {
+        // The courier's webhook reports the pickup as the order (cancelled) stops tracking.
+        await handle.signal(courierEventsSignal, {
+          events: [pushedEvent(`push:picked-up:${shipmentId}`, 'IN_TRANSIT', new Date().toISOString())],
+        });
+        await handle.signal(cancelShipmentSignal, { reason: 'order cancelled', byOrder: true });
+      },
+      async (handle, shipmentId) => {
+        // Before, the stop ended the run first: the push had been answered "accepted" and was lost.
+        expect(await handle.result()).toMatchObject({ status: 'CANCELLED', subStatus: STOPPED_BY_SHOP });
+        const row = await shipmentRow(shipmentId);
+        expect(row).toMatchObject({ status: 'CANCELLED' });
+        expect(row.picked_up_at).toBeInstanceOf(Date);
+        const events = await eventsOf(shipmentId);
+        expect(events.find((e) => e.event_key === `push:picked-up:${shipmentId}`)).toMatchObject({
+          status: 'IN_TRANSIT',
+          source: 'push',
+        });
+      },
+    );
   });
 
   it('rides out a courier outage: backs off, marks the read model stale, recovers', async () => {
