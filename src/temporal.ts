@@ -3,7 +3,14 @@
  * the same code runs against the dev server, a self-hosted cluster or Temporal Cloud.
  */
 import fs from 'node:fs';
-import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  isRetryableError,
+  makeGrpcRetryInterceptor,
+  type GrpcRetryOptions,
+} from '@temporalio/client';
+import { google, temporal } from '@temporalio/proto';
 import { createDataConverter } from './codec';
 import type { Config } from './config';
 import { StartupError } from './main-helpers';
@@ -37,6 +44,25 @@ export interface TemporalClient {
 }
 
 /**
+ * The API's retries of a Temporal call. Someone is waiting on the other end: two quick retries
+ * within about half a second, not the SDK's default ten over ~35 s, then the API answers (503,
+ * or 429 for one workflow's limit) and the caller retries. None when one workflow already has as
+ * many updates in flight as it takes: those wait on their own work (a poll, a compensation),
+ * which a retry within a second does not outlast. Written out rather than built with
+ * `defaultGrpcRetryOptions`, which ignores its `maxIntervalMs` (1.24.0: a RESOURCE_EXHAUSTED
+ * was retried for ~5 s).
+ */
+export const API_RETRIES: GrpcRetryOptions = {
+  retryableDecider: (attempt, status) =>
+    attempt < 3 &&
+    isRetryableError(status) &&
+    resourceExhaustedCause(status) !== ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
+  delayFunction: (attempt, status) =>
+    Math.min(250, (status.code === GRPC.RESOURCE_EXHAUSTED ? 150 : 50) * 1.7 ** attempt) *
+    (0.8 + Math.random() * 0.4),
+};
+
+/**
  * A lazy client: the API starts (and serves reads from Postgres) even while Temporal is
  * down; calls that need Temporal fail fast and the API answers 503 for them.
  */
@@ -44,11 +70,7 @@ export function createTemporalClient(config: Pick<Config, 'temporal' | 'payloads
   const connection = Connection.lazy({
     ...temporalConnectionOptions(config.temporal),
     connectTimeout: '3s',
-    // Someone is waiting on the other end of an API call: a few quick retries, not the
-    // SDK's default ten over ~20 s, then the API answers 503 and the caller retries.
-    interceptors: [
-      makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 3, maxIntervalMs: () => 500 })),
-    ],
+    interceptors: [makeGrpcRetryInterceptor(API_RETRIES)],
   });
   // Every payload is sealed by the payload codec before it reaches Temporal (src/codec).
   const client = new Client({
@@ -77,6 +99,49 @@ export const GRPC = {
 export function grpcCode(err: unknown): number | null {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'number' ? code : null;
+}
+
+const { ResourceExhaustedCause } = temporal.api.enums.v1;
+const RESOURCE_EXHAUSTED_FAILURE = 'temporal.api.errordetails.v1.ResourceExhaustedFailure';
+
+/**
+ * Why Temporal answered RESOURCE_EXHAUSTED (a gRPC error or status): the cause in the status
+ * details it sends with it (`grpc-status-details-bin`); null when there is none to read.
+ */
+export function resourceExhaustedCause(err: unknown): temporal.api.enums.v1.ResourceExhaustedCause | null {
+  if (grpcCode(err) !== GRPC.RESOURCE_EXHAUSTED) return null;
+  const metadata = (err as { metadata?: { get?: (key: string) => unknown[] } }).metadata;
+  const bin = metadata?.get?.('grpc-status-details-bin')?.[0];
+  if (!(bin instanceof Uint8Array)) return null;
+  try {
+    for (const any of google.rpc.Status.decode(bin).details) {
+      if (!any.type_url?.endsWith(`/${RESOURCE_EXHAUSTED_FAILURE}`) || !any.value) continue;
+      return temporal.api.errordetails.v1.ResourceExhaustedFailure.decode(any.value).cause ?? null;
+    }
+  } catch {
+    // Details we cannot read: still RESOURCE_EXHAUSTED, cause unknown.
+  }
+  return null;
+}
+
+/** A cause's name without its prefix: RPS_LIMIT, CONCURRENT_LIMIT, BUSY_WORKFLOW, …; UNSPECIFIED for none. */
+export function resourceExhaustedCauseName(
+  cause: temporal.api.enums.v1.ResourceExhaustedCause | null,
+): string {
+  const name = cause === null ? undefined : ResourceExhaustedCause[cause];
+  return name === undefined ? 'UNSPECIFIED' : name.replace(/^RESOURCE_EXHAUSTED_CAUSE_/, '');
+}
+
+/**
+ * True for a limit of the one workflow addressed (an order's or a parcel's), not of the
+ * service: its updates in flight (10 by default: CONCURRENT_LIMIT, which the frontend also
+ * gives pollers, never the API), or its history busy with other requests (BUSY_WORKFLOW).
+ */
+export function oneWorkflowLimit(cause: temporal.api.enums.v1.ResourceExhaustedCause | null): boolean {
+  return (
+    cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT ||
+    cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW
+  );
 }
 
 const SERVING = 1;

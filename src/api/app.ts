@@ -35,10 +35,10 @@ import {
   MAX_PARAM_LENGTH,
   routerError,
   isDatabaseUnavailable,
-  isTemporalBusy,
   isTemporalUnavailable,
   searchAttributeProblem,
   temporalBusy,
+  temporalRefusal,
   temporalNotReady,
   temporalUnavailable,
 } from './errors';
@@ -327,21 +327,24 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
     // A dependency that is down, or a Temporal namespace the worker has not set up yet (its
     // search attributes), is the caller's to retry, not a bug: 503 with a clear code.
+    // One workflow's own limit (its updates in flight) is the caller's to slow down on: 429.
     const searchAttribute = searchAttributeProblem(err);
+    const refusal = temporalRefusal(err);
     const unavailable = isDatabaseUnavailable(err)
       ? databaseUnavailable()
       : isTemporalUnavailable(err)
         ? temporalUnavailable()
-        : isTemporalBusy(err)
-          ? temporalBusy()
+        : refusal
+          ? temporalBusy(refusal)
           : searchAttribute
             ? temporalNotReady(searchAttribute, deps.config.temporal.namespace)
             : null;
     if (unavailable) {
       request.log.warn({ err }, unavailable.message);
+      // A storage guardrail lasts until an operator acts: no point in retrying within seconds.
       return reply
         .code(unavailable.statusCode)
-        .header('retry-after', '5')
+        .header('retry-after', refusal?.cause === 'PERSISTENCE_STORAGE_LIMIT' ? '60' : '5')
         .send(errorBody(unavailable.code, unavailable.message));
     }
     request.log.error({ err }, 'request failed');

@@ -1,5 +1,11 @@
 import { Type, type Static } from 'typebox';
-import { GRPC, grpcCode } from '../temporal';
+import {
+  GRPC,
+  grpcCode,
+  oneWorkflowLimit,
+  resourceExhaustedCause,
+  resourceExhaustedCauseName,
+} from '../temporal';
 
 /** The one error shape every route answers with. */
 export const ErrorBody = Type.Object(
@@ -220,22 +226,57 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
-/**
- * True when Temporal answered RESOURCE_EXHAUSTED: a rate limit, a busy workflow, an overloaded
- * server, or a limit such as its persistence's storage guardrail, which lasts until an operator
- * acts. All are the caller's to retry later (503); the API logs each one.
- */
-export function isTemporalBusy(err: unknown): boolean {
-  for (const e of causes(err)) if (grpcCode(e) === GRPC.RESOURCE_EXHAUSTED) return true;
-  return false;
+/** Why Temporal answered RESOURCE_EXHAUSTED, as its error details say. */
+export interface TemporalRefusal {
+  /** The server's cause without its prefix (RPS_LIMIT, CONCURRENT_LIMIT, BUSY_WORKFLOW, …); UNSPECIFIED when it gave none. */
+  cause: string;
+  /** A limit of the one workflow addressed, an order's or a parcel's: other orders are not held up. */
+  oneWorkflow: boolean;
 }
 
-export const temporalBusy = (): ApiError =>
-  new ApiError(
+/**
+ * Why Temporal refused a call with RESOURCE_EXHAUSTED (a rate limit, one workflow's updates in
+ * flight or busy history, an overloaded server, its persistence's storage guardrail); null for
+ * any other error.
+ */
+export function temporalRefusal(err: unknown): TemporalRefusal | null {
+  for (const e of causes(err)) {
+    if (grpcCode(e) !== GRPC.RESOURCE_EXHAUSTED) continue;
+    const cause = resourceExhaustedCause(e);
+    return {
+      cause: resourceExhaustedCauseName(cause),
+      oneWorkflow: oneWorkflowLimit(cause),
+    };
+  }
+  return null;
+}
+
+/**
+ * The answer to a refusal: one workflow's limit is the caller's to slow down on (429, that
+ * order or parcel only); anything else is the service's load or a limit (503), which reads do
+ * not meet. A storage guardrail lasts until an operator acts, so the message says so.
+ */
+export function temporalBusy(refusal: TemporalRefusal): ApiError {
+  // The cause's name only: the server's own words stay in the log (they may name its internals).
+  const cause = refusal.cause === 'UNSPECIFIED' ? '' : `, ${refusal.cause}`;
+  if (refusal.oneWorkflow)
+    return new ApiError(
+      429,
+      'WORKFLOW_BUSY',
+      `this order or parcel has as many requests in progress as the workflow service takes at once (RESOURCE_EXHAUSTED${cause}); other orders are not affected: retry once those requests have finished`,
+    );
+  if (refusal.cause === 'PERSISTENCE_STORAGE_LIMIT')
+    return new ApiError(
+      503,
+      'TEMPORAL_BUSY',
+      `the workflow service refuses new work until its storage is freed (RESOURCE_EXHAUSTED${cause}): this lasts until an operator acts; reads still work`,
+    );
+  return new ApiError(
     503,
     'TEMPORAL_BUSY',
-    'the workflow service refused this for load or a limit (RESOURCE_EXHAUSTED: a rate limit, a busy workflow, storage); reads still work, retry this in a moment',
+    `the workflow service refused this for load or a limit (RESOURCE_EXHAUSTED${cause}); reads still work, retry this in a moment`,
   );
+}
 
 export const temporalUnavailable = (): ApiError =>
   new ApiError(

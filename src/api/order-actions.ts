@@ -18,12 +18,13 @@ import {
   refreshNowUpdate,
   shipmentWorkflowId,
   TRACKING_FINISHED_REFUSAL,
+  type RefreshNowResult,
   type RefreshSource,
 } from '../workflows/contract';
 import { can, Permission } from './access';
 import type { ApiDeps } from './app';
 import type { Principal } from './auth';
-import { ApiError, isTemporalUnavailable } from './errors';
+import { ApiError, isTemporalUnavailable, temporalRefusal } from './errors';
 import { findOrder, getOrderStatus } from '../read-model/orders';
 import { takeRefreshQuota } from '../read-model/refresh-quota';
 import { RefreshOutcome, type ShipmentRefresh } from './tracking-view';
@@ -286,16 +287,20 @@ export async function refreshShipments(
     }
   }
 
+  let busy: 'parcel' | 'service' | null = null;
   const attempts = ask.map(async (id) => {
     try {
-      const result = await deps.temporal.client.workflow
-        .getHandle(shipmentWorkflowId(id))
-        .executeUpdate(refreshNowUpdate, { args: [{ requestedBy: who.requestedBy }] });
+      const result = await askShipment(deps, id, who.requestedBy);
       const next = result.nextLiveRefreshAt === null ? null : new Date(result.nextLiveRefreshAt);
       set(id, WORKFLOW_ANSWERS[result.source], next !== null && next.getTime() > Date.now() ? next : null);
     } catch (err) {
+      const refused = temporalRefusal(err);
       if (isTemporalUnavailable(err)) set(id, RefreshOutcome.TEMPORAL_UNAVAILABLE);
-      else if (err instanceof WorkflowNotFoundError) set(id, RefreshOutcome.NOT_TRACKING);
+      else if (refused) {
+        deps.log.warn({ err, shipmentId: id, cause: refused.cause }, 'refreshNow refused by Temporal');
+        busy = refused.oneWorkflow && busy !== 'service' ? 'parcel' : 'service';
+        set(id, RefreshOutcome.BUSY);
+      } else if (err instanceof WorkflowNotFoundError) set(id, RefreshOutcome.NOT_TRACKING);
       // The validator refuses a finished shipment (it finished after our read); any other
       // refusal is not the parcel's end, and is logged.
       else if (
@@ -320,8 +325,30 @@ export async function refreshShipments(
   const result = new Map(refreshes);
   return {
     refreshes: result,
-    message: refreshMessage(result, { cooldownMs, deadlineMs, quotaResetsAt, deps }),
+    message: refreshMessage(result, { cooldownMs, deadlineMs, quotaResetsAt, busy, deps }),
   };
+}
+
+/**
+ * The `refreshNow` updates this API process has out, by shipment. Refreshes of one parcel that
+ * arrive while its update is out share it: its answer is theirs too (the workflow would have
+ * given them the same poll), and they do not fill the workflow's limit of updates in flight
+ * (10 by default), past which Temporal refuses more.
+ */
+const updatesOut = new WeakMap<object, Map<string, Promise<RefreshNowResult>>>();
+
+function askShipment(deps: ApiDeps, shipmentId: string, requestedBy: string): Promise<RefreshNowResult> {
+  const client = deps.temporal.client;
+  let out = updatesOut.get(client);
+  if (!out) updatesOut.set(client, (out = new Map()));
+  const pending = out.get(shipmentId);
+  if (pending) return pending;
+  const asked = client.workflow
+    .getHandle(shipmentWorkflowId(shipmentId))
+    .executeUpdate(refreshNowUpdate, { args: [{ requestedBy }] })
+    .finally(() => out.delete(shipmentId));
+  out.set(shipmentId, asked);
+  return asked;
 }
 
 /** How the workflow's answer shows in the API. */
@@ -335,7 +362,14 @@ const WORKFLOW_ANSWERS: Record<RefreshSource, RefreshOutcome> = {
 
 function refreshMessage(
   refreshes: ReadonlyMap<string, ShipmentRefresh>,
-  opts: { cooldownMs: number; deadlineMs: number; quotaResetsAt: Date | null; deps: ApiDeps },
+  opts: {
+    cooldownMs: number;
+    deadlineMs: number;
+    quotaResetsAt: Date | null;
+    /** What refused a refresh for load or a limit, if anything did. */
+    busy: 'parcel' | 'service' | null;
+    deps: ApiDeps;
+  },
 ): string | null {
   const outcomes = new Set([...refreshes.values()].map((r) => r.outcome));
   outcomes.delete(RefreshOutcome.LIVE);
@@ -352,6 +386,10 @@ function refreshMessage(
     quota: () =>
       `your live refreshes (${api.refreshQuota} per ${minutes(api.refreshQuotaWindowMs)}) are used up until ${clock(opts.quotaResetsAt!)}`,
     temporal_unavailable: () => 'the workflow service is unreachable',
+    busy: () =>
+      opts.busy === 'parcel'
+        ? 'refreshes already under way fill what its tracking takes at once (their answer comes with the next read)'
+        : 'the workflow service is busy',
     not_tracking: () =>
       'no tracking runs for it right now (not started yet, just finished, or waiting for a restart)',
     timeout: () => `the courier did not answer within ${Math.round(opts.deadlineMs / 1000)} s`,

@@ -61,6 +61,12 @@ export const RefreshOutcome = {
   TIMEOUT: 'timeout',
   /** Temporal could not be reached. */
   TEMPORAL_UNAVAILABLE: 'temporal_unavailable',
+  /**
+   * Temporal refused the refresh for load or a limit: as many refreshes of this parcel are
+   * under way as its workflow takes at once (their answer reaches the read model), or the
+   * service as a whole is busy.
+   */
+  BUSY: 'busy',
   /** No tracking workflow runs for it (yet). */
   NOT_TRACKING: 'not_tracking',
   /** Tracking has finished: the data is final. */
@@ -83,7 +89,7 @@ export const DataSource = Type.Object(
       type: ['string', 'null'],
       enum: [...Object.values(RefreshOutcome), null],
       description:
-        'With ?refresh=true: live, or why not (cooldown: the courier was asked moments ago; quota: your live refreshes for the window are used up; courier_unavailable; budget_exhausted; timeout; temporal_unavailable; not_tracking; finished). Null when no refresh was asked.',
+        'With ?refresh=true: live, or why not (cooldown: the courier was asked moments ago; quota: your live refreshes for the window are used up; courier_unavailable; budget_exhausted; timeout; temporal_unavailable; busy: the workflow service refused it for load, or the refreshes of this parcel already under way fill its limit; not_tracking; finished). Null when no refresh was asked.',
     }),
     nextLiveRefreshAt: Type.Union([DateTime, Type.Null()], {
       description:

@@ -14,7 +14,8 @@ import { requestHash } from '../../src/api/idempotency';
 import { CANCEL_ANSWER_WITHIN_MS } from '../../src/api/order-actions';
 import { signToken } from '../../src/api/tokens';
 import { housekeepingInput } from '../../src/schedules';
-import { orderWorkflowId } from '../../src/workflows/contract';
+import { WorkflowUpdateStage } from '@temporalio/client';
+import { cancelOrderUpdate, orderWorkflowId } from '../../src/workflows/contract';
 import { type TestApi } from '../support/api';
 import { ADDRESS } from '../support/shopper';
 import { eventually } from '../support/eventually';
@@ -592,6 +593,50 @@ describe('order routes', () => {
     } finally {
       stack.payments.state.faults.clear();
     }
+    await waitForStatus(orderId, (s) => s === 'CANCELLED');
+  });
+
+  it("answers 429 WORKFLOW_BUSY when the order's workflow has as many updates in flight as it takes; other orders are not held up", async () => {
+    const { orderId } = await placeOrder('cus_busy_cancel', 'never_picked_up');
+    await waitForStatus(orderId, (s) => s === 'CONFIRMED');
+    // Every void fails until the rule is cleared: a cancel taken now stays in flight.
+    stack.payments.state.faults.set({ kind: 'error', rate: 1, operation: 'void' });
+    try {
+      const handle = stack.worker.client.workflow.getHandle(orderWorkflowId(orderId));
+      // Ten cancels from elsewhere (ops' own ids), taken by the workflow and waiting on the void.
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          handle.startUpdate(cancelOrderUpdate, {
+            updateId: `ops-cancel-${i}`,
+            args: [{ requestedBy: 'ops', reason: 'duplicate order' }],
+            waitForStage: WorkflowUpdateStage.ACCEPTED,
+          }),
+        ),
+      );
+      const t0 = Date.now();
+      const res = await cancelAs(orderId, 'cus_busy_cancel');
+      // Before: a 503 TEMPORAL_BUSY ("load or a limit") after ~5 s of the client's retries.
+      expect(res.statusCode).toBe(429);
+      expect(res.json().error.code).toBe('WORKFLOW_BUSY');
+      expect(res.json().error.message).toMatch(
+        /^this order or parcel has as many requests in progress as the workflow service takes at once \(RESOURCE_EXHAUSTED, CONCURRENT_LIMIT\); other orders are not affected/,
+      );
+      expect(res.headers['retry-after']).toBe('5');
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      // Another order's reads and writes go on.
+      const other = await placeOrder('cus_not_busy', 'never_picked_up');
+      expect(
+        (
+          await stack.api.app.inject({
+            url: `/v1/orders/${other.orderId}`,
+            headers: stack.api.customer('cus_not_busy'),
+          })
+        ).statusCode,
+      ).toBe(200);
+    } finally {
+      stack.payments.state.faults.clear();
+    }
+    // The cancel that was taken is carried out once the provider answers again.
     await waitForStatus(orderId, (s) => s === 'CANCELLED');
   });
 

@@ -4,14 +4,19 @@
  * API, `/control/stats`) say how many courier calls were made. Parcels are tracked by
  * their shipment workflows directly (no saga): what is measured is the refresh path.
  */
-import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { SimStats } from '../../simulators/courier/stats';
+import { createSimulatorAdapter } from '../../src/couriers/simulator';
+import { CourierCode } from '../../src/couriers/types';
 import type { PollPolicy } from '../../src/domain/polling';
+import { refreshNowUpdate, shipmentWorkflowId } from '../../src/workflows/contract';
 import { type TestApi } from '../support/api';
 import { insertOrderRow } from '../support/db';
 import { eventually } from '../support/eventually';
-import { stillPolicy } from '../support/temporal';
-import { trackParcel } from '../support/shipments';
+import { startShipmentWorkflow, startTestWorker, stillPolicy } from '../support/temporal';
+import { parcelRow, trackParcel } from '../support/shipments';
 import { useStack } from '../support/stack';
 
 jest.setTimeout(120_000);
@@ -100,6 +105,93 @@ describe('live refresh cost', () => {
 
   const refresh = (orderId: string, headers: Record<string, string>, target: TestApi = stack.api) =>
     target.app.inject({ url: `/v1/orders/${orderId}/tracking?refresh=true`, headers });
+
+  /** refreshNow updates the workflow has taken so far (one run). */
+  const updatesTaken = async (handle: WorkflowHandle) =>
+    (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes)
+      .length;
+
+  /**
+   * An order of `customerId` whose parcel is tracked on a worker of its own, against a courier
+   * that takes every call and never answers: the parcel's poll stays out, and so does every
+   * refresh waiting for it, until the test ends (the courier then hangs up).
+   */
+  async function withSilentCourier(
+    customerId: string,
+    test: (parcel: { orderId: string; handle: WorkflowHandle }) => Promise<void>,
+  ) {
+    const sockets = new Set<Socket>();
+    const courier = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => courier.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(courier.address() as AddressInfo).port}`;
+    const own = await startTestWorker({
+      db: stack.database.db,
+      couriers: { [CourierCode.SIMULATOR]: createSimulatorAdapter({ baseUrl: url, timeoutMs: 60_000 }) },
+      pollPolicy: POLICY,
+    });
+    try {
+      const orderId = await insertOrderRow(stack.database.db, { customerId });
+      const { shipmentId, trackingNumber } = await parcelRow(stack, { orderId, scenario: 'never_picked_up' });
+      await startShipmentWorkflow(own, { shipmentId, orderId, trackingNumber, policy: POLICY });
+      // Through the stack's client, which outlives the own worker's.
+      const handle = stack.started(stack.worker.client.workflow.getHandle(shipmentWorkflowId(shipmentId)));
+      await test({ orderId, handle });
+    } finally {
+      // The poll fails at once, so the worker can stop; the stack terminates the workflow.
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => courier.close(resolve));
+      await own.stop();
+    }
+  }
+
+  it('sends one refreshNow for concurrent refreshes of a parcel: they share its answer', async () => {
+    await withSilentCourier('cus_together', async ({ orderId, handle }) => {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const res = await refresh(orderId, stack.api.customer('cus_together'));
+          expect(res.statusCode).toBe(200);
+          return res.json().shipments[0].dataSource.refresh as string;
+        }),
+      );
+      // The courier never answers: every refresh ran out of the deadline waiting for the one poll.
+      expect(tally(answers)).toEqual({ timeout: 20 });
+      // The workflow takes updates when its task next completes (the poll, a local activity,
+      // holds it open for up to 8 s). Before, each refresh sent its own: ten filled the
+      // workflow's limit and the rest were refused.
+      await eventually(
+        () => updatesTaken(handle),
+        (n) => n > 0,
+        30_000,
+      );
+      expect(await updatesTaken(handle)).toBe(1);
+    });
+  });
+
+  it("answers busy when the refreshes already under way fill the parcel's limit of updates in flight", async () => {
+    await withSilentCourier('cus_busy', async ({ orderId, handle }) => {
+      // Ten refreshNow updates from elsewhere (other API processes, ops), all waiting for the poll.
+      for (let i = 0; i < 10; i++)
+        void handle
+          .executeUpdate(refreshNowUpdate, { args: [{ requestedBy: 'ops' }] })
+          .catch(() => undefined);
+      await eventually(
+        () => updatesTaken(handle),
+        (n) => n === 10,
+      );
+      const res = await refresh(orderId, stack.api.customer('cus_busy'));
+      expect(res.statusCode).toBe(200);
+      const { dataSource } = res.json().shipments[0];
+      // Before: courier_unavailable, "the courier could not be asked right now", which it was not.
+      expect(dataSource.refresh).toBe('busy');
+      expect(dataSource.isLive).toBe(false);
+      expect(res.json().message).toMatch(/refreshes already under way fill what its tracking takes at once/);
+      expect(await updatesTaken(handle)).toBe(10);
+    });
+  });
 
   it('1,000 refresh reads of one order by one customer cost at most a handful of courier calls', async () => {
     const { orderId, handle } = await trackedOrder('cus_hammer');
