@@ -56,9 +56,12 @@ export const API_RETRIES: GrpcRetryOptions = {
   retryableDecider: (attempt, status) =>
     attempt < 3 &&
     isRetryableError(status) &&
-    resourceExhaustedCause(status) !== ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT,
+    !(
+      resourceExhaustedCause(status) === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT &&
+      inFlightUpdates(status)
+    ),
   delayFunction: (attempt, status) =>
-    Math.min(250, (status.code === GRPC.RESOURCE_EXHAUSTED ? 150 : 50) * 1.7 ** attempt) *
+    (status.code === GRPC.RESOURCE_EXHAUSTED ? 250 : Math.min(250, 50 * 1.7 ** attempt)) *
     (0.8 + Math.random() * 0.4),
 };
 
@@ -134,14 +137,20 @@ export function resourceExhaustedCauseName(
 
 /**
  * True for a limit of the one workflow addressed (an order's or a parcel's), not of the
- * service: its updates in flight (10 by default: CONCURRENT_LIMIT, which the frontend also
- * gives pollers, never the API), or its history busy with other requests (BUSY_WORKFLOW).
+ * service: its history busy with other requests (BUSY_WORKFLOW), or its updates in flight (10
+ * by default). The server gives the latter the cause it also gives a namespace's limit on
+ * concurrent long requests (CONCURRENT_LIMIT, scope NAMESPACE for both), so its words decide.
  */
-export function oneWorkflowLimit(cause: temporal.api.enums.v1.ResourceExhaustedCause | null): boolean {
-  return (
-    cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT ||
-    cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW
-  );
+export function oneWorkflowLimit(err: unknown): boolean {
+  const cause = resourceExhaustedCause(err);
+  if (cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW) return true;
+  return cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT && inFlightUpdates(err);
+}
+
+/** The server's words for one workflow's limit of updates in flight. */
+function inFlightUpdates(err: unknown): boolean {
+  const details = (err as { details?: unknown }).details;
+  return typeof details === 'string' && /in-flight updates/i.test(details);
 }
 
 const SERVING = 1;

@@ -242,10 +242,9 @@ export interface TemporalRefusal {
 export function temporalRefusal(err: unknown): TemporalRefusal | null {
   for (const e of causes(err)) {
     if (grpcCode(e) !== GRPC.RESOURCE_EXHAUSTED) continue;
-    const cause = resourceExhaustedCause(e);
     return {
-      cause: resourceExhaustedCauseName(cause),
-      oneWorkflow: oneWorkflowLimit(cause),
+      cause: resourceExhaustedCauseName(resourceExhaustedCause(e)),
+      oneWorkflow: oneWorkflowLimit(e),
     };
   }
   return null;

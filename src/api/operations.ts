@@ -195,7 +195,8 @@ const RATE_LIMIT_HEADERS = {
 
 /**
  * Declares the response headers a caller can rely on: the rate-limit headers on every answer
- * of a limited route, Retry-After on 429 (seconds until the window resets) and on an error
+ * of a limited route, Retry-After on 429 (seconds until the window resets, or a moment for
+ * WORKFLOW_BUSY) and on an error
  * 503 (5: a dependency is down, retry shortly).
  */
 export function documentResponseHeaders(responses: Record<string, unknown>, limited: boolean): void {
@@ -203,7 +204,11 @@ export function documentResponseHeaders(responses: Record<string, unknown>, limi
     const isError = (response as { $ref?: string }).$ref === 'Error#';
     const retryAfter =
       status === '429'
-        ? { ...Seconds, description: 'Seconds until the rate-limit window resets' }
+        ? {
+            ...Seconds,
+            description:
+              'Seconds until the rate-limit window resets; for WORKFLOW_BUSY, a moment to let the requests in progress on that order or parcel finish',
+          }
         : status === '503' && isError
           ? { type: 'integer', format: 'int32', minimum: 1, maximum: 60, description: 'Seconds; retry then' }
           : null;

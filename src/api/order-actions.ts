@@ -333,7 +333,8 @@ export async function refreshShipments(
  * The `refreshNow` updates this API process has out, by shipment. Refreshes of one parcel that
  * arrive while its update is out share it: its answer is theirs too (the workflow would have
  * given them the same poll), and they do not fill the workflow's limit of updates in flight
- * (10 by default), past which Temporal refuses more.
+ * (10 by default), past which Temporal refuses more. The workflow's log names the first
+ * caller only.
  */
 const updatesOut = new WeakMap<object, Map<string, Promise<RefreshNowResult>>>();
 

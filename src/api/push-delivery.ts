@@ -15,6 +15,7 @@ import { shipmentByCourierNumber } from '../read-model/shipment-lookups';
 import { claimWebhookEvent, releaseWebhookEvent } from '../read-model/webhook-events';
 import type { ApiDeps } from './app';
 import { signalShipmentEvents } from './shipment-signal';
+import { temporalBusy, temporalRefusal } from './errors';
 
 /** What every courier push route answers with 200 (registered once: `CourierPushOutcome#`). */
 export const PushOutcomeSchema = Type.Object(
@@ -94,6 +95,9 @@ export async function deliverPush(
       return ignored(
         `no tracking of ${trackingNumber} is running (finished, or not started yet: its first poll asks the courier)`,
       );
+    // A courier retries on 503 (its contract says so), also when only this parcel's workflow is busy.
+    const refused = temporalRefusal(err);
+    if (refused) throw temporalBusy({ ...refused, oneWorkflow: false });
     throw err;
   }
   log.info(
