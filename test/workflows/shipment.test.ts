@@ -372,6 +372,7 @@ describe('shipment workflow', () => {
       async (handle, shipmentId) => {
         // Before, the stop ended the run first: the push had been answered "accepted" and was lost.
         expect(await handle.result()).toMatchObject({ status: 'CANCELLED', subStatus: STOPPED_BY_SHOP });
+        await recordHistory('shipment-push-with-own-stop', handle);
         const row = await shipmentRow(shipmentId);
         expect(row).toMatchObject({ status: 'CANCELLED' });
         expect(row.picked_up_at).toBeInstanceOf(Date);
