@@ -40,7 +40,9 @@
  * second half of the step come at ≥ 90 % of the offered rate or no more than the last 2 s of
  * orders (at least 2) wait for their booking when the step ends, and latency does not climb
  * through the step (p50 of the last quarter of orders ≤ 2 × the first quarter's + 1 s): a
- * growing queue shows as both. Sustained orders/s = the highest rate kept up with. Prints a
+ * growing queue shows as both. Sustained orders/s = the highest rate kept up with. Also the
+ * ratio where the server, not this box, would be the limit: the server's CPU per no-op workflow
+ * over its CPU per order (at the highest rate kept up with). Prints a
  * table and PASS/MISS lines, writes bench/results/saga.json. Exit code 0 also on a MISS (the
  * figures are the result), 1 on an error, 130 after Ctrl-C.
  *
@@ -100,6 +102,26 @@ function goal(steps: Step[], tasks: number, ceiling: Ceiling) {
   return { best, share, pass: share >= GOAL_SHARE };
 }
 
+/**
+ * What the ratio could be where the Temporal server, not this box, is the limit: the server's
+ * CPU per no-op workflow over its CPU per order, from the highest rate kept up with (else the
+ * first step). On 2 cores shared with Postgres, the API, the simulators and the worker, the
+ * measured ratio is the box's; this one is the server's.
+ */
+function serverBound(steps: Step[], ceiling: Ceiling) {
+  const kept = steps.filter((s) => s.keptUp);
+  const step = kept.length > 0 ? kept[kept.length - 1]! : steps[0];
+  const orderMs = step?.usage.serverMsPerOrder ?? NaN;
+  if (!(orderMs > 0) || !(ceiling.serverMsPerWorkflow > 0)) return null;
+  return {
+    rate: step!.rate,
+    orderMs,
+    noopMs: ceiling.serverMsPerWorkflow,
+    noopsPerOrder: orderMs / ceiling.serverMsPerWorkflow,
+    projectedShare: ceiling.serverMsPerWorkflow / orderMs,
+  };
+}
+
 runMain(async () => {
   const target = takeTargetArgs(process.argv.slice(2));
   const args = parseArgs(target.rest);
@@ -154,6 +176,7 @@ runMain(async () => {
     }
     const sustained = Math.max(0, ...steps.filter((s) => s.keptUp).map((s) => s.rate));
     const verdict = goal(steps, tasks, ceiling);
+    const server = serverBound(steps, ceiling);
     const checks = [
       ...steps.map((s) => ({
         name: `${s.rate} orders/s kept up with`,
@@ -181,6 +204,11 @@ runMain(async () => {
         '',
         ...checks.map(checkLine),
         `sustained: ${sustained} orders/s (the highest rate kept up with) = ${fmt((sustained * tasks) / ceiling.workflowTasksPerSecond, 2)} × the ceiling`,
+        ...(server === null
+          ? []
+          : [
+              `the server's CPU: ${fmt(server.orderMs, 1)} core-ms per order (at ${server.rate}/s) against ${fmt(ceiling.serverMsPerWorkflow, 1)} per no-op workflow of ${tasks} tasks: an order costs the server ${fmt(server.noopsPerOrder, 2)} no-op workflows, so with the server alone on its cores (the server the limit, not this box) orders/s × tasks could reach at most ${fmt(server.projectedShare, 2)} × the ceiling${stack.target === 'server' ? " (the server's own Postgres counted in neither)" : ''}`,
+            ]),
         '',
       ].join('\n'),
     );
@@ -191,6 +219,7 @@ runMain(async () => {
       orderTasks,
       ceiling,
       sustainedOrdersPerSecond: sustained,
+      serverBound: server,
       goal: {
         share: verdict.share,
         ordersPerSecond: verdict.best?.rate ?? 0,

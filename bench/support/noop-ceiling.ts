@@ -32,6 +32,8 @@ export interface Ceiling {
   /** The best level's figures. */
   workflowsPerSecond: number;
   workflowTasksPerSecond: number;
+  /** The server's CPU per no-op workflow at the best level (core-ms). */
+  serverMsPerWorkflow: number;
 }
 
 const TASK_QUEUE = 'waybill-bench-noop';
@@ -77,6 +79,9 @@ async function level(
   let window: { from: number; to: number; server: ProcSample | null; worker: ProcSample | null } | null =
     null;
   const done: number[] = [];
+  // CPU is read when the window closes, not once the workflows still in flight have finished.
+  let closed: { server: ProcSample | null; worker: ProcSample | null } | null = null;
+  let closing: NodeJS.Timeout | undefined;
   let n = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -95,21 +100,29 @@ async function level(
             server: pids.server === null ? null : sampleProcess(pids.server),
             worker: pids.worker === null ? null : sampleProcess(pids.worker),
           };
+          closing = setTimeout(() => {
+            closed = {
+              server: pids.server === null ? null : sampleProcess(pids.server),
+              worker: pids.worker === null ? null : sampleProcess(pids.worker),
+            };
+          }, seconds * 1000);
         } else if (at <= window.to) done.push(at - started);
       }
     }),
   );
+  clearTimeout(closing);
   const w = window as { server: ProcSample | null; worker: ProcSample | null } | null;
-  const cores = (pid: number | null, from: ProcSample | null | undefined) =>
-    pid === null || !from ? NaN : (usage([from, sampleProcess(pid)])?.cpuCores ?? NaN);
+  const end = closed as { server: ProcSample | null; worker: ProcSample | null } | null;
+  const cores = (from: ProcSample | null | undefined, to: ProcSample | null | undefined) =>
+    !from || !to ? NaN : (usage([from, to])?.cpuCores ?? NaN);
   const perSecond = done.length / seconds;
   return {
     concurrency,
     workflowsPerSecond: perSecond,
     workflowTasksPerSecond: perSecond * tasks,
     meanWorkflowMs: done.reduce((sum, ms) => sum + ms, 0) / Math.max(1, done.length),
-    serverCores: cores(pids.server, w?.server),
-    workerCores: cores(pids.worker, w?.worker),
+    serverCores: cores(w?.server, end?.server),
+    workerCores: cores(w?.worker, end?.worker),
   };
 }
 
@@ -145,6 +158,7 @@ export async function measureCeiling(opts: {
       levels,
       workflowsPerSecond: best.workflowsPerSecond,
       workflowTasksPerSecond: best.workflowTasksPerSecond,
+      serverMsPerWorkflow: (best.serverCores * 1000) / best.workflowsPerSecond,
     };
   } finally {
     await worker.stop();

@@ -58,12 +58,21 @@ export interface StepUsage {
   shopCores: number;
   /** The whole machine, anyone's processes included. */
   machineCores: number;
+  /** How long the window was (s). */
+  seconds: number;
+  /**
+   * The Temporal server's CPU per accepted order over the window (core-ms): the order's own
+   * tasks and activities, its shipment workflow's start, tasks and first poll, and the API's
+   * start of it (on the real server, its Postgres is not in it).
+   */
+  serverMsPerOrder: number;
   temporal: TemporalWindow;
 }
 
 async function snapshot(run: Run) {
   const workerPid = run.stack.worker.pid();
   return {
+    at: Date.now(),
     worker: workerPid === null ? null : sampleProcess(workerPid),
     server: run.serverPid === null ? null : sampleProcess(run.serverPid),
     shop: sampleProcess(process.pid),
@@ -72,13 +81,17 @@ async function snapshot(run: Run) {
   };
 }
 
-function stepUsage(a: Awaited<ReturnType<typeof snapshot>>, b: typeof a): StepUsage {
+function stepUsage(a: Awaited<ReturnType<typeof snapshot>>, b: typeof a, orders: number): StepUsage {
   const cores = (x: ProcSample | null, y: ProcSample | null) => usage([x, y])?.cpuCores ?? NaN;
+  const seconds = (b.at - a.at) / 1000;
+  const serverCores = cores(a.server, b.server);
   return {
     workerCores: cores(a.worker, b.worker),
-    serverCores: cores(a.server, b.server),
+    serverCores,
     shopCores: cores(a.shop, b.shop),
     machineCores: cores(a.machine, b.machine),
+    seconds,
+    serverMsPerOrder: orders > 0 ? (serverCores * seconds * 1000) / orders : NaN,
     temporal: temporalWindow(a.metrics, b.metrics),
   };
 }
@@ -154,7 +167,7 @@ export async function runStep(run: Run, rate: number, seconds: number): Promise<
     drainSeconds,
     keptUp: why.length === 0,
     why,
-    usage: stepUsage(start, await snapshot(run)),
+    usage: stepUsage(start, await snapshot(run), ids.length),
   };
 }
 
@@ -193,6 +206,8 @@ export function report(steps: Step[]): string[] {
       ['activity wait', (s) => fmt(s.usage.temporal.activityWaitMs)],
       ['WFT done', (s) => fmt(s.usage.temporal.completeWorkflowTaskMs)],
       ['WFTs/order', (s) => fmt(s.usage.temporal.workflowTasks / s.accepted, 1)],
+      ['server ms/order', (s) => fmt(s.usage.serverMsPerOrder, 1)],
     ]),
+    "(server ms/order: the Temporal server's CPU over the window per accepted order, core-ms)",
   ];
 }
