@@ -42,7 +42,8 @@
  * through the step (p50 of the last quarter of orders ≤ 2 × the first quarter's + 1 s): a
  * growing queue shows as both. Sustained orders/s = the highest rate kept up with. Also the
  * ratio where the server, not this box, would be the limit: the server's CPU per no-op workflow
- * over its CPU per order (at the highest rate kept up with). Prints a
+ * over its CPU per order (at the highest rate kept up with), the real server's own Postgres
+ * (its postmaster and backends) counted in both. Prints a
  * table and PASS/MISS lines, writes bench/results/saga.json. Exit code 0 also on a MISS (the
  * figures are the result), 1 on an error, 130 after Ctrl-C.
  *
@@ -143,7 +144,14 @@ runMain(async () => {
   try {
     const runId = randomBytes(4).toString('hex');
     const token = customerToken(stack.config, `cus_saga_${runId}`, 6 * 3_600_000);
-    const run: Run = { stack, token, runId, serverPid: stack.temporalServerPid(), say };
+    const run: Run = {
+      stack,
+      token,
+      runId,
+      serverPid: stack.temporalServerPid(),
+      serverDbPid: stack.temporalPostgresPid(),
+      say,
+    };
 
     const orderTasks = await countOrderTasks(run);
     const tasks = orderTasks.tasks;
@@ -154,6 +162,7 @@ runMain(async () => {
       client: stack.temporal.client,
       env: stack.env,
       serverPid: run.serverPid,
+      serverDbPid: run.serverDbPid,
       tasks,
       seconds: CEILING_SECONDS,
       concurrencies: CEILING_CONCURRENCIES,
@@ -207,7 +216,7 @@ runMain(async () => {
         ...(server === null
           ? []
           : [
-              `the server's CPU: ${fmt(server.orderMs, 1)} core-ms per order (at ${server.rate}/s) against ${fmt(ceiling.serverMsPerWorkflow, 1)} per no-op workflow of ${tasks} tasks: an order costs the server ${fmt(server.noopsPerOrder, 2)} no-op workflows, so with the server alone on its cores (the server the limit, not this box) orders/s × tasks could reach at most ${fmt(server.projectedShare, 2)} × the ceiling${stack.target === 'server' ? " (the server's own Postgres counted in neither)" : ''}`,
+              `the server's CPU: ${fmt(server.orderMs, 1)} core-ms per order (at ${server.rate}/s) against ${fmt(ceiling.serverMsPerWorkflow, 1)} per no-op workflow of ${tasks} tasks: an order costs the server ${fmt(server.noopsPerOrder, 2)} no-op workflows, so with the server alone on its cores (the server the limit, not this box) orders/s × tasks could reach at most ${fmt(server.projectedShare, 2)} × the ceiling${stack.target === 'server' ? " (the server's own Postgres counted in both)" : ''}`,
             ]),
         '',
       ].join('\n'),

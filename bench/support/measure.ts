@@ -68,6 +68,53 @@ export function sampleProcess(pid: number): ProcSample | null {
   }
 }
 
+/**
+ * A process and everything under it as one (Postgres: its postmaster and backends): its own CPU
+ * and what its reaped children used, plus each live descendant's; RSS of all of them. A
+ * descendant that exits within a window counts with all of its CPU, so a window may be a little
+ * high. Null when the process is gone.
+ */
+export function sampleProcessTree(pid: number): ProcSample | null {
+  const root = statOf(pid);
+  if (root === null) return null;
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const st = statOf(Number(entry));
+    if (st === null) continue;
+    children.set(st.ppid, [...(children.get(st.ppid) ?? []), Number(entry)]);
+  }
+  let cpuSeconds = (root.ticks + root.childTicks) / CLOCK_TICKS;
+  let rssBytes = root.rssBytes;
+  const queue = [...(children.get(pid) ?? [])];
+  while (queue.length > 0) {
+    const child = queue.pop()!;
+    const st = statOf(child);
+    if (st === null) continue;
+    cpuSeconds += st.ticks / CLOCK_TICKS;
+    rssBytes += st.rssBytes;
+    queue.push(...(children.get(child) ?? []));
+  }
+  return { at: Date.now(), rssBytes, cpuSeconds };
+}
+
+/** A process's parent, CPU ticks (its own, and its reaped children's) and RSS; null when it is gone. */
+function statOf(pid: number): { ppid: number; ticks: number; childTicks: number; rssBytes: number } | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the command name: state, ppid, …; utime, stime, cutime, cstime are fields 14–17; rss (pages) 24.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return {
+      ppid: Number(fields[1]),
+      ticks: Number(fields[11]) + Number(fields[12]),
+      childTicks: Number(fields[13]) + Number(fields[14]),
+      rssBytes: Number(fields[21]) * 4096,
+    };
+  } catch {
+    return null;
+  }
+}
+
 /** The whole machine as one process: CPU time busy on all cores, memory in use (total − available). */
 export function sampleMachine(): ProcSample {
   // First line of /proc/stat: user nice system idle iowait irq softirq steal …, in clock ticks.

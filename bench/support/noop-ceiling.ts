@@ -11,7 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { sampleProcess, sleep, usage, type ProcSample } from './measure';
+import { sampleProcess, sampleProcessTree, sleep, usage, type ProcSample } from './measure';
 import type { noopWorkflow } from './noop-workflow';
 
 export interface CeilingLevel {
@@ -22,6 +22,8 @@ export interface CeilingLevel {
   /** Mean start → result of one no-op workflow (ms). */
   meanWorkflowMs: number;
   serverCores: number;
+  /** The real server's own Postgres (NaN on the dev server). */
+  serverDbCores: number;
   workerCores: number;
 }
 
@@ -32,7 +34,7 @@ export interface Ceiling {
   /** The best level's figures. */
   workflowsPerSecond: number;
   workflowTasksPerSecond: number;
-  /** The server's CPU per no-op workflow at the best level (core-ms). */
+  /** The server's CPU per no-op workflow at the best level, the real server's Postgres included (core-ms). */
   serverMsPerWorkflow: number;
 }
 
@@ -72,15 +74,19 @@ async function level(
   tasks: number,
   concurrency: number,
   seconds: number,
-  pids: { server: number | null; worker: number | null },
+  pids: { server: number | null; serverDb: number | null; worker: number | null },
 ): Promise<CeilingLevel> {
+  const samples = () => ({
+    server: pids.server === null ? null : sampleProcess(pids.server),
+    serverDb: pids.serverDb === null ? null : sampleProcessTree(pids.serverDb),
+    worker: pids.worker === null ? null : sampleProcess(pids.worker),
+  });
   const runId = randomBytes(3).toString('hex');
   const giveUpAt = Date.now() + 120_000;
-  let window: { from: number; to: number; server: ProcSample | null; worker: ProcSample | null } | null =
-    null;
+  let window: ({ from: number; to: number } & ReturnType<typeof samples>) | null = null;
   const done: number[] = [];
   // CPU is read when the window closes, not once the workflows still in flight have finished.
-  let closed: { server: ProcSample | null; worker: ProcSample | null } | null = null;
+  let closed: ReturnType<typeof samples> | null = null;
   let closing: NodeJS.Timeout | undefined;
   let n = 0;
   await Promise.all(
@@ -94,25 +100,17 @@ async function level(
         });
         const at = Date.now();
         if (window === null) {
-          window = {
-            from: at,
-            to: at + seconds * 1000,
-            server: pids.server === null ? null : sampleProcess(pids.server),
-            worker: pids.worker === null ? null : sampleProcess(pids.worker),
-          };
+          window = { from: at, to: at + seconds * 1000, ...samples() };
           closing = setTimeout(() => {
-            closed = {
-              server: pids.server === null ? null : sampleProcess(pids.server),
-              worker: pids.worker === null ? null : sampleProcess(pids.worker),
-            };
+            closed = samples();
           }, seconds * 1000);
         } else if (at <= window.to) done.push(at - started);
       }
     }),
   );
   clearTimeout(closing);
-  const w = window as { server: ProcSample | null; worker: ProcSample | null } | null;
-  const end = closed as { server: ProcSample | null; worker: ProcSample | null } | null;
+  const w = window as ReturnType<typeof samples> | null;
+  const end = closed as ReturnType<typeof samples> | null;
   const cores = (from: ProcSample | null | undefined, to: ProcSample | null | undefined) =>
     !from || !to ? NaN : (usage([from, to])?.cpuCores ?? NaN);
   const perSecond = done.length / seconds;
@@ -122,6 +120,7 @@ async function level(
     workflowTasksPerSecond: perSecond * tasks,
     meanWorkflowMs: done.reduce((sum, ms) => sum + ms, 0) / Math.max(1, done.length),
     serverCores: cores(w?.server, end?.server),
+    serverDbCores: cores(w?.serverDb, end?.serverDb),
     workerCores: cores(w?.worker, end?.worker),
   };
 }
@@ -134,6 +133,8 @@ export async function measureCeiling(opts: {
   client: Client;
   env: Record<string, string>;
   serverPid: number | null;
+  /** The real server's own Postgres; null on the dev server. */
+  serverDbPid: number | null;
   tasks: number;
   seconds: number;
   concurrencies: number[];
@@ -145,11 +146,12 @@ export async function measureCeiling(opts: {
     for (const concurrency of opts.concurrencies) {
       const l = await level(opts.client, opts.tasks, concurrency, opts.seconds, {
         server: opts.serverPid,
+        serverDb: opts.serverDbPid,
         worker: worker.pid,
       });
       levels.push(l);
       opts.say(
-        `ceiling: ${concurrency} in flight → ${l.workflowsPerSecond.toFixed(1)} no-op workflows/s = ${l.workflowTasksPerSecond.toFixed(0)} workflow tasks/s (mean ${l.meanWorkflowMs.toFixed(0)} ms each; server ${l.serverCores.toFixed(2)} cores, its worker ${l.workerCores.toFixed(2)})`,
+        `ceiling: ${concurrency} in flight → ${l.workflowsPerSecond.toFixed(1)} no-op workflows/s = ${l.workflowTasksPerSecond.toFixed(0)} workflow tasks/s (mean ${l.meanWorkflowMs.toFixed(0)} ms each; server ${l.serverCores.toFixed(2)} cores${Number.isNaN(l.serverDbCores) ? '' : ` + its Postgres ${l.serverDbCores.toFixed(2)}`}, its worker ${l.workerCores.toFixed(2)})`,
       );
     }
     const best = levels.reduce((a, b) => (b.workflowTasksPerSecond > a.workflowTasksPerSecond ? b : a));
@@ -158,7 +160,9 @@ export async function measureCeiling(opts: {
       levels,
       workflowsPerSecond: best.workflowsPerSecond,
       workflowTasksPerSecond: best.workflowTasksPerSecond,
-      serverMsPerWorkflow: (best.serverCores * 1000) / best.workflowsPerSecond,
+      serverMsPerWorkflow:
+        ((best.serverCores + (Number.isNaN(best.serverDbCores) ? 0 : best.serverDbCores)) * 1000) /
+        best.workflowsPerSecond,
     };
   } finally {
     await worker.stop();

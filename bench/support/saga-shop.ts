@@ -14,6 +14,8 @@ export interface Run {
   token: string;
   runId: string;
   serverPid: number | null;
+  /** The real server's own Postgres (null on the dev server, whose SQLite is in its process). */
+  serverDbPid: number | null;
   say: (line: string) => void;
 }
 

@@ -9,6 +9,7 @@ import {
   percentile,
   sampleMachine,
   sampleProcess,
+  sampleProcessTree,
   scrapeMetrics,
   sleep,
   spread,
@@ -58,12 +59,14 @@ export interface StepUsage {
   shopCores: number;
   /** The whole machine, anyone's processes included. */
   machineCores: number;
+  /** The real server's own Postgres (NaN on the dev server, whose SQLite is in its process). */
+  serverDbCores: number;
   /** How long the window was (s). */
   seconds: number;
   /**
-   * The Temporal server's CPU per accepted order over the window (core-ms): the order's own
-   * tasks and activities, its shipment workflow's start, tasks and first poll, and the API's
-   * start of it (on the real server, its Postgres is not in it).
+   * The Temporal server's CPU per accepted order over the window (core-ms), the real server's
+   * Postgres included: the order's own tasks and activities, its shipment workflow's start,
+   * tasks and first poll, and the API's start of it.
    */
   serverMsPerOrder: number;
   temporal: TemporalWindow;
@@ -75,6 +78,7 @@ async function snapshot(run: Run) {
     at: Date.now(),
     worker: workerPid === null ? null : sampleProcess(workerPid),
     server: run.serverPid === null ? null : sampleProcess(run.serverPid),
+    serverDb: run.serverDbPid === null ? null : sampleProcessTree(run.serverDbPid),
     shop: sampleProcess(process.pid),
     machine: sampleMachine(),
     metrics: await scrapeMetrics(`http://127.0.0.1:${run.stack.config.worker.metricsPort}/metrics`),
@@ -85,13 +89,18 @@ function stepUsage(a: Awaited<ReturnType<typeof snapshot>>, b: typeof a, orders:
   const cores = (x: ProcSample | null, y: ProcSample | null) => usage([x, y])?.cpuCores ?? NaN;
   const seconds = (b.at - a.at) / 1000;
   const serverCores = cores(a.server, b.server);
+  const serverDbCores = cores(a.serverDb, b.serverDb);
   return {
     workerCores: cores(a.worker, b.worker),
     serverCores,
     shopCores: cores(a.shop, b.shop),
     machineCores: cores(a.machine, b.machine),
+    serverDbCores,
     seconds,
-    serverMsPerOrder: orders > 0 ? (serverCores * seconds * 1000) / orders : NaN,
+    serverMsPerOrder:
+      orders > 0
+        ? ((serverCores + (Number.isNaN(serverDbCores) ? 0 : serverDbCores)) * seconds * 1000) / orders
+        : NaN,
     temporal: temporalWindow(a.metrics, b.metrics),
   };
 }
@@ -200,6 +209,7 @@ export function report(steps: Step[]): string[] {
       ['rate/s', (s) => String(s.rate)],
       ['worker CPU', (s) => fmt(s.usage.workerCores, 2)],
       ['server CPU', (s) => fmt(s.usage.serverCores, 2)],
+      ['its Postgres', (s) => (Number.isNaN(s.usage.serverDbCores) ? '-' : fmt(s.usage.serverDbCores, 2))],
       ['API+sims CPU', (s) => fmt(s.usage.shopCores, 2)],
       ['box CPU', (s) => fmt(s.usage.machineCores, 2)],
       ['WFT wait', (s) => fmt(s.usage.temporal.workflowTaskWaitMs)],
@@ -208,6 +218,6 @@ export function report(steps: Step[]): string[] {
       ['WFTs/order', (s) => fmt(s.usage.temporal.workflowTasks / s.accepted, 1)],
       ['server ms/order', (s) => fmt(s.usage.serverMsPerOrder, 1)],
     ]),
-    "(server ms/order: the Temporal server's CPU over the window per accepted order, core-ms)",
+    "(its Postgres: the real server's own, its backends included; server ms/order: the Temporal server's CPU over the window per accepted order, its Postgres included, core-ms)",
   ];
 }

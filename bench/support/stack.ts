@@ -165,6 +165,8 @@ export interface ProcessStack {
   temporalServer: Restartable;
   /** The Temporal server's process; null while it is down. */
   temporalServerPid(): number | null;
+  /** The real server's own Postgres (its postmaster; its backends are its children); null on the dev server. */
+  temporalPostgresPid(): number | null;
   /** The Temporal server's own Prometheus metrics (either target), with BENCH_SERVER_METRICS=1; else null. */
   temporalMetricsUrl: string | null;
   /** The real server's history shards; null on the dev server. */
@@ -322,6 +324,16 @@ async function startDevTarget(t: TargetStart): Promise<SupervisedTemporal & { me
     ...server,
     metricsUrl: metricsPort === null ? null : `http://127.0.0.1:${metricsPort}/metrics`,
   };
+}
+
+/** A Postgres cluster's postmaster, from the first line of its data directory's postmaster.pid; null when it is not running. */
+function postmasterPid(dataDir: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The real Temporal server on an embedded Postgres of its own (both stopped with the stack). */
@@ -489,6 +501,8 @@ export async function startProcessStack(opts: StackOptions): Promise<ProcessStac
       postgres,
       temporalServer,
       temporalServerPid: () => temporalServer.pid(),
+      temporalPostgresPid: () =>
+        target === 'server' ? postmasterPid(path.join(dataDir, 'temporal-pg')) : null,
       temporalMetricsUrl: temporalServer.metricsUrl,
       temporalShards: target === 'server' ? shards : null,
       stop: stopAll,
