@@ -308,7 +308,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
     if (err instanceof ApiError) {
-      if (err.statusCode === 503) reply.header('retry-after', '5');
+      const retryAfter = err.retryAfterSeconds ?? (err.statusCode === 503 ? 5 : undefined);
+      if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
       return reply.code(err.statusCode).send(errorBody(err.code, err.message));
     }
     const refusedBody = bodyError(err);
@@ -341,10 +342,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
             : null;
     if (unavailable) {
       request.log.warn({ err }, unavailable.message);
-      // A storage guardrail lasts until an operator acts: no point in retrying within seconds.
       return reply
         .code(unavailable.statusCode)
-        .header('retry-after', refusal?.cause === 'PERSISTENCE_STORAGE_LIMIT' ? '60' : '5')
+        .header('retry-after', String(unavailable.retryAfterSeconds ?? 5))
         .send(errorBody(unavailable.code, unavailable.message));
     }
     request.log.error({ err }, 'request failed');

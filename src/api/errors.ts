@@ -24,13 +24,17 @@ export const ErrorBody = Type.Object(
 );
 export type ErrorBody = Static<typeof ErrorBody>;
 
-/** An error decided by a route: answered as-is with its status and code. */
+/**
+ * An error decided by a route: answered as-is with its status and code, and a Retry-After of
+ * `retryAfterSeconds` (a 503's default: 5).
+ */
 export class ApiError extends Error {
   override name = 'ApiError';
   constructor(
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -263,12 +267,15 @@ export function temporalBusy(refusal: TemporalRefusal): ApiError {
       429,
       'WORKFLOW_BUSY',
       `this order or parcel has as many requests in progress as the workflow service takes at once (RESOURCE_EXHAUSTED${cause}); other orders are not affected: retry once those requests have finished`,
+      5,
     );
   if (refusal.cause === 'PERSISTENCE_STORAGE_LIMIT')
     return new ApiError(
       503,
       'TEMPORAL_BUSY',
       `the workflow service refuses new work until its storage is freed (RESOURCE_EXHAUSTED${cause}): this lasts until an operator acts; reads still work`,
+      // Lasts until an operator acts: no point in retrying within seconds.
+      60,
     );
   return new ApiError(
     503,

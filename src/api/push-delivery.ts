@@ -97,7 +97,10 @@ export async function deliverPush(
       );
     // A courier retries on 503 (its contract says so), also when only this parcel's workflow is busy.
     const refused = temporalRefusal(err);
-    if (refused) throw temporalBusy({ ...refused, oneWorkflow: false });
+    if (refused) {
+      log.warn({ err, courier, eventId, cause: refused.cause }, 'courier push refused by Temporal');
+      throw temporalBusy({ ...refused, oneWorkflow: false });
+    }
     throw err;
   }
   log.info(
