@@ -53,7 +53,17 @@
 import { randomBytes } from 'node:crypto';
 import { customerToken } from '../src/api/tokens';
 import { runMain } from '../src/main-helpers';
-import { checkLine, fmt, machine, writeResult } from './support/measure';
+import {
+  checkLine,
+  fmt,
+  machine,
+  sampleProcess,
+  sampleProcessTree,
+  sleep,
+  usage,
+  writeResult,
+  type ProcSample,
+} from './support/measure';
 import { measureCeiling, type Ceiling } from './support/noop-ceiling';
 import type { Run } from './support/saga-shop';
 import { report, runStep, type Step } from './support/saga-steps';
@@ -66,6 +76,8 @@ const GOAL_SHARE = 0.8;
 const GOAL_P50_MS = 300;
 const CEILING_SECONDS = 20;
 const CEILING_CONCURRENCIES = [4, 12, 32];
+/** How long the server's idle CPU is read, after the warm-up orders and before the ceiling (s). */
+const IDLE_SECONDS = 5;
 
 /** A rate: orders/s, or (`fraction`) a share of the ceiling in orders/s. */
 type Rate = { perSecond: number } | { fraction: number };
@@ -103,23 +115,52 @@ function goal(steps: Step[], tasks: number, ceiling: Ceiling) {
   return { best, share, pass: share >= GOAL_SHARE };
 }
 
+/** The Temporal server's own CPU (cores) with nothing to do: its Postgres too on the real server (NaN on the dev server). */
+interface IdleServer {
+  server: number;
+  db: number;
+}
+
+/** Reads the server's CPU over `seconds` while no order or no-op workflow is placed. */
+async function idleServer(run: Run, seconds: number): Promise<IdleServer> {
+  const read = () => ({
+    server: run.serverPid === null ? null : sampleProcess(run.serverPid),
+    db: run.serverDbPid === null ? null : sampleProcessTree(run.serverDbPid),
+  });
+  const from = read();
+  await sleep(seconds * 1000);
+  const to = read();
+  const cores = (a: ProcSample | null, b: ProcSample | null) => usage([a, b])?.cpuCores ?? NaN;
+  return { server: cores(from.server, to.server), db: cores(from.db, to.db) };
+}
+
 /**
- * What the ratio could be where the Temporal server, not this box, is the limit: the server's
- * CPU per no-op workflow over its CPU per order, from the highest rate kept up with (else the
- * first step). On 2 cores shared with Postgres, the API, the simulators and the worker, the
- * measured ratio is the box's; this one is the server's.
+ * What the ratio could be where the Temporal server, not this box, is the limit, estimated from
+ * the server's own CPU: per no-op workflow (the ceiling's best level) over per order (the
+ * highest rate kept up with, else the first step), its idle CPU taken off both. The real
+ * server's Postgres counts on both sides, or (not read) on neither. An estimate at the rates
+ * measured: a busier server may spend less per order (its fixed costs spread over more).
  */
-function serverBound(steps: Step[], ceiling: Ceiling) {
+function serverBound(steps: Step[], ceiling: Ceiling, idle: IdleServer) {
   const kept = steps.filter((s) => s.keptUp);
   const step = kept.length > 0 ? kept[kept.length - 1]! : steps[0];
-  const orderMs = step?.usage.serverMsPerOrder ?? NaN;
-  if (!(orderMs > 0) || !(ceiling.serverMsPerWorkflow > 0)) return null;
+  const best = ceiling.levels.find((l) => l.workflowTasksPerSecond === ceiling.workflowTasksPerSecond);
+  if (!step || !best || !(step.accepted > 0) || !(best.workflowsPerSecond > 0)) return null;
+  const withDb = [step.usage.serverDbCores, best.serverDbCores, idle.db].every((c) => !Number.isNaN(c));
+  const busy = (server: number, db: number) =>
+    Math.max(0, server - idle.server) + (withDb ? Math.max(0, db - idle.db) : 0);
+  const orderMs =
+    (busy(step.usage.serverCores, step.usage.serverDbCores) * step.usage.seconds * 1000) / step.accepted;
+  const noopMs = (busy(best.serverCores, best.serverDbCores) * 1000) / best.workflowsPerSecond;
+  if (!(orderMs > 0) || !(noopMs > 0)) return null;
   return {
-    rate: step!.rate,
+    rate: step.rate,
+    idle,
+    withDb,
     orderMs,
-    noopMs: ceiling.serverMsPerWorkflow,
-    noopsPerOrder: orderMs / ceiling.serverMsPerWorkflow,
-    projectedShare: ceiling.serverMsPerWorkflow / orderMs,
+    noopMs,
+    noopsPerOrder: orderMs / noopMs,
+    projectedShare: noopMs / orderMs,
   };
 }
 
@@ -154,6 +195,10 @@ runMain(async () => {
     };
 
     const orderTasks = await countOrderTasks(run);
+    const idle = await idleServer(run, IDLE_SECONDS);
+    say(
+      `the server idle: ${fmt(idle.server, 3)} cores${Number.isNaN(idle.db) ? '' : ` + its Postgres ${fmt(idle.db, 3)}`}`,
+    );
     const tasks = orderTasks.tasks;
     say(
       `an order takes ${tasks} workflow tasks (warm-up orders: ${orderTasks.perOrder.join(', ')}; their shipment workflows ${orderTasks.perOrderShipments.join(', ')} more)`,
@@ -185,7 +230,7 @@ runMain(async () => {
     }
     const sustained = Math.max(0, ...steps.filter((s) => s.keptUp).map((s) => s.rate));
     const verdict = goal(steps, tasks, ceiling);
-    const server = serverBound(steps, ceiling);
+    const server = serverBound(steps, ceiling, idle);
     const checks = [
       ...steps.map((s) => ({
         name: `${s.rate} orders/s kept up with`,
@@ -216,7 +261,7 @@ runMain(async () => {
         ...(server === null
           ? []
           : [
-              `the server's CPU: ${fmt(server.orderMs, 1)} core-ms per order (at ${server.rate}/s) against ${fmt(ceiling.serverMsPerWorkflow, 1)} per no-op workflow of ${tasks} tasks: an order costs the server ${fmt(server.noopsPerOrder, 2)} no-op workflows, so with the server alone on its cores (the server the limit, not this box) orders/s × tasks could reach at most ${fmt(server.projectedShare, 2)} × the ceiling${stack.target === 'server' ? " (the server's own Postgres counted in both)" : ''}`,
+              `the server's own CPU, its idle ${fmt(server.idle.server, 3)} cores${server.withDb ? ` + its Postgres's ${fmt(server.idle.db, 3)}` : ''} taken off: ${fmt(server.orderMs, 1)} core-ms per order (at ${server.rate}/s) against ${fmt(server.noopMs, 1)} per no-op workflow of ${tasks} tasks (at the ceiling): an order costs the server about ${fmt(server.noopsPerOrder, 2)} no-op workflows, so with the server alone on its cores (the server the limit, not this box) orders/s × tasks would come to about ${fmt(server.projectedShare, 2)} × the ceiling at these rates${stack.target === 'server' ? (server.withDb ? " (the server's own Postgres counted on both sides)" : " (the server's own Postgres could not be read: counted on neither side)") : ''}`,
             ]),
         '',
       ].join('\n'),

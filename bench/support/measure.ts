@@ -70,9 +70,10 @@ export function sampleProcess(pid: number): ProcSample | null {
 
 /**
  * A process and everything under it as one (Postgres: its postmaster and backends): its own CPU
- * and what its reaped children used, plus each live descendant's; RSS of all of them. A
- * descendant that exits within a window counts with all of its CPU, so a window may be a little
- * high. Null when the process is gone.
+ * and what its reaped children used, plus each live descendant's, so a backend that starts or
+ * ends within a window still counts what it used in it. RSS is the sum of theirs, which counts
+ * memory they share (Postgres's shared buffers) once per process: an upper bound. Null when
+ * the process is gone.
  */
 export function sampleProcessTree(pid: number): ProcSample | null {
   const root = statOf(pid);

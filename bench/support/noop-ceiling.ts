@@ -89,28 +89,32 @@ async function level(
   let closed: ReturnType<typeof samples> | null = null;
   let closing: NodeJS.Timeout | undefined;
   let n = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (window === null ? Date.now() < giveUpAt : Date.now() < window.to) {
-        const started = Date.now();
-        await client.workflow.execute<typeof noopWorkflow>('noopWorkflow', {
-          taskQueue: TASK_QUEUE,
-          workflowId: `noop-${runId}-${n++}`,
-          args: [tasks],
-        });
-        const at = Date.now();
-        if (window === null) {
-          window = { from: at, to: at + seconds * 1000, ...samples() };
-          closing = setTimeout(() => {
-            closed = samples();
-          }, seconds * 1000);
-        } else if (at <= window.to) done.push(at - started);
-      }
-    }),
-  );
-  clearTimeout(closing);
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (window === null ? Date.now() < giveUpAt : Date.now() < window.to) {
+          const started = Date.now();
+          await client.workflow.execute<typeof noopWorkflow>('noopWorkflow', {
+            taskQueue: TASK_QUEUE,
+            workflowId: `noop-${runId}-${n++}`,
+            args: [tasks],
+          });
+          const at = Date.now();
+          if (window === null) {
+            window = { from: at, to: at + seconds * 1000, ...samples() };
+            closing = setTimeout(() => {
+              closed = samples();
+            }, window.to - Date.now());
+          } else if (at <= window.to) done.push(at - started);
+        }
+      }),
+    );
+  } finally {
+    clearTimeout(closing);
+  }
   const w = window as ReturnType<typeof samples> | null;
-  const end = closed as ReturnType<typeof samples> | null;
+  // Every workflow may have finished before the timer fired (it waits for the loop): read now then.
+  const end = (closed as ReturnType<typeof samples> | null) ?? samples();
   const cores = (from: ProcSample | null | undefined, to: ProcSample | null | undefined) =>
     !from || !to ? NaN : (usage([from, to])?.cpuCores ?? NaN);
   const perSecond = done.length / seconds;
