@@ -411,14 +411,17 @@ describe('admin actions on running workflows', () => {
   });
 
   describe('POST /v1/admin/shipments/:shipmentId/mark-delivered', () => {
-    it('a parcel the courier has collected keeps its booking when an admin marks it delivered', async () => {
-      const { orderId, shipmentId, handle } = await placeOrder('never_picked_up');
+    /**
+     * The courier collects the booked parcel: it is registered 10 h into a delivery and courier
+     * time then stands (nearly) still, so the parcel stays in the van while the test acts,
+     * however slow the machine (at the stack's speed the whole delivery once played out before
+     * a test saw the pickup). Returns its tracking number.
+     */
+    async function collectedByCourier(shipmentId: string): Promise<string> {
       const { tracking_number } = await eventually(
         () => shipmentRow(shipmentId),
         (row) => row.tracking_number !== null,
       );
-      // The courier collects it (10 h into a delivery, courier time then nearly still); the
-      // slow poll policy has not seen it yet when the admin marks it delivered.
       stack.couriers.backend.register({
         trackingNumber: tracking_number!,
         scenario: 'delivered',
@@ -426,6 +429,13 @@ describe('admin actions on running workflows', () => {
         ageMs: 10 * HOUR,
       });
       stack.couriers.backend.clock.setTimeScale(1);
+      return tracking_number!;
+    }
+
+    it('a parcel the courier has collected keeps its booking when an admin marks it delivered', async () => {
+      const { orderId, shipmentId, handle } = await placeOrder('never_picked_up');
+      // The slow poll policy has not seen the pickup yet when the admin marks it delivered.
+      const trackingNumber = await collectedByCourier(shipmentId);
       const marked = await post(`/v1/admin/shipments/${shipmentId}/mark-delivered`, {
         reason: 'the customer confirmed it by phone',
       });
@@ -433,27 +443,14 @@ describe('admin actions on running workflows', () => {
 
       // The release asked the courier, which has the parcel: nothing cancelled, nothing parked.
       expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attention: [] });
-      const parcel = stack.couriers.backend.inspect(tracking_number!)?.parcel;
+      const parcel = stack.couriers.backend.inspect(trackingNumber)?.parcel;
       expect(parcel?.cancelled).toBe(false);
       expect(await orderRow(orderId)).toMatchObject({ status: 'DELIVERED' });
     });
 
     it('a parcel the order saw collected is not cancelled at the courier when an admin marks it delivered', async () => {
       const { orderId, shipmentId, handle, total } = await placeOrder('never_picked_up', fastPolicy());
-      const { tracking_number } = await eventually(
-        () => shipmentRow(shipmentId),
-        (row) => row.tracking_number !== null,
-      );
-      // The courier collects it (10 h into a delivery) and courier time then stands (nearly)
-      // still: the parcel stays in the van while the test acts, however slow the machine. (At
-      // the stack's speed the whole delivery once played out before the test saw the pickup.)
-      stack.couriers.backend.register({
-        trackingNumber: tracking_number!,
-        scenario: 'delivered',
-        format: 'native',
-        ageMs: 10 * HOUR,
-      });
-      stack.couriers.backend.clock.setTimeScale(1);
+      await collectedByCourier(shipmentId);
       await eventually(
         () => shipmentRow(shipmentId),
         (row) => row.status === 'IN_TRANSIT',
