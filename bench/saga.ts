@@ -144,8 +144,8 @@ async function idleServer(run: Run, seconds: number): Promise<IdleServer> {
 function serverBound(steps: Step[], ceiling: Ceiling, idle: IdleServer) {
   const kept = steps.filter((s) => s.keptUp);
   const step = kept.length > 0 ? kept[kept.length - 1]! : steps[0];
-  const best = ceiling.levels.find((l) => l.workflowTasksPerSecond === ceiling.workflowTasksPerSecond);
-  if (!step || !best || !(step.accepted > 0) || !(best.workflowsPerSecond > 0)) return null;
+  const { best } = ceiling;
+  if (!step || !(step.accepted > 0) || !(best.workflowsPerSecond > 0)) return null;
   const withDb = [step.usage.serverDbCores, best.serverDbCores, idle.db].every((c) => !Number.isNaN(c));
   const busy = (server: number, db: number) =>
     Math.max(0, server - idle.server) + (withDb ? Math.max(0, db - idle.db) : 0);

@@ -54,12 +54,7 @@ export interface TemporalClient {
  */
 export const API_RETRIES: GrpcRetryOptions = {
   retryableDecider: (attempt, status) =>
-    attempt < 3 &&
-    isRetryableError(status) &&
-    !(
-      resourceExhaustedCause(status) === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT &&
-      inFlightUpdates(status)
-    ),
+    attempt < 3 && isRetryableError(status) && !updatesInFlightLimit(status),
   delayFunction: (attempt, status) =>
     (status.code === GRPC.RESOURCE_EXHAUSTED ? 250 : Math.min(250, 50 * 1.7 ** attempt)) *
     (0.8 + Math.random() * 0.4),
@@ -142,15 +137,20 @@ export function resourceExhaustedCauseName(
  * concurrent long requests (CONCURRENT_LIMIT, scope NAMESPACE for both), so its words decide.
  */
 export function oneWorkflowLimit(err: unknown): boolean {
-  const cause = resourceExhaustedCause(err);
-  if (cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW) return true;
-  return cause === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT && inFlightUpdates(err);
+  return (
+    resourceExhaustedCause(err) === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW ||
+    updatesInFlightLimit(err)
+  );
 }
 
-/** The server's words for one workflow's limit of updates in flight. */
-function inFlightUpdates(err: unknown): boolean {
+/** One workflow's limit of updates in flight: CONCURRENT_LIMIT, in the server's words for it. */
+function updatesInFlightLimit(err: unknown): boolean {
   const details = (err as { details?: unknown }).details;
-  return typeof details === 'string' && /in-flight updates/i.test(details);
+  return (
+    resourceExhaustedCause(err) === ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT &&
+    typeof details === 'string' &&
+    /in-flight updates/i.test(details)
+  );
 }
 
 const SERVING = 1;

@@ -34,8 +34,8 @@ export interface Ceiling {
   /** The best level's figures. */
   workflowsPerSecond: number;
   workflowTasksPerSecond: number;
-  /** The server's CPU per no-op workflow at the best level, the real server's Postgres included (core-ms). */
-  serverMsPerWorkflow: number;
+  /** The level with the most workflow tasks/s. */
+  best: CeilingLevel;
 }
 
 const TASK_QUEUE = 'waybill-bench-noop';
@@ -164,9 +164,7 @@ export async function measureCeiling(opts: {
       levels,
       workflowsPerSecond: best.workflowsPerSecond,
       workflowTasksPerSecond: best.workflowTasksPerSecond,
-      serverMsPerWorkflow:
-        ((best.serverCores + (Number.isNaN(best.serverDbCores) ? 0 : best.serverDbCores)) * 1000) /
-        best.workflowsPerSecond,
+      best,
     };
   } finally {
     await worker.stop();
